@@ -1,0 +1,229 @@
+/*
+ * cctx — Go's context for C.
+ *
+ * A tree of contexts through which cancellation, deadlines and request-scoped
+ * values flow from a caller to everything it starts, across threads and
+ * blocking calls. The contract is shared/spec/API.md; this header states the
+ * choices that the contract leaves open, next to the call they concern.
+ *
+ * Conventions (API.md section 0):
+ *  - Every call is thread-safe on any context the caller holds a reference to.
+ *  - Time is int64_t nanoseconds on cctx_now()'s monotonic clock. Deadline
+ *    arithmetic saturates: now + a huge timeout is CCTX_NO_DEADLINE.
+ *  - Errors are errno values: ECANCELED, ETIMEDOUT, EINVAL, ENOMEM. Calls that
+ *    return a pointer return NULL and set errno.
+ *  - Creating, cancelling, releasing and waiting calls are macros over *_at
+ *    functions that record the call site; both forms are public.
+ */
+#ifndef CCTX_H
+#define CCTX_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define CCTX_API
+#else
+#define CCTX_API __attribute__((visibility("default")))
+#endif
+
+/* ---- Time ---------------------------------------------------------------- */
+
+#define CCTX_NSEC(n) ((int64_t)(n))
+#define CCTX_USEC(n) ((int64_t)(n) * INT64_C(1000))
+#define CCTX_MSEC(n) ((int64_t)(n) * INT64_C(1000000))
+#define CCTX_SEC(n)  ((int64_t)(n) * INT64_C(1000000000))
+#define CCTX_NO_DEADLINE INT64_MAX
+
+/* The library's clock: CLOCK_MONOTONIC, or the fake clock of <cctx/testing.h>
+ * while it runs. */
+CCTX_API int64_t cctx_now(void);
+
+/* ---- 1. Contexts and references -------------------------------------------- */
+
+typedef struct cctx cctx_t;
+/* The right to cancel one context. It names the same object as the context, so
+ * it is valid exactly as long as the context is. */
+typedef struct cctx_cancel cctx_cancel_t;
+
+CCTX_API cctx_t *cctx_background(void);
+CCTX_API cctx_t *cctx_todo(void);
+
+/* cctx_ref returns ctx (NULL for NULL). On the two static roots both calls do
+ * nothing. When the last reference to a cancelable context goes, it is
+ * canceled (ECANCELED, "context canceled", origin: the releasing call), so its
+ * after-functions run, then it is detached and freed, and its parent loses
+ * the reference the child held. Releasing a long chain is a loop, never a
+ * recursion. */
+CCTX_API cctx_t *cctx_ref(cctx_t *ctx);
+CCTX_API void cctx_release_at(cctx_t *ctx, const char *file, int line, const char *func);
+#define cctx_release(ctx) cctx_release_at((ctx), __FILE__, __LINE__, __func__)
+
+static inline void cctx__auto_release(cctx_t **ctx)
+{
+    cctx_release_at(*ctx, __FILE__, __LINE__, "CCTX_AUTO");
+}
+/* Releases a local context when it goes out of scope (GCC and Clang). */
+#define CCTX_AUTO __attribute__((cleanup(cctx__auto_release)))
+
+/* ---- 2. Deriving contexts ------------------------------------------------- */
+
+/* Each returns a new context holding one reference that the caller owns, or
+ * NULL with errno EINVAL (NULL parent, NULL key) or ENOMEM (nothing changed).
+ * `cancel` may be NULL. A child of a context that is already done is born done
+ * with the parent's error and cause.
+ *
+ * Deadlines: the effective deadline is the earliest on the chain. A deadline
+ * that is not earlier than the parent's, or that is CCTX_NO_DEADLINE, gives a
+ * plain cancelable context (the parent's deadline, if any, wins and its cause
+ * is the one reported). A deadline at or before cctx_now() gives a context
+ * born done with ETIMEDOUT whose cause names this call. A negative timeout is
+ * such a deadline; a timeout too large to add saturates to no deadline. */
+CCTX_API cctx_t *cctx_with_cancel_at(cctx_t *parent, cctx_cancel_t **cancel,
+                                     const char *file, int line, const char *func);
+CCTX_API cctx_t *cctx_with_deadline_cause_at(cctx_t *parent, int64_t deadline, int code,
+                                             const char *msg, cctx_cancel_t **cancel,
+                                             const char *file, int line, const char *func);
+CCTX_API cctx_t *cctx_with_timeout_cause_at(cctx_t *parent, int64_t timeout, int code,
+                                            const char *msg, cctx_cancel_t **cancel,
+                                            const char *file, int line, const char *func);
+/* The key is compared by address. destroy(value), if given, runs once when the
+ * context is freed (also when the derivation itself fails with ENOMEM, so the
+ * caller never has to clean up a value it handed over; not on EINVAL). */
+CCTX_API cctx_t *cctx_with_value_at(cctx_t *parent, const void *key, void *value,
+                                    void (*destroy)(void *value),
+                                    const char *file, int line, const char *func);
+/* The parent's values; no deadline; never canceled (Go 1.21's WithoutCancel). */
+CCTX_API cctx_t *cctx_without_cancel_at(cctx_t *parent, const char *file, int line,
+                                        const char *func);
+
+#define CCTX__SITE __FILE__, __LINE__, __func__
+#define cctx_with_cancel(parent, cancel) cctx_with_cancel_at((parent), (cancel), CCTX__SITE)
+#define cctx_with_deadline(parent, deadline, cancel) \
+    cctx_with_deadline_cause_at((parent), (deadline), 0, NULL, (cancel), CCTX__SITE)
+#define cctx_with_timeout(parent, timeout, cancel) \
+    cctx_with_timeout_cause_at((parent), (timeout), 0, NULL, (cancel), CCTX__SITE)
+#define cctx_with_deadline_cause(parent, deadline, code, msg, cancel) \
+    cctx_with_deadline_cause_at((parent), (deadline), (code), (msg), (cancel), CCTX__SITE)
+#define cctx_with_timeout_cause(parent, timeout, code, msg, cancel) \
+    cctx_with_timeout_cause_at((parent), (timeout), (code), (msg), (cancel), CCTX__SITE)
+#define cctx_with_value(parent, key, value, destroy) \
+    cctx_with_value_at((parent), (key), (value), (destroy), CCTX__SITE)
+#define cctx_without_cancel(parent) cctx_without_cancel_at((parent), CCTX__SITE)
+
+/* ---- 3. Cancelling -------------------------------------------------------- */
+
+/* Idempotent and thread-safe; the first cancellation wins. When it returns,
+ * cctx_err of the context and of every descendant is non-zero (if another
+ * thread's cancellation reached part of the tree first, this call waits for
+ * that thread to finish marking its part). After-functions run on the calling
+ * thread after the marking, outside every lock. cctx_cancel(NULL) does
+ * nothing. A NULL msg means "context canceled". */
+CCTX_API void cctx_cancel_at(cctx_cancel_t *cancel, const char *file, int line, const char *func);
+CCTX_API void cctx_cancel_cause_at(cctx_cancel_t *cancel, int code, const char *msg,
+                                   const char *file, int line, const char *func);
+#define cctx_cancel(cancel) cctx_cancel_at((cancel), CCTX__SITE)
+#define cctx_cancel_cause(cancel, code, msg) \
+    cctx_cancel_cause_at((cancel), (code), (msg), CCTX__SITE)
+
+/* ---- 4. Reading a context ------------------------------------------------- */
+
+/* 0 while active, ECANCELED or ETIMEDOUT after; EINVAL for NULL. One atomic
+ * load for a cancelable context; a value context asks its nearest cancelable
+ * ancestor. */
+CCTX_API int cctx_err(const cctx_t *ctx);
+/* false when there is no deadline on the chain (or ctx is NULL). */
+CCTX_API bool cctx_deadline(const cctx_t *ctx, int64_t *deadline);
+/* deadline - now, CCTX_NO_DEADLINE if none (or ctx is NULL). */
+CCTX_API int64_t cctx_remaining(const cctx_t *ctx);
+/* The value of the nearest context on the chain with this key, or NULL
+ * (also for a NULL ctx or key, with errno EINVAL). */
+CCTX_API void *cctx_value(const cctx_t *ctx, const void *key);
+
+typedef struct cctx_cause {
+    int err;          /* 0, ECANCELED or ETIMEDOUT, as cctx_err                   */
+    int code;         /* the code given with the cause, 0 if none                  */
+    const char *msg;  /* never NULL when err != 0                                   */
+    const char *file; /* where the cancellation started: the cctx_cancel call, the */
+    int line;         /* releasing call, or the cctx_with_deadline/timeout call    */
+    const char *func; /* whose deadline fired                                      */
+    int64_t when;     /* cctx_now() at the moment of cancellation                  */
+} cctx_cause_t;
+/* Fills out (all zero/NULL while active) and returns out->err; EINVAL for a
+ * NULL argument. Strings stay valid while the caller holds ctx. */
+CCTX_API int cctx_cause(const cctx_t *ctx, cctx_cause_t *out);
+
+/* ---- 5. Waiting ----------------------------------------------------------- */
+
+/* Readable (POLLIN) once ctx is done; never read, write or close it. Made on
+ * first request (an eventfd on Linux, a pipe elsewhere). A context that can
+ * never end shares one descriptor that never becomes readable. -1 with errno
+ * (EINVAL, EMFILE, ENFILE) on failure. */
+CCTX_API int cctx_done_fd(cctx_t *ctx);
+
+/* Timeouts below are measured on cctx_now()'s clock: under the fake clock they
+ * end when cctx_fake_clock_advance moves the clock past them. A negative
+ * timeout waits without limit (on a context that can never end, forever, as
+ * receiving from Go's nil Done channel does). */
+
+/* Returns cctx_err(ctx) once done, 0 if the timeout passed first, EINVAL for
+ * NULL, ENOMEM if a fake-clock wait could not be set up. */
+CCTX_API int cctx_wait_at(const cctx_t *ctx, int64_t timeout, const char *file, int line,
+                          const char *func);
+/* 0 after the full duration, else cctx_err(ctx) (at once if already done). */
+CCTX_API int cctx_sleep_at(cctx_t *ctx, int64_t duration, const char *file, int line,
+                           const char *func);
+/* The lowest index of a done context, or -1: errno ETIMEDOUT when the timeout
+ * passed first, EINVAL for a NULL array or element, or n == 0, ENOMEM. */
+CCTX_API int cctx_wait_any_at(cctx_t *const *ctxs, size_t n, int64_t timeout,
+                              const char *file, int line, const char *func);
+#define cctx_wait(ctx, timeout) cctx_wait_at((ctx), (timeout), CCTX__SITE)
+#define cctx_sleep(ctx, duration) cctx_sleep_at((ctx), (duration), CCTX__SITE)
+#define cctx_wait_any(ctxs, n, timeout) cctx_wait_any_at((ctxs), (n), (timeout), CCTX__SITE)
+
+/* ---- 6. After-functions --------------------------------------------------- */
+
+/* Caller-owned storage; registering allocates nothing. Zero it (or let
+ * cctx_after_func fill it) before use; it must not move while registered. */
+typedef struct cctx_after {
+    void *opaque[8];
+} cctx_after_t;
+
+/* fn(arg) runs exactly once after ctx is done, on the thread that ended it,
+ * outside the library's locks, unless cctx_after_stop stops it first. If ctx
+ * is already done it runs now, before this returns. On a context that can
+ * never end it is registered and never runs. 0, or EINVAL for NULL ctx, reg
+ * or fn. */
+CCTX_API int cctx_after_func_at(cctx_t *ctx, cctx_after_t *reg, void (*fn)(void *arg), void *arg,
+                                const char *file, int line, const char *func);
+#define cctx_after_func(ctx, reg, fn, arg) cctx_after_func_at((ctx), (reg), (fn), (arg), CCTX__SITE)
+/* true: fn will never run. false: it ran, is running (this call then waits
+ * for it, unless called from inside fn), or reg was already stopped. */
+CCTX_API bool cctx_after_stop(cctx_after_t *reg);
+
+/* ---- 7. Seeing inside ----------------------------------------------------- */
+
+/* The name is copied. EINVAL for NULL ctx or for the static roots (their
+ * names are fixed: "background" and "todo"); ENOMEM. A NULL name clears it. */
+CCTX_API int cctx_set_name(cctx_t *ctx, const char *name);
+CCTX_API const char *cctx_name(const cctx_t *ctx);
+
+enum { CCTX_DUMP_TEXT = 0, CCTX_DUMP_JSON = 1, CCTX_DUMP_DOT = 2 };
+/* Writes the live tree under root: every cancelable descendant still attached
+ * (a canceled context drops its children from the tree, as Go's does), with
+ * the value and without-cancel contexts between them shown on the way.
+ * 0, EINVAL (NULL root or out, unknown format), ENOMEM, or EIO. */
+CCTX_API int cctx_dump(cctx_t *root, FILE *out, int format);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CCTX_H */

@@ -1,0 +1,33 @@
+/*
+ * cctx/testing.h — a fake clock for testing deadline logic exactly.
+ *
+ * While the fake clock runs, cctx_now() returns virtual time, deadlines fire
+ * only when cctx_fake_clock_advance moves the clock past them, and the timeouts
+ * of cctx_wait, cctx_sleep and cctx_wait_any are measured on the fake clock.
+ * Start it before creating the deadlines it is to govern: deadlines armed on
+ * the real clock are compared with virtual time while it runs.
+ */
+#ifndef CCTX_TESTING_H
+#define CCTX_TESTING_H
+
+#include <cctx.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* From now on cctx_now() is virtual and starts at `now`. */
+CCTX_API void cctx_fake_clock_start(int64_t now);
+/* Moves the virtual clock by d (negative d is ignored: the clock is
+ * monotonic). Every deadline now due has fired, in deadline order, and its
+ * after-functions have run, on the calling thread, before this returns. */
+CCTX_API void cctx_fake_clock_advance(int64_t d);
+/* Back to the real monotonic clock; deadlines still armed are then measured
+ * on it. */
+CCTX_API void cctx_fake_clock_stop(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CCTX_TESTING_H */

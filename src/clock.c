@@ -1,0 +1,41 @@
+/*
+ * The library's clock: CLOCK_MONOTONIC, or the fake clock of <cctx/testing.h>.
+ */
+#include <cctx/testing.h>
+
+#include "internal.h"
+
+_Atomic int cctx__fake_on;
+_Atomic int64_t cctx__fake_now;
+
+int64_t cctx_now(void)
+{
+    if (cctx__unlikely(atomic_load_explicit(&cctx__fake_on, memory_order_relaxed)))
+        return atomic_load_explicit(&cctx__fake_now, memory_order_acquire);
+    return cctx__os_now();
+}
+
+int64_t cctx__sat_add(int64_t a, int64_t b)
+{
+    int64_t r;
+    if (__builtin_add_overflow(a, b, &r))
+        return b > 0 ? INT64_MAX : INT64_MIN;
+    return r;
+}
+
+void cctx_fake_clock_start(int64_t now)
+{
+    cctx__timer_set_fake(1, now, 0);
+}
+
+void cctx_fake_clock_advance(int64_t d)
+{
+    if (d <= 0 || !atomic_load(&cctx__fake_on))
+        return;
+    cctx__timer_set_fake(1, 0, d);
+}
+
+void cctx_fake_clock_stop(void)
+{
+    cctx__timer_set_fake(0, 0, 0);
+}

@@ -1,0 +1,296 @@
+/*
+ * Seeing inside: names and cctx_dump.
+ *
+ * Names live in a side table keyed by the context's address, so that no
+ * context pays for a name it does not have; a context with a name has the
+ * NAMED bit set, and only those consult the table when freed. The table's
+ * lock nests inside nothing.
+ *
+ * cctx_dump walks the tree iteratively with a growable stack of referenced
+ * contexts: under each node's lock it takes a reference on every child still
+ * alive, so the walk never touches a freed context, and prints it after
+ * dropping the lock. A child linked under its source through value or
+ * without-cancel contexts is shown with that chain ("via ...").
+ */
+#define _GNU_SOURCE
+#include <inttypes.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* ---- Names ------------------------------------------------------------------ */
+
+struct name {
+    const struct cctx *ctx;
+    struct name *next;
+    char text[];
+};
+
+#define NAME_BUCKETS 256
+static struct name *names[NAME_BUCKETS];
+static pthread_mutex_t names_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct name **name_slot(const struct cctx *c)
+{
+    struct name **pp = &names[((uintptr_t)c >> 4) % NAME_BUCKETS];
+    while (*pp && (*pp)->ctx != c)
+        pp = &(*pp)->next;
+    return pp;
+}
+
+int cctx_set_name(cctx_t *ctx, const char *name)
+{
+    if (!ctx || cctx__kind(ctx) == KIND_ROOT)
+        return EINVAL;
+    struct name *n = NULL;
+    if (name) {
+        size_t len = strlen(name) + 1;
+        n = cctx__alloc(sizeof *n + len);
+        if (!n)
+            return ENOMEM;
+        n->ctx = ctx;
+        memcpy(n->text, name, len);
+    }
+    pthread_mutex_lock(&names_lock);
+    struct name **pp = name_slot(ctx), *old = *pp;
+    if (old)
+        *pp = old->next;
+    if (n) {
+        n->next = names[((uintptr_t)ctx >> 4) % NAME_BUCKETS];
+        names[((uintptr_t)ctx >> 4) % NAME_BUCKETS] = n;
+        atomic_fetch_or(&ctx->word, WORD_NAMED);
+    }
+    pthread_mutex_unlock(&names_lock);
+    cctx__free(old);
+    return 0;
+}
+
+const char *cctx_name(const cctx_t *ctx)
+{
+    if (!ctx)
+        return NULL;
+    if (cctx__kind(ctx) == KIND_ROOT)
+        return ctx == cctx_background() ? "background" : "todo";
+    if (!(atomic_load_explicit(&((struct cctx *)ctx)->word, memory_order_acquire) & WORD_NAMED))
+        return NULL;
+    pthread_mutex_lock(&names_lock);
+    struct name *n = *name_slot(ctx);
+    pthread_mutex_unlock(&names_lock);
+    return n ? n->text : NULL;
+}
+
+void cctx__name_forget(struct cctx *c)
+{
+    pthread_mutex_lock(&names_lock);
+    struct name **pp = name_slot(c), *old = *pp;
+    if (old)
+        *pp = old->next;
+    pthread_mutex_unlock(&names_lock);
+    cctx__free(old);
+}
+
+/* ---- Dump ------------------------------------------------------------------- */
+
+static const char *kind_name(const struct cctx *c)
+{
+    switch (cctx__kind(c)) {
+    case KIND_ROOT: return "root";
+    case KIND_CANCEL: return "cancel";
+    case KIND_TIMER: return "deadline";
+    case KIND_VALUE: return "value";
+    default: return "without_cancel";
+    }
+}
+
+static const char *err_name(int err)
+{
+    return err == ECANCELED ? "ECANCELED" : err == ETIMEDOUT ? "ETIMEDOUT" : "0";
+}
+
+/* Writes s as the body of a JSON or DOT string (both escape " and \). */
+static void put_escaped(FILE *out, const char *s)
+{
+    for (; s && *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            fprintf(out, "\\%c", ch);
+        else if (ch < 0x20)
+            fprintf(out, "\\u%04x", ch);
+        else
+            fputc(ch, out);
+    }
+}
+
+struct frame {
+    struct cctx *ctx;
+    struct cctx *lister; /* the node whose list it was found in (NULL: the root) */
+    int depth;
+    int refd; /* we hold a reference to drop */
+};
+
+struct stack {
+    struct frame *f;
+    size_t n, cap;
+};
+
+static int push(struct stack *s, struct frame f)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 64;
+        struct frame *g = realloc(s->f, cap * sizeof *g);
+        if (!g)
+            return ENOMEM;
+        s->f = g;
+        s->cap = cap;
+    }
+    s->f[s->n++] = f;
+    return 0;
+}
+
+/* Takes a reference on each live child of c and pushes it, in list order
+ * reversed so that the walk prints them in list order. Counts them all. */
+static int push_children(struct stack *s, struct cctx *c, int depth, size_t *count)
+{
+    *count = 0;
+    struct cctx__cancelable *src = cctx__source(c);
+    if (!src || &src->head != c)
+        return 0;
+    size_t first = s->n;
+    int err = 0;
+    cctx__lock(c);
+    for (struct cctx__node *n = src->children; n; n = n->next) {
+        if (n->pprev & NODE_AFTER)
+            continue;
+        struct cctx *child = (struct cctx *)((char *)n - offsetof(struct cctx__cancelable, link));
+        (*count)++;
+        if (err || !cctx__try_ref(child))
+            continue;
+        if ((err = push(s, (struct frame){child, c, depth + 1, 1})) != 0)
+            cctx_release(child); /* not the last reference: c's list held it */
+    }
+    cctx__unlock(c);
+    for (size_t i = first, j = s->n; i + 1 < j; i++, j--) {
+        struct frame t = s->f[i];
+        s->f[i] = s->f[j - 1];
+        s->f[j - 1] = t;
+    }
+    return err;
+}
+
+static void print_node(FILE *out, int format, const struct frame *f, size_t children,
+                       int first_sibling)
+{
+    struct cctx *c = f->ctx;
+    cctx_cause_t cause;
+    int err = cctx_cause(c, &cause);
+    int64_t deadline = 0;
+    bool has_deadline = cctx_deadline(c, &deadline);
+    int64_t left = has_deadline ? cctx_remaining(c) : 0;
+    const char *name = cctx_name(c);
+    unsigned refs = cctx__kind(c) == KIND_ROOT ? 0 : atomic_load(&c->refs) - (unsigned)f->refd;
+
+    if (format == CCTX_DUMP_TEXT) {
+        fprintf(out, "%*s%s %p", f->depth * 2, "", kind_name(c), (void *)c);
+        if (name)
+            fprintf(out, " \"%s\"", name);
+        fprintf(out, " made at %s:%d in %s", c->file, c->line, c->func);
+        fprintf(out, ", %s", err ? err_name(err) : "active");
+        if (err)
+            fprintf(out, " (code %d, \"%s\", at %s:%d in %s, t=%" PRId64 ")", cause.code,
+                    cause.msg, cause.file, cause.line, cause.func, cause.when);
+        if (has_deadline)
+            fprintf(out, ", deadline %" PRId64 " (%" PRId64 " ns left)", deadline, left);
+        fprintf(out, ", refs %u, children %zu\n", refs, children);
+        for (struct cctx *v = c->parent; f->lister && v && v != f->lister; v = v->parent)
+            fprintf(out, "%*s  via %s %p made at %s:%d in %s\n", f->depth * 2, "", kind_name(v),
+                    (void *)v, v->file, v->line, v->func);
+    } else if (format == CCTX_DUMP_JSON) {
+        fprintf(out, "%s{\"id\":\"%p\",\"kind\":\"%s\",\"name\":", first_sibling ? "" : ",",
+                (void *)c, kind_name(c));
+        if (name) {
+            fputc('"', out);
+            put_escaped(out, name);
+            fputc('"', out);
+        } else {
+            fputs("null", out);
+        }
+        fprintf(out, ",\"file\":\"");
+        put_escaped(out, c->file);
+        fprintf(out, "\",\"line\":%d,\"func\":\"", c->line);
+        put_escaped(out, c->func);
+        fprintf(out, "\",\"state\":\"%s\",\"err\":\"%s\"", err ? "done" : "active",
+                err_name(err));
+        if (err) {
+            fprintf(out, ",\"cause\":{\"code\":%d,\"msg\":\"", cause.code);
+            put_escaped(out, cause.msg);
+            fprintf(out, "\",\"file\":\"");
+            put_escaped(out, cause.file);
+            fprintf(out, "\",\"line\":%d,\"func\":\"", cause.line);
+            put_escaped(out, cause.func);
+            fprintf(out, "\",\"when\":%" PRId64 "}", cause.when);
+        }
+        if (has_deadline)
+            fprintf(out, ",\"deadline\":%" PRId64 ",\"remaining\":%" PRId64, deadline, left);
+        fprintf(out, ",\"refs\":%u,\"child_count\":%zu,\"via\":[", refs, children);
+        for (struct cctx *v = c->parent; f->lister && v && v != f->lister; v = v->parent)
+            fprintf(out, "%s{\"id\":\"%p\",\"kind\":\"%s\"}", v == c->parent ? "" : ",",
+                    (void *)v, kind_name(v));
+        fprintf(out, "],\"children\":[");
+    } else {
+        fprintf(out, "  \"%p\" [label=\"%s", (void *)c, kind_name(c));
+        if (name) {
+            fputs(" ", out);
+            put_escaped(out, name);
+        }
+        fprintf(out, "\\n");
+        put_escaped(out, c->file);
+        fprintf(out, ":%d\\n%s\", color=%s];\n", c->line, err ? err_name(err) : "active",
+                err ? "red" : "green");
+        if (f->lister)
+            fprintf(out, "  \"%p\" -> \"%p\";\n", (void *)f->lister, (void *)c);
+    }
+}
+
+int cctx_dump(cctx_t *root, FILE *out, int format)
+{
+    if (!root || !out || format < CCTX_DUMP_TEXT || format > CCTX_DUMP_DOT)
+        return EINVAL;
+    struct stack s = {0};
+    int err = push(&s, (struct frame){root, NULL, 0, 0});
+    int open = 0; /* JSON: objects opened and not closed yet */
+    if (format == CCTX_DUMP_JSON)
+        fputc('[', out);
+    else if (format == CCTX_DUMP_DOT)
+        fprintf(out, "digraph cctx {\n  node [shape=box];\n");
+    while (!err && s.n > 0) {
+        struct frame f = s.f[--s.n];
+        /* JSON: a node as deep as this one printed last means a sibling came
+         * before it; close every object down to this depth. */
+        int first_sibling = open <= f.depth;
+        for (; open > f.depth; open--)
+            fputs("]}", out);
+        size_t children;
+        err = push_children(&s, f.ctx, f.depth, &children);
+        print_node(out, format, &f, children, first_sibling);
+        open = f.depth + 1;
+        if (f.refd)
+            cctx_release(f.ctx);
+    }
+    while (s.n > 0) { /* out of memory: drop what is still held */
+        struct frame f = s.f[--s.n];
+        if (f.refd)
+            cctx_release(f.ctx);
+    }
+    free(s.f);
+    if (format == CCTX_DUMP_JSON) {
+        for (; open > 0; open--)
+            fputs("]}", out);
+        fputs("]\n", out);
+    } else if (format == CCTX_DUMP_DOT) {
+        fputs("}\n", out);
+    }
+    if (err)
+        return err;
+    return ferror(out) ? EIO : 0;
+}

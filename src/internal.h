@@ -1,0 +1,200 @@
+/*
+ * Internal layout of contexts, shared by the library's source files.
+ *
+ * Kinds. Every context starts with the same 40-byte head. Cancelable contexts
+ * (CANCEL, TIMER) add a place in their parent's list, a list of their own
+ * children and after-functions, a cause and a done descriptor. VALUE contexts
+ * add a key and a value and are in no list: cancellation reaches their
+ * descendants through the nearest cancelable ancestor (the "source"), to which
+ * those descendants attach directly, as Go's propagateCancel does.
+ * ROOT (background, todo) and DETACHED (without_cancel) never end.
+ *
+ * The state word (head.state): bits 0-7 hold the error (0, ECANCELED or
+ * ETIMEDOUT); bit 30 (FORWARD) marks a value context, whose error is its
+ * source's; bit 31 (WAITERS) says a thread may sleep on the word in
+ * cctx__os_wait. The error is written once, under the context's lock.
+ *
+ * The flags word (head.word): bits 0-1 are the context's lock (0 free,
+ * 1 held, 2 held with sleepers); bits 8-11 the kind (set before the context
+ * is published, never changed); bit 12 NAMED (a name is in the name table).
+ *
+ * Lock order. A thread holds at most one context lock at a time, except the
+ * timer lock, which is never taken while a context lock is held and under
+ * which no context lock is taken. The name table's lock nests inside nothing.
+ *
+ * Lifetimes. Every derived context holds a reference on its parent; a
+ * context's list links (children, after-functions) are guarded by its lock;
+ * a node found in a list is kept alive by taking a reference on it under the
+ * list owner's lock (try_ref fails once its count reached zero, and then its
+ * releaser, who must take the same lock to unlink it, owns it).
+ */
+#ifndef CCTX_INTERNAL_H
+#define CCTX_INTERNAL_H
+
+#include <cctx.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "os.h"
+
+#define cctx__likely(x) __builtin_expect(!!(x), 1)
+#define cctx__unlikely(x) __builtin_expect(!!(x), 0)
+
+enum cctx__kind { KIND_ROOT = 1, KIND_CANCEL, KIND_TIMER, KIND_VALUE, KIND_DETACHED };
+
+#define STATE_ERR 0xffu
+#define STATE_FORWARD (1u << 30)
+#define STATE_WAITERS (1u << 31)
+
+#define WORD_LOCK 3u
+#define WORD_KIND_SHIFT 8
+#define WORD_NAMED (1u << 12)
+
+struct cctx {
+    _Atomic uint32_t state;
+    _Atomic uint32_t refs;
+    _Atomic uint32_t word;
+    int32_t line;        /* creation site */
+    struct cctx *parent; /* holds a reference; NULL for the roots */
+    const char *file;
+    const char *func;
+};
+
+/* A list node. pprev points at the pointer that points at this node; its bit 0
+ * tags after-function registrations; pprev == 0 means "in no list". */
+struct cctx__node {
+    struct cctx__node *next;
+    uintptr_t pprev;
+};
+#define NODE_AFTER ((uintptr_t)1)
+
+/* Why a context ended. Owned by the context where the cancellation started
+ * (origin), freed with it; descendants point at their origin's record, and
+ * each holds its origin alive through the chain of parent references. */
+struct cctx__cause {
+    struct cctx *origin;     /* NULL for the static out-of-memory records */
+    _Atomic uint32_t marked; /* 1 once every descendant it reached is marked */
+    int err, code, line;
+    const char *msg, *file, *func;
+    int64_t when;
+};
+
+struct cctx__cancelable {
+    struct cctx head;
+    struct cctx__node link;     /* in the source's list */
+    struct cctx__node *children; /* children and after-functions */
+    struct cctx__cause *_Atomic cause;
+    _Atomic uint32_t fd1; /* done descriptor + 1; 0: none yet */
+    uint32_t unused;
+};
+
+struct cctx__timer {
+    struct cctx__cancelable c;
+    int64_t deadline;
+    _Atomic uint32_t slot; /* heap index + 1; 0: not armed. Guarded by the timer lock */
+    int32_t code;          /* the cause given by the _cause variants */
+    const char *msg;       /* NULL, or a copy stored right after the struct */
+};
+
+struct cctx__value {
+    struct cctx head;
+    const void *key;
+    void *value;
+    void (*destroy)(void *value);
+};
+
+/* cctx_after_t's storage seen from inside. */
+struct cctx__after {
+    struct cctx__node link;
+    void (*fn)(void *arg);
+    void *arg;
+    struct cctx__cancelable *owner;
+    _Atomic uint32_t state;
+};
+enum {
+    AFTER_IDLE = 0,   /* never registered */
+    AFTER_REGISTERED, /* in owner's list */
+    AFTER_NEVER,      /* on a context that can never end */
+    AFTER_STOPPING,   /* a stopper claimed it and is unlinking it */
+    AFTER_STOPPED,
+    AFTER_QUEUED, /* taken out of the list by a canceller, about to run */
+    AFTER_RUNNING,
+    AFTER_DONE,
+};
+#define AFTER_STATE 0xffu
+#define AFTER_WAITERS (1u << 31)
+
+static inline enum cctx__kind cctx__kind(const struct cctx *c)
+{
+    return (enum cctx__kind)((atomic_load_explicit(&((struct cctx *)c)->word,
+                                                   memory_order_relaxed) >>
+                              WORD_KIND_SHIFT) & 0xf);
+}
+
+static inline int cctx__cancelable_kind(enum cctx__kind k)
+{
+    return k == KIND_CANCEL || k == KIND_TIMER;
+}
+
+/* The nearest cancelable context at or above c, or NULL when nothing above c
+ * can ever end it. Parents never change, so the answer never does either. */
+static inline struct cctx__cancelable *cctx__source(const struct cctx *c)
+{
+    for (;;) {
+        enum cctx__kind k = cctx__kind(c);
+        if (cctx__cancelable_kind(k))
+            return (struct cctx__cancelable *)c;
+        if (k != KIND_VALUE)
+            return NULL;
+        c = c->parent;
+    }
+}
+
+/* tree.c */
+void cctx__lock(struct cctx *c);
+void cctx__unlock(struct cctx *c);
+int cctx__try_ref(struct cctx *c);
+void cctx__node_push(struct cctx__node **head, struct cctx__node *n, uintptr_t tag);
+void cctx__node_unlink(struct cctx__node *n);
+cctx_t *cctx__with_deadline(cctx_t *parent, int64_t deadline, int code, const char *msg,
+                            cctx_cancel_t **cancel, const char *file, int line,
+                            const char *func);
+
+/* cancel.c */
+void cctx__cancel(struct cctx__cancelable *c, int err, int code, const char *msg,
+                  const char *file, int line, const char *func);
+/* Waits until the marking phase that ended c has reached every descendant. */
+void cctx__wait_marked(struct cctx__cancelable *c);
+struct cctx__cause *cctx__cause_new(struct cctx *origin, int err, int code, const char *msg,
+                                    const char *file, int line, const char *func);
+void cctx__cause_free(struct cctx__cause *cause, struct cctx *origin);
+
+/* after.c */
+/* Runs the registrations a canceller took out of lists (state QUEUED),
+ * threaded through their link.next, in order. */
+void cctx__after_run_list(struct cctx__node *list);
+/* Waits until a registration that a stopper claimed (STOPPING) is STOPPED. */
+void cctx__after_wait_stopper(struct cctx__after *a);
+
+/* timer.c */
+int cctx__timer_arm(struct cctx__timer *t);
+void cctx__timer_disarm(struct cctx__timer *t);
+
+/* clock.c */
+extern _Atomic int cctx__fake_on;
+extern _Atomic int64_t cctx__fake_now;
+void cctx__timer_set_fake(int on, int64_t now, int64_t advance);
+int64_t cctx__sat_add(int64_t a, int64_t b);
+
+/* dump.c: the name table */
+void cctx__name_forget(struct cctx *c);
+
+/* Allocation, with the test hooks of testhooks.h. */
+void *cctx__alloc(size_t size);
+void cctx__free(void *p);
+
+/* Reports a broken invariant that would corrupt memory, and aborts. */
+_Noreturn void cctx__fatal(const char *what, const char *file, int line, const char *func);
+
+#endif

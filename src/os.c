@@ -1,0 +1,174 @@
+/*
+ * The operating-system layer (see os.h). Nothing else in the library makes a
+ * system call except the timer thread's pthread calls.
+ */
+#define _GNU_SOURCE
+#include "os.h"
+
+#include <cctx.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <time.h>
+#include <unistd.h>
+
+int64_t cctx__os_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+
+int cctx__os_wait(_Atomic uint32_t *word, uint32_t expected, int64_t deadline)
+{
+    struct timespec ts, *tsp = NULL;
+    if (deadline != CCTX_NO_DEADLINE) {
+        if (deadline < 0)
+            deadline = 0;
+        ts.tv_sec = deadline / 1000000000;
+        ts.tv_nsec = deadline % 1000000000;
+        tsp = &ts;
+    }
+    /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time, so spurious
+     * wake-ups never stretch the total wait. */
+    long r = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG,
+                     expected, tsp, NULL, FUTEX_BITSET_MATCH_ANY);
+    if (r == -1 && errno == ETIMEDOUT)
+        return ETIMEDOUT;
+    return 0;
+}
+
+void cctx__os_wake(_Atomic uint32_t *word)
+{
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, INT32_MAX, NULL, NULL, 0);
+}
+
+int cctx__os_event_new(void)
+{
+    return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+}
+
+void cctx__os_event_signal(int fd)
+{
+    uint64_t one = 1;
+    /* EAGAIN only when the counter would overflow: it is readable then anyway. */
+    ssize_t r = write(fd, &one, sizeof one);
+    (void)r;
+}
+
+void cctx__os_event_close(int fd)
+{
+    close(fd);
+}
+
+#else /* portable fallback */
+#include <pthread.h>
+#include <stdlib.h>
+
+/* Waiters hash on the word's address into a stripe; a wake broadcasts its
+ * stripe. Spurious wake-ups are allowed by the contract of cctx__os_wait. */
+#define STRIPES 64
+static struct stripe {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+} stripes[STRIPES];
+static pthread_once_t stripes_once = PTHREAD_ONCE_INIT;
+
+static void stripes_init(void)
+{
+    for (int i = 0; i < STRIPES; i++) {
+        pthread_condattr_t a;
+        pthread_condattr_init(&a);
+        pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+        pthread_mutex_init(&stripes[i].lock, NULL);
+        pthread_cond_init(&stripes[i].cond, &a);
+        pthread_condattr_destroy(&a);
+    }
+}
+
+static struct stripe *stripe_of(_Atomic uint32_t *word)
+{
+    pthread_once(&stripes_once, stripes_init);
+    return &stripes[((uintptr_t)word >> 4) % STRIPES];
+}
+
+int cctx__os_wait(_Atomic uint32_t *word, uint32_t expected, int64_t deadline)
+{
+    struct stripe *s = stripe_of(word);
+    int r = 0;
+    pthread_mutex_lock(&s->lock);
+    if (atomic_load(word) == expected) {
+        if (deadline == CCTX_NO_DEADLINE) {
+            pthread_cond_wait(&s->cond, &s->lock);
+        } else {
+            struct timespec ts = {deadline / 1000000000, deadline % 1000000000};
+            r = pthread_cond_timedwait(&s->cond, &s->lock, &ts) == ETIMEDOUT ? ETIMEDOUT : 0;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}
+
+void cctx__os_wake(_Atomic uint32_t *word)
+{
+    struct stripe *s = stripe_of(word);
+    pthread_mutex_lock(&s->lock);
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* The pipe's write end is kept in a table indexed by the read end. */
+static pthread_mutex_t pipes_lock = PTHREAD_MUTEX_INITIALIZER;
+static int *pipe_writer;
+static int pipe_writers;
+
+int cctx__os_event_new(void)
+{
+    int p[2];
+    if (pipe(p) != 0)
+        return -1;
+    for (int i = 0; i < 2; i++) {
+        fcntl(p[i], F_SETFD, FD_CLOEXEC);
+        fcntl(p[i], F_SETFL, O_NONBLOCK);
+    }
+    pthread_mutex_lock(&pipes_lock);
+    if (p[0] >= pipe_writers) {
+        int n = p[0] * 2 + 16;
+        int *grown = realloc(pipe_writer, sizeof *grown * (size_t)n);
+        if (!grown) {
+            pthread_mutex_unlock(&pipes_lock);
+            close(p[0]);
+            close(p[1]);
+            errno = ENOMEM;
+            return -1;
+        }
+        pipe_writer = grown;
+        pipe_writers = n;
+    }
+    pipe_writer[p[0]] = p[1];
+    pthread_mutex_unlock(&pipes_lock);
+    return p[0];
+}
+
+void cctx__os_event_signal(int fd)
+{
+    pthread_mutex_lock(&pipes_lock);
+    int w = pipe_writer[fd];
+    pthread_mutex_unlock(&pipes_lock);
+    char c = 1;
+    ssize_t r = write(w, &c, 1);
+    (void)r;
+}
+
+void cctx__os_event_close(int fd)
+{
+    pthread_mutex_lock(&pipes_lock);
+    close(pipe_writer[fd]);
+    pthread_mutex_unlock(&pipes_lock);
+    close(fd);
+}
+#endif

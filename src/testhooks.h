@@ -1,0 +1,20 @@
+/*
+ * Internal hooks for the library's own tests (not installed, not exported from
+ * the shared library; the test runner links the library's objects directly).
+ */
+#ifndef CCTX_TESTHOOKS_H
+#define CCTX_TESTHOOKS_H
+
+#include <stdbool.h>
+
+/* Make the library's n-th allocation from now fail (n = 1: the next one);
+ * n <= 0 turns failures off. */
+void cctx__test_fail_alloc(long n);
+/* Count the library's live heap blocks (contexts, causes, names, timer heap
+ * excluded) from now on; counting is off unless turned on. */
+void cctx__test_count_allocs(bool on);
+long cctx__test_live_allocs(void);
+/* Number of deadlines armed on the process timer. */
+long cctx__test_armed_timers(void);
+
+#endif

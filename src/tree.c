@@ -1,0 +1,368 @@
+/*
+ * The tree: roots, references, deriving and releasing contexts.
+ *
+ * Deriving allocates once, takes a reference on the parent and, for a
+ * cancelable child, links it into its source's list under the source's lock
+ * (or copies the source's error and cause when the source is already done).
+ * Releasing the last reference cancels the context if someone could still
+ * observe that (after-functions), unlinks it, frees it and then releases the
+ * parent, in a loop: a chain of any length is released without recursion.
+ *
+ * Lock order: one context lock at a time (see internal.h).
+ */
+#define _GNU_SOURCE
+#include <string.h>
+
+#include "internal.h"
+#include "testhooks.h"
+
+/* ---- Roots ---------------------------------------------------------------- */
+
+static struct cctx background_ctx = {
+    .refs = 1, .word = KIND_ROOT << WORD_KIND_SHIFT, .file = "cctx", .func = "cctx_background"};
+static struct cctx todo_ctx = {
+    .refs = 1, .word = KIND_ROOT << WORD_KIND_SHIFT, .file = "cctx", .func = "cctx_todo"};
+
+cctx_t *cctx_background(void)
+{
+    return &background_ctx;
+}
+
+cctx_t *cctx_todo(void)
+{
+    return &todo_ctx;
+}
+
+/* ---- Allocation and its test hooks ---------------------------------------- */
+
+static _Atomic long fail_countdown; /* > 0: the allocation that brings it to 0 fails */
+static _Atomic int counting;
+static _Atomic long live_allocs;
+
+void cctx__test_fail_alloc(long n)
+{
+    atomic_store(&fail_countdown, n > 0 ? n : 0);
+}
+
+void cctx__test_count_allocs(bool on)
+{
+    atomic_store(&counting, on);
+}
+
+long cctx__test_live_allocs(void)
+{
+    return atomic_load(&live_allocs);
+}
+
+void *cctx__alloc(size_t size)
+{
+    if (cctx__unlikely(atomic_load_explicit(&fail_countdown, memory_order_relaxed) > 0) &&
+        atomic_fetch_sub(&fail_countdown, 1) == 1)
+        return NULL;
+    void *p = malloc(size);
+    if (cctx__unlikely(atomic_load_explicit(&counting, memory_order_relaxed)) && p)
+        atomic_fetch_add(&live_allocs, 1);
+    return p;
+}
+
+void cctx__free(void *p)
+{
+    if (cctx__unlikely(atomic_load_explicit(&counting, memory_order_relaxed)) && p)
+        atomic_fetch_sub(&live_allocs, 1);
+    free(p);
+}
+
+_Noreturn void cctx__fatal(const char *what, const char *file, int line, const char *func)
+{
+    fprintf(stderr, "cctx: fatal: %s (at %s:%d in %s)\n", what, file ? file : "?", line,
+            func ? func : "?");
+    abort();
+}
+
+/* ---- The per-context lock -------------------------------------------------- */
+
+/* A futex mutex in bits 0-1 of the flags word; the other bits are preserved,
+ * so NAMED may be set with an atomic OR while the lock is held. */
+void cctx__lock(struct cctx *c)
+{
+    uint32_t w = atomic_load_explicit(&c->word, memory_order_relaxed);
+    if (cctx__likely(!(w & WORD_LOCK)) &&
+        atomic_compare_exchange_weak_explicit(&c->word, &w, w | 1, memory_order_acquire,
+                                              memory_order_relaxed))
+        return;
+    for (int spin = 0;; spin++) {
+        w = atomic_load_explicit(&c->word, memory_order_relaxed);
+        if (!(w & WORD_LOCK)) {
+            /* Once we slept, others may sleep too: keep the lock marked contended. */
+            uint32_t want = w | (spin > 100 ? 2 : 1);
+            if (atomic_compare_exchange_weak_explicit(&c->word, &w, want, memory_order_acquire,
+                                                      memory_order_relaxed))
+                return;
+            continue;
+        }
+        if (spin < 100)
+            continue;
+        if (!(w & 2) && !atomic_compare_exchange_weak_explicit(&c->word, &w, (w & ~WORD_LOCK) | 2,
+                                                               memory_order_relaxed,
+                                                               memory_order_relaxed))
+            continue;
+        cctx__os_wait(&c->word, (w & ~WORD_LOCK) | 2, CCTX_NO_DEADLINE);
+    }
+}
+
+void cctx__unlock(struct cctx *c)
+{
+    uint32_t old = atomic_fetch_and_explicit(&c->word, ~WORD_LOCK, memory_order_release);
+    if (cctx__unlikely(old & 2))
+        cctx__os_wake(&c->word);
+}
+
+/* ---- References ------------------------------------------------------------ */
+
+cctx_t *cctx_ref(cctx_t *ctx)
+{
+    if (ctx && cctx__kind(ctx) != KIND_ROOT)
+        atomic_fetch_add_explicit(&ctx->refs, 1, memory_order_relaxed);
+    return ctx;
+}
+
+int cctx__try_ref(struct cctx *c)
+{
+    uint32_t r = atomic_load_explicit(&c->refs, memory_order_relaxed);
+    while (r != 0)
+        if (atomic_compare_exchange_weak_explicit(&c->refs, &r, r + 1, memory_order_acquire,
+                                                  memory_order_relaxed))
+            return 1;
+    return 0;
+}
+
+/* ---- Lists ------------------------------------------------------------------ */
+
+void cctx__node_push(struct cctx__node **head, struct cctx__node *n, uintptr_t tag)
+{
+    n->next = *head;
+    if (n->next)
+        n->next->pprev = (uintptr_t)&n->next | (n->next->pprev & NODE_AFTER);
+    n->pprev = (uintptr_t)head | tag;
+    *head = n;
+}
+
+void cctx__node_unlink(struct cctx__node *n)
+{
+    struct cctx__node **pp = (struct cctx__node **)(n->pprev & ~NODE_AFTER);
+    if (!pp)
+        return;
+    *pp = n->next;
+    if (n->next)
+        n->next->pprev = (uintptr_t)pp | (n->next->pprev & NODE_AFTER);
+    n->pprev &= NODE_AFTER;
+}
+
+/* ---- Deriving ---------------------------------------------------------------- */
+
+static void init_head(struct cctx *c, enum cctx__kind kind, struct cctx *parent,
+                      const char *file, int line, const char *func)
+{
+    atomic_init(&c->state, kind == KIND_VALUE ? STATE_FORWARD : 0);
+    atomic_init(&c->refs, 1);
+    atomic_init(&c->word, (uint32_t)kind << WORD_KIND_SHIFT);
+    c->line = line;
+    c->file = file;
+    c->func = func;
+    c->parent = cctx_ref(parent);
+}
+
+/* Links a new cancelable context under its source, or makes it born done. */
+static void attach(struct cctx__cancelable *c)
+{
+    struct cctx__cancelable *src = cctx__source(c->head.parent);
+    if (!src)
+        return;
+    cctx__lock(&src->head);
+    uint32_t s = atomic_load_explicit(&src->head.state, memory_order_relaxed);
+    if (s & STATE_ERR) {
+        atomic_store_explicit(&c->cause, atomic_load_explicit(&src->cause, memory_order_relaxed),
+                              memory_order_relaxed);
+        atomic_store_explicit(&c->head.state, s & STATE_ERR, memory_order_relaxed);
+    } else {
+        cctx__node_push(&src->children, &c->link, 0);
+    }
+    cctx__unlock(&src->head);
+}
+
+static void init_cancelable(struct cctx__cancelable *c, enum cctx__kind kind, cctx_t *parent,
+                            const char *file, int line, const char *func)
+{
+    init_head(&c->head, kind, parent, file, line, func);
+    c->link.next = NULL;
+    c->link.pprev = 0;
+    c->children = NULL;
+    atomic_init(&c->cause, NULL);
+    atomic_init(&c->fd1, 0);
+    c->unused = 0;
+}
+
+static cctx_t *fail(int err, cctx_cancel_t **cancel)
+{
+    if (cancel)
+        *cancel = NULL;
+    errno = err;
+    return NULL;
+}
+
+cctx_t *cctx_with_cancel_at(cctx_t *parent, cctx_cancel_t **cancel, const char *file, int line,
+                            const char *func)
+{
+    if (cctx__unlikely(!parent))
+        return fail(EINVAL, cancel);
+    struct cctx__cancelable *c = cctx__alloc(sizeof *c);
+    if (cctx__unlikely(!c))
+        return fail(ENOMEM, cancel);
+    init_cancelable(c, KIND_CANCEL, parent, file, line, func);
+    attach(c);
+    if (cancel)
+        *cancel = (cctx_cancel_t *)c;
+    return &c->head;
+}
+
+cctx_t *cctx__with_deadline(cctx_t *parent, int64_t deadline, int code, const char *msg,
+                            cctx_cancel_t **cancel, const char *file, int line, const char *func)
+{
+    int64_t inherited;
+    if (deadline == CCTX_NO_DEADLINE ||
+        (cctx_deadline(parent, &inherited) && inherited <= deadline))
+        return cctx_with_cancel_at(parent, cancel, file, line, func);
+
+    size_t len = msg ? strlen(msg) + 1 : 0;
+    struct cctx__timer *t = cctx__alloc(sizeof *t + len);
+    if (cctx__unlikely(!t))
+        return fail(ENOMEM, cancel);
+    init_cancelable(&t->c, KIND_TIMER, parent, file, line, func);
+    t->deadline = deadline;
+    atomic_init(&t->slot, 0);
+    t->code = code;
+    t->msg = msg ? memcpy(t + 1, msg, len) : NULL;
+
+    if (deadline <= cctx_now()) {
+        attach(&t->c);
+        /* Born done: by its parent if that ended first, else by its own deadline. */
+        if (!(atomic_load_explicit(&t->c.head.state, memory_order_relaxed) & STATE_ERR))
+            cctx__cancel(&t->c, ETIMEDOUT, code, t->msg, file, line, func);
+    } else {
+        /* Arm before attaching: the only step that can fail comes before the
+         * context becomes visible to any other thread. */
+        int err = cctx__timer_arm(t);
+        if (err) {
+            cctx_release(t->c.head.parent);
+            cctx__free(t);
+            return fail(err, cancel);
+        }
+        attach(&t->c);
+    }
+    if (cancel)
+        *cancel = (cctx_cancel_t *)t;
+    return &t->c.head;
+}
+
+cctx_t *cctx_with_deadline_cause_at(cctx_t *parent, int64_t deadline, int code, const char *msg,
+                                    cctx_cancel_t **cancel, const char *file, int line,
+                                    const char *func)
+{
+    if (cctx__unlikely(!parent))
+        return fail(EINVAL, cancel);
+    return cctx__with_deadline(parent, deadline, code, msg, cancel, file, line, func);
+}
+
+cctx_t *cctx_with_timeout_cause_at(cctx_t *parent, int64_t timeout, int code, const char *msg,
+                                   cctx_cancel_t **cancel, const char *file, int line,
+                                   const char *func)
+{
+    if (cctx__unlikely(!parent))
+        return fail(EINVAL, cancel);
+    return cctx__with_deadline(parent, cctx__sat_add(cctx_now(), timeout), code, msg, cancel,
+                               file, line, func);
+}
+
+cctx_t *cctx_with_value_at(cctx_t *parent, const void *key, void *value,
+                           void (*destroy)(void *value), const char *file, int line,
+                           const char *func)
+{
+    if (cctx__unlikely(!parent || !key))
+        return fail(EINVAL, NULL);
+    struct cctx__value *v = cctx__alloc(sizeof *v);
+    if (cctx__unlikely(!v)) {
+        if (destroy)
+            destroy(value);
+        return fail(ENOMEM, NULL);
+    }
+    init_head(&v->head, KIND_VALUE, parent, file, line, func);
+    v->key = key;
+    v->value = value;
+    v->destroy = destroy;
+    return &v->head;
+}
+
+cctx_t *cctx_without_cancel_at(cctx_t *parent, const char *file, int line, const char *func)
+{
+    if (cctx__unlikely(!parent))
+        return fail(EINVAL, NULL);
+    struct cctx *c = cctx__alloc(sizeof *c);
+    if (cctx__unlikely(!c))
+        return fail(ENOMEM, NULL);
+    init_head(c, KIND_DETACHED, parent, file, line, func);
+    return c;
+}
+
+/* ---- Releasing ---------------------------------------------------------------- */
+
+/* Frees one context whose last reference is gone; returns its parent, whose
+ * reference the caller now drops. */
+static struct cctx *destroy(struct cctx *c, const char *file, int line, const char *func)
+{
+    enum cctx__kind kind = cctx__kind(c);
+    if (cctx__cancelable_kind(kind)) {
+        struct cctx__cancelable *cc = (struct cctx__cancelable *)c;
+        /* Nobody holds c, so no child exists (each holds a reference): only
+         * after-functions can still observe its end. */
+        cctx__lock(c);
+        int observed = cc->children != NULL &&
+                       !(atomic_load_explicit(&c->state, memory_order_relaxed) & STATE_ERR);
+        cctx__unlock(c);
+        if (observed)
+            cctx__cancel(cc, ECANCELED, 0, NULL, file, line, func);
+        if (kind == KIND_TIMER)
+            cctx__timer_disarm((struct cctx__timer *)c);
+        struct cctx__cancelable *src = cctx__source(c->parent);
+        if (src) {
+            cctx__lock(&src->head);
+            cctx__node_unlink(&cc->link);
+            cctx__unlock(&src->head);
+        }
+        uint32_t fd1 = atomic_load_explicit(&cc->fd1, memory_order_acquire);
+        if (fd1)
+            cctx__os_event_close((int)fd1 - 1);
+        cctx__cause_free(atomic_load_explicit(&cc->cause, memory_order_acquire), c);
+    } else if (kind == KIND_VALUE) {
+        struct cctx__value *v = (struct cctx__value *)c;
+        if (v->destroy)
+            v->destroy(v->value);
+    }
+    if (atomic_load_explicit(&c->word, memory_order_acquire) & WORD_NAMED)
+        cctx__name_forget(c);
+    struct cctx *parent = c->parent;
+    cctx__free(c);
+    return parent;
+}
+
+void cctx_release_at(cctx_t *ctx, const char *file, int line, const char *func)
+{
+    while (ctx && cctx__kind(ctx) != KIND_ROOT) {
+        uint32_t old = atomic_fetch_sub_explicit(&ctx->refs, 1, memory_order_release);
+        if (cctx__likely(old > 1))
+            return;
+        if (cctx__unlikely(old == 0))
+            cctx__fatal("cctx_release of a context with no references left", file, line, func);
+        atomic_thread_fence(memory_order_acquire);
+        ctx = destroy(ctx, file, line, func);
+    }
+}

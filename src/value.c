@@ -1,0 +1,83 @@
+/*
+ * Reading a context: its error, cause, deadline and values.
+ *
+ * All of it is safe at any time, before, during and after cancellation: the
+ * error is written once (release) after the cause (so an acquire load of the
+ * error makes the cause visible), and deadlines, keys and values never
+ * change after the context is published.
+ */
+#include "internal.h"
+
+int cctx_err(const cctx_t *ctx)
+{
+    if (cctx__unlikely(!ctx))
+        return EINVAL;
+    uint32_t s = atomic_load_explicit(&ctx->state, memory_order_acquire);
+    if (cctx__likely(!(s & STATE_FORWARD)))
+        return (int)(s & STATE_ERR);
+    const struct cctx__cancelable *src = cctx__source(ctx);
+    return src ? (int)(atomic_load_explicit(&src->head.state, memory_order_acquire) & STATE_ERR)
+               : 0;
+}
+
+bool cctx_deadline(const cctx_t *ctx, int64_t *deadline)
+{
+    /* A timer context's deadline is already the earliest on its chain (a
+     * later one gives a plain cancelable context), so the first one up wins. */
+    for (const struct cctx *c = ctx; c; c = c->parent) {
+        enum cctx__kind k = cctx__kind(c);
+        if (k == KIND_TIMER) {
+            if (deadline)
+                *deadline = ((const struct cctx__timer *)c)->deadline;
+            return true;
+        }
+        if (k == KIND_ROOT || k == KIND_DETACHED)
+            break;
+    }
+    if (!ctx)
+        errno = EINVAL;
+    return false;
+}
+
+int64_t cctx_remaining(const cctx_t *ctx)
+{
+    int64_t d;
+    if (!cctx_deadline(ctx, &d))
+        return CCTX_NO_DEADLINE;
+    return cctx__sat_add(d, -cctx_now());
+}
+
+void *cctx_value(const cctx_t *ctx, const void *key)
+{
+    if (cctx__unlikely(!ctx || !key)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    for (const struct cctx *c = ctx; c; c = c->parent) {
+        if (cctx__kind(c) == KIND_VALUE) {
+            const struct cctx__value *v = (const struct cctx__value *)c;
+            if (v->key == key)
+                return v->value;
+        }
+    }
+    return NULL;
+}
+
+int cctx_cause(const cctx_t *ctx, cctx_cause_t *out)
+{
+    if (cctx__unlikely(!ctx || !out))
+        return EINVAL;
+    *out = (cctx_cause_t){0};
+    const struct cctx__cancelable *src = cctx__source(ctx);
+    if (!src || !(atomic_load_explicit(&src->head.state, memory_order_acquire) & STATE_ERR))
+        return 0;
+    const struct cctx__cause *c = atomic_load_explicit(&src->cause, memory_order_acquire);
+    *out = (cctx_cause_t){.err = c->err,
+                          .code = c->code,
+                          .msg = c->msg,
+                          .file = c->file,
+                          .line = c->line,
+                          .func = c->func,
+                          .when = c->when};
+    return out->err;
+}

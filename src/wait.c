@@ -1,0 +1,207 @@
+/*
+ * Waiting: the done descriptor, cctx_wait, cctx_sleep and cctx_wait_any.
+ *
+ * Threads wait on the source context's state word (a futex on Linux): a
+ * waiter sets WAITERS before sleeping, and the canceller wakes the word only
+ * when that bit is set, so a cancellation nobody waits for makes no system
+ * call. The done descriptor is made on first request and published with a
+ * CAS; the canceller reads it after writing the error (both seq_cst), so
+ * whichever comes second signals it.
+ *
+ * Under the fake clock a finite wait is a wait without limit on a private
+ * child context whose deadline is the wait's end, which
+ * cctx_fake_clock_advance fires like any other.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <string.h>
+
+#include <cctx/testing.h>
+
+#include "internal.h"
+
+/* ---- The done descriptor ----------------------------------------------------- */
+
+static pthread_mutex_t never_lock = PTHREAD_MUTEX_INITIALIZER;
+static int never_fd = -1;
+
+static int never_done_fd(void)
+{
+    pthread_mutex_lock(&never_lock);
+    if (never_fd < 0)
+        never_fd = cctx__os_event_new();
+    int fd = never_fd;
+    pthread_mutex_unlock(&never_lock);
+    return fd;
+}
+
+int cctx_done_fd(cctx_t *ctx)
+{
+    if (cctx__unlikely(!ctx)) {
+        errno = EINVAL;
+        return -1;
+    }
+    struct cctx__cancelable *src = cctx__source(ctx);
+    if (!src)
+        return never_done_fd();
+    uint32_t fd1 = atomic_load_explicit(&src->fd1, memory_order_acquire);
+    if (fd1)
+        return (int)fd1 - 1;
+    int fd = cctx__os_event_new();
+    if (fd < 0)
+        return -1;
+    uint32_t none = 0;
+    if (!atomic_compare_exchange_strong_explicit(&src->fd1, &none, (uint32_t)fd + 1,
+                                                 memory_order_seq_cst, memory_order_acquire)) {
+        cctx__os_event_close(fd);
+        return (int)none - 1;
+    }
+    if (atomic_load_explicit(&src->head.state, memory_order_seq_cst) & STATE_ERR)
+        cctx__os_event_signal(fd);
+    return fd;
+}
+
+/* ---- Blocking ----------------------------------------------------------------- */
+
+/* Waits on c's state until it is done or the real clock reaches deadline. */
+static int wait_state(struct cctx__cancelable *c, int64_t deadline)
+{
+    for (;;) {
+        uint32_t s = atomic_load_explicit(&c->head.state, memory_order_acquire);
+        if (s & STATE_ERR)
+            return (int)(s & STATE_ERR);
+        if (!(s & STATE_WAITERS)) {
+            if (!atomic_compare_exchange_weak_explicit(&c->head.state, &s, s | STATE_WAITERS,
+                                                       memory_order_acq_rel,
+                                                       memory_order_acquire))
+                continue;
+            s |= STATE_WAITERS;
+        }
+        if (cctx__os_wait(&c->head.state, s, deadline) == ETIMEDOUT)
+            return (int)(atomic_load_explicit(&c->head.state, memory_order_acquire) & STATE_ERR);
+    }
+}
+
+/* A word nobody ever wakes: what waiting on a context that never ends is. */
+static _Atomic uint32_t never_word;
+
+static int wait_never(int64_t deadline)
+{
+    while (cctx__os_wait(&never_word, 0, deadline) != ETIMEDOUT)
+        ;
+    return 0;
+}
+
+int cctx_wait_at(const cctx_t *ctx, int64_t timeout, const char *file, int line,
+                 const char *func)
+{
+    if (cctx__unlikely(!ctx))
+        return EINVAL;
+    struct cctx__cancelable *src = cctx__source(ctx);
+    if (src) {
+        int err = (int)(atomic_load_explicit(&src->head.state, memory_order_acquire) & STATE_ERR);
+        if (err || timeout == 0)
+            return err;
+    }
+    if (timeout >= 0 && atomic_load_explicit(&cctx__fake_on, memory_order_relaxed)) {
+        cctx_t *until = cctx_with_timeout_cause_at(src ? &src->head : cctx_background(),
+                                                   timeout, 0, NULL, NULL, file, line, func);
+        if (!until)
+            return ENOMEM;
+        wait_state(cctx__source(until), CCTX_NO_DEADLINE);
+        cctx_release_at(until, file, line, func);
+        return cctx_err(ctx);
+    }
+    int64_t deadline = timeout < 0 ? CCTX_NO_DEADLINE : cctx__sat_add(cctx__os_now(), timeout);
+    return src ? wait_state(src, deadline) : wait_never(deadline);
+}
+
+int cctx_sleep_at(cctx_t *ctx, int64_t duration, const char *file, int line, const char *func)
+{
+    if (cctx__unlikely(!ctx))
+        return EINVAL;
+    if (duration <= 0)
+        return cctx_err(ctx);
+    return cctx_wait_at(ctx, duration, file, line, func);
+}
+
+/* ---- Waiting for any of several ------------------------------------------------ */
+
+struct any_waiter {
+    _Atomic uint32_t fired;
+};
+
+static void any_fired(void *arg)
+{
+    struct any_waiter *w = arg;
+    atomic_store_explicit(&w->fired, 1, memory_order_release);
+    cctx__os_wake(&w->fired);
+}
+
+static int lowest_done(cctx_t *const *ctxs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (cctx_err(ctxs[i]))
+            return (int)i;
+    return -1;
+}
+
+int cctx_wait_any_at(cctx_t *const *ctxs, size_t n, int64_t timeout, const char *file,
+                     int line, const char *func)
+{
+    if (cctx__unlikely(!ctxs || n == 0 || n > INT32_MAX)) {
+        errno = EINVAL;
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (cctx__unlikely(!ctxs[i])) {
+            errno = EINVAL;
+            return -1;
+        }
+    }
+    int found = lowest_done(ctxs, n);
+    if (found >= 0 || timeout == 0) {
+        if (found < 0)
+            errno = ETIMEDOUT;
+        return found;
+    }
+
+    /* One after-function per context wakes this thread; the timeout is one
+     * more context under the fake clock. */
+    int fake = timeout > 0 && atomic_load_explicit(&cctx__fake_on, memory_order_relaxed);
+    size_t regs_n = n + (size_t)fake;
+    cctx_after_t local[8];
+    cctx_after_t *regs = regs_n <= 8 ? local : calloc(regs_n, sizeof *regs);
+    cctx_t *until = NULL;
+    if (fake)
+        until = cctx_with_timeout_cause_at(cctx_background(), timeout, 0, NULL, NULL, file, line,
+                                           func);
+    if (!regs || (fake && !until)) {
+        if (regs != local)
+            free(regs);
+        cctx_release_at(until, file, line, func);
+        errno = ENOMEM;
+        return -1;
+    }
+    struct any_waiter w = {0};
+    for (size_t i = 0; i < n; i++)
+        cctx_after_func_at(ctxs[i], &regs[i], any_fired, &w, file, line, func);
+    if (fake)
+        cctx_after_func_at(until, &regs[n], any_fired, &w, file, line, func);
+
+    int64_t deadline = timeout < 0 || fake ? CCTX_NO_DEADLINE
+                                           : cctx__sat_add(cctx__os_now(), timeout);
+    while (!atomic_load_explicit(&w.fired, memory_order_acquire))
+        if (cctx__os_wait(&w.fired, 0, deadline) == ETIMEDOUT)
+            break;
+
+    for (size_t i = 0; i < regs_n; i++)
+        cctx_after_stop(&regs[i]);
+    if (regs != local)
+        free(regs);
+    cctx_release_at(until, file, line, func);
+    found = lowest_done(ctxs, n);
+    if (found < 0)
+        errno = ETIMEDOUT;
+    return found;
+}
