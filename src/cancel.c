@@ -60,19 +60,28 @@ void cctx__cause_free(struct cctx__cause *cause, struct cctx *origin)
         cctx__free(cause);
 }
 
+/* cause->marked: 0 while marking, 2 while marking with a thread waiting for
+ * it, 1 once complete; only a waiter makes completion cost a system call. */
 static void mark_complete(struct cctx__cause *cause)
 {
-    if (cause->origin) {
-        atomic_store_explicit(&cause->marked, 1, memory_order_release);
+    if (cause->origin &&
+        atomic_exchange_explicit(&cause->marked, 1, memory_order_acq_rel) == 2)
         cctx__os_wake(&cause->marked);
-    }
 }
 
 void cctx__wait_marked(struct cctx__cancelable *c)
 {
     struct cctx__cause *cause = atomic_load_explicit(&c->cause, memory_order_acquire);
-    while (!atomic_load_explicit(&cause->marked, memory_order_acquire))
-        cctx__os_wait(&cause->marked, 0, CCTX_NO_DEADLINE);
+    for (;;) {
+        uint32_t m = atomic_load_explicit(&cause->marked, memory_order_acquire);
+        if (m == 1)
+            return;
+        if (m == 0 && !atomic_compare_exchange_weak_explicit(&cause->marked, &m, 2,
+                                                             memory_order_acq_rel,
+                                                             memory_order_acquire))
+            continue;
+        cctx__os_wait(&cause->marked, 2, CCTX_NO_DEADLINE);
+    }
 }
 
 /* The lists a marking phase builds, all threaded through node links. */
@@ -139,7 +148,7 @@ static int mark(struct cctx__cancelable *c, int err, struct marking *m)
 
     if (old & STATE_WAITERS)
         cctx__os_wake(&c->head.state);
-    uint32_t fd1 = atomic_load_explicit(&c->fd1, memory_order_seq_cst);
+    uint32_t fd1 = atomic_load_explicit(&c->head.fd1, memory_order_seq_cst);
     if (fd1)
         cctx__os_event_signal((int)fd1 - 1);
     if (cctx__kind(&c->head) == KIND_TIMER)

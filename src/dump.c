@@ -194,7 +194,7 @@ static void print_node(FILE *out, int format, const struct frame *f, size_t chil
         fprintf(out, "%*s%s %p", f->depth * 2, "", kind_name(c), (void *)c);
         if (name)
             fprintf(out, " \"%s\"", name);
-        fprintf(out, " made at %s:%d in %s", c->file, c->line, c->func);
+        fprintf(out, " made at %s:%d in %s", c->file, cctx__line(c), c->func);
         fprintf(out, ", %s", err ? err_name(err) : "active");
         if (err)
             fprintf(out, " (code %d, \"%s\", at %s:%d in %s, t=%" PRId64 ")", cause.code,
@@ -204,7 +204,7 @@ static void print_node(FILE *out, int format, const struct frame *f, size_t chil
         fprintf(out, ", refs %u, children %zu\n", refs, children);
         for (struct cctx *v = c->parent; f->lister && v && v != f->lister; v = v->parent)
             fprintf(out, "%*s  via %s %p made at %s:%d in %s\n", f->depth * 2, "", kind_name(v),
-                    (void *)v, v->file, v->line, v->func);
+                    (void *)v, v->file, cctx__line(v), v->func);
     } else if (format == CCTX_DUMP_JSON) {
         fprintf(out, "%s{\"id\":\"%p\",\"kind\":\"%s\",\"name\":", first_sibling ? "" : ",",
                 (void *)c, kind_name(c));
@@ -217,7 +217,7 @@ static void print_node(FILE *out, int format, const struct frame *f, size_t chil
         }
         fprintf(out, ",\"file\":\"");
         put_escaped(out, c->file);
-        fprintf(out, "\",\"line\":%d,\"func\":\"", c->line);
+        fprintf(out, "\",\"line\":%d,\"func\":\"", cctx__line(c));
         put_escaped(out, c->func);
         fprintf(out, "\",\"state\":\"%s\",\"err\":\"%s\"", err ? "done" : "active",
                 err_name(err));
@@ -245,7 +245,7 @@ static void print_node(FILE *out, int format, const struct frame *f, size_t chil
         }
         fprintf(out, "\\n");
         put_escaped(out, c->file);
-        fprintf(out, ":%d\\n%s\", color=%s];\n", c->line, err ? err_name(err) : "active",
+        fprintf(out, ":%d\\n%s\", color=%s];\n", cctx__line(c), err ? err_name(err) : "active",
                 err ? "red" : "green");
         if (f->lister)
             fprintf(out, "  \"%p\" -> \"%p\";\n", (void *)f->lister, (void *)c);

@@ -15,8 +15,11 @@
  * cctx__os_wait. The error is written once, under the context's lock.
  *
  * The flags word (head.word): bits 0-1 are the context's lock (0 free,
- * 1 held, 2 held with sleepers); bits 8-11 the kind (set before the context
- * is published, never changed); bit 12 NAMED (a name is in the name table).
+ * 1 held, 2 held with sleepers); bits 2-5 the kind and bits 7-31 the line of
+ * the creation site (both set before the context is published, never
+ * changed; a line past 2^25-1 is stored as that); bit 6 NAMED (a name is in
+ * the name table). Packing the line here is what keeps a cancelable context
+ * at 80 bytes with a pointer to the deadline that governs it.
  *
  * Lock order. A thread holds at most one context lock at a time, except the
  * timer lock, which is never taken while a context lock is held and under
@@ -48,16 +51,18 @@ enum cctx__kind { KIND_ROOT = 1, KIND_CANCEL, KIND_TIMER, KIND_VALUE, KIND_DETAC
 #define STATE_WAITERS (1u << 31)
 
 #define WORD_LOCK 3u
-#define WORD_KIND_SHIFT 8
-#define WORD_NAMED (1u << 12)
+#define WORD_KIND_SHIFT 2
+#define WORD_NAMED (1u << 6)
+#define WORD_LINE_SHIFT 7
+#define WORD_LINE_MAX ((1u << 25) - 1)
 
 struct cctx {
     _Atomic uint32_t state;
     _Atomic uint32_t refs;
     _Atomic uint32_t word;
-    int32_t line;        /* creation site */
-    struct cctx *parent; /* holds a reference; NULL for the roots */
-    const char *file;
+    _Atomic uint32_t fd1; /* cancelable: done descriptor + 1; 0: none yet */
+    struct cctx *parent;  /* holds a reference; NULL for the roots */
+    const char *file;     /* creation site, with the line in word */
     const char *func;
 };
 
@@ -74,25 +79,30 @@ struct cctx__node {
  * each holds its origin alive through the chain of parent references. */
 struct cctx__cause {
     struct cctx *origin;     /* NULL for the static out-of-memory records */
-    _Atomic uint32_t marked; /* 1 once every descendant it reached is marked */
+    _Atomic uint32_t marked; /* 1 once every descendant it reached is marked (cancel.c) */
     int err, code, line;
     const char *msg, *file, *func;
     int64_t when;
 };
+
+struct cctx__timer;
 
 struct cctx__cancelable {
     struct cctx head;
     struct cctx__node link;     /* in the source's list */
     struct cctx__node *children; /* children and after-functions */
     struct cctx__cause *_Atomic cause;
-    _Atomic uint32_t fd1; /* done descriptor + 1; 0: none yet */
-    uint32_t unused;
+    /* The nearest timer context at or above this one whose deadline governs
+     * it (NULL: none), so that deadline look-ups and derivations never walk a
+     * long chain of cancelable contexts. */
+    const struct cctx__timer *deadline_from;
 };
 
 struct cctx__timer {
     struct cctx__cancelable c;
     int64_t deadline;
-    _Atomic uint32_t slot; /* heap index + 1; 0: not armed. Guarded by the timer lock */
+    _Atomic uint32_t slot; /* heap index + 1; 0: not armed. Written under the shard lock */
+    uint32_t shard;        /* the heap shard it is armed in (timer.c) */
     int32_t code;          /* the cause given by the _cause variants */
     const char *msg;       /* NULL, or a copy stored right after the struct */
 };
@@ -132,6 +142,12 @@ static inline enum cctx__kind cctx__kind(const struct cctx *c)
                               WORD_KIND_SHIFT) & 0xf);
 }
 
+static inline int cctx__line(const struct cctx *c)
+{
+    return (int)(atomic_load_explicit(&((struct cctx *)c)->word, memory_order_relaxed) >>
+                 WORD_LINE_SHIFT);
+}
+
 static inline int cctx__cancelable_kind(enum cctx__kind k)
 {
     return k == KIND_CANCEL || k == KIND_TIMER;
@@ -151,9 +167,35 @@ static inline struct cctx__cancelable *cctx__source(const struct cctx *c)
     }
 }
 
+/* The timer context whose deadline governs c, or NULL when c has none. */
+static inline const struct cctx__timer *cctx__deadline_of(const struct cctx *c)
+{
+    for (;;) {
+        switch (cctx__kind(c)) {
+        case KIND_TIMER:
+            return (const struct cctx__timer *)c;
+        case KIND_CANCEL:
+            return ((const struct cctx__cancelable *)c)->deadline_from;
+        case KIND_VALUE:
+            c = c->parent;
+            continue;
+        default:
+            return NULL;
+        }
+    }
+}
+
 /* tree.c */
-void cctx__lock(struct cctx *c);
-void cctx__unlock(struct cctx *c);
+void cctx__word_lock(_Atomic uint32_t *word);
+void cctx__word_unlock(_Atomic uint32_t *word);
+static inline void cctx__lock(struct cctx *c)
+{
+    cctx__word_lock(&c->word);
+}
+static inline void cctx__unlock(struct cctx *c)
+{
+    cctx__word_unlock(&c->word);
+}
 int cctx__try_ref(struct cctx *c);
 void cctx__node_push(struct cctx__node **head, struct cctx__node *n, uintptr_t tag);
 void cctx__node_unlink(struct cctx__node *n);

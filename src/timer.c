@@ -1,20 +1,36 @@
 /*
- * The process timer: every armed deadline in one 4-ary min-heap, served by one
- * thread started on first use.
+ * The process timer: armed deadlines in a few 4-ary min-heaps (shards), served
+ * by one thread started on first use.
  *
- * Heap entries carry the deadline next to the context pointer, so sifting
- * compares without touching contexts; each context keeps its slot (index + 1)
- * so that disarming is O(log n) too. Arm and disarm take the timer lock; no
- * context lock is ever taken under it (see internal.h). The thread pops due
- * entries under the lock, takes a reference on each context (skipping one
- * whose count reached zero: its releaser is waiting for this lock to disarm
- * it, and finds it already unarmed) and fires it outside the lock.
+ * A thread arms into its own shard (assigned round-robin on first use), so
+ * threads arming and disarming at once do not contend on one lock, and no
+ * global lock is taken on the deadline path except to wake the timer thread
+ * for a deadline earlier than it planned to wake for. Heap entries carry the
+ * deadline next to the context pointer, so sifting compares without touching
+ * contexts; each context keeps its shard and slot (index + 1), so disarming is
+ * O(log n) too.
  *
- * Under the fake clock the thread sleeps; cctx_fake_clock_advance fires due
- * deadlines itself, on the calling thread, through the same fire_due().
+ * Locks: a shard lock, or the wake lock, is taken alone: never two at once,
+ * never a context lock under one, never one under a context lock (see
+ * internal.h).
  *
- * fork(): the child gets the heap but not the thread; an atfork handler keeps
- * the lock consistent across fork and restarts the thread in the child.
+ * Waking the timer thread. `sleep_until` is INT64_MAX while the thread is
+ * awake and scanning, else the time it sleeps until. An armer pushes under its
+ * shard lock and then, if its deadline is earlier than sleep_until, sets
+ * `kicked` and signals under the wake lock. The thread resets sleep_until to
+ * INT64_MAX before it scans the shards and, under the wake lock, rescans if it
+ * was kicked meanwhile: an arm the scan missed always sees INT64_MAX or a
+ * later value, and kicks.
+ *
+ * Firing pops a due entry under its shard lock and takes a reference on the
+ * context (skipping one whose count reached zero: its releaser waits for that
+ * shard lock to disarm it and finds it unarmed), then fires outside the lock.
+ *
+ * Under the fake clock the thread sleeps, and cctx_fake_clock_advance fires
+ * due deadlines itself, on the calling thread, earliest first across shards.
+ *
+ * fork(): the child gets the heaps but not the thread; atfork handlers hold
+ * every timer lock across fork() and restart the thread in the child.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -25,119 +41,167 @@
 #include "internal.h"
 #include "testhooks.h"
 
+#define SHARDS 8
+
 struct entry {
     int64_t when;
     struct cctx__timer *t;
 };
 
-static struct {
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    struct entry *heap;
+struct shard {
+    _Atomic uint32_t lock;
     size_t n, cap;
-    int started;        /* the thread runs (in this process) */
-    int64_t sleep_until; /* when the sleeping thread wakes by itself */
-} T = {.lock = PTHREAD_MUTEX_INITIALIZER, .sleep_until = CCTX_NO_DEADLINE};
+    struct entry *heap;
+} __attribute__((aligned(64)));
+
+static struct shard shards[SHARDS];
+static _Atomic uint32_t next_shard;
+static _Thread_local uint32_t my_shard1; /* shard + 1; 0: not assigned yet */
+
+static struct {
+    pthread_mutex_t lock; /* the wake lock */
+    pthread_cond_t cond;
+    int kicked;
+    _Atomic int started; /* the thread runs in this process */
+    _Atomic int64_t sleep_until;
+} W = {.lock = PTHREAD_MUTEX_INITIALIZER, .sleep_until = INT64_MAX};
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
-/* ---- The heap ------------------------------------------------------------- */
+/* ---- The heap of one shard ---------------------------------------------------- */
 
-static void place(size_t i, struct entry e)
+static void place(struct shard *s, size_t i, struct entry e)
 {
-    T.heap[i] = e;
+    s->heap[i] = e;
     atomic_store_explicit(&e.t->slot, (uint32_t)i + 1, memory_order_relaxed);
 }
 
-static void sift_up(size_t i, struct entry e)
+static void sift_up(struct shard *s, size_t i, struct entry e)
 {
     while (i > 0) {
         size_t p = (i - 1) / 4;
-        if (T.heap[p].when <= e.when)
+        if (s->heap[p].when <= e.when)
             break;
-        place(i, T.heap[p]);
+        place(s, i, s->heap[p]);
         i = p;
     }
-    place(i, e);
+    place(s, i, e);
 }
 
-static void sift_down(size_t i, struct entry e)
+static void sift_down(struct shard *s, size_t i, struct entry e)
 {
     for (;;) {
         size_t c = 4 * i + 1, best = i;
         int64_t least = e.when;
-        for (size_t k = c; k < c + 4 && k < T.n; k++) {
-            if (T.heap[k].when < least) {
-                least = T.heap[k].when;
+        for (size_t k = c; k < c + 4 && k < s->n; k++) {
+            if (s->heap[k].when < least) {
+                least = s->heap[k].when;
                 best = k;
             }
         }
         if (best == i)
             break;
-        place(i, T.heap[best]);
+        place(s, i, s->heap[best]);
         i = best;
     }
-    place(i, e);
+    place(s, i, e);
 }
 
-static void heap_remove(size_t i)
+static void heap_remove(struct shard *s, size_t i)
 {
-    atomic_store_explicit(&T.heap[i].t->slot, 0, memory_order_relaxed);
-    struct entry last = T.heap[--T.n];
-    if (i == T.n)
+    atomic_store_explicit(&s->heap[i].t->slot, 0, memory_order_relaxed);
+    struct entry last = s->heap[--s->n];
+    if (i == s->n)
         return;
-    if (i > 0 && last.when < T.heap[(i - 1) / 4].when)
-        sift_up(i, last);
+    if (i > 0 && last.when < s->heap[(i - 1) / 4].when)
+        sift_up(s, i, last);
     else
-        sift_down(i, last);
+        sift_down(s, i, last);
 }
 
-/* ---- Firing ---------------------------------------------------------------- */
+/* ---- Firing ---------------------------------------------------------------------- */
+
+/* Pops s's earliest entry if due at now on the clock that runs (real: the
+ * thread's calls, fake: the fake clock's) and returns it referenced, or NULL
+ * (in *more: whether anything due may remain). */
+static struct cctx__timer *pop_due(struct shard *s, int64_t now, int fake, int *more)
+{
+    struct cctx__timer *t = NULL;
+    cctx__word_lock(&s->lock);
+    *more = 0;
+    while (s->n > 0 && s->heap[0].when <= now && atomic_load(&cctx__fake_on) == fake) {
+        struct cctx__timer *top = s->heap[0].t;
+        heap_remove(s, 0);
+        if (cctx__try_ref(&top->c.head)) {
+            t = top;
+            *more = 1;
+            break;
+        }
+    }
+    cctx__word_unlock(&s->lock);
+    return t;
+}
 
 static void fire(struct cctx__timer *t)
 {
-    cctx__cancel(&t->c, ETIMEDOUT, t->code, t->msg, t->c.head.file, t->c.head.line,
+    cctx__cancel(&t->c, ETIMEDOUT, t->code, t->msg, t->c.head.file, cctx__line(&t->c.head),
                  t->c.head.func);
     cctx_release(&t->c.head);
 }
 
-/* Fires every deadline at or before now, earliest first. Called and returns
- * with the lock held; drops it around each firing. */
-static void fire_due(int64_t now)
+static int64_t shard_top(struct shard *s)
 {
-    while (T.n > 0 && T.heap[0].when <= now) {
-        struct cctx__timer *t = T.heap[0].t;
-        heap_remove(0);
-        if (!cctx__try_ref(&t->c.head))
-            continue;
-        pthread_mutex_unlock(&T.lock);
-        fire(t);
-        pthread_mutex_lock(&T.lock);
-    }
+    cctx__word_lock(&s->lock);
+    int64_t when = s->n ? s->heap[0].when : INT64_MAX;
+    cctx__word_unlock(&s->lock);
+    return when;
 }
 
 static void *timer_main(void *arg)
 {
     (void)arg;
-    pthread_mutex_lock(&T.lock);
+    pthread_mutex_lock(&W.lock);
     for (;;) {
-        if (atomic_load(&cctx__fake_on) || T.n == 0) {
-            T.sleep_until = CCTX_NO_DEADLINE;
-            pthread_cond_wait(&T.wake, &T.lock);
-            continue;
+        W.kicked = 0;
+        pthread_mutex_unlock(&W.lock);
+        atomic_store(&W.sleep_until, INT64_MAX);
+        int64_t next = INT64_MAX;
+        if (!atomic_load(&cctx__fake_on)) {
+            int64_t now = cctx__os_now();
+            for (int i = 0; i < SHARDS; i++) {
+                int more = 1;
+                while (more) {
+                    struct cctx__timer *t = pop_due(&shards[i], now, 0, &more);
+                    if (t)
+                        fire(t);
+                }
+                int64_t top = shard_top(&shards[i]);
+                next = top < next ? top : next;
+            }
         }
-        fire_due(cctx__os_now());
-        if (T.n == 0 || atomic_load(&cctx__fake_on))
+        pthread_mutex_lock(&W.lock);
+        if (W.kicked)
             continue;
-        int64_t when = T.heap[0].when;
-        struct timespec ts = {when / 1000000000, when % 1000000000};
-        T.sleep_until = when;
-        pthread_cond_timedwait(&T.wake, &T.lock, &ts);
-        T.sleep_until = CCTX_NO_DEADLINE;
+        atomic_store(&W.sleep_until, next);
+        if (next == INT64_MAX) {
+            pthread_cond_wait(&W.cond, &W.lock);
+        } else {
+            struct timespec ts = {next / 1000000000, next % 1000000000};
+            pthread_cond_timedwait(&W.cond, &W.lock, &ts);
+        }
     }
     return NULL;
 }
 
+static void kick(void)
+{
+    pthread_mutex_lock(&W.lock);
+    W.kicked = 1;
+    pthread_cond_signal(&W.cond);
+    pthread_mutex_unlock(&W.lock);
+}
+
+/* Called with the wake lock held. */
 static int start_thread(void)
 {
     pthread_attr_t attr;
@@ -153,114 +217,157 @@ static int start_thread(void)
     pthread_attr_destroy(&attr);
     if (err)
         return err == EAGAIN ? ENOMEM : err;
-    T.started = 1;
+    atomic_store(&W.started, 1);
     return 0;
 }
 
-/* ---- fork ------------------------------------------------------------------- */
+/* ---- fork ---------------------------------------------------------------------- */
 
 static void before_fork(void)
 {
-    pthread_mutex_lock(&T.lock);
+    pthread_mutex_lock(&W.lock);
+    for (int i = 0; i < SHARDS; i++)
+        cctx__word_lock(&shards[i].lock);
 }
 
 static void after_fork_parent(void)
 {
-    pthread_mutex_unlock(&T.lock);
+    for (int i = 0; i < SHARDS; i++)
+        cctx__word_unlock(&shards[i].lock);
+    pthread_mutex_unlock(&W.lock);
+}
+
+static void init_cond(void)
+{
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&W.cond, &a);
+    pthread_condattr_destroy(&a);
 }
 
 static void after_fork_child(void)
 {
-    pthread_mutex_init(&T.lock, NULL);
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(&T.wake, &a);
-    pthread_condattr_destroy(&a);
-    T.started = 0;
-    T.sleep_until = CCTX_NO_DEADLINE;
-    if (T.n > 0)
+    int armed = 0;
+    for (int i = 0; i < SHARDS; i++) {
+        atomic_store(&shards[i].lock, 0);
+        armed |= shards[i].n > 0;
+    }
+    pthread_mutex_init(&W.lock, NULL);
+    init_cond();
+    W.kicked = 0;
+    atomic_store(&W.started, 0);
+    atomic_store(&W.sleep_until, INT64_MAX);
+    if (armed) {
+        pthread_mutex_lock(&W.lock);
         start_thread();
+        pthread_mutex_unlock(&W.lock);
+    }
 }
 
 static void init(void)
 {
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(&T.wake, &a);
-    pthread_condattr_destroy(&a);
+    init_cond();
     pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 }
 
-/* ---- Arming ----------------------------------------------------------------- */
+/* ---- Arming ---------------------------------------------------------------------- */
 
 int cctx__timer_arm(struct cctx__timer *t)
 {
-    pthread_once(&init_once, init);
-    pthread_mutex_lock(&T.lock);
-    if (T.n == T.cap) {
-        size_t cap = T.cap ? T.cap * 2 : 64;
-        struct entry *heap = realloc(T.heap, cap * sizeof *heap);
+    if (cctx__unlikely(!atomic_load_explicit(&W.started, memory_order_acquire))) {
+        pthread_once(&init_once, init);
+        pthread_mutex_lock(&W.lock);
+        int err = atomic_load(&W.started) ? 0 : start_thread();
+        pthread_mutex_unlock(&W.lock);
+        if (err)
+            return err;
+    }
+    if (cctx__unlikely(!my_shard1))
+        my_shard1 = atomic_fetch_add_explicit(&next_shard, 1, memory_order_relaxed) % SHARDS + 1;
+    struct shard *s = &shards[my_shard1 - 1];
+    t->shard = my_shard1 - 1;
+    cctx__word_lock(&s->lock);
+    if (cctx__unlikely(s->n == s->cap)) {
+        size_t cap = s->cap ? s->cap * 2 : 64;
+        struct entry *heap = realloc(s->heap, cap * sizeof *heap);
         if (!heap) {
-            pthread_mutex_unlock(&T.lock);
+            cctx__word_unlock(&s->lock);
             return ENOMEM;
         }
-        T.heap = heap;
-        T.cap = cap;
+        s->heap = heap;
+        s->cap = cap;
     }
-    if (!T.started) {
-        int err = start_thread();
-        if (err) {
-            pthread_mutex_unlock(&T.lock);
-            return err;
-        }
-    }
-    T.n++;
-    sift_up(T.n - 1, (struct entry){t->deadline, t});
-    if (t->deadline < T.sleep_until && T.heap[0].t == t)
-        pthread_cond_signal(&T.wake);
-    pthread_mutex_unlock(&T.lock);
+    s->n++;
+    sift_up(s, s->n - 1, (struct entry){t->deadline, t});
+    cctx__word_unlock(&s->lock);
+    if (t->deadline < atomic_load(&W.sleep_until))
+        kick();
     return 0;
 }
 
 void cctx__timer_disarm(struct cctx__timer *t)
 {
-    /* The slot only changes under the lock; a zero read without it is final
-     * for a context that its caller holds or is freeing. */
+    /* The slot goes from non-zero to zero once, under the shard lock, and the
+     * armer set it before the context was published: a zero read is final. */
     if (!atomic_load_explicit(&t->slot, memory_order_relaxed))
         return;
-    pthread_mutex_lock(&T.lock);
+    struct shard *s = &shards[t->shard];
+    cctx__word_lock(&s->lock);
     uint32_t slot = atomic_load_explicit(&t->slot, memory_order_relaxed);
     if (slot)
-        heap_remove(slot - 1);
-    pthread_mutex_unlock(&T.lock);
+        heap_remove(s, slot - 1);
+    cctx__word_unlock(&s->lock);
 }
 
 long cctx__test_armed_timers(void)
 {
-    pthread_mutex_lock(&T.lock);
-    long n = (long)T.n;
-    pthread_mutex_unlock(&T.lock);
+    long n = 0;
+    for (int i = 0; i < SHARDS; i++) {
+        cctx__word_lock(&shards[i].lock);
+        n += (long)shards[i].n;
+        cctx__word_unlock(&shards[i].lock);
+    }
     return n;
 }
 
-/* ---- The fake clock's side -------------------------------------------------- */
+/* ---- The fake clock's side -------------------------------------------------------- */
 
-/* Switches the fake clock on or off, or moves it (on stays on), under the
- * timer lock so that the thread never fires real deadlines on fake time or
- * the reverse, then fires what is due on the fake clock. */
+/* Serialises changes of the fake clock and the firings they cause. */
+static pthread_mutex_t fake_lock = PTHREAD_MUTEX_INITIALIZER;
+
 void cctx__timer_set_fake(int on, int64_t now, int64_t advance)
 {
     pthread_once(&init_once, init);
-    pthread_mutex_lock(&T.lock);
+    pthread_mutex_lock(&fake_lock);
     if (advance > 0)
         now = cctx__sat_add(atomic_load(&cctx__fake_now), advance);
     if (on)
         atomic_store(&cctx__fake_now, now);
     atomic_store(&cctx__fake_on, on);
-    if (on)
-        fire_due(now);
-    pthread_cond_signal(&T.wake);
-    pthread_mutex_unlock(&T.lock);
+    /* A barrier: the timer thread's pops check the clock under a shard lock,
+     * so from here on none of them fires a fake deadline on real time. */
+    for (int i = 0; i < SHARDS; i++)
+        shard_top(&shards[i]);
+    /* Earliest first across shards: each round fires the shard whose top is
+     * the earliest due entry. */
+    while (on) {
+        int best = -1;
+        int64_t least = now;
+        for (int i = 0; i < SHARDS; i++) {
+            int64_t top = shard_top(&shards[i]);
+            if (top <= least) {
+                least = top;
+                best = i;
+            }
+        }
+        if (best < 0)
+            break;
+        int more;
+        struct cctx__timer *t = pop_due(&shards[best], least, 1, &more);
+        if (t)
+            fire(t);
+    }
+    pthread_mutex_unlock(&fake_lock);
+    kick(); /* the thread re-reads which clock runs */
 }

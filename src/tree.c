@@ -16,6 +16,11 @@
 #include "internal.h"
 #include "testhooks.h"
 
+/* The sizes the design promises (API.md, issue 2): one allocation each. */
+_Static_assert(sizeof(struct cctx__cancelable) <= 80, "a cancelable context exceeds 80 bytes");
+_Static_assert(sizeof(struct cctx__timer) <= 112, "a deadline context exceeds 112 bytes");
+_Static_assert(sizeof(struct cctx__value) <= 64, "a value context exceeds 64 bytes");
+
 /* ---- Roots ---------------------------------------------------------------- */
 
 static struct cctx background_ctx = {
@@ -81,40 +86,40 @@ _Noreturn void cctx__fatal(const char *what, const char *file, int line, const c
 
 /* ---- The per-context lock -------------------------------------------------- */
 
-/* A futex mutex in bits 0-1 of the flags word; the other bits are preserved,
- * so NAMED may be set with an atomic OR while the lock is held. */
-void cctx__lock(struct cctx *c)
+/* A futex mutex in bits 0-1 of a word whose other bits are preserved, so
+ * that NAMED may be set with an atomic OR while a context's lock is held. */
+void cctx__word_lock(_Atomic uint32_t *word)
 {
-    uint32_t w = atomic_load_explicit(&c->word, memory_order_relaxed);
+    uint32_t w = atomic_load_explicit(word, memory_order_relaxed);
     if (cctx__likely(!(w & WORD_LOCK)) &&
-        atomic_compare_exchange_weak_explicit(&c->word, &w, w | 1, memory_order_acquire,
+        atomic_compare_exchange_weak_explicit(word, &w, w | 1, memory_order_acquire,
                                               memory_order_relaxed))
         return;
     for (int spin = 0;; spin++) {
-        w = atomic_load_explicit(&c->word, memory_order_relaxed);
+        w = atomic_load_explicit(word, memory_order_relaxed);
         if (!(w & WORD_LOCK)) {
             /* Once we slept, others may sleep too: keep the lock marked contended. */
             uint32_t want = w | (spin > 100 ? 2 : 1);
-            if (atomic_compare_exchange_weak_explicit(&c->word, &w, want, memory_order_acquire,
+            if (atomic_compare_exchange_weak_explicit(word, &w, want, memory_order_acquire,
                                                       memory_order_relaxed))
                 return;
             continue;
         }
         if (spin < 100)
             continue;
-        if (!(w & 2) && !atomic_compare_exchange_weak_explicit(&c->word, &w, (w & ~WORD_LOCK) | 2,
+        if (!(w & 2) && !atomic_compare_exchange_weak_explicit(word, &w, (w & ~WORD_LOCK) | 2,
                                                                memory_order_relaxed,
                                                                memory_order_relaxed))
             continue;
-        cctx__os_wait(&c->word, (w & ~WORD_LOCK) | 2, CCTX_NO_DEADLINE);
+        cctx__os_wait(word, (w & ~WORD_LOCK) | 2, CCTX_NO_DEADLINE);
     }
 }
 
-void cctx__unlock(struct cctx *c)
+void cctx__word_unlock(_Atomic uint32_t *word)
 {
-    uint32_t old = atomic_fetch_and_explicit(&c->word, ~WORD_LOCK, memory_order_release);
+    uint32_t old = atomic_fetch_and_explicit(word, ~WORD_LOCK, memory_order_release);
     if (cctx__unlikely(old & 2))
-        cctx__os_wake(&c->word);
+        cctx__os_wake(word);
 }
 
 /* ---- References ------------------------------------------------------------ */
@@ -165,8 +170,9 @@ static void init_head(struct cctx *c, enum cctx__kind kind, struct cctx *parent,
 {
     atomic_init(&c->state, kind == KIND_VALUE ? STATE_FORWARD : 0);
     atomic_init(&c->refs, 1);
-    atomic_init(&c->word, (uint32_t)kind << WORD_KIND_SHIFT);
-    c->line = line;
+    uint32_t l = line < 0 ? 0 : (uint32_t)line > WORD_LINE_MAX ? WORD_LINE_MAX : (uint32_t)line;
+    atomic_init(&c->word, (uint32_t)kind << WORD_KIND_SHIFT | l << WORD_LINE_SHIFT);
+    atomic_init(&c->fd1, 0);
     c->file = file;
     c->func = func;
     c->parent = cctx_ref(parent);
@@ -198,8 +204,7 @@ static void init_cancelable(struct cctx__cancelable *c, enum cctx__kind kind, cc
     c->link.pprev = 0;
     c->children = NULL;
     atomic_init(&c->cause, NULL);
-    atomic_init(&c->fd1, 0);
-    c->unused = 0;
+    c->deadline_from = kind == KIND_TIMER ? (struct cctx__timer *)c : cctx__deadline_of(parent);
 }
 
 static cctx_t *fail(int err, cctx_cancel_t **cancel)
@@ -228,9 +233,8 @@ cctx_t *cctx_with_cancel_at(cctx_t *parent, cctx_cancel_t **cancel, const char *
 cctx_t *cctx__with_deadline(cctx_t *parent, int64_t deadline, int code, const char *msg,
                             cctx_cancel_t **cancel, const char *file, int line, const char *func)
 {
-    int64_t inherited;
-    if (deadline == CCTX_NO_DEADLINE ||
-        (cctx_deadline(parent, &inherited) && inherited <= deadline))
+    const struct cctx__timer *inherited = cctx__deadline_of(parent);
+    if (deadline == CCTX_NO_DEADLINE || (inherited && inherited->deadline <= deadline))
         return cctx_with_cancel_at(parent, cancel, file, line, func);
 
     size_t len = msg ? strlen(msg) + 1 : 0;
@@ -240,6 +244,7 @@ cctx_t *cctx__with_deadline(cctx_t *parent, int64_t deadline, int code, const ch
     init_cancelable(&t->c, KIND_TIMER, parent, file, line, func);
     t->deadline = deadline;
     atomic_init(&t->slot, 0);
+    t->shard = 0;
     t->code = code;
     t->msg = msg ? memcpy(t + 1, msg, len) : NULL;
 
@@ -338,7 +343,7 @@ static struct cctx *destroy(struct cctx *c, const char *file, int line, const ch
             cctx__node_unlink(&cc->link);
             cctx__unlock(&src->head);
         }
-        uint32_t fd1 = atomic_load_explicit(&cc->fd1, memory_order_acquire);
+        uint32_t fd1 = atomic_load_explicit(&c->fd1, memory_order_acquire);
         if (fd1)
             cctx__os_event_close((int)fd1 - 1);
         cctx__cause_free(atomic_load_explicit(&cc->cause, memory_order_acquire), c);

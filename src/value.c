@@ -22,21 +22,16 @@ int cctx_err(const cctx_t *ctx)
 
 bool cctx_deadline(const cctx_t *ctx, int64_t *deadline)
 {
-    /* A timer context's deadline is already the earliest on its chain (a
-     * later one gives a plain cancelable context), so the first one up wins. */
-    for (const struct cctx *c = ctx; c; c = c->parent) {
-        enum cctx__kind k = cctx__kind(c);
-        if (k == KIND_TIMER) {
-            if (deadline)
-                *deadline = ((const struct cctx__timer *)c)->deadline;
-            return true;
-        }
-        if (k == KIND_ROOT || k == KIND_DETACHED)
-            break;
-    }
-    if (!ctx)
+    if (cctx__unlikely(!ctx)) {
         errno = EINVAL;
-    return false;
+        return false;
+    }
+    /* A timer context's deadline is already the earliest on its chain (a
+     * later one gives a plain cancelable context). */
+    const struct cctx__timer *t = cctx__deadline_of(ctx);
+    if (t && deadline)
+        *deadline = t->deadline;
+    return t != NULL;
 }
 
 int64_t cctx_remaining(const cctx_t *ctx)

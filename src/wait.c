@@ -44,14 +44,14 @@ int cctx_done_fd(cctx_t *ctx)
     struct cctx__cancelable *src = cctx__source(ctx);
     if (!src)
         return never_done_fd();
-    uint32_t fd1 = atomic_load_explicit(&src->fd1, memory_order_acquire);
+    uint32_t fd1 = atomic_load_explicit(&src->head.fd1, memory_order_acquire);
     if (fd1)
         return (int)fd1 - 1;
     int fd = cctx__os_event_new();
     if (fd < 0)
         return -1;
     uint32_t none = 0;
-    if (!atomic_compare_exchange_strong_explicit(&src->fd1, &none, (uint32_t)fd + 1,
+    if (!atomic_compare_exchange_strong_explicit(&src->head.fd1, &none, (uint32_t)fd + 1,
                                                  memory_order_seq_cst, memory_order_acquire)) {
         cctx__os_event_close(fd);
         return (int)none - 1;
