@@ -148,15 +148,14 @@ static int push(struct stack *s, struct frame f)
     return 0;
 }
 
-/* Takes a reference on each live child of c and pushes it, in list order
- * reversed so that the walk prints them in list order. Counts them all. */
+/* Takes a reference on each live child of c and pushes it; the list is newest
+ * first, so the walk pops (and prints) them oldest first. Counts them all. */
 static int push_children(struct stack *s, struct cctx *c, int depth, size_t *count)
 {
     *count = 0;
     struct cctx__cancelable *src = cctx__source(c);
     if (!src || &src->head != c)
         return 0;
-    size_t first = s->n;
     int err = 0;
     cctx__lock(c);
     for (struct cctx__node *n = src->children; n; n = n->next) {
@@ -170,11 +169,6 @@ static int push_children(struct stack *s, struct cctx *c, int depth, size_t *cou
             cctx_release(child); /* not the last reference: c's list held it */
     }
     cctx__unlock(c);
-    for (size_t i = first, j = s->n; i + 1 < j; i++, j--) {
-        struct frame t = s->f[i];
-        s->f[i] = s->f[j - 1];
-        s->f[j - 1] = t;
-    }
     return err;
 }
 
@@ -203,8 +197,10 @@ static void print_node(FILE *out, int format, const struct frame *f, size_t chil
             fprintf(out, ", deadline %" PRId64 " (%" PRId64 " ns left)", deadline, left);
         fprintf(out, ", refs %u, children %zu\n", refs, children);
         for (struct cctx *v = c->parent; f->lister && v && v != f->lister; v = v->parent)
-            fprintf(out, "%*s  via %s %p made at %s:%d in %s\n", f->depth * 2, "", kind_name(v),
-                    (void *)v, v->file, cctx__line(v), v->func);
+            fprintf(out, "%*s  via %s %p%s%s%s made at %s:%d in %s\n", f->depth * 2, "",
+                    kind_name(v), (void *)v, cctx_name(v) ? " \"" : "",
+                    cctx_name(v) ? cctx_name(v) : "", cctx_name(v) ? "\"" : "", v->file,
+                    cctx__line(v), v->func);
     } else if (format == CCTX_DUMP_JSON) {
         fprintf(out, "%s{\"id\":\"%p\",\"kind\":\"%s\",\"name\":", first_sibling ? "" : ",",
                 (void *)c, kind_name(c));
@@ -268,7 +264,7 @@ int cctx_dump(cctx_t *root, FILE *out, int format)
         /* JSON: a node as deep as this one printed last means a sibling came
          * before it; close every object down to this depth. */
         int first_sibling = open <= f.depth;
-        for (; open > f.depth; open--)
+        for (; format == CCTX_DUMP_JSON && open > f.depth; open--)
             fputs("]}", out);
         size_t children;
         err = push_children(&s, f.ctx, f.depth, &children);
