@@ -37,15 +37,33 @@ static struct cctx__cause oom_cause[2] = {
 struct cctx__cause *cctx__cause_new(struct cctx *origin, int err, int code, const char *msg,
                                     const char *file, int line, const char *func)
 {
+    /* A deadline with a cause of its own fires with the record made with it
+     * (which already points at its copy of the message). */
+    struct cctx__cause *c = NULL;
+    if (err == ETIMEDOUT && cctx__kind(origin) == KIND_TIMER &&
+        (c = cctx__timer_cause((struct cctx__timer *)origin)) != NULL) {
+        *c = (struct cctx__cause){.origin = origin, .embedded = 1, .err = err, .code = code,
+                                  .msg = msg ? msg : "context deadline exceeded",
+                                  .file = file ? file : "?", .line = line,
+                                  .func = func ? func : "?", .when = cctx_now()};
+        return c;
+    }
     size_t len = msg ? strlen(msg) + 1 : 0;
-    struct cctx__cause *c = cctx__alloc(sizeof *c + len);
+    c = cctx__alloc(sizeof *c + len);
+    if (cctx__unlikely(!c) && len) {
+        /* Keep the code and the site at least; the message falls back. */
+        msg = NULL;
+        len = 0;
+        c = cctx__alloc(sizeof *c);
+    }
     if (cctx__unlikely(!c))
         return &oom_cause[err == ETIMEDOUT];
     c->origin = origin;
+    c->embedded = 0;
     atomic_init(&c->marked, 0);
     c->err = err;
     c->code = code;
-    c->msg = msg ? memcpy(c + 1, msg, len)
+    c->msg = len ? memcpy(c + 1, msg, len)
                  : err == ETIMEDOUT ? "context deadline exceeded" : "context canceled";
     c->file = file ? file : "?";
     c->line = line;
@@ -56,7 +74,7 @@ struct cctx__cause *cctx__cause_new(struct cctx *origin, int err, int code, cons
 
 void cctx__cause_free(struct cctx__cause *cause, struct cctx *origin)
 {
-    if (cause && cause->origin == origin)
+    if (cause && cause->origin == origin && !cause->embedded)
         cctx__free(cause);
 }
 

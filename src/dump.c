@@ -150,25 +150,39 @@ static int push(struct stack *s, struct frame f)
 
 /* Takes a reference on each live child of c and pushes it; the list is newest
  * first, so the walk pops (and prints) them oldest first. Counts them all. */
+/* Whether c's chain of parents reaches `through` before its source. */
+static int passes_through(const struct cctx *c, const struct cctx *through,
+                          const struct cctx *src)
+{
+    for (const struct cctx *v = c->parent; v && v != src; v = v->parent)
+        if (v == through)
+            return 1;
+    return 0;
+}
+
 static int push_children(struct stack *s, struct cctx *c, int depth, size_t *count)
 {
     *count = 0;
+    /* A value context has no list: its cancelable descendants are linked
+     * under its source, among those of its siblings. */
     struct cctx__cancelable *src = cctx__source(c);
-    if (!src || &src->head != c)
+    if (!src)
         return 0;
     int err = 0;
-    cctx__lock(c);
+    cctx__lock(&src->head);
     for (struct cctx__node *n = src->children; n; n = n->next) {
         if (n->pprev & NODE_AFTER)
             continue;
         struct cctx *child = (struct cctx *)((char *)n - offsetof(struct cctx__cancelable, link));
+        if (&src->head != c && !passes_through(child, c, &src->head))
+            continue;
         (*count)++;
         if (err || !cctx__try_ref(child))
             continue;
         if ((err = push(s, (struct frame){child, c, depth + 1, 1})) != 0)
             cctx_release(child); /* not the last reference: c's list held it */
     }
-    cctx__unlock(c);
+    cctx__unlock(&src->head);
     return err;
 }
 
@@ -229,9 +243,14 @@ static void print_node(FILE *out, int format, const struct frame *f, size_t chil
         if (has_deadline)
             fprintf(out, ",\"deadline\":%" PRId64 ",\"remaining\":%" PRId64, deadline, left);
         fprintf(out, ",\"refs\":%u,\"child_count\":%zu,\"via\":[", refs, children);
-        for (struct cctx *v = c->parent; f->lister && v && v != f->lister; v = v->parent)
-            fprintf(out, "%s{\"id\":\"%p\",\"kind\":\"%s\"}", v == c->parent ? "" : ",",
+        for (struct cctx *v = c->parent; f->lister && v && v != f->lister; v = v->parent) {
+            fprintf(out, "%s{\"id\":\"%p\",\"kind\":\"%s\",\"name\":\"", v == c->parent ? "" : ",",
                     (void *)v, kind_name(v));
+            put_escaped(out, cctx_name(v));
+            fprintf(out, "\",\"file\":\"");
+            put_escaped(out, v->file);
+            fprintf(out, "\",\"line\":%d}", cctx__line(v));
+        }
         fprintf(out, "],\"children\":[");
     } else {
         fprintf(out, "  \"%p\" [label=\"%s", (void *)c, kind_name(c));
@@ -243,8 +262,20 @@ static void print_node(FILE *out, int format, const struct frame *f, size_t chil
         put_escaped(out, c->file);
         fprintf(out, ":%d\\n%s\", color=%s];\n", cctx__line(c), err ? err_name(err) : "active",
                 err ? "red" : "green");
+        /* The chain through value contexts, as nodes of its own; `strict`
+         * merges the edges that siblings under one value context share. */
+        struct cctx *below = c;
+        for (struct cctx *v = c->parent; f->lister && v && v != f->lister; v = v->parent) {
+            fprintf(out, "  \"%p\" [label=\"%s ", (void *)v, kind_name(v));
+            put_escaped(out, cctx_name(v));
+            fprintf(out, "\\n");
+            put_escaped(out, v->file);
+            fprintf(out, ":%d\", style=dashed];\n  \"%p\" -> \"%p\";\n", cctx__line(v), (void *)v,
+                    (void *)below);
+            below = v;
+        }
         if (f->lister)
-            fprintf(out, "  \"%p\" -> \"%p\";\n", (void *)f->lister, (void *)c);
+            fprintf(out, "  \"%p\" -> \"%p\";\n", (void *)f->lister, (void *)below);
     }
 }
 
@@ -258,7 +289,7 @@ int cctx_dump(cctx_t *root, FILE *out, int format)
     if (format == CCTX_DUMP_JSON)
         fputc('[', out);
     else if (format == CCTX_DUMP_DOT)
-        fprintf(out, "digraph cctx {\n  node [shape=box];\n");
+        fprintf(out, "strict digraph cctx {\n  node [shape=box];\n");
     while (!err && s.n > 0) {
         struct frame f = s.f[--s.n];
         /* JSON: a node as deep as this one printed last means a sibling came

@@ -79,6 +79,7 @@ struct cctx__node {
  * each holds its origin alive through the chain of parent references. */
 struct cctx__cause {
     struct cctx *origin;     /* NULL for the static out-of-memory records */
+    int embedded;            /* part of its origin's allocation, not freed alone */
     _Atomic uint32_t marked; /* 1 once every descendant it reached is marked (cancel.c) */
     int err, code, line;
     const char *msg, *file, *func;
@@ -104,8 +105,15 @@ struct cctx__timer {
     _Atomic uint32_t slot; /* heap index + 1; 0: not armed. Written under the shard lock */
     uint32_t shard;        /* the heap shard it is armed in (timer.c) */
     int32_t code;          /* the cause given by the _cause variants */
-    const char *msg;       /* NULL, or a copy stored right after the struct */
+    const char *msg;       /* NULL, or a copy stored after the record below */
+    /* With a code or a message, the struct is followed by the cause record
+     * its firing uses (cctx__timer_cause), then by the message. */
 };
+
+static inline struct cctx__cause *cctx__timer_cause(const struct cctx__timer *t)
+{
+    return t->code || t->msg ? (struct cctx__cause *)(t + 1) : NULL;
+}
 
 struct cctx__value {
     struct cctx head;

@@ -149,12 +149,14 @@ static void fire(struct cctx__timer *t)
     cctx_release(&t->c.head);
 }
 
-static int64_t shard_top(struct shard *s)
+/* The earliest deadline armed in s; false when s is empty. */
+static bool shard_top(struct shard *s, int64_t *when)
 {
     cctx__word_lock(&s->lock);
-    int64_t when = s->n ? s->heap[0].when : INT64_MAX;
+    bool any = s->n > 0;
+    *when = any ? s->heap[0].when : INT64_MAX;
     cctx__word_unlock(&s->lock);
-    return when;
+    return any;
 }
 
 static void *timer_main(void *arg)
@@ -175,7 +177,8 @@ static void *timer_main(void *arg)
                     if (t)
                         fire(t);
                 }
-                int64_t top = shard_top(&shards[i]);
+                int64_t top;
+                shard_top(&shards[i], &top);
                 next = top < next ? top : next;
             }
         }
@@ -347,16 +350,16 @@ void cctx__timer_set_fake(int on, int64_t now, int64_t advance)
     atomic_store(&cctx__fake_on, on);
     /* A barrier: the timer thread's pops check the clock under a shard lock,
      * so from here on none of them fires a fake deadline on real time. */
+    int64_t top;
     for (int i = 0; i < SHARDS; i++)
-        shard_top(&shards[i]);
+        shard_top(&shards[i], &top);
     /* Earliest first across shards: each round fires the shard whose top is
      * the earliest due entry. */
     while (on) {
         int best = -1;
         int64_t least = now;
         for (int i = 0; i < SHARDS; i++) {
-            int64_t top = shard_top(&shards[i]);
-            if (top <= least) {
+            if (shard_top(&shards[i], &top) && top <= least) {
                 least = top;
                 best = i;
             }

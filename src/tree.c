@@ -238,7 +238,11 @@ cctx_t *cctx__with_deadline(cctx_t *parent, int64_t deadline, int code, const ch
         return cctx_with_cancel_at(parent, cancel, file, line, func);
 
     size_t len = msg ? strlen(msg) + 1 : 0;
-    struct cctx__timer *t = cctx__alloc(sizeof *t + len);
+    /* A deadline with a cause of its own carries the record its firing will
+     * use, in the same allocation, so that no failed allocation at firing
+     * time can lose the code and message it was given. */
+    size_t extra = code || msg ? sizeof(struct cctx__cause) + len : 0;
+    struct cctx__timer *t = cctx__alloc(sizeof *t + extra);
     if (cctx__unlikely(!t))
         return fail(ENOMEM, cancel);
     init_cancelable(&t->c, KIND_TIMER, parent, file, line, func);
@@ -246,23 +250,22 @@ cctx_t *cctx__with_deadline(cctx_t *parent, int64_t deadline, int code, const ch
     atomic_init(&t->slot, 0);
     t->shard = 0;
     t->code = code;
-    t->msg = msg ? memcpy(t + 1, msg, len) : NULL;
+    t->msg = msg ? memcpy((struct cctx__cause *)(t + 1) + 1, msg, len) : NULL;
 
-    if (deadline <= cctx_now()) {
-        attach(&t->c);
-        /* Born done: by its parent if that ended first, else by its own deadline. */
-        if (!(atomic_load_explicit(&t->c.head.state, memory_order_relaxed) & STATE_ERR))
-            cctx__cancel(&t->c, ETIMEDOUT, code, t->msg, file, line, func);
+    attach(&t->c);
+    if (atomic_load_explicit(&t->c.head.state, memory_order_relaxed) & STATE_ERR) {
+        /* Born done by its parent: its deadline can no longer matter. */
+    } else if (deadline <= cctx_now()) {
+        cctx__cancel(&t->c, ETIMEDOUT, code, t->msg, file, line, func);
     } else {
-        /* Arm before attaching: the only step that can fail comes before the
-         * context becomes visible to any other thread. */
+        /* Armed once attached, so that a firing can never precede (and be
+         * overwritten by) the born-done check above. A failure unwinds through
+         * an ordinary release: a parent's canceller may hold t by now. */
         int err = cctx__timer_arm(t);
         if (err) {
-            cctx_release(t->c.head.parent);
-            cctx__free(t);
+            cctx_release_at(&t->c.head, file, line, func);
             return fail(err, cancel);
         }
-        attach(&t->c);
     }
     if (cancel)
         *cancel = (cctx_cancel_t *)t;
