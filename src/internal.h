@@ -228,6 +228,9 @@ void cctx__after_run_list(struct cctx__node *list);
 void cctx__after_wait_stopper(struct cctx__after *a);
 
 /* timer.c */
+/* The shard this thread arms into; set in a timer before it is published,
+ * since a canceller may disarm it as soon as it is attached. */
+uint32_t cctx__timer_shard(void);
 int cctx__timer_arm(struct cctx__timer *t);
 void cctx__timer_disarm(struct cctx__timer *t);
 

@@ -107,9 +107,11 @@ static void sift_down(struct shard *s, size_t i, struct entry e)
     place(s, i, e);
 }
 
+/* Zeroing the slot is the last touch of the context here (release): a
+ * releaser that reads zero without the lock may free it at once. */
 static void heap_remove(struct shard *s, size_t i)
 {
-    atomic_store_explicit(&s->heap[i].t->slot, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->heap[i].t->slot, 0, memory_order_release);
     struct entry last = s->heap[--s->n];
     if (i == s->n)
         return;
@@ -131,8 +133,9 @@ static struct cctx__timer *pop_due(struct shard *s, int64_t now, int fake, int *
     *more = 0;
     while (s->n > 0 && s->heap[0].when <= now && atomic_load(&cctx__fake_on) == fake) {
         struct cctx__timer *top = s->heap[0].t;
+        int referenced = cctx__try_ref(&top->c.head);
         heap_remove(s, 0);
-        if (cctx__try_ref(&top->c.head)) {
+        if (referenced) {
             t = top;
             *more = 1;
             break;
@@ -276,6 +279,13 @@ static void init(void)
 
 /* ---- Arming ---------------------------------------------------------------------- */
 
+uint32_t cctx__timer_shard(void)
+{
+    if (cctx__unlikely(!my_shard1))
+        my_shard1 = atomic_fetch_add_explicit(&next_shard, 1, memory_order_relaxed) % SHARDS + 1;
+    return my_shard1 - 1;
+}
+
 int cctx__timer_arm(struct cctx__timer *t)
 {
     if (cctx__unlikely(!atomic_load_explicit(&W.started, memory_order_acquire))) {
@@ -286,10 +296,7 @@ int cctx__timer_arm(struct cctx__timer *t)
         if (err)
             return err;
     }
-    if (cctx__unlikely(!my_shard1))
-        my_shard1 = atomic_fetch_add_explicit(&next_shard, 1, memory_order_relaxed) % SHARDS + 1;
-    struct shard *s = &shards[my_shard1 - 1];
-    t->shard = my_shard1 - 1;
+    struct shard *s = &shards[t->shard];
     cctx__word_lock(&s->lock);
     if (cctx__unlikely(s->n == s->cap)) {
         size_t cap = s->cap ? s->cap * 2 : 64;
@@ -313,7 +320,7 @@ void cctx__timer_disarm(struct cctx__timer *t)
 {
     /* The slot goes from non-zero to zero once, under the shard lock, and the
      * armer set it before the context was published: a zero read is final. */
-    if (!atomic_load_explicit(&t->slot, memory_order_relaxed))
+    if (!atomic_load_explicit(&t->slot, memory_order_acquire))
         return;
     struct shard *s = &shards[t->shard];
     cctx__word_lock(&s->lock);
