@@ -157,11 +157,11 @@ static int mark(struct cctx__cancelable *c, int err, struct marking *m)
         cctx__unlock(&c->head);
         return 0;
     }
+    take_list(c, m); /* first: the cause takes the list's place */
     atomic_store_explicit(&c->cause, m->cause, memory_order_release);
     /* seq_cst pairs with cctx_done_fd's publication of the descriptor: one of
      * the two sides always sees the other and signals it. */
     uint32_t old = atomic_fetch_or_explicit(&c->head.state, (uint32_t)err, memory_order_seq_cst);
-    take_list(c, m);
     cctx__unlock(&c->head);
 
     if (old & STATE_WAITERS)

@@ -170,7 +170,11 @@ static int push_children(struct stack *s, struct cctx *c, int depth, size_t *cou
         return 0;
     int err = 0;
     cctx__lock(&src->head);
-    for (struct cctx__node *n = src->children; n; n = n->next) {
+    /* A canceled context has handed its list over (see internal.h). */
+    struct cctx__node *list =
+        atomic_load_explicit(&src->head.state, memory_order_relaxed) & STATE_ERR ? NULL
+                                                                               : src->children;
+    for (struct cctx__node *n = list; n; n = n->next) {
         if (n->pprev & NODE_AFTER)
             continue;
         struct cctx *child = (struct cctx *)((char *)n - offsetof(struct cctx__cancelable, link));

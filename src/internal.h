@@ -90,9 +90,17 @@ struct cctx__timer;
 
 struct cctx__cancelable {
     struct cctx head;
-    struct cctx__node link;     /* in the source's list */
-    struct cctx__node *children; /* children and after-functions */
-    struct cctx__cause *_Atomic cause;
+    struct cctx__node link; /* in the source's list */
+    /* A context's list only matters while it is active, its cause only once
+     * it is done, and the canceller swaps one for the other under the lock:
+     * once done, a context takes no more children (they are born done) nor
+     * registrations (they run at once). So whoever reads `children` holds
+     * the lock and has seen no error; whoever reads `cause` has seen the
+     * error (acquire), which was written after the cause (release). */
+    union {
+        struct cctx__node *children; /* children and after-functions */
+        struct cctx__cause *_Atomic cause;
+    };
     /* The nearest timer context at or above this one whose deadline governs
      * it (NULL: none), so that deadline look-ups and derivations never walk a
      * long chain of cancelable contexts. */
