@@ -67,6 +67,7 @@ static struct {
 } W = {.lock = PTHREAD_MUTEX_INITIALIZER, .sleep_until = INT64_MAX};
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t fake_lock; /* see cctx__timer_set_fake */
 
 /* ---- The heap of one shard ---------------------------------------------------- */
 
@@ -273,6 +274,11 @@ static void after_fork_child(void)
 
 static void init(void)
 {
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&fake_lock, &a);
+    pthread_mutexattr_destroy(&a);
     init_cond();
     pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 }
@@ -343,9 +349,9 @@ long cctx__test_armed_timers(void)
 
 /* ---- The fake clock's side -------------------------------------------------------- */
 
-/* Serialises changes of the fake clock and the firings they cause. */
-static pthread_mutex_t fake_lock = PTHREAD_MUTEX_INITIALIZER;
-
+/* fake_lock serialises changes of the fake clock and the firings they cause.
+ * It is recursive because an after-function run by an advance may advance
+ * the clock itself; the outer advance then goes on from the clock's new time. */
 void cctx__timer_set_fake(int on, int64_t now, int64_t advance)
 {
     pthread_once(&init_once, init);
@@ -364,7 +370,7 @@ void cctx__timer_set_fake(int on, int64_t now, int64_t advance)
      * the earliest due entry. */
     while (on) {
         int best = -1;
-        int64_t least = now;
+        int64_t least = atomic_load(&cctx__fake_now);
         for (int i = 0; i < SHARDS; i++) {
             if (shard_top(&shards[i], &top) && top <= least) {
                 least = top;
