@@ -15,9 +15,11 @@
  * cctx__os_wait. The error is written once, under the context's lock.
  *
  * The flags word (head.word): bits 0-1 are the context's lock (0 free,
- * 1 held, 2 held with sleepers); bits 2-5 the kind and bits 7-31 the line of
+ * 1 held, 2 held with sleepers); bits 2-4 the kind; bit 5 LINKED (it was
+ * linked into its source's list when made); bits 7-31 the line of
  * the creation site (both set before the context is published, never
- * changed; a line past 2^25-1 is stored as that); bit 6 NAMED (a name is in
+ * changed; a line past 2^25-1 is stored as that; LINKED too is set before
+ * the context is returned and never cleared); bit 6 NAMED (a name is in
  * the name table). Packing the line here is what keeps a cancelable context
  * at 80 bytes with a pointer to the deadline that governs it.
  *
@@ -52,6 +54,7 @@ enum cctx__kind { KIND_ROOT = 1, KIND_CANCEL, KIND_TIMER, KIND_VALUE, KIND_DETAC
 
 #define WORD_LOCK 3u
 #define WORD_KIND_SHIFT 2
+#define WORD_LINKED (1u << 5)
 #define WORD_NAMED (1u << 6)
 #define WORD_LINE_SHIFT 7
 #define WORD_LINE_MAX ((1u << 25) - 1)
@@ -155,7 +158,7 @@ static inline enum cctx__kind cctx__kind(const struct cctx *c)
 {
     return (enum cctx__kind)((atomic_load_explicit(&((struct cctx *)c)->word,
                                                    memory_order_relaxed) >>
-                              WORD_KIND_SHIFT) & 0xf);
+                              WORD_KIND_SHIFT) & 0x7);
 }
 
 static inline int cctx__line(const struct cctx *c)

@@ -185,16 +185,23 @@ static void attach(struct cctx__cancelable *c)
     struct cctx__cancelable *src = cctx__source(c->head.parent);
     if (!src)
         return;
-    cctx__lock(&src->head);
-    uint32_t s = atomic_load_explicit(&src->head.state, memory_order_relaxed);
+    /* A done source stays done, and its cause was written before its error:
+     * a child of one needs no lock to be born done. */
+    uint32_t s = atomic_load_explicit(&src->head.state, memory_order_acquire);
+    if (!(s & STATE_ERR)) {
+        cctx__lock(&src->head);
+        s = atomic_load_explicit(&src->head.state, memory_order_relaxed);
+        if (!(s & STATE_ERR)) {
+            atomic_fetch_or_explicit(&c->head.word, WORD_LINKED, memory_order_relaxed);
+            cctx__node_push(&src->children, &c->link, 0);
+        }
+        cctx__unlock(&src->head);
+    }
     if (s & STATE_ERR) {
-        atomic_store_explicit(&c->cause, atomic_load_explicit(&src->cause, memory_order_relaxed),
+        atomic_store_explicit(&c->cause, atomic_load_explicit(&src->cause, memory_order_acquire),
                               memory_order_relaxed);
         atomic_store_explicit(&c->head.state, s & STATE_ERR, memory_order_relaxed);
-    } else {
-        cctx__node_push(&src->children, &c->link, 0);
     }
-    cctx__unlock(&src->head);
 }
 
 static void init_cancelable(struct cctx__cancelable *c, enum cctx__kind kind, cctx_t *parent,
@@ -331,17 +338,19 @@ static struct cctx *destroy(struct cctx *c, const char *file, int line, const ch
     if (cctx__cancelable_kind(kind)) {
         struct cctx__cancelable *cc = (struct cctx__cancelable *)c;
         /* Nobody holds c, so no child exists (each holds a reference): only
-         * after-functions can still observe its end. */
-        cctx__lock(c);
-        int observed = cc->children != NULL &&
-                       !(atomic_load_explicit(&c->state, memory_order_relaxed) & STATE_ERR);
-        cctx__unlock(c);
-        if (observed)
-            cctx__cancel(cc, ECANCELED, 0, NULL, file, line, func);
+         * after-functions can still observe its end. A done context has none
+         * left (its canceller ran them, and waited for their stoppers). */
+        if (!(atomic_load_explicit(&c->state, memory_order_acquire) & STATE_ERR)) {
+            cctx__lock(c);
+            int observed = cc->children != NULL;
+            cctx__unlock(c);
+            if (observed)
+                cctx__cancel(cc, ECANCELED, 0, NULL, file, line, func);
+        }
         if (kind == KIND_TIMER)
             cctx__timer_disarm((struct cctx__timer *)c);
-        struct cctx__cancelable *src = cctx__source(c->parent);
-        if (src) {
+        if (atomic_load_explicit(&c->word, memory_order_relaxed) & WORD_LINKED) {
+            struct cctx__cancelable *src = cctx__source(c->parent);
             cctx__lock(&src->head);
             cctx__node_unlink(&cc->link);
             cctx__unlock(&src->head);
