@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Installs cctx into a temporary prefix, static and shared, and builds a tiny
+# program (tests/consumer/main.c) against the *installed* library both ways a
+# user would: CMake's find_package(cctx) -> cctx::cctx, and
+# `pkg-config --cflags --libs cctx` (with --static for the static library).
+# Each program is run and its output compared with expected.txt.
+#
+#   usage: tests/consumer/check.sh [BUILD_TYPE]     (default: Release)
+#
+# Environment: CC (compiler, default cc), JOBS (default 2),
+# CCTX_KEEP_TMP=1 keeps the temporary directory for inspection.
+set -euo pipefail
+
+build_type=${1:-Release}
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+src=$(cd "$here/../.." && pwd)
+jobs=${JOBS:-2}
+cc=${CC:-cc}
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/cctx-consumer.XXXXXX")
+cleanup() {
+    if [[ "${CCTX_KEEP_TMP:-}" == 1 ]]; then
+        echo "consumer: kept $tmp"
+    else
+        rm -rf "$tmp"
+    fi
+}
+trap cleanup EXIT
+
+step() { printf '\n--- consumer [%s]: %s\n' "$build_type" "$*"; }
+fail() { printf 'consumer [%s]: FAIL: %s\n' "$build_type" "$*" >&2; exit 1; }
+
+# Runs a built consumer and compares its transcript with expected.txt.
+run_and_compare() {
+    local bin=$1 out=$tmp/out.txt
+    "$bin" >"$out" || { cat "$out"; fail "$bin exited with status $?"; }
+    if ! diff -u "$here/expected.txt" "$out"; then
+        fail "$bin: output differs from expected.txt (diff above)"
+    fi
+    echo "output matches expected.txt"
+}
+
+# needs_libcctx BINARY yes|no: checks whether BINARY loads libcctx.so at run time.
+needs_libcctx() {
+    local bin=$1 want=$2 needed
+    needed=$(readelf -d "$bin" | grep NEEDED || true)
+    if grep -q 'libcctx\.so' <<<"$needed"; then
+        [[ "$want" == yes ]] || fail "$bin: linked against libcctx.so, expected the static library"
+        echo "dynamically linked: $(grep -o 'libcctx\.so[.0-9]*' <<<"$needed")"
+    else
+        [[ "$want" == no ]] || fail "$bin: libcctx.so not among its NEEDED libraries"
+        echo "statically linked (no libcctx.so needed)"
+    fi
+}
+
+for kind in static shared; do
+    shared=OFF
+    [[ "$kind" == shared ]] && shared=ON
+    prefix=$tmp/prefix-$kind
+
+    step "$kind: configure, build and install cctx into $prefix"
+    cmake -S "$src" -B "$tmp/build-$kind" \
+        -DCMAKE_BUILD_TYPE="$build_type" \
+        -DBUILD_SHARED_LIBS=$shared \
+        -DCCTX_WERROR=ON \
+        -DCCTX_BUILD_TESTS=OFF -DCCTX_BUILD_BENCH=OFF -DCCTX_BUILD_EXAMPLES=OFF \
+        -DCMAKE_INSTALL_PREFIX="$prefix" >"$tmp/configure-$kind.log" ||
+        { cat "$tmp/configure-$kind.log"; fail "configure ($kind)"; }
+    cmake --build "$tmp/build-$kind" -j "$jobs"
+    cmake --install "$tmp/build-$kind" >"$tmp/install-$kind.log" ||
+        { cat "$tmp/install-$kind.log"; fail "install ($kind)"; }
+
+    # Where GNUInstallDirs put things (lib, lib64 or lib/<multiarch>).
+    pc=$(find "$prefix" -name cctx.pc -print -quit)
+    [[ -n "$pc" ]] || fail "cctx.pc was not installed"
+    libdir=$(dirname "$(dirname "$pc")")
+    [[ -f "$prefix/include/cctx.h" ]] || fail "include/cctx.h was not installed"
+    [[ -f "$prefix/include/cctx/testing.h" ]] || fail "include/cctx/testing.h was not installed"
+    [[ -f "$libdir/cmake/cctx/cctxConfig.cmake" ]] || fail "cctxConfig.cmake was not installed"
+    if [[ "$kind" == static ]]; then
+        [[ -f "$libdir/libcctx.a" ]] || fail "libcctx.a was not installed"
+        [[ ! -e "$libdir/libcctx.so" ]] || fail "a static build installed libcctx.so"
+    else
+        [[ -e "$libdir/libcctx.so" ]] || fail "libcctx.so was not installed"
+        [[ ! -e "$libdir/libcctx.a" ]] || fail "a shared build installed libcctx.a"
+        # Only the public API is exported: every defined dynamic symbol is cctx_*.
+        stray=$(nm -D --defined-only "$libdir/libcctx.so" | awk '{print $NF}' |
+            grep -Ev '^cctx_[a-z]' || true)
+        [[ -z "$stray" ]] || fail "libcctx.so exports non-API symbols: $(tr "\n" " " <<<"$stray")"
+        # ... and every function the installed headers declare with CCTX_API.
+        declared=$(cat "$prefix/include/cctx.h" "$prefix"/include/cctx/*.h | tr '\n' ' ' |
+            grep -oE 'CCTX_API [^;{]*' | grep -oE '\bcctx_[a-z0-9_]+ *\(' | tr -d ' (' | sort -u)
+        exported=$(nm -D --defined-only "$libdir/libcctx.so" | awk '{print $NF}' | sort -u)
+        missing=$(comm -23 <(echo "$declared") <(echo "$exported"))
+        [[ -z "$missing" ]] || fail "libcctx.so does not export: $(tr '\n' ' ' <<<"$missing")"
+        echo "libcctx.so exports the $(wc -l <<<"$declared") CCTX_API functions of the headers and nothing else"
+    fi
+    echo "installed: $(cd "$prefix" && find . -type f | sort | tr '\n' ' ')"
+
+    step "$kind: find_package(cctx) + cctx::cctx"
+    cmake -S "$here" -B "$tmp/consumer-cmake-$kind" \
+        -DCMAKE_BUILD_TYPE="$build_type" \
+        -DCMAKE_PREFIX_PATH="$prefix" \
+        -DCMAKE_C_FLAGS="-Wall -Wextra -Werror" >"$tmp/consumer-configure-$kind.log" ||
+        { cat "$tmp/consumer-configure-$kind.log"; fail "configure the consumer ($kind)"; }
+    cmake --build "$tmp/consumer-cmake-$kind" -j "$jobs"
+    bin=$tmp/consumer-cmake-$kind/consumer
+    needs_libcctx "$bin" "$([[ $kind == shared ]] && echo yes || echo no)"
+    # The CMake build records the library's directory as its RPATH: no
+    # LD_LIBRARY_PATH needed.
+    (unset LD_LIBRARY_PATH; run_and_compare "$bin")
+
+    step "$kind: pkg-config"
+    pkgflags=(--cflags --libs)
+    [[ "$kind" == static ]] && pkgflags+=(--static)
+    flags=$(PKG_CONFIG_PATH="$libdir/pkgconfig" pkg-config "${pkgflags[@]}" cctx) ||
+        fail "pkg-config ${pkgflags[*]} cctx"
+    echo "pkg-config ${pkgflags[*]} cctx: $flags"
+    bin=$tmp/consumer-pc-$kind
+    # Strict ISO C11 here (the CMake build above uses the default dialect): the
+    # public headers must not need GNU mode.
+    # shellcheck disable=SC2086 # pkg-config output is meant to be split
+    "$cc" -std=c11 -Wall -Wextra -Werror -o "$bin" "$here/main.c" $flags
+    needs_libcctx "$bin" "$([[ $kind == shared ]] && echo yes || echo no)"
+    if [[ "$kind" == shared ]]; then
+        LD_LIBRARY_PATH="$libdir" run_and_compare "$bin"
+    else
+        run_and_compare "$bin"
+    fi
+done
+
+printf '\nconsumer [%s]: PASS (static and shared; find_package and pkg-config)\n' "$build_type"
