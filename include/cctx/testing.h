@@ -20,7 +20,10 @@ extern "C" {
 CCTX_API void cctx_fake_clock_start(int64_t now);
 /* Moves the virtual clock by d (negative d is ignored: the clock is
  * monotonic). Every deadline now due has fired, in deadline order, and its
- * after-functions have run, on the calling thread, before this returns. */
+ * after-functions have run, on the calling thread, before this returns.
+ * Those after-functions run while this thread holds the fake clock's
+ * (recursive) lock: they may call any cctx function, advancing the clock
+ * included, but must not wait for another thread that moves the clock. */
 CCTX_API void cctx_fake_clock_advance(int64_t d);
 /* Back to the real monotonic clock; deadlines still armed are then measured
  * on it. */
