@@ -97,6 +97,10 @@ int cctx_wait_at(const cctx_t *ctx, int64_t timeout, const char *file, int line,
 {
     if (cctx__unlikely(!ctx))
         return EINVAL;
+    /* The polling check (Go's select with a default) is one load. */
+    uint32_t s = atomic_load_explicit(&ctx->state, memory_order_acquire);
+    if (cctx__likely(!(s & STATE_FORWARD)) && ((s & STATE_ERR) || timeout == 0))
+        return (int)(s & STATE_ERR);
     struct cctx__cancelable *src = cctx__source(ctx);
     if (src) {
         int err = (int)(atomic_load_explicit(&src->head.state, memory_order_acquire) & STATE_ERR);
