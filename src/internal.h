@@ -204,9 +204,23 @@ static inline const struct cctx__timer *cctx__deadline_of(const struct cctx *c)
     }
 }
 
-/* tree.c */
-void cctx__word_lock(_Atomic uint32_t *word);
-void cctx__word_unlock(_Atomic uint32_t *word);
+/* tree.c: the futex lock in bits 0-1 of a word (see the flags word above). */
+void cctx__word_lock_slow(_Atomic uint32_t *word);
+static inline void cctx__word_lock(_Atomic uint32_t *word)
+{
+    uint32_t w = atomic_load_explicit(word, memory_order_relaxed);
+    if (cctx__likely(!(w & WORD_LOCK)) &&
+        atomic_compare_exchange_weak_explicit(word, &w, w | 1, memory_order_acquire,
+                                              memory_order_relaxed))
+        return;
+    cctx__word_lock_slow(word);
+}
+static inline void cctx__word_unlock(_Atomic uint32_t *word)
+{
+    uint32_t old = atomic_fetch_and_explicit(word, ~WORD_LOCK, memory_order_release);
+    if (cctx__unlikely(old & 2))
+        cctx__os_wake(word);
+}
 static inline void cctx__lock(struct cctx *c)
 {
     cctx__word_lock(&c->word);

@@ -89,13 +89,9 @@ _Noreturn void cctx__fatal(const char *what, const char *file, int line, const c
 
 /* A futex mutex in bits 0-1 of a word whose other bits are preserved, so
  * that NAMED may be set with an atomic OR while a context's lock is held. */
-void cctx__word_lock(_Atomic uint32_t *word)
+void cctx__word_lock_slow(_Atomic uint32_t *word)
 {
-    uint32_t w = atomic_load_explicit(word, memory_order_relaxed);
-    if (cctx__likely(!(w & WORD_LOCK)) &&
-        atomic_compare_exchange_weak_explicit(word, &w, w | 1, memory_order_acquire,
-                                              memory_order_relaxed))
-        return;
+    uint32_t w;
     for (int spin = 0;; spin++) {
         w = atomic_load_explicit(word, memory_order_relaxed);
         if (!(w & WORD_LOCK)) {
@@ -116,12 +112,6 @@ void cctx__word_lock(_Atomic uint32_t *word)
     }
 }
 
-void cctx__word_unlock(_Atomic uint32_t *word)
-{
-    uint32_t old = atomic_fetch_and_explicit(word, ~WORD_LOCK, memory_order_release);
-    if (cctx__unlikely(old & 2))
-        cctx__os_wake(word);
-}
 
 /* ---- References ------------------------------------------------------------ */
 
