@@ -6,16 +6,20 @@
  * walk. Its state word (struct cctx__after.state) moves:
  *
  *   REGISTERED -> QUEUED -> RUNNING -> DONE      the context ended
- *   REGISTERED -> STOPPING -> STOPPED            cctx_after_stop won
- *   NEVER -> STOPPED                             on a context that never ends
+ *   REGISTERED -> STOPPING -> RELEASED           cctx_after_stop won
+ *   REGISTERED -> STOPPING -> STOPPED -> RELEASED  ... while a canceller took it
+ *   NEVER -> RELEASED                            on a context that never ends
  *
  * REGISTERED -> QUEUED happens under the owner's lock, as the canceller takes
  * the list; REGISTERED -> STOPPING is a CAS by the stopper, who then takes the
  * owner's lock to unlink it. The owner cannot be freed in between: a
- * canceller that finds a STOPPING registration waits for STOPPED before it
- * lets go of the owner (cancel.c), and the owner is always canceled before it
- * is freed if its list is not empty (tree.c). Bit 31 (WAITERS) says a thread
- * sleeps on the word.
+ * canceller that finds a STOPPING registration in the list it takes waits for
+ * STOPPED before it lets go of the owner (cancel.c), and the owner is always
+ * canceled before it is freed if its list is not empty (tree.c). That
+ * canceller then publishes RELEASED as its last touch of the storage, and the
+ * stopper, which found the registration already out of the list, waits for
+ * RELEASED before returning, since the caller may free the storage then.
+ * Bit 31 (WAITERS) says a thread sleeps on the word.
  *
  * Once the runner publishes DONE the caller may free the storage, so the
  * runner touches nothing of it afterwards; when fn stops its own registration
@@ -114,6 +118,7 @@ static int dequeue_own(struct cctx__after *a)
 void cctx__after_wait_stopper(struct cctx__after *a)
 {
     wait_while(a, AFTER_STOPPING);
+    publish(a, AFTER_RELEASED);
 }
 
 int cctx_after_func_at(cctx_t *ctx, cctx_after_t *reg, void (*fn)(void *arg), void *arg,
@@ -154,27 +159,35 @@ bool cctx_after_stop(cctx_after_t *reg)
         uint32_t s = atomic_load_explicit(&a->state, memory_order_acquire);
         switch (s & AFTER_STATE) {
         case AFTER_NEVER:
-            if (atomic_compare_exchange_weak_explicit(&a->state, &s, AFTER_STOPPED,
+            if (atomic_compare_exchange_weak_explicit(&a->state, &s, AFTER_RELEASED,
                                                       memory_order_acq_rel, memory_order_acquire))
                 return true;
             continue;
-        case AFTER_REGISTERED:
+        case AFTER_REGISTERED: {
             if (!atomic_compare_exchange_weak_explicit(&a->state, &s,
                                                        (s & ~AFTER_STATE) | AFTER_STOPPING,
                                                        memory_order_acq_rel,
                                                        memory_order_acquire))
                 continue;
             cctx__lock(&a->owner->head);
-            cctx__node_unlink(&a->link); /* a no-op if a canceller took the list */
+            int taken = !(a->link.pprev & ~NODE_AFTER); /* a canceller took the list */
+            cctx__node_unlink(&a->link);
             cctx__unlock(&a->owner->head);
-            publish(a, AFTER_STOPPED);
+            if (!taken) {
+                publish(a, AFTER_RELEASED);
+                return true;
+            }
+            publish(a, AFTER_STOPPED); /* wakes the canceller */
+            wait_while(a, AFTER_STOPPED);
             return true;
+        }
         case AFTER_STOPPING:
-            wait_while(a, AFTER_STOPPING);
-            return false;
+        case AFTER_STOPPED:
+            wait_while(a, s & AFTER_STATE);
+            continue;
         case AFTER_QUEUED:
             if (dequeue_own(a)) {
-                publish(a, AFTER_STOPPED);
+                publish(a, AFTER_RELEASED);
                 return true;
             }
             wait_while(a, AFTER_QUEUED);
@@ -189,7 +202,7 @@ bool cctx_after_stop(cctx_after_t *reg)
             }
             wait_while(a, AFTER_RUNNING);
             continue;
-        default: /* IDLE, STOPPED, DONE */
+        default: /* IDLE, RELEASED, DONE */
             return false;
         }
     }

@@ -146,7 +146,8 @@ enum {
     AFTER_REGISTERED, /* in owner's list */
     AFTER_NEVER,      /* on a context that can never end */
     AFTER_STOPPING,   /* a stopper claimed it and is unlinking it */
-    AFTER_STOPPED,
+    AFTER_STOPPED,    /* stopped; a canceller that took it may still hold it */
+    AFTER_RELEASED,   /* stopped, and no canceller holds it: the stopper may return */
     AFTER_QUEUED, /* taken out of the list by a canceller, about to run */
     AFTER_RUNNING,
     AFTER_DONE,
@@ -249,7 +250,9 @@ void cctx__cause_free(struct cctx__cause *cause, struct cctx *origin);
 /* Runs the registrations a canceller took out of lists (state QUEUED),
  * threaded through their link.next, in order. */
 void cctx__after_run_list(struct cctx__node *list);
-/* Waits until a registration that a stopper claimed (STOPPING) is STOPPED. */
+/* Called by a canceller that took a registration a stopper had claimed
+ * (STOPPING) out of its list: waits until the stopper is done with the owner,
+ * then lets go of the registration for good. */
 void cctx__after_wait_stopper(struct cctx__after *a);
 
 /* timer.c */
