@@ -16,27 +16,13 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "support.h"
 #include "testhooks.h"
 
 static const char key_a;
 
-/* What one after-function saw. */
-struct rec {
-    atomic_int runs;
-    pthread_t thread;  /* written before runs is incremented (release) */
-    const cctx_t *ctx; /* if set, fn reads its error while running */
-    int err_seen;
-};
-
-static void rec_fn(void *arg)
-{
-    struct rec *r = arg;
-    r->thread = pthread_self();
-    if (r->ctx)
-        r->err_seen = cctx_err(r->ctx);
-    atomic_fetch_add_explicit(&r->runs, 1, memory_order_release);
-}
-
+/* The after-functions here are rec_fn (support.h), registered with a
+ * cctx_after_t of each test's own; with rec.ctx set, fn reads its error. */
 static int runs(struct rec *r)
 {
     return atomic_load_explicit(&r->runs, memory_order_acquire);
@@ -78,7 +64,7 @@ TEST(after_func_runs_once_on_cancelling_thread)
     CHECK_EQ(runs(&r), 1);
     CHECK(pthread_equal(r.thread, canceller));
     CHECK(!pthread_equal(r.thread, pthread_self()));
-    CHECK_EQ(r.err_seen, ECANCELED); /* the context is done when fn runs */
+    CHECK_EQ(r.err, ECANCELED); /* the context is done when fn runs */
 
     cctx_cancel(cc); /* later cancels run nothing again */
     cancel_on_thread(cc);
@@ -100,7 +86,7 @@ TEST(after_func_on_done_context_runs_before_returning)
     CHECK_EQ(cctx_after_func(c, &reg, rec_fn, &r), 0);
     CHECK_EQ(runs(&r), 1);
     CHECK(pthread_equal(r.thread, pthread_self()));
-    CHECK_EQ(r.err_seen, ECANCELED);
+    CHECK_EQ(r.err, ECANCELED);
     CHECK(!cctx_after_stop(&reg));
 
     /* On a value context of a done context, and on one born timed out. */
@@ -494,7 +480,7 @@ TEST(after_func_on_value_context_follows_cancelable_ancestor)
     pthread_t canceller = cancel_on_thread(pc);
     CHECK_EQ(runs(&r), 1);
     CHECK(pthread_equal(r.thread, canceller));
-    CHECK_EQ(r.err_seen, ECANCELED);
+    CHECK_EQ(r.err, ECANCELED);
     CHECK(!cctx_after_stop(&reg));
     cctx_release(v2);
     cctx_release(v1);
@@ -547,7 +533,7 @@ TEST(after_funcs_of_descendants_run_before_cancel_returns)
     for (int i = 0; i < N; i++) {
         CHECK_EQ(runs(&recs[i]), 1);
         CHECK(pthread_equal(recs[i].thread, pthread_self()));
-        CHECK_EQ(recs[i].err_seen, ECANCELED); /* marked before any fn runs */
+        CHECK_EQ(recs[i].err, ECANCELED); /* marked before any fn runs */
     }
     for (int i = N - 1; i >= 0; i--) {
         CHECK(!cctx_after_stop(&regs[i]));
@@ -581,7 +567,7 @@ TEST(after_func_on_deadline_runs_on_timer_thread)
         usleep(200);
     CHECK_EQ(runs(&r), 1);
     CHECK(!pthread_equal(r.thread, pthread_self()));
-    CHECK_EQ(r.err_seen, ETIMEDOUT);
+    CHECK_EQ(r.err, ETIMEDOUT);
     CHECK(!cctx_after_stop(&reg));
     CHECK_EQ(runs(&r), 1);
     cctx_release(c);

@@ -1,8 +1,8 @@
 /*
  * Sections 3 and 4 of API.md: cancelling (idempotent, first wins, from many
- * threads at once, never upwards or sideways, reaching a million descendants
- * deep or wide) and reading the result (cctx_err, cctx_cause with its call
- * sites, messages and times, the same all the way down).
+ * threads at once, never upwards or sideways) and reading the result
+ * (cctx_err, cctx_cause with its call sites, messages and times, the same all
+ * the way down). Reaching a million descendants deep or wide: test_scale.c.
  */
 #define _GNU_SOURCE
 #include <cctx.h>
@@ -12,94 +12,8 @@
 #include <stdbool.h>
 
 #include "harness.h"
+#include "support.h"
 #include "testhooks.h"
-
-/* ---- helpers ------------------------------------------------------------------ */
-
-struct rec {
-    cctx_after_t reg;
-    atomic_int runs;
-    pthread_t thread;
-};
-
-static void rec_fn(void *arg)
-{
-    struct rec *r = arg;
-    r->thread = pthread_self();
-    atomic_fetch_add(&r->runs, 1);
-}
-
-static void rec_on(struct rec *r, cctx_t *ctx)
-{
-    memset(r, 0, sizeof *r);
-    CHECK_EQ(cctx_after_func(ctx, &r->reg, rec_fn, r), 0);
-}
-
-static void check_same_cause(const cctx_t *a, const cctx_t *b)
-{
-    cctx_cause_t ca, cb;
-    int ea = cctx_cause(a, &ca), eb = cctx_cause(b, &cb);
-    CHECK_EQ(ea, eb);
-    CHECK_EQ(ca.err, cb.err);
-    CHECK_EQ(ca.code, cb.code);
-    CHECK_STR(ca.msg, cb.msg);
-    CHECK_STR(ca.file, cb.file);
-    CHECK_EQ(ca.line, cb.line);
-    CHECK_STR(ca.func, cb.func);
-    CHECK_EQ(ca.when, cb.when);
-}
-
-static void check_cause(const cctx_t *c, int err, int code, const char *msg, int line,
-                        const char *func)
-{
-    cctx_cause_t cause;
-    CHECK_EQ(cctx_cause(c, &cause), err);
-    CHECK_EQ(cause.err, err);
-    CHECK_EQ(cctx_err(c), err);
-    CHECK_EQ(cause.code, code);
-    CHECK_STR(cause.msg, msg);
-    CHECK_STR(cause.file, __FILE__);
-    CHECK_EQ(cause.line, line);
-    CHECK_STR(cause.func, func);
-}
-
-static void check_active(const cctx_t *c)
-{
-    CHECK_EQ(cctx_err(c), 0);
-    cctx_cause_t cause;
-    memset(&cause, 0x5a, sizeof cause);
-    CHECK_EQ(cctx_cause(c, &cause), 0);
-    CHECK_EQ(cause.err, 0);
-    CHECK_EQ(cause.code, 0);
-    CHECK(cause.msg == NULL && cause.file == NULL && cause.func == NULL);
-    CHECK_EQ(cause.line, 0);
-    CHECK_EQ(cause.when, 0);
-}
-
-static uint64_t rng_state = 0x2545f4914f6cdd1dull;
-static uint64_t rng(void)
-{
-    uint64_t x = rng_state;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return rng_state = x;
-}
-
-static void shuffle(int *a, int n)
-{
-    for (int i = n - 1; i > 0; i--) {
-        int j = (int)(rng() % (uint64_t)(i + 1));
-        int t = a[i];
-        a[i] = a[j];
-        a[j] = t;
-    }
-}
-
-static double secs(int64_t ns)
-{
-    return (double)ns / 1e9;
-}
 
 /* ---- idempotence, first wins ----------------------------------------------------- */
 
@@ -150,28 +64,24 @@ TEST(cancel_err_stays_the_same_after_cancellation)
 struct race {
     cctx_cancel_t *cancel;
     cctx_t *ctx, *child, *grandchild;
-    pthread_barrier_t start;
 };
 
 struct racer {
     struct race *race;
     int id;
+    char msg[32];
 };
 
-static void *race_cancel(void *arg)
+static void race_cancel(void *arg)
 {
     struct racer *me = arg;
     struct race *r = me->race;
-    char msg[32];
-    snprintf(msg, sizeof msg, "thread %d", me->id);
-    pthread_barrier_wait(&r->start);
-    cctx_cancel_cause(r->cancel, me->id + 1, msg);
+    cctx_cancel_cause(r->cancel, me->id + 1, me->msg);
     /* When cancel returns, the context and every descendant are done,
      * whichever thread won. */
     CHECK_EQ(cctx_err(r->ctx), ECANCELED);
     CHECK_EQ(cctx_err(r->child), ECANCELED);
     CHECK_EQ(cctx_err(r->grandchild), ECANCELED);
-    return NULL;
 }
 
 TEST(cancel_from_many_threads_at_once_has_one_winner)
@@ -180,7 +90,8 @@ TEST(cancel_from_many_threads_at_once_has_one_winner)
     const int rounds = TEST_UNDER_TSAN ? 30 : 200;
     for (int round = 0; round < rounds; round++) {
         struct race r;
-        CHECK_EQ(pthread_barrier_init(&r.start, NULL, THREADS + 1), 0);
+        struct gang gang;
+        gang_init(&gang, THREADS, true);
         r.ctx = cctx_with_cancel(cctx_background(), &r.cancel);
         r.child = cctx_with_timeout(r.ctx, CCTX_SEC(3600), NULL);
         cctx_t *v = cctx_with_value(r.child, &r, NULL, NULL);
@@ -189,16 +100,14 @@ TEST(cancel_from_many_threads_at_once_has_one_winner)
         struct rec rp, rg;
         rec_on(&rp, r.ctx);
         rec_on(&rg, r.grandchild);
-        pthread_t t[THREADS];
         struct racer who[THREADS];
         for (int i = 0; i < THREADS; i++) {
-            who[i] = (struct racer){&r, i};
-            CHECK_EQ(pthread_create(&t[i], NULL, race_cancel, &who[i]), 0);
+            who[i] = (struct racer){&r, i, ""};
+            snprintf(who[i].msg, sizeof who[i].msg, "thread %d", i);
+            gang_spawn(&gang, race_cancel, &who[i]);
         }
-        pthread_barrier_wait(&r.start);
-        for (int i = 0; i < THREADS; i++)
-            CHECK_EQ(pthread_join(t[i], NULL), 0);
-        pthread_barrier_destroy(&r.start);
+        gang_go(&gang);
+        gang_join(&gang);
         cctx_cause_t cause;
         CHECK_EQ(cctx_cause(r.ctx, &cause), ECANCELED);
         CHECK(cause.code >= 1 && cause.code <= THREADS);
@@ -222,18 +131,15 @@ struct subtree {
     cctx_cancel_t *cancel;
     cctx_t **nodes; /* every context under (and including) the one cancelled */
     int n;
-    pthread_barrier_t *go;
     int code;
 };
 
-static void *cancel_subtree(void *arg)
+static void cancel_subtree(void *arg)
 {
     struct subtree *s = arg;
-    pthread_barrier_wait(s->go);
     cctx_cancel_cause(s->cancel, s->code, NULL);
     for (int i = 0; i < s->n; i++)
         CHECK(cctx_err(s->nodes[i]) != 0);
-    return NULL;
 }
 
 TEST(cancel_returns_only_when_every_descendant_is_done_even_when_racing)
@@ -254,16 +160,13 @@ TEST(cancel_returns_only_when_every_descendant_is_done_even_when_racing)
         cctx_t *tip = all[0];
         for (int i = 0; i < depth; i++)
             tip = all[1 + width + i] = cctx_with_cancel(tip, NULL);
-        pthread_barrier_t go;
-        CHECK_EQ(pthread_barrier_init(&go, NULL, 2), 0);
-        struct subtree top = {root_cancel, all, n, &go, 1};
-        struct subtree mid = {mid_cancel, all, n, &go, 2};
-        pthread_t a, b;
-        CHECK_EQ(pthread_create(&a, NULL, cancel_subtree, &top), 0);
-        CHECK_EQ(pthread_create(&b, NULL, cancel_subtree, &mid), 0);
-        CHECK_EQ(pthread_join(a, NULL), 0);
-        CHECK_EQ(pthread_join(b, NULL), 0);
-        pthread_barrier_destroy(&go);
+        struct subtree top = {root_cancel, all, n, 1};
+        struct subtree mid = {mid_cancel, all, n, 2};
+        struct gang gang;
+        gang_init(&gang, 2, false);
+        gang_spawn(&gang, cancel_subtree, &top);
+        gang_spawn(&gang, cancel_subtree, &mid);
+        gang_join(&gang);
         CHECK_EQ(cctx_cause(root, &(cctx_cause_t){0}), ECANCELED);
         /* Below mid, everyone agrees with mid, whoever won there. */
         for (int i = 1; i < n; i++)
@@ -350,16 +253,13 @@ TEST(cancel_reaches_children_derived_while_it_runs)
  * consistently (error, code and message from the same cancellation). */
 struct pair_race {
     cctx_cancel_t *cancel;
-    pthread_barrier_t *go;
     int code;
 };
 
-static void *pair_cancel(void *arg)
+static void pair_cancel(void *arg)
 {
     struct pair_race *p = arg;
-    pthread_barrier_wait(p->go);
     cctx_cancel_cause(p->cancel, p->code, p->code == 1 ? "parent" : "child");
-    return NULL;
 }
 
 TEST(cancel_racing_with_the_parents_cancel_reports_one_of_them)
@@ -373,15 +273,12 @@ TEST(cancel_racing_with_the_parents_cancel_reports_one_of_them)
         cctx_t *g = cctx_with_cancel(c, NULL);
         struct rec rc;
         rec_on(&rc, c);
-        pthread_barrier_t go;
-        CHECK_EQ(pthread_barrier_init(&go, NULL, 2), 0);
-        struct pair_race a = {pc, &go, 1}, b = {cc, &go, 2};
-        pthread_t ta, tb;
-        CHECK_EQ(pthread_create(&ta, NULL, pair_cancel, &a), 0);
-        CHECK_EQ(pthread_create(&tb, NULL, pair_cancel, &b), 0);
-        CHECK_EQ(pthread_join(ta, NULL), 0);
-        CHECK_EQ(pthread_join(tb, NULL), 0);
-        pthread_barrier_destroy(&go);
+        struct pair_race a = {pc, 1}, b = {cc, 2};
+        struct gang gang;
+        gang_init(&gang, 2, false);
+        gang_spawn(&gang, pair_cancel, &a);
+        gang_spawn(&gang, pair_cancel, &b);
+        gang_join(&gang);
         cctx_cause_t cp, ccause;
         CHECK_EQ(cctx_cause(p, &cp), ECANCELED);
         CHECK_EQ(cp.code, 1);
@@ -406,24 +303,18 @@ TEST(cancel_racing_with_the_parents_cancel_reports_one_of_them)
 struct holder {
     cctx_t *ctx;
     cctx_cancel_t *cancel;
-    pthread_barrier_t *go;
 };
 
-static void *cancel_then_release(void *arg)
+static void cancel_then_release(void *arg)
 {
     struct holder *h = arg;
-    pthread_barrier_wait(h->go);
     cctx_cancel(h->cancel);
     cctx_release(h->ctx);
-    return NULL;
 }
 
-static void *just_release(void *arg)
+static void just_release(void *arg)
 {
-    struct holder *h = arg;
-    pthread_barrier_wait(h->go);
-    cctx_release(h->ctx);
-    return NULL;
+    cctx_release(arg);
 }
 
 TEST(cancel_concurrent_with_another_threads_release)
@@ -435,19 +326,13 @@ TEST(cancel_concurrent_with_another_threads_release)
         cctx_t *child = cctx_with_cancel(c, NULL);
         struct rec r;
         rec_on(&r, c);
-        pthread_barrier_t go;
-        CHECK_EQ(pthread_barrier_init(&go, NULL, 3), 0);
-        struct holder a = {cctx_ref(c), cancel, &go};
-        struct holder b = {c, NULL, &go}; /* the creator's reference */
-        struct holder d = {child, NULL, &go};
-        pthread_t ta, tb, td;
-        CHECK_EQ(pthread_create(&ta, NULL, cancel_then_release, &a), 0);
-        CHECK_EQ(pthread_create(&tb, NULL, just_release, &b), 0);
-        CHECK_EQ(pthread_create(&td, NULL, just_release, &d), 0);
-        CHECK_EQ(pthread_join(ta, NULL), 0);
-        CHECK_EQ(pthread_join(tb, NULL), 0);
-        CHECK_EQ(pthread_join(td, NULL), 0);
-        pthread_barrier_destroy(&go);
+        struct holder a = {cctx_ref(c), cancel};
+        struct gang gang;
+        gang_init(&gang, 3, false);
+        gang_spawn(&gang, cancel_then_release, &a);
+        gang_spawn(&gang, just_release, c); /* the creator's reference */
+        gang_spawn(&gang, just_release, child);
+        gang_join(&gang);
         CHECK_EQ(atomic_load(&r.runs), 1);
     }
     CHECK_EQ(cctx__test_armed_timers(), 0);
@@ -459,16 +344,13 @@ TEST(cancel_concurrent_with_another_threads_release)
 struct child_releaser {
     cctx_t **kids;
     int n;
-    pthread_barrier_t *go;
 };
 
-static void *release_kids(void *arg)
+static void release_kids(void *arg)
 {
     struct child_releaser *cr = arg;
-    pthread_barrier_wait(cr->go);
     for (int i = 0; i < cr->n; i++)
         cctx_release(cr->kids[i]);
-    return NULL;
 }
 
 TEST(cancel_concurrent_with_releasing_the_children)
@@ -485,18 +367,16 @@ TEST(cancel_concurrent_with_releasing_the_children)
             kids[i] = i % 2 ? cctx_with_cancel(p, NULL) : cctx_with_timeout(p, CCTX_SEC(3600), NULL);
             rec_on(&recs[i], kids[i]);
         }
-        pthread_barrier_t go;
-        CHECK_EQ(pthread_barrier_init(&go, NULL, 2), 0);
-        struct child_releaser cr = {kids, n, &go};
-        pthread_t t;
-        CHECK_EQ(pthread_create(&t, NULL, release_kids, &cr), 0);
-        pthread_barrier_wait(&go);
+        struct child_releaser cr = {kids, n};
+        struct gang gang;
+        gang_init(&gang, 1, true);
+        gang_spawn(&gang, release_kids, &cr);
+        gang_go(&gang);
         if (round % 2)
             for (volatile int spin = 0; spin < 1000 * round; spin++)
                 ;
         cctx_cancel(cancel);
-        CHECK_EQ(pthread_join(t, NULL), 0);
-        pthread_barrier_destroy(&go);
+        gang_join(&gang);
         for (int i = 0; i < n; i++)
             CHECK_EQ(atomic_load(&recs[i].runs), 1);
         cctx_release(p);
@@ -598,14 +478,12 @@ TEST(cancel_after_function_may_cancel_or_release_its_own_context)
  * error, the rest of the cause is complete and consistent. */
 struct reader {
     cctx_t *ctx;
-    pthread_barrier_t *go;
     int saw_done;
 };
 
-static void *read_causes(void *arg)
+static void read_causes(void *arg)
 {
     struct reader *r = arg;
-    pthread_barrier_wait(r->go);
     for (;;) {
         cctx_cause_t c;
         int err = cctx_cause(r->ctx, &c);
@@ -618,7 +496,7 @@ static void *read_causes(void *arg)
             CHECK(c.when > 0);
             CHECK_EQ(cctx_err(r->ctx), ECANCELED);
             r->saw_done = 1;
-            return NULL;
+            return;
         }
         CHECK(c.msg == NULL);
     }
@@ -634,21 +512,18 @@ TEST(cancel_readers_never_see_a_half_written_cause)
         cctx_t *mid = cctx_with_value(root, &round, NULL, NULL);
         cctx_t *leaf = cctx_with_timeout(mid, CCTX_SEC(3600), NULL);
         cctx_t *targets[READERS] = {root, mid, leaf};
-        pthread_barrier_t go;
-        CHECK_EQ(pthread_barrier_init(&go, NULL, READERS + 1), 0);
         struct reader r[READERS];
-        pthread_t t[READERS];
+        struct gang gang;
+        gang_init(&gang, READERS, true);
         for (int i = 0; i < READERS; i++) {
-            r[i] = (struct reader){targets[i], &go, 0};
-            CHECK_EQ(pthread_create(&t[i], NULL, read_causes, &r[i]), 0);
+            r[i] = (struct reader){targets[i], 0};
+            gang_spawn(&gang, read_causes, &r[i]);
         }
-        pthread_barrier_wait(&go);
+        gang_go(&gang);
         cctx_cancel_cause(cancel, 7, "seen whole");
-        for (int i = 0; i < READERS; i++) {
-            CHECK_EQ(pthread_join(t[i], NULL), 0);
+        gang_join(&gang);
+        for (int i = 0; i < READERS; i++)
             CHECK(r[i].saw_done);
-        }
-        pthread_barrier_destroy(&go);
         cctx_release(leaf);
         cctx_release(mid);
         cctx_release(root);
@@ -869,236 +744,3 @@ TEST(cancel_after_function_may_cancel_another_context)
     cctx_release(a);
 }
 
-/* ---- a million deep, a million wide -------------------------------------------------- */
-
-enum order { FORWARD, REVERSE, RANDOM };
-static const char *const order_name[] = {"forward", "reverse", "random"};
-
-/* 1,000,000 as API.md asks; smaller under the sanitizers, which are here to
- * find memory and thread errors, not to measure scale (ASan makes each
- * allocation several times dearer, and CI machines are shared). */
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
-
-static int big_n(void)
-{
-    return TEST_UNDER_TSAN ? 100000 : UNDER_ASAN ? 250000 : 1000000;
-}
-
-/* Releases ctx[0..n) in the given order, timing it. */
-static int64_t release_all(cctx_t **ctx, int n, enum order order)
-{
-    int *idx = malloc((size_t)n * sizeof *idx);
-    CHECK(idx != NULL);
-    for (int i = 0; i < n; i++)
-        idx[i] = order == REVERSE ? n - 1 - i : i;
-    if (order == RANDOM)
-        shuffle(idx, n);
-    int64_t t0 = cctx_now();
-    for (int i = 0; i < n; i++)
-        cctx_release(ctx[idx[i]]);
-    int64_t t = cctx_now() - t0;
-    free(idx);
-    return t;
-}
-
-/* A chain n deep under root, every level held; cancel the root (or not),
- * check that every level ended with the root's cause, release in `order`. */
-static void deep_chain(enum order order, bool cancel_first)
-{
-    const int n = big_n();
-    cctx__test_count_allocs(true);
-    long start = cctx__test_live_allocs();
-    cctx_t **ctx = malloc((size_t)n * sizeof *ctx);
-    CHECK(ctx != NULL);
-    cctx_cancel_t *cancel;
-    int64_t t0 = cctx_now();
-    ctx[0] = cctx_with_cancel(cctx_background(), &cancel);
-    for (int i = 1; i < n; i++) {
-        ctx[i] = cctx_with_cancel(ctx[i - 1], NULL);
-        CHECK(ctx[i] != NULL);
-    }
-    struct rec leaf;
-    rec_on(&leaf, ctx[n - 1]);
-    int64_t t1 = cctx_now();
-    int64_t tc = 0;
-    if (cancel_first) {
-        const int line = __LINE__; cctx_cancel_cause(cancel, 1234, "deep");
-        tc = cctx_now() - t1;
-        cctx_cause_t root;
-        CHECK_EQ(cctx_cause(ctx[0], &root), ECANCELED);
-        for (int i = 0; i < n; i++) {
-            cctx_cause_t c;
-            CHECK_EQ(cctx_cause(ctx[i], &c), ECANCELED);
-            CHECK_EQ(c.code, 1234);
-            CHECK_EQ(c.line, line);
-            CHECK_EQ(c.when, root.when);
-        }
-        cctx_cause_t lc;
-        cctx_cause(ctx[n - 1], &lc);
-        CHECK_STR(lc.msg, "deep");
-        check_same_cause(ctx[n - 1], ctx[0]);
-        CHECK_EQ(atomic_load(&leaf.runs), 1);
-    }
-    int64_t tr = release_all(ctx, n, order);
-    CHECK_EQ(atomic_load(&leaf.runs), 1);
-    fprintf(stderr, "%d deep: built %.3f s, cancel %.3f s, release (%s) %.3f s\n", n,
-            secs(t1 - t0), secs(tc), order_name[order], secs(tr));
-    CHECK(tc < CCTX_SEC(5));
-    CHECK(tr < CCTX_SEC(5));
-    CHECK_EQ(cctx__test_live_allocs(), start);
-    cctx__test_count_allocs(false);
-    free(ctx);
-}
-
-/* One parent with n children, every child held. */
-static void wide_fanout(enum order order, bool cancel_first)
-{
-    const int n = big_n();
-    cctx__test_count_allocs(true);
-    long start = cctx__test_live_allocs();
-    cctx_t **ctx = malloc((size_t)n * sizeof *ctx);
-    CHECK(ctx != NULL);
-    cctx_cancel_t *cancel;
-    cctx_t *root = cctx_with_cancel(cctx_background(), &cancel);
-    struct rec rroot;
-    rec_on(&rroot, root);
-    int64_t t0 = cctx_now();
-    for (int i = 0; i < n; i++) {
-        ctx[i] = cctx_with_cancel(root, NULL);
-        CHECK(ctx[i] != NULL);
-    }
-    int64_t t1 = cctx_now();
-    int64_t tc = 0;
-    if (cancel_first) {
-        const int line = __LINE__; cctx_cancel_cause(cancel, 4321, "wide");
-        tc = cctx_now() - t1;
-        cctx_cause_t root_cause;
-        CHECK_EQ(cctx_cause(root, &root_cause), ECANCELED);
-        for (int i = 0; i < n; i++) {
-            cctx_cause_t c;
-            CHECK_EQ(cctx_cause(ctx[i], &c), ECANCELED);
-            CHECK_EQ(c.code, 4321);
-            CHECK_EQ(c.line, line);
-            CHECK_EQ(c.when, root_cause.when);
-        }
-        check_same_cause(ctx[n / 2], root);
-    }
-    /* Without a cancel first, every release detaches a child from an active
-     * parent: that must not cost more than constant time each. */
-    int64_t tr = release_all(ctx, n, order);
-    if (!cancel_first)
-        check_active(root);
-    CHECK_EQ(atomic_load(&rroot.runs), cancel_first ? 1 : 0);
-    cctx_release(root);
-    CHECK_EQ(atomic_load(&rroot.runs), 1);
-    fprintf(stderr, "%d wide: built %.3f s, cancel %.3f s, release (%s) %.3f s\n", n,
-            secs(t1 - t0), secs(tc), order_name[order], secs(tr));
-    CHECK(tc < CCTX_SEC(5));
-    CHECK(tr < CCTX_SEC(5));
-    CHECK_EQ(cctx__test_live_allocs(), start);
-    cctx__test_count_allocs(false);
-    free(ctx);
-}
-
-TEST(cancel_million_deep_chain_then_release_forward)
-{
-    deep_chain(FORWARD, true);
-}
-
-TEST(cancel_million_deep_chain_then_release_reverse)
-{
-    deep_chain(REVERSE, true);
-}
-
-TEST(cancel_million_deep_chain_then_release_random)
-{
-    deep_chain(RANDOM, true);
-}
-
-TEST(cancel_million_deep_chain_released_uncanceled_forward)
-{
-    deep_chain(FORWARD, false);
-}
-
-TEST(cancel_million_deep_chain_released_uncanceled_random)
-{
-    deep_chain(RANDOM, false);
-}
-
-TEST(cancel_million_wide_fanout_then_release_forward)
-{
-    wide_fanout(FORWARD, true);
-}
-
-TEST(cancel_million_wide_fanout_then_release_reverse)
-{
-    wide_fanout(REVERSE, true);
-}
-
-TEST(cancel_million_wide_fanout_then_release_random)
-{
-    wide_fanout(RANDOM, true);
-}
-
-TEST(cancel_million_wide_fanout_released_uncanceled_forward)
-{
-    wide_fanout(FORWARD, false);
-}
-
-TEST(cancel_million_wide_fanout_released_uncanceled_reverse)
-{
-    wide_fanout(REVERSE, false);
-}
-
-TEST(cancel_million_wide_fanout_released_uncanceled_random)
-{
-    wide_fanout(RANDOM, false);
-}
-
-/* A million-deep chain mixing every kind, cancelled at the root. */
-TEST(cancel_million_deep_mixed_chain_reaches_the_leaf)
-{
-    static const char key;
-    const int n = big_n();
-    cctx_t **ctx = malloc((size_t)n * sizeof *ctx);
-    CHECK(ctx != NULL);
-    cctx_cancel_t *cancel;
-    int64_t far = cctx_now() + CCTX_SEC(3600);
-    ctx[0] = cctx_with_deadline(cctx_background(), far, &cancel);
-    for (int i = 1; i < n; i++) {
-        switch (i % 3) {
-        case 0:
-            ctx[i] = cctx_with_cancel(ctx[i - 1], NULL);
-            break;
-        case 1:
-            ctx[i] = cctx_with_value(ctx[i - 1], &key, NULL, NULL);
-            break;
-        default:
-            /* Not earlier than the root's: a plain cancelable context. */
-            ctx[i] = cctx_with_deadline(ctx[i - 1], far + i, NULL);
-            break;
-        }
-        CHECK(ctx[i] != NULL);
-    }
-    int64_t t0 = cctx_now();
-    cctx_cancel(cancel);
-    int64_t tc = cctx_now() - t0;
-    for (int i = 0; i < n; i++)
-        CHECK_EQ(cctx_err(ctx[i]), ECANCELED);
-    check_same_cause(ctx[n - 1], ctx[0]);
-    int64_t tr = release_all(ctx, n, RANDOM);
-    fprintf(stderr, "%d deep mixed: cancel %.3f s, release (random) %.3f s\n", n, secs(tc),
-            secs(tr));
-    CHECK(tc < CCTX_SEC(5));
-    CHECK(tr < CCTX_SEC(5));
-    free(ctx);
-}

@@ -10,67 +10,12 @@
 #include <stdatomic.h>
 
 #include "harness.h"
+#include "support.h"
 #include "testhooks.h"
 
 /* ---- helpers ------------------------------------------------------------------ */
 
 static const int64_t T0 = CCTX_SEC(1000); /* fake-clock start */
-
-struct rec {
-    cctx_after_t reg;
-    atomic_int runs;
-    pthread_t thread;
-};
-
-static void rec_fn(void *arg)
-{
-    struct rec *r = arg;
-    r->thread = pthread_self();
-    atomic_fetch_add(&r->runs, 1);
-}
-
-static void rec_on(struct rec *r, cctx_t *ctx)
-{
-    memset(r, 0, sizeof *r);
-    CHECK_EQ(cctx_after_func(ctx, &r->reg, rec_fn, r), 0);
-}
-
-static atomic_int destroyed;
-static void *last_destroyed;
-static void count_destroy(void *value)
-{
-    last_destroyed = value;
-    atomic_fetch_add(&destroyed, 1);
-}
-
-/* Both causes equal, field by field (strings by content). */
-static void check_same_cause(const cctx_t *a, const cctx_t *b)
-{
-    cctx_cause_t ca, cb;
-    int ea = cctx_cause(a, &ca), eb = cctx_cause(b, &cb);
-    CHECK_EQ(ea, eb);
-    CHECK_EQ(ca.err, cb.err);
-    CHECK_EQ(ca.code, cb.code);
-    CHECK_STR(ca.msg, cb.msg);
-    CHECK_STR(ca.file, cb.file);
-    CHECK_EQ(ca.line, cb.line);
-    CHECK_STR(ca.func, cb.func);
-    CHECK_EQ(ca.when, cb.when);
-}
-
-static void check_cause(const cctx_t *c, int err, int code, const char *msg, int line,
-                        const char *func)
-{
-    cctx_cause_t cause;
-    CHECK_EQ(cctx_cause(c, &cause), err);
-    CHECK_EQ(cause.err, err);
-    CHECK_EQ(cctx_err(c), err);
-    CHECK_EQ(cause.code, code);
-    CHECK_STR(cause.msg, msg);
-    CHECK_STR(cause.file, __FILE__);
-    CHECK_EQ(cause.line, line);
-    CHECK_STR(cause.func, func);
-}
 
 static void check_active_no_deadline(const cctx_t *c)
 {

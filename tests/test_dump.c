@@ -353,6 +353,17 @@ static void tree_free(struct tree *t)
     cctx_release(t->root);
 }
 
+/* Dumps a context that is done as text (echoed to stderr), which shows its
+ * message `msg` and the site at `line` where it ended; returns the text. */
+static char *dump_done(cctx_t *ctx, const char *msg, int line)
+{
+    char *text = dump_to_string(ctx, CCTX_DUMP_TEXT);
+    fputs(text, stderr);
+    CHECK(strstr(text, msg) != NULL);
+    CHECK_SITE(text, line);
+    return text;
+}
+
 TEST(dump_text_shows_names_kinds_sites_states_refs_children)
 {
     struct tree t;
@@ -414,13 +425,10 @@ TEST(dump_text_shows_error_and_cause_of_done_contexts)
     tree_make(&t);
     int cancel_line = __LINE__ + 1;
     cctx_cancel_cause(t.idle_cancel, 42, "boom happened");
-    char *text = dump_to_string(t.idle, CCTX_DUMP_TEXT);
-    fputs(text, stderr);
+    char *text = dump_done(t.idle, "boom happened", cancel_line); /* where it started */
     CHECK(strstr(text, "idlectx") != NULL);
     CHECK(contains_any(text, "ECANCELED", "canceled", "Canceled"));
-    CHECK(strstr(text, "boom happened") != NULL);
     CHECK(strstr(text, "42") != NULL);
-    CHECK_SITE(text, cancel_line); /* where it started */
     free(text);
 
     /* The parent and the sibling's subtree are untouched. (Whether a canceled
@@ -441,11 +449,8 @@ TEST(dump_text_shows_error_and_cause_of_done_contexts)
     cctx_t *d = cctx_with_timeout_cause(cctx_background(), CCTX_MSEC(10), 7, "too slow", NULL);
     cctx_set_name(d, "slowctx");
     cctx_fake_clock_advance(CCTX_MSEC(10));
-    text = dump_to_string(d, CCTX_DUMP_TEXT);
-    fputs(text, stderr);
+    text = dump_done(d, "too slow", line);
     CHECK(contains_any(text, "ETIMEDOUT", "deadline exceeded", "timed out"));
-    CHECK(strstr(text, "too slow") != NULL);
-    CHECK_SITE(text, line);
     free(text);
     cctx_release(d);
     cctx_fake_clock_stop();
@@ -457,11 +462,8 @@ TEST(dump_canceled_context_drops_its_children)
     tree_make(&t);
     int line = __LINE__ + 1;
     cctx_cancel_cause(t.root_cancel, 5, "shutting down");
-    char *text = dump_to_string(t.root, CCTX_DUMP_TEXT);
-    fputs(text, stderr);
+    char *text = dump_done(t.root, "shutting down", line);
     CHECK(strstr(text, "rootctx") != NULL);
-    CHECK(strstr(text, "shutting down") != NULL);
-    CHECK_SITE(text, line);
     CHECK(strstr(text, "reqctx") == NULL);
     CHECK(strstr(text, "workerctx") == NULL);
     CHECK(strstr(text, "idlectx") == NULL);

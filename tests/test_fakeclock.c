@@ -10,69 +10,22 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
-#include <time.h>
 
 #include "harness.h"
+#include "support.h"
 #include "testhooks.h"
 
 /* ---- helpers ------------------------------------------------------------------ */
 
 static const int64_t T0 = CCTX_SEC(1000); /* where every test starts the fake clock */
 
-struct rec {
-    cctx_after_t reg;
-    cctx_t *ctx;
-    atomic_int runs;
-    pthread_t thread;
-    int err;
-    int64_t now; /* cctx_now() inside fn */
-    int *log, *log_n, id;
-};
-
-static void rec_fn(void *arg)
-{
-    struct rec *r = arg;
-    r->thread = pthread_self();
-    r->now = cctx_now();
-    if (r->ctx)
-        r->err = cctx_err(r->ctx);
-    if (r->log)
-        r->log[(*r->log_n)++] = r->id;
-    atomic_fetch_add(&r->runs, 1);
-}
-
-static void rec_on(struct rec *r, cctx_t *ctx)
-{
-    memset(r, 0, sizeof *r);
-    r->ctx = ctx;
-    CHECK_EQ(cctx_after_func(ctx, &r->reg, rec_fn, r), 0);
-}
-
-static int64_t real_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void real_sleep_ms(int ms)
-{
-    struct timespec ts = {0, (long)ms * 1000000L};
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-}
-
+/* c ended as check_cause says, at the (virtual) time `when`. */
 static void check_site(const cctx_t *c, int err, int code, const char *msg, int line,
                        const char *func, int64_t when)
 {
+    check_cause(c, err, code, msg, line, func);
     cctx_cause_t cause;
-    CHECK_EQ(cctx_cause(c, &cause), err);
-    CHECK_EQ(cctx_err(c), err);
-    CHECK_EQ(cause.code, code);
-    CHECK_STR(cause.msg, msg);
-    CHECK_STR(cause.file, __FILE__);
-    CHECK_EQ(cause.line, line);
-    CHECK_STR(cause.func, func);
+    cctx_cause(c, &cause);
     CHECK_EQ(cause.when, when);
 }
 
@@ -100,30 +53,6 @@ TEST(fakeclock_now_is_virtual_and_moves_only_when_advanced)
     int64_t n = cctx_now();
     int64_t b = real_now();
     CHECK(n >= a && n <= b); /* back on CLOCK_MONOTONIC */
-}
-
-/* Runs body on a thread and fails the test if it has not returned within
- * `seconds`, rather than at the ctest timeout (a signal-based watchdog does
- * not reach a thread stuck on a lock under ThreadSanitizer). */
-static void *run_body(void *arg)
-{
-    ((void (*)(void))arg)();
-    return NULL;
-}
-
-static void run_with_watchdog(void (*body)(void), int seconds)
-{
-    pthread_t t;
-    CHECK_EQ(pthread_create(&t, NULL, run_body, (void *)body), 0);
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += seconds;
-    int r = pthread_timedjoin_np(t, NULL, &until);
-    if (r == ETIMEDOUT) {
-        fprintf(stderr, "test hung: no return within %d s\n", seconds);
-        abort();
-    }
-    CHECK_EQ(r, 0);
 }
 
 static void advance_to_the_end_of_time(void)
@@ -201,9 +130,9 @@ TEST(fakeclock_after_functions_of_due_deadlines_run_before_advance_returns)
     cctx_t *child = cctx_with_cancel(c, NULL);
     cctx_t *v = cctx_with_value(child, &c, NULL, NULL);
     struct rec rc, rchild, rv;
-    rec_on(&rc, c);
-    rec_on(&rchild, child);
-    rec_on(&rv, v);
+    rec_watch(&rc, c);
+    rec_watch(&rchild, child);
+    rec_watch(&rv, v);
     cctx_fake_clock_advance(99);
     CHECK_EQ(atomic_load(&rc.runs), 0);
     cctx_fake_clock_advance(1);
@@ -232,7 +161,7 @@ TEST(fakeclock_several_deadlines_fire_in_deadline_order)
     int lines[N];
     for (int i = 0; i < N; i++) {
         lines[i] = __LINE__; c[i] = cctx_with_deadline(cctx_background(), T0 + offsets[i], NULL);
-        rec_on(&r[i], c[i]);
+        rec_watch(&r[i], c[i]);
         r[i].log = log;
         r[i].log_n = &log_n;
         r[i].id = i;
@@ -302,7 +231,7 @@ TEST(fakeclock_cancel_before_the_deadline_disarms_it)
     cctx_cancel_t *cancel;
     cctx_t *c = cctx_with_timeout(cctx_background(), 100, &cancel);
     struct rec r;
-    rec_on(&r, c);
+    rec_watch(&r, c);
     cctx_fake_clock_advance(50);
     const int line = __LINE__; cctx_cancel(cancel);
     CHECK_EQ(cctx__test_armed_timers(), armed);
@@ -321,7 +250,7 @@ TEST(fakeclock_release_before_the_deadline_disarms_it)
     cctx_t *c = cctx_with_timeout(cctx_background(), 100, NULL);
     cctx_t *quiet = cctx_with_timeout(cctx_background(), 100, NULL); /* no after-function */
     struct rec r;
-    rec_on(&r, c);
+    rec_watch(&r, c);
     CHECK_EQ(cctx__test_armed_timers(), armed + 2);
     cctx_release(c);
     cctx_release(quiet);
@@ -410,7 +339,7 @@ TEST(fakeclock_after_function_may_release_a_deadline_due_in_the_same_advance)
     cctx_t *a = cctx_with_timeout(cctx_background(), 100, NULL);
     cctx_t *b = cctx_with_timeout(cctx_background(), 200, NULL);
     struct rec rb;
-    rec_on(&rb, b);
+    rec_watch(&rb, b);
     struct releaser rel = {b};
     cctx_after_t reg;
     memset(&reg, 0, sizeof reg);
@@ -505,17 +434,9 @@ TEST(fakeclock_after_function_may_advance_the_clock)
 
 /* ---- the deadline racing with a cancel ----------------------------------------------- */
 
-struct racer {
-    cctx_cancel_t *cancel;
-    pthread_barrier_t *go;
-};
-
-static void *race_cancel(void *arg)
+static void race_cancel(void *cancel)
 {
-    struct racer *r = arg;
-    pthread_barrier_wait(r->go);
-    cctx_cancel_cause(r->cancel, 77, "mine");
-    return NULL;
+    cctx_cancel_cause(cancel, 77, "mine");
 }
 
 TEST(fakeclock_deadline_racing_with_cancel_has_one_winner)
@@ -528,16 +449,13 @@ TEST(fakeclock_deadline_racing_with_cancel_has_one_winner)
         cctx_t *c = cctx_with_timeout_cause(cctx_background(), 1, 55, "slow", &cancel);
         cctx_t *child = cctx_with_cancel(c, NULL);
         struct rec r;
-        rec_on(&r, c);
-        pthread_barrier_t go;
-        CHECK_EQ(pthread_barrier_init(&go, NULL, 2), 0);
-        struct racer rc = {cancel, &go};
-        pthread_t t;
-        CHECK_EQ(pthread_create(&t, NULL, race_cancel, &rc), 0);
-        pthread_barrier_wait(&go);
+        rec_watch(&r, c);
+        struct gang gang;
+        gang_init(&gang, 1, true);
+        gang_spawn(&gang, race_cancel, cancel);
+        gang_go(&gang);
         cctx_fake_clock_advance(1);
-        CHECK_EQ(pthread_join(t, NULL), 0);
-        pthread_barrier_destroy(&go);
+        gang_join(&gang);
         cctx_cause_t cause;
         int err = cctx_cause(c, &cause);
         if (err == ETIMEDOUT) {
@@ -585,20 +503,17 @@ static void *sleeper_main(void *arg)
     return NULL;
 }
 
-/* Moves the fake clock in `step`s until the sleeper returns; fails after
- * 5 s of real time. Returns how far the clock moved. */
-static int64_t advance_until_done(struct sleeper *s, int64_t step)
+/* Moves the fake clock in `step`s, once a waiting thread has started, until
+ * it has finished; fails after 5 s of real time. */
+static void advance_until_done(atomic_int *started, atomic_int *finished, int64_t step)
 {
-    int64_t real0 = real_now(), moved = 0;
-    while (!atomic_load(&s->finished)) {
+    int64_t real0 = real_now();
+    while (!atomic_load(finished)) {
         CHECK(real_now() - real0 < CCTX_SEC(5));
-        if (atomic_load(&s->started)) {
+        if (atomic_load(started))
             cctx_fake_clock_advance(step);
-            moved += step;
-        }
         real_sleep_ms(1);
     }
-    return moved;
 }
 
 TEST(fakeclock_sleep_ends_when_another_thread_advances_the_clock)
@@ -608,7 +523,7 @@ TEST(fakeclock_sleep_ends_when_another_thread_advances_the_clock)
     pthread_t t;
     int64_t real0 = real_now();
     CHECK_EQ(pthread_create(&t, NULL, sleeper_main, &s), 0);
-    advance_until_done(&s, CCTX_SEC(60));
+    advance_until_done(&s.started, &s.finished, CCTX_SEC(60));
     CHECK_EQ(pthread_join(t, NULL), 0);
     CHECK_EQ(s.result, 0); /* the full duration passed */
     CHECK(s.after - s.before >= CCTX_SEC(3600));
@@ -629,7 +544,7 @@ TEST(fakeclock_sleep_does_not_end_before_the_full_duration)
     cctx_fake_clock_advance(999);
     real_sleep_ms(30);
     CHECK_EQ(atomic_load(&s.finished), 0); /* 1 ns short */
-    advance_until_done(&s, 1);
+    advance_until_done(&s.started, &s.finished, 1);
     CHECK_EQ(pthread_join(t, NULL), 0);
     CHECK_EQ(s.result, 0);
     CHECK(s.after - s.before >= 1000);
@@ -664,7 +579,7 @@ TEST(fakeclock_wait_timeout_ends_when_another_thread_advances_the_clock)
     struct sleeper s = {.ctx = c, .duration = CCTX_SEC(10), .wait = true};
     pthread_t t;
     CHECK_EQ(pthread_create(&t, NULL, sleeper_main, &s), 0);
-    advance_until_done(&s, CCTX_SEC(1));
+    advance_until_done(&s.started, &s.finished, CCTX_SEC(1));
     CHECK_EQ(pthread_join(t, NULL), 0);
     CHECK_EQ(s.result, 0); /* the timeout passed first */
     CHECK(s.after - s.before >= CCTX_SEC(10));
@@ -680,7 +595,7 @@ TEST(fakeclock_unlimited_wait_ends_at_a_virtual_deadline)
     struct sleeper s = {.ctx = c, .duration = -1, .wait = true};
     pthread_t t;
     CHECK_EQ(pthread_create(&t, NULL, sleeper_main, &s), 0);
-    advance_until_done(&s, CCTX_SEC(1));
+    advance_until_done(&s.started, &s.finished, CCTX_SEC(1));
     CHECK_EQ(pthread_join(t, NULL), 0);
     CHECK_EQ(s.result, ETIMEDOUT);
     CHECK(s.after >= T0 + CCTX_SEC(30));
@@ -712,13 +627,7 @@ TEST(fakeclock_wait_any_timeout_ends_when_another_thread_advances_the_clock)
                                     cctx_with_timeout(cctx_background(), CCTX_SEC(3600), NULL)}};
     pthread_t t;
     CHECK_EQ(pthread_create(&t, NULL, any_main, &w), 0);
-    int64_t real0 = real_now();
-    while (!atomic_load(&w.finished)) {
-        CHECK(real_now() - real0 < CCTX_SEC(5));
-        if (atomic_load(&w.started))
-            cctx_fake_clock_advance(CCTX_MSEC(500));
-        real_sleep_ms(1);
-    }
+    advance_until_done(&w.started, &w.finished, CCTX_MSEC(500));
     CHECK_EQ(pthread_join(t, NULL), 0);
     CHECK_EQ(w.result, -1);
     CHECK_EQ(w.err, ETIMEDOUT);

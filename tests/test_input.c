@@ -12,67 +12,10 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
-#include <time.h>
 
 #include "harness.h"
+#include "support.h"
 #include "testhooks.h"
-
-/* ---- helpers ------------------------------------------------------------------ */
-
-struct rec {
-    cctx_after_t reg;
-    atomic_int runs;
-};
-
-static void rec_fn(void *arg)
-{
-    struct rec *r = arg;
-    atomic_fetch_add(&r->runs, 1);
-}
-
-static void rec_on(struct rec *r, cctx_t *ctx)
-{
-    memset(r, 0, sizeof *r);
-    CHECK_EQ(cctx_after_func(ctx, &r->reg, rec_fn, r), 0);
-}
-
-static atomic_int destroyed;
-static void count_destroy(void *value)
-{
-    (void)value;
-    atomic_fetch_add(&destroyed, 1);
-}
-
-static void real_sleep_ms(int ms)
-{
-    struct timespec ts = {0, (long)ms * 1000000L};
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-}
-
-/* Runs body on a thread and fails the test if it has not returned within
- * `seconds`: a call that must return at once, or soon, and blocks instead
- * fails fast rather than at the ctest timeout. */
-static void *run_body(void *arg)
-{
-    ((void (*)(void))arg)();
-    return NULL;
-}
-
-static void run_with_watchdog(void (*body)(void), int seconds)
-{
-    pthread_t t;
-    CHECK_EQ(pthread_create(&t, NULL, run_body, (void *)body), 0);
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += seconds;
-    int r = pthread_timedjoin_np(t, NULL, &until);
-    if (r == ETIMEDOUT) {
-        fprintf(stderr, "test hung: no return within %d s\n", seconds);
-        abort();
-    }
-    CHECK_EQ(r, 0);
-}
 
 static const char key;
 
@@ -85,43 +28,19 @@ TEST(input_null_parent_is_rejected_by_every_derivation)
     atomic_store(&destroyed, 0);
     int x = 1;
     cctx_cancel_t *cancel;
-    errno = 0;
-    CHECK(cctx_with_cancel(NULL, &cancel) == NULL);
-    CHECK_EQ(errno, EINVAL);
-    errno = 0;
-    CHECK(cctx_with_cancel(NULL, NULL) == NULL);
-    CHECK_EQ(errno, EINVAL);
-    errno = 0;
-    CHECK(cctx_with_deadline(NULL, cctx_now() + CCTX_SEC(1), &cancel) == NULL);
-    CHECK_EQ(errno, EINVAL);
-    errno = 0;
-    CHECK(cctx_with_deadline(NULL, 0, &cancel) == NULL); /* past deadline: still EINVAL */
-    CHECK_EQ(errno, EINVAL);
-    errno = 0;
-    CHECK(cctx_with_timeout(NULL, CCTX_SEC(1), &cancel) == NULL);
-    CHECK_EQ(errno, EINVAL);
-    errno = 0;
-    CHECK(cctx_with_timeout(NULL, CCTX_NO_DEADLINE, NULL) == NULL);
-    CHECK_EQ(errno, EINVAL);
-    errno = 0;
-    CHECK(cctx_with_deadline_cause(NULL, CCTX_SEC(1), 1, "m", &cancel) == NULL);
-    CHECK_EQ(errno, EINVAL);
-    errno = 0;
-    CHECK(cctx_with_timeout_cause(NULL, -1, 1, "m", &cancel) == NULL);
-    CHECK_EQ(errno, EINVAL);
-    errno = 0;
-    CHECK(cctx_with_value(NULL, &key, &x, count_destroy) == NULL);
-    CHECK_EQ(errno, EINVAL);
-    errno = 0;
-    CHECK(cctx_without_cancel(NULL) == NULL);
-    CHECK_EQ(errno, EINVAL);
+    CHECK_ERRNO(cctx_with_cancel(NULL, &cancel), NULL, EINVAL);
+    CHECK_ERRNO(cctx_with_cancel(NULL, NULL), NULL, EINVAL);
+    CHECK_ERRNO(cctx_with_deadline(NULL, cctx_now() + CCTX_SEC(1), &cancel), NULL, EINVAL);
+    CHECK_ERRNO(cctx_with_deadline(NULL, 0, &cancel), NULL, EINVAL); /* past deadline: still EINVAL */
+    CHECK_ERRNO(cctx_with_timeout(NULL, CCTX_SEC(1), &cancel), NULL, EINVAL);
+    CHECK_ERRNO(cctx_with_timeout(NULL, CCTX_NO_DEADLINE, NULL), NULL, EINVAL);
+    CHECK_ERRNO(cctx_with_deadline_cause(NULL, CCTX_SEC(1), 1, "m", &cancel), NULL, EINVAL);
+    CHECK_ERRNO(cctx_with_timeout_cause(NULL, -1, 1, "m", &cancel), NULL, EINVAL);
+    CHECK_ERRNO(cctx_with_value(NULL, &key, &x, count_destroy), NULL, EINVAL);
+    CHECK_ERRNO(cctx_without_cancel(NULL), NULL, EINVAL);
     /* The _at forms, as bindings call them. */
-    errno = 0;
-    CHECK(cctx_with_cancel_at(NULL, &cancel, "b.py", 1, "f") == NULL);
-    CHECK_EQ(errno, EINVAL);
-    errno = 0;
-    CHECK(cctx_without_cancel_at(NULL, "b.py", 1, "f") == NULL);
-    CHECK_EQ(errno, EINVAL);
+    CHECK_ERRNO(cctx_with_cancel_at(NULL, &cancel, "b.py", 1, "f"), NULL, EINVAL);
+    CHECK_ERRNO(cctx_without_cancel_at(NULL, "b.py", 1, "f"), NULL, EINVAL);
     /* EINVAL hands nothing over: the value is still the caller's. */
     CHECK_EQ(atomic_load(&destroyed), 0);
     CHECK_EQ(cctx__test_live_allocs(), start);
@@ -132,14 +51,10 @@ TEST(input_null_key_is_rejected)
 {
     atomic_store(&destroyed, 0);
     int x = 1;
-    errno = 0;
-    CHECK(cctx_with_value(cctx_background(), NULL, &x, count_destroy) == NULL);
-    CHECK_EQ(errno, EINVAL);
+    CHECK_ERRNO(cctx_with_value(cctx_background(), NULL, &x, count_destroy), NULL, EINVAL);
     CHECK_EQ(atomic_load(&destroyed), 0);
     cctx_t *v = cctx_with_value(cctx_background(), &key, &x, NULL);
-    errno = 0;
-    CHECK(cctx_value(v, NULL) == NULL);
-    CHECK_EQ(errno, EINVAL);
+    CHECK_ERRNO(cctx_value(v, NULL), NULL, EINVAL);
     CHECK(cctx_value(v, &key) == &x);
     cctx_release(v);
 }
@@ -152,12 +67,8 @@ TEST(input_null_context_reads_return_the_documented_values)
     CHECK_EQ(d, 12345); /* untouched */
     CHECK(!cctx_deadline(NULL, NULL));
     CHECK_EQ(cctx_remaining(NULL), CCTX_NO_DEADLINE);
-    errno = 0;
-    CHECK(cctx_value(NULL, &key) == NULL);
-    CHECK_EQ(errno, EINVAL);
-    errno = 0;
-    CHECK(cctx_value(NULL, NULL) == NULL);
-    CHECK_EQ(errno, EINVAL);
+    CHECK_ERRNO(cctx_value(NULL, &key), NULL, EINVAL);
+    CHECK_ERRNO(cctx_value(NULL, NULL), NULL, EINVAL);
     cctx_cause_t cause;
     CHECK_EQ(cctx_cause(NULL, &cause), EINVAL);
     cctx_t *c = cctx_with_cancel(cctx_background(), NULL);
@@ -259,20 +170,12 @@ static void body_null_waiting_and_after_function_arguments_are_rejected(void)
     CHECK_EQ(cctx_wait(NULL, 0), EINVAL);
     CHECK_EQ(cctx_wait(NULL, -1), EINVAL); /* not "wait forever" */
     CHECK_EQ(cctx_sleep(NULL, CCTX_SEC(3600)), EINVAL);
-    errno = 0;
-    CHECK_EQ(cctx_wait_any(NULL, 1, 0), -1);
-    CHECK_EQ(errno, EINVAL);
+    CHECK_ERRNO(cctx_wait_any(NULL, 1, 0), -1, EINVAL);
     cctx_t *c = cctx_with_cancel(cctx_background(), NULL);
     cctx_t *arr[2] = {c, NULL};
-    errno = 0;
-    CHECK_EQ(cctx_wait_any(arr, 2, -1), -1);
-    CHECK_EQ(errno, EINVAL);
-    errno = 0;
-    CHECK_EQ(cctx_wait_any(arr, 0, -1), -1);
-    CHECK_EQ(errno, EINVAL);
-    errno = 0;
-    CHECK_EQ(cctx_done_fd(NULL), -1);
-    CHECK_EQ(errno, EINVAL);
+    CHECK_ERRNO(cctx_wait_any(arr, 2, -1), -1, EINVAL);
+    CHECK_ERRNO(cctx_wait_any(arr, 0, -1), -1, EINVAL);
+    CHECK_ERRNO(cctx_done_fd(NULL), -1, EINVAL);
     cctx_after_t reg;
     memset(&reg, 0, sizeof reg);
     CHECK_EQ(cctx_after_func(NULL, &reg, rec_fn, NULL), EINVAL);
@@ -608,13 +511,7 @@ TEST(input_oom_past_deadline_cause_variant_fails_or_keeps_its_cause)
             CHECK_EQ(err, ENOMEM);
             continue;
         }
-        cctx_cause_t cause;
-        CHECK_EQ(cctx_cause(c, &cause), ETIMEDOUT);
-        CHECK_EQ(cause.code, 9);
-        CHECK_STR(cause.msg, "born late");
-        CHECK_STR(cause.file, __FILE__);
-        CHECK_EQ(cause.line, line);
-        CHECK_STR(cause.func, __func__);
+        check_cause(c, ETIMEDOUT, 9, "born late", line, __func__);
         cctx_release(c);
     }
 }
@@ -781,13 +678,7 @@ TEST(input_oom_deadline_cause_keeps_code_and_message)
         cctx__test_fail_alloc(n);
         cctx_fake_clock_advance(10);
         cctx__test_fail_alloc(0);
-        cctx_cause_t cause;
-        CHECK_EQ(cctx_cause(c, &cause), ETIMEDOUT);
-        CHECK_EQ(cause.code, 504);
-        CHECK_STR(cause.msg, "budget");
-        CHECK_STR(cause.file, __FILE__);
-        CHECK_EQ(cause.line, line);
-        CHECK_STR(cause.func, __func__);
+        check_cause(c, ETIMEDOUT, 504, "budget", line, __func__);
         cctx_release(c);
     }
     cctx_fake_clock_stop();

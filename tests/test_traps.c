@@ -18,19 +18,62 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "support.h"
 #include "testhooks.h"
 
 static const char key_a;
 
-static void check_same_cause(const cctx_cause_t *a, const cctx_cause_t *b)
+/* Two threads that run in lockstep with the caller: each round, once the
+ * caller has set it up, lockstep_round lets both run their step and returns
+ * when both are done. */
+struct lockstep {
+    pthread_barrier_t go, done;
+    atomic_int stop;
+    pthread_t threads[2];
+    struct lockstep_side {
+        struct lockstep *ls;
+        void (*step)(void *arg);
+        void *arg;
+    } sides[2];
+};
+
+static void *lockstep_main(void *arg)
 {
-    CHECK_EQ(a->err, b->err);
-    CHECK_EQ(a->code, b->code);
-    CHECK_STR(a->msg, b->msg);
-    CHECK_STR(a->file, b->file);
-    CHECK_EQ(a->line, b->line);
-    CHECK_STR(a->func, b->func);
-    CHECK_EQ(a->when, b->when);
+    struct lockstep_side *side = arg;
+    for (;;) {
+        pthread_barrier_wait(&side->ls->go);
+        if (atomic_load(&side->ls->stop))
+            return NULL;
+        side->step(side->arg);
+        pthread_barrier_wait(&side->ls->done);
+    }
+}
+
+static void lockstep_start(struct lockstep *ls, void (*a)(void *), void (*b)(void *), void *arg)
+{
+    atomic_store(&ls->stop, 0);
+    CHECK_EQ(pthread_barrier_init(&ls->go, NULL, 3), 0);
+    CHECK_EQ(pthread_barrier_init(&ls->done, NULL, 3), 0);
+    ls->sides[0] = (struct lockstep_side){ls, a, arg};
+    ls->sides[1] = (struct lockstep_side){ls, b, arg};
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(pthread_create(&ls->threads[i], NULL, lockstep_main, &ls->sides[i]), 0);
+}
+
+static void lockstep_round(struct lockstep *ls)
+{
+    pthread_barrier_wait(&ls->go);
+    pthread_barrier_wait(&ls->done);
+}
+
+static void lockstep_stop(struct lockstep *ls)
+{
+    atomic_store(&ls->stop, 1);
+    pthread_barrier_wait(&ls->go);
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(pthread_join(ls->threads[i], NULL), 0);
+    pthread_barrier_destroy(&ls->go);
+    pthread_barrier_destroy(&ls->done);
 }
 
 /* ---- parent cancel while a child waits --------------------------------- */
@@ -81,8 +124,8 @@ TEST(trap_parent_cancel_wakes_child_waiter_with_parent_cause)
     CHECK_STR(pcause.func, "test_trap_parent_cancel_wakes_child_waiter_with_parent_cause");
     CHECK_EQ(cctx_cause(child, &ccause), ECANCELED);
     CHECK_EQ(cctx_cause(grandchild, &gcause), ECANCELED);
-    check_same_cause(&ccause, &pcause);
-    check_same_cause(&gcause, &pcause);
+    check_causes_equal(&ccause, &pcause);
+    check_causes_equal(&gcause, &pcause);
 
     cctx_release(w1.ctx);
     cctx_release(w2.ctx);
@@ -128,14 +171,14 @@ TEST(trap_outer_timeout_shorter_than_inner_parent_wins)
     CHECK_EQ(oc.when, t0 + CCTX_MSEC(100));
     CHECK_EQ(cctx_cause(inner, &ic1), ETIMEDOUT);
     CHECK_EQ(cctx_cause(inner_cause, &ic2), ETIMEDOUT);
-    check_same_cause(&ic1, &oc);
-    check_same_cause(&ic2, &oc); /* the inner's own cause never fired */
+    check_causes_equal(&ic1, &oc);
+    check_causes_equal(&ic2, &oc); /* the inner's own cause never fired */
 
     /* One cause: the inner deadlines passing later, or a cancel, change nothing. */
     cctx_fake_clock_advance(CCTX_SEC(10));
     cctx_cancel_cause(ic, 1, "too late");
     CHECK_EQ(cctx_cause(inner, &ic1), ETIMEDOUT);
-    check_same_cause(&ic1, &oc);
+    check_causes_equal(&ic1, &oc);
 
     cctx_release(inner_cause);
     cctx_release(inner);
@@ -162,7 +205,7 @@ TEST(trap_inner_timeout_shorter_fires_alone)
     CHECK_EQ(cctx_err(outer), ETIMEDOUT);
     cctx_cause_t c2;
     CHECK_EQ(cctx_cause(inner, &c2), ETIMEDOUT);
-    check_same_cause(&c2, &c); /* still its own, first cause */
+    check_causes_equal(&c2, &c); /* still its own, first cause */
     cctx_release(inner);
     cctx_release(outer);
     cctx_fake_clock_stop();
@@ -184,12 +227,12 @@ TEST(trap_double_cancel_first_wins)
     cctx_cancel(cc);
     cctx_cause_t now, ch;
     CHECK_EQ(cctx_cause(c, &now), ECANCELED);
-    check_same_cause(&now, &first);
+    check_causes_equal(&now, &first);
     CHECK_EQ(now.code, 1);
     CHECK_STR(now.msg, "first");
     CHECK_EQ(now.line, line);
     CHECK_EQ(cctx_cause(child, &ch), ECANCELED);
-    check_same_cause(&ch, &first);
+    check_causes_equal(&ch, &first);
     cctx_release(child);
     cctx_release(c);
 }
@@ -197,13 +240,11 @@ TEST(trap_double_cancel_first_wins)
 enum { CANCELLERS = 8 };
 
 struct race {
-    pthread_barrier_t start;
     cctx_cancel_t *cancel;
     cctx_t *leaf; /* a descendant: non-zero error once any cancel returns */
     pthread_t ids[CANCELLERS];
     int leaf_err_after[CANCELLERS];
-    atomic_int fn_runs;
-    pthread_t fn_thread;
+    struct rec fn; /* the after-function on the cancelled context */
 };
 
 struct racer {
@@ -211,24 +252,15 @@ struct racer {
     int index;
 };
 
-static void race_fn(void *arg)
-{
-    struct race *r = arg;
-    r->fn_thread = pthread_self();
-    atomic_fetch_add(&r->fn_runs, 1);
-}
-
 static const char *const race_msgs[CANCELLERS] = {"c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7"};
 
-static void *racer_main(void *arg)
+static void racer_main(void *arg)
 {
     struct racer *rc = arg;
     struct race *r = rc->race;
     r->ids[rc->index] = pthread_self();
-    pthread_barrier_wait(&r->start);
     cctx_cancel_cause(r->cancel, rc->index + 1, race_msgs[rc->index]);
     r->leaf_err_after[rc->index] = cctx_err(r->leaf);
-    return NULL;
 }
 
 TEST(trap_concurrent_cancel_from_many_threads_one_cause)
@@ -244,25 +276,22 @@ TEST(trap_concurrent_cancel_from_many_threads_one_cause)
             chain[i] = i % 4 == 2 ? cctx_with_value(chain[i - 1], &key_a, NULL, NULL)
                                   : cctx_with_cancel(chain[i - 1], NULL);
         r.leaf = chain[63];
-        cctx_after_t reg;
-        CHECK_EQ(cctx_after_func(c, &reg, race_fn, &r), 0);
-        CHECK_EQ(pthread_barrier_init(&r.start, NULL, CANCELLERS), 0);
+        rec_on(&r.fn, c);
+        struct gang gang;
+        gang_init(&gang, CANCELLERS, false);
         struct racer rc[CANCELLERS];
-        pthread_t t[CANCELLERS];
         for (int i = 0; i < CANCELLERS; i++) {
             rc[i] = (struct racer){&r, i};
-            CHECK_EQ(pthread_create(&t[i], NULL, racer_main, &rc[i]), 0);
+            gang_spawn(&gang, racer_main, &rc[i]);
         }
-        for (int i = 0; i < CANCELLERS; i++)
-            CHECK_EQ(pthread_join(t[i], NULL), 0);
-        pthread_barrier_destroy(&r.start);
+        gang_join(&gang);
 
         cctx_cause_t cause, leaf;
         CHECK_EQ(cctx_cause(c, &cause), ECANCELED);
         CHECK(cause.code >= 1 && cause.code <= CANCELLERS);
         CHECK_STR(cause.msg, race_msgs[cause.code - 1]);
         CHECK_EQ(cctx_cause(r.leaf, &leaf), ECANCELED);
-        check_same_cause(&leaf, &cause);
+        check_causes_equal(&leaf, &cause);
         for (int i = 0; i < 64; i++) {
             cctx_cause_t x;
             CHECK_EQ(cctx_cause(chain[i], &x), ECANCELED);
@@ -270,10 +299,10 @@ TEST(trap_concurrent_cancel_from_many_threads_one_cause)
         }
         for (int i = 0; i < CANCELLERS; i++)
             CHECK_EQ(r.leaf_err_after[i], ECANCELED); /* every cancel returned after marking */
-        CHECK_EQ(atomic_load(&r.fn_runs), 1);
+        CHECK_EQ(atomic_load(&r.fn.runs), 1);
         /* fn ran on the thread whose cancellation won. */
-        CHECK(pthread_equal(r.fn_thread, r.ids[cause.code - 1]));
-        CHECK(!cctx_after_stop(&reg));
+        CHECK(pthread_equal(r.fn.thread, r.ids[cause.code - 1]));
+        CHECK(!cctx_after_stop(&r.fn.reg));
         for (int i = 63; i >= 0; i--)
             cctx_release(chain[i]);
         cctx_release(c);
@@ -282,34 +311,16 @@ TEST(trap_concurrent_cancel_from_many_threads_one_cause)
 
 /* ---- cancel racing the deadline ----------------------------------------- */
 
-struct deadline_race {
-    pthread_barrier_t go, done;
-    cctx_cancel_t *cancel;
-    atomic_int stop;
-};
-
-static void *advancer_main(void *arg)
+static void advance_step(void *arg)
 {
-    struct deadline_race *d = arg;
-    for (;;) {
-        pthread_barrier_wait(&d->go);
-        if (atomic_load(&d->stop))
-            return NULL;
-        cctx_fake_clock_advance(CCTX_MSEC(1));
-        pthread_barrier_wait(&d->done);
-    }
+    (void)arg;
+    cctx_fake_clock_advance(CCTX_MSEC(1));
 }
 
-static void *deadline_canceller_main(void *arg)
+static void deadline_cancel_step(void *arg)
 {
-    struct deadline_race *d = arg;
-    for (;;) {
-        pthread_barrier_wait(&d->go);
-        if (atomic_load(&d->stop))
-            return NULL;
-        cctx_cancel_cause(d->cancel, 200, "canceled");
-        pthread_barrier_wait(&d->done);
-    }
+    cctx_cancel_t **cancel = arg; /* this round's */
+    cctx_cancel_cause(*cancel, 200, "canceled");
 }
 
 static void count_fn(void *arg)
@@ -321,24 +332,20 @@ TEST(trap_cancel_racing_deadline_exactly_one_wins)
 {
     int rounds = TEST_UNDER_TSAN ? 300 : 3000;
     cctx_fake_clock_start(0);
-    struct deadline_race d = {0};
-    CHECK_EQ(pthread_barrier_init(&d.go, NULL, 3), 0);
-    CHECK_EQ(pthread_barrier_init(&d.done, NULL, 3), 0);
-    pthread_t adv, can;
-    CHECK_EQ(pthread_create(&adv, NULL, advancer_main, &d), 0);
-    CHECK_EQ(pthread_create(&can, NULL, deadline_canceller_main, &d), 0);
+    cctx_cancel_t *cancel = NULL;
+    struct lockstep ls;
+    lockstep_start(&ls, advance_step, deadline_cancel_step, &cancel);
     int timed_out = 0, canceled = 0;
     for (int round = 0; round < rounds; round++) {
         cctx_t *c = cctx_with_timeout_cause(cctx_background(), CCTX_MSEC(1), 100, "deadline",
-                                            &d.cancel);
+                                            &cancel);
         cctx_t *child = cctx_with_cancel(c, NULL);
         CHECK(c && child);
         atomic_int runs = 0, child_runs = 0;
         cctx_after_t reg, creg;
         CHECK_EQ(cctx_after_func(c, &reg, count_fn, &runs), 0);
         CHECK_EQ(cctx_after_func(child, &creg, count_fn, &child_runs), 0);
-        pthread_barrier_wait(&d.go);
-        pthread_barrier_wait(&d.done);
+        lockstep_round(&ls);
 
         cctx_cause_t cause, ccause;
         int err = cctx_err(c);
@@ -354,7 +361,7 @@ TEST(trap_cancel_racing_deadline_exactly_one_wins)
             CHECK_STR(cause.msg, "canceled");
         }
         CHECK_EQ(cctx_cause(child, &ccause), err);
-        check_same_cause(&ccause, &cause);
+        check_causes_equal(&ccause, &cause);
         CHECK_EQ(atomic_load(&runs), 1);
         CHECK_EQ(atomic_load(&child_runs), 1);
         CHECK(!cctx_after_stop(&reg));
@@ -362,12 +369,7 @@ TEST(trap_cancel_racing_deadline_exactly_one_wins)
         cctx_release(child);
         cctx_release(c);
     }
-    atomic_store(&d.stop, 1);
-    pthread_barrier_wait(&d.go);
-    CHECK_EQ(pthread_join(adv, NULL), 0);
-    CHECK_EQ(pthread_join(can, NULL), 0);
-    pthread_barrier_destroy(&d.go);
-    pthread_barrier_destroy(&d.done);
+    lockstep_stop(&ls);
     cctx_fake_clock_stop();
     printf("%d rounds: deadline won %d, cancel won %d\n", rounds, timed_out, canceled);
     CHECK_EQ(timed_out + canceled, rounds);
@@ -376,50 +378,33 @@ TEST(trap_cancel_racing_deadline_exactly_one_wins)
 /* ---- release racing cancel ---------------------------------------------- */
 
 struct release_race {
-    pthread_barrier_t go, done;
-    atomic_int stop;
     cctx_cancel_t *parent_cancel;   /* thread A cancels the parent...          */
     cctx_t *to_release[4];          /* ...while thread B drops the last refs   */
     cctx_cancel_t *same_cancel;     /* and, on one context with two refs,      */
     cctx_t *same;                   /* A cancels while B releases its ref      */
 };
 
-static void *release_side(void *arg)
+static void release_side(void *arg)
 {
     struct release_race *r = arg;
-    for (;;) {
-        pthread_barrier_wait(&r->go);
-        if (atomic_load(&r->stop))
-            return NULL;
-        for (int i = 0; i < 4; i++)
-            cctx_release(r->to_release[i]);
-        cctx_release(r->same);
-        pthread_barrier_wait(&r->done);
-    }
+    for (int i = 0; i < 4; i++)
+        cctx_release(r->to_release[i]);
+    cctx_release(r->same);
 }
 
-static void *cancel_side(void *arg)
+static void cancel_side(void *arg)
 {
     struct release_race *r = arg;
-    for (;;) {
-        pthread_barrier_wait(&r->go);
-        if (atomic_load(&r->stop))
-            return NULL;
-        cctx_cancel(r->same_cancel); /* this thread holds a reference on `same` */
-        cctx_cancel(r->parent_cancel);
-        pthread_barrier_wait(&r->done);
-    }
+    cctx_cancel(r->same_cancel); /* this thread holds a reference on `same` */
+    cctx_cancel(r->parent_cancel);
 }
 
 TEST(trap_release_racing_cancel_no_crash_each_after_func_once)
 {
     int rounds = TEST_UNDER_TSAN ? 300 : 3000;
     struct release_race r = {0};
-    CHECK_EQ(pthread_barrier_init(&r.go, NULL, 3), 0);
-    CHECK_EQ(pthread_barrier_init(&r.done, NULL, 3), 0);
-    pthread_t a, b;
-    CHECK_EQ(pthread_create(&a, NULL, release_side, &r), 0);
-    CHECK_EQ(pthread_create(&b, NULL, cancel_side, &r), 0);
+    struct lockstep ls;
+    lockstep_start(&ls, release_side, cancel_side, &r);
     for (int round = 0; round < rounds; round++) {
         cctx_t *parent = cctx_with_cancel(cctx_background(), &r.parent_cancel);
         atomic_int runs[5] = {0};
@@ -438,8 +423,7 @@ TEST(trap_release_racing_cancel_no_crash_each_after_func_once)
         CHECK_EQ(cctx_after_func(r.same, &regs[4], count_fn, &runs[4]), 0);
         cctx_t *mine = cctx_ref(r.same); /* the cancelling side's reference */
 
-        pthread_barrier_wait(&r.go);
-        pthread_barrier_wait(&r.done);
+        lockstep_round(&ls);
 
         CHECK_EQ(cctx_err(parent), ECANCELED);
         CHECK_EQ(cctx_err(mine), ECANCELED);
@@ -450,27 +434,10 @@ TEST(trap_release_racing_cancel_no_crash_each_after_func_once)
         cctx_release(mine);
         cctx_release(parent);
     }
-    atomic_store(&r.stop, 1);
-    pthread_barrier_wait(&r.go);
-    CHECK_EQ(pthread_join(a, NULL), 0);
-    CHECK_EQ(pthread_join(b, NULL), 0);
-    pthread_barrier_destroy(&r.go);
-    pthread_barrier_destroy(&r.done);
+    lockstep_stop(&ls);
 }
 
 /* ---- after-function registered after cancel ---------------------------- */
-
-struct at_once {
-    atomic_int runs;
-    pthread_t thread;
-};
-
-static void at_once_fn(void *arg)
-{
-    struct at_once *a = arg;
-    a->thread = pthread_self();
-    atomic_fetch_add(&a->runs, 1);
-}
 
 TEST(trap_after_func_registered_after_cancel_runs_at_once)
 {
@@ -478,15 +445,14 @@ TEST(trap_after_func_registered_after_cancel_runs_at_once)
     cctx_t *c = cctx_with_cancel(cctx_background(), &cc);
     cctx_t *v = cctx_with_value(c, &key_a, NULL, NULL);
     cctx_cancel(cc);
-    struct at_once a = {0}, b = {0};
-    cctx_after_t reg, regv;
-    CHECK_EQ(cctx_after_func(c, &reg, at_once_fn, &a), 0);
+    struct rec a, b;
+    rec_on(&a, c);
     CHECK_EQ(atomic_load(&a.runs), 1);
     CHECK(pthread_equal(a.thread, pthread_self()));
-    CHECK_EQ(cctx_after_func(v, &regv, at_once_fn, &b), 0);
+    rec_on(&b, v);
     CHECK_EQ(atomic_load(&b.runs), 1);
-    CHECK(!cctx_after_stop(&reg));
-    CHECK(!cctx_after_stop(&regv));
+    CHECK(!cctx_after_stop(&a.reg));
+    CHECK(!cctx_after_stop(&b.reg));
     cctx_cancel(cc);
     cctx_release(v);
     cctx_release(c);
@@ -525,7 +491,7 @@ TEST(trap_child_of_canceled_parent_born_done_with_parent_cause)
         cctx_cause_t c;
         CHECK_EQ(cctx_err(kids[i]), ECANCELED);
         CHECK_EQ(cctx_cause(kids[i], &c), ECANCELED);
-        check_same_cause(&c, &pcause);
+        check_causes_equal(&c, &pcause);
         CHECK(fd_readable(cctx_done_fd(kids[i])));
     }
     /* Cancelling the born-done child changes nothing either. */
@@ -547,7 +513,7 @@ TEST(trap_child_of_canceled_parent_born_done_with_parent_cause)
     cctx_cause_t tc, tkc;
     CHECK_EQ(cctx_cause(t, &tc), ETIMEDOUT);
     CHECK_EQ(cctx_cause(tk, &tkc), ETIMEDOUT);
-    check_same_cause(&tkc, &tc);
+    check_causes_equal(&tkc, &tc);
 
     cctx_release(tk);
     cctx_release(t);
@@ -605,7 +571,7 @@ TEST(trap_short_timeout_child_of_canceled_parent_takes_parent_cause)
         CHECK_EQ(cctx_err(c), ECANCELED);
         cctx_cause_t cause;
         CHECK_EQ(cctx_cause(c, &cause), ECANCELED);
-        check_same_cause(&cause, &pcause);
+        check_causes_equal(&cause, &pcause);
         cctx_release(c);
     }
     /* A timer thread may still hold a context it was firing: let it settle. */

@@ -10,100 +10,26 @@
 #include <stdbool.h>
 
 #include "harness.h"
+#include "support.h"
 #include "testhooks.h"
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-/* An after-function that records how often it ran, on which thread, and the
- * cause of `ctx` as seen from inside it (strings copied). */
-struct rec {
-    cctx_after_t reg;
-    cctx_t *ctx;
-    atomic_int runs;
-    pthread_t thread;
-    int err, code, line;
-    int64_t when;
-    char msg[128], file[256], func[256];
-    atomic_int *order; /* optional: a shared sequence counter */
-    int seq;
-};
-
-static void copy_str(char *dst, size_t n, const char *src)
-{
-    snprintf(dst, n, "%s", src ? src : "(null)");
-}
-
-static void rec_fn(void *arg)
-{
-    struct rec *r = arg;
-    r->thread = pthread_self();
-    if (r->ctx) {
-        cctx_cause_t c;
-        r->err = cctx_cause(r->ctx, &c);
-        r->code = c.code;
-        r->line = c.line;
-        r->when = c.when;
-        copy_str(r->msg, sizeof r->msg, c.msg);
-        copy_str(r->file, sizeof r->file, c.file);
-        copy_str(r->func, sizeof r->func, c.func);
-    }
-    if (r->order)
-        r->seq = atomic_fetch_add(r->order, 1);
-    atomic_fetch_add(&r->runs, 1);
-}
-
-static void rec_on(struct rec *r, cctx_t *ctx)
-{
-    memset(r, 0, sizeof *r);
-    r->ctx = ctx;
-    CHECK_EQ(cctx_after_func(ctx, &r->reg, rec_fn, r), 0);
-}
-
-static atomic_int destroyed;
-static void count_destroy(void *value)
-{
-    (void)value;
-    atomic_fetch_add(&destroyed, 1);
-}
-
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 static uint64_t rng(void)
 {
-    uint64_t x = rng_state;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return rng_state = x;
+    return xorshift64(&rng_state);
 }
-
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
 
 static void check_root(cctx_t *root)
 {
     static const char key;
     CHECK(root != NULL);
-    CHECK_EQ(cctx_err(root), 0);
     int64_t d = 12345;
     CHECK(!cctx_deadline(root, &d));
     CHECK_EQ(cctx_remaining(root), CCTX_NO_DEADLINE);
     CHECK(cctx_value(root, &key) == NULL);
-    cctx_cause_t c;
-    memset(&c, 0xab, sizeof c);
-    CHECK_EQ(cctx_cause(root, &c), 0);
-    CHECK_EQ(c.err, 0);
-    CHECK_EQ(c.code, 0);
-    CHECK(c.msg == NULL && c.file == NULL && c.func == NULL);
-    CHECK_EQ(c.line, 0);
-    CHECK_EQ(c.when, 0);
+    check_active(root); /* no error, and a cause of all zeros */
 }
 
 /* ---- roots ---------------------------------------------------------------------- */
@@ -172,7 +98,7 @@ TEST(tree_ref_returns_the_context_and_delays_the_final_release)
     cctx_cancel_t *cancel;
     cctx_t *c = cctx_with_cancel(cctx_background(), &cancel);
     struct rec r;
-    rec_on(&r, c);
+    rec_watch(&r, c);
     CHECK(cctx_ref(c) == c);
     CHECK(cctx_ref(c) == c);
     cctx_release(c);
@@ -183,7 +109,7 @@ TEST(tree_ref_returns_the_context_and_delays_the_final_release)
     CHECK(cctx__test_live_allocs() > start);
     cctx_release(c);
     CHECK_EQ(atomic_load(&r.runs), 1);
-    CHECK_EQ(r.err, ECANCELED);
+    CHECK_EQ(r.cause.err, ECANCELED);
     CHECK_EQ(cctx__test_live_allocs(), start);
     cctx__test_count_allocs(false);
 }
@@ -199,20 +125,20 @@ TEST(tree_last_release_cancels_with_ecanceled_at_the_releasing_call)
     for (int k = 0; k < 3; k++) {
         CHECK(kinds[k] != NULL);
         struct rec r;
-        rec_on(&r, kinds[k]);
+        rec_watch(&r, kinds[k]);
         CHECK_EQ(atomic_load(&r.runs), 0);
         int64_t before = cctx_now();
         const int line = __LINE__; cctx_release(kinds[k]);
         int64_t after = cctx_now();
         CHECK_EQ(atomic_load(&r.runs), 1);
         CHECK(pthread_equal(r.thread, pthread_self()));
-        CHECK_EQ(r.err, ECANCELED);
-        CHECK_EQ(r.code, 0);
-        CHECK_STR(r.msg, "context canceled");
-        CHECK_STR(r.file, __FILE__);
-        CHECK_EQ(r.line, line);
-        CHECK_STR(r.func, __func__);
-        CHECK(r.when >= before && r.when <= after);
+        CHECK_EQ(r.cause.err, ECANCELED);
+        CHECK_EQ(r.cause.code, 0);
+        CHECK_STR(r.cause.msg, "context canceled");
+        CHECK_STR(r.cause.file, __FILE__);
+        CHECK_EQ(r.cause.line, line);
+        CHECK_STR(r.cause.func, __func__);
+        CHECK(r.cause.when >= before && r.cause.when <= after);
     }
 }
 
@@ -228,7 +154,7 @@ TEST(tree_reference_handed_to_a_thread_is_released_there)
 {
     cctx_t *c = cctx_with_cancel(cctx_background(), NULL);
     struct rec r;
-    rec_on(&r, c);
+    rec_watch(&r, c);
     pthread_t t;
     CHECK_EQ(pthread_create(&t, NULL, release_in_thread, cctx_ref(c)), 0);
     CHECK_EQ(pthread_join(t, NULL), 0);
@@ -237,7 +163,7 @@ TEST(tree_reference_handed_to_a_thread_is_released_there)
     CHECK_EQ(cctx_err(c), 0);
     cctx_release(c);
     CHECK_EQ(atomic_load(&r.runs), 1);
-    CHECK_EQ(r.err, ECANCELED);
+    CHECK_EQ(r.cause.err, ECANCELED);
 }
 
 struct churn {
@@ -263,7 +189,7 @@ TEST(tree_concurrent_ref_and_release_keep_an_exact_count)
     long start = cctx__test_live_allocs();
     cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_SEC(3600), NULL);
     struct rec r;
-    rec_on(&r, c);
+    rec_watch(&r, c);
     enum { THREADS = 8 };
     struct churn ch = {c, TEST_UNDER_TSAN ? 2000 : 50000};
     pthread_t t[THREADS];
@@ -351,18 +277,18 @@ TEST(tree_released_parent_ends_when_its_last_child_goes)
     cctx_t *p = cctx_with_cancel(cctx_background(), NULL);
     cctx_t *c = cctx_with_cancel(p, NULL);
     struct rec rp, rc;
-    rec_on(&rp, p);
-    rec_on(&rc, c);
+    rec_watch(&rp, p);
+    rec_watch(&rc, c);
     cctx_release(p);
     CHECK_EQ(atomic_load(&rp.runs), 0);
     CHECK_EQ(cctx_err(c), 0);
     const int line = __LINE__; cctx_release(c);
     CHECK_EQ(atomic_load(&rc.runs), 1);
     CHECK_EQ(atomic_load(&rp.runs), 1);
-    CHECK_EQ(rc.err, ECANCELED);
-    CHECK_EQ(rp.err, ECANCELED);
-    CHECK_EQ(rp.line, line); /* the parent's end started at the same release */
-    CHECK_STR(rp.file, __FILE__);
+    CHECK_EQ(rc.cause.err, ECANCELED);
+    CHECK_EQ(rp.cause.err, ECANCELED);
+    CHECK_EQ(rp.cause.line, line); /* the parent's end started at the same release */
+    CHECK_STR(rp.cause.file, __FILE__);
 }
 
 /* All 6 orders of releasing a 3-level chain: every context ends exactly once,
@@ -385,7 +311,7 @@ TEST(tree_chain_released_in_every_order_ends_and_frees_everything)
         struct rec r[3];
         for (int i = 0; i < 3; i++) {
             CHECK(c[i] != NULL);
-            rec_on(&r[i], c[i]);
+            rec_watch(&r[i], c[i]);
         }
         for (int i = 0; i < 3; i++) {
             cctx_release(c[perms[p][i]]);
@@ -399,7 +325,7 @@ TEST(tree_chain_released_in_every_order_ends_and_frees_everything)
         }
         for (int i = 0; i < 3; i++) {
             CHECK_EQ(atomic_load(&r[i].runs), 1);
-            CHECK_EQ(r[i].err, ECANCELED);
+            CHECK_EQ(r[i].cause.err, ECANCELED);
         }
         CHECK_EQ(atomic_load(&destroyed), 1);
         CHECK_EQ(cctx__test_live_allocs(), start);
@@ -412,14 +338,14 @@ TEST(tree_release_after_cancel_keeps_the_first_cause)
     cctx_cancel_t *cancel;
     cctx_t *c = cctx_with_cancel(cctx_background(), &cancel);
     struct rec r;
-    rec_on(&r, c);
+    rec_watch(&r, c);
     const int line = __LINE__; cctx_cancel_cause(cancel, 3, "explicit");
     CHECK_EQ(atomic_load(&r.runs), 1);
     cctx_release(c);
     CHECK_EQ(atomic_load(&r.runs), 1); /* not again at release */
-    CHECK_EQ(r.code, 3);
-    CHECK_STR(r.msg, "explicit");
-    CHECK_EQ(r.line, line);
+    CHECK_EQ(r.cause.code, 3);
+    CHECK_STR(r.cause.msg, "explicit");
+    CHECK_EQ(r.cause.line, line);
 }
 
 TEST(tree_value_and_detached_contexts_free_their_chain_on_release)
@@ -445,9 +371,9 @@ TEST(tree_value_and_detached_contexts_free_their_chain_on_release)
  * loop (a recursion 1,000,000 deep would overflow the 8 MiB stack). */
 TEST(tree_million_deep_chain_released_from_its_leaf_without_recursion)
 {
-    /* Smaller under the sanitizers (see test_cancel.c); the plain build runs
+    /* Smaller under the sanitizers (see TEST_MILLION); the plain build runs
      * the full million, deep enough to overflow the stack if it recursed. */
-    const int n = TEST_UNDER_TSAN ? 100000 : UNDER_ASAN ? 250000 : 1000000;
+    const int n = TEST_MILLION;
     cctx__test_count_allocs(true);
     long start = cctx__test_live_allocs();
     atomic_store(&destroyed, 0);
@@ -502,13 +428,13 @@ TEST(tree_cctx_auto_releases_at_scope_exit)
         cctx_cancel_t *cancel;
         CCTX_AUTO cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_SEC(3600), &cancel);
         CHECK(c != NULL);
-        rec_on(&r, c);
+        rec_watch(&r, c);
         CHECK_EQ(atomic_load(&r.runs), 0);
     }
     CHECK_EQ(atomic_load(&r.runs), 1);
-    CHECK_EQ(r.err, ECANCELED);
-    CHECK_STR(r.msg, "context canceled");
-    CHECK_STR(r.func, "CCTX_AUTO");
+    CHECK_EQ(r.cause.err, ECANCELED);
+    CHECK_STR(r.cause.msg, "context canceled");
+    CHECK_STR(r.cause.func, "CCTX_AUTO");
 
     for (int i = 1; i <= 3; i++) {
         static int payload;
@@ -536,7 +462,7 @@ TEST(tree_cctx_auto_leaves_a_referenced_context_alive)
     struct rec r;
     {
         CCTX_AUTO cctx_t *c = cctx_with_cancel(cctx_background(), NULL);
-        rec_on(&r, c);
+        rec_watch(&r, c);
         kept = cctx_ref(c);
     }
     CHECK_EQ(atomic_load(&r.runs), 0);
@@ -583,16 +509,10 @@ TEST(tree_random_tree_released_in_random_order_frees_everything)
             break;
         }
         CHECK(ctx[i] != NULL);
-        memset(&recs[i], 0, sizeof recs[i]);
-        CHECK_EQ(cctx_after_func(ctx[i], &recs[i].reg, rec_fn, &recs[i]), 0);
+        rec_on(&recs[i], ctx[i]);
         order[i] = i;
     }
-    for (int i = N - 1; i > 0; i--) {
-        int j = (int)(rng() % (uint64_t)(i + 1));
-        int t = order[i];
-        order[i] = order[j];
-        order[j] = t;
-    }
+    shuffle(order, N, &rng_state);
     for (int i = 0; i < N; i++)
         cctx_release(ctx[order[i]]);
     for (int i = 0; i < N; i++) {

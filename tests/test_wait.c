@@ -294,9 +294,7 @@ TEST(wait_done_fd_closed_when_context_freed)
 
 TEST(wait_done_fd_null_is_einval)
 {
-    errno = 0;
-    CHECK_EQ(cctx_done_fd(NULL), -1);
-    CHECK_EQ(errno, EINVAL);
+    CHECK_ERRNO(cctx_done_fd(NULL), -1, EINVAL);
 }
 
 /* ---- cctx_wait / cctx_sleep ------------------------------------------- */
@@ -425,10 +423,11 @@ static void start_waiter(pthread_t *t, struct waiter *w)
     usleep(5000);
 }
 
-/* Cancels through `cc` while a waiter of `mode` blocks on ctx; returns the
+/* Cancels a context while a waiter of `mode` blocks on it; returns the
  * latency from the cancel call to the waiter's wake-up. */
-static int64_t cancel_latency(enum wait_mode mode, int *result)
+static int64_t cancel_latency(enum wait_mode mode, int *result, int round)
 {
+    (void)round;
     cctx_cancel_t *cc;
     cctx_t *c = cctx_with_cancel(cctx_background(), &cc);
     cctx_t *v = cctx_with_value(c, &key_a, NULL, NULL); /* waits go through the value context */
@@ -448,18 +447,26 @@ static int64_t cancel_latency(enum wait_mode mode, int *result)
     return w.woke - t0;
 }
 
-static void check_cancel_latency(enum wait_mode mode, const char *what, int expect)
+/* Measures ROUNDS wake-ups of a waiter of `mode` (each returning `expect`)
+ * after `event`; their median is within WAKE_BOUND. */
+static void check_latency(int64_t (*latency)(enum wait_mode mode, int *result, int round),
+                          const char *event, enum wait_mode mode, const char *what, int expect)
 {
     int64_t lat[ROUNDS];
     for (int i = 0; i < ROUNDS; i++) {
         int result;
-        lat[i] = cancel_latency(mode, &result);
+        lat[i] = latency(mode, &result, i);
         CHECK_EQ(result, expect);
-        printf("%s woke %.3f ms after cctx_cancel\n", what, lat[i] / 1e6);
+        printf("%s woke %.3f ms after %s\n", what, lat[i] / 1e6, event);
     }
     int64_t m = median(lat, ROUNDS);
     printf("%s: median %.3f ms (bound %.0f ms)\n", what, m / 1e6, WAKE_BOUND / 1e6);
     CHECK(m < WAKE_BOUND);
+}
+
+static void check_cancel_latency(enum wait_mode mode, const char *what, int expect)
+{
+    check_latency(cancel_latency, "cctx_cancel", mode, what, expect);
 }
 
 TEST(wait_blocked_waiter_wakes_promptly_on_cancel_from_other_thread)
@@ -482,9 +489,11 @@ TEST(wait_any_wakes_promptly_on_cancel_from_other_thread)
     check_cancel_latency(MODE_WAIT_ANY, "cctx_wait_any", 1);
 }
 
-/* A real deadline: the waiter wakes no earlier than the deadline and soon after. */
-static int64_t deadline_latency(enum wait_mode mode, int *result, bool on_thread)
+/* A real deadline: the waiter (on a thread of its own in odd rounds) wakes no
+ * earlier than the deadline and soon after. */
+static int64_t deadline_latency(enum wait_mode mode, int *result, int round)
 {
+    bool on_thread = round % 2 == 1;
     cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(10), NULL);
     CHECK(c != NULL);
     int64_t deadline;
@@ -509,16 +518,7 @@ static int64_t deadline_latency(enum wait_mode mode, int *result, bool on_thread
 
 static void check_deadline_latency(enum wait_mode mode, const char *what, int expect)
 {
-    int64_t lat[ROUNDS];
-    for (int i = 0; i < ROUNDS; i++) {
-        int result;
-        lat[i] = deadline_latency(mode, &result, i % 2 == 1);
-        CHECK_EQ(result, expect);
-        printf("%s woke %.3f ms after the deadline\n", what, lat[i] / 1e6);
-    }
-    int64_t m = median(lat, ROUNDS);
-    printf("%s: median %.3f ms (bound %.0f ms)\n", what, m / 1e6, WAKE_BOUND / 1e6);
-    CHECK(m < WAKE_BOUND);
+    check_latency(deadline_latency, "the deadline", mode, what, expect);
 }
 
 TEST(wait_blocked_waiter_wakes_promptly_at_real_deadline)
@@ -546,9 +546,7 @@ TEST(wait_any_returns_lowest_done_index)
         c[i] = cctx_with_cancel(cctx_background(), &cc[i]);
     c[4] = cctx_background();
 
-    errno = 0;
-    CHECK_EQ(cctx_wait_any(c, 5, 0), -1);
-    CHECK_EQ(errno, ETIMEDOUT);
+    CHECK_ERRNO(cctx_wait_any(c, 5, 0), -1, ETIMEDOUT);
     cctx_cancel(cc[3]);
     CHECK_EQ(cctx_wait_any(c, 5, 0), 3);
     CHECK_EQ(cctx_wait_any(c, 5, -1), 3);
@@ -575,9 +573,7 @@ TEST(wait_any_times_out_with_etimedout)
                     cctx_with_timeout(cctx_background(), CCTX_SEC(3600), NULL),
                     cctx_todo()};
     int64_t t0 = cctx_now();
-    errno = 0;
-    CHECK_EQ(cctx_wait_any(c, 3, CCTX_MSEC(20)), -1);
-    CHECK_EQ(errno, ETIMEDOUT);
+    CHECK_ERRNO(cctx_wait_any(c, 3, CCTX_MSEC(20)), -1, ETIMEDOUT);
     int64_t el = cctx_now() - t0;
     printf("cctx_wait_any(20 ms) took %.3f ms\n", el / 1e6);
     CHECK(el >= CCTX_MSEC(20));
@@ -592,17 +588,9 @@ TEST(wait_any_bad_input_is_einval)
     cctx_t *arr[3] = {c, cctx_background(), NULL};
     cctx_t *only_null[1] = {NULL};
 
-    errno = 0;
-    CHECK_EQ(cctx_wait_any(NULL, 1, -1), -1);
-    CHECK_EQ(errno, EINVAL);
-    errno = 0;
-    CHECK_EQ(cctx_wait_any(arr, 0, -1), -1);
-    CHECK_EQ(errno, EINVAL);
-    errno = 0;
-    CHECK_EQ(cctx_wait_any(arr, 3, -1), -1); /* must not block */
-    CHECK_EQ(errno, EINVAL);
-    errno = 0;
-    CHECK_EQ(cctx_wait_any(only_null, 1, 0), -1);
-    CHECK_EQ(errno, EINVAL);
+    CHECK_ERRNO(cctx_wait_any(NULL, 1, -1), -1, EINVAL);
+    CHECK_ERRNO(cctx_wait_any(arr, 0, -1), -1, EINVAL);
+    CHECK_ERRNO(cctx_wait_any(arr, 3, -1), -1, EINVAL); /* must not block */
+    CHECK_ERRNO(cctx_wait_any(only_null, 1, 0), -1, EINVAL);
     cctx_release(c);
 }

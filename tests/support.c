@@ -1,0 +1,205 @@
+/* Helpers shared by the test files: see support.h. */
+#define _GNU_SOURCE
+#include "support.h"
+
+#include <errno.h>
+#include <time.h>
+
+#include "harness.h"
+
+/* ---- after-functions ------------------------------------------------------------ */
+
+static void copy_str(char *dst, size_t n, const char *src)
+{
+    snprintf(dst, n, "%s", src ? src : "(null)");
+}
+
+void rec_fn(void *arg)
+{
+    struct rec *r = arg;
+    r->thread = pthread_self();
+    if (r->ctx) {
+        r->now = cctx_now();
+        r->err = cctx_err(r->ctx);
+        cctx_cause_t c;
+        r->cause.err = cctx_cause(r->ctx, &c);
+        r->cause.code = c.code;
+        r->cause.line = c.line;
+        r->cause.when = c.when;
+        copy_str(r->cause.msg, sizeof r->cause.msg, c.msg);
+        copy_str(r->cause.file, sizeof r->cause.file, c.file);
+        copy_str(r->cause.func, sizeof r->cause.func, c.func);
+    }
+    if (r->log)
+        r->log[(*r->log_n)++] = r->id;
+    atomic_fetch_add(&r->runs, 1);
+}
+
+void rec_on(struct rec *r, cctx_t *ctx)
+{
+    memset(r, 0, sizeof *r);
+    CHECK_EQ(cctx_after_func(ctx, &r->reg, rec_fn, r), 0);
+}
+
+void rec_watch(struct rec *r, cctx_t *ctx)
+{
+    memset(r, 0, sizeof *r);
+    r->ctx = ctx;
+    CHECK_EQ(cctx_after_func(ctx, &r->reg, rec_fn, r), 0);
+}
+
+/* ---- causes ------------------------------------------------------------------------ */
+
+void check_causes_equal(const cctx_cause_t *a, const cctx_cause_t *b)
+{
+    CHECK_EQ(a->err, b->err);
+    CHECK_EQ(a->code, b->code);
+    CHECK_STR(a->msg, b->msg);
+    CHECK_STR(a->file, b->file);
+    CHECK_EQ(a->line, b->line);
+    CHECK_STR(a->func, b->func);
+    CHECK_EQ(a->when, b->when);
+}
+
+void check_same_cause(const cctx_t *a, const cctx_t *b)
+{
+    cctx_cause_t ca, cb;
+    int ea = cctx_cause(a, &ca), eb = cctx_cause(b, &cb);
+    CHECK_EQ(ea, eb);
+    check_causes_equal(&ca, &cb);
+}
+
+void check_cause_in(const char *file, const cctx_t *c, int err, int code, const char *msg,
+                    int line, const char *func)
+{
+    cctx_cause_t cause;
+    CHECK_EQ(cctx_cause(c, &cause), err);
+    CHECK_EQ(cause.err, err);
+    CHECK_EQ(cctx_err(c), err);
+    CHECK_EQ(cause.code, code);
+    CHECK_STR(cause.msg, msg);
+    CHECK_STR(cause.file, file);
+    CHECK_EQ(cause.line, line);
+    CHECK_STR(cause.func, func);
+}
+
+void check_active(const cctx_t *c)
+{
+    CHECK_EQ(cctx_err(c), 0);
+    cctx_cause_t cause;
+    memset(&cause, 0x5a, sizeof cause); /* cctx_cause must overwrite all of it */
+    CHECK_EQ(cctx_cause(c, &cause), 0);
+    CHECK_EQ(cause.err, 0);
+    CHECK_EQ(cause.code, 0);
+    CHECK(cause.msg == NULL && cause.file == NULL && cause.func == NULL);
+    CHECK_EQ(cause.line, 0);
+    CHECK_EQ(cause.when, 0);
+}
+
+/* ---- values ---------------------------------------------------------------------- */
+
+atomic_int destroyed;
+void *last_destroyed;
+
+void count_destroy(void *value)
+{
+    last_destroyed = value;
+    atomic_fetch_add(&destroyed, 1);
+}
+
+/* ---- threads --------------------------------------------------------------------- */
+
+void gang_init(struct gang *g, int n, bool caller)
+{
+    CHECK(n >= 1 && n <= GANG_MAX);
+    g->n = n;
+    g->spawned = 0;
+    CHECK_EQ(pthread_barrier_init(&g->start, NULL, (unsigned)(n + (caller ? 1 : 0))), 0);
+}
+
+static void *gang_main(void *arg)
+{
+    struct gang_member *m = arg;
+    pthread_barrier_wait(&m->gang->start);
+    m->fn(m->arg);
+    return NULL;
+}
+
+void gang_spawn(struct gang *g, void (*fn)(void *), void *arg)
+{
+    CHECK(g->spawned < g->n);
+    struct gang_member *m = &g->members[g->spawned];
+    *m = (struct gang_member){g, fn, arg};
+    CHECK_EQ(pthread_create(&g->threads[g->spawned], NULL, gang_main, m), 0);
+    g->spawned++;
+}
+
+void gang_go(struct gang *g)
+{
+    pthread_barrier_wait(&g->start);
+}
+
+void gang_join(struct gang *g)
+{
+    for (int i = 0; i < g->spawned; i++)
+        CHECK_EQ(pthread_join(g->threads[i], NULL), 0);
+    pthread_barrier_destroy(&g->start);
+}
+
+static void *run_body(void *arg)
+{
+    ((void (*)(void))arg)();
+    return NULL;
+}
+
+void run_with_watchdog(void (*body)(void), int seconds)
+{
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, run_body, (void *)body), 0);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += seconds;
+    int r = pthread_timedjoin_np(t, NULL, &until);
+    if (r == ETIMEDOUT) {
+        fprintf(stderr, "test hung: no return within %d s\n", seconds);
+        abort();
+    }
+    CHECK_EQ(r, 0);
+}
+
+/* ---- the real clock ------------------------------------------------------------------ */
+
+int64_t real_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void real_sleep_ms(int ms)
+{
+    struct timespec ts = {0, (long)ms * 1000000L};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+/* ---- randomness ------------------------------------------------------------------- */
+
+uint64_t xorshift64(uint64_t *state)
+{
+    uint64_t x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *state = x;
+}
+
+void shuffle(int *a, int n, uint64_t *state)
+{
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)(xorshift64(state) % (uint64_t)(i + 1));
+        int t = a[i];
+        a[i] = a[j];
+        a[j] = t;
+    }
+}

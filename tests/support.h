@@ -1,0 +1,104 @@
+/*
+ * Helpers shared by the test files (tests/support.c): an after-function
+ * recorder, checks of a context's cause, a value destructor that counts,
+ * threads that start together, a watchdog for calls that must return, the
+ * real clock, and a seeded shuffle.
+ */
+#ifndef CCTX_TEST_SUPPORT_H
+#define CCTX_TEST_SUPPORT_H
+
+#include <cctx.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* ---- after-functions ------------------------------------------------------------ */
+
+/* What one after-function saw. rec_on and rec_watch register rec_fn with
+ * `reg`; a test may instead register rec_fn itself, with a cctx_after_t of its
+ * own, on a zeroed rec (setting ctx to have fn read it). */
+struct rec {
+    cctx_after_t reg;
+    const cctx_t *ctx; /* if set, fn reads its error, cause and the time */
+    atomic_int runs;
+    pthread_t thread; /* written before runs is incremented */
+    int err;          /* cctx_err(ctx) inside fn */
+    int64_t now;      /* cctx_now() inside fn */
+    struct {
+        int err, code, line; /* err: what cctx_cause(ctx) returned */
+        int64_t when;
+        char msg[128], file[256], func[256]; /* copies; "(null)" for NULL */
+    } cause;
+    int *log, *log_n, id; /* if log is set, fn appends id at log[(*log_n)++] */
+};
+
+void rec_fn(void *arg);
+/* Zeroes r and registers rec_fn on ctx: it counts the runs and notes the thread. */
+void rec_on(struct rec *r, cctx_t *ctx);
+/* The same, and fn also reads ctx's error and cause and the time. */
+void rec_watch(struct rec *r, cctx_t *ctx);
+
+/* ---- causes ------------------------------------------------------------------------ */
+
+/* Both causes equal, field by field (strings by content). */
+void check_causes_equal(const cctx_cause_t *a, const cctx_cause_t *b);
+/* a and b report the same error and the same cause. */
+void check_same_cause(const cctx_t *a, const cctx_t *b);
+/* c ended with err (as cctx_cause, its err field and cctx_err report it), code
+ * and msg, started at `line` of `func` in the calling file. */
+#define check_cause(c, err, code, msg, line, func)                                   \
+    check_cause_in(__FILE__, (c), (err), (code), (msg), (line), (func))
+void check_cause_in(const char *file, const cctx_t *c, int err, int code, const char *msg,
+                    int line, const char *func);
+/* c is active: cctx_err is 0 and its cause reads as all zeros. */
+void check_active(const cctx_t *c);
+
+/* ---- values ---------------------------------------------------------------------- */
+
+/* A value destructor that counts its calls and keeps its last argument. */
+extern atomic_int destroyed;
+extern void *last_destroyed;
+void count_destroy(void *value);
+
+/* ---- threads --------------------------------------------------------------------- */
+
+/* Threads that start at the same moment. gang_init readies a start line for
+ * n threads, and for the caller too if `caller`; each gang_spawn starts a
+ * thread that waits there and then runs fn(arg); the caller crosses it with
+ * gang_go (only if it takes part); gang_join waits for every thread. */
+enum { GANG_MAX = 8 };
+struct gang {
+    pthread_barrier_t start;
+    int n, spawned;
+    pthread_t threads[GANG_MAX];
+    struct gang_member {
+        struct gang *gang;
+        void (*fn)(void *);
+        void *arg;
+    } members[GANG_MAX];
+};
+void gang_init(struct gang *g, int n, bool caller);
+void gang_spawn(struct gang *g, void (*fn)(void *), void *arg);
+void gang_go(struct gang *g);
+void gang_join(struct gang *g);
+
+/* Runs body on a thread and fails the test if it has not returned within
+ * `seconds`, rather than at the ctest timeout: a call that must return at
+ * once, or soon, and blocks instead fails fast (a signal-based watchdog does
+ * not reach a thread stuck on a lock under ThreadSanitizer). */
+void run_with_watchdog(void (*body)(void), int seconds);
+
+/* ---- the real clock, whatever clock cctx uses ---------------------------------------- */
+
+int64_t real_now(void); /* CLOCK_MONOTONIC, in nanoseconds */
+void real_sleep_ms(int ms);
+
+/* ---- randomness ------------------------------------------------------------------- */
+
+/* xorshift64: deterministic for a given seed in *state. */
+uint64_t xorshift64(uint64_t *state);
+/* Fisher-Yates shuffle of a[0..n) drawing from xorshift64(state). */
+void shuffle(int *a, int n, uint64_t *state);
+
+#endif
