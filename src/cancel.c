@@ -42,7 +42,7 @@ struct cctx__cause *cctx__cause_new(struct cctx *origin, int err, int code, cons
     struct cctx__cause *c = NULL;
     if (err == ETIMEDOUT && cctx__kind(origin) == KIND_TIMER &&
         (c = cctx__timer_cause((struct cctx__timer *)origin)) != NULL) {
-        *c = (struct cctx__cause){.origin = origin, .embedded = 1, .err = err, .code = code,
+        *c = (struct cctx__cause){.origin = origin, .embedded = 1, .err = (int16_t)err, .code = code,
                                   .msg = msg ? msg : "context deadline exceeded",
                                   .file = file ? file : "?", .line = line,
                                   .func = func ? func : "?", .when = cctx_now()};
@@ -61,7 +61,7 @@ struct cctx__cause *cctx__cause_new(struct cctx *origin, int err, int code, cons
     c->origin = origin;
     c->embedded = 0;
     atomic_init(&c->marked, 0);
-    c->err = err;
+    c->err = (int16_t)err;
     c->code = code;
     c->msg = len ? memcpy(c + 1, msg, len)
                  : err == ETIMEDOUT ? "context deadline exceeded" : "context canceled";

@@ -82,12 +82,15 @@ struct cctx__node {
  * each holds its origin alive through the chain of parent references. */
 struct cctx__cause {
     struct cctx *origin;     /* NULL for the static out-of-memory records */
-    int embedded;            /* part of its origin's allocation, not freed alone */
     _Atomic uint32_t marked; /* 1 once every descendant it reached is marked (cancel.c) */
-    int err, code, line;
+    int16_t err;             /* ECANCELED or ETIMEDOUT */
+    int16_t embedded;        /* part of its origin's allocation, not freed alone */
+    int32_t code, line;
     const char *msg, *file, *func;
     int64_t when;
 };
+/* 56 bytes: glibc serves it from a 64-byte chunk. */
+_Static_assert(sizeof(struct cctx__cause) == 56, "the cause record grew");
 
 struct cctx__timer;
 
