@@ -145,6 +145,7 @@ int cctx_after_func_at(cctx_t *ctx, cctx_after_t *reg, void (*fn)(void *arg), vo
         return 0;
     }
     atomic_store_explicit(&a->state, AFTER_REGISTERED, memory_order_relaxed);
+    atomic_fetch_or_explicit(&src->head.word, WORD_AFTERS, memory_order_relaxed);
     cctx__node_push(&src->children, &a->link, NODE_AFTER);
     cctx__unlock(&src->head);
     return 0;

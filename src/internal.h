@@ -16,9 +16,10 @@
  *
  * The flags word (head.word): bits 0-1 are the context's lock (0 free,
  * 1 held, 2 held with sleepers); bits 2-4 the kind; bit 5 LINKED (it was
- * linked into its source's list when made); bits 7-31 the line of
+ * linked into its source's list when made); bit 7 AFTERS (an after-function
+ * was ever registered on it); bits 8-31 the line of
  * the creation site (both set before the context is published, never
- * changed; a line past 2^25-1 is stored as that; LINKED too is set before
+ * changed; a line past 2^24-1 is stored as that; LINKED too is set before
  * the context is returned and never cleared); bit 6 NAMED (a name is in
  * the name table). Packing the line here is what keeps a cancelable context
  * at 80 bytes with a pointer to the deadline that governs it.
@@ -56,8 +57,9 @@ enum cctx__kind { KIND_ROOT = 1, KIND_CANCEL, KIND_TIMER, KIND_VALUE, KIND_DETAC
 #define WORD_KIND_SHIFT 2
 #define WORD_LINKED (1u << 5)
 #define WORD_NAMED (1u << 6)
-#define WORD_LINE_SHIFT 7
-#define WORD_LINE_MAX ((1u << 25) - 1)
+#define WORD_AFTERS (1u << 7)
+#define WORD_LINE_SHIFT 8
+#define WORD_LINE_MAX ((1u << 24) - 1)
 
 struct cctx {
     _Atomic uint32_t state;

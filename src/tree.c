@@ -329,8 +329,11 @@ static struct cctx *destroy(struct cctx *c, const char *file, int line, const ch
         struct cctx__cancelable *cc = (struct cctx__cancelable *)c;
         /* Nobody holds c, so no child exists (each holds a reference): only
          * after-functions can still observe its end. A done context has none
-         * left (its canceller ran them, and waited for their stoppers). */
-        if (!(atomic_load_explicit(&c->state, memory_order_acquire) & STATE_ERR)) {
+         * left (its canceller ran them, and waited for their stoppers), and
+         * one that never had any needs no look (registering took a reference,
+         * dropped before ours: the AFTERS bit is visible here). */
+        if ((atomic_load_explicit(&c->word, memory_order_relaxed) & WORD_AFTERS) &&
+            !(atomic_load_explicit(&c->state, memory_order_acquire) & STATE_ERR)) {
             cctx__lock(c);
             int observed = cc->children != NULL;
             cctx__unlock(c);
