@@ -1,0 +1,306 @@
+/*
+ * Benchmarks Go's context package lacks, for the properties cctx promises
+ * beyond Go's: a million-context tree, wake-up latency, deadline precision
+ * under load. And the per-context heap footprint, printed first.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <semaphore.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cctx.h>
+
+#include "harness.h"
+
+static cctx_t *must(cctx_t *ctx)
+{
+    if (!ctx)
+        bench_fatal("context derivation failed: %s", strerror(errno));
+    return ctx;
+}
+
+static void *must_alloc(size_t size)
+{
+    void *p = malloc(size);
+    if (!p)
+        bench_fatal("out of memory");
+    return p;
+}
+
+/* ---- Per-context footprint ------------------------------------------------ */
+
+static const char size_key;
+
+static cctx_t *make_kind(int kind)
+{
+    switch (kind) {
+    case 0: return must(cctx_with_cancel(cctx_background(), NULL));
+    case 1: return must(cctx_with_timeout(cctx_background(), CCTX_SEC(3600), NULL));
+    default: return must(cctx_with_value(cctx_background(), &size_key, NULL, NULL));
+    }
+}
+
+/* One derivation counted alone, after a warm-up one, so one-time set-up (the
+ * timer thread, a first heap array) is not charged to it; and the mean over
+ * 1000 live ones, which does charge amortized growth of shared structures. */
+void bench_sizes(void)
+{
+    static const char *const names[] = {"cancel", "deadline", "value"};
+    enum { MANY = 1000 };
+    static cctx_t *live[MANY];
+    for (int kind = 0; kind < 3; kind++) {
+        cctx_release(make_kind(kind));
+        uint64_t a0, b0, a1, b1, a2, b2;
+        bench_alloc_totals(&a0, &b0);
+        cctx_t *one = make_kind(kind);
+        bench_alloc_totals(&a1, &b1);
+        for (int i = 0; i < MANY; i++)
+            live[i] = make_kind(kind);
+        bench_alloc_totals(&a2, &b2);
+        for (int i = 0; i < MANY; i++)
+            cctx_release(live[i]);
+        cctx_release(one);
+        printf("# heap per %s context: %llu B in %llu allocs (malloc_usable_size);"
+               " %.1f B, %.2f allocs each over %d live\n",
+               names[kind], (unsigned long long)(b1 - b0), (unsigned long long)(a1 - a0),
+               (double)(b2 - b1) / MANY, (double)(a2 - a1) / MANY, MANY);
+    }
+}
+
+/* ---- BenchmarkCancelTree1M/shape=wide, /shape=deep ------------------------ */
+
+enum { MILLION = 1000000 };
+
+/* ns/op is the cancel of the root plus the release of every context: what
+ * tearing down a million-context tree costs. Building it is not timed (it is
+ * CancelTree's subject) and is shown on the '#' line. */
+static void cancel_tree_1m_wide(bench_b *b, void *arg)
+{
+    (void)arg;
+    bench_stop_timer(b);
+    cctx_t **kids = must_alloc(sizeof *kids * MILLION);
+    int64_t build_ns = 0;
+    for (int64_t i = 0; i < b->n; i++) {
+        bench_stop_timer(b);
+        int64_t t0 = bench_now_ns();
+        cctx_cancel_t *cancel;
+        cctx_t *root = must(cctx_with_cancel(cctx_background(), &cancel));
+        for (int k = 0; k < MILLION; k++)
+            kids[k] = must(cctx_with_cancel(root, NULL));
+        build_ns += bench_now_ns() - t0;
+        bench_start_timer(b);
+
+        cctx_cancel(cancel);
+        for (int k = 0; k < MILLION; k++)
+            cctx_release(kids[k]);
+        cctx_release(root);
+    }
+    bench_stop_timer(b);
+    free(kids);
+    bench_note(b, "build (untimed) %.1f ms/tree; timed: cancel root + release 1000001",
+               (double)build_ns / (double)b->n / 1e6);
+}
+
+static void cancel_tree_1m_deep(bench_b *b, void *arg)
+{
+    (void)arg;
+    int64_t build_ns = 0;
+    for (int64_t i = 0; i < b->n; i++) {
+        bench_stop_timer(b);
+        int64_t t0 = bench_now_ns();
+        cctx_cancel_t *cancel;
+        cctx_t *root = must(cctx_with_cancel(cctx_background(), &cancel));
+        cctx_t *leaf = root;
+        for (int k = 0; k < MILLION; k++) {
+            cctx_t *child = must(cctx_with_cancel(leaf, NULL));
+            if (leaf != root)
+                cctx_release(leaf); /* the child holds it */
+            leaf = child;
+        }
+        build_ns += bench_now_ns() - t0;
+        bench_start_timer(b);
+
+        cctx_cancel(cancel);
+        cctx_release(leaf); /* frees the chain, leaf to root, in one loop */
+        cctx_release(root);
+    }
+    bench_stop_timer(b);
+    bench_note(b, "build (untimed) %.1f ms/tree; timed: cancel root + release 1000001",
+               (double)build_ns / (double)b->n / 1e6);
+}
+
+/* ---- BenchmarkWaitWakeup -------------------------------------------------- */
+
+/* A waiter thread blocks in cctx_wait; the main thread waits until the kernel
+ * reports the waiter asleep, then cancels. ns/op is the mean time from just
+ * before cctx_cancel to just after cctx_wait returns. The hand-offs around
+ * it block on semaphores rather than spin, so that on two cores neither side
+ * takes the CPU the other needs to wake on. The rest of each op (making the
+ * context, the hand-offs) is timed too, so that N grows sensibly, and B/op
+ * includes the context made per op. */
+struct waker {
+    sem_t go, woke;
+    cctx_t *ctx;           /* published by main before posting go; NULL: exit */
+    _Atomic uint64_t armed; /* op number the waiter is about to wait on */
+    int64_t woke_ns;       /* when the wait returned, before posting woke */
+    _Atomic pid_t tid;
+};
+
+static void *waiter_main(void *p)
+{
+    struct waker *w = p;
+    atomic_store(&w->tid, (pid_t)syscall(SYS_gettid));
+    for (uint64_t s = 1;; s++) {
+        while (sem_wait(&w->go) != 0)
+            ;
+        cctx_t *ctx = w->ctx;
+        if (!ctx)
+            return NULL;
+        atomic_store_explicit(&w->armed, s, memory_order_release);
+        int err = cctx_wait(ctx, -1);
+        int64_t t = bench_now_ns();
+        if (err != ECANCELED)
+            bench_fatal("cctx_wait returned %d, want ECANCELED", err);
+        w->woke_ns = t;
+        sem_post(&w->woke);
+    }
+}
+
+/* True once the thread is in the kernel's interruptible sleep (state S). */
+static bool thread_sleeping(pid_t tid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        bench_fatal("cannot open %s", path);
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    const char *rp = strrchr(buf, ')'); /* the name may hold spaces */
+    return rp && rp[1] == ' ' && rp[2] == 'S';
+}
+
+static void wait_wakeup(bench_b *b, void *arg)
+{
+    (void)arg;
+    struct waker w = {0};
+    sem_init(&w.go, 0, 0);
+    sem_init(&w.woke, 0, 0);
+    pthread_t t;
+    int64_t *lat = must_alloc(sizeof *lat * (size_t)b->n);
+    if (pthread_create(&t, NULL, waiter_main, &w) != 0)
+        bench_fatal("pthread_create failed");
+    while (atomic_load(&w.tid) == 0)
+        sched_yield();
+    bench_reset_timer(b);
+
+    double sum = 0;
+    for (int64_t i = 0; i < b->n; i++) {
+        cctx_cancel_t *cancel;
+        w.ctx = must(cctx_with_cancel(cctx_background(), &cancel));
+        sem_post(&w.go);
+        while (atomic_load_explicit(&w.armed, memory_order_acquire) != (uint64_t)i + 1)
+            sched_yield();
+        while (!thread_sleeping(w.tid))
+            ;
+        int64_t t0 = bench_now_ns();
+        cctx_cancel(cancel);
+        while (sem_wait(&w.woke) != 0)
+            ;
+        lat[i] = w.woke_ns - t0;
+        sum += (double)lat[i];
+        cctx_release(w.ctx);
+    }
+    bench_stop_timer(b);
+
+    w.ctx = NULL;
+    sem_post(&w.go);
+    pthread_join(t, NULL);
+    sem_destroy(&w.go);
+    sem_destroy(&w.woke);
+    bench_report_ns_per_op(b, sum / (double)b->n);
+    size_t n = (size_t)b->n;
+    int64_t p50 = bench_percentile(lat, n, 50), p99 = bench_percentile(lat, n, 99);
+    bench_note(b, "cancel -> wait returns: p50 %lld ns, p99 %lld ns, max %lld ns, n=%zu",
+               (long long)p50, (long long)p99, (long long)lat[n - 1], n);
+    free(lat);
+}
+
+/* ---- BenchmarkDeadlineLateness/timers=100000 ------------------------------ */
+
+struct fired {
+    int64_t at;
+};
+
+static void record_fire(void *arg)
+{
+    ((struct fired *)arg)->at = cctx_now();
+}
+
+/* With 100,000 deadlines an hour away armed on the process timer, how late
+ * does a 1-2 ms deadline fire? Lateness is cctx_now() inside an
+ * after-function, which runs on the timer thread once the context is marked,
+ * minus the deadline. ns/op is the mean lateness. */
+static void deadline_lateness(bench_b *b, void *arg)
+{
+    int timers = (int)(intptr_t)arg;
+    cctx_t **far = must_alloc(sizeof *far * (size_t)timers);
+    int64_t *late = must_alloc(sizeof *late * (size_t)b->n);
+    for (int i = 0; i < timers; i++)
+        far[i] = must(cctx_with_timeout(cctx_background(), CCTX_SEC(3600), NULL));
+    uint64_t rng = 0x9e3779b97f4a7c15u;
+    bench_reset_timer(b);
+
+    double sum = 0;
+    for (int64_t i = 0; i < b->n; i++) {
+        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+        int64_t timeout = CCTX_MSEC(1) + (int64_t)(rng % (uint64_t)CCTX_MSEC(1));
+        cctx_t *ctx = must(cctx_with_timeout(cctx_background(), timeout, NULL));
+        int64_t deadline;
+        if (!cctx_deadline(ctx, &deadline))
+            bench_fatal("no deadline on a timeout context");
+        struct fired f = {0};
+        cctx_after_t reg = {0};
+        if (cctx_after_func(ctx, &reg, record_fire, &f) != 0)
+            bench_fatal("cctx_after_func failed");
+        if (cctx_wait(ctx, -1) != ETIMEDOUT)
+            bench_fatal("short deadline did not end with ETIMEDOUT");
+        /* cctx_wait may return once the context is marked, before the
+         * after-function has run; stopping waits for a running one. */
+        if (cctx_after_stop(&reg))
+            bench_fatal("after-function was stopped, not run");
+        late[i] = f.at - deadline;
+        sum += (double)late[i];
+        cctx_release(ctx);
+    }
+    bench_stop_timer(b);
+
+    for (int i = 0; i < timers; i++)
+        cctx_release(far[i]);
+    free(far);
+    bench_report_ns_per_op(b, sum / (double)b->n);
+    size_t n = (size_t)b->n;
+    int64_t p50 = bench_percentile(late, n, 50), p99 = bench_percentile(late, n, 99);
+    bench_note(b, "fire - deadline: p50 %lld ns, p99 %lld ns, max %lld ns, n=%zu",
+               (long long)p50, (long long)p99, (long long)late[n - 1], n);
+    free(late);
+}
+
+void bench_extras(void)
+{
+    bench_run("BenchmarkCancelTree1M/shape=wide", cancel_tree_1m_wide, NULL);
+    bench_run("BenchmarkCancelTree1M/shape=deep", cancel_tree_1m_deep, NULL);
+    bench_run("BenchmarkWaitWakeup", wait_wakeup, NULL);
+    bench_run("BenchmarkDeadlineLateness/timers=100000", deadline_lateness,
+              (void *)(intptr_t)100000);
+}

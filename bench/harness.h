@@ -1,0 +1,90 @@
+/*
+ * A small copy of Go's testing.B for cctx-bench: the same iteration growth,
+ * the same RunParallel work sharing and the same output format, so that the
+ * figures line up with `go test -bench` line for line (and benchstat reads
+ * both).
+ */
+#ifndef CCTX_BENCH_HARNESS_H
+#define CCTX_BENCH_HARNESS_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct bench_b {
+    int64_t n; /* b.N */
+    /* Private to the harness. */
+    bool timer_on;
+    int64_t start_ns, duration_ns;
+    uint64_t start_allocs, start_bytes, net_allocs, net_bytes;
+    int64_t prev_n, prev_duration_ns; /* for RunParallel's grain */
+    bool has_ns_per_op;
+    double ns_per_op;
+    char note[512];
+} bench_b;
+
+/* As b.ResetTimer, b.StopTimer, b.StartTimer: allocations are counted only
+ * while the timer runs. */
+void bench_reset_timer(bench_b *b);
+void bench_stop_timer(bench_b *b);
+void bench_start_timer(bench_b *b);
+/* As b.ReportMetric(x, "ns/op"): replaces elapsed/N in the output line. */
+void bench_report_ns_per_op(bench_b *b, double ns);
+/* A '#' comment printed after the result line (the last run's wins). */
+void bench_note(bench_b *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* testing.PB: iterations are taken from a shared counter `grain` at a time. */
+typedef struct bench_pb {
+    _Atomic uint64_t *global;
+    uint64_t grain, cache, bn;
+} bench_pb;
+
+static inline bool bench_pb_next(bench_pb *pb)
+{
+    if (pb->cache == 0) {
+        uint64_t n = atomic_fetch_add_explicit(pb->global, pb->grain, memory_order_relaxed) +
+                     pb->grain;
+        if (n <= pb->bn)
+            pb->cache = pb->grain;
+        else if (n < pb->bn + pb->grain)
+            pb->cache = pb->bn + pb->grain - n;
+        else
+            return false;
+    }
+    pb->cache--;
+    return true;
+}
+
+/* b.RunParallel: one thread per core runs body until pb runs dry. */
+void bench_run_parallel(bench_b *b, void (*body)(bench_pb *pb, void *arg), void *arg);
+
+typedef void (*bench_fn)(bench_b *b, void *arg);
+/* Whether -bench selects the benchmark (or a parent of benchmarks) `name`;
+ * call before any costly set-up shared by sub-benchmarks. */
+bool bench_wanted(const char *name);
+/* Runs a leaf benchmark if -bench selects it, growing N as Go does, and prints
+ * its line. `name` is the full name without the -N suffix. */
+void bench_run(const char *name, bench_fn fn, void *arg);
+
+/* Threads that RunParallel uses: GOMAXPROCS's twin. */
+int bench_procs(void);
+int64_t bench_now_ns(void);
+/* Process-wide allocation totals since start (alloc.c). */
+void bench_alloc_totals(uint64_t *allocs, uint64_t *bytes);
+
+/* Percentile p (0..100) of n samples; sorts them. */
+int64_t bench_percentile(int64_t *samples, size_t n, double p);
+
+/* Aborts with a message: a benchmark whose library call fails has no figure. */
+void bench_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+/* Defeats dead-code elimination of a value without a memory access. */
+#define BENCH_KEEP(x) __asm__ volatile("" : : "r"(x))
+
+/* Benchmark groups. */
+void bench_go_twins(void);
+void bench_extras(void);
+void bench_sizes(void);
+
+#endif

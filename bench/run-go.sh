@@ -1,0 +1,83 @@
+#!/bin/sh
+# Go's own context benchmarks (GOROOT's src/context/benchmark_test.go), the
+# reference figures for cctx-bench.
+#
+#   bench/run-go.sh [go test flags]
+#       Runs `go test -run XXX -bench . -benchmem context`; extra flags go to
+#       go test, e.g. -benchtime 200ms, -count 5, -bench CancelTree.
+#
+#   bench/run-go.sh --compare CCTX_BENCH OUTDIR [ROUNDS]
+#       For each benchmark cctx-bench has, runs Go's twin and then cctx's,
+#       ROUNDS times (default 5), alternating, so that load drifting on a shared
+#       machine hits both sides alike. Raw lines go to OUTDIR/go.txt and
+#       OUTDIR/cctx.txt (both benchstat-readable); the table of medians that
+#       BENCHMARKS.md shows goes to stdout.
+#
+# Needs no network: GOROOT's std package only, with a private build cache.
+set -eu
+GO=${GO:-/usr/lib/go-1.19/bin/go}
+tmp=$(mktemp -d)
+trap 'chmod -R u+w "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
+export GOCACHE="$tmp/cache" GOPATH="$tmp/gopath" GOFLAGS= GOPROXY=off GO111MODULE=off GOTOOLCHAIN=local
+
+if [ "${1:-}" != "--compare" ]; then
+    cd "$tmp"
+    "$GO" test -run XXX -bench . -benchmem "$@" context
+    exit
+fi
+
+[ $# -ge 3 ] || { echo "usage: $0 --compare CCTX_BENCH OUTDIR [ROUNDS]" >&2; exit 2; }
+cctx=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
+out=$3
+rounds=${4:-5}
+mkdir -p "$out"
+: > "$out/go.txt"
+: > "$out/cctx.txt"
+(cd "$tmp" && "$GO" test -c -o "$tmp/context.test" context)
+"$cctx" -benchtime 1x | grep -E '^# (heap|cctx-bench)' > "$out/notes.txt"
+# Each level of a name anchored, as go test and cctx-bench split -bench at '/'.
+for name in $("$cctx" -benchtime 1x | sed -n 's/^\(Benchmark[^ 	]*\)-[0-9]*[ 	].*/\1/p'); do
+    pat=$(echo "$name" | sed 's#\([^/]*\)#^\1$#g')
+    i=0
+    while [ $i -lt "$rounds" ]; do
+        (cd "$tmp" && ./context.test -test.run XXX -test.bench "$pat" -test.benchmem) |
+            grep '^Benchmark' >> "$out/go.txt" || true
+        "$cctx" -bench "$pat" | grep -E '^(Benchmark|# Benchmark)' >> "$out/cctx.txt"
+        i=$((i + 1))
+    done
+done
+
+# Medians per benchmark and the ratio Go/cctx, as a Markdown table.
+awk '
+function num(x) { return x >= 100 ? sprintf("%.0f", x) : sprintf("%.3g", x) }
+function median(key, n,   i, j, t, a) {
+    for (i = 1; i <= n; i++) a[i] = vals[key, i]
+    for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+/^Benchmark/ && $4 == "ns/op" {
+    name = $1; sub(/-[0-9]+$/, "", name); sub(/^Benchmark/, "", name)
+    side = FILENAME ~ /go\.txt$/ ? "go" : "cctx"
+    if (!((side, name) in cnt)) { cnt[side, name] = 0; if (!(name in seen)) { seen[name] = 1; order[++norder] = name } }
+    k = ++cnt[side, name]
+    vals[side "ns" SUBSEP name, k] = $3 + 0
+    vals[side "b" SUBSEP name, k] = $5 + 0
+    vals[side "a" SUBSEP name, k] = $7 + 0
+}
+END {
+    print "| Benchmark | Go ns/op | cctx ns/op | Go/cctx | Go B/op | cctx B/op | Go allocs/op | cctx allocs/op |"
+    print "|---|---:|---:|---:|---:|---:|---:|---:|"
+    for (i = 1; i <= norder; i++) {
+        name = order[i]; g = cnt["go", name] + 0; c = cnt["cctx", name] + 0
+        cns = c ? median("cctxns" SUBSEP name, c) : 0
+        if (g && c) {
+            gns = median("gons" SUBSEP name, g)
+            printf "| %s | %s | %s | %.2fx | %d | %d | %d | %d |\n", name, num(gns), num(cns), gns / cns,
+                median("gob" SUBSEP name, g), median("cctxb" SUBSEP name, c),
+                median("goa" SUBSEP name, g), median("cctxa" SUBSEP name, c)
+        } else if (c) {
+            printf "| %s | | %s | | | %d | | %d |\n", name, num(cns),
+                median("cctxb" SUBSEP name, c), median("cctxa" SUBSEP name, c)
+        }
+    }
+}' "$out/go.txt" "$out/cctx.txt"
