@@ -14,6 +14,11 @@
  *    return a pointer return NULL and set errno.
  *  - Creating, cancelling, releasing and waiting calls are macros over *_at
  *    functions that record the call site; both forms are public.
+ *  - Deadlines are served by one library thread, started on first use, with
+ *    every signal blocked. After fork() the child keeps its contexts and the
+ *    thread is started again in it, so deadlines armed before the fork fire
+ *    there too. As with any lock, a context that another thread was
+ *    cancelling at the moment of the fork must not be touched in the child.
  */
 #ifndef CCTX_H
 #define CCTX_H
@@ -60,8 +65,10 @@ CCTX_API cctx_t *cctx_todo(void);
  * nothing. When the last reference to a cancelable context goes, it is
  * canceled (ECANCELED, "context canceled", origin: the releasing call), so its
  * after-functions run, then it is detached and freed, and its parent loses
- * the reference the child held. Releasing a long chain is a loop, never a
- * recursion. */
+ * the reference the child held. It has no live children then: each holds a
+ * reference on it, so a parent outlives its children. Releasing a long chain
+ * is a loop, never a recursion. Releasing a context with no reference left is
+ * reported on stderr and aborts, where it can still be seen. */
 CCTX_API cctx_t *cctx_ref(cctx_t *ctx);
 CCTX_API void cctx_release_at(cctx_t *ctx, const char *file, int line, const char *func);
 #define cctx_release(ctx) cctx_release_at((ctx), __FILE__, __LINE__, __func__)
@@ -211,14 +218,20 @@ CCTX_API bool cctx_after_stop(cctx_after_t *reg);
 /* ---- 7. Seeing inside ----------------------------------------------------- */
 
 /* The name is copied. EINVAL for NULL ctx or for the static roots (their
- * names are fixed: "background" and "todo"); ENOMEM. A NULL name clears it. */
+ * names are fixed: "background" and "todo"); ENOMEM. A NULL name clears it.
+ * cctx_name's string stays valid until the next cctx_set_name on ctx or
+ * until ctx is freed. */
 CCTX_API int cctx_set_name(cctx_t *ctx, const char *name);
 CCTX_API const char *cctx_name(const cctx_t *ctx);
 
 enum { CCTX_DUMP_TEXT = 0, CCTX_DUMP_JSON = 1, CCTX_DUMP_DOT = 2 };
-/* Writes the live tree under root: every cancelable descendant still attached
- * (a canceled context drops its children from the tree, as Go's does), with
- * the value and without-cancel contexts between them shown on the way.
+/* Writes the live tree under root, oldest child first: every cancelable
+ * descendant still attached, with the value contexts between them shown on
+ * the way ("via"). A canceled context hands its children over as Go's does:
+ * they are not shown under it (it stays listed under an active parent until
+ * released). Contexts derived from a root or through cctx_without_cancel are
+ * attached to nothing that can end, so they appear only when dumped
+ * themselves: cctx_dump(cctx_background(), ...) shows the root alone.
  * 0, EINVAL (NULL root or out, unknown format), ENOMEM, or EIO. */
 CCTX_API int cctx_dump(cctx_t *root, FILE *out, int format);
 
