@@ -1,9 +1,10 @@
 /*
  * Internal layout of contexts, shared by the library's source files.
  *
- * Kinds. Every context starts with the same 40-byte head. Cancelable contexts
- * (CANCEL, TIMER) add a place in their parent's list, a list of their own
- * children and after-functions, a cause and a done descriptor. VALUE contexts
+ * Kinds. Every context starts with the same 40-byte head (with the done
+ * descriptor, used by the cancelable kinds). Cancelable contexts (CANCEL,
+ * TIMER) add a place in their source's list, a list of their own children and
+ * after-functions (or, once done, their cause) and their governing deadline. VALUE contexts
  * add a key and a value and are in no list: cancellation reaches their
  * descendants through the nearest cancelable ancestor (the "source"), to which
  * those descendants attach directly, as Go's propagateCancel does.
@@ -14,19 +15,23 @@
  * source's; bit 31 (WAITERS) says a thread may sleep on the word in
  * cctx__os_wait. The error is written once, under the context's lock.
  *
- * The flags word (head.word): bits 0-1 are the context's lock (0 free,
- * 1 held, 2 held with sleepers); bits 2-4 the kind; bit 5 LINKED (it was
- * linked into its source's list when made); bit 7 AFTERS (an after-function
- * was ever registered on it); bits 8-31 the line of
- * the creation site (both set before the context is published, never
- * changed; a line past 2^24-1 is stored as that; LINKED too is set before
- * the context is returned and never cleared); bit 6 NAMED (a name is in
- * the name table). Packing the line here is what keeps a cancelable context
- * at 80 bytes with a pointer to the deadline that governs it.
+ * The flags word (head.word):
+ *   bits 0-1  the context's lock: 0 free, 1 held, 2 held with sleepers
+ *   bits 2-4  the kind                     set before the context is
+ *   bit 5     LINKED: put in its source's   returned, never changed
+ *             list when made
+ *   bit 6     NAMED: a name is in the name table (dump.c)
+ *   bit 7     AFTERS: an after-function was ever registered on it
+ *   bits 8-31 the line of the creation site (a larger line is stored as
+ *             2^24-1)      set before the context is returned, never changed
+ * Packing the line here, and sharing one slot between a cancelable context's
+ * list and its cause, is what keeps it at 72 bytes with a pointer to the
+ * deadline that governs it.
  *
- * Lock order. A thread holds at most one context lock at a time, except the
- * timer lock, which is never taken while a context lock is held and under
- * which no context lock is taken. The name table's lock nests inside nothing.
+ * Lock order. A thread holds at most one context lock at a time. The timer's
+ * locks (a shard lock, the wake lock: timer.c) are never taken while a
+ * context lock is held, and no context lock is taken under them. The name
+ * table's lock nests inside nothing.
  *
  * Lifetimes. Every derived context holds a reference on its parent; a
  * context's list links (children, after-functions) are guarded by its lock;
