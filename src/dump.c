@@ -214,11 +214,13 @@ static void print_node(FILE *out, int format, const struct frame *f, size_t chil
         if (has_deadline)
             fprintf(out, ", deadline %" PRId64 " (%" PRId64 " ns left)", deadline, left);
         fprintf(out, ", refs %u, children %zu\n", refs, children);
-        for (struct cctx *v = c->parent; f->lister && v && v != f->lister; v = v->parent)
-            fprintf(out, "%*s  via %s %p%s%s%s made at %s:%d in %s\n", f->depth * 2, "",
-                    kind_name(v), (void *)v, cctx_name(v) ? " \"" : "",
-                    cctx_name(v) ? cctx_name(v) : "", cctx_name(v) ? "\"" : "", v->file,
-                    cctx__line(v), v->func);
+        for (struct cctx *v = c->parent; f->lister && v && v != f->lister; v = v->parent) {
+            const char *vname = cctx_name(v);
+            fprintf(out, "%*s  via %s %p", f->depth * 2, "", kind_name(v), (void *)v);
+            if (vname)
+                fprintf(out, " \"%s\"", vname);
+            fprintf(out, " made at %s:%d in %s\n", v->file, cctx__line(v), v->func);
+        }
     } else if (format == CCTX_DUMP_JSON) {
         fprintf(out, "%s{\"id\":\"%p\",\"kind\":\"%s\",\"name\":", first_sibling ? "" : ",",
                 (void *)c, kind_name(c));
