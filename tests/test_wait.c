@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -592,5 +593,37 @@ TEST(wait_any_bad_input_is_einval)
     CHECK_ERRNO(cctx_wait_any(arr, 0, -1), -1, EINVAL);
     CHECK_ERRNO(cctx_wait_any(arr, 3, -1), -1, EINVAL); /* must not block */
     CHECK_ERRNO(cctx_wait_any(only_null, 1, 0), -1, EINVAL);
+    cctx_release(c);
+}
+
+/* Out of descriptors: -1 with EMFILE, the context unharmed, and a later call
+ * (once descriptors are free again) gives a working fd. */
+TEST(wait_done_fd_out_of_descriptors_is_emfile)
+{
+    cctx_cancel_t *cancel;
+    cctx_t *c = cctx_with_cancel(cctx_background(), &cancel);
+    CHECK(c != NULL);
+    struct rlimit old, low;
+    CHECK_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = 64;
+    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+    int fds[64], n = 0;
+    while (n < 64 && (fds[n] = dup(0)) >= 0)
+        n++;
+    CHECK(n < 64); /* the limit was reached */
+    errno = 0;
+    CHECK_EQ(cctx_done_fd(c), -1);
+    CHECK_EQ(errno, EMFILE);
+    CHECK_EQ(cctx_err(c), 0);
+    while (n > 0)
+        close(fds[--n]);
+    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+    int fd = cctx_done_fd(c);
+    CHECK(fd >= 0);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    CHECK_EQ(poll(&p, 1, 0), 0);
+    cctx_cancel(cancel);
+    CHECK_EQ(poll(&p, 1, 0), 1);
     cctx_release(c);
 }
