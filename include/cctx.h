@@ -224,7 +224,11 @@ CCTX_API bool cctx_after_stop(cctx_after_t *reg);
 CCTX_API int cctx_set_name(cctx_t *ctx, const char *name);
 CCTX_API const char *cctx_name(const cctx_t *ctx);
 
-enum { CCTX_DUMP_TEXT = 0, CCTX_DUMP_JSON = 1, CCTX_DUMP_DOT = 2 };
+/* CCTX_DUMP_HTML writes one self-contained page (no network access needed)
+ * that shows the same tree as CCTX_DUMP_JSON, which it embeds: collapsible,
+ * coloured by state, deadlines counting down from the dump time, causes on
+ * hover. */
+enum { CCTX_DUMP_TEXT = 0, CCTX_DUMP_JSON = 1, CCTX_DUMP_DOT = 2, CCTX_DUMP_HTML = 3 };
 /* Writes the live tree under root, oldest child first: every cancelable
  * descendant still attached, with the value contexts between them shown on
  * the way ("via"). A canceled context hands its children over as Go's does:

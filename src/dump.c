@@ -108,14 +108,28 @@ static const char *err_name(int err)
     return err == ECANCELED ? "ECANCELED" : err == ETIMEDOUT ? "ETIMEDOUT" : "0";
 }
 
-/* Writes s as the body of a JSON or DOT string (both escape " and \). */
+/* Writes s as the body of a DOT string (DOT escapes " and \ only). */
 static void put_escaped(FILE *out, const char *s)
 {
     for (; s && *s; s++) {
         unsigned char ch = (unsigned char)*s;
         if (ch == '"' || ch == '\\')
             fprintf(out, "\\%c", ch);
-        else if (ch < 0x20)
+        else
+            fputc(ch < 0x20 ? ' ' : ch, out);
+    }
+}
+
+/* Writes s as the body of a JSON string. '<' is written as \u003c so that
+ * the JSON can sit inside an HTML <script> element (CCTX_DUMP_HTML) without
+ * a name like "</script>" ending it. */
+static void put_json_escaped(FILE *out, const char *s)
+{
+    for (; s && *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            fprintf(out, "\\%c", ch);
+        else if (ch < 0x20 || ch == '<')
             fprintf(out, "\\u%04x", ch);
         else
             fputc(ch, out);
@@ -226,24 +240,24 @@ static void print_node(FILE *out, int format, const struct frame *f, size_t chil
                 (void *)c, kind_name(c));
         if (name) {
             fputc('"', out);
-            put_escaped(out, name);
+            put_json_escaped(out, name);
             fputc('"', out);
         } else {
             fputs("null", out);
         }
         fprintf(out, ",\"file\":\"");
-        put_escaped(out, c->file);
+        put_json_escaped(out, c->file);
         fprintf(out, "\",\"line\":%d,\"func\":\"", cctx__line(c));
-        put_escaped(out, c->func);
+        put_json_escaped(out, c->func);
         fprintf(out, "\",\"state\":\"%s\",\"err\":\"%s\"", err ? "done" : "active",
                 err_name(err));
         if (err) {
             fprintf(out, ",\"cause\":{\"code\":%d,\"msg\":\"", cause.code);
-            put_escaped(out, cause.msg);
+            put_json_escaped(out, cause.msg);
             fprintf(out, "\",\"file\":\"");
-            put_escaped(out, cause.file);
+            put_json_escaped(out, cause.file);
             fprintf(out, "\",\"line\":%d,\"func\":\"", cause.line);
-            put_escaped(out, cause.func);
+            put_json_escaped(out, cause.func);
             fprintf(out, "\",\"when\":%" PRId64 "}", cause.when);
         }
         if (has_deadline)
@@ -252,9 +266,9 @@ static void print_node(FILE *out, int format, const struct frame *f, size_t chil
         for (struct cctx *v = c->parent; f->lister && v && v != f->lister; v = v->parent) {
             fprintf(out, "%s{\"id\":\"%p\",\"kind\":\"%s\",\"name\":\"", v == c->parent ? "" : ",",
                     (void *)v, kind_name(v));
-            put_escaped(out, cctx_name(v));
+            put_json_escaped(out, cctx_name(v));
             fprintf(out, "\",\"file\":\"");
-            put_escaped(out, v->file);
+            put_json_escaped(out, v->file);
             fprintf(out, "\",\"line\":%d}", cctx__line(v));
         }
         fprintf(out, "],\"children\":[");
@@ -287,8 +301,14 @@ static void print_node(FILE *out, int format, const struct frame *f, size_t chil
 
 int cctx_dump(cctx_t *root, FILE *out, int format)
 {
-    if (!root || !out || format < CCTX_DUMP_TEXT || format > CCTX_DUMP_DOT)
+    if (!root || !out || format < CCTX_DUMP_TEXT || format > CCTX_DUMP_HTML)
         return EINVAL;
+    /* The HTML page is a viewer around the JSON dump (dump_html.c). */
+    bool html = format == CCTX_DUMP_HTML;
+    if (html) {
+        cctx__html_begin(out, cctx_now());
+        format = CCTX_DUMP_JSON;
+    }
     struct stack s = {0};
     int err = push(&s, (struct frame){root, NULL, 0, 0});
     int open = 0; /* JSON: objects opened and not closed yet */
@@ -320,6 +340,8 @@ int cctx_dump(cctx_t *root, FILE *out, int format)
         for (; open > 0; open--)
             fputs("]}", out);
         fputs("]\n", out);
+        if (html)
+            cctx__html_end(out);
     } else if (format == CCTX_DUMP_DOT) {
         fputs("}\n", out);
     }

@@ -281,6 +281,12 @@ int64_t cctx__sat_add(int64_t a, int64_t b);
 /* dump.c: the name table */
 void cctx__name_forget(struct cctx *c);
 
+/* dump_html.c: the page around a JSON dump (CCTX_DUMP_HTML). begin writes
+ * everything up to the opening of the data element, given the dump time;
+ * end closes it and writes the viewer. */
+void cctx__html_begin(FILE *out, int64_t now);
+void cctx__html_end(FILE *out);
+
 /* Allocation, with the test hooks of testhooks.h. */
 void *cctx__alloc(size_t size);
 void cctx__free(void *p);

@@ -734,7 +734,7 @@ TEST(dump_bad_input_is_einval)
     CHECK_EQ(cctx_dump(NULL, b.f, CCTX_DUMP_TEXT), EINVAL);
     CHECK_EQ(cctx_dump(c, NULL, CCTX_DUMP_TEXT), EINVAL);
     CHECK_EQ(cctx_dump(c, b.f, -1), EINVAL);
-    CHECK_EQ(cctx_dump(c, b.f, 3), EINVAL);
+    CHECK_EQ(cctx_dump(c, b.f, CCTX_DUMP_HTML + 1), EINVAL);
     char *out = buf_close(&b);
     CHECK_EQ(strlen(out), 0); /* nothing written on bad input */
     free(out);

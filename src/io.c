@@ -1,0 +1,2 @@
+/* placeholder: being written */
+typedef int cctx_placeholder_io_;
