@@ -86,5 +86,7 @@ void bench_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), nore
 void bench_go_twins(void);
 void bench_extras(void);
 void bench_sizes(void);
+/* bench_io.c: <cctx/io.h> against the plain calls, and wake-up latencies. */
+void bench_io(void);
 
 #endif
