@@ -212,10 +212,52 @@ CCTX_API int cctx_after_func_at(cctx_t *ctx, cctx_after_t *reg, void (*fn)(void 
                                 const char *file, int line, const char *func);
 #define cctx_after_func(ctx, reg, fn, arg) cctx_after_func_at((ctx), (reg), (fn), (arg), CCTX__SITE)
 /* true: fn will never run. false: it ran, is running (this call then waits
- * for it, unless called from inside fn), or reg was already stopped. */
+ * for it, unless called from inside fn), or reg was already stopped. Storage
+ * that was zeroed and never registered also gives false, except under
+ * CCTX_DEBUG=checks, which reports it as a misuse (with the call site) and
+ * aborts. */
 CCTX_API bool cctx_after_stop(cctx_after_t *reg);
+CCTX_API bool cctx_after_stop_at(cctx_after_t *reg, const char *file, int line, const char *func);
+#define cctx_after_stop(reg) cctx_after_stop_at((reg), CCTX__SITE)
 
 /* ---- 7. Seeing inside ----------------------------------------------------- */
+
+/* Switches, read once from the environment before main:
+ *
+ *  CCTX_DEBUG, a comma-separated list:
+ *   trees   keep a registry of every live context, so that cctx_dump(NULL, ...)
+ *           can show every tree of the process. Off by default: it costs a
+ *           lock on every derive and free, which the library otherwise
+ *           never takes when deriving from a root.
+ *   leaks   (implies trees) at exit, list on stderr every context never
+ *           released: grouped by creation site with counts, the 10 biggest
+ *           sites first, each with up to 5 of its contexts (address, name,
+ *           state, references).
+ *   strict  with leaks: if any context leaked, exit with status 1 (after
+ *           the report; from an atexit handler, so after the program's own).
+ *   checks  (implies trees) released contexts are kept as tombstones (the
+ *           last 65,536), so that touching one is caught instead of reading
+ *           reused memory: over-release, use after free (derive, ref, cancel
+ *           through a stale handle, wait, read, name, dump) and
+ *           cctx_after_stop on storage never registered are reported on
+ *           stderr with the call site (or, for calls that take none, the
+ *           caller's address as object+offset for addr2line), where the
+ *           context was made and where it was released, then abort().
+ *  CCTX_TRACE=path   write a Chrome trace-event JSON file (open it in
+ *           https://ui.perfetto.dev or chrome://tracing): one track per
+ *           thread; creations (with parent), cancellations (origin, error,
+ *           cause; "deadline" when a deadline fired) with a flow arrow to
+ *           every context each one reached, after-functions, releases.
+ *           Each thread buffers its last 16,384 events (older ones are
+ *           dropped and counted in the file's otherData); the file is
+ *           written at exit and by cctx_trace_flush.
+ * With every switch off the hot paths pay one predictable branch on a
+ * global word when a context is made and freed (BENCHMARKS.md measures it). */
+
+/* Writes the events recorded since the last flush to CCTX_TRACE's file,
+ * which is a complete JSON document after each flush. 0 (also when tracing
+ * is off), or an errno value (the file could not be opened or written). */
+CCTX_API int cctx_trace_flush(void);
 
 /* The name is copied. EINVAL for NULL ctx or for the static roots (their
  * names are fixed: "background" and "todo"); ENOMEM. A NULL name clears it.
@@ -236,7 +278,12 @@ enum { CCTX_DUMP_TEXT = 0, CCTX_DUMP_JSON = 1, CCTX_DUMP_DOT = 2, CCTX_DUMP_HTML
  * released). Contexts derived from a root or through cctx_without_cancel are
  * attached to nothing that can end, so they appear only when dumped
  * themselves: cctx_dump(cctx_background(), ...) shows the root alone.
- * 0, EINVAL (NULL root or out, unknown format), ENOMEM, or EIO. */
+ * cctx_dump(NULL, ...) writes every live context of the process, each under
+ * its own parent (value and without-cancel contexts as nodes of their own):
+ * the background tree, the todo tree if it has any, then contexts whose
+ * parent predates the registry. It needs CCTX_DEBUG (any switch above);
+ * without it, it writes nothing and returns ENOTSUP.
+ * 0, EINVAL (NULL out, unknown format), ENOTSUP, ENOMEM, or EIO. */
 CCTX_API int cctx_dump(cctx_t *root, FILE *out, int format);
 
 #ifdef __cplusplus

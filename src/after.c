@@ -83,7 +83,12 @@ static void run_one(struct cctx__after *a)
         ;
     struct run_frame frame = {a, 0, running};
     running = &frame;
+    int traced = cctx__debug_on(CCTX__DEBUG_TRACE);
+    if (traced)
+        cctx__trace_after(a, 1);
     fn(arg);
+    if (traced) /* a may be gone: fn may have stopped and freed it */
+        cctx__trace_after(NULL, 0);
     running = frame.outer;
     if (!frame.stopped_inside)
         publish(a, AFTER_DONE);
@@ -124,13 +129,16 @@ void cctx__after_wait_stopper(struct cctx__after *a)
 int cctx_after_func_at(cctx_t *ctx, cctx_after_t *reg, void (*fn)(void *arg), void *arg,
                        const char *file, int line, const char *func)
 {
-    (void)file, (void)line, (void)func;
     if (cctx__unlikely(!ctx || !reg || !fn))
         return EINVAL;
+    cctx__check_live(ctx, "cctx_after_func", file, line, func);
     struct cctx__after *a = (struct cctx__after *)reg;
     memset(reg, 0, sizeof *reg);
     a->fn = fn;
     a->arg = arg;
+    a->file = file;
+    a->line = line;
+    a->func = func;
     struct cctx__cancelable *src = cctx__source(ctx);
     a->owner = src;
     if (!src) {
@@ -151,13 +159,36 @@ int cctx_after_func_at(cctx_t *ctx, cctx_after_t *reg, void (*fn)(void *arg), vo
     return 0;
 }
 
-bool cctx_after_stop(cctx_after_t *reg)
+/* The plain function, for callers that take its address. */
+static bool after_stop(cctx_after_t *reg, const char *file, int line, const char *func,
+                       const void *caller);
+
+bool(cctx_after_stop)(cctx_after_t *reg)
+{
+    return after_stop(reg, NULL, 0, NULL, CCTX__CALLER);
+}
+
+bool cctx_after_stop_at(cctx_after_t *reg, const char *file, int line, const char *func)
+{
+    return after_stop(reg, file, line, func, CCTX__CALLER);
+}
+
+static bool after_stop(cctx_after_t *reg, const char *file, int line, const char *func,
+                       const void *caller)
 {
     struct cctx__after *a = (struct cctx__after *)reg;
     if (cctx__unlikely(!a))
         return false;
     for (;;) {
         uint32_t s = atomic_load_explicit(&a->state, memory_order_acquire);
+        if (cctx__debug_on(CCTX__DEBUG_CHECKS)) {
+            if ((s & AFTER_STATE) == AFTER_IDLE)
+                cctx__misuse("cctx_after_stop on storage that was never registered", NULL, file,
+                             line, func, caller);
+            if ((s & AFTER_STATE) > AFTER_DONE)
+                cctx__misuse("cctx_after_stop on storage that is not a registration", NULL,
+                             file, line, func, caller);
+        }
         switch (s & AFTER_STATE) {
         case AFTER_NEVER:
             if (atomic_compare_exchange_weak_explicit(&a->state, &s, AFTER_RELEASED,

@@ -190,10 +190,22 @@ void cctx__cancel(struct cctx__cancelable *c, int err, int code, const char *msg
     }
     struct marking m = {.cause = cctx__cause_new(&c->head, err, code, msg, file, line, func)};
     m.run_tail = &m.run;
+    /* Counted before the first mark makes it visible, so that the trace
+     * written at exit holds every cancellation the program could see. */
+    bool tracing = cctx__debug_on(CCTX__DEBUG_TRACE);
+    if (tracing)
+        cctx__trace_busy(1);
     if (!mark(c, err, &m)) {
+        if (tracing)
+            cctx__trace_busy(-1);
         cctx__cause_free(m.cause, &c->head);
         cctx__wait_marked(c);
         return;
+    }
+    uint64_t traced = 0;
+    if (tracing) {
+        traced = cctx__trace_cancel_begin(&c->head, m.cause);
+        cctx__trace_reached(&c->head, traced);
     }
     while (m.todo) {
         struct cctx__node *n = m.todo;
@@ -202,6 +214,8 @@ void cctx__cancel(struct cctx__cancelable *c, int err, int code, const char *msg
             (struct cctx__cancelable *)((char *)n - offsetof(struct cctx__cancelable, link));
         if (!mark(child, err, &m))
             cctx__wait_marked(child);
+        else if (tracing)
+            cctx__trace_reached(&child->head, traced);
         n->next = m.done;
         m.done = n;
     }
@@ -215,14 +229,22 @@ void cctx__cancel(struct cctx__cancelable *c, int err, int code, const char *msg
         cctx_release_at((cctx_t *)((char *)n - offsetof(struct cctx__cancelable, link)), file,
                         line, func);
     }
+    if (tracing) {
+        cctx__trace_cancel_end(traced);
+        cctx__trace_busy(-1);
+    }
 }
 
 void cctx_cancel_cause_at(cctx_cancel_t *cancel, int code, const char *msg, const char *file,
                           int line, const char *func)
 {
     struct cctx *c = (struct cctx *)cancel;
-    if (cctx__unlikely(!c || !cctx__cancelable_kind(cctx__kind(c))))
+    if (cctx__unlikely(!c || !cctx__cancelable_kind(cctx__kind(c)))) {
+        if (c && cctx__kind(c) == KIND_FREED)
+            cctx__misuse("cancel through a stale handle (its context was released)", c, file,
+                         line, func, NULL);
         return;
+    }
     cctx__cancel((struct cctx__cancelable *)c, ECANCELED, code, msg, file, line, func);
 }
 

@@ -43,6 +43,7 @@ int cctx_set_name(cctx_t *ctx, const char *name)
 {
     if (!ctx || cctx__kind(ctx) == KIND_ROOT)
         return EINVAL;
+    cctx__check_live(ctx, "cctx_set_name", NULL, 0, NULL);
     struct name *n = NULL;
     if (name) {
         size_t len = strlen(name) + 1;
@@ -162,8 +163,6 @@ static int push(struct stack *s, struct frame f)
     return 0;
 }
 
-/* Takes a reference on each live child of c and pushes it; the list is newest
- * first, so the walk pops (and prints) them oldest first. Counts them all. */
 /* Whether c's chain of parents reaches `through` before its source. */
 static int passes_through(const struct cctx *c, const struct cctx *through,
                           const struct cctx *src)
@@ -174,6 +173,8 @@ static int passes_through(const struct cctx *c, const struct cctx *through,
     return 0;
 }
 
+/* Takes a reference on each live child of c and pushes it; the list is newest
+ * first, so the walk pops (and prints) them oldest first. Counts them all. */
 static int push_children(struct stack *s, struct cctx *c, int depth, size_t *count)
 {
     *count = 0;
@@ -299,10 +300,99 @@ static void print_node(FILE *out, int format, const struct frame *f, size_t chil
     }
 }
 
+/* ---- The whole process ----------------------------------------------------------- */
+
+/* cctx_dump(NULL): every context of the registry (debug.c), each under its
+ * own parent (values and without-cancel contexts are nodes, not "via"
+ * lines), children oldest first. */
+struct everything {
+    struct cctx__registered *v; /* sorted by parent, then creation */
+    size_t n;
+};
+
+static int by_parent(const void *pa, const void *pb)
+{
+    const struct cctx__registered *a = pa, *b = pb;
+    uintptr_t x = (uintptr_t)a->ctx->parent, y = (uintptr_t)b->ctx->parent;
+    if (x != y)
+        return x < y ? -1 : 1;
+    return (a->seq > b->seq) - (a->seq < b->seq);
+}
+
+/* The entries whose parent is p: [*lo, return value). */
+static size_t children_of(const struct everything *all, const struct cctx *p, size_t *lo)
+{
+    size_t l = 0, h = all->n;
+    while (l < h) {
+        size_t m = l + (h - l) / 2;
+        if ((uintptr_t)all->v[m].ctx->parent < (uintptr_t)p)
+            l = m + 1;
+        else
+            h = m;
+    }
+    *lo = l;
+    while (h < all->n && all->v[h].ctx->parent == p)
+        h++;
+    return h > l ? h : l;
+}
+
+static int push_registered_children(struct stack *s, const struct everything *all,
+                                    struct cctx *c, int depth, size_t *count)
+{
+    size_t lo, hi = children_of(all, c, &lo);
+    *count = hi - lo;
+    for (size_t i = hi; i-- > lo;) /* popped oldest first */
+        if (push(s, (struct frame){all->v[i].ctx, c, depth + 1, 1}) != 0)
+            return ENOMEM;
+    return 0;
+}
+
+static int by_address(const void *pa, const void *pb)
+{
+    uintptr_t x = *(const uintptr_t *)pa, y = *(const uintptr_t *)pb;
+    return (x > y) - (x < y);
+}
+
+/* The tops of every tree: the roots (todo only when it has children), then
+ * any context whose parent is not listed (made before the registry was on). */
+static int push_tops(struct stack *s, const struct everything *all)
+{
+    uintptr_t *listed = malloc((all->n ? all->n : 1) * sizeof *listed);
+    if (!listed)
+        return ENOMEM;
+    for (size_t i = 0; i < all->n; i++)
+        listed[i] = (uintptr_t)all->v[i].ctx;
+    qsort(listed, all->n, sizeof *listed, by_address);
+    int err = 0;
+    for (size_t i = all->n; !err && i-- > 0;) {
+        struct cctx *c = all->v[i].ctx;
+        uintptr_t p = (uintptr_t)c->parent;
+        if (cctx__kind(c->parent) != KIND_ROOT &&
+            !bsearch(&p, listed, all->n, sizeof *listed, by_address))
+            err = push(s, (struct frame){c, c->parent, 0, 1});
+    }
+    free(listed);
+    size_t lo;
+    if (!err && children_of(all, cctx_todo(), &lo) > lo)
+        err = push(s, (struct frame){cctx_todo(), NULL, 0, 0});
+    if (!err)
+        err = push(s, (struct frame){cctx_background(), NULL, 0, 0});
+    return err;
+}
+
 int cctx_dump(cctx_t *root, FILE *out, int format)
 {
-    if (!root || !out || format < CCTX_DUMP_TEXT || format > CCTX_DUMP_HTML)
+    if (!out || format < CCTX_DUMP_TEXT || format > CCTX_DUMP_HTML)
         return EINVAL;
+    struct everything all = {0};
+    if (!root) {
+        int err = cctx__registry_snapshot(&all.v, &all.n);
+        if (err)
+            return err;
+        qsort(all.v, all.n, sizeof *all.v, by_parent);
+    } else {
+        cctx__check_live(root, "cctx_dump", NULL, 0, NULL);
+    }
     /* The HTML page is a viewer around the JSON dump (dump_html.c). */
     bool html = format == CCTX_DUMP_HTML;
     if (html) {
@@ -310,7 +400,7 @@ int cctx_dump(cctx_t *root, FILE *out, int format)
         format = CCTX_DUMP_JSON;
     }
     struct stack s = {0};
-    int err = push(&s, (struct frame){root, NULL, 0, 0});
+    int err = root ? push(&s, (struct frame){root, NULL, 0, 0}) : push_tops(&s, &all);
     int open = 0; /* JSON: objects opened and not closed yet */
     if (format == CCTX_DUMP_JSON)
         fputc('[', out);
@@ -324,18 +414,24 @@ int cctx_dump(cctx_t *root, FILE *out, int format)
         for (; format == CCTX_DUMP_JSON && open > f.depth; open--)
             fputs("]}", out);
         size_t children;
-        err = push_children(&s, f.ctx, f.depth, &children);
+        err = root ? push_children(&s, f.ctx, f.depth, &children)
+                   : push_registered_children(&s, &all, f.ctx, f.depth, &children);
         print_node(out, format, &f, children, first_sibling);
         open = f.depth + 1;
-        if (f.refd)
+        if (f.refd && root)
             cctx_release(f.ctx);
     }
-    while (s.n > 0) { /* out of memory: drop what is still held */
+    while (root && s.n > 0) { /* out of memory: drop what is still held */
         struct frame f = s.f[--s.n];
         if (f.refd)
             cctx_release(f.ctx);
     }
     free(s.f);
+    /* The snapshot's references go last: until then every listed parent
+     * pointer names a live context. */
+    for (size_t i = 0; i < all.n; i++)
+        cctx_release(all.v[i].ctx);
+    free(all.v);
     if (format == CCTX_DUMP_JSON) {
         for (; open > 0; open--)
             fputs("]}", out);

@@ -8,7 +8,8 @@
  * add a key and a value and are in no list: cancellation reaches their
  * descendants through the nearest cancelable ancestor (the "source"), to which
  * those descendants attach directly, as Go's propagateCancel does.
- * ROOT (background, todo) and DETACHED (without_cancel) never end.
+ * ROOT (background, todo) and DETACHED (without_cancel) never end. FREED is
+ * a released context that CCTX_DEBUG=checks keeps as a tombstone (debug.c).
  *
  * The state word (head.state): bits 0-7 hold the error (0, ECANCELED or
  * ETIMEDOUT); bit 30 (FORWARD) marks a value context, whose error is its
@@ -31,7 +32,11 @@
  * Lock order. A thread holds at most one context lock at a time. The timer's
  * locks (a shard lock, the wake lock: timer.c) are never taken while a
  * context lock is held, and no context lock is taken under them. The name
- * table's lock nests inside nothing.
+ * table's lock nests inside nothing. The debugging switches' locks (the
+ * registry's shard locks and the quarantine lock: debug.c; the rings' locks
+ * and the file's: trace.c) are taken with no context lock held, and hold no
+ * other lock inside them, except that a trace flush takes each ring's lock
+ * inside the file's.
  *
  * Lifetimes. Every derived context holds a reference on its parent; a
  * context's list links (children, after-functions) are guarded by its lock;
@@ -52,7 +57,8 @@
 #define cctx__likely(x) __builtin_expect(!!(x), 1)
 #define cctx__unlikely(x) __builtin_expect(!!(x), 0)
 
-enum cctx__kind { KIND_ROOT = 1, KIND_CANCEL, KIND_TIMER, KIND_VALUE, KIND_DETACHED };
+/* FREED: a released context kept as a tombstone by CCTX_DEBUG=checks (debug.c). */
+enum cctx__kind { KIND_ROOT = 1, KIND_CANCEL, KIND_TIMER, KIND_VALUE, KIND_DETACHED, KIND_FREED };
 
 #define STATE_ERR 0xffu
 #define STATE_FORWARD (1u << 30)
@@ -150,6 +156,8 @@ struct cctx__after {
     void *arg;
     struct cctx__cancelable *owner;
     _Atomic uint32_t state;
+    int line;               /* where it was registered (traces, misuse reports) */
+    const char *file, *func;
 };
 enum {
     AFTER_IDLE = 0,   /* never registered */
@@ -286,6 +294,65 @@ void cctx__name_forget(struct cctx *c);
  * end closes it and writes the viewer. */
 void cctx__html_begin(FILE *out, int64_t now);
 void cctx__html_end(FILE *out);
+
+/* debug.c: the switches (CCTX_DEBUG, CCTX_TRACE), read once before main. */
+enum {
+    CCTX__DEBUG_REGISTRY = 1u << 0, /* every live context is in the registry  */
+    CCTX__DEBUG_LEAKS = 1u << 1,    /* report the live ones at exit            */
+    CCTX__DEBUG_STRICT = 1u << 2,   /* ... and then exit with status 1         */
+    CCTX__DEBUG_CHECKS = 1u << 3,   /* tombstones; misuse aborts with the site */
+    CCTX__DEBUG_TRACE = 1u << 4,    /* trace.c records events                  */
+};
+#define CCTX__LEAK_EXIT_STATUS 1
+extern _Atomic unsigned cctx__debug;
+#define cctx__debug_on(bits) \
+    cctx__unlikely(atomic_load_explicit(&cctx__debug, memory_order_relaxed) & (bits))
+/* Turns switches on (the test hooks call it before making any context). */
+void cctx__debug_enable(unsigned bits);
+/* A context was made / is being freed (its last reference is gone). dying
+ * returns true when it kept c as a tombstone, which the caller must then not
+ * free. */
+void cctx__debug_born(struct cctx *c);
+bool cctx__debug_dying(struct cctx *c, struct cctx *parent, const char *file, int line,
+                       const char *func);
+/* Every registered live context, each with a reference the caller drops;
+ * ENOTSUP when the registry is off, ENOMEM. */
+struct cctx__registered {
+    struct cctx *ctx;
+    uint64_t seq; /* creation order */
+};
+int cctx__registry_snapshot(struct cctx__registered **out, size_t *n);
+/* Reports a misuse of the API (with c's creation and release sites when
+ * known) and aborts. Calls that record no site (file NULL) pass their return
+ * address as `caller`, which is reported as object+offset. */
+_Noreturn void cctx__misuse(const char *what, const struct cctx *c, const char *file, int line,
+                            const char *func, const void *caller);
+void cctx__check_live_slow(const struct cctx *c, const char *what, const char *file, int line,
+                           const char *func, const void *caller);
+#define CCTX__CALLER __builtin_return_address(0)
+/* With checks on, a touch of a tombstone is reported; else nothing. */
+#define cctx__check_live(c, what, file, line, func)                                  \
+    do {                                                                              \
+        if (cctx__debug_on(CCTX__DEBUG_CHECKS))                                       \
+            cctx__check_live_slow((c), (what), (file), (line), (func), CCTX__CALLER); \
+    } while (0)
+
+/* trace.c: CCTX_TRACE. */
+int cctx__trace_start(const char *path);
+void cctx__trace_born(const struct cctx *c);
+void cctx__trace_freed(const struct cctx *c, const struct cctx *parent, const char *file,
+                       int line, const char *func);
+/* A cancellation that starts at c with cause, and each context it reaches
+ * (begin returns a token that the others take). */
+uint64_t cctx__trace_cancel_begin(const struct cctx *c, const struct cctx__cause *cause);
+void cctx__trace_reached(const struct cctx *c, uint64_t begin);
+void cctx__trace_cancel_end(uint64_t begin);
+/* +1 when a cancellation starts, -1 when its last event is recorded; the
+ * flush at exit waits (a little) for the count to reach 0. */
+void cctx__trace_busy(int delta);
+void cctx__trace_drain(void);
+/* An after-function starts (a: its registration) or ends (a: NULL). */
+void cctx__trace_after(const struct cctx__after *a, int begin);
 
 /* Allocation, with the test hooks of testhooks.h. */
 void *cctx__alloc(size_t size);

@@ -151,9 +151,16 @@ static struct cctx__timer *pop_due(struct shard *s, int64_t now, int fake, int *
 
 static void fire(struct cctx__timer *t)
 {
+    /* A trace written at exit also waits for the release below, which may
+     * be the last one (trace.c). */
+    bool tracing = cctx__debug_on(CCTX__DEBUG_TRACE);
+    if (tracing)
+        cctx__trace_busy(1);
     cctx__cancel(&t->c, ETIMEDOUT, t->code, t->msg, t->c.head.file, cctx__line(&t->c.head),
                  t->c.head.func);
     cctx_release(&t->c.head);
+    if (tracing)
+        cctx__trace_busy(-1);
 }
 
 /* The earliest deadline armed in s; false when s is empty. */

@@ -115,10 +115,20 @@ void cctx__word_lock_slow(_Atomic uint32_t *word)
 
 /* ---- References ------------------------------------------------------------ */
 
+/* A reference taken on a context nobody holds any more is a use after free:
+ * the count tells, at the cost of a test of a value already in hand. */
+static inline void take_ref(struct cctx *c, const char *what, const char *file, int line,
+                            const char *func, const void *caller)
+{
+    if (cctx__unlikely(atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed) == 0))
+        cctx__misuse(what, c, file, line, func, caller);
+}
+
 cctx_t *cctx_ref(cctx_t *ctx)
 {
     if (ctx && cctx__kind(ctx) != KIND_ROOT)
-        atomic_fetch_add_explicit(&ctx->refs, 1, memory_order_relaxed);
+        take_ref(ctx, "cctx_ref of a context already released (use after free)", NULL, 0, NULL,
+                 CCTX__CALLER);
     return ctx;
 }
 
@@ -166,7 +176,10 @@ static void init_head(struct cctx *c, enum cctx__kind kind, struct cctx *parent,
     atomic_init(&c->fd1, 0);
     c->file = file;
     c->func = func;
-    c->parent = cctx_ref(parent);
+    if (cctx__kind(parent) != KIND_ROOT)
+        take_ref(parent, "deriving from a context already released (use after free)", file,
+                 line, func, NULL);
+    c->parent = parent;
 }
 
 /* Links a new cancelable context under its source, or makes it born done. */
@@ -222,6 +235,8 @@ cctx_t *cctx_with_cancel_at(cctx_t *parent, cctx_cancel_t **cancel, const char *
         return fail(ENOMEM, cancel);
     init_cancelable(c, KIND_CANCEL, parent, file, line, func);
     attach(c);
+    if (cctx__debug_on(CCTX__DEBUG_REGISTRY | CCTX__DEBUG_TRACE))
+        cctx__debug_born(&c->head);
     if (cancel)
         *cancel = (cctx_cancel_t *)c;
     return &c->head;
@@ -250,6 +265,8 @@ cctx_t *cctx__with_deadline(cctx_t *parent, int64_t deadline, int code, const ch
     t->msg = msg ? memcpy((struct cctx__cause *)(t + 1) + 1, msg, len) : NULL;
 
     attach(&t->c);
+    if (cctx__debug_on(CCTX__DEBUG_REGISTRY | CCTX__DEBUG_TRACE))
+        cctx__debug_born(&t->c.head);
     if (atomic_load_explicit(&t->c.head.state, memory_order_relaxed) & STATE_ERR) {
         /* Born done by its parent: its deadline can no longer matter. */
     } else if (deadline <= cctx_now()) {
@@ -304,6 +321,8 @@ cctx_t *cctx_with_value_at(cctx_t *parent, const void *key, void *value,
     v->key = key;
     v->value = value;
     v->destroy = destroy;
+    if (cctx__debug_on(CCTX__DEBUG_REGISTRY | CCTX__DEBUG_TRACE))
+        cctx__debug_born(&v->head);
     return &v->head;
 }
 
@@ -315,6 +334,8 @@ cctx_t *cctx_without_cancel_at(cctx_t *parent, const char *file, int line, const
     if (cctx__unlikely(!c))
         return fail(ENOMEM, NULL);
     init_head(c, KIND_DETACHED, parent, file, line, func);
+    if (cctx__debug_on(CCTX__DEBUG_REGISTRY | CCTX__DEBUG_TRACE))
+        cctx__debug_born(c);
     return c;
 }
 
@@ -358,10 +379,14 @@ static struct cctx *destroy(struct cctx *c, const char *file, int line, const ch
         if (v->destroy)
             v->destroy(v->value);
     }
+    struct cctx *parent = c->parent;
+    /* Before the name goes: a trace records it. */
+    bool keep = cctx__debug_on(CCTX__DEBUG_REGISTRY | CCTX__DEBUG_TRACE) &&
+                cctx__debug_dying(c, parent, file, line, func);
     if (atomic_load_explicit(&c->word, memory_order_acquire) & WORD_NAMED)
         cctx__name_forget(c);
-    struct cctx *parent = c->parent;
-    cctx__free(c);
+    if (!keep)
+        cctx__free(c);
     return parent;
 }
 
@@ -376,7 +401,8 @@ void cctx_release_at(cctx_t *ctx, const char *file, int line, const char *func)
         if (cctx__likely(old > 1))
             return;
         if (cctx__unlikely(old == 0))
-            cctx__fatal("cctx_release of a context with no references left", file, line, func);
+            cctx__misuse("cctx_release of a context with no reference left (over-release)",
+                         ctx, file, line, func, NULL);
         ctx = destroy(ctx, file, line, func);
     }
 }

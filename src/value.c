@@ -15,6 +15,8 @@ int cctx_err(const cctx_t *ctx)
     uint32_t s = atomic_load_explicit(&ctx->state, memory_order_acquire);
     if (cctx__likely(!(s & STATE_FORWARD)))
         return (int)(s & STATE_ERR);
+    if (cctx__unlikely(cctx__kind(ctx) == KIND_FREED)) /* only CCTX_DEBUG=checks makes one */
+        cctx__check_live_slow(ctx, "cctx_err", NULL, 0, NULL, CCTX__CALLER);
     const struct cctx__cancelable *src = cctx__source(ctx);
     return src ? (int)(atomic_load_explicit(&src->head.state, memory_order_acquire) & STATE_ERR)
                : 0;
@@ -28,6 +30,7 @@ bool cctx_deadline(const cctx_t *ctx, int64_t *deadline)
     }
     /* A timer context's deadline is already the earliest on its chain (a
      * later one gives a plain cancelable context). */
+    cctx__check_live(ctx, "cctx_deadline", NULL, 0, NULL);
     const struct cctx__timer *t = cctx__deadline_of(ctx);
     if (t && deadline)
         *deadline = t->deadline;
@@ -49,10 +52,13 @@ void *cctx_value(const cctx_t *ctx, const void *key)
         return NULL;
     }
     for (const struct cctx *c = ctx; c; c = c->parent) {
-        if (cctx__kind(c) == KIND_VALUE) {
+        enum cctx__kind k = cctx__kind(c);
+        if (k == KIND_VALUE) {
             const struct cctx__value *v = (const struct cctx__value *)c;
             if (v->key == key)
                 return v->value;
+        } else if (cctx__unlikely(k == KIND_FREED)) {
+            cctx__check_live_slow(c, "cctx_value", NULL, 0, NULL, CCTX__CALLER);
         }
     }
     return NULL;
@@ -62,6 +68,7 @@ int cctx_cause(const cctx_t *ctx, cctx_cause_t *out)
 {
     if (cctx__unlikely(!ctx || !out))
         return EINVAL;
+    cctx__check_live(ctx, "cctx_cause", NULL, 0, NULL);
     *out = (cctx_cause_t){0};
     const struct cctx__cancelable *src = cctx__source(ctx);
     if (!src || !(atomic_load_explicit(&src->head.state, memory_order_acquire) & STATE_ERR))

@@ -41,6 +41,7 @@ int cctx_done_fd(cctx_t *ctx)
         errno = EINVAL;
         return -1;
     }
+    cctx__check_live(ctx, "cctx_done_fd", NULL, 0, NULL);
     struct cctx__cancelable *src = cctx__source(ctx);
     if (!src)
         return never_done_fd();
@@ -97,6 +98,7 @@ int cctx_wait_at(const cctx_t *ctx, int64_t timeout, const char *file, int line,
 {
     if (cctx__unlikely(!ctx))
         return EINVAL;
+    cctx__check_live(ctx, "cctx_wait", file, line, func);
     /* The polling check (Go's select with a default) is one load. */
     uint32_t s = atomic_load_explicit(&ctx->state, memory_order_acquire);
     if (cctx__likely(!(s & STATE_FORWARD)) && ((s & STATE_ERR) || timeout == 0))
@@ -124,6 +126,7 @@ int cctx_sleep_at(cctx_t *ctx, int64_t duration, const char *file, int line, con
 {
     if (cctx__unlikely(!ctx))
         return EINVAL;
+    cctx__check_live(ctx, "cctx_sleep", file, line, func);
     if (duration <= 0)
         return cctx_err(ctx);
     return cctx_wait_at(ctx, duration, file, line, func);
@@ -162,6 +165,7 @@ int cctx_wait_any_at(cctx_t *const *ctxs, size_t n, int64_t timeout, const char 
             errno = EINVAL;
             return -1;
         }
+        cctx__check_live(ctxs[i], "cctx_wait_any", file, line, func);
     }
     int found = lowest_done(ctxs, n);
     if (found >= 0 || timeout == 0) {

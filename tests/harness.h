@@ -28,6 +28,19 @@ void test_register(struct test_case *tc);
     }                                                                                \
     static void test_##name(void)
 
+/* CHILD(name) is the body of a child process that a test starts with
+ * run_child (tests/support.h): `cctx-tests --child NAME` runs it. It is not a
+ * test of its own (CTest lists only TEST). */
+void child_register(struct test_case *tc);
+#define CHILD(name)                                                                  \
+    static void child_##name(void);                                                  \
+    static struct test_case child_case_##name = {#name, child_##name, NULL};         \
+    __attribute__((constructor)) static void child_register_##name(void)             \
+    {                                                                                \
+        child_register(&child_case_##name);                                          \
+    }                                                                                \
+    static void child_##name(void)
+
 #define CHECK(cond)                                                                  \
     do {                                                                             \
         if (!(cond)) {                                                               \

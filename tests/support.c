@@ -3,7 +3,10 @@
 #include "support.h"
 
 #include <errno.h>
+#include <stdlib.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -165,6 +168,67 @@ void run_with_watchdog(void (*body)(void), int seconds)
         abort();
     }
     CHECK_EQ(r, 0);
+}
+
+/* ---- child processes ----------------------------------------------------------------- */
+
+static char *slurp(int fd)
+{
+    size_t len = 0, cap = 4096;
+    char *buf = malloc(cap);
+    CHECK(buf);
+    CHECK(lseek(fd, 0, SEEK_SET) == 0);
+    ssize_t r;
+    while ((r = read(fd, buf + len, cap - len - 1)) > 0) {
+        len += (size_t)r;
+        if (cap - len < 2) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            CHECK(buf);
+        }
+    }
+    buf[len] = 0;
+    close(fd);
+    return buf;
+}
+
+static int temp_file(void)
+{
+    char path[] = "/tmp/cctx-child-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    unlink(path);
+    return fd;
+}
+
+void run_child(const char *name, const char *const env[], struct child *c)
+{
+    int out = temp_file(), err = temp_file();
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        dup2(out, 1);
+        dup2(err, 2);
+        setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
+        unsetenv("CCTX_DEBUG"); /* only what the test asks for */
+        unsetenv("CCTX_TRACE");
+        for (size_t i = 0; env && env[i]; i++)
+            putenv((char *)env[i]);
+        execl("/proc/self/exe", "cctx-tests", "--child", name, (char *)NULL);
+        _exit(127);
+    }
+    int status;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    c->status = status;
+    c->out = slurp(out);
+    c->err = slurp(err);
+}
+
+void child_done(struct child *c)
+{
+    free(c->out);
+    free(c->err);
 }
 
 /* ---- the real clock ------------------------------------------------------------------ */

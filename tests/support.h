@@ -89,6 +89,21 @@ void gang_join(struct gang *g);
  * not reach a thread stuck on a lock under ThreadSanitizer). */
 void run_with_watchdog(void (*body)(void), int seconds);
 
+/* ---- child processes --------------------------------------------------------------- */
+
+/* Runs `cctx-tests --child NAME` (a CHILD of harness.h) with the extra
+ * environment `env` ("NAME=value" strings, NULL-terminated; the sanitizers'
+ * leak checking is off in it), waits for it, and returns its wait status and
+ * everything it wrote (NUL-terminated, freed by child_done). exec, rather
+ * than a bare fork, so that the child starts with the variables read at
+ * start-up and ThreadSanitizer lets it start threads. */
+struct child {
+    int status;
+    char *out, *err;
+};
+void run_child(const char *name, const char *const env[], struct child *c);
+void child_done(struct child *c);
+
 /* ---- the real clock, whatever clock cctx uses ---------------------------------------- */
 
 int64_t real_now(void); /* CLOCK_MONOTONIC, in nanoseconds */

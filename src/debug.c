@@ -1,0 +1,486 @@
+/*
+ * The debugging switches: CCTX_DEBUG (registry, leaks, checks) and the
+ * start-up of CCTX_TRACE (trace.c), read once, before main.
+ *
+ * Nothing here runs unless a switch is on. The hot paths test one global
+ * word (cctx__debug), loaded relaxed and branched on as unlikely, in the two
+ * places where a context is born and freed; every other check rides on a
+ * branch the code takes anyway (a context whose kind is FREED takes the
+ * "not what I expected" path of whatever looks at it).
+ *
+ * The registry is a hash set of every live context, keyed by address, in 64
+ * shards each with its own mutex, so that threads creating and freeing
+ * contexts rarely meet. It is what lets cctx_dump(NULL) find every tree and
+ * the leak report find every context; a context's own memory has no room
+ * for it, and keeping one always would put a lock on deriving from a root.
+ *
+ * With `checks`, a freed context is not returned to malloc: it becomes a
+ * tombstone (kind FREED, no references, its error forwarded so cctx_err
+ * takes its slow path) that remembers where it was released, so a later
+ * touch is reported with both sites instead of reading reused memory. The
+ * most recent QUARANTINE tombstones are kept; older ones are freed.
+ *
+ * Lock order: a shard lock nests inside nothing (and no context lock is held
+ * while one is taken); the quarantine lock is taken alone.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+_Atomic unsigned cctx__debug;
+
+/* ---- The registry ------------------------------------------------------------- */
+
+struct entry {
+    struct cctx *ctx;
+    struct entry *next; /* in its bucket */
+    uint64_t seq;       /* creation order */
+    /* A tombstone's release site (rel_file != NULL once released). */
+    const char *rel_file, *rel_func;
+    int rel_line;
+};
+
+#define SHARDS 64
+static struct shard {
+    pthread_mutex_t lock;
+    struct entry **b;
+    size_t nb, n;
+} shards[SHARDS] = {[0 ... SHARDS - 1] = {.lock = PTHREAD_MUTEX_INITIALIZER}};
+static _Atomic uint64_t next_seq;
+
+static size_t hash_ptr(const void *p)
+{
+    uint64_t x = (uintptr_t)p >> 4;
+    x ^= x >> 29;
+    x *= UINT64_C(0xbf58476d1ce4e5b9);
+    return (size_t)(x ^ (x >> 32));
+}
+
+static struct shard *shard_of(const void *p)
+{
+    return &shards[hash_ptr(p) % SHARDS];
+}
+
+/* The slot that holds c's entry, or the empty slot at the end of its chain. */
+static struct entry **slot_in(struct shard *s, const struct cctx *c)
+{
+    struct entry **pp = &s->b[(hash_ptr(c) / SHARDS) & (s->nb - 1)];
+    while (*pp && (*pp)->ctx != c)
+        pp = &(*pp)->next;
+    return pp;
+}
+
+/* Doubles the bucket array (shard lock held); on failure the chains just
+ * grow longer. */
+static void grow(struct shard *s)
+{
+    size_t nb = s->nb ? s->nb * 2 : 64;
+    struct entry **b = calloc(nb, sizeof *b);
+    if (!b)
+        return;
+    for (size_t i = 0; i < s->nb; i++) {
+        for (struct entry *e = s->b[i], *next; e; e = next) {
+            next = e->next;
+            struct entry **pp = &b[(hash_ptr(e->ctx) / SHARDS) & (nb - 1)];
+            e->next = *pp;
+            *pp = e;
+        }
+    }
+    free(s->b);
+    s->b = b;
+    s->nb = nb;
+}
+
+static void registry_add(struct cctx *c)
+{
+    struct entry *e = malloc(sizeof *e);
+    if (!e) {
+        /* Debugging aid only: the context works, it is just not listed. */
+        static _Atomic int warned;
+        if (!atomic_exchange(&warned, 1))
+            fputs("cctx: debug: out of memory, some contexts are not registered\n", stderr);
+        return;
+    }
+    *e = (struct entry){.ctx = c, .seq = atomic_fetch_add(&next_seq, 1)};
+    struct shard *s = shard_of(c);
+    pthread_mutex_lock(&s->lock);
+    if (s->n >= s->nb)
+        grow(s);
+    if (s->nb) {
+        struct entry **pp = slot_in(s, c);
+        e->next = *pp;
+        *pp = e;
+        s->n++;
+        e = NULL;
+    }
+    pthread_mutex_unlock(&s->lock);
+    free(e);
+}
+
+/* Removes c's entry and returns it (the caller frees it), or NULL. */
+static struct entry *registry_take(const struct cctx *c)
+{
+    struct shard *s = shard_of(c);
+    pthread_mutex_lock(&s->lock);
+    struct entry *e = NULL;
+    if (s->nb) {
+        struct entry **pp = slot_in(s, c);
+        if ((e = *pp) != NULL) {
+            *pp = e->next;
+            s->n--;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return e;
+}
+
+/* Calls fn on every entry, one shard at a time under its lock. */
+static void registry_each(void (*fn)(struct entry *e, void *arg), void *arg)
+{
+    for (int i = 0; i < SHARDS; i++) {
+        struct shard *s = &shards[i];
+        pthread_mutex_lock(&s->lock);
+        for (size_t j = 0; j < s->nb; j++)
+            for (struct entry *e = s->b[j]; e; e = e->next)
+                fn(e, arg);
+        pthread_mutex_unlock(&s->lock);
+    }
+}
+
+struct snapshot {
+    struct cctx__registered *v;
+    size_t n, cap;
+    int err;
+};
+
+static void snap_one(struct entry *e, void *arg)
+{
+    struct snapshot *s = arg;
+    if (s->err || e->rel_file)
+        return;
+    /* Room first: a reference taken here must never be dropped under the
+     * shard lock, since it could be the last (and freeing takes the lock). */
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 256;
+        void *v = realloc(s->v, cap * sizeof *s->v);
+        if (!v) {
+            s->err = ENOMEM;
+            return;
+        }
+        s->v = v;
+        s->cap = cap;
+    }
+    if (!cctx__try_ref(e->ctx))
+        return;
+    s->v[s->n++] = (struct cctx__registered){e->ctx, e->seq};
+}
+
+int cctx__registry_snapshot(struct cctx__registered **out, size_t *n)
+{
+    if (!(atomic_load(&cctx__debug) & CCTX__DEBUG_REGISTRY))
+        return ENOTSUP;
+    struct snapshot s = {0};
+    registry_each(snap_one, &s);
+    if (s.err) {
+        for (size_t i = 0; i < s.n; i++)
+            cctx_release_at(s.v[i].ctx, __FILE__, __LINE__, "cctx_dump");
+        free(s.v);
+        return s.err;
+    }
+    *out = s.v;
+    *n = s.n;
+    return 0;
+}
+
+/* ---- Births, deaths and tombstones -------------------------------------------- */
+
+#define QUARANTINE 65536
+static pthread_mutex_t quarantine_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct cctx *quarantine[QUARANTINE];
+static size_t quarantine_next;
+
+void cctx__debug_born(struct cctx *c)
+{
+    unsigned d = atomic_load_explicit(&cctx__debug, memory_order_relaxed);
+    if (d & CCTX__DEBUG_REGISTRY)
+        registry_add(c);
+    if (d & CCTX__DEBUG_TRACE)
+        cctx__trace_born(c);
+}
+
+bool cctx__debug_dying(struct cctx *c, struct cctx *parent, const char *file, int line,
+                       const char *func)
+{
+    unsigned d = atomic_load_explicit(&cctx__debug, memory_order_relaxed);
+    if (d & CCTX__DEBUG_TRACE)
+        cctx__trace_freed(c, parent, file, line, func);
+    if (!(d & CCTX__DEBUG_REGISTRY))
+        return false;
+    if (!(d & CCTX__DEBUG_CHECKS)) {
+        free(registry_take(c));
+        return false;
+    }
+    /* Keep the memory as a tombstone that remembers this release. */
+    struct shard *s = shard_of(c);
+    pthread_mutex_lock(&s->lock);
+    struct entry *e = s->nb ? *slot_in(s, c) : NULL;
+    if (e) {
+        e->rel_file = file ? file : "?";
+        e->rel_line = line;
+        e->rel_func = func ? func : "?";
+    }
+    pthread_mutex_unlock(&s->lock);
+    uint32_t w = atomic_load_explicit(&c->word, memory_order_relaxed);
+    w = (w & ~(7u << WORD_KIND_SHIFT)) | (uint32_t)KIND_FREED << WORD_KIND_SHIFT;
+    atomic_store_explicit(&c->word, w & ~(WORD_NAMED | WORD_LINKED), memory_order_relaxed);
+    atomic_store_explicit(&c->state, STATE_FORWARD, memory_order_release);
+    c->parent = NULL;
+
+    pthread_mutex_lock(&quarantine_lock);
+    struct cctx *old = quarantine[quarantine_next];
+    quarantine[quarantine_next] = c;
+    quarantine_next = (quarantine_next + 1) % QUARANTINE;
+    pthread_mutex_unlock(&quarantine_lock);
+    if (old) {
+        free(registry_take(old));
+        cctx__free(old);
+    }
+    return true;
+}
+
+/* ---- Misuse ----------------------------------------------------------------------- */
+
+static const char *kind_word(enum cctx__kind k)
+{
+    switch (k) {
+    case KIND_ROOT: return "root";
+    case KIND_CANCEL: return "cancel";
+    case KIND_TIMER: return "deadline";
+    case KIND_VALUE: return "value";
+    case KIND_DETACHED: return "without_cancel";
+    default: return "released";
+    }
+}
+
+_Noreturn void cctx__misuse(const char *what, const struct cctx *c, const char *file, int line,
+                            const char *func, const void *caller)
+{
+    if (file) {
+        fprintf(stderr, "cctx: misuse: %s, at %s:%d in %s\n", what, file, line,
+                func ? func : "?");
+    } else {
+        /* A call without a recorded site: name the code that called the
+         * library, as an object and offset addr2line understands. */
+        Dl_info info;
+        if (caller && dladdr(caller, &info) && info.dli_fname)
+            fprintf(stderr, "cctx: misuse: %s (called from %s+%#lx)\n", what, info.dli_fname,
+                    (unsigned long)((const char *)caller - (const char *)info.dli_fbase));
+        else
+            fprintf(stderr, "cctx: misuse: %s (called from %p)\n", what, caller);
+    }
+    if (c) {
+        fprintf(stderr, "cctx:   the context %p was made at %s:%d in %s\n", (const void *)c,
+                c->file ? c->file : "?", cctx__line(c), c->func ? c->func : "?");
+        struct shard *s = shard_of(c);
+        pthread_mutex_lock(&s->lock);
+        struct entry *e = s->nb ? *slot_in(s, c) : NULL;
+        if (e && e->rel_file)
+            fprintf(stderr, "cctx:   and released (its last reference dropped) at %s:%d in %s\n",
+                    e->rel_file, e->rel_line, e->rel_func);
+        pthread_mutex_unlock(&s->lock);
+    }
+    fflush(stderr);
+    abort();
+}
+
+void cctx__check_live_slow(const struct cctx *c, const char *what, const char *file, int line,
+                           const char *func, const void *caller)
+{
+    if (cctx__kind(c) == KIND_FREED) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "%s on a context already released (use after free)", what);
+        cctx__misuse(msg, c, file, line, func, caller);
+    }
+}
+
+/* ---- Leaks at exit ---------------------------------------------------------------- */
+
+struct leak {
+    struct cctx *ctx;
+    uint64_t seq;
+};
+
+struct leaks {
+    struct leak *v;
+    size_t n, cap;
+};
+
+static void leak_one(struct entry *e, void *arg)
+{
+    struct leaks *l = arg;
+    if (e->rel_file)
+        return;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 256;
+        void *v = realloc(l->v, cap * sizeof *l->v);
+        if (!v)
+            return;
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = (struct leak){e->ctx, e->seq};
+}
+
+static int site_cmp(const struct cctx *a, const struct cctx *b)
+{
+    int r = strcmp(a->file ? a->file : "", b->file ? b->file : "");
+    if (!r)
+        r = cctx__line(a) - cctx__line(b);
+    if (!r)
+        r = strcmp(a->func ? a->func : "", b->func ? b->func : "");
+    if (!r)
+        r = (int)cctx__kind(a) - (int)cctx__kind(b);
+    return r;
+}
+
+static int leak_cmp(const void *pa, const void *pb)
+{
+    const struct leak *a = pa, *b = pb;
+    int r = site_cmp(a->ctx, b->ctx);
+    return r ? r : (a->seq > b->seq) - (a->seq < b->seq);
+}
+
+struct group {
+    size_t first, n;
+};
+
+static int group_cmp(const void *pa, const void *pb)
+{
+    const struct group *a = pa, *b = pb;
+    if (a->n != b->n)
+        return a->n < b->n ? 1 : -1;
+    return (a->first > b->first) - (a->first < b->first);
+}
+
+#define SITES_SHOWN 10
+#define CONTEXTS_SHOWN 5
+
+/* Prints every context still alive, grouped by creation site, biggest
+ * sites first; returns how many there were. */
+static size_t report_leaks(FILE *out)
+{
+    struct leaks l = {0};
+    registry_each(leak_one, &l);
+    if (l.n == 0) {
+        free(l.v);
+        return 0;
+    }
+    qsort(l.v, l.n, sizeof *l.v, leak_cmp);
+    struct group *g = malloc(l.n * sizeof *g);
+    size_t ng = 0;
+    for (size_t i = 0; g && i < l.n; i++) {
+        if (ng && site_cmp(l.v[g[ng - 1].first].ctx, l.v[i].ctx) == 0)
+            g[ng - 1].n++;
+        else
+            g[ng++] = (struct group){i, 1};
+    }
+    fprintf(out, "cctx: %zu context%s never released (CCTX_DEBUG=leaks), at %zu site%s:\n", l.n,
+            l.n == 1 ? "" : "s", ng, ng == 1 ? "" : "s");
+    if (g)
+        qsort(g, ng, sizeof *g, group_cmp);
+    for (size_t i = 0; g && i < ng && i < SITES_SHOWN; i++) {
+        const struct cctx *c = l.v[g[i].first].ctx;
+        fprintf(out, "cctx: %6zu x %s made at %s:%d in %s\n", g[i].n, kind_word(cctx__kind(c)),
+                c->file, cctx__line(c), c->func);
+        for (size_t j = 0; j < g[i].n && j < CONTEXTS_SHOWN; j++) {
+            struct cctx *x = l.v[g[i].first + j].ctx;
+            const char *name = cctx_name(x);
+            int err = cctx_err(x);
+            fprintf(out, "cctx:            %p%s%s%s, %s, refs %u\n", (void *)x,
+                    name ? " \"" : "", name ? name : "", name ? "\"" : "",
+                    err == ECANCELED ? "canceled" : err == ETIMEDOUT ? "deadline exceeded" : "active",
+                    atomic_load(&x->refs));
+        }
+        if (g[i].n > CONTEXTS_SHOWN)
+            fprintf(out, "cctx:            ... and %zu more\n", g[i].n - CONTEXTS_SHOWN);
+    }
+    if (ng > SITES_SHOWN) {
+        size_t rest = 0;
+        for (size_t i = SITES_SHOWN; i < ng; i++)
+            rest += g[i].n;
+        fprintf(out, "cctx: ... and %zu more at %zu other sites\n", rest, ng - SITES_SHOWN);
+    }
+    free(g);
+    free(l.v);
+    return l.n;
+}
+
+/* ---- Start-up and exit -------------------------------------------------------------- */
+
+static void at_exit(void)
+{
+    unsigned d = atomic_load(&cctx__debug);
+    if (d & CCTX__DEBUG_TRACE) {
+        cctx__trace_drain();
+        cctx_trace_flush();
+    }
+    if (!(d & CCTX__DEBUG_LEAKS))
+        return;
+    size_t n = report_leaks(stderr);
+    if (n && (d & CCTX__DEBUG_STRICT)) {
+        fflush(NULL);
+        _exit(CCTX__LEAK_EXIT_STATUS);
+    }
+}
+
+static unsigned parse_debug(const char *s)
+{
+    unsigned d = 0;
+    while (s && *s) {
+        size_t len = strcspn(s, ",");
+        static const struct {
+            const char *word;
+            unsigned bits;
+        } words[] = {
+            {"leaks", CCTX__DEBUG_LEAKS | CCTX__DEBUG_REGISTRY},
+            {"checks", CCTX__DEBUG_CHECKS | CCTX__DEBUG_REGISTRY},
+            {"strict", CCTX__DEBUG_STRICT},
+            {"trees", CCTX__DEBUG_REGISTRY},
+        };
+        size_t i;
+        for (i = 0; i < sizeof words / sizeof *words; i++)
+            if (strlen(words[i].word) == len && strncmp(s, words[i].word, len) == 0)
+                break;
+        if (i < sizeof words / sizeof *words)
+            d |= words[i].bits;
+        else if (len)
+            fprintf(stderr, "cctx: CCTX_DEBUG: unknown switch \"%.*s\" ignored "
+                            "(known: leaks, checks, strict, trees)\n", (int)len, s);
+        s += len + (s[len] == ',');
+    }
+    return d;
+}
+
+void cctx__debug_enable(unsigned bits)
+{
+    static _Atomic int registered;
+    if ((bits & (CCTX__DEBUG_LEAKS | CCTX__DEBUG_TRACE)) && !atomic_exchange(&registered, 1))
+        atexit(at_exit);
+    atomic_fetch_or(&cctx__debug, bits);
+}
+
+__attribute__((constructor)) static void read_switches(void)
+{
+    unsigned d = parse_debug(getenv("CCTX_DEBUG"));
+    const char *trace = getenv("CCTX_TRACE");
+    if (trace && *trace && cctx__trace_start(trace) == 0)
+        d |= CCTX__DEBUG_TRACE;
+    if (d)
+        cctx__debug_enable(d);
+}

@@ -1,0 +1,451 @@
+/*
+ * CCTX_TRACE=path: a Chrome trace-event JSON file (Perfetto, chrome://tracing).
+ *
+ * Each thread records into a ring buffer of its own, so recording takes only
+ * that buffer's lock (uncontended except while a flush drains it). When a
+ * ring is full the oldest event is overwritten and counted as dropped. A
+ * thread that exits writes its ring to the file and leaves it to the next
+ * new thread: memory stays bounded by the threads alive at once, however
+ * long the program runs and however many threads come and go. A flush (at exit, or
+ * cctx_trace_flush) drains every ring into the file and leaves the file a
+ * complete JSON document, so a trace taken from a running program opens as
+ * is; the next flush overwrites the closing lines and goes on.
+ *
+ * Events, on the track of the thread where they happened:
+ *   create   an X slice: the context, its kind, site, parent;
+ *   cancel   a B/E slice around the whole cancellation: origin, error, cause
+ *            (named "deadline" when a deadline fired). Inside it, one X slice
+ *            per context the cancellation reached ("done"), each the end of
+ *            a flow arrow that starts at the cancel slice; the after-functions
+ *            it ran (B/E "after-function") and the releases it caused;
+ *   release  an X slice when a context is freed (its last reference gone).
+ * An X slice lasts until the thread's next event, at most 1 us, so that
+ * slices on one track never overlap.
+ *
+ * Timestamps are CLOCK_MONOTONIC (real time, also under the fake clock: a
+ * trace is a record of what the program did, not of virtual time).
+ */
+#define _GNU_SOURCE
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define RING 16384 /* events per thread: about 1.6 MB */
+#define TEXT 40    /* bytes of a name or message kept per event */
+
+enum ev_type { EV_BORN, EV_FREED, EV_CANCEL, EV_REACHED, EV_CANCEL_END, EV_AFTER, EV_AFTER_END };
+
+struct event {
+    int64_t ts;
+    uint8_t type, kind;
+    int16_t err;
+    int32_t line, code;
+    const void *ctx, *other; /* other: the parent (create), origin (cancel) */
+    const char *file, *func;
+    uint64_t flow;           /* REACHED: the flow id; CANCEL: its first id */
+    int64_t flow_ts;         /* REACHED: the cancel slice's start */
+    char text[TEXT];         /* the name (create/release) or message (cancel) */
+};
+
+struct ring {
+    pthread_mutex_t lock;
+    struct ring *next;      /* in all_rings */
+    struct ring *next_free; /* in free_rings, once its thread has exited */
+    long tid;
+    char thread_name[32];
+    size_t head, n;       /* oldest event, count */
+    uint64_t dropped;
+    int named_written;    /* its thread_name metadata is in the file */
+    struct event ev[RING];
+};
+
+static pthread_mutex_t rings_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct ring *all_rings, *free_rings;
+static _Thread_local struct ring *my_ring;
+static pthread_key_t ring_key; /* its destructor hands a ring back */
+static _Atomic uint64_t next_flow = 1;
+
+/* The file (rings_lock). */
+static char *trace_path;
+static FILE *trace_file;
+static long tail_at = -1; /* where the closing lines start; -1: nothing written */
+static uint64_t dropped_total;
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static struct ring *ring_of_thread(void)
+{
+    if (cctx__likely(my_ring != NULL))
+        return my_ring;
+    pthread_mutex_lock(&rings_lock);
+    struct ring *r = free_rings;
+    if (r) {
+        free_rings = r->next_free; /* written out and empty (thread_exited) */
+    } else if ((r = calloc(1, sizeof *r)) != NULL) {
+        pthread_mutex_init(&r->lock, NULL);
+        r->next = all_rings;
+        all_rings = r;
+    }
+    pthread_mutex_unlock(&rings_lock);
+    if (!r)
+        return NULL;
+    pthread_mutex_lock(&r->lock);
+    r->tid = (long)gettid();
+    if (pthread_getname_np(pthread_self(), r->thread_name, sizeof r->thread_name) != 0 ||
+        !r->thread_name[0])
+        snprintf(r->thread_name, sizeof r->thread_name, "thread %ld", r->tid);
+    r->named_written = 0;
+    pthread_mutex_unlock(&r->lock);
+    my_ring = r;
+    pthread_setspecific(ring_key, r);
+    return r;
+}
+
+static void record(const struct event *e)
+{
+    struct ring *r = ring_of_thread();
+    if (!r)
+        return;
+    pthread_mutex_lock(&r->lock);
+    size_t at = (r->head + r->n) % RING;
+    if (r->n == RING) {
+        r->head = (r->head + 1) % RING;
+        r->dropped++;
+    } else {
+        r->n++;
+    }
+    r->ev[at] = *e;
+    r->ev[at].ts = now_ns();
+    pthread_mutex_unlock(&r->lock);
+}
+
+static void copy_text(char *dst, const char *src)
+{
+    if (src)
+        snprintf(dst, TEXT, "%s", src);
+}
+
+/* ---- Hooks ------------------------------------------------------------------------ */
+
+void cctx__trace_born(const struct cctx *c)
+{
+    struct event e = {.type = EV_BORN,
+                      .kind = (uint8_t)cctx__kind(c),
+                      .ctx = c,
+                      .other = c->parent,
+                      .file = c->file,
+                      .line = cctx__line(c),
+                      .func = c->func};
+    record(&e);
+}
+
+void cctx__trace_freed(const struct cctx *c, const struct cctx *parent, const char *file,
+                       int line, const char *func)
+{
+    struct event e = {.type = EV_FREED,
+                      .kind = (uint8_t)cctx__kind(c),
+                      .ctx = c,
+                      .other = parent,
+                      .file = file,
+                      .line = line,
+                      .func = func};
+    copy_text(e.text, cctx_name(c));
+    record(&e);
+}
+
+uint64_t cctx__trace_cancel_begin(const struct cctx *c, const struct cctx__cause *cause)
+{
+    struct event e = {.type = EV_CANCEL,
+                      .kind = (uint8_t)cctx__kind(c),
+                      .err = cause->err,
+                      .code = cause->code,
+                      .ctx = c,
+                      .other = cause->origin,
+                      .file = cause->file,
+                      .line = cause->line,
+                      .func = cause->func,
+                      .flow = atomic_fetch_add(&next_flow, 1)};
+    copy_text(e.text, cause->msg);
+    record(&e);
+    /* The REACHED events need the slice's start, to bind their arrows' tails. */
+    struct ring *r = my_ring;
+    if (r) {
+        pthread_mutex_lock(&r->lock);
+        int64_t ts = r->n ? r->ev[(r->head + r->n - 1) % RING].ts : 0;
+        pthread_mutex_unlock(&r->lock);
+        return (uint64_t)ts;
+    }
+    return 0;
+}
+
+void cctx__trace_reached(const struct cctx *c, uint64_t begin_ts)
+{
+    struct event e = {.type = EV_REACHED,
+                      .kind = (uint8_t)cctx__kind(c),
+                      .ctx = c,
+                      .file = c->file,
+                      .line = cctx__line(c),
+                      .func = c->func,
+                      .flow = atomic_fetch_add(&next_flow, 1),
+                      .flow_ts = (int64_t)begin_ts};
+    record(&e);
+}
+
+void cctx__trace_cancel_end(uint64_t begin_ts)
+{
+    (void)begin_ts;
+    struct event e = {.type = EV_CANCEL_END};
+    record(&e);
+}
+
+void cctx__trace_after(const struct cctx__after *a, int begin)
+{
+    struct event e = {.type = begin ? EV_AFTER : EV_AFTER_END};
+    if (begin) {
+        e.ctx = a->owner;
+        e.file = a->file;
+        e.line = a->line;
+        e.func = a->func;
+    }
+    record(&e);
+}
+
+/* Cancellations under way on other threads when the program exits are given
+ * a moment to record their last events. */
+static _Atomic uint32_t busy;
+
+void cctx__trace_busy(int delta)
+{
+    if (atomic_fetch_add(&busy, (uint32_t)delta) == 1 && delta < 0)
+        cctx__os_wake(&busy);
+}
+
+void cctx__trace_drain(void)
+{
+    int64_t until = cctx__os_now() + CCTX_SEC(1);
+    for (uint32_t b; (b = atomic_load(&busy)) != 0;)
+        if (cctx__os_wait(&busy, b, until) == ETIMEDOUT)
+            break;
+}
+
+/* ---- Writing ---------------------------------------------------------------------- */
+
+static void put_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; s && *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            fprintf(f, "\\%c", ch);
+        else if (ch < 0x20)
+            fprintf(f, "\\u%04x", ch);
+        else
+            fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
+static const char *kind_word(int k)
+{
+    static const char *const words[] = {"?", "root", "cancel", "deadline", "value",
+                                        "without_cancel", "released"};
+    return k >= 0 && k <= KIND_FREED ? words[k] : "?";
+}
+
+static const char *err_word(int err)
+{
+    return err == ECANCELED ? "ECANCELED" : err == ETIMEDOUT ? "ETIMEDOUT" : "0";
+}
+
+/* Microseconds with nanosecond digits, as the format wants. */
+static void put_ts(FILE *f, int64_t ns)
+{
+    fprintf(f, "%" PRId64 ".%03d", ns / 1000, (int)(ns % 1000));
+}
+
+static void put_head(FILE *f, const struct ring *r, int64_t ts, const char *ph, const char *name)
+{
+    fprintf(f, ",\n{\"pid\":%ld,\"tid\":%ld,\"ts\":", (long)getpid(), r->tid);
+    put_ts(f, ts);
+    fprintf(f, ",\"ph\":\"%s\",\"cat\":\"cctx\",\"name\":", ph);
+    put_str(f, name);
+}
+
+static void put_site(FILE *f, const char *key, const char *file, int line, const char *func)
+{
+    fprintf(f, ",\"%s\":\"", key);
+    for (const char *s = file ? file : "?"; *s; s++)
+        fputc(*s == '"' || *s == '\\' ? '_' : *s, f);
+    fprintf(f, ":%d\",\"func\":", line);
+    put_str(f, func ? func : "?");
+}
+
+static void write_event(FILE *f, const struct ring *r, const struct event *e, int64_t next_ts)
+{
+    /* An X slice ends before the thread's next event, and lasts at most 1 us. */
+    int64_t dur = next_ts > e->ts ? next_ts - e->ts : 0;
+    if (dur > 1000)
+        dur = 1000;
+    char name[96];
+    switch (e->type) {
+    case EV_BORN:
+    case EV_FREED:
+    case EV_REACHED:
+        snprintf(name, sizeof name, "%s %s",
+                 e->type == EV_BORN ? "create" : e->type == EV_FREED ? "release" : "done",
+                 kind_word(e->kind));
+        if (e->type == EV_REACHED) { /* the arrow's tail, bound to the cancel slice */
+            fprintf(f, ",\n{\"pid\":%ld,\"tid\":%ld,\"ts\":", (long)getpid(), r->tid);
+            put_ts(f, e->flow_ts);
+            fprintf(f, ",\"ph\":\"s\",\"cat\":\"cctx\",\"name\":\"cancel\",\"id\":%" PRIu64 "}",
+                    e->flow);
+        }
+        put_head(f, r, e->ts, "X", name);
+        fprintf(f, ",\"dur\":");
+        put_ts(f, dur);
+        fprintf(f, ",\"args\":{\"ctx\":\"%p\"", e->ctx);
+        if (e->type != EV_REACHED)
+            fprintf(f, ",\"parent\":\"%p\"", e->other);
+        put_site(f, e->type == EV_FREED ? "released_at" : "made_at", e->file, e->line, e->func);
+        if (e->text[0]) {
+            fprintf(f, ",\"name\":");
+            put_str(f, e->text);
+        }
+        fprintf(f, "}}");
+        if (e->type == EV_REACHED) { /* the arrow's head, bound to this slice */
+            fprintf(f, ",\n{\"pid\":%ld,\"tid\":%ld,\"ts\":", (long)getpid(), r->tid);
+            put_ts(f, e->ts);
+            fprintf(f, ",\"ph\":\"f\",\"bp\":\"e\",\"cat\":\"cctx\",\"name\":\"cancel\",\"id\":%" PRIu64
+                       "}", e->flow);
+        }
+        break;
+    case EV_CANCEL:
+        put_head(f, r, e->ts, "B", e->err == ETIMEDOUT ? "deadline" : "cancel");
+        fprintf(f, ",\"args\":{\"ctx\":\"%p\",\"kind\":\"%s\",\"origin\":\"%p\",\"err\":\"%s\","
+                   "\"code\":%d,\"msg\":", e->ctx, kind_word(e->kind), e->other,
+                err_word(e->err), e->code);
+        put_str(f, e->text);
+        put_site(f, "origin_at", e->file, e->line, e->func);
+        fprintf(f, "}}");
+        break;
+    case EV_AFTER:
+        put_head(f, r, e->ts, "B", "after-function");
+        fprintf(f, ",\"args\":{\"ctx\":\"%p\"", e->ctx);
+        put_site(f, "registered_at", e->file, e->line, e->func);
+        fprintf(f, "}}");
+        break;
+    default: /* EV_CANCEL_END, EV_AFTER_END */
+        put_head(f, r, e->ts, "E", e->type == EV_AFTER_END ? "after-function" : "cancel");
+        fprintf(f, "}");
+        break;
+    }
+}
+
+/* Opens the file, or goes back to the start of its closing lines (rings_lock
+ * held); 0 or an errno value. */
+static int file_reopen(void)
+{
+    if (trace_file)
+        return fseek(trace_file, tail_at, SEEK_SET) == 0 ? 0 : EIO;
+    trace_file = fopen(trace_path, "w");
+    if (!trace_file)
+        return errno ? errno : EIO;
+    fprintf(trace_file,
+            "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n"
+            "{\"pid\":%ld,\"ph\":\"M\",\"name\":\"process_name\",\"args\":{\"name\":\"cctx trace\"}}",
+            (long)getpid());
+    return 0;
+}
+
+/* Drains r into the file (rings_lock held; copy has room for RING events). */
+static void write_ring(FILE *f, struct ring *r, struct event *copy)
+{
+    pthread_mutex_lock(&r->lock);
+    size_t n = r->n;
+    for (size_t i = 0; i < n; i++)
+        copy[i] = r->ev[(r->head + i) % RING];
+    r->head = (r->head + n) % RING;
+    r->n = 0;
+    dropped_total += r->dropped;
+    r->dropped = 0;
+    long tid = r->tid;
+    pthread_mutex_unlock(&r->lock);
+    if (n == 0)
+        return;
+    if (!r->named_written) {
+        fprintf(f, ",\n{\"pid\":%ld,\"tid\":%ld,\"ph\":\"M\",\"name\":\"thread_name\","
+                   "\"args\":{\"name\":", (long)getpid(), tid);
+        put_str(f, r->thread_name);
+        fprintf(f, "}}");
+        r->named_written = 1;
+    }
+    for (size_t i = 0; i < n; i++)
+        write_event(f, r, &copy[i], i + 1 < n ? copy[i + 1].ts : copy[i].ts + 1000);
+}
+
+static const char TAIL_FMT[] = "\n],\n\"otherData\":{\"producer\":\"cctx\",\"dropped_events\":\"%" PRIu64
+                               "\"}}\n";
+
+/* Writes `only` (or every ring) to the file and closes the document. */
+static int flush(struct ring *only)
+{
+    pthread_mutex_lock(&rings_lock);
+    int err = file_reopen();
+    if (err) {
+        pthread_mutex_unlock(&rings_lock);
+        return err;
+    }
+    /* Drained under each ring's lock into a copy, written outside it, so a
+     * thread recording is held up only for the copy. */
+    struct event *copy = malloc(sizeof(struct event) * RING);
+    if (!copy)
+        err = ENOMEM;
+    for (struct ring *r = only ? only : all_rings; r && copy; r = only ? NULL : r->next)
+        write_ring(trace_file, r, copy);
+    free(copy);
+    tail_at = ftell(trace_file);
+    fprintf(trace_file, TAIL_FMT, dropped_total);
+    if (fflush(trace_file) != 0 || ferror(trace_file))
+        err = EIO;
+    pthread_mutex_unlock(&rings_lock);
+    return err;
+}
+
+int cctx_trace_flush(void)
+{
+    if (!(atomic_load(&cctx__debug) & CCTX__DEBUG_TRACE))
+        return 0;
+    return flush(NULL);
+}
+
+static void thread_exited(void *arg)
+{
+    struct ring *r = arg;
+    my_ring = NULL; /* a later destructor's event takes a ring again */
+    flush(r);
+    pthread_mutex_lock(&rings_lock);
+    r->next_free = free_rings;
+    free_rings = r;
+    pthread_mutex_unlock(&rings_lock);
+}
+
+int cctx__trace_start(const char *path)
+{
+    trace_path = strdup(path);
+    if (!trace_path || pthread_key_create(&ring_key, thread_exited) != 0) {
+        fputs("cctx: CCTX_TRACE: out of memory, tracing off\n", stderr);
+        return ENOMEM;
+    }
+    return 0;
+}

@@ -1,0 +1,428 @@
+/*
+ * CCTX_DEBUG: the registry behind cctx_dump(NULL), the leak report at exit,
+ * and the misuse checks. The switches are read before main, so each is
+ * tested in a child process started with the variable set (run_child); the
+ * child prints the lines of its call sites, and the test finds them in what
+ * the library reported.
+ */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "harness.h"
+#include "internal.h"
+#include "support.h"
+
+/* The line the child printed as "site NAME LINE". */
+static int site_line(const struct child *c, const char *name)
+{
+    char key[64];
+    snprintf(key, sizeof key, "site %s ", name);
+    const char *p = strstr(c->out, key);
+    CHECK(p);
+    return atoi(p + strlen(key));
+}
+
+static void check_has(const char *text, const char *want)
+{
+    if (!strstr(text, want)) {
+        fprintf(stderr, "expected to find \"%s\" in:\n%s\n", want, text);
+        abort();
+    }
+}
+
+/* "tests/test_debug.c:LINE" followed by `tail` is in text. */
+static void check_site(const char *text, const char *head, int line, const char *tail)
+{
+    char want[256];
+    snprintf(want, sizeof want, "%stests/test_debug.c:%d%s", head, line, tail);
+    check_has(text, want);
+}
+
+static void check_aborted(const struct child *c)
+{
+    if (!WIFSIGNALED(c->status) || WTERMSIG(c->status) != SIGABRT) {
+        fprintf(stderr, "child status %#x, stderr:\n%s\n", c->status, c->err);
+        abort();
+    }
+}
+
+/* ---- leaks -------------------------------------------------------------------------- */
+
+static void make_leaks(int big_site_count)
+{
+    cctx_t *keep[64];
+    int n = 0;
+    for (int i = 0; i < big_site_count; i++) {
+        keep[n++] = cctx_with_cancel(cctx_background(), NULL); printf("site big %d\n", __LINE__);
+    }
+    cctx_t *v = cctx_with_value(keep[0], &n, NULL, NULL); printf("site value %d\n", __LINE__);
+    CHECK(cctx_set_name(v, "request-id") == 0);
+    /* Released: not reported. */
+    cctx_t *gone = cctx_with_cancel(cctx_background(), NULL);
+    cctx_release(gone);
+    (void)v;
+}
+
+CHILD(leaky)
+{
+    make_leaks(3);
+}
+
+TEST(debug_leaks_are_listed_by_site_biggest_first)
+{
+    const char *env[] = {"CCTX_DEBUG=leaks", NULL};
+    struct child c;
+    run_child("leaky", env, &c);
+    CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0); /* strict is off */
+    check_has(c.err, "cctx: 4 contexts never released (CCTX_DEBUG=leaks), at 2 sites:");
+    int big = site_line(&c, "big"), value = site_line(&c, "value");
+    check_site(c.err, "     3 x cancel made at ", big, " in make_leaks");
+    check_site(c.err, "     1 x value made at ", value, " in make_leaks");
+    char want[64];
+    snprintf(want, sizeof want, ":%d in make_leaks", big);
+    /* The biggest site comes first, and each context is listed with its name. */
+    CHECK(strstr(c.err, want) < strstr(c.err, "1 x value"));
+    check_has(c.err, "\"request-id\", active, refs 1");
+    child_done(&c);
+}
+
+CHILD(many_sites)
+{
+    for (int i = 0; i < 12; i++) {
+        /* Twelve sites: a context made through a different line each time. */
+        switch (i) {
+        case 0: cctx_with_cancel(cctx_background(), NULL); break;
+        case 1: cctx_with_cancel(cctx_background(), NULL); break;
+        case 2: cctx_with_cancel(cctx_background(), NULL); break;
+        case 3: cctx_with_cancel(cctx_background(), NULL); break;
+        case 4: cctx_with_cancel(cctx_background(), NULL); break;
+        case 5: cctx_with_cancel(cctx_background(), NULL); break;
+        case 6: cctx_with_cancel(cctx_background(), NULL); break;
+        case 7: cctx_with_cancel(cctx_background(), NULL); break;
+        case 8: cctx_with_cancel(cctx_background(), NULL); break;
+        case 9: cctx_with_cancel(cctx_background(), NULL); break;
+        case 10: cctx_with_cancel(cctx_background(), NULL); break;
+        default: cctx_with_cancel(cctx_background(), NULL); break;
+        }
+    }
+    for (int i = 0; i < 7; i++)
+        cctx_with_timeout(cctx_background(), CCTX_SEC(100), NULL); /* the biggest site */
+}
+
+TEST(debug_leaks_show_ten_sites_and_count_the_rest)
+{
+    const char *env[] = {"CCTX_DEBUG=leaks", NULL};
+    struct child c;
+    run_child("many_sites", env, &c);
+    CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
+    check_has(c.err, "cctx: 19 contexts never released (CCTX_DEBUG=leaks), at 13 sites:");
+    check_has(c.err, "cctx:      7 x deadline made at tests/test_debug.c:");
+    CHECK(strstr(c.err, "7 x deadline") < strstr(c.err, "1 x cancel"));
+    check_has(c.err, "cctx: ... and 3 more at 3 other sites");
+    check_has(c.err, "... and 2 more\n"); /* 7 at one site, 5 of them shown */
+    child_done(&c);
+}
+
+TEST(debug_leaks_strict_turns_the_exit_status_non_zero)
+{
+    const char *env[] = {"CCTX_DEBUG=leaks,strict", NULL};
+    struct child c;
+    run_child("leaky", env, &c);
+    CHECK(WIFEXITED(c.status));
+    CHECK_EQ(WEXITSTATUS(c.status), CCTX__LEAK_EXIT_STATUS);
+    check_has(c.err, "4 contexts never released");
+    child_done(&c);
+}
+
+CHILD(tidy)
+{
+    cctx_cancel_t *cancel;
+    cctx_t *a = cctx_with_cancel(cctx_background(), &cancel);
+    cctx_t *b = cctx_with_value(a, &cancel, NULL, NULL);
+    cctx_t *d = cctx_with_timeout(b, CCTX_SEC(10), NULL);
+    cctx_cancel(cancel);
+    cctx_release(d);
+    cctx_release(b);
+    cctx_release(a);
+    printf("tidy done\n");
+}
+
+TEST(debug_leaks_without_leaks_report_nothing_and_exit_zero)
+{
+    const char *env[] = {"CCTX_DEBUG=leaks,strict", NULL};
+    struct child c;
+    run_child("tidy", env, &c);
+    CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
+    check_has(c.out, "tidy done");
+    CHECK(strstr(c.err, "cctx:") == NULL);
+    child_done(&c);
+}
+
+TEST(debug_unknown_switch_is_named_and_ignored)
+{
+    const char *env[] = {"CCTX_DEBUG=leaks,bogus", NULL};
+    struct child c;
+    run_child("tidy", env, &c);
+    CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
+    check_has(c.err, "CCTX_DEBUG: unknown switch \"bogus\" ignored");
+    child_done(&c);
+}
+
+/* ---- checks ------------------------------------------------------------------------- */
+
+/* Each child makes a context at "made", releases its last reference at
+ * "released", then misuses it at "misuse". */
+#define MADE_AND_RELEASED(c)                                                        \
+    cctx_cancel_t *c##_cancel;                                                      \
+    cctx_t *c = cctx_with_cancel(cctx_background(), &c##_cancel);                   \
+    printf("site made %d\n", __LINE__);                                             \
+    cctx_release(c); printf("site released %d\n", __LINE__);                        \
+    fflush(stdout)
+
+CHILD(over_release)
+{
+    MADE_AND_RELEASED(c);
+    (void)c_cancel;
+    printf("site misuse %d\n", __LINE__ + 2);
+    fflush(stdout);
+    cctx_release(c);
+}
+
+static void check_misuse(const char *child, const char *what, bool has_site)
+{
+    const char *env[] = {"CCTX_DEBUG=checks", NULL};
+    struct child c;
+    run_child(child, env, &c);
+    check_aborted(&c);
+    check_has(c.err, what);
+    if (has_site)
+        check_site(c.err, ", at ", site_line(&c, "misuse"), " in child_");
+    else
+        check_has(c.err, "(called from ");
+    check_site(c.err, "was made at ", site_line(&c, "made"), " in child_");
+    check_site(c.err, "and released (its last reference dropped) at ", site_line(&c, "released"),
+               " in child_");
+    child_done(&c);
+}
+
+TEST(debug_checks_catch_over_release_with_all_three_sites)
+{
+    check_misuse("over_release",
+                 "cctx: misuse: cctx_release of a context with no reference left (over-release)",
+                 true);
+}
+
+CHILD(derive_from_released)
+{
+    MADE_AND_RELEASED(c);
+    (void)c_cancel;
+    printf("site misuse %d\n", __LINE__ + 2);
+    fflush(stdout);
+    cctx_with_value(c, &c, NULL, NULL);
+}
+
+TEST(debug_checks_catch_deriving_from_a_released_context)
+{
+    check_misuse("derive_from_released",
+                 "misuse: deriving from a context already released (use after free)", true);
+}
+
+CHILD(stale_cancel)
+{
+    MADE_AND_RELEASED(c);
+    printf("site misuse %d\n", __LINE__ + 2);
+    fflush(stdout);
+    cctx_cancel(c_cancel);
+}
+
+TEST(debug_checks_catch_cancel_through_a_stale_handle)
+{
+    check_misuse("stale_cancel", "misuse: cancel through a stale handle", true);
+}
+
+CHILD(err_after_free)
+{
+    MADE_AND_RELEASED(c);
+    (void)c_cancel;
+    printf("err %d\n", cctx_err(c));
+}
+
+TEST(debug_checks_catch_reading_a_released_context_and_name_the_caller)
+{
+    check_misuse("err_after_free", "misuse: cctx_err on a context already released", false);
+}
+
+CHILD(wait_after_free)
+{
+    MADE_AND_RELEASED(c);
+    (void)c_cancel;
+    printf("site misuse %d\n", __LINE__ + 2);
+    fflush(stdout);
+    cctx_wait(c, 0);
+}
+
+TEST(debug_checks_catch_waiting_on_a_released_context)
+{
+    check_misuse("wait_after_free", "misuse: cctx_wait on a context already released", true);
+}
+
+CHILD(stop_unregistered)
+{
+    cctx_after_t reg = {0};
+    printf("site misuse %d\n", __LINE__ + 2);
+    fflush(stdout);
+    cctx_after_stop(&reg);
+}
+
+TEST(debug_checks_catch_after_stop_on_storage_never_registered)
+{
+    const char *env[] = {"CCTX_DEBUG=checks", NULL};
+    struct child c;
+    run_child("stop_unregistered", env, &c);
+    check_aborted(&c);
+    check_has(c.err, "misuse: cctx_after_stop on storage that was never registered");
+    check_site(c.err, ", at ", site_line(&c, "misuse"), " in child_stop_unregistered");
+    child_done(&c);
+}
+
+CHILD(stop_unregistered_quietly)
+{
+    cctx_after_t reg = {0};
+    printf("stopped %d\n", cctx_after_stop(&reg));
+}
+
+TEST(debug_without_checks_after_stop_on_zeroed_storage_is_false)
+{
+    struct child c;
+    run_child("stop_unregistered_quietly", NULL, &c);
+    CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
+    check_has(c.out, "stopped 0");
+    child_done(&c);
+}
+
+CHILD(correct_use_under_checks)
+{
+    /* Everything used as documented: checks must stay silent. */
+    cctx_cancel_t *cancel;
+    cctx_t *a = cctx_with_cancel(cctx_background(), &cancel);
+    for (int i = 0; i < 1000; i++) {
+        cctx_t *b = cctx_with_timeout(a, CCTX_SEC(5), NULL);
+        cctx_after_t reg;
+        struct rec r = {0};
+        cctx_after_func(b, &reg, rec_fn, &r);
+        if (i % 2)
+            cctx_after_stop(&reg);
+        cctx_release(b);
+    }
+    cctx_cancel(cancel);
+    CHECK_EQ(cctx_err(a), ECANCELED);
+    cctx_release(a);
+    printf("clean\n");
+}
+
+TEST(debug_checks_stay_silent_on_correct_use)
+{
+    const char *env[] = {"CCTX_DEBUG=checks,leaks,strict", NULL};
+    struct child c;
+    run_child("correct_use_under_checks", env, &c);
+    CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
+    check_has(c.out, "clean");
+    CHECK(strstr(c.err, "cctx:") == NULL);
+    child_done(&c);
+}
+
+/* ---- cctx_dump(NULL) ------------------------------------------------------------------ */
+
+static char *dump_all(int format)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    CHECK(f);
+    CHECK_EQ(cctx_dump(NULL, f, format), 0);
+    CHECK(fclose(f) == 0);
+    return text;
+}
+
+CHILD(whole_process)
+{
+    cctx_cancel_t *cancel;
+    cctx_t *server = cctx_with_cancel(cctx_background(), &cancel);
+    cctx_set_name(server, "server");
+    cctx_t *req = cctx_with_value(server, &cancel, NULL, NULL);
+    cctx_set_name(req, "request-id");
+    cctx_t *deadline = cctx_with_timeout(req, CCTX_SEC(30), NULL);
+    cctx_set_name(deadline, "db query");
+    cctx_t *detached = cctx_without_cancel(req);
+    cctx_set_name(detached, "audit");
+    cctx_t *audit_job = cctx_with_cancel(detached, NULL);
+    cctx_set_name(audit_job, "audit job");
+    cctx_t *other = cctx_with_cancel(cctx_todo(), NULL);
+    cctx_set_name(other, "other tree");
+    char *text = dump_all(CCTX_DUMP_TEXT);
+    fputs(text, stdout);
+    free(text);
+    printf("---\n");
+    text = dump_all(CCTX_DUMP_JSON);
+    fputs(text, stdout);
+    free(text);
+    cctx_release(other);
+    cctx_release(audit_job);
+    cctx_release(detached);
+    cctx_release(deadline);
+    cctx_release(req);
+    cctx_release(server);
+}
+
+TEST(debug_dump_null_shows_every_tree_with_every_kind)
+{
+    const char *env[] = {"CCTX_DEBUG=trees", NULL};
+    struct child c;
+    run_child("whole_process", env, &c);
+    CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
+    /* Indentation is depth: each context under its own parent, values and
+     * without-cancel ones included; both roots' trees; references exact. */
+    const char *want[] = {
+        "root ", " \"background\" made at cctx:0 in cctx_background, active, refs 0, children 1",
+        "\n  cancel ", " \"server\" made at tests/test_debug.c:",
+        "\n    value ", " \"request-id\" made at tests/test_debug.c:",
+        "\n      deadline ", " \"db query\" made at",
+        "\n      without_cancel ", " \"audit\" made at",
+        "\n        cancel ", " \"audit job\" made at",
+        "\nroot ", " \"todo\" made at cctx:0 in cctx_todo, active, refs 0, children 1",
+        "\n  cancel ", " \"other tree\"",
+    };
+    const char *p = c.out;
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        const char *q = strstr(p, want[i]);
+        if (!q) {
+            fprintf(stderr, "missing (in order) \"%s\" in:\n%s\n", want[i], c.out);
+            abort();
+        }
+        p = q + strlen(want[i]);
+    }
+    /* server: its own reference and its child's; request-id: three. */
+    check_has(c.out, "refs 2, children 1\n    value");
+    check_has(c.out, "refs 3, children 2\n      deadline");
+    /* The JSON holds the same seven contexts plus both roots. */
+    const char *json = strstr(c.out, "---\n");
+    CHECK(json);
+    int ids = 0;
+    for (const char *q = json; (q = strstr(q, "{\"id\":")) != NULL; q++)
+        ids++;
+    CHECK_EQ(ids, 8);
+    child_done(&c);
+}
+
+TEST(debug_dump_null_is_enotsup_without_the_registry)
+{
+    char buf[64] = "";
+    FILE *f = fmemopen(buf, sizeof buf, "w");
+    CHECK(f);
+    CHECK_EQ(cctx_dump(NULL, f, CCTX_DUMP_JSON), ENOTSUP);
+    fclose(f);
+    CHECK_STR(buf, "");
+}

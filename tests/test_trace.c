@@ -1,0 +1,286 @@
+/*
+ * CCTX_TRACE: the trace file of a child process that builds a small tree,
+ * flushes, cancels it, lets a deadline fire and exits, checked with Python's
+ * json module: it parses, each thread's events are in order, and the flow
+ * arrows of the cancellation lead from it to exactly the contexts of the
+ * tree it reached.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "support.h"
+
+static void copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "r"), *out = fopen(to, "w");
+    CHECK(in && out);
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        CHECK(fwrite(buf, 1, n, out) == n);
+    fclose(in);
+    CHECK(fclose(out) == 0);
+}
+
+static void after_fn(void *arg)
+{
+    (*(int *)arg)++;
+}
+
+CHILD(traced)
+{
+    const char *path = getenv("CCTX_TRACE");
+    CHECK(path);
+    cctx_cancel_t *cancel;
+    cctx_t *root = cctx_with_cancel(cctx_background(), &cancel);
+    cctx_set_name(root, "root");
+    cctx_t *a = cctx_with_cancel(root, NULL);
+    static int key;
+    cctx_t *v = cctx_with_value(a, &key, NULL, NULL);
+    cctx_t *b = cctx_with_cancel(v, NULL);
+    cctx_t *c = cctx_with_timeout(root, CCTX_SEC(3600), NULL);
+    cctx_t *other = cctx_with_cancel(cctx_background(), NULL);
+    int ran = 0;
+    cctx_after_t reg;
+    cctx_after_func(b, &reg, after_fn, &ran);
+    printf("ctx root %p\nctx a %p\nctx v %p\nctx b %p\nctx c %p\nctx other %p\n", (void *)root,
+           (void *)a, (void *)v, (void *)b, (void *)c, (void *)other);
+
+    /* A flush leaves a complete file: keep a copy of it as it is now. */
+    CHECK_EQ(cctx_trace_flush(), 0);
+    char *mid;
+    CHECK(asprintf(&mid, "%s.mid", path) > 0);
+    copy_file(path, mid);
+    free(mid);
+
+    cctx_cancel(cancel);
+    CHECK_EQ(ran, 1);
+    cctx_t *d = cctx_with_timeout(cctx_background(), CCTX_MSEC(1), NULL);
+    printf("ctx d %p\n", (void *)d);
+    CHECK_EQ(cctx_wait(d, CCTX_SEC(10)), ETIMEDOUT);
+    cctx_release(d);
+    cctx_release(other);
+    cctx_release(c);
+    cctx_release(b);
+    cctx_release(v);
+    cctx_release(a);
+    cctx_release(root);
+}
+
+/* argv: the trace, the copy made after the first flush, the child's stdout. */
+static const char check_script[] =
+    "import json, sys\n"
+    "t = json.load(open(sys.argv[1]))\n"
+    "mid = json.load(open(sys.argv[2]))\n"
+    "ids = {}\n"
+    "for line in open(sys.argv[3]):\n"
+    "    w = line.split()\n"
+    "    if w and w[0] == \"ctx\": ids[w[1]] = w[2]\n"
+    "name = {v: k for k, v in ids.items()}\n"
+    "ev = t[\"traceEvents\"]\n"
+    "assert t[\"otherData\"][\"dropped_events\"] == \"0\", t[\"otherData\"]\n"
+    "# each thread: events in time order, B/E balanced\n"
+    "last, depth = {}, {}\n"
+    "for e in ev:\n"
+    "    if e[\"ph\"] in \"XBE\":\n"
+    "        assert e[\"ts\"] >= last.get(e[\"tid\"], 0), e\n"
+    "        last[e[\"tid\"]] = e[\"ts\"]\n"
+    "        depth[e[\"tid\"]] = depth.get(e[\"tid\"], 0) + {\"B\": 1, \"E\": -1, \"X\": 0}[e[\"ph\"]]\n"
+    "        assert depth[e[\"tid\"]] >= 0, e\n"
+    "assert all(d == 0 for d in depth.values()), depth\n"
+    "# creations, with their parents\n"
+    "made = {name[e[\"args\"][\"ctx\"]]: e[\"args\"][\"parent\"] for e in ev\n"
+    "        if e[\"name\"].startswith(\"create \") and e[\"args\"][\"ctx\"] in name}\n"
+    "assert made[\"a\"] == ids[\"root\"] and made[\"v\"] == ids[\"a\"], made\n"
+    "assert made[\"b\"] == ids[\"v\"] and made[\"c\"] == ids[\"root\"], made\n"
+    "assert set(made) == {\"root\", \"a\", \"v\", \"b\", \"c\", \"other\", \"d\"}, made\n"
+    "# the cancellation: origin, cause, and what it reached\n"
+    "i = [k for k, e in enumerate(ev) if e[\"ph\"] == \"B\" and e[\"name\"] == \"cancel\"]\n"
+    "assert len(i) == 1, i\n"
+    "cb = ev[i[0]]\n"
+    "assert cb[\"args\"][\"ctx\"] == ids[\"root\"] and cb[\"args\"][\"origin\"] == ids[\"root\"], cb\n"
+    "assert cb[\"args\"][\"err\"] == \"ECANCELED\" and cb[\"args\"][\"msg\"] == \"context canceled\", cb\n"
+    "assert cb[\"args\"][\"origin_at\"].startswith(\"tests/test_trace.c:\"), cb\n"
+    "inside, k = [], i[0] + 1\n"
+    "while not (ev[k][\"ph\"] == \"E\" and ev[k][\"name\"] == \"cancel\" and ev[k][\"tid\"] == cb[\"tid\"]):\n"
+    "    if ev[k][\"tid\"] == cb[\"tid\"]: inside.append(ev[k])\n"
+    "    k += 1\n"
+    "done = [e for e in inside if e[\"ph\"] == \"X\" and e[\"name\"].startswith(\"done \")]\n"
+    "assert sorted(name[e[\"args\"][\"ctx\"]] for e in done) == [\"a\", \"b\", \"c\", \"root\"], done\n"
+    "afters = [e for e in inside if e[\"ph\"] == \"B\" and e[\"name\"] == \"after-function\"]\n"
+    "assert len(afters) == 1 and afters[0][\"args\"][\"ctx\"] == ids[\"b\"], afters\n"
+    "# one arrow per context reached: tail on the cancel slice, head on its done slice\n"
+    "tails = {e[\"id\"]: e for e in ev if e[\"ph\"] == \"s\"}\n"
+    "heads = {e[\"id\"]: e for e in ev if e[\"ph\"] == \"f\"}\n"
+    "assert set(tails) == set(heads), (tails, heads)\n"
+    "mine = [f for f in heads if tails[f][\"ts\"] == cb[\"ts\"] and tails[f][\"tid\"] == cb[\"tid\"]]\n"
+    "assert len(mine) == 4, mine\n"
+    "assert sorted(heads[f][\"ts\"] for f in mine) == sorted(e[\"ts\"] for e in done)\n"
+    "assert all(heads[f][\"bp\"] == \"e\" for f in mine)\n"
+    "# the deadline fired on the timer thread, with its own arrow\n"
+    "dl = [e for e in ev if e[\"ph\"] == \"B\" and e[\"name\"] == \"deadline\"]\n"
+    "assert len(dl) == 1 and dl[0][\"args\"][\"ctx\"] == ids[\"d\"], dl\n"
+    "assert dl[0][\"args\"][\"err\"] == \"ETIMEDOUT\" and dl[0][\"tid\"] != cb[\"tid\"], dl\n"
+    "threads = {e[\"tid\"] for e in ev if e[\"ph\"] == \"M\" and e[\"name\"] == \"thread_name\"}\n"
+    "assert {cb[\"tid\"], dl[0][\"tid\"]} <= threads, threads\n"
+    "# every context released\n"
+    "freed = {name[e[\"args\"][\"ctx\"]] for e in ev if e[\"name\"].startswith(\"release \")\n"
+    "         and e[\"args\"][\"ctx\"] in name}\n"
+    "assert freed == set(made), freed\n"
+    "# the copy taken after the first flush: a complete document, before the cancel\n"
+    "assert any(e[\"name\"] == \"create cancel\" for e in mid[\"traceEvents\"])\n"
+    "assert not any(e[\"name\"] == \"cancel\" for e in mid[\"traceEvents\"])\n"
+    "print(\"trace ok:\", len(ev), \"events\")\n";
+
+static bool have_python(void)
+{
+    return system("python3 -c 'import json' >/dev/null 2>&1") == 0;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    CHECK(f);
+    fputs(text, f);
+    CHECK(fclose(f) == 0);
+}
+
+TEST(trace_records_tree_cancel_flows_deadline_and_releases)
+{
+    char dir[] = "/tmp/cctx-trace-XXXXXX";
+    CHECK(mkdtemp(dir));
+    char *env_trace, *trace, *out, *script, *cmd;
+    CHECK(asprintf(&trace, "%s/trace.json", dir) > 0);
+    CHECK(asprintf(&env_trace, "CCTX_TRACE=%s", trace) > 0);
+    const char *env[] = {env_trace, NULL};
+    struct child c;
+    run_child("traced", env, &c);
+    if (!WIFEXITED(c.status) || WEXITSTATUS(c.status) != 0) {
+        fprintf(stderr, "child failed (%#x):\n%s\n", c.status, c.err);
+        abort();
+    }
+    CHECK(strstr(c.err, "cctx:") == NULL);
+    CHECK(asprintf(&out, "%s/out.txt", dir) > 0);
+    write_file(out, c.out);
+    if (!have_python()) {
+        CHECK(getenv("CI") == NULL || strcmp(getenv("CI"), "true") != 0);
+        printf("trace: python3 not found, JSON not checked\n");
+    } else {
+        CHECK(asprintf(&script, "%s/check.py", dir) > 0);
+        write_file(script, check_script);
+        CHECK(asprintf(&cmd, "python3 %s %s %s.mid %s", script, trace, trace, out) > 0);
+        CHECK_EQ(system(cmd), 0);
+        free(cmd);
+        unlink(script);
+        free(script);
+    }
+    child_done(&c);
+    char *mid;
+    CHECK(asprintf(&mid, "%s.mid", trace) > 0);
+    unlink(mid);
+    unlink(trace);
+    unlink(out);
+    rmdir(dir);
+    free(mid);
+    free(out);
+    free(trace);
+    free(env_trace);
+}
+
+CHILD(trace_flood)
+{
+    for (int i = 0; i < 20000; i++)
+        cctx_release(cctx_with_cancel(cctx_background(), NULL));
+}
+
+TEST(trace_memory_is_bounded_and_drops_are_counted)
+{
+    char path[] = "/tmp/cctx-trace-flood-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    char *env_trace;
+    CHECK(asprintf(&env_trace, "CCTX_TRACE=%s", path) > 0);
+    const char *env[] = {env_trace, NULL};
+    struct child c;
+    run_child("trace_flood", env, &c);
+    CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
+    child_done(&c);
+    if (have_python()) {
+        char *cmd;
+        /* 40,000 events on one thread, a ring of 16,384: the newest are kept. */
+        CHECK(asprintf(&cmd,
+                       "python3 -c 'import json,sys; t=json.load(open(sys.argv[1])); "
+                       "n=sum(1 for e in t[\"traceEvents\"] if e[\"ph\"]==\"X\"); "
+                       "d=int(t[\"otherData\"][\"dropped_events\"]); "
+                       "assert n == 16384 and d == 40000 - 16384, (n, d)' %s",
+                       path) > 0);
+        CHECK_EQ(system(cmd), 0);
+        free(cmd);
+    } else {
+        CHECK(getenv("CI") == NULL || strcmp(getenv("CI"), "true") != 0);
+    }
+    unlink(path);
+    free(env_trace);
+}
+
+static void *short_lived(void *arg)
+{
+    cctx_release(cctx_with_cancel((cctx_t *)arg, NULL));
+    return NULL;
+}
+
+CHILD(trace_threads_come_and_go)
+{
+    cctx_cancel_t *cancel;
+    cctx_t *root = cctx_with_cancel(cctx_background(), &cancel);
+    for (int i = 0; i < 200; i++) {
+        pthread_t t;
+        CHECK_EQ(pthread_create(&t, NULL, short_lived, root), 0);
+        CHECK_EQ(pthread_join(t, NULL), 0);
+    }
+    cctx_release(root);
+}
+
+TEST(trace_keeps_the_events_of_threads_that_exited)
+{
+    char path[] = "/tmp/cctx-trace-threads-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    char *env_trace;
+    CHECK(asprintf(&env_trace, "CCTX_TRACE=%s", path) > 0);
+    const char *env[] = {env_trace, NULL};
+    struct child c;
+    run_child("trace_threads_come_and_go", env, &c);
+    CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
+    child_done(&c);
+    if (have_python()) {
+        char *cmd;
+        /* Each of the 200 threads wrote its ring as it exited: its create and
+         * release events are there, on a track of its own. */
+        CHECK(asprintf(&cmd,
+                       "python3 -c 'import json,sys; t=json.load(open(sys.argv[1])); "
+                       "ev=t[\"traceEvents\"]; main=ev[1][\"tid\"]; "
+                       "tids={e[\"tid\"] for e in ev if e[\"ph\"]==\"X\" and e[\"tid\"]!=main}; "
+                       "n=sum(1 for e in ev if e[\"ph\"]==\"X\" and e[\"tid\"]!=main); "
+                       "assert len(tids) == 200 and n == 400, (len(tids), n)' %s",
+                       path) > 0);
+        CHECK_EQ(system(cmd), 0);
+        free(cmd);
+    } else {
+        CHECK(getenv("CI") == NULL || strcmp(getenv("CI"), "true") != 0);
+    }
+    unlink(path);
+    free(env_trace);
+}
+
+TEST(trace_flush_without_tracing_does_nothing)
+{
+    CHECK_EQ(cctx_trace_flush(), 0);
+}
