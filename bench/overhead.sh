@@ -3,7 +3,7 @@
 # change (BASE) and one after (NEW), run side by side, NEW also with each
 # switch on.
 #
-#   bench/overhead.sh BASE_BENCH NEW_BENCH OUTDIR [ROUNDS] [BENCH_REGEX]
+#   bench/overhead.sh BASE_BENCH NEW_BENCH OUTDIR [ROUNDS] [BENCH_REGEX...]
 #
 # For each round (default 5) it runs, one after the other: BASE; NEW with no
 # switch; NEW with CCTX_DEBUG=trees; NEW with CCTX_DEBUG=leaks,checks; NEW
@@ -11,9 +11,15 @@
 # cell of the table it prints is the median ns/op of the rounds. Raw lines are
 # in OUTDIR/<column>.txt.
 set -euo pipefail
-[ $# -ge 3 ] || { echo "usage: $0 BASE_BENCH NEW_BENCH OUTDIR [ROUNDS] [BENCH_REGEX]" >&2; exit 2; }
+[ $# -ge 3 ] || { echo "usage: $0 BASE_BENCH NEW_BENCH OUTDIR [ROUNDS] [BENCH_REGEX...]" >&2; exit 2; }
 base=$1 new=$2 out=$3 rounds=${4:-5}
-regex=${5:-'CancelTree/depth=1/|CancelTree/depth=10/|WithTimeout/concurrency=4000$|CheckCanceled|ContextCancelDone|DeepValueSameGoRoutine/depth=10$|CommonParentCancel'}
+shift $(($# < 4 ? $# : 4))
+# The hot paths: derive + cancel + release from a root and from a parent,
+# deadlines, checking, waiting, values.
+patterns=("$@")
+[ ${#patterns[@]} -gt 0 ] || patterns=('CancelTree/depth=1$' 'CancelTree/depth=10$'
+    'WithTimeout/concurrency=4000$' 'CheckCanceled' 'ContextCancelDone'
+    'DeepValueSameGoRoutine/depth=10$' 'CommonParentCancel')
 mkdir -p "$out"
 columns=(base off trees leaks+checks trace)
 for c in "${columns[@]}"; do : >"$out/$c.txt"; done
@@ -21,7 +27,9 @@ for c in "${columns[@]}"; do : >"$out/$c.txt"; done
 run() { # run COLUMN BINARY [ENV...]
     local col=$1 bin=$2
     shift 2
-    env "$@" "$bin" -bench "$regex" -benchtime 300ms >>"$out/$col.txt" 2>>"$out/stderr.txt"
+    for p in "${patterns[@]}"; do
+        env "$@" "$bin" -bench "$p" -benchtime 300ms >>"$out/$col.txt" 2>>"$out/stderr.txt"
+    done
 }
 
 for r in $(seq "$rounds"); do

@@ -73,6 +73,7 @@ const char *cctx_name(const cctx_t *ctx)
         return NULL;
     if (cctx__kind(ctx) == KIND_ROOT)
         return ctx == cctx_background() ? "background" : "todo";
+    cctx__check_live(ctx, "cctx_name", NULL, 0, NULL);
     if (!(atomic_load_explicit(&((struct cctx *)ctx)->word, memory_order_acquire) & WORD_NAMED))
         return NULL;
     pthread_mutex_lock(&names_lock);
