@@ -1,2 +1,353 @@
-/* placeholder: being written */
-typedef int cctx_placeholder_group_;
+/*
+ * Groups of threads sharing a context: Go's errgroup.WithContext over a small
+ * pool of reusable pthreads (API.md section 10, choices in <cctx/group.h>).
+ *
+ * This file uses only the public API of <cctx.h>: the group's context is an
+ * ordinary cancelable child of the parent, the first failing task cancels it
+ * through its cctx_cancel_t, and a go blocked on a full group learns that the
+ * context ended from an after-function registered on it.
+ *
+ * One mutex per group (g->mu) guards every field below that is not marked
+ * immutable, and each worker's hand-over fields. It is the only lock here, and
+ * it is never held across a call into cctx that can cancel, release, wait or
+ * run after-functions: those run user code and our own after-function, which
+ * takes g->mu. Under it we only read cctx_err (one atomic load) and create
+ * threads (the slow path, taken only while the pool grows; holding the lock
+ * keeps the count of threads and tasks in step without a rollback protocol).
+ *
+ * Workers. Every thread of the pool is either idle (on g->idle, waiting on its
+ * own condition variable) or owns exactly one task (handed over in w->fn, or
+ * running). So the number of threads is g->active plus the idle ones, and go
+ * creates one only when none is idle: with a limit L, active < L before the
+ * hand-over, hence at most L threads ever. A finishing worker returns to the
+ * idle stack in the same critical section in which it drops g->active, so a
+ * go that a finished task let through always finds an idle worker. The stack
+ * is LIFO, so the most recently used (cache-warm) thread is reused first.
+ *
+ * Ending. g->closed is set by the first wait (or free) that sees no task left;
+ * from then on nothing starts, so the pool can be stopped and joined with no
+ * task in flight. A go that raced with that wait either handed its task over
+ * first (the wait then waited for it) or sees closed and starts nothing.
+ */
+#define _GNU_SOURCE
+#include <cctx.h>
+#include <cctx/group.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+typedef int (*task_fn)(cctx_t *ctx, void *arg);
+
+struct worker {
+    cctx_group_t *g;      /* immutable */
+    pthread_t thread;     /* written by go under g->mu, read by the joiner */
+    pthread_cond_t wake;  /* a task was handed over, or the pool stops */
+    struct worker *next;  /* every worker of the group (g->workers) */
+    struct worker *next_idle;
+    /* The hand-over: fn non-NULL means a task waits to be taken. The site is
+     * that of the go call, the origin of the cancellation if the task fails. */
+    task_fn fn;
+    void *arg;
+    const char *file;
+    int line;
+    const char *func;
+};
+
+struct cctx_group {
+    pthread_mutex_t mu;
+    pthread_cond_t slot;  /* go waits here for a free slot or the context's end */
+    pthread_cond_t quiet; /* wait and free wait here for active == 0 */
+    cctx_t *ctx;           /* immutable: the group's reference, released by free */
+    cctx_cancel_t *cancel; /* immutable */
+    cctx_after_t on_end;   /* wakes the go calls blocked on slot */
+    int limit;             /* 0: none */
+    int active;            /* tasks handed over and not yet returned */
+    int err;               /* the first non-zero task result */
+    bool go_called;        /* limit is fixed from then on */
+    bool closed;           /* a wait saw the group idle: nothing starts any more */
+    bool stopping;         /* idle workers exit instead of waiting */
+    struct worker *workers;
+    struct worker *idle;
+};
+
+/* The group whose pool this thread belongs to: a wait or free from one of the
+ * group's own tasks would wait for itself. A worker serves one group all its
+ * life, so this is set once when it starts. */
+static _Thread_local cctx_group_t *worker_of;
+
+static const char task_failed_msg[] = "group task failed";
+
+/* ---- the after-function ----------------------------------------------------- */
+
+/* Runs once the group's context has ended, on the thread that ended it, with
+ * no cctx lock held. Taking g->mu orders the broadcast after a blocked go's
+ * check of cctx_err: that go either saw the error or is already waiting. */
+static void on_ctx_end(void *arg)
+{
+    cctx_group_t *g = arg;
+    pthread_mutex_lock(&g->mu);
+    pthread_cond_broadcast(&g->slot);
+    pthread_mutex_unlock(&g->mu);
+}
+
+/* ---- workers ---------------------------------------------------------------- */
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    cctx_group_t *g = w->g;
+    worker_of = g;
+#ifdef __linux__
+    pthread_setname_np(pthread_self(), "cctx-group");
+#endif
+    pthread_mutex_lock(&g->mu);
+    for (;;) {
+        while (!w->fn && !g->stopping)
+            pthread_cond_wait(&w->wake, &g->mu);
+        if (!w->fn)
+            break; /* stopping, and no task was handed over (none can be) */
+        task_fn fn = w->fn;
+        void *fn_arg = w->arg;
+        const char *file = w->file, *func = w->func;
+        int line = w->line;
+        w->fn = NULL;
+        pthread_mutex_unlock(&g->mu);
+
+        /* g->ctx stays valid: the group's reference is released only by
+         * free, after every task has returned. */
+        int r = fn(g->ctx, fn_arg);
+
+        pthread_mutex_lock(&g->mu);
+        if (r != 0 && g->err == 0) {
+            g->err = r;
+            /* Cancel before this task stops counting as active, so a wait
+             * (which cancels too, with its own site) cannot get in first. */
+            pthread_mutex_unlock(&g->mu);
+            cctx_cancel_cause_at(g->cancel, r, task_failed_msg, file, line, func);
+            pthread_mutex_lock(&g->mu);
+        }
+        g->active--;
+        w->next_idle = g->idle;
+        g->idle = w;
+        if (g->limit > 0)
+            pthread_cond_signal(&g->slot); /* one slot freed: one go may start */
+        if (g->active == 0)
+            pthread_cond_broadcast(&g->quiet);
+    }
+    /* Nothing touches w or g after this unlock: the joiner frees both. */
+    pthread_mutex_unlock(&g->mu);
+    return NULL;
+}
+
+static void hand_over(struct worker *w, task_fn fn, void *arg, const char *file, int line,
+                      const char *func)
+{
+    w->fn = fn;
+    w->arg = arg;
+    w->file = file;
+    w->line = line;
+    w->func = func;
+}
+
+/* Starts a new worker that takes the task at once. Called with g->mu held (the
+ * new thread blocks on it until go returns). On failure nothing changed. */
+static int spawn(cctx_group_t *g, task_fn fn, void *arg, const char *file, int line,
+                 const char *func)
+{
+    struct worker *w = calloc(1, sizeof *w);
+    if (!w)
+        return ENOMEM;
+    int r = pthread_cond_init(&w->wake, NULL);
+    if (r != 0) {
+        free(w);
+        return r == EAGAIN ? EAGAIN : ENOMEM;
+    }
+    w->g = g;
+    hand_over(w, fn, arg, file, line, func);
+    /* Default attributes; the new thread inherits this thread's signal mask
+     * (documented in the header). */
+    r = pthread_create(&w->thread, NULL, worker_main, w);
+    if (r != 0) {
+        pthread_cond_destroy(&w->wake);
+        free(w);
+        return r == ENOMEM ? ENOMEM : EAGAIN;
+    }
+    w->next = g->workers;
+    g->workers = w;
+    g->active++;
+    return 0;
+}
+
+/* Stops and joins every worker. Only once g->closed is set and no task is
+ * active, so every worker is idle or about to wait. Whoever takes the list
+ * joins it: a second caller (concurrent waits, then free) finds it empty. */
+static void pool_stop(cctx_group_t *g)
+{
+    pthread_mutex_lock(&g->mu);
+    struct worker *list = g->workers;
+    g->workers = NULL;
+    g->idle = NULL;
+    g->stopping = true;
+    for (struct worker *w = list; w; w = w->next)
+        pthread_cond_signal(&w->wake);
+    pthread_mutex_unlock(&g->mu);
+    while (list) {
+        struct worker *w = list;
+        list = w->next;
+        pthread_join(w->thread, NULL);
+        pthread_cond_destroy(&w->wake);
+        free(w);
+    }
+}
+
+/* Waits for every task to return and closes the group. */
+static int wait_quiet(cctx_group_t *g)
+{
+    pthread_mutex_lock(&g->mu);
+    while (g->active > 0)
+        pthread_cond_wait(&g->quiet, &g->mu);
+    g->closed = true;
+    pthread_cond_broadcast(&g->slot); /* none should wait (active is 0); cheap */
+    int err = g->err;
+    pthread_mutex_unlock(&g->mu);
+    return err;
+}
+
+/* ---- the public calls --------------------------------------------------------- */
+
+cctx_group_t *cctx_group_new_at(cctx_t *parent, const char *file, int line, const char *func)
+{
+    if (!parent) {
+        errno = EINVAL;
+        return NULL;
+    }
+    cctx_group_t *g = calloc(1, sizeof *g);
+    if (!g) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    int r = pthread_mutex_init(&g->mu, NULL);
+    if (r != 0)
+        goto fail_mu;
+    r = pthread_cond_init(&g->slot, NULL);
+    if (r != 0)
+        goto fail_slot;
+    r = pthread_cond_init(&g->quiet, NULL);
+    if (r != 0)
+        goto fail_quiet;
+    g->ctx = cctx_with_cancel_at(parent, &g->cancel, file, line, func);
+    if (!g->ctx) {
+        r = errno;
+        goto fail_ctx;
+    }
+    /* If the parent has ended, this runs now, on this thread: g is ready. */
+    cctx_after_func_at(g->ctx, &g->on_end, on_ctx_end, g, file, line, func);
+    return g;
+
+fail_ctx:
+    pthread_cond_destroy(&g->quiet);
+fail_quiet:
+    pthread_cond_destroy(&g->slot);
+fail_slot:
+    pthread_mutex_destroy(&g->mu);
+fail_mu:
+    free(g);
+    errno = r == EINVAL ? EINVAL : ENOMEM;
+    return NULL;
+}
+
+cctx_t *cctx_group_ctx(cctx_group_t *g)
+{
+    if (!g) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return g->ctx;
+}
+
+int cctx_group_limit(cctx_group_t *g, int max_running)
+{
+    if (!g)
+        return EINVAL;
+    pthread_mutex_lock(&g->mu);
+    int r = g->go_called ? EINVAL : 0;
+    if (r == 0)
+        g->limit = max_running > 0 ? max_running : 0;
+    pthread_mutex_unlock(&g->mu);
+    return r;
+}
+
+int cctx_group_go_at(cctx_group_t *g, task_fn fn, void *arg, const char *file, int line,
+                     const char *func)
+{
+    if (!g || !fn)
+        return EINVAL;
+    pthread_mutex_lock(&g->mu);
+    g->go_called = true;
+    int err;
+    for (;;) {
+        /* The context's error first: a group canceled by a failing task
+         * reports ECANCELED even when a slot is free. */
+        err = cctx_err(g->ctx);
+        if (err == 0 && g->closed)
+            err = ECANCELED; /* the closing wait is about to cancel */
+        if (err != 0 || g->limit == 0 || g->active < g->limit)
+            break;
+        /* Woken by a finishing task (one slot) or by on_ctx_end (all). */
+        pthread_cond_wait(&g->slot, &g->mu);
+    }
+    if (err == 0) {
+        struct worker *w = g->idle;
+        if (w) {
+            g->idle = w->next_idle;
+            hand_over(w, fn, arg, file, line, func);
+            g->active++;
+            pthread_cond_signal(&w->wake);
+        } else {
+            err = spawn(g, fn, arg, file, line, func);
+        }
+    }
+    pthread_mutex_unlock(&g->mu);
+    return err;
+}
+
+int cctx_group_wait_at(cctx_group_t *g, const char *file, int line, const char *func)
+{
+    if (!g)
+        return EINVAL;
+    if (worker_of == g)
+        return EDEADLK;
+    int err = wait_quiet(g);
+    /* As errgroup.Wait: the context ends in any case (first cancel wins, so a
+     * failed task's cause stays). */
+    cctx_cancel_at(g->cancel, file, line, func);
+    pool_stop(g);
+    return err;
+}
+
+void cctx_group_free_at(cctx_group_t *g, const char *file, int line, const char *func)
+{
+    if (!g)
+        return;
+    if (worker_of == g) {
+        fprintf(stderr,
+                "cctx: cctx_group_free at %s:%d in %s called from a task of the same group: "
+                "it would wait for itself\n",
+                file ? file : "?", line, func ? func : "?");
+        abort();
+    }
+    cctx_cancel_at(g->cancel, file, line, func);
+    wait_quiet(g);
+    pool_stop(g);
+    /* The context has ended, so on_ctx_end has run or is running on the
+     * thread that ended it: cctx_after_stop waits for it to finish with g. */
+    cctx_after_stop(&g->on_end);
+    cctx_release_at(g->ctx, file, line, func);
+    pthread_cond_destroy(&g->quiet);
+    pthread_cond_destroy(&g->slot);
+    pthread_mutex_destroy(&g->mu);
+    free(g);
+}
