@@ -368,6 +368,13 @@ CHILD(whole_process)
     printf("---\n");
     text = dump_all(CCTX_DUMP_JSON);
     fputs(text, stdout);
+    /* The HTML page embeds the same JSON (a deadline's time left aside). */
+    char *html = dump_all(CCTX_DUMP_HTML), *cut = strstr(text, ",\"deadline\":");
+    CHECK(cut);
+    *cut = 0;
+    printf("html %s\n", strstr(html, text) && strncmp(html, "<!doctype html>", 15) == 0
+                              ? "embeds the dump" : "differs");
+    free(html);
     free(text);
     cctx_release(other);
     cctx_release(audit_job);
@@ -414,6 +421,7 @@ TEST(debug_dump_null_shows_every_tree_with_every_kind)
     for (const char *q = json; (q = strstr(q, "{\"id\":")) != NULL; q++)
         ids++;
     CHECK_EQ(ids, 8);
+    check_has(c.out, "html embeds the dump");
     child_done(&c);
 }
 
