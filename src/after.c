@@ -131,7 +131,6 @@ int cctx_after_func_at(cctx_t *ctx, cctx_after_t *reg, void (*fn)(void *arg), vo
 {
     if (cctx__unlikely(!ctx || !reg || !fn))
         return EINVAL;
-    cctx__check_live(ctx, "cctx_after_func", file, line, func);
     struct cctx__after *a = (struct cctx__after *)reg;
     memset(reg, 0, sizeof *reg);
     a->fn = fn;
@@ -142,6 +141,7 @@ int cctx_after_func_at(cctx_t *ctx, cctx_after_t *reg, void (*fn)(void *arg), vo
     struct cctx__cancelable *src = cctx__source(ctx);
     a->owner = src;
     if (!src) {
+        cctx__check_tombstone(ctx, "cctx_after_func", file, line, func);
         atomic_store_explicit(&a->state, AFTER_NEVER, memory_order_release);
         return 0;
     }

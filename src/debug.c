@@ -208,6 +208,7 @@ static size_t quarantine_next;
 void cctx__debug_born(struct cctx *c)
 {
     unsigned d = atomic_load_explicit(&cctx__debug, memory_order_relaxed);
+    atomic_fetch_or_explicit(&c->word, WORD_WATCHED, memory_order_relaxed);
     if (d & CCTX__DEBUG_REGISTRY)
         registry_add(c);
     if (d & CCTX__DEBUG_TRACE)
@@ -321,6 +322,9 @@ struct leaks {
     size_t n, cap;
 };
 
+/* Each listed context is held (threads may still be running at exit), as
+ * in snap_one: room first, since that reference must not be dropped under
+ * the shard lock. */
 static void leak_one(struct entry *e, void *arg)
 {
     struct leaks *l = arg;
@@ -334,7 +338,8 @@ static void leak_one(struct entry *e, void *arg)
         l->v = v;
         l->cap = cap;
     }
-    l->v[l->n++] = (struct leak){e->ctx, e->seq};
+    if (cctx__try_ref(e->ctx))
+        l->v[l->n++] = (struct leak){e->ctx, e->seq};
 }
 
 static int site_cmp(const struct cctx *a, const struct cctx *b)
@@ -405,7 +410,7 @@ static size_t report_leaks(FILE *out)
             fprintf(out, "cctx:            %p%s%s%s, %s, refs %u\n", (void *)x,
                     name ? " \"" : "", name ? name : "", name ? "\"" : "",
                     err == ECANCELED ? "canceled" : err == ETIMEDOUT ? "deadline exceeded" : "active",
-                    atomic_load(&x->refs));
+                    atomic_load(&x->refs) - 1);
         }
         if (g[i].n > CONTEXTS_SHOWN)
             fprintf(out, "cctx:            ... and %zu more\n", g[i].n - CONTEXTS_SHOWN);
@@ -417,6 +422,8 @@ static size_t report_leaks(FILE *out)
         fprintf(out, "cctx: ... and %zu more at %zu other sites\n", rest, ng - SITES_SHOWN);
     }
     free(g);
+    for (size_t i = 0; i < l.n; i++)
+        cctx_release_at(l.v[i].ctx, __FILE__, __LINE__, "cctx leak report");
     free(l.v);
     return l.n;
 }

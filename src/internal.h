@@ -23,8 +23,10 @@
  *             list when made
  *   bit 6     NAMED: a name is in the name table (dump.c)
  *   bit 7     AFTERS: an after-function was ever registered on it
- *   bits 8-31 the line of the creation site (a larger line is stored as
- *             2^24-1)      set before the context is returned, never changed
+ *   bit 8     WATCHED: the debugging switches saw it born (debug.c), so
+ *             they want to see it die; tested with NAMED in one go
+ *   bits 9-31 the line of the creation site (a larger line is stored as
+ *             2^23-1)      set before the context is returned, never changed
  * Packing the line here, and sharing one slot between a cancelable context's
  * list and its cause, is what keeps it at 72 bytes with a pointer to the
  * deadline that governs it.
@@ -69,8 +71,9 @@ enum cctx__kind { KIND_ROOT = 1, KIND_CANCEL, KIND_TIMER, KIND_VALUE, KIND_DETAC
 #define WORD_LINKED (1u << 5)
 #define WORD_NAMED (1u << 6)
 #define WORD_AFTERS (1u << 7)
-#define WORD_LINE_SHIFT 8
-#define WORD_LINE_MAX ((1u << 24) - 1)
+#define WORD_WATCHED (1u << 8)
+#define WORD_LINE_SHIFT 9
+#define WORD_LINE_MAX ((1u << 23) - 1)
 
 struct cctx {
     _Atomic uint32_t state;
@@ -330,6 +333,15 @@ _Noreturn void cctx__misuse(const char *what, const struct cctx *c, const char *
 void cctx__check_live_slow(const struct cctx *c, const char *what, const char *file, int line,
                            const char *func, const void *caller);
 #define CCTX__CALLER __builtin_return_address(0)
+/* A tombstone has no source, no deadline and no parent, so each call tests
+ * for one only on the path such contexts take anyway (no source found, end
+ * of the chain): with the switch off that path never meets one, and the
+ * common paths pay nothing. */
+#define cctx__check_tombstone(c, what, file, line, func)                             \
+    do {                                                                              \
+        if (cctx__unlikely(cctx__kind(c) == KIND_FREED))                              \
+            cctx__check_live_slow((c), (what), (file), (line), (func), CCTX__CALLER); \
+    } while (0)
 /* With checks on, a touch of a tombstone is reported; else nothing. */
 #define cctx__check_live(c, what, file, line, func)                                  \
     do {                                                                              \

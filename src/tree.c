@@ -41,18 +41,28 @@ cctx_t *cctx_todo(void)
 
 /* ---- Allocation and its test hooks ---------------------------------------- */
 
+/* One word says whether any hook is on, so that allocating and freeing
+ * test one load when none is. */
+enum { HOOK_FAIL = 1, HOOK_COUNT = 2 };
+static _Atomic unsigned hooks;
 static _Atomic long fail_countdown; /* > 0: the allocation that brings it to 0 fails */
-static _Atomic int counting;
 static _Atomic long live_allocs;
 
 void cctx__test_fail_alloc(long n)
 {
     atomic_store(&fail_countdown, n > 0 ? n : 0);
+    if (n > 0)
+        atomic_fetch_or(&hooks, HOOK_FAIL);
+    else
+        atomic_fetch_and(&hooks, ~(unsigned)HOOK_FAIL);
 }
 
 void cctx__test_count_allocs(bool on)
 {
-    atomic_store(&counting, on);
+    if (on)
+        atomic_fetch_or(&hooks, HOOK_COUNT);
+    else
+        atomic_fetch_and(&hooks, ~(unsigned)HOOK_COUNT);
 }
 
 long cctx__test_live_allocs(void)
@@ -60,20 +70,27 @@ long cctx__test_live_allocs(void)
     return atomic_load(&live_allocs);
 }
 
-void *cctx__alloc(size_t size)
+__attribute__((noinline)) static void *alloc_hooked(size_t size)
 {
-    if (cctx__unlikely(atomic_load_explicit(&fail_countdown, memory_order_relaxed) > 0) &&
+    if (atomic_load_explicit(&fail_countdown, memory_order_relaxed) > 0 &&
         atomic_fetch_sub(&fail_countdown, 1) == 1)
         return NULL;
     void *p = malloc(size);
-    if (cctx__unlikely(atomic_load_explicit(&counting, memory_order_relaxed)) && p)
+    if ((atomic_load_explicit(&hooks, memory_order_relaxed) & HOOK_COUNT) && p)
         atomic_fetch_add(&live_allocs, 1);
     return p;
 }
 
+void *cctx__alloc(size_t size)
+{
+    if (cctx__unlikely(atomic_load_explicit(&hooks, memory_order_relaxed)))
+        return alloc_hooked(size);
+    return malloc(size);
+}
+
 void cctx__free(void *p)
 {
-    if (cctx__unlikely(atomic_load_explicit(&counting, memory_order_relaxed)) && p)
+    if (cctx__unlikely(atomic_load_explicit(&hooks, memory_order_relaxed) & HOOK_COUNT) && p)
         atomic_fetch_sub(&live_allocs, 1);
     free(p);
 }
@@ -166,7 +183,7 @@ void cctx__node_unlink(struct cctx__node *n)
 
 /* ---- Deriving ---------------------------------------------------------------- */
 
-static void init_head(struct cctx *c, enum cctx__kind kind, struct cctx *parent,
+static inline __attribute__((always_inline)) void init_head(struct cctx *c, enum cctx__kind kind, struct cctx *parent,
                       const char *file, int line, const char *func)
 {
     atomic_init(&c->state, kind == KIND_VALUE ? STATE_FORWARD : 0);
@@ -207,7 +224,7 @@ static void attach(struct cctx__cancelable *c)
     }
 }
 
-static void init_cancelable(struct cctx__cancelable *c, enum cctx__kind kind, cctx_t *parent,
+static inline __attribute__((always_inline)) void init_cancelable(struct cctx__cancelable *c, enum cctx__kind kind, cctx_t *parent,
                             const char *file, int line, const char *func)
 {
     init_head(&c->head, kind, parent, file, line, func);
@@ -380,10 +397,14 @@ static struct cctx *destroy(struct cctx *c, const char *file, int line, const ch
             v->destroy(v->value);
     }
     struct cctx *parent = c->parent;
+    uint32_t w = atomic_load_explicit(&c->word, memory_order_acquire);
+    if (cctx__likely(!(w & (WORD_NAMED | WORD_WATCHED)))) {
+        cctx__free(c);
+        return parent;
+    }
     /* Before the name goes: a trace records it. */
-    bool keep = cctx__debug_on(CCTX__DEBUG_REGISTRY | CCTX__DEBUG_TRACE) &&
-                cctx__debug_dying(c, parent, file, line, func);
-    if (atomic_load_explicit(&c->word, memory_order_acquire) & WORD_NAMED)
+    bool keep = (w & WORD_WATCHED) && cctx__debug_dying(c, parent, file, line, func);
+    if (w & WORD_NAMED)
         cctx__name_forget(c);
     if (!keep)
         cctx__free(c);

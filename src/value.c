@@ -30,11 +30,14 @@ bool cctx_deadline(const cctx_t *ctx, int64_t *deadline)
     }
     /* A timer context's deadline is already the earliest on its chain (a
      * later one gives a plain cancelable context). */
-    cctx__check_live(ctx, "cctx_deadline", NULL, 0, NULL);
     const struct cctx__timer *t = cctx__deadline_of(ctx);
-    if (t && deadline)
+    if (!t) {
+        cctx__check_tombstone(ctx, "cctx_deadline", NULL, 0, NULL);
+        return false;
+    }
+    if (deadline)
         *deadline = t->deadline;
-    return t != NULL;
+    return true;
 }
 
 int64_t cctx_remaining(const cctx_t *ctx)
@@ -45,6 +48,15 @@ int64_t cctx_remaining(const cctx_t *ctx)
     return cctx__sat_add(d, -cctx_now());
 }
 
+/* Out of line, and reached by a tail call (so its return address is
+ * cctx_value's caller), so that cctx_value needs no stack frame for a call it
+ * never makes unless CCTX_DEBUG=checks is on. */
+__attribute__((noinline, cold)) static void *value_of_released(const struct cctx *c)
+{
+    cctx__check_live_slow(c, "cctx_value", NULL, 0, NULL, CCTX__CALLER);
+    return NULL;
+}
+
 void *cctx_value(const cctx_t *ctx, const void *key)
 {
     if (cctx__unlikely(!ctx || !key)) {
@@ -52,15 +64,15 @@ void *cctx_value(const cctx_t *ctx, const void *key)
         return NULL;
     }
     for (const struct cctx *c = ctx; c; c = c->parent) {
-        enum cctx__kind k = cctx__kind(c);
-        if (k == KIND_VALUE) {
+        if (cctx__kind(c) == KIND_VALUE) {
             const struct cctx__value *v = (const struct cctx__value *)c;
             if (v->key == key)
                 return v->value;
-        } else if (cctx__unlikely(k == KIND_FREED)) {
-            cctx__check_live_slow(c, "cctx_value", NULL, 0, NULL, CCTX__CALLER);
         }
     }
+    /* Not found. A tombstone has no parent, so it can only be ctx itself. */
+    if (cctx__debug_on(CCTX__DEBUG_CHECKS) && cctx__kind(ctx) == KIND_FREED)
+        return value_of_released(ctx);
     return NULL;
 }
 
@@ -68,9 +80,10 @@ int cctx_cause(const cctx_t *ctx, cctx_cause_t *out)
 {
     if (cctx__unlikely(!ctx || !out))
         return EINVAL;
-    cctx__check_live(ctx, "cctx_cause", NULL, 0, NULL);
     *out = (cctx_cause_t){0};
     const struct cctx__cancelable *src = cctx__source(ctx);
+    if (!src)
+        cctx__check_tombstone(ctx, "cctx_cause", NULL, 0, NULL);
     if (!src || !(atomic_load_explicit(&src->head.state, memory_order_acquire) & STATE_ERR))
         return 0;
     const struct cctx__cause *c = atomic_load_explicit(&src->cause, memory_order_acquire);

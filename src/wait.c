@@ -41,10 +41,11 @@ int cctx_done_fd(cctx_t *ctx)
         errno = EINVAL;
         return -1;
     }
-    cctx__check_live(ctx, "cctx_done_fd", NULL, 0, NULL);
     struct cctx__cancelable *src = cctx__source(ctx);
-    if (!src)
+    if (!src) {
+        cctx__check_tombstone(ctx, "cctx_done_fd", NULL, 0, NULL);
         return never_done_fd();
+    }
     uint32_t fd1 = atomic_load_explicit(&src->head.fd1, memory_order_acquire);
     if (fd1)
         return (int)fd1 - 1;
@@ -98,7 +99,6 @@ int cctx_wait_at(const cctx_t *ctx, int64_t timeout, const char *file, int line,
 {
     if (cctx__unlikely(!ctx))
         return EINVAL;
-    cctx__check_live(ctx, "cctx_wait", file, line, func);
     /* The polling check (Go's select with a default) is one load. */
     uint32_t s = atomic_load_explicit(&ctx->state, memory_order_acquire);
     if (cctx__likely(!(s & STATE_FORWARD)) && ((s & STATE_ERR) || timeout == 0))
@@ -108,6 +108,8 @@ int cctx_wait_at(const cctx_t *ctx, int64_t timeout, const char *file, int line,
         int err = (int)(atomic_load_explicit(&src->head.state, memory_order_acquire) & STATE_ERR);
         if (err || timeout == 0)
             return err;
+    } else {
+        cctx__check_tombstone(ctx, "cctx_wait", file, line, func);
     }
     if (timeout >= 0 && atomic_load_explicit(&cctx__fake_on, memory_order_relaxed)) {
         cctx_t *until = cctx_with_timeout_cause_at(src ? &src->head : cctx_background(),
@@ -126,7 +128,6 @@ int cctx_sleep_at(cctx_t *ctx, int64_t duration, const char *file, int line, con
 {
     if (cctx__unlikely(!ctx))
         return EINVAL;
-    cctx__check_live(ctx, "cctx_sleep", file, line, func);
     if (duration <= 0)
         return cctx_err(ctx);
     return cctx_wait_at(ctx, duration, file, line, func);
