@@ -1,0 +1,181 @@
+/*
+ * cctx/io.h — blocking calls that honour a context (API.md section 9).
+ *
+ * Each call blocks until it succeeds, fails, or ctx ends, whichever comes
+ * first. Rules common to all of them:
+ *
+ *  - When ctx ends first the call fails with the context's error, ECANCELED
+ *    or ETIMEDOUT, having done nothing the caller does not learn about: no
+ *    byte is read and dropped, a partial transfer returns its count, no
+ *    connection is accepted, no lock, unit or join is taken (a connection
+ *    attempt in flight goes on: see cctx_connect). A context that
+ *    is already done at entry fails at once, without touching the descriptor
+ *    or object. When success and the end of ctx race, either may be reported.
+ *  - Failure values: the descriptor calls and cctx_sem_wait return -1 and set
+ *    errno, as read(2) and sem_wait(3) do; cctx_cond_wait, cctx_mutex_lock and
+ *    cctx_thread_join return 0 or an error number and leave errno alone, as
+ *    the pthread functions do.
+ *  - Bad input never crashes: a NULL ctx, object, or buffer with a non-zero
+ *    length gives EINVAL; a negative descriptor gives EBADF.
+ *  - EINTR is retried inside every call.
+ *
+ * Descriptors. The wait is poll(2) on the descriptor and on
+ * cctx_done_fd(ctx), so a cancel, a deadline (marked by the library's timer
+ * thread) and cctx_fake_clock_advance past a deadline all wake it. The first
+ * wait on a context makes its done fd; if that fails the call returns -1
+ * with that errno (EMFILE, ENFILE). Blocking and non-blocking descriptors
+ * work alike and their flags are never changed (nothing sets O_NONBLOCK): on
+ * a non-blocking descriptor EAGAIN is waited on, not returned. On a ready
+ * descriptor cctx_read, cctx_write, cctx_recv and cctx_send cost the one
+ * system call a plain call costs, and no done fd: reads and writes try
+ * preadv2/pwritev2 with RWF_NOWAIT, recv and send add MSG_DONTWAIT, before
+ * any poll. Where the kernel does not take RWF_NOWAIT (ttys, most character
+ * devices, pipes on older kernels), the call polls first and then does a
+ * plain read or write; on such a descriptor that is blocking, a write goes
+ * PIPE_BUF bytes at a time, which POLLOUT guarantees room for.
+ * The one window left: a blocking descriptor without RWF_NOWAIT (and any
+ * blocking listening socket, see cctx_accept) that another thread reads or
+ * accepts on too may lose the data poll reported to that thread, and the
+ * call then blocks in the kernel, deaf to ctx, as a plain call would.
+ * Regular files (/proc files too) and block devices never wait on readiness:
+ * their reads and writes block on the disk as read(2) does.
+ *
+ * Locks, semaphores and joins. POSIX offers no way to wake a thread blocked
+ * in pthread_mutex_lock, sem_wait or pthread_join from outside (short of
+ * signals, which cannot be used without a race and a stolen signal number),
+ * so cctx_mutex_lock, cctx_sem_wait and cctx_thread_join wait in timed
+ * slices: 1 ms, doubling to at most 16 ms, each ending at ctx's deadline if
+ * that comes first, with cctx_err(ctx) checked between slices. A cancel is
+ * therefore noticed within one slice (at most 16 ms, plus scheduling); a
+ * deadline on the real clock ends the wait no earlier than the deadline and
+ * promptly after it, since a slice ends at the deadline. The
+ * calls never trust the system's timeout alone: they fail only once
+ * cctx_err(ctx) is non-zero, so under the fake clock of <cctx/testing.h> a
+ * deadline passes only when the clock is advanced (noticed within a slice).
+ * A try-call comes first, so an uncontended call costs no clock read.
+ */
+#ifndef CCTX_IO_H
+#define CCTX_IO_H
+
+#include <cctx.h>
+
+#include <poll.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* poll(2) that also ends when ctx does. Returns the number of entries of fds
+ * with non-zero revents, or 0 when `timeout` (nanoseconds on cctx_now()'s
+ * clock, so on the fake clock while it runs; negative: no limit; 0: check
+ * once) passed with none ready and ctx still active; -1 with cctx_err(ctx)
+ * if ctx ended first, or with poll's errno. Only the revents fields of fds
+ * are written (and only on success); entries with a negative fd are ignored,
+ * as poll does. nfds may be 0 (fds may then be NULL): a wait for the timeout
+ * or ctx. A positive timeout shorter than ctx's remaining time costs a
+ * derived context and its done fd for the call; a large nfds costs a
+ * malloc of nfds + 1 entries (ENOMEM). */
+CCTX_API int cctx_poll(cctx_t *ctx, struct pollfd *fds, nfds_t nfds, int64_t timeout);
+
+/* read(2): returns as soon as any data is read (possibly fewer than len
+ * bytes), 0 at end of file, or -1. len 0 returns what read(fd, buf, 0)
+ * returns (buf may then be NULL), without waiting. */
+CCTX_API ssize_t cctx_read(cctx_t *ctx, int fd, void *buf, size_t len);
+
+/* write(2) that writes all of buf, on blocking and non-blocking descriptors
+ * alike, waiting for room as often as needed. Returns len; or, when ctx ends
+ * or the descriptor fails part-way, the count written so far if it is
+ * non-zero (the next call reports the failure again), else -1. SIGPIPE is
+ * raised on a broken pipe or socket, as write does. len 0 returns what
+ * write(fd, buf, 0) returns. */
+CCTX_API ssize_t cctx_write(cctx_t *ctx, int fd, const void *buf, size_t len);
+
+/* recv(2) with MSG_DONTWAIT added: returns as soon as any data arrives, as a
+ * blocking recv does. With MSG_WAITALL on a stream socket (without MSG_PEEK)
+ * it keeps receiving until len bytes, end of stream, an error or the end of
+ * ctx, and then returns the count so far if non-zero. If the caller passes
+ * MSG_DONTWAIT it gets one attempt, EAGAIN included, as recv would give. */
+CCTX_API ssize_t cctx_recv(cctx_t *ctx, int fd, void *buf, size_t len, int flags);
+
+/* send(2) with MSG_DONTWAIT added, writing all of buf as cctx_write does (a
+ * datagram goes in one piece or not at all). MSG_NOSIGNAL is not added: pass
+ * it to avoid SIGPIPE. A caller's MSG_DONTWAIT gives one attempt. */
+CCTX_API ssize_t cctx_send(cctx_t *ctx, int fd, const void *buf, size_t len, int flags);
+
+/* accept(2): waits for POLLIN, then accepts; returns the new descriptor with
+ * accept's defaults (blocking, not close-on-exec; set them with fcntl). addr
+ * and addrlen may both be NULL; addr without addrlen is EINVAL. On a
+ * non-blocking listener a connection that another thread took first is
+ * waited for again; a blocking listener that other threads accept on too
+ * may block in the kernel after POLLIN (see the top of this file). Errors of
+ * the pending connection that accept reports (ECONNABORTED, EPROTO, ...) are
+ * returned, as accept returns them. */
+CCTX_API int cctx_accept(cctx_t *ctx, int fd, struct sockaddr *addr, socklen_t *addrlen);
+
+/* connect(2): 0 once connected, -1 with errno otherwise. The attempt is
+ * started and then waited for with POLLOUT (SO_ERROR gives the result) on
+ * blocking and non-blocking sockets alike. A blocking socket's connect would
+ * sleep in the kernel deaf to ctx, so for the connect system call itself its
+ * SO_SNDTIMEO is set to the shortest timeout (a kernel tick or two, so up to
+ * ~8 ms at HZ=250, during which a cancel waits), which makes the kernel
+ * return EINPROGRESS as for a non-blocking socket (socket(7)), and put back
+ * before the call returns: another thread reading that option during the
+ * call would see it; the descriptor's flags are not touched. An interrupted
+ * connect (EINTR) is asked again, as the kernel allows.
+ * A Unix socket whose listener's backlog is full gets EAGAIN with nothing to
+ * poll on: the call then retries after slices of 1 ms doubling to 16 ms of
+ * real time (a wait on the done fd, so a cancel ends it at once).
+ * When ctx ends while the attempt is in flight the socket is left connecting
+ * (the kernel goes on with it): close it, or call cctx_connect again, which
+ * waits for that attempt (EALREADY is waited on) and reports EISCONN if it
+ * completed meanwhile. */
+CCTX_API int cctx_connect(cctx_t *ctx, int fd, const struct sockaddr *addr, socklen_t addrlen);
+
+/* pthread_cond_wait that also wakes when ctx ends. The caller holds mutex;
+ * it is held again on every return, error or not. Returns 0 when woken by a
+ * signal or broadcast, or spuriously, as pthread_cond_wait may be: re-check
+ * the predicate; cctx_err(ctx) if ctx has ended by the time it wakes (also
+ * when a signal raced with the end: the predicate may hold); or the error of
+ * pthread_cond_wait. Nothing stays registered on ctx after it returns, so
+ * cond and mutex may be destroyed then even if ctx is canceled later.
+ *
+ * The end of ctx wakes it through an after-function that takes and releases
+ * mutex and broadcasts cond (Go's AfterFunc + sync.Cond pattern), so other
+ * waiters on cond wake spuriously then. That after-function runs on the
+ * thread that ends ctx (the canceller, the timer thread, or the thread that
+ * advances the fake clock) and never blocks there: if mutex is busy (as when
+ * that very thread holds it) it hands the locking to a short-lived detached
+ * thread, so cancelling ctx while holding mutex is safe and a busy mutex
+ * never delays other deadlines. Only if that thread cannot be created does
+ * the after-function wait for mutex itself, and would then deadlock a
+ * canceller holding mutex. Only normal, error-checking and recursive
+ * (held once) mutexes are supported, as for pthread_cond_wait. */
+CCTX_API int cctx_cond_wait(cctx_t *ctx, pthread_cond_t *cond, pthread_mutex_t *mutex);
+
+/* pthread_mutex_lock that gives up when ctx ends: 0 with the mutex locked,
+ * else an error number (ctx's error, or pthread_mutex_lock's: EDEADLK,
+ * EINVAL, EAGAIN; EOWNERDEAD comes with the lock held, as for
+ * pthread_mutex_lock). Waits in slices (see the top of this file). */
+CCTX_API int cctx_mutex_lock(cctx_t *ctx, pthread_mutex_t *mutex);
+
+/* sem_wait that gives up when ctx ends: 0 with a unit taken, else -1 with
+ * errno (ctx's error, or sem_wait's: EINVAL). Waits in slices; it never
+ * posts to wake itself, so it cannot steal a unit from another waiter. */
+CCTX_API int cctx_sem_wait(cctx_t *ctx, sem_t *sem);
+
+/* pthread_join that stops waiting when ctx ends: 0 once joined (*ret, if ret
+ * is not NULL, gets the thread's result), else an error number (ctx's error,
+ * or pthread_join's: EDEADLK, EINVAL, ESRCH). When ctx ends the thread runs
+ * on, still joinable: join it again later. As with pthread_join, only one
+ * thread may join a given thread at a time. Waits in slices. */
+CCTX_API int cctx_thread_join(cctx_t *ctx, pthread_t thread, void **ret);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CCTX_IO_H */
