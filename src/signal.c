@@ -1,2 +1,561 @@
-/* placeholder: being written */
-typedef int cctx_placeholder_signal_;
+/*
+ * Signal contexts: Go's signal.NotifyContext (API.md section 11,
+ * <cctx/signal.h>). Built on the public API of <cctx.h> only.
+ *
+ * Pieces:
+ *  - Two contexts per call: an inner one, a cctx_with_cancel child of the
+ *    parent that the library owns (a reference held by the watcher) and
+ *    that a signal cancels; and the caller's, a cctx_with_cancel child of
+ *    the inner one, which reports the inner one's cause when a signal ends
+ *    it. Both carry the caller's site; the inner one is named after the
+ *    signals ("signal.NotifyContext [interrupt terminated]") in dumps.
+ *  - A registry, one list of watchers per signal number, under one mutex
+ *    (R.lock). A watcher is one cctx_with_signals call: a malloc'ed struct
+ *    with one link per distinct signal, and the storage of the
+ *    after-function (unwatch) that unregisters it when the caller's
+ *    context ends, however it ends.
+ *  - The handler: sets pending[signo] and writes a byte to a pipe, keeping
+ *    errno. Nothing else is async-signal-safe enough.
+ *  - The signal thread: started on first use with every signal blocked,
+ *    it reads the pipe and delivers each pending signal (deliver()).
+ *
+ * Why the inner context. A delivery must cancel outside R.lock (the
+ * cancellation runs after-functions, unwatch among them, which take it),
+ * so it must hold the context it cancels by a reference of its own: a
+ * cancel handle is valid only while its context is, and the caller's last
+ * cctx_release may free a done context while a cancellation of it is
+ * still under way on another thread. On the caller's context no reference
+ * can be taken safely from the registry: its count may already be zero,
+ * with unwatch about to run from the releaser, and cctx_ref would bring
+ * it back to life. The inner context's count cannot be zero while its
+ * watcher is linked (the watcher's reference is dropped by unwatch, after
+ * unlinking), so deliver() takes one under the lock, unlinks the watcher,
+ * and cancels and releases it outside. A watcher itself is touched only
+ * under the lock while linked, and freed by unwatch alone, exactly once
+ * (after-functions run exactly once, and nobody stops this one).
+ *
+ * Unlinking when a delivery takes a watcher, rather than in unwatch after
+ * the cancel, means that when a signal's context reports done, the signal
+ * is no longer caught (if that was its last watcher): the previous
+ * disposition is back before anyone waiting on the context wakes.
+ *
+ * Locks: R.lock is a leaf. It is never held across a cctx call that can
+ * take a context lock or run user code (cctx_ref and cctx_err are atomic
+ * operations), nor across cctx_after_func, which runs unwatch at once on a
+ * done context.
+ */
+#define _GNU_SOURCE
+#include <cctx.h>
+#include <cctx/signal.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+
+/* The handler may only touch lock-free atomics. */
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "atomic_int must be lock-free");
+
+/* Contexts cancelled per pass of deliver(), outside the lock. */
+#define BATCH 16
+
+struct watcher;
+
+/* A watcher's place in one signal's list (circular, with a sentinel head;
+ * prev == NULL: in no list). */
+struct sub {
+    struct sub *prev, *next;
+    struct watcher *w;
+    int signo;
+};
+
+struct watcher {
+    cctx_after_t after;  /* unwatch's registration on the caller's context */
+    cctx_t *inner;       /* one reference, dropped by unwatch */
+    cctx_cancel_t *inner_cancel;
+    const char *file, *func; /* the cctx_with_signals call: the cause's origin */
+    int line;
+    uint64_t epoch;      /* R.epoch when linked: only deliveries begun later */
+    int n;
+    struct sub subs[];   /* one per distinct signal */
+};
+
+static struct {
+    pthread_mutex_t lock;
+    struct sub heads[NSIG]; /* per signal, oldest first; non-empty <=> our
+                               handler is installed (set up by init()) */
+    uint64_t epoch;         /* deliveries begun */
+    bool started;           /* pipe and thread exist in this process */
+    int wake_r;             /* the pipe's read end, the thread's */
+} R = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake_r = -1};
+
+/* Read by the handler: saved[sig] is written only before our handler is
+ * installed for sig, wake_w only while no handler of ours can run with
+ * the old value mattering (see after_fork_child). */
+static struct sigaction saved[NSIG];
+static atomic_int pending[NSIG];
+static atomic_int wake_w = -1;
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+/* ---- Names ---------------------------------------------------------------------- */
+
+/* Go's names (syscall.Signal.String on Linux), indexed by number so that they
+ * follow each architecture's numbering. */
+static const char *const names[NSIG] = {
+    [SIGHUP] = "hangup",
+    [SIGINT] = "interrupt",
+    [SIGQUIT] = "quit",
+    [SIGILL] = "illegal instruction",
+    [SIGTRAP] = "trace/breakpoint trap",
+    [SIGABRT] = "aborted",
+    [SIGBUS] = "bus error",
+    [SIGFPE] = "floating point exception",
+    [SIGKILL] = "killed",
+    [SIGUSR1] = "user defined signal 1",
+    [SIGSEGV] = "segmentation fault",
+    [SIGUSR2] = "user defined signal 2",
+    [SIGPIPE] = "broken pipe",
+    [SIGALRM] = "alarm clock",
+    [SIGTERM] = "terminated",
+#ifdef SIGSTKFLT
+    [SIGSTKFLT] = "stack fault",
+#endif
+    [SIGCHLD] = "child exited",
+    [SIGCONT] = "continued",
+    [SIGSTOP] = "stopped (signal)",
+    [SIGTSTP] = "stopped",
+    [SIGTTIN] = "stopped (tty input)",
+    [SIGTTOU] = "stopped (tty output)",
+    [SIGURG] = "urgent I/O condition",
+    [SIGXCPU] = "CPU time limit exceeded",
+    [SIGXFSZ] = "file size limit exceeded",
+    [SIGVTALRM] = "virtual timer expired",
+    [SIGPROF] = "profiling timer expired",
+    [SIGWINCH] = "window changed",
+    [SIGIO] = "I/O possible",
+#ifdef SIGPWR
+    [SIGPWR] = "power failure",
+#endif
+    [SIGSYS] = "bad system call",
+};
+
+static void signal_message(int sig, char *buf, size_t len)
+{
+    if (sig > 0 && sig < NSIG && names[sig])
+        snprintf(buf, len, "signal: %s", names[sig]);
+    else
+        snprintf(buf, len, "signal %d", sig);
+}
+
+/* ---- The handler ------------------------------------------------------------------ */
+
+static bool is_fault(int sig)
+{
+    return sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL;
+}
+
+static void on_signal(int sig, siginfo_t *info, void *uc)
+{
+    (void)uc;
+    int saved_errno = errno;
+    if (info && info->si_code > 0 && is_fault(sig)) {
+        /* The kernel's, for a faulting instruction (kill and raise give
+         * si_code <= 0): returning would fault again, forever. Give the
+         * fault to whoever had it before (by default: the process dies);
+         * sigaction is async-signal-safe. */
+        sigaction(sig, &saved[sig], NULL);
+    } else {
+        /* The flag first: the thread exchanges flags after each read, so
+         * it sees this one on the read that takes our byte at the latest. A
+         * full pipe already holds a byte the thread has yet to read. */
+        atomic_store(&pending[sig], 1);
+        int fd = atomic_load(&wake_w);
+        if (fd >= 0) {
+            ssize_t r = write(fd, "", 1);
+            (void)r;
+        }
+    }
+    errno = saved_errno;
+}
+
+/* Called with R.lock held, for a signal nobody watches. */
+static int install(int sig)
+{
+    struct sigaction act;
+    memset(&act, 0, sizeof act);
+    act.sa_sigaction = on_signal;
+    act.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+    sigemptyset(&act.sa_mask);
+    /* A flag left by a signal that arrived before the last restore would
+     * cancel the new watchers with a signal older than they are. */
+    atomic_store(&pending[sig], 0);
+    /* Save first, then install: the handler may read saved[sig] as soon as
+     * it is installed. */
+    if (sigaction(sig, NULL, &saved[sig]) != 0 || sigaction(sig, &act, NULL) != 0)
+        return errno ? errno : EINVAL;
+    return 0;
+}
+
+/* Called with R.lock held, when the last watcher of sig went. */
+static void restore(int sig)
+{
+    struct sigaction cur;
+    if (sigaction(sig, NULL, &cur) != 0)
+        return;
+    /* The program replaced our handler meanwhile: its choice stands. */
+    if (!(cur.sa_flags & SA_SIGINFO) || cur.sa_sigaction != on_signal)
+        return;
+    sigaction(sig, &saved[sig], NULL);
+}
+
+/* ---- The registry (R.lock held) -------------------------------------------------- */
+
+static bool watched(int sig)
+{
+    return R.heads[sig].next != &R.heads[sig];
+}
+
+/* At the tail: a delivery cancels the oldest first, so an ancestor before
+ * the descendants it takes with it. */
+static void link_sub(struct sub *s)
+{
+    struct sub *head = &R.heads[s->signo];
+    s->next = head;
+    s->prev = head->prev;
+    head->prev->next = s;
+    head->prev = s;
+}
+
+static void unlink_sub(struct sub *s)
+{
+    if (!s->prev)
+        return;
+    s->prev->next = s->next;
+    s->next->prev = s->prev;
+    s->prev = s->next = NULL;
+    if (!watched(s->signo))
+        restore(s->signo);
+}
+
+static void unlink_watcher(struct watcher *w)
+{
+    for (int i = 0; i < w->n; i++)
+        unlink_sub(&w->subs[i]);
+}
+
+/* Links w under each of its signals, installing the handler for those that
+ * nobody watched; all or nothing. */
+static int link_watcher(struct watcher *w)
+{
+    w->epoch = R.epoch;
+    for (int i = 0; i < w->n; i++) {
+        struct sub *s = &w->subs[i];
+        if (!watched(s->signo)) {
+            int err = install(s->signo);
+            if (err) {
+                unlink_watcher(w); /* the ones linked so far; restores */
+                return err;
+            }
+        }
+        link_sub(s);
+    }
+    return 0;
+}
+
+/* ---- Delivery (the signal thread) --------------------------------------------------- */
+
+/* Cancels every watcher of sig that was linked before this delivery began
+ * and whose inner context is still active, BATCH at a time: under the lock
+ * it takes a reference on the inner context and unlinks the watcher (so
+ * unwatch, which may run on this thread during the cancel, finds nothing
+ * to do but drop its own reference); outside, it cancels and releases.
+ * Oldest first, so an ancestor goes before the descendants it takes with
+ * it. The epoch keeps a context created by one of the after-functions run
+ * here out of this delivery, so a program that re-arms on a signal does
+ * not loop. */
+static void deliver(int sig)
+{
+    char msg[48];
+    signal_message(sig, msg, sizeof msg);
+    struct {
+        cctx_t *ctx;
+        cctx_cancel_t *cancel;
+        const char *file, *func;
+        int line;
+    } batch[BATCH];
+
+    pthread_mutex_lock(&R.lock);
+    uint64_t epoch = ++R.epoch;
+    for (;;) {
+        struct sub *head = &R.heads[sig];
+        int n = 0;
+        for (struct sub *s = head->next, *next; s != head && n < BATCH; s = next) {
+            next = s->next; /* unlink_watcher removes s, and nothing else here */
+            struct watcher *w = s->w;
+            if (w->epoch >= epoch || cctx_err(w->inner) != 0)
+                continue;
+            batch[n].ctx = cctx_ref(w->inner); /* safe: w holds one */
+            batch[n].cancel = w->inner_cancel;
+            batch[n].file = w->file;
+            batch[n].line = w->line;
+            batch[n].func = w->func;
+            n++;
+            unlink_watcher(w);
+        }
+        if (n == 0)
+            break;
+        pthread_mutex_unlock(&R.lock);
+        for (int i = 0; i < n; i++) {
+            cctx_cancel_cause_at(batch[i].cancel, sig, msg, batch[i].file, batch[i].line,
+                                 batch[i].func);
+            cctx_release_at(batch[i].ctx, batch[i].file, batch[i].line, batch[i].func);
+        }
+        pthread_mutex_lock(&R.lock);
+    }
+    pthread_mutex_unlock(&R.lock);
+}
+
+static void *signal_main(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+#ifdef PR_SET_NAME
+    prctl(PR_SET_NAME, "cctx-signal", 0UL, 0UL, 0UL);
+#endif
+    char buf[64];
+    for (;;) {
+        /* Flags first: after fork, the child's thread may start with a
+         * signal flagged whose byte went to the parent's pipe. */
+        for (int sig = 1; sig < NSIG; sig++)
+            if (atomic_exchange(&pending[sig], 0))
+                deliver(sig);
+        ssize_t r = read(fd, buf, sizeof buf);
+        if (r < 0 && errno != EINTR && errno != EAGAIN)
+            return NULL; /* the pipe is never closed in a live process */
+    }
+}
+
+/* The pipe and the thread, once per process (R.lock held). The write end
+ * is non-blocking, so the handler never blocks; the read end blocks, so
+ * the thread sleeps in read. */
+static int start_locked(void)
+{
+    if (R.started)
+        return 0;
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        return errno;
+    int fl = fcntl(fds[1], F_GETFL);
+    if (fl < 0 || fcntl(fds[1], F_SETFL, fl | O_NONBLOCK) < 0) {
+        int err = errno;
+        close(fds[0]);
+        close(fds[1]);
+        return err;
+    }
+    pthread_attr_t attr;
+    pthread_t tid;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    /* The thread must never run a handler, ours or the program's. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int err = pthread_create(&tid, &attr, signal_main, (void *)(intptr_t)fds[0]);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (err) {
+        close(fds[0]);
+        close(fds[1]);
+        return err == EAGAIN ? ENOMEM : err;
+    }
+    R.wake_r = fds[0];
+    atomic_store(&wake_w, fds[1]);
+    R.started = true;
+    return 0;
+}
+
+/* ---- fork --------------------------------------------------------------------------- */
+
+static void before_fork(void)
+{
+    pthread_mutex_lock(&R.lock);
+}
+
+static void after_fork_parent(void)
+{
+    pthread_mutex_unlock(&R.lock);
+}
+
+/* The child has the registry and the handlers but not the thread, and
+ * shares the pipe with the parent (whose thread would take the child's
+ * bytes): it gets a pipe and a thread of its own. Signals pending in the
+ * parent are not the child's (POSIX clears them too). A delivery the
+ * parent's thread was making is abandoned in the child: the watchers it
+ * had taken are already unlinked, and the references it held leak there. */
+static void after_fork_child(void)
+{
+    pthread_mutex_init(&R.lock, NULL);
+    if (R.started) {
+        close(atomic_exchange(&wake_w, -1));
+        close(R.wake_r);
+        R.wake_r = -1;
+        R.started = false;
+    }
+    bool any = false;
+    for (int sig = 1; sig < NSIG; sig++) {
+        atomic_store(&pending[sig], 0);
+        any |= watched(sig);
+    }
+    /* If this fails the inherited watches hear nothing until the next
+     * cctx_with_signals starts the thread (or fails with the reason). */
+    if (any)
+        start_locked();
+}
+
+static void init(void)
+{
+    for (int sig = 0; sig < NSIG; sig++)
+        R.heads[sig].prev = R.heads[sig].next = &R.heads[sig];
+    pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+}
+
+/* ---- The after-function ------------------------------------------------------------- */
+
+/* Runs once, when the caller's context ends (on the thread that ended it,
+ * possibly the signal thread inside deliver()'s cancel). */
+static void unwatch(void *arg)
+{
+    struct watcher *w = arg;
+    pthread_mutex_lock(&R.lock);
+    unlink_watcher(w);
+    pthread_mutex_unlock(&R.lock);
+    /* The inner context ends too, so that dumps show nothing active; it is
+     * freed when the caller's context, which holds it, is. */
+    cctx_cancel_at(w->inner_cancel, w->file, w->line, w->func);
+    cctx_release_at(w->inner, w->file, w->line, w->func);
+    /* Stopping our own registration from inside tells the runner not to
+     * touch its storage after we return; only then may it be freed. */
+    cctx_after_stop(&w->after);
+    free(w);
+}
+
+/* ---- The API ------------------------------------------------------------------------ */
+
+static bool valid_signal(int sig)
+{
+    if (sig <= 0 || sig >= NSIG || sig == SIGKILL || sig == SIGSTOP)
+        return false;
+    /* glibc refuses the signals it keeps for itself (32, 33), even to a query. */
+    struct sigaction cur;
+    return sigaction(sig, NULL, &cur) == 0;
+}
+
+static cctx_t *fail(int err)
+{
+    errno = err;
+    return NULL;
+}
+
+/* "signal.NotifyContext [interrupt terminated]", after Go's String(). */
+static void name_inner(cctx_t *inner, const struct watcher *w)
+{
+    char name[256];
+    size_t len = (size_t)snprintf(name, sizeof name, "signal.NotifyContext [");
+    for (int i = 0; i < w->n && len < sizeof name; i++) {
+        char one[48];
+        signal_message(w->subs[i].signo, one, sizeof one);
+        const char *label = strncmp(one, "signal: ", 8) == 0 ? one + 8 : one;
+        len += (size_t)snprintf(name + len, sizeof name - len, "%s%s", i ? " " : "", label);
+    }
+    if (len < sizeof name)
+        snprintf(name + len, sizeof name - len, "]");
+    /* Only a label: without memory the context works unnamed. */
+    int saved_errno = errno;
+    cctx_set_name(inner, name);
+    errno = saved_errno;
+}
+
+cctx_t *cctx_with_signals_at(cctx_t *parent, const int *signals, size_t n,
+                             cctx_cancel_t **cancel, const char *file, int line,
+                             const char *func)
+{
+    if (cancel)
+        *cancel = NULL;
+    if (!parent || !signals || n == 0)
+        return fail(EINVAL);
+    sigset_t seen;
+    sigemptyset(&seen);
+    int distinct = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!valid_signal(signals[i]))
+            return fail(EINVAL);
+        if (!sigismember(&seen, signals[i])) {
+            sigaddset(&seen, signals[i]);
+            distinct++;
+        }
+    }
+
+    pthread_once(&init_once, init);
+    pthread_mutex_lock(&R.lock);
+    int err = start_locked();
+    pthread_mutex_unlock(&R.lock);
+    if (err)
+        return fail(err);
+
+    /* A parent already done: a child born done, and nothing to watch. */
+    if (cctx_err(parent) != 0)
+        return cctx_with_cancel_at(parent, cancel, file, line, func);
+
+    struct watcher *w = calloc(1, sizeof *w + (size_t)distinct * sizeof(struct sub));
+    if (!w)
+        return fail(ENOMEM);
+    sigemptyset(&seen);
+    for (size_t i = 0; i < n; i++) {
+        if (sigismember(&seen, signals[i]))
+            continue;
+        sigaddset(&seen, signals[i]);
+        w->subs[w->n] = (struct sub){.w = w, .signo = signals[i]};
+        w->n++;
+    }
+    w->file = file;
+    w->line = line;
+    w->func = func;
+
+    cctx_cancel_t *cc;
+    cctx_t *ctx = NULL;
+    w->inner = cctx_with_cancel_at(parent, &w->inner_cancel, file, line, func);
+    if (w->inner)
+        ctx = cctx_with_cancel_at(w->inner, &cc, file, line, func);
+    if (!ctx) {
+        cctx_release_at(w->inner, file, line, func); /* NULL: nothing */
+        free(w);
+        return fail(ENOMEM);
+    }
+    name_inner(w->inner, w);
+
+    pthread_mutex_lock(&R.lock);
+    err = link_watcher(w);
+    pthread_mutex_unlock(&R.lock);
+    if (err) {
+        cctx_release_at(ctx, file, line, func);
+        cctx_release_at(w->inner, file, line, func);
+        free(w);
+        return fail(err);
+    }
+    /* From here w belongs to unwatch: if the parent (or a signal) ended ctx
+     * already, unwatch runs now, on this thread, and frees w. */
+    cctx_after_func_at(ctx, &w->after, unwatch, w, file, line, func);
+    if (cancel)
+        *cancel = cc;
+    return ctx;
+}

@@ -1,0 +1,121 @@
+/*
+ * <cctx/signal.h> — Go's signal.NotifyContext for cctx (API.md section 11).
+ *
+ *     static const int stop[] = {SIGINT, SIGTERM};
+ *     cctx_cancel_t *cancel;
+ *     cctx_t *ctx = cctx_with_signals(cctx_background(), stop, 2, &cancel);
+ *     ... serve until cctx_err(ctx) != 0, or block in cctx_wait / <cctx/io.h> ...
+ *     cctx_release(ctx);   // ends the watch and restores SIGINT's and SIGTERM's
+ *                          // previous dispositions (if the signal has not already)
+ *
+ * The choices the contract leaves open:
+ *
+ *  - The context is a cancelable context (as from cctx_with_cancel) created
+ *    at the caller's site; `cancel` cancels it early, as for any other. Its
+ *    parent is not `parent` itself but a context between the two that the
+ *    library owns and that the signal cancels (a library thread must be able
+ *    to hold what it cancels by a reference of its own); it carries the same
+ *    site, ends when the caller's context does, and appears in cctx_dump
+ *    named after the signals, as Go's String() does:
+ *    "signal.NotifyContext [interrupt terminated]". Values, deadline and
+ *    cancellation flow from `parent` as for a direct child. A parent already
+ *    done gives a direct child born done with the parent's cause, and
+ *    nothing is installed.
+ *
+ *  - Cause: when one of the signals arrives the context is canceled with
+ *    ECANCELED, code = the signal number, message "signal: " + Go's name of
+ *    the signal ("signal: interrupt", "signal: terminated", "signal: hangup",
+ *    "signal: quit", "signal: user defined signal 1", ...; "signal N" for a
+ *    signal Go has no name for, such as the real-time ones), and as origin
+ *    the cctx_with_signals call, as a deadline's cause names the
+ *    cctx_with_deadline call. Descendants report the same cause.
+ *
+ *  - The watch ends as soon as the context ends, whatever ended it: the
+ *    signal, cancel, the parent, or the last cctx_release. The signals then
+ *    get their previous dispositions back at once (unlike Go, where they stay
+ *    caught until stop is called): a second SIGINT during a graceful
+ *    shutdown does what it did before the watch (by default, it terminates
+ *    the process), the usual "press Ctrl-C again to force" behaviour.
+ *
+ *  - Several contexts may watch one signal, from any threads; one delivery
+ *    cancels every context that watched that signal when it arrived (each of
+ *    Go's NotifyContext contexts gets its own copy). A context created while
+ *    a delivery is in progress (for instance by an after-function of a
+ *    context that delivery canceled) is not canceled by it. A signal that
+ *    arrives several times before it is handled is handled once: signals
+ *    coalesce, as in the kernel.
+ *
+ *  - Dispositions: the first watcher of a signal installs the library's
+ *    handler with sigaction (SA_RESTART | SA_ONSTACK, so the calls other
+ *    threads are blocked in are restarted, not failed with EINTR), saving the
+ *    previous disposition; the previous handler is not called while the
+ *    signal is watched (as in Go). When the last watcher of that signal
+ *    goes, the saved disposition is put back, unless the program replaced the
+ *    library's handler meanwhile (then its own stays). A later
+ *    cctx_with_signals installs again. A signal that was ignored (SIG_IGN,
+ *    e.g. under nohup) is caught while watched, as Go's Notify does.
+ *
+ *  - The handler does only async-signal-safe work: it sets a per-signal flag
+ *    and writes one byte to a pipe, preserving errno. One library thread,
+ *    started on first use with every signal blocked, reads the pipe and
+ *    cancels the contexts, so after-functions of those contexts (and of
+ *    their descendants) run on that thread. The thread and the pipe (two
+ *    descriptors, close-on-exec) stay for the life of the process.
+ *
+ *  - Signal masks are not touched: a signal blocked in every thread of the
+ *    program stays pending and cancels nothing until some thread unblocks
+ *    it. raise() delivers to the calling thread, kill() to any thread that
+ *    does not block the signal.
+ *
+ *  - Fault signals (SIGSEGV, SIGBUS, SIGFPE, SIGILL) may be watched, but only
+ *    a signal sent by a process (kill, raise) cancels the context. One that
+ *    the kernel raises for a faulting instruction cannot be returned from
+ *    usefully: the handler puts the previous disposition back and returns,
+ *    so the instruction faults again and the process ends as it would have
+ *    without the watch (as in Go, where a real fault still crashes).
+ *
+ *  - Bad input: a NULL parent, a NULL `signals`, n == 0 (Go's "no signals
+ *    means every signal" would take over SIGSEGV, SIGCHLD and the rest; here
+ *    it is an error), a signal number <= 0 or >= NSIG, SIGKILL, SIGSTOP, or a
+ *    signal the C library reserves for itself (glibc's 32 and 33) give NULL
+ *    with errno EINVAL, having installed and allocated nothing. A signal
+ *    listed twice is watched once. Out of memory gives ENOMEM; failing to
+ *    make the pipe or start the thread gives that error (EMFILE, ENFILE,
+ *    ENOMEM for EAGAIN); in each case nothing is changed. On failure
+ *    *cancel is set to NULL.
+ *
+ *  - fork(): the child inherits the contexts and their watches (and the
+ *    handlers, which the kernel keeps across fork), but not the thread: an
+ *    atfork handler gives the child its own pipe and, if anything is
+ *    watched, starts the thread again there, so inherited watches keep
+ *    working; otherwise it starts on the child's first cctx_with_signals. A
+ *    delivery that was in progress in the parent at the moment of the fork
+ *    is not finished in the child. exec() ends everything (caught signals
+ *    return to their defaults; the pipe is close-on-exec).
+ */
+#ifndef CCTX_SIGNAL_H
+#define CCTX_SIGNAL_H
+
+#include <cctx.h>
+
+#include <signal.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A cancelable child of parent that the first of signals[0..n) to arrive
+ * cancels (see above). One reference, owned by the caller; NULL with errno
+ * EINVAL or ENOMEM (or EMFILE, ENFILE) on failure. */
+CCTX_API cctx_t *cctx_with_signals_at(cctx_t *parent, const int *signals, size_t n,
+                                      cctx_cancel_t **cancel, const char *file, int line,
+                                      const char *func);
+#define cctx_with_signals(parent, signals, n, cancel) \
+    cctx_with_signals_at((parent), (signals), (n), (cancel), CCTX__SITE)
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CCTX_SIGNAL_H */

@@ -1,0 +1,880 @@
+/*
+ * Section 11: signal contexts (<cctx/signal.h>). A signal cancels every
+ * context watching it, with its number as the code, Go's name in the message
+ * and the cctx_with_signals call as the origin; the previous disposition is
+ * back once the last watcher of a signal ends, however it ends; bad input
+ * installs nothing; and a real process shuts down cleanly on SIGTERM (the
+ * test execs this binary, as ThreadSanitizer does not run threads in a
+ * forked child).
+ *
+ * Each test runs in its own process (ctest), so a signal raised here reaches
+ * no other test. Tests that might let a signal through to its default action
+ * install a handler of their own first.
+ */
+#define _GNU_SOURCE
+#include <cctx.h>
+#include <cctx/signal.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "support.h"
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+static atomic_int my_hits;
+static void my_handler(int sig)
+{
+    (void)sig;
+    atomic_fetch_add(&my_hits, 1);
+}
+
+/* Installs my_handler for sig (with SIGUSR2 in its mask, a flag, so that
+ * restoring exactly this disposition can be told apart) and returns what
+ * the kernel reports back for it. */
+static struct sigaction install_mine(int sig)
+{
+    struct sigaction sa, got;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = my_handler;
+    sigemptyset(&sa.sa_mask);
+    sigaddset(&sa.sa_mask, SIGUSR2);
+    sa.sa_flags = SA_RESTART;
+    CHECK_EQ(sigaction(sig, &sa, NULL), 0);
+    CHECK_EQ(sigaction(sig, NULL, &got), 0);
+    atomic_store(&my_hits, 0);
+    return got;
+}
+
+static struct sigaction disposition(int sig)
+{
+    struct sigaction sa;
+    CHECK_EQ(sigaction(sig, NULL, &sa), 0);
+    return sa;
+}
+
+/* The handler field, whichever of the union's two the flags say is in use. */
+static void *handler_of(const struct sigaction *sa)
+{
+    return (sa->sa_flags & SA_SIGINFO) ? (void *)sa->sa_sigaction : (void *)sa->sa_handler;
+}
+
+static void check_disposition(int sig, const struct sigaction *want)
+{
+    struct sigaction now = disposition(sig);
+    CHECK(handler_of(&now) == handler_of(want));
+    CHECK_EQ(now.sa_flags, want->sa_flags);
+    for (int s = 1; s < NSIG; s++)
+        if (s != SIGKILL && s != SIGSTOP && s < 32)
+            CHECK_EQ(sigismember(&now.sa_mask, s), sigismember(&want->sa_mask, s));
+}
+
+static bool is_default(int sig)
+{
+    struct sigaction sa = disposition(sig);
+    return !(sa.sa_flags & SA_SIGINFO) && sa.sa_handler == SIG_DFL;
+}
+
+/* Someone other than the program, i.e. the library, catches sig. */
+static bool caught_by_library(int sig, const struct sigaction *program)
+{
+    struct sigaction sa = disposition(sig);
+    return handler_of(&sa) != handler_of(program) && handler_of(&sa) != (void *)SIG_DFL &&
+           handler_of(&sa) != (void *)SIG_IGN;
+}
+
+static void reset_default(int sig)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    CHECK_EQ(sigaction(sig, &sa, NULL), 0);
+}
+
+static void check_signal_cause(const cctx_t *c, int sig, const char *msg)
+{
+    cctx_cause_t cause;
+    CHECK_EQ(cctx_cause(c, &cause), ECANCELED);
+    CHECK_EQ(cause.code, sig);
+    CHECK_STR(cause.msg, msg);
+}
+
+/* ---- a signal cancels ---------------------------------------------------------- */
+
+TEST(signal_raise_cancels_with_cause)
+{
+    static const int sigs[] = {SIGUSR1};
+    CHECK(is_default(SIGUSR1));
+    cctx_cancel_t *cc = (cctx_cancel_t *)&cc;
+    int line = __LINE__ + 1;
+    cctx_t *c = cctx_with_signals(cctx_background(), sigs, 1, &cc);
+    CHECK(c != NULL);
+    CHECK(cc != NULL);
+    check_active(c);
+    CHECK(!is_default(SIGUSR1));
+    struct rec r;
+    rec_watch(&r, c);
+
+    CHECK_EQ(raise(SIGUSR1), 0);
+    CHECK_EQ(cctx_wait(c, CCTX_SEC(10)), ECANCELED);
+    check_cause(c, ECANCELED, SIGUSR1, "signal: user defined signal 1", line,
+                "test_signal_raise_cancels_with_cause");
+    /* By the time the context reports done, the signal is no longer caught. */
+    CHECK(is_default(SIGUSR1));
+    /* A descendant reports the same cause. */
+    cctx_t *d = cctx_with_cancel(c, NULL);
+    check_same_cause(c, d);
+    cctx_release(d);
+
+    /* The after-function ran once, on the library's signal thread. */
+    CHECK(!cctx_after_stop(&r.reg)); /* waits for it if it still runs */
+    CHECK_EQ(atomic_load(&r.runs), 1);
+    CHECK(!pthread_equal(r.thread, pthread_self()));
+    CHECK_EQ(r.cause.code, SIGUSR1);
+    cctx_release(c);
+}
+
+TEST(signal_kill_from_another_thread_cancels)
+{
+    static const int sigs[] = {SIGTERM, SIGINT};
+    cctx_t *c = cctx_with_signals(cctx_background(), sigs, 2, NULL);
+    CHECK(c != NULL);
+    CHECK_EQ(kill(getpid(), SIGINT), 0);
+    CHECK_EQ(cctx_wait(c, CCTX_SEC(10)), ECANCELED);
+    check_signal_cause(c, SIGINT, "signal: interrupt");
+    CHECK(is_default(SIGINT));
+    CHECK(is_default(SIGTERM)); /* the context ended: it watches nothing more */
+    cctx_release(c);
+}
+
+TEST(signal_names_follow_go)
+{
+    struct {
+        int sig;
+        const char *msg;
+    } cases[] = {
+        {SIGINT, "signal: interrupt"},        {SIGTERM, "signal: terminated"},
+        {SIGHUP, "signal: hangup"},           {SIGQUIT, "signal: quit"},
+        {SIGUSR1, "signal: user defined signal 1"},
+        {SIGUSR2, "signal: user defined signal 2"},
+        {SIGALRM, "signal: alarm clock"},     {SIGWINCH, "signal: window changed"},
+        {SIGCHLD, "signal: child exited"},    {SIGPIPE, "signal: broken pipe"},
+        {SIGRTMIN + 1, NULL}, /* no Go name: "signal N" */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int sig = cases[i].sig;
+        char buf[32];
+        const char *msg = cases[i].msg;
+        if (!msg) {
+            snprintf(buf, sizeof buf, "signal %d", sig);
+            msg = buf;
+        }
+        cctx_t *c = cctx_with_signals(cctx_background(), &sig, 1, NULL);
+        CHECK(c != NULL);
+        CHECK_EQ(raise(sig), 0);
+        CHECK_EQ(cctx_wait(c, CCTX_SEC(10)), ECANCELED);
+        check_signal_cause(c, sig, msg);
+        cctx_release(c);
+    }
+}
+
+TEST(signal_two_contexts_on_one_signal_both_canceled)
+{
+    static const int usr1[] = {SIGUSR1};
+    int l1 = __LINE__ + 1;
+    cctx_t *a = cctx_with_signals(cctx_background(), usr1, 1, NULL);
+    cctx_cancel_t *pc;
+    cctx_t *p = cctx_with_cancel(cctx_background(), &pc);
+    int l2 = __LINE__ + 1;
+    cctx_t *b = cctx_with_signals(p, usr1, 1, NULL);
+    CHECK(a && p && b);
+
+    CHECK_EQ(raise(SIGUSR1), 0);
+    CHECK_EQ(cctx_wait(a, CCTX_SEC(10)), ECANCELED);
+    CHECK_EQ(cctx_wait(b, CCTX_SEC(10)), ECANCELED);
+    /* Each with its own origin. */
+    check_cause(a, ECANCELED, SIGUSR1, "signal: user defined signal 1", l1,
+                "test_signal_two_contexts_on_one_signal_both_canceled");
+    check_cause(b, ECANCELED, SIGUSR1, "signal: user defined signal 1", l2,
+                "test_signal_two_contexts_on_one_signal_both_canceled");
+    check_active(p); /* a signal context's end never reaches its parent */
+    CHECK(is_default(SIGUSR1));
+    cctx_release(b);
+    cctx_release(a);
+    cctx_release(p);
+}
+
+TEST(signal_other_signal_does_not_cancel)
+{
+    static const int usr1[] = {SIGUSR1}, both[] = {SIGUSR1, SIGUSR2};
+    struct sigaction mine = install_mine(SIGUSR2);
+    cctx_t *only1 = cctx_with_signals(cctx_background(), usr1, 1, NULL);
+    cctx_t *b = cctx_with_signals(cctx_background(), both, 2, NULL);
+    CHECK(only1 && b);
+
+    CHECK_EQ(raise(SIGUSR2), 0);
+    CHECK_EQ(cctx_wait(b, CCTX_SEC(10)), ECANCELED);
+    check_signal_cause(b, SIGUSR2, "signal: user defined signal 2");
+    CHECK_EQ(cctx_wait(only1, CCTX_MSEC(50)), 0);
+    check_active(only1);
+    CHECK_EQ(atomic_load(&my_hits), 0); /* the program's handler was not called */
+    /* b ended: SIGUSR2 is the program's again; SIGUSR1 still watched by only1. */
+    check_disposition(SIGUSR2, &mine);
+    CHECK(!is_default(SIGUSR1));
+    CHECK_EQ(raise(SIGUSR2), 0);
+    CHECK_EQ(atomic_load(&my_hits), 1);
+    CHECK_EQ(cctx_err(only1), 0);
+
+    CHECK_EQ(raise(SIGUSR1), 0);
+    CHECK_EQ(cctx_wait(only1, CCTX_SEC(10)), ECANCELED);
+    check_signal_cause(only1, SIGUSR1, "signal: user defined signal 1");
+    cctx_release(b);
+    cctx_release(only1);
+    CHECK(is_default(SIGUSR1));
+    reset_default(SIGUSR2);
+}
+
+TEST(signal_listed_twice_is_watched_once)
+{
+    static const int sigs[] = {SIGUSR1, SIGUSR2, SIGUSR1};
+    cctx_t *c = cctx_with_signals(cctx_background(), sigs, 3, NULL);
+    CHECK(c != NULL);
+    CHECK_EQ(raise(SIGUSR1), 0);
+    CHECK_EQ(cctx_wait(c, CCTX_SEC(10)), ECANCELED);
+    check_signal_cause(c, SIGUSR1, "signal: user defined signal 1");
+    CHECK(is_default(SIGUSR1));
+    CHECK(is_default(SIGUSR2));
+    cctx_release(c);
+}
+
+/* ---- the previous disposition comes back ------------------------------------------- */
+
+TEST(signal_previous_handler_back_after_release)
+{
+    static const int sigs[] = {SIGUSR1};
+    struct sigaction mine = install_mine(SIGUSR1);
+    cctx_t *c = cctx_with_signals(cctx_background(), sigs, 1, NULL);
+    CHECK(c != NULL);
+    CHECK(caught_by_library(SIGUSR1, &mine));
+    cctx_release(c);
+    check_disposition(SIGUSR1, &mine);
+    CHECK_EQ(raise(SIGUSR1), 0);
+    CHECK_EQ(atomic_load(&my_hits), 1);
+
+    /* Watched again: the library installs again, and restores again. */
+    c = cctx_with_signals(cctx_background(), sigs, 1, NULL);
+    CHECK(c != NULL);
+    CHECK(caught_by_library(SIGUSR1, &mine));
+    CHECK_EQ(raise(SIGUSR1), 0);
+    CHECK_EQ(cctx_wait(c, CCTX_SEC(10)), ECANCELED);
+    CHECK_EQ(atomic_load(&my_hits), 1); /* the signal went to the context only */
+    check_disposition(SIGUSR1, &mine);
+    cctx_release(c);
+    check_disposition(SIGUSR1, &mine);
+    reset_default(SIGUSR1);
+}
+
+TEST(signal_previous_handler_back_after_cancel)
+{
+    static const int sigs[] = {SIGUSR1};
+    struct sigaction mine = install_mine(SIGUSR1);
+    cctx_cancel_t *cc;
+    int line = __LINE__ + 1;
+    cctx_t *c = cctx_with_signals(cctx_background(), sigs, 1, &cc);
+    CHECK(c != NULL);
+    CHECK(caught_by_library(SIGUSR1, &mine));
+    cctx_cancel_cause(cc, 7, "done early");
+    int cancel_line = __LINE__ - 1;
+    check_disposition(SIGUSR1, &mine); /* before cancel returned */
+    check_cause(c, ECANCELED, 7, "done early", cancel_line,
+                "test_signal_previous_handler_back_after_cancel");
+    CHECK(line != cancel_line);
+    /* The signal now reaches the program, and the context keeps its cause. */
+    CHECK_EQ(raise(SIGUSR1), 0);
+    CHECK_EQ(atomic_load(&my_hits), 1);
+    check_cause(c, ECANCELED, 7, "done early", cancel_line,
+                "test_signal_previous_handler_back_after_cancel");
+    cctx_release(c);
+    reset_default(SIGUSR1);
+}
+
+TEST(signal_restored_only_when_last_watcher_goes)
+{
+    static const int sigs[] = {SIGUSR1};
+    struct sigaction mine = install_mine(SIGUSR1);
+    cctx_cancel_t *ca;
+    cctx_t *a = cctx_with_signals(cctx_background(), sigs, 1, &ca);
+    cctx_t *b = cctx_with_signals(cctx_background(), sigs, 1, NULL);
+    cctx_t *c = cctx_with_signals(cctx_background(), sigs, 1, NULL);
+    CHECK(a && b && c);
+    cctx_cancel(ca);
+    CHECK(caught_by_library(SIGUSR1, &mine));
+    cctx_release(b);
+    CHECK(caught_by_library(SIGUSR1, &mine));
+    CHECK_EQ(raise(SIGUSR1), 0); /* still the library's: c ends, not the program */
+    CHECK_EQ(cctx_wait(c, CCTX_SEC(10)), ECANCELED);
+    CHECK_EQ(atomic_load(&my_hits), 0);
+    check_disposition(SIGUSR1, &mine);
+    cctx_release(c);
+    cctx_release(a);
+    check_disposition(SIGUSR1, &mine);
+    reset_default(SIGUSR1);
+}
+
+TEST(signal_ignored_signal_is_caught_while_watched)
+{
+    static const int sigs[] = {SIGHUP};
+    struct sigaction ign;
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    sigemptyset(&ign.sa_mask);
+    CHECK_EQ(sigaction(SIGHUP, &ign, NULL), 0);
+    ign = disposition(SIGHUP);
+    cctx_t *c = cctx_with_signals(cctx_background(), sigs, 1, NULL);
+    CHECK(c != NULL);
+    CHECK_EQ(raise(SIGHUP), 0);
+    CHECK_EQ(cctx_wait(c, CCTX_SEC(10)), ECANCELED);
+    check_signal_cause(c, SIGHUP, "signal: hangup");
+    check_disposition(SIGHUP, &ign);
+    CHECK_EQ(raise(SIGHUP), 0); /* ignored again */
+    cctx_release(c);
+    reset_default(SIGHUP);
+}
+
+TEST(signal_program_handler_installed_meanwhile_stays)
+{
+    static const int sigs[] = {SIGUSR1};
+    cctx_t *c = cctx_with_signals(cctx_background(), sigs, 1, NULL);
+    CHECK(c != NULL);
+    struct sigaction mine = install_mine(SIGUSR1); /* replaces the library's */
+    cctx_release(c);
+    check_disposition(SIGUSR1, &mine); /* not put back to SIG_DFL over it */
+    reset_default(SIGUSR1);
+}
+
+/* ---- the parent ----------------------------------------------------------------- */
+
+TEST(signal_parent_cancel_stops_watching_and_restores)
+{
+    static const int sigs[] = {SIGUSR1, SIGUSR2};
+    struct sigaction mine = install_mine(SIGUSR1);
+    cctx_cancel_t *pc;
+    cctx_t *p = cctx_with_cancel(cctx_background(), &pc);
+    cctx_t *c = cctx_with_signals(p, sigs, 2, NULL);
+    CHECK(p && c);
+    CHECK(caught_by_library(SIGUSR1, &mine));
+    cctx_cancel_cause(pc, 3, "parent gone");
+    check_same_cause(p, c);
+    check_disposition(SIGUSR1, &mine);
+    CHECK(is_default(SIGUSR2));
+    CHECK_EQ(raise(SIGUSR1), 0);
+    CHECK_EQ(atomic_load(&my_hits), 1);
+    check_same_cause(p, c); /* the signal changed nothing */
+    cctx_release(c);
+    cctx_release(p);
+    reset_default(SIGUSR1);
+}
+
+TEST(signal_parent_done_gives_born_done_child_installing_nothing)
+{
+    static const int sigs[] = {SIGUSR1};
+    cctx_cancel_t *pc, *cc;
+    cctx_t *p = cctx_with_cancel(cctx_background(), &pc);
+    cctx_cancel_cause(pc, 5, "before");
+    cctx_t *c = cctx_with_signals(p, sigs, 1, &cc);
+    CHECK(c != NULL);
+    CHECK(cc != NULL);
+    check_same_cause(p, c);
+    CHECK(is_default(SIGUSR1));
+    cctx_cancel(cc); /* harmless */
+    check_same_cause(p, c);
+    cctx_release(c);
+    cctx_release(p);
+
+    /* Under a value context and a deadline already past, too. */
+    static const char key;
+    cctx_t *t = cctx_with_timeout(cctx_background(), -1, NULL);
+    cctx_t *v = cctx_with_value(t, &key, (void *)1, NULL);
+    cctx_t *s = cctx_with_signals(v, sigs, 1, NULL);
+    CHECK(s != NULL);
+    CHECK_EQ(cctx_err(s), ETIMEDOUT);
+    CHECK(cctx_value(s, &key) == (void *)1);
+    CHECK(is_default(SIGUSR1));
+    cctx_release(s);
+    cctx_release(v);
+    cctx_release(t);
+}
+
+TEST(signal_nested_signal_contexts_one_signal)
+{
+    /* An ancestor and its descendant watch the same signal: the delivery
+     * cancels the ancestor first, which takes the descendant with it. */
+    static const int sigs[] = {SIGUSR1};
+    int lp = __LINE__ + 1;
+    cctx_t *p = cctx_with_signals(cctx_background(), sigs, 1, NULL);
+    cctx_t *mid = cctx_with_cancel(p, NULL);
+    cctx_t *c = cctx_with_signals(mid, sigs, 1, NULL);
+    cctx_t *other = cctx_with_signals(cctx_background(), sigs, 1, NULL);
+    CHECK(p && mid && c && other);
+    CHECK_EQ(raise(SIGUSR1), 0);
+    CHECK_EQ(cctx_wait(c, CCTX_SEC(10)), ECANCELED);
+    CHECK_EQ(cctx_wait(other, CCTX_SEC(10)), ECANCELED);
+    check_cause(p, ECANCELED, SIGUSR1, "signal: user defined signal 1", lp,
+                "test_signal_nested_signal_contexts_one_signal");
+    check_same_cause(p, c);
+    CHECK(is_default(SIGUSR1));
+    cctx_release(c);
+    cctx_release(mid);
+    cctx_release(p);
+    cctx_release(other);
+}
+
+/* ---- after-functions on the signal thread ------------------------------------------ */
+
+static struct {
+    cctx_t *rearmed;     /* made by the after-function, on the signal thread */
+    cctx_t *to_release;  /* released by it */
+    atomic_int done;
+} AF;
+
+static void rearm(void *arg)
+{
+    (void)arg;
+    static const int sigs[] = {SIGUSR1};
+    AF.rearmed = cctx_with_signals(cctx_background(), sigs, 1, NULL);
+    cctx_release(AF.to_release);
+    AF.to_release = NULL;
+    atomic_store(&AF.done, 1);
+}
+
+TEST(signal_after_function_may_rearm_and_release)
+{
+    static const int sigs[] = {SIGUSR1}, usr2[] = {SIGUSR2};
+    cctx_t *c = cctx_with_signals(cctx_background(), sigs, 1, NULL);
+    AF.to_release = cctx_with_signals(cctx_background(), usr2, 1, NULL);
+    CHECK(c && AF.to_release);
+    cctx_after_t reg;
+    CHECK_EQ(cctx_after_func(c, &reg, rearm, NULL), 0);
+    CHECK(!is_default(SIGUSR2));
+
+    CHECK_EQ(raise(SIGUSR1), 0);
+    CHECK_EQ(cctx_wait(c, CCTX_SEC(10)), ECANCELED);
+    for (int i = 0; i < 10000 && !atomic_load(&AF.done); i++)
+        real_sleep_ms(1);
+    CHECK(atomic_load(&AF.done));
+    CHECK(AF.rearmed != NULL);
+    CHECK(is_default(SIGUSR2)); /* released on the signal thread: restored */
+    /* The context made during the delivery was not canceled by it. */
+    CHECK_EQ(cctx_wait(AF.rearmed, CCTX_MSEC(50)), 0);
+    CHECK(!is_default(SIGUSR1));
+    CHECK_EQ(raise(SIGUSR1), 0);
+    CHECK_EQ(cctx_wait(AF.rearmed, CCTX_SEC(10)), ECANCELED);
+    check_signal_cause(AF.rearmed, SIGUSR1, "signal: user defined signal 1");
+    CHECK(is_default(SIGUSR1));
+    cctx_release(AF.rearmed);
+    cctx_release(c);
+}
+
+TEST(signal_many_watchers_all_canceled)
+{
+    enum { N = 100 };
+    static const int sigs[] = {SIGUSR1};
+    cctx_t *cs[N];
+    for (int i = 0; i < N; i++) {
+        /* Every third one under the one before, so batches hold ancestors and
+         * descendants together. */
+        cctx_t *parent = i % 3 == 2 ? cs[i - 1] : cctx_background();
+        cs[i] = cctx_with_signals(parent, sigs, 1, NULL);
+        CHECK(cs[i] != NULL);
+    }
+    /* Some end before the signal. */
+    for (int i = 0; i < N; i += 10) {
+        cctx_release(cs[i]);
+        cs[i] = NULL;
+    }
+    CHECK_EQ(raise(SIGUSR1), 0);
+    for (int i = 0; i < N; i++) {
+        if (!cs[i])
+            continue;
+        CHECK_EQ(cctx_wait(cs[i], CCTX_SEC(10)), ECANCELED);
+        check_signal_cause(cs[i], SIGUSR1, "signal: user defined signal 1");
+    }
+    CHECK(is_default(SIGUSR1));
+    for (int i = N - 1; i >= 0; i--)
+        cctx_release(cs[i]);
+}
+
+/* ---- bad input -------------------------------------------------------------------- */
+
+TEST(signal_bad_input_installs_nothing)
+{
+    static const int usr1[] = {SIGUSR1};
+    cctx_cancel_t *cc = (cctx_cancel_t *)&cc;
+    CHECK_ERRNO(cctx_with_signals(NULL, usr1, 1, &cc), NULL, EINVAL);
+    CHECK(cc == NULL);
+    CHECK_ERRNO(cctx_with_signals(cctx_background(), NULL, 1, NULL), NULL, EINVAL);
+    CHECK_ERRNO(cctx_with_signals(cctx_background(), NULL, 0, NULL), NULL, EINVAL);
+    CHECK_ERRNO(cctx_with_signals(cctx_background(), usr1, 0, NULL), NULL, EINVAL);
+
+    int bad[] = {0, -1, NSIG, NSIG + 100, SIGKILL, SIGSTOP, -SIGUSR1, 1 << 30};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int list[] = {SIGUSR1, SIGUSR2, bad[i]};
+        cc = (cctx_cancel_t *)&cc;
+        CHECK_ERRNO(cctx_with_signals(cctx_background(), list, 3, &cc), NULL, EINVAL);
+        CHECK(cc == NULL);
+        CHECK_ERRNO(cctx_with_signals(cctx_background(), &bad[i], 1, NULL), NULL, EINVAL);
+    }
+    /* A signal the C library keeps for itself, if there is one (glibc: 32, 33). */
+    for (int sig = 1; sig < NSIG; sig++) {
+        struct sigaction sa;
+        if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, NULL, &sa) == 0)
+            continue;
+        CHECK_ERRNO(cctx_with_signals(cctx_background(), &sig, 1, NULL), NULL, EINVAL);
+    }
+    CHECK(is_default(SIGUSR1));
+    CHECK(is_default(SIGUSR2));
+
+    /* A context made after all that works. */
+    cctx_t *c = cctx_with_signals(cctx_background(), usr1, 1, NULL);
+    CHECK(c != NULL);
+    CHECK_EQ(raise(SIGUSR1), 0);
+    CHECK_EQ(cctx_wait(c, CCTX_SEC(10)), ECANCELED);
+    cctx_release(c);
+}
+
+/* ---- threads at once ------------------------------------------------------------------ */
+
+static struct {
+    atomic_bool stop;
+    atomic_int by_signal, by_cancel;
+} ST;
+
+static void stress_worker(void *arg)
+{
+    uint64_t seed = (uint64_t)(uintptr_t)arg * 0x9e3779b97f4a7c15ULL + 1;
+    static const int sigs[] = {SIGUSR1, SIGUSR2};
+    while (!atomic_load(&ST.stop)) {
+        int how = (int)(xorshift64(&seed) % 4);
+        cctx_cancel_t *cc;
+        cctx_t *c = cctx_with_signals(cctx_background(), sigs, 1 + (how & 1), &cc);
+        CHECK(c != NULL);
+        cctx_t *kid = how == 3 ? cctx_with_signals(c, sigs, 1, NULL) : NULL;
+        if (how == 0)
+            cctx_cancel(cc);
+        int err = cctx_wait(c, CCTX_USEC(200));
+        if (err) {
+            cctx_cause_t cause;
+            cctx_cause(c, &cause);
+            if (cause.code == SIGUSR1 || cause.code == SIGUSR2) {
+                CHECK_STR(cause.msg, cause.code == SIGUSR1 ? "signal: user defined signal 1"
+                                                           : "signal: user defined signal 2");
+                atomic_fetch_add(&ST.by_signal, 1);
+            } else {
+                CHECK_EQ(how, 0);
+                atomic_fetch_add(&ST.by_cancel, 1);
+            }
+        }
+        cctx_release(kid);
+        cctx_release(c);
+    }
+}
+
+static void stress_raiser(void *arg)
+{
+    (void)arg;
+    int n = 0;
+    while (!atomic_load(&ST.stop)) {
+        CHECK_EQ(kill(getpid(), n++ % 3 ? SIGUSR1 : SIGUSR2), 0);
+        real_sleep_ms(1);
+    }
+}
+
+TEST(signal_stress_create_release_while_signals_arrive)
+{
+    /* Whenever nobody watches, the signals go to the program's handlers
+     * (never to the default action, which would end the process). */
+    struct sigaction m1 = install_mine(SIGUSR1), m2 = install_mine(SIGUSR2);
+    struct gang g;
+    gang_init(&g, 4, false);
+    for (int i = 0; i < 3; i++)
+        gang_spawn(&g, stress_worker, (void *)(uintptr_t)(i + 1));
+    gang_spawn(&g, stress_raiser, NULL);
+    real_sleep_ms(TEST_UNDER_TSAN ? 400 : 300);
+    atomic_store(&ST.stop, true);
+    gang_join(&g);
+    printf("canceled by a signal: %d, by cancel: %d, signals to the program: %d\n",
+           atomic_load(&ST.by_signal), atomic_load(&ST.by_cancel), atomic_load(&my_hits));
+    CHECK(atomic_load(&ST.by_signal) > 0);
+    check_disposition(SIGUSR1, &m1);
+    check_disposition(SIGUSR2, &m2);
+    reset_default(SIGUSR1);
+    reset_default(SIGUSR2);
+}
+
+/* ---- fork ------------------------------------------------------------------------- */
+
+/* Forks once every other thread of the process is asleep (the library's
+ * signal thread blocked in read, the timer thread in its wait). A fork while
+ * another thread is inside AddressSanitizer's allocator leaves that
+ * allocator's lock held in the child (glibc's own malloc guards against
+ * this; the sanitizer's does not), and the child's first thread start-up
+ * blocks on it for good. "Asleep" is the kernel's word for it: state S in
+ * /proc/self/task/TID/stat, five times in a row, 1 ms apart. */
+static bool others_asleep(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    CHECK(d);
+    bool asleep = true;
+    for (struct dirent *e; asleep && (e = readdir(d)) != NULL;) {
+        if (e->d_name[0] == '.' || atoi(e->d_name) == (int)gettid())
+            continue;
+        char path[300], buf[512];
+        snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue; /* exited meanwhile */
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = 0;
+        const char *paren = strrchr(buf, ')'); /* the name may hold spaces */
+        asleep = paren && paren[1] == ' ' && paren[2] == 'S';
+    }
+    closedir(d);
+    return asleep;
+}
+
+static pid_t fork_when_quiet(void)
+{
+    for (int streak = 0, tries = 0; streak < 5; tries++) {
+        CHECK(tries < 10000); /* 10 s: some thread never went to sleep */
+        streak = others_asleep() ? streak + 1 : 0;
+        real_sleep_ms(1);
+    }
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    return pid;
+}
+
+static int wait_child(pid_t pid)
+{
+    int status;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+TEST(signal_fork_child_can_watch_anew)
+{
+    /* The parent's thread does not exist in the child: the child's first
+     * cctx_with_signals starts one of its own. ThreadSanitizer does not run
+     * threads started after a multi-threaded fork (it reports and exits
+     * 66); the exec test below covers TSan builds. */
+    if (TEST_UNDER_TSAN) {
+        printf("skipped under ThreadSanitizer (die_after_fork)\n");
+        return;
+    }
+    static const int usr1[] = {SIGUSR1};
+    cctx_release(cctx_with_signals(cctx_background(), usr1, 1, NULL)); /* thread runs */
+    pid_t pid = fork_when_quiet();
+    if (pid == 0) {
+        cctx_t *c = cctx_with_signals(cctx_background(), usr1, 1, NULL);
+        if (!c || raise(SIGUSR1) != 0 || cctx_wait(c, CCTX_SEC(10)) != ECANCELED)
+            _exit(10);
+        if (!is_default(SIGUSR1))
+            _exit(11);
+        _exit(0);
+    }
+    CHECK_EQ(wait_child(pid), 0);
+    /* The parent's thread is unharmed. */
+    cctx_t *c = cctx_with_signals(cctx_background(), usr1, 1, NULL);
+    CHECK_EQ(raise(SIGUSR1), 0);
+    CHECK_EQ(cctx_wait(c, CCTX_SEC(10)), ECANCELED);
+    cctx_release(c);
+}
+
+TEST(signal_fork_child_keeps_inherited_watches)
+{
+    /* With contexts watching at the fork, the atfork handler starts the
+     * child's thread. */
+    if (TEST_UNDER_TSAN) {
+        printf("skipped under ThreadSanitizer (die_after_fork)\n");
+        return;
+    }
+    static const int usr1[] = {SIGUSR1}, usr2[] = {SIGUSR2};
+    cctx_t *inherited = cctx_with_signals(cctx_background(), usr2, 1, NULL);
+    CHECK(inherited != NULL);
+    pid_t pid = fork_when_quiet();
+    if (pid == 0) {
+        /* The inherited watch works in the child... */
+        if (raise(SIGUSR2) != 0 || cctx_wait(inherited, CCTX_SEC(10)) != ECANCELED)
+            _exit(10);
+        /* ...and so does a new one. */
+        cctx_t *c = cctx_with_signals(cctx_background(), usr1, 1, NULL);
+        if (!c || raise(SIGUSR1) != 0 || cctx_wait(c, CCTX_SEC(10)) != ECANCELED)
+            _exit(11);
+        if (!is_default(SIGUSR1) || !is_default(SIGUSR2))
+            _exit(12);
+        _exit(0);
+    }
+    CHECK_EQ(wait_child(pid), 0);
+    /* The parent's watch is untouched, and its thread still works. */
+    check_active(inherited);
+    CHECK(!is_default(SIGUSR2));
+    CHECK_EQ(raise(SIGUSR2), 0);
+    CHECK_EQ(cctx_wait(inherited, CCTX_SEC(10)), ECANCELED);
+    cctx_release(inherited);
+}
+
+TEST(signal_fault_in_watched_signal_still_crashes)
+{
+    /* A real SIGSEGV cannot be returned from: the process must die as it
+     * would without the watch, not spin. */
+    if (TEST_UNDER_TSAN) {
+        printf("skipped under ThreadSanitizer (die_after_fork)\n");
+        return;
+    }
+    pid_t pid = fork_when_quiet();
+    if (pid == 0) {
+        struct rlimit no_core = {0, 0};
+        setrlimit(RLIMIT_CORE, &no_core); /* dying of SIGSEGV is the point */
+        alarm(10); /* a spinning child dies of SIGALRM, which fails the test */
+        static const int sigs[] = {SIGSEGV};
+        cctx_t *c = cctx_with_signals(cctx_background(), sigs, 1, NULL);
+        if (!c)
+            _exit(20);
+        /* kill() is relayed to the context... */
+        if (raise(SIGSEGV) != 0 || cctx_wait(c, CCTX_SEC(10)) != ECANCELED)
+            _exit(21);
+        c = cctx_with_signals(cctx_background(), sigs, 1, NULL);
+        /* ...a fault is not. */
+        volatile uintptr_t nowhere = 8; /* not NULL: UBSan would stop first */
+        *(volatile int *)nowhere = 1;
+        _exit(22);
+    }
+    int status;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    if (TEST_UNDER_ASAN) {
+        /* AddressSanitizer's own SIGSEGV handler was the previous one: it
+         * reports the fault and exits 1. */
+        CHECK(WIFEXITED(status));
+        CHECK_EQ(WEXITSTATUS(status), 1);
+    } else {
+        CHECK(WIFSIGNALED(status));
+        CHECK_EQ(WTERMSIG(status), SIGSEGV);
+    }
+}
+
+/* ---- a real process shutting down on SIGTERM ------------------------------------------ */
+
+#define CHILD_ENV "CCTX_TEST_SIGNAL_CHILD"
+
+/* The child's side of the next test; passes at once when ctest runs it. */
+TEST(signal_child_role_sigterm)
+{
+    if (!getenv(CHILD_ENV))
+        return;
+    static const int sigs[] = {SIGTERM, SIGINT};
+    int line = __LINE__ + 1;
+    cctx_t *ctx = cctx_with_signals(cctx_background(), sigs, 2, NULL);
+    if (!ctx)
+        exit(3);
+    printf("ready\n");
+    fflush(stdout);
+    int err = cctx_wait(ctx, CCTX_SEC(10));
+    cctx_cause_t c;
+    cctx_cause(ctx, &c);
+    bool restored = is_default(SIGTERM) && is_default(SIGINT);
+    printf("err=%d code=%d msg=%s site=%s:%d restored=%d line=%d\n", err, c.code,
+           c.msg ? c.msg : "-", c.file ? c.file : "-", c.line, restored, line);
+    fflush(stdout);
+    cctx_release(ctx); /* the cause's strings live as long as the context */
+    CHECK_EQ(err, ECANCELED); /* then the runner prints "1 passed" and exits 0 */
+}
+
+static bool read_until(int fd, char *buf, size_t cap, size_t *len, const char *want)
+{
+    int64_t until = real_now() + CCTX_SEC(20);
+    while (!strstr(buf, want)) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int64_t left = until - real_now();
+        if (left <= 0 || poll(&p, 1, (int)(left / 1000000)) <= 0)
+            return false;
+        ssize_t r = read(fd, buf + *len, cap - 1 - *len);
+        if (r <= 0)
+            return false;
+        *len += (size_t)r;
+        buf[*len] = '\0';
+    }
+    return true;
+}
+
+TEST(signal_child_process_shuts_down_on_sigterm)
+{
+    /* The child's environment: ours plus the switch, made before fork
+     * (between fork and exec only async-signal-safe calls). */
+    extern char **environ;
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **envp = calloc(n + 2, sizeof *envp);
+    CHECK(envp != NULL);
+    memcpy(envp, environ, n * sizeof *envp);
+    envp[n] = CHILD_ENV "=1";
+    char *argv[] = {"cctx-tests", "signal_child_role_sigterm", NULL};
+
+    int out[2];
+    CHECK_EQ(pipe2(out, O_CLOEXEC), 0);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        /* Only async-signal-safe calls until exec. The child starts from a
+         * clean slate: default dispositions are kept across exec, the mask
+         * too, so unblock the signals it waits for. */
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGINT);
+        sigprocmask(SIG_UNBLOCK, &set, NULL);
+        dup2(out[1], STDOUT_FILENO);
+        execve("/proc/self/exe", argv, envp);
+        _exit(127);
+    }
+    free(envp);
+    close(out[1]);
+    char buf[1024] = "";
+    size_t len = 0;
+    CHECK(read_until(out[0], buf, sizeof buf, &len, "ready\n"));
+    CHECK_EQ(kill(pid, SIGTERM), 0);
+    CHECK(read_until(out[0], buf, sizeof buf, &len, "1 passed"));
+    int status;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    close(out[0]);
+    printf("child said:\n%s", buf);
+    if (!WIFEXITED(status))
+        fprintf(stderr, "child ended by signal %d\n", WIFSIGNALED(status) ? WTERMSIG(status) : -1);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(WEXITSTATUS(status), 0);
+    char want[160];
+    const char *line = strstr(buf, "line=");
+    CHECK(line != NULL);
+    snprintf(want, sizeof want,
+             "err=%d code=%d msg=signal: terminated site=tests/test_signal.c:%d restored=1",
+             ECANCELED, SIGTERM, atoi(line + 5));
+    CHECK(strstr(buf, want) != NULL);
+}
