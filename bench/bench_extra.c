@@ -173,23 +173,6 @@ static void *waiter_main(void *p)
     }
 }
 
-/* True once the thread is in the kernel's interruptible sleep (state S). */
-static bool thread_sleeping(pid_t tid)
-{
-    char path[64], buf[256];
-    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        bench_fatal("cannot open %s", path);
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return false;
-    buf[n] = '\0';
-    const char *rp = strrchr(buf, ')'); /* the name may hold spaces */
-    return rp && rp[1] == ' ' && rp[2] == 'S';
-}
-
 static void wait_wakeup(bench_b *b, void *arg)
 {
     (void)arg;
@@ -211,7 +194,7 @@ static void wait_wakeup(bench_b *b, void *arg)
         sem_post(&w.go);
         while (atomic_load_explicit(&w.armed, memory_order_acquire) != (uint64_t)i + 1)
             sched_yield();
-        while (!thread_sleeping(w.tid))
+        while (!bench_thread_sleeping(w.tid))
             ;
         int64_t t0 = bench_now_ns();
         cctx_cancel(cancel);

@@ -125,22 +125,6 @@ static void *wake_waiter(void *arg)
     }
 }
 
-static bool thread_sleeping(pid_t tid)
-{
-    char path[64], buf[256];
-    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        bench_fatal("cannot open %s", path);
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return false;
-    buf[n] = '\0';
-    const char *rp = strrchr(buf, ')');
-    return rp && rp[1] == ' ' && rp[2] == 'S';
-}
-
 struct wake_case {
     enum wake_kind kind;
     int64_t extra_ns; /* blocked this long before the cancel */
@@ -178,7 +162,7 @@ static void wake_latency(bench_b *b, void *arg)
         sem_post(&w.go);
         while (atomic_load_explicit(&w.armed, memory_order_acquire) != (uint64_t)i + 1)
             sched_yield();
-        while (!thread_sleeping(w.tid))
+        while (!bench_thread_sleeping(w.tid))
             ;
         if (wc->extra_ns) {
             struct timespec ts = {0, (long)wc->extra_ns};

@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
+#include <fcntl.h>
 #endif
 #include <pthread.h>
 #include <regex.h>
@@ -389,4 +390,20 @@ int main(int argc, char **argv)
     bench_io();
     printf("PASS\n");
     return 0;
+}
+
+bool bench_thread_sleeping(int tid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        bench_fatal("cannot open %s", path);
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    const char *rp = strrchr(buf, ')'); /* the name may hold spaces */
+    return rp && rp[1] == ' ' && rp[2] == 'S';
 }

@@ -73,6 +73,10 @@ int64_t bench_now_ns(void);
 /* Process-wide allocation totals since start (alloc.c). */
 void bench_alloc_totals(uint64_t *allocs, uint64_t *bytes);
 
+/* True once thread tid (of this process) is in the kernel's interruptible
+ * sleep, state S in /proc/self/task/TID/stat: blocked, not just descheduled. */
+bool bench_thread_sleeping(int tid);
+
 /* Percentile p (0..100) of n samples; sorts them. */
 int64_t bench_percentile(int64_t *samples, size_t n, double p);
 

@@ -170,6 +170,60 @@ void run_with_watchdog(void (*body)(void), int seconds)
     CHECK_EQ(r, 0);
 }
 
+/* ---- thread states ------------------------------------------------------------------ */
+
+char thread_state(pid_t tid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return '?';
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
+    return p && p[1] == ' ' ? p[2] : '?';
+}
+
+pid_t thread_id(void)
+{
+    return gettid();
+}
+
+/* ---- descriptors and text ----------------------------------------------------------- */
+
+void fds_use_up(struct fds_used_up *u)
+{
+    CHECK_EQ(getrlimit(RLIMIT_NOFILE, &u->old), 0);
+    struct rlimit low = u->old;
+    low.rlim_cur = 64;
+    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+    u->n = 0;
+    while (u->n < 64 && (u->fds[u->n] = dup(0)) >= 0)
+        u->n++;
+    CHECK(u->n < 64); /* the limit was reached */
+}
+
+void fds_give_back(struct fds_used_up *u)
+{
+    while (u->n > 0)
+        close(u->fds[--u->n]);
+    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &u->old), 0);
+}
+
+int count_substr(const char *text, const char *needle)
+{
+    size_t len = strlen(needle);
+    int n = 0;
+    for (const char *p = text; *p; p++)
+        if (*p == needle[0] && strncmp(p, needle, len) == 0) {
+            n++;
+            p += len - 1;
+        }
+    return n;
+}
+
 /* ---- child processes ----------------------------------------------------------------- */
 
 static char *slurp(int fd)

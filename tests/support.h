@@ -12,6 +12,8 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/resource.h>
+#include <sys/types.h>
 
 /* ---- after-functions ------------------------------------------------------------ */
 
@@ -88,6 +90,31 @@ void gang_join(struct gang *g);
  * once, or soon, and blocks instead fails fast (a signal-based watchdog does
  * not reach a thread stuck on a lock under ThreadSanitizer). */
 void run_with_watchdog(void (*body)(void), int seconds);
+
+/* ---- thread states ------------------------------------------------------------------ */
+
+/* The scheduler state of one of this process's threads ('R', 'S', ...), as
+ * /proc/self/task/TID/stat gives it; '?' if it is gone. 'S' means blocked
+ * (in a futex, poll, read...), not merely descheduled. */
+char thread_state(pid_t tid);
+/* The calling thread's id, as thread_state takes it. */
+pid_t thread_id(void);
+
+/* ---- descriptors and text ----------------------------------------------------------- */
+
+/* Lowers RLIMIT_NOFILE to 64 and opens descriptors until none is left, so
+ * the next descriptor any call asks for fails with EMFILE; fds_give_back
+ * closes them and restores the limit. */
+struct fds_used_up {
+    struct rlimit old;
+    int fds[64], n;
+};
+void fds_use_up(struct fds_used_up *u);
+void fds_give_back(struct fds_used_up *u);
+
+/* How many times needle occurs in text, without overlaps. Linear: strstr in
+ * a loop is quadratic under ASan's interceptor. */
+int count_substr(const char *text, const char *needle);
 
 /* ---- child processes --------------------------------------------------------------- */
 

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "support.h"
 
 static const char key_a;
 
@@ -546,19 +547,6 @@ TEST(dump_json_is_valid_and_has_the_fields)
 }
 
 /* ---- DOT ------------------------------------------------------------------ */
-
-/* Linear (strstr in a loop is quadratic under ASan's interceptor). */
-static int count_substr(const char *text, const char *needle)
-{
-    size_t len = strlen(needle);
-    int n = 0;
-    for (const char *p = text; *p; p++)
-        if (*p == needle[0] && strncmp(p, needle, len) == 0) {
-            n++;
-            p += len - 1;
-        }
-    return n;
-}
 
 /* Outside quoted strings, braces balance; quotes are closed on every line. */
 static bool dot_well_formed(const char *text)

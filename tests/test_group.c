@@ -95,26 +95,6 @@ static void latch_wait_open(struct latch *l)
     pthread_mutex_unlock(&l->mu);
 }
 
-static pid_t my_tid(void)
-{
-    return (pid_t)syscall(SYS_gettid);
-}
-
-/* The scheduler state of one of our threads ('R', 'S', ...), '?' if gone. */
-static char thread_state(pid_t tid)
-{
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return '?';
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
-    return p && p[1] == ' ' ? p[2] : '?';
-}
-
 /* Returns once thread tid sleeps, seen on five reads in a row 1 ms apart (a
  * brief wait on a contended mutex does not last that long). */
 static void wait_until_blocked(pid_t tid)
@@ -143,7 +123,7 @@ struct submitter {
 static void *submitter_main(void *arg)
 {
     struct submitter *s = arg;
-    atomic_store(&s->tid, (int)my_tid());
+    atomic_store(&s->tid, (int)thread_id());
     for (int i = 0; i < s->n; i++) {
         s->result = cctx_group_go(s->g, s->fn, s->arg);
         if (s->result != 0)

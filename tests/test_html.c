@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "support.h"
 #include "internal.h" /* cctx__html_begin/end: a page with several roots */
 
 /* ---- helpers -------------------------------------------------------------- */
@@ -36,19 +37,6 @@ static char *dump_to_string(cctx_t *root, int format)
     CHECK_EQ(cctx_dump(root, f, format), 0);
     CHECK_EQ(fclose(f), 0);
     return data;
-}
-
-/* Linear (strstr in a loop is quadratic under ASan's interceptor). */
-static int count_substr(const char *text, const char *needle)
-{
-    size_t len = strlen(needle);
-    int n = 0;
-    for (const char *p = text; *p; p++)
-        if (*p == needle[0] && strncmp(p, needle, len) == 0) {
-            n++;
-            p += len - 1;
-        }
-    return n;
 }
 
 static int64_t wall_ms(void)

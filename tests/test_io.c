@@ -48,27 +48,6 @@ static const int64_t T0 = CCTX_SEC(1000); /* where fake-clock tests start */
 
 /* ---- helpers ---------------------------------------------------------------- */
 
-static pid_t gettid_(void)
-{
-    return (pid_t)syscall(SYS_gettid);
-}
-
-static bool thread_sleeping(pid_t tid)
-{
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return false;
-    buf[n] = '\0';
-    const char *rp = strrchr(buf, ')');
-    return rp && rp[1] == ' ' && rp[2] == 'S';
-}
-
 /* Returns once the thread whose tid will appear in *tid has been seen asleep
  * three times in a row, or after two seconds: an optimisation of where the
  * next act lands, never a condition of any check. */
@@ -78,7 +57,7 @@ static void await_blocked(atomic_int *tid)
         sched_yield();
     int64_t until = real_now() + CCTX_SEC(2);
     for (int seen = 0; seen < 3 && real_now() < until;) {
-        seen = thread_sleeping(atomic_load(tid)) ? seen + 1 : 0;
+        seen = thread_state(atomic_load(tid)) == 'S' ? seen + 1 : 0;
         real_sleep_ms(1);
     }
 }
@@ -629,7 +608,7 @@ static void fx_done(struct fx *f)
 static void *caller_main(void *arg)
 {
     struct fx *f = arg;
-    atomic_store(&f->tid, gettid_());
+    atomic_store(&f->tid, thread_id());
     int64_t t0 = real_now();
     errno = 0;
     f->err = f->op->call(f);
@@ -911,7 +890,7 @@ struct stream {
 static void *pattern_writer(void *arg)
 {
     struct stream *s = arg;
-    atomic_store(&s->tid, gettid_());
+    atomic_store(&s->tid, thread_id());
     unsigned char *blk = malloc(s->block);
     CHECK(blk != NULL);
     for (;;) {
@@ -1118,7 +1097,7 @@ struct receiver {
 static void *recv_waitall(void *arg)
 {
     struct receiver *x = arg;
-    atomic_store(&x->tid, gettid_());
+    atomic_store(&x->tid, thread_id());
     errno = 0;
     x->r = cctx_recv(x->ctx, x->fd, x->buf, sizeof x->buf, MSG_WAITALL);
     x->err = errno;
@@ -1194,7 +1173,7 @@ struct connector {
 static void *do_connect(void *arg)
 {
     struct connector *c = arg;
-    atomic_store(&c->tid, gettid_());
+    atomic_store(&c->tid, thread_id());
     errno = 0;
     c->r = cctx_connect(c->ctx, c->fd, (struct sockaddr *)&c->addr, sizeof c->addr);
     c->err = errno;
@@ -1292,7 +1271,7 @@ struct poller {
 static void *do_poll(void *arg)
 {
     struct poller *p = arg;
-    atomic_store(&p->tid, gettid_());
+    atomic_store(&p->tid, thread_id());
     errno = 0;
     p->r = cctx_poll(p->ctx, p->fds, p->n, p->timeout);
     p->err = errno;
@@ -1314,7 +1293,7 @@ TEST(io_poll_timeout_on_fake_clock_returns_zero)
     await_blocked(&x.tid);
     cctx_fake_clock_advance(CCTX_MSEC(99));
     real_sleep_ms(20);
-    CHECK(thread_sleeping(atomic_load(&x.tid))); /* still waiting */
+    CHECK(thread_state(atomic_load(&x.tid)) == 'S'); /* still waiting */
     cctx_fake_clock_advance(CCTX_MSEC(1));
     CHECK_EQ(pthread_join(t, NULL), 0);
     CHECK_EQ(x.r, 0);
@@ -1402,7 +1381,7 @@ struct cond_case {
 static void *cond_waiter(void *arg)
 {
     struct cond_case *c = arg;
-    atomic_store(&c->tid, gettid_());
+    atomic_store(&c->tid, thread_id());
     CHECK_EQ(pthread_mutex_lock(c->mutex), 0);
     atomic_store(&c->in_wait, 1);
     c->r = 0;
@@ -1623,7 +1602,7 @@ struct sliced_case {
 static void *lock_it(void *arg)
 {
     struct sliced_case *s = arg;
-    atomic_store(&s->tid, gettid_());
+    atomic_store(&s->tid, thread_id());
     s->r = s->mutex ? cctx_mutex_lock(s->ctx, s->mutex) : cctx_sem_wait(s->ctx, s->sem) ? errno : 0;
     atomic_store(&s->finished, 1);
     return NULL;
@@ -1773,20 +1752,11 @@ TEST(io_done_fd_only_when_waiting_and_emfile)
     CHECK_EQ(cctx_write(ctx, p[1], "x", 1), 1);
     CHECK_EQ(count_open_fds(), before);
 
-    struct rlimit old, low;
-    CHECK_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
-    low = old;
-    low.rlim_cur = 64;
-    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
-    int fds[64], n = 0;
-    while (n < 64 && (fds[n] = dup(0)) >= 0)
-        n++;
-    CHECK(n < 64);
+    struct fds_used_up used;
+    fds_use_up(&used);
     CHECK_EQ(cctx_read(ctx, p[0], b, sizeof b), 1); /* ready: fine */
     CHECK_ERRNO(cctx_read(ctx, p[0], b, sizeof b), -1, EMFILE);
-    while (n > 0)
-        close(fds[--n]);
-    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+    fds_give_back(&used);
     CHECK_EQ(cctx_poll(ctx, &(struct pollfd){.fd = p[0], .events = POLLIN}, 1, CCTX_MSEC(1)), 0);
     close(p[0]);
     close(p[1]);

@@ -640,16 +640,8 @@ static bool others_asleep(void)
     for (struct dirent *e; asleep && (e = readdir(d)) != NULL;) {
         if (e->d_name[0] == '.' || atoi(e->d_name) == (int)gettid())
             continue;
-        char path[300], buf[512];
-        snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue; /* exited meanwhile */
-        size_t n = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[n] = 0;
-        const char *paren = strrchr(buf, ')'); /* the name may hold spaces */
-        asleep = paren && paren[1] == ' ' && paren[2] == 'S';
+        char state = thread_state(atoi(e->d_name));
+        asleep = state == 'S' || state == '?'; /* '?': exited meanwhile */
     }
     closedir(d);
     return asleep;

@@ -150,6 +150,47 @@ static void write_file(const char *path, const char *text)
     CHECK(fclose(f) == 0);
 }
 
+/* Runs a child with CCTX_TRACE set to a new temporary file, which must exit
+ * 0, and returns the file's path (freed by the caller). */
+static char *run_traced(const char *child)
+{
+    char *path;
+    CHECK(asprintf(&path, "/tmp/cctx-trace-%s-XXXXXX", child) > 0);
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    char *env_trace;
+    CHECK(asprintf(&env_trace, "CCTX_TRACE=%s", path) > 0);
+    const char *env[] = {env_trace, NULL};
+    struct child c;
+    run_child(child, env, &c);
+    if (!WIFEXITED(c.status) || WEXITSTATUS(c.status) != 0) {
+        fprintf(stderr, "child %s failed (%#x):\n%s\n", child, c.status, c.err);
+        abort();
+    }
+    child_done(&c);
+    free(env_trace);
+    return path;
+}
+
+/* Checks the trace at path with a Python statement over `t`, the parsed
+ * file (and `ev`, its events); skipped without python3, except in CI. */
+static void check_trace(const char *path, const char *statement)
+{
+    if (!have_python()) {
+        CHECK(getenv("CI") == NULL || strcmp(getenv("CI"), "true") != 0);
+        printf("trace: python3 not found, JSON not checked\n");
+        return;
+    }
+    char *cmd;
+    CHECK(asprintf(&cmd,
+                   "python3 -c 'import json,sys; t=json.load(open(sys.argv[1])); "
+                   "ev=t[\"traceEvents\"]; %s' %s",
+                   statement, path) > 0);
+    CHECK_EQ(system(cmd), 0);
+    free(cmd);
+}
+
 TEST(trace_records_tree_cancel_flows_deadline_and_releases)
 {
     char dir[] = "/tmp/cctx-trace-XXXXXX";
@@ -200,33 +241,13 @@ CHILD(trace_flood)
 
 TEST(trace_memory_is_bounded_and_drops_are_counted)
 {
-    char path[] = "/tmp/cctx-trace-flood-XXXXXX";
-    int fd = mkstemp(path);
-    CHECK(fd >= 0);
-    close(fd);
-    char *env_trace;
-    CHECK(asprintf(&env_trace, "CCTX_TRACE=%s", path) > 0);
-    const char *env[] = {env_trace, NULL};
-    struct child c;
-    run_child("trace_flood", env, &c);
-    CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
-    child_done(&c);
-    if (have_python()) {
-        char *cmd;
-        /* 40,000 events on one thread, a ring of 16,384: the newest are kept. */
-        CHECK(asprintf(&cmd,
-                       "python3 -c 'import json,sys; t=json.load(open(sys.argv[1])); "
-                       "n=sum(1 for e in t[\"traceEvents\"] if e[\"ph\"]==\"X\"); "
-                       "d=int(t[\"otherData\"][\"dropped_events\"]); "
-                       "assert n == 16384 and d == 40000 - 16384, (n, d)' %s",
-                       path) > 0);
-        CHECK_EQ(system(cmd), 0);
-        free(cmd);
-    } else {
-        CHECK(getenv("CI") == NULL || strcmp(getenv("CI"), "true") != 0);
-    }
+    char *path = run_traced("trace_flood");
+    /* 40,000 events on one thread, a ring of 16,384: the newest are kept. */
+    check_trace(path, "n=sum(1 for e in ev if e[\"ph\"]==\"X\"); "
+                      "d=int(t[\"otherData\"][\"dropped_events\"]); "
+                      "assert n == 16384 and d == 40000 - 16384, (n, d)");
     unlink(path);
-    free(env_trace);
+    free(path);
 }
 
 static void *short_lived(void *arg)
@@ -249,35 +270,14 @@ CHILD(trace_threads_come_and_go)
 
 TEST(trace_keeps_the_events_of_threads_that_exited)
 {
-    char path[] = "/tmp/cctx-trace-threads-XXXXXX";
-    int fd = mkstemp(path);
-    CHECK(fd >= 0);
-    close(fd);
-    char *env_trace;
-    CHECK(asprintf(&env_trace, "CCTX_TRACE=%s", path) > 0);
-    const char *env[] = {env_trace, NULL};
-    struct child c;
-    run_child("trace_threads_come_and_go", env, &c);
-    CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
-    child_done(&c);
-    if (have_python()) {
-        char *cmd;
-        /* Each of the 200 threads wrote its ring as it exited: its create and
-         * release events are there, on a track of its own. */
-        CHECK(asprintf(&cmd,
-                       "python3 -c 'import json,sys; t=json.load(open(sys.argv[1])); "
-                       "ev=t[\"traceEvents\"]; main=ev[1][\"tid\"]; "
-                       "tids={e[\"tid\"] for e in ev if e[\"ph\"]==\"X\" and e[\"tid\"]!=main}; "
-                       "n=sum(1 for e in ev if e[\"ph\"]==\"X\" and e[\"tid\"]!=main); "
-                       "assert len(tids) == 200 and n == 400, (len(tids), n)' %s",
-                       path) > 0);
-        CHECK_EQ(system(cmd), 0);
-        free(cmd);
-    } else {
-        CHECK(getenv("CI") == NULL || strcmp(getenv("CI"), "true") != 0);
-    }
+    char *path = run_traced("trace_threads_come_and_go");
+    /* Each of the 200 threads wrote its ring as it exited: its create and
+     * release events are there, on a track of its own. */
+    check_trace(path, "main=ev[1][\"tid\"]; "
+                      "x=[e[\"tid\"] for e in ev if e[\"ph\"]==\"X\" and e[\"tid\"]!=main]; "
+                      "assert len(set(x)) == 200 and len(x) == 400, (len(set(x)), len(x))");
     unlink(path);
-    free(env_trace);
+    free(path);
 }
 
 TEST(trace_flush_without_tracing_does_nothing)

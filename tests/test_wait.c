@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "support.h"
 
 /* A waiter that is blocked must wake within this of the event (median of a
  * few rounds, so one unlucky scheduling delay does not fail the test). */
@@ -603,22 +604,13 @@ TEST(wait_done_fd_out_of_descriptors_is_emfile)
     cctx_cancel_t *cancel;
     cctx_t *c = cctx_with_cancel(cctx_background(), &cancel);
     CHECK(c != NULL);
-    struct rlimit old, low;
-    CHECK_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
-    low = old;
-    low.rlim_cur = 64;
-    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
-    int fds[64], n = 0;
-    while (n < 64 && (fds[n] = dup(0)) >= 0)
-        n++;
-    CHECK(n < 64); /* the limit was reached */
+    struct fds_used_up used;
+    fds_use_up(&used);
     errno = 0;
     CHECK_EQ(cctx_done_fd(c), -1);
     CHECK_EQ(errno, EMFILE);
     CHECK_EQ(cctx_err(c), 0);
-    while (n > 0)
-        close(fds[--n]);
-    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+    fds_give_back(&used);
     int fd = cctx_done_fd(c);
     CHECK(fd >= 0);
     struct pollfd p = {.fd = fd, .events = POLLIN};
