@@ -181,14 +181,6 @@ static bool after_stop(cctx_after_t *reg, const char *file, int line, const char
         return false;
     for (;;) {
         uint32_t s = atomic_load_explicit(&a->state, memory_order_acquire);
-        if (cctx__debug_on(CCTX__DEBUG_CHECKS)) {
-            if ((s & AFTER_STATE) == AFTER_IDLE)
-                cctx__misuse("cctx_after_stop on storage that was never registered", NULL, file,
-                             line, func, caller);
-            if ((s & AFTER_STATE) > AFTER_DONE)
-                cctx__misuse("cctx_after_stop on storage that is not a registration", NULL,
-                             file, line, func, caller);
-        }
         switch (s & AFTER_STATE) {
         case AFTER_NEVER:
             if (atomic_compare_exchange_weak_explicit(&a->state, &s, AFTER_RELEASED,
@@ -234,7 +226,18 @@ static bool after_stop(cctx_after_t *reg, const char *file, int line, const char
             }
             wait_while(a, AFTER_RUNNING);
             continue;
-        default: /* IDLE, RELEASED, DONE */
+        case AFTER_IDLE:
+            if (cctx__debug_on(CCTX__DEBUG_CHECKS))
+                cctx__misuse("cctx_after_stop on storage that was never registered", NULL, file,
+                             line, func, caller);
+            return false;
+        case AFTER_RELEASED:
+        case AFTER_DONE:
+            return false;
+        default:
+            if (cctx__debug_on(CCTX__DEBUG_CHECKS))
+                cctx__misuse("cctx_after_stop on storage that is not a registration", NULL,
+                             file, line, func, caller);
             return false;
         }
     }

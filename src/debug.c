@@ -227,6 +227,21 @@ bool cctx__debug_dying(struct cctx *c, struct cctx *parent, const char *file, in
         free(registry_take(c));
         return false;
     }
+    /* Its last reference gone while a child still holds one: some release
+     * was one too many. Said here, at that release, rather than later at a
+     * child's, when the tombstone is all that is left. */
+    if (cctx__cancelable_kind(cctx__kind(c))) {
+        struct cctx__cancelable *cc = (struct cctx__cancelable *)c;
+        bool children = false;
+        cctx__lock(c);
+        if (!(atomic_load_explicit(&c->state, memory_order_relaxed) & STATE_ERR))
+            for (struct cctx__node *n = cc->children; n && !children; n = n->next)
+                children = !(n->pprev & NODE_AFTER);
+        cctx__unlock(c);
+        if (children)
+            cctx__misuse("cctx_release of a context whose children still hold it (over-release)",
+                         c, file, line, func, NULL);
+    }
     /* Keep the memory as a tombstone that remembers this release. */
     struct shard *s = shard_of(c);
     pthread_mutex_lock(&s->lock);
@@ -320,6 +335,8 @@ struct leak {
 struct leaks {
     struct leak *v;
     size_t n, cap;
+    struct cctx *dropped[64]; /* held, not leaked: released after the walk */
+    int ndropped;
 };
 
 /* Each listed context is held (threads may still be running at exit), as
@@ -338,7 +355,13 @@ static void leak_one(struct entry *e, void *arg)
         l->v = v;
         l->cap = cap;
     }
-    if (cctx__try_ref(e->ctx))
+    /* A count of 1 after ours: released meanwhile by a thread still running
+     * at exit, so not a leak (and ours is then the last reference). */
+    if (!cctx__try_ref(e->ctx))
+        return;
+    if (atomic_load(&e->ctx->refs) == 1 && l->ndropped < 64)
+        l->dropped[l->ndropped++] = e->ctx;
+    else
         l->v[l->n++] = (struct leak){e->ctx, e->seq};
 }
 
@@ -382,6 +405,8 @@ static size_t report_leaks(FILE *out)
 {
     struct leaks l = {0};
     registry_each(leak_one, &l);
+    for (int i = 0; i < l.ndropped; i++)
+        cctx_release_at(l.dropped[i], __FILE__, __LINE__, "cctx leak report");
     if (l.n == 0) {
         free(l.v);
         return 0;
@@ -402,7 +427,7 @@ static size_t report_leaks(FILE *out)
     for (size_t i = 0; g && i < ng && i < SITES_SHOWN; i++) {
         const struct cctx *c = l.v[g[i].first].ctx;
         fprintf(out, "cctx: %6zu x %s made at %s:%d in %s\n", g[i].n, kind_word(cctx__kind(c)),
-                c->file, cctx__line(c), c->func);
+                c->file ? c->file : "?", cctx__line(c), c->func ? c->func : "?");
         for (size_t j = 0; j < g[i].n && j < CONTEXTS_SHOWN; j++) {
             struct cctx *x = l.v[g[i].first + j].ctx;
             const char *name = cctx_name(x);
@@ -474,11 +499,29 @@ static unsigned parse_debug(const char *s)
     return d;
 }
 
+/* fork() while another thread holds a registry lock would leave it held
+ * forever in the child: hold them all across the fork. */
+static void fork_prepare(void)
+{
+    for (int i = 0; i < SHARDS; i++)
+        pthread_mutex_lock(&shards[i].lock);
+    pthread_mutex_lock(&quarantine_lock);
+}
+
+static void fork_done(void)
+{
+    pthread_mutex_unlock(&quarantine_lock);
+    for (int i = SHARDS; i-- > 0;)
+        pthread_mutex_unlock(&shards[i].lock);
+}
+
 void cctx__debug_enable(unsigned bits)
 {
-    static _Atomic int registered;
+    static _Atomic int registered, forking;
     if ((bits & (CCTX__DEBUG_LEAKS | CCTX__DEBUG_TRACE)) && !atomic_exchange(&registered, 1))
         atexit(at_exit);
+    if ((bits & CCTX__DEBUG_REGISTRY) && !atomic_exchange(&forking, 1))
+        pthread_atfork(fork_prepare, fork_done, fork_done);
     atomic_fetch_or(&cctx__debug, bits);
 }
 

@@ -61,7 +61,9 @@ struct ring {
     char thread_name[32];
     size_t head, n;       /* oldest event, count */
     uint64_t dropped;
+    int64_t lost_until;   /* the newest dropped event's time */
     int named_written;    /* its thread_name metadata is in the file */
+    int open;             /* B events written and not yet closed by an E */
     struct event ev[RING];
 };
 
@@ -72,10 +74,11 @@ static pthread_key_t ring_key; /* its destructor hands a ring back */
 static _Atomic uint64_t next_flow = 1;
 
 /* The file (rings_lock). */
-static char *trace_path;
 static FILE *trace_file;
 static long tail_at = -1; /* where the closing lines start; -1: nothing written */
 static uint64_t dropped_total;
+static int rings_made;
+static long pid; /* of the process that opened the file */
 
 static int64_t now_ns(void)
 {
@@ -96,6 +99,7 @@ static struct ring *ring_of_thread(void)
         pthread_mutex_init(&r->lock, NULL);
         r->next = all_rings;
         all_rings = r;
+        rings_made++;
     }
     pthread_mutex_unlock(&rings_lock);
     if (!r)
@@ -112,28 +116,40 @@ static struct ring *ring_of_thread(void)
     return r;
 }
 
-static void record(const struct event *e)
+/* Returns the event's time stamp (0 if it could not be recorded). */
+static int64_t record(const struct event *e)
 {
     struct ring *r = ring_of_thread();
     if (!r)
-        return;
+        return 0;
     pthread_mutex_lock(&r->lock);
     size_t at = (r->head + r->n) % RING;
     if (r->n == RING) {
+        r->lost_until = r->ev[r->head].ts;
         r->head = (r->head + 1) % RING;
         r->dropped++;
     } else {
         r->n++;
     }
+    int64_t ts = now_ns();
     r->ev[at] = *e;
-    r->ev[at].ts = now_ns();
+    r->ev[at].ts = ts;
     pthread_mutex_unlock(&r->lock);
+    return ts;
 }
 
+/* Copies at most TEXT - 1 bytes, cut at a character boundary, so that a
+ * long UTF-8 name stays valid UTF-8 (JSON readers reject broken ones). */
 static void copy_text(char *dst, const char *src)
 {
-    if (src)
-        snprintf(dst, TEXT, "%s", src);
+    if (!src)
+        return;
+    size_t n = strnlen(src, TEXT - 1);
+    if (src[n])
+        while (n > 0 && ((unsigned char)src[n] & 0xc0) == 0x80)
+            n--; /* src[n] continues a character: cut before its start */
+    memcpy(dst, src, n);
+    dst[n] = 0;
 }
 
 /* ---- Hooks ------------------------------------------------------------------------ */
@@ -177,16 +193,8 @@ uint64_t cctx__trace_cancel_begin(const struct cctx *c, const struct cctx__cause
                       .func = cause->func,
                       .flow = atomic_fetch_add(&next_flow, 1)};
     copy_text(e.text, cause->msg);
-    record(&e);
     /* The REACHED events need the slice's start, to bind their arrows' tails. */
-    struct ring *r = my_ring;
-    if (r) {
-        pthread_mutex_lock(&r->lock);
-        int64_t ts = r->n ? r->ev[(r->head + r->n - 1) % RING].ts : 0;
-        pthread_mutex_unlock(&r->lock);
-        return (uint64_t)ts;
-    }
-    return 0;
+    return (uint64_t)record(&e);
 }
 
 void cctx__trace_reached(const struct cctx *c, uint64_t begin_ts)
@@ -222,19 +230,24 @@ void cctx__trace_after(const struct cctx__after *a, int begin)
 }
 
 /* Cancellations under way on other threads when the program exits are given
- * a moment to record their last events. */
-static _Atomic uint32_t busy;
+ * a moment (up to 1 s) to record their last events. Those of the exiting
+ * thread itself (exit called from an after-function) cannot end first. */
+static _Atomic uint32_t busy, draining;
+static _Thread_local uint32_t my_busy;
 
 void cctx__trace_busy(int delta)
 {
-    if (atomic_fetch_add(&busy, (uint32_t)delta) == 1 && delta < 0)
+    my_busy += (uint32_t)delta;
+    atomic_fetch_add(&busy, (uint32_t)delta);
+    if (delta < 0 && atomic_load(&draining))
         cctx__os_wake(&busy);
 }
 
 void cctx__trace_drain(void)
 {
+    atomic_store(&draining, 1);
     int64_t until = cctx__os_now() + CCTX_SEC(1);
-    for (uint32_t b; (b = atomic_load(&busy)) != 0;)
+    for (uint32_t b; (b = atomic_load(&busy)) > my_busy;)
         if (cctx__os_wait(&busy, b, until) == ETIMEDOUT)
             break;
 }
@@ -276,7 +289,7 @@ static void put_ts(FILE *f, int64_t ns)
 
 static void put_head(FILE *f, const struct ring *r, int64_t ts, const char *ph, const char *name)
 {
-    fprintf(f, ",\n{\"pid\":%ld,\"tid\":%ld,\"ts\":", (long)getpid(), r->tid);
+    fprintf(f, ",\n{\"pid\":%ld,\"tid\":%ld,\"ts\":", pid, r->tid);
     put_ts(f, ts);
     fprintf(f, ",\"ph\":\"%s\",\"cat\":\"cctx\",\"name\":", ph);
     put_str(f, name);
@@ -284,15 +297,27 @@ static void put_head(FILE *f, const struct ring *r, int64_t ts, const char *ph, 
 
 static void put_site(FILE *f, const char *key, const char *file, int line, const char *func)
 {
-    fprintf(f, ",\"%s\":\"", key);
-    for (const char *s = file ? file : "?"; *s; s++)
-        fputc(*s == '"' || *s == '\\' ? '_' : *s, f);
-    fprintf(f, ":%d\",\"func\":", line);
+    char site[512];
+    snprintf(site, sizeof site, "%s:%d", file ? file : "?", line);
+    fprintf(f, ",\"%s\":", key);
+    put_str(f, site);
+    fprintf(f, ",\"func\":");
     put_str(f, func ? func : "?");
 }
 
-static void write_event(FILE *f, const struct ring *r, const struct event *e, int64_t next_ts)
+static void write_event(FILE *f, struct ring *r, const struct event *e, int64_t next_ts)
 {
+    /* Dropping the oldest events can cut a slice's start or an arrow's tail
+     * off: an E with no open B is left out, and so is an arrow whose cancel
+     * slice may be gone (it started no later than the newest dropped event). */
+    if (e->type == EV_CANCEL_END || e->type == EV_AFTER_END) {
+        if (r->open == 0)
+            return;
+        r->open--;
+    } else if (e->type == EV_CANCEL || e->type == EV_AFTER) {
+        r->open++;
+    }
+    bool arrow = e->type == EV_REACHED && e->flow_ts > r->lost_until;
     /* An X slice ends before the thread's next event, and lasts at most 1 us. */
     int64_t dur = next_ts > e->ts ? next_ts - e->ts : 0;
     if (dur > 1000)
@@ -305,8 +330,8 @@ static void write_event(FILE *f, const struct ring *r, const struct event *e, in
         snprintf(name, sizeof name, "%s %s",
                  e->type == EV_BORN ? "create" : e->type == EV_FREED ? "release" : "done",
                  kind_word(e->kind));
-        if (e->type == EV_REACHED) { /* the arrow's tail, bound to the cancel slice */
-            fprintf(f, ",\n{\"pid\":%ld,\"tid\":%ld,\"ts\":", (long)getpid(), r->tid);
+        if (arrow) { /* the arrow's tail, bound to the cancel slice */
+            fprintf(f, ",\n{\"pid\":%ld,\"tid\":%ld,\"ts\":", pid, r->tid);
             put_ts(f, e->flow_ts);
             fprintf(f, ",\"ph\":\"s\",\"cat\":\"cctx\",\"name\":\"cancel\",\"id\":%" PRIu64 "}",
                     e->flow);
@@ -323,8 +348,8 @@ static void write_event(FILE *f, const struct ring *r, const struct event *e, in
             put_str(f, e->text);
         }
         fprintf(f, "}}");
-        if (e->type == EV_REACHED) { /* the arrow's head, bound to this slice */
-            fprintf(f, ",\n{\"pid\":%ld,\"tid\":%ld,\"ts\":", (long)getpid(), r->tid);
+        if (arrow) { /* the arrow's head, bound to this slice */
+            fprintf(f, ",\n{\"pid\":%ld,\"tid\":%ld,\"ts\":", pid, r->tid);
             put_ts(f, e->ts);
             fprintf(f, ",\"ph\":\"f\",\"bp\":\"e\",\"cat\":\"cctx\",\"name\":\"cancel\",\"id\":%" PRIu64
                        "}", e->flow);
@@ -356,16 +381,9 @@ static void write_event(FILE *f, const struct ring *r, const struct event *e, in
  * held); 0 or an errno value. */
 static int file_reopen(void)
 {
-    if (trace_file)
-        return fseek(trace_file, tail_at, SEEK_SET) == 0 ? 0 : EIO;
-    trace_file = fopen(trace_path, "w");
     if (!trace_file)
-        return errno ? errno : EIO;
-    fprintf(trace_file,
-            "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n"
-            "{\"pid\":%ld,\"ph\":\"M\",\"name\":\"process_name\",\"args\":{\"name\":\"cctx trace\"}}",
-            (long)getpid());
-    return 0;
+        return EIO;
+    return fseek(trace_file, tail_at, SEEK_SET) == 0 ? 0 : EIO;
 }
 
 /* Drains r into the file (rings_lock held; copy has room for RING events). */
@@ -385,7 +403,7 @@ static void write_ring(FILE *f, struct ring *r, struct event *copy)
         return;
     if (!r->named_written) {
         fprintf(f, ",\n{\"pid\":%ld,\"tid\":%ld,\"ph\":\"M\",\"name\":\"thread_name\","
-                   "\"args\":{\"name\":", (long)getpid(), tid);
+                   "\"args\":{\"name\":", pid, tid);
         put_str(f, r->thread_name);
         fprintf(f, "}}");
         r->named_written = 1;
@@ -395,7 +413,7 @@ static void write_ring(FILE *f, struct ring *r, struct event *copy)
 }
 
 static const char TAIL_FMT[] = "\n],\n\"otherData\":{\"producer\":\"cctx\",\"dropped_events\":\"%" PRIu64
-                               "\"}}\n";
+                               "\",\"buffers\":\"%d\"}}\n";
 
 /* Writes `only` (or every ring) to the file and closes the document. */
 static int flush(struct ring *only)
@@ -415,8 +433,9 @@ static int flush(struct ring *only)
         write_ring(trace_file, r, copy);
     free(copy);
     tail_at = ftell(trace_file);
-    fprintf(trace_file, TAIL_FMT, dropped_total);
-    if (fflush(trace_file) != 0 || ferror(trace_file))
+    fprintf(trace_file, TAIL_FMT, dropped_total, rings_made);
+    if (fflush(trace_file) != 0 || ferror(trace_file) ||
+        ftruncate(fileno(trace_file), ftell(trace_file)) != 0)
         err = EIO;
     pthread_mutex_unlock(&rings_lock);
     return err;
@@ -440,12 +459,52 @@ static void thread_exited(void *arg)
     pthread_mutex_unlock(&rings_lock);
 }
 
+/* A child of fork() has copies of the parent's rings and of its file
+ * position: writing them would corrupt the parent's file. It does not trace
+ * (a program it execs reads CCTX_TRACE anew: put %p in the path to give
+ * each process its own file). */
+static void trace_off_in_child(void)
+{
+    atomic_fetch_and(&cctx__debug, ~(unsigned)CCTX__DEBUG_TRACE);
+    pthread_mutex_init(&rings_lock, NULL);
+    trace_file = NULL;
+}
+
 int cctx__trace_start(const char *path)
 {
-    trace_path = strdup(path);
-    if (!trace_path || pthread_key_create(&ring_key, thread_exited) != 0) {
-        fputs("cctx: CCTX_TRACE: out of memory, tracing off\n", stderr);
+    /* The path, with each %p replaced by the process id. */
+    char name[4096];
+    size_t n = 0;
+    pid = (long)getpid();
+    for (const char *s = path; *s && n < sizeof name - 24; s++) {
+        if (s[0] == '%' && s[1] == 'p') {
+            n += (size_t)snprintf(name + n, sizeof name - n, "%ld", pid);
+            s++;
+        } else {
+            name[n++] = *s;
+        }
+    }
+    name[n] = 0;
+    /* Opened now, so that a path that cannot be written is said at once. */
+    trace_file = fopen(name, "we");
+    if (!trace_file) {
+        fprintf(stderr, "cctx: CCTX_TRACE: cannot write %s (%s), tracing off\n", name,
+                strerror(errno));
+        return errno;
+    }
+    if (pthread_key_create(&ring_key, thread_exited) != 0 ||
+        pthread_atfork(NULL, NULL, trace_off_in_child) != 0) {
+        fputs("cctx: CCTX_TRACE: out of resources, tracing off\n", stderr);
+        fclose(trace_file);
+        trace_file = NULL;
         return ENOMEM;
     }
+    fprintf(trace_file,
+            "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n"
+            "{\"pid\":%ld,\"ph\":\"M\",\"name\":\"process_name\",\"args\":{\"name\":\"cctx trace\"}}",
+            pid);
+    tail_at = ftell(trace_file);
+    fprintf(trace_file, TAIL_FMT, dropped_total, rings_made);
+    fflush(trace_file);
     return 0;
 }

@@ -382,6 +382,9 @@ static struct cctx *destroy(struct cctx *c, const char *file, int line, const ch
             cctx__timer_disarm((struct cctx__timer *)c);
         if (atomic_load_explicit(&c->word, memory_order_relaxed) & WORD_LINKED) {
             struct cctx__cancelable *src = cctx__source(c->parent);
+            if (cctx__unlikely(!src)) /* its source became a tombstone */
+                cctx__misuse("releasing a context whose parent was already released "
+                             "(the parent was over-released)", c->parent, file, line, func, NULL);
             cctx__lock(&src->head);
             cctx__node_unlink(&cc->link);
             cctx__unlock(&src->head);

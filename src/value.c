@@ -15,11 +15,11 @@ int cctx_err(const cctx_t *ctx)
     uint32_t s = atomic_load_explicit(&ctx->state, memory_order_acquire);
     if (cctx__likely(!(s & STATE_FORWARD)))
         return (int)(s & STATE_ERR);
-    if (cctx__unlikely(cctx__kind(ctx) == KIND_FREED)) /* only CCTX_DEBUG=checks makes one */
-        cctx__check_live_slow(ctx, "cctx_err", NULL, 0, NULL, CCTX__CALLER);
     const struct cctx__cancelable *src = cctx__source(ctx);
-    return src ? (int)(atomic_load_explicit(&src->head.state, memory_order_acquire) & STATE_ERR)
-               : 0;
+    if (src)
+        return (int)(atomic_load_explicit(&src->head.state, memory_order_acquire) & STATE_ERR);
+    cctx__check_tombstone(ctx, "cctx_err", NULL, 0, NULL);
+    return 0;
 }
 
 bool cctx_deadline(const cctx_t *ctx, int64_t *deadline)

@@ -215,6 +215,30 @@ TEST(debug_checks_catch_over_release_with_all_three_sites)
                  true);
 }
 
+CHILD(parent_over_released)
+{
+    cctx_t *p = cctx_with_cancel(cctx_background(), NULL);
+    printf("site made %d\n", __LINE__ - 1);
+    cctx_t *c = cctx_with_cancel(p, NULL);
+    cctx_release(p); /* fine: c still holds p */
+    printf("site misuse %d\n", __LINE__ + 2);
+    fflush(stdout);
+    cctx_release(p); /* one too many: c's reference is the one dropped */
+    cctx_release(c);
+}
+
+TEST(debug_checks_catch_over_release_of_a_parent_its_children_hold)
+{
+    const char *env[] = {"CCTX_DEBUG=checks", NULL};
+    struct child c;
+    run_child("parent_over_released", env, &c);
+    check_aborted(&c);
+    check_has(c.err, "misuse: cctx_release of a context whose children still hold it (over-release)");
+    check_site(c.err, ", at ", site_line(&c, "misuse"), " in child_parent_over_released");
+    check_site(c.err, "was made at ", site_line(&c, "made"), " in child_parent_over_released");
+    child_done(&c);
+}
+
 CHILD(derive_from_released)
 {
     MADE_AND_RELEASED(c);
@@ -425,7 +449,7 @@ TEST(debug_dump_null_shows_every_tree_with_every_kind)
     child_done(&c);
 }
 
-TEST(debug_dump_null_is_enotsup_without_the_registry)
+CHILD(dump_null_without_registry)
 {
     char buf[64] = "";
     FILE *f = fmemopen(buf, sizeof buf, "w");
@@ -433,4 +457,14 @@ TEST(debug_dump_null_is_enotsup_without_the_registry)
     CHECK_EQ(cctx_dump(NULL, f, CCTX_DUMP_JSON), ENOTSUP);
     fclose(f);
     CHECK_STR(buf, "");
+    printf("enotsup, nothing written\n");
+}
+
+TEST(debug_dump_null_is_enotsup_without_the_registry)
+{
+    struct child c;
+    run_child("dump_null_without_registry", NULL, &c); /* no CCTX_DEBUG */
+    CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
+    check_has(c.out, "enotsup, nothing written");
+    child_done(&c);
 }

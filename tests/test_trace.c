@@ -275,9 +275,97 @@ TEST(trace_keeps_the_events_of_threads_that_exited)
      * release events are there, on a track of its own. */
     check_trace(path, "main=ev[1][\"tid\"]; "
                       "x=[e[\"tid\"] for e in ev if e[\"ph\"]==\"X\" and e[\"tid\"]!=main]; "
-                      "assert len(set(x)) == 200 and len(x) == 400, (len(set(x)), len(x))");
+                      "assert len(set(x)) == 200 and len(x) == 400, (len(set(x)), len(x)); "
+                      /* one ring for the main thread, one that every other reused */
+                      "assert t[\"otherData\"][\"buffers\"] == \"2\", t[\"otherData\"]");
     unlink(path);
     free(path);
+}
+
+CHILD(trace_big_cancel)
+{
+    /* 17,000 children: more events inside one cancellation than a ring holds. */
+    cctx_cancel_t *cancel;
+    cctx_t *root = cctx_with_cancel(cctx_background(), &cancel);
+    static cctx_t *kids[17000];
+    for (int i = 0; i < 17000; i++)
+        kids[i] = cctx_with_cancel(root, NULL);
+    cctx_cancel(cancel);
+    for (int i = 0; i < 17000; i++)
+        cctx_release(kids[i]);
+    cctx_release(root);
+}
+
+TEST(trace_dropped_events_leave_slices_balanced_and_arrows_bound)
+{
+    char *path = run_traced("trace_big_cancel");
+    check_trace(path,
+                "assert int(t[\"otherData\"][\"dropped_events\"]) > 0; "
+                "d=0\n"
+                "for e in ev:\n"
+                "    d += {\"B\": 1, \"E\": -1}.get(e[\"ph\"], 0); assert d >= 0, e\n"
+                "starts={(e[\"tid\"], e[\"ts\"]) for e in ev if e[\"ph\"]==\"B\"}\n"
+                "tails=[e for e in ev if e[\"ph\"]==\"s\"]\n"
+                "assert all((e[\"tid\"], e[\"ts\"]) in starts for e in tails)\n"
+                "assert {e[\"id\"] for e in tails} == {e[\"id\"] for e in ev if e[\"ph\"]==\"f\"}");
+    unlink(path);
+    free(path);
+}
+
+CHILD(trace_fork)
+{
+    cctx_release(cctx_with_cancel(cctx_background(), NULL));
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) { /* the child makes more events than the parent, then exits */
+        for (int i = 0; i < 1000; i++)
+            cctx_release(cctx_with_cancel(cctx_background(), NULL));
+        exit(0);
+    }
+    int status;
+    CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    cctx_release(cctx_with_cancel(cctx_background(), NULL));
+}
+
+TEST(trace_fork_child_leaves_the_file_alone)
+{
+    if (TEST_UNDER_TSAN) { /* TSan kills children of a threaded fork that start threads */
+        printf("skipped under ThreadSanitizer\n");
+        return;
+    }
+    char *path = run_traced("trace_fork");
+    /* The parent's four events (two contexts), and nothing of the child's. */
+    check_trace(path, "x=[e for e in ev if e[\"ph\"]==\"X\"]; "
+                      "assert len(x) == 4 and len({e[\"pid\"] for e in ev}) == 1, len(x)");
+    unlink(path);
+    free(path);
+}
+
+CHILD(trace_pid_in_path)
+{
+    printf("pid %ld\n", (long)getpid());
+    cctx_release(cctx_with_cancel(cctx_background(), NULL));
+}
+
+TEST(trace_path_takes_the_pid_and_a_bad_path_is_said)
+{
+    const char *env[] = {"CCTX_TRACE=/tmp/cctx-trace-%p.json", NULL};
+    struct child c;
+    run_child("trace_pid_in_path", env, &c);
+    CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
+    char *path;
+    CHECK(asprintf(&path, "/tmp/cctx-trace-%ld.json", strtol(strstr(c.out, "pid ") + 4, NULL, 10)) > 0);
+    check_trace(path, "assert sum(1 for e in ev if e[\"ph\"]==\"X\") == 2");
+    unlink(path);
+    free(path);
+    child_done(&c);
+
+    const char *bad[] = {"CCTX_TRACE=/nonexistent-dir/trace.json", NULL};
+    run_child("trace_pid_in_path", bad, &c);
+    CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
+    CHECK(strstr(c.err, "cctx: CCTX_TRACE: cannot write /nonexistent-dir/trace.json") != NULL);
+    child_done(&c);
 }
 
 TEST(trace_flush_without_tracing_does_nothing)
