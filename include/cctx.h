@@ -247,10 +247,16 @@ CCTX_API bool cctx_after_stop_at(cctx_after_t *reg, const char *file, int line, 
  *           https://ui.perfetto.dev or chrome://tracing): one track per
  *           thread; creations (with parent), cancellations (origin, error,
  *           cause; "deadline" when a deadline fired) with a flow arrow to
- *           every context each one reached, after-functions, releases.
- *           Each thread buffers its last 16,384 events (older ones are
- *           dropped and counted in the file's otherData); the file is
- *           written at exit and by cctx_trace_flush.
+ *           every cancelable context each one reached, after-functions,
+ *           releases. Each %p in the path becomes the process id. The file
+ *           is opened at start-up (a path that cannot be written is said on
+ *           stderr, and tracing stays off) and written at exit, when a
+ *           thread exits, and by cctx_trace_flush; it is a complete JSON
+ *           document after each write. Each thread buffers its last 16,384
+ *           events; older ones are dropped and counted in the file's
+ *           otherData, and a slice or arrow whose start was dropped is left
+ *           out. A child of fork() does not trace (exec'd programs read
+ *           CCTX_TRACE anew: use %p to give each its own file).
  * With every switch off the hot paths pay one predictable branch on a
  * global word when a context is made and freed (BENCHMARKS.md measures it). */
 

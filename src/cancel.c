@@ -181,8 +181,11 @@ static int mark(struct cctx__cancelable *c, int err, struct marking *m)
     return 1;
 }
 
-void cctx__cancel(struct cctx__cancelable *c, int err, int code, const char *msg,
-                  const char *file, int line, const char *func)
+/* The cancellation, made twice by the compiler: `tracing` is a constant in
+ * each copy, so the copy that runs with CCTX_TRACE off has no trace of it. */
+static inline __attribute__((always_inline)) void
+cancel(struct cctx__cancelable *c, int err, int code, const char *msg, const char *file, int line,
+       const char *func, const bool tracing)
 {
     if (atomic_load_explicit(&c->head.state, memory_order_acquire) & STATE_ERR) {
         cctx__wait_marked(c);
@@ -192,7 +195,6 @@ void cctx__cancel(struct cctx__cancelable *c, int err, int code, const char *msg
     m.run_tail = &m.run;
     /* Counted before the first mark makes it visible, so that the trace
      * written at exit holds every cancellation the program could see. */
-    bool tracing = cctx__debug_on(CCTX__DEBUG_TRACE);
     if (tracing)
         cctx__trace_busy(1);
     if (!mark(c, err, &m)) {
@@ -235,14 +237,36 @@ void cctx__cancel(struct cctx__cancelable *c, int err, int code, const char *msg
     }
 }
 
+__attribute__((noinline)) static void cancel_traced(struct cctx__cancelable *c, int err, int code,
+                                                   const char *msg, const char *file, int line,
+                                                   const char *func)
+{
+    cancel(c, err, code, msg, file, line, func, true);
+}
+
+void cctx__cancel(struct cctx__cancelable *c, int err, int code, const char *msg,
+                  const char *file, int line, const char *func)
+{
+    if (cctx__debug_on(CCTX__DEBUG_TRACE))
+        cancel_traced(c, err, code, msg, file, line, func);
+    else
+        cancel(c, err, code, msg, file, line, func, false);
+}
+
+__attribute__((noinline, cold)) static void stale_handle(const struct cctx *c, const char *file,
+                                                        int line, const char *func)
+{
+    cctx__misuse("cancel through a stale handle (its context was released)", c, file, line, func,
+                 NULL);
+}
+
 void cctx_cancel_cause_at(cctx_cancel_t *cancel, int code, const char *msg, const char *file,
                           int line, const char *func)
 {
     struct cctx *c = (struct cctx *)cancel;
     if (cctx__unlikely(!c || !cctx__cancelable_kind(cctx__kind(c)))) {
         if (c && cctx__kind(c) == KIND_FREED)
-            cctx__misuse("cancel through a stale handle (its context was released)", c, file,
-                         line, func, NULL);
+            stale_handle(c, file, line, func);
         return;
     }
     cctx__cancel((struct cctx__cancelable *)c, ECANCELED, code, msg, file, line, func);
