@@ -159,10 +159,11 @@ int cctx_after_func_at(cctx_t *ctx, cctx_after_t *reg, void (*fn)(void *arg), vo
     return 0;
 }
 
-/* The plain function, for callers that take its address. */
 static bool after_stop(cctx_after_t *reg, const char *file, int line, const char *func,
                        const void *caller);
 
+/* The plain function, for callers that take its address; the macro of the
+ * same name records the call site. */
 bool(cctx_after_stop)(cctx_after_t *reg)
 {
     return after_stop(reg, NULL, 0, NULL, CCTX__CALLER);

@@ -434,7 +434,9 @@ static size_t report_leaks(FILE *out)
             int err = cctx_err(x);
             fprintf(out, "cctx:            %p%s%s%s, %s, refs %u\n", (void *)x,
                     name ? " \"" : "", name ? name : "", name ? "\"" : "",
-                    err == ECANCELED ? "canceled" : err == ETIMEDOUT ? "deadline exceeded" : "active",
+                    err == ECANCELED   ? "canceled"
+                    : err == ETIMEDOUT ? "deadline exceeded"
+                                       : "active",
                     atomic_load(&x->refs) - 1);
         }
         if (g[i].n > CONTEXTS_SHOWN)

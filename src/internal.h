@@ -370,7 +370,5 @@ void cctx__trace_after(const struct cctx__after *a, int begin);
 void *cctx__alloc(size_t size);
 void cctx__free(void *p);
 
-/* Reports a broken invariant that would corrupt memory, and aborts. */
-_Noreturn void cctx__fatal(const char *what, const char *file, int line, const char *func);
 
 #endif

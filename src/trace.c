@@ -351,7 +351,8 @@ static void write_event(FILE *f, struct ring *r, const struct event *e, int64_t 
         if (arrow) { /* the arrow's head, bound to this slice */
             fprintf(f, ",\n{\"pid\":%ld,\"tid\":%ld,\"ts\":", pid, r->tid);
             put_ts(f, e->ts);
-            fprintf(f, ",\"ph\":\"f\",\"bp\":\"e\",\"cat\":\"cctx\",\"name\":\"cancel\",\"id\":%" PRIu64
+            fprintf(f, ",\"ph\":\"f\",\"bp\":\"e\",\"cat\":\"cctx\",\"name\":\"cancel\","
+                       "\"id\":%" PRIu64
                        "}", e->flow);
         }
         break;
@@ -412,7 +413,8 @@ static void write_ring(FILE *f, struct ring *r, struct event *copy)
         write_event(f, r, &copy[i], i + 1 < n ? copy[i + 1].ts : copy[i].ts + 1000);
 }
 
-static const char TAIL_FMT[] = "\n],\n\"otherData\":{\"producer\":\"cctx\",\"dropped_events\":\"%" PRIu64
+static const char TAIL_FMT[] = "\n],\n\"otherData\":{\"producer\":\"cctx\","
+                               "\"dropped_events\":\"%" PRIu64
                                "\",\"buffers\":\"%d\"}}\n";
 
 /* Writes `only` (or every ring) to the file and closes the document. */
@@ -501,7 +503,8 @@ int cctx__trace_start(const char *path)
     }
     fprintf(trace_file,
             "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n"
-            "{\"pid\":%ld,\"ph\":\"M\",\"name\":\"process_name\",\"args\":{\"name\":\"cctx trace\"}}",
+            "{\"pid\":%ld,\"ph\":\"M\",\"name\":\"process_name\","
+            "\"args\":{\"name\":\"cctx trace\"}}",
             pid);
     tail_at = ftell(trace_file);
     fprintf(trace_file, TAIL_FMT, dropped_total, rings_made);

@@ -95,13 +95,6 @@ void cctx__free(void *p)
     free(p);
 }
 
-_Noreturn void cctx__fatal(const char *what, const char *file, int line, const char *func)
-{
-    fprintf(stderr, "cctx: fatal: %s (at %s:%d in %s)\n", what, file ? file : "?", line,
-            func ? func : "?");
-    abort();
-}
-
 /* ---- The per-context lock -------------------------------------------------- */
 
 /* A futex mutex in bits 0-1 of a word whose other bits are preserved, so
@@ -183,8 +176,10 @@ void cctx__node_unlink(struct cctx__node *n)
 
 /* ---- Deriving ---------------------------------------------------------------- */
 
-static inline __attribute__((always_inline)) void init_head(struct cctx *c, enum cctx__kind kind, struct cctx *parent,
-                      const char *file, int line, const char *func)
+/* Inlined by force: out of line, deriving would pay a call for it. */
+static inline __attribute__((always_inline)) void
+init_head(struct cctx *c, enum cctx__kind kind, struct cctx *parent, const char *file, int line,
+          const char *func)
 {
     atomic_init(&c->state, kind == KIND_VALUE ? STATE_FORWARD : 0);
     atomic_init(&c->refs, 1);
@@ -224,8 +219,9 @@ static void attach(struct cctx__cancelable *c)
     }
 }
 
-static inline __attribute__((always_inline)) void init_cancelable(struct cctx__cancelable *c, enum cctx__kind kind, cctx_t *parent,
-                            const char *file, int line, const char *func)
+static inline __attribute__((always_inline)) void
+init_cancelable(struct cctx__cancelable *c, enum cctx__kind kind, cctx_t *parent,
+                const char *file, int line, const char *func)
 {
     init_head(&c->head, kind, parent, file, line, func);
     c->link.next = NULL;

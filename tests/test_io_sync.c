@@ -1,0 +1,315 @@
+/*
+ * Section 9, <cctx/io.h>, continued from test_io.c: what the table of
+ * operations cannot say about the pthread calls. cctx_cond_wait's
+ * after-function: the mutex is held on every return, nothing is left
+ * registered, and a canceller (or a fake-clock advancer) that holds the
+ * mutex does not deadlock, nor does a busy mutex delay other deadlines.
+ * cctx_mutex_lock and cctx_sem_wait wait in slices that never end early on
+ * the fake clock, and pthread errors come back unchanged.
+ */
+#define _GNU_SOURCE
+#include <cctx.h>
+#include <cctx/io.h>
+#include <cctx/testing.h>
+
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+#include "harness.h"
+#include "io_ops.h"
+#include "support.h"
+
+static const int64_t T0 = CCTX_SEC(1000); /* where fake-clock tests start */
+
+/* ---- cond_wait specifics ---------------------------------------------------------------- */
+
+struct cond_case {
+    cctx_t *ctx;
+    pthread_mutex_t *mutex;
+    pthread_cond_t *cond;
+    int *flag;
+    atomic_int tid;
+    atomic_int in_wait; /* set under the mutex just before the wait */
+    int r;
+};
+
+static void *cond_waiter(void *arg)
+{
+    struct cond_case *c = arg;
+    atomic_store(&c->tid, thread_id());
+    CHECK_EQ(pthread_mutex_lock(c->mutex), 0);
+    atomic_store(&c->in_wait, 1);
+    c->r = 0;
+    while (!*c->flag && (c->r = cctx_cond_wait(c->ctx, c->cond, c->mutex)) == 0)
+        ;
+    CHECK_EQ(pthread_mutex_unlock(c->mutex), 0); /* error-checking: held */
+    return NULL;
+}
+
+static pthread_mutex_t *new_errorcheck_mutex(void)
+{
+    pthread_mutex_t *m = malloc(sizeof *m);
+    CHECK(m != NULL);
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ERRORCHECK);
+    CHECK_EQ(pthread_mutex_init(m, &ma), 0);
+    pthread_mutexattr_destroy(&ma);
+    return m;
+}
+
+/* The caller of cctx_cancel holds the mutex: the after-function must not wait
+ * for it on this thread. Once the mutex is free the waiter returns, holding
+ * it. Several waiters on one cond and context, some on another context. */
+static void cancel_holding_mutex(void)
+{
+    enum { N = 6 };
+    pthread_mutex_t *m = new_errorcheck_mutex();
+    pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+    int flag = 0;
+    cctx_cancel_t *cancel;
+    cctx_t *ctx = cctx_with_cancel(cctx_background(), &cancel);
+    cctx_t *other = cctx_with_cancel(cctx_background(), NULL);
+    struct cond_case c[N];
+    pthread_t t[N];
+    for (int i = 0; i < N; i++) {
+        c[i] = (struct cond_case){.ctx = i < N - 1 ? ctx : other, .mutex = m, .cond = &cond,
+                                  .flag = &flag};
+        CHECK_EQ(pthread_create(&t[i], NULL, cond_waiter, &c[i]), 0);
+    }
+    for (int i = 0; i < N; i++)
+        while (!atomic_load(&c[i].in_wait))
+            sched_yield();
+    /* Each waiter held the mutex from in_wait until its wait released it. */
+    CHECK_EQ(pthread_mutex_lock(m), 0);
+    cctx_cancel(cancel);
+    CHECK_EQ(cctx_err(ctx), ECANCELED);
+    CHECK_EQ(pthread_mutex_unlock(m), 0);
+    for (int i = 0; i < N - 1; i++) {
+        CHECK_EQ(pthread_join(t[i], NULL), 0);
+        CHECK_EQ(c[i].r, ECANCELED);
+    }
+    CHECK_EQ(pthread_mutex_lock(m), 0);
+    flag = 1;
+    CHECK_EQ(pthread_cond_broadcast(&cond), 0);
+    CHECK_EQ(pthread_mutex_unlock(m), 0);
+    CHECK_EQ(pthread_join(t[N - 1], NULL), 0);
+    CHECK_EQ(c[N - 1].r, 0);
+    pthread_mutex_destroy(m);
+    free(m);
+    pthread_cond_destroy(&cond);
+    cctx_release(other);
+    cctx_release(ctx);
+}
+
+TEST(io_cond_wait_cancel_by_mutex_holder_does_not_deadlock)
+{
+    run_with_watchdog(cancel_holding_mutex, 20);
+}
+
+/* The same through the fake clock: the thread that advances it holds the
+ * mutex and runs the after-function. */
+static void advance_holding_mutex(void)
+{
+    cctx_fake_clock_start(T0);
+    pthread_mutex_t *m = new_errorcheck_mutex();
+    pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+    int flag = 0;
+    struct cond_case c = {.mutex = m, .cond = &cond, .flag = &flag};
+    c.ctx = cctx_with_timeout(cctx_background(), CCTX_SEC(1), NULL);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, cond_waiter, &c), 0);
+    while (!atomic_load(&c.in_wait))
+        sched_yield();
+    CHECK_EQ(pthread_mutex_lock(m), 0);
+    cctx_fake_clock_advance(CCTX_SEC(1));
+    CHECK_EQ(pthread_mutex_unlock(m), 0);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK_EQ(c.r, ETIMEDOUT);
+    pthread_mutex_destroy(m);
+    free(m);
+    cctx_release(c.ctx);
+    cctx_fake_clock_stop();
+}
+
+TEST(io_cond_wait_fake_clock_advanced_by_mutex_holder)
+{
+    run_with_watchdog(advance_holding_mutex, 20);
+}
+
+/* A real deadline fires on the library's timer thread while the mutex is
+ * held elsewhere: the after-function must not hold that thread up, so a
+ * later deadline still fires while the mutex stays held. */
+TEST(io_cond_wait_busy_mutex_does_not_delay_other_deadlines)
+{
+    pthread_mutex_t *m = new_errorcheck_mutex();
+    pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+    int flag = 0;
+    struct cond_case c = {.mutex = m, .cond = &cond, .flag = &flag};
+    c.ctx = cctx_with_timeout(cctx_background(), CCTX_MSEC(5), NULL);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, cond_waiter, &c), 0);
+    while (!atomic_load(&c.in_wait))
+        sched_yield();
+    CHECK_EQ(pthread_mutex_lock(m), 0);
+    cctx_t *later = cctx_with_timeout(cctx_background(), CCTX_MSEC(20), NULL);
+    CHECK_EQ(cctx_wait(later, CCTX_SEC(10)), ETIMEDOUT);
+    CHECK_EQ(cctx_err(c.ctx), ETIMEDOUT);
+    CHECK_EQ(pthread_mutex_unlock(m), 0);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK_EQ(c.r, ETIMEDOUT);
+    pthread_mutex_destroy(m);
+    free(m);
+    cctx_release(later);
+    cctx_release(c.ctx);
+}
+
+/* After cctx_cond_wait returns, ctx no longer knows the cond or the mutex:
+ * they are freed, then ctx is canceled (AddressSanitizer would catch a
+ * touch). Both after a signal and after a spurious-free normal return. */
+TEST(io_cond_wait_leaves_nothing_registered)
+{
+    for (int round = 0; round < 20; round++) {
+        pthread_mutex_t *m = new_errorcheck_mutex();
+        pthread_cond_t *cond = malloc(sizeof *cond);
+        CHECK(cond != NULL);
+        CHECK_EQ(pthread_cond_init(cond, NULL), 0);
+        int flag = 0;
+        cctx_cancel_t *cancel;
+        struct cond_case c = {.mutex = m, .cond = cond, .flag = &flag};
+        c.ctx = cctx_with_cancel(cctx_background(), &cancel);
+        pthread_t t;
+        CHECK_EQ(pthread_create(&t, NULL, cond_waiter, &c), 0);
+        while (!atomic_load(&c.in_wait))
+            sched_yield();
+        if (round % 2)
+            await_blocked(&c.tid);
+        CHECK_EQ(pthread_mutex_lock(m), 0);
+        flag = 1;
+        CHECK_EQ(pthread_cond_signal(cond), 0);
+        CHECK_EQ(pthread_mutex_unlock(m), 0);
+        CHECK_EQ(pthread_join(t, NULL), 0);
+        CHECK_EQ(c.r, 0);
+        CHECK_EQ(pthread_cond_destroy(cond), 0);
+        CHECK_EQ(pthread_mutex_destroy(m), 0);
+        free(cond);
+        free(m);
+        cctx_cancel(cancel);
+        cctx_release(c.ctx);
+    }
+}
+
+/* Signal and cancel race, many times: the result is 0 or ECANCELED, the
+ * mutex is held on return (the waiter's unlock checks), nothing hangs. */
+static void signal_cancel_race(void)
+{
+    uint64_t rng = 0x5eed;
+    int rounds = TEST_UNDER_TSAN ? 100 : 400, canceled = 0;
+    for (int i = 0; i < rounds; i++) {
+        pthread_mutex_t *m = new_errorcheck_mutex();
+        pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+        int flag = 0;
+        cctx_cancel_t *cancel;
+        struct cond_case c = {.mutex = m, .cond = &cond, .flag = &flag};
+        c.ctx = cctx_with_cancel(cctx_background(), &cancel);
+        pthread_t t;
+        CHECK_EQ(pthread_create(&t, NULL, cond_waiter, &c), 0);
+        uint64_t x = xorshift64(&rng);
+        for (uint64_t k = 0; k < x % 2000; k++)
+            __asm__ volatile("");
+        bool hold = x & 1;
+        if (hold)
+            CHECK_EQ(pthread_mutex_lock(m), 0);
+        if (x & 2)
+            cctx_cancel(cancel);
+        if (!hold)
+            CHECK_EQ(pthread_mutex_lock(m), 0);
+        flag = 1;
+        pthread_cond_signal(&cond);
+        if (!(x & 2))
+            cctx_cancel(cancel);
+        CHECK_EQ(pthread_mutex_unlock(m), 0);
+        CHECK_EQ(pthread_join(t, NULL), 0);
+        CHECK(c.r == 0 || c.r == ECANCELED);
+        canceled += c.r == ECANCELED;
+        pthread_mutex_destroy(m);
+        free(m);
+        cctx_release(c.ctx);
+    }
+    printf("%d of %d rounds ended ECANCELED\n", canceled, rounds);
+}
+
+TEST(io_cond_wait_signal_cancel_race)
+{
+    run_with_watchdog(signal_cancel_race, 60);
+}
+
+/* ---- slices never end early on the fake clock ------------------------------------------ */
+
+struct sliced_case {
+    cctx_t *ctx;
+    pthread_mutex_t *mutex;
+    sem_t *sem;
+    atomic_int tid, finished;
+    int r;
+};
+
+static void *lock_it(void *arg)
+{
+    struct sliced_case *s = arg;
+    atomic_store(&s->tid, thread_id());
+    s->r = s->mutex ? cctx_mutex_lock(s->ctx, s->mutex) : cctx_sem_wait(s->ctx, s->sem) ? errno : 0;
+    atomic_store(&s->finished, 1);
+    return NULL;
+}
+
+/* A 10 ms virtual deadline: 60 ms of real time (many slices) pass without
+ * ending the wait; the advance does. */
+static void fake_deadline_not_early(bool use_sem)
+{
+    cctx_fake_clock_start(T0);
+    pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+    sem_t sem;
+    CHECK_EQ(sem_init(&sem, 0, 0), 0);
+    struct sliced_case s = {.mutex = use_sem ? NULL : &m, .sem = &sem};
+    s.ctx = cctx_with_timeout(cctx_background(), CCTX_MSEC(10), NULL);
+    CHECK_EQ(pthread_mutex_lock(&m), 0);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, lock_it, &s), 0);
+    real_sleep_ms(60);
+    CHECK_EQ(atomic_load(&s.finished), 0);
+    cctx_fake_clock_advance(CCTX_MSEC(10));
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK_EQ(s.r, ETIMEDOUT);
+    CHECK_EQ(pthread_mutex_unlock(&m), 0);
+    sem_destroy(&sem);
+    cctx_release(s.ctx);
+    cctx_fake_clock_stop();
+}
+
+TEST(io_mutex_lock_fake_deadline_not_early_on_real_time)
+{
+    fake_deadline_not_early(false);
+}
+
+TEST(io_sem_wait_fake_deadline_not_early_on_real_time)
+{
+    fake_deadline_not_early(true);
+}
+
+/* pthread errors come back as pthread_mutex_lock / pthread_join give them. */
+TEST(io_mutex_and_join_pass_pthread_errors_through)
+{
+    cctx_t *ctx = cctx_with_cancel(cctx_background(), NULL);
+    pthread_mutex_t *m = new_errorcheck_mutex();
+    CHECK_EQ(cctx_mutex_lock(ctx, m), 0);
+    CHECK_EQ(cctx_mutex_lock(ctx, m), EDEADLK);
+    CHECK_EQ(pthread_mutex_unlock(m), 0);
+    pthread_mutex_destroy(m);
+    free(m);
+    CHECK_EQ(cctx_thread_join(ctx, pthread_self(), NULL), EDEADLK);
+    cctx_release(ctx);
+}
