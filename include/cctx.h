@@ -257,8 +257,9 @@ CCTX_API bool cctx_after_stop_at(cctx_after_t *reg, const char *file, int line, 
  *           otherData, and a slice or arrow whose start was dropped is left
  *           out. A child of fork() does not trace (exec'd programs read
  *           CCTX_TRACE anew: use %p to give each its own file).
- * With every switch off the hot paths pay one predictable branch on a
- * global word when a context is made and freed (BENCHMARKS.md measures it). */
+ * With every switch off, making a context pays one predictable branch on a
+ * global word, and nothing else on the hot paths changes (BENCHMARKS.md
+ * counts the instructions). */
 
 /* Writes the events recorded since the last flush to CCTX_TRACE's file,
  * which is a complete JSON document after each flush. 0 (also when tracing
@@ -287,8 +288,8 @@ enum { CCTX_DUMP_TEXT = 0, CCTX_DUMP_JSON = 1, CCTX_DUMP_DOT = 2, CCTX_DUMP_HTML
  * cctx_dump(NULL, ...) writes every live context of the process, each under
  * its own parent (value and without-cancel contexts as nodes of their own):
  * the background tree, the todo tree if it has any, then contexts whose
- * parent predates the registry. It needs CCTX_DEBUG (any switch above);
- * without it, it writes nothing and returns ENOTSUP.
+ * parent predates the registry. It needs the registry (CCTX_DEBUG=trees,
+ * leaks or checks); without it, it writes nothing and returns ENOTSUP.
  * 0, EINVAL (NULL out, unknown format), ENOTSUP, ENOMEM, or EIO. */
 CCTX_API int cctx_dump(cctx_t *root, FILE *out, int format);
 
