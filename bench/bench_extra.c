@@ -4,16 +4,10 @@
  * under load. And the per-context heap footprint, printed first.
  */
 #define _GNU_SOURCE
-#include <fcntl.h>
-#include <pthread.h>
-#include <sched.h>
-#include <semaphore.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include <cctx.h>
 
@@ -138,86 +132,8 @@ static void cancel_tree_1m_deep(bench_b *b, void *arg)
 
 /* ---- BenchmarkWaitWakeup -------------------------------------------------- */
 
-/* A waiter thread blocks in cctx_wait; the main thread waits until the kernel
- * reports the waiter asleep, then cancels. ns/op is the mean time from just
- * before cctx_cancel to just after cctx_wait returns. The hand-offs around
- * it block on semaphores rather than spin, so that on two cores neither side
- * takes the CPU the other needs to wake on. The rest of each op (making the
- * context, the hand-offs) is timed too, so that N grows sensibly, and B/op
- * includes the context made per op. */
-struct waker {
-    sem_t go, woke;
-    cctx_t *ctx;           /* published by main before posting go; NULL: exit */
-    _Atomic uint64_t armed; /* op number the waiter is about to wait on */
-    int64_t woke_ns;       /* when the wait returned, before posting woke */
-    _Atomic pid_t tid;
-};
-
-static void *waiter_main(void *p)
-{
-    struct waker *w = p;
-    atomic_store(&w->tid, (pid_t)syscall(SYS_gettid));
-    for (uint64_t s = 1;; s++) {
-        while (sem_wait(&w->go) != 0)
-            ;
-        cctx_t *ctx = w->ctx;
-        if (!ctx)
-            return NULL;
-        atomic_store_explicit(&w->armed, s, memory_order_release);
-        int err = cctx_wait(ctx, -1);
-        int64_t t = bench_now_ns();
-        if (err != ECANCELED)
-            bench_fatal("cctx_wait returned %d, want ECANCELED", err);
-        w->woke_ns = t;
-        sem_post(&w->woke);
-    }
-}
-
-static void wait_wakeup(bench_b *b, void *arg)
-{
-    (void)arg;
-    struct waker w = {0};
-    sem_init(&w.go, 0, 0);
-    sem_init(&w.woke, 0, 0);
-    pthread_t t;
-    int64_t *lat = must_alloc(sizeof *lat * (size_t)b->n);
-    if (pthread_create(&t, NULL, waiter_main, &w) != 0)
-        bench_fatal("pthread_create failed");
-    while (atomic_load(&w.tid) == 0)
-        sched_yield();
-    bench_reset_timer(b);
-
-    double sum = 0;
-    for (int64_t i = 0; i < b->n; i++) {
-        cctx_cancel_t *cancel;
-        w.ctx = must(cctx_with_cancel(cctx_background(), &cancel));
-        sem_post(&w.go);
-        while (atomic_load_explicit(&w.armed, memory_order_acquire) != (uint64_t)i + 1)
-            sched_yield();
-        while (!bench_thread_sleeping(w.tid))
-            ;
-        int64_t t0 = bench_now_ns();
-        cctx_cancel(cancel);
-        while (sem_wait(&w.woke) != 0)
-            ;
-        lat[i] = w.woke_ns - t0;
-        sum += (double)lat[i];
-        cctx_release(w.ctx);
-    }
-    bench_stop_timer(b);
-
-    w.ctx = NULL;
-    sem_post(&w.go);
-    pthread_join(t, NULL);
-    sem_destroy(&w.go);
-    sem_destroy(&w.woke);
-    bench_report_ns_per_op(b, sum / (double)b->n);
-    size_t n = (size_t)b->n;
-    int64_t p50 = bench_percentile(lat, n, 50), p99 = bench_percentile(lat, n, 99);
-    bench_note(b, "cancel -> wait returns: p50 %lld ns, p99 %lld ns, max %lld ns, n=%zu",
-               (long long)p50, (long long)p99, (long long)lat[n - 1], n);
-    free(lat);
-}
+/* Measured by bench_io.c's wake-up harness, with cctx_wait as the blocked
+ * call: the reference the other Wake benchmarks compare with. */
 
 /* ---- BenchmarkDeadlineLateness/timers=100000 ------------------------------ */
 
@@ -283,7 +199,7 @@ void bench_extras(void)
 {
     bench_run("BenchmarkCancelTree1M/shape=wide", cancel_tree_1m_wide, NULL);
     bench_run("BenchmarkCancelTree1M/shape=deep", cancel_tree_1m_deep, NULL);
-    bench_run("BenchmarkWaitWakeup", wait_wakeup, NULL);
+    bench_run("BenchmarkWaitWakeup", bench_wake_latency, (void *)&bench_wake_wait);
     bench_run("BenchmarkDeadlineLateness/timers=100000", deadline_lateness,
               (void *)(intptr_t)100000);
 }

@@ -70,8 +70,9 @@ static void read_ready(bench_b *b, void *arg)
  * the kernel reports it asleep (and, for /late, 40 ms more), then cancels.
  * ns/op is the mean time from just before cctx_cancel to just after the call
  * returns; the note gives the percentiles. Hand-offs block on semaphores so
- * that on two cores neither side takes the CPU the other needs. */
-enum wake_kind { WAKE_READ, WAKE_COND, WAKE_JOIN };
+ * that on two cores neither side takes the CPU the other needs. The rest of
+ * each op (making the context, the hand-offs) is timed too, so that N grows
+ * sensibly, and B/op includes the context made per op. */
 
 struct wake {
     enum wake_kind kind;
@@ -111,6 +112,7 @@ static void *wake_waiter(void *arg)
             pthread_mutex_lock(&w->mutex);
         atomic_store_explicit(&w->armed, s, memory_order_release);
         switch (w->kind) {
+        case WAKE_WAIT: err = cctx_wait(ctx, -1); break;
         case WAKE_READ: err = cctx_read(ctx, w->fds[0], &c, 1) < 0 ? errno : 0; break;
         case WAKE_COND: err = cctx_cond_wait(ctx, &w->cond, &w->mutex); break;
         default: err = cctx_thread_join(ctx, w->target, NULL); break;
@@ -125,12 +127,9 @@ static void *wake_waiter(void *arg)
     }
 }
 
-struct wake_case {
-    enum wake_kind kind;
-    int64_t extra_ns; /* blocked this long before the cancel */
-};
+const struct wake_case bench_wake_wait = {WAKE_WAIT, 0};
 
-static void wake_latency(bench_b *b, void *arg)
+void bench_wake_latency(bench_b *b, void *arg)
 {
     const struct wake_case *wc = arg;
     struct wake w = {.kind = wc->kind};
@@ -210,10 +209,10 @@ void bench_io(void)
     static const struct wake_case read = {WAKE_READ, 0}, cond = {WAKE_COND, 0},
                                   join_early = {WAKE_JOIN, 0},
                                   join_late = {WAKE_JOIN, CCTX_MSEC(40)};
-    bench_run("BenchmarkWakeRead", wake_latency, (void *)&read);
-    bench_run("BenchmarkWakeCondWait", wake_latency, (void *)&cond);
+    bench_run("BenchmarkWakeRead", bench_wake_latency, (void *)&read);
+    bench_run("BenchmarkWakeCondWait", bench_wake_latency, (void *)&cond);
     /* cctx_thread_join waits in slices of 1 ms doubling to 16 ms: /early
      * cancels in the first slices, /late once they have reached 16 ms. */
-    bench_run("BenchmarkWakeThreadJoin/early", wake_latency, (void *)&join_early);
-    bench_run("BenchmarkWakeThreadJoin/late", wake_latency, (void *)&join_late);
+    bench_run("BenchmarkWakeThreadJoin/early", bench_wake_latency, (void *)&join_early);
+    bench_run("BenchmarkWakeThreadJoin/late", bench_wake_latency, (void *)&join_late);
 }

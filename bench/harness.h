@@ -92,5 +92,14 @@ void bench_extras(void);
 void bench_sizes(void);
 /* bench_io.c: <cctx/io.h> against the plain calls, and wake-up latencies. */
 void bench_io(void);
+/* The wake-up harness: the time from a cancel to the return of a call
+ * blocked on the context (bench_run's fn, with a struct wake_case). */
+enum wake_kind { WAKE_WAIT, WAKE_READ, WAKE_COND, WAKE_JOIN };
+struct wake_case {
+    enum wake_kind kind;
+    int64_t extra_ns; /* blocked this long before the cancel */
+};
+extern const struct wake_case bench_wake_wait; /* cctx_wait: BenchmarkWaitWakeup */
+void bench_wake_latency(bench_b *b, void *arg);
 
 #endif
