@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "support.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -210,6 +211,18 @@ void fds_give_back(struct fds_used_up *u)
     while (u->n > 0)
         close(u->fds[--u->n]);
     CHECK_EQ(setrlimit(RLIMIT_NOFILE, &u->old), 0);
+}
+
+int count_open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    CHECK(d != NULL);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
 }
 
 int count_substr(const char *text, const char *needle)

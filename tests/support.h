@@ -112,6 +112,9 @@ struct fds_used_up {
 void fds_use_up(struct fds_used_up *u);
 void fds_give_back(struct fds_used_up *u);
 
+/* How many descriptors the process has open (/proc/self/fd). */
+int count_open_fds(void);
+
 /* How many times needle occurs in text, without overlaps. Linear: strstr in
  * a loop is quadratic under ASan's interceptor. */
 int count_substr(const char *text, const char *needle);

@@ -413,18 +413,6 @@ TEST(io_regular_and_proc_files)
     cctx_release(ctx);
 }
 
-static int count_open_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    CHECK(d != NULL);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n;
-}
-
 /* A ready descriptor costs no done fd; a wait does, and when the done fd
  * cannot be made the call says why. */
 TEST(io_done_fd_only_when_waiting_and_emfile)
