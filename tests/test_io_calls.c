@@ -10,7 +10,6 @@
 #include <cctx/io.h>
 #include <cctx/testing.h>
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>

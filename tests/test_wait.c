@@ -8,7 +8,6 @@
 #define _GNU_SOURCE
 #include <cctx.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
