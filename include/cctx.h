@@ -3,22 +3,43 @@
  *
  * A tree of contexts through which cancellation, deadlines and request-scoped
  * values flow from a caller to everything it starts, across threads and
- * blocking calls. The contract is shared/spec/API.md; this header states the
- * choices that the contract leaves open, next to the call they concern.
+ * blocking calls. Each call's comment states its behaviour, including the
+ * choices where Go's package gives no answer.
  *
- * Conventions (API.md section 0):
+ * Conventions:
  *  - Every call is thread-safe on any context the caller holds a reference to.
  *  - Time is int64_t nanoseconds on cctx_now()'s monotonic clock. Deadline
- *    arithmetic saturates: now + a huge timeout is CCTX_NO_DEADLINE.
+ *    arithmetic saturates and never overflows: now + a huge timeout is
+ *    CCTX_NO_DEADLINE, which is never reached, not even by a (fake) clock
+ *    standing at INT64_MAX, where every other deadline has passed.
  *  - Errors are errno values: ECANCELED, ETIMEDOUT, EINVAL, ENOMEM. Calls that
  *    return a pointer return NULL and set errno.
  *  - Creating, cancelling, releasing and waiting calls are macros over *_at
  *    functions that record the call site; both forms are public.
- *  - Deadlines are served by one library thread, started on first use, with
- *    every signal blocked. After fork() the child keeps its contexts and the
- *    thread is started again in it, so deadlines armed before the fork fire
- *    there too. As with any lock, a context that another thread was
- *    cancelling at the moment of the fork must not be touched in the child.
+ *  - Library threads. Deadlines are fired by one thread, started on first
+ *    use. It runs no user code and never waits for a lock or a thread of
+ *    yours: after-functions, and value destructors run by a release it would
+ *    make, run on "runner" threads, started on demand (one more whenever
+ *    work comes and none is idle, up to 256; one idle for 2 s exits). So a
+ *    slow or blocking after-function never delays another context's
+ *    deadline. Only when no runner thread exists and none can be created
+ *    (out of threads or memory) does the timer thread run that work itself.
+ *    Library threads have every signal blocked. They keep running while
+ *    exit() runs atexit handlers and destructors, so deadlines keep firing
+ *    and after-functions keep running until the process ends; nothing of
+ *    the library is torn down at exit.
+ *  - fork(). A child keeps every context, armed deadline and queued
+ *    after-function, but starts no thread in the fork handlers: the timer
+ *    thread and the runners start on the child's first call that arms a
+ *    deadline or may wait for one (a derivation with a deadline, cctx_wait,
+ *    cctx_sleep, cctx_wait_any, cctx_done_fd, cctx_after_func), and then
+ *    inherited deadlines fire in the child too. A child never uses its
+ *    parent's done descriptors: cctx_done_fd makes it its own (the inherited
+ *    copies stay open, close-on-exec), so neither process's cancellation
+ *    wakes the other's pollers. As with any lock, a context that another
+ *    thread was using at the moment of the fork (deriving from it,
+ *    cancelling it) may block a child thread that touches it; it never
+ *    stalls the child's timer, so the child's own deadlines always fire.
  */
 #ifndef CCTX_H
 #define CCTX_H
@@ -67,8 +88,13 @@ CCTX_API cctx_t *cctx_todo(void);
  * after-functions run, then it is detached and freed, and its parent loses
  * the reference the child held. It has no live children then: each holds a
  * reference on it, so a parent outlives its children. Releasing a long chain
- * is a loop, never a recursion. Releasing a context with no reference left is
- * reported on stderr and aborts, where it can still be seen. */
+ * is a loop, never a recursion.
+ * Over-release (a release with no reference left) is a use after free: the
+ * memory may already be reused. CCTX_DEBUG=checks always catches it (the
+ * context is kept as a tombstone), reports the sites on stderr and aborts.
+ * Without it the library catches it only while the memory still holds the
+ * context (a release that finds the count at zero reports and aborts);
+ * once reused, the damage is that of any double free. */
 CCTX_API cctx_t *cctx_ref(cctx_t *ctx);
 CCTX_API void cctx_release_at(cctx_t *ctx, const char *file, int line, const char *func);
 #define cctx_release(ctx) cctx_release_at((ctx), __FILE__, __LINE__, __func__)
@@ -203,16 +229,23 @@ typedef struct cctx_after {
     void *opaque[8];
 } cctx_after_t;
 
-/* fn(arg) runs exactly once after ctx is done, on the thread that ended it,
- * outside the library's locks, unless cctx_after_stop stops it first. If ctx
- * is already done it runs now, before this returns. On a context that can
- * never end it is registered and never runs. 0, or EINVAL for NULL ctx, reg
- * or fn. */
+/* fn(arg) runs exactly once after ctx is done, outside the library's locks,
+ * unless cctx_after_stop stops it first: on the thread that cancelled (or
+ * released) ctx, before that call returns; for a deadline, on a runner thread
+ * (see the top of this file), never on the thread that fires deadlines; under
+ * the fake clock, on the thread that advances it, before the advance returns.
+ * If ctx is already done it runs now, before this returns. On a context that
+ * can never end it is registered and never runs. 0, or EINVAL for NULL ctx,
+ * reg or fn. */
 CCTX_API int cctx_after_func_at(cctx_t *ctx, cctx_after_t *reg, void (*fn)(void *arg), void *arg,
                                 const char *file, int line, const char *func);
 #define cctx_after_func(ctx, reg, fn, arg) cctx_after_func_at((ctx), (reg), (fn), (arg), CCTX__SITE)
-/* true: fn will never run. false: it ran, is running (this call then waits
- * for it, unless called from inside fn), or reg was already stopped. Storage
+/* true: fn will never run. That includes an fn whose context has ended but
+ * which has not started yet (queued behind other after-functions): it is
+ * taken out at once, without waiting for whoever would have run it, so two
+ * after-functions that stop each other's queued registrations cannot
+ * deadlock. false: it ran, is running (this call then waits for it, unless
+ * called from inside fn), or reg was already stopped. Storage
  * that was zeroed and never registered also gives false, except under
  * CCTX_DEBUG=checks, which reports it as a misuse (with the call site) and
  * aborts. */

@@ -5,12 +5,13 @@
  * so registering costs no allocation and a cancellation finds both in one
  * walk. Its state word (struct cctx__after.state) moves:
  *
- *   REGISTERED -> QUEUED -> RUNNING -> DONE      the context ended
- *   REGISTERED -> STOPPING -> RELEASED           cctx_after_stop won
- *   REGISTERED -> STOPPING -> STOPPED -> RELEASED  ... while a canceller took it
- *   NEVER -> RELEASED                            on a context that never ends
+ *   REGISTERED -> QUEUING -> QUEUED -> RUNNING -> DONE   the context ended
+ *   REGISTERED -> QUEUING -> QUEUED -> UNQUEUING -> RELEASED   stopped in a queue
+ *   REGISTERED -> STOPPING -> RELEASED                  cctx_after_stop won
+ *   REGISTERED -> STOPPING -> STOPPED -> RELEASED       ... while a canceller took it
+ *   NEVER -> RELEASED                                   on a context that never ends
  *
- * REGISTERED -> QUEUED happens under the owner's lock, as the canceller takes
+ * REGISTERED -> QUEUING happens under the owner's lock, as the canceller takes
  * the list; REGISTERED -> STOPPING is a CAS by the stopper, who then takes the
  * owner's lock to unlink it. The owner cannot be freed in between: a
  * canceller that finds a STOPPING registration in the list it takes waits for
@@ -21,12 +22,26 @@
  * RELEASED before returning, since the caller may free the storage then.
  * Bit 31 (WAITERS) says a thread sleeps on the word.
  *
+ * Run queues. A canceller puts what it took into a run queue: its own, on its
+ * stack, which it runs before cctx_cancel returns, or, for a deadline, the
+ * runners' shared queue (runner.c). A QUEUED registration has not started, so
+ * a stop takes it out at once and returns true, whoever was going to run it:
+ * it claims it (QUEUED -> UNQUEUING, a CAS), unlinks it under the queue's
+ * lock and publishes RELEASED. A runner moves QUEUED -> RUNNING under the
+ * same lock, so exactly one of the two wins, and a stop never waits for a
+ * registration that has not started (two after-functions that each stop the
+ * other's queued registration cannot deadlock). The queue's address is in
+ * link.pprev, written before QUEUED is published; a stopper that sees
+ * QUEUING waits, briefly, for it. A queue outlives every claim on it: its
+ * runner, having run the rest, waits until the claimers have unlinked theirs.
+ *
  * Once the runner publishes DONE the caller may free the storage, so the
  * runner touches nothing of it afterwards; when fn stops its own registration
  * (and may then free it), the runner learns so through its stack frame,
  * found from a thread-local chain, and does not touch it at all.
  */
 #define _GNU_SOURCE
+#include <sched.h>
 #include <string.h>
 
 #include "internal.h"
@@ -40,15 +55,6 @@ struct run_frame {
     struct run_frame *outer;
 };
 static _Thread_local struct run_frame *running;
-
-/* The registrations a thread's cancellations took and have yet to run. A stop
- * of one of them from inside an earlier fn on the same thread unlinks it here
- * (waiting for it would wait for this very thread). */
-struct run_queue {
-    struct cctx__node *head;
-    struct run_queue *outer;
-};
-static _Thread_local struct run_queue *queues;
 
 static void publish(struct cctx__after *a, uint32_t state)
 {
@@ -72,15 +78,11 @@ static void wait_while(struct cctx__after *a, uint32_t from)
     }
 }
 
-static void run_one(struct cctx__after *a)
+/* Runs fn; a is RUNNING and in no list. */
+static void run(struct cctx__after *a)
 {
     void (*fn)(void *) = a->fn;
     void *arg = a->arg;
-    uint32_t s = atomic_load_explicit(&a->state, memory_order_relaxed);
-    while (!atomic_compare_exchange_weak_explicit(&a->state, &s,
-                                                  (s & ~AFTER_STATE) | AFTER_RUNNING,
-                                                  memory_order_acq_rel, memory_order_relaxed))
-        ;
     struct run_frame frame = {a, 0, running};
     running = &frame;
     int traced = cctx__debug_on(CCTX__DEBUG_TRACE);
@@ -94,36 +96,93 @@ static void run_one(struct cctx__after *a)
         publish(a, AFTER_DONE);
 }
 
-void cctx__after_run_list(struct cctx__node *list)
+/* ---- Run queues ------------------------------------------------------------ */
+
+#define queue_of(a) ((struct cctx__run_queue *)((a)->link.pprev & ~NODE_AFTER))
+
+void cctx__run_queue_init(struct cctx__run_queue *q)
 {
-    struct run_queue q = {list, queues};
-    queues = &q;
-    while (q.head) {
-        struct cctx__node *n = q.head;
-        q.head = n->next; /* before fn runs: fn may free or reuse its storage */
-        run_one((struct cctx__after *)n);
-    }
-    queues = q.outer;
+    atomic_init(&q->lock, 0);
+    q->head = NULL;
+    q->tail = &q->head;
 }
 
-/* Takes a out of this thread's pending run queues; 0 if it is not there. */
-static int dequeue_own(struct cctx__after *a)
+void cctx__run_queue_add(struct cctx__run_queue *q, struct cctx__after *a)
 {
-    for (struct run_queue *q = queues; q; q = q->outer) {
-        for (struct cctx__node **pp = &q->head; *pp; pp = &(*pp)->next) {
-            if (*pp == &a->link) {
-                *pp = a->link.next;
-                return 1;
-            }
+    a->link.next = NULL;
+    a->link.pprev = (uintptr_t)q | NODE_AFTER;
+    cctx__word_lock(&q->lock);
+    *q->tail = &a->link;
+    q->tail = &a->link.next;
+    cctx__word_unlock(&q->lock);
+    publish(a, AFTER_QUEUED); /* release: the queue's address and links first */
+}
+
+/* Takes the node *pp points at out of q (q's lock held). */
+static void unlink_at(struct cctx__run_queue *q, struct cctx__node **pp)
+{
+    struct cctx__node *n = *pp;
+    *pp = n->next;
+    if (q->tail == &n->next)
+        q->tail = pp;
+    n->next = NULL;
+    n->pprev = NODE_AFTER;
+}
+
+bool cctx__run_queue_run_one(struct cctx__run_queue *q)
+{
+    struct cctx__after *a = NULL;
+    cctx__word_lock(&q->lock);
+    for (struct cctx__node **pp = &q->head; *pp; pp = &(*pp)->next) {
+        struct cctx__after *c = (struct cctx__after *)*pp;
+        uint32_t s = atomic_load_explicit(&c->state, memory_order_relaxed);
+        /* A claimed one stays for its stopper to unlink. */
+        if ((s & AFTER_STATE) == AFTER_QUEUED &&
+            atomic_compare_exchange_strong_explicit(&c->state, &s,
+                                                    (s & ~AFTER_STATE) | AFTER_RUNNING,
+                                                    memory_order_acq_rel, memory_order_relaxed)) {
+            unlink_at(q, pp);
+            a = c;
+            break;
         }
     }
-    return 0;
+    cctx__word_unlock(&q->lock);
+    if (!a)
+        return false;
+    run(a);
+    return true;
 }
+
+void cctx__run_queue_drain(struct cctx__run_queue *q)
+{
+    while (cctx__run_queue_run_one(q))
+        ;
+    /* What is left was claimed by stoppers, each between its claim and its
+     * unlink, which takes no lock but q's: a matter of instructions. */
+    for (;;) {
+        cctx__word_lock(&q->lock);
+        bool empty = q->head == NULL;
+        cctx__word_unlock(&q->lock);
+        if (empty)
+            return;
+        sched_yield();
+    }
+}
+
+/* ---- Stoppers ---------------------------------------------------------------- */
 
 void cctx__after_wait_stopper(struct cctx__after *a)
 {
     wait_while(a, AFTER_STOPPING);
     publish(a, AFTER_RELEASED);
+}
+
+bool cctx__after_try_stopper(struct cctx__after *a)
+{
+    if ((atomic_load_explicit(&a->state, memory_order_acquire) & AFTER_STATE) == AFTER_STOPPING)
+        return false;
+    publish(a, AFTER_RELEASED);
+    return true;
 }
 
 int cctx_after_func_at(cctx_t *ctx, cctx_after_t *reg, void (*fn)(void *arg), void *arg,
@@ -138,6 +197,7 @@ int cctx_after_func_at(cctx_t *ctx, cctx_after_t *reg, void (*fn)(void *arg), vo
     a->file = file;
     a->line = line;
     a->func = func;
+    cctx__child_restart();
     struct cctx__cancelable *src = cctx__source(ctx);
     a->owner = src;
     if (!src) {
@@ -148,8 +208,8 @@ int cctx_after_func_at(cctx_t *ctx, cctx_after_t *reg, void (*fn)(void *arg), vo
     cctx__lock(&src->head);
     if (atomic_load_explicit(&src->head.state, memory_order_relaxed) & STATE_ERR) {
         cctx__unlock(&src->head);
-        atomic_store_explicit(&a->state, AFTER_QUEUED, memory_order_relaxed);
-        run_one(a);
+        atomic_store_explicit(&a->state, AFTER_RUNNING, memory_order_relaxed);
+        run(a);
         return 0;
     }
     atomic_store_explicit(&a->state, AFTER_REGISTERED, memory_order_relaxed);
@@ -210,13 +270,30 @@ static bool after_stop(cctx_after_t *reg, const char *file, int line, const char
         case AFTER_STOPPED:
             wait_while(a, s & AFTER_STATE);
             continue;
-        case AFTER_QUEUED:
-            if (dequeue_own(a)) {
-                publish(a, AFTER_RELEASED);
-                return true;
-            }
-            wait_while(a, AFTER_QUEUED);
+        case AFTER_QUEUING:
+        case AFTER_UNQUEUING: /* being queued; or another stop got there first */
+            wait_while(a, s & AFTER_STATE);
             continue;
+        case AFTER_QUEUED: {
+            if (!atomic_compare_exchange_weak_explicit(&a->state, &s,
+                                                       (s & ~AFTER_STATE) | AFTER_UNQUEUING,
+                                                       memory_order_acq_rel,
+                                                       memory_order_acquire))
+                continue;
+            /* Claimed: no runner will start or touch it, and its queue
+             * lives until we let go. */
+            struct cctx__run_queue *q = queue_of(a);
+            cctx__word_lock(&q->lock);
+            for (struct cctx__node **pp = &q->head; *pp; pp = &(*pp)->next) {
+                if (*pp == &a->link) {
+                    unlink_at(q, pp);
+                    break;
+                }
+            }
+            cctx__word_unlock(&q->lock);
+            publish(a, AFTER_RELEASED);
+            return true;
+        }
         case AFTER_RUNNING:
             for (struct run_frame *f = running; f; f = f->outer) {
                 if (f->reg == a) {

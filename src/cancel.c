@@ -102,18 +102,24 @@ void cctx__wait_marked(struct cctx__cancelable *c)
     }
 }
 
-/* The lists a marking phase builds, all threaded through node links. */
+/* A marking phase in progress: everything it needs is here and in the
+ * nodes' own links, so the timer thread can hand one it cannot finish
+ * without blocking to a runner (struct handoff) as it stands. */
 struct marking {
     struct cctx__cause *cause;
-    struct cctx__node *todo;      /* referenced contexts still to mark */
-    struct cctx__node *done;      /* referenced contexts to release at the end */
-    struct cctx__node *run;       /* registrations to run, in order */
-    struct cctx__node **run_tail;
-    struct cctx__node *stoppers;  /* registrations a stopper is unlinking */
+    int err;
+    bool tracing;
+    struct cctx__run_queue *queue; /* where the registrations it takes go */
+    struct cctx__node *todo;       /* referenced contexts still to mark */
+    struct cctx__node *done;       /* referenced contexts to release at the end */
+    struct cctx__node *stoppers;   /* registrations a stopper is unlinking */
+    uint64_t traced;               /* the trace's token for this cancellation */
+    bool trace_open;               /* its slice began on this thread, not ended */
+    bool queued;                   /* it put registrations in the queue */
 };
 
 /* Empties c's list (c's lock held): children go to todo, registrations to
- * run or, when a stopper claimed them, to stoppers. */
+ * the run queue or, when a stopper claimed them, to stoppers. */
 static void take_list(struct cctx__cancelable *c, struct marking *m)
 {
     struct cctx__node *n = c->children;
@@ -128,18 +134,17 @@ static void take_list(struct cctx__cancelable *c, struct marking *m)
             uint32_t s = atomic_load_explicit(&a->state, memory_order_relaxed);
             if ((s & AFTER_STATE) == AFTER_REGISTERED &&
                 atomic_compare_exchange_strong_explicit(&a->state, &s,
-                                                        (s & ~AFTER_STATE) | AFTER_QUEUED,
+                                                        (s & ~AFTER_STATE) | AFTER_QUEUING,
                                                         memory_order_acq_rel,
                                                         memory_order_relaxed)) {
-                *m->run_tail = n;
-                m->run_tail = &n->next;
+                cctx__run_queue_add(m->queue, a);
+                m->queued = true;
             } else {
                 n->next = m->stoppers;
                 m->stoppers = n;
             }
         } else {
-            struct cctx__cancelable *child =
-                (struct cctx__cancelable *)((char *)n - offsetof(struct cctx__cancelable, link));
+            struct cctx__cancelable *child = container_of(n, struct cctx__cancelable, link);
             if (cctx__try_ref(&child->head)) {
                 n->next = m->todo;
                 m->todo = n;
@@ -149,36 +154,121 @@ static void take_list(struct cctx__cancelable *c, struct marking *m)
     }
 }
 
-/* Marks one context; returns 0 if another cancellation ended it first. */
-static int mark(struct cctx__cancelable *c, int err, struct marking *m)
+/* Lets go of the registrations whose stoppers are done with them; false if
+ * one is still busy and `block` is false. */
+static bool settle_stoppers(struct marking *m, bool block)
 {
-    cctx__lock(&c->head);
+    struct cctx__node **pp = &m->stoppers;
+    while (*pp) {
+        struct cctx__after *a = (struct cctx__after *)*pp;
+        if (block)
+            cctx__after_wait_stopper(a);
+        else if (!cctx__after_try_stopper(a)) {
+            pp = &(*pp)->next;
+            continue;
+        }
+        *pp = (*pp)->next;
+    }
+    return m->stoppers == NULL;
+}
+
+enum mark_result { MARKED, ALREADY, BUSY };
+
+/* Marks one context. ALREADY: another cancellation ended it first. BUSY
+ * (only when !block): its lock is held, nothing was done. */
+static enum mark_result mark(struct cctx__cancelable *c, struct marking *m, bool block)
+{
+    if (block)
+        cctx__lock(&c->head);
+    else if (!cctx__try_lock(&c->head))
+        return BUSY;
     if (atomic_load_explicit(&c->head.state, memory_order_relaxed) & STATE_ERR) {
         cctx__unlock(&c->head);
-        return 0;
+        return ALREADY;
     }
     take_list(c, m); /* first: the cause takes the list's place */
     atomic_store_explicit(&c->cause, m->cause, memory_order_release);
     /* seq_cst pairs with cctx_done_fd's publication of the descriptor: one of
      * the two sides always sees the other and signals it. */
-    uint32_t old = atomic_fetch_or_explicit(&c->head.state, (uint32_t)err, memory_order_seq_cst);
+    uint32_t old =
+        atomic_fetch_or_explicit(&c->head.state, (uint32_t)m->err, memory_order_seq_cst);
     cctx__unlock(&c->head);
 
     if (old & STATE_WAITERS)
         cctx__os_wake(&c->head.state);
-    uint32_t fd1 = atomic_load_explicit(&c->head.fd1, memory_order_seq_cst);
-    if (fd1)
-        cctx__os_event_signal((int)fd1 - 1);
+    int fd = cctx__done_fd_of(atomic_load_explicit(&c->head.fd1, memory_order_seq_cst));
+    if (fd >= 0)
+        cctx__os_event_signal(fd);
     if (cctx__kind(&c->head) == KIND_TIMER)
         cctx__timer_disarm((struct cctx__timer *)c);
     /* c stays alive (the caller's or the work list's reference) until every
      * stopper that claimed one of its registrations has let go of it. */
-    while (m->stoppers) {
-        struct cctx__after *a = (struct cctx__after *)m->stoppers;
-        m->stoppers = m->stoppers->next;
-        cctx__after_wait_stopper(a);
+    settle_stoppers(m, block);
+    return MARKED;
+}
+
+static bool marked_complete(struct cctx__cancelable *c)
+{
+    struct cctx__cause *cause = atomic_load_explicit(&c->cause, memory_order_acquire);
+    return atomic_load_explicit(&cause->marked, memory_order_acquire) == 1;
+}
+
+/* Marks what is left in todo. Without `block` it stops, leaving the work as
+ * it stands, where it would have to wait: a lock held, another cancellation
+ * still marking below, a stopper still busy. True once all is marked. */
+static bool mark_rest(struct marking *m, bool block)
+{
+    while (m->todo) {
+        struct cctx__node *n = m->todo;
+        struct cctx__cancelable *child = container_of(n, struct cctx__cancelable, link);
+        /* Off the list first: marking pushes the child's children on it. */
+        m->todo = n->next;
+        enum mark_result r = mark(child, m, block);
+        if (r == BUSY || (r == ALREADY && !block && !marked_complete(child))) {
+            n->next = m->todo; /* untouched: whoever goes on marks it again */
+            m->todo = n;
+            return false;
+        }
+        if (r == ALREADY && block)
+            cctx__wait_marked(child);
+        else if (r == MARKED && m->tracing)
+            cctx__trace_reached(&child->head, m->traced);
+        n->next = m->done;
+        m->done = n;
     }
-    return 1;
+    if (!settle_stoppers(m, block))
+        return false;
+    mark_complete(m->cause);
+    return true;
+}
+
+static void begin_trace(struct marking *m, struct cctx *origin)
+{
+    m->traced = cctx__trace_cancel_begin(origin, m->cause);
+    m->trace_open = true;
+    cctx__trace_reached(origin, m->traced);
+}
+
+static void finish_trace(struct marking *m)
+{
+    if (m->tracing) {
+        if (m->trace_open)
+            cctx__trace_cancel_end(m->traced);
+        cctx__trace_busy(-1);
+    }
+}
+
+/* Drops the references marking took; may free contexts and run value
+ * destructors (user code). */
+static void release_done(struct marking *m, const char *file, int line, const char *func)
+{
+    while (m->done) {
+        struct cctx__node *n = m->done;
+        m->done = n->next;
+        n->next = NULL;
+        cctx_release_at(&container_of(n, struct cctx__cancelable, link)->head, file, line,
+                        func);
+    }
 }
 
 /* The cancellation, made twice by the compiler: `tracing` is a constant in
@@ -191,50 +281,30 @@ cancel(struct cctx__cancelable *c, int err, int code, const char *msg, const cha
         cctx__wait_marked(c);
         return;
     }
-    struct marking m = {.cause = cctx__cause_new(&c->head, err, code, msg, file, line, func)};
-    m.run_tail = &m.run;
+    struct cctx__run_queue queue;
+    cctx__run_queue_init(&queue);
+    struct marking m = {.cause = cctx__cause_new(&c->head, err, code, msg, file, line, func),
+                        .err = err,
+                        .tracing = tracing,
+                        .queue = &queue};
     /* Counted before the first mark makes it visible, so that the trace
      * written at exit holds every cancellation the program could see. */
     if (tracing)
         cctx__trace_busy(1);
-    if (!mark(c, err, &m)) {
+    if (mark(c, &m, true) != MARKED) {
         if (tracing)
             cctx__trace_busy(-1);
         cctx__cause_free(m.cause, &c->head);
         cctx__wait_marked(c);
         return;
     }
-    uint64_t traced = 0;
-    if (tracing) {
-        traced = cctx__trace_cancel_begin(&c->head, m.cause);
-        cctx__trace_reached(&c->head, traced);
-    }
-    while (m.todo) {
-        struct cctx__node *n = m.todo;
-        m.todo = n->next;
-        struct cctx__cancelable *child =
-            (struct cctx__cancelable *)((char *)n - offsetof(struct cctx__cancelable, link));
-        if (!mark(child, err, &m))
-            cctx__wait_marked(child);
-        else if (tracing)
-            cctx__trace_reached(&child->head, traced);
-        n->next = m.done;
-        m.done = n;
-    }
-    mark_complete(m.cause);
-
-    cctx__after_run_list(m.run);
-    while (m.done) {
-        struct cctx__node *n = m.done;
-        m.done = n->next;
-        n->next = NULL;
-        cctx_release_at((cctx_t *)((char *)n - offsetof(struct cctx__cancelable, link)), file,
-                        line, func);
-    }
-    if (tracing) {
-        cctx__trace_cancel_end(traced);
-        cctx__trace_busy(-1);
-    }
+    if (tracing)
+        begin_trace(&m, &c->head);
+    mark_rest(&m, true);
+    cctx__run_queue_drain(&queue);
+    release_done(&m, file, line, func);
+    if (tracing)
+        finish_trace(&m);
 }
 
 __attribute__((noinline)) static void cancel_traced(struct cctx__cancelable *c, int err, int code,
@@ -251,6 +321,149 @@ void cctx__cancel(struct cctx__cancelable *c, int err, int code, const char *msg
         cancel_traced(c, err, code, msg, file, line, func);
     else
         cancel(c, err, code, msg, file, line, func, false);
+}
+
+/* ---- Deadlines fired by the timer thread ------------------------------------ */
+
+/* The timer thread runs no user code and never waits for another thread:
+ * a slow after-function, a value destructor, a lock held by a thread that is
+ * slow (or, in a child of fork(), gone) must not hold up other deadlines. It
+ * marks what it can without waiting, puts the after-functions in the
+ * runners' queue, and drops the references it took when they are not the
+ * last ones (a last one may free contexts and run destructors). Whatever is
+ * left, it hands to a runner as a struct handoff, which finishes the same
+ * work with waiting allowed. */
+struct handoff {
+    struct cctx__job job;
+    struct marking m;
+    struct cctx__cancelable *origin; /* the firing's reference, dropped last */
+    bool origin_marked;              /* false: the origin's lock was busy */
+};
+
+/* Drops a reference unless it is the last one; false if it is. */
+static bool release_unless_last(struct cctx *c)
+{
+    uint32_t r = atomic_load_explicit(&c->refs, memory_order_relaxed);
+    while (r > 1)
+        if (atomic_compare_exchange_weak_explicit(&c->refs, &r, r - 1, memory_order_acq_rel,
+                                                  memory_order_relaxed))
+            return true;
+    return false;
+}
+
+/* The deadline's site names the origin of its own firing. */
+#define SITE_OF(t) (t)->c.head.file, cctx__line(&(t)->c.head), (t)->c.head.func
+
+static void finish_handoff(struct handoff *h)
+{
+    struct cctx__timer *t = (struct cctx__timer *)h->origin;
+    if (!h->m.cause) { /* nothing was left to mark: only the release */
+        cctx_release_at(&t->c.head, SITE_OF(t));
+        return;
+    }
+    if (!h->origin_marked) {
+        if (mark(h->origin, &h->m, true) != MARKED) {
+            /* Another cancellation got there first: nothing for us to do. */
+            if (h->m.tracing)
+                cctx__trace_busy(-1);
+            cctx__cause_free(h->m.cause, &t->c.head);
+            cctx_release_at(&t->c.head, SITE_OF(t));
+            return;
+        }
+        if (h->m.tracing)
+            begin_trace(&h->m, &t->c.head);
+    }
+    if (atomic_load_explicit(&h->m.cause->marked, memory_order_acquire) != 1)
+        mark_rest(&h->m, true);
+    if (h->m.queued)
+        cctx__runner_notify();
+    release_done(&h->m, SITE_OF(t));
+    cctx_release_at(&t->c.head, SITE_OF(t));
+    finish_trace(&h->m);
+}
+
+static void run_handoff(struct cctx__job *job)
+{
+    struct handoff *h = container_of(job, struct handoff, job);
+    finish_handoff(h);
+    cctx__free(h);
+}
+
+static void hand_off(struct handoff *h)
+{
+    /* A trace's slices begin and end on one thread: the firing's ends here,
+     * and the runner's share of the work shows as reached contexts. */
+    if (h->m.trace_open) {
+        cctx__trace_cancel_end(h->m.traced);
+        h->m.trace_open = false;
+    }
+    struct handoff *copy = cctx__alloc(sizeof *copy);
+    if (copy) {
+        *copy = *h;
+        copy->job.run = run_handoff;
+        if (cctx__runner_submit(&copy->job))
+            return;
+        cctx__free(copy);
+    }
+    /* Out of memory or of threads: finish here, waiting if need be, rather
+     * than lose the firing. */
+    finish_handoff(h);
+}
+
+void cctx__timer_fire(struct cctx__timer *t)
+{
+    struct handoff h = {.origin = &t->c, .origin_marked = true};
+    if (atomic_load_explicit(&t->c.head.state, memory_order_acquire) & STATE_ERR) {
+        /* Ended some other way: the firing has nothing to do, and need not
+         * wait for that cancellation's marking to finish. */
+        if (!release_unless_last(&t->c.head))
+            hand_off(&h); /* no cause: only the release */
+        return;
+    }
+    h.m = (struct marking){
+        .cause = cctx__cause_new(&t->c.head, ETIMEDOUT, t->code, t->msg, SITE_OF(t)),
+        .err = ETIMEDOUT,
+        .tracing = cctx__debug_on(CCTX__DEBUG_TRACE),
+        .queue = &cctx__runner_queue};
+    if (h.m.tracing)
+        cctx__trace_busy(1);
+    switch (mark(&t->c, &h.m, false)) {
+    case BUSY:
+        h.origin_marked = false;
+        hand_off(&h);
+        return;
+    case ALREADY:
+        if (h.m.tracing)
+            cctx__trace_busy(-1);
+        cctx__cause_free(h.m.cause, &t->c.head);
+        h.m.cause = NULL;
+        if (!release_unless_last(&t->c.head))
+            hand_off(&h);
+        return;
+    case MARKED:
+        break;
+    }
+    if (h.m.tracing)
+        begin_trace(&h.m, &t->c.head);
+    bool complete = mark_rest(&h.m, false);
+    if (h.m.queued)
+        cctx__runner_notify();
+    if (!complete) {
+        hand_off(&h);
+        return;
+    }
+    /* Keep in done only the references that are last ones. */
+    for (struct cctx__node **pp = &h.m.done; *pp;) {
+        if (release_unless_last(&container_of(*pp, struct cctx__cancelable, link)->head))
+            *pp = (*pp)->next;
+        else
+            pp = &(*pp)->next;
+    }
+    if (!h.m.done && release_unless_last(&t->c.head)) {
+        finish_trace(&h.m);
+        return;
+    }
+    hand_off(&h);
 }
 
 __attribute__((noinline, cold)) static void stale_handle(const struct cctx *c, const char *file,

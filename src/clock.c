@@ -23,6 +23,14 @@ int64_t cctx__sat_add(int64_t a, int64_t b)
     return r;
 }
 
+int64_t cctx__sat_sub(int64_t a, int64_t b)
+{
+    int64_t r;
+    if (__builtin_sub_overflow(a, b, &r))
+        return b < 0 ? INT64_MAX : INT64_MIN;
+    return r;
+}
+
 void cctx_fake_clock_start(int64_t now)
 {
     cctx__timer_set_fake(1, now, 0);

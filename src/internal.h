@@ -51,10 +51,14 @@
 
 #include <cctx.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "os.h"
+
+/* The struct of type `type` whose `member` is at ptr. */
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
 #define cctx__likely(x) __builtin_expect(!!(x), 1)
 #define cctx__unlikely(x) __builtin_expect(!!(x), 0)
@@ -79,11 +83,34 @@ struct cctx {
     _Atomic uint32_t state;
     _Atomic uint32_t refs;
     _Atomic uint32_t word;
-    _Atomic uint32_t fd1; /* cancelable: done descriptor + 1; 0: none yet */
+    _Atomic uint32_t fd1; /* cancelable: the done descriptor, see FD1_BITS */
     struct cctx *parent;  /* holds a reference; NULL for the roots */
     const char *file;     /* creation site, with the line in word */
     const char *func;
 };
+
+/* The done descriptor word (head.fd1): bits 0-20 hold the descriptor + 1
+ * (0: none yet), bits 21-31 the fork generation of the process that made it
+ * (fork.c). A child of fork() shares its parent's descriptors, so one made
+ * in another generation is neither signalled nor closed nor handed out: the
+ * child makes its own. */
+#define FD1_BITS 21
+#define FD1_MASK ((1u << FD1_BITS) - 1)
+#define FD1_GENERATIONS (1u << (32 - FD1_BITS))
+extern _Atomic uint32_t cctx__fork_generation;
+static inline uint32_t cctx__fd1_make(int fd)
+{
+    uint32_t gen = atomic_load_explicit(&cctx__fork_generation, memory_order_relaxed);
+    return (gen % FD1_GENERATIONS) << FD1_BITS | (uint32_t)(fd + 1);
+}
+/* The descriptor a word names in this process, or -1. */
+static inline int cctx__done_fd_of(uint32_t fd1)
+{
+    uint32_t gen = atomic_load_explicit(&cctx__fork_generation, memory_order_relaxed);
+    if (!(fd1 & FD1_MASK) || fd1 >> FD1_BITS != gen % FD1_GENERATIONS)
+        return -1;
+    return (int)(fd1 & FD1_MASK) - 1;
+}
 
 /* A list node. pprev points at the pointer that points at this node; its bit 0
  * tags after-function registrations; pprev == 0 means "in no list". */
@@ -154,6 +181,9 @@ struct cctx__value {
 
 /* cctx_after_t's storage seen from inside. */
 struct cctx__after {
+    /* In the owner's list while REGISTERED. While QUEUED it is in a run
+     * queue instead: link.next threads the queue and link.pprev holds the
+     * queue's address (tagged NODE_AFTER), so a stopper can find it. */
     struct cctx__node link;
     void (*fn)(void *arg);
     void *arg;
@@ -169,7 +199,9 @@ enum {
     AFTER_STOPPING,   /* a stopper claimed it and is unlinking it */
     AFTER_STOPPED,    /* stopped; a canceller that took it may still hold it */
     AFTER_RELEASED,   /* stopped, and no canceller holds it: the stopper may return */
-    AFTER_QUEUED, /* taken out of the list by a canceller, about to run */
+    AFTER_QUEUING,    /* a canceller took it and is putting it in a run queue */
+    AFTER_QUEUED,     /* in a run queue, not started: a stop takes it out at once */
+    AFTER_UNQUEUING,  /* a stopper claimed it and is taking it out of its queue */
     AFTER_RUNNING,
     AFTER_DONE,
 };
@@ -237,6 +269,15 @@ static inline void cctx__word_lock(_Atomic uint32_t *word)
         return;
     cctx__word_lock_slow(word);
 }
+static inline bool cctx__word_try_lock(_Atomic uint32_t *word)
+{
+    uint32_t w = atomic_load_explicit(word, memory_order_relaxed);
+    while (!(w & WORD_LOCK))
+        if (atomic_compare_exchange_weak_explicit(word, &w, w | 1, memory_order_acquire,
+                                                  memory_order_relaxed))
+            return true;
+    return false;
+}
 static inline void cctx__word_unlock(_Atomic uint32_t *word)
 {
     uint32_t old = atomic_fetch_and_explicit(word, ~WORD_LOCK, memory_order_release);
@@ -246,6 +287,10 @@ static inline void cctx__word_unlock(_Atomic uint32_t *word)
 static inline void cctx__lock(struct cctx *c)
 {
     cctx__word_lock(&c->word);
+}
+static inline bool cctx__try_lock(struct cctx *c)
+{
+    return cctx__word_try_lock(&c->word);
 }
 static inline void cctx__unlock(struct cctx *c)
 {
@@ -266,15 +311,47 @@ void cctx__wait_marked(struct cctx__cancelable *c);
 struct cctx__cause *cctx__cause_new(struct cctx *origin, int err, int code, const char *msg,
                                     const char *file, int line, const char *func);
 void cctx__cause_free(struct cctx__cause *cause, struct cctx *origin);
+/* Fires t's deadline from the timer thread, which holds a reference on t and
+ * gives it up here (see cancel.c for what the thread will not do). */
+void cctx__timer_fire(struct cctx__timer *t);
 
 /* after.c */
-/* Runs the registrations a canceller took out of lists (state QUEUED),
- * threaded through their link.next, in order. */
-void cctx__after_run_list(struct cctx__node *list);
+/* A run queue: the registrations one cancellation took (or, for deadlines,
+ * the runners' shared queue), in the order they will run. Its lock is a word
+ * lock taken alone or inside a context lock (take_list appends under the
+ * owner's lock), never the other way round. */
+struct cctx__run_queue {
+    _Atomic uint32_t lock;
+    struct cctx__node *head, **tail;
+};
+void cctx__run_queue_init(struct cctx__run_queue *q);
+/* Called by a canceller that moved a from REGISTERED to QUEUING: appends it
+ * to q and publishes QUEUED. */
+void cctx__run_queue_add(struct cctx__run_queue *q, struct cctx__after *a);
+/* Runs q's first registration that no stopper claimed; false if none. */
+bool cctx__run_queue_run_one(struct cctx__run_queue *q);
+/* Runs every registration of q, then waits until stoppers that claimed the
+ * others have let go of q, so that q may go out of scope. */
+void cctx__run_queue_drain(struct cctx__run_queue *q);
 /* Called by a canceller that took a registration a stopper had claimed
  * (STOPPING) out of its list: waits until the stopper is done with the owner,
  * then lets go of the registration for good. */
 void cctx__after_wait_stopper(struct cctx__after *a);
+/* The same without waiting: false if the stopper is still busy. */
+bool cctx__after_try_stopper(struct cctx__after *a);
+
+/* runner.c: the library threads that run, for the timer thread, what it must
+ * not run itself (user code, and anything that may block). */
+extern struct cctx__run_queue cctx__runner_queue;
+struct cctx__job {
+    struct cctx__job *next;
+    void (*run)(struct cctx__job *job); /* owns and frees the job */
+};
+/* Registrations were added to cctx__runner_queue: make sure a runner comes. */
+void cctx__runner_notify(void);
+/* Hands job to a runner; false if no runner thread exists or can be made
+ * (the caller then does the work itself). */
+bool cctx__runner_submit(struct cctx__job *job);
 
 /* timer.c */
 /* The shard this thread arms into; set in a timer before it is published,
@@ -283,11 +360,33 @@ uint32_t cctx__timer_shard(void);
 int cctx__timer_arm(struct cctx__timer *t);
 void cctx__timer_disarm(struct cctx__timer *t);
 
+/* fork.c: one set of fork handlers for the core, registered on first need
+ * (a library thread started, a done descriptor made). A child starts no
+ * thread in them: cctx__child_restart starts what the child needs on its
+ * first call that could wait for one. */
+void cctx__fork_watch(void);
+void cctx__child_restart_slow(void);
+extern _Atomic int cctx__child_stale; /* set in a child until it restarts */
+static inline void cctx__child_restart(void)
+{
+    if (cctx__unlikely(atomic_load_explicit(&cctx__child_stale, memory_order_relaxed)))
+        cctx__child_restart_slow();
+}
+/* The parts' side of fork: prepare takes their locks, parent releases them,
+ * child makes them fresh (and starts nothing). */
+void cctx__timer_fork(int phase);
+void cctx__runner_fork(int phase);
+enum { FORK_PREPARE, FORK_PARENT, FORK_CHILD };
+/* Starts the timer thread if deadlines are armed, runners if work is queued. */
+int cctx__timer_start(void);
+void cctx__runner_restart(void);
+
 /* clock.c */
 extern _Atomic int cctx__fake_on;
 extern _Atomic int64_t cctx__fake_now;
 void cctx__timer_set_fake(int on, int64_t now, int64_t advance);
 int64_t cctx__sat_add(int64_t a, int64_t b);
+int64_t cctx__sat_sub(int64_t a, int64_t b);
 
 /* dump.c: the name table */
 void cctx__name_forget(struct cctx *c);

@@ -29,8 +29,13 @@
  * Under the fake clock the thread sleeps, and cctx_fake_clock_advance fires
  * due deadlines itself, on the calling thread, earliest first across shards.
  *
- * fork(): the child gets the heaps but not the thread; atfork handlers hold
- * every timer lock across fork() and restart the thread in the child.
+ * Firing on the real clock runs no user code and waits for no other thread
+ * (cctx__timer_fire, cancel.c): a slow after-function or destructor runs on
+ * a runner (runner.c), so it never delays another deadline.
+ *
+ * fork(): the child gets the heaps but not the thread; the fork handlers
+ * (fork.c) hold every timer lock across fork(), and the child starts the
+ * thread on its first call that needs it.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -71,6 +76,8 @@ static struct {
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t fake_lock; /* see cctx__timer_set_fake */
+static void init(void);
+static void init_fake_lock(void);
 
 /* ---- The heap of one shard ---------------------------------------------------- */
 
@@ -149,16 +156,21 @@ static struct cctx__timer *pop_due(struct shard *s, int64_t now, int fake, int *
     return t;
 }
 
-static void fire(struct cctx__timer *t)
+static void fire(struct cctx__timer *t, int fake)
 {
     /* A trace written at exit also waits for the release below, which may
      * be the last one (trace.c). */
     bool tracing = cctx__debug_on(CCTX__DEBUG_TRACE);
     if (tracing)
         cctx__trace_busy(1);
-    cctx__cancel(&t->c, ETIMEDOUT, t->code, t->msg, t->c.head.file, cctx__line(&t->c.head),
-                 t->c.head.func);
-    cctx_release(&t->c.head);
+    if (fake) {
+        /* The advancing thread runs the after-functions before it returns. */
+        cctx__cancel(&t->c, ETIMEDOUT, t->code, t->msg, t->c.head.file,
+                     cctx__line(&t->c.head), t->c.head.func);
+        cctx_release(&t->c.head);
+    } else {
+        cctx__timer_fire(t);
+    }
     if (tracing)
         cctx__trace_busy(-1);
 }
@@ -193,7 +205,7 @@ static void *timer_main(void *arg)
                 while (more) {
                     struct cctx__timer *t = pop_due(&shards[i], now, 0, &more);
                     if (t)
-                        fire(t);
+                        fire(t, 0);
                 }
                 int64_t top;
                 shard_top(&shards[i], &top);
@@ -242,21 +254,7 @@ static int start_thread(void)
     return 0;
 }
 
-/* ---- fork ---------------------------------------------------------------------- */
-
-static void before_fork(void)
-{
-    pthread_mutex_lock(&W.lock);
-    for (int i = 0; i < SHARDS; i++)
-        cctx__word_lock(&shards[i].lock);
-}
-
-static void after_fork_parent(void)
-{
-    for (int i = 0; i < SHARDS; i++)
-        cctx__word_unlock(&shards[i].lock);
-    pthread_mutex_unlock(&W.lock);
-}
+/* ---- fork (fork.c) ---------------------------------------------------------- */
 
 static void init_cond(void)
 {
@@ -267,34 +265,64 @@ static void init_cond(void)
     pthread_condattr_destroy(&a);
 }
 
-static void after_fork_child(void)
+void cctx__timer_fork(int phase)
 {
-    int armed = 0;
-    for (int i = 0; i < SHARDS; i++) {
-        atomic_store(&shards[i].lock, 0);
-        armed |= shards[i].n > 0;
-    }
-    pthread_mutex_init(&W.lock, NULL);
-    init_cond();
-    W.kicked = 0;
-    atomic_store(&W.started, 0);
-    atomic_store(&W.sleep_until, INT64_MAX);
-    if (armed) {
+    switch (phase) {
+    case FORK_PREPARE:
         pthread_mutex_lock(&W.lock);
-        start_thread();
+        for (int i = 0; i < SHARDS; i++)
+            cctx__word_lock(&shards[i].lock);
+        break;
+    case FORK_PARENT:
+        for (int i = 0; i < SHARDS; i++)
+            cctx__word_unlock(&shards[i].lock);
         pthread_mutex_unlock(&W.lock);
+        break;
+    default:
+        /* No thread here: the child's first call that needs one starts it. */
+        for (int i = 0; i < SHARDS; i++)
+            atomic_store_explicit(&shards[i].lock, 0, memory_order_relaxed);
+        pthread_mutex_init(&W.lock, NULL);
+        init_cond();
+        /* Not held across fork (an advance runs after-functions, which may
+         * take any time): a fresh one, in case another thread held it. */
+        init_fake_lock();
+        W.kicked = 0;
+        atomic_store(&W.started, 0);
+        atomic_store(&W.sleep_until, INT64_MAX);
+        break;
     }
 }
 
-static void init(void)
+int cctx__timer_start(void)
+{
+    pthread_once(&init_once, init);
+    bool armed = false;
+    for (int i = 0; i < SHARDS && !armed; i++) {
+        cctx__word_lock(&shards[i].lock);
+        armed = shards[i].n > 0;
+        cctx__word_unlock(&shards[i].lock);
+    }
+    pthread_mutex_lock(&W.lock);
+    int err = atomic_load(&W.started) || !armed ? 0 : start_thread();
+    pthread_mutex_unlock(&W.lock);
+    return err;
+}
+
+static void init_fake_lock(void)
 {
     pthread_mutexattr_t a;
     pthread_mutexattr_init(&a);
     pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
     pthread_mutex_init(&fake_lock, &a);
     pthread_mutexattr_destroy(&a);
+}
+
+static void init(void)
+{
+    init_fake_lock();
     init_cond();
-    pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+    cctx__fork_watch();
 }
 
 /* ---- Arming ---------------------------------------------------------------------- */
@@ -308,6 +336,7 @@ uint32_t cctx__timer_shard(void)
 
 int cctx__timer_arm(struct cctx__timer *t)
 {
+    cctx__child_restart();
     if (cctx__unlikely(!atomic_load_explicit(&W.started, memory_order_acquire))) {
         pthread_once(&init_once, init);
         pthread_mutex_lock(&W.lock);
@@ -369,6 +398,7 @@ long cctx__test_armed_timers(void)
 void cctx__timer_set_fake(int on, int64_t now, int64_t advance)
 {
     pthread_once(&init_once, init);
+    cctx__child_restart();
     pthread_mutex_lock(&fake_lock);
     if (advance > 0)
         now = cctx__sat_add(atomic_load(&cctx__fake_now), advance);
@@ -396,7 +426,7 @@ void cctx__timer_set_fake(int on, int64_t now, int64_t advance)
         int more;
         struct cctx__timer *t = pop_due(&shards[best], least, 1, &more);
         if (t)
-            fire(t);
+            fire(t, 1);
     }
     pthread_mutex_unlock(&fake_lock);
     kick(); /* the thread re-reads which clock runs */

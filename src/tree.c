@@ -314,8 +314,12 @@ cctx_t *cctx_with_timeout_cause_at(cctx_t *parent, int64_t timeout, int code, co
 {
     if (cctx__unlikely(!parent))
         return fail(EINVAL, cancel);
-    return cctx__with_deadline(parent, cctx__sat_add(cctx_now(), timeout), code, msg, cancel,
-                               file, line, func);
+    int64_t deadline = cctx__sat_add(cctx_now(), timeout);
+    /* At the end of the (fake) clock a timeout of 0 saturates to
+     * CCTX_NO_DEADLINE: it is due all the same. */
+    if (cctx__unlikely(timeout <= 0 && deadline == CCTX_NO_DEADLINE))
+        deadline = CCTX_NO_DEADLINE - 1;
+    return cctx__with_deadline(parent, deadline, code, msg, cancel, file, line, func);
 }
 
 cctx_t *cctx_with_value_at(cctx_t *parent, const void *key, void *value,
@@ -385,9 +389,9 @@ static struct cctx *destroy(struct cctx *c, const char *file, int line, const ch
             cctx__node_unlink(&cc->link);
             cctx__unlock(&src->head);
         }
-        uint32_t fd1 = atomic_load_explicit(&c->fd1, memory_order_acquire);
-        if (fd1)
-            cctx__os_event_close((int)fd1 - 1);
+        int fd = cctx__done_fd_of(atomic_load_explicit(&c->fd1, memory_order_acquire));
+        if (fd >= 0)
+            cctx__os_event_close(fd);
         if (atomic_load_explicit(&c->state, memory_order_acquire) & STATE_ERR)
             cctx__cause_free(atomic_load_explicit(&cc->cause, memory_order_acquire), c);
     } else if (kind == KIND_VALUE) {

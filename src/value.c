@@ -45,7 +45,7 @@ int64_t cctx_remaining(const cctx_t *ctx)
     int64_t d;
     if (!cctx_deadline(ctx, &d))
         return CCTX_NO_DEADLINE;
-    return cctx__sat_add(d, -cctx_now());
+    return cctx__sat_sub(d, cctx_now());
 }
 
 /* Out of line, and reached by a tail call (so its return address is

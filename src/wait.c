@@ -41,22 +41,35 @@ int cctx_done_fd(cctx_t *ctx)
         errno = EINVAL;
         return -1;
     }
+    cctx__child_restart();
     struct cctx__cancelable *src = cctx__source(ctx);
     if (!src) {
         cctx__check_tombstone(ctx, "cctx_done_fd", NULL, 0, NULL);
         return never_done_fd();
     }
     uint32_t fd1 = atomic_load_explicit(&src->head.fd1, memory_order_acquire);
-    if (fd1)
-        return (int)fd1 - 1;
-    int fd = cctx__os_event_new();
+    int fd = cctx__done_fd_of(fd1);
+    if (fd >= 0)
+        return fd;
+    /* None yet, or one made before a fork, which this process must not use
+     * (see internal.h): make ours. */
+    cctx__fork_watch();
+    fd = cctx__os_event_new();
     if (fd < 0)
         return -1;
-    uint32_t none = 0;
-    if (!atomic_compare_exchange_strong_explicit(&src->head.fd1, &none, (uint32_t)fd + 1,
-                                                 memory_order_seq_cst, memory_order_acquire)) {
+    if ((uint32_t)fd >= FD1_MASK) {
         cctx__os_event_close(fd);
-        return (int)none - 1;
+        errno = EMFILE;
+        return -1;
+    }
+    uint32_t mine = cctx__fd1_make(fd);
+    while (!atomic_compare_exchange_strong_explicit(&src->head.fd1, &fd1, mine,
+                                                    memory_order_seq_cst, memory_order_acquire)) {
+        int theirs = cctx__done_fd_of(fd1);
+        if (theirs >= 0) {
+            cctx__os_event_close(fd);
+            return theirs;
+        }
     }
     if (atomic_load_explicit(&src->head.state, memory_order_seq_cst) & STATE_ERR)
         cctx__os_event_signal(fd);
@@ -110,7 +123,10 @@ int cctx_wait_at(const cctx_t *ctx, int64_t timeout, const char *file, int line,
             return err;
     } else {
         cctx__check_tombstone(ctx, "cctx_wait", file, line, func);
+        if (timeout == 0)
+            return 0;
     }
+    cctx__child_restart();
     if (timeout >= 0 && atomic_load_explicit(&cctx__fake_on, memory_order_relaxed)) {
         cctx_t *until = cctx_with_timeout_cause_at(src ? &src->head : cctx_background(),
                                                    timeout, 0, NULL, NULL, file, line, func);
@@ -173,6 +189,7 @@ int cctx_wait_any_at(cctx_t *const *ctxs, size_t n, int64_t timeout, const char 
             errno = ETIMEDOUT;
         return found;
     }
+    cctx__child_restart();
 
     /* One after-function per context wakes this thread; the timeout is one
      * more context under the fake clock. */

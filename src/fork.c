@@ -1,0 +1,79 @@
+/*
+ * fork(): what a child of a process that uses cctx inherits, and what it
+ * makes anew.
+ *
+ * A child gets a copy of every context, of the timer's heaps and of the
+ * runners' queue, but only the thread that called fork(). Whatever another
+ * thread was doing at that instant stays half done in the child: a context
+ * lock it held stays held, a cancellation it was marking never completes.
+ * The library keeps its own structures consistent across the fork (the
+ * handlers below hold the timer's and the runners' locks while it happens)
+ * and makes sure that such a half-done context can only stall a thread that
+ * touches it, never the timer: the timer thread never waits for a context
+ * lock or for another cancellation (cancel.c).
+ *
+ * Like libuv's uv_loop_fork and libev's ev_loop_fork, the child makes its own
+ * kernel objects rather than share the parent's, but it needs no call to do
+ * so:
+ *   - Threads. The handlers start none (POSIX allows only async-signal-safe
+ *     calls in the child of a multithreaded process, and a child about to
+ *     exec would pay for threads it never uses). The timer thread and the
+ *     runners start on the child's first call that arms a deadline or may
+ *     wait for one (cctx_wait, cctx_sleep, cctx_wait_any, cctx_done_fd,
+ *     a derivation with a deadline, an after-function registration): then
+ *     deadlines inherited from the parent fire in the child as well.
+ *   - Done descriptors. The child shares the parent's eventfds, so the
+ *     child's cancellations would wake the parent's pollers and the other
+ *     way round. Each fork bumps the child's generation, and a descriptor
+ *     made in another generation is never signalled, closed or handed out:
+ *     cctx_done_fd makes the child its own. The inherited copies are left
+ *     open (the child may have closed and reused their numbers), close on
+ *     exec. Generations are counted modulo 2048, so only a chain of 2048
+ *     nested forks could mistake a parent's descriptor for its own.
+ */
+#include <pthread.h>
+
+#include "internal.h"
+
+_Atomic uint32_t cctx__fork_generation;
+_Atomic int cctx__child_stale;
+
+static void prepare(void)
+{
+    cctx__runner_fork(FORK_PREPARE);
+    cctx__timer_fork(FORK_PREPARE);
+}
+
+static void in_parent(void)
+{
+    cctx__timer_fork(FORK_PARENT);
+    cctx__runner_fork(FORK_PARENT);
+}
+
+static void in_child(void)
+{
+    atomic_fetch_add_explicit(&cctx__fork_generation, 1, memory_order_relaxed);
+    cctx__timer_fork(FORK_CHILD);
+    cctx__runner_fork(FORK_CHILD);
+    atomic_store_explicit(&cctx__child_stale, 1, memory_order_relaxed);
+}
+
+static pthread_once_t watch_once = PTHREAD_ONCE_INIT;
+
+static void watch(void)
+{
+    pthread_atfork(prepare, in_parent, in_child);
+}
+
+void cctx__fork_watch(void)
+{
+    pthread_once(&watch_once, watch);
+}
+
+void cctx__child_restart_slow(void)
+{
+    if (!atomic_exchange_explicit(&cctx__child_stale, 0, memory_order_acq_rel))
+        return;
+    cctx__timer_start();
+    cctx__runner_restart();
+}

@@ -1,0 +1,480 @@
+/*
+ * What callbacks, fork() and the edges of the clock must not do to the
+ * library: a blocking after-function does not hold up other deadlines; a stop
+ * of a queued registration never waits; a child of fork() has its own timer,
+ * its own done descriptors and no thread it did not ask for; time arithmetic
+ * is total; deadlines keep firing while exit() runs its handlers.
+ */
+#define _GNU_SOURCE
+#include <cctx.h>
+#include <cctx/testing.h>
+
+#include <dirent.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "internal.h"
+#include "support.h"
+
+/* A gate an after-function waits at until the test opens it. */
+struct gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool open, reached;
+};
+#define GATE_INIT {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false}
+
+static void gate_wait(void *arg)
+{
+    struct gate *g = arg;
+    pthread_mutex_lock(&g->mu);
+    g->reached = true;
+    pthread_cond_broadcast(&g->cv);
+    while (!g->open)
+        pthread_cond_wait(&g->cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
+}
+
+static void gate_open(struct gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->open = true;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+static void gate_until_reached(struct gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    while (!g->reached)
+        pthread_cond_wait(&g->cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
+}
+
+/* ---- A blocking after-function and the timer --------------------------------- */
+
+TEST(harden_blocking_after_func_does_not_delay_other_deadlines)
+{
+    struct gate g = GATE_INIT;
+    cctx_t *a = cctx_with_timeout(cctx_background(), CCTX_MSEC(5), NULL);
+    cctx_after_t reg;
+    CHECK_EQ(cctx_after_func(a, &reg, gate_wait, &g), 0);
+    gate_until_reached(&g); /* a fired, and its after-function blocks */
+
+    /* While it blocks, other deadlines fire: before, the timer thread ran
+     * it and no deadline fired again until it returned. */
+    for (int i = 0; i < 3; i++) {
+        cctx_t *b = cctx_with_timeout(cctx_background(), CCTX_MSEC(10), NULL);
+        CHECK_EQ(cctx_wait(b, CCTX_SEC(10)), ETIMEDOUT);
+        cctx_release(b);
+    }
+    gate_open(&g);
+    CHECK(!cctx_after_stop(&reg)); /* waits for it to return */
+    cctx_release(a);
+}
+
+static cctx_t *waited_on;
+static atomic_int waits_returned;
+
+static void wait_for_other_deadline(void *arg)
+{
+    (void)arg;
+    if (cctx_wait(waited_on, -1) == ETIMEDOUT)
+        atomic_fetch_add_explicit(&waits_returned, 1, memory_order_release);
+}
+
+static void after_func_waits_on_deadline(void)
+{
+    waited_on = cctx_with_timeout(cctx_background(), CCTX_MSEC(40), NULL);
+    cctx_t *a = cctx_with_timeout(cctx_background(), CCTX_MSEC(5), NULL);
+    cctx_after_t reg;
+    CHECK_EQ(cctx_after_func(a, &reg, wait_for_other_deadline, NULL), 0);
+    CHECK_EQ(cctx_wait(waited_on, -1), ETIMEDOUT);
+    CHECK(!cctx_after_stop(&reg));
+    CHECK_EQ(atomic_load_explicit(&waits_returned, memory_order_acquire), 1);
+    /* And deadlines still fire afterwards. */
+    cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(5), NULL);
+    CHECK_EQ(cctx_wait(c, CCTX_SEC(10)), ETIMEDOUT);
+    cctx_release(c);
+    cctx_release(a);
+    cctx_release(waited_on);
+}
+
+TEST(harden_after_func_waiting_on_a_deadline_does_not_stop_the_timer)
+{
+    /* Before, the timer thread waited in fn for a deadline only it could
+     * fire: no deadline ever fired again. */
+    run_with_watchdog(after_func_waits_on_deadline, 20);
+}
+
+/* A value destructor run by the last release of a deadline's context is
+ * user code too: it runs on a runner, not on the timer thread. */
+static struct gate destroy_gate = GATE_INIT;
+static void destroy_blocks(void *value)
+{
+    (void)value;
+    gate_wait(&destroy_gate);
+}
+static const char key_v;
+
+static void release_inside(void *arg)
+{
+    cctx_release(arg); /* the last reference of a chain with a blocking destructor */
+}
+
+TEST(harden_blocking_destructor_run_by_a_deadline_does_not_delay_others)
+{
+    cctx_t *v = cctx_with_value(cctx_background(), &key_v, NULL, destroy_blocks);
+    cctx_t *t = cctx_with_timeout(v, CCTX_MSEC(5), NULL);
+    cctx_release(v); /* t holds v */
+    cctx_after_t reg;
+    CHECK_EQ(cctx_after_func(t, &reg, release_inside, t), 0);
+    gate_until_reached(&destroy_gate);
+    cctx_t *b = cctx_with_timeout(cctx_background(), CCTX_MSEC(10), NULL);
+    CHECK_EQ(cctx_wait(b, CCTX_SEC(10)), ETIMEDOUT);
+    cctx_release(b);
+    gate_open(&destroy_gate);
+    CHECK(!cctx_after_stop(&reg));
+}
+
+/* ---- Stopping a queued registration ------------------------------------------- */
+
+static struct rec queued_rec;
+
+static void *cancel_thread(void *cancel)
+{
+    cctx_cancel(cancel);
+    return NULL;
+}
+
+static void stop_queued_while_first_blocks(void)
+{
+    struct gate g = GATE_INIT;
+    cctx_cancel_t *cc;
+    cctx_t *c = cctx_with_cancel(cctx_background(), &cc);
+    cctx_after_t first;
+    /* Both orders of the list: one of the two is still queued while the
+     * other blocks. */
+    memset(&queued_rec, 0, sizeof queued_rec);
+    CHECK_EQ(cctx_after_func(c, &queued_rec.reg, rec_fn, &queued_rec), 0);
+    CHECK_EQ(cctx_after_func(c, &first, gate_wait, &g), 0);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, cancel_thread, cc), 0);
+    gate_until_reached(&g);
+    bool stopped = cctx_after_stop(&queued_rec.reg);
+    /* Either it had already run (then gate_wait came second), or it was
+     * queued behind the blocked one and the stop took it out at once. */
+    CHECK(stopped == (atomic_load(&queued_rec.runs) == 0));
+    gate_open(&g);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK_EQ(atomic_load(&queued_rec.runs), stopped ? 0 : 1);
+    CHECK(!cctx_after_stop(&first));
+    cctx_release(c);
+}
+
+TEST(harden_stop_of_a_queued_registration_returns_at_once)
+{
+    run_with_watchdog(stop_queued_while_first_blocks, 20);
+}
+
+/* Two cancellers; each one's first after-function stops the other side's
+ * second registration, which has not started. Before, each stop waited for
+ * the other canceller, which waited in turn. */
+struct side {
+    cctx_t *ctx;
+    cctx_cancel_t *cancel;
+    cctx_after_t regs[2];
+    atomic_int first;   /* index + 1 of the registration that ran first */
+    atomic_int ran[2];
+    bool stopped_other; /* the other side's registration, stopped by this side */
+    struct side *other;
+};
+static pthread_barrier_t both_running;
+
+static void stop_peer(struct side *s, int me)
+{
+    atomic_fetch_add(&s->ran[me], 1);
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&s->first, &expected, me + 1))
+        return; /* the second one to run on this side does nothing */
+    pthread_barrier_wait(&both_running);
+    int theirs = atomic_load(&s->other->first) - 1;
+    s->stopped_other = cctx_after_stop(&s->other->regs[1 - theirs]);
+    /* Neither side's first returns (and lets its queue go on) before both
+     * stops are done. */
+    pthread_barrier_wait(&both_running);
+}
+static struct side sides[2];
+static void stop_peer_0_0(void *a) { (void)a; stop_peer(&sides[0], 0); }
+static void stop_peer_0_1(void *a) { (void)a; stop_peer(&sides[0], 1); }
+static void stop_peer_1_0(void *a) { (void)a; stop_peer(&sides[1], 0); }
+static void stop_peer_1_1(void *a) { (void)a; stop_peer(&sides[1], 1); }
+
+static void cancel_side(void *arg)
+{
+    cctx_cancel(((struct side *)arg)->cancel);
+}
+
+static void after_funcs_stop_each_other(void)
+{
+    void (*fns[2][2])(void *) = {{stop_peer_0_0, stop_peer_0_1}, {stop_peer_1_0, stop_peer_1_1}};
+    pthread_barrier_init(&both_running, NULL, 2);
+    for (int i = 0; i < 2; i++) {
+        memset(&sides[i], 0, sizeof sides[i]);
+        sides[i].other = &sides[1 - i];
+        sides[i].ctx = cctx_with_cancel(cctx_background(), &sides[i].cancel);
+        for (int j = 0; j < 2; j++)
+            CHECK_EQ(cctx_after_func(sides[i].ctx, &sides[i].regs[j], fns[i][j], NULL), 0);
+    }
+    struct gang g;
+    gang_init(&g, 2, false);
+    gang_spawn(&g, cancel_side, &sides[0]);
+    gang_spawn(&g, cancel_side, &sides[1]);
+    gang_join(&g);
+    for (int i = 0; i < 2; i++) {
+        CHECK(sides[i].stopped_other);
+        CHECK_EQ(atomic_load(&sides[i].ran[0]) + atomic_load(&sides[i].ran[1]), 1);
+        cctx_release(sides[i].ctx);
+    }
+    pthread_barrier_destroy(&both_running);
+}
+
+TEST(harden_after_funcs_that_stop_each_other_do_not_deadlock)
+{
+    for (int round = 0; round < 20; round++)
+        run_with_watchdog(after_funcs_stop_each_other, 20);
+}
+
+/* ---- Time at the ends of the clock ----------------------------------------------- */
+
+TEST(harden_time_arithmetic_at_the_ends_of_the_clock)
+{
+    cctx_fake_clock_start(INT64_MIN);
+    cctx_t *d = cctx_with_deadline(cctx_background(), INT64_MAX - 1, NULL);
+    CHECK_EQ(cctx_remaining(d), INT64_MAX); /* INT64_MAX - 1 - INT64_MIN saturates */
+    cctx_t *p = cctx_with_deadline(cctx_background(), INT64_MIN + 5, NULL);
+    CHECK_EQ(cctx_remaining(p), 5);
+    cctx_release(p);
+
+    cctx_fake_clock_start(INT64_MAX);
+    CHECK_EQ(cctx_remaining(d), -1);
+    CHECK_EQ(cctx_err(d), ETIMEDOUT); /* due: starting the clock fired it */
+    /* A zero wait returns at once, on every kind of context. */
+    CHECK_EQ(cctx_wait(cctx_background(), 0), 0);
+    cctx_t *w = cctx_without_cancel(d);
+    CHECK_EQ(cctx_wait(w, 0), 0);
+    cctx_release(w);
+    /* A zero timeout is born done even at the end of time; a deadline at
+     * the end of time is CCTX_NO_DEADLINE, which is never reached. */
+    cctx_t *z = cctx_with_timeout(cctx_background(), 0, NULL);
+    CHECK_EQ(cctx_err(z), ETIMEDOUT);
+    cctx_release(z);
+    cctx_t *n = cctx_with_timeout(cctx_background(), -1, NULL);
+    CHECK_EQ(cctx_err(n), ETIMEDOUT);
+    cctx_release(n);
+    cctx_t *e = cctx_with_deadline(cctx_background(), INT64_MAX - 1, NULL);
+    CHECK_EQ(cctx_err(e), ETIMEDOUT);
+    cctx_release(e);
+    cctx_t *f = cctx_with_deadline(cctx_background(), INT64_MAX, NULL);
+    CHECK_EQ(cctx_err(f), 0);
+    CHECK(!cctx_deadline(f, NULL));
+    cctx_release(f);
+    cctx_release(d);
+    cctx_fake_clock_stop();
+}
+
+/* ---- fork ------------------------------------------------------------------------ */
+
+static int task_count(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* ThreadSanitizer kills a child of a multithreaded fork that starts a
+ * thread, and every child here must. */
+#define SKIP_FORK_UNDER_TSAN()                                                    \
+    do {                                                                          \
+        if (TEST_UNDER_TSAN) {                                                    \
+            printf("skipped under ThreadSanitizer (die_after_fork)\n");          \
+            return;                                                               \
+        }                                                                         \
+    } while (0)
+
+static int wait_child(pid_t pid)
+{
+    int status;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+/* The child's own deadline fires within a generous bound; 0 if it does. */
+static int own_deadline_fires(void)
+{
+    cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(20), NULL);
+    if (!c)
+        return 20;
+    int r = cctx_wait(c, CCTX_SEC(5));
+    cctx_release(c);
+    return r == ETIMEDOUT ? 0 : 21;
+}
+
+TEST(harden_fork_child_starts_no_thread_until_it_needs_one)
+{
+    SKIP_FORK_UNDER_TSAN();
+    cctx_t *armed = cctx_with_timeout(cctx_background(), CCTX_SEC(3600), NULL);
+    cctx_t *fired = cctx_with_timeout(cctx_background(), CCTX_MSEC(1), NULL);
+    CHECK_EQ(cctx_wait(fired, CCTX_SEC(5)), ETIMEDOUT); /* the timer thread runs */
+    fflush(stdout);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        if (task_count() != 1)
+            _exit(1); /* the fork handlers started a thread */
+        _exit(own_deadline_fires());
+    }
+    CHECK_EQ(wait_child(pid), 0);
+    cctx_release(fired);
+    cctx_release(armed);
+}
+
+TEST(harden_fork_while_a_context_lock_is_held_leaves_the_child_timer_working)
+{
+    SKIP_FORK_UNDER_TSAN();
+    /* A context whose lock another thread holds at the fork (here: this
+     * thread, which the child does not continue as the holder) and whose
+     * deadline is due in the child. */
+    cctx_t *t = cctx_with_timeout(cctx_background(), CCTX_MSEC(10), NULL);
+    fflush(stdout);
+    cctx__lock(t);
+    pid_t pid = fork();
+    if (pid != 0)
+        cctx__unlock(t);
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        real_sleep_ms(20); /* t is due: the child's timer meets its lock first */
+        _exit(own_deadline_fires());
+    }
+    CHECK_EQ(wait_child(pid), 0);
+    CHECK_EQ(cctx_wait(t, CCTX_SEC(5)), ETIMEDOUT);
+    cctx_release(t);
+}
+
+TEST(harden_fork_during_a_cancellation_leaves_the_child_timer_working)
+{
+    SKIP_FORK_UNDER_TSAN();
+    /* The state a fork leaves when it lands between a cancellation marking
+     * a context and disarming its timer: done, still armed, and the marking
+     * never completes in the child (its thread is not there). */
+    static struct cctx__cause half = {.origin = NULL,
+                                      .marked = 0,
+                                      .err = ECANCELED,
+                                      .msg = "context canceled",
+                                      .file = "?",
+                                      .func = "?"};
+    cctx_t *t = cctx_with_timeout(cctx_background(), CCTX_MSEC(10), NULL);
+    struct cctx__cancelable *c = (struct cctx__cancelable *)t;
+    cctx__lock(t);
+    atomic_store(&c->cause, &half);
+    atomic_fetch_or(&t->state, ECANCELED);
+    cctx__unlock(t);
+    fflush(stdout);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        real_sleep_ms(20);
+        _exit(own_deadline_fires());
+    }
+    atomic_store(&half.marked, 1); /* the parent's "canceller" finishes */
+    CHECK_EQ(wait_child(pid), 0);
+    cctx__timer_disarm((struct cctx__timer *)t);
+    cctx_release(t);
+}
+
+TEST(harden_fork_child_has_its_own_done_descriptors)
+{
+    SKIP_FORK_UNDER_TSAN();
+    cctx_cancel_t *cc;
+    cctx_t *c = cctx_with_cancel(cctx_background(), &cc);
+    int fd = cctx_done_fd(c);
+    CHECK(fd >= 0);
+    fflush(stdout);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        int mine = cctx_done_fd(c);
+        if (mine < 0 || mine == fd)
+            _exit(1); /* the parent's descriptor handed out in the child */
+        cctx_cancel(cc);
+        struct pollfd p = {.fd = mine, .events = POLLIN};
+        if (poll(&p, 1, 0) != 1)
+            _exit(2);
+        cctx_release(c);
+        _exit(0);
+    }
+    CHECK_EQ(wait_child(pid), 0);
+    /* The child's cancel reached neither the parent's context nor its
+     * descriptor. */
+    CHECK_EQ(cctx_err(c), 0);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    CHECK_EQ(poll(&p, 1, 0), 0);
+    cctx_cancel(cc);
+    CHECK_EQ(poll(&p, 1, 0), 1);
+    cctx_release(c);
+}
+
+/* ---- exit ------------------------------------------------------------------------- */
+
+static atomic_int exit_after_ran;
+static void note_after(void *arg)
+{
+    (void)arg;
+    atomic_store_explicit(&exit_after_ran, 1, memory_order_release);
+}
+
+static void wait_on_deadline_at_exit(void)
+{
+    cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(20), NULL);
+    cctx_after_t reg;
+    cctx_after_func(c, &reg, note_after, NULL);
+    int err = cctx_wait(c, CCTX_SEC(10));
+    int64_t until = real_now() + CCTX_SEC(10);
+    while (!atomic_load_explicit(&exit_after_ran, memory_order_acquire) && real_now() < until)
+        real_sleep_ms(1);
+    printf("at exit: %s, after-function %s\n", err == ETIMEDOUT ? "fired" : "not fired",
+           atomic_load(&exit_after_ran) ? "ran" : "did not run");
+    fflush(stdout);
+    cctx_after_stop(&reg);
+    cctx_release(c);
+}
+
+CHILD(deadline_in_atexit)
+{
+    /* The library's threads are running when exit() starts. */
+    cctx_t *warm = cctx_with_timeout(cctx_background(), CCTX_MSEC(1), NULL);
+    cctx_wait(warm, -1);
+    cctx_release(warm);
+    atexit(wait_on_deadline_at_exit);
+    exit(0);
+}
+
+TEST(harden_deadlines_fire_while_exit_runs_atexit_handlers)
+{
+    struct child c;
+    run_child("deadline_in_atexit", (const char *const[]){NULL}, &c);
+    CHECK(WIFEXITED(c.status));
+    CHECK_EQ(WEXITSTATUS(c.status), 0);
+    CHECK(strstr(c.out, "at exit: fired, after-function ran") != NULL);
+    child_done(&c);
+}
