@@ -454,10 +454,11 @@ void cctx__timer_fire(struct cctx__timer *t)
     }
     /* Keep in done only the references that are last ones. */
     for (struct cctx__node **pp = &h.m.done; *pp;) {
-        if (release_unless_last(&container_of(*pp, struct cctx__cancelable, link)->head))
-            *pp = (*pp)->next;
+        struct cctx__node *n = *pp, *next = n->next; /* n may be freed once let go */
+        if (release_unless_last(&container_of(n, struct cctx__cancelable, link)->head))
+            *pp = next;
         else
-            pp = &(*pp)->next;
+            pp = &n->next;
     }
     if (!h.m.done && release_unless_last(&t->c.head)) {
         finish_trace(&h.m);

@@ -31,9 +31,12 @@
  * list and its cause, is what keeps it at 72 bytes with a pointer to the
  * deadline that governs it.
  *
- * Lock order. A thread holds at most one context lock at a time. The timer's
- * locks (a shard lock, the wake lock: timer.c) are never taken while a
- * context lock is held, and no context lock is taken under them. The name
+ * Lock order. A thread holds at most one context lock at a time. A run
+ * queue's lock (after.c) is taken inside a context lock (a canceller queues
+ * the registrations it takes) or alone, never around one. The timer's locks
+ * (a shard lock, the wake lock: timer.c) and the runners' pool lock
+ * (runner.c) are never taken while a context lock is held, and no context
+ * lock is taken under them. The name
  * table's lock nests inside nothing. The debugging switches' locks (the
  * registry's shard locks and the quarantine lock: debug.c; the rings' locks
  * and the file's: trace.c) are taken with no context lock held, and hold no

@@ -56,14 +56,58 @@ static void gate_until_reached(struct gate *g)
     pthread_mutex_unlock(&g->mu);
 }
 
+
+/* An after-function meant to run when the deadline fires, not at
+ * registration: a slow machine may pass the deadline first, and then it
+ * would run at once on the registering thread. deadline_then registers it on
+ * a fresh context with a deadline, growing the timeout until the
+ * registration comes first. */
+struct later {
+    void (*fn)(void *arg);
+    void *arg;
+    pthread_t registrar;
+    atomic_int too_late;
+    cctx_after_t reg;
+};
+
+static void later_fn(void *arg)
+{
+    struct later *l = arg;
+    if (pthread_equal(pthread_self(), l->registrar)) {
+        atomic_store(&l->too_late, 1);
+        return;
+    }
+    l->fn(l->arg);
+}
+
+/* make(timeout) returns the context (a reference the caller keeps). */
+static cctx_t *deadline_then(struct later *l, cctx_t *(*make)(int64_t timeout))
+{
+    l->registrar = pthread_self();
+    for (int64_t timeout = CCTX_MSEC(5);; timeout *= 4) {
+        cctx_t *c = make(timeout);
+        CHECK(c != NULL);
+        atomic_store(&l->too_late, 0);
+        CHECK_EQ(cctx_after_func(c, &l->reg, later_fn, l), 0);
+        if (!atomic_load(&l->too_late))
+            return c;
+        cctx_release(c);
+        CHECK(timeout < CCTX_SEC(60));
+    }
+}
+
+static cctx_t *plain_timeout(int64_t timeout)
+{
+    return cctx_with_timeout(cctx_background(), timeout, NULL);
+}
+
 /* ---- A blocking after-function and the timer --------------------------------- */
 
 TEST(harden_blocking_after_func_does_not_delay_other_deadlines)
 {
     struct gate g = GATE_INIT;
-    cctx_t *a = cctx_with_timeout(cctx_background(), CCTX_MSEC(5), NULL);
-    cctx_after_t reg;
-    CHECK_EQ(cctx_after_func(a, &reg, gate_wait, &g), 0);
+    struct later l = {.fn = gate_wait, .arg = &g};
+    cctx_t *a = deadline_then(&l, plain_timeout);
     gate_until_reached(&g); /* a fired, and its after-function blocks */
 
     /* While it blocks, other deadlines fire: before, the timer thread ran
@@ -74,29 +118,36 @@ TEST(harden_blocking_after_func_does_not_delay_other_deadlines)
         cctx_release(b);
     }
     gate_open(&g);
-    CHECK(!cctx_after_stop(&reg)); /* waits for it to return */
+    CHECK(!cctx_after_stop(&l.reg)); /* waits for it to return */
     cctx_release(a);
 }
 
 static cctx_t *waited_on;
-static atomic_int waits_returned;
+static struct gate returned = GATE_INIT; /* `reached` once fn's wait returned */
 
 static void wait_for_other_deadline(void *arg)
 {
     (void)arg;
-    if (cctx_wait(waited_on, -1) == ETIMEDOUT)
-        atomic_fetch_add_explicit(&waits_returned, 1, memory_order_release);
+    if (cctx_wait(waited_on, -1) == ETIMEDOUT) {
+        pthread_mutex_lock(&returned.mu);
+        returned.reached = true;
+        pthread_cond_broadcast(&returned.cv);
+        pthread_mutex_unlock(&returned.mu);
+    }
 }
 
 static void after_func_waits_on_deadline(void)
 {
-    waited_on = cctx_with_timeout(cctx_background(), CCTX_MSEC(40), NULL);
-    cctx_t *a = cctx_with_timeout(cctx_background(), CCTX_MSEC(5), NULL);
-    cctx_after_t reg;
-    CHECK_EQ(cctx_after_func(a, &reg, wait_for_other_deadline, NULL), 0);
-    CHECK_EQ(cctx_wait(waited_on, -1), ETIMEDOUT);
-    CHECK(!cctx_after_stop(&reg));
-    CHECK_EQ(atomic_load_explicit(&waits_returned, memory_order_acquire), 1);
+    waited_on = cctx_with_timeout(cctx_background(), CCTX_SEC(3600), NULL);
+    struct later l = {.fn = wait_for_other_deadline};
+    cctx_t *a = deadline_then(&l, plain_timeout);
+    /* waited_on's own deadline, after a's registration: it can only fire
+     * while a's after-function waits for it. */
+    cctx_t *w = cctx_with_timeout(waited_on, CCTX_MSEC(40), NULL);
+    cctx_release(waited_on);
+    waited_on = w;
+    gate_until_reached(&returned); /* fn saw waited_on's deadline fire */
+    CHECK(!cctx_after_stop(&l.reg));
     /* And deadlines still fire afterwards. */
     cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(5), NULL);
     CHECK_EQ(cctx_wait(c, CCTX_SEC(10)), ETIMEDOUT);
@@ -115,31 +166,42 @@ TEST(harden_after_func_waiting_on_a_deadline_does_not_stop_the_timer)
 /* A value destructor run by the last release of a deadline's context is
  * user code too: it runs on a runner, not on the timer thread. */
 static struct gate destroy_gate = GATE_INIT;
+static pthread_t test_thread;
 static void destroy_blocks(void *value)
 {
     (void)value;
-    gate_wait(&destroy_gate);
+    if (!pthread_equal(pthread_self(), test_thread)) /* not a too-early retry */
+        gate_wait(&destroy_gate);
 }
 static const char key_v;
 
+static cctx_t *made; /* written before the registration that reads it */
+
 static void release_inside(void *arg)
 {
-    cctx_release(arg); /* the last reference of a chain with a blocking destructor */
+    (void)arg;
+    cctx_release(made); /* the last reference of a chain with a blocking destructor */
+}
+
+static cctx_t *timeout_under_value(int64_t timeout)
+{
+    cctx_t *v = cctx_with_value(cctx_background(), &key_v, NULL, destroy_blocks);
+    made = cctx_with_timeout(v, timeout, NULL);
+    cctx_release(v); /* made holds v */
+    return made;
 }
 
 TEST(harden_blocking_destructor_run_by_a_deadline_does_not_delay_others)
 {
-    cctx_t *v = cctx_with_value(cctx_background(), &key_v, NULL, destroy_blocks);
-    cctx_t *t = cctx_with_timeout(v, CCTX_MSEC(5), NULL);
-    cctx_release(v); /* t holds v */
-    cctx_after_t reg;
-    CHECK_EQ(cctx_after_func(t, &reg, release_inside, t), 0);
+    test_thread = pthread_self();
+    struct later l = {.fn = release_inside};
+    deadline_then(&l, timeout_under_value);
     gate_until_reached(&destroy_gate);
     cctx_t *b = cctx_with_timeout(cctx_background(), CCTX_MSEC(10), NULL);
     CHECK_EQ(cctx_wait(b, CCTX_SEC(10)), ETIMEDOUT);
     cctx_release(b);
     gate_open(&destroy_gate);
-    CHECK(!cctx_after_stop(&reg));
+    CHECK(!cctx_after_stop(&l.reg));
 }
 
 /* ---- Stopping a queued registration ------------------------------------------- */
