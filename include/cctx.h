@@ -290,6 +290,12 @@ enum { CCTX_DUMP_TEXT = 0, CCTX_DUMP_JSON = 1, CCTX_DUMP_DOT = 2, CCTX_DUMP_HTML
  * the background tree, the todo tree if it has any, then contexts whose
  * parent predates the registry. It needs the registry (CCTX_DEBUG=trees,
  * leaks or checks); without it, it writes nothing and returns ENOTSUP.
+ * Names, messages and sites are written whole, whatever their bytes, and
+ * never break the format: JSON (and the page around it) is valid UTF-8, with
+ * each byte that is not part of well-formed UTF-8 as U+FFFD and '<' as
+ * \u003c; the text form keeps one line per context, escaping quotes,
+ * backslashes and control characters C-style and such bytes as \xHH; DOT
+ * has a space for a control character and U+FFFD for such a byte.
  * 0, EINVAL (NULL out, unknown format), ENOTSUP, ENOMEM, or EIO. */
 CCTX_API int cctx_dump(cctx_t *root, FILE *out, int format);
 

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "json.h"
 
 #define RING 16384 /* events per thread: about 1.6 MB */
 #define TEXT 40    /* bytes of a name or message kept per event */
@@ -138,16 +139,24 @@ static int64_t record(const struct event *e)
     return ts;
 }
 
-/* Copies at most TEXT - 1 bytes, cut at a character boundary, so that a
- * long UTF-8 name stays valid UTF-8 (JSON readers reject broken ones). */
+/* Copies at most TEXT - 1 bytes. A cut inside a well-formed UTF-8
+ * character goes back to its start, so that a long name is not shown with a
+ * stray U+FFFD at the end; bytes that are not UTF-8 are the writer's
+ * business (json.c), and cutting never looks back more than a character's
+ * length for a start. */
 static void copy_text(char *dst, const char *src)
 {
     if (!src)
         return;
     size_t n = strnlen(src, TEXT - 1);
-    if (src[n])
-        while (n > 0 && ((unsigned char)src[n] & 0xc0) == 0x80)
-            n--; /* src[n] continues a character: cut before its start */
+    if (src[n]) {
+        size_t start = n;
+        while (start > 0 && n - start < 3 && ((unsigned char)src[start] & 0xc0) == 0x80)
+            start--;
+        uint32_t cp;
+        if (start < n && cctx__utf8_char((const unsigned char *)src + start, &cp) > n - start)
+            n = start;
+    }
     memcpy(dst, src, n);
     dst[n] = 0;
 }
@@ -254,21 +263,6 @@ void cctx__trace_drain(void)
 
 /* ---- Writing ---------------------------------------------------------------------- */
 
-static void put_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; s && *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            fprintf(f, "\\%c", ch);
-        else if (ch < 0x20)
-            fprintf(f, "\\u%04x", ch);
-        else
-            fputc(ch, f);
-    }
-    fputc('"', f);
-}
-
 static const char *kind_word(int k)
 {
     static const char *const words[] = {"?", "root", "cancel", "deadline", "value",
@@ -292,17 +286,17 @@ static void put_head(FILE *f, const struct ring *r, int64_t ts, const char *ph, 
     fprintf(f, ",\n{\"pid\":%ld,\"tid\":%ld,\"ts\":", pid, r->tid);
     put_ts(f, ts);
     fprintf(f, ",\"ph\":\"%s\",\"cat\":\"cctx\",\"name\":", ph);
-    put_str(f, name);
+    cctx__json_str(f, name);
 }
 
 static void put_site(FILE *f, const char *key, const char *file, int line, const char *func)
 {
-    char site[512];
-    snprintf(site, sizeof site, "%s:%d", file ? file : "?", line);
-    fprintf(f, ",\"%s\":", key);
-    put_str(f, site);
-    fprintf(f, ",\"func\":");
-    put_str(f, func ? func : "?");
+    /* "file:line" in one string, written in pieces so that no file name is
+     * too long for it. */
+    fprintf(f, ",\"%s\":\"", key);
+    cctx__json_body(f, file ? file : "?");
+    fprintf(f, ":%d\",\"func\":", line);
+    cctx__json_str(f, func ? func : "?");
 }
 
 static void write_event(FILE *f, struct ring *r, const struct event *e, int64_t next_ts)
@@ -345,7 +339,7 @@ static void write_event(FILE *f, struct ring *r, const struct event *e, int64_t 
         put_site(f, e->type == EV_FREED ? "released_at" : "made_at", e->file, e->line, e->func);
         if (e->text[0]) {
             fprintf(f, ",\"name\":");
-            put_str(f, e->text);
+            cctx__json_str(f, e->text);
         }
         fprintf(f, "}}");
         if (arrow) { /* the arrow's head, bound to this slice */
@@ -361,7 +355,7 @@ static void write_event(FILE *f, struct ring *r, const struct event *e, int64_t 
         fprintf(f, ",\"args\":{\"ctx\":\"%p\",\"kind\":\"%s\",\"origin\":\"%p\",\"err\":\"%s\","
                    "\"code\":%d,\"msg\":", e->ctx, kind_word(e->kind), e->other,
                 err_word(e->err), e->code);
-        put_str(f, e->text);
+        cctx__json_str(f, e->text);
         put_site(f, "origin_at", e->file, e->line, e->func);
         fprintf(f, "}}");
         break;
@@ -405,7 +399,7 @@ static void write_ring(FILE *f, struct ring *r, struct event *copy)
     if (!r->named_written) {
         fprintf(f, ",\n{\"pid\":%ld,\"tid\":%ld,\"ph\":\"M\",\"name\":\"thread_name\","
                    "\"args\":{\"name\":", pid, tid);
-        put_str(f, r->thread_name);
+        cctx__json_str(f, r->thread_name);
         fprintf(f, "}}");
         r->named_written = 1;
     }
