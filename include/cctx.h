@@ -268,8 +268,11 @@ CCTX_API int cctx_trace_flush(void);
 
 /* The name is copied. EINVAL for NULL ctx or for the static roots (their
  * names are fixed: "background" and "todo"); ENOMEM. A NULL name clears it.
- * cctx_name's string stays valid until the next cctx_set_name on ctx or
- * until ctx is freed. */
+ * A string cctx_name returns stays valid until ctx is freed, even if ctx is
+ * renamed or cleared meanwhile (by another thread, say, while a dump reads
+ * it): every name ctx was given is kept until then. Setting a name ctx
+ * already had costs no memory, so renaming among a few names never grows;
+ * a context given ever new names keeps them all while it lives. */
 CCTX_API int cctx_set_name(cctx_t *ctx, const char *name);
 CCTX_API const char *cctx_name(const cctx_t *ctx);
 

@@ -3,8 +3,9 @@
  *
  * Names live in a side table keyed by the context's address, so that no
  * context pays for a name it does not have; a context with a name has the
- * NAMED bit set, and only those consult the table when freed. The table's
- * lock nests inside nothing.
+ * NAMED bit set, and only those consult the table when freed. A context's
+ * entry keeps every name it was given (see below). The table's lock nests
+ * inside nothing.
  *
  * cctx_dump walks the tree iteratively with a growable stack of referenced
  * contexts: under each node's lock it takes a reference on every child still
@@ -27,10 +28,22 @@
 
 /* ---- Names ------------------------------------------------------------------ */
 
+/* A string handed out by cctx_name stays valid until its context is freed,
+ * whatever other thread renames the context meanwhile (a dump reads names
+ * while the program runs): so every name a context has had is kept, newest
+ * first, and all go when it is freed. Setting a name the context already had
+ * makes that one current again without a copy, so a loop that sets the same
+ * few names does not grow. */
+struct name_text {
+    struct name_text *older;
+    char text[];
+};
+
 struct name {
     const struct cctx *ctx;
-    struct name *next;
-    char text[];
+    struct name *next;       /* in its bucket */
+    struct name_text *texts; /* newest (the current one) first */
+    bool cleared;            /* set to NULL since: no current name */
 };
 
 #define NAME_BUCKETS 256
@@ -45,31 +58,66 @@ static struct name **name_slot(const struct cctx *c)
     return pp;
 }
 
+/* Makes `name` n's current name if n ever had it (names_lock held). */
+static bool name_reuse(struct name *n, const char *name)
+{
+    for (struct name_text **pp = &n->texts; *pp; pp = &(*pp)->older) {
+        struct name_text *t = *pp;
+        if (strcmp(t->text, name) != 0)
+            continue;
+        *pp = t->older;
+        t->older = n->texts;
+        n->texts = t;
+        n->cleared = false;
+        return true;
+    }
+    return false;
+}
+
 int cctx_set_name(cctx_t *ctx, const char *name)
 {
     if (!ctx || cctx__kind(ctx) == KIND_ROOT)
         return EINVAL;
     cctx__check_live(ctx, "cctx_set_name", NULL, 0, NULL);
-    struct name *n = NULL;
-    if (name) {
-        size_t len = strlen(name) + 1;
-        n = cctx__alloc(sizeof *n + len);
-        if (!n)
-            return ENOMEM;
-        n->ctx = ctx;
-        memcpy(n->text, name, len);
-    }
     pthread_mutex_lock(&names_lock);
-    struct name **pp = name_slot(ctx), *old = *pp;
-    if (old)
-        *pp = old->next;
-    if (n) {
-        n->next = names[((uintptr_t)ctx >> 4) % NAME_BUCKETS];
-        names[((uintptr_t)ctx >> 4) % NAME_BUCKETS] = n;
-        atomic_fetch_or(&ctx->word, WORD_NAMED);
-    }
+    struct name *n = *name_slot(ctx);
+    bool done = name ? n && name_reuse(n, name) : true;
+    if (!name && n)
+        n->cleared = true;
     pthread_mutex_unlock(&names_lock);
-    cctx__free(old);
+    if (done)
+        return 0;
+
+    /* A new name, copied outside the lock: it may be megabytes long. */
+    size_t len = strlen(name) + 1;
+    struct name_text *t = cctx__alloc(sizeof *t + len);
+    struct name *fresh = cctx__alloc(sizeof *fresh); /* in case ctx still has none then */
+    if (!t || !fresh) {
+        cctx__free(t);
+        cctx__free(fresh);
+        return ENOMEM;
+    }
+    memcpy(t->text, name, len);
+    pthread_mutex_lock(&names_lock);
+    /* Another thread may have named ctx meanwhile, this name included. */
+    struct name **pp = name_slot(ctx);
+    if (*pp && name_reuse(*pp, name)) {
+        pthread_mutex_unlock(&names_lock);
+        cctx__free(t);
+        cctx__free(fresh);
+        return 0;
+    }
+    if (!*pp) {
+        *fresh = (struct name){.ctx = ctx};
+        *pp = fresh;
+        fresh = NULL;
+        atomic_fetch_or_explicit(&ctx->word, WORD_NAMED, memory_order_release);
+    }
+    t->older = (*pp)->texts;
+    (*pp)->texts = t;
+    (*pp)->cleared = false;
+    pthread_mutex_unlock(&names_lock);
+    cctx__free(fresh);
     return 0;
 }
 
@@ -84,8 +132,9 @@ const char *cctx_name(const cctx_t *ctx)
         return NULL;
     pthread_mutex_lock(&names_lock);
     struct name *n = *name_slot(ctx);
+    const char *text = n && !n->cleared ? n->texts->text : NULL;
     pthread_mutex_unlock(&names_lock);
-    return n ? n->text : NULL;
+    return text;
 }
 
 void cctx__name_forget(struct cctx *c)
@@ -95,6 +144,12 @@ void cctx__name_forget(struct cctx *c)
     if (old)
         *pp = old->next;
     pthread_mutex_unlock(&names_lock);
+    if (!old)
+        return;
+    for (struct name_text *t = old->texts, *older; t; t = older) {
+        older = t->older;
+        cctx__free(t);
+    }
     cctx__free(old);
 }
 

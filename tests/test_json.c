@@ -7,12 +7,15 @@
  * (strict, from bytes that must decode as UTF-8), every well-formed part of a
  * string must come back exactly and each other byte as U+FFFD; the text form
  * keeps one line per context and the DOT form quoted strings, both in UTF-8.
+ * Then the lifetime of the strings cctx_name hands out, which renames by
+ * another thread (a dump, say) must not cut short.
  */
 #define _GNU_SOURCE
 #include <cctx.h>
 
 #include <ctype.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -21,6 +24,7 @@
 #include "harness.h"
 #include "json.h"
 #include "support.h"
+#include "testhooks.h"
 
 static const char *const hostile[] = {
     "plain ascii",
@@ -428,4 +432,88 @@ TEST(json_trace_file_parses_with_any_bytes_in_names_and_messages)
     unlink(path);
     free(path);
     free(env_trace);
+}
+
+/* ---- what cctx_name hands out ------------------------------------------------ */
+
+TEST(json_name_stays_valid_until_the_context_is_freed)
+{
+    cctx__test_count_allocs(true);
+    long start = cctx__test_live_allocs();
+    cctx_t *c = cctx_with_cancel(cctx_background(), NULL);
+    CHECK_EQ(cctx_set_name(c, "first"), 0);
+    const char *first = cctx_name(c);
+    /* Renamed and cleared: the string handed out still reads the same (a
+     * freed one would be reused by the next name of the same size). */
+    CHECK_EQ(cctx_set_name(c, "other"), 0);
+    CHECK_STR(first, "first");
+    CHECK_STR(cctx_name(c), "other");
+    const char *other = cctx_name(c);
+    CHECK_EQ(cctx_set_name(c, NULL), 0);
+    CHECK(cctx_name(c) == NULL);
+    CHECK_STR(first, "first");
+    CHECK_STR(other, "other");
+    /* An earlier name comes back as the same string, with no new copy: a
+     * loop that sets a few names over and over does not grow. */
+    CHECK_EQ(cctx_set_name(c, "first"), 0);
+    CHECK(cctx_name(c) == first);
+    long after = cctx__test_live_allocs();
+    for (int i = 0; i < 10000; i++) {
+        CHECK_EQ(cctx_set_name(c, i % 3 == 0 ? "first" : i % 3 == 1 ? "other" : NULL), 0);
+        CHECK_EQ(cctx__test_live_allocs(), after);
+    }
+    CHECK(cctx_name(c) == first);
+    cctx_release(c); /* every name goes with it */
+    CHECK_EQ(cctx__test_live_allocs(), start);
+    cctx__test_count_allocs(false);
+}
+
+struct renaming {
+    cctx_t *ctx, *val;
+    atomic_int stop;
+    atomic_long renames;
+    char names[4][2048];
+};
+
+static void *renamer(void *arg)
+{
+    struct renaming *r = arg;
+    for (long i = 0; !atomic_load_explicit(&r->stop, memory_order_acquire); i++) {
+        CHECK_EQ(cctx_set_name(r->ctx, i % 5 == 4 ? NULL : r->names[i % 4]), 0);
+        CHECK_EQ(cctx_set_name(r->val, r->names[(i + 1) % 4]), 0);
+        atomic_fetch_add_explicit(&r->renames, 1, memory_order_release);
+    }
+    return NULL;
+}
+
+/* One thread renames a context (and the value context above it) while this
+ * one dumps it, as JSON and as text, and reads its name. */
+TEST(json_dump_while_another_thread_renames)
+{
+    struct renaming r = {.stop = 0};
+    for (int i = 0; i < 4; i++) {
+        memset(r.names[i], 'a' + i, sizeof r.names[i] - 1);
+        r.names[i][sizeof r.names[i] - 1] = 0;
+    }
+    cctx_t *root = cctx_with_cancel(cctx_background(), NULL);
+    r.val = cctx_with_value(root, &r, NULL, NULL);
+    r.ctx = cctx_with_cancel(r.val, NULL);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, renamer, &r), 0);
+    int rounds = TEST_UNDER_TSAN ? 100 : 300;
+    for (int i = 0; i < rounds || atomic_load_explicit(&r.renames, memory_order_acquire) < 1000;
+         i++) {
+        char *json = dump_to_string(root, CCTX_DUMP_JSON);
+        char *text = dump_to_string(root, CCTX_DUMP_TEXT);
+        CHECK(strlen(json) > 0 && strlen(text) > 0);
+        free(text);
+        free(json);
+        const char *name = cctx_name(r.ctx);
+        CHECK(name == NULL || strlen(name) == sizeof r.names[0] - 1);
+    }
+    atomic_store_explicit(&r.stop, 1, memory_order_release);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    cctx_release(r.ctx);
+    cctx_release(r.val);
+    cctx_release(root);
 }
