@@ -484,7 +484,8 @@ static int push_tops(struct stack *s, const struct everything *all)
         return ENOMEM;
     for (size_t i = 0; i < all->n; i++)
         listed[i] = (uintptr_t)all->v[i].ctx;
-    qsort(listed, all->n, sizeof *listed, by_address);
+    if (all->n > 1)
+        qsort(listed, all->n, sizeof *listed, by_address);
     int err = 0;
     for (size_t i = all->n; !err && i-- > 0;) {
         struct cctx *c = all->v[i].ctx;
@@ -511,7 +512,9 @@ int cctx_dump(cctx_t *root, FILE *out, int format)
         int err = cctx__registry_snapshot(&all.v, &all.n);
         if (err)
             return err;
-        qsort(all.v, all.n, sizeof *all.v, by_parent);
+        /* An empty registry comes back as NULL, which qsort must not get. */
+        if (all.n > 1)
+            qsort(all.v, all.n, sizeof *all.v, by_parent);
     } else {
         cctx__check_live(root, "cctx_dump", NULL, 0, NULL);
     }
