@@ -468,26 +468,39 @@ static void trace_off_in_child(void)
 
 int cctx__trace_start(const char *path)
 {
-    /* The path, with each %p replaced by the process id. */
-    char name[4096];
-    size_t n = 0;
+    /* The path, with each %p replaced by the process id: as long as it
+     * comes, since a path cut to fit a buffer would name another file. */
     pid = (long)getpid();
-    for (const char *s = path; *s && n < sizeof name - 24; s++) {
+    char *name = NULL;
+    size_t size = 0;
+    FILE *expand = open_memstream(&name, &size);
+    if (!expand) {
+        fputs("cctx: CCTX_TRACE: out of memory, tracing off\n", stderr);
+        return ENOMEM;
+    }
+    for (const char *s = path; *s; s++) {
         if (s[0] == '%' && s[1] == 'p') {
-            n += (size_t)snprintf(name + n, sizeof name - n, "%ld", pid);
+            fprintf(expand, "%ld", pid);
             s++;
         } else {
-            name[n++] = *s;
+            fputc(*s, expand);
         }
     }
-    name[n] = 0;
+    if (fclose(expand) != 0 || !name) {
+        free(name);
+        fputs("cctx: CCTX_TRACE: out of memory, tracing off\n", stderr);
+        return ENOMEM;
+    }
     /* Opened now, so that a path that cannot be written is said at once. */
     trace_file = fopen(name, "we");
     if (!trace_file) {
+        int err = errno;
         fprintf(stderr, "cctx: CCTX_TRACE: cannot write %s (%s), tracing off\n", name,
-                strerror(errno));
-        return errno;
+                strerror(err));
+        free(name);
+        return err;
     }
+    free(name);
     if (pthread_key_create(&ring_key, thread_exited) != 0 ||
         pthread_atfork(NULL, NULL, trace_off_in_child) != 0) {
         fputs("cctx: CCTX_TRACE: out of resources, tracing off\n", stderr);

@@ -372,3 +372,37 @@ TEST(trace_flush_without_tracing_does_nothing)
 {
     CHECK_EQ(cctx_trace_flush(), 0);
 }
+
+TEST(trace_path_of_any_length_is_the_file_written)
+{
+    /* A path longer than 4 KiB less a little, which the system takes: the
+     * file must be written there, not at a path cut short. */
+    char dir[] = "/tmp/cctx-trace-long-XXXXXX";
+    CHECK(mkdtemp(dir));
+    char *path = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&path, &size);
+    CHECK(f);
+    fputs(dir, f);
+    while (ftell(f) < 3900)
+        fputs("/.", f);
+    fputs("/trace-", f);
+    while (ftell(f) < 4085)
+        fputc('x', f);
+    fputs(".json", f);
+    CHECK_EQ(fclose(f), 0);
+    char *env_trace;
+    CHECK(asprintf(&env_trace, "CCTX_TRACE=%s", path) > 0);
+    const char *env[] = {env_trace, NULL};
+    struct child c;
+    run_child("trace_pid_in_path", env, &c);
+    CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
+    CHECK(strstr(c.err, "cctx:") == NULL);
+    child_done(&c);
+    CHECK(access(path, R_OK) == 0);
+    check_trace(path, "assert sum(1 for e in ev if e[\"ph\"]==\"X\") == 2");
+    unlink(path);
+    CHECK_EQ(rmdir(dir), 0); /* and nothing else was made in it */
+    free(env_trace);
+    free(path);
+}
