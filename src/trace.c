@@ -62,7 +62,7 @@ struct ring {
     char thread_name[32];
     size_t head, n;       /* oldest event, count */
     uint64_t dropped;
-    int64_t lost_until;   /* the newest dropped event's time */
+    int64_t lost_until;   /* the newest dropped event's time (ring's lock) */
     int named_written;    /* its thread_name metadata is in the file */
     int open;             /* B events written and not yet closed by an E */
     struct event ev[RING];
@@ -299,7 +299,10 @@ static void put_site(FILE *f, const char *key, const char *file, int line, const
     cctx__json_str(f, func ? func : "?");
 }
 
-static void write_event(FILE *f, struct ring *r, const struct event *e, int64_t next_ts)
+/* lost_until: the ring's, as it was when these events were drained; its
+ * thread goes on dropping (and moving it) while they are written. */
+static void write_event(FILE *f, struct ring *r, const struct event *e, int64_t next_ts,
+                        int64_t lost_until)
 {
     /* Dropping the oldest events can cut a slice's start or an arrow's tail
      * off: an E with no open B is left out, and so is an arrow whose cancel
@@ -311,7 +314,7 @@ static void write_event(FILE *f, struct ring *r, const struct event *e, int64_t 
     } else if (e->type == EV_CANCEL || e->type == EV_AFTER) {
         r->open++;
     }
-    bool arrow = e->type == EV_REACHED && e->flow_ts > r->lost_until;
+    bool arrow = e->type == EV_REACHED && e->flow_ts > lost_until;
     /* An X slice ends before the thread's next event, and lasts at most 1 us. */
     int64_t dur = next_ts > e->ts ? next_ts - e->ts : 0;
     if (dur > 1000)
@@ -393,6 +396,7 @@ static void write_ring(FILE *f, struct ring *r, struct event *copy)
     dropped_total += r->dropped;
     r->dropped = 0;
     long tid = r->tid;
+    int64_t lost_until = r->lost_until;
     pthread_mutex_unlock(&r->lock);
     if (n == 0)
         return;
@@ -404,7 +408,7 @@ static void write_ring(FILE *f, struct ring *r, struct event *copy)
         r->named_written = 1;
     }
     for (size_t i = 0; i < n; i++)
-        write_event(f, r, &copy[i], i + 1 < n ? copy[i + 1].ts : copy[i].ts + 1000);
+        write_event(f, r, &copy[i], i + 1 < n ? copy[i + 1].ts : copy[i].ts + 1000, lost_until);
 }
 
 static const char TAIL_FMT[] = "\n],\n\"otherData\":{\"producer\":\"cctx\","

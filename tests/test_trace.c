@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -404,5 +405,49 @@ TEST(trace_path_of_any_length_is_the_file_written)
     unlink(path);
     CHECK_EQ(rmdir(dir), 0); /* and nothing else was made in it */
     free(env_trace);
+    free(path);
+}
+
+static atomic_int recording_stop;
+static atomic_long recorded;
+
+static void *recorder(void *arg)
+{
+    (void)arg;
+    while (!atomic_load_explicit(&recording_stop, memory_order_acquire)) {
+        cctx_cancel_t *cancel;
+        cctx_t *p = cctx_with_cancel(cctx_background(), &cancel);
+        cctx_t *kid = cctx_with_cancel(p, NULL);
+        cctx_cancel(cancel);
+        cctx_release(kid);
+        cctx_release(p);
+        atomic_fetch_add_explicit(&recorded, 8, memory_order_relaxed);
+    }
+    return NULL;
+}
+
+/* One thread records cancellations as fast as it can, dropping events when
+ * its ring is full, while this one flushes over and over. */
+CHILD(trace_flush_while_recording)
+{
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, recorder, NULL), 0);
+    for (int i = 0; i < 8 || atomic_load_explicit(&recorded, memory_order_relaxed) < 2 * 16384;
+         i++)
+        CHECK_EQ(cctx_trace_flush(), 0);
+    atomic_store_explicit(&recording_stop, 1, memory_order_release);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+}
+
+TEST(trace_flush_while_another_thread_drops_events)
+{
+    char *path = run_traced("trace_flush_while_recording");
+    check_trace(path, "d=0\n"
+                      "for e in ev:\n"
+                      "    d += {\"B\": 1, \"E\": -1}.get(e[\"ph\"], 0); assert d >= 0, e\n"
+                      "starts={(e[\"tid\"], e[\"ts\"]) for e in ev if e[\"ph\"]==\"B\"}\n"
+                      "assert all((e[\"tid\"], e[\"ts\"]) in starts\n"
+                      "           for e in ev if e[\"ph\"]==\"s\")");
+    unlink(path);
     free(path);
 }
