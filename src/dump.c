@@ -200,6 +200,8 @@ static void put_str(FILE *out, int format, const char *str)
             fputs("\\n", out);
         else if (b == '\t')
             fputs("\\t", out);
+        else if (b == '\r')
+            fputs("\\r", out);
         else
             fprintf(out, "\\x%02x", b);
     }

@@ -49,6 +49,14 @@ static const char *const hostile[] = {
 };
 #define NHOSTILE (sizeof hostile / sizeof *hostile)
 
+/* The cause message made of hostile[i], apart from the names. */
+static const char *message(size_t i)
+{
+    static char text[NHOSTILE][64];
+    snprintf(text[i], sizeof text[i], "m: %s", hostile[i]);
+    return text[i];
+}
+
 /* ---- helpers -------------------------------------------------------------- */
 
 static char *dump_to_string(cctx_t *root, int format)
@@ -226,8 +234,8 @@ struct hostile_tree {
 };
 
 /* Under root, for each hostile string: a value context named with it and,
- * under that, a context named with it and canceled with it as the message;
- * then one context with the huge name and message. */
+ * under that, a context named with it, every other one canceled with its
+ * message. */
 static void hostile_make(struct hostile_tree *t)
 {
     cctx_cancel_t *cancel;
@@ -239,7 +247,7 @@ static void hostile_make(struct hostile_tree *t)
         CHECK_EQ(cctx_set_name(t->val[i], hostile[i]), 0);
         CHECK_EQ(cctx_set_name(t->ctx[i], hostile[i]), 0);
         if (i % 2 == 0)
-            cctx_cancel_cause(cancel, (int)i, hostile[i]);
+            cctx_cancel_cause(cancel, (int)i, message(i));
     }
     size_t mb = 1 << 20;
     t->huge = malloc(mb + 1);
@@ -278,18 +286,23 @@ TEST(json_dump_and_html_page_parse_with_any_bytes_in_names_and_messages)
     char *html = dump_to_string(t.root, CCTX_DUMP_HTML);
     CHECK(all_utf8(json));
     CHECK(all_utf8(html));
-    python_check(json, strlen(json), "json", hostile, NHOSTILE);
-    python_check(html, strlen(html), "html", hostile, NHOSTILE);
+    const char *want[NHOSTILE + (NHOSTILE + 1) / 2];
+    size_t nwant = 0;
+    for (size_t i = 0; i < NHOSTILE; i++) {
+        want[nwant++] = hostile[i];
+        if (i % 2 == 0)
+            want[nwant++] = message(i);
+    }
+    python_check(json, strlen(json), "json", want, nwant);
+    python_check(html, strlen(html), "html", want, nwant);
     free(html);
     free(json);
 
-    /* A megabyte-long name and message: written whole, as JSON. A canceled
-     * context is dumped on its own (its parent no longer lists it). */
+    /* A megabyte-long name and message, written whole. */
     cctx_t *big = huge_child(&t);
     json = dump_to_string(big, CCTX_DUMP_JSON);
     CHECK(strlen(json) > 2 * strlen(t.huge));
-    const char *want[] = {t.huge};
-    python_check(json, strlen(json), "json", want, 1);
+    python_check(json, strlen(json), "json", (const char *[]){t.huge}, 1);
     free(json);
     cctx_release(big);
     hostile_free(&t);
@@ -342,6 +355,7 @@ TEST(json_text_and_dot_dumps_keep_their_shape_with_any_bytes)
     text = dump_to_string(t.ctx[NHOSTILE - 1], CCTX_DUMP_TEXT);
     CHECK(all_utf8(text));
     CHECK_EQ(count_substr(text, "\n"), 1);
+    CHECK(strstr(text, "\"m: ctl \\x01\\x02\\x1f\\n\\r\\t\\x08\\x0c del\\x7f.\"") != NULL);
     free(text);
     text = dump_to_string(big, CCTX_DUMP_TEXT);
     CHECK(all_utf8(text));
@@ -378,7 +392,7 @@ CHILD(trace_hostile)
     for (size_t i = 0; i < NHOSTILE; i++) {
         cctx_t *c = cctx_with_cancel(cctx_background(), &cancel);
         CHECK_EQ(cctx_set_name(c, hostile[i]), 0);
-        cctx_cancel_cause(cancel, (int)i, hostile[i]);
+        cctx_cancel_cause(cancel, (int)i, message(i));
         cctx_release(c);
     }
     /* Longer than the bytes an event keeps: cut, and still JSON. */
@@ -422,12 +436,15 @@ TEST(json_trace_file_parses_with_any_bytes_in_names_and_messages)
     char cut[40];
     memset(cut, 0x80, sizeof cut - 1);
     cut[sizeof cut - 1] = 0;
-    const char *want[NHOSTILE + 2];
-    for (size_t i = 0; i < NHOSTILE; i++)
-        want[i] = hostile[i];
-    want[NHOSTILE] = cut;
-    want[NHOSTILE + 1] = "thr\xff\xc3";
-    python_check(doc, len, "trace", want, NHOSTILE + 2);
+    const char *want[2 * NHOSTILE + 2];
+    for (size_t i = 0; i < NHOSTILE; i++) {
+        CHECK(strlen(message(i)) < 40); /* kept whole */
+        want[2 * i] = hostile[i];
+        want[2 * i + 1] = message(i);
+    }
+    want[2 * NHOSTILE] = cut;
+    want[2 * NHOSTILE + 1] = "thr\xff\xc3";
+    python_check(doc, len, "trace", want, 2 * NHOSTILE + 2);
     free(doc);
     unlink(path);
     free(path);
