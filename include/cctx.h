@@ -301,8 +301,11 @@ CCTX_API int cctx_trace_flush(void);
 
 /* The name is copied. EINVAL for NULL ctx or for the static roots (their
  * names are fixed: "background" and "todo"); ENOMEM. A NULL name clears it.
- * cctx_name's string stays valid until the next cctx_set_name on ctx or
- * until ctx is freed. */
+ * A string cctx_name returns stays valid until ctx is freed, even if ctx is
+ * renamed or cleared meanwhile (by another thread, say, while a dump reads
+ * it): every name ctx was given is kept until then. Setting a name ctx
+ * already had costs no memory, so renaming among a few names never grows;
+ * a context given ever new names keeps them all while it lives. */
 CCTX_API int cctx_set_name(cctx_t *ctx, const char *name);
 CCTX_API const char *cctx_name(const cctx_t *ctx);
 
@@ -323,6 +326,12 @@ enum { CCTX_DUMP_TEXT = 0, CCTX_DUMP_JSON = 1, CCTX_DUMP_DOT = 2, CCTX_DUMP_HTML
  * the background tree, the todo tree if it has any, then contexts whose
  * parent predates the registry. It needs the registry (CCTX_DEBUG=trees,
  * leaks or checks); without it, it writes nothing and returns ENOTSUP.
+ * Names, messages and sites are written whole, whatever their bytes, and
+ * never break the format: JSON (and the page around it) is valid UTF-8, with
+ * each byte that is not part of well-formed UTF-8 as U+FFFD and '<' as
+ * \u003c; the text form keeps one line per context, escaping quotes,
+ * backslashes and control characters C-style and such bytes as \xHH; DOT
+ * has a space for a control character and U+FFFD for such a byte.
  * 0, EINVAL (NULL out, unknown format), ENOTSUP, ENOMEM, or EIO. */
 CCTX_API int cctx_dump(cctx_t *root, FILE *out, int format);
 

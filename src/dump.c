@@ -3,14 +3,20 @@
  *
  * Names live in a side table keyed by the context's address, so that no
  * context pays for a name it does not have; a context with a name has the
- * NAMED bit set, and only those consult the table when freed. The table's
- * lock nests inside nothing.
+ * NAMED bit set, and only those consult the table when freed. A context's
+ * entry keeps every name it was given (see below). The table's lock nests
+ * inside nothing.
  *
  * cctx_dump walks the tree iteratively with a growable stack of referenced
  * contexts: under each node's lock it takes a reference on every child still
  * alive, so the walk never touches a freed context, and prints it after
  * dropping the lock. A child linked under its source through value or
  * without-cancel contexts is shown with that chain ("via ...").
+ *
+ * Names, messages and file names come from outside and are written whole;
+ * each format has its own escaping (JSON: json.c) so that no string can end
+ * a line, a quote or the JSON's <script> element early, or make the output
+ * other than UTF-8.
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
@@ -18,13 +24,26 @@
 #include <string.h>
 
 #include "internal.h"
+#include "json.h"
 
 /* ---- Names ------------------------------------------------------------------ */
 
+/* A string handed out by cctx_name stays valid until its context is freed,
+ * whatever other thread renames the context meanwhile (a dump reads names
+ * while the program runs): so every name a context has had is kept, newest
+ * first, and all go when it is freed. Setting a name the context already had
+ * makes that one current again without a copy, so a loop that sets the same
+ * few names does not grow. */
+struct name_text {
+    struct name_text *older;
+    char text[];
+};
+
 struct name {
     const struct cctx *ctx;
-    struct name *next;
-    char text[];
+    struct name *next;       /* in its bucket */
+    struct name_text *texts; /* newest (the current one) first */
+    bool cleared;            /* set to NULL since: no current name */
 };
 
 #define NAME_BUCKETS 256
@@ -39,31 +58,66 @@ static struct name **name_slot(const struct cctx *c)
     return pp;
 }
 
+/* Makes `name` n's current name if n ever had it (names_lock held). */
+static bool name_reuse(struct name *n, const char *name)
+{
+    for (struct name_text **pp = &n->texts; *pp; pp = &(*pp)->older) {
+        struct name_text *t = *pp;
+        if (strcmp(t->text, name) != 0)
+            continue;
+        *pp = t->older;
+        t->older = n->texts;
+        n->texts = t;
+        n->cleared = false;
+        return true;
+    }
+    return false;
+}
+
 int cctx_set_name(cctx_t *ctx, const char *name)
 {
     if (!ctx || cctx__kind(ctx) == KIND_ROOT)
         return EINVAL;
     cctx__check_live(ctx, "cctx_set_name", NULL, 0, NULL);
-    struct name *n = NULL;
-    if (name) {
-        size_t len = strlen(name) + 1;
-        n = cctx__alloc(sizeof *n + len);
-        if (!n)
-            return ENOMEM;
-        n->ctx = ctx;
-        memcpy(n->text, name, len);
-    }
     pthread_mutex_lock(&names_lock);
-    struct name **pp = name_slot(ctx), *old = *pp;
-    if (old)
-        *pp = old->next;
-    if (n) {
-        n->next = names[((uintptr_t)ctx >> 4) % NAME_BUCKETS];
-        names[((uintptr_t)ctx >> 4) % NAME_BUCKETS] = n;
-        atomic_fetch_or(&ctx->word, WORD_NAMED);
-    }
+    struct name *n = *name_slot(ctx);
+    bool done = name ? n && name_reuse(n, name) : true;
+    if (!name && n)
+        n->cleared = true;
     pthread_mutex_unlock(&names_lock);
-    cctx__free(old);
+    if (done)
+        return 0;
+
+    /* A new name, copied outside the lock: it may be megabytes long. */
+    size_t len = strlen(name) + 1;
+    struct name_text *t = cctx__alloc(sizeof *t + len);
+    struct name *fresh = cctx__alloc(sizeof *fresh); /* in case ctx still has none then */
+    if (!t || !fresh) {
+        cctx__free(t);
+        cctx__free(fresh);
+        return ENOMEM;
+    }
+    memcpy(t->text, name, len);
+    pthread_mutex_lock(&names_lock);
+    /* Another thread may have named ctx meanwhile, this name included. */
+    struct name **pp = name_slot(ctx);
+    if (*pp && name_reuse(*pp, name)) {
+        pthread_mutex_unlock(&names_lock);
+        cctx__free(t);
+        cctx__free(fresh);
+        return 0;
+    }
+    if (!*pp) {
+        *fresh = (struct name){.ctx = ctx};
+        *pp = fresh;
+        fresh = NULL;
+        atomic_fetch_or_explicit(&ctx->word, WORD_NAMED, memory_order_release);
+    }
+    t->older = (*pp)->texts;
+    (*pp)->texts = t;
+    (*pp)->cleared = false;
+    pthread_mutex_unlock(&names_lock);
+    cctx__free(fresh);
     return 0;
 }
 
@@ -78,8 +132,9 @@ const char *cctx_name(const cctx_t *ctx)
         return NULL;
     pthread_mutex_lock(&names_lock);
     struct name *n = *name_slot(ctx);
+    const char *text = n && !n->cleared ? n->texts->text : NULL;
     pthread_mutex_unlock(&names_lock);
-    return n ? n->text : NULL;
+    return text;
 }
 
 void cctx__name_forget(struct cctx *c)
@@ -89,6 +144,12 @@ void cctx__name_forget(struct cctx *c)
     if (old)
         *pp = old->next;
     pthread_mutex_unlock(&names_lock);
+    if (!old)
+        return;
+    for (struct name_text *t = old->texts, *older; t; t = older) {
+        older = t->older;
+        cctx__free(t);
+    }
     cctx__free(old);
 }
 
@@ -110,32 +171,46 @@ static const char *err_name(int err)
     return err == ECANCELED ? "ECANCELED" : err == ETIMEDOUT ? "ETIMEDOUT" : "0";
 }
 
-/* Writes s as the body of a DOT string (DOT escapes " and \ only). */
-static void put_escaped(FILE *out, const char *s)
+/* Writes s as the body of a quoted string in the text or DOT form. Both are
+ * read by people and tools that expect one context per line and UTF-8, while
+ * names and messages come from anywhere: text escapes ", \ and control
+ * characters C-style and shows a byte that is not UTF-8 as \xHH; DOT, whose
+ * strings escape only " (and \ for the label's own escapes), gets a space
+ * for a control character and U+FFFD for such a byte. */
+static void put_str(FILE *out, int format, const char *str)
 {
-    for (; s && *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            fprintf(out, "\\%c", ch);
+    const unsigned char *s = (const unsigned char *)(str ? str : "");
+    while (*s) {
+        unsigned char b = *s;
+        uint32_t cp;
+        size_t len = b < 0x80 ? 1 : cctx__utf8_char(s, &cp);
+        if (len > 1) {
+            fwrite(s, 1, len, out);
+            s += len;
+            continue;
+        }
+        s++;
+        if (b == '"' || b == '\\')
+            fprintf(out, "\\%c", b);
+        else if (b >= 0x20 && b < 0x7f)
+            fputc(b, out);
+        else if (format == CCTX_DUMP_DOT)
+            fputs(b >= 0x80 ? "\xef\xbf\xbd" : " ", out);
+        else if (b == '\n')
+            fputs("\\n", out);
+        else if (b == '\t')
+            fputs("\\t", out);
+        else if (b == '\r')
+            fputs("\\r", out);
         else
-            fputc(ch < 0x20 ? ' ' : ch, out);
+            fprintf(out, "\\x%02x", b);
     }
 }
 
-/* Writes s as the body of a JSON string. '<' is written as \u003c so that
- * the JSON can sit inside an HTML <script> element (CCTX_DUMP_HTML) without
- * a name like "</script>" ending it. */
-static void put_json_escaped(FILE *out, const char *s)
+/* A site's file or function as given, or "?" for none. */
+static const char *or_unknown(const char *s)
 {
-    for (; s && *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            fprintf(out, "\\%c", ch);
-        else if (ch < 0x20 || ch == '<')
-            fprintf(out, "\\u%04x", ch);
-        else
-            fputc(ch, out);
-    }
+    return s ? s : "?";
 }
 
 struct frame {
@@ -206,99 +281,147 @@ static int push_children(struct stack *s, struct cctx *c, int depth, size_t *cou
     return err;
 }
 
+/* What one line (or object, or node) of the dump says about a context. */
+struct node_info {
+    struct cctx *c;
+    const char *name;
+    cctx_cause_t cause;
+    int err;
+    bool has_deadline;
+    int64_t deadline, left;
+    unsigned refs;
+    size_t children;
+};
+
+static void put_text_site(FILE *out, const char *file, int line, const char *func)
+{
+    fputs(" made at ", out);
+    put_str(out, CCTX_DUMP_TEXT, or_unknown(file));
+    fprintf(out, ":%d in ", line);
+    put_str(out, CCTX_DUMP_TEXT, or_unknown(func));
+}
+
+static void print_text(FILE *out, const struct frame *f, const struct node_info *in)
+{
+    const struct cctx *c = in->c;
+    fprintf(out, "%*s%s %p", f->depth * 2, "", kind_name(c), (void *)c);
+    if (in->name) {
+        fputs(" \"", out);
+        put_str(out, CCTX_DUMP_TEXT, in->name);
+        fputc('"', out);
+    }
+    put_text_site(out, c->file, cctx__line(c), c->func);
+    fprintf(out, ", %s", in->err ? err_name(in->err) : "active");
+    if (in->err) {
+        fprintf(out, " (code %d, \"", in->cause.code);
+        put_str(out, CCTX_DUMP_TEXT, in->cause.msg);
+        fputs("\", at ", out);
+        put_str(out, CCTX_DUMP_TEXT, or_unknown(in->cause.file));
+        fprintf(out, ":%d in ", in->cause.line);
+        put_str(out, CCTX_DUMP_TEXT, or_unknown(in->cause.func));
+        fprintf(out, ", t=%" PRId64 ")", in->cause.when);
+    }
+    if (in->has_deadline)
+        fprintf(out, ", deadline %" PRId64 " (%" PRId64 " ns left)", in->deadline, in->left);
+    fprintf(out, ", refs %u, children %zu\n", in->refs, in->children);
+    for (struct cctx *v = c->parent; f->lister && v && v != f->lister; v = v->parent) {
+        const char *vname = cctx_name(v);
+        fprintf(out, "%*s  via %s %p", f->depth * 2, "", kind_name(v), (void *)v);
+        if (vname) {
+            fputs(" \"", out);
+            put_str(out, CCTX_DUMP_TEXT, vname);
+            fputc('"', out);
+        }
+        put_text_site(out, v->file, cctx__line(v), v->func);
+        fputc('\n', out);
+    }
+}
+
+static void print_json(FILE *out, const struct frame *f, const struct node_info *in,
+                       int first_sibling)
+{
+    const struct cctx *c = in->c;
+    fprintf(out, "%s{\"id\":\"%p\",\"kind\":\"%s\",\"name\":", first_sibling ? "" : ",",
+            (void *)c, kind_name(c));
+    if (in->name)
+        cctx__json_str(out, in->name);
+    else
+        fputs("null", out);
+    fputs(",\"file\":", out);
+    cctx__json_str(out, c->file);
+    fprintf(out, ",\"line\":%d,\"func\":", cctx__line(c));
+    cctx__json_str(out, c->func);
+    fprintf(out, ",\"state\":\"%s\",\"err\":\"%s\"", in->err ? "done" : "active",
+            err_name(in->err));
+    if (in->err) {
+        fprintf(out, ",\"cause\":{\"code\":%d,\"msg\":", in->cause.code);
+        cctx__json_str(out, in->cause.msg);
+        fputs(",\"file\":", out);
+        cctx__json_str(out, in->cause.file);
+        fprintf(out, ",\"line\":%d,\"func\":", in->cause.line);
+        cctx__json_str(out, in->cause.func);
+        fprintf(out, ",\"when\":%" PRId64 "}", in->cause.when);
+    }
+    if (in->has_deadline)
+        fprintf(out, ",\"deadline\":%" PRId64 ",\"remaining\":%" PRId64, in->deadline, in->left);
+    fprintf(out, ",\"refs\":%u,\"child_count\":%zu,\"via\":[", in->refs, in->children);
+    for (struct cctx *v = c->parent; f->lister && v && v != f->lister; v = v->parent) {
+        fprintf(out, "%s{\"id\":\"%p\",\"kind\":\"%s\",\"name\":", v == c->parent ? "" : ",",
+                (void *)v, kind_name(v));
+        cctx__json_str(out, cctx_name(v));
+        fputs(",\"file\":", out);
+        cctx__json_str(out, v->file);
+        fprintf(out, ",\"line\":%d}", cctx__line(v));
+    }
+    fputs("],\"children\":[", out);
+}
+
+static void print_dot(FILE *out, const struct frame *f, const struct node_info *in)
+{
+    struct cctx *c = in->c;
+    fprintf(out, "  \"%p\" [label=\"%s", (void *)c, kind_name(c));
+    if (in->name) {
+        fputs(" ", out);
+        put_str(out, CCTX_DUMP_DOT, in->name);
+    }
+    fprintf(out, "\\n");
+    put_str(out, CCTX_DUMP_DOT, c->file);
+    fprintf(out, ":%d\\n%s\", color=%s];\n", cctx__line(c), in->err ? err_name(in->err) : "active",
+            in->err ? "red" : "green");
+    /* The chain through value contexts, as nodes of its own; `strict`
+     * merges the edges that siblings under one value context share. */
+    struct cctx *below = c;
+    for (struct cctx *v = c->parent; f->lister && v && v != f->lister; v = v->parent) {
+        fprintf(out, "  \"%p\" [label=\"%s ", (void *)v, kind_name(v));
+        put_str(out, CCTX_DUMP_DOT, cctx_name(v));
+        fprintf(out, "\\n");
+        put_str(out, CCTX_DUMP_DOT, v->file);
+        fprintf(out, ":%d\", style=dashed];\n  \"%p\" -> \"%p\";\n", cctx__line(v), (void *)v,
+                (void *)below);
+        below = v;
+    }
+    if (f->lister)
+        fprintf(out, "  \"%p\" -> \"%p\";\n", (void *)f->lister, (void *)below);
+}
+
 static void print_node(FILE *out, int format, const struct frame *f, size_t children,
                        int first_sibling)
 {
+    struct node_info in = {.c = f->ctx, .children = children};
     struct cctx *c = f->ctx;
-    cctx_cause_t cause;
-    int err = cctx_cause(c, &cause);
-    int64_t deadline = 0;
-    bool has_deadline = cctx_deadline(c, &deadline);
-    int64_t left = has_deadline ? cctx_remaining(c) : 0;
-    const char *name = cctx_name(c);
-    unsigned refs = cctx__kind(c) == KIND_ROOT ? 0 : atomic_load(&c->refs) - (unsigned)f->refd;
-
-    if (format == CCTX_DUMP_TEXT) {
-        fprintf(out, "%*s%s %p", f->depth * 2, "", kind_name(c), (void *)c);
-        if (name)
-            fprintf(out, " \"%s\"", name);
-        fprintf(out, " made at %s:%d in %s", c->file, cctx__line(c), c->func);
-        fprintf(out, ", %s", err ? err_name(err) : "active");
-        if (err)
-            fprintf(out, " (code %d, \"%s\", at %s:%d in %s, t=%" PRId64 ")", cause.code,
-                    cause.msg, cause.file, cause.line, cause.func, cause.when);
-        if (has_deadline)
-            fprintf(out, ", deadline %" PRId64 " (%" PRId64 " ns left)", deadline, left);
-        fprintf(out, ", refs %u, children %zu\n", refs, children);
-        for (struct cctx *v = c->parent; f->lister && v && v != f->lister; v = v->parent) {
-            const char *vname = cctx_name(v);
-            fprintf(out, "%*s  via %s %p", f->depth * 2, "", kind_name(v), (void *)v);
-            if (vname)
-                fprintf(out, " \"%s\"", vname);
-            fprintf(out, " made at %s:%d in %s\n", v->file, cctx__line(v), v->func);
-        }
-    } else if (format == CCTX_DUMP_JSON) {
-        fprintf(out, "%s{\"id\":\"%p\",\"kind\":\"%s\",\"name\":", first_sibling ? "" : ",",
-                (void *)c, kind_name(c));
-        if (name) {
-            fputc('"', out);
-            put_json_escaped(out, name);
-            fputc('"', out);
-        } else {
-            fputs("null", out);
-        }
-        fprintf(out, ",\"file\":\"");
-        put_json_escaped(out, c->file);
-        fprintf(out, "\",\"line\":%d,\"func\":\"", cctx__line(c));
-        put_json_escaped(out, c->func);
-        fprintf(out, "\",\"state\":\"%s\",\"err\":\"%s\"", err ? "done" : "active",
-                err_name(err));
-        if (err) {
-            fprintf(out, ",\"cause\":{\"code\":%d,\"msg\":\"", cause.code);
-            put_json_escaped(out, cause.msg);
-            fprintf(out, "\",\"file\":\"");
-            put_json_escaped(out, cause.file);
-            fprintf(out, "\",\"line\":%d,\"func\":\"", cause.line);
-            put_json_escaped(out, cause.func);
-            fprintf(out, "\",\"when\":%" PRId64 "}", cause.when);
-        }
-        if (has_deadline)
-            fprintf(out, ",\"deadline\":%" PRId64 ",\"remaining\":%" PRId64, deadline, left);
-        fprintf(out, ",\"refs\":%u,\"child_count\":%zu,\"via\":[", refs, children);
-        for (struct cctx *v = c->parent; f->lister && v && v != f->lister; v = v->parent) {
-            fprintf(out, "%s{\"id\":\"%p\",\"kind\":\"%s\",\"name\":\"", v == c->parent ? "" : ",",
-                    (void *)v, kind_name(v));
-            put_json_escaped(out, cctx_name(v));
-            fprintf(out, "\",\"file\":\"");
-            put_json_escaped(out, v->file);
-            fprintf(out, "\",\"line\":%d}", cctx__line(v));
-        }
-        fprintf(out, "],\"children\":[");
-    } else {
-        fprintf(out, "  \"%p\" [label=\"%s", (void *)c, kind_name(c));
-        if (name) {
-            fputs(" ", out);
-            put_escaped(out, name);
-        }
-        fprintf(out, "\\n");
-        put_escaped(out, c->file);
-        fprintf(out, ":%d\\n%s\", color=%s];\n", cctx__line(c), err ? err_name(err) : "active",
-                err ? "red" : "green");
-        /* The chain through value contexts, as nodes of its own; `strict`
-         * merges the edges that siblings under one value context share. */
-        struct cctx *below = c;
-        for (struct cctx *v = c->parent; f->lister && v && v != f->lister; v = v->parent) {
-            fprintf(out, "  \"%p\" [label=\"%s ", (void *)v, kind_name(v));
-            put_escaped(out, cctx_name(v));
-            fprintf(out, "\\n");
-            put_escaped(out, v->file);
-            fprintf(out, ":%d\", style=dashed];\n  \"%p\" -> \"%p\";\n", cctx__line(v), (void *)v,
-                    (void *)below);
-            below = v;
-        }
-        if (f->lister)
-            fprintf(out, "  \"%p\" -> \"%p\";\n", (void *)f->lister, (void *)below);
-    }
+    in.err = cctx_cause(c, &in.cause);
+    in.has_deadline = cctx_deadline(c, &in.deadline);
+    in.left = in.has_deadline ? cctx_remaining(c) : 0;
+    in.name = cctx_name(c);
+    in.refs = cctx__kind(c) == KIND_ROOT
+                  ? 0
+                  : atomic_load_explicit(&c->refs, memory_order_relaxed) - (unsigned)f->refd;
+    if (format == CCTX_DUMP_TEXT)
+        print_text(out, f, &in);
+    else if (format == CCTX_DUMP_JSON)
+        print_json(out, f, &in, first_sibling);
+    else
+        print_dot(out, f, &in);
 }
 
 /* ---- The whole process ----------------------------------------------------------- */
@@ -363,7 +486,8 @@ static int push_tops(struct stack *s, const struct everything *all)
         return ENOMEM;
     for (size_t i = 0; i < all->n; i++)
         listed[i] = (uintptr_t)all->v[i].ctx;
-    qsort(listed, all->n, sizeof *listed, by_address);
+    if (all->n > 1)
+        qsort(listed, all->n, sizeof *listed, by_address);
     int err = 0;
     for (size_t i = all->n; !err && i-- > 0;) {
         struct cctx *c = all->v[i].ctx;
@@ -390,7 +514,9 @@ int cctx_dump(cctx_t *root, FILE *out, int format)
         int err = cctx__registry_snapshot(&all.v, &all.n);
         if (err)
             return err;
-        qsort(all.v, all.n, sizeof *all.v, by_parent);
+        /* An empty registry comes back as NULL, which qsort must not get. */
+        if (all.n > 1)
+            qsort(all.v, all.n, sizeof *all.v, by_parent);
     } else {
         cctx__check_live(root, "cctx_dump", NULL, 0, NULL);
     }

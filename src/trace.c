@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "json.h"
 
 #define RING 16384 /* events per thread: about 1.6 MB */
 #define TEXT 40    /* bytes of a name or message kept per event */
@@ -61,7 +62,7 @@ struct ring {
     char thread_name[32];
     size_t head, n;       /* oldest event, count */
     uint64_t dropped;
-    int64_t lost_until;   /* the newest dropped event's time */
+    int64_t lost_until;   /* the newest dropped event's time (ring's lock) */
     int named_written;    /* its thread_name metadata is in the file */
     int open;             /* B events written and not yet closed by an E */
     struct event ev[RING];
@@ -138,16 +139,24 @@ static int64_t record(const struct event *e)
     return ts;
 }
 
-/* Copies at most TEXT - 1 bytes, cut at a character boundary, so that a
- * long UTF-8 name stays valid UTF-8 (JSON readers reject broken ones). */
+/* Copies at most TEXT - 1 bytes. A cut inside a well-formed UTF-8
+ * character goes back to its start, so that a long name is not shown with a
+ * stray U+FFFD at the end; bytes that are not UTF-8 are the writer's
+ * business (json.c), and cutting never looks back more than a character's
+ * length for a start. */
 static void copy_text(char *dst, const char *src)
 {
     if (!src)
         return;
     size_t n = strnlen(src, TEXT - 1);
-    if (src[n])
-        while (n > 0 && ((unsigned char)src[n] & 0xc0) == 0x80)
-            n--; /* src[n] continues a character: cut before its start */
+    if (src[n]) {
+        size_t start = n;
+        while (start > 0 && n - start < 3 && ((unsigned char)src[start] & 0xc0) == 0x80)
+            start--;
+        uint32_t cp;
+        if (start < n && cctx__utf8_char((const unsigned char *)src + start, &cp) > n - start)
+            n = start;
+    }
     memcpy(dst, src, n);
     dst[n] = 0;
 }
@@ -254,21 +263,6 @@ void cctx__trace_drain(void)
 
 /* ---- Writing ---------------------------------------------------------------------- */
 
-static void put_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; s && *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            fprintf(f, "\\%c", ch);
-        else if (ch < 0x20)
-            fprintf(f, "\\u%04x", ch);
-        else
-            fputc(ch, f);
-    }
-    fputc('"', f);
-}
-
 static const char *kind_word(int k)
 {
     static const char *const words[] = {"?", "root", "cancel", "deadline", "value",
@@ -292,20 +286,23 @@ static void put_head(FILE *f, const struct ring *r, int64_t ts, const char *ph, 
     fprintf(f, ",\n{\"pid\":%ld,\"tid\":%ld,\"ts\":", pid, r->tid);
     put_ts(f, ts);
     fprintf(f, ",\"ph\":\"%s\",\"cat\":\"cctx\",\"name\":", ph);
-    put_str(f, name);
+    cctx__json_str(f, name);
 }
 
 static void put_site(FILE *f, const char *key, const char *file, int line, const char *func)
 {
-    char site[512];
-    snprintf(site, sizeof site, "%s:%d", file ? file : "?", line);
-    fprintf(f, ",\"%s\":", key);
-    put_str(f, site);
-    fprintf(f, ",\"func\":");
-    put_str(f, func ? func : "?");
+    /* "file:line" in one string, written in pieces so that no file name is
+     * too long for it. */
+    fprintf(f, ",\"%s\":\"", key);
+    cctx__json_body(f, file ? file : "?");
+    fprintf(f, ":%d\",\"func\":", line);
+    cctx__json_str(f, func ? func : "?");
 }
 
-static void write_event(FILE *f, struct ring *r, const struct event *e, int64_t next_ts)
+/* lost_until: the ring's, as it was when these events were drained; its
+ * thread goes on dropping (and moving it) while they are written. */
+static void write_event(FILE *f, struct ring *r, const struct event *e, int64_t next_ts,
+                        int64_t lost_until)
 {
     /* Dropping the oldest events can cut a slice's start or an arrow's tail
      * off: an E with no open B is left out, and so is an arrow whose cancel
@@ -317,7 +314,7 @@ static void write_event(FILE *f, struct ring *r, const struct event *e, int64_t 
     } else if (e->type == EV_CANCEL || e->type == EV_AFTER) {
         r->open++;
     }
-    bool arrow = e->type == EV_REACHED && e->flow_ts > r->lost_until;
+    bool arrow = e->type == EV_REACHED && e->flow_ts > lost_until;
     /* An X slice ends before the thread's next event, and lasts at most 1 us. */
     int64_t dur = next_ts > e->ts ? next_ts - e->ts : 0;
     if (dur > 1000)
@@ -345,7 +342,7 @@ static void write_event(FILE *f, struct ring *r, const struct event *e, int64_t 
         put_site(f, e->type == EV_FREED ? "released_at" : "made_at", e->file, e->line, e->func);
         if (e->text[0]) {
             fprintf(f, ",\"name\":");
-            put_str(f, e->text);
+            cctx__json_str(f, e->text);
         }
         fprintf(f, "}}");
         if (arrow) { /* the arrow's head, bound to this slice */
@@ -361,7 +358,7 @@ static void write_event(FILE *f, struct ring *r, const struct event *e, int64_t 
         fprintf(f, ",\"args\":{\"ctx\":\"%p\",\"kind\":\"%s\",\"origin\":\"%p\",\"err\":\"%s\","
                    "\"code\":%d,\"msg\":", e->ctx, kind_word(e->kind), e->other,
                 err_word(e->err), e->code);
-        put_str(f, e->text);
+        cctx__json_str(f, e->text);
         put_site(f, "origin_at", e->file, e->line, e->func);
         fprintf(f, "}}");
         break;
@@ -399,18 +396,19 @@ static void write_ring(FILE *f, struct ring *r, struct event *copy)
     dropped_total += r->dropped;
     r->dropped = 0;
     long tid = r->tid;
+    int64_t lost_until = r->lost_until;
     pthread_mutex_unlock(&r->lock);
     if (n == 0)
         return;
     if (!r->named_written) {
         fprintf(f, ",\n{\"pid\":%ld,\"tid\":%ld,\"ph\":\"M\",\"name\":\"thread_name\","
                    "\"args\":{\"name\":", pid, tid);
-        put_str(f, r->thread_name);
+        cctx__json_str(f, r->thread_name);
         fprintf(f, "}}");
         r->named_written = 1;
     }
     for (size_t i = 0; i < n; i++)
-        write_event(f, r, &copy[i], i + 1 < n ? copy[i + 1].ts : copy[i].ts + 1000);
+        write_event(f, r, &copy[i], i + 1 < n ? copy[i + 1].ts : copy[i].ts + 1000, lost_until);
 }
 
 static const char TAIL_FMT[] = "\n],\n\"otherData\":{\"producer\":\"cctx\","
@@ -474,26 +472,39 @@ static void trace_off_in_child(void)
 
 int cctx__trace_start(const char *path)
 {
-    /* The path, with each %p replaced by the process id. */
-    char name[4096];
-    size_t n = 0;
+    /* The path, with each %p replaced by the process id: as long as it
+     * comes, since a path cut to fit a buffer would name another file. */
     pid = (long)getpid();
-    for (const char *s = path; *s && n < sizeof name - 24; s++) {
+    char *name = NULL;
+    size_t size = 0;
+    FILE *expand = open_memstream(&name, &size);
+    if (!expand) {
+        fputs("cctx: CCTX_TRACE: out of memory, tracing off\n", stderr);
+        return ENOMEM;
+    }
+    for (const char *s = path; *s; s++) {
         if (s[0] == '%' && s[1] == 'p') {
-            n += (size_t)snprintf(name + n, sizeof name - n, "%ld", pid);
+            fprintf(expand, "%ld", pid);
             s++;
         } else {
-            name[n++] = *s;
+            fputc(*s, expand);
         }
     }
-    name[n] = 0;
+    if (fclose(expand) != 0 || !name) {
+        free(name);
+        fputs("cctx: CCTX_TRACE: out of memory, tracing off\n", stderr);
+        return ENOMEM;
+    }
     /* Opened now, so that a path that cannot be written is said at once. */
     trace_file = fopen(name, "we");
     if (!trace_file) {
+        int err = errno;
         fprintf(stderr, "cctx: CCTX_TRACE: cannot write %s (%s), tracing off\n", name,
-                strerror(errno));
-        return errno;
+                strerror(err));
+        free(name);
+        return err;
     }
+    free(name);
     if (pthread_key_create(&ring_key, thread_exited) != 0 ||
         pthread_atfork(NULL, NULL, trace_off_in_child) != 0) {
         fputs("cctx: CCTX_TRACE: out of resources, tracing off\n", stderr);

@@ -748,3 +748,27 @@ TEST(dump_write_error_is_eio)
     fclose(ro);
     cctx_release(c);
 }
+
+/* cctx_dump(NULL) before the program made any context: the registry is on
+ * and empty. */
+CHILD(dump_null_of_an_empty_registry)
+{
+    for (int f = CCTX_DUMP_TEXT; f <= CCTX_DUMP_HTML; f++) {
+        char *out = dump_to_string(NULL, f);
+        CHECK(strstr(out, "background") != NULL);
+        free(out);
+    }
+    printf("dumped\n");
+}
+
+TEST(dump_null_with_an_empty_registry)
+{
+    const char *env[] = {"CCTX_DEBUG=trees", NULL};
+    struct child c;
+    run_child("dump_null_of_an_empty_registry", env, &c);
+    if (!WIFEXITED(c.status) || WEXITSTATUS(c.status) != 0 || !strstr(c.out, "dumped\n")) {
+        fprintf(stderr, "child status %#x, stderr:\n%s\n", c.status, c.err);
+        abort();
+    }
+    child_done(&c);
+}

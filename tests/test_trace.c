@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -371,4 +372,82 @@ TEST(trace_path_takes_the_pid_and_a_bad_path_is_said)
 TEST(trace_flush_without_tracing_does_nothing)
 {
     CHECK_EQ(cctx_trace_flush(), 0);
+}
+
+TEST(trace_path_of_any_length_is_the_file_written)
+{
+    /* A path longer than 4 KiB less a little, which the system takes: the
+     * file must be written there, not at a path cut short. */
+    char dir[] = "/tmp/cctx-trace-long-XXXXXX";
+    CHECK(mkdtemp(dir));
+    char *path = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&path, &size);
+    CHECK(f);
+    fputs(dir, f);
+    while (ftell(f) < 3900)
+        fputs("/.", f);
+    fputs("/trace-", f);
+    while (ftell(f) < 4085)
+        fputc('x', f);
+    fputs(".json", f);
+    CHECK_EQ(fclose(f), 0);
+    char *env_trace;
+    CHECK(asprintf(&env_trace, "CCTX_TRACE=%s", path) > 0);
+    const char *env[] = {env_trace, NULL};
+    struct child c;
+    run_child("trace_pid_in_path", env, &c);
+    CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
+    CHECK(strstr(c.err, "cctx:") == NULL);
+    child_done(&c);
+    CHECK(access(path, R_OK) == 0);
+    check_trace(path, "assert sum(1 for e in ev if e[\"ph\"]==\"X\") == 2");
+    unlink(path);
+    CHECK_EQ(rmdir(dir), 0); /* and nothing else was made in it */
+    free(env_trace);
+    free(path);
+}
+
+static atomic_int recording_stop;
+static atomic_long recorded;
+
+static void *recorder(void *arg)
+{
+    (void)arg;
+    while (!atomic_load_explicit(&recording_stop, memory_order_acquire)) {
+        cctx_cancel_t *cancel;
+        cctx_t *p = cctx_with_cancel(cctx_background(), &cancel);
+        cctx_t *kid = cctx_with_cancel(p, NULL);
+        cctx_cancel(cancel);
+        cctx_release(kid);
+        cctx_release(p);
+        atomic_fetch_add_explicit(&recorded, 8, memory_order_relaxed);
+    }
+    return NULL;
+}
+
+/* One thread records cancellations as fast as it can, dropping events when
+ * its ring is full, while this one flushes over and over. */
+CHILD(trace_flush_while_recording)
+{
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, recorder, NULL), 0);
+    for (int i = 0; i < 8 || atomic_load_explicit(&recorded, memory_order_relaxed) < 2 * 16384;
+         i++)
+        CHECK_EQ(cctx_trace_flush(), 0);
+    atomic_store_explicit(&recording_stop, 1, memory_order_release);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+}
+
+TEST(trace_flush_while_another_thread_drops_events)
+{
+    char *path = run_traced("trace_flush_while_recording");
+    check_trace(path, "d=0\n"
+                      "for e in ev:\n"
+                      "    d += {\"B\": 1, \"E\": -1}.get(e[\"ph\"], 0); assert d >= 0, e\n"
+                      "starts={(e[\"tid\"], e[\"ts\"]) for e in ev if e[\"ph\"]==\"B\"}\n"
+                      "assert all((e[\"tid\"], e[\"ts\"]) in starts\n"
+                      "           for e in ev if e[\"ph\"]==\"s\")");
+    unlink(path);
+    free(path);
 }
