@@ -1,6 +1,6 @@
 /*
- * Signal contexts: Go's signal.NotifyContext (API.md section 11,
- * <cctx/signal.h>). Built on the public API of <cctx.h> only.
+ * Signal contexts: Go's signal.NotifyContext (see <cctx/signal.h>). Built on
+ * the public API of <cctx.h> only.
  *
  * Pieces:
  *  - Two contexts per call: an inner one, a cctx_with_cancel child of the

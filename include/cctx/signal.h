@@ -1,5 +1,5 @@
 /*
- * <cctx/signal.h> — Go's signal.NotifyContext for cctx (API.md section 11).
+ * <cctx/signal.h> — Go's signal.NotifyContext for cctx.
  *
  *     static const int stop[] = {SIGINT, SIGTERM};
  *     cctx_cancel_t *cancel;
