@@ -353,6 +353,79 @@ int cctx_connect(cctx_t *ctx, int fd, const struct sockaddr *addr, socklen_t add
 
 /* ---- poll ---------------------------------------------------------------- */
 
+/*
+ * A call first polls without waiting, so descriptors that are ready cost one
+ * poll(2), as a plain call does. Only then does it wait, on fds and ctx's
+ * done fd. The timeout is measured on cctx_now()'s clock. On the real clock
+ * (cctx_now() is CLOCK_MONOTONIC, which real_clock checks) ppoll's own
+ * timeout measures it, re-armed with what is left after an early wake-up;
+ * poll's timeouts never end early, and a wake-up with time left just waits
+ * again, so the call never returns 0 before the timeout. Under the fake
+ * clock only an advance can end the timeout, and only the library can see
+ * one: the wait is then on a derived context whose deadline is the timeout,
+ * which costs a context and a done fd per waiting call.
+ */
+
+/* Whether cctx_now() reads the real monotonic clock; *now gets that reading.
+ * The fake clock stands still between two reads unless advanced, so a real
+ * reading that falls between them (to the nanosecond) is not virtual time.
+ * A wrong "yes" would only make a wait late, never early: see cctx_poll. */
+static bool real_clock(int64_t *now)
+{
+    int64_t a = cctx_now();
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t b = cctx_now();
+    *now = (int64_t)ts.tv_sec * CCTX_SEC(1) + ts.tv_nsec;
+    return a <= *now && *now <= b && a != b;
+}
+
+static int64_t add_sat(int64_t a, int64_t b)
+{
+    int64_t r;
+    return __builtin_add_overflow(a, b, &r) ? INT64_MAX : r;
+}
+
+/* Waits on fds and on `wake` (a done fd) until one is ready, ctx ends, or
+ * cctx_now() reaches `until` (CCTX_NO_DEADLINE: no limit; the clock must be
+ * the real one otherwise). p has room for nfds + 1 entries. Returns what
+ * cctx_poll returns, 1 standing for "some entry is ready". */
+static int poll_wait(cctx_t *ctx, struct pollfd *fds, nfds_t nfds, struct pollfd *p, int wake,
+                     int64_t until)
+{
+    if (nfds)
+        memcpy(p, fds, nfds * sizeof *p);
+    p[nfds] = (struct pollfd){.fd = wake, .events = POLLIN};
+    int r, err;
+    for (;;) {
+        struct timespec ts, *tsp = NULL;
+        if (until != CCTX_NO_DEADLINE) {
+            int64_t left = until - cctx_now();
+            if (left < 0)
+                left = 0;
+            ts.tv_sec = (time_t)(left / CCTX_SEC(1));
+            ts.tv_nsec = (long)(left % CCTX_SEC(1));
+            tsp = &ts;
+        }
+        r = ppoll(p, nfds + 1, tsp, NULL);
+        if ((err = cctx_err(ctx)))
+            return fail(err); /* a ctx that ended wins, even over an EINTR */
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r == 0 && until != CCTX_NO_DEADLINE && cctx_now() < until)
+            continue;
+        break;
+    }
+    if (r < 0)
+        return -1;
+    r = 0; /* if none is ready the timeout passed: poll's 0 */
+    for (nfds_t i = 0; i < nfds; i++) {
+        fds[i].revents = p[i].revents;
+        r += p[i].revents != 0;
+    }
+    return r;
+}
+
 int cctx_poll(cctx_t *ctx, struct pollfd *fds, nfds_t nfds, int64_t timeout)
 {
     if (unlikely(!ctx || (!fds && nfds)))
@@ -360,47 +433,35 @@ int cctx_poll(cctx_t *ctx, struct pollfd *fds, nfds_t nfds, int64_t timeout)
     int err = cctx_err(ctx);
     if (err)
         return fail(err);
+    /* Also what makes a huge nfds or a bad fds poll's EINVAL or EFAULT
+     * before anything is copied. */
     int r;
-    if (timeout == 0) {
-        while ((r = poll(fds, nfds, 0)) < 0 && errno == EINTR)
-            ;
+    while ((r = poll(fds, nfds, 0)) < 0 && errno == EINTR)
+        ;
+    if (r != 0 || timeout == 0)
         return r;
-    }
-    if (unlikely(nfds >= SIZE_MAX / sizeof *fds))
+    if (unlikely(nfds >= SIZE_MAX / sizeof *fds - 1))
         return fail(EINVAL);
-    /* The timeout is a derived context's deadline, so that it is measured on
-     * cctx_now()'s clock (fake or real) and wakes poll through the same kind
-     * of descriptor; ctx's own deadline, if sooner, does the job alone. */
-    cctx_t *child = NULL, *wake = ctx;
-    if (timeout > 0 && cctx_remaining(ctx) > timeout) {
-        if (!(child = cctx_with_timeout(ctx, timeout, NULL)))
-            return -1;
-        wake = child;
-    }
     struct pollfd stack[POLL_STACK], *p = stack;
-    if (nfds >= POLL_STACK && !(p = malloc((nfds + 1) * sizeof *p))) {
-        cctx_release(child);
+    if (nfds >= POLL_STACK && !(p = malloc((nfds + 1) * sizeof *p)))
         return fail(ENOMEM);
+    int64_t now;
+    cctx_t *child = NULL, *wake = ctx;
+    int64_t until = CCTX_NO_DEADLINE;
+    if (timeout > 0 && cctx_remaining(ctx) > timeout) {
+        if (real_clock(&now))
+            until = add_sat(now, timeout);
+        else if (!(child = cctx_with_timeout(ctx, timeout, NULL)))
+            r = -1;
+        else
+            wake = child;
     }
-    int wfd = cctx_done_fd(wake);
-    if (wfd >= 0) {
-        if (nfds)
-            memcpy(p, fds, nfds * sizeof *p);
-        p[nfds] = (struct pollfd){.fd = wfd, .events = POLLIN};
-        while ((r = poll(p, nfds + 1, -1)) < 0 && errno == EINTR && !cctx_err(ctx))
-            ;
-    } else {
-        r = -1;
-    }
-    /* A ctx that ended wins, even over an EINTR or a failed done fd. */
-    if ((err = cctx_err(ctx)))
-        r = fail(err);
-    else if (r >= 0) {
-        r = 0; /* if none is ready the timeout passed: poll's 0 */
-        for (nfds_t i = 0; i < nfds; i++) {
-            fds[i].revents = p[i].revents;
-            r += p[i].revents != 0;
-        }
+    if (r == 0) {
+        int wfd = cctx_done_fd(wake);
+        r = wfd < 0 ? -1 : poll_wait(ctx, fds, nfds, p, wfd, until);
+        /* A ctx that ended wins over a failed done fd. */
+        if (r < 0 && (err = cctx_err(ctx)))
+            r = fail(err);
     }
     int e = errno;
     if (p != stack)

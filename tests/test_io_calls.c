@@ -26,6 +26,7 @@
 #include "harness.h"
 #include "io_ops.h"
 #include "support.h"
+#include "testhooks.h"
 
 static const int64_t T0 = CCTX_SEC(1000); /* where fake-clock tests start */
 
@@ -325,6 +326,55 @@ TEST(io_poll_writes_only_revents)
         }
         CHECK_EQ(r, want);
     }
+    close(p[0]);
+    close(p[1]);
+    cctx_release(ctx);
+}
+
+/* A finite timeout on ready descriptors costs what poll costs: no derived
+ * context, so not even an allocation (the next one is made to fail, which
+ * would be the call's ENOMEM). On the real clock a wait with a timeout
+ * allocates nothing either, and still waits the whole timeout. */
+TEST(io_poll_timeout_allocates_nothing)
+{
+    int p[2];
+    CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
+    CHECK_EQ(write(p[1], "x", 1), 1);
+    cctx_t *ctx = cctx_with_timeout(cctx_background(), CCTX_SEC(60), NULL);
+    CHECK(cctx_done_fd(ctx) >= 0); /* made once per context, not per call */
+    struct pollfd fds[1] = {{.fd = p[0], .events = POLLIN}};
+    cctx__test_fail_alloc(1);
+    CHECK_EQ(cctx_poll(ctx, fds, 1, CCTX_SEC(1)), 1);
+    CHECK_EQ(fds[0].revents, POLLIN);
+    fds[0].events = POLLPRI; /* never ready on a pipe: a wait */
+    int64_t t0 = real_now();
+    CHECK_EQ(cctx_poll(ctx, fds, 1, CCTX_MSEC(20)), 0);
+    int64_t el = real_now() - t0;
+    CHECK(el >= CCTX_MSEC(20) && el < SLOW_BOUND);
+    cctx__test_fail_alloc(0);
+    close(p[0]);
+    close(p[1]);
+    cctx_release(ctx);
+}
+
+/* Hostile input: an nfds poll would refuse, or fds that cannot be read, is
+ * poll's EINVAL or EFAULT, never a huge malloc or a copy from a bad
+ * address; the extreme timeouts are "no limit" (negative) and a limit too
+ * far to reach. */
+TEST(io_poll_hostile_input)
+{
+    int p[2];
+    CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
+    cctx_t *ctx = cctx_with_cancel(cctx_background(), NULL);
+    struct pollfd fds[1] = {{.fd = p[1], .events = POLLOUT}};
+    CHECK_ERRNO(cctx_poll(ctx, fds, (nfds_t)1 << 30, CCTX_SEC(1)), -1, EINVAL);
+    CHECK_ERRNO(cctx_poll(ctx, fds, (nfds_t)-1, -1), -1, EINVAL);
+    CHECK_ERRNO(cctx_poll(ctx, fds, (nfds_t)-1 / sizeof *fds, INT64_MAX), -1, EINVAL);
+    CHECK_ERRNO(cctx_poll(ctx, (struct pollfd *)16, 1, CCTX_SEC(1)), -1, EFAULT);
+    CHECK_ERRNO(cctx_poll(ctx, (struct pollfd *)16, 40, -1), -1, EFAULT);
+    CHECK_EQ(cctx_poll(ctx, fds, 1, INT64_MIN), 1);
+    CHECK_EQ(cctx_poll(ctx, fds, 1, INT64_MAX), 1);
+    CHECK_EQ(fds[0].revents, POLLOUT);
     close(p[0]);
     close(p[1]);
     cctx_release(ctx);

@@ -73,12 +73,17 @@ extern "C" {
  * with non-zero revents, or 0 when `timeout` (nanoseconds on cctx_now()'s
  * clock, so on the fake clock while it runs; negative: no limit; 0: check
  * once) passed with none ready and ctx still active; -1 with cctx_err(ctx)
- * if ctx ended first, or with poll's errno. Only the revents fields of fds
- * are written (and only on success); entries with a negative fd are ignored,
- * as poll does. nfds may be 0 (fds may then be NULL): a wait for the timeout
- * or ctx. A positive timeout shorter than ctx's remaining time costs a
- * derived context and its done fd for the call; a large nfds costs a
- * malloc of nfds + 1 entries (ENOMEM). */
+ * if ctx ended first, or with poll's errno (a bad fds is EFAULT, an nfds
+ * above RLIMIT_NOFILE is EINVAL, as poll says). Only the revents fields of
+ * fds are written; entries with a negative fd are ignored, as poll does.
+ * nfds may be 0 (fds may then be NULL): a wait for the timeout or ctx.
+ * Descriptors are first polled without waiting, so when some are ready the
+ * call costs one poll(2) and nothing else. A call that has to wait polls
+ * nfds + 1 entries (the last is ctx's done fd; so a wait needs nfds below
+ * RLIMIT_NOFILE), and a large nfds costs a malloc (ENOMEM). On the real
+ * clock a timeout costs nothing more; under the fake clock a positive
+ * timeout shorter than ctx's remaining time costs a derived context and its
+ * done fd for the call. */
 CCTX_API int cctx_poll(cctx_t *ctx, struct pollfd *fds, nfds_t nfds, int64_t timeout);
 
 /* read(2): returns as soon as any data is read (possibly fewer than len
