@@ -61,7 +61,9 @@
  *  - Nothing polls: a go blocked on a full group is woken by a finishing
  *    task or by an after-function on the group's context.
  *  - After fork() a child must not use a group made before the fork: its
- *    threads do not exist there.
+ *    threads do not exist there. The library starts no thread in the child
+ *    for groups (nothing is done at fork time); groups the child makes work
+ *    as anywhere.
  *
  * Creating, cancelling and waiting calls are macros over public *_at
  * functions that record the call site; bindings and wrappers call the *_at
