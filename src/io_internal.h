@@ -30,8 +30,10 @@ static inline int64_t cctx__io_next_slice(int64_t slice)
 }
 
 /* Test hook: the library's threads of <cctx/io.h> are created through this
- * pointer (pthread_create unless a test swaps it to inject a failure). */
-extern int (*cctx__io_thread_create)(pthread_t *thread, const pthread_attr_t *attr,
-                                     void *(*fn)(void *), void *arg);
+ * pointer (pthread_create unless a test swaps it to inject a failure).
+ * Atomic because a test swaps it while other threads may read it. */
+typedef int (*cctx__io_create_fn)(pthread_t *thread, const pthread_attr_t *attr,
+                                  void *(*fn)(void *), void *arg);
+extern _Atomic(cctx__io_create_fn) cctx__io_thread_create;
 
 #endif

@@ -24,8 +24,7 @@
 
 #define unlikely(x) cctx__io_unlikely(x)
 
-int (*cctx__io_thread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *),
-                              void *) = pthread_create;
+_Atomic(cctx__io_create_fn) cctx__io_thread_create = pthread_create;
 
 /* ---- timed calls ----------------------------------------------------------------- */
 
@@ -265,7 +264,9 @@ static int ensure_waker(void)
             sigfillset(&all);
             pthread_sigmask(SIG_SETMASK, &all, &old);
             pthread_t t;
-            r = cctx__io_thread_create(&t, &attr, waker_main, NULL);
+            cctx__io_create_fn create =
+                atomic_load_explicit(&cctx__io_thread_create, memory_order_relaxed);
+            r = create(&t, &attr, waker_main, NULL);
             pthread_sigmask(SIG_SETMASK, &old, NULL);
             pthread_attr_destroy(&attr);
         }

@@ -367,11 +367,16 @@ TEST(io_poll_hostile_input)
     CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
     cctx_t *ctx = cctx_with_cancel(cctx_background(), NULL);
     struct pollfd fds[1] = {{.fd = p[1], .events = POLLOUT}};
-    CHECK_ERRNO(cctx_poll(ctx, fds, (nfds_t)1 << 30, CCTX_SEC(1)), -1, EINVAL);
-    CHECK_ERRNO(cctx_poll(ctx, fds, (nfds_t)-1, -1), -1, EINVAL);
-    CHECK_ERRNO(cctx_poll(ctx, fds, (nfds_t)-1 / sizeof *fds, INT64_MAX), -1, EINVAL);
-    CHECK_ERRNO(cctx_poll(ctx, (struct pollfd *)16, 1, CCTX_SEC(1)), -1, EFAULT);
-    CHECK_ERRNO(cctx_poll(ctx, (struct pollfd *)16, 40, -1), -1, EFAULT);
+    if (TEST_UNDER_ASAN || TEST_UNDER_TSAN) {
+        /* Their poll interceptor reads all nfds entries itself first. */
+        printf("skipped under the sanitizers: nfds beyond the array, bad fds\n");
+    } else {
+        CHECK_ERRNO(cctx_poll(ctx, fds, (nfds_t)1 << 30, CCTX_SEC(1)), -1, EINVAL);
+        CHECK_ERRNO(cctx_poll(ctx, fds, (nfds_t)-1, -1), -1, EINVAL);
+        CHECK_ERRNO(cctx_poll(ctx, fds, (nfds_t)-1 / sizeof *fds, INT64_MAX), -1, EINVAL);
+        CHECK_ERRNO(cctx_poll(ctx, (struct pollfd *)16, 1, CCTX_SEC(1)), -1, EFAULT);
+        CHECK_ERRNO(cctx_poll(ctx, (struct pollfd *)16, 40, -1), -1, EFAULT);
+    }
     CHECK_EQ(cctx_poll(ctx, fds, 1, INT64_MIN), 1);
     CHECK_EQ(cctx_poll(ctx, fds, 1, INT64_MAX), 1);
     CHECK_EQ(fds[0].revents, POLLOUT);

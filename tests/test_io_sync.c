@@ -262,8 +262,7 @@ static int refuse_thread(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void
     return EAGAIN;
 }
 
-static int (*const real_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *),
-                                void *) = pthread_create;
+static const cctx__io_create_fn real_create = pthread_create;
 
 /* With no thread to be had, the first cctx_cond_wait of the process fails
  * with EAGAIN before it waits (nothing would wake it otherwise: the test
