@@ -183,9 +183,12 @@ static ssize_t xfer_all(struct xfer *x, char *buf, size_t len)
     return (ssize_t)done;
 }
 
+/* A len above SSIZE_MAX (a negative length cast to size_t) is refused: the
+ * count could not be returned, and send and recv would not refuse it but
+ * clamp it, reading or writing far past the caller's buffer. */
 static int check_xfer(cctx_t *ctx, int fd, const void *buf, size_t len)
 {
-    if (unlikely(!ctx || (!buf && len)))
+    if (unlikely(!ctx || (!buf && len) || len > SSIZE_MAX))
         return EINVAL;
     if (unlikely(fd < 0))
         return EBADF;

@@ -11,6 +11,7 @@
 #include <cctx/testing.h>
 
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -383,6 +384,45 @@ TEST(io_poll_hostile_input)
     close(p[0]);
     close(p[1]);
     cctx_release(ctx);
+}
+
+/* A negative length cast to size_t: EINVAL from every transfer, nothing
+ * sent or received. recv and send would clamp it instead, and receive past
+ * the end of the buffer (the guard after it would change) or send what
+ * lies beyond it and then wait for room. */
+static void huge_lengths(void)
+{
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    cctx_t *ctx = cctx_with_cancel(cctx_background(), NULL);
+    static const size_t lens[] = {(size_t)-1, (size_t)SSIZE_MAX + 1, (size_t)-4096};
+    char data[64];
+    memset(data, 'd', sizeof data);
+    CHECK_EQ(write(sv[1], data, sizeof data), sizeof data);
+    struct {
+        char buf[8];
+        char guard[56];
+    } in;
+    for (size_t i = 0; i < sizeof lens / sizeof *lens; i++) {
+        memset(&in, 'g', sizeof in);
+        CHECK_ERRNO(cctx_recv(ctx, sv[0], in.buf, lens[i], 0), -1, EINVAL);
+        CHECK_ERRNO(cctx_recv(ctx, sv[0], in.buf, lens[i], MSG_WAITALL), -1, EINVAL);
+        CHECK_ERRNO(cctx_read(ctx, sv[0], in.buf, lens[i]), -1, EINVAL);
+        CHECK_EQ(in.guard[0], 'g');
+        CHECK_ERRNO(cctx_send(ctx, sv[0], data, lens[i], 0), -1, EINVAL);
+        CHECK_ERRNO(cctx_write(ctx, sv[0], data, lens[i]), -1, EINVAL);
+    }
+    /* The 64 bytes are still there, and nothing reached the peer. */
+    CHECK_EQ(recv(sv[0], in.buf, sizeof in, MSG_DONTWAIT), sizeof data);
+    CHECK_ERRNO(recv(sv[1], in.buf, sizeof in, MSG_DONTWAIT), -1, EAGAIN);
+    close(sv[0]);
+    close(sv[1]);
+    cctx_release(ctx);
+}
+
+TEST(io_transfer_negative_length_is_einval)
+{
+    run_with_watchdog(huge_lengths, 20);
 }
 
 /* ---- descriptors without RWF_NOWAIT, regular files, the done fd ------------------------- */

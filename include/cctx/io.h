@@ -16,7 +16,9 @@
  *    cctx_thread_join return 0 or an error number and leave errno alone, as
  *    the pthread functions do.
  *  - Bad input never crashes: a NULL ctx, object, or buffer with a non-zero
- *    length gives EINVAL; a negative descriptor gives EBADF.
+ *    length gives EINVAL, and so does a length above SSIZE_MAX (a negative
+ *    length cast to size_t), which recv and send would not refuse; a
+ *    negative descriptor gives EBADF.
  *  - EINTR is retried inside every call.
  *
  * Descriptors. The wait is poll(2) on the descriptor and on
