@@ -116,6 +116,9 @@ static struct {
 
 /* The thread has made its first pass over the flags since it started. */
 static atomic_bool swept;
+/* This is the signal thread: its after-functions may call
+ * cctx_with_signals during that first pass, which must not wait for it. */
+static _Thread_local bool on_signal_thread;
 
 /* Read by the handler: saved[sig] is written only before our handler is
  * installed for sig, wake_w only while no handler of ours can run with
@@ -347,6 +350,7 @@ static void deliver(int sig)
 static void *signal_main(void *arg)
 {
     int fd = (int)(intptr_t)arg;
+    on_signal_thread = true;
 #ifdef PR_SET_NAME
     prctl(PR_SET_NAME, "cctx-signal", 0UL, 0UL, 0UL);
 #endif
@@ -407,7 +411,7 @@ static int start_locked(void)
  * microseconds after it starts, and only ever waited for then. */
 static void await_first_sweep(void)
 {
-    while (!atomic_load_explicit(&swept, memory_order_acquire)) {
+    while (!on_signal_thread && !atomic_load_explicit(&swept, memory_order_acquire)) {
         struct timespec ts = {0, 20 * 1000};
         nanosleep(&ts, NULL);
     }

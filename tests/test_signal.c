@@ -801,6 +801,48 @@ TEST(signal_fork_child_keeps_inherited_watches)
     cctx_release(inherited);
 }
 
+/* An after-function of an inherited watch re-arms (cctx_with_signals)
+ * while the child's new thread makes its first pass: it runs on that
+ * thread, which must not wait for its own pass to end. */
+static cctx_t *rearmed_in_child;
+static void rearm_in_child(void *arg)
+{
+    (void)arg;
+    static const int usr2[] = {SIGUSR2};
+    rearmed_in_child = cctx_with_signals(cctx_background(), usr2, 1, NULL);
+}
+
+TEST(signal_fork_child_rearms_during_first_pass)
+{
+    if (TEST_UNDER_TSAN) {
+        printf("skipped under ThreadSanitizer (die_after_fork)\n");
+        return;
+    }
+    static const int usr1[] = {SIGUSR1}, usr2[] = {SIGUSR2};
+    cctx_t *inherited = cctx_with_signals(cctx_background(), usr2, 1, NULL);
+    CHECK(inherited != NULL);
+    cctx_after_t reg;
+    CHECK_EQ(cctx_after_func(inherited, &reg, rearm_in_child, NULL), 0);
+    pid_t pid = fork_when_quiet();
+    if (pid == 0) {
+        alarm(10); /* a hang dies of SIGALRM, which fails the test */
+        if (raise(SIGUSR2) != 0)
+            _exit(10);
+        cctx_t *c = cctx_with_signals(cctx_background(), usr1, 1, NULL);
+        if (!c || cctx_wait(inherited, CCTX_SEC(10)) != ECANCELED)
+            _exit(11);
+        cctx_after_stop(&reg); /* waits for the re-arm to finish */
+        if (!rearmed_in_child || cctx_err(rearmed_in_child) != 0)
+            _exit(12);
+        if (raise(SIGUSR2) != 0 || cctx_wait(rearmed_in_child, CCTX_SEC(10)) != ECANCELED)
+            _exit(13);
+        _exit(0);
+    }
+    CHECK_EQ(wait_child(pid), 0);
+    CHECK(cctx_after_stop(&reg));
+    cctx_release(inherited);
+}
+
 TEST(signal_fault_in_watched_signal_still_crashes)
 {
     /* A real SIGSEGV cannot be returned from: the process must die as it
