@@ -371,15 +371,21 @@ int cctx_connect(cctx_t *ctx, int fd, const struct sockaddr *addr, socklen_t add
 
 /* Whether cctx_now() reads the real monotonic clock; *now gets that reading.
  * The fake clock stands still between two reads unless advanced, so a real
- * reading that falls between them (to the nanosecond) is not virtual time.
- * A wrong "yes" would only make a wait late, never early: see cctx_poll. */
+ * reading strictly inside a moving interval of them is real time. Taking
+ * the fake clock for the real one would need an advance between the two
+ * reads that carried virtual time across real time to the nanosecond. */
+static int64_t mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * CCTX_SEC(1) + ts.tv_nsec;
+}
+
 static bool real_clock(int64_t *now)
 {
     int64_t a = cctx_now();
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    *now = mono_now();
     int64_t b = cctx_now();
-    *now = (int64_t)ts.tv_sec * CCTX_SEC(1) + ts.tv_nsec;
     return a <= *now && *now <= b && a != b;
 }
 
@@ -390,8 +396,9 @@ static int64_t add_sat(int64_t a, int64_t b)
 }
 
 /* Waits on fds and on `wake` (a done fd) until one is ready, ctx ends, or
- * cctx_now() reaches `until` (CCTX_NO_DEADLINE: no limit; the clock must be
- * the real one otherwise). p has room for nfds + 1 entries. Returns what
+ * CLOCK_MONOTONIC reaches `until` (CCTX_NO_DEADLINE: no limit). Once the
+ * call has found cctx_now() to be that clock it keeps to it, so a fake
+ * clock started meanwhile cannot stretch the wait. p has room for nfds + 1 entries. Returns what
  * cctx_poll returns, 1 standing for "some entry is ready". */
 static int poll_wait(cctx_t *ctx, struct pollfd *fds, nfds_t nfds, struct pollfd *p, int wake,
                      int64_t until)
@@ -403,7 +410,7 @@ static int poll_wait(cctx_t *ctx, struct pollfd *fds, nfds_t nfds, struct pollfd
     for (;;) {
         struct timespec ts, *tsp = NULL;
         if (until != CCTX_NO_DEADLINE) {
-            int64_t left = until - cctx_now();
+            int64_t left = until - mono_now();
             if (left < 0)
                 left = 0;
             ts.tv_sec = (time_t)(left / CCTX_SEC(1));
@@ -415,7 +422,7 @@ static int poll_wait(cctx_t *ctx, struct pollfd *fds, nfds_t nfds, struct pollfd
             return fail(err); /* a ctx that ended wins, even over an EINTR */
         if (r < 0 && errno == EINTR)
             continue;
-        if (r == 0 && until != CCTX_NO_DEADLINE && cctx_now() < until)
+        if (r == 0 && until != CCTX_NO_DEADLINE && mono_now() < until)
             continue;
         break;
     }
