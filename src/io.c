@@ -369,11 +369,6 @@ int cctx_connect(cctx_t *ctx, int fd, const struct sockaddr *addr, socklen_t add
  * which costs a context and a done fd per waiting call.
  */
 
-/* Whether cctx_now() reads the real monotonic clock; *now gets that reading.
- * The fake clock stands still between two reads unless advanced, so a real
- * reading strictly inside a moving interval of them is real time. Taking
- * the fake clock for the real one would need an advance between the two
- * reads that carried virtual time across real time to the nanosecond. */
 static int64_t mono_now(void)
 {
     struct timespec ts;
@@ -381,6 +376,11 @@ static int64_t mono_now(void)
     return (int64_t)ts.tv_sec * CCTX_SEC(1) + ts.tv_nsec;
 }
 
+/* Whether cctx_now() reads the real monotonic clock; *now gets that reading.
+ * The fake clock stands still between two reads unless advanced, so a real
+ * reading strictly inside a moving interval of them is real time. Taking
+ * the fake clock for the real one would need an advance between the two
+ * reads that carried virtual time across real time to the nanosecond. */
 static bool real_clock(int64_t *now)
 {
     int64_t a = cctx_now();
@@ -398,8 +398,8 @@ static int64_t add_sat(int64_t a, int64_t b)
 /* Waits on fds and on `wake` (a done fd) until one is ready, ctx ends, or
  * CLOCK_MONOTONIC reaches `until` (CCTX_NO_DEADLINE: no limit). Once the
  * call has found cctx_now() to be that clock it keeps to it, so a fake
- * clock started meanwhile cannot stretch the wait. p has room for nfds + 1 entries. Returns what
- * cctx_poll returns, 1 standing for "some entry is ready". */
+ * clock started meanwhile cannot stretch the wait. p has room for nfds + 1
+ * entries. Returns what cctx_poll returns. */
 static int poll_wait(cctx_t *ctx, struct pollfd *fds, nfds_t nfds, struct pollfd *p, int wake,
                      int64_t until)
 {
