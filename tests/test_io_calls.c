@@ -16,6 +16,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -356,6 +357,51 @@ TEST(io_poll_timeout_allocates_nothing)
     close(p[0]);
     close(p[1]);
     cctx_release(ctx);
+}
+
+static atomic_int poll_signals;
+static void count_poll_signal(int sig)
+{
+    (void)sig;
+    atomic_fetch_add(&poll_signals, 1);
+}
+
+/* On the real clock the timeout is ppoll's, re-armed with what is left after
+ * an interruption: signals that interrupt the wait (no SA_RESTART) neither
+ * end it early nor restart the whole timeout. */
+TEST(io_poll_real_timeout_survives_interruptions)
+{
+    struct sigaction sa = {0};
+    sa.sa_handler = count_poll_signal;
+    sigemptyset(&sa.sa_mask);
+    CHECK_EQ(sigaction(SIGUSR1, &sa, NULL), 0);
+    int p[2];
+    CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
+    struct pollfd fds[1] = {{.fd = p[0], .events = POLLIN}};
+    const int64_t timeout = CCTX_MSEC(500);
+    struct poller x = {.fds = fds, .n = 1, .timeout = timeout};
+    x.ctx = cctx_with_cancel(cctx_background(), NULL);
+    pthread_t t;
+    int64_t t0 = real_now();
+    CHECK_EQ(pthread_create(&t, NULL, do_poll, &x), 0);
+    /* Up to three interruptions, while the wait lasts (a loaded machine may
+     * leave time for fewer; one is enough to check the re-arming). */
+    for (int i = 0; i < 3; i++) {
+        await_blocked(&x.tid);
+        if (real_now() - t0 >= timeout / 2)
+            break; /* the call may be over: the signal would go nowhere */
+        CHECK_EQ(pthread_kill(t, SIGUSR1), 0);
+        while (atomic_load(&poll_signals) == i)
+            sched_yield();
+    }
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    int64_t el = real_now() - t0;
+    CHECK_EQ(x.r, 0);
+    CHECK(el >= timeout && el < SLOW_BOUND);
+    CHECK(atomic_load(&poll_signals) >= 1);
+    close(p[0]);
+    close(p[1]);
+    cctx_release(x.ctx);
 }
 
 /* Hostile input: an nfds poll would refuse, or fds that cannot be read, is
