@@ -200,8 +200,8 @@ static void on_signal(int sig, siginfo_t *info, void *uc)
         /* The flag first: the thread exchanges flags after each read, so
          * it sees this one on the read that takes our byte at the latest. A
          * full pipe already holds a byte the thread has yet to read. */
-        atomic_store(&pending[sig], 1);
-        int fd = atomic_load(&wake_w);
+        atomic_store_explicit(&pending[sig], 1, memory_order_release);
+        int fd = atomic_load_explicit(&wake_w, memory_order_acquire);
         if (fd >= 0) {
             ssize_t r = write(fd, "", 1);
             (void)r;
@@ -220,7 +220,7 @@ static int install(int sig)
     sigemptyset(&act.sa_mask);
     /* A flag left by a signal that arrived before the last restore would
      * cancel the new watchers with a signal older than they are. */
-    atomic_store(&pending[sig], 0);
+    atomic_store_explicit(&pending[sig], 0, memory_order_relaxed);
     /* Save first, then install: the handler may read saved[sig] as soon as
      * it is installed. */
     if (sigaction(sig, NULL, &saved[sig]) != 0 || sigaction(sig, &act, NULL) != 0)
@@ -359,7 +359,7 @@ static void *signal_main(void *arg)
         /* Flags first: after fork, the child's thread may start with
          * signals flagged while it did not exist. */
         for (int sig = 1; sig < NSIG; sig++)
-            if (atomic_exchange(&pending[sig], 0))
+            if (atomic_exchange_explicit(&pending[sig], 0, memory_order_acquire))
                 deliver(sig);
         atomic_store_explicit(&swept, true, memory_order_release);
         ssize_t r = read(fd, buf, sizeof buf);
@@ -402,7 +402,7 @@ static int start_locked(void)
         return err == EAGAIN ? ENOMEM : err;
     }
     R.wake_r = fds[0];
-    atomic_store(&wake_w, fds[1]);
+    atomic_store_explicit(&wake_w, fds[1], memory_order_release);
     R.started = true;
     return 0;
 }
@@ -439,14 +439,14 @@ static void after_fork_parent(void)
 static void after_fork_child(void)
 {
     if (R.started) {
-        close(atomic_exchange(&wake_w, -1));
+        close(atomic_exchange_explicit(&wake_w, -1, memory_order_relaxed));
         close(R.wake_r);
         R.wake_r = -1;
         R.started = false;
         atomic_store_explicit(&swept, false, memory_order_relaxed);
     }
     for (int sig = 1; sig < NSIG; sig++)
-        atomic_store(&pending[sig], 0);
+        atomic_store_explicit(&pending[sig], 0, memory_order_relaxed);
     pthread_mutex_unlock(&R.lock);
 }
 
