@@ -3,8 +3,9 @@
  * operations cannot say about the pthread calls. cctx_cond_wait's
  * after-function: the mutex is held on every return, nothing is left
  * registered, and a canceller (or a fake-clock advancer) that holds the
- * mutex does not deadlock, nor does a busy mutex delay other deadlines.
- * cctx_mutex_lock and cctx_sem_wait wait in slices that never end early on
+ * mutex does not deadlock, nor does a busy mutex delay other deadlines or
+ * other waiters' wake-ups, also when no thread can be created (the first
+ * wait then fails before it sleeps) and in a fork child. cctx_mutex_lock and cctx_sem_wait wait in slices that never end early on
  * the fake clock, and pthread errors come back unchanged.
  */
 #define _GNU_SOURCE
