@@ -5,8 +5,10 @@
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <semaphore.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -58,6 +60,37 @@ static void read_ready(bench_b *b, void *arg)
     }
     bench_stop_timer(b);
     bench_note(b, "one 1-byte write(2) + one 1-byte read of the ready descriptor per op");
+    cctx_cancel(cancel);
+    cctx_release(ctx);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+/* ---- BenchmarkPollReady/plain, /cctx ------------------------------------- */
+
+/* A finite timeout (1 s) on a pipe that is always readable: the byte written
+ * at set-up is never read, so every poll finds it. /plain is poll(2) with a
+ * 1000 ms timeout; /cctx is cctx_poll with CCTX_SEC(1) on a cancelable
+ * context. */
+static void poll_ready(bench_b *b, void *arg)
+{
+    bool use_cctx = arg != NULL;
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0 || write(fds[1], "x", 1) != 1)
+        bench_fatal("cannot make a readable pipe");
+    cctx_cancel_t *cancel;
+    cctx_t *ctx = cctx_with_cancel(cctx_background(), &cancel);
+    if (!ctx)
+        bench_fatal("cctx_with_cancel failed");
+    struct pollfd p = {.fd = fds[0], .events = POLLIN};
+    bench_reset_timer(b);
+    for (int64_t i = 0; i < b->n; i++) {
+        int r = use_cctx ? cctx_poll(ctx, &p, 1, CCTX_SEC(1)) : poll(&p, 1, 1000);
+        if (r != 1)
+            bench_fatal("poll of a ready pipe returned %d", r);
+    }
+    bench_stop_timer(b);
+    bench_note(b, "one poll with a 1 s timeout of a readable pipe per op");
     cctx_cancel(cancel);
     cctx_release(ctx);
     close(fds[0]);
@@ -205,6 +238,8 @@ void bench_io(void)
     bench_run("BenchmarkReadReady/cctx", read_ready, (void *)(intptr_t)READ_CCTX);
     bench_run("BenchmarkRecvReady/plain", read_ready, (void *)(intptr_t)RECV_PLAIN);
     bench_run("BenchmarkRecvReady/cctx", read_ready, (void *)(intptr_t)RECV_CCTX);
+    bench_run("BenchmarkPollReady/plain", poll_ready, NULL);
+    bench_run("BenchmarkPollReady/cctx", poll_ready, (void *)1);
 
     static const struct wake_case read = {WAKE_READ, 0}, cond = {WAKE_COND, 0},
                                   join_early = {WAKE_JOIN, 0},

@@ -1,6 +1,6 @@
 /*
  * Groups of threads sharing a context: Go's errgroup.WithContext over a small
- * pool of reusable pthreads (API.md section 10, choices in <cctx/group.h>).
+ * pool of reusable pthreads (choices in <cctx/group.h>).
  *
  * This file uses only the public API of <cctx.h>: the group's context is an
  * ordinary cancelable child of the parent, the first failing task cancels it

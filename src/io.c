@@ -18,8 +18,7 @@
  * a descriptor whose readiness is not exact (anything but a pipe or a
  * socket) switches to the fallback, or the loop would spin.
  *
- * Condition variables: see cond_fire. Locks, semaphores and joins: see
- * sliced.
+ * Condition variables, locks, semaphores and joins are in src/io_sync.c.
  */
 #define _GNU_SOURCE
 #include <cctx.h>
@@ -29,9 +28,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
-#include <pthread.h>
-#include <semaphore.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -44,17 +40,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define unlikely(x) __builtin_expect(!!(x), 0)
+#include "io_internal.h"
 
-/* Slices of the waits that nothing can interrupt (mutex, semaphore, join,
- * a Unix connect on a full backlog): short at first, so that a cancel soon
- * after the wait starts is seen soon, then capped, so that a long wait costs
- * one wake-up per SLICE_MAX. SLICE_FLOOR keeps a wait whose deadline has
- * passed, but whose context the timer thread has not marked yet, from
- * spinning. */
-#define SLICE_MIN CCTX_MSEC(1)
-#define SLICE_MAX CCTX_MSEC(16)
-#define SLICE_FLOOR CCTX_USEC(50)
+#define unlikely(x) cctx__io_unlikely(x)
 
 /* cctx_poll's entries on the stack; more take a malloc. */
 enum { POLL_STACK = 32 };
@@ -63,11 +51,6 @@ static int fail(int err)
 {
     errno = err;
     return -1;
-}
-
-static int64_t next_slice(int64_t slice)
-{
-    return slice < SLICE_MAX ? slice * 2 : SLICE_MAX;
 }
 
 /* ---- waiting on a descriptor ------------------------------------------- */
@@ -200,9 +183,12 @@ static ssize_t xfer_all(struct xfer *x, char *buf, size_t len)
     return (ssize_t)done;
 }
 
+/* A len above SSIZE_MAX (a negative length cast to size_t) is refused: the
+ * count could not be returned, and send and recv would not refuse it but
+ * clamp it, reading or writing far past the caller's buffer. */
 static int check_xfer(cctx_t *ctx, int fd, const void *buf, size_t len)
 {
-    if (unlikely(!ctx || (!buf && len)))
+    if (unlikely(!ctx || (!buf && len) || len > SSIZE_MAX))
         return EINVAL;
     if (unlikely(fd < 0))
         return EBADF;
@@ -335,7 +321,7 @@ int cctx_connect(cctx_t *ctx, int fd, const struct sockaddr *addr, socklen_t add
     if (fl < 0)
         return -1;
     bool interrupted = false;
-    for (int64_t slice = SLICE_MIN;;) {
+    for (int64_t slice = CCTX__IO_SLICE_MIN;;) {
         int r = fl & O_NONBLOCK ? connect(fd, addr, addrlen) : connect_bounded(fd, addr, addrlen);
         if (r == 0)
             return 0;
@@ -352,7 +338,7 @@ int cctx_connect(cctx_t *ctx, int fd, const struct sockaddr *addr, socklen_t add
         if (e == EAGAIN) { /* a Unix listener's backlog is full: nothing to poll */
             if (nap(ctx, slice) < 0)
                 return -1;
-            slice = next_slice(slice);
+            slice = cctx__io_next_slice(slice);
             continue;
         }
         /* EALREADY: an earlier attempt (a canceled call's?) is in flight. */
@@ -370,6 +356,86 @@ int cctx_connect(cctx_t *ctx, int fd, const struct sockaddr *addr, socklen_t add
 
 /* ---- poll ---------------------------------------------------------------- */
 
+/*
+ * A call first polls without waiting, so descriptors that are ready cost one
+ * poll(2), as a plain call does. Only then does it wait, on fds and ctx's
+ * done fd. The timeout is measured on cctx_now()'s clock. On the real clock
+ * (cctx_now() is CLOCK_MONOTONIC, which real_clock checks) ppoll's own
+ * timeout measures it, re-armed with what is left after an early wake-up;
+ * poll's timeouts never end early, and a wake-up with time left just waits
+ * again, so the call never returns 0 before the timeout. Under the fake
+ * clock only an advance can end the timeout, and only the library can see
+ * one: the wait is then on a derived context whose deadline is the timeout,
+ * which costs a context and a done fd per waiting call.
+ */
+
+static int64_t mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * CCTX_SEC(1) + ts.tv_nsec;
+}
+
+/* Whether cctx_now() reads the real monotonic clock; *now gets that reading.
+ * The fake clock stands still between two reads unless advanced, so a real
+ * reading strictly inside a moving interval of them is real time. Taking
+ * the fake clock for the real one would need an advance between the two
+ * reads that carried virtual time across real time to the nanosecond. */
+static bool real_clock(int64_t *now)
+{
+    int64_t a = cctx_now();
+    *now = mono_now();
+    int64_t b = cctx_now();
+    return a <= *now && *now <= b && a != b;
+}
+
+static int64_t add_sat(int64_t a, int64_t b)
+{
+    int64_t r;
+    return __builtin_add_overflow(a, b, &r) ? INT64_MAX : r;
+}
+
+/* Waits on fds and on `wake` (a done fd) until one is ready, ctx ends, or
+ * CLOCK_MONOTONIC reaches `until` (CCTX_NO_DEADLINE: no limit). Once the
+ * call has found cctx_now() to be that clock it keeps to it, so a fake
+ * clock started meanwhile cannot stretch the wait. p has room for nfds + 1
+ * entries. Returns what cctx_poll returns. */
+static int poll_wait(cctx_t *ctx, struct pollfd *fds, nfds_t nfds, struct pollfd *p, int wake,
+                     int64_t until)
+{
+    if (nfds)
+        memcpy(p, fds, nfds * sizeof *p);
+    p[nfds] = (struct pollfd){.fd = wake, .events = POLLIN};
+    int r, err;
+    for (;;) {
+        struct timespec ts, *tsp = NULL;
+        if (until != CCTX_NO_DEADLINE) {
+            int64_t left = until - mono_now();
+            if (left < 0)
+                left = 0;
+            ts.tv_sec = (time_t)(left / CCTX_SEC(1));
+            ts.tv_nsec = (long)(left % CCTX_SEC(1));
+            tsp = &ts;
+        }
+        r = ppoll(p, nfds + 1, tsp, NULL);
+        if ((err = cctx_err(ctx)))
+            return fail(err); /* a ctx that ended wins, even over an EINTR */
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r == 0 && until != CCTX_NO_DEADLINE && mono_now() < until)
+            continue;
+        break;
+    }
+    if (r < 0)
+        return -1;
+    r = 0; /* if none is ready the timeout passed: poll's 0 */
+    for (nfds_t i = 0; i < nfds; i++) {
+        fds[i].revents = p[i].revents;
+        r += p[i].revents != 0;
+    }
+    return r;
+}
+
 int cctx_poll(cctx_t *ctx, struct pollfd *fds, nfds_t nfds, int64_t timeout)
 {
     if (unlikely(!ctx || (!fds && nfds)))
@@ -377,47 +443,35 @@ int cctx_poll(cctx_t *ctx, struct pollfd *fds, nfds_t nfds, int64_t timeout)
     int err = cctx_err(ctx);
     if (err)
         return fail(err);
+    /* Also what makes a huge nfds or a bad fds poll's EINVAL or EFAULT
+     * before anything is copied. */
     int r;
-    if (timeout == 0) {
-        while ((r = poll(fds, nfds, 0)) < 0 && errno == EINTR)
-            ;
+    while ((r = poll(fds, nfds, 0)) < 0 && errno == EINTR)
+        ;
+    if (r != 0 || timeout == 0)
         return r;
-    }
-    if (unlikely(nfds >= SIZE_MAX / sizeof *fds))
+    if (unlikely(nfds >= SIZE_MAX / sizeof *fds - 1))
         return fail(EINVAL);
-    /* The timeout is a derived context's deadline, so that it is measured on
-     * cctx_now()'s clock (fake or real) and wakes poll through the same kind
-     * of descriptor; ctx's own deadline, if sooner, does the job alone. */
-    cctx_t *child = NULL, *wake = ctx;
-    if (timeout > 0 && cctx_remaining(ctx) > timeout) {
-        if (!(child = cctx_with_timeout(ctx, timeout, NULL)))
-            return -1;
-        wake = child;
-    }
     struct pollfd stack[POLL_STACK], *p = stack;
-    if (nfds >= POLL_STACK && !(p = malloc((nfds + 1) * sizeof *p))) {
-        cctx_release(child);
+    if (nfds >= POLL_STACK && !(p = malloc((nfds + 1) * sizeof *p)))
         return fail(ENOMEM);
+    int64_t now;
+    cctx_t *child = NULL, *wake = ctx;
+    int64_t until = CCTX_NO_DEADLINE;
+    if (timeout > 0 && cctx_remaining(ctx) > timeout) {
+        if (real_clock(&now))
+            until = add_sat(now, timeout);
+        else if (!(child = cctx_with_timeout(ctx, timeout, NULL)))
+            r = -1;
+        else
+            wake = child;
     }
-    int wfd = cctx_done_fd(wake);
-    if (wfd >= 0) {
-        if (nfds)
-            memcpy(p, fds, nfds * sizeof *p);
-        p[nfds] = (struct pollfd){.fd = wfd, .events = POLLIN};
-        while ((r = poll(p, nfds + 1, -1)) < 0 && errno == EINTR && !cctx_err(ctx))
-            ;
-    } else {
-        r = -1;
-    }
-    /* A ctx that ended wins, even over an EINTR or a failed done fd. */
-    if ((err = cctx_err(ctx)))
-        r = fail(err);
-    else if (r >= 0) {
-        r = 0; /* if none is ready the timeout passed: poll's 0 */
-        for (nfds_t i = 0; i < nfds; i++) {
-            fds[i].revents = p[i].revents;
-            r += p[i].revents != 0;
-        }
+    if (r == 0) {
+        int wfd = cctx_done_fd(wake);
+        r = wfd < 0 ? -1 : poll_wait(ctx, fds, nfds, p, wfd, until);
+        /* A ctx that ended wins over a failed done fd. */
+        if (r < 0 && (err = cctx_err(ctx)))
+            r = fail(err);
     }
     int e = errno;
     if (p != stack)
@@ -425,258 +479,4 @@ int cctx_poll(cctx_t *ctx, struct pollfd *fds, nfds_t nfds, int64_t timeout)
     cctx_release(child);
     errno = e;
     return r;
-}
-
-/* ---- condition variables --------------------------------------------------- */
-
-/*
- * The end of ctx must wake a thread blocked in pthread_cond_wait without a
- * lost wake-up. The after-function (Go's AfterFunc + sync.Cond pattern)
- * takes the mutex before it broadcasts: the waiter holds the mutex from
- * before it decides to sleep until pthread_cond_wait releases it, so once fn
- * has had the mutex the waiter is either asleep on cond (registered, so even
- * a broadcast made after fn lets the mutex go reaches it) or awake already.
- *
- * The after-function runs on whichever thread ends ctx: a canceller that may
- * hold the mutex itself (waiting for it would deadlock), the timer thread (a
- * busy mutex would hold up every other deadline), or a thread advancing the
- * fake clock. So it only tries the lock; when the mutex is busy it hands
- * lock-broadcast-unlock to a detached helper thread, which may wait.
- *
- * state (atomic) moves:
- *   ARMING  -> FIRED     fn ran before the waiter slept (on the waiter's own
- *                        thread if ctx was already done): fn touches nothing
- *                        and the waiter, seeing FIRED, does not sleep
- *   WAITING -> FIRED     fn wakes the waiter (trylock, or the helper)
- *   WAITING -> LEAVING   the waiter woke first: fn, if it comes, does nothing
- * After WAITING -> FIRED the waiter (holding the mutex again) lets it go
- * while cctx_after_stop waits for fn, because fn waits for the mutex in the
- * one case where no helper could be started; then, if fn handed off, it
- * waits under the mutex for the helper's `done`, which the helper sets and
- * broadcasts under the mutex: once the waiter sees it, the helper touches
- * nothing of the waiter's frame or of cond again, only the mutex, to unlock
- * it (which POSIX allows even if the mutex is destroyed right after).
- */
-enum { CW_ARMING, CW_WAITING, CW_FIRED, CW_LEAVING };
-
-struct cond_wait {
-    pthread_cond_t *cond;
-    pthread_mutex_t *mutex;
-    atomic_int state;
-    int handoff; /* written by fn; read after cctx_after_stop */
-    int done;    /* written by the helper; both sides under mutex */
-    cctx_after_t reg;
-};
-
-static void *cond_helper(void *arg)
-{
-    struct cond_wait *w = arg;
-    pthread_cond_t *cond = w->cond;
-    pthread_mutex_t *mutex = w->mutex;
-    pthread_mutex_lock(mutex);
-    w->done = 1;
-    pthread_cond_broadcast(cond);
-    pthread_mutex_unlock(mutex);
-    return NULL;
-}
-
-/* A detached thread with every signal blocked (it must not take the
- * application's signals) and a small stack. */
-static int start_helper(struct cond_wait *w)
-{
-    pthread_attr_t attr;
-    if (pthread_attr_init(&attr) != 0)
-        return -1;
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 64 * 1024);
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_t t;
-    int r = pthread_create(&t, &attr, cond_helper, w);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attr);
-    return r;
-}
-
-static void cond_fire(void *arg)
-{
-    struct cond_wait *w = arg;
-    int s = atomic_load_explicit(&w->state, memory_order_acquire);
-    do {
-        if (s == CW_LEAVING)
-            return;
-    } while (!atomic_compare_exchange_weak_explicit(&w->state, &s, CW_FIRED,
-                                                    memory_order_acq_rel, memory_order_acquire));
-    if (s == CW_ARMING)
-        return;
-    /* Broadcast after the unlock (see above): the waiter then wakes to a
-     * free mutex instead of blocking on ours. cctx_after_stop in the waiter
-     * waits for fn, so cond is still valid here. */
-    if (pthread_mutex_trylock(w->mutex) == 0) {
-        pthread_mutex_unlock(w->mutex);
-        pthread_cond_broadcast(w->cond);
-        return;
-    }
-    w->handoff = 1;
-    if (start_helper(w) == 0)
-        return;
-    w->handoff = 0;
-    pthread_mutex_lock(w->mutex);
-    pthread_cond_broadcast(w->cond);
-    pthread_mutex_unlock(w->mutex);
-}
-
-int cctx_cond_wait(cctx_t *ctx, pthread_cond_t *cond, pthread_mutex_t *mutex)
-{
-    if (unlikely(!ctx || !cond || !mutex))
-        return EINVAL;
-    int err = cctx_err(ctx);
-    if (err)
-        return err;
-    struct cond_wait w = {.cond = cond, .mutex = mutex, .state = CW_ARMING};
-    if ((err = cctx_after_func(ctx, &w.reg, cond_fire, &w)))
-        return err;
-    int s = CW_ARMING;
-    if (!atomic_compare_exchange_strong_explicit(&w.state, &s, CW_WAITING, memory_order_acq_rel,
-                                                 memory_order_acquire)) {
-        cctx_after_stop(&w.reg); /* fn ran without touching cond or mutex */
-        return cctx_err(ctx);
-    }
-    int rc = pthread_cond_wait(cond, mutex);
-    s = CW_WAITING;
-    if (atomic_compare_exchange_strong_explicit(&w.state, &s, CW_LEAVING, memory_order_acq_rel,
-                                                memory_order_acquire)) {
-        cctx_after_stop(&w.reg); /* fn, if running, returns without the mutex */
-        return rc ? rc : cctx_err(ctx);
-    }
-    pthread_mutex_unlock(mutex);
-    cctx_after_stop(&w.reg);
-    pthread_mutex_lock(mutex);
-    while (w.handoff && !w.done)
-        if (pthread_cond_wait(cond, mutex) != 0)
-            break;
-    return cctx_err(ctx);
-}
-
-/* ---- mutexes, semaphores, joins ---------------------------------------------- */
-
-/*
- * Nothing wakes a thread blocked in pthread_mutex_lock, sem_wait or
- * pthread_join early: a futex wake makes glibc retry and sleep again, and a
- * post would hand a semaphore unit to whichever waiter takes it. So these
- * wait in timed slices and check ctx between them. The slice is measured
- * from the real clock, but whether ctx has ended is only ever cctx_err's
- * answer, never the timed call's: under the fake clock a slice that runs
- * out at the (virtual) deadline just leads to the next one.
- *
- * ThreadSanitizer (GCC 12's) intercepts the CLOCK_REALTIME timed calls but
- * not the clock* ones, and would not see the synchronization they give, so
- * under it the slices are measured on CLOCK_REALTIME (a clock step then
- * lengthens or shortens one slice).
- */
-#if defined(__SANITIZE_THREAD__)
-#define SLICE_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define SLICE_TSAN 1
-#endif
-#endif
-#ifndef SLICE_TSAN
-#define SLICE_TSAN 0
-#endif
-
-typedef int (*timed_fn)(void *obj, void **out, const struct timespec *until);
-
-static int timed_mutex(void *obj, void **out, const struct timespec *until)
-{
-    (void)out;
-#if SLICE_TSAN
-    return pthread_mutex_timedlock(obj, until);
-#else
-    return pthread_mutex_clocklock(obj, CLOCK_MONOTONIC, until);
-#endif
-}
-
-static int timed_sem(void *obj, void **out, const struct timespec *until)
-{
-    (void)out;
-#if SLICE_TSAN
-    int r = sem_timedwait(obj, until);
-#else
-    int r = sem_clockwait(obj, CLOCK_MONOTONIC, until);
-#endif
-    return r == 0 ? 0 : errno;
-}
-
-static int timed_join(void *obj, void **out, const struct timespec *until)
-{
-#if SLICE_TSAN
-    return pthread_timedjoin_np(*(pthread_t *)obj, out, until);
-#else
-    return pthread_clockjoin_np(*(pthread_t *)obj, out, CLOCK_MONOTONIC, until);
-#endif
-}
-
-/* Calls timed() slice after slice until it succeeds or fails with something
- * other than a timeout, or ctx ends; returns 0 or the error. */
-static int sliced(cctx_t *ctx, timed_fn timed, void *obj, void **out)
-{
-    for (int64_t slice = SLICE_MIN;; slice = next_slice(slice)) {
-        int err = cctx_err(ctx);
-        if (err)
-            return err;
-        int64_t d = cctx_remaining(ctx);
-        d = d < SLICE_FLOOR ? SLICE_FLOOR : d > slice ? slice : d;
-        struct timespec until;
-        clock_gettime(SLICE_TSAN ? CLOCK_REALTIME : CLOCK_MONOTONIC, &until);
-        int64_t ns = until.tv_nsec + d;
-        until.tv_sec += (time_t)(ns / CCTX_SEC(1));
-        until.tv_nsec = (long)(ns % CCTX_SEC(1));
-        int r = timed(obj, out, &until);
-        if (r != ETIMEDOUT && r != EINTR)
-            return r;
-    }
-}
-
-int cctx_mutex_lock(cctx_t *ctx, pthread_mutex_t *mutex)
-{
-    if (unlikely(!ctx || !mutex))
-        return EINVAL;
-    int err = cctx_err(ctx);
-    if (err)
-        return err;
-    int r = pthread_mutex_trylock(mutex);
-    return r == EBUSY ? sliced(ctx, timed_mutex, mutex, NULL) : r;
-}
-
-int cctx_sem_wait(cctx_t *ctx, sem_t *sem)
-{
-    if (unlikely(!ctx || !sem))
-        return fail(EINVAL);
-    int err = cctx_err(ctx);
-    if (err)
-        return fail(err);
-    int r;
-    while ((r = sem_trywait(sem)) < 0 && errno == EINTR)
-        ;
-    if (r == 0)
-        return 0;
-    if (errno != EAGAIN)
-        return -1;
-    err = sliced(ctx, timed_sem, sem, NULL);
-    return err ? fail(err) : 0;
-}
-
-int cctx_thread_join(cctx_t *ctx, pthread_t thread, void **ret)
-{
-    if (unlikely(!ctx))
-        return EINVAL;
-    int err = cctx_err(ctx);
-    if (err)
-        return err;
-    if (pthread_equal(thread, pthread_self()))
-        return EDEADLK; /* as pthread_join says; and ThreadSanitizer aborts on it */
-    int r = pthread_tryjoin_np(thread, ret);
-    return r == EBUSY ? sliced(ctx, timed_join, &thread, ret) : r;
 }

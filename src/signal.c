@@ -1,6 +1,6 @@
 /*
- * Signal contexts: Go's signal.NotifyContext (API.md section 11,
- * <cctx/signal.h>). Built on the public API of <cctx.h> only.
+ * Signal contexts: Go's signal.NotifyContext (see <cctx/signal.h>). Built on
+ * the public API of <cctx.h> only.
  *
  * Pieces:
  *  - Two contexts per call: an inner one, a cctx_with_cancel child of the
@@ -18,6 +18,20 @@
  *    errno. Nothing else is async-signal-safe enough.
  *  - The signal thread: started on first use with every signal blocked,
  *    it reads the pipe and delivers each pending signal (deliver()).
+ *
+ * fork(). The child gets the registry, the flags and the handlers, but not
+ * the thread, and must not get the parent's pipe (the parent's thread would
+ * read the child's bytes). The atfork handler starts nothing: a child that
+ * execs next (the common case) should not pay for a thread, and POSIX allows
+ * only async-signal-safe calls in the child of a multithreaded process. It
+ * closes the inherited pipe and marks the thread as not started, nothing
+ * more. The handler never depends on the thread: it sets the flag first and
+ * writes a byte only if a pipe exists, so a signal that arrives before the
+ * child's thread starts stays flagged. The child's first cctx_with_signals
+ * makes a pipe, starts the thread, and waits for the thread's first pass
+ * over the flags (which delivers what arrived meanwhile to the inherited
+ * watches) before it links its own watcher, so that watcher is not canceled
+ * by a signal older than itself.
  *
  * Why the inner context. A delivery must cancel outside R.lock (the
  * cancellation runs after-functions, unwatch among them, which take it),
@@ -58,6 +72,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #ifdef __linux__
 #include <sys/prctl.h>
@@ -98,6 +113,12 @@ static struct {
     bool started;           /* pipe and thread exist in this process */
     int wake_r;             /* the pipe's read end, the thread's */
 } R = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake_r = -1};
+
+/* The thread has made its first pass over the flags since it started. */
+static atomic_bool swept;
+/* This is the signal thread: its after-functions may call
+ * cctx_with_signals during that first pass, which must not wait for it. */
+static _Thread_local bool on_signal_thread;
 
 /* Read by the handler: saved[sig] is written only before our handler is
  * installed for sig, wake_w only while no handler of ours can run with
@@ -179,8 +200,8 @@ static void on_signal(int sig, siginfo_t *info, void *uc)
         /* The flag first: the thread exchanges flags after each read, so
          * it sees this one on the read that takes our byte at the latest. A
          * full pipe already holds a byte the thread has yet to read. */
-        atomic_store(&pending[sig], 1);
-        int fd = atomic_load(&wake_w);
+        atomic_store_explicit(&pending[sig], 1, memory_order_release);
+        int fd = atomic_load_explicit(&wake_w, memory_order_acquire);
         if (fd >= 0) {
             ssize_t r = write(fd, "", 1);
             (void)r;
@@ -199,7 +220,7 @@ static int install(int sig)
     sigemptyset(&act.sa_mask);
     /* A flag left by a signal that arrived before the last restore would
      * cancel the new watchers with a signal older than they are. */
-    atomic_store(&pending[sig], 0);
+    atomic_store_explicit(&pending[sig], 0, memory_order_relaxed);
     /* Save first, then install: the handler may read saved[sig] as soon as
      * it is installed. */
     if (sigaction(sig, NULL, &saved[sig]) != 0 || sigaction(sig, &act, NULL) != 0)
@@ -329,16 +350,18 @@ static void deliver(int sig)
 static void *signal_main(void *arg)
 {
     int fd = (int)(intptr_t)arg;
+    on_signal_thread = true;
 #ifdef PR_SET_NAME
     prctl(PR_SET_NAME, "cctx-signal", 0UL, 0UL, 0UL);
 #endif
     char buf[64];
     for (;;) {
-        /* Flags first: after fork, the child's thread may start with a
-         * signal flagged whose byte went to the parent's pipe. */
+        /* Flags first: after fork, the child's thread may start with
+         * signals flagged while it did not exist. */
         for (int sig = 1; sig < NSIG; sig++)
-            if (atomic_exchange(&pending[sig], 0))
+            if (atomic_exchange_explicit(&pending[sig], 0, memory_order_acquire))
                 deliver(sig);
+        atomic_store_explicit(&swept, true, memory_order_release);
         ssize_t r = read(fd, buf, sizeof buf);
         if (r < 0 && errno != EINTR && errno != EAGAIN)
             return NULL; /* the pipe is never closed in a live process */
@@ -379,9 +402,19 @@ static int start_locked(void)
         return err == EAGAIN ? ENOMEM : err;
     }
     R.wake_r = fds[0];
-    atomic_store(&wake_w, fds[1]);
+    atomic_store_explicit(&wake_w, fds[1], memory_order_release);
     R.started = true;
     return 0;
+}
+
+/* Returns once the thread has made its first pass over the flags: a few
+ * microseconds after it starts, and only ever waited for then. */
+static void await_first_sweep(void)
+{
+    while (!on_signal_thread && !atomic_load_explicit(&swept, memory_order_acquire)) {
+        struct timespec ts = {0, 20 * 1000};
+        nanosleep(&ts, NULL);
+    }
 }
 
 /* ---- fork --------------------------------------------------------------------------- */
@@ -396,30 +429,25 @@ static void after_fork_parent(void)
     pthread_mutex_unlock(&R.lock);
 }
 
-/* The child has the registry and the handlers but not the thread, and
- * shares the pipe with the parent (whose thread would take the child's
- * bytes): it gets a pipe and a thread of its own. Signals pending in the
- * parent are not the child's (POSIX clears them too). A delivery the
- * parent's thread was making is abandoned in the child: the watchers it
- * had taken are already unlinked, and the references it held leak there. */
+/* Only async-signal-safe work (see the top of the file): the pipe is the
+ * parent's, so it is closed here, and the thread is left for the child's
+ * first cctx_with_signals to start. Signals pending in the parent are not
+ * the child's (POSIX clears them too). A delivery the parent's thread was
+ * making is abandoned in the child: the watchers it had taken are already
+ * unlinked, and the references it held leak there. R.lock was taken by this
+ * very thread in before_fork. */
 static void after_fork_child(void)
 {
-    pthread_mutex_init(&R.lock, NULL);
     if (R.started) {
-        close(atomic_exchange(&wake_w, -1));
+        close(atomic_exchange_explicit(&wake_w, -1, memory_order_relaxed));
         close(R.wake_r);
         R.wake_r = -1;
         R.started = false;
+        atomic_store_explicit(&swept, false, memory_order_relaxed);
     }
-    bool any = false;
-    for (int sig = 1; sig < NSIG; sig++) {
-        atomic_store(&pending[sig], 0);
-        any |= watched(sig);
-    }
-    /* If this fails the inherited watches hear nothing until the next
-     * cctx_with_signals starts the thread (or fails with the reason). */
-    if (any)
-        start_locked();
+    for (int sig = 1; sig < NSIG; sig++)
+        atomic_store_explicit(&pending[sig], 0, memory_order_relaxed);
+    pthread_mutex_unlock(&R.lock);
 }
 
 static void init(void)
@@ -511,6 +539,7 @@ cctx_t *cctx_with_signals_at(cctx_t *parent, const int *signals, size_t n,
     pthread_mutex_unlock(&R.lock);
     if (err)
         return fail(err);
+    await_first_sweep();
 
     /* A parent already done: a child born done, and nothing to watch. */
     if (cctx_err(parent) != 0)

@@ -11,10 +11,12 @@
 #include <cctx/testing.h>
 
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -26,6 +28,7 @@
 #include "harness.h"
 #include "io_ops.h"
 #include "support.h"
+#include "testhooks.h"
 
 static const int64_t T0 = CCTX_SEC(1000); /* where fake-clock tests start */
 
@@ -328,6 +331,144 @@ TEST(io_poll_writes_only_revents)
     close(p[0]);
     close(p[1]);
     cctx_release(ctx);
+}
+
+/* A finite timeout on ready descriptors costs what poll costs: no derived
+ * context, so not even an allocation (the next one is made to fail, which
+ * would be the call's ENOMEM). On the real clock a wait with a timeout
+ * allocates nothing either, and still waits the whole timeout. */
+TEST(io_poll_timeout_allocates_nothing)
+{
+    int p[2];
+    CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
+    CHECK_EQ(write(p[1], "x", 1), 1);
+    cctx_t *ctx = cctx_with_timeout(cctx_background(), CCTX_SEC(60), NULL);
+    CHECK(cctx_done_fd(ctx) >= 0); /* made once per context, not per call */
+    struct pollfd fds[1] = {{.fd = p[0], .events = POLLIN}};
+    cctx__test_fail_alloc(1);
+    CHECK_EQ(cctx_poll(ctx, fds, 1, CCTX_SEC(1)), 1);
+    CHECK_EQ(fds[0].revents, POLLIN);
+    fds[0].events = POLLPRI; /* never ready on a pipe: a wait */
+    int64_t t0 = real_now();
+    CHECK_EQ(cctx_poll(ctx, fds, 1, CCTX_MSEC(20)), 0);
+    int64_t el = real_now() - t0;
+    CHECK(el >= CCTX_MSEC(20) && el < SLOW_BOUND);
+    cctx__test_fail_alloc(0);
+    close(p[0]);
+    close(p[1]);
+    cctx_release(ctx);
+}
+
+static atomic_int poll_signals;
+static void count_poll_signal(int sig)
+{
+    (void)sig;
+    atomic_fetch_add(&poll_signals, 1);
+}
+
+/* On the real clock the timeout is ppoll's, re-armed with what is left after
+ * an interruption: signals that interrupt the wait (no SA_RESTART) neither
+ * end it early nor restart the whole timeout. */
+TEST(io_poll_real_timeout_survives_interruptions)
+{
+    struct sigaction sa = {0};
+    sa.sa_handler = count_poll_signal;
+    sigemptyset(&sa.sa_mask);
+    CHECK_EQ(sigaction(SIGUSR1, &sa, NULL), 0);
+    int p[2];
+    CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
+    struct pollfd fds[1] = {{.fd = p[0], .events = POLLIN}};
+    const int64_t timeout = CCTX_MSEC(500);
+    struct poller x = {.fds = fds, .n = 1, .timeout = timeout};
+    x.ctx = cctx_with_cancel(cctx_background(), NULL);
+    pthread_t t;
+    int64_t t0 = real_now();
+    CHECK_EQ(pthread_create(&t, NULL, do_poll, &x), 0);
+    /* Up to three interruptions, while the wait lasts (a loaded machine may
+     * leave time for fewer; one is enough to check the re-arming). */
+    for (int i = 0; i < 3; i++) {
+        await_blocked(&x.tid);
+        if (real_now() - t0 >= timeout / 2)
+            break; /* the call may be over: the signal would go nowhere */
+        CHECK_EQ(pthread_kill(t, SIGUSR1), 0);
+        while (atomic_load(&poll_signals) == i)
+            sched_yield();
+    }
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    int64_t el = real_now() - t0;
+    CHECK_EQ(x.r, 0);
+    CHECK(el >= timeout && el < SLOW_BOUND);
+    CHECK(atomic_load(&poll_signals) >= 1);
+    close(p[0]);
+    close(p[1]);
+    cctx_release(x.ctx);
+}
+
+/* Hostile input: an nfds poll would refuse, or fds that cannot be read, is
+ * poll's EINVAL or EFAULT, never a huge malloc or a copy from a bad
+ * address; the extreme timeouts are "no limit" (negative) and a limit too
+ * far to reach. */
+TEST(io_poll_hostile_input)
+{
+    int p[2];
+    CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
+    cctx_t *ctx = cctx_with_cancel(cctx_background(), NULL);
+    struct pollfd fds[1] = {{.fd = p[1], .events = POLLOUT}};
+    if (TEST_UNDER_ASAN || TEST_UNDER_TSAN) {
+        /* Their poll interceptor reads all nfds entries itself first. */
+        printf("skipped under the sanitizers: nfds beyond the array, bad fds\n");
+    } else {
+        CHECK_ERRNO(cctx_poll(ctx, fds, (nfds_t)1 << 30, CCTX_SEC(1)), -1, EINVAL);
+        CHECK_ERRNO(cctx_poll(ctx, fds, (nfds_t)-1, -1), -1, EINVAL);
+        CHECK_ERRNO(cctx_poll(ctx, fds, (nfds_t)-1 / sizeof *fds, INT64_MAX), -1, EINVAL);
+        CHECK_ERRNO(cctx_poll(ctx, (struct pollfd *)16, 1, CCTX_SEC(1)), -1, EFAULT);
+        CHECK_ERRNO(cctx_poll(ctx, (struct pollfd *)16, 40, -1), -1, EFAULT);
+    }
+    CHECK_EQ(cctx_poll(ctx, fds, 1, INT64_MIN), 1);
+    CHECK_EQ(cctx_poll(ctx, fds, 1, INT64_MAX), 1);
+    CHECK_EQ(fds[0].revents, POLLOUT);
+    close(p[0]);
+    close(p[1]);
+    cctx_release(ctx);
+}
+
+/* A negative length cast to size_t: EINVAL from every transfer, nothing
+ * sent or received. recv and send would clamp it instead, and receive past
+ * the end of the buffer (the guard after it would change) or send what
+ * lies beyond it and then wait for room. */
+static void huge_lengths(void)
+{
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    cctx_t *ctx = cctx_with_cancel(cctx_background(), NULL);
+    static const size_t lens[] = {(size_t)-1, (size_t)SSIZE_MAX + 1, (size_t)-4096};
+    char data[64];
+    memset(data, 'd', sizeof data);
+    CHECK_EQ(write(sv[1], data, sizeof data), sizeof data);
+    struct {
+        char buf[8];
+        char guard[56];
+    } in;
+    for (size_t i = 0; i < sizeof lens / sizeof *lens; i++) {
+        memset(&in, 'g', sizeof in);
+        CHECK_ERRNO(cctx_recv(ctx, sv[0], in.buf, lens[i], 0), -1, EINVAL);
+        CHECK_ERRNO(cctx_recv(ctx, sv[0], in.buf, lens[i], MSG_WAITALL), -1, EINVAL);
+        CHECK_ERRNO(cctx_read(ctx, sv[0], in.buf, lens[i]), -1, EINVAL);
+        CHECK_EQ(in.guard[0], 'g');
+        CHECK_ERRNO(cctx_send(ctx, sv[0], data, lens[i], 0), -1, EINVAL);
+        CHECK_ERRNO(cctx_write(ctx, sv[0], data, lens[i]), -1, EINVAL);
+    }
+    /* The 64 bytes are still there, and nothing reached the peer. */
+    CHECK_EQ(recv(sv[0], in.buf, sizeof in, MSG_DONTWAIT), sizeof data);
+    CHECK_ERRNO(recv(sv[1], in.buf, sizeof in, MSG_DONTWAIT), -1, EAGAIN);
+    close(sv[0]);
+    close(sv[1]);
+    cctx_release(ctx);
+}
+
+TEST(io_transfer_negative_length_is_einval)
+{
+    run_with_watchdog(huge_lengths, 20);
 }
 
 /* ---- descriptors without RWF_NOWAIT, regular files, the done fd ------------------------- */

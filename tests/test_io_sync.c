@@ -3,8 +3,9 @@
  * operations cannot say about the pthread calls. cctx_cond_wait's
  * after-function: the mutex is held on every return, nothing is left
  * registered, and a canceller (or a fake-clock advancer) that holds the
- * mutex does not deadlock, nor does a busy mutex delay other deadlines.
- * cctx_mutex_lock and cctx_sem_wait wait in slices that never end early on
+ * mutex does not deadlock, nor does a busy mutex delay other deadlines or
+ * other waiters' wake-ups, also when no thread can be created (the first
+ * wait then fails before it sleeps) and in a fork child. cctx_mutex_lock and cctx_sem_wait wait in slices that never end early on
  * the fake clock, and pthread errors come back unchanged.
  */
 #define _GNU_SOURCE
@@ -12,13 +13,17 @@
 #include <cctx/io.h>
 #include <cctx/testing.h>
 
+#include <dirent.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "harness.h"
+#include "io_internal.h"
 #include "io_ops.h"
 #include "support.h"
 
@@ -245,6 +250,191 @@ static void signal_cancel_race(void)
 TEST(io_cond_wait_signal_cancel_race)
 {
     run_with_watchdog(signal_cancel_race, 60);
+}
+
+/* ---- no thread can be created ------------------------------------------------------- */
+
+static atomic_int creates_refused;
+
+static int refuse_thread(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *), void *arg)
+{
+    (void)t, (void)a, (void)fn, (void)arg;
+    atomic_fetch_add(&creates_refused, 1);
+    return EAGAIN;
+}
+
+static const cctx__io_create_fn real_create = pthread_create;
+
+/* With no thread to be had, the first cctx_cond_wait of the process fails
+ * with EAGAIN before it waits (nothing would wake it otherwise: the test
+ * signals nobody), holding the mutex, with nothing left registered on ctx;
+ * once threads can be made again, it works. */
+static void no_thread_at_first_wait(void)
+{
+    pthread_mutex_t *m = new_errorcheck_mutex();
+    pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+    cctx_cancel_t *cancel;
+    cctx_t *ctx = cctx_with_cancel(cctx_background(), &cancel);
+    cctx__io_thread_create = refuse_thread;
+    CHECK_EQ(pthread_mutex_lock(m), 0);
+    CHECK_EQ(cctx_cond_wait(ctx, &cond, m), EAGAIN);
+    CHECK(atomic_load(&creates_refused) > 0);
+    CHECK_EQ(pthread_mutex_unlock(m), 0); /* error-checking: it was held */
+    cctx_cancel(cancel);                  /* touches no cond_wait frame */
+    cctx_release(ctx);
+    cctx__io_thread_create = real_create;
+
+    int flag = 0;
+    struct cond_case c = {.mutex = m, .cond = &cond, .flag = &flag};
+    c.ctx = cctx_with_cancel(cctx_background(), &cancel);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, cond_waiter, &c), 0);
+    await_blocked(&c.tid);
+    CHECK_EQ(pthread_mutex_lock(m), 0);
+    cctx_cancel(cancel);
+    CHECK_EQ(pthread_mutex_unlock(m), 0);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK_EQ(c.r, ECANCELED);
+    cctx_release(c.ctx);
+    pthread_mutex_destroy(m);
+    free(m);
+}
+
+TEST(io_cond_wait_without_threads_fails_before_waiting)
+{
+    run_with_watchdog(no_thread_at_first_wait, 20);
+}
+
+/* Waiters already asleep, then thread creation starts failing (thread
+ * exhaustion), and the canceller holds the mutex: the after-function must
+ * neither create a thread nor wait for the mutex. The cancel returns with
+ * the mutex still held, and the waiters wake once it is let go. */
+static void cancel_holding_mutex_no_threads(void)
+{
+    enum { N = 3 };
+    pthread_mutex_t *m = new_errorcheck_mutex();
+    pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+    int flag = 0;
+    cctx_cancel_t *cancel;
+    cctx_t *ctx = cctx_with_cancel(cctx_background(), &cancel);
+    struct cond_case c[N];
+    pthread_t t[N];
+    for (int i = 0; i < N; i++) {
+        c[i] = (struct cond_case){.ctx = ctx, .mutex = m, .cond = &cond, .flag = &flag};
+        CHECK_EQ(pthread_create(&t[i], NULL, cond_waiter, &c[i]), 0);
+    }
+    for (int i = 0; i < N; i++)
+        await_blocked(&c[i].tid);
+    cctx__io_thread_create = refuse_thread;
+    CHECK_EQ(pthread_mutex_lock(m), 0);
+    cctx_cancel(cancel);
+    CHECK_EQ(cctx_err(ctx), ECANCELED);
+    CHECK_EQ(pthread_mutex_unlock(m), 0);
+    for (int i = 0; i < N; i++) {
+        CHECK_EQ(pthread_join(t[i], NULL), 0);
+        CHECK_EQ(c[i].r, ECANCELED);
+    }
+    CHECK_EQ(atomic_load(&creates_refused), 0); /* none was even tried */
+    cctx__io_thread_create = real_create;
+    pthread_mutex_destroy(m);
+    free(m);
+    cctx_release(ctx);
+}
+
+TEST(io_cond_wait_cancel_holding_mutex_without_new_threads)
+{
+    run_with_watchdog(cancel_holding_mutex_no_threads, 20);
+}
+
+/* Two waiters on two mutexes, both held by the canceller: letting go of
+ * one wakes its waiter while the other mutex stays held (the library's
+ * waker does not sit on the busy one). */
+static void busy_mutex_does_not_block_other_wakeups(void)
+{
+    pthread_mutex_t *ma = new_errorcheck_mutex(), *mb = new_errorcheck_mutex();
+    pthread_cond_t ca = PTHREAD_COND_INITIALIZER, cb = PTHREAD_COND_INITIALIZER;
+    int flag = 0;
+    cctx_cancel_t *cancel;
+    cctx_t *ctx = cctx_with_cancel(cctx_background(), &cancel);
+    struct cond_case a = {.ctx = ctx, .mutex = ma, .cond = &ca, .flag = &flag};
+    struct cond_case b = {.ctx = ctx, .mutex = mb, .cond = &cb, .flag = &flag};
+    pthread_t ta, tb;
+    CHECK_EQ(pthread_create(&ta, NULL, cond_waiter, &a), 0);
+    CHECK_EQ(pthread_create(&tb, NULL, cond_waiter, &b), 0);
+    await_blocked(&a.tid);
+    await_blocked(&b.tid);
+    CHECK_EQ(pthread_mutex_lock(ma), 0);
+    CHECK_EQ(pthread_mutex_lock(mb), 0);
+    cctx_cancel(cancel);
+    real_sleep_ms(30); /* let the waker start on ma, if it would sit there */
+    CHECK_EQ(pthread_mutex_unlock(mb), 0);
+    CHECK_EQ(pthread_join(tb, NULL), 0); /* the watchdog fails a hang here */
+    CHECK_EQ(b.r, ECANCELED);
+    CHECK_EQ(pthread_mutex_unlock(ma), 0);
+    CHECK_EQ(pthread_join(ta, NULL), 0);
+    CHECK_EQ(a.r, ECANCELED);
+    pthread_mutex_destroy(ma);
+    pthread_mutex_destroy(mb);
+    free(ma);
+    free(mb);
+    cctx_release(ctx);
+}
+
+TEST(io_cond_wait_busy_mutex_does_not_block_other_wakeups)
+{
+    run_with_watchdog(busy_mutex_does_not_block_other_wakeups, 20);
+}
+
+static int count_threads(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    CHECK(d != NULL);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* fork: the child starts no waker at fork time, and its first
+ * cctx_cond_wait (canceled by a thread holding the mutex, so the waker is
+ * needed) starts one of its own. */
+TEST(io_cond_wait_fork_child_starts_its_own_waker)
+{
+    if (TEST_UNDER_TSAN) {
+        printf("skipped under ThreadSanitizer (die_after_fork)\n");
+        return;
+    }
+    /* The parent's waker runs: a cancel by the mutex holder needs it. */
+    cancel_holding_mutex_no_threads();
+    pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+    cctx_cancel_t *cancel;
+    cctx_t *ctx = cctx_with_cancel(cctx_background(), &cancel);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        if (count_threads() != 1)
+            _exit(10);
+        int flag = 0;
+        struct cond_case c = {.ctx = ctx, .mutex = &m, .cond = &cond, .flag = &flag};
+        pthread_t t;
+        if (pthread_create(&t, NULL, cond_waiter, &c) != 0)
+            _exit(11);
+        await_blocked(&c.tid);
+        pthread_mutex_lock(&m);
+        cctx_cancel(cancel);
+        pthread_mutex_unlock(&m);
+        pthread_join(t, NULL);
+        _exit(c.r == ECANCELED ? 0 : 12);
+    }
+    int status;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(WEXITSTATUS(status), 0);
+    cctx_release(ctx);
 }
 
 /* ---- slices never end early on the fake clock ------------------------------------------ */

@@ -698,28 +698,98 @@ TEST(signal_fork_child_can_watch_anew)
     cctx_release(c);
 }
 
+/* The number of threads of this process, from /proc/self/status, with
+ * async-signal-safe calls only (a fork child calls it before exec); -1 if
+ * unreadable. */
+static int threads_now(void)
+{
+    char buf[4096];
+    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    const char *p = strstr(buf, "\nThreads:");
+    if (!p)
+        return -1;
+    p += strlen("\nThreads:");
+    while (*p == ' ' || *p == '\t')
+        p++;
+    int t = 0;
+    while (*p >= '0' && *p <= '9')
+        t = t * 10 + (*p++ - '0');
+    return t;
+}
+
+/* The exec'd side of the next test: exec put SIGUSR2 back to its default
+ * and the new program runs one thread. */
+CHILD(signal_after_exec)
+{
+    if (!is_default(SIGUSR2) || threads_now() != 1)
+        exit(3);
+}
+
+/* A child of fork() starts no thread at fork time, even with a watch
+ * inherited and the parent's signal thread running, and a signal that
+ * arrives before exec is only flagged; then it execs. (This child starts
+ * no thread, so it runs under ThreadSanitizer too.) */
+TEST(signal_fork_child_starts_no_thread_before_exec)
+{
+    static const int usr2[] = {SIGUSR2};
+    cctx_t *inherited = cctx_with_signals(cctx_background(), usr2, 1, NULL);
+    CHECK(inherited != NULL);
+    CHECK(threads_now() >= 2); /* at least ours and the signal thread */
+    pid_t pid = fork_when_quiet();
+    if (pid == 0) {
+        if (threads_now() != 1)
+            _exit(10);
+        if (raise(SIGUSR2) != 0 || cctx_err(inherited) != 0 || threads_now() != 1)
+            _exit(11);
+        execl("/proc/self/exe", "cctx-tests", "--child", "signal_after_exec", (char *)NULL);
+        _exit(12);
+    }
+    CHECK_EQ(wait_child(pid), 0);
+    /* The parent's watch is untouched, and its thread still works. */
+    check_active(inherited);
+    CHECK_EQ(raise(SIGUSR2), 0);
+    CHECK_EQ(cctx_wait(inherited, CCTX_SEC(10)), ECANCELED);
+    cctx_release(inherited);
+}
+
 TEST(signal_fork_child_keeps_inherited_watches)
 {
-    /* With contexts watching at the fork, the atfork handler starts the
-     * child's thread. */
+    /* The child's thread starts with its first cctx_with_signals, and
+     * first delivers the signal that arrived before it existed to the
+     * inherited watch, but not to the watch that call makes. */
     if (TEST_UNDER_TSAN) {
         printf("skipped under ThreadSanitizer (die_after_fork)\n");
         return;
     }
-    static const int usr1[] = {SIGUSR1}, usr2[] = {SIGUSR2};
+    static const int usr2[] = {SIGUSR2};
     cctx_t *inherited = cctx_with_signals(cctx_background(), usr2, 1, NULL);
     CHECK(inherited != NULL);
     pid_t pid = fork_when_quiet();
     if (pid == 0) {
-        /* The inherited watch works in the child... */
-        if (raise(SIGUSR2) != 0 || cctx_wait(inherited, CCTX_SEC(10)) != ECANCELED)
+        if (threads_now() != 1)
             _exit(10);
-        /* ...and so does a new one. */
-        cctx_t *c = cctx_with_signals(cctx_background(), usr1, 1, NULL);
-        if (!c || raise(SIGUSR1) != 0 || cctx_wait(c, CCTX_SEC(10)) != ECANCELED)
+        /* No thread yet: remembered, nothing canceled. */
+        if (raise(SIGUSR2) != 0 || cctx_err(inherited) != 0)
             _exit(11);
-        if (!is_default(SIGUSR1) || !is_default(SIGUSR2))
+        cctx_t *c = cctx_with_signals(cctx_background(), usr2, 1, NULL);
+        if (!c || threads_now() != 2)
             _exit(12);
+        if (cctx_wait(inherited, CCTX_SEC(10)) != ECANCELED)
+            _exit(13);
+        if (cctx_err(c) != 0) /* that signal predates c */
+            _exit(14);
+        /* ...and new signals reach the new watch. */
+        if (raise(SIGUSR2) != 0 || cctx_wait(c, CCTX_SEC(10)) != ECANCELED)
+            _exit(15);
+        if (!is_default(SIGUSR2))
+            _exit(16);
         _exit(0);
     }
     CHECK_EQ(wait_child(pid), 0);
@@ -728,6 +798,48 @@ TEST(signal_fork_child_keeps_inherited_watches)
     CHECK(!is_default(SIGUSR2));
     CHECK_EQ(raise(SIGUSR2), 0);
     CHECK_EQ(cctx_wait(inherited, CCTX_SEC(10)), ECANCELED);
+    cctx_release(inherited);
+}
+
+/* An after-function of an inherited watch re-arms (cctx_with_signals)
+ * while the child's new thread makes its first pass: it runs on that
+ * thread, which must not wait for its own pass to end. */
+static cctx_t *rearmed_in_child;
+static void rearm_in_child(void *arg)
+{
+    (void)arg;
+    static const int usr2[] = {SIGUSR2};
+    rearmed_in_child = cctx_with_signals(cctx_background(), usr2, 1, NULL);
+}
+
+TEST(signal_fork_child_rearms_during_first_pass)
+{
+    if (TEST_UNDER_TSAN) {
+        printf("skipped under ThreadSanitizer (die_after_fork)\n");
+        return;
+    }
+    static const int usr1[] = {SIGUSR1}, usr2[] = {SIGUSR2};
+    cctx_t *inherited = cctx_with_signals(cctx_background(), usr2, 1, NULL);
+    CHECK(inherited != NULL);
+    cctx_after_t reg;
+    CHECK_EQ(cctx_after_func(inherited, &reg, rearm_in_child, NULL), 0);
+    pid_t pid = fork_when_quiet();
+    if (pid == 0) {
+        alarm(10); /* a hang dies of SIGALRM, which fails the test */
+        if (raise(SIGUSR2) != 0)
+            _exit(10);
+        cctx_t *c = cctx_with_signals(cctx_background(), usr1, 1, NULL);
+        if (!c || cctx_wait(inherited, CCTX_SEC(10)) != ECANCELED)
+            _exit(11);
+        cctx_after_stop(&reg); /* waits for the re-arm to finish */
+        if (!rearmed_in_child || cctx_err(rearmed_in_child) != 0)
+            _exit(12);
+        if (raise(SIGUSR2) != 0 || cctx_wait(rearmed_in_child, CCTX_SEC(10)) != ECANCELED)
+            _exit(13);
+        _exit(0);
+    }
+    CHECK_EQ(wait_child(pid), 0);
+    CHECK(cctx_after_stop(&reg));
     cctx_release(inherited);
 }
 

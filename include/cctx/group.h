@@ -1,6 +1,6 @@
 /*
  * cctx/group.h — groups of threads that share a context: Go's
- * errgroup.WithContext for pthreads (API.md section 10).
+ * errgroup.WithContext for pthreads.
  *
  *     cctx_group_t *g = cctx_group_new(parent);
  *     cctx_group_limit(g, 4);                       // optional, before the first go
@@ -61,11 +61,13 @@
  *  - Nothing polls: a go blocked on a full group is woken by a finishing
  *    task or by an after-function on the group's context.
  *  - After fork() a child must not use a group made before the fork: its
- *    threads do not exist there.
+ *    threads do not exist there. The library starts no thread in the child
+ *    for groups (nothing is done at fork time); groups the child makes work
+ *    as anywhere.
  *
  * Creating, cancelling and waiting calls are macros over public *_at
- * functions that record the call site (API.md section 0); bindings and
- * wrappers call the *_at forms.
+ * functions that record the call site; bindings and wrappers call the *_at
+ * forms.
  */
 #ifndef CCTX_GROUP_H
 #define CCTX_GROUP_H

@@ -1,5 +1,5 @@
 /*
- * cctx/io.h — blocking calls that honour a context (API.md section 9).
+ * cctx/io.h — blocking calls that honour a context.
  *
  * Each call blocks until it succeeds, fails, or ctx ends, whichever comes
  * first. Rules common to all of them:
@@ -16,7 +16,9 @@
  *    cctx_thread_join return 0 or an error number and leave errno alone, as
  *    the pthread functions do.
  *  - Bad input never crashes: a NULL ctx, object, or buffer with a non-zero
- *    length gives EINVAL; a negative descriptor gives EBADF.
+ *    length gives EINVAL, and so does a length above SSIZE_MAX (a negative
+ *    length cast to size_t), which recv and send would not refuse; a
+ *    negative descriptor gives EBADF.
  *  - EINTR is retried inside every call.
  *
  * Descriptors. The wait is poll(2) on the descriptor and on
@@ -73,12 +75,17 @@ extern "C" {
  * with non-zero revents, or 0 when `timeout` (nanoseconds on cctx_now()'s
  * clock, so on the fake clock while it runs; negative: no limit; 0: check
  * once) passed with none ready and ctx still active; -1 with cctx_err(ctx)
- * if ctx ended first, or with poll's errno. Only the revents fields of fds
- * are written (and only on success); entries with a negative fd are ignored,
- * as poll does. nfds may be 0 (fds may then be NULL): a wait for the timeout
- * or ctx. A positive timeout shorter than ctx's remaining time costs a
- * derived context and its done fd for the call; a large nfds costs a
- * malloc of nfds + 1 entries (ENOMEM). */
+ * if ctx ended first, or with poll's errno (a bad fds is EFAULT, an nfds
+ * above RLIMIT_NOFILE is EINVAL, as poll says). Only the revents fields of
+ * fds are written; entries with a negative fd are ignored, as poll does.
+ * nfds may be 0 (fds may then be NULL): a wait for the timeout or ctx.
+ * Descriptors are first polled without waiting, so when some are ready the
+ * call costs one poll(2) and nothing else. A call that has to wait polls
+ * nfds + 1 entries (the last is ctx's done fd; so a wait needs nfds below
+ * RLIMIT_NOFILE), and a large nfds costs a malloc (ENOMEM). On the real
+ * clock a timeout costs nothing more; under the fake clock a positive
+ * timeout shorter than ctx's remaining time costs a derived context and its
+ * done fd for the call. */
 CCTX_API int cctx_poll(cctx_t *ctx, struct pollfd *fds, nfds_t nfds, int64_t timeout);
 
 /* read(2): returns as soon as any data is read (possibly fewer than len
@@ -146,14 +153,25 @@ CCTX_API int cctx_connect(cctx_t *ctx, int fd, const struct sockaddr *addr, sock
  * The end of ctx wakes it through an after-function that takes and releases
  * mutex and broadcasts cond (Go's AfterFunc + sync.Cond pattern), so other
  * waiters on cond wake spuriously then. That after-function runs on the
- * thread that ends ctx (the canceller, the timer thread, or the thread that
- * advances the fake clock) and never blocks there: if mutex is busy (as when
- * that very thread holds it) it hands the locking to a short-lived detached
- * thread, so cancelling ctx while holding mutex is safe and a busy mutex
- * never delays other deadlines. Only if that thread cannot be created does
- * the after-function wait for mutex itself, and would then deadlock a
- * canceller holding mutex. Only normal, error-checking and recursive
- * (held once) mutexes are supported, as for pthread_cond_wait. */
+ * thread that ends ctx (the canceller, a library thread that ends deadlines,
+ * or the thread that advances the fake clock) and never blocks there: it
+ * tries mutex once, and if mutex is busy (as when that very thread holds it)
+ * it hands the locking to the "waker", one library thread per process
+ * (detached, every signal blocked, named cctx-waker), so cancelling ctx while
+ * holding mutex is safe and a busy mutex never delays other deadlines. The
+ * first cctx_cond_wait of the process starts the waker; if it cannot be
+ * created that call returns the error (EAGAIN) at once, having waited for
+ * nothing, with mutex held, and a later call tries again. The waker takes
+ * each mutex for at most 16 ms at a time, so a mutex held for long delays
+ * only its own waiters' wake-up. Only normal, error-checking and recursive
+ * (held once) mutexes are supported, as for pthread_cond_wait.
+ *
+ * fork(): a child starts no thread at fork time; its first cctx_cond_wait
+ * starts a waker of its own (ThreadSanitizer does not allow that in a child
+ * that has not exec'd). As with a lock, a context on which another thread
+ * was waiting in cctx_cond_wait at the moment of the fork must not be ended
+ * in the child (that thread's registration is in a stack the child does
+ * not have). */
 CCTX_API int cctx_cond_wait(cctx_t *ctx, pthread_cond_t *cond, pthread_mutex_t *mutex);
 
 /* pthread_mutex_lock that gives up when ctx ends: 0 with the mutex locked,

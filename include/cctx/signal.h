@@ -1,5 +1,5 @@
 /*
- * <cctx/signal.h> — Go's signal.NotifyContext for cctx (API.md section 11).
+ * <cctx/signal.h> — Go's signal.NotifyContext for cctx.
  *
  *     static const int stop[] = {SIGINT, SIGTERM};
  *     cctx_cancel_t *cancel;
@@ -84,14 +84,22 @@
  *    ENOMEM for EAGAIN); in each case nothing is changed. On failure
  *    *cancel is set to NULL.
  *
- *  - fork(): the child inherits the contexts and their watches (and the
- *    handlers, which the kernel keeps across fork), but not the thread: an
- *    atfork handler gives the child its own pipe and, if anything is
- *    watched, starts the thread again there, so inherited watches keep
- *    working; otherwise it starts on the child's first cctx_with_signals. A
- *    delivery that was in progress in the parent at the moment of the fork
- *    is not finished in the child. exec() ends everything (caught signals
- *    return to their defaults; the pipe is close-on-exec).
+ *  - fork(): the child inherits the contexts and their watches, and the
+ *    handlers (which the kernel keeps across fork), but not the thread, and
+ *    none is started at fork time: a child that execs (or just exits) never
+ *    has one, and the atfork handler makes only async-signal-safe calls (it
+ *    closes the parent's pipe in the child). The child's thread starts on
+ *    its first cctx_with_signals, with any signals. Until then a watched
+ *    signal that arrives is remembered, not lost: the thread, once started,
+ *    delivers it to the inherited watches first (a watch that the starting
+ *    call makes is not canceled by it). So a child that keeps using
+ *    inherited watches and makes no new one should call cctx_with_signals
+ *    once (and may release that context at once) to be served; until then
+ *    its inherited contexts are not canceled by signals. A delivery that was
+ *    in progress in the parent at the moment of the fork is not finished in
+ *    the child. Under ThreadSanitizer a child that has not exec'd cannot
+ *    start threads at all. exec() ends everything (caught signals return to
+ *    their defaults; the pipe is close-on-exec).
  */
 #ifndef CCTX_SIGNAL_H
 #define CCTX_SIGNAL_H

@@ -1,0 +1,39 @@
+/*
+ * What the two halves of <cctx/io.h> share: src/io.c (descriptors) and
+ * src/io_sync.c (condition variables, locks, semaphores, joins). Not
+ * installed; with the library's hidden visibility nothing here is exported.
+ */
+#ifndef CCTX_IO_INTERNAL_H
+#define CCTX_IO_INTERNAL_H
+
+#include <cctx.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#define cctx__io_unlikely(x) __builtin_expect(!!(x), 0)
+
+/* Slices of the waits that nothing can interrupt (mutex, semaphore, join,
+ * a Unix connect on a full backlog): short at first, so that a cancel soon
+ * after the wait starts is seen soon, then capped, so that a long wait costs
+ * one wake-up per SLICE_MAX. SLICE_FLOOR keeps a wait whose deadline has
+ * passed, but whose context the timer thread has not marked yet, from
+ * spinning. */
+#define CCTX__IO_SLICE_MIN CCTX_MSEC(1)
+#define CCTX__IO_SLICE_MAX CCTX_MSEC(16)
+#define CCTX__IO_SLICE_FLOOR CCTX_USEC(50)
+
+static inline int64_t cctx__io_next_slice(int64_t slice)
+{
+    return slice < CCTX__IO_SLICE_MAX ? slice * 2 : CCTX__IO_SLICE_MAX;
+}
+
+/* Test hook: the library's threads of <cctx/io.h> are created through this
+ * pointer (pthread_create unless a test swaps it to inject a failure).
+ * Atomic because a test swaps it while other threads may read it. */
+typedef int (*cctx__io_create_fn)(pthread_t *thread, const pthread_attr_t *attr,
+                                  void *(*fn)(void *), void *arg);
+extern _Atomic(cctx__io_create_fn) cctx__io_thread_create;
+
+#endif

@@ -1,0 +1,421 @@
+/*
+ * <cctx/io.h>, second half: condition variables, mutexes, semaphores and
+ * joins that honour a context (descriptors are in src/io.c). Built on the
+ * public API of <cctx.h> only.
+ *
+ * Condition variables: see the protocol above cond_fire. Locks, semaphores
+ * and joins: see sliced.
+ */
+#define _GNU_SOURCE
+#include <cctx.h>
+#include <cctx/io.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "io_internal.h"
+
+#define unlikely(x) cctx__io_unlikely(x)
+
+_Atomic(cctx__io_create_fn) cctx__io_thread_create = pthread_create;
+
+/* ---- timed calls ----------------------------------------------------------------- */
+
+/*
+ * ThreadSanitizer (GCC 12's) intercepts the CLOCK_REALTIME timed calls but
+ * not the clock* ones, and would not see the synchronization they give, so
+ * under it the slices are measured on CLOCK_REALTIME (a clock step then
+ * lengthens or shortens one slice).
+ */
+#if defined(__SANITIZE_THREAD__)
+#define SLICE_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SLICE_TSAN 1
+#endif
+#endif
+#ifndef SLICE_TSAN
+#define SLICE_TSAN 0
+#endif
+
+typedef int (*timed_fn)(void *obj, void **out, const struct timespec *until);
+
+static int timed_mutex(void *obj, void **out, const struct timespec *until)
+{
+    (void)out;
+#if SLICE_TSAN
+    return pthread_mutex_timedlock(obj, until);
+#else
+    return pthread_mutex_clocklock(obj, CLOCK_MONOTONIC, until);
+#endif
+}
+
+static int timed_sem(void *obj, void **out, const struct timespec *until)
+{
+    (void)out;
+#if SLICE_TSAN
+    int r = sem_timedwait(obj, until);
+#else
+    int r = sem_clockwait(obj, CLOCK_MONOTONIC, until);
+#endif
+    return r == 0 ? 0 : errno;
+}
+
+static int timed_join(void *obj, void **out, const struct timespec *until)
+{
+#if SLICE_TSAN
+    return pthread_timedjoin_np(*(pthread_t *)obj, out, until);
+#else
+    return pthread_clockjoin_np(*(pthread_t *)obj, out, CLOCK_MONOTONIC, until);
+#endif
+}
+
+/* The clock reading plus d, as the timed calls above take it. */
+static struct timespec slice_end(int64_t d)
+{
+    struct timespec until;
+    clock_gettime(SLICE_TSAN ? CLOCK_REALTIME : CLOCK_MONOTONIC, &until);
+    int64_t ns = until.tv_nsec + d;
+    until.tv_sec += (time_t)(ns / CCTX_SEC(1));
+    until.tv_nsec = (long)(ns % CCTX_SEC(1));
+    return until;
+}
+
+/* ---- condition variables ---------------------------------------------------------- */
+
+/*
+ * The end of ctx must wake a thread blocked in pthread_cond_wait without a
+ * lost wake-up. The after-function (Go's AfterFunc + sync.Cond pattern)
+ * broadcasts once it has had the mutex: the waiter holds the mutex from
+ * before it decides to sleep until pthread_cond_wait releases it, so once fn
+ * has had the mutex the waiter is either asleep on cond (registered, so even
+ * a broadcast made after fn lets the mutex go reaches it) or awake already.
+ *
+ * The after-function runs on whichever thread ends ctx: a canceller that may
+ * hold the mutex itself (waiting for it would deadlock), a thread that ends
+ * deadlines (a busy mutex would hold up every other deadline), or a thread
+ * advancing the fake clock. So it never waits for the mutex: it tries it
+ * once, and when the mutex is busy it queues the wait for the waker, one
+ * library thread per process that takes the mutex, broadcasts and lets go.
+ * The waker is started by the first cctx_cond_wait, before it registers
+ * anything: a thread that cannot be created is that call's error (EAGAIN),
+ * returned before it waits, never a deadlock or a lost wake-up later. The
+ * after-function itself creates nothing and takes no lock but the waker's
+ * queue lock (a leaf, held for a few instructions, never while anybody waits
+ * for a mutex of the program's).
+ *
+ * The waker never blocks on one mutex for long: it tries each queued mutex
+ * for at most one slice (1 ms, doubling to 16 ms while some stay busy) and
+ * goes round the queue, so a mutex that its holder keeps does not delay the
+ * wake-ups queued on other mutexes.
+ *
+ * state (atomic) moves:
+ *   ARMING  -> FIRED     fn ran before the waiter slept (on the waiter's own
+ *                        thread if ctx was already done): fn touches nothing
+ *                        and the waiter, seeing FIRED, does not sleep
+ *   WAITING -> FIRED     fn wakes the waiter (trylock, or the waker)
+ *   WAITING -> LEAVING   the waiter woke first: fn, if it comes, does nothing
+ * After WAITING -> FIRED the waiter, holding the mutex again, waits in
+ * cctx_after_stop for fn to finish (fn needs nothing the waiter holds); if fn
+ * queued the wait, the waiter then waits on cond, under the mutex, for the
+ * waker's `done`, which the waker sets and broadcasts under the mutex, after
+ * taking the entry off its queue: once the waiter sees it, the waker touches
+ * nothing of the waiter's frame or of cond again, only the mutex, to unlock
+ * it (which POSIX allows even if the mutex is destroyed right after).
+ *
+ * fork(): the child has no waker. An atfork handler (which starts nothing)
+ * empties the queue, whose entries belong to threads the child does not
+ * have, and the child's first cctx_cond_wait starts a waker of its own.
+ */
+enum { CW_ARMING, CW_WAITING, CW_FIRED, CW_LEAVING };
+
+struct cond_wait {
+    pthread_cond_t *cond;
+    pthread_mutex_t *mutex;
+    atomic_int state;
+    int handoff; /* written by fn; read after cctx_after_stop */
+    int done;    /* written by the waker; both sides under mutex */
+    struct cond_wait *next; /* on the waker's queue */
+    cctx_after_t reg;
+};
+
+static struct {
+    pthread_mutex_t lock; /* guards queue and started; a leaf */
+    pthread_cond_t more;  /* queue became non-empty */
+    struct cond_wait *queue;
+    bool started;         /* the waker exists in this process */
+    atomic_bool ready;    /* started, for the lock-free check */
+} K = {.lock = PTHREAD_MUTEX_INITIALIZER, .more = PTHREAD_COND_INITIALIZER};
+
+static pthread_once_t waker_once = PTHREAD_ONCE_INIT;
+
+/* Wakes the waiter of w, whose mutex this thread holds, and lets it go. */
+static void wake_locked(struct cond_wait *w)
+{
+    pthread_cond_t *cond = w->cond;
+    pthread_mutex_t *mutex = w->mutex;
+    w->done = 1;
+    pthread_cond_broadcast(cond);
+    pthread_mutex_unlock(mutex);
+}
+
+static void *waker_main(void *arg)
+{
+    (void)arg;
+#ifdef __linux__
+    pthread_setname_np(pthread_self(), "cctx-waker");
+#endif
+    struct cond_wait *mine = NULL; /* taken off the queue, mutex not had yet */
+    int64_t slice = CCTX__IO_SLICE_MIN;
+    pthread_mutex_lock(&K.lock);
+    for (;;) {
+        while (K.queue) {
+            struct cond_wait *w = K.queue;
+            K.queue = w->next;
+            w->next = mine;
+            mine = w;
+        }
+        if (!mine) {
+            slice = CCTX__IO_SLICE_MIN;
+            pthread_cond_wait(&K.more, &K.lock);
+            continue;
+        }
+        pthread_mutex_unlock(&K.lock);
+        bool all_busy = true;
+        for (struct cond_wait **pw = &mine; *pw;) {
+            struct cond_wait *w = *pw;
+            int r = pthread_mutex_trylock(w->mutex);
+            if (r == EBUSY) {
+                struct timespec until = slice_end(slice);
+                r = timed_mutex(w->mutex, NULL, &until);
+            }
+            if (r == ETIMEDOUT || r == EINTR) {
+                pw = &w->next;
+                continue;
+            }
+            /* Off the list first: after wake_locked w may be gone. A mutex
+             * that fails otherwise (EINVAL: not the caller's business here)
+             * is broadcast without it, which is the best left to do. */
+            *pw = w->next;
+            all_busy = false;
+            if (r == 0 || r == EOWNERDEAD) {
+                wake_locked(w);
+            } else {
+                pthread_cond_t *cond = w->cond;
+                w->done = 1;
+                pthread_cond_broadcast(cond);
+            }
+        }
+        slice = all_busy ? cctx__io_next_slice(slice) : CCTX__IO_SLICE_MIN;
+        pthread_mutex_lock(&K.lock);
+    }
+    return NULL;
+}
+
+static void waker_prepare(void)
+{
+    pthread_mutex_lock(&K.lock);
+}
+
+static void waker_parent(void)
+{
+    pthread_mutex_unlock(&K.lock);
+}
+
+/* Only what is async-signal-safe in spirit: plain stores and the unlock of
+ * a lock this very thread took in waker_prepare. */
+static void waker_child(void)
+{
+    K.queue = NULL;
+    K.started = false;
+    atomic_store_explicit(&K.ready, false, memory_order_relaxed);
+    pthread_mutex_unlock(&K.lock);
+}
+
+static void waker_init(void)
+{
+    pthread_atfork(waker_prepare, waker_parent, waker_child);
+}
+
+/* Starts the waker if this process has none: 0, or pthread_create's error.
+ * Detached, with every signal blocked (it must not take the program's
+ * signals) and a small stack. */
+static int ensure_waker(void)
+{
+    if (atomic_load_explicit(&K.ready, memory_order_acquire))
+        return 0;
+    pthread_once(&waker_once, waker_init);
+    pthread_mutex_lock(&K.lock);
+    int r = 0;
+    if (!K.started) {
+        pthread_attr_t attr;
+        r = pthread_attr_init(&attr);
+        if (r == 0) {
+            pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+            pthread_attr_setstacksize(&attr, 64 * 1024);
+            sigset_t all, old;
+            sigfillset(&all);
+            pthread_sigmask(SIG_SETMASK, &all, &old);
+            pthread_t t;
+            cctx__io_create_fn create =
+                atomic_load_explicit(&cctx__io_thread_create, memory_order_relaxed);
+            r = create(&t, &attr, waker_main, NULL);
+            pthread_sigmask(SIG_SETMASK, &old, NULL);
+            pthread_attr_destroy(&attr);
+        }
+        if (r == 0) {
+            K.started = true;
+            atomic_store_explicit(&K.ready, true, memory_order_release);
+        }
+    }
+    pthread_mutex_unlock(&K.lock);
+    return r;
+}
+
+static void cond_fire(void *arg)
+{
+    struct cond_wait *w = arg;
+    int s = atomic_load_explicit(&w->state, memory_order_acquire);
+    do {
+        if (s == CW_LEAVING)
+            return;
+    } while (!atomic_compare_exchange_weak_explicit(&w->state, &s, CW_FIRED,
+                                                    memory_order_acq_rel, memory_order_acquire));
+    if (s == CW_ARMING)
+        return;
+    /* Broadcast after the unlock (see above): the waiter then wakes to a
+     * free mutex instead of blocking on ours. cctx_after_stop in the waiter
+     * waits for fn, so cond is still valid here. */
+    if (pthread_mutex_trylock(w->mutex) == 0) {
+        pthread_mutex_unlock(w->mutex);
+        pthread_cond_broadcast(w->cond);
+        return;
+    }
+    w->handoff = 1;
+    pthread_mutex_lock(&K.lock);
+    w->next = K.queue;
+    K.queue = w;
+    pthread_cond_signal(&K.more);
+    pthread_mutex_unlock(&K.lock);
+}
+
+int cctx_cond_wait(cctx_t *ctx, pthread_cond_t *cond, pthread_mutex_t *mutex)
+{
+    if (unlikely(!ctx || !cond || !mutex))
+        return EINVAL;
+    int err = cctx_err(ctx);
+    if (err)
+        return err;
+    if ((err = ensure_waker()))
+        return err;
+    struct cond_wait w = {.cond = cond, .mutex = mutex, .state = CW_ARMING};
+    if ((err = cctx_after_func(ctx, &w.reg, cond_fire, &w)))
+        return err;
+    int s = CW_ARMING;
+    if (!atomic_compare_exchange_strong_explicit(&w.state, &s, CW_WAITING, memory_order_acq_rel,
+                                                 memory_order_acquire)) {
+        cctx_after_stop(&w.reg); /* fn ran without touching cond or mutex */
+        return cctx_err(ctx);
+    }
+    int rc = pthread_cond_wait(cond, mutex);
+    s = CW_WAITING;
+    if (atomic_compare_exchange_strong_explicit(&w.state, &s, CW_LEAVING, memory_order_acq_rel,
+                                                memory_order_acquire)) {
+        cctx_after_stop(&w.reg); /* fn, if running, returns without the mutex */
+        return rc ? rc : cctx_err(ctx);
+    }
+    cctx_after_stop(&w.reg); /* fn never waits for mutex, which we hold */
+    while (w.handoff && !w.done) {
+        if (pthread_cond_wait(cond, mutex) != 0) {
+            /* Cannot happen with a mutex the first wait accepted; even so,
+             * never leave while the waker may still touch w. */
+            pthread_mutex_unlock(mutex);
+            sched_yield();
+            pthread_mutex_lock(mutex);
+        }
+    }
+    return cctx_err(ctx);
+}
+
+/* ---- mutexes, semaphores, joins ------------------------------------------------ */
+
+/*
+ * Nothing wakes a thread blocked in pthread_mutex_lock, sem_wait or
+ * pthread_join early: a futex wake makes glibc retry and sleep again, and a
+ * post would hand a semaphore unit to whichever waiter takes it. So these
+ * wait in timed slices and check ctx between them. The slice is measured
+ * from the real clock, but whether ctx has ended is only ever cctx_err's
+ * answer, never the timed call's: under the fake clock a slice that runs
+ * out at the (virtual) deadline just leads to the next one.
+ */
+
+/* Calls timed() slice after slice until it succeeds or fails with something
+ * other than a timeout, or ctx ends; returns 0 or the error. */
+static int sliced(cctx_t *ctx, timed_fn timed, void *obj, void **out)
+{
+    for (int64_t slice = CCTX__IO_SLICE_MIN;; slice = cctx__io_next_slice(slice)) {
+        int err = cctx_err(ctx);
+        if (err)
+            return err;
+        int64_t d = cctx_remaining(ctx);
+        d = d < CCTX__IO_SLICE_FLOOR ? CCTX__IO_SLICE_FLOOR : d > slice ? slice : d;
+        struct timespec until = slice_end(d);
+        int r = timed(obj, out, &until);
+        if (r != ETIMEDOUT && r != EINTR)
+            return r;
+    }
+}
+
+int cctx_mutex_lock(cctx_t *ctx, pthread_mutex_t *mutex)
+{
+    if (unlikely(!ctx || !mutex))
+        return EINVAL;
+    int err = cctx_err(ctx);
+    if (err)
+        return err;
+    int r = pthread_mutex_trylock(mutex);
+    return r == EBUSY ? sliced(ctx, timed_mutex, mutex, NULL) : r;
+}
+
+int cctx_sem_wait(cctx_t *ctx, sem_t *sem)
+{
+    if (unlikely(!ctx || !sem)) {
+        errno = EINVAL;
+        return -1;
+    }
+    int err = cctx_err(ctx);
+    if (!err) {
+        int r;
+        while ((r = sem_trywait(sem)) < 0 && errno == EINTR)
+            ;
+        if (r == 0)
+            return 0;
+        if (errno != EAGAIN)
+            return -1;
+        err = sliced(ctx, timed_sem, sem, NULL);
+        if (!err)
+            return 0;
+    }
+    errno = err;
+    return -1;
+}
+
+int cctx_thread_join(cctx_t *ctx, pthread_t thread, void **ret)
+{
+    if (unlikely(!ctx))
+        return EINVAL;
+    int err = cctx_err(ctx);
+    if (err)
+        return err;
+    if (pthread_equal(thread, pthread_self()))
+        return EDEADLK; /* as pthread_join says; and ThreadSanitizer aborts on it */
+    int r = pthread_tryjoin_np(thread, ret);
+    return r == EBUSY ? sliced(ctx, timed_join, &thread, ret) : r;
+}
