@@ -16,7 +16,7 @@
 #include "internal.h"
 #include "testhooks.h"
 
-/* The sizes the design promises (API.md, issue 2): one allocation each. */
+/* The sizes the design promises: one allocation each. */
 _Static_assert(sizeof(struct cctx__cancelable) <= 72,
                "a cancelable context exceeds 72 bytes (80 is the promise; 72 fits glibc's 80-byte chunk)");
 _Static_assert(sizeof(struct cctx__timer) <= 112, "a deadline context exceeds 112 bytes");

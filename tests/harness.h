@@ -96,7 +96,7 @@ void child_register(struct test_case *tc);
 #define TEST_UNDER_ASAN 0
 #endif
 
-/* The million of the scale tests: 1,000,000 as API.md asks; smaller under the
+/* The million of the scale tests: 1,000,000 as the header promises; smaller under the
  * sanitizers, which are here to find memory and thread errors, not to measure
  * scale (ASan makes each allocation several times dearer, and CI machines are
  * shared). */

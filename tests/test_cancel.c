@@ -1,5 +1,5 @@
 /*
- * Sections 3 and 4 of API.md: cancelling (idempotent, first wins, from many
+ * Sections 3 and 4 of cctx.h: cancelling (idempotent, first wins, from many
  * threads at once, never upwards or sideways) and reading the result
  * (cctx_err, cctx_cause with its call sites, messages and times, the same all
  * the way down). Reaching a million descendants deep or wide: test_scale.c.

@@ -1,5 +1,5 @@
 /*
- * Section 2 of API.md: every cctx_with_*, children born done, the deadline
+ * Section 2 of cctx.h: every cctx_with_*, children born done, the deadline
  * rules (earliest on the chain wins, past deadlines, saturation), the _cause
  * variants, values and cctx_without_cancel.
  */

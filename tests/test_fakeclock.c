@@ -1,5 +1,5 @@
 /*
- * Section 8 of API.md, and the deadline logic it makes exact: on the fake
+ * The fake clock of <cctx/testing.h>, and the deadline logic it makes exact: on the fake
  * clock a deadline at t fires when the clock reaches t (not at t-1), in
  * deadline order, with its after-functions run before cctx_fake_clock_advance
  * returns; waits and sleeps end when another thread moves the clock.

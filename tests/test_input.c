@@ -1,5 +1,5 @@
 /*
- * Bad input and out of memory (API.md section 0 and the header): NULL
+ * Bad input and out of memory (the conventions at the top of cctx.h): NULL
  * contexts, keys, messages and handles, negative and huge timeouts give the
  * documented errors and never crash; an allocation failure at any point of a
  * derivation gives ENOMEM and changes nothing, and a cancellation still

@@ -1,5 +1,5 @@
 /*
- * Section 3 of API.md at scale: cancelling reaches a million descendants,
+ * Section 3 of cctx.h at scale: cancelling reaches a million descendants,
  * deep or wide, each with the root's cause, and releasing them in any order
  * takes constant time each (TEST_MILLION: smaller under the sanitizers).
  */

@@ -1,5 +1,5 @@
 /*
- * Section 1 of API.md: the roots, references, releasing, CCTX_AUTO and the
+ * Section 1 of cctx.h: the roots, references, releasing, CCTX_AUTO and the
  * lifetimes they give (a child keeps its parent alive; the last release
  * cancels with ECANCELED and runs the after-functions; any release order).
  */
