@@ -1,6 +1,6 @@
 /*
  * The operating-system layer (see os.h). Nothing else in the library makes a
- * system call except the timer thread's pthread calls.
+ * system call except the library threads' pthread calls.
  */
 #define _GNU_SOURCE
 #include "os.h"
@@ -8,6 +8,8 @@
 #include <cctx.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -16,6 +18,22 @@ int64_t cctx__os_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int cctx__os_thread_start(void *(*fn)(void *), void *arg)
+{
+    pthread_attr_t attr;
+    pthread_t tid;
+    if (pthread_attr_init(&attr) != 0)
+        return ENOMEM;
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int err = pthread_create(&tid, &attr, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    return err == EAGAIN ? ENOMEM : err;
 }
 
 #if defined(__linux__)

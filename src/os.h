@@ -19,6 +19,11 @@ int cctx__os_wait(_Atomic uint32_t *word, uint32_t expected, int64_t deadline);
 /* Wakes every thread sleeping on word. */
 void cctx__os_wake(_Atomic uint32_t *word);
 
+/* Starts a detached library thread running fn(arg) with every signal
+ * blocked (the program's signals are not its to take). 0 or an errno value;
+ * EAGAIN (out of threads) is given as ENOMEM, the library's word for it. */
+int cctx__os_thread_start(void *(*fn)(void *), void *arg);
+
 /* A descriptor that becomes readable (POLLIN) once signalled and stays so:
  * an eventfd, or the read end of a pipe. -1 with errno on failure. */
 int cctx__os_event_new(void);

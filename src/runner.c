@@ -23,9 +23,6 @@
  * taken alone. The queue's lock is the queue's own (after.c).
  */
 #define _GNU_SOURCE
-#include <pthread.h>
-#include <signal.h>
-
 #include "internal.h"
 
 #define RUNNERS_MAX 256
@@ -84,24 +81,6 @@ static void *runner_main(void *arg)
     }
 }
 
-/* A detached runner with every signal blocked: the program's signals are not
- * its to take. */
-static int start_runner(void)
-{
-    pthread_attr_t attr;
-    pthread_t tid;
-    if (pthread_attr_init(&attr) != 0)
-        return ENOMEM;
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int err = pthread_create(&tid, &attr, runner_main, NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attr);
-    return err;
-}
-
 /* Wakes an idle runner, or starts one; false if there is none and none could
  * be started. */
 static bool summon(void)
@@ -118,7 +97,7 @@ static bool summon(void)
         cctx__os_wake(&pool.wakes);
         return any;
     }
-    if (start_runner() == 0)
+    if (cctx__os_thread_start(runner_main, NULL) == 0)
         return true;
     cctx__word_lock(&pool.lock);
     pool.threads--;

@@ -237,19 +237,9 @@ static void kick(void)
 /* Called with the wake lock held. */
 static int start_thread(void)
 {
-    pthread_attr_t attr;
-    pthread_t tid;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    /* The thread must not take signals meant for the program. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int err = pthread_create(&tid, &attr, timer_main, NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attr);
+    int err = cctx__os_thread_start(timer_main, NULL);
     if (err)
-        return err == EAGAIN ? ENOMEM : err;
+        return err;
     atomic_store(&W.started, 1);
     return 0;
 }

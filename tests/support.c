@@ -334,3 +334,21 @@ void shuffle(int *a, int n, uint64_t *state)
         a[j] = t;
     }
 }
+
+/* ---- dumps ----------------------------------------------------------------------- */
+
+char *dump_to_string(cctx_t *root, int format)
+{
+    char *data = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&data, &len);
+    CHECK(f != NULL);
+    CHECK_EQ(cctx_dump(root, f, format), 0);
+    CHECK_EQ(fclose(f), 0);
+    return data;
+}
+
+bool have_python(void)
+{
+    return system("python3 -c 'import json' >/dev/null 2>&1") == 0;
+}

@@ -115,6 +115,11 @@ void fds_give_back(struct fds_used_up *u);
 /* How many descriptors the process has open (/proc/self/fd). */
 int count_open_fds(void);
 
+/* cctx_dump of root in format, as a malloc'd string. */
+char *dump_to_string(cctx_t *root, int format);
+/* Whether python3 with its json module can be run (tests that parse JSON). */
+bool have_python(void);
+
 /* How many times needle occurs in text, without overlaps. Linear: strstr in
  * a loop is quadratic under ASan's interceptor. */
 int count_substr(const char *text, const char *needle);

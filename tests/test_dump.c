@@ -44,7 +44,7 @@ static char *buf_close(struct buf *b)
     return b->data;
 }
 
-static char *dump_to_string(cctx_t *root, int format)
+static char *dump_text(cctx_t *root, int format)
 {
     struct buf b;
     buf_open(&b);
@@ -358,7 +358,7 @@ static void tree_free(struct tree *t)
  * message `msg` and the site at `line` where it ended; returns the text. */
 static char *dump_done(cctx_t *ctx, const char *msg, int line)
 {
-    char *text = dump_to_string(ctx, CCTX_DUMP_TEXT);
+    char *text = dump_text(ctx, CCTX_DUMP_TEXT);
     fputs(text, stderr);
     CHECK(strstr(text, msg) != NULL);
     CHECK_SITE(text, line);
@@ -369,7 +369,7 @@ TEST(dump_text_shows_names_kinds_sites_states_refs_children)
 {
     struct tree t;
     tree_make(&t);
-    char *text = dump_to_string(t.root, CCTX_DUMP_TEXT);
+    char *text = dump_text(t.root, CCTX_DUMP_TEXT);
     fputs(text, stderr);
 
     /* Only the text form's own lines: each starts (after indentation) with a
@@ -434,7 +434,7 @@ TEST(dump_text_shows_error_and_cause_of_done_contexts)
 
     /* The parent and the sibling's subtree are untouched. (Whether a canceled
      * child still shows under its parent until released is left open.) */
-    text = dump_to_string(t.root, CCTX_DUMP_TEXT);
+    text = dump_text(t.root, CCTX_DUMP_TEXT);
     char *rl = line_with(text, "rootctx"), *wl = line_with(text, "workerctx");
     CHECK(rl && wl);
     CHECK(strstr(rl, "active") != NULL);
@@ -471,7 +471,7 @@ TEST(dump_canceled_context_drops_its_children)
     CHECK(has_count(text, "child", 0));
     free(text);
     /* The children themselves still show the parent's cause. */
-    text = dump_to_string(t.worker, CCTX_DUMP_TEXT);
+    text = dump_text(t.worker, CCTX_DUMP_TEXT);
     CHECK(strstr(text, "workerctx") != NULL);
     CHECK(strstr(text, "shutting down") != NULL);
     free(text);
@@ -487,7 +487,7 @@ TEST(dump_json_is_valid_and_has_the_fields)
     struct tree t;
     tree_make(&t);
     CHECK_EQ(cctx_set_name(t.idle, tricky_name), 0);
-    char *json = dump_to_string(t.root, CCTX_DUMP_JSON);
+    char *json = dump_text(t.root, CCTX_DUMP_JSON);
     fputs(json, stderr);
     CHECK(json_valid(json));
     CHECK(strstr(json, "\"rootctx\"") != NULL);
@@ -500,7 +500,7 @@ TEST(dump_json_is_valid_and_has_the_fields)
 
     /* A canceled context's cause in JSON. */
     cctx_cancel_cause(t.idle_cancel, 42, "json \"boom\"");
-    char *cjson = dump_to_string(t.idle, CCTX_DUMP_JSON);
+    char *cjson = dump_text(t.idle, CCTX_DUMP_JSON);
     fputs(cjson, stderr);
     CHECK(json_valid(cjson));
     CHECK(strstr(cjson, "json \\\"boom\\\"") != NULL);
@@ -578,7 +578,7 @@ TEST(dump_dot_is_a_digraph_with_edges)
     struct tree t;
     tree_make(&t);
     CHECK_EQ(cctx_set_name(t.idle, tricky_name), 0);
-    char *dot = dump_to_string(t.root, CCTX_DUMP_DOT);
+    char *dot = dump_text(t.root, CCTX_DUMP_DOT);
     fputs(dot, stderr);
     CHECK(strstr(dot, "digraph") != NULL);
     CHECK(dot_well_formed(dot));
@@ -592,7 +592,7 @@ TEST(dump_dot_is_a_digraph_with_edges)
     free(dot);
 
     /* A lone context: a digraph with no edge. */
-    dot = dump_to_string(t.worker, CCTX_DUMP_DOT);
+    dot = dump_text(t.worker, CCTX_DUMP_DOT);
     CHECK(strstr(dot, "digraph") != NULL);
     CHECK(dot_well_formed(dot));
     CHECK_EQ(count_substr(dot, "->"), 0);
@@ -607,7 +607,7 @@ TEST(dump_shows_value_context_on_the_way_with_name_and_site)
     struct tree t;
     tree_make(&t);
     char *s = site(t.val_line);
-    char *text = dump_to_string(t.root, CCTX_DUMP_TEXT);
+    char *text = dump_text(t.root, CCTX_DUMP_TEXT);
     fputs(text, stderr);
     CHECK(strstr(text, s) != NULL);
     CHECK(strstr(text, "valctx") != NULL);
@@ -616,7 +616,7 @@ TEST(dump_shows_value_context_on_the_way_with_name_and_site)
     free(vl);
     free(text);
 
-    char *json = dump_to_string(t.root, CCTX_DUMP_JSON);
+    char *json = dump_text(t.root, CCTX_DUMP_JSON);
     fputs(json, stderr);
     CHECK(json_valid(json));
     CHECK(strstr(json, "\"valctx\"") != NULL);
@@ -625,7 +625,7 @@ TEST(dump_shows_value_context_on_the_way_with_name_and_site)
     CHECK(strstr(json, num) != NULL);
     free(json);
 
-    char *dot = dump_to_string(t.root, CCTX_DUMP_DOT);
+    char *dot = dump_text(t.root, CCTX_DUMP_DOT);
     CHECK(strstr(dot, "valctx") != NULL);
     free(dot);
     free(s);
@@ -641,7 +641,7 @@ TEST(dump_under_value_context_shows_its_descendants)
     CHECK_EQ(cctx_set_name(v, "valroot"), 0);
     CHECK_EQ(cctx_set_name(kid, "kidctx"), 0);
     CHECK_EQ(cctx_set_name(other, "otherctx"), 0);
-    char *text = dump_to_string(v, CCTX_DUMP_TEXT);
+    char *text = dump_text(v, CCTX_DUMP_TEXT);
     fputs(text, stderr);
     CHECK(strstr(text, "valroot") != NULL);
     CHECK(strstr(text, "kidctx") != NULL);
@@ -754,7 +754,7 @@ TEST(dump_write_error_is_eio)
 CHILD(dump_null_of_an_empty_registry)
 {
     for (int f = CCTX_DUMP_TEXT; f <= CCTX_DUMP_HTML; f++) {
-        char *out = dump_to_string(NULL, f);
+        char *out = dump_text(NULL, f);
         CHECK(strstr(out, "background") != NULL);
         free(out);
     }

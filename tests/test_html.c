@@ -28,17 +28,6 @@
 
 /* ---- helpers -------------------------------------------------------------- */
 
-static char *dump_to_string(cctx_t *root, int format)
-{
-    char *data = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&data, &len);
-    CHECK(f != NULL);
-    CHECK_EQ(cctx_dump(root, f, format), 0);
-    CHECK_EQ(fclose(f), 0);
-    return data;
-}
-
 static int64_t wall_ms(void)
 {
     struct timespec ts;

@@ -59,22 +59,6 @@ static const char *message(size_t i)
 
 /* ---- helpers -------------------------------------------------------------- */
 
-static char *dump_to_string(cctx_t *root, int format)
-{
-    char *data = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&data, &len);
-    CHECK(f != NULL);
-    CHECK_EQ(cctx_dump(root, f, format), 0);
-    CHECK_EQ(fclose(f), 0);
-    return data;
-}
-
-static bool have_python(void)
-{
-    return system("python3 -c 'import json' >/dev/null 2>&1") == 0;
-}
-
 static char *temp_path(const char *what)
 {
     char *path;

@@ -138,11 +138,6 @@ static const char check_script[] =
     "assert not any(e[\"name\"] == \"cancel\" for e in mid[\"traceEvents\"])\n"
     "print(\"trace ok:\", len(ev), \"events\")\n";
 
-static bool have_python(void)
-{
-    return system("python3 -c 'import json' >/dev/null 2>&1") == 0;
-}
-
 static void write_file(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
