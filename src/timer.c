@@ -39,7 +39,6 @@
  */
 #define _GNU_SOURCE
 #include <pthread.h>
-#include <signal.h>
 #include <string.h>
 #include <time.h>
 #ifdef __linux__
