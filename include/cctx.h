@@ -244,8 +244,12 @@ CCTX_API int cctx_after_func_at(cctx_t *ctx, cctx_after_t *reg, void (*fn)(void 
  * which has not started yet (queued behind other after-functions): it is
  * taken out at once, without waiting for whoever would have run it, so two
  * after-functions that stop each other's queued registrations cannot
- * deadlock. false: it ran, is running (this call then waits for it, unless
- * called from inside fn), or reg was already stopped. Storage
+ * deadlock. false: it ran, is running, or reg was already stopped. For a
+ * running fn this call first waits for it to return, except when called
+ * from inside fn itself, or from inside an after-function whose own
+ * registration that fn is (directly, or through other after-functions)
+ * waiting to stop: two running after-functions that stop each other would
+ * otherwise wait forever, so the second stop returns false at once. Storage
  * that was zeroed and never registered also gives false, except under
  * CCTX_DEBUG=checks, which reports it as a misuse (with the call site) and
  * aborts. */

@@ -41,6 +41,7 @@
  * found from a thread-local chain, and does not touch it at all.
  */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <sched.h>
 #include <string.h>
 
@@ -171,6 +172,69 @@ void cctx__run_queue_drain(struct cctx__run_queue *q)
 
 /* ---- Stoppers ---------------------------------------------------------------- */
 
+/* A stop called from inside an after-function, waiting for another one that
+ * runs on another thread. Such waits can close a cycle (fa stops rb while fb
+ * stops ra, both running: the common "whichever fires first cancels the
+ * other"), which would never end; a stop that would close one returns false
+ * at once instead. The waits in progress are listed here, each with the
+ * waiter's frames (alive while it waits), under `stop_waits_lock`, which
+ * nests inside nothing. */
+struct stop_wait {
+    struct stop_wait *next;
+    const struct run_frame *frames; /* what the waiting thread runs */
+    const struct cctx__after *target;
+};
+static pthread_mutex_t stop_waits_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct stop_wait *stop_waits;
+
+static bool runs(const struct run_frame *f, const struct cctx__after *a)
+{
+    for (; f; f = f->outer)
+        if (f->reg == a)
+            return true;
+    return false;
+}
+
+/* Whether the thread running `target` waits, directly or through other
+ * waiters, for something this thread runs (stop_waits_lock held). */
+static bool waits_for_us(const struct cctx__after *target)
+{
+    for (int hops = 0; hops < 1024; hops++) {
+        const struct stop_wait *w = stop_waits;
+        while (w && !runs(w->frames, target))
+            w = w->next;
+        if (!w)
+            return false;
+        if (runs(running, w->target))
+            return true;
+        target = w->target;
+    }
+    return false;
+}
+
+/* Waits for a's fn, running on another thread, to return; false without
+ * waiting if that would never end. */
+static bool wait_running(struct cctx__after *a)
+{
+    struct stop_wait me = {.frames = running, .target = a};
+    pthread_mutex_lock(&stop_waits_lock);
+    if (waits_for_us(a)) {
+        pthread_mutex_unlock(&stop_waits_lock);
+        return false;
+    }
+    me.next = stop_waits;
+    stop_waits = &me;
+    pthread_mutex_unlock(&stop_waits_lock);
+    wait_while(a, AFTER_RUNNING);
+    pthread_mutex_lock(&stop_waits_lock);
+    struct stop_wait **pp = &stop_waits;
+    while (*pp != &me)
+        pp = &(*pp)->next;
+    *pp = me.next;
+    pthread_mutex_unlock(&stop_waits_lock);
+    return true;
+}
+
 void cctx__after_wait_stopper(struct cctx__after *a)
 {
     wait_while(a, AFTER_STOPPING);
@@ -240,6 +304,7 @@ static bool after_stop(cctx_after_t *reg, const char *file, int line, const char
     struct cctx__after *a = (struct cctx__after *)reg;
     if (cctx__unlikely(!a))
         return false;
+    cctx__child_restart(); /* what it may wait for may need a runner */
     for (;;) {
         uint32_t s = atomic_load_explicit(&a->state, memory_order_acquire);
         switch (s & AFTER_STATE) {
@@ -302,7 +367,12 @@ static bool after_stop(cctx_after_t *reg, const char *file, int line, const char
                     return false;
                 }
             }
-            wait_while(a, AFTER_RUNNING);
+            if (!running) {
+                wait_while(a, AFTER_RUNNING);
+                continue;
+            }
+            if (!wait_running(a))
+                return false;
             continue;
         case AFTER_IDLE:
             if (cctx__debug_on(CCTX__DEBUG_CHECKS))

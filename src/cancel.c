@@ -89,6 +89,9 @@ static void mark_complete(struct cctx__cause *cause)
 
 void cctx__wait_marked(struct cctx__cancelable *c)
 {
+    /* In a child of fork(), the marking may be a runner's job that waits
+     * for the child's first runner. */
+    cctx__child_restart();
     struct cctx__cause *cause = atomic_load_explicit(&c->cause, memory_order_acquire);
     for (;;) {
         uint32_t m = atomic_load_explicit(&cause->marked, memory_order_acquire);
@@ -115,7 +118,8 @@ struct marking {
     struct cctx__node *stoppers;   /* registrations a stopper is unlinking */
     uint64_t traced;               /* the trace's token for this cancellation */
     bool trace_open;               /* its slice began on this thread, not ended */
-    bool queued;                   /* it put registrations in the queue */
+    unsigned queued;               /* registrations it put in the queue */
+    bool complete;                 /* every context it reached is marked */
 };
 
 /* Empties c's list (c's lock held): children go to todo, registrations to
@@ -138,7 +142,7 @@ static void take_list(struct cctx__cancelable *c, struct marking *m)
                                                         memory_order_acq_rel,
                                                         memory_order_relaxed)) {
                 cctx__run_queue_add(m->queue, a);
-                m->queued = true;
+                m->queued++;
             } else {
                 n->next = m->stoppers;
                 m->stoppers = n;
@@ -239,6 +243,7 @@ static bool mark_rest(struct marking *m, bool block)
     if (!settle_stoppers(m, block))
         return false;
     mark_complete(m->cause);
+    m->complete = true;
     return true;
 }
 
@@ -277,6 +282,7 @@ static inline __attribute__((always_inline)) void
 cancel(struct cctx__cancelable *c, int err, int code, const char *msg, const char *file, int line,
        const char *func, const bool tracing)
 {
+    cctx__child_restart();
     if (atomic_load_explicit(&c->head.state, memory_order_acquire) & STATE_ERR) {
         cctx__wait_marked(c);
         return;
@@ -357,6 +363,7 @@ static bool release_unless_last(struct cctx *c)
 static void finish_handoff(struct handoff *h)
 {
     struct cctx__timer *t = (struct cctx__timer *)h->origin;
+    unsigned notified = h->m.queued; /* the timer thread called runners for these */
     if (!h->m.cause) { /* nothing was left to mark: only the release */
         cctx_release_at(&t->c.head, SITE_OF(t));
         return;
@@ -373,10 +380,11 @@ static void finish_handoff(struct handoff *h)
         if (h->m.tracing)
             begin_trace(&h->m, &t->c.head);
     }
-    if (atomic_load_explicit(&h->m.cause->marked, memory_order_acquire) != 1)
+    /* Not the cause's own flag: a cause that could not be allocated is a
+     * shared record that always reads as complete. */
+    if (!h->m.complete)
         mark_rest(&h->m, true);
-    if (h->m.queued)
-        cctx__runner_notify();
+    cctx__runner_notify(h->m.queued - notified);
     release_done(&h->m, SITE_OF(t));
     cctx_release_at(&t->c.head, SITE_OF(t));
     finish_trace(&h->m);
@@ -385,6 +393,8 @@ static void finish_handoff(struct handoff *h)
 static void run_handoff(struct cctx__job *job)
 {
     struct handoff *h = container_of(job, struct handoff, job);
+    if (h->m.tracing && h->m.cause)
+        cctx__trace_busy(1); /* the timer thread gave its count up: see hand_off */
     finish_handoff(h);
     cctx__free(h);
 }
@@ -401,8 +411,15 @@ static void hand_off(struct handoff *h)
     if (copy) {
         *copy = *h;
         copy->job.run = run_handoff;
+        /* The trace counts cancellations in flight per thread: the runner
+         * counts this one from here on. */
+        bool traced = h->m.tracing && h->m.cause;
+        if (traced)
+            cctx__trace_busy(-1);
         if (cctx__runner_submit(&copy->job))
             return;
+        if (traced)
+            cctx__trace_busy(1);
         cctx__free(copy);
     }
     /* Out of memory or of threads: finish here, waiting if need be, rather
@@ -446,8 +463,7 @@ void cctx__timer_fire(struct cctx__timer *t)
     if (h.m.tracing)
         begin_trace(&h.m, &t->c.head);
     bool complete = mark_rest(&h.m, false);
-    if (h.m.queued)
-        cctx__runner_notify();
+    cctx__runner_notify(h.m.queued);
     if (!complete) {
         hand_off(&h);
         return;

@@ -350,8 +350,8 @@ struct cctx__job {
     struct cctx__job *next;
     void (*run)(struct cctx__job *job); /* owns and frees the job */
 };
-/* Registrations were added to cctx__runner_queue: make sure a runner comes. */
-void cctx__runner_notify(void);
+/* n registrations were added to cctx__runner_queue: a runner for each. */
+void cctx__runner_notify(unsigned n);
 /* Hands job to a runner; false if no runner thread exists or can be made
  * (the caller then does the work itself). */
 bool cctx__runner_submit(struct cctx__job *job);

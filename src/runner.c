@@ -9,18 +9,21 @@
  * after.c, so that cctx_after_stop can take a queued one out at once), and
  * jobs (struct cctx__job) in a list. A runner takes one item at a time.
  *
- * The pool grows on demand: when work arrives and no runner is idle, a new
- * one is started, up to RUNNERS_MAX, so an after-function that blocks holds
- * up only itself until that many block at once. A runner idle for
- * IDLE_EXIT goes away, so a quiet process keeps none.
+ * The pool grows on demand: each piece of work that arrives claims one idle
+ * runner, or starts a new one, up to RUNNERS_MAX; so an after-function that
+ * blocks holds up only itself until that many block at once. A runner idle
+ * for IDLE_EXIT goes away, so a quiet process keeps none.
  *
- * Sleeping. An idle runner reads `wakes`, looks for work and, finding none,
- * sleeps on `wakes` if it has not changed; whoever adds work bumps `wakes`
- * after adding it and wakes a sleeper, so no work is left with every runner
- * asleep.
+ * Sleeping. An idle runner puts itself on the idle list and sleeps on its
+ * own word. A notifier takes one runner off the list, marks it claimed and
+ * wakes it: the idle count is exact at every moment (two notifiers never
+ * count on the same runner) and a wake-up wakes one thread. A runner whose
+ * sleep timed out takes itself off the list, unless a notifier claimed it
+ * first, in which case it stays and works.
  *
- * Locks: `pool.lock` (a word lock) guards the job list and the counts; it is
- * taken alone. The queue's lock is the queue's own (after.c).
+ * Locks: `pool.lock` (a word lock) guards the job list, the idle list and
+ * the counts; it is taken alone. The queue's lock is the queue's own
+ * (after.c).
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -30,12 +33,16 @@
 
 struct cctx__run_queue cctx__runner_queue = {.tail = &cctx__runner_queue.head};
 
+struct idler {
+    struct idler *next;
+    _Atomic uint32_t claimed; /* the word it sleeps on */
+};
+
 static struct {
     _Atomic uint32_t lock;
     struct cctx__job *jobs, **jobs_tail;
-    unsigned threads; /* runners alive */
-    unsigned idle;    /* of which looking for work or asleep */
-    _Atomic uint32_t wakes;
+    struct idler *idle; /* runners asleep, waiting to be claimed */
+    unsigned threads;   /* runners alive */
 } pool = {.jobs_tail = &pool.jobs};
 
 static struct cctx__job *take_job(void)
@@ -51,52 +58,77 @@ static struct cctx__job *take_job(void)
     return job;
 }
 
+/* Jobs first: a job finishes a firing (marking, releases) that waiters and
+ * stoppers may be waiting for, and runs no user code but destructors. */
+static bool work_once(void)
+{
+    struct cctx__job *job = take_job();
+    if (job) {
+        job->run(job);
+        return true;
+    }
+    return cctx__run_queue_run_one(&cctx__runner_queue);
+}
+
+/* Sleeps until claimed (true) or idle too long (false: the runner leaves). */
+static bool idle_wait(void)
+{
+    struct idler me = {.claimed = 0};
+    cctx__word_lock(&pool.lock);
+    /* Work that came while we were not on the list found no idler, and
+     * started a runner of its own: nothing is left for us to catch here. */
+    me.next = pool.idle;
+    pool.idle = &me;
+    cctx__word_unlock(&pool.lock);
+    int64_t until = cctx__sat_add(cctx__os_now(), IDLE_EXIT);
+    while (!atomic_load_explicit(&me.claimed, memory_order_acquire))
+        if (cctx__os_wait(&me.claimed, 0, until) == ETIMEDOUT)
+            break;
+    cctx__word_lock(&pool.lock);
+    bool claimed = atomic_load_explicit(&me.claimed, memory_order_acquire);
+    if (!claimed) {
+        struct idler **pp = &pool.idle;
+        while (*pp != &me)
+            pp = &(*pp)->next;
+        *pp = me.next;
+        pool.threads--;
+    }
+    cctx__word_unlock(&pool.lock);
+    return claimed;
+}
+
 static void *runner_main(void *arg)
 {
     (void)arg;
-    for (;;) {
-        uint32_t seen = atomic_load_explicit(&pool.wakes, memory_order_acquire);
-        if (cctx__run_queue_run_one(&cctx__runner_queue))
-            continue;
-        struct cctx__job *job = take_job();
-        if (job) {
-            job->run(job);
-            continue;
-        }
-        cctx__word_lock(&pool.lock);
-        pool.idle++;
-        cctx__word_unlock(&pool.lock);
-        int r = cctx__os_wait(&pool.wakes, seen, cctx__sat_add(cctx__os_now(), IDLE_EXIT));
-        cctx__word_lock(&pool.lock);
-        pool.idle--;
-        /* Leave only if nothing came in meanwhile: a notifier that counted
-         * us idle bumped `wakes`. */
-        bool leave = r == ETIMEDOUT &&
-                     atomic_load_explicit(&pool.wakes, memory_order_acquire) == seen;
-        if (leave)
-            pool.threads--;
-        cctx__word_unlock(&pool.lock);
-        if (leave)
-            return NULL;
-    }
+    do {
+        while (work_once())
+            ;
+    } while (idle_wait());
+    return NULL;
 }
 
-/* Wakes an idle runner, or starts one; false if there is none and none could
- * be started. */
+/* Claims an idle runner, or starts one; false if there is none and none
+ * could be started. */
 static bool summon(void)
 {
     cctx__fork_watch();
-    atomic_fetch_add_explicit(&pool.wakes, 1, memory_order_release);
     cctx__word_lock(&pool.lock);
-    bool start = pool.idle == 0 && pool.threads < RUNNERS_MAX;
+    struct idler *idler = pool.idle;
+    if (idler) {
+        pool.idle = idler->next;
+        /* Under the lock: the idler frees its frame only after taking it. */
+        atomic_store_explicit(&idler->claimed, 1, memory_order_release);
+        cctx__os_wake(&idler->claimed);
+        cctx__word_unlock(&pool.lock);
+        return true;
+    }
+    bool start = pool.threads < RUNNERS_MAX;
     if (start)
         pool.threads++;
     bool any = pool.threads > 0;
     cctx__word_unlock(&pool.lock);
-    if (!start) {
-        cctx__os_wake(&pool.wakes);
+    if (!start)
         return any;
-    }
     if (cctx__os_thread_start(runner_main, NULL) == 0)
         return true;
     cctx__word_lock(&pool.lock);
@@ -106,14 +138,17 @@ static bool summon(void)
     return any;
 }
 
-void cctx__runner_notify(void)
+void cctx__runner_notify(unsigned n)
 {
-    if (summon())
-        return;
-    /* No runner and none can be made: the queue must not wait for one that
-     * may never come. The caller (the timer thread) runs them itself. */
-    while (cctx__run_queue_run_one(&cctx__runner_queue))
-        ;
+    for (; n > 0; n--) {
+        if (!summon()) {
+            /* No runner and none can be made: the queue must not wait for
+             * one that may never come. The caller runs them itself. */
+            while (cctx__run_queue_run_one(&cctx__runner_queue))
+                ;
+            return;
+        }
+    }
 }
 
 bool cctx__runner_submit(struct cctx__job *job)
@@ -143,14 +178,18 @@ bool cctx__runner_submit(struct cctx__job *job)
 
 void cctx__runner_restart(void)
 {
+    unsigned n = 0;
     cctx__word_lock(&cctx__runner_queue.lock);
-    bool queued = cctx__runner_queue.head != NULL;
+    for (struct cctx__node *q = cctx__runner_queue.head; q; q = q->next)
+        n++;
     cctx__word_unlock(&cctx__runner_queue.lock);
     cctx__word_lock(&pool.lock);
-    queued |= pool.jobs != NULL;
+    for (struct cctx__job *j = pool.jobs; j; j = j->next)
+        n++;
     cctx__word_unlock(&pool.lock);
-    if (queued)
-        summon();
+    while (n-- > 0)
+        if (!summon())
+            break;
 }
 
 void cctx__runner_fork(int phase)
@@ -170,7 +209,7 @@ void cctx__runner_fork(int phase)
         atomic_store_explicit(&cctx__runner_queue.lock, 0, memory_order_relaxed);
         atomic_store_explicit(&pool.lock, 0, memory_order_relaxed);
         pool.threads = 0;
-        pool.idle = 0;
+        pool.idle = NULL;
         break;
     }
 }

@@ -20,6 +20,7 @@
 #include "harness.h"
 #include "internal.h"
 #include "support.h"
+#include "testhooks.h"
 
 /* A gate an after-function waits at until the test opens it. */
 struct gate {
@@ -122,12 +123,14 @@ TEST(harden_blocking_after_func_does_not_delay_other_deadlines)
     cctx_release(a);
 }
 
-static cctx_t *waited_on;
+static cctx_t *waited_on;                /* set before `published` opens */
+static struct gate published = GATE_INIT;
 static struct gate returned = GATE_INIT; /* `reached` once fn's wait returned */
 
 static void wait_for_other_deadline(void *arg)
 {
     (void)arg;
+    gate_wait(&published);
     if (cctx_wait(waited_on, -1) == ETIMEDOUT) {
         pthread_mutex_lock(&returned.mu);
         returned.reached = true;
@@ -146,6 +149,7 @@ static void after_func_waits_on_deadline(void)
     cctx_t *w = cctx_with_timeout(waited_on, CCTX_MSEC(40), NULL);
     cctx_release(waited_on);
     waited_on = w;
+    gate_open(&published);
     gate_until_reached(&returned); /* fn saw waited_on's deadline fire */
     CHECK(!cctx_after_stop(&l.reg));
     /* And deadlines still fire afterwards. */
@@ -202,6 +206,145 @@ TEST(harden_blocking_destructor_run_by_a_deadline_does_not_delay_others)
     cctx_release(b);
     gate_open(&destroy_gate);
     CHECK(!cctx_after_stop(&l.reg));
+}
+
+/* Two deadlines whose after-functions each stop the other's, both running
+ * on runners at once ("whichever fires first cancels the other"): the stop
+ * that would close the cycle returns false instead of waiting forever. */
+static pthread_barrier_t both_in;
+static struct later mutual[2];
+static atomic_int mutual_done;
+static struct gate mutual_gate = GATE_INIT;
+
+static void stop_the_other(void *arg)
+{
+    int me = (int)(intptr_t)arg;
+    pthread_barrier_wait(&both_in);
+    CHECK(!cctx_after_stop(&mutual[1 - me].reg)); /* running: it cannot be stopped */
+    if (atomic_fetch_add(&mutual_done, 1) == 1) {
+        pthread_mutex_lock(&mutual_gate.mu);
+        mutual_gate.reached = true;
+        pthread_cond_broadcast(&mutual_gate.cv);
+        pthread_mutex_unlock(&mutual_gate.mu);
+    }
+}
+
+static void running_after_funcs_stop_each_other(void)
+{
+    pthread_barrier_init(&both_in, NULL, 2);
+    cctx_t *c[2];
+    for (int i = 0; i < 2; i++) {
+        mutual[i] = (struct later){.fn = stop_the_other, .arg = (void *)(intptr_t)i};
+        c[i] = deadline_then(&mutual[i], plain_timeout);
+    }
+    gate_until_reached(&mutual_gate);
+    for (int i = 0; i < 2; i++) {
+        CHECK(!cctx_after_stop(&mutual[i].reg));
+        cctx_release(c[i]);
+    }
+    pthread_barrier_destroy(&both_in);
+}
+
+TEST(harden_running_deadline_after_funcs_that_stop_each_other_return)
+{
+    run_with_watchdog(running_after_funcs_stop_each_other, 30);
+}
+
+/* After-functions of deadlines that fire together each get a runner: one
+ * that blocks does not hold up the other, even when a runner was idle. */
+static struct gate second_ran = GATE_INIT;
+static void note_second(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&second_ran.mu);
+    second_ran.reached = true;
+    pthread_cond_broadcast(&second_ran.cv);
+    pthread_mutex_unlock(&second_ran.mu);
+}
+static int64_t shared_deadline;
+static cctx_t *at_shared_deadline(int64_t timeout)
+{
+    shared_deadline = cctx_now() + timeout;
+    return cctx_with_deadline(cctx_background(), shared_deadline, NULL);
+}
+static cctx_t *at_same_deadline(int64_t timeout)
+{
+    (void)timeout;
+    return cctx_with_deadline(cctx_background(), shared_deadline, NULL);
+}
+
+
+static void deadlines_together_each_get_a_runner(void)
+{
+    /* One runner idle: a deadline whose after-function has returned. */
+    struct gate warm = GATE_INIT;
+    warm.open = true;
+    struct later w = {.fn = gate_wait, .arg = &warm};
+    cctx_t *wc = deadline_then(&w, plain_timeout);
+    gate_until_reached(&warm);
+    CHECK(!cctx_after_stop(&w.reg));
+    cctx_release(wc);
+
+    struct gate block = GATE_INIT;
+    struct later a = {.fn = gate_wait, .arg = &block}, b = {.fn = note_second};
+    cctx_t *ca, *cb;
+    for (;;) {
+        ca = deadline_then(&a, at_shared_deadline);
+        cb = at_same_deadline(0);
+        b.registrar = pthread_self();
+        atomic_store(&b.too_late, 0);
+        CHECK_EQ(cctx_after_func(cb, &b.reg, later_fn, &b), 0);
+        if (!atomic_load(&b.too_late))
+            break;
+        /* Too slow to register both before the deadline: again, later. */
+        gate_open(&block);
+        CHECK(!cctx_after_stop(&a.reg));
+        block.open = false;
+        cctx_release(ca);
+        cctx_release(cb);
+    }
+    gate_until_reached(&second_ran); /* while a's after-function blocks */
+    gate_open(&block);
+    CHECK(!cctx_after_stop(&a.reg));
+    CHECK(!cctx_after_stop(&b.reg));
+    cctx_release(ca);
+    cctx_release(cb);
+}
+
+TEST(harden_after_funcs_of_deadlines_firing_together_each_get_a_runner)
+{
+    run_with_watchdog(deadlines_together_each_get_a_runner, 30);
+}
+
+/* A firing that cannot allocate its cause, and must hand the rest of its
+ * marking to a runner (a descendant's lock is busy), still marks it all. */
+static void oom_firing_handed_off(void)
+{
+    for (int64_t timeout = CCTX_MSEC(20);; timeout *= 2) {
+        cctx_t *t = cctx_with_timeout(cctx_background(), timeout, NULL);
+        cctx_t *c = cctx_with_cancel(t, NULL);
+        cctx__lock(c); /* busy when the deadline fires */
+        cctx__test_fail_alloc(1);
+        if (cctx_err(t) == 0) {
+            CHECK_EQ(cctx_wait(t, CCTX_SEC(10)), ETIMEDOUT);
+            cctx__test_fail_alloc(0);
+            cctx__unlock(c);
+            CHECK_EQ(cctx_wait(c, CCTX_SEC(10)), ETIMEDOUT);
+            cctx_release(c);
+            cctx_release(t);
+            return;
+        }
+        cctx__test_fail_alloc(0); /* fired before the lock: again, later */
+        cctx__unlock(c);
+        cctx_release(c);
+        cctx_release(t);
+        CHECK(timeout < CCTX_SEC(60));
+    }
+}
+
+TEST(harden_firing_without_memory_still_marks_what_it_handed_off)
+{
+    run_with_watchdog(oom_firing_handed_off, 30);
 }
 
 /* ---- Stopping a queued registration ------------------------------------------- */

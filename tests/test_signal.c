@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -138,7 +139,12 @@ TEST(signal_raise_cancels_with_cause)
     check_same_cause(c, d);
     cctx_release(d);
 
-    /* The after-function ran once, on the library's signal thread. */
+    /* The after-function runs once, on the library's signal thread, after
+     * the marking that cctx_wait saw: wait for it to have started (a stop
+     * of one still queued would take it out). */
+    int64_t until = real_now() + CCTX_SEC(10);
+    while (atomic_load(&r.runs) == 0 && real_now() < until)
+        sched_yield();
     CHECK(!cctx_after_stop(&r.reg)); /* waits for it if it still runs */
     CHECK_EQ(atomic_load(&r.runs), 1);
     CHECK(!pthread_equal(r.thread, pthread_self()));

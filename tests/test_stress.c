@@ -319,9 +319,10 @@ TEST(stress_random_tree_operations_after_funcs_once_no_leaks)
                     CHECK_EQ(atomic_load(&r->runs), 0);
                     stopped_true++;
                 } else {
-                    /* Every other context ended (root canceled, all released). */
-                    CHECK(!stopped);
-                    CHECK_EQ(atomic_load(&r->runs), 1);
+                    /* Every other context ended (root canceled, all released):
+                     * fn ran, or was still queued (a runner had yet to start
+                     * it, for a deadline) and the stop took it out. */
+                    CHECK_EQ(atomic_load(&r->runs), stopped ? 0 : 1);
                 }
                 total_runs_checked++;
                 r->registered = false;
