@@ -24,6 +24,7 @@
 #include <cctx.h>
 #include <cctx/testing.h>
 #include <dirent.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <string.h>
 
@@ -68,6 +69,15 @@ struct after {
     int action;     /* what fn does besides counting: 0 nothing, 1 stop another, 2 cancel a slot */
     int target;
 };
+
+/* FUZZ_VERBOSE=1 in the environment: each step is said on stderr, to read
+ * what a reproducer does. */
+static bool verbose;
+#define SAY(...)                                \
+    do {                                        \
+        if (verbose)                            \
+            fprintf(stderr, __VA_ARGS__);       \
+    } while (0)
 
 static struct slot slots[NSLOT];
 static struct after afters[NAFTER];
@@ -331,6 +341,10 @@ static void step_derive(struct input *in)
     }
     int err = errno;
     cctx__test_fail_alloc(0);
+    SAY("derive kind %d from slot %d into %d: deadline %" PRId64 " (now %" PRId64
+        "), code %d, msg %s, alloc failure %d: %p, err %d\n",
+        kind, ps, to, deadline, now, code, m ? m : "(null)", fail < 24 ? 1 + fail % 3 : 0,
+        (void *)c, c ? cctx_err(c) : err);
     if (!c) {
         FUZZ_CHECK(fail < 24);
         FUZZ_CHECK(err == ENOMEM);
@@ -402,6 +416,8 @@ static void step_cancel(struct input *in)
         active[i] = slots[i].ctx && cctx_err(slots[i].ctx) == 0;
     cctx_cause_t before, after;
     int was = cctx_cause(s->ctx, &before);
+    SAY("cancel slot %d (%s, code %d, msg %s), was %d\n", (int)(s - slots),
+        how & 1 ? "cause" : "plain", code, m ? m : "(null)", was);
     if (how & 1)
         cctx_cancel_cause(s->cancel, code, m);
     else
@@ -454,6 +470,7 @@ static void step_after(struct input *in)
     int ps;
     cctx_t *c = pick_parent(in, &ps);
     struct after *a = &afters[i];
+    SAY("after %d: %s on slot %d\n", i, what & 1 ? "stop" : "register", ps);
     if (what & 1) {
         stop_checked(i);
         return;
@@ -482,6 +499,8 @@ static void step_read(struct input *in)
     if (!s->ctx)
         return;
     int e = cctx_err(s->ctx);
+    SAY("read %d on slot %d (err %d, now %" PRId64 ")\n", what % 5, (int)(s - slots), e,
+        cctx_now());
     switch (what % 5) {
     case 0:
         if (s->fd < 0) {
@@ -528,6 +547,7 @@ static void step_name(struct input *in)
     }
     if (!s->ctx)
         return;
+    SAY("name slot %d\n", (int)(s - slots));
     FUZZ_CHECK(cctx_set_name(s->ctx, name) == 0);
     s->named = name != NULL;
     if (name)
@@ -557,6 +577,7 @@ static void step_dump(struct input *in)
             return;
 #endif
     }
+    SAY("dump %p in format %d\n", (void *)root, format);
     free(dump_checked(root, format, NULL));
 }
 
@@ -573,6 +594,7 @@ static void step_clock(struct input *in)
 {
     uint8_t what = in_u8(in);
     int64_t v = in_time(in);
+    SAY("clock %s %" PRId64 " (now %" PRId64 ")\n", what % 4 ? "advance" : "start", v, cctx_now());
     if (what % 4 == 0) {
         clock_set(v); /* may move the clock back: allowed, and must break nothing */
         return;
@@ -589,8 +611,10 @@ static void step_clock(struct input *in)
 static void step_release(struct input *in)
 {
     struct slot *s = &slots[in_u8(in) % NSLOT];
-    if (s->ctx)
+    if (s->ctx) {
+        SAY("release slot %d\n", (int)(s - slots));
         slot_drop(s);
+    }
 }
 
 /* ---- one input --------------------------------------------------------------------- */
@@ -610,6 +634,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
+    verbose = getenv("FUZZ_VERBOSE") != NULL;
     /* cctx_dump(NULL) needs the registry, which is read from CCTX_DEBUG before
      * main; turning it on here, before any context exists, is the same. */
     cctx__debug_enable(CCTX__DEBUG_REGISTRY);
