@@ -290,12 +290,22 @@ struct mutual {
     struct mutual *peer;
     atomic_int runs;
     int peer_stopped; /* what stopping the peer answered: 1 true, 0 false */
+    atomic_int *entered; /* the functions that started (two-context rounds) */
 };
 
 static void mutual_fn(void *arg)
 {
     struct mutual *m = arg;
     STRESS_CHECK(atomic_fetch_add(&m->runs, 1) == 0);
+    if (m->entered) {
+        /* Meet the other function, for at most 1 ms, so that each stop finds
+         * the other running on its own thread: the case that must not
+         * deadlock. A miss only makes the round a milder one. */
+        atomic_fetch_add(m->entered, 1);
+        int64_t until = real_now() + CCTX_MSEC(1);
+        while (atomic_load(m->entered) < 2 && real_now() < until)
+            ;
+    }
     m->peer_stopped = cctx_after_stop(&m->peer->reg);
 }
 
@@ -337,6 +347,9 @@ static int after_functions_stop_each_other(struct run *r)
             m.cb = m.ca;
         STRESS_CHECK(ca && cb);
         a.peer_stopped = b.peer_stopped = -1;
+        static atomic_int entered;
+        atomic_store(&entered, 0);
+        a.entered = b.entered = one ? NULL : &entered;
         STRESS_CHECK(cctx_after_func(ca, &a.reg, mutual_fn, &a) == 0);
         STRESS_CHECK(cctx_after_func(cb, &b.reg, mutual_fn, &b) == 0);
         m.stagger[0] = rnd_below(r, 3000);
