@@ -274,7 +274,13 @@ static int fork_during_cancel(struct run *r)
             STRESS_CHECK(!"the child's deadline fired");
         }
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-            fprintf(stderr, "round %ld: child status %d\n", r->rounds, status);
+            fprintf(stderr, "round %ld: the child of fork() exited with status %d (%s)\n",
+                    r->rounds, status,
+                    !WIFEXITED(status)          ? "killed by a signal"
+                    : WEXITSTATUS(status) == 10 ? "could not make a context"
+                    : WEXITSTATUS(status) == 11 ? "its 20 ms deadline had not fired after 5 s"
+                    : WEXITSTATUS(status) == 12 ? "its 20 ms deadline fired after more than 4 s"
+                                                : "?");
         STRESS_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
         for (int i = 0; i < WIDE; i++)
             cctx_release(kids[i]);
