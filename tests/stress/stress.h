@@ -77,6 +77,18 @@ void blocks_end(void);
 #define STRESS_TSAN 0
 #endif
 
+/* The same for AddressSanitizer, whose allocator is not fork-safe. */
+#if defined(__SANITIZE_ADDRESS__)
+#define STRESS_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define STRESS_ASAN 1
+#endif
+#endif
+#ifndef STRESS_ASAN
+#define STRESS_ASAN 0
+#endif
+
 /* A scenario's exit status when it cannot run here (reported as skipped). */
 #define STRESS_SKIP 77
 
