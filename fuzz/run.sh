@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Runs the fuzz targets built in BUILD_DIR (CCTX_BUILD_FUZZ=ON):
+#   0. the JSON validator's own test;
 #   1. every reproducer under fuzz/regressions/<target>/, once each;
 #   2. each target for SECONDS (default 60), from a copy of its seed corpus
 #      (fuzz/corpus/<target>/), new inputs going to BUILD_DIR/fuzz-work.
@@ -18,6 +19,9 @@ common=(-timeout=10 -rss_limit_mb=2048)
 export UBSAN_OPTIONS=print_stacktrace=1
 failed=()
 report=()
+
+# A validator that accepted too much would hide findings: test it first.
+"$build/fuzz/json_check_test" || failed+=("json_check_test: the JSON validator is wrong")
 
 for t in "${targets[@]}"; do
     bin=$build/fuzz/$t
