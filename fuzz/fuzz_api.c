@@ -30,7 +30,6 @@
 
 #include "fuzz_common.h"
 #include "internal.h" /* cctx__debug_enable: the registry, for cctx_dump(NULL) */
-#include "known_bugs.h"
 #include "testhooks.h"
 
 enum { NSLOT = 8, NAFTER = 8, NKEY = 3, MAXHELD = 4, MAXSTEPS = 256, NAMEMAX = 64 };
@@ -124,15 +123,6 @@ static int64_t sat_sub(int64_t a, int64_t b)
     if (__builtin_sub_overflow(a, b, &r))
         return b < 0 ? INT64_MAX : INT64_MIN;
     return r;
-}
-
-static bool can_wait_now(void)
-{
-#if FUZZ_AVOID_WAIT_AT_INT64_MAX
-    return cctx_now() != INT64_MAX;
-#else
-    return true;
-#endif
 }
 
 static void check_slot(struct slot *s)
@@ -258,12 +248,7 @@ static cctx_t *pick_parent(struct input *in, int *slot)
 
 static const char *fuzz_text(struct input *in, char *buf, size_t max)
 {
-    const char *s = in_string(in, buf, max);
-#if FUZZ_AVOID_NON_UTF8_NAMES
-    if (s)
-        fuzz_utf8_only(buf);
-#endif
-    return s;
+    return in_string(in, buf, max);
 }
 
 static int free_slot(void)
@@ -385,17 +370,11 @@ static void step_derive(struct input *in)
         FUZZ_CHECK(same_cause(&cause, &pcause));
     } else if (s->kind == K_DEADLINE && deadline <= now) {
         /* ... or from a deadline already due, with the cause it was given. */
-        bool skip = false;
-#if FUZZ_AVOID_DEADLINE_NOW_AT_INT64_MAX
-        skip = deadline == INT64_MAX;
-#endif
-        if (!skip) {
-            FUZZ_CHECK(e == ETIMEDOUT);
-            cctx_cause_t cause;
-            cctx_cause(c, &cause);
-            FUZZ_CHECK(cause.code == (kind >= 3 ? code : 0));
-            FUZZ_CHECK(strcmp(cause.msg, m ? m : "context deadline exceeded") == 0);
-        }
+        FUZZ_CHECK(e == ETIMEDOUT);
+        cctx_cause_t cause;
+        cctx_cause(c, &cause);
+        FUZZ_CHECK(cause.code == (kind >= 3 ? code : 0));
+        FUZZ_CHECK(strcmp(cause.msg, m ? m : "context deadline exceeded") == 0);
     } else if (s->kind != K_DETACHED) {
         FUZZ_CHECK(e == 0);
     }
@@ -509,15 +488,13 @@ static void step_read(struct input *in)
         }
         break;
     case 1:
-        if (can_wait_now())
-            FUZZ_CHECK(cctx_wait(s->ctx, 0) == e);
+        FUZZ_CHECK(cctx_wait(s->ctx, 0) == e);
         break;
     case 2:
-        if (can_wait_now())
-            FUZZ_CHECK(cctx_sleep(s->ctx, 0) == e);
+        FUZZ_CHECK(cctx_sleep(s->ctx, 0) == e);
         break;
     case 3:
-        if (can_wait_now() && o->ctx) {
+        if (o->ctx) {
             cctx_t *arr[2] = {s->ctx, o->ctx};
             errno = 0;
             int r = cctx_wait_any(arr, 2, 0);
@@ -554,40 +531,16 @@ static void step_name(struct input *in)
         memcpy(s->name, name, strlen(name) + 1);
 }
 
-#if FUZZ_AVOID_DUMP_ALL_EMPTY
-static int held_slots(void)
-{
-    int n = 0;
-    for (int i = 0; i < NSLOT; i++)
-        n += slots[i].ctx != NULL;
-    return n;
-}
-#endif
-
 static void step_dump(struct input *in)
 {
     uint8_t what = in_u8(in);
     int format = what % 4;
     int ps;
     cctx_t *root = pick_parent(in, &ps);
-    if (what & 4) {
+    if (what & 4)
         root = NULL; /* every live context, from the registry */
-#if FUZZ_AVOID_DUMP_ALL_EMPTY
-        if (held_slots() == 0)
-            return;
-#endif
-    }
     SAY("dump %p in format %d\n", (void *)root, format);
     free(dump_checked(root, format, NULL));
-}
-
-static void clock_set(int64_t now)
-{
-#if FUZZ_AVOID_CLOCK_AT_INT64_MIN
-    if (now == INT64_MIN)
-        now++;
-#endif
-    cctx_fake_clock_start(now);
 }
 
 static void step_clock(struct input *in)
@@ -596,7 +549,7 @@ static void step_clock(struct input *in)
     int64_t v = in_time(in);
     SAY("clock %s %" PRId64 " (now %" PRId64 ")\n", what % 4 ? "advance" : "start", v, cctx_now());
     if (what % 4 == 0) {
-        clock_set(v); /* may move the clock back: allowed, and must break nothing */
+        cctx_fake_clock_start(v); /* may move the clock back: allowed, and must break nothing */
         return;
     }
     int64_t before = cctx_now();
@@ -656,7 +609,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(slots, 0, sizeof slots);
     memset(afters, 0, sizeof afters);
     values_made = values_destroyed = 0;
-    clock_set(in_time(&in));
+    cctx_fake_clock_start(in_time(&in));
 
     for (int step = 0; step < MAXSTEPS && in.n > 0; step++) {
         switch (in_u8(&in) % 10) {

@@ -163,20 +163,3 @@ char *dump_checked(cctx_t *root, int format, size_t *len)
         *len = n;
     return buf;
 }
-
-void fuzz_utf8_only(char *s)
-{
-    size_t len = strlen(s);
-    for (size_t i = 0; i < len;) {
-        /* The longest valid sequence at i, else one byte replaced. */
-        size_t n = 0;
-        for (size_t k = 1; k <= 4 && i + k <= len; k++)
-            if (utf8_valid(s + i, k))
-                n = k;
-        if (n == 0) {
-            s[i] = '?';
-            n = 1;
-        }
-        i += n;
-    }
-}

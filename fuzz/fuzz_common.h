@@ -1,7 +1,6 @@
 /*
  * What the fuzz targets share: reading the fuzzer's bytes as typed fields,
- * checking cctx_dump's output in every format, and the switches that keep
- * the fuzzers away from library bugs already known (see known_bugs.h).
+ * and checking cctx_dump's output in every format.
  */
 #ifndef CCTX_FUZZ_COMMON_H
 #define CCTX_FUZZ_COMMON_H
@@ -45,10 +44,6 @@ const char *in_string(struct input *in, char *buf, size_t max);
  * JSON is valid JSON, HTML is valid UTF-8 whose data element holds valid JSON
  * that nothing closes early. Returns the output (free it) and its length. */
 char *dump_checked(cctx_t *root, int format, size_t *len);
-
-/* Replaces each byte that does not start a valid UTF-8 sequence with '?'
- * (for the known-bug switch FUZZ_AVOID_NON_UTF8_NAMES). */
-void fuzz_utf8_only(char *s);
 
 /* Checks the HTML page's embedded JSON (exposed for the trace target too). */
 void check_html_page(const char *html, size_t len);

@@ -19,7 +19,6 @@
 #include "fuzz_common.h"
 #include "internal.h" /* cctx__debug_enable, cctx__trace_start */
 #include "json_check.h"
-#include "known_bugs.h"
 
 enum { NNODE = 12, TEXTMAX = 1 << 16 };
 
@@ -74,9 +73,6 @@ static const char *hostile(struct input *in)
             memcpy(text + n, frag, len);
     }
     text[n] = 0;
-#if FUZZ_AVOID_NON_UTF8_NAMES
-    fuzz_utf8_only(text);
-#endif
     return text;
 }
 
@@ -227,16 +223,6 @@ static int free_node(void)
     return -1;
 }
 
-#if FUZZ_AVOID_DUMP_ALL_EMPTY
-static bool any_held(void)
-{
-    for (int i = 0; i < NNODE; i++)
-        if (nodes[i].ctx)
-            return true;
-    return false;
-}
-#endif
-
 static void derive(struct input *in)
 {
     int w, to = free_node();
@@ -304,9 +290,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             uint8_t b = in_u8(&in);
             size_t len;
             bool all = b & 4;
-#if FUZZ_AVOID_DUMP_ALL_EMPTY
-            all = all && any_held(); /* the registry is not empty */
-#endif
             char *out = dump_checked(all ? NULL : c, b % 4, &len);
             if (b % 4 == CCTX_DUMP_DOT)
                 check_dot(out, len);
@@ -326,10 +309,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (nodes[i].ctx)
             dump_all_formats(nodes[i].ctx);
     dump_all_formats(cctx_background());
-#if FUZZ_AVOID_DUMP_ALL_EMPTY
-    if (any_held())
-#endif
-        dump_all_formats(NULL);
+    dump_all_formats(NULL);
     for (int i = 0; i < NNODE; i++)
         cctx_release(nodes[i].ctx);
     if (traced)
