@@ -116,7 +116,7 @@ static void dump_all_formats(cctx_t *root)
  * lines. Each input reads only what its flush added, and checks the header
  * with it as one document: the file is a complete document after each flush
  * exactly when every such piece, after the header, is. */
-static char trace_path[64];
+static int trace_fd = -1; /* ours, on the file the library writes */
 static char *trace_header; /* everything before the first closing lines */
 static size_t header_len;
 static off_t tail_at; /* where the closing lines of the last flush start */
@@ -124,16 +124,13 @@ static const char TAIL[] = "\n],\n\"otherData\":";
 
 static char *read_from(off_t from, size_t *len)
 {
-    int fd = open(trace_path, O_RDONLY | O_CLOEXEC);
-    FUZZ_CHECK(fd >= 0);
     struct stat st;
-    FUZZ_CHECK(fstat(fd, &st) == 0 && st.st_size >= from);
+    FUZZ_CHECK(fstat(trace_fd, &st) == 0 && st.st_size >= from);
     size_t n = (size_t)(st.st_size - from);
     char *buf = malloc(n + 1);
     FUZZ_CHECK(buf != NULL);
-    FUZZ_CHECK(pread(fd, buf, n, from) == (ssize_t)n);
+    FUZZ_CHECK(pread(trace_fd, buf, n, from) == (ssize_t)n);
     buf[n] = 0;
-    close(fd);
     *len = n;
     return buf;
 }
@@ -170,18 +167,8 @@ static void trace_check(void)
     off_t from = ((off_t)header_len + 4095) / 4096 * 4096;
     tail_at += (off_t)tail;
     off_t to = tail_at / 4096 * 4096;
-    if (to > from) {
-        int fd = open(trace_path, O_WRONLY | O_CLOEXEC);
-        if (fd >= 0) {
-            (void)fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, from, to - from);
-            close(fd);
-        }
-    }
-}
-
-static void trace_remove(void)
-{
-    unlink(trace_path);
+    if (to > from)
+        (void)fallocate(trace_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, from, to - from);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -189,14 +176,18 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     const char *dir = getenv("TMPDIR");
-    snprintf(trace_path, sizeof trace_path, "%.40s/cctx-fuzz-trace-XXXXXX",
-             dir && *dir ? dir : "/tmp");
-    int fd = mkstemp(trace_path);
+    char path[64];
+    snprintf(path, sizeof path, "%.40s/cctx-fuzz-trace-XXXXXX", dir && *dir ? dir : "/tmp");
+    int fd = mkstemp(path);
     FUZZ_CHECK(fd >= 0);
     close(fd);
-    atexit(trace_remove);
     /* As CCTX_TRACE and CCTX_DEBUG=trees would do before main. */
-    FUZZ_CHECK(cctx__trace_start(trace_path) == 0);
+    FUZZ_CHECK(cctx__trace_start(path) == 0);
+    /* Read through a descriptor of our own, and the name gone at once: a
+     * crash, which skips atexit handlers, leaves no file behind. */
+    trace_fd = open(path, O_RDWR | O_CLOEXEC);
+    FUZZ_CHECK(trace_fd >= 0);
+    unlink(path);
     cctx__debug_enable(CCTX__DEBUG_TRACE | CCTX__DEBUG_REGISTRY);
     size_t n;
     trace_header = read_from(0, &n);
