@@ -3,7 +3,8 @@
 #   0. the JSON validator's own test;
 #   1. every reproducer under fuzz/regressions/<target>/, once each;
 #   2. each target for SECONDS (default 60), from a copy of its seed corpus
-#      (fuzz/corpus/<target>/), new inputs going to BUILD_DIR/fuzz-work.
+#      (fuzz/corpus/<target>/, with fuzz/<target>.dict if there is one), new
+#      inputs going to BUILD_DIR/fuzz-work.
 # A crash, a hang (10 s on one input), a leak or a violated invariant is a
 # finding: its input is saved under BUILD_DIR/fuzz-findings/<target>/ and the
 # script exits 1 after running everything. Usage: fuzz/run.sh BUILD_DIR [SECONDS]
@@ -49,7 +50,9 @@ for t in "${targets[@]}"; do
     log=$build/fuzz-findings/$t.log
     echo "== $t: fuzzing for $seconds s"
     start=$(date +%s)
-    "$bin" "${common[@]}" -max_total_time="$seconds" -print_final_stats=1 \
+    dict=()
+    [[ ! -f fuzz/$t.dict ]] || dict=(-dict="fuzz/$t.dict")
+    "$bin" "${common[@]}" "${dict[@]}" -max_total_time="$seconds" -print_final_stats=1 \
         -artifact_prefix="$findings/" "$work" "fuzz/corpus/$t" >"$log" 2>&1
     rc=$?
     took=$(($(date +%s) - start))
