@@ -113,7 +113,8 @@ static void check_cause_ok(cctx_t *c, int err)
 static bool same_cause(const cctx_cause_t *a, const cctx_cause_t *b)
 {
     return a->err == b->err && a->code == b->code && a->line == b->line && a->when == b->when &&
-           strcmp(a->msg, b->msg) == 0 && strcmp(a->file ? a->file : "", b->file ? b->file : "") == 0 &&
+           strcmp(a->msg, b->msg) == 0 &&
+           strcmp(a->file ? a->file : "", b->file ? b->file : "") == 0 &&
            strcmp(a->func ? a->func : "", b->func ? b->func : "") == 0;
 }
 
