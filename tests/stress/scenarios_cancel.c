@@ -323,7 +323,9 @@ static void derive_many(void *arg)
         case 0: c = cctx_with_cancel(d->parent, NULL); break;
         case 1: c = cctx_with_timeout(d->parent, CCTX_SEC(3600), NULL); break;
         case 2: c = cctx_with_value(d->parent, d, d, NULL); break;
-        case 3: c = cctx_with_deadline_cause(d->parent, cctx_now() + CCTX_SEC(3600), 9, "d", NULL); break;
+        case 3:
+            c = cctx_with_deadline_cause(d->parent, cctx_now() + CCTX_SEC(3600), 9, "d", NULL);
+            break;
         default: c = cctx_without_cancel(d->parent); break;
         }
         STRESS_CHECK(c != NULL);
