@@ -269,9 +269,9 @@ static int fork_during_cancel(struct run *r)
         struct team t;
         team_init(&t, 1);
         team_add(&t, f_cancel, &f);
-        /* Fork only once the canceller runs: a fork while a thread is being
-         * started leaves ASan's thread registry locked in the child, whose
-         * timer thread then never starts, which is not the library's doing. */
+        /* Fork once the canceller runs, so that the two random spins place
+         * the fork before, during or after its cancellation (rather than in
+         * the thread's creation, which says nothing about the library). */
         int64_t bound = real_now() + CCTX_SEC(1);
         while (!atomic_load(&f.running) && real_now() < bound)
             ;
