@@ -10,8 +10,9 @@
  *  - Every call is thread-safe on any context the caller holds a reference to.
  *  - Time is int64_t nanoseconds on cctx_now()'s monotonic clock. Deadline
  *    arithmetic saturates and never overflows: now + a huge timeout is
- *    CCTX_NO_DEADLINE, which is never reached, not even by a (fake) clock
- *    standing at INT64_MAX, where every other deadline has passed.
+ *    CCTX_NO_DEADLINE, "no deadline". Only the fake clock can stand at
+ *    INT64_MAX, the end of time: there every deadline has been reached, so
+ *    a context derived then with any deadline or timeout is born done.
  *  - Errors are errno values: ECANCELED, ETIMEDOUT, EINVAL, ENOMEM. Calls that
  *    return a pointer return NULL and set errno.
  *  - Creating, cancelling, releasing and waiting calls are macros over *_at

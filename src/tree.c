@@ -255,11 +255,20 @@ cctx_t *cctx_with_cancel_at(cctx_t *parent, cctx_cancel_t **cancel, const char *
     return &c->head;
 }
 
+/* Only the fake clock can stand at INT64_MAX. There every deadline, even
+ * CCTX_NO_DEADLINE (what a timeout saturates to), has been reached. */
+static bool at_end_of_time(void)
+{
+    return atomic_load_explicit(&cctx__fake_on, memory_order_relaxed) &&
+           atomic_load_explicit(&cctx__fake_now, memory_order_relaxed) == INT64_MAX;
+}
+
 cctx_t *cctx__with_deadline(cctx_t *parent, int64_t deadline, int code, const char *msg,
                             cctx_cancel_t **cancel, const char *file, int line, const char *func)
 {
     const struct cctx__timer *inherited = cctx__deadline_of(parent);
-    if (deadline == CCTX_NO_DEADLINE || (inherited && inherited->deadline <= deadline))
+    if ((deadline == CCTX_NO_DEADLINE && !at_end_of_time()) ||
+        (inherited && inherited->deadline <= deadline))
         return cctx_with_cancel_at(parent, cancel, file, line, func);
 
     size_t len = msg ? strlen(msg) + 1 : 0;
@@ -314,12 +323,8 @@ cctx_t *cctx_with_timeout_cause_at(cctx_t *parent, int64_t timeout, int code, co
 {
     if (cctx__unlikely(!parent))
         return fail(EINVAL, cancel);
-    int64_t deadline = cctx__sat_add(cctx_now(), timeout);
-    /* At the end of the (fake) clock a timeout of 0 saturates to
-     * CCTX_NO_DEADLINE: it is due all the same. */
-    if (cctx__unlikely(timeout <= 0 && deadline == CCTX_NO_DEADLINE))
-        deadline = CCTX_NO_DEADLINE - 1;
-    return cctx__with_deadline(parent, deadline, code, msg, cancel, file, line, func);
+    return cctx__with_deadline(parent, cctx__sat_add(cctx_now(), timeout), code, msg, cancel,
+                               file, line, func);
 }
 
 cctx_t *cctx_with_value_at(cctx_t *parent, const void *key, void *value,
