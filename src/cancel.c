@@ -89,14 +89,14 @@ static void mark_complete(struct cctx__cause *cause)
 
 void cctx__wait_marked(struct cctx__cancelable *c)
 {
-    /* In a child of fork(), the marking may be a runner's job that waits
-     * for the child's first runner. */
-    cctx__child_restart();
     struct cctx__cause *cause = atomic_load_explicit(&c->cause, memory_order_acquire);
     for (;;) {
         uint32_t m = atomic_load_explicit(&cause->marked, memory_order_acquire);
         if (m == 1)
             return;
+        /* In a child of fork(), the marking may be a runner's job that
+         * waits for the child's first runner. */
+        cctx__child_restart();
         if (m == 0 && !atomic_compare_exchange_weak_explicit(&cause->marked, &m, 2,
                                                              memory_order_acq_rel,
                                                              memory_order_acquire))
@@ -207,7 +207,8 @@ static enum mark_result mark(struct cctx__cancelable *c, struct marking *m, bool
         cctx__timer_disarm((struct cctx__timer *)c);
     /* c stays alive (the caller's or the work list's reference) until every
      * stopper that claimed one of its registrations has let go of it. */
-    settle_stoppers(m, block);
+    if (cctx__unlikely(m->stoppers != NULL))
+        settle_stoppers(m, block);
     return MARKED;
 }
 
@@ -240,7 +241,7 @@ static bool mark_rest(struct marking *m, bool block)
         n->next = m->done;
         m->done = n;
     }
-    if (!settle_stoppers(m, block))
+    if (cctx__unlikely(m->stoppers != NULL) && !settle_stoppers(m, block))
         return false;
     mark_complete(m->cause);
     m->complete = true;
@@ -282,7 +283,6 @@ static inline __attribute__((always_inline)) void
 cancel(struct cctx__cancelable *c, int err, int code, const char *msg, const char *file, int line,
        const char *func, const bool tracing)
 {
-    cctx__child_restart();
     if (atomic_load_explicit(&c->head.state, memory_order_acquire) & STATE_ERR) {
         cctx__wait_marked(c);
         return;
@@ -307,7 +307,8 @@ cancel(struct cctx__cancelable *c, int err, int code, const char *msg, const cha
     if (tracing)
         begin_trace(&m, &c->head);
     mark_rest(&m, true);
-    cctx__run_queue_drain(&queue);
+    if (m.queued) /* else nothing is in it, nor was: no stopper can hold it */
+        cctx__run_queue_drain(&queue);
     release_done(&m, file, line, func);
     if (tracing)
         finish_trace(&m);
@@ -341,10 +342,20 @@ void cctx__cancel(struct cctx__cancelable *c, int err, int code, const char *msg
  * work with waiting allowed. */
 struct handoff {
     struct cctx__job job;
-    struct marking m;
+    struct marking m;                /* no cause: nothing to mark, only `release` */
     struct cctx__cancelable *origin; /* the firing's reference, dropped last */
+    struct cctx *release;            /* without a cause: the reference to drop */
     bool origin_marked;              /* false: the origin's lock was busy */
 };
+
+/* Drops a reference, quietly (see cctx__release_quietly); false if what is
+ * left to release cannot be, and then h is set up to release it. */
+static bool release_or_keep(struct cctx *c, struct handoff *h, const char *file, int line,
+                            const char *func)
+{
+    h->release = cctx__release_quietly(c, file, line, func);
+    return h->release == NULL;
+}
 
 /* Drops a reference unless it is the last one; false if it is. */
 static bool release_unless_last(struct cctx *c)
@@ -362,12 +373,13 @@ static bool release_unless_last(struct cctx *c)
 
 static void finish_handoff(struct handoff *h)
 {
-    struct cctx__timer *t = (struct cctx__timer *)h->origin;
     unsigned notified = h->m.queued; /* the timer thread called runners for these */
     if (!h->m.cause) { /* nothing was left to mark: only the release */
-        cctx_release_at(&t->c.head, SITE_OF(t));
+        struct cctx *c = h->release; /* t may be gone: c's own site */
+        cctx_release_at(c, c->file, cctx__line(c), c->func);
         return;
     }
+    struct cctx__timer *t = (struct cctx__timer *)h->origin;
     if (!h->origin_marked) {
         if (mark(h->origin, &h->m, true) != MARKED) {
             /* Another cancellation got there first: nothing for us to do. */
@@ -433,7 +445,7 @@ void cctx__timer_fire(struct cctx__timer *t)
     if (atomic_load_explicit(&t->c.head.state, memory_order_acquire) & STATE_ERR) {
         /* Ended some other way: the firing has nothing to do, and need not
          * wait for that cancellation's marking to finish. */
-        if (!release_unless_last(&t->c.head))
+        if (!release_or_keep(&t->c.head, &h, SITE_OF(t)))
             hand_off(&h); /* no cause: only the release */
         return;
     }
@@ -454,7 +466,7 @@ void cctx__timer_fire(struct cctx__timer *t)
             cctx__trace_busy(-1);
         cctx__cause_free(h.m.cause, &t->c.head);
         h.m.cause = NULL;
-        if (!release_unless_last(&t->c.head))
+        if (!release_or_keep(&t->c.head, &h, SITE_OF(t)))
             hand_off(&h);
         return;
     case MARKED:
@@ -476,9 +488,20 @@ void cctx__timer_fire(struct cctx__timer *t)
         else
             pp = &n->next;
     }
-    if (!h.m.done && release_unless_last(&t->c.head)) {
-        finish_trace(&h.m);
-        return;
+    if (!h.m.done) {
+        /* The last reference is the firing's when its holders let go while
+         * it ran (a fire-and-forget deadline): freeing it is quiet too,
+         * unless a parent's destructor or lock stands in the way. */
+        struct cctx *left = cctx__release_quietly(&t->c.head, SITE_OF(t));
+        if (!left) {
+            finish_trace(&h.m);
+            return;
+        }
+        if (left != &t->c.head) { /* t is gone: only `left` remains */
+            finish_trace(&h.m);
+            h.m = (struct marking){0};
+            h.release = left;
+        }
     }
     hand_off(&h);
 }

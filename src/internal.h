@@ -109,8 +109,10 @@ static inline uint32_t cctx__fd1_make(int fd)
 /* The descriptor a word names in this process, or -1. */
 static inline int cctx__done_fd_of(uint32_t fd1)
 {
+    if (!fd1) /* most contexts never make one: no more to look at */
+        return -1;
     uint32_t gen = atomic_load_explicit(&cctx__fork_generation, memory_order_relaxed);
-    if (!(fd1 & FD1_MASK) || fd1 >> FD1_BITS != gen % FD1_GENERATIONS)
+    if (fd1 >> FD1_BITS != gen % FD1_GENERATIONS)
         return -1;
     return (int)(fd1 & FD1_MASK) - 1;
 }
@@ -300,6 +302,11 @@ static inline void cctx__unlock(struct cctx *c)
     cctx__word_unlock(&c->word);
 }
 int cctx__try_ref(struct cctx *c);
+/* Drops a reference on c without running user code or waiting for a lock:
+ * only when it is not the last one, or when freeing c (and then its parent,
+ * and so on) needs neither. Returns NULL when done, else the context whose
+ * reference the caller still holds and must release the ordinary way. */
+struct cctx *cctx__release_quietly(struct cctx *c, const char *file, int line, const char *func);
 void cctx__node_push(struct cctx__node **head, struct cctx__node *n, uintptr_t tag);
 void cctx__node_unlink(struct cctx__node *n);
 cctx_t *cctx__with_deadline(cctx_t *parent, int64_t deadline, int code, const char *msg,

@@ -365,7 +365,10 @@ cctx_t *cctx_without_cancel_at(cctx_t *parent, const char *file, int line, const
 
 /* Frees one context whose last reference is gone; returns its parent, whose
  * reference the caller now drops. */
-static struct cctx *destroy(struct cctx *c, const char *file, int line, const char *func)
+/* Inlined by force into both callers: the ordinary release would otherwise
+ * pay a call for it on every context it frees. */
+static inline __attribute__((always_inline)) struct cctx *
+destroy(struct cctx *c, const char *file, int line, const char *func)
 {
     enum cctx__kind kind = cctx__kind(c);
     if (cctx__cancelable_kind(kind)) {
@@ -417,6 +420,29 @@ static struct cctx *destroy(struct cctx *c, const char *file, int line, const ch
     if (!keep)
         cctx__free(c);
     return parent;
+}
+
+struct cctx *cctx__release_quietly(struct cctx *c, const char *file, int line, const char *func)
+{
+    while (cctx__kind(c) != KIND_ROOT) {
+        uint32_t r = atomic_load_explicit(&c->refs, memory_order_relaxed);
+        while (r > 1)
+            if (atomic_compare_exchange_weak_explicit(&c->refs, &r, r - 1, memory_order_acq_rel,
+                                                      memory_order_relaxed))
+                return NULL;
+        /* The last reference. Freeing c is quiet when it is done (no
+         * after-function left to run), in no source's list (no lock to
+         * take) and seen by no debugging switch; anything else goes back. */
+        uint32_t w = atomic_load_explicit(&c->word, memory_order_relaxed);
+        if (r != 1 || !cctx__cancelable_kind(cctx__kind(c)) ||
+            (w & (WORD_LINKED | WORD_NAMED | WORD_WATCHED)) ||
+            !(atomic_load_explicit(&c->state, memory_order_acquire) & STATE_ERR) ||
+            !atomic_compare_exchange_strong_explicit(&c->refs, &r, 0, memory_order_acq_rel,
+                                                     memory_order_relaxed))
+            return c;
+        c = destroy(c, file, line, func);
+    }
+    return NULL;
 }
 
 void cctx_release_at(cctx_t *ctx, const char *file, int line, const char *func)
