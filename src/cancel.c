@@ -164,14 +164,15 @@ static bool settle_stoppers(struct marking *m, bool block)
 {
     struct cctx__node **pp = &m->stoppers;
     while (*pp) {
-        struct cctx__after *a = (struct cctx__after *)*pp;
+        struct cctx__node *n = *pp, *next = n->next; /* gone once let go */
+        struct cctx__after *a = (struct cctx__after *)n;
         if (block)
             cctx__after_wait_stopper(a);
         else if (!cctx__after_try_stopper(a)) {
-            pp = &(*pp)->next;
+            pp = &n->next;
             continue;
         }
-        *pp = (*pp)->next;
+        *pp = next;
     }
     return m->stoppers == NULL;
 }
@@ -406,7 +407,7 @@ static void run_handoff(struct cctx__job *job)
 {
     struct handoff *h = container_of(job, struct handoff, job);
     if (h->m.tracing && h->m.cause)
-        cctx__trace_busy(1); /* the timer thread gave its count up: see hand_off */
+        cctx__trace_busy_handover(1); /* this thread counts it now: see hand_off */
     finish_handoff(h);
     cctx__free(h);
 }
@@ -427,11 +428,11 @@ static void hand_off(struct handoff *h)
          * counts this one from here on. */
         bool traced = h->m.tracing && h->m.cause;
         if (traced)
-            cctx__trace_busy(-1);
+            cctx__trace_busy_handover(-1);
         if (cctx__runner_submit(&copy->job))
             return;
         if (traced)
-            cctx__trace_busy(1);
+            cctx__trace_busy_handover(1);
         cctx__free(copy);
     }
     /* Out of memory or of threads: finish here, waiting if need be, rather

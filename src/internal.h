@@ -471,6 +471,9 @@ void cctx__trace_cancel_end(uint64_t begin);
 /* +1 when a cancellation starts, -1 when its last event is recorded; the
  * flush at exit waits (a little) for the count to reach 0. */
 void cctx__trace_busy(int delta);
+/* A cancellation counted by one thread goes on on another: each moves its
+ * own share (-1 on the giver, +1 on the taker) while the total stays. */
+void cctx__trace_busy_handover(int delta);
 void cctx__trace_drain(void);
 /* An after-function starts (a: its registration) or ends (a: NULL). */
 void cctx__trace_after(const struct cctx__after *a, int begin);

@@ -244,6 +244,11 @@ void cctx__trace_after(const struct cctx__after *a, int begin)
 static _Atomic uint32_t busy, draining;
 static _Thread_local uint32_t my_busy;
 
+void cctx__trace_busy_handover(int delta)
+{
+    my_busy += (uint32_t)delta;
+}
+
 void cctx__trace_busy(int delta)
 {
     my_busy += (uint32_t)delta;
