@@ -138,6 +138,9 @@ struct child {
 };
 void run_child(const char *name, const char *const env[], struct child *c);
 void child_done(struct child *c);
+/* Runs `cctx-tests --child NAME` with CCTX_TRACE set to a new temporary
+ * file; the child must exit 0. Returns the file's path (freed by the caller). */
+char *run_traced(const char *child);
 
 /* ---- the real clock, whatever clock cctx uses ---------------------------------------- */
 

@@ -595,19 +595,7 @@ CHILD(trace_non_utf8_texts)
 /* Runs the child traced to a temporary file and checks the file. */
 static void check_trace_of(const char *child)
 {
-    char path[] = "/tmp/cctx-badinput-trace-XXXXXX";
-    int fd = mkstemp(path);
-    CHECK(fd >= 0);
-    close(fd);
-    char *env_trace;
-    CHECK(asprintf(&env_trace, "CCTX_TRACE=%s", path) > 0);
-    const char *env[] = {env_trace, NULL};
-    struct child c;
-    run_child(child, env, &c);
-    if (!WIFEXITED(c.status) || WEXITSTATUS(c.status) != 0)
-        fprintf(stderr, "child status %d, stderr:\n%s\n", c.status, c.err);
-    CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
-    child_done(&c);
+    char *path = run_traced(child);
     FILE *f = fopen(path, "r");
     CHECK(f != NULL);
     char *text = NULL;
@@ -616,10 +604,10 @@ static void check_trace_of(const char *child)
     CHECK(n > 0);
     fclose(f);
     unlink(path);
+    free(path);
     check_json("CCTX_TRACE file", text, (size_t)n);
     CHECK(count_substr(text, "\"msg\":") >= 4);
     free(text);
-    free(env_trace);
 }
 
 TEST(badinput_megabyte_names_and_messages_in_the_trace_file)

@@ -146,29 +146,6 @@ static void write_file(const char *path, const char *text)
     CHECK(fclose(f) == 0);
 }
 
-/* Runs a child with CCTX_TRACE set to a new temporary file, which must exit
- * 0, and returns the file's path (freed by the caller). */
-static char *run_traced(const char *child)
-{
-    char *path;
-    CHECK(asprintf(&path, "/tmp/cctx-trace-%s-XXXXXX", child) > 0);
-    int fd = mkstemp(path);
-    CHECK(fd >= 0);
-    close(fd);
-    char *env_trace;
-    CHECK(asprintf(&env_trace, "CCTX_TRACE=%s", path) > 0);
-    const char *env[] = {env_trace, NULL};
-    struct child c;
-    run_child(child, env, &c);
-    if (!WIFEXITED(c.status) || WEXITSTATUS(c.status) != 0) {
-        fprintf(stderr, "child %s failed (%#x):\n%s\n", child, c.status, c.err);
-        abort();
-    }
-    child_done(&c);
-    free(env_trace);
-    return path;
-}
-
 /* Checks the trace at path with a Python statement over `t`, the parsed
  * file (and `ev`, its events); skipped without python3, except in CI. */
 static void check_trace(const char *path, const char *statement)
