@@ -30,7 +30,7 @@ static const char *const hostile[] = {
     "plain ascii",
     "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf",
     "\xef\xbf\xbd real U+FFFD, \xe2\x80\xa8 U+2028",
-    "bad\xff" "byte\xfe",
+    "bad\xff\x62yte\xfe", /* \x62 is "b": a hex escape would otherwise swallow it */
     "\xc0\xaf overlong /, \xc1\xbf",
     "\xe0\x80\xaf overlong in 3",
     "\xf0\x80\x80\xaf overlong in 4",
