@@ -3,7 +3,11 @@
 # program (tests/consumer/main.c) against the *installed* library both ways a
 # user would: CMake's find_package(cctx) -> cctx::cctx, and
 # `pkg-config --cflags --libs cctx` (with --static for the static library).
-# Each program is run and its output compared with expected.txt.
+# Each program is run and its output compared with expected.txt. When the HTTP
+# integrations were built (libmicrohttpd and libcurl found), the same is done
+# for http.c with find_package(cctx COMPONENTS mhd curl) and
+# `pkg-config cctx-mhd cctx-curl` (compared with http-expected.txt); under
+# CI=true they must have been built.
 #
 #   usage: tests/consumer/check.sh [BUILD_TYPE]     (default: Release)
 #
@@ -30,14 +34,30 @@ trap cleanup EXIT
 step() { printf '\n--- consumer [%s]: %s\n' "$build_type" "$*"; }
 fail() { printf 'consumer [%s]: FAIL: %s\n' "$build_type" "$*" >&2; exit 1; }
 
-# Runs a built consumer and compares its transcript with expected.txt.
+# Runs a built consumer and compares its transcript with an expected one
+# (default expected.txt).
 run_and_compare() {
-    local bin=$1 out=$tmp/out.txt
+    local bin=$1 expected=${2:-expected.txt} out=$tmp/out.txt
     "$bin" >"$out" || { cat "$out"; fail "$bin exited with status $?"; }
-    if ! diff -u "$here/expected.txt" "$out"; then
-        fail "$bin: output differs from expected.txt (diff above)"
+    if ! diff -u "$here/$expected" "$out"; then
+        fail "$bin: output differs from $expected (diff above)"
     fi
-    echo "output matches expected.txt"
+    echo "output matches $expected"
+}
+
+# exports_exactly LIB HEADER...: LIB exports the CCTX_API functions the
+# headers declare, and nothing else of its own.
+exports_exactly() {
+    local lib=$1 declared exported missing stray
+    shift
+    declared=$(cat "$@" | tr '\n' ' ' |
+        grep -oE 'CCTX_API [^;{]*' | grep -oE '\bcctx_[a-z0-9_]+ *\(' | tr -d ' (' | sort -u)
+    exported=$(nm -D --defined-only "$lib" | awk '{print $NF}' | sort -u)
+    stray=$(comm -13 <(echo "$declared") <(echo "$exported") | grep -v '^_' || true)
+    [[ -z "$stray" ]] || fail "$lib exports non-API symbols: $(tr "\n" " " <<<"$stray")"
+    missing=$(comm -23 <(echo "$declared") <(echo "$exported"))
+    [[ -z "$missing" ]] || fail "$lib does not export: $(tr '\n' ' ' <<<"$missing")"
+    echo "$(basename "$lib") exports the $(wc -l <<<"$declared") CCTX_API functions of its headers and nothing else"
 }
 
 # needs_libcctx BINARY yes|no: checks whether BINARY loads libcctx.so at run time.
@@ -83,24 +103,31 @@ for kind in static shared; do
     else
         [[ -e "$libdir/libcctx.so" ]] || fail "libcctx.so was not installed"
         [[ ! -e "$libdir/libcctx.a" ]] || fail "a shared build installed libcctx.a"
-        # Only the public API is exported: every defined dynamic symbol is cctx_*.
-        stray=$(nm -D --defined-only "$libdir/libcctx.so" | awk '{print $NF}' |
-            grep -Ev '^cctx_[a-z]' || true)
-        [[ -z "$stray" ]] || fail "libcctx.so exports non-API symbols: $(tr "\n" " " <<<"$stray")"
-        # ... and every function the installed headers declare with CCTX_API.
-        declared=$(cat "$prefix/include/cctx.h" "$prefix"/include/cctx/*.h | tr '\n' ' ' |
-            grep -oE 'CCTX_API [^;{]*' | grep -oE '\bcctx_[a-z0-9_]+ *\(' | tr -d ' (' | sort -u)
-        exported=$(nm -D --defined-only "$libdir/libcctx.so" | awk '{print $NF}' | sort -u)
-        missing=$(comm -23 <(echo "$declared") <(echo "$exported"))
-        [[ -z "$missing" ]] || fail "libcctx.so does not export: $(tr '\n' ' ' <<<"$missing")"
-        echo "libcctx.so exports the $(wc -l <<<"$declared") CCTX_API functions of the headers and nothing else"
+        # Only the public API is exported, each library its own headers'.
+        core_headers=()
+        for h in "$prefix/include/cctx.h" "$prefix"/include/cctx/*.h; do
+            case $h in */mhd.h | */curl.h) ;; *) core_headers+=("$h") ;; esac
+        done
+        exports_exactly "$libdir/libcctx.so" "${core_headers[@]}"
+        for part in mhd curl; do
+            [[ ! -e "$libdir/libcctx-$part.so" ]] ||
+                exports_exactly "$libdir/libcctx-$part.so" "$prefix/include/cctx/$part.h"
+        done
     fi
     echo "installed: $(cd "$prefix" && find . -type f | sort | tr '\n' ' ')"
+    http=OFF
+    if [[ -f "$prefix/include/cctx/mhd.h" && -f "$prefix/include/cctx/curl.h" ]]; then
+        http=ON
+    elif [[ ${CI:-} == true ]]; then
+        fail "the HTTP integrations were not built (CI=true: they must be)"
+    else
+        echo "the HTTP integrations were not built here: their consumer is skipped"
+    fi
 
     step "$kind: find_package(cctx) + cctx::cctx"
     cmake -S "$here" -B "$tmp/consumer-cmake-$kind" \
         -DCMAKE_BUILD_TYPE="$build_type" \
-        -DCMAKE_PREFIX_PATH="$prefix" \
+        -DCMAKE_PREFIX_PATH="$prefix" -DCONSUMER_HTTP=$http \
         -DCMAKE_C_FLAGS="-Wall -Wextra -Werror" >"$tmp/consumer-configure-$kind.log" ||
         { cat "$tmp/consumer-configure-$kind.log"; fail "configure the consumer ($kind)"; }
     cmake --build "$tmp/consumer-cmake-$kind" -j "$jobs"
@@ -109,6 +136,9 @@ for kind in static shared; do
     # The CMake build records the library's directory as its RPATH: no
     # LD_LIBRARY_PATH needed.
     (unset LD_LIBRARY_PATH; run_and_compare "$bin")
+    if [[ $http == ON ]]; then
+        (unset LD_LIBRARY_PATH; run_and_compare "$bin-http" http-expected.txt)
+    fi
 
     step "$kind: pkg-config"
     pkgflags=(--cflags --libs)
@@ -126,6 +156,14 @@ for kind in static shared; do
         LD_LIBRARY_PATH="$libdir" run_and_compare "$bin"
     else
         run_and_compare "$bin"
+    fi
+    if [[ $http == ON ]]; then
+        flags=$(PKG_CONFIG_PATH="$libdir/pkgconfig" pkg-config "${pkgflags[@]}" cctx-mhd cctx-curl) ||
+            fail "pkg-config ${pkgflags[*]} cctx-mhd cctx-curl"
+        echo "pkg-config ${pkgflags[*]} cctx-mhd cctx-curl: $flags"
+        # shellcheck disable=SC2086 # pkg-config output is meant to be split
+        "$cc" -std=c11 -Wall -Wextra -Werror -o "$bin-http" "$here/http.c" $flags
+        LD_LIBRARY_PATH="$libdir" run_and_compare "$bin-http" http-expected.txt
     fi
 done
 
