@@ -148,6 +148,9 @@ void mhd_request_free(struct cctx_mhd_request *req);
 void mhd_response_init(cctx_mhd_response_t *resp);
 /* Turns resp into req->response/status (resp is emptied). */
 void mhd_response_finish(struct cctx_mhd_request *req, cctx_mhd_response_t *resp);
+/* A duration in the unit letters of grpc-timeout, the largest unit that
+ * divides it exactly ("80m", "1500u", "2S"), for cause messages. */
+void mhd_format_duration(int64_t t, char *out, size_t size);
 void mhd_response_text(cctx_mhd_response_t *resp, int status, const char *msg);
 
 /* workers.c */

@@ -78,10 +78,9 @@ void mhd_checks_free(cctx_mhd_t *s)
 
 /* ---- built-ins ----------------------------------------------------------------- */
 
-static void format_budget(int64_t t, char out[CCTX_GRPC_TIMEOUT_SIZE])
+static void format_budget(int64_t t, char out[32])
 {
-    if (cctx_grpc_timeout_format(t, out) != 0)
-        strcpy(out, "0n");
+    mhd_format_duration(t, out, 32);
 }
 
 static int check_min_budget(cctx_t *ctx, cctx_mhd_request_t *req, char *msg, size_t size,
@@ -93,7 +92,7 @@ static int check_min_budget(cctx_t *ctx, cctx_mhd_request_t *req, char *msg, siz
     if (left == CCTX_NO_DEADLINE)
         return 0;
     if (left <= 0 || left < c->nanos) {
-        char have[CCTX_GRPC_TIMEOUT_SIZE], need[CCTX_GRPC_TIMEOUT_SIZE];
+        char have[32], need[32];
         format_budget(left, have);
         format_budget(c->nanos, need);
         snprintf(msg, size, "deadline budget too small: %s left, %s needed", have, need);
@@ -118,7 +117,7 @@ static int check_cap_deadline(cctx_t *ctx, cctx_mhd_request_t *req, char *msg, s
 {
     (void)ctx;
     const struct mhd_check *c = arg;
-    char cap[CCTX_GRPC_TIMEOUT_SIZE], why[64];
+    char cap[32], why[80];
     format_budget(c->nanos, cap);
     snprintf(why, sizeof why, "deadline from middleware cap: %s", cap);
     int err = cctx_mhd_limit(req, c->nanos, why);

@@ -63,6 +63,25 @@ static bool route_matches(const struct mhd_route *r, const char *method, const c
     return strcmp(path, r->path) == 0;
 }
 
+void mhd_format_duration(int64_t t, char *out, size_t size)
+{
+    static const struct {
+        int64_t ns;
+        char unit;
+    } units[] = {{CCTX_SEC(3600), 'H'}, {CCTX_SEC(60), 'M'}, {CCTX_SEC(1), 'S'},
+                 {CCTX_MSEC(1), 'm'},   {CCTX_USEC(1), 'u'}, {1, 'n'}};
+    if (t <= 0) {
+        snprintf(out, size, "0n");
+        return;
+    }
+    for (size_t i = 0; i < sizeof units / sizeof *units; i++) {
+        if (t % units[i].ns == 0 || units[i].ns == 1) {
+            snprintf(out, size, "%lld%c", (long long)(t / units[i].ns), units[i].unit);
+            return;
+        }
+    }
+}
+
 /* Copies at most 64 bytes of an untrusted header value into a message,
  * printable ASCII only. */
 static void quote(char *out, size_t size, const char *v)
@@ -92,15 +111,15 @@ static bool deadline_of(struct cctx_mhd_request *req, int64_t *budget, char *msg
         *budget = t;
         snprintf(msg, size, "deadline from %s: %s", hname, h);
     }
-    char f[CCTX_GRPC_TIMEOUT_SIZE];
+    char f[32];
     if (s->opt.max_timeout > 0 && s->opt.max_timeout < *budget) {
         *budget = s->opt.max_timeout;
-        cctx_grpc_timeout_format(*budget, f);
+        mhd_format_duration(*budget, f, sizeof f);
         snprintf(msg, size, "deadline from server maximum: %s", f);
     }
     if (req->route && req->route->max_timeout > 0 && req->route->max_timeout < *budget) {
         *budget = req->route->max_timeout;
-        cctx_grpc_timeout_format(*budget, f);
+        mhd_format_duration(*budget, f, sizeof f);
         snprintf(msg, size, "deadline from route maximum: %s", f);
     }
     return true;
