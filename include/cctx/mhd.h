@@ -1,0 +1,248 @@
+/*
+ * cctx/mhd.h — request contexts for libmicrohttpd (library cctx-mhd,
+ * pkg-config module cctx-mhd, CMake component cctx::mhd).
+ *
+ *     static void hello(cctx_t *ctx, cctx_mhd_request_t *req,
+ *                       cctx_mhd_response_t *resp, void *arg)
+ *     {
+ *         if (cctx_sleep(ctx, CCTX_MSEC(50)) != 0)     // work that watches ctx
+ *             return;                                   // client gone, deadline...
+ *         cctx_mhd_set_header(resp, "content-type", "text/plain");
+ *         cctx_mhd_write(resp, "hello\n", 6);
+ *     }
+ *
+ *     cctx_mhd_options_t o = CCTX_MHD_OPTIONS_INIT;    // every field: its default
+ *     o.port = 8080;
+ *     cctx_mhd_t *srv = cctx_mhd_start(parent, &o, hello, NULL);
+ *     cctx_mhd_use_require_header(srv, "authorization", 401);
+ *     ...
+ *     cctx_mhd_shutdown(srv, CCTX_SEC(5));               // drain, then cancel
+ *     cctx_mhd_free(srv);
+ *
+ * Thread model. One libmicrohttpd thread accepts connections, reads requests
+ * and writes responses (MHD_USE_INTERNAL_POLLING_THREAD with epoll). It never
+ * runs user code and never waits for a worker: once a request is complete it
+ * suspends the connection and puts the request on a bounded queue, served by
+ * a fixed pool of worker threads that run the middleware chain and then the
+ * handler. When the queue is full the request is answered 503 at once. A
+ * handler that blocks holds one worker; the server keeps accepting, reading
+ * and answering from the queue with the others.
+ *
+ * The request context. Each request gets a context derived from the server's
+ * context (itself a child of the parent given to cctx_mhd_start). It carries
+ * the trace (cctx_trace_of: a child span of the incoming traceparent, or a
+ * new trace), the request id and the route (accessors below), and the
+ * deadline. It is named "METHOD /path" (cctx_set_name), so cctx_dump and
+ * CCTX_TRACE show requests by name. It ends, with a cause (cctx_cause) that
+ * says why, at the first of:
+ *
+ *   - the client went away while the request waited or ran: the peer closed
+ *     or reset the connection, or shut down its writing side. Code 499,
+ *     message "client disconnected".
+ *   - its deadline: the incoming deadline header (grpc-timeout unless
+ *     configured otherwise), capped by the server's and the route's maximum.
+ *     ETIMEDOUT, code 504, message naming what set it: "deadline from
+ *     grpc-timeout: 200m", "deadline from server maximum: 1S", "deadline from
+ *     route maximum: 500m", or from a cap in the middleware.
+ *   - server shutdown, once the drain time is over: code 503, message
+ *     "server shutting down".
+ *   - the parent context ended: its error and cause.
+ *   - the handler returned: code 0, message "handler returned", so work the
+ *     handler started and did not wait for stops.
+ *
+ * Disconnect detection and its limits. libmicrohttpd does not look at a
+ * suspended connection, so the server watches each suspended connection's
+ * socket itself, with one thread and its own epoll set, for EPOLLRDHUP only
+ * (the peer's FIN or RST; never incoming data, so a pipelined next request or
+ * a keep-alive connection is never taken for a disconnect). Each watch is
+ * identified by descriptor and generation, so an event for a connection that
+ * has since closed never reaches a later connection on the same descriptor
+ * number; the watch is removed before the connection is resumed. Limits: a
+ * peer that vanishes without a FIN or RST (host down, cable pulled) is seen
+ * only by TCP keep-alive or the deadline; a client that half-closes after
+ * sending its request (shutdown(SHUT_WR), as `nc -N` does) is taken for one
+ * that went away; while the request's body is still being received,
+ * libmicrohttpd itself notices a closed connection and the request never
+ * reaches a worker.
+ *
+ * Errors. Calls that return a pointer return NULL and set errno; calls that
+ * return int return 0 or an errno value. Bad input from the network is
+ * answered with an error status and never reaches the handler:
+ * a malformed deadline header is 400 (the body says which header and value),
+ * a body above max_body is 413, headers too large for libmicrohttpd's
+ * connection memory are answered by libmicrohttpd itself. A malformed
+ * traceparent is ignored (the request starts a new trace).
+ */
+#ifndef CCTX_MHD_H
+#define CCTX_MHD_H
+
+#include <cctx.h>
+#include <cctx/propagate.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cctx_mhd cctx_mhd_t;                   /* a server                     */
+typedef struct cctx_mhd_request cctx_mhd_request_t;   /* one request, read-only to users */
+typedef struct cctx_mhd_response cctx_mhd_response_t; /* what the handler answers      */
+
+/* Runs on a worker thread, never on libmicrohttpd's. ctx is the request
+ * context (see the top of this file); it stays valid until the handler
+ * returns: take a reference (cctx_ref) to keep it longer. When the handler
+ * returns, ctx is canceled ("handler returned") and the response is sent:
+ * the status set (200 if none), the headers set, the body written. req and
+ * resp are valid only until the handler returns. */
+typedef void cctx_mhd_handler_fn(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_response_t *resp,
+                                 void *arg);
+
+/* A validator of the middleware chain. Runs on the worker thread before the
+ * handler, in the order the validators were added. Returns 0 to let the
+ * request through, or an HTTP status (400 to 599) to reject it: the handler
+ * does not run and the client gets that status with msg (a NUL-terminated
+ * text of at most msg_size bytes, which the validator may write; empty means
+ * the status's reason phrase) as a text/plain body. A validator may narrow
+ * the request's deadline with cctx_mhd_limit. */
+typedef int cctx_mhd_check_fn(cctx_t *ctx, cctx_mhd_request_t *req, char *msg, size_t msg_size,
+                              void *arg);
+
+/* ---- Starting and stopping ------------------------------------------------ */
+
+/* Every field's zero value means its default, so `{0}` and
+ * CCTX_MHD_OPTIONS_INIT are the same options. */
+typedef struct cctx_mhd_options {
+    const char *bind_address;    /* IPv4 or IPv6 literal; NULL: "127.0.0.1"             */
+    uint16_t port;               /* 0: an ephemeral port (read it with cctx_mhd_port)   */
+    unsigned workers;            /* worker threads; 0: 4                                */
+    unsigned queue;              /* requests waiting for a worker; 0: 64                 */
+    int64_t max_timeout;         /* nanoseconds, caps every request's deadline (also
+                                    one without a deadline header); 0: no cap            */
+    const char *deadline_header; /* NULL: "grpc-timeout" (value in its format)           */
+    int64_t drain;               /* nanoseconds that cctx_mhd_free gives in-flight
+                                    requests before cancelling them; 0: 5 s; < 0: none */
+    size_t max_body;             /* bytes; a larger request body is 413; 0: 1 MiB       */
+    const char *debug_path;      /* a path serving cctx_dump of the server's tree
+                                    (HTML; JSON with ?format=json); NULL: none           */
+} cctx_mhd_options_t;
+#define CCTX_MHD_OPTIONS_INIT {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL}
+
+/* Starts serving under parent with a handler for every request no route
+ * matches (NULL: those get 404). The options are copied (options may be
+ * NULL: all defaults). The server's context is a child of parent named
+ * "cctx-mhd :PORT"; it holds a reference on parent until cctx_mhd_free. If
+ * parent ends, the requests in flight end with its cause, and later ones are
+ * answered 503 without running anything. NULL with errno: EINVAL (NULL
+ * parent, a bind address that is not an IP literal, a deadline header name
+ * that is empty), EADDRINUSE or another errno of socket/bind/listen, ENOMEM,
+ * EAGAIN (threads). */
+CCTX_API cctx_mhd_t *cctx_mhd_start(cctx_t *parent, const cctx_mhd_options_t *options,
+                                    cctx_mhd_handler_fn *handler, void *arg);
+
+/* The port the server listens on (the ephemeral one when options.port was
+ * 0); 0 for NULL. */
+CCTX_API uint16_t cctx_mhd_port(const cctx_mhd_t *server);
+
+/* The server's context, the parent of every request context (for dumps,
+ * or to derive background work that must end with the server). Valid until
+ * cctx_mhd_free. */
+CCTX_API cctx_t *cctx_mhd_context(const cctx_mhd_t *server);
+
+/* Adds a route: requests whose method equals `method` (NULL: any method) and
+ * whose path equals `path` exactly (no query string; a path ending in '*'
+ * matches every path with that prefix) go to handler instead of the default
+ * one. Routes are tried in the order added, the first match wins.
+ * max_timeout > 0 caps the deadline of this route's requests (504, "deadline
+ * from route maximum: ..."); 0: no cap of its own. Strings are copied. May be
+ * called while the server runs. 0, EINVAL (NULL server, path or handler),
+ * ENOMEM, ECANCELED (after shutdown began). */
+CCTX_API int cctx_mhd_route(cctx_mhd_t *server, const char *method, const char *path,
+                            cctx_mhd_handler_fn *handler, void *arg, int64_t max_timeout);
+
+/* Stops the server, in this order: stop accepting connections
+ * (MHD_quiesce_daemon); let the requests in flight (queued or running) run
+ * until they finish or `drain` nanoseconds have passed (< 0: no wait); then
+ * cancel the server's context, so the rest end with code 503 "server
+ * shutting down" (queued ones are answered 503 without running); wait for
+ * every handler to return and every suspended connection to be resumed;
+ * stop libmicrohttpd (closing idle keep-alive connections) and the server's
+ * threads. Returns once all of that is done; waits for handlers without a
+ * limit, so a handler must watch its context. The second and later calls
+ * return at once. Must not be called from a handler (EDEADLK). 0, EINVAL,
+ * EDEADLK. */
+CCTX_API int cctx_mhd_shutdown(cctx_mhd_t *server, int64_t drain);
+
+/* Shuts down (with options.drain) if that was not done, releases the server's
+ * context and frees everything. NULL does nothing. Not from a handler. */
+CCTX_API void cctx_mhd_free(cctx_mhd_t *server);
+
+/* ---- Middleware ------------------------------------------------------------ */
+
+/* Appends fn to the chain (see cctx_mhd_check_fn). Add validators before the
+ * server takes traffic: the chain must not change while requests run.
+ * 0, EINVAL (NULL server or fn), ENOMEM. */
+CCTX_API int cctx_mhd_use(cctx_mhd_t *server, cctx_mhd_check_fn *fn, void *arg);
+
+/* Built-in validators, appended like cctx_mhd_use (same errors):
+ *  - min_budget: 504 "deadline budget too small: ..." when the request's
+ *    remaining time is below min (also when it is already spent); a request
+ *    without a deadline passes.
+ *  - require_deadline: 400 "<header> header required" when the request came
+ *    without the deadline header.
+ *  - cap_deadline: narrows every request's deadline to at most max
+ *    (cctx_mhd_limit with the cause "deadline from middleware cap: ...").
+ *  - require_header: `status` (401 for "authorization", say) with
+ *    "<name> header required" when the header is missing (or empty).
+ *  - max_body: 413 "request body too large" above max bytes (the server's
+ *    max_body still bounds what is read from the network at all). */
+CCTX_API int cctx_mhd_use_min_budget(cctx_mhd_t *server, int64_t min);
+CCTX_API int cctx_mhd_use_require_deadline(cctx_mhd_t *server);
+CCTX_API int cctx_mhd_use_cap_deadline(cctx_mhd_t *server, int64_t max);
+CCTX_API int cctx_mhd_use_require_header(cctx_mhd_t *server, const char *name, int status);
+CCTX_API int cctx_mhd_use_max_body(cctx_mhd_t *server, size_t max);
+
+/* Narrows the request's deadline (from a validator): the handler then gets a
+ * child of the current request context whose deadline is timeout from now,
+ * ending with ETIMEDOUT, code 504 and msg (copied; NULL: "deadline from
+ * middleware"). A timeout not shorter than what is left changes nothing.
+ * 0, EINVAL, ENOMEM. */
+CCTX_API int cctx_mhd_limit(cctx_mhd_request_t *req, int64_t timeout, const char *msg);
+
+/* ---- The request ----------------------------------------------------------- */
+
+/* Valid until the handler (or validator) returns. */
+CCTX_API const char *cctx_mhd_method(const cctx_mhd_request_t *req);
+/* The path without the query string, as libmicrohttpd decoded it. */
+CCTX_API const char *cctx_mhd_path(const cctx_mhd_request_t *req);
+/* A request header by name (case-insensitive), or NULL. */
+CCTX_API const char *cctx_mhd_header(const cctx_mhd_request_t *req, const char *name);
+/* A query-string argument, decoded, or NULL; "" for a key without a value. */
+CCTX_API const char *cctx_mhd_query(const cctx_mhd_request_t *req, const char *name);
+/* The request body (NUL-terminated after *len bytes; "" when none). len may
+ * be NULL. */
+CCTX_API const char *cctx_mhd_body(const cctx_mhd_request_t *req, size_t *len);
+
+/* Values every request context carries. The request id counts the server's
+ * requests from 1; 0 when ctx is not (derived from) a request context. The
+ * route is the path pattern given to cctx_mhd_route, "" for the default
+ * handler, NULL when ctx is not a request context; valid while ctx is held. */
+CCTX_API uint64_t cctx_mhd_request_id(const cctx_t *ctx);
+CCTX_API const char *cctx_mhd_route_of(const cctx_t *ctx);
+
+/* ---- The response ---------------------------------------------------------- */
+
+/* Sets the status (100 to 599; default 200). 0 or EINVAL. */
+CCTX_API int cctx_mhd_status(cctx_mhd_response_t *resp, int status);
+/* Adds a header (copied; a second call with the same name adds another
+ * line). 0, EINVAL (NULL, or a name or value with CR or LF), ENOMEM. */
+CCTX_API int cctx_mhd_set_header(cctx_mhd_response_t *resp, const char *name, const char *value);
+/* Appends len bytes to the body. 0, EINVAL, ENOMEM. */
+CCTX_API int cctx_mhd_write(cctx_mhd_response_t *resp, const void *data, size_t len);
+/* Appends formatted text to the body. 0, EINVAL, ENOMEM. */
+CCTX_API int cctx_mhd_printf(cctx_mhd_response_t *resp, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CCTX_MHD_H */

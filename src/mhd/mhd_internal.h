@@ -1,0 +1,181 @@
+/*
+ * The parts of cctx-mhd and what they share.
+ *
+ *   server.c      starting, libmicrohttpd's callbacks (its one thread),
+ *                 shutdown
+ *   request.c     a request's context (deadline, trace, values, name) and
+ *                 the request and response accessors
+ *   workers.c     the bounded queue and the worker pool that runs
+ *                 middleware and handlers
+ *   watch.c       the disconnect watcher: one thread, its own epoll set
+ *   middleware.c  the validator chain and the built-in validators
+ *   debug_route.c the route serving cctx_dump of the server's tree
+ *
+ * Lock order: server->lock, then watch->lock (never the other way: the
+ * watcher takes only its own lock, and cancels outside it). Neither is held
+ * while calling into libmicrohttpd, user code, or a cancellation.
+ *
+ * A request's life (its `state`):
+ *   READING  on libmicrohttpd's thread: headers read, context derived, body
+ *            being received. Only that thread touches the request.
+ *   QUEUED   the connection is suspended and watched; the request is on the
+ *            queue or with a worker. Only the worker touches it (the watcher
+ *            reads ctx/cancel under watch->lock while the watch exists).
+ *   DONE     the worker stored the response, removed the watch and resumed
+ *            the connection; from then on only libmicrohttpd's thread
+ *            touches it again (stored with release, read with acquire).
+ */
+#ifndef CCTX_MHD_INTERNAL_H
+#define CCTX_MHD_INTERNAL_H
+
+#include <cctx/mhd.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+enum { REQ_READING, REQ_QUEUED, REQ_DONE };
+
+struct mhd_route {
+    char *method; /* NULL: any */
+    char *path;
+    size_t path_len;
+    bool prefix; /* the pattern ended in '*' */
+    cctx_mhd_handler_fn *handler;
+    void *arg;
+    int64_t max_timeout;
+    struct mhd_route *next;
+};
+
+struct mhd_check {
+    cctx_mhd_check_fn *fn;
+    void *arg; /* the user's, or this entry for a built-in */
+    int64_t nanos;
+    size_t bytes;
+    int status;
+    char *name;
+    cctx_mhd_t *server;
+    struct mhd_check *next;
+};
+
+struct mhd_header {
+    char *name, *value;
+    struct mhd_header *next;
+};
+
+struct cctx_mhd_response {
+    int status;
+    struct mhd_header *headers, **tail;
+    char *body;
+    size_t len, cap;
+    int err; /* the first ENOMEM: answered 500 */
+};
+
+struct cctx_mhd_request {
+    cctx_mhd_t *server;
+    struct MHD_Connection *conn;
+    const char *method, *path; /* libmicrohttpd's, valid until completion */
+    const struct mhd_route *route; /* NULL: the default handler */
+    cctx_mhd_handler_fn *handler;
+    void *arg;
+    cctx_t *ctx;           /* the request context (one reference)           */
+    cctx_cancel_t *cancel; /* its cancel handle                             */
+    cctx_t *run_ctx;       /* ctx, or a narrower child made by cctx_mhd_limit */
+    bool has_deadline;     /* the deadline header was present               */
+    char *body;
+    size_t body_len, body_cap;
+    bool body_too_large, replied, counted;
+    int fail_status; /* answered on libmicrohttpd's thread when non-zero */
+    char fail_msg[192];
+    _Atomic int state;
+    struct MHD_Response *response; /* built by the worker */
+    unsigned status;
+    int fd;       /* the watched descriptor, -1 when not watched */
+    uint32_t gen; /* the watch's generation                       */
+    struct cctx_mhd_request *next;
+};
+
+struct mhd_watch_slot {
+    uint32_t gen;
+    struct cctx_mhd_request *req; /* NULL: no watch on this descriptor */
+};
+
+struct mhd_watch {
+    int epfd, wakefd;
+    bool started;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    struct mhd_watch_slot *slots; /* indexed by descriptor */
+    size_t nslots;
+    atomic_bool stop;
+};
+
+struct cctx_mhd {
+    cctx_t *ctx;
+    cctx_cancel_t *cancel;
+    cctx_mhd_options_t opt; /* defaults filled in; strings owned */
+    struct MHD_Daemon *daemon;
+    int listen_fd;
+    uint16_t port;
+    cctx_mhd_handler_fn *handler;
+    void *arg;
+
+    pthread_mutex_t lock; /* routes, queue, counts, stopping */
+    pthread_cond_t work;  /* workers: the queue has a request or closes */
+    pthread_cond_t idle;  /* shutdown: inflight or suspended went down */
+    struct mhd_route *routes, **routes_tail;
+    struct mhd_check *checks, **checks_tail;
+    struct cctx_mhd_request *qhead, *qtail;
+    unsigned qlen;
+    unsigned inflight;  /* queued or running                           */
+    unsigned suspended; /* suspended and not yet back on MHD's thread  */
+    bool stopping;      /* shutdown began: no new request is admitted  */
+    bool closing;       /* workers exit                                */
+
+    pthread_t *workers;
+    unsigned nworkers;
+    struct mhd_watch watch;
+    atomic_uint_fast64_t next_id;
+
+    pthread_mutex_t shut_lock;
+    bool shut;
+};
+
+/* request.c */
+struct cctx_mhd_request *mhd_request_begin(cctx_mhd_t *s, struct MHD_Connection *conn,
+                                           const char *url, const char *method);
+void mhd_request_free(struct cctx_mhd_request *req);
+void mhd_response_init(cctx_mhd_response_t *resp);
+/* Turns resp into req->response/status (resp is emptied). */
+void mhd_response_finish(struct cctx_mhd_request *req, cctx_mhd_response_t *resp);
+/* A duration in the unit letters of grpc-timeout, the largest unit that
+ * divides it exactly ("80m", "1500u", "2S"), for cause messages. */
+void mhd_format_duration(int64_t t, char *out, size_t size);
+void mhd_response_text(cctx_mhd_response_t *resp, int status, const char *msg);
+
+/* workers.c */
+int mhd_workers_start(cctx_mhd_t *s);
+void mhd_workers_stop(cctx_mhd_t *s);
+/* Called on libmicrohttpd's thread for a complete request: 0 (suspended,
+ * watched, queued) or the status to answer at once (503). */
+int mhd_admit(cctx_mhd_t *s, struct cctx_mhd_request *req);
+bool mhd_on_worker(const cctx_mhd_t *s);
+
+/* watch.c */
+int mhd_watch_start(struct mhd_watch *w);
+void mhd_watch_stop(struct mhd_watch *w);
+void mhd_watch_add(struct mhd_watch *w, struct cctx_mhd_request *req);
+void mhd_watch_remove(struct mhd_watch *w, struct cctx_mhd_request *req);
+
+/* middleware.c: 0, or the status to answer with msg. */
+int mhd_run_checks(cctx_mhd_t *s, struct cctx_mhd_request *req, char *msg, size_t msg_size);
+void mhd_checks_free(cctx_mhd_t *s);
+
+/* debug_route.c */
+void mhd_debug_handler(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_response_t *resp,
+                       void *arg);
+
+/* A library thread: every signal blocked, named. */
+int mhd_thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const char *name);
+
+#endif

@@ -1,0 +1,181 @@
+/*
+ * The middleware chain: validators run in order on the worker thread before
+ * the handler; the first that returns a status answers the request.
+ *
+ * The chain is built before the server takes traffic and only read after
+ * (the header says so); appending still takes server->lock so that a late
+ * append is at least not a torn list. Built-in validators are entries whose
+ * argument is the entry itself, holding their parameters.
+ *
+ * Lock order: server->lock only, never held while a validator runs.
+ */
+#define _GNU_SOURCE
+#include "mhd_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char self_tag;
+#define SELF ((void *)&self_tag) /* a built-in's argument: its own entry */
+
+/* Appends an entry with its parameters already set, so a worker that reads
+ * the chain under the lock sees them whole. */
+static int append(cctx_mhd_t *s, cctx_mhd_check_fn *fn, void *arg, int64_t nanos, size_t bytes,
+                  const char *name, int status)
+{
+    struct mhd_check *c = calloc(1, sizeof *c);
+    if (!c || (name && !(c->name = strdup(name)))) {
+        free(c);
+        return ENOMEM;
+    }
+    c->fn = fn;
+    c->arg = arg == SELF ? c : arg;
+    c->server = s;
+    c->nanos = nanos;
+    c->bytes = bytes;
+    c->status = status;
+    pthread_mutex_lock(&s->lock);
+    *s->checks_tail = c;
+    s->checks_tail = &c->next;
+    pthread_mutex_unlock(&s->lock);
+    return 0;
+}
+
+int cctx_mhd_use(cctx_mhd_t *server, cctx_mhd_check_fn *fn, void *arg)
+{
+    if (!server || !fn)
+        return EINVAL;
+    return append(server, fn, arg, 0, 0, NULL, 0);
+}
+
+int mhd_run_checks(cctx_mhd_t *s, struct cctx_mhd_request *req, char *msg, size_t msg_size)
+{
+    pthread_mutex_lock(&s->lock);
+    struct mhd_check *c = s->checks;
+    pthread_mutex_unlock(&s->lock);
+    for (; c; c = c->next) {
+        msg[0] = '\0';
+        int st = c->fn(req->run_ctx, req, msg, msg_size, c->arg);
+        if (st != 0) {
+            msg[msg_size - 1] = '\0';
+            return st < 400 || st > 599 ? 500 : st;
+        }
+    }
+    return 0;
+}
+
+void mhd_checks_free(cctx_mhd_t *s)
+{
+    for (struct mhd_check *c = s->checks, *next; c; c = next) {
+        next = c->next;
+        free(c->name);
+        free(c);
+    }
+    s->checks = NULL;
+    s->checks_tail = &s->checks;
+}
+
+/* ---- built-ins ----------------------------------------------------------------- */
+
+static void format_budget(int64_t t, char out[32])
+{
+    mhd_format_duration(t, out, 32);
+}
+
+static int check_min_budget(cctx_t *ctx, cctx_mhd_request_t *req, char *msg, size_t size,
+                            void *arg)
+{
+    (void)req;
+    const struct mhd_check *c = arg;
+    int64_t left = cctx_remaining(ctx);
+    if (left == CCTX_NO_DEADLINE)
+        return 0;
+    if (left <= 0 || left < c->nanos) {
+        char have[32], need[32];
+        format_budget(left, have);
+        format_budget(c->nanos, need);
+        snprintf(msg, size, "deadline budget too small: %s left, %s needed", have, need);
+        return 504;
+    }
+    return 0;
+}
+
+static int check_require_deadline(cctx_t *ctx, cctx_mhd_request_t *req, char *msg, size_t size,
+                                  void *arg)
+{
+    (void)ctx;
+    const struct mhd_check *c = arg;
+    if (req->has_deadline)
+        return 0;
+    snprintf(msg, size, "%s header required", c->server->opt.deadline_header);
+    return 400;
+}
+
+static int check_cap_deadline(cctx_t *ctx, cctx_mhd_request_t *req, char *msg, size_t size,
+                              void *arg)
+{
+    (void)ctx;
+    const struct mhd_check *c = arg;
+    char cap[32], why[80];
+    format_budget(c->nanos, cap);
+    snprintf(why, sizeof why, "deadline from middleware cap: %s", cap);
+    int err = cctx_mhd_limit(req, c->nanos, why);
+    if (err) {
+        snprintf(msg, size, "out of memory");
+        return 500;
+    }
+    return 0;
+}
+
+static int check_require_header(cctx_t *ctx, cctx_mhd_request_t *req, char *msg, size_t size,
+                                void *arg)
+{
+    (void)ctx;
+    const struct mhd_check *c = arg;
+    const char *v = cctx_mhd_header(req, c->name);
+    if (v && *v)
+        return 0;
+    snprintf(msg, size, "%s header required", c->name);
+    return c->status;
+}
+
+static int check_max_body(cctx_t *ctx, cctx_mhd_request_t *req, char *msg, size_t size,
+                          void *arg)
+{
+    (void)ctx;
+    const struct mhd_check *c = arg;
+    if (req->body_len <= c->bytes)
+        return 0;
+    snprintf(msg, size, "request body too large");
+    return 413;
+}
+
+int cctx_mhd_use_min_budget(cctx_mhd_t *server, int64_t min)
+{
+    return server ? append(server, check_min_budget, SELF, min, 0, NULL, 0) : EINVAL;
+}
+
+int cctx_mhd_use_require_deadline(cctx_mhd_t *server)
+{
+    return server ? append(server, check_require_deadline, SELF, 0, 0, NULL, 0) : EINVAL;
+}
+
+int cctx_mhd_use_cap_deadline(cctx_mhd_t *server, int64_t max)
+{
+    if (!server || max <= 0)
+        return EINVAL;
+    return append(server, check_cap_deadline, SELF, max, 0, NULL, 0);
+}
+
+int cctx_mhd_use_require_header(cctx_mhd_t *server, const char *name, int status)
+{
+    if (!server || !name || !*name || status < 400 || status > 599)
+        return EINVAL;
+    return append(server, check_require_header, SELF, 0, 0, name, status);
+}
+
+int cctx_mhd_use_max_body(cctx_mhd_t *server, size_t max)
+{
+    return server ? append(server, check_max_body, SELF, 0, max, NULL, 0) : EINVAL;
+}

@@ -1,0 +1,419 @@
+/*
+ * A request's context and the request and response accessors.
+ *
+ * The context is built on libmicrohttpd's thread once the headers are in
+ * (so the deadline also covers receiving the body):
+ *
+ *   server ctx -> trace (cctx_with_trace) -> request info (id, route)
+ *              -> the request context: cancelable, with the deadline,
+ *                 named "METHOD /path"
+ *
+ * The handler gets the last one, so the name, the values and the deadline
+ * are all on its chain, and cctx_dump shows each request under the server
+ * by name. Only the request context is held; the value contexts live as
+ * long as it does.
+ *
+ * Lock order: none taken here except server->lock to read the routes.
+ */
+#define _GNU_SOURCE
+#include "mhd_internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const char info_key = 0; /* its address is the value key */
+
+struct request_info {
+    uint64_t id;
+    char route[]; /* NUL-terminated */
+};
+
+uint64_t cctx_mhd_request_id(const cctx_t *ctx)
+{
+    const struct request_info *i = ctx ? cctx_value(ctx, &info_key) : NULL;
+    return i ? i->id : 0;
+}
+
+const char *cctx_mhd_route_of(const cctx_t *ctx)
+{
+    const struct request_info *i = ctx ? cctx_value(ctx, &info_key) : NULL;
+    return i ? i->route : NULL;
+}
+
+static void fail(struct cctx_mhd_request *req, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void fail(struct cctx_mhd_request *req, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(req->fail_msg, sizeof req->fail_msg, fmt, ap);
+    va_end(ap);
+    req->fail_status = status;
+}
+
+static bool route_matches(const struct mhd_route *r, const char *method, const char *path)
+{
+    if (r->method && strcmp(r->method, method) != 0)
+        return false;
+    if (r->prefix)
+        return strncmp(path, r->path, r->path_len) == 0;
+    return strcmp(path, r->path) == 0;
+}
+
+void mhd_format_duration(int64_t t, char *out, size_t size)
+{
+    static const struct {
+        int64_t ns;
+        char unit;
+    } units[] = {{CCTX_SEC(3600), 'H'}, {CCTX_SEC(60), 'M'}, {CCTX_SEC(1), 'S'},
+                 {CCTX_MSEC(1), 'm'},   {CCTX_USEC(1), 'u'}, {1, 'n'}};
+    if (t <= 0) {
+        snprintf(out, size, "0n");
+        return;
+    }
+    for (size_t i = 0; i < sizeof units / sizeof *units; i++) {
+        if (t % units[i].ns == 0 || units[i].ns == 1) {
+            snprintf(out, size, "%lld%c", (long long)(t / units[i].ns), units[i].unit);
+            return;
+        }
+    }
+}
+
+/* Copies at most 64 bytes of an untrusted header value into a message,
+ * printable ASCII only. */
+static void quote(char *out, size_t size, const char *v)
+{
+    size_t n = 0;
+    for (; *v && n + 1 < size && n < 64; v++)
+        out[n++] = (*v >= 0x20 && *v < 0x7f) ? *v : '?';
+    out[n] = '\0';
+}
+
+/* The deadline and the message its cause will carry; false after fail(). */
+static bool deadline_of(struct cctx_mhd_request *req, int64_t *budget, char *msg, size_t size)
+{
+    cctx_mhd_t *s = req->server;
+    const char *hname = s->opt.deadline_header;
+    *budget = CCTX_NO_DEADLINE;
+    const char *h = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, hname);
+    if (h) {
+        int64_t t;
+        if (cctx_grpc_timeout_parse(h, strlen(h), &t) != 0) {
+            char q[72];
+            quote(q, sizeof q, h);
+            fail(req, 400, "malformed %s header: \"%s\"", hname, q);
+            return false;
+        }
+        req->has_deadline = true;
+        *budget = t;
+        snprintf(msg, size, "deadline from %s: %s", hname, h);
+    }
+    char f[32];
+    if (s->opt.max_timeout > 0 && s->opt.max_timeout < *budget) {
+        *budget = s->opt.max_timeout;
+        mhd_format_duration(*budget, f, sizeof f);
+        snprintf(msg, size, "deadline from server maximum: %s", f);
+    }
+    if (req->route && req->route->max_timeout > 0 && req->route->max_timeout < *budget) {
+        *budget = req->route->max_timeout;
+        mhd_format_duration(*budget, f, sizeof f);
+        snprintf(msg, size, "deadline from route maximum: %s", f);
+    }
+    return true;
+}
+
+static cctx_t *trace_of_request(struct cctx_mhd_request *req, cctx_t *parent)
+{
+    cctx_trace_t in, tr;
+    const char *tp = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                                 CCTX_HEADER_TRACEPARENT);
+    if (tp && cctx_traceparent_parse(tp, strlen(tp), &in) == 0) {
+        const char *ts = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                                     CCTX_HEADER_TRACESTATE);
+        if (ts)
+            cctx_tracestate_parse(ts, strlen(ts), &in); /* a bad one is dropped */
+        if (cctx_trace_child(&in, &tr) != 0)
+            return NULL;
+    } else if (cctx_trace_new(&tr) != 0) {
+        return NULL;
+    }
+    return cctx_with_trace(parent, &tr);
+}
+
+/* Builds the request context; false with fail() set (500 when out of
+ * memory). */
+static bool derive(struct cctx_mhd_request *req)
+{
+    cctx_mhd_t *s = req->server;
+    int64_t budget;
+    char msg[128] = "";
+    if (!deadline_of(req, &budget, msg, sizeof msg))
+        return false;
+    const char *rpath = req->route ? req->route->path : "";
+    size_t rlen = strlen(rpath);
+    struct request_info *info = malloc(sizeof *info + rlen + 1);
+    cctx_t *traced = trace_of_request(req, s->ctx);
+    if (!info || !traced) {
+        free(info);
+        cctx_release(traced);
+        fail(req, 500, "out of memory");
+        return false;
+    }
+    info->id = atomic_fetch_add_explicit(&s->next_id, 1, memory_order_relaxed) + 1;
+    memcpy(info->route, rpath, rlen + 1);
+    cctx_t *valued = cctx_with_value(traced, &info_key, info, free);
+    cctx_release(traced); /* valued holds it */
+    if (!valued) {
+        fail(req, 500, "out of memory");
+        return false;
+    }
+    if (budget == CCTX_NO_DEADLINE)
+        req->ctx = cctx_with_cancel(valued, &req->cancel);
+    else
+        req->ctx = cctx_with_timeout_cause(valued, budget, 504, msg, &req->cancel);
+    cctx_release(valued);
+    if (!req->ctx) {
+        fail(req, 500, "out of memory");
+        return false;
+    }
+    req->run_ctx = req->ctx;
+    char name[256];
+    snprintf(name, sizeof name, "%s %s", req->method, req->path);
+    cctx_set_name(req->ctx, name); /* a context without a name is still served */
+    return true;
+}
+
+struct cctx_mhd_request *mhd_request_begin(cctx_mhd_t *s, struct MHD_Connection *conn,
+                                           const char *url, const char *method)
+{
+    struct cctx_mhd_request *req = calloc(1, sizeof *req);
+    if (!req)
+        return NULL;
+    req->server = s;
+    req->conn = conn;
+    req->method = method;
+    req->path = url;
+    req->fd = -1;
+    atomic_init(&req->state, REQ_READING);
+    req->handler = s->handler;
+    req->arg = s->arg;
+
+    pthread_mutex_lock(&s->lock);
+    bool stopping = s->stopping;
+    for (const struct mhd_route *r = s->routes; r; r = r->next) {
+        if (route_matches(r, method, url)) {
+            req->route = r;
+            req->handler = r->handler;
+            req->arg = r->arg;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (stopping) {
+        fail(req, 503, "server shutting down");
+        return req;
+    }
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl) {
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(cl, &end, 10);
+        if (errno == 0 && end != cl && *end == '\0' && n > s->opt.max_body) {
+            fail(req, 413, "request body too large");
+            return req;
+        }
+    }
+    derive(req);
+    return req;
+}
+
+void mhd_request_free(struct cctx_mhd_request *req)
+{
+    if (req->run_ctx && req->run_ctx != req->ctx)
+        cctx_release(req->run_ctx);
+    cctx_release(req->ctx);
+    if (req->response)
+        MHD_destroy_response(req->response);
+    free(req->body);
+    free(req);
+}
+
+/* ---- request accessors ------------------------------------------------------ */
+
+const char *cctx_mhd_method(const cctx_mhd_request_t *req)
+{
+    return req ? req->method : NULL;
+}
+
+const char *cctx_mhd_path(const cctx_mhd_request_t *req)
+{
+    return req ? req->path : NULL;
+}
+
+const char *cctx_mhd_header(const cctx_mhd_request_t *req, const char *name)
+{
+    if (!req || !name)
+        return NULL;
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *cctx_mhd_query(const cctx_mhd_request_t *req, const char *name)
+{
+    if (!req || !name)
+        return NULL;
+    const char *v = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+    if (!v && MHD_lookup_connection_value_n(req->conn, MHD_GET_ARGUMENT_KIND, name,
+                                            strlen(name), NULL, NULL) == MHD_YES)
+        return "";
+    return v;
+}
+
+const char *cctx_mhd_body(const cctx_mhd_request_t *req, size_t *len)
+{
+    if (len)
+        *len = req && req->body ? req->body_len : 0;
+    return req && req->body ? req->body : "";
+}
+
+int cctx_mhd_limit(cctx_mhd_request_t *req, int64_t timeout, const char *msg)
+{
+    if (!req || !req->run_ctx)
+        return EINVAL;
+    if (cctx_remaining(req->run_ctx) <= timeout)
+        return 0;
+    cctx_t *c = cctx_with_timeout_cause(req->run_ctx, timeout, 504,
+                                        msg ? msg : "deadline from middleware", NULL);
+    if (!c)
+        return errno;
+    char name[256];
+    snprintf(name, sizeof name, "%s %s", req->method, req->path);
+    cctx_set_name(c, name);
+    if (req->run_ctx != req->ctx)
+        cctx_release(req->run_ctx); /* c holds it */
+    req->run_ctx = c;
+    return 0;
+}
+
+/* ---- responses -------------------------------------------------------------- */
+
+void mhd_response_init(cctx_mhd_response_t *resp)
+{
+    memset(resp, 0, sizeof *resp);
+    resp->status = 200;
+    resp->tail = &resp->headers;
+}
+
+int cctx_mhd_status(cctx_mhd_response_t *resp, int status)
+{
+    if (!resp || status < 100 || status > 599)
+        return EINVAL;
+    resp->status = status;
+    return 0;
+}
+
+int cctx_mhd_set_header(cctx_mhd_response_t *resp, const char *name, const char *value)
+{
+    if (!resp || !name || !value || !*name || strpbrk(name, "\r\n:") || strpbrk(value, "\r\n"))
+        return EINVAL;
+    struct mhd_header *h = malloc(sizeof *h);
+    char *n = strdup(name), *v = strdup(value);
+    if (!h || !n || !v) {
+        free(h);
+        free(n);
+        free(v);
+        return resp->err = ENOMEM;
+    }
+    h->name = n;
+    h->value = v;
+    h->next = NULL;
+    *resp->tail = h;
+    resp->tail = &h->next;
+    return 0;
+}
+
+int cctx_mhd_write(cctx_mhd_response_t *resp, const void *data, size_t len)
+{
+    if (!resp || (!data && len))
+        return EINVAL;
+    if (resp->cap - resp->len < len) {
+        size_t cap = resp->cap ? resp->cap : 256;
+        while (cap - resp->len < len) {
+            if (cap > SIZE_MAX / 2)
+                return resp->err = ENOMEM;
+            cap *= 2;
+        }
+        char *b = realloc(resp->body, cap);
+        if (!b)
+            return resp->err = ENOMEM;
+        resp->body = b;
+        resp->cap = cap;
+    }
+    if (len)
+        memcpy(resp->body + resp->len, data, len);
+    resp->len += len;
+    return 0;
+}
+
+int cctx_mhd_printf(cctx_mhd_response_t *resp, const char *fmt, ...)
+{
+    if (!resp || !fmt)
+        return EINVAL;
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    int n = vasprintf(&s, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return resp->err = ENOMEM;
+    int err = cctx_mhd_write(resp, s, (size_t)n);
+    free(s);
+    return err;
+}
+
+static void response_clear(cctx_mhd_response_t *resp)
+{
+    for (struct mhd_header *h = resp->headers, *next; h; h = next) {
+        next = h->next;
+        free(h->name);
+        free(h->value);
+        free(h);
+    }
+    free(resp->body);
+    mhd_response_init(resp);
+}
+
+void mhd_response_text(cctx_mhd_response_t *resp, int status, const char *msg)
+{
+    response_clear(resp);
+    resp->status = status;
+    cctx_mhd_set_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+    if (msg && *msg) {
+        cctx_mhd_write(resp, msg, strlen(msg));
+        cctx_mhd_write(resp, "\n", 1);
+    }
+}
+
+void mhd_response_finish(struct cctx_mhd_request *req, cctx_mhd_response_t *resp)
+{
+    if (resp->err)
+        mhd_response_text(resp, 500, "out of memory");
+    struct MHD_Response *r;
+    if (resp->len) {
+        r = MHD_create_response_from_buffer(resp->len, resp->body, MHD_RESPMEM_MUST_FREE);
+        if (r)
+            resp->body = NULL; /* libmicrohttpd frees it */
+    } else {
+        r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    }
+    if (r) {
+        for (struct mhd_header *h = resp->headers; h; h = h->next)
+            MHD_add_response_header(r, h->name, h->value);
+    }
+    req->response = r; /* NULL: the connection is closed without an answer */
+    req->status = (unsigned)resp->status;
+    response_clear(resp);
+}

@@ -1,0 +1,421 @@
+/*
+ * The server: starting libmicrohttpd, its callbacks, routes, shutdown.
+ *
+ * libmicrohttpd runs one internal thread (epoll). Its access handler is
+ * called several times per request:
+ *   1. headers in: the request is looked up (route), checked (shutdown,
+ *      Content-Length against max_body) and its context derived; an error
+ *      found here is answered at once.
+ *   2. body chunks: copied up to max_body, the rest discarded (413 at the
+ *      end).
+ *   3. end of the request: admitted (suspended, watched, queued: workers.c)
+ *      or answered 503.
+ *   4. after the worker resumed the connection: the response it built is
+ *      queued, and the request stops counting as suspended.
+ * None of these waits for a worker or runs user code.
+ *
+ * Shutdown order (cctx_mhd_shutdown): stopping (no admission) ->
+ * MHD_quiesce_daemon (no accept) -> drain (wait until nothing is in flight,
+ * bounded) -> cancel the server's context ("server shutting down") -> wait
+ * until nothing is in flight and every suspended connection is back on
+ * libmicrohttpd's thread -> MHD_stop_daemon -> workers -> watcher.
+ *
+ * Lock order: server->lock (routes, queue, counts), then watch->lock;
+ * shut_lock is taken first and alone, by shutdown only. No lock is held
+ * across libmicrohttpd calls, user code or cancellation.
+ */
+#define _GNU_SOURCE
+#include "mhd_internal.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static enum MHD_Result reply_now(struct MHD_Connection *conn, int status, const char *msg,
+                                 bool close)
+{
+    char body[256];
+    int n = snprintf(body, sizeof body, "%s\n", msg);
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        n > 0 ? (size_t)n < sizeof body ? (size_t)n : sizeof body - 1 : 0, body,
+        MHD_RESPMEM_MUST_COPY);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+    if (close)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static void uncount(cctx_mhd_t *s, struct cctx_mhd_request *req)
+{
+    if (!req->counted)
+        return;
+    req->counted = false;
+    pthread_mutex_lock(&s->lock);
+    if (--s->suspended == 0)
+        pthread_cond_broadcast(&s->idle);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    cctx_mhd_t *s = cls;
+    struct cctx_mhd_request *req = *con_cls;
+    if (!req) {
+        req = mhd_request_begin(s, conn, url, method);
+        if (!req)
+            return MHD_NO; /* out of memory: libmicrohttpd closes the connection */
+        *con_cls = req;
+        if (req->fail_status) {
+            req->replied = true;
+            return reply_now(conn, req->fail_status, req->fail_msg, req->fail_status == 503);
+        }
+        return MHD_YES;
+    }
+    if (atomic_load_explicit(&req->state, memory_order_acquire) == REQ_DONE) {
+        enum MHD_Result ret = MHD_NO;
+        if (req->response) {
+            ret = MHD_queue_response(conn, req->status, req->response);
+            MHD_destroy_response(req->response);
+            req->response = NULL;
+        }
+        req->replied = true;
+        uncount(s, req);
+        return ret;
+    }
+    if (req->replied) { /* answered at the headers: the body is not wanted */
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (req->body_too_large || req->body_len + n > s->opt.max_body) {
+            req->body_too_large = true;
+            return MHD_YES;
+        }
+        if (req->body_cap - req->body_len < n + 1) {
+            size_t cap = req->body_cap ? req->body_cap : 1024;
+            while (cap - req->body_len < n + 1)
+                cap *= 2;
+            char *b = realloc(req->body, cap);
+            if (!b)
+                return MHD_NO;
+            req->body = b;
+            req->body_cap = cap;
+        }
+        memcpy(req->body + req->body_len, upload_data, n);
+        req->body_len += n;
+        req->body[req->body_len] = '\0';
+        return MHD_YES;
+    }
+    req->replied = true;
+    if (req->body_too_large)
+        return reply_now(conn, 413, "request body too large", false);
+    int st = mhd_admit(s, req);
+    if (st != 0) {
+        bool stopping = cctx_err(s->ctx) != 0;
+        pthread_mutex_lock(&s->lock);
+        stopping = stopping || s->stopping;
+        pthread_mutex_unlock(&s->lock);
+        return reply_now(conn, st, stopping ? "server shutting down" : "server busy: queue full",
+                         stopping);
+    }
+    req->replied = false;
+    return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)conn;
+    (void)toe;
+    cctx_mhd_t *s = cls;
+    struct cctx_mhd_request *req = *con_cls;
+    if (!req)
+        return;
+    *con_cls = NULL;
+    uncount(s, req); /* resumed, but closed before the handler was called again */
+    mhd_request_free(req);
+}
+
+static int make_listener(const char *addr, uint16_t port, int *fd_out, bool *v6, uint16_t *bound)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    memset(&ss, 0, sizeof ss);
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, addr, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons(port);
+        len = sizeof *a4;
+        *v6 = false;
+    } else if (inet_pton(AF_INET6, addr, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons(port);
+        len = sizeof *a6;
+        *v6 = true;
+    } else {
+        return EINVAL;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 128) != 0) {
+        int err = errno;
+        close(fd);
+        return err;
+    }
+    len = sizeof ss;
+    getsockname(fd, (struct sockaddr *)&ss, &len);
+    *bound = ntohs(*v6 ? a6->sin6_port : a4->sin_port);
+    *fd_out = fd;
+    return 0;
+}
+
+static char *dup_or(const char *s, const char *def)
+{
+    return strdup(s ? s : def);
+}
+
+/* Frees what start made; the daemon, threads and context must be gone. */
+static void server_free(cctx_mhd_t *s)
+{
+    for (struct mhd_route *r = s->routes, *next; r; r = next) {
+        next = r->next;
+        free(r->method);
+        free(r->path);
+        free(r);
+    }
+    mhd_checks_free(s);
+    free((char *)s->opt.bind_address);
+    free((char *)s->opt.deadline_header);
+    free((char *)s->opt.debug_path);
+    pthread_mutex_destroy(&s->lock);
+    pthread_mutex_destroy(&s->shut_lock);
+    pthread_cond_destroy(&s->work);
+    pthread_cond_destroy(&s->idle);
+    free(s);
+}
+
+cctx_mhd_t *cctx_mhd_start(cctx_t *parent, const cctx_mhd_options_t *options,
+                           cctx_mhd_handler_fn *handler, void *arg)
+{
+    cctx_mhd_options_t o = CCTX_MHD_OPTIONS_INIT;
+    if (options)
+        o = *options;
+    if (!parent || (o.deadline_header && !*o.deadline_header) ||
+        (o.debug_path && o.debug_path[0] != '/')) {
+        errno = EINVAL;
+        return NULL;
+    }
+    cctx_mhd_t *s = calloc(1, sizeof *s);
+    if (!s) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    s->listen_fd = -1;
+    s->handler = handler;
+    s->arg = arg;
+    s->routes_tail = &s->routes;
+    s->checks_tail = &s->checks;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->shut_lock, NULL);
+    pthread_cond_init(&s->work, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->idle, &ca);
+    pthread_condattr_destroy(&ca);
+    atomic_init(&s->next_id, 0);
+    s->watch.epfd = s->watch.wakefd = -1;
+
+    s->opt = o;
+    s->opt.bind_address = dup_or(o.bind_address, "127.0.0.1");
+    s->opt.deadline_header = dup_or(o.deadline_header, CCTX_HEADER_GRPC_TIMEOUT);
+    s->opt.debug_path = o.debug_path ? strdup(o.debug_path) : NULL;
+    if (!s->opt.workers)
+        s->opt.workers = 4;
+    if (!s->opt.queue)
+        s->opt.queue = 64;
+    if (!s->opt.drain)
+        s->opt.drain = CCTX_SEC(5);
+    if (!s->opt.max_body)
+        s->opt.max_body = 1024 * 1024;
+    int err = 0;
+    if (!s->opt.bind_address || !s->opt.deadline_header || (o.debug_path && !s->opt.debug_path)) {
+        err = ENOMEM;
+        goto fail_early;
+    }
+    if (s->opt.debug_path &&
+        (err = cctx_mhd_route(s, "GET", s->opt.debug_path, mhd_debug_handler, s, 0)) != 0)
+        goto fail_early;
+    bool v6;
+    if ((err = make_listener(s->opt.bind_address, o.port, &s->listen_fd, &v6, &s->port)) != 0)
+        goto fail_early;
+    s->ctx = cctx_with_cancel(parent, &s->cancel);
+    if (!s->ctx) {
+        err = errno;
+        goto fail_early;
+    }
+    char name[32];
+    snprintf(name, sizeof name, "cctx-mhd :%u", (unsigned)s->port);
+    cctx_set_name(s->ctx, name);
+    if ((err = mhd_watch_start(&s->watch)) != 0 || (err = mhd_workers_start(s)) != 0)
+        goto fail_threads;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
+    if (v6)
+        flags |= MHD_USE_IPv6;
+    s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
+                                 MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
+                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                                 MHD_OPTION_END);
+    if (!s->daemon) {
+        err = errno ? errno : EAGAIN;
+        goto fail_threads;
+    }
+    return s;
+
+fail_threads:
+    mhd_workers_stop(s);
+    mhd_watch_stop(&s->watch);
+    cctx_release(s->ctx);
+fail_early:
+    if (s->listen_fd >= 0)
+        close(s->listen_fd);
+    server_free(s);
+    errno = err;
+    return NULL;
+}
+
+uint16_t cctx_mhd_port(const cctx_mhd_t *server)
+{
+    return server ? server->port : 0;
+}
+
+cctx_t *cctx_mhd_context(const cctx_mhd_t *server)
+{
+    return server ? server->ctx : NULL;
+}
+
+int cctx_mhd_route(cctx_mhd_t *server, const char *method, const char *path,
+                   cctx_mhd_handler_fn *handler, void *arg, int64_t max_timeout)
+{
+    if (!server || !path || !handler || max_timeout < 0)
+        return EINVAL;
+    struct mhd_route *r = calloc(1, sizeof *r);
+    if (!r)
+        return ENOMEM;
+    r->path = strdup(path);
+    r->method = method ? strdup(method) : NULL;
+    if (!r->path || (method && !r->method)) {
+        free(r->path);
+        free(r->method);
+        free(r);
+        return ENOMEM;
+    }
+    r->path_len = strlen(path);
+    if (r->path_len && path[r->path_len - 1] == '*') {
+        r->prefix = true;
+        r->path_len--;
+    }
+    r->handler = handler;
+    r->arg = arg;
+    r->max_timeout = max_timeout;
+    pthread_mutex_lock(&server->lock);
+    bool stopping = server->stopping;
+    if (!stopping) {
+        *server->routes_tail = r;
+        server->routes_tail = &r->next;
+    }
+    pthread_mutex_unlock(&server->lock);
+    if (stopping) {
+        free(r->path);
+        free(r->method);
+        free(r);
+        return ECANCELED;
+    }
+    return 0;
+}
+
+static void deadline_to_timespec(int64_t deadline, struct timespec *ts)
+{
+    ts->tv_sec = (time_t)(deadline / CCTX_SEC(1));
+    ts->tv_nsec = (long)(deadline % CCTX_SEC(1));
+}
+
+int cctx_mhd_shutdown(cctx_mhd_t *server, int64_t drain)
+{
+    if (!server)
+        return EINVAL;
+    if (mhd_on_worker(server))
+        return EDEADLK;
+    cctx_mhd_t *s = server;
+    pthread_mutex_lock(&s->shut_lock);
+    if (s->shut) {
+        pthread_mutex_unlock(&s->shut_lock);
+        return 0;
+    }
+    pthread_mutex_lock(&s->lock);
+    s->stopping = true;
+    pthread_mutex_unlock(&s->lock);
+    MHD_socket lfd = MHD_quiesce_daemon(s->daemon);
+
+    /* Drain: in-flight requests may finish on their own. The wait is on the
+     * real monotonic clock (a condition variable), whatever clock cctx uses. */
+    if (drain > 0) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        int64_t end = (int64_t)now.tv_sec * CCTX_SEC(1) + now.tv_nsec;
+        end = end > INT64_MAX - drain ? INT64_MAX : end + drain;
+        struct timespec ts;
+        deadline_to_timespec(end, &ts);
+        pthread_mutex_lock(&s->lock);
+        while (s->inflight > 0)
+            if (pthread_cond_timedwait(&s->idle, &s->lock, &ts) == ETIMEDOUT)
+                break;
+        pthread_mutex_unlock(&s->lock);
+    }
+    cctx_cancel_cause(s->cancel, 503, "server shutting down");
+    pthread_mutex_lock(&s->lock);
+    while (s->inflight > 0 || s->suspended > 0)
+        pthread_cond_wait(&s->idle, &s->lock);
+    pthread_mutex_unlock(&s->lock);
+
+    MHD_stop_daemon(s->daemon);
+    s->daemon = NULL;
+    if (lfd != MHD_INVALID_SOCKET)
+        close(lfd); /* quiesced: libmicrohttpd handed the listening socket back */
+    mhd_workers_stop(s);
+    mhd_watch_stop(&s->watch);
+    s->shut = true;
+    pthread_mutex_unlock(&s->shut_lock);
+    return 0;
+}
+
+void cctx_mhd_free(cctx_mhd_t *server)
+{
+    if (!server)
+        return;
+    if (mhd_on_worker(server)) {
+        fprintf(stderr, "cctx-mhd: cctx_mhd_free called from a handler of the same server\n");
+        abort();
+    }
+    cctx_mhd_shutdown(server, server->opt.drain);
+    cctx_release(server->ctx);
+    server_free(server);
+}

@@ -1,0 +1,175 @@
+/*
+ * The disconnect watcher. libmicrohttpd does not poll a suspended
+ * connection, so a client that hangs up while its handler runs would go
+ * unnoticed until the response is written. One thread watches every
+ * suspended connection's socket in an epoll set of its own.
+ *
+ * Protocol:
+ *  - Only EPOLLRDHUP is asked for (EPOLLERR and EPOLLHUP come anyway): the
+ *    peer's FIN, its RST, or a half-close. Never EPOLLIN, so bytes of a
+ *    pipelined next request, or a keep-alive client's next request, never
+ *    look like a hang-up. EPOLLONESHOT: one report per watch is enough.
+ *  - A watch is named by descriptor and generation (data.u64 = gen << 32 |
+ *    fd). The slot of a descriptor counts its generations; an event whose
+ *    generation is not the slot's current one belongs to a connection that
+ *    has gone (its descriptor now reused) and is dropped.
+ *  - The worker removes the watch (EPOLL_CTL_DEL, slot emptied) before it
+ *    resumes the connection, so the request, its context and its descriptor
+ *    are valid whenever the watcher finds the request in a slot.
+ *  - The watcher cancels outside its lock, holding a reference on the
+ *    context: after-functions run on this thread, and they may take any lock
+ *    of the user's.
+ *
+ * Lock order: server->lock may be held when taking watch->lock, never the
+ * reverse (in practice neither path nests them).
+ */
+#define _GNU_SOURCE
+#include "mhd_internal.h"
+
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define WAKE_TAG UINT64_MAX
+
+static void *watch_main(void *arg)
+{
+    struct mhd_watch *w = arg;
+    struct epoll_event ev[64];
+    while (!atomic_load_explicit(&w->stop, memory_order_acquire)) {
+        int n = epoll_wait(w->epfd, ev, 64, -1);
+        for (int i = 0; i < n; i++) {
+            if (ev[i].data.u64 == WAKE_TAG)
+                continue; /* the loop condition reads stop */
+            int fd = (int)(ev[i].data.u64 & 0xffffffffu);
+            uint32_t gen = (uint32_t)(ev[i].data.u64 >> 32);
+            cctx_t *ctx = NULL;
+            cctx_cancel_t *cancel = NULL;
+            pthread_mutex_lock(&w->lock);
+            if ((size_t)fd < w->nslots && w->slots[fd].req && w->slots[fd].gen == gen) {
+                /* The slot stays filled: the worker's removal deletes the
+                 * (one-shot, now disabled) registration. */
+                ctx = cctx_ref(w->slots[fd].req->ctx);
+                cancel = w->slots[fd].req->cancel;
+            }
+            pthread_mutex_unlock(&w->lock);
+            if (ctx) {
+                cctx_cancel_cause(cancel, 499, "client disconnected");
+                cctx_release(ctx);
+            }
+        }
+    }
+    return NULL;
+}
+
+int mhd_watch_start(struct mhd_watch *w)
+{
+    memset(w, 0, sizeof *w);
+    w->epfd = w->wakefd = -1;
+    pthread_mutex_init(&w->lock, NULL);
+    w->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (w->epfd < 0)
+        return errno;
+    w->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (w->wakefd < 0)
+        return errno;
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = WAKE_TAG};
+    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wakefd, &ev) != 0)
+        return errno;
+    int err = mhd_thread_start(&w->thread, watch_main, w, "cctx-mhd-watch");
+    if (err)
+        return err;
+    w->started = true;
+    return 0;
+}
+
+void mhd_watch_stop(struct mhd_watch *w)
+{
+    if (w->started) {
+        atomic_store_explicit(&w->stop, true, memory_order_release);
+        uint64_t one = 1;
+        while (write(w->wakefd, &one, sizeof one) < 0 && errno == EINTR)
+            ;
+        pthread_join(w->thread, NULL);
+        w->started = false;
+    }
+    if (w->epfd >= 0)
+        close(w->epfd);
+    if (w->wakefd >= 0)
+        close(w->wakefd);
+    w->epfd = w->wakefd = -1;
+    free(w->slots);
+    w->slots = NULL;
+    w->nslots = 0;
+    pthread_mutex_destroy(&w->lock);
+}
+
+void mhd_watch_add(struct mhd_watch *w, struct cctx_mhd_request *req)
+{
+    req->fd = -1;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci || ci->connect_fd < 0)
+        return; /* not watched: the request still ends by deadline or shutdown */
+    int fd = ci->connect_fd;
+    pthread_mutex_lock(&w->lock);
+    if ((size_t)fd >= w->nslots) {
+        size_t n = w->nslots ? w->nslots : 64;
+        while (n <= (size_t)fd)
+            n *= 2;
+        struct mhd_watch_slot *s = realloc(w->slots, n * sizeof *s);
+        if (!s) {
+            pthread_mutex_unlock(&w->lock);
+            return;
+        }
+        memset(s + w->nslots, 0, (n - w->nslots) * sizeof *s);
+        w->slots = s;
+        w->nslots = n;
+    }
+    struct mhd_watch_slot *slot = &w->slots[fd];
+    slot->gen++;
+    struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLONESHOT,
+                             .data.u64 = (uint64_t)slot->gen << 32 | (uint32_t)fd};
+    /* The set holds no registration for fd (every watch is deleted before its
+     * connection resumes, and a closed descriptor leaves the set), but ask
+     * MOD on EEXIST rather than trust that. */
+    int rc = epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev);
+    if (rc != 0 && errno == EEXIST)
+        rc = epoll_ctl(w->epfd, EPOLL_CTL_MOD, fd, &ev);
+    if (rc == 0) {
+        slot->req = req;
+        req->fd = fd;
+        req->gen = slot->gen;
+    }
+    pthread_mutex_unlock(&w->lock);
+}
+
+void mhd_watch_remove(struct mhd_watch *w, struct cctx_mhd_request *req)
+{
+    if (req->fd < 0)
+        return;
+    pthread_mutex_lock(&w->lock);
+    struct mhd_watch_slot *slot = &w->slots[req->fd];
+    if (slot->req == req && slot->gen == req->gen) {
+        epoll_ctl(w->epfd, EPOLL_CTL_DEL, req->fd, NULL);
+        slot->req = NULL;
+    }
+    pthread_mutex_unlock(&w->lock);
+    req->fd = -1;
+}
+
+int mhd_thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const char *name)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int err = pthread_create(t, NULL, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (err == 0)
+        pthread_setname_np(*t, name);
+    return err;
+}

@@ -1,0 +1,204 @@
+/*
+ * Deadlines from the network: the grpc-timeout header (or a configured
+ * name), capped by the server's and the route's maximum, malformed values,
+ * spent budgets, and the deadline middleware.
+ */
+#include "harness.h"
+#include "mhd_support.h"
+#include "support.h"
+
+static struct http_resp r;
+
+static int64_t sent; /* when the test sent the request (real clock) */
+
+/* The handler's context ends with ETIMEDOUT, 504 and msg, roughly `ms`
+ * after the request was sent (not before, within a generous bound). */
+static void check_timed_out(struct probe *p, const char *msg, int ms)
+{
+    CHECK(probe_wait_ended(p, 1, 5000));
+    pthread_mutex_lock(&p->mu);
+    CHECK_EQ(p->cause.err, ETIMEDOUT);
+    CHECK_EQ(p->cause.code, 504);
+    CHECK_STR(p->msg, msg);
+    int64_t took = p->t_ended - sent;
+    CHECK(took >= CCTX_MSEC(ms));
+    CHECK(took < CCTX_MSEC(ms) + CCTX_SEC(2));
+    pthread_mutex_unlock(&p->mu);
+}
+
+TEST(mhd_deadline_from_header)
+{
+    struct probe p;
+    probe_init(&p);
+    p.block = true;
+    cctx_mhd_t *s = start_probe_server(&p, NULL);
+    sent = real_now();
+    http_get(cctx_mhd_port(s), "/d", "grpc-timeout: 100m\r\n", &r);
+    CHECK_EQ(r.status, 200);
+    check_timed_out(&p, "deadline from grpc-timeout: 100m", 100);
+    CHECK(p.remaining <= CCTX_MSEC(100) && p.remaining > 0);
+    cctx_mhd_free(s);
+    probe_destroy(&p);
+}
+
+TEST(mhd_deadline_header_name_configurable)
+{
+    struct probe p;
+    probe_init(&p);
+    p.block = true;
+    cctx_mhd_options_t o = CCTX_MHD_OPTIONS_INIT;
+    o.deadline_header = "x-budget";
+    cctx_mhd_t *s = start_probe_server(&p, &o);
+    sent = real_now();
+    http_get(cctx_mhd_port(s), "/d", "grpc-timeout: 1n\r\nx-budget: 50m\r\n", &r);
+    CHECK_EQ(r.status, 200);
+    check_timed_out(&p, "deadline from x-budget: 50m", 50);
+    cctx_mhd_free(s);
+    probe_destroy(&p);
+}
+
+TEST(mhd_deadline_server_cap)
+{
+    struct probe p;
+    probe_init(&p);
+    p.block = true;
+    cctx_mhd_options_t o = CCTX_MHD_OPTIONS_INIT;
+    o.max_timeout = CCTX_MSEC(80);
+    cctx_mhd_t *s = start_probe_server(&p, &o);
+    sent = real_now();
+    http_get(cctx_mhd_port(s), "/d", "grpc-timeout: 10S\r\n", &r);
+    CHECK_EQ(r.status, 200);
+    check_timed_out(&p, "deadline from server maximum: 80m", 80);
+    cctx_mhd_free(s);
+    probe_destroy(&p);
+}
+
+TEST(mhd_deadline_server_cap_without_header)
+{
+    struct probe p;
+    probe_init(&p);
+    p.block = true;
+    cctx_mhd_options_t o = CCTX_MHD_OPTIONS_INIT;
+    o.max_timeout = CCTX_MSEC(60);
+    cctx_mhd_t *s = start_probe_server(&p, &o);
+    sent = real_now();
+    http_get(cctx_mhd_port(s), "/d", "", &r);
+    check_timed_out(&p, "deadline from server maximum: 60m", 60);
+    cctx_mhd_free(s);
+    probe_destroy(&p);
+}
+
+TEST(mhd_deadline_route_cap)
+{
+    struct probe p, q;
+    probe_init(&p);
+    probe_init(&q);
+    p.block = q.block = true;
+    cctx_mhd_options_t o = CCTX_MHD_OPTIONS_INIT;
+    o.max_timeout = CCTX_SEC(5);
+    cctx_mhd_t *s = start_probe_server(&p, &o);
+    CHECK_EQ(cctx_mhd_route(s, "GET", "/fast", probe_handler, &q, CCTX_MSEC(70)), 0);
+    sent = real_now();
+    http_get(cctx_mhd_port(s), "/fast", "grpc-timeout: 2S\r\n", &r);
+    CHECK_EQ(r.status, 200);
+    check_timed_out(&q, "deadline from route maximum: 70m", 70);
+    CHECK_STR(q.route, "/fast");
+    CHECK_EQ(p.started, 0);
+    /* A shorter incoming deadline wins over the route's. */
+    sent = real_now();
+    http_get(cctx_mhd_port(s), "/other", "grpc-timeout: 30m\r\n", &r);
+    check_timed_out(&p, "deadline from grpc-timeout: 30m", 30);
+    CHECK_STR(p.route, "");
+    cctx_mhd_free(s);
+    probe_destroy(&p);
+    probe_destroy(&q);
+}
+
+TEST(mhd_deadline_malformed_400)
+{
+    struct probe p;
+    probe_init(&p);
+    cctx_mhd_t *s = start_probe_server(&p, NULL);
+    const char *bad[] = {"abc", "100", "-5m", "123456789m", "1mm", "1 m", "m", "", "1x"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char h[64];
+        snprintf(h, sizeof h, "grpc-timeout: %s\r\n", bad[i]);
+        sent = real_now();
+        http_get(cctx_mhd_port(s), "/d", h, &r);
+        CHECK_EQ(r.status, 400);
+        CHECK(strstr(r.body, "malformed grpc-timeout header") != NULL);
+    }
+    CHECK_EQ(p.started, 0);
+    cctx_mhd_free(s);
+    probe_destroy(&p);
+}
+
+TEST(mhd_budget_spent_504)
+{
+    struct probe p;
+    probe_init(&p);
+    cctx_mhd_t *s = start_probe_server(&p, NULL);
+    sent = real_now();
+    http_get(cctx_mhd_port(s), "/d", "grpc-timeout: 0n\r\n", &r);
+    CHECK_EQ(r.status, 504);
+    CHECK(strstr(r.body, "deadline from grpc-timeout: 0n") != NULL);
+    CHECK_EQ(p.started, 0);
+    cctx_mhd_free(s);
+    probe_destroy(&p);
+}
+
+TEST(mhd_min_budget_504)
+{
+    struct probe p;
+    probe_init(&p);
+    cctx_mhd_t *s = start_probe_server(&p, NULL);
+    CHECK_EQ(cctx_mhd_use_min_budget(s, CCTX_MSEC(50)), 0);
+    sent = real_now();
+    http_get(cctx_mhd_port(s), "/d", "grpc-timeout: 10m\r\n", &r);
+    CHECK_EQ(r.status, 504);
+    CHECK(strstr(r.body, "deadline budget too small") != NULL);
+    CHECK_EQ(p.started, 0);
+    sent = real_now();
+    http_get(cctx_mhd_port(s), "/d", "grpc-timeout: 5S\r\n", &r);
+    CHECK_EQ(r.status, 200);
+    sent = real_now();
+    http_get(cctx_mhd_port(s), "/d", "", &r); /* no deadline: passes */
+    CHECK_EQ(r.status, 200);
+    CHECK_EQ(p.started, 2);
+    cctx_mhd_free(s);
+    probe_destroy(&p);
+}
+
+TEST(mhd_require_deadline_400)
+{
+    struct probe p;
+    probe_init(&p);
+    cctx_mhd_t *s = start_probe_server(&p, NULL);
+    CHECK_EQ(cctx_mhd_use_require_deadline(s), 0);
+    sent = real_now();
+    http_get(cctx_mhd_port(s), "/d", "", &r);
+    CHECK_EQ(r.status, 400);
+    CHECK_STR(r.body, "grpc-timeout header required\n");
+    CHECK_EQ(p.started, 0);
+    sent = real_now();
+    http_get(cctx_mhd_port(s), "/d", "grpc-timeout: 1S\r\n", &r);
+    CHECK_EQ(r.status, 200);
+    cctx_mhd_free(s);
+    probe_destroy(&p);
+}
+
+TEST(mhd_cap_deadline_middleware)
+{
+    struct probe p;
+    probe_init(&p);
+    p.block = true;
+    cctx_mhd_t *s = start_probe_server(&p, NULL);
+    CHECK_EQ(cctx_mhd_use_cap_deadline(s, CCTX_MSEC(40)), 0);
+    sent = real_now();
+    http_get(cctx_mhd_port(s), "/capped", "grpc-timeout: 3S\r\n", &r);
+    CHECK_EQ(r.status, 200);
+    check_timed_out(&p, "deadline from middleware cap: 40m", 40);
+    CHECK_STR(p.name, "GET /capped");
+    cctx_mhd_free(s);
+    probe_destroy(&p);
+}

@@ -1,0 +1,206 @@
+/*
+ * Raw-socket scenarios of the disconnect watcher: a client that goes away
+ * while its handler runs ends the request context with 499 "client
+ * disconnected"; pipelined requests, keep-alive reuse and descriptors reused
+ * by later connections never do.
+ */
+#include "harness.h"
+#include "mhd_support.h"
+#include "support.h"
+
+#include <sys/socket.h>
+
+static const char GET_SLOW[] = "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n";
+
+/* Starts a blocking request, waits for its handler, runs `hang_up` on the
+ * socket, and checks the cause and how long the handler took to see it. */
+static void disconnect_case(void (*hang_up)(struct conn *c))
+{
+    struct probe p;
+    probe_init(&p);
+    p.block = true;
+    cctx_mhd_t *s = start_probe_server(&p, NULL);
+    static struct conn c;
+    conn_open(&c, cctx_mhd_port(s));
+    conn_send(&c, GET_SLOW);
+    CHECK(probe_wait_started(&p, 1, 5000));
+    int64_t t0 = real_now();
+    hang_up(&c);
+    CHECK(probe_wait_ended(&p, 1, 5000));
+    int64_t took = p.t_ended - t0;
+    printf("hang-up to cancel: %.3f ms\n", (double)took / 1e6);
+    CHECK_EQ(p.cause.err, ECANCELED);
+    CHECK_EQ(p.cause.code, 499);
+    CHECK_STR(p.msg, "client disconnected");
+    CHECK(took < CCTX_SEC(2));
+    conn_close(&c);
+    cctx_mhd_free(s);
+    probe_destroy(&p);
+}
+
+static void hang_up_close(struct conn *c)
+{
+    conn_close(c);
+}
+
+static void hang_up_reset(struct conn *c)
+{
+    struct linger l = {.l_onoff = 1, .l_linger = 0};
+    CHECK(setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &l, sizeof l) == 0);
+    conn_close(c); /* RST */
+}
+
+static void hang_up_half(struct conn *c)
+{
+    CHECK(shutdown(c->fd, SHUT_WR) == 0); /* FIN, but the socket stays open */
+}
+
+TEST(mhd_disconnect_close)
+{
+    disconnect_case(hang_up_close);
+}
+
+TEST(mhd_disconnect_reset)
+{
+    disconnect_case(hang_up_reset);
+}
+
+TEST(mhd_disconnect_half_close)
+{
+    disconnect_case(hang_up_half);
+}
+
+TEST(mhd_pipelining_not_a_disconnect)
+{
+    struct probe p;
+    probe_init(&p);
+    cctx_mhd_t *s = start_probe_server(&p, NULL);
+    static struct conn c;
+    conn_open(&c, cctx_mhd_port(s));
+    conn_send(&c, "GET /a HTTP/1.1\r\nHost: t\r\n\r\nGET /b HTTP/1.1\r\nHost: t\r\n\r\n");
+    static struct http_resp r;
+    for (int i = 0; i < 2; i++) {
+        conn_read(&c, &r);
+        CHECK_EQ(r.status, 200);
+        CHECK_STR(r.body, "ok\n");
+    }
+    CHECK(probe_wait_ended(&p, 2, 5000));
+    /* Each ended because its handler returned, never by a disconnect. */
+    CHECK_EQ(p.cause.err, 0);
+    CHECK_STR(p.name, "GET /b");
+    conn_close(&c);
+    cctx_mhd_free(s);
+    probe_destroy(&p);
+}
+
+TEST(mhd_pipelining_blocking_handler)
+{
+    /* The first request blocks until its deadline while the second waits
+     * unread in the socket: the unread bytes must not cancel the first. */
+    struct probe p;
+    probe_init(&p);
+    p.block = true;
+    cctx_mhd_t *s = start_probe_server(&p, NULL);
+    static struct conn c;
+    conn_open(&c, cctx_mhd_port(s));
+    conn_send(&c, "GET /a HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 200m\r\n\r\n"
+                  "GET /b HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 100m\r\n\r\n");
+    static struct http_resp r;
+    conn_read(&c, &r);
+    CHECK_EQ(r.status, 200);
+    CHECK(probe_wait_ended(&p, 1, 5000));
+    pthread_mutex_lock(&p.mu);
+    CHECK_EQ(p.cause.err, ETIMEDOUT);
+    CHECK_EQ(p.cause.code, 504);
+    CHECK_STR(p.msg, "deadline from grpc-timeout: 200m");
+    pthread_mutex_unlock(&p.mu);
+    conn_read(&c, &r);
+    CHECK_EQ(r.status, 200);
+    CHECK(probe_wait_ended(&p, 2, 5000));
+    CHECK_STR(p.msg, "deadline from grpc-timeout: 100m");
+    conn_close(&c);
+    cctx_mhd_free(s);
+    probe_destroy(&p);
+}
+
+TEST(mhd_keep_alive_reuse)
+{
+    struct probe p;
+    probe_init(&p);
+    cctx_mhd_t *s = start_probe_server(&p, NULL);
+    static struct conn c;
+    conn_open(&c, cctx_mhd_port(s));
+    static struct http_resp r;
+    for (int i = 0; i < 20; i++) {
+        conn_send(&c, "GET /k HTTP/1.1\r\nHost: t\r\n\r\n");
+        conn_read(&c, &r);
+        CHECK_EQ(r.status, 200);
+        CHECK(probe_wait_ended(&p, i + 1, 5000));
+        CHECK_EQ(p.cause.err, 0); /* read inside the handler: still active */
+    }
+    conn_close(&c);
+    cctx_mhd_free(s);
+    probe_destroy(&p);
+}
+
+/* Descriptor reuse under churn: connections that hang up after their handler
+ * started, interleaved with blocking requests on new connections whose
+ * descriptor numbers are those just freed. A watch left from an earlier
+ * connection would cancel a later one; the later ones must all end by
+ * their own deadline. */
+struct churn {
+    struct probe p;
+    atomic_int canceled_wrongly;
+};
+
+static void churn_handler(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_response_t *resp,
+                          void *arg)
+{
+    struct churn *ch = arg;
+    const char *who = cctx_mhd_header(req, "x-who");
+    probe_handler(ctx, req, resp, &ch->p);
+    if (who && strcmp(who, "keeper") == 0) {
+        cctx_cause_t c;
+        cctx_cause(ctx, &c);
+        if (c.code == 499)
+            atomic_fetch_add_explicit(&ch->canceled_wrongly, 1, memory_order_relaxed);
+    }
+}
+
+TEST(mhd_descriptor_reuse_churn)
+{
+    static struct churn ch;
+    probe_init(&ch.p);
+    ch.p.block = true;
+    cctx_mhd_options_t o = CCTX_MHD_OPTIONS_INIT;
+    o.workers = 8;
+    cctx_mhd_t *s = cctx_mhd_start(cctx_background(), &o, churn_handler, &ch);
+    CHECK(s);
+    uint16_t port = cctx_mhd_port(s);
+    static struct conn quitter, keeper;
+    static struct http_resp r;
+    int rounds = TEST_UNDER_TSAN ? 30 : 100;
+    for (int i = 0; i < rounds; i++) {
+        /* A request whose client hangs up while the handler runs... */
+        conn_open(&quitter, port);
+        conn_send(&quitter, "GET /q HTTP/1.1\r\nHost: t\r\nx-who: quitter\r\n\r\n");
+        CHECK(probe_wait_started(&ch.p, 2 * i + 1, 5000));
+        int freed = quitter.fd;
+        conn_close(&quitter);
+        CHECK(probe_wait_ended(&ch.p, 2 * i + 1, 5000));
+        CHECK_EQ(ch.p.cause.code, 499);
+        /* ...then one that takes the same client descriptor number (the
+         * server's is very likely reused too) and must run to its deadline. */
+        conn_open(&keeper, port);
+        CHECK(keeper.fd == freed);
+        conn_send(&keeper, "GET /k HTTP/1.1\r\nHost: t\r\nx-who: keeper\r\ngrpc-timeout: 20m\r\n\r\n");
+        conn_read(&keeper, &r);
+        CHECK_EQ(r.status, 200);
+        CHECK(probe_wait_ended(&ch.p, 2 * i + 2, 5000));
+        CHECK_EQ(ch.p.cause.code, 504);
+        conn_close(&keeper);
+    }
+    CHECK_EQ(atomic_load(&ch.canceled_wrongly), 0);
+    cctx_mhd_free(s);
+    probe_destroy(&ch.p);
+}
