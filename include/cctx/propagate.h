@@ -60,9 +60,11 @@ CCTX_API int cctx_grpc_timeout_parse(const char *text, size_t len, int64_t *time
 
 /* Formats a duration as gRPC does: the smallest unit (n, u, m, S, M, H) in
  * which the duration, rounded UP to a whole number of that unit, fits in 8
- * digits, so the receiver never gets less time than was left. 0 on success;
- * ETIMEDOUT for a duration <= 0 (out is then ""; "0n" is never written, a
- * caller must not send a spent budget); EINVAL for NULL out. */
+ * digits, so the receiver never gets less time than was left. Every positive
+ * int64_t fits (CCTX_NO_DEADLINE is "2562048H", which parses back to
+ * CCTX_NO_DEADLINE). 0 on success; ETIMEDOUT for a duration <= 0 (out is
+ * then ""; "0n" is never written, a caller must not send a spent budget);
+ * EINVAL for NULL out. */
 CCTX_API int cctx_grpc_timeout_format(int64_t timeout, char out[CCTX_GRPC_TIMEOUT_SIZE]);
 
 /* The remaining budget of ctx, formatted as above. 0 on success; ENOENT when
@@ -101,39 +103,47 @@ CCTX_API int cctx_traceparent_parse(const char *text, size_t len, cctx_trace_t *
 
 /* Writes "00-<trace_id>-<span_id>-<flags>" (55 characters and a NUL): the
  * header a call from this hop sends. 0, or EINVAL for NULL arguments or a
- * trace whose trace_id or span_id is all zero. */
+ * trace whose trace_id or span_id is all zero (out is then ""). */
 CCTX_API int cctx_traceparent_format(const cctx_trace_t *trace, char out[CCTX_TRACEPARENT_SIZE]);
 
 /* Keeps a tracestate header verbatim in trace->state. Kept only when it has
  * at most CCTX_TRACESTATE_MAX bytes and at most 32 comma-separated members
- * and contains only printable ASCII (0x20-0x7e); otherwise the state is
- * dropped (state_len 0) and the call returns E2BIG (too long, too many
- * members) or EINVAL (a bad byte). The members themselves are not checked
- * further: a hop passes on what it does not understand. A tracestate is
- * only meaningful beside a valid traceparent: parse that first, and do not
- * call this when it was invalid. 0 on success (an empty value clears). */
+ * and contains only printable ASCII (0x20-0x7e) and tabs (the optional
+ * white space around commas is spaces and tabs); otherwise the state is
+ * dropped (state_len 0) and the call returns E2BIG (more than
+ * CCTX_TRACESTATE_MAX bytes, checked first, or more than 32 members) or
+ * EINVAL (a bad byte, or a NULL text with len > 0). An empty or blank
+ * member (as in "a=1,,b=2") is allowed and does not count towards the 32.
+ * The members themselves are not checked further: a hop passes on what it
+ * does not understand. A tracestate is only meaningful beside a valid
+ * traceparent: parse that first, and do not call this when it was invalid.
+ * 0 on success (an empty value clears); EINVAL for a NULL trace. */
 CCTX_API int cctx_tracestate_parse(const char *text, size_t len, cctx_trace_t *trace);
 
 /* Starts a new trace: a random trace-id and span-id from the kernel's
  * CSPRNG (getrandom; /dev/urandom where it is missing), never all zero, no
- * parent, flags CCTX_TRACE_SAMPLED, no tracestate. 0, or the errno of the
- * random source (out untouched). */
+ * parent, flags CCTX_TRACE_SAMPLED, no tracestate. 0, EINVAL for a NULL
+ * out, or the errno of the random source (out untouched). */
 CCTX_API int cctx_trace_new(cctx_trace_t *out);
 
 /* The span of a call made from parent's hop: same trace-id, flags and
- * tracestate, parent_id = parent->span_id, a fresh random span_id. With a
- * NULL parent it starts a new trace (cctx_trace_new). 0, EINVAL (NULL
- * child), or the errno of the random source. */
+ * tracestate, parent_id = parent->span_id, a fresh random span_id (never
+ * all zero). With a NULL parent it starts a new trace (cctx_trace_new).
+ * child may be parent itself. 0, EINVAL (NULL child, or a parent whose
+ * state_len exceeds CCTX_TRACESTATE_MAX), or the errno of the random source
+ * (child untouched on every error). */
 CCTX_API int cctx_trace_child(const cctx_trace_t *parent, cctx_trace_t *child);
 
-/* Lower-case hex of the ids, for logs: 32 and 16 characters and a NUL. */
+/* Lower-case hex of the ids, for logs: 32 and 16 characters and a NUL
+ * (out is "" for a NULL trace or id; nothing is written for a NULL out). */
 CCTX_API void cctx_trace_id_hex(const cctx_trace_t *trace, char out[CCTX_TRACE_ID_HEX_SIZE]);
 CCTX_API void cctx_span_id_hex(const uint8_t id[8], char out[CCTX_SPAN_ID_HEX_SIZE]);
 
 /* ---- A trace carried by a context ----------------------------------------- */
 
 /* A value context carrying a copy of *trace (freed with the context). NULL
- * with errno EINVAL (NULL parent or trace) or ENOMEM, as cctx_with_value. */
+ * with errno EINVAL (NULL parent or trace, or a state_len above
+ * CCTX_TRACESTATE_MAX) or ENOMEM (nothing leaks), as cctx_with_value. */
 CCTX_API cctx_t *cctx_with_trace_at(cctx_t *parent, const cctx_trace_t *trace, const char *file,
                                     int line, const char *func);
 #define cctx_with_trace(parent, trace) cctx_with_trace_at((parent), (trace), CCTX__SITE)
