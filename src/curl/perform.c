@@ -16,6 +16,7 @@ static _Thread_local CURLM *thread_multi;
 
 static void free_multi(void *m)
 {
+    thread_multi = NULL; /* runs on the exiting thread itself */
     curl_multi_cleanup(m);
 }
 
