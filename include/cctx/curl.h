@@ -40,7 +40,7 @@
  * HTTP/2 on libcurl before 7.89.0. Those versions do not reset an HTTP/2
  * stream that is removed from its multi handle (the server never learns the
  * request was abandoned), and their prior-knowledge h2c connections break
- * when reused (curl issue 10634). On such a libcurl a transfer flagged
+ * when reused (docs/curl.md). On such a libcurl a transfer flagged
  * CCTX_CURL_HTTP2 gets CURLOPT_FORBID_REUSE, an aborted transfer gets it
  * before it is removed (so the abort closes its connection, which the server
  * sees as a cancel of every stream on it), and a transfer that turned out to
