@@ -141,8 +141,9 @@ typedef struct cctx_curl_result {
 
 /* curl_easy_perform(easy) bound to ctx, as described at the top of this
  * file. Returns res->err (0 or an errno value, see cctx_curl_result_t);
- * res may be NULL. EINVAL (nothing done) for a NULL ctx or easy, or an easy
- * handle that is in a multi handle already. The easy handle's own
+ * res may be NULL. EINVAL (nothing sent) for a NULL ctx or easy, an easy
+ * handle that is in a multi handle already, or a call made from inside a
+ * libcurl callback of a call running on the same thread. The easy handle's own
  * callbacks, CURLOPT_PRIVATE and every option not named above are the
  * caller's and are left alone. */
 CCTX_API int cctx_curl_perform(cctx_t *ctx, CURL *easy, const cctx_curl_opts_t *opts,

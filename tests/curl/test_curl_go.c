@@ -38,7 +38,7 @@ TEST(curl_go_cancel_aborts)
     CHECK(c.ok);
     printf("cancel to return: %.3f ms\n", (returned - c.at) / 1e6);
     /* A generous bound: the wake-up itself is a poll on an eventfd. */
-    CHECK(returned - c.at < CCTX_MSEC(100));
+    CHECK(returned - c.at < CCTX_MSEC(250));
     CHECK_EQ(res.err, ECANCELED);
     CHECK_EQ(res.code, CURLE_ABORTED_BY_CALLBACK);
     CHECK_EQ(res.cause.err, ECANCELED);
@@ -54,7 +54,6 @@ TEST(curl_go_cancel_aborts)
 
     /* The easy handle is reusable, under a live context. */
     struct body b;
-    curl_easy_setopt(e, CURLOPT_URL, "");
     curl_easy_cleanup(e);
     e = easy_for(&b, "%s/echo", p.url);
     CHECK_EQ(cctx_curl_perform(cctx_background(), e, NULL, &res), 0);
@@ -245,7 +244,6 @@ TEST(curl_go_spent_budget)
 
     /* None of them reached the server: the first request it reports is
      * the next one. */
-    curl_easy_setopt(e, CURLOPT_URL, "");
     curl_easy_cleanup(e);
     e = easy_for(&b, "%s/echo?n=2", p.url);
     CHECK_EQ(cctx_curl_perform(cctx_background(), e, NULL, &res), 0);
