@@ -212,10 +212,14 @@ int cctx_curl_multi_run(cctx_curl_multi_t *m, cctx_t *ctx)
         if (w.revents)
             break;
     }
-    if (pending > 0 && cctx_err(ctx))
-        ret = cctx_err(ctx);
 end:
     settle_all(m, ctx);
+    /* ctx ended the run if it ended any transfer: aborted here, or by
+     * libcurl's timeout, which is ctx's budget (cc_finish_curl then takes
+     * ctx's error and cause). */
+    for (size_t i = 0; ret == 0 && i < m->n; i++)
+        if (m->xfers[i]->res.cause.err != 0)
+            ret = m->xfers[i]->res.cause.err;
     m->ran = true;
     m->running = false;
     return ret;
