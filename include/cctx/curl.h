@@ -1,0 +1,233 @@
+/*
+ * cctx/curl.h — libcurl transfers bound to a context (library cctx-curl,
+ * pkg-config module cctx-curl, CMake component cctx::curl).
+ *
+ *     CURL *easy = curl_easy_init();
+ *     curl_easy_setopt(easy, CURLOPT_URL, "http://backend/item/7");
+ *     cctx_curl_result_t res;
+ *     if (cctx_curl_perform(ctx, easy, NULL, &res) != 0)
+ *         log("%s: %s", strerror(res.err), res.msg);  // ECANCELED, ETIMEDOUT,
+ *                                                     // ECONNREFUSED, ...
+ *
+ * What a call does, in order:
+ *  1. If ctx is already done, or its remaining budget is spent, it fails at
+ *     once with ECANCELED or ETIMEDOUT and sends nothing (no connection is
+ *     made): a call that could not finish in time is not started, as gRPC
+ *     does.
+ *  2. It adds request headers, each unless the caller's own list (see
+ *     cctx_curl_opts_t.headers) already has a header of that name:
+ *       grpc-timeout: the remaining budget, rounded up (only when ctx has a
+ *                     deadline);
+ *       traceparent:  a new span, child of cctx_trace_of(ctx) (of a new
+ *                     trace when ctx carries none), and
+ *       tracestate:   the trace's state, when it has one and this call sent
+ *                     the traceparent.
+ *     The names are compared without regard to case, as HTTP does.
+ *  3. It sets CURLOPT_TIMEOUT_MS to the remaining budget, rounded up to a
+ *     whole millisecond (0, no limit, when ctx has no deadline).
+ *  4. It runs the transfer on a multi handle, waiting in curl_multi_poll with
+ *     cctx_done_fd(ctx) as an extra descriptor, so a cancel or a deadline
+ *     wakes it at once and the transfer is removed from the multi handle
+ *     (its connection closed: the peer sees the request end) within a
+ *     millisecond, not at libcurl's next progress callback.
+ *  5. It puts back the options it set, so the easy handle can be reused:
+ *     CURLOPT_HTTPHEADER becomes the caller's list again (opts->headers, or
+ *     none), CURLOPT_TIMEOUT_MS and CURLOPT_FORBID_REUSE become 0 (their
+ *     defaults). libcurl has no getter for options, so a caller's own value
+ *     of those two is not kept: bound a transfer with a context's deadline
+ *     instead of CURLOPT_TIMEOUT(_MS).
+ *
+ * HTTP/2 on libcurl before 7.89.0. Those versions do not reset an HTTP/2
+ * stream that is removed from its multi handle (the server never learns the
+ * request was abandoned), and their prior-knowledge h2c connections break
+ * when reused (docs/curl.md). On such a libcurl a transfer flagged
+ * CCTX_CURL_HTTP2 gets CURLOPT_FORBID_REUSE, an aborted transfer gets it
+ * before it is removed (so the abort closes its connection, which the server
+ * sees as a cancel of every stream on it), and a transfer that turned out to
+ * be HTTP/2 without the flag (negotiated over TLS) has the connections it
+ * could have left behind closed after it. Newer libcurl is left alone.
+ *
+ * Threads. libcurl's rules hold: an easy handle is used by one thread at a
+ * time, and a cctx_curl_multi_t likewise. cctx_curl_perform may be called
+ * from any number of threads at once, each with its own easy handles; each
+ * thread keeps one multi handle (its connection cache, so consecutive calls
+ * on a thread reuse connections), freed when the thread exits or by
+ * cctx_curl_thread_cleanup. The context may be canceled from any thread
+ * (or by its deadline) while a call runs: that is what the done descriptor
+ * is for.
+ *
+ * curl_global_init. The library never calls curl_global_init or
+ * curl_global_cleanup. Call curl_global_init(CURL_GLOBAL_DEFAULT) once in
+ * main, before starting threads (libcurl requires it there unless it
+ * reports CURL_VERSION_THREADSAFE), and curl_global_cleanup last, after
+ * every thread that made calls has exited or called
+ * cctx_curl_thread_cleanup.
+ *
+ * Errors are errno values, as everywhere in cctx; the result structure also
+ * carries libcurl's CURLcode and its text. See cctx_curl_result_t.
+ */
+#ifndef CCTX_CURL_H
+#define CCTX_CURL_H
+
+#include <cctx.h>
+#include <cctx/propagate.h>
+
+#include <curl/curl.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Options and results ------------------------------------------------- */
+
+enum {
+    /* Do not send grpc-timeout (a peer that rejects unknown headers). */
+    CCTX_CURL_NO_GRPC_TIMEOUT = 1u << 0,
+    /* Send neither traceparent nor tracestate. */
+    CCTX_CURL_NO_TRACE = 1u << 1,
+    /* The transfer speaks HTTP/2 (the caller set CURLOPT_HTTP_VERSION to a
+     * 2.x value): on libcurl before 7.89.0 its connection is not reused (see
+     * the top of this file). Harmless when wrong. */
+    CCTX_CURL_HTTP2 = 1u << 2,
+};
+
+/* Per-transfer options; a NULL pointer means all zero. */
+typedef struct cctx_curl_opts {
+    /* The list the caller gave CURLOPT_HTTPHEADER, or NULL for none. libcurl
+     * cannot say which list an easy handle holds, so the caller names it
+     * here: the call sends cctx's headers followed by this list (without
+     * copying it; it must stay valid and unchanged during the call) and sets
+     * it back afterwards. A list set with CURLOPT_HTTPHEADER and not named
+     * here is replaced for the call and not restored. */
+    struct curl_slist *headers;
+    unsigned flags; /* CCTX_CURL_* above */
+} cctx_curl_opts_t;
+
+/* The outcome of one transfer. */
+typedef struct cctx_curl_result {
+    /* 0 when libcurl completed the transfer (whatever the HTTP status: read
+     * it with CURLINFO_RESPONSE_CODE), else an errno value:
+     *   ECANCELED, ETIMEDOUT  ctx ended (before or during the transfer;
+     *                         cause says why), or libcurl's own timeout
+     *                         (which is the budget) fired: ETIMEDOUT;
+     *   ECONNREFUSED, EHOSTUNREACH, ENETUNREACH, ECONNRESET, EPIPE, ...
+     *                         the system error libcurl saw on the socket
+     *                         (CURLINFO_OS_ERRNO), when it saw one;
+     *   EHOSTUNREACH          name resolution failed;
+     *   ECONNREFUSED          connection failed, no system error known;
+     *   EINVAL                bad or unsupported URL or option;
+     *   ENOMEM                out of memory (libcurl's or cctx's);
+     *   EPROTO                HTTP/2, TLS or protocol errors;
+     *   ECONNABORTED          the caller's own callback aborted it;
+     *   EIO                   anything else. */
+    int err;
+    /* libcurl's result. CURLE_OK on success; for a transfer ended by ctx,
+     * CURLE_OPERATION_TIMEDOUT (deadline) or CURLE_ABORTED_BY_CALLBACK
+     * (cancel), also when nothing was sent. */
+    CURLcode code;
+    /* One line saying why: the context's cause message when ctx ended it,
+     * else curl_easy_strerror(code) ("No error" on success). Static or owned
+     * by ctx: valid while the caller holds ctx. Never NULL. */
+    const char *msg;
+    /* ctx's cause when ctx ended the transfer (err is ECANCELED or
+     * ETIMEDOUT and cause.err equals it); all zero otherwise. */
+    cctx_cause_t cause;
+    /* The traceparent this call sent, "" if it sent none (flag, caller's own
+     * header, or failed before sending). */
+    char traceparent[CCTX_TRACEPARENT_SIZE];
+} cctx_curl_result_t;
+
+/* ---- One transfer -------------------------------------------------------- */
+
+/* curl_easy_perform(easy) bound to ctx, as described at the top of this
+ * file. Returns res->err (0 or an errno value, see cctx_curl_result_t);
+ * res may be NULL. EINVAL (nothing sent) for a NULL ctx or easy, an easy
+ * handle that is in a multi handle already, or a call made from inside a
+ * libcurl callback of a call running on the same thread. The easy handle's own
+ * callbacks, CURLOPT_PRIVATE and every option not named above are the
+ * caller's and are left alone. */
+CCTX_API int cctx_curl_perform(cctx_t *ctx, CURL *easy, const cctx_curl_opts_t *opts,
+                               cctx_curl_result_t *res);
+
+/* Frees the calling thread's multi handle and closes its cached
+ * connections (also done when the thread exits). Call it on the main
+ * thread before curl_global_cleanup. Safe to call at any time outside
+ * cctx_curl_perform; the next call makes a new one. */
+CCTX_API void cctx_curl_thread_cleanup(void);
+
+/* ---- Many transfers under one context (fan-out) -------------------------- */
+
+typedef struct cctx_curl_multi cctx_curl_multi_t;
+
+/* A set of transfers run together from one thread. NULL with errno ENOMEM. */
+CCTX_API cctx_curl_multi_t *cctx_curl_multi_new(void);
+
+/* Adds easy (with opts, copied; opts->headers itself is not copied and must
+ * live until the run ends) to the next run. Returns the transfer's index
+ * (0, 1, ... in order of adding), or -1 with errno EINVAL (NULL argument,
+ * an easy handle added twice, a run under way) or ENOMEM. */
+CCTX_API int cctx_curl_multi_add(cctx_curl_multi_t *m, CURL *easy, const cctx_curl_opts_t *opts);
+
+/* Runs every transfer added since the last run, at once, until all are
+ * done or ctx ends. Headers and the timeout are those of
+ * cctx_curl_perform, computed once at the start from ctx (every transfer
+ * gets its own span). When ctx ends, every unfinished transfer is aborted
+ * at once (within a millisecond) with ctx's error and cause; those already
+ * finished keep their results. Afterwards every easy handle is out of the
+ * multi handle with its options put back, and free for reuse. Returns 0
+ * when ctx did not end the run (each transfer may still have failed on its
+ * own: read the results), ctx's error (ECANCELED, ETIMEDOUT) when it did
+ * or was already done (nothing is sent then), EINVAL (NULL argument), or
+ * ENOMEM (nothing sent). The connections stay cached in m for the next
+ * run. */
+CCTX_API int cctx_curl_multi_run(cctx_curl_multi_t *m, cctx_t *ctx);
+
+/* The number of transfers of the last (or coming) run, and the result of
+ * transfer i of the last run: NULL for an index out of range. Valid until
+ * the next cctx_curl_multi_add after a run, or cctx_curl_multi_free. */
+CCTX_API size_t cctx_curl_multi_count(const cctx_curl_multi_t *m);
+CCTX_API const cctx_curl_result_t *cctx_curl_multi_result(const cctx_curl_multi_t *m, size_t i);
+
+/* Frees m and closes its connections. The easy handles stay the caller's
+ * (they are out of m after each run; transfers added but never run are
+ * simply forgotten). NULL does nothing. */
+CCTX_API void cctx_curl_multi_free(cctx_curl_multi_t *m);
+
+/* ---- gRPC over libcurl ---------------------------------------------------- */
+
+/* gRPC puts its status in the response trailers (or in the headers, for a
+ * response without a body). libcurl hands trailers to CURLOPT_HEADERFUNCTION
+ * like headers, so this pair reads them:
+ *
+ *     cctx_curl_grpc_status_t st;
+ *     cctx_curl_grpc_status_init(&st);
+ *     curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, cctx_curl_grpc_header_cb);
+ *     curl_easy_setopt(easy, CURLOPT_HEADERDATA, &st);
+ *     ... cctx_curl_perform ...
+ *     if (st.status == 0) ok;
+ */
+typedef struct cctx_curl_grpc_status {
+    int status;       /* grpc-status, -1 while none was seen                 */
+    char message[256]; /* grpc-message, percent-decoding left to the caller,
+                          truncated; "" if none                               */
+} cctx_curl_grpc_status_t;
+
+CCTX_API void cctx_curl_grpc_status_init(cctx_curl_grpc_status_t *st);
+/* A CURLOPT_HEADERFUNCTION: userdata is a cctx_curl_grpc_status_t. Records
+ * grpc-status and grpc-message, ignores every other line, and returns
+ * size * nitems (never fails the transfer). A malformed grpc-status reads
+ * as 2 (UNKNOWN), as gRPC clients treat it. */
+CCTX_API size_t cctx_curl_grpc_header_cb(char *buffer, size_t size, size_t nitems,
+                                         void *userdata);
+
+/* Frames one gRPC message: a 5-byte prefix (not compressed, big-endian
+ * length) followed by len bytes of msg, into out, which holds out_size
+ * bytes. Returns the framed length (len + 5), or 0 with errno EINVAL (NULL
+ * argument) or ENOBUFS (out too small; also a len above 4 GiB - 1). */
+CCTX_API size_t cctx_curl_grpc_frame(const void *msg, size_t len, void *out, size_t out_size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CCTX_CURL_H */

@@ -1,0 +1,144 @@
+/* cctx_curl_perform: one transfer on the calling thread's multi handle,
+ * waiting in curl_multi_poll with the context's done descriptor beside
+ * libcurl's sockets. */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <pthread.h>
+
+/* Each thread keeps one multi handle, so that the connections a transfer
+ * leaves in its cache serve the thread's next call, as curl_easy_perform's
+ * hidden multi handle does for one easy handle. The key's destructor frees
+ * it when the thread exits. */
+static pthread_key_t thread_key;
+static pthread_once_t thread_once = PTHREAD_ONCE_INIT;
+static _Thread_local CURLM *thread_multi;
+
+static void free_multi(void *m)
+{
+    thread_multi = NULL; /* runs on the exiting thread itself */
+    curl_multi_cleanup(m);
+}
+
+static void make_key(void)
+{
+    (void)pthread_key_create(&thread_key, free_multi);
+}
+
+static CURLM *get_multi(void)
+{
+    if (thread_multi)
+        return thread_multi;
+    pthread_once(&thread_once, make_key);
+    CURLM *m = curl_multi_init();
+    if (!m)
+        return NULL;
+    thread_multi = m;
+    (void)pthread_setspecific(thread_key, m);
+    return m;
+}
+
+void cctx_curl_thread_cleanup(void)
+{
+    if (!thread_multi)
+        return;
+    CURLM *m = thread_multi;
+    thread_multi = NULL;
+    (void)pthread_setspecific(thread_key, NULL);
+    curl_multi_cleanup(m);
+}
+
+/* The transfer's result, or false while it runs. */
+static bool take_done(CURLM *m, CURL *easy, CURLcode *code)
+{
+    CURLMsg *msg;
+    int queued;
+    while ((msg = curl_multi_info_read(m, &queued)) != NULL) {
+        if (msg->msg == CURLMSG_DONE && msg->easy_handle == easy) {
+            *code = msg->data.result;
+            return true;
+        }
+    }
+    return false;
+}
+
+int cctx_curl_perform(cctx_t *ctx, CURL *easy, const cctx_curl_opts_t *opts,
+                      cctx_curl_result_t *res)
+{
+    struct cc_xfer x;
+    if (!ctx || !easy) {
+        if (res) {
+            *res = (cctx_curl_result_t){.err = EINVAL, .code = CURLE_BAD_FUNCTION_ARGUMENT,
+                                        .msg = curl_easy_strerror(CURLE_BAD_FUNCTION_ARGUMENT)};
+        }
+        return EINVAL;
+    }
+    cc_init(&x, easy, opts);
+    if (cc_prepare(&x, ctx) != 0)
+        goto out;
+
+    int done_fd = cctx_done_fd(ctx);
+    CURLM *m = done_fd >= 0 ? get_multi() : NULL;
+    if (!m) {
+        cc_restore(&x);
+        x.res.err = done_fd < 0 ? errno : ENOMEM;
+        x.res.code = CURLE_OUT_OF_MEMORY;
+        x.res.msg = "no descriptor or multi handle for the transfer";
+        goto out;
+    }
+    CURLMcode mc = curl_multi_add_handle(m, easy);
+    if (mc != CURLM_OK) {
+        cc_restore(&x);
+        x.res.err = mc == CURLM_OUT_OF_MEMORY ? ENOMEM : EINVAL;
+        x.res.code = x.res.err == ENOMEM ? CURLE_OUT_OF_MEMORY : CURLE_BAD_FUNCTION_ARGUMENT;
+        x.res.msg = curl_multi_strerror(mc);
+        goto out;
+    }
+
+    CURLcode code = CURLE_OK;
+    bool finished = false;
+    for (;;) {
+        int running;
+        mc = curl_multi_perform(m, &running);
+        if (mc != CURLM_OK && mc != CURLM_CALL_MULTI_PERFORM) {
+            code = mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
+            finished = true;
+            break;
+        }
+        if (take_done(m, easy, &code)) {
+            finished = true;
+            break;
+        }
+        if (cctx_err(ctx))
+            break;
+        /* libcurl shortens the wait to its own next timer; the long limit
+         * only bounds a wait with nothing at all pending. */
+        struct curl_waitfd w = {.fd = done_fd, .events = CURL_WAIT_POLLIN};
+        mc = curl_multi_poll(m, &w, 1, 1000, NULL);
+        if (mc != CURLM_OK) {
+            code = mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
+            finished = true;
+            break;
+        }
+        if (w.revents)
+            break;
+    }
+    if (!finished)
+        cc_before_abort(&x);
+    curl_multi_remove_handle(m, easy);
+    if (finished)
+        cc_finish_curl(&x, ctx, code);
+    else
+        cc_finish_ctx(&x, ctx);
+    /* Old libcurl must not reuse an HTTP/2 connection: closing the thread's
+     * cache is the one public way to drop it (rare: flag HTTP/2 transfers
+     * with CCTX_CURL_HTTP2 and this never happens). */
+    bool drop = finished && cc_left_h2_connection(&x);
+    cc_restore(&x);
+    if (drop)
+        cctx_curl_thread_cleanup();
+out:
+    if (res)
+        *res = x.res;
+    return x.res.err;
+}

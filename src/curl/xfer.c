@@ -1,0 +1,211 @@
+/* One transfer's life around libcurl: the budget check and the headers
+ * before it, the outcome and the options put back after it. Shared by
+ * cctx_curl_perform and the fan-out. */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+bool cc_old_curl(void)
+{
+    /* Read once: curl_version_info is cheap but not free, and the answer
+     * never changes within a process. A race only computes it twice. */
+    static int old = -1;
+    int v = __atomic_load_n(&old, __ATOMIC_RELAXED);
+    if (v < 0) {
+        v = curl_version_info(CURLVERSION_NOW)->version_num < 0x075900;
+        __atomic_store_n(&old, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+
+void cc_init(struct cc_xfer *x, CURL *easy, const cctx_curl_opts_t *opts)
+{
+    /* Only the small fields: the header buffers are written before they
+     * are read, and zeroing 600 bytes per call shows in the overhead. */
+    x->easy = easy;
+    if (opts)
+        x->opts = *opts;
+    else
+        x->opts = (cctx_curl_opts_t){0};
+    memset(&x->res, 0, sizeof x->res);
+    x->res.msg = curl_easy_strerror(CURLE_OK);
+    x->forbid_reuse = x->added = x->done = false;
+}
+
+/* Whether the caller's list has a header called name (name without the
+ * colon). "name:" sets it, "name;" sends it empty, and "name:" with no
+ * value removes libcurl's own: all three mean the caller decided. */
+static bool has_header(const struct curl_slist *l, const char *name)
+{
+    size_t n = strlen(name);
+    for (; l; l = l->next) {
+        const char *d = l->data;
+        if (d && strncasecmp(d, name, n) == 0) {
+            size_t i = n;
+            while (d[i] == ' ' || d[i] == '\t')
+                i++;
+            if (d[i] == ':' || d[i] == ';')
+                return true;
+        }
+    }
+    return false;
+}
+
+int cc_settle(cctx_t *ctx)
+{
+    int err = cctx_err(ctx);
+    if (err)
+        return err;
+    int fd = cctx_done_fd(ctx);
+    if (fd < 0)
+        return cctx_err(ctx);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    (void)poll(&p, 1, 100);
+    return cctx_err(ctx);
+}
+
+void cc_finish_ctx(struct cc_xfer *x, cctx_t *ctx)
+{
+    cctx_curl_result_t *r = &x->res;
+    int err = cc_settle(ctx);
+    if (err) {
+        cctx_cause(ctx, &r->cause);
+        r->err = err;
+        r->msg = r->cause.msg;
+    } else {
+        /* The budget is spent but the timer has not marked ctx (a stalled
+         * timer thread): still a deadline, without a recorded cause. */
+        r->err = ETIMEDOUT;
+        r->msg = "context deadline exceeded";
+        r->cause.err = ETIMEDOUT;
+        r->cause.msg = r->msg;
+        r->cause.when = cctx_now();
+    }
+    r->code = r->err == ETIMEDOUT ? CURLE_OPERATION_TIMEDOUT : CURLE_ABORTED_BY_CALLBACK;
+    x->done = true;
+}
+
+static struct curl_slist *push(struct cc_xfer *x, int *n, char *data, struct curl_slist *next)
+{
+    struct curl_slist *node = &x->nodes[(*n)++];
+    node->data = data;
+    node->next = next;
+    return node;
+}
+
+int cc_prepare(struct cc_xfer *x, cctx_t *ctx)
+{
+    int64_t left = cctx_err(ctx) ? 0 : cctx_remaining(ctx);
+    if (left <= 0) {
+        /* Spent or ended: fail here, sending nothing (as gRPC does). */
+        cc_finish_ctx(x, ctx);
+        return x->res.err;
+    }
+
+    struct curl_slist *list = x->opts.headers;
+    int n = 0;
+    if (!(x->opts.flags & CCTX_CURL_NO_TRACE) && !has_header(x->opts.headers, CCTX_HEADER_TRACEPARENT)) {
+        cctx_trace_t span;
+        int err = cctx_trace_child(cctx_trace_of(ctx), &span);
+        if (err) {
+            x->res.err = err == ENOMEM ? ENOMEM : EIO;
+            x->res.code = CURLE_FAILED_INIT;
+            x->res.msg = "no random bytes for a trace span";
+            x->done = true;
+            return x->res.err;
+        }
+        memcpy(x->parent, CC_HDR_PARENT, sizeof CC_HDR_PARENT - 1);
+        cctx_traceparent_format(&span, x->parent + sizeof CC_HDR_PARENT - 1);
+        memcpy(x->res.traceparent, x->parent + sizeof CC_HDR_PARENT - 1,
+               CCTX_TRACEPARENT_SIZE);
+        if (span.state_len > 0 && !has_header(x->opts.headers, CCTX_HEADER_TRACESTATE)) {
+            memcpy(x->state, CC_HDR_STATE, sizeof CC_HDR_STATE - 1);
+            memcpy(x->state + sizeof CC_HDR_STATE - 1, span.state, span.state_len);
+            x->state[sizeof CC_HDR_STATE - 1 + span.state_len] = '\0';
+            list = push(x, &n, x->state, list);
+        }
+        list = push(x, &n, x->parent, list);
+    }
+    if (left != CCTX_NO_DEADLINE && !(x->opts.flags & CCTX_CURL_NO_GRPC_TIMEOUT) &&
+        !has_header(x->opts.headers, CCTX_HEADER_GRPC_TIMEOUT)) {
+        char t[CCTX_GRPC_TIMEOUT_SIZE];
+        if (cctx_grpc_timeout_format(left, t) == 0) {
+            snprintf(x->timeout, sizeof x->timeout, CC_HDR_TIMEOUT "%s", t);
+            list = push(x, &n, x->timeout, list);
+        }
+    }
+
+    /* Rounded up: libcurl must never give up before the budget is spent
+     * (the context's own deadline is what ends the transfer on time). */
+    long ms = 0;
+    if (left != CCTX_NO_DEADLINE)
+        ms = (long)(left / CCTX_MSEC(1) + (left % CCTX_MSEC(1) != 0));
+    if (curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, ms) != CURLE_OK ||
+        curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, list) != CURLE_OK) {
+        cc_restore(x);
+        x->res.err = EINVAL;
+        x->res.code = CURLE_BAD_FUNCTION_ARGUMENT;
+        x->res.msg = curl_easy_strerror(x->res.code);
+        x->done = true;
+        return EINVAL;
+    }
+    if ((x->opts.flags & CCTX_CURL_HTTP2) && cc_old_curl()) {
+        curl_easy_setopt(x->easy, CURLOPT_FORBID_REUSE, 1L);
+        x->forbid_reuse = true;
+    }
+    return 0;
+}
+
+void cc_restore(struct cc_xfer *x)
+{
+    curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->opts.headers);
+    curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, 0L);
+    if (x->forbid_reuse) {
+        curl_easy_setopt(x->easy, CURLOPT_FORBID_REUSE, 0L);
+        x->forbid_reuse = false;
+    }
+}
+
+void cc_before_abort(struct cc_xfer *x)
+{
+    /* libcurl reads FORBID_REUSE when the transfer is done, which removal
+     * does, so setting it now closes the connection (unless another
+     * transfer still uses it; the last one out closes it then). */
+    if (cc_old_curl() && !x->forbid_reuse) {
+        curl_easy_setopt(x->easy, CURLOPT_FORBID_REUSE, 1L);
+        x->forbid_reuse = true;
+    }
+}
+
+void cc_finish_curl(struct cc_xfer *x, cctx_t *ctx, CURLcode code)
+{
+    cctx_curl_result_t *r = &x->res;
+    if (code == CURLE_OPERATION_TIMEDOUT && cctx_remaining(ctx) <= CCTX_MSEC(1)) {
+        /* libcurl's timeout is the budget rounded up to a millisecond, so
+         * this is the context's deadline reached a hair before its timer
+         * marked it: report it as the context's, with its cause. */
+        cc_finish_ctx(x, ctx);
+        return;
+    }
+    r->code = code;
+    r->msg = curl_easy_strerror(code);
+    long os = 0;
+    if (code != CURLE_OK)
+        curl_easy_getinfo(x->easy, CURLINFO_OS_ERRNO, &os);
+    r->err = cc_errno_of(code, os);
+    x->done = true;
+}
+
+bool cc_left_h2_connection(const struct cc_xfer *x)
+{
+    if (!cc_old_curl() || x->forbid_reuse)
+        return false;
+    long v = 0;
+    if (curl_easy_getinfo(x->easy, CURLINFO_HTTP_VERSION, &v) != CURLE_OK)
+        return false;
+    return v == CURL_HTTP_VERSION_2_0;
+}

@@ -1,0 +1,190 @@
+/* The fan-out (cctx_curl_multi_*) against Go's net/http server: one cancel
+ * aborts every transfer at once; without it each has its own result. */
+#define _GNU_SOURCE
+#include <cctx/curl.h>
+
+#include "harness.h"
+#include "peer.h"
+
+enum { N = 4 };
+
+static void start_go(struct peer *p)
+{
+    const char *bin = peer_go("httppeer");
+    if (!bin)
+        SKIP("the Go peer was not built (no Go 1.19 toolchain)");
+    const char *argv[] = {bin, NULL};
+    CHECK(peer_start(p, argv));
+}
+
+TEST(curl_multi_cancel_all)
+{
+    curl_test_begin();
+    struct peer p;
+    start_go(&p);
+    cctx_curl_multi_t *m = cctx_curl_multi_new();
+    CHECK(m);
+    CURL *e[N];
+    /* Three that answer after 20 s and one that never answers. */
+    for (int i = 0; i < N; i++) {
+        e[i] = i == N - 1 ? easy_for(NULL, "%s/hang", p.url)
+                          : easy_for(NULL, "%s/slow?ms=20000&i=%d", p.url, i);
+        CHECK_EQ(cctx_curl_multi_add(m, e[i], NULL), i);
+    }
+    CHECK_EQ(cctx_curl_multi_count(m), N);
+    cctx_cancel_t *cancel;
+    cctx_t *ctx = cctx_with_timeout(cctx_background(), CCTX_SEC(30), &cancel);
+    struct canceller k;
+    canceller_start(&k, &p, cancel, "req /", N);
+    CHECK_EQ(cctx_curl_multi_run(m, ctx), ECANCELED);
+    int64_t returned = mono_now();
+    canceller_join(&k);
+    CHECK(k.ok);
+    printf("cancel to return: %.3f ms\n", (returned - k.at) / 1e6);
+    CHECK(returned - k.at < CCTX_MSEC(250));
+    for (int i = 0; i < N; i++) {
+        const cctx_curl_result_t *r = cctx_curl_multi_result(m, (size_t)i);
+        CHECK(r);
+        CHECK_EQ(r->err, ECANCELED);
+        CHECK_STR(r->cause.msg, "test cancel");
+        CHECK(r->traceparent[0] != '\0');
+    }
+    CHECK(cctx_curl_multi_result(m, N) == NULL);
+    /* Every handler's context ended. */
+    for (int i = 0; i < N; i++)
+        CHECK(peer_line(&p, "canceled /", 5000, NULL, 0, NULL));
+    for (int i = 0; i < N; i++)
+        curl_easy_cleanup(e[i]);
+    cctx_curl_multi_free(m);
+    cctx_release(ctx);
+    peer_stop(&p);
+    curl_test_end();
+}
+
+TEST(curl_multi_results)
+{
+    curl_test_begin();
+    struct peer p;
+    start_go(&p);
+    cctx_curl_multi_t *m = cctx_curl_multi_new();
+    CHECK(m);
+    CURL *e[N];
+    struct body b[N];
+    cctx_trace_t tr;
+    CHECK_EQ(cctx_trace_new(&tr), 0);
+    cctx_t *ctx = cctx_with_timeout(cctx_background(), CCTX_SEC(10), NULL);
+    cctx_t *traced = cctx_with_trace(ctx, &tr);
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < N; i++) {
+            e[i] = easy_for(&b[i], "%s/slow?ms=%d&i=%d", p.url, 10 * i, i);
+            CHECK_EQ(cctx_curl_multi_add(m, e[i], NULL), i);
+        }
+        CHECK_EQ(cctx_curl_multi_add(m, e[0], NULL), -1); /* twice */
+        CHECK_EQ(cctx_curl_multi_run(m, traced), 0);
+        char want[64];
+        for (int i = 0; i < N; i++) {
+            const cctx_curl_result_t *r = cctx_curl_multi_result(m, (size_t)i);
+            CHECK_EQ(r->err, 0);
+            CHECK_EQ(r->code, CURLE_OK);
+            snprintf(want, sizeof want, "ok /slow?ms=%d&i=%d", 10 * i, i);
+            CHECK_STR(b[i].data, want);
+            cctx_trace_t got;
+            CHECK_EQ(cctx_traceparent_parse(r->traceparent, 55, &got), 0);
+            CHECK(memcmp(got.trace_id, tr.trace_id, 16) == 0);
+        }
+        for (int i = 0; i < N; i++) {
+            char line[1024], v[64];
+            CHECK(peer_line(&p, "req /slow", 2000, line, sizeof line, NULL));
+            CHECK(peer_field(line, "grpc-timeout", v, sizeof v));
+            CHECK(v[0] != '\0');
+        }
+        /* The handles are out of the multi handle: plain calls work. */
+        for (int i = 0; i < N; i++) {
+            CHECK_EQ(curl_easy_perform(e[i]), CURLE_OK);
+            CHECK(peer_line(&p, "req /slow", 2000, NULL, 0, NULL));
+            curl_easy_cleanup(e[i]);
+        }
+    }
+    cctx_curl_multi_free(m);
+    cctx_release(traced);
+    cctx_release(ctx);
+    peer_stop(&p);
+    curl_test_end();
+}
+
+TEST(curl_multi_deadline)
+{
+    curl_test_begin();
+    struct peer p;
+    start_go(&p);
+    cctx_curl_multi_t *m = cctx_curl_multi_new();
+    CURL *e[N];
+    for (int i = 0; i < N; i++) {
+        e[i] = easy_for(NULL, "%s/hang", p.url);
+        cctx_curl_multi_add(m, e[i], NULL);
+    }
+    int64_t start = mono_now();
+    cctx_t *ctx = cctx_with_timeout(cctx_background(), CCTX_MSEC(300), NULL);
+    CHECK_EQ(cctx_curl_multi_run(m, ctx), ETIMEDOUT);
+    int64_t took = mono_now() - start;
+    CHECK(took >= CCTX_MSEC(300) && took < CCTX_MSEC(800));
+    for (int i = 0; i < N; i++) {
+        CHECK_EQ(cctx_curl_multi_result(m, (size_t)i)->err, ETIMEDOUT);
+        CHECK_EQ(cctx_curl_multi_result(m, (size_t)i)->code, CURLE_OPERATION_TIMEDOUT);
+    }
+    for (int i = 0; i < N; i++)
+        CHECK(peer_line(&p, "canceled /hang", 5000, NULL, 0, NULL));
+    /* Spent before the run: nothing is sent. */
+    for (int i = 0; i < N; i++)
+        cctx_curl_multi_add(m, e[i], NULL);
+    CHECK_EQ(cctx_curl_multi_run(m, ctx), ETIMEDOUT);
+    for (int i = 0; i < N; i++)
+        CHECK_EQ(cctx_curl_multi_result(m, (size_t)i)->err, ETIMEDOUT);
+    CHECK(peer_quiet(&p, "req ", 200));
+    for (int i = 0; i < N; i++)
+        curl_easy_cleanup(e[i]);
+    cctx_curl_multi_free(m);
+    cctx_release(ctx);
+    peer_stop(&p);
+    curl_test_end();
+}
+
+TEST(curl_multi_args)
+{
+    curl_test_begin();
+    CHECK_ERRNO(cctx_curl_multi_add(NULL, NULL, NULL), -1, EINVAL);
+    cctx_curl_multi_t *m = cctx_curl_multi_new();
+    CHECK_ERRNO(cctx_curl_multi_add(m, NULL, NULL), -1, EINVAL);
+    CHECK_EQ(cctx_curl_multi_run(NULL, cctx_background()), EINVAL);
+    CHECK_EQ(cctx_curl_multi_run(m, NULL), EINVAL);
+    CHECK_EQ(cctx_curl_multi_run(m, cctx_background()), 0); /* empty */
+    CHECK_EQ(cctx_curl_multi_count(m), 0);
+    CHECK(cctx_curl_multi_result(m, 0) == NULL);
+    CHECK_EQ(cctx_curl_multi_count(NULL), 0);
+    cctx_curl_multi_free(m);
+    cctx_curl_multi_free(NULL);
+    curl_test_end();
+}
+
+TEST(curl_grpc_helpers)
+{
+    cctx_curl_grpc_status_t st;
+    cctx_curl_grpc_status_init(&st);
+    CHECK_EQ(st.status, -1);
+    char l1[] = "HTTP/2 200\r\n", l2[] = "Grpc-Status: 14\r\n", l3[] = "grpc-message: down\r\n";
+    CHECK_EQ(cctx_curl_grpc_header_cb(l1, 1, strlen(l1), &st), strlen(l1));
+    CHECK_EQ(st.status, -1);
+    cctx_curl_grpc_header_cb(l2, 1, strlen(l2), &st);
+    cctx_curl_grpc_header_cb(l3, 1, strlen(l3), &st);
+    CHECK_EQ(st.status, 14);
+    CHECK_STR(st.message, "down");
+    char bad[] = "grpc-status: x1\r\n";
+    cctx_curl_grpc_header_cb(bad, 1, strlen(bad), &st);
+    CHECK_EQ(st.status, 2);
+    unsigned char out[8];
+    CHECK_EQ(cctx_curl_grpc_frame("abc", 3, out, sizeof out), 8);
+    CHECK(memcmp(out, "\0\0\0\0\3abc", 8) == 0);
+    CHECK_ERRNO(cctx_curl_grpc_frame("abcd", 4, out, sizeof out), 0, ENOBUFS);
+    CHECK_ERRNO(cctx_curl_grpc_frame(NULL, 1, out, sizeof out), 0, EINVAL);
+    CHECK_EQ(cctx_curl_grpc_frame(NULL, 0, out, sizeof out), 5);
+}
