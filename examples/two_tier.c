@@ -25,6 +25,7 @@
  * clock (CLOCK_MONOTONIC, shared by the three processes), so the order and
  * the gaps between processes read directly.
  */
+#define _GNU_SOURCE /* pipe2 */
 #include <cctx.h>
 #include <cctx/curl.h>
 #include <cctx/mhd.h>
@@ -223,7 +224,7 @@ static int count_fds(void)
  * the tier opened is closed again. port_fd gets the port as a line. */
 static int run_tier(bool is_backend, int port_fd)
 {
-    int fds_before = count_fds();
+    int fds_before = count_fds() - 1; /* less port_fd, closed once the port is written */
     sigset_t stop_set;
     sigemptyset(&stop_set);
     sigaddset(&stop_set, SIGTERM);
@@ -237,7 +238,7 @@ static int run_tier(bool is_backend, int port_fd)
         curl_global_init(CURL_GLOBAL_DEFAULT);
 
     cctx_mhd_options_t opts = CCTX_MHD_OPTIONS_INIT;
-    opts.workers = 8;
+    opts.workers = 32;
     opts.queue = 256;
     opts.max_timeout = CCTX_SEC(10);
     opts.drain = CCTX_SEC(1);
@@ -281,14 +282,20 @@ static pid_t start_tier(const char *self, const char *role, uint16_t *port)
 {
     int p[2];
     char epoch_arg[32], backend_arg[16];
-    if (pipe(p) != 0)
+    if (pipe2(p, O_CLOEXEC) != 0)
         return -1;
+    /* The write end becomes the tier's descriptor 3; it must not be 3 here,
+     * or dup2 would leave its close-on-exec flag set. */
+    if (p[1] == 3) {
+        int moved = fcntl(p[1], F_DUPFD_CLOEXEC, 4);
+        close(p[1]);
+        p[1] = moved;
+    }
     snprintf(epoch_arg, sizeof epoch_arg, "%" PRId64, epoch);
     snprintf(backend_arg, sizeof backend_arg, "%u", backend_port);
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, p[1], 3);
-    posix_spawn_file_actions_addclose(&fa, p[0]);
     char *argv[] = {(char *)self, (char *)role, epoch_arg, backend_arg, NULL};
     pid_t pid;
     int rc = posix_spawn(&pid, self, &fa, NULL, argv, environ);
@@ -386,7 +393,7 @@ static void scene_hang_up(void)
     long status;
     int err = get(ctx, frontend_port, "/search?q=slow", CCTX_CURL_NO_GRPC_TIMEOUT, &b, &status);
     int64_t hung_up = mono_now() - epoch;
-    say("hung up: %s", strerror(err));
+    say("hung up (its 200 ms ran out: %s)", strerror(err));
     /* The backend records the end of its request; ask until it has one. */
     CCTX_AUTO cctx_t *patience = cctx_with_timeout(cctx_background(), CCTX_SEC(5), NULL);
     for (;;) {

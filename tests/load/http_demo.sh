@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The two-tier HTTP demo under load, with clients that hang up at random.
+#
+#   usage: tests/load/http_demo.sh BUILD_DIR [SECONDS]      (default 10)
+#
+# Runs `cctx-http-demo --serve` (frontend + backend, two processes) with
+# CCTX_DEBUG=leaks,strict, then for SECONDS at once:
+#   - wrk (2 threads, 32 connections) on the frontend's /search, whose
+#     requests call the backend;
+#   - 4 loops of curl clients on /search?q=slow, each hanging up after a
+#     random 10-190 ms (--max-time), so contexts end by disconnect at every
+#     stage: queued, in the frontend's own work, during the call to the
+#     backend.
+# Then SIGTERM: the demo exits 0 only if both tiers drained, freed every
+# context (strict: a leaked context is exit status 1) and closed every
+# descriptor they opened. Prints wrk's latency distribution (p50, p99) and
+# the number of hang-ups.
+set -euo pipefail
+build=${1:?usage: $0 BUILD_DIR [SECONDS]}
+seconds=${2:-10}
+demo=$build/examples/cctx-http-demo
+[[ -x $demo ]] || { echo "no $demo (built without the HTTP integrations?)" >&2; exit 1; }
+command -v wrk >/dev/null || { echo "wrk is not installed" >&2; exit 1; }
+command -v curl >/dev/null || { echo "curl is not installed" >&2; exit 1; }
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/cctx-load.XXXXXX")
+demo_pid=
+cleanup() {
+    [[ -z $demo_pid ]] || kill "$demo_pid" 2>/dev/null || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# The demo's log goes to a file (it is long under load); its first URL line
+# names the frontend.
+CCTX_DEBUG=leaks,strict "$demo" --serve >"$tmp/demo.log" 2>&1 &
+demo_pid=$!
+url=
+for _ in $(seq 100); do
+    url=$(grep -m1 -o 'http://[^ ]*/search?q=x' "$tmp/demo.log" || true)
+    [[ -n $url ]] && break
+    kill -0 "$demo_pid" 2>/dev/null || { cat "$tmp/demo.log"; exit 1; }
+    sleep 0.1
+done
+[[ -n $url ]] || { cat "$tmp/demo.log"; echo "the demo never printed its URL" >&2; exit 1; }
+slow=${url%q=x}q=slow
+echo "frontend: $url"
+
+hang_ups() { # one client loop: each request hangs up after 10-190 ms
+    local end=$(($(date +%s) + seconds)) n=0
+    while (($(date +%s) < end)); do
+        curl -s -o /dev/null --max-time "0.$(printf '%02d' $((RANDOM % 19 + 1)))" "$slow" || true
+        n=$((n + 1))
+    done
+    echo "$n" >"$tmp/hangups.$1"
+}
+for i in 1 2 3 4; do hang_ups "$i" & done
+wrk -t2 -c32 -d"${seconds}s" --latency "$url" | tee "$tmp/wrk.txt"
+wait $(jobs -p | grep -v "^$demo_pid\$") 2>/dev/null || true
+total=$(cat "$tmp"/hangups.* | awk '{n += $1} END {print n}')
+echo "clients that hung up: $total"
+
+kill -TERM "$demo_pid"
+status=0
+wait "$demo_pid" || status=$?
+demo_pid=
+echo "--- the demo's last lines:"
+tail -n 8 "$tmp/demo.log"
+grep -E 'leak|never released' "$tmp/demo.log" && { echo "FAIL: leaked contexts" >&2; exit 1; }
+p50=$(awk '$1 == "50%" {print $2}' "$tmp/wrk.txt")
+p99=$(awk '$1 == "99%" {print $2}' "$tmp/wrk.txt")
+rps=$(awk '/^Requests\/sec/ {print $2}' "$tmp/wrk.txt")
+echo "load: $rps requests/s, p50 $p50, p99 $p99, $total hang-ups; demo exit status $status"
+[[ $status -eq 0 ]] || { echo "FAIL: the demo exited with status $status" >&2; exit 1; }
+echo "PASS"
