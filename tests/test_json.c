@@ -112,11 +112,8 @@ static const char check_script[] =
 static void python_check(const char *doc, size_t len, const char *kind, const char *const *want,
                          size_t nwant)
 {
-    if (!have_python()) {
-        CHECK(getenv("CI") == NULL || strcmp(getenv("CI"), "true") != 0);
-        printf("json: python3 not found, %s not checked\n", kind);
-        return;
-    }
+    if (!have_python())
+        SKIP("json: python3 not found, %s cannot be checked", kind);
     char *docp = temp_path("doc"), *wantp = temp_path("want"), *script = temp_path("py");
     write_file(docp, doc, len);
     write_file(script, check_script, strlen(check_script));
