@@ -13,7 +13,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 build=${1:?usage: fuzz/run.sh BUILD_DIR [SECONDS]}
 seconds=${2:-60}
-targets=(fuzz_api fuzz_dump)
+targets=(fuzz_api fuzz_dump fuzz_grpc_timeout fuzz_traceparent)
 # One input may take at most 10 s (a hang is a finding); memory per process is
 # bounded so that a runaway allocation is a finding too, not a dead machine.
 common=(-timeout=10 -rss_limit_mb=2048)
@@ -42,7 +42,7 @@ for t in "${targets[@]}"; do
                 "$findings/replay.log" | head -n 8
         fi
     done
-    report+=("$(printf '%-10s reproducers: %d replayed, %d failed' "$t" "$n" "$bad")")
+    report+=("$(printf '%-18s reproducers: %d replayed, %d failed' "$t" "$n" "$bad")")
 
     work=$build/fuzz-work/$t
     rm -rf "$work"
@@ -63,10 +63,10 @@ for t in "${targets[@]}"; do
         echo "== $t: FINDING after $took s; the end of its log:"
         tail -n 60 "$log"
         ls -l "$findings"
-        report+=("$(printf '%-10s fuzzing: FINDING after %d s (%s), input in %s' "$t" "$took" \
+        report+=("$(printf '%-18s fuzzing: FINDING after %d s (%s), input in %s' "$t" "$took" \
             "${cov:-cov ?}" "$findings")")
     else
-        report+=("$(printf '%-10s fuzzing: %d s, %s inputs, %s, nothing found' "$t" "$took" \
+        report+=("$(printf '%-18s fuzzing: %d s, %s inputs, %s, nothing found' "$t" "$took" \
             "${execs:-?}" "${cov:-cov ?}")")
     fi
 done

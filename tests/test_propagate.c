@@ -1,11 +1,10 @@
 /*
- * <cctx/propagate.h>: the grpc-timeout codec (every unit, the 8-digit bound,
- * everything else refused, saturation, rounding up at each unit boundary,
- * a spent budget never sent), the budget of a context on the fake clock, the
- * traceparent and tracestate codecs (valid and invalid tables, future
- * versions, limits), random ids (also through the /dev/urandom fallback,
- * with getrandom made to fail by a seccomp filter in a child process), child
- * spans, and a trace carried by a context.
+ * <cctx/propagate.h>, W3C Trace Context: the traceparent and tracestate
+ * codecs (valid and invalid tables, future versions, limits), random ids
+ * (zero draws redrawn, interrupted draws retried, a failing source, and the
+ * /dev/urandom fallback with getrandom made to fail by a seccomp filter in a
+ * child process), child spans, and a trace carried by a context. The
+ * grpc-timeout codec is tested in test_propagate_grpc.c.
  *
  * Parsers are given heap buffers of exactly the length they are told, with
  * no NUL after it, so that under AddressSanitizer a read past the length is
@@ -14,7 +13,6 @@
 #define _GNU_SOURCE
 #include <cctx.h>
 #include <cctx/propagate.h>
-#include <cctx/testing.h>
 
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -37,20 +35,6 @@ static char *exact(const char *text, size_t len)
     CHECK(p);
     memcpy(p, text, len);
     return p;
-}
-
-/* grpc-timeout parse of the first len bytes of text, from an exact copy. */
-static int grpc_parse_n(const char *text, size_t len, int64_t *out)
-{
-    char *p = exact(text, len);
-    int r = cctx_grpc_timeout_parse(p, len, out);
-    free(p);
-    return r;
-}
-
-static int grpc_parse(const char *text, int64_t *out)
-{
-    return grpc_parse_n(text, strlen(text), out);
 }
 
 static int tp_parse_n(const char *text, size_t len, cctx_trace_t *out)
@@ -101,297 +85,6 @@ static bool poisoned(const cctx_trace_t *t)
 static const uint8_t tp_trace_id[16] = {0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6,
                                         0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36};
 static const uint8_t tp_parent_id[8] = {0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7};
-
-/* ---- grpc-timeout: parsing ------------------------------------------------------- */
-
-TEST(propagate_grpc_parse_units)
-{
-    static const struct {
-        const char *text;
-        int64_t ns;
-    } cases[] = {
-        {"1n", 1},
-        {"1u", CCTX_USEC(1)},
-        {"1m", CCTX_MSEC(1)},
-        {"1S", CCTX_SEC(1)},
-        {"1M", CCTX_SEC(60)},
-        {"1H", CCTX_SEC(3600)},
-        {"250m", CCTX_MSEC(250)},
-        {"7u", CCTX_USEC(7)},
-        {"42n", 42},
-        {"30S", CCTX_SEC(30)},
-        {"5M", CCTX_SEC(300)},
-        {"2H", CCTX_SEC(7200)},
-        {"0n", 0},
-        {"0H", 0},
-        {"00000000n", 0},
-        {"00000001S", CCTX_SEC(1)},
-        {"12345678u", CCTX_USEC(12345678)},
-        {"99999999n", 99999999},
-        {"99999999m", CCTX_MSEC(99999999)},
-        {"99999999S", CCTX_SEC(99999999)},
-        {"99999999M", CCTX_SEC(99999999) * 60},
-        {"2562047H", CCTX_SEC(3600) * 2562047}, /* the largest hour count that fits */
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        int64_t v = -7;
-        if (grpc_parse(cases[i].text, &v) != 0 || v != cases[i].ns)
-            fprintf(stderr, "case %s: got %" PRId64 "\n", cases[i].text, v);
-        CHECK_EQ(grpc_parse(cases[i].text, &v), 0);
-        CHECK_EQ(v, cases[i].ns);
-    }
-}
-
-TEST(propagate_grpc_parse_rejects)
-{
-    static const struct {
-        const char *text;
-        size_t len;
-    } cases[] = {
-#define C(s) {s, sizeof(s) - 1}
-        C(""), C("n"), C("S"), C("1"), C("12345678"),
-        C("100000000n"), C("000000000S"), C("123456789m"), /* 9 digits */
-        C("-1S"), C("+1S"), C("-0n"),                       /* signs */
-        C(" 1S"), C("1S "), C("1 S"), C("\t1S"),            /* spaces */
-        C("1SS"), C("1Sx"), C("1S1"), C("1Sm"),             /* trailing junk */
-        C("1s"), C("1h"), C("1N"), C("1U"), C("1x"), C("1\xb5"), /* no such unit */
-        C("1.5S"), C("0x1S"), C("1e3n"), C("S1"), C("1,0S"),
-        C("1\0S"), C("\0" "1S"), C("1S\0"), C("\0"),        /* a NUL inside the length */
-#undef C
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        int64_t v = -7;
-        int r = grpc_parse_n(cases[i].text, cases[i].len, &v);
-        if (r != EINVAL)
-            fprintf(stderr, "case %zu (%.*s) parsed\n", i, (int)cases[i].len, cases[i].text);
-        CHECK_EQ(r, EINVAL);
-        CHECK_EQ(v, -7); /* untouched */
-    }
-    int64_t v = -7;
-    CHECK_EQ(cctx_grpc_timeout_parse(NULL, 2, &v), EINVAL);
-    CHECK_EQ(cctx_grpc_timeout_parse("1S", 2, NULL), EINVAL);
-    CHECK_EQ(v, -7);
-}
-
-TEST(propagate_grpc_parse_reads_only_its_length)
-{
-    int64_t v = -7;
-    /* The bytes after the length would make it invalid, or another value. */
-    CHECK_EQ(cctx_grpc_timeout_parse("1Sjunk", 2, &v), 0);
-    CHECK_EQ(v, CCTX_SEC(1));
-    CHECK_EQ(cctx_grpc_timeout_parse("25m0", 3, &v), 0);
-    CHECK_EQ(v, CCTX_MSEC(25));
-    v = -7;
-    CHECK_EQ(cctx_grpc_timeout_parse("12S", 2, &v), EINVAL); /* "12": no unit */
-    CHECK_EQ(v, -7);
-    CHECK_EQ(cctx_grpc_timeout_parse("1S", 0, &v), EINVAL);
-    CHECK_EQ(v, -7);
-}
-
-TEST(propagate_grpc_parse_saturates)
-{
-    int64_t v = 0;
-    CHECK_EQ(grpc_parse("99999999H", &v), 0);
-    CHECK_EQ(v, CCTX_NO_DEADLINE);
-    v = 0;
-    CHECK_EQ(grpc_parse("2562048H", &v), 0); /* just above INT64_MAX ns */
-    CHECK_EQ(v, CCTX_NO_DEADLINE);
-    v = 0;
-    CHECK_EQ(grpc_parse("2562047H", &v), 0); /* just below: exact */
-    CHECK_EQ(v, INT64_C(2562047) * CCTX_SEC(3600));
-    CHECK(v < CCTX_NO_DEADLINE);
-}
-
-/* ---- grpc-timeout: formatting ----------------------------------------------------- */
-
-static void check_format(int64_t ns, const char *want)
-{
-    char out[CCTX_GRPC_TIMEOUT_SIZE];
-    memset(out, 'x', sizeof out);
-    int r = cctx_grpc_timeout_format(ns, out);
-    if (r != 0 || strcmp(out, want) != 0)
-        fprintf(stderr, "format(%" PRId64 "): want %s\n", ns, want);
-    CHECK_EQ(r, 0);
-    CHECK_STR(out, want);
-    int64_t back;
-    CHECK_EQ(grpc_parse(out, &back), 0);
-    CHECK(back >= ns); /* never less time than was left */
-}
-
-TEST(propagate_grpc_format_rounds_up_at_each_unit)
-{
-    check_format(1, "1n");
-    check_format(999, "999n");
-    check_format(99999999, "99999999n");
-    check_format(100000000, "100000u");
-    check_format(100000001, "100001u");
-    check_format(100000999, "100001u");
-    check_format(100001000, "100001u");
-    check_format(INT64_C(99999999000), "99999999u");
-    check_format(INT64_C(99999999001), "100000m");
-    check_format(INT64_C(100000000001), "100001m");
-    check_format(INT64_C(99999999000000), "99999999m");
-    check_format(INT64_C(99999999000001), "100000S");
-    check_format(INT64_C(100000000000001), "100001S");
-    check_format(INT64_C(99999999000000000), "99999999S");
-    check_format(INT64_C(99999999000000001), "1666667M");
-    check_format(INT64_C(100000000000000000), "1666667M");
-    check_format(INT64_C(5999999940000000000), "99999999M");
-    check_format(INT64_C(5999999940000000001), "1666667H");
-    check_format(CCTX_SEC(3600) * 2562047, "2562047H");
-    check_format(CCTX_SEC(3600) * 2562047 + 1, "2562048H");
-    check_format(CCTX_NO_DEADLINE, "2562048H");
-    /* Whole values in a unit stay exact. */
-    check_format(CCTX_SEC(1), "1000000u");
-    check_format(CCTX_SEC(30), "30000000u");
-    check_format(CCTX_SEC(3600), "3600000m");
-}
-
-TEST(propagate_grpc_format_spent_budget)
-{
-    const int64_t spent[] = {0, -1, -CCTX_SEC(5), INT64_MIN};
-    for (size_t i = 0; i < sizeof spent / sizeof spent[0]; i++) {
-        char out[CCTX_GRPC_TIMEOUT_SIZE];
-        memset(out, 'x', sizeof out);
-        CHECK_EQ(cctx_grpc_timeout_format(spent[i], out), ETIMEDOUT);
-        CHECK_STR(out, ""); /* never "0n" */
-    }
-    CHECK_EQ(cctx_grpc_timeout_format(CCTX_SEC(1), NULL), EINVAL);
-}
-
-TEST(propagate_grpc_round_trip)
-{
-    uint64_t seed = 0x9e3779b97f4a7c15u;
-    for (int i = 0; i < 200000; i++) {
-        uint64_t r = xorshift64(&seed);
-        /* every magnitude, from 1 ns to INT64_MAX */
-        int64_t ns = (int64_t)((r >> 1) >> (r % 63));
-        if (ns <= 0)
-            ns = 1;
-        char a[CCTX_GRPC_TIMEOUT_SIZE], b[CCTX_GRPC_TIMEOUT_SIZE];
-        int64_t back, again;
-        CHECK_EQ(cctx_grpc_timeout_format(ns, a), 0);
-        CHECK(strlen(a) >= 2 && strlen(a) <= 9);
-        CHECK_EQ(grpc_parse(a, &back), 0);
-        CHECK(back >= ns);
-        CHECK_EQ(cctx_grpc_timeout_format(back, b), 0);
-        CHECK_STR(a, b);
-        CHECK_EQ(grpc_parse(b, &again), 0);
-        CHECK_EQ(again, back);
-    }
-}
-
-/* ---- grpc-timeout of a context ------------------------------------------------------ */
-
-TEST(propagate_grpc_timeout_of_deadline)
-{
-    cctx_fake_clock_start(CCTX_SEC(1000));
-    cctx_cancel_t *cancel;
-    cctx_t *ctx = cctx_with_timeout(cctx_background(), CCTX_MSEC(1500), &cancel);
-    CHECK(ctx);
-    cctx_t *val = cctx_with_value(ctx, &cancel, NULL, NULL);
-    char out[CCTX_GRPC_TIMEOUT_SIZE];
-    CHECK_EQ(cctx_grpc_timeout_of(ctx, out), 0);
-    CHECK_STR(out, "1500000u");
-    CHECK_EQ(cctx_grpc_timeout_of(val, out), 0); /* through a value context */
-    CHECK_STR(out, "1500000u");
-    cctx_fake_clock_advance(CCTX_MSEC(1) + 1);
-    CHECK_EQ(cctx_grpc_timeout_of(ctx, out), 0);
-    CHECK_STR(out, "1499000u"); /* 1498999999 ns, rounded up */
-    cctx_fake_clock_advance(CCTX_MSEC(1499) - 100000000);
-    CHECK_EQ(cctx_grpc_timeout_of(ctx, out), 0);
-    CHECK_STR(out, "99999999n");
-    cctx_fake_clock_advance(99999998);
-    CHECK_EQ(cctx_grpc_timeout_of(ctx, out), 0);
-    CHECK_STR(out, "1n");
-    cctx_fake_clock_advance(1); /* the deadline: spent */
-    memset(out, 'x', sizeof out);
-    CHECK_EQ(cctx_grpc_timeout_of(ctx, out), ETIMEDOUT);
-    CHECK_STR(out, "");
-    memset(out, 'x', sizeof out);
-    CHECK_EQ(cctx_grpc_timeout_of(val, out), ETIMEDOUT);
-    CHECK_STR(out, "");
-    cctx_release(val);
-    cctx_release(ctx);
-    cctx_fake_clock_stop();
-}
-
-TEST(propagate_grpc_timeout_of_no_deadline)
-{
-    cctx_fake_clock_start(CCTX_SEC(1000));
-    char out[CCTX_GRPC_TIMEOUT_SIZE];
-    memset(out, 'x', sizeof out);
-    CHECK_EQ(cctx_grpc_timeout_of(cctx_background(), out), ENOENT);
-    CHECK_STR(out, "");
-    cctx_t *c = cctx_with_cancel(cctx_background(), NULL);
-    memset(out, 'x', sizeof out);
-    CHECK_EQ(cctx_grpc_timeout_of(c, out), ENOENT);
-    CHECK_STR(out, "");
-    /* without_cancel drops the parent's deadline. */
-    cctx_t *d = cctx_with_timeout(cctx_background(), CCTX_SEC(5), NULL);
-    cctx_t *w = cctx_without_cancel(d);
-    CHECK_EQ(cctx_grpc_timeout_of(d, out), 0);
-    CHECK_STR(out, "5000000u");
-    memset(out, 'x', sizeof out);
-    CHECK_EQ(cctx_grpc_timeout_of(w, out), ENOENT);
-    CHECK_STR(out, "");
-    memset(out, 'x', sizeof out);
-    CHECK_EQ(cctx_grpc_timeout_of(NULL, out), EINVAL);
-    CHECK_STR(out, "");
-    CHECK_EQ(cctx_grpc_timeout_of(d, NULL), EINVAL);
-    cctx_release(w);
-    cctx_release(d);
-    cctx_release(c);
-    cctx_fake_clock_stop();
-}
-
-TEST(propagate_grpc_timeout_of_canceled)
-{
-    cctx_fake_clock_start(CCTX_SEC(1000));
-    char out[CCTX_GRPC_TIMEOUT_SIZE];
-    cctx_cancel_t *cancel;
-    cctx_t *ctx = cctx_with_timeout(cctx_background(), CCTX_SEC(10), &cancel);
-    cctx_t *child = cctx_with_cancel(ctx, NULL);
-    CHECK_EQ(cctx_grpc_timeout_of(child, out), 0);
-    CHECK_STR(out, "10000000u");
-    cctx_cancel(cancel); /* time is left, but the work was canceled */
-    memset(out, 'x', sizeof out);
-    CHECK_EQ(cctx_grpc_timeout_of(ctx, out), ECANCELED);
-    CHECK_STR(out, "");
-    memset(out, 'x', sizeof out);
-    CHECK_EQ(cctx_grpc_timeout_of(child, out), ECANCELED);
-    CHECK_STR(out, "");
-    /* Canceled with no deadline: the error, not ENOENT. */
-    cctx_cancel_t *c2;
-    cctx_t *plain = cctx_with_cancel(cctx_background(), &c2);
-    cctx_cancel(c2);
-    CHECK_EQ(cctx_grpc_timeout_of(plain, out), ECANCELED);
-    CHECK_STR(out, "");
-    cctx_release(plain);
-    cctx_release(child);
-    cctx_release(ctx);
-    cctx_fake_clock_stop();
-}
-
-TEST(propagate_grpc_timeout_of_spent)
-{
-    cctx_fake_clock_start(CCTX_SEC(1000));
-    char out[CCTX_GRPC_TIMEOUT_SIZE];
-    /* Born done: a deadline at now. */
-    cctx_t *now = cctx_with_timeout(cctx_background(), 0, NULL);
-    memset(out, 'x', sizeof out);
-    CHECK_EQ(cctx_grpc_timeout_of(now, out), ETIMEDOUT);
-    CHECK_STR(out, "");
-    /* Fired long ago. */
-    cctx_t *ctx = cctx_with_timeout(cctx_background(), CCTX_SEC(1), NULL);
-    cctx_fake_clock_advance(CCTX_SEC(3600));
-    memset(out, 'x', sizeof out);
-    CHECK_EQ(cctx_grpc_timeout_of(ctx, out), ETIMEDOUT);
-    CHECK_STR(out, "");
-    cctx_release(ctx);
-    cctx_release(now);
-    cctx_fake_clock_stop();
-}
 
 /* ---- traceparent ------------------------------------------------------------------- */
 
@@ -761,6 +454,112 @@ TEST(propagate_trace_new_random)
     CHECK(memcmp(c.parent_id, b.span_id, 8) == 0);
     CHECK_EQ(c.flags, b.flags);
     CHECK_EQ(cctx_trace_new(NULL), EINVAL);
+}
+
+/* This test binary's getrandom, which the library's objects linked into it
+ * call instead of libc's: it passes through to the system call unless a test
+ * asks it to return zeros (bit i of zero_mask: the i-th call), to be cut
+ * short (EINTR, or one byte at a time), or to fail. A test that uses it
+ * leaves it as it found it (all zero). */
+static struct {
+    unsigned zero_mask;
+    int eintr, partial;
+    int fail, fail_from; /* errno for every call from the fail_from-th on */
+    int calls;
+} fake;
+
+ssize_t getrandom(void *buf, size_t n, unsigned flags)
+{
+    int call = fake.calls++;
+    if (call < 32 && (fake.zero_mask >> call & 1)) {
+        memset(buf, 0, n);
+        return (ssize_t)n;
+    }
+    if (fake.fail && call >= fake.fail_from) {
+        errno = fake.fail;
+        return -1;
+    }
+    if (fake.eintr > 0) {
+        fake.eintr--;
+        errno = EINTR;
+        return -1;
+    }
+    if (fake.partial > 0 && n > 1) {
+        fake.partial--;
+        n = 1;
+    }
+    return syscall(SYS_getrandom, buf, n, flags);
+}
+
+TEST(propagate_trace_new_redraws_zero_ids)
+{
+    cctx_trace_t t, c;
+    /* The trace id's first draw is all zero: drawn again. */
+    fake = (typeof(fake)){.zero_mask = 1};
+    CHECK_EQ(cctx_trace_new(&t), 0);
+    check_new(&t);
+    CHECK_EQ(fake.calls, 3);
+    /* The span id's first two draws are all zero. */
+    fake = (typeof(fake)){.zero_mask = 6};
+    CHECK_EQ(cctx_trace_new(&t), 0);
+    check_new(&t);
+    CHECK_EQ(fake.calls, 4);
+    /* A child's span too. */
+    fake = (typeof(fake)){.zero_mask = 1};
+    CHECK_EQ(cctx_trace_child(&t, &c), 0);
+    CHECK(!zero(c.span_id, 8));
+    CHECK_EQ(fake.calls, 2);
+    fake = (typeof(fake)){0};
+}
+
+TEST(propagate_trace_new_retries_interrupted_draws)
+{
+    cctx_trace_t t;
+    fake = (typeof(fake)){.eintr = 3, .partial = 20};
+    CHECK_EQ(cctx_trace_new(&t), 0);
+    check_new(&t);
+    CHECK_EQ(fake.eintr, 0);
+    CHECK_EQ(fake.partial, 0); /* 15 + 7 bytes came one at a time, the rest whole */
+    /* Every byte was filled: over many draws each position varies. */
+    uint8_t seen[24][256];
+    memset(seen, 0, sizeof seen);
+    for (int i = 0; i < 300; i++) {
+        fake = (typeof(fake)){.eintr = 1, .partial = 30};
+        CHECK_EQ(cctx_trace_new(&t), 0);
+        for (int j = 0; j < 16; j++)
+            seen[j][t.trace_id[j]] = 1;
+        for (int j = 0; j < 8; j++)
+            seen[16 + j][t.span_id[j]] = 1;
+    }
+    fake = (typeof(fake)){0};
+    for (int j = 0; j < 24; j++) {
+        int n = 0;
+        for (int v = 0; v < 256; v++)
+            n += seen[j][v];
+        CHECK(n > 50);
+    }
+}
+
+TEST(propagate_trace_new_random_source_fails)
+{
+    cctx_trace_t t, p, c;
+    CHECK_EQ(cctx_trace_new(&p), 0);
+    fake = (typeof(fake)){.fail = EIO};
+    poison(&t);
+    CHECK_EQ(cctx_trace_new(&t), EIO);
+    CHECK(poisoned(&t));
+    poison(&c);
+    CHECK_EQ(cctx_trace_child(&p, &c), EIO);
+    CHECK(poisoned(&c));
+    CHECK_EQ(cctx_trace_child(NULL, &c), EIO);
+    CHECK(poisoned(&c));
+    /* The trace id drawn, then the span id's draw fails: nothing written. */
+    fake = (typeof(fake)){.fail = EIO, .fail_from = 1};
+    poison(&t);
+    CHECK_EQ(cctx_trace_new(&t), EIO);
+    CHECK_EQ(fake.calls, 2);
+    CHECK(poisoned(&t));
+    fake = (typeof(fake)){0};
 }
 
 /* getrandom fails with ENOSYS, as on a kernel that lacks it: the ids come

@@ -29,7 +29,8 @@
  * Every parser takes a pointer and a length (header values are not always
  * NUL-terminated) and never reads past the length; a NUL byte inside the
  * length is just an invalid character. Parsers write their output only on
- * success. Nothing here allocates except cctx_with_trace.
+ * success (except that cctx_tracestate_parse drops the state it refuses).
+ * Nothing here allocates except cctx_with_trace.
  */
 #ifndef CCTX_PROPAGATE_H
 #define CCTX_PROPAGATE_H
