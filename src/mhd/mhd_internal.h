@@ -44,7 +44,7 @@ struct mhd_route {
     cctx_mhd_handler_fn *handler;
     void *arg;
     int64_t max_timeout;
-    struct mhd_route *next;
+    struct mhd_route *_Atomic next;
 };
 
 struct mhd_check {
@@ -55,7 +55,7 @@ struct mhd_check {
     int status;
     char *name;
     cctx_mhd_t *server;
-    struct mhd_check *next;
+    struct mhd_check *_Atomic next;
 };
 
 struct mhd_header {
@@ -123,13 +123,19 @@ struct cctx_mhd {
     pthread_mutex_t lock; /* routes, queue, counts, stopping */
     pthread_cond_t work;  /* workers: the queue has a request or closes */
     pthread_cond_t idle;  /* shutdown: inflight or suspended went down */
-    struct mhd_route *routes, **routes_tail;
-    struct mhd_check *checks, **checks_tail;
+    /* Append-only lists: appended under the lock, the new entry published
+     * with a release store of the link; readers walk them without the lock
+     * (acquire loads). */
+    struct mhd_route *_Atomic routes, *_Atomic *routes_tail;
+    struct mhd_check *_Atomic checks, *_Atomic *checks_tail;
     struct cctx_mhd_request *qhead, *qtail;
     unsigned qlen;
     unsigned inflight;  /* queued or running                           */
-    unsigned suspended; /* suspended and not yet back on MHD's thread  */
-    bool stopping;      /* shutdown began: no new request is admitted  */
+    /* Suspended and not yet back on libmicrohttpd's thread. Atomic (seq_cst,
+     * as `stopping`): that thread decrements it without the lock and takes
+     * the lock to wake shutdown only once stopping is set. */
+    atomic_uint suspended;
+    atomic_bool stopping; /* shutdown began: no new request is admitted; written under lock */
     bool closing;       /* workers exit                                */
 
     pthread_t *workers;
@@ -156,9 +162,9 @@ void mhd_response_text(cctx_mhd_response_t *resp, int status, const char *msg);
 /* workers.c */
 int mhd_workers_start(cctx_mhd_t *s);
 void mhd_workers_stop(cctx_mhd_t *s);
-/* Called on libmicrohttpd's thread for a complete request: 0 (suspended,
- * watched, queued) or the status to answer at once (503). */
-int mhd_admit(cctx_mhd_t *s, struct cctx_mhd_request *req);
+/* Called on libmicrohttpd's thread for a complete request: suspends it and
+ * queues it, or (queue full, shutdown) resumes it at once with a 503. */
+void mhd_admit(cctx_mhd_t *s, struct cctx_mhd_request *req);
 bool mhd_on_worker(const cctx_mhd_t *s);
 
 /* watch.c */

@@ -2,9 +2,9 @@
  * The middleware chain: validators run in order on the worker thread before
  * the handler; the first that returns a status answers the request.
  *
- * The chain is built before the server takes traffic and only read after
- * (the header says so); appending still takes server->lock so that a late
- * append is at least not a torn list. Built-in validators are entries whose
+ * The chain is built before the server takes traffic (the header says so).
+ * It is an append-only list: appends take server->lock and publish an
+ * entry, whole, with a release store; workers walk it without a lock. Built-in validators are entries whose
  * argument is the entry itself, holding their parameters.
  *
  * Lock order: server->lock only, never held while a validator runs.
@@ -35,8 +35,9 @@ static int append(cctx_mhd_t *s, cctx_mhd_check_fn *fn, void *arg, int64_t nanos
     c->nanos = nanos;
     c->bytes = bytes;
     c->status = status;
+    atomic_init(&c->next, NULL);
     pthread_mutex_lock(&s->lock);
-    *s->checks_tail = c;
+    atomic_store_explicit(s->checks_tail, c, memory_order_release);
     s->checks_tail = &c->next;
     pthread_mutex_unlock(&s->lock);
     return 0;
@@ -51,10 +52,8 @@ int cctx_mhd_use(cctx_mhd_t *server, cctx_mhd_check_fn *fn, void *arg)
 
 int mhd_run_checks(cctx_mhd_t *s, struct cctx_mhd_request *req, char *msg, size_t msg_size)
 {
-    pthread_mutex_lock(&s->lock);
-    struct mhd_check *c = s->checks;
-    pthread_mutex_unlock(&s->lock);
-    for (; c; c = c->next) {
+    for (struct mhd_check *c = atomic_load_explicit(&s->checks, memory_order_acquire); c;
+         c = atomic_load_explicit(&c->next, memory_order_acquire)) {
         msg[0] = '\0';
         int st = c->fn(req->run_ctx, req, msg, msg_size, c->arg);
         if (st != 0) {
@@ -68,11 +67,11 @@ int mhd_run_checks(cctx_mhd_t *s, struct cctx_mhd_request *req, char *msg, size_
 void mhd_checks_free(cctx_mhd_t *s)
 {
     for (struct mhd_check *c = s->checks, *next; c; c = next) {
-        next = c->next;
+        next = atomic_load_explicit(&c->next, memory_order_relaxed);
         free(c->name);
         free(c);
     }
-    s->checks = NULL;
+    atomic_store_explicit(&s->checks, NULL, memory_order_relaxed);
     s->checks_tail = &s->checks;
 }
 

@@ -13,12 +13,13 @@
  * by name. Only the request context is held; the value contexts live as
  * long as it does.
  *
- * Lock order: none taken here except server->lock to read the routes.
+ * Lock order: none taken here (the routes are read without a lock).
  */
 #define _GNU_SOURCE
 #include "mhd_internal.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,21 +126,68 @@ static bool deadline_of(struct cctx_mhd_request *req, int64_t *budget, char *msg
     return true;
 }
 
+/* Span and trace ids come from a per-thread splitmix64 stream seeded once
+ * from the kernel (cctx_trace_new), not from a getrandom call per id: ids
+ * must be unique, not secret, and two system calls per request cost the
+ * server about a tenth of its throughput. Only libmicrohttpd's thread
+ * calls this. */
+static void random_bytes(uint8_t *out, size_t n)
+{
+    static _Thread_local uint64_t state;
+    static _Thread_local bool seeded;
+    if (!seeded) {
+        cctx_trace_t seed;
+        if (cctx_trace_new(&seed) == 0)
+            memcpy(&state, seed.trace_id, sizeof state);
+        state ^= (uint64_t)cctx_now();
+        seeded = true;
+    }
+    while (n) {
+        uint64_t z = (state += UINT64_C(0x9e3779b97f4a7c15));
+        z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+        z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+        z ^= z >> 31;
+        size_t k = n < sizeof z ? n : sizeof z;
+        memcpy(out, &z, k);
+        out += k;
+        n -= k;
+    }
+}
+
+static bool all_zero(const uint8_t *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (b[i])
+            return false;
+    return true;
+}
+
+/* The trace of this hop: a child span of a valid incoming traceparent (same
+ * trace id, flags and tracestate; parent = the caller's span), or a new
+ * sampled trace without a parent, as cctx_trace_child and cctx_trace_new
+ * make them. */
 static cctx_t *trace_of_request(struct cctx_mhd_request *req, cctx_t *parent)
 {
-    cctx_trace_t in, tr;
+    cctx_trace_t tr;
     const char *tp = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
                                                  CCTX_HEADER_TRACEPARENT);
-    if (tp && cctx_traceparent_parse(tp, strlen(tp), &in) == 0) {
+    if (tp && cctx_traceparent_parse(tp, strlen(tp), &tr) == 0) {
         const char *ts = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
                                                      CCTX_HEADER_TRACESTATE);
         if (ts)
-            cctx_tracestate_parse(ts, strlen(ts), &in); /* a bad one is dropped */
-        if (cctx_trace_child(&in, &tr) != 0)
-            return NULL;
-    } else if (cctx_trace_new(&tr) != 0) {
-        return NULL;
+            cctx_tracestate_parse(ts, strlen(ts), &tr); /* a bad one is dropped */
+        memcpy(tr.parent_id, tr.span_id, sizeof tr.parent_id);
+    } else {
+        memset(&tr, 0, offsetof(cctx_trace_t, state) + 1);
+        do
+            random_bytes(tr.trace_id, sizeof tr.trace_id);
+        while (all_zero(tr.trace_id, sizeof tr.trace_id));
+        tr.flags = CCTX_TRACE_SAMPLED;
     }
+    do
+        random_bytes(tr.span_id, sizeof tr.span_id);
+    while (all_zero(tr.span_id, sizeof tr.span_id) ||
+           memcmp(tr.span_id, tr.parent_id, sizeof tr.span_id) == 0);
     return cctx_with_trace(parent, &tr);
 }
 
@@ -201,9 +249,9 @@ struct cctx_mhd_request *mhd_request_begin(cctx_mhd_t *s, struct MHD_Connection 
     req->handler = s->handler;
     req->arg = s->arg;
 
-    pthread_mutex_lock(&s->lock);
-    bool stopping = s->stopping;
-    for (const struct mhd_route *r = s->routes; r; r = r->next) {
+    bool stopping = atomic_load(&s->stopping);
+    for (const struct mhd_route *r = atomic_load_explicit(&s->routes, memory_order_acquire); r;
+         r = atomic_load_explicit(&r->next, memory_order_acquire)) {
         if (route_matches(r, method, url)) {
             req->route = r;
             req->handler = r->handler;
@@ -211,7 +259,6 @@ struct cctx_mhd_request *mhd_request_begin(cctx_mhd_t *s, struct MHD_Connection 
             break;
         }
     }
-    pthread_mutex_unlock(&s->lock);
     if (stopping) {
         fail(req, 503, "server shutting down");
         return req;

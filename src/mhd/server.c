@@ -8,8 +8,8 @@
  *      found here is answered at once.
  *   2. body chunks: copied up to max_body, the rest discarded (413 at the
  *      end).
- *   3. end of the request: admitted (suspended, watched, queued: workers.c)
- *      or answered 503.
+ *   3. end of the request: suspended and watched, then queued or refused
+ *      (workers.c); a refused one is resumed at once with its 503.
  *   4. after the worker resumed the connection: the response it built is
  *      queued, and the request stops counting as suspended.
  * None of these waits for a worker or runs user code.
@@ -54,15 +54,20 @@ static enum MHD_Result reply_now(struct MHD_Connection *conn, int status, const 
     return ret;
 }
 
+/* The request is back on libmicrohttpd's thread. Without the lock unless
+ * shutdown is waiting: seq_cst on both `suspended` and `stopping`, so either
+ * this thread sees stopping, or shutdown sees the new count (and it also
+ * rechecks every 10 ms). */
 static void uncount(cctx_mhd_t *s, struct cctx_mhd_request *req)
 {
     if (!req->counted)
         return;
     req->counted = false;
-    pthread_mutex_lock(&s->lock);
-    if (--s->suspended == 0)
+    if (atomic_fetch_sub(&s->suspended, 1) == 1 && atomic_load(&s->stopping)) {
+        pthread_mutex_lock(&s->lock);
         pthread_cond_broadcast(&s->idle);
-    pthread_mutex_unlock(&s->lock);
+        pthread_mutex_unlock(&s->lock);
+    }
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -123,15 +128,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     req->replied = true;
     if (req->body_too_large)
         return reply_now(conn, 413, "request body too large", false);
-    int st = mhd_admit(s, req);
-    if (st != 0) {
-        bool stopping = cctx_err(s->ctx) != 0;
-        pthread_mutex_lock(&s->lock);
-        stopping = stopping || s->stopping;
-        pthread_mutex_unlock(&s->lock);
-        return reply_now(conn, st, stopping ? "server shutting down" : "server busy: queue full",
-                         stopping);
-    }
+    mhd_admit(s, req); /* queued, or refused: answered once resumed */
     req->replied = false;
     return MHD_YES;
 }
@@ -196,7 +193,7 @@ static char *dup_or(const char *s, const char *def)
 static void server_free(cctx_mhd_t *s)
 {
     for (struct mhd_route *r = s->routes, *next; r; r = next) {
-        next = r->next;
+        next = atomic_load_explicit(&r->next, memory_order_relaxed);
         free(r->method);
         free(r->path);
         free(r);
@@ -242,6 +239,8 @@ cctx_mhd_t *cctx_mhd_start(cctx_t *parent, const cctx_mhd_options_t *options,
     pthread_cond_init(&s->idle, &ca);
     pthread_condattr_destroy(&ca);
     atomic_init(&s->next_id, 0);
+    atomic_init(&s->suspended, 0);
+    atomic_init(&s->stopping, false);
     s->watch.epfd = s->watch.wakefd = -1;
 
     s->opt = o;
@@ -336,10 +335,11 @@ int cctx_mhd_route(cctx_mhd_t *server, const char *method, const char *path,
     r->handler = handler;
     r->arg = arg;
     r->max_timeout = max_timeout;
+    atomic_init(&r->next, NULL);
     pthread_mutex_lock(&server->lock);
-    bool stopping = server->stopping;
+    bool stopping = atomic_load(&server->stopping);
     if (!stopping) {
-        *server->routes_tail = r;
+        atomic_store_explicit(server->routes_tail, r, memory_order_release);
         server->routes_tail = &r->next;
     }
     pthread_mutex_unlock(&server->lock);
@@ -371,7 +371,7 @@ int cctx_mhd_shutdown(cctx_mhd_t *server, int64_t drain)
         return 0;
     }
     pthread_mutex_lock(&s->lock);
-    s->stopping = true;
+    atomic_store(&s->stopping, true);
     pthread_mutex_unlock(&s->lock);
     MHD_socket lfd = MHD_quiesce_daemon(s->daemon);
 
@@ -392,8 +392,13 @@ int cctx_mhd_shutdown(cctx_mhd_t *server, int64_t drain)
     }
     cctx_cancel_cause(s->cancel, 503, "server shutting down");
     pthread_mutex_lock(&s->lock);
-    while (s->inflight > 0 || s->suspended > 0)
-        pthread_cond_wait(&s->idle, &s->lock);
+    while (s->inflight > 0 || atomic_load(&s->suspended) > 0) {
+        struct timespec now, ts;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        int64_t t = (int64_t)now.tv_sec * CCTX_SEC(1) + now.tv_nsec + CCTX_MSEC(10);
+        deadline_to_timespec(t, &ts);
+        pthread_cond_timedwait(&s->idle, &s->lock, &ts);
+    }
     pthread_mutex_unlock(&s->lock);
 
     MHD_stop_daemon(s->daemon);

@@ -1,18 +1,18 @@
 /*
  * The worker pool and its bounded queue.
  *
- * libmicrohttpd's thread admits a complete request (mhd_admit): it counts
- * it in flight under server->lock (or refuses it: queue full, shutdown
- * begun), suspends the connection, watches it, and only then queues it, so
- * a worker can never resume a connection that is not suspended yet. Only
- * that thread queues, so the room it saw under the lock is still there when
- * it queues: it never waits for a worker.
+ * libmicrohttpd's thread admits a complete request (mhd_admit): it
+ * suspends the connection, watches it, and then, under server->lock, queues
+ * it and counts it in flight, or refuses it (queue full, shutdown begun):
+ * then it removes the watch and resumes the connection with a 503 at once.
+ * It never waits for a worker.
  *
  * A worker takes a request, runs the middleware chain and the handler (or
  * answers at once when the request's context already ended while it
  * waited), cancels the context ("handler returned"), builds the response,
- * removes the watch, releases the context, uncounts the request and resumes
- * the connection. After the resume it never touches the request again.
+ * removes the watch, releases the context, resumes the connection, and
+ * uncounts the request with the lock it takes for the next one. After the
+ * resume it never touches the request again.
  *
  * Lock order: server->lock only; never held across user code, libmicrohttpd
  * calls or cancellation.
@@ -41,6 +41,16 @@ static int status_of_ended(const cctx_t *ctx, const char **msg)
     return c.err == ETIMEDOUT ? 504 : 503;
 }
 
+/* Stores the response in req, marks it DONE and resumes the connection:
+ * from then on req is libmicrohttpd's thread's again. */
+static void hand_back(struct cctx_mhd_request *req, cctx_mhd_response_t *resp)
+{
+    mhd_response_finish(req, resp);
+    struct MHD_Connection *conn = req->conn;
+    atomic_store_explicit(&req->state, REQ_DONE, memory_order_release);
+    MHD_resume_connection(conn);
+}
+
 static void serve(cctx_mhd_t *s, struct cctx_mhd_request *req)
 {
     cctx_mhd_response_t resp;
@@ -66,28 +76,29 @@ static void serve(cctx_mhd_t *s, struct cctx_mhd_request *req)
     }
     /* Whatever the handler started and forgot stops now. */
     cctx_cancel_cause(req->cancel, 0, "handler returned");
-    mhd_response_finish(req, &resp);
     mhd_watch_remove(&s->watch, req);
     if (req->run_ctx != req->ctx)
         cctx_release(req->run_ctx);
     cctx_release(req->ctx);
     req->run_ctx = req->ctx = NULL;
     req->cancel = NULL;
-    struct MHD_Connection *conn = req->conn;
-    atomic_store_explicit(&req->state, REQ_DONE, memory_order_release);
-    pthread_mutex_lock(&s->lock);
-    if (--s->inflight == 0)
-        pthread_cond_broadcast(&s->idle);
-    pthread_mutex_unlock(&s->lock);
-    MHD_resume_connection(conn); /* req belongs to libmicrohttpd's thread again */
+    hand_back(req, &resp);
 }
 
 static void *worker_main(void *arg)
 {
     cctx_mhd_t *s = arg;
     worker_of = s;
+    bool served = false;
     pthread_mutex_lock(&s->lock);
     for (;;) {
+        /* The request served last is uncounted with the same lock that takes
+         * the next: one lock per request. Shutdown also waits for the
+         * connection to be back on libmicrohttpd's thread (suspended), so
+         * uncounting after the resume is fine. */
+        if (served && --s->inflight == 0)
+            pthread_cond_broadcast(&s->idle);
+        served = false;
         while (!s->qhead && !s->closing)
             pthread_cond_wait(&s->work, &s->lock);
         if (!s->qhead)
@@ -99,6 +110,7 @@ static void *worker_main(void *arg)
         s->qlen--;
         pthread_mutex_unlock(&s->lock);
         serve(s, req);
+        served = true;
         pthread_mutex_lock(&s->lock);
     }
     pthread_mutex_unlock(&s->lock);
@@ -132,35 +144,40 @@ void mhd_workers_stop(cctx_mhd_t *s)
     s->workers = NULL;
 }
 
-int mhd_admit(cctx_mhd_t *s, struct cctx_mhd_request *req)
+void mhd_admit(cctx_mhd_t *s, struct cctx_mhd_request *req)
 {
-    pthread_mutex_lock(&s->lock);
-    if (s->stopping) {
-        pthread_mutex_unlock(&s->lock);
-        return 503;
-    }
-    if (s->qlen >= s->opt.queue || s->closing) {
-        pthread_mutex_unlock(&s->lock);
-        return 503;
-    }
-    s->inflight++;
-    s->suspended++;
-    pthread_mutex_unlock(&s->lock);
-
+    /* Suspended and watched before it is queued, so that a worker never
+     * resumes a connection that is not suspended yet. */
     req->counted = true;
+    atomic_fetch_add(&s->suspended, 1);
     atomic_store_explicit(&req->state, REQ_QUEUED, memory_order_relaxed);
     MHD_suspend_connection(req->conn);
     mhd_watch_add(&s->watch, req);
 
     pthread_mutex_lock(&s->lock);
-    req->next = NULL;
-    if (s->qtail)
-        s->qtail->next = req;
-    else
-        s->qhead = req;
-    s->qtail = req;
-    s->qlen++;
-    pthread_cond_signal(&s->work);
+    bool stopping = atomic_load(&s->stopping) || s->closing;
+    bool full = s->qlen >= s->opt.queue;
+    if (!stopping && !full) {
+        s->inflight++;
+        req->next = NULL;
+        if (s->qtail)
+            s->qtail->next = req;
+        else
+            s->qhead = req;
+        s->qtail = req;
+        s->qlen++;
+        pthread_cond_signal(&s->work);
+    }
     pthread_mutex_unlock(&s->lock);
-    return 0;
+    if (!stopping && !full)
+        return;
+    /* Refused: answered 503 as soon as libmicrohttpd takes it back. */
+    mhd_watch_remove(&s->watch, req);
+    cctx_mhd_response_t resp;
+    mhd_response_init(&resp);
+    stopping = stopping || cctx_err(s->ctx) != 0;
+    mhd_response_text(&resp, 503, stopping ? "server shutting down" : "server busy: queue full");
+    if (stopping)
+        cctx_mhd_set_header(&resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    hand_back(req, &resp);
 }

@@ -193,7 +193,10 @@ TEST(mhd_descriptor_reuse_churn)
          * server's is very likely reused too) and must run to its deadline. */
         conn_open(&keeper, port);
         CHECK(keeper.fd == freed);
-        conn_send(&keeper, "GET /k HTTP/1.1\r\nHost: t\r\nx-who: keeper\r\ngrpc-timeout: 20m\r\n\r\n");
+        /* (long enough that the handler runs before it, even under TSan) */
+        conn_send(&keeper, TEST_UNDER_TSAN
+                               ? "GET /k HTTP/1.1\r\nHost: t\r\nx-who: keeper\r\ngrpc-timeout: 200m\r\n\r\n"
+                               : "GET /k HTTP/1.1\r\nHost: t\r\nx-who: keeper\r\ngrpc-timeout: 20m\r\n\r\n");
         conn_read(&keeper, &r);
         CHECK_EQ(r.status, 200);
         CHECK(probe_wait_ended(&ch.p, 2 * i + 2, 5000));
