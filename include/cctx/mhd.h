@@ -91,8 +91,11 @@ typedef struct cctx_mhd_response cctx_mhd_response_t; /* what the handler answer
  * context (see the top of this file); it stays valid until the handler
  * returns: take a reference (cctx_ref) to keep it longer. When the handler
  * returns, ctx is canceled ("handler returned") and the response is sent:
- * the status set (200 if none), the headers set, the body written. req and
- * resp are valid only until the handler returns. */
+ * the status set (200 if none), the headers set, the body written. If ctx
+ * had ended before the handler returned (deadline, shutdown) and the handler
+ * set no status, no header and no body, the answer is the ending's status
+ * and message instead (504 "deadline from grpc-timeout: 100m"), never an
+ * empty 200. req and resp are valid only until the handler returns. */
 typedef void cctx_mhd_handler_fn(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_response_t *resp,
                                  void *arg);
 

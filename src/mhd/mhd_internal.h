@@ -65,6 +65,7 @@ struct mhd_header {
 
 struct cctx_mhd_response {
     int status;
+    bool status_set; /* by cctx_mhd_status, not by default */
     struct mhd_header *headers, **tail;
     char *body;
     size_t len, cap;

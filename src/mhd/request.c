@@ -359,6 +359,7 @@ int cctx_mhd_status(cctx_mhd_response_t *resp, int status)
     if (!resp || status < 100 || status > 599)
         return EINVAL;
     resp->status = status;
+    resp->status_set = true;
     return 0;
 }
 

@@ -30,7 +30,8 @@ bool mhd_on_worker(const cctx_mhd_t *s)
     return worker_of == s;
 }
 
-/* The status for a request whose context ended before its handler ran. */
+/* The status for a request whose context ended before its handler ran, or
+ * while it ran when the handler answered nothing of its own. */
 static int status_of_ended(const cctx_t *ctx, const char **msg)
 {
     cctx_cause_t c;
@@ -69,9 +70,19 @@ static void serve(cctx_mhd_t *s, struct cctx_mhd_request *req)
             const char *m;
             st = status_of_ended(req->run_ctx, &m);
             mhd_response_text(&resp, st, m);
-        } else if (req->handler)
+        } else if (req->handler) {
             req->handler(req->run_ctx, req, &resp, req->arg);
-        else
+            /* A handler that gave up because its context ended (deadline,
+             * shutdown), without a status or a byte of its own, answers
+             * what ended it: 504 with "deadline from grpc-timeout: 100m",
+             * not an empty 200 that a client would take for a result. */
+            if (!resp.status_set && resp.len == 0 && !resp.headers && !resp.err &&
+                cctx_err(req->run_ctx) != 0) {
+                const char *m;
+                int st = status_of_ended(req->run_ctx, &m);
+                mhd_response_text(&resp, st, m);
+            }
+        } else
             mhd_response_text(&resp, 404, "no route for this path");
     }
     /* Whatever the handler started and forgot stops now. */

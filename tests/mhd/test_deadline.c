@@ -202,3 +202,28 @@ TEST(mhd_cap_deadline_middleware)
     cctx_mhd_free(s);
     probe_destroy(&p);
 }
+
+/* Waits for its context to end and returns without answering anything of
+ * its own; with arg non-NULL it sets that status first. */
+static void give_up(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_response_t *resp, void *arg)
+{
+    (void)req;
+    cctx_wait(ctx, CCTX_SEC(10));
+    if (arg)
+        cctx_mhd_status(resp, *(const int *)arg);
+}
+
+TEST(mhd_handler_that_gives_up_answers_the_deadline)
+{
+    static const int teapot = 418;
+    cctx_mhd_t *s = cctx_mhd_start(cctx_background(), NULL, give_up, NULL);
+    CHECK(s != NULL);
+    CHECK_EQ(cctx_mhd_route(s, "GET", "/own", give_up, (void *)&teapot, 0), 0);
+    http_get(cctx_mhd_port(s), "/d", "grpc-timeout: 50m\r\n", &r);
+    CHECK_EQ(r.status, 504);
+    CHECK(strstr(r.body, "deadline from grpc-timeout: 50m") != NULL);
+    /* A status the handler set is its answer, whatever ended the context. */
+    http_get(cctx_mhd_port(s), "/own", "grpc-timeout: 50m\r\n", &r);
+    CHECK_EQ(r.status, 418);
+    cctx_mhd_free(s);
+}
