@@ -101,6 +101,15 @@ struct mhd_watch_slot {
     struct cctx_mhd_request *req; /* NULL: no watch on this descriptor */
 };
 
+/* A disconnect waiting for a canceller thread (see watch.c). */
+struct mhd_hangup {
+    cctx_t *ctx; /* a reference the watcher took */
+    cctx_cancel_t *cancel;
+    struct mhd_hangup *next;
+};
+
+#define MHD_MAX_CANCELLERS 64
+
 struct mhd_watch {
     int epfd, wakefd;
     bool started;
@@ -109,6 +118,12 @@ struct mhd_watch {
     struct mhd_watch_slot *slots; /* indexed by descriptor */
     size_t nslots;
     atomic_bool stop;
+    /* The cancellers, under `lock`. */
+    pthread_cond_t hangup_ready;
+    struct mhd_hangup *head, **tail;
+    unsigned queued, idle, ncancellers;
+    bool closing;
+    pthread_t cancellers[MHD_MAX_CANCELLERS];
 };
 
 struct cctx_mhd {

@@ -16,9 +16,16 @@
  *  - The worker removes the watch (EPOLL_CTL_DEL, slot emptied) before it
  *    resumes the connection, so the request, its context and its descriptor
  *    are valid whenever the watcher finds the request in a slot.
- *  - The watcher cancels outside its lock, holding a reference on the
- *    context: after-functions run on this thread, and they may take any lock
- *    of the user's.
+ *  - The watcher never cancels itself. Cancelling runs the context's
+ *    after-functions on the cancelling thread, and one of the user's may
+ *    block; the watcher would then miss every other hang-up meanwhile. It
+ *    queues the cancellation (with a reference on the context) for the
+ *    canceller threads instead: an idle one takes it, and when more are
+ *    queued than idle cancellers can take, the watcher starts one more (up
+ *    to MHD_MAX_CANCELLERS; past that they queue). So one blocking
+ *    after-function holds one canceller, never the watcher or the others.
+ *    They cancel outside the lock and are joined by mhd_watch_stop once the
+ *    queue is empty.
  *
  * Lock order: server->lock may be held when taking watch->lock, never the
  * reverse (in practice neither path nests them).
@@ -35,6 +42,59 @@
 #include <unistd.h>
 
 #define WAKE_TAG UINT64_MAX
+
+static void *canceller_main(void *arg)
+{
+    struct mhd_watch *w = arg;
+    pthread_mutex_lock(&w->lock);
+    for (;;) {
+        while (!w->head && !w->closing) {
+            w->idle++;
+            pthread_cond_wait(&w->hangup_ready, &w->lock);
+            w->idle--;
+        }
+        struct mhd_hangup *h = w->head;
+        if (!h)
+            break; /* closing, and nothing left to cancel */
+        w->head = h->next;
+        if (!w->head)
+            w->tail = &w->head;
+        w->queued--;
+        pthread_mutex_unlock(&w->lock);
+        cctx_cancel_cause(h->cancel, 499, "client disconnected");
+        cctx_release(h->ctx);
+        free(h);
+        pthread_mutex_lock(&w->lock);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+/* Hands a hang-up to the cancellers; takes over the reference on ctx. */
+static void hang_up(struct mhd_watch *w, cctx_t *ctx, cctx_cancel_t *cancel)
+{
+    struct mhd_hangup *h = malloc(sizeof *h);
+    if (!h) { /* out of memory: cancel here rather than not at all */
+        cctx_cancel_cause(cancel, 499, "client disconnected");
+        cctx_release(ctx);
+        return;
+    }
+    *h = (struct mhd_hangup){.ctx = ctx, .cancel = cancel, .next = NULL};
+    pthread_mutex_lock(&w->lock);
+    *w->tail = h;
+    w->tail = &h->next;
+    w->queued++;
+    /* An idle canceller that was signalled still counts as idle until it
+     * wakes, and its hang-up still counts as queued: a new canceller is
+     * needed only for hang-ups beyond the idle ones. */
+    if (w->queued > w->idle && w->ncancellers < MHD_MAX_CANCELLERS &&
+        mhd_thread_start(&w->cancellers[w->ncancellers], canceller_main, w,
+                         "cctx-mhd-cancel") == 0)
+        w->ncancellers++;
+    else
+        pthread_cond_signal(&w->hangup_ready);
+    pthread_mutex_unlock(&w->lock);
+}
 
 static void *watch_main(void *arg)
 {
@@ -57,10 +117,8 @@ static void *watch_main(void *arg)
                 cancel = w->slots[fd].req->cancel;
             }
             pthread_mutex_unlock(&w->lock);
-            if (ctx) {
-                cctx_cancel_cause(cancel, 499, "client disconnected");
-                cctx_release(ctx);
-            }
+            if (ctx)
+                hang_up(w, ctx, cancel);
         }
     }
     return NULL;
@@ -71,6 +129,8 @@ int mhd_watch_start(struct mhd_watch *w)
     memset(w, 0, sizeof *w);
     w->epfd = w->wakefd = -1;
     pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->hangup_ready, NULL);
+    w->tail = &w->head;
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (w->epfd < 0)
         return errno;
@@ -97,6 +157,17 @@ void mhd_watch_stop(struct mhd_watch *w)
         pthread_join(w->thread, NULL);
         w->started = false;
     }
+    /* The watcher is gone, so nothing is queued any more: the cancellers
+     * finish what is (the contexts they hold must be released before the
+     * server's) and exit. */
+    pthread_mutex_lock(&w->lock);
+    w->closing = true;
+    pthread_cond_broadcast(&w->hangup_ready);
+    pthread_mutex_unlock(&w->lock);
+    for (unsigned i = 0; i < w->ncancellers; i++)
+        pthread_join(w->cancellers[i], NULL);
+    w->ncancellers = 0;
+    pthread_cond_destroy(&w->hangup_ready);
     if (w->epfd >= 0)
         close(w->epfd);
     if (w->wakefd >= 0)

@@ -207,3 +207,67 @@ TEST(mhd_descriptor_reuse_churn)
     cctx_mhd_free(s);
     probe_destroy(&ch.p);
 }
+
+/* An after-function that blocks until the test lets it go. */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool running, released;
+} stuck = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false};
+
+static void block_until_released(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&stuck.mu);
+    stuck.running = true;
+    pthread_cond_broadcast(&stuck.cv);
+    while (!stuck.released)
+        pthread_cond_wait(&stuck.cv, &stuck.mu);
+    pthread_mutex_unlock(&stuck.mu);
+}
+
+static cctx_after_t stuck_reg;
+
+/* Registers the blocking after-function on its request, then waits for the
+ * request to end. */
+static void stuck_handler(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_response_t *resp,
+                          void *arg)
+{
+    (void)req, (void)resp, (void)arg;
+    CHECK_EQ(cctx_after_func(ctx, &stuck_reg, block_until_released, NULL), 0);
+    cctx_wait(ctx, CCTX_SEC(10));
+}
+
+TEST(mhd_blocking_after_function_does_not_delay_other_disconnects)
+{
+    struct probe p;
+    probe_init(&p);
+    p.block = true;
+    cctx_mhd_options_t o = CCTX_MHD_OPTIONS_INIT;
+    cctx_mhd_t *s = start_probe_server(&p, &o);
+    CHECK_EQ(cctx_mhd_route(s, "GET", "/stuck", stuck_handler, NULL, 0), 0);
+    static struct conn a, b;
+    /* A's hang-up runs an after-function that does not return. */
+    conn_open(&a, cctx_mhd_port(s));
+    conn_send(&a, "GET /stuck HTTP/1.1\r\nHost: t\r\n\r\n");
+    conn_open(&b, cctx_mhd_port(s));
+    conn_send(&b, GET_SLOW);
+    CHECK(probe_wait_started(&p, 1, 5000));
+    conn_close(&a);
+    pthread_mutex_lock(&stuck.mu);
+    while (!stuck.running)
+        pthread_cond_wait(&stuck.cv, &stuck.mu);
+    pthread_mutex_unlock(&stuck.mu);
+    /* B's hang-up is still seen and its handler ends, promptly. */
+    int64_t t0 = real_now();
+    conn_close(&b);
+    CHECK(probe_wait_ended(&p, 1, 5000));
+    CHECK_EQ(p.cause.code, 499);
+    CHECK(p.t_ended - t0 < CCTX_SEC(2));
+    pthread_mutex_lock(&stuck.mu);
+    stuck.released = true;
+    pthread_cond_broadcast(&stuck.cv);
+    pthread_mutex_unlock(&stuck.mu);
+    cctx_mhd_free(s);
+    probe_destroy(&p);
+}
