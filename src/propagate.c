@@ -20,6 +20,8 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "internal.h"
+
 /* ---- grpc-timeout ------------------------------------------------------------ */
 
 #define GRPC_MAX_DIGITS 8
@@ -293,15 +295,51 @@ static int fill_random(uint8_t *buf, size_t n)
     return 0;
 }
 
-/* An all-zero id means "invalid" to every receiver: draw again. */
+/* Ids come from a per-thread pool of the kernel's CSPRNG bytes, refilled by
+ * one getrandom call per POOL bytes (ten requests' worth of a server's
+ * span and trace ids) instead of a system call per id, which a busy server
+ * would pay twice per request. Bytes handed out are wiped from the pool, so
+ * a later look at memory cannot recover ids already sent. A child of fork()
+ * copies its parent's pool: the pool is tagged with the fork generation it
+ * was filled in (fork.c counts forks), and a child refills before its first
+ * id, so parent and child never send the same ids. */
+enum { POOL = 256 };
+static _Thread_local struct {
+    uint8_t bytes[POOL];
+    size_t used;        /* bytes handed out from the front; POOL: empty */
+    uint32_t fork_gen;  /* cctx__fork_generation when filled */
+} pool = {.used = POOL};
+
+void cctx__random_pool_empty(void)
+{
+    memset(pool.bytes, 0, sizeof pool.bytes);
+    pool.used = POOL;
+}
+
+/* An all-zero id means "invalid" to every receiver. From a CSPRNG it would
+ * be a 2^-64 event, so it says the source is broken: the pool is dropped
+ * and refilled. */
 static int random_id(uint8_t *id, size_t n)
 {
-    do {
-        int err = fill_random(id, n);
-        if (err)
-            return err;
-    } while (all_zero(id, n));
-    return 0;
+    cctx__fork_watch();
+    for (;;) {
+        uint32_t gen = atomic_load_explicit(&cctx__fork_generation, memory_order_relaxed);
+        if (POOL - pool.used < n || pool.fork_gen != gen) {
+            int err = fill_random(pool.bytes, POOL);
+            if (err) {
+                cctx__random_pool_empty();
+                return err;
+            }
+            pool.used = 0;
+            pool.fork_gen = gen;
+        }
+        memcpy(id, pool.bytes + pool.used, n);
+        memset(pool.bytes + pool.used, 0, n);
+        pool.used += n;
+        if (!all_zero(id, n))
+            return 0;
+        cctx__random_pool_empty();
+    }
 }
 
 CCTX_API int cctx_trace_new(cctx_trace_t *out)

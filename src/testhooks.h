@@ -16,5 +16,8 @@ void cctx__test_count_allocs(bool on);
 long cctx__test_live_allocs(void);
 /* Number of deadlines armed on the process timer. */
 long cctx__test_armed_timers(void);
+/* Empties the calling thread's pool of random bytes for trace and span ids
+ * (propagate.c), so the next id draws from the kernel. */
+void cctx__random_pool_empty(void);
 
 #endif

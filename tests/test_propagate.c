@@ -491,40 +491,100 @@ ssize_t getrandom(void *buf, size_t n, unsigned flags)
     return syscall(SYS_getrandom, buf, n, flags);
 }
 
+/* Ids come from a per-thread pool that one getrandom call fills; each test
+ * below empties it first (cctx__random_pool_empty), so the fake above sees
+ * the draws it is set up for. */
+static void fake_from_empty_pool(typeof(fake) f)
+{
+    cctx__random_pool_empty();
+    fake = f;
+}
+
 TEST(propagate_trace_new_redraws_zero_ids)
 {
     cctx_trace_t t, c;
-    /* The trace id's first draw is all zero: drawn again. */
-    fake = (typeof(fake)){.zero_mask = 1};
+    /* The first fill is all zero: the trace id drawn from it is all zero,
+     * which says the source is broken, so the pool is refilled. */
+    fake_from_empty_pool((typeof(fake)){.zero_mask = 1});
+    CHECK_EQ(cctx_trace_new(&t), 0);
+    check_new(&t);
+    CHECK_EQ(fake.calls, 2);
+    /* Two broken fills in a row. */
+    fake_from_empty_pool((typeof(fake)){.zero_mask = 3});
     CHECK_EQ(cctx_trace_new(&t), 0);
     check_new(&t);
     CHECK_EQ(fake.calls, 3);
-    /* The span id's first two draws are all zero. */
-    fake = (typeof(fake)){.zero_mask = 6};
-    CHECK_EQ(cctx_trace_new(&t), 0);
-    check_new(&t);
-    CHECK_EQ(fake.calls, 4);
     /* A child's span too. */
-    fake = (typeof(fake)){.zero_mask = 1};
+    fake_from_empty_pool((typeof(fake)){.zero_mask = 1});
     CHECK_EQ(cctx_trace_child(&t, &c), 0);
     CHECK(!zero(c.span_id, 8));
     CHECK_EQ(fake.calls, 2);
     fake = (typeof(fake)){0};
 }
 
+TEST(propagate_ids_come_from_one_draw_per_pool)
+{
+    /* One getrandom call serves ten traces (24 bytes each) from a 256-byte
+     * pool, and every id differs. */
+    fake_from_empty_pool((typeof(fake)){0});
+    cctx_trace_t t[10];
+    for (int i = 0; i < 10; i++)
+        CHECK_EQ(cctx_trace_new(&t[i]), 0);
+    CHECK_EQ(fake.calls, 1);
+    for (int i = 0; i < 10; i++)
+        for (int j = 0; j < i; j++)
+            CHECK(memcmp(t[i].trace_id, t[j].trace_id, 16) != 0 &&
+                  memcmp(t[i].span_id, t[j].span_id, 8) != 0);
+    CHECK_EQ(cctx_trace_new(&t[0]), 0);
+    CHECK_EQ(fake.calls, 2); /* the eleventh needs a new fill */
+    fake = (typeof(fake)){0};
+}
+
+CHILD(propagate_ids_after_fork)
+{
+    /* Parent and child start from the same pool: each must draw anew. */
+    cctx_trace_t before, mine;
+    CHECK_EQ(cctx_trace_new(&before), 0);
+    int p[2];
+    CHECK(pipe(p) == 0);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    CHECK_EQ(cctx_trace_new(&mine), 0);
+    if (pid == 0) {
+        CHECK(write(p[1], &mine, sizeof mine) == (ssize_t)sizeof mine);
+        _exit(0);
+    }
+    cctx_trace_t theirs;
+    CHECK(read(p[0], &theirs, sizeof theirs) == (ssize_t)sizeof theirs);
+    int status;
+    CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(memcmp(mine.trace_id, theirs.trace_id, 16) != 0);
+    CHECK(memcmp(mine.span_id, theirs.span_id, 8) != 0);
+    printf("fork ok\n");
+    exit(0);
+}
+
+TEST(propagate_ids_differ_between_parent_and_child_of_fork)
+{
+    struct child c;
+    run_child("propagate_ids_after_fork", NULL, &c);
+    CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
+    child_done(&c);
+}
+
 TEST(propagate_trace_new_retries_interrupted_draws)
 {
     cctx_trace_t t;
-    fake = (typeof(fake)){.eintr = 3, .partial = 20};
+    fake_from_empty_pool((typeof(fake)){.eintr = 3, .partial = 20});
     CHECK_EQ(cctx_trace_new(&t), 0);
     check_new(&t);
     CHECK_EQ(fake.eintr, 0);
-    CHECK_EQ(fake.partial, 0); /* 15 + 7 bytes came one at a time, the rest whole */
+    CHECK_EQ(fake.partial, 0); /* 20 bytes came one at a time, the rest of the pool whole */
     /* Every byte was filled: over many draws each position varies. */
     uint8_t seen[24][256];
     memset(seen, 0, sizeof seen);
     for (int i = 0; i < 300; i++) {
-        fake = (typeof(fake)){.eintr = 1, .partial = 30};
+        fake_from_empty_pool((typeof(fake)){.eintr = 1, .partial = 30});
         CHECK_EQ(cctx_trace_new(&t), 0);
         for (int j = 0; j < 16; j++)
             seen[j][t.trace_id[j]] = 1;
@@ -544,7 +604,7 @@ TEST(propagate_trace_new_random_source_fails)
 {
     cctx_trace_t t, p, c;
     CHECK_EQ(cctx_trace_new(&p), 0);
-    fake = (typeof(fake)){.fail = EIO};
+    fake_from_empty_pool((typeof(fake)){.fail = EIO});
     poison(&t);
     CHECK_EQ(cctx_trace_new(&t), EIO);
     CHECK(poisoned(&t));
@@ -553,13 +613,16 @@ TEST(propagate_trace_new_random_source_fails)
     CHECK(poisoned(&c));
     CHECK_EQ(cctx_trace_child(NULL, &c), EIO);
     CHECK(poisoned(&c));
-    /* The trace id drawn, then the span id's draw fails: nothing written. */
-    fake = (typeof(fake)){.fail = EIO, .fail_from = 1};
+    /* A fill that fails after an all-zero one: nothing written. */
+    fake_from_empty_pool((typeof(fake)){.zero_mask = 1, .fail = EIO, .fail_from = 1});
     poison(&t);
     CHECK_EQ(cctx_trace_new(&t), EIO);
     CHECK_EQ(fake.calls, 2);
     CHECK(poisoned(&t));
+    /* The source works again: so do ids. */
     fake = (typeof(fake)){0};
+    CHECK_EQ(cctx_trace_new(&t), 0);
+    check_new(&t);
 }
 
 /* getrandom fails with ENOSYS, as on a kernel that lacks it: the ids come

@@ -126,68 +126,30 @@ static bool deadline_of(struct cctx_mhd_request *req, int64_t *budget, char *msg
     return true;
 }
 
-/* Span and trace ids come from a per-thread splitmix64 stream seeded once
- * from the kernel (cctx_trace_new), not from a getrandom call per id: ids
- * must be unique, not secret, and two system calls per request cost the
- * server about a tenth of its throughput. Only libmicrohttpd's thread
- * calls this. */
-static void random_bytes(uint8_t *out, size_t n)
-{
-    static _Thread_local uint64_t state;
-    static _Thread_local bool seeded;
-    if (!seeded) {
-        cctx_trace_t seed;
-        if (cctx_trace_new(&seed) == 0)
-            memcpy(&state, seed.trace_id, sizeof state);
-        state ^= (uint64_t)cctx_now();
-        seeded = true;
-    }
-    while (n) {
-        uint64_t z = (state += UINT64_C(0x9e3779b97f4a7c15));
-        z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-        z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-        z ^= z >> 31;
-        size_t k = n < sizeof z ? n : sizeof z;
-        memcpy(out, &z, k);
-        out += k;
-        n -= k;
-    }
-}
-
-static bool all_zero(const uint8_t *b, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (b[i])
-            return false;
-    return true;
-}
-
 /* The trace of this hop: a child span of a valid incoming traceparent (same
  * trace id, flags and tracestate; parent = the caller's span), or a new
- * sampled trace without a parent, as cctx_trace_child and cctx_trace_new
- * make them. */
+ * trace. The ids come from the kernel's CSPRNG through a per-thread pool
+ * (propagate.c), one system call per ten requests or so. NULL with errno
+ * when the random source or memory fails. */
 static cctx_t *trace_of_request(struct cctx_mhd_request *req, cctx_t *parent)
 {
     cctx_trace_t tr;
     const char *tp = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
                                                  CCTX_HEADER_TRACEPARENT);
+    int err;
     if (tp && cctx_traceparent_parse(tp, strlen(tp), &tr) == 0) {
         const char *ts = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
                                                      CCTX_HEADER_TRACESTATE);
         if (ts)
             cctx_tracestate_parse(ts, strlen(ts), &tr); /* a bad one is dropped */
-        memcpy(tr.parent_id, tr.span_id, sizeof tr.parent_id);
+        err = cctx_trace_child(&tr, &tr);
     } else {
-        memset(&tr, 0, offsetof(cctx_trace_t, state) + 1);
-        do
-            random_bytes(tr.trace_id, sizeof tr.trace_id);
-        while (all_zero(tr.trace_id, sizeof tr.trace_id));
-        tr.flags = CCTX_TRACE_SAMPLED;
+        err = cctx_trace_new(&tr);
     }
-    do
-        random_bytes(tr.span_id, sizeof tr.span_id);
-    while (all_zero(tr.span_id, sizeof tr.span_id) ||
-           memcmp(tr.span_id, tr.parent_id, sizeof tr.span_id) == 0);
+    if (err) {
+        errno = err;
+        return NULL;
+    }
     return cctx_with_trace(parent, &tr);
 }
 
@@ -203,11 +165,11 @@ static bool derive(struct cctx_mhd_request *req)
     const char *rpath = req->route ? req->route->path : "";
     size_t rlen = strlen(rpath);
     struct request_info *info = malloc(sizeof *info + rlen + 1);
-    cctx_t *traced = trace_of_request(req, s->ctx);
-    if (!info || !traced) {
+    cctx_t *traced = info ? trace_of_request(req, s->ctx) : NULL;
+    if (!traced) {
+        int err = info ? errno : ENOMEM;
         free(info);
-        cctx_release(traced);
-        fail(req, 500, "out of memory");
+        fail(req, 500, "%s", err == ENOMEM ? "out of memory" : "no random source for a trace id");
         return false;
     }
     info->id = atomic_fetch_add_explicit(&s->next_id, 1, memory_order_relaxed) + 1;
