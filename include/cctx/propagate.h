@@ -122,8 +122,10 @@ CCTX_API int cctx_traceparent_format(const cctx_trace_t *trace, char out[CCTX_TR
 CCTX_API int cctx_tracestate_parse(const char *text, size_t len, cctx_trace_t *trace);
 
 /* Starts a new trace: a random trace-id and span-id from the kernel's
- * CSPRNG (getrandom; /dev/urandom where it is missing), never all zero, no
- * parent, flags CCTX_TRACE_SAMPLED, no tracestate. 0, EINVAL for a NULL
+ * CSPRNG (getrandom; /dev/urandom where it is missing), through a
+ * per-thread pool that one system call fills for about ten traces and a
+ * child of fork() refills; never all zero, no parent, flags
+ * CCTX_TRACE_SAMPLED, no tracestate. 0, EINVAL for a NULL
  * out, or the errno of the random source (out untouched). */
 CCTX_API int cctx_trace_new(cctx_trace_t *out);
 
