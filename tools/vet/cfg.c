@@ -103,8 +103,8 @@ static const char *intern(const char *name)
             return known[i];
     if (strncmp(name, "cctx_with_", 10) == 0)
         return "a cctx_with_ call";
-    const char *r = blocking_replacement(name);
-    return r ? name : "a call";
+    const char *b = blocking_name(name);
+    return b ? b : "a call";
 }
 
 static int var_of(struct builder *b, CXCursor c)

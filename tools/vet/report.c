@@ -130,11 +130,14 @@ static char **read_lines(const char *path, unsigned *n)
     return lines;
 }
 
-/* `cctx-vet:ignore=a,b` (or `=all`) in a comment of this line names the rule. */
+/* `cctx-vet:ignore=a,b` (or `=all`) in a comment of this line names the rule;
+ * any line of a block comment counts. */
 static bool ignores(const char *line, const char *rule)
 {
     const char *p = strstr(line, "cctx-vet:ignore=");
-    if (!p || (!strstr(line, "//") && !strstr(line, "/*")))
+    const char *lead = line + strspn(line, " \t");
+    bool comment = strstr(line, "//") || strstr(line, "/*") || strstr(line, "*/") || *lead == '*';
+    if (!p || !comment)
         return false;
     p += strlen("cctx-vet:ignore=");
     size_t rl = strlen(rule);

@@ -28,6 +28,14 @@ static const char *const blocking[][2] = {
     {"curl_easy_perform", "cctx_curl_perform"},
 };
 
+const char *blocking_name(const char *name)
+{
+    for (size_t i = 0; i < sizeof blocking / sizeof blocking[0]; i++)
+        if (strcmp(name, blocking[i][0]) == 0)
+            return blocking[i][0];
+    return NULL;
+}
+
 const char *blocking_replacement(const char *name)
 {
     for (size_t i = 0; i < sizeof blocking / sizeof blocking[0]; i++)

@@ -158,5 +158,7 @@ void check_function(CXCursor fn);  /* background (parameters), blocking, ctxfirs
 void check_fields(CXTranslationUnit tu); /* field */
 /* The cctx_ call that replaces a blocking call, or NULL if name is not one. */
 const char *blocking_replacement(const char *name);
+/* The same name as a static string, or NULL. */
+const char *blocking_name(const char *name);
 
 #endif /* CCTX_VET_H */
