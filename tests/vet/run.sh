@@ -13,7 +13,7 @@ args=$(sed -n '2s|^// args: *||p' "$file")
 # shellcheck disable=SC2086 # args is a list of options
 out=$("$vet" $args "$file" -- -std=gnu11 -D_GNU_SOURCE -I"$inc")
 rc=$?
-printf '%s\n' "$out"
+[ -z "$out" ] || printf "%s\n" "$out"
 got=$(printf '%s\n' "$out" |
     sed -n 's|^[^:]*:\([0-9]*\):[0-9]*: warning: .*\[cctx-vet:\([a-z-]*\)\]$|\2@\1|p' |
     sort | tr '\n' ' ')

@@ -57,10 +57,25 @@ CXCursor strip(CXCursor c, bool casts)
     }
 }
 
+/* The extent of c as the user wrote it: a range that starts inside a macro
+ * (CCTX_AUTO cctx_t *c = ...) is moved to the macro's call. */
+static CXSourceRange written_extent(CXCursor c)
+{
+    CXTranslationUnit tu = clang_Cursor_getTranslationUnit(c);
+    CXSourceRange r = clang_getCursorExtent(c);
+    CXFile f1, f2;
+    unsigned l1, c1, l2, c2;
+    clang_getExpansionLocation(clang_getRangeStart(r), &f1, &l1, &c1, NULL);
+    clang_getExpansionLocation(clang_getRangeEnd(r), &f2, &l2, &c2, NULL);
+    if (!f1 || !f2 || !clang_File_isEqual(f1, f2))
+        return r;
+    return clang_getRange(clang_getLocation(tu, f1, l1, c1), clang_getLocation(tu, f2, l2, c2));
+}
+
 static unsigned offset_of(CXSourceLocation l)
 {
     unsigned off;
-    clang_getSpellingLocation(l, NULL, NULL, NULL, &off);
+    clang_getExpansionLocation(l, NULL, NULL, NULL, &off);
     return off;
 }
 
@@ -70,7 +85,7 @@ const char *op_of(CXCursor c, char *buf, size_t size)
     CXTranslationUnit tu = clang_Cursor_getTranslationUnit(c);
     CXToken *toks;
     unsigned nt;
-    clang_tokenize(tu, clang_getCursorExtent(c), &toks, &nt);
+    clang_tokenize(tu, written_extent(c), &toks, &nt);
     struct kids ks = kids_of(c);
     unsigned first = 0;
     if (clang_getCursorKind(c) == CXCursor_BinaryOperator ||
@@ -122,21 +137,6 @@ void callee_name(CXCursor call, char *buf, size_t size)
     CXString s = clang_getCursorSpelling(ref);
     snprintf(buf, size, "%s", clang_getCString(s));
     clang_disposeString(s);
-}
-
-/* The extent of c as the user wrote it: a range that starts inside a macro
- * (CCTX_AUTO cctx_t *c = ...) is moved to the macro's call. */
-static CXSourceRange written_extent(CXCursor c)
-{
-    CXTranslationUnit tu = clang_Cursor_getTranslationUnit(c);
-    CXSourceRange r = clang_getCursorExtent(c);
-    CXFile f1, f2;
-    unsigned l1, c1, l2, c2;
-    clang_getExpansionLocation(clang_getRangeStart(r), &f1, &l1, &c1, NULL);
-    clang_getExpansionLocation(clang_getRangeEnd(r), &f2, &l2, &c2, NULL);
-    if (!f1 || !f2 || !clang_File_isEqual(f1, f2))
-        return r;
-    return clang_getRange(clang_getLocation(tu, f1, l1, c1), clang_getLocation(tu, f2, l2, c2));
 }
 
 bool decl_has_token(CXCursor decl, const char *word, const char *word2)

@@ -489,7 +489,7 @@ static void decl(struct builder *b, CXCursor d, CXCursor stmt)
 static unsigned start_offset(CXCursor c)
 {
     unsigned off;
-    clang_getSpellingLocation(clang_getRangeStart(clang_getCursorExtent(c)), NULL, NULL, NULL,
+    clang_getExpansionLocation(clang_getRangeStart(clang_getCursorExtent(c)), NULL, NULL, NULL,
                               &off);
     return off;
 }
@@ -509,7 +509,7 @@ static void for_parts(CXCursor c, CXCursor part[4])
         CXString s = clang_getTokenSpelling(tu, toks[i]);
         const char *t = clang_getCString(s);
         unsigned off;
-        clang_getSpellingLocation(clang_getTokenLocation(tu, toks[i]), NULL, NULL, NULL, &off);
+        clang_getExpansionLocation(clang_getTokenLocation(tu, toks[i]), NULL, NULL, NULL, &off);
         if (strcmp(t, "(") == 0)
             depth++;
         else if (strcmp(t, ")") == 0 && --depth == 0)
