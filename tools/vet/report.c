@@ -180,7 +180,8 @@ size_t report_end_file(bool sarif)
     for (unsigned i = 0; i < nlines; i++)
         free(lines[i]);
     free(lines);
-    qsort(all + file_start, nall - file_start, sizeof *all, by_place);
+    if (nall > file_start)
+        qsort(all + file_start, nall - file_start, sizeof *all, by_place);
     if (!sarif)
         for (size_t i = file_start; i < nall; i++)
             printf("%s:%u:%u: warning: %s [cctx-vet:%s]\n", all[i].file, all[i].at.line,
