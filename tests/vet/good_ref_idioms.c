@@ -36,3 +36,10 @@ void take(cctx_t *ctx)
     keep(ctx);
     cctx_release(ctx); /* this function was given the caller's reference */
 }
+
+void release_reads_it(cctx_t *parent)
+{
+    cctx_t *ctx = cctx_with_cancel(parent, NULL);
+    /* The other arguments are read before the release happens. */
+    cctx_release_at(ctx, cctx_name(ctx), cctx_err(ctx), "release_reads_it");
+}
