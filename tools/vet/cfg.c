@@ -181,13 +181,14 @@ static bool call(struct builder *b, CXCursor c, enum role role, int target, bool
     int nargs = clang_Cursor_getNumArguments(c);
     if (!name[0]) /* a call through a pointer: the pointer is an operand too */
         kids_expr(b, c, ROLE_OTHER);
+    int released = -1;
     for (int i = 0; i < nargs; i++) {
         CXCursor a = clang_Cursor_getArgument(c, (unsigned)i);
         int v = var_of(b, a);
         if (v < 0) {
             expr(b, a, ROLE_OTHER, -1, false);
         } else if (release && i == 0) {
-            emit(b, EV_RELEASE, v, at, NULL);
+            released = v; /* after the other arguments, which may read it */
         } else if (i == hand) {
             if (b->defer && b->ndeferred < 8)
                 b->deferred[b->ndeferred++] = (struct event){EV_HANDOVER, v, at, NULL};
@@ -199,6 +200,8 @@ static bool call(struct builder *b, CXCursor c, enum role role, int target, bool
             emit(b, EV_USE, v, at, NULL);
         }
     }
+    if (released >= 0)
+        emit(b, EV_RELEASE, released, at, NULL);
     if (strcmp(name, "cctx_background") == 0 || strcmp(name, "cctx_todo") == 0)
         emit(b, EV_BACKGROUND, -1, at, intern(name));
     if (blocking_replacement(name))

@@ -93,14 +93,10 @@ static enum CXChildVisitResult functions(CXCursor c, CXCursor parent, CXClientDa
 }
 
 /* Checks one file; -1 if it could not be parsed, else the number of findings. */
-static long check_file(CXIndex index, const char *file, const char *pdir, char **extra,
+static long check_file(CXIndex index, const char *file, const char *abs, const char *pdir,
+                       char **extra,
                        int nextra, bool use_extra, bool sarif)
 {
-    char abs[PATH_MAX];
-    if (!realpath(file, abs)) {
-        fprintf(stderr, "cctx-vet: %s: cannot open\n", file);
-        return -1;
-    }
     char **args = extra;
     int nargs = nextra;
     char **owned = NULL;
@@ -122,7 +118,7 @@ static long check_file(CXIndex index, const char *file, const char *pdir, char *
         return -1;
     }
     bool errors = diagnostics(tu);
-    report_begin_file(file, clang_getFile(tu, abs));
+    report_begin_file(file, abs, clang_getFile(tu, abs));
     clang_visitChildren(clang_getTranslationUnitCursor(tu), functions, NULL);
     check_fields(tu);
     long n = (long)report_end_file(sarif);
@@ -183,11 +179,24 @@ int main(int argc, char **argv)
         free(files);
         return 2;
     }
+    /* Every path is made absolute first: a -working-directory from the
+     * compile database may change what a relative path means. */
+    char (*abs)[PATH_MAX] = calloc((size_t)nfiles, sizeof *abs);
+    if (!abs)
+        abort();
+    for (int i = 0; i < nfiles; i++)
+        if (!realpath(files[i], abs[i]))
+            abs[i][0] = 0;
     CXIndex index = clang_createIndex(0, 0);
     long total = 0;
     bool failed = false;
     for (int i = 0; i < nfiles; i++) {
-        long n = check_file(index, files[i], pdir, extra, nextra, use_extra, sarif);
+        if (!abs[i][0]) {
+            fprintf(stderr, "cctx-vet: %s: cannot open\n", files[i]);
+            failed = true;
+            continue;
+        }
+        long n = check_file(index, files[i], abs[i], pdir, extra, nextra, use_extra, sarif);
         if (n < 0)
             failed = true;
         else
@@ -198,6 +207,7 @@ int main(int argc, char **argv)
     clang_disposeIndex(index);
     compdb_close();
     report_free();
+    free(abs);
     free(files);
     return failed ? 2 : total > 0 ? 1 : 0;
 }

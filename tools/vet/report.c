@@ -46,7 +46,8 @@ struct finding {
 static struct finding *all;  /* kept for SARIF, every file's */
 static size_t nall, capall;
 static size_t file_start;    /* this file's findings begin here */
-static const char *cur_file;
+static const char *cur_file; /* as the user named it, for the output */
+static const char *cur_abs;  /* absolute, for reading its comments */
 static CXFile main_file;
 
 static struct loc loc_of(CXSourceLocation l)
@@ -96,9 +97,10 @@ void report(enum rule r, struct loc at, const char *fmt, ...)
     all[nall++] = (struct finding){cur_file, r, at, msg};
 }
 
-void report_begin_file(const char *path, CXFile file)
+void report_begin_file(const char *path, const char *abs, CXFile file)
 {
     cur_file = path;
+    cur_abs = abs;
     main_file = file;
     file_start = nall;
 }
@@ -164,7 +166,7 @@ static int by_place(const void *a, const void *b)
 size_t report_end_file(bool sarif)
 {
     unsigned nlines;
-    char **lines = read_lines(cur_file, &nlines);
+    char **lines = read_lines(cur_abs, &nlines);
     size_t kept = file_start;
     for (size_t i = file_start; i < nall; i++) {
         unsigned l = all[i].at.line;

@@ -54,7 +54,7 @@ struct loc end_loc(CXCursor c);
  * location is not in the main file. printf-style message. */
 void report(enum rule r, struct loc at, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Starts a new file: findings are kept per file until flushed. */
-void report_begin_file(const char *path, CXFile file);
+void report_begin_file(const char *path, const char *abs, CXFile file);
 /* Drops suppressed findings, sorts the rest and prints them (text) or keeps
  * them for the SARIF log. Returns how many were kept. */
 size_t report_end_file(bool sarif);
