@@ -107,6 +107,25 @@ static inline void cctx__auto_release(cctx_t **ctx)
 /* Releases a local context when it goes out of scope (GCC and Clang). */
 #define CCTX_AUTO __attribute__((cleanup(cctx__auto_release)))
 
+/* CCTX_VET (off unless you define it before including <cctx.h>): for users
+ * who also run `gcc -fanalyzer`, marks the derivations below as allocators
+ * whose result cctx_release_at frees (GCC 11+'s malloc(deallocator, 1)) and
+ * whose result must be used (warn_unused_result). The analyzer then finds a
+ * leak on an early return, a double release and a use after release, and
+ * models CCTX_AUTO. Its limits: passing the context to any function (a
+ * borrow such as cctx_sleep, or deriving a child) ends its tracking, so a
+ * leak through a loop's `continue` or a forgotten cctx_ref goes unseen, and
+ * the valid `cctx_ref(c); cctx_release(c); cctx_release(c);` is reported as
+ * a double free. cctx-vet (tools/vet) has none of these limits. Nothing
+ * here says the arguments are non-null: the library checks them. */
+#if defined(CCTX_VET) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
+#define CCTX__OWNED __attribute__((malloc(cctx_release_at, 1), warn_unused_result))
+#elif defined(CCTX_VET) && defined(__GNUC__)
+#define CCTX__OWNED __attribute__((warn_unused_result))
+#else
+#define CCTX__OWNED
+#endif
+
 /* ---- 2. Deriving contexts ------------------------------------------------- */
 
 /* Each returns a new context holding one reference that the caller owns, or
@@ -120,22 +139,22 @@ static inline void cctx__auto_release(cctx_t **ctx)
  * is the one reported). A deadline at or before cctx_now() gives a context
  * born done with ETIMEDOUT whose cause names this call. A negative timeout is
  * such a deadline; a timeout too large to add saturates to no deadline. */
-CCTX_API cctx_t *cctx_with_cancel_at(cctx_t *parent, cctx_cancel_t **cancel,
+CCTX_API CCTX__OWNED cctx_t *cctx_with_cancel_at(cctx_t *parent, cctx_cancel_t **cancel,
                                      const char *file, int line, const char *func);
-CCTX_API cctx_t *cctx_with_deadline_cause_at(cctx_t *parent, int64_t deadline, int code,
+CCTX_API CCTX__OWNED cctx_t *cctx_with_deadline_cause_at(cctx_t *parent, int64_t deadline, int code,
                                              const char *msg, cctx_cancel_t **cancel,
                                              const char *file, int line, const char *func);
-CCTX_API cctx_t *cctx_with_timeout_cause_at(cctx_t *parent, int64_t timeout, int code,
+CCTX_API CCTX__OWNED cctx_t *cctx_with_timeout_cause_at(cctx_t *parent, int64_t timeout, int code,
                                             const char *msg, cctx_cancel_t **cancel,
                                             const char *file, int line, const char *func);
 /* The key is compared by address. destroy(value), if given, runs once when the
  * context is freed (also when the derivation itself fails with ENOMEM, so the
  * caller never has to clean up a value it handed over; not on EINVAL). */
-CCTX_API cctx_t *cctx_with_value_at(cctx_t *parent, const void *key, void *value,
+CCTX_API CCTX__OWNED cctx_t *cctx_with_value_at(cctx_t *parent, const void *key, void *value,
                                     void (*destroy)(void *value),
                                     const char *file, int line, const char *func);
 /* The parent's values; no deadline; never canceled (Go 1.21's WithoutCancel). */
-CCTX_API cctx_t *cctx_without_cancel_at(cctx_t *parent, const char *file, int line,
+CCTX_API CCTX__OWNED cctx_t *cctx_without_cancel_at(cctx_t *parent, const char *file, int line,
                                         const char *func);
 
 #define CCTX__SITE __FILE__, __LINE__, __func__

@@ -1,0 +1,39 @@
+#!/bin/sh
+# cctx-vet -p: the flags of a corpus file come from a compile_commands.json
+# (written here, with a relative -I resolved against its "directory"), and
+# --sarif writes a SARIF 2.1.0 log of the same findings.
+# usage: compdb.sh CCTX_VET SOURCE_DIR WORK_DIR
+vet=$1 src=$2 work=$3
+mkdir -p "$work" || exit 1
+file=$src/tests/vet/bad_lostrelease_return.c
+quiet=$src/tests/vet/good_silenced.c
+cat > "$work/compile_commands.json" <<JSON
+[{"directory": "$src", "file": "$file",
+  "command": "cc -std=gnu11 -Iinclude -c $file -o x.o"},
+ {"directory": "$src", "file": "$quiet",
+  "command": "cc -std=gnu11 -Iinclude -c $quiet -o y.o"}]
+JSON
+out=$("$vet" -p "$work" "$file")
+rc=$?
+printf '%s\n' "$out"
+n=$(printf '%s\n' "$out" | grep -c 'warning: .*\[cctx-vet:lostrelease\]')
+[ "$rc" -eq 1 ] && [ "$n" -eq 2 ] || { echo "FAIL: -p gave status $rc, $n findings"; exit 1; }
+# Relative paths, several files: the entry's directory must not change what
+# they mean (the suppressions of the second file are read too).
+out=$(cd "$src" && "$vet" -p "$work" tests/vet/bad_lostrelease_return.c tests/vet/good_silenced.c)
+rc=$?
+n=$(printf '%s\n' "$out" | grep -c 'warning:')
+[ "$rc" -eq 1 ] && [ "$n" -eq 2 ] || { echo "FAIL: relative paths: status $rc, $n findings"; exit 1; }
+# The same from the build directory itself (no -p: its parents are searched).
+out=$(cd "$work" && "$vet" "$file")
+[ "$?" -eq 1 ] || { echo "FAIL: the search of the current directory"; exit 1; }
+sarif=$("$vet" -p "$work" --sarif "$file")
+[ "$?" -eq 1 ] || { echo "FAIL: --sarif exit status"; exit 1; }
+printf '%s\n' "$sarif" | grep -q '"version": "2.1.0"' || { echo "FAIL: no SARIF version"; exit 1; }
+[ "$(printf '%s\n' "$sarif" | grep -c '"ruleId": "lostrelease"')" -eq 2 ] ||
+    { echo "FAIL: SARIF results"; exit 1; }
+if command -v python3 >/dev/null 2>&1; then
+    printf '%s\n' "$sarif" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["runs"][0]["results"]' ||
+        { echo "FAIL: the SARIF log is not valid JSON"; exit 1; }
+fi
+echo ok

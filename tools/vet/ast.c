@@ -1,0 +1,206 @@
+/*
+ * Small helpers over libclang's cursors: children as an array, operator
+ * tokens (libclang 14 has no API for a binary operator's kind), callee names,
+ * the cctx_t * type test and the no-return test of a callee.
+ */
+#include "vet.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static enum CXChildVisitResult collect(CXCursor c, CXCursor parent, CXClientData data)
+{
+    (void)parent;
+    struct kids *k = data;
+    if (k->n == k->cap) {
+        k->cap = k->cap ? 2 * k->cap : 8;
+        k->v = realloc(k->v, k->cap * sizeof *k->v);
+        if (!k->v)
+            abort();
+    }
+    k->v[k->n++] = c;
+    return CXChildVisit_Continue;
+}
+
+struct kids kids_of(CXCursor c)
+{
+    struct kids k = {0};
+    clang_visitChildren(c, collect, &k);
+    return k;
+}
+
+void kids_free(struct kids *k)
+{
+    free(k->v);
+    k->v = NULL;
+    k->n = k->cap = 0;
+}
+
+CXCursor strip(CXCursor c, bool casts)
+{
+    for (;;) {
+        enum CXCursorKind k = clang_getCursorKind(c);
+        bool through = k == CXCursor_ParenExpr || k == CXCursor_UnexposedExpr ||
+                       (casts && k == CXCursor_CStyleCastExpr);
+        if (!through)
+            return c;
+        struct kids ks = kids_of(c);
+        /* A cast's first child may be its type reference; the operand is last. */
+        if (ks.n == 0) {
+            kids_free(&ks);
+            return c;
+        }
+        CXCursor next = ks.v[ks.n - 1];
+        kids_free(&ks);
+        c = next;
+    }
+}
+
+/* The extent of c as the user wrote it: a range that starts inside a macro
+ * (CCTX_AUTO cctx_t *c = ...) is moved to the macro's call. */
+static CXSourceRange written_extent(CXCursor c)
+{
+    CXTranslationUnit tu = clang_Cursor_getTranslationUnit(c);
+    CXSourceRange r = clang_getCursorExtent(c);
+    CXFile f1, f2;
+    unsigned l1, c1, l2, c2;
+    clang_getExpansionLocation(clang_getRangeStart(r), &f1, &l1, &c1, NULL);
+    clang_getExpansionLocation(clang_getRangeEnd(r), &f2, &l2, &c2, NULL);
+    if (!f1 || !f2 || !clang_File_isEqual(f1, f2))
+        return r;
+    return clang_getRange(clang_getLocation(tu, f1, l1, c1), clang_getLocation(tu, f2, l2, c2));
+}
+
+static unsigned offset_of(CXSourceLocation l)
+{
+    unsigned off;
+    clang_getExpansionLocation(l, NULL, NULL, NULL, &off);
+    return off;
+}
+
+const char *op_of(CXCursor c, char *buf, size_t size)
+{
+    buf[0] = 0;
+    CXTranslationUnit tu = clang_Cursor_getTranslationUnit(c);
+    CXToken *toks;
+    unsigned nt;
+    clang_tokenize(tu, written_extent(c), &toks, &nt);
+    struct kids ks = kids_of(c);
+    unsigned first = 0;
+    if (clang_getCursorKind(c) == CXCursor_BinaryOperator ||
+        clang_getCursorKind(c) == CXCursor_CompoundAssignOperator) {
+        /* The operator is the first token after the left operand. */
+        if (ks.n > 0) {
+            unsigned end = offset_of(clang_getRangeEnd(clang_getCursorExtent(ks.v[0])));
+            while (first < nt &&
+                   offset_of(clang_getTokenLocation(tu, toks[first])) < end)
+                first++;
+        }
+    } else if (ks.n > 0 && nt > 0) {
+        /* Unary: a prefix operator comes first, a postfix one after its operand. */
+        unsigned start = offset_of(clang_getRangeStart(clang_getCursorExtent(ks.v[0])));
+        if (offset_of(clang_getTokenLocation(tu, toks[0])) >= start)
+            first = nt - 1;
+    }
+    if (first < nt && clang_getTokenKind(toks[first]) == CXToken_Punctuation) {
+        CXString s = clang_getTokenSpelling(tu, toks[first]);
+        snprintf(buf, size, "%s", clang_getCString(s));
+        clang_disposeString(s);
+    }
+    kids_free(&ks);
+    clang_disposeTokens(tu, toks, nt);
+    return buf;
+}
+
+bool is_null_const(CXCursor c)
+{
+    c = strip(c, true);
+    enum CXCursorKind k = clang_getCursorKind(c);
+    if (k == CXCursor_IntegerLiteral || k == CXCursor_GNUNullExpr) {
+        CXEvalResult r = clang_Cursor_Evaluate(c);
+        bool zero = r && clang_EvalResult_getKind(r) == CXEval_Int &&
+                    clang_EvalResult_getAsLongLong(r) == 0;
+        if (r)
+            clang_EvalResult_dispose(r);
+        return zero;
+    }
+    return false;
+}
+
+void callee_name(CXCursor call, char *buf, size_t size)
+{
+    buf[0] = 0;
+    CXCursor ref = clang_getCursorReferenced(call);
+    if (clang_Cursor_isNull(ref) || clang_getCursorKind(ref) != CXCursor_FunctionDecl)
+        return;
+    CXString s = clang_getCursorSpelling(ref);
+    snprintf(buf, size, "%s", clang_getCString(s));
+    clang_disposeString(s);
+}
+
+bool decl_has_token(CXCursor decl, const char *word, const char *word2)
+{
+    CXTranslationUnit tu = clang_Cursor_getTranslationUnit(decl);
+    CXToken *toks;
+    unsigned nt;
+    bool found = false;
+    clang_tokenize(tu, written_extent(decl), &toks, &nt);
+    for (unsigned i = 0; i < nt && !found; i++) {
+        CXString s = clang_getTokenSpelling(tu, toks[i]);
+        const char *t = clang_getCString(s);
+        found = strcmp(t, word) == 0 || (word2 && strcmp(t, word2) == 0);
+        clang_disposeString(s);
+    }
+    clang_disposeTokens(tu, toks, nt);
+    return found;
+}
+
+/* The C library's calls that never return; the declarations of others are
+ * searched for _Noreturn and the noreturn attribute. */
+static const char *const noreturn_names[] = {
+    "abort", "exit", "_exit", "_Exit", "quick_exit", "pthread_exit", "longjmp",
+    "siglongjmp", "__assert_fail", "err", "errx", "verr", "verrx", "__builtin_unreachable",
+    "__builtin_trap", NULL,
+};
+
+bool callee_noreturn(CXCursor call, const char *name)
+{
+    for (int i = 0; noreturn_names[i]; i++)
+        if (strcmp(name, noreturn_names[i]) == 0)
+            return true;
+    CXCursor ref = clang_getCursorReferenced(call);
+    if (clang_Cursor_isNull(ref) || clang_getCursorKind(ref) != CXCursor_FunctionDecl)
+        return false;
+    /* Every declaration counts: the attribute may be on a prototype only. */
+    CXCursor canon = clang_getCanonicalCursor(ref);
+    if (decl_has_token(canon, "_Noreturn", "noreturn") ||
+        decl_has_token(canon, "__noreturn__", NULL))
+        return true;
+    CXCursor def = clang_getCursorDefinition(ref);
+    return !clang_Cursor_isNull(def) && !clang_equalCursors(def, canon) &&
+           (decl_has_token(def, "_Noreturn", "noreturn") ||
+            decl_has_token(def, "__noreturn__", NULL));
+}
+
+bool is_ctx_ptr(CXType t)
+{
+    t = clang_getCanonicalType(t);
+    if (t.kind != CXType_Pointer)
+        return false;
+    CXType p = clang_getCanonicalType(clang_getPointeeType(t));
+    if (p.kind != CXType_Record)
+        return false;
+    CXCursor d = clang_getTypeDeclaration(p);
+    if (clang_getCursorKind(d) != CXCursor_StructDecl)
+        return false;
+    CXString s = clang_getCursorSpelling(d);
+    bool yes = strcmp(clang_getCString(s), "cctx") == 0;
+    clang_disposeString(s);
+    return yes;
+}
+
+bool in_main_file(CXCursor c)
+{
+    return cursor_loc(c).line != 0;
+}

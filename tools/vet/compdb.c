@@ -1,0 +1,113 @@
+/*
+ * Compiler arguments from compile_commands.json, through libclang's
+ * compilation database: the directory given with -p, or else the current
+ * directory or the nearest parent that has the file. The compiler's name,
+ * the source file, -c and -o are dropped (libclang takes the source apart);
+ * the entry's directory becomes -working-directory so relative -I work.
+ */
+#include "vet.h"
+
+#include <clang-c/CXCompilationDatabase.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static CXCompilationDatabase db;
+static bool tried;
+
+static bool has_db(const char *dir)
+{
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/compile_commands.json", dir);
+    return access(path, R_OK) == 0;
+}
+
+static void open_db(const char *dir)
+{
+    tried = true;
+    char found[PATH_MAX];
+    if (dir) {
+        snprintf(found, sizeof found, "%s", dir);
+    } else {
+        if (!getcwd(found, sizeof found))
+            return;
+        while (!has_db(found)) {
+            char *slash = strrchr(found, '/');
+            if (!slash || slash == found)
+                return;
+            *slash = 0;
+        }
+    }
+    CXCompilationDatabase_Error err;
+    db = clang_CompilationDatabase_fromDirectory(found, &err);
+    if (err != CXCompilationDatabase_NoError) {
+        if (db)
+            clang_CompilationDatabase_dispose(db);
+        db = NULL;
+        fprintf(stderr, "cctx-vet: cannot read %s/compile_commands.json\n", found);
+    }
+}
+
+static char *copy_str(const char *s)
+{
+    char *d = strdup(s);
+    if (!d)
+        abort();
+    return d;
+}
+
+char **compdb_args(const char *dir, const char *path, int *n)
+{
+    *n = 0;
+    if (!tried)
+        open_db(dir);
+    if (!db)
+        return NULL;
+    CXCompileCommands cmds = clang_CompilationDatabase_getCompileCommands(db, path);
+    if (!cmds)
+        return NULL;
+    if (clang_CompileCommands_getSize(cmds) == 0) {
+        clang_CompileCommands_dispose(cmds);
+        return NULL;
+    }
+    CXCompileCommand cmd = clang_CompileCommands_getCommand(cmds, 0);
+    unsigned na = clang_CompileCommand_getNumArgs(cmd);
+    char **args = calloc(na + 3, sizeof *args);
+    if (!args)
+        abort();
+    CXString file = clang_CompileCommand_getFilename(cmd);
+    CXString wd = clang_CompileCommand_getDirectory(cmd);
+    args[(*n)++] = copy_str("-working-directory");
+    args[(*n)++] = copy_str(clang_getCString(wd));
+    for (unsigned i = 1; i < na; i++) { /* 0 is the compiler */
+        CXString a = clang_CompileCommand_getArg(cmd, i);
+        const char *s = clang_getCString(a);
+        if (strcmp(s, "-o") == 0 && i + 1 < na)
+            i++;
+        else if (strcmp(s, "-c") != 0 && strcmp(s, clang_getCString(file)) != 0 &&
+                 strcmp(s, path) != 0 && strcmp(s, "--") != 0)
+            args[(*n)++] = copy_str(s);
+        clang_disposeString(a);
+    }
+    clang_disposeString(file);
+    clang_disposeString(wd);
+    clang_CompileCommands_dispose(cmds);
+    return args;
+}
+
+void compdb_free_args(char **args, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(args[i]);
+    free(args);
+}
+
+void compdb_close(void)
+{
+    if (db)
+        clang_CompilationDatabase_dispose(db);
+    db = NULL;
+    tried = false;
+}

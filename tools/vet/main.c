@@ -1,0 +1,213 @@
+/*
+ * cctx-vet: finds misuse of cctx contexts in C code, the way go vet's
+ * lostcancel and the context linters do for Go.
+ *
+ *   cctx-vet [options] FILE... [-- COMPILER ARGS]
+ *
+ * Without `--`, each file's flags come from compile_commands.json (-p DIR, or
+ * the current directory and its parents). Findings go to stdout as GCC-style
+ * warnings or, with --sarif, as one SARIF 2.1.0 log. Exit status: 0 clean,
+ * 1 findings, 2 a usage error or a file that could not be parsed.
+ */
+#include "vet.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: cctx-vet [options] FILE... [-- COMPILER ARGS]\n"
+            "  -p DIR             the build directory that has compile_commands.json\n"
+            "                     (default: the current directory or its nearest parent)\n"
+            "  --enable=R[,R...]  run these rules too (all: every rule)\n"
+            "  --disable=R[,R...] do not run these rules\n"
+            "  --sarif            write one SARIF 2.1.0 log to stdout\n"
+            "  --list-rules       name every rule, whether it is on by default, what it finds\n"
+            "  -h, --help         this text\n"
+            "Silence a finding with a comment on its line or the line above:\n"
+            "  // cctx-vet:ignore=RULE[,RULE...]   (why it is fine)\n"
+            "Exit status: 0 no findings, 1 findings, 2 usage or parse errors.\n");
+}
+
+static bool set_rules(const char *list, bool on)
+{
+    char *copy = strdup(list), *save = NULL;
+    if (!copy)
+        abort();
+    bool ok = true;
+    for (char *r = strtok_r(copy, ",", &save); r; r = strtok_r(NULL, ",", &save)) {
+        if (strcmp(r, "all") == 0) {
+            for (int i = 0; i < R_COUNT; i++)
+                rule_on[i] = on;
+            continue;
+        }
+        int i = rule_by_name(r);
+        if (i < 0) {
+            fprintf(stderr, "cctx-vet: unknown rule '%s' (see --list-rules)\n", r);
+            ok = false;
+        } else {
+            rule_on[i] = on;
+        }
+    }
+    free(copy);
+    return ok;
+}
+
+/* Prints the errors of a parse on stderr; true if there were any. */
+static bool diagnostics(CXTranslationUnit tu)
+{
+    bool errors = false;
+    unsigned n = clang_getNumDiagnostics(tu);
+    for (unsigned i = 0; i < n; i++) {
+        CXDiagnostic d = clang_getDiagnostic(tu, i);
+        if (clang_getDiagnosticSeverity(d) >= CXDiagnostic_Error) {
+            CXString s = clang_formatDiagnostic(d, clang_defaultDiagnosticDisplayOptions());
+            fprintf(stderr, "%s\n", clang_getCString(s));
+            clang_disposeString(s);
+            errors = true;
+        }
+        clang_disposeDiagnostic(d);
+    }
+    return errors;
+}
+
+static enum CXChildVisitResult functions(CXCursor c, CXCursor parent, CXClientData data)
+{
+    (void)parent;
+    (void)data;
+    if (!in_main_file(c))
+        return CXChildVisit_Continue;
+    if (clang_getCursorKind(c) == CXCursor_FunctionDecl) {
+        check_function(c);
+        if (clang_isCursorDefinition(c)) {
+            struct cfg g;
+            cfg_build(&g, c);
+            check_paths(&g);
+            cfg_free(&g);
+        }
+    }
+    return CXChildVisit_Continue;
+}
+
+/* Checks one file; -1 if it could not be parsed, else the number of findings. */
+static long check_file(CXIndex index, const char *file, const char *abs, const char *pdir,
+                       char **extra,
+                       int nextra, bool use_extra, bool sarif)
+{
+    char **args = extra;
+    int nargs = nextra;
+    char **owned = NULL;
+    if (!use_extra) {
+        owned = compdb_args(pdir, abs, &nargs);
+        args = owned;
+        if (!owned)
+            fprintf(stderr,
+                    "cctx-vet: %s: no entry in compile_commands.json; parsing without flags "
+                    "(give -p BUILD_DIR, or flags after --)\n",
+                    file);
+    }
+    CXTranslationUnit tu = NULL;
+    enum CXErrorCode rc = clang_parseTranslationUnit2(
+        index, abs, (const char *const *)args, nargs, NULL, 0, CXTranslationUnit_KeepGoing, &tu);
+    compdb_free_args(owned, owned ? nargs : 0);
+    if (rc != CXError_Success || !tu) {
+        fprintf(stderr, "cctx-vet: %s: libclang could not parse it (error %d)\n", file, (int)rc);
+        return -1;
+    }
+    bool errors = diagnostics(tu);
+    report_begin_file(file, abs, clang_getFile(tu, abs));
+    clang_visitChildren(clang_getTranslationUnitCursor(tu), functions, NULL);
+    check_fields(tu);
+    long n = (long)report_end_file(sarif);
+    clang_disposeTranslationUnit(tu);
+    return errors ? -1 : n;
+}
+
+int main(int argc, char **argv)
+{
+    for (int i = 0; i < R_COUNT; i++)
+        rule_on[i] = rules[i].on_by_default;
+    const char *pdir = NULL;
+    bool sarif = false, use_extra = false, bad = false;
+    char **files = calloc((size_t)argc, sizeof *files);
+    int nfiles = 0, nextra = 0;
+    char **extra = NULL;
+    if (!files)
+        abort();
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0) {
+            use_extra = true;
+            extra = argv + i + 1;
+            nextra = argc - i - 1;
+            break;
+        } else if (strcmp(a, "-p") == 0 && i + 1 < argc) {
+            pdir = argv[++i];
+        } else if (strncmp(a, "-p=", 3) == 0) {
+            pdir = a + 3;
+        } else if (strncmp(a, "--enable=", 9) == 0) {
+            bad |= !set_rules(a + 9, true);
+        } else if (strncmp(a, "--disable=", 10) == 0) {
+            bad |= !set_rules(a + 10, false);
+        } else if ((strcmp(a, "--enable") == 0 || strcmp(a, "--disable") == 0) && i + 1 < argc) {
+            bad |= !set_rules(argv[i + 1], a[2] == 'e');
+            i++;
+        } else if (strcmp(a, "--sarif") == 0) {
+            sarif = true;
+        } else if (strcmp(a, "--list-rules") == 0) {
+            for (int r = 0; r < R_COUNT; r++)
+                printf("%-16s %-3s %s\n", rules[r].name, rules[r].on_by_default ? "on" : "off",
+                       rules[r].summary);
+            free(files);
+            return 0;
+        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout);
+            free(files);
+            return 0;
+        } else if (a[0] == '-') {
+            fprintf(stderr, "cctx-vet: unknown option %s\n", a);
+            bad = true;
+        } else {
+            files[nfiles++] = argv[i];
+        }
+    }
+    if (bad || nfiles == 0) {
+        usage(stderr);
+        free(files);
+        return 2;
+    }
+    /* Every path is made absolute first: a -working-directory from the
+     * compile database may change what a relative path means. */
+    char (*abs)[PATH_MAX] = calloc((size_t)nfiles, sizeof *abs);
+    if (!abs)
+        abort();
+    for (int i = 0; i < nfiles; i++)
+        if (!realpath(files[i], abs[i]))
+            abs[i][0] = 0;
+    CXIndex index = clang_createIndex(0, 0);
+    long total = 0;
+    bool failed = false;
+    for (int i = 0; i < nfiles; i++) {
+        if (!abs[i][0]) {
+            fprintf(stderr, "cctx-vet: %s: cannot open\n", files[i]);
+            failed = true;
+            continue;
+        }
+        long n = check_file(index, files[i], abs[i], pdir, extra, nextra, use_extra, sarif);
+        if (n < 0)
+            failed = true;
+        else
+            total += n;
+    }
+    if (sarif)
+        report_sarif();
+    clang_disposeIndex(index);
+    compdb_close();
+    report_free();
+    free(abs);
+    free(files);
+    return failed ? 2 : total > 0 ? 1 : 0;
+}

@@ -1,0 +1,229 @@
+/*
+ * The path rules: lostrelease, doublerelease, useafterrelease, and the
+ * local-context halves of background and blocking. For each context variable
+ * of a function, a depth-first search walks the CFG from the entry carrying
+ * the variable's state (how many references the function owes, whether it
+ * was released or handed to a thread), as Go's lostcancel searches from the
+ * definition to a return that meets no use of the cancel function. A state
+ * already seen at a node is not walked again, so loops end.
+ */
+#include "vet.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum st_kind { S_NONE, S_LIVE, S_DEAD, S_NULL, S_ESC };
+
+struct state {
+    enum st_kind kind;
+    int owed;         /* references this function must still release */
+    bool borrowed;    /* valid without being owed: a parameter, a copied pointer */
+    bool handed;      /* DEAD because a thread took the last reference */
+    struct loc def;   /* where the context was made */
+    struct loc rel;   /* where it was last released or handed over */
+    const char *what; /* the call that made it */
+};
+
+static uint64_t key(const struct state *s)
+{
+    return (uint64_t)s->kind | (uint64_t)(s->owed & 7) << 3 | (uint64_t)s->borrowed << 6 |
+           (uint64_t)s->handed << 7 | (uint64_t)(s->def.line & 0xffffff) << 8 |
+           (uint64_t)(s->rel.line & 0xffffff) << 32;
+}
+
+struct seen {
+    uint64_t *k;
+    int n, cap;
+};
+
+static bool visit(struct seen *s, uint64_t k)
+{
+    for (int i = 0; i < s->n; i++)
+        if (s->k[i] == k)
+            return false;
+    if (s->n == s->cap) {
+        s->cap = s->cap ? 2 * s->cap : 4;
+        s->k = realloc(s->k, (size_t)s->cap * sizeof *s->k);
+        if (!s->k)
+            abort();
+    }
+    s->k[s->n++] = k;
+    return true;
+}
+
+static void leak(const struct var *v, const struct state *s, struct loc at, bool overwritten)
+{
+    if (overwritten) {
+        report(R_LOSTRELEASE, s->def,
+               "the context %s from %s is not released before it is overwritten at line %u "
+               "(a leak)",
+               v->name, s->what ? s->what : "cctx_ref", at.line);
+        report(R_LOSTRELEASE, at, "this assignment overwrites %s, made at line %u and not released",
+               v->name, s->def.line);
+        return;
+    }
+    report(R_LOSTRELEASE, s->def,
+           "the context %s from %s is not released on every path (a leak): the return at "
+           "line %u is reached without releasing it",
+           v->name, s->what ? s->what : "cctx_ref", at.line);
+    report(R_LOSTRELEASE, at,
+           "this return may be reached without releasing the context %s made at line %u",
+           v->name, s->def.line);
+}
+
+/* One reference dropped (a release, the CCTX_AUTO cleanup, a hand-over). */
+static void drop(const struct var *v, struct state *s, const struct event *e)
+{
+    if (s->kind == S_DEAD) {
+        if (e->kind == EV_AUTO_END)
+            report(R_DOUBLERELEASE, s->rel,
+                   "%s is %s here and released again by CCTX_AUTO when it goes out of scope "
+                   "(set it to NULL, or cctx_ref it first)",
+                   v->name, s->handed ? "handed to a thread" : "released");
+        else
+            report(R_DOUBLERELEASE, e->at, "%s is %s again: it was already %s at line %u",
+                   v->name, e->kind == EV_HANDOVER ? "handed over" : "released",
+                   s->handed ? "handed to a thread" : "released", s->rel.line);
+        return;
+    }
+    if (s->kind != S_LIVE)
+        return;
+    if (s->owed > 0) {
+        s->owed--;
+        if (s->owed == 0 && !s->borrowed)
+            s->kind = S_DEAD;
+    } else if (s->borrowed) {
+        s->borrowed = false;
+        s->kind = S_DEAD;
+    }
+    s->handed = e->kind == EV_HANDOVER;
+    s->rel = e->at;
+}
+
+static void define(const struct var *v, struct state *s, const struct event *e)
+{
+    if (s->kind == S_LIVE && s->owed > 0)
+        leak(v, s, e->at, true);
+    memset(s, 0, sizeof *s);
+    s->kind = S_LIVE;
+    s->def = e->at;
+    s->what = e->what;
+    if (e->kind == EV_DEF)
+        s->owed = 1;
+    else
+        s->borrowed = true;
+}
+
+/* Applies one event; false when the path ends. */
+static bool step(const struct var *v, struct state *s, const struct event *e, int self)
+{
+    if (e->var >= 0 && e->var != self)
+        return true;
+    switch (e->kind) {
+    case EV_DEF:
+    case EV_BORROW:
+        define(v, s, e);
+        break;
+    case EV_REF:
+        if (s->kind == S_DEAD && !s->handed)
+            report(R_USEAFTERRELEASE, e->at, "%s is used after it was released at line %u",
+                   v->name, s->rel.line);
+        else if (s->kind == S_LIVE && s->owed < 7)
+            s->owed++;
+        break;
+    case EV_RELEASE:
+    case EV_HANDOVER:
+        drop(v, s, e);
+        break;
+    case EV_AUTO_END:
+        drop(v, s, e);
+        if (s->kind == S_LIVE && s->owed > 0)
+            leak(v, s, e->at, false);
+        s->kind = S_NONE; /* out of scope */
+        break;
+    case EV_USE:
+    case EV_ESCAPE:
+        if (s->kind == S_DEAD && !s->handed)
+            report(R_USEAFTERRELEASE, e->at, "%s is used after it was released at line %u",
+                   v->name, s->rel.line);
+        if (e->kind == EV_ESCAPE)
+            s->kind = S_ESC;
+        break;
+    case EV_NULL:
+        s->kind = S_NULL;
+        break;
+    case EV_BACKGROUND:
+        if (s->kind == S_LIVE && !v->param)
+            report(R_BACKGROUND, e->at,
+                   "%s() while the context %s (line %u) is live: derive from %s so its "
+                   "deadline and cancellation carry over",
+                   e->what, v->name, s->def.line, v->name);
+        break;
+    case EV_BLOCKING:
+        if (s->kind == S_LIVE && !v->param)
+            report(R_BLOCKING_LOCAL, e->at,
+                   "%s() blocks without listening to the context %s: use %s(%s, ...)", e->what,
+                   v->name, blocking_replacement(e->what), v->name);
+        break;
+    case EV_NORETURN:
+        return false;
+    case EV_EXIT:
+        if (v->autorel && s->kind == S_LIVE) {
+            /* Left by a goto that the CFG does not follow out of scopes. */
+            struct event end = *e;
+            end.kind = EV_AUTO_END;
+            drop(v, s, &end);
+        }
+        if (s->kind == S_LIVE && s->owed > 0)
+            leak(v, s, e->at, false);
+        return false;
+    }
+    return true;
+}
+
+struct item {
+    int node;
+    struct state s;
+};
+
+static void search(const struct cfg *g, int self)
+{
+    const struct var *v = &g->vars[self];
+    struct seen *seen = calloc((size_t)g->n, sizeof *seen);
+    int cap = 64, n = 0;
+    struct item *stack = malloc((size_t)cap * sizeof *stack);
+    if (!seen || !stack)
+        abort();
+    stack[n++] = (struct item){g->entry, {.kind = S_NONE}};
+    while (n > 0) {
+        struct item it = stack[--n];
+        if (!visit(&seen[it.node], key(&it.s)))
+            continue;
+        const struct node *nd = &g->nodes[it.node];
+        bool go = true;
+        for (int i = 0; i < nd->nev && go; i++)
+            go = step(v, &it.s, &nd->ev[i], self);
+        if (!go)
+            continue;
+        for (int i = 0; i < nd->nsucc; i++) {
+            if (n == cap) {
+                cap *= 2;
+                stack = realloc(stack, (size_t)cap * sizeof *stack);
+                if (!stack)
+                    abort();
+            }
+            stack[n++] = (struct item){nd->succ[i], it.s};
+        }
+    }
+    for (int i = 0; i < g->n; i++)
+        free(seen[i].k);
+    free(seen);
+    free(stack);
+}
+
+void check_paths(const struct cfg *g)
+{
+    for (int i = 0; i < g->nvars; i++)
+        search(g, i);
+}

@@ -1,0 +1,247 @@
+/*
+ * Findings: where they are, which are silenced by a `cctx-vet:ignore=rule`
+ * comment on their line or the line above, and how they are printed (GCC's
+ * `file:line:col: warning: message [cctx-vet:rule]`, or a SARIF 2.1.0 log).
+ */
+#include "vet.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const struct rule_info rules[R_COUNT] = {
+    [R_LOSTRELEASE] = {"lostrelease", true,
+                       "a context from a derivation or cctx_ref is not released on some path"},
+    [R_DOUBLERELEASE] = {"doublerelease", true, "a context is released twice on a path"},
+    [R_USEAFTERRELEASE] = {"useafterrelease", true, "a context is used after its release"},
+    [R_BACKGROUND] = {"background", true,
+                      "cctx_background()/cctx_todo() where a context is available"},
+    [R_BLOCKING] = {"blocking", true,
+                    "a blocking call in a function that has a context parameter"},
+    [R_BLOCKING_LOCAL] = {"blocking-local", false,
+                          "a blocking call while a local context is live"},
+    [R_CTXFIRST] = {"ctxfirst", true, "a context parameter that is not the first"},
+    [R_FIELD] = {"field", false, "a context stored in a struct field"},
+    [R_UNCHECKED] = {"unchecked", true,
+                     "the result of a derivation or of cctx_wait is ignored"},
+};
+bool rule_on[R_COUNT];
+
+int rule_by_name(const char *name)
+{
+    for (int i = 0; i < R_COUNT; i++)
+        if (strcmp(name, rules[i].name) == 0)
+            return i;
+    return -1;
+}
+
+struct finding {
+    const char *file; /* owned by the file list */
+    enum rule rule;
+    struct loc at;
+    char *msg;
+};
+
+static struct finding *all;  /* kept for SARIF, every file's */
+static size_t nall, capall;
+static size_t file_start;    /* this file's findings begin here */
+static const char *cur_file; /* as the user named it, for the output */
+static const char *cur_abs;  /* absolute, for reading its comments */
+static CXFile main_file;
+
+static struct loc loc_of(CXSourceLocation l)
+{
+    /* The expansion location: a macro call (cctx_release(c)) is reported
+     * where the user wrote it, not in <cctx.h>. */
+    struct loc at = {0, 0};
+    CXFile f;
+    clang_getExpansionLocation(l, &f, &at.line, &at.col, NULL);
+    if (!f || !main_file || !clang_File_isEqual(f, main_file))
+        at.line = at.col = 0;
+    return at;
+}
+
+struct loc cursor_loc(CXCursor c)
+{
+    return loc_of(clang_getCursorLocation(c));
+}
+
+struct loc end_loc(CXCursor c)
+{
+    struct loc at = loc_of(clang_getRangeEnd(clang_getCursorExtent(c)));
+    if (at.col > 1)
+        at.col--; /* the range ends after the closing brace */
+    return at;
+}
+
+void report(enum rule r, struct loc at, const char *fmt, ...)
+{
+    if (!rule_on[r] || at.line == 0)
+        return;
+    for (size_t i = file_start; i < nall; i++)
+        if (all[i].rule == r && all[i].at.line == at.line && all[i].at.col == at.col)
+            return; /* the same finding from another path */
+    if (nall == capall) {
+        capall = capall ? 2 * capall : 32;
+        all = realloc(all, capall * sizeof *all);
+        if (!all)
+            abort();
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg;
+    if (vasprintf(&msg, fmt, ap) < 0)
+        abort();
+    va_end(ap);
+    all[nall++] = (struct finding){cur_file, r, at, msg};
+}
+
+void report_begin_file(const char *path, const char *abs, CXFile file)
+{
+    cur_file = path;
+    cur_abs = abs;
+    main_file = file;
+    file_start = nall;
+}
+
+/* The lines of the file, for the suppression comments. */
+static char **read_lines(const char *path, unsigned *n)
+{
+    *n = 0;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    char **lines = NULL;
+    unsigned cap = 0;
+    char *line = NULL;
+    size_t len = 0;
+    while (getline(&line, &len, f) >= 0) {
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 256;
+            lines = realloc(lines, cap * sizeof *lines);
+            if (!lines)
+                abort();
+        }
+        lines[(*n)++] = line;
+        line = NULL;
+        len = 0;
+    }
+    free(line);
+    fclose(f);
+    return lines;
+}
+
+/* `cctx-vet:ignore=a,b` (or `=all`) in a comment of this line names the rule;
+ * any line of a block comment counts. */
+static bool ignores(const char *line, const char *rule)
+{
+    const char *p = strstr(line, "cctx-vet:ignore=");
+    const char *lead = line + strspn(line, " \t");
+    bool comment = strstr(line, "//") || strstr(line, "/*") || strstr(line, "*/") || *lead == '*';
+    if (!p || !comment)
+        return false;
+    p += strlen("cctx-vet:ignore=");
+    size_t rl = strlen(rule);
+    for (;;) {
+        size_t n = strspn(p, "abcdefghijklmnopqrstuvwxyz-");
+        if ((n == rl && strncmp(p, rule, n) == 0) || (n == 3 && strncmp(p, "all", 3) == 0))
+            return true;
+        if (p[n] != ',')
+            return false;
+        p += n + 1;
+    }
+}
+
+static int by_place(const void *a, const void *b)
+{
+    const struct finding *x = a, *y = b;
+    if (x->at.line != y->at.line)
+        return x->at.line < y->at.line ? -1 : 1;
+    if (x->at.col != y->at.col)
+        return x->at.col < y->at.col ? -1 : 1;
+    return (int)x->rule - (int)y->rule;
+}
+
+size_t report_end_file(bool sarif)
+{
+    unsigned nlines;
+    char **lines = read_lines(cur_abs, &nlines);
+    size_t kept = file_start;
+    for (size_t i = file_start; i < nall; i++) {
+        unsigned l = all[i].at.line;
+        const char *name = rules[all[i].rule].name;
+        bool quiet = (l >= 1 && l <= nlines && ignores(lines[l - 1], name)) ||
+                     (l >= 2 && l - 1 <= nlines && ignores(lines[l - 2], name));
+        if (quiet)
+            free(all[i].msg);
+        else
+            all[kept++] = all[i];
+    }
+    nall = kept;
+    for (unsigned i = 0; i < nlines; i++)
+        free(lines[i]);
+    free(lines);
+    if (nall > file_start)
+        qsort(all + file_start, nall - file_start, sizeof *all, by_place);
+    if (!sarif)
+        for (size_t i = file_start; i < nall; i++)
+            printf("%s:%u:%u: warning: %s [cctx-vet:%s]\n", all[i].file, all[i].at.line,
+                   all[i].at.col, all[i].msg, rules[all[i].rule].name);
+    fflush(stdout);
+    return nall - file_start;
+}
+
+static void json_string(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            printf("\\%c", ch);
+        else if (ch < 0x20)
+            printf("\\u%04x", ch);
+        else
+            putchar(ch);
+    }
+    putchar('"');
+}
+
+void report_sarif(void)
+{
+    printf("{\n  \"$schema\": \"https://json.schemastore.org/sarif-2.1.0.json\",\n"
+           "  \"version\": \"2.1.0\",\n  \"runs\": [{\n"
+           "    \"tool\": {\"driver\": {\"name\": \"cctx-vet\", \"version\": \"0.1.0\",\n"
+           "      \"rules\": [");
+    for (int i = 0; i < R_COUNT; i++) {
+        printf("%s\n        {\"id\": ", i ? "," : "");
+        json_string(rules[i].name);
+        printf(", \"shortDescription\": {\"text\": ");
+        json_string(rules[i].summary);
+        printf("}, \"defaultConfiguration\": {\"enabled\": %s, \"level\": \"warning\"}}",
+               rules[i].on_by_default ? "true" : "false");
+    }
+    printf("]}},\n    \"results\": [");
+    for (size_t i = 0; i < nall; i++) {
+        printf("%s\n      {\"ruleId\": ", i ? "," : "");
+        json_string(rules[all[i].rule].name);
+        printf(", \"ruleIndex\": %d, \"level\": \"warning\", \"message\": {\"text\": ",
+               (int)all[i].rule);
+        json_string(all[i].msg);
+        printf("},\n       \"locations\": [{\"physicalLocation\": {\"artifactLocation\": "
+               "{\"uri\": ");
+        json_string(all[i].file);
+        printf("}, \"region\": {\"startLine\": %u, \"startColumn\": %u}}}]}", all[i].at.line,
+               all[i].at.col);
+    }
+    printf("\n    ]\n  }]\n}\n");
+}
+
+void report_free(void)
+{
+    for (size_t i = 0; i < nall; i++)
+        free(all[i].msg);
+    free(all);
+    all = NULL;
+    nall = capall = file_start = 0;
+}

@@ -1,0 +1,178 @@
+/*
+ * The rules that need no paths: background and blocking in a function that
+ * has a context parameter (contextcheck and noctx), ctxfirst, and field
+ * (containedctx). Each looks at declarations and calls only.
+ */
+#include "vet.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const blocking[][2] = {
+    {"read", "cctx_read"},
+    {"write", "cctx_write"},
+    {"recv", "cctx_recv"},
+    {"send", "cctx_send"},
+    {"accept", "cctx_accept"},
+    {"accept4", "cctx_accept"},
+    {"connect", "cctx_connect"},
+    {"poll", "cctx_poll"},
+    {"sleep", "cctx_sleep"},
+    {"usleep", "cctx_sleep"},
+    {"nanosleep", "cctx_sleep"},
+    {"pthread_cond_wait", "cctx_cond_wait"},
+    {"pthread_mutex_lock", "cctx_mutex_lock"},
+    {"sem_wait", "cctx_sem_wait"},
+    {"pthread_join", "cctx_thread_join"},
+    {"curl_easy_perform", "cctx_curl_perform"},
+};
+
+const char *blocking_name(const char *name)
+{
+    for (size_t i = 0; i < sizeof blocking / sizeof blocking[0]; i++)
+        if (strcmp(name, blocking[i][0]) == 0)
+            return blocking[i][0];
+    return NULL;
+}
+
+const char *blocking_replacement(const char *name)
+{
+    for (size_t i = 0; i < sizeof blocking / sizeof blocking[0]; i++)
+        if (strcmp(name, blocking[i][0]) == 0)
+            return blocking[i][1];
+    return NULL;
+}
+
+struct fnctx {
+    char fname[128];
+    char param[64]; /* the first context parameter */
+};
+
+static enum CXChildVisitResult calls(CXCursor c, CXCursor parent, CXClientData data)
+{
+    (void)parent;
+    const struct fnctx *f = data;
+    if (clang_getCursorKind(c) != CXCursor_CallExpr)
+        return CXChildVisit_Recurse;
+    char name[128];
+    callee_name(c, name, sizeof name);
+    const char *repl = blocking_replacement(name);
+    if (strcmp(name, "cctx_background") == 0 || strcmp(name, "cctx_todo") == 0)
+        report(R_BACKGROUND, cursor_loc(c),
+               "%s() in %s, which was handed the context %s: derive from %s so the caller's "
+               "deadline and cancellation carry over",
+               name, f->fname, f->param, f->param);
+    else if (repl)
+        report(R_BLOCKING, cursor_loc(c),
+               "%s() blocks without listening to the context %s: use %s(%s, ...)", name,
+               f->param, repl, f->param);
+    return CXChildVisit_Recurse;
+}
+
+void check_function(CXCursor fn)
+{
+    struct fnctx f = {{0}, {0}};
+    CXString s = clang_getCursorSpelling(fn);
+    snprintf(f.fname, sizeof f.fname, "%s", clang_getCString(s));
+    clang_disposeString(s);
+    int n = clang_Cursor_getNumArguments(fn);
+    bool canonical = clang_equalCursors(fn, clang_getCanonicalCursor(fn));
+    for (int i = 0; i < n; i++) {
+        CXCursor p = clang_Cursor_getArgument(fn, (unsigned)i);
+        if (!is_ctx_ptr(clang_getCursorType(p)))
+            continue;
+        CXString ps = clang_getCursorSpelling(p);
+        if (!f.param[0])
+            snprintf(f.param, sizeof f.param, "%s",
+                     clang_getCString(ps)[0] ? clang_getCString(ps) : "(unnamed)");
+        if (i > 0 && canonical)
+            report(R_CTXFIRST, cursor_loc(p),
+                   "the context parameter %s of %s should come first, as everywhere else",
+                   clang_getCString(ps)[0] ? clang_getCString(ps) : "(unnamed)", f.fname);
+        clang_disposeString(ps);
+    }
+    if (f.param[0] && clang_isCursorDefinition(fn))
+        clang_visitChildren(fn, calls, &f);
+}
+
+/* ---- field ---------------------------------------------------------------- */
+
+struct fields {
+    CXCursor *exempt; /* struct declarations handed to threads or after-functions */
+    int nexempt, capexempt;
+    CXCursor *cand; /* context fields */
+    int ncand, capcand;
+};
+
+static void push(CXCursor **v, int *n, int *cap, CXCursor c)
+{
+    if (*n == *cap) {
+        *cap = *cap ? 2 * *cap : 8;
+        *v = realloc(*v, (size_t)*cap * sizeof **v);
+        if (!*v)
+            abort();
+    }
+    (*v)[(*n)++] = c;
+}
+
+/* The argument that a thread or an after-function receives. */
+static int arg_index(const char *name)
+{
+    if (strcmp(name, "pthread_create") == 0 || strcmp(name, "cctx_after_func_at") == 0)
+        return 3;
+    if (strcmp(name, "cctx_group_go_at") == 0)
+        return 2;
+    return -1;
+}
+
+static enum CXChildVisitResult scan(CXCursor c, CXCursor parent, CXClientData data)
+{
+    (void)parent;
+    struct fields *f = data;
+    enum CXCursorKind k = clang_getCursorKind(c);
+    if (k == CXCursor_FieldDecl && in_main_file(c) && is_ctx_ptr(clang_getCursorType(c))) {
+        push(&f->cand, &f->ncand, &f->capcand, c);
+    } else if (k == CXCursor_CallExpr) {
+        char name[128];
+        callee_name(c, name, sizeof name);
+        int i = arg_index(name);
+        if (i >= 0 && i < clang_Cursor_getNumArguments(c)) {
+            CXCursor a = strip(clang_Cursor_getArgument(c, (unsigned)i), true);
+            CXType t = clang_getCanonicalType(clang_getCursorType(a));
+            if (t.kind == CXType_Pointer) {
+                CXCursor d = clang_getTypeDeclaration(clang_getCanonicalType(clang_getPointeeType(t)));
+                if (!clang_Cursor_isNull(d))
+                    push(&f->exempt, &f->nexempt, &f->capexempt, clang_getCanonicalCursor(d));
+            }
+        }
+    }
+    return CXChildVisit_Recurse;
+}
+
+void check_fields(CXTranslationUnit tu)
+{
+    if (!rule_on[R_FIELD])
+        return;
+    struct fields f = {0};
+    clang_visitChildren(clang_getTranslationUnitCursor(tu), scan, &f);
+    for (int i = 0; i < f.ncand; i++) {
+        CXCursor rec = clang_getCursorSemanticParent(f.cand[i]);
+        CXCursor canon = clang_getCanonicalCursor(rec);
+        bool exempt = false;
+        for (int j = 0; j < f.nexempt && !exempt; j++)
+            exempt = clang_equalCursors(canon, f.exempt[j]);
+        if (exempt)
+            continue;
+        CXString rs = clang_getTypeSpelling(clang_getCursorType(rec));
+        CXString fs = clang_getCursorSpelling(f.cand[i]);
+        report(R_FIELD, cursor_loc(f.cand[i]),
+               "%s keeps a context in the field %s: pass the context as the first parameter "
+               "instead (a stored context outlives the call it belongs to)",
+               clang_getCString(rs), clang_getCString(fs));
+        clang_disposeString(rs);
+        clang_disposeString(fs);
+    }
+    free(f.exempt);
+    free(f.cand);
+}

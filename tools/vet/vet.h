@@ -1,0 +1,164 @@
+/*
+ * cctx-vet: the declarations shared by the checker's parts.
+ *
+ * The tool parses each file with libclang, lowers every function body into a
+ * small control-flow graph of context events (cfg.c), searches its paths for
+ * lost, double and late releases (paths.c), checks the rules that need no
+ * paths (simple.c), filters the findings through the suppression comments
+ * and prints them as GCC-style text or SARIF (report.c).
+ */
+#ifndef CCTX_VET_H
+#define CCTX_VET_H
+
+#include <clang-c/Index.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* ---- Rules ---------------------------------------------------------------- */
+
+enum rule {
+    R_LOSTRELEASE,
+    R_DOUBLERELEASE,
+    R_USEAFTERRELEASE,
+    R_BACKGROUND,
+    R_BLOCKING,
+    R_BLOCKING_LOCAL,
+    R_CTXFIRST,
+    R_FIELD,
+    R_UNCHECKED,
+    R_COUNT
+};
+
+struct rule_info {
+    const char *name;
+    bool on_by_default;
+    const char *summary; /* one line, for --list-rules and SARIF */
+};
+extern const struct rule_info rules[R_COUNT];
+/* Which rules run, after --enable / --disable. */
+extern bool rule_on[R_COUNT];
+int rule_by_name(const char *name); /* -1 if unknown */
+
+/* ---- Findings (report.c) -------------------------------------------------- */
+
+struct loc {
+    unsigned line, col;
+};
+
+/* A location in the file being checked, or line 0 when the cursor lies in
+ * another file (a header): findings are reported in the main file only. */
+struct loc cursor_loc(CXCursor c);
+struct loc end_loc(CXCursor c);
+
+/* Records a finding in the current file unless its rule is off or the
+ * location is not in the main file. printf-style message. */
+void report(enum rule r, struct loc at, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Starts a new file: findings are kept per file until flushed. */
+void report_begin_file(const char *path, const char *abs, CXFile file);
+/* Drops suppressed findings, sorts the rest and prints them (text) or keeps
+ * them for the SARIF log. Returns how many were kept. */
+size_t report_end_file(bool sarif);
+/* Writes the SARIF 2.1.0 log of every kept finding to stdout. */
+void report_sarif(void);
+void report_free(void);
+
+/* ---- Compile database (compdb.c) ----------------------------------------- */
+
+/* The compiler arguments for path (absolute), from compile_commands.json in
+ * dir or, when dir is NULL, in the current directory or its nearest parent
+ * that has one. NULL-terminated, malloc'd; *n is the count. NULL if no entry. */
+char **compdb_args(const char *dir, const char *path, int *n);
+void compdb_free_args(char **args, int n);
+void compdb_close(void);
+
+/* ---- Cursor helpers (ast.c) ----------------------------------------------- */
+
+struct kids {
+    CXCursor *v;
+    unsigned n, cap;
+};
+/* The direct children of c, in source order. Free with kids_free. */
+struct kids kids_of(CXCursor c);
+void kids_free(struct kids *k);
+
+/* c without parentheses and implicit conversions (and explicit casts when
+ * casts is true). */
+CXCursor strip(CXCursor c, bool casts);
+/* The operator token of a unary or binary operator cursor, copied into buf. */
+const char *op_of(CXCursor c, char *buf, size_t size);
+/* true when the spelling of the tokens of c is exactly text (a null constant). */
+bool is_null_const(CXCursor c);
+/* The called function's name for a call, "" if it calls through a pointer. */
+void callee_name(CXCursor call, char *buf, size_t size);
+/* The called function's declaration says it never returns. */
+bool callee_noreturn(CXCursor call, const char *name);
+/* The type is cctx_t * (any qualifiers on the struct). */
+bool is_ctx_ptr(CXType t);
+/* Whether the declaration's tokens include the word (used for CCTX_AUTO and
+ * the cleanup attribute). */
+bool decl_has_token(CXCursor decl, const char *word, const char *word2);
+bool in_main_file(CXCursor c);
+
+/* ---- The CFG (cfg.c) ------------------------------------------------------ */
+
+enum ev_kind {
+    EV_DEF,        /* var = a new reference (cctx_with_*, cctx_ref)             */
+    EV_BORROW,     /* var = a context the function does not own               */
+    EV_REF,        /* cctx_ref(var) with the result dropped: one more reference */
+    EV_RELEASE,    /* cctx_release(var)                                        */
+    EV_AUTO_END,   /* CCTX_AUTO's cleanup runs for var (scope exit)            */
+    EV_HANDOVER,   /* var handed to a thread: one reference goes with it       */
+    EV_USE,        /* var read (passed to a call, dereferenced, compared)      */
+    EV_ESCAPE,     /* var stored outside, returned, address taken: untracked   */
+    EV_NULL,       /* var is NULL here (assigned NULL, or a null-test branch)  */
+    EV_BACKGROUND, /* cctx_background()/cctx_todo() called                     */
+    EV_BLOCKING,   /* a blocking call that has a cctx_ form                    */
+    EV_NORETURN,   /* the path ends: abort, exit, a _Noreturn function         */
+    EV_EXIT        /* the function returns (a return, or the closing brace)    */
+};
+
+struct event {
+    enum ev_kind kind;
+    int var;         /* index into cfg.vars, -1 for none */
+    struct loc at;
+    const char *what; /* the call's name (EV_DEF, EV_BLOCKING, EV_BACKGROUND) */
+};
+
+struct node {
+    struct event *ev;
+    int nev, capev;
+    int *succ;
+    int nsucc, capsucc;
+};
+
+struct var {
+    CXCursor decl;
+    char name[64];
+    bool param, autorel;
+    struct loc at;
+};
+
+struct cfg {
+    struct node *nodes;
+    int n, cap;
+    struct var *vars;
+    int nvars, capvars;
+    int entry;
+    char fname[128];
+};
+
+/* Builds the graph of a function definition; also reports `unchecked`. */
+void cfg_build(struct cfg *g, CXCursor fn);
+void cfg_free(struct cfg *g);
+
+/* ---- Rules over the CFG (paths.c) and without it (simple.c) --------------- */
+
+void check_paths(const struct cfg *g);
+void check_function(CXCursor fn);  /* background (parameters), blocking, ctxfirst */
+void check_fields(CXTranslationUnit tu); /* field */
+/* The cctx_ call that replaces a blocking call, or NULL if name is not one. */
+const char *blocking_replacement(const char *name);
+/* The same name as a static string, or NULL. */
+const char *blocking_name(const char *name);
+
+#endif /* CCTX_VET_H */
