@@ -124,7 +124,8 @@ static char *run_isolated(const char *name)
         free(text);
         SKIP("new mount and network namespaces not permitted");
     }
-    printf("%s", text);
+    fputs(text, stdout);
+    fflush(stdout);
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
         fprintf(stderr, "isolated child %s failed (status %#x)\n", name, st);
         abort();
