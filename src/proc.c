@@ -73,6 +73,7 @@ struct cctx_proc {
     bool kill_armed;
     /* Under lock. */
     bool term_sent, kill_sent, exited, reaped;
+    bool lost; /* reaped by someone else: no status (ECHILD) */
     int status;
 };
 
@@ -367,7 +368,7 @@ CCTX_API int cctx_proc_wait(cctx_proc_t *p, int *status)
                  * broken); never name the PID again. */
                 p->reaped = true;
                 p->exited = true;
-                p->status = 0;
+                p->lost = true;
             }
         }
         pthread_mutex_unlock(&p->lock);
@@ -375,10 +376,11 @@ CCTX_API int cctx_proc_wait(cctx_proc_t *p, int *status)
     pthread_mutex_lock(&p->lock);
     if (may_reap(p))
         reap_locked(p);
-    if (status)
+    int rc = p->lost ? ECHILD : 0;
+    if (status && !rc)
         *status = p->status;
     pthread_mutex_unlock(&p->lock);
-    return 0;
+    return rc;
 }
 
 CCTX_API pid_t cctx_proc_pid(const cctx_proc_t *p)

@@ -661,3 +661,22 @@ TEST(proc_end_latency)
            reap[runs * 9 / 10] / 1e3);
     check_no_children();
 }
+
+/* The application breaks the rule and reaps the child itself: wait reports
+ * ECHILD, the library names the PID no more, free is safe. */
+TEST(proc_reaped_by_someone_else)
+{
+    cctx_cancel_t *cancel;
+    cctx_t *ctx = cctx_with_cancel(cctx_background(), &cancel);
+    cctx_proc_t *p = spawn_sh(ctx, "exit 4", NULL);
+    int st;
+    CHECK_EQ(waitpid(cctx_proc_pid(p), &st, 0), cctx_proc_pid(p));
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 4);
+    st = -1;
+    CHECK_EQ(cctx_proc_wait(p, &st), ECHILD);
+    CHECK_EQ(st, -1);
+    cctx_cancel(cancel); /* signals nothing: the child is known to be gone */
+    cctx_proc_free(p);
+    cctx_release(ctx);
+    check_no_children();
+}

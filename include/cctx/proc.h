@@ -99,8 +99,10 @@ CCTX_API cctx_proc_t *cctx_proc_spawn(cctx_t *ctx, const char *path, char *const
 /* Waits until the child has exited (however long: it does not stop when ctx
  * ends, since the end of ctx is what makes the child exit) and stores its
  * wait status (WIFEXITED, WTERMSIG...) in *status if status is not NULL.
- * 0, or EINVAL for a NULL p. May be called again: it returns the same
- * status. Threads may wait at the same time. */
+ * 0, EINVAL for a NULL p, or ECHILD if something else reaped the child
+ * (the rule at the top of this file was broken; *status is not written).
+ * May be called again: it returns the same status. Threads may wait at the
+ * same time. */
 CCTX_API int cctx_proc_wait(cctx_proc_t *p, int *status);
 
 /* The child's PID (also its process group ID unless same_group); -1 for a
