@@ -61,6 +61,7 @@
 
 #include <cctx.h>
 
+#include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
 #include <semaphore.h>
@@ -70,6 +71,8 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+struct addrinfo; /* <netdb.h> hides it from strict ISO C without _POSIX_C_SOURCE */
 
 /* poll(2) that also ends when ctx does. Returns the number of entries of fds
  * with non-zero revents, or 0 when `timeout` (nanoseconds on cctx_now()'s
@@ -191,6 +194,49 @@ CCTX_API int cctx_sem_wait(cctx_t *ctx, sem_t *sem);
  * on, still joinable: join it again later. As with pthread_join, only one
  * thread may join a given thread at a time. Waits in slices. */
 CCTX_API int cctx_thread_join(cctx_t *ctx, pthread_t thread, void **ret);
+
+/* ---- Name resolution ------------------------------------------------------ */
+
+/* getaddrinfo(3) cannot be abandoned: it blocks for the resolver's whole
+ * timeout and retries (by default 5 s times 2 attempts per server), and
+ * nothing can stop it. cctx_getaddrinfo runs it on a helper thread of its
+ * own (detached, every signal blocked, named cctx-resolve) and waits for
+ * that thread or for the end of ctx, whichever comes first. When ctx ends
+ * first the call returns at once and the helper is abandoned: it runs on
+ * until the resolver gives up or answers, then frees the result itself and
+ * exits, so nothing leaks and nothing touches the caller's memory (node,
+ * service and hints are copied). The cost of the thread is paid only for a
+ * name: a NULL node, a numeric address (inet_pton's IPv4 or IPv6 forms) or
+ * AI_NUMERICHOST in hints never waits on the network and is resolved on the
+ * calling thread. The helper-thread way works with any libc (musl included),
+ * where glibc's getaddrinfo_a would need a signal or thread notification
+ * and still could not cancel a lookup in progress (gai_cancel then answers
+ * EAI_NOTCANCELED).
+ *
+ * Returns getaddrinfo's codes (0 with *res set, to be freed with
+ * freeaddrinfo), and EAI_SYSTEM with errno set: ctx's error (ECANCELED,
+ * ETIMEDOUT) when ctx ends first or had already ended (nothing is started
+ * then), EINVAL for a NULL ctx or res, or pthread_create's error (EAGAIN)
+ * when no helper thread can be started. *res is written only on success.
+ *
+ * fork(): a helper thread still running at the fork is not in the child;
+ * its bookkeeping in the child's memory is then never freed (a few hundred
+ * bytes per abandoned lookup), nothing else. */
+CCTX_API int cctx_getaddrinfo(cctx_t *ctx, const char *node, const char *service,
+                              const struct addrinfo *hints, struct addrinfo **res);
+
+/* A connected socket to host:service (socktype: SOCK_STREAM, or SOCK_DGRAM
+ * for a connected UDP socket; 0 means SOCK_STREAM): resolves with
+ * cctx_getaddrinfo (AF_UNSPEC), then tries each address in the order the
+ * resolver gave, each with cctx_connect, until one connects. The socket is
+ * blocking and close-on-exec. Returns it, or -1 with errno: ctx's error when
+ * ctx ends first (during the resolution or a connect), EINVAL (NULL ctx or
+ * host, or a bad socktype), the resolution's failure (EADDRNOTAVAIL for a name
+ * with no address, as EAI_NONAME, EAI_NODATA, EAI_ADDRFAMILY and EAI_FAIL
+ * say; EAGAIN for EAI_AGAIN; ENOMEM; EINVAL for a service or socktype the
+ * resolver refuses; the errno of EAI_SYSTEM), or, when every address was
+ * tried, the error of the first connect that failed (ECONNREFUSED...). */
+CCTX_API int cctx_dial(cctx_t *ctx, const char *host, const char *service, int socktype);
 
 #ifdef __cplusplus
 }

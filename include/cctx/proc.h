@@ -1,0 +1,124 @@
+/*
+ * cctx/proc.h — child processes tied to a context.
+ *
+ * Go's exec.CommandContext with Cmd.Cancel and WaitDelay: when the context
+ * ends, the child gets a signal (SIGTERM by default), then SIGKILL once
+ * kill_after has passed, and cctx_proc_wait returns its wait status.
+ *
+ *   cctx_proc_opts_t o = CCTX_PROC_OPTS_INIT;
+ *   o.kill_after = CCTX_SEC(2);
+ *   char *argv[] = {"/usr/bin/make", "-j4", NULL};
+ *   cctx_proc_t *p = cctx_proc_spawn(ctx, argv[0], argv, NULL, &o);
+ *   if (!p) return errno;
+ *   int status;
+ *   cctx_proc_wait(p, &status);      // returns when make has exited
+ *   cctx_proc_free(p);
+ *
+ * Process groups. By default the child leads a new process group (its
+ * group ID is its PID) and both signals go to the whole group, so the
+ * grandchildren a shell or a build tool starts end with it. With same_group
+ * the child stays in the caller's group and only the child is signalled.
+ *
+ * Reaping, and why no signal ever reaches a stranger. A PID, and a process
+ * group ID, cannot be reused while the process that bears it is unreaped,
+ * so the library signals only while it holds the child unreaped, and reaps
+ * it itself, under the same lock as the signalling:
+ *  - cctx_proc_wait waits for the exit without reaping (waitid WNOWAIT),
+ *    returns the status, and reaps the child when no further signal can be
+ *    due: the context ended and SIGKILL was sent (or kill_after is
+ *    CCTX_NO_DEADLINE), or same_group on a kernel with pidfds (the signal
+ *    then goes through a pidfd, which never names another process);
+ *  - otherwise the exited child stays a zombie until cctx_proc_free, so
+ *    that if the context ends between cctx_proc_wait and cctx_proc_free the
+ *    members of its group that outlived it are still signalled safely;
+ *  - cctx_proc_free reaps it in every case: no zombie outlives the handle.
+ * The one rule for the application: nobody else may reap this child. Do not
+ * call wait(), waitpid(-1, ...) or waitid(P_ALL, ...) for children you did
+ * not start, and do not set SIGCHLD to SIG_IGN or SA_NOCLDWAIT (the kernel
+ * would then reap it). libuv, GLib and Go's runtime state the same rule.
+ * Where pidfd_open(2) exists (Linux 5.3), the child's own signals (same_group)
+ * go through a pidfd and stay safe even if that rule is broken; the group
+ * signal (kill(-pgid)) has no pidfd form and relies on the rule.
+ *
+ * Descriptors. The child has exactly three open descriptors from the
+ * parent, 0, 1 and 2: stdin_fd, stdout_fd and stderr_fd (-1: the parent's
+ * own 0, 1 or 2). Every other descriptor is closed in the child, including
+ * those the application opened without O_CLOEXEC (posix_spawn's
+ * addclosefrom on glibc 2.34 and later; elsewhere each open descriptor found
+ * in /proc/self/fd at spawn time is closed, so one opened without O_CLOEXEC
+ * by another thread during the spawn may leak into the child there). The
+ * given descriptors may be any numbers, 0 to 2 in any order included.
+ *
+ * Signals in the child: no signal is blocked, and every signal has its
+ * default action (an ignored SIGPIPE or SIGTERM of the parent is not
+ * inherited).
+ */
+#ifndef CCTX_PROC_H
+#define CCTX_PROC_H
+
+#include <cctx.h>
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cctx_proc cctx_proc_t;
+
+/* Start from CCTX_PROC_OPTS_INIT (or pass NULL opts for all defaults): a
+ * zeroed struct means descriptor 0 for stdin, stdout and stderr, which is
+ * what it says (the parent's stdin as the child's stdout), not "inherit". */
+typedef struct cctx_proc_opts {
+    int     signal;        /* sent when ctx ends; 0: SIGTERM */
+    int64_t kill_after;    /* then SIGKILL after this long (measured on cctx_now(),
+                              so on the fake clock while it runs); 0: 5 s;
+                              negative: with the first signal; CCTX_NO_DEADLINE: never */
+    bool    same_group;    /* false (default): the child leads a new process group, and the
+                              signals go to the whole group */
+    int     stdin_fd, stdout_fd, stderr_fd;   /* -1: inherit */
+} cctx_proc_opts_t;
+
+#define CCTX_PROC_OPTS_INIT                                                          \
+    { .signal = 0, .kill_after = 0, .same_group = false,                             \
+      .stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1 }
+
+/* Starts path (no PATH search: as execve) with argv (argv[0] included) and
+ * envp (NULL: the caller's environ). Returns the handle, or NULL with errno:
+ * EINVAL (NULL ctx, path or argv; a signal out of range; a negative
+ * descriptor other than -1), EBADF (a given descriptor is not open),
+ * ctx's error if ctx has already ended (nothing is started), ENOMEM, or
+ * the error of the exec itself (ENOENT, EACCES, ENOEXEC...), which
+ * posix_spawn reports from the child. The handle holds a reference on ctx
+ * until cctx_proc_free. */
+CCTX_API cctx_proc_t *cctx_proc_spawn(cctx_t *ctx, const char *path, char *const argv[],
+                                      char *const envp[], const cctx_proc_opts_t *opts);
+
+/* Waits until the child has exited (however long: it does not stop when ctx
+ * ends, since the end of ctx is what makes the child exit) and stores its
+ * wait status (WIFEXITED, WTERMSIG...) in *status if status is not NULL.
+ * 0, EINVAL for a NULL p, or ECHILD if something else reaped the child
+ * (the rule at the top of this file was broken; *status is not written).
+ * May be called again: it returns the same status. Threads may wait at the
+ * same time. */
+CCTX_API int cctx_proc_wait(cctx_proc_t *p, int *status);
+
+/* The child's PID (also its process group ID unless same_group); -1 for a
+ * NULL p. Valid until cctx_proc_free; do not signal it yourself after
+ * cctx_proc_wait returned, the library may have reaped it. */
+CCTX_API pid_t cctx_proc_pid(const cctx_proc_t *p);
+
+/* Ends the tie to ctx, reaps the child and frees p. Normally called after
+ * cctx_proc_wait. A child still running is sent SIGKILL (its group too,
+ * unless same_group) and reaped, so this never leaves a zombie; a group
+ * whose SIGKILL was still pending after the context's signal gets it now
+ * (after free the group could no longer be signalled safely). NULL: nothing. */
+CCTX_API void cctx_proc_free(cctx_proc_t *p);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CCTX_PROC_H */

@@ -1,0 +1,421 @@
+/*
+ * <cctx/proc.h>: child processes tied to a context. Built on the public API
+ * of <cctx.h> only.
+ *
+ * Pieces:
+ *  - The spawn: posix_spawn (glibc and musl implement it with
+ *    clone(CLONE_VM|CLONE_VFORK), so it costs no copy of the address space
+ *    and runs no atfork handler), with POSIX_SPAWN_SETPGROUP for the new
+ *    group, an empty signal mask and default dispositions, the three
+ *    descriptors dup2'd onto 0, 1 and 2 and every other one closed.
+ *  - A pidfd (pidfd_open, Linux 5.3) opened right after the spawn. Between
+ *    the spawn and pidfd_open the child cannot be reaped by anyone but us
+ *    (the rule of proc.h), so the pidfd names the right process.
+ *  - Two after-functions: on_end, on ctx, sends the first signal and arms
+ *    the second; on_kill, on a context of the library's with a timeout of
+ *    kill_after (so kill_after is measured on cctx_now(), and the fake clock
+ *    drives it in tests), sends SIGKILL.
+ *
+ * The reaping rule. Every signal is sent, and the child is reaped, under
+ * p->lock, and the flag `reaped` is checked before each signal. While the
+ * child is unreaped (running, or a zombie) its PID and its group ID stay
+ * allocated to it, so kill(pid) and kill(-pid) cannot reach another process.
+ * cctx_proc_wait learns of the exit with waitid(WEXITED | WNOWAIT), which
+ * leaves the child a zombie, and reaps only when no signal can be due any
+ * more (see may_reap); cctx_proc_free always reaps. So after the context
+ * ends, group members that outlive the leader still get the SIGKILL on time.
+ *
+ * Locks: p->lock is a leaf, never held across a cctx call that may run an
+ * after-function (cctx_after_func on a done context runs it at once,
+ * cctx_after_stop waits for a running one, and both of ours take p->lock).
+ */
+#define _GNU_SOURCE
+#include <cctx.h>
+#include <cctx/proc.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+#define HAVE_ADDCLOSEFROM 1
+#else
+#define HAVE_ADDCLOSEFROM 0
+#endif
+
+#define DEFAULT_KILL_AFTER CCTX_SEC(5)
+
+struct cctx_proc {
+    pthread_mutex_t lock;
+    pid_t pid;
+    int pidfd;          /* -1 where the kernel has no pidfd_open */
+    int sig;            /* the first signal */
+    int64_t kill_after; /* resolved: never 0 */
+    bool group;         /* signals go to the group -pid */
+    cctx_t *ctx;        /* our reference, released by free */
+    cctx_after_t end_reg;
+    /* Armed by on_end; touched by free only after on_end has finished. */
+    cctx_t *kill_ctx;
+    cctx_after_t kill_reg;
+    bool kill_armed;
+    /* Under lock. */
+    bool term_sent, kill_sent, exited, reaped;
+    bool lost; /* reaped by someone else: no status (ECHILD) */
+    int status;
+};
+
+/* ---- signalling --------------------------------------------------------- */
+
+static int pidfd_open_(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+    /* A pidfd is always close-on-exec. ENOSYS (kernel before 5.3) and
+     * EPERM (some seccomp sandboxes) leave the portable path. */
+    long fd = syscall(SYS_pidfd_open, pid, 0);
+    return fd < 0 ? -1 : (int)fd;
+#else
+    (void)pid;
+    return -1;
+#endif
+}
+
+/* Sends sig to the child, or its group. Called with p->lock held and the
+ * child unreaped, which is what makes the PID (and the group ID, equal to it)
+ * safe to name. */
+static void send_locked(struct cctx_proc *p, int sig)
+{
+    if (p->reaped)
+        return;
+    if (p->group) {
+        /* ESRCH only if every member has gone, which an unreaped leader
+         * rules out; nothing to do on failure either way. */
+        (void)kill(-p->pid, sig);
+        return;
+    }
+#ifdef SYS_pidfd_send_signal
+    if (p->pidfd >= 0 && syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0) == 0)
+        return;
+#endif
+    (void)kill(p->pid, sig);
+}
+
+/* No signal can be due any more: reaping is then safe for whoever still
+ * signals by PID. */
+static bool may_reap(const struct cctx_proc *p)
+{
+    if (!p->group && p->pidfd >= 0)
+        return true; /* signals go through the pidfd: ESRCH after reaping */
+    return p->term_sent && (p->kill_sent || p->kill_after == CCTX_NO_DEADLINE);
+}
+
+/* Reaps the child (blocking until it exits, which it has or will shortly
+ * after a SIGKILL). With p->lock held. */
+static void reap_locked(struct cctx_proc *p)
+{
+    if (p->reaped)
+        return;
+    int st;
+    pid_t r;
+    do
+        r = waitpid(p->pid, &st, 0);
+    while (r < 0 && errno == EINTR);
+    if (r == p->pid && !p->exited) {
+        p->status = st;
+        p->exited = true;
+    }
+    /* r < 0 (ECHILD) means someone broke the rule and reaped it: nothing
+     * left to do but stop naming the PID. */
+    p->reaped = true;
+}
+
+static void on_kill(void *arg)
+{
+    struct cctx_proc *p = arg;
+    pthread_mutex_lock(&p->lock);
+    if (!p->kill_sent) {
+        send_locked(p, SIGKILL);
+        p->kill_sent = true;
+    }
+    pthread_mutex_unlock(&p->lock);
+}
+
+static void on_end(void *arg)
+{
+    struct cctx_proc *p = arg;
+    pthread_mutex_lock(&p->lock);
+    send_locked(p, p->sig);
+    p->term_sent = true;
+    bool arm = p->kill_after != CCTX_NO_DEADLINE && !p->reaped;
+    pthread_mutex_unlock(&p->lock);
+    if (!arm)
+        return;
+    /* The second signal rides on a deadline of the library's, so it costs no
+     * thread of ours and follows the fake clock. A negative kill_after gives
+     * a context born done: on_kill runs at once, inside cctx_after_func. */
+    cctx_t *k = cctx_with_timeout_cause(cctx_background(), p->kill_after, 0,
+                                        "cctx_proc: kill_after", NULL);
+    if (!k) {
+        on_kill(p); /* out of memory: escalate now rather than never */
+        return;
+    }
+    (void)cctx_set_name(k, "cctx_proc kill_after");
+    p->kill_ctx = k;
+    p->kill_armed = true;
+    cctx_after_func(k, &p->kill_reg, on_kill, p);
+}
+
+/* ---- spawning ------------------------------------------------------------- */
+
+/* Adds to fa a close of every descriptor from 3 up that is open without
+ * close-on-exec, where posix_spawn has no closefrom. */
+static int close_others(posix_spawn_file_actions_t *fa)
+{
+#if HAVE_ADDCLOSEFROM
+    return posix_spawn_file_actions_addclosefrom_np(fa, 3);
+#else
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return 0; /* no /proc: close-on-exec descriptors only */
+    int self = dirfd(d), rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        int fd = atoi(e->d_name);
+        if (fd < 3 || fd == self)
+            continue;
+        int fl = fcntl(fd, F_GETFD);
+        if (fl >= 0 && !(fl & FD_CLOEXEC))
+            rc = posix_spawn_file_actions_addclose(fa, fd);
+    }
+    closedir(d);
+    return rc;
+#endif
+}
+
+static cctx_proc_t *fail(int err)
+{
+    errno = err;
+    return NULL;
+}
+
+CCTX_API cctx_proc_t *cctx_proc_spawn(cctx_t *ctx, const char *path, char *const argv[],
+                                      char *const envp[], const cctx_proc_opts_t *opts)
+{
+    static const cctx_proc_opts_t defaults = CCTX_PROC_OPTS_INIT;
+    if (!opts)
+        opts = &defaults;
+    if (!ctx || !path || !argv)
+        return fail(EINVAL);
+    if (opts->signal < 0 || opts->signal >= NSIG)
+        return fail(EINVAL);
+    int given[3] = {opts->stdin_fd, opts->stdout_fd, opts->stderr_fd};
+    for (int i = 0; i < 3; i++) {
+        if (given[i] < -1)
+            return fail(EINVAL);
+        if (given[i] >= 0 && fcntl(given[i], F_GETFD) < 0)
+            return fail(EBADF);
+    }
+    int err = cctx_err(ctx);
+    if (err)
+        return fail(err);
+
+    struct cctx_proc *p = calloc(1, sizeof *p);
+    if (!p)
+        return fail(ENOMEM);
+    pthread_mutex_init(&p->lock, NULL);
+    p->pidfd = -1;
+    p->sig = opts->signal ? opts->signal : SIGTERM;
+    p->kill_after = opts->kill_after ? opts->kill_after : DEFAULT_KILL_AFTER;
+    p->group = !opts->same_group;
+
+    /* A given descriptor that is itself 0, 1 or 2 but goes elsewhere (say
+     * stdin_fd = 1, stdout_fd = 0) would be overwritten by an earlier dup2
+     * in the child: such sources are first copied above 2, close-on-exec. */
+    int src[3], tmp[3] = {-1, -1, -1};
+    for (int i = 0; i < 3; i++) {
+        src[i] = given[i];
+        if (given[i] >= 0 && given[i] <= 2 && given[i] != i) {
+            tmp[i] = fcntl(given[i], F_DUPFD_CLOEXEC, 3);
+            if (tmp[i] < 0) {
+                err = errno;
+                goto out_tmp;
+            }
+            src[i] = tmp[i];
+        }
+    }
+
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    if ((err = posix_spawn_file_actions_init(&fa)) != 0)
+        goto out_tmp;
+    if ((err = posix_spawnattr_init(&at)) != 0) {
+        posix_spawn_file_actions_destroy(&fa);
+        goto out_tmp;
+    }
+    /* dup2 onto the same number clears close-on-exec (POSIX 2024, glibc
+     * 2.29, musl), so a given 1 as stdout_fd stays open in the child. */
+    for (int i = 0; i < 3 && !err; i++)
+        if (src[i] >= 0)
+            err = posix_spawn_file_actions_adddup2(&fa, src[i], i);
+    if (!err)
+        err = close_others(&fa);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    sigdelset(&all, SIGKILL);
+    sigdelset(&all, SIGSTOP);
+    short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+    if (p->group)
+        flags |= POSIX_SPAWN_SETPGROUP;
+    if (!err)
+        err = posix_spawnattr_setflags(&at, flags);
+    if (!err)
+        err = posix_spawnattr_setsigmask(&at, &none);
+    if (!err)
+        err = posix_spawnattr_setsigdefault(&at, &all);
+    if (!err && p->group)
+        err = posix_spawnattr_setpgroup(&at, 0);
+    if (!err)
+        err = posix_spawn(&p->pid, path, &fa, &at, argv, envp ? envp : environ);
+    posix_spawnattr_destroy(&at);
+    posix_spawn_file_actions_destroy(&fa);
+    if (err)
+        goto out_tmp;
+    for (int i = 0; i < 3; i++)
+        if (tmp[i] >= 0)
+            close(tmp[i]), tmp[i] = -1;
+
+    p->pidfd = pidfd_open_(p->pid);
+    p->ctx = cctx_ref(ctx);
+    /* If ctx ended since the check above, on_end runs now: the child is
+     * signalled at once, as it would have been a moment later. */
+    if (cctx_after_func(ctx, &p->end_reg, on_end, p) != 0) {
+        /* Only EINVAL, which a live reference rules out; be safe anyway. */
+        pthread_mutex_lock(&p->lock);
+        send_locked(p, SIGKILL);
+        reap_locked(p);
+        pthread_mutex_unlock(&p->lock);
+        if (p->pidfd >= 0)
+            close(p->pidfd);
+        cctx_release(p->ctx);
+        err = EINVAL;
+        goto out_tmp; /* every tmp is -1 by now */
+    }
+    return p;
+
+out_tmp:
+    for (int i = 0; i < 3; i++)
+        if (tmp[i] >= 0)
+            close(tmp[i]);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+    return fail(err);
+}
+
+/* ---- waiting, freeing ------------------------------------------------------ */
+
+/* The wait status that waitpid would give, from waitid's siginfo. */
+static int status_of(const siginfo_t *si)
+{
+    switch (si->si_code) {
+    case CLD_EXITED:
+        return (si->si_status & 0xff) << 8;
+    case CLD_DUMPED:
+        return (si->si_status & 0x7f) | 0x80;
+    default: /* CLD_KILLED */
+        return si->si_status & 0x7f;
+    }
+}
+
+CCTX_API int cctx_proc_wait(cctx_proc_t *p, int *status)
+{
+    if (!p)
+        return EINVAL;
+    pthread_mutex_lock(&p->lock);
+    bool known = p->exited;
+    pthread_mutex_unlock(&p->lock);
+    if (!known) {
+        /* WNOWAIT: learn of the exit but leave the child a zombie, so that
+         * its PID stays ours until the reaping below, under the lock. This
+         * call needs no lock: it neither reaps nor signals. */
+        siginfo_t si;
+        int r;
+        do {
+            memset(&si, 0, sizeof si);
+            r = waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOWAIT);
+        } while (r < 0 && errno == EINTR);
+        pthread_mutex_lock(&p->lock);
+        if (!p->exited) {
+            if (r == 0) {
+                p->status = status_of(&si);
+                p->exited = true;
+            } else {
+                /* ECHILD: reaped behind our back (the rule of proc.h was
+                 * broken); never name the PID again. */
+                p->reaped = true;
+                p->exited = true;
+                p->lost = true;
+            }
+        }
+        pthread_mutex_unlock(&p->lock);
+    }
+    pthread_mutex_lock(&p->lock);
+    if (may_reap(p))
+        reap_locked(p);
+    int rc = p->lost ? ECHILD : 0;
+    if (status && !rc)
+        *status = p->status;
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
+CCTX_API pid_t cctx_proc_pid(const cctx_proc_t *p)
+{
+    return p ? p->pid : -1;
+}
+
+CCTX_API void cctx_proc_free(cctx_proc_t *p)
+{
+    if (!p)
+        return;
+    /* Order matters: once end_reg is stopped (or has finished running),
+     * nobody arms kill_reg any more, so kill_armed can be read. */
+    cctx_after_stop(&p->end_reg);
+    if (p->kill_armed) {
+        cctx_after_stop(&p->kill_reg);
+        cctx_release(p->kill_ctx);
+    }
+    pthread_mutex_lock(&p->lock);
+    if (!p->reaped) {
+        siginfo_t si;
+        memset(&si, 0, sizeof si);
+        int r = waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOHANG | WNOWAIT);
+        bool running = r == 0 && si.si_pid == 0;
+        bool pending = p->group && p->term_sent && !p->kill_sent;
+        if (running || pending) {
+            send_locked(p, SIGKILL);
+            p->kill_sent = true;
+        }
+        reap_locked(p);
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (p->pidfd >= 0)
+        close(p->pidfd);
+    cctx_release(p->ctx);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+}

@@ -1,0 +1,281 @@
+/*
+ * Name resolution that can be abandoned: cctx_getaddrinfo and cctx_dial of
+ * <cctx/io.h>. Built on the public API of <cctx.h> and <cctx/io.h>.
+ *
+ * The protocol between the caller and the helper thread. A job is shared by
+ * both and freed by whichever of the two lets go of it last, decided under
+ * job->lock:
+ *  - the helper resolves, then takes the lock; if the caller is still
+ *    waiting it stores the result, sets `done` and signals; otherwise (the
+ *    caller abandoned the job) it frees the result and the job itself;
+ *  - the caller waits with cctx_cond_wait; when ctx ends before `done` it
+ *    sets `abandoned` and returns, leaving the job to the helper; when
+ *    `done` is set it takes the result and frees the job.
+ * After the helper has set `done` and unlocked it never touches the job
+ * again, so the caller may destroy the mutex and condition variable at once
+ * (cctx_cond_wait leaves nothing registered on ctx when it returns).
+ */
+#define _GNU_SOURCE
+#include <cctx.h>
+#include <cctx/io.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "io_internal.h"
+#include "resolve_internal.h"
+
+struct job {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool done, abandoned; /* under lock */
+    int rc, err;
+    struct addrinfo *res;
+    /* Copies: the caller's strings and hints may be gone once it returns. */
+    char *node, *service;
+    bool has_hints;
+    struct addrinfo hints;
+};
+
+/* Helper threads not finished yet (a test hook). Relaxed increments; the
+ * decrement is a release, after the helper's last touch of the job, and the
+ * hook's load an acquire, so a test that sees 0 sees every free done. */
+static atomic_int in_flight;
+
+int cctx__resolve_in_flight(void)
+{
+    return atomic_load_explicit(&in_flight, memory_order_acquire);
+}
+
+static void job_free(struct job *j)
+{
+    pthread_mutex_destroy(&j->lock);
+    pthread_cond_destroy(&j->cond);
+    free(j->node);
+    free(j->service);
+    free(j);
+}
+
+static void *helper(void *arg)
+{
+    struct job *j = arg;
+#ifdef __linux__
+    pthread_setname_np(pthread_self(), "cctx-resolve");
+#endif
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(j->node, j->service, j->has_hints ? &j->hints : NULL, &res);
+    int err = rc == EAI_SYSTEM ? errno : 0;
+    pthread_mutex_lock(&j->lock);
+    if (j->abandoned) {
+        pthread_mutex_unlock(&j->lock);
+        if (rc == 0)
+            freeaddrinfo(res);
+        job_free(j);
+    } else {
+        j->rc = rc;
+        j->err = err;
+        j->res = res;
+        j->done = true;
+        pthread_cond_signal(&j->cond);
+        pthread_mutex_unlock(&j->lock);
+    }
+    atomic_fetch_sub_explicit(&in_flight, 1, memory_order_release);
+    return NULL;
+}
+
+/* Lookups that never wait on the network: done on the calling thread. */
+static bool is_local(const char *node, const struct addrinfo *hints)
+{
+    if (!node || (hints && (hints->ai_flags & AI_NUMERICHOST)))
+        return true;
+    unsigned char buf[sizeof(struct in6_addr)];
+    if (inet_pton(AF_INET, node, buf) == 1 || inet_pton(AF_INET6, node, buf) == 1)
+        return true;
+    return false;
+}
+
+static int sys_fail(int err)
+{
+    errno = err;
+    return EAI_SYSTEM;
+}
+
+static char *dup_or_null(const char *s, bool *oom)
+{
+    if (!s)
+        return NULL;
+    char *d = strdup(s);
+    if (!d)
+        *oom = true;
+    return d;
+}
+
+CCTX_API int cctx_getaddrinfo(cctx_t *ctx, const char *node, const char *service,
+                              const struct addrinfo *hints, struct addrinfo **res)
+{
+    if (!ctx || !res)
+        return sys_fail(EINVAL);
+    int err = cctx_err(ctx);
+    if (err)
+        return sys_fail(err);
+    if (is_local(node, hints))
+        return getaddrinfo(node, service, hints, res);
+
+    struct job *j = calloc(1, sizeof *j);
+    if (!j)
+        return EAI_MEMORY;
+    bool oom = false;
+    j->node = dup_or_null(node, &oom);
+    j->service = dup_or_null(service, &oom);
+    if (hints) {
+        /* Only the four fields getaddrinfo reads from hints; the pointers
+         * must be NULL there anyway. */
+        j->has_hints = true;
+        j->hints.ai_flags = hints->ai_flags;
+        j->hints.ai_family = hints->ai_family;
+        j->hints.ai_socktype = hints->ai_socktype;
+        j->hints.ai_protocol = hints->ai_protocol;
+    }
+    if (oom) {
+        free(j->node);
+        free(j->service);
+        free(j);
+        return EAI_MEMORY;
+    }
+    pthread_mutex_init(&j->lock, NULL);
+    pthread_cond_init(&j->cond, NULL);
+
+    /* The helper starts with every signal blocked (the mask is inherited
+     * from the creating thread), so it never runs the application's
+     * handlers at a moment the application cannot expect. */
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    atomic_fetch_add_explicit(&in_flight, 1, memory_order_relaxed);
+    pthread_t t;
+    cctx__io_create_fn create =
+        atomic_load_explicit(&cctx__io_thread_create, memory_order_relaxed);
+    int rc = create(&t, &attr, helper, j);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        atomic_fetch_sub_explicit(&in_flight, 1, memory_order_relaxed);
+        job_free(j);
+        return sys_fail(rc);
+    }
+
+    pthread_mutex_lock(&j->lock);
+    while (!j->done) {
+        int w = cctx_cond_wait(ctx, &j->cond, &j->lock);
+        if (j->done)
+            break;
+        if (w == ECANCELED || w == ETIMEDOUT) {
+            /* Abandon: from here on the job is the helper's to free. */
+            j->abandoned = true;
+            pthread_mutex_unlock(&j->lock);
+            return sys_fail(w);
+        }
+        /* 0 (spurious) or a failure to set up the wake-up (EAGAIN: no
+         * waker thread): wait again, the helper will signal. A failing
+         * waker means waiting deaf to ctx, which still ends, when the
+         * resolver gives up. */
+        if (w != 0) {
+            while (!j->done)
+                pthread_cond_wait(&j->cond, &j->lock);
+        }
+    }
+    pthread_mutex_unlock(&j->lock);
+    rc = j->rc;
+    if (rc == 0)
+        *res = j->res;
+    else if (rc == EAI_SYSTEM)
+        errno = j->err;
+    int saved = errno;
+    job_free(j);
+    errno = saved;
+    return rc;
+}
+
+/* The errno for a resolution that failed with code rc (see io.h). */
+static int errno_of_gai(int rc)
+{
+    switch (rc) {
+    case EAI_SYSTEM:
+        return errno;
+    case EAI_AGAIN:
+        return EAGAIN;
+    case EAI_MEMORY:
+        return ENOMEM;
+    case EAI_SERVICE:
+    case EAI_SOCKTYPE:
+    case EAI_FAMILY:
+    case EAI_BADFLAGS:
+        return EINVAL;
+    default: /* EAI_NONAME, EAI_NODATA, EAI_ADDRFAMILY, EAI_FAIL */
+        return EADDRNOTAVAIL;
+    }
+}
+
+CCTX_API int cctx_dial(cctx_t *ctx, const char *host, const char *service, int socktype)
+{
+    if (!ctx || !host) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (socktype == 0)
+        socktype = SOCK_STREAM;
+    if (socktype != SOCK_STREAM && socktype != SOCK_DGRAM && socktype != SOCK_SEQPACKET) {
+        errno = EINVAL;
+        return -1;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = socktype};
+    struct addrinfo *list = NULL;
+    int rc = cctx_getaddrinfo(ctx, host, service, &hints, &list);
+    if (rc != 0) {
+        errno = errno_of_gai(rc);
+        return -1;
+    }
+    int first = 0;
+    for (struct addrinfo *a = list; a; a = a->ai_next) {
+        int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+        if (fd < 0) {
+            if (!first)
+                first = errno;
+            continue;
+        }
+        if (cctx_connect(ctx, fd, a->ai_addr, a->ai_addrlen) == 0) {
+            freeaddrinfo(list);
+            return fd;
+        }
+        int e = errno;
+        close(fd);
+        if (e == ECANCELED || e == ETIMEDOUT) {
+            /* ctx's end, or a connect that timed out in the kernel: only the
+             * former stops the walk. */
+            int ce = cctx_err(ctx);
+            if (ce) {
+                freeaddrinfo(list);
+                errno = ce;
+                return -1;
+            }
+        }
+        if (!first)
+            first = e;
+    }
+    freeaddrinfo(list);
+    errno = first ? first : EADDRNOTAVAIL;
+    return -1;
+}
