@@ -180,14 +180,15 @@ TEST(mhd_descriptor_reuse_churn)
     static struct conn quitter, keeper;
     static struct http_resp r;
     int rounds = TEST_UNDER_TSAN ? 30 : 100;
+    int ran = 0, late = 0; /* handler runs so far; keepers whose deadline beat their handler */
     for (int i = 0; i < rounds; i++) {
         /* A request whose client hangs up while the handler runs... */
         conn_open(&quitter, port);
         conn_send(&quitter, "GET /q HTTP/1.1\r\nHost: t\r\nx-who: quitter\r\n\r\n");
-        CHECK(probe_wait_started(&ch.p, 2 * i + 1, 5000));
+        CHECK(probe_wait_started(&ch.p, ++ran, 5000));
         int freed = quitter.fd;
         conn_close(&quitter);
-        CHECK(probe_wait_ended(&ch.p, 2 * i + 1, 5000));
+        CHECK(probe_wait_ended(&ch.p, ran, 5000));
         CHECK_EQ(ch.p.cause.code, 499);
         /* ...then one that takes the same client descriptor number (the
          * server's is very likely reused too) and must run to its deadline. */
@@ -198,11 +199,20 @@ TEST(mhd_descriptor_reuse_churn)
                                ? "GET /k HTTP/1.1\r\nHost: t\r\nx-who: keeper\r\ngrpc-timeout: 200m\r\n\r\n"
                                : "GET /k HTTP/1.1\r\nHost: t\r\nx-who: keeper\r\ngrpc-timeout: 20m\r\n\r\n");
         conn_read(&keeper, &r);
-        CHECK_EQ(r.status, 200);
-        CHECK(probe_wait_ended(&ch.p, 2 * i + 2, 5000));
-        CHECK_EQ(ch.p.cause.code, 504);
+        if (r.status == 504) {
+            /* On a loaded machine the deadline can pass before a worker
+             * takes the request: answered 504 without the handler. Never
+             * a 499 either way. */
+            late++;
+        } else {
+            CHECK_EQ(r.status, 200);
+            CHECK(probe_wait_ended(&ch.p, ++ran, 5000));
+            CHECK_EQ(ch.p.cause.code, 504);
+        }
         conn_close(&keeper);
     }
+    printf("%d of %d keepers timed out before their handler ran\n", late, rounds);
+    CHECK(late < rounds / 2);
     CHECK_EQ(atomic_load(&ch.canceled_wrongly), 0);
     cctx_mhd_free(s);
     probe_destroy(&ch.p);
