@@ -84,10 +84,12 @@ for kind in static shared; do
         -DBUILD_SHARED_LIBS=$shared \
         -DCCTX_WERROR=ON \
         -DCCTX_BUILD_TESTS=OFF -DCCTX_BUILD_BENCH=OFF -DCCTX_BUILD_EXAMPLES=OFF \
-        -DCMAKE_INSTALL_PREFIX="$prefix" >"$tmp/configure-$kind.log" ||
+        -DCMAKE_INSTALL_PREFIX=/nonexistent/cctx >"$tmp/configure-$kind.log" ||
         { cat "$tmp/configure-$kind.log"; fail "configure ($kind)"; }
     cmake --build "$tmp/build-$kind" -j "$jobs"
-    cmake --install "$tmp/build-$kind" >"$tmp/install-$kind.log" ||
+    # The prefix is given at install time, as the README suggests: nothing
+    # installed may point at the one the build was configured with.
+    cmake --install "$tmp/build-$kind" --prefix "$prefix" >"$tmp/install-$kind.log" ||
         { cat "$tmp/install-$kind.log"; fail "install ($kind)"; }
 
     # Where GNUInstallDirs put things (lib, lib64 or lib/<multiarch>).
@@ -115,6 +117,9 @@ for kind in static shared; do
         done
     fi
     echo "installed: $(cd "$prefix" && find . -type f | sort | tr '\n' ' ')"
+    if grep -rl /nonexistent/cctx "$prefix" >/dev/null; then
+        fail "installed files name the configure-time prefix: $(grep -rl /nonexistent/cctx "$prefix" | tr '\n' ' ')"
+    fi
     http=OFF
     if [[ -f "$prefix/include/cctx/mhd.h" && -f "$prefix/include/cctx/curl.h" ]]; then
         http=ON
@@ -170,5 +175,24 @@ for kind in static shared; do
         LD_LIBRARY_PATH="$libdir" run_and_compare "$bin-http" http-expected.txt
     fi
 done
+
+step "as a subproject (add_subdirectory): only the libraries, no tests of its own"
+mkdir -p "$tmp/super"
+cat >"$tmp/super/CMakeLists.txt" <<EOF
+cmake_minimum_required(VERSION 3.16)
+project(super LANGUAGES C)
+enable_testing()
+add_subdirectory("$src" cctx)
+add_executable(consumer "$here/main.c")
+target_link_libraries(consumer PRIVATE cctx::cctx)
+add_test(NAME super_consumer COMMAND consumer)
+EOF
+cmake -S "$tmp/super" -B "$tmp/super/build" -DCMAKE_BUILD_TYPE="$build_type" \
+    >"$tmp/super-configure.log" || { cat "$tmp/super-configure.log"; fail "configure the superproject"; }
+cmake --build "$tmp/super/build" -j "$jobs" >"$tmp/super-build.log" ||
+    { cat "$tmp/super-build.log"; fail "build the superproject"; }
+tests=$(ctest --test-dir "$tmp/super/build" -N | awk '/Total Tests:/ {print $3}')
+[[ "$tests" == 1 ]] || fail "the superproject lists $tests tests, expected only its own"
+run_and_compare "$tmp/super/build/consumer"
 
 printf '\nconsumer [%s]: PASS (static and shared; find_package and pkg-config)\n' "$build_type"
