@@ -259,12 +259,26 @@ static char *slurp(int fd)
     return buf;
 }
 
+char *temp_path_for(const char *name)
+{
+    const char *dir = getenv("TMPDIR");
+    if (!dir || !*dir)
+        dir = "/tmp";
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/')
+        n--;
+    char *path;
+    CHECK(asprintf(&path, "%.*s/%s", (int)n, dir, name) > 0);
+    return path;
+}
+
 static int temp_file(void)
 {
-    char path[] = "/tmp/cctx-child-XXXXXX";
+    char *path = temp_path_for("cctx-child-XXXXXX");
     int fd = mkstemp(path);
     CHECK(fd >= 0);
     unlink(path);
+    free(path);
     return fd;
 }
 
@@ -357,8 +371,10 @@ bool have_python(void)
  * 0, and returns the file's path (freed by the caller). */
 char *run_traced(const char *child)
 {
-    char *path;
-    CHECK(asprintf(&path, "/tmp/cctx-trace-%s-XXXXXX", child) > 0);
+    char *name, *path;
+    CHECK(asprintf(&name, "cctx-trace-%s-XXXXXX", child) > 0);
+    path = temp_path_for(name);
+    free(name);
     int fd = mkstemp(path);
     CHECK(fd >= 0);
     close(fd);

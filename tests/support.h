@@ -142,6 +142,10 @@ void child_done(struct child *c);
  * file; the child must exit 0. Returns the file's path (freed by the caller). */
 char *run_traced(const char *child);
 
+/* "$TMPDIR/name" (TMPDIR unset or empty: /tmp), freshly allocated: where
+ * tests put their files, e.g. a template for mkstemp. Freed by the caller. */
+char *temp_path_for(const char *name);
+
 /* ---- the real clock, whatever clock cctx uses ---------------------------------------- */
 
 int64_t real_now(void); /* CLOCK_MONOTONIC, in nanoseconds */

@@ -238,7 +238,7 @@ static bool json_valid(const char *text)
  * both, since starting one can take a second or more. */
 static int python_check(const char *json1, const char *json2, const char *script)
 {
-    char p1[] = "/tmp/cctx-dump-XXXXXX", p2[] = "/tmp/cctx-dump-XXXXXX";
+    char *p1 = temp_path_for("cctx-dump-XXXXXX"), *p2 = temp_path_for("cctx-dump-XXXXXX");
     const char *docs[2] = {json1, json2};
     char *paths[2] = {p1, p2};
     for (int i = 0; i < 2; i++) {
@@ -256,6 +256,8 @@ static int python_check(const char *json1, const char *json2, const char *script
     free(cmd);
     unlink(p1);
     unlink(p2);
+    free(p1);
+    free(p2);
     if (WIFEXITED(rc) && WEXITSTATUS(rc) == 127)
         return -1;
     return WIFEXITED(rc) && WEXITSTATUS(rc) == 0;

@@ -517,9 +517,8 @@ static int task_count(void)
 #define SKIP_FORK_UNDER_SANITIZERS()                                              \
     do {                                                                          \
         if (TEST_UNDER_TSAN || TEST_UNDER_ASAN) {                                 \
-            printf("skipped under %s (threads after fork)\n",                    \
-                   TEST_UNDER_TSAN ? "ThreadSanitizer" : "AddressSanitizer");     \
-            return;                                                               \
+            SKIP_IN_THIS_BUILD("%s (threads after fork)",                        \
+                               TEST_UNDER_TSAN ? "ThreadSanitizer" : "AddressSanitizer"); \
         }                                                                         \
     } while (0)
 

@@ -206,12 +206,15 @@ static const char *chromium_or_skip(void)
 
 /* A scratch directory for a page, the browser's profile and a screenshot. */
 struct scratch {
-    char dir[64], page[96], profile[96], shot[96];
+    char dir[1024], page[1100], profile[1100], shot[1100];
 };
 
 static void scratch_make(struct scratch *s)
 {
-    snprintf(s->dir, sizeof s->dir, "/tmp/cctx-html-XXXXXX");
+    char *dir = temp_path_for("cctx-html-XXXXXX");
+    CHECK(strlen(dir) < sizeof s->dir);
+    snprintf(s->dir, sizeof s->dir, "%s", dir);
+    free(dir);
     CHECK(mkdtemp(s->dir) != NULL);
     snprintf(s->page, sizeof s->page, "%s/page.html", s->dir);
     snprintf(s->profile, sizeof s->profile, "%s/profile", s->dir);
@@ -246,7 +249,7 @@ enum { BROWSER_SECONDS = 45 };
  * BROWSER_SECONDS or exits non-zero. Its helper processes are killed after. */
 static char *run_chromium(const char *chromium, const struct scratch *s, const char *extra)
 {
-    char profile[160], url[128];
+    char profile[1200], url[1200];
     snprintf(profile, sizeof profile, "--user-data-dir=%s", s->profile);
     snprintf(url, sizeof url, "file://%s", s->page);
     const char *argv[] = {chromium, "--headless", "--no-sandbox", "--disable-gpu",
@@ -576,7 +579,7 @@ TEST(html_screenshot_in_headless_chromium)
     if (!shot || !*shot)
         shot = s.shot;
     unlink(shot);
-    char flag[4200];
+    char flag[1200];
     snprintf(flag, sizeof flag, "--screenshot=%s", shot);
     char *out = run_chromium(chromium, &s, flag);
     free(out);

@@ -402,8 +402,7 @@ static int count_threads(void)
 TEST(io_cond_wait_fork_child_starts_its_own_waker)
 {
     if (TEST_UNDER_TSAN) {
-        printf("skipped under ThreadSanitizer (die_after_fork)\n");
-        return;
+        SKIP_IN_THIS_BUILD("ThreadSanitizer (die_after_fork)");
     }
     /* The parent's waker runs: a cancel by the mutex holder needs it. */
     cancel_holding_mutex_no_threads();

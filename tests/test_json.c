@@ -61,8 +61,10 @@ static const char *message(size_t i)
 
 static char *temp_path(const char *what)
 {
-    char *path;
-    CHECK(asprintf(&path, "/tmp/cctx-json-%s-XXXXXX", what) > 0);
+    char *name, *path;
+    CHECK(asprintf(&name, "cctx-json-%s-XXXXXX", what) > 0);
+    path = temp_path_for(name);
+    free(name);
     int fd = mkstemp(path);
     CHECK(fd >= 0);
     close(fd);

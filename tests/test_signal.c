@@ -682,8 +682,7 @@ TEST(signal_fork_child_can_watch_anew)
      * threads started after a multi-threaded fork (it reports and exits
      * 66); the exec test below covers TSan builds. */
     if (TEST_UNDER_TSAN) {
-        printf("skipped under ThreadSanitizer (die_after_fork)\n");
-        return;
+        SKIP_IN_THIS_BUILD("ThreadSanitizer (die_after_fork)");
     }
     static const int usr1[] = {SIGUSR1};
     cctx_release(cctx_with_signals(cctx_background(), usr1, 1, NULL)); /* thread runs */
@@ -771,8 +770,7 @@ TEST(signal_fork_child_keeps_inherited_watches)
      * first delivers the signal that arrived before it existed to the
      * inherited watch, but not to the watch that call makes. */
     if (TEST_UNDER_TSAN) {
-        printf("skipped under ThreadSanitizer (die_after_fork)\n");
-        return;
+        SKIP_IN_THIS_BUILD("ThreadSanitizer (die_after_fork)");
     }
     static const int usr2[] = {SIGUSR2};
     cctx_t *inherited = cctx_with_signals(cctx_background(), usr2, 1, NULL);
@@ -821,8 +819,7 @@ static void rearm_in_child(void *arg)
 TEST(signal_fork_child_rearms_during_first_pass)
 {
     if (TEST_UNDER_TSAN) {
-        printf("skipped under ThreadSanitizer (die_after_fork)\n");
-        return;
+        SKIP_IN_THIS_BUILD("ThreadSanitizer (die_after_fork)");
     }
     static const int usr1[] = {SIGUSR1}, usr2[] = {SIGUSR2};
     cctx_t *inherited = cctx_with_signals(cctx_background(), usr2, 1, NULL);
@@ -854,8 +851,7 @@ TEST(signal_fault_in_watched_signal_still_crashes)
     /* A real SIGSEGV cannot be returned from: the process must die as it
      * would without the watch, not spin. */
     if (TEST_UNDER_TSAN) {
-        printf("skipped under ThreadSanitizer (die_after_fork)\n");
-        return;
+        SKIP_IN_THIS_BUILD("ThreadSanitizer (die_after_fork)");
     }
     pid_t pid = fork_when_quiet();
     if (pid == 0) {

@@ -394,8 +394,7 @@ TEST(stress_fork_child_deadlines_still_fire)
      * multi-threaded fork (it reports and exits 66), and the library restarts
      * its timer thread in the child, so under TSan there is nothing to test. */
     if (TEST_UNDER_TSAN) {
-        printf("skipped under ThreadSanitizer (die_after_fork)\n");
-        return;
+        SKIP_IN_THIS_BUILD("ThreadSanitizer (die_after_fork)");
     }
     /* Armed deadlines (the timer thread runs), one of them already fired. */
     cctx_cancel_t *lc;

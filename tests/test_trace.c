@@ -163,7 +163,7 @@ static void check_trace(const char *path, const char *statement)
 
 TEST(trace_records_tree_cancel_flows_deadline_and_releases)
 {
-    char dir[] = "/tmp/cctx-trace-XXXXXX";
+    char *dir = temp_path_for("cctx-trace-XXXXXX");
     CHECK(mkdtemp(dir));
     char *env_trace, *trace, *out, *script, *cmd;
     CHECK(asprintf(&trace, "%s/trace.json", dir) > 0);
@@ -196,6 +196,7 @@ TEST(trace_records_tree_cancel_flows_deadline_and_releases)
     unlink(trace);
     unlink(out);
     rmdir(dir);
+    free(dir);
     free(mid);
     free(out);
     free(trace);
@@ -300,8 +301,7 @@ CHILD(trace_fork)
 TEST(trace_fork_child_leaves_the_file_alone)
 {
     if (TEST_UNDER_TSAN) { /* TSan kills children of a threaded fork that start threads */
-        printf("skipped under ThreadSanitizer\n");
-        return;
+        SKIP_IN_THIS_BUILD("ThreadSanitizer kills children of a threaded fork that start threads");
     }
     char *path = run_traced("trace_fork");
     /* The parent's four events (two contexts), and nothing of the child's. */
@@ -319,12 +319,18 @@ CHILD(trace_pid_in_path)
 
 TEST(trace_path_takes_the_pid_and_a_bad_path_is_said)
 {
-    const char *env[] = {"CCTX_TRACE=/tmp/cctx-trace-%p.json", NULL};
+    char *pattern = temp_path_for("cctx-trace-%p.json"), *env_trace;
+    CHECK(asprintf(&env_trace, "CCTX_TRACE=%s", pattern) > 0);
+    const char *env[] = {env_trace, NULL};
     struct child c;
     run_child("trace_pid_in_path", env, &c);
     CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
-    char *path;
-    CHECK(asprintf(&path, "/tmp/cctx-trace-%ld.json", strtol(strstr(c.out, "pid ") + 4, NULL, 10)) > 0);
+    char *name, *path;
+    CHECK(asprintf(&name, "cctx-trace-%ld.json", strtol(strstr(c.out, "pid ") + 4, NULL, 10)) > 0);
+    path = temp_path_for(name);
+    free(name);
+    free(pattern);
+    free(env_trace);
     check_trace(path, "assert sum(1 for e in ev if e[\"ph\"]==\"X\") == 2");
     unlink(path);
     free(path);
@@ -346,7 +352,7 @@ TEST(trace_path_of_any_length_is_the_file_written)
 {
     /* A path longer than 4 KiB less a little, which the system takes: the
      * file must be written there, not at a path cut short. */
-    char dir[] = "/tmp/cctx-trace-long-XXXXXX";
+    char *dir = temp_path_for("cctx-trace-long-XXXXXX");
     CHECK(mkdtemp(dir));
     char *path = NULL;
     size_t size = 0;
@@ -372,6 +378,7 @@ TEST(trace_path_of_any_length_is_the_file_written)
     check_trace(path, "assert sum(1 for e in ev if e[\"ph\"]==\"X\") == 2");
     unlink(path);
     CHECK_EQ(rmdir(dir), 0); /* and nothing else was made in it */
+    free(dir);
     free(env_trace);
     free(path);
 }
