@@ -111,9 +111,9 @@ CCTX_API int cctx_traceparent_format(const cctx_trace_t *trace, char out[CCTX_TR
  * at most CCTX_TRACESTATE_MAX bytes and at most 32 comma-separated members
  * and contains only printable ASCII (0x20-0x7e) and tabs (the optional
  * white space around commas is spaces and tabs); otherwise the state is
- * dropped (state_len 0) and the call returns E2BIG (more than
- * CCTX_TRACESTATE_MAX bytes, checked first, or more than 32 members) or
- * EINVAL (a bad byte, or a NULL text with len > 0). An empty or blank
+ * dropped (state_len 0) and the call returns EINVAL for a NULL text with
+ * len > 0, else E2BIG (more than CCTX_TRACESTATE_MAX bytes, checked before
+ * the bytes themselves, or more than 32 members) or EINVAL (a bad byte). An empty or blank
  * member (as in "a=1,,b=2") is allowed and does not count towards the 32.
  * The members themselves are not checked further: a hop passes on what it
  * does not understand. A tracestate is only meaningful beside a valid

@@ -54,9 +54,13 @@ hang_ups() { # one client loop: each request hangs up after 10-190 ms
     done
     echo "$n" >"$tmp/hangups.$1"
 }
-for i in 1 2 3 4; do hang_ups "$i" & done
+clients=()
+for i in 1 2 3 4; do
+    hang_ups "$i" &
+    clients+=($!)
+done
 wrk -t2 -c32 -d"${seconds}s" --latency "$url" | tee "$tmp/wrk.txt"
-wait $(jobs -p | grep -v "^$demo_pid\$") 2>/dev/null || true
+wait "${clients[@]}"
 total=$(cat "$tmp"/hangups.* | awk '{n += $1} END {print n}')
 echo "clients that hung up: $total"
 
