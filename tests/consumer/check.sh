@@ -12,7 +12,9 @@
 #   usage: tests/consumer/check.sh [BUILD_TYPE]     (default: Release)
 #
 # Environment: CC (compiler, default cc), JOBS (default 2),
-# CCTX_KEEP_TMP=1 keeps the temporary directory for inspection.
+# CCTX_KEEP_TMP=1 keeps the temporary directory for inspection, and
+# CCTX_CONSUMER_PREFIX=DIR checks a library already installed in DIR (a
+# shared build, such as the Debian package's /usr) instead of building one.
 set -euo pipefail
 
 build_type=${1:-Release}
@@ -73,11 +75,17 @@ needs_libcctx() {
     fi
 }
 
-for kind in static shared; do
+installed=${CCTX_CONSUMER_PREFIX:-}
+kinds=(static shared)
+[[ -z $installed ]] || kinds=(shared)
+for kind in "${kinds[@]}"; do
     shared=OFF
     [[ "$kind" == shared ]] && shared=ON
-    prefix=$tmp/prefix-$kind
+    prefix=${installed:-$tmp/prefix-$kind}
 
+    if [[ -n $installed ]]; then
+        step "$kind: the library installed in $prefix"
+    else
     step "$kind: configure, build and install cctx into $prefix"
     cmake -S "$src" -B "$tmp/build-$kind" \
         -DCMAKE_BUILD_TYPE="$build_type" \
@@ -91,9 +99,10 @@ for kind in static shared; do
     # installed may point at the one the build was configured with.
     cmake --install "$tmp/build-$kind" --prefix "$prefix" >"$tmp/install-$kind.log" ||
         { cat "$tmp/install-$kind.log"; fail "install ($kind)"; }
+    fi
 
     # Where GNUInstallDirs put things (lib, lib64 or lib/<multiarch>).
-    pc=$(find "$prefix" -name cctx.pc -print -quit)
+    pc=$(find "$prefix"/lib* -name cctx.pc -print -quit)
     [[ -n "$pc" ]] || fail "cctx.pc was not installed"
     libdir=$(dirname "$(dirname "$pc")")
     [[ -f "$prefix/include/cctx.h" ]] || fail "include/cctx.h was not installed"
@@ -116,8 +125,8 @@ for kind in static shared; do
                 exports_exactly "$libdir/libcctx-$part.so" "$prefix/include/cctx/$part.h"
         done
     fi
-    echo "installed: $(cd "$prefix" && find . -type f | sort | tr '\n' ' ')"
-    if grep -rl /nonexistent/cctx "$prefix" >/dev/null; then
+    [[ -n $installed ]] || echo "installed: $(cd "$prefix" && find . -type f | sort | tr '\n' ' ')"
+    if [[ -z $installed ]] && grep -rl /nonexistent/cctx "$prefix" >/dev/null; then
         fail "installed files name the configure-time prefix: $(grep -rl /nonexistent/cctx "$prefix" | tr '\n' ' ')"
     fi
     http=OFF
@@ -184,6 +193,10 @@ for kind in static shared; do
     fi
 done
 
+if [[ -n $installed ]]; then
+    printf '\nconsumer [%s]: PASS (the library installed in %s)\n' "$build_type" "$installed"
+    exit 0
+fi
 step "as a subproject (add_subdirectory): only the libraries, no tests of its own"
 mkdir -p "$tmp/super"
 cat >"$tmp/super/CMakeLists.txt" <<EOF
