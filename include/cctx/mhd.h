@@ -68,10 +68,17 @@
  * Errors. Calls that return a pointer return NULL and set errno; calls that
  * return int return 0 or an errno value. Bad input from the network is
  * answered with an error status and never reaches the handler:
- * a malformed deadline header is 400 (the body says which header and value),
+ * a malformed deadline header, or one sent twice, is 400 (the body says
+ * which header and value),
  * a body above max_body is 413, headers too large for libmicrohttpd's
  * connection memory are answered by libmicrohttpd itself. A malformed
- * traceparent is ignored (the request starts a new trace).
+ * traceparent is ignored (the request starts a new trace); tracestate sent
+ * on several lines is joined with "," (as W3C trace context says).
+ * Connections: one without traffic for idle_timeout (60 s) is closed by
+ * libmicrohttpd, whether idle between keep-alive requests or sending its
+ * request too slowly; while its request is with a worker it is not timed
+ * out. A request whose context ends (deadline, shutdown, parent) while its
+ * body still arrives has its connection closed at the next chunk.
  */
 #ifndef CCTX_MHD_H
 #define CCTX_MHD_H
@@ -126,18 +133,28 @@ typedef struct cctx_mhd_options {
     size_t max_body;             /* bytes; a larger request body is 413; 0: 1 MiB       */
     const char *debug_path;      /* a path serving cctx_dump of the server's tree
                                     (HTML; JSON with ?format=json); NULL: none           */
+    int64_t idle_timeout;        /* nanoseconds a connection may go without traffic
+                                    (idle keep-alive, a request trickling in) before
+                                    libmicrohttpd closes it; whole seconds, rounded
+                                    up; a connection whose request is with a worker
+                                    is never timed out; 0: 60 s; < 0: none            */
+    unsigned max_connections;    /* open connections; beyond, libmicrohttpd accepts no
+                                    more (or closes them at once); 0: 1000             */
 } cctx_mhd_options_t;
-#define CCTX_MHD_OPTIONS_INIT {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL}
+#define CCTX_MHD_OPTIONS_INIT {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL, 0, 0}
 
 /* Starts serving under parent with a handler for every request no route
  * matches (NULL: those get 404). The options are copied (options may be
  * NULL: all defaults). The server's context is a child of parent named
  * "cctx-mhd :PORT"; it holds a reference on parent until cctx_mhd_free. If
  * parent ends, the requests in flight end with its cause, and later ones are
- * answered 503 without running anything. NULL with errno: EINVAL (NULL
- * parent, a bind address that is not an IP literal, a deadline header name
- * that is empty), EADDRINUSE or another errno of socket/bind/listen, ENOMEM,
- * EAGAIN (threads). */
+ * answered without running anything: with the parent's cause code when it
+ * is 400 to 599, else 504 when the parent ended by its deadline
+ * (ETIMEDOUT), else 503; the body is the cause's message. NULL with
+ * errno: EINVAL (NULL parent, a bind address that is not an IP literal, a
+ * deadline header name that is empty), EADDRINUSE or another errno of
+ * socket/bind/listen, ENOMEM, EAGAIN (threads), or the errno with which
+ * libmicrohttpd failed to start. */
 CCTX_API cctx_mhd_t *cctx_mhd_start(cctx_t *parent, const cctx_mhd_options_t *options,
                                     cctx_mhd_handler_fn *handler, void *arg);
 
@@ -169,13 +186,20 @@ CCTX_API int cctx_mhd_route(cctx_mhd_t *server, const char *method, const char *
  * every handler to return and every suspended connection to be resumed;
  * stop libmicrohttpd (closing idle keep-alive connections) and the server's
  * threads. Returns once all of that is done; waits for handlers without a
- * limit, so a handler must watch its context. The second and later calls
- * return at once. Must not be called from a handler (EDEADLK). 0, EINVAL,
+ * limit, so a handler must watch its context. A call after the first has
+ * returned returns at once; one made while the first runs waits until the
+ * first has finished, then returns (its drain is not used). Must not be
+ * called from a handler nor from an after-function of a request context;
+ * on the server's own threads (a handler; an after-function run by the
+ * canceller thread of a client's hang-up) it returns EDEADLK. 0, EINVAL,
  * EDEADLK. */
 CCTX_API int cctx_mhd_shutdown(cctx_mhd_t *server, int64_t drain);
 
 /* Shuts down (with options.drain) if that was not done, releases the server's
- * context and frees everything. NULL does nothing. Not from a handler. */
+ * context and frees everything. NULL does nothing. Not from a handler nor
+ * from an after-function of a request context (see cctx_mhd_shutdown); on
+ * the server's own threads it reports that and aborts, as the server would
+ * be freed under the thread that runs it. */
 CCTX_API void cctx_mhd_free(cctx_mhd_t *server);
 
 /* ---- Middleware ------------------------------------------------------------ */
@@ -233,10 +257,14 @@ CCTX_API const char *cctx_mhd_route_of(const cctx_t *ctx);
 
 /* ---- The response ---------------------------------------------------------- */
 
-/* Sets the status (100 to 599; default 200). 0 or EINVAL. */
+/* Sets the status (200 to 599; default 200). 0 or EINVAL (1xx is not a
+ * final response and libmicrohttpd cannot send it as an interim one). */
 CCTX_API int cctx_mhd_status(cctx_mhd_response_t *resp, int status);
 /* Adds a header (copied; a second call with the same name adds another
- * line). 0, EINVAL (NULL, or a name or value with CR or LF), ENOMEM. */
+ * line). 0, EINVAL (NULL, or a name or value with CR or LF), ENOMEM. A
+ * header libmicrohttpd refuses when the response is built (it frames the
+ * body itself: Content-Length, a Transfer-Encoding other than chunked) turns
+ * the response into a 500 "response header refused: NAME". */
 CCTX_API int cctx_mhd_set_header(cctx_mhd_response_t *resp, const char *name, const char *value);
 /* Appends len bytes to the body. 0, EINVAL, ENOMEM. */
 CCTX_API int cctx_mhd_write(cctx_mhd_response_t *resp, const void *data, size_t len);

@@ -131,7 +131,8 @@ struct cctx_mhd {
     cctx_cancel_t *cancel;
     cctx_mhd_options_t opt; /* defaults filled in; strings owned */
     struct MHD_Daemon *daemon;
-    int listen_fd;
+    int listen_fd;       /* ours until handed to libmicrohttpd, then -1 */
+    unsigned idle_secs;  /* opt.idle_timeout for libmicrohttpd (0: none) */
     uint16_t port;
     cctx_mhd_handler_fn *handler;
     void *arg;
@@ -182,12 +183,20 @@ void mhd_workers_stop(cctx_mhd_t *s);
  * queues it, or (queue full, shutdown) resumes it at once with a 503. */
 void mhd_admit(cctx_mhd_t *s, struct cctx_mhd_request *req);
 bool mhd_on_worker(const cctx_mhd_t *s);
+/* The status for a request whose context ended before its handler ran, or
+ * while it ran when the handler answered nothing of its own: the cause's
+ * code when it is 400 to 599, else 504 for a deadline, else 503; *msg is
+ * the cause's message (valid while ctx is held). */
+int mhd_status_of_ended(const cctx_t *ctx, const char **msg);
 
 /* watch.c */
 int mhd_watch_start(struct mhd_watch *w);
 void mhd_watch_stop(struct mhd_watch *w);
 void mhd_watch_add(struct mhd_watch *w, struct cctx_mhd_request *req);
 void mhd_watch_remove(struct mhd_watch *w, struct cctx_mhd_request *req);
+/* Whether this thread is w's watcher or one of its cancellers: it may be
+ * running an after-function of a request context, and shutdown joins it. */
+bool mhd_on_watch(const struct mhd_watch *w);
 
 /* middleware.c: 0, or the status to answer with msg. */
 int mhd_run_checks(cctx_mhd_t *s, struct cctx_mhd_request *req, char *msg, size_t msg_size);

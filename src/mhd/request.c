@@ -85,12 +85,69 @@ void mhd_format_duration(int64_t t, char *out, size_t size)
 
 /* Copies at most 64 bytes of an untrusted header value into a message,
  * printable ASCII only. */
-static void quote(char *out, size_t size, const char *v)
+static void quote(char *out, size_t size, const char *v, size_t len)
 {
     size_t n = 0;
-    for (; *v && n + 1 < size && n < 64; v++)
+    for (; n < len && n + 1 < size && n < 64; v++)
         out[n++] = (*v >= 0x20 && *v < 0x7f) ? *v : '?';
     out[n] = '\0';
+}
+
+/* Every header line named `name`, with the real lengths of the values
+ * (libmicrohttpd keeps a NUL inside a value; strlen would cut it there and
+ * make a value with trailing garbage look valid). */
+struct header_scan {
+    const char *name;
+    size_t name_len;
+    unsigned count;
+    const char *first;
+    size_t first_len;
+    /* tracestate only: the values joined with "," (the W3C rule for a
+     * header sent on several lines); too_long when over the maximum. */
+    bool join, too_long;
+    size_t joined_len;
+    char joined[CCTX_TRACESTATE_MAX + 1];
+};
+
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   size_t key_size, const char *value, size_t value_size)
+{
+    (void)kind;
+    struct header_scan *h = cls;
+    if (!key || key_size != h->name_len || strncasecmp(key, h->name, key_size) != 0)
+        return MHD_YES;
+    if (!value)
+        value = "", value_size = 0;
+    if (h->count++ == 0) {
+        h->first = value;
+        h->first_len = value_size;
+    }
+    if (h->join && !h->too_long) {
+        size_t sep = h->count > 1 ? 1 : 0;
+        if (h->joined_len + sep + value_size > CCTX_TRACESTATE_MAX) {
+            h->too_long = true;
+        } else {
+            if (sep)
+                h->joined[h->joined_len++] = ',';
+            memcpy(h->joined + h->joined_len, value, value_size);
+            h->joined_len += value_size;
+        }
+    }
+    return MHD_YES;
+}
+
+static void scan_headers(struct MHD_Connection *conn, struct header_scan *h, const char *name,
+                         bool join)
+{
+    h->name = name;
+    h->name_len = strlen(name);
+    h->count = 0;
+    h->first = NULL;
+    h->first_len = 0;
+    h->join = join;
+    h->too_long = false;
+    h->joined_len = 0;
+    MHD_get_connection_values_n(conn, MHD_HEADER_KIND, scan_header, h);
 }
 
 /* The deadline and the message its cause will carry; false after fail(). */
@@ -99,18 +156,26 @@ static bool deadline_of(struct cctx_mhd_request *req, int64_t *budget, char *msg
     cctx_mhd_t *s = req->server;
     const char *hname = s->opt.deadline_header;
     *budget = CCTX_NO_DEADLINE;
-    const char *h = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, hname);
-    if (h) {
+    struct header_scan scan;
+    scan_headers(req->conn, &scan, hname, false);
+    if (scan.count > 1) {
+        /* Two deadlines: which one the caller meant is unknown, and taking
+         * either could let a proxy's stricter one be overridden. */
+        fail(req, 400, "repeated %s header", hname);
+        return false;
+    }
+    if (scan.count == 1) {
+        const char *h = scan.first;
         int64_t t;
-        if (cctx_grpc_timeout_parse(h, strlen(h), &t) != 0) {
+        if (cctx_grpc_timeout_parse(h, scan.first_len, &t) != 0) {
             char q[72];
-            quote(q, sizeof q, h);
+            quote(q, sizeof q, h, scan.first_len);
             fail(req, 400, "malformed %s header: \"%s\"", hname, q);
             return false;
         }
         req->has_deadline = true;
         *budget = t;
-        snprintf(msg, size, "deadline from %s: %s", hname, h);
+        snprintf(msg, size, "deadline from %s: %.*s", hname, (int)scan.first_len, h);
     }
     char f[32];
     if (s->opt.max_timeout > 0 && s->opt.max_timeout < *budget) {
@@ -134,14 +199,19 @@ static bool deadline_of(struct cctx_mhd_request *req, int64_t *budget, char *msg
 static cctx_t *trace_of_request(struct cctx_mhd_request *req, cctx_t *parent)
 {
     cctx_trace_t tr;
-    const char *tp = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
-                                                 CCTX_HEADER_TRACEPARENT);
+    const char *tp = NULL;
+    size_t tp_len = 0;
     int err;
-    if (tp && cctx_traceparent_parse(tp, strlen(tp), &tr) == 0) {
-        const char *ts = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
-                                                     CCTX_HEADER_TRACESTATE);
-        if (ts)
-            cctx_tracestate_parse(ts, strlen(ts), &tr); /* a bad one is dropped */
+    if (MHD_lookup_connection_value_n(req->conn, MHD_HEADER_KIND, CCTX_HEADER_TRACEPARENT,
+                                      strlen(CCTX_HEADER_TRACEPARENT), &tp,
+                                      &tp_len) == MHD_YES &&
+        tp && cctx_traceparent_parse(tp, tp_len, &tr) == 0) {
+        /* Large (CCTX_TRACESTATE_MAX bytes) for libmicrohttpd's stack, but
+         * only on this path, once per request. */
+        struct header_scan ts;
+        scan_headers(req->conn, &ts, CCTX_HEADER_TRACESTATE, true);
+        if (ts.count && !ts.too_long) /* a bad or too long one is dropped */
+            cctx_tracestate_parse(ts.joined, ts.joined_len, &tr);
         err = cctx_trace_child(&tr, &tr);
     } else {
         err = cctx_trace_new(&tr);
@@ -193,6 +263,13 @@ static bool derive(struct cctx_mhd_request *req)
     char name[256];
     snprintf(name, sizeof name, "%s %s", req->method, req->path);
     cctx_set_name(req->ctx, name); /* a context without a name is still served */
+    if (cctx_err(req->ctx) != 0) {
+        /* Ended already (the parent, a budget of 0): answered now, before
+         * any body is read for nothing. */
+        const char *m;
+        int st = mhd_status_of_ended(req->ctx, &m);
+        fail(req, st, "%s", m);
+    }
     return true;
 }
 
@@ -318,7 +395,9 @@ void mhd_response_init(cctx_mhd_response_t *resp)
 
 int cctx_mhd_status(cctx_mhd_response_t *resp, int status)
 {
-    if (!resp || status < 100 || status > 599)
+    /* Not 1xx: libmicrohttpd 0.9.75 would send one as the final response
+     * on HTTP/1.1 (a client then waits for another) and refuse it on 1.0. */
+    if (!resp || status < 200 || status > 599)
         return EINVAL;
     resp->status = status;
     resp->status_set = true;
@@ -407,10 +486,13 @@ void mhd_response_text(cctx_mhd_response_t *resp, int status, const char *msg)
     }
 }
 
-void mhd_response_finish(struct cctx_mhd_request *req, cctx_mhd_response_t *resp)
+/* resp as a libmicrohttpd response (its body handed over); NULL when out
+ * of memory, or with *refused naming a header libmicrohttpd would not take
+ * (Content-Length, a Transfer-Encoding other than chunked...: it frames the
+ * body itself). */
+static struct MHD_Response *build(cctx_mhd_response_t *resp, const char **refused)
 {
-    if (resp->err)
-        mhd_response_text(resp, 500, "out of memory");
+    *refused = NULL;
     struct MHD_Response *r;
     if (resp->len) {
         r = MHD_create_response_from_buffer(resp->len, resp->body, MHD_RESPMEM_MUST_FREE);
@@ -419,9 +501,35 @@ void mhd_response_finish(struct cctx_mhd_request *req, cctx_mhd_response_t *resp
     } else {
         r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     }
-    if (r) {
-        for (struct mhd_header *h = resp->headers; h; h = h->next)
-            MHD_add_response_header(r, h->name, h->value);
+    if (!r)
+        return NULL;
+    for (struct mhd_header *h = resp->headers; h; h = h->next) {
+        if (MHD_add_response_header(r, h->name, h->value) != MHD_YES) {
+            *refused = h->name;
+            return r;
+        }
+    }
+    return r;
+}
+
+void mhd_response_finish(struct cctx_mhd_request *req, cctx_mhd_response_t *resp)
+{
+    if (resp->err)
+        mhd_response_text(resp, 500, "out of memory");
+    const char *refused;
+    struct MHD_Response *r = build(resp, &refused);
+    if (r && refused) {
+        /* A header silently dropped would be a different response than the
+         * handler wrote: say which one instead. */
+        MHD_destroy_response(r);
+        char msg[160];
+        snprintf(msg, sizeof msg, "response header refused: %.100s", refused);
+        mhd_response_text(resp, 500, msg); /* frees refused: msg holds a copy */
+        r = build(resp, &refused);
+        if (r && refused) { /* not expected for our own content-type */
+            MHD_destroy_response(r);
+            r = NULL;
+        }
     }
     req->response = r; /* NULL: the connection is closed without an answer */
     req->status = (unsigned)resp->status;

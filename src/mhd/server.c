@@ -28,6 +28,7 @@
 #include "mhd_internal.h"
 
 #include <arpa/inet.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,6 +107,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_size) {
         size_t n = *upload_size;
         *upload_size = 0;
+        /* The request's context ended (its deadline, the parent, shutdown)
+         * while the body still arrives: the answer is known, so reading the
+         * rest would only hold the connection. libmicrohttpd 0.9.75 takes a
+         * response only before the body is read, so this closes the
+         * connection instead (a client past its deadline has stopped
+         * waiting anyway). */
+        if (req->ctx && cctx_err(req->ctx) != 0)
+            return MHD_NO;
         if (req->body_too_large || req->body_len + n > s->opt.max_body) {
             req->body_too_large = true;
             return MHD_YES;
@@ -255,6 +264,18 @@ cctx_mhd_t *cctx_mhd_start(cctx_t *parent, const cctx_mhd_options_t *options,
         s->opt.drain = CCTX_SEC(5);
     if (!s->opt.max_body)
         s->opt.max_body = 1024 * 1024;
+    if (!s->opt.idle_timeout)
+        s->opt.idle_timeout = CCTX_SEC(60);
+    if (!s->opt.max_connections)
+        s->opt.max_connections = 1000;
+    /* libmicrohttpd counts the timeout in whole seconds (0: none): round up,
+     * so that a timeout is never shorter than asked. */
+    if (s->opt.idle_timeout < 0)
+        s->idle_secs = 0;
+    else if (s->opt.idle_timeout / CCTX_SEC(1) >= UINT_MAX)
+        s->idle_secs = UINT_MAX;
+    else
+        s->idle_secs = (unsigned)((s->opt.idle_timeout + CCTX_SEC(1) - 1) / CCTX_SEC(1));
     int err = 0;
     if (!s->opt.bind_address || !s->opt.deadline_header || (o.debug_path && !s->opt.debug_path)) {
         err = ENOMEM;
@@ -279,9 +300,21 @@ cctx_mhd_t *cctx_mhd_start(cctx_t *parent, const cctx_mhd_options_t *options,
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
     if (v6)
         flags |= MHD_USE_IPv6;
+    /* From here the listening socket is libmicrohttpd's: on several of its
+     * failure paths (no polling thread, no epoll set) MHD_start_daemon
+     * closes it itself, so closing it again here could close a descriptor
+     * another thread has just been given under the same number. On the
+     * paths where it does not (option parsing, which these fixed options
+     * pass) it leaks, which is the lesser harm. errno is cleared so that a
+     * failure which sets none is not reported with a stale value. */
+    int lfd = s->listen_fd;
+    s->listen_fd = -1;
+    errno = 0;
     s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
-                                 MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
+                                 MHD_OPTION_LISTEN_SOCKET, lfd,
                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, s->idle_secs,
+                                 MHD_OPTION_CONNECTION_LIMIT, s->opt.max_connections,
                                  MHD_OPTION_END);
     if (!s->daemon) {
         err = errno ? errno : EAGAIN;
@@ -362,7 +395,10 @@ int cctx_mhd_shutdown(cctx_mhd_t *server, int64_t drain)
 {
     if (!server)
         return EINVAL;
-    if (mhd_on_worker(server))
+    /* A handler, or an after-function of a request context run by the
+     * watcher or a canceller (a hang-up cancelled it): this call would join
+     * the thread it runs on. */
+    if (mhd_on_worker(server) || mhd_on_watch(&server->watch))
         return EDEADLK;
     cctx_mhd_t *s = server;
     pthread_mutex_lock(&s->shut_lock);
@@ -416,8 +452,9 @@ void cctx_mhd_free(cctx_mhd_t *server)
 {
     if (!server)
         return;
-    if (mhd_on_worker(server)) {
-        fprintf(stderr, "cctx-mhd: cctx_mhd_free called from a handler of the same server\n");
+    if (mhd_on_worker(server) || mhd_on_watch(&server->watch)) {
+        fprintf(stderr, "cctx-mhd: cctx_mhd_free called from a %s of the same server\n",
+                mhd_on_worker(server) ? "handler" : "disconnect canceller");
         abort();
     }
     cctx_mhd_shutdown(server, server->opt.drain);

@@ -26,6 +26,16 @@
  *    after-function holds one canceller, never the watcher or the others.
  *    They cancel outside the lock and are joined by mhd_watch_stop once the
  *    queue is empty.
+ *  - When no canceller exists and none can be started (thread creation
+ *    fails), or the hang-up's queue entry cannot be allocated, the watcher
+ *    cancels inline, accepting that a blocking after-function then delays
+ *    the other hang-ups: a queued hang-up that no thread would ever take is
+ *    a request that never learns its client left. mhd_watch_stop cancels
+ *    whatever is still queued after the joins, so no reference is left.
+ *  - The watcher and the cancellers run after-functions of request
+ *    contexts, which may call cctx_mhd_shutdown or cctx_mhd_free; those
+ *    join these very threads. Both mark themselves (mhd_on_watch), and
+ *    shutdown refuses to run there (EDEADLK).
  *
  * Lock order: server->lock may be held when taking watch->lock, never the
  * reverse (in practice neither path nests them).
@@ -43,9 +53,24 @@
 
 #define WAKE_TAG UINT64_MAX
 
+/* The watch whose watcher or canceller this thread is. */
+static _Thread_local const struct mhd_watch *watch_of;
+
+bool mhd_on_watch(const struct mhd_watch *w)
+{
+    return watch_of == w;
+}
+
+static void cancel_hangup(cctx_t *ctx, cctx_cancel_t *cancel)
+{
+    cctx_cancel_cause(cancel, 499, "client disconnected");
+    cctx_release(ctx);
+}
+
 static void *canceller_main(void *arg)
 {
     struct mhd_watch *w = arg;
+    watch_of = w;
     pthread_mutex_lock(&w->lock);
     for (;;) {
         while (!w->head && !w->closing) {
@@ -61,8 +86,7 @@ static void *canceller_main(void *arg)
             w->tail = &w->head;
         w->queued--;
         pthread_mutex_unlock(&w->lock);
-        cctx_cancel_cause(h->cancel, 499, "client disconnected");
-        cctx_release(h->ctx);
+        cancel_hangup(h->ctx, h->cancel);
         free(h);
         pthread_mutex_lock(&w->lock);
     }
@@ -75,23 +99,33 @@ static void hang_up(struct mhd_watch *w, cctx_t *ctx, cctx_cancel_t *cancel)
 {
     struct mhd_hangup *h = malloc(sizeof *h);
     if (!h) { /* out of memory: cancel here rather than not at all */
-        cctx_cancel_cause(cancel, 499, "client disconnected");
-        cctx_release(ctx);
+        cancel_hangup(ctx, cancel);
         return;
     }
     *h = (struct mhd_hangup){.ctx = ctx, .cancel = cancel, .next = NULL};
     pthread_mutex_lock(&w->lock);
+    /* An idle canceller that was signalled still counts as idle until it
+     * wakes, and its hang-up still counts as queued: a new canceller is
+     * needed only for hang-ups beyond the idle ones. Started before the
+     * hang-up is queued, so that when none can be started and none exists
+     * the hang-up is never queued for nobody. */
+    bool started = false;
+    if (w->queued + 1 > w->idle && w->ncancellers < MHD_MAX_CANCELLERS &&
+        mhd_thread_start(&w->cancellers[w->ncancellers], canceller_main, w,
+                         "cctx-mhd-cancel") == 0) {
+        w->ncancellers++;
+        started = true;
+    }
+    if (w->ncancellers == 0) {
+        pthread_mutex_unlock(&w->lock);
+        free(h);
+        cancel_hangup(ctx, cancel);
+        return;
+    }
     *w->tail = h;
     w->tail = &h->next;
     w->queued++;
-    /* An idle canceller that was signalled still counts as idle until it
-     * wakes, and its hang-up still counts as queued: a new canceller is
-     * needed only for hang-ups beyond the idle ones. */
-    if (w->queued > w->idle && w->ncancellers < MHD_MAX_CANCELLERS &&
-        mhd_thread_start(&w->cancellers[w->ncancellers], canceller_main, w,
-                         "cctx-mhd-cancel") == 0)
-        w->ncancellers++;
-    else
+    if (!started) /* a new canceller looks at the queue before it waits */
         pthread_cond_signal(&w->hangup_ready);
     pthread_mutex_unlock(&w->lock);
 }
@@ -99,6 +133,7 @@ static void hang_up(struct mhd_watch *w, cctx_t *ctx, cctx_cancel_t *cancel)
 static void *watch_main(void *arg)
 {
     struct mhd_watch *w = arg;
+    watch_of = w;
     struct epoll_event ev[64];
     while (!atomic_load_explicit(&w->stop, memory_order_acquire)) {
         int n = epoll_wait(w->epfd, ev, 64, -1);
@@ -149,12 +184,15 @@ int mhd_watch_start(struct mhd_watch *w)
 
 void mhd_watch_stop(struct mhd_watch *w)
 {
+    /* Never this thread itself (shutdown refuses to run on it; this is the
+     * defence should that check be bypassed): joining it would not return. */
     if (w->started) {
         atomic_store_explicit(&w->stop, true, memory_order_release);
         uint64_t one = 1;
         while (write(w->wakefd, &one, sizeof one) < 0 && errno == EINTR)
             ;
-        pthread_join(w->thread, NULL);
+        if (!pthread_equal(w->thread, pthread_self()))
+            pthread_join(w->thread, NULL);
         w->started = false;
     }
     /* The watcher is gone, so nothing is queued any more: the cancellers
@@ -165,8 +203,19 @@ void mhd_watch_stop(struct mhd_watch *w)
     pthread_cond_broadcast(&w->hangup_ready);
     pthread_mutex_unlock(&w->lock);
     for (unsigned i = 0; i < w->ncancellers; i++)
-        pthread_join(w->cancellers[i], NULL);
+        if (!pthread_equal(w->cancellers[i], pthread_self()))
+            pthread_join(w->cancellers[i], NULL);
     w->ncancellers = 0;
+    /* Whatever no canceller took (none could be started) is cancelled here,
+     * so that its reference is released before the server's context. */
+    while (w->head) {
+        struct mhd_hangup *h = w->head;
+        w->head = h->next;
+        cancel_hangup(h->ctx, h->cancel);
+        free(h);
+    }
+    w->tail = &w->head;
+    w->queued = 0;
     pthread_cond_destroy(&w->hangup_ready);
     if (w->epfd >= 0)
         close(w->epfd);

@@ -30,9 +30,7 @@ bool mhd_on_worker(const cctx_mhd_t *s)
     return worker_of == s;
 }
 
-/* The status for a request whose context ended before its handler ran, or
- * while it ran when the handler answered nothing of its own. */
-static int status_of_ended(const cctx_t *ctx, const char **msg)
+int mhd_status_of_ended(const cctx_t *ctx, const char **msg)
 {
     cctx_cause_t c;
     cctx_cause(ctx, &c);
@@ -58,7 +56,7 @@ static void serve(cctx_mhd_t *s, struct cctx_mhd_request *req)
     mhd_response_init(&resp);
     if (cctx_err(req->run_ctx) != 0) {
         const char *msg;
-        int st = status_of_ended(req->run_ctx, &msg);
+        int st = mhd_status_of_ended(req->run_ctx, &msg);
         mhd_response_text(&resp, st, msg);
     } else {
         char msg[256] = "";
@@ -68,7 +66,7 @@ static void serve(cctx_mhd_t *s, struct cctx_mhd_request *req)
         else if (cctx_err(req->run_ctx) != 0) {
             /* A validator narrowed the deadline to nothing. */
             const char *m;
-            st = status_of_ended(req->run_ctx, &m);
+            st = mhd_status_of_ended(req->run_ctx, &m);
             mhd_response_text(&resp, st, m);
         } else if (req->handler) {
             req->handler(req->run_ctx, req, &resp, req->arg);
@@ -79,7 +77,7 @@ static void serve(cctx_mhd_t *s, struct cctx_mhd_request *req)
             if (!resp.status_set && resp.len == 0 && !resp.headers && !resp.err &&
                 cctx_err(req->run_ctx) != 0) {
                 const char *m;
-                int st = status_of_ended(req->run_ctx, &m);
+                int st = mhd_status_of_ended(req->run_ctx, &m);
                 mhd_response_text(&resp, st, m);
             }
         } else
@@ -149,7 +147,8 @@ void mhd_workers_stop(cctx_mhd_t *s)
     pthread_cond_broadcast(&s->work);
     pthread_mutex_unlock(&s->lock);
     for (unsigned i = 0; i < s->nworkers; i++)
-        pthread_join(s->workers[i], NULL);
+        if (!pthread_equal(s->workers[i], pthread_self())) /* never itself: see shutdown */
+            pthread_join(s->workers[i], NULL);
     s->nworkers = 0;
     free(s->workers);
     s->workers = NULL;

@@ -1,0 +1,212 @@
+/*
+ * Connection limits, repeated headers, the response status
+ * range and refused response headers, and shutdown from a thread the
+ * server would have to join.
+ */
+#define _GNU_SOURCE
+#include "harness.h"
+#include "mhd_support.h"
+#include "support.h"
+
+#include <poll.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/socket.h>
+
+static struct http_resp r;
+
+/* Waits up to ms for the server to close c (EOF or reset); true if it did.
+ * Any bytes it answers with are read over. */
+static bool closed_within(struct conn *c, int ms)
+{
+    int64_t end = real_now() + CCTX_MSEC(ms);
+    for (;;) {
+        int64_t left = (end - real_now()) / CCTX_MSEC(1);
+        if (left <= 0)
+            return false;
+        struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+        if (poll(&pfd, 1, (int)left) != 1)
+            return false;
+        char buf[512];
+        ssize_t n = recv(c->fd, buf, sizeof buf, 0);
+        if (n <= 0)
+            return true;
+    }
+}
+
+TEST(mhd_idle_timeout_closes_slow_request)
+{
+    struct probe p;
+    probe_init(&p);
+    cctx_mhd_options_t o = CCTX_MHD_OPTIONS_INIT;
+    o.idle_timeout = CCTX_SEC(1);
+    cctx_mhd_t *s = start_probe_server(&p, &o);
+    static struct conn c;
+    conn_open(&c, cctx_mhd_port(s));
+    int64_t t0 = real_now();
+    conn_send(&c, "GET /half HTTP/1.1\r\nHost: t\r\n"); /* and never the blank line */
+    CHECK(closed_within(&c, 5000));
+    int64_t took = real_now() - t0;
+    printf("half a request closed after %.3f s\n", (double)took / 1e9);
+    CHECK(took >= CCTX_MSEC(900));
+    CHECK_EQ(p.started, 0);
+    conn_close(&c);
+    /* An idle keep-alive connection too. */
+    conn_open(&c, cctx_mhd_port(s));
+    conn_send(&c, "GET /k HTTP/1.1\r\nHost: t\r\n\r\n");
+    conn_read(&c, &r);
+    CHECK_EQ(r.status, 200);
+    CHECK(closed_within(&c, 5000));
+    conn_close(&c);
+    cctx_mhd_free(s);
+    probe_destroy(&p);
+}
+
+TEST(mhd_idle_timeout_spares_running_handler)
+{
+    /* The handler runs longer than the idle timeout while the connection
+     * is suspended: the answer still arrives. */
+    struct probe p;
+    probe_init(&p);
+    p.block = true;
+    cctx_mhd_options_t o = CCTX_MHD_OPTIONS_INIT;
+    o.idle_timeout = CCTX_SEC(1);
+    cctx_mhd_t *s = start_probe_server(&p, &o);
+    http_get(cctx_mhd_port(s), "/slow", "grpc-timeout: 2500m\r\n", &r);
+    CHECK_EQ(r.status, 200);
+    CHECK_EQ(p.cause.code, 504);
+    cctx_mhd_free(s);
+    probe_destroy(&p);
+}
+
+TEST(mhd_deadline_during_body_closes)
+{
+    struct probe p;
+    probe_init(&p);
+    cctx_mhd_t *s = start_probe_server(&p, NULL);
+    static struct conn c;
+    conn_open(&c, cctx_mhd_port(s));
+    conn_send(&c, "POST /up HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 200m\r\n"
+                  "Content-Length: 100\r\n\r\n0123456789");
+    real_sleep_ms(400); /* the deadline passes while the body trickles in */
+    conn_send(&c, "0123456789");
+    CHECK(closed_within(&c, 3000));
+    CHECK_EQ(p.started, 0);
+    conn_close(&c);
+    cctx_mhd_free(s);
+    probe_destroy(&p);
+}
+
+/* An after-function that a hang-up runs on the server's canceller thread
+ * and that shuts the server down. */
+static cctx_mhd_t *self_server;
+static atomic_int self_result = -1;
+static cctx_after_t self_reg;
+
+static void shut_from_after(void *arg)
+{
+    (void)arg;
+    atomic_store_explicit(&self_result, cctx_mhd_shutdown(self_server, 0), memory_order_release);
+}
+
+static void self_handler(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_response_t *resp,
+                         void *arg)
+{
+    (void)req, (void)resp, (void)arg;
+    CHECK_EQ(cctx_after_func(ctx, &self_reg, shut_from_after, NULL), 0);
+    cctx_wait(ctx, CCTX_SEC(10));
+}
+
+TEST(mhd_shutdown_from_canceller_edeadlk)
+{
+    self_server = cctx_mhd_start(cctx_background(), NULL, self_handler, NULL);
+    CHECK(self_server);
+    static struct conn c;
+    conn_open(&c, cctx_mhd_port(self_server));
+    conn_send(&c, "GET /x HTTP/1.1\r\nHost: t\r\n\r\n");
+    real_sleep_ms(200); /* the handler registers its after-function */
+    conn_close(&c);
+    int64_t end = real_now() + CCTX_SEC(5);
+    while (atomic_load_explicit(&self_result, memory_order_acquire) == -1 && real_now() < end)
+        real_sleep_ms(5);
+    CHECK_EQ(atomic_load_explicit(&self_result, memory_order_acquire), EDEADLK);
+    cctx_mhd_free(self_server);
+}
+
+TEST(mhd_deadline_header_repeated_400)
+{
+    struct probe p;
+    probe_init(&p);
+    cctx_mhd_t *s = start_probe_server(&p, NULL);
+    http_get(cctx_mhd_port(s), "/x", "grpc-timeout: 10S\r\ngrpc-timeout: 1m\r\n", &r);
+    CHECK_EQ(r.status, 400);
+    CHECK_STR(r.body, "repeated grpc-timeout header\n");
+    CHECK_EQ(p.started, 0);
+    cctx_mhd_free(s);
+    probe_destroy(&p);
+}
+
+static void state_handler(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_response_t *resp,
+                          void *arg)
+{
+    (void)req, (void)arg;
+    const cctx_trace_t *tr = cctx_trace_of(ctx);
+    CHECK(tr);
+    cctx_mhd_write(resp, tr->state, tr->state_len);
+}
+
+TEST(mhd_tracestate_lines_joined)
+{
+    cctx_mhd_t *s = cctx_mhd_start(cctx_background(), NULL, state_handler, NULL);
+    CHECK(s);
+    http_get(cctx_mhd_port(s), "/t",
+             "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n"
+             "tracestate: a=1,b=2\r\ntracestate: c=3\r\n",
+             &r);
+    CHECK_EQ(r.status, 200);
+    CHECK_STR(r.body, "a=1,b=2,c=3");
+    http_get(cctx_mhd_port(s), "/t",
+             "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n"
+             "tracestate: a=1\r\n",
+             &r);
+    CHECK_STR(r.body, "a=1");
+    cctx_mhd_free(s);
+}
+
+static atomic_int status_errs;
+
+static void status_handler(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_response_t *resp,
+                           void *arg)
+{
+    (void)ctx, (void)req, (void)arg;
+    static const int bad[] = {0, 100, 101, 199, 600, -1};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        if (cctx_mhd_status(resp, bad[i]) != EINVAL)
+            atomic_fetch_add_explicit(&status_errs, 1, memory_order_relaxed);
+    if (cctx_mhd_status(resp, 200) != 0 || cctx_mhd_status(resp, 599) != 0 ||
+        cctx_mhd_status(resp, 201) != 0)
+        atomic_fetch_add_explicit(&status_errs, 1, memory_order_relaxed);
+}
+
+static void bad_header_handler(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_response_t *resp,
+                               void *arg)
+{
+    (void)ctx, (void)req;
+    CHECK_EQ(cctx_mhd_set_header(resp, "x-fine", "yes"), 0);
+    CHECK_EQ(cctx_mhd_set_header(resp, (const char *)arg, "5"), 0);
+    cctx_mhd_write(resp, "hello", 5);
+}
+
+TEST(mhd_response_status_and_refused_header)
+{
+    cctx_mhd_t *s = cctx_mhd_start(cctx_background(), NULL, status_handler, NULL);
+    CHECK(s);
+    CHECK_EQ(cctx_mhd_route(s, "GET", "/cl", bad_header_handler, "Content-Length", 0), 0);
+    http_get(cctx_mhd_port(s), "/status", "", &r);
+    CHECK_EQ(r.status, 201);
+    CHECK_EQ(atomic_load(&status_errs), 0);
+    http_get(cctx_mhd_port(s), "/cl", "", &r);
+    CHECK_EQ(r.status, 500);
+    CHECK_STR(r.body, "response header refused: Content-Length\n");
+    cctx_mhd_free(s);
+}
