@@ -13,7 +13,9 @@
  *  1. If ctx is already done, or its remaining budget is spent, it fails at
  *     once with ECANCELED or ETIMEDOUT and sends nothing (no connection is
  *     made): a call that could not finish in time is not started, as gRPC
- *     does.
+ *     does. It does not wait for the timer to mark a deadline that has
+ *     passed: the cause is then made here (ETIMEDOUT, "context deadline
+ *     exceeded", when = the deadline, no file or line).
  *  2. It adds request headers, each unless the caller's own list (see
  *     cctx_curl_opts_t.headers) already has a header of that name:
  *       grpc-timeout: the remaining budget, rounded up (only when ctx has a
@@ -54,14 +56,30 @@
  * on a thread reuse connections), freed when the thread exits or by
  * cctx_curl_thread_cleanup. The context may be canceled from any thread
  * (or by its deadline) while a call runs: that is what the done descriptor
- * is for.
+ * is for. Neither cctx_curl_perform nor cctx_curl_multi_run may be called
+ * from inside a libcurl callback of either running on the same thread
+ * (EINVAL, nothing sent): the outer transfers would stall meanwhile.
+ *
+ * fork(). A child's copy of a multi handle caches its parent's connections,
+ * sockets the parent goes on using. cctx-curl counts forks (a
+ * pthread_atfork child handler) and tags each multi handle with the count
+ * it was made under: in a child, the next call on the forking thread (and
+ * cctx_curl_thread_cleanup) abandons the inherited handle without cleaning
+ * it up (that could write on the parent's connections, e.g. a TLS
+ * close_notify) and makes a new one, so the child's requests go out on new
+ * connections. A cctx_curl_multi_t inherited by a child is treated the same
+ * on its next run and by cctx_curl_multi_free. The abandoned handle's
+ * memory and descriptors stay in the child.
  *
  * curl_global_init. The library never calls curl_global_init or
  * curl_global_cleanup. Call curl_global_init(CURL_GLOBAL_DEFAULT) once in
  * main, before starting threads (libcurl requires it there unless it
  * reports CURL_VERSION_THREADSAFE), and curl_global_cleanup last, after
  * every thread that made calls has exited or called
- * cctx_curl_thread_cleanup.
+ * cctx_curl_thread_cleanup. cctx's own runner threads (where an
+ * after-function of a deadline runs) exit only 2 s after going idle and are
+ * not joined at exit: an after-function that calls cctx_curl_perform calls
+ * cctx_curl_thread_cleanup itself before it returns.
  *
  * Errors are errno values, as everywhere in cctx; the result structure also
  * carries libcurl's CURLcode and its text. See cctx_curl_result_t.
@@ -111,14 +129,24 @@ typedef struct cctx_curl_result {
      *                         cause says why), or libcurl's own timeout
      *                         (which is the budget) fired: ETIMEDOUT;
      *   ECONNREFUSED, EHOSTUNREACH, ENETUNREACH, ECONNRESET, EPIPE, ...
-     *                         the system error libcurl saw on the socket
-     *                         (CURLINFO_OS_ERRNO), when it saw one;
-     *   EHOSTUNREACH          name resolution failed;
+     *                         a socket failure (could not connect, send or
+     *                         receive failed, empty reply, interface failed)
+     *                         with the system error libcurl saw there
+     *                         (CURLINFO_OS_ERRNO, read for these alone: libcurl
+     *                         sets it on them only and never clears it);
      *   ECONNREFUSED          connection failed, no system error known;
+     *   ECONNRESET            empty reply, partial file, send or receive
+     *                         failed, no system error known;
+     *   EHOSTUNREACH          name resolution failed;
      *   EINVAL                bad or unsupported URL or option;
      *   ENOMEM                out of memory (libcurl's or cctx's);
+     *   EMFILE, ENFILE        no descriptor left for cctx_done_fd(ctx): nothing
+     *                         sent, ctx did not end, code CURLE_FAILED_INIT;
      *   EPROTO                HTTP/2, TLS or protocol errors;
-     *   ECONNABORTED          the caller's own callback aborted it;
+     *   ECONNABORTED          the caller's own callback stopped it (a progress
+     *                         callback returned non-zero, a write callback took
+     *                         less than given, a read callback aborted);
+     *   ELOOP, EFBIG, EACCES  too many redirects, too large, access denied;
      *   EIO                   anything else. */
     int err;
     /* libcurl's result. CURLE_OK on success; for a transfer ended by ctx,
@@ -126,8 +154,10 @@ typedef struct cctx_curl_result {
      * (cancel), also when nothing was sent. */
     CURLcode code;
     /* One line saying why: the context's cause message when ctx ended it,
-     * else curl_easy_strerror(code) ("No error" on success). Static or owned
-     * by ctx: valid while the caller holds ctx. Never NULL. */
+     * else curl_easy_strerror(code) ("No error" on success), or a line of
+     * cctx's own for a failure of its own (no done descriptor, a call from
+     * a callback). Static or owned by ctx: valid while the caller holds
+     * ctx. Never NULL. */
     const char *msg;
     /* ctx's cause when ctx ended the transfer (err is ECANCELED or
      * ETIMEDOUT and cause.err equals it); all zero otherwise. */
@@ -143,7 +173,9 @@ typedef struct cctx_curl_result {
  * file. Returns res->err (0 or an errno value, see cctx_curl_result_t);
  * res may be NULL. EINVAL (nothing sent) for a NULL ctx or easy, an easy
  * handle that is in a multi handle already, or a call made from inside a
- * libcurl callback of a call running on the same thread. The easy handle's own
+ * libcurl callback of a cctx_curl_perform or cctx_curl_multi_run running on
+ * the same thread. EMFILE or ENFILE (nothing sent) when cctx_done_fd(ctx)
+ * finds no descriptor. The easy handle's own
  * callbacks, CURLOPT_PRIVATE and every option not named above are the
  * caller's and are left alone. */
 CCTX_API int cctx_curl_perform(cctx_t *ctx, CURL *easy, const cctx_curl_opts_t *opts,
@@ -151,8 +183,10 @@ CCTX_API int cctx_curl_perform(cctx_t *ctx, CURL *easy, const cctx_curl_opts_t *
 
 /* Frees the calling thread's multi handle and closes its cached
  * connections (also done when the thread exits). Call it on the main
- * thread before curl_global_cleanup. Safe to call at any time outside
- * cctx_curl_perform; the next call makes a new one. */
+ * thread before curl_global_cleanup, and at the end of an after-function
+ * that made calls (cctx's runner threads outlive it). Safe to call at any
+ * time outside cctx_curl_perform; the next call makes a new one. In a child
+ * of fork() an inherited handle is abandoned, not closed (see the top). */
 CCTX_API void cctx_curl_thread_cleanup(void);
 
 /* ---- Many transfers under one context (fan-out) -------------------------- */
@@ -170,15 +204,21 @@ CCTX_API int cctx_curl_multi_add(cctx_curl_multi_t *m, CURL *easy, const cctx_cu
 
 /* Runs every transfer added since the last run, at once, until all are
  * done or ctx ends. Headers and the timeout are those of
- * cctx_curl_perform, computed once at the start from ctx (every transfer
- * gets its own span). When ctx ends, every unfinished transfer is aborted
- * at once (within a millisecond) with ctx's error and cause; those already
- * finished keep their results. Afterwards every easy handle is out of the
- * multi handle with its options put back, and free for reuse. Returns 0
- * when ctx did not end the run (each transfer may still have failed on its
- * own: read the results), ctx's error (ECANCELED, ETIMEDOUT) when it did
- * or was already done (nothing is sent then), EINVAL (NULL argument), or
- * ENOMEM (nothing sent). The connections stay cached in m for the next
+ * cctx_curl_perform, from ctx's budget read once at the start: every
+ * transfer gets the same grpc-timeout and libcurl timeout, and all are sent
+ * or (budget spent) none (every transfer gets its own span). When ctx
+ * ends, every unfinished transfer is aborted at once (within a
+ * millisecond) with ctx's error and cause; those already finished keep
+ * their results. Afterwards every easy handle is out of the multi handle
+ * with its options put back, and free for reuse. Returns 0 when ctx did
+ * not end the run (each transfer may still have failed on its own: read
+ * the results), ctx's error (ECANCELED, ETIMEDOUT) when it did or was
+ * already done or spent (nothing is sent then), EMFILE or ENFILE when
+ * cctx_done_fd(ctx) found no descriptor (nothing sent; each result has
+ * that error, code CURLE_FAILED_INIT and no cause: ctx did not end),
+ * EINVAL (NULL argument, a run under way, or a call from inside a libcurl
+ * callback of a cctx_curl_perform or cctx_curl_multi_run on this thread),
+ * or ENOMEM (nothing sent). The connections stay cached in m for the next
  * run. */
 CCTX_API int cctx_curl_multi_run(cctx_curl_multi_t *m, cctx_t *ctx);
 

@@ -1,11 +1,14 @@
-/* libcurl's results as errno values: the system error libcurl saw when it
- * saw one (that is what a caller can act on: refused, unreachable, reset),
- * else the nearest errno for the kind of failure. */
+/* libcurl's results as errno values: the nearest errno for the kind of
+ * failure, and for a failure on the socket itself the system error libcurl
+ * saw there (that is what a caller can act on: refused, unreachable,
+ * reset). */
 #include "internal.h"
 
 #include <errno.h>
 
-int cc_errno_of(CURLcode code, long os_errno)
+/* The errno for a failure whose kind says everything, or 0 for the socket
+ * failures, whose system error says more. */
+static int errno_of_kind(CURLcode code)
 {
     switch (code) {
     case CURLE_OK:
@@ -20,21 +23,16 @@ int cc_errno_of(CURLcode code, long os_errno)
     case CURLE_NOT_BUILT_IN:
     case CURLE_UNKNOWN_OPTION:
         return EINVAL;
+    /* The caller's callback refused: a progress or transfer-info callback
+     * returned non-zero, a write callback took less than it was given, a
+     * read callback returned CURL_READFUNC_ABORT. */
     case CURLE_ABORTED_BY_CALLBACK:
+    case CURLE_WRITE_ERROR:
+    case CURLE_READ_ERROR:
         return ECONNABORTED;
-    default:
-        break;
-    }
-    /* From here on a socket was involved: its error says the most. */
-    if (os_errno > 0)
-        return (int)os_errno;
-    switch (code) {
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
         return EHOSTUNREACH;
-    case CURLE_COULDNT_CONNECT:
-        return ECONNREFUSED;
-    case CURLE_GOT_NOTHING:
     case CURLE_PARTIAL_FILE:
         return ECONNRESET;
     case CURLE_HTTP2:
@@ -63,7 +61,33 @@ int cc_errno_of(CURLcode code, long os_errno)
     case CURLE_LOGIN_DENIED:
     case CURLE_REMOTE_ACCESS_DENIED:
         return EACCES;
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_INTERFACE_FAILED:
+        return 0;
     default:
         return EIO;
+    }
+}
+
+int cc_errno_of(CURLcode code, long os_errno)
+{
+    int err = errno_of_kind(code);
+    if (err != 0 || code == CURLE_OK)
+        return err;
+    /* A socket failure. libcurl sets CURLINFO_OS_ERRNO on these alone (and
+     * never clears it), so it is read for nothing else: a TLS or HTTP/2
+     * error after an earlier refused connect is not ECONNREFUSED. */
+    if (os_errno > 0)
+        return (int)os_errno;
+    switch (code) {
+    case CURLE_COULDNT_CONNECT:
+        return ECONNREFUSED;
+    case CURLE_INTERFACE_FAILED:
+        return EADDRNOTAVAIL;
+    default: /* nothing came back, or the socket failed without a word */
+        return ECONNRESET;
     }
 }

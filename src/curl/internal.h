@@ -22,6 +22,7 @@ struct cc_xfer {
     bool forbid_reuse; /* we set CURLOPT_FORBID_REUSE: put it back */
     bool added;        /* in a multi handle */
     bool done;         /* res is final */
+    long os_errno_before; /* CURLINFO_OS_ERRNO before it ran (libcurl < 8.8.0) */
     char timeout[sizeof CC_HDR_TIMEOUT + CCTX_GRPC_TIMEOUT_SIZE];
     char parent[sizeof CC_HDR_PARENT + CCTX_TRACEPARENT_SIZE];
     char state[sizeof CC_HDR_STATE + CCTX_TRACESTATE_MAX + 1];
@@ -29,13 +30,29 @@ struct cc_xfer {
 
 /* libcurl before 7.89.0: no stream reset on abort, broken h2c reuse. */
 bool cc_old_curl(void);
+/* libcurl before 8.8.0: CURLINFO_OS_ERRNO is never reset between
+ * transfers, so it may be a previous transfer's. */
+bool cc_stale_os_errno(void);
+
+/* How many fork()s lie between the process that first asked and this one:
+ * a child handler registered on the first call bumps it, so a multi handle
+ * tagged with an older count was inherited from a parent. */
+uint32_t cc_fork_count(void);
+
+/* Set on a thread while cctx_curl_perform or cctx_curl_multi_run runs
+ * there: a call from inside one of their libcurl callbacks is refused. */
+extern _Thread_local bool cc_in_call;
 
 /* Zeroes x and keeps easy and opts (NULL: all zero). */
 void cc_init(struct cc_xfer *x, CURL *easy, const cctx_curl_opts_t *opts);
-/* Checks ctx's budget and sets the headers and the timeout on x->easy.
- * 0, or an errno value with x->res final and nothing set: ctx's error
- * (spent or ended: nothing is to be sent), ENOMEM, EINVAL. */
-int cc_prepare(struct cc_xfer *x, cctx_t *ctx);
+/* ctx's budget for a call starting now: 0 once ctx is done, else
+ * cctx_remaining (CCTX_NO_DEADLINE without a deadline). */
+int64_t cc_budget(cctx_t *ctx);
+/* Sets the headers and the timeout on x->easy for budget left (from
+ * cc_budget: the fan-out reads it once for all its transfers). 0, or an
+ * errno value with x->res final and nothing set: ctx's error (left <= 0:
+ * nothing is to be sent), ENOMEM, EINVAL. */
+int cc_prepare(struct cc_xfer *x, cctx_t *ctx, int64_t left);
 /* Puts back the options cc_prepare set. */
 void cc_restore(struct cc_xfer *x);
 /* Before removing an unfinished transfer from its multi handle: on old
@@ -44,8 +61,14 @@ void cc_before_abort(struct cc_xfer *x);
 /* The transfer finished in libcurl with code: x->res from it (and from ctx
  * when libcurl's timeout, which is ctx's budget, fired). */
 void cc_finish_curl(struct cc_xfer *x, cctx_t *ctx, CURLcode code);
-/* ctx ended (or was spent) before the transfer finished: x->res from ctx. */
-void cc_finish_ctx(struct cc_xfer *x, cctx_t *ctx);
+/* ctx ended (or was spent) before the transfer finished: x->res from ctx.
+ * settle: when the deadline has passed but ctx is not marked yet, wait (at
+ * most 100 ms) for the timer to mark it, for its cause; without settle the
+ * cause is made here at once (no site). */
+void cc_finish_ctx(struct cc_xfer *x, cctx_t *ctx, bool settle);
+/* No done descriptor (err: EMFILE, ENFILE...): x->res says so, ctx has
+ * nothing to do with it. */
+void cc_finish_no_fd(struct cc_xfer *x, int err);
 /* True when this finished transfer may have left an HTTP/2 connection in
  * its multi handle's cache that old libcurl must not reuse. */
 bool cc_left_h2_connection(const struct cc_xfer *x);

@@ -8,6 +8,7 @@
 
 struct cctx_curl_multi {
     CURLM *multi;
+    uint32_t forks; /* cc_fork_count() when multi was made */
     struct cc_xfer **xfers; /* one allocation each: their header nodes must not move */
     size_t n, cap;
     bool ran;     /* xfers hold the results of a finished run */
@@ -37,6 +38,7 @@ cctx_curl_multi_t *cctx_curl_multi_new(void)
         errno = ENOMEM;
         return NULL;
     }
+    m->forks = cc_fork_count();
     return m;
 }
 
@@ -103,8 +105,9 @@ static struct cc_xfer *find(cctx_curl_multi_t *m, CURL *easy)
 }
 
 /* Every transfer out of the multi handle with its options back; unfinished
- * ones take ctx's end as their result. */
-static void settle_all(cctx_curl_multi_t *m, cctx_t *ctx)
+ * ones take ctx's end as their result, or fd_err (cctx_done_fd's failure,
+ * when no transfer was started) when it is not 0. */
+static void settle_all(cctx_curl_multi_t *m, cctx_t *ctx, int fd_err)
 {
     bool drop = false;
     for (size_t i = 0; i < m->n; i++) {
@@ -120,8 +123,12 @@ static void settle_all(cctx_curl_multi_t *m, cctx_t *ctx)
             drop = drop || cc_left_h2_connection(x);
             cc_restore(x);
         }
-        if (!x->done)
-            cc_finish_ctx(x, ctx);
+        if (x->done)
+            continue;
+        if (fd_err)
+            cc_finish_no_fd(x, fd_err);
+        else
+            cc_finish_ctx(x, ctx, true);
     }
     if (drop) {
         /* Old libcurl must not reuse those HTTP/2 connections. */
@@ -138,31 +145,54 @@ static CURLcode code_of(CURLMcode mc)
     return mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
 }
 
+/* A child of fork() must not use (nor close: curl_multi_cleanup may write
+ * a TLS close_notify) the connections its parent cached in m: it abandons
+ * the inherited handle, as cctx_curl_perform does its thread's. */
+static int own_multi(cctx_curl_multi_t *m)
+{
+    uint32_t forks = cc_fork_count();
+    if (m->forks == forks)
+        return 0;
+    CURLM *fresh = new_multi();
+    if (!fresh)
+        return ENOMEM;
+    m->multi = fresh; /* the parent's copy is left as it is */
+    m->forks = forks;
+    return 0;
+}
+
 int cctx_curl_multi_run(cctx_curl_multi_t *m, cctx_t *ctx)
 {
-    if (!m || !ctx || m->running)
+    if (!m || !ctx || m->running || cc_in_call)
         return EINVAL;
     if (m->ran)
         return 0; /* nothing added since: an empty run */
+    if (own_multi(m) != 0)
+        return ENOMEM;
     m->running = true;
-    int ret = 0;
+    cc_in_call = true;
+    int ret = 0, fd_err = 0;
+    /* One budget for all: every transfer gets the same grpc-timeout and
+     * libcurl timeout, and a deadline passing while they are prepared
+     * does not leave some sent and some not. */
+    int64_t left = cc_budget(ctx);
+    if (left <= 0) {
+        /* Spent or ended: nobody is sent anything. */
+        for (size_t i = 0; i < m->n; i++)
+            (void)cc_prepare(m->xfers[i], ctx, left);
+        ret = m->n > 0 ? m->xfers[0]->res.err : 0; /* nothing added: empty */
+        goto end;
+    }
     int done_fd = cctx_done_fd(ctx);
     if (done_fd < 0) {
-        ret = errno;
+        ret = fd_err = errno ? errno : EMFILE;
         goto end;
     }
     size_t pending = 0;
     for (size_t i = 0; i < m->n; i++) {
         struct cc_xfer *x = m->xfers[i];
-        if (cc_prepare(x, ctx) != 0) {
-            /* Spent or ended: nobody is sent anything. Out of memory or
-             * randomness: this one fails alone. */
-            if (x->res.err == ECANCELED || x->res.err == ETIMEDOUT) {
-                ret = x->res.err;
-                goto end;
-            }
-            continue;
-        }
+        if (cc_prepare(x, ctx, left) != 0)
+            continue; /* out of memory or randomness: this one fails alone */
         CURLMcode mc = curl_multi_add_handle(m->multi, x->easy);
         if (mc != CURLM_OK) {
             cc_restore(x);
@@ -213,7 +243,7 @@ int cctx_curl_multi_run(cctx_curl_multi_t *m, cctx_t *ctx)
             break;
     }
 end:
-    settle_all(m, ctx);
+    settle_all(m, ctx, fd_err);
     /* ctx ended the run if it ended any transfer: aborted here, or by
      * libcurl's timeout, which is ctx's budget (cc_finish_curl then takes
      * ctx's error and cause). */
@@ -222,6 +252,7 @@ end:
             ret = m->xfers[i]->res.cause.err;
     m->ran = true;
     m->running = false;
+    cc_in_call = false;
     return ret;
 }
 
@@ -231,6 +262,8 @@ void cctx_curl_multi_free(cctx_curl_multi_t *m)
         return;
     forget(m);
     free(m->xfers);
-    curl_multi_cleanup(m->multi);
+    /* In a child of fork() the handle is the parent's copy: left alone. */
+    if (m->forks == cc_fork_count())
+        curl_multi_cleanup(m->multi);
     free(m);
 }

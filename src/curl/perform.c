@@ -5,19 +5,40 @@
 #include "internal.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 /* Each thread keeps one multi handle, so that the connections a transfer
  * leaves in its cache serve the thread's next call, as curl_easy_perform's
  * hidden multi handle does for one easy handle. The key's destructor frees
- * it when the thread exits. */
+ * it when the thread exits.
+ *
+ * fork(): the child's copy of the forking thread's handle holds the
+ * parent's connections, whose sockets the parent goes on using. Reusing
+ * one would put two processes on one TCP (or TLS) stream, and even
+ * curl_multi_cleanup may write on them (a TLS close_notify). So the handle
+ * is tagged with the fork count it was made under, and a child abandons an
+ * inherited one unclosed (its memory and descriptors stay, as a child's
+ * copy of anything of its parent's does) and makes its own. */
 static pthread_key_t thread_key;
 static pthread_once_t thread_once = PTHREAD_ONCE_INIT;
 static _Thread_local CURLM *thread_multi;
+static _Thread_local uint32_t thread_multi_forks;
+/* The last handle a child abandoned, kept reachable so that a leak checker
+ * in the child does not report what was deliberately left alone. */
+static CURLM *_Atomic abandoned;
+
+static void abandon(CURLM *m)
+{
+    (void)atomic_exchange(&abandoned, m);
+}
 
 static void free_multi(void *m)
 {
     thread_multi = NULL; /* runs on the exiting thread itself */
-    curl_multi_cleanup(m);
+    if (thread_multi_forks != cc_fork_count())
+        abandon(m);
+    else
+        curl_multi_cleanup(m);
 }
 
 static void make_key(void)
@@ -27,13 +48,20 @@ static void make_key(void)
 
 static CURLM *get_multi(void)
 {
-    if (thread_multi)
-        return thread_multi;
+    uint32_t forks = cc_fork_count();
+    if (thread_multi) {
+        if (thread_multi_forks == forks)
+            return thread_multi;
+        abandon(thread_multi);
+        thread_multi = NULL;
+        (void)pthread_setspecific(thread_key, NULL);
+    }
     pthread_once(&thread_once, make_key);
     CURLM *m = curl_multi_init();
     if (!m)
         return NULL;
     thread_multi = m;
+    thread_multi_forks = forks;
     (void)pthread_setspecific(thread_key, m);
     return m;
 }
@@ -45,7 +73,10 @@ void cctx_curl_thread_cleanup(void)
     CURLM *m = thread_multi;
     thread_multi = NULL;
     (void)pthread_setspecific(thread_key, NULL);
-    curl_multi_cleanup(m);
+    if (thread_multi_forks != cc_fork_count())
+        abandon(m); /* the parent's connections: not ours to close */
+    else
+        curl_multi_cleanup(m);
 }
 
 /* The transfer's result, or false while it runs. */
@@ -73,17 +104,33 @@ int cctx_curl_perform(cctx_t *ctx, CURL *easy, const cctx_curl_opts_t *opts,
         }
         return EINVAL;
     }
+    if (cc_in_call) {
+        /* From a libcurl callback of a call on this thread (this one's, or
+         * a fan-out's, whose multi handle libcurl would not stop): the
+         * outer transfers would stall while this one runs. */
+        if (res) {
+            *res = (cctx_curl_result_t){.err = EINVAL, .code = CURLE_BAD_FUNCTION_ARGUMENT,
+                                        .msg = "called from inside a libcurl callback"};
+        }
+        return EINVAL;
+    }
     cc_init(&x, easy, opts);
-    if (cc_prepare(&x, ctx) != 0)
+    cc_in_call = true;
+    if (cc_prepare(&x, ctx, cc_budget(ctx)) != 0)
         goto out;
 
     int done_fd = cctx_done_fd(ctx);
-    CURLM *m = done_fd >= 0 ? get_multi() : NULL;
+    if (done_fd < 0) {
+        cc_restore(&x);
+        cc_finish_no_fd(&x, errno);
+        goto out;
+    }
+    CURLM *m = get_multi();
     if (!m) {
         cc_restore(&x);
-        x.res.err = done_fd < 0 ? errno : ENOMEM;
+        x.res.err = ENOMEM;
         x.res.code = CURLE_OUT_OF_MEMORY;
-        x.res.msg = "no descriptor or multi handle for the transfer";
+        x.res.msg = "no multi handle for the transfer";
         goto out;
     }
     CURLMcode mc = curl_multi_add_handle(m, easy);
@@ -129,7 +176,7 @@ int cctx_curl_perform(cctx_t *ctx, CURL *easy, const cctx_curl_opts_t *opts,
     if (finished)
         cc_finish_curl(&x, ctx, code);
     else
-        cc_finish_ctx(&x, ctx);
+        cc_finish_ctx(&x, ctx, true);
     /* Old libcurl must not reuse an HTTP/2 connection: closing the thread's
      * cache is the one public way to drop it (rare: flag HTTP/2 transfers
      * with CCTX_CURL_HTTP2 and this never happens). */
@@ -138,6 +185,7 @@ int cctx_curl_perform(cctx_t *ctx, CURL *easy, const cctx_curl_opts_t *opts,
     if (drop)
         cctx_curl_thread_cleanup();
 out:
+    cc_in_call = false;
     if (res)
         *res = x.res;
     return x.res.err;

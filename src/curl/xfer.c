@@ -5,6 +5,8 @@
 #include "internal.h"
 
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -22,6 +24,40 @@ bool cc_old_curl(void)
     return v;
 }
 
+bool cc_stale_os_errno(void)
+{
+    static int stale = -1;
+    int v = __atomic_load_n(&stale, __ATOMIC_RELAXED);
+    if (v < 0) {
+        v = curl_version_info(CURLVERSION_NOW)->version_num < 0x080800;
+        __atomic_store_n(&stale, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+
+/* The count lives here, in cctx-curl: the core's own fork generation is not
+ * part of its public API. */
+static _Atomic uint32_t fork_count;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void fork_child(void)
+{
+    atomic_fetch_add_explicit(&fork_count, 1, memory_order_relaxed);
+}
+
+static void fork_register(void)
+{
+    (void)pthread_atfork(NULL, NULL, fork_child);
+}
+
+uint32_t cc_fork_count(void)
+{
+    pthread_once(&fork_once, fork_register);
+    return atomic_load_explicit(&fork_count, memory_order_relaxed);
+}
+
+_Thread_local bool cc_in_call;
+
 void cc_init(struct cc_xfer *x, CURL *easy, const cctx_curl_opts_t *opts)
 {
     /* Only the small fields: the header buffers are written before they
@@ -34,6 +70,7 @@ void cc_init(struct cc_xfer *x, CURL *easy, const cctx_curl_opts_t *opts)
     memset(&x->res, 0, sizeof x->res);
     x->res.msg = curl_easy_strerror(CURLE_OK);
     x->forbid_reuse = x->added = x->done = false;
+    x->os_errno_before = 0;
 }
 
 /* Whether the caller's list has a header called name (name without the
@@ -68,24 +105,39 @@ int cc_settle(cctx_t *ctx)
     return cctx_err(ctx);
 }
 
-void cc_finish_ctx(struct cc_xfer *x, cctx_t *ctx)
+void cc_finish_ctx(struct cc_xfer *x, cctx_t *ctx, bool settle)
 {
     cctx_curl_result_t *r = &x->res;
-    int err = cc_settle(ctx);
+    int err = settle ? cc_settle(ctx) : cctx_err(ctx);
     if (err) {
         cctx_cause(ctx, &r->cause);
         r->err = err;
         r->msg = r->cause.msg;
     } else {
-        /* The budget is spent but the timer has not marked ctx (a stalled
-         * timer thread): still a deadline, without a recorded cause. */
+        /* The deadline has passed but the timer has not marked ctx yet (a
+         * moment after the deadline, or a stalled timer thread): still a
+         * deadline, with a cause made here, which knows when but not where
+         * the deadline was set. */
         r->err = ETIMEDOUT;
         r->msg = "context deadline exceeded";
         r->cause.err = ETIMEDOUT;
         r->cause.msg = r->msg;
-        r->cause.when = cctx_now();
+        int64_t when;
+        r->cause.when = cctx_deadline(ctx, &when) ? when : cctx_now();
     }
     r->code = r->err == ETIMEDOUT ? CURLE_OPERATION_TIMEDOUT : CURLE_ABORTED_BY_CALLBACK;
+    x->done = true;
+}
+
+void cc_finish_no_fd(struct cc_xfer *x, int err)
+{
+    /* Not ctx's doing: no cause, and not ETIMEDOUT or ECANCELED, which
+     * would tell the caller ctx ended. */
+    cctx_curl_result_t *r = &x->res;
+    r->err = err ? err : EMFILE;
+    r->code = CURLE_FAILED_INIT;
+    r->msg = "no descriptor to wait on the context with (cctx_done_fd failed)";
+    memset(&r->cause, 0, sizeof r->cause);
     x->done = true;
 }
 
@@ -97,14 +149,22 @@ static struct curl_slist *push(struct cc_xfer *x, int *n, char *data, struct cur
     return node;
 }
 
-int cc_prepare(struct cc_xfer *x, cctx_t *ctx)
+int64_t cc_budget(cctx_t *ctx)
 {
-    int64_t left = cctx_err(ctx) ? 0 : cctx_remaining(ctx);
+    return cctx_err(ctx) ? 0 : cctx_remaining(ctx);
+}
+
+int cc_prepare(struct cc_xfer *x, cctx_t *ctx, int64_t left)
+{
     if (left <= 0) {
-        /* Spent or ended: fail here, sending nothing (as gRPC does). */
-        cc_finish_ctx(x, ctx);
+        /* Spent or ended: fail here, at once and sending nothing (as gRPC
+         * does); a deadline not yet marked gets a cause made here rather
+         * than a wait for the timer. */
+        cc_finish_ctx(x, ctx, false);
         return x->res.err;
     }
+    if (cc_stale_os_errno())
+        curl_easy_getinfo(x->easy, CURLINFO_OS_ERRNO, &x->os_errno_before);
 
     struct curl_slist *list = x->opts.headers;
     int n = 0;
@@ -188,7 +248,7 @@ void cc_finish_curl(struct cc_xfer *x, cctx_t *ctx, CURLcode code)
         /* libcurl's timeout is the budget rounded up to a millisecond, so
          * this is the context's deadline reached a hair before its timer
          * marked it: report it as the context's, with its cause. */
-        cc_finish_ctx(x, ctx);
+        cc_finish_ctx(x, ctx, true);
         return;
     }
     r->code = code;
@@ -196,6 +256,11 @@ void cc_finish_curl(struct cc_xfer *x, cctx_t *ctx, CURLcode code)
     long os = 0;
     if (code != CURLE_OK)
         curl_easy_getinfo(x->easy, CURLINFO_OS_ERRNO, &os);
+    /* Old libcurl keeps the last value it set, perhaps in an earlier
+     * transfer on this handle: unchanged means unknown, except for a
+     * failed connect, which always sets it. */
+    if (os == x->os_errno_before && code != CURLE_COULDNT_CONNECT && cc_stale_os_errno())
+        os = 0;
     r->err = cc_errno_of(code, os);
     x->done = true;
 }

@@ -3,7 +3,7 @@
 // argument, 0 for any), prints "port N", and then one line per event on
 // stdout, written the moment it happens (os.Stdout is unbuffered):
 //
-//	req PATH\tgrpc-timeout=V\ttraceparent=V\ttracestate=V\tx-test=V
+//	req PATH\tgrpc-timeout=V\ttraceparent=V\ttracestate=V\tx-test=V\tremote=HOST:PORT
 //	canceled PATH NS   (the request's context ended; NS is CLOCK_MONOTONIC)
 //
 // /hang waits for the request's context to end. /echo answers "ok PATH" at
@@ -42,9 +42,10 @@ func monotonic() int64 {
 }
 
 func headers(r *http.Request) string {
-	return fmt.Sprintf("grpc-timeout=%s\ttraceparent=%s\ttracestate=%s\tx-test=%s",
+	// remote tells the connections apart: a reused one keeps its port.
+	return fmt.Sprintf("grpc-timeout=%s\ttraceparent=%s\ttracestate=%s\tx-test=%s\tremote=%s",
 		r.Header.Get("grpc-timeout"), r.Header.Get("traceparent"),
-		r.Header.Get("tracestate"), r.Header.Get("x-test"))
+		r.Header.Get("tracestate"), r.Header.Get("x-test"), r.RemoteAddr)
 }
 
 func main() {

@@ -1,0 +1,366 @@
+/* cctx-curl at its edges: a child of fork() calling on the forking thread,
+ * errno values on a reused easy handle, no descriptor left for the done
+ * descriptor, calls from inside a libcurl callback, a deadline passed but
+ * not yet marked. */
+#define _GNU_SOURCE
+#include <cctx/curl.h>
+#include <cctx/testing.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include "harness.h"
+#include "peer.h"
+#include "support.h"
+
+static void start_go(struct peer *p)
+{
+    const char *bin = peer_go("httppeer");
+    if (!bin)
+        SKIP("the Go peer was not built (no Go 1.19 toolchain)");
+    const char *argv[] = {bin, NULL};
+    CHECK(peer_start(p, argv));
+}
+
+/* The remote= field (client address) of the next "req PREFIX" line. */
+static void remote_of(struct peer *p, const char *prefix, char *out, size_t n)
+{
+    char line[1024];
+    CHECK(peer_line(p, prefix, 5000, line, sizeof line, NULL));
+    CHECK(peer_field(line, "remote", out, n));
+    CHECK(out[0] != '\0');
+}
+
+TEST(curl_fork_child_new_connection)
+{
+    if (TEST_UNDER_TSAN) /* the child starts cctx's timer thread */
+        SKIP_IN_THIS_BUILD("ThreadSanitizer kills children of a threaded fork that start threads");
+    curl_test_begin();
+    struct peer p;
+    start_go(&p);
+    struct body b;
+    CURL *e = easy_for(&b, "%s/echo?who=parent", p.url);
+    cctx_curl_result_t res;
+    CHECK_EQ(cctx_curl_perform(cctx_background(), e, NULL, &res), 0);
+    char first[64], child[64], again[64];
+    remote_of(&p, "req /echo?who=parent", first, sizeof first);
+
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        /* The thread's multi handle caches the parent's connection: the
+         * child must not send on it. */
+        char url[128];
+        snprintf(url, sizeof url, "%s/echo?who=child", p.url);
+        curl_easy_setopt(e, CURLOPT_URL, url);
+        b.len = 0;
+        int err = cctx_curl_perform(cctx_background(), e, NULL, &res);
+        long conns = -1;
+        curl_easy_getinfo(e, CURLINFO_NUM_CONNECTS, &conns);
+        /* Abandons the inherited handle, never closes it. */
+        cctx_curl_thread_cleanup();
+        _exit(err != 0 ? 1 : conns != 1 ? 2 : strcmp(b.data, "ok /echo?who=child") != 0 ? 3 : 0);
+    }
+    int st;
+    CHECK_EQ(waitpid(pid, &st, 0), pid);
+    CHECK(WIFEXITED(st));
+    CHECK_EQ(WEXITSTATUS(st), 0);
+    remote_of(&p, "req /echo?who=child", child, sizeof child);
+    printf("parent %s, child %s\n", first, child);
+    CHECK(strcmp(first, child) != 0);
+
+    /* The parent's connection is still its own, and still reused. */
+    char url[128];
+    snprintf(url, sizeof url, "%s/echo?who=again", p.url);
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    b.len = 0;
+    CHECK_EQ(cctx_curl_perform(cctx_background(), e, NULL, &res), 0);
+    CHECK_STR(b.data, "ok /echo?who=again");
+    remote_of(&p, "req /echo?who=again", again, sizeof again);
+    CHECK_STR(again, first);
+
+    curl_easy_cleanup(e);
+    peer_stop(&p);
+    curl_test_end();
+}
+
+/* A loopback port that refuses: bound, never listened. */
+static int refusing_port(int *s)
+{
+    *s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    CHECK_EQ(bind(*s, (struct sockaddr *)&a, sizeof a), 0);
+    CHECK_EQ(getsockname(*s, (struct sockaddr *)&a, &al), 0);
+    return ntohs(a.sin_port);
+}
+
+static size_t refuse_body(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    (void)ptr, (void)size, (void)nmemb, (void)userdata;
+    return 0; /* short: libcurl ends the transfer with CURLE_WRITE_ERROR */
+}
+
+TEST(curl_errno_write_abort_after_refused)
+{
+    curl_test_begin();
+    struct peer p;
+    start_go(&p);
+    int s;
+    CURL *e = easy_for(NULL, "http://127.0.0.1:%d/", refusing_port(&s));
+    cctx_curl_result_t res;
+    CHECK_EQ(cctx_curl_perform(cctx_background(), e, NULL, &res), ECONNREFUSED);
+    /* The same handle: libcurl may still hold the refused connect's
+     * system error, which says nothing about this failure. */
+    char url[128];
+    snprintf(url, sizeof url, "%s/echo", p.url);
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, refuse_body);
+    CHECK_EQ(cctx_curl_perform(cctx_background(), e, NULL, &res), ECONNABORTED);
+    CHECK_EQ(res.code, CURLE_WRITE_ERROR);
+    CHECK_EQ(res.cause.err, 0);
+    curl_easy_cleanup(e);
+    close(s);
+    peer_stop(&p);
+    curl_test_end();
+}
+
+static void *accept_and_close(void *arg)
+{
+    int l = *(int *)arg;
+    int c = accept(l, NULL, NULL);
+    if (c >= 0) {
+        char buf[1024];
+        (void)!read(c, buf, sizeof buf); /* the request, then nothing back */
+        close(c);
+    }
+    return NULL;
+}
+
+TEST(curl_errno_got_nothing_after_refused)
+{
+    /* No peer: a listener that answers nothing, on a thread. */
+    curl_test_begin();
+    int s;
+    CURL *e = easy_for(NULL, "http://127.0.0.1:%d/", refusing_port(&s));
+    cctx_curl_result_t res;
+    CHECK_EQ(cctx_curl_perform(cctx_background(), e, NULL, &res), ECONNREFUSED);
+
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    CHECK_EQ(bind(l, (struct sockaddr *)&a, sizeof a), 0);
+    CHECK_EQ(listen(l, 4), 0);
+    CHECK_EQ(getsockname(l, (struct sockaddr *)&a, &al), 0);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, accept_and_close, &l), 0);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", ntohs(a.sin_port));
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    int err = cctx_curl_perform(cctx_background(), e, NULL, &res);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    printf("got nothing: %s (%s)\n", strerror(err), res.msg);
+    CHECK_EQ(res.code, CURLE_GOT_NOTHING);
+    CHECK(err != ECONNREFUSED);
+    CHECK_EQ(err, ECONNRESET);
+    curl_easy_cleanup(e);
+    close(l);
+    close(s);
+    curl_test_end();
+}
+
+TEST(curl_no_done_fd)
+{
+    curl_test_begin();
+    cctx_cancel_t *cancel;
+    cctx_t *ctx = cctx_with_cancel(cctx_background(), &cancel);
+    int s;
+    int port = refusing_port(&s);
+    CURL *e[2];
+    cctx_curl_multi_t *m = cctx_curl_multi_new();
+    CHECK(m);
+    for (int i = 0; i < 2; i++) {
+        e[i] = easy_for(NULL, "http://127.0.0.1:%d/%d", port, i);
+        CHECK_EQ(cctx_curl_multi_add(m, e[i], NULL), i);
+    }
+    struct fds_used_up u;
+    fds_use_up(&u);
+    int run = cctx_curl_multi_run(m, ctx);
+    cctx_curl_result_t res;
+    int one = cctx_curl_perform(ctx, e[0], NULL, &res);
+    fds_give_back(&u);
+
+    /* Not the context's doing: it is still live, and nobody says it ended. */
+    CHECK_EQ(cctx_err(ctx), 0);
+    CHECK_EQ(run, EMFILE);
+    for (int i = 0; i < 2; i++) {
+        const cctx_curl_result_t *r = cctx_curl_multi_result(m, (size_t)i);
+        CHECK_EQ(r->err, EMFILE);
+        CHECK_EQ(r->code, CURLE_FAILED_INIT);
+        CHECK_EQ(r->cause.err, 0);
+        CHECK(strstr(r->msg, "descriptor") != NULL);
+    }
+    CHECK_EQ(one, EMFILE);
+    CHECK_EQ(res.err, EMFILE);
+    CHECK_EQ(res.code, CURLE_FAILED_INIT);
+    CHECK_EQ(res.cause.err, 0);
+
+    /* With descriptors back, both work (and are refused by the port). */
+    CHECK_EQ(cctx_curl_perform(ctx, e[0], NULL, &res), ECONNREFUSED);
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(cctx_curl_multi_add(m, e[i], NULL), i);
+    CHECK_EQ(cctx_curl_multi_run(m, ctx), 0);
+    CHECK_EQ(cctx_curl_multi_result(m, 1)->err, ECONNREFUSED);
+
+    for (int i = 0; i < 2; i++)
+        curl_easy_cleanup(e[i]);
+    cctx_curl_multi_free(m);
+    cctx_cancel(cancel);
+    cctx_release(ctx);
+    close(s);
+    curl_test_end();
+}
+
+struct nested {
+    CURL *inner;
+    cctx_curl_multi_t *m;
+    int perform_err, run_err;
+    bool called;
+};
+
+/* A write callback that tries both calls from inside the transfer. */
+static size_t nested_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    (void)ptr;
+    struct nested *n = userdata;
+    if (!n->called) {
+        n->called = true;
+        cctx_curl_result_t r;
+        n->perform_err = cctx_curl_perform(cctx_background(), n->inner, NULL, &r);
+        n->run_err = cctx_curl_multi_run(n->m, cctx_background());
+    }
+    return size * nmemb;
+}
+
+TEST(curl_nested_call_refused)
+{
+    curl_test_begin();
+    struct peer p;
+    start_go(&p);
+    cctx_curl_multi_t *outer = cctx_curl_multi_new(), *other = cctx_curl_multi_new();
+    CURL *inner = easy_for(NULL, "%s/echo?inner", p.url);
+    CURL *other_easy = easy_for(NULL, "%s/echo?other", p.url);
+    CHECK_EQ(cctx_curl_multi_add(other, other_easy, NULL), 0);
+    struct nested n = {.inner = inner, .m = other};
+    CURL *e = easy_for(NULL, "%s/echo?outer", p.url);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, nested_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &n);
+
+    /* From a fan-out's callback: the thread's own multi handle is another
+     * one, which libcurl alone would let run. */
+    CHECK_EQ(cctx_curl_multi_add(outer, e, NULL), 0);
+    CHECK_EQ(cctx_curl_multi_run(outer, cctx_background()), 0);
+    CHECK_EQ(cctx_curl_multi_result(outer, 0)->err, 0);
+    CHECK(n.called);
+    CHECK_EQ(n.perform_err, EINVAL);
+    CHECK_EQ(n.run_err, EINVAL);
+
+    /* From cctx_curl_perform's callback. */
+    n.called = false;
+    n.perform_err = n.run_err = 0;
+    cctx_curl_result_t res;
+    CHECK_EQ(cctx_curl_perform(cctx_background(), e, NULL, &res), 0);
+    CHECK(n.called);
+    CHECK_EQ(n.perform_err, EINVAL);
+    CHECK_EQ(n.run_err, EINVAL);
+
+    /* Nothing nested reached the server; outside a callback both work. */
+    CHECK(peer_line(&p, "req /echo?outer", 2000, NULL, 0, NULL));
+    CHECK(peer_line(&p, "req /echo?outer", 2000, NULL, 0, NULL));
+    CHECK_EQ(cctx_curl_perform(cctx_background(), inner, NULL, &res), 0);
+    char line[256];
+    CHECK(peer_line(&p, "req ", 2000, line, sizeof line, NULL));
+    CHECK(strncmp(line, "req /echo?inner", 15) == 0);
+    CHECK_EQ(cctx_curl_multi_run(other, cctx_background()), 0);
+    CHECK_EQ(cctx_curl_multi_result(other, 0)->err, 0);
+
+    curl_easy_cleanup(e);
+    curl_easy_cleanup(inner);
+    curl_easy_cleanup(other_easy);
+    cctx_curl_multi_free(outer);
+    cctx_curl_multi_free(other);
+    peer_stop(&p);
+    curl_test_end();
+}
+
+struct unmarked {
+    cctx_t *late; /* its deadline due, not yet marked, when fn runs */
+    CURL *easy;
+    int marked, err, run_err, run_res;
+    int64_t remaining, took, run_took;
+    cctx_curl_result_t res;
+};
+
+/* An after-function of an earlier deadline, run by the fake clock's
+ * advance before it marks the later one. */
+static void call_on_unmarked(void *arg)
+{
+    struct unmarked *u = arg;
+    u->marked = cctx_err(u->late);
+    u->remaining = cctx_remaining(u->late);
+    int64_t start = real_now();
+    u->err = cctx_curl_perform(u->late, u->easy, NULL, &u->res);
+    u->took = real_now() - start;
+    cctx_curl_multi_t *m = cctx_curl_multi_new();
+    CHECK_EQ(cctx_curl_multi_add(m, u->easy, NULL), 0);
+    start = real_now();
+    u->run_err = cctx_curl_multi_run(m, u->late);
+    u->run_took = real_now() - start;
+    u->run_res = cctx_curl_multi_result(m, 0)->err;
+    cctx_curl_multi_free(m);
+}
+
+TEST(curl_spent_unmarked_fails_at_once)
+{
+    /* Under the fake clock, one advance passes two deadlines; the first
+     * one's after-function runs on the advancing thread while the second
+     * is due but unmarked, and only that thread can mark it: a call that
+     * waited for the mark would wait its whole bound. */
+    curl_test_begin();
+    cctx_fake_clock_start(CCTX_SEC(1000));
+    cctx_t *early = cctx_with_timeout(cctx_background(), CCTX_SEC(1), NULL);
+    int s;
+    struct unmarked u = {
+        .late = cctx_with_timeout(cctx_background(), CCTX_SEC(2), NULL),
+        .easy = easy_for(NULL, "http://127.0.0.1:%d/", refusing_port(&s)),
+    };
+    cctx_after_t reg = {0};
+    CHECK_EQ(cctx_after_func(early, &reg, call_on_unmarked, &u), 0);
+    cctx_fake_clock_advance(CCTX_SEC(3));
+    if (u.marked != 0)
+        SKIP("the later deadline was marked before the earlier one's after-function ran");
+    CHECK(u.remaining <= 0);
+    printf("spent, unmarked: perform %.3f ms, run %.3f ms\n", u.took / 1e6, u.run_took / 1e6);
+    CHECK_EQ(u.err, ETIMEDOUT);
+    CHECK(u.took < CCTX_MSEC(50));
+    CHECK_EQ(u.res.code, CURLE_OPERATION_TIMEDOUT);
+    CHECK_EQ(u.res.cause.err, ETIMEDOUT);
+    CHECK_EQ(u.res.cause.when, CCTX_SEC(1002)); /* the deadline */
+    CHECK(u.res.msg && u.res.msg[0] != '\0');
+    CHECK_STR(u.res.traceparent, "");
+    CHECK_EQ(u.run_err, ETIMEDOUT);
+    CHECK_EQ(u.run_res, ETIMEDOUT);
+    CHECK(u.run_took < CCTX_MSEC(50));
+    CHECK_EQ(cctx_err(u.late), ETIMEDOUT);
+
+    curl_easy_cleanup(u.easy);
+    cctx_release(u.late);
+    cctx_release(early);
+    cctx_fake_clock_stop();
+    close(s);
+    curl_test_end();
+}
