@@ -95,6 +95,11 @@ typedef struct cctx cctx_t;
  * it is valid exactly as long as the context is. */
 typedef struct cctx_cancel cctx_cancel_t;
 
+/* The two roots, static and never freed: never canceled, no deadline, no
+ * values; named "background" and "todo" (Go's Background and TODO: use todo
+ * where the right context is not known yet). Both calls always return the
+ * same context; cctx_ref and cctx_release do nothing on them, so releasing a
+ * root is harmless. */
 CCTX_API cctx_t *cctx_background(void);
 CCTX_API cctx_t *cctx_todo(void);
 
