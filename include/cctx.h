@@ -340,6 +340,52 @@ enum { CCTX_DUMP_TEXT = 0, CCTX_DUMP_JSON = 1, CCTX_DUMP_DOT = 2, CCTX_DUMP_HTML
  * 0, EINVAL (NULL out, unknown format), ENOTSUP, ENOMEM, or EIO. */
 CCTX_API int cctx_dump(cctx_t *root, FILE *out, int format);
 
+/* ---- 8. Shutdown ---------------------------------------------------------- */
+
+/* A context for cleanup that must outlive a cancellation, but not forever
+ * (flushing a log, saying goodbye to a peer, a drain). It has the parent's
+ * values and is NOT canceled when the parent is: it ends `grace` after the
+ * parent ends (the parent's cause.when + grace), or `grace` after this call
+ * if the parent had already ended, with ETIMEDOUT, the message
+ * "grace period of <d> after: <the parent's message>" (<d> as 5s, 250ms,
+ * 10us or 7ns; the whole message cut at 511 bytes) and this call as its
+ * origin; or earlier by its own cancel, like any cancelable context. A
+ * parent that can never end gives a plain cancelable context. A zero or
+ * negative grace ends it as soon as the parent ends. cctx_deadline reports
+ * no deadline until the parent ends, then the grace period's end (a context
+ * derived from it before that keeps its own deadline, if it had one; it
+ * still ends when the grace context does). Children, after-functions,
+ * cctx_wait, cctx_done_fd, release: as for cctx_with_deadline. NULL with
+ * errno EINVAL (NULL parent) or ENOMEM. */
+CCTX_API cctx_t *cctx_with_grace_at(cctx_t *parent, int64_t grace, cctx_cancel_t **cancel,
+                                    const char *file, int line, const char *func);
+#define cctx_with_grace(parent, grace, cancel) \
+    cctx_with_grace_at((parent), (grace), (cancel), CCTX__SITE)
+
+/* Cancels the context (as cctx_cancel) and waits until nothing else holds it
+ * or any of its descendants: every reference but the caller's released (the
+ * caller must hold one), so no descendant is alive either, since each holds
+ * a reference on its parent. Returns 0 the moment the last other holder lets
+ * go (it sleeps on the reference count: a futex on Linux; no polling), or
+ * ETIMEDOUT when `timeout` passed first (0: do not wait; negative: no limit;
+ * measured as cctx_wait's). Then, if `report` is not NULL, it writes the
+ * contexts still held, one line each in cctx_dump's text format (creation
+ * site, name, references, cause), indented by depth under the context: the
+ * context itself, and every cancelable descendant that was alive when the
+ * call began (with the value contexts between, as "via" lines) and still is.
+ * Value and without-cancel contexts with no cancelable descendant are not
+ * listed by name: they show in the references of the context they derive
+ * from (CCTX_DEBUG=trees and cctx_dump(NULL, ...) list everything).
+ * Holders released while the report is written are not listed.
+ * EINVAL for NULL (nothing else is done). When nothing holds the context,
+ * the call costs a cancellation and one load. Two threads waiting on one
+ * context each hold a reference, so neither can see the other's go: both
+ * wait until their timeouts. */
+CCTX_API int cctx_cancel_and_wait_at(cctx_cancel_t *cancel, int64_t timeout, FILE *report,
+                                     const char *file, int line, const char *func);
+#define cctx_cancel_and_wait(cancel, timeout, report) \
+    cctx_cancel_and_wait_at((cancel), (timeout), (report), CCTX__SITE)
+
 #ifdef __cplusplus
 }
 #endif

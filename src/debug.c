@@ -218,6 +218,9 @@ void cctx__debug_born(struct cctx *c)
 bool cctx__debug_dying(struct cctx *c, struct cctx *parent, const char *file, int line,
                        const char *func)
 {
+    /* Acquire: pairs with the waiter's count, raised before it watched c. */
+    if (atomic_load_explicit(&cctx__watching, memory_order_acquire))
+        cctx__watch_forget(c);
     unsigned d = atomic_load_explicit(&cctx__debug, memory_order_relaxed);
     if (d & CCTX__DEBUG_TRACE)
         cctx__trace_freed(c, parent, file, line, func);
@@ -359,7 +362,7 @@ static void leak_one(struct entry *e, void *arg)
      * at exit, so not a leak (and ours is then the last reference). */
     if (!cctx__try_ref(e->ctx))
         return;
-    if (atomic_load(&e->ctx->refs) == 1 && l->ndropped < 64)
+    if (cctx__refs(e->ctx) == 1 && l->ndropped < 64)
         l->dropped[l->ndropped++] = e->ctx;
     else
         l->v[l->n++] = (struct leak){e->ctx, e->seq};
@@ -437,7 +440,7 @@ static size_t report_leaks(FILE *out)
                     err == ECANCELED   ? "canceled"
                     : err == ETIMEDOUT ? "deadline exceeded"
                                        : "active",
-                    atomic_load(&x->refs) - 1);
+                    cctx__refs(x) - 1);
         }
         if (g[i].n > CONTEXTS_SHOWN)
             fprintf(out, "cctx:            ... and %zu more\n", g[i].n - CONTEXTS_SHOWN);
