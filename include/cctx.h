@@ -372,7 +372,9 @@ CCTX_API cctx_t *cctx_with_grace_at(cctx_t *parent, int64_t grace, cctx_cancel_t
  * contexts still held, one line each in cctx_dump's text format (creation
  * site, name, references, cause), indented by depth under the context: the
  * context itself, and every cancelable descendant that was alive when the
- * call began (with the value contexts between, as "via" lines) and still is.
+ * call began (with the value contexts between, as "via" lines) and still is
+ * (a context canceled before the call has handed its descendants over to
+ * that cancellation: then only the context itself is named).
  * Value and without-cancel contexts with no cancelable descendant are not
  * listed by name: they show in the references of the context they derive
  * from (CCTX_DEBUG=trees and cctx_dump(NULL, ...) list everything).

@@ -203,10 +203,25 @@ static void report_held(FILE *out, struct cctx__cancelable *c, struct waiter *me
             held[k++] = (struct item){w->ctx, w->depth};
     pthread_mutex_unlock(&watch_lock);
 
-    cctx__dump_text_line(out, &c->head, NULL, 0, 0, k);
-    for (size_t i = k; i-- > 0;) { /* the list is newest first */
+    /* The list is newest first: in walk order (depth first), the children
+     * of an entry are the entries one deeper that follow it before one as
+     * shallow does. */
+    for (size_t i = 0; i < k / 2; i++) {
+        struct item t = held[i];
+        held[i] = held[k - 1 - i];
+        held[k - 1 - i] = t;
+    }
+    size_t top = 0;
+    for (size_t i = 0; i < k; i++)
+        top += held[i].depth == 1;
+    cctx__dump_text_line(out, &c->head, NULL, 0, 0, top);
+    for (size_t i = 0; i < k; i++) {
         struct cctx *x = held[i].ctx;
-        cctx__dump_text_line(out, x, &cctx__source(x->parent)->head, held[i].depth, 1, 0);
+        size_t children = 0;
+        for (size_t j = i + 1; j < k && held[j].depth > held[i].depth; j++)
+            children += held[j].depth == held[i].depth + 1;
+        cctx__dump_text_line(out, x, &cctx__source(x->parent)->head, held[i].depth, 1,
+                             children);
     }
     if (me->truncated || (n && !held))
         fputs("(out of memory: some descendants may be missing)\n", out);
