@@ -452,6 +452,8 @@ enum {
     CCTX__DEBUG_STRICT = 1u << 2,   /* ... and then exit with status 1         */
     CCTX__DEBUG_CHECKS = 1u << 3,   /* tombstones; misuse aborts with the site */
     CCTX__DEBUG_TRACE = 1u << 4,    /* trace.c records events                  */
+    CCTX__DEBUG_LAGGY = 1u << 5,    /* laggy.c reports contexts held too long  */
+    CCTX__DEBUG_INSPECT = 1u << 6,  /* inspect.c serves the tree on a socket   */
 };
 #define CCTX__LEAK_EXIT_STATUS 1
 extern _Atomic unsigned cctx__debug;
@@ -472,6 +474,15 @@ struct cctx__registered {
     uint64_t seq; /* creation order */
 };
 int cctx__registry_snapshot(struct cctx__registered **out, size_t *n);
+/* Calls fn on every registered live context under its shard lock, with a
+ * byte of the entry the switches may use (laggy: reported). fn takes no
+ * lock, and takes a reference only with cctx__try_ref (dropping one there
+ * could free a context, which takes the shard lock). */
+void cctx__registry_visit(void (*fn)(struct cctx *c, uint8_t *mark, void *arg), void *arg);
+
+/* laggy.c, inspect.c: the threads of two switches, started before main. */
+void cctx__laggy_start(int64_t after);
+void cctx__inspect_start(void);
 /* Reports a misuse of the API (with c's creation and release sites when
  * known) and aborts. Calls that record no site (file NULL) pass their return
  * address as `caller`, which is reported as object+offset. */
