@@ -377,7 +377,9 @@ CCTX_API cctx_t *cctx_with_grace_at(cctx_t *parent, int64_t grace, cctx_cancel_t
  * that cancellation: then only the context itself is named).
  * Value and without-cancel contexts with no cancelable descendant are not
  * listed by name: they show in the references of the context they derive
- * from (CCTX_DEBUG=trees and cctx_dump(NULL, ...) list everything).
+ * from. With the registry on (CCTX_DEBUG=trees, or a switch that implies
+ * it) the report lists every live descendant instead, whatever its kind and
+ * whenever it was canceled, each under its own parent, oldest first.
  * Holders released while the report is written are not listed.
  * EINVAL for NULL (nothing else is done). When nothing holds the context,
  * the call costs a cancellation and one load. Two threads waiting on one

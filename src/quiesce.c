@@ -231,6 +231,64 @@ static void report_held(FILE *out, struct cctx__cancelable *c, struct waiter *me
     free(held);
 }
 
+/* With the registry on (CCTX_DEBUG=trees and the switches that imply it),
+ * every live descendant is known, whatever its kind and whenever it was
+ * canceled: each one whose parent chain reaches c, in creation order, under
+ * its own parent. False when the registry is off. */
+static int by_seq(const void *pa, const void *pb)
+{
+    const struct cctx__registered *a = pa, *b = pb;
+    return (a->seq > b->seq) - (a->seq < b->seq);
+}
+
+static bool report_registered(FILE *out, struct cctx *c)
+{
+    struct cctx__registered *all;
+    size_t n;
+    if (cctx__registry_snapshot(&all, &n) != 0)
+        return false;
+    if (n > 1)
+        qsort(all, n, sizeof *all, by_seq);
+    /* c's descendants, oldest first; then a depth-first walk over them
+     * with an explicit stack (each scan for children is linear: a report is
+     * written once, on a timeout). */
+    struct cctx **mine = malloc((n ? n : 1) * sizeof *mine);
+    struct item *stack = malloc((n ? n : 1) * sizeof *stack);
+    size_t k = 0, sp = 0;
+    for (size_t i = 0; mine && stack && i < n; i++)
+        for (struct cctx *p = all[i].ctx->parent; p; p = p->parent)
+            if (p == c) {
+                mine[k++] = all[i].ctx;
+                break;
+            }
+    size_t top = 0;
+    for (size_t i = 0; i < k; i++)
+        top += mine[i]->parent == c;
+    cctx__dump_text_line(out, c, NULL, 0, 1, top);
+    for (size_t i = k; i-- > 0;) /* popped oldest first */
+        if (mine[i]->parent == c)
+            stack[sp++] = (struct item){mine[i], 1};
+    while (sp > 0) {
+        struct item x = stack[--sp];
+        size_t children = 0;
+        for (size_t i = k; i-- > 0;)
+            if (mine[i]->parent == x.ctx) {
+                stack[sp++] = (struct item){mine[i], x.depth + 1};
+                children++;
+            }
+        cctx__dump_text_line(out, x.ctx, x.ctx->parent, x.depth, 1, children);
+    }
+    if (n && (!mine || !stack))
+        fputs("(out of memory: descendants not listed)\n", out);
+    fflush(out);
+    free(mine);
+    free(stack);
+    for (size_t i = 0; i < n; i++)
+        cctx_release(all[i].ctx);
+    free(all);
+    return true;
+}
+
 /* ---- Waiting -------------------------------------------------------------------- */
 
 void cctx__release_waited(struct cctx *c, uint32_t old, const char *file, int line,
@@ -332,16 +390,18 @@ int cctx_cancel_and_wait_at(cctx_cancel_t *cancel, int64_t timeout, FILE *report
         return held_by_others(c) ? wait_alone(c, timeout, file, line, func) : 0;
     }
     struct waiter me = {0};
-    if (report) {
+    /* The registry, when on, knows every descendant: no walk then. */
+    bool walk = report && !cctx__debug_on(CCTX__DEBUG_REGISTRY);
+    if (walk) {
         pthread_once(&fork_once, watch_fork);
         atomic_fetch_add_explicit(&cctx__watching, 1, memory_order_seq_cst);
         watch_subtree(&me, (struct cctx__cancelable *)c);
     }
     cctx__cancel((struct cctx__cancelable *)c, ECANCELED, 0, NULL, file, line, func);
     int err = wait_alone(c, timeout, file, line, func);
-    if (report) {
-        if (err == ETIMEDOUT)
-            report_held(report, (struct cctx__cancelable *)c, &me);
+    if (report && err == ETIMEDOUT && !report_registered(report, c))
+        report_held(report, (struct cctx__cancelable *)c, &me);
+    if (walk) {
         watch_drop_all(&me);
         atomic_fetch_sub_explicit(&cctx__watching, 1, memory_order_release);
     }

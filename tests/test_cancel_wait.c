@@ -9,6 +9,7 @@
 #include <cctx/testing.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/wait.h>
 
 #include "harness.h"
 #include "support.h"
@@ -287,4 +288,41 @@ TEST(cancel_wait_races_with_releasing_threads)
         gang_join(&g);
         cctx_release(c);
     }
+}
+
+/* ---- with the registry: every descendant, even after an earlier cancel ----------- */
+
+CHILD(cancel_wait_registered_report)
+{
+    cctx_cancel_t *cancel;
+    cctx_t *c = cctx_with_cancel(cctx_background(), &cancel);
+    cctx_set_name(c, "top");
+    cctx_t *a = cctx_with_cancel(c, NULL);
+    cctx_set_name(a, "child a");
+    cctx_t *leaf = cctx_with_value(a, &key, NULL, NULL);
+    cctx_set_name(leaf, "value leaf");
+    cctx_t *d = cctx_without_cancel(c);
+    cctx_set_name(d, "detached");
+    cctx_cancel(cancel); /* before: the lists are handed over */
+    CHECK_EQ(cctx_cancel_and_wait(cancel, 0, stdout), ETIMEDOUT);
+    cctx_release(leaf);
+    cctx_release(a);
+    cctx_release(d);
+    CHECK_EQ(cctx_cancel_and_wait(cancel, 0, stdout), 0);
+    cctx_release(c);
+}
+
+TEST(cancel_wait_report_with_the_registry_names_every_descendant)
+{
+    const char *env[] = {"CCTX_DEBUG=trees", NULL};
+    struct child c;
+    run_child("cancel_wait_registered_report", env, &c);
+    printf("%s%s", c.out, c.err);
+    CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
+    CHECK_EQ(count_substr(c.out, "\n"), 4);
+    CHECK(strncmp(c.out, "cancel ", 7) == 0 && strstr(c.out, "\"top\""));
+    CHECK(strstr(c.out, "\n  cancel ") && strstr(c.out, "\"child a\""));
+    CHECK(strstr(c.out, "\n    value ") && strstr(c.out, "\"value leaf\""));
+    CHECK(strstr(c.out, "\n  without_cancel ") && strstr(c.out, "\"detached\""));
+    child_done(&c);
 }
