@@ -273,6 +273,23 @@ CCTX_API bool cctx_after_stop_at(cctx_after_t *reg, const char *file, int line, 
  *           state, references).
  *   strict  with leaks: if any context leaked, exit with status 1 (after
  *           the report; from an atexit handler, so after the program's own).
+ *   laggy[=DURATION]  (implies trees) a context still referenced
+ *           DURATION after it was canceled (200ms, 1s, 500us, 10ns; default
+ *           1s) is reported once on stderr: creation site, name, references
+ *           and cause, as a line of cctx_dump's text form. A library thread
+ *           looks every DURATION/2 (1 ms to 1 s), so a report comes between
+ *           DURATION and 1.5 DURATION after the cancel.
+ *   inspect (implies trees) the process serves its live tree (cctx_dump(NULL))
+ *           on a Unix socket, $CCTX_INSPECT_DIR/PID.sock or /tmp/cctx-EUID/PID.sock,
+ *           for `cctx-inspect PID [--json|--dot|--html]`. Only the process's
+ *           own user can reach it: the directory must be that user's, mode
+ *           0700 (made so if missing; otherwise the switch stays off, said
+ *           on stderr), the socket is mode 0600, and each peer's
+ *           credentials are checked (SO_PEERCRED). One library thread
+ *           answers; the program's threads never pause (the dump takes a
+ *           registry shard lock at a time and a reference on each context).
+ *           The socket is removed at exit. A child of fork() serves nothing
+ *           and runs no laggy thread.
  *   checks  (implies trees) released contexts are kept as tombstones (the
  *           last 65,536), so that touching one is caught instead of reading
  *           reused memory: over-release, use after free (derive, ref, cancel
