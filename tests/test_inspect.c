@@ -88,8 +88,12 @@ static void start_served(struct served *s, bool inspect)
     posix_spawn_file_actions_addclose(&fa, out[0]);
     char dirvar[128];
     snprintf(dirvar, sizeof dirvar, "CCTX_INSPECT_DIR=%s", s->dir);
+    /* The sanitizers' settings go along (leak checking off, as run_child does). */
+    char tsan[512];
+    snprintf(tsan, sizeof tsan, "TSAN_OPTIONS=%s",
+             getenv("TSAN_OPTIONS") ? getenv("TSAN_OPTIONS") : "");
     char *env[] = {inspect ? "CCTX_DEBUG=inspect" : "CCTX_DEBUG=", dirvar,
-                   "ASAN_OPTIONS=detect_leaks=0", getenv("TSAN_OPTIONS") ? "" : "X=", NULL};
+                   "ASAN_OPTIONS=detect_leaks=0", tsan, NULL};
     char *argv[] = {"cctx-tests", "--child", "inspect_under_load", NULL};
     CHECK(posix_spawn(&s->pid, "/proc/self/exe", &fa, NULL, argv, env) == 0);
     posix_spawn_file_actions_destroy(&fa);
