@@ -172,6 +172,18 @@ void cctx__registry_visit(void (*fn)(struct cctx *c, uint8_t *mark, void *arg), 
     registry_each(visit_one, &v);
 }
 
+bool cctx__registry_mark(const struct cctx *c)
+{
+    struct shard *s = shard_of(c);
+    pthread_mutex_lock(&s->lock);
+    struct entry *e = s->nb ? *slot_in(s, c) : NULL;
+    bool was = e && e->mark;
+    if (e)
+        e->mark = 1;
+    pthread_mutex_unlock(&s->lock);
+    return was;
+}
+
 struct snapshot {
     struct cctx__registered *v;
     size_t n, cap;

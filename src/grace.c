@@ -9,21 +9,25 @@
  * like any deadline, so that the fake clock fires it to the nanosecond and
  * the real clock as promptly as any other deadline.
  *
- * Everything it needs is in its own allocation: the timer, the cause record
- * its firing uses (cctx__timer_cause: the firing can never fail to allocate
- * and lose the message), then struct grace with the two registrations and
- * the message buffer. The message is written once, by parent_ended, before
- * the timer is armed (the shard lock orders it before the firing that reads
- * it) or before it cancels the context itself.
+ * Its own allocation holds the timer, the cause record its firing uses
+ * (cctx__timer_cause: the firing can never fail to allocate and lose the
+ * message) and the message buffer, written once, by parent_ended, before the
+ * timer is armed (the shard lock orders it before the firing that reads it)
+ * or before it cancels the context itself.
  *
- * Lifetimes. parent_ended holds no reference on the grace context (that
- * would keep it alive as long as the parent, the background for instance).
- * Instead a second after-function, on the grace context itself
- * ("grace_ended"), stops parent_ended, waiting for it if it runs: the grace
- * context is always canceled before it is freed (it has a registration), so
- * grace_ended always runs first, and parent_ended never touches freed memory.
- * When parent_ended's own cancellation runs grace_ended, on the same thread,
- * the stop returns at once (a stop from inside the function it stops).
+ * The two after-functions' registrations are in a block of their own
+ * (struct grace_ctl), because a deadline's after-functions run on a runner
+ * thread that may still be running one when the timer thread frees the
+ * context. parent_ended (on the parent) holds no reference on the grace
+ * context between the two (that would keep it alive as long as the parent,
+ * the background for instance): grace_ended, on the grace context itself,
+ * stops parent_ended, or waits for it to return if it runs, and the grace
+ * context always ends before it is freed (it has a registration), so
+ * parent_ended only ever sees it alive, and takes a reference while it works
+ * (the timer may fire and free it the moment it is armed). The block has two
+ * owners, one per after-function; the last to finish frees it, having first
+ * stopped its own registration (a stop from inside the function it stops),
+ * so that the runner touches the freed storage no more.
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
@@ -36,11 +40,18 @@
  * a longer parent message is cut (at a UTF-8 boundary: see fit_utf8). */
 #define GRACE_MSG 512
 
+/* After the timer and its cause record, in the context's allocation. */
 struct grace {
-    cctx_after_t on_parent; /* parent_ended, on the parent */
-    cctx_after_t on_end;    /* grace_ended, on the grace context */
     int64_t grace;
     char msg[GRACE_MSG];
+};
+
+struct grace_ctl {
+    cctx_after_t on_parent; /* parent_ended, on the parent */
+    cctx_after_t on_end;    /* grace_ended, on the grace context */
+    struct cctx__timer *t;  /* no reference: see the top of the file */
+    _Atomic int owners;     /* 2, or 1 without on_parent */
+    bool on_parent_used;
 };
 
 static struct grace *grace_of(struct cctx__timer *t)
@@ -49,6 +60,20 @@ static struct grace *grace_of(struct cctx__timer *t)
 }
 
 #define SITE_OF(t) (t)->c.head.file, cctx__line(&(t)->c.head), (t)->c.head.func
+
+/* Drops one owner's share; the last frees the block, after stopping its own
+ * registration `mine` (which is running: the stop only tells the runner not
+ * to touch it again). */
+static void ctl_put(struct grace_ctl *x, cctx_after_t *mine)
+{
+    /* acq_rel: whatever the other owner did with the block happens before
+     * the free. */
+    if (atomic_fetch_sub_explicit(&x->owners, 1, memory_order_acq_rel) != 1)
+        return;
+    if (mine)
+        cctx_after_stop_at(mine, __FILE__, __LINE__, __func__);
+    cctx__free(x);
+}
 
 /* Go's way of writing a duration, in whole units: 5s, 250ms, 10us, 7ns. */
 static void format_duration(char *out, size_t n, int64_t d)
@@ -100,16 +125,27 @@ static void end_after(struct cctx__timer *t, int64_t base, const char *parent_ms
 
 static void parent_ended(void *arg)
 {
-    struct cctx__timer *t = arg;
-    cctx_cause_t why;
-    cctx_cause(t->c.head.parent, &why);
-    end_after(t, why.when, why.msg);
+    struct grace_ctl *x = arg;
+    struct cctx__timer *t = x->t;
+    /* Alive (grace_ended waits for us), but perhaps on its way out. */
+    if (cctx__try_ref(&t->c.head)) {
+        cctx_cause_t why;
+        cctx_cause(t->c.head.parent, &why);
+        end_after(t, why.when, why.msg);
+        cctx_release_at(&t->c.head, SITE_OF(t));
+    }
+    ctl_put(x, &x->on_parent);
 }
 
 static void grace_ended(void *arg)
 {
-    struct cctx__timer *t = arg;
-    cctx_after_stop_at(&grace_of(t)->on_parent, __FILE__, __LINE__, __func__);
+    struct grace_ctl *x = arg;
+    /* true: parent_ended will never run, so its share is ours to drop.
+     * false: it ran (and dropped its share), or it runs on this thread,
+     * below us, and drops it when it returns. */
+    if (x->on_parent_used && cctx_after_stop_at(&x->on_parent, __FILE__, __LINE__, __func__))
+        ctl_put(x, NULL);
+    ctl_put(x, &x->on_end);
 }
 
 cctx_t *cctx_with_grace_at(cctx_t *parent, int64_t grace, cctx_cancel_t **cancel,
@@ -128,19 +164,30 @@ cctx_t *cctx_with_grace_at(cctx_t *parent, int64_t grace, cctx_cancel_t **cancel
         errno = ENOMEM;
         return NULL;
     }
-    struct grace *x = grace_of(t);
+    struct grace_ctl *x = cctx__alloc(sizeof *x);
+    if (cctx__unlikely(!x)) {
+        cctx_release_at(&t->c.head, file, line, func); /* quiet: nothing registered */
+        errno = ENOMEM;
+        return NULL;
+    }
     memset(x, 0, sizeof *x);
-    x->grace = grace;
+    x->t = t;
+    struct grace *g = grace_of(t);
+    g->grace = grace;
+    g->msg[0] = '\0';
     t->flags = TIMER_GRACE;
-    t->msg = x->msg; /* non-NULL: its firing uses the record after t */
+    t->msg = g->msg; /* non-NULL: its firing uses the record after t */
     if (cctx__debug_on(CCTX__DEBUG_REGISTRY | CCTX__DEBUG_TRACE))
         cctx__debug_born(&t->c.head);
-    cctx_after_func_at(&t->c.head, &x->on_end, grace_ended, t, file, line, func);
     cctx_cause_t why;
-    if (cctx_cause(parent, &why))
+    bool over = cctx_cause(parent, &why) != 0;
+    atomic_init(&x->owners, over ? 1 : 2);
+    x->on_parent_used = !over;
+    cctx_after_func_at(&t->c.head, &x->on_end, grace_ended, x, file, line, func);
+    if (over)
         end_after(t, cctx_now(), why.msg); /* already over: grace from now */
     else
-        cctx_after_func_at(parent, &x->on_parent, parent_ended, t, file, line, func);
+        cctx_after_func_at(parent, &x->on_parent, parent_ended, x, file, line, func);
     if (cancel)
         *cancel = (cctx_cancel_t *)t;
     return &t->c.head;

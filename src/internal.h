@@ -479,6 +479,8 @@ int cctx__registry_snapshot(struct cctx__registered **out, size_t *n);
  * lock, and takes a reference only with cctx__try_ref (dropping one there
  * could free a context, which takes the shard lock). */
 void cctx__registry_visit(void (*fn)(struct cctx *c, uint8_t *mark, void *arg), void *arg);
+/* Sets c's mark; returns what it was. */
+bool cctx__registry_mark(const struct cctx *c);
 
 /* laggy.c, inspect.c: the threads of two switches, started before main. */
 void cctx__laggy_start(int64_t after);

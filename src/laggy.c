@@ -14,8 +14,8 @@
  * fork() has no such thread.
  *
  * Lock order: the visit runs under one registry shard lock at a time and
- * takes no other (cctx_cause and cctx__try_ref take none); the lines are
- * written with no lock held.
+ * takes no other (cctx_err and cctx__try_ref take none); the causes are
+ * read, the marks set (a shard lock alone) and the lines written after it.
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
@@ -33,14 +33,15 @@ struct found {
     int64_t now;
 };
 
+/* Under a shard lock: every canceled context not yet reported, referenced.
+ * Its cause is read later, holding it: one whose count reached zero is being
+ * freed, and its cause may already be gone (its error, in the context, is
+ * still there, and a value context's source is held by it). */
 static void look(struct cctx *c, uint8_t *mark, void *arg)
 {
     struct found *f = arg;
     enum cctx__kind k = cctx__kind(c);
-    if (*mark || k == KIND_ROOT || k == KIND_DETACHED)
-        return;
-    cctx_cause_t why;
-    if (!cctx_cause(c, &why) || f->now - why.when < after)
+    if (*mark || k == KIND_ROOT || k == KIND_DETACHED || !cctx_err(c))
         return;
     if (f->n == f->cap) { /* room first: the reference must not be dropped here */
         size_t cap = f->cap ? f->cap * 2 : 64;
@@ -50,10 +51,8 @@ static void look(struct cctx *c, uint8_t *mark, void *arg)
         f->v = v;
         f->cap = cap;
     }
-    if (!cctx__try_ref(c))
-        return; /* being freed: let go meanwhile */
-    *mark = 1;
-    f->v[f->n++] = c;
+    if (cctx__try_ref(c))
+        f->v[f->n++] = c;
 }
 
 static void report(struct found *f)
@@ -62,18 +61,20 @@ static void report(struct found *f)
         struct cctx *c = f->v[i];
         cctx_cause_t why;
         cctx_cause(c, &why);
-        /* One write per report, so reports of several threads never mix. */
-        char *text = NULL;
-        size_t len = 0;
-        FILE *m = open_memstream(&text, &len);
-        if (m) {
-            fprintf(m, "cctx: laggy: a context still referenced %.1f ms after it was canceled "
-                       "(CCTX_DEBUG=laggy=%.1fms):\n",
-                    (double)(f->now - why.when) / 1e6, (double)after / 1e6);
-            cctx__dump_text_line(m, c, NULL, 1, 1, 0);
-            if (fclose(m) == 0)
-                fwrite(text, 1, len, stderr);
-            free(text);
+        if (f->now - why.when >= after && !cctx__registry_mark(c)) {
+            /* One write per report, so reports of several threads never mix. */
+            char *text = NULL;
+            size_t len = 0;
+            FILE *m = open_memstream(&text, &len);
+            if (m) {
+                fprintf(m, "cctx: laggy: a context still referenced %.1f ms after it was "
+                           "canceled (CCTX_DEBUG=laggy=%.1fms):\n",
+                        (double)(f->now - why.when) / 1e6, (double)after / 1e6);
+                cctx__dump_text_line(m, c, NULL, 1, 1, 0);
+                if (fclose(m) == 0)
+                    fwrite(text, 1, len, stderr);
+                free(text);
+            }
         }
         cctx_release(c);
     }

@@ -103,6 +103,7 @@ TEST(laggy_is_quiet_when_everything_lets_go)
     const char *env[] = {"CCTX_DEBUG=laggy=10ms", NULL};
     struct child c;
     run_child("laggy_quiet", env, &c);
+    printf("%s", c.err);
     CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
     CHECK_STR(c.err, "");
     child_done(&c);
