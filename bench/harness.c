@@ -387,6 +387,7 @@ int main(int argc, char **argv)
     opt.max_len = (int)strlen("BenchmarkDeepValueSameGoRoutine") + 2 * ext + 1;
     bench_go_twins();
     bench_extras();
+    bench_shutdown();
     bench_io();
     printf("PASS\n");
     return 0;

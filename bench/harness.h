@@ -90,6 +90,8 @@ void bench_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), nore
 void bench_go_twins(void);
 void bench_extras(void);
 void bench_sizes(void);
+/* bench_shutdown.c: cctx_cancel_and_wait and grace periods. */
+void bench_shutdown(void);
 /* bench_io.c: <cctx/io.h> against the plain calls, and wake-up latencies. */
 void bench_io(void);
 /* The wake-up harness: the time from a cancel to the return of a call

@@ -312,6 +312,23 @@ CCTX_API bool cctx_after_stop_at(cctx_after_t *reg, const char *file, int line, 
  *           state, references).
  *   strict  with leaks: if any context leaked, exit with status 1 (after
  *           the report; from an atexit handler, so after the program's own).
+ *   laggy[=DURATION]  (implies trees) a context still referenced
+ *           DURATION after it was canceled (200ms, 1s, 500us, 10ns; default
+ *           1s) is reported once on stderr: creation site, name, references
+ *           and cause, as a line of cctx_dump's text form. A library thread
+ *           looks every DURATION/2 (1 ms to 1 s), so a report comes between
+ *           DURATION and 1.5 DURATION after the cancel.
+ *   inspect (implies trees) the process serves its live tree (cctx_dump(NULL))
+ *           on a Unix socket, $CCTX_INSPECT_DIR/PID.sock or /tmp/cctx-EUID/PID.sock,
+ *           for `cctx-inspect PID [--json|--dot|--html]`. Only the process's
+ *           own user can reach it: the directory must be that user's, mode
+ *           0700 (made so if missing; otherwise the switch stays off, said
+ *           on stderr), the socket is mode 0600, and each peer's
+ *           credentials are checked (SO_PEERCRED). One library thread
+ *           answers; the program's threads never pause (the dump takes a
+ *           registry shard lock at a time and a reference on each context).
+ *           The socket is removed at exit. A child of fork() serves nothing
+ *           and runs no laggy thread.
  *   checks  (implies trees) released contexts are kept as tombstones (the
  *           last 65,536), so that touching one is caught instead of reading
  *           reused memory: over-release, use after free (derive, ref, cancel
@@ -378,6 +395,56 @@ enum { CCTX_DUMP_TEXT = 0, CCTX_DUMP_JSON = 1, CCTX_DUMP_DOT = 2, CCTX_DUMP_HTML
  * has a space for a control character and U+FFFD for such a byte.
  * 0, EINVAL (NULL out, unknown format), ENOTSUP, ENOMEM, or EIO. */
 CCTX_API int cctx_dump(cctx_t *root, FILE *out, int format);
+
+/* ---- 8. Shutdown ---------------------------------------------------------- */
+
+/* A context for cleanup that must outlive a cancellation, but not forever
+ * (flushing a log, saying goodbye to a peer, a drain). It has the parent's
+ * values and is NOT canceled when the parent is: it ends `grace` after the
+ * parent ends (the parent's cause.when + grace), or `grace` after this call
+ * if the parent had already ended, with ETIMEDOUT, the message
+ * "grace period of <d> after: <the parent's message>" (<d> as 5s, 250ms,
+ * 10us or 7ns; the whole message cut at 511 bytes) and this call as its
+ * origin; or earlier by its own cancel, like any cancelable context. A
+ * parent that can never end gives a plain cancelable context. A zero or
+ * negative grace ends it as soon as the parent ends. cctx_deadline reports
+ * no deadline until the parent ends, then the grace period's end (a context
+ * derived from it before that keeps its own deadline, if it had one; it
+ * still ends when the grace context does). Children, after-functions,
+ * cctx_wait, cctx_done_fd, release: as for cctx_with_deadline. NULL with
+ * errno EINVAL (NULL parent) or ENOMEM. */
+CCTX_API cctx_t *cctx_with_grace_at(cctx_t *parent, int64_t grace, cctx_cancel_t **cancel,
+                                    const char *file, int line, const char *func);
+#define cctx_with_grace(parent, grace, cancel) \
+    cctx_with_grace_at((parent), (grace), (cancel), CCTX__SITE)
+
+/* Cancels the context (as cctx_cancel) and waits until nothing else holds it
+ * or any of its descendants: every reference but the caller's released (the
+ * caller must hold one), so no descendant is alive either, since each holds
+ * a reference on its parent. Returns 0 the moment the last other holder lets
+ * go (it sleeps on the reference count: a futex on Linux; no polling), or
+ * ETIMEDOUT when `timeout` passed first (0: do not wait; negative: no limit;
+ * measured as cctx_wait's). Then, if `report` is not NULL, it writes the
+ * contexts still held, one line each in cctx_dump's text format (creation
+ * site, name, references, cause), indented by depth under the context: the
+ * context itself, and every cancelable descendant that was alive when the
+ * call began (with the value contexts between, as "via" lines) and still is
+ * (a context canceled before the call has handed its descendants over to
+ * that cancellation: then only the context itself is named).
+ * Value and without-cancel contexts with no cancelable descendant are not
+ * listed by name: they show in the references of the context they derive
+ * from. With the registry on (CCTX_DEBUG=trees, or a switch that implies
+ * it) the report lists every live descendant instead, whatever its kind and
+ * whenever it was canceled, each under its own parent, oldest first.
+ * Holders released while the report is written are not listed.
+ * EINVAL for NULL (nothing else is done). When nothing holds the context,
+ * the call costs a cancellation and one load. Two threads waiting on one
+ * context each hold a reference, so neither can see the other's go: both
+ * wait until their timeouts. */
+CCTX_API int cctx_cancel_and_wait_at(cctx_cancel_t *cancel, int64_t timeout, FILE *report,
+                                     const char *file, int line, const char *func);
+#define cctx_cancel_and_wait(cancel, timeout, report) \
+    cctx_cancel_and_wait_at((cancel), (timeout), (report), CCTX__SITE)
 
 #ifdef __cplusplus
 }

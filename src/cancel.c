@@ -362,7 +362,7 @@ static bool release_or_keep(struct cctx *c, struct handoff *h, const char *file,
 static bool release_unless_last(struct cctx *c)
 {
     uint32_t r = atomic_load_explicit(&c->refs, memory_order_relaxed);
-    while (r > 1)
+    while ((int32_t)r > 1) /* signed: a waited count goes the ordinary way */
         if (atomic_compare_exchange_weak_explicit(&c->refs, &r, r - 1, memory_order_acq_rel,
                                                   memory_order_relaxed))
             return true;

@@ -44,6 +44,7 @@ struct entry {
     /* A tombstone's release site (rel_file != NULL once released). */
     const char *rel_file, *rel_func;
     int rel_line;
+    uint8_t mark; /* the switches' own (laggy.c: reported) */
 };
 
 #define SHARDS 64
@@ -153,6 +154,36 @@ static void registry_each(void (*fn)(struct entry *e, void *arg), void *arg)
     }
 }
 
+struct visit {
+    void (*fn)(struct cctx *c, uint8_t *mark, void *arg);
+    void *arg;
+};
+
+static void visit_one(struct entry *e, void *arg)
+{
+    struct visit *v = arg;
+    if (!e->rel_file)
+        v->fn(e->ctx, &e->mark, v->arg);
+}
+
+void cctx__registry_visit(void (*fn)(struct cctx *c, uint8_t *mark, void *arg), void *arg)
+{
+    struct visit v = {fn, arg};
+    registry_each(visit_one, &v);
+}
+
+bool cctx__registry_mark(const struct cctx *c)
+{
+    struct shard *s = shard_of(c);
+    pthread_mutex_lock(&s->lock);
+    struct entry *e = s->nb ? *slot_in(s, c) : NULL;
+    bool was = e && e->mark;
+    if (e)
+        e->mark = 1;
+    pthread_mutex_unlock(&s->lock);
+    return was;
+}
+
 struct snapshot {
     struct cctx__registered *v;
     size_t n, cap;
@@ -218,6 +249,9 @@ void cctx__debug_born(struct cctx *c)
 bool cctx__debug_dying(struct cctx *c, struct cctx *parent, const char *file, int line,
                        const char *func)
 {
+    /* Acquire: pairs with the waiter's count, raised before it watched c. */
+    if (atomic_load_explicit(&cctx__watching, memory_order_acquire))
+        cctx__watch_forget(c);
     unsigned d = atomic_load_explicit(&cctx__debug, memory_order_relaxed);
     if (d & CCTX__DEBUG_TRACE)
         cctx__trace_freed(c, parent, file, line, func);
@@ -359,7 +393,7 @@ static void leak_one(struct entry *e, void *arg)
      * at exit, so not a leak (and ours is then the last reference). */
     if (!cctx__try_ref(e->ctx))
         return;
-    if (atomic_load(&e->ctx->refs) == 1 && l->ndropped < 64)
+    if (cctx__refs(e->ctx) == 1 && l->ndropped < 64)
         l->dropped[l->ndropped++] = e->ctx;
     else
         l->v[l->n++] = (struct leak){e->ctx, e->seq};
@@ -437,7 +471,7 @@ static size_t report_leaks(FILE *out)
                     err == ECANCELED   ? "canceled"
                     : err == ETIMEDOUT ? "deadline exceeded"
                                        : "active",
-                    atomic_load(&x->refs) - 1);
+                    cctx__refs(x) - 1);
         }
         if (g[i].n > CONTEXTS_SHOWN)
             fprintf(out, "cctx:            ... and %zu more\n", g[i].n - CONTEXTS_SHOWN);
@@ -473,6 +507,30 @@ static void at_exit(void)
     }
 }
 
+/* A duration as 200ms, 1s, 500us or 1000ns; -1 if it is none. */
+static int64_t parse_duration(const char *s, size_t len)
+{
+    static const struct {
+        const char *unit;
+        int64_t ns;
+    } units[] = {{"ns", 1}, {"us", 1000}, {"ms", 1000000}, {"s", 1000000000}};
+    char *end;
+    char buf[32];
+    if (len == 0 || len >= sizeof buf)
+        return -1;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    long long n = strtoll(buf, &end, 10);
+    if (end == buf || n < 0)
+        return -1;
+    for (size_t i = 0; i < sizeof units / sizeof *units; i++)
+        if (strcmp(end, units[i].unit) == 0)
+            return n > INT64_MAX / units[i].ns ? INT64_MAX : n * units[i].ns;
+    return -1;
+}
+
+static int64_t laggy_after = CCTX_SEC(1); /* CCTX_DEBUG=laggy=DURATION */
+
 static unsigned parse_debug(const char *s)
 {
     unsigned d = 0;
@@ -486,16 +544,33 @@ static unsigned parse_debug(const char *s)
             {"checks", CCTX__DEBUG_CHECKS | CCTX__DEBUG_REGISTRY},
             {"strict", CCTX__DEBUG_STRICT},
             {"trees", CCTX__DEBUG_REGISTRY},
+            {"laggy", CCTX__DEBUG_LAGGY | CCTX__DEBUG_REGISTRY},
+            {"inspect", CCTX__DEBUG_INSPECT | CCTX__DEBUG_REGISTRY},
         };
+        size_t word = strcspn(s, ",=");
         size_t i;
         for (i = 0; i < sizeof words / sizeof *words; i++)
-            if (strlen(words[i].word) == len && strncmp(s, words[i].word, len) == 0)
+            if (strlen(words[i].word) == word && strncmp(s, words[i].word, word) == 0)
                 break;
+        int64_t after = 0;
+        if (i < sizeof words / sizeof *words && word < len) {
+            /* Only laggy takes a value. */
+            after = words[i].bits & CCTX__DEBUG_LAGGY
+                        ? parse_duration(s + word + 1, len - word - 1) : -1;
+            if (after < 0) {
+                fprintf(stderr, "cctx: CCTX_DEBUG: bad value in \"%.*s\" ignored "
+                                "(laggy=DURATION, as laggy=200ms)\n", (int)len, s);
+                s += len + (s[len] == ',');
+                continue;
+            }
+            laggy_after = after;
+        }
         if (i < sizeof words / sizeof *words)
             d |= words[i].bits;
         else if (len)
             fprintf(stderr, "cctx: CCTX_DEBUG: unknown switch \"%.*s\" ignored "
-                            "(known: leaks, checks, strict, trees)\n", (int)len, s);
+                            "(known: leaks, checks, strict, trees, laggy[=DURATION], "
+                            "inspect)\n", (int)len, s);
         s += len + (s[len] == ',');
     }
     return d;
@@ -535,4 +610,8 @@ __attribute__((constructor)) static void read_switches(void)
         d |= CCTX__DEBUG_TRACE;
     if (d)
         cctx__debug_enable(d);
+    if (d & CCTX__DEBUG_LAGGY)
+        cctx__laggy_start(laggy_after);
+    if (d & CCTX__DEBUG_INSPECT)
+        cctx__inspect_start();
 }

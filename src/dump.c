@@ -415,13 +415,23 @@ static void print_node(FILE *out, int format, const struct frame *f, size_t chil
     in.name = cctx_name(c);
     in.refs = cctx__kind(c) == KIND_ROOT
                   ? 0
-                  : atomic_load_explicit(&c->refs, memory_order_relaxed) - (unsigned)f->refd;
+                  : cctx__refs(c) - (unsigned)f->refd;
     if (format == CCTX_DUMP_TEXT)
         print_text(out, f, &in);
     else if (format == CCTX_DUMP_JSON)
         print_json(out, f, &in, first_sibling);
     else
         print_dot(out, f, &in);
+}
+
+/* One line of the text form for c (cctx_cancel_and_wait's report, the
+ * laggy report): `lister` is the context it is shown under (its "via" chain
+ * is what lies between), `held` the references the caller took to print it. */
+void cctx__dump_text_line(FILE *out, struct cctx *c, struct cctx *lister, int depth,
+                          unsigned held, size_t children)
+{
+    struct frame f = {c, lister, depth, (int)held};
+    print_node(out, CCTX_DUMP_TEXT, &f, children, 1);
 }
 
 /* ---- The whole process ----------------------------------------------------------- */

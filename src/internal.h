@@ -84,13 +84,23 @@ enum cctx__kind { KIND_ROOT = 1, KIND_CANCEL, KIND_TIMER, KIND_VALUE, KIND_DETAC
 
 struct cctx {
     _Atomic uint32_t state;
-    _Atomic uint32_t refs;
+    _Atomic uint32_t refs; /* the count, and REFS_WAITED (bit 31) */
     _Atomic uint32_t word;
     _Atomic uint32_t fd1; /* cancelable: the done descriptor, see FD1_BITS */
     struct cctx *parent;  /* holds a reference; NULL for the roots */
     const char *file;     /* creation site, with the line in word */
     const char *func;
 };
+
+/* Bit 31 of head.refs: a thread in cctx_cancel_and_wait sleeps on the
+ * word until the count falls to 1 (quiesce.c). With it set, the count reads
+ * as negative, so the release that compares the old count with 1 (signed)
+ * takes its slow path without a test more on its fast one. */
+#define REFS_WAITED (1u << 31)
+static inline uint32_t cctx__refs(const struct cctx *c)
+{
+    return atomic_load_explicit(&((struct cctx *)c)->refs, memory_order_relaxed) & ~REFS_WAITED;
+}
 
 /* The done descriptor word (head.fd1): bits 0-20 hold the descriptor + 1
  * (0: none yet), bits 21-31 the fork generation of the process that made it
@@ -163,14 +173,27 @@ struct cctx__cancelable {
 
 struct cctx__timer {
     struct cctx__cancelable c;
+    /* Fixed before the context is published, except in a grace context
+     * (grace.c), which is born with CCTX_NO_DEADLINE and gets its deadline
+     * once when its parent ends: so it is read with cctx__deadline_load. */
     int64_t deadline;
     _Atomic uint32_t slot; /* heap index + 1; 0: not armed. Written under the shard lock */
     uint32_t shard;        /* the heap shard it is armed in (timer.c) */
     int32_t code;          /* the cause given by the _cause variants */
+    uint32_t flags;        /* TIMER_GRACE; in what was padding */
     const char *msg;       /* NULL, or a copy stored after the record below */
     /* With a code or a message, the struct is followed by the cause record
      * its firing uses (cctx__timer_cause), then by the message. */
 };
+
+#define TIMER_GRACE 1u /* a grace context: no deadline until its parent ends */
+
+/* Relaxed: a plain load on the machines we build for, and a grace
+ * context's one later store (also relaxed) is then no data race. */
+static inline int64_t cctx__deadline_load(const struct cctx__timer *t)
+{
+    return __atomic_load_n(&t->deadline, __ATOMIC_RELAXED);
+}
 
 static inline struct cctx__cause *cctx__timer_cause(const struct cctx__timer *t)
 {
@@ -312,6 +335,13 @@ void cctx__node_unlink(struct cctx__node *n);
 cctx_t *cctx__with_deadline(cctx_t *parent, int64_t deadline, int code, const char *msg,
                             cctx_cancel_t **cancel, const char *file, int line,
                             const char *func);
+/* A timer context under parent in no source's list, with no deadline yet
+ * and `extra` bytes after it; not yet shown to the debugging switches. */
+struct cctx__timer *cctx__timer_unlinked(cctx_t *parent, size_t extra, const char *file, int line,
+                                         const char *func);
+/* The slow path of a release that found REFS_WAITED set (quiesce.c). */
+void cctx__release_waited(struct cctx *c, uint32_t old, const char *file, int line,
+                          const char *func);
 
 /* cancel.c */
 void cctx__cancel(struct cctx__cancelable *c, int err, int code, const char *msg,
@@ -398,8 +428,16 @@ void cctx__timer_set_fake(int on, int64_t now, int64_t advance);
 int64_t cctx__sat_add(int64_t a, int64_t b);
 int64_t cctx__sat_sub(int64_t a, int64_t b);
 
-/* dump.c: the name table */
+/* dump.c: the name table, and one line of the text dump */
 void cctx__name_forget(struct cctx *c);
+void cctx__dump_text_line(FILE *out, struct cctx *c, struct cctx *lister, int depth,
+                          unsigned held, size_t children);
+
+/* quiesce.c: contexts cctx_cancel_and_wait watches without holding them.
+ * A watched context has WORD_WATCHED set; its death (cctx__debug_dying)
+ * forgets it while cctx__watching says some waiter watches. */
+extern _Atomic unsigned cctx__watching;
+void cctx__watch_forget(struct cctx *c);
 
 /* dump_html.c: the page around a JSON dump (CCTX_DUMP_HTML). begin writes
  * everything up to the opening of the data element, given the dump time;
@@ -414,6 +452,8 @@ enum {
     CCTX__DEBUG_STRICT = 1u << 2,   /* ... and then exit with status 1         */
     CCTX__DEBUG_CHECKS = 1u << 3,   /* tombstones; misuse aborts with the site */
     CCTX__DEBUG_TRACE = 1u << 4,    /* trace.c records events                  */
+    CCTX__DEBUG_LAGGY = 1u << 5,    /* laggy.c reports contexts held too long  */
+    CCTX__DEBUG_INSPECT = 1u << 6,  /* inspect.c serves the tree on a socket   */
 };
 #define CCTX__LEAK_EXIT_STATUS 1
 extern _Atomic unsigned cctx__debug;
@@ -434,6 +474,17 @@ struct cctx__registered {
     uint64_t seq; /* creation order */
 };
 int cctx__registry_snapshot(struct cctx__registered **out, size_t *n);
+/* Calls fn on every registered live context under its shard lock, with a
+ * byte of the entry the switches may use (laggy: reported). fn takes no
+ * lock, and takes a reference only with cctx__try_ref (dropping one there
+ * could free a context, which takes the shard lock). */
+void cctx__registry_visit(void (*fn)(struct cctx *c, uint8_t *mark, void *arg), void *arg);
+/* Sets c's mark; returns what it was. */
+bool cctx__registry_mark(const struct cctx *c);
+
+/* laggy.c, inspect.c: the threads of two switches, started before main. */
+void cctx__laggy_start(int64_t after);
+void cctx__inspect_start(void);
 /* Reports a misuse of the API (with c's creation and release sites when
  * known) and aborts. Calls that record no site (file NULL) pass their return
  * address as `caller`, which is reported as object+offset. */

@@ -268,7 +268,7 @@ cctx_t *cctx__with_deadline(cctx_t *parent, int64_t deadline, int code, const ch
 {
     const struct cctx__timer *inherited = cctx__deadline_of(parent);
     if ((deadline == CCTX_NO_DEADLINE && !at_end_of_time()) ||
-        (inherited && inherited->deadline <= deadline))
+        (inherited && cctx__deadline_load(inherited) <= deadline))
         return cctx_with_cancel_at(parent, cancel, file, line, func);
 
     size_t len = msg ? strlen(msg) + 1 : 0;
@@ -284,6 +284,7 @@ cctx_t *cctx__with_deadline(cctx_t *parent, int64_t deadline, int code, const ch
     atomic_init(&t->slot, 0);
     t->shard = cctx__timer_shard();
     t->code = code;
+    t->flags = 0;
     t->msg = msg ? memcpy((struct cctx__cause *)(t + 1) + 1, msg, len) : NULL;
 
     attach(&t->c);
@@ -306,6 +307,23 @@ cctx_t *cctx__with_deadline(cctx_t *parent, int64_t deadline, int code, const ch
     if (cancel)
         *cancel = (cctx_cancel_t *)t;
     return &t->c.head;
+}
+
+struct cctx__timer *cctx__timer_unlinked(cctx_t *parent, size_t extra, const char *file, int line,
+                                         const char *func)
+{
+    struct cctx__timer *t = cctx__alloc(sizeof *t + extra);
+    if (cctx__unlikely(!t))
+        return NULL;
+    /* Not attach(): nothing above it can end it. */
+    init_cancelable(&t->c, KIND_TIMER, parent, file, line, func);
+    t->deadline = CCTX_NO_DEADLINE;
+    atomic_init(&t->slot, 0);
+    t->shard = cctx__timer_shard();
+    t->code = 0;
+    t->flags = 0;
+    t->msg = NULL;
+    return t;
 }
 
 cctx_t *cctx_with_deadline_cause_at(cctx_t *parent, int64_t deadline, int code, const char *msg,
@@ -426,7 +444,8 @@ struct cctx *cctx__release_quietly(struct cctx *c, const char *file, int line, c
 {
     while (cctx__kind(c) != KIND_ROOT) {
         uint32_t r = atomic_load_explicit(&c->refs, memory_order_relaxed);
-        while (r > 1)
+        /* Signed: with REFS_WAITED set it goes back (a waiter needs a wake). */
+        while ((int32_t)r > 1)
             if (atomic_compare_exchange_weak_explicit(&c->refs, &r, r - 1, memory_order_acq_rel,
                                                       memory_order_relaxed))
                 return NULL;
@@ -453,11 +472,18 @@ void cctx_release_at(cctx_t *ctx, const char *file, int line, const char *func)
          * not model fences, then sees every other holder's accesses happen
          * before the free. */
         uint32_t old = atomic_fetch_sub_explicit(&ctx->refs, 1, memory_order_acq_rel);
-        if (cctx__likely(old > 1))
+        /* Signed, so that REFS_WAITED (a waiter in cctx_cancel_and_wait)
+         * sends the release to the slow path with no test more here. */
+        if (cctx__likely((int32_t)old > 1))
             return;
-        if (cctx__unlikely(old == 0))
+        if (cctx__unlikely(old != 1)) {
+            if (old & REFS_WAITED) {
+                cctx__release_waited(ctx, old, file, line, func);
+                return;
+            }
             cctx__misuse("cctx_release of a context with no reference left (over-release)",
                          ctx, file, line, func, NULL);
+        }
         ctx = destroy(ctx, file, line, func);
     }
 }

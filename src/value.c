@@ -35,8 +35,12 @@ bool cctx_deadline(const cctx_t *ctx, int64_t *deadline)
         cctx__check_tombstone(ctx, "cctx_deadline", NULL, 0, NULL);
         return false;
     }
+    int64_t d = cctx__deadline_load(t);
+    /* A grace context whose parent has not ended has no deadline yet. */
+    if (cctx__unlikely(d == CCTX_NO_DEADLINE) && (t->flags & TIMER_GRACE))
+        return false;
     if (deadline)
-        *deadline = t->deadline;
+        *deadline = d;
     return true;
 }
 

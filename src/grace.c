@@ -1,0 +1,194 @@
+/*
+ * Grace contexts: cleanup that must outlive a cancellation, but not forever.
+ *
+ * A grace context is a timer context under its parent that is in no
+ * source's list, so nothing above it can cancel it, while its parent chain
+ * (and so every value) is the parent's. It is born with no deadline. An
+ * after-function on the parent ("parent_ended") gives it one when the parent
+ * ends: the parent's cause.when + grace, and arms it on the process timer
+ * like any deadline, so that the fake clock fires it to the nanosecond and
+ * the real clock as promptly as any other deadline.
+ *
+ * Its own allocation holds the timer, the cause record its firing uses
+ * (cctx__timer_cause: the firing can never fail to allocate and lose the
+ * message) and the message buffer, written once, by parent_ended, before the
+ * timer is armed (the shard lock orders it before the firing that reads it)
+ * or before it cancels the context itself.
+ *
+ * The two after-functions' registrations are in a block of their own
+ * (struct grace_ctl), because a deadline's after-functions run on a runner
+ * thread that may still be running one when the timer thread frees the
+ * context. parent_ended (on the parent) holds no reference on the grace
+ * context between the two (that would keep it alive as long as the parent,
+ * the background for instance): grace_ended, on the grace context itself,
+ * stops parent_ended, or waits for it to return if it runs, and the grace
+ * context always ends before it is freed (it has a registration), so
+ * parent_ended only ever sees it alive, and takes a reference while it works
+ * (the timer may fire and free it the moment it is armed). The block has two
+ * owners, one per after-function; the last to finish frees it, having first
+ * stopped its own registration (a stop from inside the function it stops),
+ * so that the runner touches the freed storage no more.
+ */
+#define _GNU_SOURCE
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* Long enough for any cause the library writes and most a program does;
+ * a longer parent message is cut (at a UTF-8 boundary: see fit_utf8). */
+#define GRACE_MSG 512
+
+/* After the timer and its cause record, in the context's allocation. */
+struct grace {
+    int64_t grace;
+    char msg[GRACE_MSG];
+};
+
+struct grace_ctl {
+    cctx_after_t on_parent; /* parent_ended, on the parent */
+    cctx_after_t on_end;    /* grace_ended, on the grace context */
+    struct cctx__timer *t;  /* no reference: see the top of the file */
+    _Atomic int owners;     /* 2, or 1 without on_parent */
+    bool on_parent_used;
+};
+
+static struct grace *grace_of(struct cctx__timer *t)
+{
+    return (struct grace *)((struct cctx__cause *)(t + 1) + 1);
+}
+
+#define SITE_OF(t) (t)->c.head.file, cctx__line(&(t)->c.head), (t)->c.head.func
+
+/* Drops one owner's share; the last frees the block, after stopping its own
+ * registration `mine` (which is running: the stop only tells the runner not
+ * to touch it again). */
+static void ctl_put(struct grace_ctl *x, cctx_after_t *mine)
+{
+    /* acq_rel: whatever the other owner did with the block happens before
+     * the free. */
+    if (atomic_fetch_sub_explicit(&x->owners, 1, memory_order_acq_rel) != 1)
+        return;
+    if (mine)
+        cctx_after_stop_at(mine, __FILE__, __LINE__, __func__);
+    cctx__free(x);
+}
+
+/* Go's way of writing a duration, in whole units: 5s, 250ms, 10us, 7ns. */
+static void format_duration(char *out, size_t n, int64_t d)
+{
+    static const struct {
+        int64_t ns;
+        const char *unit;
+    } units[] = {{CCTX_SEC(1), "s"}, {CCTX_MSEC(1), "ms"}, {CCTX_USEC(1), "us"}};
+    for (size_t i = 0; i < sizeof units / sizeof *units; i++) {
+        if (d != 0 && d % units[i].ns == 0) {
+            snprintf(out, n, "%" PRId64 "%s", d / units[i].ns, units[i].unit);
+            return;
+        }
+    }
+    snprintf(out, n, "%" PRId64 "ns", d);
+}
+
+/* Cuts a string that snprintf truncated back to a whole UTF-8 character. */
+static void fit_utf8(char *s, size_t n)
+{
+    size_t len = strnlen(s, n);
+    if (len + 1 < n)
+        return;
+    size_t i = len;
+    while (i > 0 && ((unsigned char)s[i - 1] & 0xc0) == 0x80)
+        i--;
+    if (i > 0 && ((unsigned char)s[i - 1] & 0x80)) /* a lead byte whose tail was cut */
+        s[i - 1] = '\0';
+}
+
+/* Gives t its deadline, `grace` after `base`, and the message naming why. */
+static void end_after(struct cctx__timer *t, int64_t base, const char *parent_msg)
+{
+    struct grace *x = grace_of(t);
+    char d[32];
+    format_duration(d, sizeof d, x->grace);
+    snprintf(x->msg, sizeof x->msg, "grace period of %s after: %s", d,
+             parent_msg ? parent_msg : "context canceled");
+    fit_utf8(x->msg, sizeof x->msg);
+    if (atomic_load_explicit(&t->c.head.state, memory_order_acquire) & STATE_ERR)
+        return; /* its own cancel came first */
+    int64_t deadline = cctx__sat_add(base, x->grace);
+    __atomic_store_n(&t->deadline, deadline, __ATOMIC_RELAXED);
+    /* Out of memory for the timer's heap: ending now is what keeps the
+     * promise that it ends (early rather than never). */
+    if (deadline <= cctx_now() || cctx__timer_arm(t) != 0)
+        cctx__cancel(&t->c, ETIMEDOUT, 0, t->msg, SITE_OF(t));
+}
+
+static void parent_ended(void *arg)
+{
+    struct grace_ctl *x = arg;
+    struct cctx__timer *t = x->t;
+    /* Alive (grace_ended waits for us), but perhaps on its way out. */
+    if (cctx__try_ref(&t->c.head)) {
+        cctx_cause_t why;
+        cctx_cause(t->c.head.parent, &why);
+        end_after(t, why.when, why.msg);
+        cctx_release_at(&t->c.head, SITE_OF(t));
+    }
+    ctl_put(x, &x->on_parent);
+}
+
+static void grace_ended(void *arg)
+{
+    struct grace_ctl *x = arg;
+    /* true: parent_ended will never run, so its share is ours to drop.
+     * false: it ran (and dropped its share), or it runs on this thread,
+     * below us, and drops it when it returns. */
+    if (x->on_parent_used && cctx_after_stop_at(&x->on_parent, __FILE__, __LINE__, __func__))
+        ctl_put(x, NULL);
+    ctl_put(x, &x->on_end);
+}
+
+cctx_t *cctx_with_grace_at(cctx_t *parent, int64_t grace, cctx_cancel_t **cancel,
+                           const char *file, int line, const char *func)
+{
+    if (cancel)
+        *cancel = NULL;
+    if (cctx__unlikely(!parent)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    cctx__check_live(parent, "cctx_with_grace", file, line, func);
+    struct cctx__timer *t = cctx__timer_unlinked(
+        parent, sizeof(struct cctx__cause) + sizeof(struct grace), file, line, func);
+    if (cctx__unlikely(!t)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    struct grace_ctl *x = cctx__alloc(sizeof *x);
+    if (cctx__unlikely(!x)) {
+        cctx_release_at(&t->c.head, file, line, func); /* quiet: nothing registered */
+        errno = ENOMEM;
+        return NULL;
+    }
+    memset(x, 0, sizeof *x);
+    x->t = t;
+    struct grace *g = grace_of(t);
+    g->grace = grace;
+    g->msg[0] = '\0';
+    t->flags = TIMER_GRACE;
+    t->msg = g->msg; /* non-NULL: its firing uses the record after t */
+    if (cctx__debug_on(CCTX__DEBUG_REGISTRY | CCTX__DEBUG_TRACE))
+        cctx__debug_born(&t->c.head);
+    cctx_cause_t why;
+    bool over = cctx_cause(parent, &why) != 0;
+    atomic_init(&x->owners, over ? 1 : 2);
+    x->on_parent_used = !over;
+    cctx_after_func_at(&t->c.head, &x->on_end, grace_ended, x, file, line, func);
+    if (over)
+        end_after(t, cctx_now(), why.msg); /* already over: grace from now */
+    else
+        cctx_after_func_at(parent, &x->on_parent, parent_ended, x, file, line, func);
+    if (cancel)
+        *cancel = (cctx_cancel_t *)t;
+    return &t->c.head;
+}

@@ -1,0 +1,409 @@
+/*
+ * cctx_cancel_and_wait: cancel, then wait until nothing else holds the
+ * context or any descendant, and say who still does when time runs out.
+ *
+ * Waiting. Every descendant holds a reference on its parent, so "nothing
+ * else holds it or any descendant" is "its count is 1, the caller's". The
+ * waiter sets REFS_WAITED (bit 31) in the count and sleeps on the count's
+ * word (cctx__os_wait: a futex on Linux, the striped condition variables
+ * elsewhere). A release that finds the bit set (the signed comparison of
+ * the ordinary release sends it to cctx__release_waited) wakes the word when
+ * it leaves the count at 1: the wake costs only releases of a context that
+ * is waited on, and the ordinary release is unchanged. A waiter clears the
+ * bit as it leaves and wakes the word once more, so that another waiter on
+ * the same context (if any) sets it again.
+ *
+ * Reporting. Once a context is canceled its children are in no list (they
+ * were handed to the cancellation), so the waiter looks before it cancels:
+ * with a report wanted and someone else holding the context, it walks the
+ * subtree (one context lock at a time, as cctx_dump does) and puts each
+ * cancelable descendant in the watch set, which holds it weakly: the
+ * context gets WORD_WATCHED, so its death calls cctx__debug_dying, which
+ * takes it out of the set (cctx__watch_forget). At the timeout the waiter
+ * takes a reference on each one still in the set (under the set's lock, so
+ * none is freed meanwhile) and prints them outside every lock.
+ *
+ * Lock order: the watch lock nests inside nothing; no context lock is held
+ * while it is taken (it is taken by a dying context, with none held).
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cctx/testing.h>
+
+#include "internal.h"
+
+_Atomic unsigned cctx__watching;
+
+/* ---- The watch set -------------------------------------------------------------- */
+
+struct watch {
+    struct cctx *ctx;          /* NULL once it died */
+    struct watch *next;        /* in its bucket */
+    struct watch *next_of_his; /* in its waiter's list */
+    struct watch **pprev;      /* the pointer to it in its bucket; NULL: out */
+    int depth;                 /* below the waited context */
+};
+
+#define WATCH_BUCKETS 1024
+static pthread_mutex_t watch_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct watch *buckets[WATCH_BUCKETS];
+
+static struct watch **bucket_of(const struct cctx *c)
+{
+    return &buckets[((uintptr_t)c >> 4) % WATCH_BUCKETS];
+}
+
+void cctx__watch_forget(struct cctx *c)
+{
+    pthread_mutex_lock(&watch_lock);
+    for (struct watch *w = *bucket_of(c), *next; w; w = next) {
+        next = w->next;
+        if (w->ctx != c)
+            continue;
+        *w->pprev = w->next;
+        if (w->next)
+            w->next->pprev = w->pprev;
+        w->pprev = NULL;
+        w->ctx = NULL;
+    }
+    pthread_mutex_unlock(&watch_lock);
+}
+
+/* fork() while a thread holds the watch lock would leave it held in the
+ * child, where a dying context would wait for it forever. */
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&watch_lock);
+}
+
+static void fork_done(void)
+{
+    pthread_mutex_unlock(&watch_lock);
+}
+
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+static void watch_fork(void)
+{
+    pthread_atfork(fork_prepare, fork_done, fork_done);
+}
+
+/* A waiter's list of watches, in the order of the walk (reversed). */
+struct waiter {
+    struct watch *mine;
+    bool truncated; /* out of memory: some descendants are not watched */
+};
+
+static void watch_add(struct waiter *me, struct cctx *c, int depth)
+{
+    struct watch *w = malloc(sizeof *w);
+    if (!w) {
+        me->truncated = true;
+        return;
+    }
+    w->ctx = c;
+    w->depth = depth;
+    pthread_mutex_lock(&watch_lock);
+    struct watch **b = bucket_of(c);
+    w->next = *b;
+    if (w->next)
+        w->next->pprev = &w->next;
+    w->pprev = b;
+    *b = w;
+    pthread_mutex_unlock(&watch_lock);
+    w->next_of_his = me->mine;
+    me->mine = w;
+    /* From now on its death is heard; set while we hold it (it cannot be
+     * dying), relaxed like the other bits set on a live context. */
+    atomic_fetch_or_explicit(&c->word, WORD_WATCHED, memory_order_relaxed);
+}
+
+static void watch_drop_all(struct waiter *me)
+{
+    pthread_mutex_lock(&watch_lock);
+    for (struct watch *w = me->mine; w; w = w->next_of_his) {
+        if (!w->pprev)
+            continue;
+        *w->pprev = w->next;
+        if (w->next)
+            w->next->pprev = w->pprev;
+    }
+    pthread_mutex_unlock(&watch_lock);
+    for (struct watch *w = me->mine, *next; w; w = next) {
+        next = w->next_of_his;
+        free(w);
+    }
+    me->mine = NULL;
+}
+
+struct item {
+    struct cctx *ctx;
+    int depth;
+};
+
+/* Watches every cancelable descendant of c that is alive now: a walk with
+ * a stack of referenced contexts, one context lock at a time; a reference
+ * is dropped only with no lock held (it may be the last one). */
+static void watch_subtree(struct waiter *me, struct cctx__cancelable *c)
+{
+    struct item *stack = NULL;
+    size_t n = 0, cap = 0;
+    struct cctx__cancelable *x = c;
+    int depth = 0;
+    for (;;) {
+        cctx__lock(&x->head);
+        if (!(atomic_load_explicit(&x->head.state, memory_order_relaxed) & STATE_ERR)) {
+            for (struct cctx__node *node = x->children; node; node = node->next) {
+                if (node->pprev & NODE_AFTER)
+                    continue;
+                if (n == cap) {
+                    size_t want = cap ? cap * 2 : 64;
+                    struct item *s = realloc(stack, want * sizeof *s);
+                    if (!s) {
+                        me->truncated = true;
+                        break;
+                    }
+                    stack = s;
+                    cap = want;
+                }
+                struct cctx__cancelable *child =
+                    container_of(node, struct cctx__cancelable, link);
+                if (cctx__try_ref(&child->head))
+                    stack[n++] = (struct item){&child->head, depth + 1};
+            }
+        }
+        cctx__unlock(&x->head);
+        if (x != c) {
+            watch_add(me, &x->head, depth);
+            cctx_release(&x->head);
+        }
+        if (n == 0)
+            break;
+        n--;
+        x = (struct cctx__cancelable *)stack[n].ctx;
+        depth = stack[n].depth;
+    }
+    free(stack);
+}
+
+/* The descendants still held, then the lines: c first, each watched one
+ * under it in the order of the walk. */
+static void report_held(FILE *out, struct cctx__cancelable *c, struct waiter *me)
+{
+    size_t n = 0;
+    for (struct watch *w = me->mine; w; w = w->next_of_his)
+        n++;
+    struct item *held = n ? malloc(n * sizeof *held) : NULL;
+    size_t k = 0;
+    pthread_mutex_lock(&watch_lock);
+    for (struct watch *w = me->mine; held && w; w = w->next_of_his)
+        if (w->ctx && cctx__try_ref(w->ctx))
+            held[k++] = (struct item){w->ctx, w->depth};
+    pthread_mutex_unlock(&watch_lock);
+
+    /* The list is newest first: in walk order (depth first), the children
+     * of an entry are the entries one deeper that follow it before one as
+     * shallow does. */
+    for (size_t i = 0; i < k / 2; i++) {
+        struct item t = held[i];
+        held[i] = held[k - 1 - i];
+        held[k - 1 - i] = t;
+    }
+    size_t top = 0;
+    for (size_t i = 0; i < k; i++)
+        top += held[i].depth == 1;
+    cctx__dump_text_line(out, &c->head, NULL, 0, 0, top);
+    for (size_t i = 0; i < k; i++) {
+        struct cctx *x = held[i].ctx;
+        size_t children = 0;
+        for (size_t j = i + 1; j < k && held[j].depth > held[i].depth; j++)
+            children += held[j].depth == held[i].depth + 1;
+        cctx__dump_text_line(out, x, &cctx__source(x->parent)->head, held[i].depth, 1,
+                             children);
+    }
+    if (me->truncated || (n && !held))
+        fputs("(out of memory: some descendants may be missing)\n", out);
+    fflush(out);
+    for (size_t i = 0; i < k; i++)
+        cctx_release(held[i].ctx);
+    free(held);
+}
+
+/* With the registry on (CCTX_DEBUG=trees and the switches that imply it),
+ * every live descendant is known, whatever its kind and whenever it was
+ * canceled: each one whose parent chain reaches c, in creation order, under
+ * its own parent. False when the registry is off. */
+static int by_seq(const void *pa, const void *pb)
+{
+    const struct cctx__registered *a = pa, *b = pb;
+    return (a->seq > b->seq) - (a->seq < b->seq);
+}
+
+static bool report_registered(FILE *out, struct cctx *c)
+{
+    struct cctx__registered *all;
+    size_t n;
+    if (cctx__registry_snapshot(&all, &n) != 0)
+        return false;
+    if (n > 1)
+        qsort(all, n, sizeof *all, by_seq);
+    /* c's descendants, oldest first; then a depth-first walk over them
+     * with an explicit stack (each scan for children is linear: a report is
+     * written once, on a timeout). */
+    struct cctx **mine = malloc((n ? n : 1) * sizeof *mine);
+    struct item *stack = malloc((n ? n : 1) * sizeof *stack);
+    size_t k = 0, sp = 0;
+    for (size_t i = 0; mine && stack && i < n; i++)
+        for (struct cctx *p = all[i].ctx->parent; p; p = p->parent)
+            if (p == c) {
+                mine[k++] = all[i].ctx;
+                break;
+            }
+    size_t top = 0;
+    for (size_t i = 0; i < k; i++)
+        top += mine[i]->parent == c;
+    cctx__dump_text_line(out, c, NULL, 0, 1, top);
+    for (size_t i = k; i-- > 0;) /* popped oldest first */
+        if (mine[i]->parent == c)
+            stack[sp++] = (struct item){mine[i], 1};
+    while (sp > 0) {
+        struct item x = stack[--sp];
+        size_t children = 0;
+        for (size_t i = k; i-- > 0;)
+            if (mine[i]->parent == x.ctx) {
+                stack[sp++] = (struct item){mine[i], x.depth + 1};
+                children++;
+            }
+        cctx__dump_text_line(out, x.ctx, x.ctx->parent, x.depth, 1, children);
+    }
+    if (n && (!mine || !stack))
+        fputs("(out of memory: descendants not listed)\n", out);
+    fflush(out);
+    free(mine);
+    free(stack);
+    for (size_t i = 0; i < n; i++)
+        cctx_release(all[i].ctx);
+    free(all);
+    return true;
+}
+
+/* ---- Waiting -------------------------------------------------------------------- */
+
+void cctx__release_waited(struct cctx *c, uint32_t old, const char *file, int line,
+                          const char *func)
+{
+    uint32_t n = old & ~REFS_WAITED;
+    /* The waiter holds one: a count that drops from 1 lost the waiter's. */
+    if (cctx__unlikely(n <= 1))
+        cctx__misuse("cctx_release of the reference a cctx_cancel_and_wait caller holds "
+                     "(over-release)", c, file, line, func, NULL);
+    if (n == 2)
+        cctx__os_wake(&c->refs);
+}
+
+struct fake_wake {
+    _Atomic uint32_t *word;
+    _Atomic uint32_t fired;
+};
+
+/* Under the fake clock, the timeout is a deadline whose after-function wakes
+ * the waiter's word. */
+static void fake_timeout(void *arg)
+{
+    struct fake_wake *f = arg;
+    atomic_store_explicit(&f->fired, 1, memory_order_release);
+    cctx__os_wake(f->word);
+}
+
+static bool held_by_others(struct cctx *c)
+{
+    /* Acquire: every access of the holders that let go happens before the
+     * caller goes on (their releases are acq_rel). */
+    return (atomic_load_explicit(&c->refs, memory_order_acquire) & ~REFS_WAITED) > 1;
+}
+
+/* Sleeps on c's count until it reaches 1 or the wait ends; ETIMEDOUT then. */
+static int wait_alone(struct cctx *c, int64_t timeout, const char *file, int line,
+                      const char *func)
+{
+    if (timeout == 0)
+        return ETIMEDOUT;
+    cctx__child_restart();
+    struct fake_wake fake = {.word = &c->refs};
+    cctx_t *until = NULL;
+    cctx_after_t reg = {{0}};
+    int64_t deadline = CCTX_NO_DEADLINE;
+    if (timeout > 0 && atomic_load_explicit(&cctx__fake_on, memory_order_relaxed)) {
+        until = cctx_with_timeout_cause_at(cctx_background(), timeout, 0, NULL, NULL, file, line,
+                                           func);
+        if (!until)
+            return ENOMEM;
+        cctx_after_func_at(until, &reg, fake_timeout, &fake, file, line, func);
+    } else if (timeout > 0) {
+        deadline = cctx__sat_add(cctx__os_now(), timeout);
+    }
+    int err = 0;
+    for (;;) {
+        uint32_t r = atomic_load_explicit(&c->refs, memory_order_acquire);
+        if ((r & ~REFS_WAITED) <= 1)
+            break;
+        if (!(r & REFS_WAITED)) {
+            /* acq_rel: the mark is seen by every release that follows. */
+            if (!atomic_compare_exchange_weak_explicit(&c->refs, &r, r | REFS_WAITED,
+                                                       memory_order_acq_rel,
+                                                       memory_order_acquire))
+                continue;
+            r |= REFS_WAITED;
+        }
+        if (atomic_load_explicit(&fake.fired, memory_order_acquire) ||
+            cctx__os_wait(&c->refs, r, deadline) == ETIMEDOUT) {
+            err = held_by_others(c) ? ETIMEDOUT : 0;
+            break;
+        }
+    }
+    if (atomic_fetch_and_explicit(&c->refs, ~REFS_WAITED, memory_order_acq_rel) & REFS_WAITED)
+        cctx__os_wake(&c->refs); /* another waiter, if any, marks it again */
+    if (until) {
+        cctx_after_stop_at(&reg, file, line, func);
+        cctx_release_at(until, file, line, func);
+    }
+    return err;
+}
+
+int cctx_cancel_and_wait_at(cctx_cancel_t *cancel, int64_t timeout, FILE *report,
+                            const char *file, int line, const char *func)
+{
+    struct cctx *c = (struct cctx *)cancel;
+    if (cctx__unlikely(!c))
+        return EINVAL;
+    if (cctx__unlikely(!cctx__cancelable_kind(cctx__kind(c)))) {
+        /* A stale handle is reported (CCTX_DEBUG=checks) by the cancel. */
+        cctx_cancel_cause_at(cancel, 0, NULL, file, line, func);
+        return EINVAL;
+    }
+    /* Nothing holds it but the caller, and so no descendant is alive: the
+     * cancellation is all there is to do. */
+    if (!held_by_others(c)) {
+        cctx__cancel((struct cctx__cancelable *)c, ECANCELED, 0, NULL, file, line, func);
+        return held_by_others(c) ? wait_alone(c, timeout, file, line, func) : 0;
+    }
+    struct waiter me = {0};
+    /* The registry, when on, knows every descendant: no walk then. */
+    bool walk = report && !cctx__debug_on(CCTX__DEBUG_REGISTRY);
+    if (walk) {
+        pthread_once(&fork_once, watch_fork);
+        atomic_fetch_add_explicit(&cctx__watching, 1, memory_order_seq_cst);
+        watch_subtree(&me, (struct cctx__cancelable *)c);
+    }
+    cctx__cancel((struct cctx__cancelable *)c, ECANCELED, 0, NULL, file, line, func);
+    int err = wait_alone(c, timeout, file, line, func);
+    if (report && err == ETIMEDOUT && !report_registered(report, c))
+        report_held(report, (struct cctx__cancelable *)c, &me);
+    if (walk) {
+        watch_drop_all(&me);
+        atomic_fetch_sub_explicit(&cctx__watching, 1, memory_order_release);
+    }
+    return err;
+}

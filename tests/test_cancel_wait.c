@@ -1,0 +1,328 @@
+/*
+ * cctx_cancel_and_wait: 0 the moment the last other holder lets go (the
+ * waiter sleeps, it does not poll), whatever the order in which holders on
+ * other threads release; ETIMEDOUT with a report naming each context still
+ * held; the fake clock's timeouts.
+ */
+#define _GNU_SOURCE
+#include <cctx.h>
+#include <cctx/testing.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/wait.h>
+
+#include "harness.h"
+#include "support.h"
+#include "internal.h"
+#include "testhooks.h"
+
+static int key;
+
+TEST(cancel_wait_nothing_held_returns_at_once)
+{
+    cctx__test_count_allocs(true);
+    long before = cctx__test_live_allocs();
+    cctx_cancel_t *cancel;
+    cctx_t *c = cctx_with_cancel(cctx_background(), &cancel);
+    int line = __LINE__ + 1;
+    CHECK_EQ(cctx_cancel_and_wait(cancel, 0, stderr), 0);
+    check_cause(c, ECANCELED, 0, "context canceled", line, __func__);
+    cctx_release(c);
+    CHECK_EQ(cctx__test_live_allocs(), before);
+    cctx__test_count_allocs(false);
+    CHECK_EQ(cctx_cancel_and_wait(NULL, 0, NULL), EINVAL);
+}
+
+TEST(cancel_wait_already_canceled_and_released_children)
+{
+    cctx_cancel_t *cancel;
+    cctx_t *c = cctx_with_cancel(cctx_background(), &cancel);
+    cctx_t *kids[10];
+    for (int i = 0; i < 10; i++)
+        kids[i] = cctx_with_cancel(c, NULL);
+    for (int i = 0; i < 10; i++)
+        cctx_release(kids[i]);
+    cctx_cancel(cancel);
+    CHECK_EQ(cctx_cancel_and_wait(cancel, CCTX_SEC(10), NULL), 0);
+    cctx_release(c);
+}
+
+/* ---- holders on other threads, released in every order ----------------------- */
+
+enum { HOLDERS = 3 };
+struct holder {
+    cctx_t *held;
+    pthread_t thread;
+    atomic_int go, released;
+};
+static struct holder holders[HOLDERS];
+static atomic_int wait_result = -1;
+static atomic_int waiter_tid;
+static cctx_cancel_t *waited;
+
+static void *holder_main(void *arg)
+{
+    struct holder *h = arg;
+    while (!atomic_load(&h->go))
+        real_sleep_ms(1);
+    atomic_store(&h->released, 1);
+    cctx_release(h->held);
+    return NULL;
+}
+
+static void *waiter_main(void *arg)
+{
+    (void)arg;
+    atomic_store(&waiter_tid, thread_id());
+    atomic_store(&wait_result, cctx_cancel_and_wait(waited, -1, stderr));
+    return NULL;
+}
+
+/* Waits until the waiter sleeps in the kernel (or has returned). */
+static void until_waiter_sleeps(void)
+{
+    for (int i = 0; i < 20000; i++) {
+        if (atomic_load(&wait_result) != -1)
+            return;
+        pid_t tid = atomic_load(&waiter_tid);
+        if (tid && thread_state(tid) == 'S')
+            return;
+        real_sleep_ms(1);
+    }
+    CHECK(!"the waiter never slept");
+}
+
+static void run_order(const int order[HOLDERS])
+{
+    cctx_cancel_t *cancel;
+    cctx_t *c = cctx_with_cancel(cctx_background(), &cancel);
+    waited = cancel;
+    /* Three kinds of holder: the context itself, a cancelable child, and a
+     * value context whose child is the one held. */
+    holders[0].held = cctx_ref(c);
+    holders[1].held = cctx_with_cancel(c, NULL);
+    cctx_t *v = cctx_with_value(c, &key, NULL, NULL);
+    holders[2].held = cctx_with_cancel(v, NULL);
+    cctx_release(v);
+    for (int i = 0; i < HOLDERS; i++) {
+        atomic_store(&holders[i].go, 0);
+        atomic_store(&holders[i].released, 0);
+        pthread_create(&holders[i].thread, NULL, holder_main, &holders[i]);
+    }
+    atomic_store(&wait_result, -1);
+    atomic_store(&waiter_tid, 0);
+    pthread_t w;
+    pthread_create(&w, NULL, waiter_main, NULL);
+    for (int k = 0; k < HOLDERS; k++) {
+        until_waiter_sleeps();
+        CHECK_EQ(atomic_load(&wait_result), -1); /* someone still holds it */
+        CHECK_EQ(cctx_err(c), ECANCELED);
+        struct holder *h = &holders[order[k]];
+        atomic_store(&h->go, 1);
+        pthread_join(h->thread, NULL);
+    }
+    pthread_join(w, NULL);
+    CHECK_EQ(atomic_load(&wait_result), 0);
+    for (int i = 0; i < HOLDERS; i++)
+        CHECK_EQ(atomic_load(&holders[i].released), 1);
+    CHECK_EQ(cctx__refs(c), 1);
+    cctx_release(c);
+}
+
+TEST(cancel_wait_holders_release_in_every_order)
+{
+    static const int orders[6][HOLDERS] = {{0, 1, 2}, {0, 2, 1}, {1, 0, 2},
+                                           {1, 2, 0}, {2, 0, 1}, {2, 1, 0}};
+    for (int i = 0; i < 6; i++)
+        run_order(orders[i]);
+}
+
+/* ---- the report ----------------------------------------------------------------- */
+
+TEST(cancel_wait_timeout_reports_each_context_still_held)
+{
+    cctx_cancel_t *cancel;
+    cctx_t *c = cctx_with_cancel(cctx_background(), &cancel);
+    cctx_set_name(c, "server");
+    cctx_t *a = cctx_with_cancel(c, NULL);
+    cctx_set_name(a, "conn A");
+    cctx_t *v = cctx_with_value(a, &key, NULL, NULL);
+    cctx_set_name(v, "request 12");
+    cctx_t *job = cctx_with_cancel(v, NULL);
+    cctx_set_name(job, "job 12");
+    cctx_release(v);
+    cctx_t *b = cctx_with_cancel(c, NULL);
+    cctx_set_name(b, "conn B");
+    cctx_t *gone = cctx_with_cancel(c, NULL);
+    cctx_set_name(gone, "conn C");
+
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    cctx_release(gone); /* before: never listed */
+    int line = __LINE__ + 1;
+    CHECK_EQ(cctx_cancel_and_wait(cancel, CCTX_MSEC(30), out), ETIMEDOUT);
+    fclose(out);
+    printf("%s", text);
+    char site[160];
+    snprintf(site, sizeof site, "at tests/test_cancel_wait.c:%d in %s", line, __func__);
+    CHECK(strstr(text, "cancel ") == text); /* the waited context first */
+    CHECK(strstr(text, "\"server\""));
+    CHECK(strstr(text, "\"conn A\""));
+    CHECK(strstr(text, "\"conn B\""));
+    CHECK(strstr(text, "\"job 12\""));
+    CHECK(strstr(text, "via value"));
+    CHECK(strstr(text, "\"request 12\""));
+    CHECK(!strstr(text, "conn C"));
+    CHECK(strstr(text, "ECANCELED (code 0, \"context canceled\", "));
+    CHECK(strstr(text, site)); /* the cause's origin: the call */
+    CHECK_EQ(count_substr(text, "\n"), 5); /* server, A, job + via, B */
+    CHECK(strstr(text, "  cancel")); /* descendants indented */
+    free(text);
+
+    /* A second call finds c already canceled: its descendants were handed
+     * to that cancellation, so only c itself is named. */
+    cctx_release(b);
+    text = NULL;
+    out = open_memstream(&text, &len);
+    CHECK_EQ(cctx_cancel_and_wait(cancel, 0, out), ETIMEDOUT);
+    fclose(out);
+    CHECK_EQ(count_substr(text, "\n"), 1);
+    CHECK(strstr(text, "\"server\""));
+    free(text);
+    cctx_release(job);
+    cctx_release(a);
+    CHECK_EQ(cctx_cancel_and_wait(cancel, 0, stderr), 0);
+    cctx_release(c);
+}
+
+TEST(cancel_wait_report_frees_what_it_watched)
+{
+    cctx__test_count_allocs(true);
+    long before = cctx__test_live_allocs();
+    cctx_cancel_t *cancel;
+    cctx_t *c = cctx_with_cancel(cctx_background(), &cancel);
+    cctx_t *kids[50];
+    for (int i = 0; i < 50; i++)
+        kids[i] = cctx_with_cancel(i % 2 ? kids[i - 1] : c, NULL);
+    FILE *null = fopen("/dev/null", "w");
+    CHECK_EQ(cctx_cancel_and_wait(cancel, CCTX_MSEC(1), null), ETIMEDOUT);
+    fclose(null);
+    for (int i = 50; i-- > 0;)
+        cctx_release(kids[i]);
+    cctx_release(c);
+    CHECK_EQ(cctx__test_live_allocs(), before);
+    cctx__test_count_allocs(false);
+}
+
+/* ---- the fake clock ---------------------------------------------------------------- */
+
+static cctx_t *fake_held;
+static void *fake_waiter(void *arg)
+{
+    (void)arg;
+    atomic_store(&waiter_tid, thread_id());
+    atomic_store(&wait_result, cctx_cancel_and_wait(waited, CCTX_SEC(1), NULL));
+    return NULL;
+}
+
+TEST(cancel_wait_timeout_on_the_fake_clock)
+{
+    cctx_fake_clock_start(CCTX_SEC(100));
+    cctx_cancel_t *cancel;
+    cctx_t *c = cctx_with_cancel(cctx_background(), &cancel);
+    fake_held = cctx_ref(c);
+    waited = cancel;
+    atomic_store(&wait_result, -1);
+    atomic_store(&waiter_tid, 0);
+    pthread_t w;
+    pthread_create(&w, NULL, fake_waiter, NULL);
+    until_waiter_sleeps();
+    cctx_fake_clock_advance(CCTX_SEC(1) - 1);
+    until_waiter_sleeps();
+    CHECK_EQ(atomic_load(&wait_result), -1);
+    cctx_fake_clock_advance(1);
+    pthread_join(w, NULL);
+    CHECK_EQ(atomic_load(&wait_result), ETIMEDOUT);
+    cctx_release(fake_held);
+    CHECK_EQ(cctx_cancel_and_wait(cancel, CCTX_SEC(1), NULL), 0);
+    cctx_release(c);
+    cctx_fake_clock_stop();
+}
+
+/* ---- many holders, many rounds --------------------------------------------------- */
+
+struct churn {
+    cctx_t *ctx;
+    uint64_t seed;
+};
+
+static void churn_release(void *arg)
+{
+    struct churn *ch = arg;
+    /* A few derivations and releases, then the held one goes. */
+    for (int i = 0; i < (int)(xorshift64(&ch->seed) % 50); i++) {
+        cctx_t *x = cctx_with_cancel(ch->ctx, NULL);
+        cctx_release(x);
+    }
+    cctx_release(ch->ctx);
+}
+
+TEST(cancel_wait_races_with_releasing_threads)
+{
+    int rounds = TEST_UNDER_TSAN ? 50 : 300;
+    for (int r = 0; r < rounds; r++) {
+        cctx_cancel_t *cancel;
+        cctx_t *c = cctx_with_cancel(cctx_background(), &cancel);
+        struct churn ch[4];
+        struct gang g;
+        gang_init(&g, 4, true);
+        for (int i = 0; i < 4; i++) {
+            ch[i] = (struct churn){i % 2 ? cctx_ref(c) : cctx_with_cancel(c, NULL),
+                                   (uint64_t)(r * 4 + i + 1)};
+            gang_spawn(&g, churn_release, &ch[i]);
+        }
+        gang_go(&g);
+        CHECK_EQ(cctx_cancel_and_wait(cancel, CCTX_SEC(30), (r % 2) ? NULL : stderr), 0);
+        CHECK_EQ(cctx__refs(c), 1);
+        gang_join(&g);
+        cctx_release(c);
+    }
+}
+
+/* ---- with the registry: every descendant, even after an earlier cancel ----------- */
+
+CHILD(cancel_wait_registered_report)
+{
+    cctx_cancel_t *cancel;
+    cctx_t *c = cctx_with_cancel(cctx_background(), &cancel);
+    cctx_set_name(c, "top");
+    cctx_t *a = cctx_with_cancel(c, NULL);
+    cctx_set_name(a, "child a");
+    cctx_t *leaf = cctx_with_value(a, &key, NULL, NULL);
+    cctx_set_name(leaf, "value leaf");
+    cctx_t *d = cctx_without_cancel(c);
+    cctx_set_name(d, "detached");
+    cctx_cancel(cancel); /* before: the lists are handed over */
+    CHECK_EQ(cctx_cancel_and_wait(cancel, 0, stdout), ETIMEDOUT);
+    cctx_release(leaf);
+    cctx_release(a);
+    cctx_release(d);
+    CHECK_EQ(cctx_cancel_and_wait(cancel, 0, stdout), 0);
+    cctx_release(c);
+}
+
+TEST(cancel_wait_report_with_the_registry_names_every_descendant)
+{
+    const char *env[] = {"CCTX_DEBUG=trees", NULL};
+    struct child c;
+    run_child("cancel_wait_registered_report", env, &c);
+    printf("%s%s", c.out, c.err);
+    CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
+    CHECK_EQ(count_substr(c.out, "\n"), 4);
+    CHECK(strncmp(c.out, "cancel ", 7) == 0 && strstr(c.out, "\"top\""));
+    CHECK(strstr(c.out, "\n  cancel ") && strstr(c.out, "\"child a\""));
+    CHECK(strstr(c.out, "\n    value ") && strstr(c.out, "\"value leaf\""));
+    CHECK(strstr(c.out, "\n  without_cancel ") && strstr(c.out, "\"detached\""));
+    child_done(&c);
+}

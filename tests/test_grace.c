@@ -1,0 +1,266 @@
+/*
+ * cctx_with_grace: the parent's values, not canceled with the parent, ended
+ * exactly `grace` after the parent ends (fake clock, to the nanosecond), with
+ * a cause naming the grace and the parent's cause; its own cancel and the
+ * deadlines under it still work; a parent already ended.
+ */
+#include <cctx.h>
+#include <cctx/testing.h>
+
+#include "harness.h"
+#include "support.h"
+#include "testhooks.h"
+
+static const int64_t T0 = CCTX_SEC(1000);
+static int key;
+
+TEST(grace_keeps_values_and_outlives_the_parent_by_exactly_grace)
+{
+    cctx_fake_clock_start(T0);
+    cctx_cancel_t *pc;
+    cctx_t *parent = cctx_with_cancel(cctx_background(), &pc);
+    cctx_t *v = cctx_with_value(parent, &key, "request 7", NULL);
+    cctx_cancel_t *gc;
+    int line = __LINE__ + 1;
+    cctx_t *g = cctx_with_grace(v, CCTX_SEC(5), &gc);
+    CHECK(g && gc);
+    CHECK_STR(cctx_value(g, &key), "request 7");
+    CHECK(!cctx_deadline(g, NULL)); /* none until the parent ends */
+    struct rec r;
+    rec_watch(&r, g);
+
+    cctx_fake_clock_advance(CCTX_MSEC(250));
+    cctx_cancel(pc);
+    CHECK_EQ(cctx_err(parent), ECANCELED);
+    check_active(g); /* not canceled with its parent */
+    int64_t d;
+    CHECK(cctx_deadline(g, &d));
+    CHECK_EQ(d, T0 + CCTX_MSEC(250) + CCTX_SEC(5));
+    CHECK_EQ(cctx_remaining(g), CCTX_SEC(5));
+
+    cctx_fake_clock_advance(CCTX_SEC(5) - 1);
+    check_active(g);
+    CHECK_EQ(atomic_load(&r.runs), 0);
+    cctx_fake_clock_advance(1);
+    CHECK_EQ(atomic_load(&r.runs), 1);
+    CHECK_EQ(r.now, T0 + CCTX_MSEC(250) + CCTX_SEC(5));
+    check_cause(g, ETIMEDOUT, 0, "grace period of 5s after: context canceled", line, __func__);
+    cctx_cause_t why;
+    cctx_cause(g, &why);
+    CHECK_EQ(why.when, T0 + CCTX_MSEC(250) + CCTX_SEC(5));
+    CHECK_STR(cctx_value(g, &key), "request 7"); /* still */
+
+    cctx_release(g);
+    cctx_release(v);
+    cctx_release(parent);
+    cctx_fake_clock_stop();
+}
+
+TEST(grace_after_a_parent_deadline_names_its_cause)
+{
+    cctx_fake_clock_start(T0);
+    cctx_t *parent = cctx_with_timeout_cause(cctx_background(), CCTX_SEC(1), 42,
+                                             "request budget spent", NULL);
+    cctx_cancel_t *gc;
+    int line = __LINE__ + 1;
+    cctx_t *g = cctx_with_grace(parent, CCTX_MSEC(1500), &gc);
+    cctx_t *child = cctx_with_cancel(g, NULL);
+    cctx_fake_clock_advance(CCTX_SEC(1));
+    CHECK_EQ(cctx_err(parent), ETIMEDOUT);
+    check_active(g);
+    check_active(child);
+    cctx_fake_clock_advance(CCTX_MSEC(1500) - 1);
+    check_active(child);
+    cctx_fake_clock_advance(1);
+    check_cause(g, ETIMEDOUT, 0, "grace period of 1500ms after: request budget spent", line,
+                __func__);
+    check_same_cause(child, g);
+    cctx_release(child);
+    cctx_release(g);
+    cctx_release(parent);
+    cctx_fake_clock_stop();
+}
+
+TEST(grace_own_cancel_and_deadlines_under_it_still_work)
+{
+    cctx_fake_clock_start(T0);
+    cctx_cancel_t *pc;
+    cctx_t *parent = cctx_with_cancel(cctx_background(), &pc);
+    cctx_cancel_t *gc;
+    cctx_t *g = cctx_with_grace(parent, CCTX_SEC(10), &gc);
+    /* A deadline under it, earlier than the grace: fires on its own. */
+    cctx_t *t = cctx_with_timeout(g, CCTX_SEC(1), NULL);
+    CHECK(cctx_deadline(t, NULL));
+    cctx_fake_clock_advance(CCTX_SEC(1));
+    CHECK_EQ(cctx_err(t), ETIMEDOUT);
+    check_active(g);
+    /* Its own cancel, before the parent ends. */
+    int line = __LINE__ + 1;
+    cctx_cancel(gc);
+    check_cause(g, ECANCELED, 0, "context canceled", line, __func__);
+    check_active(parent);
+    /* The parent's end afterwards changes nothing and arms nothing. */
+    long armed = cctx__test_armed_timers();
+    cctx_cancel(pc);
+    CHECK_EQ(cctx__test_armed_timers(), armed);
+    cctx_fake_clock_advance(CCTX_SEC(20));
+    check_cause(g, ECANCELED, 0, "context canceled", line, __func__);
+    cctx_release(t);
+    cctx_release(g);
+    cctx_release(parent);
+    cctx_fake_clock_stop();
+}
+
+TEST(grace_own_cancel_during_the_grace_period)
+{
+    cctx_fake_clock_start(T0);
+    cctx_cancel_t *pc;
+    cctx_t *parent = cctx_with_cancel(cctx_background(), &pc);
+    cctx_cancel_t *gc;
+    cctx_t *g = cctx_with_grace(parent, CCTX_SEC(3), &gc);
+    cctx_cancel(pc);
+    cctx_fake_clock_advance(CCTX_SEC(1));
+    cctx_cancel_cause(gc, 9, "cleanup finished");
+    CHECK_EQ(cctx_err(g), ECANCELED);
+    cctx_fake_clock_advance(CCTX_SEC(5));
+    cctx_cause_t why;
+    cctx_cause(g, &why);
+    CHECK_STR(why.msg, "cleanup finished");
+    CHECK_EQ(why.code, 9);
+    CHECK_EQ(cctx__test_armed_timers(), 0);
+    cctx_release(g);
+    cctx_release(parent);
+    cctx_fake_clock_stop();
+}
+
+TEST(grace_parent_already_ended_counts_from_the_call)
+{
+    cctx_fake_clock_start(T0);
+    cctx_cancel_t *pc;
+    cctx_t *parent = cctx_with_cancel(cctx_background(), &pc);
+    cctx_cancel_cause(pc, 3, "shutting down");
+    cctx_fake_clock_advance(CCTX_SEC(60)); /* long before the call */
+    int line = __LINE__ + 1;
+    cctx_t *g = cctx_with_grace(parent, CCTX_MSEC(200), NULL);
+    check_active(g);
+    int64_t d;
+    CHECK(cctx_deadline(g, &d));
+    CHECK_EQ(d, T0 + CCTX_SEC(60) + CCTX_MSEC(200));
+    cctx_fake_clock_advance(CCTX_MSEC(200) - 1);
+    check_active(g);
+    cctx_fake_clock_advance(1);
+    check_cause(g, ETIMEDOUT, 0, "grace period of 200ms after: shutting down", line, __func__);
+    cctx_release(g);
+    cctx_release(parent);
+    cctx_fake_clock_stop();
+}
+
+TEST(grace_zero_or_negative_ends_with_the_parent)
+{
+    cctx_fake_clock_start(T0);
+    cctx_cancel_t *pc;
+    cctx_t *parent = cctx_with_cancel(cctx_background(), &pc);
+    cctx_t *zero = cctx_with_grace(parent, 0, NULL);
+    cctx_t *neg = cctx_with_grace(parent, -CCTX_SEC(1), NULL);
+    check_active(zero);
+    cctx_cancel(pc);
+    CHECK_EQ(cctx_err(zero), ETIMEDOUT);
+    CHECK_EQ(cctx_err(neg), ETIMEDOUT);
+    cctx_cause_t why;
+    cctx_cause(zero, &why);
+    CHECK_STR(why.msg, "grace period of 0ns after: context canceled");
+    CHECK_EQ(why.when, T0);
+    cctx_cause(neg, &why);
+    CHECK_STR(why.msg, "grace period of -1s after: context canceled");
+    cctx_release(zero);
+    cctx_release(neg);
+    cctx_release(parent);
+    cctx_fake_clock_stop();
+}
+
+TEST(grace_under_a_root_is_a_plain_cancelable_context)
+{
+    cctx_cancel_t *gc;
+    cctx_t *g = cctx_with_grace(cctx_background(), CCTX_SEC(1), &gc);
+    CHECK(g);
+    CHECK(!cctx_deadline(g, NULL));
+    CHECK_EQ(cctx_wait(g, CCTX_MSEC(1)), 0);
+    cctx_cancel(gc);
+    CHECK_EQ(cctx_err(g), ECANCELED);
+    cctx_release(g);
+    CHECK_ERRNO(cctx_with_grace(NULL, 1, &gc), NULL, EINVAL);
+    CHECK(gc == NULL);
+}
+
+TEST(grace_released_early_frees_everything)
+{
+    cctx__test_count_allocs(true);
+    long before = cctx__test_live_allocs();
+    cctx_cancel_t *pc;
+    cctx_t *parent = cctx_with_cancel(cctx_background(), &pc);
+    for (int i = 0; i < 100; i++) {
+        cctx_t *g = cctx_with_grace(parent, CCTX_SEC(1), NULL);
+        cctx_release(g); /* before the parent ends: it stops watching it */
+    }
+    cctx_t *late = cctx_with_grace(parent, CCTX_SEC(100), NULL);
+    cctx_cancel(pc);
+    CHECK_EQ(cctx__test_armed_timers(), 1);
+    cctx_release(late); /* during the grace: disarmed, freed */
+    CHECK_EQ(cctx__test_armed_timers(), 0);
+    cctx_release(parent);
+    CHECK_EQ(cctx__test_live_allocs(), before);
+    cctx__test_count_allocs(false);
+}
+
+/* The parent ends on one thread while grace contexts are made and released
+ * on others: every one ends or is released, nothing stays armed. */
+static cctx_t *race_parent;
+static void make_and_drop(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 2000; i++) {
+        cctx_t *g = cctx_with_grace(race_parent, i % 3 ? CCTX_SEC(100) : 0, NULL);
+        CHECK(g);
+        if (i % 2)
+            cctx_wait(g, 0);
+        cctx_release(g);
+    }
+}
+static cctx_cancel_t *race_cancel;
+static void end_parent(void *arg)
+{
+    (void)arg;
+    cctx_cancel(race_cancel);
+}
+
+TEST(grace_racing_the_parent_end)
+{
+    for (int round = 0; round < 20; round++) {
+        race_parent = cctx_with_cancel(cctx_background(), &race_cancel);
+        struct gang g;
+        gang_init(&g, 3, false);
+        gang_spawn(&g, make_and_drop, NULL);
+        gang_spawn(&g, make_and_drop, NULL);
+        gang_spawn(&g, end_parent, NULL);
+        gang_join(&g);
+        cctx_release(race_parent);
+        CHECK_EQ(cctx__test_armed_timers(), 0);
+    }
+}
+
+TEST(grace_on_the_real_clock_ends_after_its_period)
+{
+    cctx_cancel_t *pc;
+    cctx_t *parent = cctx_with_cancel(cctx_background(), &pc);
+    cctx_t *g = cctx_with_grace(parent, CCTX_MSEC(20), NULL);
+    cctx_cancel(pc);
+    cctx_cause_t pwhy;
+    cctx_cause(parent, &pwhy);
+    CHECK_EQ(cctx_wait(g, CCTX_SEC(10)), ETIMEDOUT);
+    cctx_cause_t why;
+    cctx_cause(g, &why);
+    CHECK(why.when >= pwhy.when + CCTX_MSEC(20));
+    CHECK(real_now() - pwhy.when < CCTX_SEC(5)); /* generous: shared machines */
+    cctx_release(g);
+    cctx_release(parent);
+}
