@@ -441,10 +441,10 @@ static void scene_live_tree(void)
     struct body b;
     long status = 0;
     do
-        get(patience, frontend_port, "/debug/cctx?format=json", CCTX_CURL_NO_GRPC_TIMEOUT, &b,
+        get(patience, frontend_port, "/debug/cctx?format=text", CCTX_CURL_NO_GRPC_TIMEOUT, &b,
             &status);
     while (!strstr(b.data, "GET /search") && cctx_sleep(patience, CCTX_MSEC(5)) == 0);
-    printf("GET /debug/cctx?format=json (also as HTML: http://127.0.0.1:%u/debug/cctx):\n%s\n",
+    printf("GET /debug/cctx?format=text (also as HTML: http://127.0.0.1:%u/debug/cctx):\n%s\n",
            frontend_port, b.data);
     expect(status == 200 && strstr(b.data, "GET /search"),
            "the tree shows the request context by name");

@@ -132,7 +132,7 @@ typedef struct cctx_mhd_options {
                                     requests before cancelling them; 0: 5 s; < 0: none */
     size_t max_body;             /* bytes; a larger request body is 413; 0: 1 MiB       */
     const char *debug_path;      /* a path serving cctx_dump of the server's tree
-                                    (HTML; JSON with ?format=json); NULL: none           */
+                                    (HTML; ?format=json, text or dot); NULL: none        */
     int64_t idle_timeout;        /* nanoseconds a connection may go without traffic
                                     (idle keep-alive, a request trickling in) before
                                     libmicrohttpd closes it; whole seconds, rounded

@@ -1,6 +1,8 @@
 /*
  * The debug route: cctx_dump of the live tree under the server's context,
- * as the self-contained HTML page, or JSON with ?format=json. It runs on a
+ * as the self-contained HTML page, JSON with ?format=json, the text form
+ * (one line per context, for a terminal) with ?format=text, or Graphviz DOT
+ * with ?format=dot. It runs on a
  * worker like any handler (a dump of a big tree takes time), so it appears
  * in its own dump, as the request that asked.
  *
@@ -18,8 +20,25 @@ void mhd_debug_handler(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_response_t
 {
     (void)ctx;
     cctx_mhd_t *s = arg;
+    static const struct {
+        const char *name, *type;
+        int format;
+    } formats[] = {
+        {"html", "text/html; charset=utf-8", CCTX_DUMP_HTML},
+        {"json", "application/json", CCTX_DUMP_JSON},
+        {"text", "text/plain; charset=utf-8", CCTX_DUMP_TEXT},
+        {"dot", "text/vnd.graphviz", CCTX_DUMP_DOT},
+    };
     const char *f = cctx_mhd_query(req, "format");
-    bool json = f && strcmp(f, "json") == 0;
+    size_t which = 0;
+    if (f) {
+        while (which < sizeof formats / sizeof *formats && strcmp(f, formats[which].name) != 0)
+            which++;
+        if (which == sizeof formats / sizeof *formats) {
+            mhd_response_text(resp, 400, "format: html, json, text or dot");
+            return;
+        }
+    }
     char *buf = NULL;
     size_t len = 0;
     FILE *out = open_memstream(&buf, &len);
@@ -27,14 +46,13 @@ void mhd_debug_handler(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_response_t
         mhd_response_text(resp, 500, "out of memory");
         return;
     }
-    int err = cctx_dump(s->ctx, out, json ? CCTX_DUMP_JSON : CCTX_DUMP_HTML);
+    int err = cctx_dump(s->ctx, out, formats[which].format);
     if (fclose(out) != 0 && !err)
         err = ENOMEM;
     if (err) {
         mhd_response_text(resp, 500, strerror(err));
     } else {
-        cctx_mhd_set_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                            json ? "application/json" : "text/html; charset=utf-8");
+        cctx_mhd_set_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, formats[which].type);
         cctx_mhd_set_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
         cctx_mhd_write(resp, buf, len);
     }

@@ -307,6 +307,16 @@ TEST(mhd_debug_route_html_json)
     char port_name[32];
     snprintf(port_name, sizeof port_name, "cctx-mhd :%u", port);
     CHECK(strstr(r.body, port_name) != NULL);
+    http_get(port, "/debug/cctx?format=text", "", &r);
+    CHECK_EQ(r.status, 200);
+    CHECK(resp_header(&r, "content-type", ct, sizeof ct));
+    CHECK(strncmp(ct, "text/plain", 10) == 0);
+    CHECK(strstr(r.body, "\"GET /busy/thing\"") != NULL);
+    http_get(port, "/debug/cctx?format=dot", "", &r);
+    CHECK_EQ(r.status, 200);
+    CHECK(strstr(r.body, "digraph") != NULL);
+    http_get(port, "/debug/cctx?format=xml", "", &r);
+    CHECK_EQ(r.status, 400);
     conn_close(&c); /* the busy request ends: client disconnected */
     CHECK(probe_wait_ended(&p, 1, 5000));
     cctx_mhd_free(s);
