@@ -372,7 +372,9 @@ CCTX_API const char *cctx_name(const cctx_t *ctx);
 
 /* CCTX_DUMP_HTML writes one self-contained page (no network access needed)
  * that shows the same tree as CCTX_DUMP_JSON, which it embeds: collapsible,
- * coloured by state, deadlines counting down from the dump time, causes on
+ * coloured by state, each deadline as it stood at the dump ("in 2.5 s",
+ * labelled "at dump time": the page does not count down from its opening),
+ * causes with their code ("code 504") and time before the dump, details on
  * hover. */
 enum { CCTX_DUMP_TEXT = 0, CCTX_DUMP_JSON = 1, CCTX_DUMP_DOT = 2, CCTX_DUMP_HTML = 3 };
 /* Writes the live tree under root, oldest child first: every cancelable
@@ -387,6 +389,12 @@ enum { CCTX_DUMP_TEXT = 0, CCTX_DUMP_JSON = 1, CCTX_DUMP_DOT = 2, CCTX_DUMP_HTML
  * the background tree, the todo tree if it has any, then contexts whose
  * parent predates the registry. It needs the registry (CCTX_DEBUG=trees,
  * leaks or checks); without it, it writes nothing and returns ENOTSUP.
+ * Times are taken at one moment, the dump's. The text and DOT forms show
+ * them as durations from it, to one decimal in ns, us, ms, s, min or h:
+ * "deadline in 299.7 ms", "deadline passed 1.2 s ago", a cause's
+ * "ended 3.4 ms ago". JSON keeps the raw values on cctx_now()'s clock
+ * ("deadline", "remaining", the cause's "when"), and each tree's top object
+ * ends with the dump's moment on that clock, "dump_time".
  * Names, messages and sites are written whole, whatever their bytes, and
  * never break the format: JSON (and the page around it) is valid UTF-8, with
  * each byte that is not part of well-formed UTF-8 as U+FFFD and '<' as

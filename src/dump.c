@@ -13,6 +13,12 @@
  * dropping the lock. A child linked under its source through value or
  * without-cancel contexts is shown with that chain ("via ...").
  *
+ * Every node is read at one moment, the dump's, taken once: the text and DOT
+ * forms, which people read, show each deadline and cause time as a duration
+ * from it ("deadline in 299.7 ms", "ended 3.4 ms ago"); the JSON, which
+ * programs read, keeps the raw times on cctx_now()'s clock and adds that
+ * moment ("dump_time") so that they can be related.
+ *
  * Names, messages and file names come from outside and are written whole;
  * each format has its own escaping (JSON: json.c) so that no string can end
  * a line, a quote or the JSON's <script> element early, or make the output
@@ -207,6 +213,60 @@ static void put_str(FILE *out, int format, const char *str)
     }
 }
 
+/* The magnitude of a signed duration (INT64_MIN's included). */
+static uint64_t magnitude(int64_t d)
+{
+    return d < 0 ? -(uint64_t)d : (uint64_t)d;
+}
+
+/* A duration as a person reads it, for the text and DOT forms, which are
+ * read by people: raw nanoseconds on a monotonic clock mean nothing to them
+ * (the JSON keeps those, for programs). The largest unit it reaches once
+ * rounded, with one decimal: 850 ns (whole nanoseconds), 12.3 us ("us" keeps
+ * the output ASCII), 299.7 ms, 1.2 s, 2.5 min, 3.0 h (and beyond: no days,
+ * so that the unit says at a glance what the number is). */
+static const char *human(char buf[static 32], uint64_t d)
+{
+    static const struct {
+        uint64_t ns, next; /* the unit, and how many of it make the next one */
+        const char *name;
+    } units[] = {{1000, 1000, "us"},
+                 {1000000, 1000, "ms"},
+                 {1000000000, 60, "s"},
+                 {60000000000, 60, "min"},
+                 {3600000000000, 0, "h"}};
+    if (d < 1000) {
+        snprintf(buf, 32, "%" PRIu64 " ns", d);
+        return buf;
+    }
+    /* Rounded to tenths of each unit in turn: 999.96 us is 1.0 ms, not 1000.0 us. */
+    for (size_t i = 0;; i++) {
+        uint64_t tenths = (d + units[i].ns / 20) / (units[i].ns / 10);
+        if (!units[i].next || tenths < units[i].next * 10) {
+            snprintf(buf, 32, "%" PRIu64 ".%" PRIu64 " %s", tenths / 10, tenths % 10,
+                     units[i].name);
+            return buf;
+        }
+    }
+}
+
+/* "deadline in 299.7 ms" or "deadline passed 1.2 s ago", `left` being the
+ * deadline less the dump's moment. */
+static void put_deadline(FILE *out, int64_t left)
+{
+    char d[32];
+    fprintf(out, left > 0 ? "deadline in %s" : "deadline passed %s ago", human(d, magnitude(left)));
+}
+
+/* "ended 3.4 ms ago": when the cause was recorded, from the dump's moment.
+ * One clock cannot put a cause after the dump, but the fake clock can be set
+ * back: then the line says so rather than show a negative time. */
+static void put_ended(FILE *out, int64_t ago)
+{
+    char d[32];
+    fprintf(out, ago >= 0 ? "ended %s ago" : "ended %s after the dump", human(d, magnitude(ago)));
+}
+
 /* A site's file or function as given, or "?" for none. */
 static const char *or_unknown(const char *s)
 {
@@ -281,14 +341,16 @@ static int push_children(struct stack *s, struct cctx *c, int depth, size_t *cou
     return err;
 }
 
-/* What one line (or object, or node) of the dump says about a context. */
+/* What one line (or object, or node) of the dump says about a context.
+ * `now` is the dump's moment, one for the whole dump, so that every time in
+ * it is relative to the same instant. */
 struct node_info {
     struct cctx *c;
     const char *name;
     cctx_cause_t cause;
     int err;
     bool has_deadline;
-    int64_t deadline, left;
+    int64_t now, deadline, left;
     unsigned refs;
     size_t children;
 };
@@ -319,10 +381,14 @@ static void print_text(FILE *out, const struct frame *f, const struct node_info 
         put_str(out, CCTX_DUMP_TEXT, or_unknown(in->cause.file));
         fprintf(out, ":%d in ", in->cause.line);
         put_str(out, CCTX_DUMP_TEXT, or_unknown(in->cause.func));
-        fprintf(out, ", t=%" PRId64 ")", in->cause.when);
+        fputs(", ", out);
+        put_ended(out, cctx__sat_sub(in->now, in->cause.when));
+        fputc(')', out);
     }
-    if (in->has_deadline)
-        fprintf(out, ", deadline %" PRId64 " (%" PRId64 " ns left)", in->deadline, in->left);
+    if (in->has_deadline) {
+        fputs(", ", out);
+        put_deadline(out, in->left);
+    }
     fprintf(out, ", refs %u, children %zu\n", in->refs, in->children);
     for (struct cctx *v = c->parent; f->lister && v && v != f->lister; v = v->parent) {
         const char *vname = cctx_name(v);
@@ -386,8 +452,16 @@ static void print_dot(FILE *out, const struct frame *f, const struct node_info *
     }
     fprintf(out, "\\n");
     put_str(out, CCTX_DUMP_DOT, c->file);
-    fprintf(out, ":%d\\n%s\", color=%s];\n", cctx__line(c), in->err ? err_name(in->err) : "active",
-            in->err ? "red" : "green");
+    fprintf(out, ":%d\\n%s", cctx__line(c), in->err ? err_name(in->err) : "active");
+    if (in->err) {
+        fprintf(out, " (code %d), ", in->cause.code);
+        put_ended(out, cctx__sat_sub(in->now, in->cause.when));
+    }
+    if (in->has_deadline) {
+        fputs("\\n", out);
+        put_deadline(out, in->left);
+    }
+    fprintf(out, "\", color=%s];\n", in->err ? "red" : "green");
     /* The chain through value contexts, as nodes of its own; `strict`
      * merges the edges that siblings under one value context share. */
     struct cctx *below = c;
@@ -405,13 +479,13 @@ static void print_dot(FILE *out, const struct frame *f, const struct node_info *
 }
 
 static void print_node(FILE *out, int format, const struct frame *f, size_t children,
-                       int first_sibling)
+                       int first_sibling, int64_t now)
 {
-    struct node_info in = {.c = f->ctx, .children = children};
+    struct node_info in = {.c = f->ctx, .children = children, .now = now};
     struct cctx *c = f->ctx;
     in.err = cctx_cause(c, &in.cause);
     in.has_deadline = cctx_deadline(c, &in.deadline);
-    in.left = in.has_deadline ? cctx_remaining(c) : 0;
+    in.left = in.has_deadline ? cctx__sat_sub(in.deadline, now) : 0;
     in.name = cctx_name(c);
     in.refs = cctx__kind(c) == KIND_ROOT
                   ? 0
@@ -431,7 +505,7 @@ void cctx__dump_text_line(FILE *out, struct cctx *c, struct cctx *lister, int de
                           unsigned held, size_t children)
 {
     struct frame f = {c, lister, depth, (int)held};
-    print_node(out, CCTX_DUMP_TEXT, &f, children, 1);
+    print_node(out, CCTX_DUMP_TEXT, &f, children, 1, cctx_now());
 }
 
 /* ---- The whole process ----------------------------------------------------------- */
@@ -515,6 +589,19 @@ static int push_tops(struct stack *s, const struct everything *all)
     return err;
 }
 
+/* Closes the JSON object opened at depth open - 1 (its children's array,
+ * then the object). A tree's top object ends with the dump's moment on
+ * cctx_now()'s clock, "dump_time", which the raw deadlines and cause times
+ * are on: with it a reader can tell how long ago or ahead they were. It
+ * comes last so that every member a dump had before keeps its place. */
+static void close_json(FILE *out, int open, int64_t now)
+{
+    if (open == 1)
+        fprintf(out, "],\"dump_time\":%" PRId64 "}", now);
+    else
+        fputs("]}", out);
+}
+
 int cctx_dump(cctx_t *root, FILE *out, int format)
 {
     if (!out || format < CCTX_DUMP_TEXT || format > CCTX_DUMP_HTML)
@@ -530,10 +617,12 @@ int cctx_dump(cctx_t *root, FILE *out, int format)
     } else {
         cctx__check_live(root, "cctx_dump", NULL, 0, NULL);
     }
+    /* The dump's moment: every time in it is shown relative to this one. */
+    int64_t now = cctx_now();
     /* The HTML page is a viewer around the JSON dump (dump_html.c). */
     bool html = format == CCTX_DUMP_HTML;
     if (html) {
-        cctx__html_begin(out, cctx_now());
+        cctx__html_begin(out, now);
         format = CCTX_DUMP_JSON;
     }
     struct stack s = {0};
@@ -549,11 +638,11 @@ int cctx_dump(cctx_t *root, FILE *out, int format)
          * before it; close every object down to this depth. */
         int first_sibling = open <= f.depth;
         for (; format == CCTX_DUMP_JSON && open > f.depth; open--)
-            fputs("]}", out);
+            close_json(out, open, now);
         size_t children;
         err = root ? push_children(&s, f.ctx, f.depth, &children)
                    : push_registered_children(&s, &all, f.ctx, f.depth, &children);
-        print_node(out, format, &f, children, first_sibling);
+        print_node(out, format, &f, children, first_sibling, now);
         open = f.depth + 1;
         if (f.refd && root)
             cctx_release(f.ctx);
@@ -571,7 +660,7 @@ int cctx_dump(cctx_t *root, FILE *out, int format)
     free(all.v);
     if (format == CCTX_DUMP_JSON) {
         for (; open > 0; open--)
-            fputs("]}", out);
+            close_json(out, open, now);
         fputs("]\n", out);
         if (html)
             cctx__html_end(out);

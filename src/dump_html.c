@@ -15,10 +15,15 @@
  * without deep recursion or a 20,000-level DOM; rows out of view are not laid
  * out (content-visibility), so a dump of thousands of contexts opens quickly.
  *
+ * Every time shown is as it stood at the dump, and says so: a page is opened
+ * later, often much later (attached to a report, copied off a machine), so a
+ * deadline counted down from the page's opening would show time that belongs
+ * to no moment of the process. Only the age of the dump itself moves.
+ *
  * begin writes the head, the styles and the page's frame, then opens the data
  * element with the dump time on cctx_now()'s clock (deadlines and causes are
- * on that clock) and on the wall clock (for the reader); end closes it and
- * writes the script.
+ * on that clock; the JSON's "dump_time" is the same) and on the wall clock
+ * (for the reader); end closes it and writes the script.
  */
 #include <time.h>
 
@@ -73,7 +78,7 @@ static const char page_head[] =
     ".via{font-size:11px;color:var(--dim);border:1px dashed var(--line);border-radius:4px;"
     "padding:0 4px;margin-left:6px}\n"
     ".col{flex:none;overflow:hidden;text-overflow:ellipsis;padding-left:12px}\n"
-    ".st{width:148px}.dl{width:116px}.num{width:56px;text-align:right}.num+.num{width:80px}"
+    ".st{width:148px}.dl{width:170px}.num{width:56px;text-align:right}.num+.num{width:80px}"
     ".site{width:310px;padding-left:20px;color:var(--dim)}\n"
     ".node .st{color:var(--c)}.node .dl{font-variant-numeric:tabular-nums}.late{color:var(--to)}\n"
     ".cause{font-size:12px;color:var(--c);padding:0 20px 3px;white-space:nowrap;"
@@ -98,39 +103,42 @@ static const char page_head[] =
     "</div>\n<div class=\"bar\"><span id=\"sum\"></span><span id=\"taken\">dumped "
     "<span id=\"when\"></span></span></div></header>\n"
     "<div class=\"row cols\"><span class=\"main\">context</span><span class=\"col st\">state</span>"
-    "<span class=\"col dl\">deadline</span><span class=\"col num\">refs</span>"
+    "<span class=\"col dl\">deadline at dump time</span><span class=\"col num\">refs</span>"
     "<span class=\"col num\">children</span><span class=\"col site\">created at</span></div>\n"
     "<main id=\"tree\"></main>\n"
-    "<footer>Hover over a context for its details. Deadlines count down from the moment of "
-    "the dump; causes give the time before it.</footer><div id=\"card\" hidden></div>\n";
+    "<footer>Hover over a context for its details. Deadlines and causes are timed from the "
+    "moment of the dump (above), not from when this page was opened: nothing here counts "
+    "down.</footer><div id=\"card\" hidden></div>\n";
 
 static const char page_tail[] =
     "<script>\n"
     "(function(){'use strict';\n"
     "var data=document.getElementById('cctx-data'),now=+data.dataset.now,\n"
-    " wall=+data.dataset.wall,t0=performance.now();\n"
+    " wall=+data.dataset.wall;\n"
     "var tree=document.getElementById('tree'),card=document.getElementById('card');\n"
-    "var rows=[],clocks=[],n={all:0,active:0,canceled:0,expired:0},vias={},nvia=0;\n"
+    "var rows=[],n={all:0,active:0,canceled:0,expired:0},vias={},nvia=0;\n"
     "var LABEL={active:'active',canceled:'canceled',expired:'deadline exceeded'};\n"
     /* Every element is made here; data only ever goes in through textContent. */
     "function h(tag,cls,text,parent){var e=document.createElement(tag);\n"
     " if(cls)e.className=cls;if(text!=null)e.textContent=String(text);\n"
     " if(parent)parent.appendChild(e);return e}\n"
     "function pad(x){return(x<10?'0':'')+x}\n"
-    "function dur(ms){ms=Math.abs(ms);var s=ms/1e3;\n"
-    " if(ms<1)return Math.round(ms*1e3)+' \\u00b5s';\n"
-    " if(ms<999.5)return Math.round(ms)+' ms';\n"
-    " if(s<60)return s.toFixed(2)+' s';\n"
-    " if(s<3600)return Math.floor(s/60)+' m '+pad(Math.floor(s%60))+' s';\n"
-    " if(s<86400)return Math.floor(s/3600)+' h '+pad(Math.floor(s/60)%60)+' m';\n"
-    " return Math.floor(s/86400)+' d '+Math.floor(s/3600)%24+' h'}\n"
+    /* A duration in nanoseconds written as the text dump writes it (dump.c's
+     * human()), so that the page and a text dump read alike. */
+    "var UNITS=[[1e3,1e3,'us'],[1e6,1e3,'ms'],[1e9,60,'s'],[6e10,60,'min'],[36e11,0,'h']];\n"
+    "function dur(ns){ns=Math.abs(ns);if(ns<1e3)return Math.round(ns)+' ns';\n"
+    " for(var i=0;;i++){var u=UNITS[i],t=Math.floor((ns+u[0]/20)/(u[0]/10));\n"
+    "  if(!u[1]||t<u[1]*10)return Math.floor(t/10)+'.'+t%10+' '+u[2]}}\n"
+    /* A deadline as it stood at the dump: the page is read later, maybe much
+     * later, so it never counts down from when it is opened. */
+    "function due(r){return r>0?'in '+dur(r):'passed '+dur(r)+' ago'}\n"
     "function stamp(ms){var d=new Date(ms);return d.getFullYear()+'-'+pad(d.getMonth()+1)+'-'+\n"
     " pad(d.getDate())+' '+pad(d.getHours())+':'+pad(d.getMinutes())+':'+pad(d.getSeconds())}\n"
     "function since(ms){var s=Math.floor(ms/1e3);return s<1?'just now':(s<60?s+' s':\n"
     " s<3600?Math.floor(s/60)+' min':s<86400?Math.floor(s/3600)+' h':\n"
     " Math.floor(s/86400)+' d')+' ago'}\n"
     "function site(o){return o.file+':'+o.line+(o.func?' '+o.func+'()':'')}\n"
-    "function ago(when){return dur((now-when)/1e6)+(when<=now?' before':' after')+' the dump'}\n"
+    "function ago(when){return dur(now-when)+(when<=now?' before':' after')+' the dump'}\n"
     "function stateOf(x){return x.state==='active'?'active':\n"
     " x.err==='ETIMEDOUT'?'expired':'canceled'}\n"
     "function nameOf(x){return x.name==null?'(unnamed)':x.name}\n"
@@ -156,16 +164,15 @@ static const char page_tail[] =
     "   h('span','via','via '+k+(v.name||'(unnamed)'),main).title=\n"
     "    v.kind+' context '+JSON.stringify(v.name)+' made at '+v.file+':'+v.line});\n"
     "  var stc=h('span','col st',LABEL[st],row),dl=h('span','col dl','\\u2014',row);\n"
-    "  if(x.remaining!=null){var r=x.remaining/1e6;\n"
-    "   dl.title='deadline '+dur(r)+(r>=0?' after':' before')+' the dump';\n"
-    "   if(st==='active')clocks.push([dl,r]);\n"
-    "   else if(st==='expired'){dl.textContent='expired';dl.className+=' late'}}\n"
+    "  if(x.remaining!=null){var r=x.remaining;dl.textContent=due(r);\n"
+    "   dl.title='deadline '+dur(r)+(r>0?' after':' before')+' the dump';\n"
+    "   if(r<=0)dl.className+=' late'}\n"
     "  h('span','col num',x.refs,row);h('span','col num',x.child_count,row);\n"
     "  h('span','col site',site(x),row).title=site(x);\n"
     "  if(x.cause){var ct=causeText(x),cl=h('div','cause',null,node);stc.title=cl.title=ct;\n"
     "   cl.style.paddingLeft='calc(20px + '+(indent+4)+'ch)';\n"
-    "   h('b',null,'\\u21b3 '+x.cause.code+' '+x.cause.msg,cl);\n"
-    "   h('span',null,' \\u00b7 at '+site(x.cause)+' \\u00b7 '+ago(x.cause.when),cl)}\n"
+    "   h('b',null,'\\u21b3 code '+x.cause.code+': '+x.cause.msg,cl);\n"
+    "   h('span',null,' \\u00b7 at '+site(x.cause)+' \\u00b7 ended '+ago(x.cause.when),cl)}\n"
     "  rows.push({el:node,x:x,st:st,d:d,tg:kids.length?tg:null,open:true});\n"
     "  for(var j=kids.length-1;j>=0;j--)stack.push([kids[j],d+1])}}\n"
     /* Collapsing hides the rows below a closed one, up to the next row as
@@ -175,12 +182,8 @@ static const char page_tail[] =
     " if(!r.tg)return;r.tg.textContent=r.open?'\\u25be':'\\u25b8';\n"
     " r.tg.setAttribute('aria-expanded',r.open);if(!r.el.hidden&&!r.open)hide=r.d})}\n"
     "function all(open){rows.forEach(function(r){r.open=open});refresh()}\n"
-    /* Deadlines: what was left at the dump, less the time since the page
-     * loaded. */
-    "function tick(){var e=performance.now()-t0;\n"
-    " clocks.forEach(function(c){var left=c[1]-e;\n"
-    "  c[0].textContent=left>0?dur(left)+' left':'expired';\n"
-    "  c[0].classList.toggle('late',left<=0)});\n"
+    /* The one thing that moves: how long ago the dump was taken. */
+    "function tick(){\n"
     " document.getElementById('when').textContent=stamp(wall)+' ('+since(Date.now()-wall)+')'}\n"
     /* The hover card: everything the dump says about one context. */
     "function kv(k,v){var r=h('div','kv',null,card);h('span','k',k,r);h('span','v',v,r)}\n"
@@ -188,12 +191,11 @@ static const char page_tail[] =
     " h('div','hd',nameOf(x),card);kv('kind',x.kind);kv('id',x.id);kv('created',site(x));\n"
     " kv('state',LABEL[r.st]+(x.err!=='0'?' ('+x.err+')':''));\n"
     " kv('refs',x.refs);kv('children',x.child_count);kv('depth',r.d);\n"
-    " if(x.remaining!=null)\n"
-    "  kv('deadline',dur(x.remaining/1e6)+(x.remaining>=0?' left':' past')+' at the dump');\n"
+    " if(x.remaining!=null)kv('deadline',due(x.remaining)+' at dump time');\n"
     " (x.via||[]).forEach(function(v){\n"
     "  kv('via',v.kind+' '+JSON.stringify(v.name)+' '+v.file+':'+v.line)});\n"
     " if(x.cause){var c=x.cause;h('div','sub','cause',card);kv('code',c.code);\n"
-    "  kv('message',c.msg);kv('origin',site(c));kv('when',ago(c.when))}}\n"
+    "  kv('message',c.msg);kv('origin',site(c));kv('ended',ago(c.when))}}\n"
     "var shown=null;\n"
     "tree.addEventListener('click',function(e){var t=e.target.closest('button.tg');\n"
     " if(t){var r=rows[+t.closest('.node').dataset.i];r.open=!r.open;refresh()}});\n"
@@ -216,7 +218,7 @@ static const char page_tail[] =
     " sum.append(' active \\u00b7 ');h('b',null,n.canceled+n.expired,sum);\n"
     " sum.append(' done ('+n.canceled+' canceled, '+n.expired+' deadline exceeded)'+\n"
     "  (nvia?' \\u00b7 +'+nvia+' value context'+(nvia>1?'s':'')+' on the way':''))}\n"
-    "tick();setInterval(tick,50);\n"
+    "tick();setInterval(tick,1000);\n"
     "})();\n"
     "</script>\n"
     "</body></html>\n";
