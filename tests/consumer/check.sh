@@ -92,6 +92,7 @@ for kind in "${kinds[@]}"; do
         -DBUILD_SHARED_LIBS=$shared \
         -DCCTX_WERROR=ON \
         -DCCTX_BUILD_TESTS=OFF -DCCTX_BUILD_BENCH=OFF -DCCTX_BUILD_EXAMPLES=OFF \
+        -DCCTX_BUILD_VET=OFF \
         -DCMAKE_INSTALL_PREFIX=/nonexistent/cctx >"$tmp/configure-$kind.log" ||
         { cat "$tmp/configure-$kind.log"; fail "configure ($kind)"; }
     cmake --build "$tmp/build-$kind" -j "$jobs"
