@@ -38,7 +38,9 @@
  *
  *   - the client went away while the request waited or ran: the peer closed
  *     or reset the connection, or shut down its writing side. Code 499,
- *     message "client disconnected".
+ *     message "client disconnected". A worker starts watching the socket
+ *     when it takes the request, so a client that left while its request
+ *     waited in the queue is seen at that moment.
  *   - its deadline: the incoming deadline header (grpc-timeout unless
  *     configured otherwise), capped by the server's and the route's maximum.
  *     ETIMEDOUT, code 504, message naming what set it: "deadline from

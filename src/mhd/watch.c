@@ -250,10 +250,15 @@ void mhd_watch_add(struct mhd_watch *w, struct cctx_mhd_request *req)
         w->slots = s;
         w->nslots = n;
     }
+    /* The slot is filled before the registration exists, so an event can
+     * never find it empty; the system call itself runs outside the lock
+     * (the worker removing another watch must not wait for it). */
     struct mhd_watch_slot *slot = &w->slots[fd];
-    slot->gen++;
+    uint32_t gen = ++slot->gen;
+    slot->req = req;
+    pthread_mutex_unlock(&w->lock);
     struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLONESHOT,
-                             .data.u64 = (uint64_t)slot->gen << 32 | (uint32_t)fd};
+                             .data.u64 = (uint64_t)gen << 32 | (uint32_t)fd};
     /* The set holds no registration for fd (every watch is deleted before its
      * connection resumes, and a closed descriptor leaves the set), but ask
      * MOD on EEXIST rather than trust that. */
@@ -261,10 +266,13 @@ void mhd_watch_add(struct mhd_watch *w, struct cctx_mhd_request *req)
     if (rc != 0 && errno == EEXIST)
         rc = epoll_ctl(w->epfd, EPOLL_CTL_MOD, fd, &ev);
     if (rc == 0) {
-        slot->req = req;
         req->fd = fd;
-        req->gen = slot->gen;
+        req->gen = gen;
+        return;
     }
+    pthread_mutex_lock(&w->lock);
+    if (w->slots[fd].req == req && w->slots[fd].gen == gen)
+        w->slots[fd].req = NULL;
     pthread_mutex_unlock(&w->lock);
 }
 
@@ -272,13 +280,18 @@ void mhd_watch_remove(struct mhd_watch *w, struct cctx_mhd_request *req)
 {
     if (req->fd < 0)
         return;
+    /* The slot is emptied under the lock, so an event from now on finds no
+     * request; the registration is deleted after, outside the lock, and
+     * still before the caller resumes the connection (so before its
+     * descriptor can be closed and reused). */
     pthread_mutex_lock(&w->lock);
     struct mhd_watch_slot *slot = &w->slots[req->fd];
-    if (slot->req == req && slot->gen == req->gen) {
-        epoll_ctl(w->epfd, EPOLL_CTL_DEL, req->fd, NULL);
+    bool mine = slot->req == req && slot->gen == req->gen;
+    if (mine)
         slot->req = NULL;
-    }
     pthread_mutex_unlock(&w->lock);
+    if (mine)
+        epoll_ctl(w->epfd, EPOLL_CTL_DEL, req->fd, NULL);
     req->fd = -1;
 }
 

@@ -54,6 +54,7 @@ static void serve(cctx_mhd_t *s, struct cctx_mhd_request *req)
 {
     cctx_mhd_response_t resp;
     mhd_response_init(&resp);
+    mhd_watch_add(&s->watch, req);
     if (cctx_err(req->run_ctx) != 0) {
         const char *msg;
         int st = mhd_status_of_ended(req->run_ctx, &msg);
@@ -156,13 +157,15 @@ void mhd_workers_stop(cctx_mhd_t *s)
 
 void mhd_admit(cctx_mhd_t *s, struct cctx_mhd_request *req)
 {
-    /* Suspended and watched before it is queued, so that a worker never
-     * resumes a connection that is not suspended yet. */
+    /* Suspended before it is queued, so that a worker never resumes a
+     * connection that is not suspended yet. The watch is added by the worker
+     * that takes the request (serve): libmicrohttpd's single thread is the
+     * busiest of the server's, and a hang-up while the request waited is
+     * reported by the new watch at once (EPOLLRDHUP is a state, not an edge). */
     req->counted = true;
     atomic_fetch_add(&s->suspended, 1);
     atomic_store_explicit(&req->state, REQ_QUEUED, memory_order_relaxed);
     MHD_suspend_connection(req->conn);
-    mhd_watch_add(&s->watch, req);
 
     pthread_mutex_lock(&s->lock);
     bool stopping = atomic_load(&s->stopping) || s->closing;
@@ -182,7 +185,6 @@ void mhd_admit(cctx_mhd_t *s, struct cctx_mhd_request *req)
     if (!stopping && !full)
         return;
     /* Refused: answered 503 as soon as libmicrohttpd takes it back. */
-    mhd_watch_remove(&s->watch, req);
     cctx_mhd_response_t resp;
     mhd_response_init(&resp);
     stopping = stopping || cctx_err(s->ctx) != 0;
