@@ -62,6 +62,7 @@ static pthread_once_t watch_once = PTHREAD_ONCE_INIT;
 
 static void watch(void)
 {
+    cctx__os_fork_watch();
     pthread_atfork(prepare, in_parent, in_child);
 }
 

@@ -39,6 +39,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "cctx_config.h"
+
 typedef int (*task_fn)(cctx_t *ctx, void *arg);
 
 struct worker {
@@ -100,7 +102,7 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
     cctx_group_t *g = w->g;
     worker_of = g;
-#ifdef __linux__
+#if CCTX_USE_THREAD_NAMES
     pthread_setname_np(pthread_self(), "cctx-group");
 #endif
     pthread_mutex_lock(&g->mu);

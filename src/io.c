@@ -11,7 +11,10 @@
  * so the try is preadv2/pwritev2 with RWF_NOWAIT, which behaves as a
  * non-blocking call on pipes, sockets, eventfds and more without touching
  * the flags; sockets get MSG_DONTWAIT. Where RWF_NOWAIT is not supported
- * (EOPNOTSUPP) we fall back to poll-then-call, see fallback_mode.
+ * (EOPNOTSUPP) we fall back to poll-then-call, see fallback_mode. A libc
+ * without preadv2 (musl 1.2.3; CCTX_PORTABLE) starts in that fallback: one
+ * fstat and one fcntl more per call, and a poll before each read or write on
+ * a blocking descriptor (initial_mode).
  *
  * RWF_NOWAIT also means "would wait for the disk" on regular files, where
  * poll always reports ready: a second EAGAIN right after a POLLIN/POLLOUT on
@@ -77,6 +80,17 @@ static int wait_ready(cctx_t *ctx, int fd, short events)
     return r < 0 ? -1 : 0;
 }
 
+/* Whether fd reports one of `events` (or an error or hang-up) right now: a
+ * poll that does not wait, so a ready descriptor needs no done fd. */
+static bool ready_now(int fd, short events)
+{
+    struct pollfd p = {.fd = fd, .events = events};
+    int r;
+    while ((r = poll(&p, 1, 0)) < 0 && errno == EINTR)
+        ;
+    return r > 0;
+}
+
 /* ---- transfers --------------------------------------------------------- */
 
 enum kind { K_READ, K_WRITE, K_RECV, K_SEND };
@@ -98,15 +112,23 @@ struct xfer {
 
 static ssize_t attempt(const struct xfer *x, char *p, size_t n)
 {
+#if CCTX_USE_PREADV2
     struct iovec v = {p, n};
+#endif
     switch (x->kind) {
     case K_RECV: return recv(x->fd, p, n, x->flags | MSG_DONTWAIT);
     case K_SEND: return send(x->fd, p, n, x->flags | MSG_DONTWAIT);
+#if CCTX_USE_PREADV2
     case K_READ:
         return x->mode == M_NOWAIT ? preadv2(x->fd, &v, 1, -1, RWF_NOWAIT) : read(x->fd, p, n);
     default:
         if (x->mode == M_NOWAIT)
             return pwritev2(x->fd, &v, 1, -1, RWF_NOWAIT);
+#else
+    /* Read and write never start in M_NOWAIT here (initial_mode). */
+    case K_READ: return read(x->fd, p, n);
+    default:
+#endif
         /* After POLLOUT a pipe has room for PIPE_BUF bytes; a larger write
          * to a blocking descriptor could sleep in the kernel deaf to ctx. */
         return write(x->fd, p, x->mode == M_POLLED && n > PIPE_BUF ? PIPE_BUF : n);
@@ -121,6 +143,19 @@ static enum mode fallback_mode(int fd)
         return M_PLAIN;
     int fl = fcntl(fd, F_GETFL);
     return fl >= 0 && (fl & O_NONBLOCK) ? M_PLAIN : M_POLLED;
+}
+
+/* The mode a call starts in: M_NOWAIT, unless read and write have no
+ * RWF_NOWAIT in this libc. */
+static enum mode initial_mode(enum kind kind, int fd)
+{
+#if CCTX_USE_PREADV2
+    (void)kind;
+    (void)fd;
+    return M_NOWAIT;
+#else
+    return kind == K_READ || kind == K_WRITE ? fallback_mode(fd) : M_NOWAIT;
+#endif
 }
 
 /* Whether poll's readiness means the next non-waiting call makes progress
@@ -138,7 +173,7 @@ static ssize_t xfer_one(struct xfer *x, char *p, size_t n)
     short events = x->kind == K_READ || x->kind == K_RECV ? POLLIN : POLLOUT;
     for (;;) {
         if (x->mode == M_POLLED && !x->ready) {
-            if (wait_ready(x->ctx, x->fd, events) < 0)
+            if (!ready_now(x->fd, events) && wait_ready(x->ctx, x->fd, events) < 0)
                 return -1;
             x->ready = true;
         }
@@ -206,7 +241,7 @@ ssize_t cctx_read(cctx_t *ctx, int fd, void *buf, size_t len)
             ;
         return r;
     }
-    struct xfer x = {.ctx = ctx, .fd = fd, .kind = K_READ};
+    struct xfer x = {.ctx = ctx, .fd = fd, .kind = K_READ, .mode = initial_mode(K_READ, fd)};
     return xfer_one(&x, buf, len);
 }
 
@@ -221,7 +256,7 @@ ssize_t cctx_write(cctx_t *ctx, int fd, const void *buf, size_t len)
             ;
         return r;
     }
-    struct xfer x = {.ctx = ctx, .fd = fd, .kind = K_WRITE};
+    struct xfer x = {.ctx = ctx, .fd = fd, .kind = K_WRITE, .mode = initial_mode(K_WRITE, fd)};
     return xfer_all(&x, (char *)buf, len);
 }
 
@@ -361,7 +396,8 @@ int cctx_connect(cctx_t *ctx, int fd, const struct sockaddr *addr, socklen_t add
  * poll(2), as a plain call does. Only then does it wait, on fds and ctx's
  * done fd. The timeout is measured on cctx_now()'s clock. On the real clock
  * (cctx_now() is CLOCK_MONOTONIC, which real_clock checks) ppoll's own
- * timeout measures it, re-armed with what is left after an early wake-up;
+ * timeout measures it (poll's, rounded up to a millisecond, without
+ * ppoll), re-armed with what is left after an early wake-up;
  * poll's timeouts never end early, and a wake-up with time left just waits
  * again, so the call never returns 0 before the timeout. Under the fake
  * clock only an advance can end the timeout, and only the library can see
@@ -417,7 +453,19 @@ static int poll_wait(cctx_t *ctx, struct pollfd *fds, nfds_t nfds, struct pollfd
             ts.tv_nsec = (long)(left % CCTX_SEC(1));
             tsp = &ts;
         }
+#if CCTX_USE_PPOLL
         r = ppoll(p, nfds + 1, tsp, NULL);
+#else
+        /* poll's milliseconds, rounded up so that it never ends early
+         * (the loop below waits again if it did), capped at INT_MAX. */
+        int ms = -1;
+        if (tsp) {
+            int64_t left = (int64_t)ts.tv_sec * CCTX_SEC(1) + ts.tv_nsec;
+            int64_t m = (left + CCTX_MSEC(1) - 1) / CCTX_MSEC(1);
+            ms = m > INT_MAX ? INT_MAX : (int)m;
+        }
+        r = poll(p, nfds + 1, ms);
+#endif
         if ((err = cctx_err(ctx)))
             return fail(err); /* a ctx that ended wins, even over an EINTR */
         if (r < 0 && errno == EINTR)

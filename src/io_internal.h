@@ -12,6 +12,9 @@
 #include <pthread.h>
 #include <stdint.h>
 
+/* What this libc offers (cmake/features.cmake). */
+#include "cctx_config.h"
+
 #define cctx__io_unlikely(x) __builtin_expect(!!(x), 0)
 
 /* Slices of the waits that nothing can interrupt (mutex, semaphore, join,

@@ -29,10 +29,21 @@ _Atomic(cctx__io_create_fn) cctx__io_thread_create = pthread_create;
 /* ---- timed calls ----------------------------------------------------------------- */
 
 /*
+ * Each slice ends at an absolute time on the clock its timed call measures:
+ * CLOCK_MONOTONIC where the libc has the clock-selecting call
+ * (pthread_mutex_clocklock, sem_clockwait: glibc 2.30; pthread_clockjoin_np:
+ * 2.31), else CLOCK_REALTIME, converted from the monotonic slice length, for
+ * the POSIX pthread_mutex_timedlock and sem_timedwait and for
+ * pthread_timedjoin_np (musl; CCTX_PORTABLE). The cost of the conversion: a
+ * step of the wall clock while a slice runs lengthens or shortens that one
+ * slice by the step (how far depends on the libc: glibc's futex follows the
+ * step, musl measures the wait from its start). Whether ctx has ended is
+ * never the timed call's answer, so a step delays noticing a cancel, never
+ * ends a wait early.
+ *
  * ThreadSanitizer (GCC 12's) intercepts the CLOCK_REALTIME timed calls but
  * not the clock* ones, and would not see the synchronization they give, so
- * under it the slices are measured on CLOCK_REALTIME (a clock step then
- * lengthens or shortens one slice).
+ * under it the CLOCK_REALTIME calls are used too.
  */
 #if defined(__SANITIZE_THREAD__)
 #define SLICE_TSAN 1
@@ -45,48 +56,62 @@ _Atomic(cctx__io_create_fn) cctx__io_thread_create = pthread_create;
 #define SLICE_TSAN 0
 #endif
 
-typedef int (*timed_fn)(void *obj, void **out, const struct timespec *until);
+#define MUTEX_MONOTONIC (CCTX_USE_MUTEX_CLOCKLOCK && !SLICE_TSAN)
+#define SEM_MONOTONIC (CCTX_USE_SEM_CLOCKWAIT && !SLICE_TSAN)
+#define JOIN_MONOTONIC (CCTX_USE_CLOCKJOIN && !SLICE_TSAN)
 
-static int timed_mutex(void *obj, void **out, const struct timespec *until)
-{
-    (void)out;
-#if SLICE_TSAN
-    return pthread_mutex_timedlock(obj, until);
-#else
-    return pthread_mutex_clocklock(obj, CLOCK_MONOTONIC, until);
-#endif
-}
+/* Each waits at most d nanoseconds of the real clock; 0 or an error number
+ * (ETIMEDOUT when d ran out). */
+typedef int (*timed_fn)(void *obj, void **out, int64_t d);
 
-static int timed_sem(void *obj, void **out, const struct timespec *until)
-{
-    (void)out;
-#if SLICE_TSAN
-    int r = sem_timedwait(obj, until);
-#else
-    int r = sem_clockwait(obj, CLOCK_MONOTONIC, until);
-#endif
-    return r == 0 ? 0 : errno;
-}
-
-static int timed_join(void *obj, void **out, const struct timespec *until)
-{
-#if SLICE_TSAN
-    return pthread_timedjoin_np(*(pthread_t *)obj, out, until);
-#else
-    return pthread_clockjoin_np(*(pthread_t *)obj, out, CLOCK_MONOTONIC, until);
-#endif
-}
-
-/* The clock reading plus d, as the timed calls above take it. */
-static struct timespec slice_end(int64_t d)
+/* A reading of clock plus d, as the timed calls take it. */
+static struct timespec slice_end(clockid_t clock, int64_t d)
 {
     struct timespec until;
-    clock_gettime(SLICE_TSAN ? CLOCK_REALTIME : CLOCK_MONOTONIC, &until);
+    clock_gettime(clock, &until);
     int64_t ns = until.tv_nsec + d;
     until.tv_sec += (time_t)(ns / CCTX_SEC(1));
     until.tv_nsec = (long)(ns % CCTX_SEC(1));
     return until;
 }
+
+static int timed_mutex(void *obj, void **out, int64_t d)
+{
+    (void)out;
+#if MUTEX_MONOTONIC
+    struct timespec until = slice_end(CLOCK_MONOTONIC, d);
+    return pthread_mutex_clocklock(obj, CLOCK_MONOTONIC, &until);
+#else
+    struct timespec until = slice_end(CLOCK_REALTIME, d);
+    return pthread_mutex_timedlock(obj, &until);
+#endif
+}
+
+static int timed_sem(void *obj, void **out, int64_t d)
+{
+    (void)out;
+#if SEM_MONOTONIC
+    struct timespec until = slice_end(CLOCK_MONOTONIC, d);
+    int r = sem_clockwait(obj, CLOCK_MONOTONIC, &until);
+#else
+    struct timespec until = slice_end(CLOCK_REALTIME, d);
+    int r = sem_timedwait(obj, &until);
+#endif
+    return r == 0 ? 0 : errno;
+}
+
+#if CCTX_USE_TIMEDJOIN
+static int timed_join(void *obj, void **out, int64_t d)
+{
+#if JOIN_MONOTONIC
+    struct timespec until = slice_end(CLOCK_MONOTONIC, d);
+    return pthread_clockjoin_np(*(pthread_t *)obj, out, CLOCK_MONOTONIC, &until);
+#else
+    struct timespec until = slice_end(CLOCK_REALTIME, d);
+    return pthread_timedjoin_np(*(pthread_t *)obj, out, &until);
+#endif
+}
+#endif
 
 /* ---- condition variables ---------------------------------------------------------- */
 
@@ -169,7 +194,7 @@ static void wake_locked(struct cond_wait *w)
 static void *waker_main(void *arg)
 {
     (void)arg;
-#ifdef __linux__
+#if CCTX_USE_THREAD_NAMES
     pthread_setname_np(pthread_self(), "cctx-waker");
 #endif
     struct cond_wait *mine = NULL; /* taken off the queue, mutex not had yet */
@@ -192,10 +217,8 @@ static void *waker_main(void *arg)
         for (struct cond_wait **pw = &mine; *pw;) {
             struct cond_wait *w = *pw;
             int r = pthread_mutex_trylock(w->mutex);
-            if (r == EBUSY) {
-                struct timespec until = slice_end(slice);
-                r = timed_mutex(w->mutex, NULL, &until);
-            }
+            if (r == EBUSY)
+                r = timed_mutex(w->mutex, NULL, slice);
             if (r == ETIMEDOUT || r == EINTR) {
                 pw = &w->next;
                 continue;
@@ -229,10 +252,17 @@ static void waker_parent(void)
     pthread_mutex_unlock(&K.lock);
 }
 
-/* Only what is async-signal-safe in spirit: plain stores and the unlock of
- * a lock this very thread took in waker_prepare. */
+/* Only what is async-signal-safe in spirit: plain stores, a condition
+ * variable made anew, and the unlock of a lock this very thread took in
+ * waker_prepare. */
 static void waker_child(void)
 {
+    /* The parent's waker may have been asleep on `more`: a condition
+     * variable keeps its waiters' records (musl: a list of nodes on their
+     * stacks), and a signal in the child could go to that waiter, which
+     * does not exist here, instead of to the child's own waker. A fresh one,
+     * as the timer makes its own (timer.c). */
+    pthread_cond_init(&K.more, NULL);
     K.queue = NULL;
     K.started = false;
     atomic_store_explicit(&K.ready, false, memory_order_relaxed);
@@ -366,8 +396,7 @@ static int sliced(cctx_t *ctx, timed_fn timed, void *obj, void **out)
             return err;
         int64_t d = cctx_remaining(ctx);
         d = d < CCTX__IO_SLICE_FLOOR ? CCTX__IO_SLICE_FLOOR : d > slice ? slice : d;
-        struct timespec until = slice_end(d);
-        int r = timed(obj, out, &until);
+        int r = timed(obj, out, d);
         if (r != ETIMEDOUT && r != EINTR)
             return r;
     }
@@ -416,6 +445,14 @@ int cctx_thread_join(cctx_t *ctx, pthread_t thread, void **ret)
         return err;
     if (pthread_equal(thread, pthread_self()))
         return EDEADLK; /* as pthread_join says; and ThreadSanitizer aborts on it */
+#if CCTX_USE_TIMEDJOIN
     int r = pthread_tryjoin_np(thread, ret);
     return r == EBUSY ? sliced(ctx, timed_join, &thread, ret) : r;
+#else
+    /* POSIX alone cannot wait for a thread and give up: a helper thread in
+     * pthread_join would join it for good, and the caller's promise (still
+     * joinable when ctx ends) would be broken. */
+    (void)ret;
+    return ENOSYS;
+#endif
 }

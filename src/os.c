@@ -36,10 +36,18 @@ int cctx__os_thread_start(void *(*fn)(void *), void *arg)
     return err == EAGAIN ? ENOMEM : err;
 }
 
-#if defined(__linux__)
-#include <linux/futex.h>
-#include <sys/eventfd.h>
+#if CCTX_USE_FUTEX
 #include <sys/syscall.h>
+#if CCTX_HAVE_LINUX_FUTEX_H
+#include <linux/futex.h>
+#else
+/* Without the kernel's headers (Debian's musl-gcc): the numbers of
+ * linux/futex.h, which are kernel ABI and never change. */
+#define FUTEX_WAKE 1
+#define FUTEX_WAIT_BITSET 9
+#define FUTEX_PRIVATE_FLAG 128
+#define FUTEX_BITSET_MATCH_ANY 0xffffffff
+#endif
 
 int cctx__os_wait(_Atomic uint32_t *word, uint32_t expected, int64_t deadline)
 {
@@ -65,6 +73,90 @@ void cctx__os_wake(_Atomic uint32_t *word)
     syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, INT32_MAX, NULL, NULL, 0);
 }
 
+void cctx__os_fork_watch(void)
+{
+    /* A futex is a word in memory: the child has nothing to remake. */
+}
+
+#else /* portable fallback: condition variables */
+#include <stdlib.h>
+
+/* Waiters hash on the word's address into a stripe; a wake broadcasts its
+ * stripe. Spurious wake-ups are allowed by the contract of cctx__os_wait. */
+#define STRIPES 64
+static struct stripe {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+} stripes[STRIPES];
+static pthread_once_t stripes_once = PTHREAD_ONCE_INIT;
+
+/* A stripe's lock held by another thread at the instant of fork() stays
+ * held in the child, which has no such thread: the child makes them anew.
+ * Nothing in the child waits on them yet (its only thread is in fork). */
+static void stripes_child(void)
+{
+    for (int i = 0; i < STRIPES; i++) {
+        pthread_condattr_t a;
+        pthread_condattr_init(&a);
+        pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+        pthread_mutex_init(&stripes[i].lock, NULL);
+        pthread_cond_init(&stripes[i].cond, &a);
+        pthread_condattr_destroy(&a);
+    }
+}
+
+static void stripes_init(void)
+{
+    stripes_child();
+    pthread_atfork(NULL, NULL, stripes_child);
+}
+
+static struct stripe *stripe_of(_Atomic uint32_t *word)
+{
+    pthread_once(&stripes_once, stripes_init);
+    return &stripes[((uintptr_t)word >> 4) % STRIPES];
+}
+
+void cctx__os_fork_watch(void)
+{
+    pthread_once(&stripes_once, stripes_init);
+}
+
+int cctx__os_wait(_Atomic uint32_t *word, uint32_t expected, int64_t deadline)
+{
+    struct stripe *s = stripe_of(word);
+    int r = 0;
+    pthread_mutex_lock(&s->lock);
+    /* A waker changes the word before it takes this stripe's lock to
+     * broadcast, so under the lock either the change is seen or the
+     * broadcast is still to come. Acquire, as a futex wait's check gives the
+     * caller what the changer wrote before it. */
+    if (atomic_load_explicit(word, memory_order_acquire) == expected) {
+        if (deadline == CCTX_NO_DEADLINE) {
+            pthread_cond_wait(&s->cond, &s->lock);
+        } else {
+            if (deadline < 0)
+                deadline = 0;
+            struct timespec ts = {deadline / 1000000000, deadline % 1000000000};
+            r = pthread_cond_timedwait(&s->cond, &s->lock, &ts) == ETIMEDOUT ? ETIMEDOUT : 0;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}
+
+void cctx__os_wake(_Atomic uint32_t *word)
+{
+    struct stripe *s = stripe_of(word);
+    pthread_mutex_lock(&s->lock);
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+}
+#endif
+
+#if CCTX_USE_EVENTFD
+#include <sys/eventfd.h>
+
 int cctx__os_event_new(void)
 {
     return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -83,61 +175,8 @@ void cctx__os_event_close(int fd)
     close(fd);
 }
 
-#else /* portable fallback */
-#include <pthread.h>
+#else /* portable fallback: a pipe */
 #include <stdlib.h>
-
-/* Waiters hash on the word's address into a stripe; a wake broadcasts its
- * stripe. Spurious wake-ups are allowed by the contract of cctx__os_wait. */
-#define STRIPES 64
-static struct stripe {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-} stripes[STRIPES];
-static pthread_once_t stripes_once = PTHREAD_ONCE_INIT;
-
-static void stripes_init(void)
-{
-    for (int i = 0; i < STRIPES; i++) {
-        pthread_condattr_t a;
-        pthread_condattr_init(&a);
-        pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-        pthread_mutex_init(&stripes[i].lock, NULL);
-        pthread_cond_init(&stripes[i].cond, &a);
-        pthread_condattr_destroy(&a);
-    }
-}
-
-static struct stripe *stripe_of(_Atomic uint32_t *word)
-{
-    pthread_once(&stripes_once, stripes_init);
-    return &stripes[((uintptr_t)word >> 4) % STRIPES];
-}
-
-int cctx__os_wait(_Atomic uint32_t *word, uint32_t expected, int64_t deadline)
-{
-    struct stripe *s = stripe_of(word);
-    int r = 0;
-    pthread_mutex_lock(&s->lock);
-    if (atomic_load(word) == expected) {
-        if (deadline == CCTX_NO_DEADLINE) {
-            pthread_cond_wait(&s->cond, &s->lock);
-        } else {
-            struct timespec ts = {deadline / 1000000000, deadline % 1000000000};
-            r = pthread_cond_timedwait(&s->cond, &s->lock, &ts) == ETIMEDOUT ? ETIMEDOUT : 0;
-        }
-    }
-    pthread_mutex_unlock(&s->lock);
-    return r;
-}
-
-void cctx__os_wake(_Atomic uint32_t *word)
-{
-    struct stripe *s = stripe_of(word);
-    pthread_mutex_lock(&s->lock);
-    pthread_cond_broadcast(&s->cond);
-    pthread_mutex_unlock(&s->lock);
-}
 
 /* The pipe's write end is kept in a table indexed by the read end. */
 static pthread_mutex_t pipes_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -147,12 +186,19 @@ static int pipe_writers;
 int cctx__os_event_new(void)
 {
     int p[2];
+#if CCTX_USE_PIPE2
+    if (pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0)
+        return -1;
+#else
+    /* A fork and exec on another thread between pipe and fcntl would leak
+     * the two ends into that program; POSIX before 2024 has no pipe2. */
     if (pipe(p) != 0)
         return -1;
     for (int i = 0; i < 2; i++) {
         fcntl(p[i], F_SETFD, FD_CLOEXEC);
         fcntl(p[i], F_SETFL, O_NONBLOCK);
     }
+#endif
     pthread_mutex_lock(&pipes_lock);
     if (p[0] >= pipe_writers) {
         int n = p[0] * 2 + 16;

@@ -1,10 +1,14 @@
 /*
  * The operating-system layer: every futex, clock and event-descriptor call of
  * the library goes through here. Linux uses futex(2) and eventfd(2); elsewhere
- * a striped table of condition variables and a pipe stand in for them.
+ * (and on Linux with CCTX_PORTABLE) a striped table of condition variables
+ * and a pipe stand in for them.
  */
 #ifndef CCTX_OS_H
 #define CCTX_OS_H
+
+/* CCTX_USE_LINUX and the other answers of cmake/features.cmake. */
+#include "cctx_config.h"
 
 #include <stdatomic.h>
 #include <stdint.h>
@@ -18,6 +22,11 @@ int64_t cctx__os_now(void);
 int cctx__os_wait(_Atomic uint32_t *word, uint32_t expected, int64_t deadline);
 /* Wakes every thread sleeping on word. */
 void cctx__os_wake(_Atomic uint32_t *word);
+/* Makes the waits above safe in a child of fork(). Called by fork.c before
+ * it registers its own fork handlers, so that the child's handlers, which
+ * may wake and wait, run after this layer's (they run in registration
+ * order). */
+void cctx__os_fork_watch(void);
 
 /* Starts a detached library thread running fn(arg) with every signal
  * blocked (the program's signals are not its to take). 0 or an errno value;

@@ -48,13 +48,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cctx_config.h"
+
 extern char **environ;
 
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
-#define HAVE_ADDCLOSEFROM 1
-#else
-#define HAVE_ADDCLOSEFROM 0
-#endif
+/* posix_spawn_file_actions_addclosefrom_np: glibc 2.34. */
+#define HAVE_ADDCLOSEFROM CCTX_USE_ADDCLOSEFROM
 
 #define DEFAULT_KILL_AFTER CCTX_SEC(5)
 
@@ -81,7 +80,7 @@ struct cctx_proc {
 
 static int pidfd_open_(pid_t pid)
 {
-#ifdef SYS_pidfd_open
+#if CCTX_USE_LINUX && defined(SYS_pidfd_open)
     /* A pidfd is always close-on-exec. ENOSYS (kernel before 5.3) and
      * EPERM (some seccomp sandboxes) leave the portable path. */
     long fd = syscall(SYS_pidfd_open, pid, 0);
@@ -105,7 +104,7 @@ static void send_locked(struct cctx_proc *p, int sig)
         (void)kill(-p->pid, sig);
         return;
     }
-#ifdef SYS_pidfd_send_signal
+#if CCTX_USE_LINUX && defined(SYS_pidfd_send_signal)
     if (p->pidfd >= 0 && syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0) == 0)
         return;
 #endif

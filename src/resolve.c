@@ -69,7 +69,7 @@ static void job_free(struct job *j)
 static void *helper(void *arg)
 {
     struct job *j = arg;
-#ifdef __linux__
+#if CCTX_USE_THREAD_NAMES
     pthread_setname_np(pthread_self(), "cctx-resolve");
 #endif
     struct addrinfo *res = NULL;

@@ -74,7 +74,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#ifdef __linux__
+
+#include "cctx_config.h"
+#if CCTX_USE_PRCTL
 #include <sys/prctl.h>
 #endif
 
@@ -376,8 +378,21 @@ static int start_locked(void)
     if (R.started)
         return 0;
     int fds[2];
+#if CCTX_USE_PIPE2
     if (pipe2(fds, O_CLOEXEC) != 0)
         return errno;
+#else
+    /* Without pipe2 a fork and exec on another thread right here could
+     * leak the two ends into that program. */
+    if (pipe(fds) != 0)
+        return errno;
+    if (fcntl(fds[0], F_SETFD, FD_CLOEXEC) < 0 || fcntl(fds[1], F_SETFD, FD_CLOEXEC) < 0) {
+        int err = errno;
+        close(fds[0]);
+        close(fds[1]);
+        return err;
+    }
+#endif
     int fl = fcntl(fds[1], F_GETFL);
     if (fl < 0 || fcntl(fds[1], F_SETFL, fl | O_NONBLOCK) < 0) {
         int err = errno;

@@ -41,7 +41,9 @@
 #include <pthread.h>
 #include <string.h>
 #include <time.h>
-#ifdef __linux__
+
+#include "cctx_config.h"
+#if CCTX_USE_PRCTL
 #include <sys/prctl.h>
 #endif
 

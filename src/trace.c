@@ -36,6 +36,9 @@
 
 #include "internal.h"
 #include "json.h"
+#if !CCTX_USE_GETTID && CCTX_USE_SYS_GETTID
+#include <sys/syscall.h>
+#endif
 
 #define RING 16384 /* events per thread: about 1.6 MB */
 #define TEXT 40    /* bytes of a name or message kept per event */
@@ -88,6 +91,23 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* The thread's track in the trace: the kernel's thread id (what ps, top and
+ * gdb show) where it can be had: gettid (glibc 2.30, musl 1.2.2), else the
+ * system call on Linux. Elsewhere (and with CCTX_PORTABLE) a number of this
+ * process's own, 1 for the first thread to record, which matches nothing
+ * outside the trace. */
+static long thread_number(void)
+{
+#if CCTX_USE_GETTID
+    return (long)gettid();
+#elif CCTX_USE_SYS_GETTID
+    return syscall(SYS_gettid);
+#else
+    static _Atomic long last;
+    return atomic_fetch_add_explicit(&last, 1, memory_order_relaxed) + 1;
+#endif
+}
+
 static struct ring *ring_of_thread(void)
 {
     if (cctx__likely(my_ring != NULL))
@@ -106,9 +126,11 @@ static struct ring *ring_of_thread(void)
     if (!r)
         return NULL;
     pthread_mutex_lock(&r->lock);
-    r->tid = (long)gettid();
+    r->tid = thread_number();
+#if CCTX_USE_THREAD_NAMES
     if (pthread_getname_np(pthread_self(), r->thread_name, sizeof r->thread_name) != 0 ||
         !r->thread_name[0])
+#endif
         snprintf(r->thread_name, sizeof r->thread_name, "thread %ld", r->tid);
     r->named_written = 0;
     pthread_mutex_unlock(&r->lock);

@@ -5,10 +5,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "cctx_config.h" /* CCTX_HAVE_GETTID */
 #include "harness.h"
 
 /* ---- after-functions ------------------------------------------------------------ */
@@ -189,7 +191,13 @@ char thread_state(pid_t tid)
 
 pid_t thread_id(void)
 {
+    /* The kernel's id, as /proc/self/task names it: gettid where the libc
+     * has it (glibc 2.30, musl 1.2.2), else the system call. */
+#if CCTX_HAVE_GETTID
     return gettid();
+#else
+    return (pid_t)syscall(SYS_gettid);
+#endif
 }
 
 /* ---- descriptors and text ----------------------------------------------------------- */

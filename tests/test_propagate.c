@@ -14,8 +14,15 @@
 #include <cctx.h>
 #include <cctx/propagate.h>
 
+/* The kernel's headers, for the seccomp filter; Debian's musl-gcc does not
+ * see them, and the test that needs them is not run there. */
+#if __has_include(<linux/filter.h>) && __has_include(<linux/seccomp.h>)
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#define HAVE_SECCOMP_HEADERS 1
+#else
+#define HAVE_SECCOMP_HEADERS 0
+#endif
 #include <malloc.h>
 #include <stddef.h>
 #include <sys/prctl.h>
@@ -629,6 +636,9 @@ TEST(propagate_trace_new_random_source_fails)
  * from /dev/urandom, and its descriptor is closed again. Exit 77: no seccomp. */
 CHILD(propagate_no_getrandom)
 {
+#if !HAVE_SECCOMP_HEADERS
+    exit(78); /* this build cannot write a filter */
+#else
     struct sock_filter filter[] = {
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_getrandom, 0, 1),
@@ -651,12 +661,17 @@ CHILD(propagate_no_getrandom)
     CHECK_EQ(count_open_fds(), fds);
     printf("fallback ok\n");
     exit(0);
+#endif
 }
 
 TEST(propagate_trace_new_urandom_fallback)
 {
     struct child c;
     run_child("propagate_no_getrandom", NULL, &c);
+    if (WIFEXITED(c.status) && WEXITSTATUS(c.status) == 78) {
+        child_done(&c);
+        SKIP_IN_THIS_BUILD("no kernel headers for a seccomp filter with this libc");
+    }
     if (WIFEXITED(c.status) && WEXITSTATUS(c.status) == 77) {
         child_done(&c);
         SKIP("seccomp filters are not available here");
@@ -720,11 +735,23 @@ TEST(propagate_trace_child)
 
 /* ---- a trace carried by a context ------------------------------------------------------ */
 
+/* The bytes malloc has handed out: glibc's mallinfo2 (2.33) tells; other
+ * libcs have no such call, and the leak check that uses it is left to the
+ * builds on glibc (and to LeakSanitizer). */
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
+#define HEAP_COUNTED 1
 static size_t heap_in_use(void)
 {
     struct mallinfo2 mi = mallinfo2();
     return mi.uordblks + mi.hblkhd;
 }
+#else
+#define HEAP_COUNTED 0
+static size_t heap_in_use(void)
+{
+    return 0;
+}
+#endif
 
 TEST(propagate_with_trace_nearest)
 {
@@ -804,6 +831,6 @@ TEST(propagate_with_trace_frees)
     }
     cctx__test_fail_alloc(0);
     size_t after = heap_in_use();
-    if (!TEST_UNDER_ASAN && !TEST_UNDER_TSAN)
+    if (HEAP_COUNTED && !TEST_UNDER_ASAN && !TEST_UNDER_TSAN)
         CHECK(after < before + 100 * sizeof t); /* a leak would be 1000 or 2000 copies */
 }

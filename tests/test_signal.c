@@ -644,7 +644,7 @@ static bool others_asleep(void)
     CHECK(d);
     bool asleep = true;
     for (struct dirent *e; asleep && (e = readdir(d)) != NULL;) {
-        if (e->d_name[0] == '.' || atoi(e->d_name) == (int)gettid())
+        if (e->d_name[0] == '.' || atoi(e->d_name) == (int)thread_id())
             continue;
         char state = thread_state(atoi(e->d_name));
         asleep = state == 'S' || state == '?'; /* '?': exited meanwhile */

@@ -234,7 +234,8 @@ int main(int argc, char **argv)
     int64_t ms = -1;
     if (env)
         seed = strtoull(env, NULL, 0);
-    for (int i = 1; i < argc; i++) {
+    /* Every option but --list (which returns) takes a value. */
+    for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--list") == 0) {
             for (int k = 0; nth(k); k++)
@@ -259,7 +260,6 @@ int main(int argc, char **argv)
             usage();
             return 2;
         }
-        i++;
     }
     if (run)
         return run_one(run, ms < 0 ? 1000 : ms, seed);
