@@ -236,8 +236,9 @@ CCTX_API int cctx_cause(const cctx_t *ctx, cctx_cause_t *out);
 /* ---- 5. Waiting ----------------------------------------------------------- */
 
 /* Readable (POLLIN) once ctx is done; never read, write or close it. Made on
- * first request (an eventfd on Linux, a pipe elsewhere). A context that can
- * never end shares one descriptor that never becomes readable. -1 with errno
+ * first request (an eventfd on Linux; a pipe elsewhere, and in a build with
+ * -DCCTX_PORTABLE=ON). A context that can never end shares one descriptor
+ * that never becomes readable. -1 with errno
  * (EINVAL, EMFILE, ENFILE) on failure. */
 CCTX_API int cctx_done_fd(cctx_t *ctx);
 
