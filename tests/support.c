@@ -399,3 +399,11 @@ char *run_traced(const char *child)
     free(env_trace);
     return path;
 }
+
+char *heap_copy_exact(const char *text, size_t len)
+{
+    char *p = malloc(len ? len : 1);
+    CHECK(p);
+    memcpy(p, text, len);
+    return p;
+}

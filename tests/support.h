@@ -146,6 +146,10 @@ char *run_traced(const char *child);
  * tests put their files, e.g. a template for mkstemp. Freed by the caller. */
 char *temp_path_for(const char *name);
 
+/* A copy of text[0..len) in a heap block of exactly len bytes (at least 1),
+ * so that under AddressSanitizer a parser reading past len is caught. */
+char *heap_copy_exact(const char *text, size_t len);
+
 /* ---- the real clock, whatever clock cctx uses ---------------------------------------- */
 
 int64_t real_now(void); /* CLOCK_MONOTONIC, in nanoseconds */

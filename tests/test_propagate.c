@@ -35,18 +35,10 @@
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-/* A copy of text[0..len) in a heap block of exactly len bytes (at least 1). */
-static char *exact(const char *text, size_t len)
-{
-    char *p = malloc(len ? len : 1);
-    CHECK(p);
-    memcpy(p, text, len);
-    return p;
-}
 
 static int tp_parse_n(const char *text, size_t len, cctx_trace_t *out)
 {
-    char *p = exact(text, len);
+    char *p = heap_copy_exact(text, len);
     int r = cctx_traceparent_parse(p, len, out);
     free(p);
     return r;
@@ -59,7 +51,7 @@ static int tp_parse(const char *text, cctx_trace_t *out)
 
 static int ts_parse_n(const char *text, size_t len, cctx_trace_t *trace)
 {
-    char *p = exact(text, len);
+    char *p = heap_copy_exact(text, len);
     int r = cctx_tracestate_parse(p, len, trace);
     free(p);
     return r;

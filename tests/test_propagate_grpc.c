@@ -19,19 +19,11 @@
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-/* A copy of text[0..len) in a heap block of exactly len bytes (at least 1). */
-static char *exact(const char *text, size_t len)
-{
-    char *p = malloc(len ? len : 1);
-    CHECK(p);
-    memcpy(p, text, len);
-    return p;
-}
 
 /* grpc-timeout parse of the first len bytes of text, from an exact copy. */
 static int grpc_parse_n(const char *text, size_t len, int64_t *out)
 {
-    char *p = exact(text, len);
+    char *p = heap_copy_exact(text, len);
     int r = cctx_grpc_timeout_parse(p, len, out);
     free(p);
     return r;

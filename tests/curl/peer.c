@@ -2,6 +2,8 @@
 #define _GNU_SOURCE
 #include "peer.h"
 
+#include "harness.h"
+
 #include <cctx/curl.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -256,4 +258,13 @@ void curl_test_end(void)
 {
     cctx_curl_thread_cleanup();
     curl_global_cleanup();
+}
+
+void peer_start_go(struct peer *p)
+{
+    const char *bin = peer_go("httppeer");
+    if (!bin)
+        SKIP("the Go peer was not built (no Go 1.19 toolchain)");
+    const char *argv[] = {bin, NULL};
+    CHECK(peer_start(p, argv));
 }

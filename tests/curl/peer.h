@@ -32,6 +32,9 @@ const char *peer_node(void);
 /* The Node peer script. */
 const char *peer_node_script(void);
 
+/* Starts the Go net/http peer (httppeer); skips the test (SKIP) when it was
+ * not built, fails it when it does not start. */
+void peer_start_go(struct peer *p);
 /* Starts argv[0] (a path) and reads its "port N" line. false when it could
  * not start or said nothing within 20 s. */
 bool peer_start(struct peer *p, const char *const argv[]);

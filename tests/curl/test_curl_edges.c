@@ -16,15 +16,6 @@
 #include "peer.h"
 #include "support.h"
 
-static void start_go(struct peer *p)
-{
-    const char *bin = peer_go("httppeer");
-    if (!bin)
-        SKIP("the Go peer was not built (no Go 1.19 toolchain)");
-    const char *argv[] = {bin, NULL};
-    CHECK(peer_start(p, argv));
-}
-
 /* The remote= field (client address) of the next "req PREFIX" line. */
 static void remote_of(struct peer *p, const char *prefix, char *out, size_t n)
 {
@@ -40,7 +31,7 @@ TEST(curl_fork_child_new_connection)
         SKIP_IN_THIS_BUILD("ThreadSanitizer kills children of a threaded fork that start threads");
     curl_test_begin();
     struct peer p;
-    start_go(&p);
+    peer_start_go(&p);
     struct body b;
     CURL *e = easy_for(&b, "%s/echo?who=parent", p.url);
     cctx_curl_result_t res;
@@ -109,7 +100,7 @@ TEST(curl_errno_write_abort_after_refused)
 {
     curl_test_begin();
     struct peer p;
-    start_go(&p);
+    peer_start_go(&p);
     int s;
     CURL *e = easy_for(NULL, "http://127.0.0.1:%d/", refusing_port(&s));
     cctx_curl_result_t res;
@@ -250,7 +241,7 @@ TEST(curl_nested_call_refused)
 {
     curl_test_begin();
     struct peer p;
-    start_go(&p);
+    peer_start_go(&p);
     cctx_curl_multi_t *outer = cctx_curl_multi_new(), *other = cctx_curl_multi_new();
     CURL *inner = easy_for(NULL, "%s/echo?inner", p.url);
     CURL *other_easy = easy_for(NULL, "%s/echo?other", p.url);

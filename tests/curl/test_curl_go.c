@@ -11,20 +11,11 @@
 #include "harness.h"
 #include "peer.h"
 
-static void start_go(struct peer *p)
-{
-    const char *bin = peer_go("httppeer");
-    if (!bin)
-        SKIP("the Go peer was not built (no Go 1.19 toolchain)");
-    const char *argv[] = {bin, NULL};
-    CHECK(peer_start(p, argv));
-}
-
 TEST(curl_go_cancel_aborts)
 {
     curl_test_begin();
     struct peer p;
-    start_go(&p);
+    peer_start_go(&p);
     cctx_cancel_t *cancel;
     cctx_t *ctx = cctx_with_cancel(cctx_background(), &cancel);
     CURL *e = easy_for(NULL, "%s/hang", p.url);
@@ -68,7 +59,7 @@ TEST(curl_go_deadline)
 {
     curl_test_begin();
     struct peer p;
-    start_go(&p);
+    peer_start_go(&p);
     int64_t start = mono_now();
     cctx_t *ctx = cctx_with_timeout(cctx_background(), CCTX_MSEC(300), NULL);
     CURL *e = easy_for(NULL, "%s/hang", p.url);
@@ -94,7 +85,7 @@ TEST(curl_go_headers)
 {
     curl_test_begin();
     struct peer p;
-    start_go(&p);
+    peer_start_go(&p);
     cctx_trace_t tr;
     CHECK_EQ(cctx_trace_new(&tr), 0);
     CHECK_EQ(cctx_tracestate_parse("k=v,w=1", 7, &tr), 0);
@@ -164,7 +155,7 @@ TEST(curl_go_caller_headers)
 {
     curl_test_begin();
     struct peer p;
-    start_go(&p);
+    peer_start_go(&p);
     const char *tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     struct curl_slist *h = NULL;
     h = curl_slist_append(h, "X-Test: mine");
@@ -219,7 +210,7 @@ TEST(curl_go_spent_budget)
 {
     curl_test_begin();
     struct peer p;
-    start_go(&p);
+    peer_start_go(&p);
     struct body b;
     CURL *e = easy_for(&b, "%s/echo?n=1", p.url);
     cctx_curl_result_t res;

@@ -8,20 +8,11 @@
 
 enum { N = 4 };
 
-static void start_go(struct peer *p)
-{
-    const char *bin = peer_go("httppeer");
-    if (!bin)
-        SKIP("the Go peer was not built (no Go 1.19 toolchain)");
-    const char *argv[] = {bin, NULL};
-    CHECK(peer_start(p, argv));
-}
-
 TEST(curl_multi_cancel_all)
 {
     curl_test_begin();
     struct peer p;
-    start_go(&p);
+    peer_start_go(&p);
     cctx_curl_multi_t *m = cctx_curl_multi_new();
     CHECK(m);
     CURL *e[N];
@@ -65,7 +56,7 @@ TEST(curl_multi_results)
 {
     curl_test_begin();
     struct peer p;
-    start_go(&p);
+    peer_start_go(&p);
     cctx_curl_multi_t *m = cctx_curl_multi_new();
     CHECK(m);
     CURL *e[N];
@@ -116,7 +107,7 @@ TEST(curl_multi_deadline)
 {
     curl_test_begin();
     struct peer p;
-    start_go(&p);
+    peer_start_go(&p);
     cctx_curl_multi_t *m = cctx_curl_multi_new();
     CURL *e[N];
     for (int i = 0; i < N; i++) {

@@ -11,15 +11,6 @@
 
 enum { THREADS = 4 };
 
-static void start_go(struct peer *p)
-{
-    const char *bin = peer_go("httppeer");
-    if (!bin)
-        SKIP("the Go peer was not built (no Go 1.19 toolchain)");
-    const char *argv[] = {bin, NULL};
-    CHECK(peer_start(p, argv));
-}
-
 struct worker {
     pthread_t t;
     cctx_t *parent;
@@ -49,7 +40,7 @@ TEST(curl_threads_cancel_parent)
 {
     curl_test_begin();
     struct peer p;
-    start_go(&p);
+    peer_start_go(&p);
     cctx_cancel_t *cancel;
     cctx_t *parent = cctx_with_cancel(cctx_background(), &cancel);
     struct worker w[THREADS];
@@ -93,7 +84,7 @@ TEST(curl_fake_clock_deadline)
      * before, when the fake clock passes the context's deadline. */
     curl_test_begin();
     struct peer p;
-    start_go(&p);
+    peer_start_go(&p);
     cctx_fake_clock_start(CCTX_SEC(1000));
     cctx_t *ctx = cctx_with_timeout(cctx_background(), CCTX_SEC(10), NULL);
     CURL *e = easy_for(NULL, "%s/hang", p.url);
