@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Twins of Go 1.19's src/context/benchmark_test.go: same names, same work.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Benchmarks Go's context package lacks, for the properties cctx promises
  * beyond Go's: a million-context tree, wake-up latency, deadline precision

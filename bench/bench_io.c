@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * <cctx/io.h> benchmarks: what a context costs a blocking call whose
  * descriptor is already ready, and how soon a blocked call returns after a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Shutdown: what cctx_cancel_and_wait costs when nothing else holds the
  * context (against the same derive + cancel + release without it), and how

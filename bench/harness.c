@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The benchmark driver: flags, the -bench filter, Go's N-growth loop
  * (testing/benchmark.go, Go 1.19) and Go's output format.

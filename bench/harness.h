@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A small copy of Go's testing.B for cctx-bench: the same iteration growth,
  * the same RunParallel work sharing and the same output format, so that the

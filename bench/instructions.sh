@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Instructions per operation, counted by valgrind's callgrind: exact and
 # repeatable whatever else the machine is doing, where nanoseconds on a
 # shared VM move by more than the differences being looked for.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # What the debugging switches cost: one cctx-bench binary built before a
 # change (BASE) and one after (NEW), run side by side, NEW also with each
 # switch on.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Go's own context benchmarks (GOROOT's src/context/benchmark_test.go), the
 # reference figures for cctx-bench.
 #

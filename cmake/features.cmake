@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # What the C library and kernel headers offer, for the calls that are not in
 # every POSIX system or every libc. Each result is a CCTX_HAVE_* macro of the
 # generated private header cctx_config.h (from src/config.h.in); the sources

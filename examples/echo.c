@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * echo.c — a TCP echo server that shuts down cleanly on SIGINT or SIGTERM.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fanout.c — a fan-out search, the classic use of Go's context, in C with cctx.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * two_tier.c — a context carried across processes over HTTP: a frontend
  * (libmicrohttpd, <cctx/mhd.h>) that calls a backend through libcurl

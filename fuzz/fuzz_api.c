@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_api: the input is a program of API calls over a small pool of
  * contexts, after-function registrations and done descriptors, run on the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Helpers shared by the fuzz targets: see fuzz_common.h. */
 #define _GNU_SOURCE
 #include "fuzz_common.h"

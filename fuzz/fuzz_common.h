@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * What the fuzz targets share: reading the fuzzer's bytes as typed fields,
  * and checking cctx_dump's output in every format.

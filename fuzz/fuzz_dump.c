@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_dump: what users write into a context (names, cause messages) comes
  * out again in cctx_dump's four formats and in the CCTX_TRACE file, two of

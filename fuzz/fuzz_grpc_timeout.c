@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_grpc_timeout: the input is a grpc-timeout header value, and its bytes
  * also make a duration to format (biased towards the unit boundaries, every

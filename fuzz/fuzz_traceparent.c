@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_traceparent: the input is a traceparent header, a newline, and a
  * tracestate header (no newline: all traceparent). Checked:

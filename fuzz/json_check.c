@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A strict RFC 8259 validator: see json_check.h. */
 #include "json_check.h"
 

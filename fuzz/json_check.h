@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A strict RFC 8259 JSON validator, for the fuzz targets and the bad-input
  * tests: everything the library writes as JSON (cctx_dump's JSON, the JSON

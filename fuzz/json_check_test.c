@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The validator's own test: a checker that accepted too much would hide the
  * very bugs the fuzzers look for, so each rule of RFC 8259 and of UTF-8 it

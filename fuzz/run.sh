@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Runs the fuzz targets built in BUILD_DIR (CCTX_BUILD_FUZZ=ON):
 #   0. the JSON validator's own test;
 #   1. every reproducer under fuzz/regressions/<target>/, once each;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * After-functions: Go's context.AfterFunc on caller-owned storage.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Cancellation: marking a context and every descendant done, then running
  * the after-functions it reached.

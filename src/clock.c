@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The library's clock: CLOCK_MONOTONIC, or the fake clock of <cctx/testing.h>.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The debugging switches: CCTX_DEBUG (registry, leaks, checks) and the
  * start-up of CCTX_TRACE (trace.c), read once, before main.

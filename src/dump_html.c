@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * CCTX_DUMP_HTML: a viewer page around the JSON dump.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fork(): what a child of a process that uses cctx inherits, and what it
  * makes anew.

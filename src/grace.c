@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Grace contexts: cleanup that must outlive a cancellation, but not forever.
  *

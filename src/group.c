@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Groups of threads sharing a context: Go's errgroup.WithContext over a small
  * pool of reusable pthreads (choices in <cctx/group.h>).

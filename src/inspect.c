@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * CCTX_DEBUG=inspect: the process serves its live context tree on a Unix
  * socket, for cctx-inspect (tools/inspect).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Internal layout of contexts, shared by the library's source files.
  *

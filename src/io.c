@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * <cctx/io.h>: blocking calls that honour a context, built on the public API
  * of <cctx.h> only, so the core never depends on this file.

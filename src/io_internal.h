@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * What the two halves of <cctx/io.h> share: src/io.c (descriptors) and
  * src/io_sync.c (condition variables, locks, semaphores, joins). Not

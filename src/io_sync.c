@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * <cctx/io.h>, second half: condition variables, mutexes, semaphores and
  * joins that honour a context (descriptors are in src/io.c). Built on the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The JSON string writer and its UTF-8 decoder (json.h).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Strings from the outside world (names, cause messages, file names, thread
  * names) written where a reader expects well-formed text: the one JSON string

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * CCTX_DEBUG=laggy=DURATION: contexts still referenced DURATION after they
  * were canceled, each reported once on stderr.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The operating-system layer (see os.h). Nothing else in the library makes a
  * system call except the library threads' pthread calls.

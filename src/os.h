@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The operating-system layer: every futex, clock and event-descriptor call of
  * the library goes through here. Linux uses futex(2) and eventfd(2); elsewhere

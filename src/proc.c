@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * <cctx/proc.h>: child processes tied to a context. Built on the public API
  * of <cctx.h> only.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The grpc-timeout and W3C Trace Context codecs, and a trace carried as a
  * context value (contract in <cctx/propagate.h>).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cctx_cancel_and_wait: cancel, then wait until nothing else holds the
  * context or any descendant, and say who still does when time runs out.

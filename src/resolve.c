@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Name resolution that can be abandoned: cctx_getaddrinfo and cctx_dial of
  * <cctx/io.h>. Built on the public API of <cctx.h> and <cctx/io.h>.

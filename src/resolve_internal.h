@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Test hook of src/resolve.c (not installed; hidden like the rest of the
  * library's internals): how many helper threads of cctx_getaddrinfo have not

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Runners: the library threads that do, for the timer thread, what it must
  * not do itself: run after-functions (user code that may block for as long

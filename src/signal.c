@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Signal contexts: Go's signal.NotifyContext (see <cctx/signal.h>). Built on
  * the public API of <cctx.h> only.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Internal hooks for the library's own tests (not installed, not exported from
  * the shared library; the test runner links the library's objects directly).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The process timer: armed deadlines in a few 4-ary min-heaps (shards), served
  * by one thread started on first use.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * CCTX_TRACE=path: a Chrome trace-event JSON file (Perfetto, chrome://tracing).
  *

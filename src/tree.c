@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The tree: roots, references, deriving and releasing contexts.
  *

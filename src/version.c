@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cctx_version: the version compiled into the library, for a program that
  * wants to know which shared library it got (the header's macros say which

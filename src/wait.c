@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Waiting: the done descriptor, cctx_wait, cctx_sleep and cctx_wait_any.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A tiny test harness: TEST(name) registers a test; the runner (tests/main.c)
  * runs one test by name in its own process, so CTest gives each test its own

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What the test_io*.c files share: see io_ops.h. */
 #define _GNU_SOURCE
 #include "io_ops.h"

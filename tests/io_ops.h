@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * What the test_io*.c files share (tests/io_ops.c): the table of operations
  * that test_io.c runs through every scenario, the way a call is run on a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The test runner: `cctx-tests NAME` runs one test, `cctx-tests --list` names
  * them all, `cctx-tests` with no argument runs every test in this process. */
 #include "harness.h"

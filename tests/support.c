@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Helpers shared by the test files: see support.h. */
 #define _GNU_SOURCE
 #include "support.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Helpers shared by the test files (tests/support.c): an after-function
  * recorder, checks of a context's cause, a value destructor that counts,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Section 6: after-functions. fn runs exactly once after the context is done,
  * on the thread that ended it, outside the library's locks; cctx_after_stop

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Bad input at the edges of every public call of <cctx.h>: NULL for each
  * pointer (an error, never a crash), INT64_MIN and INT64_MAX for every

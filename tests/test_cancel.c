@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Sections 3 and 4 of cctx.h: cancelling (idempotent, first wins, from many
  * threads at once, never upwards or sideways) and reading the result

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cctx_cancel_and_wait: 0 the moment the last other holder lets go (the
  * waiter sleeps, it does not poll), whatever the order in which holders on

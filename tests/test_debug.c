@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * CCTX_DEBUG: the registry behind cctx_dump(NULL), the leak report at exit,
  * and the misuse checks. The switches are read before main, so each is

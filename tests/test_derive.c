@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Section 2 of cctx.h: every cctx_with_*, children born done, the deadline
  * rules (earliest on the chain wins, past deadlines, saturation), the _cause

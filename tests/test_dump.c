@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Section 7: names and cctx_dump. The dump's exact layout is the library's
  * choice; these tests check that what the contract lists is there (kind,

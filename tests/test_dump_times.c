@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Section 7: the times in cctx_dump. The forms people read (text, DOT, the
  * text lines of cctx_cancel_and_wait's report) show each deadline and each

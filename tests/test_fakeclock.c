@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The fake clock of <cctx/testing.h>, and the deadline logic it makes exact: on the fake
  * clock a deadline at t fires when the clock reaches t (not at t-1), in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cctx_with_grace: the parent's values, not canceled with the parent, ended
  * exactly `grace` after the parent ends (fake clock, to the nanosecond), with

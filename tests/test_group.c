@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Section 10: groups of threads (<cctx/group.h>). The first failure wins and
  * cancels the rest with its code and the go call's site; wait waits for

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * What callbacks, fork() and the edges of the clock must not do to the
  * library: a blocking after-function does not hold up other deadlines; a stop

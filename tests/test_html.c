@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Section 7: the HTML view (CCTX_DUMP_HTML). The page is checked as text:
  * self-contained, one data element that embeds the JSON dump exactly, a name

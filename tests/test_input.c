@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Bad input and out of memory (the conventions at the top of cctx.h): NULL
  * contexts, keys, messages and handles, negative and huge timeouts give the

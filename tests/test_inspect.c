@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * CCTX_DEBUG=inspect and cctx-inspect: a program under load (threads
  * deriving and cancelling all along) answers in text, JSON, DOT and HTML;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Section 9: <cctx/io.h>. Every call is run through the same scenarios by a
  * table of operations (struct op, tests/io_ops.h): it succeeds when its

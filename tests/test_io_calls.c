@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Section 9, <cctx/io.h>, continued from test_io.c: what the table of
  * operations cannot say about the descriptor calls. MSG_WAITALL and

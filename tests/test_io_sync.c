@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Section 9, <cctx/io.h>, continued from test_io.c: what the table of
  * operations cannot say about the pthread calls. cctx_cond_wait's

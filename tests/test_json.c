@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Strings from the outside world in what the library writes: names and cause
  * messages with bytes that are not UTF-8 (overlongs, surrogates, code points

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * CCTX_DEBUG=laggy=DURATION: a context still referenced DURATION after its
  * cancellation is reported once on stderr (site, name, references, cause);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * <cctx/proc.h>: spawning, the two signals on the context's end (to the whole
  * group), the reaping rule, descriptors, and no leak of descriptors or

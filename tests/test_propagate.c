@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * <cctx/propagate.h>, W3C Trace Context: the traceparent and tracestate
  * codecs (valid and invalid tables, future versions, limits), random ids

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * <cctx/propagate.h>, the grpc-timeout codec: every unit, the 8-digit bound,
  * everything else refused (sign, space, junk, a NUL inside the length),

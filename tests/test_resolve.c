@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Name resolution of <cctx/io.h>: cctx_getaddrinfo and cctx_dial.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Section 3 of cctx.h at scale: cancelling reaches a million descendants,
  * deep or wide, each with the root's cause, and releasing them in any order

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Section 11: signal contexts (<cctx/signal.h>). A signal cancels every
  * context watching it, with its number as the code, Go's name in the message

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Stress: several threads randomly derive (every kind), cancel, release,
  * wait, register and stop after-functions on a shared pool of contexts while

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * CCTX_TRACE: the trace file of a child process that builds a small tree,
  * flushes, cancels it, lets a deadline fire and exits, checked with Python's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The traps of the "nested WithTimeout" write-up, one test each: what goes
  * wrong in hand-rolled cancellation when timeouts nest, cancels repeat or

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Section 1 of cctx.h: the roots, references, releasing, CCTX_AUTO and the
  * lifetimes they give (a child keeps its parent alive; the last release

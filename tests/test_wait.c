@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Section 5: waiting. cctx_done_fd (readable exactly once done, one fd per
  * context, made lazily, one shared never-readable fd for contexts that can

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cctx-curl-bench: what binding libcurl to a context costs and how fast a
  * cancel reaches the peer, against the Go net/http peer of the tests.
  * Lines in Go's benchmark format, with percentiles as extra metrics:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The baseline of compare.sh: the same trivial handler on bare
  * libmicrohttpd with the same thread model as cctx-mhd (one internal epoll

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Requests per second of a trivial handler through cctx-mhd, beside the same
 # handler on bare libmicrohttpd with the same thread model (bare.c), under
 # wrk. Prints Go benchmark lines (ns/op = 1e9 / requests per second, with

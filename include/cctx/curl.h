@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cctx/curl.h — libcurl transfers bound to a context (library cctx-curl,
  * pkg-config module cctx-curl, CMake component cctx::curl).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cctx/group.h — groups of threads that share a context: Go's
  * errgroup.WithContext for pthreads.

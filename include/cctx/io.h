@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cctx/io.h — blocking calls that honour a context.
  *

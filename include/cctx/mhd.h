@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cctx/mhd.h — request contexts for libmicrohttpd (library cctx-mhd,
  * pkg-config module cctx-mhd, CMake component cctx::mhd).

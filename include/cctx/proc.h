@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cctx/proc.h — child processes tied to a context.
  *

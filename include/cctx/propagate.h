@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cctx/propagate.h — carrying a context's deadline and trace across a
  * process edge: the gRPC `grpc-timeout` header and W3C Trace Context

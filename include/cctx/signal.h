@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * <cctx/signal.h> — Go's signal.NotifyContext for cctx.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cctx/testing.h — a fake clock for testing deadline logic exactly.
  *

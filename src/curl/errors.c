@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libcurl's results as errno values: the nearest errno for the kind of
  * failure, and for a failure on the socket itself the system error libcurl
  * saw there (that is what a caller can act on: refused, unreachable,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Helpers for calling gRPC over libcurl: the status from headers or
  * trailers, and the message framing. */
 #include "internal.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Shared by the parts of cctx-curl: one transfer's preparation, its
  * outcome, and what differs between libcurl versions. */
 #ifndef CCTX_CURL_INTERNAL_H

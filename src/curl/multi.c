@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The fan-out: many transfers under one context, run together from one
  * thread on a multi handle of their own, with the context's done
  * descriptor beside their sockets. */

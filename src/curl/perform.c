@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cctx_curl_perform: one transfer on the calling thread's multi handle,
  * waiting in curl_multi_poll with the context's done descriptor beside
  * libcurl's sockets. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* One transfer's life around libcurl: the budget check and the headers
  * before it, the outcome and the options put back after it. Shared by
  * cctx_curl_perform and the fan-out. */

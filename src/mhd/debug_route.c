@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The debug route: cctx_dump of the live tree under the server's context,
  * as the self-contained HTML page, JSON with ?format=json, the text form

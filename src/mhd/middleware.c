@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The middleware chain: validators run in order on the worker thread before
  * the handler; the first that returns a status answers the request.

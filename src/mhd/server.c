@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The server: starting libmicrohttpd, its callbacks, routes, shutdown.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The disconnect watcher. libmicrohttpd does not poll a suspended
  * connection, so a client that hangs up while its handler runs would go

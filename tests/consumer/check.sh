@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Installs cctx into a temporary prefix, static and shared, and builds a tiny
 # program (tests/consumer/main.c) against the *installed* library both ways a
 # user would: CMake's find_package(cctx) -> cctx::cctx, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Built against the *installed* cctx-mhd and cctx-curl (see check.sh): a
  * server and a client in one process, one request with a deadline and a

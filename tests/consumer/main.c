@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A tiny program built against an *installed* cctx (see check.sh): it uses
  * only the public headers, <cctx.h> and <cctx/testing.h>, and prints a fixed

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Peers as child processes: see peer.h. */
 #define _GNU_SOURCE
 #include "peer.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Peers for the cctx-curl tests and benchmarks: servers written by others
  * (Go's net/http, grpc-go, Node's http) run as child processes. Each prints

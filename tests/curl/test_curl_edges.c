@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cctx-curl at its edges: a child of fork() calling on the forking thread,
  * errno values on a reused easy handle, no descriptor left for the done
  * descriptor, calls from inside a libcurl callback, a deadline passed but

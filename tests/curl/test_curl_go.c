@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cctx_curl_perform against Go's net/http server (tests/curl/peers/httppeer):
  * cancel and deadline reach the Go handler's r.Context(), the headers it
  * sees, the caller's own headers, a spent budget, a refused connection. */

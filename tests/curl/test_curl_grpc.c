@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* gRPC over libcurl against grpc-go 1.33 (tests/curl/peers/grpcpeer):
  * h2c with prior knowledge, a unary call framed by hand, the status read
  * from the trailers with cctx_curl_grpc_header_cb. */

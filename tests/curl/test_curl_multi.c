@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The fan-out (cctx_curl_multi_*) against Go's net/http server: one cancel
  * aborts every transfer at once; without it each has its own result. */
 #define _GNU_SOURCE

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cctx_curl_perform against Node's http server (tests/curl/peers/httppeer.js):
  * a cancel closes the request, which Node reports as an aborted response. */
 #define _GNU_SOURCE

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cctx_curl_perform from several threads at once under one parent context,
  * and under the fake clock, where the deadline is the context's alone. */
 #define _GNU_SOURCE

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The two-tier HTTP demo under load, with clients that hang up at random.
 #
 #   usage: tests/load/http_demo.sh BUILD_DIR [SECONDS]      (default 10)

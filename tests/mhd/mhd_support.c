@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Helpers of the cctx-mhd tests (mhd_support.h). */
 #define _GNU_SOURCE
 #include "mhd_support.h"

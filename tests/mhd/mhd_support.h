@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Helpers of the cctx-mhd tests: a raw HTTP/1.1 client over real sockets on
  * 127.0.0.1, and a "probe" handler that tells the test what it saw, with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Deadlines from the network: the grpc-timeout header (or a configured
  * name), capped by the server's and the route's maximum, malformed values,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Raw-socket scenarios of the disconnect watcher: a client that goes away
  * while its handler runs ends the request context with 499 "client

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Connection limits, repeated headers, the response status
  * range and refused response headers, and shutdown from a thread the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Clients nobody here wrote: the curl command line tool, Go's net/http and
  * Node's http, each hanging up mid-request in its own way (a time limit, a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The server's behaviour: middleware statuses, body limits, the bounded
  * queue, the end of a request context when its handler returns, shutdown,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The portability builds (docs/portability.md), each configured, built with
 # -Werror and tested with `ctest -j2`:
 #   clang     clang-14, everything found: the HTTP integrations, cctx-vet,

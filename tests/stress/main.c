@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cctx-stress: each scenario races the calls that end contexts (cancel,
  * deadlines, the last release) against the others, round after round, with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Scenarios where contexts end while other threads change the tree: a
  * parent canceled while its children are released, two cancellations and a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Scenarios around what observes an ending: after-functions stopped while
  * their context is canceled, or stopping each other; waiters of every kind

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cctx-stress: races between the calls that end contexts and everything
  * else, each scenario asserting its own invariant. See main.c for how it is

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # cctx-vet -p: the flags of a corpus file come from a compile_commands.json
 # (written here, with a relative -I resolved against its "directory"), and
 # --sarif writes a SARIF 2.1.0 log of the same findings.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Runs cctx-vet on one corpus file and compares its findings, as rule@line,
 # with the file's first line: "// expect: rule@line ..." or "// expect: none".
 # An optional second line "// args: ..." gives cctx-vet options.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The CTest checks of the man pages and docs/reference.md (tools/mangen/).
 #   check.sh CHECK PYTHON SOURCE_DIR WORK_DIR
 # CHECK: reference_is_current, pages_lint or every_call_has_a_page.

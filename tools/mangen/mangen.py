@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """mangen: the reference of cctx, made from its public headers.
 
 The headers are the one source. Every public function is declared with
@@ -325,6 +326,10 @@ def parse_header(path, include_name):
     with open(path, encoding='utf-8') as f:
         text = f.read()
     toks = tokenize(text, path)
+    # A licence line (/* SPDX-License-Identifier: ... */) comes before the
+    # header's own top comment and documents nothing.
+    if toks and toks[0].kind == 'comment' and 'SPDX-License-Identifier' in toks[0].text:
+        toks = toks[1:]
     h = Header(path, include_name)
     if not toks or toks[0].kind != 'comment':
         raise MangenError('%s: the header has no top comment' % path)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Small helpers over libclang's cursors: children as an array, operator
  * tokens (libclang 14 has no API for a binary operator's kind), callee names,

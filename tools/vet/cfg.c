@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Lowers a function body into a small control-flow graph whose nodes hold the
  * events that matter to a context's reference count (vet.h: enum ev_kind).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Compiler arguments from compile_commands.json, through libclang's
  * compilation database: the directory given with -p, or else the current

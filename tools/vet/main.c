@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cctx-vet: finds misuse of cctx contexts in C code, the way go vet's
  * lostcancel and the context linters do for Go.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The path rules: lostrelease, doublerelease, useafterrelease, and the
  * local-context halves of background and blocking. For each context variable

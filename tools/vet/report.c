@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Findings: where they are, which are silenced by a `cctx-vet:ignore=rule`
  * comment on their line or the line above, and how they are printed (GCC's

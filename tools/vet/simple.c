@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The rules that need no paths: background and blocking in a function that
  * has a context parameter (contextcheck and noctx), ctxfirst, and field

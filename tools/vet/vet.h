@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cctx-vet: the declarations shared by the checker's parts.
  *

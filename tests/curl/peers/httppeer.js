@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A Node http server for the cctx-curl tests: prints "port N", then
 // "req PATH" when a request arrives and "closed PATH aborted" (or
 // "closed PATH finished") when its response closes: a client that goes

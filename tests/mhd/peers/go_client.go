@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A peer nobody here wrote the HTTP stack of: Go's net/http client (standard
 // library only). It sends one request with a context whose timeout is the
 // first argument, so the client hangs up mid-request when the context ends,

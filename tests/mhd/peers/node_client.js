@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A peer nobody here wrote the HTTP stack of: Node's http client, aborted
 // through an AbortSignal after the number of milliseconds given. Exits 0
 // when the request was aborted (AbortError), 1 otherwise.

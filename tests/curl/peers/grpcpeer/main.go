@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // grpcpeer: a grpc-go server for the cctx-curl tests, without generated
 // code: a hand-written ServiceDesc and a codec that passes message bytes
 // through. It listens on 127.0.0.1 (h2c), prints "port N", then one line

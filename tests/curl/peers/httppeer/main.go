@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // httppeer: a Go net/http server (standard library only) for the cctx-curl
 // tests and benchmarks. It listens on 127.0.0.1 (port from the first
 // argument, 0 for any), prints "port N", and then one line per event on
