@@ -423,8 +423,9 @@ CCTX_API int cctx_dump(cctx_t *root, FILE *out, int format);
  * still ends when the grace context does). Children, after-functions,
  * cctx_wait, cctx_done_fd, release: as for cctx_with_deadline. NULL with
  * errno EINVAL (NULL parent) or ENOMEM. */
-CCTX_API cctx_t *cctx_with_grace_at(cctx_t *parent, int64_t grace, cctx_cancel_t **cancel,
-                                    const char *file, int line, const char *func);
+CCTX_API CCTX__OWNED cctx_t *cctx_with_grace_at(cctx_t *parent, int64_t grace,
+                                                cctx_cancel_t **cancel, const char *file,
+                                                int line, const char *func);
 #define cctx_with_grace(parent, grace, cancel) \
     cctx_with_grace_at((parent), (grace), (cancel), CCTX__SITE)
 

@@ -48,6 +48,23 @@
 
 #include "internal.h"
 
+/* The state word: the state in bits 0-7, WAITERS in bit 31. */
+enum {
+    AFTER_IDLE = 0,   /* never registered */
+    AFTER_REGISTERED, /* in owner's list */
+    AFTER_NEVER,      /* on a context that can never end */
+    AFTER_STOPPING,   /* a stopper claimed it and is unlinking it */
+    AFTER_STOPPED,    /* stopped; a canceller that took it may still hold it */
+    AFTER_RELEASED,   /* stopped, and no canceller holds it: the stopper may return */
+    AFTER_QUEUING,    /* a canceller took it and is putting it in a run queue */
+    AFTER_QUEUED,     /* in a run queue, not started: a stop takes it out at once */
+    AFTER_UNQUEUING,  /* a stopper claimed it and is taking it out of its queue */
+    AFTER_RUNNING,
+    AFTER_DONE,
+};
+#define AFTER_STATE 0xffu
+#define AFTER_WAITERS (1u << 31)
+
 _Static_assert(sizeof(struct cctx__after) <= sizeof(cctx_after_t),
                "cctx_after_t too small for the registration");
 
@@ -60,7 +77,7 @@ static _Thread_local struct run_frame *running;
 
 static void publish(struct cctx__after *a, uint32_t state)
 {
-    uint32_t old = atomic_exchange_explicit(&a->state, state, memory_order_acq_rel);
+    uint32_t old = cctx__atomic_exchange_acq_rel(&a->state, state);
     if (old & AFTER_WAITERS)
         cctx__os_wake(&a->state);
 }
@@ -69,12 +86,11 @@ static void publish(struct cctx__after *a, uint32_t state)
 static void wait_while(struct cctx__after *a, uint32_t from)
 {
     for (;;) {
-        uint32_t s = atomic_load_explicit(&a->state, memory_order_acquire);
+        uint32_t s = cctx__atomic_load_acquire(&a->state);
         if ((s & AFTER_STATE) != from)
             return;
         if (!(s & AFTER_WAITERS) &&
-            !atomic_compare_exchange_weak_explicit(&a->state, &s, s | AFTER_WAITERS,
-                                                   memory_order_acq_rel, memory_order_acquire))
+            !cctx__atomic_cas_weak_acq_rel(&a->state, &s, s | AFTER_WAITERS))
             continue;
         cctx__os_wait(&a->state, s | AFTER_WAITERS, CCTX_NO_DEADLINE);
     }
@@ -109,8 +125,12 @@ void cctx__run_queue_init(struct cctx__run_queue *q)
     q->tail = &q->head;
 }
 
-void cctx__run_queue_add(struct cctx__run_queue *q, struct cctx__after *a)
+bool cctx__after_take(struct cctx__after *a, struct cctx__run_queue *q)
 {
+    uint32_t s = cctx__atomic_load_relaxed(&a->state);
+    if ((s & AFTER_STATE) != AFTER_REGISTERED ||
+        !cctx__atomic_cas_strong_acq_rel(&a->state, &s, (s & ~AFTER_STATE) | AFTER_QUEUING))
+        return false; /* a stopper claimed it first */
     a->link.next = NULL;
     a->link.pprev = (uintptr_t)q | NODE_AFTER;
     cctx__word_lock(&q->lock);
@@ -118,6 +138,7 @@ void cctx__run_queue_add(struct cctx__run_queue *q, struct cctx__after *a)
     q->tail = &a->link.next;
     cctx__word_unlock(&q->lock);
     publish(a, AFTER_QUEUED); /* release: the queue's address and links first */
+    return true;
 }
 
 /* Takes the node *pp points at out of q (q's lock held). */
@@ -136,13 +157,11 @@ bool cctx__run_queue_run_one(struct cctx__run_queue *q)
     struct cctx__after *a = NULL;
     cctx__word_lock(&q->lock);
     for (struct cctx__node **pp = &q->head; *pp; pp = &(*pp)->next) {
-        struct cctx__after *c = (struct cctx__after *)*pp;
-        uint32_t s = atomic_load_explicit(&c->state, memory_order_relaxed);
+        struct cctx__after *c = container_of(*pp, struct cctx__after, link);
+        uint32_t s = cctx__atomic_load_relaxed(&c->state);
         /* A claimed one stays for its stopper to unlink. */
         if ((s & AFTER_STATE) == AFTER_QUEUED &&
-            atomic_compare_exchange_strong_explicit(&c->state, &s,
-                                                    (s & ~AFTER_STATE) | AFTER_RUNNING,
-                                                    memory_order_acq_rel, memory_order_relaxed)) {
+            cctx__atomic_cas_strong_acq_rel(&c->state, &s, (s & ~AFTER_STATE) | AFTER_RUNNING)) {
             unlink_at(q, pp);
             a = c;
             break;
@@ -244,7 +263,7 @@ void cctx__after_wait_stopper(struct cctx__after *a)
 
 bool cctx__after_try_stopper(struct cctx__after *a)
 {
-    if ((atomic_load_explicit(&a->state, memory_order_acquire) & AFTER_STATE) == AFTER_STOPPING)
+    if ((cctx__atomic_load_acquire(&a->state) & AFTER_STATE) == AFTER_STOPPING)
         return false;
     publish(a, AFTER_RELEASED);
     return true;
@@ -267,18 +286,18 @@ int cctx_after_func_at(cctx_t *ctx, cctx_after_t *reg, void (*fn)(void *arg), vo
     a->owner = src;
     if (!src) {
         cctx__check_tombstone(ctx, "cctx_after_func", file, line, func);
-        atomic_store_explicit(&a->state, AFTER_NEVER, memory_order_release);
+        cctx__atomic_store_release(&a->state, AFTER_NEVER);
         return 0;
     }
     cctx__lock(&src->head);
-    if (atomic_load_explicit(&src->head.state, memory_order_relaxed) & STATE_ERR) {
+    if (cctx__atomic_load_relaxed(&src->head.state) & STATE_ERR) {
         cctx__unlock(&src->head);
-        atomic_store_explicit(&a->state, AFTER_RUNNING, memory_order_relaxed);
+        cctx__atomic_store_relaxed(&a->state, AFTER_RUNNING);
         run(a);
         return 0;
     }
-    atomic_store_explicit(&a->state, AFTER_REGISTERED, memory_order_relaxed);
-    atomic_fetch_or_explicit(&src->head.word, WORD_AFTERS, memory_order_relaxed);
+    cctx__atomic_store_relaxed(&a->state, AFTER_REGISTERED);
+    cctx__atomic_fetch_or_relaxed(&src->head.word, WORD_AFTERS);
     cctx__node_push(&src->children, &a->link, NODE_AFTER);
     cctx__unlock(&src->head);
     return 0;
@@ -307,18 +326,14 @@ static bool after_stop(cctx_after_t *reg, const char *file, int line, const char
         return false;
     cctx__child_restart(); /* what it may wait for may need a runner */
     for (;;) {
-        uint32_t s = atomic_load_explicit(&a->state, memory_order_acquire);
+        uint32_t s = cctx__atomic_load_acquire(&a->state);
         switch (s & AFTER_STATE) {
         case AFTER_NEVER:
-            if (atomic_compare_exchange_weak_explicit(&a->state, &s, AFTER_RELEASED,
-                                                      memory_order_acq_rel, memory_order_acquire))
+            if (cctx__atomic_cas_weak_acq_rel(&a->state, &s, AFTER_RELEASED))
                 return true;
             continue;
         case AFTER_REGISTERED: {
-            if (!atomic_compare_exchange_weak_explicit(&a->state, &s,
-                                                       (s & ~AFTER_STATE) | AFTER_STOPPING,
-                                                       memory_order_acq_rel,
-                                                       memory_order_acquire))
+            if (!cctx__atomic_cas_weak_acq_rel(&a->state, &s, (s & ~AFTER_STATE) | AFTER_STOPPING))
                 continue;
             cctx__lock(&a->owner->head);
             int taken = !(a->link.pprev & ~NODE_AFTER); /* a canceller took the list */
@@ -341,10 +356,7 @@ static bool after_stop(cctx_after_t *reg, const char *file, int line, const char
             wait_while(a, s & AFTER_STATE);
             continue;
         case AFTER_QUEUED: {
-            if (!atomic_compare_exchange_weak_explicit(&a->state, &s,
-                                                       (s & ~AFTER_STATE) | AFTER_UNQUEUING,
-                                                       memory_order_acq_rel,
-                                                       memory_order_acquire))
+            if (!cctx__atomic_cas_weak_acq_rel(&a->state, &s, (s & ~AFTER_STATE) | AFTER_UNQUEUING))
                 continue;
             /* Claimed: no runner will start or touch it, and its queue
              * lives until we let go. */

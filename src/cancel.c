@@ -83,24 +83,21 @@ void cctx__cause_free(struct cctx__cause *cause, struct cctx *origin)
  * it, 1 once complete; only a waiter makes completion cost a system call. */
 static void mark_complete(struct cctx__cause *cause)
 {
-    if (cause->origin &&
-        atomic_exchange_explicit(&cause->marked, 1, memory_order_acq_rel) == 2)
+    if (cause->origin && cctx__atomic_exchange_acq_rel(&cause->marked, 1) == 2)
         cctx__os_wake(&cause->marked);
 }
 
 void cctx__wait_marked(struct cctx__cancelable *c)
 {
-    struct cctx__cause *cause = atomic_load_explicit(&c->cause, memory_order_acquire);
+    struct cctx__cause *cause = cctx__atomic_load_acquire(&c->cause);
     for (;;) {
-        uint32_t m = atomic_load_explicit(&cause->marked, memory_order_acquire);
+        uint32_t m = cctx__atomic_load_acquire(&cause->marked);
         if (m == 1)
             return;
         /* In a child of fork(), the marking may be a runner's job that
          * waits for the child's first runner. */
         cctx__child_restart();
-        if (m == 0 && !atomic_compare_exchange_weak_explicit(&cause->marked, &m, 2,
-                                                             memory_order_acq_rel,
-                                                             memory_order_acquire))
+        if (m == 0 && !cctx__atomic_cas_weak_acq_rel(&cause->marked, &m, 2))
             continue;
         cctx__os_wait(&cause->marked, 2, CCTX_NO_DEADLINE);
     }
@@ -135,14 +132,8 @@ static void take_list(struct cctx__cancelable *c, struct marking *m)
         n->pprev &= NODE_AFTER; /* in no list: unlinkers leave it alone */
         n->next = NULL;
         if (is_after) {
-            struct cctx__after *a = (struct cctx__after *)n;
-            uint32_t s = atomic_load_explicit(&a->state, memory_order_relaxed);
-            if ((s & AFTER_STATE) == AFTER_REGISTERED &&
-                atomic_compare_exchange_strong_explicit(&a->state, &s,
-                                                        (s & ~AFTER_STATE) | AFTER_QUEUING,
-                                                        memory_order_acq_rel,
-                                                        memory_order_relaxed)) {
-                cctx__run_queue_add(m->queue, a);
+            struct cctx__after *a = container_of(n, struct cctx__after, link);
+            if (cctx__after_take(a, m->queue)) {
                 m->queued++;
             } else {
                 n->next = m->stoppers;
@@ -166,7 +157,7 @@ static bool settle_stoppers(struct marking *m, bool block)
     struct cctx__node **pp = &m->stoppers;
     while (*pp) {
         struct cctx__node *n = *pp, *next = n->next; /* gone once let go */
-        struct cctx__after *a = (struct cctx__after *)n;
+        struct cctx__after *a = container_of(n, struct cctx__after, link);
         if (block)
             cctx__after_wait_stopper(a);
         else if (!cctx__after_try_stopper(a)) {
@@ -188,21 +179,20 @@ static enum mark_result mark(struct cctx__cancelable *c, struct marking *m, bool
         cctx__lock(&c->head);
     else if (!cctx__try_lock(&c->head))
         return BUSY;
-    if (atomic_load_explicit(&c->head.state, memory_order_relaxed) & STATE_ERR) {
+    if (cctx__atomic_load_relaxed(&c->head.state) & STATE_ERR) {
         cctx__unlock(&c->head);
         return ALREADY;
     }
     take_list(c, m); /* first: the cause takes the list's place */
-    atomic_store_explicit(&c->cause, m->cause, memory_order_release);
+    cctx__atomic_store_release(&c->cause, m->cause);
     /* seq_cst pairs with cctx_done_fd's publication of the descriptor: one of
      * the two sides always sees the other and signals it. */
-    uint32_t old =
-        atomic_fetch_or_explicit(&c->head.state, (uint32_t)m->err, memory_order_seq_cst);
+    uint32_t old = cctx__atomic_fetch_or_seq_cst(&c->head.state, (uint32_t)m->err);
     cctx__unlock(&c->head);
 
     if (old & STATE_WAITERS)
         cctx__os_wake(&c->head.state);
-    int fd = cctx__done_fd_of(atomic_load_explicit(&c->head.fd1, memory_order_seq_cst));
+    int fd = cctx__done_fd_of(cctx__atomic_load_seq_cst(&c->head.fd1));
     if (fd >= 0)
         cctx__os_event_signal(fd);
     if (cctx__kind(&c->head) == KIND_TIMER)
@@ -216,8 +206,8 @@ static enum mark_result mark(struct cctx__cancelable *c, struct marking *m, bool
 
 static bool marked_complete(struct cctx__cancelable *c)
 {
-    struct cctx__cause *cause = atomic_load_explicit(&c->cause, memory_order_acquire);
-    return atomic_load_explicit(&cause->marked, memory_order_acquire) == 1;
+    struct cctx__cause *cause = cctx__atomic_load_acquire(&c->cause);
+    return cctx__atomic_load_acquire(&cause->marked) == 1;
 }
 
 /* Marks what is left in todo. Without `block` it stops, leaving the work as
@@ -285,7 +275,7 @@ static inline __attribute__((always_inline)) void
 cancel(struct cctx__cancelable *c, int err, int code, const char *msg, const char *file, int line,
        const char *func, const bool tracing)
 {
-    if (atomic_load_explicit(&c->head.state, memory_order_acquire) & STATE_ERR) {
+    if (cctx__atomic_load_acquire(&c->head.state) & STATE_ERR) {
         cctx__wait_marked(c);
         return;
     }
@@ -362,10 +352,9 @@ static bool release_or_keep(struct cctx *c, struct handoff *h, const char *file,
 /* Drops a reference unless it is the last one; false if it is. */
 static bool release_unless_last(struct cctx *c)
 {
-    uint32_t r = atomic_load_explicit(&c->refs, memory_order_relaxed);
+    uint32_t r = cctx__atomic_load_relaxed(&c->refs);
     while ((int32_t)r > 1) /* signed: a waited count goes the ordinary way */
-        if (atomic_compare_exchange_weak_explicit(&c->refs, &r, r - 1, memory_order_acq_rel,
-                                                  memory_order_relaxed))
+        if (cctx__atomic_cas_weak_acq_rel(&c->refs, &r, r - 1))
             return true;
     return false;
 }
@@ -444,7 +433,7 @@ static void hand_off(struct handoff *h)
 void cctx__timer_fire(struct cctx__timer *t)
 {
     struct handoff h = {.origin = &t->c, .origin_marked = true};
-    if (atomic_load_explicit(&t->c.head.state, memory_order_acquire) & STATE_ERR) {
+    if (cctx__atomic_load_acquire(&t->c.head.state) & STATE_ERR) {
         /* Ended some other way: the firing has nothing to do, and need not
          * wait for that cancellation's marking to finish. */
         if (!release_or_keep(&t->c.head, &h, SITE_OF(t)))

@@ -11,8 +11,8 @@ _Atomic int64_t cctx__fake_now;
 
 int64_t cctx_now(void)
 {
-    if (cctx__unlikely(atomic_load_explicit(&cctx__fake_on, memory_order_relaxed)))
-        return atomic_load_explicit(&cctx__fake_now, memory_order_acquire);
+    if (cctx__unlikely(cctx__atomic_load_relaxed(&cctx__fake_on)))
+        return cctx__atomic_load_acquire(&cctx__fake_now);
     return cctx__os_now();
 }
 
@@ -39,7 +39,7 @@ void cctx_fake_clock_start(int64_t now)
 
 void cctx_fake_clock_advance(int64_t d)
 {
-    if (d <= 0 || !atomic_load(&cctx__fake_on))
+    if (d <= 0 || !cctx__atomic_load_seq_cst(&cctx__fake_on))
         return;
     cctx__timer_set_fake(1, 0, d);
 }

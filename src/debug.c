@@ -38,9 +38,9 @@ _Atomic unsigned cctx__debug;
 
 /* ---- The registry ------------------------------------------------------------- */
 
-struct entry {
+struct registry_entry {
     struct cctx *ctx;
-    struct entry *next; /* in its bucket */
+    struct registry_entry *next; /* in its bucket */
     uint64_t seq;       /* creation order */
     /* A tombstone's release site (rel_file != NULL once released). */
     const char *rel_file, *rel_func;
@@ -48,12 +48,12 @@ struct entry {
     uint8_t mark; /* the switches' own (laggy.c: reported) */
 };
 
-#define SHARDS 64
-static struct shard {
+#define REGISTRY_SHARDS 64
+static struct registry_shard {
     pthread_mutex_t lock;
-    struct entry **b;
+    struct registry_entry **b;
     size_t nb, n;
-} shards[SHARDS] = {[0 ... SHARDS - 1] = {.lock = PTHREAD_MUTEX_INITIALIZER}};
+} shards[REGISTRY_SHARDS] = {[0 ... REGISTRY_SHARDS - 1] = {.lock = PTHREAD_MUTEX_INITIALIZER}};
 static _Atomic uint64_t next_seq;
 
 static size_t hash_ptr(const void *p)
@@ -64,15 +64,15 @@ static size_t hash_ptr(const void *p)
     return (size_t)(x ^ (x >> 32));
 }
 
-static struct shard *shard_of(const void *p)
+static struct registry_shard *shard_of(const void *p)
 {
-    return &shards[hash_ptr(p) % SHARDS];
+    return &shards[hash_ptr(p) % REGISTRY_SHARDS];
 }
 
 /* The slot that holds c's entry, or the empty slot at the end of its chain. */
-static struct entry **slot_in(struct shard *s, const struct cctx *c)
+static struct registry_entry **slot_in(struct registry_shard *s, const struct cctx *c)
 {
-    struct entry **pp = &s->b[(hash_ptr(c) / SHARDS) & (s->nb - 1)];
+    struct registry_entry **pp = &s->b[(hash_ptr(c) / REGISTRY_SHARDS) & (s->nb - 1)];
     while (*pp && (*pp)->ctx != c)
         pp = &(*pp)->next;
     return pp;
@@ -80,16 +80,16 @@ static struct entry **slot_in(struct shard *s, const struct cctx *c)
 
 /* Doubles the bucket array (shard lock held); on failure the chains just
  * grow longer. */
-static void grow(struct shard *s)
+static void grow(struct registry_shard *s)
 {
     size_t nb = s->nb ? s->nb * 2 : 64;
-    struct entry **b = calloc(nb, sizeof *b);
+    struct registry_entry **b = calloc(nb, sizeof *b);
     if (!b)
         return;
     for (size_t i = 0; i < s->nb; i++) {
-        for (struct entry *e = s->b[i], *next; e; e = next) {
+        for (struct registry_entry *e = s->b[i], *next; e; e = next) {
             next = e->next;
-            struct entry **pp = &b[(hash_ptr(e->ctx) / SHARDS) & (nb - 1)];
+            struct registry_entry **pp = &b[(hash_ptr(e->ctx) / REGISTRY_SHARDS) & (nb - 1)];
             e->next = *pp;
             *pp = e;
         }
@@ -101,21 +101,21 @@ static void grow(struct shard *s)
 
 static void registry_add(struct cctx *c)
 {
-    struct entry *e = malloc(sizeof *e);
+    struct registry_entry *e = malloc(sizeof *e);
     if (!e) {
         /* Debugging aid only: the context works, it is just not listed. */
         static _Atomic int warned;
-        if (!atomic_exchange(&warned, 1))
+        if (!cctx__atomic_exchange_seq_cst(&warned, 1))
             fputs("cctx: debug: out of memory, some contexts are not registered\n", stderr);
         return;
     }
-    *e = (struct entry){.ctx = c, .seq = atomic_fetch_add(&next_seq, 1)};
-    struct shard *s = shard_of(c);
+    *e = (struct registry_entry){.ctx = c, .seq = cctx__atomic_fetch_add_seq_cst(&next_seq, 1)};
+    struct registry_shard *s = shard_of(c);
     pthread_mutex_lock(&s->lock);
     if (s->n >= s->nb)
         grow(s);
     if (s->nb) {
-        struct entry **pp = slot_in(s, c);
+        struct registry_entry **pp = slot_in(s, c);
         e->next = *pp;
         *pp = e;
         s->n++;
@@ -126,13 +126,13 @@ static void registry_add(struct cctx *c)
 }
 
 /* Removes c's entry and returns it (the caller frees it), or NULL. */
-static struct entry *registry_take(const struct cctx *c)
+static struct registry_entry *registry_take(const struct cctx *c)
 {
-    struct shard *s = shard_of(c);
+    struct registry_shard *s = shard_of(c);
     pthread_mutex_lock(&s->lock);
-    struct entry *e = NULL;
+    struct registry_entry *e = NULL;
     if (s->nb) {
-        struct entry **pp = slot_in(s, c);
+        struct registry_entry **pp = slot_in(s, c);
         if ((e = *pp) != NULL) {
             *pp = e->next;
             s->n--;
@@ -143,13 +143,13 @@ static struct entry *registry_take(const struct cctx *c)
 }
 
 /* Calls fn on every entry, one shard at a time under its lock. */
-static void registry_each(void (*fn)(struct entry *e, void *arg), void *arg)
+static void registry_each(void (*fn)(struct registry_entry *e, void *arg), void *arg)
 {
-    for (int i = 0; i < SHARDS; i++) {
-        struct shard *s = &shards[i];
+    for (int i = 0; i < REGISTRY_SHARDS; i++) {
+        struct registry_shard *s = &shards[i];
         pthread_mutex_lock(&s->lock);
         for (size_t j = 0; j < s->nb; j++)
-            for (struct entry *e = s->b[j]; e; e = e->next)
+            for (struct registry_entry *e = s->b[j]; e; e = e->next)
                 fn(e, arg);
         pthread_mutex_unlock(&s->lock);
     }
@@ -160,7 +160,7 @@ struct visit {
     void *arg;
 };
 
-static void visit_one(struct entry *e, void *arg)
+static void visit_one(struct registry_entry *e, void *arg)
 {
     struct visit *v = arg;
     if (!e->rel_file)
@@ -175,9 +175,9 @@ void cctx__registry_visit(void (*fn)(struct cctx *c, uint8_t *mark, void *arg), 
 
 bool cctx__registry_mark(const struct cctx *c)
 {
-    struct shard *s = shard_of(c);
+    struct registry_shard *s = shard_of(c);
     pthread_mutex_lock(&s->lock);
-    struct entry *e = s->nb ? *slot_in(s, c) : NULL;
+    struct registry_entry *e = s->nb ? *slot_in(s, c) : NULL;
     bool was = e && e->mark;
     if (e)
         e->mark = 1;
@@ -191,7 +191,7 @@ struct snapshot {
     int err;
 };
 
-static void snap_one(struct entry *e, void *arg)
+static void snap_one(struct registry_entry *e, void *arg)
 {
     struct snapshot *s = arg;
     if (s->err || e->rel_file)
@@ -215,7 +215,7 @@ static void snap_one(struct entry *e, void *arg)
 
 int cctx__registry_snapshot(struct cctx__registered **out, size_t *n)
 {
-    if (!(atomic_load(&cctx__debug) & CCTX__DEBUG_REGISTRY))
+    if (!(cctx__atomic_load_seq_cst(&cctx__debug) & CCTX__DEBUG_REGISTRY))
         return ENOTSUP;
     struct snapshot s = {0};
     registry_each(snap_one, &s);
@@ -239,8 +239,8 @@ static size_t quarantine_next;
 
 void cctx__debug_born(struct cctx *c)
 {
-    unsigned d = atomic_load_explicit(&cctx__debug, memory_order_relaxed);
-    atomic_fetch_or_explicit(&c->word, WORD_WATCHED, memory_order_relaxed);
+    unsigned d = cctx__atomic_load_relaxed(&cctx__debug);
+    cctx__atomic_fetch_or_relaxed(&c->word, WORD_WATCHED);
     if (d & CCTX__DEBUG_REGISTRY)
         registry_add(c);
     if (d & CCTX__DEBUG_TRACE)
@@ -251,9 +251,9 @@ bool cctx__debug_dying(struct cctx *c, struct cctx *parent, const char *file, in
                        const char *func)
 {
     /* Acquire: pairs with the waiter's count, raised before it watched c. */
-    if (atomic_load_explicit(&cctx__watching, memory_order_acquire))
+    if (cctx__atomic_load_acquire(&cctx__watching))
         cctx__watch_forget(c);
-    unsigned d = atomic_load_explicit(&cctx__debug, memory_order_relaxed);
+    unsigned d = cctx__atomic_load_relaxed(&cctx__debug);
     if (d & CCTX__DEBUG_TRACE)
         cctx__trace_freed(c, parent, file, line, func);
     if (!(d & CCTX__DEBUG_REGISTRY))
@@ -269,7 +269,7 @@ bool cctx__debug_dying(struct cctx *c, struct cctx *parent, const char *file, in
         struct cctx__cancelable *cc = (struct cctx__cancelable *)c;
         bool children = false;
         cctx__lock(c);
-        if (!(atomic_load_explicit(&c->state, memory_order_relaxed) & STATE_ERR))
+        if (!(cctx__atomic_load_relaxed(&c->state) & STATE_ERR))
             for (struct cctx__node *n = cc->children; n && !children; n = n->next)
                 children = !(n->pprev & NODE_AFTER);
         cctx__unlock(c);
@@ -278,19 +278,19 @@ bool cctx__debug_dying(struct cctx *c, struct cctx *parent, const char *file, in
                          c, file, line, func, NULL);
     }
     /* Keep the memory as a tombstone that remembers this release. */
-    struct shard *s = shard_of(c);
+    struct registry_shard *s = shard_of(c);
     pthread_mutex_lock(&s->lock);
-    struct entry *e = s->nb ? *slot_in(s, c) : NULL;
+    struct registry_entry *e = s->nb ? *slot_in(s, c) : NULL;
     if (e) {
         e->rel_file = file ? file : "?";
         e->rel_line = line;
         e->rel_func = func ? func : "?";
     }
     pthread_mutex_unlock(&s->lock);
-    uint32_t w = atomic_load_explicit(&c->word, memory_order_relaxed);
+    uint32_t w = cctx__atomic_load_relaxed(&c->word);
     w = (w & ~(7u << WORD_KIND_SHIFT)) | (uint32_t)KIND_FREED << WORD_KIND_SHIFT;
-    atomic_store_explicit(&c->word, w & ~(WORD_NAMED | WORD_LINKED), memory_order_relaxed);
-    atomic_store_explicit(&c->state, STATE_FORWARD, memory_order_release);
+    cctx__atomic_store_relaxed(&c->word, w & ~(WORD_NAMED | WORD_LINKED));
+    cctx__atomic_store_release(&c->state, STATE_FORWARD);
     c->parent = NULL;
 
     pthread_mutex_lock(&quarantine_lock);
@@ -338,9 +338,9 @@ _Noreturn void cctx__misuse(const char *what, const struct cctx *c, const char *
     if (c) {
         fprintf(stderr, "cctx:   the context %p was made at %s:%d in %s\n", (const void *)c,
                 c->file ? c->file : "?", cctx__line(c), c->func ? c->func : "?");
-        struct shard *s = shard_of(c);
+        struct registry_shard *s = shard_of(c);
         pthread_mutex_lock(&s->lock);
-        struct entry *e = s->nb ? *slot_in(s, c) : NULL;
+        struct registry_entry *e = s->nb ? *slot_in(s, c) : NULL;
         if (e && e->rel_file)
             fprintf(stderr, "cctx:   and released (its last reference dropped) at %s:%d in %s\n",
                     e->rel_file, e->rel_line, e->rel_func);
@@ -377,7 +377,7 @@ struct leaks {
 /* Each listed context is held (threads may still be running at exit), as
  * in snap_one: room first, since that reference must not be dropped under
  * the shard lock. */
-static void leak_one(struct entry *e, void *arg)
+static void leak_one(struct registry_entry *e, void *arg)
 {
     struct leaks *l = arg;
     if (e->rel_file)
@@ -494,7 +494,7 @@ static size_t report_leaks(FILE *out)
 
 static void at_exit(void)
 {
-    unsigned d = atomic_load(&cctx__debug);
+    unsigned d = cctx__atomic_load_seq_cst(&cctx__debug);
     if (d & CCTX__DEBUG_TRACE) {
         cctx__trace_drain();
         cctx_trace_flush();
@@ -581,7 +581,7 @@ static unsigned parse_debug(const char *s)
  * forever in the child: hold them all across the fork. */
 static void fork_prepare(void)
 {
-    for (int i = 0; i < SHARDS; i++)
+    for (int i = 0; i < REGISTRY_SHARDS; i++)
         pthread_mutex_lock(&shards[i].lock);
     pthread_mutex_lock(&quarantine_lock);
 }
@@ -589,18 +589,19 @@ static void fork_prepare(void)
 static void fork_done(void)
 {
     pthread_mutex_unlock(&quarantine_lock);
-    for (int i = SHARDS; i-- > 0;)
+    for (int i = REGISTRY_SHARDS; i-- > 0;)
         pthread_mutex_unlock(&shards[i].lock);
 }
 
 void cctx__debug_enable(unsigned bits)
 {
     static _Atomic int registered, forking;
-    if ((bits & (CCTX__DEBUG_LEAKS | CCTX__DEBUG_TRACE)) && !atomic_exchange(&registered, 1))
+    if ((bits & (CCTX__DEBUG_LEAKS | CCTX__DEBUG_TRACE)) &&
+        !cctx__atomic_exchange_seq_cst(&registered, 1))
         atexit(at_exit);
-    if ((bits & CCTX__DEBUG_REGISTRY) && !atomic_exchange(&forking, 1))
+    if ((bits & CCTX__DEBUG_REGISTRY) && !cctx__atomic_exchange_seq_cst(&forking, 1))
         pthread_atfork(fork_prepare, fork_done, fork_done);
-    atomic_fetch_or(&cctx__debug, bits);
+    cctx__atomic_fetch_or_seq_cst(&cctx__debug, bits);
 }
 
 __attribute__((constructor)) static void read_switches(void)

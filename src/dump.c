@@ -118,7 +118,7 @@ int cctx_set_name(cctx_t *ctx, const char *name)
         *fresh = (struct name){.ctx = ctx};
         *pp = fresh;
         fresh = NULL;
-        atomic_fetch_or_explicit(&ctx->word, WORD_NAMED, memory_order_release);
+        cctx__atomic_fetch_or_release(&ctx->word, WORD_NAMED);
     }
     t->older = (*pp)->texts;
     (*pp)->texts = t;
@@ -135,7 +135,7 @@ const char *cctx_name(const cctx_t *ctx)
     if (cctx__kind(ctx) == KIND_ROOT)
         return ctx == cctx_background() ? "background" : "todo";
     cctx__check_live(ctx, "cctx_name", NULL, 0, NULL);
-    if (!(atomic_load_explicit(&((struct cctx *)ctx)->word, memory_order_acquire) & WORD_NAMED))
+    if (!(cctx__atomic_load_acquire(&((struct cctx *)ctx)->word) & WORD_NAMED))
         return NULL;
     pthread_mutex_lock(&names_lock);
     struct name *n = *name_slot(ctx);
@@ -322,14 +322,13 @@ static int push_children(struct stack *s, struct cctx *c, int depth, size_t *cou
         return 0;
     int err = 0;
     cctx__lock(&src->head);
-    /* A canceled context has handed its list over (see internal.h). */
+    /* A canceled context has handed its list over (see layout.h). */
     struct cctx__node *list =
-        atomic_load_explicit(&src->head.state, memory_order_relaxed) & STATE_ERR ? NULL
-                                                                               : src->children;
+        cctx__atomic_load_relaxed(&src->head.state) & STATE_ERR ? NULL : src->children;
     for (struct cctx__node *n = list; n; n = n->next) {
         if (n->pprev & NODE_AFTER)
             continue;
-        struct cctx *child = (struct cctx *)((char *)n - offsetof(struct cctx__cancelable, link));
+        struct cctx *child = &container_of(n, struct cctx__cancelable, link)->head;
         if (&src->head != c && !passes_through(child, c, &src->head))
             continue;
         (*count)++;

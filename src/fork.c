@@ -53,10 +53,10 @@ static void in_parent(void)
 
 static void in_child(void)
 {
-    atomic_fetch_add_explicit(&cctx__fork_generation, 1, memory_order_relaxed);
+    cctx__atomic_fetch_add_relaxed(&cctx__fork_generation, 1);
     cctx__timer_fork(FORK_CHILD);
     cctx__runner_fork(FORK_CHILD);
-    atomic_store_explicit(&cctx__child_stale, 1, memory_order_relaxed);
+    cctx__atomic_store_relaxed(&cctx__child_stale, 1);
 }
 
 static pthread_once_t watch_once = PTHREAD_ONCE_INIT;
@@ -74,7 +74,7 @@ void cctx__fork_watch(void)
 
 void cctx__child_restart_slow(void)
 {
-    if (!atomic_exchange_explicit(&cctx__child_stale, 0, memory_order_acq_rel))
+    if (!cctx__atomic_exchange_acq_rel(&cctx__child_stale, 0))
         return;
     cctx__timer_start();
     cctx__runner_restart();

@@ -69,7 +69,7 @@ static void ctl_put(struct grace_ctl *x, cctx_after_t *mine)
 {
     /* acq_rel: whatever the other owner did with the block happens before
      * the free. */
-    if (atomic_fetch_sub_explicit(&x->owners, 1, memory_order_acq_rel) != 1)
+    if (cctx__atomic_fetch_sub_acq_rel(&x->owners, 1) != 1)
         return;
     if (mine)
         cctx_after_stop_at(mine, __FILE__, __LINE__, __func__);
@@ -114,10 +114,10 @@ static void end_after(struct cctx__timer *t, int64_t base, const char *parent_ms
     snprintf(x->msg, sizeof x->msg, "grace period of %s after: %s", d,
              parent_msg ? parent_msg : "context canceled");
     fit_utf8(x->msg, sizeof x->msg);
-    if (atomic_load_explicit(&t->c.head.state, memory_order_acquire) & STATE_ERR)
+    if (cctx__atomic_load_acquire(&t->c.head.state) & STATE_ERR)
         return; /* its own cancel came first */
     int64_t deadline = cctx__sat_add(base, x->grace);
-    __atomic_store_n(&t->deadline, deadline, __ATOMIC_RELAXED);
+    cctx__plain_store_relaxed(&t->deadline, deadline);
     /* Out of memory for the timer's heap: ending now is what keeps the
      * promise that it ends (early rather than never). */
     if (deadline <= cctx_now() || cctx__timer_arm(t) != 0)

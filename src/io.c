@@ -32,7 +32,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
-#include <stdatomic.h>
+#include "atomics.h"
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>

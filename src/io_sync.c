@@ -16,7 +16,7 @@
 #include <sched.h>
 #include <semaphore.h>
 #include <signal.h>
-#include <stdatomic.h>
+#include "atomics.h"
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
@@ -178,7 +178,7 @@ static struct {
     struct cond_wait *queue;
     bool started;         /* the waker exists in this process */
     atomic_bool ready;    /* started, for the lock-free check */
-} K = {.lock = PTHREAD_MUTEX_INITIALIZER, .more = PTHREAD_COND_INITIALIZER};
+} waker = {.lock = PTHREAD_MUTEX_INITIALIZER, .more = PTHREAD_COND_INITIALIZER};
 
 static pthread_once_t waker_once = PTHREAD_ONCE_INIT;
 
@@ -200,20 +200,20 @@ static void *waker_main(void *arg)
 #endif
     struct cond_wait *mine = NULL; /* taken off the queue, mutex not had yet */
     int64_t slice = CCTX__IO_SLICE_MIN;
-    pthread_mutex_lock(&K.lock);
+    pthread_mutex_lock(&waker.lock);
     for (;;) {
-        while (K.queue) {
-            struct cond_wait *w = K.queue;
-            K.queue = w->next;
+        while (waker.queue) {
+            struct cond_wait *w = waker.queue;
+            waker.queue = w->next;
             w->next = mine;
             mine = w;
         }
         if (!mine) {
             slice = CCTX__IO_SLICE_MIN;
-            pthread_cond_wait(&K.more, &K.lock);
+            pthread_cond_wait(&waker.more, &waker.lock);
             continue;
         }
-        pthread_mutex_unlock(&K.lock);
+        pthread_mutex_unlock(&waker.lock);
         bool all_busy = true;
         for (struct cond_wait **pw = &mine; *pw;) {
             struct cond_wait *w = *pw;
@@ -238,19 +238,19 @@ static void *waker_main(void *arg)
             }
         }
         slice = all_busy ? cctx__io_next_slice(slice) : CCTX__IO_SLICE_MIN;
-        pthread_mutex_lock(&K.lock);
+        pthread_mutex_lock(&waker.lock);
     }
     return NULL;
 }
 
 static void waker_prepare(void)
 {
-    pthread_mutex_lock(&K.lock);
+    pthread_mutex_lock(&waker.lock);
 }
 
 static void waker_parent(void)
 {
-    pthread_mutex_unlock(&K.lock);
+    pthread_mutex_unlock(&waker.lock);
 }
 
 /* Only what is async-signal-safe in spirit: plain stores, a condition
@@ -263,11 +263,11 @@ static void waker_child(void)
      * stacks), and a signal in the child could go to that waiter, which
      * does not exist here, instead of to the child's own waker. A fresh one,
      * as the timer makes its own (timer.c). */
-    pthread_cond_init(&K.more, NULL);
-    K.queue = NULL;
-    K.started = false;
-    atomic_store_explicit(&K.ready, false, memory_order_relaxed);
-    pthread_mutex_unlock(&K.lock);
+    pthread_cond_init(&waker.more, NULL);
+    waker.queue = NULL;
+    waker.started = false;
+    cctx__atomic_store_relaxed(&waker.ready, false);
+    pthread_mutex_unlock(&waker.lock);
 }
 
 static void waker_init(void)
@@ -280,12 +280,12 @@ static void waker_init(void)
  * signals) and a small stack. */
 static int ensure_waker(void)
 {
-    if (atomic_load_explicit(&K.ready, memory_order_acquire))
+    if (cctx__atomic_load_acquire(&waker.ready))
         return 0;
     pthread_once(&waker_once, waker_init);
-    pthread_mutex_lock(&K.lock);
+    pthread_mutex_lock(&waker.lock);
     int r = 0;
-    if (!K.started) {
+    if (!waker.started) {
         pthread_attr_t attr;
         r = pthread_attr_init(&attr);
         if (r == 0) {
@@ -295,30 +295,28 @@ static int ensure_waker(void)
             sigfillset(&all);
             pthread_sigmask(SIG_SETMASK, &all, &old);
             pthread_t t;
-            cctx__io_create_fn create =
-                atomic_load_explicit(&cctx__io_thread_create, memory_order_relaxed);
+            cctx__io_create_fn create = cctx__atomic_load_relaxed(&cctx__io_thread_create);
             r = create(&t, &attr, waker_main, NULL);
             pthread_sigmask(SIG_SETMASK, &old, NULL);
             pthread_attr_destroy(&attr);
         }
         if (r == 0) {
-            K.started = true;
-            atomic_store_explicit(&K.ready, true, memory_order_release);
+            waker.started = true;
+            cctx__atomic_store_release(&waker.ready, true);
         }
     }
-    pthread_mutex_unlock(&K.lock);
+    pthread_mutex_unlock(&waker.lock);
     return r;
 }
 
 static void cond_fire(void *arg)
 {
     struct cond_wait *w = arg;
-    int s = atomic_load_explicit(&w->state, memory_order_acquire);
+    int s = cctx__atomic_load_acquire(&w->state);
     do {
         if (s == CW_LEAVING)
             return;
-    } while (!atomic_compare_exchange_weak_explicit(&w->state, &s, CW_FIRED,
-                                                    memory_order_acq_rel, memory_order_acquire));
+    } while (!cctx__atomic_cas_weak_acq_rel(&w->state, &s, CW_FIRED));
     if (s == CW_ARMING)
         return;
     /* Broadcast after the unlock (see above): the waiter then wakes to a
@@ -330,11 +328,11 @@ static void cond_fire(void *arg)
         return;
     }
     w->handoff = 1;
-    pthread_mutex_lock(&K.lock);
-    w->next = K.queue;
-    K.queue = w;
-    pthread_cond_signal(&K.more);
-    pthread_mutex_unlock(&K.lock);
+    pthread_mutex_lock(&waker.lock);
+    w->next = waker.queue;
+    waker.queue = w;
+    pthread_cond_signal(&waker.more);
+    pthread_mutex_unlock(&waker.lock);
 }
 
 int cctx_cond_wait(cctx_t *ctx, pthread_cond_t *cond, pthread_mutex_t *mutex)
@@ -350,15 +348,13 @@ int cctx_cond_wait(cctx_t *ctx, pthread_cond_t *cond, pthread_mutex_t *mutex)
     if ((err = cctx_after_func(ctx, &w.reg, cond_fire, &w)))
         return err;
     int s = CW_ARMING;
-    if (!atomic_compare_exchange_strong_explicit(&w.state, &s, CW_WAITING, memory_order_acq_rel,
-                                                 memory_order_acquire)) {
+    if (!cctx__atomic_cas_strong_acq_rel(&w.state, &s, CW_WAITING)) {
         cctx_after_stop(&w.reg); /* fn ran without touching cond or mutex */
         return cctx_err(ctx);
     }
     int rc = pthread_cond_wait(cond, mutex);
     s = CW_WAITING;
-    if (atomic_compare_exchange_strong_explicit(&w.state, &s, CW_LEAVING, memory_order_acq_rel,
-                                                memory_order_acquire)) {
+    if (cctx__atomic_cas_strong_acq_rel(&w.state, &s, CW_LEAVING)) {
         cctx_after_stop(&w.reg); /* fn, if running, returns without the mutex */
         return rc ? rc : cctx_err(ctx);
     }

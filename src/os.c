@@ -132,7 +132,7 @@ int cctx__os_wait(_Atomic uint32_t *word, uint32_t expected, int64_t deadline)
      * broadcast, so under the lock either the change is seen or the
      * broadcast is still to come. Acquire, as a futex wait's check gives the
      * caller what the changer wrote before it. */
-    if (atomic_load_explicit(word, memory_order_acquire) == expected) {
+    if (cctx__atomic_load_acquire(word) == expected) {
         if (deadline == CCTX_NO_DEADLINE) {
             pthread_cond_wait(&s->cond, &s->lock);
         } else {

@@ -206,7 +206,7 @@ static int close_others(posix_spawn_file_actions_t *fa)
 #endif
 }
 
-static cctx_proc_t *fail(int err)
+static cctx_proc_t *spawn_failed(int err)
 {
     errno = err;
     return NULL;
@@ -219,23 +219,23 @@ CCTX_API cctx_proc_t *cctx_proc_spawn(cctx_t *ctx, const char *path, char *const
     if (!opts)
         opts = &defaults;
     if (!ctx || !path || !argv)
-        return fail(EINVAL);
+        return spawn_failed(EINVAL);
     if (opts->signal < 0 || opts->signal >= NSIG)
-        return fail(EINVAL);
+        return spawn_failed(EINVAL);
     int given[3] = {opts->stdin_fd, opts->stdout_fd, opts->stderr_fd};
     for (int i = 0; i < 3; i++) {
         if (given[i] < -1)
-            return fail(EINVAL);
+            return spawn_failed(EINVAL);
         if (given[i] >= 0 && fcntl(given[i], F_GETFD) < 0)
-            return fail(EBADF);
+            return spawn_failed(EBADF);
     }
     int err = cctx_err(ctx);
     if (err)
-        return fail(err);
+        return spawn_failed(err);
 
     struct cctx_proc *p = calloc(1, sizeof *p);
     if (!p)
-        return fail(ENOMEM);
+        return spawn_failed(ENOMEM);
     pthread_mutex_init(&p->lock, NULL);
     p->pidfd = -1;
     p->sig = opts->signal ? opts->signal : SIGTERM;
@@ -323,7 +323,7 @@ out_tmp:
             close(tmp[i]);
     pthread_mutex_destroy(&p->lock);
     free(p);
-    return fail(err);
+    return spawn_failed(err);
 }
 
 /* ---- waiting, freeing ------------------------------------------------------ */

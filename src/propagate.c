@@ -324,7 +324,7 @@ static int random_id(uint8_t *id, size_t n)
 {
     cctx__fork_watch();
     for (;;) {
-        uint32_t gen = atomic_load_explicit(&cctx__fork_generation, memory_order_relaxed);
+        uint32_t gen = cctx__atomic_load_relaxed(&cctx__fork_generation);
         if (POOL - pool.used < n || pool.fork_gen != gen) {
             int err = fill_random(pool.bytes, POOL);
             if (err) {

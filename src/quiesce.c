@@ -118,7 +118,7 @@ static void watch_add(struct waiter *me, struct cctx *c, int depth)
     me->mine = w;
     /* From now on its death is heard; set while we hold it (it cannot be
      * dying), relaxed like the other bits set on a live context. */
-    atomic_fetch_or_explicit(&c->word, WORD_WATCHED, memory_order_relaxed);
+    cctx__atomic_fetch_or_relaxed(&c->word, WORD_WATCHED);
 }
 
 static void watch_drop_all(struct waiter *me)
@@ -155,7 +155,7 @@ static void watch_subtree(struct waiter *me, struct cctx__cancelable *c)
     int depth = 0;
     for (;;) {
         cctx__lock(&x->head);
-        if (!(atomic_load_explicit(&x->head.state, memory_order_relaxed) & STATE_ERR)) {
+        if (!(cctx__atomic_load_relaxed(&x->head.state) & STATE_ERR)) {
             for (struct cctx__node *node = x->children; node; node = node->next) {
                 if (node->pprev & NODE_AFTER)
                     continue;
@@ -314,7 +314,7 @@ struct fake_wake {
 static void fake_timeout(void *arg)
 {
     struct fake_wake *f = arg;
-    atomic_store_explicit(&f->fired, 1, memory_order_release);
+    cctx__atomic_store_release(&f->fired, 1);
     cctx__os_wake(f->word);
 }
 
@@ -322,7 +322,7 @@ static bool held_by_others(struct cctx *c)
 {
     /* Acquire: every access of the holders that let go happens before the
      * caller goes on (their releases are acq_rel). */
-    return (atomic_load_explicit(&c->refs, memory_order_acquire) & ~REFS_WAITED) > 1;
+    return (cctx__atomic_load_acquire(&c->refs) & ~REFS_WAITED) > 1;
 }
 
 /* Sleeps on c's count until it reaches 1 or the wait ends; ETIMEDOUT then. */
@@ -336,7 +336,7 @@ static int wait_alone(struct cctx *c, int64_t timeout, const char *file, int lin
     cctx_t *until = NULL;
     cctx_after_t reg = {{0}};
     int64_t deadline = CCTX_NO_DEADLINE;
-    if (timeout > 0 && atomic_load_explicit(&cctx__fake_on, memory_order_relaxed)) {
+    if (timeout > 0 && cctx__atomic_load_relaxed(&cctx__fake_on)) {
         until = cctx_with_timeout_cause_at(cctx_background(), timeout, 0, NULL, NULL, file, line,
                                            func);
         if (!until)
@@ -347,24 +347,22 @@ static int wait_alone(struct cctx *c, int64_t timeout, const char *file, int lin
     }
     int err = 0;
     for (;;) {
-        uint32_t r = atomic_load_explicit(&c->refs, memory_order_acquire);
+        uint32_t r = cctx__atomic_load_acquire(&c->refs);
         if ((r & ~REFS_WAITED) <= 1)
             break;
         if (!(r & REFS_WAITED)) {
             /* acq_rel: the mark is seen by every release that follows. */
-            if (!atomic_compare_exchange_weak_explicit(&c->refs, &r, r | REFS_WAITED,
-                                                       memory_order_acq_rel,
-                                                       memory_order_acquire))
+            if (!cctx__atomic_cas_weak_acq_rel(&c->refs, &r, r | REFS_WAITED))
                 continue;
             r |= REFS_WAITED;
         }
-        if (atomic_load_explicit(&fake.fired, memory_order_acquire) ||
+        if (cctx__atomic_load_acquire(&fake.fired) ||
             cctx__os_wait(&c->refs, r, deadline) == ETIMEDOUT) {
             err = held_by_others(c) ? ETIMEDOUT : 0;
             break;
         }
     }
-    if (atomic_fetch_and_explicit(&c->refs, ~REFS_WAITED, memory_order_acq_rel) & REFS_WAITED)
+    if (cctx__atomic_fetch_and_acq_rel(&c->refs, ~REFS_WAITED) & REFS_WAITED)
         cctx__os_wake(&c->refs); /* another waiter, if any, marks it again */
     if (until) {
         cctx_after_stop_at(&reg, file, line, func);
@@ -395,7 +393,7 @@ int cctx_cancel_and_wait_at(cctx_cancel_t *cancel, int64_t timeout, FILE *report
     bool walk = report && !cctx__debug_on(CCTX__DEBUG_REGISTRY);
     if (walk) {
         pthread_once(&fork_once, watch_fork);
-        atomic_fetch_add_explicit(&cctx__watching, 1, memory_order_seq_cst);
+        cctx__atomic_fetch_add_seq_cst(&cctx__watching, 1);
         watch_subtree(&me, (struct cctx__cancelable *)c);
     }
     cctx__cancel((struct cctx__cancelable *)c, ECANCELED, 0, NULL, file, line, func);
@@ -404,7 +402,7 @@ int cctx_cancel_and_wait_at(cctx_cancel_t *cancel, int64_t timeout, FILE *report
         report_held(report, (struct cctx__cancelable *)c, &me);
     if (walk) {
         watch_drop_all(&me);
-        atomic_fetch_sub_explicit(&cctx__watching, 1, memory_order_release);
+        cctx__atomic_fetch_sub_release(&cctx__watching, 1);
     }
     return err;
 }

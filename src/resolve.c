@@ -26,7 +26,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
+#include "atomics.h"
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,7 +55,7 @@ static atomic_int in_flight;
 
 int cctx__resolve_in_flight(void)
 {
-    return atomic_load_explicit(&in_flight, memory_order_acquire);
+    return cctx__atomic_load_acquire(&in_flight);
 }
 
 static void job_free(struct job *j)
@@ -90,7 +90,7 @@ static void *helper(void *arg)
         pthread_cond_signal(&j->cond);
         pthread_mutex_unlock(&j->lock);
     }
-    atomic_fetch_sub_explicit(&in_flight, 1, memory_order_release);
+    cctx__atomic_fetch_sub_release(&in_flight, 1);
     return NULL;
 }
 
@@ -165,15 +165,14 @@ CCTX_API int cctx_getaddrinfo(cctx_t *ctx, const char *node, const char *service
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    atomic_fetch_add_explicit(&in_flight, 1, memory_order_relaxed);
+    cctx__atomic_fetch_add_relaxed(&in_flight, 1);
     pthread_t t;
-    cctx__io_create_fn create =
-        atomic_load_explicit(&cctx__io_thread_create, memory_order_relaxed);
+    cctx__io_create_fn create = cctx__atomic_load_relaxed(&cctx__io_thread_create);
     int rc = create(&t, &attr, helper, j);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
     if (rc != 0) {
-        atomic_fetch_sub_explicit(&in_flight, 1, memory_order_relaxed);
+        cctx__atomic_fetch_sub_relaxed(&in_flight, 1);
         job_free(j);
         return sys_fail(rc);
     }

@@ -82,11 +82,11 @@ static bool idle_wait(void)
     pool.idle = &me;
     cctx__word_unlock(&pool.lock);
     int64_t until = cctx__sat_add(cctx__os_now(), IDLE_EXIT);
-    while (!atomic_load_explicit(&me.claimed, memory_order_acquire))
+    while (!cctx__atomic_load_acquire(&me.claimed))
         if (cctx__os_wait(&me.claimed, 0, until) == ETIMEDOUT)
             break;
     cctx__word_lock(&pool.lock);
-    bool claimed = atomic_load_explicit(&me.claimed, memory_order_acquire);
+    bool claimed = cctx__atomic_load_acquire(&me.claimed);
     if (!claimed) {
         struct idler **pp = &pool.idle;
         while (*pp != &me)
@@ -118,7 +118,7 @@ static bool summon(void)
     if (idler) {
         pool.idle = idler->next;
         /* Under the lock: the idler frees its frame only after taking it. */
-        atomic_store_explicit(&idler->claimed, 1, memory_order_release);
+        cctx__atomic_store_release(&idler->claimed, 1);
         cctx__os_wake(&idler->claimed);
         cctx__word_unlock(&pool.lock);
         return true;
@@ -207,8 +207,8 @@ void cctx__runner_fork(int phase)
     default:
         /* The runners stayed in the parent; what was queued stays queued
          * and runs when the child first needs a runner (fork.c). */
-        atomic_store_explicit(&cctx__runner_queue.lock, 0, memory_order_relaxed);
-        atomic_store_explicit(&pool.lock, 0, memory_order_relaxed);
+        cctx__atomic_store_relaxed(&cctx__runner_queue.lock, 0);
+        cctx__atomic_store_relaxed(&pool.lock, 0);
         pool.threads = 0;
         pool.idle = NULL;
         break;

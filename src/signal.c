@@ -11,7 +11,7 @@
  *    it. Both carry the caller's site; the inner one is named after the
  *    signals ("signal.NotifyContext [interrupt terminated]") in dumps.
  *  - A registry, one list of watchers per signal number, under one mutex
- *    (R.lock). A watcher is one cctx_with_signals call: a malloc'ed struct
+ *    (dispatcher.lock). A watcher is one cctx_with_signals call: a malloc'ed struct
  *    with one link per distinct signal, and the storage of the
  *    after-function (unwatch) that unregisters it when the caller's
  *    context ends, however it ends.
@@ -34,7 +34,7 @@
  * watches) before it links its own watcher, so that watcher is not canceled
  * by a signal older than itself.
  *
- * Why the inner context. A delivery must cancel outside R.lock (the
+ * Why the inner context. A delivery must cancel outside dispatcher.lock (the
  * cancellation runs after-functions, unwatch among them, which take it),
  * so it must hold the context it cancels by a reference of its own: a
  * cancel handle is valid only while its context is, and the caller's last
@@ -54,7 +54,7 @@
  * is no longer caught (if that was its last watcher): the previous
  * disposition is back before anyone waiting on the context wakes.
  *
- * Locks: R.lock is a leaf. It is never held across a cctx call that can
+ * Locks: dispatcher.lock is a leaf. It is never held across a cctx call that can
  * take a context lock or run user code (cctx_ref and cctx_err are atomic
  * operations), nor across cctx_after_func, which runs unwatch at once on a
  * done context.
@@ -67,7 +67,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
+#include "atomics.h"
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -103,7 +103,7 @@ struct watcher {
     cctx_cancel_t *inner_cancel;
     const char *file, *func; /* the cctx_with_signals call: the cause's origin */
     int line;
-    uint64_t epoch;      /* R.epoch when linked: only deliveries begun later */
+    uint64_t epoch;      /* dispatcher.epoch when linked: only deliveries begun later */
     int n;
     struct sub subs[];   /* one per distinct signal */
 };
@@ -115,7 +115,7 @@ static struct {
     uint64_t epoch;         /* deliveries begun */
     bool started;           /* pipe and thread exist in this process */
     int wake_r;             /* the pipe's read end, the thread's */
-} R = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake_r = -1};
+} dispatcher = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake_r = -1};
 
 /* The thread has made its first pass over the flags since it started. */
 static atomic_bool swept;
@@ -203,8 +203,8 @@ static void on_signal(int sig, siginfo_t *info, void *uc)
         /* The flag first: the thread exchanges flags after each read, so
          * it sees this one on the read that takes our byte at the latest. A
          * full pipe already holds a byte the thread has yet to read. */
-        atomic_store_explicit(&pending[sig], 1, memory_order_release);
-        int fd = atomic_load_explicit(&wake_w, memory_order_acquire);
+        cctx__atomic_store_release(&pending[sig], 1);
+        int fd = cctx__atomic_load_acquire(&wake_w);
         if (fd >= 0) {
             ssize_t r = write(fd, "", 1);
             (void)r;
@@ -213,7 +213,7 @@ static void on_signal(int sig, siginfo_t *info, void *uc)
     errno = saved_errno;
 }
 
-/* Called with R.lock held, for a signal nobody watches. */
+/* Called with dispatcher.lock held, for a signal nobody watches. */
 static int install(int sig)
 {
     struct sigaction act;
@@ -223,7 +223,7 @@ static int install(int sig)
     sigemptyset(&act.sa_mask);
     /* A flag left by a signal that arrived before the last restore would
      * cancel the new watchers with a signal older than they are. */
-    atomic_store_explicit(&pending[sig], 0, memory_order_relaxed);
+    cctx__atomic_store_relaxed(&pending[sig], 0);
     /* Save first, then install: the handler may read saved[sig] as soon as
      * it is installed. */
     if (sigaction(sig, NULL, &saved[sig]) != 0 || sigaction(sig, &act, NULL) != 0)
@@ -231,7 +231,7 @@ static int install(int sig)
     return 0;
 }
 
-/* Called with R.lock held, when the last watcher of sig went. */
+/* Called with dispatcher.lock held, when the last watcher of sig went. */
 static void restore(int sig)
 {
     struct sigaction cur;
@@ -243,18 +243,18 @@ static void restore(int sig)
     sigaction(sig, &saved[sig], NULL);
 }
 
-/* ---- The registry (R.lock held) -------------------------------------------------- */
+/* ---- The registry (dispatcher.lock held) -------------------------------------------------- */
 
 static bool watched(int sig)
 {
-    return R.heads[sig].next != &R.heads[sig];
+    return dispatcher.heads[sig].next != &dispatcher.heads[sig];
 }
 
 /* At the tail: a delivery cancels the oldest first, so an ancestor before
  * the descendants it takes with it. */
 static void link_sub(struct sub *s)
 {
-    struct sub *head = &R.heads[s->signo];
+    struct sub *head = &dispatcher.heads[s->signo];
     s->next = head;
     s->prev = head->prev;
     head->prev->next = s;
@@ -282,7 +282,7 @@ static void unlink_watcher(struct watcher *w)
  * nobody watched; all or nothing. */
 static int link_watcher(struct watcher *w)
 {
-    w->epoch = R.epoch;
+    w->epoch = dispatcher.epoch;
     for (int i = 0; i < w->n; i++) {
         struct sub *s = &w->subs[i];
         if (!watched(s->signo)) {
@@ -319,10 +319,10 @@ static void deliver(int sig)
         int line;
     } batch[BATCH];
 
-    pthread_mutex_lock(&R.lock);
-    uint64_t epoch = ++R.epoch;
+    pthread_mutex_lock(&dispatcher.lock);
+    uint64_t epoch = ++dispatcher.epoch;
     for (;;) {
-        struct sub *head = &R.heads[sig];
+        struct sub *head = &dispatcher.heads[sig];
         int n = 0;
         for (struct sub *s = head->next, *next; s != head && n < BATCH; s = next) {
             next = s->next; /* unlink_watcher removes s, and nothing else here */
@@ -339,15 +339,15 @@ static void deliver(int sig)
         }
         if (n == 0)
             break;
-        pthread_mutex_unlock(&R.lock);
+        pthread_mutex_unlock(&dispatcher.lock);
         for (int i = 0; i < n; i++) {
             cctx_cancel_cause_at(batch[i].cancel, sig, msg, batch[i].file, batch[i].line,
                                  batch[i].func);
             cctx_release_at(batch[i].ctx, batch[i].file, batch[i].line, batch[i].func);
         }
-        pthread_mutex_lock(&R.lock);
+        pthread_mutex_lock(&dispatcher.lock);
     }
-    pthread_mutex_unlock(&R.lock);
+    pthread_mutex_unlock(&dispatcher.lock);
 }
 
 static void *signal_main(void *arg)
@@ -362,21 +362,21 @@ static void *signal_main(void *arg)
         /* Flags first: after fork, the child's thread may start with
          * signals flagged while it did not exist. */
         for (int sig = 1; sig < NSIG; sig++)
-            if (atomic_exchange_explicit(&pending[sig], 0, memory_order_acquire))
+            if (cctx__atomic_exchange_acquire(&pending[sig], 0))
                 deliver(sig);
-        atomic_store_explicit(&swept, true, memory_order_release);
+        cctx__atomic_store_release(&swept, true);
         ssize_t r = read(fd, buf, sizeof buf);
         if (r < 0 && errno != EINTR && errno != EAGAIN)
             return NULL; /* the pipe is never closed in a live process */
     }
 }
 
-/* The pipe and the thread, once per process (R.lock held). The write end
+/* The pipe and the thread, once per process (dispatcher.lock held). The write end
  * is non-blocking, so the handler never blocks; the read end blocks, so
  * the thread sleeps in read. */
 static int start_locked(void)
 {
-    if (R.started)
+    if (dispatcher.started)
         return 0;
     int fds[2];
 #if CCTX_USE_PIPE2
@@ -417,9 +417,9 @@ static int start_locked(void)
         close(fds[1]);
         return err == EAGAIN ? ENOMEM : err;
     }
-    R.wake_r = fds[0];
-    atomic_store_explicit(&wake_w, fds[1], memory_order_release);
-    R.started = true;
+    dispatcher.wake_r = fds[0];
+    cctx__atomic_store_release(&wake_w, fds[1]);
+    dispatcher.started = true;
     return 0;
 }
 
@@ -427,7 +427,7 @@ static int start_locked(void)
  * microseconds after it starts, and only ever waited for then. */
 static void await_first_sweep(void)
 {
-    while (!on_signal_thread && !atomic_load_explicit(&swept, memory_order_acquire)) {
+    while (!on_signal_thread && !cctx__atomic_load_acquire(&swept)) {
         struct timespec ts = {0, 20 * 1000};
         nanosleep(&ts, NULL);
     }
@@ -437,12 +437,12 @@ static void await_first_sweep(void)
 
 static void before_fork(void)
 {
-    pthread_mutex_lock(&R.lock);
+    pthread_mutex_lock(&dispatcher.lock);
 }
 
 static void after_fork_parent(void)
 {
-    pthread_mutex_unlock(&R.lock);
+    pthread_mutex_unlock(&dispatcher.lock);
 }
 
 /* Only async-signal-safe work (see the top of the file): the pipe is the
@@ -450,26 +450,26 @@ static void after_fork_parent(void)
  * first cctx_with_signals to start. Signals pending in the parent are not
  * the child's (POSIX clears them too). A delivery the parent's thread was
  * making is abandoned in the child: the watchers it had taken are already
- * unlinked, and the references it held leak there. R.lock was taken by this
+ * unlinked, and the references it held leak there. dispatcher.lock was taken by this
  * very thread in before_fork. */
 static void after_fork_child(void)
 {
-    if (R.started) {
-        close(atomic_exchange_explicit(&wake_w, -1, memory_order_relaxed));
-        close(R.wake_r);
-        R.wake_r = -1;
-        R.started = false;
-        atomic_store_explicit(&swept, false, memory_order_relaxed);
+    if (dispatcher.started) {
+        close(cctx__atomic_exchange_relaxed(&wake_w, -1));
+        close(dispatcher.wake_r);
+        dispatcher.wake_r = -1;
+        dispatcher.started = false;
+        cctx__atomic_store_relaxed(&swept, false);
     }
     for (int sig = 1; sig < NSIG; sig++)
-        atomic_store_explicit(&pending[sig], 0, memory_order_relaxed);
-    pthread_mutex_unlock(&R.lock);
+        cctx__atomic_store_relaxed(&pending[sig], 0);
+    pthread_mutex_unlock(&dispatcher.lock);
 }
 
 static void init(void)
 {
     for (int sig = 0; sig < NSIG; sig++)
-        R.heads[sig].prev = R.heads[sig].next = &R.heads[sig];
+        dispatcher.heads[sig].prev = dispatcher.heads[sig].next = &dispatcher.heads[sig];
     pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 }
 
@@ -480,9 +480,9 @@ static void init(void)
 static void unwatch(void *arg)
 {
     struct watcher *w = arg;
-    pthread_mutex_lock(&R.lock);
+    pthread_mutex_lock(&dispatcher.lock);
     unlink_watcher(w);
-    pthread_mutex_unlock(&R.lock);
+    pthread_mutex_unlock(&dispatcher.lock);
     /* The inner context ends too, so that dumps show nothing active; it is
      * freed when the caller's context, which holds it, is. */
     cctx_cancel_at(w->inner_cancel, w->file, w->line, w->func);
@@ -550,9 +550,9 @@ cctx_t *cctx_with_signals_at(cctx_t *parent, const int *signals, size_t n,
     }
 
     pthread_once(&init_once, init);
-    pthread_mutex_lock(&R.lock);
+    pthread_mutex_lock(&dispatcher.lock);
     int err = start_locked();
-    pthread_mutex_unlock(&R.lock);
+    pthread_mutex_unlock(&dispatcher.lock);
     if (err)
         return fail(err);
     await_first_sweep();
@@ -588,9 +588,9 @@ cctx_t *cctx_with_signals_at(cctx_t *parent, const int *signals, size_t n,
     }
     name_inner(w->inner, w);
 
-    pthread_mutex_lock(&R.lock);
+    pthread_mutex_lock(&dispatcher.lock);
     err = link_watcher(w);
-    pthread_mutex_unlock(&R.lock);
+    pthread_mutex_unlock(&dispatcher.lock);
     if (err) {
         cctx_release_at(ctx, file, line, func);
         cctx_release_at(w->inner, file, line, func);

@@ -13,7 +13,7 @@
  *
  * Locks: a shard lock, or the wake lock, is taken alone: never two at once,
  * never a context lock under one, never one under a context lock (see
- * internal.h).
+ * lock.h).
  *
  * Waking the timer thread. `sleep_until` is INT64_MAX while the thread is
  * awake and scanning, else the time it sleeps until. An armer pushes under its
@@ -51,20 +51,20 @@
 #include "internal.h"
 #include "testhooks.h"
 
-#define SHARDS 8
+#define HEAP_SHARDS 8
 
-struct entry {
+struct heap_entry {
     int64_t when;
     struct cctx__timer *t;
 };
 
-struct shard {
+struct heap_shard {
     _Atomic uint32_t lock;
     size_t n, cap;
-    struct entry *heap;
+    struct heap_entry *heap;
 } __attribute__((aligned(64)));
 
-static struct shard shards[SHARDS];
+static struct heap_shard shards[HEAP_SHARDS];
 static _Atomic uint32_t next_shard;
 static _Thread_local uint32_t my_shard1; /* shard + 1; 0: not assigned yet */
 
@@ -74,7 +74,7 @@ static struct {
     int kicked;
     _Atomic int started; /* the thread runs in this process */
     _Atomic int64_t sleep_until;
-} W = {.lock = PTHREAD_MUTEX_INITIALIZER, .sleep_until = INT64_MAX};
+} timer_thread = {.lock = PTHREAD_MUTEX_INITIALIZER, .sleep_until = INT64_MAX};
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t fake_lock; /* see cctx__timer_set_fake */
@@ -83,13 +83,13 @@ static void init_fake_lock(void);
 
 /* ---- The heap of one shard ---------------------------------------------------- */
 
-static void place(struct shard *s, size_t i, struct entry e)
+static void place(struct heap_shard *s, size_t i, struct heap_entry e)
 {
     s->heap[i] = e;
-    atomic_store_explicit(&e.t->slot, (uint32_t)i + 1, memory_order_relaxed);
+    cctx__atomic_store_relaxed(&e.t->slot, (uint32_t)i + 1);
 }
 
-static void sift_up(struct shard *s, size_t i, struct entry e)
+static void sift_up(struct heap_shard *s, size_t i, struct heap_entry e)
 {
     while (i > 0) {
         size_t p = (i - 1) / 4;
@@ -101,7 +101,7 @@ static void sift_up(struct shard *s, size_t i, struct entry e)
     place(s, i, e);
 }
 
-static void sift_down(struct shard *s, size_t i, struct entry e)
+static void sift_down(struct heap_shard *s, size_t i, struct heap_entry e)
 {
     for (;;) {
         size_t c = 4 * i + 1, best = i;
@@ -122,10 +122,10 @@ static void sift_down(struct shard *s, size_t i, struct entry e)
 
 /* Zeroing the slot is the last touch of the context here (release): a
  * releaser that reads zero without the lock may free it at once. */
-static void heap_remove(struct shard *s, size_t i)
+static void heap_remove(struct heap_shard *s, size_t i)
 {
-    atomic_store_explicit(&s->heap[i].t->slot, 0, memory_order_release);
-    struct entry last = s->heap[--s->n];
+    cctx__atomic_store_release(&s->heap[i].t->slot, 0);
+    struct heap_entry last = s->heap[--s->n];
     if (i == s->n)
         return;
     if (i > 0 && last.when < s->heap[(i - 1) / 4].when)
@@ -139,12 +139,13 @@ static void heap_remove(struct shard *s, size_t i)
 /* Pops s's earliest entry if due at now on the clock that runs (real: the
  * thread's calls, fake: the fake clock's) and returns it referenced, or NULL
  * (in *more: whether anything due may remain). */
-static struct cctx__timer *pop_due(struct shard *s, int64_t now, int fake, int *more)
+static struct cctx__timer *pop_due(struct heap_shard *s, int64_t now, int fake, int *more)
 {
     struct cctx__timer *t = NULL;
     cctx__word_lock(&s->lock);
     *more = 0;
-    while (s->n > 0 && s->heap[0].when <= now && atomic_load(&cctx__fake_on) == fake) {
+    while (s->n > 0 && s->heap[0].when <= now &&
+           cctx__atomic_load_seq_cst(&cctx__fake_on) == fake) {
         struct cctx__timer *top = s->heap[0].t;
         int referenced = cctx__try_ref(&top->c.head);
         heap_remove(s, 0);
@@ -178,7 +179,7 @@ static void fire(struct cctx__timer *t, int fake)
 }
 
 /* The earliest deadline armed in s; false when s is empty. */
-static bool shard_top(struct shard *s, int64_t *when)
+static bool shard_top(struct heap_shard *s, int64_t *when)
 {
     cctx__word_lock(&s->lock);
     bool any = s->n > 0;
@@ -194,15 +195,15 @@ static void *timer_main(void *arg)
     /* The default 50 us of slack would be added to every firing. */
     prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
 #endif
-    pthread_mutex_lock(&W.lock);
+    pthread_mutex_lock(&timer_thread.lock);
     for (;;) {
-        W.kicked = 0;
-        pthread_mutex_unlock(&W.lock);
-        atomic_store(&W.sleep_until, INT64_MAX);
+        timer_thread.kicked = 0;
+        pthread_mutex_unlock(&timer_thread.lock);
+        cctx__atomic_store_seq_cst(&timer_thread.sleep_until, INT64_MAX);
         int64_t next = INT64_MAX;
-        if (!atomic_load(&cctx__fake_on)) {
+        if (!cctx__atomic_load_seq_cst(&cctx__fake_on)) {
             int64_t now = cctx__os_now();
-            for (int i = 0; i < SHARDS; i++) {
+            for (int i = 0; i < HEAP_SHARDS; i++) {
                 int more = 1;
                 while (more) {
                     struct cctx__timer *t = pop_due(&shards[i], now, 0, &more);
@@ -214,15 +215,15 @@ static void *timer_main(void *arg)
                 next = top < next ? top : next;
             }
         }
-        pthread_mutex_lock(&W.lock);
-        if (W.kicked)
+        pthread_mutex_lock(&timer_thread.lock);
+        if (timer_thread.kicked)
             continue;
-        atomic_store(&W.sleep_until, next);
+        cctx__atomic_store_seq_cst(&timer_thread.sleep_until, next);
         if (next == INT64_MAX) {
-            pthread_cond_wait(&W.cond, &W.lock);
+            pthread_cond_wait(&timer_thread.cond, &timer_thread.lock);
         } else {
             struct timespec ts = {next / 1000000000, next % 1000000000};
-            pthread_cond_timedwait(&W.cond, &W.lock, &ts);
+            pthread_cond_timedwait(&timer_thread.cond, &timer_thread.lock, &ts);
         }
     }
     return NULL;
@@ -230,10 +231,10 @@ static void *timer_main(void *arg)
 
 static void kick(void)
 {
-    pthread_mutex_lock(&W.lock);
-    W.kicked = 1;
-    pthread_cond_signal(&W.cond);
-    pthread_mutex_unlock(&W.lock);
+    pthread_mutex_lock(&timer_thread.lock);
+    timer_thread.kicked = 1;
+    pthread_cond_signal(&timer_thread.cond);
+    pthread_mutex_unlock(&timer_thread.lock);
 }
 
 /* Called with the wake lock held. */
@@ -242,7 +243,7 @@ static int start_thread(void)
     int err = cctx__os_thread_start(timer_main, NULL);
     if (err)
         return err;
-    atomic_store(&W.started, 1);
+    cctx__atomic_store_seq_cst(&timer_thread.started, 1);
     return 0;
 }
 
@@ -253,7 +254,7 @@ static void init_cond(void)
     pthread_condattr_t a;
     pthread_condattr_init(&a);
     pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(&W.cond, &a);
+    pthread_cond_init(&timer_thread.cond, &a);
     pthread_condattr_destroy(&a);
 }
 
@@ -261,27 +262,27 @@ void cctx__timer_fork(int phase)
 {
     switch (phase) {
     case FORK_PREPARE:
-        pthread_mutex_lock(&W.lock);
-        for (int i = 0; i < SHARDS; i++)
+        pthread_mutex_lock(&timer_thread.lock);
+        for (int i = 0; i < HEAP_SHARDS; i++)
             cctx__word_lock(&shards[i].lock);
         break;
     case FORK_PARENT:
-        for (int i = 0; i < SHARDS; i++)
+        for (int i = 0; i < HEAP_SHARDS; i++)
             cctx__word_unlock(&shards[i].lock);
-        pthread_mutex_unlock(&W.lock);
+        pthread_mutex_unlock(&timer_thread.lock);
         break;
     default:
         /* No thread here: the child's first call that needs one starts it. */
-        for (int i = 0; i < SHARDS; i++)
-            atomic_store_explicit(&shards[i].lock, 0, memory_order_relaxed);
-        pthread_mutex_init(&W.lock, NULL);
+        for (int i = 0; i < HEAP_SHARDS; i++)
+            cctx__atomic_store_relaxed(&shards[i].lock, 0);
+        pthread_mutex_init(&timer_thread.lock, NULL);
         init_cond();
         /* Not held across fork (an advance runs after-functions, which may
          * take any time): a fresh one, in case another thread held it. */
         init_fake_lock();
-        W.kicked = 0;
-        atomic_store(&W.started, 0);
-        atomic_store(&W.sleep_until, INT64_MAX);
+        timer_thread.kicked = 0;
+        cctx__atomic_store_seq_cst(&timer_thread.started, 0);
+        cctx__atomic_store_seq_cst(&timer_thread.sleep_until, INT64_MAX);
         break;
     }
 }
@@ -290,14 +291,14 @@ int cctx__timer_start(void)
 {
     pthread_once(&init_once, init);
     bool armed = false;
-    for (int i = 0; i < SHARDS && !armed; i++) {
+    for (int i = 0; i < HEAP_SHARDS && !armed; i++) {
         cctx__word_lock(&shards[i].lock);
         armed = shards[i].n > 0;
         cctx__word_unlock(&shards[i].lock);
     }
-    pthread_mutex_lock(&W.lock);
-    int err = atomic_load(&W.started) || !armed ? 0 : start_thread();
-    pthread_mutex_unlock(&W.lock);
+    pthread_mutex_lock(&timer_thread.lock);
+    int err = cctx__atomic_load_seq_cst(&timer_thread.started) || !armed ? 0 : start_thread();
+    pthread_mutex_unlock(&timer_thread.lock);
     return err;
 }
 
@@ -322,26 +323,26 @@ static void init(void)
 uint32_t cctx__timer_shard(void)
 {
     if (cctx__unlikely(!my_shard1))
-        my_shard1 = atomic_fetch_add_explicit(&next_shard, 1, memory_order_relaxed) % SHARDS + 1;
+        my_shard1 = cctx__atomic_fetch_add_relaxed(&next_shard, 1) % HEAP_SHARDS + 1;
     return my_shard1 - 1;
 }
 
 int cctx__timer_arm(struct cctx__timer *t)
 {
     cctx__child_restart();
-    if (cctx__unlikely(!atomic_load_explicit(&W.started, memory_order_acquire))) {
+    if (cctx__unlikely(!cctx__atomic_load_acquire(&timer_thread.started))) {
         pthread_once(&init_once, init);
-        pthread_mutex_lock(&W.lock);
-        int err = atomic_load(&W.started) ? 0 : start_thread();
-        pthread_mutex_unlock(&W.lock);
+        pthread_mutex_lock(&timer_thread.lock);
+        int err = cctx__atomic_load_seq_cst(&timer_thread.started) ? 0 : start_thread();
+        pthread_mutex_unlock(&timer_thread.lock);
         if (err)
             return err;
     }
-    struct shard *s = &shards[t->shard];
+    struct heap_shard *s = &shards[t->shard];
     cctx__word_lock(&s->lock);
     if (cctx__unlikely(s->n == s->cap)) {
         size_t cap = s->cap ? s->cap * 2 : 64;
-        struct entry *heap = realloc(s->heap, cap * sizeof *heap);
+        struct heap_entry *heap = realloc(s->heap, cap * sizeof *heap);
         if (!heap) {
             cctx__word_unlock(&s->lock);
             return ENOMEM;
@@ -350,9 +351,9 @@ int cctx__timer_arm(struct cctx__timer *t)
         s->cap = cap;
     }
     s->n++;
-    sift_up(s, s->n - 1, (struct entry){t->deadline, t});
+    sift_up(s, s->n - 1, (struct heap_entry){t->deadline, t});
     cctx__word_unlock(&s->lock);
-    if (t->deadline < atomic_load(&W.sleep_until))
+    if (t->deadline < cctx__atomic_load_seq_cst(&timer_thread.sleep_until))
         kick();
     return 0;
 }
@@ -361,11 +362,11 @@ void cctx__timer_disarm(struct cctx__timer *t)
 {
     /* The slot goes from non-zero to zero once, under the shard lock, and the
      * armer set it before the context was published: a zero read is final. */
-    if (!atomic_load_explicit(&t->slot, memory_order_acquire))
+    if (!cctx__atomic_load_acquire(&t->slot))
         return;
-    struct shard *s = &shards[t->shard];
+    struct heap_shard *s = &shards[t->shard];
     cctx__word_lock(&s->lock);
-    uint32_t slot = atomic_load_explicit(&t->slot, memory_order_relaxed);
+    uint32_t slot = cctx__atomic_load_relaxed(&t->slot);
     if (slot)
         heap_remove(s, slot - 1);
     cctx__word_unlock(&s->lock);
@@ -374,7 +375,7 @@ void cctx__timer_disarm(struct cctx__timer *t)
 long cctx__test_armed_timers(void)
 {
     long n = 0;
-    for (int i = 0; i < SHARDS; i++) {
+    for (int i = 0; i < HEAP_SHARDS; i++) {
         cctx__word_lock(&shards[i].lock);
         n += (long)shards[i].n;
         cctx__word_unlock(&shards[i].lock);
@@ -393,21 +394,21 @@ void cctx__timer_set_fake(int on, int64_t now, int64_t advance)
     cctx__child_restart();
     pthread_mutex_lock(&fake_lock);
     if (advance > 0)
-        now = cctx__sat_add(atomic_load(&cctx__fake_now), advance);
+        now = cctx__sat_add(cctx__atomic_load_seq_cst(&cctx__fake_now), advance);
     if (on)
-        atomic_store(&cctx__fake_now, now);
-    atomic_store(&cctx__fake_on, on);
+        cctx__atomic_store_seq_cst(&cctx__fake_now, now);
+    cctx__atomic_store_seq_cst(&cctx__fake_on, on);
     /* A barrier: the timer thread's pops check the clock under a shard lock,
      * so from here on none of them fires a fake deadline on real time. */
     int64_t top;
-    for (int i = 0; i < SHARDS; i++)
+    for (int i = 0; i < HEAP_SHARDS; i++)
         shard_top(&shards[i], &top);
     /* Earliest first across shards: each round fires the shard whose top is
      * the earliest due entry. */
     while (on) {
         int best = -1;
-        int64_t least = atomic_load(&cctx__fake_now);
-        for (int i = 0; i < SHARDS; i++) {
+        int64_t least = cctx__atomic_load_seq_cst(&cctx__fake_now);
+        for (int i = 0; i < HEAP_SHARDS; i++) {
             if (shard_top(&shards[i], &top) && top <= least) {
                 least = top;
                 best = i;

@@ -105,7 +105,7 @@ static long thread_number(void)
     return syscall(SYS_gettid);
 #else
     static _Atomic long last;
-    return atomic_fetch_add_explicit(&last, 1, memory_order_relaxed) + 1;
+    return cctx__atomic_fetch_add_relaxed(&last, 1) + 1;
 #endif
 }
 
@@ -223,7 +223,7 @@ uint64_t cctx__trace_cancel_begin(const struct cctx *c, const struct cctx__cause
                       .file = cause->file,
                       .line = cause->line,
                       .func = cause->func,
-                      .flow = atomic_fetch_add(&next_flow, 1)};
+                      .flow = cctx__atomic_fetch_add_seq_cst(&next_flow, 1)};
     copy_text(e.text, cause->msg);
     /* The REACHED events need the slice's start, to bind their arrows' tails. */
     return (uint64_t)record(&e);
@@ -237,7 +237,7 @@ void cctx__trace_reached(const struct cctx *c, uint64_t begin_ts)
                       .file = c->file,
                       .line = cctx__line(c),
                       .func = c->func,
-                      .flow = atomic_fetch_add(&next_flow, 1),
+                      .flow = cctx__atomic_fetch_add_seq_cst(&next_flow, 1),
                       .flow_ts = (int64_t)begin_ts};
     record(&e);
 }
@@ -275,16 +275,16 @@ void cctx__trace_busy_handover(int delta)
 void cctx__trace_busy(int delta)
 {
     my_busy += (uint32_t)delta;
-    atomic_fetch_add(&busy, (uint32_t)delta);
-    if (delta < 0 && atomic_load(&draining))
+    cctx__atomic_fetch_add_seq_cst(&busy, (uint32_t)delta);
+    if (delta < 0 && cctx__atomic_load_seq_cst(&draining))
         cctx__os_wake(&busy);
 }
 
 void cctx__trace_drain(void)
 {
-    atomic_store(&draining, 1);
+    cctx__atomic_store_seq_cst(&draining, 1);
     int64_t until = cctx__os_now() + CCTX_SEC(1);
-    for (uint32_t b; (b = atomic_load(&busy)) > my_busy;)
+    for (uint32_t b; (b = cctx__atomic_load_seq_cst(&busy)) > my_busy;)
         if (cctx__os_wait(&busy, b, until) == ETIMEDOUT)
             break;
 }
@@ -471,7 +471,7 @@ static int flush(struct ring *only)
 
 int cctx_trace_flush(void)
 {
-    if (!(atomic_load(&cctx__debug) & CCTX__DEBUG_TRACE))
+    if (!(cctx__atomic_load_seq_cst(&cctx__debug) & CCTX__DEBUG_TRACE))
         return 0;
     return flush(NULL);
 }
@@ -493,7 +493,7 @@ static void thread_exited(void *arg)
  * each process its own file). */
 static void trace_off_in_child(void)
 {
-    atomic_fetch_and(&cctx__debug, ~(unsigned)CCTX__DEBUG_TRACE);
+    cctx__atomic_fetch_and_seq_cst(&cctx__debug, ~(unsigned)CCTX__DEBUG_TRACE);
     pthread_mutex_init(&rings_lock, NULL);
     trace_file = NULL;
 }

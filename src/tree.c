@@ -9,7 +9,7 @@
  * observe that (after-functions), unlinks it, frees it and then releases the
  * parent, in a loop: a chain of any length is released without recursion.
  *
- * Lock order: one context lock at a time (see internal.h).
+ * Lock order: one context lock at a time (see lock.h).
  */
 #define _GNU_SOURCE
 #include <string.h>
@@ -51,48 +51,48 @@ static _Atomic long live_allocs;
 
 void cctx__test_fail_alloc(long n)
 {
-    atomic_store(&fail_countdown, n > 0 ? n : 0);
+    cctx__atomic_store_seq_cst(&fail_countdown, n > 0 ? n : 0);
     if (n > 0)
-        atomic_fetch_or(&hooks, HOOK_FAIL);
+        cctx__atomic_fetch_or_seq_cst(&hooks, HOOK_FAIL);
     else
-        atomic_fetch_and(&hooks, ~(unsigned)HOOK_FAIL);
+        cctx__atomic_fetch_and_seq_cst(&hooks, ~(unsigned)HOOK_FAIL);
 }
 
 void cctx__test_count_allocs(bool on)
 {
     if (on)
-        atomic_fetch_or(&hooks, HOOK_COUNT);
+        cctx__atomic_fetch_or_seq_cst(&hooks, HOOK_COUNT);
     else
-        atomic_fetch_and(&hooks, ~(unsigned)HOOK_COUNT);
+        cctx__atomic_fetch_and_seq_cst(&hooks, ~(unsigned)HOOK_COUNT);
 }
 
 long cctx__test_live_allocs(void)
 {
-    return atomic_load(&live_allocs);
+    return cctx__atomic_load_seq_cst(&live_allocs);
 }
 
 __attribute__((noinline)) static void *alloc_hooked(size_t size)
 {
-    if (atomic_load_explicit(&fail_countdown, memory_order_relaxed) > 0 &&
-        atomic_fetch_sub(&fail_countdown, 1) == 1)
+    if (cctx__atomic_load_relaxed(&fail_countdown) > 0 &&
+        cctx__atomic_fetch_sub_seq_cst(&fail_countdown, 1) == 1)
         return NULL;
     void *p = malloc(size);
-    if ((atomic_load_explicit(&hooks, memory_order_relaxed) & HOOK_COUNT) && p)
-        atomic_fetch_add(&live_allocs, 1);
+    if ((cctx__atomic_load_relaxed(&hooks) & HOOK_COUNT) && p)
+        cctx__atomic_fetch_add_seq_cst(&live_allocs, 1);
     return p;
 }
 
 void *cctx__alloc(size_t size)
 {
-    if (cctx__unlikely(atomic_load_explicit(&hooks, memory_order_relaxed)))
+    if (cctx__unlikely(cctx__atomic_load_relaxed(&hooks)))
         return alloc_hooked(size);
     return malloc(size);
 }
 
 void cctx__free(void *p)
 {
-    if (cctx__unlikely(atomic_load_explicit(&hooks, memory_order_relaxed) & HOOK_COUNT) && p)
-        atomic_fetch_sub(&live_allocs, 1);
+    if (cctx__unlikely(cctx__atomic_load_relaxed(&hooks) & HOOK_COUNT) && p)
+        cctx__atomic_fetch_sub_seq_cst(&live_allocs, 1);
     free(p);
 }
 
@@ -104,20 +104,17 @@ void cctx__word_lock_slow(_Atomic uint32_t *word)
 {
     uint32_t w;
     for (int spin = 0;; spin++) {
-        w = atomic_load_explicit(word, memory_order_relaxed);
+        w = cctx__atomic_load_relaxed(word);
         if (!(w & WORD_LOCK)) {
             /* Once we slept, others may sleep too: keep the lock marked contended. */
             uint32_t want = w | (spin > 100 ? 2 : 1);
-            if (atomic_compare_exchange_weak_explicit(word, &w, want, memory_order_acquire,
-                                                      memory_order_relaxed))
+            if (cctx__atomic_cas_weak_acquire(word, &w, want))
                 return;
             continue;
         }
         if (spin < 100)
             continue;
-        if (!(w & 2) && !atomic_compare_exchange_weak_explicit(word, &w, (w & ~WORD_LOCK) | 2,
-                                                               memory_order_relaxed,
-                                                               memory_order_relaxed))
+        if (!(w & 2) && !cctx__atomic_cas_weak_relaxed(word, &w, (w & ~WORD_LOCK) | 2))
             continue;
         cctx__os_wait(word, (w & ~WORD_LOCK) | 2, CCTX_NO_DEADLINE);
     }
@@ -131,7 +128,7 @@ void cctx__word_lock_slow(_Atomic uint32_t *word)
 static inline void take_ref(struct cctx *c, const char *what, const char *file, int line,
                             const char *func, const void *caller)
 {
-    if (cctx__unlikely(atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed) == 0))
+    if (cctx__unlikely(cctx__atomic_fetch_add_relaxed(&c->refs, 1) == 0))
         cctx__misuse(what, c, file, line, func, caller);
 }
 
@@ -145,10 +142,9 @@ cctx_t *cctx_ref(cctx_t *ctx)
 
 int cctx__try_ref(struct cctx *c)
 {
-    uint32_t r = atomic_load_explicit(&c->refs, memory_order_relaxed);
+    uint32_t r = cctx__atomic_load_relaxed(&c->refs);
     while (r != 0)
-        if (atomic_compare_exchange_weak_explicit(&c->refs, &r, r + 1, memory_order_acquire,
-                                                  memory_order_relaxed))
+        if (cctx__atomic_cas_weak_acquire(&c->refs, &r, r + 1))
             return 1;
     return 0;
 }
@@ -203,20 +199,19 @@ static void attach(struct cctx__cancelable *c)
         return;
     /* A done source stays done, and its cause was written before its error:
      * a child of one needs no lock to be born done. */
-    uint32_t s = atomic_load_explicit(&src->head.state, memory_order_acquire);
+    uint32_t s = cctx__atomic_load_acquire(&src->head.state);
     if (!(s & STATE_ERR)) {
         cctx__lock(&src->head);
-        s = atomic_load_explicit(&src->head.state, memory_order_relaxed);
+        s = cctx__atomic_load_relaxed(&src->head.state);
         if (!(s & STATE_ERR)) {
-            atomic_fetch_or_explicit(&c->head.word, WORD_LINKED, memory_order_relaxed);
+            cctx__atomic_fetch_or_relaxed(&c->head.word, WORD_LINKED);
             cctx__node_push(&src->children, &c->link, 0);
         }
         cctx__unlock(&src->head);
     }
     if (s & STATE_ERR) {
-        atomic_store_explicit(&c->cause, atomic_load_explicit(&src->cause, memory_order_acquire),
-                              memory_order_relaxed);
-        atomic_store_explicit(&c->head.state, s & STATE_ERR, memory_order_relaxed);
+        cctx__atomic_store_relaxed(&c->cause, cctx__atomic_load_acquire(&src->cause));
+        cctx__atomic_store_relaxed(&c->head.state, s & STATE_ERR);
     }
 }
 
@@ -231,7 +226,7 @@ init_cancelable(struct cctx__cancelable *c, enum cctx__kind kind, cctx_t *parent
     c->deadline_from = kind == KIND_TIMER ? (struct cctx__timer *)c : cctx__deadline_of(parent);
 }
 
-static cctx_t *fail(int err, cctx_cancel_t **cancel)
+static cctx_t *refuse(int err, cctx_cancel_t **cancel)
 {
     if (cancel)
         *cancel = NULL;
@@ -243,10 +238,10 @@ cctx_t *cctx_with_cancel_at(cctx_t *parent, cctx_cancel_t **cancel, const char *
                             const char *func)
 {
     if (cctx__unlikely(!parent))
-        return fail(EINVAL, cancel);
+        return refuse(EINVAL, cancel);
     struct cctx__cancelable *c = cctx__alloc(sizeof *c);
     if (cctx__unlikely(!c))
-        return fail(ENOMEM, cancel);
+        return refuse(ENOMEM, cancel);
     init_cancelable(c, KIND_CANCEL, parent, file, line, func);
     attach(c);
     if (cctx__debug_on(CCTX__DEBUG_REGISTRY | CCTX__DEBUG_TRACE))
@@ -260,8 +255,8 @@ cctx_t *cctx_with_cancel_at(cctx_t *parent, cctx_cancel_t **cancel, const char *
  * CCTX_NO_DEADLINE (what a timeout saturates to), has been reached. */
 static bool at_end_of_time(void)
 {
-    return atomic_load_explicit(&cctx__fake_on, memory_order_relaxed) &&
-           atomic_load_explicit(&cctx__fake_now, memory_order_relaxed) == INT64_MAX;
+    return cctx__atomic_load_relaxed(&cctx__fake_on) &&
+           cctx__atomic_load_relaxed(&cctx__fake_now) == INT64_MAX;
 }
 
 cctx_t *cctx__with_deadline(cctx_t *parent, int64_t deadline, int code, const char *msg,
@@ -279,7 +274,7 @@ cctx_t *cctx__with_deadline(cctx_t *parent, int64_t deadline, int code, const ch
     size_t extra = code || msg ? sizeof(struct cctx__cause) + len : 0;
     struct cctx__timer *t = cctx__alloc(sizeof *t + extra);
     if (cctx__unlikely(!t))
-        return fail(ENOMEM, cancel);
+        return refuse(ENOMEM, cancel);
     init_cancelable(&t->c, KIND_TIMER, parent, file, line, func);
     t->deadline = deadline;
     atomic_init(&t->slot, 0);
@@ -291,7 +286,7 @@ cctx_t *cctx__with_deadline(cctx_t *parent, int64_t deadline, int code, const ch
     attach(&t->c);
     if (cctx__debug_on(CCTX__DEBUG_REGISTRY | CCTX__DEBUG_TRACE))
         cctx__debug_born(&t->c.head);
-    if (atomic_load_explicit(&t->c.head.state, memory_order_relaxed) & STATE_ERR) {
+    if (cctx__atomic_load_relaxed(&t->c.head.state) & STATE_ERR) {
         /* Born done by its parent: its deadline can no longer matter. */
     } else if (deadline <= cctx_now()) {
         cctx__cancel(&t->c, ETIMEDOUT, code, t->msg, file, line, func);
@@ -302,7 +297,7 @@ cctx_t *cctx__with_deadline(cctx_t *parent, int64_t deadline, int code, const ch
         int err = cctx__timer_arm(t);
         if (err) {
             cctx_release_at(&t->c.head, file, line, func);
-            return fail(err, cancel);
+            return refuse(err, cancel);
         }
     }
     if (cancel)
@@ -332,7 +327,7 @@ cctx_t *cctx_with_deadline_cause_at(cctx_t *parent, int64_t deadline, int code, 
                                     const char *func)
 {
     if (cctx__unlikely(!parent))
-        return fail(EINVAL, cancel);
+        return refuse(EINVAL, cancel);
     return cctx__with_deadline(parent, deadline, code, msg, cancel, file, line, func);
 }
 
@@ -341,7 +336,7 @@ cctx_t *cctx_with_timeout_cause_at(cctx_t *parent, int64_t timeout, int code, co
                                    const char *func)
 {
     if (cctx__unlikely(!parent))
-        return fail(EINVAL, cancel);
+        return refuse(EINVAL, cancel);
     return cctx__with_deadline(parent, cctx__sat_add(cctx_now(), timeout), code, msg, cancel,
                                file, line, func);
 }
@@ -351,12 +346,12 @@ cctx_t *cctx_with_value_at(cctx_t *parent, const void *key, void *value,
                            const char *func)
 {
     if (cctx__unlikely(!parent || !key))
-        return fail(EINVAL, NULL);
+        return refuse(EINVAL, NULL);
     struct cctx__value *v = cctx__alloc(sizeof *v);
     if (cctx__unlikely(!v)) {
         if (destroy)
             destroy(value);
-        return fail(ENOMEM, NULL);
+        return refuse(ENOMEM, NULL);
     }
     init_head(&v->head, KIND_VALUE, parent, file, line, func);
     v->key = key;
@@ -370,10 +365,10 @@ cctx_t *cctx_with_value_at(cctx_t *parent, const void *key, void *value,
 cctx_t *cctx_without_cancel_at(cctx_t *parent, const char *file, int line, const char *func)
 {
     if (cctx__unlikely(!parent))
-        return fail(EINVAL, NULL);
+        return refuse(EINVAL, NULL);
     struct cctx *c = cctx__alloc(sizeof *c);
     if (cctx__unlikely(!c))
-        return fail(ENOMEM, NULL);
+        return refuse(ENOMEM, NULL);
     init_head(c, KIND_DETACHED, parent, file, line, func);
     if (cctx__debug_on(CCTX__DEBUG_REGISTRY | CCTX__DEBUG_TRACE))
         cctx__debug_born(c);
@@ -397,8 +392,8 @@ destroy(struct cctx *c, const char *file, int line, const char *func)
          * left (its canceller ran them, and waited for their stoppers), and
          * one that never had any needs no look (registering took a reference,
          * dropped before ours: the AFTERS bit is visible here). */
-        if ((atomic_load_explicit(&c->word, memory_order_relaxed) & WORD_AFTERS) &&
-            !(atomic_load_explicit(&c->state, memory_order_acquire) & STATE_ERR)) {
+        if ((cctx__atomic_load_relaxed(&c->word) & WORD_AFTERS) &&
+            !(cctx__atomic_load_acquire(&c->state) & STATE_ERR)) {
             cctx__lock(c);
             int observed = cc->children != NULL;
             cctx__unlock(c);
@@ -407,7 +402,7 @@ destroy(struct cctx *c, const char *file, int line, const char *func)
         }
         if (kind == KIND_TIMER)
             cctx__timer_disarm((struct cctx__timer *)c);
-        if (atomic_load_explicit(&c->word, memory_order_relaxed) & WORD_LINKED) {
+        if (cctx__atomic_load_relaxed(&c->word) & WORD_LINKED) {
             struct cctx__cancelable *src = cctx__source(c->parent);
             if (cctx__unlikely(!src)) /* its source became a tombstone */
                 cctx__misuse("releasing a context whose parent was already released "
@@ -416,18 +411,18 @@ destroy(struct cctx *c, const char *file, int line, const char *func)
             cctx__node_unlink(&cc->link);
             cctx__unlock(&src->head);
         }
-        int fd = cctx__done_fd_of(atomic_load_explicit(&c->fd1, memory_order_acquire));
+        int fd = cctx__done_fd_of(cctx__atomic_load_acquire(&c->fd1));
         if (fd >= 0)
             cctx__os_event_close(fd);
-        if (atomic_load_explicit(&c->state, memory_order_acquire) & STATE_ERR)
-            cctx__cause_free(atomic_load_explicit(&cc->cause, memory_order_acquire), c);
+        if (cctx__atomic_load_acquire(&c->state) & STATE_ERR)
+            cctx__cause_free(cctx__atomic_load_acquire(&cc->cause), c);
     } else if (kind == KIND_VALUE) {
         struct cctx__value *v = (struct cctx__value *)c;
         if (v->destroy)
             v->destroy(v->value);
     }
     struct cctx *parent = c->parent;
-    uint32_t w = atomic_load_explicit(&c->word, memory_order_acquire);
+    uint32_t w = cctx__atomic_load_acquire(&c->word);
     if (cctx__likely(!(w & (WORD_NAMED | WORD_WATCHED)))) {
         cctx__free(c);
         return parent;
@@ -444,21 +439,19 @@ destroy(struct cctx *c, const char *file, int line, const char *func)
 struct cctx *cctx__release_quietly(struct cctx *c, const char *file, int line, const char *func)
 {
     while (cctx__kind(c) != KIND_ROOT) {
-        uint32_t r = atomic_load_explicit(&c->refs, memory_order_relaxed);
+        uint32_t r = cctx__atomic_load_relaxed(&c->refs);
         /* Signed: with REFS_WAITED set it goes back (a waiter needs a wake). */
         while ((int32_t)r > 1)
-            if (atomic_compare_exchange_weak_explicit(&c->refs, &r, r - 1, memory_order_acq_rel,
-                                                      memory_order_relaxed))
+            if (cctx__atomic_cas_weak_acq_rel(&c->refs, &r, r - 1))
                 return NULL;
         /* The last reference. Freeing c is quiet when it is done (no
          * after-function left to run), in no source's list (no lock to
          * take) and seen by no debugging switch; anything else goes back. */
-        uint32_t w = atomic_load_explicit(&c->word, memory_order_relaxed);
+        uint32_t w = cctx__atomic_load_relaxed(&c->word);
         if (r != 1 || !cctx__cancelable_kind(cctx__kind(c)) ||
             (w & (WORD_LINKED | WORD_NAMED | WORD_WATCHED)) ||
-            !(atomic_load_explicit(&c->state, memory_order_acquire) & STATE_ERR) ||
-            !atomic_compare_exchange_strong_explicit(&c->refs, &r, 0, memory_order_acq_rel,
-                                                     memory_order_relaxed))
+            !(cctx__atomic_load_acquire(&c->state) & STATE_ERR) ||
+            !cctx__atomic_cas_strong_acq_rel(&c->refs, &r, 0))
             return c;
         c = destroy(c, file, line, func);
     }
@@ -472,7 +465,7 @@ void cctx_release_at(cctx_t *ctx, const char *file, int line, const char *func)
          * drop: the same instruction on x86, and ThreadSanitizer, which does
          * not model fences, then sees every other holder's accesses happen
          * before the free. */
-        uint32_t old = atomic_fetch_sub_explicit(&ctx->refs, 1, memory_order_acq_rel);
+        uint32_t old = cctx__atomic_fetch_sub_acq_rel(&ctx->refs, 1);
         /* Signed, so that REFS_WAITED (a waiter in cctx_cancel_and_wait)
          * sends the release to the slow path with no test more here. */
         if (cctx__likely((int32_t)old > 1))

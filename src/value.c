@@ -13,12 +13,12 @@ int cctx_err(const cctx_t *ctx)
 {
     if (cctx__unlikely(!ctx))
         return EINVAL;
-    uint32_t s = atomic_load_explicit(&ctx->state, memory_order_acquire);
+    uint32_t s = cctx__atomic_load_acquire(&ctx->state);
     if (cctx__likely(!(s & STATE_FORWARD)))
         return (int)(s & STATE_ERR);
     const struct cctx__cancelable *src = cctx__source(ctx);
     if (src)
-        return (int)(atomic_load_explicit(&src->head.state, memory_order_acquire) & STATE_ERR);
+        return (int)(cctx__atomic_load_acquire(&src->head.state) & STATE_ERR);
     cctx__check_tombstone(ctx, "cctx_err", NULL, 0, NULL);
     return 0;
 }
@@ -89,9 +89,9 @@ int cctx_cause(const cctx_t *ctx, cctx_cause_t *out)
     const struct cctx__cancelable *src = cctx__source(ctx);
     if (!src)
         cctx__check_tombstone(ctx, "cctx_cause", NULL, 0, NULL);
-    if (!src || !(atomic_load_explicit(&src->head.state, memory_order_acquire) & STATE_ERR))
+    if (!src || !(cctx__atomic_load_acquire(&src->head.state) & STATE_ERR))
         return 0;
-    const struct cctx__cause *c = atomic_load_explicit(&src->cause, memory_order_acquire);
+    const struct cctx__cause *c = cctx__atomic_load_acquire(&src->cause);
     *out = (cctx_cause_t){.err = c->err,
                           .code = c->code,
                           .msg = c->msg,

@@ -48,12 +48,12 @@ int cctx_done_fd(cctx_t *ctx)
         cctx__check_tombstone(ctx, "cctx_done_fd", NULL, 0, NULL);
         return never_done_fd();
     }
-    uint32_t fd1 = atomic_load_explicit(&src->head.fd1, memory_order_acquire);
+    uint32_t fd1 = cctx__atomic_load_acquire(&src->head.fd1);
     int fd = cctx__done_fd_of(fd1);
     if (fd >= 0)
         return fd;
     /* None yet, or one made before a fork, which this process must not use
-     * (see internal.h): make ours. */
+     * (the descriptor word: layout.h): make ours. */
     cctx__fork_watch();
     fd = cctx__os_event_new();
     if (fd < 0)
@@ -64,15 +64,14 @@ int cctx_done_fd(cctx_t *ctx)
         return -1;
     }
     uint32_t mine = cctx__fd1_make(fd);
-    while (!atomic_compare_exchange_strong_explicit(&src->head.fd1, &fd1, mine,
-                                                    memory_order_seq_cst, memory_order_acquire)) {
+    while (!cctx__atomic_cas_strong_seq_cst(&src->head.fd1, &fd1, mine)) {
         int theirs = cctx__done_fd_of(fd1);
         if (theirs >= 0) {
             cctx__os_event_close(fd);
             return theirs;
         }
     }
-    if (atomic_load_explicit(&src->head.state, memory_order_seq_cst) & STATE_ERR)
+    if (cctx__atomic_load_seq_cst(&src->head.state) & STATE_ERR)
         cctx__os_event_signal(fd);
     return fd;
 }
@@ -83,18 +82,16 @@ int cctx_done_fd(cctx_t *ctx)
 static int wait_state(struct cctx__cancelable *c, int64_t deadline)
 {
     for (;;) {
-        uint32_t s = atomic_load_explicit(&c->head.state, memory_order_acquire);
+        uint32_t s = cctx__atomic_load_acquire(&c->head.state);
         if (s & STATE_ERR)
             return (int)(s & STATE_ERR);
         if (!(s & STATE_WAITERS)) {
-            if (!atomic_compare_exchange_weak_explicit(&c->head.state, &s, s | STATE_WAITERS,
-                                                       memory_order_acq_rel,
-                                                       memory_order_acquire))
+            if (!cctx__atomic_cas_weak_acq_rel(&c->head.state, &s, s | STATE_WAITERS))
                 continue;
             s |= STATE_WAITERS;
         }
         if (cctx__os_wait(&c->head.state, s, deadline) == ETIMEDOUT)
-            return (int)(atomic_load_explicit(&c->head.state, memory_order_acquire) & STATE_ERR);
+            return (int)(cctx__atomic_load_acquire(&c->head.state) & STATE_ERR);
     }
 }
 
@@ -114,12 +111,12 @@ int cctx_wait_at(const cctx_t *ctx, int64_t timeout, const char *file, int line,
     if (cctx__unlikely(!ctx))
         return EINVAL;
     /* The polling check (Go's select with a default) is one load. */
-    uint32_t s = atomic_load_explicit(&ctx->state, memory_order_acquire);
+    uint32_t s = cctx__atomic_load_acquire(&ctx->state);
     if (cctx__likely(!(s & STATE_FORWARD)) && ((s & STATE_ERR) || timeout == 0))
         return (int)(s & STATE_ERR);
     struct cctx__cancelable *src = cctx__source(ctx);
     if (src) {
-        int err = (int)(atomic_load_explicit(&src->head.state, memory_order_acquire) & STATE_ERR);
+        int err = (int)(cctx__atomic_load_acquire(&src->head.state) & STATE_ERR);
         if (err || timeout == 0)
             return err;
     } else {
@@ -128,7 +125,7 @@ int cctx_wait_at(const cctx_t *ctx, int64_t timeout, const char *file, int line,
             return 0;
     }
     cctx__child_restart();
-    if (timeout >= 0 && atomic_load_explicit(&cctx__fake_on, memory_order_relaxed)) {
+    if (timeout >= 0 && cctx__atomic_load_relaxed(&cctx__fake_on)) {
         cctx_t *until = cctx_with_timeout_cause_at(src ? &src->head : cctx_background(),
                                                    timeout, 0, NULL, NULL, file, line, func);
         if (!until)
@@ -159,7 +156,7 @@ struct any_waiter {
 static void any_fired(void *arg)
 {
     struct any_waiter *w = arg;
-    atomic_store_explicit(&w->fired, 1, memory_order_release);
+    cctx__atomic_store_release(&w->fired, 1);
     cctx__os_wake(&w->fired);
 }
 
@@ -194,7 +191,7 @@ int cctx_wait_any_at(cctx_t *const *ctxs, size_t n, int64_t timeout, const char 
 
     /* One after-function per context wakes this thread; the timeout is one
      * more context under the fake clock. */
-    int fake = timeout > 0 && atomic_load_explicit(&cctx__fake_on, memory_order_relaxed);
+    int fake = timeout > 0 && cctx__atomic_load_relaxed(&cctx__fake_on);
     size_t regs_n = n + (size_t)fake;
     cctx_after_t local[8];
     cctx_after_t *regs = regs_n <= 8 ? local : calloc(regs_n, sizeof *regs);
@@ -217,7 +214,7 @@ int cctx_wait_any_at(cctx_t *const *ctxs, size_t n, int64_t timeout, const char 
 
     int64_t deadline = timeout < 0 || fake ? CCTX_NO_DEADLINE
                                            : cctx__sat_add(cctx__os_now(), timeout);
-    while (!atomic_load_explicit(&w.fired, memory_order_acquire))
+    while (!cctx__atomic_load_acquire(&w.fired))
         if (cctx__os_wait(&w.fired, 0, deadline) == ETIMEDOUT)
             break;
 

@@ -148,8 +148,8 @@ CCTX_API void cctx_span_id_hex(const uint8_t id[8], char out[CCTX_SPAN_ID_HEX_SI
 /* A value context carrying a copy of *trace (freed with the context). NULL
  * with errno EINVAL (NULL parent or trace, or a state_len above
  * CCTX_TRACESTATE_MAX) or ENOMEM (nothing leaks), as cctx_with_value. */
-CCTX_API cctx_t *cctx_with_trace_at(cctx_t *parent, const cctx_trace_t *trace, const char *file,
-                                    int line, const char *func);
+CCTX_API CCTX__OWNED cctx_t *cctx_with_trace_at(cctx_t *parent, const cctx_trace_t *trace,
+                                                const char *file, int line, const char *func);
 #define cctx_with_trace(parent, trace) cctx_with_trace_at((parent), (trace), CCTX__SITE)
 
 /* The trace of the nearest cctx_with_trace on ctx's chain, or NULL (no

@@ -117,9 +117,9 @@ extern "C" {
 /* A cancelable child of parent that the first of signals[0..n) to arrive
  * cancels (see above). One reference, owned by the caller; NULL with errno
  * EINVAL or ENOMEM (or EMFILE, ENFILE) on failure. */
-CCTX_API cctx_t *cctx_with_signals_at(cctx_t *parent, const int *signals, size_t n,
-                                      cctx_cancel_t **cancel, const char *file, int line,
-                                      const char *func);
+CCTX_API CCTX__OWNED cctx_t *cctx_with_signals_at(cctx_t *parent, const int *signals, size_t n,
+                                                  cctx_cancel_t **cancel, const char *file,
+                                                  int line, const char *func);
 #define cctx_with_signals(parent, signals, n, cancel) \
     cctx_with_signals_at((parent), (signals), (n), (cancel), CCTX__SITE)
 

@@ -3,7 +3,7 @@
  * failure, and for a failure on the socket itself the system error libcurl
  * saw there (that is what a caller can act on: refused, unreachable,
  * reset). */
-#include "internal.h"
+#include "curl_internal.h"
 
 #include <errno.h>
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Helpers for calling gRPC over libcurl: the status from headers or
  * trailers, and the message framing. */
-#include "internal.h"
+#include "curl_internal.h"
 
 #include <stdint.h>
 #include <string.h>

@@ -3,7 +3,7 @@
  * thread on a multi handle of their own, with the context's done
  * descriptor beside their sockets. */
 #define _GNU_SOURCE
-#include "internal.h"
+#include "curl_internal.h"
 
 #include <stdlib.h>
 

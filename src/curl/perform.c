@@ -3,10 +3,10 @@
  * waiting in curl_multi_poll with the context's done descriptor beside
  * libcurl's sockets. */
 #define _GNU_SOURCE
-#include "internal.h"
+#include "../atomics.h"
+#include "curl_internal.h"
 
 #include <pthread.h>
-#include <stdatomic.h>
 
 /* Each thread keeps one multi handle, so that the connections a transfer
  * leaves in its cache serve the thread's next call, as curl_easy_perform's
@@ -30,7 +30,7 @@ static CURLM *_Atomic abandoned;
 
 static void abandon(CURLM *m)
 {
-    (void)atomic_exchange(&abandoned, m);
+    (void)cctx__atomic_exchange_seq_cst(&abandoned, m);
 }
 
 static void free_multi(void *m)

@@ -3,11 +3,11 @@
  * before it, the outcome and the options put back after it. Shared by
  * cctx_curl_perform and the fan-out. */
 #define _GNU_SOURCE
-#include "internal.h"
+#include "../atomics.h"
+#include "curl_internal.h"
 
 #include <poll.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -17,10 +17,10 @@ bool cc_old_curl(void)
     /* Read once: curl_version_info is cheap but not free, and the answer
      * never changes within a process. A race only computes it twice. */
     static int old = -1;
-    int v = __atomic_load_n(&old, __ATOMIC_RELAXED);
+    int v = cctx__plain_load_relaxed(&old);
     if (v < 0) {
         v = curl_version_info(CURLVERSION_NOW)->version_num < 0x075900;
-        __atomic_store_n(&old, v, __ATOMIC_RELAXED);
+        cctx__plain_store_relaxed(&old, v);
     }
     return v;
 }
@@ -28,10 +28,10 @@ bool cc_old_curl(void)
 bool cc_stale_os_errno(void)
 {
     static int stale = -1;
-    int v = __atomic_load_n(&stale, __ATOMIC_RELAXED);
+    int v = cctx__plain_load_relaxed(&stale);
     if (v < 0) {
         v = curl_version_info(CURLVERSION_NOW)->version_num < 0x080800;
-        __atomic_store_n(&stale, v, __ATOMIC_RELAXED);
+        cctx__plain_store_relaxed(&stale, v);
     }
     return v;
 }
@@ -43,7 +43,7 @@ static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 
 static void fork_child(void)
 {
-    atomic_fetch_add_explicit(&fork_count, 1, memory_order_relaxed);
+    cctx__atomic_fetch_add_relaxed(&fork_count, 1);
 }
 
 static void fork_register(void)
@@ -54,7 +54,7 @@ static void fork_register(void)
 uint32_t cc_fork_count(void)
 {
     pthread_once(&fork_once, fork_register);
-    return atomic_load_explicit(&fork_count, memory_order_relaxed);
+    return cctx__atomic_load_relaxed(&fork_count);
 }
 
 _Thread_local bool cc_in_call;

@@ -32,8 +32,9 @@
 #include <cctx/mhd.h>
 #include <microhttpd.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
+
+#include "../atomics.h"
 
 enum { REQ_READING, REQ_QUEUED, REQ_DONE };
 

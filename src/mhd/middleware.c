@@ -38,7 +38,7 @@ static int append(cctx_mhd_t *s, cctx_mhd_check_fn *fn, void *arg, int64_t nanos
     c->status = status;
     atomic_init(&c->next, NULL);
     pthread_mutex_lock(&s->lock);
-    atomic_store_explicit(s->checks_tail, c, memory_order_release);
+    cctx__atomic_store_release(s->checks_tail, c);
     s->checks_tail = &c->next;
     pthread_mutex_unlock(&s->lock);
     return 0;
@@ -53,8 +53,8 @@ int cctx_mhd_use(cctx_mhd_t *server, cctx_mhd_check_fn *fn, void *arg)
 
 int mhd_run_checks(cctx_mhd_t *s, struct cctx_mhd_request *req, char *msg, size_t msg_size)
 {
-    for (struct mhd_check *c = atomic_load_explicit(&s->checks, memory_order_acquire); c;
-         c = atomic_load_explicit(&c->next, memory_order_acquire)) {
+    for (struct mhd_check *c = cctx__atomic_load_acquire(&s->checks); c;
+         c = cctx__atomic_load_acquire(&c->next)) {
         msg[0] = '\0';
         int st = c->fn(req->run_ctx, req, msg, msg_size, c->arg);
         if (st != 0) {
@@ -68,11 +68,11 @@ int mhd_run_checks(cctx_mhd_t *s, struct cctx_mhd_request *req, char *msg, size_
 void mhd_checks_free(cctx_mhd_t *s)
 {
     for (struct mhd_check *c = s->checks, *next; c; c = next) {
-        next = atomic_load_explicit(&c->next, memory_order_relaxed);
+        next = cctx__atomic_load_relaxed(&c->next);
         free(c->name);
         free(c);
     }
-    atomic_store_explicit(&s->checks, NULL, memory_order_relaxed);
+    cctx__atomic_store_relaxed(&s->checks, NULL);
     s->checks_tail = &s->checks;
 }
 

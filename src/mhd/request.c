@@ -45,9 +45,9 @@ const char *cctx_mhd_route_of(const cctx_t *ctx)
     return i ? i->route : NULL;
 }
 
-static void fail(struct cctx_mhd_request *req, int status, const char *fmt, ...)
+static void reject(struct cctx_mhd_request *req, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static void fail(struct cctx_mhd_request *req, int status, const char *fmt, ...)
+static void reject(struct cctx_mhd_request *req, int status, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -151,7 +151,7 @@ static void scan_headers(struct MHD_Connection *conn, struct header_scan *h, con
     MHD_get_connection_values_n(conn, MHD_HEADER_KIND, scan_header, h);
 }
 
-/* The deadline and the message its cause will carry; false after fail(). */
+/* The deadline and the message its cause will carry; false after reject(). */
 static bool deadline_of(struct cctx_mhd_request *req, int64_t *budget, char *msg, size_t size)
 {
     cctx_mhd_t *s = req->server;
@@ -162,7 +162,7 @@ static bool deadline_of(struct cctx_mhd_request *req, int64_t *budget, char *msg
     if (scan.count > 1) {
         /* Two deadlines: which one the caller meant is unknown, and taking
          * either could let a proxy's stricter one be overridden. */
-        fail(req, 400, "repeated %s header", hname);
+        reject(req, 400, "repeated %s header", hname);
         return false;
     }
     if (scan.count == 1) {
@@ -171,7 +171,7 @@ static bool deadline_of(struct cctx_mhd_request *req, int64_t *budget, char *msg
         if (cctx_grpc_timeout_parse(h, scan.first_len, &t) != 0) {
             char q[72];
             quote(q, sizeof q, h, scan.first_len);
-            fail(req, 400, "malformed %s header: \"%s\"", hname, q);
+            reject(req, 400, "malformed %s header: \"%s\"", hname, q);
             return false;
         }
         req->has_deadline = true;
@@ -224,7 +224,7 @@ static cctx_t *trace_of_request(struct cctx_mhd_request *req, cctx_t *parent)
     return cctx_with_trace(parent, &tr);
 }
 
-/* Builds the request context; false with fail() set (500 when out of
+/* Builds the request context; false with reject() set (500 when out of
  * memory). */
 static bool derive(struct cctx_mhd_request *req)
 {
@@ -240,15 +240,15 @@ static bool derive(struct cctx_mhd_request *req)
     if (!traced) {
         int err = info ? errno : ENOMEM;
         free(info);
-        fail(req, 500, "%s", err == ENOMEM ? "out of memory" : "no random source for a trace id");
+        reject(req, 500, "%s", err == ENOMEM ? "out of memory" : "no random source for a trace id");
         return false;
     }
-    info->id = atomic_fetch_add_explicit(&s->next_id, 1, memory_order_relaxed) + 1;
+    info->id = cctx__atomic_fetch_add_relaxed(&s->next_id, 1) + 1;
     memcpy(info->route, rpath, rlen + 1);
     cctx_t *valued = cctx_with_value(traced, &info_key, info, free);
     cctx_release(traced); /* valued holds it */
     if (!valued) {
-        fail(req, 500, "out of memory");
+        reject(req, 500, "out of memory");
         return false;
     }
     if (budget == CCTX_NO_DEADLINE)
@@ -257,7 +257,7 @@ static bool derive(struct cctx_mhd_request *req)
         req->ctx = cctx_with_timeout_cause(valued, budget, 504, msg, &req->cancel);
     cctx_release(valued);
     if (!req->ctx) {
-        fail(req, 500, "out of memory");
+        reject(req, 500, "out of memory");
         return false;
     }
     req->run_ctx = req->ctx;
@@ -269,7 +269,7 @@ static bool derive(struct cctx_mhd_request *req)
          * any body is read for nothing. */
         const char *m;
         int st = mhd_status_of_ended(req->ctx, &m);
-        fail(req, st, "%s", m);
+        reject(req, st, "%s", m);
     }
     return true;
 }
@@ -289,9 +289,9 @@ struct cctx_mhd_request *mhd_request_begin(cctx_mhd_t *s, struct MHD_Connection 
     req->handler = s->handler;
     req->arg = s->arg;
 
-    bool stopping = atomic_load(&s->stopping);
-    for (const struct mhd_route *r = atomic_load_explicit(&s->routes, memory_order_acquire); r;
-         r = atomic_load_explicit(&r->next, memory_order_acquire)) {
+    bool stopping = cctx__atomic_load_seq_cst(&s->stopping);
+    for (const struct mhd_route *r = cctx__atomic_load_acquire(&s->routes); r;
+         r = cctx__atomic_load_acquire(&r->next)) {
         if (route_matches(r, method, url)) {
             req->route = r;
             req->handler = r->handler;
@@ -300,7 +300,7 @@ struct cctx_mhd_request *mhd_request_begin(cctx_mhd_t *s, struct MHD_Connection 
         }
     }
     if (stopping) {
-        fail(req, 503, "server shutting down");
+        reject(req, 503, "server shutting down");
         return req;
     }
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
@@ -310,7 +310,7 @@ struct cctx_mhd_request *mhd_request_begin(cctx_mhd_t *s, struct MHD_Connection 
         errno = 0;
         unsigned long long n = strtoull(cl, &end, 10);
         if (errno == 0 && end != cl && *end == '\0' && n > s->opt.max_body) {
-            fail(req, 413, "request body too large");
+            reject(req, 413, "request body too large");
             return req;
         }
     }

@@ -65,7 +65,8 @@ static void uncount(cctx_mhd_t *s, struct cctx_mhd_request *req)
     if (!req->counted)
         return;
     req->counted = false;
-    if (atomic_fetch_sub(&s->suspended, 1) == 1 && atomic_load(&s->stopping)) {
+    if (cctx__atomic_fetch_sub_seq_cst(&s->suspended, 1) == 1 &&
+        cctx__atomic_load_seq_cst(&s->stopping)) {
         pthread_mutex_lock(&s->lock);
         pthread_cond_broadcast(&s->idle);
         pthread_mutex_unlock(&s->lock);
@@ -90,7 +91,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         return MHD_YES;
     }
-    if (atomic_load_explicit(&req->state, memory_order_acquire) == REQ_DONE) {
+    if (cctx__atomic_load_acquire(&req->state) == REQ_DONE) {
         enum MHD_Result ret = MHD_NO;
         if (req->response) {
             ret = MHD_queue_response(conn, req->status, req->response);
@@ -203,7 +204,7 @@ static char *dup_or(const char *s, const char *def)
 static void server_free(cctx_mhd_t *s)
 {
     for (struct mhd_route *r = s->routes, *next; r; r = next) {
-        next = atomic_load_explicit(&r->next, memory_order_relaxed);
+        next = cctx__atomic_load_relaxed(&r->next);
         free(r->method);
         free(r->path);
         free(r);
@@ -371,9 +372,9 @@ int cctx_mhd_route(cctx_mhd_t *server, const char *method, const char *path,
     r->max_timeout = max_timeout;
     atomic_init(&r->next, NULL);
     pthread_mutex_lock(&server->lock);
-    bool stopping = atomic_load(&server->stopping);
+    bool stopping = cctx__atomic_load_seq_cst(&server->stopping);
     if (!stopping) {
-        atomic_store_explicit(server->routes_tail, r, memory_order_release);
+        cctx__atomic_store_release(server->routes_tail, r);
         server->routes_tail = &r->next;
     }
     pthread_mutex_unlock(&server->lock);
@@ -408,7 +409,7 @@ int cctx_mhd_shutdown(cctx_mhd_t *server, int64_t drain)
         return 0;
     }
     pthread_mutex_lock(&s->lock);
-    atomic_store(&s->stopping, true);
+    cctx__atomic_store_seq_cst(&s->stopping, true);
     pthread_mutex_unlock(&s->lock);
     MHD_socket lfd = MHD_quiesce_daemon(s->daemon);
 
@@ -429,7 +430,7 @@ int cctx_mhd_shutdown(cctx_mhd_t *server, int64_t drain)
     }
     cctx_cancel_cause(s->cancel, 503, "server shutting down");
     pthread_mutex_lock(&s->lock);
-    while (s->inflight > 0 || atomic_load(&s->suspended) > 0) {
+    while (s->inflight > 0 || cctx__atomic_load_seq_cst(&s->suspended) > 0) {
         struct timespec now, ts;
         clock_gettime(CLOCK_MONOTONIC, &now);
         int64_t t = (int64_t)now.tv_sec * CCTX_SEC(1) + now.tv_nsec + CCTX_MSEC(10);

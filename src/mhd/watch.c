@@ -136,7 +136,7 @@ static void *watch_main(void *arg)
     struct mhd_watch *w = arg;
     watch_of = w;
     struct epoll_event ev[64];
-    while (!atomic_load_explicit(&w->stop, memory_order_acquire)) {
+    while (!cctx__atomic_load_acquire(&w->stop)) {
         int n = epoll_wait(w->epfd, ev, 64, -1);
         for (int i = 0; i < n; i++) {
             if (ev[i].data.u64 == WAKE_TAG)
@@ -188,7 +188,7 @@ void mhd_watch_stop(struct mhd_watch *w)
     /* Never this thread itself (shutdown refuses to run on it; this is the
      * defence should that check be bypassed): joining it would not return. */
     if (w->started) {
-        atomic_store_explicit(&w->stop, true, memory_order_release);
+        cctx__atomic_store_release(&w->stop, true);
         uint64_t one = 1;
         while (write(w->wakefd, &one, sizeof one) < 0 && errno == EINTR)
             ;

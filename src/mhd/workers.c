@@ -47,7 +47,7 @@ static void hand_back(struct cctx_mhd_request *req, cctx_mhd_response_t *resp)
 {
     mhd_response_finish(req, resp);
     struct MHD_Connection *conn = req->conn;
-    atomic_store_explicit(&req->state, REQ_DONE, memory_order_release);
+    cctx__atomic_store_release(&req->state, REQ_DONE);
     MHD_resume_connection(conn);
 }
 
@@ -164,12 +164,12 @@ void mhd_admit(cctx_mhd_t *s, struct cctx_mhd_request *req)
      * busiest of the server's, and a hang-up while the request waited is
      * reported by the new watch at once (EPOLLRDHUP is a state, not an edge). */
     req->counted = true;
-    atomic_fetch_add(&s->suspended, 1);
-    atomic_store_explicit(&req->state, REQ_QUEUED, memory_order_relaxed);
+    cctx__atomic_fetch_add_seq_cst(&s->suspended, 1);
+    cctx__atomic_store_relaxed(&req->state, REQ_QUEUED);
     MHD_suspend_connection(req->conn);
 
     pthread_mutex_lock(&s->lock);
-    bool stopping = atomic_load(&s->stopping) || s->closing;
+    bool stopping = cctx__atomic_load_seq_cst(&s->stopping) || s->closing;
     bool full = s->qlen >= s->opt.queue;
     if (!stopping && !full) {
         s->inflight++;

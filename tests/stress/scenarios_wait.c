@@ -412,9 +412,9 @@ const struct scenario scenarios_wait[] = {
      after_stop_vs_cancel},
     {"wait_during_cancel", "wait, wait_any, sleep, done fd all wake with the error",
      wait_during_cancel},
-    {"fork_during_cancel", "in the child, a new deadline still fires (known bug)",
+    {"fork_during_cancel", "in the child, a new deadline still fires",
      fork_during_cancel},
-    {"after_functions_stop_each_other", "no deadlock; stop's answers agree (known bug)",
+    {"after_functions_stop_each_other", "no deadlock; stop's answers agree",
      after_functions_stop_each_other},
 };
 const int n_scenarios_wait = sizeof scenarios_wait / sizeof *scenarios_wait;

@@ -1,0 +1,254 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The objects: how contexts, causes, list nodes and after-function
+ * registrations are laid out, and the bits of their words.
+ *
+ * Kinds. Every context starts with the same 40-byte head (with the done
+ * descriptor, used by the cancelable kinds). Cancelable contexts (CANCEL,
+ * TIMER) add a place in their source's list, a list of their own children and
+ * after-functions (or, once done, their cause) and their governing deadline. VALUE contexts
+ * add a key and a value and are in no list: cancellation reaches their
+ * descendants through the nearest cancelable ancestor (the "source"), to which
+ * those descendants attach directly, as Go's propagateCancel does.
+ * ROOT (background, todo) and DETACHED (without_cancel) never end. FREED is
+ * a released context that CCTX_DEBUG=checks keeps as a tombstone (debug.c).
+ *
+ * The state word (head.state): bits 0-7 hold the error (0, ECANCELED or
+ * ETIMEDOUT); bit 30 (FORWARD) marks a value context, whose error is its
+ * source's; bit 31 (WAITERS) says a thread may sleep on the word in
+ * cctx__os_wait. The error is written once, under the context's lock.
+ *
+ * The flags word (head.word):
+ *   bits 0-1  the context's lock: 0 free, 1 held, 2 held with sleepers
+ *   bits 2-4  the kind                     set before the context is
+ *   bit 5     LINKED: put in its source's   returned, never changed
+ *             list when made
+ *   bit 6     NAMED: a name is in the name table (dump.c)
+ *   bit 7     AFTERS: an after-function was ever registered on it
+ *   bit 8     WATCHED: the debugging switches saw it born (debug.c), so
+ *             they want to see it die; tested with NAMED in one go
+ *   bits 9-31 the line of the creation site (a larger line is stored as
+ *             2^23-1)      set before the context is returned, never changed
+ * Packing the line here, and sharing one slot between a cancelable context's
+ * list and its cause, is what keeps it at 72 bytes with a pointer to the
+ * deadline that governs it.
+ */
+#ifndef CCTX_LAYOUT_H
+#define CCTX_LAYOUT_H
+
+#include <cctx.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "atomics.h"
+
+/* The struct of type `type` whose `member` is at ptr. */
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+#define cctx__likely(x) __builtin_expect(!!(x), 1)
+#define cctx__unlikely(x) __builtin_expect(!!(x), 0)
+
+/* FREED: a released context kept as a tombstone by CCTX_DEBUG=checks (debug.c). */
+enum cctx__kind { KIND_ROOT = 1, KIND_CANCEL, KIND_TIMER, KIND_VALUE, KIND_DETACHED, KIND_FREED };
+
+#define STATE_ERR 0xffu
+#define STATE_FORWARD (1u << 30)
+#define STATE_WAITERS (1u << 31)
+
+#define WORD_LOCK 3u
+#define WORD_KIND_SHIFT 2
+#define WORD_LINKED (1u << 5)
+#define WORD_NAMED (1u << 6)
+#define WORD_AFTERS (1u << 7)
+#define WORD_WATCHED (1u << 8)
+#define WORD_LINE_SHIFT 9
+#define WORD_LINE_MAX ((1u << 23) - 1)
+
+struct cctx {
+    _Atomic uint32_t state;
+    _Atomic uint32_t refs; /* the count, and REFS_WAITED (bit 31) */
+    _Atomic uint32_t word;
+    _Atomic uint32_t fd1; /* cancelable: the done descriptor, see FD1_BITS */
+    struct cctx *parent;  /* holds a reference; NULL for the roots */
+    const char *file;     /* creation site, with the line in word */
+    const char *func;
+};
+
+/* Bit 31 of head.refs: a thread in cctx_cancel_and_wait sleeps on the
+ * word until the count falls to 1 (quiesce.c). With it set, the count reads
+ * as negative, so the release that compares the old count with 1 (signed)
+ * takes its slow path without a test more on its fast one. */
+#define REFS_WAITED (1u << 31)
+static inline uint32_t cctx__refs(const struct cctx *c)
+{
+    return cctx__atomic_load_relaxed(&((struct cctx *)c)->refs) & ~REFS_WAITED;
+}
+
+/* The done descriptor word (head.fd1): bits 0-20 hold the descriptor + 1
+ * (0: none yet), bits 21-31 the fork generation of the process that made it
+ * (fork.c). A child of fork() shares its parent's descriptors, so one made
+ * in another generation is neither signalled nor closed nor handed out: the
+ * child makes its own. */
+#define FD1_BITS 21
+#define FD1_MASK ((1u << FD1_BITS) - 1)
+#define FD1_GENERATIONS (1u << (32 - FD1_BITS))
+extern _Atomic uint32_t cctx__fork_generation;
+static inline uint32_t cctx__fd1_make(int fd)
+{
+    uint32_t gen = cctx__atomic_load_relaxed(&cctx__fork_generation);
+    return (gen % FD1_GENERATIONS) << FD1_BITS | (uint32_t)(fd + 1);
+}
+/* The descriptor a word names in this process, or -1. */
+static inline int cctx__done_fd_of(uint32_t fd1)
+{
+    if (!fd1) /* most contexts never make one: no more to look at */
+        return -1;
+    uint32_t gen = cctx__atomic_load_relaxed(&cctx__fork_generation);
+    if (fd1 >> FD1_BITS != gen % FD1_GENERATIONS)
+        return -1;
+    return (int)(fd1 & FD1_MASK) - 1;
+}
+
+/* A list node. pprev points at the pointer that points at this node; its bit 0
+ * tags after-function registrations; pprev == 0 means "in no list". */
+struct cctx__node {
+    struct cctx__node *next;
+    uintptr_t pprev;
+};
+#define NODE_AFTER ((uintptr_t)1)
+
+/* Why a context ended. Owned by the context where the cancellation started
+ * (origin), freed with it; descendants point at their origin's record, and
+ * each holds its origin alive through the chain of parent references. */
+struct cctx__cause {
+    struct cctx *origin;     /* NULL for the static out-of-memory records */
+    _Atomic uint32_t marked; /* 1 once every descendant it reached is marked (cancel.c) */
+    int16_t err;             /* ECANCELED or ETIMEDOUT */
+    int16_t embedded;        /* part of its origin's allocation, not freed alone */
+    int32_t code, line;
+    const char *msg, *file, *func;
+    int64_t when;
+};
+/* 56 bytes: glibc serves it from a 64-byte chunk. */
+_Static_assert(sizeof(struct cctx__cause) == 56, "the cause record grew");
+
+struct cctx__timer;
+
+struct cctx__cancelable {
+    struct cctx head;
+    struct cctx__node link; /* in the source's list */
+    /* A context's list only matters while it is active, its cause only once
+     * it is done, and the canceller swaps one for the other under the lock:
+     * once done, a context takes no more children (they are born done) nor
+     * registrations (they run at once). So whoever reads `children` holds
+     * the lock and has seen no error; whoever reads `cause` has seen the
+     * error (acquire), which was written after the cause (release). */
+    union {
+        struct cctx__node *children; /* children and after-functions */
+        struct cctx__cause *_Atomic cause;
+    };
+    /* The nearest timer context at or above this one whose deadline governs
+     * it (NULL: none), so that deadline look-ups and derivations never walk a
+     * long chain of cancelable contexts. */
+    const struct cctx__timer *deadline_from;
+};
+
+struct cctx__timer {
+    struct cctx__cancelable c;
+    /* Fixed before the context is published, except in a grace context
+     * (grace.c), which is born with CCTX_NO_DEADLINE and gets its deadline
+     * once when its parent ends: so it is read with cctx__deadline_load. */
+    int64_t deadline;
+    _Atomic uint32_t slot; /* heap index + 1; 0: not armed. Written under the shard lock */
+    uint32_t shard;        /* the heap shard it is armed in (timer.c) */
+    int32_t code;          /* the cause given by the _cause variants */
+    uint32_t flags;        /* TIMER_GRACE; in what was padding */
+    const char *msg;       /* NULL, or a copy stored after the record below */
+    /* With a code or a message, the struct is followed by the cause record
+     * its firing uses (cctx__timer_cause), then by the message. */
+};
+
+#define TIMER_GRACE 1u /* a grace context: no deadline until its parent ends */
+
+/* Relaxed: a plain load on the machines we build for, and a grace
+ * context's one later store (also relaxed) is then no data race. */
+static inline int64_t cctx__deadline_load(const struct cctx__timer *t)
+{
+    return cctx__plain_load_relaxed(&t->deadline);
+}
+
+static inline struct cctx__cause *cctx__timer_cause(const struct cctx__timer *t)
+{
+    return t->code || t->msg ? (struct cctx__cause *)(t + 1) : NULL;
+}
+
+struct cctx__value {
+    struct cctx head;
+    const void *key;
+    void *value;
+    void (*destroy)(void *value);
+};
+
+/* cctx_after_t's storage seen from inside. */
+struct cctx__after {
+    /* In the owner's list while REGISTERED. While QUEUED it is in a run
+     * queue instead: link.next threads the queue and link.pprev holds the
+     * queue's address (tagged NODE_AFTER), so a stopper can find it. */
+    struct cctx__node link;
+    void (*fn)(void *arg);
+    void *arg;
+    struct cctx__cancelable *owner;
+    _Atomic uint32_t state; /* AFTER_*: the state machine is after.c's */
+    int line;               /* where it was registered (traces, misuse reports) */
+    const char *file, *func;
+};
+
+static inline enum cctx__kind cctx__kind(const struct cctx *c)
+{
+    return (enum cctx__kind)(
+        (cctx__atomic_load_relaxed(&((struct cctx *)c)->word) >> WORD_KIND_SHIFT) & 0x7);
+}
+
+static inline int cctx__line(const struct cctx *c)
+{
+    return (int)(cctx__atomic_load_relaxed(&((struct cctx *)c)->word) >> WORD_LINE_SHIFT);
+}
+
+static inline int cctx__cancelable_kind(enum cctx__kind k)
+{
+    return k == KIND_CANCEL || k == KIND_TIMER;
+}
+
+/* The nearest cancelable context at or above c, or NULL when nothing above c
+ * can ever end it. Parents never change, so the answer never does either. */
+static inline struct cctx__cancelable *cctx__source(const struct cctx *c)
+{
+    for (;;) {
+        enum cctx__kind k = cctx__kind(c);
+        if (cctx__cancelable_kind(k))
+            return (struct cctx__cancelable *)c;
+        if (k != KIND_VALUE)
+            return NULL;
+        c = c->parent;
+    }
+}
+
+/* The timer context whose deadline governs c, or NULL when c has none. */
+static inline const struct cctx__timer *cctx__deadline_of(const struct cctx *c)
+{
+    for (;;) {
+        switch (cctx__kind(c)) {
+        case KIND_TIMER:
+            return (const struct cctx__timer *)c;
+        case KIND_CANCEL:
+            return ((const struct cctx__cancelable *)c)->deadline_from;
+        case KIND_VALUE:
+            c = c->parent;
+            continue;
+        default:
+            return NULL;
+        }
+    }
+}
+
+#endif

@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The lock protocol: the word lock every context carries, the order in which
+ * the library's locks nest, and how a reference keeps a context alive.
+ *
+ * Lock order. A thread holds at most one context lock at a time. A run
+ * queue's lock (after.c) is taken inside a context lock (a canceller queues
+ * the registrations it takes) or alone, never around one. The timer's locks
+ * (a shard lock, the wake lock: timer.c) and the runners' pool lock
+ * (runner.c) are never taken while a context lock is held, and no context
+ * lock is taken under them. The name table's lock (dump.c) nests inside
+ * nothing. The debugging switches' locks (the
+ * registry's shard locks and the quarantine lock: debug.c; the rings' locks
+ * and the file's: trace.c) are taken with no context lock held, and hold no
+ * other lock inside them, except that a trace flush takes each ring's lock
+ * inside the file's.
+ *
+ * Lifetimes. Every derived context holds a reference on its parent; a
+ * context's list links (children, after-functions) are guarded by its lock;
+ * a node found in a list is kept alive by taking a reference on it under the
+ * list owner's lock (try_ref fails once its count reached zero, and then its
+ * releaser, who must take the same lock to unlink it, owns it).
+ */
+#ifndef CCTX_LOCK_H
+#define CCTX_LOCK_H
+
+#include "layout.h"
+#include "os.h"
+
+/* tree.c: the futex lock in bits 0-1 of a word (the flags word: layout.h). */
+void cctx__word_lock_slow(_Atomic uint32_t *word);
+static inline void cctx__word_lock(_Atomic uint32_t *word)
+{
+    uint32_t w = cctx__atomic_load_relaxed(word);
+    if (cctx__likely(!(w & WORD_LOCK)) && cctx__atomic_cas_weak_acquire(word, &w, w | 1))
+        return;
+    cctx__word_lock_slow(word);
+}
+static inline bool cctx__word_try_lock(_Atomic uint32_t *word)
+{
+    uint32_t w = cctx__atomic_load_relaxed(word);
+    while (!(w & WORD_LOCK))
+        if (cctx__atomic_cas_weak_acquire(word, &w, w | 1))
+            return true;
+    return false;
+}
+static inline void cctx__word_unlock(_Atomic uint32_t *word)
+{
+    uint32_t old = cctx__atomic_fetch_and_release(word, ~WORD_LOCK);
+    if (cctx__unlikely(old & 2))
+        cctx__os_wake(word);
+}
+static inline void cctx__lock(struct cctx *c)
+{
+    cctx__word_lock(&c->word);
+}
+static inline bool cctx__try_lock(struct cctx *c)
+{
+    return cctx__word_try_lock(&c->word);
+}
+static inline void cctx__unlock(struct cctx *c)
+{
+    cctx__word_unlock(&c->word);
+}
+int cctx__try_ref(struct cctx *c);
+/* Drops a reference on c without running user code or waiting for a lock:
+ * only when it is not the last one, or when freeing c (and then its parent,
+ * and so on) needs neither. Returns NULL when done, else the context whose
+ * reference the caller still holds and must release the ordinary way. */
+struct cctx *cctx__release_quietly(struct cctx *c, const char *file, int line, const char *func);
+
+#endif
