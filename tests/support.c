@@ -408,3 +408,27 @@ char *heap_copy_exact(const char *text, size_t len)
     memcpy(p, text, len);
     return p;
 }
+
+/* ---- traces ------------------------------------------------------------------------ */
+
+void poison_trace(cctx_trace_t *t)
+{
+    memset(t, 0xab, sizeof *t);
+}
+
+bool trace_poisoned(const cctx_trace_t *t)
+{
+    const unsigned char *p = (const unsigned char *)t;
+    for (size_t i = 0; i < sizeof *t; i++)
+        if (p[i] != 0xab)
+            return false;
+    return true;
+}
+
+int traceparent_parse_exact(const char *text, size_t len, cctx_trace_t *out)
+{
+    char *p = heap_copy_exact(text, len);
+    int r = cctx_traceparent_parse(p, len, out);
+    free(p);
+    return r;
+}

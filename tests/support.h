@@ -2,13 +2,15 @@
 /*
  * Helpers shared by the test files (tests/support.c): an after-function
  * recorder, checks of a context's cause, a value destructor that counts,
- * threads that start together, a watchdog for calls that must return, the
- * real clock, and a seeded shuffle.
+ * threads that start together, a watchdog for calls that must return,
+ * traces that a failing call must leave as they were, the real clock, and a
+ * seeded shuffle.
  */
 #ifndef CCTX_TEST_SUPPORT_H
 #define CCTX_TEST_SUPPORT_H
 
 #include <cctx.h>
+#include <cctx/propagate.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -150,6 +152,15 @@ char *temp_path_for(const char *name);
 /* A copy of text[0..len) in a heap block of exactly len bytes (at least 1),
  * so that under AddressSanitizer a parser reading past len is caught. */
 char *heap_copy_exact(const char *text, size_t len);
+
+/* ---- traces (<cctx/propagate.h>) ----------------------------------------------------- */
+
+/* Sets every byte of t to 0xab; trace_poisoned tells whether t is still so.
+ * A parse or a draw that fails must leave its output as it was. */
+void poison_trace(cctx_trace_t *t);
+bool trace_poisoned(const cctx_trace_t *t);
+/* cctx_traceparent_parse of text[0..len), from a heap_copy_exact copy. */
+int traceparent_parse_exact(const char *text, size_t len, cctx_trace_t *out);
 
 /* ---- the real clock, whatever clock cctx uses ---------------------------------------- */
 
