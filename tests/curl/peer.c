@@ -261,11 +261,16 @@ void curl_test_end(void)
     curl_global_cleanup();
 }
 
-void peer_start_go(struct peer *p)
+void peer_start_go_named(struct peer *p, const char *name, const char *not_built)
 {
-    const char *bin = peer_go("httppeer");
+    const char *bin = peer_go(name);
     if (!bin)
-        SKIP("the Go peer was not built (no Go 1.19 toolchain)");
+        SKIP("%s", not_built);
     const char *argv[] = {bin, NULL};
     CHECK(peer_start(p, argv));
+}
+
+void peer_start_go(struct peer *p)
+{
+    peer_start_go_named(p, "httppeer", "the Go peer was not built (no Go 1.19 toolchain)");
 }

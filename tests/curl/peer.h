@@ -33,8 +33,10 @@ const char *peer_node(void);
 /* The Node peer script. */
 const char *peer_node_script(void);
 
-/* Starts the Go net/http peer (httppeer); skips the test (SKIP) when it was
- * not built, fails it when it does not start. */
+/* Starts the Go peer `name` (as peer_go finds it); skips the test (SKIP),
+ * saying not_built, when it was not built, and fails it when it does not
+ * start. peer_start_go starts the net/http peer (httppeer). */
+void peer_start_go_named(struct peer *p, const char *name, const char *not_built);
 void peer_start_go(struct peer *p);
 /* Starts argv[0] (a path) and reads its "port N" line. false when it could
  * not start or said nothing within 20 s. */

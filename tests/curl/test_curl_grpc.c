@@ -10,11 +10,8 @@
 
 static void start_grpc(struct peer *p)
 {
-    const char *bin = peer_go("grpcpeer");
-    if (!bin)
-        SKIP("the grpc-go peer was not built (no Go 1.19 or grpc-go sources)");
-    const char *argv[] = {bin, NULL};
-    CHECK(peer_start(p, argv));
+    peer_start_go_named(p, "grpcpeer",
+                        "the grpc-go peer was not built (no Go 1.19 or grpc-go sources)");
 }
 
 struct call {

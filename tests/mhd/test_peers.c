@@ -10,21 +10,25 @@
 #include "mhd_support.h"
 #include "support.h"
 
+/* Where the peers are sent: the /slow of the server check_peer_hangs_up
+ * starts. The tests name it in their peer's arguments; it is filled in once
+ * the server has its port. */
 static char url[64];
 
-TEST(mhd_peer_curl_hangup)
+/* Starts a server whose handler blocks on /slow until its context ends, runs
+ * the peer argv (which names url), and checks that the peer exited with
+ * `status` and that the handler saw its context end, with 499 "client
+ * disconnected", less than 3 s after it started. */
+static void check_peer_hangs_up(char *const argv[], int status)
 {
-    if (!peer_exists(MHD_PEER_CURL))
-        SKIP("curl not found");
     struct probe p;
     probe_init(&p);
     p.block = true;
     cctx_mhd_t *s = start_probe_server(&p, NULL);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/slow", cctx_mhd_port(s));
-    char *argv[] = {MHD_PEER_CURL, "-s", "--max-time", "0.2", url, NULL};
     int st = run_peer(argv);
-    printf("curl exited with %d (28: timed out)\n", st);
-    CHECK_EQ(st, 28);
+    printf("%s exited with %d (expected %d)\n", argv[0], st, status);
+    CHECK_EQ(st, status);
     CHECK(probe_wait_ended(&p, 1, 5000));
     printf("handler saw the end %.1f ms after it started\n",
            (double)(p.t_ended - p.t_started) / 1e6);
@@ -33,48 +37,33 @@ TEST(mhd_peer_curl_hangup)
     CHECK(p.t_ended - p.t_started < CCTX_SEC(3));
     cctx_mhd_free(s);
     probe_destroy(&p);
+}
+
+TEST(mhd_peer_curl_hangup)
+{
+    if (!peer_exists(MHD_PEER_CURL))
+        SKIP("curl not found");
+    /* curl gives up after 0.2 s: exit status 28, "operation timed out". */
+    char *argv[] = {MHD_PEER_CURL, "-s", "--max-time", "0.2", url, NULL};
+    check_peer_hangs_up(argv, 28);
 }
 
 TEST(mhd_peer_go_context_cancel)
 {
     if (!peer_exists(MHD_PEER_GO))
         SKIP("Go peer not built (Go 1.19 not found)");
-    struct probe p;
-    probe_init(&p);
-    p.block = true;
-    cctx_mhd_t *s = start_probe_server(&p, NULL);
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/slow", cctx_mhd_port(s));
+    /* Its context times out after 200 ms; it exits 0 if the request failed
+     * with the context's error. */
     char *argv[] = {MHD_PEER_GO, url, "200ms", NULL};
-    int st = run_peer(argv);
-    CHECK_EQ(st, 0);
-    CHECK(probe_wait_ended(&p, 1, 5000));
-    printf("handler saw the end %.1f ms after it started\n",
-           (double)(p.t_ended - p.t_started) / 1e6);
-    CHECK_EQ(p.cause.code, 499);
-    CHECK_STR(p.msg, "client disconnected");
-    CHECK(p.t_ended - p.t_started < CCTX_SEC(3));
-    cctx_mhd_free(s);
-    probe_destroy(&p);
+    check_peer_hangs_up(argv, 0);
 }
 
 TEST(mhd_peer_node_abort_signal)
 {
     if (!peer_exists(MHD_PEER_NODE))
         SKIP("node not found");
-    struct probe p;
-    probe_init(&p);
-    p.block = true;
-    cctx_mhd_t *s = start_probe_server(&p, NULL);
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/slow", cctx_mhd_port(s));
+    /* An AbortSignal aborts the request after 200 ms; it exits 0 if the
+     * request was aborted. */
     char *argv[] = {MHD_PEER_NODE, MHD_PEER_NODE_SCRIPT, url, "200", NULL};
-    int st = run_peer(argv);
-    CHECK_EQ(st, 0);
-    CHECK(probe_wait_ended(&p, 1, 5000));
-    printf("handler saw the end %.1f ms after it started\n",
-           (double)(p.t_ended - p.t_started) / 1e6);
-    CHECK_EQ(p.cause.code, 499);
-    CHECK_STR(p.msg, "client disconnected");
-    CHECK(p.t_ended - p.t_started < CCTX_SEC(3));
-    cctx_mhd_free(s);
-    probe_destroy(&p);
+    check_peer_hangs_up(argv, 0);
 }
