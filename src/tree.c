@@ -402,7 +402,17 @@ destroy(struct cctx *c, const char *file, int line, const char *func)
         }
         if (kind == KIND_TIMER)
             cctx__timer_disarm((struct cctx__timer *)c);
-        if (cctx__atomic_load_relaxed(&c->word) & WORD_LINKED) {
+        struct cctx__cause *cause = NULL;
+        if (cctx__atomic_load_acquire(&c->state) & STATE_ERR)
+            cause = cctx__atomic_load_acquire(&cc->cause);
+        /* A cancellation that began above c took c out of its source's list
+         * (take_list) before it marked c, and nothing is ever linked again:
+         * then there is nothing to unlink, and the source's lock, a shared
+         * line in a wide tree and a cold one in a deep chain, is not taken.
+         * A context that canceled itself is still in the list, as in every other case
+         * (a static out-of-memory cause names no origin, so it is looked at). */
+        bool taken_out = cause && cause->origin && cause->origin != c;
+        if ((cctx__atomic_load_relaxed(&c->word) & WORD_LINKED) && !taken_out) {
             struct cctx__cancelable *src = cctx__source(c->parent);
             if (cctx__unlikely(!src)) /* its source became a tombstone */
                 cctx__misuse("releasing a context whose parent was already released "
@@ -414,8 +424,8 @@ destroy(struct cctx *c, const char *file, int line, const char *func)
         int fd = cctx__done_fd_of(cctx__atomic_load_acquire(&c->fd1));
         if (fd >= 0)
             cctx__os_event_close(fd);
-        if (cctx__atomic_load_acquire(&c->state) & STATE_ERR)
-            cctx__cause_free(cctx__atomic_load_acquire(&cc->cause), c);
+        if (cause)
+            cctx__cause_free(cause, c);
     } else if (kind == KIND_VALUE) {
         struct cctx__value *v = (struct cctx__value *)c;
         if (v->destroy)

@@ -12,6 +12,7 @@
 
 #include "harness.h"
 #include "support.h"
+#include "internal.h" /* a context's lock and list, for what a release takes */
 #include "testhooks.h"
 
 /* ---- helpers ------------------------------------------------------------------ */
@@ -526,4 +527,49 @@ TEST(tree_random_tree_released_in_random_order_frees_everything)
     CHECK_EQ(atomic_load(&destroyed), values);
     CHECK_EQ(cctx__test_live_allocs(), start);
     cctx__test_count_allocs(false);
+}
+
+/* ---- what a release locks ----------------------------------------------------- */
+
+static cctx_t *reached_child;
+
+static void release_reached_child(void)
+{
+    cctx_release(reached_child);
+}
+
+/* A child reached by its parent's cancellation was taken out of the parent's
+ * list then, so its release has nothing to unlink and takes no lock of the
+ * parent's: it returns while another thread holds that lock. */
+TEST(release_of_a_child_reached_from_above_takes_no_lock_of_its_parent)
+{
+    cctx_cancel_t *cancel;
+    cctx_t *root = cctx_with_cancel(cctx_background(), &cancel);
+    reached_child = cctx_with_cancel(root, NULL);
+    CHECK(root && reached_child);
+    cctx_cancel(cancel);
+    cctx__lock(root);
+    run_with_watchdog(release_reached_child, 10);
+    cctx__unlock(root);
+    cctx_release(root);
+}
+
+/* A child that canceled itself stays in its parent's list until it is
+ * released: its release takes it out. */
+TEST(release_of_a_child_that_canceled_itself_takes_it_out_of_the_list)
+{
+    cctx_cancel_t *own;
+    cctx_t *root = cctx_with_cancel(cctx_background(), NULL);
+    cctx_t *child = cctx_with_cancel(root, &own);
+    CHECK(root && child);
+    cctx_cancel(own);
+    struct cctx__cancelable *list_owner = (struct cctx__cancelable *)root;
+    cctx__lock(root);
+    CHECK(list_owner->children != NULL);
+    cctx__unlock(root);
+    cctx_release(child);
+    cctx__lock(root);
+    CHECK(list_owner->children == NULL);
+    cctx__unlock(root);
+    cctx_release(root);
 }
