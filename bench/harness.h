@@ -61,6 +61,9 @@ static inline bool bench_pb_next(bench_pb *pb)
 void bench_run_parallel(bench_b *b, void (*body)(bench_pb *pb, void *arg), void *arg);
 
 typedef void (*bench_fn)(bench_b *b, void *arg);
+/* Reads go test's flags, counts the threads RunParallel will use and prints
+ * go test's header, then "# BANNER, N threads". Call first, from main. */
+void bench_init(int argc, char **argv, const char *banner);
 /* Whether -bench selects the benchmark (or a parent of benchmarks) `name`;
  * call before any costly set-up shared by sub-benchmarks. */
 bool bench_wanted(const char *name);
@@ -104,5 +107,11 @@ struct wake_case {
 };
 extern const struct wake_case bench_wake_wait; /* cctx_wait: BenchmarkWaitWakeup */
 void bench_wake_latency(bench_b *b, void *arg);
+/* bench.c: the rows GROUP/depth=10..100 of the DeepValue benchmarks, fn's arg
+ * being a chain of that many value contexts (a cctx_t *, borrowed). */
+void bench_run_deep_value(const char *group, bench_fn fn);
+/* bench_handoff.c: DeepValueNewGoRoutine's lookup handed to a thread that is
+ * already running. */
+void bench_handoff(void);
 
 #endif
