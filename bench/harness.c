@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The benchmark driver: flags, the -bench filter, Go's N-growth loop
- * (testing/benchmark.go, Go 1.19) and Go's output format. The program's
- * main (main.c) calls bench_init, then its groups.
+ * (testing/benchmark.go, Go 1.19) and Go's output format. Each program's
+ * main (main.c, cpp/stop_token.cpp) calls bench_init, then its groups.
  */
 #define _GNU_SOURCE
 #if defined(__x86_64__) || defined(__i386__)
