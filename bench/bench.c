@@ -289,7 +289,7 @@ static void deep_value_same(bench_b *b, void *arg)
     }
 }
 
-static void run_deep_value(const char *group, bench_fn fn)
+void bench_run_deep_value(const char *group, bench_fn fn)
 {
     static const int depths[] = {10, 20, 30, 50, 100};
     for (size_t i = 0; i < sizeof depths / sizeof depths[0]; i++) {
@@ -341,6 +341,6 @@ void bench_go_twins(void)
 
     bench_run("BenchmarkContextCancelDone", bench_context_cancel_done, NULL);
 
-    run_deep_value("BenchmarkDeepValueNewGoRoutine", deep_value_new);
-    run_deep_value("BenchmarkDeepValueSameGoRoutine", deep_value_same);
+    bench_run_deep_value("BenchmarkDeepValueNewGoRoutine", deep_value_new);
+    bench_run_deep_value("BenchmarkDeepValueSameGoRoutine", deep_value_same);
 }

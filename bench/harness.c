@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The benchmark driver: flags, the -bench filter, Go's N-growth loop
- * (testing/benchmark.go, Go 1.19) and Go's output format.
+ * (testing/benchmark.go, Go 1.19) and Go's output format. Each program's
+ * main (main.c, cpp/stop_token.cpp) calls bench_init, then its groups.
  */
 #define _GNU_SOURCE
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
-#include <fcntl.h>
 #endif
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <regex.h>
 #include <sched.h>
@@ -49,7 +51,7 @@ void bench_fatal(const char *fmt, ...)
     va_list ap;
     va_start(ap, fmt);
     fflush(stdout);
-    fputs("cctx-bench: ", stderr);
+    fprintf(stderr, "%s: ", program_invocation_short_name);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
@@ -329,12 +331,13 @@ static void cpu_name(char *out, size_t size)
 
 static void usage(void)
 {
-    fputs("usage: cctx-bench [-bench REGEX] [-benchtime 1s|200ms|100x] [-count N] [-benchmem]\n",
-          stderr);
+    fprintf(stderr,
+            "usage: %s [-bench REGEX] [-benchtime 1s|200ms|100x] [-count N] [-benchmem]\n",
+            program_invocation_short_name);
     exit(2);
 }
 
-int main(int argc, char **argv)
+void bench_init(int argc, char **argv, const char *banner)
 {
     for (int i = 1; i < argc; i++) {
         /* Go accepts -flag=value, -flag value and --flag alike; so do we. */
@@ -379,19 +382,11 @@ int main(int argc, char **argv)
     const char *arch = "unknown";
 #endif
     printf("goos: linux\ngoarch: %s\npkg: context\ncpu: %s\n", arch, cpu);
-    printf("# cctx-bench: cctx twins of Go 1.19 src/context/benchmark_test.go, %d threads\n",
-           opt.procs);
-    bench_sizes();
+    printf("# %s, %d threads\n", banner, opt.procs);
     /* Go starts the name column at the longest top-level name plus the -N
      * suffix twice plus one, and widens it as sub-benchmarks need. */
     int ext = snprintf(NULL, 0, "-%d", opt.procs);
     opt.max_len = (int)strlen("BenchmarkDeepValueSameGoRoutine") + 2 * ext + 1;
-    bench_go_twins();
-    bench_extras();
-    bench_shutdown();
-    bench_io();
-    printf("PASS\n");
-    return 0;
 }
 
 bool bench_thread_sleeping(int tid)

@@ -8,10 +8,24 @@
 #ifndef CCTX_BENCH_HARNESS_H
 #define CCTX_BENCH_HARNESS_H
 
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* bench/cpp's C++ twin includes this header too, and links harness.c. Its
+ * bench_pb_next must stay inline, as here (the ~1 ns rows would otherwise
+ * time a call), so the shared counter is std::atomic<uint64_t> there: GCC and
+ * Clang give it the layout of C's _Atomic uint64_t (C++23 makes them one type). */
+#ifdef __cplusplus
+#include <atomic>
+typedef std::atomic<uint64_t> bench_atomic_u64;
+using std::atomic_fetch_add_explicit;
+using std::memory_order_relaxed;
+extern "C" {
+#else
+#include <stdatomic.h>
+typedef _Atomic uint64_t bench_atomic_u64;
+#endif
 
 typedef struct bench_b {
     int64_t n; /* b.N */
@@ -37,7 +51,7 @@ void bench_note(bench_b *b, const char *fmt, ...) __attribute__((format(printf, 
 
 /* testing.PB: iterations are taken from a shared counter `grain` at a time. */
 typedef struct bench_pb {
-    _Atomic uint64_t *global;
+    bench_atomic_u64 *global;
     uint64_t grain, cache, bn;
 } bench_pb;
 
@@ -61,6 +75,9 @@ static inline bool bench_pb_next(bench_pb *pb)
 void bench_run_parallel(bench_b *b, void (*body)(bench_pb *pb, void *arg), void *arg);
 
 typedef void (*bench_fn)(bench_b *b, void *arg);
+/* Reads go test's flags, counts the threads RunParallel will use and prints
+ * go test's header, then "# BANNER, N threads". Call first, from main. */
+void bench_init(int argc, char **argv, const char *banner);
 /* Whether -bench selects the benchmark (or a parent of benchmarks) `name`;
  * call before any costly set-up shared by sub-benchmarks. */
 bool bench_wanted(const char *name);
@@ -104,5 +121,15 @@ struct wake_case {
 };
 extern const struct wake_case bench_wake_wait; /* cctx_wait: BenchmarkWaitWakeup */
 void bench_wake_latency(bench_b *b, void *arg);
+/* bench.c: the rows GROUP/depth=10..100 of the DeepValue benchmarks, fn's arg
+ * being a chain of that many value contexts (a cctx_t *, borrowed). */
+void bench_run_deep_value(const char *group, bench_fn fn);
+/* bench_handoff.c: DeepValueNewGoRoutine's lookup handed to a thread that is
+ * already running. */
+void bench_handoff(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

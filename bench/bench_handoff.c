@@ -1,0 +1,233 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * DeepValueNewGoRoutine without the thread start-up.
+ *
+ * Go's BenchmarkDeepValueNewGoRoutine starts a goroutine per op that looks a
+ * key up on a depth-N chain of value contexts, and waits for it. Its twin in
+ * bench.c starts a pthread per op, so it measures pthread_create and join
+ * (tens of microseconds), not the context. These rows hand the same lookup to
+ * a thread that already runs, which is what C code does instead of starting a
+ * thread per task:
+ *
+ *   DeepValueGroup/depth=N         the literal errgroup twin: cctx_group_new,
+ *                                  cctx_group_go, cctx_group_wait and
+ *                                  cctx_group_free per op. A group reuses its
+ *                                  threads only while it lives, and
+ *                                  cctx_group_wait ends it and joins them, so
+ *                                  this starts a thread per op, as the
+ *                                  pthread twin does, plus the group's own
+ *                                  costs.
+ *   DeepValueReusedThread/depth=N  one group for the whole run, limited to one
+ *                                  task at a time, so one pool thread takes
+ *                                  every task; the caller waits for each
+ *                                  answer on a semaphore (Go's WaitGroup).
+ *   DeepValueFutexHandoff/depth=N  one long-lived worker woken through a bare
+ *                                  futex word, answering through another: the
+ *                                  least any sleeping hand-off between two
+ *                                  threads can cost on this machine.
+ *   FutexHandoff                   the same round trip with no lookup.
+ *
+ * As in the pthread twin, the caller refs the chain for each task and the task
+ * releases it on its thread, as the contract asks of a context handed over.
+ * The worker threads are started before the timer runs and stopped after it.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#ifdef __linux__
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+#include <cctx.h>
+#include <cctx/group.h>
+
+#include "harness.h"
+
+/* On no chain, as Go's -1: each lookup walks the whole chain. */
+static const char probe_key;
+
+/* The op's work, on whichever thread runs it: the lookup, then the release of
+ * the reference the caller took for it. */
+static void lookup_and_release(cctx_t *ctx)
+{
+    void *v = cctx_value(ctx, &probe_key);
+    BENCH_KEEP(v);
+    cctx_release(ctx);
+}
+
+static cctx_group_t *must_group(void)
+{
+    cctx_group_t *g = cctx_group_new(cctx_background());
+    if (!g)
+        bench_fatal("cctx_group_new: %s", strerror(errno));
+    return g;
+}
+
+static void must_go(cctx_group_t *g, int (*fn)(cctx_t *ctx, void *arg), void *arg)
+{
+    int r = cctx_group_go(g, fn, arg);
+    if (r != 0)
+        bench_fatal("cctx_group_go: %s", strerror(r));
+}
+
+/* ---- BenchmarkDeepValueGroup/depth=N -------------------------------------- */
+
+static int group_task(cctx_t *group_ctx, void *arg)
+{
+    (void)group_ctx;
+    lookup_and_release(arg);
+    return 0;
+}
+
+static void deep_value_group(bench_b *b, void *arg)
+{
+    cctx_t *chain = arg;
+    for (int64_t i = 0; i < b->n; i++) {
+        cctx_group_t *g = must_group();
+        must_go(g, group_task, cctx_ref(chain));
+        cctx_group_wait(g);
+        cctx_group_free(g);
+    }
+}
+
+/* ---- BenchmarkDeepValueReusedThread/depth=N ------------------------------- */
+
+struct pooled_op {
+    cctx_t *ctx; /* this op's reference, released by the task */
+    sem_t done;  /* posted by the task: the caller's WaitGroup */
+};
+
+static int pooled_task(cctx_t *group_ctx, void *arg)
+{
+    (void)group_ctx;
+    struct pooled_op *op = arg;
+    lookup_and_release(op->ctx);
+    sem_post(&op->done);
+    return 0;
+}
+
+static void pooled_op_run(cctx_group_t *g, struct pooled_op *op, cctx_t *chain)
+{
+    op->ctx = cctx_ref(chain);
+    must_go(g, pooled_task, op);
+    while (sem_wait(&op->done) != 0)
+        if (errno != EINTR)
+            bench_fatal("sem_wait: %s", strerror(errno));
+}
+
+static void deep_value_reused(bench_b *b, void *arg)
+{
+    cctx_t *chain = arg;
+    cctx_group_t *g = must_group();
+    /* With a limit of one, a go waits until the previous task's thread is back
+     * in the pool, so it always finds that thread idle: one thread serves the
+     * whole run. Without it, a go issued between the task's sem_post and the
+     * thread's return to the pool would start a second thread. */
+    if (cctx_group_limit(g, 1) != 0)
+        bench_fatal("cctx_group_limit failed");
+    struct pooled_op op;
+    if (sem_init(&op.done, 0, 0) != 0)
+        bench_fatal("sem_init: %s", strerror(errno));
+    pooled_op_run(g, &op, chain); /* starts the pool's thread, untimed */
+    bench_reset_timer(b);
+    for (int64_t i = 0; i < b->n; i++)
+        pooled_op_run(g, &op, chain);
+    bench_stop_timer(b);
+    cctx_group_wait(g);
+    cctx_group_free(g);
+    sem_destroy(&op.done);
+}
+
+/* ---- BenchmarkDeepValueFutexHandoff/depth=N, BenchmarkFutexHandoff -------- */
+
+#ifdef __linux__
+/* The two words live on separate cache lines: each is written by one side and
+ * slept on by the other. ctx and stop travel with the request: written before
+ * the release store of request, read after the worker's acquire load. */
+struct handoff {
+    _Alignas(64) _Atomic uint32_t request; /* the caller's sequence number */
+    cctx_t *ctx; /* a reference to look up and release, or NULL: a bare ping */
+    bool stop;
+    _Alignas(64) _Atomic uint32_t answer; /* the last request answered */
+};
+
+static void futex_wake_one(_Atomic uint32_t *word)
+{
+    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* Sleeps until *word differs from seen and returns its new value. The kernel
+ * sleeps only while the word still holds seen (else EAGAIN), so a store and
+ * wake between the load and the sleep is never lost; EINTR just loops. */
+static uint32_t futex_await_change(_Atomic uint32_t *word, uint32_t seen)
+{
+    uint32_t now;
+    while ((now = atomic_load_explicit(word, memory_order_acquire)) == seen)
+        syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
+    return now;
+}
+
+static void *handoff_worker(void *arg)
+{
+    struct handoff *h = arg;
+    uint32_t seen = 0;
+    for (;;) {
+        seen = futex_await_change(&h->request, seen);
+        if (h->stop)
+            return NULL;
+        if (h->ctx)
+            lookup_and_release(h->ctx);
+        atomic_store_explicit(&h->answer, seen, memory_order_release);
+        futex_wake_one(&h->answer);
+    }
+}
+
+/* One round trip: publish the request, wake the worker, sleep until it has
+ * answered this very request (answer moves from seq - 1 to seq only). */
+static void handoff_round(struct handoff *h, uint32_t seq, cctx_t *ctx)
+{
+    h->ctx = ctx;
+    atomic_store_explicit(&h->request, seq, memory_order_release);
+    futex_wake_one(&h->request);
+    futex_await_change(&h->answer, seq - 1);
+}
+
+static void futex_handoff(bench_b *b, void *arg)
+{
+    cctx_t *chain = arg; /* NULL: FutexHandoff, nothing looked up */
+    struct handoff h = {0};
+    pthread_t t;
+    if (pthread_create(&t, NULL, handoff_worker, &h) != 0)
+        bench_fatal("pthread_create failed");
+    uint32_t seq = 0;
+    /* One untimed round: the worker is up and back asleep when timing starts. */
+    handoff_round(&h, ++seq, chain ? cctx_ref(chain) : NULL);
+    bench_reset_timer(b);
+    for (int64_t i = 0; i < b->n; i++)
+        handoff_round(&h, ++seq, chain ? cctx_ref(chain) : NULL);
+    bench_stop_timer(b);
+    h.stop = true;
+    atomic_store_explicit(&h.request, ++seq, memory_order_release);
+    futex_wake_one(&h.request);
+    pthread_join(t, NULL);
+}
+#endif
+
+/* ---- Registration ----------------------------------------------------------- */
+
+void bench_handoff(void)
+{
+    bench_run_deep_value("BenchmarkDeepValueGroup", deep_value_group);
+    bench_run_deep_value("BenchmarkDeepValueReusedThread", deep_value_reused);
+#ifdef __linux__
+    bench_run_deep_value("BenchmarkDeepValueFutexHandoff", futex_handoff);
+    bench_run("BenchmarkFutexHandoff", futex_handoff, NULL);
+#endif
+}
