@@ -210,8 +210,9 @@ CCTX_API void cctx_cancel_cause_at(cctx_cancel_t *cancel, int code, const char *
 /* ---- 4. Reading a context ------------------------------------------------- */
 
 /* 0 while active, ECANCELED or ETIMEDOUT after; EINVAL for NULL. One atomic
- * load for a cancelable context; a value context asks its nearest cancelable
- * ancestor. */
+ * load for a cancelable context, made in the caller (an inline fast path:
+ * define CCTX_NO_INLINE to call the library instead); a value context asks
+ * its nearest cancelable ancestor. */
 CCTX_API int cctx_err(const cctx_t *ctx);
 /* false when there is no deadline on the chain (or ctx is NULL). */
 CCTX_API bool cctx_deadline(const cctx_t *ctx, int64_t *deadline);
@@ -249,7 +250,8 @@ CCTX_API int cctx_done_fd(cctx_t *ctx);
  * receiving from Go's nil Done channel does). */
 
 /* Returns cctx_err(ctx) once done, 0 if the timeout passed first, EINVAL for
- * NULL, ENOMEM if a fake-clock wait could not be set up. */
+ * NULL, ENOMEM if a fake-clock wait could not be set up. With a zero timeout
+ * (a poll, Go's select with a default) it is cctx_err's inline load. */
 CCTX_API int cctx_wait_at(const cctx_t *ctx, int64_t timeout, const char *file, int line,
                           const char *func);
 /* 0 after the full duration, else cctx_err(ctx) (at once if already done). */
@@ -259,9 +261,46 @@ CCTX_API int cctx_sleep_at(cctx_t *ctx, int64_t duration, const char *file, int 
  * passed first, EINVAL for a NULL array or element, or n == 0, ENOMEM. */
 CCTX_API int cctx_wait_any_at(cctx_t *const *ctxs, size_t n, int64_t timeout,
                               const char *file, int line, const char *func);
-#define cctx_wait(ctx, timeout) cctx_wait_at((ctx), (timeout), CCTX__SITE)
+#define cctx_wait(ctx, timeout) cctx__wait_inline((ctx), (timeout), CCTX__SITE)
 #define cctx_sleep(ctx, duration) cctx_sleep_at((ctx), (duration), CCTX__SITE)
 #define cctx_wait_any(ctxs, n, timeout) cctx_wait_any_at((ctxs), (n), (timeout), CCTX__SITE)
+
+/* Inline fast paths. cctx_err, and cctx_wait with a zero timeout (Go's
+ * select with a default), answer from one load in the caller when the
+ * context's state word says all there is to say, and call the library
+ * otherwise: for a value context, which asks its ancestor; for a context
+ * released under CCTX_DEBUG=checks, which is then reported; for NULL.
+ *
+ * ABI rule (kept by every release from 0.2 on; changing it changes the
+ * SONAME): the first 32 bits of every context are its state word, read with
+ * an acquire load; when none of its bits 8-31 is set, bits 0-7 are
+ * cctx_err's answer. Define CCTX_NO_INLINE before including <cctx.h> to call
+ * the library every time (the exported cctx_err and cctx_wait_at stay). */
+#if defined(__GNUC__) && !defined(CCTX_NO_INLINE)
+static inline int cctx__err_inline(const cctx_t *ctx)
+{
+    if (ctx) {
+        uint32_t state = __atomic_load_n((const uint32_t *)(const void *)ctx, __ATOMIC_ACQUIRE);
+        if (!(state & ~UINT32_C(0xff)))
+            return (int)state;
+    }
+    return cctx_err(ctx);
+}
+static inline int cctx__wait_inline(const cctx_t *ctx, int64_t timeout, const char *file,
+                                    int line, const char *func)
+{
+    if (timeout == 0 && ctx) {
+        uint32_t state = __atomic_load_n((const uint32_t *)(const void *)ctx, __ATOMIC_ACQUIRE);
+        if (!(state & ~UINT32_C(0xff)))
+            return (int)state;
+    }
+    return cctx_wait_at(ctx, timeout, file, line, func);
+}
+#define cctx_err(ctx) cctx__err_inline(ctx)
+#else
+#define cctx__wait_inline(ctx, timeout, file, line, func) \
+    cctx_wait_at((ctx), (timeout), (file), (line), (func))
+#endif
 
 /* ---- 6. After-functions --------------------------------------------------- */
 

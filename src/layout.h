@@ -74,6 +74,13 @@ struct cctx {
     const char *func;
 };
 
+/* The ABI rule of <cctx.h>'s inline cctx_err and cctx_wait(ctx, 0): the
+ * state word comes first, and when no bit above the error is set, the word
+ * is cctx_err's answer. Every other bit sends the caller to the library. */
+_Static_assert(offsetof(struct cctx, state) == 0, "the state word must stay first (ABI)");
+_Static_assert(STATE_ERR == 0xffu && !(STATE_FORWARD & STATE_ERR) && !(STATE_WAITERS & STATE_ERR),
+               "bits 0-7 of the state word are cctx_err's answer (ABI)");
+
 /* Bit 31 of head.refs: a thread in cctx_cancel_and_wait sleeps on the
  * word until the count falls to 1 (quiesce.c). With it set, the count reads
  * as negative, so the release that compares the old count with 1 (signed)

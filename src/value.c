@@ -9,7 +9,8 @@
  */
 #include "internal.h"
 
-int cctx_err(const cctx_t *ctx)
+/* In parentheses: <cctx.h> makes cctx_err a macro for its inline fast path. */
+int(cctx_err)(const cctx_t *ctx)
 {
     if (cctx__unlikely(!ctx))
         return EINVAL;

@@ -58,7 +58,8 @@ for name, path in headers:
     text = re.sub(r'/\*.*?\*/', ' ', open(path, encoding='utf-8').read(), flags=re.S)
     code = '\n'.join(l for l in text.split('\n') if not l.lstrip().startswith('#'))
     names = re.findall(r'\bCCTX_API\b[^;{]*?\b([a-z_][a-z0-9_]*)\s*\(', code)
-    names += re.findall(r'^\s*#\s*define\s+(cctx_[a-z0-9_]*)\(', text, re.M)
+    # cctx__*: internal names (an inline fast path's fallback), not the API.
+    names += re.findall(r'^\s*#\s*define\s+(cctx_[a-z0-9][a-z0-9_]*)\(', text, re.M)
     for n in sorted(set(names)):
         print('%s\t%s' % (name, n))
 PY

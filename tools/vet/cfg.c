@@ -213,11 +213,11 @@ static bool call(struct builder *b, CXCursor c, enum role role, int target, bool
         emit(b, EV_DEF, target, at, intern(name));
         defined = true;
     }
+    /* cctx_wait expands to its inline fast path, cctx__wait_inline. */
+    bool waits = strcmp(name, "cctx_wait_at") == 0 || strcmp(name, "cctx__wait_inline") == 0;
     if (role == ROLE_DISCARD && !voided &&
-        (derives || strcmp(name, "cctx_wait_at") == 0 || strcmp(name, "cctx_wait_any_at") == 0)) {
-        const char *shown = derives ? intern(name) : strcmp(name, "cctx_wait_at") == 0
-                                                         ? "cctx_wait"
-                                                         : "cctx_wait_any";
+        (derives || waits || strcmp(name, "cctx_wait_any_at") == 0)) {
+        const char *shown = derives ? intern(name) : waits ? "cctx_wait" : "cctx_wait_any";
         if (derives)
             report(R_UNCHECKED, at,
                    "the context made by %s is dropped: it can never be released (assign it, "

@@ -13,7 +13,9 @@ How the headers are read (the rules a header follows to be documented):
     with "Each" (it documents every later call of its section too).
   - A lower-case function-like macro that expands to a CCTX_API function
     (`#define cctx_with_timeout(...) cctx_with_timeout_cause_at(...)`) is a
-    name of that function's page.
+    name of that function's page; one that expands to an inline fast path
+    `cctx__NAME_inline` is a name of cctx_NAME_at's page (or cctx_NAME's),
+    and macros named cctx__* or named as a function are not documented.
   - A CCTX_API function with no comment of its own takes the nearest earlier
     comment of its section that names it; with none, mangen fails.
 """
@@ -191,6 +193,16 @@ def resolve(h):
             if d.kind != 'macro':
                 keep.append(d)
                 continue
+            # An inline fast path: `#define cctx_err(ctx) cctx__err_inline(ctx)`
+            # keeps the function's own name, and `#define cctx_wait(...)
+            # cctx__wait_inline(...)` names cctx_wait_at's page as before;
+            # the internal names themselves are never documented.
+            fast = re.match(r'cctx__(\w+)_inline$', d.target)
+            if d.name.startswith('cctx__') or (fast and d.name in funcs):
+                continue
+            if fast:
+                d.target = next((n for n in ('cctx_%s_at' % fast.group(1), 'cctx_%s' % fast.group(1))
+                                 if n in funcs), d.target)
             target = funcs.get(d.target)
             if target is None:
                 raise MangenError('%s:%d: macro %s expands to %s, which is not a CCTX_API '
