@@ -271,11 +271,13 @@ CCTX_API int cctx_wait_any_at(cctx_t *const *ctxs, size_t n, int64_t timeout,
  * otherwise: for a value context, which asks its ancestor; for a context
  * released under CCTX_DEBUG=checks, which is then reported; for NULL.
  *
- * ABI rule (kept by every release from 0.2 on; changing it changes the
- * SONAME): the first 32 bits of every context are its state word, read with
- * an acquire load; when none of its bits 8-31 is set, bits 0-7 are
- * cctx_err's answer. Define CCTX_NO_INLINE before including <cctx.h> to call
- * the library every time (the exported cctx_err and cctx_wait_at stay). */
+ * ABI rule (binaries compiled with these paths rely on it, so changing it
+ * changes the SONAME): the first 32 bits of every context are its state
+ * word, read with an acquire load; when none of its bits 8-31 is set, bits
+ * 0-7 are cctx_err's answer. Define CCTX_NO_INLINE before including <cctx.h>
+ * to call the library every time (the exported cctx_err and cctx_wait_at
+ * stay; the fallback name is object-like, so that cctx_wait's CCTX__SITE
+ * still expands into three arguments). */
 #if defined(__GNUC__) && !defined(CCTX_NO_INLINE)
 static inline int cctx__err_inline(const cctx_t *ctx)
 {
@@ -298,8 +300,7 @@ static inline int cctx__wait_inline(const cctx_t *ctx, int64_t timeout, const ch
 }
 #define cctx_err(ctx) cctx__err_inline(ctx)
 #else
-#define cctx__wait_inline(ctx, timeout, file, line, func) \
-    cctx_wait_at((ctx), (timeout), (file), (line), (func))
+#define cctx__wait_inline cctx_wait_at
 #endif
 
 /* ---- 6. After-functions --------------------------------------------------- */

@@ -51,7 +51,7 @@
 /* cctx_poll's entries on the stack; more take a malloc. */
 enum { POLL_STACK = 32 };
 
-static int fail(int err)
+static int failed_with(int err)
 {
     errno = err;
     return -1;
@@ -66,7 +66,7 @@ static int wait_ready(cctx_t *ctx, int fd, short events)
 {
     int err = cctx_err(ctx);
     if (err)
-        return fail(err);
+        return failed_with(err);
     int done = cctx_done_fd(ctx);
     if (done < 0)
         return -1;
@@ -77,7 +77,7 @@ static int wait_ready(cctx_t *ctx, int fd, short events)
     } while (r < 0 && errno == EINTR && !cctx_err(ctx));
     /* A ctx that ended wins over a ready descriptor: nothing is consumed yet. */
     if ((err = cctx_err(ctx)))
-        return fail(err);
+        return failed_with(err);
     return r < 0 ? -1 : 0;
 }
 
@@ -196,7 +196,7 @@ static ssize_t xfer_one(struct xfer *x, char *p, size_t n)
             continue;
         }
         if ((e != EAGAIN && e != EWOULDBLOCK) || (x->flags & MSG_DONTWAIT))
-            return fail(e);
+            return failed_with(e);
         if (wait_ready(x->ctx, x->fd, events) < 0)
             return -1;
         x->ready = true;
@@ -235,7 +235,7 @@ ssize_t cctx_read(cctx_t *ctx, int fd, void *buf, size_t len)
 {
     int err = check_xfer(ctx, fd, buf, len);
     if (unlikely(err))
-        return fail(err);
+        return failed_with(err);
     if (unlikely(len == 0)) {
         ssize_t r;
         while ((r = read(fd, buf, 0)) < 0 && errno == EINTR)
@@ -250,7 +250,7 @@ ssize_t cctx_write(cctx_t *ctx, int fd, const void *buf, size_t len)
 {
     int err = check_xfer(ctx, fd, buf, len);
     if (unlikely(err))
-        return fail(err);
+        return failed_with(err);
     if (unlikely(len == 0)) {
         ssize_t r;
         while ((r = write(fd, buf, 0)) < 0 && errno == EINTR)
@@ -265,7 +265,7 @@ ssize_t cctx_recv(cctx_t *ctx, int fd, void *buf, size_t len, int flags)
 {
     int err = check_xfer(ctx, fd, buf, len);
     if (unlikely(err))
-        return fail(err);
+        return failed_with(err);
     struct xfer x = {.ctx = ctx, .fd = fd, .kind = K_RECV, .flags = flags};
     ssize_t r = xfer_one(&x, buf, len);
     /* MSG_DONTWAIT made the kernel stop short of MSG_WAITALL's len; go on
@@ -285,7 +285,7 @@ ssize_t cctx_send(cctx_t *ctx, int fd, const void *buf, size_t len, int flags)
 {
     int err = check_xfer(ctx, fd, buf, len);
     if (unlikely(err))
-        return fail(err);
+        return failed_with(err);
     struct xfer x = {.ctx = ctx, .fd = fd, .kind = K_SEND, .flags = flags};
     return xfer_all(&x, (char *)buf, len);
 }
@@ -295,9 +295,9 @@ ssize_t cctx_send(cctx_t *ctx, int fd, const void *buf, size_t len, int flags)
 int cctx_accept(cctx_t *ctx, int fd, struct sockaddr *addr, socklen_t *addrlen)
 {
     if (unlikely(!ctx || (addr && !addrlen)))
-        return fail(EINVAL);
+        return failed_with(EINVAL);
     if (unlikely(fd < 0))
-        return fail(EBADF);
+        return failed_with(EBADF);
     /* No non-waiting accept exists for a blocking listener, so readiness
      * comes first; wait_ready also checks ctx before anything is taken. */
     for (;;) {
@@ -341,18 +341,18 @@ static int nap(cctx_t *ctx, int64_t ns)
     struct pollfd p = {.fd = done, .events = POLLIN};
     poll(&p, 1, (int)((ns + CCTX_MSEC(1) - 1) / CCTX_MSEC(1))); /* EINTR: just sooner */
     int err = cctx_err(ctx);
-    return err ? fail(err) : 0;
+    return err ? failed_with(err) : 0;
 }
 
 int cctx_connect(cctx_t *ctx, int fd, const struct sockaddr *addr, socklen_t addrlen)
 {
     if (unlikely(!ctx || !addr))
-        return fail(EINVAL);
+        return failed_with(EINVAL);
     if (unlikely(fd < 0))
-        return fail(EBADF);
+        return failed_with(EBADF);
     int err = cctx_err(ctx);
     if (err)
-        return fail(err);
+        return failed_with(err);
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0)
         return -1;
@@ -379,14 +379,14 @@ int cctx_connect(cctx_t *ctx, int fd, const struct sockaddr *addr, socklen_t add
         }
         /* EALREADY: an earlier attempt (a canceled call's?) is in flight. */
         if (e != EINPROGRESS && e != EALREADY)
-            return fail(e);
+            return failed_with(e);
         if (wait_ready(ctx, fd, POLLOUT) < 0)
             return -1;
         int soerr = 0;
         socklen_t sl = sizeof soerr;
         if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
             return -1;
-        return soerr ? fail(soerr) : 0;
+        return soerr ? failed_with(soerr) : 0;
     }
 }
 
@@ -468,7 +468,7 @@ static int poll_wait(cctx_t *ctx, struct pollfd *fds, nfds_t nfds, struct pollfd
         r = poll(p, nfds + 1, ms);
 #endif
         if ((err = cctx_err(ctx)))
-            return fail(err); /* a ctx that ended wins, even over an EINTR */
+            return failed_with(err); /* a ctx that ended wins, even over an EINTR */
         if (r < 0 && errno == EINTR)
             continue;
         if (r == 0 && until != CCTX_NO_DEADLINE && mono_now() < until)
@@ -488,10 +488,10 @@ static int poll_wait(cctx_t *ctx, struct pollfd *fds, nfds_t nfds, struct pollfd
 int cctx_poll(cctx_t *ctx, struct pollfd *fds, nfds_t nfds, int64_t timeout)
 {
     if (unlikely(!ctx || (!fds && nfds)))
-        return fail(EINVAL);
+        return failed_with(EINVAL);
     int err = cctx_err(ctx);
     if (err)
-        return fail(err);
+        return failed_with(err);
     /* Also what makes a huge nfds or a bad fds poll's EINVAL or EFAULT
      * before anything is copied. */
     int r;
@@ -500,10 +500,10 @@ int cctx_poll(cctx_t *ctx, struct pollfd *fds, nfds_t nfds, int64_t timeout)
     if (r != 0 || timeout == 0)
         return r;
     if (unlikely(nfds >= SIZE_MAX / sizeof *fds - 1))
-        return fail(EINVAL);
+        return failed_with(EINVAL);
     struct pollfd stack[POLL_STACK], *p = stack;
     if (nfds >= POLL_STACK && !(p = malloc((nfds + 1) * sizeof *p)))
-        return fail(ENOMEM);
+        return failed_with(ENOMEM);
     int64_t now;
     cctx_t *child = NULL, *wake = ctx;
     int64_t until = CCTX_NO_DEADLINE;
@@ -520,7 +520,7 @@ int cctx_poll(cctx_t *ctx, struct pollfd *fds, nfds_t nfds, int64_t timeout)
         r = wfd < 0 ? -1 : poll_wait(ctx, fds, nfds, p, wfd, until);
         /* A ctx that ended wins over a failed done fd. */
         if (r < 0 && (err = cctx_err(ctx)))
-            r = fail(err);
+            r = failed_with(err);
     }
     int e = errno;
     if (p != stack)

@@ -504,7 +504,7 @@ static bool valid_signal(int sig)
     return sigaction(sig, NULL, &cur) == 0;
 }
 
-static cctx_t *fail(int err)
+static cctx_t *no_context(int err)
 {
     errno = err;
     return NULL;
@@ -536,13 +536,13 @@ cctx_t *cctx_with_signals_at(cctx_t *parent, const int *signals, size_t n,
     if (cancel)
         *cancel = NULL;
     if (!parent || !signals || n == 0)
-        return fail(EINVAL);
+        return no_context(EINVAL);
     sigset_t seen;
     sigemptyset(&seen);
     int distinct = 0;
     for (size_t i = 0; i < n; i++) {
         if (!valid_signal(signals[i]))
-            return fail(EINVAL);
+            return no_context(EINVAL);
         if (!sigismember(&seen, signals[i])) {
             sigaddset(&seen, signals[i]);
             distinct++;
@@ -554,7 +554,7 @@ cctx_t *cctx_with_signals_at(cctx_t *parent, const int *signals, size_t n,
     int err = start_locked();
     pthread_mutex_unlock(&dispatcher.lock);
     if (err)
-        return fail(err);
+        return no_context(err);
     await_first_sweep();
 
     /* A parent already done: a child born done, and nothing to watch. */
@@ -563,7 +563,7 @@ cctx_t *cctx_with_signals_at(cctx_t *parent, const int *signals, size_t n,
 
     struct watcher *w = calloc(1, sizeof *w + (size_t)distinct * sizeof(struct sub));
     if (!w)
-        return fail(ENOMEM);
+        return no_context(ENOMEM);
     sigemptyset(&seen);
     for (size_t i = 0; i < n; i++) {
         if (sigismember(&seen, signals[i]))
@@ -584,7 +584,7 @@ cctx_t *cctx_with_signals_at(cctx_t *parent, const int *signals, size_t n,
     if (!ctx) {
         cctx_release_at(w->inner, file, line, func); /* NULL: nothing */
         free(w);
-        return fail(ENOMEM);
+        return no_context(ENOMEM);
     }
     name_inner(w->inner, w);
 
@@ -595,7 +595,7 @@ cctx_t *cctx_with_signals_at(cctx_t *parent, const int *signals, size_t n,
         cctx_release_at(ctx, file, line, func);
         cctx_release_at(w->inner, file, line, func);
         free(w);
-        return fail(err);
+        return no_context(err);
     }
     /* From here w belongs to unwatch: if the parent (or a signal) ended ctx
      * already, unwatch runs now, on this thread, and frees w. */

@@ -1,0 +1,397 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Signal contexts (<cctx/signal.h>) across processes: a child of fork()
+ * watches anew, keeps what it inherited, starts no thread before exec, and a
+ * fault in a watched signal still crashes; and a real process shuts down
+ * cleanly on SIGTERM (the test execs this binary, as ThreadSanitizer does not
+ * run threads in a forked child).
+ *
+ * Each test runs in its own process (ctest), so a signal raised here reaches
+ * no other test.
+ */
+#define _GNU_SOURCE
+#include <cctx.h>
+#include <cctx/signal.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "support.h"
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+/* Nobody catches sig: its disposition is the default action. */
+static bool is_default(int sig)
+{
+    struct sigaction sa;
+    CHECK_EQ(sigaction(sig, NULL, &sa), 0);
+    return !(sa.sa_flags & SA_SIGINFO) && sa.sa_handler == SIG_DFL;
+}
+
+/* ---- fork ------------------------------------------------------------------------- */
+
+/* Forks once every other thread of the process is asleep (the library's
+ * signal thread blocked in read, the timer thread in its wait). A fork while
+ * another thread is inside AddressSanitizer's allocator leaves that
+ * allocator's lock held in the child (glibc's own malloc guards against
+ * this; the sanitizer's does not), and the child's first thread start-up
+ * blocks on it for good. "Asleep" is the kernel's word for it: state S in
+ * /proc/self/task/TID/stat, five times in a row, 1 ms apart. */
+static bool others_asleep(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    CHECK(d);
+    bool asleep = true;
+    for (struct dirent *e; asleep && (e = readdir(d)) != NULL;) {
+        if (e->d_name[0] == '.' || atoi(e->d_name) == (int)thread_id())
+            continue;
+        char state = thread_state(atoi(e->d_name));
+        asleep = state == 'S' || state == '?'; /* '?': exited meanwhile */
+    }
+    closedir(d);
+    return asleep;
+}
+
+static pid_t fork_when_quiet(void)
+{
+    for (int streak = 0, tries = 0; streak < 5; tries++) {
+        CHECK(tries < 10000); /* 10 s: some thread never went to sleep */
+        streak = others_asleep() ? streak + 1 : 0;
+        real_sleep_ms(1);
+    }
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    return pid;
+}
+
+static int wait_child(pid_t pid)
+{
+    int status;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+TEST(signal_fork_child_can_watch_anew)
+{
+    /* The parent's thread does not exist in the child: the child's first
+     * cctx_with_signals starts one of its own. ThreadSanitizer does not run
+     * threads started after a multi-threaded fork (it reports and exits
+     * 66); the exec test below covers TSan builds. */
+    if (TEST_UNDER_TSAN) {
+        SKIP_IN_THIS_BUILD("ThreadSanitizer (die_after_fork)");
+    }
+    static const int usr1[] = {SIGUSR1};
+    cctx_release(cctx_with_signals(cctx_background(), usr1, 1, NULL)); /* thread runs */
+    pid_t pid = fork_when_quiet();
+    if (pid == 0) {
+        cctx_t *c = cctx_with_signals(cctx_background(), usr1, 1, NULL);
+        if (!c || raise(SIGUSR1) != 0 || cctx_wait(c, CCTX_SEC(10)) != ECANCELED)
+            _exit(10);
+        if (!is_default(SIGUSR1))
+            _exit(11);
+        _exit(0);
+    }
+    CHECK_EQ(wait_child(pid), 0);
+    /* The parent's thread is unharmed. */
+    cctx_t *c = cctx_with_signals(cctx_background(), usr1, 1, NULL);
+    CHECK_EQ(raise(SIGUSR1), 0);
+    CHECK_EQ(cctx_wait(c, CCTX_SEC(10)), ECANCELED);
+    cctx_release(c);
+}
+
+/* The number of threads of this process, from /proc/self/status, with
+ * async-signal-safe calls only (a fork child calls it before exec); -1 if
+ * unreadable. */
+static int threads_now(void)
+{
+    char buf[4096];
+    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    const char *p = strstr(buf, "\nThreads:");
+    if (!p)
+        return -1;
+    p += strlen("\nThreads:");
+    while (*p == ' ' || *p == '\t')
+        p++;
+    int t = 0;
+    while (*p >= '0' && *p <= '9')
+        t = t * 10 + (*p++ - '0');
+    return t;
+}
+
+/* The exec'd side of the next test: exec put SIGUSR2 back to its default
+ * and the new program runs one thread. */
+CHILD(signal_after_exec)
+{
+    if (!is_default(SIGUSR2) || threads_now() != 1)
+        exit(3);
+}
+
+/* A child of fork() starts no thread at fork time, even with a watch
+ * inherited and the parent's signal thread running, and a signal that
+ * arrives before exec is only flagged; then it execs. (This child starts
+ * no thread, so it runs under ThreadSanitizer too.) */
+TEST(signal_fork_child_starts_no_thread_before_exec)
+{
+    static const int usr2[] = {SIGUSR2};
+    cctx_t *inherited = cctx_with_signals(cctx_background(), usr2, 1, NULL);
+    CHECK(inherited != NULL);
+    CHECK(threads_now() >= 2); /* at least ours and the signal thread */
+    pid_t pid = fork_when_quiet();
+    if (pid == 0) {
+        if (threads_now() != 1)
+            _exit(10);
+        if (raise(SIGUSR2) != 0 || cctx_err(inherited) != 0 || threads_now() != 1)
+            _exit(11);
+        execl("/proc/self/exe", "cctx-tests", "--child", "signal_after_exec", (char *)NULL);
+        _exit(12);
+    }
+    CHECK_EQ(wait_child(pid), 0);
+    /* The parent's watch is untouched, and its thread still works. */
+    check_active(inherited);
+    CHECK_EQ(raise(SIGUSR2), 0);
+    CHECK_EQ(cctx_wait(inherited, CCTX_SEC(10)), ECANCELED);
+    cctx_release(inherited);
+}
+
+TEST(signal_fork_child_keeps_inherited_watches)
+{
+    /* The child's thread starts with its first cctx_with_signals, and
+     * first delivers the signal that arrived before it existed to the
+     * inherited watch, but not to the watch that call makes. */
+    if (TEST_UNDER_TSAN) {
+        SKIP_IN_THIS_BUILD("ThreadSanitizer (die_after_fork)");
+    }
+    static const int usr2[] = {SIGUSR2};
+    cctx_t *inherited = cctx_with_signals(cctx_background(), usr2, 1, NULL);
+    CHECK(inherited != NULL);
+    pid_t pid = fork_when_quiet();
+    if (pid == 0) {
+        if (threads_now() != 1)
+            _exit(10);
+        /* No thread yet: remembered, nothing canceled. */
+        if (raise(SIGUSR2) != 0 || cctx_err(inherited) != 0)
+            _exit(11);
+        cctx_t *c = cctx_with_signals(cctx_background(), usr2, 1, NULL);
+        if (!c || threads_now() != 2)
+            _exit(12);
+        if (cctx_wait(inherited, CCTX_SEC(10)) != ECANCELED)
+            _exit(13);
+        if (cctx_err(c) != 0) /* that signal predates c */
+            _exit(14);
+        /* ...and new signals reach the new watch. */
+        if (raise(SIGUSR2) != 0 || cctx_wait(c, CCTX_SEC(10)) != ECANCELED)
+            _exit(15);
+        if (!is_default(SIGUSR2))
+            _exit(16);
+        _exit(0);
+    }
+    CHECK_EQ(wait_child(pid), 0);
+    /* The parent's watch is untouched, and its thread still works. */
+    check_active(inherited);
+    CHECK(!is_default(SIGUSR2));
+    CHECK_EQ(raise(SIGUSR2), 0);
+    CHECK_EQ(cctx_wait(inherited, CCTX_SEC(10)), ECANCELED);
+    cctx_release(inherited);
+}
+
+/* An after-function of an inherited watch re-arms (cctx_with_signals)
+ * while the child's new thread makes its first pass: it runs on that
+ * thread, which must not wait for its own pass to end. */
+static cctx_t *rearmed_in_child;
+static void rearm_in_child(void *arg)
+{
+    (void)arg;
+    static const int usr2[] = {SIGUSR2};
+    rearmed_in_child = cctx_with_signals(cctx_background(), usr2, 1, NULL);
+}
+
+TEST(signal_fork_child_rearms_during_first_pass)
+{
+    if (TEST_UNDER_TSAN) {
+        SKIP_IN_THIS_BUILD("ThreadSanitizer (die_after_fork)");
+    }
+    static const int usr1[] = {SIGUSR1}, usr2[] = {SIGUSR2};
+    cctx_t *inherited = cctx_with_signals(cctx_background(), usr2, 1, NULL);
+    CHECK(inherited != NULL);
+    cctx_after_t reg;
+    CHECK_EQ(cctx_after_func(inherited, &reg, rearm_in_child, NULL), 0);
+    pid_t pid = fork_when_quiet();
+    if (pid == 0) {
+        alarm(10); /* a hang dies of SIGALRM, which fails the test */
+        if (raise(SIGUSR2) != 0)
+            _exit(10);
+        cctx_t *c = cctx_with_signals(cctx_background(), usr1, 1, NULL);
+        if (!c || cctx_wait(inherited, CCTX_SEC(10)) != ECANCELED)
+            _exit(11);
+        cctx_after_stop(&reg); /* waits for the re-arm to finish */
+        if (!rearmed_in_child || cctx_err(rearmed_in_child) != 0)
+            _exit(12);
+        if (raise(SIGUSR2) != 0 || cctx_wait(rearmed_in_child, CCTX_SEC(10)) != ECANCELED)
+            _exit(13);
+        _exit(0);
+    }
+    CHECK_EQ(wait_child(pid), 0);
+    CHECK(cctx_after_stop(&reg));
+    cctx_release(inherited);
+}
+
+TEST(signal_fault_in_watched_signal_still_crashes)
+{
+    /* A real SIGSEGV cannot be returned from: the process must die as it
+     * would without the watch, not spin. */
+    if (TEST_UNDER_TSAN) {
+        SKIP_IN_THIS_BUILD("ThreadSanitizer (die_after_fork)");
+    }
+    pid_t pid = fork_when_quiet();
+    if (pid == 0) {
+        struct rlimit no_core = {0, 0};
+        setrlimit(RLIMIT_CORE, &no_core); /* dying of SIGSEGV is the point */
+        alarm(10); /* a spinning child dies of SIGALRM, which fails the test */
+        static const int sigs[] = {SIGSEGV};
+        cctx_t *c = cctx_with_signals(cctx_background(), sigs, 1, NULL);
+        if (!c)
+            _exit(20);
+        /* kill() is relayed to the context... */
+        if (raise(SIGSEGV) != 0 || cctx_wait(c, CCTX_SEC(10)) != ECANCELED)
+            _exit(21);
+        c = cctx_with_signals(cctx_background(), sigs, 1, NULL);
+        /* ...a fault is not. */
+        volatile uintptr_t nowhere = 8; /* not NULL: UBSan would stop first */
+        *(volatile int *)nowhere = 1;
+        _exit(22);
+    }
+    int status;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    if (TEST_UNDER_ASAN) {
+        /* AddressSanitizer's own SIGSEGV handler was the previous one: it
+         * reports the fault and exits 1. */
+        CHECK(WIFEXITED(status));
+        CHECK_EQ(WEXITSTATUS(status), 1);
+    } else {
+        CHECK(WIFSIGNALED(status));
+        CHECK_EQ(WTERMSIG(status), SIGSEGV);
+    }
+}
+
+/* ---- a real process shutting down on SIGTERM ------------------------------------------ */
+
+#define CHILD_ENV "CCTX_TEST_SIGNAL_CHILD"
+
+/* The child's side of the next test; passes at once when ctest runs it. */
+TEST(signal_child_role_sigterm)
+{
+    if (!getenv(CHILD_ENV))
+        return;
+    static const int sigs[] = {SIGTERM, SIGINT};
+    int line = __LINE__ + 1;
+    cctx_t *ctx = cctx_with_signals(cctx_background(), sigs, 2, NULL);
+    if (!ctx)
+        exit(3);
+    printf("ready\n");
+    fflush(stdout);
+    int err = cctx_wait(ctx, CCTX_SEC(10));
+    cctx_cause_t c;
+    cctx_cause(ctx, &c);
+    bool restored = is_default(SIGTERM) && is_default(SIGINT);
+    printf("err=%d code=%d msg=%s site=%s:%d restored=%d line=%d\n", err, c.code,
+           c.msg ? c.msg : "-", c.file ? c.file : "-", c.line, restored, line);
+    fflush(stdout);
+    cctx_release(ctx); /* the cause's strings live as long as the context */
+    CHECK_EQ(err, ECANCELED); /* then the runner prints "1 passed" and exits 0 */
+}
+
+static bool read_until(int fd, char *buf, size_t cap, size_t *len, const char *want)
+{
+    int64_t until = real_now() + CCTX_SEC(20);
+    while (!strstr(buf, want)) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int64_t left = until - real_now();
+        if (left <= 0 || poll(&p, 1, (int)(left / 1000000)) <= 0)
+            return false;
+        ssize_t r = read(fd, buf + *len, cap - 1 - *len);
+        if (r <= 0)
+            return false;
+        *len += (size_t)r;
+        buf[*len] = '\0';
+    }
+    return true;
+}
+
+TEST(signal_child_process_shuts_down_on_sigterm)
+{
+    /* The child's environment: ours plus the switch, made before fork
+     * (between fork and exec only async-signal-safe calls). */
+    extern char **environ;
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **envp = calloc(n + 2, sizeof *envp);
+    CHECK(envp != NULL);
+    memcpy(envp, environ, n * sizeof *envp);
+    envp[n] = CHILD_ENV "=1";
+    char *argv[] = {"cctx-tests", "signal_child_role_sigterm", NULL};
+
+    int out[2];
+    CHECK_EQ(pipe2(out, O_CLOEXEC), 0);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        /* Only async-signal-safe calls until exec. The child starts from a
+         * clean slate: default dispositions are kept across exec, the mask
+         * too, so unblock the signals it waits for. */
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGINT);
+        sigprocmask(SIG_UNBLOCK, &set, NULL);
+        dup2(out[1], STDOUT_FILENO);
+        execve("/proc/self/exe", argv, envp);
+        _exit(127);
+    }
+    free(envp);
+    close(out[1]);
+    char buf[1024] = "";
+    size_t len = 0;
+    CHECK(read_until(out[0], buf, sizeof buf, &len, "ready\n"));
+    CHECK_EQ(kill(pid, SIGTERM), 0);
+    CHECK(read_until(out[0], buf, sizeof buf, &len, "1 passed"));
+    int status;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    close(out[0]);
+    printf("child said:\n%s", buf);
+    if (!WIFEXITED(status))
+        fprintf(stderr, "child ended by signal %d\n", WIFSIGNALED(status) ? WTERMSIG(status) : -1);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(WEXITSTATUS(status), 0);
+    char want[160];
+    const char *line = strstr(buf, "line=");
+    CHECK(line != NULL);
+    snprintf(want, sizeof want,
+             "err=%d code=%d msg=signal: terminated site=tests/test_signal_process.c:%d restored=1",
+             ECANCELED, SIGTERM, atoi(line + 5));
+    CHECK(strstr(buf, want) != NULL);
+}
