@@ -107,7 +107,8 @@ void cctx__wait_marked(struct cctx__cancelable *c)
  * nodes' own links, so the timer thread can hand one it cannot finish
  * without blocking to a runner (struct handoff) as it stands. */
 struct marking {
-    struct cctx__cause *cause;
+    struct cctx__cause *cause; /* NULL until the origin is marked, with `spare` */
+    const struct cctx__cause *spare; /* the origin's cause, for its spare record */
     int err;
     bool tracing;
     struct cctx__run_queue *queue; /* where the registrations it takes go */
@@ -182,6 +183,14 @@ static enum mark_result mark(struct cctx__cancelable *c, struct marking *m, bool
     if (cctx__atomic_load_relaxed(&c->head.state) & STATE_ERR) {
         cctx__unlock(&c->head);
         return ALREADY;
+    }
+    if (!m->cause) {
+        /* The origin, made with a handle: its cause goes in the record that
+         * came with it. Under the lock, after the test above, so that of two
+         * racing cancels only the winner writes it. */
+        struct cctx__cause *r = cctx__spare_cause(c);
+        *r = *m->spare;
+        m->cause = r;
     }
     take_list(c, m); /* first: the cause takes the list's place */
     cctx__atomic_store_release(&c->cause, m->cause);
@@ -281,10 +290,22 @@ cancel(struct cctx__cancelable *c, int err, int code, const char *msg, const cha
     }
     struct cctx__run_queue queue;
     cctx__run_queue_init(&queue);
-    struct marking m = {.cause = cctx__cause_new(&c->head, err, code, msg, file, line, func),
-                        .err = err,
-                        .tracing = tracing,
-                        .queue = &queue};
+    struct marking m = {.err = err, .tracing = tracing, .queue = &queue};
+    /* A context made with a handle carries a record for its own cause
+     * (cctx__spare_cause), which mark() fills in from this one: no
+     * allocation. A message still needs a copy made here. */
+    struct cctx__cause spare;
+    if (!msg && (cctx__atomic_load_relaxed(&c->head.word) & WORD_SPARE_CAUSE)) {
+        spare = (struct cctx__cause){.origin = &c->head, .embedded = 1, .err = (int16_t)err,
+                                     .code = code, .msg = err == ETIMEDOUT
+                                                              ? "context deadline exceeded"
+                                                              : "context canceled",
+                                     .file = file ? file : "?", .line = line,
+                                     .func = func ? func : "?", .when = cctx_now()};
+        m.spare = &spare;
+    } else {
+        m.cause = cctx__cause_new(&c->head, err, code, msg, file, line, func);
+    }
     /* Counted before the first mark makes it visible, so that the trace
      * written at exit holds every cancellation the program could see. */
     if (tracing)

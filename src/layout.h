@@ -27,8 +27,11 @@
  *   bit 7     AFTERS: an after-function was ever registered on it
  *   bit 8     WATCHED: the debugging switches saw it born (debug.c), so
  *             they want to see it die; tested with NAMED in one go
- *   bits 9-31 the line of the creation site (a larger line is stored as
- *             2^23-1)      set before the context is returned, never changed
+ *   bits 9-30 the line of the creation site (a larger line is stored as
+ *             2^22-1)      set before the context is returned, never changed
+ *   bit 31    SPARE_CAUSE: a cancel context made with a handle is followed,
+ *             in its allocation, by a cause record for its own cancellation
+ *             (cctx__spare_cause)      set before the context is returned
  * Packing the line here, and sharing one slot between a cancelable context's
  * list and its cause, is what keeps it at 72 bytes with a pointer to the
  * deadline that governs it.
@@ -62,7 +65,8 @@ enum cctx__kind { KIND_ROOT = 1, KIND_CANCEL, KIND_TIMER, KIND_VALUE, KIND_DETAC
 #define WORD_AFTERS (1u << 7)
 #define WORD_WATCHED (1u << 8)
 #define WORD_LINE_SHIFT 9
-#define WORD_LINE_MAX ((1u << 23) - 1)
+#define WORD_LINE_MAX ((1u << 22) - 1)
+#define WORD_SPARE_CAUSE (1u << 31)
 
 struct cctx {
     _Atomic uint32_t state;
@@ -189,6 +193,15 @@ static inline struct cctx__cause *cctx__timer_cause(const struct cctx__timer *t)
     return t->code || t->msg ? (struct cctx__cause *)(t + 1) : NULL;
 }
 
+/* A cancel context made with a handle (WORD_SPARE_CAUSE) is followed by a
+ * record for the cancellation that handle will most likely start, so that
+ * cctx_cancel allocates nothing. Its origin is NULL until a cancellation
+ * claims it (cancel.c): two racing cancels of one context each need one. */
+static inline struct cctx__cause *cctx__spare_cause(const struct cctx__cancelable *c)
+{
+    return (struct cctx__cause *)(c + 1);
+}
+
 struct cctx__value {
     struct cctx head;
     const void *key;
@@ -218,7 +231,8 @@ static inline enum cctx__kind cctx__kind(const struct cctx *c)
 
 static inline int cctx__line(const struct cctx *c)
 {
-    return (int)(cctx__atomic_load_relaxed(&((struct cctx *)c)->word) >> WORD_LINE_SHIFT);
+    return (int)((cctx__atomic_load_relaxed(&((struct cctx *)c)->word) >> WORD_LINE_SHIFT) &
+                 WORD_LINE_MAX);
 }
 
 static inline int cctx__cancelable_kind(enum cctx__kind k)

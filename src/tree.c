@@ -239,10 +239,17 @@ cctx_t *cctx_with_cancel_at(cctx_t *parent, cctx_cancel_t **cancel, const char *
 {
     if (cctx__unlikely(!parent))
         return refuse(EINVAL, cancel);
-    struct cctx__cancelable *c = cctx__alloc(sizeof *c);
+    /* With a handle, a cancellation of its own is likely: room for its
+     * cause comes in the same allocation (cctx__spare_cause). */
+    struct cctx__cancelable *c =
+        cctx__alloc(sizeof *c + (cancel ? sizeof(struct cctx__cause) : 0));
     if (cctx__unlikely(!c))
         return refuse(ENOMEM, cancel);
     init_cancelable(c, KIND_CANCEL, parent, file, line, func);
+    if (cancel) {
+        cctx__spare_cause(c)->origin = NULL;
+        cctx__atomic_fetch_or_relaxed(&c->head.word, WORD_SPARE_CAUSE);
+    }
     attach(c);
     if (cctx__debug_on(CCTX__DEBUG_REGISTRY | CCTX__DEBUG_TRACE))
         cctx__debug_born(&c->head);
