@@ -195,8 +195,9 @@ static inline struct cctx__cause *cctx__timer_cause(const struct cctx__timer *t)
 
 /* A cancel context made with a handle (WORD_SPARE_CAUSE) is followed by a
  * record for the cancellation that handle will most likely start, so that
- * cctx_cancel allocates nothing. Its origin is NULL until a cancellation
- * claims it (cancel.c): two racing cancels of one context each need one. */
+ * cctx_cancel allocates nothing. Only the cancellation that marks the context
+ * writes it, under the context's lock (cancel.c: mark); before that it holds
+ * nothing, and nothing points at it. */
 static inline struct cctx__cause *cctx__spare_cause(const struct cctx__cancelable *c)
 {
     return (struct cctx__cause *)(c + 1);

@@ -246,10 +246,9 @@ cctx_t *cctx_with_cancel_at(cctx_t *parent, cctx_cancel_t **cancel, const char *
     if (cctx__unlikely(!c))
         return refuse(ENOMEM, cancel);
     init_cancelable(c, KIND_CANCEL, parent, file, line, func);
-    if (cancel) {
-        cctx__spare_cause(c)->origin = NULL;
-        cctx__atomic_fetch_or_relaxed(&c->head.word, WORD_SPARE_CAUSE);
-    }
+    if (cancel) /* not yet seen by any other thread: no read-modify-write */
+        cctx__atomic_store_relaxed(&c->head.word,
+                                   cctx__atomic_load_relaxed(&c->head.word) | WORD_SPARE_CAUSE);
     attach(c);
     if (cctx__debug_on(CCTX__DEBUG_REGISTRY | CCTX__DEBUG_TRACE))
         cctx__debug_born(&c->head);
@@ -416,8 +415,9 @@ destroy(struct cctx *c, const char *file, int line, const char *func)
          * (take_list) before it marked c, and nothing is ever linked again:
          * then there is nothing to unlink, and the source's lock, a shared
          * line in a wide tree and a cold one in a deep chain, is not taken.
-         * A context that canceled itself is still in the list, as in every other case
-         * (a static out-of-memory cause names no origin, so it is looked at). */
+         * A context that canceled itself is still in the list, as in every
+         * other case (a static out-of-memory cause names no origin, so it is
+         * looked at). */
         bool taken_out = cause && cause->origin && cause->origin != c;
         if ((cctx__atomic_load_relaxed(&c->word) & WORD_LINKED) && !taken_out) {
             struct cctx__cancelable *src = cctx__source(c->parent);
