@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include "os.h"
+#include "atomics.h"
 
 #include <cctx.h>
 #include <errno.h>
