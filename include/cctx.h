@@ -199,8 +199,10 @@ CCTX_API CCTX__OWNED cctx_t *cctx_without_cancel_at(cctx_t *parent, const char *
  * thread's cancellation reached part of the tree first, this call waits for
  * that thread to finish marking its part). After-functions run on the calling
  * thread after the marking, outside every lock. cctx_cancel(NULL) does
- * nothing. A NULL msg means "context canceled". Without a message nothing is
- * allocated (the cause's record came with the context); a message is copied. */
+ * nothing. A NULL msg means "context canceled". On a context made by
+ * cctx_with_cancel, a cancel without a message allocates nothing (the cause's
+ * record came with the context); a message, or a deadline context's cause,
+ * takes one allocation. */
 CCTX_API void cctx_cancel_at(cctx_cancel_t *cancel, const char *file, int line, const char *func);
 CCTX_API void cctx_cancel_cause_at(cctx_cancel_t *cancel, int code, const char *msg,
                                    const char *file, int line, const char *func);

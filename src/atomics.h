@@ -37,8 +37,6 @@
 
 #define cctx__atomic_fetch_add_relaxed(p, v)                                                       \
     atomic_fetch_add_explicit((p), (v), memory_order_relaxed)
-#define cctx__atomic_fetch_add_acq_rel(p, v)                                                       \
-    atomic_fetch_add_explicit((p), (v), memory_order_acq_rel)
 #define cctx__atomic_fetch_add_seq_cst(p, v)                                                       \
     atomic_fetch_add_explicit((p), (v), memory_order_seq_cst)
 #define cctx__atomic_fetch_sub_relaxed(p, v)                                                       \
@@ -51,10 +49,7 @@
     atomic_fetch_sub_explicit((p), (v), memory_order_seq_cst)
 #define cctx__atomic_fetch_or_relaxed(p, v) atomic_fetch_or_explicit((p), (v), memory_order_relaxed)
 #define cctx__atomic_fetch_or_release(p, v) atomic_fetch_or_explicit((p), (v), memory_order_release)
-#define cctx__atomic_fetch_or_acq_rel(p, v) atomic_fetch_or_explicit((p), (v), memory_order_acq_rel)
 #define cctx__atomic_fetch_or_seq_cst(p, v) atomic_fetch_or_explicit((p), (v), memory_order_seq_cst)
-#define cctx__atomic_fetch_and_relaxed(p, v)                                                       \
-    atomic_fetch_and_explicit((p), (v), memory_order_relaxed)
 #define cctx__atomic_fetch_and_release(p, v)                                                       \
     atomic_fetch_and_explicit((p), (v), memory_order_release)
 #define cctx__atomic_fetch_and_acq_rel(p, v)                                                       \
@@ -74,9 +69,6 @@
 #define cctx__atomic_cas_weak_acq_rel(p, expected, desired)                                        \
     atomic_compare_exchange_weak_explicit((p), (expected), (desired), memory_order_acq_rel,        \
                                           memory_order_acquire)
-#define cctx__atomic_cas_strong_acquire(p, expected, desired)                                      \
-    atomic_compare_exchange_strong_explicit((p), (expected), (desired), memory_order_acquire,      \
-                                            memory_order_acquire)
 #define cctx__atomic_cas_strong_acq_rel(p, expected, desired)                                      \
     atomic_compare_exchange_strong_explicit((p), (expected), (desired), memory_order_acq_rel,      \
                                             memory_order_acquire)
