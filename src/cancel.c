@@ -31,8 +31,11 @@
 /* The causes used when a cancellation cannot allocate its own record: the
  * context still ends, without its origin's site. */
 static struct cctx__cause oom_cause[2] = {
-    {.marked = 1, .err = ECANCELED, .msg = "context canceled", .file = "?", .func = "?"},
-    {.marked = 1, .err = ETIMEDOUT, .msg = "context deadline exceeded", .file = "?", .func = "?"},
+    {.word = CAUSE_MARKED, .msg = "context canceled", .file = "?", .func = "?"},
+    {.word = CAUSE_MARKED | CAUSE_TIMEDOUT,
+     .msg = "context deadline exceeded",
+     .file = "?",
+     .func = "?"},
 };
 
 struct cctx__cause *cctx__cause_new(struct cctx *origin, int err, int code, const char *msg,
@@ -43,10 +46,13 @@ struct cctx__cause *cctx__cause_new(struct cctx *origin, int err, int code, cons
     struct cctx__cause *c = NULL;
     if (err == ETIMEDOUT && cctx__kind(origin) == KIND_TIMER &&
         (c = cctx__timer_cause((struct cctx__timer *)origin)) != NULL) {
-        *c = (struct cctx__cause){.origin = origin, .embedded = 1, .err = (int16_t)err, .code = code,
+        *c = (struct cctx__cause){.origin = origin,
+                                  .word = cctx__cause_word(err, true, line),
+                                  .code = code,
                                   .msg = msg ? msg : "context deadline exceeded",
-                                  .file = file ? file : "?", .line = line,
-                                  .func = func ? func : "?", .when = cctx_now()};
+                                  .file = file ? file : "?",
+                                  .func = func ? func : "?",
+                                  .when = cctx_now()};
         return c;
     }
     size_t len = msg ? strlen(msg) + 1 : 0;
@@ -60,14 +66,11 @@ struct cctx__cause *cctx__cause_new(struct cctx *origin, int err, int code, cons
     if (cctx__unlikely(!c))
         return &oom_cause[err == ETIMEDOUT];
     c->origin = origin;
-    c->embedded = 0;
-    atomic_init(&c->marked, 0);
-    c->err = (int16_t)err;
+    atomic_init(&c->word, cctx__cause_word(err, false, line));
     c->code = code;
     c->msg = len ? memcpy(c + 1, msg, len)
                  : err == ETIMEDOUT ? "context deadline exceeded" : "context canceled";
     c->file = file ? file : "?";
-    c->line = line;
     c->func = func ? func : "?";
     c->when = cctx_now();
     return c;
@@ -75,31 +78,37 @@ struct cctx__cause *cctx__cause_new(struct cctx *origin, int err, int code, cons
 
 void cctx__cause_free(struct cctx__cause *cause, struct cctx *origin)
 {
-    if (cause && cause->origin == origin && !cause->embedded)
+    if (cause && cause->origin == origin && !cctx__cause_embedded(cause))
         cctx__free(cause);
 }
 
-/* cause->marked: 0 while marking, 2 while marking with a thread waiting for
- * it, 1 once complete; only a waiter makes completion cost a system call. */
+/* The marking bits of a cause's word: neither while marking, CAUSE_WAITED
+ * while marking with a thread waiting for it, CAUSE_MARKED once complete;
+ * only a waiter makes completion cost a system call. The word's other bits
+ * never change, so one exchange completes it. */
 static void mark_complete(struct cctx__cause *cause)
 {
-    if (cause->origin && cctx__atomic_exchange_acq_rel(&cause->marked, 1) == 2)
-        cctx__os_wake(&cause->marked);
+    if (!cause->origin) /* a static record, complete from the start */
+        return;
+    uint32_t fixed = cctx__atomic_load_relaxed(&cause->word) & ~(CAUSE_MARKED | CAUSE_WAITED);
+    if (cctx__atomic_exchange_acq_rel(&cause->word, fixed | CAUSE_MARKED) & CAUSE_WAITED)
+        cctx__os_wake(&cause->word);
 }
 
 void cctx__wait_marked(struct cctx__cancelable *c)
 {
     struct cctx__cause *cause = cctx__atomic_load_acquire(&c->cause);
     for (;;) {
-        uint32_t m = cctx__atomic_load_acquire(&cause->marked);
-        if (m == 1)
+        uint32_t m = cctx__atomic_load_acquire(&cause->word);
+        if (m & CAUSE_MARKED)
             return;
         /* In a child of fork(), the marking may be a runner's job that
          * waits for the child's first runner. */
         cctx__child_restart();
-        if (m == 0 && !cctx__atomic_cas_weak_acq_rel(&cause->marked, &m, 2))
+        if (!(m & CAUSE_WAITED) &&
+            !cctx__atomic_cas_weak_acq_rel(&cause->word, &m, m | CAUSE_WAITED))
             continue;
-        cctx__os_wait(&cause->marked, 2, CCTX_NO_DEADLINE);
+        cctx__os_wait(&cause->word, m | CAUSE_WAITED, CCTX_NO_DEADLINE);
     }
 }
 
@@ -216,7 +225,7 @@ static enum mark_result mark(struct cctx__cancelable *c, struct marking *m, bool
 static bool marked_complete(struct cctx__cancelable *c)
 {
     struct cctx__cause *cause = cctx__atomic_load_acquire(&c->cause);
-    return cctx__atomic_load_acquire(&cause->marked) == 1;
+    return cctx__atomic_load_acquire(&cause->word) & CAUSE_MARKED;
 }
 
 /* Marks what is left in todo. Without `block` it stops, leaving the work as
@@ -296,12 +305,14 @@ cancel(struct cctx__cancelable *c, int err, int code, const char *msg, const cha
      * allocation. A message still needs a copy made here. */
     struct cctx__cause spare;
     if (!msg && (cctx__atomic_load_relaxed(&c->head.word) & WORD_SPARE_CAUSE)) {
-        spare = (struct cctx__cause){.origin = &c->head, .embedded = 1, .err = (int16_t)err,
-                                     .code = code, .msg = err == ETIMEDOUT
-                                                              ? "context deadline exceeded"
-                                                              : "context canceled",
-                                     .file = file ? file : "?", .line = line,
-                                     .func = func ? func : "?", .when = cctx_now()};
+        spare = (struct cctx__cause){.origin = &c->head,
+                                     .word = cctx__cause_word(err, true, line),
+                                     .code = code,
+                                     .msg = err == ETIMEDOUT ? "context deadline exceeded"
+                                                             : "context canceled",
+                                     .file = file ? file : "?",
+                                     .func = func ? func : "?",
+                                     .when = cctx_now()};
         m.spare = &spare;
     } else {
         m.cause = cctx__cause_new(&c->head, err, code, msg, file, line, func);
@@ -529,6 +540,7 @@ void cctx_cancel_cause_at(cctx_cancel_t *cancel, int code, const char *msg, cons
                           int line, const char *func)
 {
     struct cctx *c = (struct cctx *)cancel;
+    /* A born-done context's handle has nothing to cancel. */
     if (cctx__unlikely(!c || !cctx__cancelable_kind(cctx__kind(c)))) {
         if (c && cctx__kind(c) == KIND_FREED)
             stale_handle(c, file, line, func);

@@ -311,7 +311,9 @@ static const char *kind_word(enum cctx__kind k)
 {
     switch (k) {
     case KIND_ROOT: return "root";
-    case KIND_CANCEL: return "cancel";
+    case KIND_CANCEL:
+    case KIND_BORN_DONE:
+        return "cancel";
     case KIND_TIMER: return "deadline";
     case KIND_VALUE: return "value";
     case KIND_DETACHED: return "without_cancel";

@@ -166,7 +166,9 @@ static const char *kind_name(const struct cctx *c)
 {
     switch (cctx__kind(c)) {
     case KIND_ROOT: return "root";
-    case KIND_CANCEL: return "cancel";
+    case KIND_CANCEL:
+    case KIND_BORN_DONE:
+        return "cancel";
     case KIND_TIMER: return "deadline";
     case KIND_VALUE: return "value";
     default: return "without_cancel";

@@ -12,6 +12,11 @@
  * those descendants attach directly, as Go's propagateCancel does.
  * ROOT (background, todo) and DETACHED (without_cancel) never end. FREED is
  * a released context that CCTX_DEBUG=checks keeps as a tombstone (debug.c).
+ * BORN_DONE is what cctx_with_cancel makes under a source that has already
+ * ended: nothing can happen to it any more (no child, registration or
+ * cancellation of its own), so it is the head alone, its state holds the
+ * source's error from birth, and like a value context it defers to its
+ * source for the rest (cause, done descriptor, after-functions).
  *
  * The state word (head.state): bits 0-7 hold the error (0, ECANCELED or
  * ETIMEDOUT); bit 30 (FORWARD) marks a value context, whose error is its
@@ -40,6 +45,8 @@
 #define CCTX_LAYOUT_H
 
 #include <cctx.h>
+#include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -51,8 +58,18 @@
 #define cctx__likely(x) __builtin_expect(!!(x), 1)
 #define cctx__unlikely(x) __builtin_expect(!!(x), 0)
 
-/* FREED: a released context kept as a tombstone by CCTX_DEBUG=checks (debug.c). */
-enum cctx__kind { KIND_ROOT = 1, KIND_CANCEL, KIND_TIMER, KIND_VALUE, KIND_DETACHED, KIND_FREED };
+/* FREED: a released context kept as a tombstone by CCTX_DEBUG=checks (debug.c).
+ * BORN_DONE: a cancel context made under an ended source (above). */
+enum cctx__kind {
+    KIND_ROOT = 1,
+    KIND_CANCEL,
+    KIND_TIMER,
+    KIND_VALUE,
+    KIND_DETACHED,
+    KIND_FREED,
+    KIND_BORN_DONE
+};
+_Static_assert(KIND_BORN_DONE <= 7, "the kind has three bits of the flags word");
 
 #define STATE_ERR 0xffu
 #define STATE_FORWARD (1u << 30)
@@ -132,16 +149,51 @@ struct cctx__node {
  * (origin), freed with it; descendants point at their origin's record, and
  * each holds its origin alive through the chain of parent references. */
 struct cctx__cause {
-    struct cctx *origin;     /* NULL for the static out-of-memory records */
-    _Atomic uint32_t marked; /* 1 once every descendant it reached is marked (cancel.c) */
-    int16_t err;             /* ECANCELED or ETIMEDOUT */
-    int16_t embedded;        /* part of its origin's allocation, not freed alone */
-    int32_t code, line;
+    struct cctx *origin; /* NULL for the static out-of-memory records */
+    /* bits 0-1  the marking (CAUSE_MARKED, CAUSE_WAITED: cancel.c), the
+     *           only bits that change once the record is published
+     * bit 2     CAUSE_TIMEDOUT: the error is ETIMEDOUT, else ECANCELED
+     * bit 3     CAUSE_EMBEDDED: part of its origin's allocation, not freed alone
+     * bits 4-31 the line of the site (a larger line is stored as 2^28-1) */
+    _Atomic uint32_t word;
+    int32_t code;
     const char *msg, *file, *func;
     int64_t when;
 };
-/* 56 bytes: glibc serves it from a 64-byte chunk. */
-_Static_assert(sizeof(struct cctx__cause) == 56, "the cause record grew");
+/* 48 bytes: with it, a cancel context made with a handle (72 + 48) fits
+ * glibc's 128-byte chunk. */
+_Static_assert(sizeof(struct cctx__cause) == 48, "the cause record grew");
+
+#define CAUSE_MARKED 1u /* every descendant it reached is marked */
+#define CAUSE_WAITED 2u /* a thread sleeps on the word until then */
+#define CAUSE_TIMEDOUT 4u
+#define CAUSE_EMBEDDED 8u
+#define CAUSE_LINE_SHIFT 4
+#define CAUSE_LINE_MAX ((1u << 28) - 1)
+
+/* The fixed bits of a cause's word (its marking starts at 0). */
+static inline uint32_t cctx__cause_word(int err, bool embedded, int line)
+{
+    uint32_t l = line < 0 ? 0 : (uint32_t)line > CAUSE_LINE_MAX ? CAUSE_LINE_MAX : (uint32_t)line;
+    return (err == ETIMEDOUT ? CAUSE_TIMEDOUT : 0) | (embedded ? CAUSE_EMBEDDED : 0) |
+           l << CAUSE_LINE_SHIFT;
+}
+
+static inline int cctx__cause_err(const struct cctx__cause *c)
+{
+    return cctx__atomic_load_relaxed(&((struct cctx__cause *)c)->word) & CAUSE_TIMEDOUT ? ETIMEDOUT
+                                                                                        : ECANCELED;
+}
+
+static inline int cctx__cause_line(const struct cctx__cause *c)
+{
+    return (int)(cctx__atomic_load_relaxed(&((struct cctx__cause *)c)->word) >> CAUSE_LINE_SHIFT);
+}
+
+static inline bool cctx__cause_embedded(const struct cctx__cause *c)
+{
+    return cctx__atomic_load_relaxed(&((struct cctx__cause *)c)->word) & CAUSE_EMBEDDED;
+}
 
 struct cctx__timer;
 
@@ -242,14 +294,15 @@ static inline int cctx__cancelable_kind(enum cctx__kind k)
 }
 
 /* The nearest cancelable context at or above c, or NULL when nothing above c
- * can ever end it. Parents never change, so the answer never does either. */
+ * can ever end it. Parents never change, so the answer never does either.
+ * (A born-done context's source is its parent's, which has ended.) */
 static inline struct cctx__cancelable *cctx__source(const struct cctx *c)
 {
     for (;;) {
         enum cctx__kind k = cctx__kind(c);
         if (cctx__cancelable_kind(k))
             return (struct cctx__cancelable *)c;
-        if (k != KIND_VALUE)
+        if (k != KIND_VALUE && k != KIND_BORN_DONE)
             return NULL;
         c = c->parent;
     }
@@ -265,6 +318,7 @@ static inline const struct cctx__timer *cctx__deadline_of(const struct cctx *c)
         case KIND_CANCEL:
             return ((const struct cctx__cancelable *)c)->deadline_from;
         case KIND_VALUE:
+        case KIND_BORN_DONE:
             c = c->parent;
             continue;
         default:

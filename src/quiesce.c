@@ -191,7 +191,7 @@ static void watch_subtree(struct waiter *me, struct cctx__cancelable *c)
 
 /* The descendants still held, then the lines: c first, each watched one
  * under it in the order of the walk. */
-static void report_held(FILE *out, struct cctx__cancelable *c, struct waiter *me)
+static void report_held(FILE *out, struct cctx *c, struct waiter *me)
 {
     size_t n = 0;
     for (struct watch *w = me->mine; w; w = w->next_of_his)
@@ -215,7 +215,7 @@ static void report_held(FILE *out, struct cctx__cancelable *c, struct waiter *me
     size_t top = 0;
     for (size_t i = 0; i < k; i++)
         top += held[i].depth == 1;
-    cctx__dump_text_line(out, &c->head, NULL, 0, 0, top);
+    cctx__dump_text_line(out, c, NULL, 0, 0, top);
     for (size_t i = 0; i < k; i++) {
         struct cctx *x = held[i].ctx;
         size_t children = 0;
@@ -377,29 +377,35 @@ int cctx_cancel_and_wait_at(cctx_cancel_t *cancel, int64_t timeout, FILE *report
     struct cctx *c = (struct cctx *)cancel;
     if (cctx__unlikely(!c))
         return EINVAL;
-    if (cctx__unlikely(!cctx__cancelable_kind(cctx__kind(c)))) {
+    enum cctx__kind kind = cctx__kind(c);
+    if (cctx__unlikely(!cctx__cancelable_kind(kind) && kind != KIND_BORN_DONE)) {
         /* A stale handle is reported (CCTX_DEBUG=checks) by the cancel. */
         cctx_cancel_cause_at(cancel, 0, NULL, file, line, func);
         return EINVAL;
     }
+    /* A born-done context has nothing to cancel, and no list to walk: its
+     * descendants, born done too, are only waited for. */
+    bool born_done = kind == KIND_BORN_DONE;
     /* Nothing holds it but the caller, and so no descendant is alive: the
      * cancellation is all there is to do. */
     if (!held_by_others(c)) {
-        cctx__cancel((struct cctx__cancelable *)c, ECANCELED, 0, NULL, file, line, func);
+        if (!born_done)
+            cctx__cancel((struct cctx__cancelable *)c, ECANCELED, 0, NULL, file, line, func);
         return held_by_others(c) ? wait_alone(c, timeout, file, line, func) : 0;
     }
     struct waiter me = {0};
     /* The registry, when on, knows every descendant: no walk then. */
-    bool walk = report && !cctx__debug_on(CCTX__DEBUG_REGISTRY);
+    bool walk = report && !born_done && !cctx__debug_on(CCTX__DEBUG_REGISTRY);
     if (walk) {
         pthread_once(&fork_once, watch_fork);
         cctx__atomic_fetch_add_seq_cst(&cctx__watching, 1);
         watch_subtree(&me, (struct cctx__cancelable *)c);
     }
-    cctx__cancel((struct cctx__cancelable *)c, ECANCELED, 0, NULL, file, line, func);
+    if (!born_done)
+        cctx__cancel((struct cctx__cancelable *)c, ECANCELED, 0, NULL, file, line, func);
     int err = wait_alone(c, timeout, file, line, func);
     if (report && err == ETIMEDOUT && !report_registered(report, c))
-        report_held(report, (struct cctx__cancelable *)c, &me);
+        report_held(report, c, &me);
     if (walk) {
         watch_drop_all(&me);
         cctx__atomic_fetch_sub_release(&cctx__watching, 1);

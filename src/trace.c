@@ -216,12 +216,12 @@ uint64_t cctx__trace_cancel_begin(const struct cctx *c, const struct cctx__cause
 {
     struct event e = {.type = EV_CANCEL,
                       .kind = (uint8_t)cctx__kind(c),
-                      .err = cause->err,
+                      .err = cctx__cause_err(cause),
                       .code = cause->code,
                       .ctx = c,
                       .other = cause->origin,
                       .file = cause->file,
-                      .line = cause->line,
+                      .line = cctx__cause_line(cause),
                       .func = cause->func,
                       .flow = cctx__atomic_fetch_add_seq_cst(&next_flow, 1)};
     copy_text(e.text, cause->msg);
@@ -293,9 +293,10 @@ void cctx__trace_drain(void)
 
 static const char *kind_word(int k)
 {
-    static const char *const words[] = {"?", "root", "cancel", "deadline", "value",
-                                        "without_cancel", "released"};
-    return k >= 0 && k <= KIND_FREED ? words[k] : "?";
+    static const char *const words[] = {"?",     "root",           "cancel",   "deadline",
+                                        "value", "without_cancel", "released", "cancel"};
+    _Static_assert(sizeof words / sizeof *words == KIND_BORN_DONE + 1, "a kind has no word");
+    return k >= 0 && k <= KIND_BORN_DONE ? words[k] : "?";
 }
 
 static const char *err_word(int err)

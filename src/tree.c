@@ -4,7 +4,8 @@
  *
  * Deriving allocates once, takes a reference on the parent and, for a
  * cancelable child, links it into its source's list under the source's lock
- * (or copies the source's error and cause when the source is already done).
+ * (or copies the source's error and cause when the source is already done;
+ * cctx_with_cancel then makes a born-done head, layout.h).
  * Releasing the last reference cancels the context if someone could still
  * observe that (after-functions), unlinks it, frees it and then releases the
  * parent, in a loop: a chain of any length is released without recursion.
@@ -22,6 +23,11 @@ _Static_assert(sizeof(struct cctx__cancelable) <= 72,
                "a cancelable context exceeds 72 bytes (80 is the promise; 72 fits glibc's 80-byte chunk)");
 _Static_assert(sizeof(struct cctx__timer) <= 112, "a deadline context exceeds 112 bytes");
 _Static_assert(sizeof(struct cctx__value) <= 64, "a value context exceeds 64 bytes");
+/* With its spare cause record (cctx__spare_cause), one with a handle still
+ * fits glibc's 128-byte chunk, and a born-done one is the 40-byte head. */
+_Static_assert(sizeof(struct cctx__cancelable) + sizeof(struct cctx__cause) <= 120,
+               "a cancel context with a handle exceeds 120 bytes");
+_Static_assert(sizeof(struct cctx) <= 40, "a born-done context exceeds 40 bytes");
 
 /* ---- Roots ---------------------------------------------------------------- */
 
@@ -178,6 +184,9 @@ static inline __attribute__((always_inline)) void
 init_head(struct cctx *c, enum cctx__kind kind, struct cctx *parent, const char *file, int line,
           const char *func)
 {
+    if (cctx__kind(parent) != KIND_ROOT)
+        take_ref(parent, "deriving from a context already released (use after free)", file, line,
+                 func, NULL);
     atomic_init(&c->state, kind == KIND_VALUE ? STATE_FORWARD : 0);
     atomic_init(&c->refs, 1);
     uint32_t l = line < 0 ? 0 : (uint32_t)line > WORD_LINE_MAX ? WORD_LINE_MAX : (uint32_t)line;
@@ -185,16 +194,13 @@ init_head(struct cctx *c, enum cctx__kind kind, struct cctx *parent, const char 
     atomic_init(&c->fd1, 0);
     c->file = file;
     c->func = func;
-    if (cctx__kind(parent) != KIND_ROOT)
-        take_ref(parent, "deriving from a context already released (use after free)", file,
-                 line, func, NULL);
     c->parent = parent;
 }
 
-/* Links a new cancelable context under its source, or makes it born done. */
-static void attach(struct cctx__cancelable *c)
+/* Links a new cancelable context under its source (that of its parent), or
+ * makes it born done. */
+static void attach(struct cctx__cancelable *c, struct cctx__cancelable *src)
 {
-    struct cctx__cancelable *src = cctx__source(c->head.parent);
     if (!src)
         return;
     /* A done source stays done, and its cause was written before its error:
@@ -234,11 +240,42 @@ static cctx_t *refuse(int err, cctx_cancel_t **cancel)
     return NULL;
 }
 
+/* A cancel context under an ended source: the head alone (layout.h). Its
+ * handle stays valid and cancels nothing. */
+static cctx_t *born_done(cctx_t *parent, uint32_t err, cctx_cancel_t **cancel, const char *file,
+                         int line, const char *func)
+{
+    struct cctx *c = cctx__alloc(sizeof *c);
+    if (cctx__unlikely(!c))
+        return refuse(ENOMEM, cancel);
+    init_head(c, KIND_BORN_DONE, parent, file, line, func);
+    atomic_init(&c->state, err);
+    if (cctx__debug_on(CCTX__DEBUG_REGISTRY | CCTX__DEBUG_TRACE))
+        cctx__debug_born(c);
+    if (cancel)
+        *cancel = (cctx_cancel_t *)c;
+    return c;
+}
+
 cctx_t *cctx_with_cancel_at(cctx_t *parent, cctx_cancel_t **cancel, const char *file, int line,
                             const char *func)
 {
     if (cctx__unlikely(!parent))
         return refuse(EINVAL, cancel);
+    /* An ended source stays ended, and its cause was written before its
+     * error (release): no lock is needed to see that the child is done.
+     * The parent's own word says so unless it forwards (a value context),
+     * so that a chain of born-done contexts is not walked. */
+    struct cctx__cancelable *src = NULL;
+    uint32_t s = cctx__atomic_load_acquire(&parent->state);
+    if (s & STATE_FORWARD) {
+        src = cctx__source(parent);
+        s = src ? cctx__atomic_load_acquire(&src->head.state) : 0;
+    }
+    if (s & STATE_ERR)
+        return born_done(parent, s & STATE_ERR, cancel, file, line, func);
+    if (!src)
+        src = cctx__source(parent);
     /* With a handle, a cancellation of its own is likely: room for its
      * cause comes in the same allocation (cctx__spare_cause). */
     struct cctx__cancelable *c =
@@ -249,7 +286,7 @@ cctx_t *cctx_with_cancel_at(cctx_t *parent, cctx_cancel_t **cancel, const char *
     if (cancel) /* not yet seen by any other thread: no read-modify-write */
         cctx__atomic_store_relaxed(&c->head.word,
                                    cctx__atomic_load_relaxed(&c->head.word) | WORD_SPARE_CAUSE);
-    attach(c);
+    attach(c, src);
     if (cctx__debug_on(CCTX__DEBUG_REGISTRY | CCTX__DEBUG_TRACE))
         cctx__debug_born(&c->head);
     if (cancel)
@@ -289,7 +326,7 @@ cctx_t *cctx__with_deadline(cctx_t *parent, int64_t deadline, int code, const ch
     t->flags = 0;
     t->msg = msg ? memcpy((struct cctx__cause *)(t + 1) + 1, msg, len) : NULL;
 
-    attach(&t->c);
+    attach(&t->c, cctx__source(parent));
     if (cctx__debug_on(CCTX__DEBUG_REGISTRY | CCTX__DEBUG_TRACE))
         cctx__debug_born(&t->c.head);
     if (cctx__atomic_load_relaxed(&t->c.head.state) & STATE_ERR) {
@@ -465,7 +502,8 @@ struct cctx *cctx__release_quietly(struct cctx *c, const char *file, int line, c
          * after-function left to run), in no source's list (no lock to
          * take) and seen by no debugging switch; anything else goes back. */
         uint32_t w = cctx__atomic_load_relaxed(&c->word);
-        if (r != 1 || !cctx__cancelable_kind(cctx__kind(c)) ||
+        enum cctx__kind k = cctx__kind(c);
+        if (r != 1 || !(cctx__cancelable_kind(k) || k == KIND_BORN_DONE) ||
             (w & (WORD_LINKED | WORD_NAMED | WORD_WATCHED)) ||
             !(cctx__atomic_load_acquire(&c->state) & STATE_ERR) ||
             !cctx__atomic_cas_strong_acq_rel(&c->refs, &r, 0))
@@ -475,9 +513,33 @@ struct cctx *cctx__release_quietly(struct cctx *c, const char *file, int line, c
     return NULL;
 }
 
+/* Whether the caller holds the only reference to c and no other thread can
+ * find c to take one: c is in no list (a canceller's, a dump's or a
+ * cctx_cancel_and_wait walk's way in), in no timer heap, has no
+ * after-function (whose stopper may still look at it) and is seen by no
+ * debugging switch. Then nothing but the caller can change the count, and
+ * the last release needs no read-modify-write: a load that sees 1 (acquire,
+ * pairing with the other holders' acq_rel releases) is enough. */
+static inline bool unfindable_last(struct cctx *c)
+{
+    if (cctx__atomic_load_acquire(&c->refs) != 1)
+        return false;
+    uint32_t w = cctx__atomic_load_relaxed(&c->word);
+    enum cctx__kind k = (enum cctx__kind)((w >> WORD_KIND_SHIFT) & 0x7);
+    return !(w & (WORD_LINKED | WORD_NAMED | WORD_WATCHED | WORD_AFTERS)) &&
+           (k == KIND_CANCEL || k == KIND_BORN_DONE || k == KIND_VALUE || k == KIND_DETACHED);
+}
+
 void cctx_release_at(cctx_t *ctx, const char *file, int line, const char *func)
 {
     while (ctx && cctx__kind(ctx) != KIND_ROOT) {
+        if (unfindable_last(ctx)) {
+            /* 0, as the read-modify-write would have left it: a later
+             * (mistaken) release or cctx__try_ref sees the context gone. */
+            cctx__atomic_store_relaxed(&ctx->refs, 0);
+            ctx = destroy(ctx, file, line, func);
+            continue;
+        }
         /* acq_rel rather than release plus an acquire fence on the last
          * drop: the same instruction on x86, and ThreadSanitizer, which does
          * not model fences, then sees every other holder's accesses happen

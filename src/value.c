@@ -93,11 +93,11 @@ int cctx_cause(const cctx_t *ctx, cctx_cause_t *out)
     if (!src || !(cctx__atomic_load_acquire(&src->head.state) & STATE_ERR))
         return 0;
     const struct cctx__cause *c = cctx__atomic_load_acquire(&src->cause);
-    *out = (cctx_cause_t){.err = c->err,
+    *out = (cctx_cause_t){.err = cctx__cause_err(c),
                           .code = c->code,
                           .msg = c->msg,
                           .file = c->file,
-                          .line = c->line,
+                          .line = cctx__cause_line(c),
                           .func = c->func,
                           .when = c->when};
     return out->err;

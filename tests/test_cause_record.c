@@ -8,12 +8,13 @@
  */
 #define _GNU_SOURCE
 #include <cctx.h>
+#include <cctx/testing.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdatomic.h>
 
 #include "harness.h"
-#include "internal.h" /* the flags word: the line and the spare record's bit */
+#include "internal.h" /* the flags and cause words: lines, the spare record's bit */
 #include "support.h"
 #include "testhooks.h"
 
@@ -107,4 +108,40 @@ TEST(cause_record_a_huge_line_is_clamped_and_claims_no_spare_record)
     CHECK(cctx__atomic_load_relaxed(&h->word) & WORD_SPARE_CAUSE);
     cctx_release(h);
     cctx_release(c);
+}
+
+/* ---- the cause's word ------------------------------------------------------------------ */
+
+/* The line shares a word with the error, the embedded flag and the marking:
+ * a huge or negative one is clamped, and touches none of them. */
+TEST(cause_record_a_huge_cancel_line_is_clamped_and_keeps_the_other_bits)
+{
+    int lines[] = {INT_MAX, -5, (int)CAUSE_LINE_MAX, 7};
+    int want[] = {(int)CAUSE_LINE_MAX, 0, (int)CAUSE_LINE_MAX, 7};
+    for (int i = 0; i < 4; i++) {
+        cctx_cancel_t *cancel;
+        cctx_t *c = cctx_with_cancel(cctx_background(), &cancel);
+        cctx_t *child = cctx_with_cancel(c, NULL);
+        cctx_cancel_at(cancel, "huge.c", lines[i], "f");
+        cctx_cause_t cause;
+        CHECK_EQ(cctx_cause(child, &cause), ECANCELED);
+        CHECK_EQ(cause.line, want[i]);
+        /* The marking completed (no waiter left behind), and the record is
+         * still the embedded one (nothing to free, nothing leaked). */
+        CHECK_EQ(cctx_wait(child, 0), ECANCELED);
+        cctx_release(child);
+        cctx_release(c);
+    }
+    /* A deadline's own record: ETIMEDOUT survives a huge line (its firing
+     * names the creation site, whose line the flags word clamped first). */
+    cctx_fake_clock_start(CCTX_SEC(1));
+    cctx_t *t = cctx_with_deadline_cause_at(cctx_background(), CCTX_SEC(2), 3, "slow", NULL,
+                                            "huge.c", INT_MAX, "f");
+    cctx_fake_clock_advance(CCTX_SEC(2));
+    cctx_cause_t cause;
+    CHECK_EQ(cctx_cause(t, &cause), ETIMEDOUT);
+    CHECK_EQ(cause.code, 3);
+    CHECK_EQ(cause.line, (int)WORD_LINE_MAX);
+    cctx_release(t);
+    cctx_fake_clock_stop();
 }

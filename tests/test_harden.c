@@ -589,12 +589,8 @@ TEST(harden_fork_during_a_cancellation_leaves_the_child_timer_working)
     /* The state a fork leaves when it lands between a cancellation marking
      * a context and disarming its timer: done, still armed, and the marking
      * never completes in the child (its thread is not there). */
-    static struct cctx__cause half = {.origin = NULL,
-                                      .marked = 0,
-                                      .err = ECANCELED,
-                                      .msg = "context canceled",
-                                      .file = "?",
-                                      .func = "?"};
+    static struct cctx__cause half = {
+        .origin = NULL, .word = 0, .msg = "context canceled", .file = "?", .func = "?"};
     cctx_t *t = cctx_with_timeout(cctx_background(), CCTX_MSEC(10), NULL);
     struct cctx__cancelable *c = (struct cctx__cancelable *)t;
     cctx__lock(t);
@@ -608,7 +604,7 @@ TEST(harden_fork_during_a_cancellation_leaves_the_child_timer_working)
         real_sleep_ms(20);
         _exit(own_deadline_fires());
     }
-    atomic_store(&half.marked, 1); /* the parent's "canceller" finishes */
+    atomic_store(&half.word, CAUSE_MARKED); /* the parent's "canceller" finishes */
     CHECK_EQ(wait_child(pid), 0);
     cctx__timer_disarm((struct cctx__timer *)t);
     cctx_release(t);
