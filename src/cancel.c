@@ -88,7 +88,10 @@ void cctx__cause_free(struct cctx__cause *cause, struct cctx *origin)
  * never change, so one exchange completes it. */
 static void mark_complete(struct cctx__cause *cause)
 {
-    if (!cause->origin) /* a static record, complete from the start */
+    /* A static record is complete from the start, and so is the record of
+     * an origin that reached nothing else (mark): only this thread sets the
+     * bit, so a relaxed look is enough. */
+    if (!cause->origin || (cctx__atomic_load_relaxed(&cause->word) & CAUSE_MARKED))
         return;
     uint32_t fixed = cctx__atomic_load_relaxed(&cause->word) & ~(CAUSE_MARKED | CAUSE_WAITED);
     if (cctx__atomic_exchange_acq_rel(&cause->word, fixed | CAUSE_MARKED) & CAUSE_WAITED)
@@ -189,7 +192,8 @@ static enum mark_result mark(struct cctx__cancelable *c, struct marking *m, bool
         cctx__lock(&c->head);
     else if (!cctx__try_lock(&c->head))
         return BUSY;
-    if (cctx__atomic_load_relaxed(&c->head.state) & STATE_ERR) {
+    uint32_t old = cctx__atomic_load_relaxed(&c->head.state);
+    if (old & STATE_ERR) {
         cctx__unlock(&c->head);
         return ALREADY;
     }
@@ -202,15 +206,25 @@ static enum mark_result mark(struct cctx__cancelable *c, struct marking *m, bool
         m->cause = r;
     }
     take_list(c, m); /* first: the cause takes the list's place */
+    /* An origin that reached nothing else completes its marking the moment
+     * its error is seen: marked from birth, with no exchange at the end.
+     * Only the origin: its record is not yet published, and nothing else
+     * has to be marked before a waiter may go on. */
+    if (m->cause->origin == &c->head && !m->todo && !m->stoppers)
+        cctx__atomic_store_relaxed(&m->cause->word,
+                                   cctx__atomic_load_relaxed(&m->cause->word) | CAUSE_MARKED);
     cctx__atomic_store_release(&c->cause, m->cause);
-    /* seq_cst pairs with cctx_done_fd's publication of the descriptor: one of
-     * the two sides always sees the other and signals it. */
-    uint32_t old = cctx__atomic_fetch_or_seq_cst(&c->head.state, (uint32_t)m->err);
+    /* A store, not a read-modify-write: the lock is held, and the state's
+     * other writers take it too (a waiter setting STATE_WAITERS, wait.c),
+     * as does cctx_done_fd when it publishes a descriptor, so one of the two
+     * sides always sees the other and signals it. */
+    cctx__atomic_store_release(&c->head.state, old | (uint32_t)m->err);
+    uint32_t fd1 = cctx__atomic_load_relaxed(&c->head.fd1);
     cctx__unlock(&c->head);
 
     if (old & STATE_WAITERS)
         cctx__os_wake(&c->head.state);
-    int fd = cctx__done_fd_of(cctx__atomic_load_seq_cst(&c->head.fd1));
+    int fd = cctx__done_fd_of(fd1);
     if (fd >= 0)
         cctx__os_event_signal(fd);
     if (cctx__kind(&c->head) == KIND_TIMER)

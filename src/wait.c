@@ -63,15 +63,20 @@ int cctx_done_fd(cctx_t *ctx)
         errno = EMFILE;
         return -1;
     }
-    uint32_t mine = cctx__fd1_make(fd);
-    while (!cctx__atomic_cas_strong_seq_cst(&src->head.fd1, &fd1, mine)) {
-        int theirs = cctx__done_fd_of(fd1);
-        if (theirs >= 0) {
-            cctx__os_event_close(fd);
-            return theirs;
-        }
+    /* Published under the context's lock, which its cancellation holds while
+     * it writes the error and reads the descriptor (cancel.c: mark): either
+     * it sees ours and signals it, or we see its error and signal it. */
+    cctx__lock(&src->head);
+    int theirs = cctx__done_fd_of(cctx__atomic_load_relaxed(&src->head.fd1));
+    if (theirs < 0)
+        cctx__atomic_store_release(&src->head.fd1, cctx__fd1_make(fd));
+    bool done = cctx__atomic_load_relaxed(&src->head.state) & STATE_ERR;
+    cctx__unlock(&src->head);
+    if (theirs >= 0) {
+        cctx__os_event_close(fd);
+        return theirs;
     }
-    if (cctx__atomic_load_seq_cst(&src->head.state) & STATE_ERR)
+    if (done)
         cctx__os_event_signal(fd);
     return fd;
 }
@@ -86,9 +91,16 @@ static int wait_state(struct cctx__cancelable *c, int64_t deadline)
         if (s & STATE_ERR)
             return (int)(s & STATE_ERR);
         if (!(s & STATE_WAITERS)) {
-            if (!cctx__atomic_cas_weak_acq_rel(&c->head.state, &s, s | STATE_WAITERS))
-                continue;
-            s |= STATE_WAITERS;
+            /* Under the lock, which the cancellation holds while it reads
+             * the word and stores its error (cancel.c: mark): it sees the
+             * bit and wakes us, or we see its error. */
+            cctx__lock(&c->head);
+            s = cctx__atomic_load_relaxed(&c->head.state);
+            if (!(s & STATE_ERR))
+                cctx__atomic_store_relaxed(&c->head.state, s |= STATE_WAITERS);
+            cctx__unlock(&c->head);
+            if (s & STATE_ERR)
+                return (int)(s & STATE_ERR);
         }
         if (cctx__os_wait(&c->head.state, s, deadline) == ETIMEDOUT)
             return (int)(cctx__atomic_load_acquire(&c->head.state) & STATE_ERR);
