@@ -236,6 +236,18 @@ static enum mark_result mark(struct cctx__cancelable *c, struct marking *m, bool
     return MARKED;
 }
 
+/* Drops a reference to c unless it is the last (or a cctx_cancel_and_wait
+ * caller waits on the count, REFS_WAITED, which makes it read as negative):
+ * that one is the release's job, with its wake-ups and destructors. */
+static bool drop_unless_last(struct cctx *c)
+{
+    uint32_t r = cctx__atomic_load_relaxed(&c->refs);
+    while ((int32_t)r > 1)
+        if (cctx__atomic_cas_weak_acq_rel(&c->refs, &r, r - 1))
+            return true;
+    return false;
+}
+
 static bool marked_complete(struct cctx__cancelable *c)
 {
     struct cctx__cause *cause = cctx__atomic_load_acquire(&c->cause);
@@ -262,6 +274,12 @@ static bool mark_rest(struct marking *m, bool block)
             cctx__wait_marked(child);
         else if (r == MARKED && m->tracing)
             cctx__trace_reached(&child->head, m->traced);
+        /* Done with it: drop the reference now, while its line is still in
+         * the cache, unless it may be the last one (freeing can run user
+         * code, which waits for the end) or a stopper still holds one of
+         * its registrations. */
+        if (!m->stoppers && drop_unless_last(&child->head))
+            continue;
         n->next = m->done;
         m->done = n;
     }
