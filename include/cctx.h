@@ -235,7 +235,8 @@ typedef struct cctx_cause {
     int64_t when;     /* cctx_now() at the moment of cancellation                  */
 } cctx_cause_t;
 /* Fills out (all zero/NULL while active) and returns out->err; EINVAL for a
- * NULL argument. Strings stay valid while the caller holds ctx. */
+ * NULL argument. Strings stay valid while the caller holds ctx. A line
+ * outside 0 to 2^28-1 (a site given to a _at call by hand) is clamped. */
 CCTX_API int cctx_cause(const cctx_t *ctx, cctx_cause_t *out);
 
 /* ---- 5. Waiting ----------------------------------------------------------- */

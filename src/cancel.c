@@ -236,13 +236,11 @@ static enum mark_result mark(struct cctx__cancelable *c, struct marking *m, bool
     return MARKED;
 }
 
-/* Drops a reference to c unless it is the last (or a cctx_cancel_and_wait
- * caller waits on the count, REFS_WAITED, which makes it read as negative):
- * that one is the release's job, with its wake-ups and destructors. */
-static bool drop_unless_last(struct cctx *c)
+/* Drops a reference unless it is the last one; false if it is. */
+static bool release_unless_last(struct cctx *c)
 {
     uint32_t r = cctx__atomic_load_relaxed(&c->refs);
-    while ((int32_t)r > 1)
+    while ((int32_t)r > 1) /* signed: a waited count goes the ordinary way */
         if (cctx__atomic_cas_weak_acq_rel(&c->refs, &r, r - 1))
             return true;
     return false;
@@ -278,7 +276,7 @@ static bool mark_rest(struct marking *m, bool block)
          * the cache, unless it may be the last one (freeing can run user
          * code, which waits for the end) or a stopper still holds one of
          * its registrations. */
-        if (!m->stoppers && drop_unless_last(&child->head))
+        if (!m->stoppers && release_unless_last(&child->head))
             continue;
         n->next = m->done;
         m->done = n;
@@ -413,16 +411,6 @@ static bool release_or_keep(struct cctx *c, struct handoff *h, const char *file,
     return h->release == NULL;
 }
 
-/* Drops a reference unless it is the last one; false if it is. */
-static bool release_unless_last(struct cctx *c)
-{
-    uint32_t r = cctx__atomic_load_relaxed(&c->refs);
-    while ((int32_t)r > 1) /* signed: a waited count goes the ordinary way */
-        if (cctx__atomic_cas_weak_acq_rel(&c->refs, &r, r - 1))
-            return true;
-    return false;
-}
-
 /* The deadline's site names the origin of its own firing. */
 #define SITE_OF(t) (t)->c.head.file, cctx__line(&(t)->c.head), (t)->c.head.func
 
@@ -535,7 +523,8 @@ void cctx__timer_fire(struct cctx__timer *t)
         hand_off(&h);
         return;
     }
-    /* Keep in done only the references that are last ones. */
+    /* Keep in done only the references that are last ones (mark_rest let go
+     * of the others already, but for those a stopper still held). */
     for (struct cctx__node **pp = &h.m.done; *pp;) {
         struct cctx__node *n = *pp, *next = n->next; /* n may be freed once let go */
         if (release_unless_last(&container_of(n, struct cctx__cancelable, link)->head))
