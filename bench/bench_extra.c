@@ -79,12 +79,35 @@ enum { MILLION = 1000000 };
 /* ns/op is the cancel of the root plus the release of every context: what
  * tearing down a million-context tree costs. Building it is not timed (it is
  * CancelTree's subject) and is shown on the '#' line. */
+/* The fastest and the slowest teardown of a run: they differ by 2 to 3x
+ * with where the allocator put the contexts (fresh memory, in order, or
+ * blocks reused in the order the last tree freed them). */
+struct teardowns {
+    int64_t min_ns, max_ns;
+};
+
+static void teardown_took(struct teardowns *td, int64_t ns)
+{
+    td->min_ns = ns < td->min_ns ? ns : td->min_ns;
+    td->max_ns = ns > td->max_ns ? ns : td->max_ns;
+}
+
+static void note_teardowns(bench_b *b, int64_t build_ns, const struct teardowns *td)
+{
+    bench_note(b,
+               "build (untimed) %.1f ms/tree; timed: cancel root + release 1000001, "
+               "fastest %.1f ms, slowest %.1f ms",
+               (double)build_ns / (double)b->n / 1e6, (double)td->min_ns / 1e6,
+               (double)td->max_ns / 1e6);
+}
+
 static void cancel_tree_1m_wide(bench_b *b, void *arg)
 {
     (void)arg;
     bench_stop_timer(b);
     cctx_t **kids = must_alloc(sizeof *kids * MILLION);
     int64_t build_ns = 0;
+    struct teardowns td = {INT64_MAX, 0};
     for (int64_t i = 0; i < b->n; i++) {
         bench_stop_timer(b);
         int64_t t0 = bench_now_ns();
@@ -94,22 +117,24 @@ static void cancel_tree_1m_wide(bench_b *b, void *arg)
             kids[k] = must(cctx_with_cancel(root, NULL));
         build_ns += bench_now_ns() - t0;
         bench_start_timer(b);
+        int64_t t1 = bench_now_ns();
 
         cctx_cancel(cancel);
         for (int k = 0; k < MILLION; k++)
             cctx_release(kids[k]);
         cctx_release(root);
+        teardown_took(&td, bench_now_ns() - t1);
     }
     bench_stop_timer(b);
     free(kids);
-    bench_note(b, "build (untimed) %.1f ms/tree; timed: cancel root + release 1000001",
-               (double)build_ns / (double)b->n / 1e6);
+    note_teardowns(b, build_ns, &td);
 }
 
 static void cancel_tree_1m_deep(bench_b *b, void *arg)
 {
     (void)arg;
     int64_t build_ns = 0;
+    struct teardowns td = {INT64_MAX, 0};
     for (int64_t i = 0; i < b->n; i++) {
         bench_stop_timer(b);
         int64_t t0 = bench_now_ns();
@@ -124,14 +149,15 @@ static void cancel_tree_1m_deep(bench_b *b, void *arg)
         }
         build_ns += bench_now_ns() - t0;
         bench_start_timer(b);
+        int64_t t1 = bench_now_ns();
 
         cctx_cancel(cancel);
         cctx_release(leaf); /* frees the chain, leaf to root, in one loop */
         cctx_release(root);
+        teardown_took(&td, bench_now_ns() - t1);
     }
     bench_stop_timer(b);
-    bench_note(b, "build (untimed) %.1f ms/tree; timed: cancel root + release 1000001",
-               (double)build_ns / (double)b->n / 1e6);
+    note_teardowns(b, build_ns, &td);
 }
 
 /* ---- BenchmarkWaitWakeup -------------------------------------------------- */

@@ -207,13 +207,18 @@ static void attach(struct cctx__cancelable *c, struct cctx__cancelable *src)
      * a child of one needs no lock to be born done. */
     uint32_t s = cctx__atomic_load_acquire(&src->head.state);
     if (!(s & STATE_ERR)) {
+        /* c is seen by no other thread until it is in the list: its flag is
+         * set with plain stores, not a locked instruction, and outside the
+         * source's lock (taken back if the source ended meanwhile). */
+        uint32_t w = cctx__atomic_load_relaxed(&c->head.word);
+        cctx__atomic_store_relaxed(&c->head.word, w | WORD_LINKED);
         cctx__lock(&src->head);
         s = cctx__atomic_load_relaxed(&src->head.state);
-        if (!(s & STATE_ERR)) {
-            cctx__atomic_fetch_or_relaxed(&c->head.word, WORD_LINKED);
+        if (!(s & STATE_ERR))
             cctx__node_push(&src->children, &c->link, 0);
-        }
         cctx__unlock(&src->head);
+        if (s & STATE_ERR)
+            cctx__atomic_store_relaxed(&c->head.word, w);
     }
     if (s & STATE_ERR) {
         cctx__atomic_store_relaxed(&c->cause, cctx__atomic_load_acquire(&src->cause));
@@ -515,7 +520,8 @@ struct cctx *cctx__release_quietly(struct cctx *c, const char *file, int line, c
 
 /* Whether the caller holds the only reference to c and no other thread can
  * find c to take one: c is in no list (a canceller's, a dump's or a
- * cctx_cancel_and_wait walk's way in), in no timer heap, has no
+ * cctx_cancel_and_wait walk's way in; never linked, or taken out), in no
+ * timer heap, has no
  * after-function (whose stopper may still look at it) and is seen by no
  * debugging switch. Then nothing but the caller can change the count, and
  * the last release needs no read-modify-write: a load that sees 1 (acquire,
@@ -526,8 +532,19 @@ static inline bool unfindable_last(struct cctx *c)
         return false;
     uint32_t w = cctx__atomic_load_relaxed(&c->word);
     enum cctx__kind k = (enum cctx__kind)((w >> WORD_KIND_SHIFT) & 0x7);
-    return !(w & (WORD_LINKED | WORD_NAMED | WORD_WATCHED | WORD_AFTERS)) &&
-           (k == KIND_CANCEL || k == KIND_BORN_DONE || k == KIND_VALUE || k == KIND_DETACHED);
+    if ((w & (WORD_NAMED | WORD_WATCHED | WORD_AFTERS)) ||
+        !(k == KIND_CANCEL || k == KIND_BORN_DONE || k == KIND_VALUE || k == KIND_DETACHED))
+        return false;
+    if (!(w & WORD_LINKED))
+        return true;
+    /* Linked once, but a cancellation that began above it took it out of
+     * its source's list before marking it (destroy: taken_out), and nothing
+     * is linked again: in no list now. */
+    if (!(cctx__atomic_load_acquire(&c->state) & STATE_ERR))
+        return false;
+    const struct cctx__cause *cause =
+        cctx__atomic_load_acquire(&((struct cctx__cancelable *)c)->cause);
+    return cause->origin && cause->origin != c;
 }
 
 void cctx_release_at(cctx_t *ctx, const char *file, int line, const char *func)
