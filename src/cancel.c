@@ -89,7 +89,7 @@ void cctx__cause_free(struct cctx__cause *cause, struct cctx *origin)
 static void mark_complete(struct cctx__cause *cause)
 {
     /* A static record is complete from the start, and so is the record of
-     * an origin that reached nothing else (mark): only this thread sets the
+     * an origin that reached nothing else (mark): only the marking sets the
      * bit, so a relaxed look is enough. */
     if (!cause->origin || (cctx__atomic_load_relaxed(&cause->word) & CAUSE_MARKED))
         return;

@@ -21,7 +21,9 @@
  * The state word (head.state): bits 0-7 hold the error (0, ECANCELED or
  * ETIMEDOUT); bit 30 (FORWARD) marks a value context, whose error is its
  * source's; bit 31 (WAITERS) says a thread may sleep on the word in
- * cctx__os_wait. The error is written once, under the context's lock.
+ * cctx__os_wait. Once the context is published, both the error (written
+ * once) and WAITERS are written under the context's lock, with plain
+ * stores: no read-modify-write of this word is needed.
  *
  * The flags word (head.word):
  *   bits 0-1  the context's lock: 0 free, 1 held, 2 held with sleepers

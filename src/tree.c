@@ -520,12 +520,12 @@ struct cctx *cctx__release_quietly(struct cctx *c, const char *file, int line, c
 
 /* Whether the caller holds the only reference to c and no other thread can
  * find c to take one: c is in no list (a canceller's, a dump's or a
- * cctx_cancel_and_wait walk's way in; never linked, or taken out), in no
- * timer heap, has no
- * after-function (whose stopper may still look at it) and is seen by no
- * debugging switch. Then nothing but the caller can change the count, and
- * the last release needs no read-modify-write: a load that sees 1 (acquire,
- * pairing with the other holders' acq_rel releases) is enough. */
+ * cctx_cancel_and_wait walk's way in: never linked, or taken out), in no
+ * timer heap, has no after-function (whose stopper may still look at it)
+ * and is seen by no debugging switch. Then nothing but the caller can change
+ * the count, and the last release needs no read-modify-write: a load that
+ * sees 1 (acquire, pairing with the other holders' acq_rel releases) is
+ * enough. Only a cancel context can be LINKED among the kinds let through. */
 static inline bool unfindable_last(struct cctx *c)
 {
     if (cctx__atomic_load_acquire(&c->refs) != 1)
