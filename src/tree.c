@@ -525,26 +525,33 @@ struct cctx *cctx__release_quietly(struct cctx *c, const char *file, int line, c
  * and is seen by no debugging switch. Then nothing but the caller can change
  * the count, and the last release needs no read-modify-write: a load that
  * sees 1 (acquire, pairing with the other holders' acq_rel releases) is
- * enough. Only a cancel context can be LINKED among the kinds let through. */
+ * enough. The order of the loads is what makes that true:
+ *  - A linked context must be seen taken out of its list *before* the count
+ *    is read. A canceller that finds it in the list takes its reference
+ *    (under the source's lock) before it marks it: seen marked (acquire),
+ *    that reference is in the count, or was dropped before it reads 1. Read
+ *    the other way round, a 1 read before the canceller found c, then c seen
+ *    marked, would free c under the canceller's feet.
+ *  - The flags are read *after* the count: whoever set NAMED, WATCHED or
+ *    AFTERS held a reference then, and let go of it before the count read 1.
+ * The kind and LINKED never change once c is published. */
 static inline bool unfindable_last(struct cctx *c)
 {
-    if (cctx__atomic_load_acquire(&c->refs) != 1)
-        return false;
     uint32_t w = cctx__atomic_load_relaxed(&c->word);
     enum cctx__kind k = (enum cctx__kind)((w >> WORD_KIND_SHIFT) & 0x7);
-    if ((w & (WORD_NAMED | WORD_WATCHED | WORD_AFTERS)) ||
-        !(k == KIND_CANCEL || k == KIND_BORN_DONE || k == KIND_VALUE || k == KIND_DETACHED))
+    if (!(k == KIND_CANCEL || k == KIND_BORN_DONE || k == KIND_VALUE || k == KIND_DETACHED))
         return false;
-    if (!(w & WORD_LINKED))
-        return true;
-    /* Linked once, but a cancellation that began above it took it out of
-     * its source's list before marking it (destroy: taken_out), and nothing
-     * is linked again: in no list now. */
-    if (!(cctx__atomic_load_acquire(&c->state) & STATE_ERR))
+    if (w & WORD_LINKED) { /* only a cancel context among these kinds */
+        if (!(cctx__atomic_load_acquire(&c->state) & STATE_ERR))
+            return false;
+        const struct cctx__cause *cause =
+            cctx__atomic_load_acquire(&((struct cctx__cancelable *)c)->cause);
+        if (!cause->origin || cause->origin == c) /* it ended itself: still listed */
+            return false;
+    }
+    if (cctx__atomic_load_acquire(&c->refs) != 1)
         return false;
-    const struct cctx__cause *cause =
-        cctx__atomic_load_acquire(&((struct cctx__cancelable *)c)->cause);
-    return cause->origin && cause->origin != c;
+    return !(cctx__atomic_load_relaxed(&c->word) & (WORD_NAMED | WORD_WATCHED | WORD_AFTERS));
 }
 
 void cctx_release_at(cctx_t *ctx, const char *file, int line, const char *func)
