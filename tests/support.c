@@ -201,6 +201,16 @@ pid_t thread_id(void)
 #endif
 }
 
+void wait_until_blocked(pid_t tid)
+{
+    int64_t until = real_now() + CCTX_SEC(10);
+    for (int stable = 0; stable < 5;) {
+        CHECK(real_now() < until);
+        stable = thread_state(tid) == 'S' ? stable + 1 : 0;
+        real_sleep_ms(1);
+    }
+}
+
 /* ---- descriptors and text ----------------------------------------------------------- */
 
 void fds_use_up(struct fds_used_up *u)
@@ -431,4 +441,58 @@ int traceparent_parse_exact(const char *text, size_t len, cctx_trace_t *out)
     int r = cctx_traceparent_parse(p, len, out);
     free(p);
     return r;
+}
+
+/* ---- latches ---------------------------------------------------------------------------- */
+
+static void latch_timed_wait(struct latch *l)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    int r = pthread_cond_timedwait(&l->cv, &l->mu, &until);
+    if (r == ETIMEDOUT) {
+        fprintf(stderr, "latch: nothing happened within 10 s\n");
+        abort();
+    }
+}
+
+void latch_add(struct latch *l)
+{
+    pthread_mutex_lock(&l->mu);
+    l->n++;
+    pthread_cond_broadcast(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+}
+
+int latch_count(struct latch *l)
+{
+    pthread_mutex_lock(&l->mu);
+    int n = l->n;
+    pthread_mutex_unlock(&l->mu);
+    return n;
+}
+
+void latch_wait_n(struct latch *l, int n)
+{
+    pthread_mutex_lock(&l->mu);
+    while (l->n < n)
+        latch_timed_wait(l);
+    pthread_mutex_unlock(&l->mu);
+}
+
+void latch_open(struct latch *l)
+{
+    pthread_mutex_lock(&l->mu);
+    l->open = true;
+    pthread_cond_broadcast(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+}
+
+void latch_wait_open(struct latch *l)
+{
+    pthread_mutex_lock(&l->mu);
+    while (!l->open)
+        latch_timed_wait(l);
+    pthread_mutex_unlock(&l->mu);
 }

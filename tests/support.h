@@ -102,6 +102,30 @@ void run_with_watchdog(void (*body)(void), int seconds);
 char thread_state(pid_t tid);
 /* The calling thread's id, as thread_state takes it. */
 pid_t thread_id(void);
+/* Returns once thread tid sleeps, seen on five reads in a row 1 ms apart (a
+ * brief wait on a contended mutex does not last that long); fails the test
+ * after 10 s. */
+void wait_until_blocked(pid_t tid);
+
+/* ---- latches -------------------------------------------------------------------------- */
+
+/* A counter that threads can wait on, and a gate that opens once. Waits fail
+ * the test after 10 s rather than hang until the ctest timeout. */
+struct latch {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int n;
+    bool open;
+};
+#define LATCH_INIT                                                                                 \
+    {                                                                                              \
+        PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, false                              \
+    }
+void latch_add(struct latch *l);
+int latch_count(struct latch *l);
+void latch_wait_n(struct latch *l, int n);
+void latch_open(struct latch *l);
+void latch_wait_open(struct latch *l);
 
 /* ---- descriptors and text ----------------------------------------------------------- */
 
