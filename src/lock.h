@@ -15,6 +15,14 @@
  * other lock inside them, except that a trace flush takes each ring's lock
  * inside the file's.
  *
+ * Besides deriving, cancelling, registering and releasing, a context's lock
+ * is taken by cctx_done_fd (to publish the descriptor) and by a waiter that
+ * sets STATE_WAITERS (wait.c), each with no other lock held: they are the
+ * state word's other writers, so the cancellation can store the error
+ * rather than OR it in. A fork that lands while another thread holds the
+ * lock leaves it held in the child, which then blocks on that context there
+ * (it already did for a cancel, a derivation or a registration).
+ *
  * Lifetimes. Every derived context holds a reference on its parent; a
  * context's list links (children, after-functions) are guarded by its lock;
  * a node found in a list is kept alive by taking a reference on it under the
