@@ -8,10 +8,13 @@
  * taken out of its source's list is in no list, so its link is free): no
  * recursion, no allocation, each node visited once. For each node it takes
  * the node's lock, writes the error and the cause, takes the node's list
- * (children and registrations) and drops the lock: one lock at a time,
- * top-down. Children are kept alive by a reference taken under the parent's
- * lock; a child whose count already reached zero belongs to its releaser and
- * is skipped (its releaser cancels it itself before freeing it).
+ * (children and registrations) and drops the lock: top-down. Children are
+ * kept alive by a reference taken under the parent's lock; a child whose
+ * count already reached zero belongs to its releaser and is skipped (its
+ * releaser cancels it itself before freeing it). Two common shapes are
+ * marked in place instead, with no reference: a leaf, under its parent's
+ * lock (mark_leaf_in_place), and a chain of single children, hand over hand
+ * (follow_chain).
  *
  * When the marking phase meets a node that another thread's cancellation
  * ended first, it waits for that cancellation's marking phase to finish, so
@@ -123,22 +126,117 @@ struct marking {
     const struct cctx__cause *spare; /* the origin's cause, for its spare record */
     int err;
     bool tracing;
-    struct cctx__run_queue *queue; /* where the registrations it takes go */
-    struct cctx__node *todo;       /* referenced contexts still to mark */
-    struct cctx__node *done;       /* referenced contexts to release at the end */
-    struct cctx__node *stoppers;   /* registrations a stopper is unlinking */
-    uint64_t traced;               /* the trace's token for this cancellation */
-    bool trace_open;               /* its slice began on this thread, not ended */
-    unsigned queued;               /* registrations it put in the queue */
-    bool complete;                 /* every context it reached is marked */
+    struct cctx__run_queue *queue;  /* where the registrations it takes go */
+    struct cctx__node *todo;        /* referenced contexts still to mark */
+    struct cctx__node *done;        /* referenced contexts to release at the end */
+    struct cctx__node *stoppers;    /* registrations a stopper is unlinking */
+    uint64_t traced;                /* the trace's token for this cancellation */
+    bool trace_open;                /* its slice began on this thread, not ended */
+    unsigned queued;                /* registrations it put in the queue */
+    bool complete;                  /* every context it reached is marked */
+    bool in_place;                  /* a context was marked in place, or may be */
+    struct cctx__cancelable *chain; /* in mark(): a list's one child (take_list) */
 };
 
-/* Empties c's list (c's lock held): children go to todo, registrations to
- * the run queue or, when a stopper claimed them, to stoppers. */
+/* Whether a locked context, still active, can be marked in place: nobody
+ * sleeps on it or holds its descriptor, who would need a wake-up. */
+static bool quiet(const struct cctx__cancelable *c, uint32_t state)
+{
+    return !(state & (STATE_ERR | STATE_WAITERS)) &&
+           !cctx__atomic_load_relaxed(&((struct cctx__cancelable *)c)->head.fd1);
+}
+
+/* Writes a context's cause and error, its lock held: the cause first, as a
+ * reader who saw the error (acquire) then reads it. */
+static void set_done(struct cctx__cancelable *c, uint32_t old, const struct marking *m)
+{
+    cctx__atomic_store_release(&c->cause, m->cause);
+    cctx__atomic_store_release(&c->head.state, old | (uint32_t)m->err);
+}
+
+/* Marks a child that is a leaf where it stands, while its source's lock is
+ * held (take_list): no reference, and no second visit. Only a cancel context
+ * with nothing to hand on (no child, no registration, no timer) and nobody
+ * to wake (no sleeper, no descriptor), and only if its lock is free at once:
+ * here and in follow_chain a thread holds two context locks, so the second
+ * is tried, never waited for, and no lock order can form a cycle. False: nothing
+ * was done, and the child goes the ordinary way.
+ * The child cannot be freed under our feet without a reference: its last
+ * release takes the source's lock, which we hold, unless it sees the cause
+ * marked complete (tree.c: reached_from_above), which comes after. */
+static bool mark_leaf_in_place(struct cctx__cancelable *child, struct marking *m)
+{
+    /* The flags first: a context that ever had a child or a registration
+     * is most likely not a leaf, and its lock is not tried in vain. */
+    uint32_t w = cctx__atomic_load_relaxed(&child->head.word);
+    if (m->tracing || (w & (WORD_PARENT | WORD_AFTERS)) ||
+        ((w >> WORD_KIND_SHIFT) & 0x7) != KIND_CANCEL || !cctx__try_lock(&child->head))
+        return false;
+    uint32_t old = cctx__atomic_load_relaxed(&child->head.state);
+    bool leaf = quiet(child, old) && !child->children;
+    if (leaf)
+        set_done(child, old, m);
+    cctx__unlock(&child->head);
+    return leaf;
+}
+
+/* Marks down a chain hand over hand. `held` is locked, and its list was one
+ * child, `next`, now taken out and not yet marked: held's lock keeps it
+ * alive, as above. While each list is one child, it locks the child (tried,
+ * never waited for), marks it in place, takes its one child out, and only
+ * then lets go of the lock above: a child with a child is kept alive by it
+ * (a reference, whose last release needs the lock we now hold). No
+ * reference is taken or dropped, and the chain is visited once. Where the
+ * chain forks or ends otherwise, `next` goes the ordinary way. Unlocks
+ * `held`. */
+static void follow_chain(struct cctx__cancelable *held, struct cctx__cancelable *next,
+                         struct marking *m)
+{
+    for (;;) {
+        uint32_t w = cctx__atomic_load_relaxed(&next->head.word);
+        if (((w >> WORD_KIND_SHIFT) & 0x7) != KIND_CANCEL || !cctx__try_lock(&next->head))
+            break;
+        uint32_t old = cctx__atomic_load_relaxed(&next->head.state);
+        struct cctx__node *n = next->children;
+        if (!quiet(next, old) || (cctx__atomic_load_relaxed(&next->head.word) & WORD_AFTERS) ||
+            (n && (n->next || (n->pprev & NODE_AFTER)))) {
+            cctx__unlock(&next->head);
+            break;
+        }
+        if (n)
+            n->pprev = 0;       /* in no list: its releaser leaves it alone */
+        set_done(next, old, m); /* the cause takes the list's place */
+        if (!n) {
+            /* A leaf: its own lock goes first, as held's is what keeps it. */
+            cctx__unlock(&next->head);
+            cctx__unlock(&held->head);
+            return;
+        }
+        cctx__unlock(&held->head);
+        held = next;
+        next = container_of(n, struct cctx__cancelable, link);
+    }
+    if (cctx__try_ref(&next->head)) {
+        next->link.next = m->todo;
+        m->todo = &next->link;
+    }
+    cctx__unlock(&held->head);
+}
+
+/* Empties c's list (c's lock held): a list of one child is left in
+ * m->chain for follow_chain; otherwise leaves are marked at once, other
+ * children go to todo, registrations to the run queue or, when a stopper
+ * claimed them, to stoppers. */
 static void take_list(struct cctx__cancelable *c, struct marking *m)
 {
     struct cctx__node *n = c->children;
     c->children = NULL;
+    if (n && !n->next && !(n->pprev & NODE_AFTER) && !m->tracing) {
+        n->pprev = 0; /* in no list: its releaser leaves it alone */
+        m->chain = container_of(n, struct cctx__cancelable, link);
+        m->in_place = true;
+        return;
+    }
     while (n) {
         struct cctx__node *next = n->next;
         int is_after = (n->pprev & NODE_AFTER) != 0;
@@ -154,7 +252,9 @@ static void take_list(struct cctx__cancelable *c, struct marking *m)
             }
         } else {
             struct cctx__cancelable *child = container_of(n, struct cctx__cancelable, link);
-            if (cctx__try_ref(&child->head)) {
+            if (mark_leaf_in_place(child, m))
+                m->in_place = true; /* done with it: not touched again */
+            else if (cctx__try_ref(&child->head)) {
                 n->next = m->todo;
                 m->todo = n;
             }
@@ -208,19 +308,25 @@ static enum mark_result mark(struct cctx__cancelable *c, struct marking *m, bool
     take_list(c, m); /* first: the cause takes the list's place */
     /* An origin that reached nothing else completes its marking the moment
      * its error is seen: marked from birth, with no exchange at the end.
-     * Only the origin: its record is not yet published, and nothing else
-     * has to be marked before a waiter may go on. */
-    if (m->cause->origin == &c->head && !m->todo && !m->stoppers)
-        cctx__atomic_store_relaxed(&m->cause->word,
+     * Only the origin, and only if nothing was marked in place: then its
+     * record is not yet published (no waiter can have set CAUSE_WAITED),
+     * and nothing else has to be marked before a waiter may go on. Release:
+     * a leaf's last release that sees the bit frees it without our lock. */
+    if (m->cause->origin == &c->head && !m->todo && !m->stoppers && !m->in_place)
+        cctx__atomic_store_release(&m->cause->word,
                                    cctx__atomic_load_relaxed(&m->cause->word) | CAUSE_MARKED);
-    cctx__atomic_store_release(&c->cause, m->cause);
-    /* A store, not a read-modify-write: the lock is held, and the state's
+    /* Stores, not a read-modify-write: the lock is held, and the state's
      * other writers take it too (a waiter setting STATE_WAITERS, wait.c),
      * as does cctx_done_fd when it publishes a descriptor, so one of the two
      * sides always sees the other and signals it. */
-    cctx__atomic_store_release(&c->head.state, old | (uint32_t)m->err);
+    set_done(c, old, m);
     uint32_t fd1 = cctx__atomic_load_relaxed(&c->head.fd1);
-    cctx__unlock(&c->head);
+    struct cctx__cancelable *chain = m->chain;
+    m->chain = NULL;
+    if (chain)
+        follow_chain(c, chain, m);
+    else
+        cctx__unlock(&c->head);
 
     if (old & STATE_WAITERS)
         cctx__os_wake(&c->head.state);

@@ -34,8 +34,11 @@
  *   bit 7     AFTERS: an after-function was ever registered on it
  *   bit 8     WATCHED: the debugging switches saw it born (debug.c), so
  *             they want to see it die; tested with NAMED in one go
- *   bits 9-30 the line of the creation site (a larger line is stored as
- *             2^22-1)      set before the context is returned, never changed
+ *   bits 9-29 the line of the creation site (a larger line is stored as
+ *             2^21-1)      set before the context is returned, never changed
+ *   bit 30    PARENT: a child was ever put in its list (set under its lock,
+ *             by the unlock: cctx__unlock_setting), so that a canceller
+ *             can tell a leaf without taking its lock (cancel.c)
  *   bit 31    SPARE_CAUSE: a cancel context made with a handle is followed,
  *             in its allocation, by a cause record for its own cancellation
  *             (cctx__spare_cause)      set before the context is returned
@@ -84,7 +87,8 @@ _Static_assert(KIND_BORN_DONE <= 7, "the kind has three bits of the flags word")
 #define WORD_AFTERS (1u << 7)
 #define WORD_WATCHED (1u << 8)
 #define WORD_LINE_SHIFT 9
-#define WORD_LINE_MAX ((1u << 22) - 1)
+#define WORD_LINE_MAX ((1u << 21) - 1)
+#define WORD_PARENT (1u << 30)
 #define WORD_SPARE_CAUSE (1u << 31)
 
 struct cctx {

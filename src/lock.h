@@ -3,7 +3,9 @@
  * The lock protocol: the word lock every context carries, the order in which
  * the library's locks nest, and how a reference keeps a context alive.
  *
- * Lock order. A thread holds at most one context lock at a time. A run
+ * Lock order. A thread holds at most one context lock at a time, except a
+ * canceller that, holding a source's lock, tries (never waits for) the lock
+ * of a leaf in its list to mark it in place (cancel.c). A run
  * queue's lock (after.c) is taken inside a context lock (a canceller queues
  * the registrations it takes) or alone, never around one. The timer's locks
  * (a shard lock, the wake lock: timer.c) and the runners' pool lock
@@ -27,7 +29,9 @@
  * context's list links (children, after-functions) are guarded by its lock;
  * a node found in a list is kept alive by taking a reference on it under the
  * list owner's lock (try_ref fails once its count reached zero, and then its
- * releaser, who must take the same lock to unlink it, owns it).
+ * releaser, who must take the same lock to unlink it, owns it), or, for a
+ * leaf marked in place, by that lock itself: its release takes the lock
+ * until the cause reads complete (tree.c: reached_from_above).
  */
 #ifndef CCTX_LOCK_H
 #define CCTX_LOCK_H
@@ -57,6 +61,16 @@ static inline void cctx__word_unlock(_Atomic uint32_t *word)
     uint32_t old = cctx__atomic_fetch_and_release(word, ~WORD_LOCK);
     if (cctx__unlikely(old & 2))
         cctx__os_wake(word);
+}
+/* Unlocks and sets a flag in the same instruction (a compare-and-swap,
+ * which keeps the flags that others set meanwhile without the lock). */
+static inline void cctx__unlock_setting(struct cctx *c, uint32_t flag)
+{
+    uint32_t old = cctx__atomic_load_relaxed(&c->word);
+    while (!cctx__atomic_cas_weak_acq_rel(&c->word, &old, (old & ~WORD_LOCK) | flag))
+        ;
+    if (cctx__unlikely(old & 2))
+        cctx__os_wake(&c->word);
 }
 static inline void cctx__lock(struct cctx *c)
 {

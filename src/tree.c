@@ -214,9 +214,13 @@ static void attach(struct cctx__cancelable *c, struct cctx__cancelable *src)
         cctx__atomic_store_relaxed(&c->head.word, w | WORD_LINKED);
         cctx__lock(&src->head);
         s = cctx__atomic_load_relaxed(&src->head.state);
+        bool first = !(cctx__atomic_load_relaxed(&src->head.word) & WORD_PARENT);
         if (!(s & STATE_ERR))
             cctx__node_push(&src->children, &c->link, 0);
-        cctx__unlock(&src->head);
+        if (first && !(s & STATE_ERR))
+            cctx__unlock_setting(&src->head, WORD_PARENT);
+        else
+            cctx__unlock(&src->head);
         if (s & STATE_ERR)
             cctx__atomic_store_relaxed(&c->head.word, w);
     }
@@ -425,6 +429,21 @@ cctx_t *cctx_without_cancel_at(cctx_t *parent, const char *file, int line, const
 
 /* ---- Releasing ---------------------------------------------------------------- */
 
+/* Whether a cancellation that began above c (whose cause this is) took c
+ * out of its source's list and is done with it. Nothing is ever linked
+ * again, so there is then nothing to unlink, and no canceller can find c.
+ * A context that canceled itself is still in its list; a static
+ * out-of-memory cause names no origin, so such a context is treated as
+ * listed. Until the cause is marked complete, a leaf marked in place
+ * (cancel.c: mark_leaf_in_place) may still be in its canceller's hands,
+ * kept alive by the source's lock rather than a reference: so its release
+ * goes by that lock until then. */
+static inline bool reached_from_above(const struct cctx *c, const struct cctx__cause *cause)
+{
+    return cause && cause->origin && cause->origin != c &&
+           (cctx__atomic_load_acquire(&((struct cctx__cause *)cause)->word) & CAUSE_MARKED);
+}
+
 /* Frees one context whose last reference is gone; returns its parent, whose
  * reference the caller now drops. */
 /* Inlined by force into both callers: the ordinary release would otherwise
@@ -453,15 +472,9 @@ destroy(struct cctx *c, const char *file, int line, const char *func)
         struct cctx__cause *cause = NULL;
         if (cctx__atomic_load_acquire(&c->state) & STATE_ERR)
             cause = cctx__atomic_load_acquire(&cc->cause);
-        /* A cancellation that began above c took c out of its source's list
-         * (take_list) before it marked c, and nothing is ever linked again:
-         * then there is nothing to unlink, and the source's lock, a shared
-         * line in a wide tree and a cold one in a deep chain, is not taken.
-         * A context that canceled itself is still in the list, as in every
-         * other case (a static out-of-memory cause names no origin, so it is
-         * looked at). */
-        bool taken_out = cause && cause->origin && cause->origin != c;
-        if ((cctx__atomic_load_relaxed(&c->word) & WORD_LINKED) && !taken_out) {
+        /* Reached from above, c is in no list: the source's lock, a shared
+         * line in a wide tree and a cold one in a deep chain, is not taken. */
+        if ((cctx__atomic_load_relaxed(&c->word) & WORD_LINKED) && !reached_from_above(c, cause)) {
             struct cctx__cancelable *src = cctx__source(c->parent);
             if (cctx__unlikely(!src)) /* its source became a tombstone */
                 cctx__misuse("releasing a context whose parent was already released "
@@ -527,10 +540,12 @@ struct cctx *cctx__release_quietly(struct cctx *c, const char *file, int line, c
  * sees 1 (acquire, pairing with the other holders' acq_rel releases) is
  * enough. The order of the loads is what makes that true:
  *  - A linked context must be seen taken out of its list *before* the count
- *    is read. A canceller that finds it in the list takes its reference
- *    (under the source's lock) before it marks it: seen marked (acquire),
- *    that reference is in the count, or was dropped before it reads 1. Read
- *    the other way round, a 1 read before the canceller found c, then c seen
+ *    is read. A canceller that finds it in the list either takes its
+ *    reference (under the source's lock) before it marks it: seen marked
+ *    (acquire), that reference is in the count, or was dropped before it
+ *    reads 1. Or it marks a leaf in place and never touches it again once
+ *    the cause is complete, which reached_from_above waits to see. Read the
+ *    other way round, a 1 read before the canceller found c, then c seen
  *    marked, would free c under the canceller's feet.
  *  - The flags are read *after* the count: whoever set NAMED, WATCHED or
  *    AFTERS held a reference then, and let go of it before the count read 1.
@@ -544,9 +559,8 @@ static inline bool unfindable_last(struct cctx *c)
     if (w & WORD_LINKED) { /* only a cancel context among these kinds */
         if (!(cctx__atomic_load_acquire(&c->state) & STATE_ERR))
             return false;
-        const struct cctx__cause *cause =
-            cctx__atomic_load_acquire(&((struct cctx__cancelable *)c)->cause);
-        if (!cause->origin || cause->origin == c) /* it ended itself: still listed */
+        if (!reached_from_above(c,
+                                cctx__atomic_load_acquire(&((struct cctx__cancelable *)c)->cause)))
             return false;
     }
     if (cctx__atomic_load_acquire(&c->refs) != 1)
@@ -558,6 +572,10 @@ void cctx_release_at(cctx_t *ctx, const char *file, int line, const char *func)
 {
     while (ctx && cctx__kind(ctx) != KIND_ROOT) {
         if (unfindable_last(ctx)) {
+            /* The parent is most likely the next to go (a chain frees
+             * itself in this loop): its line is fetched while this one is
+             * freed. A prefetch reads nothing and cannot fault. */
+            __builtin_prefetch(ctx->parent);
             /* 0, as the read-modify-write would have left it: a later
              * (mistaken) release or cctx__try_ref sees the context gone. */
             cctx__atomic_store_relaxed(&ctx->refs, 0);

@@ -3,7 +3,8 @@
  * Scenarios where contexts end while other threads change the tree: a
  * parent canceled while its children are released, two cancellations and a
  * deadline at once, the last release against a cancellation through the
- * handle, derivations from a parent being canceled.
+ * handle, derivations from a parent being canceled, a chain canceled while
+ * its lower links are freed.
  */
 #define _GNU_SOURCE
 #include <cctx/testing.h>
@@ -390,6 +391,94 @@ static int derive_during_cancel(struct run *r)
     return 0;
 }
 
+/* ---- a chain canceled while its lower links are freed ------------------------------ */
+
+/* The cancellation walks a chain hand over hand, marking each link in place
+ * with no reference of its own, while two threads release the links: the
+ * lower part of the chain frees itself from the bottom as they do. Some
+ * links have a done descriptor or a second child (a fork), where the walk
+ * goes the ordinary way and starts again below. The links the test keeps
+ * must all end, with the root's cause. */
+enum { LINKS = 40, KEPT_ABOVE = 24 };
+
+struct chain {
+    cctx_cancel_t *cancel;
+    cctx_t *links[LINKS], *sides[LINKS];
+    unsigned stagger[3];
+};
+
+static bool kept(int i)
+{
+    return i < KEPT_ABOVE && i % 4 == 0;
+}
+
+static void cancel_chain(void *arg)
+{
+    struct chain *c = arg;
+    spin(c->stagger[0]);
+    cctx_cancel_cause(c->cancel, 5, "chain canceled");
+}
+
+static void release_links_from_the_top(void *arg)
+{
+    struct chain *c = arg;
+    spin(c->stagger[1]);
+    for (int i = 0; i < LINKS; i += 2)
+        if (!kept(i))
+            cctx_release(c->links[i]);
+}
+
+static void release_links_from_the_bottom(void *arg)
+{
+    struct chain *c = arg;
+    spin(c->stagger[2]);
+    for (int i = LINKS - 1; i >= 0; i--) {
+        if (c->sides[i])
+            cctx_release(c->sides[i]);
+        if (i % 2)
+            cctx_release(c->links[i]);
+    }
+}
+
+static int chain_cancel_vs_link_release(struct run *r)
+{
+    blocks_begin();
+    while (more_rounds(r)) {
+        static struct chain c;
+        cctx_t *root = cctx_with_cancel(cctx_background(), &c.cancel);
+        cctx_t *up = root;
+        for (int i = 0; i < LINKS; i++) {
+            up = c.links[i] = cctx_with_cancel(up, NULL);
+            STRESS_CHECK(up != NULL);
+            unsigned odd = rnd_below(r, 16);
+            c.sides[i] = odd == 0 ? cctx_with_cancel(up, NULL) : NULL;
+            if (odd == 1)
+                STRESS_CHECK(cctx_done_fd(up) >= 0);
+        }
+        for (int i = 0; i < 3; i++)
+            c.stagger[i] = rnd_below(r, 20000);
+        struct team t;
+        team_init(&t, 3);
+        team_add(&t, cancel_chain, &c);
+        team_add(&t, release_links_from_the_top, &c);
+        team_add(&t, release_links_from_the_bottom, &c);
+        team_join(&t);
+        cctx_cause_t rc;
+        STRESS_CHECK(cctx_cause(root, &rc) == ECANCELED);
+        for (int i = KEPT_ABOVE - 1; i >= 0; i--) {
+            if (!kept(i))
+                continue;
+            cctx_cause_t lc;
+            STRESS_CHECK(cctx_cause(c.links[i], &lc) == ECANCELED);
+            STRESS_CHECK(same_cause(&lc, &rc));
+            cctx_release(c.links[i]);
+        }
+        cctx_release(root);
+    }
+    blocks_end();
+    return 0;
+}
+
 const struct scenario scenarios_cancel[] = {
     {"parent_cancel_vs_child_release", "each child ends once, by its parent or its release",
      parent_cancel_vs_child_release},
@@ -399,5 +488,7 @@ const struct scenario scenarios_cancel[] = {
      last_release_vs_handle_cancel},
     {"derive_during_cancel", "a child is born done or canceled, never missed",
      derive_during_cancel},
+    {"chain_cancel_vs_link_release", "every link ends with the root's cause; none is freed early",
+     chain_cancel_vs_link_release},
 };
 const int n_scenarios_cancel = sizeof scenarios_cancel / sizeof *scenarios_cancel;
