@@ -198,6 +198,12 @@ static void follow_chain(struct cctx__cancelable *held, struct cctx__cancelable 
             break;
         uint32_t old = cctx__atomic_load_relaxed(&next->head.state);
         struct cctx__node *n = next->children;
+        /* The next link is fetched while this one is marked and the lock
+         * above let go (its head may lie on the line before its node). */
+        if (n) {
+            __builtin_prefetch(container_of(n, struct cctx__cancelable, link));
+            __builtin_prefetch(n);
+        }
         if (!quiet(next, old) || (cctx__atomic_load_relaxed(&next->head.word) & WORD_AFTERS) ||
             (n && (n->next || (n->pprev & NODE_AFTER)))) {
             cctx__unlock(&next->head);
@@ -239,6 +245,13 @@ static void take_list(struct cctx__cancelable *c, struct marking *m)
     }
     while (n) {
         struct cctx__node *next = n->next;
+        /* A long list is a pointer chase: the next node, and the head of
+         * the context it may be part of, are fetched while this one is
+         * handled. A prefetch reads nothing and cannot fault. */
+        if (next) {
+            __builtin_prefetch(next);
+            __builtin_prefetch((char *)next - offsetof(struct cctx__cancelable, link));
+        }
         int is_after = (n->pprev & NODE_AFTER) != 0;
         n->pprev &= NODE_AFTER; /* in no list: unlinkers leave it alone */
         n->next = NULL;
