@@ -5,7 +5,8 @@
  *
  * Lock order. A thread holds at most one context lock at a time, except a
  * canceller that, holding a source's lock, tries (never waits for) the lock
- * of a leaf in its list to mark it in place (cancel.c). A run
+ * of a child in its list, a leaf or the next link of a chain, to mark it in
+ * place (cancel.c). A run
  * queue's lock (after.c) is taken inside a context lock (a canceller queues
  * the registrations it takes) or alone, never around one. The timer's locks
  * (a shard lock, the wake lock: timer.c) and the runners' pool lock
@@ -30,7 +31,7 @@
  * a node found in a list is kept alive by taking a reference on it under the
  * list owner's lock (try_ref fails once its count reached zero, and then its
  * releaser, who must take the same lock to unlink it, owns it), or, for a
- * leaf marked in place, by that lock itself: its release takes the lock
+ * child marked in place, by that lock itself: its release takes the lock
  * until the cause reads complete (tree.c: reached_from_above).
  */
 #ifndef CCTX_LOCK_H
