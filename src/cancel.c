@@ -159,8 +159,8 @@ static void set_done(struct cctx__cancelable *c, uint32_t old, const struct mark
  * with nothing to hand on (no child, no registration, no timer) and nobody
  * to wake (no sleeper, no descriptor), and only if its lock is free at once:
  * here and in follow_chain a thread holds two context locks, so the second
- * is tried, never waited for, and no lock order can form a cycle. False: nothing
- * was done, and the child goes the ordinary way.
+ * is tried, never waited for, and no lock order can form a cycle. False:
+ * nothing was done, and the child goes the ordinary way.
  * The child cannot be freed under our feet without a reference: its last
  * release takes the source's lock, which we hold, unless it sees the cause
  * marked complete (tree.c: reached_from_above), which comes after. */
@@ -323,10 +323,9 @@ static enum mark_result mark(struct cctx__cancelable *c, struct marking *m, bool
      * its error is seen: marked from birth, with no exchange at the end.
      * Only the origin, and only if nothing was marked in place: then its
      * record is not yet published (no waiter can have set CAUSE_WAITED),
-     * and nothing else has to be marked before a waiter may go on. Release:
-     * a leaf's last release that sees the bit frees it without our lock. */
+     * and nothing else has to be marked before a waiter may go on. */
     if (m->cause->origin == &c->head && !m->todo && !m->stoppers && !m->in_place)
-        cctx__atomic_store_release(&m->cause->word,
+        cctx__atomic_store_relaxed(&m->cause->word,
                                    cctx__atomic_load_relaxed(&m->cause->word) | CAUSE_MARKED);
     /* Stores, not a read-modify-write: the lock is held, and the state's
      * other writers take it too (a waiter setting STATE_WAITERS, wait.c),

@@ -217,7 +217,7 @@ TEST(mark_in_place_release_before_the_marking_completes_takes_the_source_lock)
     pthread_t canceller, releaser;
     CHECK_EQ(pthread_create(&canceller, NULL, cancel_root, NULL), 0);
     wait_until_blocked(started(&mid.canceller)); /* on parent's lock */
-    CHECK_EQ(cctx_err(mid.leaf), ECANCELED);    /* marked in place */
+    CHECK_EQ(cctx_err(mid.leaf), ECANCELED);     /* marked in place */
     CHECK_EQ(cctx_err(parent), 0);
 
     cctx__lock(root);

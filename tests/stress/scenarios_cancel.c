@@ -402,9 +402,9 @@ static int derive_during_cancel(struct run *r)
 enum { LINKS = 40, KEPT_ABOVE = 24 };
 
 struct chain {
-    cctx_cancel_t *cancel;
+    struct canceller cl;
     cctx_t *links[LINKS], *sides[LINKS];
-    unsigned stagger[3];
+    unsigned stagger[2]; /* the releasers' */
 };
 
 static bool kept(int i)
@@ -412,17 +412,10 @@ static bool kept(int i)
     return i < KEPT_ABOVE && i % 4 == 0;
 }
 
-static void cancel_chain(void *arg)
-{
-    struct chain *c = arg;
-    spin(c->stagger[0]);
-    cctx_cancel_cause(c->cancel, 5, "chain canceled");
-}
-
 static void release_links_from_the_top(void *arg)
 {
     struct chain *c = arg;
-    spin(c->stagger[1]);
+    spin(c->stagger[0]);
     for (int i = 0; i < LINKS; i += 2)
         if (!kept(i))
             cctx_release(c->links[i]);
@@ -431,7 +424,7 @@ static void release_links_from_the_top(void *arg)
 static void release_links_from_the_bottom(void *arg)
 {
     struct chain *c = arg;
-    spin(c->stagger[2]);
+    spin(c->stagger[1]);
     for (int i = LINKS - 1; i >= 0; i--) {
         if (c->sides[i])
             cctx_release(c->sides[i]);
@@ -445,7 +438,7 @@ static int chain_cancel_vs_link_release(struct run *r)
     blocks_begin();
     while (more_rounds(r)) {
         static struct chain c;
-        cctx_t *root = cctx_with_cancel(cctx_background(), &c.cancel);
+        cctx_t *root = cctx_with_cancel(cctx_background(), &c.cl.cancel);
         cctx_t *up = root;
         for (int i = 0; i < LINKS; i++) {
             up = c.links[i] = cctx_with_cancel(up, NULL);
@@ -455,11 +448,12 @@ static int chain_cancel_vs_link_release(struct run *r)
             if (odd == 1)
                 STRESS_CHECK(cctx_done_fd(up) >= 0);
         }
-        for (int i = 0; i < 3; i++)
+        c.cl.stagger = rnd_below(r, 20000);
+        for (int i = 0; i < 2; i++)
             c.stagger[i] = rnd_below(r, 20000);
         struct team t;
         team_init(&t, 3);
-        team_add(&t, cancel_chain, &c);
+        team_add(&t, cancel_it, &c.cl);
         team_add(&t, release_links_from_the_top, &c);
         team_add(&t, release_links_from_the_bottom, &c);
         team_join(&t);
