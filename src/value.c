@@ -69,12 +69,20 @@ void *cctx_value(const cctx_t *ctx, const void *key)
         errno = EINVAL;
         return NULL;
     }
-    for (const struct cctx *c = ctx; c; c = c->parent) {
+    /* Over a run of value contexts that cannot hold the key in one jump
+     * (layout.h: struct cctx__value), else one context at a time. */
+    const uint32_t bit = cctx__key_bit(key);
+    for (const struct cctx *c = ctx; c;) {
         if (cctx__kind(c) == KIND_VALUE) {
             const struct cctx__value *v = (const struct cctx__value *)c;
+            if (!(cctx__atomic_load_relaxed(&((struct cctx *)c)->fd1) & bit)) {
+                c = (const struct cctx *)(v->window & ~(uintptr_t)VALUE_WINDOW_LEN);
+                continue;
+            }
             if (v->key == key)
                 return v->value;
         }
+        c = c->parent;
     }
     /* Not found. A tombstone has no parent, so it can only be ctx itself. */
     if (cctx__debug_on(CCTX__DEBUG_CHECKS) && cctx__kind(ctx) == KIND_FREED)
