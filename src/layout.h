@@ -97,7 +97,8 @@ struct cctx {
     _Alignas(8) _Atomic uint32_t state;
     _Atomic uint32_t refs; /* the count, and REFS_WAITED (bit 31) */
     _Atomic uint32_t word;
-    _Atomic uint32_t fd1; /* cancelable: the done descriptor, see FD1_BITS */
+    _Atomic uint32_t fd1; /* cancelable: the done descriptor, see FD1_BITS;
+                           * value: its run's key summary (struct cctx__value) */
     struct cctx *parent;  /* holds a reference; NULL for the roots */
     const char *file;     /* creation site, with the line in word */
     const char *func;
