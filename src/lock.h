@@ -4,19 +4,17 @@
  * the library's locks nest, and how a reference keeps a context alive.
  *
  * Lock order. A thread holds at most one context lock at a time, except a
- * canceller that, holding a source's lock, tries (never waits for) the lock
- * of a child in its list, a leaf or the next link of a chain, to mark it in
- * place (cancel.c). A run
- * queue's lock (after.c) is taken inside a context lock (a canceller queues
- * the registrations it takes) or alone, never around one. The timer's locks
- * (a shard lock, the wake lock: timer.c) and the runners' pool lock
- * (runner.c) are never taken while a context lock is held, and no context
+ * canceller that, holding a source's lock, tries (never waits for) the lock of
+ * a child in its list, a leaf or the next link of a chain, to mark it in place
+ * (cancel.c). A run queue's lock (after.c) is taken inside a context lock (a
+ * canceller queues the registrations it takes) or alone, never around one. The
+ * timer's locks (a shard lock, the wake lock: timer.c) and the runners' pool
+ * lock (runner.c) are never taken while a context lock is held, and no context
  * lock is taken under them. The name table's lock (dump.c) nests inside
- * nothing. The debugging switches' locks (the
- * registry's shard locks and the quarantine lock: debug.c; the rings' locks
- * and the file's: trace.c) are taken with no context lock held, and hold no
- * other lock inside them, except that a trace flush takes each ring's lock
- * inside the file's.
+ * nothing. The debugging switches' locks (the registry's shard locks and the
+ * quarantine lock: debug.c; the rings' locks and the file's: trace.c) are taken
+ * with no context lock held, and hold no other lock inside them, except that a
+ * trace flush takes each ring's lock inside the file's.
  *
  * Besides deriving, cancelling, registering and releasing, a context's lock
  * is taken by cctx_done_fd (to publish the descriptor) and by a waiter that
