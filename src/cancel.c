@@ -134,7 +134,6 @@ struct marking {
     bool trace_open;                /* its slice began on this thread, not ended */
     unsigned queued;                /* registrations it put in the queue */
     bool complete;                  /* every context it reached is marked */
-    bool in_place;                  /* a context was marked in place, or may be */
     struct cctx__cancelable *chain; /* in mark(): a list's one child (take_list) */
 };
 
@@ -229,18 +228,15 @@ static void follow_chain(struct cctx__cancelable *held, struct cctx__cancelable 
     cctx__unlock(&held->head);
 }
 
-/* Empties c's list (c's lock held): a list of one child is left in
- * m->chain for follow_chain; otherwise leaves are marked at once, other
- * children go to todo, registrations to the run queue or, when a stopper
- * claimed them, to stoppers. */
-static void take_list(struct cctx__cancelable *c, struct marking *m)
+/* Empties a list that mark() took from its owner (whose lock is held): a
+ * list of one child is left in m->chain for follow_chain; otherwise leaves
+ * are marked at once, other children go to todo, registrations to the run
+ * queue or, when a stopper claimed them, to stoppers. */
+static void take_list(struct cctx__node *n, struct marking *m)
 {
-    struct cctx__node *n = c->children;
-    c->children = NULL;
     if (n && !n->next && !(n->pprev & NODE_AFTER) && !m->tracing) {
         n->pprev = 0; /* in no list: its releaser leaves it alone */
         m->chain = container_of(n, struct cctx__cancelable, link);
-        m->in_place = true;
         return;
     }
     while (n) {
@@ -265,9 +261,8 @@ static void take_list(struct cctx__cancelable *c, struct marking *m)
             }
         } else {
             struct cctx__cancelable *child = container_of(n, struct cctx__cancelable, link);
-            if (mark_leaf_in_place(child, m))
-                m->in_place = true; /* done with it: not touched again */
-            else if (cctx__try_ref(&child->head)) {
+            /* A leaf marked in place is not touched again. */
+            if (!mark_leaf_in_place(child, m) && cctx__try_ref(&child->head)) {
                 n->next = m->todo;
                 m->todo = n;
             }
@@ -318,20 +313,22 @@ static enum mark_result mark(struct cctx__cancelable *c, struct marking *m, bool
         *r = *m->spare;
         m->cause = r;
     }
-    take_list(c, m); /* first: the cause takes the list's place */
-    /* An origin that reached nothing else completes its marking the moment
-     * its error is seen: marked from birth, with no exchange at the end.
-     * Only the origin, and only if nothing was marked in place: then its
-     * record is not yet published (no waiter can have set CAUSE_WAITED),
-     * and nothing else has to be marked before a waiter may go on. */
-    if (m->cause->origin == &c->head && !m->todo && !m->stoppers && !m->in_place)
+    struct cctx__node *list = c->children;
+    /* An origin with an empty list reaches nothing else: its marking is
+     * complete the moment its error is seen, so its record is published
+     * already marked, with no exchange at the end (not yet published, it
+     * cannot have a waiter's CAUSE_WAITED). */
+    if (m->cause->origin == &c->head && !list)
         cctx__atomic_store_relaxed(&m->cause->word,
                                    cctx__atomic_load_relaxed(&m->cause->word) | CAUSE_MARKED);
-    /* Stores, not a read-modify-write: the lock is held, and the state's
-     * other writers take it too (a waiter setting STATE_WAITERS, wait.c),
-     * as does cctx_done_fd when it publishes a descriptor, so one of the two
-     * sides always sees the other and signals it. */
-    set_done(c, old, m);
+    /* The error before anything in the list is handed on: a runner may run
+     * an after-function taken from it at once, and it must find its context
+     * done. Stores, not a read-modify-write: the lock is held, and the
+     * state's other writers take it too (a waiter setting STATE_WAITERS,
+     * wait.c), as does cctx_done_fd when it publishes a descriptor, so one
+     * of the two sides always sees the other and signals it. */
+    set_done(c, old, m); /* the cause takes the list's place */
+    take_list(list, m);
     uint32_t fd1 = cctx__atomic_load_relaxed(&c->head.fd1);
     struct cctx__cancelable *chain = m->chain;
     m->chain = NULL;
