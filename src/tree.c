@@ -446,8 +446,8 @@ cctx_t *cctx_without_cancel_at(cctx_t *parent, const char *file, int line, const
  * again, so there is then nothing to unlink, and no canceller can find c.
  * A context that canceled itself is still in its list; a static
  * out-of-memory cause names no origin, so such a context is treated as
- * listed. Until the cause is marked complete, a leaf marked in place
- * (cancel.c: mark_leaf_in_place) may still be in its canceller's hands,
+ * listed. Until the cause is marked complete, a context marked in place
+ * (cancel.c: a leaf, or a link of a chain) may still be in its canceller's hands,
  * kept alive by the source's lock rather than a reference: so its release
  * goes by that lock until then. */
 static inline bool reached_from_above(const struct cctx *c, const struct cctx__cause *cause)
@@ -555,7 +555,7 @@ struct cctx *cctx__release_quietly(struct cctx *c, const char *file, int line, c
  *    is read. A canceller that finds it in the list either takes its
  *    reference (under the source's lock) before it marks it: seen marked
  *    (acquire), that reference is in the count, or was dropped before it
- *    reads 1. Or it marks a leaf in place and never touches it again once
+ *    reads 1. Or it marks it in place and never touches it again once
  *    the cause is complete, which reached_from_above waits to see. Read the
  *    other way round, a 1 read before the canceller found c, then c seen
  *    marked, would free c under the canceller's feet.
