@@ -199,16 +199,46 @@ CCTX_API CCTX__OWNED cctx_t *cctx_without_cancel_at(cctx_t *parent, const char *
  * thread's cancellation reached part of the tree first, this call waits for
  * that thread to finish marking its part). After-functions run on the calling
  * thread after the marking, outside every lock. cctx_cancel(NULL) does
- * nothing. A NULL msg means "context canceled". On a context made by
- * cctx_with_cancel, a cancel without a message allocates nothing (the cause's
- * record came with the context); a message, or a deadline context's cause,
- * takes one allocation. */
+ * nothing. A NULL msg means "context canceled".
+ *
+ * Allocation: on a context made by cctx_with_cancel, cctx_cancel and
+ * cctx_cancel_cause without a message allocate nothing: the cause is kept in
+ * the context itself, with a pointer to a record of the call site that the
+ * macro makes once per site (static, with GCC and Clang; define
+ * CCTX_NO_STATIC_SITE, or use another compiler, and they call the _at
+ * functions instead). That needs the context out of its parent's list, so
+ * it leaves that list at once, as in Go; one that still has children or
+ * after-functions there, or whose parent's lock is busy, takes one
+ * allocation instead, as do the _at functions (a site given by hand), a
+ * message, and a deadline context's cause. */
 CCTX_API void cctx_cancel_at(cctx_cancel_t *cancel, const char *file, int line, const char *func);
 CCTX_API void cctx_cancel_cause_at(cctx_cancel_t *cancel, int code, const char *msg,
                                    const char *file, int line, const char *func);
-#define cctx_cancel(cancel) cctx_cancel_at((cancel), CCTX__SITE)
-#define cctx_cancel_cause(cancel, code, msg) \
+
+/* ABI: the site record the cancel macros make, one per call site, static
+ * and never written; only its address is passed. Its three fields and their
+ * order are fixed. Not for direct use. */
+struct cctx__site {
+    const char *file;
+    const char *func;
+    int line;
+};
+CCTX_API void cctx__cancel_at_site(cctx_cancel_t *cancel, int code, const char *msg,
+                                   const struct cctx__site *site);
+
+#if !(defined(__GNUC__) || defined(__clang__)) || defined(CCTX_NO_STATIC_SITE)
+#define cctx__cancel_cause_inline(cancel, code, msg)                                               \
     cctx_cancel_cause_at((cancel), (code), (msg), CCTX__SITE)
+#else
+#define cctx__cancel_cause_inline(cancel, code, msg)                                               \
+    __extension__({                                                                                \
+        static const struct cctx__site cctx__site_ = {__FILE__, __func__, __LINE__};               \
+        cctx__cancel_at_site((cancel), (code), (msg), &cctx__site_);                               \
+    })
+#endif
+#define cctx__cancel_inline(cancel) cctx__cancel_cause_inline((cancel), 0, NULL)
+#define cctx_cancel(cancel) cctx__cancel_inline(cancel)
+#define cctx_cancel_cause(cancel, code, msg) cctx__cancel_cause_inline((cancel), (code), (msg))
 
 /* ---- 4. Reading a context ------------------------------------------------- */
 

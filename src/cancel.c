@@ -27,103 +27,56 @@
  * dropping one may free contexts and run value destructors (user code).
  */
 #define _GNU_SOURCE
-#include <string.h>
-
 #include "internal.h"
 
-/* The causes used when a cancellation cannot allocate its own record: the
- * context still ends, without its origin's site. */
-static struct cctx__cause oom_cause[2] = {
-    {.word = CAUSE_MARKED, .msg = "context canceled", .file = "?", .func = "?"},
-    {.word = CAUSE_MARKED | CAUSE_TIMEDOUT,
-     .msg = "context deadline exceeded",
-     .file = "?",
-     .func = "?"},
-};
-
-struct cctx__cause *cctx__cause_new(struct cctx *origin, int err, int code, const char *msg,
-                                    const char *file, int line, const char *func)
+/* The marking bits of a cause's word (a record's, or an own cause's in its
+ * origin's slot): neither while marking, CAUSE_WAITED while marking with a
+ * thread waiting for it, CAUSE_MARKED once complete; only a waiter makes
+ * completion cost a system call. The word's other bits never change, so one
+ * exchange completes it. */
+static void mark_complete(_Atomic uint32_t *word)
 {
-    /* A deadline with a cause of its own fires with the record made with it
-     * (which already points at its copy of the message). */
-    struct cctx__cause *c = NULL;
-    if (err == ETIMEDOUT && cctx__kind(origin) == KIND_TIMER &&
-        (c = cctx__timer_cause((struct cctx__timer *)origin)) != NULL) {
-        *c = (struct cctx__cause){.origin = origin,
-                                  .word = cctx__cause_word(err, true, line),
-                                  .code = code,
-                                  .msg = msg ? msg : "context deadline exceeded",
-                                  .file = file ? file : "?",
-                                  .func = func ? func : "?",
-                                  .when = cctx_now()};
-        return c;
-    }
-    size_t len = msg ? strlen(msg) + 1 : 0;
-    c = cctx__alloc(sizeof *c + len);
-    if (cctx__unlikely(!c) && len) {
-        /* Keep the code and the site at least; the message falls back. */
-        msg = NULL;
-        len = 0;
-        c = cctx__alloc(sizeof *c);
-    }
-    if (cctx__unlikely(!c))
-        return &oom_cause[err == ETIMEDOUT];
-    c->origin = origin;
-    atomic_init(&c->word, cctx__cause_word(err, false, line));
-    c->code = code;
-    c->msg = len ? memcpy(c + 1, msg, len)
-                 : err == ETIMEDOUT ? "context deadline exceeded" : "context canceled";
-    c->file = file ? file : "?";
-    c->func = func ? func : "?";
-    c->when = cctx_now();
-    return c;
-}
-
-void cctx__cause_free(struct cctx__cause *cause, struct cctx *origin)
-{
-    if (cause && cause->origin == origin && !cctx__cause_embedded(cause))
-        cctx__free(cause);
-}
-
-/* The marking bits of a cause's word: neither while marking, CAUSE_WAITED
- * while marking with a thread waiting for it, CAUSE_MARKED once complete;
- * only a waiter makes completion cost a system call. The word's other bits
- * never change, so one exchange completes it. */
-static void mark_complete(struct cctx__cause *cause)
-{
-    /* A static record is complete from the start, and so is the record of
+    /* A static record is complete from the start, and so is the cause of
      * an origin that reached nothing else (mark): only the marking sets the
      * bit, so a relaxed look is enough. */
-    if (!cause->origin || (cctx__atomic_load_relaxed(&cause->word) & CAUSE_MARKED))
+    if (cctx__atomic_load_relaxed(word) & CAUSE_MARKED)
         return;
-    uint32_t fixed = cctx__atomic_load_relaxed(&cause->word) & ~(CAUSE_MARKED | CAUSE_WAITED);
-    if (cctx__atomic_exchange_acq_rel(&cause->word, fixed | CAUSE_MARKED) & CAUSE_WAITED)
-        cctx__os_wake(&cause->word);
+    uint32_t fixed = cctx__atomic_load_relaxed(word) & ~(CAUSE_MARKED | CAUSE_WAITED);
+    if (cctx__atomic_exchange_acq_rel(word, fixed | CAUSE_MARKED) & CAUSE_WAITED)
+        cctx__os_wake(word);
 }
 
 void cctx__wait_marked(struct cctx__cancelable *c)
 {
-    struct cctx__cause *cause = cctx__atomic_load_acquire(&c->cause);
+    _Atomic uint32_t *word = cctx__cause_marking(cctx__cause_at(c));
     for (;;) {
-        uint32_t m = cctx__atomic_load_acquire(&cause->word);
+        uint32_t m = cctx__atomic_load_acquire(word);
         if (m & CAUSE_MARKED)
             return;
         /* In a child of fork(), the marking may be a runner's job that
          * waits for the child's first runner. */
         cctx__child_restart();
-        if (!(m & CAUSE_WAITED) &&
-            !cctx__atomic_cas_weak_acq_rel(&cause->word, &m, m | CAUSE_WAITED))
+        if (!(m & CAUSE_WAITED) && !cctx__atomic_cas_weak_acq_rel(word, &m, m | CAUSE_WAITED))
             continue;
-        cctx__os_wait(&cause->word, m | CAUSE_WAITED, CCTX_NO_DEADLINE);
+        cctx__os_wait(word, m | CAUSE_WAITED, CCTX_NO_DEADLINE);
     }
 }
+
+/* A cause to be kept in its origin (struct cctx__own_site). */
+struct own_cause {
+    const struct cctx__site *site;
+    int64_t when;
+    int32_t code;
+};
 
 /* A marking phase in progress: everything it needs is here and in the
  * nodes' own links, so the timer thread can hand one it cannot finish
  * without blocking to a runner (struct handoff) as it stands. */
 struct marking {
-    struct cctx__cause *cause; /* NULL until the origin is marked, with `spare` */
-    const struct cctx__cause *spare; /* the origin's cause, for its spare record */
+    uintptr_t cause;             /* what the contexts it marks keep in their slot */
+    _Atomic uint32_t *word;      /* the cause's marking word */
+    struct cctx__cause *record;  /* the cause's record; NULL: kept in the origin */
+    const struct own_cause *own; /* that cause, until the origin is marked */
     int err;
     bool tracing;
     struct cctx__run_queue *queue;  /* where the registrations it takes go */
@@ -162,7 +115,7 @@ static void set_done(struct cctx__cancelable *c, uint32_t old, const struct mark
  * nothing was done, and the child goes the ordinary way.
  * The child cannot be freed under our feet without a reference: its last
  * release takes the source's lock, which we hold, unless it sees the cause
- * marked complete (tree.c: reached_from_above), which comes after. */
+ * marked complete (tree.c: out_of_lists), which comes after. */
 static bool mark_leaf_in_place(struct cctx__cancelable *child, struct marking *m)
 {
     /* The flags first: a context that ever had a child or a registration
@@ -294,40 +247,58 @@ enum mark_result { MARKED, ALREADY, BUSY };
 
 /* Marks one context. ALREADY: another cancellation ended it first. BUSY
  * (only when !block): its lock is held, nothing was done. */
+static enum mark_result mark_locked(struct cctx__cancelable *c, struct marking *m, bool block,
+                                    struct cctx *above);
+
 static enum mark_result mark(struct cctx__cancelable *c, struct marking *m, bool block)
 {
     if (block)
         cctx__lock(&c->head);
     else if (!cctx__try_lock(&c->head))
         return BUSY;
+    return mark_locked(c, m, block, NULL);
+}
+
+/* mark(), c's lock held, and that of `above` too if not NULL (c is then
+ * a leaf that free_the_link took out of above's list), let go just after
+ * c's: a cancellation of `above` waits for c to be marked. */
+static enum mark_result mark_locked(struct cctx__cancelable *c, struct marking *m, bool block,
+                                    struct cctx *above)
+{
     uint32_t old = cctx__atomic_load_relaxed(&c->head.state);
-    if (old & STATE_ERR) {
+    if (old & STATE_ERR) { /* not with `above`: free_the_link saw c active */
         cctx__unlock(&c->head);
         return ALREADY;
     }
-    if (!m->cause) {
-        /* The origin, made with a handle: its cause goes in the record that
-         * came with it. Under the lock, after the test above, so that of two
-         * racing cancels only the winner writes it. */
-        struct cctx__cause *r = cctx__spare_cause(c);
-        *r = *m->spare;
-        m->cause = r;
-    }
     struct cctx__node *list = c->children;
     /* An origin with an empty list reaches nothing else: its marking is
-     * complete the moment its error is seen, so its record is published
+     * complete the moment its error is seen, so its cause is published
      * already marked, with no exchange at the end (not yet published, it
      * cannot have a waiter's CAUSE_WAITED). */
-    if (m->cause->origin == &c->head && !list)
-        cctx__atomic_store_relaxed(&m->cause->word,
-                                   cctx__atomic_load_relaxed(&m->cause->word) | CAUSE_MARKED);
-    /* The error before anything in the list is handed on: a runner may run
-     * an after-function taken from it at once, and it must find its context
-     * done. Stores, not a read-modify-write: the lock is held, and the
-     * state's other writers take it too (a waiter setting STATE_WAITERS,
-     * wait.c), as does cctx_done_fd when it publishes a descriptor, so one
-     * of the two sides always sees the other and signals it. */
-    set_done(c, old, m); /* the cause takes the list's place */
+    if (m->own) {
+        /* The origin, its cause kept in itself: its link is free (the
+         * caller made sure: free_the_link), and its slot is read for the list
+         * first. Under the lock, after the test above, so that of two
+         * racing cancels only the winner writes it. */
+        c->own_site = (struct cctx__own_site){.site = m->own->site, .when = m->own->when};
+        c->own.code = m->own->code;
+        cctx__atomic_store_release(&c->own.word, SLOT_OWN | (list ? 0 : CAUSE_MARKED));
+        m->cause = (uintptr_t)c | SLOT_REF_OWN;
+        m->word = &c->own.word;
+        m->own = NULL;
+        cctx__atomic_store_release(&c->head.state, old | (uint32_t)m->err);
+    } else {
+        if (m->record && m->record->origin == &c->head && !list)
+            cctx__atomic_store_relaxed(m->word, cctx__atomic_load_relaxed(m->word) | CAUSE_MARKED);
+        /* The error before anything in the list is handed on: a runner may
+         * run an after-function taken from it at once, and it must find its
+         * context done. Stores, not a read-modify-write: the lock is held,
+         * and the state's other writers take it too (a waiter setting
+         * STATE_WAITERS, wait.c), as does cctx_done_fd when it publishes a
+         * descriptor, so one of the two sides always sees the other and
+         * signals it. */
+        set_done(c, old, m); /* the cause takes the list's place */
+    }
     take_list(list, m);
     uint32_t fd1 = cctx__atomic_load_relaxed(&c->head.fd1);
     struct cctx__cancelable *chain = m->chain;
@@ -336,6 +307,8 @@ static enum mark_result mark(struct cctx__cancelable *c, struct marking *m, bool
         follow_chain(c, chain, m);
     else
         cctx__unlock(&c->head);
+    if (above)
+        cctx__unlock(above);
 
     if (old & STATE_WAITERS)
         cctx__os_wake(&c->head.state);
@@ -363,8 +336,7 @@ static bool release_unless_last(struct cctx *c)
 
 static bool marked_complete(struct cctx__cancelable *c)
 {
-    struct cctx__cause *cause = cctx__atomic_load_acquire(&c->cause);
-    return cctx__atomic_load_acquire(&cause->word) & CAUSE_MARKED;
+    return cctx__atomic_load_acquire(cctx__cause_marking(cctx__cause_at(c))) & CAUSE_MARKED;
 }
 
 /* Marks what is left in todo. Without `block` it stops, leaving the work as
@@ -398,14 +370,14 @@ static bool mark_rest(struct marking *m, bool block)
     }
     if (cctx__unlikely(m->stoppers != NULL) && !settle_stoppers(m, block))
         return false;
-    mark_complete(m->cause);
+    mark_complete(m->word);
     m->complete = true;
     return true;
 }
 
 static void begin_trace(struct marking *m, struct cctx *origin)
 {
-    m->traced = cctx__trace_cancel_begin(origin, m->cause);
+    m->traced = cctx__trace_cancel_begin(origin);
     m->trace_open = true;
     cctx__trace_reached(origin, m->traced);
 }
@@ -432,11 +404,54 @@ static void release_done(struct marking *m, const char *file, int line, const ch
     }
 }
 
+/* Whether a cancel context's link is free for an own cause (struct
+ * cctx__own_site): FREE when it was never in a list (its parent can never
+ * end), TAKEN when it was in its source's list and is now out of it, with
+ * its lock and its source's (*src) held: it must be marked before the
+ * source's lock goes, or a cancellation of the source could return while it
+ * is still active. ALREADY_DONE when it has ended, NOT_FREE otherwise. A
+ * context is only taken out while nothing else is to be marked below it
+ * (its list is empty: its children would not be marked under the source's
+ * lock) and its source has not ended (whose canceller may hold it). Its
+ * lock is tried with its source's held, never waited for (see
+ * mark_leaf_in_place), and a busy lock means NOT_FREE. */
+enum link_state { NOT_FREE, FREE, TAKEN, ALREADY_DONE };
+
+static enum link_state free_the_link(struct cctx__cancelable *c, struct cctx__cancelable **src)
+{
+    if (!(cctx__atomic_load_relaxed(&c->head.word) & WORD_LINKED))
+        return FREE;
+    struct cctx__cancelable *s = cctx__source(c->head.parent);
+    if (cctx__unlikely(!s))
+        return NOT_FREE;
+    enum link_state r = NOT_FREE;
+    cctx__lock(&s->head);
+    if (!(cctx__atomic_load_relaxed(&s->head.state) & STATE_ERR) && cctx__try_lock(&c->head)) {
+        if (cctx__atomic_load_relaxed(&c->head.state) & STATE_ERR)
+            r = ALREADY_DONE;
+        else if (!c->children)
+            r = TAKEN;
+        if (r == TAKEN) {
+            cctx__node_unlink(&c->link);
+            *src = s;
+            return TAKEN;
+        }
+        cctx__unlock(&c->head);
+    }
+    cctx__unlock(&s->head);
+    return r;
+}
+
 /* The cancellation, made twice by the compiler: `tracing` is a constant in
- * each copy, so the copy that runs with CCTX_TRACE off has no trace of it. */
-static inline __attribute__((always_inline)) void
-cancel(struct cctx__cancelable *c, int err, int code, const char *msg, const char *file, int line,
-       const char *func, const bool tracing)
+ * each copy, so the copy that runs with CCTX_TRACE off has no trace of it.
+ * `site` (may be NULL) is the cancel macro's static record of file, line and
+ * func: with it, a cancel context canceled without a message keeps its cause
+ * in itself (struct cctx__own_site) and nothing is allocated. */
+static inline __attribute__((always_inline)) void cancel(struct cctx__cancelable *c, int err,
+                                                         int code, const char *msg,
+                                                         const struct cctx__site *site,
+                                                         const char *file, int line,
+                                                         const char *func, const bool tracing)
 {
     if (cctx__atomic_load_acquire(&c->head.state) & STATE_ERR) {
         cctx__wait_marked(c);
@@ -445,31 +460,33 @@ cancel(struct cctx__cancelable *c, int err, int code, const char *msg, const cha
     struct cctx__run_queue queue;
     cctx__run_queue_init(&queue);
     struct marking m = {.err = err, .tracing = tracing, .queue = &queue};
-    /* A context made with a handle carries a record for its own cause
-     * (cctx__spare_cause), which mark() fills in from this one: no
-     * allocation. A message still needs a copy made here. */
-    struct cctx__cause spare;
-    if (!msg && (cctx__atomic_load_relaxed(&c->head.word) & WORD_SPARE_CAUSE)) {
-        spare = (struct cctx__cause){.origin = &c->head,
-                                     .word = cctx__cause_word(err, true, line),
-                                     .code = code,
-                                     .msg = err == ETIMEDOUT ? "context deadline exceeded"
-                                                             : "context canceled",
-                                     .file = file ? file : "?",
-                                     .func = func ? func : "?",
-                                     .when = cctx_now()};
-        m.spare = &spare;
-    } else {
-        m.cause = cctx__cause_new(&c->head, err, code, msg, file, line, func);
+    struct own_cause own;
+    enum link_state link = NOT_FREE;
+    struct cctx__cancelable *src = NULL;
+    if (site && !msg && err == ECANCELED && cctx__kind(&c->head) == KIND_CANCEL) {
+        /* The time first: read outside every lock. */
+        own = (struct own_cause){.site = site, .when = cctx_now(), .code = code};
+        link = free_the_link(c, &src);
+        if (link == ALREADY_DONE) {
+            cctx__wait_marked(c);
+            return;
+        }
+        if (link != NOT_FREE)
+            m.own = &own;
+    }
+    if (!m.own) {
+        m.record = cctx__cause_new(&c->head, err, code, msg, file, line, func);
+        m.cause = (uintptr_t)m.record;
+        m.word = &m.record->word;
     }
     /* Counted before the first mark makes it visible, so that the trace
      * written at exit holds every cancellation the program could see. */
     if (tracing)
         cctx__trace_busy(1);
-    if (mark(c, &m, true) != MARKED) {
+    if ((link == TAKEN ? mark_locked(c, &m, true, &src->head) : mark(c, &m, true)) != MARKED) {
         if (tracing)
             cctx__trace_busy(-1);
-        cctx__cause_free(m.cause, &c->head);
+        cctx__cause_free(m.record, &c->head);
         cctx__wait_marked(c);
         return;
     }
@@ -484,19 +501,26 @@ cancel(struct cctx__cancelable *c, int err, int code, const char *msg, const cha
 }
 
 __attribute__((noinline)) static void cancel_traced(struct cctx__cancelable *c, int err, int code,
-                                                   const char *msg, const char *file, int line,
-                                                   const char *func)
+                                                    const char *msg, const struct cctx__site *site,
+                                                    const char *file, int line, const char *func)
 {
-    cancel(c, err, code, msg, file, line, func, true);
+    cancel(c, err, code, msg, site, file, line, func, true);
 }
 
-void cctx__cancel(struct cctx__cancelable *c, int err, int code, const char *msg,
-                  const char *file, int line, const char *func)
+static void cancel_at_site(struct cctx__cancelable *c, int err, int code, const char *msg,
+                           const struct cctx__site *site, const char *file, int line,
+                           const char *func)
 {
     if (cctx__debug_on(CCTX__DEBUG_TRACE))
-        cancel_traced(c, err, code, msg, file, line, func);
+        cancel_traced(c, err, code, msg, site, file, line, func);
     else
-        cancel(c, err, code, msg, file, line, func, false);
+        cancel(c, err, code, msg, site, file, line, func, false);
+}
+
+void cctx__cancel(struct cctx__cancelable *c, int err, int code, const char *msg, const char *file,
+                  int line, const char *func)
+{
+    cancel_at_site(c, err, code, msg, NULL, file, line, func);
 }
 
 /* ---- Deadlines fired by the timer thread ------------------------------------ */
@@ -511,7 +535,7 @@ void cctx__cancel(struct cctx__cancelable *c, int err, int code, const char *msg
  * work with waiting allowed. */
 struct handoff {
     struct cctx__job job;
-    struct marking m;                /* no cause: nothing to mark, only `release` */
+    struct marking m;                /* no record: nothing to mark, only `release` */
     struct cctx__cancelable *origin; /* the firing's reference, dropped last */
     struct cctx *release;            /* without a cause: the reference to drop */
     bool origin_marked;              /* false: the origin's lock was busy */
@@ -532,7 +556,7 @@ static bool release_or_keep(struct cctx *c, struct handoff *h, const char *file,
 static void finish_handoff(struct handoff *h)
 {
     unsigned notified = h->m.queued; /* the timer thread called runners for these */
-    if (!h->m.cause) { /* nothing was left to mark: only the release */
+    if (!h->m.record) {              /* nothing was left to mark: only the release */
         struct cctx *c = h->release; /* t may be gone: c's own site */
         cctx_release_at(c, c->file, cctx__line(c), c->func);
         return;
@@ -543,7 +567,7 @@ static void finish_handoff(struct handoff *h)
             /* Another cancellation got there first: nothing for us to do. */
             if (h->m.tracing)
                 cctx__trace_busy(-1);
-            cctx__cause_free(h->m.cause, &t->c.head);
+            cctx__cause_free(h->m.record, &t->c.head);
             cctx_release_at(&t->c.head, SITE_OF(t));
             return;
         }
@@ -563,7 +587,7 @@ static void finish_handoff(struct handoff *h)
 static void run_handoff(struct cctx__job *job)
 {
     struct handoff *h = container_of(job, struct handoff, job);
-    if (h->m.tracing && h->m.cause)
+    if (h->m.tracing && h->m.record)
         cctx__trace_busy_handover(1); /* this thread counts it now: see hand_off */
     finish_handoff(h);
     cctx__free(h);
@@ -583,7 +607,7 @@ static void hand_off(struct handoff *h)
         copy->job.run = run_handoff;
         /* The trace counts cancellations in flight per thread: the runner
          * counts this one from here on. */
-        bool traced = h->m.tracing && h->m.cause;
+        bool traced = h->m.tracing && h->m.record;
         if (traced)
             cctx__trace_busy_handover(-1);
         if (cctx__runner_submit(&copy->job))
@@ -607,11 +631,14 @@ void cctx__timer_fire(struct cctx__timer *t)
             hand_off(&h); /* no cause: only the release */
         return;
     }
-    h.m = (struct marking){
-        .cause = cctx__cause_new(&t->c.head, ETIMEDOUT, t->code, t->msg, SITE_OF(t)),
-        .err = ETIMEDOUT,
-        .tracing = cctx__debug_on(CCTX__DEBUG_TRACE),
-        .queue = &cctx__runner_queue};
+    struct cctx__cause *record =
+        cctx__cause_new(&t->c.head, ETIMEDOUT, t->code, t->msg, SITE_OF(t));
+    h.m = (struct marking){.cause = (uintptr_t)record,
+                           .word = &record->word,
+                           .record = record,
+                           .err = ETIMEDOUT,
+                           .tracing = cctx__debug_on(CCTX__DEBUG_TRACE),
+                           .queue = &cctx__runner_queue};
     if (h.m.tracing)
         cctx__trace_busy(1);
     switch (mark(&t->c, &h.m, false)) {
@@ -622,8 +649,8 @@ void cctx__timer_fire(struct cctx__timer *t)
     case ALREADY:
         if (h.m.tracing)
             cctx__trace_busy(-1);
-        cctx__cause_free(h.m.cause, &t->c.head);
-        h.m.cause = NULL;
+        cctx__cause_free(h.m.record, &t->c.head);
+        h.m.record = NULL;
         if (!release_or_keep(&t->c.head, &h, SITE_OF(t)))
             hand_off(&h);
         return;
@@ -672,8 +699,9 @@ __attribute__((noinline, cold)) static void stale_handle(const struct cctx *c, c
                  NULL);
 }
 
-void cctx_cancel_cause_at(cctx_cancel_t *cancel, int code, const char *msg, const char *file,
-                          int line, const char *func)
+static void cancel_handle(cctx_cancel_t *cancel, int code, const char *msg,
+                          const struct cctx__site *site, const char *file, int line,
+                          const char *func)
 {
     struct cctx *c = (struct cctx *)cancel;
     /* A born-done context's handle has nothing to cancel. */
@@ -682,7 +710,22 @@ void cctx_cancel_cause_at(cctx_cancel_t *cancel, int code, const char *msg, cons
             stale_handle(c, file, line, func);
         return;
     }
-    cctx__cancel((struct cctx__cancelable *)c, ECANCELED, code, msg, file, line, func);
+    cancel_at_site((struct cctx__cancelable *)c, ECANCELED, code, msg, site, file, line, func);
+}
+
+void cctx_cancel_cause_at(cctx_cancel_t *cancel, int code, const char *msg, const char *file,
+                          int line, const char *func)
+{
+    cancel_handle(cancel, code, msg, NULL, file, line, func);
+}
+
+void cctx__cancel_at_site(cctx_cancel_t *cancel, int code, const char *msg,
+                          const struct cctx__site *site)
+{
+    if (cctx__unlikely(!site)) /* not from the macro: no site to keep */
+        cctx_cancel_cause_at(cancel, code, msg, NULL, 0, NULL);
+    else
+        cancel_handle(cancel, code, msg, site, site->file, site->line, site->func);
 }
 
 void cctx_cancel_at(cctx_cancel_t *cancel, const char *file, int line, const char *func)

@@ -100,7 +100,7 @@ void cctx__trace_freed(const struct cctx *c, const struct cctx *parent, const ch
                        int line, const char *func);
 /* A cancellation that starts at c with cause, and each context it reaches
  * (begin returns a token that the others take). */
-uint64_t cctx__trace_cancel_begin(const struct cctx *c, const struct cctx__cause *cause);
+uint64_t cctx__trace_cancel_begin(const struct cctx *c);
 void cctx__trace_reached(const struct cctx *c, uint64_t begin);
 void cctx__trace_cancel_end(uint64_t begin);
 /* +1 when a cancellation starts, -1 when its last event is recorded; the

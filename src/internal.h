@@ -37,6 +37,8 @@ void cctx__wait_marked(struct cctx__cancelable *c);
 struct cctx__cause *cctx__cause_new(struct cctx *origin, int err, int code, const char *msg,
                                     const char *file, int line, const char *func);
 void cctx__cause_free(struct cctx__cause *cause, struct cctx *origin);
+/* Fills out with the cause of c, which is done; returns its error. */
+int cctx__cause_fill(const struct cctx__cancelable *c, cctx_cause_t *out);
 /* Fires t's deadline from the timer thread, which holds a reference on t and
  * gives it up here (see cancel.c for what the thread will not do). */
 void cctx__timer_fire(struct cctx__timer *t);

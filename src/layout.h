@@ -39,9 +39,7 @@
  *   bit 30    PARENT: a child was ever put in its list (set under its lock,
  *             by the unlock: cctx__unlock_setting), so that a canceller
  *             can tell a leaf without taking its lock (cancel.c)
- *   bit 31    SPARE_CAUSE: a cancel context made with a handle is followed,
- *             in its allocation, by a cause record for its own cancellation
- *             (cctx__spare_cause)      set before the context is returned
+ *   bit 31    unused
  * Packing the line here, and sharing one slot between a cancelable context's
  * list and its cause, is what keeps it at 72 bytes with a pointer to the
  * deadline that governs it.
@@ -89,7 +87,6 @@ _Static_assert(KIND_BORN_DONE <= 7, "the kind has three bits of the flags word")
 #define WORD_LINE_SHIFT 9
 #define WORD_LINE_MAX ((1u << 21) - 1)
 #define WORD_PARENT (1u << 30)
-#define WORD_SPARE_CAUSE (1u << 31)
 
 struct cctx {
     /* At least 8-byte aligned everywhere (as malloc's blocks are), so that a
@@ -206,18 +203,53 @@ static inline bool cctx__cause_embedded(const struct cctx__cause *c)
 
 struct cctx__timer;
 
+/* A cause kept in its origin ("own"), with no record of its own: a cancel
+ * context canceled through its handle by the cancel macros, once it is in
+ * no list (never linked, or taken out of its source's list by that cancel),
+ * keeps the site record's address and the time where its link was, and the
+ * marking word and the code in its slot (struct cctx__cancelable). */
+struct cctx__own_site {
+    const struct cctx__site *site;
+    int64_t when;
+};
+struct cctx__own_word {
+    /* `word` overlaps the low-order bits of the slot read as a pointer. */
+#if UINTPTR_MAX > UINT32_MAX && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    int32_t code;
+    _Atomic uint32_t word;
+#else
+    _Atomic uint32_t word; /* SLOT_OWN | the marking (CAUSE_MARKED, CAUSE_WAITED) */
+    int32_t code;
+#endif
+};
+
+/* The low bits of a done context's slot. A record and a context are at
+ * least 8-byte aligned, so a pointer's low 3 bits are free:
+ *   SLOT_OWN in own.word    the cause is this context's own
+ *   SLOT_REF_OWN in cause   cause is (origin | 1): that context's own cause
+ *   neither                 cause points at a struct cctx__cause
+ * own.word is read first, as a 32-bit word, since its marking bits change
+ * while others read it; a slot without SLOT_OWN never changes once
+ * published, and only then is it read as a pointer. */
+#define SLOT_OWN 4u
+#define SLOT_REF_OWN ((uintptr_t)1)
+
 struct cctx__cancelable {
     struct cctx head;
-    struct cctx__node link; /* in the source's list */
+    union {
+        struct cctx__node link;         /* in the source's list */
+        struct cctx__own_site own_site; /* once in none, with an own cause */
+    };
     /* A context's list only matters while it is active, its cause only once
      * it is done, and the canceller swaps one for the other under the lock:
      * once done, a context takes no more children (they are born done) nor
      * registrations (they run at once). So whoever reads `children` holds
-     * the lock and has seen no error; whoever reads `cause` has seen the
+     * the lock and has seen no error; whoever reads the cause has seen the
      * error (acquire), which was written after the cause (release). */
     union {
         struct cctx__node *children; /* children and after-functions */
-        struct cctx__cause *_Atomic cause;
+        _Atomic uintptr_t cause;     /* see SLOT_OWN */
+        struct cctx__own_word own;
     };
     /* The nearest timer context at or above this one whose deadline governs
      * it (NULL: none), so that deadline look-ups and derivations never walk a
@@ -254,14 +286,47 @@ static inline struct cctx__cause *cctx__timer_cause(const struct cctx__timer *t)
     return t->code || t->msg ? (struct cctx__cause *)(t + 1) : NULL;
 }
 
-/* A cancel context made with a handle (WORD_SPARE_CAUSE) is followed by a
- * record for the cancellation that handle will most likely start, so that
- * cctx_cancel allocates nothing. Only the cancellation that marks the context
- * writes it, under the context's lock (cancel.c: mark); before that it holds
- * nothing, and nothing points at it. */
-static inline struct cctx__cause *cctx__spare_cause(const struct cctx__cancelable *c)
+/* Reading a done context's cause (c's error seen, acquire). */
+static inline bool cctx__cause_is_own(const struct cctx__cancelable *c)
 {
-    return (struct cctx__cause *)(c + 1);
+    return cctx__atomic_load_acquire(&((struct cctx__cancelable *)c)->own.word) & SLOT_OWN;
+}
+/* Where c's cause is: in `owner` (an own cause: c itself, or the context c's
+ * slot refers to), or in `record`. One look at each word of the slot. */
+struct cctx__cause_at {
+    struct cctx__cancelable *owner;
+    struct cctx__cause *record;
+};
+static inline struct cctx__cause_at cctx__cause_at(const struct cctx__cancelable *c)
+{
+    if (cctx__cause_is_own(c))
+        return (struct cctx__cause_at){.owner = (struct cctx__cancelable *)c};
+    uintptr_t r = cctx__atomic_load_acquire(&((struct cctx__cancelable *)c)->cause);
+    if (r & SLOT_REF_OWN)
+        return (struct cctx__cause_at){.owner = (struct cctx__cancelable *)(r & ~SLOT_REF_OWN)};
+    return (struct cctx__cause_at){.record = (struct cctx__cause *)r};
+}
+/* The context whose own cause c's is, or NULL when c's slot holds a record. */
+static inline struct cctx__cancelable *cctx__cause_owner(const struct cctx__cancelable *c)
+{
+    return cctx__cause_at(c).owner;
+}
+/* What a context that c's cancellation reaches, or a child born done under
+ * c, puts in its slot. */
+static inline uintptr_t cctx__cause_ref(const struct cctx__cancelable *c)
+{
+    struct cctx__cause_at at = cctx__cause_at(c);
+    return at.owner ? (uintptr_t)at.owner | SLOT_REF_OWN : (uintptr_t)at.record;
+}
+/* The word whose CAUSE_MARKED says the cause has marked all it reached. */
+static inline _Atomic uint32_t *cctx__cause_marking(struct cctx__cause_at at)
+{
+    return at.owner ? &at.owner->own.word : &at.record->word;
+}
+/* The context where the cancellation started; NULL for a static record. */
+static inline const struct cctx *cctx__cause_origin(struct cctx__cause_at at)
+{
+    return at.owner ? &at.owner->head : at.record->origin;
 }
 
 /* A lookup (cctx_value) walks up the chain one context at a time, except

@@ -30,7 +30,7 @@
  * list owner's lock (try_ref fails once its count reached zero, and then its
  * releaser, who must take the same lock to unlink it, owns it), or, for a
  * child marked in place, by that lock itself: its release takes the lock
- * until the cause reads complete (tree.c: reached_from_above).
+ * until the cause reads complete (tree.c: out_of_lists).
  */
 #ifndef CCTX_LOCK_H
 #define CCTX_LOCK_H

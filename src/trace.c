@@ -212,19 +212,23 @@ void cctx__trace_freed(const struct cctx *c, const struct cctx *parent, const ch
     record(&e);
 }
 
-uint64_t cctx__trace_cancel_begin(const struct cctx *c, const struct cctx__cause *cause)
+uint64_t cctx__trace_cancel_begin(const struct cctx *c)
 {
+    /* c is the origin, and done: its cause is there to read. */
+    const struct cctx__cancelable *cc = (const struct cctx__cancelable *)c;
+    cctx_cause_t cause;
+    cctx__cause_fill(cc, &cause);
     struct event e = {.type = EV_CANCEL,
                       .kind = (uint8_t)cctx__kind(c),
-                      .err = cctx__cause_err(cause),
-                      .code = cause->code,
+                      .err = cause.err,
+                      .code = cause.code,
                       .ctx = c,
-                      .other = cause->origin,
-                      .file = cause->file,
-                      .line = cctx__cause_line(cause),
-                      .func = cause->func,
+                      .other = cctx__cause_origin(cctx__cause_at(cc)),
+                      .file = cause.file,
+                      .line = cause.line,
+                      .func = cause.func,
                       .flow = cctx__atomic_fetch_add_seq_cst(&next_flow, 1)};
-    copy_text(e.text, cause->msg);
+    copy_text(e.text, cause.msg);
     /* The REACHED events need the slice's start, to bind their arrows' tails. */
     return (uint64_t)record(&e);
 }

@@ -24,10 +24,11 @@ _Static_assert(sizeof(struct cctx__cancelable) <= 72,
 _Static_assert(sizeof(struct cctx__timer) <= 112, "a deadline context exceeds 112 bytes");
 _Static_assert(sizeof(struct cctx__value) <= 72,
                "a value context exceeds 72 bytes (72 fits glibc's 80-byte chunk, as 64 does)");
-/* With its spare cause record (cctx__spare_cause), one with a handle still
- * fits glibc's 128-byte chunk, and a born-done one is the 40-byte head. */
-_Static_assert(sizeof(struct cctx__cancelable) + sizeof(struct cctx__cause) <= 120,
-               "a cancel context with a handle exceeds 120 bytes");
+/* The slot's own cause and the link's site and time fit where the list and
+ * the link were: a handle costs no byte more (struct cctx__own_site). */
+_Static_assert(sizeof(struct cctx__own_site) <= sizeof(struct cctx__node) &&
+                   sizeof(struct cctx__own_word) <= sizeof(uint64_t),
+               "an own cause does not fit its context's link and slot");
 _Static_assert(sizeof(struct cctx) <= 40, "a born-done context exceeds 40 bytes");
 
 /* ---- Roots ---------------------------------------------------------------- */
@@ -226,7 +227,7 @@ static void attach(struct cctx__cancelable *c, struct cctx__cancelable *src)
             cctx__atomic_store_relaxed(&c->head.word, w);
     }
     if (s & STATE_ERR) {
-        cctx__atomic_store_relaxed(&c->cause, cctx__atomic_load_acquire(&src->cause));
+        cctx__atomic_store_relaxed(&c->cause, cctx__cause_ref(src));
         cctx__atomic_store_relaxed(&c->head.state, s & STATE_ERR);
     }
 }
@@ -286,16 +287,10 @@ cctx_t *cctx_with_cancel_at(cctx_t *parent, cctx_cancel_t **cancel, const char *
         return born_done(parent, s & STATE_ERR, cancel, file, line, func);
     if (!src)
         src = cctx__source(parent);
-    /* With a handle, a cancellation of its own is likely: room for its
-     * cause comes in the same allocation (cctx__spare_cause). */
-    struct cctx__cancelable *c =
-        cctx__alloc(sizeof *c + (cancel ? sizeof(struct cctx__cause) : 0));
+    struct cctx__cancelable *c = cctx__alloc(sizeof *c);
     if (cctx__unlikely(!c))
         return refuse(ENOMEM, cancel);
     init_cancelable(c, KIND_CANCEL, parent, file, line, func);
-    if (cancel) /* not yet seen by any other thread: no read-modify-write */
-        cctx__atomic_store_relaxed(&c->head.word,
-                                   cctx__atomic_load_relaxed(&c->head.word) | WORD_SPARE_CAUSE);
     attach(c, src);
     if (cctx__debug_on(CCTX__DEBUG_REGISTRY | CCTX__DEBUG_TRACE))
         cctx__debug_born(&c->head);
@@ -441,19 +436,25 @@ cctx_t *cctx_without_cancel_at(cctx_t *parent, const char *file, int line, const
 
 /* ---- Releasing ---------------------------------------------------------------- */
 
-/* Whether a cancellation that began above c (whose cause this is) took c
- * out of its source's list and is done with it. Nothing is ever linked
- * again, so there is then nothing to unlink, and no canceller can find c.
- * A context that canceled itself is still in its list; a static
- * out-of-memory cause names no origin, so such a context is treated as
- * listed. Until the cause is marked complete, a context marked in place
- * (cancel.c: a leaf, or a link of a chain) may still be in its canceller's hands,
- * kept alive by the source's lock rather than a reference: so its release
- * goes by that lock until then. */
-static inline bool reached_from_above(const struct cctx *c, const struct cctx__cause *cause)
+/* Whether c, a done context, is out of its source's list and out of every
+ * canceller's hands. Nothing is ever linked again, so there is then nothing
+ * to unlink, and no canceller can find c. An own cause (cancel.c: cancel)
+ * was only written once c was out of the list and no canceller had it. A
+ * cancellation that began above c took it out of the list; until that
+ * cause is marked complete, a context it marked in place (cancel.c: a
+ * leaf, or a link of a chain) may still be in its canceller's hands, kept
+ * alive by the source's lock rather than a reference: so its release goes
+ * by that lock until then. A context that canceled itself with a record is
+ * still in its list; a static out-of-memory record names no origin, so
+ * such a context is treated as listed. */
+static inline bool out_of_lists(const struct cctx__cancelable *c)
 {
-    return cause && cause->origin && cause->origin != c &&
-           (cctx__atomic_load_acquire(&((struct cctx__cause *)cause)->word) & CAUSE_MARKED);
+    struct cctx__cause_at at = cctx__cause_at(c);
+    if (at.owner == c)
+        return true;
+    const struct cctx *origin = cctx__cause_origin(at);
+    return origin && origin != &c->head &&
+           (cctx__atomic_load_acquire(cctx__cause_marking(at)) & CAUSE_MARKED);
 }
 
 /* Frees one context whose last reference is gone; returns its parent, whose
@@ -481,12 +482,10 @@ destroy(struct cctx *c, const char *file, int line, const char *func)
         }
         if (kind == KIND_TIMER)
             cctx__timer_disarm((struct cctx__timer *)c);
-        struct cctx__cause *cause = NULL;
-        if (cctx__atomic_load_acquire(&c->state) & STATE_ERR)
-            cause = cctx__atomic_load_acquire(&cc->cause);
-        /* Reached from above, c is in no list: the source's lock, a shared
+        bool done = cctx__atomic_load_acquire(&c->state) & STATE_ERR;
+        /* Out of the list, c needs no unlinking: the source's lock, a shared
          * line in a wide tree and a cold one in a deep chain, is not taken. */
-        if ((cctx__atomic_load_relaxed(&c->word) & WORD_LINKED) && !reached_from_above(c, cause)) {
+        if ((cctx__atomic_load_relaxed(&c->word) & WORD_LINKED) && !(done && out_of_lists(cc))) {
             struct cctx__cancelable *src = cctx__source(c->parent);
             if (cctx__unlikely(!src)) /* its source became a tombstone */
                 cctx__misuse("releasing a context whose parent was already released "
@@ -498,8 +497,8 @@ destroy(struct cctx *c, const char *file, int line, const char *func)
         int fd = cctx__done_fd_of(cctx__atomic_load_acquire(&c->fd1));
         if (fd >= 0)
             cctx__os_event_close(fd);
-        if (cause)
-            cctx__cause_free(cause, c);
+        if (done)
+            cctx__cause_free(cctx__cause_at(cc).record, c);
     } else if (kind == KIND_VALUE) {
         struct cctx__value *v = (struct cctx__value *)c;
         if (v->destroy)
@@ -556,7 +555,7 @@ struct cctx *cctx__release_quietly(struct cctx *c, const char *file, int line, c
  *    reference (under the source's lock) before it marks it: seen marked
  *    (acquire), that reference is in the count, or was dropped before it
  *    reads 1. Or it marks it in place and never touches it again once
- *    the cause is complete, which reached_from_above waits to see. Read the
+ *    the cause is complete, which out_of_lists waits to see. Read the
  *    other way round, a 1 read before the canceller found c, then c seen
  *    marked, would free c under the canceller's feet.
  *  - The flags are read *after* the count: whoever set NAMED, WATCHED or
@@ -571,8 +570,7 @@ static inline bool unfindable_last(struct cctx *c)
     if (w & WORD_LINKED) { /* only a cancel context among these kinds */
         if (!(cctx__atomic_load_acquire(&c->state) & STATE_ERR))
             return false;
-        if (!reached_from_above(c,
-                                cctx__atomic_load_acquire(&((struct cctx__cancelable *)c)->cause)))
+        if (!out_of_lists((struct cctx__cancelable *)c))
             return false;
     }
     if (cctx__atomic_load_acquire(&c->refs) != 1)

@@ -100,13 +100,5 @@ int cctx_cause(const cctx_t *ctx, cctx_cause_t *out)
         cctx__check_tombstone(ctx, "cctx_cause", NULL, 0, NULL);
     if (!src || !(cctx__atomic_load_acquire(&src->head.state) & STATE_ERR))
         return 0;
-    const struct cctx__cause *c = cctx__atomic_load_acquire(&src->cause);
-    *out = (cctx_cause_t){.err = cctx__cause_err(c),
-                          .code = c->code,
-                          .msg = c->msg,
-                          .file = c->file,
-                          .line = cctx__cause_line(c),
-                          .func = c->func,
-                          .when = c->when};
-    return out->err;
+    return cctx__cause_fill(src, out);
 }

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Where a cancellation's cause record lives. A context made with a handle
- * carries a record for its own cancellation in its allocation, so that
+ * Where a cancellation's cause lives. A context made with a handle keeps
+ * the cause of its own cancellation in itself (test_own_cause.c), so that
  * cctx_cancel allocates nothing and keeps its site even when memory runs
- * out; cancels that race for that one record each get a record, and exactly
- * one becomes the cause, with nothing leaked.
+ * out; cancels that race for it each prepare one, and exactly one becomes
+ * the cause, with nothing leaked.
  */
 #define _GNU_SOURCE
 #include <cctx.h>
@@ -14,7 +14,7 @@
 #include <stdatomic.h>
 
 #include "harness.h"
-#include "internal.h" /* the flags and cause words: lines, the spare record's bit */
+#include "internal.h" /* the flags and cause words: lines */
 #include "support.h"
 #include "testhooks.h"
 
@@ -95,17 +95,15 @@ TEST(cause_record_racing_cancels_leave_one_cause_and_leak_nothing)
 
 /* ---- the flags word ------------------------------------------------------------------ */
 
-TEST(cause_record_a_huge_line_is_clamped_and_claims_no_spare_record)
+TEST(cause_record_a_huge_line_is_clamped)
 {
     cctx_t *c = cctx_with_cancel_at(cctx_background(), NULL, "huge.c", INT_MAX, "f");
     CHECK(c);
     CHECK_EQ(cctx__line(c), (int)WORD_LINE_MAX);
-    CHECK(!(cctx__atomic_load_relaxed(&c->word) & WORD_SPARE_CAUSE));
     cctx_cancel_t *cancel;
     cctx_t *h = cctx_with_cancel_at(cctx_background(), &cancel, "huge.c", INT_MAX, "f");
     CHECK(h);
     CHECK_EQ(cctx__line(h), (int)WORD_LINE_MAX);
-    CHECK(cctx__atomic_load_relaxed(&h->word) & WORD_SPARE_CAUSE);
     cctx_release(h);
     cctx_release(c);
 }

@@ -594,7 +594,7 @@ TEST(harden_fork_during_a_cancellation_leaves_the_child_timer_working)
     cctx_t *t = cctx_with_timeout(cctx_background(), CCTX_MSEC(10), NULL);
     struct cctx__cancelable *c = (struct cctx__cancelable *)t;
     cctx__lock(t);
-    atomic_store(&c->cause, &half);
+    atomic_store(&c->cause, (uintptr_t)&half);
     atomic_fetch_or(&t->state, ECANCELED);
     cctx__unlock(t);
     fflush(stdout);

@@ -554,15 +554,16 @@ TEST(release_of_a_child_reached_from_above_takes_no_lock_of_its_parent)
     cctx_release(root);
 }
 
-/* A child that canceled itself stays in its parent's list until it is
- * released: its release takes it out. */
+/* A child that canceled itself with a cause record (a site given by hand)
+ * stays in its parent's list until it is released: its release takes it
+ * out. */
 TEST(release_of_a_child_that_canceled_itself_takes_it_out_of_the_list)
 {
     cctx_cancel_t *own;
     cctx_t *root = cctx_with_cancel(cctx_background(), NULL);
     cctx_t *child = cctx_with_cancel(root, &own);
     CHECK(root && child);
-    cctx_cancel(own);
+    cctx_cancel_at(own, __FILE__, __LINE__, __func__);
     struct cctx__cancelable *list_owner = (struct cctx__cancelable *)root;
     cctx__lock(root);
     CHECK(list_owner->children != NULL);

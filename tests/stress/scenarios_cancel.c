@@ -3,8 +3,9 @@
  * Scenarios where contexts end while other threads change the tree: a
  * parent canceled while its children are released, two cancellations and a
  * deadline at once, the last release against a cancellation through the
- * handle, derivations from a parent being canceled, a chain canceled while
- * its lower links are freed.
+ * handle, derivations from a parent being canceled, leaves canceled through
+ * their handles while their parent is, a chain canceled while its lower
+ * links are freed.
  */
 #define _GNU_SOURCE
 #include <cctx/testing.h>
@@ -391,6 +392,106 @@ static int derive_during_cancel(struct run *r)
     return 0;
 }
 
+/* ---- leaves canceled through their handles while their parent is ------------------- */
+
+/* As in Go's benchmark of a shared parent: threads make leaves under one
+ * parent and cancel each through its handle, which takes a leaf out of the
+ * parent's list and keeps its cause in it (one with a child of its own takes
+ * a record and stays), while another thread cancels the parent. Whichever
+ * cause a leaf ends with, the parent's cancel must not return while a
+ * context it could reach is still active: each maker shows its latest leaf
+ * (or that leaf's child), and the parent's canceller looks at those as soon
+ * as its cancel returns. */
+enum { LEAF_MAKERS = 2, LEAVES = 64, PARENT_CODE = 99 };
+
+struct leaf_maker {
+    cctx_t *parent;
+    _Atomic(cctx_t *) shown; /* its latest leaf, with a reference for the looker */
+    int code;
+    unsigned stagger;
+};
+
+static void make_and_cancel_leaves(void *arg)
+{
+    struct leaf_maker *m = arg;
+    spin(m->stagger);
+    for (int i = 0; i < LEAVES; i++) {
+        cctx_cancel_t *cancel;
+        cctx_t *leaf = cctx_with_cancel(m->parent, &cancel);
+        STRESS_CHECK(leaf != NULL);
+        cctx_t *below = i % 4 == 3 ? cctx_with_cancel(leaf, NULL) : NULL;
+        /* The deepest: a leaf taken out of the list with a child still
+         * active below it would show there. */
+        cctx_t *old = atomic_exchange(&m->shown, cctx_ref(below ? below : leaf));
+        if (old)
+            cctx_release(old);
+        if (i % 2)
+            spin(64);
+        cctx_cancel_cause(cancel, m->code, NULL);
+        cctx_cause_t c;
+        STRESS_CHECK(cctx_cause(leaf, &c) == ECANCELED);
+        STRESS_CHECK(c.code == m->code || c.code == PARENT_CODE);
+        if (below) {
+            cctx_cause_t b;
+            STRESS_CHECK(cctx_cause(below, &b) == ECANCELED && same_cause(&b, &c));
+            cctx_release(below);
+        }
+        cctx_release(leaf);
+    }
+}
+
+struct parent_canceller {
+    cctx_cancel_t *cancel;
+    struct leaf_maker *makers;
+    unsigned stagger;
+};
+
+static void cancel_parent_then_look(void *arg)
+{
+    struct parent_canceller *pc = arg;
+    spin(pc->stagger);
+    cctx_cancel_cause(pc->cancel, PARENT_CODE, NULL);
+    for (int i = 0; i < LEAF_MAKERS; i++) {
+        cctx_t *leaf = atomic_exchange(&pc->makers[i].shown, NULL);
+        if (leaf) {
+            STRESS_CHECK(cctx_err(leaf) == ECANCELED);
+            cctx_release(leaf);
+        }
+    }
+}
+
+static int leaf_cancels_vs_parent_cancel(struct run *r)
+{
+    blocks_begin();
+    while (more_rounds(r)) {
+        static struct leaf_maker m[LEAF_MAKERS];
+        struct parent_canceller pc = {.makers = m, .stagger = rnd_below(r, 40000)};
+        cctx_t *p = cctx_with_cancel(cctx_background(), &pc.cancel);
+        STRESS_CHECK(p != NULL);
+        struct team t;
+        team_init(&t, LEAF_MAKERS + 1);
+        for (int i = 0; i < LEAF_MAKERS; i++) {
+            m[i].parent = p;
+            atomic_store(&m[i].shown, NULL);
+            m[i].code = i + 1;
+            m[i].stagger = rnd_below(r, 4000);
+            team_add(&t, make_and_cancel_leaves, &m[i]);
+        }
+        team_add(&t, cancel_parent_then_look, &pc);
+        team_join(&t);
+        for (int i = 0; i < LEAF_MAKERS; i++) {
+            cctx_t *left = atomic_exchange(&m[i].shown, NULL);
+            if (left)
+                cctx_release(left);
+        }
+        cctx_cause_t c;
+        STRESS_CHECK(cctx_cause(p, &c) == ECANCELED && c.code == PARENT_CODE);
+        cctx_release(p);
+    }
+    blocks_end();
+    return 0;
+}
+
 /* ---- a chain canceled while its lower links are freed ------------------------------ */
 
 /* The cancellation walks a chain hand over hand, marking each link in place
@@ -484,5 +585,7 @@ const struct scenario scenarios_cancel[] = {
      derive_during_cancel},
     {"chain_cancel_vs_link_release", "every link ends with the root's cause; none is freed early",
      chain_cancel_vs_link_release},
+    {"leaf_cancels_vs_parent_cancel", "the parent's cancel returns with every leaf ended",
+     leaf_cancels_vs_parent_cancel},
 };
 const int n_scenarios_cancel = sizeof scenarios_cancel / sizeof *scenarios_cancel;

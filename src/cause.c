@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Causes: why a context ended, where and when. A cause is either a record
+ * (struct cctx__cause, made here or embedded in a deadline context's
+ * allocation) or kept in its origin (an own cause, layout.h); this file
+ * makes and frees the records and reads either kind out for cctx_cause and
+ * the trace. The marking of a cause is cancel.c's.
+ */
+#define _GNU_SOURCE
+#include <string.h>
+
+#include "internal.h"
+
+/* The causes used when a cancellation cannot allocate its own record: the
+ * context still ends, without its origin's site. */
+static struct cctx__cause oom_cause[2] = {
+    {.word = CAUSE_MARKED, .msg = "context canceled", .file = "?", .func = "?"},
+    {.word = CAUSE_MARKED | CAUSE_TIMEDOUT,
+     .msg = "context deadline exceeded",
+     .file = "?",
+     .func = "?"},
+};
+
+struct cctx__cause *cctx__cause_new(struct cctx *origin, int err, int code, const char *msg,
+                                    const char *file, int line, const char *func)
+{
+    /* A deadline with a cause of its own fires with the record made with it
+     * (which already points at its copy of the message). */
+    struct cctx__cause *c = NULL;
+    if (err == ETIMEDOUT && cctx__kind(origin) == KIND_TIMER &&
+        (c = cctx__timer_cause((struct cctx__timer *)origin)) != NULL) {
+        *c = (struct cctx__cause){.origin = origin,
+                                  .word = cctx__cause_word(err, true, line),
+                                  .code = code,
+                                  .msg = msg ? msg : "context deadline exceeded",
+                                  .file = file ? file : "?",
+                                  .func = func ? func : "?",
+                                  .when = cctx_now()};
+        return c;
+    }
+    size_t len = msg ? strlen(msg) + 1 : 0;
+    c = cctx__alloc(sizeof *c + len);
+    if (cctx__unlikely(!c) && len) {
+        /* Keep the code and the site at least; the message falls back. */
+        msg = NULL;
+        len = 0;
+        c = cctx__alloc(sizeof *c);
+    }
+    if (cctx__unlikely(!c))
+        return &oom_cause[err == ETIMEDOUT];
+    c->origin = origin;
+    atomic_init(&c->word, cctx__cause_word(err, false, line));
+    c->code = code;
+    c->msg = len                ? memcpy(c + 1, msg, len)
+             : err == ETIMEDOUT ? "context deadline exceeded"
+                                : "context canceled";
+    c->file = file ? file : "?";
+    c->func = func ? func : "?";
+    c->when = cctx_now();
+    return c;
+}
+
+void cctx__cause_free(struct cctx__cause *cause, struct cctx *origin)
+{
+    if (cause && cause->origin == origin && !cctx__cause_embedded(cause))
+        cctx__free(cause);
+}
+
+static int clamped_line(int line)
+{
+    return line < 0 ? 0 : (uint32_t)line > CAUSE_LINE_MAX ? (int)CAUSE_LINE_MAX : line;
+}
+
+int cctx__cause_fill(const struct cctx__cancelable *c, cctx_cause_t *out)
+{
+    struct cctx__cause_at at = cctx__cause_at(c);
+    if (at.owner) {
+        const struct cctx__cancelable *owner = at.owner;
+        /* Only a cancel through a handle keeps its cause in its origin. */
+        const struct cctx__site *site = owner->own_site.site;
+        *out = (cctx_cause_t){.err = ECANCELED,
+                              .code = owner->own.code,
+                              .msg = "context canceled",
+                              .file = site->file ? site->file : "?",
+                              .line = clamped_line(site->line),
+                              .func = site->func ? site->func : "?",
+                              .when = owner->own_site.when};
+        return ECANCELED;
+    }
+    const struct cctx__cause *r = at.record;
+    *out = (cctx_cause_t){.err = cctx__cause_err(r),
+                          .code = r->code,
+                          .msg = r->msg,
+                          .file = r->file,
+                          .line = cctx__cause_line(r),
+                          .func = r->func,
+                          .when = r->when};
+    return out->err;
+}
