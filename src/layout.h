@@ -155,7 +155,9 @@ struct cctx__node {
  * (origin), freed with it; descendants point at their origin's record, and
  * each holds its origin alive through the chain of parent references. */
 struct cctx__cause {
-    struct cctx *origin; /* NULL for the static out-of-memory records */
+    /* 8-byte aligned everywhere (static records too), so that the low 3
+     * bits of its address are free for the tags of a slot (SLOT_OWN). */
+    _Alignas(8) struct cctx *origin; /* NULL for the static out-of-memory records */
     /* bits 0-1  the marking (CAUSE_MARKED, CAUSE_WAITED: cancel.c), the
      *           only bits that change once the record is published
      * bit 2     CAUSE_TIMEDOUT: the error is ETIMEDOUT, else ECANCELED
