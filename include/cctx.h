@@ -206,11 +206,13 @@ CCTX_API CCTX__OWNED cctx_t *cctx_without_cancel_at(cctx_t *parent, const char *
  * the context itself, with a pointer to a record of the call site that the
  * macro makes once per site (static, with GCC and Clang; define
  * CCTX_NO_STATIC_SITE, or use another compiler, and they call the _at
- * functions instead). That needs the context out of its parent's list, so
- * it leaves that list at once, as in Go; one that still has children or
- * after-functions there, or whose parent's lock is busy, takes one
- * allocation instead, as do the _at functions (a site given by hand), a
- * message, and a deadline context's cause. */
+ * functions instead). That needs the context in no list: one that never
+ * was in one (its parent can never end) keeps its cause so even with
+ * children; one in its parent's list leaves that list at once, as in Go,
+ * unless it still has children or after-functions of its own or its own
+ * lock is busy at that moment. Those take one allocation instead, as do the
+ * _at functions (a site given by hand), a message, and a deadline context's
+ * cause. */
 CCTX_API void cctx_cancel_at(cctx_cancel_t *cancel, const char *file, int line, const char *func);
 CCTX_API void cctx_cancel_cause_at(cctx_cancel_t *cancel, int code, const char *msg,
                                    const char *file, int line, const char *func);
