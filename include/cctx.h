@@ -313,26 +313,39 @@ CCTX_API int cctx_wait_any_at(cctx_t *const *ctxs, size_t n, int64_t timeout,
  * 0-7 are cctx_err's answer. Define CCTX_NO_INLINE before including <cctx.h>
  * to call the library every time (the exported cctx_err and cctx_wait_at
  * stay; the fallback name is object-like, so that cctx_wait's CCTX__SITE
- * still expands into three arguments). */
+ * still expands into three arguments). The calls are kept out of line and
+ * marked cold, so that the compiler lays out the answer from the load as the
+ * straight path: a poll in a tight loop then takes no jump but the loop's. */
 #if defined(__GNUC__) && !defined(CCTX_NO_INLINE)
+static __attribute__((cold, noinline, unused)) int cctx__err_call(const cctx_t *ctx)
+{
+    return cctx_err(ctx);
+}
+static __attribute__((cold, noinline, unused)) int
+cctx__wait_call(const cctx_t *ctx, const char *file, int line, const char *func)
+{
+    return cctx_wait_at(ctx, 0, file, line, func);
+}
 static inline int cctx__err_inline(const cctx_t *ctx)
 {
     if (ctx) {
         uint32_t state = __atomic_load_n((const uint32_t *)(const void *)ctx, __ATOMIC_ACQUIRE);
-        if (!(state & ~UINT32_C(0xff)))
+        if (__builtin_expect(!(state & ~UINT32_C(0xff)), 1))
             return (int)state;
     }
-    return cctx_err(ctx);
+    return cctx__err_call(ctx);
 }
 static inline int cctx__wait_inline(const cctx_t *ctx, int64_t timeout, const char *file,
                                     int line, const char *func)
 {
-    if (timeout == 0 && ctx) {
+    if (timeout != 0)
+        return cctx_wait_at(ctx, timeout, file, line, func);
+    if (ctx) {
         uint32_t state = __atomic_load_n((const uint32_t *)(const void *)ctx, __ATOMIC_ACQUIRE);
-        if (!(state & ~UINT32_C(0xff)))
+        if (__builtin_expect(!(state & ~UINT32_C(0xff)), 1))
             return (int)state;
     }
-    return cctx_wait_at(ctx, timeout, file, line, func);
+    return cctx__wait_call(ctx, file, line, func);
 }
 #define cctx_err(ctx) cctx__err_inline(ctx)
 #else
