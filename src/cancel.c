@@ -14,7 +14,8 @@
  * releaser cancels it itself before freeing it). Two common shapes are
  * marked in place instead, with no reference: a leaf, under its parent's
  * lock (mark_leaf_in_place), and a chain of single children, hand over hand
- * (follow_chain).
+ * (follow_chain). An origin that keeps its cause in itself and reaches
+ * nothing else, the usual end of a leaf, needs no phase at all (end_alone).
  *
  * When the marking phase meets a node that another thread's cancellation
  * ended first, it waits for that cancellation's marking phase to finish, so
@@ -96,6 +97,27 @@ static bool quiet(const struct cctx__cancelable *c, uint32_t state)
 {
     return !(state & (STATE_ERR | STATE_WAITERS)) &&
            !cctx__atomic_load_relaxed(&((struct cctx__cancelable *)c)->head.fd1);
+}
+
+/* Writes an origin's own cause into its link and slot, its lock held and
+ * its error not yet written. `complete`: it reached nothing else. */
+static void keep_own_cause(struct cctx__cancelable *c, const struct own_cause *own, bool complete)
+{
+    c->own_site = (struct cctx__own_site){.site = own->site, .when = own->when};
+    c->own.code = own->code;
+    cctx__atomic_store_release(&c->own.word, SLOT_OWN | (complete ? CAUSE_MARKED : 0));
+}
+
+/* Wakes whoever waits for a context that has just ended: sleepers on its
+ * state word (`old` had STATE_WAITERS), and its done descriptor, read from
+ * fd1 under the lock. */
+static void signal_done(struct cctx__cancelable *c, uint32_t old, uint32_t fd1)
+{
+    if (old & STATE_WAITERS)
+        cctx__os_wake(&c->head.state);
+    int fd = cctx__done_fd_of(fd1);
+    if (fd >= 0)
+        cctx__os_event_signal(fd);
 }
 
 /* Writes a context's cause and error, its lock held: the cause first, as a
@@ -280,9 +302,7 @@ static enum mark_result mark_locked(struct cctx__cancelable *c, struct marking *
          * caller made sure: free_the_link), and its slot is read for the list
          * first. Under the lock, after the test above, so that of two
          * racing cancels only the winner writes it. */
-        c->own_site = (struct cctx__own_site){.site = m->own->site, .when = m->own->when};
-        c->own.code = m->own->code;
-        cctx__atomic_store_release(&c->own.word, SLOT_OWN | (list ? 0 : CAUSE_MARKED));
+        keep_own_cause(c, m->own, list == NULL);
         m->cause = (uintptr_t)c | SLOT_REF_OWN;
         m->word = &c->own.word;
         m->own = NULL;
@@ -310,11 +330,7 @@ static enum mark_result mark_locked(struct cctx__cancelable *c, struct marking *
     if (above)
         cctx__unlock(above);
 
-    if (old & STATE_WAITERS)
-        cctx__os_wake(&c->head.state);
-    int fd = cctx__done_fd_of(fd1);
-    if (fd >= 0)
-        cctx__os_event_signal(fd);
+    signal_done(c, old, fd1);
     if (cctx__kind(&c->head) == KIND_TIMER)
         cctx__timer_disarm((struct cctx__timer *)c);
     /* c stays alive (the caller's or the work list's reference) until every
@@ -442,6 +458,37 @@ static enum link_state free_the_link(struct cctx__cancelable *c, struct cctx__ca
     return r;
 }
 
+/* The cancellation of an origin with an own cause that reaches nothing
+ * else, the common end of a leaf: no marking phase, no work list, no run
+ * queue. `src` is its source, locked with it, when free_the_link took it out
+ * of its list (its list is then empty); NULL when it was never in one, and
+ * then c is locked here. False: nothing was done (a child or a registration
+ * got in first), and the caller goes the ordinary way. */
+static bool end_alone(struct cctx__cancelable *c, const struct own_cause *own,
+                      struct cctx__cancelable *src)
+{
+    if (!src) {
+        cctx__lock(&c->head);
+        uint32_t state = cctx__atomic_load_relaxed(&c->head.state);
+        if ((state & STATE_ERR) || c->children) {
+            cctx__unlock(&c->head);
+            if (!(state & STATE_ERR))
+                return false;
+            cctx__wait_marked(c); /* another cancellation ended it first */
+            return true;
+        }
+    }
+    uint32_t old = cctx__atomic_load_relaxed(&c->head.state);
+    keep_own_cause(c, own, true);
+    cctx__atomic_store_release(&c->head.state, old | ECANCELED);
+    uint32_t fd1 = cctx__atomic_load_relaxed(&c->head.fd1);
+    cctx__unlock(&c->head);
+    if (src) /* after c's, as in mark_locked */
+        cctx__unlock(&src->head);
+    signal_done(c, old, fd1);
+    return true;
+}
+
 /* The cancellation, made twice by the compiler: `tracing` is a constant in
  * each copy, so the copy that runs with CCTX_TRACE off has no trace of it.
  * `site` (may be NULL) is the cancel macro's static record of file, line and
@@ -457,9 +504,6 @@ static inline __attribute__((always_inline)) void cancel(struct cctx__cancelable
         cctx__wait_marked(c);
         return;
     }
-    struct cctx__run_queue queue;
-    cctx__run_queue_init(&queue);
-    struct marking m = {.err = err, .tracing = tracing, .queue = &queue};
     struct own_cause own;
     enum link_state link = NOT_FREE;
     struct cctx__cancelable *src = NULL;
@@ -471,10 +515,19 @@ static inline __attribute__((always_inline)) void cancel(struct cctx__cancelable
             cctx__wait_marked(c);
             return;
         }
-        if (link != NOT_FREE)
-            m.own = &own;
+        /* A context never in a list is tried alone only if it never had a
+         * child or a registration: the flags tell without its lock. */
+        uint32_t flags = cctx__atomic_load_relaxed(&c->head.word);
+        bool alone = link == TAKEN || (link == FREE && !(flags & (WORD_PARENT | WORD_AFTERS)));
+        if (!tracing && alone && end_alone(c, &own, link == TAKEN ? src : NULL))
+            return;
     }
-    if (!m.own) {
+    struct cctx__run_queue queue;
+    cctx__run_queue_init(&queue);
+    struct marking m = {.err = err, .tracing = tracing, .queue = &queue};
+    if (link != NOT_FREE)
+        m.own = &own;
+    else {
         m.record = cctx__cause_new(&c->head, err, code, msg, file, line, func);
         m.cause = (uintptr_t)m.record;
         m.word = &m.record->word;

@@ -339,16 +339,22 @@ static void derive_many(void *arg)
     }
 }
 
+/* Two cancellers race each other and the derivers. Every other round they
+ * give no message: the parent, in no list, then keeps its cause in itself,
+ * and the winner may find a child that got in after it looked at the flags
+ * and before it took the lock. */
 struct canceller {
     cctx_cancel_t *cancel;
     unsigned stagger;
+    int code;
+    const char *msg;
 };
 
 static void cancel_it(void *arg)
 {
     struct canceller *c = arg;
     spin(c->stagger);
-    cctx_cancel_cause(c->cancel, 4, "parent gone");
+    cctx_cancel_cause(c->cancel, c->code, c->msg);
 }
 
 static int derive_during_cancel(struct run *r)
@@ -356,22 +362,30 @@ static int derive_during_cancel(struct run *r)
     blocks_begin();
     while (more_rounds(r)) {
         static struct deriver d[DERIVERS];
-        struct canceller cl;
-        cctx_t *p = cctx_with_cancel(cctx_background(), &cl.cancel);
+        struct canceller cl[2];
+        const char *msg = r->rounds % 2 ? "parent gone" : NULL;
+        cctx_t *p = cctx_with_cancel(cctx_background(), &cl[0].cancel);
         STRESS_CHECK(p != NULL);
-        cl.stagger = rnd_below(r, 40000);
+        for (int i = 0; i < 2; i++) {
+            cl[i] = (struct canceller){cl[0].cancel, rnd_below(r, 40000), 4 + i, msg};
+            if (i == 1 && rnd_below(r, 2)) /* at times at the same moment */
+                cl[1].stagger = cl[0].stagger;
+        }
         struct team t;
-        team_init(&t, DERIVERS + 1);
+        team_init(&t, DERIVERS + 2);
         for (int i = 0; i < DERIVERS; i++) {
             d[i].parent = p;
             d[i].stagger = rnd_below(r, 4000);
             team_add(&t, derive_many, &d[i]);
         }
-        team_add(&t, cancel_it, &cl);
+        team_add(&t, cancel_it, &cl[0]);
+        team_add(&t, cancel_it, &cl[1]);
         team_join(&t);
         /* Every child was born done or was canceled: none was missed. */
         cctx_cause_t pc;
         STRESS_CHECK(cctx_cause(p, &pc) == ECANCELED);
+        STRESS_CHECK(pc.code == 4 || pc.code == 5);
+        STRESS_CHECK(strcmp(pc.msg, msg ? msg : "context canceled") == 0);
         for (int i = 0; i < DERIVERS; i++) {
             for (int k = 0; k < d[i].n; k++) {
                 cctx_t *c = d[i].kids[k];
