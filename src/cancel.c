@@ -38,8 +38,8 @@
 static void mark_complete(_Atomic uint32_t *word)
 {
     /* A static record is complete from the start, and so is the cause of
-     * an origin that reached nothing else (mark): only the marking sets the
-     * bit, so a relaxed look is enough. */
+     * an origin that reached nothing else (mark_locked, end_alone): only the
+     * marking sets the bit, so a relaxed look is enough. */
     if (cctx__atomic_load_relaxed(word) & CAUSE_MARKED)
         return;
     uint32_t fixed = cctx__atomic_load_relaxed(word) & ~(CAUSE_MARKED | CAUSE_WAITED);

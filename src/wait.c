@@ -5,9 +5,9 @@
  * Threads wait on the source context's state word (a futex on Linux): a
  * waiter sets WAITERS before sleeping, and the canceller wakes the word only
  * when that bit is set, so a cancellation nobody waits for makes no system
- * call. The done descriptor is made on first request and published with a
- * CAS; the canceller reads it after writing the error (both seq_cst), so
- * whichever comes second signals it.
+ * call. The done descriptor is made on first request and published under
+ * the context's lock, which the canceller holds while it writes the error
+ * and reads the descriptor, so whichever comes second signals it.
  *
  * Under the fake clock a finite wait is a wait without limit on a private
  * child context whose deadline is the wait's end, which

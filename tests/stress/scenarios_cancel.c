@@ -339,11 +339,15 @@ static void derive_many(void *arg)
     }
 }
 
-/* Two cancellers race each other and the derivers. Every other round they
- * give no message: the parent, in no list, then keeps its cause in itself,
- * and the winner may find a child that got in after it looked at the flags
- * and before it took the lock. */
+/* Two cancellers race each other and the derivers, and each finds the
+ * parent done when its cancel returns, whichever won. Every other round they
+ * give no message, so the parent keeps its cause in itself: in no list, the
+ * winner may find a child that got in after it looked at the flags and
+ * before it took the lock; under a cancelable grandparent (half of those
+ * rounds), the winner takes it out of the grandparent's list while it has no
+ * child yet, and the loser cannot. */
 struct canceller {
+    cctx_t *parent;
     cctx_cancel_t *cancel;
     unsigned stagger;
     int code;
@@ -355,6 +359,7 @@ static void cancel_it(void *arg)
     struct canceller *c = arg;
     spin(c->stagger);
     cctx_cancel_cause(c->cancel, c->code, c->msg);
+    STRESS_CHECK(cctx_err(c->parent) == ECANCELED);
 }
 
 static int derive_during_cancel(struct run *r)
@@ -364,13 +369,15 @@ static int derive_during_cancel(struct run *r)
         static struct deriver d[DERIVERS];
         struct canceller cl[2];
         const char *msg = r->rounds % 2 ? "parent gone" : NULL;
-        cctx_t *p = cctx_with_cancel(cctx_background(), &cl[0].cancel);
-        STRESS_CHECK(p != NULL);
-        for (int i = 0; i < 2; i++) {
-            cl[i] = (struct canceller){cl[0].cancel, rnd_below(r, 40000), 4 + i, msg};
-            if (i == 1 && rnd_below(r, 2)) /* at times at the same moment */
-                cl[1].stagger = cl[0].stagger;
-        }
+        cctx_cancel_t *grand_cancel = NULL, *cancel;
+        cctx_t *grand = r->rounds % 4 >= 2 ? cctx_with_cancel(cctx_background(), &grand_cancel)
+                                           : cctx_background();
+        cctx_t *p = cctx_with_cancel(grand, &cancel);
+        STRESS_CHECK(grand && p);
+        for (int i = 0; i < 2; i++)
+            cl[i] = (struct canceller){p, cancel, rnd_below(r, 40000), 4 + i, msg};
+        if (rnd_below(r, 2)) /* at times at the same moment */
+            cl[1].stagger = cl[0].stagger;
         struct team t;
         team_init(&t, DERIVERS + 2);
         for (int i = 0; i < DERIVERS; i++) {
@@ -401,6 +408,10 @@ static int derive_during_cancel(struct run *r)
             }
         }
         cctx_release(p);
+        STRESS_CHECK(cctx_err(grand) == 0); /* a child's cancel never reaches up */
+        if (grand_cancel)
+            cctx_cancel(grand_cancel);
+        cctx_release(grand);
     }
     blocks_end();
     return 0;
