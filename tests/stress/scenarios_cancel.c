@@ -564,7 +564,10 @@ static int chain_cancel_vs_link_release(struct run *r)
     blocks_begin();
     while (more_rounds(r)) {
         static struct chain c;
-        cctx_t *root = cctx_with_cancel(cctx_background(), &c.cl.cancel);
+        cctx_cancel_t *cancel;
+        cctx_t *root = cctx_with_cancel(cctx_background(), &cancel);
+        STRESS_CHECK(root != NULL);
+        c.cl = (struct canceller){root, cancel, rnd_below(r, 20000), 4, "parent gone"};
         cctx_t *up = root;
         for (int i = 0; i < LINKS; i++) {
             up = c.links[i] = cctx_with_cancel(up, NULL);
@@ -574,7 +577,6 @@ static int chain_cancel_vs_link_release(struct run *r)
             if (odd == 1)
                 STRESS_CHECK(cctx_done_fd(up) >= 0);
         }
-        c.cl.stagger = rnd_below(r, 20000);
         for (int i = 0; i < 2; i++)
             c.stagger[i] = rnd_below(r, 20000);
         struct team t;
