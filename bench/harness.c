@@ -31,8 +31,10 @@ static struct {
     regex_t levels[MAX_LEVELS];
     int nlevels;
     int procs;
-    int max_len; /* name column width, grown as Go grows it */
-} opt = {.benchtime_ns = 1000000000, .count = 1};
+    int max_len;        /* name column width, grown as Go grows it */
+    int64_t timeout_ns; /* -timeout: how long one run may take; 0: forever */
+    const char *timeout_arg;
+} opt = {.benchtime_ns = 1000000000, .count = 1, .timeout_ns = 600000000000, .timeout_arg = "10m"};
 
 int64_t bench_now_ns(void)
 {
@@ -199,6 +201,73 @@ static void run_n(bench_b *b, bench_fn fn, void *arg, int64_t n)
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
+/* ---- Watchdog ------------------------------------------------------------- */
+
+/* A benchmark that hangs would otherwise hold a comparison run, or CI, until
+ * someone kills it, with nothing said about which one it was. Like go test's
+ * -timeout (default 10m), but the limit applies to each run of a benchmark
+ * (one -count round), not to the whole program, so a long -count or a full
+ * run at 1s per benchmark is never cut short; no single run comes near it. */
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    const char *running; /* the run's full name, NULL between runs */
+    int64_t until;       /* CLOCK_MONOTONIC ns when it is overdue */
+} watch = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void *watchdog_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&watch.lock);
+    for (;;) {
+        if (!watch.running) {
+            pthread_cond_wait(&watch.cond, &watch.lock);
+            continue;
+        }
+        if (bench_now_ns() < watch.until) {
+            struct timespec ts = {watch.until / 1000000000, watch.until % 1000000000};
+            pthread_cond_timedwait(&watch.cond, &watch.lock, &ts);
+            continue;
+        }
+        /* The benchmark's thread may hold stdio's lock if it hangs inside a
+         * print: say it with write(2) and leave with _exit, as a crash would. */
+        char msg[400];
+        int n = snprintf(msg, sizeof msg, "%s: %s still running after -timeout %s: stopped\n",
+                         program_invocation_short_name, watch.running, opt.timeout_arg);
+        if (n > 0) {
+            ssize_t w = write(2, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
+            (void)w; /* nothing more could be done about a failed write */
+        }
+        _exit(2); /* go test's status for a timeout */
+    }
+    return NULL;
+}
+
+static void watchdog_start(void)
+{
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&watch.cond, &a);
+    pthread_condattr_destroy(&a);
+    pthread_t t;
+    if (pthread_create(&t, NULL, watchdog_main, NULL) != 0)
+        bench_fatal("cannot start the -timeout watchdog thread");
+    pthread_detach(t);
+}
+
+/* name: the run now starting, or NULL when it has ended. */
+static void watch_run(const char *name)
+{
+    if (opt.timeout_ns <= 0)
+        return;
+    pthread_mutex_lock(&watch.lock);
+    watch.running = name;
+    watch.until = bench_now_ns() + opt.timeout_ns;
+    pthread_cond_signal(&watch.cond);
+    pthread_mutex_unlock(&watch.lock);
+}
+
 /* Go's prettyPrint: ten places before the point, four significant figures. */
 static void pretty(char *out, size_t size, double x, const char *unit)
 {
@@ -235,6 +304,7 @@ static void run_once(const char *name, bench_fn fn, void *arg)
         opt.max_len = (int)strlen(name) + ext + 1 + 8;
 
     bench_b b = {0};
+    watch_run(full);
     run_n(&b, fn, arg, 1);
     if (opt.benchtime_n > 0) {
         if (opt.benchtime_n > 1)
@@ -252,6 +322,7 @@ static void run_once(const char *name, bench_fn fn, void *arg)
             run_n(&b, fn, arg, n);
         }
     }
+    watch_run(NULL);
 
     char ns[64];
     double per = b.has_ns_per_op ? b.ns_per_op : (double)b.duration_ns / (double)b.n;
@@ -288,22 +359,26 @@ int64_t bench_percentile(int64_t *s, size_t n, double p)
 
 /* ---- main ----------------------------------------------------------------- */
 
-static int64_t parse_benchtime(const char *s)
+/* A duration as Go writes it (1s, 200ms, 10m); with `times` (-benchtime),
+ * also a count of iterations (100x), which goes to *times and returns 0. */
+static int64_t parse_duration(const char *flag, const char *s, int64_t *times)
 {
     char *end;
     double v = strtod(s, &end);
-    if (end == s || v < 0)
-        bench_fatal("-benchtime: bad value '%s'", s);
-    if (strcmp(end, "x") == 0) {
-        opt.benchtime_n = (int64_t)v;
+    if (end == s || !(v >= 0) || v > 9e18)
+        bench_fatal("%s: bad value '%s'", flag, s);
+    if (times && strcmp(end, "x") == 0) {
+        *times = (int64_t)v;
         return 0;
     }
     static const struct { const char *unit; double ns; } units[] = {
         {"ns", 1}, {"us", 1e3}, {"µs", 1e3}, {"ms", 1e6}, {"s", 1e9}, {"m", 60e9}, {"h", 3600e9}};
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-        if (strcmp(end, units[i].unit) == 0)
+        if (strcmp(end, units[i].unit) == 0 && v * units[i].ns < 9e18)
             return (int64_t)(v * units[i].ns);
-    bench_fatal("-benchtime: bad unit in '%s' (want e.g. 1s, 200ms or 100x)", s);
+    if (v == 0 && !*end && !times)
+        return 0; /* -timeout 0, as Go takes it: no limit */
+    bench_fatal("%s: bad unit in '%s' (want e.g. 1s, 200ms%s)", flag, s, times ? " or 100x" : "");
 }
 
 /* Go's cpu: line is the CPUID brand string, not /proc/cpuinfo's model name. */
@@ -332,7 +407,8 @@ static void cpu_name(char *out, size_t size)
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: %s [-bench REGEX] [-benchtime 1s|200ms|100x] [-count N] [-benchmem]\n",
+            "usage: %s [-bench REGEX] [-benchtime 1s|200ms|100x] [-count N] [-benchmem]\n"
+            "          [-timeout 10m]   (the limit on each run; 0: none)\n",
             program_invocation_short_name);
     exit(2);
 }
@@ -351,7 +427,9 @@ void bench_init(int argc, char **argv, const char *banner)
         if (FLAG("-bench") || FLAG("-test.bench"))
             set_filter(VALUE());
         else if (FLAG("-benchtime") || FLAG("-test.benchtime"))
-            opt.benchtime_ns = parse_benchtime(VALUE());
+            opt.benchtime_ns = parse_duration("-benchtime", VALUE(), &opt.benchtime_n);
+        else if (FLAG("-timeout") || FLAG("-test.timeout"))
+            opt.timeout_ns = parse_duration("-timeout", opt.timeout_arg = VALUE(), NULL);
         else if (FLAG("-count") || FLAG("-test.count"))
             opt.count = atoi(VALUE());
         else if (FLAG("-benchmem") || FLAG("-test.benchmem"))
@@ -371,6 +449,9 @@ void bench_init(int argc, char **argv, const char *banner)
     if (opt.procs <= 0)
         opt.procs = 1;
 
+    if (opt.timeout_ns > 0)
+        watchdog_start();
+
     char cpu[64];
     cpu_name(cpu, sizeof cpu);
     /* The same header as go test, so benchstat puts both runs in one table. */
@@ -387,6 +468,7 @@ void bench_init(int argc, char **argv, const char *banner)
      * suffix twice plus one, and widens it as sub-benchmarks need. */
     int ext = snprintf(NULL, 0, "-%d", opt.procs);
     opt.max_len = (int)strlen("BenchmarkDeepValueSameGoRoutine") + 2 * ext + 1;
+    fflush(stdout); /* the header stays with the output if the watchdog stops us */
 }
 
 bool bench_thread_sleeping(int tid)
