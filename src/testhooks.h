@@ -15,6 +15,9 @@ void cctx__test_fail_alloc(long n);
  * excluded) from now on; counting is off unless turned on. */
 void cctx__test_count_allocs(bool on);
 long cctx__test_live_allocs(void);
+/* How many times a waiter for a word lock (a context's, a timer shard's)
+ * has gone to sleep in the kernel, since the program started. */
+long cctx__test_lock_sleeps(void);
 /* Number of deadlines armed on the process timer. */
 long cctx__test_armed_timers(void);
 /* Empties the calling thread's pool of random bytes for trace and span ids
