@@ -109,18 +109,20 @@ void cctx__free(void *p)
 /* A futex mutex in bits 0-1 of a word whose other bits are preserved, so
  * that NAMED may be set with an atomic OR while a context's lock is held.
  *
- * Spinning. A waiter spins LOCK_SPINS times, with the CPU's spin-wait hint,
- * before it sleeps. Without the hint, 100 turns of the loop lasted a few
- * hundred nanoseconds, shorter than a contended line takes to move between
- * two cores of a VM, and the lock had two stable states: once one waiter
- * slept, the lock stayed marked contended, every unlock made a futex call,
- * the critical sections grew, and more waiters slept. Two threads deriving
- * from one parent (CommonParentCancel) fell into it in about half the runs:
- * 0.3 to 0.5 futex calls and 850 to 950 ns per op instead of 360. With the
- * hint (28 ns per PAUSE on the machine measured, so about 3 us in all,
- * a tenth of a sleep and wake-up there), a run of millions of ops makes a
- * few hundred futex calls. glibc's adaptive mutex spins as long by default. */
-enum { LOCK_SPINS = 100 };
+ * Spinning. A waiter spins, with the CPU's spin-wait hint, for up to
+ * LOCK_SPIN_NS of the real clock before it sleeps. It used to spin 100 turns
+ * with no hint, a few hundred nanoseconds, shorter than a contended line
+ * takes to move between two cores of a VM, and the lock had two stable
+ * states: once one waiter slept, the lock stayed marked contended, every
+ * unlock made a futex call, the critical sections grew, and more waiters
+ * slept. Two threads deriving from one parent (CommonParentCancel) fell into
+ * it in about half the runs: 0.3 to 0.5 futex calls and 850 to 950 ns per op
+ * instead of 360. The spin is bounded by time, not turns, because the hint's
+ * cost differs tenfold between CPUs (28 ns per PAUSE on the machine measured,
+ * a few cycles on others); 3 us is about what glibc's adaptive mutex spins
+ * there, and a tenth of a sleep and wake-up. A run of millions of contended
+ * ops now makes a few hundred futex calls. */
+enum { LOCK_SPIN_NS = 3000 };
 
 /* How often a waiter went to sleep: for the tests (testhooks.h). */
 static _Atomic long lock_sleeps;
@@ -140,22 +142,30 @@ static inline void cpu_relax(void)
 
 void cctx__word_lock_slow(_Atomic uint32_t *word)
 {
-    uint32_t w;
-    for (int spin = 0;; spin++) {
-        w = cctx__atomic_load_relaxed(word);
+    int64_t spin_until = 0; /* 0: not spinning yet */
+    bool slept = false;
+    for (unsigned turn = 0;; turn++) {
+        uint32_t w = cctx__atomic_load_relaxed(word);
         if (!(w & WORD_LOCK)) {
             /* Once we slept, others may sleep too: keep the lock marked contended. */
-            uint32_t want = w | (spin > LOCK_SPINS ? 2 : 1);
+            uint32_t want = w | (slept ? 2 : 1);
             if (cctx__atomic_cas_weak_acquire(word, &w, want))
                 return;
             continue;
         }
-        if (spin < LOCK_SPINS) {
-            cpu_relax();
-            continue;
+        if (!slept) {
+            /* The real clock, never the fake one; read every 16 turns, so
+             * that the spin watches the word, not the clock. */
+            if (!spin_until)
+                spin_until = cctx__os_now() + LOCK_SPIN_NS;
+            if (turn % 16 != 15 || cctx__os_now() < spin_until) {
+                cpu_relax();
+                continue;
+            }
         }
         if (!(w & 2) && !cctx__atomic_cas_weak_relaxed(word, &w, (w & ~WORD_LOCK) | 2))
             continue;
+        slept = true;
         cctx__atomic_fetch_add_relaxed(&lock_sleeps, 1);
         cctx__os_wait(word, (w & ~WORD_LOCK) | 2, CCTX_NO_DEADLINE);
     }
