@@ -12,10 +12,10 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
-#include <time.h>
 
 #include "harness.h"
 #include "lock.h" /* the word lock itself */
+#include "support.h"
 #include "testhooks.h"
 
 enum { OPS_PER_THREAD = 200000 };
@@ -58,7 +58,7 @@ TEST(contended_parent_lock_is_almost_never_waited_for_in_the_kernel)
     long locks = 2L * 2 * OPS_PER_THREAD; /* a derive and a cancel each */
     printf("%ld sleeps in %ld contended lockings\n", sleeps, locks);
     fflush(stdout);
-    /* Measured: 1 to 28 with the spin (100 to 135 under ThreadSanitizer);
+    /* Measured: 0 to 29 with the spin (100 to 470 under ThreadSanitizer);
      * without it, about 300 in some runs and 24,000 to 28,000 in the runs
      * that fell into the futex state. One in a hundred leaves room for a
      * loaded machine that takes a core away from a lock's holder. */
@@ -79,21 +79,14 @@ struct holder {
     atomic_int round; /* odd: the holder has the lock for round / 2 */
 };
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void *hold_briefly(void *arg)
 {
     struct holder *h = arg;
     for (int i = 0; i < HOLD_ROUNDS; i++) {
         cctx__word_lock(&h->word);
         atomic_store(&h->round, 2 * i + 1);
-        int64_t until = now_ns() + HOLD_NS;
-        while (now_ns() < until)
+        int64_t until = real_now() + HOLD_NS;
+        while (real_now() < until)
             ;
         cctx__word_unlock(&h->word);
         while (atomic_load(&h->round) != 2 * i + 2) /* the waiter's turn */
@@ -119,7 +112,7 @@ TEST(word_lock_waiter_outlasts_a_short_hold_without_sleeping)
     long sleeps = cctx__test_lock_sleeps() - before;
     printf("%ld sleeps in %d waits for a %d ns hold\n", sleeps, HOLD_ROUNDS, HOLD_NS);
     fflush(stdout);
-    /* Measured: 0 to 2 (26 to 53 under ThreadSanitizer, which slows the
+    /* Measured: 0 to 2 (8 to 53 under ThreadSanitizer, which slows the
      * holder); with a spin shorter than the hold, 1978 to 1986. One in ten
      * leaves room for a holder whose core is taken away. */
     CHECK(sleeps * 10 <= HOLD_ROUNDS);
