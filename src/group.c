@@ -6,24 +6,40 @@
  * This file uses only the public API of <cctx.h>: the group's context is an
  * ordinary cancelable child of the parent, the first failing task cancels it
  * through its cctx_cancel_t, and a go blocked on a full group learns that the
- * context ended from an after-function registered on it.
+ * context ended from an after-function registered on it. Below the API it
+ * uses two leaf helpers of the library, the atomics and the OS layer's
+ * futex wait and wake (os.h), which know nothing of contexts.
  *
  * One mutex per group (g->mu) guards every field below that is not marked
- * immutable, and each worker's hand-over fields. It is the only lock here, and
+ * immutable, and each worker's hand-over fields (which the worker itself
+ * reads after its turn word, below). It is the only lock here, and
  * it is never held across a call into cctx that can cancel, release, wait or
  * run after-functions: those run user code and our own after-function, which
  * takes g->mu. Under it we only read cctx_err (one atomic load) and create
  * threads (the slow path, taken only while the pool grows; holding the lock
  * keeps the count of threads and tasks in step without a rollback protocol).
  *
- * Workers. Every thread of the pool is either idle (on g->idle, waiting on its
- * own condition variable) or owns exactly one task (handed over in w->fn, or
+ * Workers. Every thread of the pool is either idle (on g->idle, asleep on its
+ * own turn word) or owns exactly one task (handed over in w->fn, or
  * running). So the number of threads is g->active plus the idle ones, and go
  * creates one only when none is idle: with a limit L, active < L before the
  * hand-over, hence at most L threads ever. A finishing worker returns to the
  * idle stack in the same critical section in which it drops g->active, so a
  * go that a finished task let through always finds an idle worker. The stack
  * is LIFO, so the most recently used (cache-warm) thread is reused first.
+ *
+ * The hand-over. go fills in the worker's fields under g->mu and then flips
+ * its turn word (release), waking it if it sleeps there; the worker reads the
+ * fields after it sees the flip (acquire), without g->mu. With a condition
+ * variable, signalled under g->mu, the woken worker had to take g->mu back
+ * before it could return from the wait, and when it woke before go had let
+ * go of the lock it went back to sleep, on the mutex, until go woke it a
+ * second time. One task handed to one reused thread after another
+ * (DeepValueReusedThread in BENCHMARKS.md) made 5.5 futex calls per task
+ * that way, 4.2 this way. The worker still takes g->mu after the task, to
+ * count it done and to go back on the idle stack. The wake stays under
+ * g->mu, which keeps the worker's struct alive: pool_stop frees it only
+ * after taking the lock.
  *
  * Ending. g->closed is set by the first wait (or free) that sees no task left;
  * from then on nothing starts, so the pool can be stopped and joined with no
@@ -40,17 +56,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "atomics.h"
 #include "cctx_config.h"
+#include "os.h"
+#include "testhooks.h"
 
 typedef int (*task_fn)(cctx_t *ctx, void *arg);
+
+/* A worker's turn word: what the worker is to do next. Written under g->mu
+ * by go (TURN_TASK), pool_stop (TURN_STOP) and the worker back from a task
+ * (TURN_IDLE); the worker alone changes TURN_IDLE to TURN_ASLEEP, with a
+ * compare-and-swap, before it sleeps on the word, so that only a hand-over
+ * that finds it asleep pays for a wake. */
+enum { TURN_IDLE, TURN_ASLEEP, TURN_TASK, TURN_STOP };
 
 struct worker {
     cctx_group_t *g;      /* immutable */
     pthread_t thread;     /* written by go under g->mu, read by the joiner */
-    pthread_cond_t wake;  /* a task was handed over, or the pool stops */
+    _Atomic uint32_t turn; /* see TURN_* */
     struct worker *next;  /* every worker of the group (g->workers) */
     struct worker *next_idle;
-    /* The hand-over: fn non-NULL means a task waits to be taken. The site is
+    /* The hand-over, read by the worker once it sees TURN_TASK. The site is
      * that of the go call, the origin of the cancellation if the task fails. */
     task_fn fn;
     void *arg;
@@ -71,7 +97,6 @@ struct cctx_group {
     int err;               /* the first non-zero task result */
     bool go_called;        /* limit is fixed from then on */
     bool closed;           /* a wait saw the group idle: nothing starts any more */
-    bool stopping;         /* idle workers exit instead of waiting */
     struct worker *workers;
     struct worker *idle;
 };
@@ -98,6 +123,27 @@ static void on_ctx_end(void *arg)
 
 /* ---- workers ---------------------------------------------------------------- */
 
+/* Sleeps until go hands a task over or pool_stop ends the pool; returns
+ * TURN_TASK or TURN_STOP. */
+static uint32_t await_turn(struct worker *w)
+{
+    uint32_t t = cctx__atomic_load_acquire(&w->turn);
+    while (t == TURN_IDLE || t == TURN_ASLEEP) {
+        if (t == TURN_IDLE && !cctx__atomic_cas_weak_acquire(&w->turn, &t, TURN_ASLEEP))
+            continue; /* t is what go or pool_stop wrote (or, spuriously, TURN_IDLE) */
+        cctx__os_wait(&w->turn, TURN_ASLEEP, CCTX_NO_DEADLINE);
+        t = cctx__atomic_load_acquire(&w->turn);
+    }
+    return t;
+}
+
+/* Gives w its next turn (g->mu held); wakes it if it sleeps. */
+static void give_turn(struct worker *w, uint32_t turn)
+{
+    if (cctx__atomic_exchange_acq_rel(&w->turn, turn) == TURN_ASLEEP)
+        cctx__os_wake(&w->turn);
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -106,18 +152,14 @@ static void *worker_main(void *arg)
 #if CCTX_USE_THREAD_NAMES
     pthread_setname_np(pthread_self(), "cctx-group");
 #endif
-    pthread_mutex_lock(&g->mu);
-    for (;;) {
-        while (!w->fn && !g->stopping)
-            pthread_cond_wait(&w->wake, &g->mu);
-        if (!w->fn)
-            break; /* stopping, and no task was handed over (none can be) */
+    /* Stopped only while idle: pool_stop runs once no task is active, and
+     * nothing is handed over after that. Nothing touches w or g once the
+     * stop is seen: the joiner frees both. */
+    while (await_turn(w) == TURN_TASK) {
         task_fn fn = w->fn;
         void *fn_arg = w->arg;
         const char *file = w->file, *func = w->func;
         int line = w->line;
-        w->fn = NULL;
-        pthread_mutex_unlock(&g->mu);
 
         /* g->ctx stays valid: the group's reference is released only by
          * free, after every task has returned. */
@@ -133,15 +175,17 @@ static void *worker_main(void *arg)
             pthread_mutex_lock(&g->mu);
         }
         g->active--;
+        /* Idle again before it is seen on the stack: a go that pops it
+         * next gives it the next turn over this one. */
+        cctx__atomic_store_relaxed(&w->turn, TURN_IDLE);
         w->next_idle = g->idle;
         g->idle = w;
         if (g->limit > 0)
             pthread_cond_signal(&g->slot); /* one slot freed: one go may start */
         if (g->active == 0)
             pthread_cond_broadcast(&g->quiet);
+        pthread_mutex_unlock(&g->mu);
     }
-    /* Nothing touches w or g after this unlock: the joiner frees both. */
-    pthread_mutex_unlock(&g->mu);
     return NULL;
 }
 
@@ -163,18 +207,15 @@ static int spawn(cctx_group_t *g, task_fn fn, void *arg, const char *file, int l
     struct worker *w = calloc(1, sizeof *w);
     if (!w)
         return ENOMEM;
-    int r = pthread_cond_init(&w->wake, NULL);
-    if (r != 0) {
-        free(w);
-        return r == EAGAIN ? EAGAIN : ENOMEM;
-    }
     w->g = g;
     hand_over(w, fn, arg, file, line, func);
+    /* Its first turn is the task: pthread_create orders these stores
+     * before the thread's first load. */
+    atomic_init(&w->turn, TURN_TASK);
     /* Default attributes; the new thread inherits this thread's signal mask
      * (documented in the header). */
-    r = pthread_create(&w->thread, NULL, worker_main, w);
+    int r = pthread_create(&w->thread, NULL, worker_main, w);
     if (r != 0) {
-        pthread_cond_destroy(&w->wake);
         free(w);
         return r == ENOMEM ? ENOMEM : EAGAIN;
     }
@@ -193,15 +234,13 @@ static void pool_stop(cctx_group_t *g)
     struct worker *list = g->workers;
     g->workers = NULL;
     g->idle = NULL;
-    g->stopping = true;
     for (struct worker *w = list; w; w = w->next)
-        pthread_cond_signal(&w->wake);
+        give_turn(w, TURN_STOP);
     pthread_mutex_unlock(&g->mu);
     while (list) {
         struct worker *w = list;
         list = w->next;
         pthread_join(w->thread, NULL);
-        pthread_cond_destroy(&w->wake);
         free(w);
     }
 }
@@ -308,7 +347,7 @@ int cctx_group_go_at(cctx_group_t *g, task_fn fn, void *arg, const char *file, i
             g->idle = w->next_idle;
             hand_over(w, fn, arg, file, line, func);
             g->active++;
-            pthread_cond_signal(&w->wake);
+            give_turn(w, TURN_TASK);
         } else {
             err = spawn(g, fn, arg, file, line, func);
         }
@@ -353,4 +392,12 @@ void cctx_group_free_at(cctx_group_t *g, const char *file, int line, const char 
     pthread_cond_destroy(&g->slot);
     pthread_mutex_destroy(&g->mu);
     free(g);
+}
+
+void cctx__test_group_hold_lock(cctx_group_t *g, bool hold)
+{
+    if (hold)
+        pthread_mutex_lock(&g->mu);
+    else
+        pthread_mutex_unlock(&g->mu);
 }

@@ -18,6 +18,10 @@ long cctx__test_live_allocs(void);
 /* How many times a waiter for a word lock (a context's, a timer shard's)
  * has gone to sleep in the kernel, since the program started. */
 long cctx__test_lock_sleeps(void);
+/* Takes (hold) or lets go of (!hold) a group's lock, the one its go, wait
+ * and pool threads take (group.c). */
+struct cctx_group;
+void cctx__test_group_hold_lock(struct cctx_group *g, bool hold);
 /* Number of deadlines armed on the process timer. */
 long cctx__test_armed_timers(void);
 /* Empties the calling thread's pool of random bytes for trace and span ids
