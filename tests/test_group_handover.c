@@ -51,14 +51,14 @@ TEST(group_idle_thread_starts_a_handed_task_while_the_group_lock_is_held)
     wait_until_blocked(h.first_tid);
 
     CHECK_EQ(cctx_group_go(g, second_task, &h), 0);
-    cctx__test_group_hold_lock((struct cctx_group *)g, true);
+    cctx__test_group_hold_lock(g, true);
     /* The thread needs no lock to start the task. Waking an idle vCPU takes
      * tens of microseconds; 10 s is for a loaded machine. */
     int64_t give_up = real_now() + CCTX_SEC(10);
     while (!atomic_load(&h.second_tid) && real_now() < give_up)
         real_sleep_ms(1);
     pid_t second = atomic_load(&h.second_tid);
-    cctx__test_group_hold_lock((struct cctx_group *)g, false);
+    cctx__test_group_hold_lock(g, false);
 
     CHECK(second != 0);
     CHECK_EQ(second, h.first_tid); /* the same thread, reused */
