@@ -130,23 +130,30 @@ void blocks_end(void)
 
 /* ---- the scenarios ------------------------------------------------------------ */
 
-static const struct scenario *find(const char *name)
-{
-    for (int i = 0; i < n_scenarios_cancel; i++)
-        if (strcmp(scenarios_cancel[i].name, name) == 0)
-            return &scenarios_cancel[i];
-    for (int i = 0; i < n_scenarios_wait; i++)
-        if (strcmp(scenarios_wait[i].name, name) == 0)
-            return &scenarios_wait[i];
-    return NULL;
-}
+/* Every table of scenarios, in the order they run. */
+static const struct {
+    const struct scenario *list;
+    const int *n;
+} tables[] = {
+    {scenarios_cancel, &n_scenarios_cancel},
+    {scenarios_wait, &n_scenarios_wait},
+    {scenarios_group, &n_scenarios_group},
+};
 
 static const struct scenario *nth(int i)
 {
-    return i < n_scenarios_cancel ? &scenarios_cancel[i]
-                                  : i - n_scenarios_cancel < n_scenarios_wait
-                                        ? &scenarios_wait[i - n_scenarios_cancel]
-                                        : NULL;
+    for (size_t t = 0; t < sizeof tables / sizeof *tables; i -= *tables[t].n, t++)
+        if (i < *tables[t].n)
+            return &tables[t].list[i];
+    return NULL;
+}
+
+static const struct scenario *find(const char *name)
+{
+    for (int k = 0; nth(k); k++)
+        if (strcmp(nth(k)->name, name) == 0)
+            return nth(k);
+    return NULL;
 }
 
 /* --run: one scenario, in this process. */

@@ -98,7 +98,7 @@ struct scenario {
     const char *checks; /* the invariant, in one line */
     int (*fn)(struct run *r); /* 0, or STRESS_SKIP */
 };
-extern const struct scenario scenarios_cancel[], scenarios_wait[];
-extern const int n_scenarios_cancel, n_scenarios_wait;
+extern const struct scenario scenarios_cancel[], scenarios_wait[], scenarios_group[];
+extern const int n_scenarios_cancel, n_scenarios_wait, n_scenarios_group;
 
 #endif
