@@ -45,6 +45,7 @@
  * from then on nothing starts, so the pool can be stopped and joined with no
  * task in flight. A go that raced with that wait either handed its task over
  * first (the wait then waited for it) or sees closed and starts nothing.
+ * One caller joins the pool; concurrent waits wait for that join too.
  */
 #define _GNU_SOURCE
 #include <cctx.h>
@@ -64,8 +65,8 @@
 typedef int (*task_fn)(cctx_t *ctx, void *arg);
 
 /* A worker's turn word: what the worker is to do next. Written under g->mu
- * by go (TURN_TASK), pool_stop (TURN_STOP) and the worker back from a task
- * (TURN_IDLE); the worker alone changes TURN_IDLE to TURN_ASLEEP, with a
+ * by spawn and go (TURN_TASK), pool_stop (TURN_STOP) and the worker back
+ * from a task (TURN_IDLE); the worker alone changes TURN_IDLE to TURN_ASLEEP, with a
  * compare-and-swap, before it sleeps on the word, so that only a hand-over
  * that finds it asleep pays for a wake. */
 enum { TURN_IDLE, TURN_ASLEEP, TURN_TASK, TURN_STOP };
@@ -88,7 +89,7 @@ struct worker {
 struct cctx_group {
     pthread_mutex_t mu;
     pthread_cond_t slot;  /* go waits here for a free slot or the context's end */
-    pthread_cond_t quiet; /* wait and free wait here for active == 0 */
+    pthread_cond_t quiet; /* for active == 0 (wait, free), and for stopped */
     cctx_t *ctx;           /* immutable: the group's reference, released by free */
     cctx_cancel_t *cancel; /* immutable */
     cctx_after_t on_end;   /* wakes the go calls blocked on slot */
@@ -97,6 +98,8 @@ struct cctx_group {
     int err;               /* the first non-zero task result */
     bool go_called;        /* limit is fixed from then on */
     bool closed;           /* a wait saw the group idle: nothing starts any more */
+    bool stopping;         /* a pool_stop took the workers to join them */
+    bool stopped;          /* and has joined them (quiet is broadcast then) */
     struct worker *workers;
     struct worker *idle;
 };
@@ -154,7 +157,7 @@ static void *worker_main(void *arg)
 #endif
     /* Stopped only while idle: pool_stop runs once no task is active, and
      * nothing is handed over after that. Nothing touches w or g once the
-     * stop is seen: the joiner frees both. */
+     * stop is seen: the joiner frees w, and g outlives the join. */
     while (await_turn(w) == TURN_TASK) {
         task_fn fn = w->fn;
         void *fn_arg = w->arg;
@@ -199,8 +202,10 @@ static void hand_over(struct worker *w, task_fn fn, void *arg, const char *file,
     w->func = func;
 }
 
-/* Starts a new worker that takes the task at once. Called with g->mu held (the
- * new thread blocks on it until go returns). On failure nothing changed. */
+/* Starts a new worker that takes the task at once. Called with g->mu held:
+ * the new thread runs its task without the lock and needs it only to count
+ * the task done, so the count and the list, updated here after
+ * pthread_create, are in step before it can. On failure nothing changed. */
 static int spawn(cctx_group_t *g, task_fn fn, void *arg, const char *file, int line,
                  const char *func)
 {
@@ -226,11 +231,19 @@ static int spawn(cctx_group_t *g, task_fn fn, void *arg, const char *file, int l
 }
 
 /* Stops and joins every worker. Only once g->closed is set and no task is
- * active, so every worker is idle or about to wait. Whoever takes the list
- * joins it: a second caller (concurrent waits, then free) finds it empty. */
+ * active, so every worker is idle or about to wait. The first caller takes
+ * the list and joins it; a second one (concurrent waits) waits until it has,
+ * so that every wait returns with the threads joined. */
 static void pool_stop(cctx_group_t *g)
 {
     pthread_mutex_lock(&g->mu);
+    if (g->stopping) {
+        while (!g->stopped)
+            pthread_cond_wait(&g->quiet, &g->mu);
+        pthread_mutex_unlock(&g->mu);
+        return;
+    }
+    g->stopping = true;
     struct worker *list = g->workers;
     g->workers = NULL;
     g->idle = NULL;
@@ -243,6 +256,10 @@ static void pool_stop(cctx_group_t *g)
         pthread_join(w->thread, NULL);
         free(w);
     }
+    pthread_mutex_lock(&g->mu);
+    g->stopped = true;
+    pthread_cond_broadcast(&g->quiet);
+    pthread_mutex_unlock(&g->mu);
 }
 
 /* Waits for every task to return and closes the group. */
@@ -252,7 +269,9 @@ static int wait_quiet(cctx_group_t *g)
     while (g->active > 0)
         pthread_cond_wait(&g->quiet, &g->mu);
     g->closed = true;
-    pthread_cond_broadcast(&g->slot); /* none should wait (active is 0); cheap */
+    /* Go calls that a finished task let through (one signal each) may not
+     * have run yet, and others may still sleep: all must see closed. */
+    pthread_cond_broadcast(&g->slot);
     int err = g->err;
     pthread_mutex_unlock(&g->mu);
     return err;

@@ -6,11 +6,13 @@
  * through a condition variable signalled under the lock, as it was, the
  * thread had to take the lock back before it could return from its wait, and
  * often slept a second time, on the lock, until go let go of it: a second
- * wake-up per task (group.c).
+ * wake-up per task (group.c). And the end of the hand-overs: every wait
+ * returns with the pool's threads joined.
  */
 #define _GNU_SOURCE
 #include <cctx.h>
 #include <cctx/group.h>
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include "harness.h"
@@ -64,4 +66,87 @@ TEST(group_idle_thread_starts_a_handed_task_while_the_group_lock_is_held)
     CHECK_EQ(second, h.first_tid); /* the same thread, reused */
     CHECK_EQ(cctx_group_wait(g), 0);
     cctx_group_free(g);
+}
+
+/* ---- two waits at once ---------------------------------------------------------------- */
+
+/* Each wait returns with the pool's threads joined, the second of two
+ * concurrent waits too, which once found the list of threads taken by the
+ * first and returned while the first was still joining them. The pool's
+ * thread is made slow to exit by a thread-specific destructor that holds it
+ * until the test lets it go. */
+struct slow_exit {
+    pthread_key_t key;
+    struct latch exiting, let_go;
+    atomic_int exited;
+    cctx_group_t *g;
+    _Atomic pid_t second_tid;
+    atomic_bool second_returned;
+    int first_r, second_r, exited_at_second_return;
+};
+
+static void hold_exit(void *arg)
+{
+    struct slow_exit *s = arg;
+    latch_open(&s->exiting);
+    latch_wait_open(&s->let_go);
+    atomic_store(&s->exited, 1);
+}
+
+static int keyed_task(cctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    struct slow_exit *s = arg;
+    return pthread_setspecific(s->key, s);
+}
+
+static void *first_wait(void *arg)
+{
+    struct slow_exit *s = arg;
+    s->first_r = cctx_group_wait(s->g);
+    return NULL;
+}
+
+static void *second_wait(void *arg)
+{
+    struct slow_exit *s = arg;
+    atomic_store(&s->second_tid, thread_id());
+    s->second_r = cctx_group_wait(s->g);
+    s->exited_at_second_return = atomic_load(&s->exited);
+    atomic_store(&s->second_returned, true);
+    return NULL;
+}
+
+TEST(group_second_concurrent_wait_returns_after_the_threads_are_joined)
+{
+    struct slow_exit s = {.exiting = LATCH_INIT, .let_go = LATCH_INIT};
+    CHECK_EQ(pthread_key_create(&s.key, hold_exit), 0);
+    s.g = cctx_group_new(cctx_background());
+    CHECK(s.g != NULL);
+    CHECK_EQ(cctx_group_go(s.g, keyed_task, &s), 0);
+    pthread_t first, second;
+    CHECK_EQ(pthread_create(&first, NULL, first_wait, &s), 0);
+    /* The pool's thread is exiting: the first wait took it to join. */
+    latch_wait_open(&s.exiting);
+    CHECK_EQ(pthread_create(&second, NULL, second_wait, &s), 0);
+    int64_t give_up = real_now() + CCTX_SEC(10);
+    while (!atomic_load(&s.second_tid) && real_now() < give_up)
+        real_sleep_ms(1);
+    pid_t tid = atomic_load(&s.second_tid);
+    CHECK(tid != 0);
+    /* Asleep until the join ends (seen on five reads 1 ms apart, as
+     * wait_until_blocked does). It used to return at once. */
+    for (int asleep = 0; asleep < 5; real_sleep_ms(1)) {
+        CHECK(!atomic_load(&s.second_returned));
+        CHECK(real_now() < give_up);
+        asleep = thread_state(tid) == 'S' ? asleep + 1 : 0;
+    }
+    latch_open(&s.let_go);
+    CHECK_EQ(pthread_join(first, NULL), 0);
+    CHECK_EQ(pthread_join(second, NULL), 0);
+    CHECK_EQ(s.first_r, 0);
+    CHECK_EQ(s.second_r, 0);
+    CHECK_EQ(s.exited_at_second_return, 1);
+    cctx_group_free(s.g);
+    CHECK_EQ(pthread_key_delete(s.key), 0);
 }

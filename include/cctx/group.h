@@ -46,7 +46,8 @@
  *    context's error (ECANCELED, or ETIMEDOUT if a deadline had ended it)
  *    without running anything, and every later cctx_group_wait returns the
  *    same value at once. Several threads may wait at the same time; all
- *    return that value once every task has returned. A go racing with a
+ *    return that value once every task has returned and the threads are
+ *    joined. A go racing with a
  *    wait either starts its task before the wait sees the group idle (and
  *    the wait waits for it) or starts nothing.
  *  - Only cctx_group_free must not race with any other call on the group,
