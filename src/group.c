@@ -66,9 +66,9 @@ typedef int (*task_fn)(cctx_t *ctx, void *arg);
 
 /* A worker's turn word: what the worker is to do next. Written under g->mu
  * by spawn and go (TURN_TASK), pool_stop (TURN_STOP) and the worker back
- * from a task (TURN_IDLE); the worker alone changes TURN_IDLE to TURN_ASLEEP, with a
- * compare-and-swap, before it sleeps on the word, so that only a hand-over
- * that finds it asleep pays for a wake. */
+ * from a task (TURN_IDLE); the worker alone changes TURN_IDLE to
+ * TURN_ASLEEP, with a compare-and-swap, before it sleeps on the word, so
+ * that only a hand-over that finds it asleep pays for a wake. */
 enum { TURN_IDLE, TURN_ASLEEP, TURN_TASK, TURN_STOP };
 
 struct worker {

@@ -47,9 +47,9 @@
  *    without running anything, and every later cctx_group_wait returns the
  *    same value at once. Several threads may wait at the same time; all
  *    return that value once every task has returned and the threads are
- *    joined. A go racing with a
- *    wait either starts its task before the wait sees the group idle (and
- *    the wait waits for it) or starts nothing.
+ *    joined. A go racing with a wait either starts its task before the
+ *    wait sees the group idle (and the wait waits for it) or starts
+ *    nothing.
  *  - Only cctx_group_free must not race with any other call on the group,
  *    except from the group's own tasks, which free waits for (a task may call
  *    cctx_group_go while free runs: it returns ECANCELED).
