@@ -355,7 +355,11 @@ static inline int cctx__wait_inline(const cctx_t *ctx, int64_t timeout, const ch
 /* ---- 6. After-functions --------------------------------------------------- */
 
 /* Caller-owned storage; registering allocates nothing. Zero it (or let
- * cctx_after_func fill it) before use; it must not move while registered. */
+ * cctx_after_func fill it) before use; it must not move while registered.
+ * The library never touches it after fn has returned, so it may be freed or
+ * registered again as soon as fn has had an effect the caller can see (a
+ * flag fn set, a condition fn signalled), with no cctx_after_stop; or once
+ * cctx_after_stop has returned; or by fn itself after fn has stopped it. */
 typedef struct cctx_after {
     void *opaque[8];
 } cctx_after_t;

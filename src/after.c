@@ -6,7 +6,7 @@
  * so registering costs no allocation and a cancellation finds both in one
  * walk. Its state word (struct cctx__after.state) moves:
  *
- *   REGISTERED -> QUEUING -> QUEUED -> RUNNING -> DONE   the context ended
+ *   REGISTERED -> QUEUING -> QUEUED -> RUNNING          the context ended
  *   REGISTERED -> QUEUING -> QUEUED -> UNQUEUING -> RELEASED   stopped in a queue
  *   REGISTERED -> STOPPING -> RELEASED                  cctx_after_stop won
  *   REGISTERED -> STOPPING -> STOPPED -> RELEASED       ... while a canceller took it
@@ -36,10 +36,14 @@
  * QUEUING waits, briefly, for it. A queue outlives every claim on it: its
  * runner, having run the rest, waits until the claimers have unlinked theirs.
  *
- * Once the runner publishes DONE the caller may free the storage, so the
- * runner touches nothing of it afterwards; when fn stops its own registration
- * (and may then free it), the runner learns so through its stack frame,
- * found from a thread-local chain, and does not touch it at all.
+ * RUNNING is the last state the storage ever holds: once fn has returned,
+ * the library never touches the storage again, so a program that learns from
+ * fn itself that it has run (a flag, a condition variable) may free or reuse
+ * it at once, as nothing stops it from doing in Go. Whether fn is still
+ * running is kept apart instead, in the runner's stack frame, listed in a
+ * stripe chosen by the storage's address while fn runs (struct run_stripe);
+ * a stop that must wait for fn sleeps on that stripe. RUNNING with no frame
+ * listed means fn has returned.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -59,8 +63,7 @@ enum {
     AFTER_QUEUING,    /* a canceller took it and is putting it in a run queue */
     AFTER_QUEUED,     /* in a run queue, not started: a stop takes it out at once */
     AFTER_UNQUEUING,  /* a stopper claimed it and is taking it out of its queue */
-    AFTER_RUNNING,
-    AFTER_DONE,
+    AFTER_RUNNING,    /* fn started; it has returned once no frame is listed */
 };
 #define AFTER_STATE 0xffu
 #define AFTER_WAITERS (1u << 31)
@@ -68,12 +71,34 @@ enum {
 _Static_assert(sizeof(struct cctx__after) <= sizeof(cctx_after_t),
                "cctx_after_t too small for the registration");
 
+/* An fn running, on the stack of the thread that runs it: in that thread's
+ * chain (`running`, innermost first) and in its stripe's list. `reg` is only
+ * compared once fn has started: fn may free or reuse the storage. */
 struct run_frame {
-    struct cctx__after *reg;
-    int stopped_inside;
-    struct run_frame *outer;
+    const struct cctx__after *reg;
+    struct run_frame *outer;       /* the chain: fns this thread runs around it */
+    struct run_frame *next_listed; /* the stripe's list */
+    bool waited;                   /* a stop sleeps on the stripe for it */
 };
 static _Thread_local struct run_frame *running;
+
+/* The frames of the fns running now, by their storage's address. The lock is
+ * a word lock taken alone, or inside a run queue's lock (run_queue_run_one);
+ * `ended` is the word stoppers sleep on, bumped when a waited-for fn
+ * returns. */
+#define RUN_STRIPES 32
+struct run_stripe {
+    _Atomic uint32_t lock;
+    _Atomic uint32_t ended;
+    struct run_frame *frames;
+} __attribute__((aligned(64)));
+static struct run_stripe run_stripes[RUN_STRIPES];
+
+static struct run_stripe *stripe_of(const struct cctx__after *a)
+{
+    /* A registration is 64 bytes: neighbours fall in different stripes. */
+    return &run_stripes[((uintptr_t)a >> 6) % RUN_STRIPES];
+}
 
 static void publish(struct cctx__after *a, uint32_t state)
 {
@@ -96,22 +121,88 @@ static void wait_while(struct cctx__after *a, uint32_t from)
     }
 }
 
-/* Runs fn; a is RUNNING and in no list. */
-static void run(struct cctx__after *a)
+/* Lists f for a, its stripe's lock held: from here until fn returns, a
+ * stopper that finds a RUNNING finds f. */
+static void list_frame(struct run_stripe *st, struct run_frame *f, struct cctx__after *a)
+{
+    *f = (struct run_frame){.reg = a, .next_listed = st->frames};
+    st->frames = f;
+}
+
+/* Runs fn; a is RUNNING, in no list, and f is listed for it (list_frame). */
+static void run(struct cctx__after *a, struct run_frame *f)
 {
     void (*fn)(void *) = a->fn;
     void *arg = a->arg;
-    struct run_frame frame = {a, 0, running};
-    running = &frame;
+    f->outer = running;
+    running = f;
     int traced = cctx__debug_on(CCTX__DEBUG_TRACE);
     if (traced)
         cctx__trace_after(a, 1);
     fn(arg);
-    if (traced) /* a may be gone: fn may have stopped and freed it */
+    /* From here on a is not ours: fn may have freed or reused it. */
+    if (traced)
         cctx__trace_after(NULL, 0);
-    running = frame.outer;
-    if (!frame.stopped_inside)
-        publish(a, AFTER_DONE);
+    running = f->outer;
+    struct run_stripe *st = stripe_of(f->reg);
+    cctx__word_lock(&st->lock);
+    struct run_frame **pp = &st->frames;
+    while (*pp && *pp != f)
+        pp = &(*pp)->next_listed;
+    if (*pp)
+        *pp = f->next_listed;
+    bool waited = f->waited;
+    if (waited) /* under the lock, where stoppers read it */
+        cctx__atomic_fetch_add_relaxed(&st->ended, 1);
+    cctx__word_unlock(&st->lock);
+    if (waited)
+        cctx__os_wake(&st->ended);
+}
+
+/* Sleeps until no fn runs for the storage at a (a is RUNNING, or was). */
+static void wait_returned(const struct cctx__after *a)
+{
+    struct run_stripe *st = stripe_of(a);
+    for (;;) {
+        cctx__word_lock(&st->lock);
+        struct run_frame *f = st->frames;
+        while (f && f->reg != a)
+            f = f->next_listed;
+        if (f)
+            f->waited = true;
+        uint32_t ended = cctx__atomic_load_relaxed(&st->ended);
+        cctx__word_unlock(&st->lock);
+        if (!f)
+            return;
+        cctx__os_wait(&st->ended, ended, CCTX_NO_DEADLINE);
+    }
+}
+
+void cctx__after_fork(int phase)
+{
+    switch (phase) {
+    case FORK_PREPARE:
+        for (int i = 0; i < RUN_STRIPES; i++)
+            cctx__word_lock(&run_stripes[i].lock);
+        break;
+    case FORK_PARENT:
+        for (int i = 0; i < RUN_STRIPES; i++)
+            cctx__word_unlock(&run_stripes[i].lock);
+        break;
+    default:
+        /* Only this thread goes on in the child: another thread's fn will
+         * never return here, and a stop must not wait for it. */
+        for (int i = 0; i < RUN_STRIPES; i++) {
+            cctx__atomic_store_relaxed(&run_stripes[i].lock, 0);
+            run_stripes[i].frames = NULL;
+        }
+        for (struct run_frame *f = running; f; f = f->outer) {
+            struct run_stripe *st = stripe_of(f->reg);
+            f->next_listed = st->frames;
+            st->frames = f;
+        }
+        break;
+    }
 }
 
 /* ---- Run queues ------------------------------------------------------------ */
@@ -155,13 +246,23 @@ static void unlink_at(struct cctx__run_queue *q, struct cctx__node **pp)
 bool cctx__run_queue_run_one(struct cctx__run_queue *q)
 {
     struct cctx__after *a = NULL;
+    struct run_frame frame;
     cctx__word_lock(&q->lock);
     for (struct cctx__node **pp = &q->head; *pp; pp = &(*pp)->next) {
         struct cctx__after *c = container_of(*pp, struct cctx__after, link);
         uint32_t s = cctx__atomic_load_relaxed(&c->state);
         /* A claimed one stays for its stopper to unlink. */
-        if ((s & AFTER_STATE) == AFTER_QUEUED &&
-            cctx__atomic_cas_strong_acq_rel(&c->state, &s, (s & ~AFTER_STATE) | AFTER_RUNNING)) {
+        if ((s & AFTER_STATE) != AFTER_QUEUED)
+            continue;
+        /* RUNNING and the frame listed as one step, for a stopper. */
+        struct run_stripe *st = stripe_of(c);
+        cctx__word_lock(&st->lock);
+        bool ours =
+            cctx__atomic_cas_strong_acq_rel(&c->state, &s, (s & ~AFTER_STATE) | AFTER_RUNNING);
+        if (ours)
+            list_frame(st, &frame, c);
+        cctx__word_unlock(&st->lock);
+        if (ours) {
             unlink_at(q, pp);
             a = c;
             break;
@@ -170,7 +271,7 @@ bool cctx__run_queue_run_one(struct cctx__run_queue *q)
     cctx__word_unlock(&q->lock);
     if (!a)
         return false;
-    run(a);
+    run(a, &frame);
     return true;
 }
 
@@ -232,27 +333,26 @@ static bool waits_for_us(const struct cctx__after *target)
     return false;
 }
 
-/* Waits for a's fn, running on another thread, to return; false without
- * waiting if that would never end. */
-static bool wait_running(struct cctx__after *a)
+/* From inside an after-function: waits for a's fn, running on another
+ * thread, to return, unless that would never end. */
+static void wait_running(struct cctx__after *a)
 {
     struct stop_wait me = {.frames = running, .target = a};
     pthread_mutex_lock(&stop_waits_lock);
     if (waits_for_us(a)) {
         pthread_mutex_unlock(&stop_waits_lock);
-        return false;
+        return;
     }
     me.next = stop_waits;
     stop_waits = &me;
     pthread_mutex_unlock(&stop_waits_lock);
-    wait_while(a, AFTER_RUNNING);
+    wait_returned(a);
     pthread_mutex_lock(&stop_waits_lock);
     struct stop_wait **pp = &stop_waits;
     while (*pp != &me)
         pp = &(*pp)->next;
     *pp = me.next;
     pthread_mutex_unlock(&stop_waits_lock);
-    return true;
 }
 
 void cctx__after_wait_stopper(struct cctx__after *a)
@@ -281,6 +381,7 @@ int cctx_after_func_at(cctx_t *ctx, cctx_after_t *reg, void (*fn)(void *arg), vo
     a->file = file;
     a->line = line;
     a->func = func;
+    cctx__fork_watch(); /* the running stripes' locks are held across fork() */
     cctx__child_restart();
     struct cctx__cancelable *src = cctx__source(ctx);
     a->owner = src;
@@ -292,8 +393,14 @@ int cctx_after_func_at(cctx_t *ctx, cctx_after_t *reg, void (*fn)(void *arg), vo
     cctx__lock(&src->head);
     if (cctx__atomic_load_relaxed(&src->head.state) & STATE_ERR) {
         cctx__unlock(&src->head);
+        /* Listed before fn can hand reg to a thread that stops it. */
+        struct run_frame frame;
+        struct run_stripe *st = stripe_of(a);
+        cctx__word_lock(&st->lock);
         cctx__atomic_store_relaxed(&a->state, AFTER_RUNNING);
-        run(a);
+        list_frame(st, &frame, a);
+        cctx__word_unlock(&st->lock);
+        run(a, &frame);
         return 0;
     }
     cctx__atomic_store_relaxed(&a->state, AFTER_REGISTERED);
@@ -373,27 +480,20 @@ static bool after_stop(cctx_after_t *reg, const char *file, int line, const char
             return true;
         }
         case AFTER_RUNNING:
-            for (struct run_frame *f = running; f; f = f->outer) {
-                if (f->reg == a) {
-                    f->stopped_inside = 1;
-                    publish(a, AFTER_DONE);
-                    return false;
-                }
-            }
-            if (!running) {
-                wait_while(a, AFTER_RUNNING);
-                continue;
-            }
-            if (!wait_running(a))
-                return false;
-            continue;
+            /* Running, or ran: the state stays RUNNING (see the top). */
+            if (runs(running, a))
+                return false; /* from inside fn itself */
+            if (running)
+                wait_running(a);
+            else
+                wait_returned(a);
+            return false;
         case AFTER_IDLE:
             if (cctx__debug_on(CCTX__DEBUG_CHECKS))
                 cctx__misuse("cctx_after_stop on storage that was never registered", NULL, file,
                              line, func, caller);
             return false;
         case AFTER_RELEASED:
-        case AFTER_DONE:
             return false;
         default:
             if (cctx__debug_on(CCTX__DEBUG_CHECKS))

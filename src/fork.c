@@ -41,13 +41,15 @@ _Atomic int cctx__child_stale;
 
 static void prepare(void)
 {
-    cctx__runner_fork(FORK_PREPARE);
+    cctx__runner_fork(FORK_PREPARE); /* its queue's lock comes before the stripes' */
+    cctx__after_fork(FORK_PREPARE);
     cctx__timer_fork(FORK_PREPARE);
 }
 
 static void in_parent(void)
 {
     cctx__timer_fork(FORK_PARENT);
+    cctx__after_fork(FORK_PARENT);
     cctx__runner_fork(FORK_PARENT);
 }
 
@@ -56,6 +58,7 @@ static void in_child(void)
     cctx__atomic_fetch_add_relaxed(&cctx__fork_generation, 1);
     cctx__timer_fork(FORK_CHILD);
     cctx__runner_fork(FORK_CHILD);
+    cctx__after_fork(FORK_CHILD);
     cctx__atomic_store_relaxed(&cctx__child_stale, 1);
 }
 

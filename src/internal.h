@@ -106,6 +106,7 @@ static inline void cctx__child_restart(void)
  * child makes them fresh (and starts nothing). */
 void cctx__timer_fork(int phase);
 void cctx__runner_fork(int phase);
+void cctx__after_fork(int phase);
 enum { FORK_PREPARE, FORK_PARENT, FORK_CHILD };
 /* Starts the timer thread if deadlines are armed, runners if work is queued. */
 int cctx__timer_start(void);

@@ -18,7 +18,10 @@
 /* An after-function that counts its runs and, if ctx is set, keeps the cause
  * it saw. Only where the test holds a reference on ctx until the function has
  * run: nothing keeps a context alive for its after-functions, and another
- * thread's last release may free it while one runs. */
+ * thread's last release may free it while one runs. The next round registers
+ * the same storage again as soon as `finished` is set, without a stop, while
+ * a runner may not yet have returned from the function: the library must not
+ * touch the storage after that. */
 struct seen {
     cctx_after_t reg;
     const cctx_t *ctx;

@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Section 6: who owns an after-function's storage once fn has run. The
+ * library never touches it after fn returns, so a program that learns from
+ * fn itself that it has run may free or reuse the storage at once, without
+ * a cctx_after_stop; a stop that must wait for a running fn still waits,
+ * wherever fn runs; and in a child of fork() a stop does not wait for an fn
+ * that only a parent's thread was running.
+ */
+#define _GNU_SOURCE
+#include <cctx.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "support.h"
+
+/* An fn that shows its effect, then holds its thread inside fn until the
+ * test lets it return: whatever the test does to the storage meanwhile
+ * happens before fn returns. */
+struct held {
+    atomic_int effect, may_return;
+};
+
+static void held_fn(void *arg)
+{
+    struct held *h = arg;
+    atomic_store(&h->effect, 1);
+    while (!atomic_load(&h->may_return))
+        sched_yield();
+}
+
+struct canceller {
+    cctx_cancel_t *cancel;
+};
+
+static void *cancel_main(void *arg)
+{
+    cctx_cancel(((struct canceller *)arg)->cancel);
+    return NULL;
+}
+
+/* Registers held_fn on c and cancels c on a new thread, which is inside fn
+ * when this returns: its id, to join once h->may_return is set. */
+static pthread_t cancel_into_held_fn(cctx_t *c, struct canceller *cn, cctx_after_t *reg,
+                                     struct held *h)
+{
+    CHECK_EQ(cctx_after_func(c, reg, held_fn, h), 0);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, cancel_main, cn), 0);
+    while (!atomic_load(&h->effect))
+        sched_yield();
+    return t;
+}
+
+TEST(after_storage_may_be_unmapped_once_fn_has_had_its_effect)
+{
+    /* The storage gets a page of its own, unmapped while fn still runs:
+     * any touch of it by the library after fn returns is a fault. */
+    long page = sysconf(_SC_PAGESIZE);
+    void *mem =
+        mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(mem != MAP_FAILED);
+    cctx_after_t *reg = mem;
+    cctx_cancel_t *cc;
+    cctx_t *c = cctx_with_cancel(cctx_background(), &cc);
+    struct held h = {0};
+    struct canceller cn = {cc};
+    pthread_t t = cancel_into_held_fn(c, &cn, reg, &h);
+    CHECK_EQ(munmap(mem, (size_t)page), 0);
+    atomic_store(&h.may_return, 1);
+    /* The cancel returns once fn has returned and the run is wound up. */
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK_EQ(cctx_err(c), ECANCELED);
+    cctx_release(c);
+}
+
+TEST(after_storage_reused_at_once_registers_anew)
+{
+    /* The first fn has had its effect and not yet returned when its storage
+     * is registered again on another context: the new registration runs
+     * when that context ends, and the old run's end leaves it alone. */
+    cctx_cancel_t *cc1, *cc2;
+    cctx_t *c1 = cctx_with_cancel(cctx_background(), &cc1);
+    cctx_t *c2 = cctx_with_cancel(cctx_background(), &cc2);
+    cctx_after_t reg;
+    struct held h = {0};
+    struct canceller cn = {cc1};
+    pthread_t t = cancel_into_held_fn(c1, &cn, &reg, &h);
+    struct rec r = {.ctx = c2};
+    CHECK_EQ(cctx_after_func(c2, &reg, rec_fn, &r), 0);
+    atomic_store(&h.may_return, 1);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK_EQ(atomic_load(&r.runs), 0);
+
+    cctx_cancel(cc2);
+    CHECK_EQ(atomic_load(&r.runs), 1);
+    CHECK_EQ(r.err, ECANCELED);
+    CHECK(!cctx_after_stop(&reg));
+    cctx_release(c2);
+    cctx_release(c1);
+}
+
+/* ---- a stop still waits for a running fn ------------------------------------ */
+
+struct handed {
+    cctx_after_t reg;
+    atomic_int stopping, stop_returned, fn_returned;
+    bool stop_result;
+    pthread_t stopper;
+};
+
+static void *stop_main(void *arg)
+{
+    struct handed *s = arg;
+    atomic_store(&s->stopping, 1);
+    s->stop_result = cctx_after_stop(&s->reg);
+    /* Read before anything else: fn must have returned by now. */
+    atomic_store(&s->stop_returned, atomic_load(&s->fn_returned) ? 2 : 1);
+    return NULL;
+}
+
+/* Hands its own registration to a thread that stops it, and lingers. */
+static void handing_fn(void *arg)
+{
+    struct handed *s = arg;
+    CHECK_EQ(pthread_create(&s->stopper, NULL, stop_main, s), 0);
+    while (!atomic_load(&s->stopping))
+        sched_yield();
+    usleep(20000);
+    CHECK_EQ(atomic_load(&s->stop_returned), 0); /* it waits for us */
+    atomic_store(&s->fn_returned, 1);
+}
+
+TEST(after_stop_waits_for_fn_run_at_once_on_a_done_context)
+{
+    /* fn runs inside cctx_after_func, and hands reg to a stopper before
+     * its registration call has returned. */
+    cctx_cancel_t *cc;
+    cctx_t *c = cctx_with_cancel(cctx_background(), &cc);
+    cctx_cancel(cc);
+    struct handed s = {0};
+    CHECK_EQ(cctx_after_func(c, &s.reg, handing_fn, &s), 0);
+    CHECK_EQ(pthread_join(s.stopper, NULL), 0);
+    CHECK_EQ(s.stop_result, false);
+    CHECK_EQ(atomic_load(&s.stop_returned), 2);
+    CHECK(!cctx_after_stop(&s.reg)); /* a second stop: false at once */
+    cctx_release(c);
+}
+
+TEST(after_stop_waits_for_fn_run_by_a_deadline)
+{
+    /* The deadline's fn runs on a runner thread. */
+    cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(1), NULL);
+    struct handed s = {0};
+    CHECK_EQ(cctx_after_func(c, &s.reg, handing_fn, &s), 0);
+    int64_t until = cctx_now() + CCTX_SEC(10);
+    while (!atomic_load(&s.fn_returned) && cctx_now() < until)
+        usleep(200);
+    CHECK_EQ(atomic_load(&s.fn_returned), 1);
+    CHECK_EQ(pthread_join(s.stopper, NULL), 0);
+    CHECK_EQ(s.stop_result, false);
+    CHECK_EQ(atomic_load(&s.stop_returned), 2);
+    cctx_release(c);
+}
+
+/* ---- fork() ----------------------------------------------------------------- */
+
+TEST(after_stop_in_a_child_of_fork_does_not_wait_for_a_parent_thread_fn)
+{
+    if (TEST_UNDER_TSAN || TEST_UNDER_ASAN)
+        SKIP_IN_THIS_BUILD("%s (threads in a child of fork)",
+                           TEST_UNDER_TSAN ? "ThreadSanitizer" : "AddressSanitizer");
+    cctx_cancel_t *cc;
+    cctx_t *c = cctx_with_cancel(cctx_background(), &cc);
+    cctx_after_t reg;
+    struct held h = {0};
+    struct canceller cn = {cc};
+    pthread_t t = cancel_into_held_fn(c, &cn, &reg, &h);
+    fflush(stdout);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        /* The thread running fn stayed in the parent: here fn never
+         * returns, and the stop answers at once that it ran. */
+        alarm(10);
+        _exit(cctx_after_stop(&reg) ? 1 : 0);
+    }
+    int status;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    atomic_store(&h.may_return, 1);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK(WIFEXITED(status)); /* not killed by the alarm */
+    CHECK_EQ(WEXITSTATUS(status), 0);
+    CHECK(!cctx_after_stop(&reg));
+    cctx_release(c);
+}
