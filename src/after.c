@@ -42,8 +42,11 @@
  * it at once, as nothing stops it from doing in Go. Whether fn is still
  * running is kept apart instead, in the runner's stack frame, listed in a
  * stripe chosen by the storage's address while fn runs (struct run_stripe);
- * a stop that must wait for fn sleeps on that stripe. RUNNING with no frame
- * listed means fn has returned.
+ * a stop that must wait for fn sleeps on that stripe. The storage may have
+ * been freed and handed out again while an earlier fn there still runs, so a
+ * run is known by the address and a serial number, kept in the state word
+ * (bits 8-30) and in the frame. RUNNING with no frame listed for both means
+ * fn has returned.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -66,6 +69,8 @@ enum {
     AFTER_RUNNING,    /* fn started; it has returned once no frame is listed */
 };
 #define AFTER_STATE 0xffu
+#define AFTER_SERIAL_SHIFT 8
+#define AFTER_SERIAL_MASK 0x7fffffu /* bits 8-30: the run's serial */
 #define AFTER_WAITERS (1u << 31)
 
 _Static_assert(sizeof(struct cctx__after) <= sizeof(cctx_after_t),
@@ -76,6 +81,7 @@ _Static_assert(sizeof(struct cctx__after) <= sizeof(cctx_after_t),
  * compared once fn has started: fn may free or reuse the storage. */
 struct run_frame {
     const struct cctx__after *reg;
+    uint32_t serial;               /* the run's, as in reg's state */
     struct run_frame *outer;       /* the chain: fns this thread runs around it */
     struct run_frame *next_listed; /* the stripe's list */
     bool waited;                   /* a stop sleeps on the stripe for it */
@@ -85,11 +91,12 @@ static _Thread_local struct run_frame *running;
 /* The frames of the fns running now, by their storage's address. The lock is
  * a word lock taken alone, or inside a run queue's lock (run_queue_run_one);
  * `ended` is the word stoppers sleep on, bumped when a waited-for fn
- * returns. */
+ * returns; `serial` numbers the runs that start here. */
 #define RUN_STRIPES 32
 struct run_stripe {
     _Atomic uint32_t lock;
     _Atomic uint32_t ended;
+    uint32_t serial;
     struct run_frame *frames;
 } __attribute__((aligned(64)));
 static struct run_stripe run_stripes[RUN_STRIPES];
@@ -121,11 +128,25 @@ static void wait_while(struct cctx__after *a, uint32_t from)
     }
 }
 
-/* Lists f for a, its stripe's lock held: from here until fn returns, a
- * stopper that finds a RUNNING finds f. */
-static void list_frame(struct run_stripe *st, struct run_frame *f, struct cctx__after *a)
+/* The next run's serial in st, its lock held. */
+static uint32_t next_serial(struct run_stripe *st)
 {
-    *f = (struct run_frame){.reg = a, .next_listed = st->frames};
+    return ++st->serial & AFTER_SERIAL_MASK;
+}
+
+/* The state of a run with that serial. */
+static uint32_t running_state(uint32_t serial)
+{
+    return AFTER_RUNNING | serial << AFTER_SERIAL_SHIFT;
+}
+
+/* Lists f for a's run `serial`, its stripe's lock held, in the same hold as
+ * a's state becomes RUNNING: from then until fn returns, a stopper that
+ * finds a RUNNING finds f. */
+static void list_frame(struct run_stripe *st, struct run_frame *f, struct cctx__after *a,
+                       uint32_t serial)
+{
+    *f = (struct run_frame){.reg = a, .serial = serial, .next_listed = st->frames};
     st->frames = f;
 }
 
@@ -159,14 +180,20 @@ static void run(struct cctx__after *a, struct run_frame *f)
         cctx__os_wake(&st->ended);
 }
 
-/* Sleeps until no fn runs for the storage at a (a is RUNNING, or was). */
-static void wait_returned(const struct cctx__after *a)
+/* Whether f is the frame of a's run `serial`. */
+static bool frame_of(const struct run_frame *f, const struct cctx__after *a, uint32_t serial)
+{
+    return f->reg == a && f->serial == serial;
+}
+
+/* Sleeps until a's run `serial` has returned. */
+static void wait_returned(const struct cctx__after *a, uint32_t serial)
 {
     struct run_stripe *st = stripe_of(a);
     for (;;) {
         cctx__word_lock(&st->lock);
         struct run_frame *f = st->frames;
-        while (f && f->reg != a)
+        while (f && !frame_of(f, a, serial))
             f = f->next_listed;
         if (f)
             f->waited = true;
@@ -257,10 +284,11 @@ bool cctx__run_queue_run_one(struct cctx__run_queue *q)
         /* RUNNING and the frame listed as one step, for a stopper. */
         struct run_stripe *st = stripe_of(c);
         cctx__word_lock(&st->lock);
-        bool ours =
-            cctx__atomic_cas_strong_acq_rel(&c->state, &s, (s & ~AFTER_STATE) | AFTER_RUNNING);
+        uint32_t serial = next_serial(st);
+        bool ours = cctx__atomic_cas_strong_acq_rel(&c->state, &s,
+                                                    (s & AFTER_WAITERS) | running_state(serial));
         if (ours)
-            list_frame(st, &frame, c);
+            list_frame(st, &frame, c, serial);
         cctx__word_unlock(&st->lock);
         if (ours) {
             unlink_at(q, pp);
@@ -304,49 +332,52 @@ struct stop_wait {
     struct stop_wait *next;
     const struct run_frame *frames; /* what the waiting thread runs */
     const struct cctx__after *target;
+    uint32_t serial; /* the target's run */
 };
 static pthread_mutex_t stop_waits_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct stop_wait *stop_waits;
 
-static bool runs(const struct run_frame *f, const struct cctx__after *a)
+static bool runs(const struct run_frame *f, const struct cctx__after *a, uint32_t serial)
 {
     for (; f; f = f->outer)
-        if (f->reg == a)
+        if (frame_of(f, a, serial))
             return true;
     return false;
 }
 
-/* Whether the thread running `target` waits, directly or through other
- * waiters, for something this thread runs (stop_waits_lock held). */
-static bool waits_for_us(const struct cctx__after *target)
+/* Whether the thread running `target`'s run `serial` waits, directly or
+ * through other waiters, for something this thread runs (stop_waits_lock
+ * held). */
+static bool waits_for_us(const struct cctx__after *target, uint32_t serial)
 {
     for (int hops = 0; hops < 1024; hops++) {
         const struct stop_wait *w = stop_waits;
-        while (w && !runs(w->frames, target))
+        while (w && !runs(w->frames, target, serial))
             w = w->next;
         if (!w)
             return false;
-        if (runs(running, w->target))
+        if (runs(running, w->target, w->serial))
             return true;
         target = w->target;
+        serial = w->serial;
     }
     return false;
 }
 
-/* From inside an after-function: waits for a's fn, running on another
+/* From inside an after-function: waits for a's run `serial`, on another
  * thread, to return, unless that would never end. */
-static void wait_running(struct cctx__after *a)
+static void wait_running(struct cctx__after *a, uint32_t serial)
 {
-    struct stop_wait me = {.frames = running, .target = a};
+    struct stop_wait me = {.frames = running, .target = a, .serial = serial};
     pthread_mutex_lock(&stop_waits_lock);
-    if (waits_for_us(a)) {
+    if (waits_for_us(a, serial)) {
         pthread_mutex_unlock(&stop_waits_lock);
         return;
     }
     me.next = stop_waits;
     stop_waits = &me;
     pthread_mutex_unlock(&stop_waits_lock);
-    wait_returned(a);
+    wait_returned(a, serial);
     pthread_mutex_lock(&stop_waits_lock);
     struct stop_wait **pp = &stop_waits;
     while (*pp != &me)
@@ -397,8 +428,9 @@ int cctx_after_func_at(cctx_t *ctx, cctx_after_t *reg, void (*fn)(void *arg), vo
         struct run_frame frame;
         struct run_stripe *st = stripe_of(a);
         cctx__word_lock(&st->lock);
-        cctx__atomic_store_relaxed(&a->state, AFTER_RUNNING);
-        list_frame(st, &frame, a);
+        uint32_t serial = next_serial(st);
+        cctx__atomic_store_relaxed(&a->state, running_state(serial));
+        list_frame(st, &frame, a, serial);
         cctx__word_unlock(&st->lock);
         run(a, &frame);
         return 0;
@@ -479,15 +511,17 @@ static bool after_stop(cctx_after_t *reg, const char *file, int line, const char
             publish(a, AFTER_RELEASED);
             return true;
         }
-        case AFTER_RUNNING:
+        case AFTER_RUNNING: {
             /* Running, or ran: the state stays RUNNING (see the top). */
-            if (runs(running, a))
+            uint32_t serial = s >> AFTER_SERIAL_SHIFT & AFTER_SERIAL_MASK;
+            if (runs(running, a, serial))
                 return false; /* from inside fn itself */
             if (running)
-                wait_running(a);
+                wait_running(a, serial);
             else
-                wait_returned(a);
+                wait_returned(a, serial);
             return false;
+        }
         case AFTER_IDLE:
             if (cctx__debug_on(CCTX__DEBUG_CHECKS))
                 cctx__misuse("cctx_after_stop on storage that was never registered", NULL, file,

@@ -4,8 +4,9 @@
  * library never touches it after fn returns, so a program that learns from
  * fn itself that it has run may free or reuse the storage at once, without
  * a cctx_after_stop; a stop that must wait for a running fn still waits,
- * wherever fn runs; and in a child of fork() a stop does not wait for an fn
- * that only a parent's thread was running.
+ * wherever fn runs, for the run it is about and no other run at the same
+ * address; and in a child of fork() a stop does not wait for an fn that only
+ * a parent's thread was running.
  */
 #define _GNU_SOURCE
 #include <cctx.h>
@@ -28,7 +29,7 @@
  * test lets it return: whatever the test does to the storage meanwhile
  * happens before fn returns. */
 struct held {
-    atomic_int effect, may_return;
+    atomic_int effect, may_return, returned;
 };
 
 static void held_fn(void *arg)
@@ -37,6 +38,7 @@ static void held_fn(void *arg)
     atomic_store(&h->effect, 1);
     while (!atomic_load(&h->may_return))
         sched_yield();
+    atomic_store(&h->returned, 1);
 }
 
 struct canceller {
@@ -62,10 +64,11 @@ static pthread_t cancel_into_held_fn(cctx_t *c, struct canceller *cn, cctx_after
     return t;
 }
 
-TEST(after_storage_may_be_unmapped_once_fn_has_had_its_effect)
+TEST(after_storage_may_be_made_inaccessible_once_fn_has_had_its_effect)
 {
-    /* The storage gets a page of its own, unmapped while fn still runs:
-     * any touch of it by the library after fn returns is a fault. */
+    /* The storage gets a page of its own, made inaccessible while fn still
+     * runs (and kept mapped, so nothing else lands there): any touch of it
+     * by the library after fn returns is a fault. */
     long page = sysconf(_SC_PAGESIZE);
     void *mem =
         mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -76,12 +79,13 @@ TEST(after_storage_may_be_unmapped_once_fn_has_had_its_effect)
     struct held h = {0};
     struct canceller cn = {cc};
     pthread_t t = cancel_into_held_fn(c, &cn, reg, &h);
-    CHECK_EQ(munmap(mem, (size_t)page), 0);
+    CHECK_EQ(mprotect(mem, (size_t)page, PROT_NONE), 0);
     atomic_store(&h.may_return, 1);
     /* The cancel returns once fn has returned and the run is wound up. */
     CHECK_EQ(pthread_join(t, NULL), 0);
     CHECK_EQ(cctx_err(c), ECANCELED);
     cctx_release(c);
+    CHECK_EQ(munmap(mem, (size_t)page), 0);
 }
 
 TEST(after_storage_reused_at_once_registers_anew)
@@ -171,6 +175,106 @@ TEST(after_stop_waits_for_fn_run_by_a_deadline)
     CHECK_EQ(s.stop_result, false);
     CHECK_EQ(atomic_load(&s.stop_returned), 2);
     cctx_release(c);
+}
+
+/* ---- a run is its storage and its serial ----------------------------------- */
+
+struct stopper {
+    cctx_after_t *reg;
+    atomic_int returned;
+    bool result;
+};
+
+static void *bounded_stop_main(void *arg)
+{
+    struct stopper *s = arg;
+    s->result = cctx_after_stop(s->reg);
+    atomic_store(&s->returned, 1);
+    return NULL;
+}
+
+TEST(after_stop_of_reused_storage_does_not_wait_for_the_earlier_fn_there)
+{
+    /* The first fn has shown its effect and waits for us; its storage,
+     * ours again, is registered on a done context, so the second fn runs
+     * and returns at once. A stop is about the second run only: waiting for
+     * the first would wait for ourselves. */
+    cctx_cancel_t *cc1, *cc2;
+    cctx_t *c1 = cctx_with_cancel(cctx_background(), &cc1);
+    cctx_t *c2 = cctx_with_cancel(cctx_background(), &cc2);
+    cctx_cancel(cc2);
+    cctx_after_t reg;
+    struct held h = {0};
+    struct canceller cn = {cc1};
+    pthread_t t = cancel_into_held_fn(c1, &cn, &reg, &h);
+    struct rec r = {.ctx = c2};
+    CHECK_EQ(cctx_after_func(c2, &reg, rec_fn, &r), 0);
+    CHECK_EQ(atomic_load(&r.runs), 1);
+
+    struct stopper s = {.reg = &reg};
+    pthread_t st;
+    CHECK_EQ(pthread_create(&st, NULL, bounded_stop_main, &s), 0);
+    int64_t until = cctx_now() + CCTX_SEC(10);
+    while (!atomic_load(&s.returned) && cctx_now() < until)
+        usleep(200);
+    CHECK_EQ(atomic_load(&s.returned), 1);
+    CHECK_EQ(s.result, false);
+    CHECK_EQ(atomic_load(&h.returned), 0); /* the first fn still runs */
+    atomic_store(&h.may_return, 1);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK_EQ(pthread_join(st, NULL), 0);
+    cctx_release(c2);
+    cctx_release(c1);
+}
+
+/* The first fn registers its own storage again on c2, has c2 canceled on
+ * another thread, and stops the second run while it runs there. */
+struct rerun {
+    cctx_after_t reg;
+    cctx_t *c2;
+    struct canceller cn2;
+    struct held second;
+    pthread_t t2;
+    atomic_int stop_returned;
+    bool stop_result;
+    int second_returned_at_stop;
+};
+
+static void rerun_fn(void *arg)
+{
+    struct rerun *x = arg;
+    CHECK(!cctx_after_stop(&x->reg)); /* from inside: false, and ours again */
+    CHECK_EQ(cctx_after_func(x->c2, &x->reg, held_fn, &x->second), 0);
+    CHECK_EQ(pthread_create(&x->t2, NULL, cancel_main, &x->cn2), 0);
+    while (!atomic_load(&x->second.effect))
+        sched_yield();
+    x->stop_result = cctx_after_stop(&x->reg);
+    x->second_returned_at_stop = atomic_load(&x->second.returned);
+    atomic_store(&x->stop_returned, 1);
+}
+
+TEST(after_stop_inside_fn_waits_for_a_later_run_of_its_storage)
+{
+    cctx_cancel_t *cc1;
+    cctx_t *c1 = cctx_with_cancel(cctx_background(), &cc1);
+    struct rerun x = {0};
+    x.c2 = cctx_with_cancel(cctx_background(), &x.cn2.cancel);
+    CHECK_EQ(cctx_after_func(c1, &x.reg, rerun_fn, &x), 0);
+    struct canceller cn1 = {cc1};
+    pthread_t t1;
+    CHECK_EQ(pthread_create(&t1, NULL, cancel_main, &cn1), 0);
+    while (!atomic_load(&x.second.effect))
+        sched_yield();
+    usleep(20000);
+    /* Not the stop from inside fn itself: the run it stops is another. */
+    CHECK_EQ(atomic_load(&x.stop_returned), 0);
+    atomic_store(&x.second.may_return, 1);
+    CHECK_EQ(pthread_join(t1, NULL), 0);
+    CHECK_EQ(pthread_join(x.t2, NULL), 0);
+    CHECK_EQ(x.stop_result, false);
+    CHECK_EQ(x.second_returned_at_stop, 1);
+    cctx_release(x.c2);
+    cctx_release(c1);
 }
 
 /* ---- fork() ----------------------------------------------------------------- */
