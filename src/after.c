@@ -39,8 +39,8 @@
  * RUNNING is the last state the storage ever holds: once fn has returned,
  * the library never touches the storage again, so a program that learns from
  * fn itself that it has run (a flag, a condition variable) may free or reuse
- * it at once, as nothing stops it from doing in Go. Whether fn is still
- * running is kept apart instead, in the runner's stack frame, listed in a
+ * it at once, with no stop. Whether fn is still running is kept apart
+ * instead, in the running thread's stack frame (struct run_frame), listed in a
  * stripe chosen by the storage's address while fn runs (struct run_stripe);
  * a stop that must wait for fn sleeps on that stripe. The storage may have
  * been freed and handed out again while an earlier fn there still runs, so a
