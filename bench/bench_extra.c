@@ -2,7 +2,8 @@
 /*
  * Benchmarks Go's context package lacks, for the properties cctx promises
  * beyond Go's: a million-context tree, wake-up latency, deadline precision
- * under load. And the per-context heap footprint, printed first.
+ * under load, after-functions (Go 1.21's AfterFunc). And the per-context heap
+ * footprint, printed first.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -301,6 +302,36 @@ static void deadline_lateness(bench_b *b, void *argp)
     free(after_late);
 }
 
+/* ---- After-functions -------------------------------------------------------- */
+
+static void count_run(void *arg)
+{
+    ++*(int64_t *)arg;
+}
+
+/* A context with one after-function, derived, canceled (which runs the
+ * function on this thread) or with the function stopped first, and
+ * released. Go 1.19 has no AfterFunc to race. */
+static void after_func(bench_b *b, void *ran)
+{
+    int64_t runs = 0;
+    cctx_after_t reg;
+    for (int64_t i = 0; i < b->n; i++) {
+        cctx_cancel_t *cancel;
+        cctx_t *c = must(cctx_with_cancel(cctx_background(), &cancel));
+        if (cctx_after_func(c, &reg, count_run, &runs) != 0)
+            bench_fatal("cctx_after_func failed");
+        if (ran)
+            cctx_cancel(cancel);
+        else if (!cctx_after_stop(&reg))
+            bench_fatal("cctx_after_stop did not stop a registration of a live context");
+        cctx_release(c);
+    }
+    if (runs != (ran ? b->n : 0))
+        bench_fatal("the after-function ran %lld times in %lld ops", (long long)runs,
+                    (long long)b->n);
+}
+
 void bench_extras(void)
 {
     bench_run("BenchmarkCancelTree1M/shape=wide", cancel_tree_1m_wide, NULL);
@@ -309,4 +340,6 @@ void bench_extras(void)
     static struct lateness_arg plain = {100000, 0}, blocked = {100000, 8};
     bench_run("BenchmarkDeadlineLateness/timers=100000", deadline_lateness, &plain);
     bench_run("BenchmarkDeadlineLateness/timers=100000/blocked=8", deadline_lateness, &blocked);
+    bench_run("BenchmarkAfterFunc/ran", after_func, (void *)1);
+    bench_run("BenchmarkAfterFunc/stopped", after_func, NULL);
 }
