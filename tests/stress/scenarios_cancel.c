@@ -47,9 +47,9 @@ static void seen_fn(void *arg)
     atomic_store(&s->finished, 1);
 }
 
-/* A cancel call that finds its context already ended returns at once, while
- * the thread that ended it (the timer thread, for a deadline) may still be
- * running the after-functions: wait for one to finish, boundedly. */
+/* A deadline fired on the real clock has its after-functions run by a runner
+ * thread, which no cancel call waits for: wait for one to finish,
+ * boundedly. */
 static void wait_finished(struct seen *s)
 {
     int64_t until = real_now() + CCTX_SEC(10);
