@@ -205,33 +205,6 @@ static void wait_returned(const struct cctx__after *a, uint32_t serial)
     }
 }
 
-void cctx__after_fork(int phase)
-{
-    switch (phase) {
-    case FORK_PREPARE:
-        for (int i = 0; i < RUN_STRIPES; i++)
-            cctx__word_lock(&run_stripes[i].lock);
-        break;
-    case FORK_PARENT:
-        for (int i = 0; i < RUN_STRIPES; i++)
-            cctx__word_unlock(&run_stripes[i].lock);
-        break;
-    default:
-        /* Only this thread goes on in the child: another thread's fn will
-         * never return here, and a stop must not wait for it. */
-        for (int i = 0; i < RUN_STRIPES; i++) {
-            cctx__atomic_store_relaxed(&run_stripes[i].lock, 0);
-            run_stripes[i].frames = NULL;
-        }
-        for (struct run_frame *f = running; f; f = f->outer) {
-            struct run_stripe *st = stripe_of(f->reg);
-            f->next_listed = st->frames;
-            st->frames = f;
-        }
-        break;
-    }
-}
-
 /* ---- Run queues ------------------------------------------------------------ */
 
 #define queue_of(a) ((struct cctx__run_queue *)((a)->link.pprev & ~NODE_AFTER))
@@ -327,7 +300,8 @@ void cctx__run_queue_drain(struct cctx__run_queue *q)
  * other"), which would never end; a stop that would close one returns false
  * at once instead. The waits in progress are listed here, each with the
  * waiter's frames (alive while it waits), under `stop_waits_lock`, which
- * nests inside nothing. */
+ * nests inside nothing (only the fork handlers take the stripes' locks
+ * inside it). */
 struct stop_wait {
     struct stop_wait *next;
     const struct run_frame *frames; /* what the waiting thread runs */
@@ -384,6 +358,49 @@ static void wait_running(struct cctx__after *a, uint32_t serial)
         pp = &(*pp)->next;
     *pp = me.next;
     pthread_mutex_unlock(&stop_waits_lock);
+}
+
+/* fork(): the handlers hold every stripe's lock and `stop_waits_lock`, so
+ * the child gets them free and its lists whole. Only this thread goes on in
+ * the child, and it is in no stop's wait (it is forking): the other threads'
+ * frames and waits are dropped, since another thread's fn will never return
+ * there and a stop must not wait for it. */
+void cctx__after_fork(int phase)
+{
+    switch (phase) {
+    case FORK_PREPARE:
+        pthread_mutex_lock(&stop_waits_lock);
+        for (int i = 0; i < RUN_STRIPES; i++)
+            cctx__word_lock(&run_stripes[i].lock);
+        break;
+    case FORK_PARENT:
+        for (int i = 0; i < RUN_STRIPES; i++)
+            cctx__word_unlock(&run_stripes[i].lock);
+        pthread_mutex_unlock(&stop_waits_lock);
+        break;
+    default:
+        for (int i = 0; i < RUN_STRIPES; i++) {
+            cctx__atomic_store_relaxed(&run_stripes[i].lock, 0);
+            run_stripes[i].frames = NULL;
+        }
+        for (struct run_frame *f = running; f; f = f->outer) {
+            struct run_stripe *st = stripe_of(f->reg);
+            f->next_listed = st->frames;
+            st->frames = f;
+        }
+        stop_waits = NULL;
+        pthread_mutex_unlock(&stop_waits_lock);
+        break;
+    }
+}
+
+/* For the tests (testhooks.h). */
+void cctx__test_after_hold_stop_waits_lock(bool hold)
+{
+    if (hold)
+        pthread_mutex_lock(&stop_waits_lock);
+    else
+        pthread_mutex_unlock(&stop_waits_lock);
 }
 
 void cctx__after_wait_stopper(struct cctx__after *a)

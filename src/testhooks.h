@@ -22,6 +22,9 @@ long cctx__test_lock_sleeps(void);
  * and pool threads take (group.c). */
 struct cctx_group;
 void cctx__test_group_hold_lock(struct cctx_group *g, bool hold);
+/* Takes (hold) or lets go of (!hold) the lock under which stops made from
+ * inside after-functions list their waits (after.c). */
+void cctx__test_after_hold_stop_waits_lock(bool hold);
 /* Number of deadlines armed on the process timer. */
 long cctx__test_armed_timers(void);
 /* Empties the calling thread's pool of random bytes for trace and span ids

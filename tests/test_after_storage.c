@@ -6,7 +6,7 @@
  * a cctx_after_stop; a stop that must wait for a running fn still waits,
  * wherever fn runs, for the run it is about and no other run at the same
  * address; and in a child of fork() a stop does not wait for an fn that only
- * a parent's thread was running.
+ * a parent's thread was running, nor for a lock that one of them held.
  */
 #define _GNU_SOURCE
 #include <cctx.h>
@@ -24,6 +24,7 @@
 
 #include "harness.h"
 #include "support.h"
+#include "testhooks.h"
 
 /* An fn that shows its effect, then holds its thread inside fn until the
  * test lets it return: whatever the test does to the storage meanwhile
@@ -306,5 +307,74 @@ TEST(after_stop_in_a_child_of_fork_does_not_wait_for_a_parent_thread_fn)
     CHECK(WIFEXITED(status)); /* not killed by the alarm */
     CHECK_EQ(WEXITSTATUS(status), 0);
     CHECK(!cctx_after_stop(&reg));
+    cctx_release(c);
+}
+
+/* A thread that holds the lock under which stops made inside after-functions
+ * list their waits, and lets go once the forking thread has forked, or is
+ * blocked (in the fork handler, on this lock). */
+struct lock_holder {
+    atomic_int held, forked;
+    pid_t forker;
+};
+
+static cctx_after_t stopped_from_inside;
+
+static void *hold_stop_waits_lock(void *arg)
+{
+    struct lock_holder *lh = arg;
+    cctx__test_after_hold_stop_waits_lock(true);
+    atomic_store(&lh->held, 1);
+    while (!atomic_load(&lh->forked) && thread_state(lh->forker) != 'S')
+        sched_yield();
+    cctx__test_after_hold_stop_waits_lock(false);
+    return NULL;
+}
+
+static void stop_from_inside(void *arg)
+{
+    *(int *)arg = cctx_after_stop(&stopped_from_inside) ? 1 : 0;
+}
+
+TEST(after_stop_inside_fn_in_a_child_of_fork_does_not_wait_for_a_lock_a_parent_thread_held)
+{
+    if (TEST_UNDER_TSAN || TEST_UNDER_ASAN)
+        SKIP_IN_THIS_BUILD("%s (threads in a child of fork)",
+                           TEST_UNDER_TSAN ? "ThreadSanitizer" : "AddressSanitizer");
+    cctx_cancel_t *cc;
+    cctx_t *c = cctx_with_cancel(cctx_background(), &cc);
+    struct held h = {0};
+    struct canceller cn = {cc};
+    pthread_t t = cancel_into_held_fn(c, &cn, &stopped_from_inside, &h);
+    struct lock_holder lh = {.forker = thread_id()};
+    pthread_t holder;
+    CHECK_EQ(pthread_create(&holder, NULL, hold_stop_waits_lock, &lh), 0);
+    while (!atomic_load(&lh.held))
+        sched_yield();
+    fflush(stdout);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        /* An fn run here, inline on a done context, stops the registration
+         * whose fn a parent's thread runs: a stop from inside an
+         * after-function, which lists its wait under that lock. */
+        alarm(10);
+        cctx_cancel_t *dc;
+        cctx_t *done = cctx_with_cancel(cctx_background(), &dc);
+        cctx_cancel(dc);
+        cctx_after_t inner;
+        int stop_result = 2;
+        if (cctx_after_func(done, &inner, stop_from_inside, &stop_result) != 0)
+            _exit(3);
+        _exit(stop_result); /* 0: false, since fn had run */
+    }
+    atomic_store(&lh.forked, 1);
+    CHECK_EQ(pthread_join(holder, NULL), 0);
+    int status;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    atomic_store(&h.may_return, 1);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK(WIFEXITED(status)); /* not killed by the alarm */
+    CHECK_EQ(WEXITSTATUS(status), 0);
     cctx_release(c);
 }
