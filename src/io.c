@@ -22,6 +22,14 @@
  * a descriptor whose readiness is not exact (anything but a pipe or a
  * socket) switches to the fallback, or the loop would spin.
  *
+ * A terminal takes no RWF_NOWAIT, and its POLLOUT promises room for one byte,
+ * not PIPE_BUF: a blocking write after it could sleep in the kernel, deaf to
+ * ctx, as long as the terminal is stopped or its reader is away. So a write
+ * to a blocking tty goes through a non-blocking descriptor of its own, opened
+ * anew through /proc/self/fd (a new open file description, so the caller's
+ * flags stay as they are) and closed before the call returns (see
+ * write_mode).
+ *
  * Condition variables, locks, semaphores and joins are in src/io_sync.c.
  */
 #define _GNU_SOURCE
@@ -35,6 +43,7 @@
 #include "atomics.h"
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -104,7 +113,8 @@ enum mode {
 
 struct xfer {
     cctx_t *ctx;
-    int fd;
+    int fd;  /* the caller's, or `own` */
+    int own; /* a descriptor of the call's own, to close, or -1 */
     enum kind kind;
     int flags;      /* recv/send: the caller's flags */
     enum mode mode; /* kept across the pieces of one call */
@@ -146,16 +156,35 @@ static enum mode fallback_mode(int fd)
     return fl >= 0 && (fl & O_NONBLOCK) ? M_PLAIN : M_POLLED;
 }
 
+/* The fallback for x, and for a write to a blocking tty a non-blocking
+ * descriptor of the call's own for it (see the top). Where that cannot be
+ * opened (no /proc, a terminal in exclusive mode, EMFILE) the write stays
+ * polled, as before: it may then block while the terminal takes nothing. */
+static enum mode write_mode(struct xfer *x)
+{
+    enum mode m = fallback_mode(x->fd);
+    struct stat st;
+    if (m != M_POLLED || x->kind != K_WRITE || x->own >= 0 || fstat(x->fd, &st) != 0 ||
+        !S_ISCHR(st.st_mode) || !isatty(x->fd))
+        return m;
+    char path[32];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", x->fd);
+    int fd = open(path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0)
+        return m;
+    x->own = x->fd = fd;
+    return M_PLAIN;
+}
+
 /* The mode a call starts in: M_NOWAIT, unless read and write have no
  * RWF_NOWAIT in this libc. */
-static enum mode initial_mode(enum kind kind, int fd)
+static enum mode initial_mode(struct xfer *x)
 {
 #if CCTX_USE_PREADV2
-    (void)kind;
-    (void)fd;
+    (void)x;
     return M_NOWAIT;
 #else
-    return kind == K_READ || kind == K_WRITE ? fallback_mode(fd) : M_NOWAIT;
+    return x->kind == K_READ || x->kind == K_WRITE ? write_mode(x) : M_NOWAIT;
 #endif
 }
 
@@ -191,7 +220,7 @@ static ssize_t xfer_one(struct xfer *x, char *p, size_t n)
         if (rw && x->mode == M_NOWAIT &&
             (e == EOPNOTSUPP || e == ENOSYS ||
              (e == EAGAIN && was_ready && !exact_readiness(x->fd)))) {
-            x->mode = fallback_mode(x->fd);
+            x->mode = write_mode(x);
             x->ready = was_ready;
             continue;
         }
@@ -242,7 +271,8 @@ ssize_t cctx_read(cctx_t *ctx, int fd, void *buf, size_t len)
             ;
         return r;
     }
-    struct xfer x = {.ctx = ctx, .fd = fd, .kind = K_READ, .mode = initial_mode(K_READ, fd)};
+    struct xfer x = {.ctx = ctx, .fd = fd, .own = -1, .kind = K_READ};
+    x.mode = initial_mode(&x);
     return xfer_one(&x, buf, len);
 }
 
@@ -257,8 +287,15 @@ ssize_t cctx_write(cctx_t *ctx, int fd, const void *buf, size_t len)
             ;
         return r;
     }
-    struct xfer x = {.ctx = ctx, .fd = fd, .kind = K_WRITE, .mode = initial_mode(K_WRITE, fd)};
-    return xfer_all(&x, (char *)buf, len);
+    struct xfer x = {.ctx = ctx, .fd = fd, .own = -1, .kind = K_WRITE};
+    x.mode = initial_mode(&x);
+    ssize_t r = xfer_all(&x, (char *)buf, len);
+    if (x.own >= 0) {
+        int e = errno;
+        close(x.own);
+        errno = e;
+    }
+    return r;
 }
 
 ssize_t cctx_recv(cctx_t *ctx, int fd, void *buf, size_t len, int flags)
@@ -266,7 +303,7 @@ ssize_t cctx_recv(cctx_t *ctx, int fd, void *buf, size_t len, int flags)
     int err = check_xfer(ctx, fd, buf, len);
     if (unlikely(err))
         return failed_with(err);
-    struct xfer x = {.ctx = ctx, .fd = fd, .kind = K_RECV, .flags = flags};
+    struct xfer x = {.ctx = ctx, .fd = fd, .own = -1, .kind = K_RECV, .flags = flags};
     ssize_t r = xfer_one(&x, buf, len);
     /* MSG_DONTWAIT made the kernel stop short of MSG_WAITALL's len; go on
      * where that is what a blocking recv would do. */
@@ -286,7 +323,7 @@ ssize_t cctx_send(cctx_t *ctx, int fd, const void *buf, size_t len, int flags)
     int err = check_xfer(ctx, fd, buf, len);
     if (unlikely(err))
         return failed_with(err);
-    struct xfer x = {.ctx = ctx, .fd = fd, .kind = K_SEND, .flags = flags};
+    struct xfer x = {.ctx = ctx, .fd = fd, .own = -1, .kind = K_SEND, .flags = flags};
     return xfer_all(&x, (char *)buf, len);
 }
 

@@ -35,7 +35,13 @@
  * any poll. Where the kernel does not take RWF_NOWAIT (ttys, most character
  * devices, pipes on older kernels), the call polls first and then does a
  * plain read or write; on such a descriptor that is blocking, a write goes
- * PIPE_BUF bytes at a time, which POLLOUT guarantees room for.
+ * PIPE_BUF bytes at a time, which POLLOUT guarantees room for on a pipe. A
+ * terminal's POLLOUT promises one byte, so a write to a blocking tty goes
+ * through a non-blocking descriptor of the call's own for it (opened through
+ * /proc/self/fd, a new open file description, closed before the call
+ * returns): it ends with ctx while the terminal is stopped or nobody reads
+ * it. Where that open fails (no /proc, a terminal in exclusive mode), such a
+ * write may block until the terminal takes the bytes.
  * The one window left: a blocking descriptor without RWF_NOWAIT (and any
  * blocking listening socket, see cctx_accept) that another thread reads or
  * accepts on too may lose the data poll reported to that thread, and the

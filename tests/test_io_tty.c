@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Section 9, <cctx/io.h>: writing to a blocking terminal. A tty takes no
+ * RWF_NOWAIT and its POLLOUT promises room for one byte, so a write there
+ * must not trust poll: it still ends with its context while the terminal
+ * takes nothing, writes everything when the terminal is read, and leaves the
+ * caller's descriptor and flags as they were.
+ */
+#define _GNU_SOURCE
+#include <cctx.h>
+#include <cctx/io.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "io_ops.h"
+#include "support.h"
+
+enum { BIG = 1 << 20 };
+
+/* A pty in raw mode (bytes pass as they are): its blocking slave, which the
+ * tests write to, and its master, from which the bytes come out. */
+struct pty {
+    int master, slave;
+};
+
+static bool open_pty(struct pty *p)
+{
+    p->master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (p->master < 0)
+        return false;
+    CHECK_EQ(grantpt(p->master), 0);
+    CHECK_EQ(unlockpt(p->master), 0);
+    p->slave = open(ptsname(p->master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+    CHECK(p->slave >= 0);
+    struct termios tio;
+    CHECK_EQ(tcgetattr(p->slave, &tio), 0);
+    cfmakeraw(&tio);
+    CHECK_EQ(tcsetattr(p->slave, TCSANOW, &tio), 0);
+    return true;
+}
+
+/* The lowest free descriptor number: the same before and after a call that
+ * leaks none. */
+static int lowest_free_fd(void)
+{
+    int fd = dup(0);
+    CHECK(fd >= 0);
+    close(fd);
+    return fd;
+}
+
+/* Reads what the master gives until `want` bytes came, or nothing came for a
+ * second. Compares them with `sent`; the count read. */
+static size_t drain_master(int master, const char *sent, size_t want)
+{
+    static char got[BIG];
+    size_t n = 0;
+    while (n < want) {
+        struct pollfd p = {.fd = master, .events = POLLIN};
+        if (poll(&p, 1, 1000) <= 0)
+            break;
+        ssize_t r = read(master, got + n, want - n);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    CHECK(memcmp(got, sent, n) == 0);
+    return n;
+}
+
+static char payload[BIG];
+
+static void fill_payload(void)
+{
+    for (size_t i = 0; i < sizeof payload; i++)
+        payload[i] = (char)('a' + i % 26);
+}
+
+/* ---- a terminal that takes nothing ------------------------------------------------ */
+
+static struct {
+    struct pty p;
+    cctx_t *ctx;
+    atomic_int tid;
+    ssize_t result;
+    int err;
+} away;
+
+static void *write_big(void *arg)
+{
+    (void)arg;
+    atomic_store(&away.tid, thread_id());
+    away.result = cctx_write(away.ctx, away.p.slave, payload, sizeof payload);
+    away.err = errno;
+    return NULL;
+}
+
+static void write_while_reader_is_away(void)
+{
+    int flags = fd_flags(away.p.slave);
+    int free_fd = lowest_free_fd();
+    cctx_cancel_t *cancel;
+    away.ctx = cctx_with_cancel(cctx_background(), &cancel);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, write_big, NULL), 0);
+    while (!atomic_load(&away.tid))
+        sched_yield();
+    /* Blocked: the terminal's buffer is full, nobody reads the master. */
+    wait_until_blocked(atomic_load(&away.tid));
+    cctx_cancel(cancel);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    /* What the terminal took is counted, not lost behind the error. */
+    CHECK(away.result > 0 && away.result < (ssize_t)sizeof payload);
+    CHECK_EQ(fd_flags(away.p.slave), flags);
+    CHECK_EQ(lowest_free_fd(), free_fd);
+    CHECK_EQ(drain_master(away.p.master, payload, (size_t)away.result), (size_t)away.result);
+    /* Once canceled, the next call says so at once. */
+    CHECK_EQ(cctx_write(away.ctx, away.p.slave, "x", 1), -1);
+    CHECK_EQ(errno, ECANCELED);
+    cctx_release(away.ctx);
+}
+
+TEST(io_write_to_a_blocking_tty_whose_reader_is_away_ends_with_its_context)
+{
+    if (!open_pty(&away.p))
+        SKIP("no pseudo-terminal here: %s", strerror(errno));
+    fill_payload();
+    run_with_watchdog(write_while_reader_is_away, 20);
+    close(away.p.slave);
+    close(away.p.master);
+}
+
+/* ---- a terminal that is read ---------------------------------------------------- */
+
+struct reader {
+    int master;
+    size_t got;
+};
+
+static void *read_master(void *arg)
+{
+    struct reader *r = arg;
+    r->got = drain_master(r->master, payload, sizeof payload);
+    return NULL;
+}
+
+TEST(io_write_to_a_blocking_tty_that_is_read_writes_everything)
+{
+    struct pty p;
+    if (!open_pty(&p))
+        SKIP("no pseudo-terminal here: %s", strerror(errno));
+    fill_payload();
+    int flags = fd_flags(p.slave);
+    int free_fd = lowest_free_fd();
+    struct reader r = {.master = p.master};
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, read_master, &r), 0);
+    cctx_t *ctx = cctx_with_cancel(cctx_background(), NULL);
+    CHECK_EQ(cctx_write(ctx, p.slave, payload, sizeof payload), (ssize_t)sizeof payload);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK_EQ(r.got, sizeof payload);
+    CHECK_EQ(fd_flags(p.slave), flags);
+    CHECK_EQ(lowest_free_fd(), free_fd);
+    cctx_release(ctx);
+    close(p.slave);
+    close(p.master);
+}
