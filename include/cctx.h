@@ -209,8 +209,9 @@ CCTX_API CCTX__OWNED cctx_t *cctx_without_cancel_at(cctx_t *parent, const char *
  * functions instead). That needs the context in no list: one that never
  * was in one (its parent can never end) keeps its cause so even with
  * children; one in its parent's list leaves that list at once, as in Go,
- * unless it still has children or after-functions of its own or its own
- * lock is busy at that moment. Those take one allocation instead, as do the
+ * unless it still has children or after-functions of its own, its own
+ * lock is busy at that moment, or its parent has ended and is still marking
+ * its children. Those take one allocation instead, as do the
  * _at functions (a site given by hand), a message, and a deadline context's
  * cause. */
 CCTX_API void cctx_cancel_at(cctx_cancel_t *cancel, const char *file, int line, const char *func);

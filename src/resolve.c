@@ -9,9 +9,10 @@
  *  - the helper resolves, then takes the lock; if the caller is still
  *    waiting it stores the result, sets `done` and signals; otherwise (the
  *    caller abandoned the job) it frees the result and the job itself;
- *  - the caller waits with cctx_cond_wait; when ctx ends before `done` it
- *    sets `abandoned` and returns, leaving the job to the helper; when
- *    `done` is set it takes the result and frees the job.
+ *  - the caller waits with cctx_cond_wait; when ctx ends before `done`, or
+ *    the wait cannot be set up (no waker thread), it sets `abandoned` and
+ *    returns, leaving the job to the helper; when `done` is set it takes
+ *    the result and frees the job.
  * After the helper has set `done` and unlocked it never touches the job
  * again, so the caller may destroy the mutex and condition variable at once
  * (cctx_cond_wait leaves nothing registered on ctx when it returns).
@@ -182,20 +183,16 @@ CCTX_API int cctx_getaddrinfo(cctx_t *ctx, const char *node, const char *service
         int w = cctx_cond_wait(ctx, &j->cond, &j->lock);
         if (j->done)
             break;
-        if (w == ECANCELED || w == ETIMEDOUT) {
-            /* Abandon: from here on the job is the helper's to free. */
+        if (w != 0) {
+            /* ctx's end, or no wait to be had (EAGAIN: no waker thread),
+             * where waiting on would be deaf to ctx for as long as the
+             * resolver takes. Either way abandon: from here on the job is
+             * the helper's to free. */
             j->abandoned = true;
             pthread_mutex_unlock(&j->lock);
             return sys_fail(w);
         }
-        /* 0 (spurious) or a failure to set up the wake-up (EAGAIN: no
-         * waker thread): wait again, the helper will signal. A failing
-         * waker means waiting deaf to ctx, which still ends, when the
-         * resolver gives up. */
-        if (w != 0) {
-            while (!j->done)
-                pthread_cond_wait(&j->cond, &j->lock);
-        }
+        /* 0: woken by the helper's signal, or spuriously. */
     }
     pthread_mutex_unlock(&j->lock);
     rc = j->rc;
@@ -252,8 +249,18 @@ CCTX_API int cctx_dial(cctx_t *ctx, const char *host, const char *service, int s
     for (struct addrinfo *a = list; a; a = a->ai_next) {
         int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
         if (fd < 0) {
+            int e = errno;
+            /* ctx may have ended since the resolution or the last connect:
+             * its error, as the next cctx_connect would give, rather than
+             * an earlier failure. */
+            int ce = cctx_err(ctx);
+            if (ce) {
+                freeaddrinfo(list);
+                errno = ce;
+                return -1;
+            }
             if (!first)
-                first = errno;
+                first = e;
             continue;
         }
         if (cctx_connect(ctx, fd, a->ai_addr, a->ai_addrlen) == 0) {

@@ -460,6 +460,146 @@ TEST(resolve_no_thread)
     atomic_store_explicit(&cctx__io_thread_create, real, memory_order_relaxed);
 }
 
+/* ---- without a waker thread -------------------------------------------------------- */
+
+/* Whether this process's waker (started by its first cctx_cond_wait, then
+ * kept) runs already, as after an earlier test in the same process: with
+ * thread creation refused, cctx_cond_wait fails at once (EAGAIN) without
+ * one, and waits for its ctx's deadline with one. */
+static bool waker_running(void)
+{
+    pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+    cctx_t *ctx = cctx_with_timeout(cctx_background(), CCTX_SEC(1), NULL);
+    cctx__io_create_fn real =
+        atomic_exchange_explicit(&cctx__io_thread_create, fail_create, memory_order_relaxed);
+    CHECK_EQ(pthread_mutex_lock(&m), 0);
+    int r = cctx_cond_wait(ctx, &cond, &m);
+    CHECK_EQ(pthread_mutex_unlock(&m), 0);
+    atomic_store_explicit(&cctx__io_thread_create, real, memory_order_relaxed);
+    cctx_release(ctx);
+    return r != EAGAIN;
+}
+
+/* The thread-creation hook of the tests below. The first creation, the
+ * lookup's helper, is held: its thread is started only when the test lets it
+ * go, a resolver that answers as late as the test likes. The next, the
+ * waker of cctx_cond_wait, is refused (EAGAIN, as at a thread limit), once
+ * ctx has ended: canceled, or its deadline waited for. */
+static struct {
+    atomic_int creates;
+    void *(*fn)(void *);
+    void *arg;
+    cctx_t *ctx;
+    cctx_cancel_t *cancel; /* NULL: wait for ctx's deadline */
+} held;
+
+static int hold_helper_refuse_waker(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *),
+                                    void *arg)
+{
+    (void)t, (void)a;
+    if (atomic_fetch_add(&held.creates, 1) == 0) {
+        held.fn = fn;
+        held.arg = arg;
+        return 0;
+    }
+    if (held.cancel)
+        cctx_cancel(held.cancel);
+    else
+        CHECK_EQ(cctx_wait(held.ctx, CCTX_SEC(10)), ETIMEDOUT);
+    return EAGAIN;
+}
+
+/* The lookup returns at once, with the waker's error, though its helper has
+ * not answered; the abandoned helper, let go, frees the job and its result
+ * (ASan's leak check at exit sees it). */
+static void lookup_without_waker(void)
+{
+    atomic_store(&held.creates, 0);
+    cctx__io_create_fn real = atomic_exchange_explicit(
+        &cctx__io_thread_create, hold_helper_refuse_waker, memory_order_relaxed);
+    struct addrinfo *res = NULL;
+    errno = 0;
+    CHECK_EQ(cctx_getaddrinfo(held.ctx, "localhost", "80", NULL, &res), EAI_SYSTEM);
+    CHECK_EQ(errno, EAGAIN);
+    CHECK(res == NULL);
+    atomic_store_explicit(&cctx__io_thread_create, real, memory_order_relaxed);
+    CHECK_EQ(atomic_load(&held.creates), 2); /* the helper's, then the waker's */
+    CHECK(cctx_err(held.ctx) != 0);
+    CHECK_EQ(cctx__resolve_in_flight(), 1);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, held.fn, held.arg), 0);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK_EQ(cctx__resolve_in_flight(), 0);
+}
+
+TEST(resolve_without_a_waker_a_canceled_lookup_returns_at_once)
+{
+    if (waker_running())
+        SKIP("the waker of cctx_cond_wait already runs in this process");
+    held.ctx = cctx_with_cancel(cctx_background(), &held.cancel);
+    run_with_watchdog(lookup_without_waker, 10);
+    CHECK_EQ(cctx_err(held.ctx), ECANCELED);
+    cctx_release(held.ctx);
+}
+
+TEST(resolve_without_a_waker_an_expired_lookup_returns_at_once)
+{
+    if (waker_running())
+        SKIP("the waker of cctx_cond_wait already runs in this process");
+    held.ctx = cctx_with_timeout(cctx_background(), CCTX_MSEC(100), NULL);
+    held.cancel = NULL;
+    run_with_watchdog(lookup_without_waker, 10);
+    CHECK_EQ(cctx_err(held.ctx), ETIMEDOUT);
+    cctx_release(held.ctx);
+}
+
+/* ---- a dial whose ctx ends before a socket fails ----------------------------------- */
+
+/* The thread-creation hook of the test below: the lookup's helper runs at
+ * once, on the calling thread, so the name is resolved; then ctx is canceled
+ * and every descriptor used up, so the dial's next socket() fails. */
+static struct {
+    atomic_int creates;
+    cctx_cancel_t *cancel;
+    struct fds_used_up fds;
+} late;
+
+static int resolve_cancel_use_up_fds(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *),
+                                     void *arg)
+{
+    (void)t, (void)a;
+    atomic_fetch_add(&late.creates, 1);
+    fn(arg);
+    cctx_cancel(late.cancel);
+    fds_use_up(&late.fds);
+    return 0;
+}
+
+/* On a thread of its own: the helper names the thread it runs on. */
+static void dial_canceled_then_no_socket(void)
+{
+    cctx_t *ctx = cctx_with_cancel(cctx_background(), &late.cancel);
+    atomic_store(&late.creates, 0);
+    cctx__io_create_fn real = atomic_exchange_explicit(
+        &cctx__io_thread_create, resolve_cancel_use_up_fds, memory_order_relaxed);
+    errno = 0;
+    int fd = cctx_dial(ctx, "localhost", "80", SOCK_STREAM);
+    int err = errno;
+    fds_give_back(&late.fds);
+    atomic_store_explicit(&cctx__io_thread_create, real, memory_order_relaxed);
+    CHECK_EQ(atomic_load(&late.creates), 1);
+    CHECK_EQ(fd, -1);
+    CHECK_EQ(err, ECANCELED); /* not socket()'s EMFILE */
+    CHECK_EQ(cctx__resolve_in_flight(), 0);
+    cctx_release(ctx);
+}
+
+TEST(resolve_dial_canceled_before_a_socket_fails_reports_the_cancel)
+{
+    run_with_watchdog(dial_canceled_then_no_socket, 20);
+}
+
 static int listener(int family, int *port)
 {
     int l = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -224,7 +224,9 @@ CCTX_API int cctx_thread_join(cctx_t *ctx, pthread_t thread, void **ret);
  * freeaddrinfo), and EAI_SYSTEM with errno set: ctx's error (ECANCELED,
  * ETIMEDOUT) when ctx ends first or had already ended (nothing is started
  * then), EINVAL for a NULL ctx or res, or pthread_create's error (EAGAIN)
- * when no helper thread can be started. *res is written only on success.
+ * when the helper thread, or the waker thread that the wait needs (see
+ * cctx_cond_wait), cannot be started; a helper already started is then
+ * abandoned, as when ctx ends. *res is written only on success.
  *
  * fork(): a helper thread still running at the fork is not in the child;
  * its bookkeeping in the child's memory is then never freed (a few hundred
@@ -237,7 +239,8 @@ CCTX_API int cctx_getaddrinfo(cctx_t *ctx, const char *node, const char *service
  * cctx_getaddrinfo (AF_UNSPEC), then tries each address in the order the
  * resolver gave, each with cctx_connect, until one connects. The socket is
  * blocking and close-on-exec. Returns it, or -1 with errno: ctx's error when
- * ctx ends first (during the resolution or a connect), EINVAL (NULL ctx or
+ * ctx ends first (during the resolution, a connect, or between the
+ * attempts), EINVAL (NULL ctx or
  * host, or a bad socktype), the resolution's failure (EADDRNOTAVAIL for a name
  * with no address, as EAI_NONAME, EAI_NODATA, EAI_ADDRFAMILY and EAI_FAIL
  * say; EAGAIN for EAI_AGAIN; ENOMEM; EINVAL for a service or socktype the
