@@ -151,10 +151,33 @@ static int timed_join(void *obj, void **out, int64_t d)
  * After WAITING -> FIRED the waiter, holding the mutex again, waits in
  * cctx_after_stop for fn to finish (fn needs nothing the waiter holds); if fn
  * queued the wait, the waiter then waits on cond, under the mutex, for the
- * waker's `done`, which the waker sets and broadcasts under the mutex, after
- * taking the entry off its queue: once the waiter sees it, the waker touches
- * nothing of the waiter's frame or of cond again, only the mutex, to unlock
- * it (which POSIX allows even if the mutex is destroyed right after).
+ * waker's `done`, which the waker, after taking the entry off its queue,
+ * broadcasts and then sets under the mutex: once the waiter sees it, the
+ * waker touches nothing of the waiter's frame or of cond again, only the
+ * mutex, to unlock it (which POSIX allows even if the mutex is destroyed
+ * right after). A mutex the waker cannot take (ENOTRECOVERABLE: nobody can)
+ * is broadcast without it and `done` set last, and a waiter whose wait
+ * could not take the mutex back reads `done` without it: so `done` is
+ * atomic and always the waker's last touch of the frame and of cond.
+ *
+ * Robust mutexes. A trylock or lock of a mutex whose owner died holding it
+ * returns EOWNERDEAD and has acquired it, its state marked inconsistent:
+ * that is success, not "busy". The library cannot repair what the mutex
+ * protects, and it cannot keep the mutex: the waiter needs it to return, a
+ * lock cannot be handed from one thread to another, and fn's thread (the
+ * canceller's) may run on for ever. Unlocking it as it is would make it
+ * unusable for good (ENOTRECOVERABLE) for the waiter and for everybody
+ * else. So fn, or the waker, calls pthread_mutex_consistent, which is what
+ * lets the unlock leave the mutex usable, and sets owner_died; the waiter
+ * then returns EOWNERDEAD holding the mutex, as pthread_mutex_lock would
+ * have told it, and repairs the state (its own pthread_mutex_consistent
+ * then finds the mutex consistent already: glibc answers EINVAL, harmless).
+ * A thread that takes the mutex between that unlock and the waiter's return
+ * is not told; that is the price of waking the waiter at all. When the
+ * waiter's own pthread_cond_wait gets EOWNERDEAD, the mutex comes back
+ * inconsistent and EOWNERDEAD is returned as pthread gives it, unless the
+ * waiter must still wait for the waker: waiting unlocks, so it marks the
+ * mutex consistent first, as fn does.
  *
  * fork(): the child has no waker. An atfork handler (which starts nothing)
  * empties the queue, whose entries belong to threads the child does not
@@ -166,8 +189,10 @@ struct cond_wait {
     pthread_cond_t *cond;
     pthread_mutex_t *mutex;
     atomic_int state;
-    int handoff; /* written by fn; read after cctx_after_stop */
-    int done;    /* written by the waker; both sides under mutex */
+    int handoff;            /* written by fn; read after cctx_after_stop */
+    int owner_died;         /* fn or the waker took mutex with EOWNERDEAD (see above):
+                               written as handoff is, or by the waker before done */
+    atomic_int done;        /* set by the waker, last; under mutex when it has it */
     struct cond_wait *next; /* on the waker's queue */
     cctx_after_t reg;
 };
@@ -182,13 +207,21 @@ static struct {
 
 static pthread_once_t waker_once = PTHREAD_ONCE_INIT;
 
+/* fn or the waker took w's mutex with EOWNERDEAD (see above): marks it
+ * consistent, so that letting it go leaves it usable, and has the waiter
+ * report EOWNERDEAD. */
+static void took_from_dead_owner(struct cond_wait *w)
+{
+    w->owner_died = 1;
+    pthread_mutex_consistent(w->mutex);
+}
+
 /* Wakes the waiter of w, whose mutex this thread holds, and lets it go. */
 static void wake_locked(struct cond_wait *w)
 {
-    pthread_cond_t *cond = w->cond;
     pthread_mutex_t *mutex = w->mutex;
-    w->done = 1;
-    pthread_cond_broadcast(cond);
+    pthread_cond_broadcast(w->cond);
+    cctx__atomic_store_release(&w->done, 1);
     pthread_mutex_unlock(mutex);
 }
 
@@ -225,16 +258,20 @@ static void *waker_main(void *arg)
                 continue;
             }
             /* Off the list first: after wake_locked w may be gone. A mutex
-             * that fails otherwise (EINVAL: not the caller's business here)
-             * is broadcast without it, which is the best left to do. */
+             * that fails otherwise (ENOTRECOVERABLE; EINVAL: not the caller's
+             * business here) is broadcast without it, which is the best left
+             * to do; done comes after the broadcast, since the waiter, whose
+             * wait cannot take such a mutex back either, may leave as soon
+             * as it sees done. */
             *pw = w->next;
             all_busy = false;
             if (r == 0 || r == EOWNERDEAD) {
+                if (r == EOWNERDEAD)
+                    took_from_dead_owner(w);
                 wake_locked(w);
             } else {
-                pthread_cond_t *cond = w->cond;
-                w->done = 1;
-                pthread_cond_broadcast(cond);
+                pthread_cond_broadcast(w->cond);
+                cctx__atomic_store_release(&w->done, 1);
             }
         }
         slice = all_busy ? cctx__io_next_slice(slice) : CCTX__IO_SLICE_MIN;
@@ -322,7 +359,14 @@ static void cond_fire(void *arg)
     /* Broadcast after the unlock (see above): the waiter then wakes to a
      * free mutex instead of blocking on ours. cctx_after_stop in the waiter
      * waits for fn, so cond is still valid here. */
-    if (pthread_mutex_trylock(w->mutex) == 0) {
+    int r = pthread_mutex_trylock(w->mutex);
+    if (r == 0) {
+        pthread_mutex_unlock(w->mutex);
+        pthread_cond_broadcast(w->cond);
+        return;
+    }
+    if (unlikely(r == EOWNERDEAD)) { /* had, not busy: see above */
+        took_from_dead_owner(w);
         pthread_mutex_unlock(w->mutex);
         pthread_cond_broadcast(w->cond);
         return;
@@ -333,6 +377,28 @@ static void cond_fire(void *arg)
     waker.queue = w;
     pthread_cond_signal(&waker.more);
     pthread_mutex_unlock(&waker.lock);
+}
+
+/* After fn queued w: waits until the waker has let go of w (done). rc is the
+ * wait's result so far, 0 or EOWNERDEAD with the mutex held, else an error
+ * without it (ENOTRECOVERABLE); returns the same for the end of the wait. */
+static int await_waker(struct cond_wait *w, int rc)
+{
+    while (!cctx__atomic_load_acquire(&w->done)) {
+        if (rc == EOWNERDEAD) {
+            /* Waiting unlocks, which would make an inconsistent mutex
+             * unrecoverable: mark it consistent and report it (see above). */
+            took_from_dead_owner(w);
+            rc = 0;
+        }
+        /* rc != 0: not held, as the mutex cannot be had; the waker cannot
+         * take it either, and broadcasts and sets done without it. */
+        if (rc == 0)
+            rc = pthread_cond_wait(w->cond, w->mutex);
+        else
+            sched_yield();
+    }
+    return rc;
 }
 
 int cctx_cond_wait(cctx_t *ctx, pthread_cond_t *cond, pthread_mutex_t *mutex)
@@ -358,17 +424,14 @@ int cctx_cond_wait(cctx_t *ctx, pthread_cond_t *cond, pthread_mutex_t *mutex)
         cctx_after_stop(&w.reg); /* fn, if running, returns without the mutex */
         return rc ? rc : cctx_err(ctx);
     }
-    cctx_after_stop(&w.reg); /* fn never waits for mutex, which we hold */
-    while (w.handoff && !w.done) {
-        if (pthread_cond_wait(cond, mutex) != 0) {
-            /* Cannot happen with a mutex the first wait accepted; even so,
-             * never leave while the waker may still touch w. */
-            pthread_mutex_unlock(mutex);
-            sched_yield();
-            pthread_mutex_lock(mutex);
-        }
-    }
-    return cctx_err(ctx);
+    cctx_after_stop(&w.reg); /* fn never waits for mutex, which we may hold */
+    if (w.handoff)
+        rc = await_waker(&w, rc); /* never leave while the waker may touch w */
+    if (rc == 0 && unlikely(w.owner_died))
+        rc = EOWNERDEAD;
+    /* 0 or EOWNERDEAD: held; any other error: not held, which ctx's error
+     * in its place would hide. */
+    return rc ? rc : cctx_err(ctx);
 }
 
 /* ---- mutexes, semaphores, joins ------------------------------------------------ */

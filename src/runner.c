@@ -15,12 +15,25 @@
  * blocks holds up only itself until that many block at once. A runner idle
  * for IDLE_EXIT goes away, so a quiet process keeps none.
  *
+ * Work that finds no idle runner and can start none (RUNNERS_MAX are alive,
+ * or thread creation failed) counts itself in `unclaimed`, if a runner exists
+ * to take it: the next runner that runs out of work takes one count and looks
+ * at the queue and the jobs again instead of going idle. A runner may have
+ * found both empty just before the work came and be on its way to the idle
+ * list, so "a runner is busy, it will see the work when it is done" is not
+ * enough. With no runner at all (thread creation failed and none is left, or
+ * only runners whose pthread_create has not returned), the caller does the
+ * work itself (cctx__runner_notify, cctx__runner_submit).
+ *
  * Sleeping. An idle runner puts itself on the idle list and sleeps on its
  * own word. A notifier takes one runner off the list, marks it claimed and
  * wakes it: the idle count is exact at every moment (two notifiers never
  * count on the same runner) and a wake-up wakes one thread. A runner whose
  * sleep timed out takes itself off the list, unless a notifier claimed it
- * first, in which case it stays and works.
+ * first, in which case it stays and works. `unclaimed` is non-zero only
+ * while the idle list is empty (summon claims an idler rather than count,
+ * and a runner takes a count rather than join the list), so a runner on the
+ * list never has to look at it, and no runner leaves while it is non-zero.
  *
  * Locks: `pool.lock` (a word lock) guards the job list, the idle list and
  * the counts; it is taken alone. The queue's lock is the queue's own
@@ -28,6 +41,7 @@
  */
 #define _GNU_SOURCE
 #include "internal.h"
+#include "testhooks.h"
 
 #define RUNNERS_MAX 256
 #define IDLE_EXIT CCTX_SEC(2)
@@ -43,8 +57,13 @@ static struct {
     _Atomic uint32_t lock;
     struct cctx__job *jobs, **jobs_tail;
     struct idler *idle; /* runners asleep, waiting to be claimed */
-    unsigned threads;   /* runners alive */
+    unsigned threads;   /* runners alive, or being started */
+    unsigned starting;  /* of those, how many pthread_create has not returned for */
+    unsigned unclaimed; /* work that found no idler and started no runner */
 } pool = {.jobs_tail = &pool.jobs};
+
+/* How a runner is started (testhooks.h). */
+_Atomic(cctx__thread_start_fn) cctx__runner_thread_start = cctx__os_thread_start;
 
 static struct cctx__job *take_job(void)
 {
@@ -76,8 +95,14 @@ static bool idle_wait(void)
 {
     struct idler me = {.claimed = 0};
     cctx__word_lock(&pool.lock);
-    /* Work that came while we were not on the list found no idler, and
-     * started a runner of its own: nothing is left for us to catch here. */
+    /* Work that came after we last looked and found no idler either started
+     * a runner of its own or counted itself here: take one count, and look
+     * again, as if claimed. */
+    if (pool.unclaimed > 0) {
+        pool.unclaimed--;
+        cctx__word_unlock(&pool.lock);
+        return true;
+    }
     me.next = pool.idle;
     pool.idle = &me;
     cctx__word_unlock(&pool.lock);
@@ -108,33 +133,45 @@ static void *runner_main(void *arg)
     return NULL;
 }
 
-/* Claims an idle runner, or starts one; false if there is none and none
- * could be started. */
+/* Claims an idle runner, or starts one, or else counts the work as
+ * unclaimed for the next runner that runs out of work; false if no runner
+ * exists and none could be started. */
 static bool summon(void)
 {
     cctx__fork_watch();
     cctx__word_lock(&pool.lock);
-    struct idler *idler = pool.idle;
-    if (idler) {
-        pool.idle = idler->next;
-        /* Under the lock: the idler frees its frame only after taking it. */
-        cctx__atomic_store_release(&idler->claimed, 1);
-        cctx__os_wake(&idler->claimed);
-        cctx__word_unlock(&pool.lock);
-        return true;
-    }
-    bool start = pool.threads < RUNNERS_MAX;
-    if (start)
+    bool tried = false;
+    for (;;) {
+        struct idler *idler = pool.idle;
+        if (idler) {
+            pool.idle = idler->next;
+            /* Under the lock: the idler frees its frame only after taking it. */
+            cctx__atomic_store_release(&idler->claimed, 1);
+            cctx__os_wake(&idler->claimed);
+            cctx__word_unlock(&pool.lock);
+            return true;
+        }
+        if (tried || pool.threads >= RUNNERS_MAX)
+            break;
         pool.threads++;
-    bool any = pool.threads > 0;
-    cctx__word_unlock(&pool.lock);
-    if (!start)
-        return any;
-    if (cctx__os_thread_start(runner_main, NULL) == 0)
-        return true;
-    cctx__word_lock(&pool.lock);
-    pool.threads--;
-    any = pool.threads > 0;
+        pool.starting++;
+        cctx__word_unlock(&pool.lock);
+        cctx__thread_start_fn start = cctx__atomic_load_relaxed(&cctx__runner_thread_start);
+        int err = start(runner_main, NULL);
+        cctx__word_lock(&pool.lock);
+        pool.starting--;
+        if (err == 0) {
+            cctx__word_unlock(&pool.lock);
+            return true;
+        }
+        pool.threads--;
+        tried = true; /* a runner may have gone idle meanwhile: look again */
+    }
+    /* Only a runner that exists will come back for the work: one whose
+     * pthread_create has not returned may never. */
+    bool any = pool.threads > pool.starting;
+    if (any)
+        pool.unclaimed++;
     cctx__word_unlock(&pool.lock);
     return any;
 }
@@ -210,6 +247,8 @@ void cctx__runner_fork(int phase)
         cctx__atomic_store_relaxed(&cctx__runner_queue.lock, 0);
         cctx__atomic_store_relaxed(&pool.lock, 0);
         pool.threads = 0;
+        pool.starting = 0;
+        pool.unclaimed = 0;
         pool.idle = NULL;
         break;
     }

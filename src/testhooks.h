@@ -25,6 +25,10 @@ void cctx__test_group_hold_lock(struct cctx_group *g, bool hold);
 /* Takes (hold) or lets go of (!hold) the lock under which stops made from
  * inside after-functions list their waits (after.c). */
 void cctx__test_after_hold_stop_waits_lock(bool hold);
+/* How the runners' pool starts a thread (runner.c): a test puts in one that
+ * fails, as at a thread limit. */
+typedef int (*cctx__thread_start_fn)(void *(*fn)(void *), void *arg);
+extern _Atomic(cctx__thread_start_fn) cctx__runner_thread_start;
 /* Number of deadlines armed on the process timer. */
 long cctx__test_armed_timers(void);
 /* Empties the calling thread's pool of random bytes for trace and span ids

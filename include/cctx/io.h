@@ -153,12 +153,18 @@ CCTX_API int cctx_accept(cctx_t *ctx, int fd, struct sockaddr *addr, socklen_t *
 CCTX_API int cctx_connect(cctx_t *ctx, int fd, const struct sockaddr *addr, socklen_t addrlen);
 
 /* pthread_cond_wait that also wakes when ctx ends. The caller holds mutex;
- * it is held again on every return, error or not. Returns 0 when woken by a
- * signal or broadcast, or spuriously, as pthread_cond_wait may be: re-check
- * the predicate; cctx_err(ctx) if ctx has ended by the time it wakes (also
- * when a signal raced with the end: the predicate may hold); or the error of
- * pthread_cond_wait. Nothing stays registered on ctx after it returns, so
- * cond and mutex may be destroyed then even if ctx is canceled later.
+ * it is held again on every return but ENOTRECOVERABLE, as from
+ * pthread_cond_wait. Returns 0 when woken by a signal or broadcast, or
+ * spuriously, as pthread_cond_wait may be: re-check the predicate;
+ * cctx_err(ctx) if ctx has ended by the time it wakes (also when a signal
+ * raced with the end: the predicate may hold); EOWNERDEAD, with mutex held,
+ * when a robust mutex's owner died holding it during the wait: repair the
+ * state and call pthread_mutex_consistent, as after pthread_mutex_lock (if
+ * the library had to mark the mutex consistent to hand it on, that call
+ * answers EINVAL, which is harmless; a thread that took the mutex in between
+ * was not told); or another error of pthread_cond_wait. Nothing stays
+ * registered on ctx after it returns, so cond and mutex may be destroyed
+ * then even if ctx is canceled later.
  *
  * The end of ctx wakes it through an after-function that takes and releases
  * mutex and broadcasts cond (Go's AfterFunc + sync.Cond pattern), so other
@@ -174,7 +180,8 @@ CCTX_API int cctx_connect(cctx_t *ctx, int fd, const struct sockaddr *addr, sock
  * nothing, with mutex held, and a later call tries again. The waker takes
  * each mutex for at most 16 ms at a time, so a mutex held for long delays
  * only its own waiters' wake-up. Only normal, error-checking and recursive
- * (held once) mutexes are supported, as for pthread_cond_wait.
+ * (held once) mutexes are supported, robust or not, as for
+ * pthread_cond_wait.
  *
  * fork(): a child starts no thread at fork time; its first cctx_cond_wait
  * starts a waker of its own (ThreadSanitizer does not allow that in a child

@@ -1,0 +1,290 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The runners' pool (runner.c): work that finds no idle runner and can start
+ * none (RUNNERS_MAX runners alive, or thread creation failing) is taken by
+ * the next runner that runs out of work, also by one that had just found
+ * nothing to do and was on its way to the idle list; with no runner at all,
+ * the caller gets the work back (a job) or does it itself (a deadline's
+ * after-functions, on the timer thread). Thread creation is made to fail
+ * through runner.c's hook cctx__runner_thread_start.
+ */
+#define _GNU_SOURCE
+#include <cctx.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "internal.h"
+#include "support.h"
+#include "testhooks.h"
+
+enum { RUNNERS_MAX = 256 }; /* runner.c's */
+
+static atomic_int starts_refused;
+
+static int refuse_start(void *(*fn)(void *), void *arg)
+{
+    (void)fn, (void)arg;
+    atomic_fetch_add(&starts_refused, 1);
+    return ENOMEM;
+}
+
+/* ---- runners kept busy --------------------------------------------------------------- */
+
+/* n after-functions of one deadline, each on a runner of its own. Slot 0's
+ * returns when `first_go` opens, the others' when `go` does. */
+struct busy {
+    pthread_t registrar;
+    atomic_int too_late; /* an fn ran at registration: the deadline came first */
+    struct latch in, go, first_go, first_left;
+    atomic_int first_tid; /* the thread slot 0's fn runs on */
+    struct slot {
+        struct busy *b;
+        int i;
+        cctx_after_t reg;
+    } slots[RUNNERS_MAX];
+    cctx_t *ctx;
+    int n;
+};
+
+static void hold_runner(void *arg)
+{
+    struct slot *s = arg;
+    struct busy *b = s->b;
+    if (pthread_equal(pthread_self(), b->registrar)) {
+        atomic_store(&b->too_late, 1);
+        return;
+    }
+    if (s->i == 0)
+        atomic_store(&b->first_tid, thread_id());
+    latch_add(&b->in);
+    if (s->i == 0) {
+        latch_wait_open(&b->first_go);
+        latch_add(&b->first_left);
+    } else {
+        latch_wait_open(&b->go);
+    }
+}
+
+static struct busy *busy_new(int n)
+{
+    static const struct latch fresh = LATCH_INIT;
+    struct busy *b = calloc(1, sizeof *b);
+    CHECK(b != NULL);
+    b->in = b->go = b->first_go = b->first_left = fresh;
+    b->registrar = pthread_self();
+    b->n = n;
+    return b;
+}
+
+/* Lets every fn of b return and waits until each has. */
+static void busy_end(struct busy *b, int registered)
+{
+    latch_open(&b->first_go);
+    latch_open(&b->go);
+    for (int i = 0; i < registered; i++)
+        cctx_after_stop(&b->slots[i].reg);
+    cctx_release(b->ctx);
+    free(b);
+}
+
+/* Returns once n runners each run an after-function that blocks. A deadline
+ * fires them all at once; should it come before the last registration, the
+ * attempt is undone and made again with a longer timeout. */
+static struct busy *keep_runners_busy(int n)
+{
+    for (int64_t timeout = CCTX_MSEC(100);; timeout *= 4) {
+        CHECK(timeout < CCTX_SEC(60));
+        struct busy *b = busy_new(n);
+        b->ctx = cctx_with_timeout(cctx_background(), timeout, NULL);
+        CHECK(b->ctx != NULL);
+        int i;
+        for (i = 0; i < n && !atomic_load(&b->too_late); i++) {
+            b->slots[i] = (struct slot){.b = b, .i = i};
+            CHECK_EQ(cctx_after_func(b->ctx, &b->slots[i].reg, hold_runner, &b->slots[i]), 0);
+        }
+        if (!atomic_load(&b->too_late)) {
+            latch_wait_n(&b->in, n);
+            return b;
+        }
+        busy_end(b, i);
+    }
+}
+
+/* Lets slot 0's fn return, and returns once its runner has found no job and
+ * sleeps on the run queue's lock, which the caller then holds: the runner
+ * has looked for work, and once the lock is let go it finds the queue empty
+ * and goes to the idle list without another look at the jobs. */
+static void bring_runner_to_idle_edge(struct busy *b)
+{
+    cctx__word_lock(&cctx__runner_queue.lock);
+    latch_open(&b->first_go);
+    latch_wait_n(&b->first_left, 1);
+    wait_until_blocked(atomic_load(&b->first_tid));
+}
+
+/* ---- jobs -------------------------------------------------------------------------- */
+
+struct test_job {
+    struct cctx__job job;
+    struct latch *ran;
+};
+
+static void run_test_job(struct cctx__job *job)
+{
+    struct test_job *j = container_of(job, struct test_job, job);
+    latch_add(j->ran);
+}
+
+/* ---- work no runner was found for ------------------------------------------------- */
+
+static void work_at_the_runner_limit(void)
+{
+    struct busy *b = keep_runners_busy(RUNNERS_MAX);
+    bring_runner_to_idle_edge(b);
+    /* The pool is full and its one runner not in an fn has not yet reached
+     * the idle list: the job finds no idler and may start no runner. */
+    cctx__runner_thread_start = refuse_start;
+    struct latch ran = LATCH_INIT;
+    struct test_job j = {.job.run = run_test_job, .ran = &ran};
+    CHECK(cctx__runner_submit(&j.job));
+    CHECK_EQ(atomic_load(&starts_refused), 0); /* none was even tried */
+    cctx__word_unlock(&cctx__runner_queue.lock);
+    /* Before, the runner slept on the idle list and left after 2 s; the job
+     * waited for one of the blocked after-functions to return. */
+    latch_wait_n(&ran, 1);
+    cctx__runner_thread_start = cctx__os_thread_start;
+    busy_end(b, RUNNERS_MAX);
+}
+
+TEST(runner_work_at_the_limit_goes_to_the_runner_about_to_go_idle)
+{
+    run_with_watchdog(work_at_the_runner_limit, 60);
+}
+
+static void work_no_runner_could_start_for(void)
+{
+    struct busy *b = keep_runners_busy(1);
+    bring_runner_to_idle_edge(b);
+    cctx__runner_thread_start = refuse_start;
+    struct latch ran = LATCH_INIT;
+    struct test_job j = {.job.run = run_test_job, .ran = &ran};
+    CHECK(cctx__runner_submit(&j.job));
+    CHECK_EQ(atomic_load(&starts_refused), 1);
+    cctx__word_unlock(&cctx__runner_queue.lock);
+    latch_wait_n(&ran, 1); /* before: never, once the runner had left */
+    cctx__runner_thread_start = cctx__os_thread_start;
+    busy_end(b, 1);
+}
+
+TEST(runner_work_no_runner_could_start_for_goes_to_the_runner_about_to_go_idle)
+{
+    run_with_watchdog(work_no_runner_could_start_for, 30);
+}
+
+/* ---- no runner at all -------------------------------------------------------------- */
+
+/* Two submits with no runner alive, each failing to start one: the first
+ * fails while the second's start is still under way, and returns before the
+ * second's fails. */
+static atomic_int starts_tried;
+static struct latch second_start_tried = LATCH_INIT, submits_returned = LATCH_INIT;
+
+static int refuse_start_in_turn(void *(*fn)(void *), void *arg)
+{
+    (void)fn, (void)arg;
+    if (atomic_fetch_add(&starts_tried, 1) == 0) {
+        latch_wait_n(&second_start_tried, 1);
+    } else {
+        latch_add(&second_start_tried);
+        latch_wait_n(&submits_returned, 1); /* the first's: ours cannot */
+    }
+    return ENOMEM;
+}
+
+static struct latch ran_either = LATCH_INIT;
+
+struct submitter {
+    struct test_job j;
+    bool taken; /* what cctx__runner_submit returned */
+};
+
+static void *submit_main(void *arg)
+{
+    struct submitter *s = arg;
+    s->taken = cctx__runner_submit(&s->j.job);
+    latch_add(&submits_returned);
+    return NULL;
+}
+
+static void submits_with_no_runner(void)
+{
+    cctx__runner_thread_start = refuse_start_in_turn;
+    struct submitter s[2];
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) {
+        s[i] = (struct submitter){.j = {.job.run = run_test_job, .ran = &ran_either}};
+        CHECK_EQ(pthread_create(&t[i], NULL, submit_main, &s[i]), 0);
+    }
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(pthread_join(t[i], NULL), 0);
+    CHECK_EQ(atomic_load(&starts_tried), 2);
+    /* Before, the first counted on the second's runner, which never came,
+     * and its job stayed queued with no runner to take it. */
+    CHECK(!s[0].taken);
+    CHECK(!s[1].taken);
+    CHECK_EQ(latch_count(&ran_either), 0);
+    /* Handed back, not left behind: with threads again, runners take both. */
+    cctx__runner_thread_start = cctx__os_thread_start;
+    for (int i = 0; i < 2; i++)
+        CHECK(cctx__runner_submit(&s[i].j.job));
+    latch_wait_n(&ran_either, 2);
+}
+
+TEST(runner_job_comes_back_to_its_submitter_when_no_runner_exists_or_starts)
+{
+    run_with_watchdog(submits_with_no_runner, 30);
+}
+
+struct on_thread {
+    struct latch ran;
+    pthread_t registrar, thread;
+};
+
+static void note_thread(void *arg)
+{
+    struct on_thread *o = arg;
+    o->thread = pthread_self();
+    latch_add(&o->ran);
+}
+
+static void deadline_with_no_runner(void)
+{
+    cctx__runner_thread_start = refuse_start;
+    static const struct latch fresh = LATCH_INIT;
+    for (int64_t timeout = CCTX_MSEC(20);; timeout *= 4) {
+        CHECK(timeout < CCTX_SEC(60));
+        struct on_thread o = {.ran = fresh, .registrar = pthread_self()};
+        cctx_after_t reg;
+        cctx_t *c = cctx_with_timeout(cctx_background(), timeout, NULL);
+        CHECK(c != NULL);
+        CHECK_EQ(cctx_after_func(c, &reg, note_thread, &o), 0);
+        latch_wait_n(&o.ran, 1);
+        cctx_release(c);
+        if (pthread_equal(o.thread, o.registrar))
+            continue; /* the deadline came before the registration */
+        CHECK(atomic_load(&starts_refused) > 0);
+        break;
+    }
+    cctx__runner_thread_start = cctx__os_thread_start;
+}
+
+TEST(runner_deadline_runs_its_after_functions_itself_when_no_runner_can_start)
+{
+    run_with_watchdog(deadline_with_no_runner, 30);
+}
