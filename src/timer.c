@@ -404,8 +404,17 @@ void cctx__timer_set_fake(int on, int64_t now, int64_t advance)
     for (int i = 0; i < HEAP_SHARDS; i++)
         shard_top(&shards[i], &top);
     /* Earliest first across shards: each round fires the shard whose top is
-     * the earliest due entry. */
-    while (on) {
+     * the earliest due entry, until none is due.
+     *
+     * An after-function fired here may stop the fake clock (or start it
+     * anew), so each round reads the clock's state afresh. Once it is
+     * stopped, the advance ends: pop_due would refuse every entry (they are
+     * no longer fake deadlines), and the loop would spin on a due top. The
+     * deadlines this advance had still to fire are then points on the real
+     * monotonic clock, like every deadline armed when the clock stops: the
+     * timer thread fires them when that clock reaches them (at once, if it
+     * is past them already), not this thread. */
+    while (on && cctx__atomic_load_seq_cst(&cctx__fake_on)) {
         int best = -1;
         int64_t least = cctx__atomic_load_seq_cst(&cctx__fake_now);
         for (int i = 0; i < HEAP_SHARDS; i++) {

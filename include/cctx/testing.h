@@ -24,7 +24,9 @@ CCTX_API void cctx_fake_clock_start(int64_t now);
  * after-functions have run, on the calling thread, before this returns.
  * Those after-functions run while this thread holds the fake clock's
  * (recursive) lock: they may call any cctx function, advancing the clock
- * included, but must not wait for another thread that moves the clock. */
+ * included, but must not wait for another thread that moves the clock. One
+ * that stops the clock ends the advance there: the deadlines it had still to
+ * fire are then on the real clock (see cctx_fake_clock_stop). */
 CCTX_API void cctx_fake_clock_advance(int64_t d);
 /* Back to the real monotonic clock; deadlines still armed are then measured
  * on it. */

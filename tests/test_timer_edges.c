@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Edges of the process timer (src/timer.c): an advance of the fake clock
+ * whose after-function stops the clock ends there, and the deadlines it had
+ * still to fire fire on the real clock, by the timer thread.
+ */
+#define _GNU_SOURCE
+#include <cctx.h>
+#include <cctx/testing.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "harness.h"
+#include "support.h"
+#include "testhooks.h"
+
+/* ---- an after-function that stops the fake clock ------------------------------ */
+
+static void stop_the_clock(void *arg)
+{
+    (void)arg;
+    cctx_fake_clock_stop();
+}
+
+/* Years ahead of CLOCK_MONOTONIC (about 3 years): a deadline there, once the
+ * fake clock stops, is one the real clock does not reach while the test runs. */
+static const int64_t FAR = CCTX_SEC(100000000);
+
+static void stop_inside_an_advance(void)
+{
+    cctx_fake_clock_start(FAR);
+    cctx_t *a = cctx_with_timeout(cctx_background(), CCTX_SEC(1), NULL);
+    cctx_t *b = cctx_with_timeout(cctx_background(), CCTX_SEC(2), NULL);
+    cctx_after_t reg;
+    CHECK_EQ(cctx_after_func(a, &reg, stop_the_clock, NULL), 0);
+    cctx_fake_clock_advance(CCTX_SEC(3)); /* b is due in it, after a */
+    CHECK_EQ(cctx_err(a), ETIMEDOUT);
+    /* b, due on the fake clock when it stopped, is a point on the real
+     * clock now, years away: still armed, not fired by the advance. */
+    CHECK_EQ(cctx_err(b), 0);
+    CHECK_EQ(cctx__test_armed_timers(), 1);
+    int64_t lo = real_now(), n = cctx_now(), hi = real_now();
+    CHECK(n >= lo && n <= hi); /* the clock stopped: cctx_now is the real one */
+    cctx_release(b);
+    CHECK_EQ(cctx__test_armed_timers(), 0);
+    cctx_release(a);
+}
+
+TEST(timer_fake_advance_returns_when_an_after_function_stops_the_clock)
+{
+    run_with_watchdog(stop_inside_an_advance, 10);
+}
+
+static void stop_inside_an_advance_behind_the_real_clock(void)
+{
+    /* The fake clock starts 1 ns after boot: far behind the real clock. */
+    cctx_fake_clock_start(1);
+    cctx_t *a = cctx_with_deadline(cctx_background(), 2, NULL);
+    const int line = __LINE__ + 1; /* b's */
+    cctx_t *b = cctx_with_deadline(cctx_background(), 3, NULL);
+    cctx_t *c = cctx_with_deadline(cctx_background(), FAR, NULL);
+    cctx_after_t reg;
+    CHECK_EQ(cctx_after_func(a, &reg, stop_the_clock, NULL), 0);
+    struct rec rb;
+    rec_on(&rb, b);
+    cctx_fake_clock_advance(FAR); /* a, b and c are due in it, in that order */
+    CHECK_EQ(cctx_err(a), ETIMEDOUT);
+    /* b's deadline, 3 ns after boot, is past on the real clock: the timer
+     * thread fires it, and a runner runs its after-function. */
+    CHECK_EQ(cctx_wait(b, -1), ETIMEDOUT);
+    check_cause(b, ETIMEDOUT, 0, "context deadline exceeded", line, __func__);
+    while (atomic_load(&rb.runs) == 0)
+        sched_yield();
+    CHECK_EQ(atomic_load(&rb.runs), 1);
+    CHECK(!pthread_equal(rb.thread, pthread_self()));
+    /* c's, years away on the real clock, stays armed. */
+    CHECK_EQ(cctx_err(c), 0);
+    CHECK_EQ(cctx__test_armed_timers(), 1);
+    cctx_release(c);
+    cctx_release(b);
+    cctx_release(a);
+}
+
+TEST(timer_deadlines_left_due_when_an_after_function_stops_the_fake_clock_fire_on_the_real_clock)
+{
+    run_with_watchdog(stop_inside_an_advance_behind_the_real_clock, 10);
+}
