@@ -42,6 +42,9 @@
  *    thread was using at the moment of the fork (deriving from it,
  *    cancelling it) may block a child thread that touches it; it never
  *    stalls the child's timer, so the child's own deadlines always fire.
+ *    That includes the timer thread: a deadline it was firing at that very
+ *    moment (taken off its heap, its context not yet marked) may leave that
+ *    context active in the child.
  */
 #ifndef CCTX_H
 #define CCTX_H
