@@ -532,7 +532,8 @@ CCTX_API CCTX__OWNED cctx_t *cctx_with_grace_at(cctx_t *parent, int64_t grace,
  * caller must hold one), so no descendant is alive either, since each holds
  * a reference on its parent. Returns 0 the moment the last other holder lets
  * go (it sleeps on the reference count: a futex on Linux; no polling), or
- * ETIMEDOUT when `timeout` passed first (0: do not wait; negative: no limit;
+ * ETIMEDOUT when `timeout` passed first (0: do not wait, only look once the
+ * cancellation and the after-functions it ran are done; negative: no limit;
  * measured as cctx_wait's). Then, if `report` is not NULL, it writes the
  * contexts still held, one line each in cctx_dump's text format (creation
  * site, name, references, cause), indented by depth under the context: the

@@ -12,7 +12,9 @@
  * it leaves the count at 1: the wake costs only releases of a context that
  * is waited on, and the ordinary release is unchanged. A waiter clears the
  * bit as it leaves and wakes the word once more, so that another waiter on
- * the same context (if any) sets it again.
+ * the same context (if any) sets it again. Under the fake clock the timeout
+ * is an after-function (fake_timeout), which clears the bit too before it
+ * wakes: whoever wakes a waiter changes the word first (see there).
  *
  * Reporting. Once a context is canceled its children are in no list (they
  * were handed to the cancellation), so the waiter looks before it cancels:
@@ -309,12 +311,40 @@ struct fake_wake {
     _Atomic uint32_t fired;
 };
 
-/* Under the fake clock, the timeout is a deadline whose after-function wakes
- * the waiter's word. */
+/* Under the fake clock, the timeout is a deadline whose after-function ends
+ * the wait: it sets `fired`, then clears REFS_WAITED, then wakes the word.
+ *
+ * A wake alone is not enough. The waiter reads `fired` and then sleeps with
+ * cctx__os_wait(word, r), which sleeps only while the word still holds r:
+ * the futex compares it in the kernel, and the portable build compares it
+ * under the stripe's lock, the one the wake broadcasts under. A wake that
+ * comes between the waiter's read of `fired` and that compare finds nobody
+ * asleep, and with the word unchanged the waiter would then sleep until a
+ * holder let go, which is just what does not happen when a timeout is
+ * needed. So the word changes before the wake, as for any waker of
+ * cctx__os_wait: the waiter sleeps only with the bit set in r, and a word
+ * with the bit cleared no longer matches, so the compare fails (on both
+ * paths) and the waiter goes round its loop, sets the bit again and reads
+ * `fired` again. That read sees 1: the waiter's load or compare-and-swap of
+ * the count reads the value this fetch_and wrote or a later one (while the
+ * waiter holds its reference, every change of the count is a
+ * read-modify-write), so it synchronizes with it.
+ *
+ * Another waiter on the same context loses the bit too, and only goes round
+ * its loop and sets it again. If it does so before this waiter's compare,
+ * with the count as it was, the word holds r again and this waiter sleeps
+ * on until the word is woken once more (the other waiter leaving, or the
+ * last other holder letting go): a window only two waiters on one context
+ * under the fake clock can meet, which a word of the waiter's own would
+ * close.
+ *
+ * The waiter holds c, and its cctx_after_stop waits for this function to
+ * return, so c and *f outlive it. */
 static void fake_timeout(void *arg)
 {
     struct fake_wake *f = arg;
     cctx__atomic_store_release(&f->fired, 1);
+    cctx__atomic_fetch_and_acq_rel(f->word, ~REFS_WAITED);
     cctx__os_wake(f->word);
 }
 
@@ -325,12 +355,14 @@ static bool held_by_others(struct cctx *c)
     return (cctx__atomic_load_acquire(&c->refs) & ~REFS_WAITED) > 1;
 }
 
-/* Sleeps on c's count until it reaches 1 or the wait ends; ETIMEDOUT then. */
+/* Sleeps on c's count until it reaches 1 or the wait ends; ETIMEDOUT then.
+ * With timeout 0 it answers from the count as it is now: the cancellation
+ * may have run after-functions that let the last other holder go. */
 static int wait_alone(struct cctx *c, int64_t timeout, const char *file, int line,
                       const char *func)
 {
     if (timeout == 0)
-        return ETIMEDOUT;
+        return held_by_others(c) ? ETIMEDOUT : 0;
     cctx__child_restart();
     struct fake_wake fake = {.word = &c->refs};
     cctx_t *until = NULL;

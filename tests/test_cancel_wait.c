@@ -9,8 +9,10 @@
 #include <cctx.h>
 #include <cctx/testing.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "harness.h"
 #include "support.h"
@@ -249,6 +251,139 @@ TEST(cancel_wait_timeout_on_the_fake_clock)
     CHECK_EQ(cctx_cancel_and_wait(cancel, CCTX_SEC(1), NULL), 0);
     cctx_release(c);
     cctx_fake_clock_stop();
+}
+
+/* The fake timeout comes after the waiter has read that it has not come yet,
+ * but before the waiter sleeps. A signal holds the waiter there: the signal
+ * takes it out of its futex wait, its handler waits while the clock is
+ * advanced (fake_timeout runs on this thread then, and wakes nobody, for
+ * nobody sleeps on the word), and with SA_RESTART the kernel makes the same
+ * call again when the handler returns, with the value the waiter read
+ * before. A timeout that only wakes the word leaves it as it was, and the
+ * waiter sleeps on, until the watchdog ends the test. (The portable build
+ * sleeps in pthread_cond_wait, which a signal does not take back to that
+ * point: there the test passes either way.) */
+static atomic_int in_handler, handler_go;
+static void hold_in_handler(int sig)
+{
+    (void)sig;
+    atomic_store(&in_handler, 1);
+    struct timespec ms = {0, 1000000};
+    while (!atomic_load(&handler_go))
+        nanosleep(&ms, NULL); /* async-signal-safe */
+}
+
+static void fake_timeout_between_look_and_sleep(void)
+{
+    struct sigaction sa = {0}, old;
+    sa.sa_handler = hold_in_handler;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    CHECK_EQ(sigaction(SIGUSR1, &sa, &old), 0);
+    atomic_store(&in_handler, 0);
+    atomic_store(&handler_go, 0);
+
+    cctx_fake_clock_start(CCTX_SEC(100));
+    cctx_cancel_t *cancel;
+    cctx_t *c = cctx_with_cancel(cctx_background(), &cancel);
+    fake_held = cctx_ref(c);
+    waited = cancel;
+    atomic_store(&wait_result, -1);
+    atomic_store(&waiter_tid, 0);
+    pthread_t w;
+    pthread_create(&w, NULL, fake_waiter, NULL);
+    while (!atomic_load(&waiter_tid))
+        real_sleep_ms(1);
+    wait_until_blocked(atomic_load(&waiter_tid)); /* asleep on the count */
+    CHECK_EQ(pthread_kill(w, SIGUSR1), 0);
+    int64_t until = real_now() + CCTX_SEC(10);
+    while (!atomic_load(&in_handler)) {
+        CHECK(real_now() < until);
+        real_sleep_ms(1);
+    }
+    cctx_fake_clock_advance(CCTX_SEC(1)); /* runs fake_timeout */
+    atomic_store(&handler_go, 1);
+    pthread_join(w, NULL);
+    CHECK_EQ(atomic_load(&wait_result), ETIMEDOUT);
+    CHECK_EQ(cctx__refs(c), 2);
+    cctx_release(fake_held);
+    cctx_release(c);
+    cctx_fake_clock_stop();
+    CHECK_EQ(sigaction(SIGUSR1, &old, NULL), 0);
+}
+
+TEST(cancel_wait_fake_timeout_ends_a_wait_between_its_look_and_its_sleep)
+{
+    /* ThreadSanitizer runs a handler only once the thread leaves the call
+     * it was interrupted in, which this waiter never does. */
+    if (TEST_UNDER_TSAN)
+        SKIP_IN_THIS_BUILD("ThreadSanitizer delays the signal handler past the futex call");
+    run_with_watchdog(fake_timeout_between_look_and_sleep, 10);
+}
+
+/* The same race left to chance: the clock moves on by 1 ns at a time on one
+ * thread while the other waits, again and again, for 1 ns. */
+static atomic_int advancing;
+static void *advance_on(void *arg)
+{
+    (void)arg;
+    while (atomic_load(&advancing))
+        cctx_fake_clock_advance(1);
+    return NULL;
+}
+
+static void fake_timeouts_race_with_the_sleep(void)
+{
+    cctx_fake_clock_start(CCTX_SEC(100));
+    atomic_store(&advancing, 1);
+    pthread_t a;
+    pthread_create(&a, NULL, advance_on, NULL);
+    int rounds = TEST_UNDER_TSAN ? 2000 : 50000;
+    for (int r = 0; r < rounds; r++) {
+        cctx_cancel_t *cancel;
+        cctx_t *c = cctx_with_cancel(cctx_background(), &cancel);
+        cctx_t *held = cctx_ref(c);
+        CHECK_EQ(cctx_cancel_and_wait(cancel, 1, NULL), ETIMEDOUT);
+        CHECK_EQ(cctx__refs(c), 2);
+        cctx_release(held);
+        cctx_release(c);
+    }
+    atomic_store(&advancing, 0);
+    pthread_join(a, NULL);
+    cctx_fake_clock_stop();
+}
+
+TEST(cancel_wait_fake_timeouts_race_with_the_waiters_sleep)
+{
+    run_with_watchdog(fake_timeouts_race_with_the_sleep, 20);
+}
+
+/* ---- timeout 0 ------------------------------------------------------------------------ */
+
+static void let_go(void *arg)
+{
+    cctx_release(arg);
+}
+
+TEST(cancel_wait_zero_timeout_returns_0_when_the_cancel_lets_the_last_holder_go)
+{
+    cctx_cancel_t *cancel;
+    cctx_t *c = cctx_with_cancel(cctx_background(), &cancel);
+    /* A worker's context, which the worker lets go when it is canceled: an
+     * after-function, run by the cancellation on this thread. */
+    cctx_t *worker = cctx_with_cancel(c, NULL);
+    cctx_after_t reg;
+    cctx_after_func(worker, &reg, let_go, worker);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    CHECK_EQ(cctx_cancel_and_wait(cancel, 0, out), 0);
+    fclose(out);
+    CHECK_EQ(len, 0); /* nothing reported */
+    CHECK_EQ(cctx__refs(c), 1);
+    CHECK_EQ(cctx_err(c), ECANCELED);
+    free(text);
+    cctx_release(c);
 }
 
 /* ---- many holders, many rounds --------------------------------------------------- */
