@@ -21,7 +21,9 @@
  * ended first, it waits for that cancellation's marking phase to finish, so
  * that when cctx_cancel returns every descendant reports an error. Such waits
  * only ever go from a cancellation to one that started below it, and marking
- * phases run no user code, so they cannot form a cycle.
+ * phases run no user code, so they cannot form a cycle. Each cancellation
+ * has a marking word of its own to wait on, even one whose cause record
+ * could not be allocated: its origin's slot holds it then (keep_bare_cause).
  *
  * The after-function phase runs after the cause is marked complete, outside
  * every lock; the references taken during marking are dropped last, because
@@ -37,9 +39,9 @@
  * exchange completes it. */
 static void mark_complete(_Atomic uint32_t *word)
 {
-    /* A static record is complete from the start, and so is the cause of
-     * an origin that reached nothing else (mark_locked, end_alone): only the
-     * marking sets the bit, so a relaxed look is enough. */
+    /* The cause of an origin that reached nothing else is complete from
+     * the start (mark_locked, end_alone): only the marking sets the bit, so
+     * a relaxed look is enough. */
     if (cctx__atomic_load_relaxed(word) & CAUSE_MARKED)
         return;
     uint32_t fixed = cctx__atomic_load_relaxed(word) & ~(CAUSE_MARKED | CAUSE_WAITED);
@@ -70,6 +72,11 @@ struct own_cause {
     int32_t code;
 };
 
+/* What a canceller keeps in its origin when the record cannot be allocated
+ * (cctx__cause_new gives NULL): a cause without a site (OWN_NO_SITE), in
+ * the slot alone. Static, as a struct handoff may carry it to a runner. */
+static const struct own_cause no_site = {.site = NULL};
+
 /* A marking phase in progress: everything it needs is here and in the
  * nodes' own links, so the timer thread can hand one it cannot finish
  * without blocking to a runner (struct handoff) as it stands. */
@@ -77,7 +84,7 @@ struct marking {
     uintptr_t cause;             /* what the contexts it marks keep in their slot */
     _Atomic uint32_t *word;      /* the cause's marking word */
     struct cctx__cause *record;  /* the cause's record; NULL: kept in the origin */
-    const struct own_cause *own; /* that cause, until the origin is marked */
+    const struct own_cause *own; /* that cause, until the origin is marked (no_site: none) */
     int err;
     bool tracing;
     struct cctx__run_queue *queue;  /* where the registrations it takes go */
@@ -106,6 +113,20 @@ static void keep_own_cause(struct cctx__cancelable *c, const struct own_cause *o
     c->own_site = (struct cctx__own_site){.site = own->site, .when = own->when};
     c->own.code = own->code;
     cctx__atomic_store_release(&c->own.word, SLOT_OWN | (complete ? CAUSE_MARKED : 0));
+}
+
+/* Writes an origin's cause without a site into its slot, its lock held, its
+ * error not yet written and its list already read: the slot is free then,
+ * and the cancellation's marking word is this one, so a second cancel, or a
+ * cancellation from above that meets it, waits for this marking (never for
+ * a shared word). The link is not touched: the origin may still be in its
+ * source's list. `complete`: it reached nothing else. */
+static void keep_bare_cause(struct cctx__cancelable *c, int err, bool complete)
+{
+    c->own.code = 0;
+    cctx__atomic_store_release(&c->own.word, SLOT_OWN | OWN_NO_SITE |
+                                                 (err == ETIMEDOUT ? OWN_TIMEDOUT : 0) |
+                                                 (complete ? CAUSE_MARKED : 0));
 }
 
 /* Wakes whoever waits for a context that has just ended: sleepers on its
@@ -171,6 +192,12 @@ static void follow_chain(struct cctx__cancelable *held, struct cctx__cancelable 
         if (((w >> WORD_KIND_SHIFT) & 0x7) != KIND_CANCEL || !cctx__try_lock(&next->head))
             break;
         uint32_t old = cctx__atomic_load_relaxed(&next->head.state);
+        /* Ended already: its slot is no list but its cause, maybe an own
+         * word whose marking bits change under us (keep_bare_cause). */
+        if (cctx__unlikely(old & STATE_ERR)) {
+            cctx__unlock(&next->head);
+            break;
+        }
         struct cctx__node *n = next->children;
         /* The next link is fetched while this one is marked and the lock
          * above let go (its head may lie on the line before its node). */
@@ -298,12 +325,19 @@ static enum mark_result mark_locked(struct cctx__cancelable *c, struct marking *
      * already marked, with no exchange at the end (not yet published, it
      * cannot have a waiter's CAUSE_WAITED). */
     if (m->own) {
-        /* The origin, its cause kept in itself: its link is free (the
-         * caller made sure: free_the_link), and its slot is read for the list
-         * first. Under the lock, after the test above, so that of two
-         * racing cancels only the winner writes it. */
-        keep_own_cause(c, m->own, list == NULL);
-        m->cause = (uintptr_t)c | SLOT_REF_OWN;
+        /* The origin, its cause kept in itself, its slot read for the list
+         * first. With a site, the site and time go in its link, which is
+         * free (the caller made sure: free_the_link); without one (no record
+         * could be allocated), only the slot is written, as the link may
+         * still be in a list. Under the lock, after the test above, so that
+         * of two racing cancels only the winner writes it. */
+        if (cctx__likely(m->own->site != NULL)) {
+            keep_own_cause(c, m->own, list == NULL);
+            m->cause = (uintptr_t)c | SLOT_REF_OWN;
+        } else {
+            keep_bare_cause(c, m->err, list == NULL);
+            m->cause = (uintptr_t)c | SLOT_REF_BARE;
+        }
         m->word = &c->own.word;
         m->own = NULL;
         cctx__atomic_store_release(&c->head.state, old | (uint32_t)m->err);
@@ -529,8 +563,12 @@ static inline __attribute__((always_inline)) void cancel(struct cctx__cancelable
         m.own = &own;
     else {
         m.record = cctx__cause_new(&c->head, err, code, msg, file, line, func);
-        m.cause = (uintptr_t)m.record;
-        m.word = &m.record->word;
+        if (cctx__likely(m.record != NULL)) {
+            m.cause = (uintptr_t)m.record;
+            m.word = &m.record->word;
+        } else {
+            m.own = &no_site; /* out of memory: mark_locked keeps it in c */
+        }
     }
     /* Counted before the first mark makes it visible, so that the trace
      * written at exit holds every cancellation the program could see. */
@@ -588,9 +626,9 @@ void cctx__cancel(struct cctx__cancelable *c, int err, int code, const char *msg
  * work with waiting allowed. */
 struct handoff {
     struct cctx__job job;
-    struct marking m;                /* no record: nothing to mark, only `release` */
+    struct marking m;                /* unused when `release` is set */
     struct cctx__cancelable *origin; /* the firing's reference, dropped last */
-    struct cctx *release;            /* without a cause: the reference to drop */
+    struct cctx *release;            /* set: nothing to mark, only this reference to drop */
     bool origin_marked;              /* false: the origin's lock was busy */
 };
 
@@ -609,7 +647,7 @@ static bool release_or_keep(struct cctx *c, struct handoff *h, const char *file,
 static void finish_handoff(struct handoff *h)
 {
     unsigned notified = h->m.queued; /* the timer thread called runners for these */
-    if (!h->m.record) {              /* nothing was left to mark: only the release */
+    if (h->release) {                /* nothing was left to mark: only the release */
         struct cctx *c = h->release; /* t may be gone: c's own site */
         cctx_release_at(c, c->file, cctx__line(c), c->func);
         return;
@@ -627,8 +665,6 @@ static void finish_handoff(struct handoff *h)
         if (h->m.tracing)
             begin_trace(&h->m, &t->c.head);
     }
-    /* Not the cause's own flag: a cause that could not be allocated is a
-     * shared record that always reads as complete. */
     if (!h->m.complete)
         mark_rest(&h->m, true);
     cctx__runner_notify(h->m.queued - notified);
@@ -640,7 +676,7 @@ static void finish_handoff(struct handoff *h)
 static void run_handoff(struct cctx__job *job)
 {
     struct handoff *h = container_of(job, struct handoff, job);
-    if (h->m.tracing && h->m.record)
+    if (h->m.tracing && !h->release)
         cctx__trace_busy_handover(1); /* this thread counts it now: see hand_off */
     finish_handoff(h);
     cctx__free(h);
@@ -660,7 +696,7 @@ static void hand_off(struct handoff *h)
         copy->job.run = run_handoff;
         /* The trace counts cancellations in flight per thread: the runner
          * counts this one from here on. */
-        bool traced = h->m.tracing && h->m.record;
+        bool traced = h->m.tracing && !h->release;
         if (traced)
             cctx__trace_busy_handover(-1);
         if (cctx__runner_submit(&copy->job))
@@ -686,12 +722,16 @@ void cctx__timer_fire(struct cctx__timer *t)
     }
     struct cctx__cause *record =
         cctx__cause_new(&t->c.head, ETIMEDOUT, t->code, t->msg, SITE_OF(t));
-    h.m = (struct marking){.cause = (uintptr_t)record,
-                           .word = &record->word,
-                           .record = record,
+    h.m = (struct marking){.record = record,
                            .err = ETIMEDOUT,
                            .tracing = cctx__debug_on(CCTX__DEBUG_TRACE),
                            .queue = &cctx__runner_queue};
+    if (cctx__likely(record != NULL)) {
+        h.m.cause = (uintptr_t)record;
+        h.m.word = &record->word;
+    } else {
+        h.m.own = &no_site; /* out of memory: mark_locked keeps it in t */
+    }
     if (h.m.tracing)
         cctx__trace_busy(1);
     switch (mark(&t->c, &h.m, false)) {

@@ -2,25 +2,20 @@
 /*
  * Causes: why a context ended, where and when. A cause is either a record
  * (struct cctx__cause, made here or embedded in a deadline context's
- * allocation) or kept in its origin (an own cause, layout.h); this file
- * makes and frees the records and reads either kind out for cctx_cause and
- * the trace. The marking of a cause is cancel.c's.
+ * allocation) or kept in its origin (an own cause, layout.h: with its
+ * site, or without one when no record could be allocated); this file makes
+ * and frees the records and reads either kind out for cctx_cause and the
+ * trace. The marking of a cause is cancel.c's.
  */
 #define _GNU_SOURCE
 #include <string.h>
 
 #include "internal.h"
 
-/* The causes used when a cancellation cannot allocate its own record: the
- * context still ends, without its origin's site. */
-static struct cctx__cause oom_cause[2] = {
-    {.word = CAUSE_MARKED, .msg = "context canceled", .file = "?", .func = "?"},
-    {.word = CAUSE_MARKED | CAUSE_TIMEDOUT,
-     .msg = "context deadline exceeded",
-     .file = "?",
-     .func = "?"},
-};
-
+/* The record of a cancellation that starts at origin, or NULL when it cannot
+ * be allocated: the canceller then keeps a cause without a site in the
+ * origin's slot (cancel.c: keep_bare_cause), which needs no memory and
+ * whose word is that cancellation's own marking word. */
 struct cctx__cause *cctx__cause_new(struct cctx *origin, int err, int code, const char *msg,
                                     const char *file, int line, const char *func)
 {
@@ -47,7 +42,7 @@ struct cctx__cause *cctx__cause_new(struct cctx *origin, int err, int code, cons
         c = cctx__alloc(sizeof *c);
     }
     if (cctx__unlikely(!c))
-        return &oom_cause[err == ETIMEDOUT];
+        return NULL;
     c->origin = origin;
     atomic_init(&c->word, cctx__cause_word(err, false, line));
     c->code = code;
@@ -74,6 +69,16 @@ static int clamped_line(int line)
 int cctx__cause_fill(const struct cctx__cancelable *c, cctx_cause_t *out)
 {
     struct cctx__cause_at at = cctx__cause_at(c);
+    if (cctx__unlikely(at.bare != NULL)) {
+        /* The record could not be allocated: no site, code or time. Its
+         * link is not read: it may still be in a list. */
+        bool timedout = cctx__atomic_load_relaxed(&at.bare->own.word) & OWN_TIMEDOUT;
+        *out = (cctx_cause_t){.err = timedout ? ETIMEDOUT : ECANCELED,
+                              .msg = timedout ? "context deadline exceeded" : "context canceled",
+                              .file = "?",
+                              .func = "?"};
+        return out->err;
+    }
     if (at.owner) {
         const struct cctx__cancelable *owner = at.owner;
         /* Only a cancel through a handle keeps its cause in its origin. */

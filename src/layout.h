@@ -155,9 +155,9 @@ struct cctx__node {
  * (origin), freed with it; descendants point at their origin's record, and
  * each holds its origin alive through the chain of parent references. */
 struct cctx__cause {
-    /* 8-byte aligned everywhere (static records too), so that the low 3
+    /* 8-byte aligned everywhere (embedded records too), so that the low 3
      * bits of its address are free for the tags of a slot (SLOT_OWN). */
-    _Alignas(8) struct cctx *origin; /* NULL for the static out-of-memory records */
+    _Alignas(8) struct cctx *origin;
     /* bits 0-1  the marking (CAUSE_MARKED, CAUSE_WAITED: cancel.c), the
      *           only bits that change once the record is published
      * bit 2     CAUSE_TIMEDOUT: the error is ETIMEDOUT, else ECANCELED
@@ -209,7 +209,12 @@ struct cctx__timer;
  * context canceled through its handle by the cancel macros, once it is in
  * no list (never linked, or taken out of its source's list by that cancel),
  * keeps the site record's address and the time where its link was, and the
- * marking word and the code in its slot (struct cctx__cancelable). */
+ * marking word and the code in its slot (struct cctx__cancelable).
+ * An origin whose record cannot be allocated keeps a cause without a site
+ * (OWN_NO_SITE) in its slot alone, whatever its kind: its link may still
+ * be in its source's list, so nothing reads it as an own_site. Its word is
+ * the marking word of that cancellation, as a record's would be; what it
+ * reports (cause.c): no site, code or time, and the default message. */
 struct cctx__own_site {
     const struct cctx__site *site;
     int64_t when;
@@ -220,7 +225,8 @@ struct cctx__own_word {
     int32_t code;
     _Atomic uint32_t word;
 #else
-    _Atomic uint32_t word; /* SLOT_OWN | the marking (CAUSE_MARKED, CAUSE_WAITED) */
+    _Atomic uint32_t word; /* SLOT_OWN | the marking (CAUSE_MARKED, CAUSE_WAITED)
+                            * | OWN_NO_SITE | OWN_TIMEDOUT */
     int32_t code;
 #endif
 };
@@ -229,12 +235,20 @@ struct cctx__own_word {
  * least 8-byte aligned, so a pointer's low 3 bits are free:
  *   SLOT_OWN in own.word    the cause is this context's own
  *   SLOT_REF_OWN in cause   cause is (origin | 1): that context's own cause
- *   neither                 cause points at a struct cctx__cause
+ *   SLOT_REF_BARE in cause  cause is (origin | 2): that context's own cause
+ *                           without a site (OWN_NO_SITE)
+ *   none                    cause points at a struct cctx__cause
  * own.word is read first, as a 32-bit word, since its marking bits change
  * while others read it; a slot without SLOT_OWN never changes once
- * published, and only then is it read as a pointer. */
+ * published, and only then is it read as a pointer. With SLOT_OWN, two
+ * more fixed bits of own.word: OWN_NO_SITE, the record could not be
+ * allocated and own_site was not written; OWN_TIMEDOUT, its error is
+ * ETIMEDOUT (else ECANCELED). */
 #define SLOT_OWN 4u
 #define SLOT_REF_OWN ((uintptr_t)1)
+#define SLOT_REF_BARE ((uintptr_t)2)
+#define OWN_NO_SITE 8u
+#define OWN_TIMEDOUT 16u
 
 struct cctx__cancelable {
     struct cctx head;
@@ -294,21 +308,33 @@ static inline bool cctx__cause_is_own(const struct cctx__cancelable *c)
     return cctx__atomic_load_acquire(&((struct cctx__cancelable *)c)->own.word) & SLOT_OWN;
 }
 /* Where c's cause is: in `owner` (an own cause: c itself, or the context c's
- * slot refers to), or in `record`. One look at each word of the slot. */
+ * slot refers to), in `bare` (the same, without a site: OWN_NO_SITE), or
+ * in `record`; exactly one is set. One look at each word of the slot. */
 struct cctx__cause_at {
     struct cctx__cancelable *owner;
     struct cctx__cause *record;
+    struct cctx__cancelable *bare;
 };
 static inline struct cctx__cause_at cctx__cause_at(const struct cctx__cancelable *c)
 {
-    if (cctx__cause_is_own(c))
+    uint32_t w = cctx__atomic_load_acquire(&((struct cctx__cancelable *)c)->own.word);
+    if (w & SLOT_OWN) {
+        if (cctx__unlikely(w & OWN_NO_SITE))
+            return (struct cctx__cause_at){.bare = (struct cctx__cancelable *)c};
         return (struct cctx__cause_at){.owner = (struct cctx__cancelable *)c};
+    }
     uintptr_t r = cctx__atomic_load_acquire(&((struct cctx__cancelable *)c)->cause);
-    if (r & SLOT_REF_OWN)
-        return (struct cctx__cause_at){.owner = (struct cctx__cancelable *)(r & ~SLOT_REF_OWN)};
+    if (r & (SLOT_REF_OWN | SLOT_REF_BARE)) {
+        struct cctx__cancelable *o =
+            (struct cctx__cancelable *)(r & ~(SLOT_REF_OWN | SLOT_REF_BARE));
+        if (cctx__unlikely(r & SLOT_REF_BARE))
+            return (struct cctx__cause_at){.bare = o};
+        return (struct cctx__cause_at){.owner = o};
+    }
     return (struct cctx__cause_at){.record = (struct cctx__cause *)r};
 }
-/* The context whose own cause c's is, or NULL when c's slot holds a record. */
+/* The context whose own cause (with its site) c's is, or NULL when c's slot
+ * holds a record or refers to a cause without a site. */
 static inline struct cctx__cancelable *cctx__cause_owner(const struct cctx__cancelable *c)
 {
     return cctx__cause_at(c).owner;
@@ -318,17 +344,22 @@ static inline struct cctx__cancelable *cctx__cause_owner(const struct cctx__canc
 static inline uintptr_t cctx__cause_ref(const struct cctx__cancelable *c)
 {
     struct cctx__cause_at at = cctx__cause_at(c);
-    return at.owner ? (uintptr_t)at.owner | SLOT_REF_OWN : (uintptr_t)at.record;
+    return at.owner  ? (uintptr_t)at.owner | SLOT_REF_OWN
+           : at.bare ? (uintptr_t)at.bare | SLOT_REF_BARE
+                     : (uintptr_t)at.record;
 }
-/* The word whose CAUSE_MARKED says the cause has marked all it reached. */
+/* The word whose CAUSE_MARKED says the cause has marked all it reached:
+ * each cancellation has its own. */
 static inline _Atomic uint32_t *cctx__cause_marking(struct cctx__cause_at at)
 {
-    return at.owner ? &at.owner->own.word : &at.record->word;
+    return at.owner ? &at.owner->own.word : at.bare ? &at.bare->own.word : &at.record->word;
 }
-/* The context where the cancellation started; NULL for a static record. */
+/* The context where the cancellation started. A cause without a site names
+ * its origin too, so the origin, which may still be in its source's list,
+ * is not taken for one out of every list (tree.c: out_of_lists). */
 static inline const struct cctx *cctx__cause_origin(struct cctx__cause_at at)
 {
-    return at.owner ? &at.owner->head : at.record->origin;
+    return at.owner ? &at.owner->head : at.bare ? &at.bare->head : at.record->origin;
 }
 
 /* A lookup (cctx_value) walks up the chain one context at a time, except

@@ -487,8 +487,9 @@ cctx_t *cctx_without_cancel_at(cctx_t *parent, const char *file, int line, const
  * leaf, or a link of a chain) may still be in its canceller's hands, kept
  * alive by the source's lock rather than a reference: so its release goes
  * by that lock until then. A context that canceled itself with a record is
- * still in its list; a static out-of-memory record names no origin, so
- * such a context is treated as listed. */
+ * still in its list, and so may be one whose cause has no site (no record
+ * could be allocated): that cause names its origin too, so that origin is
+ * treated as listed. */
 static inline bool out_of_lists(const struct cctx__cancelable *c)
 {
     struct cctx__cause_at at = cctx__cause_at(c);
