@@ -28,7 +28,7 @@
  * to a blocking tty goes through a non-blocking descriptor of its own, opened
  * anew through /proc/self/fd (a new open file description, so the caller's
  * flags stay as they are) and closed before the call returns (see
- * write_mode).
+ * write_mode), unless its node would open another terminal.
  *
  * Condition variables, locks, semaphores and joins are in src/io_sync.c.
  */
@@ -48,6 +48,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/time.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -156,22 +157,36 @@ static enum mode fallback_mode(int fd)
     return fl >= 0 && (fl & O_NONBLOCK) ? M_PLAIN : M_POLLED;
 }
 
+/* Whether opening the node of a tty again reaches the same terminal. Not
+ * for the nodes that choose a terminal at open: /dev/tty, /dev/console and
+ * /dev/ptmx (major 5; a pty's master side is /dev/ptmx, whose open makes a
+ * new pair) and /dev/tty0 (the console in front now). */
+static bool reopens_the_same_tty(const struct stat *st)
+{
+    return major(st->st_rdev) != 5 && st->st_rdev != makedev(4, 0);
+}
+
 /* The fallback for x, and for a write to a blocking tty a non-blocking
  * descriptor of the call's own for it (see the top). Where that cannot be
- * opened (no /proc, a terminal in exclusive mode, EMFILE) the write stays
- * polled, as before: it may then block while the terminal takes nothing. */
+ * opened (no /proc, a terminal in exclusive mode, EMFILE, a node that would
+ * open another terminal) the write stays polled, as before: it may then
+ * block while the terminal takes nothing. */
 static enum mode write_mode(struct xfer *x)
 {
     enum mode m = fallback_mode(x->fd);
-    struct stat st;
+    struct stat st, mine;
     if (m != M_POLLED || x->kind != K_WRITE || x->own >= 0 || fstat(x->fd, &st) != 0 ||
-        !S_ISCHR(st.st_mode) || !isatty(x->fd))
+        !S_ISCHR(st.st_mode) || !reopens_the_same_tty(&st) || !isatty(x->fd))
         return m;
     char path[32];
     snprintf(path, sizeof path, "/proc/self/fd/%d", x->fd);
     int fd = open(path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     if (fd < 0)
         return m;
+    if (fstat(fd, &mine) != 0 || mine.st_rdev != st.st_rdev) {
+        close(fd); /* not the caller's terminal after all */
+        return m;
+    }
     x->own = x->fd = fd;
     return M_PLAIN;
 }

@@ -4,7 +4,8 @@
  * RWF_NOWAIT and its POLLOUT promises room for one byte, so a write there
  * must not trust poll: it still ends with its context while the terminal
  * takes nothing, writes everything when the terminal is read, and leaves the
- * caller's descriptor and flags as they were.
+ * caller's descriptor and flags as they were. A pty's master side, whose
+ * node would open a new pair, is written as it is.
  */
 #define _GNU_SOURCE
 #include <cctx.h>
@@ -171,6 +172,27 @@ TEST(io_write_to_a_blocking_tty_that_is_read_writes_everything)
     CHECK_EQ(fd_flags(p.slave), flags);
     cctx_release(ctx);
     CHECK_EQ(lowest_free_fd(), free_fd);
+    close(p.slave);
+    close(p.master);
+}
+
+/* ---- a pty's master side ---------------------------------------------------------- */
+
+/* Its node is /dev/ptmx: opened again, it would be a new pair, and the bytes
+ * would go where nobody reads them. */
+TEST(io_write_to_a_pty_master_reaches_its_other_side)
+{
+    struct pty p;
+    if (!open_pty(&p))
+        SKIP("no pseudo-terminal here: %s", strerror(errno));
+    cctx_t *ctx = cctx_with_cancel(cctx_background(), NULL);
+    CHECK_EQ(cctx_write(ctx, p.master, "hello", 5), 5);
+    struct pollfd pf = {.fd = p.slave, .events = POLLIN};
+    CHECK_EQ(poll(&pf, 1, 5000), 1);
+    char b[8];
+    CHECK_EQ(read(p.slave, b, sizeof b), 5);
+    CHECK(memcmp(b, "hello", 5) == 0);
+    cctx_release(ctx);
     close(p.slave);
     close(p.master);
 }

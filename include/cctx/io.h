@@ -40,8 +40,9 @@
  * through a non-blocking descriptor of the call's own for it (opened through
  * /proc/self/fd, a new open file description, closed before the call
  * returns): it ends with ctx while the terminal is stopped or nobody reads
- * it. Where that open fails (no /proc, a terminal in exclusive mode), such a
- * write may block until the terminal takes the bytes.
+ * it. Where that open fails (no /proc, a terminal in exclusive mode) or
+ * would reach another terminal (a pty's master side, /dev/tty, the
+ * console), such a write may block until the terminal takes the bytes.
  * The one window left: a blocking descriptor without RWF_NOWAIT (and any
  * blocking listening socket, see cctx_accept) that another thread reads or
  * accepts on too may lose the data poll reported to that thread, and the
