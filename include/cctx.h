@@ -272,7 +272,10 @@ typedef struct cctx_cause {
 } cctx_cause_t;
 /* Fills out (all zero/NULL while active) and returns out->err; EINVAL for a
  * NULL argument. Strings stay valid while the caller holds ctx. A line
- * outside 0 to 2^28-1 (a site given to a _at call by hand) is clamped. */
+ * outside 0 to 2^28-1 (a site given to a _at call by hand) is clamped. A
+ * cancellation that could not allocate its record (out of memory) leaves a
+ * cause with the default message, file and func "?", and line, code and
+ * when 0. */
 CCTX_API int cctx_cause(const cctx_t *ctx, cctx_cause_t *out);
 
 /* ---- 5. Waiting ----------------------------------------------------------- */

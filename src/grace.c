@@ -132,7 +132,9 @@ static void parent_ended(void *arg)
     if (cctx__try_ref(&t->c.head)) {
         cctx_cause_t why;
         cctx_cause(t->c.head.parent, &why);
-        end_after(t, why.when, why.msg);
+        /* A cause that could not be recorded has no time (when 0): the
+         * grace then counts from now, not from the clock's start. */
+        end_after(t, why.when ? why.when : cctx_now(), why.msg);
         cctx_release_at(&t->c.head, SITE_OF(t));
     }
     ctl_put(x, &x->on_parent);

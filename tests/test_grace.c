@@ -3,7 +3,8 @@
  * cctx_with_grace: the parent's values, not canceled with the parent, ended
  * exactly `grace` after the parent ends (fake clock, to the nanosecond), with
  * a cause naming the grace and the parent's cause; its own cancel and the
- * deadlines under it still work; a parent already ended.
+ * deadlines under it still work; a parent already ended, or ended without a
+ * recorded cause.
  */
 #include <cctx.h>
 #include <cctx/testing.h>
@@ -53,6 +54,36 @@ TEST(grace_keeps_values_and_outlives_the_parent_by_exactly_grace)
 
     cctx_release(g);
     cctx_release(v);
+    cctx_release(parent);
+    cctx_fake_clock_stop();
+}
+
+/* A parent whose cancel could not record its cause (out of memory) reports
+ * no time; the grace period then counts from its end, not from time 0. */
+TEST(grace_after_a_parent_canceled_out_of_memory_still_lasts_grace)
+{
+    cctx_fake_clock_start(T0);
+    cctx_cancel_t *pc;
+    cctx_t *parent = cctx_with_cancel(cctx_background(), &pc);
+    cctx_t *g = cctx_with_grace(parent, CCTX_SEC(5), NULL);
+    CHECK(g);
+    cctx_fake_clock_advance(CCTX_MSEC(250));
+    cctx__test_fail_alloc(1); /* the cause record of the cancel below */
+    cctx_cancel_at(pc, __FILE__, __LINE__, __func__);
+    cctx__test_fail_alloc(0);
+    cctx_cause_t why;
+    CHECK_EQ(cctx_cause(parent, &why), ECANCELED);
+    CHECK_STR(why.file, "?"); /* the record could not be made */
+    CHECK_EQ(why.when, 0);
+    check_active(g);
+    int64_t d;
+    CHECK(cctx_deadline(g, &d));
+    CHECK_EQ(d, T0 + CCTX_MSEC(250) + CCTX_SEC(5));
+    cctx_fake_clock_advance(CCTX_SEC(5) - 1);
+    check_active(g);
+    cctx_fake_clock_advance(1);
+    CHECK_EQ(cctx_err(g), ETIMEDOUT);
+    cctx_release(g);
     cctx_release(parent);
     cctx_fake_clock_stop();
 }
