@@ -248,12 +248,12 @@ CCTX_API int cctx_getaddrinfo(cctx_t *ctx, const char *node, const char *service
  * resolver gave, each with cctx_connect, until one connects. The socket is
  * blocking and close-on-exec. Returns it, or -1 with errno: ctx's error when
  * ctx ends first (during the resolution, a connect, or between the
- * attempts), EINVAL (NULL ctx or
- * host, or a bad socktype), the resolution's failure (EADDRNOTAVAIL for a name
- * with no address, as EAI_NONAME, EAI_NODATA, EAI_ADDRFAMILY and EAI_FAIL
- * say; EAGAIN for EAI_AGAIN; ENOMEM; EINVAL for a service or socktype the
- * resolver refuses; the errno of EAI_SYSTEM), or, when every address was
- * tried, the error of the first connect that failed (ECONNREFUSED...). */
+ * attempts), EINVAL (NULL ctx or host, or a bad socktype), the resolution's
+ * failure (EADDRNOTAVAIL for a name with no address, as EAI_NONAME,
+ * EAI_NODATA, EAI_ADDRFAMILY and EAI_FAIL say; EAGAIN for EAI_AGAIN; ENOMEM;
+ * EINVAL for a service or socktype the resolver refuses; the errno of
+ * EAI_SYSTEM), or, when every address was tried, the error of the first
+ * connect that failed (ECONNREFUSED...). */
 CCTX_API int cctx_dial(cctx_t *ctx, const char *host, const char *service, int socktype);
 
 #ifdef __cplusplus
