@@ -28,7 +28,7 @@
  * to a blocking tty goes through a non-blocking descriptor of its own, opened
  * anew through /proc/self/fd (a new open file description, so the caller's
  * flags stay as they are) and closed before the call returns (see
- * write_mode), unless its node would open another terminal.
+ * fallback_for), unless its node would open another terminal.
  *
  * Condition variables, locks, semaphores and joins are in src/io_sync.c.
  */
@@ -147,11 +147,13 @@ static ssize_t attempt(const struct xfer *x, char *p, size_t n)
     }
 }
 
-/* How to go on without RWF_NOWAIT. The flags are read, never written. */
-static enum mode fallback_mode(int fd)
+/* How to go on without RWF_NOWAIT; *st gets fd's fstat (st_mode 0 if that
+ * failed). The flags are read, never written. */
+static enum mode fallback_mode(int fd, struct stat *st)
 {
-    struct stat st;
-    if (fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)))
+    if (fstat(fd, st) != 0)
+        st->st_mode = 0;
+    if (S_ISREG(st->st_mode) || S_ISBLK(st->st_mode))
         return M_PLAIN;
     int fl = fcntl(fd, F_GETFL);
     return fl >= 0 && (fl & O_NONBLOCK) ? M_PLAIN : M_POLLED;
@@ -171,12 +173,12 @@ static bool reopens_the_same_tty(const struct stat *st)
  * opened (no /proc, a terminal in exclusive mode, EMFILE, a node that would
  * open another terminal) the write stays polled, as before: it may then
  * block while the terminal takes nothing. */
-static enum mode write_mode(struct xfer *x)
+static enum mode fallback_for(struct xfer *x)
 {
-    enum mode m = fallback_mode(x->fd);
     struct stat st, mine;
-    if (m != M_POLLED || x->kind != K_WRITE || x->own >= 0 || fstat(x->fd, &st) != 0 ||
-        !S_ISCHR(st.st_mode) || !reopens_the_same_tty(&st) || !isatty(x->fd))
+    enum mode m = fallback_mode(x->fd, &st);
+    if (m != M_POLLED || x->kind != K_WRITE || x->own >= 0 || !S_ISCHR(st.st_mode) ||
+        !reopens_the_same_tty(&st) || !isatty(x->fd))
         return m;
     char path[32];
     snprintf(path, sizeof path, "/proc/self/fd/%d", x->fd);
@@ -199,7 +201,7 @@ static enum mode initial_mode(struct xfer *x)
     (void)x;
     return M_NOWAIT;
 #else
-    return x->kind == K_READ || x->kind == K_WRITE ? write_mode(x) : M_NOWAIT;
+    return x->kind == K_READ || x->kind == K_WRITE ? fallback_for(x) : M_NOWAIT;
 #endif
 }
 
@@ -235,7 +237,7 @@ static ssize_t xfer_one(struct xfer *x, char *p, size_t n)
         if (rw && x->mode == M_NOWAIT &&
             (e == EOPNOTSUPP || e == ENOSYS ||
              (e == EAGAIN && was_ready && !exact_readiness(x->fd)))) {
-            x->mode = write_mode(x);
+            x->mode = fallback_for(x);
             x->ready = was_ready;
             continue;
         }
