@@ -280,11 +280,28 @@ TEST(after_stop_inside_fn_waits_for_a_later_run_of_its_storage)
 
 /* ---- fork() ----------------------------------------------------------------- */
 
+#define SKIP_FORK_UNDER_SANITIZERS()                                                               \
+    do {                                                                                           \
+        if (TEST_UNDER_TSAN || TEST_UNDER_ASAN)                                                    \
+            SKIP_IN_THIS_BUILD("%s (threads in a child of fork)",                                  \
+                               TEST_UNDER_TSAN ? "ThreadSanitizer" : "AddressSanitizer");          \
+    } while (0)
+
+/* Waits for the child of fork(), lets the parent's held fn return, and
+ * checks that the child exited 0 rather than being killed by its alarm. */
+static void child_exited_0(pid_t pid, struct held *h, pthread_t fn_thread)
+{
+    int status;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    atomic_store(&h->may_return, 1);
+    CHECK_EQ(pthread_join(fn_thread, NULL), 0);
+    CHECK(WIFEXITED(status)); /* not killed by the alarm */
+    CHECK_EQ(WEXITSTATUS(status), 0);
+}
+
 TEST(after_stop_in_a_child_of_fork_does_not_wait_for_a_parent_thread_fn)
 {
-    if (TEST_UNDER_TSAN || TEST_UNDER_ASAN)
-        SKIP_IN_THIS_BUILD("%s (threads in a child of fork)",
-                           TEST_UNDER_TSAN ? "ThreadSanitizer" : "AddressSanitizer");
+    SKIP_FORK_UNDER_SANITIZERS();
     cctx_cancel_t *cc;
     cctx_t *c = cctx_with_cancel(cctx_background(), &cc);
     cctx_after_t reg;
@@ -300,12 +317,7 @@ TEST(after_stop_in_a_child_of_fork_does_not_wait_for_a_parent_thread_fn)
         alarm(10);
         _exit(cctx_after_stop(&reg) ? 1 : 0);
     }
-    int status;
-    CHECK_EQ(waitpid(pid, &status, 0), pid);
-    atomic_store(&h.may_return, 1);
-    CHECK_EQ(pthread_join(t, NULL), 0);
-    CHECK(WIFEXITED(status)); /* not killed by the alarm */
-    CHECK_EQ(WEXITSTATUS(status), 0);
+    child_exited_0(pid, &h, t);
     CHECK(!cctx_after_stop(&reg));
     cctx_release(c);
 }
@@ -338,9 +350,7 @@ static void stop_from_inside(void *arg)
 
 TEST(after_stop_inside_fn_in_a_child_of_fork_does_not_wait_for_a_lock_a_parent_thread_held)
 {
-    if (TEST_UNDER_TSAN || TEST_UNDER_ASAN)
-        SKIP_IN_THIS_BUILD("%s (threads in a child of fork)",
-                           TEST_UNDER_TSAN ? "ThreadSanitizer" : "AddressSanitizer");
+    SKIP_FORK_UNDER_SANITIZERS();
     cctx_cancel_t *cc;
     cctx_t *c = cctx_with_cancel(cctx_background(), &cc);
     struct held h = {0};
@@ -370,11 +380,6 @@ TEST(after_stop_inside_fn_in_a_child_of_fork_does_not_wait_for_a_lock_a_parent_t
     }
     atomic_store(&lh.forked, 1);
     CHECK_EQ(pthread_join(holder, NULL), 0);
-    int status;
-    CHECK_EQ(waitpid(pid, &status, 0), pid);
-    atomic_store(&h.may_return, 1);
-    CHECK_EQ(pthread_join(t, NULL), 0);
-    CHECK(WIFEXITED(status)); /* not killed by the alarm */
-    CHECK_EQ(WEXITSTATUS(status), 0);
+    child_exited_0(pid, &h, t);
     cctx_release(c);
 }
