@@ -42,9 +42,10 @@
  *    thread was using at the moment of the fork (deriving from it,
  *    cancelling it) may block a child thread that touches it; it never
  *    stalls the child's timer, so the child's own deadlines always fire.
- *    That includes the timer thread: a deadline it was firing at that very
- *    moment (taken off its heap, its context not yet marked) may leave that
- *    context active in the child.
+ *    A deadline that the timer thread or a fake-clock advance on another
+ *    thread was firing at that very moment (taken off the timer's heap, its
+ *    context not yet marked) is fired in the child too, first thing, by the
+ *    child's timer thread once it starts.
  */
 #ifndef CCTX_H
 #define CCTX_H

@@ -716,6 +716,7 @@ void cctx__timer_fire(struct cctx__timer *t)
     if (cctx__atomic_load_acquire(&t->c.head.state) & STATE_ERR) {
         /* Ended some other way: the firing has nothing to do, and need not
          * wait for that cancellation's marking to finish. */
+        cctx__timer_fire_committed();
         if (!release_or_keep(&t->c.head, &h, SITE_OF(t)))
             hand_off(&h); /* no cause: only the release */
         return;
@@ -734,7 +735,11 @@ void cctx__timer_fire(struct cctx__timer *t)
     }
     if (h.m.tracing)
         cctx__trace_busy(1);
-    switch (mark(&t->c, &h.m, false)) {
+    enum mark_result marked = mark(&t->c, &h.m, false);
+    /* Marked, found ended, or handed to a runner: a child of fork() from
+     * here on need not fire it again (timer.c). */
+    cctx__timer_fire_committed();
+    switch (marked) {
     case BUSY:
         h.origin_marked = false;
         hand_off(&h);

@@ -22,7 +22,9 @@
  *     runners start on the child's first call that arms a deadline or may
  *     wait for one (cctx_wait, cctx_sleep, cctx_wait_any, cctx_done_fd,
  *     a derivation with a deadline, an after-function registration): then
- *     deadlines inherited from the parent fire in the child as well.
+ *     deadlines inherited from the parent fire in the child as well. So
+ *     do those that another thread had taken off the timer's heap to fire
+ *     and not yet marked (timer.c).
  *   - Done descriptors. The child shares the parent's eventfds, so the
  *     child's cancellations would wake the parent's pollers and the other
  *     way round. Each fork bumps the child's generation, and a descriptor

@@ -42,6 +42,9 @@ int cctx__cause_fill(const struct cctx__cancelable *c, cctx_cause_t *out);
 /* Fires t's deadline from the timer thread, which holds a reference on t and
  * gives it up here (see cancel.c for what the thread will not do). */
 void cctx__timer_fire(struct cctx__timer *t);
+/* cctx__timer_fire has marked t, found it ended or handed it on: from here
+ * on a child of fork() need not fire it again (timer.c). */
+void cctx__timer_fire_committed(void);
 
 /* after.c */
 /* A run queue: the registrations one cancellation took (or, for deadlines,

@@ -29,6 +29,18 @@ void cctx__test_after_hold_stop_waits_lock(bool hold);
  * fails, as at a thread limit. */
 typedef int (*cctx__thread_start_fn)(void *(*fn)(void *), void *arg);
 extern _Atomic(cctx__thread_start_fn) cctx__runner_thread_start;
+/* Called, when set, by the timer thread or an advancing thread just after it
+ * takes a due deadline off its heap, before firing it (timer.c): a test
+ * holds a firing there. */
+struct cctx__timer;
+typedef void (*cctx__timer_hook_fn)(struct cctx__timer *t);
+extern _Atomic(cctx__timer_hook_fn) cctx__timer_popped;
+/* In a child of fork(): how many firings that threads the child lacks had in
+ * hand, the child's timer thread has still to fire (timer.c). */
+int cctx__test_timer_orphans(void);
+/* The firing the timer thread (!fake) or an advance (fake) has in hand:
+ * taken off its heap and not yet committed (timer.c); NULL if none. */
+struct cctx__timer *cctx__test_timer_in_hand(bool fake);
 /* Number of deadlines armed on the process timer. */
 long cctx__test_armed_timers(void);
 /* Empties the calling thread's pool of random bytes for trace and span ids

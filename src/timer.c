@@ -36,7 +36,14 @@
  *
  * fork(): the child gets the heaps but not the thread; the fork handlers
  * (fork.c) hold every timer lock across fork(), and the child starts the
- * thread on its first call that needs it.
+ * thread on its first call that needs it. An entry popped for firing is in
+ * no heap until its context is marked, so each popper (the timer thread, an
+ * advancing thread) records it, under the shard lock it pops under, in
+ * `in_flight` until the firing commits (cctx__timer_fire_committed). A fork
+ * in between leaves that record, and the reference the popper took, in the
+ * child without the thread: the child hands it to its own timer thread,
+ * which fires it first (an orphan). A record of the thread that forks is
+ * its own and stays: that thread goes on with the firing in the child.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -75,6 +82,23 @@ static struct {
     _Atomic int started; /* the thread runs in this process */
     _Atomic int64_t sleep_until;
 } timer_thread = {.lock = PTHREAD_MUTEX_INITIALIZER, .sleep_until = INT64_MAX};
+
+/* The firing each kind of popper has in hand (see fork above): set under the
+ * shard lock the entry was popped under, or under the wake lock for an
+ * orphan, both of which the fork handlers hold; cleared when the firing
+ * commits. Only the timer thread pops on the real clock, and advances are
+ * serialised by fake_lock (a nested advance, on the same thread, puts the
+ * outer record back when it is done). */
+enum { POP_REAL, POP_FAKE };
+static struct {
+    _Atomic(struct cctx__timer *) t;
+    pthread_t owner;
+} in_flight[2];
+/* In a child of fork(): the records of popping threads the child lacks,
+ * each with the reference its popper took; the timer thread fires them. */
+static struct cctx__timer *orphans[2];
+
+_Atomic(cctx__timer_hook_fn) cctx__timer_popped;
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t fake_lock; /* see cctx__timer_set_fake */
@@ -152,14 +176,26 @@ static struct cctx__timer *pop_due(struct heap_shard *s, int64_t now, int fake, 
         if (referenced) {
             t = top;
             *more = 1;
+            in_flight[fake].owner = pthread_self();
+            cctx__atomic_store_release(&in_flight[fake].t, t);
             break;
         }
     }
     cctx__word_unlock(&s->lock);
+    cctx__timer_hook_fn popped = cctx__atomic_load_relaxed(&cctx__timer_popped);
+    if (cctx__unlikely(t && popped))
+        popped(t);
     return t;
 }
 
-static void fire(struct cctx__timer *t, int fake)
+void cctx__timer_fire_committed(void)
+{
+    cctx__atomic_store_release(&in_flight[POP_REAL].t, NULL);
+}
+
+/* Fires t, which its popper referenced; a fake firing then puts back the
+ * record of the firing it is nested in (`outer`), if any. */
+static void fire(struct cctx__timer *t, int fake, struct cctx__timer *outer)
 {
     /* A trace written at exit also waits for the release below, which may
      * be the last one (trace.c). */
@@ -170,6 +206,7 @@ static void fire(struct cctx__timer *t, int fake)
         /* The advancing thread runs the after-functions before it returns. */
         cctx__cancel(&t->c, ETIMEDOUT, t->code, t->msg, t->c.head.file,
                      cctx__line(&t->c.head), t->c.head.func);
+        cctx__atomic_store_release(&in_flight[POP_FAKE].t, outer);
         cctx_release(&t->c.head);
     } else {
         cctx__timer_fire(t);
@@ -188,6 +225,21 @@ static bool shard_top(struct heap_shard *s, int64_t *when)
     return any;
 }
 
+/* Called with the wake lock held: an orphan, recorded as in hand. */
+static struct cctx__timer *take_orphan(void)
+{
+    for (int k = 0; k < 2; k++) {
+        struct cctx__timer *t = orphans[k];
+        if (t) {
+            orphans[k] = NULL;
+            in_flight[POP_REAL].owner = pthread_self();
+            cctx__atomic_store_release(&in_flight[POP_REAL].t, t);
+            return t;
+        }
+    }
+    return NULL;
+}
+
 static void *timer_main(void *arg)
 {
     (void)arg;
@@ -198,7 +250,13 @@ static void *timer_main(void *arg)
     pthread_mutex_lock(&timer_thread.lock);
     for (;;) {
         timer_thread.kicked = 0;
+        struct cctx__timer *orphan = take_orphan();
         pthread_mutex_unlock(&timer_thread.lock);
+        if (orphan) {
+            fire(orphan, 0, NULL); /* due already: its popper had it in hand */
+            pthread_mutex_lock(&timer_thread.lock);
+            continue;
+        }
         cctx__atomic_store_seq_cst(&timer_thread.sleep_until, INT64_MAX);
         int64_t next = INT64_MAX;
         if (!cctx__atomic_load_seq_cst(&cctx__fake_on)) {
@@ -208,7 +266,7 @@ static void *timer_main(void *arg)
                 while (more) {
                     struct cctx__timer *t = pop_due(&shards[i], now, 0, &more);
                     if (t)
-                        fire(t, 0);
+                        fire(t, 0, NULL);
                 }
                 int64_t top;
                 shard_top(&shards[i], &top);
@@ -283,6 +341,13 @@ void cctx__timer_fork(int phase)
         timer_thread.kicked = 0;
         cctx__atomic_store_seq_cst(&timer_thread.started, 0);
         cctx__atomic_store_seq_cst(&timer_thread.sleep_until, INT64_MAX);
+        for (int k = 0; k < 2; k++) {
+            struct cctx__timer *t = cctx__atomic_load_relaxed(&in_flight[k].t);
+            if (t && !pthread_equal(in_flight[k].owner, pthread_self())) {
+                orphans[k] = t;
+                cctx__atomic_store_relaxed(&in_flight[k].t, NULL);
+            }
+        }
         break;
     }
 }
@@ -290,7 +355,9 @@ void cctx__timer_fork(int phase)
 int cctx__timer_start(void)
 {
     pthread_once(&init_once, init);
-    bool armed = false;
+    pthread_mutex_lock(&timer_thread.lock);
+    bool armed = orphans[0] || orphans[1];
+    pthread_mutex_unlock(&timer_thread.lock);
     for (int i = 0; i < HEAP_SHARDS && !armed; i++) {
         cctx__word_lock(&shards[i].lock);
         armed = shards[i].n > 0;
@@ -372,6 +439,19 @@ void cctx__timer_disarm(struct cctx__timer *t)
     cctx__word_unlock(&s->lock);
 }
 
+struct cctx__timer *cctx__test_timer_in_hand(bool fake)
+{
+    return cctx__atomic_load_acquire(&in_flight[fake ? POP_FAKE : POP_REAL].t);
+}
+
+int cctx__test_timer_orphans(void)
+{
+    pthread_mutex_lock(&timer_thread.lock);
+    int n = (orphans[0] != NULL) + (orphans[1] != NULL);
+    pthread_mutex_unlock(&timer_thread.lock);
+    return n;
+}
+
 long cctx__test_armed_timers(void)
 {
     long n = 0;
@@ -426,9 +506,10 @@ void cctx__timer_set_fake(int on, int64_t now, int64_t advance)
         if (best < 0)
             break;
         int more;
+        struct cctx__timer *outer = cctx__atomic_load_relaxed(&in_flight[POP_FAKE].t);
         struct cctx__timer *t = pop_due(&shards[best], least, 1, &more);
         if (t)
-            fire(t, 1);
+            fire(t, 1, outer);
     }
     pthread_mutex_unlock(&fake_lock);
     kick(); /* the thread re-reads which clock runs */

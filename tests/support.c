@@ -325,6 +325,14 @@ void run_child(const char *name, const char *const env[], struct child *c)
     c->err = slurp(err);
 }
 
+int child_exit_status(pid_t pid)
+{
+    int status;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
 void child_done(struct child *c)
 {
     free(c->out);

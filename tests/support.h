@@ -169,6 +169,20 @@ void child_done(struct child *c);
  * file; the child must exit 0. Returns the file's path (freed by the caller). */
 char *run_traced(const char *child);
 
+/* Tests that fork() without exec and have the child start threads: skipped
+ * under ThreadSanitizer, which kills such a child, and AddressSanitizer,
+ * whose allocator is not fork-safe (a child's first thread can wait forever
+ * for an allocator lock that a parent thread held at the fork). */
+#define SKIP_FORK_UNDER_SANITIZERS()                                                               \
+    do {                                                                                           \
+        if (TEST_UNDER_TSAN || TEST_UNDER_ASAN)                                                    \
+            SKIP_IN_THIS_BUILD("%s (threads in a child of fork)",                                  \
+                               TEST_UNDER_TSAN ? "ThreadSanitizer" : "AddressSanitizer");          \
+    } while (0)
+/* Waits for the child pid, which must have exited (not been killed, by its
+ * alarm say), and returns its exit status. */
+int child_exit_status(pid_t pid);
+
 /* "$TMPDIR/name" (TMPDIR unset or empty: /tmp), freshly allocated: where
  * tests put their files, e.g. a template for mkstemp. Freed by the caller. */
 char *temp_path_for(const char *name);

@@ -280,23 +280,14 @@ TEST(after_stop_inside_fn_waits_for_a_later_run_of_its_storage)
 
 /* ---- fork() ----------------------------------------------------------------- */
 
-#define SKIP_FORK_UNDER_SANITIZERS()                                                               \
-    do {                                                                                           \
-        if (TEST_UNDER_TSAN || TEST_UNDER_ASAN)                                                    \
-            SKIP_IN_THIS_BUILD("%s (threads in a child of fork)",                                  \
-                               TEST_UNDER_TSAN ? "ThreadSanitizer" : "AddressSanitizer");          \
-    } while (0)
-
 /* Waits for the child of fork(), lets the parent's held fn return, and
  * checks that the child exited 0 rather than being killed by its alarm. */
 static void child_exited_0(pid_t pid, struct held *h, pthread_t fn_thread)
 {
-    int status;
-    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    int status = child_exit_status(pid); /* not killed by the alarm */
     atomic_store(&h->may_return, 1);
     CHECK_EQ(pthread_join(fn_thread, NULL), 0);
-    CHECK(WIFEXITED(status)); /* not killed by the alarm */
-    CHECK_EQ(WEXITSTATUS(status), 0);
+    CHECK_EQ(status, 0);
 }
 
 TEST(after_stop_in_a_child_of_fork_does_not_wait_for_a_parent_thread_fn)

@@ -511,26 +511,6 @@ static int task_count(void)
     return n;
 }
 
-/* ThreadSanitizer kills a child of a multithreaded fork that starts a
- * thread, and every child here must; AddressSanitizer's allocator is not
- * fork-safe (a child's first thread can wait forever for an allocator lock
- * that a parent thread held at the fork). */
-#define SKIP_FORK_UNDER_SANITIZERS()                                              \
-    do {                                                                          \
-        if (TEST_UNDER_TSAN || TEST_UNDER_ASAN) {                                 \
-            SKIP_IN_THIS_BUILD("%s (threads after fork)",                        \
-                               TEST_UNDER_TSAN ? "ThreadSanitizer" : "AddressSanitizer"); \
-        }                                                                         \
-    } while (0)
-
-static int wait_child(pid_t pid)
-{
-    int status;
-    CHECK_EQ(waitpid(pid, &status, 0), pid);
-    CHECK(WIFEXITED(status));
-    return WEXITSTATUS(status);
-}
-
 /* The child's own deadline fires within a generous bound; 0 if it does. */
 static int own_deadline_fires(void)
 {
@@ -556,7 +536,7 @@ TEST(harden_fork_child_starts_no_thread_until_it_needs_one)
             _exit(1); /* the fork handlers started a thread */
         _exit(own_deadline_fires());
     }
-    CHECK_EQ(wait_child(pid), 0);
+    CHECK_EQ(child_exit_status(pid), 0);
     cctx_release(fired);
     cctx_release(armed);
 }
@@ -578,7 +558,7 @@ TEST(harden_fork_while_a_context_lock_is_held_leaves_the_child_timer_working)
         real_sleep_ms(20); /* t is due: the child's timer meets its lock first */
         _exit(own_deadline_fires());
     }
-    CHECK_EQ(wait_child(pid), 0);
+    CHECK_EQ(child_exit_status(pid), 0);
     CHECK_EQ(cctx_wait(t, CCTX_SEC(5)), ETIMEDOUT);
     cctx_release(t);
 }
@@ -605,7 +585,7 @@ TEST(harden_fork_during_a_cancellation_leaves_the_child_timer_working)
         _exit(own_deadline_fires());
     }
     atomic_store(&half.word, CAUSE_MARKED); /* the parent's "canceller" finishes */
-    CHECK_EQ(wait_child(pid), 0);
+    CHECK_EQ(child_exit_status(pid), 0);
     cctx__timer_disarm((struct cctx__timer *)t);
     cctx_release(t);
 }
@@ -631,7 +611,7 @@ TEST(harden_fork_child_has_its_own_done_descriptors)
         cctx_release(c);
         _exit(0);
     }
-    CHECK_EQ(wait_child(pid), 0);
+    CHECK_EQ(child_exit_status(pid), 0);
     /* The child's cancel reached neither the parent's context nor its
      * descriptor. */
     CHECK_EQ(cctx_err(c), 0);

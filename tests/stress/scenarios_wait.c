@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "internal.h"
 #include "stress.h"
 
 /* ---- after_stop vs cancel ---------------------------------------------------------- */
@@ -220,9 +221,17 @@ static void f_cancel(void *arg)
     cctx_cancel(f->cancel); /* NULL in the rounds where the timer thread cancels */
 }
 
-/* In the child: a deadline made after the fork must fire, promptly. */
-static int child_checks(void)
+/* In the child: a deadline made after the fork must fire, promptly. In the
+ * rounds where the timer thread ends p (timed), p must end here too, whether
+ * the fork fell before its deadline (p still armed), while the timer thread
+ * had it in hand, or after it was marked; unless a thread the child lacks
+ * holds p's lock, which stalls whoever takes it (looked at before the child
+ * starts a thread of its own). */
+static int child_checks(cctx_t *p, bool timed)
 {
+    bool p_lock_free = timed && cctx__try_lock(p);
+    if (p_lock_free)
+        cctx__unlock(p);
     int64_t t0 = real_now();
     cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(20), NULL);
     if (!c)
@@ -231,6 +240,8 @@ static int child_checks(void)
         return 11;
     if (real_now() - t0 > CCTX_SEC(4))
         return 12;
+    if (p_lock_free && cctx_wait(p, CCTX_SEC(5)) != ETIMEDOUT)
+        return 13;
     return 0;
 }
 
@@ -281,7 +292,7 @@ static int fork_during_cancel(struct run *r)
         pid_t pid = fork();
         STRESS_CHECK(pid >= 0);
         if (pid == 0)
-            _exit(child_checks()); /* touches nothing the canceller had */
+            _exit(child_checks(p, timed)); /* touches nothing else the canceller had */
         team_join(&t);
         /* The child's bound is 5 s of waiting; give it twice that. */
         int64_t until = real_now() + CCTX_SEC(10);
@@ -305,6 +316,7 @@ static int fork_during_cancel(struct run *r)
                     : WEXITSTATUS(status) == 10 ? "could not make a context"
                     : WEXITSTATUS(status) == 11 ? "its 20 ms deadline had not fired after 5 s"
                     : WEXITSTATUS(status) == 12 ? "its 20 ms deadline fired after more than 4 s"
+                    : WEXITSTATUS(status) == 13 ? "the parent's deadline never fired in it"
                                                 : "?");
         STRESS_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
         for (int i = 0; i < WIDE; i++)
@@ -412,7 +424,7 @@ const struct scenario scenarios_wait[] = {
      after_stop_vs_cancel},
     {"wait_during_cancel", "wait, wait_any, sleep, done fd all wake with the error",
      wait_during_cancel},
-    {"fork_during_cancel", "in the child, a new deadline still fires",
+    {"fork_during_cancel", "in the child, a new deadline and an inherited due one fire",
      fork_during_cancel},
     {"after_functions_stop_each_other", "no deadlock; stop's answers agree",
      after_functions_stop_each_other},

@@ -1,0 +1,201 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A deadline in the hands of its firer at the moment of fork() (src/timer.c):
+ * taken off its heap, its context not yet marked. The child lacks the thread
+ * that held it, so the child's own timer thread fires it; a firing that has
+ * committed, or one of the thread that forks, is not fired again.
+ *
+ * The firer is held between taking the deadline off its heap and firing it
+ * through timer.c's hook cctx__timer_popped.
+ */
+#define _GNU_SOURCE
+#include <cctx.h>
+#include <cctx/testing.h>
+
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "internal.h"
+#include "support.h"
+#include "testhooks.h"
+
+/* ---- holding a firing --------------------------------------------------------------- */
+
+static struct cctx__timer *_Atomic held_target;
+static atomic_int held, may_fire;
+
+static void hold_the_firing(struct cctx__timer *t)
+{
+    if (t != atomic_load(&held_target))
+        return;
+    atomic_store(&held, 1);
+    while (!atomic_load(&may_fire))
+        real_sleep_ms(1);
+}
+
+static void hold_firings_of(cctx_t *c)
+{
+    atomic_store(&held_target, (struct cctx__timer *)c);
+    atomic_store(&cctx__timer_popped, hold_the_firing);
+}
+
+static void until_held(void)
+{
+    int64_t give_up = real_now() + CCTX_SEC(10);
+    while (!atomic_load(&held) && real_now() < give_up)
+        real_sleep_ms(1);
+    CHECK(atomic_load(&held));
+}
+
+/* In the child: 0 if c's deadline fires there within a generous bound. */
+static int fires_in_the_child(cctx_t *c)
+{
+    atomic_store(&cctx__timer_popped, NULL);
+    /* The held firing must have been handed to the child's timer, which
+     * cctx_done_fd starts. */
+    if (cctx__test_timer_orphans() != 1)
+        return 10;
+    int fd = cctx_done_fd(c);
+    if (fd < 0)
+        return 11;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, 10000) != 1)
+        return 12; /* never fired */
+    if (cctx_err(c) != ETIMEDOUT)
+        return 13;
+    return cctx__test_timer_orphans() == 0 ? 0 : 14;
+}
+
+/* ---- the timer thread's firing ------------------------------------------------------- */
+
+TEST(timer_fork_while_the_timer_thread_holds_a_due_deadline_fires_it_in_the_child)
+{
+    SKIP_FORK_UNDER_SANITIZERS();
+    cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(50), NULL);
+    hold_firings_of(c);
+    until_held();
+    fflush(stdout);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        alarm(30);
+        _exit(fires_in_the_child(c));
+    }
+    atomic_store(&may_fire, 1);
+    CHECK_EQ(child_exit_status(pid), 0);
+    CHECK_EQ(cctx_wait(c, CCTX_SEC(10)), ETIMEDOUT);
+    atomic_store(&cctx__timer_popped, NULL);
+    cctx_release(c);
+}
+
+TEST(timer_firing_is_out_of_hand_once_committed)
+{
+    /* Committed: a fork from here on must not hand the child a firing whose
+     * reference the firer has given up (the context may be freed). */
+    cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(1), NULL);
+    CHECK_EQ(cctx_wait(c, CCTX_SEC(10)), ETIMEDOUT);
+    int64_t give_up = real_now() + CCTX_SEC(10);
+    while (cctx__test_timer_in_hand(false) && real_now() < give_up)
+        real_sleep_ms(1);
+    CHECK(cctx__test_timer_in_hand(false) == NULL);
+    cctx_release(c);
+}
+
+/* ---- an advance of the fake clock ------------------------------------------------------ */
+
+static void *advance(void *d)
+{
+    cctx_fake_clock_advance(*(int64_t *)d);
+    return NULL;
+}
+
+TEST(timer_fork_while_another_thread_advances_past_a_deadline_fires_it_in_the_child)
+{
+    SKIP_FORK_UNDER_SANITIZERS();
+    cctx_fake_clock_start(CCTX_SEC(1));
+    cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(5), NULL);
+    hold_firings_of(c);
+    int64_t d = CCTX_MSEC(10);
+    pthread_t advancer;
+    CHECK_EQ(pthread_create(&advancer, NULL, advance, &d), 0);
+    until_held();
+    fflush(stdout);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        alarm(30);
+        _exit(fires_in_the_child(c));
+    }
+    atomic_store(&may_fire, 1);
+    CHECK_EQ(pthread_join(advancer, NULL), 0);
+    CHECK_EQ(child_exit_status(pid), 0);
+    CHECK_EQ(cctx_err(c), ETIMEDOUT);
+    atomic_store(&cctx__timer_popped, NULL);
+    cctx_release(c);
+    cctx_fake_clock_stop();
+}
+
+static void fork_here(void *arg)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* This thread is the advancing one, and goes on with its firing
+         * here: handing it to the child's timer as well would fire it, and
+         * give up its reference, twice. */
+        _exit(cctx__test_timer_orphans() == 0 ? 0 : 1);
+    }
+    *(pid_t *)arg = pid;
+}
+
+TEST(timer_fork_from_an_after_function_of_an_advance_leaves_the_firing_to_its_thread)
+{
+    SKIP_FORK_UNDER_SANITIZERS();
+    cctx_fake_clock_start(CCTX_SEC(1));
+    cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(5), NULL);
+    pid_t pid = -1;
+    cctx_after_t reg;
+    CHECK_EQ(cctx_after_func(c, &reg, fork_here, &pid), 0);
+    cctx_fake_clock_advance(CCTX_MSEC(10)); /* runs fork_here on this thread */
+    CHECK(pid > 0);
+    CHECK_EQ(child_exit_status(pid), 0);
+    CHECK_EQ(cctx_err(c), ETIMEDOUT);
+    cctx_release(c);
+    cctx_fake_clock_stop();
+}
+
+/* ---- nested advances ------------------------------------------------------------------ */
+
+struct nested {
+    cctx_t *inner;
+    struct cctx__timer *in_hand_after; /* the advance's record once the nested one is over */
+};
+
+static void advance_again(void *arg)
+{
+    struct nested *n = arg;
+    cctx_fake_clock_advance(CCTX_MSEC(10)); /* fires inner, on this thread */
+    n->in_hand_after = cctx__test_timer_in_hand(true);
+}
+
+TEST(timer_nested_advance_puts_back_the_record_of_the_firing_it_ran_in)
+{
+    cctx_fake_clock_start(CCTX_SEC(1));
+    cctx_t *outer = cctx_with_timeout(cctx_background(), CCTX_MSEC(5), NULL);
+    struct nested n = {.inner = cctx_with_timeout(cctx_background(), CCTX_MSEC(12), NULL)};
+    cctx_after_t reg;
+    CHECK_EQ(cctx_after_func(outer, &reg, advance_again, &n), 0);
+    cctx_fake_clock_advance(CCTX_MSEC(6));
+    CHECK_EQ(cctx_err(n.inner), ETIMEDOUT);
+    /* While outer's after-function ran, outer's firing was still in hand: a
+     * fork there would have to hand it on. */
+    CHECK(n.in_hand_after == (struct cctx__timer *)outer);
+    CHECK(cctx__test_timer_in_hand(true) == NULL);
+    cctx_release(n.inner);
+    cctx_release(outer);
+    cctx_fake_clock_stop();
+}
