@@ -90,6 +90,11 @@ bool cctx__runner_submit(struct cctx__job *job);
 /* The shard this thread arms into; set in a timer before it is published,
  * since a canceller may disarm it as soon as it is attached. */
 uint32_t cctx__timer_shard(void);
+/* Arms t: 0, ENOMEM, an error starting the timer thread, or
+ * CCTX__TIMER_DUE: the fake clock runs and is past t's deadline already (an
+ * advance on another thread may have passed it before it was in the heap),
+ * so the caller ends t itself, as for a deadline it finds past. */
+#define CCTX__TIMER_DUE (-1)
 int cctx__timer_arm(struct cctx__timer *t);
 void cctx__timer_disarm(struct cctx__timer *t);
 

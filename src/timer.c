@@ -99,6 +99,7 @@ static struct {
 static struct cctx__timer *orphans[2];
 
 _Atomic(cctx__timer_hook_fn) cctx__timer_popped;
+_Atomic(cctx__timer_hook_fn) cctx__timer_arming;
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t fake_lock; /* see cctx__timer_set_fake */
@@ -405,6 +406,9 @@ int cctx__timer_arm(struct cctx__timer *t)
         if (err)
             return err;
     }
+    cctx__timer_hook_fn arming = cctx__atomic_load_relaxed(&cctx__timer_arming);
+    if (cctx__unlikely(arming != NULL))
+        arming(t);
     struct heap_shard *s = &shards[t->shard];
     cctx__word_lock(&s->lock);
     if (cctx__unlikely(s->n == s->cap)) {
@@ -420,6 +424,14 @@ int cctx__timer_arm(struct cctx__timer *t)
     s->n++;
     sift_up(s, s->n - 1, (struct heap_entry){t->deadline, t});
     cctx__word_unlock(&s->lock);
+    /* An advance that moved the fake clock past t's deadline after the
+     * caller read the clock, and scanned this shard before t was in it, has
+     * not fired t, and no other will until the next advance. It stored the
+     * time before it scanned, so that store happened before this load if
+     * its scan took the shard lock first: here t is seen due. */
+    if (cctx__unlikely(cctx__atomic_load_seq_cst(&cctx__fake_on)) &&
+        t->deadline <= cctx__atomic_load_seq_cst(&cctx__fake_now))
+        return CCTX__TIMER_DUE;
     if (t->deadline < cctx__atomic_load_seq_cst(&timer_thread.sleep_until))
         kick();
     return 0;

@@ -385,7 +385,9 @@ cctx_t *cctx__with_deadline(cctx_t *parent, int64_t deadline, int code, const ch
          * overwritten by) the born-done check above. A failure unwinds through
          * an ordinary release: a parent's canceller may hold t by now. */
         int err = cctx__timer_arm(t);
-        if (err) {
+        if (cctx__unlikely(err == CCTX__TIMER_DUE)) {
+            cctx__cancel(&t->c, ETIMEDOUT, code, t->msg, file, line, func);
+        } else if (err) {
             cctx_release_at(&t->c.head, file, line, func);
             return refuse(err, cancel);
         }

@@ -2,7 +2,9 @@
 /*
  * Edges of the process timer (src/timer.c): an advance of the fake clock
  * whose after-function stops the clock ends there, and the deadlines it had
- * still to fire fire on the real clock, by the timer thread.
+ * still to fire fire on the real clock, by the timer thread; a deadline that
+ * an advance passes between its derivation's look at the clock and its arm
+ * (held there through timer.c's hook cctx__timer_arming) ends at once.
  */
 #define _GNU_SOURCE
 #include <cctx.h>
@@ -86,4 +88,46 @@ static void stop_inside_an_advance_behind_the_real_clock(void)
 TEST(timer_deadlines_left_due_when_an_after_function_stops_the_fake_clock_fire_on_the_real_clock)
 {
     run_with_watchdog(stop_inside_an_advance_behind_the_real_clock, 10);
+}
+
+/* ---- an advance on another thread between a derivation's look at the clock and its arm ---- */
+
+/* What the advance does when it comes at that instant; here on the arming
+ * thread, inside cctx__timer_arm before t is in its heap, which is where
+ * another thread's advance can fall. */
+static void advance_before_the_arm(struct cctx__timer *t)
+{
+    (void)t;
+    atomic_store(&cctx__timer_arming, NULL);
+    cctx_fake_clock_advance(CCTX_MSEC(10));
+}
+
+TEST(timer_deadline_an_advance_passes_while_it_is_derived_ends_before_the_derivation_returns)
+{
+    cctx_fake_clock_start(CCTX_SEC(1));
+    atomic_store(&cctx__timer_arming, advance_before_the_arm);
+    const int line = __LINE__ + 1;
+    cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(5), NULL);
+    CHECK(atomic_load(&cctx__timer_arming) == NULL); /* the hook ran */
+    CHECK_EQ(cctx_err(c), ETIMEDOUT);
+    check_cause(c, ETIMEDOUT, 0, "context deadline exceeded", line, __func__);
+    CHECK_EQ(cctx__test_armed_timers(), 0);
+    cctx_release(c);
+    cctx_fake_clock_stop();
+}
+
+TEST(timer_grace_an_advance_passes_while_it_is_armed_ends_at_once)
+{
+    cctx_fake_clock_start(CCTX_SEC(1));
+    cctx_cancel_t *pc;
+    cctx_t *parent = cctx_with_cancel(cctx_background(), &pc);
+    cctx_t *g = cctx_with_grace(parent, CCTX_MSEC(5), NULL);
+    atomic_store(&cctx__timer_arming, advance_before_the_arm);
+    cctx_cancel(pc); /* the grace period starts: armed 5 ms ahead */
+    CHECK(atomic_load(&cctx__timer_arming) == NULL);
+    CHECK_EQ(cctx_wait(g, 0), ETIMEDOUT);
+    CHECK_EQ(cctx__test_armed_timers(), 0);
+    cctx_release(g);
+    cctx_release(parent);
+    cctx_fake_clock_stop();
 }

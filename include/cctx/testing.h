@@ -26,7 +26,9 @@ CCTX_API void cctx_fake_clock_start(int64_t now);
  * (recursive) lock: they may call any cctx function, advancing the clock
  * included, but must not wait for another thread that moves the clock. One
  * that stops the clock ends the advance there: the deadlines it had still to
- * fire are then on the real clock (see cctx_fake_clock_stop). */
+ * fire are then on the real clock (see cctx_fake_clock_stop). A deadline
+ * being derived on another thread while an advance passes it is ended by
+ * that derivation, before it returns, if the advance did not fire it. */
 CCTX_API void cctx_fake_clock_advance(int64_t d);
 /* Back to the real monotonic clock; deadlines still armed are then measured
  * on it. */
