@@ -163,8 +163,9 @@ static void heap_remove(struct heap_shard *s, size_t i)
 
 /* Pops s's earliest entry if due at now on the clock that runs (real: the
  * thread's calls, fake: the fake clock's) and returns it referenced, or NULL
- * (in *more: whether anything due may remain). */
-static struct cctx__timer *pop_due(struct heap_shard *s, int64_t now, int fake, int *more)
+ * (in *more: whether anything due may remain; in *when: its deadline). */
+static struct cctx__timer *pop_due(struct heap_shard *s, int64_t now, int fake, int *more,
+                                   int64_t *when)
 {
     struct cctx__timer *t = NULL;
     cctx__word_lock(&s->lock);
@@ -173,6 +174,7 @@ static struct cctx__timer *pop_due(struct heap_shard *s, int64_t now, int fake, 
            cctx__atomic_load_seq_cst(&cctx__fake_on) == fake) {
         struct cctx__timer *top = s->heap[0].t;
         int referenced = cctx__try_ref(&top->c.head);
+        *when = s->heap[0].when;
         heap_remove(s, 0);
         if (referenced) {
             t = top;
@@ -264,8 +266,9 @@ static void *timer_main(void *arg)
             int64_t now = cctx__os_now();
             for (int i = 0; i < HEAP_SHARDS; i++) {
                 int more = 1;
+                int64_t when;
                 while (more) {
-                    struct cctx__timer *t = pop_due(&shards[i], now, 0, &more);
+                    struct cctx__timer *t = pop_due(&shards[i], now, 0, &more, &when);
                     if (t)
                         fire(t, 0, NULL);
                 }
@@ -480,15 +483,22 @@ long cctx__test_armed_timers(void)
 /* fake_lock serialises changes of the fake clock and the firings they cause.
  * It is recursive because an after-function run by an advance may advance
  * the clock itself; the outer advance then goes on from the clock's new time. */
+static unsigned fake_restarts; /* starts and stops of the clock, under fake_lock */
+
 void cctx__timer_set_fake(int on, int64_t now, int64_t advance)
 {
     pthread_once(&init_once, init);
     cctx__child_restart();
     pthread_mutex_lock(&fake_lock);
-    if (advance > 0)
-        now = cctx__sat_add(cctx__atomic_load_seq_cst(&cctx__fake_now), advance);
-    if (on)
-        cctx__atomic_store_seq_cst(&cctx__fake_now, now);
+    int64_t target = now;
+    if (advance > 0) {
+        target = cctx__sat_add(cctx__atomic_load_seq_cst(&cctx__fake_now), advance);
+    } else {
+        fake_restarts++;
+        if (on)
+            cctx__atomic_store_seq_cst(&cctx__fake_now, now);
+    }
+    unsigned restarts = fake_restarts;
     cctx__atomic_store_seq_cst(&cctx__fake_on, on);
     /* A barrier: the timer thread's pops check the clock under a shard lock,
      * so from here on none of them fires a fake deadline on real time. */
@@ -496,32 +506,50 @@ void cctx__timer_set_fake(int on, int64_t now, int64_t advance)
     for (int i = 0; i < HEAP_SHARDS; i++)
         shard_top(&shards[i], &top);
     /* Earliest first across shards: each round fires the shard whose top is
-     * the earliest due entry, until none is due.
+     * the earliest entry due by the target, after stepping the clock to its
+     * deadline, so that its cause and its after-functions see the time it
+     * was due, as with a real clock. When none is due, the clock steps to
+     * the target, and one more round looks: a deadline armed meanwhile, which
+     * a round looked for too early, either is in the heap for it, or was
+     * armed after that step and its arm sees it due (cctx__timer_arm).
      *
-     * An after-function fired here may stop the fake clock (or start it
-     * anew), so each round reads the clock's state afresh. Once it is
-     * stopped, the advance ends: pop_due would refuse every entry (they are
-     * no longer fake deadlines), and the loop would spin on a due top. The
-     * deadlines this advance had still to fire are then points on the real
-     * monotonic clock, like every deadline armed when the clock stops: the
-     * timer thread fires them when that clock reaches them (at once, if it
-     * is past them already), not this thread. */
-    while (on && cctx__atomic_load_seq_cst(&cctx__fake_on)) {
+     * An after-function fired here may advance the clock (the target is
+     * then the clock's time if that is later), or stop it or start it anew,
+     * so each round reads the clock's state afresh. Once it is stopped or
+     * started anew, this advance ends: its target means nothing on the new
+     * clock, and once the clock is stopped pop_due would refuse every entry
+     * (they are no longer fake deadlines), and the loop would spin on a due
+     * top. The deadlines this advance had still to fire are then due by the
+     * new clock; once stopped, they are points on the real monotonic clock,
+     * like every deadline armed when the clock stops: the timer thread fires
+     * them when that clock reaches them (at once, if it is past them
+     * already), not this thread. */
+    while (on && cctx__atomic_load_seq_cst(&cctx__fake_on) && restarts == fake_restarts) {
+        int64_t clock = cctx__atomic_load_seq_cst(&cctx__fake_now);
+        target = clock > target ? clock : target;
         int best = -1;
-        int64_t least = cctx__atomic_load_seq_cst(&cctx__fake_now);
+        int64_t least = target;
         for (int i = 0; i < HEAP_SHARDS; i++) {
             if (shard_top(&shards[i], &top) && top <= least) {
                 least = top;
                 best = i;
             }
         }
-        if (best < 0)
-            break;
+        if (best < 0) {
+            if (clock == target)
+                break;
+            cctx__atomic_store_seq_cst(&cctx__fake_now, target);
+            continue;
+        }
         int more;
+        int64_t when;
         struct cctx__timer *outer = cctx__atomic_load_relaxed(&in_flight[POP_FAKE].t);
-        struct cctx__timer *t = pop_due(&shards[best], least, 1, &more);
-        if (t)
+        struct cctx__timer *t = pop_due(&shards[best], least, 1, &more, &when);
+        if (t) {
+            if (when > clock)
+                cctx__atomic_store_seq_cst(&cctx__fake_now, when);
             fire(t, 1, outer);
+        }
     }
     pthread_mutex_unlock(&fake_lock);
     kick(); /* the thread re-reads which clock runs */

@@ -21,14 +21,24 @@ extern "C" {
 CCTX_API void cctx_fake_clock_start(int64_t now);
 /* Moves the virtual clock by d (negative d is ignored: the clock is
  * monotonic). Every deadline now due has fired, in deadline order, and its
- * after-functions have run, on the calling thread, before this returns.
+ * after-functions have run, on the calling thread, before this returns; the
+ * clock then reads its old time + d.
+ *
+ * The clock steps to each deadline as it fires it, as a real clock passes
+ * it: that deadline's cause, and cctx_now() in its after-functions, read the
+ * deadline itself, and a deadline those after-functions derive that falls
+ * within d fires in the same advance.
+ *
  * Those after-functions run while this thread holds the fake clock's
  * (recursive) lock: they may call any cctx function, advancing the clock
  * included, but must not wait for another thread that moves the clock. One
- * that stops the clock ends the advance there: the deadlines it had still to
- * fire are then on the real clock (see cctx_fake_clock_stop). A deadline
- * being derived on another thread while an advance passes it is ended by
- * that derivation, before it returns, if the advance did not fire it. */
+ * that advances it further extends this advance to the clock's new time;
+ * one that starts it anew ends this advance there; one that stops it ends
+ * this advance too, and the deadlines it had still to fire are then on the
+ * real clock (see cctx_fake_clock_stop).
+ *
+ * A deadline derived on another thread while an advance passes it is ended
+ * by that derivation, before it returns, if the advance did not fire it. */
 CCTX_API void cctx_fake_clock_advance(int64_t d);
 /* Back to the real monotonic clock; deadlines still armed are then measured
  * on it. */
