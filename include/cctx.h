@@ -42,10 +42,10 @@
  *    thread was using at the moment of the fork (deriving from it,
  *    cancelling it) may block a child thread that touches it; it never
  *    stalls the child's timer, so the child's own deadlines always fire.
- *    A deadline that the timer thread or a fake-clock advance on another
- *    thread was firing at that very moment (taken off the timer's heap, its
- *    context not yet marked) is fired in the child too, first thing, by the
- *    child's timer thread once it starts.
+ *    A deadline that the timer thread, a runner or a fake-clock advance on
+ *    another thread was firing at that very moment (taken off the timer's
+ *    heap, its context not yet marked) is fired in the child too, first
+ *    thing, once the child's timer thread and runners start.
  */
 #ifndef CCTX_H
 #define CCTX_H

@@ -654,11 +654,20 @@ static void finish_handoff(struct handoff *h)
     }
     struct cctx__timer *t = (struct cctx__timer *)h->origin;
     if (!h->origin_marked) {
-        if (mark(h->origin, &h->m, true) != MARKED) {
-            /* Another cancellation got there first: nothing for us to do. */
+        enum mark_result marked = mark(h->origin, &h->m, true);
+        /* The firing is no longer to be done again by a child of fork(). */
+        if (h->job.firing)
+            cctx__runner_job_marked(&h->job); /* a runner's job */
+        else
+            cctx__timer_fire_committed(); /* the timer thread's, done in place */
+        if (marked != MARKED) {
+            /* Another cancellation got there first: nothing for us to do.
+             * Run again in a child of fork(), the job may have been that
+             * other one, its record the cause now: kept, at worst leaked. */
             if (h->m.tracing)
                 cctx__trace_busy(-1);
-            cctx__cause_free(h->m.record, &t->c.head);
+            if (!h->job.again)
+                cctx__cause_free(h->m.record, &t->c.head);
             cctx_release_at(&t->c.head, SITE_OF(t));
             return;
         }
@@ -694,6 +703,10 @@ static void hand_off(struct handoff *h)
     if (copy) {
         *copy = *h;
         copy->job.run = run_handoff;
+        /* Its origin unmarked, the job is the firing's record from the
+         * moment it is queued (runner.c). */
+        if (!h->release && !h->origin_marked)
+            copy->job.firing = (struct cctx__timer *)h->origin;
         /* The trace counts cancellations in flight per thread: the runner
          * counts this one from here on. */
         bool traced = h->m.tracing && !h->release;
@@ -736,9 +749,11 @@ void cctx__timer_fire(struct cctx__timer *t)
     if (h.m.tracing)
         cctx__trace_busy(1);
     enum mark_result marked = mark(&t->c, &h.m, false);
-    /* Marked, found ended, or handed to a runner: a child of fork() from
-     * here on need not fire it again (timer.c). */
-    cctx__timer_fire_committed();
+    /* Marked, or found ended: a child of fork() from here on need not fire
+     * it again (timer.c). Busy: the record goes to the job that finishes
+     * the firing, as it is queued, or stays here (hand_off). */
+    if (marked != BUSY)
+        cctx__timer_fire_committed();
     switch (marked) {
     case BUSY:
         h.origin_marked = false;

@@ -24,7 +24,7 @@
  *     a derivation with a deadline, an after-function registration): then
  *     deadlines inherited from the parent fire in the child as well. So
  *     do those that another thread had taken off the timer's heap to fire
- *     and not yet marked (timer.c).
+ *     and not yet marked (timer.c, runner.c).
  *   - Done descriptors. The child shares the parent's eventfds, so the
  *     child's cancellations would wake the parent's pollers and the other
  *     way round. Each fork bumps the child's generation, and a descriptor

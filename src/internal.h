@@ -42,9 +42,12 @@ int cctx__cause_fill(const struct cctx__cancelable *c, cctx_cause_t *out);
 /* Fires t's deadline from the timer thread, which holds a reference on t and
  * gives it up here (see cancel.c for what the thread will not do). */
 void cctx__timer_fire(struct cctx__timer *t);
-/* cctx__timer_fire has marked t, found it ended or handed it on: from here
- * on a child of fork() need not fire it again (timer.c). */
+/* The firing the timer thread has in hand has marked its context, found it
+ * ended, or is now on record as a queued job: from here on a child of
+ * fork() need not fire it again (timer.c). */
 void cctx__timer_fire_committed(void);
+/* The timer thread has t's firing in hand again (a job it got back). */
+void cctx__timer_fire_in_hand(struct cctx__timer *t);
 
 /* after.c */
 /* A run queue: the registrations one cancellation took (or, for deadlines,
@@ -79,12 +82,25 @@ extern struct cctx__run_queue cctx__runner_queue;
 struct cctx__job {
     struct cctx__job *next;
     void (*run)(struct cctx__job *job); /* owns and frees the job */
+    /* Set: the job finishes the firing of this deadline, whose context is
+     * not marked yet. Until it is (cctx__runner_job_marked), the job stays
+     * on record, queued or taken, and a child of fork() runs it again
+     * (runner.c). */
+    struct cctx__timer *firing;
+    /* In a child of fork(): a firing job a parent's runner had taken, and
+     * may have begun. */
+    bool again;
 };
 /* n registrations were added to cctx__runner_queue: a runner for each. */
 void cctx__runner_notify(unsigned n);
 /* Hands job to a runner; false if no runner thread exists or can be made
- * (the caller then does the work itself). */
+ * (the caller then does the work itself). A firing job takes over the timer
+ * thread's record of its firing (cctx__timer_fire_committed) as it is
+ * queued, and gives it back if the caller gets the job back. */
 bool cctx__runner_submit(struct cctx__job *job);
+/* A firing job taken by a runner has marked its context, or found it ended:
+ * a child of fork() need not run it again. */
+void cctx__runner_job_marked(struct cctx__job *job);
 
 /* timer.c */
 /* The shard this thread arms into; set in a timer before it is published,

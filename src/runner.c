@@ -35,9 +35,16 @@
  * and a runner takes a count rather than join the list), so a runner on the
  * list never has to look at it, and no runner leaves while it is non-zero.
  *
- * Locks: `pool.lock` (a word lock) guards the job list, the idle list and
- * the counts; it is taken alone. The queue's lock is the queue's own
- * (after.c).
+ * fork(). A job that finishes a firing whose context is not marked yet
+ * (job->firing) is the only record of that firing, queued or taken: the
+ * timer thread let go of its own record as it queued the job, under
+ * `pool.lock`, and a runner that takes the job keeps it in `pool.firing`
+ * until the context is marked. A child of fork() has none of the parent's
+ * runners, so it queues those taken jobs again, for its own runners.
+ *
+ * Locks: `pool.lock` (a word lock) guards the job list, the idle list, the
+ * firing jobs taken and the counts; it is taken alone. The queue's lock is
+ * the queue's own (after.c).
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -56,7 +63,8 @@ struct idler {
 static struct {
     _Atomic uint32_t lock;
     struct cctx__job *jobs, **jobs_tail;
-    struct idler *idle; /* runners asleep, waiting to be claimed */
+    struct cctx__job *firing; /* firing jobs taken, their contexts not yet marked */
+    struct idler *idle;       /* runners asleep, waiting to be claimed */
     unsigned threads;   /* runners alive, or being started */
     unsigned starting;  /* of those, how many pthread_create has not returned for */
     unsigned unclaimed; /* work that found no idler and started no runner */
@@ -73,9 +81,24 @@ static struct cctx__job *take_job(void)
         pool.jobs = job->next;
         if (!pool.jobs)
             pool.jobs_tail = &pool.jobs;
+        if (job->firing) {
+            job->next = pool.firing;
+            pool.firing = job;
+        }
     }
     cctx__word_unlock(&pool.lock);
     return job;
+}
+
+void cctx__runner_job_marked(struct cctx__job *job)
+{
+    cctx__word_lock(&pool.lock);
+    struct cctx__job **pp = &pool.firing;
+    while (*pp != job)
+        pp = &(*pp)->next;
+    *pp = job->next;
+    job->firing = NULL;
+    cctx__word_unlock(&pool.lock);
 }
 
 /* Jobs first: a job finishes a firing (marking, releases) that waiters and
@@ -195,6 +218,8 @@ bool cctx__runner_submit(struct cctx__job *job)
     cctx__word_lock(&pool.lock);
     *pool.jobs_tail = job;
     pool.jobs_tail = &job->next;
+    if (job->firing)
+        cctx__timer_fire_committed(); /* the job is its record now */
     cctx__word_unlock(&pool.lock);
     if (summon())
         return true;
@@ -207,6 +232,8 @@ bool cctx__runner_submit(struct cctx__job *job)
             if (pool.jobs_tail == &job->next)
                 pool.jobs_tail = pp;
             ours = true;
+            if (job->firing)
+                cctx__timer_fire_in_hand(job->firing);
             break;
         }
     }
@@ -243,9 +270,20 @@ void cctx__runner_fork(int phase)
         break;
     default:
         /* The runners stayed in the parent; what was queued stays queued
-         * and runs when the child first needs a runner (fork.c). */
+         * and runs when the child first needs a runner (fork.c). So do the
+         * firing jobs they had taken, ahead of the rest (their contexts
+         * are not marked: a runner here runs them again). */
         cctx__atomic_store_relaxed(&cctx__runner_queue.lock, 0);
         cctx__atomic_store_relaxed(&pool.lock, 0);
+        while (pool.firing) {
+            struct cctx__job *job = pool.firing;
+            pool.firing = job->next;
+            job->again = true;
+            job->next = pool.jobs;
+            if (!pool.jobs)
+                pool.jobs_tail = &job->next;
+            pool.jobs = job;
+        }
         pool.threads = 0;
         pool.starting = 0;
         pool.unclaimed = 0;

@@ -86,17 +86,26 @@ static struct {
 /* The firing each kind of popper has in hand (see fork above): set under the
  * shard lock the entry was popped under, or under the wake lock for an
  * orphan, both of which the fork handlers hold; cleared when the firing
- * commits. Only the timer thread pops on the real clock, and advances are
- * serialised by fake_lock (a nested advance, on the same thread, puts the
- * outer record back when it is done). */
+ * commits, or handed to a runner's job as that is queued (runner.c). Only
+ * the timer thread pops on the real clock, and advances are serialised by
+ * fake_lock (a nested advance, on the same thread, puts the outer record
+ * back when it is done). Not so in a child forked from inside such a firing
+ * (an after-function run by an advance, or by the timer thread when no
+ * runner can start): that thread goes on in the child beside the child's
+ * own timer thread or advances, and a further fork may then lose a firing. */
 enum { POP_REAL, POP_FAKE };
 static struct {
     _Atomic(struct cctx__timer *) t;
     pthread_t owner;
 } in_flight[2];
 /* In a child of fork(): the records of popping threads the child lacks,
- * each with the reference its popper took; the timer thread fires them. */
-static struct cctx__timer *orphans[2];
+ * each with the reference its popper took; the timer thread fires them.
+ * A child adds at most two to those it inherited and has not fired yet;
+ * only a chain of forks each made before its child's timer thread ran,
+ * each in a firing, could fill it (a further one is then lost). */
+#define ORPHANS_MAX 8
+static struct cctx__timer *orphans[ORPHANS_MAX];
+static unsigned orphans_n;
 
 _Atomic(cctx__timer_hook_fn) cctx__timer_popped;
 _Atomic(cctx__timer_hook_fn) cctx__timer_arming;
@@ -196,6 +205,12 @@ void cctx__timer_fire_committed(void)
     cctx__atomic_store_release(&in_flight[POP_REAL].t, NULL);
 }
 
+void cctx__timer_fire_in_hand(struct cctx__timer *t)
+{
+    in_flight[POP_REAL].owner = pthread_self();
+    cctx__atomic_store_release(&in_flight[POP_REAL].t, t);
+}
+
 /* Fires t, which its popper referenced; a fake firing then puts back the
  * record of the firing it is nested in (`outer`), if any. */
 static void fire(struct cctx__timer *t, int fake, struct cctx__timer *outer)
@@ -231,16 +246,11 @@ static bool shard_top(struct heap_shard *s, int64_t *when)
 /* Called with the wake lock held: an orphan, recorded as in hand. */
 static struct cctx__timer *take_orphan(void)
 {
-    for (int k = 0; k < 2; k++) {
-        struct cctx__timer *t = orphans[k];
-        if (t) {
-            orphans[k] = NULL;
-            in_flight[POP_REAL].owner = pthread_self();
-            cctx__atomic_store_release(&in_flight[POP_REAL].t, t);
-            return t;
-        }
-    }
-    return NULL;
+    if (!orphans_n)
+        return NULL;
+    struct cctx__timer *t = orphans[--orphans_n];
+    cctx__timer_fire_in_hand(t);
+    return t;
 }
 
 static void *timer_main(void *arg)
@@ -348,7 +358,8 @@ void cctx__timer_fork(int phase)
         for (int k = 0; k < 2; k++) {
             struct cctx__timer *t = cctx__atomic_load_relaxed(&in_flight[k].t);
             if (t && !pthread_equal(in_flight[k].owner, pthread_self())) {
-                orphans[k] = t;
+                if (orphans_n < ORPHANS_MAX)
+                    orphans[orphans_n++] = t;
                 cctx__atomic_store_relaxed(&in_flight[k].t, NULL);
             }
         }
@@ -360,7 +371,7 @@ int cctx__timer_start(void)
 {
     pthread_once(&init_once, init);
     pthread_mutex_lock(&timer_thread.lock);
-    bool armed = orphans[0] || orphans[1];
+    bool armed = orphans_n > 0;
     pthread_mutex_unlock(&timer_thread.lock);
     for (int i = 0; i < HEAP_SHARDS && !armed; i++) {
         cctx__word_lock(&shards[i].lock);
@@ -462,7 +473,7 @@ struct cctx__timer *cctx__test_timer_in_hand(bool fake)
 int cctx__test_timer_orphans(void)
 {
     pthread_mutex_lock(&timer_thread.lock);
-    int n = (orphans[0] != NULL) + (orphans[1] != NULL);
+    int n = (int)orphans_n;
     pthread_mutex_unlock(&timer_thread.lock);
     return n;
 }

@@ -6,7 +6,10 @@
  * committed, or one of the thread that forks, is not fired again.
  *
  * The firer is held between taking the deadline off its heap and firing it
- * through timer.c's hook cctx__timer_popped.
+ * through timer.c's hook cctx__timer_popped, or, where the firing finds its
+ * context's lock busy, by holding that lock: the firing then waits for it on
+ * a runner, or on the timer thread when no runner can start (runner.c's hook
+ * cctx__runner_thread_start).
  */
 #define _GNU_SOURCE
 #include <cctx.h>
@@ -25,41 +28,52 @@
 
 /* ---- holding a firing --------------------------------------------------------------- */
 
-static struct cctx__timer *_Atomic held_target;
-static atomic_int held, may_fire;
+static atomic_int hold_armed, held, may_fire;
+static struct cctx__timer *_Atomic held_firing;
 
+/* The hook: holds the next firing, whichever it is, until may_fire. */
 static void hold_the_firing(struct cctx__timer *t)
 {
-    if (t != atomic_load(&held_target))
+    if (!atomic_exchange(&hold_armed, 0))
         return;
+    atomic_store(&held_firing, t);
     atomic_store(&held, 1);
     while (!atomic_load(&may_fire))
         real_sleep_ms(1);
 }
 
-static void hold_firings_of(cctx_t *c)
+/* Before the deadline is made, so that however late this thread runs the
+ * firing is held. */
+static void hold_the_next_firing(void)
 {
-    atomic_store(&held_target, (struct cctx__timer *)c);
+    atomic_store(&held, 0);
+    atomic_store(&may_fire, 0);
+    atomic_store(&hold_armed, 1);
     atomic_store(&cctx__timer_popped, hold_the_firing);
 }
 
-static void until_held(void)
+static void until_held(cctx_t *c)
 {
     int64_t give_up = real_now() + CCTX_SEC(10);
     while (!atomic_load(&held) && real_now() < give_up)
         real_sleep_ms(1);
     CHECK(atomic_load(&held));
+    CHECK(atomic_load(&held_firing) == (struct cctx__timer *)c);
+}
+
+/* Until a thread sleeps waiting for c's lock, which this thread holds. */
+static void until_waited_for(cctx_t *c)
+{
+    int64_t give_up = real_now() + CCTX_SEC(10);
+    while ((atomic_load(&c->word) & 3) != 2 && real_now() < give_up)
+        real_sleep_ms(1);
+    CHECK((atomic_load(&c->word) & 3) == 2);
 }
 
 /* In the child: 0 if c's deadline fires there within a generous bound. */
-static int fires_in_the_child(cctx_t *c)
+static int done_in_the_child(cctx_t *c)
 {
-    atomic_store(&cctx__timer_popped, NULL);
-    /* The held firing must have been handed to the child's timer, which
-     * cctx_done_fd starts. */
-    if (cctx__test_timer_orphans() != 1)
-        return 10;
-    int fd = cctx_done_fd(c);
+    int fd = cctx_done_fd(c); /* a call that starts the child's timer and runners */
     if (fd < 0)
         return 11;
     struct pollfd p = {.fd = fd, .events = POLLIN};
@@ -70,14 +84,24 @@ static int fires_in_the_child(cctx_t *c)
     return cctx__test_timer_orphans() == 0 ? 0 : 14;
 }
 
+/* In the child of a fork that fell while another thread had c's firing in
+ * hand: it is handed to the child's timer, which fires it. */
+static int fires_in_the_child(cctx_t *c)
+{
+    atomic_store(&cctx__timer_popped, NULL);
+    if (cctx__test_timer_orphans() != 1)
+        return 10;
+    return done_in_the_child(c);
+}
+
 /* ---- the timer thread's firing ------------------------------------------------------- */
 
 TEST(timer_fork_while_the_timer_thread_holds_a_due_deadline_fires_it_in_the_child)
 {
     SKIP_FORK_UNDER_SANITIZERS();
-    cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(50), NULL);
-    hold_firings_of(c);
-    until_held();
+    hold_the_next_firing();
+    cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(5), NULL);
+    until_held(c);
     fflush(stdout);
     pid_t pid = fork();
     CHECK(pid >= 0);
@@ -105,6 +129,62 @@ TEST(timer_firing_is_out_of_hand_once_committed)
     cctx_release(c);
 }
 
+/* ---- a firing that finds its context's lock busy ------------------------------------------ */
+
+TEST(timer_fork_while_a_runner_waits_to_mark_a_busy_deadline_fires_it_in_the_child)
+{
+    SKIP_FORK_UNDER_SANITIZERS();
+    cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(5), NULL);
+    /* The timer thread finds c's lock busy and hands the firing to a
+     * runner, which waits for the lock. */
+    cctx__lock(c);
+    until_waited_for(c);
+    fflush(stdout);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        /* This thread holds the lock here too; the runner is not here. */
+        cctx__unlock(c);
+        alarm(30);
+        _exit(done_in_the_child(c));
+    }
+    cctx__unlock(c);
+    CHECK_EQ(child_exit_status(pid), 0);
+    CHECK_EQ(cctx_wait(c, CCTX_SEC(10)), ETIMEDOUT);
+    cctx_release(c);
+}
+
+static int refuse_start(void *(*fn)(void *), void *arg)
+{
+    (void)fn, (void)arg;
+    return EAGAIN;
+}
+
+TEST(timer_fork_while_the_timer_thread_waits_to_mark_a_busy_deadline_fires_it_in_the_child)
+{
+    SKIP_FORK_UNDER_SANITIZERS();
+    /* No runner can start: the timer thread takes the job back and waits
+     * for c's lock itself. */
+    atomic_store(&cctx__runner_thread_start, refuse_start);
+    cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(5), NULL);
+    cctx__lock(c);
+    until_waited_for(c);
+    fflush(stdout);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        atomic_store(&cctx__runner_thread_start, cctx__os_thread_start);
+        cctx__unlock(c);
+        alarm(30);
+        _exit(fires_in_the_child(c));
+    }
+    cctx__unlock(c);
+    CHECK_EQ(child_exit_status(pid), 0);
+    CHECK_EQ(cctx_wait(c, CCTX_SEC(10)), ETIMEDOUT);
+    atomic_store(&cctx__runner_thread_start, cctx__os_thread_start);
+    cctx_release(c);
+}
+
 /* ---- an advance of the fake clock ------------------------------------------------------ */
 
 static void *advance(void *d)
@@ -117,12 +197,12 @@ TEST(timer_fork_while_another_thread_advances_past_a_deadline_fires_it_in_the_ch
 {
     SKIP_FORK_UNDER_SANITIZERS();
     cctx_fake_clock_start(CCTX_SEC(1));
+    hold_the_next_firing();
     cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(5), NULL);
-    hold_firings_of(c);
     int64_t d = CCTX_MSEC(10);
     pthread_t advancer;
     CHECK_EQ(pthread_create(&advancer, NULL, advance, &d), 0);
-    until_held();
+    until_held(c);
     fflush(stdout);
     pid_t pid = fork();
     CHECK(pid >= 0);

@@ -224,9 +224,10 @@ static void f_cancel(void *arg)
 /* In the child: a deadline made after the fork must fire, promptly. In the
  * rounds where the timer thread ends p (timed), p must end here too, whether
  * the fork fell before its deadline (p still armed), while the timer thread
- * had it in hand, or after it was marked; unless a thread the child lacks
- * holds p's lock, which stalls whoever takes it (looked at before the child
- * starts a thread of its own). */
+ * had it in hand, while a runner did (p's lock was busy: a derivation's),
+ * or after it was marked; unless a thread the child lacks holds p's lock,
+ * which stalls whoever takes it (looked at before the child starts a thread
+ * of its own). */
 static int child_checks(cctx_t *p, bool timed)
 {
     bool p_lock_free = timed && cctx__try_lock(p);
