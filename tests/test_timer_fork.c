@@ -94,6 +94,19 @@ static int fires_in_the_child(cctx_t *c)
     return done_in_the_child(c);
 }
 
+/* Forks a child that exits with check(c), within 30 s; returns its pid. */
+static pid_t fork_to_check(cctx_t *c, int (*check)(cctx_t *c))
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        alarm(30);
+        _exit(check(c));
+    }
+    return pid;
+}
+
 /* ---- the timer thread's firing ------------------------------------------------------- */
 
 TEST(timer_fork_while_the_timer_thread_holds_a_due_deadline_fires_it_in_the_child)
@@ -102,13 +115,7 @@ TEST(timer_fork_while_the_timer_thread_holds_a_due_deadline_fires_it_in_the_chil
     hold_the_next_firing();
     cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(5), NULL);
     until_held(c);
-    fflush(stdout);
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        alarm(30);
-        _exit(fires_in_the_child(c));
-    }
+    pid_t pid = fork_to_check(c, fires_in_the_child);
     atomic_store(&may_fire, 1);
     CHECK_EQ(child_exit_status(pid), 0);
     CHECK_EQ(cctx_wait(c, CCTX_SEC(10)), ETIMEDOUT);
@@ -131,6 +138,14 @@ TEST(timer_firing_is_out_of_hand_once_committed)
 
 /* ---- a firing that finds its context's lock busy ------------------------------------------ */
 
+/* In the child: this thread holds c's lock here too; the runner or timer
+ * thread that waited for it is not here. */
+static int unlock_then_fired_in_the_child(cctx_t *c)
+{
+    cctx__unlock(c);
+    return done_in_the_child(c);
+}
+
 TEST(timer_fork_while_a_runner_waits_to_mark_a_busy_deadline_fires_it_in_the_child)
 {
     SKIP_FORK_UNDER_SANITIZERS();
@@ -139,15 +154,7 @@ TEST(timer_fork_while_a_runner_waits_to_mark_a_busy_deadline_fires_it_in_the_chi
      * runner, which waits for the lock. */
     cctx__lock(c);
     until_waited_for(c);
-    fflush(stdout);
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        /* This thread holds the lock here too; the runner is not here. */
-        cctx__unlock(c);
-        alarm(30);
-        _exit(done_in_the_child(c));
-    }
+    pid_t pid = fork_to_check(c, unlock_then_fired_in_the_child);
     cctx__unlock(c);
     CHECK_EQ(child_exit_status(pid), 0);
     CHECK_EQ(cctx_wait(c, CCTX_SEC(10)), ETIMEDOUT);
@@ -160,6 +167,13 @@ static int refuse_start(void *(*fn)(void *), void *arg)
     return EAGAIN;
 }
 
+static int start_runners_unlock_then_fired_in_the_child(cctx_t *c)
+{
+    atomic_store(&cctx__runner_thread_start, cctx__os_thread_start);
+    cctx__unlock(c);
+    return fires_in_the_child(c);
+}
+
 TEST(timer_fork_while_the_timer_thread_waits_to_mark_a_busy_deadline_fires_it_in_the_child)
 {
     SKIP_FORK_UNDER_SANITIZERS();
@@ -169,15 +183,7 @@ TEST(timer_fork_while_the_timer_thread_waits_to_mark_a_busy_deadline_fires_it_in
     cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(5), NULL);
     cctx__lock(c);
     until_waited_for(c);
-    fflush(stdout);
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        atomic_store(&cctx__runner_thread_start, cctx__os_thread_start);
-        cctx__unlock(c);
-        alarm(30);
-        _exit(fires_in_the_child(c));
-    }
+    pid_t pid = fork_to_check(c, start_runners_unlock_then_fired_in_the_child);
     cctx__unlock(c);
     CHECK_EQ(child_exit_status(pid), 0);
     CHECK_EQ(cctx_wait(c, CCTX_SEC(10)), ETIMEDOUT);
@@ -203,13 +209,7 @@ TEST(timer_fork_while_another_thread_advances_past_a_deadline_fires_it_in_the_ch
     pthread_t advancer;
     CHECK_EQ(pthread_create(&advancer, NULL, advance, &d), 0);
     until_held(c);
-    fflush(stdout);
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        alarm(30);
-        _exit(fires_in_the_child(c));
-    }
+    pid_t pid = fork_to_check(c, fires_in_the_child);
     atomic_store(&may_fire, 1);
     CHECK_EQ(pthread_join(advancer, NULL), 0);
     CHECK_EQ(child_exit_status(pid), 0);
