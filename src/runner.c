@@ -40,7 +40,9 @@
  * timer thread let go of its own record as it queued the job, under
  * `pool.lock`, and a runner that takes the job keeps it in `pool.firing`
  * until the context is marked. A child of fork() has none of the parent's
- * runners, so it queues those taken jobs again, for its own runners.
+ * runners, so it queues those taken jobs again, for its own runners. Only
+ * a child forked on a runner (from an after-function) has one: that one,
+ * which goes on, and is counted, there.
  *
  * Locks: `pool.lock` (a word lock) guards the job list, the idle list, the
  * firing jobs taken and the counts; it is taken alone. The queue's lock is
@@ -146,9 +148,12 @@ static bool idle_wait(void)
     return claimed;
 }
 
+static _Thread_local bool on_a_runner;
+
 static void *runner_main(void *arg)
 {
     (void)arg;
+    on_a_runner = true;
     do {
         while (work_once())
             ;
@@ -275,6 +280,9 @@ void cctx__runner_fork(int phase)
          * are not marked: a runner here runs them again). */
         cctx__atomic_store_relaxed(&cctx__runner_queue.lock, 0);
         cctx__atomic_store_relaxed(&pool.lock, 0);
+        /* Forked from an after-function on a runner, the child goes on as
+         * that runner, which counts itself out when it leaves. */
+        pool.threads = on_a_runner ? 1 : 0;
         while (pool.firing) {
             struct cctx__job *job = pool.firing;
             pool.firing = job->next;
@@ -284,7 +292,6 @@ void cctx__runner_fork(int phase)
                 pool.jobs_tail = &job->next;
             pool.jobs = job;
         }
-        pool.threads = 0;
         pool.starting = 0;
         pool.unclaimed = 0;
         pool.idle = NULL;

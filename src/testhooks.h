@@ -35,9 +35,10 @@ extern _Atomic(cctx__thread_start_fn) cctx__runner_thread_start;
 struct cctx__timer;
 typedef void (*cctx__timer_hook_fn)(struct cctx__timer *t);
 extern _Atomic(cctx__timer_hook_fn) cctx__timer_popped;
-/* Called, when set, by cctx__timer_arm before it puts t in its heap: a test
- * moves the fake clock there. */
+/* Called, when set, by cctx__timer_arm before it puts t in its heap, and
+ * just after: a test moves the fake clock there. */
 extern _Atomic(cctx__timer_hook_fn) cctx__timer_arming;
+extern _Atomic(cctx__timer_hook_fn) cctx__timer_armed;
 /* In a child of fork(): how many firings that threads the child lacks had in
  * hand, the child's timer thread has still to fire (timer.c). */
 int cctx__test_timer_orphans(void);

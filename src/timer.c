@@ -109,6 +109,7 @@ static unsigned orphans_n;
 
 _Atomic(cctx__timer_hook_fn) cctx__timer_popped;
 _Atomic(cctx__timer_hook_fn) cctx__timer_arming;
+_Atomic(cctx__timer_hook_fn) cctx__timer_armed;
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t fake_lock; /* see cctx__timer_set_fake */
@@ -172,9 +173,8 @@ static void heap_remove(struct heap_shard *s, size_t i)
 
 /* Pops s's earliest entry if due at now on the clock that runs (real: the
  * thread's calls, fake: the fake clock's) and returns it referenced, or NULL
- * (in *more: whether anything due may remain; in *when: its deadline). */
-static struct cctx__timer *pop_due(struct heap_shard *s, int64_t now, int fake, int *more,
-                                   int64_t *when)
+ * (in *more: whether anything due may remain). */
+static struct cctx__timer *pop_due(struct heap_shard *s, int64_t now, int fake, int *more)
 {
     struct cctx__timer *t = NULL;
     cctx__word_lock(&s->lock);
@@ -183,7 +183,6 @@ static struct cctx__timer *pop_due(struct heap_shard *s, int64_t now, int fake, 
            cctx__atomic_load_seq_cst(&cctx__fake_on) == fake) {
         struct cctx__timer *top = s->heap[0].t;
         int referenced = cctx__try_ref(&top->c.head);
-        *when = s->heap[0].when;
         heap_remove(s, 0);
         if (referenced) {
             t = top;
@@ -276,9 +275,8 @@ static void *timer_main(void *arg)
             int64_t now = cctx__os_now();
             for (int i = 0; i < HEAP_SHARDS; i++) {
                 int more = 1;
-                int64_t when;
                 while (more) {
-                    struct cctx__timer *t = pop_due(&shards[i], now, 0, &more, &when);
+                    struct cctx__timer *t = pop_due(&shards[i], now, 0, &more);
                     if (t)
                         fire(t, 0, NULL);
                 }
@@ -438,14 +436,27 @@ int cctx__timer_arm(struct cctx__timer *t)
     s->n++;
     sift_up(s, s->n - 1, (struct heap_entry){t->deadline, t});
     cctx__word_unlock(&s->lock);
+    cctx__timer_hook_fn armed = cctx__atomic_load_relaxed(&cctx__timer_armed);
+    if (cctx__unlikely(armed != NULL))
+        armed(t);
     /* An advance that moved the fake clock past t's deadline after the
      * caller read the clock, and scanned this shard before t was in it, has
      * not fired t, and no other will until the next advance. It stored the
      * time before it scanned, so that store happened before this load if
-     * its scan took the shard lock first: here t is seen due. */
+     * its scan took the shard lock first: here t is seen due. Then whoever
+     * takes t out of the heap fires it: the caller, if it is still in, else
+     * the advance (or timer thread) that popped it meanwhile, never both
+     * (they would both write a cause record built into t). */
     if (cctx__unlikely(cctx__atomic_load_seq_cst(&cctx__fake_on)) &&
-        t->deadline <= cctx__atomic_load_seq_cst(&cctx__fake_now))
-        return CCTX__TIMER_DUE;
+        t->deadline <= cctx__atomic_load_seq_cst(&cctx__fake_now)) {
+        cctx__word_lock(&s->lock);
+        uint32_t slot = cctx__atomic_load_relaxed(&t->slot);
+        if (slot)
+            heap_remove(s, slot - 1);
+        cctx__word_unlock(&s->lock);
+        if (slot)
+            return CCTX__TIMER_DUE;
+    }
     if (t->deadline < cctx__atomic_load_seq_cst(&timer_thread.sleep_until))
         kick();
     return 0;
@@ -552,15 +563,16 @@ void cctx__timer_set_fake(int on, int64_t now, int64_t advance)
             cctx__atomic_store_seq_cst(&cctx__fake_now, target);
             continue;
         }
+        /* The step comes before the pop: once popped, the entry is in hand,
+         * and a child of fork() fires what is in hand at once, so the clock
+         * it inherits must have reached that entry's deadline. */
+        if (least > clock)
+            cctx__atomic_store_seq_cst(&cctx__fake_now, least);
         int more;
-        int64_t when;
         struct cctx__timer *outer = cctx__atomic_load_relaxed(&in_flight[POP_FAKE].t);
-        struct cctx__timer *t = pop_due(&shards[best], least, 1, &more, &when);
-        if (t) {
-            if (when > clock)
-                cctx__atomic_store_seq_cst(&cctx__fake_now, when);
+        struct cctx__timer *t = pop_due(&shards[best], least, 1, &more);
+        if (t)
             fire(t, 1, outer);
-        }
     }
     pthread_mutex_unlock(&fake_lock);
     kick(); /* the thread re-reads which clock runs */

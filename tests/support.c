@@ -325,6 +325,17 @@ void run_child(const char *name, const char *const env[], struct child *c)
     c->err = slurp(err);
 }
 
+int thread_count(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n;
+}
+
 int child_exit_status(pid_t pid)
 {
     int status;

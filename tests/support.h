@@ -179,6 +179,8 @@ char *run_traced(const char *child);
             SKIP_IN_THIS_BUILD("%s (threads in a child of fork)",                                  \
                                TEST_UNDER_TSAN ? "ThreadSanitizer" : "AddressSanitizer");          \
     } while (0)
+/* How many threads the process has (/proc/self/task). */
+int thread_count(void);
 /* Waits for the child pid, which must have exited (not been killed, by its
  * alarm say), and returns its exit status. */
 int child_exit_status(pid_t pid);

@@ -6,7 +6,8 @@
  * nothing to do and was on its way to the idle list; with no runner at all,
  * the caller gets the work back (a job) or does it itself (a deadline's
  * after-functions, on the timer thread). Thread creation is made to fail
- * through runner.c's hook cctx__runner_thread_start.
+ * through runner.c's hook cctx__runner_thread_start. A child of fork() made
+ * from an after-function on a runner goes on as that runner, and counts it.
  */
 #define _GNU_SOURCE
 #include <cctx.h>
@@ -287,4 +288,65 @@ static void deadline_with_no_runner(void)
 TEST(runner_deadline_runs_its_after_functions_itself_when_no_runner_can_start)
 {
     run_with_watchdog(deadline_with_no_runner, 30);
+}
+
+/* ---- fork() from an after-function on a runner ------------------------------------------ */
+
+static atomic_int child_fn_ran;
+
+static void note_ran(void *arg)
+{
+    (void)arg;
+    atomic_store(&child_fn_ran, 1);
+}
+
+/* In the child, on a thread of its own: once the runner it was forked on has
+ * gone (idle for 2 s), a deadline's after-function still gets a runner. That
+ * runner is the child's first thread: gone, it stays a zombie in the list of
+ * threads until the process ends. */
+static void *after_the_runner_left(void *arg)
+{
+    (void)arg;
+    int64_t give_up = real_now() + CCTX_SEC(10);
+    while (thread_state(getpid()) != 'Z' && real_now() < give_up)
+        real_sleep_ms(10);
+    if (thread_state(getpid()) != 'Z')
+        _exit(20);
+    cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(1), NULL);
+    cctx_after_t reg = {0};
+    if (!c || cctx_after_func(c, &reg, note_ran, NULL) != 0)
+        _exit(21);
+    give_up = real_now() + CCTX_SEC(10);
+    while (!atomic_load(&child_fn_ran) && real_now() < give_up)
+        real_sleep_ms(1);
+    _exit(atomic_load(&child_fn_ran) ? 0 : 22);
+}
+
+static void fork_on_a_runner(void *arg)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(30);
+        pthread_t t;
+        if (pthread_create(&t, NULL, after_the_runner_left, NULL) != 0)
+            _exit(23);
+        return; /* the runner goes on in the child, and leaves when idle */
+    }
+    atomic_store((_Atomic pid_t *)arg, pid);
+}
+
+TEST(runner_pool_child_forked_on_a_runner_still_starts_runners_after_it_leaves)
+{
+    SKIP_FORK_UNDER_SANITIZERS();
+    _Atomic pid_t pid = -1;
+    cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(1), NULL);
+    cctx_after_t reg = {0};
+    CHECK_EQ(cctx_after_func(c, &reg, fork_on_a_runner, (void *)&pid), 0);
+    CHECK_EQ(cctx_wait(c, CCTX_SEC(10)), ETIMEDOUT);
+    while (atomic_load(&pid) == -1)
+        real_sleep_ms(1);
+    CHECK(atomic_load(&pid) > 0);
+    CHECK_EQ(child_exit_status(atomic_load(&pid)), 0);
+    cctx_release(c);
 }

@@ -4,7 +4,9 @@
  * whose after-function stops the clock ends there, and the deadlines it had
  * still to fire fire on the real clock, by the timer thread; a deadline that
  * an advance passes between its derivation's look at the clock and its arm
- * (held there through timer.c's hook cctx__timer_arming) ends at once.
+ * ends at once, by the derivation, or by the advance if it took the deadline
+ * off the heap first, never by both (the advance is made to come there
+ * through timer.c's hooks cctx__timer_arming and cctx__timer_armed).
  */
 #define _GNU_SOURCE
 #include <cctx.h>
@@ -130,4 +132,63 @@ TEST(timer_grace_an_advance_passes_while_it_is_armed_ends_at_once)
     cctx_release(g);
     cctx_release(parent);
     cctx_fake_clock_stop();
+}
+
+/* ---- an advance that pops the deadline while its derivation finds it due ---------------- */
+
+static atomic_int popped_held, popped_may_fire;
+static pthread_t advancer;
+
+static void hold_what_is_popped(struct cctx__timer *t)
+{
+    (void)t;
+    atomic_store(&popped_held, 1);
+    while (!atomic_load(&popped_may_fire))
+        real_sleep_ms(1);
+}
+
+static void *advance_10ms(void *arg)
+{
+    (void)arg;
+    cctx_fake_clock_advance(CCTX_MSEC(10));
+    return NULL;
+}
+
+/* Just after t is in its heap: another thread's advance steps past it and
+ * pops it, and is held there, with t in hand and not yet fired. */
+static void advance_and_pop_after_the_arm(struct cctx__timer *t)
+{
+    (void)t;
+    atomic_store(&cctx__timer_armed, NULL);
+    atomic_store(&cctx__timer_popped, hold_what_is_popped);
+    CHECK_EQ(pthread_create(&advancer, NULL, advance_10ms, NULL), 0);
+    while (!atomic_load(&popped_held))
+        real_sleep_ms(1);
+}
+
+static void derive_while_an_advance_pops_it(void)
+{
+    cctx_fake_clock_start(CCTX_SEC(1));
+    atomic_store(&cctx__timer_armed, advance_and_pop_after_the_arm);
+    const int line = __LINE__ + 1;
+    cctx_t *c = cctx_with_timeout_cause(cctx_background(), CCTX_MSEC(5), 7, "slow disk", NULL);
+    /* The derivation saw it due but did not end it: the advance has it in
+     * hand, and the two would both fill the cause record built into it. */
+    CHECK_EQ(cctx_err(c), 0);
+    atomic_store(&popped_may_fire, 1);
+    CHECK_EQ(pthread_join(advancer, NULL), 0);
+    atomic_store(&cctx__timer_popped, NULL);
+    CHECK_EQ(cctx_err(c), ETIMEDOUT);
+    check_cause(c, ETIMEDOUT, 7, "slow disk", line, __func__);
+    cctx_cause_t cause;
+    cctx_cause(c, &cause);
+    CHECK_EQ(cause.when, CCTX_SEC(1) + CCTX_MSEC(5));
+    CHECK_EQ(cctx__test_armed_timers(), 0);
+    cctx_release(c);
+    cctx_fake_clock_stop();
+}
+
+TEST(timer_deadline_an_advance_pops_while_its_derivation_finds_it_due_fires_once)
+{
+    run_with_watchdog(derive_while_an_advance_pops_it, 20);
 }

@@ -38,7 +38,7 @@ CCTX_API void cctx_fake_clock_start(int64_t now);
  * real clock (see cctx_fake_clock_stop).
  *
  * A deadline derived on another thread while an advance passes it is ended
- * by that derivation, before it returns, if the advance did not fire it. */
+ * by that derivation, before it returns, unless the advance fires it. */
 CCTX_API void cctx_fake_clock_advance(int64_t d);
 /* Back to the real monotonic clock; deadlines still armed are then measured
  * on it. */
