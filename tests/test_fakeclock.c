@@ -369,14 +369,22 @@ static void derive_in_fn(void *arg)
     d->made = cctx_with_timeout(cctx_background(), 50, NULL);
 }
 
-TEST(fakeclock_after_function_may_arm_a_new_deadline)
+/* The fake clock started at T0, and a deadline due at T0 + 100 whose
+ * after-function derives a 50 ns timeout into d. */
+static cctx_t *due_at_100_deriving_in_fn(struct deriver *d, cctx_after_t *reg)
 {
     cctx_fake_clock_start(T0);
     cctx_t *a = cctx_with_timeout(cctx_background(), 100, NULL);
+    memset(reg, 0, sizeof *reg);
+    CHECK_EQ(cctx_after_func(a, reg, derive_in_fn, d), 0);
+    return a;
+}
+
+TEST(fakeclock_after_function_may_arm_a_new_deadline)
+{
     struct deriver d = {0};
     cctx_after_t reg;
-    memset(&reg, 0, sizeof reg);
-    CHECK_EQ(cctx_after_func(a, &reg, derive_in_fn, &d), 0);
+    cctx_t *a = due_at_100_deriving_in_fn(&d, &reg);
     cctx_fake_clock_advance(100);
     CHECK(d.made != NULL);
     CHECK_EQ(d.now, T0 + 100);
@@ -429,12 +437,9 @@ static void nested_advance(void)
 
 TEST(fakeclock_advance_steps_the_clock_to_each_deadline_it_fires)
 {
-    cctx_fake_clock_start(T0);
-    cctx_t *a = cctx_with_timeout(cctx_background(), 100, NULL);
     struct deriver d = {0};
     cctx_after_t reg;
-    memset(&reg, 0, sizeof reg);
-    CHECK_EQ(cctx_after_func(a, &reg, derive_in_fn, &d), 0);
+    cctx_t *a = due_at_100_deriving_in_fn(&d, &reg);
     cctx_fake_clock_advance(300); /* past a, and past what a's fn derives */
     cctx_cause_t cause;
     CHECK_EQ(cctx_cause(a, &cause), ETIMEDOUT);
