@@ -153,19 +153,26 @@ static int unlock_then_fired_in_the_child(cctx_t *c)
     return done_in_the_child(c);
 }
 
-TEST(timer_fork_while_a_runner_waits_to_mark_a_busy_deadline_fires_it_in_the_child)
+/* A deadline whose firing finds its lock held by this thread, and waits for
+ * it; a fork then, and the child must exit 0 from check. */
+static void fork_while_the_firing_waits_for_the_lock(int (*check)(cctx_t *c))
 {
-    SKIP_FORK_UNDER_SANITIZERS();
     cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(5), NULL);
-    /* The timer thread finds c's lock busy and hands the firing to a
-     * runner, which waits for the lock. */
     cctx__lock(c);
     until_waited_for(c);
-    pid_t pid = fork_to_check(c, unlock_then_fired_in_the_child);
+    pid_t pid = fork_to_check(c, check);
     cctx__unlock(c);
     CHECK_EQ(child_exit_status(pid), 0);
     CHECK_EQ(cctx_wait(c, CCTX_SEC(10)), ETIMEDOUT);
     cctx_release(c);
+}
+
+TEST(timer_fork_while_a_runner_waits_to_mark_a_busy_deadline_fires_it_in_the_child)
+{
+    SKIP_FORK_UNDER_SANITIZERS();
+    /* The timer thread finds the lock busy and hands the firing to a
+     * runner, which waits for the lock. */
+    fork_while_the_firing_waits_for_the_lock(unlock_then_fired_in_the_child);
 }
 
 static int refuse_start(void *(*fn)(void *), void *arg)
@@ -185,17 +192,10 @@ TEST(timer_fork_while_the_timer_thread_waits_to_mark_a_busy_deadline_fires_it_in
 {
     SKIP_FORK_UNDER_SANITIZERS();
     /* No runner can start: the timer thread takes the job back and waits
-     * for c's lock itself. */
+     * for the lock itself. */
     atomic_store(&cctx__runner_thread_start, refuse_start);
-    cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(5), NULL);
-    cctx__lock(c);
-    until_waited_for(c);
-    pid_t pid = fork_to_check(c, start_runners_unlock_then_fired_in_the_child);
-    cctx__unlock(c);
-    CHECK_EQ(child_exit_status(pid), 0);
-    CHECK_EQ(cctx_wait(c, CCTX_SEC(10)), ETIMEDOUT);
+    fork_while_the_firing_waits_for_the_lock(start_runners_unlock_then_fired_in_the_child);
     atomic_store(&cctx__runner_thread_start, cctx__os_thread_start);
-    cctx_release(c);
 }
 
 /* ---- an advance of the fake clock ------------------------------------------------------ */
