@@ -378,14 +378,14 @@ cctx_t *cctx__with_deadline(cctx_t *parent, int64_t deadline, int code, const ch
         cctx__debug_born(&t->c.head);
     if (cctx__atomic_load_relaxed(&t->c.head.state) & STATE_ERR) {
         /* Born done by its parent: its deadline can no longer matter. */
-    } else if (deadline <= cctx_now()) {
-        cctx__cancel(&t->c, ETIMEDOUT, code, t->msg, file, line, func);
     } else {
         /* Armed once attached, so that a firing can never precede (and be
-         * overwritten by) the born-done check above. A failure unwinds through
-         * an ordinary release: a parent's canceller may hold t by now. */
-        int err = cctx__timer_arm(t);
-        if (cctx__unlikely(err == CCTX__TIMER_DUE)) {
+         * overwritten by) the born-done check above. Past already, or found
+         * due by its arm (the fake clock), it ends here. A failure unwinds
+         * through an ordinary release: a parent's canceller may hold t by
+         * now. */
+        int err = deadline <= cctx_now() ? CCTX__TIMER_DUE : cctx__timer_arm(t);
+        if (err == CCTX__TIMER_DUE) {
             cctx__cancel(&t->c, ETIMEDOUT, code, t->msg, file, line, func);
         } else if (err) {
             cctx_release_at(&t->c.head, file, line, func);
