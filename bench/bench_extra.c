@@ -332,6 +332,66 @@ static void after_func(bench_b *b, void *ran)
                     (long long)b->n);
 }
 
+/* ---- The floor under CancelTree/Root=ClosedCanceler ------------------------ */
+
+/* What a chain of children of a done context costs at the least, with heap
+ * contexts that keep their parents by a reference count, and nothing of
+ * cctx's: per child one allocation of a born-done context's 40 bytes, a
+ * reference taken on its parent and the parent's handle dropped (two locked
+ * instructions), and one free at the end; no clock, no cancellation. In a
+ * process with more than one thread (this one has the -timeout watchdog, as
+ * every Go program has threads), glibc's allocator adds a locked instruction
+ * to each allocation and each free its per-thread cache of 7 blocks of a size
+ * cannot take: a deep chain then pays four per child. BENCHMARKS.md compares
+ * ClosedCanceler's rows with this one. */
+struct bare_ctx {
+    _Atomic uint32_t refs;
+    struct bare_ctx *parent;
+    char rest[24]; /* to the 40 bytes of a born-done context */
+};
+
+static struct bare_ctx *bare_derive(struct bare_ctx *parent)
+{
+    struct bare_ctx *c = must_alloc(sizeof *c);
+    atomic_fetch_add_explicit(&parent->refs, 1, memory_order_relaxed);
+    atomic_init(&c->refs, 1);
+    c->parent = parent;
+    return c;
+}
+
+/* Drops one reference; the last one frees the context and goes on up. A
+ * count seen at 1 needs no read-modify-write: nothing else can find a bare
+ * context to take a reference (cctx's release does the same when it can). */
+static void bare_release(struct bare_ctx *c)
+{
+    while (c && (atomic_load_explicit(&c->refs, memory_order_acquire) == 1 ||
+                 atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1)) {
+        struct bare_ctx *parent = c->parent;
+        free(c);
+        c = parent;
+    }
+}
+
+static void closed_chain_floor(bench_b *b, void *arg)
+{
+    int depth = (int)(intptr_t)arg;
+    for (int64_t i = 0; i < b->n; i++) {
+        struct bare_ctx *root = must_alloc(72); /* a cancelable context's size */
+        atomic_init(&root->refs, 1);
+        root->parent = NULL;
+        struct bare_ctx *leaf = root;
+        for (int d = 0; d < depth; d++) {
+            struct bare_ctx *child = bare_derive(leaf);
+            if (leaf != root)
+                bare_release(leaf);
+            leaf = child;
+        }
+        if (leaf != root)
+            bare_release(leaf);
+        bare_release(root);
+    }
+}
+
 void bench_extras(void)
 {
     bench_run("BenchmarkCancelTree1M/shape=wide", cancel_tree_1m_wide, NULL);
@@ -342,4 +402,10 @@ void bench_extras(void)
     bench_run("BenchmarkDeadlineLateness/timers=100000/blocked=8", deadline_lateness, &blocked);
     bench_run("BenchmarkAfterFunc/ran", after_func, (void *)1);
     bench_run("BenchmarkAfterFunc/stopped", after_func, NULL);
+    static const int floor_depths[] = {1, 100, 1000};
+    for (size_t i = 0; i < sizeof floor_depths / sizeof floor_depths[0]; i++) {
+        char name[128];
+        snprintf(name, sizeof name, "BenchmarkClosedChainFloor/depth=%d", floor_depths[i]);
+        bench_run(name, closed_chain_floor, (void *)(intptr_t)floor_depths[i]);
+    }
 }
