@@ -332,11 +332,13 @@ struct fake_wake {
  *
  * Another waiter on the same context loses the bit too, and only goes round
  * its loop and sets it again. If it does so before this waiter's compare,
- * with the count as it was, the word holds r again and this waiter sleeps
- * on until the word is woken once more (the other waiter leaving, or the
- * last other holder letting go): a window only two waiters on one context
- * under the fake clock can meet, which a word of the waiter's own would
- * close.
+ * with the count as it was, the word holds r again and this waiter would
+ * sleep on until the word is woken once more (the other waiter leaving, or
+ * the last other holder letting go). No change to the shared word can tell
+ * the two waiters apart, and a word of the waiter's own would need a sleep
+ * on two words at once; so under the fake clock a waiter sleeps at most
+ * FAKE_LOOK_NS of the real clock at a time, and reads `fired` again. The wake
+ * above still ends the wait at once in every other case.
  *
  * The waiter holds c, and its cctx_after_stop waits for this function to
  * return, so c and *f outlive it. */
@@ -347,6 +349,10 @@ static void fake_timeout(void *arg)
     cctx__atomic_fetch_and_acq_rel(f->word, ~REFS_WAITED);
     cctx__os_wake(f->word);
 }
+
+/* The longest a waiter under the fake clock sleeps before it reads its
+ * timeout's `fired` again (fake_timeout: a wake two waiters can lose). */
+enum { FAKE_LOOK_NS = 10 * 1000 * 1000 };
 
 static bool held_by_others(struct cctx *c)
 {
@@ -388,8 +394,11 @@ static int wait_alone(struct cctx *c, int64_t timeout, const char *file, int lin
                 continue;
             r |= REFS_WAITED;
         }
-        if (cctx__atomic_load_acquire(&fake.fired) ||
-            cctx__os_wait(&c->refs, r, deadline) == ETIMEDOUT) {
+        if (until && !cctx__atomic_load_acquire(&fake.fired)) {
+            cctx__os_wait(&c->refs, r, cctx__sat_add(cctx__os_now(), FAKE_LOOK_NS));
+            continue;
+        }
+        if (until || cctx__os_wait(&c->refs, r, deadline) == ETIMEDOUT) {
             err = held_by_others(c) ? ETIMEDOUT : 0;
             break;
         }

@@ -259,10 +259,12 @@ TEST(cancel_wait_timeout_on_the_fake_clock)
  * advanced (fake_timeout runs on this thread then, and wakes nobody, for
  * nobody sleeps on the word), and with SA_RESTART the kernel makes the same
  * call again when the handler returns, with the value the waiter read
- * before. A timeout that only wakes the word leaves it as it was, and the
- * waiter sleeps on, until the watchdog ends the test. (The portable build
- * sleeps in pthread_cond_wait, which a signal does not take back to that
- * point: there the test passes either way.) */
+ * before. A timeout that only woke the word would leave it as it was, and
+ * the waiter would sleep on; the timeout changes the word, so the waiter
+ * returns at once. (A waiter under the fake clock also looks again after a
+ * slice of real time, for the case below, so this test checks that the wait
+ * ends and what it returns, not how soon. The portable build sleeps in
+ * pthread_cond_wait, which a signal does not take back to that point.) */
 static atomic_int in_handler, handler_go;
 static void hold_in_handler(int sig)
 {
@@ -319,6 +321,84 @@ TEST(cancel_wait_fake_timeout_ends_a_wait_between_its_look_and_its_sleep)
     if (TEST_UNDER_TSAN)
         SKIP_IN_THIS_BUILD("ThreadSanitizer delays the signal handler past the futex call");
     run_with_watchdog(fake_timeout_between_look_and_sleep, 10);
+}
+
+/* Two waiters on one context. The first is held as above, between its look
+ * and its sleep, while its timeout fires: the timeout takes the mark off the
+ * count and wakes it; the second waiter, asleep on the count, wakes, marks it
+ * again and sleeps on, and the count holds again the value the first read
+ * before its sleep. The kernel then lets the first sleep, and a wake alone
+ * would leave it asleep until the second left. */
+static atomic_int second_result;
+static atomic_int second_tid;
+static void *second_waiter(void *arg)
+{
+    (void)arg;
+    atomic_store(&second_tid, thread_id());
+    atomic_store(&second_result, cctx_cancel_and_wait(waited, CCTX_SEC(5), NULL));
+    return NULL;
+}
+
+static void fake_timeout_of_one_of_two_waiters(void)
+{
+    struct sigaction sa = {0}, old;
+    sa.sa_handler = hold_in_handler;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    CHECK_EQ(sigaction(SIGUSR1, &sa, &old), 0);
+    atomic_store(&in_handler, 0);
+    atomic_store(&handler_go, 0);
+
+    cctx_fake_clock_start(CCTX_SEC(100));
+    cctx_cancel_t *cancel;
+    cctx_t *c = cctx_with_cancel(cctx_background(), &cancel);
+    fake_held = cctx_ref(c);
+    waited = cancel;
+    atomic_store(&wait_result, -1);
+    atomic_store(&second_result, -1);
+    atomic_store(&waiter_tid, 0);
+    atomic_store(&second_tid, 0);
+    pthread_t second, w;
+    pthread_create(&second, NULL, second_waiter, NULL);
+    while (!atomic_load(&second_tid))
+        real_sleep_ms(1);
+    wait_until_blocked(atomic_load(&second_tid));
+    pthread_create(&w, NULL, fake_waiter, NULL);
+    while (!atomic_load(&waiter_tid))
+        real_sleep_ms(1);
+    wait_until_blocked(atomic_load(&waiter_tid));
+    CHECK_EQ(pthread_kill(w, SIGUSR1), 0);
+    int64_t until = real_now() + CCTX_SEC(10);
+    while (!atomic_load(&in_handler)) {
+        CHECK(real_now() < until);
+        real_sleep_ms(1);
+    }
+    cctx_fake_clock_advance(CCTX_SEC(1)); /* the first waiter's timeout, not the second's */
+    /* The second waiter has marked the count again, and sleeps. */
+    _Atomic uint32_t *refs = &((struct cctx *)c)->refs;
+    while (!(atomic_load(refs) & REFS_WAITED)) {
+        CHECK(real_now() < until);
+        real_sleep_ms(1);
+    }
+    wait_until_blocked(atomic_load(&second_tid));
+    atomic_store(&handler_go, 1);
+    pthread_join(w, NULL);
+    CHECK_EQ(atomic_load(&wait_result), ETIMEDOUT);
+    CHECK_EQ(atomic_load(&second_result), -1); /* its 5 s have not passed */
+    cctx_release(fake_held); /* the second waiter's holder lets go: it returns 0 */
+    pthread_join(second, NULL);
+    CHECK_EQ(atomic_load(&second_result), 0);
+    CHECK_EQ(cctx__refs(c), 1);
+    cctx_release(c);
+    cctx_fake_clock_stop();
+    CHECK_EQ(sigaction(SIGUSR1, &old, NULL), 0);
+}
+
+TEST(cancel_wait_fake_timeout_of_one_of_two_waiters_ends_its_wait)
+{
+    if (TEST_UNDER_TSAN)
+        SKIP_IN_THIS_BUILD("ThreadSanitizer delays the signal handler past the futex call");
+    run_with_watchdog(fake_timeout_of_one_of_two_waiters, 10);
 }
 
 /* The same race left to chance: the clock moves on by 1 ns at a time on one
