@@ -56,6 +56,9 @@ int64_t cc_budget(cctx_t *ctx);
 int cc_prepare(struct cc_xfer *x, cctx_t *ctx, int64_t left);
 /* Puts back the options cc_prepare set. */
 void cc_restore(struct cc_xfer *x);
+/* cc_restore for a transfer that failed before it was sent: its result then
+ * names no traceparent. */
+void cc_restore_unsent(struct cc_xfer *x);
 /* Before removing an unfinished transfer from its multi handle: on old
  * libcurl, make the removal close its connection. */
 void cc_before_abort(struct cc_xfer *x);

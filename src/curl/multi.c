@@ -196,7 +196,7 @@ int cctx_curl_multi_run(cctx_curl_multi_t *m, cctx_t *ctx)
             continue; /* out of memory or randomness: this one fails alone */
         CURLMcode mc = curl_multi_add_handle(m->multi, x->easy);
         if (mc != CURLM_OK) {
-            cc_restore(x);
+            cc_restore_unsent(x);
             x->res.code = mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY
                                                     : CURLE_BAD_FUNCTION_ARGUMENT;
             x->res.err = cc_errno_of(x->res.code, 0);

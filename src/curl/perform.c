@@ -122,13 +122,13 @@ int cctx_curl_perform(cctx_t *ctx, CURL *easy, const cctx_curl_opts_t *opts,
 
     int done_fd = cctx_done_fd(ctx);
     if (done_fd < 0) {
-        cc_restore(&x);
+        cc_restore_unsent(&x);
         cc_finish_no_fd(&x, errno);
         goto out;
     }
     CURLM *m = get_multi();
     if (!m) {
-        cc_restore(&x);
+        cc_restore_unsent(&x);
         x.res.err = ENOMEM;
         x.res.code = CURLE_OUT_OF_MEMORY;
         x.res.msg = "no multi handle for the transfer";
@@ -136,7 +136,7 @@ int cctx_curl_perform(cctx_t *ctx, CURL *easy, const cctx_curl_opts_t *opts,
     }
     CURLMcode mc = curl_multi_add_handle(m, easy);
     if (mc != CURLM_OK) {
-        cc_restore(&x);
+        cc_restore_unsent(&x);
         x.res.err = mc == CURLM_OUT_OF_MEMORY ? ENOMEM : EINVAL;
         x.res.code = x.res.err == ENOMEM ? CURLE_OUT_OF_MEMORY : CURLE_BAD_FUNCTION_ARGUMENT;
         x.res.msg = curl_multi_strerror(mc);

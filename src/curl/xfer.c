@@ -207,7 +207,7 @@ int cc_prepare(struct cc_xfer *x, cctx_t *ctx, int64_t left)
         ms = (long)(left / CCTX_MSEC(1) + (left % CCTX_MSEC(1) != 0));
     if (curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, ms) != CURLE_OK ||
         curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, list) != CURLE_OK) {
-        cc_restore(x);
+        cc_restore_unsent(x);
         x->res.err = EINVAL;
         x->res.code = CURLE_BAD_FUNCTION_ARGUMENT;
         x->res.msg = curl_easy_strerror(x->res.code);
@@ -229,6 +229,12 @@ void cc_restore(struct cc_xfer *x)
         curl_easy_setopt(x->easy, CURLOPT_FORBID_REUSE, 0L);
         x->forbid_reuse = false;
     }
+}
+
+void cc_restore_unsent(struct cc_xfer *x)
+{
+    cc_restore(x);
+    x->res.traceparent[0] = '\0'; /* prepared, never sent */
 }
 
 void cc_before_abort(struct cc_xfer *x)

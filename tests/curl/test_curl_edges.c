@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* cctx-curl at its edges: a child of fork() calling on the forking thread,
  * errno values on a reused easy handle, no descriptor left for the done
- * descriptor, calls from inside a libcurl callback, a deadline passed but
- * not yet marked. */
+ * descriptor, a handle libcurl refuses to add, calls from inside a libcurl
+ * callback, a deadline passed but not yet marked. */
 #define _GNU_SOURCE
 #include <cctx/curl.h>
 #include <cctx/testing.h>
@@ -200,6 +200,7 @@ TEST(curl_no_done_fd)
     CHECK_EQ(res.err, EMFILE);
     CHECK_EQ(res.code, CURLE_FAILED_INIT);
     CHECK_EQ(res.cause.err, 0);
+    CHECK_STR(res.traceparent, ""); /* nothing was sent */
 
     /* With descriptors back, both work (and are refused by the port). */
     CHECK_EQ(cctx_curl_perform(ctx, e[0], NULL, &res), ECONNREFUSED);
@@ -214,6 +215,40 @@ TEST(curl_no_done_fd)
     cctx_cancel(cancel);
     cctx_release(ctx);
     close(s);
+    curl_test_end();
+}
+
+/* An easy handle in a multi handle of the caller's own cannot be added to
+ * the library's: the call fails before it sends anything, and its result
+ * names no traceparent, though one was made for it. */
+TEST(curl_refused_before_sending_names_no_traceparent)
+{
+    curl_test_begin();
+    CURL *e = easy_for(NULL, "http://127.0.0.1:1/");
+    CURLM *other = curl_multi_init();
+    CHECK(other);
+    CHECK_EQ(curl_multi_add_handle(other, e), CURLM_OK);
+
+    cctx_curl_result_t res;
+    CHECK_EQ(cctx_curl_perform(cctx_background(), e, NULL, &res), EINVAL);
+    CHECK_EQ(res.code, CURLE_BAD_FUNCTION_ARGUMENT);
+    CHECK_STR(res.traceparent, "");
+
+    cctx_curl_multi_t *m = cctx_curl_multi_new();
+    CHECK(m);
+    CHECK_EQ(cctx_curl_multi_add(m, e, NULL), 0);
+    CHECK_EQ(cctx_curl_multi_run(m, cctx_background()), 0); /* the transfer failed alone */
+    const cctx_curl_result_t *r = cctx_curl_multi_result(m, 0);
+    CHECK_EQ(r->err, EINVAL);
+    CHECK_STR(r->traceparent, "");
+    cctx_curl_multi_free(m);
+
+    /* Out of the other multi handle, the same handle sends one. */
+    CHECK_EQ(curl_multi_remove_handle(other, e), CURLM_OK);
+    CHECK_EQ(cctx_curl_perform(cctx_background(), e, NULL, &res), ECONNREFUSED);
+    CHECK_EQ(strlen(res.traceparent), CCTX_TRACEPARENT_SIZE - 1);
+    curl_multi_cleanup(other);
+    curl_easy_cleanup(e);
     curl_test_end();
 }
 
