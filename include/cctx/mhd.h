@@ -72,11 +72,17 @@
  * return int return 0 or an errno value. Bad input from the network is
  * answered with an error status and never reaches the handler:
  * a malformed deadline header, or one sent twice, is 400 (the body says
- * which header and value),
+ * which header and value), and so is any header whose name has whitespace
+ * before its colon (as HTTP/1.1 says),
  * a body above max_body is 413, headers too large for libmicrohttpd's
  * connection memory are answered by libmicrohttpd itself. A malformed
- * traceparent is ignored (the request starts a new trace); tracestate sent
- * on several lines is joined with "," (as W3C trace context says).
+ * traceparent, or one sent on two lines, is ignored (the request starts a
+ * new trace); tracestate sent on several lines is joined with "," (as W3C
+ * trace context says). Limits of libmicrohttpd 0.9.75 (Debian 12): a NUL
+ * byte in a header value ends the value there, and a header continued on a
+ * folded line (obsolete in HTTP/1.1) is stored under a name that runs on
+ * into the continuation, so a deadline sent that way is not seen (the
+ * server's and the route's maximum still bound the request).
  * Connections: one without traffic for idle_timeout (60 s) is closed by
  * libmicrohttpd, whether idle between keep-alive requests or sending its
  * request too slowly; while its request is with a worker it is not timed

@@ -94,15 +94,21 @@ static void quote(char *out, size_t size, const char *v, size_t len)
     out[n] = '\0';
 }
 
-/* Every header line named `name`, with the real lengths of the values
- * (libmicrohttpd keeps a NUL inside a value; strlen would cut it there and
- * make a value with trailing garbage look valid). */
+/* Every header line named `name`, with the lengths libmicrohttpd gives
+ * for the values, not strlen's (a version that keeps a NUL inside a value
+ * then has the trailing garbage refused; 0.9.75 ends the value at the NUL
+ * itself). And the first header name that ends in a space or a tab: the
+ * name had whitespace before its colon, which HTTP/1.1 says a server must
+ * answer with 400 (RFC 9112, 5.1), and libmicrohttpd 0.9.75 keeps it in
+ * the name, so "grpc-timeout : 1S" would otherwise be no deadline at all. */
 struct header_scan {
     const char *name;
     size_t name_len;
     unsigned count;
     const char *first;
     size_t first_len;
+    const char *spaced; /* a name with whitespace before its colon, or NULL */
+    size_t spaced_len;
     /* tracestate only: the values joined with "," (the W3C rule for a
      * header sent on several lines); too_long when over the maximum. */
     bool join, too_long;
@@ -115,6 +121,11 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
 {
     (void)kind;
     struct header_scan *h = cls;
+    if (key && key_size > 0 && (key[key_size - 1] == ' ' || key[key_size - 1] == '\t') &&
+        !h->spaced) {
+        h->spaced = key;
+        h->spaced_len = key_size;
+    }
     if (!key || key_size != h->name_len || strncasecmp(key, h->name, key_size) != 0)
         return MHD_YES;
     if (!value)
@@ -145,6 +156,8 @@ static void scan_headers(struct MHD_Connection *conn, struct header_scan *h, con
     h->count = 0;
     h->first = NULL;
     h->first_len = 0;
+    h->spaced = NULL;
+    h->spaced_len = 0;
     h->join = join;
     h->too_long = false;
     h->joined_len = 0;
@@ -159,6 +172,12 @@ static bool deadline_of(struct cctx_mhd_request *req, int64_t *budget, char *msg
     *budget = CCTX_NO_DEADLINE;
     struct header_scan scan;
     scan_headers(req->conn, &scan, hname, false);
+    if (scan.spaced) {
+        char q[72];
+        quote(q, sizeof q, scan.spaced, scan.spaced_len);
+        reject(req, 400, "whitespace between a header name and its colon: \"%s\"", q);
+        return false;
+    }
     if (scan.count > 1) {
         /* Two deadlines: which one the caller meant is unknown, and taking
          * either could let a proxy's stricter one be overridden. */
@@ -200,19 +219,18 @@ static bool deadline_of(struct cctx_mhd_request *req, int64_t *budget, char *msg
 static cctx_t *trace_of_request(struct cctx_mhd_request *req, cctx_t *parent)
 {
     cctx_trace_t tr;
-    const char *tp = NULL;
-    size_t tp_len = 0;
     int err;
-    if (MHD_lookup_connection_value_n(req->conn, MHD_HEADER_KIND, CCTX_HEADER_TRACEPARENT,
-                                      strlen(CCTX_HEADER_TRACEPARENT), &tp,
-                                      &tp_len) == MHD_YES &&
-        tp && cctx_traceparent_parse(tp, tp_len, &tr) == 0) {
-        /* Large (CCTX_TRACESTATE_MAX bytes) for libmicrohttpd's stack, but
-         * only on this path, once per request. */
-        struct header_scan ts;
-        scan_headers(req->conn, &ts, CCTX_HEADER_TRACESTATE, true);
-        if (ts.count && !ts.too_long) /* a bad or too long one is dropped */
-            cctx_tracestate_parse(ts.joined, ts.joined_len, &tr);
+    /* Large (CCTX_TRACESTATE_MAX bytes) for libmicrohttpd's stack, but once
+     * per request. A traceparent sent on two lines names no one caller:
+     * joined as HTTP joins a header's lines, it is no valid traceparent, so
+     * the request starts a new trace (W3C trace context's test suite asks
+     * the same). */
+    struct header_scan scan;
+    scan_headers(req->conn, &scan, CCTX_HEADER_TRACEPARENT, false);
+    if (scan.count == 1 && cctx_traceparent_parse(scan.first, scan.first_len, &tr) == 0) {
+        scan_headers(req->conn, &scan, CCTX_HEADER_TRACESTATE, true);
+        if (scan.count && !scan.too_long) /* a bad or too long one is dropped */
+            cctx_tracestate_parse(scan.joined, scan.joined_len, &tr);
         err = cctx_trace_child(&tr, &tr);
     } else {
         err = cctx_trace_new(&tr);

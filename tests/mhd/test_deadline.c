@@ -138,6 +138,27 @@ TEST(mhd_deadline_malformed_400)
     probe_destroy(&p);
 }
 
+/* HTTP/1.1 has a server answer 400 to a header name with whitespace before
+ * its colon; libmicrohttpd keeps the whitespace in the name, so a deadline
+ * sent so would otherwise be no deadline at all. */
+TEST(mhd_header_name_with_whitespace_before_its_colon_400)
+{
+    struct probe p;
+    probe_init(&p);
+    cctx_mhd_t *s = start_probe_server(&p, NULL);
+    const char *bad[] = {"grpc-timeout : 1S\r\n", "grpc-timeout\t: 1S\r\n", "x-other : v\r\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        http_get(cctx_mhd_port(s), "/d", bad[i], &r);
+        CHECK_EQ(r.status, 400);
+        CHECK(strstr(r.body, "whitespace between a header name and its colon") != NULL);
+    }
+    CHECK_EQ(p.started, 0);
+    http_get(cctx_mhd_port(s), "/d", "x-other: v\r\n", &r);
+    CHECK_EQ(r.status, 200);
+    cctx_mhd_free(s);
+    probe_destroy(&p);
+}
+
 TEST(mhd_budget_spent_504)
 {
     struct probe p;

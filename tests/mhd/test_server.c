@@ -258,6 +258,24 @@ TEST(mhd_trace_invalid_is_new)
     probe_destroy(&p);
 }
 
+TEST(mhd_trace_sent_twice_is_new)
+{
+    struct probe p;
+    probe_init(&p);
+    cctx_mhd_t *s = start_probe_server(&p, NULL);
+    http_get(cctx_mhd_port(s), "/t",
+             "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n"
+             "traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n",
+             &r);
+    CHECK_EQ(r.status, 200);
+    CHECK(strlen(p.trace_id) == 32);
+    CHECK(strcmp(p.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736") != 0);
+    CHECK(strcmp(p.trace_id, "0af7651916cd43dd8448eb211c80319c") != 0);
+    CHECK_STR(p.parent_id, "0000000000000000");
+    cctx_mhd_free(s);
+    probe_destroy(&p);
+}
+
 TEST(mhd_request_name_and_values)
 {
     struct probe p;
