@@ -72,17 +72,21 @@
  * return int return 0 or an errno value. Bad input from the network is
  * answered with an error status and never reaches the handler:
  * a malformed deadline header, or one sent twice, is 400 (the body says
- * which header and value), and so is any header whose name has whitespace
- * before its colon (as HTTP/1.1 says),
+ * which header and value), and so is, as HTTP/1.1 says, a header name that
+ * is no token (whitespace before its colon, say), and a body framed two
+ * ways (Content-Length twice, or with Transfer-Encoding), whose answer also
+ * closes the connection so that nothing after it is read as a request;
  * a body above max_body is 413, headers too large for libmicrohttpd's
- * connection memory are answered by libmicrohttpd itself. A malformed
- * traceparent, or one sent on two lines, is ignored (the request starts a
- * new trace); tracestate sent on several lines is joined with "," (as W3C
- * trace context says). Limits of libmicrohttpd 0.9.75 (Debian 12): a NUL
- * byte in a header value ends the value there, and a header continued on a
- * folded line (obsolete in HTTP/1.1) is stored under a name that runs on
- * into the continuation, so a deadline sent that way is not seen (the
- * server's and the route's maximum still bound the request).
+ * connection memory are answered by libmicrohttpd itself. Whitespace after
+ * a header's value is not part of it. A malformed traceparent, or one sent
+ * on two lines, is ignored (the request starts a new trace); tracestate
+ * sent on several lines is joined with "," (as W3C trace context says).
+ * Limits of libmicrohttpd 0.9.75 (Debian 12): a NUL byte in a header value
+ * ends the value there; a line folded onto the one before (obsolete in
+ * HTTP/1.1) runs into that line's name, which is 400 when the fold holds a
+ * space or a colon, and otherwise a header no handler asks for, so a
+ * deadline folded so is not seen (the server's and the route's maximum
+ * still bound the request).
  * Connections: one without traffic for idle_timeout (60 s) is closed by
  * libmicrohttpd, whether idle between keep-alive requests or sending its
  * request too slowly; while its request is with a worker it is not timed

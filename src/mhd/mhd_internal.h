@@ -90,6 +90,7 @@ struct cctx_mhd_request {
     bool body_too_large, replied, counted;
     int fail_status; /* answered on libmicrohttpd's thread when non-zero */
     char fail_msg[192];
+    bool fail_close; /* and the connection closed after that answer */
     _Atomic int state;
     struct MHD_Response *response; /* built by the worker */
     unsigned status;

@@ -97,18 +97,14 @@ static void quote(char *out, size_t size, const char *v, size_t len)
 /* Every header line named `name`, with the lengths libmicrohttpd gives
  * for the values, not strlen's (a version that keeps a NUL inside a value
  * then has the trailing garbage refused; 0.9.75 ends the value at the NUL
- * itself). And the first header name that ends in a space or a tab: the
- * name had whitespace before its colon, which HTTP/1.1 says a server must
- * answer with 400 (RFC 9112, 5.1), and libmicrohttpd 0.9.75 keeps it in
- * the name, so "grpc-timeout : 1S" would otherwise be no deadline at all. */
+ * itself), less the whitespace after a value, which HTTP says is not part
+ * of it (RFC 9110, 5.5) and libmicrohttpd 0.9.75 leaves in. */
 struct header_scan {
     const char *name;
     size_t name_len;
     unsigned count;
     const char *first;
     size_t first_len;
-    const char *spaced; /* a name with whitespace before its colon, or NULL */
-    size_t spaced_len;
     /* tracestate only: the values joined with "," (the W3C rule for a
      * header sent on several lines); too_long when over the maximum. */
     bool join, too_long;
@@ -121,15 +117,12 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
 {
     (void)kind;
     struct header_scan *h = cls;
-    if (key && key_size > 0 && (key[key_size - 1] == ' ' || key[key_size - 1] == '\t') &&
-        !h->spaced) {
-        h->spaced = key;
-        h->spaced_len = key_size;
-    }
     if (!key || key_size != h->name_len || strncasecmp(key, h->name, key_size) != 0)
         return MHD_YES;
     if (!value)
         value = "", value_size = 0;
+    while (value_size > 0 && (value[value_size - 1] == ' ' || value[value_size - 1] == '\t'))
+        value_size--;
     if (h->count++ == 0) {
         h->first = value;
         h->first_len = value_size;
@@ -156,12 +149,82 @@ static void scan_headers(struct MHD_Connection *conn, struct header_scan *h, con
     h->count = 0;
     h->first = NULL;
     h->first_len = 0;
-    h->spaced = NULL;
-    h->spaced_len = 0;
     h->join = join;
     h->too_long = false;
     h->joined_len = 0;
     MHD_get_connection_values_n(conn, MHD_HEADER_KIND, scan_header, h);
+}
+
+/* What libmicrohttpd 0.9.75 lets through and HTTP/1.1 has a server refuse
+ * with 400 (RFC 9112): a header name that is no token (whitespace before
+ * its colon, which libmicrohttpd keeps in the name, so that
+ * "grpc-timeout : 1S" would otherwise be no deadline at all; or a folded
+ * line run into the name), and a body framed two ways (Content-Length sent
+ * twice, or with Transfer-Encoding; a list in one Content-Length line it
+ * refuses itself). libmicrohttpd would take one framing and read what
+ * follows as the next request, where a proxy in front may have taken the
+ * other: a request smuggled past the proxy. So that answer also closes the
+ * connection. */
+struct request_lines {
+    const char *bad_name;
+    size_t bad_name_len;
+    unsigned lengths; /* Content-Length lines */
+    bool encoded;     /* a Transfer-Encoding line */
+};
+
+static bool is_token(const char *s, size_t len)
+{
+    static const char extra[] = "!#$%&'*+-.^_`|~";
+    if (len == 0)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c != '\0' && strchr(extra, c))))
+            return false;
+    }
+    return true;
+}
+
+static enum MHD_Result scan_line(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 size_t key_size, const char *value, size_t value_size)
+{
+    (void)kind;
+    (void)value;
+    (void)value_size;
+    struct request_lines *l = cls;
+    if (!key)
+        return MHD_YES;
+    if (!l->bad_name && !is_token(key, key_size)) {
+        l->bad_name = key;
+        l->bad_name_len = key_size;
+    }
+    if (key_size == 14 && strncasecmp(key, "Content-Length", 14) == 0)
+        l->lengths++;
+    else if (key_size == 17 && strncasecmp(key, "Transfer-Encoding", 17) == 0)
+        l->encoded = true;
+    return MHD_YES;
+}
+
+/* False after reject(). */
+static bool lines_are_sound(struct cctx_mhd_request *req)
+{
+    struct request_lines l = {0};
+    MHD_get_connection_values_n(req->conn, MHD_HEADER_KIND, scan_line, &l);
+    if (l.bad_name) {
+        char q[72];
+        quote(q, sizeof q, l.bad_name, l.bad_name_len);
+        reject(req, 400, "malformed header name: \"%s\"", q);
+        return false;
+    }
+    if (l.lengths > 1 || (l.lengths && l.encoded)) {
+        reject(req, 400, "%s",
+               l.encoded ? "both Content-Length and Transfer-Encoding"
+                         : "more than one Content-Length");
+        req->fail_close = true;
+        return false;
+    }
+    return true;
 }
 
 /* The deadline and the message its cause will carry; false after reject(). */
@@ -172,12 +235,6 @@ static bool deadline_of(struct cctx_mhd_request *req, int64_t *budget, char *msg
     *budget = CCTX_NO_DEADLINE;
     struct header_scan scan;
     scan_headers(req->conn, &scan, hname, false);
-    if (scan.spaced) {
-        char q[72];
-        quote(q, sizeof q, scan.spaced, scan.spaced_len);
-        reject(req, 400, "whitespace between a header name and its colon: \"%s\"", q);
-        return false;
-    }
     if (scan.count > 1) {
         /* Two deadlines: which one the caller meant is unknown, and taking
          * either could let a proxy's stricter one be overridden. */
@@ -321,6 +378,8 @@ struct cctx_mhd_request *mhd_request_begin(cctx_mhd_t *s, struct MHD_Connection 
         reject(req, 503, "server shutting down");
         return req;
     }
+    if (!lines_are_sound(req))
+        return req;
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl) {

@@ -87,7 +87,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *con_cls = req;
         if (req->fail_status) {
             req->replied = true;
-            return reply_now(conn, req->fail_status, req->fail_msg, req->fail_status == 503);
+            return reply_now(conn, req->fail_status, req->fail_msg,
+                             req->fail_status == 503 || req->fail_close);
         }
         return MHD_YES;
     }

@@ -156,6 +156,48 @@ static void state_handler(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_respons
     cctx_mhd_write(resp, tr->state, tr->state_len);
 }
 
+/* A body framed two ways: libmicrohttpd would read it by one framing and
+ * the rest as a next request on the same connection, which a proxy in front
+ * may have read by the other (request smuggling). Answered 400, and the
+ * connection closed: the bytes after it never become a request. */
+TEST(mhd_body_framed_two_ways_400_and_closed)
+{
+    struct probe p;
+    probe_init(&p);
+    cctx_mhd_t *s = start_probe_server(&p, NULL);
+    static const struct {
+        const char *framing, *why;
+    } cases[] = {
+        {"Content-Length: 3\r\nContent-Length: 40\r\n\r\nabc", "more than one Content-Length"},
+        {"Content-Length: 3, 40\r\n\r\nabc", NULL}, /* libmicrohttpd's own 400 */
+        {"Content-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+         "both Content-Length and Transfer-Encoding"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char req[512];
+        snprintf(req, sizeof req,
+                 "POST /x HTTP/1.1\r\nHost: t\r\n%s"
+                 "GET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n",
+                 cases[i].framing);
+        struct conn c;
+        conn_open(&c, cctx_mhd_port(s));
+        conn_send(&c, req);
+        conn_read(&c, &r);
+        CHECK_EQ(r.status, 400);
+        if (cases[i].why) {
+            CHECK(strstr(r.body, cases[i].why) != NULL);
+            char v[32];
+            CHECK(resp_header(&r, "Connection", v, sizeof v));
+            CHECK(strcasecmp(v, "close") == 0);
+        }
+        CHECK(closed_within(&c, 5000));
+        conn_close(&c);
+    }
+    CHECK_EQ(p.started, 0);
+    cctx_mhd_free(s);
+    probe_destroy(&p);
+}
+
 TEST(mhd_tracestate_lines_joined)
 {
     cctx_mhd_t *s = cctx_mhd_start(cctx_background(), NULL, state_handler, NULL);

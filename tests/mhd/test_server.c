@@ -276,6 +276,20 @@ TEST(mhd_trace_sent_twice_is_new)
     probe_destroy(&p);
 }
 
+TEST(mhd_trace_with_whitespace_after_its_value)
+{
+    struct probe p;
+    probe_init(&p);
+    cctx_mhd_t *s = start_probe_server(&p, NULL);
+    http_get(cctx_mhd_port(s), "/t",
+             "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01 \r\n", &r);
+    CHECK_EQ(r.status, 200);
+    CHECK_STR(p.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+    CHECK_STR(p.parent_id, "00f067aa0ba902b7");
+    cctx_mhd_free(s);
+    probe_destroy(&p);
+}
+
 TEST(mhd_request_name_and_values)
 {
     struct probe p;
