@@ -275,16 +275,20 @@ static void hold_in_handler(int sig)
         nanosleep(&ms, NULL); /* async-signal-safe */
 }
 
-static void fake_timeout_between_look_and_sleep(void)
+static void hold_in_handler_on_sigusr1(struct sigaction *old)
 {
-    struct sigaction sa = {0}, old;
+    struct sigaction sa = {0};
     sa.sa_handler = hold_in_handler;
     sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
-    CHECK_EQ(sigaction(SIGUSR1, &sa, &old), 0);
+    CHECK_EQ(sigaction(SIGUSR1, &sa, old), 0);
     atomic_store(&in_handler, 0);
     atomic_store(&handler_go, 0);
+}
 
+/* A fake-clock context held twice, whose handle is `waited`. */
+static cctx_t *held_on_the_fake_clock(void)
+{
     cctx_fake_clock_start(CCTX_SEC(100));
     cctx_cancel_t *cancel;
     cctx_t *c = cctx_with_cancel(cctx_background(), &cancel);
@@ -292,6 +296,12 @@ static void fake_timeout_between_look_and_sleep(void)
     waited = cancel;
     atomic_store(&wait_result, -1);
     atomic_store(&waiter_tid, 0);
+    return c;
+}
+
+/* Starts fake_waiter and holds it in the handler once it sleeps on the count. */
+static pthread_t waiter_held_in_its_sleep(void)
+{
     pthread_t w;
     pthread_create(&w, NULL, fake_waiter, NULL);
     while (!atomic_load(&waiter_tid))
@@ -303,6 +313,15 @@ static void fake_timeout_between_look_and_sleep(void)
         CHECK(real_now() < until);
         real_sleep_ms(1);
     }
+    return w;
+}
+
+static void fake_timeout_between_look_and_sleep(void)
+{
+    struct sigaction old;
+    hold_in_handler_on_sigusr1(&old);
+    cctx_t *c = held_on_the_fake_clock();
+    pthread_t w = waiter_held_in_its_sleep();
     cctx_fake_clock_advance(CCTX_SEC(1)); /* runs fake_timeout */
     atomic_store(&handler_go, 1);
     pthread_join(w, NULL);
@@ -341,41 +360,21 @@ static void *second_waiter(void *arg)
 
 static void fake_timeout_of_one_of_two_waiters(void)
 {
-    struct sigaction sa = {0}, old;
-    sa.sa_handler = hold_in_handler;
-    sa.sa_flags = SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    CHECK_EQ(sigaction(SIGUSR1, &sa, &old), 0);
-    atomic_store(&in_handler, 0);
-    atomic_store(&handler_go, 0);
-
-    cctx_fake_clock_start(CCTX_SEC(100));
-    cctx_cancel_t *cancel;
-    cctx_t *c = cctx_with_cancel(cctx_background(), &cancel);
-    fake_held = cctx_ref(c);
-    waited = cancel;
-    atomic_store(&wait_result, -1);
+    struct sigaction old;
+    hold_in_handler_on_sigusr1(&old);
+    cctx_t *c = held_on_the_fake_clock();
     atomic_store(&second_result, -1);
-    atomic_store(&waiter_tid, 0);
     atomic_store(&second_tid, 0);
-    pthread_t second, w;
+    pthread_t second;
     pthread_create(&second, NULL, second_waiter, NULL);
     while (!atomic_load(&second_tid))
         real_sleep_ms(1);
     wait_until_blocked(atomic_load(&second_tid));
-    pthread_create(&w, NULL, fake_waiter, NULL);
-    while (!atomic_load(&waiter_tid))
-        real_sleep_ms(1);
-    wait_until_blocked(atomic_load(&waiter_tid));
-    CHECK_EQ(pthread_kill(w, SIGUSR1), 0);
-    int64_t until = real_now() + CCTX_SEC(10);
-    while (!atomic_load(&in_handler)) {
-        CHECK(real_now() < until);
-        real_sleep_ms(1);
-    }
+    pthread_t w = waiter_held_in_its_sleep();
     cctx_fake_clock_advance(CCTX_SEC(1)); /* the first waiter's timeout, not the second's */
     /* The second waiter has marked the count again, and sleeps. */
     _Atomic uint32_t *refs = &((struct cctx *)c)->refs;
+    int64_t until = real_now() + CCTX_SEC(10);
     while (!(atomic_load(refs) & REFS_WAITED)) {
         CHECK(real_now() < until);
         real_sleep_ms(1);

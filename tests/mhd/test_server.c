@@ -235,6 +235,12 @@ TEST(mhd_trace_propagated)
     CHECK_STR(p.parent_id, "00f067aa0ba902b7");
     CHECK(strcmp(p.span_id, "00f067aa0ba902b7") != 0);
     CHECK(strlen(p.span_id) == 16);
+    /* Whitespace after the value is not part of it. */
+    http_get(cctx_mhd_port(s), "/t",
+             "traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01 \t\r\n", &r);
+    CHECK_EQ(r.status, 200);
+    CHECK_STR(p.trace_id, "0af7651916cd43dd8448eb211c80319c");
+    CHECK_STR(p.parent_id, "b7ad6b7169203331");
     cctx_mhd_free(s);
     probe_destroy(&p);
 }
@@ -254,38 +260,15 @@ TEST(mhd_trace_invalid_is_new)
     strcpy(first, p.trace_id);
     http_get(cctx_mhd_port(s), "/t", "", &r); /* absent: a new trace too */
     CHECK(strcmp(first, p.trace_id) != 0);
-    cctx_mhd_free(s);
-    probe_destroy(&p);
-}
-
-TEST(mhd_trace_sent_twice_is_new)
-{
-    struct probe p;
-    probe_init(&p);
-    cctx_mhd_t *s = start_probe_server(&p, NULL);
+    /* Sent on two lines: no one caller, a new trace. */
     http_get(cctx_mhd_port(s), "/t",
              "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n"
              "traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n",
              &r);
     CHECK_EQ(r.status, 200);
-    CHECK(strlen(p.trace_id) == 32);
     CHECK(strcmp(p.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736") != 0);
     CHECK(strcmp(p.trace_id, "0af7651916cd43dd8448eb211c80319c") != 0);
     CHECK_STR(p.parent_id, "0000000000000000");
-    cctx_mhd_free(s);
-    probe_destroy(&p);
-}
-
-TEST(mhd_trace_with_whitespace_after_its_value)
-{
-    struct probe p;
-    probe_init(&p);
-    cctx_mhd_t *s = start_probe_server(&p, NULL);
-    http_get(cctx_mhd_port(s), "/t",
-             "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01 \r\n", &r);
-    CHECK_EQ(r.status, 200);
-    CHECK_STR(p.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
-    CHECK_STR(p.parent_id, "00f067aa0ba902b7");
     cctx_mhd_free(s);
     probe_destroy(&p);
 }
