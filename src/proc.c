@@ -405,7 +405,8 @@ CCTX_API void cctx_proc_free(cctx_proc_t *p)
         memset(&si, 0, sizeof si);
         int r = waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOHANG | WNOWAIT);
         bool running = r == 0 && si.si_pid == 0;
-        bool pending = p->group && p->term_sent && !p->kill_sent;
+        bool pending =
+            p->group && p->term_sent && !p->kill_sent && p->kill_after != CCTX_NO_DEADLINE;
         if (running || pending) {
             send_locked(p, SIGKILL);
             p->kill_sent = true;

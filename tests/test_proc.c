@@ -473,6 +473,45 @@ TEST(proc_group_dies)
     check_no_children();
 }
 
+/* kill_after CCTX_NO_DEADLINE: SIGKILL never comes, not even from
+ * cctx_proc_free, for a member of the group that outlived the child. */
+TEST(proc_free_sends_no_kill_when_kill_after_is_never)
+{
+    cctx_cancel_t *cancel;
+    cctx_t *ctx = cctx_with_cancel(cctx_background(), &cancel);
+    int in[2], out[2];
+    make_pipe(in);
+    make_pipe(out);
+    cctx_proc_opts_t o = CCTX_PROC_OPTS_INIT;
+    o.kill_after = CCTX_NO_DEADLINE;
+    o.stdin_fd = in[0];
+    o.stdout_fd = out[1];
+    /* A grandchild that ignores SIGTERM and answers a line once it reads
+     * one (a background job reads no stdin but a copy); the shell only waits. */
+    cctx_proc_t *p =
+        spawn_sh(ctx, "exec 3<&0; (trap '' TERM; echo A; read x <&3; echo B) & wait", &o);
+    close(in[0]);
+    close(out[1]);
+    CHECK_EQ(read_byte(out[0], 30000), 'A');
+    CHECK_EQ(read_byte(out[0], 30000), '\n');
+    cctx_cancel(cancel);
+    /* The shell ends by the SIGTERM; left unreaped (no cctx_proc_wait),
+     * its group is still the library's to signal when it is freed. */
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    CHECK_EQ(waitid(P_PID, (id_t)cctx_proc_pid(p), &si, WEXITED | WNOWAIT), 0);
+    CHECK(si.si_code == CLD_KILLED && si.si_status == SIGTERM);
+    cctx_proc_free(p);
+    /* A SIGKILL sent by the free would have ended it before it could
+     * answer: the pipe would only show its end. */
+    CHECK(write(in[1], "x\n", 2) == 2);
+    CHECK_EQ(read_byte(out[0], 30000), 'B');
+    close(in[1]);
+    close(out[0]);
+    cctx_release(ctx);
+    check_no_children();
+}
+
 /* same_group: the child stays in our group and is signalled alone; its own
  * children are not. */
 TEST(proc_same_group)

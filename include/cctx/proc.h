@@ -115,7 +115,8 @@ CCTX_API pid_t cctx_proc_pid(const cctx_proc_t *p);
  * cctx_proc_wait. A child still running is sent SIGKILL (its group too,
  * unless same_group) and reaped, so this never leaves a zombie; a group
  * whose SIGKILL was still pending after the context's signal gets it now
- * (after free the group could no longer be signalled safely). NULL: nothing. */
+ * (after free the group could no longer be signalled safely); with
+ * kill_after CCTX_NO_DEADLINE none is ever pending. NULL: nothing. */
 CCTX_API void cctx_proc_free(cctx_proc_t *p);
 
 #ifdef __cplusplus
