@@ -92,7 +92,9 @@ static void format_duration(char *out, size_t n, int64_t d)
     snprintf(out, n, "%" PRId64 "ns", d);
 }
 
-/* Cuts a string that snprintf truncated back to a whole UTF-8 character. */
+/* Cuts a string that snprintf may have truncated back to a whole UTF-8
+ * character: a last character whose lead byte announces more bytes than
+ * follow it. One that filled the buffer exactly is whole, and stays. */
 static void fit_utf8(char *s, size_t n)
 {
     size_t len = strnlen(s, n);
@@ -101,7 +103,11 @@ static void fit_utf8(char *s, size_t n)
     size_t i = len;
     while (i > 0 && ((unsigned char)s[i - 1] & 0xc0) == 0x80)
         i--;
-    if (i > 0 && ((unsigned char)s[i - 1] & 0x80)) /* a lead byte whose tail was cut */
+    if (i == 0)
+        return;
+    unsigned char lead = (unsigned char)s[i - 1];
+    size_t need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+    if (len - (i - 1) < need)
         s[i - 1] = '\0';
 }
 

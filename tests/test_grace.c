@@ -296,3 +296,42 @@ TEST(grace_on_the_real_clock_ends_after_its_period)
     cctx_release(g);
     cctx_release(parent);
 }
+
+/* The message is cut to 511 bytes at a whole UTF-8 character: a last
+ * character cut in two goes, one that ends exactly at the limit stays. */
+static void check_grace_message(const char *parent_msg, size_t want_len, const char *want_tail)
+{
+    cctx_fake_clock_start(T0);
+    cctx_cancel_t *pc;
+    cctx_t *parent = cctx_with_cancel(cctx_background(), &pc);
+    cctx_t *g = cctx_with_grace(parent, CCTX_MSEC(1), NULL);
+    cctx_cancel_cause(pc, 0, parent_msg);
+    cctx_fake_clock_advance(CCTX_MSEC(1));
+    cctx_cause_t why;
+    cctx_cause(g, &why);
+    CHECK_EQ(why.err, ETIMEDOUT);
+    size_t len = strlen(why.msg);
+    CHECK_EQ(len, want_len);
+    CHECK_STR(why.msg + len - strlen(want_tail), want_tail);
+    cctx_release(g);
+    cctx_release(parent);
+    cctx_fake_clock_stop();
+}
+
+TEST(grace_message_cut_at_a_whole_utf8_character)
+{
+    /* "grace period of 1ms after: " is 27 bytes: 482 more and a 2-byte
+     * character make 511, the most that fits. */
+    char m[600];
+    memset(m, 'a', 482);
+    strcpy(m + 482, "\xc3\xa9");
+    check_grace_message(m, 511, "a\xc3\xa9");
+    /* One more byte before it: the character would end at 512, and goes. */
+    memset(m, 'a', 483);
+    strcpy(m + 483, "\xc3\xa9");
+    check_grace_message(m, 510, "aaa");
+    /* A 3-byte character cut after its first two bytes goes whole. */
+    memset(m, 'a', 482);
+    strcpy(m + 482, "\xe2\x82\xac");
+    check_grace_message(m, 509, "aaa");
+}
