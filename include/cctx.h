@@ -378,7 +378,10 @@ typedef struct cctx_after {
  * (see the top of this file), never on the thread that fires deadlines; under
  * the fake clock, on the thread that advances it, before the advance returns.
  * If ctx is already done it runs now, before this returns. On a context that
- * can never end it is registered and never runs. fn must return: leaving it
+ * can never end it is registered and never runs. The library's own waits on
+ * ctx (cctx_wait, cctx_wait_any, cctx_cond_wait, a blocked cctx_group_go)
+ * are woken before ctx's after-functions run, so fn may wait for a thread
+ * blocked in one of them. fn must return: leaving it
  * by longjmp, pthread_exit or a thread cancellation is undefined. 0, or
  * EINVAL for NULL ctx, reg or fn. */
 CCTX_API int cctx_after_func_at(cctx_t *ctx, cctx_after_t *reg, void (*fn)(void *arg), void *arg,

@@ -45,7 +45,7 @@
  * a stop that must wait for fn sleeps on that stripe. The storage may have
  * been freed and handed out again while an earlier fn there still runs, so a
  * run is known by the address and a serial number, kept in the state word
- * (bits 8-30) and in the frame. RUNNING with no frame listed for both means
+ * (bits 8-29) and in the frame. RUNNING with no frame listed for both means
  * fn has returned.
  */
 #define _GNU_SOURCE
@@ -70,7 +70,8 @@ enum {
 };
 #define AFTER_STATE 0xffu
 #define AFTER_SERIAL_SHIFT 8
-#define AFTER_SERIAL_MASK 0x7fffffu /* bits 8-30: the run's serial */
+#define AFTER_SERIAL_MASK 0x3fffffu /* bits 8-29: the run's serial (RUNNING) */
+#define AFTER_FIRST (1u << 30)      /* REGISTERED by cctx__after_func_first */
 #define AFTER_WAITERS (1u << 31)
 
 _Static_assert(sizeof(struct cctx__after) <= sizeof(cctx_after_t),
@@ -222,11 +223,18 @@ bool cctx__after_take(struct cctx__after *a, struct cctx__run_queue *q)
     if ((s & AFTER_STATE) != AFTER_REGISTERED ||
         !cctx__atomic_cas_strong_acq_rel(&a->state, &s, (s & ~AFTER_STATE) | AFTER_QUEUING))
         return false; /* a stopper claimed it first */
-    a->link.next = NULL;
     a->link.pprev = (uintptr_t)q | NODE_AFTER;
     cctx__word_lock(&q->lock);
-    *q->tail = &a->link;
-    q->tail = &a->link.next;
+    if (s & AFTER_FIRST) { /* a library waker: ahead of the user's fns */
+        a->link.next = q->head;
+        if (!q->head)
+            q->tail = &a->link.next;
+        q->head = &a->link;
+    } else {
+        a->link.next = NULL;
+        *q->tail = &a->link;
+        q->tail = &a->link.next;
+    }
     cctx__word_unlock(&q->lock);
     publish(a, AFTER_QUEUED); /* release: the queue's address and links first */
     return true;
@@ -417,8 +425,8 @@ bool cctx__after_try_stopper(struct cctx__after *a)
     return true;
 }
 
-int cctx_after_func_at(cctx_t *ctx, cctx_after_t *reg, void (*fn)(void *arg), void *arg,
-                       const char *file, int line, const char *func)
+static int register_after(cctx_t *ctx, cctx_after_t *reg, void (*fn)(void *arg), void *arg,
+                          const char *file, int line, const char *func, uint32_t first)
 {
     if (cctx__unlikely(!ctx || !reg || !fn))
         return EINVAL;
@@ -452,11 +460,23 @@ int cctx_after_func_at(cctx_t *ctx, cctx_after_t *reg, void (*fn)(void *arg), vo
         run(a, &frame);
         return 0;
     }
-    cctx__atomic_store_relaxed(&a->state, AFTER_REGISTERED);
+    cctx__atomic_store_relaxed(&a->state, AFTER_REGISTERED | first);
     cctx__atomic_fetch_or_relaxed(&src->head.word, WORD_AFTERS);
     cctx__node_push(&src->children, &a->link, NODE_AFTER);
     cctx__unlock(&src->head);
     return 0;
+}
+
+int cctx_after_func_at(cctx_t *ctx, cctx_after_t *reg, void (*fn)(void *arg), void *arg,
+                       const char *file, int line, const char *func)
+{
+    return register_after(ctx, reg, fn, arg, file, line, func, 0);
+}
+
+int cctx__after_func_first(cctx_t *ctx, cctx_after_t *reg, void (*fn)(void *arg), void *arg,
+                           const char *file, int line, const char *func)
+{
+    return register_after(ctx, reg, fn, arg, file, line, func, AFTER_FIRST);
 }
 
 static bool after_stop(cctx_after_t *reg, const char *file, int line, const char *func,

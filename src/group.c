@@ -57,6 +57,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "after.h"
 #include "atomics.h"
 #include "cctx_config.h"
 #include "os.h"
@@ -305,7 +306,7 @@ cctx_group_t *cctx_group_new_at(cctx_t *parent, const char *file, int line, cons
         goto fail_ctx;
     }
     /* If the parent has ended, this runs now, on this thread: g is ready. */
-    cctx_after_func_at(g->ctx, &g->on_end, on_ctx_end, g, file, line, func);
+    cctx__after_func_first(g->ctx, &g->on_end, on_ctx_end, g, file, line, func);
     return g;
 
 fail_ctx:

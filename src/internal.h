@@ -9,6 +9,7 @@
 
 #include <stdlib.h>
 
+#include "after.h"
 #include "atomics.h"
 #include "debug.h"
 #include "layout.h"
@@ -60,7 +61,8 @@ struct cctx__run_queue {
 };
 void cctx__run_queue_init(struct cctx__run_queue *q);
 /* Called by a canceller, under the owner's lock, for a registration it took
- * out of the owner's list: appends it to q and returns true, or returns false
+ * out of the owner's list: appends it to q (a waker of cctx__after_func_first
+ * goes to the front) and returns true, or returns false
  * when a stopper claimed it first (the canceller then lets go of it through
  * cctx__after_wait_stopper or cctx__after_try_stopper). */
 bool cctx__after_take(struct cctx__after *a, struct cctx__run_queue *q);

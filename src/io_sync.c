@@ -16,6 +16,7 @@
 #include <sched.h>
 #include <semaphore.h>
 #include <signal.h>
+#include "after.h"
 #include "atomics.h"
 #include <stdbool.h>
 #include <stdint.h>
@@ -411,7 +412,7 @@ int cctx_cond_wait(cctx_t *ctx, pthread_cond_t *cond, pthread_mutex_t *mutex)
     if ((err = ensure_waker()))
         return err;
     struct cond_wait w = {.cond = cond, .mutex = mutex, .state = CW_ARMING};
-    if ((err = cctx_after_func(ctx, &w.reg, cond_fire, &w)))
+    if ((err = cctx__after_func_first(ctx, &w.reg, cond_fire, &w, CCTX__SITE)))
         return err;
     int s = CW_ARMING;
     if (!cctx__atomic_cas_strong_acq_rel(&w.state, &s, CW_WAITING)) {

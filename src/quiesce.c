@@ -379,7 +379,7 @@ static int wait_alone(struct cctx *c, int64_t timeout, const char *file, int lin
                                            func);
         if (!until)
             return ENOMEM;
-        cctx_after_func_at(until, &reg, fake_timeout, &fake, file, line, func);
+        cctx__after_func_first(until, &reg, fake_timeout, &fake, file, line, func);
     } else if (timeout > 0) {
         deadline = cctx__sat_add(cctx__os_now(), timeout);
     }

@@ -220,9 +220,9 @@ int cctx_wait_any_at(cctx_t *const *ctxs, size_t n, int64_t timeout, const char 
     }
     struct any_waiter w = {0};
     for (size_t i = 0; i < n; i++)
-        cctx_after_func_at(ctxs[i], &regs[i], any_fired, &w, file, line, func);
+        cctx__after_func_first(ctxs[i], &regs[i], any_fired, &w, file, line, func);
     if (fake)
-        cctx_after_func_at(until, &regs[n], any_fired, &w, file, line, func);
+        cctx__after_func_first(until, &regs[n], any_fired, &w, file, line, func);
 
     int64_t deadline = timeout < 0 || fake ? CCTX_NO_DEADLINE
                                            : cctx__sat_add(cctx__os_now(), timeout);

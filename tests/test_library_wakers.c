@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The library's own waits on a context (cctx_wait_any, a cctx_group_go
+ * blocked on a full group, cctx_cond_wait) end when the context ends, not
+ * after the user's after-functions of that context: those run one after
+ * another on the cancelling thread, and one that is slow, or that waits for
+ * the very thread the library must wake, would hold the wake up (or never
+ * let it come). Each test registers, after the wait began, a user
+ * after-function that waits for the waiting call to return, up to a bound
+ * far above any wake-up: under last-registered-first order it runs first,
+ * so it sees the return only if the library's wake ran before it.
+ */
+#define _GNU_SOURCE
+#include <cctx.h>
+#include <cctx/group.h>
+#include <cctx/io.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "harness.h"
+#include "support.h"
+
+struct waiting {
+    cctx_t *ctx;
+    atomic_int tid;      /* the waiting thread, once it runs */
+    atomic_int returned; /* the waiting call returned */
+    int result;
+    /* for the group and the condition variable */
+    cctx_group_t *group;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+};
+
+/* The user's after-function: waits up to 10 s for the call to return. */
+static atomic_int saw_return;
+static void wait_for_the_return(void *arg)
+{
+    struct waiting *w = arg;
+    int64_t until = real_now() + CCTX_SEC(10);
+    while (!atomic_load(&w->returned) && real_now() < until)
+        real_sleep_ms(1);
+    atomic_store(&saw_return, atomic_load(&w->returned));
+}
+
+/* Starts body on a thread, lets it block in its call, registers the user's
+ * after-function on `on`, cancels, and checks that the after-function saw
+ * the call return. */
+static void check_woken_first(struct waiting *w, void *(*body)(void *), cctx_t *on,
+                              cctx_cancel_t *cancel, int want)
+{
+    atomic_store(&saw_return, -1);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, body, w), 0);
+    while (!atomic_load(&w->tid))
+        real_sleep_ms(1);
+    wait_until_blocked(atomic_load(&w->tid));
+    CHECK_EQ(atomic_load(&w->returned), 0);
+    cctx_after_t reg;
+    CHECK_EQ(cctx_after_func(on, &reg, wait_for_the_return, w), 0);
+    cctx_cancel(cancel); /* runs the after-functions on this thread */
+    CHECK_EQ(atomic_load(&saw_return), 1);
+    pthread_join(t, NULL);
+    CHECK_EQ(w->result, want);
+}
+
+static void *wait_any_body(void *arg)
+{
+    struct waiting *w = arg;
+    atomic_store(&w->tid, thread_id());
+    w->result = cctx_wait_any(&w->ctx, 1, -1);
+    atomic_store(&w->returned, 1);
+    return NULL;
+}
+
+TEST(library_wakers_wait_any_ends_before_the_users_after_functions)
+{
+    cctx_cancel_t *cancel;
+    struct waiting w = {.ctx = cctx_with_cancel(cctx_background(), &cancel)};
+    check_woken_first(&w, wait_any_body, w.ctx, cancel, 0);
+    cctx_release(w.ctx);
+}
+
+static int until_ended(cctx_t *ctx, void *arg)
+{
+    (void)arg;
+    cctx_wait(ctx, -1);
+    return 0;
+}
+
+/* A task that keeps its slot after the context ended, as one that does not
+ * listen does: its end must not be what wakes the blocked go. */
+static atomic_int let_go;
+static int keeps_its_slot(cctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    (void)arg;
+    int64_t until = real_now() + CCTX_SEC(30);
+    while (!atomic_load(&let_go) && real_now() < until)
+        real_sleep_ms(1);
+    return 0;
+}
+
+static void *group_go_body(void *arg)
+{
+    struct waiting *w = arg;
+    atomic_store(&w->tid, thread_id());
+    w->result = cctx_group_go(w->group, until_ended, NULL); /* the group is full */
+    atomic_store(&w->returned, 1);
+    return NULL;
+}
+
+TEST(library_wakers_blocked_group_go_ends_before_the_users_after_functions)
+{
+    cctx_cancel_t *cancel;
+    cctx_t *parent = cctx_with_cancel(cctx_background(), &cancel);
+    struct waiting w = {.group = cctx_group_new(parent)};
+    CHECK(w.group);
+    CHECK_EQ(cctx_group_limit(w.group, 1), 0);
+    atomic_store(&let_go, 0);
+    CHECK_EQ(cctx_group_go(w.group, keeps_its_slot, NULL), 0);
+    check_woken_first(&w, group_go_body, cctx_group_ctx(w.group), cancel, ECANCELED);
+    atomic_store(&let_go, 1);
+    cctx_group_wait(w.group);
+    cctx_group_free(w.group);
+    cctx_release(parent);
+}
+
+static void *cond_wait_body(void *arg)
+{
+    struct waiting *w = arg;
+    pthread_mutex_lock(&w->mu);
+    atomic_store(&w->tid, thread_id());
+    w->result = cctx_cond_wait(w->ctx, &w->cond, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+    atomic_store(&w->returned, 1);
+    return NULL;
+}
+
+TEST(library_wakers_cond_wait_ends_before_the_users_after_functions)
+{
+    cctx_cancel_t *cancel;
+    struct waiting w = {.ctx = cctx_with_cancel(cctx_background(), &cancel)};
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cond, NULL);
+    check_woken_first(&w, cond_wait_body, w.ctx, cancel, ECANCELED);
+    pthread_cond_destroy(&w.cond);
+    pthread_mutex_destroy(&w.mu);
+    cctx_release(w.ctx);
+}
