@@ -547,14 +547,20 @@ CCTX_API CCTX__OWNED cctx_t *cctx_with_grace_at(cctx_t *parent, int64_t grace,
  * context itself, and every cancelable descendant that was alive when the
  * call began (with the value contexts between, as "via" lines) and still is
  * (a context canceled before the call has handed its descendants over to
- * that cancellation: then only the context itself is named).
+ * that cancellation: then only the context itself is named). Without the
+ * registry, only descendants reached through the lists of cancelable
+ * children are named: a grace context, and a cancelable context under a
+ * without-cancel one, are in no list, and show only in the references of
+ * the context they derive from.
  * Value and without-cancel contexts with no cancelable descendant are not
  * listed by name: they show in the references of the context they derive
  * from. With the registry on (CCTX_DEBUG=trees, or a switch that implies
  * it) the report lists every live descendant instead, whatever its kind and
  * whenever it was canceled, each under its own parent, oldest first.
  * Holders released while the report is written are not listed.
- * EINVAL for NULL (nothing else is done). When nothing holds the context,
+ * EINVAL for NULL (nothing else is done). ENOMEM (canceled, but neither
+ * waited for nor reported) when a timeout on the fake clock could not be
+ * set up. When nothing holds the context,
  * the call costs a cancellation and one load. Two threads waiting on one
  * context each hold a reference, so neither can see the other's go: both
  * wait until their timeouts. */

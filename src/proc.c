@@ -106,7 +106,11 @@ static void send_locked(struct cctx_proc *p, int sig)
         return;
     }
 #if CCTX_USE_LINUX && defined(SYS_pidfd_send_signal)
-    if (p->pidfd >= 0 && syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0) == 0)
+    /* With a pidfd, only a kernel without the call falls back to the PID:
+     * ESRCH means the child was reaped behind our back, and its PID may
+     * name a stranger now. */
+    if (p->pidfd >= 0 &&
+        (syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0) == 0 || errno != ENOSYS))
         return;
 #endif
     (void)kill(p->pid, sig);

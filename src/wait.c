@@ -23,16 +23,22 @@
 
 /* ---- The done descriptor ----------------------------------------------------- */
 
-static pthread_mutex_t never_lock = PTHREAD_MUTEX_INITIALIZER;
-static int never_fd = -1;
+/* Made once, published with a compare-and-swap, never under a lock: a
+ * child of fork() taken while another thread made it must not inherit a
+ * lock held for ever. Of two made at once, the loser is closed. */
+static _Atomic int never_fd = -1;
 
 static int never_done_fd(void)
 {
-    pthread_mutex_lock(&never_lock);
-    if (never_fd < 0)
-        never_fd = cctx__os_event_new();
-    int fd = never_fd;
-    pthread_mutex_unlock(&never_lock);
+    int fd = cctx__atomic_load_acquire(&never_fd);
+    if (fd >= 0)
+        return fd;
+    int mine = cctx__os_event_new();
+    if (mine < 0)
+        return -1;
+    if (cctx__atomic_cas_strong_acq_rel(&never_fd, &fd, mine))
+        return mine;
+    cctx__os_event_close(mine);
     return fd;
 }
 

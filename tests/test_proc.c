@@ -722,3 +722,57 @@ TEST(proc_reaped_by_someone_else)
     cctx_release(ctx);
     check_no_children();
 }
+
+/* same_group with a pidfd: a child reaped behind the library's back (the
+ * rule broken), its PID then taken by another process. The context's
+ * signal goes through the pidfd, which fails with ESRCH, and must not fall
+ * back to kill() by PID, which would now name the stranger. */
+TEST(proc_pidfd_signal_never_reaches_a_process_that_took_the_pid)
+{
+    long self = CCTX_PORTABLE ? -1 : syscall(SYS_pidfd_open, getpid(), 0);
+    if (self < 0)
+        SKIP_IN_THIS_BUILD("no pidfd: the library signals by PID, as proc.h says");
+    close((int)self);
+    int probe = open("/proc/sys/kernel/ns_last_pid", O_WRONLY);
+    if (probe < 0)
+        SKIP_IN_THIS_BUILD("cannot choose the next PID (/proc/sys/kernel/ns_last_pid)");
+    close(probe);
+
+    cctx_cancel_t *cancel;
+    cctx_t *ctx = cctx_with_cancel(cctx_background(), &cancel);
+    cctx_proc_opts_t o = CCTX_PROC_OPTS_INIT;
+    o.same_group = true;
+    o.kill_after = CCTX_NO_DEADLINE;
+    cctx_proc_t *p = spawn_sh(ctx, "exit 0", &o);
+    pid_t pid = cctx_proc_pid(p);
+    int st;
+    CHECK_EQ(waitpid(pid, &st, 0), pid); /* the rule broken: reaped here */
+
+    pid_t stranger = -1;
+    for (int tries = 0; tries < 50 && stranger != pid; tries++) {
+        int fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY);
+        CHECK(fd >= 0);
+        dprintf(fd, "%d", (int)pid - 1);
+        close(fd);
+        stranger = fork();
+        CHECK(stranger >= 0);
+        if (stranger == 0) {
+            struct timespec ts = {1, 0};
+            nanosleep(&ts, NULL);
+            _exit(7);
+        }
+        if (stranger != pid) {
+            kill(stranger, SIGKILL);
+            waitpid(stranger, NULL, 0);
+        }
+    }
+    if (stranger != pid)
+        SKIP_IN_THIS_BUILD("the PID was not handed out again in 50 tries");
+
+    cctx_cancel(cancel); /* the SIGTERM goes through the pidfd, or nowhere */
+    CHECK_EQ(waitpid(stranger, &st, 0), stranger);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 7);
+    cctx_proc_free(p);
+    cctx_release(ctx);
+    check_no_children();
+}
