@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The library's own waits on a context (cctx_wait_any, a cctx_group_go
- * blocked on a full group, cctx_cond_wait) end when the context ends, not
+ * The library's own waits on a context (cctx_wait, cctx_wait_any, a
+ * cctx_group_go blocked on a full group, cctx_cond_wait) end when the
+ * context ends, not
  * after the user's after-functions of that context: those run one after
  * another on the cancelling thread, and one that is slow, or that waits for
  * the very thread the library must wake, would hold the wake up (or never
@@ -77,6 +78,25 @@ TEST(library_wakers_wait_any_ends_before_the_users_after_functions)
     cctx_cancel_t *cancel;
     struct waiting w = {.ctx = cctx_with_cancel(cctx_background(), &cancel)};
     check_woken_first(&w, wait_any_body, w.ctx, cancel, 0);
+    cctx_release(w.ctx);
+}
+
+static void *wait_body(void *arg)
+{
+    struct waiting *w = arg;
+    atomic_store(&w->tid, thread_id());
+    w->result = cctx_wait(w->ctx, -1);
+    atomic_store(&w->returned, 1);
+    return NULL;
+}
+
+/* cctx_wait sleeps on the context's own state word, woken by the marking
+ * itself: the promise <cctx.h> makes for it holds by construction. */
+TEST(library_wakers_wait_ends_before_the_users_after_functions)
+{
+    cctx_cancel_t *cancel;
+    struct waiting w = {.ctx = cctx_with_cancel(cctx_background(), &cancel)};
+    check_woken_first(&w, wait_body, w.ctx, cancel, ECANCELED);
     cctx_release(w.ctx);
 }
 
