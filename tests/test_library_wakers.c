@@ -2,11 +2,10 @@
 /*
  * The library's own waits on a context (cctx_wait, cctx_wait_any, a
  * cctx_group_go blocked on a full group, cctx_cond_wait) end when the
- * context ends, not
- * after the user's after-functions of that context: those run one after
- * another on the cancelling thread, and one that is slow, or that waits for
- * the very thread the library must wake, would hold the wake up (or never
- * let it come). Each test registers, after the wait began, a user
+ * context ends, not after the user's after-functions of that context: those
+ * run one after another on the cancelling thread, and one that is slow, or
+ * that waits for the very thread the library must wake, would hold the wake
+ * up (or never let it come). Each test registers, after the wait began, a user
  * after-function that waits for the waiting call to return, up to a bound
  * far above any wake-up: under last-registered-first order it runs first,
  * so it sees the return only if the library's wake ran before it.
