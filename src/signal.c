@@ -26,13 +26,14 @@
  * execs next (the common case) should not pay for a thread, and POSIX allows
  * only async-signal-safe calls in the child of a multithreaded process. It
  * closes the inherited pipe and marks the thread as not started, nothing
- * more. The handler never depends on the thread: it sets the flag first and
- * writes a byte only if a pipe exists, so a signal that arrives before the
- * child's thread starts stays flagged. The child's first cctx_with_signals
- * makes a pipe, starts the thread, and waits for the thread's first pass
- * over the flags (which delivers what arrived meanwhile to the inherited
- * watches) before it links its own watcher, so that watcher is not canceled
- * by a signal older than itself.
+ * more; every signal is blocked across the fork, so none that is the
+ * child's can set a flag that this handler then clears. The handler never
+ * depends on the thread: it sets the flag first and writes a byte only if a
+ * pipe exists, so a signal that arrives before the child's thread starts
+ * stays flagged. The child's first cctx_with_signals makes the pipe, then
+ * starts the thread, which looks at the flags first (delivering what arrived
+ * meanwhile to the inherited watches). A watcher linked after a signal
+ * arrived is not canceled by it: see arrived.
  *
  * Why the inner context. A delivery must cancel outside dispatcher.lock (the
  * cancellation runs after-functions, unwatch among them, which take it),
@@ -77,6 +78,7 @@
 #include <unistd.h>
 
 #include "cctx_config.h"
+#include "signal_internal.h"
 #if CCTX_USE_PRCTL
 #include <sys/prctl.h>
 #endif
@@ -103,7 +105,7 @@ struct watcher {
     cctx_cancel_t *inner_cancel;
     const char *file, *func; /* the cctx_with_signals call: the cause's origin */
     int line;
-    uint64_t epoch;      /* dispatcher.epoch when linked: only deliveries begun later */
+    unsigned long serial; /* from watch_serial when linked (see arrived) */
     int n;
     struct sub subs[];   /* one per distinct signal */
 };
@@ -112,16 +114,12 @@ static struct {
     pthread_mutex_t lock;
     struct sub heads[NSIG]; /* per signal, oldest first; non-empty <=> our
                                handler is installed (set up by init()) */
-    uint64_t epoch;         /* deliveries begun */
-    bool started;           /* pipe and thread exist in this process */
-    int wake_r;             /* the pipe's read end, the thread's */
+    bool started;           /* the thread exists in this process */
+    int wake_r;             /* the pipe's read end, the thread's; -1: no pipe */
+    sigset_t fork_mask;     /* the forking thread's mask, kept over a fork */
 } dispatcher = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake_r = -1};
 
-/* The thread has made its first pass over the flags since it started. */
-static atomic_bool swept;
-/* This is the signal thread: its after-functions may call
- * cctx_with_signals during that first pass, which must not wait for it. */
-static _Thread_local bool on_signal_thread;
+_Atomic(cctx__signal_create_fn) cctx__signal_thread_create = pthread_create;
 
 /* Read by the handler: saved[sig] is written only before our handler is
  * installed for sig, wake_w only while no handler of ours can run with
@@ -129,6 +127,20 @@ static _Thread_local bool on_signal_thread;
 static struct sigaction saved[NSIG];
 static atomic_int pending[NSIG];
 static atomic_int wake_w = -1;
+
+/* Which watchers a signal reaches: those that watched it when it arrived.
+ * Each watcher takes the next serial as it is linked, and the handler
+ * stores the serial reached in arrived[sig] before it sets the flag; a
+ * delivery cancels the watchers numbered up to that (compared modulo the
+ * counter's width). Two arrivals before one delivery: the later one's
+ * serial, as both reach the watchers the first one did. A context created
+ * after the signal arrived, while the delivery was still to come (the
+ * thread busy with an earlier one, or not yet run), is not canceled by it;
+ * nor one created by an after-function of the delivery itself, so a program
+ * that re-arms on a signal does not loop. */
+static atomic_ulong watch_serial;
+static atomic_ulong arrived[NSIG];
+_Static_assert(ATOMIC_LONG_LOCK_FREE == 2, "atomic_ulong must be lock-free");
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
@@ -203,6 +215,7 @@ static void on_signal(int sig, siginfo_t *info, void *uc)
         /* The flag first: the thread exchanges flags after each read, so
          * it sees this one on the read that takes our byte at the latest. A
          * full pipe already holds a byte the thread has yet to read. */
+        cctx__atomic_store_relaxed(&arrived[sig], cctx__atomic_load_seq_cst(&watch_serial));
         cctx__atomic_store_release(&pending[sig], 1);
         int fd = cctx__atomic_load_acquire(&wake_w);
         if (fd >= 0) {
@@ -282,7 +295,8 @@ static void unlink_watcher(struct watcher *w)
  * nobody watched; all or nothing. */
 static int link_watcher(struct watcher *w)
 {
-    w->epoch = dispatcher.epoch;
+    /* Under the lock, so serials follow the lists' order. */
+    w->serial = cctx__atomic_fetch_add_seq_cst(&watch_serial, 1) + 1;
     for (int i = 0; i < w->n; i++) {
         struct sub *s = &w->subs[i];
         if (!watched(s->signo)) {
@@ -299,16 +313,13 @@ static int link_watcher(struct watcher *w)
 
 /* ---- Delivery (the signal thread) --------------------------------------------------- */
 
-/* Cancels every watcher of sig that was linked before this delivery began
- * and whose inner context is still active, BATCH at a time: under the lock
- * it takes a reference on the inner context and unlinks the watcher (so
- * unwatch, which may run on this thread during the cancel, finds nothing
- * to do but drop its own reference); outside, it cancels and releases.
- * Oldest first, so an ancestor goes before the descendants it takes with
- * it. The epoch keeps a context created by one of the after-functions run
- * here out of this delivery, so a program that re-arms on a signal does
- * not loop. */
-static void deliver(int sig)
+/* Cancels every watcher of sig numbered up to `upto` (see arrived) whose
+ * inner context is still active, BATCH at a time: under the lock it takes a
+ * reference on the inner context and unlinks the watcher (so unwatch, which
+ * may run on this thread during the cancel, finds nothing to do but drop its
+ * own reference); outside, it cancels and releases. Oldest first, so an
+ * ancestor goes before the descendants it takes with it. */
+static void deliver(int sig, unsigned long upto)
 {
     char msg[48];
     signal_message(sig, msg, sizeof msg);
@@ -320,14 +331,13 @@ static void deliver(int sig)
     } batch[BATCH];
 
     pthread_mutex_lock(&dispatcher.lock);
-    uint64_t epoch = ++dispatcher.epoch;
     for (;;) {
         struct sub *head = &dispatcher.heads[sig];
         int n = 0;
         for (struct sub *s = head->next, *next; s != head && n < BATCH; s = next) {
             next = s->next; /* unlink_watcher removes s, and nothing else here */
             struct watcher *w = s->w;
-            if (w->epoch >= epoch || cctx_err(w->inner) != 0)
+            if ((long)(w->serial - upto) > 0 || cctx_err(w->inner) != 0)
                 continue;
             batch[n].ctx = cctx_ref(w->inner); /* safe: w holds one */
             batch[n].cancel = w->inner_cancel;
@@ -353,7 +363,6 @@ static void deliver(int sig)
 static void *signal_main(void *arg)
 {
     int fd = (int)(intptr_t)arg;
-    on_signal_thread = true;
 #ifdef PR_SET_NAME
     prctl(PR_SET_NAME, "cctx-signal", 0UL, 0UL, 0UL);
 #endif
@@ -363,20 +372,19 @@ static void *signal_main(void *arg)
          * signals flagged while it did not exist. */
         for (int sig = 1; sig < NSIG; sig++)
             if (cctx__atomic_exchange_acquire(&pending[sig], 0))
-                deliver(sig);
-        cctx__atomic_store_release(&swept, true);
+                deliver(sig, cctx__atomic_load_relaxed(&arrived[sig]));
         ssize_t r = read(fd, buf, sizeof buf);
         if (r < 0 && errno != EINTR && errno != EAGAIN)
             return NULL; /* the pipe is never closed in a live process */
     }
 }
 
-/* The pipe and the thread, once per process (dispatcher.lock held). The write end
- * is non-blocking, so the handler never blocks; the read end blocks, so
- * the thread sleeps in read. */
-static int start_locked(void)
+/* The pipe, once per process (dispatcher.lock held). The write end is
+ * non-blocking, so the handler never blocks; the read end blocks, so the
+ * thread sleeps in read. */
+static int make_pipe_locked(void)
 {
-    if (dispatcher.started)
+    if (dispatcher.wake_r >= 0)
         return 0;
     int fds[2];
 #if CCTX_USE_PIPE2
@@ -401,6 +409,24 @@ static int start_locked(void)
         close(fds[1]);
         return err;
     }
+    dispatcher.wake_r = fds[0];
+    cctx__atomic_store_release(&wake_w, fds[1]);
+    return 0;
+}
+
+/* The pipe and the thread, once per process (dispatcher.lock held). The
+ * pipe is published before the thread starts: in a child of fork() the
+ * handlers and watches are live already, and a signal that came after the
+ * thread's first look at the flags but before the pipe existed would leave
+ * its flag set and no byte to wake the thread. Once published, the pipe is
+ * kept even if the thread cannot start: a handler may be writing to it. */
+static int start_locked(void)
+{
+    if (dispatcher.started)
+        return 0;
+    int err = make_pipe_locked();
+    if (err)
+        return err;
     pthread_attr_t attr;
     pthread_t tid;
     pthread_attr_init(&attr);
@@ -409,61 +435,60 @@ static int start_locked(void)
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    int err = pthread_create(&tid, &attr, signal_main, (void *)(intptr_t)fds[0]);
+    err = cctx__atomic_load_relaxed(&cctx__signal_thread_create)(
+        &tid, &attr, signal_main, (void *)(intptr_t)dispatcher.wake_r);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
-    if (err) {
-        close(fds[0]);
-        close(fds[1]);
+    if (err)
         return err == EAGAIN ? ENOMEM : err;
-    }
-    dispatcher.wake_r = fds[0];
-    cctx__atomic_store_release(&wake_w, fds[1]);
     dispatcher.started = true;
     return 0;
 }
 
-/* Returns once the thread has made its first pass over the flags: a few
- * microseconds after it starts, and only ever waited for then. */
-static void await_first_sweep(void)
-{
-    while (!on_signal_thread && !cctx__atomic_load_acquire(&swept)) {
-        struct timespec ts = {0, 20 * 1000};
-        nanosleep(&ts, NULL);
-    }
-}
-
 /* ---- fork --------------------------------------------------------------------------- */
 
+/* Every signal stays blocked from here to the end of the fork, on both
+ * sides: a signal that reached the child before after_fork_child would set
+ * a flag that the child's handler then clears as the parent's, and, caught
+ * by our handler, it would not take its default action either. Blocked,
+ * it waits in the kernel until the child's flags are its own. */
 static void before_fork(void)
 {
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     pthread_mutex_lock(&dispatcher.lock);
+    dispatcher.fork_mask = old; /* one fork at a time: we hold the lock */
 }
 
 static void after_fork_parent(void)
 {
+    sigset_t old = dispatcher.fork_mask;
     pthread_mutex_unlock(&dispatcher.lock);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 /* Only async-signal-safe work (see the top of the file): the pipe is the
  * parent's, so it is closed here, and the thread is left for the child's
  * first cctx_with_signals to start. Signals pending in the parent are not
- * the child's (POSIX clears them too). A delivery the parent's thread was
- * making is abandoned in the child: the watchers it had taken are already
- * unlinked, and the references it held leak there. dispatcher.lock was taken by this
- * very thread in before_fork. */
+ * the child's (POSIX clears them too); those sent to the child are still
+ * blocked, and arrive once the flags are cleared. A delivery the parent's
+ * thread was making is abandoned in the child: the watchers it had taken
+ * are already unlinked, and the references it held leak there.
+ * dispatcher.lock was taken by this very thread in before_fork. */
 static void after_fork_child(void)
 {
-    if (dispatcher.started) {
+    if (dispatcher.wake_r >= 0) {
         close(cctx__atomic_exchange_relaxed(&wake_w, -1));
         close(dispatcher.wake_r);
         dispatcher.wake_r = -1;
-        dispatcher.started = false;
-        cctx__atomic_store_relaxed(&swept, false);
     }
+    dispatcher.started = false;
     for (int sig = 1; sig < NSIG; sig++)
         cctx__atomic_store_relaxed(&pending[sig], 0);
+    sigset_t old = dispatcher.fork_mask;
     pthread_mutex_unlock(&dispatcher.lock);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 static void init(void)
@@ -555,7 +580,6 @@ cctx_t *cctx_with_signals_at(cctx_t *parent, const int *signals, size_t n,
     pthread_mutex_unlock(&dispatcher.lock);
     if (err)
         return no_context(err);
-    await_first_sweep();
 
     /* A parent already done: a child born done, and nothing to watch. */
     if (cctx_err(parent) != 0)

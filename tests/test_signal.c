@@ -493,6 +493,53 @@ TEST(signal_after_function_may_rearm_and_release)
     cctx_release(c);
 }
 
+/* A signal reaches the contexts that watched it when it arrived, not one
+ * made after it arrived while the signal thread was still busy with an
+ * earlier delivery (here: held in an after-function of SIGUSR1's). */
+static atomic_int held_entered, held_go;
+
+static void hold_signal_thread(void *arg)
+{
+    (void)arg;
+    atomic_store(&held_entered, 1);
+    for (int i = 0; i < 10000 && !atomic_load(&held_go); i++)
+        real_sleep_ms(1);
+}
+
+TEST(signal_reaches_only_the_contexts_that_watched_when_it_arrived)
+{
+    static const int usr1[] = {SIGUSR1}, usr2[] = {SIGUSR2};
+    cctx_t *holder = cctx_with_signals(cctx_background(), usr1, 1, NULL);
+    cctx_t *before = cctx_with_signals(cctx_background(), usr2, 1, NULL);
+    CHECK(holder && before);
+    cctx_after_t reg;
+    CHECK_EQ(cctx_after_func(holder, &reg, hold_signal_thread, NULL), 0);
+    CHECK_EQ(raise(SIGUSR1), 0);
+    for (int i = 0; i < 10000 && !atomic_load(&held_entered); i++)
+        real_sleep_ms(1);
+    CHECK(atomic_load(&held_entered)); /* the signal thread is held */
+
+    CHECK_EQ(raise(SIGUSR2), 0); /* arrives; its delivery must wait */
+    cctx_t *after = cctx_with_signals(cctx_background(), usr2, 1, NULL);
+    CHECK(after != NULL);
+    atomic_store(&held_go, 1);
+
+    CHECK_EQ(cctx_wait(before, CCTX_SEC(10)), ECANCELED);
+    /* A later SIGUSR1 is delivered after SIGUSR2's delivery has ended. */
+    cctx_t *probe = cctx_with_signals(cctx_background(), usr1, 1, NULL);
+    CHECK(probe != NULL);
+    CHECK_EQ(raise(SIGUSR1), 0);
+    CHECK_EQ(cctx_wait(probe, CCTX_SEC(10)), ECANCELED);
+    check_active(after); /* SIGUSR2 arrived before it watched */
+    CHECK_EQ(raise(SIGUSR2), 0);
+    CHECK_EQ(cctx_wait(after, CCTX_SEC(10)), ECANCELED);
+    check_signal_cause(after, SIGUSR2, "signal: user defined signal 2");
+    cctx_release(probe);
+    cctx_release(after);
+    cctx_release(before);
+    cctx_release(holder);
+}
+
 TEST(signal_many_watchers_all_canceled)
 {
     enum { N = 100 };

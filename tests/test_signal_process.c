@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "signal_internal.h"
 #include "support.h"
 
 /* ---- helpers ---------------------------------------------------------------- */
@@ -64,13 +65,18 @@ static bool others_asleep(void)
     return asleep;
 }
 
-static pid_t fork_when_quiet(void)
+static void wait_until_others_asleep(void)
 {
     for (int streak = 0, tries = 0; streak < 5; tries++) {
         CHECK(tries < 10000); /* 10 s: some thread never went to sleep */
         streak = others_asleep() ? streak + 1 : 0;
         real_sleep_ms(1);
     }
+}
+
+static pid_t fork_when_quiet(void)
+{
+    wait_until_others_asleep();
     fflush(stdout);
     fflush(stderr);
     pid_t pid = fork();
@@ -254,6 +260,93 @@ TEST(signal_fork_child_rearms_during_first_pass)
     }
     CHECK_EQ(wait_child(pid), 0);
     CHECK(cctx_after_stop(&reg));
+    cctx_release(inherited);
+}
+
+/* A signal sent to the child as it is forked (here raised by a child fork
+ * handler registered before the library's, so it runs first) is the
+ * child's: it must not be cleared with the parent's flags. */
+static bool raise_in_child;
+static void raise_usr2_in_child(void)
+{
+    if (raise_in_child)
+        raise(SIGUSR2);
+}
+
+static bool blocked(int sig)
+{
+    sigset_t cur;
+    CHECK_EQ(pthread_sigmask(SIG_BLOCK, NULL, &cur), 0);
+    return sigismember(&cur, sig);
+}
+
+TEST(signal_fork_child_keeps_a_signal_that_arrives_as_it_forks)
+{
+    if (TEST_UNDER_TSAN) {
+        SKIP_IN_THIS_BUILD("ThreadSanitizer (die_after_fork)");
+    }
+    /* Before the library's first cctx_with_signals registers its own. */
+    CHECK_EQ(pthread_atfork(NULL, NULL, raise_usr2_in_child), 0);
+    static const int usr1[] = {SIGUSR1}, usr2[] = {SIGUSR2};
+    cctx_t *inherited = cctx_with_signals(cctx_background(), usr2, 1, NULL);
+    CHECK(inherited != NULL);
+    raise_in_child = true;
+    pid_t pid = fork_when_quiet();
+    if (pid == 0) {
+        alarm(20); /* a hang dies of SIGALRM, which fails the test */
+        if (blocked(SIGUSR1) || blocked(SIGUSR2))
+            _exit(10); /* the mask is the parent's again */
+        cctx_t *c = cctx_with_signals(cctx_background(), usr1, 1, NULL); /* the thread */
+        if (!c)
+            _exit(11);
+        if (cctx_wait(inherited, CCTX_SEC(10)) != ECANCELED)
+            _exit(12);
+        _exit(0);
+    }
+    raise_in_child = false;
+    CHECK(!blocked(SIGUSR1) && !blocked(SIGUSR2)); /* the parent's mask is back */
+    CHECK_EQ(wait_child(pid), 0);
+    check_active(inherited); /* the signal was the child's only */
+    cctx_release(inherited);
+}
+
+/* A child's signal thread starts while the inherited watches and handlers
+ * are live: a signal that comes once the new thread has made its first
+ * look at the flags and sleeps, but before the creating call returned,
+ * must still wake it. The hook raises it at that moment. */
+static int create_then_raise(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *),
+                             void *arg)
+{
+    int err = pthread_create(thread, attr, fn, arg);
+    if (err)
+        return err;
+    /* The child's one other thread is the new one. */
+    wait_until_others_asleep();
+    raise(SIGUSR2); /* blocked here until the caller restores its mask */
+    return 0;
+}
+
+TEST(signal_fork_child_thread_start_loses_no_signal)
+{
+    if (TEST_UNDER_TSAN) {
+        SKIP_IN_THIS_BUILD("ThreadSanitizer (die_after_fork)");
+    }
+    static const int usr1[] = {SIGUSR1}, usr2[] = {SIGUSR2};
+    cctx_t *inherited = cctx_with_signals(cctx_background(), usr2, 1, NULL);
+    CHECK(inherited != NULL);
+    pid_t pid = fork_when_quiet();
+    if (pid == 0) {
+        alarm(30);
+        atomic_store_explicit(&cctx__signal_thread_create, create_then_raise, memory_order_relaxed);
+        cctx_t *c = cctx_with_signals(cctx_background(), usr1, 1, NULL);
+        if (!c)
+            _exit(10);
+        if (cctx_wait(inherited, CCTX_SEC(10)) != ECANCELED)
+            _exit(11);
+        _exit(0);
+    }
+    CHECK_EQ(wait_child(pid), 0);
+    check_active(inherited);
     cctx_release(inherited);
 }
 

@@ -40,9 +40,12 @@
  *
  *  - Several contexts may watch one signal, from any threads; one delivery
  *    cancels every context that watched that signal when it arrived (each of
- *    Go's NotifyContext contexts gets its own copy). A context created while
- *    a delivery is in progress (for instance by an after-function of a
- *    context that delivery canceled) is not canceled by it. A signal that
+ *    Go's NotifyContext contexts gets its own copy). A context created after
+ *    the signal arrived is not canceled by it, even while its delivery is
+ *    still to come (the library's thread busy with an earlier one) or in
+ *    progress (a context made by an after-function of a context that
+ *    delivery canceled): a program that re-arms on a signal does not loop.
+ *    A signal that
  *    arrives several times before it is handled is handled once: signals
  *    coalesce, as in the kernel.
  *
@@ -63,10 +66,11 @@
  *    their descendants) run on that thread. The thread and the pipe (two
  *    descriptors, close-on-exec) stay for the life of the process.
  *
- *  - Signal masks are not touched: a signal blocked in every thread of the
- *    program stays pending and cancels nothing until some thread unblocks
- *    it. raise() delivers to the calling thread, kill() to any thread that
- *    does not block the signal.
+ *  - Signal masks are not touched, but for the duration of a fork() (see
+ *    below): a signal blocked in every thread of the program stays pending
+ *    and cancels nothing until some thread unblocks it. raise() delivers to
+ *    the calling thread, kill() to any thread that does not block the
+ *    signal.
  *
  *  - Fault signals (SIGSEGV, SIGBUS, SIGFPE, SIGILL) may be watched, but only
  *    a signal sent by a process (kill, raise) cancels the context. One that
@@ -82,18 +86,23 @@
  *    with errno EINVAL, having installed and allocated nothing. A signal
  *    listed twice is watched once. Out of memory gives ENOMEM; failing to
  *    make the pipe or start the thread gives that error (EMFILE, ENFILE,
- *    ENOMEM for EAGAIN); in each case nothing is changed. On failure
- *    *cancel is set to NULL.
+ *    ENOMEM for EAGAIN); in each case nothing is changed, but that a pipe
+ *    made before a thread that could not start is kept for the next try. On
+ *    failure *cancel is set to NULL.
  *
  *  - fork(): the child inherits the contexts and their watches, and the
  *    handlers (which the kernel keeps across fork), but not the thread, and
  *    none is started at fork time: a child that execs (or just exits) never
  *    has one, and the atfork handler makes only async-signal-safe calls (it
- *    closes the parent's pipe in the child). The child's thread starts on
- *    its first cctx_with_signals, with any signals. Until then a watched
- *    signal that arrives is remembered, not lost: the thread, once started,
- *    delivers it to the inherited watches first (a watch that the starting
- *    call makes is not canceled by it). So a child that keeps using
+ *    closes the parent's pipe in the child). The atfork handlers block
+ *    every signal in the forking thread from before the fork to their end,
+ *    on both sides, and then restore its mask: a signal sent to the child at
+ *    once (a kill() as fork returns in the parent) waits in the kernel until
+ *    the child's handler is done, then is caught as the child's. The
+ *    child's thread starts on its first cctx_with_signals, with any signals.
+ *    Until then a watched signal that arrives is remembered, not lost: the
+ *    thread, once started, delivers it to the inherited watches first (a
+ *    watch that the starting call makes is not canceled by it). So a child that keeps using
  *    inherited watches and makes no new one should call cctx_with_signals
  *    once (and may release that context at once) to be served; until then
  *    its inherited contexts are not canceled by signals. A delivery that was
