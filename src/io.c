@@ -17,10 +17,15 @@
  * fstat and one fcntl more per call, and a poll before each read or write on
  * a blocking descriptor (initial_mode).
  *
- * RWF_NOWAIT also means "would wait for the disk" on regular files, where
- * poll always reports ready: a second EAGAIN right after a POLLIN/POLLOUT on
- * a descriptor whose readiness is not exact (anything but a pipe or a
- * socket) switches to the fallback, or the loop would spin.
+ * RWF_NOWAIT also means "would wait for the disk" on regular files and
+ * block devices, where poll always reports ready: an EAGAIN right after a
+ * POLLIN/POLLOUT there switches to the fallback (a plain call, which waits
+ * for the disk as read(2) does), or the loop would spin. On any other
+ * descriptor that EAGAIN means another thread took what poll saw, or that
+ * poll overstates readiness; the call waits again, still trying with
+ * RWF_NOWAIT, and naps between the tries where that repeats (not on pipes
+ * and sockets, whose readiness is exact), so it neither spins nor blocks in
+ * the kernel deaf to ctx.
  *
  * A terminal takes no RWF_NOWAIT, and its POLLOUT promises room for one byte,
  * not PIPE_BUF: a blocking write after it could sleep in the kernel, deaf to
@@ -100,6 +105,21 @@ static bool ready_now(int fd, short events)
     while ((r = poll(&p, 1, 0)) < 0 && errno == EINTR)
         ;
     return r > 0;
+}
+
+/* Sleeps `ns` of real time, or until ctx ends (0, or -1 with errno). Real
+ * time, not cctx_sleep's clock: what it waits for (a Unix listener's
+ * backlog, a descriptor whose readiness poll overstates) moves in real time,
+ * also while a test runs the fake clock. */
+static int nap(cctx_t *ctx, int64_t ns)
+{
+    int done = cctx_done_fd(ctx);
+    if (done < 0)
+        return -1;
+    struct pollfd p = {.fd = done, .events = POLLIN};
+    poll(&p, 1, (int)((ns + CCTX_MSEC(1) - 1) / CCTX_MSEC(1))); /* EINTR: just sooner */
+    int err = cctx_err(ctx);
+    return err ? failed_with(err) : 0;
 }
 
 /* ---- transfers --------------------------------------------------------- */
@@ -205,12 +225,34 @@ static enum mode initial_mode(struct xfer *x)
 #endif
 }
 
-/* Whether poll's readiness means the next non-waiting call makes progress
- * (unless another thread takes the data first). */
-static bool exact_readiness(int fd)
+/* What an EAGAIN from a try right after poll reported readiness means. */
+enum refusal {
+    R_TAKEN,     /* a pipe or socket: another thread took what poll saw */
+    R_DISK,      /* a regular file or block device: RWF_NOWAIT's "the disk" */
+    R_OVERSTATED /* anything else (eventfd, timerfd, devices): either */
+};
+
+static enum refusal refusal_of(int fd)
 {
     struct stat st;
-    return fstat(fd, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
+    if (fstat(fd, &st) != 0)
+        return R_OVERSTATED;
+    if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))
+        return R_TAKEN;
+    return S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) ? R_DISK : R_OVERSTATED;
+}
+
+/* Test hook: called after a wait reported fd ready, before the try. */
+_Atomic(cctx__io_ready_fn) cctx__io_ready_hook;
+
+static int wait_ready_to_try(cctx_t *ctx, int fd, short events)
+{
+    if (wait_ready(ctx, fd, events) < 0)
+        return -1;
+    cctx__io_ready_fn hook = cctx__atomic_load_relaxed(&cctx__io_ready_hook);
+    if (unlikely(hook != NULL))
+        hook(fd);
+    return 0;
 }
 
 /* One successful call (>= 0 bytes), waiting as needed, or -1 with errno. */
@@ -218,9 +260,10 @@ static ssize_t xfer_one(struct xfer *x, char *p, size_t n)
 {
     bool rw = x->kind == K_READ || x->kind == K_WRITE;
     short events = x->kind == K_READ || x->kind == K_RECV ? POLLIN : POLLOUT;
+    int64_t slice = 0; /* the nap before the next wait, once readiness misled */
     for (;;) {
         if (x->mode == M_POLLED && !x->ready) {
-            if (!ready_now(x->fd, events) && wait_ready(x->ctx, x->fd, events) < 0)
+            if (!ready_now(x->fd, events) && wait_ready_to_try(x->ctx, x->fd, events) < 0)
                 return -1;
             x->ready = true;
         }
@@ -234,16 +277,30 @@ static ssize_t xfer_one(struct xfer *x, char *p, size_t n)
             x->ready = was_ready;
             continue;
         }
-        if (rw && x->mode == M_NOWAIT &&
-            (e == EOPNOTSUPP || e == ENOSYS ||
-             (e == EAGAIN && was_ready && !exact_readiness(x->fd)))) {
+        if (rw && x->mode == M_NOWAIT && (e == EOPNOTSUPP || e == ENOSYS)) {
             x->mode = fallback_for(x);
             x->ready = was_ready;
             continue;
         }
         if ((e != EAGAIN && e != EWOULDBLOCK) || (x->flags & MSG_DONTWAIT))
             return failed_with(e);
-        if (wait_ready(x->ctx, x->fd, events) < 0)
+        if (rw && was_ready && x->mode == M_NOWAIT) {
+            enum refusal why = refusal_of(x->fd);
+            if (why == R_DISK) { /* poll cannot wait for the disk: block there */
+                x->mode = fallback_for(x);
+                x->ready = true;
+                continue;
+            }
+            /* Taken by another thread, or poll overstates (an eventfd write
+             * that would overflow its counter): wait again, never with a
+             * plain call, which could block deaf to ctx. Where the wait
+             * comes back at once and the try fails again, nap first (1 ms,
+             * doubling to 16 ms, cut short by ctx), or the loop would spin. */
+            if (why == R_OVERSTATED && slice && nap(x->ctx, slice) < 0)
+                return -1;
+            slice = slice ? cctx__io_next_slice(slice) : CCTX__IO_SLICE_MIN;
+        }
+        if (wait_ready_to_try(x->ctx, x->fd, events) < 0)
             return -1;
         x->ready = true;
     }
@@ -382,20 +439,6 @@ static int connect_bounded(int fd, const struct sockaddr *addr, socklen_t addrle
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &old, ol);
     errno = e;
     return r;
-}
-
-/* Sleeps `ns` of real time, or until ctx ends (0, or -1 with errno). Real
- * time, not cctx_sleep's clock: what it waits for (a Unix listener's backlog)
- * moves in real time, also while a test runs the fake clock. */
-static int nap(cctx_t *ctx, int64_t ns)
-{
-    int done = cctx_done_fd(ctx);
-    if (done < 0)
-        return -1;
-    struct pollfd p = {.fd = done, .events = POLLIN};
-    poll(&p, 1, (int)((ns + CCTX_MSEC(1) - 1) / CCTX_MSEC(1))); /* EINTR: just sooner */
-    int err = cctx_err(ctx);
-    return err ? failed_with(err) : 0;
 }
 
 int cctx_connect(cctx_t *ctx, int fd, const struct sockaddr *addr, socklen_t addrlen)

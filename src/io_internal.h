@@ -40,4 +40,9 @@ typedef int (*cctx__io_create_fn)(pthread_t *thread, const pthread_attr_t *attr,
                                   void *(*fn)(void *), void *arg);
 extern _Atomic(cctx__io_create_fn) cctx__io_thread_create;
 
+/* Test hook: called, when set, after a wait on a descriptor reported it
+ * ready and before the call tries it, so a test can take what poll saw. */
+typedef void (*cctx__io_ready_fn)(int fd);
+extern _Atomic(cctx__io_ready_fn) cctx__io_ready_hook;
+
 #endif

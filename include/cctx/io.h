@@ -47,6 +47,12 @@
  * blocking listening socket, see cctx_accept) that another thread reads or
  * accepts on too may lose the data poll reported to that thread, and the
  * call then blocks in the kernel, deaf to ctx, as a plain call would.
+ * A descriptor that takes RWF_NOWAIT keeps no such window: where a try
+ * right after poll reported readiness finds nothing (another thread took
+ * it, or poll overstates, as it may on an eventfd or a device), the call
+ * waits again; where that repeats at once, it naps between the tries (1 ms,
+ * doubling to 16 ms, cut short by ctx), so it does not spin. Pipes and
+ * sockets, whose readiness is exact, never nap.
  * Regular files (/proc files too) and block devices never wait on readiness:
  * their reads and writes block on the disk as read(2) does.
  *

@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * <cctx/io.h> when poll's readiness does not hold at the try: on a
+ * descriptor that is neither a pipe, a socket nor a file (here an eventfd,
+ * which takes RWF_NOWAIT), another thread may take what poll saw, or poll
+ * may overstate readiness. The call must wait again, never block in a
+ * plain read deaf to ctx, and must not spin. A test hook in src/io.c runs
+ * between the wait and the try, and takes the eventfd's count there.
+ */
+#define _GNU_SOURCE
+#include <cctx.h>
+#include <cctx/io.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "io_internal.h"
+#include "support.h"
+
+static int efd = -1;
+static atomic_int steals;
+static atomic_int stolen_posts; /* steals the refiller has yet to answer */
+static _Atomic pid_t reader_tid;
+
+/* Takes the count that woke the reader, as a second reader would. */
+static void steal(int fd)
+{
+    uint64_t v;
+    if (fd == efd && read(fd, &v, sizeof v) == (ssize_t)sizeof v) {
+        atomic_fetch_add(&steals, 1);
+        atomic_fetch_add(&stolen_posts, 1);
+    }
+}
+
+struct reader {
+    cctx_t *ctx;
+    ssize_t r;
+    int err;
+    atomic_int returned;
+};
+
+static void *read_eventfd(void *arg)
+{
+    struct reader *rd = arg;
+    atomic_store(&reader_tid, thread_id());
+    uint64_t v;
+    rd->r = cctx_read(rd->ctx, efd, &v, sizeof v);
+    rd->err = errno;
+    atomic_store(&rd->returned, 1);
+    return NULL;
+}
+
+/* Waits up to 10 s for the reader to return; if it is stuck in the kernel,
+ * frees it with a count, so the test can fail rather than hang. */
+static bool returned_within_10s(struct reader *rd)
+{
+    for (int i = 0; i < 10000 && !atomic_load(&rd->returned); i++)
+        real_sleep_ms(1);
+    bool in_time = atomic_load(&rd->returned);
+    uint64_t one = 1;
+    if (!in_time)
+        CHECK_EQ(write(efd, &one, sizeof one), (ssize_t)sizeof one);
+    return in_time;
+}
+
+static void setup(struct reader *rd, cctx_cancel_t **cancel)
+{
+    efd = eventfd(0, EFD_CLOEXEC); /* blocking, as a shared one would be */
+    CHECK(efd >= 0);
+    atomic_store(&steals, 0);
+    atomic_store(&stolen_posts, 0);
+    atomic_store(&reader_tid, 0);
+    *rd = (struct reader){.ctx = cctx_with_cancel(cctx_background(), cancel)};
+    CHECK(rd->ctx != NULL);
+    atomic_store_explicit(&cctx__io_ready_hook, steal, memory_order_relaxed);
+}
+
+static void teardown(struct reader *rd)
+{
+    atomic_store_explicit(&cctx__io_ready_hook, NULL, memory_order_relaxed);
+    cctx_release(rd->ctx);
+    close(efd);
+    efd = -1;
+}
+
+TEST(io_read_eventfd_whose_count_another_reader_took_still_ends_with_ctx)
+{
+    struct reader rd;
+    cctx_cancel_t *cancel;
+    setup(&rd, &cancel);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, read_eventfd, &rd), 0);
+    while (atomic_load(&reader_tid) == 0)
+        real_sleep_ms(1);
+    wait_until_blocked(atomic_load(&reader_tid)); /* in poll: nothing to read */
+    uint64_t one = 1;
+    CHECK_EQ(write(efd, &one, sizeof one), (ssize_t)sizeof one);
+    for (int i = 0; i < 10000 && atomic_load(&steals) == 0; i++)
+        real_sleep_ms(1);
+    CHECK_EQ(atomic_load(&steals), 1);
+    wait_until_blocked(atomic_load(&reader_tid)); /* waiting again, or (the bug) in read(2) */
+    cctx_cancel(cancel);
+    CHECK(returned_within_10s(&rd));
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK_EQ(rd.r, -1);
+    CHECK_EQ(rd.err, ECANCELED);
+    teardown(&rd);
+}
+
+/* Refills the eventfd after every steal, once the reader sleeps again (in a
+ * nap or a wait: never between the steal and the try), so every wait
+ * reports it ready and every try finds it taken, as on a descriptor whose
+ * poll overstates. */
+static atomic_int refilling;
+static void *refill(void *arg)
+{
+    (void)arg;
+    uint64_t one = 1;
+    while (atomic_load(&refilling)) {
+        pid_t tid = atomic_load(&reader_tid);
+        if (atomic_load(&stolen_posts) > 0 && tid && thread_state(tid) == 'S') {
+            atomic_fetch_sub(&stolen_posts, 1);
+            CHECK_EQ(write(efd, &one, sizeof one), (ssize_t)sizeof one);
+        } else {
+            sched_yield();
+        }
+    }
+    return NULL;
+}
+
+TEST(io_read_whose_readiness_keeps_misleading_naps_between_tries)
+{
+    struct reader rd;
+    cctx_cancel_t *cancel;
+    setup(&rd, &cancel);
+    atomic_store(&refilling, 1);
+    pthread_t t, r;
+    CHECK_EQ(pthread_create(&r, NULL, refill, NULL), 0);
+    CHECK_EQ(pthread_create(&t, NULL, read_eventfd, &rd), 0);
+    while (atomic_load(&reader_tid) == 0)
+        real_sleep_ms(1);
+    wait_until_blocked(atomic_load(&reader_tid)); /* in poll: nothing to read */
+    uint64_t one = 1;
+    CHECK_EQ(write(efd, &one, sizeof one), (ssize_t)sizeof one);
+    /* 300 ms: naps of 1, 2, 4, 8 and then 16 ms allow some 25 tries; a
+     * loop without them makes thousands. */
+    real_sleep_ms(300);
+    int tries = atomic_load(&steals);
+    cctx_cancel(cancel);
+    CHECK(returned_within_10s(&rd));
+    atomic_store(&refilling, 0);
+    CHECK_EQ(pthread_join(r, NULL), 0);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK_EQ(rd.r, -1);
+    CHECK_EQ(rd.err, ECANCELED);
+    CHECK(tries >= 2);  /* it did try again */
+    CHECK(tries < 200); /* and did not spin */
+    teardown(&rd);
+}
