@@ -353,8 +353,11 @@ cctx_t *cctx__with_deadline(cctx_t *parent, int64_t deadline, int code, const ch
                             cctx_cancel_t **cancel, const char *file, int line, const char *func)
 {
     const struct cctx__timer *inherited = cctx__deadline_of(parent);
+    /* Only a grace context not started yet holds CCTX_NO_DEADLINE: "none
+     * yet", not a deadline that could make this one redundant. */
+    int64_t earlier = inherited ? cctx__deadline_load(inherited) : CCTX_NO_DEADLINE;
     if ((deadline == CCTX_NO_DEADLINE && !at_end_of_time()) ||
-        (inherited && cctx__deadline_load(inherited) <= deadline))
+        (earlier != CCTX_NO_DEADLINE && earlier <= deadline))
         return cctx_with_cancel_at(parent, cancel, file, line, func);
 
     size_t len = msg ? strlen(msg) + 1 : 0;

@@ -335,3 +335,30 @@ TEST(grace_message_cut_at_a_whole_utf8_character)
     strcpy(m + 482, "\xe2\x82\xac");
     check_grace_message(m, 509, "aaa");
 }
+
+/* A grace context whose parent is active holds no deadline yet: at the fake
+ * clock's end of time, a deadline or timeout derived under it is born done
+ * all the same, as under any other parent. */
+TEST(grace_not_started_end_of_time_child_with_a_deadline_is_born_done)
+{
+    cctx_fake_clock_start(0);
+    cctx_cancel_t *pc;
+    cctx_t *p = cctx_with_cancel(cctx_background(), &pc);
+    cctx_t *g = cctx_with_grace(p, CCTX_SEC(1), NULL);
+    CHECK(p && g);
+    cctx_fake_clock_advance(INT64_MAX);
+    check_active(g);
+    cctx_t *timeout = cctx_with_timeout(g, 5, NULL); /* saturates to no deadline */
+    cctx_t *never = cctx_with_deadline(g, CCTX_NO_DEADLINE, NULL);
+    cctx_t *soon = cctx_with_deadline(g, 5, NULL);
+    CHECK(timeout && never && soon);
+    CHECK_EQ(cctx_err(timeout), ETIMEDOUT);
+    CHECK_EQ(cctx_err(never), ETIMEDOUT);
+    CHECK_EQ(cctx_err(soon), ETIMEDOUT);
+    cctx_release(soon);
+    cctx_release(never);
+    cctx_release(timeout);
+    cctx_release(g);
+    cctx_release(p);
+    cctx_fake_clock_stop();
+}
