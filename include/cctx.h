@@ -416,7 +416,9 @@ CCTX_API bool cctx_after_stop_at(cctx_after_t *reg, const char *file, int line, 
  *   leaks   (implies trees) at exit, list on stderr every context never
  *           released: grouped by creation site with counts, the 10 biggest
  *           sites first, each with up to 5 of its contexts (address, name,
- *           state, references).
+ *           state, references). It first waits, at most a second, for dumps
+ *           under way on other threads (cctx_dump, the inspect switch's),
+ *           whose references are not leaks.
  *   strict  with leaks: if any context leaked, exit with status 1 (after
  *           the report; from an atexit handler, so after the program's own).
  *   laggy[=DURATION]  (implies trees) a context still referenced
@@ -506,8 +508,9 @@ enum { CCTX_DUMP_TEXT = 0, CCTX_DUMP_JSON = 1, CCTX_DUMP_DOT = 2, CCTX_DUMP_HTML
  * never break the format: JSON (and the page around it) is valid UTF-8, with
  * each byte that is not part of well-formed UTF-8 as U+FFFD and '<' as
  * \u003c; the text form keeps one line per context, escaping quotes,
- * backslashes and control characters C-style and such bytes as \xHH; DOT
- * has a space for a control character and U+FFFD for such a byte.
+ * backslashes and control characters C-style (those of C1, U+2028 and
+ * U+2029 as \uXXXX) and such bytes as \xHH; DOT has a space for a control
+ * character and U+FFFD for such a byte.
  * 0, EINVAL (NULL out, unknown format), ENOTSUP, ENOMEM, or EIO. */
 CCTX_API int cctx_dump(cctx_t *root, FILE *out, int format);
 

@@ -402,6 +402,31 @@ static void leak_one(struct registry_entry *e, void *arg)
         l->v[l->n++] = (struct leak){e->ctx, e->seq};
 }
 
+/* Dumps under way (cctx__dump_began): a program that exits while one runs,
+ * for instance while its inspect thread serves a request, would have every
+ * context it released reported as leaked, held by the dump's reference. */
+static _Atomic uint32_t dumps_running;
+
+void cctx__dump_began(void)
+{
+    cctx__atomic_fetch_add_seq_cst(&dumps_running, 1);
+}
+
+void cctx__dump_ended(void)
+{
+    if (cctx__atomic_fetch_sub_seq_cst(&dumps_running, 1) == 1)
+        cctx__os_wake(&dumps_running);
+}
+
+/* Waits, at most a second, for the dumps under way to end. */
+static void await_dumps(void)
+{
+    int64_t until = cctx__os_now() + CCTX_SEC(1);
+    for (uint32_t n; (n = cctx__atomic_load_seq_cst(&dumps_running)) > 0;)
+        if (cctx__os_wait(&dumps_running, n, until) == ETIMEDOUT)
+            break;
+}
+
 static int site_cmp(const struct cctx *a, const struct cctx *b)
 {
     int r = strcmp(a->file ? a->file : "", b->file ? b->file : "");
@@ -441,6 +466,7 @@ static int group_cmp(const void *pa, const void *pb)
 static size_t report_leaks(FILE *out)
 {
     struct leaks l = {0};
+    await_dumps();
     registry_each(leak_one, &l);
     for (int i = 0; i < l.ndropped; i++)
         cctx_release_at(l.dropped[i], __FILE__, __LINE__, "cctx leak report");

@@ -58,6 +58,10 @@ struct cctx__registered {
     uint64_t seq; /* creation order */
 };
 int cctx__registry_snapshot(struct cctx__registered **out, size_t *n);
+/* A dump (or a held-by report) holds references on the contexts it shows
+ * from began to ended; the leak report at exit waits for those to end. */
+void cctx__dump_began(void);
+void cctx__dump_ended(void);
 /* Calls fn on every registered live context under its shard lock, with a
  * byte of the entry the switches may use (laggy: reported). fn takes no
  * lock, and takes a reference only with cctx__try_ref (dropping one there

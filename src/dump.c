@@ -32,6 +32,7 @@
 
 #include "internal.h"
 #include "json.h"
+#include "testhooks.h"
 
 /* ---- Names ------------------------------------------------------------------ */
 
@@ -81,10 +82,40 @@ static bool name_reuse(struct name *n, const char *name)
     return false;
 }
 
+/* A fork while another thread holds the table's lock would leave it held
+ * in the child for good: every name, and the free of every named context,
+ * would hang there. The lock nests inside nothing, so taking it before a
+ * fork cannot deadlock. Every use of the table follows a cctx_set_name. */
+static void names_lock_take(void)
+{
+    pthread_mutex_lock(&names_lock);
+}
+
+static void names_lock_give(void)
+{
+    pthread_mutex_unlock(&names_lock);
+}
+
+static pthread_once_t names_fork_once = PTHREAD_ONCE_INIT;
+
+static void names_hold_over_fork(void)
+{
+    pthread_atfork(names_lock_take, names_lock_give, names_lock_give);
+}
+
+void cctx__test_hold_names_lock(bool hold)
+{
+    if (hold)
+        pthread_mutex_lock(&names_lock);
+    else
+        pthread_mutex_unlock(&names_lock);
+}
+
 int cctx_set_name(cctx_t *ctx, const char *name)
 {
     if (!ctx || cctx__kind(ctx) == KIND_ROOT)
         return EINVAL;
+    pthread_once(&names_fork_once, names_hold_over_fork);
     cctx__check_live(ctx, "cctx_set_name", NULL, 0, NULL);
     pthread_mutex_lock(&names_lock);
     struct name *n = *name_slot(ctx);
@@ -180,12 +211,21 @@ static const char *err_name(int err)
     return err == ECANCELED ? "ECANCELED" : err == ETIMEDOUT ? "ETIMEDOUT" : "0";
 }
 
+/* The control characters of Latin-1 (C1: NEL, CSI, ...) and the line and
+ * paragraph separators: well-formed UTF-8 that a terminal acts on, or that
+ * a reader takes for the end of a line. */
+static bool ends_a_line(uint32_t cp)
+{
+    return (cp >= 0x80 && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029;
+}
+
 /* Writes s as the body of a quoted string in the text or DOT form. Both are
  * read by people and tools that expect one context per line and UTF-8, while
  * names and messages come from anywhere: text escapes ", \ and control
- * characters C-style and shows a byte that is not UTF-8 as \xHH; DOT, whose
- * strings escape only " (and \ for the label's own escapes), gets a space
- * for a control character and U+FFFD for such a byte. */
+ * characters C-style (those of C1, U+2028 and U+2029 as \uXXXX) and shows
+ * a byte that is not UTF-8 as \xHH; DOT, whose strings escape only " (and
+ * \ for the label's own escapes), gets a space for a control character and
+ * U+FFFD for such a byte. */
 static void put_str(FILE *out, int format, const char *str)
 {
     const unsigned char *s = (const unsigned char *)(str ? str : "");
@@ -193,6 +233,14 @@ static void put_str(FILE *out, int format, const char *str)
         unsigned char b = *s;
         uint32_t cp;
         size_t len = b < 0x80 ? 1 : cctx__utf8_char(s, &cp);
+        if (len > 1 && ends_a_line(cp)) {
+            if (format == CCTX_DUMP_DOT)
+                fputc(' ', out);
+            else
+                fprintf(out, "\\u%04" PRIx32, cp);
+            s += len;
+            continue;
+        }
         if (len > 1) {
             fwrite(s, 1, len, out);
             s += len;
@@ -288,18 +336,30 @@ struct stack {
     size_t n, cap;
 };
 
-static int push(struct stack *s, struct frame f)
+/* How the stack grows (realloc, unless a test makes it fail: testhooks.h). */
+_Atomic(cctx__realloc_fn) cctx__dump_stack_realloc = realloc;
+
+/* Room for one more frame. */
+static int reserve(struct stack *s)
 {
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 64;
-        struct frame *g = realloc(s->f, cap * sizeof *g);
+        struct frame *g =
+            cctx__atomic_load_relaxed(&cctx__dump_stack_realloc)(s->f, cap * sizeof *g);
         if (!g)
             return ENOMEM;
         s->f = g;
         s->cap = cap;
     }
-    s->f[s->n++] = f;
     return 0;
+}
+
+static int push(struct stack *s, struct frame f)
+{
+    int err = reserve(s);
+    if (!err)
+        s->f[s->n++] = f;
+    return err;
 }
 
 /* Whether c's chain of parents reaches `through` before its source. */
@@ -334,10 +394,12 @@ static int push_children(struct stack *s, struct cctx *c, int depth, size_t *cou
         if (&src->head != c && !passes_through(child, c, &src->head))
             continue;
         (*count)++;
-        if (err || !cctx__try_ref(child))
+        /* Room first: the list holds no reference, so one taken here could
+         * be the last by the time it is dropped, and freeing the child takes
+         * this very lock to unlink it. Never drop one under the lock. */
+        if (err || (err = reserve(s)) != 0 || !cctx__try_ref(child))
             continue;
-        if ((err = push(s, (struct frame){child, c, depth + 1, 1})) != 0)
-            cctx_release(child); /* not the last reference: c's list held it */
+        s->f[s->n++] = (struct frame){child, c, depth + 1, 1};
     }
     cctx__unlock(&src->head);
     return err;
@@ -613,11 +675,13 @@ int cctx_dump(cctx_t *root, FILE *out, int format)
         int err = cctx__registry_snapshot(&all.v, &all.n);
         if (err)
             return err;
+        cctx__dump_began();
         /* An empty registry comes back as NULL, which qsort must not get. */
         if (all.n > 1)
             qsort(all.v, all.n, sizeof *all.v, by_parent);
     } else {
         cctx__check_live(root, "cctx_dump", NULL, 0, NULL);
+        cctx__dump_began();
     }
     /* The dump's moment: every time in it is shown relative to this one. */
     int64_t now = cctx_now();
@@ -660,6 +724,7 @@ int cctx_dump(cctx_t *root, FILE *out, int format)
     for (size_t i = 0; i < all.n; i++)
         cctx_release(all.v[i].ctx);
     free(all.v);
+    cctx__dump_ended();
     if (format == CCTX_DUMP_JSON) {
         for (; open > 0; open--)
             close_json(out, open, now);

@@ -250,6 +250,7 @@ static bool report_registered(FILE *out, struct cctx *c)
     size_t n;
     if (cctx__registry_snapshot(&all, &n) != 0)
         return false;
+    cctx__dump_began();
     if (n > 1)
         qsort(all, n, sizeof *all, by_seq);
     /* c's descendants, oldest first; then a depth-first walk over them
@@ -289,6 +290,7 @@ static bool report_registered(FILE *out, struct cctx *c)
     for (size_t i = 0; i < n; i++)
         cctx_release(all[i].ctx);
     free(all);
+    cctx__dump_ended();
     return true;
 }
 

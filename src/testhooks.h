@@ -7,6 +7,7 @@
 #define CCTX_TESTHOOKS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /* Make the library's n-th allocation from now fail (n = 1: the next one);
  * n <= 0 turns failures off. */
@@ -47,6 +48,14 @@ int cctx__test_timer_orphans(void);
 struct cctx__timer *cctx__test_timer_in_hand(bool fake);
 /* Number of deadlines armed on the process timer. */
 long cctx__test_armed_timers(void);
+/* How cctx_dump grows its stack of contexts to visit (dump.c): realloc, or
+ * a test's, to fail it at a chosen moment. */
+typedef void *(*cctx__realloc_fn)(void *p, size_t size);
+extern _Atomic(cctx__realloc_fn) cctx__dump_stack_realloc;
+/* Takes (hold) or lets go of (!hold) the lock of the table of names
+ * (dump.c), or the lock a trace's flush holds while it writes (trace.c). */
+void cctx__test_hold_names_lock(bool hold);
+void cctx__test_hold_trace_lock(bool hold);
 /* Empties the calling thread's pool of random bytes for trace and span ids
  * (propagate.c), so the next id draws from the kernel. */
 void cctx__random_pool_empty(void);

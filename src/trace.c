@@ -37,6 +37,7 @@
 
 #include "internal.h"
 #include "json.h"
+#include "testhooks.h"
 #if !CCTX_USE_GETTID && CCTX_USE_SYS_GETTID
 #include <sys/syscall.h>
 #endif
@@ -492,6 +493,21 @@ static void thread_exited(void *arg)
     pthread_mutex_unlock(&rings_lock);
 }
 
+/* A fork waits for a flush under way to end: a flush ends with fflush
+ * before it lets go of rings_lock, so the child's copy of the file's stdio
+ * buffer is empty, and its exit() has nothing of the parent's to write.
+ * Under rings_lock only a ring's lock is taken, and a ring's lock is held
+ * over no other lock, so taking it before a fork cannot deadlock. */
+static void trace_fork_prepare(void)
+{
+    pthread_mutex_lock(&rings_lock);
+}
+
+static void trace_fork_parent(void)
+{
+    pthread_mutex_unlock(&rings_lock);
+}
+
 /* A child of fork() has copies of the parent's rings and of its file
  * position: writing them would corrupt the parent's file. It does not trace
  * (a program it execs reads CCTX_TRACE anew: put %p in the path to give
@@ -499,8 +515,16 @@ static void thread_exited(void *arg)
 static void trace_off_in_child(void)
 {
     cctx__atomic_fetch_and_seq_cst(&cctx__debug, ~(unsigned)CCTX__DEBUG_TRACE);
-    pthread_mutex_init(&rings_lock, NULL);
     trace_file = NULL;
+    pthread_mutex_unlock(&rings_lock); /* taken by this thread in prepare */
+}
+
+void cctx__test_hold_trace_lock(bool hold)
+{
+    if (hold)
+        pthread_mutex_lock(&rings_lock);
+    else
+        pthread_mutex_unlock(&rings_lock);
 }
 
 int cctx__trace_start(const char *path)
@@ -539,7 +563,7 @@ int cctx__trace_start(const char *path)
     }
     free(name);
     if (pthread_key_create(&ring_key, thread_exited) != 0 ||
-        pthread_atfork(NULL, NULL, trace_off_in_child) != 0) {
+        pthread_atfork(trace_fork_prepare, trace_fork_parent, trace_off_in_child) != 0) {
         fputs("cctx: CCTX_TRACE: out of resources, tracing off\n", stderr);
         fclose(trace_file);
         trace_file = NULL;

@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -176,15 +177,21 @@ void run_with_watchdog(void (*body)(void), int seconds)
 
 /* ---- thread states ------------------------------------------------------------------ */
 
+/* With open and read, not stdio: a test may look while another thread holds
+ * stdio's locks (an exit() flushing every stream). */
 char thread_state(pid_t tid)
 {
     char path[64], buf[512];
     snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
-    FILE *f = fopen(path, "r");
-    if (!f)
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
         return '?';
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf - 1)) < 0 && errno == EINTR)
+        ;
+    close(fd);
+    if (n < 0)
+        return '?';
     buf[n] = '\0';
     char *p = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
     return p && p[1] == ' ' ? p[2] : '?';

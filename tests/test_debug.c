@@ -7,7 +7,9 @@
  * the library reported.
  */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -159,6 +161,65 @@ TEST(debug_leaks_without_leaks_report_nothing_and_exit_zero)
     CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
     check_has(c.out, "tidy done");
     CHECK(strstr(c.err, "cctx:") == NULL);
+    child_done(&c);
+}
+
+/* A program that releases everything and exits while a dump on another
+ * thread still holds its references (here: blocked writing, until the
+ * exiting thread sleeps) has leaked nothing: the report waits for the dump.
+ * The dump's stream is a cookie whose writes block on that. */
+static _Atomic pid_t exiting_tid;
+static atomic_int dump_writing;
+
+static ssize_t write_once_the_exit_waits(void *cookie, const char *buf, size_t size)
+{
+    (void)cookie;
+    (void)buf;
+    if (atomic_exchange(&dump_writing, 1)) /* it holds its references by now */
+        return (ssize_t)size;
+    pid_t tid;
+    while ((tid = atomic_load(&exiting_tid)) == 0)
+        real_sleep_ms(1);
+    wait_until_blocked(tid);
+    return (ssize_t)size;
+}
+
+static void *dump_slowly(void *arg)
+{
+    FILE *out = fopencookie(NULL, "w", (cookie_io_functions_t){.write = write_once_the_exit_waits});
+    CHECK(out);
+    setvbuf(out, NULL, _IONBF, 0);
+    (void)arg;
+    cctx_dump(NULL, out, CCTX_DUMP_TEXT); /* the whole process */
+    fclose(out);
+    return NULL;
+}
+
+CHILD(exits_during_a_dump)
+{
+    cctx_t *root = cctx_with_cancel(cctx_background(), NULL);
+    cctx_t *kids[10];
+    for (int i = 0; i < 10; i++)
+        kids[i] = cctx_with_cancel(root, NULL);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, dump_slowly, NULL), 0);
+    CHECK_EQ(pthread_detach(t), 0);
+    while (!atomic_load(&dump_writing))
+        real_sleep_ms(1);
+    for (int i = 0; i < 10; i++)
+        cctx_release(kids[i]);
+    cctx_release(root);
+    atomic_store(&exiting_tid, thread_id());
+    exit(0);
+}
+
+TEST(debug_leaks_at_exit_wait_for_a_dump_under_way)
+{
+    const char *env[] = {"CCTX_DEBUG=leaks,strict", NULL};
+    struct child c;
+    run_child("exits_during_a_dump", env, &c);
+    CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
+    CHECK(strstr(c.err, "never released") == NULL);
     child_done(&c);
 }
 
