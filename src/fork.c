@@ -81,6 +81,11 @@ void cctx__child_restart_slow(void)
 {
     if (!cctx__atomic_exchange_acq_rel(&cctx__child_stale, 0))
         return;
-    cctx__timer_start();
-    cctx__runner_restart();
+    /* A thread that cannot start now (a moment without memory, a thread
+     * limit) is tried again by the next call that restarts: else inherited
+     * deadlines would never fire here, nor queued after-functions run. */
+    bool timer = cctx__timer_start() == 0;
+    bool runners = cctx__runner_restart();
+    if (!timer || !runners)
+        cctx__atomic_store_release(&cctx__child_stale, 1);
 }

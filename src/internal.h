@@ -122,7 +122,8 @@ void cctx__timer_disarm(struct cctx__timer *t);
  * first call that could wait for one. */
 void cctx__fork_watch(void);
 void cctx__child_restart_slow(void);
-extern _Atomic int cctx__child_stale; /* set in a child until it restarts */
+extern _Atomic int cctx__child_stale; /* set in a child until it restarts, and
+                                        again while a thread it needs cannot start */
 static inline void cctx__child_restart(void)
 {
     if (cctx__unlikely(cctx__atomic_load_relaxed(&cctx__child_stale)))
@@ -134,9 +135,10 @@ void cctx__timer_fork(int phase);
 void cctx__runner_fork(int phase);
 void cctx__after_fork(int phase);
 enum { FORK_PREPARE, FORK_PARENT, FORK_CHILD };
-/* Starts the timer thread if deadlines are armed, runners if work is queued. */
+/* Starts the timer thread if deadlines are armed (0, or the error of the
+ * start), runners if work is queued (false: none could start). */
 int cctx__timer_start(void);
-void cctx__runner_restart(void);
+bool cctx__runner_restart(void);
 
 /* clock.c */
 extern _Atomic int cctx__fake_on;

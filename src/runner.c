@@ -246,7 +246,7 @@ bool cctx__runner_submit(struct cctx__job *job)
     return !ours;
 }
 
-void cctx__runner_restart(void)
+bool cctx__runner_restart(void)
 {
     unsigned n = 0;
     cctx__word_lock(&cctx__runner_queue.lock);
@@ -259,7 +259,8 @@ void cctx__runner_restart(void)
     cctx__word_unlock(&pool.lock);
     while (n-- > 0)
         if (!summon())
-            break;
+            return false; /* no runner at all: the work waits for a retry */
+    return true;
 }
 
 void cctx__runner_fork(int phase)

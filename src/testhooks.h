@@ -30,6 +30,8 @@ void cctx__test_after_hold_stop_waits_lock(bool hold);
  * fails, as at a thread limit. */
 typedef int (*cctx__thread_start_fn)(void *(*fn)(void *), void *arg);
 extern _Atomic(cctx__thread_start_fn) cctx__runner_thread_start;
+/* The same for the timer thread (timer.c). */
+extern _Atomic(cctx__thread_start_fn) cctx__timer_thread_start;
 /* Called, when set, by the timer thread or an advancing thread just after it
  * takes a due deadline off its heap, before firing it (timer.c): a test
  * holds a firing there. */

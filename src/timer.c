@@ -308,9 +308,12 @@ static void kick(void)
 }
 
 /* Called with the wake lock held. */
+/* How the timer thread is started (testhooks.h). */
+_Atomic(cctx__thread_start_fn) cctx__timer_thread_start = cctx__os_thread_start;
+
 static int start_thread(void)
 {
-    int err = cctx__os_thread_start(timer_main, NULL);
+    int err = cctx__atomic_load_relaxed(&cctx__timer_thread_start)(timer_main, NULL);
     if (err)
         return err;
     cctx__atomic_store_seq_cst(&timer_thread.started, 1);
@@ -513,6 +516,12 @@ void cctx__timer_set_fake(int on, int64_t now, int64_t advance)
     cctx__child_restart();
     pthread_mutex_lock(&fake_lock);
     int64_t target = now;
+    if (advance > 0 && !cctx__atomic_load_seq_cst(&cctx__fake_on)) {
+        /* Stopped since the caller looked: an advance of a stopped clock is
+         * nothing, and must not turn it back on. */
+        pthread_mutex_unlock(&fake_lock);
+        return;
+    }
     if (advance > 0) {
         target = cctx__sat_add(cctx__atomic_load_seq_cst(&cctx__fake_now), advance);
     } else {

@@ -192,3 +192,58 @@ TEST(timer_deadline_an_advance_pops_while_its_derivation_finds_it_due_fires_once
 {
     run_with_watchdog(derive_while_an_advance_pops_it, 20);
 }
+
+/* ---- an advance that raced a stop ------------------------------------------------------ */
+
+/* An advance that saw the fake clock running, then waited for the clock's
+ * lock while another thread stopped the clock, must not turn it back on:
+ * the stop was the program's last word. The stop is made from an
+ * after-function of an advance on the main thread, which holds that lock,
+ * once the second advance is seen blocked on it. */
+static _Atomic pid_t racing_advancer;
+static atomic_int racing_advance_done;
+static pthread_t racing_thread;
+
+static void *advance_a_little(void *arg)
+{
+    (void)arg;
+    atomic_store(&racing_advancer, thread_id());
+    cctx_fake_clock_advance(CCTX_MSEC(5));
+    atomic_store(&racing_advance_done, 1);
+    return NULL;
+}
+
+static void stop_while_another_advance_waits(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(pthread_create(&racing_thread, NULL, advance_a_little, NULL), 0);
+    while (atomic_load(&racing_advancer) == 0)
+        real_sleep_ms(1);
+    wait_until_blocked(atomic_load(&racing_advancer)); /* on the clock's lock */
+    CHECK(!atomic_load(&racing_advance_done));
+    cctx_fake_clock_stop();
+}
+
+static void body_advance_racing_a_stop(void)
+{
+    cctx_fake_clock_start(0);
+    cctx_t *d = cctx_with_timeout(cctx_background(), CCTX_MSEC(10), NULL);
+    CHECK(d);
+    cctx_after_t reg;
+    CHECK_EQ(cctx_after_func(d, &reg, stop_while_another_advance_waits, NULL), 0);
+    cctx_fake_clock_advance(CCTX_MSEC(10));
+    CHECK_EQ(pthread_join(racing_thread, NULL), 0);
+    /* The real monotonic clock again: far past the fake clock's 15 ms. */
+    CHECK(cctx_now() >= real_now() - CCTX_SEC(1));
+    /* And a real deadline fires on it. */
+    cctx_t *r = cctx_with_timeout(cctx_background(), CCTX_MSEC(20), NULL);
+    CHECK(r);
+    CHECK_EQ(cctx_wait(r, CCTX_SEC(10)), ETIMEDOUT);
+    cctx_release(r);
+    cctx_release(d);
+}
+
+TEST(timer_advance_that_waited_while_the_clock_stopped_leaves_it_stopped)
+{
+    run_with_watchdog(body_advance_racing_a_stop, 30);
+}

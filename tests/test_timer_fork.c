@@ -286,3 +286,31 @@ TEST(timer_nested_advance_puts_back_the_record_of_the_firing_it_ran_in)
     cctx_release(outer);
     cctx_fake_clock_stop();
 }
+
+/* ---- a child whose threads could not start at first ------------------------------------ */
+
+/* The child's first call that restarts finds that no thread can start (a
+ * moment without memory, a thread limit): a later call must try again, or
+ * the deadlines it inherited never fire. */
+static int fires_after_a_failed_restart(cctx_t *c)
+{
+    atomic_store(&cctx__timer_thread_start, refuse_start);
+    atomic_store(&cctx__runner_thread_start, refuse_start);
+    if (cctx_done_fd(c) < 0) /* a call that restarts: nothing can start */
+        return 10;
+    atomic_store(&cctx__timer_thread_start, cctx__os_thread_start);
+    atomic_store(&cctx__runner_thread_start, cctx__os_thread_start);
+    if (cctx_wait(c, CCTX_SEC(10)) != ETIMEDOUT)
+        return 11;
+    return 0;
+}
+
+TEST(timer_fork_child_whose_first_restart_could_not_start_threads_tries_again)
+{
+    SKIP_FORK_UNDER_SANITIZERS();
+    cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(300), NULL);
+    CHECK(c);
+    pid_t pid = fork_to_check(c, fires_after_a_failed_restart);
+    CHECK_EQ(child_exit_status(pid), 0);
+    cctx_release(c);
+}
