@@ -1,8 +1,9 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # cctx-vet -p: the flags of a corpus file come from a compile_commands.json
-# (written here, with a relative -I resolved against its "directory"), and
-# --sarif writes a SARIF 2.1.0 log of the same findings.
+# (written here, with a relative -I resolved against its "directory", in
+# CMake's "command" form and in Bear's "arguments" form), and --sarif writes a
+# SARIF 2.1.0 log of the same findings.
 # usage: compdb.sh CCTX_VET SOURCE_DIR WORK_DIR
 vet=$1 src=$2 work=$3
 mkdir -p "$work" || exit 1
@@ -28,6 +29,19 @@ n=$(printf '%s\n' "$out" | grep -c 'warning:')
 # The same from the build directory itself (no -p: its parents are searched).
 out=$(cd "$work" && "$vet" "$file")
 [ "$?" -eq 1 ] || { echo "FAIL: the search of the current directory"; exit 1; }
+# As Bear writes it: "file" absolute, the source relative in "arguments";
+# the source must reach the parser once.
+mkdir -p "$work/bear" || exit 1
+cat > "$work/bear/compile_commands.json" <<JSON
+[{"directory": "$src/tests/vet", "file": "$file",
+  "arguments": ["/usr/bin/cc", "-std=gnu11", "-I../../include", "-c", "-o", "x.o",
+                "bad_lostrelease_return.c"],
+  "output": "$src/tests/vet/x.o"}]
+JSON
+out=$("$vet" -p "$work/bear" "$file")
+rc=$?
+n=$(printf '%s\n' "$out" | grep -c 'warning: .*\[cctx-vet:lostrelease\]')
+[ "$rc" -eq 1 ] && [ "$n" -eq 2 ] || { echo "FAIL: Bear's form: status $rc, $n findings"; exit 1; }
 sarif=$("$vet" -p "$work" --sarif "$file")
 [ "$?" -eq 1 ] || { echo "FAIL: --sarif exit status"; exit 1; }
 printf '%s\n' "$sarif" | grep -q '"version": "2.1.0"' || { echo "FAIL: no SARIF version"; exit 1; }

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Small helpers over libclang's cursors: children as an array, operator
- * tokens (libclang 14 has no API for a binary operator's kind), callee names,
- * the cctx_t * type test and the no-return test of a callee.
+ * Small helpers over libclang's cursors: children as an array, callee names,
+ * the cctx_t * type test and the no-return test of a callee. The operator of
+ * an operator expression is found in operator.c.
  */
 #include "vet.h"
 
@@ -73,47 +73,6 @@ static CXSourceRange written_extent(CXCursor c)
     return clang_getRange(clang_getLocation(tu, f1, l1, c1), clang_getLocation(tu, f2, l2, c2));
 }
 
-static unsigned offset_of(CXSourceLocation l)
-{
-    unsigned off;
-    clang_getExpansionLocation(l, NULL, NULL, NULL, &off);
-    return off;
-}
-
-const char *op_of(CXCursor c, char *buf, size_t size)
-{
-    buf[0] = 0;
-    CXTranslationUnit tu = clang_Cursor_getTranslationUnit(c);
-    CXToken *toks;
-    unsigned nt;
-    clang_tokenize(tu, written_extent(c), &toks, &nt);
-    struct kids ks = kids_of(c);
-    unsigned first = 0;
-    if (clang_getCursorKind(c) == CXCursor_BinaryOperator ||
-        clang_getCursorKind(c) == CXCursor_CompoundAssignOperator) {
-        /* The operator is the first token after the left operand. */
-        if (ks.n > 0) {
-            unsigned end = offset_of(clang_getRangeEnd(clang_getCursorExtent(ks.v[0])));
-            while (first < nt &&
-                   offset_of(clang_getTokenLocation(tu, toks[first])) < end)
-                first++;
-        }
-    } else if (ks.n > 0 && nt > 0) {
-        /* Unary: a prefix operator comes first, a postfix one after its operand. */
-        unsigned start = offset_of(clang_getRangeStart(clang_getCursorExtent(ks.v[0])));
-        if (offset_of(clang_getTokenLocation(tu, toks[0])) >= start)
-            first = nt - 1;
-    }
-    if (first < nt && clang_getTokenKind(toks[first]) == CXToken_Punctuation) {
-        CXString s = clang_getTokenSpelling(tu, toks[first]);
-        snprintf(buf, size, "%s", clang_getCString(s));
-        clang_disposeString(s);
-    }
-    kids_free(&ks);
-    clang_disposeTokens(tu, toks, nt);
-    return buf;
-}
-
 bool is_null_const(CXCursor c)
 {
     c = strip(c, true);
@@ -173,6 +132,13 @@ bool callee_noreturn(CXCursor call, const char *name)
     CXCursor ref = clang_getCursorReferenced(call);
     if (clang_Cursor_isNull(ref) || clang_getCursorKind(ref) != CXCursor_FunctionDecl)
         return false;
+    /* __attribute__((noreturn)) is part of the function's type, however it
+     * was spelled (a NORETURN macro): the type's spelling shows it. */
+    CXString ts = clang_getTypeSpelling(clang_getCursorType(ref));
+    bool in_type = strstr(clang_getCString(ts), "__attribute__((noreturn))") != NULL;
+    clang_disposeString(ts);
+    if (in_type)
+        return true;
     /* Every declaration counts: the attribute may be on a prototype only. */
     CXCursor canon = clang_getCanonicalCursor(ref);
     if (decl_has_token(canon, "_Noreturn", "noreturn") ||

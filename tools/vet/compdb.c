@@ -59,6 +59,21 @@ static char *copy_str(const char *s)
     return d;
 }
 
+/* Whether the argument names the file being parsed, relative to the
+ * entry's directory or not (Bear writes "file" absolute, the argument as the
+ * build typed it). */
+static bool names_file(const char *wd, const char *arg, const char *path)
+{
+    char joined[2 * PATH_MAX + 2], real[PATH_MAX];
+    if (arg[0] == '-')
+        return false;
+    if (arg[0] == '/')
+        snprintf(joined, sizeof joined, "%s", arg);
+    else
+        snprintf(joined, sizeof joined, "%s/%s", wd, arg);
+    return realpath(joined, real) && strcmp(real, path) == 0;
+}
+
 char **compdb_args(const char *dir, const char *path, int *n)
 {
     *n = 0;
@@ -88,7 +103,8 @@ char **compdb_args(const char *dir, const char *path, int *n)
         if (strcmp(s, "-o") == 0 && i + 1 < na)
             i++;
         else if (strcmp(s, "-c") != 0 && strcmp(s, clang_getCString(file)) != 0 &&
-                 strcmp(s, path) != 0 && strcmp(s, "--") != 0)
+                 strcmp(s, path) != 0 && strcmp(s, "--") != 0 &&
+                 !names_file(clang_getCString(wd), s, path))
             args[(*n)++] = copy_str(s);
         clang_disposeString(a);
     }

@@ -111,8 +111,11 @@ static long check_file(CXIndex index, const char *file, const char *abs, const c
                     file);
     }
     CXTranslationUnit tu = NULL;
+    /* The preprocessing record lets an operator written inside a macro be
+     * read from the macro's definition (operator.c). */
     enum CXErrorCode rc = clang_parseTranslationUnit2(
-        index, abs, (const char *const *)args, nargs, NULL, 0, CXTranslationUnit_KeepGoing, &tu);
+        index, abs, (const char *const *)args, nargs, NULL, 0,
+        CXTranslationUnit_KeepGoing | CXTranslationUnit_DetailedPreprocessingRecord, &tu);
     compdb_free_args(owned, owned ? nargs : 0);
     if (rc != CXError_Success || !tu) {
         fprintf(stderr, "cctx-vet: %s: libclang could not parse it (error %d)\n", file, (int)rc);

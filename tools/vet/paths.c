@@ -20,7 +20,8 @@ struct state {
     enum st_kind kind;
     int owed;         /* references this function must still release */
     bool borrowed;    /* valid without being owed: a parameter, a copied pointer */
-    bool handed;      /* DEAD because a thread took the last reference */
+    bool handed;      /* DEAD because the last reference was handed on */
+    const char *how;  /* to whom: "handed to a thread", "returned", ... */
     struct loc def;   /* where the context was made */
     struct loc rel;   /* where it was last released or handed over */
     const char *what; /* the call that made it */
@@ -77,15 +78,20 @@ static void leak(const struct var *v, const struct state *s, struct loc at, bool
 static void drop(const struct var *v, struct state *s, const struct event *e)
 {
     if (s->kind == S_DEAD) {
-        if (e->kind == EV_AUTO_END)
+        const char *was = s->handed ? s->how : "released";
+        if (e->kind == EV_AUTO_END && s->handed && strcmp(s->how, "returned") == 0)
+            report(R_DOUBLERELEASE, s->rel,
+                   "%s is returned here but CCTX_AUTO releases it as the function returns: "
+                   "the caller gets a released context (return cctx_ref(%s))",
+                   v->name, v->name);
+        else if (e->kind == EV_AUTO_END)
             report(R_DOUBLERELEASE, s->rel,
                    "%s is %s here and released again by CCTX_AUTO when it goes out of scope "
                    "(set it to NULL, or cctx_ref it first)",
-                   v->name, s->handed ? "handed to a thread" : "released");
+                   v->name, was);
         else
-            report(R_DOUBLERELEASE, e->at, "%s is %s again: it was already %s at line %u",
-                   v->name, e->kind == EV_HANDOVER ? "handed over" : "released",
-                   s->handed ? "handed to a thread" : "released", s->rel.line);
+            report(R_DOUBLERELEASE, e->at, "%s is %s again: it was already %s at line %u", v->name,
+                   e->kind == EV_HANDOVER ? "handed over" : "released", was, s->rel.line);
         return;
     }
     if (s->kind != S_LIVE)
@@ -99,6 +105,7 @@ static void drop(const struct var *v, struct state *s, const struct event *e)
         s->kind = S_DEAD;
     }
     s->handed = e->kind == EV_HANDOVER;
+    s->how = e->what ? e->what : "handed to a thread";
     s->rel = e->at;
 }
 

@@ -3,10 +3,12 @@
  * cctx-vet: the declarations shared by the checker's parts.
  *
  * The tool parses each file with libclang, lowers every function body into a
- * small control-flow graph of context events (cfg.c), searches its paths for
- * lost, double and late releases (paths.c), checks the rules that need no
- * paths (simple.c), filters the findings through the suppression comments
- * and prints them as GCC-style text or SARIF (report.c).
+ * small control-flow graph of context events (cfg.c for the statements,
+ * cfg_expr.c for the expressions, operator.c to tell their operators),
+ * searches its paths for lost, double and late releases (paths.c), checks the
+ * rules that need no paths (simple.c), filters the findings through the
+ * suppression comments and prints them as GCC-style text or SARIF
+ * (report.c).
  */
 #ifndef CCTX_VET_H
 #define CCTX_VET_H
@@ -85,7 +87,8 @@ void kids_free(struct kids *k);
 /* c without parentheses and implicit conversions (and explicit casts when
  * casts is true). */
 CXCursor strip(CXCursor c, bool casts);
-/* The operator token of a unary or binary operator cursor, copied into buf. */
+/* The operator of a unary or binary operator cursor ("=", "!", "&", ...),
+ * copied into buf; "" when it cannot be told (operator.c). */
 const char *op_of(CXCursor c, char *buf, size_t size);
 /* true when the spelling of the tokens of c is exactly text (a null constant). */
 bool is_null_const(CXCursor c);
@@ -100,7 +103,7 @@ bool is_ctx_ptr(CXType t);
 bool decl_has_token(CXCursor decl, const char *word, const char *word2);
 bool in_main_file(CXCursor c);
 
-/* ---- The CFG (cfg.c) ------------------------------------------------------ */
+/* ---- The CFG (cfg.c, cfg_expr.c) ----------------------------------------- */
 
 enum ev_kind {
     EV_DEF,        /* var = a new reference (cctx_with_*, cctx_ref)             */
@@ -108,7 +111,9 @@ enum ev_kind {
     EV_REF,        /* cctx_ref(var) with the result dropped: one more reference */
     EV_RELEASE,    /* cctx_release(var)                                        */
     EV_AUTO_END,   /* CCTX_AUTO's cleanup runs for var (scope exit)            */
-    EV_HANDOVER,   /* var handed to a thread: one reference goes with it       */
+    EV_HANDOVER,   /* var handed on: one reference goes with it (what says where:
+                      NULL a thread, or a CCTX_AUTO variable returned or stored
+                      through an out-parameter, which its cleanup still drops) */
     EV_USE,        /* var read (passed to a call, dereferenced, compared)      */
     EV_ESCAPE,     /* var stored outside, returned, address taken: untracked   */
     EV_NULL,       /* var is NULL here (assigned NULL, or a null-test branch)  */
@@ -122,7 +127,8 @@ struct event {
     enum ev_kind kind;
     int var;         /* index into cfg.vars, -1 for none */
     struct loc at;
-    const char *what; /* the call's name (EV_DEF, EV_BLOCKING, EV_BACKGROUND) */
+    const char *what; /* the call's name (EV_DEF, EV_BLOCKING, EV_BACKGROUND);
+                         where the reference went (EV_HANDOVER) */
 };
 
 struct node {

@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The CFG builder's state, shared by its two halves: cfg.c lowers statements
+ * (the graph's shape: branches, loops, jumps, scopes), cfg_expr.c lowers
+ * expressions (the context events in a node, and the conditions of branches).
+ */
+#ifndef CCTX_VET_CFG_BUILDER_H
+#define CCTX_VET_CFG_BUILDER_H
+
+#include "vet.h"
+
+struct label {
+    char name[64];
+    int node;
+};
+
+/* A loop or switch being lowered: where break and continue go, and how many
+ * CCTX_AUTO variables stay open after each jump (the others' cleanups run). */
+struct jump_targets {
+    int brk, cont;
+    int autos_kept_by_break, autos_kept_by_continue;
+};
+
+struct builder {
+    struct cfg *g;
+    int cur; /* the node events go to; -1 after a jump (unreachable) */
+    /* The enclosing loops and switches, innermost last. Both stacks grow:
+     * nesting as deep as the parser accepts is lowered. */
+    struct jump_targets *loops;
+    int nloops, caploops;
+    int *autos; /* CCTX_AUTO variables of the open blocks */
+    int nautos, capautos;
+    struct label *labels;
+    int nlabels;
+    struct {
+        int node;
+        char name[64];
+    } * gotos;
+    int ngotos;
+    int sw; /* the node of the innermost switch, -1 outside */
+    bool sw_default;
+    bool defer; /* hand-overs in a condition wait for the success branch */
+    struct event deferred[8];
+    int ndeferred;
+};
+
+enum role { ROLE_OTHER, ROLE_DISCARD, ROLE_ASSIGN, ROLE_STORE };
+
+/* ---- Graph and builder helpers (cfg.c) ------------------------------------ */
+
+/* Grows an array to hold need elements; aborts when out of memory. */
+void *grow(void *p, int *cap, int need, size_t size);
+int new_node(struct cfg *g);
+void edge(struct cfg *g, int from, int to);
+void emit_at(struct cfg *g, int node, enum ev_kind k, int var, struct loc at, const char *what);
+/* An event in the current node (a new one after a jump). */
+void emit(struct builder *b, enum ev_kind k, int var, struct loc at, const char *what);
+/* Lowers one statement into the graph. */
+void stmt(struct builder *b, CXCursor c);
+/* Lowers the block of a GNU statement expression, ({ ... }): its statements
+ * in order, the last one giving the value with the expression's role. Returns
+ * true when that value defined target, as expr does. */
+bool statement_expr(struct builder *b, CXCursor block, enum role role, int target, bool voided);
+
+/* ---- Expressions (cfg_expr.c) --------------------------------------------- */
+
+/* The tracked variable c names (through parentheses and casts), or -1. */
+int var_of(struct builder *b, CXCursor c);
+/* Lowers an expression. role says what becomes of its value; target is the
+ * tracked variable it is assigned to (ROLE_ASSIGN). Returns true when it
+ * defined target (a derivation or a cctx_ref). */
+bool expr(struct builder *b, CXCursor c, enum role role, int target, bool voided);
+/* v = rhs, for a tracked v (an assignment or an initializer). */
+void assign_var(struct builder *b, int v, CXCursor rhs, struct loc at);
+/* Evaluates the condition into the current node and makes its two branches. */
+void branch(struct builder *b, CXCursor cond, int *t, int *f);
+
+#endif /* CCTX_VET_CFG_BUILDER_H */

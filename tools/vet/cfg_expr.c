@@ -1,0 +1,345 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The expression half of the CFG builder: calls (derivations, releases,
+ * cctx_ref, hand-overs to threads, calls that never return), assignments to
+ * and stores of context variables, and the conditions of branches, whose null
+ * tests and pthread_create results decide what each branch knows. The
+ * `unchecked` rule is reported here, where a call's result is seen dropped.
+ */
+#include "cfg_builder.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Names of calls kept in events point at static strings: the few the rules
+ * name in messages. */
+static const char *intern(const char *name)
+{
+    static const char *const known[] = {
+        "cctx_with_cancel", "cctx_with_deadline",  "cctx_with_timeout",
+        "cctx_with_value",  "cctx_without_cancel", "cctx_ref",
+        "cctx_background",  "cctx_todo",           NULL,
+    };
+    for (int i = 0; known[i]; i++)
+        if (strncmp(name, known[i], strlen(known[i])) == 0)
+            return known[i];
+    if (strncmp(name, "cctx_with_", 10) == 0)
+        return "a cctx_with_ call";
+    const char *b = blocking_name(name);
+    return b ? b : "a call";
+}
+
+int var_of(struct builder *b, CXCursor c)
+{
+    c = strip(c, true);
+    if (clang_getCursorKind(c) != CXCursor_DeclRefExpr)
+        return -1;
+    CXCursor d = clang_getCursorReferenced(c);
+    for (int i = 0; i < b->g->nvars; i++)
+        if (clang_equalCursors(d, b->g->vars[i].decl))
+            return i;
+    return -1;
+}
+
+static bool starts(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static bool is_derivation(const char *name)
+{
+    return starts(name, "cctx_with_") || starts(name, "cctx_without_cancel");
+}
+
+/* The argument of a call that takes over a reference: the thread's argument. */
+static int handover_arg(const char *name)
+{
+    if (strcmp(name, "pthread_create") == 0)
+        return 3;
+    if (starts(name, "cctx_group_go"))
+        return 2;
+    return -1;
+}
+
+static void kids_expr(struct builder *b, CXCursor c, enum role role)
+{
+    struct kids ks = kids_of(c);
+    for (unsigned i = 0; i < ks.n; i++)
+        if (clang_isExpression(clang_getCursorKind(ks.v[i])))
+            expr(b, ks.v[i], role, -1, false);
+    kids_free(&ks);
+}
+
+/* A call. Returns true when it defined target (a derivation or a cctx_ref
+ * whose result is assigned to a tracked variable). */
+static bool call(struct builder *b, CXCursor c, enum role role, int target, bool voided)
+{
+    char name[128];
+    callee_name(c, name, sizeof name);
+    struct loc at = cursor_loc(c);
+    bool release = strcmp(name, "cctx_release_at") == 0;
+    bool ref = strcmp(name, "cctx_ref") == 0;
+    int hand = handover_arg(name);
+    int nargs = clang_Cursor_getNumArguments(c);
+    if (!name[0]) /* a call through a pointer: the pointer is an operand too */
+        kids_expr(b, c, ROLE_OTHER);
+    int released = -1;
+    for (int i = 0; i < nargs; i++) {
+        CXCursor a = clang_Cursor_getArgument(c, (unsigned)i);
+        int v = var_of(b, a);
+        if (v < 0) {
+            expr(b, a, ROLE_OTHER, -1, false);
+        } else if (release && i == 0) {
+            released = v; /* after the other arguments, which may read it */
+        } else if (i == hand) {
+            if (b->defer && b->ndeferred < 8)
+                b->deferred[b->ndeferred++] = (struct event){EV_HANDOVER, v, at, NULL};
+            else
+                emit(b, EV_HANDOVER, v, at, NULL);
+        } else if (ref && i == 0 && role == ROLE_DISCARD) {
+            emit(b, EV_REF, v, at, NULL);
+        } else {
+            emit(b, EV_USE, v, at, NULL);
+        }
+    }
+    if (released >= 0)
+        emit(b, EV_RELEASE, released, at, NULL);
+    if (strcmp(name, "cctx_background") == 0 || strcmp(name, "cctx_todo") == 0)
+        emit(b, EV_BACKGROUND, -1, at, intern(name));
+    if (blocking_replacement(name))
+        emit(b, EV_BLOCKING, -1, at, intern(name));
+    bool derives = is_derivation(name) && is_ctx_ptr(clang_getCursorType(c));
+    bool defined = false;
+    if ((derives || ref) && role == ROLE_ASSIGN && target >= 0) {
+        emit(b, EV_DEF, target, at, intern(name));
+        defined = true;
+    }
+    /* cctx_wait expands to its inline fast path, cctx__wait_inline. */
+    bool waits = strcmp(name, "cctx_wait_at") == 0 || strcmp(name, "cctx__wait_inline") == 0;
+    if (role == ROLE_DISCARD && !voided &&
+        (derives || waits || strcmp(name, "cctx_wait_any_at") == 0)) {
+        const char *shown = derives ? intern(name) : waits ? "cctx_wait" : "cctx_wait_any";
+        if (derives)
+            report(R_UNCHECKED, at,
+                   "the context made by %s is dropped: it can never be released (assign it, "
+                   "or cast to (void) if that is meant)",
+                   shown);
+        else
+            report(R_UNCHECKED, at,
+                   "the result of %s is ignored: it tells whether the context ended (cast "
+                   "to (void) if that is meant)",
+                   shown);
+    }
+    if (name[0] && callee_noreturn(c, name))
+        emit(b, EV_NORETURN, -1, at, NULL);
+    return defined;
+}
+
+void assign_var(struct builder *b, int v, CXCursor rhs, struct loc at)
+{
+    if (is_null_const(rhs)) {
+        emit(b, EV_NULL, v, at, NULL);
+        return;
+    }
+    int w = var_of(b, rhs);
+    if (w >= 0) {
+        /* An alias: the reference now has two names; follow neither. v's
+         * old value is overwritten, not read: no use after its release, and a
+         * leak if a reference to it was still owed. */
+        emit(b, EV_ESCAPE, w, at, NULL);
+        emit(b, EV_BORROW, v, at, NULL);
+        emit(b, EV_ESCAPE, v, at, NULL);
+        return;
+    }
+    if (!expr(b, rhs, ROLE_ASSIGN, v, false))
+        emit(b, EV_BORROW, v, at, NULL);
+}
+
+/* lhs is `*p` for a parameter p: a value stored there goes to the caller. */
+static bool through_parameter(CXCursor lhs)
+{
+    CXCursor s = strip(lhs, false);
+    char op[8];
+    if (clang_getCursorKind(s) != CXCursor_UnaryOperator || strcmp(op_of(s, op, sizeof op), "*"))
+        return false;
+    struct kids ks = kids_of(s);
+    CXCursor p = ks.n == 1 ? strip(ks.v[0], true) : clang_getNullCursor();
+    kids_free(&ks);
+    return clang_getCursorKind(p) == CXCursor_DeclRefExpr &&
+           clang_getCursorKind(clang_getCursorReferenced(p)) == CXCursor_ParmDecl;
+}
+
+static void assign(struct builder *b, CXCursor lhs, CXCursor rhs, struct loc at)
+{
+    int v = var_of(b, lhs);
+    if (v >= 0) {
+        assign_var(b, v, rhs, at);
+        return;
+    }
+    /* A store anywhere else (a field, a global, through a pointer, an array
+     * element) keeps the context beyond what this function can see. */
+    expr(b, lhs, ROLE_OTHER, -1, false);
+    int w = var_of(b, rhs);
+    if (w >= 0 && b->g->vars[w].autorel && through_parameter(lhs))
+        /* The caller gets a reference that CCTX_AUTO's cleanup still drops
+         * (a store anywhere else may be taken back before the scope ends). */
+        emit(b, EV_HANDOVER, w, at, "stored through an out-parameter");
+    else if (w >= 0)
+        emit(b, EV_ESCAPE, w, at, NULL);
+    else
+        expr(b, rhs, ROLE_STORE, -1, false);
+}
+
+bool expr(struct builder *b, CXCursor c, enum role role, int target, bool voided)
+{
+    CXCursor s = strip(c, false);
+    enum CXCursorKind k = clang_getCursorKind(s);
+    char op[8];
+    if (k == CXCursor_CStyleCastExpr) {
+        bool to_void = clang_getCursorType(s).kind == CXType_Void;
+        struct kids ks = kids_of(s);
+        bool r = ks.n ? expr(b, ks.v[ks.n - 1], role, target, voided || to_void) : false;
+        kids_free(&ks);
+        return r;
+    }
+    switch (k) {
+    case CXCursor_DeclRefExpr: {
+        int v = var_of(b, s);
+        if (v >= 0)
+            emit(b, role == ROLE_STORE ? EV_ESCAPE : EV_USE, v, cursor_loc(s), NULL);
+        return false;
+    }
+    case CXCursor_CallExpr:
+        return call(b, s, role, target, voided);
+    case CXCursor_BinaryOperator:
+        if (strcmp(op_of(s, op, sizeof op), "=") == 0) {
+            struct kids ks = kids_of(s);
+            if (ks.n == 2)
+                assign(b, ks.v[0], ks.v[1], cursor_loc(s));
+            kids_free(&ks);
+            return false;
+        }
+        break;
+    case CXCursor_UnaryOperator:
+        if (strcmp(op_of(s, op, sizeof op), "&") == 0) {
+            struct kids ks = kids_of(s);
+            int v = ks.n ? var_of(b, ks.v[0]) : -1;
+            kids_free(&ks);
+            if (v >= 0) {
+                emit(b, EV_ESCAPE, v, cursor_loc(s), NULL);
+                return false;
+            }
+        }
+        break;
+    case CXCursor_InitListExpr:
+        kids_expr(b, s, ROLE_STORE);
+        return false;
+    case CXCursor_StmtExpr: {
+        struct kids ks = kids_of(s);
+        bool r = ks.n ? statement_expr(b, ks.v[0], role, target, voided) : false;
+        kids_free(&ks);
+        return r;
+    }
+    default:
+        break;
+    }
+    kids_expr(b, s, ROLE_OTHER);
+    return false;
+}
+
+/* +1: on the true branch of c the variable *v is NULL; -1: on the false
+ * branch; 0: c is no null test of a tracked variable. */
+static int null_test(struct builder *b, CXCursor c, int *v)
+{
+    CXCursor s = strip(c, false);
+    enum CXCursorKind k = clang_getCursorKind(s);
+    char op[8];
+    int r = 0;
+    struct kids ks = kids_of(s);
+    if ((*v = var_of(b, s)) >= 0) {
+        r = -1;
+    } else if (k == CXCursor_UnaryOperator && ks.n == 1 &&
+               strcmp(op_of(s, op, sizeof op), "!") == 0) {
+        r = -null_test(b, ks.v[0], v);
+    } else if (k == CXCursor_BinaryOperator && ks.n == 2) {
+        op_of(s, op, sizeof op);
+        if (strcmp(op, "=") == 0) {
+            r = (*v = var_of(b, ks.v[0])) >= 0 ? -1 : 0;
+        } else if (strcmp(op, "==") == 0 || strcmp(op, "!=") == 0) {
+            int side = is_null_const(ks.v[1]) ? 0 : is_null_const(ks.v[0]) ? 1 : -1;
+            if (side >= 0 && null_test(b, ks.v[side], v) == -1)
+                r = op[0] == '=' ? 1 : -1;
+        }
+    }
+    kids_free(&ks);
+    if (r == 0)
+        *v = -1;
+    return r;
+}
+
+/* +1: the true branch of c is a failed hand-over (pthread_create(...) != 0);
+ * -1: the true branch is the successful one; 0: no hand-over tested. */
+static int handover_test(CXCursor c)
+{
+    CXCursor s = strip(c, false);
+    enum CXCursorKind k = clang_getCursorKind(s);
+    char name[128], op[8];
+    int r = 0;
+    if (k == CXCursor_CallExpr) {
+        callee_name(s, name, sizeof name);
+        return handover_arg(name) >= 0 ? 1 : 0;
+    }
+    struct kids ks = kids_of(s);
+    if (k == CXCursor_UnaryOperator && ks.n == 1 && strcmp(op_of(s, op, sizeof op), "!") == 0)
+        r = -handover_test(ks.v[0]);
+    else if (k == CXCursor_BinaryOperator && ks.n == 2 && is_null_const(ks.v[1])) {
+        op_of(s, op, sizeof op);
+        if (strcmp(op, "!=") == 0)
+            r = handover_test(ks.v[0]);
+        else if (strcmp(op, "==") == 0)
+            r = -handover_test(ks.v[0]);
+    }
+    kids_free(&ks);
+    return r;
+}
+
+static bool const_value(CXCursor c, long long *value)
+{
+    c = strip(c, true);
+    if (clang_getCursorKind(c) != CXCursor_IntegerLiteral)
+        return false;
+    CXEvalResult r = clang_Cursor_Evaluate(c);
+    bool ok = r && clang_EvalResult_getKind(r) == CXEval_Int;
+    if (ok)
+        *value = clang_EvalResult_getAsLongLong(r);
+    if (r)
+        clang_EvalResult_dispose(r);
+    return ok;
+}
+
+void branch(struct builder *b, CXCursor cond, int *t, int *f)
+{
+    int hv = handover_test(cond);
+    b->defer = hv != 0;
+    b->ndeferred = 0;
+    expr(b, cond, ROLE_OTHER, -1, false);
+    b->defer = false;
+    if (b->cur < 0)
+        b->cur = new_node(b->g);
+    long long value = 0;
+    bool known = const_value(cond, &value);
+    *t = new_node(b->g);
+    *f = new_node(b->g);
+    if (!known || value)
+        edge(b->g, b->cur, *t);
+    if (!known || !value)
+        edge(b->g, b->cur, *f);
+    int v;
+    int nt = null_test(b, cond, &v);
+    if (nt)
+        emit_at(b->g, nt > 0 ? *t : *f, EV_NULL, v, cursor_loc(cond), NULL);
+    for (int i = 0; i < b->ndeferred; i++)
+        emit_at(b->g, hv > 0 ? *f : *t, EV_HANDOVER, b->deferred[i].var, b->deferred[i].at, NULL);
+    b->ndeferred = 0;
+}
