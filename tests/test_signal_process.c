@@ -225,12 +225,14 @@ TEST(signal_fork_child_keeps_inherited_watches)
 /* An after-function of an inherited watch re-arms (cctx_with_signals)
  * while the child's new thread makes its first pass: it runs on that
  * thread, which must not wait for its own pass to end. */
-static cctx_t *rearmed_in_child;
+static cctx_t *_Atomic rearmed_in_child;
+static atomic_int rearm_ran;
 static void rearm_in_child(void *arg)
 {
     (void)arg;
     static const int usr2[] = {SIGUSR2};
-    rearmed_in_child = cctx_with_signals(cctx_background(), usr2, 1, NULL);
+    atomic_store(&rearmed_in_child, cctx_with_signals(cctx_background(), usr2, 1, NULL));
+    atomic_store(&rearm_ran, 1);
 }
 
 TEST(signal_fork_child_rearms_during_first_pass)
@@ -251,10 +253,14 @@ TEST(signal_fork_child_rearms_during_first_pass)
         cctx_t *c = cctx_with_signals(cctx_background(), usr1, 1, NULL);
         if (!c || cctx_wait(inherited, CCTX_SEC(10)) != ECANCELED)
             _exit(11);
-        cctx_after_stop(&reg); /* waits for the re-arm to finish */
-        if (!rearmed_in_child || cctx_err(rearmed_in_child) != 0)
+        /* The after-function runs after the marking that woke the wait:
+         * wait for it to have run, not stop it before it starts. */
+        for (int i = 0; i < 10000 && !atomic_load(&rearm_ran); i++)
+            real_sleep_ms(1);
+        cctx_t *rearmed = atomic_load(&rearmed_in_child);
+        if (!rearmed || cctx_err(rearmed) != 0)
             _exit(12);
-        if (raise(SIGUSR2) != 0 || cctx_wait(rearmed_in_child, CCTX_SEC(10)) != ECANCELED)
+        if (raise(SIGUSR2) != 0 || cctx_wait(rearmed, CCTX_SEC(10)) != ECANCELED)
             _exit(13);
         _exit(0);
     }
