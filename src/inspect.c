@@ -13,23 +13,33 @@
  * too, and a connection from another user is closed unanswered.
  *
  * The protocol: the client writes one line, "text", "json", "dot" or
- * "html"; the process answers with cctx_dump(NULL, ...) in that format and
- * closes. The dump is the registry's (the switch implies `trees`): it takes
- * each registry shard's lock briefly and a reference on each context, and
- * writes to memory first, so no thread of the program pauses beyond a shard
- * lock, and a slow reader holds nothing. One library thread (signals
- * blocked) serves one client at a time, each with 2 s to ask and 5 s to read.
+ * "html", optionally followed by " sized"; the process answers with
+ * cctx_dump(NULL, ...) in that format and closes. A sized answer starts with
+ * the line "size N", N the number of bytes that follow, so that a client can
+ * tell a complete answer from one cut short (cctx-inspect asks so); the
+ * plain one is the dump alone, as a hand-made client expects. The dump is
+ * the registry's (the switch implies `trees`): it takes each registry
+ * shard's lock briefly and a reference on each context, and writes to memory
+ * first, so no thread of the program pauses beyond a shard lock, and a slow
+ * reader holds nothing. One library thread (signals blocked) serves one
+ * client at a time, each with 2 s in all to ask and 5 s in all to read: whole
+ * bounds, not per call, so that no client dribbling a byte at a time holds
+ * the thread longer.
  *
  * The socket is removed at exit. A child of fork() does not serve (its
- * parent's socket is not its own); a program it execs reads CCTX_DEBUG anew.
+ * parent's socket is not its own): a fork handler closes the listening
+ * descriptor in the child, so that the parent's socket, left behind if the
+ * parent is killed, refuses connections rather than queueing them for no one.
+ * A program the child execs reads CCTX_DEBUG anew.
  */
 #define _GNU_SOURCE
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,6 +48,20 @@
 
 static char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 static pid_t served_by;
+static int listener = -1;
+
+enum { ASK_MS = 2000, ANSWER_MS = 5000 };
+
+/* The listening descriptor is the parent's: in a child it would queue
+ * connections that no thread accepts (the serving thread is not forked). Only
+ * the descriptor goes; the socket's file stays the parent's, and close is
+ * async-signal-safe, as a child's fork handler needs. */
+static void stop_listening_in_child(void)
+{
+    if (listener >= 0)
+        close(listener);
+    listener = -1;
+}
 
 static void remove_socket(void)
 {
@@ -63,10 +87,32 @@ static long peer_uid(int fd)
 #endif
 }
 
-static bool send_all(int fd, const char *p, size_t n)
+/* Waits until fd is ready for events or the monotonic clock reaches
+ * deadline (ns); false when the time is up or poll fails. A hang-up counts as
+ * ready: the recv or send that follows says what it is. */
+static bool ready_before(int fd, short events, int64_t deadline)
+{
+    for (;;) {
+        int64_t left = deadline - cctx__os_now();
+        if (left <= 0)
+            return false;
+        struct pollfd p = {.fd = fd, .events = events};
+        int r = poll(&p, 1, (int)((left + 999999) / 1000000));
+        if (r > 0)
+            return true;
+        if (r < 0 && errno != EINTR)
+            return false;
+    }
+}
+
+static bool send_all(int fd, const char *p, size_t n, int64_t deadline)
 {
     while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (!ready_before(fd, POLLOUT, deadline))
+            return false;
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            continue;
         if (w <= 0)
             return false;
         p += w;
@@ -75,22 +121,44 @@ static bool send_all(int fd, const char *p, size_t n)
     return true;
 }
 
+/* Reads the request line into req (NUL-terminated, without its newline)
+ * before deadline; false if it did not come whole in time. The end of the
+ * stream ends a request too (a client that shuts its side after the word). */
+static bool read_request(int fd, char *req, size_t size, int64_t deadline)
+{
+    size_t n = 0;
+    while (n < size - 1) {
+        if (!ready_before(fd, POLLIN, deadline))
+            return false;
+        ssize_t r = recv(fd, req + n, size - 1 - n, MSG_DONTWAIT);
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            continue;
+        if (r < 0)
+            return false;
+        char *nl = memchr(req + n, '\n', (size_t)r);
+        if (nl) {
+            *nl = '\0';
+            return true;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    req[n] = '\0';
+    return true;
+}
+
 static void serve(int fd)
 {
     if (peer_uid(fd) != (long)geteuid())
         return; /* another user: nothing, not even why */
-    struct timeval ask = {2, 0}, answer = {5, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &ask, sizeof ask);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &answer, sizeof answer);
-    char req[16];
-    size_t n = 0;
-    while (n < sizeof req - 1) {
-        ssize_t r = recv(fd, req + n, 1, 0);
-        if (r <= 0 || req[n] == '\n')
-            break;
-        n++;
-    }
-    req[n] = '\0';
+    char req[24];
+    if (!read_request(fd, req, sizeof req, cctx__os_now() + (int64_t)ASK_MS * 1000000))
+        return;
+    char *space = strchr(req, ' ');
+    bool sized = space && strcmp(space, " sized") == 0;
+    if (sized)
+        *space = '\0';
     static const struct {
         const char *word;
         int format;
@@ -102,7 +170,7 @@ static void serve(int fd)
             format = formats[i].format;
     if (format < 0) {
         static const char bad[] = "cctx: unknown format (text, json, dot or html)\n";
-        send_all(fd, bad, sizeof bad - 1);
+        send_all(fd, bad, sizeof bad - 1, cctx__os_now() + (int64_t)ANSWER_MS * 1000000);
         return;
     }
     char *text = NULL;
@@ -111,14 +179,20 @@ static void serve(int fd)
     if (!m)
         return;
     int err = cctx_dump(NULL, m, format);
-    if (fclose(m) == 0 && !err)
-        send_all(fd, text, len);
+    if (fclose(m) == 0 && !err) {
+        /* The reader's time starts once the dump is made: making it is ours. */
+        int64_t deadline = cctx__os_now() + (int64_t)ANSWER_MS * 1000000;
+        char head[32];
+        int n = snprintf(head, sizeof head, "size %zu\n", len);
+        if (!sized || send_all(fd, head, (size_t)n, deadline))
+            send_all(fd, text, len, deadline);
+    }
     free(text);
 }
 
 static void *inspect_main(void *arg)
 {
-    int listener = (int)(intptr_t)arg;
+    (void)arg;
     for (;;) {
         int fd = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
         if (fd < 0) {
@@ -182,9 +256,12 @@ void cctx__inspect_start(void)
     memcpy(sock_path, a.sun_path, sizeof sock_path);
     served_by = getpid();
     atexit(remove_socket);
-    if (cctx__os_thread_start(inspect_main, (void *)(intptr_t)fd) != 0) {
+    listener = fd;
+    if (pthread_atfork(NULL, NULL, stop_listening_in_child) != 0 ||
+        cctx__os_thread_start(inspect_main, NULL) != 0) {
         fputs("cctx: CCTX_DEBUG=inspect: cannot start its thread\n", stderr);
         remove_socket();
+        listener = -1;
         close(fd);
     }
 }

@@ -1,13 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * CCTX_DEBUG=inspect and cctx-inspect: a program under load (threads
- * deriving and cancelling all along) answers in text, JSON, DOT and HTML;
- * another user cannot reach it, even through a directory opened by mistake
- * (peer credentials); with the switch off nothing is served.
+ * deriving and cancelling all along) answers in text, JSON, DOT and HTML,
+ * sized when asked; another user cannot reach it, even through a directory
+ * opened by mistake (peer credentials); with the switch off nothing is
+ * served. A client slow to ask or to read is given up on within a bound for
+ * the whole, and a child of fork() leaves no listener behind its parent.
+ * (test_inspect_tool.c: cctx-inspect against answers given by hand.)
  */
 #define _GNU_SOURCE
 #include <cctx.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
@@ -46,13 +50,37 @@ static void *churn(void *arg)
     return NULL;
 }
 
-/* Serves until its standard input closes; says "ready" once the tree is up. */
+/* Serves until its standard input closes; says "ready" once the tree is up.
+ * With INSPECT_TEST_CONTEXTS=N, N more contexts make a big dump; with
+ * INSPECT_TEST_FORK set, it first forks a child that starts no thread (it may
+ * run under ThreadSanitizer) and waits for its standard input to close. */
 CHILD(inspect_under_load)
 {
     root = cctx_with_cancel(cctx_background(), NULL);
     cctx_set_name(root, "inspect-root");
     cctx_t *held = cctx_with_timeout(root, CCTX_SEC(3600), NULL);
     cctx_set_name(held, "long \"job\"");
+    int more = getenv("INSPECT_TEST_CONTEXTS") ? atoi(getenv("INSPECT_TEST_CONTEXTS")) : 0;
+    cctx_t **many = calloc((size_t)more + 1, sizeof *many);
+    for (int i = 0; i < more; i++)
+        many[i] = cctx_with_cancel(held, NULL);
+    if (getenv("INSPECT_TEST_FORK")) {
+        /* "ready" waits for the child's fork handlers, which run before fork
+         * returns in it: the byte it writes says they have. */
+        int handled[2];
+        CHECK(pipe(handled) == 0);
+        pid_t pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+            char b = 'h';
+            (void)!write(handled[1], &b, 1);
+            while (read(0, &b, 1) > 0)
+                ;
+            _exit(0);
+        }
+        char b;
+        CHECK(read(handled[0], &b, 1) == 1);
+    }
     enum { N = 3 };
     pthread_t th[N];
     for (int i = 0; i < N; i++)
@@ -65,6 +93,9 @@ CHILD(inspect_under_load)
     atomic_store(&stop, 1);
     for (int i = 0; i < N; i++)
         pthread_join(th[i], NULL);
+    for (int i = 0; i < more; i++)
+        cctx_release(many[i]);
+    free(many);
     cctx_release(held);
     cctx_release(root);
 }
@@ -75,7 +106,9 @@ struct served {
     char dir[64], sock[128];
 };
 
-static void start_served(struct served *s, bool inspect)
+/* knob: one more "NAME=value" for the program (see inspect_under_load), or
+ * NULL. */
+static void start_served(struct served *s, bool inspect, const char *knob)
 {
     snprintf(s->dir, sizeof s->dir, "/tmp/cctx-inspect-test-XXXXXX");
     CHECK(mkdtemp(s->dir));
@@ -89,12 +122,17 @@ static void start_served(struct served *s, bool inspect)
     posix_spawn_file_actions_addclose(&fa, out[0]);
     char dirvar[128];
     snprintf(dirvar, sizeof dirvar, "CCTX_INSPECT_DIR=%s", s->dir);
-    /* The sanitizers' settings go along (leak checking off, as run_child does). */
+    /* The sanitizers' settings go along (leak checking off, as run_child does),
+     * but for ThreadSanitizer's deadlock detector in a program that forks: it
+     * holds at most 64 locks a thread, fewer than the registry's fork handler
+     * takes. */
     char tsan[512];
-    snprintf(tsan, sizeof tsan, "TSAN_OPTIONS=%s",
-             getenv("TSAN_OPTIONS") ? getenv("TSAN_OPTIONS") : "");
-    char *env[] = {inspect ? "CCTX_DEBUG=inspect" : "CCTX_DEBUG=", dirvar,
-                   "ASAN_OPTIONS=detect_leaks=0", tsan, NULL};
+    bool forks = knob && strncmp(knob, "INSPECT_TEST_FORK=", 18) == 0;
+    snprintf(tsan, sizeof tsan, "TSAN_OPTIONS=%s%s",
+             getenv("TSAN_OPTIONS") ? getenv("TSAN_OPTIONS") : "",
+             forks ? ":detect_deadlocks=0" : "");
+    char *debug = inspect ? "CCTX_DEBUG=inspect" : "CCTX_DEBUG=", *more = (char *)knob;
+    char *env[] = {debug, dirvar, "ASAN_OPTIONS=detect_leaks=0", tsan, more, NULL};
     char *argv[] = {"cctx-tests", "--child", "inspect_under_load", NULL};
     CHECK(posix_spawn(&s->pid, "/proc/self/exe", &fa, NULL, argv, env) == 0);
     posix_spawn_file_actions_destroy(&fa);
@@ -162,7 +200,7 @@ static int cmp_i64(const void *a, const void *b)
 TEST(inspect_every_format_under_load)
 {
     struct served s;
-    start_served(&s, true);
+    start_served(&s, true, NULL);
     struct stat st;
     CHECK(stat(s.sock, &st) == 0 && S_ISSOCK(st.st_mode) && (st.st_mode & 0777) == 0600);
     enum { ROUNDS = 40 };
@@ -208,6 +246,13 @@ TEST(inspect_every_format_under_load)
     char *bad = ask(s.sock, "yaml", &len);
     CHECK(bad && strstr(bad, "unknown format"));
     free(bad);
+    /* Sized: the first line gives the length of the rest. */
+    char *sized = ask(s.sock, "json sized", &len);
+    CHECK(sized && strncmp(sized, "size ", 5) == 0);
+    char *body = strchr(sized, '\n') + 1;
+    CHECK_EQ(strtoull(sized + 5, NULL, 10), len - (size_t)(body - sized));
+    CHECK(body[0] == '[' && strstr(body, "\"name\":\"inspect-root\""));
+    free(sized);
 
     /* The command, next to this test program. */
     char exe[512], cmd[1024];
@@ -228,6 +273,118 @@ TEST(inspect_every_format_under_load)
     snprintf(cmd, sizeof cmd, "CCTX_INSPECT_DIR=%s %s/cctx-inspect 1 2>/dev/null", s.dir, exe);
     CHECK(WEXITSTATUS(system(cmd)) == 1); /* nothing served there */
     stop_served(&s);
+}
+
+static int connect_to(const char *sock)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", sock);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+/* Whether the peer closes fd within ms (what it sends first is dropped). */
+static bool closed_within(int fd, int ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
+    if (poll(&p, 1, ms) == 0)
+        return false;
+    char b[4096];
+    ssize_t r = recv(fd, b, sizeof b, MSG_DONTWAIT);
+    return r == 0 || (r < 0 && errno != EAGAIN);
+}
+
+TEST(inspect_gives_a_slow_asker_2_s_in_all)
+{
+    struct served s;
+    start_served(&s, true, NULL);
+    int64_t t0 = real_now();
+    int fd = connect_to(s.sock);
+    CHECK(fd >= 0);
+    /* A byte every 0.9 s, each well within 2 s of the last: were the bound
+     * per byte, the 15 bytes a request may have would hold the thread 13.5 s. */
+    bool closed = false;
+    for (int i = 0; i < 20 && !closed; i++)
+        closed = send(fd, "t", 1, MSG_NOSIGNAL) != 1 || closed_within(fd, 900);
+    int64_t took = real_now() - t0;
+    printf("a slow asker was given up on after %.1f s\n", (double)took / 1e9);
+    CHECK(closed);
+    CHECK(took >= (int64_t)1900000000 && took < (int64_t)8000000000);
+    close(fd);
+    size_t len; /* and the thread is free for the next client */
+    char *text = ask(s.sock, "text", &len);
+    CHECK(text && strstr(text, "inspect-root"));
+    free(text);
+    stop_served(&s);
+}
+
+TEST(inspect_gives_a_slow_reader_5_s_in_all)
+{
+    struct served s;
+    start_served(&s, true, "INSPECT_TEST_CONTEXTS=20000"); /* a dump of about 2 MB */
+    int fd = connect_to(s.sock);
+    CHECK(fd >= 0);
+    CHECK(send(fd, "text\n", 5, MSG_NOSIGNAL) == 5);
+    /* The 5 s start once the dump is made, when the first byte comes. */
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    CHECK(poll(&p, 1, 60000) == 1);
+    int64_t t0 = real_now();
+    /* 16 KiB every 0.2 s: the program's sends all go through, each well
+     * within 5 s, so a bound per send never comes; the whole would take 25 s. */
+    static char buf[16384];
+    size_t got = 0;
+    bool closed = false;
+    while (!closed && real_now() - t0 < (int64_t)20000000000) {
+        nanosleep(&(struct timespec){0, 200000000}, NULL);
+        ssize_t r = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        closed = r == 0 || (r < 0 && errno != EAGAIN);
+        got += r > 0 ? (size_t)r : 0;
+    }
+    int64_t took = real_now() - t0;
+    printf("a slow reader was given up on after %.1f s and %zu bytes\n", (double)took / 1e9, got);
+    CHECK(closed);
+    CHECK(took >= (int64_t)4000000000 && took < (int64_t)15000000000);
+    close(fd);
+    stop_served(&s);
+}
+
+TEST(inspect_leaves_no_listener_in_a_child_of_fork)
+{
+    struct served s;
+    start_served(&s, true, "INSPECT_TEST_FORK=1");
+    size_t len;
+    char *text = ask(s.sock, "text", &len);
+    CHECK(text && strstr(text, "inspect-root"));
+    free(text);
+    /* Killed, the parent runs no atexit: the socket's file stays. */
+    CHECK(kill(s.pid, SIGKILL) == 0);
+    int status;
+    CHECK(waitpid(s.pid, &status, 0) == s.pid);
+    struct stat st;
+    CHECK(stat(s.sock, &st) == 0 && S_ISSOCK(st.st_mode));
+    /* The child, still alive, does not keep it listening: a connection is
+     * refused at once, not queued for no one to take. */
+    CHECK(connect_to(s.sock) < 0 && errno == ECONNREFUSED);
+    char exe[512], cmd[1024];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    CHECK(n > 0);
+    exe[n] = '\0';
+    *strrchr(exe, '/') = '\0';
+    snprintf(cmd, sizeof cmd,
+             "CCTX_INSPECT_DIR=%s %s/cctx-inspect %ld 2>&1 | grep -q 'cannot reach'", s.dir, exe,
+             (long)s.pid);
+    CHECK_EQ(system(cmd), 0);
+    close(s.to); /* the child ends */
+    close(s.from);
+    CHECK(unlink(s.sock) == 0);
+    CHECK(rmdir(s.dir) == 0);
 }
 
 /* A process of another user: 0 if it got nothing, 1 if it got the tree. */
@@ -256,7 +413,7 @@ TEST(inspect_refuses_another_user)
     if (geteuid() != 0)
         SKIP("needs root, to act as another user");
     struct served s;
-    start_served(&s, true);
+    start_served(&s, true, NULL);
     struct stat st;
     CHECK(stat(s.dir, &st) == 0 && (st.st_mode & 0777) == 0700);
     CHECK_EQ(as_nobody(s.sock), 0); /* the directory stops it */
