@@ -76,7 +76,7 @@ static bool returned_within_10s(struct reader *rd)
 #define SKIP_WITHOUT_RWF_NOWAIT()                                                                  \
     do {                                                                                           \
         if (!CCTX_USE_PREADV2)                                                                     \
-            SKIP_IN_THIS_BUILD("no preadv2 in this libc or build: reads are polled");             \
+            SKIP_IN_THIS_BUILD("no preadv2 in this libc or build: reads are polled");              \
     } while (0)
 
 static void setup(struct reader *rd, cctx_cancel_t **cancel)
