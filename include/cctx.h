@@ -446,7 +446,8 @@ CCTX_API bool cctx_after_stop_at(cctx_after_t *reg, const char *file, int line, 
  *           stderr with the call site (or, for calls that take none, the
  *           caller's address as object+offset for addr2line), where the
  *           context was made and where it was released, then abort().
- *  CCTX_TRACE=path   write a Chrome trace-event JSON file (open it in
+ *  CCTX_TRACE, a file's path:
+ *           write a Chrome trace-event JSON file (open it in
  *           https://ui.perfetto.dev or chrome://tracing): one track per
  *           thread; creations (with parent), cancellations (origin, error,
  *           cause; "deadline" when a deadline fired) with a flow arrow to
