@@ -163,19 +163,29 @@ static void stop_served(struct served *s)
     CHECK(rmdir(s->dir) == 0);
 }
 
-/* Asks over the socket; the answer (malloc'd, NUL-terminated), or NULL if
- * the connection failed (errno set). */
-static char *ask(const char *sock, const char *format, size_t *len)
+/* A connection to the socket, or -1 (errno set). */
+static int connect_to(const char *sock)
 {
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(fd >= 0);
     struct sockaddr_un a = {.sun_family = AF_UNIX};
     snprintf(a.sun_path, sizeof a.sun_path, "%s", sock);
     if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
         int e = errno;
         close(fd);
         errno = e;
-        return NULL;
+        return -1;
     }
+    return fd;
+}
+
+/* Asks over the socket; the answer (malloc'd, NUL-terminated), or NULL if
+ * the connection failed (errno set). */
+static char *ask(const char *sock, const char *format, size_t *len)
+{
+    int fd = connect_to(sock);
+    if (fd < 0)
+        return NULL;
     dprintf(fd, "%s\n", format);
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap);
@@ -275,20 +285,6 @@ TEST(inspect_every_format_under_load)
     stop_served(&s);
 }
 
-static int connect_to(const char *sock)
-{
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    CHECK(fd >= 0);
-    struct sockaddr_un a = {.sun_family = AF_UNIX};
-    snprintf(a.sun_path, sizeof a.sun_path, "%s", sock);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        int e = errno;
-        close(fd);
-        errno = e;
-        return -1;
-    }
-    return fd;
-}
 
 /* Whether the peer closes fd within ms (what it sends first is dropped). */
 static bool closed_within(int fd, int ms)

@@ -99,6 +99,18 @@ static void teardown(struct reader *rd)
     efd = -1;
 }
 
+/* Starts the reader, waits until it sleeps in its wait (nothing to read
+ * yet), then makes the eventfd readable. */
+static void start_reader_then_count_one(struct reader *rd, pthread_t *t)
+{
+    CHECK_EQ(pthread_create(t, NULL, read_eventfd, rd), 0);
+    while (atomic_load(&reader_tid) == 0)
+        real_sleep_ms(1);
+    wait_until_blocked(atomic_load(&reader_tid));
+    uint64_t one = 1;
+    CHECK_EQ(write(efd, &one, sizeof one), (ssize_t)sizeof one);
+}
+
 TEST(io_read_eventfd_whose_count_another_reader_took_still_ends_with_ctx)
 {
     SKIP_WITHOUT_RWF_NOWAIT();
@@ -106,12 +118,7 @@ TEST(io_read_eventfd_whose_count_another_reader_took_still_ends_with_ctx)
     cctx_cancel_t *cancel;
     setup(&rd, &cancel);
     pthread_t t;
-    CHECK_EQ(pthread_create(&t, NULL, read_eventfd, &rd), 0);
-    while (atomic_load(&reader_tid) == 0)
-        real_sleep_ms(1);
-    wait_until_blocked(atomic_load(&reader_tid)); /* in poll: nothing to read */
-    uint64_t one = 1;
-    CHECK_EQ(write(efd, &one, sizeof one), (ssize_t)sizeof one);
+    start_reader_then_count_one(&rd, &t);
     for (int i = 0; i < 10000 && atomic_load(&steals) == 0; i++)
         real_sleep_ms(1);
     CHECK_EQ(atomic_load(&steals), 1);
@@ -154,12 +161,7 @@ TEST(io_read_whose_readiness_keeps_misleading_naps_between_tries)
     atomic_store(&refilling, 1);
     pthread_t t, r;
     CHECK_EQ(pthread_create(&r, NULL, refill, NULL), 0);
-    CHECK_EQ(pthread_create(&t, NULL, read_eventfd, &rd), 0);
-    while (atomic_load(&reader_tid) == 0)
-        real_sleep_ms(1);
-    wait_until_blocked(atomic_load(&reader_tid)); /* in poll: nothing to read */
-    uint64_t one = 1;
-    CHECK_EQ(write(efd, &one, sizeof one), (ssize_t)sizeof one);
+    start_reader_then_count_one(&rd, &t);
     /* 300 ms: naps of 1, 2, 4, 8 and then 16 ms allow some 25 tries; a
      * loop without them makes thousands. */
     real_sleep_ms(300);
