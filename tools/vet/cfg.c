@@ -146,12 +146,56 @@ static unsigned start_offset(CXCursor c)
     return off;
 }
 
+/* Which of init, cond and inc a `for` header written by the macro whose call
+ * starts at c has, read from the macro's definition: the first `for (` there,
+ * and the text between its semicolons at depth 1. False when the definition
+ * cannot be read so (no such `for`, or another macro writes it). */
+static bool macro_for_parts(CXCursor c, bool present[3])
+{
+    CXTranslationUnit tu = clang_Cursor_getTranslationUnit(c);
+    CXCursor call = clang_getCursor(tu, clang_getRangeStart(clang_getCursorExtent(c)));
+    if (clang_getCursorKind(call) != CXCursor_MacroExpansion)
+        return false;
+    CXCursor def = clang_getCursorReferenced(call);
+    if (clang_getCursorKind(def) != CXCursor_MacroDefinition)
+        return false;
+    CXToken *toks;
+    unsigned nt, part = 0;
+    int depth = 0;
+    bool in_header = false, done = false;
+    present[0] = present[1] = present[2] = false;
+    clang_tokenize(tu, clang_getCursorExtent(def), &toks, &nt);
+    for (unsigned i = 1; i < nt && !done; i++) {
+        CXString sp = clang_getTokenSpelling(tu, toks[i]);
+        const char *t = clang_getCString(sp);
+        if (!in_header) {
+            if (strcmp(t, "for") == 0 && i + 1 < nt) {
+                in_header = true; /* the next token is its "(" */
+                i++;
+                depth = 1;
+            }
+        } else if (strcmp(t, "(") == 0) {
+            depth++;
+            present[part] = true;
+        } else if (strcmp(t, ")") == 0 && --depth == 0) {
+            done = true;
+        } else if (strcmp(t, ";") == 0 && depth == 1) {
+            part = part < 2 ? part + 1 : 2;
+        } else {
+            present[part] = true;
+        }
+        clang_disposeString(sp);
+    }
+    clang_disposeTokens(tu, toks, nt);
+    return done;
+}
+
 /* for (init; cond; inc) body: libclang leaves out the missing parts, so the
  * semicolons of the header tell which child is which. A header written by a
  * macro (sys/queue.h's TAILQ_FOREACH, a project's FOR_EACH) has no text here
- * to read: then the body is the last child and the others are taken in
- * order, init first, except that a lone expression is the condition, so the
- * loop keeps an exit and what follows it stays reachable. */
+ * to read: then the macro's definition says which parts there are, and the
+ * children before the body are taken in that order. Where the definition
+ * cannot say, the loop has no condition, as before the macro was read. */
 static void for_parts(CXCursor c, CXCursor part[4])
 {
     for (int i = 0; i < 4; i++)
@@ -180,12 +224,19 @@ static void for_parts(CXCursor c, CXCursor part[4])
     clang_disposeTokens(tu, toks, nt);
     struct kids ks = kids_of(c);
     if (nsemi < 2 || !header_here) {
-        unsigned nheader = ks.n ? ks.n - 1 : 0;
-        for (unsigned i = 0; i < nheader; i++)
-            part[i] = ks.v[i];
-        if (nheader == 1 && clang_getCursorKind(ks.v[0]) != CXCursor_DeclStmt) {
-            part[1] = part[0];
-            part[0] = clang_getNullCursor();
+        unsigned nheader = ks.n ? ks.n - 1 : 0, k = 0;
+        bool present[3];
+        if (macro_for_parts(c, present) &&
+            (unsigned)present[0] + present[1] + present[2] == nheader) {
+            for (int i = 0; i < 3; i++)
+                if (present[i])
+                    part[i] = ks.v[k++];
+        } else if (nheader > 0) {
+            /* Unknown: the first child is the init, the rest the increment
+             * (a loop without an exit hides nothing after it that matters). */
+            part[0] = ks.v[0];
+            if (nheader > 1)
+                part[2] = ks.v[nheader - 1];
         }
         if (ks.n)
             part[3] = ks.v[ks.n - 1];

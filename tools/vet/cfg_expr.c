@@ -184,7 +184,7 @@ static void assign(struct builder *b, CXCursor lhs, CXCursor rhs, struct loc at)
     if (w >= 0 && b->g->vars[w].autorel && through_parameter(lhs))
         /* The caller gets a reference that CCTX_AUTO's cleanup still drops
          * (a store anywhere else may be taken back before the scope ends). */
-        emit(b, EV_HANDOVER, w, at, "stored through an out-parameter");
+        emit(b, EV_HANDOVER, w, at, VET_STORED_FOR_THE_CALLER);
     else if (w >= 0)
         emit(b, EV_ESCAPE, w, at, NULL);
     else

@@ -126,6 +126,7 @@ static long check_file(CXIndex index, const char *file, const char *abs, const c
     clang_visitChildren(clang_getTranslationUnitCursor(tu), functions, NULL);
     check_fields(tu);
     long n = (long)report_end_file(sarif);
+    op_forget();
     clang_disposeTranslationUnit(tu);
     return errors ? -1 : n;
 }

@@ -117,6 +117,9 @@ static CXType canonical_type(CXCursor c)
     return clang_getCanonicalType(clang_getCursorType(c));
 }
 
+/* The longest definition read for its operators, in bytes. */
+#define MACRO_BYTES_READ 256
+
 /* The operators written in the definition of the macro whose call wrote c. */
 struct macro_ops {
     bool found;
@@ -147,7 +150,46 @@ static void count_op(struct macro_ops *m, const char *t)
         m->arithmetic += strcmp(t, arithmetic[i]) == 0;
 }
 
+static struct macro_ops read_macro_ops(CXCursor c);
+
+/* The answers for the last few macro calls, by where the call is written:
+ * clang_getCursor walks the function's tree, and a macro that expands to
+ * many operators would be looked up once for each. */
+#define MACRO_CACHE 16
+static struct {
+    CXTranslationUnit tu;
+    CXFile file;
+    unsigned offset;
+    struct macro_ops ops;
+} macro_cache[MACRO_CACHE];
+static unsigned macro_cache_next;
+
+void op_forget(void)
+{
+    memset(macro_cache, 0, sizeof macro_cache);
+}
+
 static struct macro_ops macro_ops_of(CXCursor c)
+{
+    CXTranslationUnit tu = clang_Cursor_getTranslationUnit(c);
+    CXFile file;
+    unsigned offset;
+    clang_getExpansionLocation(clang_getRangeStart(clang_getCursorExtent(c)), &file, NULL, NULL,
+                               &offset);
+    for (unsigned i = 0; i < MACRO_CACHE; i++)
+        if (macro_cache[i].tu == tu && macro_cache[i].file == file &&
+            macro_cache[i].offset == offset && file)
+            return macro_cache[i].ops;
+    struct macro_ops m = read_macro_ops(c);
+    unsigned slot = macro_cache_next++ % MACRO_CACHE;
+    macro_cache[slot].tu = tu;
+    macro_cache[slot].file = file;
+    macro_cache[slot].offset = offset;
+    macro_cache[slot].ops = m;
+    return m;
+}
+
+static struct macro_ops read_macro_ops(CXCursor c)
 {
     struct macro_ops m = {0};
     CXTranslationUnit tu = clang_Cursor_getTranslationUnit(c);
@@ -157,9 +199,17 @@ static struct macro_ops macro_ops_of(CXCursor c)
     CXCursor def = clang_getCursorReferenced(call);
     if (clang_getCursorKind(def) != CXCursor_MacroDefinition)
         return m;
+    /* A long definition holds more than the one operator asked about, and
+     * reading it at each use would cost its length each time. */
+    CXSourceRange extent = clang_getCursorExtent(def);
+    unsigned from, to;
+    clang_getSpellingLocation(clang_getRangeStart(extent), NULL, NULL, NULL, &from);
+    clang_getSpellingLocation(clang_getRangeEnd(extent), NULL, NULL, NULL, &to);
+    if (to < from || to - from > MACRO_BYTES_READ)
+        return m;
     CXToken *toks;
     unsigned nt, i = 1; /* after the macro's name */
-    clang_tokenize(tu, clang_getCursorExtent(def), &toks, &nt);
+    clang_tokenize(tu, extent, &toks, &nt);
     if (clang_Cursor_isMacroFunctionLike(def)) { /* after its parameter list */
         while (i < nt && clang_getTokenKind(toks[i]) != CXToken_Punctuation)
             i++;
@@ -176,6 +226,18 @@ static struct macro_ops macro_ops_of(CXCursor c)
     }
     m.found = true;
     for (; i < nt; i++) {
+        /* A call in the definition may be another macro, whose operators
+         * are the ones written there: c may be one of them (the cursor at
+         * c's start finds the outermost call). Nothing is read then. */
+        if (clang_getTokenKind(toks[i]) == CXToken_Identifier && i + 1 < nt) {
+            CXString n = clang_getTokenSpelling(tu, toks[i + 1]);
+            bool call = strcmp(clang_getCString(n), "(") == 0;
+            clang_disposeString(n);
+            if (call) {
+                m.found = false;
+                break;
+            }
+        }
         if (clang_getTokenKind(toks[i]) != CXToken_Punctuation)
             continue;
         CXString s = clang_getTokenSpelling(tu, toks[i]);

@@ -134,7 +134,13 @@ static bool step(const struct var *v, struct state *s, const struct event *e, in
         define(v, s, e);
         break;
     case EV_REF:
-        if (s->kind == S_DEAD && !s->handed)
+        if (s->kind == S_DEAD && s->handed && s->how &&
+            strcmp(s->how, VET_STORED_FOR_THE_CALLER) == 0) {
+            /* The reference for what was stored: CCTX_AUTO's is back. */
+            s->kind = S_LIVE;
+            s->owed = 1;
+            s->handed = false;
+        } else if (s->kind == S_DEAD && !s->handed)
             report(R_USEAFTERRELEASE, e->at, "%s is used after it was released at line %u",
                    v->name, s->rel.line);
         else if (s->kind == S_LIVE && s->owed < 7)

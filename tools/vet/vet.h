@@ -90,6 +90,11 @@ CXCursor strip(CXCursor c, bool casts);
 /* The operator of a unary or binary operator cursor ("=", "!", "&", ...),
  * copied into buf; "" when it cannot be told (operator.c). */
 const char *op_of(CXCursor c, char *buf, size_t size);
+/* Where an EV_HANDOVER of a CCTX_AUTO context stored for the caller went. */
+#define VET_STORED_FOR_THE_CALLER "stored through an out-parameter"
+/* Forgets what op_of learnt of a translation unit's macros (before it is
+ * disposed of: another may come at its address). */
+void op_forget(void);
 /* true when the spelling of the tokens of c is exactly text (a null constant). */
 bool is_null_const(CXCursor c);
 /* The called function's name for a call, "" if it calls through a pointer. */
