@@ -291,8 +291,8 @@ static ssize_t xfer_one(struct xfer *x, char *p, size_t n)
                 x->ready = true;
                 continue;
             }
-            /* Taken by another thread, or poll overstates (an eventfd write
-             * that would overflow its counter): wait again, never with a
+            /* Taken by another thread, or poll overstates (a device whose
+             * reads take RWF_NOWAIT): wait again, never with a
              * plain call, which could block deaf to ctx. Where the wait
              * comes back at once and the try fails again, nap first (1 ms,
              * doubling to 16 ms, cut short by ctx), or the loop would spin. */

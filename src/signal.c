@@ -105,7 +105,7 @@ struct watcher {
     cctx_cancel_t *inner_cancel;
     const char *file, *func; /* the cctx_with_signals call: the cause's origin */
     int line;
-    unsigned long serial; /* from watch_serial when linked (see arrived) */
+    unsigned long long serial; /* from watch_serial when linked (see arrived) */
     int n;
     struct sub subs[];   /* one per distinct signal */
 };
@@ -130,17 +130,17 @@ static atomic_int wake_w = -1;
 
 /* Which watchers a signal reaches: those that watched it when it arrived.
  * Each watcher takes the next serial as it is linked, and the handler
- * stores the serial reached in arrived[sig] before it sets the flag; a
- * delivery cancels the watchers numbered up to that (compared modulo the
- * counter's width). Two arrivals before one delivery: the later one's
- * serial, as both reach the watchers the first one did. A context created
+ * raises arrived[sig] to the serial reached before it sets the flag; a
+ * delivery cancels the watchers numbered up to that (64 bits: no wrap on
+ * any target). Two arrivals before one delivery: the higher serial, as both
+ * reach the watchers the first one did. A context created
  * after the signal arrived, while the delivery was still to come (the
  * thread busy with an earlier one, or not yet run), is not canceled by it;
  * nor one created by an after-function of the delivery itself, so a program
  * that re-arms on a signal does not loop. */
-static atomic_ulong watch_serial;
-static atomic_ulong arrived[NSIG];
-_Static_assert(ATOMIC_LONG_LOCK_FREE == 2, "atomic_ulong must be lock-free");
+static atomic_ullong watch_serial;
+static atomic_ullong arrived[NSIG];
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "atomic_ullong must be lock-free");
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
@@ -215,7 +215,12 @@ static void on_signal(int sig, siginfo_t *info, void *uc)
         /* The flag first: the thread exchanges flags after each read, so
          * it sees this one on the read that takes our byte at the latest. A
          * full pipe already holds a byte the thread has yet to read. */
-        cctx__atomic_store_relaxed(&arrived[sig], cctx__atomic_load_seq_cst(&watch_serial));
+        /* The highest serial any arrival saw: two threads that take this
+         * signal at once must not put it back to the older one. */
+        unsigned long long now = cctx__atomic_load_seq_cst(&watch_serial);
+        unsigned long long seen = cctx__atomic_load_relaxed(&arrived[sig]);
+        while (seen < now && !cctx__atomic_cas_weak_relaxed(&arrived[sig], &seen, now))
+            ;
         cctx__atomic_store_release(&pending[sig], 1);
         int fd = cctx__atomic_load_acquire(&wake_w);
         if (fd >= 0) {
@@ -319,7 +324,7 @@ static int link_watcher(struct watcher *w)
  * may run on this thread during the cancel, finds nothing to do but drop its
  * own reference); outside, it cancels and releases. Oldest first, so an
  * ancestor goes before the descendants it takes with it. */
-static void deliver(int sig, unsigned long upto)
+static void deliver(int sig, unsigned long long upto)
 {
     char msg[48];
     signal_message(sig, msg, sizeof msg);
@@ -337,7 +342,7 @@ static void deliver(int sig, unsigned long upto)
         for (struct sub *s = head->next, *next; s != head && n < BATCH; s = next) {
             next = s->next; /* unlink_watcher removes s, and nothing else here */
             struct watcher *w = s->w;
-            if ((long)(w->serial - upto) > 0 || cctx_err(w->inner) != 0)
+            if (w->serial > upto || cctx_err(w->inner) != 0)
                 continue;
             batch[n].ctx = cctx_ref(w->inner); /* safe: w holds one */
             batch[n].cancel = w->inner_cancel;

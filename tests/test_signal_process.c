@@ -291,7 +291,9 @@ TEST(signal_fork_child_keeps_a_signal_that_arrives_as_it_forks)
     if (TEST_UNDER_TSAN) {
         SKIP_IN_THIS_BUILD("ThreadSanitizer (die_after_fork)");
     }
-    /* Before the library's first cctx_with_signals registers its own. */
+    /* Before the library's first cctx_with_signals registers its own (each
+     * test runs in a process of its own: run after another signal test in
+     * one process, this would test nothing). */
     CHECK_EQ(pthread_atfork(NULL, NULL, raise_usr2_in_child), 0);
     static const int usr1[] = {SIGUSR1}, usr2[] = {SIGUSR2};
     cctx_t *inherited = cctx_with_signals(cctx_background(), usr2, 1, NULL);

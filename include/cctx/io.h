@@ -47,7 +47,8 @@
  * blocking listening socket, see cctx_accept) that another thread reads or
  * accepts on too may lose the data poll reported to that thread, and the
  * call then blocks in the kernel, deaf to ctx, as a plain call would.
- * A descriptor that takes RWF_NOWAIT keeps no such window: where a try
+ * A call that takes RWF_NOWAIT keeps no such window (an eventfd takes it
+ * for reads, not for writes): where a try
  * right after poll reported readiness finds nothing (another thread took
  * it, or poll overstates, as it may on an eventfd or a device), the call
  * waits again; where that repeats at once, it naps between the tries (1 ms,

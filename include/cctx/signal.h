@@ -94,11 +94,12 @@
  *    handlers (which the kernel keeps across fork), but not the thread, and
  *    none is started at fork time: a child that execs (or just exits) never
  *    has one, and the atfork handler makes only async-signal-safe calls (it
- *    closes the parent's pipe in the child). The atfork handlers block
- *    every signal in the forking thread from before the fork to their end,
- *    on both sides, and then restore its mask: a signal sent to the child at
- *    once (a kill() as fork returns in the parent) waits in the kernel until
- *    the child's handler is done, then is caught as the child's. The
+ *    closes the parent's pipe in the child). The library's atfork handlers
+ *    block every signal in the forking thread from its prepare handler to
+ *    its parent and child handlers, and there restore the mask: a signal
+ *    sent to the child at once (a kill() as fork returns in the parent)
+ *    waits in the kernel until the child's flags are cleared, then is caught
+ *    as the child's. The
  *    child's thread starts on its first cctx_with_signals, with any signals.
  *    Until then a watched signal that arrives is remembered, not lost: the
  *    thread, once started, delivers it to the inherited watches first (a
