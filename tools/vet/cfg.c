@@ -153,11 +153,8 @@ static unsigned start_offset(CXCursor c)
 static bool macro_for_parts(CXCursor c, bool present[3])
 {
     CXTranslationUnit tu = clang_Cursor_getTranslationUnit(c);
-    CXCursor call = clang_getCursor(tu, clang_getRangeStart(clang_getCursorExtent(c)));
-    if (clang_getCursorKind(call) != CXCursor_MacroExpansion)
-        return false;
-    CXCursor def = clang_getCursorReferenced(call);
-    if (clang_getCursorKind(def) != CXCursor_MacroDefinition)
+    CXCursor def;
+    if (!macro_definition_of(c, &def))
         return false;
     CXToken *toks;
     unsigned nt, part = 0;

@@ -189,15 +189,22 @@ static struct macro_ops macro_ops_of(CXCursor c)
     return m;
 }
 
+bool macro_definition_of(CXCursor c, CXCursor *def)
+{
+    CXTranslationUnit tu = clang_Cursor_getTranslationUnit(c);
+    CXCursor call = clang_getCursor(tu, clang_getRangeStart(clang_getCursorExtent(c)));
+    if (clang_getCursorKind(call) != CXCursor_MacroExpansion)
+        return false;
+    *def = clang_getCursorReferenced(call);
+    return clang_getCursorKind(*def) == CXCursor_MacroDefinition;
+}
+
 static struct macro_ops read_macro_ops(CXCursor c)
 {
     struct macro_ops m = {0};
     CXTranslationUnit tu = clang_Cursor_getTranslationUnit(c);
-    CXCursor call = clang_getCursor(tu, clang_getRangeStart(clang_getCursorExtent(c)));
-    if (clang_getCursorKind(call) != CXCursor_MacroExpansion)
-        return m;
-    CXCursor def = clang_getCursorReferenced(call);
-    if (clang_getCursorKind(def) != CXCursor_MacroDefinition)
+    CXCursor def;
+    if (!macro_definition_of(c, &def))
         return m;
     /* A long definition holds more than the one operator asked about, and
      * reading it at each use would cost its length each time. */

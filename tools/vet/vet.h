@@ -92,6 +92,9 @@ CXCursor strip(CXCursor c, bool casts);
 const char *op_of(CXCursor c, char *buf, size_t size);
 /* Where an EV_HANDOVER of a CCTX_AUTO context stored for the caller went. */
 #define VET_STORED_FOR_THE_CALLER "stored through an out-parameter"
+/* The definition of the macro whose call wrote the start of c; false when
+ * no macro wrote it (operator.c). */
+bool macro_definition_of(CXCursor c, CXCursor *def);
 /* Forgets what op_of learnt of a translation unit's macros (before it is
  * disposed of: another may come at its address). */
 void op_forget(void);
