@@ -404,25 +404,46 @@ static void leak_one(struct registry_entry *e, void *arg)
 
 /* Dumps under way (cctx__dump_began): a program that exits while one runs,
  * for instance while its inspect thread serves a request, would have every
- * context it released reported as leaked, held by the dump's reference. */
+ * context it released reported as leaked, held by the dump's reference.
+ * The exiting thread's own dumps (exit() from a dump's stream) never end,
+ * and neither do other threads' in a child of fork(), which has only the
+ * forking thread: neither is waited for. */
 static _Atomic uint32_t dumps_running;
+static _Thread_local uint32_t my_dumps;
+static pthread_once_t dumps_fork_once = PTHREAD_ONCE_INIT;
+
+/* Only the forking thread goes on in the child: its dumps are all that run. */
+static void dumps_in_child(void)
+{
+    cctx__atomic_store_seq_cst(&dumps_running, my_dumps);
+}
+
+static void watch_dumps_across_fork(void)
+{
+    pthread_atfork(NULL, NULL, dumps_in_child);
+}
 
 void cctx__dump_began(void)
 {
+    pthread_once(&dumps_fork_once, watch_dumps_across_fork);
+    my_dumps++;
     cctx__atomic_fetch_add_seq_cst(&dumps_running, 1);
 }
 
 void cctx__dump_ended(void)
 {
-    if (cctx__atomic_fetch_sub_seq_cst(&dumps_running, 1) == 1)
-        cctx__os_wake(&dumps_running);
+    my_dumps--;
+    /* Every end wakes: the exiting thread waits for the count to come down
+     * to its own dumps, which only it knows. Dumps are rare. */
+    cctx__atomic_fetch_sub_seq_cst(&dumps_running, 1);
+    cctx__os_wake(&dumps_running);
 }
 
-/* Waits, at most a second, for the dumps under way to end. */
+/* Waits, at most a second, for the other threads' dumps under way to end. */
 static void await_dumps(void)
 {
     int64_t until = cctx__os_now() + CCTX_SEC(1);
-    for (uint32_t n; (n = cctx__atomic_load_seq_cst(&dumps_running)) > 0;)
+    for (uint32_t n; (n = cctx__atomic_load_seq_cst(&dumps_running)) > my_dumps;)
         if (cctx__os_wait(&dumps_running, n, until) == ETIMEDOUT)
             break;
 }

@@ -25,7 +25,9 @@
  * poll overstates readiness; the call waits again, still trying with
  * RWF_NOWAIT, and naps between the tries where that repeats (not on pipes
  * and sockets, whose readiness is exact), so it neither spins nor blocks in
- * the kernel deaf to ctx.
+ * the kernel deaf to ctx. A plain call on a non-blocking descriptor does the
+ * same after such an EAGAIN: an eventfd's write takes no RWF_NOWAIT, and its
+ * POLLOUT promises room for a count of 1 only.
  *
  * A terminal takes no RWF_NOWAIT, and its POLLOUT promises room for one byte,
  * not PIPE_BUF: a blocking write after it could sleep in the kernel, deaf to
@@ -284,18 +286,21 @@ static ssize_t xfer_one(struct xfer *x, char *p, size_t n)
         }
         if ((e != EAGAIN && e != EWOULDBLOCK) || (x->flags & MSG_DONTWAIT))
             return failed_with(e);
-        if (rw && was_ready && x->mode == M_NOWAIT) {
+        if (rw && was_ready && x->mode != M_POLLED) {
             enum refusal why = refusal_of(x->fd);
-            if (why == R_DISK) { /* poll cannot wait for the disk: block there */
+            /* RWF_NOWAIT's "the disk": poll cannot wait for it, block there. */
+            if (why == R_DISK && x->mode == M_NOWAIT) {
                 x->mode = fallback_for(x);
                 x->ready = true;
                 continue;
             }
             /* Taken by another thread, or poll overstates (a device whose
-             * reads take RWF_NOWAIT): wait again, never with a
-             * plain call, which could block deaf to ctx. Where the wait
-             * comes back at once and the try fails again, nap first (1 ms,
-             * doubling to 16 ms, cut short by ctx), or the loop would spin. */
+             * reads take RWF_NOWAIT; a non-blocking eventfd, whose POLLOUT
+             * promises room for 1, not for the count written): wait again,
+             * never with a blocking call, which could block deaf to ctx.
+             * Where the wait comes back at once and the try fails again,
+             * nap first (1 ms, doubling to 16 ms, cut short by ctx), or the
+             * loop would spin. */
             if (why == R_OVERSTATED && slice && nap(x->ctx, slice) < 0)
                 return -1;
             slice = slice ? cctx__io_next_slice(slice) : CCTX__IO_SLICE_MIN;

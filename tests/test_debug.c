@@ -223,6 +223,122 @@ TEST(debug_leaks_at_exit_wait_for_a_dump_under_way)
     child_done(&c);
 }
 
+/* When a child's exit() began (real_now), for the destructor below, which
+ * runs after the library's leak report (exit runs the atexit handlers, the
+ * library's among them, before destructors) and prints how long exit took. */
+static _Atomic int64_t exit_began;
+
+__attribute__((destructor)) static void say_how_long_exit_took(void)
+{
+    int64_t began = atomic_load(&exit_began);
+    if (began)
+        dprintf(1, "exit took %lld ms\n", (long long)((real_now() - began) / CCTX_MSEC(1)));
+}
+
+/* How long the child's exit took, as it printed it. */
+static int exit_ms(const struct child *c)
+{
+    const char *p = strstr(c->out, "exit took ");
+    CHECK(p);
+    return atoi(p + strlen("exit took "));
+}
+
+static cctx_t *dumped_root;
+
+static ssize_t exit_from_the_write(void *cookie, const char *buf, size_t size)
+{
+    (void)cookie;
+    (void)buf;
+    (void)size;
+    cctx_release(dumped_root);
+    atomic_store(&exit_began, real_now());
+    exit(0);
+}
+
+CHILD(exits_from_its_own_dump)
+{
+    dumped_root = cctx_with_cancel(cctx_background(), NULL);
+    FILE *out = fopencookie(NULL, "w", (cookie_io_functions_t){.write = exit_from_the_write});
+    CHECK(out);
+    setvbuf(out, NULL, _IONBF, 0);
+    cctx_dump(NULL, out, CCTX_DUMP_TEXT);
+    abort(); /* the write exits */
+}
+
+/* The exiting thread's own dump cannot end: the report does not wait for
+ * it (it used to, a second). */
+TEST(debug_leaks_at_exit_from_a_dump_do_not_wait_for_that_dump)
+{
+    const char *env[] = {"CCTX_DEBUG=leaks", NULL};
+    struct child c;
+    run_child("exits_from_its_own_dump", env, &c);
+    CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
+    CHECK(exit_ms(&c) < 500);
+    child_done(&c);
+}
+
+static atomic_int dump_may_end;
+
+static ssize_t write_until_told(void *cookie, const char *buf, size_t size)
+{
+    (void)cookie;
+    (void)buf;
+    atomic_store(&dump_writing, 1);
+    while (!atomic_load(&dump_may_end))
+        real_sleep_ms(1);
+    return (ssize_t)size;
+}
+
+static void *dump_until_told(void *arg)
+{
+    (void)arg;
+    FILE *out = fopencookie(NULL, "w", (cookie_io_functions_t){.write = write_until_told});
+    CHECK(out);
+    setvbuf(out, NULL, _IONBF, 0);
+    cctx_dump(NULL, out, CCTX_DUMP_TEXT);
+    fclose(out);
+    return NULL;
+}
+
+CHILD(forks_during_a_dump)
+{
+    cctx_t *root = cctx_with_cancel(cctx_background(), NULL);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, dump_until_told, NULL), 0);
+    while (!atomic_load(&dump_writing))
+        real_sleep_ms(1);
+    fflush(stdout);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) { /* the dumping thread is not here: its dump never ends */
+        cctx_release(root);
+        atomic_store(&exit_began, real_now());
+        exit(0);
+    }
+    CHECK_EQ(child_exit_status(pid), 0);
+    atomic_store(&dump_may_end, 1);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    cctx_release(root);
+}
+
+/* A child of fork() has only the forking thread: its leak report does not
+ * wait for the dumps other threads of its parent were running (it used to,
+ * a second). */
+TEST(debug_leaks_at_exit_of_a_fork_child_do_not_wait_for_the_parents_dumps)
+{
+    /* ThreadSanitizer's deadlock detector holds at most 64 locks a thread,
+     * fewer than the registry's fork handler takes. */
+    char tsan[512];
+    snprintf(tsan, sizeof tsan, "TSAN_OPTIONS=%s:detect_deadlocks=0",
+             getenv("TSAN_OPTIONS") ? getenv("TSAN_OPTIONS") : "");
+    const char *env[] = {"CCTX_DEBUG=leaks", tsan, NULL};
+    struct child c;
+    run_child("forks_during_a_dump", env, &c);
+    CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
+    CHECK(exit_ms(&c) < 500);
+    child_done(&c);
+}
+
 TEST(debug_unknown_switch_is_named_and_ignored)
 {
     const char *env[] = {"CCTX_DEBUG=leaks,bogus", NULL};

@@ -5,7 +5,9 @@
  * which takes RWF_NOWAIT), another thread may take what poll saw, or poll
  * may overstate readiness. The call must wait again, never block in a
  * plain read deaf to ctx, and must not spin. A test hook in src/io.c runs
- * between the wait and the try, and takes the eventfd's count there.
+ * between the wait and the try, and takes the eventfd's count there. A
+ * write whose count would overflow an eventfd is refused while poll says
+ * ready: the call must nap there too.
  */
 #define _GNU_SOURCE
 #include <cctx.h>
@@ -176,4 +178,64 @@ TEST(io_read_whose_readiness_keeps_misleading_naps_between_tries)
     CHECK(tries >= 2);  /* it did try again */
     CHECK(tries < 200); /* and did not spin */
     teardown(&rd);
+}
+
+/* Counts the waits that reported the eventfd ready. */
+static atomic_int waits_ready;
+static void count_wait(int fd)
+{
+    if (fd == efd)
+        atomic_fetch_add(&waits_ready, 1);
+}
+
+struct writer {
+    cctx_t *ctx;
+    ssize_t r;
+    int err;
+};
+
+static void *write_five(void *arg)
+{
+    struct writer *w = arg;
+    uint64_t five = 5;
+    w->r = cctx_write(w->ctx, efd, &five, sizeof five);
+    w->err = errno;
+    return NULL;
+}
+
+/* An eventfd's POLLOUT says a count of 1 fits; a larger one that would
+ * overflow the counter is refused (EAGAIN on a non-blocking eventfd, which
+ * takes no RWF_NOWAIT for writes). Poll keeps saying ready, so without a
+ * nap the write spins on a core until ctx ends. Runs in every build: a
+ * non-blocking descriptor needs no RWF_NOWAIT. */
+TEST(io_write_that_would_overflow_a_nonblocking_eventfd_naps_and_ends_with_ctx)
+{
+    efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    CHECK(efd >= 0);
+    uint64_t near_full = UINT64_MAX - 3; /* the most is UINT64_MAX - 1 */
+    CHECK_EQ(write(efd, &near_full, sizeof near_full), (ssize_t)sizeof near_full);
+    atomic_store(&waits_ready, 0);
+    cctx_cancel_t *cancel;
+    struct writer w = {.ctx = cctx_with_cancel(cctx_background(), &cancel)};
+    CHECK(w.ctx != NULL);
+    atomic_store_explicit(&cctx__io_ready_hook, count_wait, memory_order_relaxed);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, write_five, &w), 0);
+    /* 300 ms: naps of 1, 2, 4, 8 and then 16 ms allow some 25 tries; a
+     * loop without them makes thousands. */
+    real_sleep_ms(300);
+    int tries = atomic_load(&waits_ready);
+    cctx_cancel(cancel);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    atomic_store_explicit(&cctx__io_ready_hook, NULL, memory_order_relaxed);
+    CHECK_EQ(w.r, -1);
+    CHECK_EQ(w.err, ECANCELED);
+    CHECK(tries >= 2);
+    CHECK(tries < 200);
+    uint64_t count;
+    CHECK_EQ(read(efd, &count, sizeof count), (ssize_t)sizeof count);
+    CHECK_EQ(count, near_full); /* nothing was written */
+    cctx_release(w.ctx);
+    close(efd);
+    efd = -1;
 }

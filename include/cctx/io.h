@@ -47,13 +47,15 @@
  * blocking listening socket, see cctx_accept) that another thread reads or
  * accepts on too may lose the data poll reported to that thread, and the
  * call then blocks in the kernel, deaf to ctx, as a plain call would.
- * A call that takes RWF_NOWAIT keeps no such window (an eventfd takes it
- * for reads, not for writes): where a try
- * right after poll reported readiness finds nothing (another thread took
- * it, or poll overstates, as it may on an eventfd or a device), the call
- * waits again; where that repeats at once, it naps between the tries (1 ms,
- * doubling to 16 ms, cut short by ctx), so it does not spin. Pipes and
- * sockets, whose readiness is exact, never nap.
+ * (An eventfd takes RWF_NOWAIT for reads, not for writes: on a blocking
+ * eventfd, a write that would overflow its count blocks so, as write(2)
+ * would.) A call that takes RWF_NOWAIT, and any call on a non-blocking
+ * descriptor, keeps no such window: where a try right after poll reported
+ * readiness finds nothing (another thread took it, or poll overstates, as
+ * it may on an eventfd, whose POLLOUT promises room for a count of 1, or on
+ * a device), the call waits again; where that repeats at once, it naps
+ * between the tries (1 ms, doubling to 16 ms, cut short by ctx), so it does
+ * not spin. Pipes and sockets, whose readiness is exact, never nap.
  * Regular files (/proc files too) and block devices never wait on readiness:
  * their reads and writes block on the disk as read(2) does.
  *
