@@ -45,7 +45,11 @@
  *    A deadline that the timer thread, a runner or a fake-clock advance on
  *    another thread was firing at that very moment (taken off the timer's
  *    heap, its context not yet marked) is fired in the child too, first
- *    thing, once the child's timer thread and runners start.
+ *    thing, once the child's timer thread and runners start. A fork from
+ *    an after-function lets the cancellation that runs it go on in the
+ *    child: a fork waits for a cctx_after_stop on another thread that is
+ *    taking a registration out of that cancellation's queue (a matter of
+ *    instructions), so the child's copy of the queue is whole.
  */
 #ifndef CCTX_H
 #define CCTX_H

@@ -54,6 +54,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "testhooks.h"
 
 /* The state word: the state in bits 0-7, WAITERS in bit 31. */
 enum {
@@ -368,6 +369,57 @@ static void wait_running(struct cctx__after *a, uint32_t serial)
     pthread_mutex_unlock(&stop_waits_lock);
 }
 
+/* A stop that claims a queued registration unlinks it from its queue a few
+ * instructions later, and the queue's drain waits for that. A fork() in
+ * between would leave the registration in the child's copy of the queue,
+ * claimed by a thread the child does not have: a canceller that forked from
+ * one of its after-functions would drain its queue for ever there. So a
+ * fork waits for such windows to close, and none opens while it prepares.
+ * Only stops that race a cancellation's queue pass here. */
+static _Atomic uint32_t unqueuing; /* stops between their claim and unlink */
+static _Atomic uint32_t forking;   /* forks between prepare and parent */
+
+_Atomic(cctx__plain_hook_fn) cctx__after_unqueuing;
+
+static void leave_unqueuing(void)
+{
+    if (cctx__atomic_fetch_sub_seq_cst(&unqueuing, 1) == 1 && cctx__atomic_load_seq_cst(&forking))
+        cctx__os_wake(&unqueuing);
+}
+
+static void enter_unqueuing(void)
+{
+    for (;;) {
+        /* Counted, then the gate read, while a fork sets the gate, then
+         * reads the count (all seq_cst): one of the two sees the other. */
+        cctx__atomic_fetch_add_seq_cst(&unqueuing, 1);
+        uint32_t f = cctx__atomic_load_seq_cst(&forking);
+        if (!f)
+            return;
+        leave_unqueuing();
+        cctx__os_wait(&forking, f, CCTX_NO_DEADLINE);
+    }
+}
+
+void cctx__after_fork_gate(int phase)
+{
+    switch (phase) {
+    case FORK_PREPARE:
+        cctx__atomic_fetch_add_seq_cst(&forking, 1);
+        for (uint32_t n; (n = cctx__atomic_load_seq_cst(&unqueuing)) > 0;)
+            cctx__os_wait(&unqueuing, n, CCTX_NO_DEADLINE);
+        break;
+    case FORK_PARENT:
+        cctx__atomic_fetch_sub_seq_cst(&forking, 1);
+        cctx__os_wake(&forking);
+        break;
+    default: /* the child has none of the other threads, nor their stops */
+        cctx__atomic_store_relaxed(&unqueuing, 0);
+        cctx__atomic_store_relaxed(&forking, 0);
+        break;
+    }
+}
+
 /* fork(): the handlers hold every stripe's lock and `stop_waits_lock`, so
  * the child gets them free and its lists whole. Only this thread goes on in
  * the child, and it is in no stop's wait (it is forking): the other threads'
@@ -532,8 +584,15 @@ static bool after_stop(cctx_after_t *reg, const char *file, int line, const char
             wait_while(a, s & AFTER_STATE);
             continue;
         case AFTER_QUEUED: {
-            if (!cctx__atomic_cas_weak_acq_rel(&a->state, &s, (s & ~AFTER_STATE) | AFTER_UNQUEUING))
+            enter_unqueuing();
+            if (!cctx__atomic_cas_weak_acq_rel(&a->state, &s,
+                                               (s & ~AFTER_STATE) | AFTER_UNQUEUING)) {
+                leave_unqueuing();
                 continue;
+            }
+            cctx__plain_hook_fn hook = cctx__atomic_load_relaxed(&cctx__after_unqueuing);
+            if (cctx__unlikely(hook != NULL))
+                hook();
             /* Claimed: no runner will start or touch it, and its queue
              * lives until we let go. */
             struct cctx__run_queue *q = queue_of(a);
@@ -545,6 +604,7 @@ static bool after_stop(cctx_after_t *reg, const char *file, int line, const char
                 }
             }
             cctx__word_unlock(&q->lock);
+            leave_unqueuing();
             publish(a, AFTER_RELEASED);
             return true;
         }

@@ -8,7 +8,8 @@
  * thread was doing at that instant stays half done in the child: a context
  * lock it held stays held, a cancellation it was marking never completes.
  * The library keeps its own structures consistent across the fork (the
- * handlers below hold the timer's and the runners' locks while it happens)
+ * handlers below hold the timer's and the runners' locks while it happens,
+ * and wait for stops that are unlinking a registration from a run queue)
  * and makes sure that such a half-done context can only stall a thread that
  * touches it, never the timer: the timer thread never waits for a context
  * lock or for another cancellation (cancel.c).
@@ -43,6 +44,8 @@ _Atomic int cctx__child_stale;
 
 static void prepare(void)
 {
+    /* First: a stop it waits for may take the runners' queue's lock. */
+    cctx__after_fork_gate(FORK_PREPARE);
     cctx__runner_fork(FORK_PREPARE); /* its queue's lock comes before the stripes' */
     cctx__after_fork(FORK_PREPARE);
     cctx__timer_fork(FORK_PREPARE);
@@ -53,6 +56,7 @@ static void in_parent(void)
     cctx__timer_fork(FORK_PARENT);
     cctx__after_fork(FORK_PARENT);
     cctx__runner_fork(FORK_PARENT);
+    cctx__after_fork_gate(FORK_PARENT);
 }
 
 static void in_child(void)
@@ -61,6 +65,7 @@ static void in_child(void)
     cctx__timer_fork(FORK_CHILD);
     cctx__runner_fork(FORK_CHILD);
     cctx__after_fork(FORK_CHILD);
+    cctx__after_fork_gate(FORK_CHILD);
     cctx__atomic_store_relaxed(&cctx__child_stale, 1);
 }
 

@@ -134,6 +134,9 @@ static inline void cctx__child_restart(void)
 void cctx__timer_fork(int phase);
 void cctx__runner_fork(int phase);
 void cctx__after_fork(int phase);
+/* Taken first and let go last: waits for stops of queued registrations to
+ * finish unlinking them (after.c). */
+void cctx__after_fork_gate(int phase);
 enum { FORK_PREPARE, FORK_PARENT, FORK_CHILD };
 /* Starts the timer thread if deadlines are armed (0, or the error of the
  * start), runners if work is queued (false: none could start). */

@@ -23,6 +23,10 @@ long cctx__test_lock_sleeps(void);
  * and pool threads take (group.c). */
 struct cctx_group;
 void cctx__test_group_hold_lock(struct cctx_group *g, bool hold);
+/* Called, when set, by a stop that has just claimed a queued registration,
+ * before it unlinks it from its queue (after.c). */
+typedef void (*cctx__plain_hook_fn)(void);
+extern _Atomic(cctx__plain_hook_fn) cctx__after_unqueuing;
 /* Takes (hold) or lets go of (!hold) the lock under which stops made from
  * inside after-functions list their waits (after.c). */
 void cctx__test_after_hold_stop_waits_lock(bool hold);
