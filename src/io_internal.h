@@ -16,6 +16,8 @@
 /* What this libc offers (cmake/features.cmake). */
 #include "cctx_config.h"
 
+#include "atomics.h"
+
 #define cctx__io_unlikely(x) __builtin_expect(!!(x), 0)
 
 /* Slices of the waits that nothing can interrupt (mutex, semaphore, join,
@@ -31,6 +33,20 @@
 static inline int64_t cctx__io_next_slice(int64_t slice)
 {
     return slice < CCTX__IO_SLICE_MAX ? slice * 2 : CCTX__IO_SLICE_MAX;
+}
+
+/* fork.c: a child of fork() starts the library threads it needs (the timer
+ * thread above all) on its first call that could wait for one, and calls that
+ * register or make a done descriptor do that for themselves. A sliced wait
+ * does neither: it only polls cctx_err, which an inherited deadline would
+ * then never change, so it restarts them itself. One relaxed load outside a
+ * child, as in internal.h. */
+extern _Atomic int cctx__child_stale;
+void cctx__child_restart_slow(void);
+static inline void cctx__io_child_restart(void)
+{
+    if (cctx__io_unlikely(cctx__atomic_load_relaxed(&cctx__child_stale)))
+        cctx__child_restart_slow();
 }
 
 /* Test hook: the library's threads of <cctx/io.h> are created through this

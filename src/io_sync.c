@@ -451,6 +451,7 @@ int cctx_cond_wait(cctx_t *ctx, pthread_cond_t *cond, pthread_mutex_t *mutex)
  * other than a timeout, or ctx ends; returns 0 or the error. */
 static int sliced(cctx_t *ctx, timed_fn timed, void *obj, void **out)
 {
+    cctx__io_child_restart(); /* else an inherited deadline never fires here */
     for (int64_t slice = CCTX__IO_SLICE_MIN;; slice = cctx__io_next_slice(slice)) {
         int err = cctx_err(ctx);
         if (err)

@@ -9,7 +9,8 @@
  * wait then fails before it sleeps) and in a fork child; a robust mutex
  * whose owner died is reported (EOWNERDEAD) with the mutex held and left
  * usable. cctx_mutex_lock and cctx_sem_wait wait in slices that never end
- * early on the fake clock, and pthread errors come back unchanged.
+ * early on the fake clock, and that in a fork child (joins too) end at a
+ * deadline the child inherited; pthread errors come back unchanged.
  */
 #define _GNU_SOURCE
 #include <cctx.h>
@@ -636,6 +637,61 @@ TEST(io_cond_wait_fork_child_starts_its_own_waker)
     CHECK(WIFEXITED(status));
     CHECK_EQ(WEXITSTATUS(status), 0);
     cctx_release(ctx);
+}
+
+/* fork: a child whose only deadline it inherited, and whose first waiting
+ * call is a sliced one (which registers nothing, so nothing else restarts
+ * the child's timer thread), still sees that deadline fire. Each kind in a
+ * child of its own: the first to restart the timer would end the others'
+ * contexts before they wait. The child's alarm is the test's bound. */
+static void *read_forever(void *arg)
+{
+    char c;
+    (void)!read(*(int *)arg, &c, 1); /* nobody writes: the child's exit ends it */
+    return NULL;
+}
+
+static int sliced_in_child(int kind, cctx_t *ctx, pthread_mutex_t *held)
+{
+    alarm(10);
+    if (kind == 0)
+        return cctx_mutex_lock(ctx, held); /* locked by the parent: never free here */
+    if (kind == 1) {
+        sem_t sem;
+        if (sem_init(&sem, 0, 0) != 0)
+            return -1;
+        return cctx_sem_wait(ctx, &sem) < 0 ? errno : 0;
+    }
+    int fds[2];
+    pthread_t t;
+    if (pipe(fds) != 0 || pthread_create(&t, NULL, read_forever, &fds[0]) != 0)
+        return -1;
+    return cctx_thread_join(ctx, t, NULL);
+}
+
+TEST(io_sliced_waits_in_a_fork_child_end_at_an_inherited_deadline)
+{
+    SKIP_FORK_UNDER_SANITIZERS();
+    pthread_mutex_t held = PTHREAD_MUTEX_INITIALIZER;
+    CHECK_EQ(pthread_mutex_lock(&held), 0);
+    for (int kind = 0; kind < 3; kind++) {
+        cctx_t *ctx = cctx_with_timeout(cctx_background(), CCTX_MSEC(20), NULL);
+        fflush(stdout);
+        fflush(stderr);
+        pid_t pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0)
+            _exit(sliced_in_child(kind, ctx, &held) == ETIMEDOUT ? 0 : 1);
+        int status;
+        CHECK_EQ(waitpid(pid, &status, 0), pid);
+        if (!WIFEXITED(status))
+            fprintf(stderr, "kind %d: the child was killed (signal %d)\n", kind,
+                    WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+        CHECK(WIFEXITED(status));
+        CHECK_EQ(WEXITSTATUS(status), 0);
+        cctx_release(ctx);
+    }
+    CHECK_EQ(pthread_mutex_unlock(&held), 0);
 }
 
 /* ---- slices never end early on the fake clock ------------------------------------------ */
