@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include "os.h"
 #include "atomics.h"
+#include "testhooks.h"
 
 #include <cctx.h>
 #include <errno.h>
@@ -164,6 +165,11 @@ int cctx__os_event_new(void)
     return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 }
 
+void cctx__test_hold_pipes_lock(bool hold)
+{
+    (void)hold; /* no table: nothing to hold */
+}
+
 void cctx__os_event_signal(int fd)
 {
     uint64_t one = 1;
@@ -185,8 +191,32 @@ static pthread_mutex_t pipes_lock = PTHREAD_MUTEX_INITIALIZER;
 static int *pipe_writer;
 static int pipe_writers;
 
+/* A fork while another thread holds the table's lock (growing it, say)
+ * would leave it held in the child for good: every done descriptor the
+ * child made, signalled or closed would hang there. The lock nests inside
+ * nothing (the table's calls run with no lock of the library's held), so
+ * taking it before a fork cannot deadlock. Every use of the table follows a
+ * cctx__os_event_new, which registers the handlers. */
+static void pipes_lock_take(void)
+{
+    pthread_mutex_lock(&pipes_lock);
+}
+
+static void pipes_lock_give(void)
+{
+    pthread_mutex_unlock(&pipes_lock);
+}
+
+static pthread_once_t pipes_fork_once = PTHREAD_ONCE_INIT;
+
+static void pipes_hold_over_fork(void)
+{
+    pthread_atfork(pipes_lock_take, pipes_lock_give, pipes_lock_give);
+}
+
 int cctx__os_event_new(void)
 {
+    pthread_once(&pipes_fork_once, pipes_hold_over_fork);
     int p[2];
 #if CCTX_USE_PIPE2
     if (pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0)
@@ -218,6 +248,14 @@ int cctx__os_event_new(void)
     pipe_writer[p[0]] = p[1];
     pthread_mutex_unlock(&pipes_lock);
     return p[0];
+}
+
+void cctx__test_hold_pipes_lock(bool hold)
+{
+    if (hold)
+        pthread_mutex_lock(&pipes_lock);
+    else
+        pthread_mutex_unlock(&pipes_lock);
 }
 
 void cctx__os_event_signal(int fd)

@@ -62,6 +62,10 @@ extern _Atomic(cctx__realloc_fn) cctx__dump_stack_realloc;
  * (dump.c), or the lock a trace's flush holds while it writes (trace.c). */
 void cctx__test_hold_names_lock(bool hold);
 void cctx__test_hold_trace_lock(bool hold);
+/* Takes (hold) or lets go of (!hold) the lock of the table of pipes that
+ * stand for done descriptors where there is no eventfd (os.c); a no-op
+ * with eventfd. */
+void cctx__test_hold_pipes_lock(bool hold);
 /* Empties the calling thread's pool of random bytes for trace and span ids
  * (propagate.c), so the next id draws from the kernel. */
 void cctx__random_pool_empty(void);

@@ -2,8 +2,9 @@
 /*
  * Section 5: waiting. cctx_done_fd (readable exactly once done, one fd per
  * context, made lazily, one shared never-readable fd for contexts that can
- * never end), cctx_wait, cctx_sleep, cctx_wait_any, and how promptly blocked
- * waiters wake. Latency is checked only against generous bounds (the contract
+ * never end; in a child forked while another thread held the portable
+ * build's table of pipes), cctx_wait, cctx_sleep, cctx_wait_any, and how
+ * promptly blocked waiters wake. Latency is checked only against generous bounds (the contract
  * promises a millisecond on an idle machine; CI machines are not idle).
  */
 #define _GNU_SOURCE
@@ -18,10 +19,12 @@
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
 #include "support.h"
+#include "testhooks.h"
 
 /* A waiter that is blocked must wake within this of the event (median of a
  * few rounds, so one unlucky scheduling delay does not fail the test). */
@@ -604,5 +607,60 @@ TEST(wait_done_fd_out_of_descriptors_is_emfile)
     CHECK_EQ(poll(&p, 1, 0), 0);
     cctx_cancel(cancel);
     CHECK_EQ(poll(&p, 1, 0), 1);
+    cctx_release(c);
+}
+
+/* ---- done descriptors across fork() ------------------------------------------------ */
+
+static atomic_int pipes_held;
+static _Atomic pid_t pipes_forker;
+
+/* Holds the table of pipes (the portable build's done descriptors) until
+ * the forking thread sleeps: in the fork, waiting for the table, or (had the
+ * fork not waited) in waitpid. */
+static void *hold_pipes_until_the_forker_sleeps(void *arg)
+{
+    (void)arg;
+    cctx__test_hold_pipes_lock(true);
+    atomic_store(&pipes_held, 1);
+    wait_until_blocked(atomic_load(&pipes_forker));
+    cctx__test_hold_pipes_lock(false);
+    return NULL;
+}
+
+/* A fork while another thread made, signalled or closed a done descriptor
+ * must leave the child able to make its own (with eventfd there is no table
+ * and this passes trivially). */
+TEST(wait_done_fd_in_a_child_forked_while_another_thread_makes_one)
+{
+    if (TEST_UNDER_TSAN) { /* the child's exit reports the holder as a leaked thread */
+        SKIP_IN_THIS_BUILD("ThreadSanitizer reports the forking parent's threads as leaked");
+    }
+    cctx_cancel_t *cancel;
+    cctx_t *c = cctx_with_cancel(cctx_background(), &cancel);
+    CHECK(cctx_done_fd(c) >= 0); /* the table exists, and its fork handlers */
+    atomic_store(&pipes_forker, thread_id());
+    pthread_t holder;
+    CHECK_EQ(pthread_create(&holder, NULL, hold_pipes_until_the_forker_sleeps, NULL), 0);
+    while (!atomic_load(&pipes_held))
+        real_sleep_ms(1);
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        alarm(10); /* a hang dies of SIGALRM, which fails the test */
+        int fd = cctx_done_fd(c);
+        if (fd < 0)
+            _exit(10);
+        cctx_cancel(cancel);
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        _exit(poll(&p, 1, 0) == 1 ? 0 : 11);
+    }
+    int status;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK_EQ(pthread_join(holder, NULL), 0);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(WEXITSTATUS(status), 0);
+    CHECK_EQ(cctx_err(c), 0); /* the child's cancel is the child's */
     cctx_release(c);
 }
