@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 /* What this libc offers (cmake/features.cmake). */
@@ -47,6 +48,14 @@ static inline void cctx__io_child_restart(void)
 {
     if (cctx__io_unlikely(cctx__atomic_load_relaxed(&cctx__child_stale)))
         cctx__child_restart_slow();
+}
+
+/* clock.c: whether the fake clock runs (<cctx/testing.h>), when the time
+ * left before a deadline is virtual. */
+extern _Atomic int cctx__fake_on;
+static inline bool cctx__io_fake_clock_on(void)
+{
+    return cctx__atomic_load_relaxed(&cctx__fake_on);
 }
 
 /* Test hook: the library's threads of <cctx/io.h> are created through this

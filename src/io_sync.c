@@ -443,8 +443,12 @@ int cctx_cond_wait(cctx_t *ctx, pthread_cond_t *cond, pthread_mutex_t *mutex)
  * post would hand a semaphore unit to whichever waiter takes it. So these
  * wait in timed slices and check ctx between them. The slice is measured
  * from the real clock, but whether ctx has ended is only ever cctx_err's
- * answer, never the timed call's: under the fake clock a slice that runs
- * out at the (virtual) deadline just leads to the next one.
+ * answer, never the timed call's. On the real clock a slice ends no later
+ * than ctx's deadline, so that the wait sees it as soon as it fires. Not
+ * under the fake clock: the time left there is virtual, and only an advance,
+ * at any real moment, reaches it; a slice cut to it (down to the floor)
+ * would wake the waiter thousands of times a second until then, and a slice
+ * that runs out is never taken for the deadline anyway.
  */
 
 /* Calls timed() slice after slice until it succeeds or fails with something
@@ -456,8 +460,11 @@ static int sliced(cctx_t *ctx, timed_fn timed, void *obj, void **out)
         int err = cctx_err(ctx);
         if (err)
             return err;
-        int64_t d = cctx_remaining(ctx);
-        d = d < CCTX__IO_SLICE_FLOOR ? CCTX__IO_SLICE_FLOOR : d > slice ? slice : d;
+        int64_t d = slice;
+        if (!cctx__io_fake_clock_on()) {
+            int64_t left = cctx_remaining(ctx);
+            d = left < CCTX__IO_SLICE_FLOOR ? CCTX__IO_SLICE_FLOOR : left > slice ? slice : left;
+        }
         int r = timed(obj, out, d);
         if (r != ETIMEDOUT && r != EINTR)
             return r;

@@ -64,7 +64,8 @@
  * signals, which cannot be used without a race and a stolen signal number),
  * so cctx_mutex_lock, cctx_sem_wait and cctx_thread_join wait in timed
  * slices: 1 ms, doubling to at most 16 ms, each ending at ctx's deadline if
- * that comes first, with cctx_err(ctx) checked between slices. A cancel is
+ * that comes first (on the real clock: a virtual deadline of the fake clock
+ * does not shorten them), with cctx_err(ctx) checked between slices. A cancel is
  * therefore noticed within one slice (at most 16 ms, plus scheduling); a
  * deadline on the real clock ends the wait no earlier than the deadline and
  * promptly after it, since a slice ends at the deadline. The
