@@ -218,6 +218,33 @@ void wait_until_blocked(pid_t tid)
     }
 }
 
+static void *hold_until_the_starter_sleeps(void *arg)
+{
+    struct lock_holder *h = arg;
+    h->hold(true);
+    atomic_store(&h->held, 1);
+    wait_until_blocked(h->starter);
+    atomic_store(&h->let_go, 1);
+    h->hold(false);
+    return NULL;
+}
+
+void lock_holder_start(struct lock_holder *h, void (*hold)(bool))
+{
+    h->hold = hold;
+    h->starter = thread_id();
+    atomic_store(&h->held, 0);
+    atomic_store(&h->let_go, 0);
+    CHECK_EQ(pthread_create(&h->thread, NULL, hold_until_the_starter_sleeps, h), 0);
+    while (!atomic_load(&h->held))
+        real_sleep_ms(1);
+}
+
+void lock_holder_join(struct lock_holder *h)
+{
+    CHECK_EQ(pthread_join(h->thread, NULL), 0);
+}
+
 /* ---- descriptors and text ----------------------------------------------------------- */
 
 void fds_use_up(struct fds_used_up *u)

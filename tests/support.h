@@ -106,6 +106,19 @@ pid_t thread_id(void);
  * brief wait on a contended mutex does not last that long); fails the test
  * after 10 s. */
 void wait_until_blocked(pid_t tid);
+/* A thread that holds one of the library's locks, through a test hook that
+ * takes it (true) or lets it go (false), from before lock_holder_start
+ * returns until the starting thread sleeps: in a fork() that waits for the
+ * lock or, had the fork not waited, in waitpid. let_go is set just before
+ * the lock is let go. */
+struct lock_holder {
+    pthread_t thread;
+    void (*hold)(bool);
+    pid_t starter;
+    atomic_int held, let_go;
+};
+void lock_holder_start(struct lock_holder *h, void (*hold)(bool));
+void lock_holder_join(struct lock_holder *h);
 
 /* ---- latches -------------------------------------------------------------------------- */
 

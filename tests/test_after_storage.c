@@ -313,26 +313,7 @@ TEST(after_stop_in_a_child_of_fork_does_not_wait_for_a_parent_thread_fn)
     cctx_release(c);
 }
 
-/* A thread that holds the lock under which stops made inside after-functions
- * list their waits, and lets go once the forking thread has forked, or is
- * blocked (in the fork handler, on this lock). */
-struct lock_holder {
-    atomic_int held, forked;
-    pid_t forker;
-};
-
 static cctx_after_t stopped_from_inside;
-
-static void *hold_stop_waits_lock(void *arg)
-{
-    struct lock_holder *lh = arg;
-    cctx__test_after_hold_stop_waits_lock(true);
-    atomic_store(&lh->held, 1);
-    while (!atomic_load(&lh->forked) && thread_state(lh->forker) != 'S')
-        sched_yield();
-    cctx__test_after_hold_stop_waits_lock(false);
-    return NULL;
-}
 
 static void stop_from_inside(void *arg)
 {
@@ -347,11 +328,10 @@ TEST(after_stop_inside_fn_in_a_child_of_fork_does_not_wait_for_a_lock_a_parent_t
     struct held h = {0};
     struct canceller cn = {cc};
     pthread_t t = cancel_into_held_fn(c, &cn, &stopped_from_inside, &h);
-    struct lock_holder lh = {.forker = thread_id()};
-    pthread_t holder;
-    CHECK_EQ(pthread_create(&holder, NULL, hold_stop_waits_lock, &lh), 0);
-    while (!atomic_load(&lh.held))
-        sched_yield();
+    /* The lock under which stops made inside after-functions list their
+     * waits, held until the fork sleeps on it. */
+    struct lock_holder holder;
+    lock_holder_start(&holder, cctx__test_after_hold_stop_waits_lock);
     fflush(stdout);
     pid_t pid = fork();
     CHECK(pid >= 0);
@@ -369,8 +349,7 @@ TEST(after_stop_inside_fn_in_a_child_of_fork_does_not_wait_for_a_lock_a_parent_t
             _exit(3);
         _exit(stop_result); /* 0: false, since fn had run */
     }
-    atomic_store(&lh.forked, 1);
-    CHECK_EQ(pthread_join(holder, NULL), 0);
+    lock_holder_join(&holder);
     child_exited_0(pid, &h, t);
     cctx_release(c);
 }

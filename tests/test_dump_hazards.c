@@ -89,21 +89,6 @@ TEST(dump_out_of_memory_while_a_child_is_let_go_returns_enomem)
 
 /* ---- names across fork() ------------------------------------------------------------ */
 
-static atomic_int names_held;
-static _Atomic pid_t forker_tid;
-
-/* Holds the table of names until the forking thread sleeps: in the fork,
- * waiting for the table, or (had the fork not waited) in waitpid. */
-static void *hold_names_until_the_forker_sleeps(void *arg)
-{
-    (void)arg;
-    cctx__test_hold_names_lock(true);
-    atomic_store(&names_held, 1);
-    wait_until_blocked(atomic_load(&forker_tid));
-    cctx__test_hold_names_lock(false);
-    return NULL;
-}
-
 TEST(names_fork_while_another_thread_holds_the_table_leaves_the_child_naming)
 {
     if (TEST_UNDER_TSAN) { /* the child's exit reports the holder as a leaked thread */
@@ -111,11 +96,8 @@ TEST(names_fork_while_another_thread_holds_the_table_leaves_the_child_naming)
     }
     cctx_t *c = cctx_with_cancel(cctx_background(), NULL);
     CHECK_EQ(cctx_set_name(c, "before"), 0);
-    atomic_store(&forker_tid, thread_id());
-    pthread_t holder;
-    CHECK_EQ(pthread_create(&holder, NULL, hold_names_until_the_forker_sleeps, NULL), 0);
-    while (!atomic_load(&names_held))
-        real_sleep_ms(1);
+    struct lock_holder holder; /* the table of names, until the fork sleeps */
+    lock_holder_start(&holder, cctx__test_hold_names_lock);
     fflush(NULL);
     pid_t pid = fork();
     CHECK(pid >= 0);
@@ -127,7 +109,7 @@ TEST(names_fork_while_another_thread_holds_the_table_leaves_the_child_naming)
     }
     int status;
     CHECK_EQ(waitpid(pid, &status, 0), pid);
-    CHECK_EQ(pthread_join(holder, NULL), 0);
+    lock_holder_join(&holder);
     CHECK(WIFEXITED(status));
     CHECK_EQ(WEXITSTATUS(status), 0);
     CHECK_STR(cctx_name(c), "before");

@@ -317,37 +317,20 @@ TEST(trace_fork_child_leaves_the_file_alone)
  * buffer must be empty, or its exit() writes the parent's half-written
  * events into the parent's file. Another thread holds the lock a flush
  * holds until the forking thread sleeps, and says when it let go. */
-static atomic_int flush_held, flush_over;
-static _Atomic pid_t forking_tid;
-
-static void *hold_flush_until_the_forker_sleeps(void *arg)
-{
-    (void)arg;
-    cctx__test_hold_trace_lock(true);
-    atomic_store(&flush_held, 1);
-    wait_until_blocked(atomic_load(&forking_tid));
-    atomic_store(&flush_over, 1);
-    cctx__test_hold_trace_lock(false);
-    return NULL;
-}
-
 CHILD(trace_fork_mid_flush)
 {
     cctx_release(cctx_with_cancel(cctx_background(), NULL));
-    atomic_store(&forking_tid, thread_id());
-    pthread_t holder;
-    CHECK_EQ(pthread_create(&holder, NULL, hold_flush_until_the_forker_sleeps, NULL), 0);
-    while (!atomic_load(&flush_held))
-        real_sleep_ms(1);
+    struct lock_holder holder;
+    lock_holder_start(&holder, cctx__test_hold_trace_lock);
     fflush(NULL);
     pid_t pid = fork();
     CHECK(pid >= 0);
     if (pid == 0)
         exit(0);                     /* exit(), which flushes stdio's buffers */
-    CHECK(atomic_load(&flush_over)); /* the fork waited for the flush */
+    CHECK(atomic_load(&holder.let_go)); /* the fork waited for the flush */
     int status;
     CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    CHECK_EQ(pthread_join(holder, NULL), 0);
+    lock_holder_join(&holder);
 }
 
 TEST(trace_fork_waits_for_a_flush_under_way)

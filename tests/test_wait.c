@@ -612,22 +612,6 @@ TEST(wait_done_fd_out_of_descriptors_is_emfile)
 
 /* ---- done descriptors across fork() ------------------------------------------------ */
 
-static atomic_int pipes_held;
-static _Atomic pid_t pipes_forker;
-
-/* Holds the table of pipes (the portable build's done descriptors) until
- * the forking thread sleeps: in the fork, waiting for the table, or (had the
- * fork not waited) in waitpid. */
-static void *hold_pipes_until_the_forker_sleeps(void *arg)
-{
-    (void)arg;
-    cctx__test_hold_pipes_lock(true);
-    atomic_store(&pipes_held, 1);
-    wait_until_blocked(atomic_load(&pipes_forker));
-    cctx__test_hold_pipes_lock(false);
-    return NULL;
-}
-
 /* A fork while another thread made, signalled or closed a done descriptor
  * must leave the child able to make its own (with eventfd there is no table
  * and this passes trivially). */
@@ -639,11 +623,8 @@ TEST(wait_done_fd_in_a_child_forked_while_another_thread_makes_one)
     cctx_cancel_t *cancel;
     cctx_t *c = cctx_with_cancel(cctx_background(), &cancel);
     CHECK(cctx_done_fd(c) >= 0); /* the table exists, and its fork handlers */
-    atomic_store(&pipes_forker, thread_id());
-    pthread_t holder;
-    CHECK_EQ(pthread_create(&holder, NULL, hold_pipes_until_the_forker_sleeps, NULL), 0);
-    while (!atomic_load(&pipes_held))
-        real_sleep_ms(1);
+    struct lock_holder holder;   /* the table of pipes, until the fork sleeps */
+    lock_holder_start(&holder, cctx__test_hold_pipes_lock);
     fflush(NULL);
     pid_t pid = fork();
     CHECK(pid >= 0);
@@ -658,7 +639,7 @@ TEST(wait_done_fd_in_a_child_forked_while_another_thread_makes_one)
     }
     int status;
     CHECK_EQ(waitpid(pid, &status, 0), pid);
-    CHECK_EQ(pthread_join(holder, NULL), 0);
+    lock_holder_join(&holder);
     CHECK(WIFEXITED(status));
     CHECK_EQ(WEXITSTATUS(status), 0);
     CHECK_EQ(cctx_err(c), 0); /* the child's cancel is the child's */
