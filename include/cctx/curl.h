@@ -176,9 +176,11 @@ typedef struct cctx_curl_result {
  * handle that is in a multi handle already, or a call made from inside a
  * libcurl callback of a cctx_curl_perform or cctx_curl_multi_run running on
  * the same thread. EMFILE or ENFILE (nothing sent) when cctx_done_fd(ctx)
- * finds no descriptor. The easy handle's own
- * callbacks, CURLOPT_PRIVATE and every option not named above are the
- * caller's and are left alone. */
+ * finds no descriptor. A call that fails so, or because ctx was done or
+ * spent, changes no option of easy (a handle in the caller's own multi
+ * handle keeps the header list and timeout its transfer there runs with).
+ * The easy handle's own callbacks, CURLOPT_PRIVATE and every option not
+ * named above are the caller's and are left alone. */
 CCTX_API int cctx_curl_perform(cctx_t *ctx, CURL *easy, const cctx_curl_opts_t *opts,
                                cctx_curl_result_t *res);
 

@@ -192,16 +192,21 @@ int cctx_curl_multi_run(cctx_curl_multi_t *m, cctx_t *ctx)
     size_t pending = 0;
     for (size_t i = 0; i < m->n; i++) {
         struct cc_xfer *x = m->xfers[i];
-        if (cc_prepare(x, ctx, left) != 0)
-            continue; /* out of memory or randomness: this one fails alone */
+        /* Added before its options are set, as in cctx_curl_perform: a
+         * handle libcurl refuses (in another multi handle) is left as its
+         * owner set it. */
         CURLMcode mc = curl_multi_add_handle(m->multi, x->easy);
         if (mc != CURLM_OK) {
-            cc_restore_unsent(x);
             x->res.code = mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY
                                                     : CURLE_BAD_FUNCTION_ARGUMENT;
             x->res.err = cc_errno_of(x->res.code, 0);
             x->res.msg = curl_multi_strerror(mc);
             x->done = true;
+            continue;
+        }
+        if (cc_prepare(x, ctx, left) != 0) {
+            /* out of memory or randomness: this one fails alone */
+            curl_multi_remove_handle(m->multi, x->easy);
             continue;
         }
         x->added = true;

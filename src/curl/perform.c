@@ -117,18 +117,23 @@ int cctx_curl_perform(cctx_t *ctx, CURL *easy, const cctx_curl_opts_t *opts,
     }
     cc_init(&x, easy, opts);
     cc_in_call = true;
-    if (cc_prepare(&x, ctx, cc_budget(ctx)) != 0)
+    int64_t left = cc_budget(ctx);
+    if (left <= 0) {
+        (void)cc_prepare(&x, ctx, left); /* fails at once, setting nothing */
         goto out;
+    }
 
+    /* The options are set only once the handle is in our multi handle: a
+     * handle libcurl refuses (one in the caller's own multi handle, whose
+     * transfer is still to run there) keeps the header list and timeout
+     * its owner gave it. */
     int done_fd = cctx_done_fd(ctx);
     if (done_fd < 0) {
-        cc_restore_unsent(&x);
         cc_finish_no_fd(&x, errno);
         goto out;
     }
     CURLM *m = get_multi();
     if (!m) {
-        cc_restore_unsent(&x);
         x.res.err = ENOMEM;
         x.res.code = CURLE_OUT_OF_MEMORY;
         x.res.msg = "no multi handle for the transfer";
@@ -136,10 +141,13 @@ int cctx_curl_perform(cctx_t *ctx, CURL *easy, const cctx_curl_opts_t *opts,
     }
     CURLMcode mc = curl_multi_add_handle(m, easy);
     if (mc != CURLM_OK) {
-        cc_restore_unsent(&x);
         x.res.err = mc == CURLM_OUT_OF_MEMORY ? ENOMEM : EINVAL;
         x.res.code = x.res.err == ENOMEM ? CURLE_OUT_OF_MEMORY : CURLE_BAD_FUNCTION_ARGUMENT;
         x.res.msg = curl_multi_strerror(mc);
+        goto out;
+    }
+    if (cc_prepare(&x, ctx, left) != 0) {
+        curl_multi_remove_handle(m, easy);
         goto out;
     }
 

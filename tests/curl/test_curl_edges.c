@@ -252,6 +252,63 @@ TEST(curl_refused_before_sending_names_no_traceparent)
     curl_test_end();
 }
 
+/* Runs the caller's own multi handle until its transfers are done. */
+static void run_own_multi(CURLM *multi)
+{
+    for (int running = 1; running > 0;) {
+        CHECK_EQ(curl_multi_perform(multi, &running), CURLM_OK);
+        if (running > 0)
+            CHECK_EQ(curl_multi_poll(multi, NULL, 0, 1000, NULL), CURLM_OK);
+    }
+}
+
+/* A refused call (the handle is in the caller's own multi handle, which
+ * will run it) must leave the handle as it found it: its header list and
+ * timeout belong to the caller's transfer, which is still to run. */
+TEST(curl_refused_handle_keeps_its_options)
+{
+    curl_test_begin();
+    struct peer p;
+    peer_start_go(&p);
+    CURL *e = easy_for(NULL, "%s/echo?theirs", p.url);
+    struct curl_slist *mine = curl_slist_append(NULL, "x-test: mine");
+    CHECK(mine);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, mine);
+    CURLM *other = curl_multi_init();
+    CHECK(other);
+    CHECK_EQ(curl_multi_add_handle(other, e), CURLM_OK);
+
+    cctx_t *ctx = cctx_with_timeout(cctx_background(), CCTX_SEC(30), NULL);
+    cctx_curl_result_t res;
+    CHECK_EQ(cctx_curl_perform(ctx, e, NULL, &res), EINVAL);
+    cctx_curl_multi_t *m = cctx_curl_multi_new();
+    CHECK(m);
+    CHECK_EQ(cctx_curl_multi_add(m, e, NULL), 0);
+    CHECK_EQ(cctx_curl_multi_run(m, ctx), 0);
+    CHECK_EQ(cctx_curl_multi_result(m, 0)->err, EINVAL);
+    cctx_curl_multi_free(m);
+
+    /* The caller's transfer goes out with the caller's headers, and none
+     * of the refused calls'. */
+    run_own_multi(other);
+    char line[1024], v[600];
+    CHECK(peer_line(&p, "req /echo?theirs", 5000, line, sizeof line, NULL));
+    CHECK(peer_field(line, "x-test", v, sizeof v));
+    CHECK_STR(v, "mine");
+    CHECK(peer_field(line, "grpc-timeout", v, sizeof v));
+    CHECK_STR(v, "");
+    CHECK(peer_field(line, "traceparent", v, sizeof v));
+    CHECK_STR(v, "");
+
+    CHECK_EQ(curl_multi_remove_handle(other, e), CURLM_OK);
+    curl_multi_cleanup(other);
+    curl_easy_cleanup(e);
+    curl_slist_free_all(mine);
+    cctx_release(ctx);
+    peer_stop(&p);
+    curl_test_end();
+}
+
 struct nested {
     CURL *inner;
     cctx_curl_multi_t *m;
