@@ -24,7 +24,9 @@
  *       traceparent:  a new span, child of cctx_trace_of(ctx) (of a new
  *                     trace when ctx carries none), and
  *       tracestate:   the trace's state, when it has one and this call sent
- *                     the traceparent.
+ *                     the traceparent, and it holds only printable ASCII
+ *                     and tabs (a state filled in by hand with a line
+ *                     break in it would add headers of its own).
  *     The names are compared without regard to case, as HTTP does.
  *  3. It sets CURLOPT_TIMEOUT_MS to the remaining budget, rounded up to a
  *     whole millisecond (0, no limit, when ctx has no deadline).

@@ -93,6 +93,20 @@ static bool has_header(const struct curl_slist *l, const char *name)
     return false;
 }
 
+/* Whether a value may go on a header line: cctx_with_trace checks only the
+ * length of a trace's state, and a line break in it would end the header
+ * and start one of whoever wrote it. The bytes cctx_tracestate_parse
+ * accepts: printable ASCII and tabs. */
+static bool header_safe(const char *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if ((c < 0x20 || c > 0x7e) && c != '\t')
+            return false;
+    }
+    return true;
+}
+
 int cc_settle(cctx_t *ctx)
 {
     int err = cctx_err(ctx);
@@ -183,7 +197,8 @@ int cc_prepare(struct cc_xfer *x, cctx_t *ctx, int64_t left)
         cctx_traceparent_format(&span, x->parent + sizeof CC_HDR_PARENT - 1);
         memcpy(x->res.traceparent, x->parent + sizeof CC_HDR_PARENT - 1,
                CCTX_TRACEPARENT_SIZE);
-        if (span.state_len > 0 && !has_header(x->opts.headers, CCTX_HEADER_TRACESTATE)) {
+        if (span.state_len > 0 && header_safe(span.state, span.state_len) &&
+            !has_header(x->opts.headers, CCTX_HEADER_TRACESTATE)) {
             memcpy(x->state, CC_HDR_STATE, sizeof CC_HDR_STATE - 1);
             memcpy(x->state + sizeof CC_HDR_STATE - 1, span.state, span.state_len);
             x->state[sizeof CC_HDR_STATE - 1 + span.state_len] = '\0';
