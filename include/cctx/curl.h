@@ -22,7 +22,8 @@
  *       grpc-timeout: the remaining budget, rounded up (only when ctx has a
  *                     deadline);
  *       traceparent:  a new span, child of cctx_trace_of(ctx) (of a new
- *                     trace when ctx carries none), and
+ *                     trace, without state, when ctx carries none or one
+ *                     whose trace-id is all zero), and
  *       tracestate:   the trace's state, when it has one and this call sent
  *                     the traceparent, and it holds only printable ASCII
  *                     and tabs (a state filled in by hand with a line

@@ -185,7 +185,16 @@ int cc_prepare(struct cc_xfer *x, cctx_t *ctx, int64_t left)
     int n = 0;
     if (!(x->opts.flags & CCTX_CURL_NO_TRACE) && !has_header(x->opts.headers, CCTX_HEADER_TRACEPARENT)) {
         cctx_trace_t span;
+        char *value = x->parent + sizeof CC_HDR_PARENT - 1;
         int err = cctx_trace_child(cctx_trace_of(ctx), &span);
+        if (err == 0 && cctx_traceparent_format(&span, value) != 0) {
+            /* No trace-id (a trace filled in by hand): the header would be
+             * empty. Start a new trace, as a W3C hop does with a
+             * traceparent it cannot read; the old state goes with it. */
+            err = cctx_trace_new(&span);
+            if (err == 0)
+                (void)cctx_traceparent_format(&span, value);
+        }
         if (err) {
             x->res.err = err == ENOMEM ? ENOMEM : EIO;
             x->res.code = CURLE_FAILED_INIT;
@@ -194,9 +203,7 @@ int cc_prepare(struct cc_xfer *x, cctx_t *ctx, int64_t left)
             return x->res.err;
         }
         memcpy(x->parent, CC_HDR_PARENT, sizeof CC_HDR_PARENT - 1);
-        cctx_traceparent_format(&span, x->parent + sizeof CC_HDR_PARENT - 1);
-        memcpy(x->res.traceparent, x->parent + sizeof CC_HDR_PARENT - 1,
-               CCTX_TRACEPARENT_SIZE);
+        memcpy(x->res.traceparent, value, CCTX_TRACEPARENT_SIZE);
         if (span.state_len > 0 && header_safe(span.state, span.state_len) &&
             !has_header(x->opts.headers, CCTX_HEADER_TRACESTATE)) {
             memcpy(x->state, CC_HDR_STATE, sizeof CC_HDR_STATE - 1);
