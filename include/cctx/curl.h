@@ -191,8 +191,10 @@ CCTX_API int cctx_curl_perform(cctx_t *ctx, CURL *easy, const cctx_curl_opts_t *
  * connections (also done when the thread exits). Call it on the main
  * thread before curl_global_cleanup, and at the end of an after-function
  * that made calls (cctx's runner threads outlive it). Safe to call at any
- * time outside cctx_curl_perform; the next call makes a new one. In a child
- * of fork() an inherited handle is abandoned, not closed (see the top). */
+ * time; the next call makes a new one. From inside a libcurl callback of a
+ * cctx_curl_perform or cctx_curl_multi_run on the same thread it does
+ * nothing (the handle may be running that very transfer). In a child of
+ * fork() an inherited handle is abandoned, not closed (see the top). */
 CCTX_API void cctx_curl_thread_cleanup(void);
 
 /* ---- Many transfers under one context (fan-out) -------------------------- */

@@ -67,7 +67,8 @@ static CURLM *get_multi(void)
     return m;
 }
 
-void cctx_curl_thread_cleanup(void)
+/* Frees the calling thread's multi handle (cctx_curl_thread_cleanup). */
+static void drop_thread_multi(void)
 {
     if (!thread_multi)
         return;
@@ -78,6 +79,16 @@ void cctx_curl_thread_cleanup(void)
         abandon(m); /* the parent's connections: not ours to close */
     else
         curl_multi_cleanup(m);
+}
+
+void cctx_curl_thread_cleanup(void)
+{
+    /* From a callback of a transfer this thread runs, the handle may be
+     * the one running it: libcurl refuses to free it there, and it would
+     * leak with its connections. The call drops it itself where it must. */
+    if (cc_in_call)
+        return;
+    drop_thread_multi();
 }
 
 /* The transfer's result, or false while it runs. */
@@ -192,7 +203,7 @@ int cctx_curl_perform(cctx_t *ctx, CURL *easy, const cctx_curl_opts_t *opts,
     bool drop = finished && cc_left_h2_connection(&x);
     cc_restore(&x);
     if (drop)
-        cctx_curl_thread_cleanup();
+        drop_thread_multi();
 out:
     cc_in_call = false;
     if (res)

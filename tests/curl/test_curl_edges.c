@@ -450,3 +450,38 @@ TEST(curl_spent_unmarked_fails_at_once)
     close(s);
     curl_test_end();
 }
+
+/* cctx_curl_thread_cleanup from a callback of the transfer that the
+ * thread's multi handle runs used to let go of that handle there; libcurl
+ * refuses to free a multi handle from its own callback, so the handle and
+ * its connections leaked (LeakSanitizer reports it). It does nothing there;
+ * the handle and the call go on. */
+static size_t cleanup_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    (void)ptr;
+    *(int *)userdata += 1;
+    cctx_curl_thread_cleanup();
+    return size * nmemb;
+}
+
+TEST(curl_thread_cleanup_inside_a_callback_does_nothing)
+{
+    curl_test_begin();
+    struct peer p;
+    peer_start_go(&p);
+    int calls = 0;
+    CURL *e = easy_for(NULL, "%s/echo?cleanup", p.url);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, cleanup_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &calls);
+    cctx_curl_result_t res;
+    CHECK_EQ(cctx_curl_perform(cctx_background(), e, NULL, &res), 0);
+    CHECK(calls > 0);
+    CHECK_EQ(res.code, CURLE_OK);
+    CHECK_EQ(cctx_curl_perform(cctx_background(), e, NULL, &res), 0);
+    CHECK_EQ(res.code, CURLE_OK);
+    CHECK(peer_line(&p, "req /echo?cleanup", 2000, NULL, 0, NULL));
+    CHECK(peer_line(&p, "req /echo?cleanup", 2000, NULL, 0, NULL));
+    curl_easy_cleanup(e);
+    peer_stop(&p);
+    curl_test_end();
+}
