@@ -28,7 +28,12 @@
  *                     the traceparent, and it holds only printable ASCII
  *                     and tabs (a state filled in by hand with a line
  *                     break in it would add headers of its own).
- *     The names are compared without regard to case, as HTTP does.
+ *     The names are compared without regard to case, as HTTP does. A
+ *     redirect that libcurl follows (CURLOPT_FOLLOWLOCATION) sends the
+ *     same headers to the next URL: its grpc-timeout is the budget as it
+ *     was at the start (the transfer still ends at ctx's deadline), and
+ *     the trace goes to that host too; CCTX_CURL_NO_TRACE, or following
+ *     redirects by hand, keeps it from a host it should not reach.
  *  3. It sets CURLOPT_TIMEOUT_MS to the remaining budget, rounded up to a
  *     whole millisecond (0, no limit, when ctx has no deadline).
  *  4. It runs the transfer on a multi handle, waiting in curl_multi_poll with
