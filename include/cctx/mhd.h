@@ -74,8 +74,10 @@
  * a malformed deadline header, or one sent twice, is 400 (the body says
  * which header and value), and so is, as HTTP/1.1 says, a header name that
  * is no token (whitespace before its colon, say), and a body framed two
- * ways (Content-Length twice, or with Transfer-Encoding), whose answer also
- * closes the connection so that nothing after it is read as a request;
+ * ways (Content-Length twice, or with Transfer-Encoding), or framed by a
+ * Transfer-Encoding other than one line "chunked" (501 when a coding such
+ * as gzip comes before chunked), whose answer also closes the connection
+ * so that nothing after it is read as a request;
  * a body above max_body is 413, headers too large for libmicrohttpd's
  * connection memory are answered by libmicrohttpd itself. Whitespace after
  * a header's value is not part of it. A malformed traceparent, or one sent

@@ -164,12 +164,23 @@ static void scan_headers(struct MHD_Connection *conn, struct header_scan *h, con
  * refuses itself). libmicrohttpd would take one framing and read what
  * follows as the next request, where a proxy in front may have taken the
  * other: a request smuggled past the proxy. So that answer also closes the
- * connection. */
+ * connection. The same goes for a Transfer-Encoding other than a lone
+ * "chunked" (RFC 9112, 6.1: 400 when chunked is not the last coding, 501
+ * for a coding the server does not know): libmicrohttpd 0.9.75 takes any
+ * other value, or a second line, for a body that runs until the connection
+ * closes, so the request was never answered, and the bytes a proxy sent
+ * after the body it framed by chunked (the next client's request) were
+ * swallowed as this one's body. */
 struct request_lines {
     const char *bad_name;
     size_t bad_name_len;
     unsigned lengths; /* Content-Length lines */
-    bool encoded;     /* a Transfer-Encoding line */
+    unsigned encoded; /* Transfer-Encoding lines */
+    /* The codings of every Transfer-Encoding line, as one list. */
+    unsigned codings;  /* non-empty elements */
+    bool chunked_last; /* the last of them is "chunked" */
+    const char *te;    /* the first line's value, for the message */
+    size_t te_len;
 };
 
 static bool is_token(const char *s, size_t len)
@@ -190,8 +201,6 @@ static enum MHD_Result scan_line(void *cls, enum MHD_ValueKind kind, const char 
                                  size_t key_size, const char *value, size_t value_size)
 {
     (void)kind;
-    (void)value;
-    (void)value_size;
     struct request_lines *l = cls;
     if (!key)
         return MHD_YES;
@@ -199,10 +208,33 @@ static enum MHD_Result scan_line(void *cls, enum MHD_ValueKind kind, const char 
         l->bad_name = key;
         l->bad_name_len = key_size;
     }
-    if (key_size == 14 && strncasecmp(key, "Content-Length", 14) == 0)
+    if (key_size == 14 && strncasecmp(key, "Content-Length", 14) == 0) {
         l->lengths++;
-    else if (key_size == 17 && strncasecmp(key, "Transfer-Encoding", 17) == 0)
-        l->encoded = true;
+    } else if (key_size == 17 && strncasecmp(key, "Transfer-Encoding", 17) == 0) {
+        if (!value)
+            value = "", value_size = 0;
+        if (l->encoded++ == 0) {
+            l->te = value;
+            l->te_len = value_size;
+        }
+        /* A list of codings, its elements separated by commas with optional
+         * whitespace; empty elements do not count (RFC 9110, 5.6.1). */
+        for (size_t i = 0; i < value_size;) {
+            size_t end = i;
+            while (end < value_size && value[end] != ',')
+                end++;
+            size_t a = i, b = end;
+            while (a < b && (value[a] == ' ' || value[a] == '\t'))
+                a++;
+            while (b > a && (value[b - 1] == ' ' || value[b - 1] == '\t'))
+                b--;
+            if (b > a) {
+                l->codings++;
+                l->chunked_last = b - a == 7 && strncasecmp(value + a, "chunked", 7) == 0;
+            }
+            i = end + 1;
+        }
+    }
     return MHD_YES;
 }
 
@@ -221,6 +253,22 @@ static bool lines_are_sound(struct cctx_mhd_request *req)
         reject(req, 400, "%s",
                l.encoded ? "both Content-Length and Transfer-Encoding"
                          : "more than one Content-Length");
+        req->fail_close = true;
+        return false;
+    }
+    /* Exactly the value libmicrohttpd frames as chunked: it compares the
+     * whole value, so "chunked " too would be read until the close. */
+    if (l.encoded && (l.encoded > 1 || l.te_len != 7 || strncasecmp(l.te, "chunked", 7) != 0)) {
+        char q[72];
+        quote(q, sizeof q, l.te, l.te_len);
+        if (l.encoded > 1)
+            reject(req, 400, "%s", "more than one Transfer-Encoding");
+        else if (l.chunked_last && l.codings > 1)
+            reject(req, 501, "unsupported Transfer-Encoding: \"%s\"", q);
+        else if (l.chunked_last)
+            reject(req, 400, "malformed Transfer-Encoding: \"%s\"", q);
+        else
+            reject(req, 400, "Transfer-Encoding without chunked last: \"%s\"", q);
         req->fail_close = true;
         return false;
     }

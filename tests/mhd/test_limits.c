@@ -198,6 +198,66 @@ TEST(mhd_body_framed_two_ways_400_and_closed)
     probe_destroy(&p);
 }
 
+/* A Transfer-Encoding other than one "chunked" line: libmicrohttpd 0.9.75
+ * reads such a body until the connection closes, so the request was never
+ * answered and a proxy's next request on the connection (which the proxy
+ * framed by chunked) became its body. Answered at once, and closed. */
+TEST(mhd_transfer_encoding_not_chunked_refused)
+{
+    struct probe p;
+    probe_init(&p);
+    cctx_mhd_t *s = start_probe_server(&p, NULL);
+    static const struct {
+        const char *te;
+        int status;
+        const char *why;
+    } cases[] = {
+        {"Transfer-Encoding: gzip, chunked\r\n", 501,
+         "unsupported Transfer-Encoding: \"gzip, chunked\"\n"},
+        {"Transfer-Encoding: identity\r\n", 400,
+         "Transfer-Encoding without chunked last: \"identity\"\n"},
+        {"Transfer-Encoding: chunked, identity\r\n", 400,
+         "Transfer-Encoding without chunked last: \"chunked, identity\"\n"},
+        {"Transfer-Encoding: xchunked\r\n", 400,
+         "Transfer-Encoding without chunked last: \"xchunked\"\n"},
+        {"Transfer-Encoding:\r\n", 400, "Transfer-Encoding without chunked last: \"\"\n"},
+        {"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", 400,
+         "more than one Transfer-Encoding\n"},
+        {"Transfer-Encoding: chunked \r\n", 400, "malformed Transfer-Encoding: \"chunked \"\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char req[512];
+        snprintf(req, sizeof req,
+                 "POST /x HTTP/1.1\r\nHost: t\r\n%s\r\n3\r\nabc\r\n0\r\n\r\n"
+                 "GET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n",
+                 cases[i].te);
+        struct conn c;
+        conn_open(&c, cctx_mhd_port(s));
+        conn_send(&c, req);
+        conn_read(&c, &r);
+        printf("%s-> %d %s", cases[i].te, r.status, r.body);
+        CHECK_EQ(r.status, cases[i].status);
+        CHECK_STR(r.body, cases[i].why);
+        char v[32];
+        CHECK(resp_header(&r, "Connection", v, sizeof v));
+        CHECK(strcasecmp(v, "close") == 0);
+        CHECK(closed_within(&c, 5000));
+        conn_close(&c);
+    }
+    CHECK_EQ(p.started, 0);
+    /* One "chunked" line, in any case, is still read. */
+    struct conn c;
+    conn_open(&c, cctx_mhd_port(s));
+    conn_send(&c, "POST /x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: Chunked\r\n\r\n"
+                  "3\r\nabc\r\n0\r\n\r\n");
+    conn_read(&c, &r);
+    CHECK_EQ(r.status, 200);
+    CHECK_EQ(p.started, 1);
+    conn_close(&c);
+    cctx_mhd_free(s);
+    probe_destroy(&p);
+}
+
 TEST(mhd_tracestate_lines_joined)
 {
     cctx_mhd_t *s = cctx_mhd_start(cctx_background(), NULL, state_handler, NULL);
