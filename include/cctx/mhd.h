@@ -78,17 +78,20 @@
  * Transfer-Encoding other than one line "chunked" (501 when a coding such
  * as gzip comes before chunked), whose answer also closes the connection
  * so that nothing after it is read as a request;
+ * a path with "%00" in it (it would decode to a NUL byte, where the path
+ * every reader sees ends: "/admin%00.png" would be "/admin") is 400;
  * a body above max_body is 413, headers too large for libmicrohttpd's
  * connection memory are answered by libmicrohttpd itself. Whitespace after
  * a header's value is not part of it. A malformed traceparent, or one sent
  * on two lines, is ignored (the request starts a new trace); tracestate
  * sent on several lines is joined with "," (as W3C trace context says).
  * Limits of libmicrohttpd 0.9.75 (Debian 12): a NUL byte in a header value
- * ends the value there; a line folded onto the one before (obsolete in
- * HTTP/1.1) runs into that line's name, which is 400 when the fold holds a
- * space or a colon, and otherwise a header no handler asks for, so a
- * deadline folded so is not seen (the server's and the route's maximum
- * still bound the request).
+ * ends the value there, one sent unencoded in the request line ends the
+ * path, and "%00" in a query argument ends its value; a line folded onto
+ * the one before (obsolete in HTTP/1.1) runs into that line's name, which
+ * is 400 when the fold holds a space or a colon, and otherwise a header no
+ * handler asks for, so a deadline folded so is not seen (the server's and
+ * the route's maximum still bound the request).
  * Connections: one without traffic for idle_timeout (60 s) is closed by
  * libmicrohttpd, whether idle between keep-alive requests or sending its
  * request too slowly; while its request is with a worker it is not timed
@@ -253,7 +256,8 @@ CCTX_API int cctx_mhd_limit(cctx_mhd_request_t *req, int64_t timeout, const char
 
 /* Valid until the handler (or validator) returns. */
 CCTX_API const char *cctx_mhd_method(const cctx_mhd_request_t *req);
-/* The path without the query string, as libmicrohttpd decoded it. */
+/* The path without the query string, as libmicrohttpd decoded it (never
+ * from a "%00": that request is answered 400). */
 CCTX_API const char *cctx_mhd_path(const cctx_mhd_request_t *req);
 /* A request header by name (case-insensitive), or NULL. */
 CCTX_API const char *cctx_mhd_header(const cctx_mhd_request_t *req, const char *name);

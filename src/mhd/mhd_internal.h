@@ -168,8 +168,9 @@ struct cctx_mhd {
 };
 
 /* request.c */
+/* nul_in_path: the undecoded path held "%00" (answered 400). */
 struct cctx_mhd_request *mhd_request_begin(cctx_mhd_t *s, struct MHD_Connection *conn,
-                                           const char *url, const char *method);
+                                           const char *url, const char *method, bool nul_in_path);
 void mhd_request_free(struct cctx_mhd_request *req);
 void mhd_response_init(cctx_mhd_response_t *resp);
 /* Turns resp into req->response/status (resp is emptied). */

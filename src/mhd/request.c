@@ -398,7 +398,7 @@ static bool derive(struct cctx_mhd_request *req)
 }
 
 struct cctx_mhd_request *mhd_request_begin(cctx_mhd_t *s, struct MHD_Connection *conn,
-                                           const char *url, const char *method)
+                                           const char *url, const char *method, bool nul_in_path)
 {
     struct cctx_mhd_request *req = calloc(1, sizeof *req);
     if (!req)
@@ -424,6 +424,10 @@ struct cctx_mhd_request *mhd_request_begin(cctx_mhd_t *s, struct MHD_Connection 
     }
     if (stopping) {
         reject(req, 503, "server shutting down");
+        return req;
+    }
+    if (nul_in_path) {
+        reject(req, 400, "malformed path: %%00 (a NUL byte)");
         return req;
     }
     if (!lines_are_sound(req))

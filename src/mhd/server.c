@@ -73,6 +73,26 @@ static void uncount(cctx_mhd_t *s, struct cctx_mhd_request *req)
     }
 }
 
+/* Its address is the *con_cls of a request whose path holds "%00". */
+static char nul_in_path;
+#define NUL_IN_PATH ((void *)&nul_in_path)
+
+/* Called with the request target before libmicrohttpd decodes it in place;
+ * what it returns is the request's *con_cls until on_request replaces it.
+ * libmicrohttpd 0.9.75 decodes "%00" in the path to a NUL byte, and the
+ * path everyone then reads (routes, cctx_mhd_path, the context's name) ends
+ * there: "/admin%00.png", which a proxy in front matched as a picture,
+ * would reach the route "/admin". That is no path a client can mean, so it
+ * is answered 400 instead. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)cls, (void)conn;
+    for (const char *p = uri; *p && *p != '?' && *p != '#'; p++)
+        if (p[0] == '%' && p[1] == '0' && p[2] == '0') /* short-circuits at the NUL */
+            return NUL_IN_PATH;
+    return NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_size, void **con_cls)
@@ -80,8 +100,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     (void)version;
     cctx_mhd_t *s = cls;
     struct cctx_mhd_request *req = *con_cls;
-    if (!req) {
-        req = mhd_request_begin(s, conn, url, method);
+    if (!req || *con_cls == NUL_IN_PATH) {
+        req = mhd_request_begin(s, conn, url, method, *con_cls == NUL_IN_PATH);
         if (!req)
             return MHD_NO; /* out of memory: libmicrohttpd closes the connection */
         *con_cls = req;
@@ -152,9 +172,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)toe;
     cctx_mhd_t *s = cls;
     struct cctx_mhd_request *req = *con_cls;
-    if (!req)
-        return;
     *con_cls = NULL;
+    if (!req || req == NUL_IN_PATH) /* on_request never ran */
+        return;
     uncount(s, req); /* resumed, but closed before the handler was called again */
     mhd_request_free(req);
 }
@@ -313,12 +333,11 @@ cctx_mhd_t *cctx_mhd_start(cctx_t *parent, const cctx_mhd_options_t *options,
     int lfd = s->listen_fd;
     s->listen_fd = -1;
     errno = 0;
-    s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
-                                 MHD_OPTION_LISTEN_SOCKET, lfd,
-                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, s->idle_secs,
-                                 MHD_OPTION_CONNECTION_LIMIT, s->opt.max_connections,
-                                 MHD_OPTION_END);
+    s->daemon =
+        MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, lfd,
+                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_URI_LOG_CALLBACK,
+                         on_uri, s, MHD_OPTION_CONNECTION_TIMEOUT, s->idle_secs,
+                         MHD_OPTION_CONNECTION_LIMIT, s->opt.max_connections, MHD_OPTION_END);
     if (!s->daemon) {
         err = errno ? errno : EAGAIN;
         goto fail_threads;

@@ -258,6 +258,36 @@ TEST(mhd_transfer_encoding_not_chunked_refused)
     probe_destroy(&p);
 }
 
+static void path_handler(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_response_t *resp, void *arg)
+{
+    (void)ctx;
+    cctx_mhd_printf(resp, "%s %s", (const char *)arg, cctx_mhd_path(req));
+}
+
+/* "%00" in the path decodes to a NUL byte, where the path everyone reads
+ * ends: "/admin%00.png" reached the route "/admin". Answered 400; "%2500"
+ * (an encoded '%') and a NUL in the query are left alone. */
+TEST(mhd_path_with_encoded_nul_400)
+{
+    cctx_mhd_t *s = cctx_mhd_start(cctx_background(), NULL, path_handler, "default");
+    CHECK(s);
+    CHECK_EQ(cctx_mhd_route(s, NULL, "/admin", path_handler, "admin", 0), 0);
+    static const char *const bad[] = {"/admin%00.png", "/admin%00", "/%00", "/a/%00/b?x=1"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        http_get(cctx_mhd_port(s), bad[i], "", &r);
+        printf("%s -> %d %s\n", bad[i], r.status, r.body);
+        CHECK_EQ(r.status, 400);
+        CHECK_STR(r.body, "malformed path: %00 (a NUL byte)\n");
+    }
+    http_get(cctx_mhd_port(s), "/admin%2500", "", &r);
+    CHECK_EQ(r.status, 200);
+    CHECK_STR(r.body, "default /admin%00");
+    http_get(cctx_mhd_port(s), "/admin?q=%00", "", &r);
+    CHECK_EQ(r.status, 200);
+    CHECK_STR(r.body, "admin /admin");
+    cctx_mhd_free(s);
+}
+
 TEST(mhd_tracestate_lines_joined)
 {
     cctx_mhd_t *s = cctx_mhd_start(cctx_background(), NULL, state_handler, NULL);
