@@ -72,12 +72,12 @@
  * return int return 0 or an errno value. Bad input from the network is
  * answered with an error status and never reaches the handler:
  * a malformed deadline header, or one sent twice, is 400 (the body says
- * which header and value), and so is, as HTTP/1.1 says, a header name that
- * is no token (whitespace before its colon, say), and a body framed two
- * ways (Content-Length twice, or with Transfer-Encoding), or framed by a
- * Transfer-Encoding other than one line "chunked" (501 when a coding such
- * as gzip comes before chunked), whose answer also closes the connection
- * so that nothing after it is read as a request;
+ * which header and value), and so is, as HTTP/1.1 says, Host sent twice, a
+ * header name that is no token (whitespace before its colon, say), and a
+ * body framed two ways (Content-Length twice, or with Transfer-Encoding),
+ * or framed by a Transfer-Encoding other than one line "chunked" (501 when
+ * a coding such as gzip comes before chunked), whose answer also closes
+ * the connection so that nothing after it is read as a request;
  * a path with "%00" in it (it would decode to a NUL byte, where the path
  * every reader sees ends: "/admin%00.png" would be "/admin") is 400;
  * a body above max_body is 413, headers too large for libmicrohttpd's

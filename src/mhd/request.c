@@ -156,8 +156,10 @@ static void scan_headers(struct MHD_Connection *conn, struct header_scan *h, con
 }
 
 /* What libmicrohttpd 0.9.75 lets through and HTTP/1.1 has a server refuse
- * with 400 (RFC 9112): a header name that is no token (whitespace before
- * its colon, which libmicrohttpd keeps in the name, so that
+ * with 400 (RFC 9112): Host sent more than once (3.2: a proxy in front may
+ * have routed or checked by one line, and a handler reads the other), a
+ * header name that is no token (whitespace before its colon, which
+ * libmicrohttpd keeps in the name, so that
  * "grpc-timeout : 1S" would otherwise be no deadline at all; or a folded
  * line run into the name), and a body framed two ways (Content-Length sent
  * twice, or with Transfer-Encoding; a list in one Content-Length line it
@@ -175,6 +177,7 @@ struct request_lines {
     const char *bad_name;
     size_t bad_name_len;
     unsigned lengths; /* Content-Length lines */
+    unsigned hosts;   /* Host lines */
     unsigned encoded; /* Transfer-Encoding lines */
     /* The codings of every Transfer-Encoding line, as one list. */
     unsigned codings;  /* non-empty elements */
@@ -210,6 +213,8 @@ static enum MHD_Result scan_line(void *cls, enum MHD_ValueKind kind, const char 
     }
     if (key_size == 14 && strncasecmp(key, "Content-Length", 14) == 0) {
         l->lengths++;
+    } else if (key_size == 4 && strncasecmp(key, "Host", 4) == 0) {
+        l->hosts++;
     } else if (key_size == 17 && strncasecmp(key, "Transfer-Encoding", 17) == 0) {
         if (!value)
             value = "", value_size = 0;
@@ -270,6 +275,10 @@ static bool lines_are_sound(struct cctx_mhd_request *req)
         else
             reject(req, 400, "Transfer-Encoding without chunked last: \"%s\"", q);
         req->fail_close = true;
+        return false;
+    }
+    if (l.hosts > 1) {
+        reject(req, 400, "%s", "more than one Host");
         return false;
     }
     return true;

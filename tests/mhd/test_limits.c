@@ -288,6 +288,28 @@ TEST(mhd_path_with_encoded_nul_400)
     cctx_mhd_free(s);
 }
 
+/* Host twice: a proxy in front may have routed or checked by one line and
+ * a handler reads the other. HTTP/1.1 asks for 400 (RFC 9112, 3.2). */
+TEST(mhd_host_repeated_400)
+{
+    struct probe p;
+    probe_init(&p);
+    cctx_mhd_t *s = start_probe_server(&p, NULL);
+    struct conn c;
+    conn_open(&c, cctx_mhd_port(s));
+    conn_send(&c, "GET /x HTTP/1.1\r\nHost: public.example\r\nHost: admin.internal\r\n\r\n");
+    conn_read(&c, &r);
+    CHECK_EQ(r.status, 400);
+    CHECK_STR(r.body, "more than one Host\n");
+    conn_close(&c);
+    CHECK_EQ(p.started, 0);
+    http_get(cctx_mhd_port(s), "/x", "", &r); /* one Host line */
+    CHECK_EQ(r.status, 200);
+    CHECK_EQ(p.started, 1);
+    cctx_mhd_free(s);
+    probe_destroy(&p);
+}
+
 TEST(mhd_tracestate_lines_joined)
 {
     cctx_mhd_t *s = cctx_mhd_start(cctx_background(), NULL, state_handler, NULL);
