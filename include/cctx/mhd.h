@@ -96,7 +96,11 @@
  * libmicrohttpd, whether idle between keep-alive requests or sending its
  * request too slowly; while its request is with a worker it is not timed
  * out. A request whose context ends (deadline, shutdown, parent) while its
- * body still arrives has its connection closed at the next chunk.
+ * body still arrives has its connection closed at the next chunk; while a
+ * body is read, a connection without traffic is closed after the time its
+ * request's deadline had left when the headers were in (whole seconds,
+ * rounded up) when that is shorter than idle_timeout, so a body that stops
+ * arriving does not hold it until idle_timeout.
  */
 #ifndef CCTX_MHD_H
 #define CCTX_MHD_H

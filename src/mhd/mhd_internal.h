@@ -88,6 +88,7 @@ struct cctx_mhd_request {
     char *body;
     size_t body_len, body_cap;
     bool body_too_large, replied, counted;
+    bool body_timed; /* the connection's timeout is the deadline's until the body is in */
     int fail_status; /* answered on libmicrohttpd's thread when non-zero */
     char fail_msg[192];
     bool fail_close; /* and the connection closed after that answer */

@@ -19,6 +19,7 @@
 #define _GNU_SOURCE
 #include "mhd_internal.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -406,6 +407,28 @@ static bool derive(struct cctx_mhd_request *req)
     return true;
 }
 
+/* A request whose context ends while its body arrives has its connection
+ * closed at the next chunk (server.c); a client that stops sending would
+ * hold it until the idle timeout, long after the deadline (the header's,
+ * the server's or the route's maximum, the parent's). So while the body is
+ * read, the connection's timeout (libmicrohttpd's: whole seconds without
+ * traffic) is the time left, rounded up, when that is shorter; server.c
+ * gives the idle timeout back once the body is in. */
+static void time_body_by_deadline(struct cctx_mhd_request *req)
+{
+    int64_t left = cctx_remaining(req->ctx);
+    if (left == CCTX_NO_DEADLINE)
+        return;
+    /* 0 would mean no timeout at all: a deadline due but not yet fired
+     * gets the shortest one. */
+    int64_t secs = left <= 0 ? 1 : left / CCTX_SEC(1) + (left % CCTX_SEC(1) != 0);
+    unsigned idle = req->server->idle_secs; /* 0: none */
+    if ((idle != 0 && secs >= idle) || secs > UINT_MAX)
+        return;
+    MHD_set_connection_option(req->conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)secs);
+    req->body_timed = true;
+}
+
 struct cctx_mhd_request *mhd_request_begin(cctx_mhd_t *s, struct MHD_Connection *conn,
                                            const char *url, const char *method, bool nul_in_path)
 {
@@ -441,6 +464,9 @@ struct cctx_mhd_request *mhd_request_begin(cctx_mhd_t *s, struct MHD_Connection 
     }
     if (!lines_are_sound(req))
         return req;
+    /* Chunked (the only Transfer-Encoding let through), or a length > 0. */
+    bool body = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                            MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl) {
@@ -451,8 +477,10 @@ struct cctx_mhd_request *mhd_request_begin(cctx_mhd_t *s, struct MHD_Connection 
             reject(req, 413, "request body too large");
             return req;
         }
+        body = body || n > 0;
     }
-    derive(req);
+    if (derive(req) && !req->fail_status && body)
+        time_body_by_deadline(req);
     return req;
 }
 

@@ -9,8 +9,10 @@
  *      found here is answered at once.
  *   2. body chunks: copied up to max_body, the rest discarded (413 at the
  *      end).
- *   3. end of the request: suspended and watched, then queued or refused
- *      (workers.c); a refused one is resumed at once with its 503.
+ *   3. end of the request: the connection's idle timeout given back if its
+ *      deadline's stood in for it while the body was read (request.c);
+ *      suspended and watched, then queued or refused (workers.c); a
+ *      refused one is resumed at once with its 503.
  *   4. after the worker resumed the connection: the response it built is
  *      queued, and the request stops counting as suspended.
  * None of these waits for a worker or runs user code.
@@ -156,6 +158,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->body_len += n;
         req->body[req->body_len] = '\0';
         return MHD_YES;
+    }
+    if (req->body_timed) { /* the body is in: what follows has the idle timeout */
+        MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, s->idle_secs);
+        req->body_timed = false;
     }
     req->replied = true;
     if (req->body_too_large)

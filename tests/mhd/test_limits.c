@@ -98,6 +98,53 @@ TEST(mhd_deadline_during_body_closes)
     probe_destroy(&p);
 }
 
+/* A body that stops arriving: the request's context ends by its deadline
+ * (the header's, or the server's maximum), and the connection is closed
+ * about then, not after the idle timeout (60 s here). */
+TEST(mhd_deadline_during_stalled_body_closes)
+{
+    struct probe p;
+    probe_init(&p);
+    cctx_mhd_options_t o = CCTX_MHD_OPTIONS_INIT;
+    o.max_timeout = CCTX_MSEC(1500);
+    cctx_mhd_t *s = start_probe_server(&p, &o);
+    static const char *const deadlines[] = {"grpc-timeout: 200m\r\n", ""};
+    for (size_t i = 0; i < sizeof deadlines / sizeof *deadlines; i++) {
+        static struct conn c;
+        conn_open(&c, cctx_mhd_port(s));
+        char req[256];
+        snprintf(req, sizeof req,
+                 "POST /up HTTP/1.1\r\nHost: t\r\n%sContent-Length: 100\r\n\r\n0123456789",
+                 deadlines[i]);
+        int64_t t0 = real_now();
+        conn_send(&c, req); /* and never the other 90 bytes */
+        CHECK(closed_within(&c, 10000));
+        int64_t took = real_now() - t0;
+        printf("stalled body (%s) closed after %.3f s\n",
+               *deadlines[i] ? "grpc-timeout" : "maximum", (double)took / 1e9);
+        /* libmicrohttpd counts whole seconds, and checks them a second apart. */
+        CHECK(took < CCTX_SEC(5));
+        conn_close(&c);
+    }
+    CHECK_EQ(p.started, 0);
+    /* A request on a kept-alive connection after a body read in time still has
+     * the idle timeout: it is answered after more than its deadline of silence. */
+    static struct conn c;
+    conn_open(&c, cctx_mhd_port(s));
+    conn_send(&c, "POST /up HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 1S\r\n"
+                  "Content-Length: 3\r\n\r\nabc");
+    conn_read(&c, &r);
+    CHECK_EQ(r.status, 200);
+    for (int i = 0; i < 5; i++) /* idle between requests, beyond the first one's 1 s */
+        real_sleep_ms(500);
+    conn_send(&c, "GET /next HTTP/1.1\r\nHost: t\r\n\r\n");
+    conn_read(&c, &r);
+    CHECK_EQ(r.status, 200);
+    conn_close(&c);
+    cctx_mhd_free(s);
+    probe_destroy(&p);
+}
+
 /* An after-function that a hang-up runs on the server's canceller thread
  * and that shuts the server down. */
 static cctx_mhd_t *self_server;
