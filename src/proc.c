@@ -11,7 +11,13 @@
  *    descriptors dup2'd onto 0, 1 and 2 and every other one closed.
  *  - A pidfd (pidfd_open, Linux 5.3) opened right after the spawn. Between
  *    the spawn and pidfd_open the child cannot be reaped by anyone but us
- *    (the rule of proc.h), so the pidfd names the right process.
+ *    (the rule of proc.h), so the pidfd names the right process. From then
+ *    on it names that process and nothing else, even once someone else has
+ *    reaped it and its number went to another process: the library waits
+ *    and reaps through it (waitid P_PIDFD, Linux 5.4), signals the child
+ *    through it and, for the group, signals the group the child leads
+ *    through it (PIDFD_SIGNAL_PROCESS_GROUP, Linux 6.9). Each step falls
+ *    back to the PID where the kernel lacks it, safe by the rule.
  *  - Two after-functions: on_end, on ctx, sends the first signal and arms
  *    the second; on_kill, on a context of the library's with a timeout of
  *    kill_after (so kill_after is measured on cctx_now(), and the fake clock
@@ -49,7 +55,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "atomics.h"
 #include "cctx_config.h"
+#include "proc_internal.h"
 
 extern char **environ;
 
@@ -58,10 +66,23 @@ extern char **environ;
 
 #define DEFAULT_KILL_AFTER CCTX_SEC(5)
 
+#if CCTX_USE_LINUX
+/* waitid's idtype for a pidfd (Linux 5.4) and pidfd_send_signal's flag for
+ * the process group the pidfd's process belongs to (Linux 6.9): the
+ * kernel's numbers, spelled out because glibc names the first only in an
+ * enum (no #ifdef can see it) and no libc header has the second yet. */
+#define WAIT_P_PIDFD ((idtype_t)3)
+#define PIDFD_SIGNAL_PGRP (1U << 2)
+#endif
+
+atomic_bool cctx__proc_no_pidfd;
+_Atomic(cctx__proc_hook_fn) cctx__proc_before_wait;
+
 struct cctx_proc {
     pthread_mutex_t lock;
     pid_t pid;
     int pidfd;          /* -1 where the kernel has no pidfd_open */
+    bool wait_pidfd;    /* waitid takes the pidfd (P_PIDFD) */
     int sig;            /* the first signal */
     int64_t kill_after; /* resolved: never 0 */
     bool group;         /* signals go to the group -pid */
@@ -99,25 +120,56 @@ static void send_locked(struct cctx_proc *p, int sig)
 {
     if (p->reaped)
         return;
-    if (p->group) {
-        /* ESRCH only if every member has gone, which an unreaped leader
-         * rules out; nothing to do on failure either way. */
-        (void)kill(-p->pid, sig);
-        return;
-    }
 #if CCTX_USE_LINUX && defined(SYS_pidfd_send_signal)
-    /* With a pidfd, only a kernel without the call falls back to the PID:
-     * ESRCH means the child was reaped behind our back, and its PID may
-     * name a stranger now. */
-    if (p->pidfd >= 0 &&
-        (syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0) == 0 || errno != ENOSYS))
-        return;
+    if (p->pidfd >= 0 && p->group) {
+        /* The group the child leads, named by the pidfd: exact even if
+         * someone else reaped the child and its number now names another
+         * group. ESRCH: nobody is left in it. EINVAL: a kernel before 6.9. */
+        if (syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, PIDFD_SIGNAL_PGRP) == 0 ||
+            errno != EINVAL)
+            return;
+        /* kill(-pid) is safe while the leader is unreaped (a zombie
+         * included), which signal 0 through the pidfd tells: ESRCH once it
+         * has been reaped behind our back, when -pid may name a stranger's
+         * group. ENOSYS: no pidfd_send_signal, the rule alone. */
+        if (syscall(SYS_pidfd_send_signal, p->pidfd, 0, NULL, 0) != 0 && errno != ENOSYS)
+            return;
+    } else if (p->pidfd >= 0) {
+        /* Only a kernel without the call falls back to the PID: ESRCH
+         * means the child was reaped behind our back, and its PID may name
+         * a stranger now. */
+        if (syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0) == 0 || errno != ENOSYS)
+            return;
+    }
 #endif
-    (void)kill(p->pid, sig);
+    /* By the rule of proc.h the unreaped child holds its PID and group ID:
+     * neither can name another process. */
+    (void)kill(p->group ? -p->pid : p->pid, sig);
 }
 
 /* No signal can be due any more: reaping is then safe for whoever still
  * signals by PID. */
+/* waitid on the child, restarted after EINTR: through the pidfd where the
+ * kernel takes one, which gives ECHILD once someone else has reaped the
+ * child, where P_PID would wait for (and with WNOWAIT unset, reap) another
+ * child of ours that took the number since. */
+static int wait_child(const struct cctx_proc *p, siginfo_t *si, int options)
+{
+    int r;
+    do {
+        memset(si, 0, sizeof *si);
+#if CCTX_USE_LINUX
+        if (p->wait_pidfd)
+            r = waitid(WAIT_P_PIDFD, (id_t)p->pidfd, si, options);
+        else
+#endif
+            r = waitid(P_PID, (id_t)p->pid, si, options);
+    } while (r < 0 && errno == EINTR);
+    return r;
+}
+
+static int status_of(const siginfo_t *si);
+
 static bool may_reap(const struct cctx_proc *p)
 {
     if (!p->group && p->pidfd >= 0)
@@ -131,13 +183,10 @@ static void reap_locked(struct cctx_proc *p)
 {
     if (p->reaped)
         return;
-    int st;
-    pid_t r;
-    do
-        r = waitpid(p->pid, &st, 0);
-    while (r < 0 && errno == EINTR);
-    if (r == p->pid && !p->exited) {
-        p->status = st;
+    siginfo_t si;
+    int r = wait_child(p, &si, WEXITED);
+    if (r == 0 && !p->exited) {
+        p->status = status_of(&si);
         p->exited = true;
     }
     /* r < 0 (ECHILD) means someone broke the rule and reaped it: nothing
@@ -303,7 +352,17 @@ CCTX_API cctx_proc_t *cctx_proc_spawn(cctx_t *ctx, const char *path, char *const
         if (tmp[i] >= 0)
             close(tmp[i]), tmp[i] = -1;
 
-    p->pidfd = pidfd_open_(p->pid);
+    if (!cctx__atomic_load_relaxed(&cctx__proc_no_pidfd))
+        p->pidfd = pidfd_open_(p->pid);
+#if CCTX_USE_LINUX
+    if (p->pidfd >= 0) {
+        /* Linux 5.3 has pidfd_open but no P_PIDFD (EINVAL): waits go by
+         * PID there, signals still through the pidfd. */
+        siginfo_t si;
+        p->wait_pidfd = true;
+        p->wait_pidfd = wait_child(p, &si, WEXITED | WNOHANG | WNOWAIT) == 0 || errno != EINVAL;
+    }
+#endif
     p->ctx = cctx_ref(ctx);
     /* If ctx ended since the check above, on_end runs now: the child is
      * signalled at once, as it would have been a moment later. */
@@ -356,12 +415,11 @@ CCTX_API int cctx_proc_wait(cctx_proc_t *p, int *status)
         /* WNOWAIT: learn of the exit but leave the child a zombie, so that
          * its PID stays ours until the reaping below, under the lock. This
          * call needs no lock: it neither reaps nor signals. */
+        cctx__proc_hook_fn hook = cctx__atomic_load_relaxed(&cctx__proc_before_wait);
+        if (hook)
+            hook(p);
         siginfo_t si;
-        int r;
-        do {
-            memset(&si, 0, sizeof si);
-            r = waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOWAIT);
-        } while (r < 0 && errno == EINTR);
+        int r = wait_child(p, &si, WEXITED | WNOWAIT);
         pthread_mutex_lock(&p->lock);
         if (!p->exited) {
             if (r == 0) {
@@ -406,16 +464,21 @@ CCTX_API void cctx_proc_free(cctx_proc_t *p)
     pthread_mutex_lock(&p->lock);
     if (!p->reaped) {
         siginfo_t si;
-        memset(&si, 0, sizeof si);
-        int r = waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOHANG | WNOWAIT);
+        int r = wait_child(p, &si, WEXITED | WNOHANG | WNOWAIT);
         bool running = r == 0 && si.si_pid == 0;
         bool pending =
             p->group && p->term_sent && !p->kill_sent && p->kill_after != CCTX_NO_DEADLINE;
-        if (running || pending) {
-            send_locked(p, SIGKILL);
-            p->kill_sent = true;
+        if (r < 0) {
+            /* ECHILD: reaped behind our back; nothing of it is ours to
+             * signal or reap any more. */
+            p->reaped = true;
+        } else {
+            if (running || pending) {
+                send_locked(p, SIGKILL);
+                p->kill_sent = true;
+            }
+            reap_locked(p);
         }
-        reap_locked(p);
     }
     pthread_mutex_unlock(&p->lock);
     if (p->pidfd >= 0)

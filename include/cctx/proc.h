@@ -37,9 +37,15 @@
  * call wait(), waitpid(-1, ...) or waitid(P_ALL, ...) for children you did
  * not start, and do not set SIGCHLD to SIG_IGN or SA_NOCLDWAIT (the kernel
  * would then reap it). libuv, GLib and Go's runtime state the same rule.
- * Where pidfd_open(2) exists (Linux 5.3), the child's own signals (same_group)
- * go through a pidfd and stay safe even if that rule is broken; the group
- * signal (kill(-pgid)) has no pidfd form and relies on the rule.
+ * Where pidfd_open(2) exists (Linux 5.3) the library holds a pidfd of the
+ * child, which keeps it safe even if that rule is broken, when the child's
+ * PID goes to another process: it waits and reaps through the pidfd (Linux
+ * 5.4), so that process is never waited for nor reaped (cctx_proc_wait
+ * reports ECHILD); the child's own signals (same_group) go through it; the
+ * group's go through it too on Linux 6.9 and later (the process group the
+ * pidfd's process leads), and before 6.9 by kill(-pgid) only while the
+ * pidfd shows the child unreaped. Without pidfds, all of it goes by PID,
+ * safe by the rule alone.
  *
  * Descriptors. The child has exactly three open descriptors from the
  * parent, 0, 1 and 2: stdin_fd, stdout_fd and stderr_fd (-1: the parent's

@@ -1,0 +1,213 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * <cctx/proc.h> when the rule of proc.h is broken (someone else reaps the
+ * child) and the child's PID is handed out again, to another child of this
+ * process: the library must neither wait for, reap nor signal that process.
+ * The tests choose the next PID through /proc/sys/kernel/ns_last_pid (tests
+ * run as root; skipped without it). Also the PID path of the library (no
+ * pidfd, as on older kernels and other systems), through a test hook, and
+ * waits by several threads at once.
+ */
+#define _GNU_SOURCE
+#include <cctx.h>
+#include <cctx/proc.h>
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include "cctx_config.h" /* CCTX_PORTABLE */
+#include "harness.h"
+#include "proc_internal.h"
+#include "support.h"
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+static cctx_proc_t *spawn_sh(cctx_t *ctx, const char *script, const cctx_proc_opts_t *o)
+{
+    char *argv[] = {"sh", "-c", (char *)script, NULL};
+    cctx_proc_t *p = cctx_proc_spawn(ctx, "/bin/sh", argv, NULL, o);
+    CHECK(p != NULL);
+    return p;
+}
+
+static void check_no_children(void)
+{
+    errno = 0;
+    CHECK_EQ(waitpid(-1, NULL, WNOHANG), -1);
+    CHECK_EQ(errno, ECHILD);
+}
+
+static bool have_pidfd(void)
+{
+    long self = CCTX_PORTABLE ? -1 : syscall(SYS_pidfd_open, getpid(), 0);
+    if (self < 0)
+        return false;
+    close((int)self);
+    return true;
+}
+
+static void need_ns_last_pid(void)
+{
+    int probe = open("/proc/sys/kernel/ns_last_pid", O_WRONLY);
+    if (probe < 0)
+        SKIP_IN_THIS_BUILD("cannot choose the next PID (/proc/sys/kernel/ns_last_pid)");
+    close(probe);
+}
+
+/* Forks a child of this process that gets PID pid (skips the test if the
+ * kernel does not hand it out in 50 tries). The child leads a group of its
+ * own if own_group; it reads one byte from hold_fd (the read end of a pipe
+ * whose write end the test keeps; -1: none) and exits 7. Only system calls in
+ * the child: this process may have threads. */
+static pid_t take_pid(pid_t pid, bool own_group, int hold_fd, int hold_wr)
+{
+    for (int tries = 0; tries < 50; tries++) {
+        int fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY);
+        CHECK(fd >= 0);
+        dprintf(fd, "%d", (int)pid - 1);
+        close(fd);
+        pid_t s = fork();
+        CHECK(s >= 0);
+        if (s == 0) {
+            if (own_group)
+                syscall(SYS_setpgid, 0, 0);
+            if (hold_fd >= 0) {
+                char c;
+                syscall(SYS_close, hold_wr);
+                syscall(SYS_read, hold_fd, &c, 1);
+            }
+            syscall(SYS_exit_group, 7);
+        }
+        if (s == pid) {
+            if (own_group)
+                (void)setpgid(s, s); /* before the test goes on, whoever is first */
+            return s;
+        }
+        kill(s, SIGKILL);
+        waitpid(s, NULL, 0);
+    }
+    SKIP_IN_THIS_BUILD("the PID was not handed out again in 50 tries");
+}
+
+/* ---- a PID reaped behind the library's back, then reused ----------------------- */
+
+/* The child is reaped by the application; its PID goes to another child of
+ * this process, which exits 7. cctx_proc_wait reports ECHILD, not that
+ * child's status, and cctx_proc_free does not reap it. */
+TEST(proc_wait_never_takes_a_child_that_reused_the_pid)
+{
+    if (!have_pidfd())
+        SKIP_IN_THIS_BUILD("no pidfd: the library waits by PID, safe only by the rule");
+    need_ns_last_pid();
+    cctx_proc_t *p = spawn_sh(cctx_background(), "exit 4", NULL);
+    pid_t pid = cctx_proc_pid(p);
+    int st;
+    CHECK_EQ(waitpid(pid, &st, 0), pid); /* the rule broken */
+    pid_t stranger = take_pid(pid, false, -1, -1);
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    CHECK_EQ(waitid(P_PID, (id_t)stranger, &si, WEXITED | WNOWAIT), 0); /* exited, unreaped */
+    st = -1;
+    CHECK_EQ(cctx_proc_wait(p, &st), ECHILD);
+    CHECK_EQ(st, -1);
+    cctx_proc_free(p);
+    CHECK_EQ(waitpid(stranger, &st, 0), stranger); /* still ours to reap */
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 7);
+    check_no_children();
+}
+
+/* The same with the child's group: the PID goes to a process that leads a
+ * group of its own, numbered as the child's was. The context's signal must
+ * not reach it (kill(-pid) would). */
+TEST(proc_group_signal_never_reaches_a_group_that_reused_the_pid)
+{
+    if (!have_pidfd())
+        SKIP_IN_THIS_BUILD("no pidfd: the library signals by PID, safe only by the rule");
+    need_ns_last_pid();
+    cctx_cancel_t *cancel;
+    cctx_t *ctx = cctx_with_cancel(cctx_background(), &cancel);
+    cctx_proc_opts_t o = CCTX_PROC_OPTS_INIT;
+    o.kill_after = CCTX_MSEC(-1); /* SIGKILL with the first signal */
+    cctx_proc_t *p = spawn_sh(ctx, "exit 0", &o);
+    pid_t pid = cctx_proc_pid(p);
+    int st;
+    CHECK_EQ(waitpid(pid, &st, 0), pid); /* the rule broken */
+    int hold[2];
+    CHECK(pipe2(hold, O_CLOEXEC) == 0);
+    pid_t stranger = take_pid(pid, true, hold[0], hold[1]);
+    close(hold[0]);
+    CHECK_EQ(getpgid(stranger), stranger);
+    cctx_cancel(cancel); /* SIGTERM and SIGKILL: to the child's group, or nowhere */
+    close(hold[1]);      /* the stranger may go now */
+    CHECK_EQ(waitpid(stranger, &st, 0), stranger);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 7);
+    CHECK_EQ(cctx_proc_wait(p, NULL), ECHILD);
+    cctx_proc_free(p);
+    cctx_release(ctx);
+    check_no_children();
+}
+
+/* ---- the PID path: no pidfd ------------------------------------------------------ */
+
+/* With no pidfd (older kernels, other systems), the same behaviour by PID:
+ * the status, the signals to the child or its group, a child reaped behind
+ * the library's back, and nothing left behind. The handle holds no
+ * descriptor then. */
+TEST(proc_pid_path_without_pidfd)
+{
+    atomic_store_explicit(&cctx__proc_no_pidfd, true, memory_order_relaxed);
+    int fds = count_open_fds();
+    cctx_proc_t *p = spawn_sh(cctx_background(), "exit 3", NULL);
+    CHECK_EQ(count_open_fds(), fds); /* no pidfd */
+    int st;
+    CHECK_EQ(cctx_proc_wait(p, &st), 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 3);
+    CHECK_EQ(cctx_proc_wait(p, &st), 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 3);
+    cctx_proc_free(p);
+    check_no_children();
+
+    for (int same_group = 0; same_group < 2; same_group++) {
+        cctx_cancel_t *cancel;
+        cctx_t *ctx = cctx_with_cancel(cctx_background(), &cancel);
+        cctx_proc_opts_t o = CCTX_PROC_OPTS_INIT;
+        o.same_group = same_group;
+        o.kill_after = CCTX_MSEC(100);
+        int out[2];
+        CHECK(pipe2(out, O_CLOEXEC) == 0);
+        o.stdout_fd = out[1];
+        /* SIGTERM ignored (from 'R' on): the SIGKILL ends it. */
+        p = spawn_sh(ctx, "trap '' TERM; echo R; while :; do sleep 1; done", &o);
+        close(out[1]);
+        char c;
+        CHECK_EQ(read(out[0], &c, 1), 1);
+        CHECK_EQ(c, 'R');
+        close(out[0]);
+        cctx_cancel(cancel);
+        CHECK_EQ(cctx_proc_wait(p, &st), 0);
+        CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+        cctx_proc_free(p);
+        cctx_release(ctx);
+    }
+    /* free of a running child, and a group killed on free */
+    p = spawn_sh(cctx_background(), "sleep 1000 & wait", NULL);
+    cctx_proc_free(p);
+    /* reaped behind the library's back */
+    cctx_cancel_t *cancel;
+    cctx_t *ctx = cctx_with_cancel(cctx_background(), &cancel);
+    p = spawn_sh(ctx, "exit 4", NULL);
+    CHECK_EQ(waitpid(cctx_proc_pid(p), &st, 0), cctx_proc_pid(p));
+    st = -1;
+    CHECK_EQ(cctx_proc_wait(p, &st), ECHILD);
+    CHECK_EQ(st, -1);
+    cctx_cancel(cancel);
+    cctx_proc_free(p);
+    cctx_release(ctx);
+    CHECK_EQ(count_open_fds(), fds);
+    check_no_children();
+}
