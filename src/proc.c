@@ -95,6 +95,7 @@ struct cctx_proc {
     /* Under lock. */
     bool term_sent, kill_sent, exited, reaped;
     bool lost; /* reaped by someone else: no status (ECHILD) */
+    int waiting; /* threads of cctx_proc_wait in (or about to enter) waitid */
     int status;
 };
 
@@ -410,17 +411,24 @@ CCTX_API int cctx_proc_wait(cctx_proc_t *p, int *status)
         return EINVAL;
     pthread_mutex_lock(&p->lock);
     bool known = p->exited;
+    if (!known)
+        p->waiting++;
     pthread_mutex_unlock(&p->lock);
     if (!known) {
         /* WNOWAIT: learn of the exit but leave the child a zombie, so that
          * its PID stays ours until the reaping below, under the lock. This
-         * call needs no lock: it neither reaps nor signals. */
+         * call needs no lock: it neither reaps nor signals. And nobody
+         * reaps while we are counted in `waiting`: without a pidfd this
+         * waitid names the PID, which a reaping by another waiter would
+         * hand to the next process (perhaps a child of ours, for which we
+         * would then wait). */
         cctx__proc_hook_fn hook = cctx__atomic_load_relaxed(&cctx__proc_before_wait);
         if (hook)
             hook(p);
         siginfo_t si;
         int r = wait_child(p, &si, WEXITED | WNOWAIT);
         pthread_mutex_lock(&p->lock);
+        p->waiting--;
         if (!p->exited) {
             if (r == 0) {
                 p->status = status_of(&si);
@@ -436,7 +444,8 @@ CCTX_API int cctx_proc_wait(cctx_proc_t *p, int *status)
         pthread_mutex_unlock(&p->lock);
     }
     pthread_mutex_lock(&p->lock);
-    if (may_reap(p))
+    /* The last waiter out reaps (or free, which no wait may overlap). */
+    if (p->waiting == 0 && may_reap(p))
         reap_locked(p);
     int rc = p->lost ? ECHILD : 0;
     if (status && !rc)

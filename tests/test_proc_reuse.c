@@ -42,6 +42,21 @@ static void check_no_children(void)
     CHECK_EQ(errno, ECHILD);
 }
 
+/* pid's state letter in /proc (Z for a zombie), or 0 if there is none. */
+static char proc_state(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *rp = strrchr(buf, ')');
+    return rp && rp[1] == ' ' ? rp[2] : 0;
+}
+
 static bool have_pidfd(void)
 {
     long self = CCTX_PORTABLE ? -1 : syscall(SYS_pidfd_open, getpid(), 0);
@@ -210,4 +225,99 @@ TEST(proc_pid_path_without_pidfd)
     cctx_release(ctx);
     CHECK_EQ(count_open_fds(), fds);
     check_no_children();
+}
+
+/* ---- waits by several threads ------------------------------------------------------ */
+
+/* The waiter that the hook holds just before its waitid, until the test
+ * opens `go`. */
+static _Thread_local bool slow_thread;
+static struct latch *slow_held, *slow_go;
+
+static void hold_slow_waiter(struct cctx_proc *p)
+{
+    (void)p;
+    if (!slow_thread)
+        return;
+    latch_add(slow_held);
+    latch_wait_open(slow_go);
+}
+
+struct waiter {
+    cctx_proc_t *p;
+    int rc, st;
+    atomic_bool done;
+};
+
+static void *slow_waiter(void *arg)
+{
+    struct waiter *w = arg;
+    slow_thread = true;
+    w->rc = cctx_proc_wait(w->p, &w->st);
+    atomic_store_explicit(&w->done, true, memory_order_release);
+    return NULL;
+}
+
+/* Two threads wait; one is held (by a hook) between its decision to wait
+ * and its waitid, while the other sees the exit and returns. Nothing may be
+ * reaped while the held one has still to look: a reaping would let the PID
+ * go to another process, which the held waiter would then wait for (by PID,
+ * without a pidfd). Here the PID, if it was let go, goes to another child
+ * of this process that runs until the test ends: the held waiter must still
+ * return at once, with the child's status. Both with and without a pidfd. */
+TEST(proc_concurrent_waits_never_wait_for_a_reused_pid)
+{
+    need_ns_last_pid();
+    for (int use_pidfd = 0; use_pidfd < 2; use_pidfd++) {
+        if (use_pidfd && !have_pidfd())
+            break;
+        atomic_store_explicit(&cctx__proc_no_pidfd, !use_pidfd, memory_order_relaxed);
+        struct latch held = LATCH_INIT, go = LATCH_INIT;
+        slow_held = &held;
+        slow_go = &go;
+        cctx_cancel_t *cancel;
+        cctx_t *ctx = cctx_with_cancel(cctx_background(), &cancel);
+        cctx_proc_opts_t o = CCTX_PROC_OPTS_INIT;
+        o.kill_after = CCTX_NO_DEADLINE; /* after the SIGTERM no signal is due: waits reap */
+        cctx_proc_t *p = spawn_sh(ctx, "exec sleep 1000", &o);
+        pid_t pid = cctx_proc_pid(p);
+        atomic_store_explicit(&cctx__proc_before_wait, hold_slow_waiter, memory_order_relaxed);
+        struct waiter w = {.p = p};
+        pthread_t t;
+        CHECK_EQ(pthread_create(&t, NULL, slow_waiter, &w), 0);
+        latch_wait_n(&held, 1);
+        cctx_cancel(cancel);
+        int st;
+        CHECK_EQ(cctx_proc_wait(p, &st), 0);
+        CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM);
+        pid_t stranger = -1;
+        int hold[2] = {-1, -1};
+        if (proc_state(pid) != 'Z') { /* reaped: the PID may go elsewhere */
+            CHECK(pipe2(hold, O_CLOEXEC) == 0);
+            stranger = take_pid(pid, false, hold[0], hold[1]);
+            close(hold[0]);
+        }
+        latch_open(&go);
+        int64_t end = real_now() + CCTX_SEC(10);
+        while (!atomic_load_explicit(&w.done, memory_order_acquire)) {
+            if (real_now() > end) {
+                fprintf(stderr, "the held waiter waits for another process (pidfd %d)\n",
+                        use_pidfd);
+                abort();
+            }
+            real_sleep_ms(1);
+        }
+        CHECK_EQ(pthread_join(t, NULL), 0);
+        atomic_store_explicit(&cctx__proc_before_wait, NULL, memory_order_relaxed);
+        CHECK_EQ(w.rc, 0);
+        CHECK(WIFSIGNALED(w.st) && WTERMSIG(w.st) == SIGTERM);
+        if (stranger > 0) {
+            close(hold[1]);
+            CHECK_EQ(waitpid(stranger, &st, 0), stranger);
+            CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 7);
+        }
+        check_no_children(); /* the last waiter out reaped */
+        cctx_proc_free(p);
+        cctx_release(ctx);
+    }
 }

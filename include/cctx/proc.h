@@ -109,7 +109,8 @@ CCTX_API cctx_proc_t *cctx_proc_spawn(cctx_t *ctx, const char *path, char *const
  * 0, EINVAL for a NULL p, or ECHILD if something else reaped the child
  * (the rule at the top of this file was broken; *status is not written).
  * May be called again: it returns the same status. Threads may wait at the
- * same time. */
+ * same time (the child is reaped only once none of them has still to look
+ * at it, so none can wait by a PID already free for reuse). */
 CCTX_API int cctx_proc_wait(cctx_proc_t *p, int *status);
 
 /* The child's PID (also its process group ID unless same_group); -1 for a
