@@ -81,6 +81,7 @@ _Atomic(cctx__proc_hook_fn) cctx__proc_before_wait;
 struct cctx_proc {
     pthread_mutex_t lock;
     pid_t pid;
+    pid_t owner;        /* the process that spawned it: see ours() */
     int pidfd;          /* -1 where the kernel has no pidfd_open */
     bool wait_pidfd;    /* waitid takes the pidfd (P_PIDFD) */
     int sig;            /* the first signal */
@@ -114,12 +115,23 @@ static int pidfd_open_(pid_t pid)
 #endif
 }
 
+/* Whether this process is the one that spawned the child. A child of
+ * fork() inherits the handle, and its copy of ctx ends too (an inherited
+ * deadline fires there as well), but the child process is its parent's to
+ * wait for, reap and signal: the parent may have reaped it, and the number
+ * gone to a stranger, whatever the copy says. getpid() is not cached by
+ * glibc or musl, so a fork without atfork handlers is seen too. */
+static bool ours(const struct cctx_proc *p)
+{
+    return getpid() == p->owner;
+}
+
 /* Sends sig to the child, or its group. Called with p->lock held and the
  * child unreaped, which is what makes the PID (and the group ID, equal to it)
  * safe to name. */
 static void send_locked(struct cctx_proc *p, int sig)
 {
-    if (p->reaped)
+    if (p->reaped || !ours(p))
         return;
 #if CCTX_USE_LINUX && defined(SYS_pidfd_send_signal)
     if (p->pidfd >= 0 && p->group) {
@@ -156,6 +168,13 @@ static void send_locked(struct cctx_proc *p, int sig)
  * child of ours that took the number since. */
 static int wait_child(const struct cctx_proc *p, siginfo_t *si, int options)
 {
+    if (!ours(p)) {
+        /* Not a child of this process: what waitid would say, without
+         * naming a PID that may be one of ours now. */
+        memset(si, 0, sizeof *si);
+        errno = ECHILD;
+        return -1;
+    }
     int r;
     do {
         memset(si, 0, sizeof *si);
@@ -212,7 +231,9 @@ static void on_end(void *arg)
     pthread_mutex_lock(&p->lock);
     send_locked(p, p->sig);
     p->term_sent = true;
-    bool arm = p->kill_after != CCTX_NO_DEADLINE && !p->reaped;
+    /* A fork child's copy sends nothing (see ours): no SIGKILL to arm, nor
+     * the timer thread that would take. */
+    bool arm = p->kill_after != CCTX_NO_DEADLINE && !p->reaped && ours(p);
     pthread_mutex_unlock(&p->lock);
     if (!arm)
         return;
@@ -291,6 +312,7 @@ CCTX_API cctx_proc_t *cctx_proc_spawn(cctx_t *ctx, const char *path, char *const
     if (!p)
         return spawn_failed(ENOMEM);
     pthread_mutex_init(&p->lock, NULL);
+    p->owner = getpid();
     p->pidfd = -1;
     p->sig = opts->signal ? opts->signal : SIGTERM;
     p->kill_after = opts->kill_after ? opts->kill_after : DEFAULT_KILL_AFTER;

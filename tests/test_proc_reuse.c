@@ -321,3 +321,78 @@ TEST(proc_concurrent_waits_never_wait_for_a_reused_pid)
         cctx_release(ctx);
     }
 }
+
+/* ---- a child of fork() --------------------------------------------------------------- */
+
+/* A child of fork() inherits the handle and the context, and ends the
+ * context later (an inherited deadline fires there too), after the parent
+ * has waited for, reaped and freed the child, and its PID went to a process
+ * that leads a group of its own. The fork child's copy must signal nothing
+ * (kill(-pid) would reach that group), wait for nothing and reap nothing.
+ * Both with and without a pidfd. */
+TEST(proc_handle_inherited_by_fork_signals_nothing)
+{
+    need_ns_last_pid();
+    for (int use_pidfd = 0; use_pidfd < 2; use_pidfd++) {
+        if (use_pidfd && !have_pidfd())
+            break;
+        atomic_store_explicit(&cctx__proc_no_pidfd, !use_pidfd, memory_order_relaxed);
+        cctx_cancel_t *cancel;
+        cctx_t *ctx = cctx_with_cancel(cctx_background(), &cancel);
+        cctx_proc_opts_t o = CCTX_PROC_OPTS_INIT;
+        o.kill_after = CCTX_NO_DEADLINE; /* no deadline to arm: no thread in the fork child */
+        int in[2], out[2], go[2];
+        CHECK(pipe2(in, O_CLOEXEC) == 0);
+        CHECK(pipe2(out, O_CLOEXEC) == 0);
+        CHECK(pipe2(go, O_CLOEXEC) == 0);
+        o.stdin_fd = in[0];
+        o.stdout_fd = out[1];
+        cctx_proc_t *p = spawn_sh(ctx, "echo R; read x", &o);
+        close(in[0]);
+        close(out[1]);
+        char c;
+        CHECK_EQ(read(out[0], &c, 1), 1);
+        close(out[0]);
+        pid_t pid = cctx_proc_pid(p);
+        fflush(NULL);
+        pid_t f = fork();
+        CHECK(f >= 0);
+        if (f == 0) {
+            close(in[1]);
+            close(go[1]);
+            if (read(go[0], &c, 1) != 1)
+                _exit(2);
+            cctx_cancel(cancel); /* the copy of the context ends here */
+            int st = -1;
+            int rc = cctx_proc_wait(p, &st);
+            cctx_proc_free(p);
+            _exit(rc == ECHILD && st == -1 ? 0 : 3);
+        }
+        close(go[0]);
+        /* The parent ends the child itself, waits, reaps, frees. */
+        CHECK_EQ(kill(pid, SIGKILL), 0);
+        int st;
+        CHECK_EQ(cctx_proc_wait(p, &st), 0);
+        CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+        close(in[1]);
+        cctx_proc_free(p);
+        CHECK(proc_state(pid) == 0 || proc_state(pid) != 'Z');
+        int hold[2];
+        CHECK(pipe2(hold, O_CLOEXEC) == 0);
+        pid_t stranger = take_pid(pid, true, hold[0], hold[1]);
+        close(hold[0]);
+        /* The fork child ends its copy of the context now (a byte: the
+         * stranger holds a copy of go[1], no end of file would come). */
+        CHECK_EQ(write(go[1], "g", 1), 1);
+        close(go[1]);
+        CHECK_EQ(child_exit_status(f), 0);
+        close(hold[1]);
+        CHECK_EQ(waitpid(stranger, &st, 0), stranger);
+        if (!WIFEXITED(st))
+            fprintf(stderr, "the stranger was killed by signal %d (pidfd %d)\n", WTERMSIG(st),
+                    use_pidfd);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 7);
+        cctx_release(ctx);
+        check_no_children();
+    }
+}
