@@ -58,10 +58,11 @@
  *
  * Signals in the child: no signal is blocked, and every signal has its
  * default action (an ignored SIGPIPE or SIGTERM of the parent is not
- * inherited). *
- * fork(). A handle inherited by a child of fork() is its parent's: the child
- * process is not the fork child's child, and the parent may reap it at any
- * time. There, the end of the context (the inherited copy ends too, an
+ * inherited).
+ *
+ * After fork(). A handle inherited by a child of fork() is its parent's:
+ * the child process is not the fork child's child, and the parent may reap
+ * it at any time. There, the end of the context (the inherited copy ends too, an
  * inherited deadline fires there as well) signals nothing, cctx_proc_wait
  * returns ECHILD, and cctx_proc_free frees the copy without signalling or
  * reaping anything.
