@@ -395,8 +395,10 @@ int64_t real_now(void)
 
 void real_sleep_ms(int ms)
 {
-    struct timespec ts = {0, (long)ms * 1000000L};
-    while (nanosleep(&ts, &ts) != 0)
+    /* tv_nsec must stay below a second (nanosleep refuses more with EINVAL,
+     * which would loop here for ever); only an interruption is retried. */
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
 }
 
