@@ -30,6 +30,8 @@
  * parent's socket is not its own): a fork handler closes the listening
  * descriptor in the child, so that the parent's socket, left behind if the
  * parent is killed, refuses connections rather than queueing them for no one.
+ * A connection being served as the process forks is shut down when its
+ * answer is sent, so its client sees the end although the child holds a copy.
  * A program the child execs reads CCTX_DEBUG anew.
  */
 #define _GNU_SOURCE
@@ -202,6 +204,10 @@ static void *inspect_main(void *arg)
             continue;
         }
         serve(fd);
+        /* A child forked meanwhile holds a copy of fd, and the peer would see
+         * no end of the answer until that child exits: shutdown ends it for
+         * the socket, whoever else holds a descriptor of it. */
+        shutdown(fd, SHUT_RDWR);
         close(fd);
     }
     return NULL;

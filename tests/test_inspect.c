@@ -5,11 +5,13 @@
  * sized when asked; another user cannot reach it, even through a directory
  * opened by mistake (peer credentials); with the switch off nothing is
  * served. A client slow to ask or to read is given up on within a bound for
- * the whole, and a child of fork() leaves no listener behind its parent.
+ * the whole, and a child of fork() leaves no listener behind its parent and
+ * holds no client's answer open.
  * (test_inspect_tool.c: cctx-inspect against answers given by hand.)
  */
 #define _GNU_SOURCE
 #include <cctx.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -53,7 +55,8 @@ static void *churn(void *arg)
 /* Serves until its standard input closes; says "ready" once the tree is up.
  * With INSPECT_TEST_CONTEXTS=N, N more contexts make a big dump; with
  * INSPECT_TEST_FORK set, it first forks a child that starts no thread (it may
- * run under ThreadSanitizer) and waits for its standard input to close. */
+ * run under ThreadSanitizer) and waits for its standard input to close. An
+ * 'f' on its standard input forks such a child at that moment ("forked"). */
 CHILD(inspect_under_load)
 {
     root = cctx_with_cancel(cctx_background(), NULL);
@@ -64,7 +67,7 @@ CHILD(inspect_under_load)
     cctx_t **many = calloc((size_t)more + 1, sizeof *many);
     for (int i = 0; i < more; i++)
         many[i] = cctx_with_cancel(held, NULL);
-    if (getenv("INSPECT_TEST_FORK")) {
+    if (getenv("INSPECT_TEST_FORK") && strcmp(getenv("INSPECT_TEST_FORK"), "late") != 0) {
         /* "ready" waits for the child's fork handlers, which run before fork
          * returns in it: the byte it writes says they have. */
         int handled[2];
@@ -88,8 +91,21 @@ CHILD(inspect_under_load)
     printf("ready\n");
     fflush(stdout);
     char b;
-    while (read(0, &b, 1) > 0)
-        ;
+    while (read(0, &b, 1) > 0) {
+        if (b != 'f')
+            continue;
+        /* Asked to fork now (INSPECT_TEST_FORK=late): the child holds
+         * whatever descriptors it inherits until standard input closes. */
+        pid_t pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+            while (read(0, &b, 1) > 0)
+                ;
+            _exit(0);
+        }
+        printf("forked\n");
+        fflush(stdout);
+    }
     atomic_store(&stop, 1);
     for (int i = 0; i < N; i++)
         pthread_join(th[i], NULL);
@@ -381,6 +397,72 @@ TEST(inspect_leaves_no_listener_in_a_child_of_fork)
     close(s.from);
     CHECK(unlink(s.sock) == 0);
     CHECK(rmdir(s.dir) == 0);
+}
+
+/* How many sockets process pid has open. */
+static int sockets_of(pid_t pid)
+{
+    char dir[64], path[384], target[64];
+    snprintf(dir, sizeof dir, "/proc/%ld/fd", (long)pid);
+    DIR *d = opendir(dir);
+    CHECK(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        ssize_t len = readlink(path, target, sizeof target - 1);
+        if (len > 0 && (target[len] = '\0', strncmp(target, "socket:", 7) == 0))
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+/* A client connected when the program forks: the child holds a copy of the
+ * accepted connection, so closing the parent's descriptor sent no end, and a
+ * client reading to the end (an unsized request) waited as long as the
+ * child lived. */
+TEST(inspect_answer_ends_for_a_client_served_as_the_program_forks)
+{
+    struct served s;
+    start_served(&s, true, "INSPECT_TEST_FORK=late");
+    int before = sockets_of(s.pid);
+    int fd = connect_to(s.sock);
+    CHECK(fd >= 0);
+    /* The serving thread has taken the connection once it has one socket
+     * more than the listener. */
+    int64_t give_up = real_now() + CCTX_SEC(10);
+    while (sockets_of(s.pid) == before) {
+        CHECK(real_now() < give_up);
+        real_sleep_ms(1);
+    }
+    CHECK(write(s.to, "f", 1) == 1);
+    char forked[9] = {0}; /* start_served read "ready" without its newline */
+    size_t got = 0;
+    while (got < 8) {
+        ssize_t r = read(s.from, forked + got, 8 - got);
+        CHECK(r > 0);
+        got += (size_t)r;
+    }
+    CHECK_STR(forked, "\nforked\n");
+    dprintf(fd, "text\n");
+    size_t n = 0;
+    char buf[4096];
+    int64_t until = real_now() + CCTX_SEC(5); /* generous: it takes milliseconds */
+    for (;;) {
+        struct pollfd p = {fd, POLLIN, 0};
+        int64_t left = until - real_now();
+        CHECK(left > 0 && poll(&p, 1, (int)(left / 1000000) + 1) >= 0);
+        if (p.revents == 0)
+            continue;
+        ssize_t r = read(fd, buf, sizeof buf);
+        CHECK(r >= 0);
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    CHECK(n > 0);
+    close(fd);
+    stop_served(&s); /* the child ends with its standard input too */
 }
 
 /* A process of another user: 0 if it got nothing, 1 if it got the tree. */
