@@ -117,6 +117,26 @@ TEST(propagate_traceparent_future_versions)
     check_traceparents_refused(bad, sizeof bad / sizeof bad[0]);
 }
 
+/* A later version's flags other than "sampled" may mean anything: they are
+ * not sent on as version 00's. */
+TEST(propagate_traceparent_future_version_keeps_only_sampled)
+{
+    static const struct {
+        const char *text;
+        uint8_t flags;
+    } cases[] = {
+        {"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-ff", 0x01},
+        {"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-fe-x", 0x00},
+        {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-ff", 0xff}, /* 00's own */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cctx_trace_t t;
+        poison_trace(&t);
+        CHECK_EQ(tp_parse(cases[i].text, &t), 0);
+        CHECK_EQ(t.flags, cases[i].flags);
+    }
+}
+
 TEST(propagate_traceparent_invalid)
 {
     static const char *const bad[] = {

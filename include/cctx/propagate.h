@@ -94,11 +94,12 @@ typedef struct cctx_trace {
 
 /* Parses a traceparent header into out: out->trace_id and out->parent_id
  * take the header's trace-id and parent-id, out->span_id is set equal to
- * parent_id (cctx_trace_child makes the span of this hop), flags are kept,
- * the tracestate is cleared. Version 00 is exactly
+ * parent_id (cctx_trace_child makes the span of this hop), version 00's
+ * flags are kept, the tracestate is cleared. Version 00 is exactly
  * "00-<32 hex>-<16 hex>-<2 hex>", lower-case hex only. A version above 00 is
  * read the same way from its first 55 bytes if those are followed by the end
- * or by '-' (the W3C rule for future versions), and is sent on as 00.
+ * or by '-' (the W3C rule for future versions), and is sent on as 00; of its
+ * flags only CCTX_TRACE_SAMPLED is kept (its other bits are not 00's).
  * EINVAL (out untouched): version ff, an all-zero trace-id or parent-id,
  * upper case or any other non-hex digit, a wrong length or separator. */
 CCTX_API int cctx_traceparent_parse(const char *text, size_t len, cctx_trace_t *out);
