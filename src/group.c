@@ -203,6 +203,9 @@ static void hand_over(struct worker *w, task_fn fn, void *arg, const char *file,
     w->func = func;
 }
 
+/* How spawn creates a thread (testhooks.h). */
+_Atomic(cctx__pthread_create_fn) cctx__group_thread_create = pthread_create;
+
 /* Starts a new worker that takes the task at once. Called with g->mu held:
  * the new thread runs its task without the lock and needs it only to count
  * the task done, so the count and the list, updated here after
@@ -220,7 +223,7 @@ static int spawn(cctx_group_t *g, task_fn fn, void *arg, const char *file, int l
     atomic_init(&w->turn, TURN_TASK);
     /* Default attributes; the new thread inherits this thread's signal mask
      * (documented in the header). */
-    int r = pthread_create(&w->thread, NULL, worker_main, w);
+    int r = cctx__atomic_load_relaxed(&cctx__group_thread_create)(&w->thread, NULL, worker_main, w);
     if (r != 0) {
         free(w);
         return r == ENOMEM ? ENOMEM : EAGAIN;

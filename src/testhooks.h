@@ -6,6 +6,7 @@
 #ifndef CCTX_TESTHOOKS_H
 #define CCTX_TESTHOOKS_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -23,6 +24,12 @@ long cctx__test_lock_sleeps(void);
  * and pool threads take (group.c). */
 struct cctx_group;
 void cctx__test_group_hold_lock(struct cctx_group *g, bool hold);
+/* How a group's pool creates a thread (group.c): pthread_create, or a test's
+ * that fails (as at a thread limit) or acts at that moment. Called with the
+ * group's lock held. */
+typedef int (*cctx__pthread_create_fn)(pthread_t *thread, const pthread_attr_t *attr,
+                                       void *(*fn)(void *), void *arg);
+extern _Atomic(cctx__pthread_create_fn) cctx__group_thread_create;
 /* Called, when set, by a stop that has just claimed a queued registration,
  * before it unlinks it from its queue (after.c). */
 typedef void (*cctx__plain_hook_fn)(void);
