@@ -21,7 +21,11 @@
  *  - Threads. Each group has its own pool. A task goes to an idle thread of
  *    the pool; a thread is created only when none is idle, so the pool grows
  *    to the largest number of tasks that ran at once, never beyond the limit
- *    when one is set. Idle threads wait for the next task until
+ *    when one is set. A go that needs a thread and cannot create one
+ *    (EAGAIN, ENOMEM) neither runs its task nor keeps it to run later: the
+ *    threads the pool has go on with their tasks, an idle one still takes
+ *    the next task with no creation, and the next go that needs a thread
+ *    tries again. Idle threads wait for the next task until
  *    cctx_group_wait (which ends the group) or cctx_group_free joins them.
  *    Threads have the default attributes (stack size included) and, as
  *    pthread_create gives them, the signal mask of the thread whose
