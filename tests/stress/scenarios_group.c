@@ -13,13 +13,19 @@
  * canceller of the parent, or free), and tasks call go on their own group
  * only without a limit, so no round can deadlock by design: a round that
  * hangs is a lost wake-up in the library, which the supervisor reports.
+ *
+ * Short of threads: the same races while the pool's thread creations fail
+ * in turn (through the hook cctx__group_thread_create), so that go returns
+ * EAGAIN now and then, and the task it was given must never run.
  */
 #define _GNU_SOURCE
 #include <cctx/group.h>
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "stress.h"
+#include "testhooks.h"
 
 /* Longer than any round can take: a task still blocked then missed the
  * end of its context. */
@@ -50,6 +56,7 @@ struct round {
     cctx_cancel_t *parent_cancel;
     int limit;
     bool cancels; /* a thread cancels the parent during the round */
+    bool short_of_threads; /* creations may fail: go may return EAGAIN */
     struct task tasks[TASKS];
     atomic_int next_nested; /* the next free slot in tasks[TOP ..] */
     atomic_int running, ran;
@@ -71,7 +78,7 @@ static int task_fn(cctx_t *ctx, void *arg)
         STRESS_CHECK(i < TASKS);
         struct task *c = &rd->tasks[i];
         int e = cctx_group_go(rd->g, task_fn, c);
-        STRESS_CHECK(e == 0 || e == ECANCELED);
+        STRESS_CHECK(e == 0 || e == ECANCELED || (e == EAGAIN && rd->short_of_threads));
         if (e == 0)
             atomic_store(&c->accepted, 1);
     }
@@ -89,10 +96,11 @@ static void go_burst(void *arg)
     bool ended = false;
     for (int i = gr->first; i < gr->first + GOS; i++) {
         int e = cctx_group_go(gr->rd->g, task_fn, &gr->rd->tasks[i]);
-        STRESS_CHECK(e == 0 || e == ECANCELED);
-        /* Once a group has ended, it stays ended. */
-        STRESS_CHECK(!ended || e != 0);
-        ended = e != 0;
+        STRESS_CHECK(e == 0 || e == ECANCELED || (e == EAGAIN && gr->rd->short_of_threads));
+        /* Once a group has ended, it stays ended (a failed creation ends
+         * nothing). */
+        STRESS_CHECK(!ended || e == ECANCELED);
+        ended = e == ECANCELED;
         if (e == 0)
             atomic_store(&gr->rd->tasks[i].accepted, 1);
     }
@@ -184,12 +192,30 @@ static void add_goers(struct team *t, struct round *rd, struct goer *goers)
 
 /* ---- go vs wait ----------------------------------------------------------------- */
 
-static int group_go_vs_wait(struct run *r)
+/* Of the pool's thread creations, every fail_every-th fails (0: none). */
+static atomic_int creates_tried, fail_every;
+
+static int short_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *),
+                        void *arg)
+{
+    int every = atomic_load(&fail_every);
+    if (every != 0 && (atomic_fetch_add(&creates_tried, 1) + 1) % every == 0)
+        return EAGAIN;
+    return pthread_create(thread, attr, fn, arg);
+}
+
+static int go_vs_wait(struct run *r, bool short_of_threads)
 {
     blocks_begin();
+    if (short_of_threads)
+        atomic_store(&cctx__group_thread_create, short_create);
     while (more_rounds(r)) {
         cctx_t *parent;
         struct round *rd = new_round(r, &parent);
+        if (short_of_threads) {
+            rd->short_of_threads = true;
+            atomic_store(&fail_every, 2 + (int)rnd_below(r, 3));
+        }
         int waiters = 1 + (int)rnd_below(r, 2);
         struct goer goers[GOERS];
         struct team t;
@@ -230,8 +256,19 @@ static int group_go_vs_wait(struct run *r)
         cctx_group_free(rd->g);
         cctx_release(parent);
     }
+    atomic_store(&cctx__group_thread_create, pthread_create);
     blocks_end();
     return 0;
+}
+
+static int group_go_vs_wait(struct run *r)
+{
+    return go_vs_wait(r, false);
+}
+
+static int group_go_short_of_threads(struct run *r)
+{
+    return go_vs_wait(r, true);
 }
 
 /* ---- free with tasks running -------------------------------------------------------- */
@@ -263,6 +300,9 @@ static int group_free_vs_tasks(struct run *r)
 const struct scenario scenarios_group[] = {
     {"group_go_vs_wait", "each accepted task runs once, before the wait; a failure is the cause",
      group_go_vs_wait},
+    {"group_go_short_of_threads",
+     "as go vs wait, creations failing in turn: a go that gets EAGAIN ran nothing",
+     group_go_short_of_threads},
     {"group_free_vs_tasks", "free waits for every task; a go on a full group wakes at the end",
      group_free_vs_tasks},
 };
