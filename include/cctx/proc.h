@@ -114,7 +114,8 @@ CCTX_API cctx_proc_t *cctx_proc_spawn(cctx_t *ctx, const char *path, char *const
  * ends, since the end of ctx is what makes the child exit) and stores its
  * wait status (WIFEXITED, WTERMSIG...) in *status if status is not NULL.
  * 0, EINVAL for a NULL p, or ECHILD if something else reaped the child
- * (the rule at the top of this file was broken; *status is not written).
+ * (the rule at the top of this file was broken) or p was inherited by a
+ * child of fork() (see "After fork()" above); *status is not written then.
  * May be called again: it returns the same status. Threads may wait at the
  * same time (the child is reaped only once none of them has still to look
  * at it, so none can wait by a PID already free for reuse). */
