@@ -68,7 +68,7 @@ extern char **environ;
 
 #if CCTX_USE_LINUX
 /* waitid's idtype for a pidfd (Linux 5.4) and pidfd_send_signal's flag for
- * the process group the pidfd's process belongs to (Linux 6.9): the
+ * the process group the pidfd's process leads (Linux 6.9): the
  * kernel's numbers, spelled out because glibc names the first only in an
  * enum (no #ifdef can see it) and no libc header has the second yet. */
 #define WAIT_P_PIDFD ((idtype_t)3)
@@ -76,6 +76,8 @@ extern char **environ;
 #endif
 
 atomic_bool cctx__proc_no_pidfd;
+atomic_bool cctx__proc_no_wait_pidfd;
+atomic_bool cctx__proc_no_group_pidfd;
 _Atomic(cctx__proc_hook_fn) cctx__proc_before_wait;
 
 struct cctx_proc {
@@ -137,9 +139,11 @@ static void send_locked(struct cctx_proc *p, int sig)
     if (p->pidfd >= 0 && p->group) {
         /* The group the child leads, named by the pidfd: exact even if
          * someone else reaped the child and its number now names another
-         * group. ESRCH: nobody is left in it. EINVAL: a kernel before 6.9. */
-        if (syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, PIDFD_SIGNAL_PGRP) == 0 ||
-            errno != EINVAL)
+         * group. ESRCH: nobody is left in it. EINVAL: a kernel before 6.9,
+         * as a test may make this one look. */
+        bool flag = !cctx__atomic_load_relaxed(&cctx__proc_no_group_pidfd);
+        if (flag && (syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, PIDFD_SIGNAL_PGRP) == 0 ||
+                     errno != EINVAL))
             return;
         /* kill(-pid) is safe while the leader is unreaped (a zombie
          * included), which signal 0 through the pidfd tells: ESRCH once it
@@ -160,8 +164,6 @@ static void send_locked(struct cctx_proc *p, int sig)
     (void)kill(p->group ? -p->pid : p->pid, sig);
 }
 
-/* No signal can be due any more: reaping is then safe for whoever still
- * signals by PID. */
 /* waitid on the child, restarted after EINTR: through the pidfd where the
  * kernel takes one, which gives ECHILD once someone else has reaped the
  * child, where P_PID would wait for (and with WNOWAIT unset, reap) another
@@ -190,6 +192,8 @@ static int wait_child(const struct cctx_proc *p, siginfo_t *si, int options)
 
 static int status_of(const siginfo_t *si);
 
+/* No signal can be due any more: reaping is then safe for whoever still
+ * signals by PID. */
 static bool may_reap(const struct cctx_proc *p)
 {
     if (!p->group && p->pidfd >= 0)
@@ -382,8 +386,9 @@ CCTX_API cctx_proc_t *cctx_proc_spawn(cctx_t *ctx, const char *path, char *const
         /* Linux 5.3 has pidfd_open but no P_PIDFD (EINVAL): waits go by
          * PID there, signals still through the pidfd. */
         siginfo_t si;
-        p->wait_pidfd = true;
-        p->wait_pidfd = wait_child(p, &si, WEXITED | WNOHANG | WNOWAIT) == 0 || errno != EINVAL;
+        p->wait_pidfd = !cctx__atomic_load_relaxed(&cctx__proc_no_wait_pidfd);
+        if (p->wait_pidfd)
+            p->wait_pidfd = wait_child(p, &si, WEXITED | WNOHANG | WNOWAIT) == 0 || errno != EINVAL;
     }
 #endif
     p->ctx = cctx_ref(ctx);

@@ -12,6 +12,14 @@
 /* Set: cctx_proc_spawn opens no pidfd, as on a kernel or a system without
  * pidfds, so that the tests run the PID path of the library too. */
 extern atomic_bool cctx__proc_no_pidfd;
+/* Set: the kernel is taken to be older than this one, so that the tests run
+ * the library's paths for older kernels on this one. no_wait_pidfd: waitid
+ * takes no pidfd (P_PIDFD: EINVAL), as on Linux 5.3, which has pidfd_open;
+ * read by cctx_proc_spawn. no_group_pidfd: pidfd_send_signal takes no
+ * PIDFD_SIGNAL_PROCESS_GROUP (EINVAL), as before Linux 6.9; read at each
+ * signal. */
+extern atomic_bool cctx__proc_no_wait_pidfd;
+extern atomic_bool cctx__proc_no_group_pidfd;
 
 /* Called, when set, by cctx_proc_wait outside the handle's lock just before
  * it waits for the child's exit: a test holds a waiter there. */

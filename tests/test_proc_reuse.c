@@ -4,9 +4,10 @@
  * child) and the child's PID is handed out again, to another child of this
  * process: the library must neither wait for, reap nor signal that process.
  * The tests choose the next PID through /proc/sys/kernel/ns_last_pid (tests
- * run as root; skipped without it). Also the PID path of the library (no
- * pidfd, as on older kernels and other systems), through a test hook, and
- * waits by several threads at once.
+ * run as root; skipped without it). Also the paths of the library for
+ * older kernels (no pidfd, as on other systems too; no waitid by pidfd;
+ * no group signal through the pidfd), played on this one through test
+ * hooks, and waits by several threads at once.
  */
 #define _GNU_SOURCE
 #include <cctx.h>
@@ -16,6 +17,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -63,6 +65,56 @@ static bool have_pidfd(void)
     if (self < 0)
         return false;
     close((int)self);
+    return true;
+}
+
+/* Whether waitid takes a pidfd (P_PIDFD, Linux 5.4): ECHILD for this
+ * process's own pidfd, where Linux 5.3 says EINVAL. */
+static bool have_wait_pidfd(void)
+{
+    if (!have_pidfd())
+        return false;
+    int self = (int)syscall(SYS_pidfd_open, getpid(), 0);
+    siginfo_t si;
+    int r = waitid((idtype_t)3, (id_t)self, &si, WEXITED | WNOHANG);
+    int err = errno;
+    close(self);
+    return r == 0 || err != EINVAL;
+}
+
+/* Whether pidfd_send_signal takes PIDFD_SIGNAL_PROCESS_GROUP (Linux 6.9):
+ * signal 0 to the group this process may lead, where older kernels refuse
+ * the flag with EINVAL. */
+static bool have_group_pidfd(void)
+{
+    if (!have_pidfd())
+        return false;
+    int self = (int)syscall(SYS_pidfd_open, getpid(), 0);
+    long r = syscall(SYS_pidfd_send_signal, self, 0, NULL, 1U << 2);
+    int err = errno;
+    close(self);
+    return r == 0 || err != EINVAL;
+}
+
+/* The kernels whose paths the library tells apart, played on this one
+ * through the hooks of proc_internal.h: no pidfd (before 5.3, and every
+ * other system), 5.3 (pidfd_open, but waitid by PID and the group by
+ * kill(-pgid)), 5.4 to 6.8 (the group by kill(-pgid)), and this kernel. */
+enum kernel { NO_PIDFD, LINUX_5_3, LINUX_5_4, THIS_KERNEL, KERNELS };
+static const char *const kernel_name[KERNELS] = {"no pidfd", "Linux 5.3", "Linux 5.4 to 6.8",
+                                                 "this kernel"};
+
+/* Makes the library behave as on kernel k from now on (a handle keeps how
+ * it waits from its spawn); false, and nothing changed, if this system has
+ * no pidfd to play k with. */
+static bool play_kernel(enum kernel k)
+{
+    if (k != NO_PIDFD && !have_pidfd())
+        return false;
+    atomic_store_explicit(&cctx__proc_no_pidfd, k == NO_PIDFD, memory_order_relaxed);
+    atomic_store_explicit(&cctx__proc_no_wait_pidfd, k == LINUX_5_3, memory_order_relaxed);
+    atomic_store_explicit(&cctx__proc_no_group_pidfd, k == LINUX_5_3 || k == LINUX_5_4,
+                          memory_order_relaxed);
     return true;
 }
 
@@ -116,8 +168,9 @@ static pid_t take_pid(pid_t pid, bool own_group, int hold_fd, int hold_wr)
  * child's status, and cctx_proc_free does not reap it. */
 TEST(proc_wait_never_takes_a_child_that_reused_the_pid)
 {
-    if (!have_pidfd())
-        SKIP_IN_THIS_BUILD("no pidfd: the library waits by PID, safe only by the rule");
+    if (!have_wait_pidfd())
+        SKIP_IN_THIS_BUILD("waitid takes no pidfd: the library waits by PID, safe only by "
+                           "the rule");
     need_ns_last_pid();
     cctx_proc_t *p = spawn_sh(cctx_background(), "exit 4", NULL);
     pid_t pid = cctx_proc_pid(p);
@@ -138,93 +191,246 @@ TEST(proc_wait_never_takes_a_child_that_reused_the_pid)
 
 /* The same with the child's group: the PID goes to a process that leads a
  * group of its own, numbered as the child's was. The context's signal must
- * not reach it (kill(-pid) would). */
+ * not reach it (kill(-pid) would): through the pidfd's group, or, before
+ * Linux 6.9, not at all once signal 0 through the pidfd finds the child
+ * reaped. */
 TEST(proc_group_signal_never_reaches_a_group_that_reused_the_pid)
 {
     if (!have_pidfd())
         SKIP_IN_THIS_BUILD("no pidfd: the library signals by PID, safe only by the rule");
     need_ns_last_pid();
-    cctx_cancel_t *cancel;
-    cctx_t *ctx = cctx_with_cancel(cctx_background(), &cancel);
-    cctx_proc_opts_t o = CCTX_PROC_OPTS_INIT;
-    o.kill_after = CCTX_MSEC(-1); /* SIGKILL with the first signal */
-    cctx_proc_t *p = spawn_sh(ctx, "exit 0", &o);
-    pid_t pid = cctx_proc_pid(p);
-    int st;
-    CHECK_EQ(waitpid(pid, &st, 0), pid); /* the rule broken */
-    int hold[2];
-    CHECK(pipe2(hold, O_CLOEXEC) == 0);
-    pid_t stranger = take_pid(pid, true, hold[0], hold[1]);
-    close(hold[0]);
-    CHECK_EQ(getpgid(stranger), stranger);
-    cctx_cancel(cancel); /* SIGTERM and SIGKILL: to the child's group, or nowhere */
-    close(hold[1]);      /* the stranger may go now */
-    CHECK_EQ(waitpid(stranger, &st, 0), stranger);
-    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 7);
-    CHECK_EQ(cctx_proc_wait(p, NULL), ECHILD);
-    cctx_proc_free(p);
-    cctx_release(ctx);
-    check_no_children();
-}
-
-/* ---- the PID path: no pidfd ------------------------------------------------------ */
-
-/* With no pidfd (older kernels, other systems), the same behaviour by PID:
- * the status, the signals to the child or its group, a child reaped behind
- * the library's back, and nothing left behind. The handle holds no
- * descriptor then. */
-TEST(proc_pid_path_without_pidfd)
-{
-    atomic_store_explicit(&cctx__proc_no_pidfd, true, memory_order_relaxed);
-    int fds = count_open_fds();
-    cctx_proc_t *p = spawn_sh(cctx_background(), "exit 3", NULL);
-    CHECK_EQ(count_open_fds(), fds); /* no pidfd */
-    int st;
-    CHECK_EQ(cctx_proc_wait(p, &st), 0);
-    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 3);
-    CHECK_EQ(cctx_proc_wait(p, &st), 0);
-    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 3);
-    cctx_proc_free(p);
-    check_no_children();
-
-    for (int same_group = 0; same_group < 2; same_group++) {
+    for (enum kernel k = LINUX_5_3; k < KERNELS; k++) {
+        CHECK(play_kernel(k));
         cctx_cancel_t *cancel;
         cctx_t *ctx = cctx_with_cancel(cctx_background(), &cancel);
         cctx_proc_opts_t o = CCTX_PROC_OPTS_INIT;
-        o.same_group = same_group;
-        o.kill_after = CCTX_MSEC(100);
-        int out[2];
-        CHECK(pipe2(out, O_CLOEXEC) == 0);
-        o.stdout_fd = out[1];
-        /* SIGTERM ignored (from 'R' on): the SIGKILL ends it. */
-        p = spawn_sh(ctx, "trap '' TERM; echo R; while :; do sleep 1; done", &o);
-        close(out[1]);
-        char c;
-        CHECK_EQ(read(out[0], &c, 1), 1);
-        CHECK_EQ(c, 'R');
-        close(out[0]);
-        cctx_cancel(cancel);
+        o.kill_after = CCTX_MSEC(-1); /* SIGKILL with the first signal */
+        cctx_proc_t *p = spawn_sh(ctx, "exit 0", &o);
+        pid_t pid = cctx_proc_pid(p);
+        int st;
+        CHECK_EQ(waitpid(pid, &st, 0), pid); /* the rule broken */
+        int hold[2];
+        CHECK(pipe2(hold, O_CLOEXEC) == 0);
+        pid_t stranger = take_pid(pid, true, hold[0], hold[1]);
+        close(hold[0]);
+        CHECK_EQ(getpgid(stranger), stranger);
+        cctx_cancel(cancel); /* SIGTERM and SIGKILL: to the child's group, or nowhere */
+        close(hold[1]);      /* the stranger may go now */
+        CHECK_EQ(waitpid(stranger, &st, 0), stranger);
+        if (!WIFEXITED(st))
+            fprintf(stderr, "%s: the stranger was killed by signal %d\n", kernel_name[k],
+                    WTERMSIG(st));
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 7);
+        CHECK_EQ(cctx_proc_wait(p, NULL), ECHILD);
+        cctx_proc_free(p);
+        cctx_release(ctx);
+        check_no_children();
+    }
+}
+
+/* ---- the paths of older kernels ------------------------------------------------- */
+
+/* On each older kernel's path (no pidfd, as on other systems; waits by PID,
+ * as on 5.3; the group by kill(-pgid), as before 6.9), the same behaviour:
+ * the status, the signals to the child or its group, a child reaped behind
+ * the library's back, and nothing left behind. The handle holds a
+ * descriptor only with a pidfd. */
+TEST(proc_paths_of_older_kernels)
+{
+    for (enum kernel k = NO_PIDFD; k < THIS_KERNEL; k++) {
+        if (!play_kernel(k))
+            break;
+        int fds = count_open_fds();
+        cctx_proc_t *p = spawn_sh(cctx_background(), "exit 3", NULL);
+        CHECK_EQ(count_open_fds(), fds + (k != NO_PIDFD)); /* the pidfd */
+        int st;
         CHECK_EQ(cctx_proc_wait(p, &st), 0);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 3);
+        CHECK_EQ(cctx_proc_wait(p, &st), 0);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 3);
+        cctx_proc_free(p);
+        check_no_children();
+
+        for (int same_group = 0; same_group < 2; same_group++) {
+            cctx_cancel_t *cancel;
+            cctx_t *ctx = cctx_with_cancel(cctx_background(), &cancel);
+            cctx_proc_opts_t o = CCTX_PROC_OPTS_INIT;
+            o.same_group = same_group;
+            o.kill_after = CCTX_MSEC(100);
+            int out[2];
+            CHECK(pipe2(out, O_CLOEXEC) == 0);
+            o.stdout_fd = out[1];
+            /* SIGTERM ignored (from 'R' on): the SIGKILL ends it. */
+            p = spawn_sh(ctx, "trap '' TERM; echo R; while :; do sleep 1; done", &o);
+            close(out[1]);
+            char c;
+            CHECK_EQ(read(out[0], &c, 1), 1);
+            CHECK_EQ(c, 'R');
+            close(out[0]);
+            cctx_cancel(cancel);
+            CHECK_EQ(cctx_proc_wait(p, &st), 0);
+            CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+            cctx_proc_free(p);
+            cctx_release(ctx);
+        }
+        /* free of a running child, and a group killed on free */
+        p = spawn_sh(cctx_background(), "sleep 1000 & wait", NULL);
+        cctx_proc_free(p);
+        /* reaped behind the library's back */
+        cctx_cancel_t *cancel;
+        cctx_t *ctx = cctx_with_cancel(cctx_background(), &cancel);
+        p = spawn_sh(ctx, "exit 4", NULL);
+        CHECK_EQ(waitpid(cctx_proc_pid(p), &st, 0), cctx_proc_pid(p));
+        st = -1;
+        CHECK_EQ(cctx_proc_wait(p, &st), ECHILD);
+        CHECK_EQ(st, -1);
+        cctx_cancel(cancel);
+        cctx_proc_free(p);
+        cctx_release(ctx);
+        CHECK_EQ(count_open_fds(), fds);
+        check_no_children();
+    }
+}
+
+/* A member of a child's group: a process of this test that joins the group
+ * pgid, as a grandchild would, with SIGTERM blocked, so that a SIGTERM sent
+ * to the group stays pending where /proc shows it (no race with its
+ * delivery). It runs until killed. */
+static pid_t member_join(pid_t pgid)
+{
+    int ready[2];
+    CHECK(pipe2(ready, O_CLOEXEC) == 0);
+    pid_t m = fork();
+    CHECK(m >= 0);
+    if (m == 0) {
+        sigset_t term;
+        sigemptyset(&term);
+        sigaddset(&term, SIGTERM);
+        sigprocmask(SIG_BLOCK, &term, NULL);
+        syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL); /* not left behind by a failure */
+        char c = 'm';
+        syscall(SYS_write, ready[1], &c, 1);
+        for (;;)
+            syscall(SYS_pause);
+    }
+    CHECK_EQ(setpgid(m, pgid), 0);
+    close(ready[1]);
+    char c;
+    CHECK_EQ(read(ready[0], &c, 1), 1);
+    close(ready[0]);
+    return m;
+}
+
+/* Whether sig is pending for the process m (sent to it or its group). */
+static bool member_has_pending(pid_t m, int sig)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)m);
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL);
+    unsigned long long mask = 0;
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f))
+        found = sscanf(line, "ShdPnd: %llx", &mask) == 1;
+    fclose(f);
+    CHECK(found);
+    return mask >> (sig - 1) & 1;
+}
+
+/* Kills the member and returns how it ended. */
+static int member_end(pid_t m)
+{
+    (void)kill(m, SIGKILL);
+    int st;
+    CHECK_EQ(waitpid(m, &st, 0), m);
+    return st;
+}
+
+/* The child's group on each kernel's path: a member that outlives the child
+ * gets the context's SIGTERM once the child has exited (a zombie the
+ * library holds), and the SIGKILL kill_after later. Once the child has been
+ * reaped behind the library's back, before Linux 6.9 its group gets nothing
+ * (kill(-pgid) could name a stranger's group by then); the pidfd still names
+ * the group on 6.9 and later, and without a pidfd the rule alone decides. */
+TEST(proc_group_signals_on_the_paths_of_each_kernel)
+{
+    for (enum kernel k = NO_PIDFD; k < KERNELS; k++) {
+        if (!play_kernel(k))
+            break;
+        /* The child exits; the member is signalled when the context ends. */
+        cctx_cancel_t *cancel;
+        cctx_t *ctx = cctx_with_cancel(cctx_background(), &cancel);
+        cctx_proc_opts_t o = CCTX_PROC_OPTS_INIT;
+        o.kill_after = CCTX_NO_DEADLINE;
+        int in[2];
+        CHECK(pipe2(in, O_CLOEXEC) == 0);
+        o.stdin_fd = in[0];
+        cctx_proc_t *p = spawn_sh(ctx, "read x", &o);
+        close(in[0]);
+        pid_t m = member_join(cctx_proc_pid(p));
+        CHECK_EQ(write(in[1], "\n", 1), 1);
+        int st;
+        CHECK_EQ(cctx_proc_wait(p, &st), 0);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        CHECK(!member_has_pending(m, SIGTERM));
+        cctx_cancel(cancel);
+        if (!member_has_pending(m, SIGTERM)) {
+            fprintf(stderr, "%s: the group got no SIGTERM\n", kernel_name[k]);
+            abort();
+        }
+        st = member_end(m);
         CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
         cctx_proc_free(p);
         cctx_release(ctx);
+        close(in[1]);
+
+        /* The SIGKILL, kill_after after the SIGTERM, ends child and member. */
+        ctx = cctx_with_cancel(cctx_background(), &cancel);
+        o = (cctx_proc_opts_t)CCTX_PROC_OPTS_INIT;
+        o.kill_after = CCTX_MSEC(100);
+        int out[2];
+        CHECK(pipe2(in, O_CLOEXEC) == 0);
+        CHECK(pipe2(out, O_CLOEXEC) == 0);
+        o.stdin_fd = in[0];
+        o.stdout_fd = out[1];
+        p = spawn_sh(ctx, "trap '' TERM; echo R; read x", &o);
+        close(in[0]);
+        close(out[1]);
+        char c;
+        CHECK_EQ(read(out[0], &c, 1), 1);
+        close(out[0]);
+        m = member_join(cctx_proc_pid(p));
+        cctx_cancel(cancel);
+        CHECK_EQ(cctx_proc_wait(p, &st), 0);
+        CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+        CHECK_EQ(waitpid(m, &st, 0), m);
+        CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+        cctx_proc_free(p);
+        cctx_release(ctx);
+        close(in[1]);
+
+        /* The child reaped behind the library's back, the member alive. */
+        ctx = cctx_with_cancel(cctx_background(), &cancel);
+        o = (cctx_proc_opts_t)CCTX_PROC_OPTS_INIT;
+        o.kill_after = CCTX_NO_DEADLINE;
+        CHECK(pipe2(in, O_CLOEXEC) == 0);
+        o.stdin_fd = in[0];
+        p = spawn_sh(ctx, "read x", &o);
+        close(in[0]);
+        pid_t pid = cctx_proc_pid(p);
+        m = member_join(pid);
+        CHECK_EQ(write(in[1], "\n", 1), 1);
+        CHECK_EQ(waitpid(pid, &st, 0), pid); /* the rule broken */
+        cctx_cancel(cancel);
+        bool signalled = k == NO_PIDFD || (k == THIS_KERNEL && have_group_pidfd());
+        CHECK_EQ(member_has_pending(m, SIGTERM), signalled);
+        CHECK_EQ(cctx_proc_wait(p, NULL), ECHILD);
+        member_end(m);
+        cctx_proc_free(p);
+        cctx_release(ctx);
+        close(in[1]);
+        check_no_children();
     }
-    /* free of a running child, and a group killed on free */
-    p = spawn_sh(cctx_background(), "sleep 1000 & wait", NULL);
-    cctx_proc_free(p);
-    /* reaped behind the library's back */
-    cctx_cancel_t *cancel;
-    cctx_t *ctx = cctx_with_cancel(cctx_background(), &cancel);
-    p = spawn_sh(ctx, "exit 4", NULL);
-    CHECK_EQ(waitpid(cctx_proc_pid(p), &st, 0), cctx_proc_pid(p));
-    st = -1;
-    CHECK_EQ(cctx_proc_wait(p, &st), ECHILD);
-    CHECK_EQ(st, -1);
-    cctx_cancel(cancel);
-    cctx_proc_free(p);
-    cctx_release(ctx);
-    CHECK_EQ(count_open_fds(), fds);
-    check_no_children();
 }
 
 /* ---- waits by several threads ------------------------------------------------------ */
@@ -264,14 +470,13 @@ static void *slow_waiter(void *arg)
  * go to another process, which the held waiter would then wait for (by PID,
  * without a pidfd). Here the PID, if it was let go, goes to another child
  * of this process that runs until the test ends: the held waiter must still
- * return at once, with the child's status. Both with and without a pidfd. */
+ * return at once, with the child's status. On the path of each kernel. */
 TEST(proc_concurrent_waits_never_wait_for_a_reused_pid)
 {
     need_ns_last_pid();
-    for (int use_pidfd = 0; use_pidfd < 2; use_pidfd++) {
-        if (use_pidfd && !have_pidfd())
+    for (enum kernel k = 0; k < KERNELS; k++) {
+        if (!play_kernel(k))
             break;
-        atomic_store_explicit(&cctx__proc_no_pidfd, !use_pidfd, memory_order_relaxed);
         struct latch held = LATCH_INIT, go = LATCH_INIT;
         slow_held = &held;
         slow_go = &go;
@@ -301,8 +506,7 @@ TEST(proc_concurrent_waits_never_wait_for_a_reused_pid)
         int64_t end = real_now() + CCTX_SEC(10);
         while (!atomic_load_explicit(&w.done, memory_order_acquire)) {
             if (real_now() > end) {
-                fprintf(stderr, "the held waiter waits for another process (pidfd %d)\n",
-                        use_pidfd);
+                fprintf(stderr, "%s: the held waiter waits for another process\n", kernel_name[k]);
                 abort();
             }
             real_sleep_ms(1);
@@ -329,14 +533,13 @@ TEST(proc_concurrent_waits_never_wait_for_a_reused_pid)
  * has waited for, reaped and freed the child, and its PID went to a process
  * that leads a group of its own. The fork child's copy must signal nothing
  * (kill(-pid) would reach that group), wait for nothing and reap nothing.
- * Both with and without a pidfd. */
+ * On the path of each kernel. */
 TEST(proc_handle_inherited_by_fork_signals_nothing)
 {
     need_ns_last_pid();
-    for (int use_pidfd = 0; use_pidfd < 2; use_pidfd++) {
-        if (use_pidfd && !have_pidfd())
+    for (enum kernel k = 0; k < KERNELS; k++) {
+        if (!play_kernel(k))
             break;
-        atomic_store_explicit(&cctx__proc_no_pidfd, !use_pidfd, memory_order_relaxed);
         cctx_cancel_t *cancel;
         cctx_t *ctx = cctx_with_cancel(cctx_background(), &cancel);
         cctx_proc_opts_t o = CCTX_PROC_OPTS_INIT;
@@ -389,8 +592,8 @@ TEST(proc_handle_inherited_by_fork_signals_nothing)
         close(hold[1]);
         CHECK_EQ(waitpid(stranger, &st, 0), stranger);
         if (!WIFEXITED(st))
-            fprintf(stderr, "the stranger was killed by signal %d (pidfd %d)\n", WTERMSIG(st),
-                    use_pidfd);
+            fprintf(stderr, "%s: the stranger was killed by signal %d\n", kernel_name[k],
+                    WTERMSIG(st));
         CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 7);
         cctx_release(ctx);
         check_no_children();
