@@ -148,8 +148,10 @@ static void send_locked(struct cctx_proc *p, int sig)
         /* kill(-pid) is safe while the leader is unreaped (a zombie
          * included), which signal 0 through the pidfd tells: ESRCH once it
          * has been reaped behind our back, when -pid may name a stranger's
-         * group. ENOSYS: no pidfd_send_signal, the rule alone. */
-        if (syscall(SYS_pidfd_send_signal, p->pidfd, 0, NULL, 0) != 0 && errno != ENOSYS)
+         * group. Only ESRCH: EPERM (a leader running as a user we may not
+         * signal) is an unreaped one, and kill(-pid) reaches the members we
+         * may signal; ENOSYS: no pidfd_send_signal, the rule alone. */
+        if (syscall(SYS_pidfd_send_signal, p->pidfd, 0, NULL, 0) != 0 && errno == ESRCH)
             return;
     } else if (p->pidfd >= 0) {
         /* Only a kernel without the call falls back to the PID: ESRCH

@@ -295,8 +295,8 @@ TEST(proc_paths_of_older_kernels)
 /* A member of a child's group: a process of this test that joins the group
  * pgid, as a grandchild would, with SIGTERM blocked, so that a SIGTERM sent
  * to the group stays pending where /proc shows it (no race with its
- * delivery). It runs until killed. */
-static pid_t member_join(pid_t pgid)
+ * delivery). It runs as user uid (0: this process's) until killed. */
+static pid_t member_join(pid_t pgid, uid_t uid)
 {
     int ready[2];
     CHECK(pipe2(ready, O_CLOEXEC) == 0);
@@ -307,7 +307,11 @@ static pid_t member_join(pid_t pgid)
         sigemptyset(&term);
         sigaddset(&term, SIGTERM);
         sigprocmask(SIG_BLOCK, &term, NULL);
-        syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL); /* not left behind by a failure */
+        if (uid != 0 && syscall(SYS_setresuid, uid, uid, uid) != 0)
+            syscall(SYS_exit_group, 1);
+        /* Not left behind by a failure (after the change of user, which
+         * clears it). */
+        syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL);
         char c = 'm';
         syscall(SYS_write, ready[1], &c, 1);
         for (;;)
@@ -367,7 +371,7 @@ TEST(proc_group_signals_on_the_paths_of_each_kernel)
         o.stdin_fd = in[0];
         cctx_proc_t *p = spawn_sh(ctx, "read x", &o);
         close(in[0]);
-        pid_t m = member_join(cctx_proc_pid(p));
+        pid_t m = member_join(cctx_proc_pid(p), 0);
         CHECK_EQ(write(in[1], "\n", 1), 1);
         int st;
         CHECK_EQ(cctx_proc_wait(p, &st), 0);
@@ -399,7 +403,7 @@ TEST(proc_group_signals_on_the_paths_of_each_kernel)
         char c;
         CHECK_EQ(read(out[0], &c, 1), 1);
         close(out[0]);
-        m = member_join(cctx_proc_pid(p));
+        m = member_join(cctx_proc_pid(p), 0);
         cctx_cancel(cancel);
         CHECK_EQ(cctx_proc_wait(p, &st), 0);
         CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
@@ -418,7 +422,7 @@ TEST(proc_group_signals_on_the_paths_of_each_kernel)
         p = spawn_sh(ctx, "read x", &o);
         close(in[0]);
         pid_t pid = cctx_proc_pid(p);
-        m = member_join(pid);
+        m = member_join(pid, 0);
         CHECK_EQ(write(in[1], "\n", 1), 1);
         CHECK_EQ(waitpid(pid, &st, 0), pid); /* the rule broken */
         cctx_cancel(cancel);
@@ -426,6 +430,64 @@ TEST(proc_group_signals_on_the_paths_of_each_kernel)
         CHECK_EQ(member_has_pending(m, SIGTERM), signalled);
         CHECK_EQ(cctx_proc_wait(p, NULL), ECHILD);
         member_end(m);
+        cctx_proc_free(p);
+        cctx_release(ctx);
+        close(in[1]);
+        check_no_children();
+    }
+}
+
+/* The child runs as a user this process may not signal (a set-user-ID
+ * program, say) and leads a group with a member this process may signal:
+ * kill(-pgid) signals the members it may, and the library must too on each
+ * path. Signal 0 through the pidfd fails with EPERM for such a child, which
+ * is unreaped all the same; only ESRCH says it has been reaped. */
+TEST(proc_group_signal_reaches_the_members_under_a_child_of_another_user)
+{
+    if (geteuid() != 0)
+        SKIP_IN_THIS_BUILD("needs root, to run the child and this process as other users");
+    if (access("/usr/bin/setpriv", X_OK) != 0)
+        SKIP("no /usr/bin/setpriv (util-linux)");
+    for (enum kernel k = NO_PIDFD; k < KERNELS; k++) {
+        if (!play_kernel(k))
+            break;
+        cctx_cancel_t *cancel;
+        cctx_t *ctx = cctx_with_cancel(cctx_background(), &cancel);
+        cctx_proc_opts_t o = CCTX_PROC_OPTS_INIT;
+        o.kill_after = CCTX_NO_DEADLINE;
+        int in[2], out[2];
+        CHECK(pipe2(in, O_CLOEXEC) == 0);
+        CHECK(pipe2(out, O_CLOEXEC) == 0);
+        o.stdin_fd = in[0];
+        o.stdout_fd = out[1];
+        cctx_proc_t *p = spawn_sh(ctx,
+                                  "exec /usr/bin/setpriv --reuid=65534 --regid=65534 "
+                                  "--clear-groups /bin/sh -c 'echo L; read x'",
+                                  &o);
+        close(in[0]);
+        close(out[1]);
+        char c;
+        CHECK_EQ(read(out[0], &c, 1), 1); /* the child runs as 65534 */
+        close(out[0]);
+        pid_t pid = cctx_proc_pid(p);
+        pid_t m = member_join(pid, 65533);
+        /* This process as 65533 while the context ends: the saved ID keeps
+         * root, to come back to. */
+        CHECK_EQ(setresuid(65533, 65533, 0), 0);
+        errno = 0;
+        CHECK_EQ(kill(pid, 0), -1);
+        CHECK_EQ(errno, EPERM);
+        cctx_cancel(cancel);
+        CHECK_EQ(setresuid(0, 0, 0), 0);
+        if (!member_has_pending(m, SIGTERM)) {
+            fprintf(stderr, "%s: the member got no SIGTERM\n", kernel_name[k]);
+            abort();
+        }
+        member_end(m);
+        CHECK_EQ(write(in[1], "\n", 1), 1); /* the child, never signalled, may go */
+        int st;
+        CHECK_EQ(cctx_proc_wait(p, &st), 0);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
         cctx_proc_free(p);
         cctx_release(ctx);
         close(in[1]);

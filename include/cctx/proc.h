@@ -44,8 +44,10 @@
  * reports ECHILD); the child's own signals (same_group) go through it; the
  * group's go through it too on Linux 6.9 and later (the process group the
  * pidfd's process leads), and before 6.9 by kill(-pgid) only while the
- * pidfd shows the child unreaped. Without pidfds, all of it goes by PID,
- * safe by the rule alone.
+ * pidfd shows the child unreaped (a child running as a user this process
+ * may not signal is unreaped too: the members of its group that this
+ * process may signal get the signal).
+ * Without pidfds, all of it goes by PID, safe by the rule alone.
  *
  * Descriptors. The child has exactly three open descriptors from the
  * parent, 0, 1 and 2: stdin_fd, stdout_fd and stderr_fd (-1: the parent's
