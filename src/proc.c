@@ -122,7 +122,9 @@ static int pidfd_open_(pid_t pid)
  * deadline fires there as well), but the child process is its parent's to
  * wait for, reap and signal: the parent may have reaped it, and the number
  * gone to a stranger, whatever the copy says. getpid() is not cached by
- * glibc or musl, so a fork without atfork handlers is seen too. */
+ * glibc or musl, so a fork without atfork handlers is seen too. Each entry
+ * point asks before it takes p->lock: a thread the fork child lacks may
+ * have held it at the fork, and there it stays held for ever. */
 static bool ours(const struct cctx_proc *p)
 {
     return getpid() == p->owner;
@@ -133,7 +135,7 @@ static bool ours(const struct cctx_proc *p)
  * safe to name. */
 static void send_locked(struct cctx_proc *p, int sig)
 {
-    if (p->reaped || !ours(p))
+    if (p->reaped)
         return;
 #if CCTX_USE_LINUX && defined(SYS_pidfd_send_signal)
     if (p->pidfd >= 0 && p->group) {
@@ -172,13 +174,6 @@ static void send_locked(struct cctx_proc *p, int sig)
  * child of ours that took the number since. */
 static int wait_child(const struct cctx_proc *p, siginfo_t *si, int options)
 {
-    if (!ours(p)) {
-        /* Not a child of this process: what waitid would say, without
-         * naming a PID that may be one of ours now. */
-        memset(si, 0, sizeof *si);
-        errno = ECHILD;
-        return -1;
-    }
     int r;
     do {
         memset(si, 0, sizeof *si);
@@ -223,6 +218,8 @@ static void reap_locked(struct cctx_proc *p)
 static void on_kill(void *arg)
 {
     struct cctx_proc *p = arg;
+    if (!ours(p))
+        return;
     pthread_mutex_lock(&p->lock);
     if (!p->kill_sent) {
         send_locked(p, SIGKILL);
@@ -234,12 +231,14 @@ static void on_kill(void *arg)
 static void on_end(void *arg)
 {
     struct cctx_proc *p = arg;
+    /* A fork child's copy sends nothing (see ours): no SIGKILL to arm
+     * either, nor the timer thread that would take. */
+    if (!ours(p))
+        return;
     pthread_mutex_lock(&p->lock);
     send_locked(p, p->sig);
     p->term_sent = true;
-    /* A fork child's copy sends nothing (see ours): no SIGKILL to arm, nor
-     * the timer thread that would take. */
-    bool arm = p->kill_after != CCTX_NO_DEADLINE && !p->reaped && ours(p);
+    bool arm = p->kill_after != CCTX_NO_DEADLINE && !p->reaped;
     pthread_mutex_unlock(&p->lock);
     if (!arm)
         return;
@@ -438,6 +437,10 @@ CCTX_API int cctx_proc_wait(cctx_proc_t *p, int *status)
 {
     if (!p)
         return EINVAL;
+    /* Not a child of this process (see ours): what waitid would say,
+     * without naming a PID that may be one of ours now. */
+    if (!ours(p))
+        return ECHILD;
     pthread_mutex_lock(&p->lock);
     bool known = p->exited;
     if (!known)
@@ -483,6 +486,15 @@ CCTX_API int cctx_proc_wait(cctx_proc_t *p, int *status)
     return rc;
 }
 
+/* For the tests (proc_internal.h). */
+void cctx__test_proc_hold_lock(struct cctx_proc *p, bool hold)
+{
+    if (hold)
+        pthread_mutex_lock(&p->lock);
+    else
+        pthread_mutex_unlock(&p->lock);
+}
+
 CCTX_API pid_t cctx_proc_pid(const cctx_proc_t *p)
 {
     return p ? p->pid : -1;
@@ -498,6 +510,16 @@ CCTX_API void cctx_proc_free(cctx_proc_t *p)
     if (p->kill_armed) {
         cctx_after_stop(&p->kill_reg);
         cctx_release(p->kill_ctx);
+    }
+    if (!ours(p)) {
+        /* A fork child's copy: nothing to signal or reap, and p->lock may
+         * be held for ever (see ours), so it is neither taken nor
+         * destroyed. */
+        if (p->pidfd >= 0)
+            close(p->pidfd);
+        cctx_release(p->ctx);
+        free(p);
+        return;
     }
     pthread_mutex_lock(&p->lock);
     if (!p->reaped) {

@@ -27,4 +27,8 @@ struct cctx_proc;
 typedef void (*cctx__proc_hook_fn)(struct cctx_proc *p);
 extern _Atomic(cctx__proc_hook_fn) cctx__proc_before_wait;
 
+/* Takes (hold) or lets go of (!hold) the handle's lock, the one its
+ * signals, waits and reaping take. */
+void cctx__test_proc_hold_lock(struct cctx_proc *p, bool hold);
+
 #endif

@@ -661,3 +661,50 @@ TEST(proc_handle_inherited_by_fork_signals_nothing)
         check_no_children();
     }
 }
+
+/* The handle's lock was held by another thread of the parent at the fork
+ * (signalling, reaping, or in cctx_proc_wait): in the child it stays held
+ * for ever. The child's copy must not need it: the end of its context, its
+ * wait and its free all return. */
+static cctx_proc_t *held_proc;
+
+static void hold_proc_lock(bool hold)
+{
+    cctx__test_proc_hold_lock(held_proc, hold);
+}
+
+TEST(proc_handle_inherited_by_fork_needs_no_lock_another_thread_held)
+{
+    cctx_cancel_t *cancel;
+    cctx_t *ctx = cctx_with_cancel(cctx_background(), &cancel);
+    cctx_proc_opts_t o = CCTX_PROC_OPTS_INIT;
+    o.kill_after = CCTX_NO_DEADLINE;
+    int in[2];
+    CHECK(pipe2(in, O_CLOEXEC) == 0);
+    o.stdin_fd = in[0];
+    cctx_proc_t *p = spawn_sh(ctx, "read x", &o);
+    close(in[0]);
+    held_proc = p;
+    struct lock_holder holder;
+    lock_holder_start(&holder, hold_proc_lock);
+    fflush(NULL);
+    pid_t f = fork();
+    CHECK(f >= 0);
+    if (f == 0) {
+        alarm(10); /* a hang dies of SIGALRM, which fails the test */
+        cctx_cancel(cancel);
+        int rc = cctx_proc_wait(p, NULL);
+        cctx_proc_free(p);
+        _exit(rc == ECHILD ? 0 : 3);
+    }
+    CHECK_EQ(child_exit_status(f), 0);
+    lock_holder_join(&holder);
+    CHECK_EQ(write(in[1], "\n", 1), 1);
+    int st;
+    CHECK_EQ(cctx_proc_wait(p, &st), 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    cctx_proc_free(p);
+    close(in[1]);
+    cctx_release(ctx);
+    check_no_children();
+}

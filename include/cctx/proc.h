@@ -67,7 +67,8 @@
  * it at any time. There, the end of the context (the inherited copy ends too, an
  * inherited deadline fires there as well) signals nothing, cctx_proc_wait
  * returns ECHILD, and cctx_proc_free frees the copy without signalling or
- * reaping anything.
+ * reaping anything, even if another thread of the parent was using the
+ * handle at the moment of the fork.
  */
 #ifndef CCTX_PROC_H
 #define CCTX_PROC_H
