@@ -78,6 +78,7 @@ extern char **environ;
 atomic_bool cctx__proc_no_pidfd;
 atomic_bool cctx__proc_no_wait_pidfd;
 atomic_bool cctx__proc_no_group_pidfd;
+atomic_bool cctx__proc_no_pidfd_signal;
 _Atomic(cctx__proc_hook_fn) cctx__proc_before_wait;
 
 struct cctx_proc {
@@ -130,6 +131,24 @@ static bool ours(const struct cctx_proc *p)
     return getpid() == p->owner;
 }
 
+#if CCTX_USE_LINUX && defined(SYS_pidfd_send_signal)
+/* pidfd_send_signal, or the error of what a test makes this kernel look
+ * like: a sandbox that lets pidfd_open through but not this call (ENOSYS),
+ * or a kernel before 6.9 (EINVAL for the group's flag). */
+static long pidfd_signal(const struct cctx_proc *p, int sig, unsigned flags)
+{
+    if (cctx__atomic_load_relaxed(&cctx__proc_no_pidfd_signal)) {
+        errno = ENOSYS;
+        return -1;
+    }
+    if (flags && cctx__atomic_load_relaxed(&cctx__proc_no_group_pidfd)) {
+        errno = EINVAL;
+        return -1;
+    }
+    return syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, flags);
+}
+#endif
+
 /* Sends sig to the child, or its group. Called with p->lock held and the
  * child unreaped, which is what makes the PID (and the group ID, equal to it)
  * safe to name. */
@@ -141,11 +160,9 @@ static void send_locked(struct cctx_proc *p, int sig)
     if (p->pidfd >= 0 && p->group) {
         /* The group the child leads, named by the pidfd: exact even if
          * someone else reaped the child and its number now names another
-         * group. ESRCH: nobody is left in it. EINVAL: a kernel before 6.9,
-         * as a test may make this one look. */
-        bool flag = !cctx__atomic_load_relaxed(&cctx__proc_no_group_pidfd);
-        if (flag && (syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, PIDFD_SIGNAL_PGRP) == 0 ||
-                     errno != EINVAL))
+         * group. ESRCH: nobody is left in it. EINVAL: a kernel before 6.9;
+         * ENOSYS: no pidfd_send_signal at all (a sandbox's filter). */
+        if (pidfd_signal(p, sig, PIDFD_SIGNAL_PGRP) == 0 || (errno != EINVAL && errno != ENOSYS))
             return;
         /* kill(-pid) is safe while the leader is unreaped (a zombie
          * included), which signal 0 through the pidfd tells: ESRCH once it
@@ -153,13 +170,13 @@ static void send_locked(struct cctx_proc *p, int sig)
          * group. Only ESRCH: EPERM (a leader running as a user we may not
          * signal) is an unreaped one, and kill(-pid) reaches the members we
          * may signal; ENOSYS: no pidfd_send_signal, the rule alone. */
-        if (syscall(SYS_pidfd_send_signal, p->pidfd, 0, NULL, 0) != 0 && errno == ESRCH)
+        if (pidfd_signal(p, 0, 0) != 0 && errno == ESRCH)
             return;
     } else if (p->pidfd >= 0) {
         /* Only a kernel without the call falls back to the PID: ESRCH
          * means the child was reaped behind our back, and its PID may name
          * a stranger now. */
-        if (syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0) == 0 || errno != ENOSYS)
+        if (pidfd_signal(p, sig, 0) == 0 || errno != ENOSYS)
             return;
     }
 #endif

@@ -20,6 +20,9 @@ extern atomic_bool cctx__proc_no_pidfd;
  * signal. */
 extern atomic_bool cctx__proc_no_wait_pidfd;
 extern atomic_bool cctx__proc_no_group_pidfd;
+/* Set: pidfd_send_signal fails with ENOSYS, as in a sandbox whose filter
+ * lets pidfd_open through but not it; read at each signal. */
+extern atomic_bool cctx__proc_no_pidfd_signal;
 
 /* Called, when set, by cctx_proc_wait outside the handle's lock just before
  * it waits for the child's exit: a test holds a waiter there. */

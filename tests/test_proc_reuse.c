@@ -6,8 +6,9 @@
  * The tests choose the next PID through /proc/sys/kernel/ns_last_pid (tests
  * run as root; skipped without it). Also the paths of the library for
  * older kernels (no pidfd, as on other systems too; no waitid by pidfd;
- * no group signal through the pidfd), played on this one through test
- * hooks, and waits by several threads at once.
+ * no group signal through the pidfd) and of a sandbox without
+ * pidfd_send_signal, played on this one through test hooks, and waits by
+ * several threads at once.
  */
 #define _GNU_SOURCE
 #include <cctx.h>
@@ -99,10 +100,12 @@ static bool have_group_pidfd(void)
 /* The kernels whose paths the library tells apart, played on this one
  * through the hooks of proc_internal.h: no pidfd (before 5.3, and every
  * other system), 5.3 (pidfd_open, but waitid by PID and the group by
- * kill(-pgid)), 5.4 to 6.8 (the group by kill(-pgid)), and this kernel. */
-enum kernel { NO_PIDFD, LINUX_5_3, LINUX_5_4, THIS_KERNEL, KERNELS };
+ * kill(-pgid)), 5.4 to 6.8 (the group by kill(-pgid)), a sandbox that lets
+ * pidfd_open through but not pidfd_send_signal (every signal by PID), and
+ * this kernel. */
+enum kernel { NO_PIDFD, LINUX_5_3, LINUX_5_4, NO_PIDFD_SIGNAL, THIS_KERNEL, KERNELS };
 static const char *const kernel_name[KERNELS] = {"no pidfd", "Linux 5.3", "Linux 5.4 to 6.8",
-                                                 "this kernel"};
+                                                 "no pidfd_send_signal", "this kernel"};
 
 /* Makes the library behave as on kernel k from now on (a handle keeps how
  * it waits from its spawn); false, and nothing changed, if this system has
@@ -115,6 +118,7 @@ static bool play_kernel(enum kernel k)
     atomic_store_explicit(&cctx__proc_no_wait_pidfd, k == LINUX_5_3, memory_order_relaxed);
     atomic_store_explicit(&cctx__proc_no_group_pidfd, k == LINUX_5_3 || k == LINUX_5_4,
                           memory_order_relaxed);
+    atomic_store_explicit(&cctx__proc_no_pidfd_signal, k == NO_PIDFD_SIGNAL, memory_order_relaxed);
     return true;
 }
 
@@ -200,6 +204,8 @@ TEST(proc_group_signal_never_reaches_a_group_that_reused_the_pid)
         SKIP_IN_THIS_BUILD("no pidfd: the library signals by PID, safe only by the rule");
     need_ns_last_pid();
     for (enum kernel k = LINUX_5_3; k < KERNELS; k++) {
+        if (k == NO_PIDFD_SIGNAL)
+            continue; /* signals by PID there, safe only by the rule */
         CHECK(play_kernel(k));
         cctx_cancel_t *cancel;
         cctx_t *ctx = cctx_with_cancel(cctx_background(), &cancel);
@@ -231,7 +237,8 @@ TEST(proc_group_signal_never_reaches_a_group_that_reused_the_pid)
 /* ---- the paths of older kernels ------------------------------------------------- */
 
 /* On each older kernel's path (no pidfd, as on other systems; waits by PID,
- * as on 5.3; the group by kill(-pgid), as before 6.9), the same behaviour:
+ * as on 5.3; the group by kill(-pgid), as before 6.9) and in a sandbox
+ * without pidfd_send_signal (signals by PID), the same behaviour:
  * the status, the signals to the child or its group, a child reaped behind
  * the library's back, and nothing left behind. The handle holds a
  * descriptor only with a pidfd. */
@@ -355,7 +362,8 @@ static int member_end(pid_t m)
  * library holds), and the SIGKILL kill_after later. Once the child has been
  * reaped behind the library's back, before Linux 6.9 its group gets nothing
  * (kill(-pgid) could name a stranger's group by then); the pidfd still names
- * the group on 6.9 and later, and without a pidfd the rule alone decides. */
+ * the group on 6.9 and later, and without a pidfd (or pidfd_send_signal)
+ * the rule alone decides. */
 TEST(proc_group_signals_on_the_paths_of_each_kernel)
 {
     for (enum kernel k = NO_PIDFD; k < KERNELS; k++) {
@@ -426,7 +434,8 @@ TEST(proc_group_signals_on_the_paths_of_each_kernel)
         CHECK_EQ(write(in[1], "\n", 1), 1);
         CHECK_EQ(waitpid(pid, &st, 0), pid); /* the rule broken */
         cctx_cancel(cancel);
-        bool signalled = k == NO_PIDFD || (k == THIS_KERNEL && have_group_pidfd());
+        bool signalled =
+            k == NO_PIDFD || k == NO_PIDFD_SIGNAL || (k == THIS_KERNEL && have_group_pidfd());
         CHECK_EQ(member_has_pending(m, SIGTERM), signalled);
         CHECK_EQ(cctx_proc_wait(p, NULL), ECHILD);
         member_end(m);

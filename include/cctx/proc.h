@@ -46,8 +46,9 @@
  * pidfd's process leads), and before 6.9 by kill(-pgid) only while the
  * pidfd shows the child unreaped (a child running as a user this process
  * may not signal is unreaped too: the members of its group that this
- * process may signal get the signal).
- * Without pidfds, all of it goes by PID, safe by the rule alone.
+ * process may signal get the signal). Without pidfds, all of it goes by
+ * PID, safe by the rule alone; so do the signals where a sandbox refuses
+ * pidfd_send_signal (ENOSYS) but not pidfd_open.
  *
  * Descriptors. The child has exactly three open descriptors from the
  * parent, 0, 1 and 2: stdin_fd, stdout_fd and stderr_fd (-1: the parent's
