@@ -615,10 +615,11 @@ TEST(proc_handle_inherited_by_fork_signals_nothing)
         cctx_t *ctx = cctx_with_cancel(cctx_background(), &cancel);
         cctx_proc_opts_t o = CCTX_PROC_OPTS_INIT;
         o.kill_after = CCTX_NO_DEADLINE; /* no deadline to arm: no thread in the fork child */
-        int in[2], out[2], go[2];
+        int in[2], out[2], go[2], ready[2];
         CHECK(pipe2(in, O_CLOEXEC) == 0);
         CHECK(pipe2(out, O_CLOEXEC) == 0);
         CHECK(pipe2(go, O_CLOEXEC) == 0);
+        CHECK(pipe2(ready, O_CLOEXEC) == 0);
         o.stdin_fd = in[0];
         o.stdout_fd = out[1];
         cctx_proc_t *p = spawn_sh(ctx, "echo R; read x", &o);
@@ -634,6 +635,8 @@ TEST(proc_handle_inherited_by_fork_signals_nothing)
         if (f == 0) {
             close(in[1]);
             close(go[1]);
+            if (write(ready[1], "r", 1) != 1)
+                _exit(2);
             if (read(go[0], &c, 1) != 1)
                 _exit(2);
             cctx_cancel(cancel); /* the copy of the context ends here */
@@ -643,6 +646,11 @@ TEST(proc_handle_inherited_by_fork_signals_nothing)
             _exit(rc == ECHILD && st == -1 ? 0 : 3);
         }
         close(go[0]);
+        /* The fork child runs: a thread it starts at the fork (ThreadSanitizer
+         * does) takes no number the child's is about to free. */
+        close(ready[1]);
+        CHECK_EQ(read(ready[0], &c, 1), 1);
+        close(ready[0]);
         /* The parent ends the child itself, waits, reaps, frees. */
         CHECK_EQ(kill(pid, SIGKILL), 0);
         int st;
