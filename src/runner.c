@@ -104,7 +104,9 @@ void cctx__runner_job_marked(struct cctx__job *job)
 }
 
 /* Jobs first: a job finishes a firing (marking, releases) that waiters and
- * stoppers may be waiting for, and runs no user code but destructors. */
+ * stoppers may be waiting for, and runs no user code but destructors; or
+ * it delivers a signal (signal.c), whose cancellations run after-functions
+ * as a registration would. */
 static bool work_once(void)
 {
     struct cctx__job *job = take_job();

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Signal contexts: Go's signal.NotifyContext (see <cctx/signal.h>). Built on
- * the public API of <cctx.h> only.
+ * the public API of <cctx.h>, and on the library's runner threads
+ * (runner.c), which run each delivery.
  *
  * Pieces:
  *  - Two contexts per call: an inner one, a cctx_with_cancel child of the
@@ -18,7 +19,13 @@
  *  - The handler: sets pending[signo] and writes a byte to a pipe, keeping
  *    errno. Nothing else is async-signal-safe enough.
  *  - The signal thread: started on first use with every signal blocked,
- *    it reads the pipe and delivers each pending signal (deliver()).
+ *    it reads the pipe and hands each pending signal's delivery (deliver())
+ *    to a runner. A delivery cancels contexts, which runs their
+ *    after-functions, and its releases may run value destructors: user code
+ *    that may block. On the signal thread one that blocks would hold up every
+ *    later signal, of every watcher; on a runner it holds up only the rest
+ *    of its own delivery. Only when no runner can be started does the
+ *    signal thread deliver itself.
  *
  * fork(). The child gets the registry, the flags and the handlers, but not
  * the thread, and must not get the parent's pipe (the parent's thread would
@@ -34,6 +41,8 @@
  * starts the thread, which looks at the flags first (delivering what arrived
  * meanwhile to the inherited watches). A watcher linked after a signal
  * arrived is not canceled by it: see arrived.
+ * A delivery still queued for a runner as the process forks is the
+ * parent's signal: the child's copy of the job does nothing.
  *
  * Why the inner context. A delivery must cancel outside dispatcher.lock (the
  * cancellation runs after-functions, unwatch among them, which take it),
@@ -78,6 +87,7 @@
 #include <unistd.h>
 
 #include "cctx_config.h"
+#include "internal.h"
 #include "signal_internal.h"
 #if CCTX_USE_PRCTL
 #include <sys/prctl.h>
@@ -365,6 +375,38 @@ static void deliver(int sig, unsigned long long upto)
     pthread_mutex_unlock(&dispatcher.lock);
 }
 
+/* One signal's delivery, queued for a runner (see the top of this file). */
+struct delivery {
+    struct cctx__job job;
+    int sig;
+    unsigned long long upto;
+    pid_t pid; /* the process the signal arrived in */
+};
+
+static void run_delivery(struct cctx__job *job)
+{
+    struct delivery *d = container_of(job, struct delivery, job);
+    /* A copy inherited by a child of fork() (queued there, run by the
+     * child's first runner) is the parent's signal, not the child's. */
+    if (d->pid == getpid())
+        deliver(d->sig, d->upto);
+    free(d);
+}
+
+static void hand_to_runner(int sig, unsigned long long upto)
+{
+    struct delivery *d = malloc(sizeof *d);
+    if (d) {
+        *d = (struct delivery){.job.run = run_delivery, .sig = sig, .upto = upto, .pid = getpid()};
+        if (cctx__runner_submit(&d->job))
+            return;
+        free(d);
+    }
+    /* Out of memory or of threads: a late delivery, held up by a blocking
+     * after-function, rather than none. */
+    deliver(sig, upto);
+}
+
 static void *signal_main(void *arg)
 {
     int fd = (int)(intptr_t)arg;
@@ -377,7 +419,7 @@ static void *signal_main(void *arg)
          * signals flagged while it did not exist. */
         for (int sig = 1; sig < NSIG; sig++)
             if (cctx__atomic_exchange_acquire(&pending[sig], 0))
-                deliver(sig, cctx__atomic_load_relaxed(&arrived[sig]));
+                hand_to_runner(sig, cctx__atomic_load_relaxed(&arrived[sig]));
         ssize_t r = read(fd, buf, sizeof buf);
         if (r < 0 && errno != EINTR && errno != EAGAIN)
             return NULL; /* the pipe is never closed in a live process */

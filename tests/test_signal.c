@@ -494,8 +494,8 @@ TEST(signal_after_function_may_rearm_and_release)
 }
 
 /* A signal reaches the contexts that watched it when it arrived, not one
- * made after it arrived while the signal thread was still busy with an
- * earlier delivery (here: held in an after-function of SIGUSR1's). */
+ * made after it arrived, whether its delivery has come yet or not (here a
+ * runner is held in an after-function of SIGUSR1's delivery meanwhile). */
 static atomic_int held_entered, held_go;
 
 static void hold_signal_thread(void *arg)
@@ -519,7 +519,7 @@ TEST(signal_reaches_only_the_contexts_that_watched_when_it_arrived)
         real_sleep_ms(1);
     CHECK(atomic_load(&held_entered)); /* the signal thread is held */
 
-    CHECK_EQ(raise(SIGUSR2), 0); /* arrives; its delivery must wait */
+    CHECK_EQ(raise(SIGUSR2), 0); /* arrives; delivered now or soon */
     cctx_t *after = cctx_with_signals(cctx_background(), usr2, 1, NULL);
     CHECK(after != NULL);
     atomic_store(&held_go, 1);
@@ -538,6 +538,49 @@ TEST(signal_reaches_only_the_contexts_that_watched_when_it_arrived)
     cctx_release(after);
     cctx_release(before);
     cctx_release(holder);
+}
+
+/* A delivery's after-functions may block (until released here, 10 s at
+ * most): the library's signal thread hands each delivery to a runner, so
+ * another signal, and a later arrival of the same one, are still
+ * delivered meanwhile. */
+static atomic_int blocker_entered, blocker_go;
+
+static void block_until_released(void *arg)
+{
+    (void)arg;
+    atomic_store(&blocker_entered, 1);
+    for (int i = 0; i < 10000 && !atomic_load(&blocker_go); i++)
+        real_sleep_ms(1);
+}
+
+TEST(signal_blocking_after_function_holds_up_no_other_delivery)
+{
+    static const int usr1[] = {SIGUSR1}, usr2[] = {SIGUSR2};
+    cctx_t *blocked = cctx_with_signals(cctx_background(), usr1, 1, NULL);
+    cctx_t *other = cctx_with_signals(cctx_background(), usr2, 1, NULL);
+    CHECK(blocked && other);
+    cctx_after_t reg;
+    CHECK_EQ(cctx_after_func(blocked, &reg, block_until_released, NULL), 0);
+    CHECK_EQ(raise(SIGUSR1), 0);
+    for (int i = 0; i < 10000 && !atomic_load(&blocker_entered); i++)
+        real_sleep_ms(1);
+    CHECK(atomic_load(&blocker_entered));
+
+    CHECK_EQ(raise(SIGUSR2), 0);
+    int other_err = cctx_wait(other, CCTX_SEC(5));
+    cctx_t *again = cctx_with_signals(cctx_background(), usr1, 1, NULL);
+    CHECK(again != NULL);
+    CHECK_EQ(raise(SIGUSR1), 0);
+    int again_err = cctx_wait(again, CCTX_SEC(5));
+    atomic_store(&blocker_go, 1); /* before the checks: a failure leaves no thread held */
+    CHECK_EQ(other_err, ECANCELED);
+    check_signal_cause(other, SIGUSR2, "signal: user defined signal 2");
+    CHECK_EQ(again_err, ECANCELED);
+    check_signal_cause(again, SIGUSR1, "signal: user defined signal 1");
+    cctx_release(again);
+    cctx_release(other);
+    cctx_release(blocked);
 }
 
 TEST(signal_many_watchers_all_canceled)

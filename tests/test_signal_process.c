@@ -199,8 +199,10 @@ TEST(signal_fork_child_keeps_inherited_watches)
         /* No thread yet: remembered, nothing canceled. */
         if (raise(SIGUSR2) != 0 || cctx_err(inherited) != 0)
             _exit(11);
+        /* The signal thread starts, and may have started a runner for
+         * the delivery it hands over at once. */
         cctx_t *c = cctx_with_signals(cctx_background(), usr2, 1, NULL);
-        if (!c || threads_now() != 2)
+        if (!c || threads_now() < 2)
             _exit(12);
         if (cctx_wait(inherited, CCTX_SEC(10)) != ECANCELED)
             _exit(13);

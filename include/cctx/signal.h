@@ -62,9 +62,18 @@
  *  - The handler does only async-signal-safe work: it sets a per-signal flag
  *    and writes one byte to a pipe, preserving errno. One library thread,
  *    started on first use with every signal blocked, reads the pipe and
- *    cancels the contexts, so after-functions of those contexts (and of
- *    their descendants) run on that thread. The thread and the pipe (two
- *    descriptors, close-on-exec) stay for the life of the process.
+ *    hands each signal's delivery to one of the library's runner threads
+ *    (those that run a deadline's after-functions, see <cctx.h>), which
+ *    cancels the contexts, oldest first. So the after-functions of those
+ *    contexts (and of their descendants), and any value destructor that
+ *    the delivery's releases run, run on that runner. One that blocks holds
+ *    up only the rest of its own delivery (the later watchers of that same
+ *    signal); other signals, and later arrivals of the same signal, are
+ *    delivered meanwhile on other runners. Only when no runner can be
+ *    started (out of threads or memory) does the library's thread deliver
+ *    itself, and a blocking after-function then holds up every delivery
+ *    after it. The thread and the pipe (two descriptors, close-on-exec)
+ *    stay for the life of the process.
  *
  *  - Signal masks are not touched, but for the duration of a fork() (see
  *    below): a signal blocked in every thread of the program stays pending
