@@ -518,6 +518,12 @@ enum { CCTX_DUMP_TEXT = 0, CCTX_DUMP_JSON = 1, CCTX_DUMP_DOT = 2, CCTX_DUMP_HTML
  * backslashes and control characters C-style (those of C1, U+2028 and
  * U+2029 as \uXXXX) and such bytes as \xHH; DOT has a space for a control
  * character and U+FFFD for such a byte.
+ * The dump holds a reference on each context it writes. When its owner
+ * lets go meanwhile, the dump's is the last: ending and freeing the
+ * context (its after-functions, value destructors) is left to a runner
+ * thread, so no user code runs in cctx_dump, nor on the library threads
+ * of the inspect and laggy switches, which a blocking after-function would
+ * otherwise hold up (only when no runner can be started does it run here).
  * 0, EINVAL (NULL out, unknown format), ENOTSUP, ENOMEM, or EIO. */
 CCTX_API int cctx_dump(cctx_t *root, FILE *out, int format);
 

@@ -221,7 +221,7 @@ int cctx__registry_snapshot(struct cctx__registered **out, size_t *n)
     registry_each(snap_one, &s);
     if (s.err) {
         for (size_t i = 0; i < s.n; i++)
-            cctx_release_at(s.v[i].ctx, __FILE__, __LINE__, "cctx_dump");
+            cctx__runner_release(s.v[i].ctx, __FILE__, __LINE__, "cctx_dump");
         free(s.v);
         return s.err;
     }
@@ -436,6 +436,25 @@ void cctx__dump_ended(void)
     /* Every end wakes: the exiting thread waits for the count to come down
      * to its own dumps, which only it knows. Dumps are rare. */
     cctx__atomic_fetch_sub_seq_cst(&dumps_running, 1);
+    cctx__os_wake(&dumps_running);
+}
+
+/* A reference a dump handed to a runner is still the dump's: until the
+ * runner drops it, the context it holds would be reported as leaked. No
+ * thread owns it, so it is counted in dumps_running alone. */
+void cctx__dump_release_queued(void)
+{
+    pthread_once(&dumps_fork_once, watch_dumps_across_fork);
+    cctx__atomic_fetch_add_seq_cst(&dumps_running, 1);
+}
+
+void cctx__dump_release_dropped(void)
+{
+    /* In a child of fork() the count was reset without the parent's queued
+     * releases, whose copies may still run there: never below zero. */
+    uint32_t n = cctx__atomic_load_seq_cst(&dumps_running);
+    while (n > 0 && !cctx__atomic_cas_weak_acq_rel(&dumps_running, &n, n - 1))
+        ;
     cctx__os_wake(&dumps_running);
 }
 

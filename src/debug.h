@@ -62,6 +62,10 @@ int cctx__registry_snapshot(struct cctx__registered **out, size_t *n);
  * from began to ended; the leak report at exit waits for those to end. */
 void cctx__dump_began(void);
 void cctx__dump_ended(void);
+/* A look's reference handed to a runner to drop (cctx__runner_release):
+ * the leak report waits for it as for a dump under way. */
+void cctx__dump_release_queued(void);
+void cctx__dump_release_dropped(void);
 /* Calls fn on every registered live context under its shard lock, with a
  * byte of the entry the switches may use (laggy: reported). fn takes no
  * lock, and takes a reference only with cctx__try_ref (dropping one there

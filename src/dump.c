@@ -711,18 +711,18 @@ int cctx_dump(cctx_t *root, FILE *out, int format)
         print_node(out, format, &f, children, first_sibling, now);
         open = f.depth + 1;
         if (f.refd && root)
-            cctx_release(f.ctx);
+            cctx__runner_release(f.ctx, CCTX__SITE);
     }
     while (root && s.n > 0) { /* out of memory: drop what is still held */
         struct frame f = s.f[--s.n];
         if (f.refd)
-            cctx_release(f.ctx);
+            cctx__runner_release(f.ctx, CCTX__SITE);
     }
     free(s.f);
     /* The snapshot's references go last: until then every listed parent
      * pointer names a live context. */
     for (size_t i = 0; i < all.n; i++)
-        cctx_release(all.v[i].ctx);
+        cctx__runner_release(all.v[i].ctx, CCTX__SITE);
     free(all.v);
     cctx__dump_ended();
     if (format == CCTX_DUMP_JSON) {

@@ -103,6 +103,11 @@ bool cctx__runner_submit(struct cctx__job *job);
 /* A firing job taken by a runner has marked its context, or found it ended:
  * a child of fork() need not run it again. */
 void cctx__runner_job_marked(struct cctx__job *job);
+/* Drops a reference the library took for a look (a dump, the laggy
+ * report), with no user code on the calling thread: when it is the last
+ * and ending or freeing the context would run any (after-functions, value
+ * destructors), a runner drops it; only when none can take it, the caller. */
+void cctx__runner_release(struct cctx *c, const char *file, int line, const char *func);
 
 /* timer.c */
 /* The shard this thread arms into; set in a timer before it is published,

@@ -77,7 +77,7 @@ static void report(struct found *f)
                 free(text);
             }
         }
-        cctx_release(c);
+        cctx__runner_release(c, CCTX__SITE);
     }
     fflush(stderr);
     f->n = 0;

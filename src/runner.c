@@ -3,7 +3,11 @@
  * Runners: the library threads that do, for the timer thread, what it must
  * not do itself: run after-functions (user code that may block for as long
  * as it likes), drop references whose release may run value destructors,
- * and finish a firing that would have to wait for a lock (cancel.c). Go runs
+ * and finish a firing that would have to wait for a lock (cancel.c). They
+ * drop, too, the last references of a dump or the laggy report, which
+ * the library's inspect and laggy threads (or a program's thread in
+ * cctx_dump) took only to look (cctx__runner_release), and deliver
+ * signals (signal.c). Go runs
  * each AfterFunc in a goroutine of its own for the same reason.
  *
  * Work comes in two forms: registrations in cctx__runner_queue (a run queue,
@@ -246,6 +250,40 @@ bool cctx__runner_submit(struct cctx__job *job)
     }
     cctx__word_unlock(&pool.lock);
     return !ours;
+}
+
+struct release_job {
+    struct cctx__job job;
+    struct cctx *c;
+    const char *file, *func;
+    int line;
+};
+
+static void run_release(struct cctx__job *job)
+{
+    struct release_job *r = container_of(job, struct release_job, job);
+    cctx_release_at(r->c, r->file, r->line, r->func);
+    cctx__free(r);
+    cctx__dump_release_dropped();
+}
+
+void cctx__runner_release(struct cctx *c, const char *file, int line, const char *func)
+{
+    struct cctx *left = cctx__release_quietly(c, file, line, func);
+    if (!left)
+        return;
+    struct release_job *r = cctx__alloc(sizeof *r);
+    if (r) {
+        *r = (struct release_job){
+            .job.run = run_release, .c = left, .file = file, .line = line, .func = func};
+        cctx__dump_release_queued(); /* before a runner can drop it */
+        if (cctx__runner_submit(&r->job))
+            return;
+        cctx__free(r);
+        cctx__dump_release_dropped();
+    }
+    /* Out of memory or of threads: here, rather than never. */
+    cctx_release_at(left, file, line, func);
 }
 
 bool cctx__runner_restart(void)

@@ -2,7 +2,9 @@
 /*
  * cctx_dump and names where they meet other threads: a dump that runs out of
  * memory while another thread lets go of the child it is taking never drops
- * a reference under the lock that freeing the child needs; a fork while
+ * a reference under the lock that freeing the child needs, and one whose
+ * reference is a context's last runs none of that context's after-functions
+ * itself; a fork while
  * another thread holds the table of names leaves the child able to name;
  * and the text form escapes the control characters that UTF-8 can carry.
  */
@@ -85,6 +87,66 @@ static void body_dump_out_of_memory(void)
 TEST(dump_out_of_memory_while_a_child_is_let_go_returns_enomem)
 {
     run_with_watchdog(body_dump_out_of_memory, 30);
+}
+
+/* ---- a dump holding the last reference ------------------------------------------ */
+
+/* A dump's reference may turn out to be a context's last (its owner let go
+ * meanwhile). Dropping it ends the context, which runs its after-functions:
+ * one that blocks (here until the test lets it go, 10 s at most) must not
+ * hold up the dump, nor so the thread that serves CCTX_DEBUG=inspect. */
+static cctx_t *let_go;
+static atomic_int let_go_armed, blocker_entered, blocker_go;
+static _Atomic pid_t blocker_tid;
+
+static void block_until_told(void *arg)
+{
+    (void)arg;
+    atomic_store(&blocker_tid, thread_id());
+    atomic_store(&blocker_entered, 1);
+    for (int i = 0; i < 10000 && !atomic_load(&blocker_go); i++)
+        real_sleep_ms(1);
+}
+
+/* The stack's growth, with the dump holding a reference on the newest
+ * child already: its owner lets go of it, which is not the last release. */
+static void *grow_while_the_owner_lets_go_last(void *p, size_t size)
+{
+    if (p && atomic_exchange(&let_go_armed, 0))
+        cctx_release(let_go);
+    return realloc(p, size);
+}
+
+TEST(dump_holding_the_last_reference_runs_no_after_function_itself)
+{
+    cctx_t *root = cctx_with_cancel(cctx_background(), NULL);
+    cctx_t *kids[KIDS];
+    for (int i = 0; i < KIDS; i++)
+        CHECK((kids[i] = cctx_with_cancel(root, NULL)) != NULL);
+    let_go = kids[KIDS - 1]; /* the newest: the first the dump takes */
+    cctx_after_t reg;
+    CHECK_EQ(cctx_after_func(let_go, &reg, block_until_told, NULL), 0);
+    FILE *out = fopen("/dev/null", "w");
+    CHECK(out);
+    atomic_store(&let_go_armed, 1);
+    atomic_store_explicit(&cctx__dump_stack_realloc, grow_while_the_owner_lets_go_last,
+                          memory_order_relaxed);
+    int64_t t0 = real_now();
+    int err = cctx_dump(root, out, CCTX_DUMP_TEXT);
+    int64_t took = real_now() - t0;
+    atomic_store_explicit(&cctx__dump_stack_realloc, realloc, memory_order_relaxed);
+    for (int i = 0; i < 10000 && !atomic_load(&blocker_entered); i++)
+        real_sleep_ms(1);
+    atomic_store(&blocker_go, 1);
+    CHECK_EQ(err, 0);
+    CHECK(!atomic_load(&let_go_armed)); /* the owner did let go during the dump */
+    CHECK(atomic_load(&blocker_entered));
+    CHECK(atomic_load(&blocker_tid) != thread_id());
+    CHECK(took < CCTX_SEC(5));
+    fclose(out);
+    for (int i = 0; i < KIDS - 1; i++)
+        cctx_release(kids[i]);
+    cctx_release(root);
 }
 
 /* ---- names across fork() ------------------------------------------------------------ */
