@@ -180,7 +180,12 @@ CCTX_API CCTX__OWNED cctx_t *cctx_with_timeout_cause_at(cctx_t *parent, int64_t 
                                             const char *file, int line, const char *func);
 /* The key is compared by address. destroy(value), if given, runs once when the
  * context is freed (also when the derivation itself fails with ENOMEM, so the
- * caller never has to clean up a value it handed over; not on EINVAL). */
+ * caller never has to clean up a value it handed over; not on EINVAL), on the
+ * thread that drops the last reference: the program's, or a runner (see the
+ * top of this file) when the last one was the library's (a deadline's
+ * firing, a signal's delivery, a dump). Never the thread that fires
+ * deadlines, nor the signal, inspect or laggy thread, unless no runner can
+ * be started. */
 CCTX_API CCTX__OWNED cctx_t *cctx_with_value_at(cctx_t *parent, const void *key, void *value,
                                     void (*destroy)(void *value),
                                     const char *file, int line, const char *func);
@@ -382,7 +387,8 @@ typedef struct cctx_after {
  * unless cctx_after_stop stops it first: on the thread that cancelled (or
  * released) ctx, before that call returns; for a deadline, on a runner thread
  * (see the top of this file), never on the thread that fires deadlines; under
- * the fake clock, on the thread that advances it, before the advance returns.
+ * the fake clock, on the thread that advances it, before the advance returns;
+ * for a signal of <cctx/signal.h>, on a runner too.
  * If ctx is already done it runs now, before this returns. On a context that
  * can never end it is registered and never runs. The library's own waits on
  * ctx (cctx_wait, cctx_wait_any, cctx_cond_wait, a blocked cctx_group_go)
@@ -424,7 +430,9 @@ CCTX_API bool cctx_after_stop_at(cctx_after_t *reg, const char *file, int line, 
  *           sites first, each with up to 5 of its contexts (address, name,
  *           state, references). It first waits, at most a second, for dumps
  *           under way on other threads (cctx_dump, the inspect switch's),
- *           whose references are not leaks.
+ *           and for the references they left a runner to drop, which are
+ *           not leaks; an after-function that such a drop runs and that
+ *           blocks delays exit by no more.
  *   strict  with leaks: if any context leaked, exit with status 1 (after
  *           the report; from an atexit handler, so after the program's own).
  *   laggy[=DURATION]  (implies trees) a context still referenced
@@ -460,8 +468,10 @@ CCTX_API bool cctx_after_stop_at(cctx_after_t *reg, const char *file, int line, 
  *           every cancelable context each one reached, after-functions,
  *           releases. Each %p in the path becomes the process id. The file
  *           is opened at start-up (a path that cannot be written is said on
- *           stderr, and tracing stays off) and written at exit, when a
- *           thread exits, and by cctx_trace_flush; it is a complete JSON
+ *           stderr, and tracing stays off) and written at exit (after
+ *           waiting, at most a second, for cancellations under way on other
+ *           threads, after-functions included), when a thread exits, and by
+ *           cctx_trace_flush; it is a complete JSON
  *           document after each write. Each thread buffers its last 16,384
  *           events; older ones are dropped and counted in the file's
  *           otherData, and a slice or arrow whose start was dropped is left
