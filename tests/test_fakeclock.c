@@ -3,7 +3,9 @@
  * The fake clock of <cctx/testing.h>, and the deadline logic it makes exact: on the fake
  * clock a deadline at t fires when the clock reaches t (not at t-1), in
  * deadline order, with its after-functions run before cctx_fake_clock_advance
- * returns; waits and sleeps end when another thread moves the clock.
+ * returns; waits and sleeps end when another thread moves the clock; an
+ * advance held in a blocking after-function holds up no other thread's
+ * derivations, cancellations or dumps.
  */
 #define _GNU_SOURCE
 #include <cctx.h>
@@ -688,5 +690,76 @@ TEST(fakeclock_wait_any_timeout_ends_when_another_thread_advances_the_clock)
     CHECK_EQ(w.err, ETIMEDOUT);
     cctx_release(w.ctxs[0]);
     cctx_release(w.ctxs[1]);
+    cctx_fake_clock_stop();
+}
+
+/* ---- an advance held by its after-function ------------------------------------------ */
+
+/* An after-function that an advance runs may block (until the test lets it
+ * go, 10 s at most): it holds the clock (testing.h), but nothing else the
+ * other threads use; they derive, cancel, run their own after-functions and
+ * dump meanwhile, on the virtual time the advance has reached. */
+static atomic_int advance_held, advance_go;
+
+static void hold_the_advance(void *arg)
+{
+    (void)arg;
+    atomic_store(&advance_held, 1);
+    for (int i = 0; i < 10000 && !atomic_load(&advance_go); i++)
+        real_sleep_ms(1);
+}
+
+static void *advance_by_200(void *arg)
+{
+    (void)arg;
+    cctx_fake_clock_advance(200);
+    return NULL;
+}
+
+static void count_run(void *arg)
+{
+    atomic_fetch_add((atomic_int *)arg, 1);
+}
+
+TEST(fakeclock_blocking_after_function_of_an_advance_holds_up_only_the_clock)
+{
+    cctx_fake_clock_start(T0);
+    cctx_t *d = cctx_with_timeout(cctx_background(), 100, NULL);
+    cctx_after_t held;
+    CHECK_EQ(cctx_after_func(d, &held, hold_the_advance, NULL), 0);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, advance_by_200, NULL), 0);
+    for (int i = 0; i < 10000 && !atomic_load(&advance_held); i++)
+        real_sleep_ms(1);
+    CHECK(atomic_load(&advance_held));
+
+    cctx_cancel_t *cancel;
+    cctx_t *c = cctx_with_cancel(cctx_background(), &cancel);
+    CHECK(c != NULL);
+    atomic_int runs = 0;
+    cctx_after_t reg;
+    CHECK_EQ(cctx_after_func(c, &reg, count_run, &runs), 0);
+    cctx_cancel(cancel);
+    CHECK_EQ(atomic_load(&runs), 1);
+    CHECK_EQ(cctx_wait(c, 0), ECANCELED);
+    cctx_t *later = cctx_with_timeout(cctx_background(), 50, NULL); /* due at T0 + 150 */
+    cctx_t *past = cctx_with_deadline(cctx_background(), T0 + 50, NULL);
+    CHECK(later && past);
+    CHECK_EQ(cctx_err(later), 0);
+    CHECK_EQ(cctx_err(past), ETIMEDOUT);
+    FILE *out = fopen("/dev/null", "w");
+    CHECK(out);
+    CHECK_EQ(cctx_dump(c, out, CCTX_DUMP_TEXT), 0);
+    fclose(out);
+    CHECK_EQ(cctx_now(), T0 + 100); /* where the held advance stands */
+
+    atomic_store(&advance_go, 1);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK_EQ(cctx_err(later), ETIMEDOUT); /* the advance went on past it */
+    CHECK_EQ(cctx_now(), T0 + 200);
+    cctx_release(past);
+    cctx_release(later);
+    cctx_release(c);
+    cctx_release(d);
     cctx_fake_clock_stop();
 }
