@@ -31,6 +31,7 @@
 
 #include "harness.h"
 #include "support.h"
+#include "testhooks.h"
 
 /* ---- helpers ---------------------------------------------------------------- */
 
@@ -494,9 +495,20 @@ TEST(signal_after_function_may_rearm_and_release)
 }
 
 /* A signal reaches the contexts that watched it when it arrived, not one
- * made after it arrived, whether its delivery has come yet or not (here a
- * runner is held in an after-function of SIGUSR1's delivery meanwhile). */
-static atomic_int held_entered, held_go;
+ * made after it arrived while its delivery was still to come. Deliveries
+ * go to runners, in parallel; with none to be had, the signal thread
+ * delivers them itself, one after the other: that order lets the test hold
+ * SIGUSR2's delivery (behind SIGUSR1's, held in an after-function) until a
+ * context made after SIGUSR2 arrived watches it, and know when that
+ * delivery has ended (a later SIGUSR1 is delivered after it). */
+static atomic_int held_entered, held_go, runner_starts_refused;
+
+static int refuse_runner_start(void *(*fn)(void *), void *arg)
+{
+    (void)fn, (void)arg;
+    atomic_fetch_add(&runner_starts_refused, 1);
+    return EAGAIN;
+}
 
 static void hold_signal_thread(void *arg)
 {
@@ -509,6 +521,8 @@ static void hold_signal_thread(void *arg)
 TEST(signal_reaches_only_the_contexts_that_watched_when_it_arrived)
 {
     static const int usr1[] = {SIGUSR1}, usr2[] = {SIGUSR2};
+    cctx__thread_start_fn start_runner = cctx__runner_thread_start;
+    cctx__runner_thread_start = refuse_runner_start;
     cctx_t *holder = cctx_with_signals(cctx_background(), usr1, 1, NULL);
     cctx_t *before = cctx_with_signals(cctx_background(), usr2, 1, NULL);
     CHECK(holder && before);
@@ -518,8 +532,9 @@ TEST(signal_reaches_only_the_contexts_that_watched_when_it_arrived)
     for (int i = 0; i < 10000 && !atomic_load(&held_entered); i++)
         real_sleep_ms(1);
     CHECK(atomic_load(&held_entered)); /* the signal thread is held */
+    CHECK(atomic_load(&runner_starts_refused) > 0);
 
-    CHECK_EQ(raise(SIGUSR2), 0); /* arrives; delivered now or soon */
+    CHECK_EQ(raise(SIGUSR2), 0); /* arrives; its delivery must wait */
     cctx_t *after = cctx_with_signals(cctx_background(), usr2, 1, NULL);
     CHECK(after != NULL);
     atomic_store(&held_go, 1);
@@ -538,6 +553,7 @@ TEST(signal_reaches_only_the_contexts_that_watched_when_it_arrived)
     cctx_release(after);
     cctx_release(before);
     cctx_release(holder);
+    cctx__runner_thread_start = start_runner;
 }
 
 /* A delivery's after-functions may block (until released here, 10 s at
