@@ -80,6 +80,10 @@
  * the connection so that nothing after it is read as a request;
  * a path with "%00" in it (it would decode to a NUL byte, where the path
  * every reader sees ends: "/admin%00.png" would be "/admin") is 400;
+ * CONNECT, whatever the routes, is 501 and closes the connection (a 2xx
+ * answer to it opens a tunnel, which libmicrohttpd cannot make, and a
+ * client would read the answer's body and every later answer as the
+ * tunnel's bytes);
  * a body above max_body is 413, headers too large for libmicrohttpd's
  * connection memory are answered by libmicrohttpd itself. Whitespace after
  * a header's value is not part of it. A malformed traceparent, or one sent

@@ -462,6 +462,18 @@ struct cctx_mhd_request *mhd_request_begin(cctx_mhd_t *s, struct MHD_Connection 
         reject(req, 400, "malformed path: %%00 (a NUL byte)");
         return req;
     }
+    /* A 2xx answer to CONNECT turns the connection into a tunnel (RFC 9110,
+     * 9.3.6). libmicrohttpd 0.9.75 makes none, yet sends such an answer as a
+     * handler sets it: without Content-Length, as a tunnel's has, but with
+     * the body after it, and then reads the next request. A client, or a
+     * proxy in front, takes that body and every later answer on the
+     * connection for bytes from the tunnel's far end. So CONNECT, which no
+     * handler here can serve, is answered 501 and the connection closed. */
+    if (strcmp(method, MHD_HTTP_METHOD_CONNECT) == 0) {
+        reject(req, 501, "%s", "CONNECT is not supported");
+        req->fail_close = true;
+        return req;
+    }
     if (!lines_are_sound(req))
         return req;
     /* Chunked (the only Transfer-Encoding let through), or a length > 0. */
