@@ -378,6 +378,39 @@ int child_exit_status(pid_t pid)
     return WEXITSTATUS(status);
 }
 
+void check_no_children(void)
+{
+    errno = 0;
+    CHECK_EQ(waitpid(-1, NULL, WNOHANG), -1);
+    CHECK_EQ(errno, ECHILD);
+}
+
+char proc_state(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf - 1)) < 0 && errno == EINTR)
+        ;
+    close(fd);
+    if (n < 0)
+        return 0;
+    buf[n] = '\0';
+    char *rp = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
+    return rp && rp[1] == ' ' ? rp[2] : 0;
+}
+
+cctx_proc_t *spawn_sh(cctx_t *ctx, const char *script, const cctx_proc_opts_t *o)
+{
+    char *argv[] = {"sh", "-c", (char *)script, NULL};
+    cctx_proc_t *p = cctx_proc_spawn(ctx, "/bin/sh", argv, NULL, o);
+    CHECK(p != NULL);
+    return p;
+}
+
 void child_done(struct child *c)
 {
     free(c->out);

@@ -10,6 +10,7 @@
 #define CCTX_TEST_SUPPORT_H
 
 #include <cctx.h>
+#include <cctx/proc.h>
 #include <cctx/propagate.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -197,6 +198,12 @@ int thread_count(void);
 /* Waits for the child pid, which must have exited (not been killed, by its
  * alarm say), and returns its exit status. */
 int child_exit_status(pid_t pid);
+/* This process has no child left, zombie or not (CHECKed). */
+void check_no_children(void);
+/* pid's state letter in /proc (Z for a zombie), or 0 if there is none. */
+char proc_state(pid_t pid);
+/* "/bin/sh -c script" started under ctx by cctx_proc_spawn (CHECKed). */
+cctx_proc_t *spawn_sh(cctx_t *ctx, const char *script, const cctx_proc_opts_t *o);
 
 /* "$TMPDIR/name" (TMPDIR unset or empty: /tmp), freshly allocated: where
  * tests put their files, e.g. a template for mkstemp. Freed by the caller. */

@@ -30,36 +30,6 @@
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-static cctx_proc_t *spawn_sh(cctx_t *ctx, const char *script, const cctx_proc_opts_t *o)
-{
-    char *argv[] = {"sh", "-c", (char *)script, NULL};
-    cctx_proc_t *p = cctx_proc_spawn(ctx, "/bin/sh", argv, NULL, o);
-    CHECK(p != NULL);
-    return p;
-}
-
-static void check_no_children(void)
-{
-    errno = 0;
-    CHECK_EQ(waitpid(-1, NULL, WNOHANG), -1);
-    CHECK_EQ(errno, ECHILD);
-}
-
-/* pid's state letter in /proc (Z for a zombie), or 0 if there is none. */
-static char proc_state(pid_t pid)
-{
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *rp = strrchr(buf, ')');
-    return rp && rp[1] == ' ' ? rp[2] : 0;
-}
-
 static bool have_pidfd(void)
 {
     long self = CCTX_PORTABLE ? -1 : syscall(SYS_pidfd_open, getpid(), 0);
