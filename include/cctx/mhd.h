@@ -95,7 +95,9 @@
  * the one before (obsolete in HTTP/1.1) runs into that line's name, which
  * is 400 when the fold holds a space or a colon, and otherwise a header no
  * handler asks for, so a deadline folded so is not seen (the server's and
- * the route's maximum still bound the request).
+ * the route's maximum still bound the request); a client's FIN that comes
+ * in the same read as the last bytes of an unfinished request is noticed
+ * only at idle_timeout (docs/mhd.md has one more).
  * Connections: one without traffic for idle_timeout (60 s) is closed by
  * libmicrohttpd, whether idle between keep-alive requests or sending its
  * request too slowly; while its request is with a worker it is not timed
