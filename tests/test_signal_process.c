@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Signal contexts (<cctx/signal.h>) across processes: a child of fork()
- * watches anew, keeps what it inherited, starts no thread before exec, and a
- * fault in a watched signal still crashes; and a real process shuts down
+ * watches anew, keeps what it inherited, starts no thread before exec, runs
+ * none of the parent's deliveries, and a fault in a watched signal still
+ * crashes; and a real process shuts down
  * cleanly on SIGTERM (the test execs this binary, as ThreadSanitizer does not
  * run threads in a forked child).
  *
@@ -30,6 +31,7 @@
 #include "harness.h"
 #include "signal_internal.h"
 #include "support.h"
+#include "testhooks.h"
 
 /* ---- helpers ---------------------------------------------------------------- */
 
@@ -358,6 +360,89 @@ TEST(signal_fork_child_thread_start_loses_no_signal)
     CHECK_EQ(wait_child(pid), 0);
     check_active(inherited);
     cctx_release(inherited);
+}
+
+/* A signal's delivery still queued for a runner as the process forks is the
+ * parent's: the child's copy of the queue runs it on the child's first
+ * runner, and there it must cancel nothing. The parent's first runner start
+ * is held until the child exists, so the delivery waits in the queue at the
+ * fork. The child knows the copy has run once its runners have all left (a
+ * runner leaves only when it finds no job, after two idle seconds). */
+static pid_t held_parent;
+static atomic_int held_start_entered, held_start_go;
+static atomic_int child_runners_started, child_runners_alive;
+static cctx__thread_start_fn start_runner_for_real;
+static void *(*child_runner_main)(void *);
+
+static void *child_runner(void *arg)
+{
+    void *r = child_runner_main(arg);
+    atomic_fetch_sub(&child_runners_alive, 1);
+    return r;
+}
+
+static int start_runner_held_in_parent(void *(*fn)(void *), void *arg)
+{
+    if (getpid() == held_parent) {
+        atomic_store(&held_start_entered, 1);
+        for (int i = 0; i < 10000 && !atomic_load(&held_start_go); i++)
+            real_sleep_ms(1);
+        return start_runner_for_real(fn, arg);
+    }
+    child_runner_main = fn;
+    atomic_fetch_add(&child_runners_alive, 1);
+    int err = start_runner_for_real(child_runner, arg);
+    if (err)
+        atomic_fetch_sub(&child_runners_alive, 1);
+    else
+        atomic_fetch_add(&child_runners_started, 1);
+    return err;
+}
+
+TEST(signal_delivery_queued_as_the_process_forks_cancels_nothing_in_the_child)
+{
+    if (TEST_UNDER_TSAN) {
+        SKIP_IN_THIS_BUILD("ThreadSanitizer (die_after_fork)");
+    }
+    static const int usr1[] = {SIGUSR1}, usr2[] = {SIGUSR2};
+    held_parent = getpid();
+    start_runner_for_real = atomic_load(&cctx__runner_thread_start);
+    atomic_store(&cctx__runner_thread_start, start_runner_held_in_parent);
+    cctx_t *queued = cctx_with_signals(cctx_background(), usr1, 1, NULL);
+    cctx_t *childs = cctx_with_signals(cctx_background(), usr2, 1, NULL);
+    CHECK(queued && childs);
+    CHECK_EQ(raise(SIGUSR1), 0);
+    for (int i = 0; i < 10000 && !atomic_load(&held_start_entered); i++)
+        real_sleep_ms(1);
+    CHECK(atomic_load(&held_start_entered)); /* the delivery waits in the queue */
+    pid_t pid = fork_when_quiet();
+    if (pid == 0) {
+        alarm(30);
+        /* The child's signal thread starts here; SIGUSR2's delivery starts
+         * the child's runners. */
+        if (raise(SIGUSR2) != 0)
+            _exit(10);
+        cctx_t *c = cctx_with_signals(cctx_background(), usr2, 1, NULL);
+        if (!c)
+            _exit(11);
+        if (cctx_wait(childs, CCTX_SEC(10)) != ECANCELED)
+            _exit(12);
+        for (int i = 0; i < 10000 && atomic_load(&child_runners_alive) > 0; i++)
+            real_sleep_ms(1);
+        if (atomic_load(&child_runners_started) < 1 || atomic_load(&child_runners_alive) != 0)
+            _exit(13); /* the inherited copy may not have run yet */
+        if (cctx_err(queued) != 0)
+            _exit(14); /* the parent's SIGUSR1 reached the child's watch */
+        _exit(0);
+    }
+    atomic_store(&held_start_go, 1);
+    CHECK_EQ(wait_child(pid), 0);
+    /* The parent's delivery was only late. */
+    CHECK_EQ(cctx_wait(queued, CCTX_SEC(10)), ECANCELED);
+    check_active(childs);
+    atomic_store(&cctx__runner_thread_start, start_runner_for_real);
+    cctx_release(childs);
+    cctx_release(queued);
 }
 
 TEST(signal_fault_in_watched_signal_still_crashes)
