@@ -19,9 +19,8 @@
  *    or 304); the connection ends within 5 s of the client's end (a hang
  *    is a finding: libFuzzer's -timeout would find it later). The client's
  *    end is sent once the server has read every byte (see
- *    wait_server_read), and a server silent for 1 s is woken once by
- *    another connection (see kick): two ways libmicrohttpd 0.9.75 itself
- *    leaves a connection waiting;
+ *    wait_server_read): libmicrohttpd 0.9.75 itself leaves a connection
+ *    waiting when the end comes with the last bytes;
  *  - in the handler, what reached it was sound: a method and a path, a
  *    request id and a route, a body of at most the limit and NUL-terminated,
  *    a Content-Length of digits equal to the body's length, no
@@ -64,14 +63,31 @@
 static cctx_mhd_t *server;
 static uint16_t port;
 static int fds_at_start;
-static bool verbose;        /* FUZZ_VERBOSE=1: print each answer */
-static unsigned long kicks; /* libmicrohttpd's thread woken (read_answer) */
+static bool verbose; /* FUZZ_VERBOSE=1: print each answer */
 
 static int64_t now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* poll(2) of one descriptor for up to ms, taken up again for the time left
+ * when a signal cuts it short: libFuzzer's timer (SIGALRM every -timeout/2
+ * + 1 s, 6 s under run.sh) mostly lands on this thread, the main one, and
+ * an interrupted wait says nothing of the server (taken for a silent one,
+ * it once passed for a stall of libmicrohttpd's). */
+static int poll_one(int fd, short events, int ms)
+{
+    int64_t end = now_ms() + ms;
+    for (;;) {
+        struct pollfd pfd = {.fd = fd, .events = events};
+        int n = poll(&pfd, 1, ms);
+        if (n >= 0 || errno != EINTR)
+            return n;
+        int64_t left = end - now_ms();
+        ms = left > 0 ? (int)left : 0;
+    }
 }
 
 /* A header value without the whitespace after it, which is not part of it
@@ -202,15 +218,6 @@ static int count_fds(void)
     return n;
 }
 
-static void report_kicks(void)
-{
-    if (kicks)
-        fprintf(stderr,
-                "fuzz_mhd: libmicrohttpd's thread woken by another connection %lu "
-                "times\n",
-                kicks);
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
@@ -229,7 +236,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     FUZZ_CHECK(cctx_mhd_use_min_budget(server, CCTX_USEC(10)) == 0);
     fds_at_start = count_fds();
     verbose = getenv("FUZZ_VERBOSE") != NULL;
-    atexit(report_kicks);
     return 0;
 }
 
@@ -255,10 +261,7 @@ static int connect_server(void)
     if (err == EINTR) {
         /* A signal (libFuzzer's timer) cut the wait short; the connection
          * is still being made. */
-        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-        int n;
-        while ((n = poll(&pfd, 1, ANSWER_MS)) < 0 && errno == EINTR)
-            ;
+        int n = poll_one(fd, POLLOUT, ANSWER_MS);
         socklen_t len = sizeof err;
         if (n != 1 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
             err = n == 0 ? ETIMEDOUT : errno;
@@ -276,8 +279,7 @@ static int connect_server(void)
 static bool send_part(int fd, const uint8_t *p, size_t n)
 {
     while (n > 0) {
-        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-        if (poll(&pfd, 1, ANSWER_MS) != 1) {
+        if (poll_one(fd, POLLOUT, ANSWER_MS) != 1) {
             fprintf(stderr, "fuzz_mhd: the server read nothing for %d ms\n", ANSWER_MS);
             FUZZ_CHECK(!"the server reads the request");
         }
@@ -348,29 +350,6 @@ static void wait_server_read(int fd)
     }
 }
 
-static int connect_server(void);
-
-/* With pipelined requests and the client's end sent, a connection is now
- * and then left waiting while libmicrohttpd's thread sleeps in epoll_wait
- * without a timeout: the next request or the close it has due happens
- * only when something else wakes that thread (gdb attaching did; so does
- * any other connection), so a server with other traffic moves on at its
- * next event and an idle one does not. The same happens to a server of
- * bare libmicrohttpd 0.9.75 with the same thread model (bench/mhd/bare.c:
- * suspend, a worker, resume) and no cctx in it, so it is libmicrohttpd's;
- * each one is counted and reported at exit. After KICK_MS of silence a
- * connection opened and closed wakes the thread, once; a connection still
- * open ANSWER_MS after the client's end is a finding. */
-#define KICK_MS 1000
-
-static void kick(void)
-{
-    if (kicks++ == 0)
-        fprintf(stderr, "fuzz_mhd: a connection waited for libmicrohttpd's thread to wake; "
-                        "woken by another connection (counted at exit)\n");
-    close(connect_server());
-}
-
 /* The whole answer, until the server ends the connection (EOF or reset),
  * at most ANSWER_MS from now; what does not fit in buf is read over. */
 static size_t read_answer(int fd, char *buf, size_t cap, bool *overflow)
@@ -378,17 +357,9 @@ static size_t read_answer(int fd, char *buf, size_t cap, bool *overflow)
     size_t len = 0;
     *overflow = false;
     int64_t end = now_ms() + ANSWER_MS;
-    bool kicked = false;
     for (;;) {
         int64_t left = end - now_ms();
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        if (!kicked && left > ANSWER_MS - KICK_MS) {
-            if (poll(&pfd, 1, (int)(left - (ANSWER_MS - KICK_MS))) != 1) {
-                kicked = true;
-                kick();
-                continue;
-            }
-        } else if (left <= 0 || poll(&pfd, 1, (int)left) != 1) {
+        if (left <= 0 || poll_one(fd, POLLIN, (int)left) != 1) {
             fprintf(stderr,
                     "fuzz_mhd: the connection did not end within %d ms; %zu bytes "
                     "of answer: \"%.*s\"\n",
@@ -536,10 +507,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         nanosleep(&(struct timespec){0, 200000}, NULL);
     if (open)
         open = send_part(fd, req + split, n - split);
-    if (open && (control & 128)) {
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        poll(&pfd, 1, 10);
-    }
+    if (open && (control & 128))
+        poll_one(fd, POLLIN, 10);
     if (open)
         wait_server_read(fd);
     shutdown(fd, SHUT_WR);

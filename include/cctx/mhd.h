@@ -97,7 +97,7 @@
  * handler asks for, so a deadline folded so is not seen (the server's and
  * the route's maximum still bound the request); a client's FIN that comes
  * in the same read as the last bytes of an unfinished request is noticed
- * only at idle_timeout (docs/mhd.md has one more).
+ * only at idle_timeout.
  * Connections: one without traffic for idle_timeout (60 s) is closed by
  * libmicrohttpd, whether idle between keep-alive requests or sending its
  * request too slowly; while its request is with a worker it is not timed
