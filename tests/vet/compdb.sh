@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: MIT
 # cctx-vet -p: the flags of a corpus file come from a compile_commands.json
 # (written here, with a relative -I resolved against its "directory", in
-# CMake's "command" form and in Bear's "arguments" form), and --sarif writes a
-# SARIF 2.1.0 log of the same findings.
+# CMake's "command" form and in Bear's "arguments" form; the options that
+# write a dependency file left out), and --sarif writes a SARIF 2.1.0 log of
+# the same findings.
 # usage: compdb.sh CCTX_VET SOURCE_DIR WORK_DIR
 vet=$1 src=$2 work=$3
 mkdir -p "$work" || exit 1
@@ -42,6 +43,27 @@ out=$("$vet" -p "$work/bear" "$file")
 rc=$?
 n=$(printf '%s\n' "$out" | grep -c 'warning: .*\[cctx-vet:lostrelease\]')
 [ "$rc" -eq 1 ] && [ "$n" -eq 2 ] || { echo "FAIL: Bear's form: status $rc, $n findings"; exit 1; }
+# A build that writes dependency files (make's -MMD -MF, Ninja's -MD -MF,
+# the kernel's -Wp,-MD,FILE): the parser must write none of them into the
+# build's tree, nor fail where their directory is not made yet.
+mkdir -p "$work/deps/made" || exit 1
+rm -f "$work/deps/made/"*
+cat > "$work/deps/compile_commands.json" <<JSON
+[{"directory": "$src/tests/vet", "file": "$file",
+  "arguments": ["cc", "-std=gnu11", "-I../../include", "-MMD", "-MF", "$work/deps/made/x.d",
+                "-MT", "x.o", "-MQ", "y.o", "-MP", "-MF$work/deps/made/y.d",
+                "-Wp,-MD,$work/deps/made/z.d", "-c", "-o", "x.o", "bad_lostrelease_return.c"]}]
+JSON
+out=$("$vet" -p "$work/deps" "$file")
+rc=$?
+n=$(printf '%s\n' "$out" | grep -c 'warning: .*\[cctx-vet:lostrelease\]')
+[ "$rc" -eq 1 ] && [ "$n" -eq 2 ] || { echo "FAIL: dependency options: status $rc, $n findings"; exit 1; }
+[ -z "$(ls "$work/deps/made")" ] || { echo "FAIL: a dependency file was written"; exit 1; }
+sed "s|$work/deps/made/|$work/deps/missing/|g" "$work/deps/compile_commands.json" > "$work/deps/c.json" &&
+    mv "$work/deps/c.json" "$work/deps/compile_commands.json" || exit 1
+"$vet" -p "$work/deps" "$file" >/dev/null
+rc=$?
+[ "$rc" -eq 1 ] || { echo "FAIL: dependency options into a directory not made: status $rc"; exit 1; }
 sarif=$("$vet" -p "$work" --sarif "$file")
 [ "$?" -eq 1 ] || { echo "FAIL: --sarif exit status"; exit 1; }
 printf '%s\n' "$sarif" | grep -q '"version": "2.1.0"' || { echo "FAIL: no SARIF version"; exit 1; }

@@ -3,8 +3,11 @@
  * Compiler arguments from compile_commands.json, through libclang's
  * compilation database: the directory given with -p, or else the current
  * directory or the nearest parent that has the file. The compiler's name,
- * the source file, -c and -o are dropped (libclang takes the source apart);
- * the entry's directory becomes -working-directory so relative -I work.
+ * the source file, -c and -o are dropped (libclang takes the source apart),
+ * and so are the options that write a dependency file (-MD, -MMD, -MF and
+ * the rest): libclang would write the build's own .d file, and fail the
+ * run where its directory does not exist yet. The entry's directory
+ * becomes -working-directory so relative -I work.
  */
 #include "vet.h"
 
@@ -74,6 +77,29 @@ static bool names_file(const char *wd, const char *arg, const char *path)
     return realpath(joined, real) && strcmp(real, path) == 0;
 }
 
+/* How many arguments, from this one on, are dependency-file options: 2 for
+ * an option whose value is the next argument, 1 for one alone or with its
+ * value joined (-MFdeps/a.d, -Wp,-MD,a.d), 0 for anything else. */
+static unsigned dependency_option(const char *s)
+{
+    static const char *const alone[] = {"-M",
+                                        "-MM",
+                                        "-MD",
+                                        "-MMD",
+                                        "-MG",
+                                        "-MP",
+                                        "--write-dependencies",
+                                        "--write-user-dependencies"};
+    for (size_t i = 0; i < sizeof alone / sizeof *alone; i++)
+        if (strcmp(s, alone[i]) == 0)
+            return 1;
+    if (strncmp(s, "-MF", 3) == 0 || strncmp(s, "-MT", 3) == 0 || strncmp(s, "-MQ", 3) == 0)
+        return s[3] ? 1 : 2;
+    if (strncmp(s, "-Wp,-M", 6) == 0)
+        return 1;
+    return 0;
+}
+
 char **compdb_args(const char *dir, const char *path, int *n)
 {
     *n = 0;
@@ -100,8 +126,11 @@ char **compdb_args(const char *dir, const char *path, int *n)
     for (unsigned i = 1; i < na; i++) { /* 0 is the compiler */
         CXString a = clang_CompileCommand_getArg(cmd, i);
         const char *s = clang_getCString(a);
+        unsigned dep = dependency_option(s);
         if (strcmp(s, "-o") == 0 && i + 1 < na)
             i++;
+        else if (dep > 0)
+            i += dep - 1;
         else if (strcmp(s, "-c") != 0 && strcmp(s, clang_getCString(file)) != 0 &&
                  strcmp(s, path) != 0 && strcmp(s, "--") != 0 &&
                  !names_file(clang_getCString(wd), s, path))
