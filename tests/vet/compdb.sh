@@ -73,4 +73,12 @@ if command -v python3 >/dev/null 2>&1; then
     printf '%s\n' "$sarif" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["runs"][0]["results"]' ||
         { echo "FAIL: the SARIF log is not valid JSON"; exit 1; }
 fi
+# A file name with a space, '#' and '%' in it: SARIF's artifact URI must be a
+# URI (a raw '#' starts a fragment), percent-encoded.
+odd="$work/odd dir"
+mkdir -p "$odd" && cp "$file" "$odd/a b#c%d.c" || exit 1
+sarif=$(cd "$odd" && "$vet" --sarif "a b#c%d.c" -- -std=gnu11 -I"$src/include")
+[ "$?" -eq 1 ] || { echo "FAIL: --sarif of an odd name: exit status"; exit 1; }
+[ "$(printf '%s\n' "$sarif" | grep -c '"uri": "a%20b%23c%25d.c"')" -eq 2 ] ||
+    { echo "FAIL: the artifact URI of an odd name is not percent-encoded"; exit 1; }
 echo ok

@@ -208,6 +208,24 @@ static void json_string(const char *s)
     putchar('"');
 }
 
+/* A file name as a SARIF artifact URI: a relative or absolute path reference
+ * (RFC 3986), every byte but the unreserved ones and '/' percent-encoded, so
+ * that a space, '#', '?', '%' or a byte of a non-UTF-8 name neither breaks
+ * the URI nor the JSON around it. */
+static void uri_string(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+            ch == '-' || ch == '.' || ch == '_' || ch == '~' || ch == '/')
+            putchar(ch);
+        else
+            printf("%%%02X", ch);
+    }
+    putchar('"');
+}
+
 void report_sarif(void)
 {
     printf("{\n  \"$schema\": \"https://json.schemastore.org/sarif-2.1.0.json\",\n"
@@ -231,7 +249,7 @@ void report_sarif(void)
         json_string(all[i].msg);
         printf("},\n       \"locations\": [{\"physicalLocation\": {\"artifactLocation\": "
                "{\"uri\": ");
-        json_string(all[i].file);
+        uri_string(all[i].file);
         printf("}, \"region\": {\"startLine\": %u, \"startColumn\": %u}}}]}", all[i].at.line,
                all[i].at.col);
     }
