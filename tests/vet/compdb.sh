@@ -52,7 +52,8 @@ cat > "$work/deps/compile_commands.json" <<JSON
 [{"directory": "$src/tests/vet", "file": "$file",
   "arguments": ["cc", "-std=gnu11", "-I../../include", "-MMD", "-MF", "$work/deps/made/x.d",
                 "-MT", "x.o", "-MQ", "y.o", "-MP", "-MF$work/deps/made/y.d",
-                "-Wp,-MD,$work/deps/made/z.d", "-c", "-o", "x.o", "bad_lostrelease_return.c"]}]
+                "-Wp,-MD,$work/deps/made/z.d", "-MJ", "$work/deps/made/j.json",
+                "-c", "-o", "x.o", "bad_lostrelease_return.c"]}]
 JSON
 out=$("$vet" -p "$work/deps" "$file")
 rc=$?

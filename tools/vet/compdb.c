@@ -93,7 +93,9 @@ static unsigned dependency_option(const char *s)
     for (size_t i = 0; i < sizeof alone / sizeof *alone; i++)
         if (strcmp(s, alone[i]) == 0)
             return 1;
-    if (strncmp(s, "-MF", 3) == 0 || strncmp(s, "-MT", 3) == 0 || strncmp(s, "-MQ", 3) == 0)
+    /* -MJ is Clang's: a compile database fragment, written as the build runs. */
+    if (strncmp(s, "-MF", 3) == 0 || strncmp(s, "-MT", 3) == 0 || strncmp(s, "-MQ", 3) == 0 ||
+        strncmp(s, "-MJ", 3) == 0)
         return s[3] ? 1 : 2;
     if (strncmp(s, "-Wp,-M", 6) == 0)
         return 1;
