@@ -49,14 +49,77 @@ struct job {
     struct addrinfo hints;
 };
 
-/* Helper threads not finished yet (a test hook). Relaxed increments; the
- * decrement is a release, after the helper's last touch of the job, and the
- * hook's load an acquire, so a test that sees 0 sees every free done. */
+/* Helper threads not finished yet, abandoned ones included: each holds one
+ * of at most cctx__resolve_helpers_max slots. Without a bound, a resolver
+ * that stopped answering would leave a thread per lookup for its whole
+ * timeout (10 s by default), and a server making lookups with short
+ * deadlines would pile up thousands, until thread creation failed for the
+ * whole program (the library's own threads included). A lookup that finds
+ * every slot taken waits for one, or for the end of its context, which it
+ * would have met anyway in a resolver that slow. Go bounds its cgo lookups
+ * in the same way. The slot is taken by a compare-and-swap (relaxed: it
+ * guards a count, not data); it is given back by a release, after the
+ * helper's last touch of the job, and the test hook's load is an acquire,
+ * so a test that sees 0 sees every free done. A waiter sleeps under
+ * slots_lock, and a helper that gives its slot back broadcasts under it, so
+ * that no waiter misses the slot (nor one that a waiter leaving at its
+ * deadline was woken for). */
 static atomic_int in_flight;
+_Atomic int cctx__resolve_helpers_max = 256;
+static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t slots_freed = PTHREAD_COND_INITIALIZER;
+static pthread_once_t fork_handler_once = PTHREAD_ONCE_INIT;
 
 int cctx__resolve_in_flight(void)
 {
     return cctx__atomic_load_acquire(&in_flight);
+}
+
+static bool take_slot(void)
+{
+    int n = cctx__atomic_load_relaxed(&in_flight);
+    while (n < cctx__atomic_load_relaxed(&cctx__resolve_helpers_max))
+        if (atomic_compare_exchange_weak_explicit(&in_flight, &n, n + 1, memory_order_relaxed,
+                                                  memory_order_relaxed))
+            return true;
+    return false;
+}
+
+/* 0 with a slot taken; else ctx's error, or EAGAIN when no wait can be had
+ * (see cctx_cond_wait). */
+static int wait_for_slot(cctx_t *ctx)
+{
+    if (take_slot())
+        return 0;
+    int w = 0;
+    pthread_mutex_lock(&slots_lock);
+    while (!take_slot() && (w = cctx_cond_wait(ctx, &slots_freed, &slots_lock)) == 0)
+        ;
+    pthread_mutex_unlock(&slots_lock);
+    return w;
+}
+
+static void give_slot(void)
+{
+    cctx__atomic_fetch_sub_release(&in_flight, 1);
+    pthread_mutex_lock(&slots_lock);
+    pthread_cond_broadcast(&slots_freed);
+    pthread_mutex_unlock(&slots_lock);
+}
+
+/* The helpers of the parent are not in a child of fork(): their slots are
+ * free there (their jobs' memory stays, a few hundred bytes each), and the
+ * lock, which one of them may have held, is made anew. */
+static void slots_after_fork_child(void)
+{
+    cctx__atomic_store_relaxed(&in_flight, 0);
+    pthread_mutex_init(&slots_lock, NULL);
+    pthread_cond_init(&slots_freed, NULL);
+}
+
+static void watch_fork(void)
+{
+    pthread_atfork(NULL, NULL, slots_after_fork_child);
 }
 
 static void job_free(struct job *j)
@@ -91,7 +154,7 @@ static void *helper(void *arg)
         pthread_cond_signal(&j->cond);
         pthread_mutex_unlock(&j->lock);
     }
-    cctx__atomic_fetch_sub_release(&in_flight, 1);
+    give_slot();
     return NULL;
 }
 
@@ -156,6 +219,12 @@ CCTX_API int cctx_getaddrinfo(cctx_t *ctx, const char *node, const char *service
     }
     pthread_mutex_init(&j->lock, NULL);
     pthread_cond_init(&j->cond, NULL);
+    pthread_once(&fork_handler_once, watch_fork);
+    int w = wait_for_slot(ctx);
+    if (w != 0) {
+        job_free(j);
+        return sys_fail(w);
+    }
 
     /* The helper starts with every signal blocked (the mask is inherited
      * from the creating thread), so it never runs the application's
@@ -166,14 +235,13 @@ CCTX_API int cctx_getaddrinfo(cctx_t *ctx, const char *node, const char *service
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    cctx__atomic_fetch_add_relaxed(&in_flight, 1);
     pthread_t t;
     cctx__io_create_fn create = cctx__atomic_load_relaxed(&cctx__io_thread_create);
     int rc = create(&t, &attr, helper, j);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
     if (rc != 0) {
-        cctx__atomic_fetch_sub_relaxed(&in_flight, 1);
+        give_slot();
         job_free(j);
         return sys_fail(rc);
     }

@@ -376,6 +376,94 @@ TEST(resolve_answering_server)
     free(run_isolated("resolve_answer_body"));
 }
 
+/* At most cctx__resolve_helpers_max helper threads at once (lowered to 2
+ * here): with both slots held by lookups the silent server has abandoned,
+ * a third lookup starts no thread and sends no query, and ends at its
+ * deadline; a fourth with time to wait gets the first slot that frees and
+ * resolves. */
+CHILD(resolve_helpers_bounded_body)
+{
+    struct answering a = {.nx = false};
+    stub_open(&a.s);
+    atomic_store(&cctx__resolve_helpers_max, 2);
+    for (int i = 0; i < 2; i++) {
+        cctx_t *ctx = cctx_with_timeout(cctx_background(), CCTX_MSEC(50), NULL);
+        struct addrinfo *res = NULL;
+        errno = 0;
+        CHECK_EQ(cctx_getaddrinfo(ctx, "held.example.", "80", NULL, &res), EAI_SYSTEM);
+        CHECK_EQ(errno, ETIMEDOUT);
+        cctx_release(ctx);
+    }
+    CHECK_EQ(cctx__resolve_in_flight(), 2);
+    while (stub_receive(&a.s, 300)) /* the held lookups' queries, kept unanswered */
+        ;
+    int queries = a.s.queries;
+    CHECK(queries >= 2);
+
+    int64_t t0 = real_now();
+    cctx_t *ctx = cctx_with_timeout(cctx_background(), CCTX_MSEC(200), NULL);
+    struct addrinfo *res = NULL;
+    errno = 0;
+    CHECK_EQ(cctx_getaddrinfo(ctx, "third.example.", "80", NULL, &res), EAI_SYSTEM);
+    CHECK_EQ(errno, ETIMEDOUT);
+    int64_t took = real_now() - t0;
+    CHECK(took >= CCTX_MSEC(200) && took < CCTX_MSEC(200) + CCTX_SEC(3));
+    cctx_release(ctx);
+    CHECK_EQ(cctx__resolve_in_flight(), 2);
+    CHECK(!stub_receive(&a.s, 300)); /* no query of its own */
+    CHECK_EQ(a.s.queries, queries);
+
+    /* A child of fork() has none of those helpers: its slots are free.
+     * (ThreadSanitizer runs no thread started in a forked child.) */
+    if (!TEST_UNDER_TSAN) {
+        fflush(stdout);
+        pid_t pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+            alarm(20);
+            if (cctx__resolve_in_flight() != 0)
+                _exit(10);
+            cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(100), NULL);
+            struct addrinfo *r = NULL;
+            int rc = cctx_getaddrinfo(c, "child.example.", "80", NULL, &r);
+            /* A helper started (and was abandoned at the deadline). */
+            _exit(rc == EAI_SYSTEM && errno == ETIMEDOUT && cctx__resolve_in_flight() == 1 ? 0
+                                                                                           : 11);
+        }
+        int status;
+        CHECK_EQ(waitpid(pid, &status, 0), pid);
+        CHECK(WIFEXITED(status));
+        CHECK_EQ(WEXITSTATUS(status), 0);
+        while (stub_receive(&a.s, 300)) /* the child's queries */
+            ;
+    }
+
+    struct lookup l = {.ctx = cctx_with_timeout(cctx_background(), CCTX_SEC(20), NULL),
+                       .node = "fourth.example."};
+    CHECK(pthread_create(&l.thread, NULL, lookup_thread, &l) == 0);
+    real_sleep_ms(100); /* most likely waiting for a slot by now; either way it must resolve */
+    CHECK(cctx__resolve_in_flight() <= 2);
+    stub_answer(&a.s, false); /* the held lookups' queries: their slots free */
+    pthread_t answerer;
+    CHECK(pthread_create(&answerer, NULL, answer_loop, &a) == 0);
+    CHECK(pthread_join(l.thread, NULL) == 0);
+    CHECK_EQ(l.rc, 0);
+    int64_t end = real_now() + CCTX_SEC(20);
+    while (cctx__resolve_in_flight() > 0) {
+        CHECK(real_now() < end);
+        real_sleep_ms(1);
+    }
+    atomic_store_explicit(&a.stop, true, memory_order_release);
+    CHECK(pthread_join(answerer, NULL) == 0);
+    cctx_release(l.ctx);
+    close(a.s.fd);
+}
+
+TEST(resolve_helpers_are_bounded)
+{
+    free(run_isolated("resolve_helpers_bounded_body"));
+}
+
 /* ---- without a network ------------------------------------------------------------- */
 
 TEST(resolve_bad_input)

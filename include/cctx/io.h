@@ -233,7 +233,12 @@ CCTX_API int cctx_thread_join(cctx_t *ctx, pthread_t thread, void **ret);
  * service and hints are copied). The cost of the thread is paid only for a
  * name: a NULL node, a numeric address (inet_pton's IPv4 or IPv6 forms) or
  * AI_NUMERICHOST in hints never waits on the network and is resolved on the
- * calling thread. The helper-thread way works with any libc (musl included),
+ * calling thread. At most 256 helpers run at once, abandoned ones included:
+ * a lookup that finds them all busy (a resolver that stopped answering
+ * keeps each for its whole timeout) waits for one to finish, or for the end
+ * of ctx, and starts no thread meanwhile, so that a flood of lookups cannot
+ * take every thread the process may have. A child of fork() starts with
+ * all 256 free. The helper-thread way works with any libc (musl included),
  * where glibc's getaddrinfo_a would need a signal or thread notification
  * and still could not cancel a lookup in progress (gai_cancel then answers
  * EAI_NOTCANCELED).
