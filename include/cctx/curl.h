@@ -35,7 +35,9 @@
  *     the trace goes to that host too; CCTX_CURL_NO_TRACE, or following
  *     redirects by hand, keeps it from a host it should not reach.
  *  3. It sets CURLOPT_TIMEOUT_MS to the remaining budget, rounded up to a
- *     whole millisecond (0, no limit, when ctx has no deadline).
+ *     whole millisecond (0, no limit, when ctx has no deadline, or when
+ *     the milliseconds do not fit in a long: past about 24.8 days where a
+ *     long has 32 bits; ctx's deadline still ends the transfer).
  *  4. It runs the transfer on a multi handle, waiting in curl_multi_poll with
  *     cctx_done_fd(ctx) as an extra descriptor, so a cancel or a deadline
  *     wakes it at once and the transfer is removed from the multi handle

@@ -6,7 +6,9 @@
 
 #include <cctx/curl.h>
 
+#include <limits.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #define CC_HDR_TIMEOUT "grpc-timeout: "
 #define CC_HDR_PARENT "traceparent: "
@@ -54,6 +56,20 @@ int64_t cc_budget(cctx_t *ctx);
  * errno value with x->res final and nothing set: ctx's error (left <= 0:
  * nothing is to be sent), ENOMEM, EINVAL. */
 int cc_prepare(struct cc_xfer *x, cctx_t *ctx, int64_t left);
+/* libcurl's own timeout (CURLOPT_TIMEOUT_MS) for budget left, rounded up:
+ * libcurl must never give up before the budget is spent (the context's own
+ * deadline is what ends the transfer on time). 0, no timeout of libcurl's,
+ * without a deadline and where the milliseconds exceed long_max (LONG_MAX
+ * in use; a 32-bit long holds about 24.8 days of them), where a cast would
+ * wrap to a shorter or negative timeout; the context's deadline still ends
+ * the transfer then. */
+static inline long cc_timeout_ms(int64_t left, long long_max)
+{
+    if (left <= 0 || left == CCTX_NO_DEADLINE)
+        return 0;
+    int64_t ms = left / CCTX_MSEC(1) + (left % CCTX_MSEC(1) != 0);
+    return ms > long_max ? 0 : (long)ms;
+}
 /* Puts back the options cc_prepare set. */
 void cc_restore(struct cc_xfer *x);
 /* cc_restore for a transfer that failed before it was sent: its result then

@@ -222,12 +222,7 @@ int cc_prepare(struct cc_xfer *x, cctx_t *ctx, int64_t left)
         }
     }
 
-    /* Rounded up: libcurl must never give up before the budget is spent
-     * (the context's own deadline is what ends the transfer on time). */
-    long ms = 0;
-    if (left != CCTX_NO_DEADLINE)
-        ms = (long)(left / CCTX_MSEC(1) + (left % CCTX_MSEC(1) != 0));
-    if (curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, ms) != CURLE_OK ||
+    if (curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, cc_timeout_ms(left, LONG_MAX)) != CURLE_OK ||
         curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, list) != CURLE_OK) {
         cc_restore_unsent(x);
         x->res.err = EINVAL;

@@ -2,7 +2,8 @@
 /* cctx-curl at its edges: a child of fork() calling on the forking thread,
  * errno values on a reused easy handle, no descriptor left for the done
  * descriptor, a handle libcurl refuses to add, calls from inside a libcurl
- * callback, a deadline passed but not yet marked. */
+ * callback, a deadline passed but not yet marked, libcurl's own timeout
+ * in a long. */
 #define _GNU_SOURCE
 #include <cctx/curl.h>
 #include <cctx/testing.h>
@@ -13,6 +14,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
+#include "curl_internal.h"
 #include "harness.h"
 #include "peer.h"
 #include "support.h"
@@ -484,4 +486,26 @@ TEST(curl_thread_cleanup_inside_a_callback_does_nothing)
     curl_easy_cleanup(e);
     peer_stop(&p);
     curl_test_end();
+}
+
+/* libcurl's own timeout is the budget in milliseconds, rounded up, and a
+ * long. A budget whose milliseconds do not fit (a 32-bit long holds about
+ * 24.8 days of them) sets none, rather than one cut to a shorter or
+ * negative count: libcurl would give up early or refuse the option. */
+TEST(curl_timeout_in_milliseconds_fits_its_long)
+{
+    CHECK_EQ(cc_timeout_ms(1, LONG_MAX), 1L);
+    CHECK_EQ(cc_timeout_ms(CCTX_MSEC(1), LONG_MAX), 1L);
+    CHECK_EQ(cc_timeout_ms(CCTX_MSEC(1) + 1, LONG_MAX), 2L);
+    CHECK_EQ(cc_timeout_ms(0, LONG_MAX), 0L);
+    CHECK_EQ(cc_timeout_ms(CCTX_NO_DEADLINE, LONG_MAX), 0L);
+    if (LONG_MAX == INT64_MAX) /* the furthest deadline fits a 64-bit long */
+        CHECK_EQ(cc_timeout_ms(CCTX_NO_DEADLINE - 1, LONG_MAX), INT64_MAX / CCTX_MSEC(1) + 1);
+
+    const long max32 = INT32_MAX;
+    CHECK_EQ(cc_timeout_ms(CCTX_MSEC(max32), max32), max32);
+    CHECK_EQ(cc_timeout_ms(CCTX_MSEC(max32) + 1, max32), 0L);
+    CHECK_EQ(cc_timeout_ms(CCTX_SEC(30 * 24 * 3600), max32), 0L);          /* 30 days */
+    CHECK_EQ(cc_timeout_ms(CCTX_MSEC(INT64_C(1) << 32), max32), 0L);       /* would wrap to 0 */
+    CHECK_EQ(cc_timeout_ms(CCTX_MSEC((INT64_C(1) << 32) + 5), max32), 0L); /* to 5 */
 }
