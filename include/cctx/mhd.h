@@ -54,13 +54,18 @@
  *     handler started and did not wait for stops.
  *
  * Disconnect detection and its limits. libmicrohttpd does not look at a
- * suspended connection, so the server watches each suspended connection's
- * socket itself, with one thread and its own epoll set, for EPOLLRDHUP only
- * (the peer's FIN or RST; never incoming data, so a pipelined next request or
- * a keep-alive connection is never taken for a disconnect). Each watch is
+ * suspended connection, so the server watches each connection's socket
+ * itself, with one thread and its own epoll set, for EPOLLRDHUP only (the
+ * peer's FIN or RST; never incoming data, so a pipelined next request or a
+ * keep-alive connection is never taken for a disconnect). Each watch is
  * identified by descriptor and generation, so an event for a connection that
  * has since closed never reaches a later connection on the same descriptor
- * number; the watch is removed before the connection is resumed. Limits: a
+ * number. While a request is suspended the watch is its own, and is given
+ * back to the connection before the connection is resumed. On a connection
+ * libmicrohttpd is reading, the peer's end makes the watcher shut the
+ * socket's read side down once libmicrohttpd has read what came before it:
+ * libmicrohttpd 0.9.75 in epoll mode would otherwise notice a FIN that came
+ * with the last bytes of an unfinished request only at idle_timeout. Limits: a
  * peer that vanishes without a FIN or RST (host down, cable pulled) is seen
  * only by TCP keep-alive or the deadline; a client that half-closes after
  * sending its request (shutdown(SHUT_WR), as `nc -N` does) is taken for one
@@ -95,9 +100,7 @@
  * the one before (obsolete in HTTP/1.1) runs into that line's name, which
  * is 400 when the fold holds a space or a colon, and otherwise a header no
  * handler asks for, so a deadline folded so is not seen (the server's and
- * the route's maximum still bound the request); a client's FIN that comes
- * in the same read as the last bytes of an unfinished request is noticed
- * only at idle_timeout.
+ * the route's maximum still bound the request).
  * Connections: one without traffic for idle_timeout (60 s) is closed by
  * libmicrohttpd, whether idle between keep-alive requests or sending its
  * request too slowly; while its request is with a worker it is not timed

@@ -102,7 +102,9 @@ struct cctx_mhd_request {
 
 struct mhd_watch_slot {
     uint32_t gen;
-    struct cctx_mhd_request *req; /* NULL: no watch on this descriptor */
+    struct cctx_mhd_request *req; /* suspended and watched for a hang-up */
+    bool open;                    /* libmicrohttpd's connection, watched for its peer's end */
+    bool fired;                   /* the one-shot registration reported: disabled until armed */
 };
 
 /* A disconnect waiting for a canceller thread (see watch.c). */
@@ -197,6 +199,10 @@ int mhd_status_of_ended(const cctx_t *ctx, const char **msg);
 /* watch.c */
 int mhd_watch_start(struct mhd_watch *w);
 void mhd_watch_stop(struct mhd_watch *w);
+/* A connection libmicrohttpd accepted (fd) starts, or closes before its
+ * descriptor does: called on libmicrohttpd's thread. */
+void mhd_watch_open(struct mhd_watch *w, int fd);
+void mhd_watch_close(struct mhd_watch *w, int fd);
 void mhd_watch_add(struct mhd_watch *w, struct cctx_mhd_request *req);
 void mhd_watch_remove(struct mhd_watch *w, struct cctx_mhd_request *req);
 /* Whether this thread is w's watcher or one of its cancellers: it may be

@@ -185,6 +185,24 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     mhd_request_free(req);
 }
 
+/* Every connection is watched for its peer's end from its start to its
+ * close (watch.c says why). libmicrohttpd reports its close before it
+ * closes the descriptor. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    (void)socket_context;
+    cctx_mhd_t *s = cls;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci)
+        return;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED)
+        mhd_watch_open(&s->watch, ci->connect_fd);
+    else if (code == MHD_CONNECTION_NOTIFY_CLOSED)
+        mhd_watch_close(&s->watch, ci->connect_fd);
+}
+
 static int make_listener(const char *addr, uint16_t port, int *fd_out, bool *v6, uint16_t *bound)
 {
     struct sockaddr_storage ss;
@@ -339,11 +357,11 @@ cctx_mhd_t *cctx_mhd_start(cctx_t *parent, const cctx_mhd_options_t *options,
     int lfd = s->listen_fd;
     s->listen_fd = -1;
     errno = 0;
-    s->daemon =
-        MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, lfd,
-                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_URI_LOG_CALLBACK,
-                         on_uri, s, MHD_OPTION_CONNECTION_TIMEOUT, s->idle_secs,
-                         MHD_OPTION_CONNECTION_LIMIT, s->opt.max_connections, MHD_OPTION_END);
+    s->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, lfd,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_CONNECTION_TIMEOUT, s->idle_secs,
+        MHD_OPTION_CONNECTION_LIMIT, s->opt.max_connections, MHD_OPTION_END);
     if (!s->daemon) {
         err = errno ? errno : EAGAIN;
         goto fail_threads;

@@ -3,7 +3,24 @@
  * The disconnect watcher. libmicrohttpd does not poll a suspended
  * connection, so a client that hangs up while its handler runs would go
  * unnoticed until the response is written. One thread watches every
- * suspended connection's socket in an epoll set of its own.
+ * connection's socket in an epoll set of its own.
+ *
+ * It watches the connections libmicrohttpd polls too, for a second reason:
+ * in its epoll mode (edge-triggered), libmicrohttpd 0.9.75 stops reading a
+ * connection after a read that returned less than it asked for, until a
+ * new event. A FIN that arrived with the last bytes of an unfinished
+ * request raises none, so the connection would wait for idle_timeout. When
+ * the peer's end shows on such a connection (no request of it suspended),
+ * the watcher shuts the socket's read side down once libmicrohttpd has
+ * read every byte queued before the end (FIONREAD says 0; until then it
+ * looks again after 1, 2, 4... up to 128 ms). The shutdown wakes
+ * libmicrohttpd's epoll set again, and its next read finds the end. Shut
+ * down sooner, the wake-up could come before that short read and be spent
+ * with it. The peer has sent its last byte by then, so nothing it sent is
+ * lost. The shutdown happens under the watch's lock, and libmicrohttpd
+ * reports a connection closed (taking that lock, mhd_watch_close) before
+ * it closes its descriptor, so a shutdown never reaches a later connection
+ * that got the same descriptor number.
  *
  * Protocol:
  *  - Only EPOLLRDHUP is asked for (EPOLLERR and EPOLLHUP come anyway): the
@@ -14,9 +31,13 @@
  *    fd). The slot of a descriptor counts its generations; an event whose
  *    generation is not the slot's current one belongs to a connection that
  *    has gone (its descriptor now reused) and is dropped.
- *  - The worker removes the watch (EPOLL_CTL_DEL, slot emptied) before it
- *    resumes the connection, so the request, its context and its descriptor
- *    are valid whenever the watcher finds the request in a slot.
+ *  - A request suspended takes its connection's watch over as it stands
+ *    while that has not reported (no system call), or is armed anew. The
+ *    worker removes the request from the slot (the registration then the
+ *    connection's again, or deleted if the connection has no watch of its
+ *    own) before it resumes the connection, so the request, its context and
+ *    its descriptor are valid whenever the watcher finds the request in a
+ *    slot.
  *  - The watcher never cancels itself. Cancelling runs the context's
  *    after-functions on the cancelling thread, and one of the user's may
  *    block; the watcher would then miss every other hang-up meanwhile. It
@@ -44,12 +65,16 @@
 #define _GNU_SOURCE
 #include "mhd_internal.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define WAKE_TAG UINT64_MAX
@@ -131,13 +156,95 @@ static void hang_up(struct mhd_watch *w, cctx_t *ctx, cctx_cancel_t *cancel)
     pthread_mutex_unlock(&w->lock);
 }
 
+/* Connections whose peer's end showed while bytes before it were still
+ * unread (see the top). The watcher's own, without a lock. */
+struct pending_end {
+    int fd;
+    uint32_t gen;
+    int64_t at, delay; /* the next look, and the wait before it (ns) */
+};
+struct pending_ends {
+    struct pending_end *v;
+    size_t n, cap;
+};
+
+#define END_FIRST_LOOK CCTX_MSEC(1)
+#define END_LAST_LOOK CCTX_MSEC(128)
+
+static int64_t mono_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * CCTX_SEC(1) + t.tv_nsec;
+}
+
+/* Shuts fd's read side down unless bytes are still queued on it (false
+ * then). w->lock held, the slot checked. */
+static bool end_if_read(int fd)
+{
+    int queued = 0;
+    if (ioctl(fd, FIONREAD, &queued) == 0 && queued > 0)
+        return false;
+    (void)shutdown(fd, SHUT_RD); /* fails only if the socket is gone: nothing to do */
+    return true;
+}
+
+/* The peer of an open connection has ended; w->lock held. */
+static void peer_ended(struct pending_ends *p, int fd, uint32_t gen)
+{
+    if (end_if_read(fd))
+        return;
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? 2 * p->cap : 16;
+        struct pending_end *v = realloc(p->v, cap * sizeof *v);
+        if (!v) { /* out of memory: wake libmicrohttpd now, at the risk of too soon */
+            (void)shutdown(fd, SHUT_RD);
+            return;
+        }
+        p->v = v;
+        p->cap = cap;
+    }
+    p->v[p->n++] = (struct pending_end){fd, gen, mono_ns() + END_FIRST_LOOK, END_FIRST_LOOK};
+}
+
+/* Looks again at the pending ends whose time has come; returns the wait
+ * for epoll_wait until the next one (ms, -1 for none). */
+static int look_again(struct mhd_watch *w, struct pending_ends *p)
+{
+    if (!p->n)
+        return -1;
+    int64_t now = mono_ns(), next = INT64_MAX;
+    size_t kept = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        struct pending_end e = p->v[i];
+        if (e.at <= now) {
+            /* Closed, or a request of it suspended (whose watch, or the
+             * worker's, takes over): no longer pending here. */
+            pthread_mutex_lock(&w->lock);
+            const struct mhd_watch_slot *slot = &w->slots[e.fd];
+            bool done = slot->gen != e.gen || !slot->open || slot->req || end_if_read(e.fd);
+            pthread_mutex_unlock(&w->lock);
+            if (done)
+                continue;
+            e.delay = e.delay >= END_LAST_LOOK / 2 ? END_LAST_LOOK : 2 * e.delay;
+            e.at = now + e.delay;
+        }
+        next = e.at < next ? e.at : next;
+        p->v[kept++] = e;
+    }
+    p->n = kept;
+    return kept ? (int)((next - now + CCTX_MSEC(1) - 1) / CCTX_MSEC(1)) : -1;
+}
+
 static void *watch_main(void *arg)
 {
     struct mhd_watch *w = arg;
     watch_of = w;
     struct epoll_event ev[64];
+    struct pending_ends pending = {0};
+    int wait_ms = -1;
     while (!cctx__atomic_load_acquire(&w->stop)) {
-        int n = epoll_wait(w->epfd, ev, 64, -1);
+        int n = epoll_wait(w->epfd, ev, 64, wait_ms);
         for (int i = 0; i < n; i++) {
             if (ev[i].data.u64 == WAKE_TAG)
                 continue; /* the loop condition reads stop */
@@ -146,17 +253,25 @@ static void *watch_main(void *arg)
             cctx_t *ctx = NULL;
             cctx_cancel_t *cancel = NULL;
             pthread_mutex_lock(&w->lock);
-            if ((size_t)fd < w->nslots && w->slots[fd].req && w->slots[fd].gen == gen) {
-                /* The slot stays filled: the worker's removal deletes the
-                 * (one-shot, now disabled) registration. */
-                ctx = cctx_ref(w->slots[fd].req->ctx);
-                cancel = w->slots[fd].req->cancel;
+            struct mhd_watch_slot *slot = (size_t)fd < w->nslots ? &w->slots[fd] : NULL;
+            if (slot && slot->gen == gen)
+                slot->fired = true; /* one-shot: disabled until armed again */
+            if (slot && slot->gen == gen && slot->req) {
+                /* The slot stays filled until the worker's removal. */
+                ctx = cctx_ref(slot->req->ctx);
+                cancel = slot->req->cancel;
+            } else if (slot && slot->gen == gen && slot->open) {
+                /* Under the lock: the descriptor is still this connection's
+                 * (see the top). */
+                peer_ended(&pending, fd, gen);
             }
             pthread_mutex_unlock(&w->lock);
             if (ctx)
                 hang_up(w, ctx, cancel);
         }
+        wait_ms = look_again(w, &pending);
     }
+    free(pending.v);
     return NULL;
 }
 
@@ -229,6 +344,75 @@ void mhd_watch_stop(struct mhd_watch *w)
     pthread_mutex_destroy(&w->lock);
 }
 
+/* Makes the slots reach fd; w->lock held. False when memory is short. */
+static bool slots_reach(struct mhd_watch *w, int fd)
+{
+    if ((size_t)fd < w->nslots)
+        return true;
+    size_t n = w->nslots ? w->nslots : 64;
+    while (n <= (size_t)fd)
+        n *= 2;
+    struct mhd_watch_slot *s = realloc(w->slots, n * sizeof *s);
+    if (!s)
+        return false;
+    memset(s + w->nslots, 0, (n - w->nslots) * sizeof *s);
+    w->slots = s;
+    w->nslots = n;
+    return true;
+}
+
+/* Registers fd for one report of its peer's end under generation gen:
+ * MOD when the set holds it already (in_set), else ADD. Each falls back to
+ * the other should the set not be as expected (a registration of a closed
+ * descriptor that a child of fork() keeps open, say). */
+static int arm(struct mhd_watch *w, int fd, uint32_t gen, bool in_set)
+{
+    struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLONESHOT,
+                             .data.u64 = (uint64_t)gen << 32 | (uint32_t)fd};
+    int op = in_set ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    int rc = epoll_ctl(w->epfd, op, fd, &ev);
+    if (rc != 0 && (errno == EEXIST || errno == ENOENT))
+        rc = epoll_ctl(w->epfd, in_set ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &ev);
+    return rc;
+}
+
+void mhd_watch_open(struct mhd_watch *w, int fd)
+{
+    if (fd < 0)
+        return;
+    /* The slot is filled before the registration exists, so an event can
+     * never find it empty; the system call itself runs outside the lock
+     * (the watcher and the workers must not wait for it). */
+    pthread_mutex_lock(&w->lock);
+    if (!slots_reach(w, fd)) {
+        pthread_mutex_unlock(&w->lock);
+        return; /* not watched: its end is seen as libmicrohttpd sees it */
+    }
+    struct mhd_watch_slot *slot = &w->slots[fd];
+    uint32_t gen = ++slot->gen;
+    *slot = (struct mhd_watch_slot){.gen = gen, .open = true};
+    pthread_mutex_unlock(&w->lock);
+    if (arm(w, fd, gen, false) == 0)
+        return;
+    pthread_mutex_lock(&w->lock);
+    if (w->slots[fd].gen == gen)
+        w->slots[fd].open = false;
+    pthread_mutex_unlock(&w->lock);
+}
+
+void mhd_watch_close(struct mhd_watch *w, int fd)
+{
+    /* No EPOLL_CTL_DEL: closing the descriptor, which libmicrohttpd does
+     * next, takes it out of the set. The new generation drops any event
+     * still on its way. */
+    pthread_mutex_lock(&w->lock);
+    if (fd >= 0 && (size_t)fd < w->nslots && w->slots[fd].open) {
+        w->slots[fd].gen++;
+        w->slots[fd].open = false;
+    }
+    pthread_mutex_unlock(&w->lock);
+}
+
 void mhd_watch_add(struct mhd_watch *w, struct cctx_mhd_request *req)
 {
     req->fd = -1;
@@ -238,42 +422,34 @@ void mhd_watch_add(struct mhd_watch *w, struct cctx_mhd_request *req)
         return; /* not watched: the request still ends by deadline or shutdown */
     int fd = ci->connect_fd;
     pthread_mutex_lock(&w->lock);
-    if ((size_t)fd >= w->nslots) {
-        size_t n = w->nslots ? w->nslots : 64;
-        while (n <= (size_t)fd)
-            n *= 2;
-        struct mhd_watch_slot *s = realloc(w->slots, n * sizeof *s);
-        if (!s) {
-            pthread_mutex_unlock(&w->lock);
-            return;
-        }
-        memset(s + w->nslots, 0, (n - w->nslots) * sizeof *s);
-        w->slots = s;
-        w->nslots = n;
+    if (!slots_reach(w, fd)) {
+        pthread_mutex_unlock(&w->lock);
+        return;
     }
-    /* The slot is filled before the registration exists, so an event can
-     * never find it empty; the system call itself runs outside the lock
-     * (the worker removing another watch must not wait for it). */
     struct mhd_watch_slot *slot = &w->slots[fd];
-    uint32_t gen = ++slot->gen;
     slot->req = req;
+    /* The connection's own watch, still armed, becomes the request's as it
+     * is: its report, whenever it comes, finds the request in the slot. No
+     * system call. Once it has reported (or there is none), the request
+     * gets a registration of its own, under a new generation. */
+    bool armed = slot->open && !slot->fired;
+    if (!armed) {
+        slot->gen++;
+        slot->fired = false;
+    }
+    uint32_t gen = slot->gen;
+    bool in_set = slot->open;
     pthread_mutex_unlock(&w->lock);
-    struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLONESHOT,
-                             .data.u64 = (uint64_t)gen << 32 | (uint32_t)fd};
-    /* The set holds no registration for fd (every watch is deleted before its
-     * connection resumes, and a closed descriptor leaves the set), but ask
-     * MOD on EEXIST rather than trust that. */
-    int rc = epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev);
-    if (rc != 0 && errno == EEXIST)
-        rc = epoll_ctl(w->epfd, EPOLL_CTL_MOD, fd, &ev);
-    if (rc == 0) {
+    if (armed || arm(w, fd, gen, in_set) == 0) {
         req->fd = fd;
         req->gen = gen;
         return;
     }
     pthread_mutex_lock(&w->lock);
-    if (w->slots[fd].req == req && w->slots[fd].gen == gen)
+    if (w->slots[fd].req == req && w->slots[fd].gen == gen) {
         w->slots[fd].req = NULL;
+        w->slots[fd].fired = true; /* nothing armed: the next add tries again */
+    }
     pthread_mutex_unlock(&w->lock);
 }
 
@@ -282,16 +458,20 @@ void mhd_watch_remove(struct mhd_watch *w, struct cctx_mhd_request *req)
     if (req->fd < 0)
         return;
     /* The slot is emptied under the lock, so an event from now on finds no
-     * request; the registration is deleted after, outside the lock, and
-     * still before the caller resumes the connection (so before its
-     * descriptor can be closed and reused). */
+     * request. The registration, of a connection watched for its own sake,
+     * is the connection's again as it stands: still armed, or spent by a
+     * hang-up, whose end libmicrohttpd reads by itself (it takes a resumed
+     * connection for ready to read). Of any other, it is deleted, after
+     * the lock and still before the caller resumes the connection (so
+     * before its descriptor can be closed and reused). */
     pthread_mutex_lock(&w->lock);
     struct mhd_watch_slot *slot = &w->slots[req->fd];
     bool mine = slot->req == req && slot->gen == req->gen;
+    bool drop = mine && !slot->open;
     if (mine)
         slot->req = NULL;
     pthread_mutex_unlock(&w->lock);
-    if (mine)
+    if (drop)
         epoll_ctl(w->epfd, EPOLL_CTL_DEL, req->fd, NULL);
     req->fd = -1;
 }

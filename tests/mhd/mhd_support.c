@@ -90,6 +90,23 @@ void conn_close(struct conn *c)
     c->fd = -1;
 }
 
+bool conn_closed_within(struct conn *c, int ms)
+{
+    int64_t end = real_now() + CCTX_MSEC(ms);
+    for (;;) {
+        int64_t left = (end - real_now()) / CCTX_MSEC(1);
+        if (left <= 0)
+            return false;
+        struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+        if (poll(&pfd, 1, (int)left) != 1)
+            return false;
+        char buf[512];
+        ssize_t n = recv(c->fd, buf, sizeof buf, 0);
+        if (n <= 0)
+            return true;
+    }
+}
+
 void http_get(uint16_t port, const char *path, const char *extra, struct http_resp *r)
 {
     static _Thread_local struct conn c;

@@ -31,6 +31,9 @@ void conn_send(struct conn *c, const char *text);
 /* Reads one response (Content-Length framed), waiting up to 10 s. */
 void conn_read(struct conn *c, struct http_resp *r);
 void conn_close(struct conn *c);
+/* Waits up to ms for the server to close c (EOF or reset); true if it did.
+ * Any bytes it answers with are read over. */
+bool conn_closed_within(struct conn *c, int ms);
 /* One request on a fresh connection: "GET /path" plus extra header lines
  * ("Name: value\r\n" each, or ""). */
 void http_get(uint16_t port, const char *path, const char *extra, struct http_resp *r);

@@ -3,12 +3,15 @@
  * Raw-socket scenarios of the disconnect watcher: a client that goes away
  * while its handler runs ends the request context with 499 "client
  * disconnected"; pipelined requests, keep-alive reuse and descriptors reused
- * by later connections never do.
+ * by later connections never do. A client's FIN that arrives with the last
+ * bytes of an unfinished request closes the connection at once.
  */
 #include "harness.h"
 #include "mhd_support.h"
 #include "support.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 static const char GET_SLOW[] = "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n";
@@ -297,6 +300,95 @@ TEST(mhd_blocking_after_function_does_not_delay_other_disconnects)
     stuck.released = true;
     pthread_cond_broadcast(&stuck.cv);
     pthread_mutex_unlock(&stuck.mu);
+    cctx_mhd_free(s);
+    probe_destroy(&p);
+}
+
+/* A client whose FIN comes in the same segment as the last bytes of an
+ * unfinished request (TCP_CORK holds the bytes until shutdown tacks the FIN
+ * onto them). libmicrohttpd's epoll mode reads those bytes, and would then
+ * wait for a new event that never comes: the connection is closed at once,
+ * not at idle_timeout (60 s here). `before` is a whole request answered
+ * first on the same connection, or NULL. */
+static void fin_behind_unfinished_request(const char *before, const char *partial)
+{
+    struct probe p;
+    probe_init(&p);
+    cctx_mhd_t *s = start_probe_server(&p, NULL);
+    static struct conn c;
+    static struct http_resp r;
+    conn_open(&c, cctx_mhd_port(s));
+    if (before) {
+        conn_send(&c, before);
+        conn_read(&c, &r);
+        CHECK_EQ(r.status, 200);
+        CHECK(probe_wait_ended(&p, 1, 5000));
+    }
+    int one = 1;
+    CHECK(setsockopt(c.fd, IPPROTO_TCP, TCP_CORK, &one, sizeof one) == 0);
+    int64_t t0 = real_now();
+    conn_send(&c, partial);
+    CHECK(shutdown(c.fd, SHUT_WR) == 0);
+    CHECK(conn_closed_within(&c, 5000));
+    printf("FIN behind an unfinished request: closed after %.3f ms\n",
+           (double)(real_now() - t0) / 1e6);
+    CHECK_EQ(p.started, before ? 1 : 0);
+    conn_close(&c);
+    cctx_mhd_free(s);
+    probe_destroy(&p);
+}
+
+TEST(mhd_fin_behind_unfinished_headers)
+{
+    fin_behind_unfinished_request(NULL, "GET /half HTTP/1.1\r\nHost: t\r\n");
+}
+
+TEST(mhd_fin_behind_unfinished_body)
+{
+    fin_behind_unfinished_request(NULL, "POST /b HTTP/1.1\r\nHost: t\r\n"
+                                        "Content-Length: 10\r\n\r\nabc");
+}
+
+TEST(mhd_fin_behind_unfinished_keep_alive_request)
+{
+    fin_behind_unfinished_request("GET /k HTTP/1.1\r\nHost: t\r\n\r\n", "GET /half HTTP/1.1\r\nHo");
+}
+
+/* A whole request with the client's FIN in the same segment. The
+ * connection's watch may report the end before the request is suspended,
+ * and is then spent: the suspended request gets a watch of its own, which
+ * reports the end at once, and the handler sees its client gone. Or
+ * libmicrohttpd reads the end before it hands the request on, and closes
+ * the connection without it (as it may with the FIN in a segment of its
+ * own). Either way the connection closes promptly, and no handler waits
+ * for its deadline. */
+TEST(mhd_fin_with_a_whole_request_ends_it_at_once)
+{
+    struct probe p;
+    probe_init(&p);
+    p.block = true;
+    cctx_mhd_t *s = start_probe_server(&p, NULL);
+    static struct conn c;
+    for (int i = 0; i < 20; i++) {
+        int before = p.started; /* nothing runs between the rounds */
+        conn_open(&c, cctx_mhd_port(s));
+        int one = 1;
+        CHECK(setsockopt(c.fd, IPPROTO_TCP, TCP_CORK, &one, sizeof one) == 0);
+        conn_send(&c, GET_SLOW);
+        CHECK(shutdown(c.fd, SHUT_WR) == 0);
+        CHECK(conn_closed_within(&c, 5000));
+        conn_close(&c);
+        /* A handler that ran has returned: the connection closes after. */
+        pthread_mutex_lock(&p.mu);
+        CHECK_EQ(p.ended, p.started);
+        if (p.started > before) {
+            CHECK_EQ(p.cause.code, 499);
+            CHECK_STR(p.msg, "client disconnected");
+            CHECK(p.t_ended - p.t_started < CCTX_SEC(2));
+        }
+        pthread_mutex_unlock(&p.mu);
+    }
+    printf("%d of 20 reached their handler\n", p.started);
     cctx_mhd_free(s);
     probe_destroy(&p);
 }

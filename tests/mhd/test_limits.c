@@ -16,25 +16,6 @@
 
 static struct http_resp r;
 
-/* Waits up to ms for the server to close c (EOF or reset); true if it did.
- * Any bytes it answers with are read over. */
-static bool closed_within(struct conn *c, int ms)
-{
-    int64_t end = real_now() + CCTX_MSEC(ms);
-    for (;;) {
-        int64_t left = (end - real_now()) / CCTX_MSEC(1);
-        if (left <= 0)
-            return false;
-        struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
-        if (poll(&pfd, 1, (int)left) != 1)
-            return false;
-        char buf[512];
-        ssize_t n = recv(c->fd, buf, sizeof buf, 0);
-        if (n <= 0)
-            return true;
-    }
-}
-
 TEST(mhd_idle_timeout_closes_slow_request)
 {
     struct probe p;
@@ -46,7 +27,7 @@ TEST(mhd_idle_timeout_closes_slow_request)
     conn_open(&c, cctx_mhd_port(s));
     int64_t t0 = real_now();
     conn_send(&c, "GET /half HTTP/1.1\r\nHost: t\r\n"); /* and never the blank line */
-    CHECK(closed_within(&c, 5000));
+    CHECK(conn_closed_within(&c, 5000));
     int64_t took = real_now() - t0;
     printf("half a request closed after %.3f s\n", (double)took / 1e9);
     CHECK(took >= CCTX_MSEC(900));
@@ -57,7 +38,7 @@ TEST(mhd_idle_timeout_closes_slow_request)
     conn_send(&c, "GET /k HTTP/1.1\r\nHost: t\r\n\r\n");
     conn_read(&c, &r);
     CHECK_EQ(r.status, 200);
-    CHECK(closed_within(&c, 5000));
+    CHECK(conn_closed_within(&c, 5000));
     conn_close(&c);
     cctx_mhd_free(s);
     probe_destroy(&p);
@@ -91,7 +72,7 @@ TEST(mhd_deadline_during_body_closes)
                   "Content-Length: 100\r\n\r\n0123456789");
     real_sleep_ms(400); /* the deadline passes while the body trickles in */
     conn_send(&c, "0123456789");
-    CHECK(closed_within(&c, 3000));
+    CHECK(conn_closed_within(&c, 3000));
     CHECK_EQ(p.started, 0);
     conn_close(&c);
     cctx_mhd_free(s);
@@ -118,7 +99,7 @@ TEST(mhd_deadline_during_stalled_body_closes)
                  deadlines[i]);
         int64_t t0 = real_now();
         conn_send(&c, req); /* and never the other 90 bytes */
-        CHECK(closed_within(&c, 10000));
+        CHECK(conn_closed_within(&c, 10000));
         int64_t took = real_now() - t0;
         printf("stalled body (%s) closed after %.3f s\n",
                *deadlines[i] ? "grpc-timeout" : "maximum", (double)took / 1e9);
@@ -237,7 +218,7 @@ TEST(mhd_body_framed_two_ways_400_and_closed)
             CHECK(resp_header(&r, "Connection", v, sizeof v));
             CHECK(strcasecmp(v, "close") == 0);
         }
-        CHECK(closed_within(&c, 5000));
+        CHECK(conn_closed_within(&c, 5000));
         conn_close(&c);
     }
     CHECK_EQ(p.started, 0);
@@ -288,7 +269,7 @@ TEST(mhd_transfer_encoding_not_chunked_refused)
         char v[32];
         CHECK(resp_header(&r, "Connection", v, sizeof v));
         CHECK(strcasecmp(v, "close") == 0);
-        CHECK(closed_within(&c, 5000));
+        CHECK(conn_closed_within(&c, 5000));
         conn_close(&c);
     }
     CHECK_EQ(p.started, 0);
@@ -379,7 +360,7 @@ TEST(mhd_connect_501_and_closed)
     char v[32];
     CHECK(resp_header(&r, "Connection", v, sizeof v));
     CHECK(strcasecmp(v, "close") == 0);
-    CHECK(closed_within(&c, 5000));
+    CHECK(conn_closed_within(&c, 5000));
     conn_close(&c);
     CHECK_EQ(p.started, 0);
     conn_open(&c, cctx_mhd_port(s));
