@@ -4,7 +4,7 @@
 # (written here, with a relative -I resolved against its "directory", in
 # CMake's "command" form and in Bear's "arguments" form; the options that
 # write a dependency file left out), and --sarif writes a SARIF 2.1.0 log of
-# the same findings.
+# the same findings. An option without its argument is named as such.
 # usage: compdb.sh CCTX_VET SOURCE_DIR WORK_DIR
 vet=$1 src=$2 work=$3
 mkdir -p "$work" || exit 1
@@ -82,4 +82,11 @@ sarif=$(cd "$odd" && "$vet" --sarif "a b#c%d.c" -- -std=gnu11 -I"$src/include")
 [ "$?" -eq 1 ] || { echo "FAIL: --sarif of an odd name: exit status"; exit 1; }
 [ "$(printf '%s\n' "$sarif" | grep -c '"uri": "a%20b%23c%25d.c"')" -eq 2 ] ||
     { echo "FAIL: the artifact URI of an odd name is not percent-encoded"; exit 1; }
+# An option whose argument is missing says so, rather than that it is unknown.
+for opt in -p --enable --disable; do
+    err=$("$vet" "$file" "$opt" 2>&1 >/dev/null)
+    rc=$?
+    [ "$rc" -eq 2 ] && printf '%s\n' "$err" | grep -q "option $opt needs an argument" ||
+        { echo "FAIL: $opt without its argument: status $rc, said: $err"; exit 1; }
+done
 echo ok

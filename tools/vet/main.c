@@ -172,6 +172,10 @@ int main(int argc, char **argv)
             usage(stdout);
             free(files);
             return 0;
+        } else if (strcmp(a, "-p") == 0 || strcmp(a, "--enable") == 0 ||
+                   strcmp(a, "--disable") == 0) {
+            fprintf(stderr, "cctx-vet: option %s needs an argument\n", a); /* the last one */
+            bad = true;
         } else if (a[0] == '-') {
             fprintf(stderr, "cctx-vet: unknown option %s\n", a);
             bad = true;
