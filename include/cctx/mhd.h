@@ -69,9 +69,10 @@
  * peer that vanishes without a FIN or RST (host down, cable pulled) is seen
  * only by TCP keep-alive or the deadline; a client that half-closes after
  * sending its request (shutdown(SHUT_WR), as `nc -N` does) is taken for one
- * that went away; while the request's body is still being received,
- * libmicrohttpd itself notices a closed connection and the request never
- * reaches a worker.
+ * that went away: its handler's context is canceled, or, when libmicrohttpd
+ * reads the end before it hands the request on (always so while the body
+ * is still being received), the connection is closed without an answer and
+ * the request never reaches a worker.
  *
  * Errors. Calls that return a pointer return NULL and set errno; calls that
  * return int return 0 or an errno value. Bad input from the network is
