@@ -113,7 +113,9 @@ TEST(word_lock_waiter_outlasts_a_short_hold_without_sleeping)
     printf("%ld sleeps in %d waits for a %d ns hold\n", sleeps, HOLD_ROUNDS, HOLD_NS);
     fflush(stdout);
     /* Measured: 0 to 2 (8 to 53 under ThreadSanitizer, which slows the
-     * holder); with a spin shorter than the hold, 1978 to 1986. One in ten
-     * leaves room for a holder whose core is taken away. */
-    CHECK(sleeps * 10 <= HOLD_ROUNDS);
+     * holder) on an Intel guest, 1 to 8 (147 to 217 under ThreadSanitizer)
+     * on an AMD EPYC one; with a spin shorter than the hold, 1978 to 1986.
+     * One in four keeps the two far apart and leaves room for a holder
+     * whose core is taken away. */
+    CHECK(sleeps * 4 <= HOLD_ROUNDS);
 }
