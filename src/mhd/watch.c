@@ -34,10 +34,10 @@
  *  - A request suspended takes its connection's watch over as it stands
  *    while that has not reported (no system call), or is armed anew. The
  *    worker removes the request from the slot (the registration then the
- *    connection's again, or deleted if the connection has no watch of its
- *    own) before it resumes the connection, so the request, its context and
- *    its descriptor are valid whenever the watcher finds the request in a
- *    slot.
+ *    connection's again, armed anew if a hang-up spent it, or deleted if
+ *    the connection has no watch of its own) before it resumes the
+ *    connection, so the request, its context and its descriptor are valid
+ *    whenever the watcher finds the request in a slot.
  *  - The watcher never cancels itself. Cancelling runs the context's
  *    after-functions on the cancelling thread, and one of the user's may
  *    block; the watcher would then miss every other hang-up meanwhile. It
@@ -459,21 +459,39 @@ void mhd_watch_remove(struct mhd_watch *w, struct cctx_mhd_request *req)
         return;
     /* The slot is emptied under the lock, so an event from now on finds no
      * request. The registration, of a connection watched for its own sake,
-     * is the connection's again as it stands: still armed, or spent by a
-     * hang-up, whose end libmicrohttpd reads by itself (it takes a resumed
-     * connection for ready to read). Of any other, it is deleted, after
-     * the lock and still before the caller resumes the connection (so
-     * before its descriptor can be closed and reused). */
+     * is the connection's again: as it stands while still armed, or armed
+     * anew under a new generation once a hang-up has spent it. The peer
+     * has ended then, and libmicrohttpd, which takes a resumed connection
+     * for ready to read, may still stop at a short read before that end
+     * (bytes of an unfinished next request that came with it, read after
+     * the answer has taken libmicrohttpd's wake-up): the new registration
+     * reports the end at once, and the watcher treats it as for any
+     * connection (see the top). Of any other, it is deleted. Either system
+     * call is made after the lock and still before the caller resumes the
+     * connection (so before its descriptor can be closed and reused). */
+    int fd = req->fd;
     pthread_mutex_lock(&w->lock);
-    struct mhd_watch_slot *slot = &w->slots[req->fd];
+    struct mhd_watch_slot *slot = &w->slots[fd];
     bool mine = slot->req == req && slot->gen == req->gen;
     bool drop = mine && !slot->open;
+    bool rearm = mine && slot->open && slot->fired;
+    uint32_t gen = 0;
     if (mine)
         slot->req = NULL;
+    if (rearm) {
+        gen = ++slot->gen;
+        slot->fired = false;
+    }
     pthread_mutex_unlock(&w->lock);
-    if (drop)
-        epoll_ctl(w->epfd, EPOLL_CTL_DEL, req->fd, NULL);
     req->fd = -1;
+    if (drop)
+        epoll_ctl(w->epfd, EPOLL_CTL_DEL, fd, NULL);
+    else if (rearm && arm(w, fd, gen, true) != 0) {
+        pthread_mutex_lock(&w->lock);
+        if (w->slots[fd].gen == gen)
+            w->slots[fd].fired = true; /* nothing armed: as libmicrohttpd sees it */
+        pthread_mutex_unlock(&w->lock);
+    }
 }
 
 int mhd_thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const char *name)

@@ -12,6 +12,8 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 
 static const char GET_SLOW[] = "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n";
@@ -391,4 +393,45 @@ TEST(mhd_fin_with_a_whole_request_ends_it_at_once)
     printf("%d of 20 reached their handler\n", p.started);
     cctx_mhd_free(s);
     probe_destroy(&p);
+}
+
+/* The client's FIN comes with the last bytes of an unfinished next request
+ * while its first request is with a worker, whose answer (16 MiB) is larger
+ * than the socket's send buffer. The hang-up spends the connection's watch.
+ * Once the connection is resumed, libmicrohttpd writes the answer in several
+ * turns: a write that fills the buffer puts the descriptor back in its epoll
+ * set, whose report (readable: the FIN) is taken while it still writes.
+ * Then it reads the unfinished request with a short read, and would wait for
+ * an event that never comes: the connection is closed once the answer is out
+ * all the same, not at idle_timeout (60 s here). */
+TEST(mhd_fin_behind_unfinished_request_after_a_large_answer)
+{
+    enum { BIG = 16 << 20 };
+    char *big = malloc(BIG + 1);
+    CHECK(big);
+    memset(big, 'x', BIG);
+    big[BIG] = 0;
+    struct probe p;
+    probe_init(&p);
+    p.block = true;
+    p.body = big;
+    cctx_mhd_t *s = start_probe_server(&p, NULL);
+    static struct conn c;
+    conn_open(&c, cctx_mhd_port(s));
+    conn_send(&c, GET_SLOW);
+    CHECK(probe_wait_started(&p, 1, 5000));
+    int one = 1;
+    CHECK(setsockopt(c.fd, IPPROTO_TCP, TCP_CORK, &one, sizeof one) == 0);
+    conn_send(&c, "GET /half HTTP/1.1\r\nHo");
+    CHECK(shutdown(c.fd, SHUT_WR) == 0);
+    CHECK(probe_wait_ended(&p, 1, 5000));
+    CHECK_EQ(p.cause.code, 499);
+    int64_t t0 = real_now();
+    CHECK(conn_closed_within(&c, 10000));
+    printf("FIN behind an unfinished request after a large answer: closed after %.3f ms\n",
+           (double)(real_now() - t0) / 1e6);
+    conn_close(&c);
+    cctx_mhd_free(s);
+    probe_destroy(&p);
+    free(big);
 }
