@@ -468,7 +468,9 @@ int cctx__timer_arm(struct cctx__timer *t)
 void cctx__timer_disarm(struct cctx__timer *t)
 {
     /* The slot goes from non-zero to zero once, under the shard lock, and the
-     * armer set it before the context was published: a zero read is final. */
+     * armer set it before the context was published: a zero read is final.
+     * A grace context is armed after (grace.c); its arm looks for a cancel
+     * whose disarm came too early, and disarms it itself. */
     if (!cctx__atomic_load_acquire(&t->slot))
         return;
     struct heap_shard *s = &shards[t->shard];

@@ -362,3 +362,33 @@ TEST(grace_not_started_end_of_time_child_with_a_deadline_is_born_done)
     cctx_release(p);
     cctx_fake_clock_stop();
 }
+
+/* Its own cancel on another thread, between the parent's end giving it a
+ * deadline and that deadline going into the timer's heap: the cancel found
+ * nothing armed to take out, so the arm must see the cancel and take it out
+ * itself. Here the cancel runs inside cctx__timer_arm, before the heap, which
+ * is where another thread's can fall. */
+static cctx_cancel_t *grace_to_cancel;
+static void own_cancel_before_the_arm(struct cctx__timer *t)
+{
+    (void)t;
+    atomic_store(&cctx__timer_arming, NULL);
+    cctx_cancel(grace_to_cancel);
+}
+
+TEST(grace_own_cancel_while_its_period_is_armed_leaves_nothing_armed)
+{
+    cctx_fake_clock_start(T0);
+    cctx_cancel_t *pc;
+    cctx_t *parent = cctx_with_cancel(cctx_background(), &pc);
+    cctx_t *g = cctx_with_grace(parent, CCTX_SEC(5), &grace_to_cancel);
+    CHECK(g);
+    atomic_store(&cctx__timer_arming, own_cancel_before_the_arm);
+    cctx_cancel(pc);
+    CHECK(atomic_load(&cctx__timer_arming) == NULL); /* the hook ran */
+    CHECK_EQ(cctx_err(g), ECANCELED);
+    CHECK_EQ(cctx__test_armed_timers(), 0);
+    cctx_release(g);
+    cctx_release(parent);
+    cctx_fake_clock_stop();
+}
