@@ -28,6 +28,12 @@
  *
  * Lock order: the watch lock nests inside nothing; no context lock is held
  * while it is taken (it is taken by a dying context, with none held).
+ *
+ * The walk's and the report's references are the library's, taken only to
+ * look, as a dump's: one that turns out to be a context's last (its owner
+ * let go meanwhile) is dropped on a runner (cctx__runner_release), so that
+ * the after-functions and destructors that ending and freeing it run never
+ * hold up the caller, whose timeout bounds the call.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -180,7 +186,7 @@ static void watch_subtree(struct waiter *me, struct cctx__cancelable *c)
         cctx__unlock(&x->head);
         if (x != c) {
             watch_add(me, &x->head, depth);
-            cctx_release(&x->head);
+            cctx__runner_release(&x->head, CCTX__SITE);
         }
         if (n == 0)
             break;
@@ -230,7 +236,7 @@ static void report_held(FILE *out, struct cctx *c, struct waiter *me)
         fputs("(out of memory: some descendants may be missing)\n", out);
     fflush(out);
     for (size_t i = 0; i < k; i++)
-        cctx_release(held[i].ctx);
+        cctx__runner_release(held[i].ctx, CCTX__SITE);
     free(held);
 }
 
@@ -288,7 +294,7 @@ static bool report_registered(FILE *out, struct cctx *c)
     free(mine);
     free(stack);
     for (size_t i = 0; i < n; i++)
-        cctx_release(all[i].ctx);
+        cctx__runner_release(all[i].ctx, CCTX__SITE);
     free(all);
     cctx__dump_ended();
     return true;

@@ -218,6 +218,54 @@ TEST(cancel_wait_report_frees_what_it_watched)
     cctx__test_count_allocs(false);
 }
 
+/* The report's references are the library's, taken only to look: when one
+ * turns out to be a context's last (its owner let go while the report was
+ * written), the context is freed on a runner, as after a dump, so that its
+ * value's destructor (here one that would block) does not hold up the call,
+ * whose timeout of 0 promises no wait. The owner lets go from inside the
+ * report's stream, which is the moment another thread's release can fall. */
+static cctx_t *report_let_go;
+static atomic_int report_destroyed;
+static _Atomic pid_t report_destroyer_tid;
+
+static void note_destroyer(void *value)
+{
+    (void)value;
+    atomic_store(&report_destroyer_tid, thread_id());
+    atomic_store(&report_destroyed, 1);
+}
+
+static ssize_t write_letting_go(void *cookie, const char *buf, size_t size)
+{
+    (void)cookie;
+    (void)buf;
+    cctx_t *c = atomic_exchange((_Atomic(cctx_t *) *)&report_let_go, NULL);
+    if (c)
+        cctx_release(c); /* not the last: the report holds it */
+    return (ssize_t)size;
+}
+
+TEST(cancel_wait_report_holding_the_last_reference_runs_no_destructor_itself)
+{
+    cctx_cancel_t *cancel;
+    cctx_t *c = cctx_with_cancel(cctx_background(), &cancel);
+    cctx_t *v = cctx_with_value(c, &key, "value", note_destroyer);
+    cctx_t *d = cctx_with_cancel(v, NULL);
+    cctx_release(v); /* d holds it */
+    report_let_go = d;
+    FILE *out = fopencookie(NULL, "w", (cookie_io_functions_t){.write = write_letting_go});
+    CHECK(out);
+    CHECK_EQ(cctx_cancel_and_wait(cancel, 0, out), ETIMEDOUT);
+    CHECK(report_let_go == NULL); /* d's owner let go during the report */
+    fclose(out);
+    for (int i = 0; i < 10000 && !atomic_load(&report_destroyed); i++)
+        real_sleep_ms(1);
+    CHECK(atomic_load(&report_destroyed));
+    CHECK(atomic_load(&report_destroyer_tid) != thread_id());
+    CHECK_EQ(cctx_cancel_and_wait(cancel, CCTX_SEC(10), NULL), 0);
+    cctx_release(c);
+}
+
 /* ---- the fake clock ---------------------------------------------------------------- */
 
 static cctx_t *fake_held;
