@@ -150,9 +150,13 @@ static void parent_ended(void *arg)
     if (cctx__try_ref(&t->c.head)) {
         cctx_cause_t why;
         cctx_cause(t->c.head.parent, &why);
-        /* A cause that could not be recorded has no time (when 0): the
-         * grace then counts from now, not from the clock's start. */
-        end_after(t, why.when ? why.when : cctx_now(), why.msg);
+        /* A cause that could not be recorded has no time: the grace then
+         * counts from now, not from the clock's start. Asked of the cause
+         * itself, as its `when` of 0 cannot tell: the fake clock may stand
+         * at 0 when the parent ends, and move on before we run. */
+        const struct cctx__cancelable *src = cctx__source(t->c.head.parent);
+        bool timeless = src && cctx__cause_at(src).bare != NULL;
+        end_after(t, timeless ? cctx_now() : why.when, why.msg);
         cctx_release_at(&t->c.head, SITE_OF(t));
     }
     ctl_put(x, &x->on_parent);

@@ -88,6 +88,43 @@ TEST(grace_after_a_parent_canceled_out_of_memory_still_lasts_grace)
     cctx_fake_clock_stop();
 }
 
+/* A parent that ends at time 0 of the fake clock: its cause's time is 0,
+ * which is a time like any other, and the grace counts from it even when
+ * the clock has moved on before the grace context learns of the end (here
+ * an after-function of the parent that runs first advances it; one is
+ * registered on each side of the grace context's, whichever runs first). */
+static void advance_a_second(void *arg)
+{
+    (void)arg;
+    cctx_fake_clock_advance(CCTX_SEC(1));
+}
+
+TEST(grace_after_a_parent_ended_at_time_zero_counts_from_its_end)
+{
+    cctx_fake_clock_start(0);
+    cctx_cancel_t *pc;
+    cctx_t *parent = cctx_with_cancel(cctx_background(), &pc);
+    cctx_after_t before, after;
+    cctx_after_func(parent, &before, advance_a_second, NULL);
+    cctx_t *g = cctx_with_grace(parent, CCTX_SEC(5), NULL);
+    cctx_after_func(parent, &after, advance_a_second, NULL);
+    cctx_cancel(pc);
+    cctx_cause_t why;
+    cctx_cause(parent, &why);
+    CHECK_EQ(why.when, 0);
+    CHECK_EQ(cctx_now(), CCTX_SEC(2));
+    int64_t d;
+    CHECK(cctx_deadline(g, &d));
+    CHECK_EQ(d, CCTX_SEC(5));
+    cctx_fake_clock_advance(CCTX_SEC(3) - 1);
+    check_active(g);
+    cctx_fake_clock_advance(1);
+    CHECK_EQ(cctx_err(g), ETIMEDOUT);
+    cctx_release(g);
+    cctx_release(parent);
+    cctx_fake_clock_stop();
+}
+
 TEST(grace_after_a_parent_deadline_names_its_cause)
 {
     cctx_fake_clock_start(T0);
