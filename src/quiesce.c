@@ -435,16 +435,14 @@ int cctx_cancel_and_wait_at(cctx_cancel_t *cancel, int64_t timeout, FILE *report
     /* A born-done context has nothing to cancel, and no list to walk: its
      * descendants, born done too, are only waited for. */
     bool born_done = kind == KIND_BORN_DONE;
-    /* Nothing holds it but the caller, and so no descendant is alive: the
-     * cancellation is all there is to do. */
-    if (!held_by_others(c)) {
-        if (!born_done)
-            cctx__cancel((struct cctx__cancelable *)c, ECANCELED, 0, NULL, file, line, func);
-        return held_by_others(c) ? wait_alone(c, timeout, file, line, func) : 0;
-    }
+    /* Nothing holds it but the caller, and so no descendant is alive: there
+     * is nothing to walk, and the cancellation is all there is to do, unless
+     * an after-function it runs takes a reference (then it is waited for,
+     * and reported, as any other). */
+    bool held = held_by_others(c);
     struct waiter me = {0};
     /* The registry, when on, knows every descendant: no walk then. */
-    bool walk = report && !born_done && !cctx__debug_on(CCTX__DEBUG_REGISTRY);
+    bool walk = held && report && !born_done && !cctx__debug_on(CCTX__DEBUG_REGISTRY);
     if (walk) {
         pthread_once(&fork_once, watch_fork);
         cctx__atomic_fetch_add_seq_cst(&cctx__watching, 1);
@@ -452,6 +450,8 @@ int cctx_cancel_and_wait_at(cctx_cancel_t *cancel, int64_t timeout, FILE *report
     }
     if (!born_done)
         cctx__cancel((struct cctx__cancelable *)c, ECANCELED, 0, NULL, file, line, func);
+    if (!held && !held_by_others(c))
+        return 0;
     int err = wait_alone(c, timeout, file, line, func);
     if (report && err == ETIMEDOUT && !report_registered(report, c))
         report_held(report, c, &me);

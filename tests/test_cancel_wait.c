@@ -513,6 +513,38 @@ TEST(cancel_wait_zero_timeout_returns_0_when_the_cancel_lets_the_last_holder_go)
     cctx_release(c);
 }
 
+/* Nothing else held the context when the call began, but the cancellation
+ * it made ran an after-function that took a reference (to hand to a worker
+ * that finishes the job): the wait times out, and the report says who holds
+ * the context, as after any timeout. */
+static cctx_t *kept_by_after;
+static void keep_it(void *arg)
+{
+    kept_by_after = cctx_ref(arg);
+}
+
+TEST(cancel_wait_timeout_reports_a_reference_its_own_cancel_made)
+{
+    cctx_cancel_t *cancel;
+    cctx_t *c = cctx_with_cancel(cctx_background(), &cancel);
+    cctx_set_name(c, "handed on");
+    cctx_after_t reg;
+    cctx_after_func(c, &reg, keep_it, c);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    CHECK_EQ(cctx_cancel_and_wait(cancel, 0, out), ETIMEDOUT);
+    fclose(out);
+    CHECK(kept_by_after == c);
+    CHECK_EQ(count_substr(text, "\n"), 1);
+    CHECK(strstr(text, "\"handed on\""));
+    CHECK(strstr(text, "refs 2"));
+    free(text);
+    cctx_release(kept_by_after);
+    CHECK_EQ(cctx_cancel_and_wait(cancel, 0, NULL), 0);
+    cctx_release(c);
+}
+
 /* ---- many holders, many rounds --------------------------------------------------- */
 
 struct churn {
