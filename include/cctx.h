@@ -564,7 +564,8 @@ CCTX_API CCTX__OWNED cctx_t *cctx_with_grace_at(cctx_t *parent, int64_t grace,
  * or any of its descendants: every reference but the caller's released (the
  * caller must hold one), so no descendant is alive either, since each holds
  * a reference on its parent. Returns 0 the moment the last other holder lets
- * go (it sleeps on the reference count: a futex on Linux; no polling), or
+ * go (it sleeps on the reference count: a futex on Linux; no polling, but
+ * for a timeout on the fake clock, which it looks at every 10 ms), or
  * ETIMEDOUT when `timeout` passed first (0: do not wait, only look once the
  * cancellation and the after-functions it ran are done; negative: no limit;
  * measured as cctx_wait's). Then, if `report` is not NULL, it writes the
@@ -586,8 +587,8 @@ CCTX_API CCTX__OWNED cctx_t *cctx_with_grace_at(cctx_t *parent, int64_t grace,
  * Holders released while the report is written are not listed.
  * EINVAL for NULL (nothing else is done). ENOMEM (canceled, but neither
  * waited for nor reported) when a timeout on the fake clock could not be
- * set up. When nothing holds the context,
- * the call costs a cancellation and one load. Two threads waiting on one
+ * set up. When nothing holds the context, the call costs a cancellation
+ * and two loads. Two threads waiting on one
  * context each hold a reference, so neither can see the other's go: both
  * wait until their timeouts. */
 CCTX_API int cctx_cancel_and_wait_at(cctx_cancel_t *cancel, int64_t timeout, FILE *report,
