@@ -92,13 +92,15 @@ struct cctx {
     /* At least 8-byte aligned everywhere (as malloc's blocks are), so that a
      * pointer to a context has 3 free low bits (struct cctx__value). */
     _Alignas(8) _Atomic uint32_t state;
-    _Atomic uint32_t refs; /* the count, and REFS_WAITED (bit 31) */
-    _Atomic uint32_t word;
     _Atomic uint32_t fd1; /* cancelable: the done descriptor, see FD1_BITS;
                            * value: its run's key summary (struct cctx__value) */
     struct cctx *parent;  /* holds a reference; NULL for the roots */
     const char *file;     /* creation site, with the line in word */
     const char *func;
+    /* Last, so that a cancelable context's list comes right after them
+     * (see HOT_FOR_CHILDREN below). */
+    _Atomic uint32_t refs; /* the count, and REFS_WAITED (bit 31) */
+    _Atomic uint32_t word;
 };
 
 /* The ABI rule of <cctx.h>'s inline cctx_err and cctx_wait(ctx, 0): the
@@ -252,10 +254,6 @@ struct cctx__own_word {
 
 struct cctx__cancelable {
     struct cctx head;
-    union {
-        struct cctx__node link;         /* in the source's list */
-        struct cctx__own_site own_site; /* once in none, with an own cause */
-    };
     /* A context's list only matters while it is active, its cause only once
      * it is done, and the canceller swaps one for the other under the lock:
      * once done, a context takes no more children (they are born done) nor
@@ -267,11 +265,32 @@ struct cctx__cancelable {
         _Atomic uintptr_t cause;     /* see SLOT_OWN */
         struct cctx__own_word own;
     };
+    union {
+        struct cctx__node link;         /* in the source's list */
+        struct cctx__own_site own_site; /* once in none, with an own cause */
+    };
     /* The nearest timer context at or above this one whose deadline governs
      * it (NULL: none), so that deadline look-ups and derivations never walk a
      * long chain of cancelable contexts. */
     const struct cctx__timer *deadline_from;
 };
+
+/* What a child's birth, cancel and release write in its parent: the count,
+ * the lock (in word) and the list. They share one 16-byte-aligned block, and
+ * malloc's blocks are 16-byte aligned on 64-bit machines, so they are always
+ * in one cache line: threads deriving from one parent pass one line between
+ * them, not two. (CommonParentCancel took 810 to 900 ns, against 950 to
+ * 1080 with the list 56 bytes in, where it shared the count's line only when
+ * the block began a line: one case in four.) The state word, which children
+ * only read, may lie in another line. */
+#if UINTPTR_MAX > UINT32_MAX
+#define HOT_FOR_CHILDREN offsetof(struct cctx__cancelable, head.refs)
+_Static_assert(HOT_FOR_CHILDREN % 16 == 0 &&
+                   offsetof(struct cctx__cancelable, head.word) < HOT_FOR_CHILDREN + 16 &&
+                   offsetof(struct cctx__cancelable, children) + sizeof(void *) <=
+                       HOT_FOR_CHILDREN + 16,
+               "a parent's count, lock and list must share a 16-byte block");
+#endif
 
 struct cctx__timer {
     struct cctx__cancelable c;
