@@ -16,6 +16,18 @@
 static const int64_t T0 = CCTX_SEC(1000);
 static int key;
 
+/* g reports `deadline` and ends exactly there: still active 1 ns before. */
+static void check_ends_at(cctx_t *g, int64_t deadline)
+{
+    int64_t d;
+    CHECK(cctx_deadline(g, &d));
+    CHECK_EQ(d, deadline);
+    cctx_fake_clock_advance(deadline - cctx_now() - 1);
+    check_active(g);
+    cctx_fake_clock_advance(1);
+    CHECK_EQ(cctx_err(g), ETIMEDOUT);
+}
+
 TEST(grace_keeps_values_and_outlives_the_parent_by_exactly_grace)
 {
     cctx_fake_clock_start(T0);
@@ -76,13 +88,7 @@ TEST(grace_after_a_parent_canceled_out_of_memory_still_lasts_grace)
     CHECK_STR(why.file, "?"); /* the record could not be made */
     CHECK_EQ(why.when, 0);
     check_active(g);
-    int64_t d;
-    CHECK(cctx_deadline(g, &d));
-    CHECK_EQ(d, T0 + CCTX_MSEC(250) + CCTX_SEC(5));
-    cctx_fake_clock_advance(CCTX_SEC(5) - 1);
-    check_active(g);
-    cctx_fake_clock_advance(1);
-    CHECK_EQ(cctx_err(g), ETIMEDOUT);
+    check_ends_at(g, T0 + CCTX_MSEC(250) + CCTX_SEC(5));
     cctx_release(g);
     cctx_release(parent);
     cctx_fake_clock_stop();
@@ -113,13 +119,7 @@ TEST(grace_after_a_parent_ended_at_time_zero_counts_from_its_end)
     cctx_cause(parent, &why);
     CHECK_EQ(why.when, 0);
     CHECK_EQ(cctx_now(), CCTX_SEC(2));
-    int64_t d;
-    CHECK(cctx_deadline(g, &d));
-    CHECK_EQ(d, CCTX_SEC(5));
-    cctx_fake_clock_advance(CCTX_SEC(3) - 1);
-    check_active(g);
-    cctx_fake_clock_advance(1);
-    CHECK_EQ(cctx_err(g), ETIMEDOUT);
+    check_ends_at(g, CCTX_SEC(5));
     cctx_release(g);
     cctx_release(parent);
     cctx_fake_clock_stop();
