@@ -279,10 +279,11 @@ struct cctx__cancelable {
  * the lock (in word) and the list. They share one 16-byte-aligned block, and
  * malloc's blocks are 16-byte aligned on 64-bit machines, so they are always
  * in one cache line: threads deriving from one parent pass one line between
- * them, not two. (CommonParentCancel took 810 to 900 ns, against 950 to
- * 1080 with the list 56 bytes in, where it shared the count's line only when
- * the block began a line: one case in four.) The state word, which children
- * only read, may lie in another line. */
+ * them, not two. (CommonParentCancel took 813 to 902 ns, against 944 to
+ * 1025 in the same interleaved rounds with the list 56 bytes in, where it
+ * shared the count's line only when the block began a line: one case in
+ * four.) The state word, which children only read, may lie in another
+ * line. */
 #if UINTPTR_MAX > UINT32_MAX
 #define HOT_FOR_CHILDREN offsetof(struct cctx__cancelable, head.refs)
 _Static_assert(HOT_FOR_CHILDREN % 16 == 0 &&
