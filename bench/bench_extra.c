@@ -215,13 +215,17 @@ struct lateness_arg {
  * time), how late does a 1-2 ms deadline fire? Lateness is the cause's `when`
  * (cctx_now() as the timer thread starts the cancellation) minus the
  * deadline; ns/op is its mean. The note also gives the after-function's
- * lateness: it runs on a runner thread, woken by the firing. */
+ * lateness (it runs on a runner thread, woken by the firing) and that of
+ * the waiter's return from cctx_wait (woken by the firing too): the measure
+ * Go's twin (bench/go) can take, which has no hook at its timer's firing.
+ * DeadlineLatenessFloor (bench_handoff.c) is the same without the library. */
 static void deadline_lateness(bench_b *b, void *argp)
 {
     const struct lateness_arg *arg = argp;
     cctx_t **far = must_alloc(sizeof *far * (size_t)arg->timers);
-    int64_t *late = must_alloc(sizeof *late * (size_t)b->n);
-    int64_t *after_late = must_alloc(sizeof *after_late * (size_t)b->n);
+    int64_t *late = bench_alloc_samples(b);
+    int64_t *after_late = bench_alloc_samples(b);
+    int64_t *waiter_late = bench_alloc_samples(b);
     for (int i = 0; i < arg->timers; i++)
         far[i] = must(cctx_with_timeout(cctx_background(), CCTX_SEC(3600), NULL));
     cctx_t **blockers = must_alloc(sizeof *blockers * (size_t)(arg->blocked + 1));
@@ -244,13 +248,11 @@ static void deadline_lateness(bench_b *b, void *argp)
     while (gate.blocked < arg->blocked)
         pthread_cond_wait(&gate.cv, &gate.mu);
     pthread_mutex_unlock(&gate.mu);
-    uint64_t rng = 0x9e3779b97f4a7c15u;
+    uint64_t rng = BENCH_LATENESS_SEED;
     bench_reset_timer(b);
 
-    double sum = 0;
     for (int64_t i = 0; i < b->n; i++) {
-        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-        int64_t timeout = CCTX_MSEC(1) + (int64_t)(rng % (uint64_t)CCTX_MSEC(1));
+        int64_t timeout = bench_lateness_timeout(&rng);
         cctx_t *ctx = must(cctx_with_timeout(cctx_background(), timeout, NULL));
         int64_t deadline;
         if (!cctx_deadline(ctx, &deadline))
@@ -261,6 +263,7 @@ static void deadline_lateness(bench_b *b, void *argp)
             bench_fatal("cctx_after_func failed");
         if (cctx_wait(ctx, -1) != ETIMEDOUT)
             bench_fatal("short deadline did not end with ETIMEDOUT");
+        waiter_late[i] = cctx_now() - deadline;
         /* cctx_wait returns once the context is marked; its after-function
          * runs on a runner, which a stop could still take it from. */
         while (!atomic_load_explicit(&f.at, memory_order_acquire))
@@ -271,7 +274,6 @@ static void deadline_lateness(bench_b *b, void *argp)
         cctx_cause(ctx, &cause);
         late[i] = cause.when - deadline;
         after_late[i] = atomic_load_explicit(&f.at, memory_order_relaxed) - deadline;
-        sum += (double)late[i];
         cctx_release(ctx);
     }
     bench_stop_timer(b);
@@ -289,17 +291,19 @@ static void deadline_lateness(bench_b *b, void *argp)
     for (int i = 0; i < arg->timers; i++)
         cctx_release(far[i]);
     free(far);
-    bench_report_ns_per_op(b, sum / (double)b->n);
+    struct bench_lateness l = bench_report_lateness(b, late);
     size_t n = (size_t)b->n;
-    int64_t p50 = bench_percentile(late, n, 50), p99 = bench_percentile(late, n, 99);
     int64_t a50 = bench_percentile(after_late, n, 50), a99 = bench_percentile(after_late, n, 99);
+    int64_t w50 = bench_percentile(waiter_late, n, 50), w99 = bench_percentile(waiter_late, n, 99);
     bench_note(b,
                "fire - deadline: p50 %lld ns, p99 %lld ns, max %lld ns; after-function - "
-               "deadline: p50 %lld ns, p99 %lld ns; n=%zu",
-               (long long)p50, (long long)p99, (long long)late[n - 1], (long long)a50,
-               (long long)a99, n);
+               "deadline: p50 %lld ns, p99 %lld ns; cctx_wait's return - deadline: p50 %lld ns, "
+               "p99 %lld ns; n=%zu",
+               (long long)l.p50, (long long)l.p99, (long long)l.max, (long long)a50, (long long)a99,
+               (long long)w50, (long long)w99, n);
     free(late);
     free(after_late);
+    free(waiter_late);
 }
 
 /* ---- After-functions -------------------------------------------------------- */
@@ -400,6 +404,11 @@ void bench_extras(void)
     static struct lateness_arg plain = {100000, 0}, blocked = {100000, 8};
     bench_run("BenchmarkDeadlineLateness/timers=100000", deadline_lateness, &plain);
     bench_run("BenchmarkDeadlineLateness/timers=100000/blocked=8", deadline_lateness, &blocked);
+#ifdef __linux__
+    /* What the machine gives without the library, for the two rows above. */
+    bench_run("BenchmarkDeadlineLatenessFloor/sleep", bench_deadline_lateness_floor, (void *)1);
+    bench_run("BenchmarkDeadlineLatenessFloor/spin", bench_deadline_lateness_floor, NULL);
+#endif
     bench_run("BenchmarkAfterFunc/ran", after_func, (void *)1);
     bench_run("BenchmarkAfterFunc/stopped", after_func, NULL);
     static const int floor_depths[] = {1, 100, 1000};

@@ -27,6 +27,20 @@
  *                                  threads can cost on this machine.
  *   FutexHandoff                   the same round trip with no lookup.
  *
+ * The same worker also gives DeadlineLateness its floor (registered next to
+ * it, by bench_extra.c): how late this machine wakes a thread that sleeps
+ * until a deadline, with no library in the way.
+ *
+ *   DeadlineLatenessFloor/sleep    the worker sleeps on a futex until an
+ *                                  absolute 1-2 ms deadline (the timer
+ *                                  thread's way, with its timer slack of
+ *                                  1 ns) and reads the clock as it wakes;
+ *                                  the caller sleeps until it answers, as
+ *                                  a cctx_wait caller until the firing.
+ *   DeadlineLatenessFloor/spin     the caller reads the clock in a loop until
+ *                                  the deadline: a thread that never sleeps
+ *                                  is late only by the time it was not run.
+ *
  * As in the pthread twin, the caller refs the chain for each task and the task
  * releases it on its thread, as the contract asks of a context handed over.
  * The worker threads are started before the timer runs and stopped after it.
@@ -38,10 +52,13 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #ifdef __linux__
 #include <linux/futex.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 #endif
 
@@ -154,6 +171,8 @@ static void deep_value_reused(bench_b *b, void *arg)
 struct handoff {
     _Alignas(64) _Atomic uint32_t request; /* the caller's sequence number */
     cctx_t *ctx; /* a reference to look up and release, or NULL: a bare ping */
+    int64_t deadline; /* > 0: sleep until then first (CLOCK_MONOTONIC, ns) */
+    int64_t woke;     /* the clock when that sleep ended: the answer's payload */
     bool stop;
     _Alignas(64) _Atomic uint32_t answer; /* the last request answered */
 };
@@ -174,14 +193,33 @@ static uint32_t futex_await_change(_Atomic uint32_t *word, uint32_t seen)
     return now;
 }
 
+/* Sleeps until the clock reaches deadline, as the timer thread does: on a
+ * futex with an absolute CLOCK_MONOTONIC time, on a word nobody changes, so
+ * that only the time ends the sleep. Returns the first reading past it. */
+static int64_t sleep_until(int64_t deadline)
+{
+    _Atomic uint32_t never = 0;
+    struct timespec ts = {deadline / 1000000000, deadline % 1000000000};
+    int64_t now;
+    while ((now = bench_now_ns()) < deadline)
+        syscall(SYS_futex, &never, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, 0, &ts, NULL,
+                FUTEX_BITSET_MATCH_ANY);
+    return now;
+}
+
 static void *handoff_worker(void *arg)
 {
     struct handoff *h = arg;
+    /* As the timer thread: the default 50 us of slack would be added to
+     * every timed sleep (the other rows have none). */
+    prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
     uint32_t seen = 0;
     for (;;) {
         seen = futex_await_change(&h->request, seen);
         if (h->stop)
             return NULL;
+        if (h->deadline)
+            h->woke = sleep_until(h->deadline);
         if (h->ctx)
             lookup_and_release(h->ctx);
         atomic_store_explicit(&h->answer, seen, memory_order_release);
@@ -199,13 +237,27 @@ static void handoff_round(struct handoff *h, uint32_t seq, cctx_t *ctx)
     futex_await_change(&h->answer, seq - 1);
 }
 
+static void handoff_start(struct handoff *h, pthread_t *t)
+{
+    *h = (struct handoff){0};
+    if (pthread_create(t, NULL, handoff_worker, h) != 0)
+        bench_fatal("pthread_create failed");
+}
+
+static void handoff_stop(struct handoff *h, pthread_t t)
+{
+    h->stop = true;
+    atomic_store_explicit(&h->request, atomic_load(&h->request) + 1, memory_order_release);
+    futex_wake_one(&h->request);
+    pthread_join(t, NULL);
+}
+
 static void futex_handoff(bench_b *b, void *arg)
 {
     cctx_t *chain = arg; /* NULL: FutexHandoff, nothing looked up */
-    struct handoff h = {0};
+    struct handoff h;
     pthread_t t;
-    if (pthread_create(&t, NULL, handoff_worker, &h) != 0)
-        bench_fatal("pthread_create failed");
+    handoff_start(&h, &t);
     uint32_t seq = 0;
     /* One untimed round: the worker is up and back asleep when timing starts. */
     handoff_round(&h, ++seq, chain ? cctx_ref(chain) : NULL);
@@ -213,10 +265,55 @@ static void futex_handoff(bench_b *b, void *arg)
     for (int64_t i = 0; i < b->n; i++)
         handoff_round(&h, ++seq, chain ? cctx_ref(chain) : NULL);
     bench_stop_timer(b);
-    h.stop = true;
-    atomic_store_explicit(&h.request, ++seq, memory_order_release);
-    futex_wake_one(&h.request);
-    pthread_join(t, NULL);
+    handoff_stop(&h, t);
+}
+
+/* ---- BenchmarkDeadlineLatenessFloor/sleep, /spin --------------------------- */
+
+void bench_deadline_lateness_floor(bench_b *b, void *arg)
+{
+    bool sleeps = arg != NULL;
+    int64_t *late = bench_alloc_samples(b);
+    int64_t *answered_late = bench_alloc_samples(b);
+    struct handoff h;
+    pthread_t t;
+    if (sleeps) {
+        handoff_start(&h, &t);
+        handoff_round(&h, 1, NULL); /* untimed: the worker is up and asleep */
+    }
+    uint64_t rng = BENCH_LATENESS_SEED;
+    bench_reset_timer(b);
+    for (int64_t i = 0; i < b->n; i++) {
+        int64_t deadline = bench_now_ns() + bench_lateness_timeout(&rng);
+        int64_t woke;
+        if (sleeps) {
+            h.deadline = deadline;
+            handoff_round(&h, (uint32_t)i + 2, NULL);
+            woke = h.woke;
+            answered_late[i] = bench_now_ns() - deadline;
+        } else {
+            while ((woke = bench_now_ns()) < deadline)
+                ;
+        }
+        late[i] = woke - deadline;
+    }
+    bench_stop_timer(b);
+    struct bench_lateness l = bench_report_lateness(b, late);
+    if (sleeps) {
+        handoff_stop(&h, t);
+        size_t n = (size_t)b->n;
+        bench_note(b,
+                   "woke - deadline: p50 %lld ns, p99 %lld ns, max %lld ns; the caller's "
+                   "return - deadline (cctx_wait's twin): p50 %lld ns, p99 %lld ns; n=%zu",
+                   (long long)l.p50, (long long)l.p99, (long long)l.max,
+                   (long long)bench_percentile(answered_late, n, 50),
+                   (long long)bench_percentile(answered_late, n, 99), n);
+    } else {
+        bench_note(b, "woke - deadline: p50 %lld ns, p99 %lld ns, max %lld ns; n=%lld",
+                   (long long)l.p50, (long long)l.p99, (long long)l.max, (long long)b->n);
+    }
+    free(late);
+    free(answered_late);
 }
 #endif
 

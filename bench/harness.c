@@ -357,6 +357,26 @@ int64_t bench_percentile(int64_t *s, size_t n, double p)
     return s[i < n ? i : n - 1];
 }
 
+int64_t *bench_alloc_samples(bench_b *b)
+{
+    int64_t *s = malloc(sizeof *s * (size_t)(b->n > 0 ? b->n : 1));
+    if (!s)
+        bench_fatal("out of memory");
+    return s;
+}
+
+struct bench_lateness bench_report_lateness(bench_b *b, int64_t *late)
+{
+    size_t n = (size_t)b->n;
+    double sum = 0;
+    for (size_t i = 0; i < n; i++)
+        sum += (double)late[i];
+    bench_report_ns_per_op(b, n ? sum / (double)n : 0);
+    struct bench_lateness l = {bench_percentile(late, n, 50), bench_percentile(late, n, 99), 0};
+    l.max = n ? late[n - 1] : 0;
+    return l;
+}
+
 /* ---- main ----------------------------------------------------------------- */
 
 /* A duration as Go writes it (1s, 200ms, 10m); with `times` (-benchtime),

@@ -98,6 +98,23 @@ bool bench_thread_sleeping(int tid);
 /* Percentile p (0..100) of n samples; sorts them. */
 int64_t bench_percentile(int64_t *samples, size_t n, double p);
 
+/* Deadline lateness rows (DeadlineLateness and its floor) draw the same
+ * timeouts: 1 to 2 ms, from an xorshift generator started at this seed. */
+#define BENCH_LATENESS_SEED UINT64_C(0x9e3779b97f4a7c15)
+static inline int64_t bench_lateness_timeout(uint64_t *rng)
+{
+    *rng ^= *rng << 13, *rng ^= *rng >> 7, *rng ^= *rng << 17;
+    return 1000000 + (int64_t)(*rng % 1000000);
+}
+/* An array for one sample per op (b->n of them); free() it. */
+int64_t *bench_alloc_samples(bench_b *b);
+/* Reports the mean of b->n lateness samples (ns past a deadline) as ns/op
+ * and returns their p50, p99 and max; sorts them. */
+struct bench_lateness {
+    int64_t p50, p99, max;
+};
+struct bench_lateness bench_report_lateness(bench_b *b, int64_t *late);
+
 /* Aborts with a message: a benchmark whose library call fails has no figure. */
 void bench_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
@@ -127,6 +144,8 @@ void bench_run_deep_value(const char *group, bench_fn fn);
 /* bench_handoff.c: DeepValueNewGoRoutine's lookup handed to a thread that is
  * already running. */
 void bench_handoff(void);
+/* DeadlineLatenessFloor: arg NULL spins on the clock, non-NULL sleeps. */
+void bench_deadline_lateness_floor(bench_b *b, void *arg);
 
 #ifdef __cplusplus
 }

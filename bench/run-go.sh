@@ -1,10 +1,11 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # Go's own context benchmarks (GOROOT's src/context/benchmark_test.go), the
-# reference figures for cctx-bench.
+# reference figures for cctx-bench, and bench/go: Go's side of cctx-bench
+# rows that Go's file lacks (DeadlineLateness/timers=100000).
 #
 #   bench/run-go.sh [go test flags]
-#       Runs `go test -run XXX -bench . -benchmem context`; extra flags go to
+#       Runs `go test -run XXX -bench . -benchmem` on both; extra flags go to
 #       go test, e.g. -benchtime 200ms, -count 5, -bench CancelTree.
 #
 #   bench/run-go.sh --compare CCTX_BENCH OUTDIR [ROUNDS [STOP_TOKEN_BENCH]]
@@ -22,6 +23,7 @@
 # Needs no network: GOROOT's std package only, with a private build cache.
 set -eu
 GO=${GO:-/usr/lib/go-1.19/bin/go}
+twins=$(cd "$(dirname "$0")/go" && pwd)
 tmp=$(mktemp -d)
 trap 'chmod -R u+w "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
 export GOCACHE="$tmp/cache" GOPATH="$tmp/gopath" GOFLAGS= GOPROXY=off GO111MODULE=off GOTOOLCHAIN=local
@@ -29,6 +31,8 @@ export GOCACHE="$tmp/cache" GOPATH="$tmp/gopath" GOFLAGS= GOPROXY=off GO111MODUL
 if [ "${1:-}" != "--compare" ]; then
     cd "$tmp"
     "$GO" test -run XXX -bench . -benchmem "$@" context
+    cd "$twins"
+    "$GO" test -run XXX -bench . -benchmem "$@" .
     exit
 fi
 
@@ -51,6 +55,7 @@ mkdir -p "$out"
 : > "$out/cctx.txt"
 [ -z "$stop" ] || : > "$out/stop_token.txt"
 (cd "$tmp" && "$GO" test -c -o "$tmp/context.test" context)
+(cd "$twins" && "$GO" test -c -o "$tmp/twins.test" .)
 "$cctx" -benchtime 1x | grep -E '^# (heap|cctx-bench)' > "$out/notes.txt"
 # Each level of a name anchored, as go test and cctx-bench split -bench at '/'.
 for name in $(names "$cctx"); do
@@ -58,8 +63,12 @@ for name in $(names "$cctx"); do
     case $stop_names in *" $name "*) twin=$stop ;; *) twin= ;; esac
     i=0
     while [ $i -lt "$rounds" ]; do
-        (cd "$tmp" && ./context.test -test.run XXX -test.bench "$pat" -test.benchmem) |
-            grep '^Benchmark' >> "$out/go.txt" || true
+        # A name is in one of the two Go binaries at most; the other prints
+        # no line for it.
+        for t in context.test twins.test; do
+            (cd "$tmp" && "./$t" -test.run XXX -test.bench "$pat" -test.benchmem) |
+                grep '^Benchmark' >> "$out/go.txt" || true
+        done
         "$cctx" -bench "$pat" | grep -E '^(Benchmark|# Benchmark)' >> "$out/cctx.txt"
         [ -z "$twin" ] ||
             "$twin" -bench "$pat" | grep -E '^(Benchmark|# Benchmark)' >> "$out/stop_token.txt"
@@ -76,14 +85,17 @@ function median(key, n,   i, j, t, a) {
     for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
     return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 }
+# Each figure by its unit, not its column: a Go benchmark may report more
+# metrics (p50-ns, p99-ns) between ns/op and B/op.
+function unit(u,   i) { for (i = 3; i < NF; i++) if ($(i + 1) == u) return $i + 0; return 0 }
 /^Benchmark/ && $4 == "ns/op" {
     name = $1; sub(/-[0-9]+$/, "", name); sub(/^Benchmark/, "", name)
     side = FILENAME ~ /go\.txt$/ ? "go" : FILENAME ~ /stop_token\.txt$/ ? "st" : "cctx"
     if (!((side, name) in cnt)) { cnt[side, name] = 0; if (!(name in seen)) { seen[name] = 1; order[++norder] = name } }
     k = ++cnt[side, name]
     vals[side "ns" SUBSEP name, k] = $3 + 0
-    vals[side "b" SUBSEP name, k] = $5 + 0
-    vals[side "a" SUBSEP name, k] = $7 + 0
+    vals[side "b" SUBSEP name, k] = unit("B/op")
+    vals[side "a" SUBSEP name, k] = unit("allocs/op")
 }
 END {
     print "| Benchmark | Go ns/op | cctx ns/op | Go/cctx | Go B/op | cctx B/op | Go allocs/op | cctx allocs/op |" (st ? " stop_token ns/op | stop_token/cctx |" : "")
