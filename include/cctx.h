@@ -584,7 +584,10 @@ CCTX_API CCTX__OWNED cctx_t *cctx_with_grace_at(cctx_t *parent, int64_t grace,
  * from. With the registry on (CCTX_DEBUG=trees, or a switch that implies
  * it) the report lists every live descendant instead, whatever its kind and
  * whenever it was canceled, each under its own parent, oldest first.
- * Holders released while the report is written are not listed.
+ * Holders released while the report is written are not listed. Out of
+ * memory while it gathers them, the report lists what it could (with the
+ * registry, the context alone) and says so in a last line,
+ * "(out of memory: ...)".
  * EINVAL for NULL (nothing else is done). ENOMEM (canceled, but neither
  * waited for nor reported) when a timeout on the fake clock could not be
  * set up. When nothing holds the context, the call costs a cancellation

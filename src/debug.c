@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "testhooks.h"
 
 _Atomic unsigned cctx__debug;
 
@@ -185,6 +186,9 @@ bool cctx__registry_mark(const struct cctx *c)
     return was;
 }
 
+/* How a snapshot grows (realloc, unless a test makes it fail: testhooks.h). */
+_Atomic(cctx__realloc_fn) cctx__registry_snapshot_realloc = realloc;
+
 struct snapshot {
     struct cctx__registered *v;
     size_t n, cap;
@@ -200,7 +204,8 @@ static void snap_one(struct registry_entry *e, void *arg)
      * shard lock, since it could be the last (and freeing takes the lock). */
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 256;
-        void *v = realloc(s->v, cap * sizeof *s->v);
+        void *v =
+            cctx__atomic_load_relaxed(&cctx__registry_snapshot_realloc)(s->v, cap * sizeof *s->v);
         if (!v) {
             s->err = ENOMEM;
             return;

@@ -243,7 +243,8 @@ static void report_held(FILE *out, struct cctx *c, struct waiter *me)
 /* With the registry on (CCTX_DEBUG=trees and the switches that imply it),
  * every live descendant is known, whatever its kind and whenever it was
  * canceled: each one whose parent chain reaches c, in creation order, under
- * its own parent. False when the registry is off. */
+ * its own parent. Out of memory for the registry's snapshot, c alone, and
+ * a line that says why. False when the registry is off. */
 static int by_seq(const void *pa, const void *pb)
 {
     const struct cctx__registered *a = pa, *b = pb;
@@ -254,7 +255,16 @@ static bool report_registered(FILE *out, struct cctx *c)
 {
     struct cctx__registered *all;
     size_t n;
-    if (cctx__registry_snapshot(&all, &n) != 0)
+    int err = cctx__registry_snapshot(&all, &n);
+    if (err == ENOMEM) {
+        cctx__dump_began();
+        cctx__dump_text_line(out, c, NULL, 0, 0, 0);
+        fputs("(out of memory: descendants not listed)\n", out);
+        fflush(out);
+        cctx__dump_ended();
+        return true;
+    }
+    if (err != 0)
         return false;
     cctx__dump_began();
     if (n > 1)

@@ -65,6 +65,9 @@ long cctx__test_armed_timers(void);
  * a test's, to fail it at a chosen moment. */
 typedef void *(*cctx__realloc_fn)(void *p, size_t size);
 extern _Atomic(cctx__realloc_fn) cctx__dump_stack_realloc;
+/* How the registry's snapshot grows (debug.c; cctx_dump(NULL) and
+ * cctx_cancel_and_wait's report under CCTX_DEBUG=trees): the same. */
+extern _Atomic(cctx__realloc_fn) cctx__registry_snapshot_realloc;
 /* Takes (hold) or lets go of (!hold) the lock of the table of names
  * (dump.c), or the lock a trace's flush holds while it writes (trace.c). */
 void cctx__test_hold_names_lock(bool hold);

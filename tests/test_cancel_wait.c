@@ -623,3 +623,39 @@ TEST(cancel_wait_report_with_the_registry_names_every_descendant)
     CHECK(strstr(c.out, "\n  without_cancel ") && strstr(c.out, "\"detached\""));
     child_done(&c);
 }
+
+/* The registry's snapshot out of memory: the report still names the
+ * context, and says that its descendants are not listed. */
+static void *no_room(void *p, size_t size)
+{
+    (void)p;
+    (void)size;
+    return NULL;
+}
+
+CHILD(cancel_wait_registered_report_out_of_memory)
+{
+    cctx_cancel_t *cancel;
+    cctx_t *c = cctx_with_cancel(cctx_background(), &cancel);
+    cctx_set_name(c, "top");
+    cctx_t *a = cctx_with_cancel(c, NULL);
+    atomic_store_explicit(&cctx__registry_snapshot_realloc, no_room, memory_order_relaxed);
+    CHECK_EQ(cctx_cancel_and_wait(cancel, 0, stdout), ETIMEDOUT);
+    atomic_store_explicit(&cctx__registry_snapshot_realloc, realloc, memory_order_relaxed);
+    cctx_release(a);
+    CHECK_EQ(cctx_cancel_and_wait(cancel, 0, stdout), 0);
+    cctx_release(c);
+}
+
+TEST(cancel_wait_report_says_when_the_registry_snapshot_is_out_of_memory)
+{
+    const char *env[] = {"CCTX_DEBUG=trees", NULL};
+    struct child c;
+    run_child("cancel_wait_registered_report_out_of_memory", env, &c);
+    printf("%s%s", c.out, c.err);
+    CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
+    CHECK_EQ(count_substr(c.out, "\n"), 2);
+    CHECK(strncmp(c.out, "cancel ", 7) == 0 && strstr(c.out, "\"top\""));
+    CHECK(strstr(c.out, "\n(out of memory: descendants not listed)\n"));
+    child_done(&c);
+}
