@@ -609,13 +609,20 @@ CHILD(cancel_wait_registered_report)
     cctx_release(c);
 }
 
-TEST(cancel_wait_report_with_the_registry_names_every_descendant)
+/* Runs a child under CCTX_DEBUG=trees (the registry on), shows its output,
+ * and checks that it exited 0. */
+static void run_with_the_registry(const char *name, struct child *c)
 {
     const char *env[] = {"CCTX_DEBUG=trees", NULL};
+    run_child(name, env, c);
+    printf("%s%s", c->out, c->err);
+    CHECK(WIFEXITED(c->status) && WEXITSTATUS(c->status) == 0);
+}
+
+TEST(cancel_wait_report_with_the_registry_names_every_descendant)
+{
     struct child c;
-    run_child("cancel_wait_registered_report", env, &c);
-    printf("%s%s", c.out, c.err);
-    CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
+    run_with_the_registry("cancel_wait_registered_report", &c);
     CHECK_EQ(count_substr(c.out, "\n"), 4);
     CHECK(strncmp(c.out, "cancel ", 7) == 0 && strstr(c.out, "\"top\""));
     CHECK(strstr(c.out, "\n  cancel ") && strstr(c.out, "\"child a\""));
@@ -649,11 +656,8 @@ CHILD(cancel_wait_registered_report_out_of_memory)
 
 TEST(cancel_wait_report_says_when_the_registry_snapshot_is_out_of_memory)
 {
-    const char *env[] = {"CCTX_DEBUG=trees", NULL};
     struct child c;
-    run_child("cancel_wait_registered_report_out_of_memory", env, &c);
-    printf("%s%s", c.out, c.err);
-    CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
+    run_with_the_registry("cancel_wait_registered_report_out_of_memory", &c);
     CHECK_EQ(count_substr(c.out, "\n"), 2);
     CHECK(strncmp(c.out, "cancel ", 7) == 0 && strstr(c.out, "\"top\""));
     CHECK(strstr(c.out, "\n(out of memory: descendants not listed)\n"));
