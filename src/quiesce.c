@@ -240,17 +240,17 @@ static void report_held(FILE *out, struct cctx *c, struct waiter *me)
     free(held);
 }
 
-/* With the registry on (CCTX_DEBUG=trees and the switches that imply it),
- * every live descendant is known, whatever its kind and whenever it was
- * canceled: each one whose parent chain reaches c, in creation order, under
- * its own parent. Out of memory for the registry's snapshot, c alone, and
- * a line that says why. False when the registry is off. */
 static int by_seq(const void *pa, const void *pb)
 {
     const struct cctx__registered *a = pa, *b = pb;
     return (a->seq > b->seq) - (a->seq < b->seq);
 }
 
+/* With the registry on (CCTX_DEBUG=trees and the switches that imply it),
+ * every live descendant is known, whatever its kind and whenever it was
+ * canceled: each one whose parent chain reaches c, in creation order, under
+ * its own parent. Out of memory for the registry's snapshot, c alone, and
+ * a line that says why. False when the registry is off. */
 static bool report_registered(FILE *out, struct cctx *c)
 {
     struct cctx__registered *all;
