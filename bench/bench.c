@@ -8,6 +8,8 @@
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,6 +75,59 @@ static void bench_common_parent_loop_only(bench_b *b, void *arg)
 {
     (void)arg;
     bench_run_parallel(b, common_parent_loop_body, NULL);
+}
+
+/* CommonParentCancel's shared part is cache lines passed between its two
+ * threads: the shared parent's, and each child's as the other thread links
+ * in before it or unlinks after it. This row is what one such pass costs
+ * here: two threads take turns writing one line, and ns/op is one hand-off
+ * (one thread's write, seen by the other). On a VM it changes with where
+ * the host runs the two vCPUs, from run to run, and CommonParentCancel
+ * with it. */
+struct line_turns {
+    _Alignas(64) _Atomic int64_t turn; /* even: the caller's; odd: the helper's */
+    int64_t n;
+};
+
+static void await_turn(_Atomic int64_t *turn, int64_t mine)
+{
+    for (unsigned spins = 1; atomic_load_explicit(turn, memory_order_acquire) != mine; spins++) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+        if (spins % 4096 == 0) /* one CPU for both: let the other run */
+            sched_yield();
+    }
+}
+
+static void *line_turns_helper(void *arg)
+{
+    struct line_turns *t = arg;
+    for (int64_t i = 1; i < 2 * t->n; i += 2) {
+        await_turn(&t->turn, i);
+        atomic_store_explicit(&t->turn, i + 1, memory_order_release);
+    }
+    return NULL;
+}
+
+static void bench_common_parent_line_handoff(bench_b *b, void *arg)
+{
+    (void)arg;
+    /* Half as many rounds as hand-offs: each round is two. */
+    static struct line_turns t;
+    t.n = (b->n + 1) / 2;
+    atomic_store_explicit(&t.turn, 0, memory_order_relaxed);
+    pthread_t helper;
+    if (pthread_create(&helper, NULL, line_turns_helper, &t) != 0)
+        bench_fatal("pthread_create failed");
+    bench_reset_timer(b); /* the helper waits for the first hand-off */
+    for (int64_t i = 0; i < 2 * t.n; i += 2) {
+        await_turn(&t.turn, i);
+        atomic_store_explicit(&t.turn, i + 1, memory_order_release);
+    }
+    await_turn(&t.turn, 2 * t.n);
+    bench_stop_timer(b);
+    pthread_join(helper, NULL);
 }
 
 static void bench_common_parent_cancel(bench_b *b, void *arg)
@@ -330,6 +385,7 @@ void bench_go_twins(void)
 {
     bench_run("BenchmarkCommonParentCancel", bench_common_parent_cancel, NULL);
     bench_run("BenchmarkCommonParentCancelLoopOnly", bench_common_parent_loop_only, NULL);
+    bench_run("BenchmarkCommonParentCancelLineHandoff", bench_common_parent_line_handoff, NULL);
 
     for (int c = 40; c <= 400000; c *= 100) {
         char name[128];

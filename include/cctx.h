@@ -221,12 +221,18 @@ CCTX_API CCTX__OWNED cctx_t *cctx_without_cancel_at(cctx_t *parent, const char *
  * the context itself, with a pointer to a record of the call site that the
  * macro makes once per site (static, with GCC and Clang; define
  * CCTX_NO_STATIC_SITE, or use another compiler, and they call the _at
- * functions instead). That needs the context in no list: one that never
- * was in one (its parent can never end) keeps its cause so even with
- * children; one in its parent's list leaves that list at once, as in Go,
- * unless it still has children or after-functions of its own, its own
- * lock is busy at that moment, or its parent has ended and is still marking
- * its children. Those take one allocation instead, as do the
+ * functions instead). One that never was in a list (its parent can never
+ * end) keeps its cause so even with children. One in its parent's list,
+ * with no child or after-function of its own, canceled without a code
+ * (cctx_cancel, or a code of 0) keeps it where it stands and stays in that
+ * list until its last release takes it out: the cancel takes no lock of
+ * the parent's, so threads that derive from one parent and cancel under it
+ * pass the parent's cache line once per child, not twice (64-bit machines;
+ * on others, and for a time beyond 2^60 ns either side of the clock's zero,
+ * it goes as with a code). With a code, it leaves the list at once, as in
+ * Go, unless its own lock is busy at that moment or its parent has ended
+ * and is still marking its children. Those take one allocation instead, as
+ * do a context in a list that still has children or after-functions, the
  * _at functions (a site given by hand), a message, and a deadline context's
  * cause. */
 CCTX_API void cctx_cancel_at(cctx_cancel_t *cancel, const char *file, int line, const char *func);

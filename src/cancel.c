@@ -523,11 +523,44 @@ static bool end_alone(struct cctx__cancelable *c, const struct own_cause *own,
     return true;
 }
 
+#if CCTX__PLACED_CAUSES
+/* The cancellation of a leaf still in its source's list, with a placed cause
+ * (layout.h: SLOT_PLACED): under its own lock only, its source untouched.
+ * A canceller of the source that took it out of the list meanwhile either
+ * marked it first (we see its error) or meets it done and waits for its
+ * marking, complete as it is published. False: it has a child or a
+ * registration, and the caller goes the ordinary way. */
+static bool end_in_place(struct cctx__cancelable *c, const struct own_cause *own)
+{
+    cctx__lock(&c->head);
+    uint32_t old = cctx__atomic_load_relaxed(&c->head.state);
+    if (old & STATE_ERR) {
+        cctx__unlock(&c->head);
+        cctx__wait_marked(c); /* another cancellation ended it first */
+        return true;
+    }
+    if (c->children) {
+        cctx__unlock(&c->head);
+        return false;
+    }
+    /* The site before the slot, the slot before the error: a reader who saw
+     * the error (acquire) finds both. */
+    cctx__plain_store_relaxed(&c->deadline_from, (uintptr_t)own->site | DEADLINE_FROM_SITE);
+    cctx__atomic_store_release(&c->cause, (uintptr_t)own->when << 3 | SLOT_PLACED);
+    cctx__atomic_store_release(&c->head.state, old | ECANCELED);
+    uint32_t fd1 = cctx__atomic_load_relaxed(&c->head.fd1);
+    cctx__unlock(&c->head);
+    signal_done(c, old, fd1);
+    return true;
+}
+#endif
+
 /* The cancellation, made twice by the compiler: `tracing` is a constant in
  * each copy, so the copy that runs with CCTX_TRACE off has no trace of it.
  * `site` (may be NULL) is the cancel macro's static record of file, line and
  * func: with it, a cancel context canceled without a message keeps its cause
- * in itself (struct cctx__own_site) and nothing is allocated. */
+ * in itself (struct cctx__own_site, or a placed cause) and nothing is
+ * allocated. */
 static inline __attribute__((always_inline)) void cancel(struct cctx__cancelable *c, int err,
                                                          int code, const char *msg,
                                                          const struct cctx__site *site,
@@ -544,6 +577,15 @@ static inline __attribute__((always_inline)) void cancel(struct cctx__cancelable
     if (site && !msg && err == ECANCELED && cctx__kind(&c->head) == KIND_CANCEL) {
         /* The time first: read outside every lock. */
         own = (struct own_cause){.site = site, .when = cctx_now(), .code = code};
+#if CCTX__PLACED_CAUSES
+        /* A leaf in its source's list (it never had a child nor a
+         * registration, the flags say without its lock) keeps its cause
+         * where it stands when the cause fits: no code, a time in range. */
+        uint32_t w = cctx__atomic_load_relaxed(&c->head.word);
+        if (!tracing && code == 0 && (w & WORD_LINKED) && !(w & (WORD_PARENT | WORD_AFTERS)) &&
+            own.when >= PLACED_WHEN_MIN && own.when <= PLACED_WHEN_MAX && end_in_place(c, &own))
+            return;
+#endif
         link = free_the_link(c, &src);
         if (link == ALREADY_DONE) {
             cctx__wait_marked(c);

@@ -69,6 +69,31 @@ static int clamped_line(int line)
 int cctx__cause_fill(const struct cctx__cancelable *c, cctx_cause_t *out)
 {
     struct cctx__cause_at at = cctx__cause_at(c);
+#if CCTX__PLACED_CAUSES
+    /* An origin referred to keeps its own cause or a placed one: its slot
+     * tells, fixed but for the marking bits once it is done. */
+    if (at.owner && !(cctx__atomic_load_acquire(&at.owner->own.word) & SLOT_OWN)) {
+        at.placed = at.owner;
+        at.owner = NULL;
+    }
+    if (at.placed) {
+        const struct cctx__cancelable *p = at.placed;
+        const struct cctx__site *site =
+            (const struct cctx__site *)(cctx__plain_load_relaxed(&p->deadline_from) &
+                                        ~DEADLINE_FROM_SITE);
+        /* The low bits are the tags, zero once masked: the division is
+         * exact, and keeps the sign of a time before the clock's zero. */
+        uintptr_t slot = cctx__atomic_load_relaxed(&((struct cctx__cancelable *)p)->cause);
+        int64_t when = (int64_t)(slot & ~SLOT_TAGS) / 8;
+        *out = (cctx_cause_t){.err = ECANCELED,
+                              .msg = "context canceled",
+                              .file = site->file ? site->file : "?",
+                              .line = clamped_line(site->line),
+                              .func = site->func ? site->func : "?",
+                              .when = when};
+        return ECANCELED;
+    }
+#endif
     if (cctx__unlikely(at.bare != NULL)) {
         /* The record could not be allocated: no site, code or time. Its
          * link is not read: it may still be in a list. */

@@ -236,9 +236,12 @@ struct cctx__own_word {
 /* The low bits of a done context's slot. A record and a context are at
  * least 8-byte aligned, so a pointer's low 3 bits are free:
  *   SLOT_OWN in own.word    the cause is this context's own
- *   SLOT_REF_OWN in cause   cause is (origin | 1): that context's own cause
+ *   SLOT_REF_OWN in cause   cause is (origin | 1): that context's own cause,
+ *                           or its placed cause (told by the origin's slot:
+ *                           only cctx__cause_fill needs to tell them apart)
  *   SLOT_REF_BARE in cause  cause is (origin | 2): that context's own cause
  *                           without a site (OWN_NO_SITE)
+ *   SLOT_PLACED in cause    cause is (when << 3 | 3): a placed cause, below
  *   none                    cause points at a struct cctx__cause
  * own.word is read first, as a 32-bit word, since its marking bits change
  * while others read it; a slot without SLOT_OWN never changes once
@@ -249,8 +252,30 @@ struct cctx__own_word {
 #define SLOT_OWN 4u
 #define SLOT_REF_OWN ((uintptr_t)1)
 #define SLOT_REF_BARE ((uintptr_t)2)
+#define SLOT_PLACED ((uintptr_t)3)
+#define SLOT_TAGS ((uintptr_t)3)
 #define OWN_NO_SITE 8u
 #define OWN_TIMEDOUT 16u
+
+/* A placed cause: a leaf canceled through its handle by the cancel macros,
+ * with no code, while still in its source's list, keeps its cause where it
+ * stands, without taking its source's lock: the time in its slot (shifted
+ * past the tags, SLOT_OWN clear), the site's address in deadline_from. The
+ * link stays in the list until the release, which unlinks it, so the
+ * source's line is touched at the birth and at the release, not at the
+ * cancel too: two threads deriving from one parent pass that line once per
+ * child, not twice. A leaf reaches nothing, so its marking is complete as
+ * it is published, and the slot's low word, its marking word as for an own
+ * cause, says so: SLOT_PLACED's bits are CAUSE_MARKED and CAUSE_WAITED, and
+ * nobody writes a complete marking word (a waiter only sets CAUSE_WAITED on
+ * one not yet complete). 64-bit only (the time needs the slot's 61 bits). */
+#if UINTPTR_MAX > UINT32_MAX
+#define CCTX__PLACED_CAUSES 1
+#define PLACED_WHEN_MIN (INT64_MIN / 8)
+#define PLACED_WHEN_MAX (INT64_MAX / 8)
+#else
+#define CCTX__PLACED_CAUSES 0
+#endif
 
 struct cctx__cancelable {
     struct cctx head;
@@ -271,9 +296,13 @@ struct cctx__cancelable {
     };
     /* The nearest timer context at or above this one whose deadline governs
      * it (NULL: none), so that deadline look-ups and derivations never walk a
-     * long chain of cancelable contexts. */
-    const struct cctx__timer *deadline_from;
+     * long chain of cancelable contexts. A cancel context that ended with a
+     * placed cause (SLOT_PLACED) keeps its cause's site here instead, with
+     * bit 0 set (DEADLINE_FROM_SITE): its deadline is then its parent's.
+     * Read with cctx__deadline_of, relaxed, as that store may race with it. */
+    uintptr_t deadline_from;
 };
+#define DEADLINE_FROM_SITE ((uintptr_t)1)
 
 /* What a child's birth, cancel and release write in its parent: the count,
  * the lock (in word) and the list. They share one 16-byte-aligned block, and
@@ -328,12 +357,15 @@ static inline bool cctx__cause_is_own(const struct cctx__cancelable *c)
     return cctx__atomic_load_acquire(&((struct cctx__cancelable *)c)->own.word) & SLOT_OWN;
 }
 /* Where c's cause is: in `owner` (an own cause: c itself, or the context c's
- * slot refers to), in `bare` (the same, without a site: OWN_NO_SITE), or
- * in `record`; exactly one is set. One look at each word of the slot. */
+ * slot refers to, whose own cause may also be placed), in `bare` (the same,
+ * without a site: OWN_NO_SITE), in `placed` (c's own placed cause: c is
+ * still in its source's list) or in `record`; exactly one is set. One look
+ * at each word of the slot. */
 struct cctx__cause_at {
     struct cctx__cancelable *owner;
     struct cctx__cause *record;
     struct cctx__cancelable *bare;
+    struct cctx__cancelable *placed;
 };
 static inline struct cctx__cause_at cctx__cause_at(const struct cctx__cancelable *c)
 {
@@ -344,9 +376,10 @@ static inline struct cctx__cause_at cctx__cause_at(const struct cctx__cancelable
         return (struct cctx__cause_at){.owner = (struct cctx__cancelable *)c};
     }
     uintptr_t r = cctx__atomic_load_acquire(&((struct cctx__cancelable *)c)->cause);
-    if (r & (SLOT_REF_OWN | SLOT_REF_BARE)) {
-        struct cctx__cancelable *o =
-            (struct cctx__cancelable *)(r & ~(SLOT_REF_OWN | SLOT_REF_BARE));
+    if (r & SLOT_TAGS) {
+        struct cctx__cancelable *o = (struct cctx__cancelable *)(r & ~SLOT_TAGS);
+        if (cctx__unlikely((r & SLOT_TAGS) == SLOT_PLACED))
+            return (struct cctx__cause_at){.placed = (struct cctx__cancelable *)c};
         if (cctx__unlikely(r & SLOT_REF_BARE))
             return (struct cctx__cause_at){.bare = o};
         return (struct cctx__cause_at){.owner = o};
@@ -364,22 +397,32 @@ static inline struct cctx__cancelable *cctx__cause_owner(const struct cctx__canc
 static inline uintptr_t cctx__cause_ref(const struct cctx__cancelable *c)
 {
     struct cctx__cause_at at = cctx__cause_at(c);
-    return at.owner  ? (uintptr_t)at.owner | SLOT_REF_OWN
-           : at.bare ? (uintptr_t)at.bare | SLOT_REF_BARE
-                     : (uintptr_t)at.record;
+    return at.owner    ? (uintptr_t)at.owner | SLOT_REF_OWN
+           : at.placed ? (uintptr_t)at.placed | SLOT_REF_OWN
+           : at.bare   ? (uintptr_t)at.bare | SLOT_REF_BARE
+                       : (uintptr_t)at.record;
 }
 /* The word whose CAUSE_MARKED says the cause has marked all it reached:
  * each cancellation has its own. */
+_Static_assert((SLOT_PLACED & (CAUSE_MARKED | CAUSE_WAITED)) == (CAUSE_MARKED | CAUSE_WAITED) &&
+                   !(SLOT_PLACED & SLOT_OWN),
+               "a placed cause's slot must read as a complete marking, and as no own cause");
 static inline _Atomic uint32_t *cctx__cause_marking(struct cctx__cause_at at)
 {
-    return at.owner ? &at.owner->own.word : at.bare ? &at.bare->own.word : &at.record->word;
+    return at.owner    ? &at.owner->own.word
+           : at.bare   ? &at.bare->own.word
+           : at.placed ? &at.placed->own.word /* complete (SLOT_PLACED) */
+                       : &at.record->word;
 }
 /* The context where the cancellation started. A cause without a site names
  * its origin too, so the origin, which may still be in its source's list,
  * is not taken for one out of every list (tree.c: out_of_lists). */
 static inline const struct cctx *cctx__cause_origin(struct cctx__cause_at at)
 {
-    return at.owner ? &at.owner->head : at.bare ? &at.bare->head : at.record->origin;
+    return at.owner    ? &at.owner->head
+           : at.bare   ? &at.bare->head
+           : at.placed ? &at.placed->head
+                       : at.record->origin;
 }
 
 /* A lookup (cctx_value) walks up the chain one context at a time, except
@@ -467,8 +510,14 @@ static inline const struct cctx__timer *cctx__deadline_of(const struct cctx *c)
         switch (cctx__kind(c)) {
         case KIND_TIMER:
             return (const struct cctx__timer *)c;
-        case KIND_CANCEL:
-            return ((const struct cctx__cancelable *)c)->deadline_from;
+        case KIND_CANCEL: {
+            uintptr_t d =
+                cctx__plain_load_relaxed(&((const struct cctx__cancelable *)c)->deadline_from);
+            if (cctx__likely(!(d & DEADLINE_FROM_SITE)))
+                return (const struct cctx__timer *)d;
+            c = c->parent; /* a placed cause holds the field: the parent's is its */
+            continue;
+        }
         case KIND_VALUE:
         case KIND_BORN_DONE:
             c = c->parent;

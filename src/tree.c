@@ -29,6 +29,9 @@ _Static_assert(sizeof(struct cctx__value) <= 72,
 _Static_assert(sizeof(struct cctx__own_site) <= sizeof(struct cctx__node) &&
                    sizeof(struct cctx__own_word) <= sizeof(uint64_t),
                "an own cause does not fit its context's link and slot");
+/* A placed cause's site goes in deadline_from with bit 0 set. */
+_Static_assert(_Alignof(struct cctx__site) >= 2 && _Alignof(struct cctx__timer) >= 2,
+               "a site's or a timer's address has no free bit 0");
 _Static_assert(sizeof(struct cctx) <= 40, "a born-done context exceeds 40 bytes");
 
 /* ---- Roots ---------------------------------------------------------------- */
@@ -282,7 +285,7 @@ init_cancelable(struct cctx__cancelable *c, enum cctx__kind kind, cctx_t *parent
     c->link.next = NULL;
     c->link.pprev = 0;
     c->children = NULL;
-    c->deadline_from = kind == KIND_TIMER ? (struct cctx__timer *)c : cctx__deadline_of(parent);
+    c->deadline_from = kind == KIND_TIMER ? (uintptr_t)c : (uintptr_t)cctx__deadline_of(parent);
 }
 
 static cctx_t *refuse(int err, cctx_cancel_t **cancel)
@@ -494,7 +497,8 @@ cctx_t *cctx_without_cancel_at(cctx_t *parent, const char *file, int line, const
  * by that lock until then. A context that canceled itself with a record is
  * still in its list, and so may be one whose cause has no site (no record
  * could be allocated): that cause names its origin too, so that origin is
- * treated as listed. */
+ * treated as listed, as is one with a placed cause (layout.h: SLOT_PLACED),
+ * which keeps its place in the list until this release. */
 static inline bool out_of_lists(const struct cctx__cancelable *c)
 {
     struct cctx__cause_at at = cctx__cause_at(c);

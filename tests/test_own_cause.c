@@ -6,9 +6,13 @@
  * the time where its link was, and the code and the marking in its slot: no
  * allocation, and the context costs no byte more for having a handle. These
  * tests pin where that applies (a leaf in its parent's list, which leaves
- * it at once; a context whose parent can never end, with or without
- * children), where it does not (children still in the list, a message, a
- * site given by hand), and that every reader of a cause reads it the same.
+ * it at once when the cancel gives a code; a context whose parent can never
+ * end, with or without children), where it does not (children still in the
+ * list, a message, a site given by hand), and that every reader of a cause
+ * reads it the same. A leaf in its parent's list canceled without a code
+ * keeps its cause where it stands instead (a placed cause: the time in its
+ * slot, the site where its deadline's pointer was) and stays in the list
+ * until its release: those tests come last.
  */
 #define _GNU_SOURCE
 #include <cctx.h>
@@ -181,7 +185,8 @@ TEST(own_cause_the_site_entry_without_a_site_cancels_with_an_unknown_one)
 }
 
 /* A leaf whose cause is its own is in no list: its last release frees it
- * without its parent's lock, which another thread may hold. */
+ * without its parent's lock, which another thread may hold. (With a code:
+ * without one, the leaf keeps a placed cause and stays listed, below.) */
 static cctx_t *own_leaf;
 
 static void release_own_leaf(void)
@@ -194,7 +199,7 @@ TEST(own_cause_the_release_of_such_a_leaf_takes_no_lock)
     cctx_t *parent = cctx_with_cancel(cctx_background(), NULL);
     cctx_cancel_t *cancel;
     own_leaf = cctx_with_cancel(parent, &cancel);
-    cctx_cancel(cancel);
+    cctx_cancel_cause(cancel, 1, NULL);
     cctx__lock(parent); /* a release that took it would hang here */
     run_with_watchdog(release_own_leaf, 10);
     cctx__unlock(parent);
@@ -225,4 +230,154 @@ TEST(own_cause_and_a_record_are_told_apart_by_the_slot)
     cctx_release(kb);
     cctx_release(ra);
     cctx_release(rb);
+}
+
+/* ---- Placed causes ---------------------------------------------------------- */
+
+/* A placed cause needs the slot's 61 bits for its time: on a 32-bit
+ * machine such a leaf leaves its list as one canceled with a code does. */
+#define NEEDS_PLACED_CAUSES()                                                                      \
+    do {                                                                                           \
+        if (!CCTX__PLACED_CAUSES)                                                                  \
+            SKIP_IN_THIS_BUILD("placed causes need 64-bit pointers");                              \
+    } while (0)
+
+static cctx_cancel_t *placed_cancel;
+static int placed_line;
+
+static void cancel_placed(void)
+{
+    placed_line = __LINE__ + 1;
+    cctx_cancel(placed_cancel);
+}
+
+/* As Go's benchmark of a shared parent does: a leaf under a parent that can
+ * end, canceled by the macro with no code. Its cause is kept where it
+ * stands; the parent's lock, held here by the test, is not taken. */
+TEST(own_cause_a_leaf_canceled_without_a_code_stays_listed_and_takes_no_lock_of_its_parent)
+{
+    NEEDS_PLACED_CAUSES();
+    cctx_t *parent = cctx_with_cancel(cctx_background(), NULL);
+    cctx_t *c = cctx_with_cancel(parent, &placed_cancel);
+    cctx__test_count_allocs(true);
+    long before = cctx__test_live_allocs();
+    int64_t t0 = cctx_now();
+    cctx__lock(parent); /* a cancel that took it would hang here */
+    run_with_watchdog(cancel_placed, 10);
+    cctx__unlock(parent);
+    int64_t t1 = cctx_now();
+    CHECK_EQ(cctx__test_live_allocs(), before);
+    cctx__test_count_allocs(false);
+    CHECK(in_list_of(parent, c));
+    CHECK(cctx__cause_at(cancelable(c)).placed == cancelable(c));
+    CHECK(!cctx__cause_is_own(cancelable(c)));
+    CHECK(atomic_load(cctx__cause_marking(cctx__cause_at(cancelable(c)))) & CAUSE_MARKED);
+    cctx_cause_t cause;
+    CHECK_EQ(cctx_cause(c, &cause), ECANCELED);
+    CHECK_EQ(cause.code, 0);
+    CHECK_EQ(cause.line, placed_line);
+    CHECK_STR(cause.file, __FILE__);
+    CHECK_STR(cause.func, "cancel_placed");
+    CHECK_STR(cause.msg, "context canceled");
+    CHECK(cause.when >= t0 && cause.when <= t1);
+    CHECK_EQ(cctx_err(parent), 0);
+    /* A second cancel finds it done and changes nothing. */
+    cctx_cancel(placed_cancel);
+    cctx_cause_t again;
+    CHECK_EQ(cctx_cause(c, &again), ECANCELED);
+    CHECK(memcmp(&cause, &again, sizeof cause) == 0);
+    cctx_release(c);
+    CHECK(cancelable(parent)->children == NULL); /* the release unlinked it */
+    cctx_release(parent);
+}
+
+/* Its deadline is its parent's, read past the site that now holds the
+ * field, and a deadline context derived from it is born done with a
+ * reference to the placed cause. */
+TEST(own_cause_a_placed_leaf_keeps_its_deadline_and_hands_its_cause_on)
+{
+    NEEDS_PLACED_CAUSES();
+    cctx_t *parent = cctx_with_timeout(cctx_background(), CCTX_SEC(3600), NULL);
+    cctx_cancel_t *cancel;
+    cctx_t *c = cctx_with_cancel(parent, &cancel);
+    int64_t want, got;
+    CHECK(cctx_deadline(c, &want));
+    int line = __LINE__ + 1;
+    cctx_cancel(cancel);
+    CHECK(cctx__cause_at(cancelable(c)).placed == cancelable(c));
+    CHECK(cctx_deadline(c, &got));
+    CHECK_EQ(got, want);
+    cctx_t *value = cctx_with_value(c, "k", NULL, NULL);
+    CHECK(cctx_deadline(value, &got));
+    CHECK_EQ(got, want);
+    cctx_t *t = cctx_with_timeout(c, CCTX_SEC(60), NULL);
+    CHECK(t);
+    CHECK_EQ(cctx_err(t), ECANCELED);
+    CHECK(cctx__cause_owner(cancelable(t)) == cancelable(c)); /* c | SLOT_REF_OWN */
+    CHECK(cctx__cause_origin(cctx__cause_at(cancelable(t))) == c);
+    CHECK(atomic_load(cctx__cause_marking(cctx__cause_at(cancelable(t)))) & CAUSE_MARKED);
+    cctx_cause_t mine, theirs;
+    CHECK_EQ(cctx_cause(c, &mine), ECANCELED);
+    CHECK_EQ(cctx_cause(t, &theirs), ECANCELED);
+    CHECK_EQ(theirs.line, line);
+    CHECK(memcmp(&mine, &theirs, sizeof mine) == 0);
+    cctx_release(t);
+    cctx_release(value);
+    cctx_release(c);
+    cctx_release(parent);
+}
+
+/* Its parent's cancellation meets it done in the list, leaves its cause
+ * alone, and does not wait for it; its release afterwards frees it. */
+TEST(own_cause_a_placed_leaf_is_left_alone_by_its_parents_cancellation)
+{
+    NEEDS_PLACED_CAUSES();
+    cctx_cancel_t *up, *cancel, *other;
+    cctx_t *parent = cctx_with_cancel(cctx_background(), &up);
+    cctx_t *c = cctx_with_cancel(parent, &cancel);
+    cctx_t *sibling = cctx_with_cancel(parent, &other);
+    int line = __LINE__ + 1;
+    cctx_cancel(cancel);
+    cctx__test_count_allocs(true);
+    long before = cctx__test_live_allocs();
+    CHECK(cctx__cause_at(cancelable(c)).placed == cancelable(c));
+    cctx_cancel_cause(up, 9, NULL);
+    CHECK(cctx__cause_at(cancelable(c)).placed == cancelable(c));
+    cctx_cause_t cause;
+    CHECK_EQ(cctx_cause(c, &cause), ECANCELED);
+    CHECK_EQ(cause.line, line);
+    CHECK_EQ(cause.code, 0);
+    CHECK_EQ(cctx_cause(sibling, &cause), ECANCELED);
+    CHECK_EQ(cause.code, 9);
+    cctx_release(c);
+    cctx_release(sibling);
+    CHECK_EQ(cctx__test_live_allocs(), before - 2);
+    cctx__test_count_allocs(false);
+    cctx_release(parent);
+}
+
+/* The time must fit the slot past its tags: one that does not (a fake
+ * clock set far out) goes the ordinary way, out of the list; one before the
+ * clock's zero fits, and reads back exactly. */
+TEST(own_cause_a_placed_cause_keeps_any_time_that_fits_and_only_that)
+{
+    NEEDS_PLACED_CAUSES();
+    static const int64_t times[] = {-CCTX_SEC(5) - 3, INT64_MAX / 8, INT64_MAX / 8 + 1,
+                                    INT64_MIN / 8 - 1};
+    static const bool placed[] = {true, true, false, false};
+    for (size_t i = 0; i < sizeof times / sizeof times[0]; i++) {
+        cctx_fake_clock_start(times[i]);
+        cctx_t *parent = cctx_with_cancel(cctx_background(), NULL);
+        cctx_cancel_t *cancel;
+        cctx_t *c = cctx_with_cancel(parent, &cancel);
+        cctx_cancel(cancel);
+        CHECK_EQ(cctx__cause_at(cancelable(c)).placed != NULL, placed[i]);
+        CHECK_EQ(in_list_of(parent, c), placed[i]);
+        cctx_cause_t cause;
+        CHECK_EQ(cctx_cause(c, &cause), ECANCELED);
+        CHECK_EQ(cause.when, times[i]);
+        cctx_release(c);
+        cctx_release(parent);
+        cctx_fake_clock_stop();
+    }
 }
