@@ -42,6 +42,21 @@ static struct cctx__cancelable *cancelable(cctx_t *c)
     return (struct cctx__cancelable *)c;
 }
 
+/* A descendant of an origin reads the origin's cause, canceled at `line`,
+ * and its marking is complete: a later cancel of the descendant does not
+ * wait. */
+static void check_handed_on(cctx_t *origin, cctx_t *descendant, int line)
+{
+    struct cctx__cause_at at = cctx__cause_at(cancelable(descendant));
+    CHECK(cctx__cause_origin(at) == origin);
+    CHECK(atomic_load(cctx__cause_marking(at)) & CAUSE_MARKED);
+    cctx_cause_t mine, theirs;
+    CHECK_EQ(cctx_cause(origin, &mine), ECANCELED);
+    CHECK_EQ(cctx_cause(descendant, &theirs), ECANCELED);
+    CHECK_EQ(theirs.line, line);
+    CHECK(memcmp(&mine, &theirs, sizeof mine) == 0);
+}
+
 /* As Go's benchmark of a shared parent does: a leaf made with a handle under
  * a parent that can end, canceled by the macro. */
 TEST(own_cause_a_leaf_leaves_its_parents_list_and_allocates_nothing)
@@ -91,14 +106,7 @@ TEST(own_cause_an_unlinked_context_with_children_keeps_it_and_hands_it_on)
     cctx__test_count_allocs(false);
     CHECK(cctx__cause_is_own(cancelable(c)));
     CHECK_EQ(atomic_load(&cancelable(child)->cause), (uintptr_t)c | SLOT_REF_OWN);
-    CHECK(cctx__cause_origin(cctx__cause_at(cancelable(grandchild))) == c);
-    /* Marked complete: a later cancel of a descendant does not wait. */
-    CHECK(atomic_load(cctx__cause_marking(cctx__cause_at(cancelable(grandchild)))) & CAUSE_MARKED);
-    cctx_cause_t mine, theirs;
-    CHECK_EQ(cctx_cause(c, &mine), ECANCELED);
-    CHECK_EQ(cctx_cause(grandchild, &theirs), ECANCELED);
-    CHECK_EQ(theirs.line, line);
-    CHECK(memcmp(&mine, &theirs, sizeof mine) == 0);
+    check_handed_on(c, grandchild, line);
     cctx_release(grandchild);
     cctx_release(child);
     cctx_release(k);
@@ -314,13 +322,7 @@ TEST(own_cause_a_placed_leaf_keeps_its_deadline_and_hands_its_cause_on)
     CHECK(t);
     CHECK_EQ(cctx_err(t), ECANCELED);
     CHECK(cctx__cause_owner(cancelable(t)) == cancelable(c)); /* c | SLOT_REF_OWN */
-    CHECK(cctx__cause_origin(cctx__cause_at(cancelable(t))) == c);
-    CHECK(atomic_load(cctx__cause_marking(cctx__cause_at(cancelable(t)))) & CAUSE_MARKED);
-    cctx_cause_t mine, theirs;
-    CHECK_EQ(cctx_cause(c, &mine), ECANCELED);
-    CHECK_EQ(cctx_cause(t, &theirs), ECANCELED);
-    CHECK_EQ(theirs.line, line);
-    CHECK(memcmp(&mine, &theirs, sizeof mine) == 0);
+    check_handed_on(c, t, line);
     cctx_release(t);
     cctx_release(value);
     cctx_release(c);
