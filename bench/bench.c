@@ -103,7 +103,8 @@ static void await_turn(_Atomic int64_t *turn, int64_t mine)
 static void *line_turns_helper(void *arg)
 {
     struct line_turns *t = arg;
-    for (int64_t i = 1; i < 2 * t->n; i += 2) {
+    const int64_t n = t->n; /* read once: its line is the one passed around */
+    for (int64_t i = 1; i < 2 * n; i += 2) {
         await_turn(&t->turn, i);
         atomic_store_explicit(&t->turn, i + 1, memory_order_release);
     }
@@ -115,17 +116,18 @@ static void bench_common_parent_line_handoff(bench_b *b, void *arg)
     (void)arg;
     /* Half as many rounds as hand-offs: each round is two. */
     static struct line_turns t;
-    t.n = (b->n + 1) / 2;
+    const int64_t n = (b->n + 1) / 2;
+    t.n = n;
     atomic_store_explicit(&t.turn, 0, memory_order_relaxed);
     pthread_t helper;
     if (pthread_create(&helper, NULL, line_turns_helper, &t) != 0)
         bench_fatal("pthread_create failed");
     bench_reset_timer(b); /* the helper waits for the first hand-off */
-    for (int64_t i = 0; i < 2 * t.n; i += 2) {
+    for (int64_t i = 0; i < 2 * n; i += 2) {
         await_turn(&t.turn, i);
         atomic_store_explicit(&t.turn, i + 1, memory_order_release);
     }
-    await_turn(&t.turn, 2 * t.n);
+    await_turn(&t.turn, 2 * n);
     bench_stop_timer(b);
     pthread_join(helper, NULL);
 }
