@@ -224,7 +224,8 @@ CCTX_API CCTX__OWNED cctx_t *cctx_without_cancel_at(cctx_t *parent, const char *
  * functions instead). One that never was in a list (its parent can never
  * end) keeps its cause so even with children. One in its parent's list,
  * with no child or after-function of its own, canceled without a code
- * (cctx_cancel, or a code of 0) keeps it where it stands and stays in that
+ * (cctx_cancel, or a code of 0; CCTX_DEBUG=trace off) keeps it where it
+ * stands and stays in that
  * list until its last release takes it out: the cancel takes no lock of
  * the parent's, so threads that derive from one parent and cancel under it
  * pass the parent's cache line once per child, not twice (64-bit machines;

@@ -580,7 +580,8 @@ static inline __attribute__((always_inline)) void cancel(struct cctx__cancelable
 #if CCTX__PLACED_CAUSES
         /* A leaf in its source's list (it never had a child nor a
          * registration, the flags say without its lock) keeps its cause
-         * where it stands when the cause fits: no code, a time in range. */
+         * where it stands when the cause fits: no code, a time in range.
+         * (The site's address, a struct's, has bit 0 free: tree.c.) */
         uint32_t w = cctx__atomic_load_relaxed(&c->head.word);
         if (!tracing && code == 0 && (w & WORD_LINKED) && !(w & (WORD_PARENT | WORD_AFTERS)) &&
             own.when >= PLACED_WHEN_MIN && own.when <= PLACED_WHEN_MAX && end_in_place(c, &own))

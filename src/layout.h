@@ -358,9 +358,10 @@ static inline bool cctx__cause_is_own(const struct cctx__cancelable *c)
 }
 /* Where c's cause is: in `owner` (an own cause: c itself, or the context c's
  * slot refers to, whose own cause may also be placed), in `bare` (the same,
- * without a site: OWN_NO_SITE), in `placed` (c's own placed cause: c is
- * still in its source's list) or in `record`; exactly one is set. One look
- * at each word of the slot. */
+ * without a site: OWN_NO_SITE), in `placed` (c's own placed cause: c stays
+ * in its source's list until its release, unless that source's cancellation
+ * took it out) or in `record`; exactly one is set. One look at each word of
+ * the slot. */
 struct cctx__cause_at {
     struct cctx__cancelable *owner;
     struct cctx__cause *record;
@@ -389,7 +390,9 @@ static inline struct cctx__cause_at cctx__cause_at(const struct cctx__cancelable
     return (struct cctx__cause_at){.record = (struct cctx__cause *)r};
 }
 /* The context whose own cause (with its site) c's is, or NULL when c's slot
- * holds a record or refers to a cause without a site. */
+ * holds a record, refers to a cause without a site, or is c's own placed
+ * cause. A context referred to may itself hold a placed cause, its link
+ * still a list's node: only cctx__cause_fill reads what it keeps. */
 static inline struct cctx__cancelable *cctx__cause_owner(const struct cctx__cancelable *c)
 {
     return cctx__cause_at(c).owner;

@@ -364,9 +364,9 @@ TEST(own_cause_a_placed_leaf_is_left_alone_by_its_parents_cancellation)
 TEST(own_cause_a_placed_cause_keeps_any_time_that_fits_and_only_that)
 {
     NEEDS_PLACED_CAUSES();
-    static const int64_t times[] = {-CCTX_SEC(5) - 3, INT64_MAX / 8, INT64_MAX / 8 + 1,
-                                    INT64_MIN / 8 - 1};
-    static const bool placed[] = {true, true, false, false};
+    static const int64_t times[] = {-CCTX_SEC(5) - 3, INT64_MAX / 8, INT64_MIN / 8,
+                                    INT64_MAX / 8 + 1, INT64_MIN / 8 - 1};
+    static const bool placed[] = {true, true, true, false, false};
     for (size_t i = 0; i < sizeof times / sizeof times[0]; i++) {
         cctx_fake_clock_start(times[i]);
         cctx_t *parent = cctx_with_cancel(cctx_background(), NULL);

@@ -423,9 +423,11 @@ static int derive_during_cancel(struct run *r)
 /* ---- leaves canceled through their handles while their parent is ------------------- */
 
 /* As in Go's benchmark of a shared parent: threads make leaves under one
- * parent and cancel each through its handle, which takes a leaf out of the
- * parent's list and keeps its cause in it (one with a child of its own takes
- * a record and stays), while another thread cancels the parent. Whichever
+ * parent and cancel each through its handle, while another thread cancels
+ * the parent. The first maker cancels without a code, so its leaves keep a
+ * placed cause and stay in the list; the second gives one, which takes a
+ * leaf out of the parent's list and keeps its cause in it. A leaf with a
+ * child of its own takes a record and stays, with either. Whichever
  * cause a leaf ends with, the parent's cancel must not return while a
  * context it could reach is still active: each maker shows its latest leaf
  * (or that leaf's child), and the parent's canceller looks at those as soon
@@ -501,7 +503,7 @@ static int leaf_cancels_vs_parent_cancel(struct run *r)
         for (int i = 0; i < LEAF_MAKERS; i++) {
             m[i].parent = p;
             atomic_store(&m[i].shown, NULL);
-            m[i].code = i + 1;
+            m[i].code = i; /* 0: a placed cause */
             m[i].stagger = rnd_below(r, 4000);
             team_add(&t, make_and_cancel_leaves, &m[i]);
         }
