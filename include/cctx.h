@@ -225,12 +225,12 @@ CCTX_API CCTX__OWNED cctx_t *cctx_without_cancel_at(cctx_t *parent, const char *
  * end) keeps its cause so even with children. One in its parent's list,
  * with no child or after-function of its own, canceled without a code
  * (cctx_cancel, or a code of 0; CCTX_DEBUG=trace off) keeps it where it
- * stands and stays in that
- * list until its last release takes it out: the cancel takes no lock of
- * the parent's, so threads that derive from one parent and cancel under it
- * pass the parent's cache line once per child, not twice (64-bit machines;
- * on others, and for a time beyond 2^60 ns either side of the clock's zero,
- * it goes as with a code). With a code, it leaves the list at once, as in
+ * stands and stays in that list until its last release takes it out (so
+ * cctx_dump shows it, done, under its parent until then): the cancel takes
+ * no lock of the parent's, so threads that derive from one parent and
+ * cancel under it pass the parent's cache line once per child, not twice
+ * (64-bit machines; on others, and for a time beyond 2^60 ns either side of
+ * the clock's zero, it goes as with a code). With a code, it leaves the list at once, as in
  * Go, unless its own lock is busy at that moment or its parent has ended
  * and is still marking its children. Those take one allocation instead, as
  * do a context in a list that still has children or after-functions, the

@@ -383,3 +383,38 @@ TEST(own_cause_a_placed_cause_keeps_any_time_that_fits_and_only_that)
         cctx_fake_clock_stop();
     }
 }
+
+/* cctx_dump shows such a leaf, done and with its cause, under its active
+ * parent until it is released, and not after. */
+TEST(own_cause_a_placed_leaf_shows_in_its_parents_dump_until_released)
+{
+    NEEDS_PLACED_CAUSES();
+    cctx_t *parent = cctx_with_cancel(cctx_background(), NULL);
+    cctx_cancel_t *cancel;
+    cctx_t *c = cctx_with_cancel(parent, &cancel);
+    cctx_set_name(c, "placed leaf");
+    int line = __LINE__ + 1;
+    cctx_cancel(cancel);
+    CHECK(cctx__cause_at(cancelable(c)).placed == cancelable(c));
+    char want[64];
+    snprintf(want, sizeof want, ":%d", line);
+    char *text;
+    size_t len;
+    FILE *out = open_memstream(&text, &len);
+    CHECK_EQ(cctx_dump(parent, out, CCTX_DUMP_TEXT), 0);
+    fclose(out);
+    const char *leaf = strstr(text, "\"placed leaf\"");
+    CHECK(leaf != NULL);
+    const char *end = strchr(leaf, '\n');
+    CHECK(end != NULL);
+    const char *site = strstr(leaf, want);
+    CHECK(site != NULL && site < end); /* the cancel's site, on its line */
+    free(text);
+    cctx_release(c);
+    out = open_memstream(&text, &len);
+    CHECK_EQ(cctx_dump(parent, out, CCTX_DUMP_TEXT), 0);
+    fclose(out);
+    CHECK(strstr(text, "placed leaf") == NULL);
+    free(text);
+    cctx_release(parent);
+}
