@@ -229,10 +229,10 @@ CCTX_API CCTX__OWNED cctx_t *cctx_without_cancel_at(cctx_t *parent, const char *
  * cctx_dump shows it, done, under its parent until then): the cancel takes
  * no lock of the parent's, so threads that derive from one parent and
  * cancel under it pass the parent's cache line once per child, not twice
- * (64-bit machines; on others, and for a time beyond 2^60 ns either side of
- * the clock's zero, it goes as with a code). With a code, it leaves the list at once, as in
- * Go, unless its own lock is busy at that moment or its parent has ended
- * and is still marking its children. Those take one allocation instead, as
+ * (for a time beyond 2^60 ns either side of the clock's zero, it goes as
+ * with a code). With a code, it leaves the list at once, as in Go, unless
+ * its own lock is busy at that moment or its parent has ended and is still
+ * marking its children. Those take one allocation instead, as
  * do a context in a list that still has children or after-functions, the
  * _at functions (a site given by hand), a message, and a deadline context's
  * cause. */

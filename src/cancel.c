@@ -523,7 +523,6 @@ static bool end_alone(struct cctx__cancelable *c, const struct own_cause *own,
     return true;
 }
 
-#if CCTX__PLACED_CAUSES
 /* The cancellation of a leaf still in its source's list, with a placed cause
  * (layout.h: SLOT_PLACED): under its own lock only, its source untouched.
  * A canceller of the source that took it out of the list meanwhile either
@@ -553,7 +552,6 @@ static bool end_in_place(struct cctx__cancelable *c, const struct own_cause *own
     signal_done(c, old, fd1);
     return true;
 }
-#endif
 
 /* The cancellation, made twice by the compiler: `tracing` is a constant in
  * each copy, so the copy that runs with CCTX_TRACE off has no trace of it.
@@ -577,7 +575,6 @@ static inline __attribute__((always_inline)) void cancel(struct cctx__cancelable
     if (site && !msg && err == ECANCELED && cctx__kind(&c->head) == KIND_CANCEL) {
         /* The time first: read outside every lock. */
         own = (struct own_cause){.site = site, .when = cctx_now(), .code = code};
-#if CCTX__PLACED_CAUSES
         /* A leaf in its source's list (it never had a child nor a
          * registration, the flags say without its lock) keeps its cause
          * where it stands when the cause fits: no code, a time in range.
@@ -586,7 +583,6 @@ static inline __attribute__((always_inline)) void cancel(struct cctx__cancelable
         if (!tracing && code == 0 && (w & WORD_LINKED) && !(w & (WORD_PARENT | WORD_AFTERS)) &&
             own.when >= PLACED_WHEN_MIN && own.when <= PLACED_WHEN_MAX && end_in_place(c, &own))
             return;
-#endif
         link = free_the_link(c, &src);
         if (link == ALREADY_DONE) {
             cctx__wait_marked(c);

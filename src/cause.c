@@ -69,7 +69,6 @@ static int clamped_line(int line)
 int cctx__cause_fill(const struct cctx__cancelable *c, cctx_cause_t *out)
 {
     struct cctx__cause_at at = cctx__cause_at(c);
-#if CCTX__PLACED_CAUSES
     /* An origin referred to keeps its own cause or a placed one: its slot
      * tells, fixed but for the marking bits once it is done. */
     if (at.owner && !(cctx__atomic_load_acquire(&at.owner->own.word) & SLOT_OWN)) {
@@ -93,7 +92,6 @@ int cctx__cause_fill(const struct cctx__cancelable *c, cctx_cause_t *out)
                               .when = when};
         return ECANCELED;
     }
-#endif
     if (cctx__unlikely(at.bare != NULL)) {
         /* The record could not be allocated: no site, code or time. Its
          * link is not read: it may still be in a list. */

@@ -55,6 +55,11 @@
 
 #include "atomics.h"
 
+/* The layout is made for 8-byte pointers: a cause kept in a context's link
+ * and slot, a time in a slot's high bits, the sizes promised below. */
+_Static_assert(sizeof(void *) == 8 && UINTPTR_MAX > UINT32_MAX,
+               "cctx needs a 64-bit target (8-byte pointers)");
+
 /* The struct of type `type` whose `member` is at ptr. */
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
@@ -223,7 +228,7 @@ struct cctx__own_site {
 };
 struct cctx__own_word {
     /* `word` overlaps the low-order bits of the slot read as a pointer. */
-#if UINTPTR_MAX > UINT32_MAX && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
     int32_t code;
     _Atomic uint32_t word;
 #else
@@ -268,14 +273,9 @@ struct cctx__own_word {
  * it is published, and the slot's low word, its marking word as for an own
  * cause, says so: SLOT_PLACED's bits are CAUSE_MARKED and CAUSE_WAITED, and
  * nobody writes a complete marking word (a waiter only sets CAUSE_WAITED on
- * one not yet complete). 64-bit only (the time needs the slot's 61 bits). */
-#if UINTPTR_MAX > UINT32_MAX
-#define CCTX__PLACED_CAUSES 1
+ * one not yet complete). The time takes the slot's 61 high bits. */
 #define PLACED_WHEN_MIN (INT64_MIN / 8)
 #define PLACED_WHEN_MAX (INT64_MAX / 8)
-#else
-#define CCTX__PLACED_CAUSES 0
-#endif
 
 struct cctx__cancelable {
     struct cctx head;
@@ -306,21 +306,19 @@ struct cctx__cancelable {
 
 /* What a child's birth, cancel and release write in its parent: the count,
  * the lock (in word) and the list. They share one 16-byte-aligned block, and
- * malloc's blocks are 16-byte aligned on 64-bit machines, so they are always
+ * malloc's blocks are 16-byte aligned, so they are always
  * in one cache line: threads deriving from one parent pass one line between
  * them, not two. (CommonParentCancel took 813 to 902 ns, against 944 to
  * 1025 in the same interleaved rounds with the list 56 bytes in, where it
  * shared the count's line only when the block began a line: one case in
  * four.) The state word, which children only read, may lie in another
  * line. */
-#if UINTPTR_MAX > UINT32_MAX
 #define HOT_FOR_CHILDREN offsetof(struct cctx__cancelable, head.refs)
 _Static_assert(HOT_FOR_CHILDREN % 16 == 0 &&
                    offsetof(struct cctx__cancelable, head.word) < HOT_FOR_CHILDREN + 16 &&
                    offsetof(struct cctx__cancelable, children) + sizeof(void *) <=
                        HOT_FOR_CHILDREN + 16,
                "a parent's count, lock and list must share a 16-byte block");
-#endif
 
 struct cctx__timer {
     struct cctx__cancelable c;

@@ -242,14 +242,6 @@ TEST(own_cause_and_a_record_are_told_apart_by_the_slot)
 
 /* ---- Placed causes ---------------------------------------------------------- */
 
-/* A placed cause needs the slot's 61 bits for its time: on a 32-bit
- * machine such a leaf leaves its list as one canceled with a code does. */
-#define NEEDS_PLACED_CAUSES()                                                                      \
-    do {                                                                                           \
-        if (!CCTX__PLACED_CAUSES)                                                                  \
-            SKIP_IN_THIS_BUILD("placed causes need 64-bit pointers");                              \
-    } while (0)
-
 static cctx_cancel_t *placed_cancel;
 static int placed_line;
 
@@ -264,7 +256,6 @@ static void cancel_placed(void)
  * stands; the parent's lock, held here by the test, is not taken. */
 TEST(own_cause_a_leaf_canceled_without_a_code_stays_listed_and_takes_no_lock_of_its_parent)
 {
-    NEEDS_PLACED_CAUSES();
     cctx_t *parent = cctx_with_cancel(cctx_background(), NULL);
     cctx_t *c = cctx_with_cancel(parent, &placed_cancel);
     cctx__test_count_allocs(true);
@@ -304,7 +295,6 @@ TEST(own_cause_a_leaf_canceled_without_a_code_stays_listed_and_takes_no_lock_of_
  * reference to the placed cause. */
 TEST(own_cause_a_placed_leaf_keeps_its_deadline_and_hands_its_cause_on)
 {
-    NEEDS_PLACED_CAUSES();
     cctx_t *parent = cctx_with_timeout(cctx_background(), CCTX_SEC(3600), NULL);
     cctx_cancel_t *cancel;
     cctx_t *c = cctx_with_cancel(parent, &cancel);
@@ -333,7 +323,6 @@ TEST(own_cause_a_placed_leaf_keeps_its_deadline_and_hands_its_cause_on)
  * alone, and does not wait for it; its release afterwards frees it. */
 TEST(own_cause_a_placed_leaf_is_left_alone_by_its_parents_cancellation)
 {
-    NEEDS_PLACED_CAUSES();
     cctx_cancel_t *up, *cancel, *other;
     cctx_t *parent = cctx_with_cancel(cctx_background(), &up);
     cctx_t *c = cctx_with_cancel(parent, &cancel);
@@ -363,7 +352,6 @@ TEST(own_cause_a_placed_leaf_is_left_alone_by_its_parents_cancellation)
  * clock's zero fits, and reads back exactly. */
 TEST(own_cause_a_placed_cause_keeps_any_time_that_fits_and_only_that)
 {
-    NEEDS_PLACED_CAUSES();
     static const int64_t times[] = {-CCTX_SEC(5) - 3, INT64_MAX / 8, INT64_MIN / 8,
                                     INT64_MAX / 8 + 1, INT64_MIN / 8 - 1};
     static const bool placed[] = {true, true, true, false, false};
@@ -388,7 +376,6 @@ TEST(own_cause_a_placed_cause_keeps_any_time_that_fits_and_only_that)
  * parent until it is released, and not after. */
 TEST(own_cause_a_placed_leaf_shows_in_its_parents_dump_until_released)
 {
-    NEEDS_PLACED_CAUSES();
     cctx_t *parent = cctx_with_cancel(cctx_background(), NULL);
     cctx_cancel_t *cancel;
     cctx_t *c = cctx_with_cancel(parent, &cancel);

@@ -9,11 +9,14 @@
 #   portable  gcc with CCTX_PORTABLE=ON: the paths of systems other than
 #             Linux (condition variables for futex, a pipe for eventfd, poll
 #             before read and write...), run on Linux so that they are tested
+#   m32       gcc -m32 (Debian's gcc-multilib): a 32-bit target, which cctx
+#             does not support; passes when the build stops with the
+#             layout's "needs a 64-bit target", not at some later check
 #   gcc       gcc, everything found: the README's build, which CI's stage 2
 #             runs already, so only on request
 # then prints a summary of each (tests passed, failed, not run; time).
 #
-#   usage: tests/portability/run.sh [BUILD...]   (default: clang musl portable)
+#   usage: tests/portability/run.sh [BUILD...]   (default: clang musl portable m32)
 #
 # These builds leave out the four tests that load cctx_dump's HTML page in
 # headless Chromium (ctest -E chromium): about a minute of browser time per
@@ -23,7 +26,7 @@
 # Environment: CCTX_PORT_DIR (build directories, default build-port/ in the
 # source tree; each build starts from an empty one), JOBS (default 2), CI.
 # Exit status: 0 when every build passed; 1 when one failed; 77 when a
-# compiler is missing (clang-14, musl-gcc) and CI is not "true" (under
+# compiler is missing (clang-14, musl-gcc, gcc -m32) and CI is not "true" (under
 # CI=true a missing compiler is a failure), the other builds still run.
 set -uo pipefail
 
@@ -34,7 +37,7 @@ in_ci=false
 [[ "${CI:-}" == true ]] && in_ci=true
 
 builds=("$@")
-[[ ${#builds[@]} -gt 0 ]] || builds=(clang musl portable)
+[[ ${#builds[@]} -gt 0 ]] || builds=(clang musl portable m32)
 
 # The core alone: what the musl and portable builds are about.
 core_only=(-DCCTX_WITH_MHD=OFF -DCCTX_WITH_CURL=OFF -DCCTX_BUILD_VET=OFF
@@ -95,14 +98,48 @@ run_build() {
     sed -n '/The following tests did not run:/,/^$/p' "$log"
 }
 
+# refuse_build NAME CFLAGS: a target cctx does not support; the build must
+# stop, and with the layout's message.
+refuse_build() {
+    local name=$1 cflags=$2 dir=$root/$1 start probe
+    start=$(date +%s)
+    probe=$(mktemp -d)
+    printf 'int main(void) { return 0; }\n' >"$probe/p.c"
+    if ! gcc $cflags "$probe/p.c" -o "$probe/p" >/dev/null 2>&1; then
+        rm -rf "$probe"
+        took[$name]=0
+        if $in_ci; then
+            verdict[$name]=FAILED detail[$name]="gcc $cflags cannot link (CI=true: install gcc-multilib)"
+        else
+            verdict[$name]=SKIPPED detail[$name]="gcc $cflags cannot link (gcc-multilib)"
+        fi
+        return
+    fi
+    rm -rf "$probe"
+    printf '\n== %s: CC=gcc CFLAGS=%s, expected to stop\n' "$name" "$cflags"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    if CC=gcc CFLAGS=$cflags cmake -S "$src" -B "$dir" "${core_only[@]}" -DCCTX_BUILD_TESTS=OFF \
+        >"$dir/configure.log" 2>&1 &&
+        ! cmake --build "$dir" -j"$jobs" >"$dir/build.log" 2>&1 &&
+        grep -q 'cctx needs a 64-bit target' "$dir/build.log"; then
+        verdict[$name]=ok detail[$name]="stopped: $(grep -m1 -o 'cctx needs a 64-bit target[^"]*' "$dir/build.log")"
+    else
+        verdict[$name]=FAILED detail[$name]="did not stop with the 64-bit message ($dir/build.log)"
+        grep -E 'error' "$dir/build.log" 2>/dev/null | head -n 10
+    fi
+    took[$name]=$(($(date +%s) - start))
+}
+
 for b in "${builds[@]}"; do
     case $b in
     gcc) run_build gcc gcc "" ;;
     clang) run_build clang clang-14 chromium ;;
     musl) run_build musl musl-gcc chromium "${core_only[@]}" ;;
     portable) run_build portable gcc chromium -DCCTX_PORTABLE=ON "${core_only[@]}" ;;
+    m32) refuse_build m32 -m32 ;;
     *)
-        echo "unknown build: $b (gcc, clang, musl, portable)" >&2
+        echo "unknown build: $b (gcc, clang, musl, portable, m32)" >&2
         exit 2
         ;;
     esac
