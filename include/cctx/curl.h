@@ -42,13 +42,18 @@
  *     cctx_done_fd(ctx) as an extra descriptor, so a cancel or a deadline
  *     wakes it at once and the transfer is removed from the multi handle
  *     (its connection closed: the peer sees the request end) within a
- *     millisecond, not at libcurl's next progress callback.
+ *     millisecond, not at libcurl's next progress callback. That holds
+ *     while libcurl still looks the host up, too: the call sets
+ *     CURLOPT_QUICK_EXIT, so the removal leaves a lookup in progress to
+ *     libcurl's resolver thread, which frees what it holds once the name
+ *     server answers, rather than waiting for it (libcurl 7.87.0 or later;
+ *     before that, the removal waits for the lookup).
  *  5. It puts back the options it set, so the easy handle can be reused:
  *     CURLOPT_HTTPHEADER becomes the caller's list again (opts->headers, or
- *     none), CURLOPT_TIMEOUT_MS and CURLOPT_FORBID_REUSE become 0 (their
- *     defaults). libcurl has no getter for options, so a caller's own value
- *     of those two is not kept: bound a transfer with a context's deadline
- *     instead of CURLOPT_TIMEOUT(_MS).
+ *     none), CURLOPT_TIMEOUT_MS, CURLOPT_QUICK_EXIT and
+ *     CURLOPT_FORBID_REUSE become 0 (their defaults). libcurl has no getter
+ *     for options, so a caller's own value of those is not kept: bound a
+ *     transfer with a context's deadline instead of CURLOPT_TIMEOUT(_MS).
  *
  * HTTP/2 on libcurl before 7.89.0. Those versions do not reset an HTTP/2
  * stream that is removed from its multi handle (the server never learns the

@@ -169,6 +169,21 @@ int64_t cc_budget(cctx_t *ctx)
     return cctx_err(ctx) ? 0 : cctx_remaining(ctx);
 }
 
+/* A transfer removed while libcurl's resolver thread still looks its host
+ * up waits, in the removal, for that lookup to end (seconds, with a slow
+ * name server), unless CURLOPT_QUICK_EXIT lets the thread finish alone and
+ * free what it holds then. A libcurl without the option (before 7.87.0)
+ * refuses it, and its removal waits. */
+static void set_quick_exit(struct cc_xfer *x, long on)
+{
+#if LIBCURL_VERSION_NUM >= 0x075700
+    (void)curl_easy_setopt(x->easy, CURLOPT_QUICK_EXIT, on);
+#else
+    (void)x;
+    (void)on;
+#endif
+}
+
 int cc_prepare(struct cc_xfer *x, cctx_t *ctx, int64_t left)
 {
     if (left <= 0) {
@@ -235,6 +250,7 @@ int cc_prepare(struct cc_xfer *x, cctx_t *ctx, int64_t left)
         curl_easy_setopt(x->easy, CURLOPT_FORBID_REUSE, 1L);
         x->forbid_reuse = true;
     }
+    set_quick_exit(x, 1L);
     return 0;
 }
 
@@ -242,6 +258,7 @@ void cc_restore(struct cc_xfer *x)
 {
     curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->opts.headers);
     curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, 0L);
+    set_quick_exit(x, 0L);
     if (x->forbid_reuse) {
         curl_easy_setopt(x->easy, CURLOPT_FORBID_REUSE, 0L);
         x->forbid_reuse = false;
