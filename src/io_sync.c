@@ -138,10 +138,11 @@ static int timed_join(void *obj, void **out, int64_t d)
  * queue lock (a leaf, held for a few instructions, never while anybody waits
  * for a mutex of the program's).
  *
- * The waker never blocks on one mutex for long: it tries each queued mutex
- * for at most one slice (1 ms, doubling to 16 ms while some stay busy) and
- * goes round the queue, so a mutex that its holder keeps does not delay the
- * wake-ups queued on other mutexes.
+ * The waker never waits for a mutex: it tries each one it holds an entry
+ * for, and when all are busy it sleeps on its queue for one slice (1 ms,
+ * doubling to 16 ms while they stay busy) before it tries them again. A new
+ * entry ends that sleep and is tried first. So however many mutexes their
+ * holders keep, a wake-up queued on a free one waits for none of them.
  *
  * state (atomic) moves:
  *   ARMING  -> FIRED     fn ran before the waiter slept (on the waiter's own
@@ -236,6 +237,7 @@ static void *waker_main(void *arg)
     int64_t slice = CCTX__IO_SLICE_MIN;
     pthread_mutex_lock(&waker.lock);
     for (;;) {
+        /* New entries go first: their mutexes may well be free. */
         while (waker.queue) {
             struct cond_wait *w = waker.queue;
             waker.queue = w->next;
@@ -252,9 +254,7 @@ static void *waker_main(void *arg)
         for (struct cond_wait **pw = &mine; *pw;) {
             struct cond_wait *w = *pw;
             int r = pthread_mutex_trylock(w->mutex);
-            if (r == EBUSY)
-                r = timed_mutex(w->mutex, NULL, slice);
-            if (r == ETIMEDOUT || r == EINTR) {
+            if (r == EBUSY) {
                 pw = &w->next;
                 continue;
             }
@@ -275,10 +275,28 @@ static void *waker_main(void *arg)
                 cctx__atomic_store_release(&w->done, 1);
             }
         }
-        slice = all_busy ? cctx__io_next_slice(slice) : CCTX__IO_SLICE_MIN;
         pthread_mutex_lock(&waker.lock);
+        if (!all_busy || waker.queue) {
+            slice = CCTX__IO_SLICE_MIN;
+            continue;
+        }
+        /* Every mutex busy: a slice's sleep, cut short by a new entry. */
+        struct timespec until = slice_end(CLOCK_MONOTONIC, slice);
+        pthread_cond_timedwait(&waker.more, &waker.lock, &until);
+        slice = cctx__io_next_slice(slice);
     }
     return NULL;
+}
+
+/* `more` on the monotonic clock: the waker's sleep between two rounds of
+ * busy mutexes is a slice of it, whatever the wall clock does. */
+static void init_more(void)
+{
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&waker.more, &a);
+    pthread_condattr_destroy(&a);
 }
 
 static void waker_prepare(void)
@@ -301,7 +319,7 @@ static void waker_child(void)
      * stacks), and a signal in the child could go to that waiter, which
      * does not exist here, instead of to the child's own waker. A fresh one,
      * as the timer makes its own (timer.c). */
-    pthread_cond_init(&waker.more, NULL);
+    init_more();
     waker.queue = NULL;
     waker.started = false;
     cctx__atomic_store_relaxed(&waker.ready, false);
@@ -310,6 +328,7 @@ static void waker_child(void)
 
 static void waker_init(void)
 {
+    init_more(); /* before the waker exists: nobody waits on it yet */
     pthread_atfork(waker_prepare, waker_parent, waker_child);
 }
 

@@ -588,6 +588,64 @@ TEST(io_cond_wait_busy_mutex_does_not_block_other_wakeups)
     run_with_watchdog(busy_mutex_does_not_block_other_wakeups, 20);
 }
 
+/* Many mutexes kept busy delay no wake-up queued on a free one. Sixteen
+ * waiters' wake-ups wait for mutexes this thread keeps; 300 ms later (when
+ * a waker that waited a slice for each busy mutex in turn would be early in
+ * a round of 16 x 16 ms) a seventeenth waiter's mutex is busy only for the
+ * instant of its cancel. Its wake-up must not wait for those rounds. */
+enum { KEPT = 16 };
+
+static void many_busy_mutexes_do_not_delay_a_free_ones_wakeup(void)
+{
+    pthread_mutex_t *m[KEPT + 1];
+    pthread_cond_t cv[KEPT + 1];
+    struct cond_case c[KEPT + 1];
+    pthread_t t[KEPT + 1];
+    int flag = 0;
+    cctx_cancel_t *keep_cancel, *free_cancel;
+    cctx_t *kept = cctx_with_cancel(cctx_background(), &keep_cancel);
+    cctx_t *lone = cctx_with_cancel(cctx_background(), &free_cancel);
+    for (int i = 0; i <= KEPT; i++) {
+        m[i] = new_errorcheck_mutex();
+        CHECK_EQ(pthread_cond_init(&cv[i], NULL), 0);
+        c[i] = (struct cond_case){
+            .ctx = i < KEPT ? kept : lone, .mutex = m[i], .cond = &cv[i], .flag = &flag};
+        CHECK_EQ(pthread_create(&t[i], NULL, cond_waiter, &c[i]), 0);
+    }
+    for (int i = 0; i <= KEPT; i++)
+        await_blocked(&c[i].tid);
+    for (int i = 0; i < KEPT; i++)
+        CHECK_EQ(pthread_mutex_lock(m[i]), 0);
+    cctx_cancel(keep_cancel); /* each mutex busy: all go to the waker */
+    real_sleep_ms(300);
+    CHECK_EQ(pthread_mutex_lock(m[KEPT]), 0);
+    int64_t t0 = real_now();
+    cctx_cancel(free_cancel);
+    CHECK_EQ(pthread_mutex_unlock(m[KEPT]), 0);
+    CHECK_EQ(pthread_join(t[KEPT], NULL), 0);
+    int64_t took = real_now() - t0;
+    printf("a free mutex's wake-up with %d busy ones queued: %.2f ms\n", KEPT, took / 1e6);
+    CHECK_EQ(c[KEPT].r, ECANCELED);
+    CHECK(took < CCTX_MSEC(100));
+    for (int i = 0; i < KEPT; i++)
+        CHECK_EQ(pthread_mutex_unlock(m[i]), 0);
+    for (int i = 0; i <= KEPT; i++) {
+        if (i < KEPT)
+            CHECK_EQ(pthread_join(t[i], NULL), 0);
+        CHECK_EQ(c[i].r, ECANCELED);
+        pthread_cond_destroy(&cv[i]);
+        pthread_mutex_destroy(m[i]);
+        free(m[i]);
+    }
+    cctx_release(kept);
+    cctx_release(lone);
+}
+
+TEST(io_cond_wait_many_busy_mutexes_do_not_delay_a_free_ones_wakeup)
+{
+    run_with_watchdog(many_busy_mutexes_do_not_delay_a_free_ones_wakeup, 30);
+}
+
 static int count_threads(void)
 {
     DIR *d = opendir("/proc/self/task");
