@@ -142,6 +142,7 @@ struct xfer {
     int flags;      /* recv/send: the caller's flags */
     enum mode mode; /* kept across the pieces of one call */
     bool ready;     /* poll reported readiness since the last attempt */
+    bool asked;     /* refusal_of asked once: not the disk's refusal */
 };
 
 static ssize_t attempt(const struct xfer *x, char *p, size_t n)
@@ -286,9 +287,14 @@ static ssize_t xfer_one(struct xfer *x, char *p, size_t n)
         }
         if ((e != EAGAIN && e != EWOULDBLOCK) || (x->flags & MSG_DONTWAIT))
             return failed_with(e);
-        if (rw && was_ready && x->mode != M_POLLED) {
+        /* Asked at the first refusal of a call, and whenever readiness
+         * misled. */
+        if (rw && x->mode != M_POLLED && (was_ready || (x->mode == M_NOWAIT && !x->asked))) {
+            x->asked = true;
             enum refusal why = refusal_of(x->fd);
-            /* RWF_NOWAIT's "the disk": poll cannot wait for it, block there. */
+            /* RWF_NOWAIT's "the disk" (a file's pages not in memory): poll
+             * cannot wait for it, so block there, at once: no poll and no
+             * done descriptor, which a read of a file never needs. */
             if (why == R_DISK && x->mode == M_NOWAIT) {
                 x->mode = fallback_for(x);
                 x->ready = true;
@@ -301,9 +307,11 @@ static ssize_t xfer_one(struct xfer *x, char *p, size_t n)
              * Where the wait comes back at once and the try fails again,
              * nap first (1 ms, doubling to 16 ms, cut short by ctx), or the
              * loop would spin. */
-            if (why == R_OVERSTATED && slice && nap(x->ctx, slice) < 0)
-                return -1;
-            slice = slice ? cctx__io_next_slice(slice) : CCTX__IO_SLICE_MIN;
+            if (was_ready) {
+                if (why == R_OVERSTATED && slice && nap(x->ctx, slice) < 0)
+                    return -1;
+                slice = slice ? cctx__io_next_slice(slice) : CCTX__IO_SLICE_MIN;
+            }
         }
         if (wait_ready_to_try(x->ctx, x->fd, events) < 0)
             return -1;

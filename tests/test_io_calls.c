@@ -23,9 +23,11 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/uio.h>
 #include <termios.h>
 #include <unistd.h>
 
+#include "cctx_config.h" /* CCTX_USE_PREADV2 */
 #include "harness.h"
 #include "io_ops.h"
 #include "support.h"
@@ -577,6 +579,55 @@ TEST(io_done_fd_only_when_waiting_and_emfile)
     close(p[0]);
     close(p[1]);
     cctx_release(ctx);
+}
+
+/* A file whose pages are not in memory refuses RWF_NOWAIT (EAGAIN): the
+ * read blocks on the disk at once, as read(2) does, with no poll and no done
+ * descriptor; so it works with every descriptor in use. Skipped where the
+ * pages cannot be dropped from the cache (tmpfs, some overlays). */
+TEST(io_read_of_a_file_not_in_memory_needs_no_done_fd)
+{
+#if CCTX_USE_PREADV2
+    char name[] = "cctx-cold-XXXXXX"; /* the working directory: a disk, most likely */
+    int fd = mkstemp(name);
+    CHECK(fd >= 0);
+    unlink(name);
+    static char block[1 << 16];
+    for (size_t i = 0; i < sizeof block; i++)
+        block[i] = (char)pattern(i);
+    CHECK_EQ(write(fd, block, sizeof block), (ssize_t)sizeof block);
+    CHECK_EQ(fsync(fd), 0);
+    char b[4096];
+    struct iovec v = {b, sizeof b};
+    bool cold = false;
+    for (int i = 0; i < 5 && !cold; i++) { /* a drop can miss a page still in use */
+        CHECK_EQ(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+        errno = 0;
+        cold = preadv2(fd, &v, 1, 0, RWF_NOWAIT) < 0 && errno == EAGAIN;
+    }
+    if (!cold) {
+        close(fd);
+        SKIP_IN_THIS_BUILD("the file's pages stay in memory here (preadv2 RWF_NOWAIT read them)");
+    }
+    /* The refusal started a read-ahead: a plain read waits for it to land,
+     * and the pages are dropped again with nothing left on its way. */
+    CHECK_EQ(pread(fd, b, sizeof b, 0), (ssize_t)sizeof b);
+    CHECK_EQ(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+    CHECK_EQ(lseek(fd, 0, SEEK_SET), 0);
+    cctx_t *ctx = cctx_with_cancel(cctx_background(), NULL);
+    struct fds_used_up used;
+    fds_use_up(&used);
+    ssize_t r = cctx_read(ctx, fd, b, sizeof b);
+    int e = r < 0 ? errno : 0;
+    fds_give_back(&used);
+    CHECK_EQ(e, 0); /* not EMFILE */
+    CHECK_EQ(r, (ssize_t)sizeof b);
+    CHECK(memcmp(b, block, sizeof b) == 0);
+    cctx_release(ctx);
+    close(fd);
+#else
+    SKIP_IN_THIS_BUILD("no preadv2 with RWF_NOWAIT in this build: reads of files are plain");
+#endif
 }
 
 /* ---- bad input -------------------------------------------------------------------------- */
