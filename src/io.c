@@ -422,6 +422,19 @@ int cctx_accept(cctx_t *ctx, int fd, struct sockaddr *addr, socklen_t *addrlen)
         return failed_with(EINVAL);
     if (unlikely(fd < 0))
         return failed_with(EBADF);
+    /* accept refuses a descriptor that is not listening at once, but poll
+     * may never report one ready: its refusal is given now, not at ctx's
+     * end. */
+    int listening = 0, type = 0;
+    socklen_t len = sizeof listening;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0)
+        return -1; /* ENOTSOCK, EBADF: accept's answers too */
+    if (!listening) {
+        len = sizeof type;
+        bool streams = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
+                       (type == SOCK_STREAM || type == SOCK_SEQPACKET);
+        return failed_with(streams ? EINVAL : EOPNOTSUPP); /* as accept(2) says */
+    }
     /* No non-waiting accept exists for a blocking listener, so readiness
      * comes first; wait_ready also checks ctx before anything is taken. */
     for (;;) {

@@ -630,6 +630,31 @@ TEST(io_read_of_a_file_not_in_memory_needs_no_done_fd)
 #endif
 }
 
+/* A descriptor that is not listening never polls ready for an accept:
+ * the call refuses it at once, as accept(2) does, and does not wait for a
+ * context that would end only 5 s later. */
+TEST(io_accept_refuses_what_is_not_listening_at_once)
+{
+    int p[2], pair[2];
+    CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+    int udp = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    CHECK(udp >= 0);
+    cctx_t *ctx = cctx_with_timeout(cctx_background(), CCTX_SEC(5), NULL);
+    int64_t t0 = real_now();
+    CHECK_ERRNO(cctx_accept(ctx, p[0], NULL, NULL), -1, ENOTSOCK);
+    CHECK_ERRNO(cctx_accept(ctx, pair[0], NULL, NULL), -1, EINVAL);
+    CHECK_ERRNO(cctx_accept(ctx, udp, NULL, NULL), -1, EOPNOTSUPP);
+    CHECK(real_now() - t0 < CCTX_SEC(4));
+    CHECK_EQ(cctx_err(ctx), 0);
+    cctx_release(ctx);
+    close(p[0]);
+    close(p[1]);
+    close(pair[0]);
+    close(pair[1]);
+    close(udp);
+}
+
 /* ---- bad input -------------------------------------------------------------------------- */
 
 TEST(io_bad_input_is_einval)

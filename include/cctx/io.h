@@ -141,7 +141,10 @@ CCTX_API ssize_t cctx_send(cctx_t *ctx, int fd, const void *buf, size_t len, int
  * waited for again; a blocking listener that other threads accept on too
  * may block in the kernel after POLLIN (see the top of this file). Errors of
  * the pending connection that accept reports (ECONNABORTED, EPROTO, ...) are
- * returned, as accept returns them. */
+ * returned, as accept returns them. A descriptor that is not a listening
+ * socket is refused at once, as accept refuses it (ENOTSOCK; EINVAL for a
+ * stream socket that is not listening; EOPNOTSUPP for a datagram socket),
+ * without waiting for ctx. */
 CCTX_API int cctx_accept(cctx_t *ctx, int fd, struct sockaddr *addr, socklen_t *addrlen);
 
 /* connect(2): 0 once connected, -1 with errno otherwise. The attempt is
