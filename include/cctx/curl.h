@@ -37,7 +37,12 @@
  *  3. It sets CURLOPT_TIMEOUT_MS to the remaining budget, rounded up to a
  *     whole millisecond (0, no limit, when ctx has no deadline, or when
  *     the milliseconds do not fit in a long: past about 24.8 days where a
- *     long has 32 bits; ctx's deadline still ends the transfer).
+ *     long has 32 bits; ctx's deadline still ends the transfer). libcurl
+ *     counts real milliseconds: under the fake clock of <cctx/testing.h>,
+ *     whose budget is virtual, a transfer that takes longer in real time
+ *     than that budget ends with libcurl's timeout (ETIMEDOUT, code
+ *     CURLE_OPERATION_TIMEDOUT, no cause) while ctx is still active; give
+ *     such tests a virtual budget longer than their transfers take.
  *  4. It runs the transfer on a multi handle, waiting in curl_multi_poll with
  *     cctx_done_fd(ctx) as an extra descriptor, so a cancel or a deadline
  *     wakes it at once and the transfer is removed from the multi handle
