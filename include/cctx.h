@@ -594,7 +594,12 @@ CCTX_API CCTX__OWNED cctx_t *cctx_with_grace_at(cctx_t *parent, int64_t grace,
  * Holders released while the report is written are not listed. Out of
  * memory while it gathers them, the report lists what it could (with the
  * registry, the context alone) and says so in a last line,
- * "(out of memory: ...)".
+ * "(out of memory: ...)". With a report, and the registry off, the call
+ * walks the descendants before it cancels, holding each for a moment; one
+ * whose owner lets go during that moment is released by the call itself
+ * once the cancellation is done (what its release frees, destructors of
+ * value contexts included, is freed on the caller's thread), so a report
+ * never changes the answer.
  * EINVAL for NULL (nothing else is done). ENOMEM (canceled, but neither
  * waited for nor reported) when a timeout on the fake clock could not be
  * set up. When nothing holds the context, the call costs a cancellation

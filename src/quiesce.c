@@ -30,10 +30,14 @@
  * while it is taken (it is taken by a dying context, with none held).
  *
  * The walk's and the report's references are the library's, taken only to
- * look, as a dump's: one that turns out to be a context's last (its owner
- * let go meanwhile) is dropped on a runner (cctx__runner_release), so that
- * the after-functions and destructors that ending and freeing it run never
- * hold up the caller, whose timeout bounds the call.
+ * look, as a dump's. The report's, and a walk's that turns out to be a
+ * context's last before the cancellation (its owner let go meanwhile), are
+ * dropped on a runner (cctx__runner_release), so that the after-functions
+ * and destructors that ending and freeing it run never hold up the caller,
+ * whose timeout bounds the call. A walk's last reference is kept until the
+ * cancellation is done and then dropped by the caller (watch_let_go): the
+ * context is done, so no after-function runs, and the look at the count
+ * that follows does not see a reference only the library holds.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -43,6 +47,7 @@
 #include <cctx/testing.h>
 
 #include "internal.h"
+#include "testhooks.h"
 
 _Atomic unsigned cctx__watching;
 
@@ -102,6 +107,11 @@ static void watch_fork(void)
 /* A waiter's list of watches, in the order of the walk (reversed). */
 struct waiter {
     struct watch *mine;
+    /* References of the walk that turned out to be the last ones (their
+     * owners let go during the walk), kept until the cancellation is done
+     * (watch_let_go). */
+    struct cctx **kept;
+    size_t nkept, capkept;
     bool truncated; /* out of memory: some descendants are not watched */
 };
 
@@ -152,6 +162,48 @@ struct item {
     int depth;
 };
 
+/* Test hook: called by the walk with each context it watches, before it
+ * lets go of its reference. */
+_Atomic(cctx__ctx_hook_fn) cctx__quiesce_walk_hook;
+
+/* Lets go of the walk's reference to x, with no lock held. When it is the
+ * last one (x's owner let go meanwhile), dropping it now could run x's
+ * after-functions here, and a runner dropping it would hold c, through x's
+ * parents, until that runner gets to it: a look at c's count with timeout 0
+ * would count it as held. So it is kept until the cancellation has ended x,
+ * whose release then runs no after-function (watch_release_kept). */
+static void watch_let_go(struct waiter *me, struct cctx *x)
+{
+    cctx__ctx_hook_fn hook = cctx__atomic_load_relaxed(&cctx__quiesce_walk_hook);
+    if (cctx__unlikely(hook != NULL))
+        hook(x);
+    struct cctx *left = cctx__release_quietly(x, CCTX__SITE);
+    if (!left)
+        return;
+    if (me->nkept == me->capkept) {
+        size_t want = me->capkept ? 2 * me->capkept : 16;
+        struct cctx **k = realloc(me->kept, want * sizeof *k);
+        if (!k) { /* out of memory: a runner, which may still hold c at the look */
+            cctx__runner_release(left, CCTX__SITE);
+            return;
+        }
+        me->kept = k;
+        me->capkept = want;
+    }
+    me->kept[me->nkept++] = left;
+}
+
+/* After the cancellation: every kept context is done, its after-functions
+ * run, so its release is made here, before the look. */
+static void watch_release_kept(struct waiter *me)
+{
+    for (size_t i = 0; i < me->nkept; i++)
+        cctx_release_at(me->kept[i], CCTX__SITE);
+    free(me->kept);
+    me->kept = NULL;
+    me->nkept = me->capkept = 0;
+}
+
 /* Watches every cancelable descendant of c that is alive now: a walk with
  * a stack of referenced contexts, one context lock at a time; a reference
  * is dropped only with no lock held (it may be the last one). */
@@ -186,7 +238,7 @@ static void watch_subtree(struct waiter *me, struct cctx__cancelable *c)
         cctx__unlock(&x->head);
         if (x != c) {
             watch_add(me, &x->head, depth);
-            cctx__runner_release(&x->head, CCTX__SITE);
+            watch_let_go(me, &x->head);
         }
         if (n == 0)
             break;
@@ -460,6 +512,8 @@ int cctx_cancel_and_wait_at(cctx_cancel_t *cancel, int64_t timeout, FILE *report
     }
     if (!born_done)
         cctx__cancel((struct cctx__cancelable *)c, ECANCELED, 0, NULL, file, line, func);
+    if (walk)
+        watch_release_kept(&me);
     if (!held && !held_by_others(c))
         return 0;
     int err = wait_alone(c, timeout, file, line, func);

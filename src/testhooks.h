@@ -30,6 +30,12 @@ void cctx__test_group_hold_lock(struct cctx_group *g, bool hold);
 typedef int (*cctx__pthread_create_fn)(pthread_t *thread, const pthread_attr_t *attr,
                                        void *(*fn)(void *), void *arg);
 extern _Atomic(cctx__pthread_create_fn) cctx__group_thread_create;
+/* Called, when set, by cctx_cancel_and_wait's walk of the descendants (a
+ * report given, the registry off) with each one it watches, before it lets
+ * go of its reference to it (quiesce.c). */
+struct cctx;
+typedef void (*cctx__ctx_hook_fn)(struct cctx *c);
+extern _Atomic(cctx__ctx_hook_fn) cctx__quiesce_walk_hook;
 /* Called, when set, by a stop that has just claimed a queued registration,
  * before it unlinks it from its queue (after.c). */
 typedef void (*cctx__plain_hook_fn)(void);

@@ -199,6 +199,41 @@ TEST(cancel_wait_timeout_reports_each_context_still_held)
     cctx_release(c);
 }
 
+/* The owner of a descendant lets it go while the report's walk holds it:
+ * the walk's reference is then the last, and still holds the context the
+ * call cancels (through the descendant's). With timeout 0 the call must not
+ * count it as a holder: it drops it itself, after the cancellation and
+ * before it looks, and answers 0, as it does without a report. */
+static cctx_t *let_go_during_walk;
+
+static void owner_lets_go(struct cctx *x)
+{
+    if ((cctx_t *)x == let_go_during_walk) {
+        cctx_release(let_go_during_walk);
+        let_go_during_walk = NULL;
+    }
+}
+
+TEST(cancel_wait_timeout_zero_with_a_report_counts_no_reference_of_its_walk)
+{
+    for (int i = 0; i < 50; i++) {
+        cctx_cancel_t *cancel;
+        cctx_t *c = cctx_with_cancel(cctx_background(), &cancel);
+        cctx_t *d = cctx_with_cancel(c, NULL);
+        let_go_during_walk = d;
+        atomic_store(&cctx__quiesce_walk_hook, owner_lets_go);
+        FILE *out = tmpfile();
+        CHECK(out != NULL);
+        int r = cctx_cancel_and_wait(cancel, 0, out);
+        atomic_store(&cctx__quiesce_walk_hook, NULL);
+        CHECK(let_go_during_walk == NULL); /* the walk reached d */
+        CHECK_EQ(r, 0);
+        CHECK_EQ(ftell(out), 0); /* nothing reported */
+        fclose(out);
+        cctx_release(c);
+    }
+}
+
 TEST(cancel_wait_report_frees_what_it_watched)
 {
     cctx__test_count_allocs(true);
