@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "io_internal.h"
+#include "os.h"
 
 #define unlikely(x) cctx__io_unlikely(x)
 
@@ -292,11 +293,7 @@ static void *waker_main(void *arg)
  * busy mutexes is a slice of it, whatever the wall clock does. */
 static void init_more(void)
 {
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(&waker.more, &a);
-    pthread_condattr_destroy(&a);
+    cctx__os_cond_init_monotonic(&waker.more);
 }
 
 static void waker_prepare(void)

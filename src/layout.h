@@ -306,9 +306,9 @@ struct cctx__cancelable {
 
 /* What a child's birth, cancel and release write in its parent: the count,
  * the lock (in word) and the list. They share one 16-byte-aligned block, and
- * malloc's blocks are 16-byte aligned, so they are always
- * in one cache line: threads deriving from one parent pass one line between
- * them, not two. (CommonParentCancel took 813 to 902 ns, against 944 to
+ * malloc's blocks are 16-byte aligned, so they are always in one cache
+ * line: threads deriving from one parent pass one line between them, not
+ * two. (CommonParentCancel took 813 to 902 ns, against 944 to
  * 1025 in the same interleaved rounds with the list 56 bytes in, where it
  * shared the count's line only when the block began a line: one case in
  * four.) The state word, which children only read, may lie in another

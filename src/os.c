@@ -39,6 +39,15 @@ int cctx__os_thread_start(void *(*fn)(void *), void *arg)
     return err == EAGAIN ? ENOMEM : err;
 }
 
+void cctx__os_cond_init_monotonic(pthread_cond_t *c)
+{
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(c, &a);
+    pthread_condattr_destroy(&a);
+}
+
 #if CCTX_USE_FUTEX
 #include <sys/syscall.h>
 #if CCTX_HAVE_LINUX_FUTEX_H
@@ -99,12 +108,8 @@ static pthread_once_t stripes_once = PTHREAD_ONCE_INIT;
 static void stripes_child(void)
 {
     for (int i = 0; i < STRIPES; i++) {
-        pthread_condattr_t a;
-        pthread_condattr_init(&a);
-        pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
         pthread_mutex_init(&stripes[i].lock, NULL);
-        pthread_cond_init(&stripes[i].cond, &a);
-        pthread_condattr_destroy(&a);
+        cctx__os_cond_init_monotonic(&stripes[i].cond);
     }
 }
 

@@ -11,6 +11,7 @@
 /* CCTX_USE_LINUX and the other answers of cmake/features.cmake. */
 #include "cctx_config.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -33,6 +34,9 @@ void cctx__os_fork_watch(void);
  * blocked (the program's signals are not its to take). 0 or an errno value;
  * EAGAIN (out of threads) is given as ENOMEM, the library's word for it. */
 int cctx__os_thread_start(void *(*fn)(void *), void *arg);
+
+/* Initializes c to measure timed waits on CLOCK_MONOTONIC. */
+void cctx__os_cond_init_monotonic(pthread_cond_t *c);
 
 /* A descriptor that becomes readable (POLLIN) once signalled and stays so:
  * an eventfd, or the read end of a pipe. -1 with errno on failure. */

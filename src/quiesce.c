@@ -30,14 +30,14 @@
  * while it is taken (it is taken by a dying context, with none held).
  *
  * The walk's and the report's references are the library's, taken only to
- * look, as a dump's. The report's, and a walk's that turns out to be a
- * context's last before the cancellation (its owner let go meanwhile), are
- * dropped on a runner (cctx__runner_release), so that the after-functions
- * and destructors that ending and freeing it run never hold up the caller,
- * whose timeout bounds the call. A walk's last reference is kept until the
- * cancellation is done and then dropped by the caller (watch_let_go): the
- * context is done, so no after-function runs, and the look at the count
- * that follows does not see a reference only the library holds.
+ * look, as a dump's. The report's are dropped on a runner
+ * (cctx__runner_release), so that the after-functions and destructors that
+ * ending and freeing a context run never hold up the caller, whose timeout
+ * bounds the call. A walk's reference that turns out to be a context's last
+ * (its owner let go during the walk) is kept until the cancellation is done
+ * and then dropped by the caller (watch_let_go): the context is done then,
+ * so no after-function runs, and the look at the count that follows does
+ * not count a reference that only the library holds.
  */
 #define _GNU_SOURCE
 #include <pthread.h>

@@ -324,11 +324,7 @@ static int start_thread(void)
 
 static void init_cond(void)
 {
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(&timer_thread.cond, &a);
-    pthread_condattr_destroy(&a);
+    cctx__os_cond_init_monotonic(&timer_thread.cond);
 }
 
 void cctx__timer_fork(int phase)
