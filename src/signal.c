@@ -241,6 +241,11 @@ static void on_signal(int sig, siginfo_t *info, void *uc)
     errno = saved_errno;
 }
 
+static bool is_ours(const struct sigaction *sa)
+{
+    return (sa->sa_flags & SA_SIGINFO) && sa->sa_sigaction == on_signal;
+}
+
 /* Called with dispatcher.lock held, for a signal nobody watches. */
 static int install(int sig)
 {
@@ -253,8 +258,14 @@ static int install(int sig)
      * cancel the new watchers with a signal older than they are. */
     cctx__atomic_store_relaxed(&pending[sig], 0);
     /* Save first, then install: the handler may read saved[sig] as soon as
-     * it is installed. */
-    if (sigaction(sig, NULL, &saved[sig]) != 0 || sigaction(sig, &act, NULL) != 0)
+     * it is installed. Our own handler, left in place (see hand_back), is
+     * never the disposition to go back to: the one saved before it is. */
+    struct sigaction cur;
+    if (sigaction(sig, NULL, &cur) != 0)
+        return errno ? errno : EINVAL;
+    if (!is_ours(&cur))
+        saved[sig] = cur;
+    if (sigaction(sig, &act, NULL) != 0)
         return errno ? errno : EINVAL;
     return 0;
 }
@@ -266,9 +277,24 @@ static void restore(int sig)
     if (sigaction(sig, NULL, &cur) != 0)
         return;
     /* The program replaced our handler meanwhile: its choice stands. */
-    if (!(cur.sa_flags & SA_SIGINFO) || cur.sa_sigaction != on_signal)
+    if (!is_ours(&cur))
         return;
     sigaction(sig, &saved[sig], NULL);
+}
+
+/* A signal our handler caught while nobody watched it (dispatcher.lock
+ * held): the last watch ended as it arrived, or our handler was put back
+ * after that end by code that had swapped in its own around it (as system()
+ * does with SIGINT and SIGQUIT: it saves what is there, ignores, and puts
+ * that back). The disposition from before the watches is put back, and the
+ * signal raised again for it, as it would have found it without them: the
+ * process stops ignoring Ctrl-C, or ends on it by default. */
+static void hand_back(int sig)
+{
+    restore(sig);
+    struct sigaction cur;
+    if (sigaction(sig, NULL, &cur) == 0 && !is_ours(&cur))
+        kill(getpid(), sig);
 }
 
 /* ---- The registry (dispatcher.lock held) -------------------------------------------------- */
@@ -346,6 +372,8 @@ static void deliver(int sig, unsigned long long upto)
     } batch[BATCH];
 
     pthread_mutex_lock(&dispatcher.lock);
+    if (!watched(sig))
+        hand_back(sig);
     for (;;) {
         struct sub *head = &dispatcher.heads[sig];
         int n = 0;

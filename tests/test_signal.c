@@ -630,6 +630,43 @@ TEST(signal_many_watchers_all_canceled)
 
 /* ---- bad input -------------------------------------------------------------------- */
 
+/* Code that swaps a disposition of its own in around the end of a watch
+ * (as system() does with SIGINT: it saves what is there, ignores, and puts
+ * that back) leaves the library's handler in place with nobody watching. A
+ * signal it then catches goes to the disposition from before the watch, and
+ * is not swallowed; and a later watch's end puts that disposition back, not
+ * the library's handler. */
+TEST(signal_handler_put_back_after_the_watch_ended_hands_signals_back)
+{
+    struct sigaction mine = install_mine(SIGUSR1);
+    static const int sigs[] = {SIGUSR1};
+    struct sigaction ign, held;
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    sigemptyset(&ign.sa_mask);
+
+    cctx_t *c = cctx_with_signals(cctx_background(), sigs, 1, NULL);
+    CHECK(c != NULL);
+    CHECK_EQ(sigaction(SIGUSR1, &ign, &held), 0); /* saves the library's handler */
+    cctx_release(c);                              /* the watch ends meanwhile */
+    CHECK_EQ(sigaction(SIGUSR1, &held, NULL), 0); /* and puts it back */
+    CHECK(caught_by_library(SIGUSR1, &mine));
+    CHECK_EQ(raise(SIGUSR1), 0);
+    int64_t end = real_now() + CCTX_SEC(10);
+    while (atomic_load(&my_hits) == 0 && real_now() < end)
+        real_sleep_ms(1);
+    CHECK_EQ(atomic_load(&my_hits), 1);
+    check_disposition(SIGUSR1, &mine);
+
+    /* The library's handler put back once more, then a whole watch. */
+    CHECK_EQ(sigaction(SIGUSR1, &held, NULL), 0);
+    c = cctx_with_signals(cctx_background(), sigs, 1, NULL);
+    CHECK(c != NULL);
+    cctx_release(c);
+    check_disposition(SIGUSR1, &mine);
+    reset_default(SIGUSR1);
+}
+
 TEST(signal_bad_input_installs_nothing)
 {
     static const int usr1[] = {SIGUSR1};

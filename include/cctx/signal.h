@@ -57,7 +57,13 @@
  *    goes, the saved disposition is put back, unless the program replaced the
  *    library's handler meanwhile (then its own stays). A later
  *    cctx_with_signals installs again. A signal that was ignored (SIG_IGN,
- *    e.g. under nohup) is caught while watched, as Go's Notify does.
+ *    e.g. under nohup) is caught while watched, as Go's Notify does. Code
+ *    that saved the library's handler and puts it back after the last watch
+ *    ended (as system() does with SIGINT and SIGQUIT) leaves it catching
+ *    for nobody: the first signal it then catches puts the saved disposition
+ *    back and is raised again for it, and a later watch saves that
+ *    disposition, never the library's handler, so a fault signal still ends
+ *    the process.
  *
  *  - The handler does only async-signal-safe work: it sets a per-signal flag
  *    and writes one byte to a pipe, preserving errno. One library thread,
