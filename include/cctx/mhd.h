@@ -273,7 +273,9 @@ CCTX_API const char *cctx_mhd_method(const cctx_mhd_request_t *req);
 /* The path without the query string, as libmicrohttpd decoded it (never
  * from a "%00": that request is answered 400). */
 CCTX_API const char *cctx_mhd_path(const cctx_mhd_request_t *req);
-/* A request header by name (case-insensitive), or NULL. */
+/* A request header by name (case-insensitive), or NULL; without the spaces
+ * and tabs after the value (not part of it in HTTP), which libmicrohttpd
+ * leaves in: such a value is a copy, kept until the request is done. */
 CCTX_API const char *cctx_mhd_header(const cctx_mhd_request_t *req, const char *name);
 /* A query-string argument, decoded, or NULL; "" for a key without a value. */
 CCTX_API const char *cctx_mhd_query(const cctx_mhd_request_t *req, const char *name);

@@ -97,7 +97,16 @@ struct cctx_mhd_request {
     unsigned status;
     int fd;       /* the watched descriptor, -1 when not watched */
     uint32_t gen; /* the watch's generation                       */
+    _Atomic(struct mhd_trimmed *) trimmed; /* cctx_mhd_header's copies */
     struct cctx_mhd_request *next;
+};
+
+/* A header value without the whitespace libmicrohttpd left after it, kept
+ * until the request is freed (request.c: cctx_mhd_header). */
+struct mhd_trimmed {
+    struct mhd_trimmed *next;
+    const char *of; /* libmicrohttpd's value */
+    char value[];
 };
 
 struct mhd_watch_slot {

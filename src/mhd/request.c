@@ -504,6 +504,10 @@ void mhd_request_free(struct cctx_mhd_request *req)
     if (req->response)
         MHD_destroy_response(req->response);
     free(req->body);
+    for (struct mhd_trimmed *t = cctx__atomic_load_relaxed(&req->trimmed), *next; t; t = next) {
+        next = t->next;
+        free(t);
+    }
     free(req);
 }
 
@@ -519,11 +523,38 @@ const char *cctx_mhd_path(const cctx_mhd_request_t *req)
     return req ? req->path : NULL;
 }
 
+/* libmicrohttpd 0.9.75 leaves the spaces and tabs after a header's value
+ * in it, which HTTP says are not part of it (RFC 9110, 5.5): a value that
+ * has some is given as a copy without them, made once per value and kept
+ * on the request. Pushed without a lock: a handler may share its request
+ * with threads of its own. */
 const char *cctx_mhd_header(const cctx_mhd_request_t *req, const char *name)
 {
     if (!req || !name)
         return NULL;
-    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+    const char *v = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+    if (!v)
+        return NULL;
+    size_t len = strlen(v);
+    while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+        len--;
+    if (v[len] == '\0')
+        return v;
+    struct cctx_mhd_request *r = (struct cctx_mhd_request *)req;
+    struct mhd_trimmed *head = cctx__atomic_load_acquire(&r->trimmed);
+    for (struct mhd_trimmed *t = head; t; t = t->next)
+        if (t->of == v)
+            return t->value;
+    struct mhd_trimmed *t = malloc(sizeof *t + len + 1);
+    if (!t)
+        return v; /* out of memory: as libmicrohttpd has it */
+    t->of = v;
+    memcpy(t->value, v, len);
+    t->value[len] = '\0';
+    t->next = head;
+    while (!cctx__atomic_cas_weak_acq_rel(&r->trimmed, &t->next, t))
+        ;
+    return t->value;
 }
 
 const char *cctx_mhd_query(const cctx_mhd_request_t *req, const char *name)

@@ -85,11 +85,12 @@ static char nul_in_path;
  * path everyone then reads (routes, cctx_mhd_path, the context's name) ends
  * there: "/admin%00.png", which a proxy in front matched as a picture,
  * would reach the route "/admin". That is no path a client can mean, so it
- * is answered 400 instead. */
+ * is answered 400 instead. The path runs to the '?': libmicrohttpd keeps a
+ * '#' (which a client never sends) and what follows in it. */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     (void)cls, (void)conn;
-    for (const char *p = uri; *p && *p != '?' && *p != '#'; p++)
+    for (const char *p = uri; *p && *p != '?'; p++)
         if (p[0] == '%' && p[1] == '0' && p[2] == '0') /* short-circuits at the NUL */
             return NUL_IN_PATH;
     return NULL;

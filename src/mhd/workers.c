@@ -64,7 +64,8 @@ static void serve(cctx_mhd_t *s, struct cctx_mhd_request *req)
         char msg[256] = "";
         int st = mhd_run_checks(s, req, msg, sizeof msg);
         if (st != 0)
-            mhd_response_text(&resp, st, msg);
+            /* No message: the status's reason phrase (a 400 to 599). */
+            mhd_response_text(&resp, st, msg[0] ? msg : MHD_get_reason_phrase_for((unsigned)st));
         else if (cctx_err(req->run_ctx) != 0) {
             /* A validator narrowed the deadline to nothing. */
             const char *m;

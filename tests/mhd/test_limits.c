@@ -293,14 +293,16 @@ static void path_handler(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_response
 }
 
 /* "%00" in the path decodes to a NUL byte, where the path everyone reads
- * ends: "/admin%00.png" reached the route "/admin". Answered 400; "%2500"
- * (an encoded '%') and a NUL in the query are left alone. */
+ * ends: "/admin%00.png" reached the route "/admin". Answered 400, also
+ * after a '#', which libmicrohttpd keeps in the path; "%2500" (an encoded
+ * '%') and a NUL in the query are left alone. */
 TEST(mhd_path_with_encoded_nul_400)
 {
     cctx_mhd_t *s = cctx_mhd_start(cctx_background(), NULL, path_handler, "default");
     CHECK(s);
     CHECK_EQ(cctx_mhd_route(s, NULL, "/admin", path_handler, "admin", 0), 0);
-    static const char *const bad[] = {"/admin%00.png", "/admin%00", "/%00", "/a/%00/b?x=1"};
+    static const char *const bad[] = {"/admin%00.png", "/admin%00", "/%00", "/a/%00/b?x=1",
+                                      "/admin#%00.png"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         http_get(cctx_mhd_port(s), bad[i], "", &r);
         printf("%s -> %d %s\n", bad[i], r.status, r.body);

@@ -351,6 +351,59 @@ static int deny_odd(cctx_t *ctx, cctx_mhd_request_t *req, char *msg, size_t size
     return 0;
 }
 
+/* A validator that refuses without a message: the body is the status's
+ * reason phrase. */
+static int deny_silently(cctx_t *ctx, cctx_mhd_request_t *req, char *msg, size_t size, void *arg)
+{
+    (void)ctx, (void)req, (void)msg, (void)size, (void)arg;
+    return 403;
+}
+
+TEST(mhd_validator_without_a_message_answers_the_reason_phrase)
+{
+    struct probe p;
+    probe_init(&p);
+    cctx_mhd_t *s = start_probe_server(&p, NULL);
+    CHECK_EQ(cctx_mhd_use(s, deny_silently, NULL), 0);
+    http_get(cctx_mhd_port(s), "/m", "", &r);
+    CHECK_EQ(r.status, 403);
+    CHECK_STR(r.body, "Forbidden\n");
+    CHECK_EQ(p.started, 0);
+    cctx_mhd_free(s);
+    probe_destroy(&p);
+}
+
+/* Spaces and tabs after a header's value are not part of it (RFC 9110,
+ * 5.5); libmicrohttpd leaves them in. The handler reads a value twice: the
+ * same copy both times. */
+static void echo_key(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_response_t *resp, void *arg)
+{
+    (void)ctx, (void)arg;
+    const char *v = cctx_mhd_header(req, "x-key");
+    const char *again = cctx_mhd_header(req, "X-Key");
+    cctx_mhd_printf(resp, "[%s] %s", v ? v : "(none)", v == again ? "same" : "other");
+}
+
+TEST(mhd_header_value_has_no_whitespace_after_it)
+{
+    cctx_mhd_t *s = cctx_mhd_start(cctx_background(), NULL, echo_key, NULL);
+    CHECK(s);
+    static const struct {
+        const char *line, *want;
+    } cases[] = {
+        {"x-key: Bearer tok  \r\n", "[Bearer tok] same"},
+        {"x-key:\ttok\t\r\n", "[tok] same"},
+        {"x-key: a b\r\n", "[a b] same"},
+        {"", "[(none)] same"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        http_get(cctx_mhd_port(s), "/h", cases[i].line, &r);
+        CHECK_EQ(r.status, 200);
+        CHECK_STR(r.body, cases[i].want);
+    }
+    cctx_mhd_free(s);
+}
+
 TEST(mhd_user_middleware_in_order)
 {
     struct probe p;
