@@ -427,8 +427,11 @@ int cctx_accept(cctx_t *ctx, int fd, struct sockaddr *addr, socklen_t *addrlen)
      * end. */
     int listening = 0, type = 0;
     socklen_t len = sizeof listening;
-    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0)
-        return -1; /* ENOTSOCK, EBADF: accept's answers too */
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0) {
+        if (errno != ENOPROTOOPT) /* a system that cannot tell: wait as before */
+            return -1;            /* ENOTSOCK, EBADF: accept's answers too */
+        listening = 1;
+    }
     if (!listening) {
         len = sizeof type;
         bool streams = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&

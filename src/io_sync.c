@@ -23,7 +23,6 @@
 #include <time.h>
 
 #include "io_internal.h"
-#include "os.h"
 
 #define unlikely(x) cctx__io_unlikely(x)
 
@@ -139,11 +138,12 @@ static int timed_join(void *obj, void **out, int64_t d)
  * queue lock (a leaf, held for a few instructions, never while anybody waits
  * for a mutex of the program's).
  *
- * The waker never waits for a mutex: it tries each one it holds an entry
- * for, and when all are busy it sleeps on its queue for one slice (1 ms,
- * doubling to 16 ms while they stay busy) before it tries them again. A new
- * entry ends that sleep and is tried first. So however many mutexes their
- * holders keep, a wake-up queued on a free one waits for none of them.
+ * The waker tries each mutex it holds an entry for; when all are busy, it
+ * waits for one of them, in turn, for one slice (1 ms, doubling to 16 ms
+ * while they stay busy), queued on that mutex, so that one free only for
+ * moments is still had; then it takes the new entries and tries them
+ * first. So however many mutexes their holders keep, a wake-up queued on a
+ * free one waits for one slice at most, not for each busy one in turn.
  *
  * state (atomic) moves:
  *   ARMING  -> FIRED     fn ran before the waiter slept (on the waiter's own
@@ -228,6 +228,24 @@ static void wake_locked(struct cond_wait *w)
     pthread_mutex_unlock(mutex);
 }
 
+/* w's lock attempt has ended with r (not EBUSY, not a timeout): wakes its
+ * waiter, and w may be gone after. A mutex that fails otherwise
+ * (ENOTRECOVERABLE; EINVAL: not the caller's business here) is broadcast
+ * without it, which is the best left to do; done comes after the broadcast,
+ * since the waiter, whose wait cannot take such a mutex back either, may
+ * leave as soon as it sees done. */
+static void settle(struct cond_wait *w, int r)
+{
+    if (r == 0 || r == EOWNERDEAD) {
+        if (r == EOWNERDEAD)
+            took_from_dead_owner(w);
+        wake_locked(w);
+    } else {
+        pthread_cond_broadcast(w->cond);
+        cctx__atomic_store_release(&w->done, 1);
+    }
+}
+
 static void *waker_main(void *arg)
 {
     (void)arg;
@@ -259,41 +277,36 @@ static void *waker_main(void *arg)
                 pw = &w->next;
                 continue;
             }
-            /* Off the list first: after wake_locked w may be gone. A mutex
-             * that fails otherwise (ENOTRECOVERABLE; EINVAL: not the caller's
-             * business here) is broadcast without it, which is the best left
-             * to do; done comes after the broadcast, since the waiter, whose
-             * wait cannot take such a mutex back either, may leave as soon
-             * as it sees done. */
-            *pw = w->next;
+            *pw = w->next; /* off the list first: after settle w may be gone */
             all_busy = false;
-            if (r == 0 || r == EOWNERDEAD) {
-                if (r == EOWNERDEAD)
-                    took_from_dead_owner(w);
-                wake_locked(w);
+            settle(w, r);
+        }
+        if (all_busy) {
+            /* Every mutex busy: one of them, in turn, is waited for in its
+             * own queue for a slice (1 ms, doubling to 16 ms while all stay
+             * busy), so that a mutex free only for moments is still had;
+             * then it goes to the end of the list. An entry queued
+             * meanwhile waits for that slice at most. */
+            struct cond_wait *w = mine;
+            mine = w->next;
+            int r = timed_mutex(w->mutex, NULL, slice);
+            if (r == ETIMEDOUT || r == EINTR) {
+                struct cond_wait **tail = &mine;
+                while (*tail)
+                    tail = &(*tail)->next;
+                w->next = NULL;
+                *tail = w;
+                slice = cctx__io_next_slice(slice);
             } else {
-                pthread_cond_broadcast(w->cond);
-                cctx__atomic_store_release(&w->done, 1);
+                settle(w, r);
+                slice = CCTX__IO_SLICE_MIN;
             }
+        } else {
+            slice = CCTX__IO_SLICE_MIN;
         }
         pthread_mutex_lock(&waker.lock);
-        if (!all_busy || waker.queue) {
-            slice = CCTX__IO_SLICE_MIN;
-            continue;
-        }
-        /* Every mutex busy: a slice's sleep, cut short by a new entry. */
-        struct timespec until = slice_end(CLOCK_MONOTONIC, slice);
-        pthread_cond_timedwait(&waker.more, &waker.lock, &until);
-        slice = cctx__io_next_slice(slice);
     }
     return NULL;
-}
-
-/* `more` on the monotonic clock: the waker's sleep between two rounds of
- * busy mutexes is a slice of it, whatever the wall clock does. */
-static void init_more(void)
-{
-    cctx__os_cond_init_monotonic(&waker.more);
 }
 
 static void waker_prepare(void)
@@ -316,7 +329,7 @@ static void waker_child(void)
      * stacks), and a signal in the child could go to that waiter, which
      * does not exist here, instead of to the child's own waker. A fresh one,
      * as the timer makes its own (timer.c). */
-    init_more();
+    pthread_cond_init(&waker.more, NULL);
     waker.queue = NULL;
     waker.started = false;
     cctx__atomic_store_relaxed(&waker.ready, false);
@@ -325,7 +338,6 @@ static void waker_child(void)
 
 static void waker_init(void)
 {
-    init_more(); /* before the waker exists: nobody waits on it yet */
     pthread_atfork(waker_prepare, waker_parent, waker_child);
 }
 

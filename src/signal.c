@@ -270,30 +270,33 @@ static int install(int sig)
     return 0;
 }
 
-/* Called with dispatcher.lock held, when the last watcher of sig went. */
-static void restore(int sig)
+/* Called with dispatcher.lock held, when the last watcher of sig went.
+ * True when it took our handler out. */
+static bool restore(int sig)
 {
     struct sigaction cur;
     if (sigaction(sig, NULL, &cur) != 0)
-        return;
+        return false;
     /* The program replaced our handler meanwhile: its choice stands. */
     if (!is_ours(&cur))
-        return;
-    sigaction(sig, &saved[sig], NULL);
+        return false;
+    return sigaction(sig, &saved[sig], NULL) == 0;
 }
 
-/* A signal our handler caught while nobody watched it (dispatcher.lock
- * held): the last watch ended as it arrived, or our handler was put back
- * after that end by code that had swapped in its own around it (as system()
- * does with SIGINT and SIGQUIT: it saves what is there, ignores, and puts
- * that back). The disposition from before the watches is put back, and the
- * signal raised again for it, as it would have found it without them: the
- * process stops ignoring Ctrl-C, or ends on it by default. */
+/* A signal with nobody watching it at its delivery (dispatcher.lock
+ * held). Either it arrived while a watch was live and that watch ended
+ * before the delivery, whose end put the old disposition back: the signal
+ * was the watch's, and is dropped, as a signal that arrives during a
+ * watch is. Or our handler was put back after the last watch's end by code
+ * that had swapped in its own around it (as system() does with SIGINT and
+ * SIGQUIT: it saves what is there, ignores, and puts that back), and caught
+ * a signal meant for nobody: the disposition from before the watches is
+ * put back, and the signal raised again for it, as it would have found it
+ * without them (the process stops ignoring Ctrl-C, or ends on it by
+ * default). Only the second finds our handler still in place. */
 static void hand_back(int sig)
 {
-    restore(sig);
-    struct sigaction cur;
-    if (sigaction(sig, NULL, &cur) == 0 && !is_ours(&cur))
+    if (restore(sig))
         kill(getpid(), sig);
 }
 

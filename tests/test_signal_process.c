@@ -445,6 +445,36 @@ TEST(signal_delivery_queued_as_the_process_forks_cancels_nothing_in_the_child)
     cctx_release(queued);
 }
 
+/* A signal caught while its watch was live, and delivered after that watch
+ * ended (its release put the default disposition back meanwhile), was the
+ * watch's: it is dropped, not raised again for the default action, which
+ * would end the process. In a child, whose death would show it. */
+TEST(signal_caught_during_a_watch_that_ends_before_its_delivery_is_dropped)
+{
+    if (TEST_UNDER_TSAN)
+        SKIP_IN_THIS_BUILD("ThreadSanitizer (die_after_fork)");
+    pid_t pid = fork_when_quiet();
+    if (pid == 0) {
+        alarm(20);
+        signal(SIGUSR1, SIG_DFL);
+        static const int sigs[] = {SIGUSR1};
+        for (int i = 0; i < 5; i++) {
+            cctx_t *c = cctx_with_signals(cctx_background(), sigs, 1, NULL);
+            if (!c)
+                _exit(20);
+            kill(getpid(), SIGUSR1); /* caught by the library: the watch is live */
+            cctx_release(c);         /* the watch ends, most likely before the delivery */
+            struct timespec t = {0, 100 * 1000 * 1000};
+            nanosleep(&t, NULL); /* time for that delivery: a wrong one ends us */
+        }
+        _exit(0);
+    }
+    int status;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(WEXITSTATUS(status), 0);
+}
+
 TEST(signal_fault_in_watched_signal_still_crashes)
 {
     /* A real SIGSEGV cannot be returned from: the process must die as it

@@ -191,10 +191,11 @@ CCTX_API int cctx_connect(cctx_t *ctx, int fd, const struct sockaddr *addr, sock
  * holding mutex is safe and a busy mutex never delays other deadlines. The
  * first cctx_cond_wait of the process starts the waker; if it cannot be
  * created that call returns the error (EAGAIN) at once, having waited for
- * nothing, with mutex held, and a later call tries again. The waker never
- * waits for a mutex: it tries each busy one again every 1 to 16 ms, and a
- * wake-up handed to it is tried at once, so a mutex held for long delays
- * only its own waiters' wake-up. Only normal, error-checking and recursive
+ * nothing, with mutex held, and a later call tries again. The waker tries
+ * every mutex it has a wake-up for, and while all are busy waits for one
+ * of them in turn for at most 16 ms, so a mutex held for long delays only
+ * its own waiters' wake-up (a wake-up handed to the waker meanwhile waits
+ * for that one wait at most). Only normal, error-checking and recursive
  * (held once) mutexes are supported, robust or not, as for
  * pthread_cond_wait.
  *

@@ -504,7 +504,7 @@ void mhd_request_free(struct cctx_mhd_request *req)
     if (req->response)
         MHD_destroy_response(req->response);
     free(req->body);
-    for (struct mhd_trimmed *t = cctx__atomic_load_relaxed(&req->trimmed), *next; t; t = next) {
+    for (struct mhd_trimmed *t = cctx__atomic_load_acquire(&req->trimmed), *next; t; t = next) {
         next = t->next;
         free(t);
     }
