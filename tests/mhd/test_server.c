@@ -352,11 +352,12 @@ static int deny_odd(cctx_t *ctx, cctx_mhd_request_t *req, char *msg, size_t size
 }
 
 /* A validator that refuses without a message: the body is the status's
- * reason phrase. */
+ * reason phrase. It refuses with the status the query names. */
 static int deny_silently(cctx_t *ctx, cctx_mhd_request_t *req, char *msg, size_t size, void *arg)
 {
-    (void)ctx, (void)req, (void)msg, (void)size, (void)arg;
-    return 403;
+    (void)ctx, (void)msg, (void)size, (void)arg;
+    const char *st = cctx_mhd_query(req, "status");
+    return st ? atoi(st) : 0;
 }
 
 TEST(mhd_validator_without_a_message_answers_the_reason_phrase)
@@ -365,9 +366,19 @@ TEST(mhd_validator_without_a_message_answers_the_reason_phrase)
     probe_init(&p);
     cctx_mhd_t *s = start_probe_server(&p, NULL);
     CHECK_EQ(cctx_mhd_use(s, deny_silently, NULL), 0);
-    http_get(cctx_mhd_port(s), "/m", "", &r);
-    CHECK_EQ(r.status, 403);
-    CHECK_STR(r.body, "Forbidden\n");
+    static const struct {
+        const char *path, *body;
+        int status;
+    } cases[] = {
+        {"/m?status=403", "Forbidden\n", 403},
+        {"/m?status=429", "Too Many Requests\n", 429},
+        {"/m?status=503", "Service Unavailable\n", 503},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        http_get(cctx_mhd_port(s), cases[i].path, "", &r);
+        CHECK_EQ(r.status, cases[i].status);
+        CHECK_STR(r.body, cases[i].body);
+    }
     CHECK_EQ(p.started, 0);
     cctx_mhd_free(s);
     probe_destroy(&p);
