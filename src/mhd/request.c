@@ -95,6 +95,16 @@ static void quote(char *out, size_t size, const char *v, size_t len)
     out[n] = '\0';
 }
 
+/* The length of the first n bytes of v without the spaces and tabs at
+ * their end: HTTP's optional whitespace, not part of a value (RFC 9110,
+ * 5.5), which libmicrohttpd 0.9.75 leaves in. */
+static size_t without_trailing_ows(const char *v, size_t n)
+{
+    while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
+    return n;
+}
+
 /* Every header line named `name`, with the lengths libmicrohttpd gives
  * for the values, not strlen's (a version that keeps a NUL inside a value
  * then has the trailing garbage refused; 0.9.75 ends the value at the NUL
@@ -122,8 +132,7 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
         return MHD_YES;
     if (!value)
         value = "", value_size = 0;
-    while (value_size > 0 && (value[value_size - 1] == ' ' || value[value_size - 1] == '\t'))
-        value_size--;
+    value_size = without_trailing_ows(value, value_size);
     if (h->count++ == 0) {
         h->first = value;
         h->first_len = value_size;
@@ -232,8 +241,7 @@ static enum MHD_Result scan_line(void *cls, enum MHD_ValueKind kind, const char 
             size_t a = i, b = end;
             while (a < b && (value[a] == ' ' || value[a] == '\t'))
                 a++;
-            while (b > a && (value[b - 1] == ' ' || value[b - 1] == '\t'))
-                b--;
+            b = a + without_trailing_ows(value + a, b - a);
             if (b > a) {
                 l->codings++;
                 l->chunked_last = b - a == 7 && strncasecmp(value + a, "chunked", 7) == 0;
@@ -535,9 +543,7 @@ const char *cctx_mhd_header(const cctx_mhd_request_t *req, const char *name)
     const char *v = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
     if (!v)
         return NULL;
-    size_t len = strlen(v);
-    while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
-        len--;
+    size_t len = without_trailing_ows(v, strlen(v));
     if (v[len] == '\0')
         return v;
     struct cctx_mhd_request *r = (struct cctx_mhd_request *)req;
