@@ -30,7 +30,7 @@
  * dropping one may free contexts and run value destructors (user code).
  */
 #define _GNU_SOURCE
-#include "internal.h"
+#include "marking.h"
 
 /* The marking bits of a cause's word (a record's, or an own cause's in its
  * origin's slot): neither while marking, CAUSE_WAITED while marking with a
@@ -65,38 +65,7 @@ void cctx__wait_marked(struct cctx__cancelable *c)
     }
 }
 
-/* A cause to be kept in its origin (struct cctx__own_site). */
-struct own_cause {
-    const struct cctx__site *site;
-    int64_t when;
-    int32_t code;
-};
-
-/* What a canceller keeps in its origin when the record cannot be allocated
- * (cctx__cause_new gives NULL): a cause without a site (OWN_NO_SITE), in
- * the slot alone. Static, as a struct handoff may carry it to a runner. */
-static const struct own_cause no_site = {.site = NULL};
-
-/* A marking phase in progress: everything it needs is here and in the
- * nodes' own links, so the timer thread can hand one it cannot finish
- * without blocking to a runner (struct handoff) as it stands. */
-struct marking {
-    uintptr_t cause;             /* what the contexts it marks keep in their slot */
-    _Atomic uint32_t *word;      /* the cause's marking word */
-    struct cctx__cause *record;  /* the cause's record; NULL: kept in the origin */
-    const struct own_cause *own; /* that cause, until the origin is marked (no_site: none) */
-    int err;
-    bool tracing;
-    struct cctx__run_queue *queue;  /* where the registrations it takes go */
-    struct cctx__node *todo;        /* referenced contexts still to mark */
-    struct cctx__node *done;        /* referenced contexts to release at the end */
-    struct cctx__node *stoppers;    /* registrations a stopper is unlinking */
-    uint64_t traced;                /* the trace's token for this cancellation */
-    bool trace_open;                /* its slice began on this thread, not ended */
-    unsigned queued;                /* registrations it put in the queue */
-    bool complete;                  /* every context it reached is marked */
-    struct cctx__cancelable *chain; /* in mark(): a list's one child (take_list) */
-};
+const struct own_cause cctx__no_site = {.site = NULL};
 
 /* Whether a locked context, still active, can be marked in place: nobody
  * sleeps on it or holds its descriptor, who would need a wake-up. */
@@ -230,7 +199,7 @@ static void follow_chain(struct cctx__cancelable *held, struct cctx__cancelable 
     cctx__unlock(&held->head);
 }
 
-/* Empties a list that mark() took from its owner (whose lock is held): a
+/* Empties a list that cctx__mark() took from its owner (whose lock is held): a
  * list of one child is left in m->chain for follow_chain; otherwise leaves
  * are marked at once, other children go to todo, registrations to the run
  * queue or, when a stopper claimed them, to stoppers. */
@@ -292,14 +261,10 @@ static bool settle_stoppers(struct marking *m, bool block)
     return m->stoppers == NULL;
 }
 
-enum mark_result { MARKED, ALREADY, BUSY };
-
-/* Marks one context. ALREADY: another cancellation ended it first. BUSY
- * (only when !block): its lock is held, nothing was done. */
 static enum mark_result mark_locked(struct cctx__cancelable *c, struct marking *m, bool block,
                                     struct cctx *above);
 
-static enum mark_result mark(struct cctx__cancelable *c, struct marking *m, bool block)
+enum mark_result cctx__mark(struct cctx__cancelable *c, struct marking *m, bool block)
 {
     if (block)
         cctx__lock(&c->head);
@@ -308,7 +273,7 @@ static enum mark_result mark(struct cctx__cancelable *c, struct marking *m, bool
     return mark_locked(c, m, block, NULL);
 }
 
-/* mark(), c's lock held, and that of `above` too if not NULL (c is then
+/* cctx__mark(), c's lock held, and that of `above` too if not NULL (c is then
  * a leaf that free_the_link took out of above's list), let go just after
  * c's: a cancellation of `above` waits for c to be marked. */
 static enum mark_result mark_locked(struct cctx__cancelable *c, struct marking *m, bool block,
@@ -374,8 +339,7 @@ static enum mark_result mark_locked(struct cctx__cancelable *c, struct marking *
     return MARKED;
 }
 
-/* Drops a reference unless it is the last one; false if it is. */
-static bool release_unless_last(struct cctx *c)
+bool cctx__release_unless_last(struct cctx *c)
 {
     uint32_t r = cctx__atomic_load_relaxed(&c->refs);
     while ((int32_t)r > 1) /* signed: a waited count goes the ordinary way */
@@ -389,17 +353,14 @@ static bool marked_complete(struct cctx__cancelable *c)
     return cctx__atomic_load_acquire(cctx__cause_marking(cctx__cause_at(c))) & CAUSE_MARKED;
 }
 
-/* Marks what is left in todo. Without `block` it stops, leaving the work as
- * it stands, where it would have to wait: a lock held, another cancellation
- * still marking below, a stopper still busy. True once all is marked. */
-static bool mark_rest(struct marking *m, bool block)
+bool cctx__mark_rest(struct marking *m, bool block)
 {
     while (m->todo) {
         struct cctx__node *n = m->todo;
         struct cctx__cancelable *child = container_of(n, struct cctx__cancelable, link);
         /* Off the list first: marking pushes the child's children on it. */
         m->todo = n->next;
-        enum mark_result r = mark(child, m, block);
+        enum mark_result r = cctx__mark(child, m, block);
         if (r == BUSY || (r == ALREADY && !block && !marked_complete(child))) {
             n->next = m->todo; /* untouched: whoever goes on marks it again */
             m->todo = n;
@@ -413,7 +374,7 @@ static bool mark_rest(struct marking *m, bool block)
          * the cache, unless it may be the last one (freeing can run user
          * code, which waits for the end) or a stopper still holds one of
          * its registrations. */
-        if (!m->stoppers && release_unless_last(&child->head))
+        if (!m->stoppers && cctx__release_unless_last(&child->head))
             continue;
         n->next = m->done;
         m->done = n;
@@ -425,14 +386,14 @@ static bool mark_rest(struct marking *m, bool block)
     return true;
 }
 
-static void begin_trace(struct marking *m, struct cctx *origin)
+void cctx__marking_begin_trace(struct marking *m, struct cctx *origin)
 {
     m->traced = cctx__trace_cancel_begin(origin);
     m->trace_open = true;
     cctx__trace_reached(origin, m->traced);
 }
 
-static void finish_trace(struct marking *m)
+void cctx__marking_finish_trace(struct marking *m)
 {
     if (m->tracing) {
         if (m->trace_open)
@@ -441,9 +402,7 @@ static void finish_trace(struct marking *m)
     }
 }
 
-/* Drops the references marking took; may free contexts and run value
- * destructors (user code). */
-static void release_done(struct marking *m, const char *file, int line, const char *func)
+void cctx__release_done(struct marking *m, const char *file, int line, const char *func)
 {
     while (m->done) {
         struct cctx__node *n = m->done;
@@ -606,14 +565,15 @@ static inline __attribute__((always_inline)) void cancel(struct cctx__cancelable
             m.cause = (uintptr_t)m.record;
             m.word = &m.record->word;
         } else {
-            m.own = &no_site; /* out of memory: mark_locked keeps it in c */
+            m.own = &cctx__no_site; /* out of memory: mark_locked keeps it in c */
         }
     }
     /* Counted before the first mark makes it visible, so that the trace
      * written at exit holds every cancellation the program could see. */
     if (tracing)
         cctx__trace_busy(1);
-    if ((link == TAKEN ? mark_locked(c, &m, true, &src->head) : mark(c, &m, true)) != MARKED) {
+    if ((link == TAKEN ? mark_locked(c, &m, true, &src->head) : cctx__mark(c, &m, true)) !=
+        MARKED) {
         if (tracing)
             cctx__trace_busy(-1);
         cctx__cause_free(m.record, &c->head);
@@ -621,13 +581,13 @@ static inline __attribute__((always_inline)) void cancel(struct cctx__cancelable
         return;
     }
     if (tracing)
-        begin_trace(&m, &c->head);
-    mark_rest(&m, true);
+        cctx__marking_begin_trace(&m, &c->head);
+    cctx__mark_rest(&m, true);
     if (m.queued) /* else nothing is in it, nor was: no stopper can hold it */
         cctx__run_queue_drain(&queue);
-    release_done(&m, file, line, func);
+    cctx__release_done(&m, file, line, func);
     if (tracing)
-        finish_trace(&m);
+        cctx__marking_finish_trace(&m);
 }
 
 __attribute__((noinline)) static void cancel_traced(struct cctx__cancelable *c, int err, int code,
@@ -651,197 +611,6 @@ void cctx__cancel(struct cctx__cancelable *c, int err, int code, const char *msg
                   int line, const char *func)
 {
     cancel_at_site(c, err, code, msg, NULL, file, line, func);
-}
-
-/* ---- Deadlines fired by the timer thread ------------------------------------ */
-
-/* The timer thread runs no user code and never waits for another thread:
- * a slow after-function, a value destructor, a lock held by a thread that is
- * slow (or, in a child of fork(), gone) must not hold up other deadlines. It
- * marks what it can without waiting, puts the after-functions in the
- * runners' queue, and drops the references it took when they are not the
- * last ones (a last one may free contexts and run destructors). Whatever is
- * left, it hands to a runner as a struct handoff, which finishes the same
- * work with waiting allowed. */
-struct handoff {
-    struct cctx__job job;
-    struct marking m;                /* unused when `release` is set */
-    struct cctx__cancelable *origin; /* the firing's reference, dropped last */
-    struct cctx *release;            /* set: nothing to mark, only this reference to drop */
-    bool origin_marked;              /* false: the origin's lock was busy */
-};
-
-/* Drops a reference, quietly (see cctx__release_quietly); false if what is
- * left to release cannot be, and then h is set up to release it. */
-static bool release_or_keep(struct cctx *c, struct handoff *h, const char *file, int line,
-                            const char *func)
-{
-    h->release = cctx__release_quietly(c, file, line, func);
-    return h->release == NULL;
-}
-
-/* The deadline's site names the origin of its own firing. */
-#define SITE_OF(t) (t)->c.head.file, cctx__line(&(t)->c.head), (t)->c.head.func
-
-static void finish_handoff(struct handoff *h)
-{
-    unsigned notified = h->m.queued; /* the timer thread called runners for these */
-    if (h->release) {                /* nothing was left to mark: only the release */
-        struct cctx *c = h->release; /* t may be gone: c's own site */
-        cctx_release_at(c, c->file, cctx__line(c), c->func);
-        return;
-    }
-    struct cctx__timer *t = (struct cctx__timer *)h->origin;
-    if (!h->origin_marked) {
-        enum mark_result marked = mark(h->origin, &h->m, true);
-        /* The firing is no longer to be done again by a child of fork(). */
-        if (h->job.firing)
-            cctx__runner_job_marked(&h->job); /* a runner's job */
-        else
-            cctx__timer_fire_committed(); /* the timer thread's, done in place */
-        if (marked != MARKED) {
-            /* Another cancellation got there first: nothing for us to do.
-             * Run again in a child of fork(), the job may have been that
-             * other one, its record the cause now: kept, at worst leaked. */
-            if (h->m.tracing)
-                cctx__trace_busy(-1);
-            if (!h->job.again)
-                cctx__cause_free(h->m.record, &t->c.head);
-            cctx_release_at(&t->c.head, SITE_OF(t));
-            return;
-        }
-        if (h->m.tracing)
-            begin_trace(&h->m, &t->c.head);
-    }
-    if (!h->m.complete)
-        mark_rest(&h->m, true);
-    cctx__runner_notify(h->m.queued - notified);
-    release_done(&h->m, SITE_OF(t));
-    cctx_release_at(&t->c.head, SITE_OF(t));
-    finish_trace(&h->m);
-}
-
-static void run_handoff(struct cctx__job *job)
-{
-    struct handoff *h = container_of(job, struct handoff, job);
-    if (h->m.tracing && !h->release)
-        cctx__trace_busy_handover(1); /* this thread counts it now: see hand_off */
-    finish_handoff(h);
-    cctx__free(h);
-}
-
-static void hand_off(struct handoff *h)
-{
-    /* A trace's slices begin and end on one thread: the firing's ends here,
-     * and the runner's share of the work shows as reached contexts. */
-    if (h->m.trace_open) {
-        cctx__trace_cancel_end(h->m.traced);
-        h->m.trace_open = false;
-    }
-    struct handoff *copy = cctx__alloc(sizeof *copy);
-    if (copy) {
-        *copy = *h;
-        copy->job.run = run_handoff;
-        /* Its origin unmarked, the job is the firing's record from the
-         * moment it is queued (runner.c). */
-        if (!h->release && !h->origin_marked)
-            copy->job.firing = (struct cctx__timer *)h->origin;
-        /* The trace counts cancellations in flight per thread: the runner
-         * counts this one from here on. */
-        bool traced = h->m.tracing && !h->release;
-        if (traced)
-            cctx__trace_busy_handover(-1);
-        if (cctx__runner_submit(&copy->job))
-            return;
-        if (traced)
-            cctx__trace_busy_handover(1);
-        cctx__free(copy);
-    }
-    /* Out of memory or of threads: finish here, waiting if need be, rather
-     * than lose the firing. */
-    finish_handoff(h);
-}
-
-void cctx__timer_fire(struct cctx__timer *t)
-{
-    struct handoff h = {.origin = &t->c, .origin_marked = true};
-    if (cctx__atomic_load_acquire(&t->c.head.state) & STATE_ERR) {
-        /* Ended some other way: the firing has nothing to do, and need not
-         * wait for that cancellation's marking to finish. */
-        cctx__timer_fire_committed();
-        if (!release_or_keep(&t->c.head, &h, SITE_OF(t)))
-            hand_off(&h); /* no cause: only the release */
-        return;
-    }
-    struct cctx__cause *record =
-        cctx__cause_new(&t->c.head, ETIMEDOUT, t->code, t->msg, SITE_OF(t));
-    h.m = (struct marking){.record = record,
-                           .err = ETIMEDOUT,
-                           .tracing = cctx__debug_on(CCTX__DEBUG_TRACE),
-                           .queue = &cctx__runner_queue};
-    if (cctx__likely(record != NULL)) {
-        h.m.cause = (uintptr_t)record;
-        h.m.word = &record->word;
-    } else {
-        h.m.own = &no_site; /* out of memory: mark_locked keeps it in t */
-    }
-    if (h.m.tracing)
-        cctx__trace_busy(1);
-    enum mark_result marked = mark(&t->c, &h.m, false);
-    /* Marked, or found ended: a child of fork() from here on need not fire
-     * it again (timer.c). Busy: the record goes to the job that finishes
-     * the firing, as it is queued, or stays here (hand_off). */
-    if (marked != BUSY)
-        cctx__timer_fire_committed();
-    switch (marked) {
-    case BUSY:
-        h.origin_marked = false;
-        hand_off(&h);
-        return;
-    case ALREADY:
-        if (h.m.tracing)
-            cctx__trace_busy(-1);
-        cctx__cause_free(h.m.record, &t->c.head);
-        h.m.record = NULL;
-        if (!release_or_keep(&t->c.head, &h, SITE_OF(t)))
-            hand_off(&h);
-        return;
-    case MARKED:
-        break;
-    }
-    if (h.m.tracing)
-        begin_trace(&h.m, &t->c.head);
-    bool complete = mark_rest(&h.m, false);
-    cctx__runner_notify(h.m.queued);
-    if (!complete) {
-        hand_off(&h);
-        return;
-    }
-    /* Keep in done only the references that are last ones (mark_rest let go
-     * of the others already, but for those a stopper still held). */
-    for (struct cctx__node **pp = &h.m.done; *pp;) {
-        struct cctx__node *n = *pp, *next = n->next; /* n may be freed once let go */
-        if (release_unless_last(&container_of(n, struct cctx__cancelable, link)->head))
-            *pp = next;
-        else
-            pp = &n->next;
-    }
-    if (!h.m.done) {
-        /* The last reference is the firing's when its holders let go while
-         * it ran (a fire-and-forget deadline): freeing it is quiet too,
-         * unless a parent's destructor or lock stands in the way. */
-        struct cctx *left = cctx__release_quietly(&t->c.head, SITE_OF(t));
-        if (!left) {
-            finish_trace(&h.m);
-            return;
-        }
-        if (left != &t->c.head) { /* t is gone: only `left` remains */
-            finish_trace(&h.m);
-            h.m = (struct marking){0};
-            h.release = left;
-        }
-    }
-    hand_off(&h);
 }
 
 __attribute__((noinline, cold)) static void stale_handle(const struct cctx *c, const char *file,

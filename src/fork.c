@@ -12,7 +12,7 @@
  * and wait for stops that are unlinking a registration from a run queue)
  * and makes sure that such a half-done context can only stall a thread that
  * touches it, never the timer: the timer thread never waits for a context
- * lock or for another cancellation (cancel.c).
+ * lock or for another cancellation (firing.c).
  *
  * Like libuv's uv_loop_fork and libev's ev_loop_fork, the child makes its own
  * kernel objects rather than share the parent's, but it needs no call to do

@@ -40,8 +40,10 @@ struct cctx__cause *cctx__cause_new(struct cctx *origin, int err, int code, cons
 void cctx__cause_free(struct cctx__cause *cause, struct cctx *origin);
 /* Fills out with the cause of c, which is done; returns its error. */
 int cctx__cause_fill(const struct cctx__cancelable *c, cctx_cause_t *out);
+
+/* firing.c */
 /* Fires t's deadline from the timer thread, which holds a reference on t and
- * gives it up here (see cancel.c for what the thread will not do). */
+ * gives it up here (see firing.c for what the thread will not do). */
 void cctx__timer_fire(struct cctx__timer *t);
 /* The firing the timer thread has in hand has marked its context, found it
  * ended, or is now on record as a queued job: from here on a child of

@@ -3,7 +3,7 @@
  * Runners: the library threads that do, for the timer thread, what it must
  * not do itself: run after-functions (user code that may block for as long
  * as it likes), drop references whose release may run value destructors,
- * and finish a firing that would have to wait for a lock (cancel.c). They
+ * and finish a firing that would have to wait for a lock (firing.c). They
  * drop, too, the last references of a dump or the laggy report, which
  * the library's inspect and laggy threads (or a program's thread in
  * cctx_dump) took only to look (cctx__runner_release), and deliver

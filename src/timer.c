@@ -31,7 +31,7 @@
  * due deadlines itself, on the calling thread, earliest first across shards.
  *
  * Firing on the real clock runs no user code and waits for no other thread
- * (cctx__timer_fire, cancel.c): a slow after-function or destructor runs on
+ * (cctx__timer_fire, firing.c): a slow after-function or destructor runs on
  * a runner (runner.c), so it never delays another deadline.
  *
  * fork(): the child gets the heaps but not the thread; the fork handlers

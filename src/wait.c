@@ -70,7 +70,7 @@ int cctx_done_fd(cctx_t *ctx)
         return -1;
     }
     /* Published under the context's lock, which its cancellation holds while
-     * it writes the error and reads the descriptor (cancel.c: mark): either
+     * it writes the error and reads the descriptor (cancel.c: cctx__mark): either
      * it sees ours and signals it, or we see its error and signal it. */
     cctx__lock(&src->head);
     int theirs = cctx__done_fd_of(cctx__atomic_load_relaxed(&src->head.fd1));
@@ -98,7 +98,7 @@ static int wait_state(struct cctx__cancelable *c, int64_t deadline)
             return (int)(s & STATE_ERR);
         if (!(s & STATE_WAITERS)) {
             /* Under the lock, which the cancellation holds while it reads
-             * the word and stores its error (cancel.c: mark): it sees the
+             * the word and stores its error (cancel.c: cctx__mark): it sees the
              * bit and wakes us, or we see its error. */
             cctx__lock(&c->head);
             s = cctx__atomic_load_relaxed(&c->head.state);
