@@ -56,6 +56,8 @@ int main(void)
 }" CCTX_HAVE_PTHREAD_NAMES)
 # glibc 2.34.
 check_symbol_exists(posix_spawn_file_actions_addclosefrom_np spawn.h CCTX_HAVE_ADDCLOSEFROM)
+# glibc 2.17 and musl; elsewhere the process's ids are compared instead.
+check_symbol_exists(secure_getenv stdlib.h CCTX_HAVE_SECURE_GETENV)
 
 unset(CMAKE_REQUIRED_DEFINITIONS)
 unset(CMAKE_REQUIRED_LIBRARIES)

@@ -425,7 +425,10 @@ CCTX_API bool cctx_after_stop_at(cctx_after_t *reg, const char *file, int line, 
 
 /* ---- 7. Seeing inside ----------------------------------------------------- */
 
-/* Switches, read once from the environment before main:
+/* Switches, read once from the environment before main (and ignored, as
+ * if unset, in a set-user-ID or set-group-ID program, or one with file
+ * capabilities: they write files and make directories where the caller
+ * says):
  *
  *  CCTX_DEBUG, a comma-separated list:
  *   trees   keep a registry of every live context, so that cctx_dump(NULL, ...)
@@ -458,7 +461,10 @@ CCTX_API bool cctx_after_stop_at(cctx_after_t *reg, const char *file, int line, 
  *           answers; the program's threads never pause (the dump takes a
  *           registry shard lock at a time and a reference on each context).
  *           The socket is removed at exit. A child of fork() serves nothing
- *           and runs no laggy thread.
+ *           and runs no laggy thread. A program that closes the socket's
+ *           descriptor (daemons close what they did not open) stops the
+ *           serving: said on stderr, the socket removed, and a number the
+ *           program gets again for its own socket is left alone.
  *   checks  (implies trees) released contexts are kept as tombstones (the
  *           last 65,536), so that touching one is caught instead of reading
  *           reused memory: over-release, use after free (derive, ref, cancel
@@ -483,7 +489,10 @@ CCTX_API bool cctx_after_stop_at(cctx_after_t *reg, const char *file, int line, 
  *           events; older ones are dropped and counted in the file's
  *           otherData, and a slice or arrow whose start was dropped is left
  *           out. A child of fork() does not trace (exec'd programs read
- *           CCTX_TRACE anew: use %p to give each its own file).
+ *           CCTX_TRACE anew: use %p to give each its own file). A program
+ *           that closes the file's descriptor ends the tracing (said on
+ *           stderr at the next write), and a file it opens under the same
+ *           number is never written.
  * With every switch off, making a context pays one predictable branch on a
  * global word, and nothing else on the hot paths changes (BENCHMARKS.md
  * counts the instructions). */

@@ -679,8 +679,10 @@ void cctx__debug_enable(unsigned bits)
 
 __attribute__((constructor)) static void read_switches(void)
 {
-    unsigned d = parse_debug(getenv("CCTX_DEBUG"));
-    const char *trace = getenv("CCTX_TRACE");
+    /* Not in a set-user-ID program: a caller could otherwise have it
+     * write a file of its choice with its privileges. */
+    unsigned d = parse_debug(cctx__os_getenv_unprivileged("CCTX_DEBUG"));
+    const char *trace = cctx__os_getenv_unprivileged("CCTX_TRACE");
     if (trace && *trace && cctx__trace_start(trace) == 0)
         d |= CCTX__DEBUG_TRACE;
     if (d)

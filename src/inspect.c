@@ -33,8 +33,19 @@
  * A connection being served as the process forks is shut down when its
  * answer is sent, so its client sees the end although the child holds a copy.
  * A program the child execs reads CCTX_DEBUG anew.
+ *
+ * The listening descriptor is the library's, but a program may close every
+ * descriptor it did not open (daemons do, at start-up) and get the number
+ * again for a socket or file of its own. So the thread, and the child's
+ * fork handler, use it only while it is still the socket made here (same
+ * device and inode); once it is not, the thread stops serving, says so on
+ * stderr and removes the socket's file. The directory is kept as an
+ * absolute path, so the file is removed at exit whatever the program's
+ * working directory is by then.
  */
 #define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -51,8 +62,19 @@
 static char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 static pid_t served_by;
 static int listener = -1;
+static dev_t listener_dev; /* the socket made here, to tell it by */
+static ino_t listener_ino;
 
 enum { ASK_MS = 2000, ANSWER_MS = 5000 };
+
+/* Whether `listener` still refers to the socket made here (see the top).
+ * fstat is async-signal-safe, as a child's fork handler needs. */
+static bool listener_is_ours(void)
+{
+    struct stat st;
+    return listener >= 0 && fstat(listener, &st) == 0 && st.st_dev == listener_dev &&
+           st.st_ino == listener_ino;
+}
 
 /* The listening descriptor is the parent's: in a child it would queue
  * connections that no thread accepts (the serving thread is not forked). Only
@@ -60,7 +82,7 @@ enum { ASK_MS = 2000, ANSWER_MS = 5000 };
  * async-signal-safe, as a child's fork handler needs. */
 static void stop_listening_in_child(void)
 {
-    if (listener >= 0)
+    if (listener_is_ours())
         close(listener);
     listener = -1;
 }
@@ -192,12 +214,31 @@ static void serve(int fd)
     free(text);
 }
 
+/* The program closed the listening descriptor: an accept on that number
+ * could take the program's own connections, and one on a closed number
+ * would fail at once, again and again. */
+static void *stop_serving(void)
+{
+    fprintf(stderr,
+            "cctx: CCTX_DEBUG=inspect: the program closed the socket's descriptor; "
+            "%s no longer served\n",
+            sock_path);
+    remove_socket();
+    return NULL;
+}
+
 static void *inspect_main(void *arg)
 {
     (void)arg;
     for (;;) {
+        /* Checked before each accept: one that blocks meanwhile still
+         * accepts on the socket made here, which the call keeps open. */
+        if (!listener_is_ours())
+            return stop_serving();
         int fd = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
         if (fd < 0) {
+            if (errno == EBADF || errno == ENOTSOCK || errno == EINVAL)
+                return stop_serving();
             /* Out of descriptors, say: try again a little later. */
             struct timespec pause = {0, 10000000};
             nanosleep(&pause, NULL);
@@ -213,14 +254,10 @@ static void *inspect_main(void *arg)
     return NULL;
 }
 
-/* The directory is ours alone, or we do not serve. */
-static const char *private_dir(char *buf, size_t n)
+/* The directory is ours alone, or we do not serve. Its absolute path goes
+ * in abs (PATH_MAX bytes); NULL with errno when it is refused. */
+static const char *private_dir(const char *dir, char *abs)
 {
-    const char *dir = getenv("CCTX_INSPECT_DIR");
-    if (!dir || !*dir) {
-        snprintf(buf, n, "/tmp/cctx-%ld", (long)geteuid());
-        dir = buf;
-    }
     if (mkdir(dir, 0700) != 0 && errno != EEXIST)
         return NULL;
     struct stat st;
@@ -229,18 +266,23 @@ static const char *private_dir(char *buf, size_t n)
         errno = EPERM;
         return NULL;
     }
-    return dir;
+    return realpath(dir, abs);
 }
 
 void cctx__inspect_start(void)
 {
-    char buf[64];
-    const char *dir = private_dir(buf, sizeof buf);
+    char fallback[64], abs[PATH_MAX];
+    const char *asked = cctx__os_getenv_unprivileged("CCTX_INSPECT_DIR");
+    if (!asked || !*asked) {
+        snprintf(fallback, sizeof fallback, "/tmp/cctx-%ld", (long)geteuid());
+        asked = fallback;
+    }
+    const char *dir = private_dir(asked, abs);
     if (!dir) {
-        fprintf(stderr, "cctx: CCTX_DEBUG=inspect: no private directory for the socket "
-                        "(%s must be a directory of this user, mode 0700): %s\n",
-                getenv("CCTX_INSPECT_DIR") ? getenv("CCTX_INSPECT_DIR") : buf,
-                strerror(errno));
+        fprintf(stderr,
+                "cctx: CCTX_DEBUG=inspect: no private directory for the socket "
+                "(%s must be a directory of this user, mode 0700): %s\n",
+                asked, strerror(errno));
         return;
     }
     struct sockaddr_un a = {.sun_family = AF_UNIX};
@@ -259,6 +301,15 @@ void cctx__inspect_start(void)
         close(fd);
         return;
     }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        fprintf(stderr, "cctx: CCTX_DEBUG=inspect: %s: %s\n", a.sun_path, strerror(errno));
+        unlink(a.sun_path);
+        close(fd);
+        return;
+    }
+    listener_dev = st.st_dev;
+    listener_ino = st.st_ino;
     memcpy(sock_path, a.sun_path, sizeof sock_path);
     served_by = getpid();
     atexit(remove_socket);

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,6 +38,17 @@ int cctx__os_thread_start(void *(*fn)(void *), void *arg)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
     return err == EAGAIN ? ENOMEM : err;
+}
+
+const char *cctx__os_getenv_unprivileged(const char *name)
+{
+#if CCTX_USE_SECURE_GETENV
+    return secure_getenv(name); /* the kernel's AT_SECURE: capabilities too */
+#else
+    if (getuid() != geteuid() || getgid() != getegid())
+        return NULL;
+    return getenv(name);
+#endif
 }
 
 void cctx__os_cond_init_monotonic(pthread_cond_t *c)
@@ -91,7 +103,6 @@ void cctx__os_fork_watch(void)
 }
 
 #else /* portable fallback: condition variables */
-#include <stdlib.h>
 
 /* Waiters hash on the word's address into a stripe; a wake broadcasts its
  * stripe. Spurious wake-ups are allowed by the contract of cctx__os_wait. */
@@ -189,7 +200,6 @@ void cctx__os_event_close(int fd)
 }
 
 #else /* portable fallback: a pipe */
-#include <stdlib.h>
 
 /* The pipe's write end is kept in a table indexed by the read end. */
 static pthread_mutex_t pipes_lock = PTHREAD_MUTEX_INITIALIZER;

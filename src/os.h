@@ -35,6 +35,12 @@ void cctx__os_fork_watch(void);
  * EAGAIN (out of threads) is given as ENOMEM, the library's word for it. */
 int cctx__os_thread_start(void *(*fn)(void *), void *arg);
 
+/* getenv, except in a program that runs with privileges its caller lacks
+ * (set-user-ID or set-group-ID, or with file capabilities), where it is
+ * NULL: the debugging switches write files, make directories and print
+ * addresses, and the caller must not be able to steer them there. */
+const char *cctx__os_getenv_unprivileged(const char *name);
+
 /* Initializes c to measure timed waits on CLOCK_MONOTONIC. */
 void cctx__os_cond_init_monotonic(pthread_cond_t *c);
 

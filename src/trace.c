@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -79,8 +80,10 @@ static _Thread_local struct ring *my_ring;
 static pthread_key_t ring_key; /* its destructor hands a ring back */
 static _Atomic uint64_t next_flow = 1;
 
-/* The file (rings_lock). */
+/* The file (rings_lock), and the device and inode it was opened as. */
 static FILE *trace_file;
+static dev_t file_dev;
+static ino_t file_ino;
 static long tail_at = -1; /* where the closing lines start; -1: nothing written */
 static uint64_t dropped_total;
 static int rings_made;
@@ -409,12 +412,26 @@ static void write_event(FILE *f, struct ring *r, const struct event *e, int64_t 
     }
 }
 
-/* Opens the file, or goes back to the start of its closing lines (rings_lock
- * held); 0 or an errno value. */
+/* Goes back to the start of the file's closing lines (rings_lock held); 0
+ * or an errno value. A program may close every descriptor it did not open
+ * (daemons do, at start-up) and get the file's number again for a file of
+ * its own: a seek, write and truncate on that number would overwrite it.
+ * So the descriptor is checked first, and once it is no longer the trace's
+ * file, tracing ends, said on stderr. The stream is left unclosed, as
+ * fclose would close the program's descriptor; its buffer is empty (each
+ * flush ends with fflush), so exit() writes nothing through it. */
 static int file_reopen(void)
 {
     if (!trace_file)
         return EIO;
+    struct stat st;
+    if (fstat(fileno(trace_file), &st) != 0 || st.st_dev != file_dev || st.st_ino != file_ino) {
+        fputs("cctx: CCTX_TRACE: the program closed the trace file's descriptor, tracing off\n",
+              stderr);
+        trace_file = NULL;
+        cctx__atomic_fetch_and_seq_cst(&cctx__debug, ~(unsigned)CCTX__DEBUG_TRACE);
+        return EIO;
+    }
     return fseek(trace_file, tail_at, SEEK_SET) == 0 ? 0 : EIO;
 }
 
@@ -562,6 +579,11 @@ int cctx__trace_start(const char *path)
         return err;
     }
     free(name);
+    struct stat st;
+    if (fstat(fileno(trace_file), &st) == 0) {
+        file_dev = st.st_dev;
+        file_ino = st.st_ino;
+    }
     if (pthread_key_create(&ring_key, thread_exited) != 0 ||
         pthread_atfork(trace_fork_prepare, trace_fork_parent, trace_off_in_child) != 0) {
         fputs("cctx: CCTX_TRACE: out of resources, tracing off\n", stderr);

@@ -337,6 +337,11 @@ static int temp_file(void)
 
 void run_child(const char *name, const char *const env[], struct child *c)
 {
+    run_child_of("/proc/self/exe", name, env, c);
+}
+
+void run_child_of(const char *exe, const char *name, const char *const env[], struct child *c)
+{
     int out = temp_file(), err = temp_file();
     fflush(NULL);
     pid_t pid = fork();
@@ -349,7 +354,7 @@ void run_child(const char *name, const char *const env[], struct child *c)
         unsetenv("CCTX_TRACE");
         for (size_t i = 0; env && env[i]; i++)
             putenv((char *)env[i]);
-        execl("/proc/self/exe", "cctx-tests", "--child", name, (char *)NULL);
+        execl(exe, "cctx-tests", "--child", name, (char *)NULL);
         _exit(127);
     }
     int status;

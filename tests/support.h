@@ -178,6 +178,8 @@ struct child {
     char *out, *err;
 };
 void run_child(const char *name, const char *const env[], struct child *c);
+/* The same, with exe a copy of this test program (a set-user-ID one, say). */
+void run_child_of(const char *exe, const char *name, const char *const env[], struct child *c);
 void child_done(struct child *c);
 /* Runs `cctx-tests --child NAME` with CCTX_TRACE set to a new temporary
  * file; the child must exit 0. Returns the file's path (freed by the caller). */
