@@ -372,14 +372,15 @@ void cctx__check_live_slow(const struct cctx *c, const char *what, const char *f
 struct leak {
     struct cctx *ctx;
     uint64_t seq;
+    bool let_go; /* released meanwhile: held, not leaked (dropped after the walk) */
 };
 
 struct leaks {
     struct leak *v;
     size_t n, cap;
-    struct cctx *dropped[64]; /* held, not leaked: released after the walk */
-    int ndropped;
 };
+
+_Atomic(cctx__ctx_hook_fn) cctx__leak_walk_hook;
 
 /* Each listed context is held (threads may still be running at exit), as
  * in snap_one: room first, since that reference must not be dropped under
@@ -401,10 +402,10 @@ static void leak_one(struct registry_entry *e, void *arg)
      * at exit, so not a leak (and ours is then the last reference). */
     if (!cctx__try_ref(e->ctx))
         return;
-    if (cctx__refs(e->ctx) == 1 && l->ndropped < 64)
-        l->dropped[l->ndropped++] = e->ctx;
-    else
-        l->v[l->n++] = (struct leak){e->ctx, e->seq};
+    cctx__ctx_hook_fn hook = cctx__atomic_load_relaxed(&cctx__leak_walk_hook);
+    if (hook)
+        hook(e->ctx);
+    l->v[l->n++] = (struct leak){e->ctx, e->seq, cctx__refs(e->ctx) == 1};
 }
 
 /* Dumps under way (cctx__dump_began): a program that exits while one runs,
@@ -513,8 +514,14 @@ static size_t report_leaks(FILE *out)
     struct leaks l = {0};
     await_dumps();
     registry_each(leak_one, &l);
-    for (int i = 0; i < l.ndropped; i++)
-        cctx_release_at(l.dropped[i], __FILE__, __LINE__, "cctx leak report");
+    size_t kept = 0;
+    for (size_t i = 0; i < l.n; i++) {
+        if (l.v[i].let_go)
+            cctx_release_at(l.v[i].ctx, __FILE__, __LINE__, "cctx leak report");
+        else
+            l.v[kept++] = l.v[i];
+    }
+    l.n = kept;
     if (l.n == 0) {
         free(l.v);
         return 0;

@@ -36,6 +36,9 @@ extern _Atomic(cctx__pthread_create_fn) cctx__group_thread_create;
 struct cctx;
 typedef void (*cctx__ctx_hook_fn)(struct cctx *c);
 extern _Atomic(cctx__ctx_hook_fn) cctx__quiesce_walk_hook;
+/* Called, when set, by the leak report at exit with each context it has
+ * just taken a reference on, before it reads the count (debug.c). */
+extern _Atomic(cctx__ctx_hook_fn) cctx__leak_walk_hook;
 /* Called, when set, by a stop that has just claimed a queued registration,
  * before it unlinks it from its queue (after.c). */
 typedef void (*cctx__plain_hook_fn)(void);
