@@ -22,9 +22,13 @@
  *    use. It runs no user code and never waits for a lock or a thread of
  *    yours: after-functions, and value destructors run by a release it would
  *    make, run on "runner" threads, started on demand (one more whenever
- *    work comes and none is idle, up to 256; one idle for 2 s exits). So a
- *    slow or blocking after-function never delays another context's
- *    deadline. Only when no runner thread exists and none can be created
+ *    work comes and none is idle, up to 256 running after-functions, and 4
+ *    more that only do the library's own work; one idle for 2 s exits). So
+ *    a slow or blocking after-function never delays another context's
+ *    deadline, and even with 256 of them blocked, deadlines still fire and
+ *    cctx_wait_any, cctx_cond_wait and groups still wake (a 257th
+ *    after-function waits for one of them to return). Only when no runner
+ *    thread exists and none can be created
  *    (out of threads or memory) does the timer thread run that work itself.
  *    Library threads have every signal blocked. They keep running while
  *    exit() runs atexit handlers and destructors, so deadlines keep firing

@@ -237,7 +237,9 @@ bool cctx__after_take(struct cctx__after *a, struct cctx__run_queue *q)
         q->tail = &a->link.next;
     }
     cctx__word_unlock(&q->lock);
-    publish(a, AFTER_QUEUED); /* release: the queue's address and links first */
+    /* Release: the queue's address and links first. A waker stays marked as
+     * one, for a runner that may run only those (runner.c). */
+    publish(a, AFTER_QUEUED | (s & AFTER_FIRST));
     return true;
 }
 
@@ -252,7 +254,10 @@ static void unlink_at(struct cctx__run_queue *q, struct cctx__node **pp)
     n->pprev = NODE_AFTER;
 }
 
-bool cctx__run_queue_run_one(struct cctx__run_queue *q)
+/* Runs the first registration of q that no stopper has claimed; with
+ * wakers_only, only if it is a library waker (they are all at the front:
+ * cctx__after_take). False if none was run. */
+static bool run_one(struct cctx__run_queue *q, bool wakers_only)
 {
     struct cctx__after *a = NULL;
     struct run_frame frame;
@@ -263,6 +268,8 @@ bool cctx__run_queue_run_one(struct cctx__run_queue *q)
         /* A claimed one stays for its stopper to unlink. */
         if ((s & AFTER_STATE) != AFTER_QUEUED)
             continue;
+        if (wakers_only && !(s & AFTER_FIRST))
+            break;
         /* RUNNING and the frame listed as one step, for a stopper. */
         struct run_stripe *st = stripe_of(c);
         cctx__word_lock(&st->lock);
@@ -283,6 +290,16 @@ bool cctx__run_queue_run_one(struct cctx__run_queue *q)
         return false;
     run(a, &frame);
     return true;
+}
+
+bool cctx__run_queue_run_one(struct cctx__run_queue *q)
+{
+    return run_one(q, false);
+}
+
+bool cctx__run_queue_run_waker(struct cctx__run_queue *q)
+{
+    return run_one(q, true);
 }
 
 void cctx__run_queue_drain(struct cctx__run_queue *q)
@@ -628,8 +645,8 @@ static bool after_stop(cctx_after_t *reg, const char *file, int line, const char
             return false;
         default:
             if (cctx__debug_on(CCTX__DEBUG_CHECKS))
-                cctx__misuse("cctx_after_stop on storage that is not a registration", NULL,
-                             file, line, func, caller);
+                cctx__misuse("cctx_after_stop on storage that is not a registration", NULL, file,
+                             line, func, caller);
             return false;
         }
     }

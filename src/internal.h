@@ -20,8 +20,7 @@
 void cctx__node_push(struct cctx__node **head, struct cctx__node *n, uintptr_t tag);
 void cctx__node_unlink(struct cctx__node *n);
 cctx_t *cctx__with_deadline(cctx_t *parent, int64_t deadline, int code, const char *msg,
-                            cctx_cancel_t **cancel, const char *file, int line,
-                            const char *func);
+                            cctx_cancel_t **cancel, const char *file, int line, const char *func);
 /* A timer context under parent in no source's list, with no deadline yet
  * and `extra` bytes after it; not yet shown to the debugging switches. */
 struct cctx__timer *cctx__timer_unlinked(cctx_t *parent, size_t extra, const char *file, int line,
@@ -31,8 +30,8 @@ void cctx__release_waited(struct cctx *c, uint32_t old, const char *file, int li
                           const char *func);
 
 /* cancel.c */
-void cctx__cancel(struct cctx__cancelable *c, int err, int code, const char *msg,
-                  const char *file, int line, const char *func);
+void cctx__cancel(struct cctx__cancelable *c, int err, int code, const char *msg, const char *file,
+                  int line, const char *func);
 /* Waits until the marking phase that ended c has reached every descendant. */
 void cctx__wait_marked(struct cctx__cancelable *c);
 struct cctx__cause *cctx__cause_new(struct cctx *origin, int err, int code, const char *msg,
@@ -70,6 +69,8 @@ void cctx__run_queue_init(struct cctx__run_queue *q);
 bool cctx__after_take(struct cctx__after *a, struct cctx__run_queue *q);
 /* Runs q's first registration that no stopper claimed; false if none. */
 bool cctx__run_queue_run_one(struct cctx__run_queue *q);
+/* The same, if that registration is a waker of cctx__after_func_first. */
+bool cctx__run_queue_run_waker(struct cctx__run_queue *q);
 /* Runs every registration of q, then waits until stoppers that claimed the
  * others have let go of q, so that q may go out of scope. */
 void cctx__run_queue_drain(struct cctx__run_queue *q);

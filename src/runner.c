@@ -15,8 +15,15 @@
  * jobs (struct cctx__job) in a list. A runner takes one item at a time.
  *
  * The pool grows on demand: each piece of work that arrives claims one idle
- * runner, or starts a new one, up to RUNNERS_MAX; so an after-function that
- * blocks holds up only itself until that many block at once. A runner idle
+ * runner, or starts a new one, up to RUNNERS_MAX + RUNNERS_SPARE; so an
+ * after-function that blocks holds up only itself until RUNNERS_MAX block
+ * at once. Only RUNNERS_MAX runners at a time run the user's
+ * after-functions (each holds a place while it does, `places`); a runner
+ * that finds every place taken runs only the library's own work: jobs, and
+ * the wakers of cctx__after_func_first (cctx_wait_any, cctx_cond_wait,
+ * groups), which are at the front of the queue. So a program whose
+ * after-functions all block still has its deadlines fired, its waits
+ * woken, and its cancellations marked, by the spare runners. A runner idle
  * for IDLE_EXIT goes away, so a quiet process keeps none.
  *
  * Work that finds no idle runner and can start none (RUNNERS_MAX are alive,
@@ -56,7 +63,8 @@
 #include "internal.h"
 #include "testhooks.h"
 
-#define RUNNERS_MAX 256
+#define RUNNERS_MAX 256 /* runners in the user's after-functions at once */
+#define RUNNERS_SPARE 4 /* more runners, for the library's own work only */
 #define IDLE_EXIT CCTX_SEC(2)
 
 struct cctx__run_queue cctx__runner_queue = {.tail = &cctx__runner_queue.head};
@@ -71,10 +79,14 @@ static struct {
     struct cctx__job *jobs, **jobs_tail;
     struct cctx__job *firing; /* firing jobs taken, their contexts not yet marked */
     struct idler *idle;       /* runners asleep, waiting to be claimed */
-    unsigned threads;   /* runners alive, or being started */
-    unsigned starting;  /* of those, how many pthread_create has not returned for */
-    unsigned unclaimed; /* work that found no idler and started no runner */
+    unsigned threads;         /* runners alive, or being started */
+    unsigned starting;        /* of those, how many pthread_create has not returned for */
+    unsigned unclaimed;       /* work that found no idler and started no runner */
 } pool = {.jobs_tail = &pool.jobs};
+
+/* Runners that hold a place to run a user's after-function (see the top). */
+static _Atomic uint32_t places;
+static _Thread_local bool holding_place;
 
 /* How a runner is started (testhooks.h). */
 _Atomic(cctx__thread_start_fn) cctx__runner_thread_start = cctx__os_thread_start;
@@ -110,7 +122,8 @@ void cctx__runner_job_marked(struct cctx__job *job)
 /* Jobs first: a job finishes a firing (marking, releases) that waiters and
  * stoppers may be waiting for, and runs no user code but destructors; or
  * it delivers a signal (signal.c), whose cancellations run after-functions
- * as a registration would. */
+ * as a registration would. Then a registration: any, with a place; else
+ * only a library waker. */
 static bool work_once(void)
 {
     struct cctx__job *job = take_job();
@@ -118,7 +131,15 @@ static bool work_once(void)
         job->run(job);
         return true;
     }
-    return cctx__run_queue_run_one(&cctx__runner_queue);
+    if (cctx__atomic_fetch_add_relaxed(&places, 1) >= RUNNERS_MAX) {
+        cctx__atomic_fetch_sub_relaxed(&places, 1);
+        return cctx__run_queue_run_waker(&cctx__runner_queue);
+    }
+    holding_place = true;
+    bool ran = cctx__run_queue_run_one(&cctx__runner_queue);
+    holding_place = false;
+    cctx__atomic_fetch_sub_relaxed(&places, 1);
+    return ran;
 }
 
 /* Sleeps until claimed (true) or idle too long (false: the runner leaves). */
@@ -185,7 +206,7 @@ static bool summon(void)
             cctx__word_unlock(&pool.lock);
             return true;
         }
-        if (tried || pool.threads >= RUNNERS_MAX)
+        if (tried || pool.threads >= RUNNERS_MAX + RUNNERS_SPARE)
             break;
         pool.threads++;
         pool.starting++;
@@ -324,6 +345,7 @@ void cctx__runner_fork(int phase)
         /* Forked from an after-function on a runner, the child goes on as
          * that runner, which counts itself out when it leaves. */
         pool.threads = on_a_runner ? 1 : 0;
+        cctx__atomic_store_relaxed(&places, holding_place ? 1 : 0);
         while (pool.firing) {
             struct cctx__job *job = pool.firing;
             pool.firing = job->next;

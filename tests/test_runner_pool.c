@@ -8,6 +8,9 @@
  * after-functions, on the timer thread). Thread creation is made to fail
  * through runner.c's hook cctx__runner_thread_start. A child of fork() made
  * from an after-function on a runner goes on as that runner, and counts it.
+ * With RUNNERS_MAX runners blocked in after-functions, spare runners still
+ * wake a waiting thread (a library waker) and finish a firing the timer
+ * thread had to hand over.
  */
 #define _GNU_SOURCE
 #include <cctx.h>
@@ -24,7 +27,7 @@
 #include "support.h"
 #include "testhooks.h"
 
-enum { RUNNERS_MAX = 256 }; /* runner.c's */
+enum { RUNNERS_MAX = 256, RUNNERS_SPARE = 4 }; /* runner.c's */
 
 static atomic_int starts_refused;
 
@@ -142,14 +145,45 @@ static void run_test_job(struct cctx__job *job)
     latch_add(j->ran);
 }
 
+/* Jobs that keep the spare runners busy until `go` opens. */
+struct spares {
+    struct latch in, go;
+    struct held_job {
+        struct cctx__job job;
+        struct spares *s;
+    } jobs[RUNNERS_SPARE];
+};
+
+static void hold_spare(struct cctx__job *job)
+{
+    struct spares *s = container_of(job, struct held_job, job)->s;
+    latch_add(&s->in);
+    latch_wait_open(&s->go);
+}
+
+/* With RUNNERS_MAX runners in after-functions, the pool's last threads. */
+static void keep_spares_busy(struct spares *s)
+{
+    static const struct latch fresh = LATCH_INIT;
+    s->in = s->go = fresh;
+    for (int i = 0; i < RUNNERS_SPARE; i++) {
+        s->jobs[i] = (struct held_job){.job.run = hold_spare, .s = s};
+        CHECK(cctx__runner_submit(&s->jobs[i].job));
+    }
+    latch_wait_n(&s->in, RUNNERS_SPARE);
+}
+
 /* ---- work no runner was found for ------------------------------------------------- */
 
 static void work_at_the_runner_limit(void)
 {
     struct busy *b = keep_runners_busy(RUNNERS_MAX);
+    struct spares spares;
+    keep_spares_busy(&spares);
     bring_runner_to_idle_edge(b);
-    /* The pool is full and its one runner not in an fn has not yet reached
-     * the idle list: the job finds no idler and may start no runner. */
+    /* The pool is full and its one runner not in an fn or a job has not yet
+     * reached the idle list: the job finds no idler and may start no
+     * runner. */
     cctx__runner_thread_start = refuse_start;
     struct latch ran = LATCH_INIT;
     struct test_job j = {.job.run = run_test_job, .ran = &ran};
@@ -160,6 +194,7 @@ static void work_at_the_runner_limit(void)
      * waited for one of the blocked after-functions to return. */
     latch_wait_n(&ran, 1);
     cctx__runner_thread_start = cctx__os_thread_start;
+    latch_open(&spares.go);
     busy_end(b, RUNNERS_MAX);
 }
 
@@ -186,6 +221,64 @@ static void work_no_runner_could_start_for(void)
 TEST(runner_work_no_runner_could_start_for_goes_to_the_runner_about_to_go_idle)
 {
     run_with_watchdog(work_no_runner_could_start_for, 30);
+}
+
+/* ---- every place taken by a blocked after-function ------------------------------------ */
+
+/* cctx_wait_any wakes its caller through a library waker, queued ahead of
+ * the user's after-functions when the deadline fires. */
+static void wait_any_with_every_place_taken(void)
+{
+    struct busy *b = keep_runners_busy(RUNNERS_MAX);
+    cctx_t *d = cctx_with_timeout(cctx_background(), CCTX_MSEC(50), NULL);
+    /* Before, the waker waited for a place, behind blocked fns: for ever. */
+    CHECK_EQ(cctx_wait_any(&d, 1, -1), 0);
+    CHECK_EQ(cctx_err(d), ETIMEDOUT);
+    cctx_release(d);
+    busy_end(b, RUNNERS_MAX);
+}
+
+TEST(runner_wait_any_wakes_while_every_place_runs_a_blocked_after_function)
+{
+    run_with_watchdog(wait_any_with_every_place_taken, 30);
+}
+
+/* A deadline whose context's lock is held as it fires: the timer thread
+ * hands the firing to a runner as a job. */
+static _Atomic(struct cctx__timer *) popping;
+static struct latch popped = LATCH_INIT;
+static atomic_int timer_tid;
+
+static void note_popped(struct cctx__timer *t)
+{
+    if (t == atomic_load(&popping)) {
+        atomic_store(&timer_tid, thread_id());
+        latch_add(&popped);
+    }
+}
+
+static void handoff_with_every_place_taken(void)
+{
+    struct busy *b = keep_runners_busy(RUNNERS_MAX);
+    cctx_t *d = cctx_with_timeout(cctx_background(), CCTX_MSEC(50), NULL);
+    atomic_store(&popping, (struct cctx__timer *)d);
+    atomic_store(&cctx__timer_popped, note_popped);
+    cctx__lock(d); /* as a thread deriving from d holds it */
+    latch_wait_n(&popped, 1);
+    /* The timer thread found the lock held, handed the firing over, and
+     * sleeps again. */
+    wait_until_blocked(atomic_load(&timer_tid));
+    cctx__unlock(d);
+    atomic_store(&cctx__timer_popped, NULL);
+    /* Before, the job waited for a place, behind blocked fns: for ever. */
+    CHECK_EQ(cctx_wait(d, -1), ETIMEDOUT);
+    cctx_release(d);
+    busy_end(b, RUNNERS_MAX);
+}
+
+TEST(runner_firing_handed_over_ends_while_every_place_runs_a_blocked_after_function)
+{
+    run_with_watchdog(handoff_with_every_place_taken, 30);
 }
 
 /* ---- no runner at all -------------------------------------------------------------- */
