@@ -16,6 +16,10 @@ How the headers are read (the rules a header follows to be documented):
     name of that function's page; one that expands to an inline fast path
     `cctx__NAME_inline` is a name of cctx_NAME_at's page (or cctx_NAME's),
     and macros named cctx__* or named as a function are not documented.
+  - Names that start with cctx__ are internal: ABI entries that the macros
+    call (cctx__cancel_at_site), not for direct use. Such a CCTX_API
+    function is not documented, and a comment that documents nothing else
+    goes with it.
   - A CCTX_API function with no comment of its own takes the nearest earlier
     comment of its section that names it; with none, mangen fails.
 """
@@ -181,7 +185,18 @@ def parse_header(path, include_name):
     return h
 
 
+def internal(name):
+    """A name of the ABI, not of the API: not documented (cctx__*)."""
+    return name.startswith('cctx__')
+
+
 def resolve(h):
+    # Internal functions leave the reference, and with them a group they
+    # were all of (its comment is theirs).
+    for s, g in h.groups():
+        g.decls = [d for d in g.decls if not (d.kind == 'func' and internal(d.name))]
+    for s in h.sections:
+        s.items = [it for it in s.items if not isinstance(it, Group) or it.decls]
     funcs = {}
     for s, g in h.groups():
         for d in g.funcs():
@@ -198,7 +213,7 @@ def resolve(h):
             # cctx__wait_inline(...)` names cctx_wait_at's page as before;
             # the internal names themselves are never documented.
             fast = re.match(r'cctx__(\w+)_inline$', d.target)
-            if d.name.startswith('cctx__') or (fast and d.name in funcs):
+            if internal(d.name) or (fast and d.name in funcs):
                 continue
             if fast:
                 d.target = next((n for n in ('cctx_%s_at' % fast.group(1), 'cctx_%s' % fast.group(1))
