@@ -14,9 +14,9 @@
 #define CC_HDR_PARENT "traceparent: "
 #define CC_HDR_STATE "tracestate: "
 
-/* One transfer between cc_prepare and cc_restore. The header nodes live
- * here and point at the caller's list, so the merged list costs no
- * allocation and the caller's list is never copied or changed. */
+/* One transfer between cctx__curl_prepare and cctx__curl_restore. The
+ * header nodes live here and point at the caller's list, so the merged list
+ * costs no allocation and the caller's list is never copied or changed. */
 struct cc_xfer {
     CURL *easy;
     cctx_curl_opts_t opts;
@@ -32,30 +32,30 @@ struct cc_xfer {
 };
 
 /* libcurl before 7.89.0: no stream reset on abort, broken h2c reuse. */
-bool cc_old_curl(void);
+bool cctx__curl_old_libcurl(void);
 /* libcurl before 8.8.0: CURLINFO_OS_ERRNO is never reset between
  * transfers, so it may be a previous transfer's. */
-bool cc_stale_os_errno(void);
+bool cctx__curl_stale_os_errno(void);
 
 /* How many fork()s lie between the process that first asked and this one:
  * a child handler registered on the first call bumps it, so a multi handle
  * tagged with an older count was inherited from a parent. */
-uint32_t cc_fork_count(void);
+uint32_t cctx__curl_fork_count(void);
 
 /* Set on a thread while cctx_curl_perform or cctx_curl_multi_run runs
  * there: a call from inside one of their libcurl callbacks is refused. */
-extern _Thread_local bool cc_in_call;
+extern _Thread_local bool cctx__curl_in_call;
 
 /* Zeroes x and keeps easy and opts (NULL: all zero). */
-void cc_init(struct cc_xfer *x, CURL *easy, const cctx_curl_opts_t *opts);
+void cctx__curl_init(struct cc_xfer *x, CURL *easy, const cctx_curl_opts_t *opts);
 /* ctx's budget for a call starting now: 0 once ctx is done, else
  * cctx_remaining (CCTX_NO_DEADLINE without a deadline). */
-int64_t cc_budget(cctx_t *ctx);
+int64_t cctx__curl_budget(cctx_t *ctx);
 /* Sets the headers and the timeout on x->easy for budget left (from
- * cc_budget: the fan-out reads it once for all its transfers). 0, or an
- * errno value with x->res final and nothing set: ctx's error (left <= 0:
- * nothing is to be sent), ENOMEM, EINVAL. */
-int cc_prepare(struct cc_xfer *x, cctx_t *ctx, int64_t left);
+ * cctx__curl_budget: the fan-out reads it once for all its transfers). 0,
+ * or an errno value with x->res final and nothing set: ctx's error
+ * (left <= 0: nothing is to be sent), ENOMEM, EINVAL. */
+int cctx__curl_prepare(struct cc_xfer *x, cctx_t *ctx, int64_t left);
 /* libcurl's own timeout (CURLOPT_TIMEOUT_MS) for budget left, rounded up:
  * libcurl must never give up before the budget is spent (the context's own
  * deadline is what ends the transfer on time). 0, no timeout of libcurl's,
@@ -70,36 +70,36 @@ static inline long cc_timeout_ms(int64_t left, long long_max)
     int64_t ms = left / CCTX_MSEC(1) + (left % CCTX_MSEC(1) != 0);
     return ms > long_max ? 0 : (long)ms;
 }
-/* Puts back the options cc_prepare set. */
-void cc_restore(struct cc_xfer *x);
-/* cc_restore for a transfer that failed before it was sent: its result then
- * names no traceparent. */
-void cc_restore_unsent(struct cc_xfer *x);
+/* Puts back the options cctx__curl_prepare set. */
+void cctx__curl_restore(struct cc_xfer *x);
+/* cctx__curl_restore for a transfer that failed before it was sent: its
+ * result then names no traceparent. */
+void cctx__curl_restore_unsent(struct cc_xfer *x);
 /* Before removing an unfinished transfer from its multi handle: on old
  * libcurl, make the removal close its connection. */
-void cc_before_abort(struct cc_xfer *x);
+void cctx__curl_before_abort(struct cc_xfer *x);
 /* The transfer finished in libcurl with code: x->res from it (and from ctx
  * when libcurl's timeout, which is ctx's budget, fired). */
-void cc_finish_curl(struct cc_xfer *x, cctx_t *ctx, CURLcode code);
+void cctx__curl_finish_libcurl(struct cc_xfer *x, cctx_t *ctx, CURLcode code);
 /* ctx ended (or was spent) before the transfer finished: x->res from ctx.
  * settle: when the deadline has passed but ctx is not marked yet, wait (at
  * most 100 ms) for the timer to mark it, for its cause; without settle the
  * cause is made here at once (no site). */
-void cc_finish_ctx(struct cc_xfer *x, cctx_t *ctx, bool settle);
+void cctx__curl_finish_ctx(struct cc_xfer *x, cctx_t *ctx, bool settle);
 /* No done descriptor (err: EMFILE, ENFILE...): x->res says so, ctx has
  * nothing to do with it. */
-void cc_finish_no_fd(struct cc_xfer *x, int err);
+void cctx__curl_finish_no_fd(struct cc_xfer *x, int err);
 /* True when this finished transfer may have left an HTTP/2 connection in
  * its multi handle's cache that old libcurl must not reuse. */
-bool cc_left_h2_connection(const struct cc_xfer *x);
+bool cctx__curl_left_h2_connection(const struct cc_xfer *x);
 
 /* The errno value for a libcurl result (errors.c). os_errno is
  * CURLINFO_OS_ERRNO, 0 if unknown. */
-int cc_errno_of(CURLcode code, long os_errno);
+int cctx__curl_errno_of(CURLcode code, long os_errno);
 
 /* Waits on ctx's done descriptor until the mark of a deadline that has
  * passed lands (the timer thread marks it a moment after), at most 100 ms
  * of real time. Returns cctx_err(ctx). */
-int cc_settle(cctx_t *ctx);
+int cctx__curl_settle(cctx_t *ctx);
 
 #endif

@@ -73,7 +73,7 @@ static int errno_of_kind(CURLcode code)
     }
 }
 
-int cc_errno_of(CURLcode code, long os_errno)
+int cctx__curl_errno_of(CURLcode code, long os_errno)
 {
     int err = errno_of_kind(code);
     if (err != 0 || code == CURLE_OK)

@@ -9,7 +9,7 @@
 
 struct cctx_curl_multi {
     CURLM *multi;
-    uint32_t forks; /* cc_fork_count() when multi was made */
+    uint32_t forks;         /* cctx__curl_fork_count() when multi was made */
     struct cc_xfer **xfers; /* one allocation each: their header nodes must not move */
     size_t n, cap;
     bool ran;     /* xfers hold the results of a finished run */
@@ -21,7 +21,7 @@ static CURLM *new_multi(void)
     CURLM *m = curl_multi_init();
     /* Old libcurl breaks on an h2c connection shared by a second transfer:
      * one transfer per connection there. */
-    if (m && cc_old_curl())
+    if (m && cctx__curl_old_libcurl())
         curl_multi_setopt(m, CURLMOPT_PIPELINING, (long)CURLPIPE_NOTHING);
     return m;
 }
@@ -39,7 +39,7 @@ cctx_curl_multi_t *cctx_curl_multi_new(void)
         errno = ENOMEM;
         return NULL;
     }
-    m->forks = cc_fork_count();
+    m->forks = cctx__curl_fork_count();
     return m;
 }
 
@@ -80,7 +80,7 @@ int cctx_curl_multi_add(cctx_curl_multi_t *m, CURL *easy, const cctx_curl_opts_t
         errno = ENOMEM;
         return -1;
     }
-    cc_init(x, easy, opts);
+    cctx__curl_init(x, easy, opts);
     m->xfers[m->n] = x;
     return (int)m->n++;
 }
@@ -114,22 +114,22 @@ static void settle_all(cctx_curl_multi_t *m, cctx_t *ctx, int fd_err)
     for (size_t i = 0; i < m->n; i++) {
         struct cc_xfer *x = m->xfers[i];
         if (x->added && !x->done)
-            cc_before_abort(x);
+            cctx__curl_before_abort(x);
     }
     for (size_t i = 0; i < m->n; i++) {
         struct cc_xfer *x = m->xfers[i];
         if (x->added) {
             curl_multi_remove_handle(m->multi, x->easy);
             x->added = false;
-            drop = drop || cc_left_h2_connection(x);
-            cc_restore(x);
+            drop = drop || cctx__curl_left_h2_connection(x);
+            cctx__curl_restore(x);
         }
         if (x->done)
             continue;
         if (fd_err)
-            cc_finish_no_fd(x, fd_err);
+            cctx__curl_finish_no_fd(x, fd_err);
         else
-            cc_finish_ctx(x, ctx, true);
+            cctx__curl_finish_ctx(x, ctx, true);
     }
     if (drop) {
         /* Old libcurl must not reuse those HTTP/2 connections. */
@@ -151,7 +151,7 @@ static CURLcode code_of(CURLMcode mc)
  * the inherited handle, as cctx_curl_perform does its thread's. */
 static int own_multi(cctx_curl_multi_t *m)
 {
-    uint32_t forks = cc_fork_count();
+    uint32_t forks = cctx__curl_fork_count();
     if (m->forks == forks)
         return 0;
     CURLM *fresh = new_multi();
@@ -164,23 +164,23 @@ static int own_multi(cctx_curl_multi_t *m)
 
 int cctx_curl_multi_run(cctx_curl_multi_t *m, cctx_t *ctx)
 {
-    if (!m || !ctx || m->running || cc_in_call)
+    if (!m || !ctx || m->running || cctx__curl_in_call)
         return EINVAL;
     if (m->ran)
         return 0; /* nothing added since: an empty run */
     if (own_multi(m) != 0)
         return ENOMEM;
     m->running = true;
-    cc_in_call = true;
+    cctx__curl_in_call = true;
     int ret = 0, fd_err = 0;
     /* One budget for all: every transfer gets the same grpc-timeout and
      * libcurl timeout, and a deadline passing while they are prepared
      * does not leave some sent and some not. */
-    int64_t left = cc_budget(ctx);
+    int64_t left = cctx__curl_budget(ctx);
     if (left <= 0) {
         /* Spent or ended: nobody is sent anything. */
         for (size_t i = 0; i < m->n; i++)
-            (void)cc_prepare(m->xfers[i], ctx, left);
+            (void)cctx__curl_prepare(m->xfers[i], ctx, left);
         ret = m->n > 0 ? m->xfers[0]->res.err : 0; /* nothing added: empty */
         goto end;
     }
@@ -199,12 +199,12 @@ int cctx_curl_multi_run(cctx_curl_multi_t *m, cctx_t *ctx)
         if (mc != CURLM_OK) {
             x->res.code = mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY
                                                     : CURLE_BAD_FUNCTION_ARGUMENT;
-            x->res.err = cc_errno_of(x->res.code, 0);
+            x->res.err = cctx__curl_errno_of(x->res.code, 0);
             x->res.msg = curl_multi_strerror(mc);
             x->done = true;
             continue;
         }
-        if (cc_prepare(x, ctx, left) != 0) {
+        if (cctx__curl_prepare(x, ctx, left) != 0) {
             /* out of memory or randomness: this one fails alone */
             curl_multi_remove_handle(m->multi, x->easy);
             continue;
@@ -220,7 +220,7 @@ int cctx_curl_multi_run(cctx_curl_multi_t *m, cctx_t *ctx)
             for (size_t i = 0; i < m->n; i++) {
                 struct cc_xfer *x = m->xfers[i];
                 if (x->added && !x->done)
-                    cc_finish_curl(x, ctx, code_of(mc));
+                    cctx__curl_finish_libcurl(x, ctx, code_of(mc));
             }
             break;
         }
@@ -229,7 +229,7 @@ int cctx_curl_multi_run(cctx_curl_multi_t *m, cctx_t *ctx)
         while ((msg = curl_multi_info_read(m->multi, &queued)) != NULL) {
             struct cc_xfer *x = msg->msg == CURLMSG_DONE ? find(m, msg->easy_handle) : NULL;
             if (x && x->added && !x->done) {
-                cc_finish_curl(x, ctx, msg->data.result);
+                cctx__curl_finish_libcurl(x, ctx, msg->data.result);
                 pending--;
             }
         }
@@ -241,7 +241,7 @@ int cctx_curl_multi_run(cctx_curl_multi_t *m, cctx_t *ctx)
             for (size_t i = 0; i < m->n; i++) {
                 struct cc_xfer *x = m->xfers[i];
                 if (x->added && !x->done)
-                    cc_finish_curl(x, ctx, code_of(mc));
+                    cctx__curl_finish_libcurl(x, ctx, code_of(mc));
             }
             break;
         }
@@ -251,14 +251,14 @@ int cctx_curl_multi_run(cctx_curl_multi_t *m, cctx_t *ctx)
 end:
     settle_all(m, ctx, fd_err);
     /* ctx ended the run if it ended any transfer: aborted here, or by
-     * libcurl's timeout, which is ctx's budget (cc_finish_curl then takes
-     * ctx's error and cause). */
+     * libcurl's timeout, which is ctx's budget (cctx__curl_finish_libcurl
+     * then takes ctx's error and cause). */
     for (size_t i = 0; ret == 0 && i < m->n; i++)
         if (m->xfers[i]->res.cause.err != 0)
             ret = m->xfers[i]->res.cause.err;
     m->ran = true;
     m->running = false;
-    cc_in_call = false;
+    cctx__curl_in_call = false;
     return ret;
 }
 
@@ -269,7 +269,7 @@ void cctx_curl_multi_free(cctx_curl_multi_t *m)
     forget(m);
     free(m->xfers);
     /* In a child of fork() the handle is the parent's copy: left alone. */
-    if (m->forks == cc_fork_count())
+    if (m->forks == cctx__curl_fork_count())
         curl_multi_cleanup(m->multi);
     free(m);
 }

@@ -36,7 +36,7 @@ static void abandon(CURLM *m)
 static void free_multi(void *m)
 {
     thread_multi = NULL; /* runs on the exiting thread itself */
-    if (thread_multi_forks != cc_fork_count())
+    if (thread_multi_forks != cctx__curl_fork_count())
         abandon(m);
     else
         curl_multi_cleanup(m);
@@ -49,7 +49,7 @@ static void make_key(void)
 
 static CURLM *get_multi(void)
 {
-    uint32_t forks = cc_fork_count();
+    uint32_t forks = cctx__curl_fork_count();
     if (thread_multi) {
         if (thread_multi_forks == forks)
             return thread_multi;
@@ -75,7 +75,7 @@ static void drop_thread_multi(void)
     CURLM *m = thread_multi;
     thread_multi = NULL;
     (void)pthread_setspecific(thread_key, NULL);
-    if (thread_multi_forks != cc_fork_count())
+    if (thread_multi_forks != cctx__curl_fork_count())
         abandon(m); /* the parent's connections: not ours to close */
     else
         curl_multi_cleanup(m);
@@ -86,7 +86,7 @@ void cctx_curl_thread_cleanup(void)
     /* From a callback of a transfer this thread runs, the handle may be
      * the one running it: libcurl refuses to free it there, and it would
      * leak with its connections. The call drops it itself where it must. */
-    if (cc_in_call)
+    if (cctx__curl_in_call)
         return;
     drop_thread_multi();
 }
@@ -116,7 +116,7 @@ int cctx_curl_perform(cctx_t *ctx, CURL *easy, const cctx_curl_opts_t *opts,
         }
         return EINVAL;
     }
-    if (cc_in_call) {
+    if (cctx__curl_in_call) {
         /* From a libcurl callback of a call on this thread (this one's, or
          * a fan-out's, whose multi handle libcurl would not stop): the
          * outer transfers would stall while this one runs. */
@@ -126,11 +126,11 @@ int cctx_curl_perform(cctx_t *ctx, CURL *easy, const cctx_curl_opts_t *opts,
         }
         return EINVAL;
     }
-    cc_init(&x, easy, opts);
-    cc_in_call = true;
-    int64_t left = cc_budget(ctx);
+    cctx__curl_init(&x, easy, opts);
+    cctx__curl_in_call = true;
+    int64_t left = cctx__curl_budget(ctx);
     if (left <= 0) {
-        (void)cc_prepare(&x, ctx, left); /* fails at once, setting nothing */
+        (void)cctx__curl_prepare(&x, ctx, left); /* fails at once, setting nothing */
         goto out;
     }
 
@@ -140,7 +140,7 @@ int cctx_curl_perform(cctx_t *ctx, CURL *easy, const cctx_curl_opts_t *opts,
      * its owner gave it. */
     int done_fd = cctx_done_fd(ctx);
     if (done_fd < 0) {
-        cc_finish_no_fd(&x, errno);
+        cctx__curl_finish_no_fd(&x, errno);
         goto out;
     }
     CURLM *m = get_multi();
@@ -157,7 +157,7 @@ int cctx_curl_perform(cctx_t *ctx, CURL *easy, const cctx_curl_opts_t *opts,
         x.res.msg = curl_multi_strerror(mc);
         goto out;
     }
-    if (cc_prepare(&x, ctx, left) != 0) {
+    if (cctx__curl_prepare(&x, ctx, left) != 0) {
         curl_multi_remove_handle(m, easy);
         goto out;
     }
@@ -191,21 +191,21 @@ int cctx_curl_perform(cctx_t *ctx, CURL *easy, const cctx_curl_opts_t *opts,
             break;
     }
     if (!finished)
-        cc_before_abort(&x);
+        cctx__curl_before_abort(&x);
     curl_multi_remove_handle(m, easy);
     if (finished)
-        cc_finish_curl(&x, ctx, code);
+        cctx__curl_finish_libcurl(&x, ctx, code);
     else
-        cc_finish_ctx(&x, ctx, true);
+        cctx__curl_finish_ctx(&x, ctx, true);
     /* Old libcurl must not reuse an HTTP/2 connection: closing the thread's
      * cache is the one public way to drop it (rare: flag HTTP/2 transfers
      * with CCTX_CURL_HTTP2 and this never happens). */
-    bool drop = finished && cc_left_h2_connection(&x);
-    cc_restore(&x);
+    bool drop = finished && cctx__curl_left_h2_connection(&x);
+    cctx__curl_restore(&x);
     if (drop)
         drop_thread_multi();
 out:
-    cc_in_call = false;
+    cctx__curl_in_call = false;
     if (res)
         *res = x.res;
     return x.res.err;

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
-bool cc_old_curl(void)
+bool cctx__curl_old_libcurl(void)
 {
     /* Read once: curl_version_info is cheap but not free, and the answer
      * never changes within a process. A race only computes it twice. */
@@ -25,7 +25,7 @@ bool cc_old_curl(void)
     return v;
 }
 
-bool cc_stale_os_errno(void)
+bool cctx__curl_stale_os_errno(void)
 {
     static int stale = -1;
     int v = cctx__plain_load_relaxed(&stale);
@@ -51,15 +51,15 @@ static void fork_register(void)
     (void)pthread_atfork(NULL, NULL, fork_child);
 }
 
-uint32_t cc_fork_count(void)
+uint32_t cctx__curl_fork_count(void)
 {
     pthread_once(&fork_once, fork_register);
     return cctx__atomic_load_relaxed(&fork_count);
 }
 
-_Thread_local bool cc_in_call;
+_Thread_local bool cctx__curl_in_call;
 
-void cc_init(struct cc_xfer *x, CURL *easy, const cctx_curl_opts_t *opts)
+void cctx__curl_init(struct cc_xfer *x, CURL *easy, const cctx_curl_opts_t *opts)
 {
     /* Only the small fields: the header buffers are written before they
      * are read, and zeroing 600 bytes per call shows in the overhead. */
@@ -107,7 +107,7 @@ static bool header_safe(const char *v, size_t n)
     return true;
 }
 
-int cc_settle(cctx_t *ctx)
+int cctx__curl_settle(cctx_t *ctx)
 {
     int err = cctx_err(ctx);
     if (err)
@@ -120,10 +120,10 @@ int cc_settle(cctx_t *ctx)
     return cctx_err(ctx);
 }
 
-void cc_finish_ctx(struct cc_xfer *x, cctx_t *ctx, bool settle)
+void cctx__curl_finish_ctx(struct cc_xfer *x, cctx_t *ctx, bool settle)
 {
     cctx_curl_result_t *r = &x->res;
-    int err = settle ? cc_settle(ctx) : cctx_err(ctx);
+    int err = settle ? cctx__curl_settle(ctx) : cctx_err(ctx);
     if (err) {
         cctx_cause(ctx, &r->cause);
         r->err = err;
@@ -144,7 +144,7 @@ void cc_finish_ctx(struct cc_xfer *x, cctx_t *ctx, bool settle)
     x->done = true;
 }
 
-void cc_finish_no_fd(struct cc_xfer *x, int err)
+void cctx__curl_finish_no_fd(struct cc_xfer *x, int err)
 {
     /* Not ctx's doing: no cause, and not ETIMEDOUT or ECANCELED, which
      * would tell the caller ctx ended. */
@@ -164,7 +164,7 @@ static struct curl_slist *push(struct cc_xfer *x, int *n, char *data, struct cur
     return node;
 }
 
-int64_t cc_budget(cctx_t *ctx)
+int64_t cctx__curl_budget(cctx_t *ctx)
 {
     return cctx_err(ctx) ? 0 : cctx_remaining(ctx);
 }
@@ -184,16 +184,16 @@ static void set_quick_exit(struct cc_xfer *x, long on)
 #endif
 }
 
-int cc_prepare(struct cc_xfer *x, cctx_t *ctx, int64_t left)
+int cctx__curl_prepare(struct cc_xfer *x, cctx_t *ctx, int64_t left)
 {
     if (left <= 0) {
         /* Spent or ended: fail here, at once and sending nothing (as gRPC
          * does); a deadline not yet marked gets a cause made here rather
          * than a wait for the timer. */
-        cc_finish_ctx(x, ctx, false);
+        cctx__curl_finish_ctx(x, ctx, false);
         return x->res.err;
     }
-    if (cc_stale_os_errno())
+    if (cctx__curl_stale_os_errno())
         curl_easy_getinfo(x->easy, CURLINFO_OS_ERRNO, &x->os_errno_before);
 
     struct curl_slist *list = x->opts.headers;
@@ -239,14 +239,14 @@ int cc_prepare(struct cc_xfer *x, cctx_t *ctx, int64_t left)
 
     if (curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, cc_timeout_ms(left, LONG_MAX)) != CURLE_OK ||
         curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, list) != CURLE_OK) {
-        cc_restore_unsent(x);
+        cctx__curl_restore_unsent(x);
         x->res.err = EINVAL;
         x->res.code = CURLE_BAD_FUNCTION_ARGUMENT;
         x->res.msg = curl_easy_strerror(x->res.code);
         x->done = true;
         return EINVAL;
     }
-    if ((x->opts.flags & CCTX_CURL_HTTP2) && cc_old_curl()) {
+    if ((x->opts.flags & CCTX_CURL_HTTP2) && cctx__curl_old_libcurl()) {
         curl_easy_setopt(x->easy, CURLOPT_FORBID_REUSE, 1L);
         x->forbid_reuse = true;
     }
@@ -254,7 +254,7 @@ int cc_prepare(struct cc_xfer *x, cctx_t *ctx, int64_t left)
     return 0;
 }
 
-void cc_restore(struct cc_xfer *x)
+void cctx__curl_restore(struct cc_xfer *x)
 {
     curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->opts.headers);
     curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, 0L);
@@ -265,31 +265,31 @@ void cc_restore(struct cc_xfer *x)
     }
 }
 
-void cc_restore_unsent(struct cc_xfer *x)
+void cctx__curl_restore_unsent(struct cc_xfer *x)
 {
-    cc_restore(x);
+    cctx__curl_restore(x);
     x->res.traceparent[0] = '\0'; /* prepared, never sent */
 }
 
-void cc_before_abort(struct cc_xfer *x)
+void cctx__curl_before_abort(struct cc_xfer *x)
 {
     /* libcurl reads FORBID_REUSE when the transfer is done, which removal
      * does, so setting it now closes the connection (unless another
      * transfer still uses it; the last one out closes it then). */
-    if (cc_old_curl() && !x->forbid_reuse) {
+    if (cctx__curl_old_libcurl() && !x->forbid_reuse) {
         curl_easy_setopt(x->easy, CURLOPT_FORBID_REUSE, 1L);
         x->forbid_reuse = true;
     }
 }
 
-void cc_finish_curl(struct cc_xfer *x, cctx_t *ctx, CURLcode code)
+void cctx__curl_finish_libcurl(struct cc_xfer *x, cctx_t *ctx, CURLcode code)
 {
     cctx_curl_result_t *r = &x->res;
     if (code == CURLE_OPERATION_TIMEDOUT && cctx_remaining(ctx) <= CCTX_MSEC(1)) {
         /* libcurl's timeout is the budget rounded up to a millisecond, so
          * this is the context's deadline reached a hair before its timer
          * marked it: report it as the context's, with its cause. */
-        cc_finish_ctx(x, ctx, true);
+        cctx__curl_finish_ctx(x, ctx, true);
         return;
     }
     r->code = code;
@@ -300,15 +300,15 @@ void cc_finish_curl(struct cc_xfer *x, cctx_t *ctx, CURLcode code)
     /* Old libcurl keeps the last value it set, perhaps in an earlier
      * transfer on this handle: unchanged means unknown, except for a
      * failed connect, which always sets it. */
-    if (os == x->os_errno_before && code != CURLE_COULDNT_CONNECT && cc_stale_os_errno())
+    if (os == x->os_errno_before && code != CURLE_COULDNT_CONNECT && cctx__curl_stale_os_errno())
         os = 0;
-    r->err = cc_errno_of(code, os);
+    r->err = cctx__curl_errno_of(code, os);
     x->done = true;
 }
 
-bool cc_left_h2_connection(const struct cc_xfer *x)
+bool cctx__curl_left_h2_connection(const struct cc_xfer *x)
 {
-    if (!cc_old_curl() || x->forbid_reuse)
+    if (!cctx__curl_old_libcurl() || x->forbid_reuse)
         return false;
     long v = 0;
     if (curl_easy_getinfo(x->easy, CURLINFO_HTTP_VERSION, &v) != CURLE_OK)

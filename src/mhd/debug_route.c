@@ -16,8 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-void mhd_debug_handler(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_response_t *resp,
-                       void *arg)
+void cctx__mhd_debug_handler(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_response_t *resp,
+                             void *arg)
 {
     (void)ctx;
     cctx_mhd_t *s = arg;
@@ -36,7 +36,7 @@ void mhd_debug_handler(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_response_t
         while (which < sizeof formats / sizeof *formats && strcmp(f, formats[which].name) != 0)
             which++;
         if (which == sizeof formats / sizeof *formats) {
-            mhd_response_text(resp, 400, "format: html, json, text or dot");
+            cctx__mhd_response_text(resp, 400, "format: html, json, text or dot");
             return;
         }
     }
@@ -44,14 +44,14 @@ void mhd_debug_handler(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_response_t
     size_t len = 0;
     FILE *out = open_memstream(&buf, &len);
     if (!out) {
-        mhd_response_text(resp, 500, "out of memory");
+        cctx__mhd_response_text(resp, 500, "out of memory");
         return;
     }
     int err = cctx_dump(s->ctx, out, formats[which].format);
     if (fclose(out) != 0 && !err)
         err = ENOMEM;
     if (err) {
-        mhd_response_text(resp, 500, strerror(err));
+        cctx__mhd_response_text(resp, 500, strerror(err));
     } else {
         cctx_mhd_set_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, formats[which].type);
         cctx_mhd_set_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");

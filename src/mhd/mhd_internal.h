@@ -181,52 +181,53 @@ struct cctx_mhd {
 
 /* request.c */
 /* nul_in_path: the undecoded path held "%00" (answered 400). */
-struct cctx_mhd_request *mhd_request_begin(cctx_mhd_t *s, struct MHD_Connection *conn,
-                                           const char *url, const char *method, bool nul_in_path);
-void mhd_request_free(struct cctx_mhd_request *req);
-void mhd_response_init(cctx_mhd_response_t *resp);
+struct cctx_mhd_request *cctx__mhd_request_begin(cctx_mhd_t *s, struct MHD_Connection *conn,
+                                                 const char *url, const char *method,
+                                                 bool nul_in_path);
+void cctx__mhd_request_free(struct cctx_mhd_request *req);
+void cctx__mhd_response_init(cctx_mhd_response_t *resp);
 /* Turns resp into req->response/status (resp is emptied). */
-void mhd_response_finish(struct cctx_mhd_request *req, cctx_mhd_response_t *resp);
+void cctx__mhd_response_finish(struct cctx_mhd_request *req, cctx_mhd_response_t *resp);
 /* A duration in the unit letters of grpc-timeout, the largest unit that
  * divides it exactly ("80m", "1500u", "2S"), for cause messages. */
-void mhd_format_duration(int64_t t, char *out, size_t size);
-void mhd_response_text(cctx_mhd_response_t *resp, int status, const char *msg);
+void cctx__mhd_format_duration(int64_t t, char *out, size_t size);
+void cctx__mhd_response_text(cctx_mhd_response_t *resp, int status, const char *msg);
 
 /* workers.c */
-int mhd_workers_start(cctx_mhd_t *s);
-void mhd_workers_stop(cctx_mhd_t *s);
+int cctx__mhd_workers_start(cctx_mhd_t *s);
+void cctx__mhd_workers_stop(cctx_mhd_t *s);
 /* Called on libmicrohttpd's thread for a complete request: suspends it and
  * queues it, or (queue full, shutdown) resumes it at once with a 503. */
-void mhd_admit(cctx_mhd_t *s, struct cctx_mhd_request *req);
-bool mhd_on_worker(const cctx_mhd_t *s);
+void cctx__mhd_admit(cctx_mhd_t *s, struct cctx_mhd_request *req);
+bool cctx__mhd_on_worker(const cctx_mhd_t *s);
 /* The status for a request whose context ended before its handler ran, or
  * while it ran when the handler answered nothing of its own: the cause's
  * code when it is 400 to 599, else 504 for a deadline, else 503; *msg is
  * the cause's message (valid while ctx is held). */
-int mhd_status_of_ended(const cctx_t *ctx, const char **msg);
+int cctx__mhd_status_of_ended(const cctx_t *ctx, const char **msg);
 
 /* watch.c */
-int mhd_watch_start(struct mhd_watch *w);
-void mhd_watch_stop(struct mhd_watch *w);
+int cctx__mhd_watch_start(struct mhd_watch *w);
+void cctx__mhd_watch_stop(struct mhd_watch *w);
 /* A connection libmicrohttpd accepted (fd) starts, or closes before its
  * descriptor does: called on libmicrohttpd's thread. */
-void mhd_watch_open(struct mhd_watch *w, int fd);
-void mhd_watch_close(struct mhd_watch *w, int fd);
-void mhd_watch_add(struct mhd_watch *w, struct cctx_mhd_request *req);
-void mhd_watch_remove(struct mhd_watch *w, struct cctx_mhd_request *req);
+void cctx__mhd_watch_open(struct mhd_watch *w, int fd);
+void cctx__mhd_watch_close(struct mhd_watch *w, int fd);
+void cctx__mhd_watch_add(struct mhd_watch *w, struct cctx_mhd_request *req);
+void cctx__mhd_watch_remove(struct mhd_watch *w, struct cctx_mhd_request *req);
 /* Whether this thread is w's watcher or one of its cancellers: it may be
  * running an after-function of a request context, and shutdown joins it. */
-bool mhd_on_watch(const struct mhd_watch *w);
+bool cctx__mhd_on_watch(const struct mhd_watch *w);
 
 /* middleware.c: 0, or the status to answer with msg. */
-int mhd_run_checks(cctx_mhd_t *s, struct cctx_mhd_request *req, char *msg, size_t msg_size);
-void mhd_checks_free(cctx_mhd_t *s);
+int cctx__mhd_run_checks(cctx_mhd_t *s, struct cctx_mhd_request *req, char *msg, size_t msg_size);
+void cctx__mhd_checks_free(cctx_mhd_t *s);
 
 /* debug_route.c */
-void mhd_debug_handler(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_response_t *resp,
-                       void *arg);
+void cctx__mhd_debug_handler(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_response_t *resp,
+                             void *arg);
 
 /* A library thread: every signal blocked, named. */
-int mhd_thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const char *name);
+int cctx__mhd_thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const char *name);
 
 #endif

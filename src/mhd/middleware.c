@@ -51,7 +51,7 @@ int cctx_mhd_use(cctx_mhd_t *server, cctx_mhd_check_fn *fn, void *arg)
     return append(server, fn, arg, 0, 0, NULL, 0);
 }
 
-int mhd_run_checks(cctx_mhd_t *s, struct cctx_mhd_request *req, char *msg, size_t msg_size)
+int cctx__mhd_run_checks(cctx_mhd_t *s, struct cctx_mhd_request *req, char *msg, size_t msg_size)
 {
     for (struct mhd_check *c = cctx__atomic_load_acquire(&s->checks); c;
          c = cctx__atomic_load_acquire(&c->next)) {
@@ -65,7 +65,7 @@ int mhd_run_checks(cctx_mhd_t *s, struct cctx_mhd_request *req, char *msg, size_
     return 0;
 }
 
-void mhd_checks_free(cctx_mhd_t *s)
+void cctx__mhd_checks_free(cctx_mhd_t *s)
 {
     for (struct mhd_check *c = s->checks, *next; c; c = next) {
         next = cctx__atomic_load_relaxed(&c->next);
@@ -80,7 +80,7 @@ void mhd_checks_free(cctx_mhd_t *s)
 
 static void format_budget(int64_t t, char out[32])
 {
-    mhd_format_duration(t, out, 32);
+    cctx__mhd_format_duration(t, out, 32);
 }
 
 static int check_min_budget(cctx_t *ctx, cctx_mhd_request_t *req, char *msg, size_t size,

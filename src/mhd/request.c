@@ -66,7 +66,7 @@ static bool route_matches(const struct mhd_route *r, const char *method, const c
     return strcmp(path, r->path) == 0;
 }
 
-void mhd_format_duration(int64_t t, char *out, size_t size)
+void cctx__mhd_format_duration(int64_t t, char *out, size_t size)
 {
     static const struct {
         int64_t ns;
@@ -323,12 +323,12 @@ static bool deadline_of(struct cctx_mhd_request *req, int64_t *budget, char *msg
     char f[32];
     if (s->opt.max_timeout > 0 && s->opt.max_timeout < *budget) {
         *budget = s->opt.max_timeout;
-        mhd_format_duration(*budget, f, sizeof f);
+        cctx__mhd_format_duration(*budget, f, sizeof f);
         snprintf(msg, size, "deadline from server maximum: %s", f);
     }
     if (req->route && req->route->max_timeout > 0 && req->route->max_timeout < *budget) {
         *budget = req->route->max_timeout;
-        mhd_format_duration(*budget, f, sizeof f);
+        cctx__mhd_format_duration(*budget, f, sizeof f);
         snprintf(msg, size, "deadline from route maximum: %s", f);
     }
     return true;
@@ -409,7 +409,7 @@ static bool derive(struct cctx_mhd_request *req)
         /* Ended already (the parent, a budget of 0): answered now, before
          * any body is read for nothing. */
         const char *m;
-        int st = mhd_status_of_ended(req->ctx, &m);
+        int st = cctx__mhd_status_of_ended(req->ctx, &m);
         reject(req, st, "%s", m);
     }
     return true;
@@ -437,8 +437,9 @@ static void time_body_by_deadline(struct cctx_mhd_request *req)
     req->body_timed = true;
 }
 
-struct cctx_mhd_request *mhd_request_begin(cctx_mhd_t *s, struct MHD_Connection *conn,
-                                           const char *url, const char *method, bool nul_in_path)
+struct cctx_mhd_request *cctx__mhd_request_begin(cctx_mhd_t *s, struct MHD_Connection *conn,
+                                                 const char *url, const char *method,
+                                                 bool nul_in_path)
 {
     struct cctx_mhd_request *req = calloc(1, sizeof *req);
     if (!req)
@@ -504,7 +505,7 @@ struct cctx_mhd_request *mhd_request_begin(cctx_mhd_t *s, struct MHD_Connection 
     return req;
 }
 
-void mhd_request_free(struct cctx_mhd_request *req)
+void cctx__mhd_request_free(struct cctx_mhd_request *req)
 {
     if (req->run_ctx && req->run_ctx != req->ctx)
         cctx_release(req->run_ctx);
@@ -602,7 +603,7 @@ int cctx_mhd_limit(cctx_mhd_request_t *req, int64_t timeout, const char *msg)
 
 /* ---- responses -------------------------------------------------------------- */
 
-void mhd_response_init(cctx_mhd_response_t *resp)
+void cctx__mhd_response_init(cctx_mhd_response_t *resp)
 {
     memset(resp, 0, sizeof *resp);
     resp->status = 200;
@@ -688,10 +689,10 @@ static void response_clear(cctx_mhd_response_t *resp)
         free(h);
     }
     free(resp->body);
-    mhd_response_init(resp);
+    cctx__mhd_response_init(resp);
 }
 
-void mhd_response_text(cctx_mhd_response_t *resp, int status, const char *msg)
+void cctx__mhd_response_text(cctx_mhd_response_t *resp, int status, const char *msg)
 {
     response_clear(resp);
     resp->status = status;
@@ -728,10 +729,10 @@ static struct MHD_Response *build(cctx_mhd_response_t *resp, const char **refuse
     return r;
 }
 
-void mhd_response_finish(struct cctx_mhd_request *req, cctx_mhd_response_t *resp)
+void cctx__mhd_response_finish(struct cctx_mhd_request *req, cctx_mhd_response_t *resp)
 {
     if (resp->err)
-        mhd_response_text(resp, 500, "out of memory");
+        cctx__mhd_response_text(resp, 500, "out of memory");
     const char *refused;
     struct MHD_Response *r = build(resp, &refused);
     if (r && refused) {
@@ -740,7 +741,7 @@ void mhd_response_finish(struct cctx_mhd_request *req, cctx_mhd_response_t *resp
         MHD_destroy_response(r);
         char msg[160];
         snprintf(msg, sizeof msg, "response header refused: %.100s", refused);
-        mhd_response_text(resp, 500, msg); /* frees refused: msg holds a copy */
+        cctx__mhd_response_text(resp, 500, msg); /* frees refused: msg holds a copy */
         r = build(resp, &refused);
         if (r && refused) { /* not expected for our own content-type */
             MHD_destroy_response(r);

@@ -104,7 +104,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     cctx_mhd_t *s = cls;
     struct cctx_mhd_request *req = *con_cls;
     if (!req || *con_cls == NUL_IN_PATH) {
-        req = mhd_request_begin(s, conn, url, method, *con_cls == NUL_IN_PATH);
+        req = cctx__mhd_request_begin(s, conn, url, method, *con_cls == NUL_IN_PATH);
         if (!req)
             return MHD_NO; /* out of memory: libmicrohttpd closes the connection */
         *con_cls = req;
@@ -167,7 +167,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     req->replied = true;
     if (req->body_too_large)
         return reply_now(conn, 413, "request body too large", false);
-    mhd_admit(s, req); /* queued, or refused: answered once resumed */
+    cctx__mhd_admit(s, req); /* queued, or refused: answered once resumed */
     req->replied = false;
     return MHD_YES;
 }
@@ -183,7 +183,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!req || req == NUL_IN_PATH) /* on_request never ran */
         return;
     uncount(s, req); /* resumed, but closed before the handler was called again */
-    mhd_request_free(req);
+    cctx__mhd_request_free(req);
 }
 
 /* Every connection is watched for its peer's end from its start to its
@@ -199,9 +199,9 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     if (!ci)
         return;
     if (code == MHD_CONNECTION_NOTIFY_STARTED)
-        mhd_watch_open(&s->watch, ci->connect_fd);
+        cctx__mhd_watch_open(&s->watch, ci->connect_fd);
     else if (code == MHD_CONNECTION_NOTIFY_CLOSED)
-        mhd_watch_close(&s->watch, ci->connect_fd);
+        cctx__mhd_watch_close(&s->watch, ci->connect_fd);
 }
 
 static int make_listener(const char *addr, uint16_t port, int *fd_out, bool *v6, uint16_t *bound)
@@ -255,7 +255,7 @@ static void server_free(cctx_mhd_t *s)
         free(r->path);
         free(r);
     }
-    mhd_checks_free(s);
+    cctx__mhd_checks_free(s);
     free((char *)s->opt.bind_address);
     free((char *)s->opt.deadline_header);
     free((char *)s->opt.debug_path);
@@ -330,7 +330,7 @@ cctx_mhd_t *cctx_mhd_start(cctx_t *parent, const cctx_mhd_options_t *options,
         goto fail_early;
     }
     if (s->opt.debug_path &&
-        (err = cctx_mhd_route(s, "GET", s->opt.debug_path, mhd_debug_handler, s, 0)) != 0)
+        (err = cctx_mhd_route(s, "GET", s->opt.debug_path, cctx__mhd_debug_handler, s, 0)) != 0)
         goto fail_early;
     bool v6;
     if ((err = make_listener(s->opt.bind_address, o.port, &s->listen_fd, &v6, &s->port)) != 0)
@@ -343,7 +343,7 @@ cctx_mhd_t *cctx_mhd_start(cctx_t *parent, const cctx_mhd_options_t *options,
     char name[32];
     snprintf(name, sizeof name, "cctx-mhd :%u", (unsigned)s->port);
     cctx_set_name(s->ctx, name);
-    if ((err = mhd_watch_start(&s->watch)) != 0 || (err = mhd_workers_start(s)) != 0)
+    if ((err = cctx__mhd_watch_start(&s->watch)) != 0 || (err = cctx__mhd_workers_start(s)) != 0)
         goto fail_threads;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
     if (v6)
@@ -370,8 +370,8 @@ cctx_mhd_t *cctx_mhd_start(cctx_t *parent, const cctx_mhd_options_t *options,
     return s;
 
 fail_threads:
-    mhd_workers_stop(s);
-    mhd_watch_stop(&s->watch);
+    cctx__mhd_workers_stop(s);
+    cctx__mhd_watch_stop(&s->watch);
     cctx_release(s->ctx);
 fail_early:
     if (s->listen_fd >= 0)
@@ -445,7 +445,7 @@ int cctx_mhd_shutdown(cctx_mhd_t *server, int64_t drain)
     /* A handler, or an after-function of a request context run by the
      * watcher or a canceller (a hang-up cancelled it): this call would join
      * the thread it runs on. */
-    if (mhd_on_worker(server) || mhd_on_watch(&server->watch))
+    if (cctx__mhd_on_worker(server) || cctx__mhd_on_watch(&server->watch))
         return EDEADLK;
     cctx_mhd_t *s = server;
     pthread_mutex_lock(&s->shut_lock);
@@ -488,8 +488,8 @@ int cctx_mhd_shutdown(cctx_mhd_t *server, int64_t drain)
     s->daemon = NULL;
     if (lfd != MHD_INVALID_SOCKET)
         close(lfd); /* quiesced: libmicrohttpd handed the listening socket back */
-    mhd_workers_stop(s);
-    mhd_watch_stop(&s->watch);
+    cctx__mhd_workers_stop(s);
+    cctx__mhd_watch_stop(&s->watch);
     s->shut = true;
     pthread_mutex_unlock(&s->shut_lock);
     return 0;
@@ -499,9 +499,9 @@ void cctx_mhd_free(cctx_mhd_t *server)
 {
     if (!server)
         return;
-    if (mhd_on_worker(server) || mhd_on_watch(&server->watch)) {
+    if (cctx__mhd_on_worker(server) || cctx__mhd_on_watch(&server->watch)) {
         fprintf(stderr, "cctx-mhd: cctx_mhd_free called from a %s of the same server\n",
-                mhd_on_worker(server) ? "handler" : "disconnect canceller");
+                cctx__mhd_on_worker(server) ? "handler" : "disconnect canceller");
         abort();
     }
     cctx_mhd_shutdown(server, server->opt.drain);

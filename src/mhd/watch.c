@@ -18,9 +18,9 @@
  * down sooner, the wake-up could come before that short read and be spent
  * with it. The peer has sent its last byte by then, so nothing it sent is
  * lost. The shutdown happens under the watch's lock, and libmicrohttpd
- * reports a connection closed (taking that lock, mhd_watch_close) before
- * it closes its descriptor, so a shutdown never reaches a later connection
- * that got the same descriptor number.
+ * reports a connection closed (taking that lock, cctx__mhd_watch_close)
+ * before it closes its descriptor, so a shutdown never reaches a later
+ * connection that got the same descriptor number.
  *
  * Protocol:
  *  - Only EPOLLRDHUP is asked for (EPOLLERR and EPOLLHUP come anyway): the
@@ -46,17 +46,18 @@
  *    queued than idle cancellers can take, the watcher starts one more (up
  *    to MHD_MAX_CANCELLERS; past that they queue). So one blocking
  *    after-function holds one canceller, never the watcher or the others.
- *    They cancel outside the lock and are joined by mhd_watch_stop once the
- *    queue is empty.
+ *    They cancel outside the lock and are joined by cctx__mhd_watch_stop
+ *    once the queue is empty.
  *  - When no canceller exists and none can be started (thread creation
  *    fails), or the hang-up's queue entry cannot be allocated, the watcher
  *    cancels inline, accepting that a blocking after-function then delays
  *    the other hang-ups: a queued hang-up that no thread would ever take is
- *    a request that never learns its client left. mhd_watch_stop cancels
- *    whatever is still queued after the joins, so no reference is left.
+ *    a request that never learns its client left. cctx__mhd_watch_stop
+ *    cancels whatever is still queued after the joins, so no reference is
+ *    left.
  *  - The watcher and the cancellers run after-functions of request
  *    contexts, which may call cctx_mhd_shutdown or cctx_mhd_free; those
- *    join these very threads. Both mark themselves (mhd_on_watch), and
+ *    join these very threads. Both mark themselves (cctx__mhd_on_watch), and
  *    shutdown refuses to run there (EDEADLK).
  *
  * Lock order: server->lock may be held when taking watch->lock, never the
@@ -82,7 +83,7 @@
 /* The watch whose watcher or canceller this thread is. */
 static _Thread_local const struct mhd_watch *watch_of;
 
-bool mhd_on_watch(const struct mhd_watch *w)
+bool cctx__mhd_on_watch(const struct mhd_watch *w)
 {
     return watch_of == w;
 }
@@ -137,8 +138,8 @@ static void hang_up(struct mhd_watch *w, cctx_t *ctx, cctx_cancel_t *cancel)
      * the hang-up is never queued for nobody. */
     bool started = false;
     if (w->queued + 1 > w->idle && w->ncancellers < MHD_MAX_CANCELLERS &&
-        mhd_thread_start(&w->cancellers[w->ncancellers], canceller_main, w,
-                         "cctx-mhd-cancel") == 0) {
+        cctx__mhd_thread_start(&w->cancellers[w->ncancellers], canceller_main, w,
+                               "cctx-mhd-cancel") == 0) {
         w->ncancellers++;
         started = true;
     }
@@ -275,7 +276,7 @@ static void *watch_main(void *arg)
     return NULL;
 }
 
-int mhd_watch_start(struct mhd_watch *w)
+int cctx__mhd_watch_start(struct mhd_watch *w)
 {
     memset(w, 0, sizeof *w);
     w->epfd = w->wakefd = -1;
@@ -291,14 +292,14 @@ int mhd_watch_start(struct mhd_watch *w)
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = WAKE_TAG};
     if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wakefd, &ev) != 0)
         return errno;
-    int err = mhd_thread_start(&w->thread, watch_main, w, "cctx-mhd-watch");
+    int err = cctx__mhd_thread_start(&w->thread, watch_main, w, "cctx-mhd-watch");
     if (err)
         return err;
     w->started = true;
     return 0;
 }
 
-void mhd_watch_stop(struct mhd_watch *w)
+void cctx__mhd_watch_stop(struct mhd_watch *w)
 {
     /* Never this thread itself (shutdown refuses to run on it; this is the
      * defence should that check be bypassed): joining it would not return. */
@@ -376,7 +377,7 @@ static int arm(struct mhd_watch *w, int fd, uint32_t gen, bool in_set)
     return rc;
 }
 
-void mhd_watch_open(struct mhd_watch *w, int fd)
+void cctx__mhd_watch_open(struct mhd_watch *w, int fd)
 {
     if (fd < 0)
         return;
@@ -400,7 +401,7 @@ void mhd_watch_open(struct mhd_watch *w, int fd)
     pthread_mutex_unlock(&w->lock);
 }
 
-void mhd_watch_close(struct mhd_watch *w, int fd)
+void cctx__mhd_watch_close(struct mhd_watch *w, int fd)
 {
     /* No EPOLL_CTL_DEL: closing the descriptor, which libmicrohttpd does
      * next, takes it out of the set. The new generation drops any event
@@ -413,7 +414,7 @@ void mhd_watch_close(struct mhd_watch *w, int fd)
     pthread_mutex_unlock(&w->lock);
 }
 
-void mhd_watch_add(struct mhd_watch *w, struct cctx_mhd_request *req)
+void cctx__mhd_watch_add(struct mhd_watch *w, struct cctx_mhd_request *req)
 {
     req->fd = -1;
     const union MHD_ConnectionInfo *ci =
@@ -453,7 +454,7 @@ void mhd_watch_add(struct mhd_watch *w, struct cctx_mhd_request *req)
     pthread_mutex_unlock(&w->lock);
 }
 
-void mhd_watch_remove(struct mhd_watch *w, struct cctx_mhd_request *req)
+void cctx__mhd_watch_remove(struct mhd_watch *w, struct cctx_mhd_request *req)
 {
     if (req->fd < 0)
         return;
@@ -494,7 +495,7 @@ void mhd_watch_remove(struct mhd_watch *w, struct cctx_mhd_request *req)
     }
 }
 
-int mhd_thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const char *name)
+int cctx__mhd_thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const char *name)
 {
     sigset_t all, old;
     sigfillset(&all);

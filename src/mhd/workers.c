@@ -2,7 +2,7 @@
 /*
  * The worker pool and its bounded queue.
  *
- * libmicrohttpd's thread admits a complete request (mhd_admit): it
+ * libmicrohttpd's thread admits a complete request (cctx__mhd_admit): it
  * suspends the connection, watches it, and then, under server->lock, queues
  * it and counts it in flight, or refuses it (queue full, shutdown begun):
  * then it removes the watch and resumes the connection with a 503 at once.
@@ -26,12 +26,12 @@
 
 static _Thread_local const cctx_mhd_t *worker_of;
 
-bool mhd_on_worker(const cctx_mhd_t *s)
+bool cctx__mhd_on_worker(const cctx_mhd_t *s)
 {
     return worker_of == s;
 }
 
-int mhd_status_of_ended(const cctx_t *ctx, const char **msg)
+int cctx__mhd_status_of_ended(const cctx_t *ctx, const char **msg)
 {
     cctx_cause_t c;
     cctx_cause(ctx, &c);
@@ -45,7 +45,7 @@ int mhd_status_of_ended(const cctx_t *ctx, const char **msg)
  * from then on req is libmicrohttpd's thread's again. */
 static void hand_back(struct cctx_mhd_request *req, cctx_mhd_response_t *resp)
 {
-    mhd_response_finish(req, resp);
+    cctx__mhd_response_finish(req, resp);
     struct MHD_Connection *conn = req->conn;
     cctx__atomic_store_release(&req->state, REQ_DONE);
     MHD_resume_connection(conn);
@@ -54,23 +54,24 @@ static void hand_back(struct cctx_mhd_request *req, cctx_mhd_response_t *resp)
 static void serve(cctx_mhd_t *s, struct cctx_mhd_request *req)
 {
     cctx_mhd_response_t resp;
-    mhd_response_init(&resp);
-    mhd_watch_add(&s->watch, req);
+    cctx__mhd_response_init(&resp);
+    cctx__mhd_watch_add(&s->watch, req);
     if (cctx_err(req->run_ctx) != 0) {
         const char *msg;
-        int st = mhd_status_of_ended(req->run_ctx, &msg);
-        mhd_response_text(&resp, st, msg);
+        int st = cctx__mhd_status_of_ended(req->run_ctx, &msg);
+        cctx__mhd_response_text(&resp, st, msg);
     } else {
         char msg[256] = "";
-        int st = mhd_run_checks(s, req, msg, sizeof msg);
+        int st = cctx__mhd_run_checks(s, req, msg, sizeof msg);
         if (st != 0)
             /* No message: the status's reason phrase (a 400 to 599). */
-            mhd_response_text(&resp, st, msg[0] ? msg : MHD_get_reason_phrase_for((unsigned)st));
+            cctx__mhd_response_text(&resp, st,
+                                    msg[0] ? msg : MHD_get_reason_phrase_for((unsigned)st));
         else if (cctx_err(req->run_ctx) != 0) {
             /* A validator narrowed the deadline to nothing. */
             const char *m;
-            st = mhd_status_of_ended(req->run_ctx, &m);
-            mhd_response_text(&resp, st, m);
+            st = cctx__mhd_status_of_ended(req->run_ctx, &m);
+            cctx__mhd_response_text(&resp, st, m);
         } else if (req->handler) {
             req->handler(req->run_ctx, req, &resp, req->arg);
             /* A handler that gave up because its context ended (deadline,
@@ -80,15 +81,15 @@ static void serve(cctx_mhd_t *s, struct cctx_mhd_request *req)
             if (!resp.status_set && resp.len == 0 && !resp.headers && !resp.err &&
                 cctx_err(req->run_ctx) != 0) {
                 const char *m;
-                int st = mhd_status_of_ended(req->run_ctx, &m);
-                mhd_response_text(&resp, st, m);
+                int st = cctx__mhd_status_of_ended(req->run_ctx, &m);
+                cctx__mhd_response_text(&resp, st, m);
             }
         } else
-            mhd_response_text(&resp, 404, "no route for this path");
+            cctx__mhd_response_text(&resp, 404, "no route for this path");
     }
     /* Whatever the handler started and forgot stops now. */
     cctx_cancel_cause(req->cancel, 0, "handler returned");
-    mhd_watch_remove(&s->watch, req);
+    cctx__mhd_watch_remove(&s->watch, req);
     if (req->run_ctx != req->ctx)
         cctx_release(req->run_ctx);
     cctx_release(req->ctx);
@@ -129,13 +130,13 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-int mhd_workers_start(cctx_mhd_t *s)
+int cctx__mhd_workers_start(cctx_mhd_t *s)
 {
     s->workers = calloc(s->opt.workers, sizeof *s->workers);
     if (!s->workers)
         return ENOMEM;
     for (unsigned i = 0; i < s->opt.workers; i++) {
-        int err = mhd_thread_start(&s->workers[i], worker_main, s, "cctx-mhd-work");
+        int err = cctx__mhd_thread_start(&s->workers[i], worker_main, s, "cctx-mhd-work");
         if (err)
             return err;
         s->nworkers++;
@@ -143,7 +144,7 @@ int mhd_workers_start(cctx_mhd_t *s)
     return 0;
 }
 
-void mhd_workers_stop(cctx_mhd_t *s)
+void cctx__mhd_workers_stop(cctx_mhd_t *s)
 {
     pthread_mutex_lock(&s->lock);
     s->closing = true;
@@ -157,7 +158,7 @@ void mhd_workers_stop(cctx_mhd_t *s)
     s->workers = NULL;
 }
 
-void mhd_admit(cctx_mhd_t *s, struct cctx_mhd_request *req)
+void cctx__mhd_admit(cctx_mhd_t *s, struct cctx_mhd_request *req)
 {
     /* Suspended before it is queued, so that a worker never resumes a
      * connection that is not suspended yet. The watch is added by the worker
@@ -188,9 +189,10 @@ void mhd_admit(cctx_mhd_t *s, struct cctx_mhd_request *req)
         return;
     /* Refused: answered 503 as soon as libmicrohttpd takes it back. */
     cctx_mhd_response_t resp;
-    mhd_response_init(&resp);
+    cctx__mhd_response_init(&resp);
     stopping = stopping || cctx_err(s->ctx) != 0;
-    mhd_response_text(&resp, 503, stopping ? "server shutting down" : "server busy: queue full");
+    cctx__mhd_response_text(&resp, 503,
+                            stopping ? "server shutting down" : "server busy: queue full");
     if (stopping)
         cctx_mhd_set_header(&resp, MHD_HTTP_HEADER_CONNECTION, "close");
     hand_back(req, &resp);

@@ -63,6 +63,16 @@ exports_exactly() {
     echo "$(basename "$lib") exports the $(wc -l <<<"$declared") CCTX_API functions of its headers and nothing else"
 }
 
+# prefixed_only ARCHIVE: every global symbol ARCHIVE defines starts with
+# cctx_: a static link puts each one in the program's namespace, where an
+# internal name such as mhd_* (libmicrohttpd's own prefix) could collide.
+prefixed_only() {
+    local lib=$1 stray
+    stray=$(nm -g --defined-only "$lib" | awk 'NF == 3 {print $3}' | grep -v '^cctx_' | sort -u || true)
+    [[ -z "$stray" ]] || fail "$lib defines symbols without the cctx_ prefix: $(tr '\n' ' ' <<<"$stray")"
+    echo "$(basename "$lib"): every global symbol starts with cctx_"
+}
+
 # needs_libcctx BINARY yes|no: checks whether BINARY loads libcctx.so at run time.
 needs_libcctx() {
     local bin=$1 want=$2 needed
@@ -113,6 +123,9 @@ for kind in "${kinds[@]}"; do
     if [[ "$kind" == static ]]; then
         [[ -f "$libdir/libcctx.a" ]] || fail "libcctx.a was not installed"
         [[ ! -e "$libdir/libcctx.so" ]] || fail "a static build installed libcctx.so"
+        for archive in "$libdir"/libcctx*.a; do
+            prefixed_only "$archive"
+        done
     else
         [[ -e "$libdir/libcctx.so" ]] || fail "libcctx.so was not installed"
         [[ ! -e "$libdir/libcctx.a" ]] || fail "a shared build installed libcctx.a"
