@@ -169,6 +169,25 @@ for kind in "${kinds[@]}"; do
         (unset LD_LIBRARY_PATH; run_and_compare "$bin-http" http-expected.txt)
     fi
 
+    if [[ $http == ON ]]; then
+        # An optional component whose dependency is missing is not found;
+        # the package itself still is. A required one fails, naming it.
+        log=$tmp/consumer-optional-$kind.log
+        cmake -S "$here" -B "$tmp/consumer-optional-$kind" -DCMAKE_PREFIX_PATH="$prefix" \
+            -DCONSUMER_OPTIONAL=ON -DCMAKE_DISABLE_FIND_PACKAGE_CURL=ON \
+            -DPKG_CONFIG_EXECUTABLE=/nonexistent/pkg-config >"$log" 2>&1 ||
+            { cat "$log"; fail "find_package(cctx OPTIONAL_COMPONENTS mhd curl) without libcurl and pkg-config"; }
+        grep -q "consumer: cctx_FOUND=1 mhd=FALSE curl=FALSE" "$log" ||
+            { cat "$log"; fail "optional components without their dependencies: wrong answer"; }
+        log=$tmp/consumer-required-$kind.log
+        if cmake -S "$here" -B "$tmp/consumer-required-$kind" -DCMAKE_PREFIX_PATH="$prefix" \
+            -DCONSUMER_HTTP=ON -DCMAKE_DISABLE_FIND_PACKAGE_CURL=ON >"$log" 2>&1; then
+            fail "find_package(cctx COMPONENTS mhd curl) succeeded without libcurl"
+        fi
+        grep -q "libcurl 7.68 or later" "$log" || { cat "$log"; fail "the missing libcurl was not named"; }
+        echo "a component whose dependency is missing: not found, the core still is; required, it fails"
+    fi
+
     # Before 1.0 a minor version may break the API: asking for an older one
     # must fail, not link against an incompatible library.
     if cmake -S "$here" -B "$tmp/consumer-old-$kind" -DCMAKE_PREFIX_PATH="$prefix" \
