@@ -228,7 +228,7 @@ CCTX_API CCTX__OWNED cctx_t *cctx_without_cancel_at(cctx_t *parent, const char *
  * functions instead). One that never was in a list (its parent can never
  * end) keeps its cause so even with children. One in its parent's list,
  * with no child or after-function of its own, canceled without a code
- * (cctx_cancel, or a code of 0; CCTX_DEBUG=trace off) keeps it where it
+ * (cctx_cancel, or a code of 0; CCTX_TRACE unset) keeps it where it
  * stands and stays in that list until its last release takes it out (so
  * cctx_dump shows it, done, under its parent until then): the cancel takes
  * no lock of the parent's, so threads that derive from one parent and

@@ -99,9 +99,9 @@ typedef struct cctx_proc_opts {
     int     stdin_fd, stdout_fd, stderr_fd;   /* -1: inherit */
 } cctx_proc_opts_t;
 
-#define CCTX_PROC_OPTS_INIT                                                          \
-    { .signal = 0, .kill_after = 0, .same_group = false,                             \
-      .stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1 }
+/* Positional, in the fields' order, so that C++ before C++20 takes it too:
+ * signal, kill_after, same_group, stdin_fd, stdout_fd, stderr_fd. */
+#define CCTX_PROC_OPTS_INIT { 0, 0, false, -1, -1, -1 }
 
 /* Starts path (no PATH search: as execve) with argv (argv[0] included) and
  * envp (NULL: the caller's environ). Returns the handle, or NULL with errno:

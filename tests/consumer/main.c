@@ -13,8 +13,9 @@
 static const char request_id_key; /* a unique address: the key */
 static int after_runs;
 
-/* Runs on the library's timer thread when the deadline fires; it may call
- * any cctx function, here to end another context that main waits on. */
+/* Runs on one of the library's runner threads when the deadline fires; it
+ * may call any cctx function, here to end another context that main waits
+ * on. */
 static void on_done(void *arg)
 {
     after_runs++;
