@@ -81,13 +81,13 @@ extern "C" {
 /* The version of these headers; the build reads it from here, so this is its
  * one source. Before 1.0 a minor version may change the API and the ABI. */
 #define CCTX_VERSION_MAJOR 0
-#define CCTX_VERSION_MINOR 2
+#define CCTX_VERSION_MINOR 3
 #define CCTX_VERSION_PATCH 0
-#define CCTX_VERSION_STRING "0.2.0"
-/* One number that compares: 200 for 0.2.0, 10203 for 1.2.3. */
+#define CCTX_VERSION_STRING "0.3.0"
+/* One number that compares: 300 for 0.3.0, 10203 for 1.2.3. */
 #define CCTX_VERSION \
     (CCTX_VERSION_MAJOR * 10000 + CCTX_VERSION_MINOR * 100 + CCTX_VERSION_PATCH)
-/* The version of the library linked at run time ("0.2.0"), which may differ
+/* The version of the library linked at run time ("0.3.0"), which may differ
  * from CCTX_VERSION_STRING when a shared library was upgraded alone. */
 CCTX_API const char *cctx_version(void);
 

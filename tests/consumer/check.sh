@@ -191,10 +191,10 @@ for kind in "${kinds[@]}"; do
     # Before 1.0 a minor version may break the API: asking for an older one
     # must fail, not link against an incompatible library.
     if cmake -S "$here" -B "$tmp/consumer-old-$kind" -DCMAKE_PREFIX_PATH="$prefix" \
-        -DCONSUMER_WANTS=0.1 >"$tmp/consumer-old-$kind.log" 2>&1; then
-        fail "find_package(cctx 0.1) accepted version $(grep -o 'VERSION [0-9.]*' "$src/CMakeLists.txt" | head -1)"
+        -DCONSUMER_WANTS=0.2 >"$tmp/consumer-old-$kind.log" 2>&1; then
+        fail "find_package(cctx 0.2) accepted version $(grep -o 'VERSION [0-9.]*' "$src/CMakeLists.txt" | head -1)"
     fi
-    echo "find_package(cctx 0.1) refuses this version, as it should"
+    echo "find_package(cctx 0.2) refuses this version, as it should"
 
     step "$kind: pkg-config"
     pkgflags=(--cflags --libs)
