@@ -65,14 +65,56 @@ sed "s|$work/deps/made/|$work/deps/missing/|g" "$work/deps/compile_commands.json
 "$vet" -p "$work/deps" "$file" >/dev/null
 rc=$?
 [ "$rc" -eq 1 ] || { echo "FAIL: dependency options into a directory not made: status $rc"; exit 1; }
+# A GCC build: warning options Clang does not know, -Werror, and -f options
+# of GCC's only. The file is still checked (its findings, status 1), each
+# option left out is named once on stderr however many files use it, and a
+# real error in the source still fails the run.
+mkdir -p "$work/gcc" || exit 1
+broken="$work/gcc/broken.c"
+printf 'int broken(void) { return undeclared; }\n' > "$broken"
+gcc_flags="-std=gnu11 -I$src/include -Wall -Wextra -Werror -Wlogical-op -Wduplicated-cond \
+ -Werror=format-truncation -fanalyzer -fconserve-stack -fno-allow-store-data-races \
+ -fzero-call-used-regs=used -fharden-compares"
+cat > "$work/gcc/compile_commands.json" <<JSON
+[{"directory": "$src", "file": "$file", "command": "gcc $gcc_flags -c $file -o x.o"},
+ {"directory": "$src", "file": "$quiet", "command": "gcc $gcc_flags -c $quiet -o y.o"},
+ {"directory": "$src", "file": "$broken", "command": "gcc $gcc_flags -c $broken -o z.o"}]
+JSON
+out=$("$vet" -p "$work/gcc" "$file" "$quiet" 2>"$work/gcc/err")
+rc=$?
+n=$(printf '%s\n' "$out" | grep -c 'warning: .*\[cctx-vet:lostrelease\]')
+[ "$rc" -eq 1 ] && [ "$n" -eq 2 ] || { cat "$work/gcc/err"; echo "FAIL: a GCC build: status $rc, $n findings"; exit 1; }
+[ "$(grep -c "fanalyzer" "$work/gcc/err")" -eq 1 ] && ! grep -q 'logical-op' "$work/gcc/err" ||
+    { cat "$work/gcc/err"; echo "FAIL: a GCC build: what stderr says"; exit 1; }
+"$vet" -p "$work/gcc" "$broken" >/dev/null 2>&1
+[ "$?" -eq 2 ] || { echo "FAIL: an error in the source of a GCC build: not status 2"; exit 1; }
+# The same warnings made errors by flags given after --: no parse failure.
+"$vet" "$file" -- -std=gnu11 -I"$src/include" -Werror -Wall -Wextra -Wlogical-op >/dev/null 2>&1
+[ "$?" -eq 1 ] || { echo "FAIL: -Werror after --: not status 1"; exit 1; }
 sarif=$("$vet" -p "$work" --sarif "$file")
 [ "$?" -eq 1 ] || { echo "FAIL: --sarif exit status"; exit 1; }
 printf '%s\n' "$sarif" | grep -q '"version": "2.1.0"' || { echo "FAIL: no SARIF version"; exit 1; }
+# The tool's version in the log is the project's, as the headers say it.
+version=$(sed -n 's/^#define CCTX_VERSION_STRING "\(.*\)"$/\1/p' "$src/include/cctx.h")
+printf '%s\n' "$sarif" | grep -q "\"name\": \"cctx-vet\", \"version\": \"$version\"" ||
+    { echo "FAIL: the SARIF log does not give the tool's version as $version"; exit 1; }
 [ "$(printf '%s\n' "$sarif" | grep -c '"ruleId": "lostrelease"')" -eq 2 ] ||
     { echo "FAIL: SARIF results"; exit 1; }
 if command -v python3 >/dev/null 2>&1; then
     printf '%s\n' "$sarif" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["runs"][0]["results"]' ||
         { echo "FAIL: the SARIF log is not valid JSON"; exit 1; }
+fi
+# A name too long to be kept whole is cut at a character, not inside one:
+# the SARIF log stays UTF-8 (62 letters, then a 2-byte 'é' astride the cut).
+long=$(printf 'a%.0s' $(seq 62))$(printf '\303\251')x
+printf '#include <cctx.h>\nint work(cctx_t *);\nint f(cctx_t *p)\n{\n    cctx_t *%s = cctx_with_cancel(p, NULL);\n    return work(%s);\n}\n' \
+    "$long" "$long" > "$work/long_name.c"
+sarif=$("$vet" --sarif "$work/long_name.c" -- -std=gnu11 -I"$src/include")
+[ "$?" -eq 1 ] || { echo "FAIL: --sarif of a long name: exit status"; exit 1; }
+if command -v python3 >/dev/null 2>&1; then
+    printf '%s\n' "$sarif" |
+        python3 -c 'import json,sys; json.loads(sys.stdin.buffer.read().decode("utf-8"))' ||
+        { echo "FAIL: the SARIF log of a long name is not UTF-8 JSON"; exit 1; }
 fi
 # A file name with a space, '#' and '%' in it: SARIF's artifact URI must be a
 # URI (a raw '#' starts a fragment), percent-encoded.

@@ -38,13 +38,24 @@ void kids_free(struct kids *k)
     k->n = k->cap = 0;
 }
 
+bool is_binary_conditional(CXCursor c)
+{
+    if (clang_getCursorKind(c) != CXCursor_UnexposedExpr)
+        return false;
+    struct kids ks = kids_of(c);
+    bool yes = ks.n == 4 &&
+               clang_equalRanges(clang_getCursorExtent(ks.v[0]), clang_getCursorExtent(ks.v[1]));
+    kids_free(&ks);
+    return yes;
+}
+
 CXCursor strip(CXCursor c, bool casts)
 {
     for (;;) {
         enum CXCursorKind k = clang_getCursorKind(c);
         bool through = k == CXCursor_ParenExpr || k == CXCursor_UnexposedExpr ||
                        (casts && k == CXCursor_CStyleCastExpr);
-        if (!through)
+        if (!through || is_binary_conditional(c))
             return c;
         struct kids ks = kids_of(c);
         /* A cast's first child may be its type reference; the operand is last. */
@@ -116,22 +127,27 @@ bool decl_has_token(CXCursor decl, const char *word, const char *word2)
     return found;
 }
 
-/* The C library's calls that never return; the declarations of others are
- * searched for _Noreturn and the noreturn attribute. */
+/* The C library's calls that never return, known by name when a system
+ * header declares them (a C library may not mark them): a project's own
+ * function of the same name (a logging err()) is judged by its declaration,
+ * searched for _Noreturn and the noreturn attribute as every other one is. */
 static const char *const noreturn_names[] = {
-    "abort", "exit", "_exit", "_Exit", "quick_exit", "pthread_exit", "longjmp",
-    "siglongjmp", "__assert_fail", "err", "errx", "verr", "verrx", "__builtin_unreachable",
-    "__builtin_trap", NULL,
+    "abort",      "exit",          "_exit", "_Exit", "quick_exit", "pthread_exit", "longjmp",
+    "siglongjmp", "__assert_fail", "err",   "errx",  "verr",       "verrx",        NULL,
 };
 
 bool callee_noreturn(CXCursor call, const char *name)
 {
-    for (int i = 0; noreturn_names[i]; i++)
-        if (strcmp(name, noreturn_names[i]) == 0)
-            return true;
+    if (strcmp(name, "__builtin_unreachable") == 0 || strcmp(name, "__builtin_trap") == 0)
+        return true;
     CXCursor ref = clang_getCursorReferenced(call);
     if (clang_Cursor_isNull(ref) || clang_getCursorKind(ref) != CXCursor_FunctionDecl)
         return false;
+    bool system =
+        clang_Location_isInSystemHeader(clang_getCursorLocation(clang_getCanonicalCursor(ref)));
+    for (int i = 0; noreturn_names[i] && system; i++)
+        if (strcmp(name, noreturn_names[i]) == 0)
+            return true;
     /* __attribute__((noreturn)) is part of the function's type, however it
      * was spelled (a NORETURN macro): the type's spelling shows it. */
     CXString ts = clang_getTypeSpelling(clang_getCursorType(ref));
@@ -148,6 +164,18 @@ bool callee_noreturn(CXCursor call, const char *name)
     return !clang_Cursor_isNull(def) && !clang_equalCursors(def, canon) &&
            (decl_has_token(def, "_Noreturn", "noreturn") ||
             decl_has_token(def, "__noreturn__", NULL));
+}
+
+void copy_name(char *dst, size_t size, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= size) {
+        n = size - 1;
+        while (n > 0 && ((unsigned char)src[n] & 0xc0) == 0x80)
+            n--; /* src[n] continues a character: cut before that character */
+    }
+    memcpy(dst, src, n);
+    dst[n] = 0;
 }
 
 bool is_ctx_ptr(CXType t)

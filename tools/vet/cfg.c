@@ -71,16 +71,18 @@ static int add_var(struct cfg *g, CXCursor decl, bool param, bool autorel)
     v->autorel = autorel;
     v->at = cursor_loc(decl);
     CXString s = clang_getCursorSpelling(decl);
-    snprintf(v->name, sizeof v->name, "%s", clang_getCString(s));
+    copy_name(v->name, sizeof v->name, clang_getCString(s));
     clang_disposeString(s);
     return g->nvars++;
 }
 
-/* Runs the cleanups of the CCTX_AUTO variables above depth `down_to`. */
-static void auto_ends(struct builder *b, int down_to, struct loc at)
+/* Ends the scopes of the local variables above depth `down_to`: CCTX_AUTO's
+ * cleanups run, and the others are no longer live contexts. */
+static void scope_ends(struct builder *b, int down_to, struct loc at)
 {
-    for (int i = b->nautos - 1; i >= down_to; i--)
-        emit(b, EV_AUTO_END, b->autos[i], at, NULL);
+    for (int i = b->nlocals - 1; i >= down_to; i--)
+        emit(b, b->g->vars[b->locals[i]].autorel ? EV_AUTO_END : EV_SCOPE_END, b->locals[i], at,
+             NULL);
 }
 
 static int label_node(struct builder *b, const char *name)
@@ -95,36 +97,39 @@ static int label_node(struct builder *b, const char *name)
     return b->labels[b->nlabels++].node;
 }
 
-/* The cleanup attribute, spelled directly or through CCTX_AUTO. */
-static bool auto_attr(CXCursor attr, CXCursor stmt)
+/* The variable has a cleanup attribute, however it was spelled: CCTX_AUTO, a
+ * project's own macro (systemd's _cleanup_(f)), or the attribute written out.
+ * libclang does not expose the attribute (an unexposed one, its tokens those
+ * of the macro's call), but the declaration printed back from the tree
+ * shows it in one spelling. */
+static bool has_cleanup(CXCursor d)
 {
-    return decl_has_token(attr, "cleanup", "__cleanup__") ||
-           decl_has_token(stmt, "CCTX_AUTO", "cleanup");
+    CXPrintingPolicy policy = clang_getCursorPrintingPolicy(d);
+    CXString s = clang_getCursorPrettyPrinted(d, policy);
+    const char *text = clang_getCString(s);
+    bool yes = strstr(text, "__attribute__((cleanup(") || strstr(text, "[[gnu::cleanup(");
+    clang_disposeString(s);
+    clang_PrintingPolicy_dispose(policy);
+    return yes;
 }
 
-static void decl(struct builder *b, CXCursor d, CXCursor stmt)
+static void decl(struct builder *b, CXCursor d)
 {
     if (clang_getCursorKind(d) != CXCursor_VarDecl)
         return;
     struct kids ks = kids_of(d);
     CXCursor init = clang_getNullCursor();
-    bool autorel = false;
-    for (unsigned i = 0; i < ks.n; i++) {
-        enum CXCursorKind k = clang_getCursorKind(ks.v[i]);
-        if (clang_isExpression(k))
+    for (unsigned i = 0; i < ks.n; i++)
+        if (clang_isExpression(clang_getCursorKind(ks.v[i])))
             init = ks.v[i];
-        if (clang_isAttribute(k) && !autorel)
-            autorel = auto_attr(ks.v[i], stmt);
-    }
     kids_free(&ks);
     enum CX_StorageClass sc = clang_Cursor_getStorageClass(d);
     bool local = sc != CX_SC_Static && sc != CX_SC_Extern;
     if (local && is_ctx_ptr(clang_getCursorType(d))) {
+        bool autorel = has_cleanup(d);
         int v = add_var(b->g, d, false, autorel);
-        if (autorel) {
-            b->autos = grow(b->autos, &b->capautos, b->nautos + 1, sizeof *b->autos);
-            b->autos[b->nautos++] = v;
-        }
+        b->locals = grow(b->locals, &b->caplocals, b->nlocals + 1, sizeof *b->locals);
+        b->locals[b->nlocals++] = v;
         if (!clang_Cursor_isNull(init))
             assign_var(b, v, init, cursor_loc(d));
         else
@@ -249,13 +254,13 @@ static void for_parts(CXCursor c, CXCursor part[4])
 }
 
 /* Lowers the body of a loop (or switch) whose break goes to brk and whose
- * continue goes to cont, leaving autos_kept_by_continue CCTX_AUTO variables
+ * continue goes to cont, leaving locals_kept_by_continue tracked local variables
  * open. */
 static void loop_body(struct builder *b, CXCursor body, int brk, int cont,
-                      int autos_kept_by_continue)
+                      int locals_kept_by_continue)
 {
     b->loops = grow(b->loops, &b->caploops, b->nloops + 1, sizeof *b->loops);
-    b->loops[b->nloops++] = (struct jump_targets){brk, cont, b->nautos, autos_kept_by_continue};
+    b->loops[b->nloops++] = (struct jump_targets){brk, cont, b->nlocals, locals_kept_by_continue};
     if (!clang_Cursor_isNull(body))
         stmt(b, body);
     b->nloops--;
@@ -264,7 +269,7 @@ static void loop_body(struct builder *b, CXCursor body, int brk, int cont,
 bool statement_expr(struct builder *b, CXCursor block, enum role role, int target, bool voided)
 {
     struct kids ks = kids_of(block);
-    int mark = b->nautos;
+    int mark = b->nlocals;
     bool defined = false;
     for (unsigned i = 0; i < ks.n; i++) {
         CXCursor s = ks.v[i];
@@ -278,8 +283,8 @@ bool statement_expr(struct builder *b, CXCursor block, enum role role, int targe
             stmt(b, s);
     }
     if (b->cur >= 0)
-        auto_ends(b, mark, end_loc(block));
-    b->nautos = mark;
+        scope_ends(b, mark, end_loc(block));
+    b->nlocals = mark;
     kids_free(&ks);
     return defined;
 }
@@ -293,17 +298,17 @@ void stmt(struct builder *b, CXCursor c)
     int t, f;
     switch (k) {
     case CXCursor_CompoundStmt: {
-        int mark = b->nautos;
+        int mark = b->nlocals;
         for (unsigned i = 0; i < ks.n; i++)
             stmt(b, ks.v[i]);
         if (b->cur >= 0)
-            auto_ends(b, mark, end_loc(c));
-        b->nautos = mark;
+            scope_ends(b, mark, end_loc(c));
+        b->nlocals = mark;
         break;
     }
     case CXCursor_DeclStmt:
         for (unsigned i = 0; i < ks.n; i++)
-            decl(b, ks.v[i], c);
+            decl(b, ks.v[i]);
         break;
     case CXCursor_IfStmt: {
         if (ks.n < 2)
@@ -329,7 +334,7 @@ void stmt(struct builder *b, CXCursor c)
         branch(b, ks.v[0], &t, &f);
         edge(g, f, after);
         b->cur = t;
-        loop_body(b, ks.v[1], after, head, b->nautos);
+        loop_body(b, ks.v[1], after, head, b->nlocals);
         edge(g, b->cur, head);
         b->cur = after;
         break;
@@ -340,7 +345,7 @@ void stmt(struct builder *b, CXCursor c)
         int body = new_node(g), test = new_node(g), after = new_node(g);
         edge(g, b->cur, body);
         b->cur = body;
-        loop_body(b, ks.v[0], after, test, b->nautos);
+        loop_body(b, ks.v[0], after, test, b->nlocals);
         edge(g, b->cur, test);
         b->cur = test;
         branch(b, ks.v[1], &t, &f);
@@ -351,6 +356,7 @@ void stmt(struct builder *b, CXCursor c)
     }
     case CXCursor_ForStmt: {
         CXCursor part[4];
+        int mark = b->nlocals; /* the init's variables live until the loop ends */
         for_parts(c, part);
         if (!clang_Cursor_isNull(part[0]))
             stmt(b, part[0]);
@@ -362,13 +368,15 @@ void stmt(struct builder *b, CXCursor c)
             edge(g, f, after);
             b->cur = t;
         }
-        loop_body(b, part[3], after, inc, b->nautos);
+        loop_body(b, part[3], after, inc, b->nlocals);
         edge(g, b->cur, inc);
         b->cur = inc;
         if (!clang_Cursor_isNull(part[2]))
             expr(b, part[2], ROLE_OTHER, -1, false);
         edge(g, b->cur, head);
         b->cur = after;
+        scope_ends(b, mark, end_loc(c));
+        b->nlocals = mark;
         break;
     }
     case CXCursor_SwitchStmt: {
@@ -383,10 +391,10 @@ void stmt(struct builder *b, CXCursor c)
         b->sw_default = false;
         b->cur = -1;
         /* break leaves the switch; continue leaves the enclosing loop's body,
-         * and the CCTX_AUTO variables declared in it */
+         * and the variables declared in it */
         const struct jump_targets *loop = b->nloops ? &b->loops[b->nloops - 1] : NULL;
         loop_body(b, ks.v[ks.n - 1], after, loop ? loop->cont : -1,
-                  loop ? loop->autos_kept_by_continue : b->nautos);
+                  loop ? loop->locals_kept_by_continue : b->nlocals);
         edge(g, b->cur, after);
         if (!b->sw_default)
             edge(g, b->sw, after);
@@ -412,7 +420,7 @@ void stmt(struct builder *b, CXCursor c)
         if (b->nloops) {
             const struct jump_targets *j = &b->loops[b->nloops - 1];
             bool brk = k == CXCursor_BreakStmt;
-            auto_ends(b, brk ? j->autos_kept_by_break : j->autos_kept_by_continue, at);
+            scope_ends(b, brk ? j->locals_kept_by_break : j->locals_kept_by_continue, at);
             edge(g, b->cur, brk ? j->brk : j->cont);
         }
         b->cur = -1;
@@ -428,7 +436,7 @@ void stmt(struct builder *b, CXCursor c)
             else
                 expr(b, ks.v[0], ROLE_STORE, -1, false);
         }
-        auto_ends(b, 0, at);
+        scope_ends(b, 0, at);
         emit(b, EV_EXIT, -1, at, NULL);
         b->cur = -1;
         break;
@@ -474,7 +482,7 @@ void cfg_build(struct cfg *g, CXCursor fn)
 {
     memset(g, 0, sizeof *g);
     CXString s = clang_getCursorSpelling(fn);
-    snprintf(g->fname, sizeof g->fname, "%s", clang_getCString(s));
+    copy_name(g->fname, sizeof g->fname, clang_getCString(s));
     clang_disposeString(s);
     struct builder b = {.g = g, .sw = -1};
     g->entry = b.cur = new_node(g);
@@ -500,7 +508,7 @@ void cfg_build(struct cfg *g, CXCursor fn)
     free(b.labels);
     free(b.gotos);
     free(b.loops);
-    free(b.autos);
+    free(b.locals);
 }
 
 void cfg_free(struct cfg *g)

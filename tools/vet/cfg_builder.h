@@ -15,10 +15,11 @@ struct label {
 };
 
 /* A loop or switch being lowered: where break and continue go, and how many
- * CCTX_AUTO variables stay open after each jump (the others' cleanups run). */
+ * tracked local variables stay in scope after each jump (the others' scopes
+ * end: CCTX_AUTO's cleanups run). */
 struct jump_targets {
     int brk, cont;
-    int autos_kept_by_break, autos_kept_by_continue;
+    int locals_kept_by_break, locals_kept_by_continue;
 };
 
 struct builder {
@@ -28,8 +29,8 @@ struct builder {
      * nesting as deep as the parser accepts is lowered. */
     struct jump_targets *loops;
     int nloops, caploops;
-    int *autos; /* CCTX_AUTO variables of the open blocks */
-    int nautos, capautos;
+    int *locals; /* the tracked variables declared in the open blocks */
+    int nlocals, caplocals;
     struct label *labels;
     int nlabels;
     struct {
@@ -42,6 +43,10 @@ struct builder {
     bool defer; /* hand-overs in a condition wait for the success branch */
     struct event deferred[8];
     int ndeferred;
+    /* Inside the right operand of an operator that may be && or || (one a
+     * macro wrote, which cannot be told): that operand may not run, so a call
+     * there that never returns ends no path. */
+    int maybe_skipped;
 };
 
 enum role { ROLE_OTHER, ROLE_DISCARD, ROLE_ASSIGN, ROLE_STORE };

@@ -131,7 +131,7 @@ static bool call(struct builder *b, CXCursor c, enum role role, int target, bool
                    "to (void) if that is meant)",
                    shown);
     }
-    if (name[0] && callee_noreturn(c, name))
+    if (name[0] && !b->maybe_skipped && callee_noreturn(c, name))
         emit(b, EV_NORETURN, -1, at, NULL);
     return defined;
 }
@@ -191,6 +191,75 @@ static void assign(struct builder *b, CXCursor lhs, CXCursor rhs, struct loc at)
         expr(b, rhs, ROLE_STORE, -1, false);
 }
 
+/* The operands of `&&` and `||` (op), the right one on the branch where the
+ * left did not decide the value. An operator a macro wrote may be one of
+ * them yet cannot be told (op ""): its right operand is lowered in line,
+ * but a call there that never returns ends no path. */
+static void short_circuit(struct builder *b, CXCursor s, const char *op)
+{
+    struct kids ks = kids_of(s);
+    if (ks.n != 2) {
+        kids_free(&ks);
+        kids_expr(b, s, ROLE_OTHER);
+        return;
+    }
+    if (!op[0]) {
+        expr(b, ks.v[0], ROLE_OTHER, -1, false);
+        b->maybe_skipped++;
+        expr(b, ks.v[1], ROLE_OTHER, -1, false);
+        b->maybe_skipped--;
+    } else {
+        bool is_and = op[0] == '&';
+        int t, f, join;
+        branch(b, ks.v[0], &t, &f);
+        join = new_node(b->g);
+        b->cur = is_and ? t : f;
+        expr(b, ks.v[1], ROLE_OTHER, -1, false);
+        edge(b->g, b->cur, join);
+        edge(b->g, is_and ? f : t, join);
+        b->cur = join;
+    }
+    kids_free(&ks);
+}
+
+/* The value of one arm of `?:`, with the role of the whole. For an
+ * assignment each arm is assigned on its own branch. */
+static void arm(struct builder *b, CXCursor value, enum role role, int target, bool voided,
+                struct loc at)
+{
+    if (role == ROLE_ASSIGN && target >= 0)
+        assign_var(b, target, value, at);
+    else if (role == ROLE_STORE && var_of(b, value) >= 0)
+        emit(b, EV_ESCAPE, var_of(b, value), cursor_loc(value), NULL);
+    else
+        expr(b, value, role, target, voided);
+}
+
+/* cond ? yes : no, each arm on its own branch; GNU's `cond ?: no` (yes null)
+ * has the condition's value as its first arm. Returns true when it defined
+ * target (every arm assigned it). */
+static bool conditional(struct builder *b, CXCursor s, CXCursor cond, CXCursor yes, CXCursor no,
+                        enum role role, int target, bool voided)
+{
+    struct loc at = cursor_loc(s);
+    int t, f, join;
+    branch(b, cond, &t, &f);
+    join = new_node(b->g);
+    b->cur = t;
+    if (!clang_Cursor_isNull(yes))
+        arm(b, yes, role, target, voided, at);
+    else if (var_of(b, cond) >= 0 && (role == ROLE_STORE || (role == ROLE_ASSIGN && target >= 0)))
+        arm(b, cond, role, target, voided, at); /* the condition's value, read again */
+    else if (role == ROLE_ASSIGN && target >= 0)
+        emit(b, EV_BORROW, target, at, NULL);
+    edge(b->g, b->cur, join);
+    b->cur = f;
+    arm(b, no, role, target, voided, at);
+    edge(b->g, b->cur, join);
+    b->cur = join;
+    return role == ROLE_ASSIGN && target >= 0;
+}
+
 bool expr(struct builder *b, CXCursor c, enum role role, int target, bool voided)
 {
     CXCursor s = strip(c, false);
@@ -220,7 +289,33 @@ bool expr(struct builder *b, CXCursor c, enum role role, int target, bool voided
             kids_free(&ks);
             return false;
         }
+        if (strcmp(op, "&&") == 0 || strcmp(op, "||") == 0 ||
+            (!op[0] && clang_getCanonicalType(clang_getCursorType(s)).kind == CXType_Int)) {
+            short_circuit(b, s, op);
+            return false;
+        }
         break;
+    case CXCursor_ConditionalOperator: {
+        struct kids ks = kids_of(s);
+        bool r = false;
+        if (ks.n == 3)
+            r = conditional(b, s, ks.v[0], ks.v[1], ks.v[2], role, target, voided);
+        else
+            kids_expr(b, s, ROLE_OTHER);
+        kids_free(&ks);
+        return r;
+    }
+    case CXCursor_UnexposedExpr:
+        if (is_binary_conditional(s)) {
+            struct kids ks = kids_of(s);
+            bool r =
+                conditional(b, s, ks.v[0], clang_getNullCursor(), ks.v[3], role, target, voided);
+            kids_free(&ks);
+            return r;
+        }
+        break;
+    case CXCursor_UnaryExpr:
+        return false; /* sizeof and _Alignof do not evaluate their operand */
     case CXCursor_UnaryOperator:
         if (strcmp(op_of(s, op, sizeof op), "&") == 0) {
             struct kids ks = kids_of(s);
@@ -279,7 +374,10 @@ static int null_test(struct builder *b, CXCursor c, int *v)
 }
 
 /* +1: the true branch of c is a failed hand-over (pthread_create(...) != 0);
- * -1: the true branch is the successful one; 0: no hand-over tested. */
+ * -1: the true branch is the successful one; 0: no hand-over tested. The
+ * zero may be on either side (`0 != pthread_create(...)`), and the result
+ * may be kept on the way (`(rc = pthread_create(...)) != 0`): an
+ * assignment's value is the one assigned. */
 static int handover_test(CXCursor c)
 {
     CXCursor s = strip(c, false);
@@ -293,12 +391,15 @@ static int handover_test(CXCursor c)
     struct kids ks = kids_of(s);
     if (k == CXCursor_UnaryOperator && ks.n == 1 && strcmp(op_of(s, op, sizeof op), "!") == 0)
         r = -handover_test(ks.v[0]);
-    else if (k == CXCursor_BinaryOperator && ks.n == 2 && is_null_const(ks.v[1])) {
+    else if (k == CXCursor_BinaryOperator && ks.n == 2) {
         op_of(s, op, sizeof op);
-        if (strcmp(op, "!=") == 0)
-            r = handover_test(ks.v[0]);
-        else if (strcmp(op, "==") == 0)
-            r = -handover_test(ks.v[0]);
+        int side = is_null_const(ks.v[1]) ? 0 : is_null_const(ks.v[0]) ? 1 : -1;
+        if (strcmp(op, "=") == 0)
+            r = handover_test(ks.v[1]);
+        else if (side >= 0 && strcmp(op, "!=") == 0)
+            r = handover_test(ks.v[side]);
+        else if (side >= 0 && strcmp(op, "==") == 0)
+            r = -handover_test(ks.v[side]);
     }
     kids_free(&ks);
     return r;
@@ -318,8 +419,49 @@ static bool const_value(CXCursor c, long long *value)
     return ok;
 }
 
+/* The branches of `a && b` or `a || b`: b is tested only where a did not
+ * decide, so what each test tells its side holds there. */
+static void short_circuit_branch(struct builder *b, CXCursor a, CXCursor c, bool and, int *t,
+                                 int *f)
+{
+    int at, af, ct, cf, join;
+    branch(b, a, &at, &af);
+    b->cur = and? at : af;
+    branch(b, c, &ct, &cf);
+    join = new_node(b->g);
+    edge(b->g, and? af : at, join);
+    edge(b->g, and? cf : ct, join);
+    *t = and? ct : join;
+    *f = and? join : cf;
+}
+
 void branch(struct builder *b, CXCursor cond, int *t, int *f)
 {
+    CXCursor s = strip(cond, false);
+    enum CXCursorKind k = clang_getCursorKind(s);
+    if (k == CXCursor_BinaryOperator || k == CXCursor_UnaryOperator) {
+        char op[8];
+        op_of(s, op, sizeof op);
+        bool and = strcmp(op, "&&") == 0, or = strcmp(op, "||") == 0;
+        bool not = strcmp(op, "!") == 0 && k == CXCursor_UnaryOperator;
+        struct kids ks = kids_of(s);
+        bool done = true;
+        if (not &&ks.n == 1)
+            branch(b, ks.v[0], f, t);
+        else if ((and || or) && ks.n == 2)
+            short_circuit_branch(b, ks.v[0], ks.v[1], and, t, f);
+        else
+            done = false;
+        kids_free(&ks);
+        if (done)
+            return;
+    }
+    /* A condition may be lowered inside another's (a `&&` in a call's
+     * arguments): the outer one's hand-overs wait meanwhile. */
+    bool outer_defer = b->defer;
+    int outer_ndeferred = b->ndeferred;
+    struct event outer_deferred[8];
+    memcpy(outer_deferred, b->deferred, sizeof outer_deferred);
     int hv = handover_test(cond);
     b->defer = hv != 0;
     b->ndeferred = 0;
@@ -341,5 +483,7 @@ void branch(struct builder *b, CXCursor cond, int *t, int *f)
         emit_at(b->g, nt > 0 ? *t : *f, EV_NULL, v, cursor_loc(cond), NULL);
     for (int i = 0; i < b->ndeferred; i++)
         emit_at(b->g, hv > 0 ? *f : *t, EV_HANDOVER, b->deferred[i].var, b->deferred[i].at, NULL);
-    b->ndeferred = 0;
+    b->defer = outer_defer;
+    b->ndeferred = outer_ndeferred;
+    memcpy(b->deferred, outer_deferred, sizeof outer_deferred);
 }

@@ -28,7 +28,7 @@ static void usage(FILE *out)
             "  --sarif            write one SARIF 2.1.0 log to stdout\n"
             "  --list-rules       name every rule, whether it is on by default, what it finds\n"
             "  -h, --help         this text\n"
-            "Silence a finding with a comment on its line or the line above:\n"
+            "Silence a finding with a comment on its line or alone just above it:\n"
             "  // cctx-vet:ignore=RULE[,RULE...]   (why it is fine)\n"
             "Exit status: 0 no findings, 1 findings, 2 usage or parse errors.\n");
 }
@@ -57,19 +57,59 @@ static bool set_rules(const char *list, bool on)
     return ok;
 }
 
-/* Prints the errors of a parse on stderr; true if there were any. */
-static bool diagnostics(CXTranslationUnit tu)
+/* Whether the driver's complaint about the command line was told already:
+ * every file of a build has the same flags, and says it once is enough. */
+static bool said_before(const char *text)
+{
+    static char **said;
+    static size_t nsaid, capsaid;
+    for (size_t i = 0; i < nsaid; i++)
+        if (strcmp(said[i], text) == 0)
+            return true;
+    if (nsaid == capsaid) {
+        capsaid = capsaid ? 2 * capsaid : 8;
+        said = realloc(said, capsaid * sizeof *said);
+        if (!said)
+            abort();
+    }
+    said[nsaid] = strdup(text);
+    if (!said[nsaid])
+        abort();
+    nsaid++;
+    return false;
+}
+
+/* Prints the errors of a parse on stderr; true if there were any that make
+ * the file's tree incomplete. Two kinds do not: a warning made an error
+ * (-Werror, or a warning that is an error by default: it has a -W option),
+ * and a complaint about the command line (no place in a file), such as an
+ * option of GCC's that Clang does not know (-fanalyzer, -fconserve-stack),
+ * which the driver leaves out before it parses. */
+static bool diagnostics(CXTranslationUnit tu, const char *file)
 {
     bool errors = false;
     unsigned n = clang_getNumDiagnostics(tu);
     for (unsigned i = 0; i < n; i++) {
         CXDiagnostic d = clang_getDiagnostic(tu, i);
-        if (clang_getDiagnosticSeverity(d) >= CXDiagnostic_Error) {
-            CXString s = clang_formatDiagnostic(d, clang_defaultDiagnosticDisplayOptions());
-            fprintf(stderr, "%s\n", clang_getCString(s));
-            clang_disposeString(s);
-            errors = true;
+        CXString option = clang_getDiagnosticOption(d, NULL);
+        CXFile in;
+        clang_getExpansionLocation(clang_getDiagnosticLocation(d), &in, NULL, NULL, NULL);
+        bool warning = clang_getCString(option)[0] != 0;
+        if (clang_getDiagnosticSeverity(d) >= CXDiagnostic_Error && !warning) {
+            if (in) {
+                CXString s = clang_formatDiagnostic(d, clang_defaultDiagnosticDisplayOptions());
+                fprintf(stderr, "%s\n", clang_getCString(s));
+                clang_disposeString(s);
+                errors = true;
+            } else {
+                CXString s = clang_getDiagnosticSpelling(d);
+                if (!said_before(clang_getCString(s)))
+                    fprintf(stderr, "cctx-vet: %s: %s (left out: the parse goes on without it)\n",
+                            file, clang_getCString(s));
+                clang_disposeString(s);
+            }
         }
+        clang_disposeString(option);
         clang_disposeDiagnostic(d);
     }
     return errors;
@@ -121,7 +161,7 @@ static long check_file(CXIndex index, const char *file, const char *abs, const c
         fprintf(stderr, "cctx-vet: %s: libclang could not parse it (error %d)\n", file, (int)rc);
         return -1;
     }
-    bool errors = diagnostics(tu);
+    bool errors = diagnostics(tu, file);
     report_begin_file(file, abs, clang_getFile(tu, abs));
     clang_visitChildren(clang_getTranslationUnitCursor(tu), functions, NULL);
     check_fields(tu);

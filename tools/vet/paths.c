@@ -21,6 +21,8 @@ struct state {
     int owed;         /* references this function must still release */
     bool borrowed;    /* valid without being owed: a parameter, a copied pointer */
     bool handed;      /* DEAD because the last reference was handed on */
+    bool gone;        /* out of scope: no longer a context at hand (a reference
+                         still owed stays owed, reported at the return) */
     const char *how;  /* to whom: "handed to a thread", "returned", ... */
     struct loc def;   /* where the context was made */
     struct loc rel;   /* where it was last released or handed over */
@@ -31,7 +33,7 @@ static uint64_t key(const struct state *s)
 {
     return (uint64_t)s->kind | (uint64_t)(s->owed & 7) << 3 | (uint64_t)s->borrowed << 6 |
            (uint64_t)s->handed << 7 | (uint64_t)(s->def.line & 0xffffff) << 8 |
-           (uint64_t)(s->rel.line & 0xffffff) << 32;
+           (uint64_t)(s->rel.line & 0xffffff) << 32 | (uint64_t)s->gone << 56;
 }
 
 struct seen {
@@ -164,18 +166,22 @@ static bool step(const struct var *v, struct state *s, const struct event *e, in
         if (e->kind == EV_ESCAPE)
             s->kind = S_ESC;
         break;
+    case EV_SCOPE_END:
+        s->gone = true;
+        break;
     case EV_NULL:
         s->kind = S_NULL;
+        s->gone = false;
         break;
     case EV_BACKGROUND:
-        if (s->kind == S_LIVE && !v->param)
+        if (s->kind == S_LIVE && !s->gone && !v->param)
             report(R_BACKGROUND, e->at,
                    "%s() while the context %s (line %u) is live: derive from %s so its "
                    "deadline and cancellation carry over",
                    e->what, v->name, s->def.line, v->name);
         break;
     case EV_BLOCKING:
-        if (s->kind == S_LIVE && !v->param)
+        if (s->kind == S_LIVE && !s->gone && !v->param)
             report(R_BLOCKING_LOCAL, e->at,
                    "%s() blocks without listening to the context %s: use %s(%s, ...)", e->what,
                    v->name, blocking_replacement(e->what), v->name);

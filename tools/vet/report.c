@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Findings: where they are, which are silenced by a `cctx-vet:ignore=rule`
- * comment on their line or the line above, and how they are printed (GCC's
- * `file:line:col: warning: message [cctx-vet:rule]`, or a SARIF 2.1.0 log).
+ * comment on their line or standing alone just above it, and how they are
+ * printed (GCC's `file:line:col: warning: message [cctx-vet:rule]`, or a
+ * SARIF 2.1.0 log).
  */
 #include "vet.h"
 
@@ -18,14 +19,11 @@ const struct rule_info rules[R_COUNT] = {
     [R_USEAFTERRELEASE] = {"useafterrelease", true, "a context is used after its release"},
     [R_BACKGROUND] = {"background", true,
                       "cctx_background()/cctx_todo() where a context is available"},
-    [R_BLOCKING] = {"blocking", true,
-                    "a blocking call in a function that has a context parameter"},
-    [R_BLOCKING_LOCAL] = {"blocking-local", false,
-                          "a blocking call while a local context is live"},
+    [R_BLOCKING] = {"blocking", true, "a blocking call in a function that has a context parameter"},
+    [R_BLOCKING_LOCAL] = {"blocking-local", false, "a blocking call while a local context is live"},
     [R_CTXFIRST] = {"ctxfirst", true, "a context parameter that is not the first"},
     [R_FIELD] = {"field", false, "a context stored in a struct field"},
-    [R_UNCHECKED] = {"unchecked", true,
-                     "the result of a derivation or of cctx_wait is ignored"},
+    [R_UNCHECKED] = {"unchecked", true, "the result of a derivation or of cctx_wait is ignored"},
 };
 bool rule_on[R_COUNT];
 
@@ -44,7 +42,7 @@ struct finding {
     char *msg;
 };
 
-static struct finding *all;  /* kept for SARIF, every file's */
+static struct finding *all; /* kept for SARIF, every file's */
 static size_t nall, capall;
 static size_t file_start;    /* this file's findings begin here */
 static const char *cur_file; /* as the user named it, for the output */
@@ -133,25 +131,84 @@ static char **read_lines(const char *path, unsigned *n)
     return lines;
 }
 
-/* `cctx-vet:ignore=a,b` (or `=all`) in a comment of this line names the rule;
- * any line of a block comment counts. */
-static bool ignores(const char *line, const char *rule)
+/* The directive `cctx-vet:ignore=a,b` (or `=all`, blanks allowed after a
+ * comma) somewhere in text names the rule. */
+static bool names_rule(const char *text, const char *rule)
 {
-    const char *p = strstr(line, "cctx-vet:ignore=");
-    const char *lead = line + strspn(line, " \t");
-    bool comment = strstr(line, "//") || strstr(line, "/*") || strstr(line, "*/") || *lead == '*';
-    if (!p || !comment)
-        return false;
-    p += strlen("cctx-vet:ignore=");
+    static const char directive[] = "cctx-vet:ignore=";
     size_t rl = strlen(rule);
-    for (;;) {
-        size_t n = strspn(p, "abcdefghijklmnopqrstuvwxyz-");
-        if ((n == rl && strncmp(p, rule, n) == 0) || (n == 3 && strncmp(p, "all", 3) == 0))
-            return true;
-        if (p[n] != ',')
-            return false;
-        p += n + 1;
+    for (const char *p = strstr(text, directive); p; p = strstr(p + 1, directive)) {
+        const char *q = p + strlen(directive);
+        for (;;) {
+            size_t n = strspn(q, "abcdefghijklmnopqrstuvwxyz-");
+            if ((n == rl && strncmp(q, rule, n) == 0) || (n == 3 && strncmp(q, "all", 3) == 0))
+                return true;
+            if (q[n] != ',')
+                break;
+            q += n + 1;
+            q += strspn(q, " \t");
+        }
     }
+    return false;
+}
+
+/* A comment on the finding's own line (from the first `//` or opening of
+ * a block comment on) names the rule. */
+static bool own_line_ignores(const char *line, const char *rule)
+{
+    const char *slashes = strstr(line, "//"), *block = strstr(line, "/*");
+    const char *comment = !slashes ? block : !block || slashes < block ? slashes : block;
+    return comment && names_rule(comment, rule);
+}
+
+static bool blank(const char *from, const char *to)
+{
+    for (; from < to && *from; from++)
+        if (*from != ' ' && *from != '\t' && *from != '\n' && *from != '\r')
+            return false;
+    return true;
+}
+
+/* The first line (0-based) of the comment that ends on line `last` when that
+ * comment stands alone on its lines, nothing but blanks before or after it:
+ * a block comment, or a run of `//` lines. -1 when line `last` holds code
+ * (a comment after code speaks for its own line only) or no comment. */
+static int comment_above(char **lines, unsigned last)
+{
+    const char *text = lines[last] + strspn(lines[last], " \t");
+    if (strncmp(text, "//", 2) == 0) {
+        unsigned first = last;
+        while (first > 0 &&
+               strncmp(lines[first - 1] + strspn(lines[first - 1], " \t"), "//", 2) == 0)
+            first--;
+        return (int)first;
+    }
+    const char *end = NULL;
+    for (const char *p = strstr(lines[last], "*/"); p; p = strstr(p + 1, "*/"))
+        end = p;
+    if (!end || !blank(end + 2, end + strlen(end)))
+        return -1;
+    for (unsigned i = last + 1; i-- > 0;) {
+        const char *open = strstr(lines[i], "/*");
+        if (open && (i < last || open < end))
+            return blank(lines[i], open) ? (int)i : -1;
+    }
+    return -1;
+}
+
+/* A finding on line l (1-based) is silenced by a comment on its line, or by
+ * the comment standing alone on the lines just above it (any of its lines). */
+static bool silenced(char **lines, unsigned nlines, unsigned l, const char *rule)
+{
+    if (l < 1 || l > nlines)
+        return false;
+    if (own_line_ignores(lines[l - 1], rule))
+        return true;
+    int first = l >= 2 ? comment_above(lines, l - 2) : -1;
+    for (int i = first; i >= 0 && i <= (int)l - 2; i++)
+        if (names_rule(lines[i], rule))
+            return true;
+    return false;
 }
 
 static int by_place(const void *a, const void *b)
@@ -172,8 +229,7 @@ size_t report_end_file(bool sarif)
     for (size_t i = file_start; i < nall; i++) {
         unsigned l = all[i].at.line;
         const char *name = rules[all[i].rule].name;
-        bool quiet = (l >= 1 && l <= nlines && ignores(lines[l - 1], name)) ||
-                     (l >= 2 && l - 1 <= nlines && ignores(lines[l - 2], name));
+        bool quiet = silenced(lines, nlines, l, name);
         if (quiet)
             free(all[i].msg);
         else
@@ -230,7 +286,8 @@ void report_sarif(void)
 {
     printf("{\n  \"$schema\": \"https://json.schemastore.org/sarif-2.1.0.json\",\n"
            "  \"version\": \"2.1.0\",\n  \"runs\": [{\n"
-           "    \"tool\": {\"driver\": {\"name\": \"cctx-vet\", \"version\": \"0.1.0\",\n"
+           "    \"tool\": {\"driver\": {\"name\": \"cctx-vet\", \"version\": \"" CCTX_VET_VERSION
+           "\",\n"
            "      \"rules\": [");
     for (int i = 0; i < R_COUNT; i++) {
         printf("%s\n        {\"id\": ", i ? "," : "");

@@ -75,7 +75,7 @@ void check_function(CXCursor fn)
 {
     struct fnctx f = {{0}, {0}};
     CXString s = clang_getCursorSpelling(fn);
-    snprintf(f.fname, sizeof f.fname, "%s", clang_getCString(s));
+    copy_name(f.fname, sizeof f.fname, clang_getCString(s));
     clang_disposeString(s);
     int n = clang_Cursor_getNumArguments(fn);
     bool canonical = clang_equalCursors(fn, clang_getCanonicalCursor(fn));
@@ -85,8 +85,8 @@ void check_function(CXCursor fn)
             continue;
         CXString ps = clang_getCursorSpelling(p);
         if (!f.param[0])
-            snprintf(f.param, sizeof f.param, "%s",
-                     clang_getCString(ps)[0] ? clang_getCString(ps) : "(unnamed)");
+            copy_name(f.param, sizeof f.param,
+                      clang_getCString(ps)[0] ? clang_getCString(ps) : "(unnamed)");
         if (i > 0 && canonical)
             report(R_CTXFIRST, cursor_loc(p),
                    "the context parameter %s of %s should come first, as everywhere else",

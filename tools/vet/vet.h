@@ -87,6 +87,9 @@ void kids_free(struct kids *k);
 /* c without parentheses and implicit conversions (and explicit casts when
  * casts is true). */
 CXCursor strip(CXCursor c, bool casts);
+/* GNU's `a ?: b`, which libclang shows as an unexposed expression of four
+ * children: a, a again twice (as the condition and the first value), b. */
+bool is_binary_conditional(CXCursor c);
 /* The operator of a unary or binary operator cursor ("=", "!", "&", ...),
  * copied into buf; "" when it cannot be told (operator.c). */
 const char *op_of(CXCursor c, char *buf, size_t size);
@@ -104,10 +107,12 @@ bool is_null_const(CXCursor c);
 void callee_name(CXCursor call, char *buf, size_t size);
 /* The called function's declaration says it never returns. */
 bool callee_noreturn(CXCursor call, const char *name);
+/* Copies a name into dst; a name too long for it is cut before the
+ * character that does not fit whole (names are UTF-8: SARIF must be too). */
+void copy_name(char *dst, size_t size, const char *src);
 /* The type is cctx_t * (any qualifiers on the struct). */
 bool is_ctx_ptr(CXType t);
-/* Whether the declaration's tokens include the word (used for CCTX_AUTO and
- * the cleanup attribute). */
+/* Whether the declaration's tokens include the word (_Noreturn). */
 bool decl_has_token(CXCursor decl, const char *word, const char *word2);
 bool in_main_file(CXCursor c);
 
@@ -119,6 +124,7 @@ enum ev_kind {
     EV_REF,        /* cctx_ref(var) with the result dropped: one more reference */
     EV_RELEASE,    /* cctx_release(var)                                        */
     EV_AUTO_END,   /* CCTX_AUTO's cleanup runs for var (scope exit)            */
+    EV_SCOPE_END,  /* var's scope ends (no cleanup): no longer a live context   */
     EV_HANDOVER,   /* var handed on: one reference goes with it (what says where:
                       NULL a thread, or a CCTX_AUTO variable returned or stored
                       through an out-parameter, which its cleanup still drops) */
