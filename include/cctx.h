@@ -618,7 +618,11 @@ CCTX_API CCTX__OWNED cctx_t *cctx_with_grace_at(cctx_t *parent, int64_t grace,
  * set up. When nothing holds the context, the call costs a cancellation
  * and two loads. Two threads waiting on one
  * context each hold a reference, so neither can see the other's go: both
- * wait until their timeouts. */
+ * wait until their timeouts. For the same reason, a value destructor, or an
+ * after-function that a context's last release runs, must not wait on an
+ * ancestor of that context: the context is being freed, but still holds its
+ * reference on its parent until they return, so the wait lasts its whole
+ * timeout (for ever with -1). */
 CCTX_API int cctx_cancel_and_wait_at(cctx_cancel_t *cancel, int64_t timeout, FILE *report,
                                      const char *file, int line, const char *func);
 #define cctx_cancel_and_wait(cancel, timeout, report) \
