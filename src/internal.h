@@ -123,14 +123,6 @@ uint32_t cctx__timer_shard(void);
 #define CCTX__TIMER_DUE (-1)
 int cctx__timer_arm(struct cctx__timer *t);
 void cctx__timer_disarm(struct cctx__timer *t);
-/* A timed wait on the fake clock whose timeout is a fake deadline it made:
- * made inside an advance (an after-function that this thread's
- * cctx_fake_clock_advance runs), nothing but this thread could ever move the
- * clock to it, as the advance holds the clock's lock and waits for the
- * function; so the clock is moved here by `timeout`, as the function's own
- * nested advance would, and the deadline has fired when this returns.
- * Elsewhere it does nothing: another thread's advance fires the deadline. */
-void cctx__timer_wait_in_advance(int64_t timeout);
 
 /* fork.c: one set of fork handlers for the core, registered on first need
  * (a library thread started, a done descriptor made). A child starts no

@@ -450,7 +450,6 @@ static int wait_alone(struct cctx *c, int64_t timeout, const char *file, int lin
         if (!until)
             return ENOMEM;
         cctx__after_func_first(until, &reg, fake_timeout, &fake, file, line, func);
-        cctx__timer_wait_in_advance(timeout);
     } else if (timeout > 0) {
         deadline = cctx__sat_add(cctx__os_now(), timeout);
     }

@@ -507,13 +507,6 @@ long cctx__test_armed_timers(void)
  * It is recursive because an after-function run by an advance may advance
  * the clock itself; the outer advance then goes on from the clock's new time. */
 static unsigned fake_restarts; /* starts and stops of the clock, under fake_lock */
-static _Thread_local unsigned advancing; /* this thread's advances under way */
-
-void cctx__timer_wait_in_advance(int64_t timeout)
-{
-    if (advancing > 0 && timeout > 0 && cctx__atomic_load_seq_cst(&cctx__fake_on))
-        cctx__timer_set_fake(1, 0, timeout);
-}
 
 void cctx__timer_set_fake(int on, int64_t now, int64_t advance)
 {
@@ -535,7 +528,6 @@ void cctx__timer_set_fake(int on, int64_t now, int64_t advance)
             cctx__atomic_store_seq_cst(&cctx__fake_now, now);
     }
     unsigned restarts = fake_restarts;
-    advancing++;
     cctx__atomic_store_seq_cst(&cctx__fake_on, on);
     /* A barrier: the timer thread's pops check the clock under a shard lock,
      * so from here on none of them fires a fake deadline on real time. */
@@ -589,7 +581,6 @@ void cctx__timer_set_fake(int on, int64_t now, int64_t advance)
         if (t)
             fire(t, 1, outer);
     }
-    advancing--;
     pthread_mutex_unlock(&fake_lock);
     kick(); /* the thread re-reads which clock runs */
 }

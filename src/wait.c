@@ -148,7 +148,6 @@ int cctx_wait_at(const cctx_t *ctx, int64_t timeout, const char *file, int line,
                                                    timeout, 0, NULL, NULL, file, line, func);
         if (!until)
             return ENOMEM;
-        cctx__timer_wait_in_advance(timeout);
         wait_state(cctx__source(until), CCTX_NO_DEADLINE);
         cctx_release_at(until, file, line, func);
         return cctx_err(ctx);
@@ -228,10 +227,8 @@ int cctx_wait_any_at(cctx_t *const *ctxs, size_t n, int64_t timeout, const char 
     struct any_waiter w = {0};
     for (size_t i = 0; i < n; i++)
         cctx__after_func_first(ctxs[i], &regs[i], any_fired, &w, file, line, func);
-    if (fake) {
+    if (fake)
         cctx__after_func_first(until, &regs[n], any_fired, &w, file, line, func);
-        cctx__timer_wait_in_advance(timeout);
-    }
 
     int64_t deadline = timeout < 0 || fake ? CCTX_NO_DEADLINE
                                            : cctx__sat_add(cctx__os_now(), timeout);

@@ -36,12 +36,10 @@ CCTX_API void cctx_fake_clock_start(int64_t now);
  * one that starts it anew ends this advance there; one that stops it ends
  * this advance too, and the deadlines it had still to fire are then on the
  * real clock (see cctx_fake_clock_stop). A timed wait such a function
- * makes (cctx_sleep, or cctx_wait, cctx_wait_any or cctx_cancel_and_wait
- * with a timeout) could end only by this advance, which waits for the
- * function: so it moves the clock itself, by its whole timeout, as a nested
- * advance would (firing what falls due, the wait's own context's deadline
- * included), and then answers as at that time. An unlimited wait there
- * still waits for another thread to end its context.
+ * makes on the fake clock (cctx_sleep, or cctx_wait, cctx_wait_any or
+ * cctx_cancel_and_wait with a timeout) ends only when another thread ends
+ * what it waits for: its timeout could come only from this advance, which
+ * waits for the function. To let time pass there, advance the clock.
  *
  * A deadline derived on another thread while an advance passes it is ended
  * by that derivation, before it returns, unless the advance fires it. */
