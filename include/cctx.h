@@ -23,11 +23,15 @@
  *    yours: after-functions, and value destructors run by a release it would
  *    make, run on "runner" threads, started on demand (one more whenever
  *    work comes and none is idle, up to 256 running after-functions, and 4
- *    more that only do the library's own work; one idle for 2 s exits). So
- *    a slow or blocking after-function never delays another context's
- *    deadline, and even with 256 of them blocked, deadlines still fire and
+ *    more for the library's own work: finishing a deadline's firing,
+ *    dropping references, waking waits; one idle for 2 s exits). So a slow
+ *    or blocking after-function never delays another context's deadline,
+ *    and even with 256 of them blocked, deadlines still fire and
  *    cctx_wait_any, cctx_cond_wait and groups still wake (a 257th
- *    after-function waits for one of them to return). Only when no runner
+ *    after-function waits for one of them to return). The library's own
+ *    work can still run user code (a value destructor a release runs, the
+ *    after-functions of a context a watched signal ends), which then holds
+ *    one of those 4 while it blocks. Only when no runner
  *    thread exists and none can be created
  *    (out of threads or memory) does the timer thread run that work itself.
  *    Library threads have every signal blocked. They keep running while
@@ -430,9 +434,9 @@ CCTX_API bool cctx_after_stop_at(cctx_after_t *reg, const char *file, int line, 
 /* ---- 7. Seeing inside ----------------------------------------------------- */
 
 /* Switches, read once from the environment before main (and ignored, as
- * if unset, in a set-user-ID or set-group-ID program, or one with file
- * capabilities: they write files and make directories where the caller
- * says):
+ * if unset, in a set-user-ID or set-group-ID program, or, where the C
+ * library has secure_getenv, one with file capabilities: they write files
+ * and make directories where the caller says):
  *
  *  CCTX_DEBUG, a comma-separated list:
  *   trees   keep a registry of every live context, so that cctx_dump(NULL, ...)
@@ -471,7 +475,9 @@ CCTX_API bool cctx_after_stop_at(cctx_after_t *reg, const char *file, int line, 
  *           and runs no laggy thread. A program that closes the socket's
  *           descriptor (daemons close what they did not open) stops the
  *           serving: said on stderr, the socket removed, and a number the
- *           program gets again for its own socket is left alone.
+ *           program gets again for its own socket is left alone (checked
+ *           before each accept: a close and a reuse between the check and
+ *           the accept could still lose the program one connection).
  *   checks  (implies trees) released contexts are kept as tombstones (the
  *           last 65,536), so that touching one is caught instead of reading
  *           reused memory: over-release, use after free (derive, ref, cancel
@@ -499,7 +505,8 @@ CCTX_API bool cctx_after_stop_at(cctx_after_t *reg, const char *file, int line, 
  *           CCTX_TRACE anew: use %p to give each its own file). A program
  *           that closes the file's descriptor ends the tracing (said on
  *           stderr at the next write), and a file it opens under the same
- *           number is never written.
+ *           number is not written (checked before each write, not during
+ *           it).
  * With every switch off, making a context pays one predictable branch on a
  * global word, and nothing else on the hot paths changes (BENCHMARKS.md
  * counts the instructions). */

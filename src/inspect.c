@@ -39,8 +39,10 @@
  * again for a socket or file of its own. So the thread, and the child's
  * fork handler, use it only while it is still the socket made here (same
  * device and inode); once it is not, the thread stops serving, says so on
- * stderr and removes the socket's file. The directory is kept as an
- * absolute path, so the file is removed at exit whatever the program's
+ * stderr and removes the socket's file. (A close and a reuse that fall
+ * between that check and the accept could still lose the program one
+ * connection.) The directory is kept as an absolute path where that fits in
+ * a socket's address, so the file is removed at exit whatever the program's
  * working directory is by then.
  */
 #define _GNU_SOURCE
@@ -287,6 +289,13 @@ void cctx__inspect_start(void)
     }
     struct sockaddr_un a = {.sun_family = AF_UNIX};
     int len = snprintf(a.sun_path, sizeof a.sun_path, "%s/%ld.sock", dir, (long)getpid());
+    if (len >= 0 && (size_t)len >= sizeof a.sun_path && dir != asked) {
+        /* The absolute path is too long for a socket's: the directory as
+         * given, then (a relative one is then removed at exit only from
+         * the directory the program started in). */
+        dir = asked;
+        len = snprintf(a.sun_path, sizeof a.sun_path, "%s/%ld.sock", dir, (long)getpid());
+    }
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (len < 0 || (size_t)len >= sizeof a.sun_path || fd < 0) {
         fprintf(stderr, "cctx: CCTX_DEBUG=inspect: cannot make the socket in %s\n", dir);

@@ -131,10 +131,14 @@ static bool work_once(void)
         job->run(job);
         return true;
     }
-    if (cctx__atomic_fetch_add_relaxed(&places, 1) >= RUNNERS_MAX) {
-        cctx__atomic_fetch_sub_relaxed(&places, 1);
-        return cctx__run_queue_run_waker(&cctx__runner_queue);
-    }
+    /* Never past RUNNERS_MAX, not even for a moment: a count that read too
+     * high would turn away a runner whose place was free, and the user's
+     * work it would have taken could stay queued with nobody to take it. */
+    uint32_t p = cctx__atomic_load_relaxed(&places);
+    do {
+        if (p >= RUNNERS_MAX)
+            return cctx__run_queue_run_waker(&cctx__runner_queue);
+    } while (!cctx__atomic_cas_weak_relaxed(&places, &p, p + 1));
     holding_place = true;
     bool ran = cctx__run_queue_run_one(&cctx__runner_queue);
     holding_place = false;

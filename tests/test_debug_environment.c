@@ -246,7 +246,12 @@ CHILD(inspect_relative_dir)
 
 TEST(inspect_socket_in_a_relative_dir_is_removed_after_a_chdir)
 {
-    /* A directory made here, named from here: no `..` that / would answer. */
+    /* A directory made in the temporary directory, named from there: no
+     * `..` that / would answer, and a short absolute path, which a socket's
+     * address must hold (this process's own; each test runs in its own). */
+    char *base = temp_path_for(".");
+    CHECK(chdir(base) == 0);
+    free(base);
     char dir[] = "cctx-env-XXXXXX", *env_dir;
     CHECK(mkdtemp(dir) != NULL);
     CHECK(asprintf(&env_dir, "CCTX_INSPECT_DIR=%s", dir) > 0);

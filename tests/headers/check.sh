@@ -3,8 +3,11 @@
 # Each public header compiles alone, as the only include of a file, in strict
 # ISO C11 and in C++17, with every warning an error: a user includes what it
 # needs, in the dialect of its own project. The initializer macros are used
-# too (CCTX_PROC_OPTS_INIT, CCTX_MHD_OPTIONS_INIT). Exits 77 (not run) where
-# no C++ compiler is found, except under CI=true, where that fails.
+# too (CCTX_PROC_OPTS_INIT, CCTX_MHD_OPTIONS_INIT). <cctx/curl.h> needs
+# libcurl's own header: it is left out for a compiler that cannot find that
+# one (musl-gcc, or a machine without libcurl's development files). Exits 77
+# (not run) where no C++ compiler is found, except under CI=true, where that
+# fails.
 #
 #   check.sh CC INCLUDE_DIR WORK_DIR
 set -u
@@ -27,6 +30,14 @@ for header in "$inc"/cctx.h "$inc"/cctx/*.h; do
     printf '#include <%s>\nint main(void)\n{\n    %s\n    return 0;\n}\n' "$name" "$use" >"$work/alone.c"
     cp "$work/alone.c" "$work/alone.cpp"
     for lang in c c++; do
+        if [ "$name" = cctx/curl.h ]; then
+            compiler=$cc
+            [ $lang = c++ ] && compiler=$cxx
+            if ! printf '#include <curl/curl.h>\n' | "$compiler" -x "$lang" -E - >/dev/null 2>&1; then
+                echo "<$name> as $lang: left out, $compiler finds no <curl/curl.h>"
+                continue
+            fi
+        fi
         if [ $lang = c ]; then
             out=$("$cc" -std=c11 -Wall -Wextra -pedantic -Werror -I "$inc" -c -o /dev/null \
                 "$work/alone.c" 2>&1)
