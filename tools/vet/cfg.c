@@ -85,14 +85,16 @@ static void scope_ends(struct builder *b, int down_to, struct loc at)
              NULL);
 }
 
-static int label_node(struct builder *b, const char *name)
+/* The node of the label statement `stmt`, made on first sight (a goto may
+ * come before its label). */
+static int label_node(struct builder *b, CXCursor stmt)
 {
     for (int i = 0; i < b->nlabels; i++)
-        if (strcmp(b->labels[i].name, name) == 0)
+        if (clang_equalCursors(b->labels[i].stmt, stmt))
             return b->labels[i].node;
     int cap = b->nlabels;
     b->labels = grow(b->labels, &cap, b->nlabels + 1, sizeof *b->labels);
-    snprintf(b->labels[b->nlabels].name, sizeof b->labels[0].name, "%s", name);
+    b->labels[b->nlabels].stmt = stmt;
     b->labels[b->nlabels].node = new_node(b->g);
     return b->labels[b->nlabels++].node;
 }
@@ -447,18 +449,13 @@ void stmt(struct builder *b, CXCursor c)
             if (b->cur < 0)
                 b->cur = new_node(g);
             b->gotos[b->ngotos].node = b->cur;
-            CXString s = clang_getCursorSpelling(ks.v[0]);
-            snprintf(b->gotos[b->ngotos].name, sizeof b->gotos[0].name, "%s",
-                     clang_getCString(s));
-            clang_disposeString(s);
+            b->gotos[b->ngotos].target = clang_getCursorReferenced(ks.v[0]);
             b->ngotos++;
         }
         b->cur = -1;
         break;
     case CXCursor_LabelStmt: {
-        CXString s = clang_getCursorSpelling(c);
-        int n = label_node(b, clang_getCString(s));
-        clang_disposeString(s);
+        int n = label_node(b, c);
         edge(g, b->cur, n);
         b->cur = n;
         if (ks.n)
@@ -503,8 +500,11 @@ void cfg_build(struct cfg *g, CXCursor fn)
         if (b.cur >= 0)
             emit(&b, EV_EXIT, -1, end_loc(body), NULL);
     }
+    /* A goto whose label libclang could not resolve (a broken file) goes
+     * nowhere: its path ends there. */
     for (int i = 0; i < b.ngotos; i++)
-        edge(g, b.gotos[i].node, label_node(&b, b.gotos[i].name));
+        if (!clang_Cursor_isNull(b.gotos[i].target))
+            edge(g, b.gotos[i].node, label_node(&b, b.gotos[i].target));
     free(b.labels);
     free(b.gotos);
     free(b.loops);

@@ -9,8 +9,11 @@
 
 #include "vet.h"
 
+/* A label, known by its statement: two labels of one name are two labels
+ * when they are declared apart (GNU's __label__ in a macro used twice), and
+ * a long name is never cut to match another. */
 struct label {
-    char name[64];
+    CXCursor stmt;
     int node;
 };
 
@@ -35,7 +38,7 @@ struct builder {
     int nlabels;
     struct {
         int node;
-        char name[64];
+        CXCursor target; /* the label statement the goto names */
     } * gotos;
     int ngotos;
     int sw; /* the node of the innermost switch, -1 outside */
