@@ -56,8 +56,10 @@ int main(void)
 }" CCTX_HAVE_PTHREAD_NAMES)
 # glibc 2.34.
 check_symbol_exists(posix_spawn_file_actions_addclosefrom_np spawn.h CCTX_HAVE_ADDCLOSEFROM)
-# glibc 2.17 and musl; elsewhere the process's ids are compared instead.
+# glibc 2.17 and musl; elsewhere the kernel's AT_SECURE where getauxval
+# reads it (Linux), else the process's ids are compared.
 check_symbol_exists(secure_getenv stdlib.h CCTX_HAVE_SECURE_GETENV)
+check_symbol_exists(getauxval sys/auxv.h CCTX_HAVE_GETAUXVAL)
 
 unset(CMAKE_REQUIRED_DEFINITIONS)
 unset(CMAKE_REQUIRED_LIBRARIES)

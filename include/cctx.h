@@ -434,9 +434,9 @@ CCTX_API bool cctx_after_stop_at(cctx_after_t *reg, const char *file, int line, 
 /* ---- 7. Seeing inside ----------------------------------------------------- */
 
 /* Switches, read once from the environment before main (and ignored, as
- * if unset, in a set-user-ID or set-group-ID program, or, where the C
- * library has secure_getenv, one with file capabilities: they write files
- * and make directories where the caller says):
+ * if unset, in a set-user-ID or set-group-ID program, or, on Linux, one
+ * with file capabilities: they write files and make directories where the
+ * caller says):
  *
  *  CCTX_DEBUG, a comma-separated list:
  *   trees   keep a registry of every live context, so that cctx_dump(NULL, ...)

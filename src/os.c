@@ -14,6 +14,9 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+#if CCTX_HAVE_GETAUXVAL
+#include <sys/auxv.h>
+#endif
 #include <time.h>
 #include <unistd.h>
 
@@ -45,6 +48,12 @@ const char *cctx__os_getenv_unprivileged(const char *name)
 #if CCTX_USE_SECURE_GETENV
     return secure_getenv(name); /* the kernel's AT_SECURE: capabilities too */
 #else
+    /* The same answer by hand: the kernel's, where it can be read (file
+     * capabilities too), and the ids as well. */
+#if CCTX_HAVE_GETAUXVAL && defined(AT_SECURE)
+    if (getauxval(AT_SECURE))
+        return NULL;
+#endif
     if (getuid() != geteuid() || getgid() != getegid())
         return NULL;
     return getenv(name);
