@@ -1,4 +1,4 @@
-// expect: lostrelease@19 lostrelease@23
+// expect: lostrelease@28 lostrelease@32
 /* GNU local labels (__label__) of a macro used twice in one function are two
  * labels, not one: each goto goes to its own expansion's label. Merged, the
  * second expansion's goto would lead back into the first, where `a` is still
@@ -7,7 +7,16 @@
 
 int work(cctx_t *ctx);
 
-#define TRY(e) ({ __label__ done; int r_ = (e); if (r_ < 0) goto done; r_ = 0; done: r_; })
+#define TRY(e)                                                                                     \
+    ({                                                                                             \
+        __label__ done;                                                                            \
+        int r_ = (e);                                                                              \
+        if (r_ < 0)                                                                                \
+            goto done;                                                                             \
+        r_ = 0;                                                                                    \
+    done:                                                                                          \
+        r_;                                                                                        \
+    })
 
 int f(cctx_t *parent)
 {

@@ -1,0 +1,25 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# The path search grows with the function, not with its square: one function
+# with 6000 guarded cctx_ref/cctx_release pairs, then a leak, is checked well
+# within the test's timeout (ctest's TIMEOUT, 30 s; before, where each
+# release's line made a state of its own, 6000 pairs took minutes).
+# usage: scale.sh CCTX_VET INCLUDE_DIR WORK_DIR
+vet=$1 inc=$2 work=$3
+mkdir -p "$work" || exit 1
+file=$work/pairs.c
+{
+    printf '#include <cctx.h>\nint work(cctx_t *ctx);\nint big(cctx_t *parent, int n)\n{\n'
+    printf '    cctx_t *c = cctx_with_cancel(parent, NULL);\n    if (!c)\n        return -1;\n'
+    i=0
+    while [ $i -lt 6000 ]; do
+        printf '    if (n == %d) {\n        cctx_ref(c);\n        cctx_release(c);\n    }\n' $i
+        i=$((i + 1))
+    done
+    printf '    if (work(c) < 0)\n        return -1;\n    cctx_release(c);\n    return 0;\n}\n'
+} >"$file"
+out=$("$vet" "$file" -- -std=gnu11 -I"$inc")
+rc=$?
+n=$(printf '%s\n' "$out" | grep -c 'cctx-vet:lostrelease')
+[ "$rc" -eq 1 ] && [ "$n" -eq 2 ] || { printf '%s\n' "$out"; echo "FAIL: status $rc, $n findings"; exit 1; }
+echo "6000 pairs and a leak: the leak found"
