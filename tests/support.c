@@ -312,6 +312,17 @@ static char *slurp(int fd)
     return buf;
 }
 
+void copy_file(const char *from, const char *to, mode_t mode)
+{
+    int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, mode);
+    CHECK(in >= 0 && out >= 0);
+    char buf[65536];
+    for (ssize_t n; (n = read(in, buf, sizeof buf)) > 0;)
+        CHECK(write(out, buf, (size_t)n) == n);
+    close(in);
+    CHECK(close(out) == 0);
+}
+
 char *temp_path_for(const char *name)
 {
     const char *dir = getenv("TMPDIR");

@@ -207,6 +207,9 @@ char proc_state(pid_t pid);
 /* "/bin/sh -c script" started under ctx by cctx_proc_spawn (CHECKed). */
 cctx_proc_t *spawn_sh(cctx_t *ctx, const char *script, const cctx_proc_opts_t *o);
 
+/* Copies the file from into a new (or emptied) file to, made with mode
+ * (CHECKed). */
+void copy_file(const char *from, const char *to, mode_t mode);
 /* "$TMPDIR/name" (TMPDIR unset or empty: /tmp), freshly allocated: where
  * tests put their files, e.g. a template for mkstemp. Freed by the caller. */
 char *temp_path_for(const char *name);

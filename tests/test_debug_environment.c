@@ -283,17 +283,6 @@ CHILD(privileged)
     cctx_trace_flush();
 }
 
-static void copy_file(const char *from, const char *to, mode_t mode)
-{
-    int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, mode);
-    CHECK(in >= 0 && out >= 0);
-    char buf[65536];
-    for (ssize_t n; (n = read(in, buf, sizeof buf)) > 0;)
-        CHECK(write(out, buf, (size_t)n) == n);
-    close(in);
-    CHECK(close(out) == 0);
-}
-
 TEST(debug_switches_are_ignored_in_a_set_user_id_program)
 {
     /* Root makes a copy of this program owned by nobody, set-user-ID, and

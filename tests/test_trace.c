@@ -18,18 +18,6 @@
 #include "support.h"
 #include "testhooks.h"
 
-static void copy_file(const char *from, const char *to)
-{
-    FILE *in = fopen(from, "r"), *out = fopen(to, "w");
-    CHECK(in && out);
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
-        CHECK(fwrite(buf, 1, n, out) == n);
-    fclose(in);
-    CHECK(fclose(out) == 0);
-}
-
 static void after_fn(void *arg)
 {
     (*(int *)arg)++;
@@ -58,7 +46,7 @@ CHILD(traced)
     CHECK_EQ(cctx_trace_flush(), 0);
     char *mid;
     CHECK(asprintf(&mid, "%s.mid", path) > 0);
-    copy_file(path, mid);
+    copy_file(path, mid, 0644);
     free(mid);
 
     cctx_cancel(cancel);
