@@ -456,6 +456,9 @@ CCTX_API bool cctx_after_stop_at(cctx_after_t *reg, const char *file, int line, 
  *           tell that reference from the program's.
  *   strict  with leaks: if any context leaked, exit with status 1 (after
  *           the report; from an atexit handler, so after the program's own).
+ *           The stdio streams are flushed first, as exit() would; a stream
+ *           whose lock another thread holds (one blocked reading stdin)
+ *           is waited for at most a second, then left unflushed.
  *   laggy[=DURATION]  (implies trees) a context still referenced
  *           DURATION after it was canceled (200ms, 1s, 500us, 10ns; default
  *           1s) is reported once on stderr: creation site, name, references

@@ -26,6 +26,7 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -572,6 +573,47 @@ static size_t report_leaks(FILE *out)
 
 /* ---- Start-up and exit -------------------------------------------------------------- */
 
+/* The strict exit ends with _exit, so the streams are flushed here. But
+ * fflush(NULL) takes each stream's lock, and a thread blocked in
+ * fgets(stdin) holds stdin's for as long as it waits: the exit would wait
+ * with it, for ever, where exit() itself flushes without waiting for a lock
+ * (glibc tries each twice and goes on). So stdout and stderr are flushed
+ * first if their locks are free, then every stream on a library thread,
+ * for at most STRICT_FLUSH_WAIT_NS: a stream held that long is left, as a
+ * plain exit would leave it. */
+#define STRICT_FLUSH_WAIT_NS 1000000000
+
+static _Atomic uint32_t streams_flushed;
+
+static void flush_if_free(FILE *f)
+{
+    if (ftrylockfile(f) == 0) {
+        fflush_unlocked(f);
+        funlockfile(f);
+    }
+}
+
+static void *flush_streams(void *arg)
+{
+    (void)arg;
+    fflush(NULL);
+    cctx__atomic_store_release(&streams_flushed, 1);
+    cctx__os_wake(&streams_flushed);
+    return NULL;
+}
+
+static void flush_streams_for_a_while(void)
+{
+    flush_if_free(stdout);
+    flush_if_free(stderr);
+    if (cctx__os_thread_start(flush_streams, NULL) != 0)
+        return;
+    int64_t until = cctx__os_now() + STRICT_FLUSH_WAIT_NS;
+    while (cctx__atomic_load_acquire(&streams_flushed) == 0 &&
+           cctx__os_wait(&streams_flushed, 0, until) != ETIMEDOUT)
+        ;
+}
+
 static void at_exit(void)
 {
     unsigned d = cctx__atomic_load_seq_cst(&cctx__debug);
@@ -583,7 +625,7 @@ static void at_exit(void)
         return;
     size_t n = report_leaks(stderr);
     if (n && (d & CCTX__DEBUG_STRICT)) {
-        fflush(NULL);
+        flush_streams_for_a_while();
         _exit(CCTX__LEAK_EXIT_STATUS);
     }
 }

@@ -8,11 +8,13 @@
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "internal.h"
@@ -138,6 +140,48 @@ TEST(debug_leaks_strict_turns_the_exit_status_non_zero)
     CHECK(WIFEXITED(c.status));
     CHECK_EQ(WEXITSTATUS(c.status), CCTX__LEAK_EXIT_STATUS);
     check_has(c.err, "4 contexts never released");
+    child_done(&c);
+}
+
+/* A thread blocked in fgets(stdin) holds stdin's lock for as long as it
+ * waits. A plain exit flushes past it; the strict exit must not wait for it
+ * either. alarm() ends a child that hangs, so the test fails, not stalls. */
+static atomic_int reader_tid;
+
+static void *read_stdin(void *arg)
+{
+    (void)arg;
+    char line[64];
+    atomic_store(&reader_tid, thread_id());
+    return fgets(line, sizeof line, stdin); /* never answered */
+}
+
+CHILD(leaky_while_a_thread_reads_stdin)
+{
+    alarm(20);
+    int p[2];
+    CHECK(pipe(p) == 0); /* the write end stays open: no end of file */
+    CHECK(dup2(p[0], 0) == 0);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, read_stdin, NULL) == 0);
+    while (atomic_load(&reader_tid) == 0)
+        sched_yield();
+    wait_until_blocked(atomic_load(&reader_tid));
+    cctx_with_cancel(cctx_background(), NULL);
+    printf("leaked\n"); /* buffered: stdout is a file */
+}
+
+TEST(debug_leaks_strict_exits_while_another_thread_holds_stdin)
+{
+    const char *env[] = {"CCTX_DEBUG=leaks,strict", NULL};
+    struct child c;
+    run_child("leaky_while_a_thread_reads_stdin", env, &c);
+    if (!WIFEXITED(c.status))
+        fprintf(stderr, "child status %#x, stderr:\n%s\n", c.status, c.err);
+    CHECK(WIFEXITED(c.status));
+    CHECK_EQ(WEXITSTATUS(c.status), CCTX__LEAK_EXIT_STATUS);
+    check_has(c.err, "1 context never released");
+    check_has(c.out, "leaked\n"); /* stdout was flushed all the same */
     child_done(&c);
 }
 
