@@ -6,8 +6,8 @@
  * loops with break and continue, switch with case fall-through, goto and
  * labels, return, and GNU statement expressions. CCTX_AUTO's cleanup becomes
  * an explicit event wherever its scope is left (block end, break, continue,
- * return). The events of expressions, and what a branch's condition tells
- * each side, come from cfg_expr.c.
+ * return, goto), as GCC and clang run it. The events of expressions, and
+ * what a branch's condition tells each side, come from cfg_expr.c.
  */
 #include "cfg_builder.h"
 
@@ -76,27 +76,61 @@ static int add_var(struct cfg *g, CXCursor decl, bool param, bool autorel)
     return g->nvars++;
 }
 
-/* Ends the scopes of the local variables above depth `down_to`: CCTX_AUTO's
- * cleanups run, and the others are no longer live contexts. */
+/* The event that ends a scope: CCTX_AUTO's cleanup runs, or the variable is
+ * no longer a live context. */
+static enum ev_kind end_of(const struct builder *b, int scope)
+{
+    return b->g->vars[b->scopes[scope].var].autorel ? EV_AUTO_END : EV_SCOPE_END;
+}
+
+/* Ends the scopes of the local variables above depth `down_to`, innermost
+ * first. */
 static void scope_ends(struct builder *b, int down_to, struct loc at)
 {
     for (int i = b->nlocals - 1; i >= down_to; i--)
-        emit(b, b->g->vars[b->locals[i]].autorel ? EV_AUTO_END : EV_SCOPE_END, b->locals[i], at,
-             NULL);
+        emit(b, end_of(b, b->locals[i]), b->scopes[b->locals[i]].var, at, NULL);
 }
 
-/* The node of the label statement `stmt`, made on first sight (a goto may
- * come before its label). */
-static int label_node(struct builder *b, CXCursor stmt)
+/* The innermost scope open here, -1 for none. */
+static int open_scope(const struct builder *b)
 {
+    return b->nlocals ? b->locals[b->nlocals - 1] : -1;
+}
+
+static int depth_of(const struct builder *b, int scope)
+{
+    return scope < 0 ? 0 : b->scopes[scope].depth;
+}
+
+/* A goto from the innermost scope `from` to a label in `to` leaves the scopes
+ * that are not also the label's, innermost first, whether it jumps forward
+ * or back (to a label before a declaration, the variable's scope is left
+ * too); their events go at the end of the goto's node. A jump into a scope
+ * enters it with no event (past a CCTX_AUTO declaration clang refuses it). */
+static void goto_leaves(struct builder *b, int node, int from, int to, struct loc at)
+{
+    while (depth_of(b, to) > depth_of(b, from))
+        to = b->scopes[to].up;
+    while (from != to) {
+        emit_at(b->g, node, end_of(b, from), b->scopes[from].var, at, NULL);
+        from = b->scopes[from].up;
+        if (depth_of(b, to) > depth_of(b, from))
+            to = b->scopes[to].up;
+    }
+}
+
+/* The label of the label statement `stmt`, made on first sight (a goto may
+ * come before its label). */
+static struct label *label_of(struct builder *b, CXCursor stmt)
+{
+    CXSourceLocation at = clang_getCursorLocation(stmt);
     for (int i = 0; i < b->nlabels; i++)
-        if (clang_equalCursors(b->labels[i].stmt, stmt))
-            return b->labels[i].node;
+        if (clang_equalLocations(b->labels[i].at, at))
+            return &b->labels[i];
     int cap = b->nlabels;
     b->labels = grow(b->labels, &cap, b->nlabels + 1, sizeof *b->labels);
-    b->labels[b->nlabels].stmt = stmt;
-    b->labels[b->nlabels].node = new_node(b->g);
-    return b->labels[b->nlabels++].node;
+    b->labels[b->nlabels] = (struct label){at, new_node(b->g), -1};
+    return &b->labels[b->nlabels++];
 }
 
 /* The variable has a cleanup attribute, however it was spelled: CCTX_AUTO, a
@@ -129,9 +163,11 @@ static void decl(struct builder *b, CXCursor d)
     bool local = sc != CX_SC_Static && sc != CX_SC_Extern;
     if (local && is_ctx_ptr(clang_getCursorType(d))) {
         bool autorel = has_cleanup(d);
-        int v = add_var(b->g, d, false, autorel);
+        int v = add_var(b->g, d, false, autorel), up = open_scope(b);
+        b->scopes = grow(b->scopes, &b->capscopes, b->nscopes + 1, sizeof *b->scopes);
+        b->scopes[b->nscopes] = (struct scope){v, up, depth_of(b, up) + 1};
         b->locals = grow(b->locals, &b->caplocals, b->nlocals + 1, sizeof *b->locals);
-        b->locals[b->nlocals++] = v;
+        b->locals[b->nlocals++] = b->nscopes++;
         if (!clang_Cursor_isNull(init))
             assign_var(b, v, init, cursor_loc(d));
         else
@@ -450,14 +486,17 @@ void stmt(struct builder *b, CXCursor c)
                 b->cur = new_node(g);
             b->gotos[b->ngotos].node = b->cur;
             b->gotos[b->ngotos].target = clang_getCursorReferenced(ks.v[0]);
+            b->gotos[b->ngotos].scope = open_scope(b);
+            b->gotos[b->ngotos].at = at;
             b->ngotos++;
         }
         b->cur = -1;
         break;
     case CXCursor_LabelStmt: {
-        int n = label_node(b, c);
-        edge(g, b->cur, n);
-        b->cur = n;
+        struct label *l = label_of(b, c);
+        l->scope = open_scope(b);
+        edge(g, b->cur, l->node);
+        b->cur = l->node;
         if (ks.n)
             stmt(b, ks.v[ks.n - 1]);
         break;
@@ -502,10 +541,15 @@ void cfg_build(struct cfg *g, CXCursor fn)
     }
     /* A goto whose label libclang could not resolve (a broken file) goes
      * nowhere: its path ends there. */
-    for (int i = 0; i < b.ngotos; i++)
-        if (!clang_Cursor_isNull(b.gotos[i].target))
-            edge(g, b.gotos[i].node, label_node(&b, b.gotos[i].target));
+    for (int i = 0; i < b.ngotos; i++) {
+        if (clang_Cursor_isNull(b.gotos[i].target))
+            continue;
+        const struct label *l = label_of(&b, b.gotos[i].target);
+        goto_leaves(&b, b.gotos[i].node, b.gotos[i].scope, l->scope, b.gotos[i].at);
+        edge(g, b.gotos[i].node, l->node);
+    }
     free(b.labels);
+    free(b.scopes);
     free(b.gotos);
     free(b.loops);
     free(b.locals);

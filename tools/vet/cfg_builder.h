@@ -9,12 +9,23 @@
 
 #include "vet.h"
 
-/* A label, known by its statement: two labels of one name are two labels
- * when they are declared apart (GNU's __label__ in a macro used twice), and
- * a long name is never cut to match another. */
+/* A tracked local variable's scope, in the tree of the scopes open together:
+ * up is the innermost one open at its declaration (-1 for none). A goto and
+ * its label share the scopes on their common path to the root; the goto
+ * leaves the others. */
+struct scope {
+    int var, up, depth;
+};
+
+/* A label, known by where its statement is (the cursor a goto refers to has
+ * another parent than the one met in the body, so the cursors never compare
+ * equal): two labels of one name are two labels when they are declared apart
+ * (GNU's __label__ in a macro used twice: each expansion has its own
+ * locations), and a long name is never cut to match another. */
 struct label {
-    CXCursor stmt;
+    CXSourceLocation at;
     int node;
+    int scope; /* the innermost scope open at the label, -1 for none */
 };
 
 /* A loop or switch being lowered: where break and continue go, and how many
@@ -32,13 +43,17 @@ struct builder {
      * nesting as deep as the parser accepts is lowered. */
     struct jump_targets *loops;
     int nloops, caploops;
-    int *locals; /* the tracked variables declared in the open blocks */
+    int *locals; /* the scopes of the tracked variables of the open blocks */
     int nlocals, caplocals;
+    struct scope *scopes; /* every scope opened, by index */
+    int nscopes, capscopes;
     struct label *labels;
     int nlabels;
     struct {
         int node;
         CXCursor target; /* the label statement the goto names */
+        int scope;       /* the innermost scope open at the goto */
+        struct loc at;
     } * gotos;
     int ngotos;
     int sw; /* the node of the innermost switch, -1 outside */

@@ -194,12 +194,8 @@ static bool step(const struct var *v, struct state *s, const struct event *e, in
     case EV_NORETURN:
         return false;
     case EV_EXIT:
-        if (v->autorel && s->kind == S_LIVE) {
-            /* Left by a goto that the CFG does not follow out of scopes. */
-            struct event end = *e;
-            end.kind = EV_AUTO_END;
-            drop(v, s, &end);
-        }
+        /* Every scope was left before (cfg.c ends them at returns and gotos
+         * too): a CCTX_AUTO variable has no cleanup left to run here. */
         if (s->kind == S_LIVE && s->owed > 0)
             leak(v, s, e->at, false);
         return false;
