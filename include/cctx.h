@@ -581,7 +581,9 @@ CCTX_API int cctx_dump(cctx_t *root, FILE *out, int format);
  * 10us or 7ns; the whole message cut at 511 bytes) and this call as its
  * origin; or earlier by its own cancel, like any cancelable context. A
  * parent that can never end gives a plain cancelable context. A zero or
- * negative grace ends it as soon as the parent ends. cctx_deadline reports
+ * negative grace ends it as soon as the parent ends. Its clock starts ahead
+ * of the after-functions of the parent's end, and waits for none that
+ * block. cctx_deadline reports
  * no deadline until the parent ends, then the grace period's end (a context
  * derived from it before that keeps its own deadline, if it had one; it
  * still ends when the grace context does). Children, after-functions,

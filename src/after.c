@@ -226,7 +226,7 @@ bool cctx__after_take(struct cctx__after *a, struct cctx__run_queue *q)
         return false; /* a stopper claimed it first */
     a->link.pprev = (uintptr_t)q | NODE_AFTER;
     cctx__word_lock(&q->lock);
-    if (s & AFTER_FIRST) { /* a library waker: ahead of the user's fns */
+    if (s & AFTER_FIRST) { /* the library's own: ahead of the user's fns */
         a->link.next = q->head;
         if (!q->head)
             q->tail = &a->link.next;

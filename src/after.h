@@ -8,10 +8,14 @@
 
 #include <cctx.h>
 
-/* cctx_after_func for the library's own wakers (a wait to end, a blocked
- * call to wake): fn only wakes a thread and returns, and runs ahead of the
- * user's after-functions queued by the same cancellation, so that a slow or
- * blocking user fn cannot hold up the library's own waits on that context. */
+/* cctx_after_func for the library's own after-functions: wakers (a wait to
+ * end, a blocked call to wake) and the short work that keeps a promise made
+ * about the moment a context ends (a grace period's clock, a process's
+ * signal, a signal's disposition given back). fn never blocks (it takes
+ * only locks held briefly) and returns; it runs ahead of the user's
+ * after-functions queued by the same cancellation, and on the runners
+ * kept for the library's own work, so that slow or blocking user fns, on
+ * this context or on any other, cannot hold it up. */
 int cctx__after_func_first(cctx_t *ctx, cctx_after_t *reg, void (*fn)(void *arg), void *arg,
                            const char *file, int line, const char *func);
 

@@ -208,11 +208,11 @@ cctx_t *cctx_with_grace_at(cctx_t *parent, int64_t grace, cctx_cancel_t **cancel
     bool over = cctx_cause(parent, &why) != 0;
     atomic_init(&x->owners, over ? 1 : 2);
     x->on_parent_used = !over;
-    cctx_after_func_at(&t->c.head, &x->on_end, grace_ended, x, file, line, func);
+    cctx__after_func_first(&t->c.head, &x->on_end, grace_ended, x, file, line, func);
     if (over)
         end_after(t, cctx_now(), why.msg); /* already over: grace from now */
     else
-        cctx_after_func_at(parent, &x->on_parent, parent_ended, x, file, line, func);
+        cctx__after_func_first(parent, &x->on_parent, parent_ended, x, file, line, func);
     if (cancel)
         *cancel = (cctx_cancel_t *)t;
     return &t->c.head;

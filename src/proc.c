@@ -55,6 +55,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "after.h"
 #include "atomics.h"
 #include "cctx_config.h"
 #include "proc_internal.h"
@@ -271,7 +272,7 @@ static void on_end(void *arg)
     (void)cctx_set_name(k, "cctx_proc kill_after");
     p->kill_ctx = k;
     p->kill_armed = true;
-    cctx_after_func(k, &p->kill_reg, on_kill, p);
+    cctx__after_func_first(k, &p->kill_reg, on_kill, p, __FILE__, __LINE__, __func__);
 }
 
 /* ---- spawning ------------------------------------------------------------- */
@@ -412,7 +413,7 @@ CCTX_API cctx_proc_t *cctx_proc_spawn(cctx_t *ctx, const char *path, char *const
     p->ctx = cctx_ref(ctx);
     /* If ctx ended since the check above, on_end runs now: the child is
      * signalled at once, as it would have been a moment later. */
-    if (cctx_after_func(ctx, &p->end_reg, on_end, p) != 0) {
+    if (cctx__after_func_first(ctx, &p->end_reg, on_end, p, __FILE__, __LINE__, __func__) != 0) {
         /* Only EINVAL, which a live reference rules out; be safe anyway. */
         pthread_mutex_lock(&p->lock);
         send_locked(p, SIGKILL);

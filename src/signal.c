@@ -701,7 +701,7 @@ cctx_t *cctx_with_signals_at(cctx_t *parent, const int *signals, size_t n,
     }
     /* From here w belongs to unwatch: if the parent (or a signal) ended ctx
      * already, unwatch runs now, on this thread, and frees w. */
-    cctx_after_func_at(ctx, &w->after, unwatch, w, file, line, func);
+    cctx__after_func_first(ctx, &w->after, unwatch, w, file, line, func);
     if (cancel)
         *cancel = cc;
     return ctx;

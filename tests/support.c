@@ -6,6 +6,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -276,6 +278,26 @@ int count_open_fds(void)
         n += e->d_name[0] != '.';
     closedir(d);
     return n;
+}
+
+int read_byte(int fd, int ms)
+{
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    int r;
+    do
+        r = poll(&pfd, 1, ms);
+    while (r < 0 && errno == EINTR);
+    if (r != 1) {
+        fprintf(stderr, "no byte within %d ms\n", ms);
+        abort();
+    }
+    char c;
+    ssize_t n;
+    do
+        n = read(fd, &c, 1);
+    while (n < 0 && errno == EINTR);
+    CHECK(n >= 0);
+    return n == 0 ? -1 : (unsigned char)c;
 }
 
 int count_substr(const char *text, const char *needle)

@@ -153,6 +153,10 @@ struct fds_used_up {
 void fds_use_up(struct fds_used_up *u);
 void fds_give_back(struct fds_used_up *u);
 
+/* One byte from fd within ms of real time: the byte, -1 at end of file, or
+ * the test fails. */
+int read_byte(int fd, int ms);
+
 /* How many descriptors the process has open (/proc/self/fd). */
 int count_open_fds(void);
 

@@ -9,13 +9,26 @@
  * after-function that waits for the waiting call to return, up to a bound
  * far above any wake-up: under last-registered-first order it runs first,
  * so it sees the return only if the library's wake ran before it.
+ *
+ * The same holds for what the library promises for the moment a context
+ * ends: a grace period's clock starts, a process gets its signal, a watched
+ * signal gets its disposition back. A user's after-function registered
+ * after the library's finds each done already.
  */
 #define _GNU_SOURCE
 #include <cctx.h>
 #include <cctx/group.h>
 #include <cctx/io.h>
+#include <cctx/proc.h>
+#include <cctx/signal.h>
+#include <cctx/testing.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "support.h"
@@ -165,4 +178,119 @@ TEST(library_wakers_cond_wait_ends_before_the_users_after_functions)
     pthread_cond_destroy(&w.cond);
     pthread_mutex_destroy(&w.mu);
     cctx_release(w.ctx);
+}
+
+/* ---- the library's own after-functions ------------------------------------------------ */
+
+struct grace_seen {
+    cctx_t *grace;
+    bool has;
+    int64_t deadline;
+};
+
+static void note_grace_deadline(void *arg)
+{
+    struct grace_seen *s = arg;
+    s->has = cctx_deadline(s->grace, &s->deadline);
+}
+
+TEST(library_afters_grace_period_starts_before_the_users_after_functions)
+{
+    cctx_fake_clock_start(CCTX_SEC(100));
+    cctx_cancel_t *cancel;
+    cctx_t *c = cctx_with_cancel(cctx_background(), &cancel);
+    cctx_t *g = cctx_with_grace(c, CCTX_SEC(5), NULL);
+    CHECK(g != NULL);
+    struct grace_seen s = {.grace = g};
+    cctx_after_t reg;
+    CHECK_EQ(cctx_after_func(c, &reg, note_grace_deadline, &s), 0);
+    cctx_cancel(cancel);
+    /* Before, the grace period had no deadline yet: its clock started
+     * only after the user's after-functions, however long they took. */
+    CHECK(s.has);
+    CHECK_EQ(s.deadline, CCTX_SEC(105));
+    cctx_fake_clock_advance(CCTX_SEC(5));
+    CHECK_EQ(cctx_err(g), ETIMEDOUT);
+    cctx_release(g);
+    cctx_release(c);
+    cctx_fake_clock_stop();
+}
+
+static void own_handler(int sig)
+{
+    (void)sig;
+}
+
+static void note_disposition(void *arg)
+{
+    struct sigaction now;
+    CHECK_EQ(sigaction(SIGUSR2, NULL, &now), 0);
+    *(int *)arg = now.sa_handler == own_handler;
+}
+
+TEST(library_afters_signal_disposition_comes_back_before_the_users_after_functions)
+{
+    struct sigaction own = {.sa_handler = own_handler}, old, now;
+    sigemptyset(&own.sa_mask);
+    CHECK_EQ(sigaction(SIGUSR2, &own, &old), 0);
+    cctx_cancel_t *cancel;
+    cctx_t *c = cctx_with_cancel(cctx_background(), &cancel);
+    static const int usr2[] = {SIGUSR2};
+    cctx_t *watched = cctx_with_signals(c, usr2, 1, NULL);
+    CHECK(watched != NULL);
+    CHECK_EQ(sigaction(SIGUSR2, NULL, &now), 0);
+    CHECK(now.sa_handler != own_handler); /* the library's, while watched */
+    int restored = -1;
+    cctx_after_t reg;
+    CHECK_EQ(cctx_after_func(c, &reg, note_disposition, &restored), 0);
+    cctx_cancel(cancel);
+    /* Before, the library's handler stayed until the user's after-functions
+     * returned, and a second Ctrl-C during them was swallowed. */
+    CHECK_EQ(restored, 1);
+    cctx_release(watched);
+    cctx_release(c);
+    CHECK_EQ(sigaction(SIGUSR2, &old, NULL), 0);
+}
+
+struct term_seen {
+    int from;
+    int byte;
+};
+
+static void read_term(void *arg)
+{
+    struct term_seen *t = arg;
+    t->byte = read_byte(t->from, 10000);
+}
+
+TEST(library_afters_process_signalled_before_the_users_after_functions)
+{
+    cctx_cancel_t *cancel;
+    cctx_t *c = cctx_with_cancel(cctx_background(), &cancel);
+    int in[2], out[2];
+    CHECK_EQ(pipe2(in, O_CLOEXEC), 0);
+    CHECK_EQ(pipe2(out, O_CLOEXEC), 0);
+    cctx_proc_opts_t o = CCTX_PROC_OPTS_INIT;
+    o.stdin_fd = in[0];
+    o.stdout_fd = out[1];
+    char *argv[] = {"cctx-tests", "--child", "proc_term_catcher", NULL};
+    cctx_proc_t *p = cctx_proc_spawn(c, "/proc/self/exe", argv, NULL, &o);
+    CHECK(p != NULL);
+    close(in[0]);
+    close(out[1]);
+    CHECK_EQ(read_byte(out[0], 30000), 'R'); /* its SIGTERM is caught now */
+    struct term_seen t = {.from = out[0], .byte = -2};
+    cctx_after_t reg;
+    CHECK_EQ(cctx_after_func(c, &reg, read_term, &t), 0);
+    cctx_cancel(cancel);
+    /* Before, SIGTERM went only after the user's after-functions: one that
+     * waited for the process to end waited for ever. */
+    CHECK_EQ(t.byte, 'T');
+    close(in[1]); /* the catcher exits at the end of its input */
+    int st;
+    CHECK_EQ(cctx_proc_wait(p, &st), 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    cctx_proc_free(p);
+    close(out[0]);
+    cctx_release(c);
 }

@@ -28,28 +28,6 @@
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-/* One byte from fd within ms of real time: the byte, -1 at end of file, or
- * the test fails. */
-static int read_byte(int fd, int ms)
-{
-    struct pollfd pfd = {.fd = fd, .events = POLLIN};
-    int r;
-    do
-        r = poll(&pfd, 1, ms);
-    while (r < 0 && errno == EINTR);
-    if (r != 1) {
-        fprintf(stderr, "no byte within %d ms\n", ms);
-        abort();
-    }
-    char c;
-    ssize_t n;
-    do
-        n = read(fd, &c, 1);
-    while (n < 0 && errno == EINTR);
-    CHECK(n >= 0);
-    return n == 0 ? -1 : (unsigned char)c;
-}
-
 /* Reads fd to its end (within ms) into a NUL-terminated malloc'd string. */
 static char *read_all(int fd, int ms)
 {

@@ -9,17 +9,22 @@
  * through runner.c's hook cctx__runner_thread_start. A child of fork() made
  * from an after-function on a runner goes on as that runner, and counts it.
  * With RUNNERS_MAX runners blocked in after-functions, spare runners still
- * wake a waiting thread (a library waker) and finish a firing the timer
- * thread had to hand over.
+ * wake a waiting thread (a library waker), finish a firing the timer
+ * thread had to hand over, start a grace period's clock and signal a
+ * process.
  */
 #define _GNU_SOURCE
 #include <cctx.h>
+#include <cctx/proc.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -279,6 +284,62 @@ static void handoff_with_every_place_taken(void)
 TEST(runner_firing_handed_over_ends_while_every_place_runs_a_blocked_after_function)
 {
     run_with_watchdog(handoff_with_every_place_taken, 30);
+}
+
+/* A grace period's clock and a process's signals ride on the library's own
+ * after-functions, which the spare runners run too. */
+static void grace_with_every_place_taken(void)
+{
+    struct busy *b = keep_runners_busy(RUNNERS_MAX);
+    cctx_t *d = cctx_with_timeout(cctx_background(), CCTX_MSEC(50), NULL);
+    cctx_t *g = cctx_with_grace(d, CCTX_MSEC(50), NULL);
+    CHECK(d && g);
+    /* Before, its clock waited for a place, behind blocked fns: for ever. */
+    CHECK_EQ(cctx_wait(g, -1), ETIMEDOUT);
+    cctx_release(g);
+    cctx_release(d);
+    busy_end(b, RUNNERS_MAX);
+}
+
+TEST(runner_grace_period_ends_while_every_place_runs_a_blocked_after_function)
+{
+    run_with_watchdog(grace_with_every_place_taken, 30);
+}
+
+static void process_end_with_every_place_taken(void)
+{
+    struct busy *b = keep_runners_busy(RUNNERS_MAX);
+    /* 2 s: the child catches SIGTERM long before (it says 'R' once it
+     * does), so that the SIGKILL kill_after later is what ends it. */
+    cctx_t *d = cctx_with_timeout(cctx_background(), CCTX_SEC(2), NULL);
+    int in[2], out[2];
+    CHECK_EQ(pipe2(in, O_CLOEXEC), 0);
+    CHECK_EQ(pipe2(out, O_CLOEXEC), 0);
+    cctx_proc_opts_t o = CCTX_PROC_OPTS_INIT;
+    o.stdin_fd = in[0];
+    o.stdout_fd = out[1];
+    o.kill_after = CCTX_MSEC(50);
+    char *argv[] = {"cctx-tests", "--child", "proc_term_catcher", NULL};
+    cctx_proc_t *p = cctx_proc_spawn(d, "/proc/self/exe", argv, NULL, &o);
+    CHECK(p != NULL);
+    close(in[0]);
+    close(out[1]);
+    CHECK_EQ(read_byte(out[0], 30000), 'R');
+    /* Before, neither signal went until a place was free: for ever. */
+    int st;
+    CHECK_EQ(cctx_proc_wait(p, &st), 0);
+    CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    CHECK_EQ(read_byte(out[0], 10000), 'T');
+    cctx_proc_free(p);
+    close(in[1]);
+    close(out[0]);
+    cctx_release(d);
+    busy_end(b, RUNNERS_MAX);
+}
+
+TEST(runner_process_signals_go_while_every_place_runs_a_blocked_after_function)
+{
+    run_with_watchdog(process_end_with_every_place_taken, 30);
 }
 
 /* ---- no runner at all -------------------------------------------------------------- */

@@ -4,7 +4,10 @@
  *
  * Go's exec.CommandContext with Cmd.Cancel and WaitDelay: when the context
  * ends, the child gets a signal (SIGTERM by default), then SIGKILL once
- * kill_after has passed, and cctx_proc_wait returns its wait status.
+ * kill_after has passed, and cctx_proc_wait returns its wait status. The
+ * signal goes ahead of the user's after-functions of that end, and neither
+ * signal waits for after-functions that block (on this context or any
+ * other): an after-function may wait for the child.
  *
  *   cctx_proc_opts_t o = CCTX_PROC_OPTS_INIT;
  *   o.kill_after = CCTX_SEC(2);

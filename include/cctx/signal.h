@@ -33,7 +33,8 @@
  *
  *  - The watch ends as soon as the context ends, whatever ended it: the
  *    signal, cancel, the parent, or the last cctx_release. The signals then
- *    get their previous dispositions back at once (unlike Go, where they stay
+ *    get their previous dispositions back at once, ahead of the
+ *    after-functions of that end (unlike Go, where they stay
  *    caught until stop is called): a second SIGINT during a graceful
  *    shutdown does what it did before the watch (by default, it terminates
  *    the process), the usual "press Ctrl-C again to force" behaviour.
