@@ -567,6 +567,11 @@ enum { CCTX_DUMP_TEXT = 0, CCTX_DUMP_JSON = 1, CCTX_DUMP_DOT = 2, CCTX_DUMP_HTML
  * thread, so no user code runs in cctx_dump, nor on the library threads
  * of the inspect and laggy switches, which a blocking after-function would
  * otherwise hold up (only when no runner can be started does it run here).
+ * The references are held while `out` is written, up to the dump's end:
+ * a stream whose writes block keeps the contexts alive meanwhile, and a
+ * cctx_cancel_and_wait on any of them waits for it. Where `out` may block
+ * (a pipe, a socket, a cookie stream), dump into memory (open_memstream)
+ * and write that, as the inspect switch does.
  * 0, EINVAL (NULL out, unknown format), ENOTSUP, ENOMEM, or EIO. */
 CCTX_API int cctx_dump(cctx_t *root, FILE *out, int format);
 
@@ -619,7 +624,10 @@ CCTX_API CCTX__OWNED cctx_t *cctx_with_grace_at(cctx_t *parent, int64_t grace,
  * from. With the registry on (CCTX_DEBUG=trees, or a switch that implies
  * it) the report lists every live descendant instead, whatever its kind and
  * whenever it was canceled, each under its own parent, oldest first.
- * Holders released while the report is written are not listed. Out of
+ * Holders released while the report is written are not listed; the report
+ * holds each context it lists while it writes it, so a `report` stream
+ * whose writes block keeps that context alive meanwhile (as cctx_dump's
+ * stream does). Out of
  * memory while it gathers them, the report lists what it could (with the
  * registry, the context alone) and says so in a last line,
  * "(out of memory: ...)". With a report, and the registry off, the call

@@ -327,12 +327,20 @@ static bool report_registered(FILE *out, struct cctx *c)
     struct cctx **mine = malloc((n ? n : 1) * sizeof *mine);
     struct item *stack = malloc((n ? n : 1) * sizeof *stack);
     size_t k = 0, sp = 0;
-    for (size_t i = 0; mine && stack && i < n; i++)
-        for (struct cctx *p = all[i].ctx->parent; p; p = p->parent)
-            if (p == c) {
-                mine[k++] = all[i].ctx;
-                break;
-            }
+    for (size_t i = 0; mine && stack && i < n; i++) {
+        struct cctx *p = all[i].ctx->parent;
+        while (p && p != c)
+            p = p->parent;
+        if (p) {
+            mine[k++] = all[i].ctx;
+        } else if (all[i].ctx != c) { /* c's is counted out of its line */
+            /* Not c's: let go before writing, so that a stream that blocks
+             * holds up only what it lists. A chain walked later is held by
+             * the context at its foot. */
+            cctx__runner_release(all[i].ctx, CCTX__SITE);
+            all[i].ctx = NULL;
+        }
+    }
     size_t top = 0;
     for (size_t i = 0; i < k; i++)
         top += mine[i]->parent == c;
@@ -356,7 +364,8 @@ static bool report_registered(FILE *out, struct cctx *c)
     free(mine);
     free(stack);
     for (size_t i = 0; i < n; i++)
-        cctx__runner_release(all[i].ctx, CCTX__SITE);
+        if (all[i].ctx)
+            cctx__runner_release(all[i].ctx, CCTX__SITE);
     free(all);
     cctx__dump_ended();
     return true;

@@ -698,3 +698,45 @@ TEST(cancel_wait_report_says_when_the_registry_snapshot_is_out_of_memory)
     CHECK(strstr(c.out, "\n(out of memory: descendants not listed)\n"));
     child_done(&c);
 }
+
+/* The report holds what it lists while it writes it, and nothing else: a
+ * stream that blocks holds up no wait on another tree. Here the stream's
+ * first write is itself such a wait. */
+static cctx_cancel_t *other_tree;
+static int other_wait = -1;
+
+static ssize_t write_while_another_tree_is_waited_for(void *cookie, const char *buf, size_t size)
+{
+    (void)cookie;
+    (void)buf;
+    if (other_wait == -1) /* the report is written on the caller's thread */
+        other_wait = cctx_cancel_and_wait(other_tree, CCTX_SEC(10), NULL);
+    return (ssize_t)size;
+}
+
+CHILD(cancel_wait_registered_report_holds_only_what_it_lists)
+{
+    cctx_cancel_t *cancel;
+    cctx_t *c = cctx_with_cancel(cctx_background(), &cancel);
+    cctx_t *a = cctx_with_cancel(c, NULL);
+    cctx_t *b = cctx_with_cancel(cctx_background(), &other_tree);
+    FILE *out = fopencookie(
+        NULL, "w", (cookie_io_functions_t){.write = write_while_another_tree_is_waited_for});
+    CHECK(out);
+    setvbuf(out, NULL, _IONBF, 0);
+    CHECK_EQ(cctx_cancel_and_wait(cancel, 0, out), ETIMEDOUT);
+    fclose(out);
+    /* Before, the report's snapshot held b too: 10 s, then ETIMEDOUT. */
+    CHECK_EQ(other_wait, 0);
+    cctx_release(b);
+    cctx_release(a);
+    CHECK_EQ(cctx_cancel_and_wait(cancel, 0, NULL), 0);
+    cctx_release(c);
+}
+
+TEST(cancel_wait_report_with_the_registry_holds_only_what_it_lists)
+{
+    struct child c;
+    run_with_the_registry("cancel_wait_registered_report_holds_only_what_it_lists", &c);
+    child_done(&c);
+}
