@@ -39,7 +39,11 @@
  *    cctx_cause on the group's context, or on anything derived from it,
  *    names that call. If the context had already ended (parent canceled,
  *    deadline), the earlier cause stays, as for any second cancellation,
- *    and cctx_group_wait still returns the task's value.
+ *    and cctx_group_wait still returns the task's value. The failing
+ *    task's thread makes that cancellation, and with it runs the
+ *    after-functions on the group's context and its descendants, as a
+ *    cancel does on the calling thread; the task counts as returned after
+ *    them, so cctx_group_wait also waits for those after-functions.
  *  - cctx_group_wait returns only what tasks returned: 0 if every task
  *    returned 0, even if the context ended meanwhile (read cctx_err of the
  *    context or its parent for that), and never a cctx_group_go failure,
