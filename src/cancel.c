@@ -534,9 +534,10 @@ static inline __attribute__((always_inline)) void cancel(struct cctx__cancelable
     if (site && !msg && err == ECANCELED && cctx__kind(&c->head) == KIND_CANCEL) {
         /* The time first: read outside every lock. */
         own = (struct own_cause){.site = site, .when = cctx_now(), .code = code};
-        /* A leaf in its source's list (it never had a child nor a
-         * registration, the flags say without its lock) keeps its cause
-         * where it stands when the cause fits: no code, a time in range.
+        /* A leaf in its source's list (no child nor registration so far,
+         * as the flags say without its lock; end_in_place looks at its
+         * list again under it) keeps its cause where it stands when the
+         * cause fits: no code, a time in range.
          * (The site's address, a struct's, has bit 0 free: tree.c.) */
         uint32_t w = cctx__atomic_load_relaxed(&c->head.word);
         if (!tracing && code == 0 && (w & WORD_LINKED) && !(w & (WORD_PARENT | WORD_AFTERS)) &&
