@@ -393,7 +393,11 @@ static inline int cctx__wait_inline(const cctx_t *ctx, int64_t timeout, const ch
  * The library never touches it after fn has returned, so it may be freed or
  * registered again as soon as fn has had an effect the caller can see (a
  * flag fn set, a condition fn signalled), with no cctx_after_stop; or once
- * cctx_after_stop has returned; or by fn itself after fn has stopped it. */
+ * cctx_after_stop has returned; or by fn itself after fn has stopped it.
+ * Registering it again while it is still registered is undefined, as a
+ * second free of a block is (the list it is in is cut: a cancel may never
+ * end, another registration may be lost); CCTX_DEBUG=checks reports a
+ * second registration on the same context and aborts. */
 typedef struct cctx_after {
     void *opaque[8];
 } cctx_after_t;
@@ -405,7 +409,11 @@ typedef struct cctx_after {
  * the fake clock, on the thread that advances it, before the advance returns;
  * for a signal of <cctx/signal.h>, on a runner too.
  * If ctx is already done it runs now, before this returns. On a context that
- * can never end it is registered and never runs. The library's own waits on
+ * can never end it is registered and never runs. Those that run on the
+ * thread that cancelled run one after another, each context's last
+ * registered first (no order is promised between different contexts');
+ * those of a deadline or a signal start in that order, each on a runner of
+ * its own, so they may run at the same time. The library's own waits on
  * ctx (cctx_wait, cctx_wait_any, cctx_cond_wait, a blocked cctx_group_go)
  * are woken before ctx's after-functions run, so fn may wait for a thread
  * blocked in one of them. fn must return: leaving it
@@ -484,8 +492,10 @@ CCTX_API bool cctx_after_stop_at(cctx_after_t *reg, const char *file, int line, 
  *   checks  (implies trees) released contexts are kept as tombstones (the
  *           last 65,536), so that touching one is caught instead of reading
  *           reused memory: over-release, use after free (derive, ref, cancel
- *           through a stale handle, wait, read, name, dump) and
- *           cctx_after_stop on storage never registered are reported on
+ *           through a stale handle, wait, read, name, dump),
+ *           cctx_after_stop on storage never registered and
+ *           cctx_after_func on storage still registered on the same
+ *           context are reported on
  *           stderr with the call site (or, for calls that take none, the
  *           caller's address as object+offset for addr2line), where the
  *           context was made and where it was released, then abort().

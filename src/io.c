@@ -128,6 +128,15 @@ static int nap(cctx_t *ctx, int64_t ns)
 
 enum kind { K_READ, K_WRITE, K_RECV, K_SEND };
 
+/* Flags of a call that gets one attempt: the caller's MSG_DONTWAIT, and a
+ * read of the error queue, which never blocks (empty, it is EAGAIN at once,
+ * for a blocking recv too). */
+#ifdef MSG_ERRQUEUE
+#define NEVER_WAITS (MSG_DONTWAIT | MSG_ERRQUEUE)
+#else
+#define NEVER_WAITS MSG_DONTWAIT
+#endif
+
 enum mode {
     M_NOWAIT, /* try with RWF_NOWAIT (read/write) or MSG_DONTWAIT (recv/send) */
     M_PLAIN,  /* plain call, poll on EAGAIN: non-blocking fds, regular files */
@@ -285,7 +294,7 @@ static ssize_t xfer_one(struct xfer *x, char *p, size_t n)
             x->ready = was_ready;
             continue;
         }
-        if ((e != EAGAIN && e != EWOULDBLOCK) || (x->flags & MSG_DONTWAIT))
+        if ((e != EAGAIN && e != EWOULDBLOCK) || (x->flags & NEVER_WAITS))
             return failed_with(e);
         /* Asked at the first refusal of a call, and whenever readiness
          * misled. */

@@ -185,6 +185,23 @@ static char *dup_or_null(const char *s, bool *oom)
     return d;
 }
 
+/* A service of digits only names a port, and a port has 16 bits: glibc
+ * takes 99999 as 34463 (the number cut to 16 bits), musl refuses it. Both
+ * libcs' answers are made the refusal. */
+static bool port_out_of_range(const char *service)
+{
+    if (!service || !*service)
+        return false;
+    unsigned long port = 0;
+    for (const char *p = service; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        if (port <= 65535)
+            port = port * 10 + (unsigned long)(*p - '0');
+    }
+    return port > 65535;
+}
+
 CCTX_API int cctx_getaddrinfo(cctx_t *ctx, const char *node, const char *service,
                               const struct addrinfo *hints, struct addrinfo **res)
 {
@@ -193,6 +210,8 @@ CCTX_API int cctx_getaddrinfo(cctx_t *ctx, const char *node, const char *service
     int err = cctx_err(ctx);
     if (err)
         return sys_fail(err);
+    if (port_out_of_range(service))
+        return EAI_SERVICE;
     if (is_local(node, hints))
         return getaddrinfo(node, service, hints, res);
 
@@ -296,7 +315,7 @@ static int errno_of_gai(int rc)
 
 CCTX_API int cctx_dial(cctx_t *ctx, const char *host, const char *service, int socktype)
 {
-    if (!ctx || !host) {
+    if (!ctx || !host || !service) {
         errno = EINVAL;
         return -1;
     }

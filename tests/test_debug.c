@@ -566,6 +566,37 @@ TEST(debug_checks_catch_after_stop_on_storage_never_registered)
     child_done(&c);
 }
 
+static void never_runs(void *arg)
+{
+    (void)arg;
+    abort();
+}
+
+/* Registered twice, the storage would cut the context's list: a cancel
+ * then spun for ever. */
+CHILD(register_twice)
+{
+    cctx_cancel_t *cancel;
+    cctx_t *c = cctx_with_cancel(cctx_background(), &cancel);
+    cctx_after_t other, reg;
+    CHECK_EQ(cctx_after_func(c, &other, never_runs, NULL), 0);
+    CHECK_EQ(cctx_after_func(c, &reg, never_runs, NULL), 0);
+    printf("site misuse %d\n", __LINE__ + 2);
+    fflush(stdout);
+    cctx_after_func(c, &reg, never_runs, NULL);
+}
+
+TEST(debug_checks_catch_a_second_registration_of_live_storage)
+{
+    const char *env[] = {"CCTX_DEBUG=checks", NULL};
+    struct child c;
+    run_child("register_twice", env, &c);
+    check_aborted(&c);
+    check_has(c.err, "misuse: cctx_after_func on storage still registered on this context");
+    check_site(c.err, ", at ", site_line(&c, "misuse"), " in child_register_twice");
+    child_done(&c);
+}
+
 CHILD(stop_unregistered_quietly)
 {
     cctx_after_t reg = {0};

@@ -130,6 +130,20 @@ TEST(io_recv_send_dontwait_and_datagrams)
     cctx_release(ctx);
 }
 
+/* A read of an empty error queue is EAGAIN at once, for a blocking recv
+ * too; before, cctx_recv waited for the queue until ctx ended. */
+TEST(io_recv_errqueue_empty_is_eagain_at_once)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    CHECK(fd >= 0);
+    cctx_t *ctx = cctx_with_timeout(cctx_background(), CCTX_SEC(10), NULL);
+    char b[64];
+    CHECK_ERRNO(cctx_recv(ctx, fd, b, sizeof b, MSG_ERRQUEUE), -1, EAGAIN);
+    CHECK_EQ(cctx_err(ctx), 0);
+    close(fd);
+    cctx_release(ctx);
+}
+
 /* ---- connect over TCP ----------------------------------------------------------------- */
 
 struct connector {

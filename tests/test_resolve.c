@@ -498,6 +498,30 @@ TEST(resolve_bad_input)
              EAI_SERVICE);
     CHECK_ERRNO(cctx_dial(cctx_background(), "127.0.0.1", "no-such-service-x", SOCK_STREAM),
                 -1, EINVAL);
+    CHECK_ERRNO(cctx_dial(cctx_background(), "127.0.0.1", NULL, SOCK_STREAM), -1, EINVAL);
+}
+
+/* A port has 16 bits: glibc cut 99999 to 34463 and connected there. */
+TEST(resolve_numeric_service_past_65535_is_refused)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    static const char *const refused[] = {"65536", "99999", "4294967377", "99999999999999999999"};
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+        CHECK_EQ(cctx_getaddrinfo(cctx_background(), "127.0.0.1", refused[i], &hints, &res),
+                 EAI_SERVICE);
+        CHECK(res == NULL);
+        CHECK_ERRNO(cctx_dial(cctx_background(), "127.0.0.1", refused[i], SOCK_STREAM), -1, EINVAL);
+    }
+    static const struct {
+        const char *service;
+        int port;
+    } taken[] = {{"65535", 65535}, {"0000080", 80}, {"0", 0}};
+    for (size_t i = 0; i < sizeof taken / sizeof *taken; i++) {
+        CHECK_EQ(cctx_getaddrinfo(cctx_background(), "127.0.0.1", taken[i].service, &hints, &res),
+                 0);
+        CHECK_EQ(ntohs(((struct sockaddr_in *)res->ai_addr)->sin_port), taken[i].port);
+        freeaddrinfo(res);
+    }
 }
 
 TEST(resolve_numeric_and_localhost)

@@ -126,7 +126,9 @@ CCTX_API ssize_t cctx_write(cctx_t *ctx, int fd, const void *buf, size_t len);
  * blocking recv does. With MSG_WAITALL on a stream socket (without MSG_PEEK)
  * it keeps receiving until len bytes, end of stream, an error or the end of
  * ctx, and then returns the count so far if non-zero. If the caller passes
- * MSG_DONTWAIT it gets one attempt, EAGAIN included, as recv would give. */
+ * MSG_DONTWAIT it gets one attempt, EAGAIN included, as recv would give; so
+ * with MSG_ERRQUEUE, whose reads never block (an empty error queue is EAGAIN
+ * at once, for a blocking recv too). */
 CCTX_API ssize_t cctx_recv(cctx_t *ctx, int fd, void *buf, size_t len, int flags);
 
 /* send(2) with MSG_DONTWAIT added, writing all of buf as cctx_write does (a
@@ -249,7 +251,9 @@ CCTX_API int cctx_thread_join(cctx_t *ctx, pthread_t thread, void **ret);
  * EAI_NOTCANCELED).
  *
  * Returns getaddrinfo's codes (0 with *res set, to be freed with
- * freeaddrinfo), and EAI_SYSTEM with errno set: ctx's error (ECANCELED,
+ * freeaddrinfo; EAI_SERVICE for a service of digits past 65535, which
+ * glibc would cut to 16 bits and musl refuses), and EAI_SYSTEM with errno
+ * set: ctx's error (ECANCELED,
  * ETIMEDOUT) when ctx ends first or had already ended (nothing is started
  * then), EINVAL for a NULL ctx or res, or pthread_create's error (EAGAIN)
  * when the helper thread, or the waker thread that the wait needs (see
@@ -262,13 +266,13 @@ CCTX_API int cctx_thread_join(cctx_t *ctx, pthread_t thread, void **ret);
 CCTX_API int cctx_getaddrinfo(cctx_t *ctx, const char *node, const char *service,
                               const struct addrinfo *hints, struct addrinfo **res);
 
-/* A connected socket to host:service (socktype: SOCK_STREAM, or SOCK_DGRAM
- * for a connected UDP socket; 0 means SOCK_STREAM): resolves with
+/* A connected socket to host:service (socktype: SOCK_STREAM, SOCK_DGRAM for
+ * a connected UDP socket, or SOCK_SEQPACKET; 0 means SOCK_STREAM): resolves with
  * cctx_getaddrinfo (AF_UNSPEC), then tries each address in the order the
  * resolver gave, each with cctx_connect, until one connects. The socket is
  * blocking and close-on-exec. Returns it, or -1 with errno: ctx's error when
  * ctx ends first (during the resolution, a connect, or between the
- * attempts), EINVAL (NULL ctx or host, or a bad socktype), the resolution's
+ * attempts), EINVAL (NULL ctx, host or service, or a bad socktype), the resolution's
  * failure (EADDRNOTAVAIL for a name with no address, as EAI_NONAME,
  * EAI_NODATA, EAI_ADDRFAMILY and EAI_FAIL say; EAGAIN for EAI_AGAIN; ENOMEM;
  * EINVAL for a service or socktype the resolver refuses; the errno of

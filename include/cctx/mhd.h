@@ -143,8 +143,9 @@ typedef void cctx_mhd_handler_fn(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_
  * request through, or an HTTP status (400 to 599) to reject it: the handler
  * does not run and the client gets that status with msg (a NUL-terminated
  * text of at most msg_size bytes, which the validator may write; empty means
- * the status's reason phrase) as a text/plain body. A validator may narrow
- * the request's deadline with cctx_mhd_limit. */
+ * the status's reason phrase) as a text/plain body; any other non-zero
+ * value is taken for 500. A validator may narrow the request's deadline
+ * with cctx_mhd_limit. */
 typedef int cctx_mhd_check_fn(cctx_t *ctx, cctx_mhd_request_t *req, char *msg, size_t msg_size,
                               void *arg);
 
@@ -184,7 +185,9 @@ typedef struct cctx_mhd_options {
  * is 400 to 599, else 504 when the parent ended by its deadline
  * (ETIMEDOUT), else 503; the body is the cause's message. NULL with
  * errno: EINVAL (NULL parent, a bind address that is not an IP literal, a
- * deadline header name that is empty), EADDRINUSE or another errno of
+ * deadline header name that is not an HTTP token (letters, digits and
+ * !#$%&'*+-.^_`|~; not empty), a negative max_timeout, a debug path not
+ * starting with '/'), EADDRINUSE or another errno of
  * socket/bind/listen, ENOMEM, EAGAIN (threads), or the errno with which
  * libmicrohttpd failed to start. */
 CCTX_API cctx_mhd_t *cctx_mhd_start(cctx_t *parent, const cctx_mhd_options_t *options,
@@ -205,8 +208,8 @@ CCTX_API cctx_t *cctx_mhd_context(const cctx_mhd_t *server);
  * one. Routes are tried in the order added, the first match wins.
  * max_timeout > 0 caps the deadline of this route's requests (504, "deadline
  * from route maximum: ..."); 0: no cap of its own. Strings are copied. May be
- * called while the server runs. 0, EINVAL (NULL server, path or handler),
- * ENOMEM, ECANCELED (after shutdown began). */
+ * called while the server runs. 0, EINVAL (NULL server, path or handler, a
+ * negative max_timeout), ENOMEM, ECANCELED (after shutdown began). */
 CCTX_API int cctx_mhd_route(cctx_mhd_t *server, const char *method, const char *path,
                             cctx_mhd_handler_fn *handler, void *arg, int64_t max_timeout);
 
@@ -263,7 +266,8 @@ CCTX_API int cctx_mhd_use_max_body(cctx_mhd_t *server, size_t max);
  * child of the current request context whose deadline is timeout from now,
  * ending with ETIMEDOUT, code 504 and msg (copied; NULL: "deadline from
  * middleware"). A timeout not shorter than what is left changes nothing.
- * 0, EINVAL, ENOMEM. */
+ * 0, EINVAL (NULL req, or not called from a validator: the handler has its
+ * context already), ENOMEM. */
 CCTX_API int cctx_mhd_limit(cctx_mhd_request_t *req, int64_t timeout, const char *msg);
 
 /* ---- The request ----------------------------------------------------------- */
@@ -296,12 +300,16 @@ CCTX_API const char *cctx_mhd_route_of(const cctx_t *ctx);
  * final response and libmicrohttpd cannot send it as an interim one). */
 CCTX_API int cctx_mhd_status(cctx_mhd_response_t *resp, int status);
 /* Adds a header (copied; a second call with the same name adds another
- * line). 0, EINVAL (NULL, or a name or value with CR or LF), ENOMEM. A
+ * line). 0, EINVAL (NULL, a name that is not an HTTP token, or a value with
+ * a control character other than tab: CR and LF included), ENOMEM. A
  * header libmicrohttpd refuses when the response is built (it frames the
  * body itself: Content-Length, a Transfer-Encoding other than chunked) turns
  * the response into a 500 "response header refused: NAME". */
 CCTX_API int cctx_mhd_set_header(cctx_mhd_response_t *resp, const char *name, const char *value);
-/* Appends len bytes to the body. 0, EINVAL, ENOMEM. */
+/* Appends len bytes to the body. 0, EINVAL (NULL resp, NULL data with a
+ * len, or a body that would pass PTRDIFF_MAX bytes: nothing is appended),
+ * ENOMEM. Once a write, a printf or a header runs out of memory, the answer
+ * is a 500 "out of memory" whatever else the handler does. */
 CCTX_API int cctx_mhd_write(cctx_mhd_response_t *resp, const void *data, size_t len);
 /* Appends formatted text to the body. 0, EINVAL, ENOMEM. */
 CCTX_API int cctx_mhd_printf(cctx_mhd_response_t *resp, const char *fmt, ...)

@@ -85,6 +85,7 @@ struct cctx_mhd_request {
     cctx_cancel_t *cancel; /* its cancel handle                             */
     cctx_t *run_ctx;       /* ctx, or a narrower child made by cctx_mhd_limit */
     bool has_deadline;     /* the deadline header was present               */
+    bool validating;       /* a validator runs: cctx_mhd_limit may narrow    */
     char *body;
     size_t body_len, body_cap;
     bool body_too_large, replied, counted;
@@ -186,6 +187,8 @@ struct cctx_mhd_request *cctx__mhd_request_begin(cctx_mhd_t *s, struct MHD_Conne
                                                  bool nul_in_path);
 void cctx__mhd_request_free(struct cctx_mhd_request *req);
 void cctx__mhd_response_init(cctx_mhd_response_t *resp);
+/* Whether s is an HTTP token, what a header field's name must be. */
+bool cctx__mhd_is_token(const char *s);
 /* Turns resp into req->response/status (resp is emptied). */
 void cctx__mhd_response_finish(struct cctx_mhd_request *req, cctx_mhd_response_t *resp);
 /* A duration in the unit letters of grpc-timeout, the largest unit that

@@ -56,7 +56,9 @@ int cctx__mhd_run_checks(cctx_mhd_t *s, struct cctx_mhd_request *req, char *msg,
     for (struct mhd_check *c = cctx__atomic_load_acquire(&s->checks); c;
          c = cctx__atomic_load_acquire(&c->next)) {
         msg[0] = '\0';
+        req->validating = true;
         int st = c->fn(req->run_ctx, req, msg, msg_size, c->arg);
+        req->validating = false;
         if (st != 0) {
             msg[msg_size - 1] = '\0';
             return st < 400 || st > 599 ? 500 : st;

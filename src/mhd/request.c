@@ -584,7 +584,9 @@ const char *cctx_mhd_body(const cctx_mhd_request_t *req, size_t *len)
 
 int cctx_mhd_limit(cctx_mhd_request_t *req, int64_t timeout, const char *msg)
 {
-    if (!req || !req->run_ctx)
+    /* From the handler, a narrower context would not reach it (it has its
+     * ctx already) and would only change the answer to an empty response. */
+    if (!req || !req->run_ctx || !req->validating)
         return EINVAL;
     if (cctx_remaining(req->run_ctx) <= timeout)
         return 0;
@@ -621,9 +623,35 @@ int cctx_mhd_status(cctx_mhd_response_t *resp, int status)
     return 0;
 }
 
+/* A field name is an HTTP token (RFC 9110, 5.6.2). */
+bool cctx__mhd_is_token(const char *s)
+{
+    static const char others[] = "!#$%&'*+-.^_`|~";
+    if (!*s)
+        return false;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              strchr(others, c)))
+            return false;
+    }
+    return true;
+}
+
+/* A field value has no control character but tab (RFC 9110, 5.5). */
+static bool is_field_value(const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return false;
+    }
+    return true;
+}
+
 int cctx_mhd_set_header(cctx_mhd_response_t *resp, const char *name, const char *value)
 {
-    if (!resp || !name || !value || !*name || strpbrk(name, "\r\n:") || strpbrk(value, "\r\n"))
+    if (!resp || !name || !value || !cctx__mhd_is_token(name) || !is_field_value(value))
         return EINVAL;
     struct mhd_header *h = malloc(sizeof *h);
     char *n = strdup(name), *v = strdup(value);
@@ -643,7 +671,9 @@ int cctx_mhd_set_header(cctx_mhd_response_t *resp, const char *name, const char 
 
 int cctx_mhd_write(cctx_mhd_response_t *resp, const void *data, size_t len)
 {
-    if (!resp || (!data && len))
+    /* No object is longer than PTRDIFF_MAX: such a len is a caller's
+     * mistake, told as one, and leaves what was written so far alone. */
+    if (!resp || (!data && len) || len > (size_t)PTRDIFF_MAX - resp->len)
         return EINVAL;
     if (resp->cap - resp->len < len) {
         size_t cap = resp->cap ? resp->cap : 256;

@@ -272,8 +272,9 @@ cctx_mhd_t *cctx_mhd_start(cctx_t *parent, const cctx_mhd_options_t *options,
     cctx_mhd_options_t o = CCTX_MHD_OPTIONS_INIT;
     if (options)
         o = *options;
-    if (!parent || (o.deadline_header && !*o.deadline_header) ||
-        (o.debug_path && o.debug_path[0] != '/')) {
+    /* A deadline header that is no header name would never be seen. */
+    if (!parent || (o.deadline_header && !cctx__mhd_is_token(o.deadline_header)) ||
+        o.max_timeout < 0 || (o.debug_path && o.debug_path[0] != '/')) {
         errno = EINVAL;
         return NULL;
     }

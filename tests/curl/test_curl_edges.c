@@ -245,11 +245,37 @@ TEST(curl_refused_before_sending_names_no_traceparent)
     CHECK_STR(r->traceparent, "");
     cctx_curl_multi_free(m);
 
-    /* Out of the other multi handle, the same handle sends one. */
+    /* Out of the other multi handle, the same handle is taken, and fails
+     * before it sends: the port refuses. */
     CHECK_EQ(curl_multi_remove_handle(other, e), CURLM_OK);
     CHECK_EQ(cctx_curl_perform(cctx_background(), e, NULL, &res), ECONNREFUSED);
-    CHECK_EQ(strlen(res.traceparent), CCTX_TRACEPARENT_SIZE - 1);
+    CHECK_STR(res.traceparent, "");
     curl_multi_cleanup(other);
+    curl_easy_cleanup(e);
+    curl_test_end();
+}
+
+/* A transfer libcurl ends before it sends its request (no URL, a refused
+ * connection) names no traceparent; before, it named the one prepared. */
+TEST(curl_failed_before_sending_names_no_traceparent)
+{
+    curl_test_begin();
+    CURL *e = curl_easy_init();
+    CHECK(e);
+    cctx_curl_result_t res;
+    CHECK(cctx_curl_perform(cctx_background(), e, NULL, &res) != 0);
+    CHECK_EQ(res.code, CURLE_URL_MALFORMAT);
+    CHECK_STR(res.traceparent, "");
+    curl_easy_cleanup(e);
+
+    e = easy_for(NULL, "http://127.0.0.1:1/");
+    cctx_curl_multi_t *m = cctx_curl_multi_new();
+    CHECK(m);
+    CHECK_EQ(cctx_curl_multi_add(m, e, NULL), 0);
+    CHECK_EQ(cctx_curl_multi_run(m, cctx_background()), 0);
+    CHECK_EQ(cctx_curl_multi_result(m, 0)->err, ECONNREFUSED);
+    CHECK_STR(cctx_curl_multi_result(m, 0)->traceparent, "");
+    cctx_curl_multi_free(m);
     curl_easy_cleanup(e);
     curl_test_end();
 }

@@ -11,6 +11,8 @@
 
 #include <poll.h>
 #include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -417,6 +419,43 @@ static void bad_header_handler(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_re
     CHECK_EQ(cctx_mhd_set_header(resp, "x-fine", "yes"), 0);
     CHECK_EQ(cctx_mhd_set_header(resp, (const char *)arg, "5"), 0);
     cctx_mhd_write(resp, "hello", 5);
+}
+
+/* Calls a handler must refuse, each leaving the response as it was: a
+ * header name that is no token or a value with a control byte, a write
+ * past any object's size, a cctx_mhd_limit outside a validator. */
+static atomic_int refusals_wrong;
+
+static void refusing_handler(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_response_t *resp,
+                             void *arg)
+{
+    (void)ctx, (void)arg;
+    int wrong = 0;
+    static const char *const names[] = {"a b", "", "x:y", "\xff", "a\tb"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        wrong += cctx_mhd_set_header(resp, names[i], "v") != EINVAL;
+    static const char *const values[] = {"\x01", "a\x7f", "a\rb", "a\nb"};
+    for (size_t i = 0; i < sizeof values / sizeof *values; i++)
+        wrong += cctx_mhd_set_header(resp, "x-v", values[i]) != EINVAL;
+    wrong += cctx_mhd_set_header(resp, "x-tab", "a\tb") != 0;
+    wrong += cctx_mhd_write(resp, "hello", 5) != 0;
+    static const size_t lens[] = {SIZE_MAX, SIZE_MAX - 5, (size_t)PTRDIFF_MAX};
+    for (size_t i = 0; i < sizeof lens / sizeof *lens; i++)
+        wrong += cctx_mhd_write(resp, "x", lens[i]) != EINVAL;
+    wrong += cctx_mhd_limit(req, CCTX_MSEC(1), NULL) != EINVAL;
+    atomic_store(&refusals_wrong, wrong);
+}
+
+TEST(mhd_handler_calls_refused_leave_the_response_alone)
+{
+    atomic_store(&refusals_wrong, -1);
+    cctx_mhd_t *s = cctx_mhd_start(cctx_background(), NULL, refusing_handler, NULL);
+    CHECK(s);
+    http_get(cctx_mhd_port(s), "/", "", &r);
+    CHECK_EQ(atomic_load(&refusals_wrong), 0);
+    CHECK_EQ(r.status, 200); /* before, the long write made it 500, a limit 504 */
+    CHECK_STR(r.body, "hello");
+    cctx_mhd_free(s);
 }
 
 TEST(mhd_response_status_and_refused_header)

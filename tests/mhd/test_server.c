@@ -521,9 +521,16 @@ TEST(mhd_start_errors)
     o.bind_address = "not an address";
     CHECK_ERRNO(cctx_mhd_start(cctx_background(), &o, probe_handler, NULL), NULL, EINVAL);
     o.bind_address = NULL;
-    o.deadline_header = "";
-    CHECK_ERRNO(cctx_mhd_start(cctx_background(), &o, probe_handler, NULL), NULL, EINVAL);
+    /* A deadline header that is no header name would never be seen. */
+    static const char *const not_names[] = {"", "x deadline", "x-d\r\nfoo", "\xff", "a:b"};
+    for (size_t i = 0; i < sizeof not_names / sizeof *not_names; i++) {
+        o.deadline_header = not_names[i];
+        CHECK_ERRNO(cctx_mhd_start(cctx_background(), &o, probe_handler, NULL), NULL, EINVAL);
+    }
     o.deadline_header = NULL;
+    o.max_timeout = -1;
+    CHECK_ERRNO(cctx_mhd_start(cctx_background(), &o, probe_handler, NULL), NULL, EINVAL);
+    o.max_timeout = 0;
     cctx_mhd_t *a = cctx_mhd_start(cctx_background(), &o, NULL, NULL);
     CHECK(a);
     o.port = cctx_mhd_port(a);
@@ -531,6 +538,7 @@ TEST(mhd_start_errors)
     http_get(cctx_mhd_port(a), "/nothing", "", &r); /* no handler, no route */
     CHECK_EQ(r.status, 404);
     CHECK_EQ(cctx_mhd_route(a, "GET", NULL, probe_handler, NULL, 0), EINVAL);
+    CHECK_EQ(cctx_mhd_route(a, "GET", "/x", probe_handler, NULL, -1), EINVAL);
     CHECK_EQ(cctx_mhd_shutdown(NULL, 0), EINVAL);
     CHECK_EQ(cctx_mhd_port(NULL), 0);
     cctx_mhd_free(a);
