@@ -371,7 +371,9 @@ CCTX_API int cctx_trace_child(const cctx_trace_t *parent, cctx_trace_t *child)
         return EINVAL;
     if (!parent)
         return cctx_trace_new(child);
-    if (parent->state_len > CCTX_TRACESTATE_MAX)
+    /* An all-zero trace-id is no trace (W3C): its child could not be sent. */
+    if (parent->state_len > CCTX_TRACESTATE_MAX ||
+        all_zero(parent->trace_id, sizeof parent->trace_id))
         return EINVAL;
     uint8_t span_id[8];
     int err = random_id(span_id, sizeof span_id);
@@ -431,6 +433,7 @@ CCTX_API cctx_t *cctx_with_trace_at(cctx_t *parent, const cctx_trace_t *trace, c
         return NULL;
     }
     memcpy(copy, trace, sizeof *copy);
+    copy->state[copy->state_len] = '\0'; /* whatever the caller's held there */
     /* On ENOMEM the derivation has already run free(copy); on EINVAL (not
      * expected: the arguments were checked) it has not. */
     cctx_t *ctx = cctx_with_value_at(parent, &trace_key, copy, free, file, line, func);

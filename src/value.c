@@ -48,6 +48,10 @@ bool cctx_deadline(const cctx_t *ctx, int64_t *deadline)
 
 int64_t cctx_remaining(const cctx_t *ctx)
 {
+    /* A released context is reported under this call's name, and with
+     * its caller, not cctx_deadline's. */
+    if (ctx)
+        cctx__check_tombstone(ctx, "cctx_remaining", NULL, 0, NULL);
     int64_t d;
     if (!cctx_deadline(ctx, &d))
         return CCTX_NO_DEADLINE;

@@ -160,6 +160,7 @@ int cctx_sleep_at(cctx_t *ctx, int64_t duration, const char *file, int line, con
 {
     if (cctx__unlikely(!ctx))
         return EINVAL;
+    cctx__check_live(ctx, "cctx_sleep", file, line, func); /* not as cctx_wait */
     if (duration <= 0)
         return cctx_err(ctx);
     return cctx_wait_at(ctx, duration, file, line, func);

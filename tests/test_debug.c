@@ -547,6 +547,35 @@ TEST(debug_checks_catch_waiting_on_a_released_context)
     check_misuse("wait_after_free", "misuse: cctx_wait on a context already released", true);
 }
 
+/* Each call is named as the program wrote it (they were named cctx_wait and
+ * cctx_deadline, the calls they make). */
+CHILD(sleep_after_free)
+{
+    MADE_AND_RELEASED(c);
+    (void)c_cancel;
+    printf("site misuse %d\n", __LINE__ + 2);
+    fflush(stdout);
+    cctx_sleep(c, CCTX_MSEC(1));
+}
+
+TEST(debug_checks_catch_sleeping_on_a_released_context)
+{
+    check_misuse("sleep_after_free", "misuse: cctx_sleep on a context already released", true);
+}
+
+CHILD(remaining_after_free)
+{
+    MADE_AND_RELEASED(c);
+    (void)c_cancel;
+    cctx_remaining(c);
+}
+
+TEST(debug_checks_catch_remaining_of_a_released_context)
+{
+    check_misuse("remaining_after_free", "misuse: cctx_remaining on a context already released",
+                 false);
+}
+
 CHILD(stop_unregistered)
 {
     cctx_after_t reg = {0};

@@ -362,6 +362,27 @@ TEST(propagate_trace_child)
     poison_trace(&c);
     CHECK_EQ(cctx_trace_child(&p, &c), EINVAL);
     CHECK(trace_poisoned(&c));
+    /* An all-zero trace-id is no trace: before, its child was made, and
+     * could not be formatted. */
+    p.state_len = 0;
+    memset(p.trace_id, 0, sizeof p.trace_id);
+    poison_trace(&c);
+    CHECK_EQ(cctx_trace_child(&p, &c), EINVAL);
+    CHECK(trace_poisoned(&c));
+}
+
+/* The copy a context carries ends its state at state_len, whatever the
+ * caller's struct held there. */
+TEST(propagate_with_trace_terminates_the_state)
+{
+    cctx_trace_t t;
+    CHECK_EQ(cctx_trace_new(&t), 0);
+    memset(t.state, 'x', sizeof t.state);
+    t.state_len = 3;
+    cctx_t *ctx = cctx_with_trace(cctx_background(), &t);
+    CHECK(ctx != NULL);
+    CHECK_STR(cctx_trace_of(ctx)->state, "xxx");
+    cctx_release(ctx);
 }
 
 /* ---- a trace carried by a context ------------------------------------------------------ */

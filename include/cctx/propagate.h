@@ -135,7 +135,8 @@ CCTX_API int cctx_trace_new(cctx_trace_t *out);
  * tracestate, parent_id = parent->span_id, a fresh random span_id (never
  * all zero). With a NULL parent it starts a new trace (cctx_trace_new).
  * child may be parent itself. 0, EINVAL (NULL child, or a parent whose
- * state_len exceeds CCTX_TRACESTATE_MAX), or the errno of the random source
+ * trace-id is all zero, which is no trace, or whose state_len exceeds
+ * CCTX_TRACESTATE_MAX), or the errno of the random source
  * (child untouched on every error). */
 CCTX_API int cctx_trace_child(const cctx_trace_t *parent, cctx_trace_t *child);
 
@@ -146,7 +147,8 @@ CCTX_API void cctx_span_id_hex(const uint8_t id[8], char out[CCTX_SPAN_ID_HEX_SI
 
 /* ---- A trace carried by a context ----------------------------------------- */
 
-/* A value context carrying a copy of *trace (freed with the context). NULL
+/* A value context carrying a copy of *trace (freed with the context; its
+ * state NUL-terminated at state_len, whatever the caller's held there). NULL
  * with errno EINVAL (NULL parent or trace, or a state_len above
  * CCTX_TRACESTATE_MAX) or ENOMEM (nothing leaks), as cctx_with_value. */
 CCTX_API CCTX__OWNED cctx_t *cctx_with_trace_at(cctx_t *parent, const cctx_trace_t *trace,
