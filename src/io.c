@@ -15,7 +15,8 @@
  * (EOPNOTSUPP) we fall back to poll-then-call, see fallback_mode. A libc
  * without preadv2 (musl 1.2.3; CCTX_PORTABLE) starts in that fallback: one
  * fstat and one fcntl more per call, and a poll before each read or write on
- * a blocking descriptor (initial_mode).
+ * a blocking descriptor (initial_mode), but for a socket, which is read and
+ * written with recv and send and MSG_DONTWAIT there.
  *
  * RWF_NOWAIT also means "would wait for the disk" on regular files and
  * block devices, where poll always reports ready: an EAGAIN right after a
@@ -209,6 +210,14 @@ static enum mode fallback_for(struct xfer *x)
 {
     struct stat st, mine;
     enum mode m = fallback_mode(x->fd, &st);
+    /* A socket needs no poll first: recv and send take MSG_DONTWAIT. Polled,
+     * a write could sleep in the kernel (POLLOUT on TCP promises a part of
+     * the send buffer, not a pipe's PIPE_BUF) and the PIPE_BUF pieces would
+     * cut a datagram in two. */
+    if (S_ISSOCK(st.st_mode)) {
+        x->kind = x->kind == K_READ ? K_RECV : K_SEND;
+        return M_NOWAIT;
+    }
     if (m != M_POLLED || x->kind != K_WRITE || x->own >= 0 || !S_ISCHR(st.st_mode) ||
         !reopens_the_same_tty(&st) || !isatty(x->fd))
         return m;

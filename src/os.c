@@ -154,6 +154,11 @@ int cctx__os_wait(_Atomic uint32_t *word, uint32_t expected, int64_t deadline)
 {
     struct stripe *s = stripe_of(word);
     int r = 0;
+    /* The condition waits are cancellation points, where a futex wait is
+     * none: a thread cancelled in one would die holding the stripe's lock,
+     * and every word of the stripe would wait for ever. */
+    int cancel_state;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
     pthread_mutex_lock(&s->lock);
     /* A waker changes the word before it takes this stripe's lock to
      * broadcast, so under the lock either the change is seen or the
@@ -170,6 +175,7 @@ int cctx__os_wait(_Atomic uint32_t *word, uint32_t expected, int64_t deadline)
         }
     }
     pthread_mutex_unlock(&s->lock);
+    pthread_setcancelstate(cancel_state, NULL);
     return r;
 }
 

@@ -497,6 +497,12 @@ static void fork_on_a_runner(void *arg)
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
+        /* A runner blocks every signal, and the child keeps its mask: the
+         * watchdog's alarm must be let through, or a hang would be for ever. */
+        sigset_t alrm;
+        sigemptyset(&alrm);
+        sigaddset(&alrm, SIGALRM);
+        pthread_sigmask(SIG_UNBLOCK, &alrm, NULL);
         alarm(30);
         pthread_t t;
         if (pthread_create(&t, NULL, after_the_runner_left, NULL) != 0)

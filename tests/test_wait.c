@@ -645,3 +645,54 @@ TEST(wait_done_fd_in_a_child_forked_while_another_thread_makes_one)
     CHECK_EQ(cctx_err(c), 0); /* the child's cancel is the child's */
     cctx_release(c);
 }
+
+/* ---- a thread cancelled while it waits ------------------------------------------ */
+
+/* pthread_cancel of a thread in cctx_wait takes effect at its next
+ * cancellation point after the wait, as with a futex, which is none. On the
+ * portable build the wait was a condition wait, which is one: the thread
+ * died holding the lock of its stripe, and every later wait or wake of a
+ * word of that stripe waited for ever. */
+static atomic_int cancelled_tid, cancelled_in_wait;
+
+static void note_cancelled(void *arg)
+{
+    (void)arg;
+    atomic_store(&cancelled_in_wait, 1);
+}
+
+static void *wait_cancellably(void *arg)
+{
+    atomic_store(&cancelled_tid, thread_id());
+    pthread_cleanup_push(note_cancelled, NULL);
+    cctx_wait(arg, -1);
+    pthread_cleanup_pop(0);
+    pthread_testcancel();
+    return NULL;
+}
+
+static void cancel_a_waiting_thread(void)
+{
+    cctx_cancel_t *cancel;
+    cctx_t *c = cctx_with_cancel(cctx_background(), &cancel);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, wait_cancellably, c), 0);
+    while (!atomic_load(&cancelled_tid))
+        real_sleep_ms(1);
+    wait_until_blocked(atomic_load(&cancelled_tid));
+    CHECK_EQ(pthread_cancel(t), 0);
+    /* A second for the cancellation to act, where the wait lets it. */
+    for (int i = 0; i < 1000 && !atomic_load(&cancelled_in_wait); i++)
+        real_sleep_ms(1);
+    CHECK(!atomic_load(&cancelled_in_wait));
+    cctx_cancel(cancel); /* wakes it; before, it waited for the dead thread's lock */
+    void *ret;
+    CHECK_EQ(pthread_join(t, &ret), 0);
+    CHECK(ret == PTHREAD_CANCELED);
+    cctx_release(c);
+}
+
+TEST(wait_thread_cancelled_while_waiting_stops_after_the_wait)
+{
+    run_with_watchdog(cancel_a_waiting_thread, 30);
+}

@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cctx_read and cctx_write on blocking sockets. Where a libc has no
+ * RWF_NOWAIT (musl, the portable build) a read or write first polls, then
+ * makes the plain call; a socket needs no such poll, since recv and send
+ * take MSG_DONTWAIT, and the poll was wrong for it twice: POLLOUT on TCP
+ * promises a part of the send buffer, so the write after it could sleep in
+ * the kernel deaf to ctx, and writes were cut in PIPE_BUF pieces, which cut
+ * a datagram in two. These tests pass on every build; on those two they
+ * failed before.
+ */
+#define _GNU_SOURCE
+#include <cctx.h>
+#include <cctx/io.h>
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "support.h"
+
+enum { DATAGRAM = 8000 }; /* above PIPE_BUF */
+
+static void datagram_goes_whole(int type)
+{
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sv), 0);
+    int size = 4 * DATAGRAM;
+    CHECK_EQ(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &size, sizeof size), 0);
+    char *out = malloc(DATAGRAM), *in = malloc(DATAGRAM + 1);
+    CHECK(out && in);
+    for (int i = 0; i < DATAGRAM; i++)
+        out[i] = (char)i;
+    cctx_t *ctx = cctx_with_timeout(cctx_background(), CCTX_SEC(30), NULL);
+    CHECK_EQ(cctx_write(ctx, sv[0], out, DATAGRAM), DATAGRAM);
+    /* One datagram of it all: before, 4096 and 3904. */
+    CHECK_EQ(cctx_read(ctx, sv[1], in, DATAGRAM + 1), DATAGRAM);
+    CHECK(memcmp(in, out, DATAGRAM) == 0);
+    cctx_release(ctx);
+    free(out);
+    free(in);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+TEST(io_socket_write_of_a_datagram_goes_whole)
+{
+    datagram_goes_whole(SOCK_DGRAM);
+    datagram_goes_whole(SOCK_SEQPACKET);
+}
+
+/* A connected pair over TCP loopback, both blocking, with the smallest
+ * buffers the kernel gives. */
+static void tcp_pair(int *writer, int *reader)
+{
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(l >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    CHECK_EQ(bind(l, (struct sockaddr *)&a, sizeof a), 0);
+    CHECK_EQ(listen(l, 1), 0);
+    CHECK_EQ(getsockname(l, (struct sockaddr *)&a, &alen), 0);
+    int least = 1;
+    CHECK_EQ(setsockopt(l, SOL_SOCKET, SO_RCVBUF, &least, sizeof least), 0);
+    *writer = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(*writer >= 0);
+    CHECK_EQ(setsockopt(*writer, SOL_SOCKET, SO_SNDBUF, &least, sizeof least), 0);
+    CHECK_EQ(connect(*writer, (struct sockaddr *)&a, sizeof a), 0);
+    *reader = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+    CHECK(*reader >= 0);
+    close(l);
+}
+
+/* Takes a little now and then, then nothing: the send buffer is then
+ * writable (POLLOUT) with less room in it than a piece of the write. */
+static void *slow_reader(void *arg)
+{
+    int fd = *(int *)arg;
+    char b[512];
+    for (int i = 0; i < 150; i++) {
+        if (read(fd, b, sizeof b) <= 0)
+            break;
+        real_sleep_ms(2);
+    }
+    return NULL;
+}
+
+static void tcp_write_ends_with_ctx(void)
+{
+    int w, r;
+    tcp_pair(&w, &r);
+    enum { LEN = 1 << 20 };
+    char *buf = calloc(1, LEN);
+    CHECK(buf);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, slow_reader, &r), 0);
+    cctx_t *ctx = cctx_with_timeout(cctx_background(), CCTX_MSEC(500), NULL);
+    int64_t t0 = real_now();
+    /* The write waits for room until ctx ends. Before, on the builds that
+     * poll first, it slept in the kernel for ever. */
+    ssize_t n = cctx_write(ctx, w, buf, LEN);
+    pthread_join(t, NULL);
+    CHECK(real_now() - t0 < CCTX_SEC(20));
+    CHECK(n > 0 && n < LEN); /* what went, not lost behind the error */
+    CHECK_EQ(cctx_err(ctx), ETIMEDOUT);
+    cctx_release(ctx);
+    free(buf);
+    close(w);
+    close(r);
+}
+
+TEST(io_socket_write_to_a_full_tcp_peer_ends_with_ctx)
+{
+    run_with_watchdog(tcp_write_ends_with_ctx, 30);
+}
