@@ -124,6 +124,19 @@ sarif=$(cd "$odd" && "$vet" --sarif "a b#c%d.c" -- -std=gnu11 -I"$src/include")
 [ "$?" -eq 1 ] || { echo "FAIL: --sarif of an odd name: exit status"; exit 1; }
 [ "$(printf '%s\n' "$sarif" | grep -c '"uri": "a%20b%23c%25d.c"')" -eq 2 ] ||
     { echo "FAIL: the artifact URI of an odd name is not percent-encoded"; exit 1; }
+# SARIF counts columns in UTF-16 code units (its default columnKind, which
+# the log names): before the call, 'é' and '✓' are one unit each and the
+# emoji two, where the text output counts bytes (column 56, 51 units).
+printf '#include <cctx.h>\n#include <unistd.h>\nvoid f(cctx_t *ctx) { (void)ctx; /* h\303\251llo \342\234\223 \360\237\230\200 */ usleep(1); }\n' \
+    > "$work/utf8_col.c"
+text=$("$vet" "$work/utf8_col.c" -- -std=gnu11 -I"$src/include")
+printf '%s\n' "$text" | grep -q 'utf8_col.c:3:56: warning' ||
+    { echo "FAIL: the text column of a UTF-8 line: $text"; exit 1; }
+sarif=$("$vet" --sarif "$work/utf8_col.c" -- -std=gnu11 -I"$src/include")
+printf '%s\n' "$sarif" | grep -q '"startLine": 3, "startColumn": 51}' ||
+    { echo "FAIL: the SARIF column of a UTF-8 line is not in UTF-16 code units"; exit 1; }
+printf '%s\n' "$sarif" | grep -q '"columnKind": "utf16CodeUnits"' ||
+    { echo "FAIL: the SARIF run names no columnKind"; exit 1; }
 # An option whose argument is missing says so, rather than that it is unknown.
 for opt in -p --enable --disable; do
     err=$("$vet" "$file" "$opt" 2>&1 >/dev/null)

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # Runs cctx-vet on one corpus file and compares its findings, as rule@line,
 # with the file's first line: "// expect: rule@line ..." or "// expect: none".
-# An optional second line "// args: ..." gives cctx-vet options.
+# An optional second line "// args: ..." gives cctx-vet options. Each line
+# "// says: TEXT" names a text that some finding's message must hold.
 # usage: run.sh CCTX_VET FILE INCLUDE_DIR
 vet=$1 file=$2 inc=$3
 expect=$(sed -n '1s|^// expect: *||p' "$file")
@@ -25,6 +26,17 @@ if [ "$got" != "$want" ]; then
     echo "  expected: ${want:-none}"
     echo "  got:      ${got:-none}"
     exit 1
+fi
+says=$(sed -n 's|^// says: *||p' "$file")
+if [ -n "$says" ]; then
+    missing=$(printf '%s\n' "$says" | while IFS= read -r text; do
+        printf '%s\n' "$out" | grep -qF -- "$text" || printf '%s\n' "$text"
+    done)
+    if [ -n "$missing" ]; then
+        echo "FAIL $file: no finding says"
+        printf '%s\n' "$missing" | sed 's|^|  |'
+        exit 1
+    fi
 fi
 want_rc=0
 [ -z "$want" ] || want_rc=1

@@ -409,8 +409,8 @@ void stmt(struct builder *b, CXCursor c)
         loop_body(b, part[3], after, inc, b->nlocals);
         edge(g, b->cur, inc);
         b->cur = inc;
-        if (!clang_Cursor_isNull(part[2]))
-            expr(b, part[2], ROLE_OTHER, -1, false);
+        if (!clang_Cursor_isNull(part[2])) /* its value is dropped */
+            expr(b, part[2], ROLE_DISCARD, -1, false);
         edge(g, b->cur, head);
         b->cur = after;
         scope_ends(b, mark, end_loc(c));

@@ -12,17 +12,84 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Of the words in range, the longest that begins name but is not all of it,
+ * into shown (*best: its length so far). A long range (a macro whose
+ * argument is a block of code) is not read: at each call it wrote, that
+ * would cost its length. */
+static void prefix_word(CXTranslationUnit tu, CXSourceRange range, const char *name, char *shown,
+                        size_t size, size_t *best)
+{
+    CXToken *toks;
+    unsigned nt, from, to;
+    size_t len = strlen(name);
+    clang_getSpellingLocation(clang_getRangeStart(range), NULL, NULL, NULL, &from);
+    clang_getSpellingLocation(clang_getRangeEnd(range), NULL, NULL, NULL, &to);
+    if (to < from || to - from > 256)
+        return;
+    clang_tokenize(tu, range, &toks, &nt);
+    for (unsigned i = 0; i < nt; i++) {
+        if (clang_getTokenKind(toks[i]) != CXToken_Identifier)
+            continue;
+        CXString t = clang_getTokenSpelling(tu, toks[i]);
+        const char *word = clang_getCString(t);
+        size_t n = strlen(word);
+        if (n > *best && n < len && n < size && strncmp(name, word, n) == 0) {
+            *best = n;
+            snprintf(shown, size, "%s", word);
+        }
+        clang_disposeString(t);
+    }
+    clang_disposeTokens(tu, toks, nt);
+}
+
+/* The macro the user wrote for the cctx_ function `name` that the call c
+ * calls, into shown: cctx_with_timeout and cctx_with_timeout_cause both call
+ * cctx_with_timeout_cause_at. It is the longest word that begins name (and
+ * is not all of it) in the macro call that wrote c, as written
+ * (`CALL(cctx_with_timeout, ...)` too), or in that macro's definition (a
+ * project's own macro names the one it calls). Unchanged when none. */
+static void written_macro(CXCursor c, const char *name, char *shown, size_t size)
+{
+    CXTranslationUnit tu = clang_Cursor_getTranslationUnit(c);
+    CXCursor call = clang_getCursor(tu, clang_getRangeStart(clang_getCursorExtent(c)));
+    if (strncmp(name, "cctx_", 5) != 0 || clang_getCursorKind(call) != CXCursor_MacroExpansion)
+        return;
+    size_t best = 0;
+    prefix_word(tu, clang_getCursorExtent(call), name, shown, size, &best);
+    CXCursor def = clang_getCursorReferenced(call);
+    if (clang_getCursorKind(def) == CXCursor_MacroDefinition)
+        prefix_word(tu, clang_getCursorExtent(def), name, shown, size, &best);
+}
+
 /* Names of calls kept in events point at static strings: the few the rules
- * name in messages. */
-static const char *intern(const char *name)
+ * name in messages. A derivation is named by the macro written for it, else
+ * by its function without the `_at`. */
+static const char *intern(CXCursor call, const char *name)
 {
     static const char *const known[] = {
-        "cctx_with_cancel", "cctx_with_deadline",  "cctx_with_timeout",
-        "cctx_with_value",  "cctx_without_cancel", "cctx_ref",
-        "cctx_background",  "cctx_todo",           NULL,
+        "cctx_with_cancel",
+        "cctx_with_deadline",
+        "cctx_with_deadline_cause",
+        "cctx_with_timeout",
+        "cctx_with_timeout_cause",
+        "cctx_with_value",
+        "cctx_with_grace",
+        "cctx_with_trace",
+        "cctx_with_signals",
+        "cctx_without_cancel",
+        "cctx_ref",
+        "cctx_background",
+        "cctx_todo",
+        NULL,
     };
+    char shown[64];
+    snprintf(shown, sizeof shown, "%s", name);
+    written_macro(call, name, shown, sizeof shown);
+    size_t n = strlen(shown);
+    if (n > 3 && strcmp(shown + n - 3, "_at") == 0)
+        shown[n - 3] = 0;
     for (int i = 0; known[i]; i++)
-        if (strncmp(name, known[i], strlen(known[i])) == 0)
+        if (strcmp(shown, known[i]) == 0)
             return known[i];
     if (strncmp(name, "cctx_with_", 10) == 0)
         return "a cctx_with_ call";
@@ -106,20 +173,20 @@ static bool call(struct builder *b, CXCursor c, enum role role, int target, bool
     if (released >= 0)
         emit(b, EV_RELEASE, released, at, NULL);
     if (strcmp(name, "cctx_background") == 0 || strcmp(name, "cctx_todo") == 0)
-        emit(b, EV_BACKGROUND, -1, at, intern(name));
+        emit(b, EV_BACKGROUND, -1, at, intern(c, name));
     if (blocking_replacement(name))
-        emit(b, EV_BLOCKING, -1, at, intern(name));
+        emit(b, EV_BLOCKING, -1, at, intern(c, name));
     bool derives = is_derivation(name) && is_ctx_ptr(clang_getCursorType(c));
     bool defined = false;
     if ((derives || ref) && role == ROLE_ASSIGN && target >= 0) {
-        emit(b, EV_DEF, target, at, intern(name));
+        emit(b, EV_DEF, target, at, intern(c, name));
         defined = true;
     }
     /* cctx_wait expands to its inline fast path, cctx__wait_inline. */
     bool waits = strcmp(name, "cctx_wait_at") == 0 || strcmp(name, "cctx__wait_inline") == 0;
     if (role == ROLE_DISCARD && !voided &&
         (derives || waits || strcmp(name, "cctx_wait_any_at") == 0)) {
-        const char *shown = derives ? intern(name) : waits ? "cctx_wait" : "cctx_wait_any";
+        const char *shown = derives ? intern(c, name) : waits ? "cctx_wait" : "cctx_wait_any";
         if (derives)
             report(R_UNCHECKED, at,
                    "the context made by %s is dropped: it can never be released (assign it, "
@@ -235,6 +302,46 @@ static void arm(struct builder *b, CXCursor value, enum role role, int target, b
         expr(b, value, role, target, voided);
 }
 
+/* `a, b`: a's value is dropped (a derivation there is `unchecked`), b's is
+ * the whole's. */
+static bool comma(struct builder *b, CXCursor s, enum role role, int target, bool voided)
+{
+    struct kids ks = kids_of(s);
+    bool two = ks.n == 2;
+    if (two) {
+        expr(b, ks.v[0], ROLE_DISCARD, -1, false);
+        arm(b, ks.v[1], role, target, voided, cursor_loc(s));
+    }
+    kids_free(&ks);
+    return two && role == ROLE_ASSIGN && target >= 0; /* arm assigned it */
+}
+
+/* GNU's `a ?: b` whose a is a context but no tracked variable (a
+ * derivation, `cctx_with_cancel(p, NULL) ?: fallback`): a's value is the
+ * whole's where it is not NULL, so a is lowered with the whole's role
+ * (assigned, dropped, stored); where it is NULL, b is the value. */
+static bool elvis(struct builder *b, CXCursor s, CXCursor a, CXCursor no, enum role role,
+                  int target, bool voided)
+{
+    struct loc at = cursor_loc(s);
+    bool assigned = role == ROLE_ASSIGN && target >= 0;
+    bool defined = expr(b, a, role, target, voided);
+    if (assigned && !defined)
+        emit(b, EV_BORROW, target, at, NULL);
+    if (b->cur < 0)
+        b->cur = new_node(b->g);
+    int is_null = new_node(b->g), join = new_node(b->g);
+    edge(b->g, b->cur, join);
+    edge(b->g, b->cur, is_null);
+    b->cur = is_null;
+    if (defined)
+        emit(b, EV_NULL, target, at, NULL);
+    arm(b, no, role, target, voided, at);
+    edge(b->g, b->cur, join);
+    b->cur = join;
+    return assigned;
+}
+
 /* cond ? yes : no, each arm on its own branch; GNU's `cond ?: no` (yes null)
  * has the condition's value as its first arm. Returns true when it defined
  * target (every arm assigned it). */
@@ -294,6 +401,8 @@ bool expr(struct builder *b, CXCursor c, enum role role, int target, bool voided
             short_circuit(b, s, op);
             return false;
         }
+        if (strcmp(op, ",") == 0)
+            return comma(b, s, role, target, voided);
         break;
     case CXCursor_ConditionalOperator: {
         struct kids ks = kids_of(s);
@@ -308,8 +417,10 @@ bool expr(struct builder *b, CXCursor c, enum role role, int target, bool voided
     case CXCursor_UnexposedExpr:
         if (is_binary_conditional(s)) {
             struct kids ks = kids_of(s);
-            bool r =
-                conditional(b, s, ks.v[0], clang_getNullCursor(), ks.v[3], role, target, voided);
+            bool r = var_of(b, ks.v[0]) < 0 && is_ctx_ptr(clang_getCursorType(ks.v[0]))
+                         ? elvis(b, s, ks.v[0], ks.v[3], role, target, voided)
+                         : conditional(b, s, ks.v[0], clang_getNullCursor(), ks.v[3], role, target,
+                                       voided);
             kids_free(&ks);
             return r;
         }
@@ -343,11 +454,28 @@ bool expr(struct builder *b, CXCursor c, enum role role, int target, bool voided
     return false;
 }
 
+/* The value a condition tests: c without parentheses and implicit
+ * conversions, and without the __builtin_expect of likely() and unlikely(),
+ * whose value is its first argument's. */
+static CXCursor tested(CXCursor c)
+{
+    for (;;) {
+        CXCursor s = strip(c, false);
+        char name[64];
+        if (clang_getCursorKind(s) != CXCursor_CallExpr || clang_Cursor_getNumArguments(s) < 1)
+            return s;
+        callee_name(s, name, sizeof name);
+        if (strcmp(name, "__builtin_expect") && strcmp(name, "__builtin_expect_with_probability"))
+            return s;
+        c = clang_Cursor_getArgument(s, 0);
+    }
+}
+
 /* +1: on the true branch of c the variable *v is NULL; -1: on the false
  * branch; 0: c is no null test of a tracked variable. */
 static int null_test(struct builder *b, CXCursor c, int *v)
 {
-    CXCursor s = strip(c, false);
+    CXCursor s = tested(c);
     enum CXCursorKind k = clang_getCursorKind(s);
     char op[8];
     int r = 0;
@@ -380,7 +508,7 @@ static int null_test(struct builder *b, CXCursor c, int *v)
  * assignment's value is the one assigned. */
 static int handover_test(CXCursor c)
 {
-    CXCursor s = strip(c, false);
+    CXCursor s = tested(c);
     enum CXCursorKind k = clang_getCursorKind(s);
     char name[128], op[8];
     int r = 0;
@@ -437,7 +565,7 @@ static void short_circuit_branch(struct builder *b, CXCursor a, CXCursor c, bool
 
 void branch(struct builder *b, CXCursor cond, int *t, int *f)
 {
-    CXCursor s = strip(cond, false);
+    CXCursor s = tested(cond);
     enum CXCursorKind k = clang_getCursorKind(s);
     if (k == CXCursor_BinaryOperator || k == CXCursor_UnaryOperator) {
         char op[8];

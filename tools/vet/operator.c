@@ -6,7 +6,9 @@
  * written there. An operator written inside a macro (`#define CLEAR(c) do {
  * cctx_release(c); (c) = NULL; } while (0)`) has no token there: libclang
  * places every token of an expansion at the macro's call, spelling locations
- * included. Then the operator is inferred from what the compiler made of the
+ * included (an operator the user wrote in a macro's argument, `likely(c !=
+ * NULL)`, is read where the argument is written). Then the operator of the
+ * macro's own text is inferred from what the compiler made of the
  * operands, which tells an assignment, `&`, `*` and the `!` of a pointer from
  * every other operator; `==`, `!=` and the `!` of an integer are read from the
  * macro's definition when it holds no operator they could be confused with.
@@ -51,9 +53,27 @@ static bool token_between(CXTranslationUnit tu, CXFile file, unsigned from, unsi
     return ok;
 }
 
+/* Where in its file l is written when the user wrote it as a macro's
+ * argument (`likely(c != NULL)`), whose tokens are in the file as they are
+ * expanded; no file (*file NULL) for any other token a macro wrote, whose
+ * place is the macro's call. */
+static unsigned offset_in_argument(CXSourceLocation l, CXFile *file)
+{
+    CXFile expanded;
+    unsigned off, at_call;
+    clang_getExpansionLocation(l, &expanded, NULL, NULL, &at_call);
+    clang_getFileLocation(l, file, NULL, NULL, &off);
+    if (!*file || !expanded || !clang_File_isEqual(*file, expanded) || off == at_call)
+        *file = NULL;
+    return off;
+}
+
 /* The operator as written between the operands (binary), before the operand
- * (prefix) or after it (postfix), when it is written there. */
-static bool written_operator(CXCursor c, const struct kids *ks, bool binary, char *buf, size_t size)
+ * (prefix) or after it (postfix), when it is written there: where the code
+ * is (where() is offset_in), or in the argument of the macro that has its
+ * operands (offset_in_argument). */
+static bool written_operator(CXCursor c, const struct kids *ks, bool binary,
+                             unsigned (*where)(CXSourceLocation, CXFile *), char *buf, size_t size)
 {
     CXTranslationUnit tu = clang_Cursor_getTranslationUnit(c);
     CXSourceRange whole = clang_getCursorExtent(c);
@@ -62,17 +82,21 @@ static bool written_operator(CXCursor c, const struct kids *ks, bool binary, cha
     CXFile f1, f2;
     unsigned from, to;
     if (binary) {
-        from = offset_in(clang_getRangeEnd(first), &f1);
-        to = offset_in(clang_getRangeStart(last), &f2);
+        from = where(clang_getRangeEnd(first), &f1);
+        to = where(clang_getRangeStart(last), &f2);
     } else {
-        from = offset_in(clang_getRangeStart(whole), &f1);
-        to = offset_in(clang_getRangeStart(first), &f2);
+        from = where(clang_getRangeStart(whole), &f1);
+        to = where(clang_getRangeStart(first), &f2);
         if (from >= to) { /* no room before the operand: a postfix operator */
-            from = offset_in(clang_getRangeEnd(first), &f1);
-            to = offset_in(clang_getRangeEnd(whole), &f2);
+            from = where(clang_getRangeEnd(first), &f1);
+            to = where(clang_getRangeEnd(whole), &f2);
         }
     }
-    return f1 && f2 && clang_File_isEqual(f1, f2) && token_between(tu, f1, from, to, buf, size);
+    if (!f1 || !f2 || !clang_File_isEqual(f1, f2) || !token_between(tu, f1, from, to, buf, size))
+        return false;
+    /* Operands from two arguments of a macro (`#define ADD(a, b) a + b`)
+     * have the comma between them that separates the arguments. */
+    return where == offset_in || strcmp(buf, ",") != 0;
 }
 
 /* c designates an object and was not converted to its value: only the left
@@ -237,8 +261,12 @@ static struct macro_ops read_macro_ops(CXCursor c)
          * are the ones written there: c may be one of them (the cursor at
          * c's start finds the outermost call). Nothing is read then. */
         if (clang_getTokenKind(toks[i]) == CXToken_Identifier && i + 1 < nt) {
+            CXString id = clang_getTokenSpelling(tu, toks[i]);
             CXString n = clang_getTokenSpelling(tu, toks[i + 1]);
-            bool call = strcmp(clang_getCString(n), "(") == 0;
+            /* likely() and unlikely() call __builtin_expect, no macro. */
+            bool call = strcmp(clang_getCString(n), "(") == 0 &&
+                        strncmp(clang_getCString(id), "__builtin_expect", 16) != 0;
+            clang_disposeString(id);
             clang_disposeString(n);
             if (call) {
                 m.found = false;
@@ -302,7 +330,8 @@ const char *op_of(CXCursor c, char *buf, size_t size)
     if (!binary && k != CXCursor_UnaryOperator)
         return buf;
     struct kids ks = kids_of(c);
-    if (ks.n == (binary ? 2u : 1u) && !written_operator(c, &ks, binary, buf, size)) {
+    if (ks.n == (binary ? 2u : 1u) && !written_operator(c, &ks, binary, offset_in, buf, size) &&
+        !written_operator(c, &ks, binary, offset_in_argument, buf, size)) {
         buf[0] = 0;
         if (binary)
             inferred_binary(c, &ks, buf, size);

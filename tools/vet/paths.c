@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The path rules: lostrelease, doublerelease, useafterrelease, and the
- * local-context halves of background and blocking. For each context variable
+ * The path rules: lostrelease, doublerelease, useafterrelease, background
+ * and the local-context half of blocking. For each context variable
  * of a function, a depth-first search walks the CFG from the entry carrying
  * the variable's state (how many references the function owes, whether it
  * was released or handed to a thread), as Go's lostcancel searches from the
@@ -68,17 +68,18 @@ static void leak(const struct var *v, const struct state *s, struct loc at, bool
                "the context %s from %s is not released before it is overwritten at line %u "
                "(a leak)",
                v->name, s->what ? s->what : "cctx_ref", at.line);
-        report(R_LOSTRELEASE, at, "this assignment overwrites %s, made at line %u and not released",
-               v->name, s->def.line);
+        report_for(R_LOSTRELEASE, at, s->def,
+                   "this assignment overwrites %s, made at line %u and not released", v->name,
+                   s->def.line);
         return;
     }
     report(R_LOSTRELEASE, s->def,
            "the context %s from %s is not released on every path (a leak): the return at "
            "line %u is reached without releasing it",
            v->name, s->what ? s->what : "cctx_ref", at.line);
-    report(R_LOSTRELEASE, at,
-           "this return may be reached without releasing the context %s made at line %u",
-           v->name, s->def.line);
+    report_for(R_LOSTRELEASE, at, s->def,
+               "this return may be reached without releasing the context %s made at line %u",
+               v->name, s->def.line);
 }
 
 /* One reference dropped (a release, the CCTX_AUTO cleanup, a hand-over). */
@@ -131,8 +132,23 @@ static void define(const struct var *v, struct state *s, const struct event *e)
 }
 
 /* Applies one event; false when the path ends. */
-static bool step(const struct var *v, struct state *s, const struct event *e, int self)
+/* A root made in a function that was handed the context v: unless v is NULL
+ * here (`if (!ctx) ctx = cctx_background();`, `ctx ? ctx : cctx_todo()`
+ * give a default to a caller's NULL), it should have been derived from v. */
+static void background_param(const struct cfg *g, const struct var *v, const struct state *s,
+                             const struct event *e)
 {
+    const char *name = v->name[0] ? v->name : "(unnamed)";
+    if (s->kind != S_NULL)
+        report(R_BACKGROUND, e->at,
+               "%s() in %s, which was handed the context %s: derive from %s so the caller's "
+               "deadline and cancellation carry over",
+               e->what, g->fname, name, name);
+}
+
+static bool step(const struct cfg *g, struct state *s, const struct event *e, int self)
+{
+    const struct var *v = &g->vars[self];
     if (e->var >= 0 && e->var != self)
         return true;
     switch (e->kind) {
@@ -179,7 +195,9 @@ static bool step(const struct var *v, struct state *s, const struct event *e, in
         s->gone = false;
         break;
     case EV_BACKGROUND:
-        if (s->kind == S_LIVE && !s->gone && !v->param)
+        if (v->param)
+            background_param(g, v, s, e);
+        else if (s->kind == S_LIVE && !s->gone)
             report(R_BACKGROUND, e->at,
                    "%s() while the context %s (line %u) is live: derive from %s so its "
                    "deadline and cancellation carry over",
@@ -210,7 +228,6 @@ struct item {
 
 static void search(const struct cfg *g, int self)
 {
-    const struct var *v = &g->vars[self];
     struct seen *seen = calloc((size_t)g->n, sizeof *seen);
     int cap = 64, n = 0;
     struct item *stack = malloc((size_t)cap * sizeof *stack);
@@ -224,7 +241,7 @@ static void search(const struct cfg *g, int self)
         const struct node *nd = &g->nodes[it.node];
         bool go = true;
         for (int i = 0; i < nd->nev && go; i++)
-            go = step(v, &it.s, &nd->ev[i], self);
+            go = step(g, &it.s, &nd->ev[i], self);
         if (!go)
             continue;
         for (int i = 0; i < nd->nsucc; i++) {

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Findings: where they are, which are silenced by a `cctx-vet:ignore=rule`
- * comment on their line or standing alone just above it, and how they are
+ * comment on their line or standing alone just above it (or at the line of
+ * the definition they follow from: report_for), and how they are
  * printed (GCC's `file:line:col: warning: message [cctx-vet:rule]`, or a
  * SARIF 2.1.0 log).
  */
@@ -39,7 +40,9 @@ struct finding {
     const char *file; /* owned by the file list */
     enum rule rule;
     struct loc at;
+    struct loc anchor; /* where a comment silences it too; line 0 for none */
     char *msg;
+    unsigned col16; /* the column in UTF-16 code units, as SARIF counts */
 };
 
 static struct finding *all; /* kept for SARIF, every file's */
@@ -74,26 +77,48 @@ struct loc end_loc(CXCursor c)
     return at;
 }
 
-void report(enum rule r, struct loc at, const char *fmt, ...)
+static bool same_place(const struct finding *f, enum rule r, struct loc at)
+{
+    return f->rule == r && f->at.line == at.line && f->at.col == at.col;
+}
+
+static void vreport(enum rule r, struct loc at, struct loc anchor, const char *fmt, va_list ap)
 {
     if (!rule_on[r] || at.line == 0)
         return;
+    /* The same finding from another path. One for another definition (two
+     * contexts leak at one return) is kept until the comments are read: one
+     * of them may be silenced at its definition. */
     for (size_t i = file_start; i < nall; i++)
-        if (all[i].rule == r && all[i].at.line == at.line && all[i].at.col == at.col)
-            return; /* the same finding from another path */
+        if (same_place(&all[i], r, at) && all[i].anchor.line == anchor.line &&
+            all[i].anchor.col == anchor.col)
+            return;
     if (nall == capall) {
         capall = capall ? 2 * capall : 32;
         all = realloc(all, capall * sizeof *all);
         if (!all)
             abort();
     }
-    va_list ap;
-    va_start(ap, fmt);
     char *msg;
     if (vasprintf(&msg, fmt, ap) < 0)
         abort();
+    all[nall++] = (struct finding){cur_file, r, at, anchor, msg, at.col};
+}
+
+void report(enum rule r, struct loc at, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(r, at, (struct loc){0, 0}, fmt, ap);
     va_end(ap);
-    all[nall++] = (struct finding){cur_file, r, at, msg};
+}
+
+void report_for(enum rule r, struct loc at, struct loc anchor, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(r, at, anchor, fmt, ap);
+    va_end(ap);
 }
 
 void report_begin_file(const char *path, const char *abs, CXFile file)
@@ -211,6 +236,20 @@ static bool silenced(char **lines, unsigned nlines, unsigned l, const char *rule
     return false;
 }
 
+/* The byte column col (1-based) of line in UTF-16 code units, SARIF's
+ * default columnKind: a character of four UTF-8 bytes (outside the BMP) is
+ * two units, any other one; the bytes that continue a character add none. */
+static unsigned utf16_column(const char *line, unsigned col)
+{
+    unsigned units = 1;
+    for (unsigned i = 0; i + 1 < col && line[i]; i++) {
+        unsigned char ch = (unsigned char)line[i];
+        if ((ch & 0xc0) != 0x80)
+            units += ch >= 0xf0 ? 2 : 1;
+    }
+    return units;
+}
+
 static int by_place(const void *a, const void *b)
 {
     const struct finding *x = a, *y = b;
@@ -227,13 +266,20 @@ size_t report_end_file(bool sarif)
     char **lines = read_lines(cur_abs, &nlines);
     size_t kept = file_start;
     for (size_t i = file_start; i < nall; i++) {
-        unsigned l = all[i].at.line;
+        unsigned l = all[i].at.line, anchor = all[i].anchor.line;
         const char *name = rules[all[i].rule].name;
-        bool quiet = silenced(lines, nlines, l, name);
-        if (quiet)
+        bool quiet =
+            silenced(lines, nlines, l, name) || (anchor && silenced(lines, nlines, anchor, name));
+        /* Of the findings left at one place, the first reported speaks. */
+        for (size_t j = file_start; j < kept && !quiet; j++)
+            quiet = same_place(&all[j], all[i].rule, all[i].at);
+        if (quiet) {
             free(all[i].msg);
-        else
-            all[kept++] = all[i];
+            continue;
+        }
+        if (l >= 1 && l <= nlines)
+            all[i].col16 = utf16_column(lines[l - 1], all[i].at.col);
+        all[kept++] = all[i];
     }
     nall = kept;
     for (unsigned i = 0; i < nlines; i++)
@@ -297,7 +343,7 @@ void report_sarif(void)
         printf("}, \"defaultConfiguration\": {\"enabled\": %s, \"level\": \"warning\"}}",
                rules[i].on_by_default ? "true" : "false");
     }
-    printf("]}},\n    \"results\": [");
+    printf("]}},\n    \"columnKind\": \"utf16CodeUnits\",\n    \"results\": [");
     for (size_t i = 0; i < nall; i++) {
         printf("%s\n      {\"ruleId\": ", i ? "," : "");
         json_string(rules[all[i].rule].name);
@@ -308,7 +354,7 @@ void report_sarif(void)
                "{\"uri\": ");
         uri_string(all[i].file);
         printf("}, \"region\": {\"startLine\": %u, \"startColumn\": %u}}}]}", all[i].at.line,
-               all[i].at.col);
+               all[i].col16);
     }
     printf("\n    ]\n  }]\n}\n");
 }

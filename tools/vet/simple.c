@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The rules that need no paths: background and blocking in a function that
- * has a context parameter (contextcheck and noctx), ctxfirst, and field
- * (containedctx). Each looks at declarations and calls only.
+ * The rules that need no paths: blocking in a function that has a context
+ * parameter (noctx), ctxfirst, and field (containedctx). Each looks at
+ * declarations and calls only. (background, contextcheck's, is a path rule:
+ * a parameter that is NULL where the root is made is given a default.)
  */
 #include "vet.h"
 
@@ -59,12 +60,7 @@ static enum CXChildVisitResult calls(CXCursor c, CXCursor parent, CXClientData d
     char name[128];
     callee_name(c, name, sizeof name);
     const char *repl = blocking_replacement(name);
-    if (strcmp(name, "cctx_background") == 0 || strcmp(name, "cctx_todo") == 0)
-        report(R_BACKGROUND, cursor_loc(c),
-               "%s() in %s, which was handed the context %s: derive from %s so the caller's "
-               "deadline and cancellation carry over",
-               name, f->fname, f->param, f->param);
-    else if (repl)
+    if (repl)
         report(R_BLOCKING, cursor_loc(c),
                "%s() blocks without listening to the context %s: use %s(%s, ...)", name,
                f->param, repl, f->param);
@@ -127,12 +123,22 @@ static int arg_index(const char *name)
     return -1;
 }
 
+/* A context, or an array of them (`cctx_t *workers[4]`, of any rank). */
+static bool holds_ctx(CXType t)
+{
+    t = clang_getCanonicalType(t);
+    while (t.kind == CXType_ConstantArray || t.kind == CXType_IncompleteArray ||
+           t.kind == CXType_VariableArray)
+        t = clang_getCanonicalType(clang_getArrayElementType(t));
+    return is_ctx_ptr(t);
+}
+
 static enum CXChildVisitResult scan(CXCursor c, CXCursor parent, CXClientData data)
 {
     (void)parent;
     struct fields *f = data;
     enum CXCursorKind k = clang_getCursorKind(c);
-    if (k == CXCursor_FieldDecl && in_main_file(c) && is_ctx_ptr(clang_getCursorType(c))) {
+    if (k == CXCursor_FieldDecl && in_main_file(c) && holds_ctx(clang_getCursorType(c))) {
         push(&f->cand, &f->ncand, &f->capcand, c);
     } else if (k == CXCursor_CallExpr) {
         char name[128];
@@ -151,6 +157,29 @@ static enum CXChildVisitResult scan(CXCursor c, CXCursor parent, CXClientData da
     return CXChildVisit_Recurse;
 }
 
+/* The record's name as clang spells it, but an anonymous one's place with
+ * its file's base name: clang writes the whole path ("struct a::(unnamed at
+ * /home/u/src/a.c:10:5)"), which depends on where the build is. Free it. */
+static char *record_name(CXCursor rec)
+{
+    static const char *const marks[] = {"(unnamed at ", "(anonymous at ", NULL};
+    CXString s = clang_getTypeSpelling(clang_getCursorType(rec));
+    char *name = strdup(clang_getCString(s));
+    clang_disposeString(s);
+    if (!name)
+        abort();
+    for (int m = 0; marks[m]; m++)
+        for (char *p = strstr(name, marks[m]); p; p = strstr(p, marks[m])) {
+            char *path = p + strlen(marks[m]), *close = strchr(path, ')'), *base = path;
+            for (char *q = path; close && q < close; q++)
+                if (*q == '/')
+                    base = q + 1;
+            memmove(path, base, strlen(base) + 1);
+            p = path;
+        }
+    return name;
+}
+
 void check_fields(CXTranslationUnit tu)
 {
     if (!rule_on[R_FIELD])
@@ -165,13 +194,13 @@ void check_fields(CXTranslationUnit tu)
             exempt = clang_equalCursors(canon, f.exempt[j]);
         if (exempt)
             continue;
-        CXString rs = clang_getTypeSpelling(clang_getCursorType(rec));
+        char *rname = record_name(rec);
         CXString fs = clang_getCursorSpelling(f.cand[i]);
         report(R_FIELD, cursor_loc(f.cand[i]),
                "%s keeps a context in the field %s: pass the context as the first parameter "
                "instead (a stored context outlives the call it belongs to)",
-               clang_getCString(rs), clang_getCString(fs));
-        clang_disposeString(rs);
+               rname, clang_getCString(fs));
+        free(rname);
         clang_disposeString(fs);
     }
     free(f.exempt);

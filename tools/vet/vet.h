@@ -56,6 +56,11 @@ struct loc end_loc(CXCursor c);
 /* Records a finding in the current file unless its rule is off or the
  * location is not in the main file. printf-style message. */
 void report(enum rule r, struct loc at, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The same, for a finding that follows from the one at anchor (a leaking
+ * return from the context's definition): a comment that silences the rule at
+ * anchor silences it too. */
+void report_for(enum rule r, struct loc at, struct loc anchor, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* Starts a new file: findings are kept per file until flushed. */
 void report_begin_file(const char *path, const char *abs, CXFile file);
 /* Drops suppressed findings, sorts the rest and prints them (text) or keeps
@@ -175,7 +180,7 @@ void cfg_free(struct cfg *g);
 /* ---- Rules over the CFG (paths.c) and without it (simple.c) --------------- */
 
 void check_paths(const struct cfg *g);
-void check_function(CXCursor fn);  /* background (parameters), blocking, ctxfirst */
+void check_function(CXCursor fn);        /* blocking (parameters), ctxfirst */
 void check_fields(CXTranslationUnit tu); /* field */
 /* The cctx_ call that replaces a blocking call, or NULL if name is not one. */
 const char *blocking_replacement(const char *name);
