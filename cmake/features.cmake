@@ -38,6 +38,9 @@ int main(void)
     struct iovec v = {&c, 1};
     return (int)preadv2(0, &v, 1, -1, RWF_NOWAIT) + (int)pwritev2(1, &v, 1, -1, RWF_NOWAIT);
 }" CCTX_HAVE_PREADV2)
+# musl 1.2.3 has neither the wrappers nor RWF_NOWAIT, but the system calls
+# are there (Linux 4.6; RWF_NOWAIT 4.14, older kernels refuse it).
+check_symbol_exists(SYS_preadv2 sys/syscall.h CCTX_HAVE_SYS_PREADV2)
 # glibc 2.30 and 2.31; not in musl 1.2.3.
 check_symbol_exists(pthread_mutex_clocklock pthread.h CCTX_HAVE_PTHREAD_MUTEX_CLOCKLOCK)
 check_symbol_exists(sem_clockwait semaphore.h CCTX_HAVE_SEM_CLOCKWAIT)
@@ -67,7 +70,7 @@ unset(CMAKE_REQUIRED_QUIET)
 
 # #cmakedefine01 wants a defined variable for every answer.
 foreach(_cctx_feature LINUX_FUTEX_H SYS_PRCTL_H EVENTFD SYS_FUTEX PIPE2 PPOLL GETTID SYS_GETTID
-    PREADV2 PTHREAD_MUTEX_CLOCKLOCK SEM_CLOCKWAIT PTHREAD_CLOCKJOIN_NP PTHREAD_TIMEDJOIN_NP
+    PREADV2 SYS_PREADV2 PTHREAD_MUTEX_CLOCKLOCK SEM_CLOCKWAIT PTHREAD_CLOCKJOIN_NP PTHREAD_TIMEDJOIN_NP
     PTHREAD_TRYJOIN_NP PTHREAD_NAMES ADDCLOSEFROM)
   if(NOT CCTX_HAVE_${_cctx_feature})
     set(CCTX_HAVE_${_cctx_feature} 0)

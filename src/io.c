@@ -13,7 +13,8 @@
  * non-blocking call on pipes, sockets, eventfds and more without touching
  * the flags; sockets get MSG_DONTWAIT. Where RWF_NOWAIT is not supported
  * (EOPNOTSUPP) we fall back to poll-then-call, see fallback_mode. A libc
- * without preadv2 (musl 1.2.3; CCTX_PORTABLE) starts in that fallback: one
+ * without the preadv2 wrapper (musl 1.2.3) makes the system call itself. A
+ * build without the call (CCTX_PORTABLE) starts in that fallback: one
  * fstat and one fcntl more per call, and a poll before each read or write on
  * a blocking descriptor (initial_mode), but for a socket, which is read and
  * written with recv and send and MSG_DONTWAIT there.
@@ -165,10 +166,11 @@ static ssize_t attempt(const struct xfer *x, char *p, size_t n)
     case K_SEND: return send(x->fd, p, n, x->flags | MSG_DONTWAIT);
 #if CCTX_USE_PREADV2
     case K_READ:
-        return x->mode == M_NOWAIT ? preadv2(x->fd, &v, 1, -1, RWF_NOWAIT) : read(x->fd, p, n);
+        return x->mode == M_NOWAIT ? cctx__preadv2(x->fd, &v, 1, -1, RWF_NOWAIT)
+                                   : read(x->fd, p, n);
     default:
         if (x->mode == M_NOWAIT)
-            return pwritev2(x->fd, &v, 1, -1, RWF_NOWAIT);
+            return cctx__pwritev2(x->fd, &v, 1, -1, RWF_NOWAIT);
 #else
     /* Read and write never start in M_NOWAIT here (initial_mode). */
     case K_READ: return read(x->fd, p, n);

@@ -21,6 +21,31 @@
 
 #define cctx__io_unlikely(x) __builtin_expect(!!(x), 0)
 
+#if CCTX_USE_PREADV2
+#include <sys/uio.h>
+#if CCTX_USE_SYS_PREADV2
+#include <sys/syscall.h>
+#include <unistd.h>
+#ifndef RWF_NOWAIT
+#define RWF_NOWAIT 0x00000008 /* the kernel's, <linux/fs.h> */
+#endif
+/* The libc's wrappers, where it has none (musl): the position goes as two
+ * longs, its low and high halves, as glibc passes it. */
+static inline ssize_t cctx__preadv2(int fd, const struct iovec *v, int n, off_t at, int flags)
+{
+    return syscall(SYS_preadv2, fd, v, n, (long)at, (long)((uint64_t)at >> 32), flags);
+}
+
+static inline ssize_t cctx__pwritev2(int fd, const struct iovec *v, int n, off_t at, int flags)
+{
+    return syscall(SYS_pwritev2, fd, v, n, (long)at, (long)((uint64_t)at >> 32), flags);
+}
+#else
+#define cctx__preadv2 preadv2
+#define cctx__pwritev2 pwritev2
+#endif
+#endif
+
 /* Slices of the waits that nothing can interrupt (mutex, semaphore, join,
  * a Unix connect on a full backlog): short at first, so that a cancel soon
  * after the wait starts is seen soon, then capped, so that a long wait costs

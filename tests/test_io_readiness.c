@@ -72,7 +72,7 @@ static bool returned_within_10s(struct reader *rd)
     return in_time;
 }
 
-/* Without preadv2 (musl, the portable build) a blocking descriptor is polled,
+/* Without preadv2 (the portable build) a blocking descriptor is polled,
  * then read plainly: the window the header admits for descriptors without
  * RWF_NOWAIT, which these tests cannot close. */
 #define SKIP_WITHOUT_RWF_NOWAIT()                                                                  \
