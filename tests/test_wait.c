@@ -694,5 +694,10 @@ static void cancel_a_waiting_thread(void)
 
 TEST(wait_thread_cancelled_while_waiting_stops_after_the_wait)
 {
+    /* Its scopes are not unpoisoned when a cancellation unwinds a thread,
+     * and the thread's end then reads as a use after scope. */
+    if (TEST_UNDER_ASAN)
+        SKIP_IN_THIS_BUILD("AddressSanitizer takes the unwinding of a cancelled thread for a "
+                           "use after scope");
     run_with_watchdog(cancel_a_waiting_thread, 30);
 }

@@ -202,14 +202,14 @@ int cctx__curl_prepare(struct cc_xfer *x, cctx_t *ctx, int64_t left)
         cctx_trace_t span;
         char *value = x->parent + sizeof CC_HDR_PARENT - 1;
         int err = cctx_trace_child(cctx_trace_of(ctx), &span);
-        if (err == 0 && cctx_traceparent_format(&span, value) != 0) {
-            /* No trace-id (a trace filled in by hand): the header would be
-             * empty. Start a new trace, as a W3C hop does with a
-             * traceparent it cannot read; the old state goes with it. */
+        if (err == EINVAL) {
+            /* No trace-id (a trace filled in by hand), which has no child:
+             * start a new trace, as a W3C hop does with a traceparent it
+             * cannot read; the old state goes with it. */
             err = cctx_trace_new(&span);
-            if (err == 0)
-                (void)cctx_traceparent_format(&span, value);
         }
+        if (err == 0)
+            (void)cctx_traceparent_format(&span, value);
         if (err) {
             x->res.err = err == ENOMEM ? ENOMEM : EIO;
             x->res.code = CURLE_FAILED_INIT;
