@@ -111,6 +111,10 @@ void cctx__runner_job_marked(struct cctx__job *job);
  * and ending or freeing the context would run any (after-functions, value
  * destructors), a runner drops it; only when none can take it, the caller. */
 void cctx__runner_release(struct cctx *c, const char *file, int line, const char *func);
+/* Whether this thread is a runner that holds no place: one of the spares,
+ * or any runner in a job or a library after-function, which must not run
+ * the user's after-functions there (cctx__after_func_first). */
+bool cctx__runner_without_place(void);
 
 /* timer.c */
 /* The shard this thread arms into; set in a timer before it is published,

@@ -216,7 +216,7 @@ static enum mode fallback_for(struct xfer *x)
      * a write could sleep in the kernel (POLLOUT on TCP promises a part of
      * the send buffer, not a pipe's PIPE_BUF) and the PIPE_BUF pieces would
      * cut a datagram in two. */
-    if (S_ISSOCK(st.st_mode)) {
+    if (S_ISSOCK(st.st_mode) && (x->kind == K_READ || x->kind == K_WRITE)) {
         x->kind = x->kind == K_READ ? K_RECV : K_SEND;
         return M_NOWAIT;
     }
@@ -281,7 +281,6 @@ static int wait_ready_to_try(cctx_t *ctx, int fd, short events)
 /* One successful call (>= 0 bytes), waiting as needed, or -1 with errno. */
 static ssize_t xfer_one(struct xfer *x, char *p, size_t n)
 {
-    bool rw = x->kind == K_READ || x->kind == K_WRITE;
     short events = x->kind == K_READ || x->kind == K_RECV ? POLLIN : POLLOUT;
     int64_t slice = 0; /* the nap before the next wait, once readiness misled */
     for (;;) {
@@ -291,6 +290,9 @@ static ssize_t xfer_one(struct xfer *x, char *p, size_t n)
             x->ready = true;
         }
         bool was_ready = x->ready;
+        /* Asked anew each time: a socket's read or write becomes a recv or
+         * a send in fallback_for. */
+        bool rw = x->kind == K_READ || x->kind == K_WRITE;
         ssize_t r = attempt(x, p, n);
         x->ready = false;
         if (r >= 0)

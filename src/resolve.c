@@ -22,6 +22,7 @@
 #include <cctx/io.h>
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -185,21 +186,25 @@ static char *dup_or_null(const char *s, bool *oom)
     return d;
 }
 
-/* A service of digits only names a port, and a port has 16 bits: glibc
- * takes 99999 as 34463 (the number cut to 16 bits), musl refuses it. Both
- * libcs' answers are made the refusal. */
+/* A service that reads as a number names a port, and a port has 16 bits:
+ * glibc reads it with strtoul (blanks and a sign first, "+99999", " 99999",
+ * "-1") and cuts the number to 16 bits (99999 is 34463, -1 65535); musl
+ * refuses it. Both libcs' answers are made the refusal. */
 static bool port_out_of_range(const char *service)
 {
-    if (!service || !*service)
+    if (!service)
         return false;
-    unsigned long port = 0;
-    for (const char *p = service; *p; p++) {
-        if (*p < '0' || *p > '9')
-            return false;
-        if (port <= 65535)
-            port = port * 10 + (unsigned long)(*p - '0');
-    }
-    return port > 65535;
+    const char *p = service;
+    while (isspace((unsigned char)*p))
+        p++;
+    bool negative = *p == '-';
+    int saved = errno;
+    errno = 0;
+    char *end;
+    unsigned long port = strtoul(service, &end, 10);
+    bool out = end != service && *end == '\0' && (negative || errno == ERANGE || port > 65535);
+    errno = saved;
+    return out;
 }
 
 CCTX_API int cctx_getaddrinfo(cctx_t *ctx, const char *node, const char *service,

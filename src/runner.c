@@ -181,6 +181,11 @@ static bool idle_wait(void)
 
 static _Thread_local bool on_a_runner;
 
+bool cctx__runner_without_place(void)
+{
+    return on_a_runner && !holding_place;
+}
+
 static void *runner_main(void *arg)
 {
     (void)arg;

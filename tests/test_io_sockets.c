@@ -105,6 +105,7 @@ static void tcp_write_ends_with_ctx(void)
     /* The write waits for room until ctx ends. Before, on the builds that
      * poll first, it slept in the kernel for ever. */
     ssize_t n = cctx_write(ctx, w, buf, LEN);
+    shutdown(r, SHUT_RDWR); /* a reader still at it reads its end now */
     pthread_join(t, NULL);
     CHECK(real_now() - t0 < CCTX_SEC(20));
     CHECK(n > 0 && n < LEN); /* what went, not lost behind the error */

@@ -505,7 +505,8 @@ TEST(resolve_bad_input)
 TEST(resolve_numeric_service_past_65535_is_refused)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
-    static const char *const refused[] = {"65536", "99999", "4294967377", "99999999999999999999"};
+    static const char *const refused[] = {"65536",  "99999",  "4294967377", "99999999999999999999",
+                                          "+99999", " 99999", "-1"};
     for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
         CHECK_EQ(cctx_getaddrinfo(cctx_background(), "127.0.0.1", refused[i], &hints, &res),
                  EAI_SERVICE);

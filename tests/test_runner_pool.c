@@ -306,6 +306,57 @@ TEST(runner_grace_period_ends_while_every_place_runs_a_blocked_after_function)
     run_with_watchdog(grace_with_every_place_taken, 30);
 }
 
+/* A grace period already over when its parent ends (grace 0) ends its
+ * context by the timer thread's firing when a spare runner starts it, so
+ * that the user's after-functions of that context wait for a place: on
+ * the spare they held it (four of them held them all, and the library's
+ * own after-functions waited for ever). */
+static struct latch grace_fns_go = LATCH_INIT, grace_fns_done = LATCH_INIT;
+static atomic_int grace_fns_ran;
+
+static void blocking_grace_fn(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&grace_fns_ran, 1);
+    latch_wait_open(&grace_fns_go);
+    latch_add(&grace_fns_done);
+}
+
+static void zero_graces_with_every_place_taken(void)
+{
+    struct busy *b = keep_runners_busy(RUNNERS_MAX);
+    enum { N = RUNNERS_SPARE + 1 };
+    cctx_t *d[N], *g[N];
+    cctx_after_t reg[N];
+    for (int i = 0; i < N; i++) {
+        d[i] = cctx_with_timeout(cctx_background(), CCTX_MSEC(10), NULL);
+        g[i] = cctx_with_grace(d[i], 0, NULL);
+        CHECK(d[i] && g[i]);
+        CHECK_EQ(cctx_after_func(g[i], &reg[i], blocking_grace_fn, NULL), 0);
+    }
+    for (int i = 0; i < N; i++)
+        CHECK_EQ(cctx_wait(g[i], -1), ETIMEDOUT);
+    /* The spares are free: a grace period still ends. */
+    cctx_t *pd = cctx_with_timeout(cctx_background(), CCTX_MSEC(10), NULL);
+    cctx_t *pg = cctx_with_grace(pd, CCTX_MSEC(20), NULL);
+    CHECK_EQ(cctx_wait(pg, -1), ETIMEDOUT);
+    CHECK_EQ(atomic_load(&grace_fns_ran), 0); /* they wait for a place */
+    latch_open(&grace_fns_go);
+    busy_end(b, RUNNERS_MAX);
+    latch_wait_n(&grace_fns_done, N); /* each ran, once a place was free */
+    for (int i = 0; i < N; i++) {
+        cctx_release(g[i]);
+        cctx_release(d[i]);
+    }
+    cctx_release(pg);
+    cctx_release(pd);
+}
+
+TEST(runner_zero_grace_runs_no_user_after_function_on_a_spare)
+{
+    run_with_watchdog(zero_graces_with_every_place_taken, 30);
+}
+
 static void process_end_with_every_place_taken(void)
 {
     struct busy *b = keep_runners_busy(RUNNERS_MAX);

@@ -251,8 +251,9 @@ CCTX_API int cctx_thread_join(cctx_t *ctx, pthread_t thread, void **ret);
  * EAI_NOTCANCELED).
  *
  * Returns getaddrinfo's codes (0 with *res set, to be freed with
- * freeaddrinfo; EAI_SERVICE for a service of digits past 65535, which
- * glibc would cut to 16 bits and musl refuses), and EAI_SYSTEM with errno
+ * freeaddrinfo; EAI_SERVICE for a service that reads as a number outside
+ * 0 to 65535, which glibc would cut to 16 bits and musl refuses), and
+ * EAI_SYSTEM with errno
  * set: ctx's error (ECANCELED,
  * ETIMEDOUT) when ctx ends first or had already ended (nothing is started
  * then), EINVAL for a NULL ctx or res, or pthread_create's error (EAGAIN)

@@ -257,10 +257,14 @@ int cctx__curl_prepare(struct cc_xfer *x, cctx_t *ctx, int64_t left)
 void cctx__curl_restore(struct cc_xfer *x)
 {
     /* A transfer that failed before it sent its request (no URL, no such
-     * host, a refused connection) sent no traceparent either. */
+     * host, a refused connection) sent no traceparent either. libcurl
+     * counts the request's bytes anew only once the options are checked:
+     * a handle refused before (no URL, an option that contradicts
+     * another) still shows its last transfer's count. */
     long sent = 0;
     if (x->res.traceparent[0] &&
-        (curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &sent) != CURLE_OK || sent <= 0))
+        (x->res.code == CURLE_URL_MALFORMAT || x->res.code == CURLE_BAD_FUNCTION_ARGUMENT ||
+         curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &sent) != CURLE_OK || sent <= 0))
         x->res.traceparent[0] = '\0';
     curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->opts.headers);
     curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, 0L);

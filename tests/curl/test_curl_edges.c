@@ -535,3 +535,24 @@ TEST(curl_timeout_in_milliseconds_fits_its_long)
     CHECK_EQ(cc_timeout_ms(CCTX_MSEC(INT64_C(1) << 32), max32), 0L);       /* would wrap to 0 */
     CHECK_EQ(cc_timeout_ms(CCTX_MSEC((INT64_C(1) << 32) + 5), max32), 0L); /* to 5 */
 }
+
+/* A handle reused after a transfer that sent, then refused before it sends
+ * (no URL): libcurl still shows the last request's size, and the result
+ * named the traceparent it never sent. */
+TEST(curl_reused_handle_refused_before_sending_names_no_traceparent)
+{
+    curl_test_begin();
+    struct peer p;
+    peer_start_go(&p);
+    CURL *e = easy_for(NULL, "%s/echo?reuse", p.url);
+    cctx_curl_result_t res;
+    CHECK_EQ(cctx_curl_perform(cctx_background(), e, NULL, &res), 0);
+    CHECK_EQ(strlen(res.traceparent), CCTX_TRACEPARENT_SIZE - 1);
+    CHECK_EQ(curl_easy_setopt(e, CURLOPT_URL, NULL), CURLE_OK);
+    CHECK(cctx_curl_perform(cctx_background(), e, NULL, &res) != 0);
+    CHECK_EQ(res.code, CURLE_URL_MALFORMAT);
+    CHECK_STR(res.traceparent, "");
+    curl_easy_cleanup(e);
+    peer_stop(&p);
+    curl_test_end();
+}
