@@ -314,6 +314,26 @@ int count_substr(const char *text, const char *needle)
 
 /* ---- child processes ----------------------------------------------------------------- */
 
+cctx_proc_t *spawn_term_catcher(cctx_t *ctx, int64_t kill_after, int *to, int *from)
+{
+    int in[2], out[2];
+    CHECK_EQ(pipe2(in, O_CLOEXEC), 0);
+    CHECK_EQ(pipe2(out, O_CLOEXEC), 0);
+    cctx_proc_opts_t o = CCTX_PROC_OPTS_INIT;
+    o.stdin_fd = in[0];
+    o.stdout_fd = out[1];
+    o.kill_after = kill_after;
+    char *argv[] = {"cctx-tests", "--child", "proc_term_catcher", NULL};
+    cctx_proc_t *p = cctx_proc_spawn(ctx, "/proc/self/exe", argv, NULL, &o);
+    CHECK(p != NULL);
+    close(in[0]);
+    close(out[1]);
+    *to = in[1];
+    *from = out[0];
+    CHECK_EQ(read_byte(*from, 30000), 'R');
+    return p;
+}
+
 static char *slurp(int fd)
 {
     size_t len = 0, cap = 4096;

@@ -171,6 +171,13 @@ int count_substr(const char *text, const char *needle);
 
 /* ---- child processes --------------------------------------------------------------- */
 
+/* The test binary's child proc_term_catcher (tests/test_proc.c) under ctx,
+ * with kill_after (0: the default): it says 'R' once it catches SIGTERM,
+ * then 'T' for each one, echoes what it reads and exits at the end of its
+ * input. *to writes to it, *from reads what it says; returns once it said
+ * 'R'. */
+cctx_proc_t *spawn_term_catcher(cctx_t *ctx, int64_t kill_after, int *to, int *from);
+
 /* Runs `cctx-tests --child NAME` (a CHILD of harness.h) with the extra
  * environment `env` ("NAME=value" strings, NULL-terminated; the sanitizers'
  * leak checking is off in it), waits for it, and returns its wait status and

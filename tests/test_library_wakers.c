@@ -267,30 +267,20 @@ TEST(library_afters_process_signalled_before_the_users_after_functions)
 {
     cctx_cancel_t *cancel;
     cctx_t *c = cctx_with_cancel(cctx_background(), &cancel);
-    int in[2], out[2];
-    CHECK_EQ(pipe2(in, O_CLOEXEC), 0);
-    CHECK_EQ(pipe2(out, O_CLOEXEC), 0);
-    cctx_proc_opts_t o = CCTX_PROC_OPTS_INIT;
-    o.stdin_fd = in[0];
-    o.stdout_fd = out[1];
-    char *argv[] = {"cctx-tests", "--child", "proc_term_catcher", NULL};
-    cctx_proc_t *p = cctx_proc_spawn(c, "/proc/self/exe", argv, NULL, &o);
-    CHECK(p != NULL);
-    close(in[0]);
-    close(out[1]);
-    CHECK_EQ(read_byte(out[0], 30000), 'R'); /* its SIGTERM is caught now */
-    struct term_seen t = {.from = out[0], .byte = -2};
+    int to, from;
+    cctx_proc_t *p = spawn_term_catcher(c, 0, &to, &from);
+    struct term_seen t = {.from = from, .byte = -2};
     cctx_after_t reg;
     CHECK_EQ(cctx_after_func(c, &reg, read_term, &t), 0);
     cctx_cancel(cancel);
     /* Before, SIGTERM went only after the user's after-functions: one that
      * waited for the process to end waited for ever. */
     CHECK_EQ(t.byte, 'T');
-    close(in[1]); /* the catcher exits at the end of its input */
+    close(to); /* the catcher exits at the end of its input */
     int st;
     CHECK_EQ(cctx_proc_wait(p, &st), 0);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     cctx_proc_free(p);
-    close(out[0]);
+    close(from);
     cctx_release(c);
 }

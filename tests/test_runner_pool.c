@@ -363,27 +363,16 @@ static void process_end_with_every_place_taken(void)
     /* 2 s: the child catches SIGTERM long before (it says 'R' once it
      * does), so that the SIGKILL kill_after later is what ends it. */
     cctx_t *d = cctx_with_timeout(cctx_background(), CCTX_SEC(2), NULL);
-    int in[2], out[2];
-    CHECK_EQ(pipe2(in, O_CLOEXEC), 0);
-    CHECK_EQ(pipe2(out, O_CLOEXEC), 0);
-    cctx_proc_opts_t o = CCTX_PROC_OPTS_INIT;
-    o.stdin_fd = in[0];
-    o.stdout_fd = out[1];
-    o.kill_after = CCTX_MSEC(50);
-    char *argv[] = {"cctx-tests", "--child", "proc_term_catcher", NULL};
-    cctx_proc_t *p = cctx_proc_spawn(d, "/proc/self/exe", argv, NULL, &o);
-    CHECK(p != NULL);
-    close(in[0]);
-    close(out[1]);
-    CHECK_EQ(read_byte(out[0], 30000), 'R');
+    int to, from;
+    cctx_proc_t *p = spawn_term_catcher(d, CCTX_MSEC(50), &to, &from);
     /* Before, neither signal went until a place was free: for ever. */
     int st;
     CHECK_EQ(cctx_proc_wait(p, &st), 0);
     CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
-    CHECK_EQ(read_byte(out[0], 10000), 'T');
+    CHECK_EQ(read_byte(from, 10000), 'T');
     cctx_proc_free(p);
-    close(in[1]);
-    close(out[0]);
+    close(to);
+    close(from);
     cctx_release(d);
     busy_end(b, RUNNERS_MAX);
 }
