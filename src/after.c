@@ -494,23 +494,30 @@ bool cctx__after_try_stopper(struct cctx__after *a)
     return true;
 }
 
-/* Whether a is still in src's list, for CCTX_DEBUG=checks: registering it
- * again would cut that list (a cancel of src would then never end). The
+/* For CCTX_DEBUG=checks, a misuse when a is still in ctx's list:
+ * registering it again would cut that list (a cancel of src would then never end). The
  * storage may hold anything before a registration (the caller need not
  * clear it, which is also why this look is not made with the switch off: a
  * memory checker would take it for a read of uninitialised memory), so only
  * a node found in the list counts; one in another context's list is not
  * looked for, as that context may be gone. */
-static bool still_listed(const struct cctx__after *a, struct cctx__cancelable *src)
+__attribute__((noinline, cold)) static void check_not_listed(const struct cctx__after *a,
+                                                             cctx_t *ctx, const char *file,
+                                                             int line, const char *func)
 {
-    if ((cctx__atomic_load_relaxed(&a->state) & AFTER_STATE) != AFTER_REGISTERED || a->owner != src)
-        return false;
+    struct cctx__cancelable *src = cctx__source(ctx);
+    if (!src || (cctx__atomic_load_relaxed(&a->state) & AFTER_STATE) != AFTER_REGISTERED ||
+        a->owner != src)
+        return;
     bool found = false;
     cctx__lock(&src->head);
     for (const struct cctx__node *n = src->children; n && !found; n = n->next)
         found = n == &a->link;
     cctx__unlock(&src->head);
-    return found;
+    if (found)
+        cctx__misuse("cctx_after_func on storage still registered on this context (neither run "
+                     "nor stopped)",
+                     ctx, file, line, func, NULL);
 }
 
 static int register_after(cctx_t *ctx, cctx_after_t *reg, void (*fn)(void *arg), void *arg,
@@ -519,11 +526,8 @@ static int register_after(cctx_t *ctx, cctx_after_t *reg, void (*fn)(void *arg),
     if (cctx__unlikely(!ctx || !reg || !fn))
         return EINVAL;
     struct cctx__after *a = (struct cctx__after *)reg;
-    struct cctx__cancelable *src = cctx__source(ctx);
-    if (cctx__unlikely(cctx__debug_on(CCTX__DEBUG_CHECKS)) && src && still_listed(a, src))
-        cctx__misuse("cctx_after_func on storage still registered on this context (neither run "
-                     "nor stopped)",
-                     ctx, file, line, func, NULL);
+    if (cctx__unlikely(cctx__debug_on(CCTX__DEBUG_CHECKS)))
+        check_not_listed(a, ctx, file, line, func);
     memset(reg, 0, sizeof *reg);
     a->fn = fn;
     a->arg = arg;
@@ -532,6 +536,7 @@ static int register_after(cctx_t *ctx, cctx_after_t *reg, void (*fn)(void *arg),
     a->func = func;
     cctx__fork_watch(); /* the running stripes' locks are held across fork() */
     cctx__child_restart();
+    struct cctx__cancelable *src = cctx__source(ctx);
     a->owner = src;
     if (!src) {
         cctx__check_tombstone(ctx, "cctx_after_func", file, line, func);
