@@ -411,7 +411,7 @@ typedef struct cctx_after {
  * If ctx is already done it runs now, before this returns. On a context that
  * can never end it is registered and never runs. Those that run on the
  * thread that cancelled run one after another, each context's last
- * registered first (no order is promised between different contexts');
+ * registered first (no order is promised between different contexts);
  * those of a deadline or a signal start in that order, each on a runner of
  * its own, so they may run at the same time. The library's own waits on
  * ctx (cctx_wait, cctx_wait_any, cctx_cond_wait, a blocked cctx_group_go)

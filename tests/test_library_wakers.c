@@ -23,7 +23,6 @@
 #include <cctx/signal.h>
 #include <cctx/testing.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
