@@ -26,7 +26,11 @@
  * could not be allocated: its origin's slot holds it then (keep_bare_cause).
  *
  * The after-function phase runs after the cause is marked complete, outside
- * every lock; the references taken during marking are dropped last, because
+ * every lock, on the cancelling thread; but a runner without a place (one
+ * in a job, or in a library after-function) hands the user's
+ * after-functions to the runners that have one, as a deadline's firing
+ * does, so that blocking ones never hold the threads the library's own work
+ * needs. The references taken during marking are dropped last, because
  * dropping one may free contexts and run value destructors (user code).
  */
 #define _GNU_SOURCE
@@ -224,6 +228,13 @@ static void take_list(struct cctx__node *n, struct marking *m)
         n->next = NULL;
         if (is_after) {
             struct cctx__after *a = container_of(n, struct cctx__after, link);
+            /* Chosen at the first registration, so that a cancellation
+             * that reaches none pays nothing for it. A runner without a
+             * place (a job, a library after-function) must not run the
+             * user's after-functions: they go to the runners with places,
+             * as a deadline's do. */
+            if (cctx__unlikely(!m->queue))
+                m->queue = cctx__runner_without_place() ? &cctx__runner_queue : m->local;
             if (cctx__after_take(a, m->queue)) {
                 m->queued++;
             } else {
@@ -557,7 +568,7 @@ static inline __attribute__((always_inline)) void cancel(struct cctx__cancelable
     }
     struct cctx__run_queue queue;
     cctx__run_queue_init(&queue);
-    struct marking m = {.err = err, .tracing = tracing, .queue = &queue};
+    struct marking m = {.err = err, .tracing = tracing, .local = &queue};
     if (link != NOT_FREE)
         m.own = &own;
     else {
@@ -584,7 +595,9 @@ static inline __attribute__((always_inline)) void cancel(struct cctx__cancelable
     if (tracing)
         cctx__marking_begin_trace(&m, &c->head);
     cctx__mark_rest(&m, true);
-    if (m.queued) /* else nothing is in it, nor was: no stopper can hold it */
+    if (m.queue == &cctx__runner_queue)
+        cctx__runner_notify(m.queued);
+    else if (m.queued) /* else nothing is in it, nor was: no stopper can hold it */
         cctx__run_queue_drain(&queue);
     cctx__release_done(&m, file, line, func);
     if (tracing)

@@ -124,15 +124,13 @@ static void end_after(struct cctx__timer *t, int64_t base, const char *parent_ms
         return; /* its own cancel came first */
     int64_t deadline = cctx__sat_add(base, x->grace);
     cctx__plain_store_relaxed(&t->deadline, deadline);
-    /* Due already: ending now is on time, but not on a runner without a
-     * place (parent_ended runs on the spares too), where the user's
-     * after-functions of t must not run: the timer thread fires t at once
-     * instead, and hands those to runners with places. Out of memory for
-     * the timer's heap: ending now is what keeps the promise that it ends
+    /* Due already: ending now is on time (on a runner without a place,
+     * where parent_ended may run, the cancel hands the user's
+     * after-functions of t to runners with places). Out of memory for the
+     * timer's heap: ending now is what keeps the promise that it ends
      * (early rather than never). Due already on the fake clock
      * (CCTX__TIMER_DUE): ending now is on time. */
-    bool now = deadline <= cctx_now() && !cctx__runner_without_place();
-    if (now || cctx__timer_arm(t) != 0) {
+    if (deadline <= cctx_now() || cctx__timer_arm(t) != 0) {
         cctx__cancel(&t->c, ETIMEDOUT, 0, t->msg, SITE_OF(t));
         return;
     }

@@ -33,7 +33,8 @@ struct marking {
     const struct own_cause *own; /* that cause, until the origin is marked (no_site: none) */
     int err;
     bool tracing;
-    struct cctx__run_queue *queue;  /* where the registrations it takes go */
+    struct cctx__run_queue *queue;  /* where the registrations it takes go; NULL: */
+    struct cctx__run_queue *local;  /* this one, or the runners' on a spare (take_list) */
     struct cctx__node *todo;        /* referenced contexts still to mark */
     struct cctx__node *done;        /* referenced contexts to release at the end */
     struct cctx__node *stoppers;    /* registrations a stopper is unlinking */

@@ -16,6 +16,7 @@
 #define _GNU_SOURCE
 #include <cctx.h>
 #include <cctx/proc.h>
+#include <cctx/signal.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -355,6 +356,90 @@ static void zero_graces_with_every_place_taken(void)
 TEST(runner_zero_grace_runs_no_user_after_function_on_a_spare)
 {
     run_with_watchdog(zero_graces_with_every_place_taken, 30);
+}
+
+/* The user's after-functions of a cancellation made on a runner without a
+ * place (a job, a library after-function) wait for a place, as a
+ * deadline's do: on the spare they held it. Each of these makes
+ * RUNNERS_SPARE + 1 such cancellations, whose after-functions block, and
+ * then needs a spare for a grace period's clock. */
+static struct latch spare_fns_go = LATCH_INIT, spare_fns_done = LATCH_INIT;
+static atomic_int spare_fns_ran;
+
+static void blocking_user_fn(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&spare_fns_ran, 1);
+    latch_wait_open(&spare_fns_go);
+    latch_add(&spare_fns_done);
+}
+
+enum { ON_SPARES = RUNNERS_SPARE + 1 };
+
+/* A grace period still ends, so a spare was free; the user's fns have not
+ * run, as no place was; then, once places are free, each runs. */
+static void spares_stayed_free(struct busy *b)
+{
+    cctx_t *pd = cctx_with_timeout(cctx_background(), CCTX_MSEC(10), NULL);
+    cctx_t *pg = cctx_with_grace(pd, CCTX_MSEC(20), NULL);
+    CHECK(pd && pg);
+    CHECK_EQ(cctx_wait(pg, -1), ETIMEDOUT);
+    CHECK_EQ(atomic_load(&spare_fns_ran), 0);
+    latch_open(&spare_fns_go);
+    busy_end(b, RUNNERS_MAX);
+    latch_wait_n(&spare_fns_done, ON_SPARES);
+    cctx_release(pg);
+    cctx_release(pd);
+}
+
+static void signal_delivery_with_every_place_taken(void)
+{
+    struct busy *b = keep_runners_busy(RUNNERS_MAX);
+    static const int usr2[] = {SIGUSR2};
+    cctx_t *ctx[ON_SPARES];
+    cctx_after_t reg[ON_SPARES];
+    for (int i = 0; i < ON_SPARES; i++) {
+        ctx[i] = cctx_with_signals(cctx_background(), usr2, 1, NULL);
+        CHECK(ctx[i] != NULL);
+        CHECK_EQ(cctx_after_func(ctx[i], &reg[i], blocking_user_fn, NULL), 0);
+    }
+    CHECK_EQ(kill(getpid(), SIGUSR2), 0);
+    /* Before, the delivery ran the first fn itself, on a spare, and the
+     * other contexts waited for it to return: for ever. */
+    for (int i = 0; i < ON_SPARES; i++)
+        CHECK_EQ(cctx_wait(ctx[i], -1), ECANCELED);
+    spares_stayed_free(b);
+    for (int i = 0; i < ON_SPARES; i++)
+        cctx_release(ctx[i]);
+}
+
+TEST(runner_signal_delivery_runs_no_user_after_function_on_a_spare)
+{
+    run_with_watchdog(signal_delivery_with_every_place_taken, 30);
+}
+
+static void last_release_jobs_with_every_place_taken(void)
+{
+    struct busy *b = keep_runners_busy(RUNNERS_MAX);
+    cctx_after_t reg[ON_SPARES];
+    for (int i = 0; i < ON_SPARES; i++) {
+        cctx_t *c = cctx_with_cancel(cctx_background(), NULL);
+        CHECK(c != NULL);
+        CHECK_EQ(cctx_after_func(c, &reg[i], blocking_user_fn, NULL), 0);
+        /* The library's look keeps the last reference; its release ends c
+         * (an after-function is registered), so a runner's job makes it. */
+        cctx_ref(c);
+        cctx_release(c);
+        cctx__runner_release(c, __FILE__, __LINE__, __func__);
+    }
+    /* Before, each job ran its fn on a spare: the grace period's clock
+     * found none free, for ever. */
+    spares_stayed_free(b);
+}
+
+TEST(runner_last_release_in_a_job_runs_no_user_after_function_on_a_spare)
+{
+    run_with_watchdog(last_release_jobs_with_every_place_taken, 30);
 }
 
 static void process_end_with_every_place_taken(void)

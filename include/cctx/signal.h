@@ -71,16 +71,17 @@
  *    started on first use with every signal blocked, reads the pipe and
  *    hands each signal's delivery to one of the library's runner threads
  *    (those that run a deadline's after-functions, see <cctx.h>), which
- *    cancels the contexts, oldest first. So the after-functions of those
- *    contexts (and of their descendants), and any value destructor that
- *    the delivery's releases run, run on that runner. One that blocks holds
- *    up only the rest of its own delivery (the later watchers of that same
- *    signal); other signals, and later arrivals of the same signal, are
- *    delivered meanwhile on other runners. Only when no runner can be
- *    started (out of threads or memory) does the library's thread deliver
- *    itself, and a blocking after-function then holds up every delivery
- *    after it. The thread and the pipe (two descriptors, close-on-exec)
- *    stay for the life of the process.
+ *    cancels the contexts, oldest first. The after-functions of those
+ *    contexts (and of their descendants) then start each on a runner of
+ *    its own, as a deadline's do, so one that blocks holds up neither the
+ *    rest of the delivery nor other signals; any value destructor that the
+ *    delivery's releases run, runs on the delivering runner, and one that
+ *    blocks holds up only the rest of its own delivery (the later watchers
+ *    of that same signal). Only when no runner can be started (out of
+ *    threads or memory) does the library's thread deliver itself, running
+ *    those after-functions in turn, and a blocking one then holds up every
+ *    delivery after it. The thread and the pipe (two descriptors,
+ *    close-on-exec) stay for the life of the process.
  *
  *  - Signal masks are not touched, but for the duration of a fork() (see
  *    below): a signal blocked in every thread of the program stays pending
