@@ -171,7 +171,7 @@ static void scan_headers(struct MHD_Connection *conn, struct header_scan *h, con
  * header name that is no token (whitespace before its colon, which
  * libmicrohttpd keeps in the name, so that
  * "grpc-timeout : 1S" would otherwise be no deadline at all; or a folded
- * line run into the name), and a body framed two ways (Content-Length sent
+ * line run into the name: name_read_in_place), and a body framed two ways (Content-Length sent
  * twice, or with Transfer-Encoding; a list in one Content-Length line it
  * refuses itself). libmicrohttpd would take one framing and read what
  * follows as the next request, where a proxy in front may have taken the
@@ -210,6 +210,34 @@ static bool is_token(const char *s, size_t len)
     return true;
 }
 
+/* Whether a header's name was read where it stood in the request. A line
+ * that begins with whitespace continues the one before it (obs-fold, which
+ * RFC 9112 has a server refuse or join to the value), and libmicrohttpd
+ * 0.9.75 runs it into the previous header's *name*, in a copy of its own:
+ * "grpc-timeout: 1S" then " 5S" gives the name "grpc-timeout5S", which is a
+ * token, so the deadline went unseen, and a folded Content-Length or
+ * Transfer-Encoding let the body be read as the next request. A name read
+ * in place is followed in the same buffer by its colon (or the NUL written
+ * over it), optional whitespace and its value; anything else is a name the
+ * library made. Both lie in the connection's one memory pool, and the look
+ * never goes past the value. Later versions of libmicrohttpd parse headers
+ * anew, so the look is made only where its layout is known. */
+static bool name_read_in_place(const char *key, size_t key_size, const char *value)
+{
+#if MHD_VERSION <= 0x00097500
+    if (!value)
+        return true;
+    if (value <= key + key_size)
+        return false;
+    for (const char *p = key + key_size; p < value; p++)
+        if (*p != '\0' && *p != ':' && *p != ' ' && *p != '\t')
+            return false;
+#else
+    (void)key, (void)key_size, (void)value;
+#endif
+    return true;
+}
+
 static enum MHD_Result scan_line(void *cls, enum MHD_ValueKind kind, const char *key,
                                  size_t key_size, const char *value, size_t value_size)
 {
@@ -217,7 +245,7 @@ static enum MHD_Result scan_line(void *cls, enum MHD_ValueKind kind, const char 
     struct request_lines *l = cls;
     if (!key)
         return MHD_YES;
-    if (!l->bad_name && !is_token(key, key_size)) {
+    if (!l->bad_name && (!is_token(key, key_size) || !name_read_in_place(key, key_size, value))) {
         l->bad_name = key;
         l->bad_name_len = key_size;
     }
@@ -261,6 +289,9 @@ static bool lines_are_sound(struct cctx_mhd_request *req)
         char q[72];
         quote(q, sizeof q, l.bad_name, l.bad_name_len);
         reject(req, 400, "malformed header name: \"%s\"", q);
+        /* It may have been a folded Content-Length or Transfer-Encoding:
+         * how the body is framed is unknown. */
+        req->fail_close = true;
         return false;
     }
     if (l.lengths > 1 || (l.lengths && l.encoded)) {

@@ -514,6 +514,46 @@ TEST(mhd_bad_input)
     probe_destroy(&p);
 }
 
+/* A folded line (one that begins with whitespace continues the header
+ * before it): libmicrohttpd 0.9.75 runs it into that header's name, so
+ * "grpc-timeout: 1S" folded with " 5S" was a header "grpc-timeout5S", and
+ * the request ran with no deadline; a folded Content-Length or
+ * Transfer-Encoding let its body be read as the next request. Answered 400,
+ * and closed. Whitespace between a colon and its value is no fold. */
+TEST(mhd_folded_header_line_400_and_closed)
+{
+    struct probe p;
+    probe_init(&p);
+    cctx_mhd_t *s = start_probe_server(&p, NULL);
+    static const char *const folded[] = {
+        "GET /deadline HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 1S\r\n 5S\r\n\r\n",
+        "POST /a HTTP/1.1\r\nHost: t\r\nContent-Length:\r\n 38\r\n\r\n"
+        "GET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n",
+        "POST /te HTTP/1.1\r\nHost: t\r\nTransfer-Encoding:\r\n\tchunked\r\n\r\n"
+        "3\r\nabc\r\n0\r\n\r\n",
+    };
+    struct conn c;
+    for (size_t i = 0; i < sizeof folded / sizeof *folded; i++) {
+        conn_open(&c, cctx_mhd_port(s));
+        conn_send(&c, folded[i]);
+        conn_read(&c, &r);
+        printf("case %zu -> %d %s", i, r.status, r.body);
+        CHECK_EQ(r.status, 400);
+        CHECK(strstr(r.body, "malformed header name") != NULL);
+        CHECK(conn_closed_within(&c, 5000));
+        conn_close(&c);
+    }
+    CHECK_EQ(p.started, 0);
+    conn_open(&c, cctx_mhd_port(s));
+    conn_send(&c, "GET /x HTTP/1.1\r\nHost: t\r\ngrpc-timeout: \t  5S\r\nx-empty:\r\n\r\n");
+    conn_read(&c, &r);
+    CHECK_EQ(r.status, 200);
+    CHECK_EQ(p.started, 1);
+    conn_close(&c);
+    cctx_mhd_free(s);
+    probe_destroy(&p);
+}
+
 TEST(mhd_start_errors)
 {
     cctx_mhd_options_t o = CCTX_MHD_OPTIONS_INIT;
