@@ -181,10 +181,11 @@ struct cctx_mhd {
 };
 
 /* request.c */
-/* nul_in_path: the undecoded path held "%00" (answered 400). */
+/* nul_in_path: the undecoded path held "%00" (answered 400). version: the
+ * request line's, as libmicrohttpd gives it. */
 struct cctx_mhd_request *cctx__mhd_request_begin(cctx_mhd_t *s, struct MHD_Connection *conn,
                                                  const char *url, const char *method,
-                                                 bool nul_in_path);
+                                                 const char *version, bool nul_in_path);
 void cctx__mhd_request_free(struct cctx_mhd_request *req);
 void cctx__mhd_response_init(cctx_mhd_response_t *resp);
 /* Whether s is an HTTP token, what a header field's name must be. */

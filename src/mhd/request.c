@@ -281,7 +281,7 @@ static enum MHD_Result scan_line(void *cls, enum MHD_ValueKind kind, const char 
 }
 
 /* False after reject(). */
-static bool lines_are_sound(struct cctx_mhd_request *req)
+static bool lines_are_sound(struct cctx_mhd_request *req, bool http10)
 {
     struct request_lines l = {0};
     MHD_get_connection_values_n(req->conn, MHD_HEADER_KIND, scan_line, &l);
@@ -314,6 +314,14 @@ static bool lines_are_sound(struct cctx_mhd_request *req)
             reject(req, 400, "malformed Transfer-Encoding: \"%s\"", q);
         else
             reject(req, 400, "Transfer-Encoding without chunked last: \"%s\"", q);
+        req->fail_close = true;
+        return false;
+    }
+    /* HTTP/1.0 has no Transfer-Encoding: a server must take the framing
+     * of such a message for faulty and close after it (RFC 9112, 6.1), as
+     * an HTTP/1.0 hop in front framed it otherwise. */
+    if (l.encoded && http10) {
+        reject(req, 400, "%s", "Transfer-Encoding in an HTTP/1.0 request");
         req->fail_close = true;
         return false;
     }
@@ -470,7 +478,7 @@ static void time_body_by_deadline(struct cctx_mhd_request *req)
 
 struct cctx_mhd_request *cctx__mhd_request_begin(cctx_mhd_t *s, struct MHD_Connection *conn,
                                                  const char *url, const char *method,
-                                                 bool nul_in_path)
+                                                 const char *version, bool nul_in_path)
 {
     struct cctx_mhd_request *req = calloc(1, sizeof *req);
     if (!req)
@@ -514,7 +522,7 @@ struct cctx_mhd_request *cctx__mhd_request_begin(cctx_mhd_t *s, struct MHD_Conne
         req->fail_close = true;
         return req;
     }
-    if (!lines_are_sound(req))
+    if (!lines_are_sound(req, version && strcmp(version, MHD_HTTP_VERSION_1_0) == 0))
         return req;
     /* Chunked (the only Transfer-Encoding let through), or a length > 0. */
     bool body = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,

@@ -100,11 +100,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_size, void **con_cls)
 {
-    (void)version;
     cctx_mhd_t *s = cls;
     struct cctx_mhd_request *req = *con_cls;
     if (!req || *con_cls == NUL_IN_PATH) {
-        req = cctx__mhd_request_begin(s, conn, url, method, *con_cls == NUL_IN_PATH);
+        req = cctx__mhd_request_begin(s, conn, url, method, version, *con_cls == NUL_IN_PATH);
         if (!req)
             return MHD_NO; /* out of memory: libmicrohttpd closes the connection */
         *con_cls = req;

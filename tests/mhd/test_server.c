@@ -554,6 +554,36 @@ TEST(mhd_folded_header_line_400_and_closed)
     probe_destroy(&p);
 }
 
+/* HTTP/1.0 has no Transfer-Encoding: a hop in front that speaks only 1.0
+ * framed the message otherwise, so such a request is refused and its
+ * connection closed (RFC 9112, 6.1); before, its chunked body was read and
+ * what followed was served as further requests. */
+TEST(mhd_http10_transfer_encoding_400_and_closed)
+{
+    struct probe p;
+    probe_init(&p);
+    cctx_mhd_t *s = start_probe_server(&p, NULL);
+    struct conn c;
+    conn_open(&c, cctx_mhd_port(s));
+    conn_send(&c, "POST /h10 HTTP/1.0\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+                  "Connection: keep-alive\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+                  "GET /after HTTP/1.1\r\nHost: t\r\n\r\n");
+    conn_read(&c, &r);
+    CHECK_EQ(r.status, 400);
+    CHECK_STR(r.body, "Transfer-Encoding in an HTTP/1.0 request\n");
+    CHECK(conn_closed_within(&c, 5000));
+    conn_close(&c);
+    CHECK_EQ(p.started, 0);
+    conn_open(&c, cctx_mhd_port(s)); /* with a length, HTTP/1.0 is served */
+    conn_send(&c, "POST /h10 HTTP/1.0\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello");
+    conn_read(&c, &r);
+    CHECK_EQ(r.status, 200);
+    CHECK_EQ(p.started, 1);
+    conn_close(&c);
+    cctx_mhd_free(s);
+    probe_destroy(&p);
+}
+
 TEST(mhd_start_errors)
 {
     cctx_mhd_options_t o = CCTX_MHD_OPTIONS_INIT;
