@@ -56,6 +56,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "after.h"
 #include "atomics.h"
@@ -91,6 +92,7 @@ struct cctx_group {
     pthread_mutex_t mu;
     pthread_cond_t slot;  /* go waits here for a free slot or the context's end */
     pthread_cond_t quiet; /* for active == 0 (wait, free), and for stopped */
+    pid_t pid;            /* immutable: the process that made it */
     cctx_t *ctx;           /* immutable: the group's reference, released by free */
     cctx_cancel_t *cancel; /* immutable */
     cctx_after_t on_end;   /* wakes the go calls blocked on slot */
@@ -116,10 +118,15 @@ static const char task_failed_msg[] = "group task failed";
 
 /* Runs once the group's context has ended, on the thread that ended it, with
  * no cctx lock held. Taking g->mu orders the broadcast after a blocked go's
- * check of cctx_err: that go either saw the error or is already waiting. */
+ * check of cctx_err: that go either saw the error or is already waiting.
+ * Not in a child of fork(), which must not use the group, so that no go
+ * can wait there: g->mu may have been held by a thread the child does not
+ * have, and a child that ended an ancestor of the group's context hung. */
 static void on_ctx_end(void *arg)
 {
     cctx_group_t *g = arg;
+    if (getpid() != g->pid)
+        return;
     pthread_mutex_lock(&g->mu);
     pthread_cond_broadcast(&g->slot);
     pthread_mutex_unlock(&g->mu);
@@ -234,17 +241,37 @@ static int spawn(cctx_group_t *g, task_fn fn, void *arg, const char *file, int l
     return 0;
 }
 
+/* The group's calls are no cancellation points. pthread_cond_wait and
+ * pthread_join are, and a thread cancelled in one of them died holding g->mu
+ * (a condition wait takes it back before the unwinding) or left the pool
+ * half stopped: every later call on the group waited for ever. So they wait
+ * with cancellation off, as cctx_wait's futex does, and a cancellation
+ * acts at the thread's next cancellation point after the call. */
+static int cancellation_off(void)
+{
+    int old;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+    return old;
+}
+
+static void cancellation_back(int old)
+{
+    pthread_setcancelstate(old, NULL);
+}
+
 /* Stops and joins every worker. Only once g->closed is set and no task is
  * active, so every worker is idle or about to wait. The first caller takes
  * the list and joins it; a second one (concurrent waits) waits until it has,
  * so that every wait returns with the threads joined. */
 static void pool_stop(cctx_group_t *g)
 {
+    int cancellation = cancellation_off();
     pthread_mutex_lock(&g->mu);
     if (g->stopping) {
         while (!g->stopped)
             pthread_cond_wait(&g->quiet, &g->mu);
         pthread_mutex_unlock(&g->mu);
+        cancellation_back(cancellation);
         return;
     }
     g->stopping = true;
@@ -264,14 +291,19 @@ static void pool_stop(cctx_group_t *g)
     g->stopped = true;
     pthread_cond_broadcast(&g->quiet);
     pthread_mutex_unlock(&g->mu);
+    cancellation_back(cancellation);
 }
 
 /* Waits for every task to return and closes the group. */
 static int wait_quiet(cctx_group_t *g)
 {
     pthread_mutex_lock(&g->mu);
-    while (g->active > 0)
-        pthread_cond_wait(&g->quiet, &g->mu);
+    if (g->active > 0) {
+        int cancellation = cancellation_off();
+        while (g->active > 0)
+            pthread_cond_wait(&g->quiet, &g->mu);
+        cancellation_back(cancellation);
+    }
     g->closed = true;
     /* Go calls that a finished task let through (one signal each) may not
      * have run yet, and others may still sleep: all must see closed. */
@@ -303,6 +335,7 @@ cctx_group_t *cctx_group_new_at(cctx_t *parent, const char *file, int line, cons
     r = pthread_cond_init(&g->quiet, NULL);
     if (r != 0)
         goto fail_quiet;
+    g->pid = getpid();
     g->ctx = cctx_with_cancel_at(parent, &g->cancel, file, line, func);
     if (!g->ctx) {
         r = errno;
@@ -362,7 +395,9 @@ int cctx_group_go_at(cctx_group_t *g, task_fn fn, void *arg, const char *file, i
         if (err != 0 || g->limit == 0 || g->active < g->limit)
             break;
         /* Woken by a finishing task (one slot) or by on_ctx_end (all). */
+        int cancellation = cancellation_off();
         pthread_cond_wait(&g->slot, &g->mu);
+        cancellation_back(cancellation);
     }
     if (err == 0) {
         struct worker *w = g->idle;

@@ -430,6 +430,32 @@ static int await_waker(struct cond_wait *w, int rc)
     return rc;
 }
 
+/* The end of a wait that pthread_cond_wait ended with rc: takes w off ctx
+ * and out of the waker's hands; returns rc, or EOWNERDEAD (mutex held). */
+static int leave_wait(struct cond_wait *w, int rc)
+{
+    int s = CW_WAITING;
+    if (cctx__atomic_cas_strong_acq_rel(&w->state, &s, CW_LEAVING)) {
+        cctx_after_stop(&w->reg); /* fn, if running, returns without the mutex */
+        return rc;
+    }
+    cctx_after_stop(&w->reg); /* fn never waits for mutex, which we may hold */
+    if (w->handoff)
+        rc = await_waker(w, rc); /* never leave while the waker may touch w */
+    if (rc == 0 && unlikely(w->owner_died))
+        rc = EOWNERDEAD;
+    return rc;
+}
+
+/* A cancellation acted on in pthread_cond_wait, which took the mutex back:
+ * the program's own cleanup handlers, outside this one, let it go. The
+ * condition wait await_waker may make here must not act on it again. */
+static void cond_wait_cancelled(void *arg)
+{
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+    (void)leave_wait(arg, 0);
+}
+
 int cctx_cond_wait(cctx_t *ctx, pthread_cond_t *cond, pthread_mutex_t *mutex)
 {
     if (unlikely(!ctx || !cond || !mutex))
@@ -447,17 +473,14 @@ int cctx_cond_wait(cctx_t *ctx, pthread_cond_t *cond, pthread_mutex_t *mutex)
         cctx_after_stop(&w.reg); /* fn ran without touching cond or mutex */
         return cctx_err(ctx);
     }
-    int rc = pthread_cond_wait(cond, mutex);
-    s = CW_WAITING;
-    if (cctx__atomic_cas_strong_acq_rel(&w.state, &s, CW_LEAVING)) {
-        cctx_after_stop(&w.reg); /* fn, if running, returns without the mutex */
-        return rc ? rc : cctx_err(ctx);
-    }
-    cctx_after_stop(&w.reg); /* fn never waits for mutex, which we may hold */
-    if (w.handoff)
-        rc = await_waker(&w, rc); /* never leave while the waker may touch w */
-    if (rc == 0 && unlikely(w.owner_died))
-        rc = EOWNERDEAD;
+    int rc;
+    /* pthread_cond_wait is a cancellation point, and so is this call: a
+     * thread cancelled in it unwinds with mutex taken back, and w, on its
+     * stack, must not stay registered on ctx nor be held by the waker. */
+    pthread_cleanup_push(cond_wait_cancelled, &w);
+    rc = pthread_cond_wait(cond, mutex);
+    pthread_cleanup_pop(0);
+    rc = leave_wait(&w, rc);
     /* 0 or EOWNERDEAD: held; any other error: not held, which ctx's error
      * in its place would hide. */
     return rc ? rc : cctx_err(ctx);

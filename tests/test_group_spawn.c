@@ -543,3 +543,129 @@ TEST(group_in_a_child_of_fork_creation_fails_and_recovers_as_anywhere)
     CHECK_EQ(atomic_load(&after.tid), atomic_load(&before.tid));
     cctx_group_free(pg);
 }
+
+/* A child of fork() that ends an ancestor of a parent's group: the group's
+ * wake-up for blocked go calls runs there too, and took the group's lock,
+ * which a thread the child does not have held at the fork (a task ending,
+ * a go starting one). The child hung in its cancel. */
+static struct latch lock_held = LATCH_INIT, lock_let_go = LATCH_INIT;
+
+static void *hold_group_lock(void *arg)
+{
+    cctx__test_group_hold_lock(arg, true);
+    latch_open(&lock_held);
+    latch_wait_open(&lock_let_go);
+    cctx__test_group_hold_lock(arg, false);
+    return NULL;
+}
+
+TEST(group_child_of_fork_ends_the_parent_of_a_group_whose_lock_was_held)
+{
+    SKIP_FORK_UNDER_SANITIZERS();
+    cctx_cancel_t *cancel;
+    cctx_t *parent = cctx_with_cancel(cctx_background(), &cancel);
+    cctx_group_t *g = cctx_group_new(parent);
+    CHECK(g != NULL);
+    pthread_t holder;
+    CHECK_EQ(pthread_create(&holder, NULL, hold_group_lock, g), 0);
+    latch_wait_open(&lock_held);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        alarm(20); /* a hang dies of SIGALRM, which fails the test */
+        cctx_cancel(cancel);
+        _exit(cctx_err(cctx_group_ctx(g)) == ECANCELED ? 0 : 10);
+    }
+    CHECK_EQ(child_exit_status(pid), 0);
+    latch_open(&lock_let_go);
+    CHECK_EQ(pthread_join(holder, NULL), 0);
+    CHECK_EQ(cctx_err(cctx_group_ctx(g)), 0); /* the child's cancel is the child's */
+    cctx_group_free(g);
+    cctx_release(parent);
+}
+
+/* ---- a thread cancelled in a group's call ------------------------------------------ */
+
+/* pthread_cancel of a thread blocked in cctx_group_go (the group full) or
+ * cctx_group_wait acts at its next cancellation point after the call, which
+ * is none: it took the group's lock back as its condition wait unwound, and
+ * died holding it, so every later call on the group waited for ever. */
+static struct latch task_go = LATCH_INIT;
+
+static int task_until_let_go(cctx_t *ctx, void *arg)
+{
+    (void)ctx, (void)arg;
+    latch_wait_open(&task_go);
+    return 0;
+}
+
+static int quick_task(cctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    atomic_fetch_add((atomic_int *)arg, 1);
+    return 0;
+}
+
+struct blocked_call {
+    cctx_group_t *g;
+    bool wait; /* cctx_group_wait, else cctx_group_go */
+    atomic_int tid, quick_ran;
+    int r;
+};
+
+static void *call_then_test_cancel(void *arg)
+{
+    struct blocked_call *b = arg;
+    atomic_store(&b->tid, thread_id());
+    b->r = b->wait ? cctx_group_wait(b->g) : cctx_group_go(b->g, quick_task, &b->quick_ran);
+    pthread_testcancel();
+    return NULL;
+}
+
+static void cancel_blocked_call(bool wait)
+{
+    static const struct latch fresh = LATCH_INIT;
+    task_go = fresh;
+    cctx_group_t *g = cctx_group_new(cctx_background());
+    CHECK(g != NULL);
+    CHECK_EQ(cctx_group_limit(g, 1), 0);
+    CHECK_EQ(cctx_group_go(g, task_until_let_go, NULL), 0);
+    struct blocked_call b = {.g = g, .wait = wait};
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, call_then_test_cancel, &b), 0);
+    while (!atomic_load(&b.tid))
+        real_sleep_ms(1);
+    wait_until_blocked(atomic_load(&b.tid));
+    CHECK_EQ(pthread_cancel(t), 0);
+    latch_open(&task_go);
+    void *ret;
+    CHECK_EQ(pthread_join(t, &ret), 0);
+    CHECK(ret == PTHREAD_CANCELED);
+    CHECK_EQ(b.r, 0);                /* the call ran to its end */
+    CHECK_EQ(cctx_group_wait(g), 0); /* before: for ever, on the dead thread's lock */
+    CHECK_EQ(atomic_load(&b.quick_ran), wait ? 0 : 1);
+    cctx_group_free(g);
+}
+
+static void cancel_blocked_go(void)
+{
+    cancel_blocked_call(false);
+}
+
+static void cancel_blocked_wait(void)
+{
+    cancel_blocked_call(true);
+}
+
+TEST(group_thread_cancelled_in_a_blocked_go_or_wait_leaves_the_group_usable)
+{
+    /* Its scopes are not unpoisoned when a cancellation unwinds a thread,
+     * and the thread's end then reads as a use after scope. */
+    if (TEST_UNDER_ASAN)
+        SKIP_IN_THIS_BUILD("AddressSanitizer takes the unwinding of a cancelled thread for a "
+                           "use after scope");
+    run_with_watchdog(cancel_blocked_go, 30);
+    run_with_watchdog(cancel_blocked_wait, 30);
+}

@@ -71,9 +71,14 @@
  *  - Nothing polls: a go blocked on a full group is woken by a finishing
  *    task or by an after-function on the group's context.
  *  - After fork() a child must not use a group made before the fork: its
- *    threads do not exist there. The library starts no thread in the child
- *    for groups (nothing is done at fork time); groups the child makes work
- *    as anywhere.
+ *    threads do not exist there. It may still end the group's context or
+ *    an ancestor of it (the group's own wake-up does nothing in the child).
+ *    The library starts no thread in the child for groups (nothing is done
+ *    at fork time); groups the child makes work as anywhere.
+ *  - No call here is a cancellation point: a thread cancelled with
+ *    pthread_cancel while blocked in cctx_group_go, cctx_group_wait or
+ *    cctx_group_free acts on it at its next cancellation point after the
+ *    call returns, as with a blocked cctx_wait.
  *
  * Creating, cancelling and waiting calls are macros over public *_at
  * functions that record the call site; bindings and wrappers call the *_at

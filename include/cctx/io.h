@@ -180,7 +180,10 @@ CCTX_API int cctx_connect(cctx_t *ctx, int fd, const struct sockaddr *addr, sock
  * answers EINVAL, which is harmless; a thread that took the mutex in between
  * was not told); or another error of pthread_cond_wait. Nothing stays
  * registered on ctx after it returns, so cond and mutex may be destroyed
- * then even if ctx is canceled later.
+ * then even if ctx is canceled later. Like pthread_cond_wait it is a
+ * cancellation point: a thread cancelled (pthread_cancel) while it waits
+ * unwinds with mutex held, for its cleanup handlers to let go, and leaves
+ * nothing registered on ctx either.
  *
  * The end of ctx wakes it through an after-function that takes and releases
  * mutex and broadcasts cond (Go's AfterFunc + sync.Cond pattern), so other
