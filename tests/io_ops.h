@@ -23,9 +23,10 @@
 
 /* ---- helpers ---------------------------------------------------------------- */
 
-/* Returns once the thread whose tid will appear in *tid has been seen asleep
- * three times in a row, or after two seconds: an optimisation of where the
- * next act lands, never a condition of any check. */
+/* Returns once the thread whose tid will appear in *tid (0 until then) has
+ * been seen asleep five times in a row, and fails the test if that takes
+ * ten seconds: a test that went on would act before the call blocks, and
+ * check another path than the one it is named for. */
 void await_blocked(atomic_int *tid);
 
 /* F_GETFL, checked: the tests compare flags before and after a call. */

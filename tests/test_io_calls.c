@@ -286,6 +286,7 @@ TEST(io_poll_timeout_on_fake_clock_returns_zero)
     CHECK_EQ(cctx_err(x.ctx), 0);
     /* ctx's deadline sooner than the timeout: ctx's error, not 0. */
     x.timeout = CCTX_SEC(3600);
+    atomic_store(&x.tid, 0); /* the next thread's, not the last one's */
     CHECK_EQ(pthread_create(&t, NULL, do_poll, &x), 0);
     await_blocked(&x.tid);
     cctx_fake_clock_advance(CCTX_SEC(60));
