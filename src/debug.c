@@ -465,10 +465,12 @@ void cctx__dump_release_dropped(void)
     cctx__os_wake(&dumps_running);
 }
 
+_Atomic int64_t cctx__leak_report_dump_wait = CCTX_SEC(1);
+
 /* Waits, at most a second, for the other threads' dumps under way to end. */
 static void await_dumps(void)
 {
-    int64_t until = cctx__os_now() + CCTX_SEC(1);
+    int64_t until = cctx__os_now() + cctx__atomic_load_relaxed(&cctx__leak_report_dump_wait);
     for (uint32_t n; (n = cctx__atomic_load_seq_cst(&dumps_running)) > my_dumps;)
         if (cctx__os_wait(&dumps_running, n, until) == ETIMEDOUT)
             break;

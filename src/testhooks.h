@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Make the library's n-th allocation from now fail (n = 1: the next one);
  * n <= 0 turns failures off. */
@@ -36,6 +37,10 @@ extern _Atomic(cctx__pthread_create_fn) cctx__group_thread_create;
 struct cctx;
 typedef void (*cctx__ctx_hook_fn)(struct cctx *c);
 extern _Atomic(cctx__ctx_hook_fn) cctx__quiesce_walk_hook;
+/* How long the leak report at exit waits for other threads' dumps under
+ * way (debug.c): a second; a test makes it long, so that a report that
+ * waits when it must not shows beyond doubt. */
+extern _Atomic int64_t cctx__leak_report_dump_wait;
 /* Called, when set, by the leak report at exit with each context it has
  * just taken a reference on, before it reads the count (debug.c). */
 extern _Atomic(cctx__ctx_hook_fn) cctx__leak_walk_hook;

@@ -155,7 +155,7 @@ TEST(after_stop_after_run_returns_false_twice)
 
 struct blocking {
     atomic_int entered, may_finish, finished;
-    atomic_int stop_returned;
+    atomic_int stop_returned, stopper_tid;
     int stop_result;
     int finished_seen_by_stopper;
     cctx_after_t reg;
@@ -173,6 +173,7 @@ static void blocking_fn(void *arg)
 static void *stopper_main(void *arg)
 {
     struct blocking *b = arg;
+    atomic_store(&b->stopper_tid, thread_id());
     b->stop_result = cctx_after_stop(&b->reg);
     b->finished_seen_by_stopper = atomic_load(&b->finished);
     atomic_store(&b->stop_returned, 1);
@@ -192,7 +193,9 @@ TEST(after_stop_waits_for_running_fn)
     while (!atomic_load(&b.entered))
         sched_yield();
     CHECK_EQ(pthread_create(&st, NULL, stopper_main, &b), 0);
-    usleep(30000);
+    while (!atomic_load(&b.stopper_tid))
+        sched_yield();
+    wait_until_blocked(atomic_load(&b.stopper_tid)); /* asleep in the stop */
     CHECK_EQ(atomic_load(&b.stop_returned), 0); /* still held by the running fn */
     atomic_store(&b.may_finish, 1);
     CHECK_EQ(pthread_join(st, NULL), 0);

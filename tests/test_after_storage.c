@@ -119,7 +119,7 @@ TEST(after_storage_reused_at_once_registers_anew)
 
 struct handed {
     cctx_after_t reg;
-    atomic_int stopping, stop_returned, fn_returned;
+    atomic_int stopping, stop_returned, fn_returned, stopper_tid;
     bool stop_result;
     pthread_t stopper;
 };
@@ -127,6 +127,7 @@ struct handed {
 static void *stop_main(void *arg)
 {
     struct handed *s = arg;
+    atomic_store(&s->stopper_tid, thread_id());
     atomic_store(&s->stopping, 1);
     s->stop_result = cctx_after_stop(&s->reg);
     /* Read before anything else: fn must have returned by now. */
@@ -141,7 +142,7 @@ static void handing_fn(void *arg)
     CHECK_EQ(pthread_create(&s->stopper, NULL, stop_main, s), 0);
     while (!atomic_load(&s->stopping))
         sched_yield();
-    usleep(20000);
+    wait_until_blocked(atomic_load(&s->stopper_tid)); /* asleep in the stop */
     CHECK_EQ(atomic_load(&s->stop_returned), 0); /* it waits for us */
     atomic_store(&s->fn_returned, 1);
 }
@@ -236,7 +237,7 @@ struct rerun {
     struct canceller cn2;
     struct held second;
     pthread_t t2;
-    atomic_int stop_returned;
+    atomic_int stop_returned, stopper_tid;
     bool stop_result;
     int second_returned_at_stop;
 };
@@ -249,6 +250,7 @@ static void rerun_fn(void *arg)
     CHECK_EQ(pthread_create(&x->t2, NULL, cancel_main, &x->cn2), 0);
     while (!atomic_load(&x->second.effect))
         sched_yield();
+    atomic_store(&x->stopper_tid, thread_id());
     x->stop_result = cctx_after_stop(&x->reg);
     x->second_returned_at_stop = atomic_load(&x->second.returned);
     atomic_store(&x->stop_returned, 1);
@@ -264,9 +266,9 @@ TEST(after_stop_inside_fn_waits_for_a_later_run_of_its_storage)
     struct canceller cn1 = {cc1};
     pthread_t t1;
     CHECK_EQ(pthread_create(&t1, NULL, cancel_main, &cn1), 0);
-    while (!atomic_load(&x.second.effect))
+    while (!atomic_load(&x.stopper_tid))
         sched_yield();
-    usleep(20000);
+    wait_until_blocked(atomic_load(&x.stopper_tid)); /* asleep in the stop */
     /* Not the stop from inside fn itself: the run it stops is another. */
     CHECK_EQ(atomic_load(&x.stop_returned), 0);
     atomic_store(&x.second.may_return, 1);

@@ -81,14 +81,17 @@ static void *waiter_main(void *arg)
     return NULL;
 }
 
-/* Waits until the waiter sleeps in the kernel (or has returned). */
+/* Waits until the waiter sleeps in the kernel, seen five times in a row (one
+ * look could catch it on a lock on its way, before it cancels), or has
+ * returned. */
 static void until_waiter_sleeps(void)
 {
-    for (int i = 0; i < 20000; i++) {
+    for (int i = 0, asleep = 0; i < 20000; i++) {
         if (atomic_load(&wait_result) != -1)
             return;
         pid_t tid = atomic_load(&waiter_tid);
-        if (tid && thread_state(tid) == 'S')
+        asleep = tid && thread_state(tid) == 'S' ? asleep + 1 : 0;
+        if (asleep == 5)
             return;
         real_sleep_ms(1);
     }

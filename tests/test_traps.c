@@ -81,14 +81,14 @@ static void lockstep_stop(struct lockstep *ls)
 
 struct waiter {
     cctx_t *ctx;
-    atomic_int ready;
+    atomic_int ready; /* its tid */
     int result;
 };
 
 static void *wait_main(void *arg)
 {
     struct waiter *w = arg;
-    atomic_store(&w->ready, 1);
+    atomic_store(&w->ready, thread_id());
     w->result = cctx_wait(w->ctx, -1);
     return NULL;
 }
@@ -108,7 +108,9 @@ TEST(trap_parent_cancel_wakes_child_waiter_with_parent_cause)
     CHECK_EQ(pthread_create(&t2, NULL, wait_main, &w2), 0);
     while (!atomic_load(&w1.ready) || !atomic_load(&w2.ready))
         sched_yield();
-    usleep(2000);
+    /* Both asleep in their waits: the cancel wakes them, not a look. */
+    wait_until_blocked(atomic_load(&w1.ready));
+    wait_until_blocked(atomic_load(&w2.ready));
     int line = __LINE__ + 1;
     cctx_cancel_cause(pc, 42, "client went away");
     CHECK_EQ(pthread_join(t1, NULL), 0);
