@@ -520,6 +520,7 @@ TEST(harden_fork_child_starts_no_thread_until_it_needs_one)
     pid_t pid = fork();
     CHECK(pid >= 0);
     if (pid == 0) {
+        alarm(20); /* a hang dies of SIGALRM, which fails the test */
         if (thread_count() != 1)
             _exit(1); /* the fork handlers started a thread */
         _exit(own_deadline_fires());
@@ -543,6 +544,7 @@ TEST(harden_fork_while_a_context_lock_is_held_leaves_the_child_timer_working)
         cctx__unlock(t);
     CHECK(pid >= 0);
     if (pid == 0) {
+        alarm(20);         /* a hang dies of SIGALRM, which fails the test */
         real_sleep_ms(20); /* t is due: the child's timer meets its lock first */
         _exit(own_deadline_fires());
     }
@@ -569,6 +571,7 @@ TEST(harden_fork_during_a_cancellation_leaves_the_child_timer_working)
     pid_t pid = fork();
     CHECK(pid >= 0);
     if (pid == 0) {
+        alarm(20); /* a hang dies of SIGALRM, which fails the test */
         real_sleep_ms(20);
         _exit(own_deadline_fires());
     }
@@ -589,6 +592,7 @@ TEST(harden_fork_child_has_its_own_done_descriptors)
     pid_t pid = fork();
     CHECK(pid >= 0);
     if (pid == 0) {
+        alarm(20); /* a hang dies of SIGALRM, which fails the test */
         int mine = cctx_done_fd(c);
         if (mine < 0 || mine == fd)
             _exit(1); /* the parent's descriptor handed out in the child */

@@ -251,7 +251,8 @@ TEST(inspect_every_format_under_load)
     CHECK(json && json[0] == '[' && json[len - 2] == ']');
     CHECK(strstr(json, "\"name\":\"inspect-root\""));
     CHECK(strstr(json, "\"name\":\"long \\\"job\\\"\""));
-    if (have_python()) {
+    bool parsed = have_python(); /* else the test ends as skipped, below */
+    if (parsed) {
         char path[] = "/tmp/cctx-inspect-json-XXXXXX";
         int fd = mkstemp(path);
         CHECK(write(fd, json, len) == (ssize_t)len);
@@ -299,6 +300,8 @@ TEST(inspect_every_format_under_load)
     snprintf(cmd, sizeof cmd, "CCTX_INSPECT_DIR=%s %s/cctx-inspect 1 2>/dev/null", s.dir, exe);
     CHECK(WEXITSTATUS(system(cmd)) == 1); /* nothing served there */
     stop_served(&s);
+    if (!parsed)
+        SKIP("python3, to parse the JSON answer (all else was checked)");
 }
 
 
