@@ -147,9 +147,10 @@ static bool send_all(int fd, const char *p, size_t n, int64_t deadline)
     return true;
 }
 
-/* Reads the request line into req (NUL-terminated, without its newline)
- * before deadline; false if it did not come whole in time. The end of the
- * stream ends a request too (a client that shuts its side after the word). */
+/* Reads the request line into req (NUL-terminated, without its newline or
+ * a CR before it) before deadline; false if it did not come whole in time.
+ * The end of the stream ends a request too (a client that shuts its side
+ * after the word). */
 static bool read_request(int fd, char *req, size_t size, int64_t deadline)
 {
     size_t n = 0;
@@ -163,6 +164,8 @@ static bool read_request(int fd, char *req, size_t size, int64_t deadline)
             return false;
         char *nl = memchr(req + n, '\n', (size_t)r);
         if (nl) {
+            if (nl > req && nl[-1] == '\r')
+                nl--;
             *nl = '\0';
             return true;
         }

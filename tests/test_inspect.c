@@ -316,6 +316,19 @@ static bool closed_within(int fd, int ms)
     return r == 0 || (r < 0 && errno != EAGAIN);
 }
 
+/* A request line ended by CR LF (as a terminal or a line-minded client
+ * sends it) is a request as any other: it was "unknown format". */
+TEST(inspect_takes_a_request_ended_by_cr_lf)
+{
+    struct served s;
+    start_served(&s, true, NULL);
+    size_t len;
+    char *text = ask(s.sock, "text\r", &len);
+    CHECK(text && strstr(text, "inspect-root"));
+    free(text);
+    stop_served(&s);
+}
+
 TEST(inspect_gives_a_slow_asker_2_s_in_all)
 {
     struct served s;

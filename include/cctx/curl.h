@@ -281,7 +281,9 @@ CCTX_API void cctx_curl_grpc_status_init(cctx_curl_grpc_status_t *st);
 /* A CURLOPT_HEADERFUNCTION: userdata is a cctx_curl_grpc_status_t. Records
  * grpc-status and grpc-message, ignores every other line, and returns
  * size * nitems (never fails the transfer). A malformed grpc-status reads
- * as 2 (UNKNOWN), as gRPC clients treat it. */
+ * as 2 (UNKNOWN), as gRPC clients treat it. Each response's status line
+ * starts the record afresh, so what a redirect or an interim response said
+ * is not taken for the final one's status. */
 CCTX_API size_t cctx_curl_grpc_header_cb(char *buffer, size_t size, size_t nitems,
                                          void *userdata);
 

@@ -38,6 +38,13 @@ size_t cctx_curl_grpc_header_cb(char *buffer, size_t size, size_t nitems, void *
     const char *v;
     if (!st || !buffer)
         return len;
+    /* A status line begins a response's headers: what an earlier one (a
+     * redirect, a 100 Continue) said is not this call's status. Trailers
+     * come after the final response's headers, with no line of their own. */
+    if (len >= 5 && memcmp(buffer, "HTTP/", 5) == 0) {
+        cctx_curl_grpc_status_init(st);
+        return len;
+    }
     if ((v = value_of(buffer, len, "grpc-status", &vlen)) != NULL) {
         int s = 0;
         bool ok = vlen > 0 && vlen <= 9;

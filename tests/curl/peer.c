@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -178,6 +179,40 @@ bool peer_field(const char *line, const char *key, char *out, size_t n)
     return false;
 }
 
+/* Whether thread tid sleeps in poll (or ppoll) waiting to read fd. The
+ * call and the address of its array are in /proc/self/task/TID/syscall;
+ * the array is read through /proc/self/mem, so that no sanitizer takes the
+ * read of another thread's memory for a race. */
+static bool sleeps_polling(pid_t tid, int fd)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL);
+    long nr = -1;
+    unsigned long addr = 0, n = 0;
+    int got = fscanf(f, "%ld %lx %lx", &nr, &addr, &n); /* "running" while it runs */
+    fclose(f);
+#ifdef SYS_poll
+    bool in_poll = nr == SYS_poll || nr == SYS_ppoll;
+#else
+    bool in_poll = nr == SYS_ppoll;
+#endif
+    struct pollfd fds[64];
+    if (got != 3 || !in_poll || n == 0 || n > sizeof fds / sizeof *fds)
+        return false;
+    int mem = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+    CHECK(mem >= 0);
+    ssize_t len = pread(mem, fds, n * sizeof *fds, (off_t)addr);
+    close(mem);
+    if (len != (ssize_t)(n * sizeof *fds))
+        return false; /* it has just returned, and the array is gone */
+    for (unsigned long i = 0; i < n; i++)
+        if (fds[i].fd == fd && (fds[i].events & POLLIN))
+            return true;
+    return false;
+}
+
 static void *canceller_main(void *arg)
 {
     struct canceller *c = arg;
@@ -188,24 +223,41 @@ static void *canceller_main(void *arg)
             break;
         }
     }
+    /* The call wakes at least once a second (its own limit on libcurl's
+     * poll) and may be seen between two polls: look until it is seen. */
+    for (int64_t end = mono_now() + CCTX_SEC(10); c->ok && c->done_fd >= 0 && mono_now() < end;) {
+        c->polled = sleeps_polling(c->caller, c->done_fd);
+        if (c->polled)
+            break;
+        nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+    }
     c->at = mono_now();
     cctx_cancel_cause(c->cancel, ECANCELED, "test cancel");
     return NULL;
 }
 
-void canceller_start(struct canceller *c, struct peer *p, cctx_cancel_t *cancel,
-                     const char *prefix, int count)
+void canceller_start_polled(struct canceller *c, struct peer *p, cctx_cancel_t *cancel,
+                            const char *prefix, int count, pid_t caller, int done_fd)
 {
     c->p = p;
     c->cancel = cancel;
     c->prefix = prefix;
     c->count = count;
+    c->caller = caller;
+    c->done_fd = done_fd;
     c->at = 0;
     c->ok = false;
+    c->polled = false;
     pthread_t *t = malloc(sizeof *t);
     if (!t || pthread_create(t, NULL, canceller_main, c) != 0)
         abort();
     c->thread = t;
+}
+
+void canceller_start(struct canceller *c, struct peer *p, cctx_cancel_t *cancel, const char *prefix,
+                     int count)
+{
+    canceller_start_polled(c, p, cancel, prefix, count, 0, -1);
 }
 
 void canceller_join(struct canceller *c)

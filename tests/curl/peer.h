@@ -63,12 +63,22 @@ struct canceller {
     cctx_cancel_t *cancel;
     const char *prefix;
     int count;
-    int64_t at; /* CLOCK_MONOTONIC of the cancel */
-    bool ok;    /* the lines came */
+    pid_t caller; /* canceller_start_polled's */
+    int done_fd;  /* -1: cancel once the lines came */
+    int64_t at;   /* CLOCK_MONOTONIC of the cancel */
+    bool ok;      /* the lines came */
+    bool polled;  /* caller was seen asleep in poll on done_fd */
     void *thread;
 };
 void canceller_start(struct canceller *c, struct peer *p, cctx_cancel_t *cancel,
                      const char *prefix, int count);
+/* The same, but once the lines came it also waits (10 s at most) until the
+ * thread `caller` sleeps in poll with done_fd (a context's cctx_done_fd)
+ * among its descriptors: the cancel then tests that the descriptor is what
+ * wakes the call, which a time bound cannot tell from the call's own
+ * periodic wake-up on a loaded machine. */
+void canceller_start_polled(struct canceller *c, struct peer *p, cctx_cancel_t *cancel,
+                            const char *prefix, int count, pid_t caller, int done_fd);
 void canceller_join(struct canceller *c);
 
 int64_t mono_now(void); /* CLOCK_MONOTONIC, ns */

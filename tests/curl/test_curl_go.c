@@ -11,6 +11,7 @@
 
 #include "harness.h"
 #include "peer.h"
+#include "support.h"
 
 TEST(curl_go_cancel_aborts)
 {
@@ -21,16 +22,23 @@ TEST(curl_go_cancel_aborts)
     cctx_t *ctx = cctx_with_cancel(cctx_background(), &cancel);
     CURL *e = easy_for(NULL, "%s/hang", p.url);
 
+    /* Made while the call sleeps in poll on ctx's done descriptor: what
+     * wakes it at once is checked, not only how soon (peer.h). */
     struct canceller c;
-    canceller_start(&c, &p, cancel, "req /hang", 1);
+    int done_fd = cctx_done_fd(ctx);
+    CHECK(done_fd >= 0);
+    canceller_start_polled(&c, &p, cancel, "req /hang", 1, thread_id(), done_fd);
     cctx_curl_result_t res;
     CHECK_EQ(cctx_curl_perform(ctx, e, NULL, &res), ECANCELED);
     int64_t returned = mono_now();
     canceller_join(&c);
     CHECK(c.ok);
+    CHECK(c.polled);
     printf("cancel to return: %.3f ms\n", (returned - c.at) / 1e6);
-    /* A generous bound: the wake-up itself is a poll on an eventfd. */
-    CHECK(returned - c.at < CCTX_MSEC(250));
+    /* /hang never answers and ctx has no deadline: a call the cancel did
+     * not end would not return at all. The bound is loose: the machine may
+     * be slow, and the sanitizers slower. */
+    CHECK(returned - c.at < CCTX_SEC(5));
     CHECK_EQ(res.err, ECANCELED);
     CHECK_EQ(res.code, CURLE_ABORTED_BY_CALLBACK);
     CHECK_EQ(res.cause.err, ECANCELED);
@@ -69,7 +77,10 @@ TEST(curl_go_deadline)
     int64_t took = mono_now() - start;
     printf("300 ms budget took %.3f ms\n", took / 1e6);
     CHECK(took >= CCTX_MSEC(300));
-    CHECK(took < CCTX_MSEC(800));
+    /* /hang never answers: a call the deadline did not end would not return
+     * at all. The bound is loose: the machine may be slow, and the
+     * sanitizers slower. */
+    CHECK(took < CCTX_SEC(5));
     CHECK_EQ(res.code, CURLE_OPERATION_TIMEDOUT);
     CHECK_EQ(res.cause.err, ETIMEDOUT);
     CHECK(res.cause.line > 0); /* the cctx_with_timeout above */
@@ -160,7 +171,8 @@ TEST(curl_go_caller_headers)
     const char *tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     struct curl_slist *h = NULL;
     h = curl_slist_append(h, "X-Test: mine");
-    h = curl_slist_append(h, "TraceParent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+    h = curl_slist_append(h,
+                          "TraceParent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
     h = curl_slist_append(h, "grpc-timeout: 7S");
     cctx_t *ctx = cctx_with_timeout(cctx_background(), CCTX_SEC(3), NULL);
     struct body b;

@@ -71,8 +71,7 @@ TEST(curl_grpc_deadline)
     CHECK(peer_line(&p, "req Method", 2000, line, sizeof line, NULL));
     CHECK(peer_field(line, "deadline", v, sizeof v));
     double ms = strtod(v, NULL);
-    printf("budget %.3f..%.3f ms, Go handler's deadline in %.3f ms\n", after / 1e6, left / 1e6,
-           ms);
+    printf("budget %.3f..%.3f ms, Go handler's deadline in %.3f ms\n", after / 1e6, left / 1e6, ms);
     /* The handler's ctx.Deadline() is ours: between what was left when the
      * call returned and what was left when it began, rounded up (the
      * grpc-timeout unit is at most a microsecond here). */
@@ -124,7 +123,10 @@ TEST(curl_grpc_cancel)
     canceller_join(&k);
     CHECK(k.ok);
     printf("cancel to return: %.3f ms\n", (returned - k.at) / 1e6);
-    CHECK(returned - k.at < CCTX_MSEC(250));
+    /* Hang waits for its context to end and ctx has no deadline: a call
+     * the cancel did not end would not return at all. The bound is loose:
+     * the machine may be slow, and the sanitizers slower. */
+    CHECK(returned - k.at < CCTX_SEC(5));
     CHECK_STR(res.cause.msg, "test cancel");
     /* grpc-go ended the handler's context: the connection closed. */
     char line[256];

@@ -6,6 +6,7 @@
 
 #include "harness.h"
 #include "peer.h"
+#include "support.h"
 
 enum { N = 4 };
 
@@ -26,14 +27,22 @@ TEST(curl_multi_cancel_all)
     CHECK_EQ(cctx_curl_multi_count(m), N);
     cctx_cancel_t *cancel;
     cctx_t *ctx = cctx_with_timeout(cctx_background(), CCTX_SEC(30), &cancel);
+    /* Made while the run sleeps in poll on ctx's done descriptor: what
+     * wakes it at once is checked, not only how soon (peer.h). */
     struct canceller k;
-    canceller_start(&k, &p, cancel, "req /", N);
+    int done_fd = cctx_done_fd(ctx);
+    CHECK(done_fd >= 0);
+    canceller_start_polled(&k, &p, cancel, "req /", N, thread_id(), done_fd);
     CHECK_EQ(cctx_curl_multi_run(m, ctx), ECANCELED);
     int64_t returned = mono_now();
     canceller_join(&k);
     CHECK(k.ok);
+    CHECK(k.polled);
     printf("cancel to return: %.3f ms\n", (returned - k.at) / 1e6);
-    CHECK(returned - k.at < CCTX_MSEC(250));
+    /* Without the cancel the run would last until the deadline, 30 s (the
+     * first three answer after 20 s). The bound is loose: the machine may
+     * be slow, and the sanitizers slower. */
+    CHECK(returned - k.at < CCTX_SEC(5));
     for (int i = 0; i < N; i++) {
         const cctx_curl_result_t *r = cctx_curl_multi_result(m, (size_t)i);
         CHECK(r);
@@ -119,7 +128,11 @@ TEST(curl_multi_deadline)
     cctx_t *ctx = cctx_with_timeout(cctx_background(), CCTX_MSEC(300), NULL);
     CHECK_EQ(cctx_curl_multi_run(m, ctx), ETIMEDOUT);
     int64_t took = mono_now() - start;
-    CHECK(took >= CCTX_MSEC(300) && took < CCTX_MSEC(800));
+    printf("300 ms budget took %.3f ms\n", took / 1e6);
+    /* /hang never answers: a run the deadline did not end would not return
+     * at all. The bound is loose: the machine may be slow, and the
+     * sanitizers slower. */
+    CHECK(took >= CCTX_MSEC(300) && took < CCTX_SEC(5));
     for (int i = 0; i < N; i++) {
         CHECK_EQ(cctx_curl_multi_result(m, (size_t)i)->err, ETIMEDOUT);
         CHECK_EQ(cctx_curl_multi_result(m, (size_t)i)->code, CURLE_OPERATION_TIMEDOUT);
@@ -173,6 +186,18 @@ TEST(curl_grpc_helpers)
     char bad[] = "grpc-status: x1\r\n";
     cctx_curl_grpc_header_cb(bad, 1, strlen(bad), &st);
     CHECK_EQ(st.status, 2);
+    /* A redirect said OK, the final answer nothing: no status, not OK (the
+     * status line of each response starts the record afresh). */
+    char redirect[] = "HTTP/1.1 307 Temporary Redirect\r\n", ok[] = "grpc-status: 0\r\n",
+         final[] = "HTTP/1.1 200 OK\r\n";
+    cctx_curl_grpc_header_cb(redirect, 1, strlen(redirect), &st);
+    CHECK_EQ(st.status, -1);
+    cctx_curl_grpc_header_cb(ok, 1, strlen(ok), &st);
+    cctx_curl_grpc_header_cb(l3, 1, strlen(l3), &st);
+    CHECK_EQ(st.status, 0);
+    cctx_curl_grpc_header_cb(final, 1, strlen(final), &st);
+    CHECK_EQ(st.status, -1);
+    CHECK_STR(st.message, "");
     unsigned char out[8];
     CHECK_EQ(cctx_curl_grpc_frame("abc", 3, out, sizeof out), 8);
     CHECK(memcmp(out, "\0\0\0\0\3abc", 8) == 0);

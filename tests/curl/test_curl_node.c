@@ -26,7 +26,10 @@ TEST(curl_node_abort)
     int64_t returned = mono_now();
     canceller_join(&k);
     CHECK(k.ok);
-    CHECK(returned - k.at < CCTX_MSEC(250));
+    /* /hang never answers and ctx has no deadline: a call the cancel did
+     * not end would not return at all. The bound is loose: the machine may
+     * be slow, and the sanitizers slower. */
+    CHECK(returned - k.at < CCTX_SEC(5));
     char line[256];
     int64_t seen;
     CHECK(peer_line(&p, "closed /hang", 5000, line, sizeof line, &seen));

@@ -57,7 +57,12 @@ TEST(curl_threads_cancel_parent)
         CHECK_EQ(pthread_join(w[i].t, NULL), 0);
         CHECK_EQ(w[i].err, ECANCELED);
         CHECK_STR(w[i].cause, "parent gone");
-        CHECK(w[i].returned - at < CCTX_MSEC(200));
+        printf("cancel to return (thread %d): %.3f ms\n", i, (w[i].returned - at) / 1e6);
+        /* /hang never answers: a call the parent's cancel did not end would
+         * return at its own deadline, 30 s. The bound is loose: four
+         * threads and the peer share the machine, which may be slow, and
+         * the sanitizers slower. */
+        CHECK(w[i].returned - at < CCTX_SEC(5));
     }
     for (int i = 0; i < THREADS; i++)
         CHECK(peer_line(&p, "canceled /hang", 5000, NULL, 0, NULL));

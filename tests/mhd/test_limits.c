@@ -131,20 +131,25 @@ TEST(mhd_deadline_during_stalled_body_closes)
 /* An after-function that a hang-up runs on the server's canceller thread
  * and that shuts the server down. */
 static cctx_mhd_t *self_server;
-static atomic_int self_result = -1;
+static int self_result = -1;
+static pid_t self_handler_tid, self_after_tid;
 static cctx_after_t self_reg;
+static struct latch self_registered = LATCH_INIT, self_shut = LATCH_INIT;
 
 static void shut_from_after(void *arg)
 {
     (void)arg;
-    atomic_store_explicit(&self_result, cctx_mhd_shutdown(self_server, 0), memory_order_release);
+    self_after_tid = thread_id();
+    self_result = cctx_mhd_shutdown(self_server, 0);
+    latch_open(&self_shut);
 }
 
-static void self_handler(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_response_t *resp,
-                         void *arg)
+static void self_handler(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_response_t *resp, void *arg)
 {
     (void)req, (void)resp, (void)arg;
+    self_handler_tid = thread_id();
     CHECK_EQ(cctx_after_func(ctx, &self_reg, shut_from_after, NULL), 0);
+    latch_open(&self_registered);
     cctx_wait(ctx, CCTX_SEC(10));
 }
 
@@ -155,12 +160,14 @@ TEST(mhd_shutdown_from_canceller_edeadlk)
     static struct conn c;
     conn_open(&c, cctx_mhd_port(self_server));
     conn_send(&c, "GET /x HTTP/1.1\r\nHost: t\r\n\r\n");
-    real_sleep_ms(200); /* the handler registers its after-function */
+    /* The hang-up comes only once the after-function is registered: one
+     * registered on a context already ended would run at once, on the
+     * handler's thread rather than the canceller's. */
+    latch_wait_open(&self_registered);
     conn_close(&c);
-    int64_t end = real_now() + CCTX_SEC(5);
-    while (atomic_load_explicit(&self_result, memory_order_acquire) == -1 && real_now() < end)
-        real_sleep_ms(5);
-    CHECK_EQ(atomic_load_explicit(&self_result, memory_order_acquire), EDEADLK);
+    latch_wait_open(&self_shut);
+    CHECK(self_after_tid != self_handler_tid);
+    CHECK_EQ(self_result, EDEADLK);
     cctx_mhd_free(self_server);
 }
 
