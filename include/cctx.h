@@ -29,11 +29,12 @@
  *    and even with 256 of them blocked, deadlines still fire and
  *    cctx_wait_any, cctx_cond_wait and groups still wake (a 257th
  *    after-function waits for one of them to return). The library's own
- *    work can still run user code (a value destructor a release runs, the
- *    after-functions of a context a watched signal ends), which then holds
- *    one of those 4 while it blocks. Only when no runner
- *    thread exists and none can be created
- *    (out of threads or memory) does the timer thread run that work itself.
+ *    work can still run user code (a value destructor a release runs),
+ *    which then holds one of those 4 while it blocks; the after-functions
+ *    of a context ended there (by a watched signal, a release, such a
+ *    destructor) wait for one of the 256, as a deadline's do. Only when no
+ *    runner thread exists and none can be created (out of threads or
+ *    memory) does the timer thread run that work itself.
  *    Library threads have every signal blocked. They keep running while
  *    exit() runs atexit handlers and destructors, so deadlines keep firing
  *    and after-functions keep running until the process ends; nothing of
@@ -407,7 +408,11 @@ typedef struct cctx_after {
  * released) ctx, before that call returns; for a deadline, on a runner thread
  * (see the top of this file), never on the thread that fires deadlines; under
  * the fake clock, on the thread that advances it, before the advance returns;
- * for a signal of <cctx/signal.h>, on a runner too.
+ * for a signal of <cctx/signal.h>, on a runner too. One exception to the
+ * first: a cancel or release made by user code that a runner runs for the
+ * library (a value destructor of a context a deadline, a signal or a dump
+ * let go) hands fn to a runner of its own and returns at once, so that
+ * code must stop fn (cctx_after_stop) before it frees reg's storage.
  * If ctx is already done it runs now, before this returns. On a context that
  * can never end it is registered and never runs. Those that run on the
  * thread that cancelled run one after another, each context's last

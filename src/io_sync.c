@@ -449,7 +449,10 @@ static int leave_wait(struct cond_wait *w, int rc)
 
 /* A cancellation acted on in pthread_cond_wait, which took the mutex back:
  * the program's own cleanup handlers, outside this one, let it go. The
- * condition wait await_waker may make here must not act on it again. */
+ * condition wait await_waker may make here must not act on it again. (A
+ * robust mutex whose owner died, taken back inconsistent or not at all,
+ * cannot be told here from one taken back whole: with the wake-up handed
+ * to the waker, await_waker then waits on it as if it were whole.) */
 static void cond_wait_cancelled(void *arg)
 {
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
@@ -480,7 +483,13 @@ int cctx_cond_wait(cctx_t *ctx, pthread_cond_t *cond, pthread_mutex_t *mutex)
     pthread_cleanup_push(cond_wait_cancelled, &w);
     rc = pthread_cond_wait(cond, mutex);
     pthread_cleanup_pop(0);
+    /* A cancellation still pending (it came as the wait ended) must not act
+     * in await_waker's condition wait either, with w in the waker's hands:
+     * it acts at the caller's next cancellation point. */
+    int cancellation;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancellation);
     rc = leave_wait(&w, rc);
+    pthread_setcancelstate(cancellation, NULL);
     /* 0 or EOWNERDEAD: held; any other error: not held, which ctx's error
      * in its place would hide. */
     return rc ? rc : cctx_err(ctx);

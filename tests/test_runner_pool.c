@@ -392,8 +392,17 @@ static void spares_stayed_free(struct busy *b)
     cctx_release(pd);
 }
 
+/* Fresh for each test: the runner may run them all in one process. */
+static void spare_fns_reset(void)
+{
+    static const struct latch fresh = LATCH_INIT;
+    spare_fns_go = spare_fns_done = fresh;
+    atomic_store(&spare_fns_ran, 0);
+}
+
 static void signal_delivery_with_every_place_taken(void)
 {
+    spare_fns_reset();
     struct busy *b = keep_runners_busy(RUNNERS_MAX);
     static const int usr2[] = {SIGUSR2};
     cctx_t *ctx[ON_SPARES];
@@ -420,6 +429,7 @@ TEST(runner_signal_delivery_runs_no_user_after_function_on_a_spare)
 
 static void last_release_jobs_with_every_place_taken(void)
 {
+    spare_fns_reset();
     struct busy *b = keep_runners_busy(RUNNERS_MAX);
     cctx_after_t reg[ON_SPARES];
     for (int i = 0; i < ON_SPARES; i++) {

@@ -75,10 +75,11 @@
  *    an ancestor of it (the group's own wake-up does nothing in the child).
  *    The library starts no thread in the child for groups (nothing is done
  *    at fork time); groups the child makes work as anywhere.
- *  - No call here is a cancellation point: a thread cancelled with
- *    pthread_cancel while blocked in cctx_group_go, cctx_group_wait or
- *    cctx_group_free acts on it at its next cancellation point after the
- *    call returns, as with a blocked cctx_wait.
+ *  - cctx_group_go, cctx_group_wait and cctx_group_free wait at no
+ *    cancellation point: a thread cancelled with pthread_cancel while
+ *    blocked in one acts on it at its next cancellation point after the
+ *    call returns, as with a blocked cctx_wait (or in an after-function of
+ *    the group's context that the call runs, which is the program's code).
  *
  * Creating, cancelling and waiting calls are macros over public *_at
  * functions that record the call site; bindings and wrappers call the *_at

@@ -221,11 +221,30 @@ static bool is_token(const char *s, size_t len)
  * over it), optional whitespace and its value; anything else is a name the
  * library made. Both lie in the connection's one memory pool, and the look
  * never goes past the value. Later versions of libmicrohttpd parse headers
- * anew, so the look is made only where its layout is known. */
+ * anew, so the look is made only where its layout is known: built against
+ * such a version and running with one (the shared library may be newer
+ * than the headers). */
+#if MHD_VERSION <= 0x00097500
+static bool layout_known(void)
+{
+    static _Atomic uint32_t known; /* 0: not looked yet; 1: yes; 2: no */
+    uint32_t k = cctx__atomic_load_relaxed(&known);
+    if (k == 0) {
+        unsigned a, b, c;
+        const char *v = MHD_get_version();
+        bool old = v && sscanf(v, "%u.%u.%u", &a, &b, &c) == 3 &&
+                   (a == 0 && (b < 9 || (b == 9 && c <= 75)));
+        k = old ? 1 : 2;
+        cctx__atomic_store_relaxed(&known, k); /* racing lookers agree */
+    }
+    return k == 1;
+}
+#endif
+
 static bool name_read_in_place(const char *key, size_t key_size, const char *value)
 {
 #if MHD_VERSION <= 0x00097500
-    if (!value)
+    if (!value || !layout_known())
         return true;
     if (value <= key + key_size)
         return false;

@@ -7,6 +7,7 @@
 
 #include "harness.h"
 #include "peer.h"
+#include "support.h"
 
 static void start_grpc(struct peer *p)
 {
@@ -115,13 +116,14 @@ TEST(curl_grpc_cancel)
     cctx_t *ctx = cctx_with_cancel(cctx_background(), &cancel);
     struct call c;
     call_init(&c, &p, "Hang", "wait");
-    struct canceller k;
-    canceller_start(&k, &p, cancel, "req Hang", 1);
+    struct canceller k; /* cancels while the call sleeps on ctx's descriptor */
+    canceller_start_polled(&k, &p, cancel, "req Hang", 1, thread_id(), cctx_done_fd(ctx));
     cctx_curl_result_t res;
     CHECK_EQ(cctx_curl_perform(ctx, c.e, &c.o, &res), ECANCELED);
     int64_t returned = mono_now();
     canceller_join(&k);
     CHECK(k.ok);
+    CHECK(k.polled);
     printf("cancel to return: %.3f ms\n", (returned - k.at) / 1e6);
     /* Hang waits for its context to end and ctx has no deadline: a call
      * the cancel did not end would not return at all. The bound is loose:

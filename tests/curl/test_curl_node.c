@@ -6,6 +6,7 @@
 
 #include "harness.h"
 #include "peer.h"
+#include "support.h"
 
 TEST(curl_node_abort)
 {
@@ -19,13 +20,14 @@ TEST(curl_node_abort)
     cctx_cancel_t *cancel;
     cctx_t *ctx = cctx_with_cancel(cctx_background(), &cancel);
     CURL *e = easy_for(NULL, "%s/hang", p.url);
-    struct canceller k;
-    canceller_start(&k, &p, cancel, "req /hang", 1);
+    struct canceller k; /* cancels while the call sleeps on ctx's descriptor */
+    canceller_start_polled(&k, &p, cancel, "req /hang", 1, thread_id(), cctx_done_fd(ctx));
     cctx_curl_result_t res;
     CHECK_EQ(cctx_curl_perform(ctx, e, NULL, &res), ECANCELED);
     int64_t returned = mono_now();
     canceller_join(&k);
     CHECK(k.ok);
+    CHECK(k.polled);
     /* /hang never answers and ctx has no deadline: a call the cancel did
      * not end would not return at all. The bound is loose: the machine may
      * be slow, and the sanitizers slower. */
