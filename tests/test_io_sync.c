@@ -27,7 +27,6 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "internal.h"
 #include "io_internal.h"
 #include "io_ops.h"
 #include "support.h"
@@ -210,77 +209,6 @@ TEST(io_cond_wait_leaves_nothing_registered)
         cctx_cancel(cancel);
         cctx_release(c.ctx);
     }
-}
-
-/* ---- a thread cancelled in cctx_cond_wait ---------------------------------------- */
-
-/* pthread_cancel of a thread in cctx_cond_wait acts there, as in
- * pthread_cond_wait: the thread unwinds with the mutex taken back, and its
- * own cleanup handler lets it go. Its wake-up lived on its stack: before,
- * it stayed in ctx's list, and a later cancel of ctx ran it on the dead
- * frame, with a mutex and a condition variable the program had destroyed
- * (a crash under valgrind's eye, and in a plain run). */
-static void unlock_on_cancel(void *arg)
-{
-    CHECK_EQ(pthread_mutex_unlock(arg), 0); /* error-checking: held */
-}
-
-static void *cond_wait_until_cancelled(void *arg)
-{
-    struct cond_case *c = arg;
-    atomic_store(&c->tid, thread_id());
-    CHECK_EQ(pthread_mutex_lock(c->mutex), 0);
-    pthread_cleanup_push(unlock_on_cancel, c->mutex);
-    while ((c->r = cctx_cond_wait(c->ctx, c->cond, c->mutex)) == 0)
-        ;
-    pthread_cleanup_pop(1);
-    return NULL;
-}
-
-static bool anything_registered(cctx_t *ctx)
-{
-    struct cctx__cancelable *c = (struct cctx__cancelable *)ctx;
-    cctx__lock(ctx);
-    bool any = c->children != NULL;
-    cctx__unlock(ctx);
-    return any;
-}
-
-static void cancel_a_cond_waiter(void)
-{
-    cctx_cancel_t *cancel;
-    struct cond_case c = {.mutex = new_errorcheck_mutex()};
-    c.cond = malloc(sizeof *c.cond);
-    CHECK(c.cond != NULL);
-    CHECK_EQ(pthread_cond_init(c.cond, NULL), 0);
-    c.ctx = cctx_with_cancel(cctx_background(), &cancel);
-    pthread_t t;
-    CHECK_EQ(pthread_create(&t, NULL, cond_wait_until_cancelled, &c), 0);
-    await_blocked(&c.tid);
-    CHECK(anything_registered(c.ctx)); /* its wake-up */
-    CHECK_EQ(pthread_cancel(t), 0);
-    void *ret;
-    CHECK_EQ(pthread_join(t, &ret), 0);
-    CHECK(ret == PTHREAD_CANCELED);
-    CHECK(!anything_registered(c.ctx));
-    CHECK_EQ(pthread_mutex_lock(c.mutex), 0); /* let go by the cleanup handler */
-    CHECK_EQ(pthread_mutex_unlock(c.mutex), 0);
-    CHECK_EQ(pthread_cond_destroy(c.cond), 0);
-    CHECK_EQ(pthread_mutex_destroy(c.mutex), 0);
-    free(c.cond);
-    free(c.mutex);
-    cctx_cancel(cancel);
-    cctx_release(c.ctx);
-}
-
-TEST(io_cond_wait_thread_cancelled_in_it_leaves_nothing_registered)
-{
-    /* Its scopes are not unpoisoned when a cancellation unwinds a thread,
-     * and the thread's end then reads as a use after scope. */
-    if (TEST_UNDER_ASAN)
-        SKIP_IN_THIS_BUILD("AddressSanitizer takes the unwinding of a cancelled thread for a "
-                           "use after scope");
-    run_with_watchdog(cancel_a_cond_waiter, 30);
 }
 
 /* Signal and cancel race, many times: the result is 0 or ECANCELED, the
