@@ -428,6 +428,17 @@ int thread_count(void)
     return n;
 }
 
+pid_t fork_with_alarm(void)
+{
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0)
+        alarm(20);
+    return pid;
+}
+
 int child_exit_status(pid_t pid)
 {
     int status;

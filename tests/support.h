@@ -208,6 +208,11 @@ char *run_traced(const char *child);
     } while (0)
 /* How many threads the process has (/proc/self/task). */
 int thread_count(void);
+/* fork(), with stdio flushed first (so that the child does not write the
+ * parent's buffered output again) and checked; in the child, an alarm of
+ * 20 s, so that a hang (a lock held at the fork) dies of SIGALRM, which
+ * child_exit_status fails. */
+pid_t fork_with_alarm(void);
 /* Waits for the child pid, which must have exited (not been killed, by its
  * alarm say), and returns its exit status. */
 int child_exit_status(pid_t pid);

@@ -569,12 +569,8 @@ TEST(group_child_of_fork_ends_the_parent_of_a_group_whose_lock_was_held)
     pthread_t holder;
     CHECK_EQ(pthread_create(&holder, NULL, hold_group_lock, g), 0);
     latch_wait_open(&lock_held);
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    CHECK(pid >= 0);
+    pid_t pid = fork_with_alarm();
     if (pid == 0) {
-        alarm(20); /* a hang dies of SIGALRM, which fails the test */
         cctx_cancel(cancel);
         _exit(cctx_err(cctx_group_ctx(g)) == ECANCELED ? 0 : 10);
     }

@@ -516,11 +516,8 @@ TEST(harden_fork_child_starts_no_thread_until_it_needs_one)
     cctx_t *armed = cctx_with_timeout(cctx_background(), CCTX_SEC(3600), NULL);
     cctx_t *fired = cctx_with_timeout(cctx_background(), CCTX_MSEC(1), NULL);
     CHECK_EQ(cctx_wait(fired, CCTX_SEC(5)), ETIMEDOUT); /* the timer thread runs */
-    fflush(stdout);
-    pid_t pid = fork();
-    CHECK(pid >= 0);
+    pid_t pid = fork_with_alarm();
     if (pid == 0) {
-        alarm(20); /* a hang dies of SIGALRM, which fails the test */
         if (thread_count() != 1)
             _exit(1); /* the fork handlers started a thread */
         _exit(own_deadline_fires());
@@ -537,14 +534,11 @@ TEST(harden_fork_while_a_context_lock_is_held_leaves_the_child_timer_working)
      * thread, which the child does not continue as the holder) and whose
      * deadline is due in the child. */
     cctx_t *t = cctx_with_timeout(cctx_background(), CCTX_MSEC(10), NULL);
-    fflush(stdout);
     cctx__lock(t);
-    pid_t pid = fork();
+    pid_t pid = fork_with_alarm();
     if (pid != 0)
         cctx__unlock(t);
-    CHECK(pid >= 0);
     if (pid == 0) {
-        alarm(20);         /* a hang dies of SIGALRM, which fails the test */
         real_sleep_ms(20); /* t is due: the child's timer meets its lock first */
         _exit(own_deadline_fires());
     }
@@ -567,11 +561,8 @@ TEST(harden_fork_during_a_cancellation_leaves_the_child_timer_working)
     atomic_store(&c->cause, (uintptr_t)&half);
     atomic_fetch_or(&t->state, ECANCELED);
     cctx__unlock(t);
-    fflush(stdout);
-    pid_t pid = fork();
-    CHECK(pid >= 0);
+    pid_t pid = fork_with_alarm();
     if (pid == 0) {
-        alarm(20); /* a hang dies of SIGALRM, which fails the test */
         real_sleep_ms(20);
         _exit(own_deadline_fires());
     }
@@ -588,11 +579,8 @@ TEST(harden_fork_child_has_its_own_done_descriptors)
     cctx_t *c = cctx_with_cancel(cctx_background(), &cc);
     int fd = cctx_done_fd(c);
     CHECK(fd >= 0);
-    fflush(stdout);
-    pid_t pid = fork();
-    CHECK(pid >= 0);
+    pid_t pid = fork_with_alarm();
     if (pid == 0) {
-        alarm(20); /* a hang dies of SIGALRM, which fails the test */
         int mine = cctx_done_fd(c);
         if (mine < 0 || mine == fd)
             _exit(1); /* the parent's descriptor handed out in the child */

@@ -405,12 +405,8 @@ TEST(stress_fork_child_deadlines_still_fire)
     cctx_t *soon = cctx_with_timeout(cctx_background(), CCTX_MSEC(30), NULL);
     CHECK(longer && shorter && soon);
 
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    CHECK(pid >= 0);
+    pid_t pid = fork_with_alarm();
     if (pid == 0) {
-        alarm(20); /* a hang dies of SIGALRM, which fails the test */
         int rc = child_checks(soon);
         if (rc == 0 && cctx_err(shorter) != 0)
             rc = 17; /* the inherited deadlines are far away */

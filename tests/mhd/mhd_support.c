@@ -90,6 +90,19 @@ void conn_close(struct conn *c)
     c->fd = -1;
 }
 
+void exchange(uint16_t port, const char *request, int status, struct http_resp *r)
+{
+    static struct conn c;
+    conn_open(&c, port);
+    conn_send(&c, request);
+    conn_read(&c, r);
+    printf("%.40s... -> %d %s", request, r->status, r->body);
+    CHECK_EQ(r->status, status);
+    if (status >= 400)
+        CHECK(conn_closed_within(&c, 5000));
+    conn_close(&c);
+}
+
 bool conn_closed_within(struct conn *c, int ms)
 {
     int64_t end = real_now() + CCTX_MSEC(ms);

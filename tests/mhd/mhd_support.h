@@ -34,6 +34,11 @@ void conn_close(struct conn *c);
 /* Waits up to ms for the server to close c (EOF or reset); true if it did.
  * Any bytes it answers with are read over. */
 bool conn_closed_within(struct conn *c, int ms);
+/* Sends `request` (any bytes, several requests even) on a fresh connection
+ * and reads one response into r, whose status must be `status`; a refusal
+ * (>= 400) must also close the connection, so that nothing after it is read
+ * as a request. */
+void exchange(uint16_t port, const char *request, int status, struct http_resp *r);
 /* One request on a fresh connection: "GET /path" plus extra header lines
  * ("Name: value\r\n" each, or ""). */
 void http_get(uint16_t port, const char *path, const char *extra, struct http_resp *r);

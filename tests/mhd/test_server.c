@@ -532,24 +532,14 @@ TEST(mhd_folded_header_line_400_and_closed)
         "POST /te HTTP/1.1\r\nHost: t\r\nTransfer-Encoding:\r\n\tchunked\r\n\r\n"
         "3\r\nabc\r\n0\r\n\r\n",
     };
-    struct conn c;
     for (size_t i = 0; i < sizeof folded / sizeof *folded; i++) {
-        conn_open(&c, cctx_mhd_port(s));
-        conn_send(&c, folded[i]);
-        conn_read(&c, &r);
-        printf("case %zu -> %d %s", i, r.status, r.body);
-        CHECK_EQ(r.status, 400);
+        exchange(cctx_mhd_port(s), folded[i], 400, &r);
         CHECK(strstr(r.body, "malformed header name") != NULL);
-        CHECK(conn_closed_within(&c, 5000));
-        conn_close(&c);
     }
     CHECK_EQ(p.started, 0);
-    conn_open(&c, cctx_mhd_port(s));
-    conn_send(&c, "GET /x HTTP/1.1\r\nHost: t\r\ngrpc-timeout: \t  5S\r\nx-empty:\r\n\r\n");
-    conn_read(&c, &r);
-    CHECK_EQ(r.status, 200);
+    exchange(cctx_mhd_port(s),
+             "GET /x HTTP/1.1\r\nHost: t\r\ngrpc-timeout: \t  5S\r\nx-empty:\r\n\r\n", 200, &r);
     CHECK_EQ(p.started, 1);
-    conn_close(&c);
     cctx_mhd_free(s);
     probe_destroy(&p);
 }
@@ -563,23 +553,17 @@ TEST(mhd_http10_transfer_encoding_400_and_closed)
     struct probe p;
     probe_init(&p);
     cctx_mhd_t *s = start_probe_server(&p, NULL);
-    struct conn c;
-    conn_open(&c, cctx_mhd_port(s));
-    conn_send(&c, "POST /h10 HTTP/1.0\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
-                  "Connection: keep-alive\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
-                  "GET /after HTTP/1.1\r\nHost: t\r\n\r\n");
-    conn_read(&c, &r);
-    CHECK_EQ(r.status, 400);
+    exchange(cctx_mhd_port(s),
+             "POST /h10 HTTP/1.0\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+             "Connection: keep-alive\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+             "GET /after HTTP/1.1\r\nHost: t\r\n\r\n",
+             400, &r);
     CHECK_STR(r.body, "Transfer-Encoding in an HTTP/1.0 request\n");
-    CHECK(conn_closed_within(&c, 5000));
-    conn_close(&c);
     CHECK_EQ(p.started, 0);
-    conn_open(&c, cctx_mhd_port(s)); /* with a length, HTTP/1.0 is served */
-    conn_send(&c, "POST /h10 HTTP/1.0\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello");
-    conn_read(&c, &r);
-    CHECK_EQ(r.status, 200);
+    /* With a length, HTTP/1.0 is served. */
+    exchange(cctx_mhd_port(s), "POST /h10 HTTP/1.0\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello",
+             200, &r);
     CHECK_EQ(p.started, 1);
-    conn_close(&c);
     cctx_mhd_free(s);
     probe_destroy(&p);
 }
