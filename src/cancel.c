@@ -595,10 +595,12 @@ static inline __attribute__((always_inline)) void cancel(struct cctx__cancelable
     if (tracing)
         cctx__marking_begin_trace(&m, &c->head);
     cctx__mark_rest(&m, true);
-    if (m.queue == &cctx__runner_queue)
-        cctx__runner_notify(m.queued);
-    else if (m.queued) /* else nothing is in it, nor was: no stopper can hold it */
-        cctx__run_queue_drain(&queue);
+    if (m.queued) { /* else nothing is in it, nor was: no stopper can hold it */
+        if (m.queue == &cctx__runner_queue)
+            cctx__runner_notify(m.queued);
+        else
+            cctx__run_queue_drain(&queue);
+    }
     cctx__release_done(&m, file, line, func);
     if (tracing)
         cctx__marking_finish_trace(&m);

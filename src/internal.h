@@ -113,8 +113,15 @@ void cctx__runner_job_marked(struct cctx__job *job);
 void cctx__runner_release(struct cctx *c, const char *file, int line, const char *func);
 /* Whether this thread is a runner that holds no place: one of the spares,
  * or any runner in a job or a library after-function, which must not run
- * the user's after-functions there (cctx__after_func_first). */
-bool cctx__runner_without_place(void);
+ * the user's after-functions there (cctx__after_func_first). One word, read
+ * by every cancellation that reaches a registration. (Not initial-exec:
+ * that would mark the shared library as needing static TLS, which a
+ * program that dlopens it may not have room for.) */
+extern _Thread_local bool cctx__runner_placeless;
+static inline bool cctx__runner_without_place(void)
+{
+    return cctx__runner_placeless;
+}
 
 /* timer.c */
 /* The shard this thread arms into; set in a timer before it is published,

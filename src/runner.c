@@ -140,8 +140,10 @@ static bool work_once(void)
             return cctx__run_queue_run_waker(&cctx__runner_queue);
     } while (!cctx__atomic_cas_weak_relaxed(&places, &p, p + 1));
     holding_place = true;
+    cctx__runner_placeless = false;
     bool ran = cctx__run_queue_run_one(&cctx__runner_queue);
     holding_place = false;
+    cctx__runner_placeless = true;
     cctx__atomic_fetch_sub_relaxed(&places, 1);
     return ran;
 }
@@ -180,16 +182,13 @@ static bool idle_wait(void)
 }
 
 static _Thread_local bool on_a_runner;
-
-bool cctx__runner_without_place(void)
-{
-    return on_a_runner && !holding_place;
-}
+_Thread_local bool cctx__runner_placeless; /* on_a_runner && !holding_place */
 
 static void *runner_main(void *arg)
 {
     (void)arg;
     on_a_runner = true;
+    cctx__runner_placeless = true;
     do {
         while (work_once())
             ;
