@@ -467,7 +467,8 @@ void cctx__dump_release_dropped(void)
 
 _Atomic int64_t cctx__leak_report_dump_wait = CCTX_SEC(1);
 
-/* Waits, at most a second, for the other threads' dumps under way to end. */
+/* Waits, at most a second (a test may make it longer), for the other
+ * threads' dumps under way to end. */
 static void await_dumps(void)
 {
     int64_t until = cctx__os_now() + cctx__atomic_load_relaxed(&cctx__leak_report_dump_wait);

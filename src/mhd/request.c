@@ -169,9 +169,9 @@ static void scan_headers(struct MHD_Connection *conn, struct header_scan *h, con
  * with 400 (RFC 9112): Host sent more than once (3.2: a proxy in front may
  * have routed or checked by one line, and a handler reads the other), a
  * header name that is no token (whitespace before its colon, which
- * libmicrohttpd keeps in the name, so that
- * "grpc-timeout : 1S" would otherwise be no deadline at all; or a folded
- * line run into the name: name_read_in_place), and a body framed two ways (Content-Length sent
+ * libmicrohttpd keeps in the name, so that "grpc-timeout : 1S" would
+ * otherwise be no deadline at all; or a folded line run into the name:
+ * name_read_in_place), and a body framed two ways (Content-Length sent
  * twice, or with Transfer-Encoding; a list in one Content-Length line it
  * refuses itself). libmicrohttpd would take one framing and read what
  * follows as the next request, where a proxy in front may have taken the
