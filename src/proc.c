@@ -150,15 +150,13 @@ static long pidfd_signal(const struct cctx_proc *p, int sig, unsigned flags)
 }
 #endif
 
-/* Sends sig to the child, or its group. Called with p->lock held and the
- * child unreaped, which is what makes the PID (and the group ID, equal to it)
- * safe to name. */
-static void send_locked(struct cctx_proc *p, int sig)
+/* Sends sig to the child, or to the group it leads (group). Called with
+ * p->lock held and the child unreaped, which is what makes the PID (and the
+ * group ID, equal to it) safe to name. */
+static void send_to(struct cctx_proc *p, int sig, bool group)
 {
-    if (p->reaped)
-        return;
 #if CCTX_USE_LINUX && defined(SYS_pidfd_send_signal)
-    if (p->pidfd >= 0 && p->group) {
+    if (p->pidfd >= 0 && group) {
         /* The group the child leads, named by the pidfd: exact even if
          * someone else reaped the child and its number now names another
          * group. ESRCH: nobody is left in it. EINVAL: a kernel before 6.9;
@@ -183,7 +181,24 @@ static void send_locked(struct cctx_proc *p, int sig)
 #endif
     /* By the rule of proc.h the unreaped child holds its PID and group ID:
      * neither can name another process. */
-    (void)kill(p->group ? -p->pid : p->pid, sig);
+    (void)kill(group ? -p->pid : p->pid, sig);
+}
+
+/* Sends sig to the child, and to its group unless same_group. A child may
+ * leave the group it leads (setpgid into another group of its session):
+ * the group's signal then reaches only those left in it, and the child
+ * itself, never ended, held cctx_proc_free's reaping for ever. So a child
+ * no longer in its own group is sent the signal alone too. (One that left
+ * after the group's signal was sent had it already, and may get it twice.)
+ * Called with p->lock held. */
+static void send_locked(struct cctx_proc *p, int sig)
+{
+    if (p->reaped)
+        return;
+    send_to(p, sig, p->group);
+    pid_t pgid;
+    if (p->group && (pgid = getpgid(p->pid)) >= 0 && pgid != p->pid)
+        send_to(p, sig, false);
 }
 
 /* waitid on the child, restarted after EINTR: through the pidfd where the

@@ -114,6 +114,17 @@ CHILD(proc_term_exit)
     _exit(0);
 }
 
+/* Leaves the group it leads for its parent's (in the same session), says
+ * 'R', and waits for a signal to end it. */
+CHILD(proc_leaves_its_group)
+{
+    if (setpgid(0, getpgid(getppid())) != 0)
+        _exit(3);
+    (void)!write(1, "R", 1);
+    for (;;)
+        pause();
+}
+
 /* Writes the numbers of its open descriptors, space-separated, to stdout. */
 CHILD(proc_list_fds)
 {
@@ -418,6 +429,35 @@ TEST(proc_group_dies)
     close(out[0]);
     cctx_release(ctx);
     check_no_children();
+}
+
+/* A child that left the group it led: the group's signal reached nobody,
+ * so it never ended, and cctx_proc_wait and cctx_proc_free waited for ever.
+ * It is signalled alone too. */
+static void child_that_left_its_group(void)
+{
+    cctx_cancel_t *cancel;
+    cctx_t *ctx = cctx_with_cancel(cctx_background(), &cancel);
+    int out[2];
+    make_pipe(out);
+    cctx_proc_opts_t o = CCTX_PROC_OPTS_INIT;
+    o.stdout_fd = out[1];
+    cctx_proc_t *p = spawn_child(ctx, "proc_leaves_its_group", &o);
+    close(out[1]);
+    CHECK_EQ(read_byte(out[0], 30000), 'R');
+    CHECK(getpgid(cctx_proc_pid(p)) != cctx_proc_pid(p));
+    cctx_cancel(cancel);
+    int st;
+    CHECK_EQ(cctx_proc_wait(p, &st), 0);
+    CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM);
+    cctx_proc_free(p);
+    close(out[0]);
+    cctx_release(ctx);
+}
+
+TEST(proc_child_that_left_its_group_still_ends)
+{
+    run_with_watchdog(child_that_left_its_group, 30);
 }
 
 /* kill_after CCTX_NO_DEADLINE: SIGKILL never comes, not even from
