@@ -202,7 +202,9 @@ static bool port_out_of_range(const char *service)
     errno = 0;
     char *end;
     unsigned long port = strtoul(service, &end, 10);
-    bool out = end != service && *end == '\0' && (negative || errno == ERANGE || port > 65535);
+    /* "-0" is 0, as glibc reads it; "-1" wraps to ULONG_MAX. */
+    bool out = end != service && *end == '\0' &&
+               ((negative && port != 0) || errno == ERANGE || port > 65535);
     errno = saved;
     return out;
 }

@@ -431,6 +431,36 @@ TEST(proc_group_dies)
     check_no_children();
 }
 
+/* An inherited stdout (-1) that is close-on-exec in the parent (a log
+ * opened O_CLOEXEC and put on 1) is the child's stdout still: before, the
+ * exec closed it and the child wrote nowhere. */
+static void inherit_close_on_exec_stdout(void)
+{
+    int out[2];
+    make_pipe(out); /* both close-on-exec */
+    int saved = dup(1);
+    CHECK(saved >= 0);
+    CHECK_EQ(dup3(out[1], 1, O_CLOEXEC), 1);
+    cctx_proc_t *p = spawn_sh(cctx_background(), "echo inherited", NULL);
+    CHECK_EQ(dup2(saved, 1), 1);
+    close(saved);
+    close(out[1]);
+    int st;
+    CHECK_EQ(cctx_proc_wait(p, &st), 0);
+    cctx_proc_free(p);
+    char buf[64] = "";
+    CHECK(read(out[0], buf, sizeof buf - 1) > 0);
+    close(out[0]);
+    CHECK_STR(buf, "inherited\n");
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+TEST(proc_inherited_stdout_stays_open_though_close_on_exec)
+{
+    fflush(stdout);
+    run_with_watchdog(inherit_close_on_exec_stdout, 30);
+}
+
 /* A child that left the group it led: the group's signal reached nobody,
  * so it never ended, and cctx_proc_wait and cctx_proc_free waited for ever.
  * It is signalled alone too. */

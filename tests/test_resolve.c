@@ -519,7 +519,7 @@ TEST(resolve_numeric_service_past_65535_is_refused)
     static const struct {
         const char *service;
         int port;
-    } taken[] = {{"65535", 65535}, {"0000080", 80}, {"0", 0}};
+    } taken[] = {{"65535", 65535}, {"0000080", 80}, {"0", 0}, {"-0", 0}};
     for (size_t i = 0; i < sizeof taken / sizeof *taken; i++) {
         CHECK_EQ(cctx_getaddrinfo(cctx_background(), "127.0.0.1", taken[i].service, &hints, &res),
                  0);

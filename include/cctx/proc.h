@@ -55,7 +55,8 @@
  *
  * Descriptors. The child has exactly three open descriptors from the
  * parent, 0, 1 and 2: stdin_fd, stdout_fd and stderr_fd (-1: the parent's
- * own 0, 1 or 2). Every other descriptor is closed in the child, including
+ * own 0, 1 or 2, close-on-exec or not; not open in the child if closed in
+ * the parent). Every other descriptor is closed in the child, including
  * those the application opened without O_CLOEXEC (posix_spawn's
  * addclosefrom on glibc 2.34 and later; elsewhere each open descriptor found
  * in /proc/self/fd at spawn time is closed, so one opened without O_CLOEXEC
