@@ -322,11 +322,12 @@ void cctx__random_pool_empty(void)
 
 /* An all-zero id means "invalid" to every receiver. From a CSPRNG it would
  * be a 2^-64 event, so it says the source is broken: the pool is dropped
- * and refilled. */
+ * and refilled; a source that gives one again on a fresh pool, three times,
+ * is broken for good (EIO), rather than a loop for ever. */
 static int random_id(uint8_t *id, size_t n)
 {
     cctx__fork_watch();
-    for (;;) {
+    for (int zeros = 0; zeros < 3; zeros++) {
         uint32_t gen = cctx__atomic_load_relaxed(&cctx__fork_generation);
         if (POOL - pool.used < n || pool.fork_gen != gen) {
             int err = fill_random(pool.bytes, POOL);
@@ -344,6 +345,7 @@ static int random_id(uint8_t *id, size_t n)
             return 0;
         cctx__random_pool_empty();
     }
+    return EIO;
 }
 
 CCTX_API int cctx_trace_new(cctx_trace_t *out)

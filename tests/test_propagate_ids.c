@@ -156,6 +156,15 @@ TEST(propagate_trace_new_redraws_zero_ids)
     CHECK_EQ(cctx_trace_child(&t, &c), 0);
     CHECK(!zero(c.span_id, 8));
     CHECK_EQ(fake.calls, 2);
+    /* A source that gives only zeros is broken for good: EIO after three
+     * fills, out untouched (before: a loop for ever). */
+    fake_from_empty_pool((typeof(fake)){.zero_mask = ~0u});
+    cctx_trace_t before = t;
+    CHECK_EQ(cctx_trace_new(&t), EIO);
+    CHECK_EQ(fake.calls, 3);
+    CHECK(memcmp(&t, &before, sizeof t) == 0);
+    fake_from_empty_pool((typeof(fake)){.zero_mask = ~0u});
+    CHECK_EQ(cctx_trace_child(&before, &c), EIO);
     fake = (typeof(fake)){0};
 }
 

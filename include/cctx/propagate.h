@@ -12,17 +12,20 @@
  *     cctx_t *req = cctx_with_timeout(server_ctx, budget, &cancel);
  *
  *     cctx_trace_t tr;
- *     if (cctx_traceparent_parse(tp, strlen(tp), &tr) != 0)
+ *     if (cctx_traceparent_parse(tp, strlen(tp), &tr) != 0) {
  *         cctx_trace_new(&tr);                        // invalid: a new trace
- *     else
+ *     } else {
  *         cctx_tracestate_parse(ts, strlen(ts), &tr); // kept only beside a valid parent
+ *         cctx_trace_child(&tr, &tr);                 // this hop's own span
+ *     }
  *     cctx_t *traced = cctx_with_trace(req, &tr);
  *
  * Sending side (what a client does before an outgoing call):
  *
  *     char timeout[CCTX_GRPC_TIMEOUT_SIZE], parent[CCTX_TRACEPARENT_SIZE];
- *     if (cctx_grpc_timeout_of(ctx, timeout) == ETIMEDOUT)
- *         fail locally;                               // budget spent: send nothing
+ *     int r = cctx_grpc_timeout_of(ctx, timeout);     // ENOENT: no deadline to send
+ *     if (r != 0 && r != ENOENT)
+ *         fail locally;                               // spent or canceled: send nothing
  *     cctx_trace_t span;
  *     cctx_trace_child(cctx_trace_of(ctx), &span);    // same trace, a new span
  *     cctx_traceparent_format(&span, parent);
@@ -128,7 +131,8 @@ CCTX_API int cctx_tracestate_parse(const char *text, size_t len, cctx_trace_t *t
  * per-thread pool that one system call fills for about ten traces and a
  * child of fork() refills; never all zero, no parent, flags
  * CCTX_TRACE_SAMPLED, no tracestate. 0, EINVAL for a NULL
- * out, or the errno of the random source (out untouched). */
+ * out, or the errno of the random source, EIO if it gives only zeros (out
+ * untouched). */
 CCTX_API int cctx_trace_new(cctx_trace_t *out);
 
 /* The span of a call made from parent's hop: same trace-id, flags and
@@ -136,8 +140,8 @@ CCTX_API int cctx_trace_new(cctx_trace_t *out);
  * all zero). With a NULL parent it starts a new trace (cctx_trace_new).
  * child may be parent itself. 0, EINVAL (NULL child, or a parent whose
  * trace-id is all zero, which is no trace, or whose state_len exceeds
- * CCTX_TRACESTATE_MAX), or the errno of the random source
- * (child untouched on every error). */
+ * CCTX_TRACESTATE_MAX), or the errno of the random source, EIO if it gives
+ * only zeros (child untouched on every error). */
 CCTX_API int cctx_trace_child(const cctx_trace_t *parent, cctx_trace_t *child);
 
 /* Lower-case hex of the ids, for logs: 32 and 16 characters and a NUL
