@@ -170,8 +170,8 @@ static void search(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_response_t *re
     say("%s %s?q=%s  trace %s  %s (grpc-timeout %s)", cctx_mhd_method(req), cctx_mhd_path(req),
         q ? q : "", trace, budget, sent ? sent : "none");
 
-    if (cctx_sleep(ctx, CCTX_MSEC(30)) == 0) {
-        CURL *easy = curl_easy_init();
+    CURL *easy;
+    if (cctx_sleep(ctx, CCTX_MSEC(30)) == 0 && (easy = curl_easy_init()) != NULL) {
         struct body b = {.len = 0};
         snprintf(url, sizeof url, "http://127.0.0.1:%u/lookup?q=%s", backend_port,
                  q && strcmp(q, "slow") == 0 ? "slow" : "fast");
@@ -351,16 +351,18 @@ static int get(cctx_t *ctx, uint16_t port, const char *path, unsigned flags, str
 {
     char url[256];
     snprintf(url, sizeof url, "http://127.0.0.1:%u%s", port, path);
-    CURL *easy = curl_easy_init();
     b->len = 0;
     b->data[0] = '\0';
+    *status = 0;
+    CURL *easy = curl_easy_init();
+    if (!easy)
+        return ENOMEM;
     curl_easy_setopt(easy, CURLOPT_URL, url);
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, keep_body);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, b);
     cctx_curl_opts_t opts = {.headers = NULL, .flags = flags};
     cctx_curl_result_t res;
     int err = cctx_curl_perform(ctx, easy, &opts, &res);
-    *status = 0;
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, status);
     curl_easy_cleanup(easy);
     return err;
@@ -370,11 +372,15 @@ static void scene_budget_and_trace(void)
 {
     printf("\n== 1. An 800 ms budget and one trace, carried over two hops\n");
     cctx_trace_t tr;
-    cctx_trace_new(&tr);
+    int made = cctx_trace_new(&tr);
+    CCTX_AUTO cctx_t *timed = cctx_with_timeout(cctx_background(), CCTX_MSEC(800), NULL);
+    CCTX_AUTO cctx_t *ctx = made == 0 && timed ? cctx_with_trace(timed, &tr) : NULL;
+    if (!ctx) {
+        expect(false, "a trace and a context for the call");
+        return;
+    }
     char trace[CCTX_TRACE_ID_HEX_SIZE];
     cctx_trace_id_hex(&tr, trace);
-    CCTX_AUTO cctx_t *timed = cctx_with_timeout(cctx_background(), CCTX_MSEC(800), NULL);
-    CCTX_AUTO cctx_t *ctx = cctx_with_trace(timed, &tr);
     say("GET /search?q=cctx  trace %s  800 ms budget", trace);
     struct body b;
     long status;
@@ -435,7 +441,11 @@ static void scene_live_tree(void)
     printf("\n== 3. The frontend's live tree at its debug route, a call in flight\n");
     cctx_cancel_t *cancel;
     struct slow_call c = {.ctx = cctx_with_timeout(cctx_background(), CCTX_SEC(3), &cancel)};
-    pthread_create(&c.thread, NULL, slow_call_run, &c);
+    if (!c.ctx || pthread_create(&c.thread, NULL, slow_call_run, &c) != 0) {
+        expect(false, "a call in flight");
+        cctx_release(c.ctx);
+        return;
+    }
     /* Wait until the backend has the call (the frontend's tree then holds
      * the request), by asking the frontend's tree. */
     CCTX_AUTO cctx_t *patience = cctx_with_timeout(cctx_background(), CCTX_SEC(5), NULL);
