@@ -139,7 +139,9 @@ CCTX_API pid_t cctx_proc_pid(const cctx_proc_t *p);
  * unless same_group) and reaped, so this never leaves a zombie; a group
  * whose SIGKILL was still pending after the context's signal gets it now
  * (after free the group could no longer be signalled safely); with
- * kill_after CCTX_NO_DEADLINE none is ever pending. NULL: nothing. */
+ * kill_after CCTX_NO_DEADLINE none is ever pending. A child this process
+ * may not signal (a set-user-ID program that changed its real user) is
+ * waited for until it exits by itself. NULL: nothing. */
 CCTX_API void cctx_proc_free(cctx_proc_t *p);
 
 #ifdef __cplusplus
