@@ -362,11 +362,6 @@ CCTX_API cctx_proc_t *cctx_proc_spawn(cctx_t *ctx, const char *path, char *const
     int src[3], tmp[3] = {-1, -1, -1};
     for (int i = 0; i < 3; i++) {
         src[i] = given[i];
-        /* Inherited: the parent's own i, kept open across the exec even if
-         * it is close-on-exec (a log opened O_CLOEXEC and put on 1), by the
-         * dup2 onto itself below; else the child's first open() took it. */
-        if (given[i] == -1 && fcntl(i, F_GETFD) >= 0)
-            src[i] = i;
         if (given[i] >= 0 && given[i] <= 2 && given[i] != i) {
             tmp[i] = fcntl(given[i], F_DUPFD_CLOEXEC, 3);
             if (tmp[i] < 0) {

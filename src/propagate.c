@@ -322,8 +322,8 @@ void cctx__random_pool_empty(void)
 
 /* An all-zero id means "invalid" to every receiver. From a CSPRNG it would
  * be a 2^-64 event, so it says the source is broken: the pool is dropped
- * and refilled; a source that gives one again on a fresh pool, three times,
- * is broken for good (EIO), rather than a loop for ever. */
+ * and refilled; three such ids in a row (the last two from fresh pools)
+ * say it is broken for good (EIO), rather than a loop for ever. */
 static int random_id(uint8_t *id, size_t n)
 {
     cctx__fork_watch();

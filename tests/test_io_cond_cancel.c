@@ -134,7 +134,8 @@ static bool sleeps_on(pid_t tid, const void *word)
     char path[64];
     snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
     FILE *f = fopen(path, "r");
-    CHECK(f != NULL);
+    if (!f)
+        SKIP("no %s (a kernel without it, or a sandbox)", path);
     long nr = -1;
     unsigned long addr = 0;
     int got = fscanf(f, "%ld %lx", &nr, &addr);

@@ -20,8 +20,11 @@
  *
  * Process groups. By default the child leads a new process group (its
  * group ID is its PID) and both signals go to the whole group, so the
- * grandchildren a shell or a build tool starts end with it. With same_group
- * the child stays in the caller's group and only the child is signalled.
+ * grandchildren a shell or a build tool starts end with it. A child that
+ * has left that group (setpgid into another group of its session) is
+ * signalled alone as well; the members of the group it joined are not.
+ * With same_group the child stays in the caller's group and only the child
+ * is signalled.
  *
  * Reaping, and why no signal ever reaches a stranger. A PID, and a process
  * group ID, cannot be reused while the process that bears it is unreaped,
@@ -55,8 +58,10 @@
  *
  * Descriptors. The child has exactly three open descriptors from the
  * parent, 0, 1 and 2: stdin_fd, stdout_fd and stderr_fd (-1: the parent's
- * own 0, 1 or 2, close-on-exec or not; not open in the child if closed in
- * the parent). Every other descriptor is closed in the child, including
+ * own 0, 1 or 2 as exec leaves it: not open in the child if it is closed,
+ * or close-on-exec, in the parent, so that a descriptor the program marked
+ * close-on-exec never reaches a child by landing on 0, 1 or 2; give 1 as
+ * stdout_fd to hand such a 1 over on purpose). Every other descriptor is closed in the child, including
  * those the application opened without O_CLOEXEC (posix_spawn's
  * addclosefrom on glibc 2.34 and later; elsewhere each open descriptor found
  * in /proc/self/fd at spawn time is closed, so one opened without O_CLOEXEC

@@ -131,8 +131,8 @@ CCTX_API int cctx_tracestate_parse(const char *text, size_t len, cctx_trace_t *t
  * per-thread pool that one system call fills for about ten traces and a
  * child of fork() refills; never all zero, no parent, flags
  * CCTX_TRACE_SAMPLED, no tracestate. 0, EINVAL for a NULL
- * out, or the errno of the random source, EIO if it gives only zeros (out
- * untouched). */
+ * out, or the errno of the random source, EIO if it gives all-zero ids
+ * three times in a row (out untouched). */
 CCTX_API int cctx_trace_new(cctx_trace_t *out);
 
 /* The span of a call made from parent's hop: same trace-id, flags and
@@ -141,7 +141,7 @@ CCTX_API int cctx_trace_new(cctx_trace_t *out);
  * child may be parent itself. 0, EINVAL (NULL child, or a parent whose
  * trace-id is all zero, which is no trace, or whose state_len exceeds
  * CCTX_TRACESTATE_MAX), or the errno of the random source, EIO if it gives
- * only zeros (child untouched on every error). */
+ * all-zero ids three times in a row (child untouched on every error). */
 CCTX_API int cctx_trace_child(const cctx_trace_t *parent, cctx_trace_t *child);
 
 /* Lower-case hex of the ids, for logs: 32 and 16 characters and a NUL

@@ -188,7 +188,8 @@ static bool sleeps_polling(pid_t tid, int fd)
     char path[64];
     snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
     FILE *f = fopen(path, "r");
-    CHECK(f != NULL);
+    if (!f)
+        SKIP("no %s (a kernel without it, or a sandbox)", path);
     long nr = -1;
     unsigned long addr = 0, n = 0;
     int got = fscanf(f, "%ld %lx %lx", &nr, &addr, &n); /* "running" while it runs */
