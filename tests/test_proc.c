@@ -51,12 +51,28 @@ static void make_pipe(int fds[2])
     CHECK(pipe2(fds, O_CLOEXEC) == 0);
 }
 
+/* A child of this binary (spawn_child) whose stdout is a pipe, once it
+ * has said 'R' there; the pipe's read end in *from. */
+static cctx_proc_t *spawn_ready(cctx_t *ctx, const char *name, cctx_proc_opts_t *o, int *from);
+
 /* A child of this binary: argv = cctx-tests --child NAME. */
 static cctx_proc_t *spawn_child(cctx_t *ctx, const char *name, const cctx_proc_opts_t *o)
 {
     char *argv[] = {"cctx-tests", "--child", (char *)name, NULL};
     cctx_proc_t *p = cctx_proc_spawn(ctx, "/proc/self/exe", argv, NULL, o);
     CHECK(p != NULL);
+    return p;
+}
+
+static cctx_proc_t *spawn_ready(cctx_t *ctx, const char *name, cctx_proc_opts_t *o, int *from)
+{
+    int out[2];
+    make_pipe(out);
+    o->stdout_fd = out[1];
+    cctx_proc_t *p = spawn_child(ctx, name, o);
+    close(out[1]);
+    *from = out[0];
+    CHECK_EQ(read_byte(out[0], 30000), 'R');
     return p;
 }
 
@@ -475,20 +491,16 @@ static void child_that_left_its_group(void)
 {
     cctx_cancel_t *cancel;
     cctx_t *ctx = cctx_with_cancel(cctx_background(), &cancel);
-    int out[2];
-    make_pipe(out);
+    int from;
     cctx_proc_opts_t o = CCTX_PROC_OPTS_INIT;
-    o.stdout_fd = out[1];
-    cctx_proc_t *p = spawn_child(ctx, "proc_leaves_its_group", &o);
-    close(out[1]);
-    CHECK_EQ(read_byte(out[0], 30000), 'R');
+    cctx_proc_t *p = spawn_ready(ctx, "proc_leaves_its_group", &o, &from);
     CHECK(getpgid(cctx_proc_pid(p)) != cctx_proc_pid(p));
     cctx_cancel(cancel);
     int st;
     CHECK_EQ(cctx_proc_wait(p, &st), 0);
     CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM);
     cctx_proc_free(p);
-    close(out[0]);
+    close(from);
     cctx_release(ctx);
 }
 
@@ -700,23 +712,19 @@ TEST(proc_end_latency)
     for (int i = 0; i < runs; i++) {
         cctx_cancel_t *cancel;
         cctx_t *ctx = cctx_with_cancel(cctx_background(), &cancel);
-        int out[2];
-        make_pipe(out);
+        int from;
         cctx_proc_opts_t o = CCTX_PROC_OPTS_INIT;
-        o.stdout_fd = out[1];
-        cctx_proc_t *p = spawn_child(ctx, "proc_term_exit", &o);
-        close(out[1]);
-        CHECK_EQ(read_byte(out[0], 30000), 'R');
+        cctx_proc_t *p = spawn_ready(ctx, "proc_term_exit", &o, &from);
         int64_t t0 = real_now();
         cctx_cancel(cancel);
-        CHECK_EQ(read_byte(out[0], 10000), 'T');
+        CHECK_EQ(read_byte(from, 10000), 'T');
         term[i] = real_now() - t0;
         int st;
         CHECK_EQ(cctx_proc_wait(p, &st), 0);
         reap[i] = real_now() - t0;
         CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
         cctx_proc_free(p);
-        close(out[0]);
+        close(from);
         cctx_release(ctx);
     }
     qsort(term, (size_t)runs, sizeof term[0], cmp64);
