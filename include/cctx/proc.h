@@ -61,12 +61,13 @@
  * own 0, 1 or 2 as exec leaves it: not open in the child if it is closed,
  * or close-on-exec, in the parent, so that a descriptor the program marked
  * close-on-exec never reaches a child by landing on 0, 1 or 2; give 1 as
- * stdout_fd to hand such a 1 over on purpose). Every other descriptor is closed in the child, including
- * those the application opened without O_CLOEXEC (posix_spawn's
- * addclosefrom on glibc 2.34 and later; elsewhere each open descriptor found
- * in /proc/self/fd at spawn time is closed, so one opened without O_CLOEXEC
- * by another thread during the spawn may leak into the child there). The
- * given descriptors may be any numbers, 0 to 2 in any order included.
+ * stdout_fd to hand such a 1 over on purpose). Every other descriptor is
+ * closed in the child, including those the application opened without
+ * O_CLOEXEC (posix_spawn's addclosefrom on glibc 2.34 and later; elsewhere
+ * each open descriptor found in /proc/self/fd at spawn time is closed, so
+ * one opened without O_CLOEXEC by another thread during the spawn may leak
+ * into the child there). The given descriptors may be any numbers, 0 to 2
+ * in any order included.
  *
  * Signals in the child: no signal is blocked, and every signal has its
  * default action (an ignored SIGPIPE or SIGTERM of the parent is not
