@@ -204,5 +204,11 @@ TEST(io_cond_wait_thread_cancelled_in_it_leaves_nothing_registered)
 TEST(io_cond_wait_cancellation_pending_as_it_ends_acts_after_the_call)
 {
     SKIP_UNDER_ASAN();
+#ifndef __GLIBC__
+    /* sleeps_on looks for the waiter on glibc's mutex lock word, which is
+     * where glibc's condition variable leaves a woken waiter; musl's keeps
+     * it elsewhere first. */
+    SKIP_IN_THIS_BUILD("the waiter's futex is known for glibc's mutexes only");
+#endif
     run_with_watchdog(cancel_pending_as_the_wait_ends, 30);
 }
