@@ -86,7 +86,6 @@ static struct {
 
 /* Runners that hold a place to run a user's after-function (see the top). */
 static _Atomic uint32_t places;
-static _Thread_local bool holding_place;
 
 /* How a runner is started (testhooks.h). */
 _Atomic(cctx__thread_start_fn) cctx__runner_thread_start = cctx__os_thread_start;
@@ -139,10 +138,8 @@ static bool work_once(void)
         if (p >= RUNNERS_MAX)
             return cctx__run_queue_run_waker(&cctx__runner_queue);
     } while (!cctx__atomic_cas_weak_relaxed(&places, &p, p + 1));
-    holding_place = true;
     cctx__runner_placeless = false;
     bool ran = cctx__run_queue_run_one(&cctx__runner_queue);
-    holding_place = false;
     cctx__runner_placeless = true;
     cctx__atomic_fetch_sub_relaxed(&places, 1);
     return ran;
@@ -181,8 +178,9 @@ static bool idle_wait(void)
     return claimed;
 }
 
+/* A runner holds a place while on_a_runner && !cctx__runner_placeless. */
 static _Thread_local bool on_a_runner;
-_Thread_local bool cctx__runner_placeless; /* on_a_runner && !holding_place */
+_Thread_local bool cctx__runner_placeless;
 
 static void *runner_main(void *arg)
 {
@@ -353,7 +351,7 @@ void cctx__runner_fork(int phase)
         /* Forked from an after-function on a runner, the child goes on as
          * that runner, which counts itself out when it leaves. */
         pool.threads = on_a_runner ? 1 : 0;
-        cctx__atomic_store_relaxed(&places, holding_place ? 1 : 0);
+        cctx__atomic_store_relaxed(&places, on_a_runner && !cctx__runner_placeless ? 1 : 0);
         while (pool.firing) {
             struct cctx__job *job = pool.firing;
             pool.firing = job->next;

@@ -24,6 +24,7 @@
 #include "internal.h"
 #include "io_internal.h"
 #include "support.h"
+#include "thread_syscall.h"
 
 struct waiter {
     cctx_t *ctx;
@@ -131,16 +132,9 @@ static int hold_the_waker(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(
  * waiter leaves the condition variable's futex for the mutex's. */
 static bool sleeps_on(pid_t tid, const void *word)
 {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        SKIP("no %s (a kernel without it, or a sandbox)", path);
-    long nr = -1;
-    unsigned long addr = 0;
-    int got = fscanf(f, "%ld %lx", &nr, &addr);
-    fclose(f);
-    return got == 2 && nr == SYS_futex && addr == (unsigned long)word;
+    long nr;
+    unsigned long addr = 0, op = 0;
+    return thread_syscall(tid, &nr, &addr, &op) && nr == SYS_futex && addr == (unsigned long)word;
 }
 
 /* The waiter is woken by a broadcast and waits for the mutex, which this

@@ -4,6 +4,7 @@
 #include "peer.h"
 
 #include "harness.h"
+#include "thread_syscall.h"
 
 #include <cctx/curl.h>
 #include <errno.h>
@@ -185,22 +186,16 @@ bool peer_field(const char *line, const char *key, char *out, size_t n)
  * read of another thread's memory for a race. */
 static bool sleeps_polling(pid_t tid, int fd)
 {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        SKIP("no %s (a kernel without it, or a sandbox)", path);
-    long nr = -1;
+    long nr;
     unsigned long addr = 0, n = 0;
-    int got = fscanf(f, "%ld %lx %lx", &nr, &addr, &n); /* "running" while it runs */
-    fclose(f);
+    bool got = thread_syscall(tid, &nr, &addr, &n);
 #ifdef SYS_poll
     bool in_poll = nr == SYS_poll || nr == SYS_ppoll;
 #else
     bool in_poll = nr == SYS_ppoll;
 #endif
     struct pollfd fds[64];
-    if (got != 3 || !in_poll || n == 0 || n > sizeof fds / sizeof *fds)
+    if (!got || !in_poll || n == 0 || n > sizeof fds / sizeof *fds)
         return false;
     int mem = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
     CHECK(mem >= 0);
