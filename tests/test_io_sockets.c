@@ -120,3 +120,27 @@ TEST(io_socket_write_to_a_full_tcp_peer_ends_with_ctx)
 {
     run_with_watchdog(tcp_write_ends_with_ctx, 30);
 }
+
+/* A flag the socket refuses (MSG_OOB on a datagram socket: EOPNOTSUPP) is
+ * the caller's error. The first try's EOPNOTSUPP from a read or a write
+ * means "no RWF_NOWAIT here" and sends the call to its fallback; taken that
+ * way from a recv or a send, whose fallback is the same call, it sent the
+ * call round that loop for ever. */
+static void refused_flag(void)
+{
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv), 0);
+    cctx_t *ctx = cctx_with_timeout(cctx_background(), CCTX_SEC(30), NULL);
+    char c = 'x';
+    CHECK_ERRNO(cctx_recv(ctx, sv[0], &c, 1, MSG_OOB), -1, EOPNOTSUPP);
+    CHECK_ERRNO(cctx_send(ctx, sv[0], &c, 1, MSG_OOB), -1, EOPNOTSUPP);
+    CHECK_EQ(cctx_err(ctx), 0);
+    cctx_release(ctx);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+TEST(io_socket_flag_the_socket_refuses_is_eopnotsupp)
+{
+    run_with_watchdog(refused_flag, 20);
+}
