@@ -49,6 +49,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include "atomics.h"
 #include <stdbool.h>
 #include <stdint.h>
@@ -80,8 +81,8 @@ static int failed_with(int err)
 
 /* Waits until fd reports one of `events` (or an error or hang-up, which the
  * next call on it will report) or ctx ends. 0, or -1 with errno: ctx's error,
- * the done fd's failure, or poll's. */
-static int wait_ready(cctx_t *ctx, int fd, short events)
+ * the done fd's failure, or poll's. *seen (if given) gets what fd reported. */
+static int wait_ready(cctx_t *ctx, int fd, short events, short *seen)
 {
     int err = cctx_err(ctx);
     if (err)
@@ -97,17 +98,21 @@ static int wait_ready(cctx_t *ctx, int fd, short events)
     /* A ctx that ended wins over a ready descriptor: nothing is consumed yet. */
     if ((err = cctx_err(ctx)))
         return failed_with(err);
+    if (seen)
+        *seen = p[0].revents;
     return r < 0 ? -1 : 0;
 }
 
 /* Whether fd reports one of `events` (or an error or hang-up) right now: a
- * poll that does not wait, so a ready descriptor needs no done fd. */
-static bool ready_now(int fd, short events)
+ * poll that does not wait, so a ready descriptor needs no done fd. *seen
+ * gets what it reported. */
+static bool ready_now(int fd, short events, short *seen)
 {
     struct pollfd p = {.fd = fd, .events = events};
     int r;
     while ((r = poll(&p, 1, 0)) < 0 && errno == EINTR)
         ;
+    *seen = r > 0 ? p.revents : 0;
     return r > 0;
 }
 
@@ -153,6 +158,7 @@ struct xfer {
     int flags;      /* recv/send: the caller's flags */
     enum mode mode; /* kept across the pieces of one call */
     bool ready;     /* poll reported readiness since the last attempt */
+    short seen;     /* what poll reported then */
     bool asked;     /* refusal_of asked once: not the disk's refusal */
 };
 
@@ -220,8 +226,11 @@ static enum mode fallback_for(struct xfer *x)
         x->kind = x->kind == K_READ ? K_RECV : K_SEND;
         return M_NOWAIT;
     }
+    /* Only for a descriptor open for writing: a new open of the node would
+     * write where the caller's descriptor gets EBADF. */
+    int fl = fcntl(x->fd, F_GETFL);
     if (m != M_POLLED || x->kind != K_WRITE || x->own >= 0 || !S_ISCHR(st.st_mode) ||
-        !reopens_the_same_tty(&st) || !isatty(x->fd))
+        !reopens_the_same_tty(&st) || fl < 0 || (fl & O_ACCMODE) == O_RDONLY || !isatty(x->fd))
         return m;
     char path[32];
     snprintf(path, sizeof path, "/proc/self/fd/%d", x->fd);
@@ -268,9 +277,9 @@ static enum refusal refusal_of(int fd)
 /* Test hook: called after a wait reported fd ready, before the try. */
 _Atomic(cctx__io_ready_fn) cctx__io_ready_hook;
 
-static int wait_ready_to_try(cctx_t *ctx, int fd, short events)
+static int wait_ready_to_try(cctx_t *ctx, int fd, short events, short *seen)
 {
-    if (wait_ready(ctx, fd, events) < 0)
+    if (wait_ready(ctx, fd, events, seen) < 0)
         return -1;
     cctx__io_ready_fn hook = cctx__atomic_load_relaxed(&cctx__io_ready_hook);
     if (unlikely(hook != NULL))
@@ -285,7 +294,8 @@ static ssize_t xfer_one(struct xfer *x, char *p, size_t n)
     int64_t slice = 0; /* the nap before the next wait, once readiness misled */
     for (;;) {
         if (x->mode == M_POLLED && !x->ready) {
-            if (!ready_now(x->fd, events) && wait_ready_to_try(x->ctx, x->fd, events) < 0)
+            if (!ready_now(x->fd, events, &x->seen) &&
+                wait_ready_to_try(x->ctx, x->fd, events, &x->seen) < 0)
                 return -1;
             x->ready = true;
         }
@@ -309,6 +319,12 @@ static ssize_t xfer_one(struct xfer *x, char *p, size_t n)
         }
         if ((e != EAGAIN && e != EWOULDBLOCK) || (x->flags & NEVER_WAITS))
             return failed_with(e);
+        /* A socket whose error queue holds entries (IP_RECVERR's ICMP
+         * errors, transmit timestamps, MSG_ZEROCOPY's completions) reports
+         * POLLERR until they are read, which no try here does: each wait
+         * would come back at once. Readiness that was an error alone, and
+         * misled, is taken as overstated. */
+        bool error_alone = was_ready && (x->seen & POLLERR) && !(x->seen & (events | POLLHUP));
         /* Asked at the first refusal of a call, and whenever readiness
          * misled. */
         if (rw && x->mode != M_POLLED && (was_ready || (x->mode == M_NOWAIT && !x->asked))) {
@@ -330,12 +346,16 @@ static ssize_t xfer_one(struct xfer *x, char *p, size_t n)
              * nap first (1 ms, doubling to 16 ms, cut short by ctx), or the
              * loop would spin. */
             if (was_ready) {
-                if (why == R_OVERSTATED && slice && nap(x->ctx, slice) < 0)
+                if ((why == R_OVERSTATED || error_alone) && slice && nap(x->ctx, slice) < 0)
                     return -1;
                 slice = slice ? cctx__io_next_slice(slice) : CCTX__IO_SLICE_MIN;
             }
+        } else if (error_alone) {
+            if (slice && nap(x->ctx, slice) < 0)
+                return -1;
+            slice = slice ? cctx__io_next_slice(slice) : CCTX__IO_SLICE_MIN;
         }
-        if (wait_ready_to_try(x->ctx, x->fd, events) < 0)
+        if (wait_ready_to_try(x->ctx, x->fd, events, &x->seen) < 0)
             return -1;
         x->ready = true;
     }
@@ -390,13 +410,20 @@ ssize_t cctx_write(cctx_t *ctx, int fd, const void *buf, size_t len)
     int err = check_xfer(ctx, fd, buf, len);
     if (unlikely(err))
         return failed_with(err);
+    struct xfer x = {.ctx = ctx, .fd = fd, .own = -1, .kind = K_WRITE};
     if (unlikely(len == 0)) {
+        /* On a datagram socket a write of nothing sends an empty datagram,
+         * which waits for room as any other: as a send it waits with ctx. */
+        struct stat st;
+        if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode)) {
+            x.kind = K_SEND;
+            return xfer_one(&x, (char *)buf, 0);
+        }
         ssize_t r;
         while ((r = write(fd, buf, 0)) < 0 && errno == EINTR)
             ;
         return r;
     }
-    struct xfer x = {.ctx = ctx, .fd = fd, .own = -1, .kind = K_WRITE};
     x.mode = initial_mode(&x);
     ssize_t r = xfer_all(&x, (char *)buf, len);
     if (x.own >= 0) {
@@ -433,7 +460,9 @@ ssize_t cctx_send(cctx_t *ctx, int fd, const void *buf, size_t len, int flags)
     if (unlikely(err))
         return failed_with(err);
     struct xfer x = {.ctx = ctx, .fd = fd, .own = -1, .kind = K_SEND, .flags = flags};
-    return xfer_all(&x, (char *)buf, len);
+    /* One attempt: a second, after a part went, could meet EPIPE (and raise
+     * SIGPIPE) where the caller's one send would have returned the count. */
+    return flags & NEVER_WAITS ? xfer_one(&x, (char *)buf, len) : xfer_all(&x, (char *)buf, len);
 }
 
 /* ---- accept and connect ------------------------------------------------ */
@@ -444,6 +473,9 @@ int cctx_accept(cctx_t *ctx, int fd, struct sockaddr *addr, socklen_t *addrlen)
         return failed_with(EINVAL);
     if (unlikely(fd < 0))
         return failed_with(EBADF);
+    int err = cctx_err(ctx);
+    if (err)
+        return failed_with(err);
     /* accept refuses a descriptor that is not listening at once, but poll
      * may never report one ready: its refusal is given now, not at ctx's
      * end. */
@@ -463,7 +495,7 @@ int cctx_accept(cctx_t *ctx, int fd, struct sockaddr *addr, socklen_t *addrlen)
     /* No non-waiting accept exists for a blocking listener, so readiness
      * comes first; wait_ready also checks ctx before anything is taken. */
     for (;;) {
-        if (wait_ready(ctx, fd, POLLIN) < 0)
+        if (wait_ready(ctx, fd, POLLIN, NULL) < 0)
             return -1;
         int nfd = accept(fd, addr, addrlen);
         if (nfd >= 0)
@@ -485,9 +517,16 @@ static int connect_bounded(int fd, const struct sockaddr *addr, socklen_t addrle
     if (getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &old, &ol) < 0 ||
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tick, sizeof tick) < 0)
         return -1;
+    /* connect is a cancellation point: acted on there, a pthread_cancel
+     * would leave the socket with its one-tick timeout for good. It waits
+     * one tick at most, so it waits with cancellation off, and a pending
+     * cancel acts at the call's next point (its poll). */
+    int state;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
     int r = connect(fd, addr, addrlen);
     int e = errno;
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &old, ol);
+    pthread_setcancelstate(state, NULL);
     errno = e;
     return r;
 }
@@ -528,7 +567,7 @@ int cctx_connect(cctx_t *ctx, int fd, const struct sockaddr *addr, socklen_t add
         /* EALREADY: an earlier attempt (a canceled call's?) is in flight. */
         if (e != EINPROGRESS && e != EALREADY)
             return failed_with(e);
-        if (wait_ready(ctx, fd, POLLOUT) < 0)
+        if (wait_ready(ctx, fd, POLLOUT, NULL) < 0)
             return -1;
         int soerr = 0;
         socklen_t sl = sizeof soerr;

@@ -94,16 +94,22 @@ int cctx__os_wait(_Atomic uint32_t *word, uint32_t expected, int64_t deadline)
     }
     /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time, so spurious
      * wake-ups never stretch the total wait. */
+    /* The caller's errno is left as it was: calls that promise so (the
+     * waits of <cctx/io.h>, cctx_after_stop inside them) wait here, and
+     * syscall(2) sets errno on EAGAIN, EINTR and ETIMEDOUT. */
+    int saved = errno;
     long r = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG,
                      expected, tsp, NULL, FUTEX_BITSET_MATCH_ANY);
-    if (r == -1 && errno == ETIMEDOUT)
-        return ETIMEDOUT;
-    return 0;
+    bool timed_out = r == -1 && errno == ETIMEDOUT;
+    errno = saved;
+    return timed_out ? ETIMEDOUT : 0;
 }
 
 void cctx__os_wake(_Atomic uint32_t *word)
 {
+    int saved = errno;
     syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, INT32_MAX, NULL, NULL, 0);
+    errno = saved;
 }
 
 void cctx__os_fork_watch(void)

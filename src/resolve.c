@@ -209,43 +209,9 @@ static bool port_out_of_range(const char *service)
     return out;
 }
 
-CCTX_API int cctx_getaddrinfo(cctx_t *ctx, const char *node, const char *service,
-                              const struct addrinfo *hints, struct addrinfo **res)
+/* Runs j on a helper thread and waits for its answer or for ctx's end. */
+static int run_job(cctx_t *ctx, struct job *j, struct addrinfo **res)
 {
-    if (!ctx || !res)
-        return sys_fail(EINVAL);
-    int err = cctx_err(ctx);
-    if (err)
-        return sys_fail(err);
-    if (port_out_of_range(service))
-        return EAI_SERVICE;
-    if (is_local(node, hints))
-        return getaddrinfo(node, service, hints, res);
-
-    struct job *j = calloc(1, sizeof *j);
-    if (!j)
-        return EAI_MEMORY;
-    bool oom = false;
-    j->node = dup_or_null(node, &oom);
-    j->service = dup_or_null(service, &oom);
-    if (hints) {
-        /* Only the four fields getaddrinfo reads from hints; the pointers
-         * must be NULL there anyway. */
-        j->has_hints = true;
-        j->hints.ai_flags = hints->ai_flags;
-        j->hints.ai_family = hints->ai_family;
-        j->hints.ai_socktype = hints->ai_socktype;
-        j->hints.ai_protocol = hints->ai_protocol;
-    }
-    if (oom) {
-        free(j->node);
-        free(j->service);
-        free(j);
-        return EAI_MEMORY;
-    }
-    pthread_mutex_init(&j->lock, NULL);
-    pthread_cond_init(&j->cond, NULL);
-    pthread_once(&fork_handler_once, watch_fork);
     int w = wait_for_slot(ctx);
     if (w != 0) {
         job_free(j);
@@ -297,6 +263,54 @@ CCTX_API int cctx_getaddrinfo(cctx_t *ctx, const char *node, const char *service
     int saved = errno;
     job_free(j);
     errno = saved;
+    return rc;
+}
+
+CCTX_API int cctx_getaddrinfo(cctx_t *ctx, const char *node, const char *service,
+                              const struct addrinfo *hints, struct addrinfo **res)
+{
+    if (!ctx || !res)
+        return sys_fail(EINVAL);
+    int err = cctx_err(ctx);
+    if (err)
+        return sys_fail(err);
+    if (port_out_of_range(service))
+        return EAI_SERVICE;
+    if (is_local(node, hints))
+        return getaddrinfo(node, service, hints, res);
+
+    struct job *j = calloc(1, sizeof *j);
+    if (!j)
+        return EAI_MEMORY;
+    bool oom = false;
+    j->node = dup_or_null(node, &oom);
+    j->service = dup_or_null(service, &oom);
+    if (hints) {
+        /* Only the four fields getaddrinfo reads from hints; the pointers
+         * must be NULL there anyway. */
+        j->has_hints = true;
+        j->hints.ai_flags = hints->ai_flags;
+        j->hints.ai_family = hints->ai_family;
+        j->hints.ai_socktype = hints->ai_socktype;
+        j->hints.ai_protocol = hints->ai_protocol;
+    }
+    if (oom) {
+        free(j->node);
+        free(j->service);
+        free(j);
+        return EAI_MEMORY;
+    }
+    pthread_mutex_init(&j->lock, NULL);
+    pthread_cond_init(&j->cond, NULL);
+    pthread_once(&fork_handler_once, watch_fork);
+    /* Its waits are cancellation points (cctx_cond_wait), and a thread
+     * cancelled in one would leave a lock held for good (the slots', or the
+     * job's, with its slot never given back): they wait with cancellation
+     * off, as the group's do; the lookup still ends with ctx. */
+    int state;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
+    int rc = run_job(ctx, j, res);
+    pthread_setcancelstate(state, NULL);
     return rc;
 }
 

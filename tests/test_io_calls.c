@@ -671,6 +671,25 @@ TEST(io_accept_refuses_what_is_not_listening_at_once)
     close(udp);
 }
 
+/* With ctx already ended, the same descriptors get ctx's error, as every
+ * call gives it: the descriptor is not looked at. */
+TEST(io_accept_with_ctx_ended_is_ctx_error_before_the_descriptor)
+{
+    int p[2], pair[2];
+    CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+    cctx_cancel_t *cancel;
+    cctx_t *ctx = cctx_with_cancel(cctx_background(), &cancel);
+    cctx_cancel(cancel);
+    CHECK_ERRNO(cctx_accept(ctx, p[0], NULL, NULL), -1, ECANCELED);
+    CHECK_ERRNO(cctx_accept(ctx, pair[0], NULL, NULL), -1, ECANCELED);
+    cctx_release(ctx);
+    close(p[0]);
+    close(p[1]);
+    close(pair[0]);
+    close(pair[1]);
+}
+
 /* ---- bad input -------------------------------------------------------------------------- */
 
 TEST(io_bad_input_is_einval)

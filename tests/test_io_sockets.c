@@ -7,7 +7,9 @@
  * promises a part of the send buffer, so the write after it could sleep in
  * the kernel deaf to ctx, and writes were cut in PIPE_BUF pieces, which cut
  * a datagram in two. These tests pass on every build; on those two they
- * failed before.
+ * failed before. Also: a flag the socket refuses, a socket whose error
+ * queue keeps it reporting POLLERR, and a write of nothing to a datagram
+ * socket, which waits for room.
  */
 #define _GNU_SOURCE
 #include <cctx.h>
@@ -17,9 +19,11 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -143,4 +147,91 @@ static void refused_flag(void)
 TEST(io_socket_flag_the_socket_refuses_is_eopnotsupp)
 {
     run_with_watchdog(refused_flag, 20);
+}
+
+/* A socket whose error queue holds an entry reports POLLERR until it is
+ * read with MSG_ERRQUEUE, which a recv never does: each wait came back at
+ * once, and the call spun, a CPU's worth of system calls, until ctx ended.
+ * The entry here is an ICMP port unreachable, which a UDP socket with
+ * IP_RECVERR keeps in its queue (also after the recv that reports it). */
+static int64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    CHECK_EQ(clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts), 0);
+    return (int64_t)ts.tv_sec * CCTX_SEC(1) + ts.tv_nsec;
+}
+
+static void error_queue_wait(bool as_read)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    int gone = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0); /* a port nobody listens on */
+    CHECK(gone >= 0);
+    CHECK_EQ(bind(gone, (struct sockaddr *)&a, sizeof a), 0);
+    CHECK_EQ(getsockname(gone, (struct sockaddr *)&a, &al), 0);
+    close(gone);
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    CHECK(fd >= 0);
+    int one = 1;
+    CHECK_EQ(setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof one), 0);
+    CHECK_EQ(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    CHECK_EQ(send(fd, "x", 1, 0), 1);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    CHECK_EQ(poll(&p, 1, 10000), 1); /* the ICMP answer came: POLLERR */
+    char b[16];
+    CHECK_ERRNO(recv(fd, b, sizeof b, MSG_DONTWAIT), -1, ECONNREFUSED);
+    p.revents = 0;
+    if (poll(&p, 1, 0) != 1 || p.revents != POLLERR)
+        SKIP("this kernel does not keep the ICMP error queued (revents %#x)", p.revents);
+    cctx_t *ctx = cctx_with_timeout(cctx_background(), CCTX_MSEC(300), NULL);
+    int64_t cpu = thread_cpu_ns(), wall = real_now();
+    if (as_read)
+        CHECK_ERRNO(cctx_read(ctx, fd, b, sizeof b), -1, ETIMEDOUT);
+    else
+        CHECK_ERRNO(cctx_recv(ctx, fd, b, sizeof b, 0), -1, ETIMEDOUT);
+    cpu = thread_cpu_ns() - cpu;
+    wall = real_now() - wall;
+    /* Naps of 1 to 16 ms: about 25 wake-ups in 300 ms, against a spin's
+     * hundreds of thousands. */
+    CHECK(cpu < wall / 4);
+    cctx_release(ctx);
+    close(fd);
+}
+
+TEST(io_socket_recv_on_a_socket_with_a_queued_error_does_not_spin)
+{
+    error_queue_wait(false);
+}
+
+TEST(io_socket_read_on_a_socket_with_a_queued_error_does_not_spin)
+{
+    error_queue_wait(true);
+}
+
+/* A write of nothing to a datagram socket sends an empty datagram, which
+ * waits for room in the peer's queue: the plain write(fd, buf, 0) did so
+ * in the kernel, deaf to ctx. */
+static void zero_length_write(void)
+{
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv), 0);
+    while (send(sv[0], "x", 1, MSG_DONTWAIT) == 1) /* the peer's queue full */
+        ;
+    CHECK(errno == EAGAIN || errno == EWOULDBLOCK);
+    cctx_t *ctx = cctx_with_timeout(cctx_background(), CCTX_MSEC(100), NULL);
+    CHECK_ERRNO(cctx_write(ctx, sv[0], "", 0), -1, ETIMEDOUT);
+    cctx_release(ctx);
+    /* With room, it goes, and the peer gets the empty datagram. */
+    char b;
+    while (recv(sv[1], &b, 1, MSG_DONTWAIT) == 1)
+        ;
+    CHECK_EQ(cctx_write(cctx_background(), sv[0], NULL, 0), 0);
+    CHECK_EQ(recv(sv[1], &b, 1, MSG_DONTWAIT), 0);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+TEST(io_socket_zero_length_write_waits_for_room_with_ctx)
+{
+    run_with_watchdog(zero_length_write, 20);
 }

@@ -19,6 +19,7 @@
 
 #include <dirent.h>
 #include <pthread.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -620,4 +621,55 @@ TEST(io_mutex_and_join_pass_pthread_errors_through)
     free(m);
     CHECK_EQ(cctx_thread_join(ctx, pthread_self(), NULL), EDEADLK);
     cctx_release(ctx);
+}
+
+/* cctx_cond_wait leaves errno alone, as the pthread calls do, also when
+ * ctx's end wakes it: its wait for the after-function (cctx_after_stop,
+ * a futex wait) set errno to EAGAIN when the word had already changed. */
+struct errno_waiter {
+    cctx_t *ctx;
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+    atomic_int in;
+    int rc, errno_after;
+};
+
+static void *wait_with_errno_set(void *arg)
+{
+    struct errno_waiter *w = arg;
+    CHECK_EQ(pthread_mutex_lock(&w->mutex), 0);
+    atomic_store(&w->in, 1);
+    errno = 777;
+    w->rc = cctx_cond_wait(w->ctx, &w->cond, &w->mutex);
+    w->errno_after = errno;
+    CHECK_EQ(pthread_mutex_unlock(&w->mutex), 0);
+    return NULL;
+}
+
+TEST(io_cond_wait_leaves_errno_alone_when_ctx_ends)
+{
+    for (int i = 0; i < 300; i++) {
+        cctx_cancel_t *cancel;
+        struct errno_waiter w = {.ctx = cctx_with_cancel(cctx_background(), &cancel)};
+        pthread_mutex_init(&w.mutex, NULL);
+        pthread_cond_init(&w.cond, NULL);
+        pthread_t t;
+        CHECK_EQ(pthread_create(&t, NULL, wait_with_errno_set, &w), 0);
+        while (!atomic_load(&w.in))
+            sched_yield();
+        /* Every other round the canceller holds the mutex, and the wake-up
+         * goes through the waker. */
+        bool hold = i % 2;
+        if (hold)
+            CHECK_EQ(pthread_mutex_lock(&w.mutex), 0);
+        cctx_cancel(cancel);
+        if (hold)
+            CHECK_EQ(pthread_mutex_unlock(&w.mutex), 0);
+        CHECK_EQ(pthread_join(t, NULL), 0);
+        CHECK(w.rc == 0 || w.rc == ECANCELED);
+        CHECK_EQ(w.errno_after, 777);
+        cctx_release(w.ctx);
+        pthread_cond_destroy(&w.cond);
+        pthread_mutex_destroy(&w.mutex);
+    }
 }

@@ -196,3 +196,25 @@ TEST(io_write_to_a_pty_master_reaches_its_other_side)
     close(p.slave);
     close(p.master);
 }
+
+/* A terminal open for reading only: write(2) refuses it (EBADF), and so
+ * must the call. Where the write goes through a descriptor of the call's
+ * own (a build without RWF_NOWAIT), opening the node anew for writing
+ * wrote to the terminal all the same. */
+TEST(io_write_to_a_tty_open_for_reading_only_is_ebadf)
+{
+    struct pty p;
+    if (!open_pty(&p))
+        SKIP("no pseudo-terminal here: %s", strerror(errno));
+    int ro = open(ptsname(p.master), O_RDONLY | O_NOCTTY | O_CLOEXEC);
+    CHECK(ro >= 0);
+    CHECK_ERRNO(write(ro, "hi", 2), -1, EBADF);
+    cctx_t *ctx = cctx_with_cancel(cctx_background(), NULL);
+    CHECK_ERRNO(cctx_write(ctx, ro, "hi", 2), -1, EBADF);
+    struct pollfd pf = {.fd = p.master, .events = POLLIN};
+    CHECK_EQ(poll(&pf, 1, 0), 0); /* nothing reached the terminal */
+    cctx_release(ctx);
+    close(ro);
+    close(p.slave);
+    close(p.master);
+}

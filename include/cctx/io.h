@@ -21,6 +21,16 @@
  *    length cast to size_t), which recv and send would not refuse; a
  *    negative descriptor gives EBADF.
  *  - EINTR is retried inside every call.
+ *  - Thread cancellation (pthread_cancel): the descriptor calls,
+ *    cctx_cond_wait, cctx_sem_wait and cctx_thread_join are cancellation
+ *    points, as the calls they stand for are; a thread cancelled in one
+ *    leaves no lock held, no descriptor's option changed and nothing
+ *    registered on ctx, but what the call made for itself is not given
+ *    back: cctx_write's descriptor for a terminal, cctx_poll's context
+ *    under the fake clock and its array of 32 or more entries, cctx_dial's
+ *    socket and address list. cctx_mutex_lock and cctx_getaddrinfo wait at
+ *    no cancellation point: the cancel acts after they return (a lookup
+ *    still ends with ctx).
  *
  * Descriptors. The wait is poll(2) on the descriptor and on
  * cctx_done_fd(ctx), so a cancel, a deadline (marked by the library's timer
@@ -55,7 +65,11 @@
  * it may on an eventfd, whose POLLOUT promises room for a count of 1, or on
  * a device), the call waits again; where that repeats at once, it naps
  * between the tries (1 ms, doubling to 16 ms, cut short by ctx), so it does
- * not spin. Pipes and sockets, whose readiness is exact, never nap.
+ * not spin. Pipes and sockets, whose readiness is exact, never nap; but
+ * for a socket whose error queue holds entries (IP_RECVERR's ICMP errors,
+ * SO_TIMESTAMPING, MSG_ZEROCOPY), which reports POLLERR until they are read
+ * with MSG_ERRQUEUE: a call that waits on it naps so, and its data can then
+ * come up to 16 ms late.
  * Regular files (/proc files too) and block devices never wait on readiness:
  * their reads and writes block on the disk as read(2) does.
  *
@@ -119,7 +133,8 @@ CCTX_API ssize_t cctx_read(cctx_t *ctx, int fd, void *buf, size_t len);
  * or the descriptor fails part-way, the count written so far if it is
  * non-zero (the next call reports the failure again), else -1. SIGPIPE is
  * raised on a broken pipe or socket, as write does. len 0 returns what
- * write(fd, buf, 0) returns. */
+ * write(fd, buf, 0) returns; on a socket, where that sends an empty
+ * datagram, it waits for room as a write of data does. */
 CCTX_API ssize_t cctx_write(cctx_t *ctx, int fd, const void *buf, size_t len);
 
 /* recv(2) with MSG_DONTWAIT added: returns as soon as any data arrives, as a

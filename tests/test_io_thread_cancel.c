@@ -1,0 +1,383 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A thread cancelled (pthread_cancel) in the calls of <cctx/io.h>.
+ *
+ * cctx_cond_wait is a cancellation point, as pthread_cond_wait is: a
+ * cancellation acted on in its wait unwinds the thread with the mutex taken
+ * back, and leaves nothing registered on the context. One still pending as
+ * the wait ends acts after the call, never in the wait for the waker that
+ * the call may still make: the wake-up lives on the waiting thread's stack,
+ * and the waker would touch it after the thread was gone.
+ *
+ * cctx_connect's connect, with the socket's send timeout cut to one tick,
+ * and cctx_getaddrinfo's waits for a slot and for its helper run with
+ * cancellation off: acted on there, a cancel left the socket's timeout cut
+ * for good, or a lock of the resolver's held by a thread that was gone.
+ */
+#define _GNU_SOURCE
+#include <cctx.h>
+#include <cctx/io.h>
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "internal.h"
+#include "io_internal.h"
+#include "resolve_internal.h"
+#include "support.h"
+#include "thread_syscall.h"
+
+struct waiter {
+    cctx_t *ctx;
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+    atomic_int tid;
+    atomic_int cleaned_up_in_call; /* the program's cleanup handler ran inside it */
+    int r;
+};
+
+static void unlock_on_cancel(void *arg)
+{
+    struct waiter *w = arg;
+    atomic_store(&w->cleaned_up_in_call, 1);
+    CHECK_EQ(pthread_mutex_unlock(&w->mutex), 0); /* error-checking: held */
+}
+
+/* Waits until cancelled, in the call or right after it. */
+static void *wait_until_cancelled(void *arg)
+{
+    struct waiter *w = arg;
+    atomic_store(&w->tid, thread_id());
+    CHECK_EQ(pthread_mutex_lock(&w->mutex), 0);
+    pthread_cleanup_push(unlock_on_cancel, w);
+    w->r = cctx_cond_wait(w->ctx, &w->cond, &w->mutex);
+    pthread_cleanup_pop(0);
+    CHECK_EQ(pthread_mutex_unlock(&w->mutex), 0);
+    pthread_testcancel();
+    return NULL;
+}
+
+static void waiter_init(struct waiter *w, cctx_cancel_t **cancel)
+{
+    *w = (struct waiter){.ctx = cctx_with_cancel(cctx_background(), cancel)};
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ERRORCHECK);
+    CHECK_EQ(pthread_mutex_init(&w->mutex, &ma), 0);
+    pthread_mutexattr_destroy(&ma);
+    CHECK_EQ(pthread_cond_init(&w->cond, NULL), 0);
+}
+
+/* Whether ctx, not yet ended, has anything in its list (an ended one keeps
+ * its cause there). */
+static bool anything_registered(cctx_t *ctx)
+{
+    struct cctx__cancelable *c = (struct cctx__cancelable *)ctx;
+    cctx__lock(ctx);
+    bool any = c->children != NULL;
+    cctx__unlock(ctx);
+    return any;
+}
+
+/* ---- cancelled in the wait ---------------------------------------------------------- */
+
+/* Before, the wake-up stayed in ctx's list, and a later cancel of ctx ran it
+ * on the dead frame, with a mutex and a condition variable the program had
+ * destroyed (a crash under valgrind's eye, and in a plain run). */
+static void cancel_in_the_wait(void)
+{
+    cctx_cancel_t *cancel;
+    struct waiter *w = malloc(sizeof *w);
+    CHECK(w != NULL);
+    waiter_init(w, &cancel);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, wait_until_cancelled, w), 0);
+    while (!atomic_load(&w->tid))
+        real_sleep_ms(1);
+    wait_until_blocked(atomic_load(&w->tid));
+    CHECK(anything_registered(w->ctx)); /* its wake-up */
+    CHECK_EQ(pthread_cancel(t), 0);
+    void *ret;
+    CHECK_EQ(pthread_join(t, &ret), 0);
+    CHECK(ret == PTHREAD_CANCELED);
+    CHECK(atomic_load(&w->cleaned_up_in_call));
+    CHECK(!anything_registered(w->ctx));
+    cctx_t *ctx = w->ctx;
+    CHECK_EQ(pthread_cond_destroy(&w->cond), 0);
+    CHECK_EQ(pthread_mutex_destroy(&w->mutex), 0);
+    free(w);
+    cctx_cancel(cancel);
+    cctx_release(ctx);
+}
+
+/* ---- pending as the wait ends, with the wake-up handed to the waker --------------- */
+
+/* Threads that <cctx/io.h> starts through this hook (cctx_cond_wait's
+ * waker, a lookup's helper), held back until `held_go` opens. */
+static struct latch held_go = LATCH_INIT;
+
+struct held_start {
+    void *(*fn)(void *);
+    void *arg;
+};
+
+static void *start_when_let_go(void *arg)
+{
+    struct held_start h = *(struct held_start *)arg;
+    free(arg);
+    latch_wait_open(&held_go);
+    return h.fn(h.arg);
+}
+
+static int hold_new_threads(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *),
+                            void *arg)
+{
+    struct held_start *h = malloc(sizeof *h);
+    if (!h)
+        return EAGAIN;
+    *h = (struct held_start){fn, arg};
+    int r = pthread_create(t, attr, start_when_let_go, h);
+    if (r != 0)
+        free(h);
+    return r;
+}
+
+/* Whether thread tid sleeps in a futex wait on `word`: after a broadcast, a
+ * waiter leaves the condition variable's futex for the mutex's. */
+static bool sleeps_on(pid_t tid, const void *word)
+{
+    long nr;
+    unsigned long addr = 0, op = 0;
+    return thread_syscall(tid, &nr, &addr, &op) && nr == SYS_futex && addr == (unsigned long)word;
+}
+
+/* The waiter is woken by a broadcast and waits for the mutex, which this
+ * thread holds as it ends ctx (the wake-up goes to the waker, held back)
+ * and cancels the waiter. The waiter's wait then ends with the cancellation
+ * pending, and it must wait for the waker with w on its stack: before, the
+ * cancellation acted in that wait, the thread unwound out of the call, and
+ * the waker later wrote to its dead frame. */
+static void cancel_pending_as_the_wait_ends(void)
+{
+    atomic_store(&cctx__io_thread_create, hold_new_threads);
+    cctx_cancel_t *cancel;
+    struct waiter w;
+    waiter_init(&w, &cancel);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, wait_until_cancelled, &w), 0);
+    while (!atomic_load(&w.tid))
+        real_sleep_ms(1);
+    wait_until_blocked(atomic_load(&w.tid));
+    CHECK_EQ(pthread_mutex_lock(&w.mutex), 0);
+    CHECK_EQ(pthread_cond_broadcast(&w.cond), 0);
+    for (int i = 0; !sleeps_on(atomic_load(&w.tid), &w.mutex); i++) {
+        CHECK(i < 10000); /* 10 s */
+        real_sleep_ms(1);
+    }
+    cctx_cancel(cancel); /* the mutex is ours: the wake-up goes to the waker */
+    CHECK_EQ(pthread_cancel(t), 0);
+    CHECK_EQ(pthread_mutex_unlock(&w.mutex), 0);
+    /* Now the waiter waits for the waker, or (before) has unwound. */
+    for (int i = 0; i < 5000 && !atomic_load(&w.cleaned_up_in_call); i++) {
+        if (i > 100 && thread_state(atomic_load(&w.tid)) == 'S')
+            break;
+        real_sleep_ms(1);
+    }
+    CHECK(!atomic_load(&w.cleaned_up_in_call));
+    latch_open(&held_go);
+    void *ret;
+    CHECK_EQ(pthread_join(t, &ret), 0);
+    CHECK(ret == PTHREAD_CANCELED); /* at its pthread_testcancel, after the call */
+    CHECK_EQ(w.r, ECANCELED);
+    CHECK_EQ(pthread_cond_destroy(&w.cond), 0);
+    CHECK_EQ(pthread_mutex_destroy(&w.mutex), 0);
+    cctx_release(w.ctx);
+}
+
+/* Its scopes are not unpoisoned when a cancellation unwinds a thread, and
+ * the thread's end then reads as a use after scope. */
+#define SKIP_UNDER_ASAN()                                                                          \
+    do {                                                                                           \
+        if (TEST_UNDER_ASAN)                                                                       \
+            SKIP_IN_THIS_BUILD("AddressSanitizer takes the unwinding of a cancelled thread for "   \
+                               "a use after scope");                                               \
+    } while (0)
+
+TEST(io_cond_wait_thread_cancelled_in_it_leaves_nothing_registered)
+{
+    SKIP_UNDER_ASAN();
+    run_with_watchdog(cancel_in_the_wait, 30);
+}
+
+TEST(io_cond_wait_cancellation_pending_as_it_ends_acts_after_the_call)
+{
+    SKIP_UNDER_ASAN();
+#ifndef __GLIBC__
+    /* sleeps_on looks for the waiter on glibc's mutex lock word, which is
+     * where glibc's condition variable leaves a woken waiter; musl's keeps
+     * it elsewhere first. */
+    SKIP_IN_THIS_BUILD("the waiter's futex is known for glibc's mutexes only");
+#endif
+    run_with_watchdog(cancel_pending_as_the_wait_ends, 30);
+}
+
+/* ---- connect: the send timeout put back ------------------------------------------- */
+
+/* The calls below run with a cancel made pending first, and turn
+ * cancellation off as soon as they return (no cancellation point lies
+ * between), so the thread ends normally when the call kept it out. */
+static void make_cancel_pending(void)
+{
+    CHECK_EQ(pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL), 0);
+    CHECK_EQ(pthread_cancel(pthread_self()), 0);
+    CHECK_EQ(pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL), 0);
+}
+
+struct connecting {
+    int fd;
+    struct sockaddr_in to;
+    int r;
+};
+
+static void *connect_with_cancel_pending(void *arg)
+{
+    struct connecting *c = arg;
+    make_cancel_pending();
+    c->r = cctx_connect(cctx_background(), c->fd, (struct sockaddr *)&c->to, sizeof c->to);
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+    return NULL;
+}
+
+/* Before, the cancel acted in connect (a cancellation point), between the
+ * cut of SO_SNDTIMEO to one tick and its restore: every later blocking send
+ * on the socket timed out after a few ms. */
+TEST(io_connect_cancelled_puts_the_send_timeout_back)
+{
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(l >= 0);
+    struct connecting c = {.to = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)},
+                           .r = -2};
+    socklen_t len = sizeof c.to;
+    CHECK_EQ(bind(l, (struct sockaddr *)&c.to, sizeof c.to), 0);
+    CHECK_EQ(listen(l, 8), 0);
+    CHECK_EQ(getsockname(l, (struct sockaddr *)&c.to, &len), 0);
+    c.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0); /* blocking */
+    CHECK(c.fd >= 0);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, connect_with_cancel_pending, &c), 0);
+    void *ret;
+    CHECK_EQ(pthread_join(t, &ret), 0);
+    CHECK(ret == NULL);
+    CHECK_EQ(c.r, 0); /* a loopback listener with room: connected at once */
+    struct timeval tv;
+    socklen_t tl = sizeof tv;
+    CHECK_EQ(getsockopt(c.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &tl), 0);
+    CHECK(tv.tv_sec == 0 && tv.tv_usec == 0);
+    close(c.fd);
+    close(l);
+}
+
+/* ---- getaddrinfo: no resolver lock left held -------------------------------------- */
+
+struct lookup {
+    cctx_t *ctx;
+    atomic_int tid;
+    int rc; /* -1000 until the call returns */
+};
+
+static void *lookup_then_end(void *arg)
+{
+    struct lookup *l = arg;
+    atomic_store(&l->tid, thread_id());
+    struct addrinfo *res = NULL;
+    l->rc = cctx_getaddrinfo(l->ctx, "localhost", NULL, NULL, &res);
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+    if (l->rc == 0)
+        freeaddrinfo(res);
+    return NULL;
+}
+
+/* Every helper thread has finished, the one of a lookup run here after the
+ * cancelled one included (within 10 s): before, it hung for ever on the
+ * lock the cancelled thread had died holding. */
+static void helpers_all_finish(void)
+{
+    cctx_t *ctx = cctx_with_timeout(cctx_background(), CCTX_SEC(10), NULL);
+    struct addrinfo *res = NULL;
+    if (cctx_getaddrinfo(ctx, "localhost", NULL, NULL, &res) == 0)
+        freeaddrinfo(res); /* the answer does not matter here, only the slot */
+    cctx_release(ctx);
+    for (int i = 0; cctx__resolve_in_flight() > 0; i++) {
+        CHECK(i < 10000);
+        real_sleep_ms(1);
+    }
+}
+
+/* Waits in the lookup, is cancelled there (pthread_cancel), and goes on
+ * waiting until ctx ends; then the cancel acts, after the call. */
+static void cancel_in_a_lookup(bool in_the_slot_wait)
+{
+    cctx_cancel_t *cancel;
+    struct lookup l = {.ctx = cctx_with_cancel(cctx_background(), &cancel), .rc = -1000};
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, lookup_then_end, &l), 0);
+    while (!atomic_load(&l.tid))
+        real_sleep_ms(1);
+    wait_until_blocked(atomic_load(&l.tid));
+    CHECK_EQ(pthread_cancel(t), 0);
+    real_sleep_ms(20);
+    wait_until_blocked(atomic_load(&l.tid)); /* still in the call (before: gone) */
+    if (in_the_slot_wait)
+        cctx_cancel(cancel);
+    else
+        latch_open(&held_go); /* the helper starts, and answers */
+    void *ret;
+    CHECK_EQ(pthread_join(t, &ret), 0);
+    CHECK(ret == NULL);
+    CHECK(l.rc != -1000); /* it returned */
+    if (in_the_slot_wait)
+        atomic_store(&cctx__resolve_helpers_max, 256);
+    helpers_all_finish();
+    cctx_release(l.ctx);
+}
+
+/* Every slot taken (none allowed): the lookup waits for one. Before, a
+ * cancel there left the slots' lock held, and every helper after it hung
+ * as it gave its slot back. */
+static void cancel_in_the_slot_wait(void)
+{
+    atomic_store(&cctx__resolve_helpers_max, 0);
+    cancel_in_a_lookup(true);
+}
+
+/* The helper held back from starting: the lookup waits for its answer.
+ * Before, a cancel there left the job's lock held: the helper hung on it
+ * and its slot was never given back. */
+static void cancel_in_the_wait_for_the_helper(void)
+{
+    /* (The waker that the lookup's cctx_cond_wait starts is held too.) */
+    atomic_store(&cctx__io_thread_create, hold_new_threads);
+    cancel_in_a_lookup(false);
+}
+
+TEST(resolve_cancelled_in_the_wait_for_a_slot_leaves_no_lock_held)
+{
+    run_with_watchdog(cancel_in_the_slot_wait, 60);
+}
+
+TEST(resolve_cancelled_in_the_wait_for_its_helper_leaves_no_lock_held)
+{
+    run_with_watchdog(cancel_in_the_wait_for_the_helper, 60);
+}
