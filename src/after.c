@@ -261,6 +261,7 @@ static bool run_one(struct cctx__run_queue *q, bool wakers_only)
 {
     struct cctx__after *a = NULL;
     struct run_frame frame;
+again:
     cctx__word_lock(&q->lock);
     for (struct cctx__node **pp = &q->head; *pp; pp = &(*pp)->next) {
         struct cctx__after *c = container_of(*pp, struct cctx__after, link);
@@ -272,7 +273,16 @@ static bool run_one(struct cctx__run_queue *q, bool wakers_only)
             break;
         /* RUNNING and the frame listed as one step, for a stopper. */
         struct run_stripe *st = stripe_of(c);
-        cctx__word_lock(&st->lock);
+        /* Never asleep on a stripe with q held: fork()'s handler holds
+         * every stripe for the whole fork, and the child would get q's lock
+         * held by a thread it does not have (a stop of q's registrations
+         * there would wait for ever). Waited out with nothing held. */
+        if (!cctx__word_try_lock(&st->lock)) {
+            cctx__word_unlock(&q->lock);
+            cctx__word_lock(&st->lock);
+            cctx__word_unlock(&st->lock);
+            goto again;
+        }
         uint32_t serial = next_serial(st);
         bool ours = cctx__atomic_cas_strong_acq_rel(&c->state, &s,
                                                     (s & AFTER_WAITERS) | running_state(serial));

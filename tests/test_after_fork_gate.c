@@ -5,12 +5,14 @@
  * from the canceller's queue, and the canceller's drain waits for that
  * unlink. A child forked between the two has the claim but not the thread
  * that would unlink: its drain must not wait for ever. A test hook in
- * src/after.c holds the stop between its claim and its unlink.
+ * src/after.c holds the stop between its claim and its unlink. And a drain
+ * that the fork itself holds up must leave its queue free for the child.
  */
 #define _GNU_SOURCE
 #include <cctx.h>
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -92,4 +94,65 @@ TEST(after_fork_from_a_fn_while_a_stop_unqueues_another_leaves_the_childs_drain_
     CHECK_EQ(atomic_load(&queued_ran), 0);
     CHECK_EQ(child_exit_status(child), 0);
     cctx_release(c);
+}
+
+/* ---- a drain parked by the fork itself ------------------------------------------------ */
+
+/* fork()'s handler holds every run stripe while the process forks. A thread
+ * that drained its cancellation's queue then slept on a stripe with the
+ * queue's lock held, and the child got that lock held by a thread it does
+ * not have: its stop of a registration still queued there never returned,
+ * where a stop of a queued registration is taken out at once. The drain
+ * now waits for the stripe with nothing held. */
+static atomic_int park_armed, park_go, park_tid;
+static cctx_cancel_t *parked_cancel;
+static cctx_after_t first_reg, second_reg;
+
+static void nothing(void *arg)
+{
+    (void)arg;
+}
+
+/* Registered before the library's handlers, so it runs after their
+ * prepare, with the stripes held: it lets the canceller go and forks only
+ * once the canceller sleeps. */
+static void park_the_drain(void)
+{
+    if (!atomic_load(&park_armed))
+        return;
+    atomic_store(&park_go, 1);
+    while (!atomic_load(&park_tid))
+        sched_yield();
+    wait_until_blocked(atomic_load(&park_tid));
+}
+
+static void *cancel_when_told(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&park_go))
+        sched_yield();
+    atomic_store(&park_tid, thread_id());
+    cctx_cancel(parked_cancel);
+    return NULL;
+}
+
+TEST(after_fork_while_a_drain_waits_for_a_stripe_leaves_its_queue_free_in_the_child)
+{
+    CHECK_EQ(pthread_atfork(park_the_drain, NULL, NULL), 0); /* before the library's */
+    cctx_t *ctx = cctx_with_cancel(cctx_background(), &parked_cancel);
+    CHECK_EQ(cctx_after_func(ctx, &first_reg, nothing, NULL), 0);
+    CHECK_EQ(cctx_after_func(ctx, &second_reg, nothing, NULL), 0);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, cancel_when_told, NULL), 0);
+    atomic_store(&park_armed, 1);
+    pid_t pid = fork_with_alarm();
+    if (pid == 0) {
+        /* Both still queued here (the drain had not started one): the stop
+         * takes one out at once. */
+        _exit(cctx_after_stop(&first_reg) ? 0 : 1);
+    }
+    atomic_store(&park_armed, 0);
+    CHECK_EQ(child_exit_status(pid), 0);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    cctx_release(ctx);
 }
