@@ -86,6 +86,19 @@ static struct {
 
 /* Runners that hold a place to run a user's after-function (see the top). */
 static _Atomic uint32_t places;
+/* Runners that found every place taken and no waker to run (work_once). */
+static _Atomic uint32_t turned_away;
+
+/* Test hooks (testhooks.h). */
+_Atomic(cctx__plain_hook_fn) cctx__runner_found_nothing;
+_Atomic(cctx__plain_hook_fn) cctx__runner_was_turned_away;
+
+static void call_hook(_Atomic(cctx__plain_hook_fn) *hook)
+{
+    cctx__plain_hook_fn fn = cctx__atomic_load_relaxed(hook);
+    if (cctx__unlikely(fn != NULL))
+        fn();
+}
 
 /* How a runner is started (testhooks.h). */
 _Atomic(cctx__thread_start_fn) cctx__runner_thread_start = cctx__os_thread_start;
@@ -122,7 +135,16 @@ void cctx__runner_job_marked(struct cctx__job *job)
  * stoppers may be waiting for, and runs no user code but destructors; or
  * it delivers a signal (signal.c), whose cancellations run after-functions
  * as a registration would. Then a registration: any, with a place; else
- * only a library waker. */
+ * only a library waker.
+ *
+ * A runner that holds a place, finds the queue empty and has not yet given
+ * the place back may miss a registration queued just after its look; the
+ * runner summoned for it may then find every place taken and go idle, and
+ * the registration would wait for one of the other after-functions to
+ * return (for ever, if they wait for it). So the two see each other: the
+ * one turned away counts itself in `turned_away` and then reads `places`,
+ * the one giving its place back writes `places` and then takes the count,
+ * all seq_cst; at least one of them sees the other and looks again. */
 static bool work_once(void)
 {
     struct cctx__job *job = take_job();
@@ -135,14 +157,21 @@ static bool work_once(void)
      * work it would have taken could stay queued with nobody to take it. */
     uint32_t p = cctx__atomic_load_relaxed(&places);
     do {
-        if (p >= RUNNERS_MAX)
-            return cctx__run_queue_run_waker(&cctx__runner_queue);
+        if (p >= RUNNERS_MAX) {
+            if (cctx__run_queue_run_waker(&cctx__runner_queue))
+                return true;
+            call_hook(&cctx__runner_was_turned_away);
+            cctx__atomic_fetch_add_seq_cst(&turned_away, 1);
+            return cctx__atomic_load_seq_cst(&places) < RUNNERS_MAX;
+        }
     } while (!cctx__atomic_cas_weak_relaxed(&places, &p, p + 1));
     cctx__runner_placeless = false;
     bool ran = cctx__run_queue_run_one(&cctx__runner_queue);
     cctx__runner_placeless = true;
-    cctx__atomic_fetch_sub_relaxed(&places, 1);
-    return ran;
+    if (!ran)
+        call_hook(&cctx__runner_found_nothing);
+    cctx__atomic_fetch_sub_seq_cst(&places, 1);
+    return ran || cctx__atomic_exchange_seq_cst(&turned_away, 0) != 0;
 }
 
 /* Sleeps until claimed (true) or idle too long (false: the runner leaves). */

@@ -48,6 +48,12 @@ extern _Atomic(cctx__ctx_hook_fn) cctx__leak_walk_hook;
  * before it unlinks it from its queue (after.c). */
 typedef void (*cctx__plain_hook_fn)(void);
 extern _Atomic(cctx__plain_hook_fn) cctx__after_unqueuing;
+/* Called, when set, by a runner that held a place and found no
+ * registration to run, before it gives the place back; and by one that
+ * found every place taken and no waker to run, before it looks again or
+ * goes idle (runner.c). */
+extern _Atomic(cctx__plain_hook_fn) cctx__runner_found_nothing;
+extern _Atomic(cctx__plain_hook_fn) cctx__runner_was_turned_away;
 /* Takes (hold) or lets go of (!hold) the lock under which stops made from
  * inside after-functions list their waits (after.c). */
 void cctx__test_after_hold_stop_waits_lock(bool hold);

@@ -11,7 +11,8 @@
  * With RUNNERS_MAX runners blocked in after-functions, spare runners still
  * wake a waiting thread (a library waker), finish a firing the timer
  * thread had to hand over, start a grace period's clock and signal a
- * process.
+ * process; and a place given back as another runner finds none is taken
+ * again for the work that runner came for.
  */
 #define _GNU_SOURCE
 #include <cctx.h>
@@ -673,4 +674,57 @@ TEST(runner_pool_child_forked_on_a_runner_still_starts_runners_after_it_leaves)
     }
     CHECK(atomic_load(&pid) > 0);
     CHECK_EQ(child_exit_status(atomic_load(&pid)), 0);
+}
+
+/* ---- a place given back as another runner is turned away ----------------------------- */
+
+/* One place is free; a runner takes it, finds the queue empty, and holds it
+ * (found_nothing) while a deadline queues a user's after-function and the
+ * runner summoned for that finds every place taken (turned_away). Before,
+ * both went idle, and the after-function waited for one of the other 255
+ * to return, with a place free. */
+static atomic_int window_taken, window_armed;
+static struct latch in_window = LATCH_INIT, turned = LATCH_INIT, late_fn_ran = LATCH_INIT;
+
+static void hold_place_until_one_is_turned_away(void)
+{
+    if (atomic_exchange(&window_taken, 1))
+        return;
+    latch_add(&in_window);
+    latch_wait_open(&turned);
+}
+
+static void note_turned_away(void)
+{
+    if (atomic_load(&window_armed))
+        latch_open(&turned);
+}
+
+static void late_fn(void *arg)
+{
+    (void)arg;
+    latch_add(&late_fn_ran);
+}
+
+static void place_given_back_as_one_is_turned_away(void)
+{
+    struct busy *b = keep_runners_busy(RUNNERS_MAX - 1);
+    atomic_store(&cctx__runner_found_nothing, hold_place_until_one_is_turned_away);
+    atomic_store(&cctx__runner_was_turned_away, note_turned_away);
+    cctx__runner_notify(1); /* a runner for nothing: it takes the free place */
+    latch_wait_n(&in_window, 1);
+    atomic_store(&window_armed, 1);
+    cctx_t *ctx = cctx_with_timeout(cctx_background(), CCTX_MSEC(1), NULL);
+    cctx_after_t reg;
+    CHECK_EQ(cctx_after_func(ctx, &reg, late_fn, NULL), 0);
+    latch_wait_n(&late_fn_ran, 1); /* before: never, while the 255 block */
+    atomic_store(&cctx__runner_found_nothing, NULL);
+    atomic_store(&cctx__runner_was_turned_away, NULL);
+    busy_end(b, RUNNERS_MAX - 1);
+    cctx_release(ctx);
+}
+
+TEST(runner_place_given_back_as_another_is_turned_away_is_taken_again)
+{
+    run_with_watchdog(place_given_back_as_one_is_turned_away, 60);
 }
