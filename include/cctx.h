@@ -126,7 +126,9 @@ CCTX_API cctx_t *cctx_todo(void);
 /* cctx_ref returns ctx (NULL for NULL). On the two static roots both calls do
  * nothing. When the last reference to a cancelable context goes, it is
  * canceled (ECANCELED, "context canceled", origin: the releasing call), so its
- * after-functions run, then it is detached and freed, and its parent loses
+ * after-functions run (on the releasing thread, with cctx_after_func's one
+ * exception, where they are handed to runners and may run after the free),
+ * then it is detached and freed, and its parent loses
  * the reference the child held. It has no live children then: each holds a
  * reference on it, so a parent outlives its children. Releasing a long chain
  * is a loop, never a recursion.
@@ -222,8 +224,9 @@ CCTX_API CCTX__OWNED cctx_t *cctx_without_cancel_at(cctx_t *parent, const char *
  * cctx_err of the context and of every descendant is non-zero (if another
  * thread's cancellation reached part of the tree first, this call waits for
  * that thread to finish marking its part). After-functions run on the calling
- * thread after the marking, outside every lock. cctx_cancel(NULL) does
- * nothing. A NULL msg means "context canceled".
+ * thread after the marking, outside every lock (but in code that a runner
+ * runs for the library, which hands them to runners: see cctx_after_func).
+ * cctx_cancel(NULL) does nothing. A NULL msg means "context canceled".
  *
  * Allocation: on a context made by cctx_with_cancel, cctx_cancel and
  * cctx_cancel_cause without a message allocate nothing: the cause is kept in
@@ -420,8 +423,9 @@ typedef struct cctx_after {
  * those of a deadline or a signal start in that order, each on a runner of
  * its own, so they may run at the same time. The library's own waits on
  * ctx (cctx_wait, cctx_wait_any, cctx_cond_wait, a blocked cctx_group_go)
- * are woken before ctx's after-functions run, so fn may wait for a thread
- * blocked in one of them. fn must return: leaving it
+ * are woken without waiting for ctx's after-functions (before them on the
+ * cancelling thread; on runners, at the same time), so fn may wait for a
+ * thread blocked in one of them. fn must return: leaving it
  * by longjmp, pthread_exit or a thread cancellation is undefined. 0, or
  * EINVAL for NULL ctx, reg or fn. */
 CCTX_API int cctx_after_func_at(cctx_t *ctx, cctx_after_t *reg, void (*fn)(void *arg), void *arg,
@@ -622,7 +626,8 @@ CCTX_API CCTX__OWNED cctx_t *cctx_with_grace_at(cctx_t *parent, int64_t grace,
  * go (it sleeps on the reference count: a futex on Linux; no polling, but
  * for a timeout on the fake clock, which it looks at every 10 ms), or
  * ETIMEDOUT when `timeout` passed first (0: do not wait, only look once the
- * cancellation and the after-functions it ran are done; negative: no limit;
+ * cancellation and the after-functions it ran on this thread are done;
+ * negative: no limit;
  * measured as cctx_wait's). Then, if `report` is not NULL, it writes the
  * contexts still held, one line each in cctx_dump's text format (creation
  * site, name, references, cause), indented by depth under the context: the

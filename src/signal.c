@@ -211,16 +211,39 @@ static bool is_fault(int sig)
     return sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL;
 }
 
+/* A fault the kernel raised for an instruction (kill and raise give
+ * si_code <= 0): returning would fault again, for ever. A handler the
+ * program had before the watch gets it, as if the watch were not there (it
+ * may repair the fault and return, as a guard page's or a garbage
+ * collector's does), and the watch goes on. Anything else (the default,
+ * SIG_IGN, which the kernel does not honour for a fault, or a handler that
+ * asked to be reset) gets the disposition back, and the instruction faults
+ * again under it: by default the process dies. sigaction and
+ * pthread_sigmask are async-signal-safe. */
+static void forward_fault(int sig, siginfo_t *info, void *uc)
+{
+    const struct sigaction *before = &saved[sig];
+    bool with_info = before->sa_flags & SA_SIGINFO;
+    bool is_function = with_info ? before->sa_sigaction != NULL
+                                 : before->sa_handler != SIG_DFL && before->sa_handler != SIG_IGN;
+    if (!is_function || (before->sa_flags & SA_RESETHAND)) {
+        sigaction(sig, before, NULL);
+        return;
+    }
+    sigset_t mask = before->sa_mask, was;
+    pthread_sigmask(SIG_BLOCK, &mask, &was); /* sig itself is blocked already */
+    if (with_info)
+        before->sa_sigaction(sig, info, uc);
+    else
+        before->sa_handler(sig);
+    pthread_sigmask(SIG_SETMASK, &was, NULL);
+}
+
 static void on_signal(int sig, siginfo_t *info, void *uc)
 {
-    (void)uc;
     int saved_errno = errno;
     if (info && info->si_code > 0 && is_fault(sig)) {
-        /* The kernel's, for a faulting instruction (kill and raise give
-         * si_code <= 0): returning would fault again, forever. Give the
-         * fault to whoever had it before (by default: the process dies);
-         * sigaction is async-signal-safe. */
-        sigaction(sig, &saved[sig], NULL);
+        forward_fault(sig, info, uc);
     } else {
         /* The flag first: the thread exchanges flags after each read, so
          * it sees this one on the read that takes our byte at the latest. A

@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -511,6 +512,48 @@ TEST(signal_fault_in_watched_signal_still_crashes)
         CHECK(WIFSIGNALED(status));
         CHECK_EQ(WTERMSIG(status), SIGSEGV);
     }
+}
+
+/* A program's handler that repairs a fault (a guard page made writable)
+ * gets the fault, as before the watch, and the watch goes on: a SIGSEGV
+ * sent afterwards still cancels the context. Before, the real fault put
+ * the program's handler back for good: the next sent SIGSEGV went to it
+ * and cancelled nothing. */
+static char *guard_page;
+static atomic_int faults_repaired, sent_seen;
+
+static void repair_fault(int sig, siginfo_t *info, void *uc)
+{
+    (void)sig;
+    (void)uc;
+    if (info->si_code > 0) {
+        mprotect(guard_page, (size_t)sysconf(_SC_PAGESIZE), PROT_READ | PROT_WRITE);
+        atomic_fetch_add(&faults_repaired, 1);
+    } else {
+        atomic_fetch_add(&sent_seen, 1);
+    }
+}
+
+TEST(signal_fault_repaired_by_the_programs_handler_leaves_the_watch_on)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    guard_page = mmap(NULL, page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(guard_page != MAP_FAILED);
+    struct sigaction repair = {.sa_sigaction = repair_fault, .sa_flags = SA_SIGINFO}, before;
+    sigemptyset(&repair.sa_mask);
+    CHECK_EQ(sigaction(SIGSEGV, &repair, &before), 0);
+    static const int sigs[] = {SIGSEGV};
+    cctx_t *ctx = cctx_with_signals(cctx_background(), sigs, 1, NULL);
+    CHECK(ctx != NULL);
+    *(volatile char *)guard_page = 1; /* faults once; the handler repairs it */
+    CHECK_EQ(atomic_load(&faults_repaired), 1);
+    CHECK_EQ(cctx_err(ctx), 0); /* a fault cancels nothing */
+    CHECK_EQ(raise(SIGSEGV), 0);
+    CHECK_EQ(cctx_wait(ctx, CCTX_SEC(10)), ECANCELED);
+    CHECK_EQ(atomic_load(&sent_seen), 0); /* the watch's, not the program's */
+    cctx_release(ctx);
+    CHECK_EQ(sigaction(SIGSEGV, &before, NULL), 0);
+    munmap(guard_page, page);
 }
 
 /* ---- a real process shutting down on SIGTERM ------------------------------------------ */

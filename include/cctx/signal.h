@@ -91,10 +91,15 @@
  *
  *  - Fault signals (SIGSEGV, SIGBUS, SIGFPE, SIGILL) may be watched, but only
  *    a signal sent by a process (kill, raise) cancels the context. One that
- *    the kernel raises for a faulting instruction cannot be returned from
- *    usefully: the handler puts the previous disposition back and returns,
- *    so the instruction faults again and the process ends as it would have
- *    without the watch (as in Go, where a real fault still crashes).
+ *    the kernel raises for a faulting instruction goes to the handler the
+ *    program had installed before the watch, called as the kernel would
+ *    (its sa_mask applied), which may repair the fault and return, as a
+ *    guard page's does: the watch goes on. Without such a handler (the
+ *    default, SIG_IGN, or one with SA_RESETHAND) the watch puts the previous
+ *    disposition back and returns, so the instruction faults again and the
+ *    process ends as it would have without the watch (as in Go, where a
+ *    real fault still crashes, and a fault is forwarded to the handler
+ *    that was there before).
  *
  *  - Bad input: a NULL parent, a NULL `signals`, n == 0 (Go's "no signals
  *    means every signal" would take over SIGSEGV, SIGCHLD and the rest; here
