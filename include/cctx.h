@@ -515,7 +515,8 @@ CCTX_API bool cctx_after_stop_at(cctx_after_t *reg, const char *file, int line, 
  *           cause; "deadline" when a deadline fired) with a flow arrow to
  *           every cancelable context each one reached, after-functions,
  *           releases. Each %p in the path becomes the process id. The file
- *           is opened at start-up (a path that cannot be written is said on
+ *           is opened at start-up (a path that cannot be written, or that
+ *           is not a regular file, as a pipe or a terminal, is said on
  *           stderr, and tracing stays off) and written at exit (after
  *           waiting, at most a second, for cancellations under way on other
  *           threads, after-functions included), when a thread exits, and by
@@ -567,6 +568,9 @@ enum { CCTX_DUMP_TEXT = 0, CCTX_DUMP_JSON = 1, CCTX_DUMP_DOT = 2, CCTX_DUMP_HTML
  * the background tree, the todo tree if it has any, then contexts whose
  * parent predates the registry. It needs the registry (CCTX_DEBUG=trees,
  * leaks or checks); without it, it writes nothing and returns ENOTSUP.
+ * Any dump begun once the leak report at exit (CCTX_DEBUG=leaks) has
+ * begun writes nothing and returns ENOTSUP too: its references would be
+ * reported as leaks.
  * Times are taken at one moment, the dump's. The text and DOT forms show
  * them as durations from it, to one decimal in ns, us, ms, s, min or h:
  * "deadline in 299.7 ms", "deadline passed 1.2 s ago", a cause's

@@ -430,11 +430,23 @@ static void watch_dumps_across_fork(void)
     pthread_atfork(NULL, NULL, dumps_in_child);
 }
 
-void cctx__dump_began(void)
+/* Set by the leak report at exit as it begins: from then on a dump takes
+ * no reference (cctx__dump_began says no), so the report, which waits only
+ * for dumps that began before it, cannot count one of theirs as a leak. */
+static _Atomic uint32_t leak_report_began;
+
+bool cctx__dump_began(void)
 {
     pthread_once(&dumps_fork_once, watch_dumps_across_fork);
     my_dumps++;
     cctx__atomic_fetch_add_seq_cst(&dumps_running, 1);
+    /* Both seq_cst: either the report sees this dump counted (and waits
+     * for it), or this dump sees the report begun. */
+    if (cctx__atomic_load_seq_cst(&leak_report_began)) {
+        cctx__dump_ended();
+        return false;
+    }
+    return true;
 }
 
 void cctx__dump_ended(void)
@@ -516,6 +528,7 @@ static int group_cmp(const void *pa, const void *pb)
 static size_t report_leaks(FILE *out)
 {
     struct leaks l = {0};
+    cctx__atomic_store_seq_cst(&leak_report_began, 1);
     await_dumps();
     registry_each(leak_one, &l);
     size_t kept = 0;
@@ -545,14 +558,24 @@ static size_t report_leaks(FILE *out)
         qsort(g, ng, sizeof *g, group_cmp);
     for (size_t i = 0; g && i < ng && i < SITES_SHOWN; i++) {
         const struct cctx *c = l.v[g[i].first].ctx;
-        fprintf(out, "cctx: %6zu x %s made at %s:%d in %s\n", g[i].n, kind_word(cctx__kind(c)),
-                c->file ? c->file : "?", cctx__line(c), c->func ? c->func : "?");
+        /* Names and sites escaped as cctx_dump's text form escapes them:
+         * one line per context, whatever their bytes. */
+        fprintf(out, "cctx: %6zu x %s made at ", g[i].n, kind_word(cctx__kind(c)));
+        cctx__dump_put_text(out, c->file ? c->file : "?");
+        fprintf(out, ":%d in ", cctx__line(c));
+        cctx__dump_put_text(out, c->func ? c->func : "?");
+        fputc('\n', out);
         for (size_t j = 0; j < g[i].n && j < CONTEXTS_SHOWN; j++) {
             struct cctx *x = l.v[g[i].first + j].ctx;
             const char *name = cctx_name(x);
             int err = cctx_err(x);
-            fprintf(out, "cctx:            %p%s%s%s, %s, refs %u\n", (void *)x,
-                    name ? " \"" : "", name ? name : "", name ? "\"" : "",
+            fprintf(out, "cctx:            %p", (void *)x);
+            if (name) {
+                fputs(" \"", out);
+                cctx__dump_put_text(out, name);
+                fputc('"', out);
+            }
+            fprintf(out, ", %s, refs %u\n",
                     err == ECANCELED   ? "canceled"
                     : err == ETIMEDOUT ? "deadline exceeded"
                                        : "active",

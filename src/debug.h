@@ -15,6 +15,8 @@
 
 /* dump.c: the name table, and one line of the text dump */
 void cctx__name_forget(struct cctx *c);
+/* Writes s as the text form writes a quoted string's body (escaped). */
+void cctx__dump_put_text(FILE *out, const char *s);
 void cctx__dump_text_line(FILE *out, struct cctx *c, struct cctx *lister, int depth,
                           unsigned held, size_t children);
 
@@ -58,9 +60,11 @@ struct cctx__registered {
     uint64_t seq; /* creation order */
 };
 int cctx__registry_snapshot(struct cctx__registered **out, size_t *n);
-/* A dump (or a held-by report) holds references on the contexts it shows
- * from began to ended; the leak report at exit waits for those to end. */
-void cctx__dump_began(void);
+/* A dump (or a held-by report, or a laggy pass) holds references on the
+ * contexts it shows from began to ended, and takes none before it began;
+ * the leak report at exit waits for those to end. False once that report
+ * has begun: the caller then takes no reference, and calls no ended. */
+bool cctx__dump_began(void);
 void cctx__dump_ended(void);
 /* A look's reference handed to a runner to drop (cctx__runner_release):
  * the leak report waits for it as for a dump under way. */

@@ -264,6 +264,11 @@ static void put_str(FILE *out, int format, const char *str)
     }
 }
 
+void cctx__dump_put_text(FILE *out, const char *str)
+{
+    put_str(out, CCTX_DUMP_TEXT, str);
+}
+
 /* The magnitude of a signed duration (INT64_MIN's included). */
 static uint64_t magnitude(int64_t d)
 {
@@ -498,7 +503,11 @@ static void print_json(FILE *out, const struct frame *f, const struct node_info 
     for (struct cctx *v = c->parent; f->lister && v && v != f->lister; v = v->parent) {
         fprintf(out, "%s{\"id\":\"%p\",\"kind\":\"%s\",\"name\":", v == c->parent ? "" : ",",
                 (void *)v, kind_name(v));
-        cctx__json_str(out, cctx_name(v));
+        const char *name = cctx_name(v);
+        if (name)
+            cctx__json_str(out, name);
+        else
+            fputs("null", out); /* as a context's own missing name */
         fputs(",\"file\":", out);
         cctx__json_str(out, v->file);
         fprintf(out, ",\"line\":%d}", cctx__line(v));
@@ -670,18 +679,21 @@ int cctx_dump(cctx_t *root, FILE *out, int format)
 {
     if (!out || format < CCTX_DUMP_TEXT || format > CCTX_DUMP_HTML)
         return EINVAL;
+    if (root)
+        cctx__check_live(root, "cctx_dump", NULL, 0, NULL);
+    /* Counted before any reference is taken (debug.h). */
+    if (!cctx__dump_began())
+        return ENOTSUP;
     struct everything all = {0};
     if (!root) {
         int err = cctx__registry_snapshot(&all.v, &all.n);
-        if (err)
+        if (err) {
+            cctx__dump_ended();
             return err;
-        cctx__dump_began();
+        }
         /* An empty registry comes back as NULL, which qsort must not get. */
         if (all.n > 1)
             qsort(all.v, all.n, sizeof *all.v, by_parent);
-    } else {
-        cctx__check_live(root, "cctx_dump", NULL, 0, NULL);
-        cctx__dump_began();
     }
     /* The dump's moment: every time in it is shown relative to this one. */
     int64_t now = cctx_now();

@@ -307,18 +307,23 @@ static bool report_registered(FILE *out, struct cctx *c)
 {
     struct cctx__registered *all;
     size_t n;
-    int err = cctx__registry_snapshot(&all, &n);
-    if (err == ENOMEM) {
-        cctx__dump_began();
+    /* Counted before any reference is taken (debug.h). */
+    bool counted = cctx__dump_began();
+    int err = counted ? cctx__registry_snapshot(&all, &n) : EBUSY;
+    if (err == ENOMEM || err == EBUSY) {
         cctx__dump_text_line(out, c, NULL, 0, 0, 0);
-        fputs("(out of memory: descendants not listed)\n", out);
+        fputs(err == EBUSY ? "(the process is exiting: descendants not listed)\n"
+                           : "(out of memory: descendants not listed)\n",
+              out);
         fflush(out);
-        cctx__dump_ended();
+        if (counted)
+            cctx__dump_ended();
         return true;
     }
-    if (err != 0)
+    if (err != 0) {
+        cctx__dump_ended();
         return false;
-    cctx__dump_began();
+    }
     if (n > 1)
         qsort(all, n, sizeof *all, by_seq);
     /* c's descendants, oldest first; then a depth-first walk over them

@@ -144,12 +144,79 @@ static struct ring *ring_of_thread(void)
     return r;
 }
 
+/* The events keep their sites' strings until the file is written, at exit
+ * most often, while the caller's may be gone by then (a module unloaded
+ * with dlclose, a buffer given to an _at function): each distinct string
+ * is copied once, and kept for good. Past SITES_MAX of them, "?". */
+enum { SITES_MAX = 1 << 16 };
+static pthread_mutex_t sites_lock = PTHREAD_MUTEX_INITIALIZER;
+static char **sites; /* open addressing, at most half full */
+static size_t sites_cap, sites_n;
+
+static size_t site_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603u; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211u;
+    return (size_t)h;
+}
+
+/* The slot of s in a table of cap (a power of two): its own, or the free
+ * one where it goes. */
+static char **site_slot(char **table, size_t cap, const char *s)
+{
+    size_t i = site_hash(s) & (cap - 1);
+    while (table[i] && strcmp(table[i], s) != 0)
+        i = (i + 1) & (cap - 1);
+    return &table[i];
+}
+
+static void sites_grow(void)
+{
+    size_t cap = sites_cap ? sites_cap * 2 : 256;
+    char **table = calloc(cap, sizeof *table);
+    if (!table)
+        return;
+    for (size_t i = 0; i < sites_cap; i++)
+        if (sites[i])
+            *site_slot(table, cap, sites[i]) = sites[i];
+    free(sites);
+    sites = table;
+    sites_cap = cap;
+}
+
+static const char *kept_site(const char *s)
+{
+    if (!s)
+        return NULL;
+    const char *kept = "?";
+    pthread_mutex_lock(&sites_lock);
+    if ((sites_n + 1) * 2 > sites_cap && sites_n < SITES_MAX)
+        sites_grow();
+    if ((sites_n + 1) * 2 <= sites_cap) {
+        char **slot = site_slot(sites, sites_cap, s);
+        if (!*slot && sites_n < SITES_MAX && (*slot = strdup(s)))
+            sites_n++;
+        if (*slot)
+            kept = *slot;
+    } else if (sites_cap) { /* full: only what is there already */
+        char **slot = site_slot(sites, sites_cap, s);
+        if (*slot)
+            kept = *slot;
+    }
+    pthread_mutex_unlock(&sites_lock);
+    return kept;
+}
+
 /* Returns the event's time stamp (0 if it could not be recorded). */
-static int64_t record(const struct event *e)
+static int64_t record(const struct event *in)
 {
     struct ring *r = ring_of_thread();
     if (!r)
         return 0;
+    struct event copy = *in, *e = &copy;
+    copy.file = kept_site(in->file);
+    copy.func = kept_site(in->func);
     pthread_mutex_lock(&r->lock);
     size_t at = (r->head + r->n) % RING;
     if (r->n == RING) {
@@ -578,12 +645,20 @@ int cctx__trace_start(const char *path)
         free(name);
         return err;
     }
-    free(name);
+    /* Each write goes back over the closing lines of the last (a complete
+     * document after each): a pipe, a FIFO or a terminal cannot be, and
+     * every write would fail, unsaid. */
     struct stat st;
-    if (fstat(fileno(trace_file), &st) == 0) {
-        file_dev = st.st_dev;
-        file_ino = st.st_ino;
+    if (fstat(fileno(trace_file), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fprintf(stderr, "cctx: CCTX_TRACE: %s is not a regular file, tracing off\n", name);
+        fclose(trace_file);
+        trace_file = NULL;
+        free(name);
+        return ESPIPE;
     }
+    free(name);
+    file_dev = st.st_dev;
+    file_ino = st.st_ino;
     if (pthread_key_create(&ring_key, thread_exited) != 0 ||
         pthread_atfork(trace_fork_prepare, trace_fork_parent, trace_off_in_child) != 0) {
         fputs("cctx: CCTX_TRACE: out of resources, tracing off\n", stderr);

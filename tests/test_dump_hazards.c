@@ -7,10 +7,14 @@
  * itself; a fork while
  * another thread holds the table of names leaves the child able to name;
  * and the text form escapes the control characters that UTF-8 can carry.
+ * At exit, neither a dump nor a laggy pass makes the leak report count
+ * its references as leaks; the report escapes names, and the JSON dump
+ * gives an unnamed context on the way a null name.
  */
 #define _GNU_SOURCE
 #include <cctx.h>
 
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -207,4 +211,145 @@ TEST(dump_text_escapes_c1_controls_and_line_separators)
     free(text);
     free(dot);
     cctx_release(c);
+}
+
+/* ---- dumps and laggy passes as the process exits ----------------------------------- */
+
+/* The leak report at exit waits for the dumps under way and counts what is
+ * still held as leaked. A dump counted itself only after its snapshot had
+ * taken a reference on every context, and a laggy pass never did: a
+ * program that released everything and exited during one had thousands of
+ * contexts reported (and, with strict, exit status 1). Now each counts
+ * itself before it takes a reference, and none starts once the report has
+ * begun: it writes nothing and returns ENOTSUP. */
+struct dump_try {
+    int rc;
+    size_t len;
+};
+
+static void *try_dump(void *arg)
+{
+    struct dump_try *d = arg;
+    char *text = NULL;
+    FILE *m = open_memstream(&text, &d->len);
+    CHECK(m != NULL);
+    d->rc = cctx_dump(NULL, m, CCTX_DUMP_TEXT);
+    CHECK_EQ(fclose(m), 0);
+    free(text);
+    return NULL;
+}
+
+/* Called by the leak report with each context it lists (under the lock
+ * of the registry's shard: a dump that went on to take references would
+ * wait for it for ever, hence the alarm). */
+static void dump_from_another_thread(struct cctx *c)
+{
+    (void)c;
+    static atomic_int once;
+    if (atomic_exchange(&once, 1))
+        return;
+    struct dump_try d = {-1, 0};
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, try_dump, &d), 0);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    fprintf(stderr, "dump during the report: %d, %zu bytes\n", d.rc, d.len);
+}
+
+CHILD(dumps_during_its_leak_report)
+{
+    alarm(20);
+    atomic_store(&cctx__leak_walk_hook, dump_from_another_thread);
+    cctx_t *kept = cctx_with_cancel(cctx_background(), NULL);
+    CHECK(kept != NULL); /* left for the report to find */
+}
+
+TEST(dump_begun_during_the_leak_report_at_exit_takes_nothing)
+{
+    const char *env[] = {"CCTX_DEBUG=leaks", NULL};
+    struct child c;
+    run_child("dumps_during_its_leak_report", env, &c);
+    char want[64];
+    snprintf(want, sizeof want, "dump during the report: %d, 0 bytes", ENOTSUP);
+    if (!strstr(c.err, want))
+        fprintf(stderr, "%.600s\n", c.err);
+    CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
+    CHECK(strstr(c.err, want) != NULL);
+    CHECK(strstr(c.err, "1 context never released") != NULL);
+    child_done(&c);
+}
+
+/* A laggy pass takes a reference on each canceled context it looks at.
+ * Each child cancels contexts, releases them all and exits; the exits fall
+ * at different moments of the passes (every 50 ms). */
+enum { EXIT_KIDS = 20000, EXIT_RUNS = 20 };
+
+CHILD(exits_while_laggy_looks)
+{
+    static cctx_t *kids[EXIT_KIDS];
+    static cctx_cancel_t *cancels[EXIT_KIDS];
+    for (int i = 0; i < EXIT_KIDS; i++)
+        kids[i] = cctx_with_cancel(cctx_background(), &cancels[i]);
+    for (int i = 0; i < EXIT_KIDS; i++)
+        cctx_cancel(cancels[i]);
+    const char *delay = getenv("EXIT_DELAY_US");
+    real_sleep_ms(delay ? atoi(delay) / 1000 : 0);
+    for (int i = 0; i < EXIT_KIDS; i++)
+        cctx_release(kids[i]); /* everything let go: nothing leaks */
+}
+
+TEST(laggy_pass_running_as_the_process_exits_is_no_leak)
+{
+    for (int i = 0; i < EXIT_RUNS; i++) {
+        char delay[64];
+        snprintf(delay, sizeof delay, "EXIT_DELAY_US=%d", (i * 7919) % 50000);
+        const char *env[] = {"CCTX_DEBUG=leaks,strict,laggy=100ms", delay, NULL};
+        struct child c;
+        run_child("exits_while_laggy_looks", env, &c);
+        if (!WIFEXITED(c.status) || WEXITSTATUS(c.status) != 0)
+            fprintf(stderr, "run %d:\n%.600s\n", i, c.err);
+        CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
+        CHECK(strstr(c.err, "never released") == NULL);
+        child_done(&c);
+    }
+}
+
+/* ---- names in the leak report and the JSON dump ------------------------------------ */
+
+/* The leak report wrote names raw: a name could forge its lines, or send a
+ * terminal its escapes. It escapes them as the text dump does. */
+CHILD(leaks_a_context_named_badly)
+{
+    cctx_t *c = cctx_with_cancel(cctx_background(), NULL);
+    CHECK_EQ(cctx_set_name(c, "x\"\ncctx: 0 contexts never released\x1b[2J\xff"), 0);
+}
+
+TEST(leak_report_escapes_names)
+{
+    const char *env[] = {"CCTX_DEBUG=leaks", NULL};
+    struct child c;
+    run_child("leaks_a_context_named_badly", env, &c);
+    CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
+    CHECK(strstr(c.err, "1 context never released") != NULL);
+    CHECK(strstr(c.err, "\ncctx: 0 contexts never released") == NULL);
+    CHECK(strchr(c.err, '\x1b') == NULL);
+    CHECK(strstr(c.err, "\"x\\\"\\ncctx: 0 contexts never released\\x1b[2J\\xff\"") != NULL);
+    child_done(&c);
+}
+
+/* An unnamed context on the way ("via") has a null name, as a context's
+ * own missing name is, not "", which a context named "" has. */
+TEST(dump_json_via_without_a_name_is_null)
+{
+    cctx_cancel_t *cancel;
+    cctx_t *p = cctx_with_cancel(cctx_background(), &cancel);
+    cctx_t *v = cctx_with_value(p, &cancel, NULL, NULL); /* unnamed */
+    cctx_t *c = cctx_with_cancel(v, NULL);
+    char *s = dump_to_string(p, CCTX_DUMP_JSON);
+    CHECK(strstr(s, "\"via\":[{") != NULL);
+    CHECK(strstr(s, "\"kind\":\"value\",\"name\":null") != NULL);
+    free(s);
+    cctx_release(c);
+    cctx_release(v);
+    cctx_cancel(cancel);
+    cctx_release(p);
 }

@@ -7,10 +7,12 @@
  * tree it reached.
  */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -362,6 +364,61 @@ TEST(trace_path_takes_the_pid_and_a_bad_path_is_said)
     CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
     CHECK(strstr(c.err, "cctx: CCTX_TRACE: cannot write /nonexistent-dir/trace.json") != NULL);
     child_done(&c);
+}
+
+/* Each write goes back over the closing lines of the last: a FIFO (or a
+ * pipe, or a terminal) cannot be, and every write failed unsaid, the file
+ * holding the header alone. Tracing is refused at start-up instead, with a
+ * word on stderr. */
+TEST(trace_to_a_fifo_is_refused_at_start_up)
+{
+    char leaf[64];
+    snprintf(leaf, sizeof leaf, "cctx-trace-fifo-%ld", (long)getpid());
+    char *fifo = temp_path_for(leaf);
+    unlink(fifo);
+    CHECK_EQ(mkfifo(fifo, 0600), 0);
+    int keep = open(fifo, O_RDWR | O_CLOEXEC); /* a reader, so the child's open goes on */
+    CHECK(keep >= 0);
+    char *env_trace;
+    CHECK(asprintf(&env_trace, "CCTX_TRACE=%s", fifo) > 0);
+    const char *env[] = {env_trace, NULL};
+    struct child c;
+    run_child("trace_pid_in_path", env, &c);
+    CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
+    CHECK(strstr(c.err, "is not a regular file, tracing off") != NULL);
+    child_done(&c);
+    close(keep);
+    unlink(fifo);
+    free(env_trace);
+    free(fifo);
+}
+
+/* The trace is written at exit, long after the contexts it names were
+ * made: it kept the callers' pointers to their sites, which may be gone by
+ * then (a module unloaded with dlclose: the exit crashed). It keeps copies. */
+CHILD(traces_a_site_that_goes_away)
+{
+    char *file = strdup("gone-file.c"), *func = strdup("gone_func");
+    CHECK(file && func);
+    cctx_release(cctx_with_cancel_at(cctx_background(), NULL, file, 7, func));
+    memset(file, 'X', strlen(file)); /* the site's memory, reused */
+    memset(func, 'X', strlen(func));
+}
+
+TEST(trace_keeps_its_own_copy_of_each_site)
+{
+    char *path = run_traced("traces_a_site_that_goes_away");
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL);
+    static char text[1 << 16];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    CHECK(strstr(text, "gone-file.c") != NULL);
+    CHECK(strstr(text, "gone_func") != NULL);
+    CHECK(strstr(text, "XXXXXXXXX") == NULL);
+    unlink(path);
+    free(path);
 }
 
 TEST(trace_flush_without_tracing_does_nothing)
