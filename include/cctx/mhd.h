@@ -214,20 +214,22 @@ CCTX_API int cctx_mhd_route(cctx_mhd_t *server, const char *method, const char *
                             cctx_mhd_handler_fn *handler, void *arg, int64_t max_timeout);
 
 /* Stops the server, in this order: stop accepting connections
- * (MHD_quiesce_daemon); let the requests in flight (queued or running) run
- * until they finish or `drain` nanoseconds have passed (< 0: no wait); then
- * cancel the server's context, so the rest end with code 503 "server
- * shutting down" (queued ones are answered 503 without running); wait for
- * every handler to return and every suspended connection to be resumed;
- * stop libmicrohttpd (closing idle keep-alive connections) and the server's
- * threads. Returns once all of that is done; waits for handlers without a
- * limit, so a handler must watch its context. A call after the first has
- * returned returns at once; one made while the first runs waits until the
- * first has finished, then returns (its drain is not used). Must not be
- * called from a handler nor from an after-function of a request context;
+ * (MHD_quiesce_daemon, and the listening socket shut down, so that a new
+ * client is refused at once); let the requests in flight (queued or
+ * running) run until they finish or `drain` nanoseconds have passed (< 0:
+ * no wait); then cancel the server's context, so the rest end with code
+ * 503 "server shutting down" (queued ones are answered 503 without
+ * running); wait for every handler to return and every suspended
+ * connection to be resumed; stop libmicrohttpd (closing idle keep-alive
+ * connections, and those whose request is still being received, without
+ * an answer) and the server's threads. Returns once all of that is done; waits for handlers without
+ * a limit, so a handler must watch its context. A call after the first has returned returns at
+ * once; one made while the first runs waits until the first has finished, then returns (its drain
+ * is not used). Must not be called from a handler nor from an after-function of a request context;
  * on the server's own threads (a handler; an after-function run by the
- * canceller thread of a client's hang-up) it returns EDEADLK. 0, EINVAL,
- * EDEADLK. */
+ * canceller thread of a client's hang-up), and from an after-function that
+ * this shutdown's own cancel runs (of the server's context, or of a request
+ * context), it returns EDEADLK. 0, EINVAL, EDEADLK. */
 CCTX_API int cctx_mhd_shutdown(cctx_mhd_t *server, int64_t drain);
 
 /* Shuts down (with options.drain) if that was not done, releases the server's

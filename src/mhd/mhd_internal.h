@@ -218,6 +218,9 @@ void cctx__mhd_watch_stop(struct mhd_watch *w);
 void cctx__mhd_watch_open(struct mhd_watch *w, int fd);
 void cctx__mhd_watch_close(struct mhd_watch *w, int fd);
 void cctx__mhd_watch_add(struct mhd_watch *w, struct cctx_mhd_request *req);
+/* Whether req's client has gone (closed, reset, or shut down its writing
+ * side, with nothing of its left unread), seen now, without waiting. */
+bool cctx__mhd_peer_gone(const struct cctx_mhd_request *req);
 void cctx__mhd_watch_remove(struct mhd_watch *w, struct cctx_mhd_request *req);
 /* Whether this thread is w's watcher or one of its cancellers: it may be
  * running an after-function of a request context, and shutdown joins it. */

@@ -438,14 +438,20 @@ static void deadline_to_timespec(int64_t deadline, struct timespec *ts)
     ts->tv_nsec = (long)(deadline % CCTX_SEC(1));
 }
 
+/* The server whose shutdown this thread runs: its cancel runs the
+ * after-functions of the server's and the requests' contexts here. */
+static _Thread_local const cctx_mhd_t *shutting_down;
+
 int cctx_mhd_shutdown(cctx_mhd_t *server, int64_t drain)
 {
     if (!server)
         return EINVAL;
     /* A handler, or an after-function of a request context run by the
      * watcher or a canceller (a hang-up cancelled it): this call would join
-     * the thread it runs on. */
-    if (cctx__mhd_on_worker(server) || cctx__mhd_on_watch(&server->watch))
+     * the thread it runs on. Or an after-function that this very shutdown
+     * runs: it would wait for itself. */
+    if (cctx__mhd_on_worker(server) || cctx__mhd_on_watch(&server->watch) ||
+        shutting_down == server)
         return EDEADLK;
     cctx_mhd_t *s = server;
     pthread_mutex_lock(&s->shut_lock);
@@ -453,10 +459,19 @@ int cctx_mhd_shutdown(cctx_mhd_t *server, int64_t drain)
         pthread_mutex_unlock(&s->shut_lock);
         return 0;
     }
+    shutting_down = s;
     pthread_mutex_lock(&s->lock);
     cctx__atomic_store_seq_cst(&s->stopping, true);
     pthread_mutex_unlock(&s->lock);
     MHD_socket lfd = MHD_quiesce_daemon(s->daemon);
+    /* Quiesced, libmicrohttpd accepts no more, but the socket still
+     * listens: the kernel would take new connections into its backlog, and
+     * their clients would wait out the drain for a reset. Shut down, it
+     * listens no more (new clients are refused, those in the backlog
+     * reset), while the descriptor stays open until libmicrohttpd has
+     * stopped, as it asks: one of its threads may still hold it. */
+    if (lfd != MHD_INVALID_SOCKET)
+        (void)shutdown(lfd, SHUT_RDWR);
 
     /* Drain: in-flight requests may finish on their own. The wait is on the
      * real monotonic clock (a condition variable), whatever clock cctx uses. */
@@ -491,6 +506,7 @@ int cctx_mhd_shutdown(cctx_mhd_t *server, int64_t drain)
     cctx__mhd_workers_stop(s);
     cctx__mhd_watch_stop(&s->watch);
     s->shut = true;
+    shutting_down = NULL;
     pthread_mutex_unlock(&s->shut_lock);
     return 0;
 }
@@ -499,9 +515,12 @@ void cctx_mhd_free(cctx_mhd_t *server)
 {
     if (!server)
         return;
-    if (cctx__mhd_on_worker(server) || cctx__mhd_on_watch(&server->watch)) {
+    if (cctx__mhd_on_worker(server) || cctx__mhd_on_watch(&server->watch) ||
+        shutting_down == server) {
         fprintf(stderr, "cctx-mhd: cctx_mhd_free called from a %s of the same server\n",
-                cctx__mhd_on_worker(server) ? "handler" : "disconnect canceller");
+                cctx__mhd_on_worker(server) ? "handler"
+                : shutting_down == server   ? "after-function its shutdown runs"
+                                            : "disconnect canceller");
         abort();
     }
     cctx_mhd_shutdown(server, server->opt.drain);

@@ -67,6 +67,7 @@
 #include "mhd_internal.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -452,6 +453,25 @@ void cctx__mhd_watch_add(struct mhd_watch *w, struct cctx_mhd_request *req)
         w->slots[fd].fired = true; /* nothing armed: the next add tries again */
     }
     pthread_mutex_unlock(&w->lock);
+}
+
+bool cctx__mhd_peer_gone(const struct cctx_mhd_request *req)
+{
+    int fd = req->fd;
+    if (fd < 0) { /* not watched: the connection's descriptor all the same */
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!ci || ci->connect_fd < 0)
+            return false;
+        fd = ci->connect_fd;
+    }
+    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+    if (poll(&p, 1, 0) != 1 || !(p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+        return false;
+    /* Bytes still unread (a request pipelined behind this one): as for the
+     * watcher, the end counts once they are read, which it sees to. */
+    int queued = 0;
+    return !(ioctl(fd, FIONREAD, &queued) == 0 && queued > 0);
 }
 
 void cctx__mhd_watch_remove(struct mhd_watch *w, struct cctx_mhd_request *req)

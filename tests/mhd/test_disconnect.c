@@ -12,6 +12,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -434,4 +435,61 @@ TEST(mhd_fin_behind_unfinished_request_after_a_large_answer)
     cctx_mhd_free(s);
     probe_destroy(&p);
     free(big);
+}
+
+/* ---- a hang-up while the request waits in the queue ------------------------------------- */
+
+/* With the one worker held, a second request waits in the queue, and its
+ * client leaves. When the worker takes it, it is answered without running
+ * anything. Before, the watch armed as the worker took it reported the
+ * hang-up a moment later, on the watcher's thread, and the handler had
+ * already started with a live context: 10 times in 10. */
+static atomic_int gone_ran;
+
+static void gone_handler(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_response_t *resp, void *arg)
+{
+    (void)ctx, (void)req, (void)resp, (void)arg;
+    atomic_fetch_add(&gone_ran, 1);
+}
+
+/* Whether the server's context has a request named `name` under it. */
+static bool has_request(cctx_mhd_t *s, const char *name)
+{
+    char *text = dump_to_string(cctx_mhd_context(s), CCTX_DUMP_TEXT);
+    bool has = strstr(text, name) != NULL;
+    free(text);
+    return has;
+}
+
+TEST(mhd_hang_up_while_queued_runs_no_handler)
+{
+    struct probe p;
+    probe_init(&p);
+    p.block = true;
+    cctx_mhd_options_t o = CCTX_MHD_OPTIONS_INIT;
+    o.workers = 1;
+    cctx_mhd_t *s = start_probe_server(&p, &o);
+    CHECK_EQ(cctx_mhd_route(s, NULL, "/gone", gone_handler, NULL, 0), 0);
+    for (int i = 0; i < 3; i++) {
+        struct conn a, b;
+        conn_open(&a, cctx_mhd_port(s));
+        conn_send(&a, "GET /hold HTTP/1.1\r\nHost: t\r\n\r\n");
+        CHECK(probe_wait_started(&p, i + 1, 5000)); /* the one worker is held */
+        conn_open(&b, cctx_mhd_port(s));
+        conn_send(&b, "GET /gone HTTP/1.1\r\nHost: t\r\n\r\n");
+        for (int k = 0; !has_request(s, "GET /gone"); k++) { /* queued */
+            CHECK(k < 5000);
+            real_sleep_ms(1);
+        }
+        conn_close(&b); /* its client leaves */
+        conn_close(&a); /* the held one ends (499): the worker takes the other */
+        CHECK(probe_wait_ended(&p, i + 1, 5000));
+        for (int k = 0; has_request(s, "GET /gone"); k++) { /* answered */
+            CHECK(k < 5000);
+            real_sleep_ms(1);
+        }
+    }
+    CHECK_EQ(atomic_load(&gone_ran), 0);
+    cctx_mhd_free(s);
+    probe_destroy(&p);
 }

@@ -9,12 +9,15 @@
 #include "mhd_support.h"
 #include "support.h"
 
+#include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 static struct http_resp r;
 
@@ -470,4 +473,90 @@ TEST(mhd_response_status_and_refused_header)
     CHECK_EQ(r.status, 500);
     CHECK_STR(r.body, "response header refused: Content-Length\n");
     cctx_mhd_free(s);
+}
+
+/* ---- shutdown ------------------------------------------------------------------------ */
+
+struct shutting {
+    cctx_mhd_t *s;
+    int64_t drain;
+    int rc;
+};
+
+static void *shut_down(void *arg)
+{
+    struct shutting *sh = arg;
+    sh->rc = cctx_mhd_shutdown(sh->s, sh->drain);
+    return NULL;
+}
+
+/* Whether a new connection to port is refused now. */
+static bool refused(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool no = connect(fd, (struct sockaddr *)&a, sizeof a) != 0;
+    close(fd);
+    return no;
+}
+
+/* Once shutdown has begun, a new client is refused at once. Before, the
+ * quiesced socket still listened: the kernel took the connection, and its
+ * client waited out the whole drain for a reset. */
+TEST(mhd_shutdown_refuses_new_connections_while_it_drains)
+{
+    struct probe p;
+    probe_init(&p);
+    p.block = true; /* holds the drain for its whole length */
+    cctx_mhd_t *s = start_probe_server(&p, NULL);
+    uint16_t port = cctx_mhd_port(s);
+    CHECK(!refused(port));
+    struct conn c;
+    conn_open(&c, port);
+    conn_send(&c, "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n");
+    CHECK(probe_wait_started(&p, 1, 5000));
+    struct shutting sh = {s, CCTX_SEC(3), -1};
+    pthread_t t;
+    int64_t t0 = real_now();
+    CHECK_EQ(pthread_create(&t, NULL, shut_down, &sh), 0);
+    while (!refused(port)) /* a connect the backlog took, or still queued */
+        real_sleep_ms(5);
+    CHECK(real_now() - t0 < CCTX_SEC(2)); /* well within the drain (before: after it) */
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK_EQ(sh.rc, 0);
+    conn_close(&c);
+    cctx_mhd_free(s);
+    probe_destroy(&p);
+}
+
+/* An after-function of the server's context that shuts the server down
+ * runs on the thread of the shutdown that cancels that context: it gets
+ * EDEADLK. Before, it waited for the shutdown it was part of, for ever. */
+static cctx_mhd_t *hooked_server;
+static int hook_result = -1;
+
+static void shut_down_again(void *arg)
+{
+    (void)arg;
+    hook_result = cctx_mhd_shutdown(hooked_server, 0);
+}
+
+static void shutdown_runs_a_hook_that_shuts_down(void)
+{
+    struct probe p;
+    probe_init(&p);
+    hooked_server = start_probe_server(&p, NULL);
+    cctx_after_t reg;
+    CHECK_EQ(cctx_after_func(cctx_mhd_context(hooked_server), &reg, shut_down_again, NULL), 0);
+    CHECK_EQ(cctx_mhd_shutdown(hooked_server, CCTX_MSEC(10)), 0);
+    CHECK_EQ(hook_result, EDEADLK);
+    cctx_mhd_free(hooked_server);
+    probe_destroy(&p);
+}
+
+TEST(mhd_shutdown_from_an_after_function_it_runs_edeadlk)
+{
+    run_with_watchdog(shutdown_runs_a_hook_that_shuts_down, 30);
 }
