@@ -223,16 +223,22 @@ static bool is_fault(int sig)
 static void forward_fault(int sig, siginfo_t *info, void *uc)
 {
     const struct sigaction *before = &saved[sig];
-    bool with_info = before->sa_flags & SA_SIGINFO;
-    bool is_function = with_info ? before->sa_sigaction != NULL
-                                 : before->sa_handler != SIG_DFL && before->sa_handler != SIG_IGN;
+    /* sa_handler and sa_sigaction share their storage: SIG_DFL and SIG_IGN
+     * read the same through either, SA_SIGINFO or not. */
+    bool is_function = before->sa_handler != SIG_DFL && before->sa_handler != SIG_IGN;
     if (!is_function || (before->sa_flags & SA_RESETHAND)) {
         sigaction(sig, before, NULL);
         return;
     }
-    sigset_t mask = before->sa_mask, was;
-    pthread_sigmask(SIG_BLOCK, &mask, &was); /* sig itself is blocked already */
-    if (with_info)
+    /* Its mask, as the kernel would have applied it; sig itself stays
+     * blocked (as during ours) unless it asked for SA_NODEFER. */
+    sigset_t mask = before->sa_mask, was, self;
+    pthread_sigmask(SIG_BLOCK, &mask, &was);
+    sigemptyset(&self);
+    sigaddset(&self, sig);
+    if (before->sa_flags & SA_NODEFER)
+        pthread_sigmask(SIG_UNBLOCK, &self, NULL);
+    if (before->sa_flags & SA_SIGINFO)
         before->sa_sigaction(sig, info, uc);
     else
         before->sa_handler(sig);

@@ -27,6 +27,7 @@
  * trace is a record of what the program did, not of virtual time).
  */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -185,10 +186,20 @@ static void sites_grow(void)
     sites_cap = cap;
 }
 
+/* Each thread's last copies, so that most events take no lock: found by
+ * address, and taken only while the string there still reads the same. */
+enum { SITE_CACHE = 16 };
+static _Thread_local struct {
+    const char *from, *copy;
+} site_cache[SITE_CACHE];
+
 static const char *kept_site(const char *s)
 {
     if (!s)
         return NULL;
+    size_t at = ((uintptr_t)s >> 3) % SITE_CACHE;
+    if (site_cache[at].from == s && strcmp(site_cache[at].copy, s) == 0)
+        return site_cache[at].copy;
     const char *kept = "?";
     pthread_mutex_lock(&sites_lock);
     if ((sites_n + 1) * 2 > sites_cap && sites_n < SITES_MAX)
@@ -205,6 +216,8 @@ static const char *kept_site(const char *s)
             kept = *slot;
     }
     pthread_mutex_unlock(&sites_lock);
+    site_cache[at].from = s;
+    site_cache[at].copy = kept;
     return kept;
 }
 
@@ -636,10 +649,20 @@ int cctx__trace_start(const char *path)
         fputs("cctx: CCTX_TRACE: out of memory, tracing off\n", stderr);
         return ENOMEM;
     }
-    /* Opened now, so that a path that cannot be written is said at once. */
-    trace_file = fopen(name, "we");
-    if (!trace_file) {
-        int err = errno;
+    /* Opened now, so that a path that cannot be written is said at once;
+     * without waiting, as a FIFO with no reader would have it wait (ENXIO
+     * then). */
+    int fd = open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NONBLOCK, 0666);
+    int err = fd < 0 ? errno : 0;
+    if (!err) {
+        int fl = fcntl(fd, F_GETFL);
+        if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0 ||
+            !(trace_file = fdopen(fd, "w"))) {
+            err = errno;
+            close(fd);
+        }
+    }
+    if (err) {
         fprintf(stderr, "cctx: CCTX_TRACE: cannot write %s (%s), tracing off\n", name,
                 strerror(err));
         free(name);

@@ -199,8 +199,9 @@ TEST(io_write_to_a_pty_master_reaches_its_other_side)
 
 /* A terminal open for reading only: write(2) refuses it (EBADF), and so
  * must the call. Where the write goes through a descriptor of the call's
- * own (a build without RWF_NOWAIT), opening the node anew for writing
- * wrote to the terminal all the same. */
+ * own (a build without RWF_NOWAIT: the portable build of the
+ * portability run), opening the node anew for writing wrote to the
+ * terminal all the same. With RWF_NOWAIT, pwritev2 refuses it first. */
 TEST(io_write_to_a_tty_open_for_reading_only_is_ebadf)
 {
     struct pty p;

@@ -377,12 +377,18 @@ TEST(trace_to_a_fifo_is_refused_at_start_up)
     char *fifo = temp_path_for(leaf);
     unlink(fifo);
     CHECK_EQ(mkfifo(fifo, 0600), 0);
-    int keep = open(fifo, O_RDWR | O_CLOEXEC); /* a reader, so the child's open goes on */
-    CHECK(keep >= 0);
     char *env_trace;
     CHECK(asprintf(&env_trace, "CCTX_TRACE=%s", fifo) > 0);
     const char *env[] = {env_trace, NULL};
     struct child c;
+    /* Without a reader, the open would wait for one: it fails at once. */
+    run_child("trace_pid_in_path", env, &c);
+    CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
+    CHECK(strstr(c.err, "cctx: CCTX_TRACE: cannot write") != NULL);
+    child_done(&c);
+    /* With one, it opens, and is refused. */
+    int keep = open(fifo, O_RDWR | O_CLOEXEC);
+    CHECK(keep >= 0);
     run_child("trace_pid_in_path", env, &c);
     CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
     CHECK(strstr(c.err, "is not a regular file, tracing off") != NULL);

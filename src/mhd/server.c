@@ -438,9 +438,22 @@ static void deadline_to_timespec(int64_t deadline, struct timespec *ts)
     ts->tv_nsec = (long)(deadline % CCTX_SEC(1));
 }
 
-/* The server whose shutdown this thread runs: its cancel runs the
- * after-functions of the server's and the requests' contexts here. */
-static _Thread_local const cctx_mhd_t *shutting_down;
+/* The servers whose shutdowns this thread runs, innermost first (an
+ * after-function of one may shut another down): their cancels run the
+ * after-functions of the servers' and the requests' contexts here. */
+struct shutdown_frame {
+    const cctx_mhd_t *server;
+    const struct shutdown_frame *outer;
+};
+static _Thread_local const struct shutdown_frame *shutting_down;
+
+static bool shutting_down_here(const cctx_mhd_t *server)
+{
+    for (const struct shutdown_frame *f = shutting_down; f; f = f->outer)
+        if (f->server == server)
+            return true;
+    return false;
+}
 
 int cctx_mhd_shutdown(cctx_mhd_t *server, int64_t drain)
 {
@@ -451,7 +464,7 @@ int cctx_mhd_shutdown(cctx_mhd_t *server, int64_t drain)
      * the thread it runs on. Or an after-function that this very shutdown
      * runs: it would wait for itself. */
     if (cctx__mhd_on_worker(server) || cctx__mhd_on_watch(&server->watch) ||
-        shutting_down == server)
+        shutting_down_here(server))
         return EDEADLK;
     cctx_mhd_t *s = server;
     pthread_mutex_lock(&s->shut_lock);
@@ -459,7 +472,8 @@ int cctx_mhd_shutdown(cctx_mhd_t *server, int64_t drain)
         pthread_mutex_unlock(&s->shut_lock);
         return 0;
     }
-    shutting_down = s;
+    struct shutdown_frame frame = {s, shutting_down};
+    shutting_down = &frame;
     pthread_mutex_lock(&s->lock);
     cctx__atomic_store_seq_cst(&s->stopping, true);
     pthread_mutex_unlock(&s->lock);
@@ -506,7 +520,7 @@ int cctx_mhd_shutdown(cctx_mhd_t *server, int64_t drain)
     cctx__mhd_workers_stop(s);
     cctx__mhd_watch_stop(&s->watch);
     s->shut = true;
-    shutting_down = NULL;
+    shutting_down = frame.outer;
     pthread_mutex_unlock(&s->shut_lock);
     return 0;
 }
@@ -516,11 +530,11 @@ void cctx_mhd_free(cctx_mhd_t *server)
     if (!server)
         return;
     if (cctx__mhd_on_worker(server) || cctx__mhd_on_watch(&server->watch) ||
-        shutting_down == server) {
+        shutting_down_here(server)) {
         fprintf(stderr, "cctx-mhd: cctx_mhd_free called from a %s of the same server\n",
-                cctx__mhd_on_worker(server) ? "handler"
-                : shutting_down == server   ? "after-function its shutdown runs"
-                                            : "disconnect canceller");
+                cctx__mhd_on_worker(server)  ? "handler"
+                : shutting_down_here(server) ? "after-function its shutdown runs"
+                                             : "disconnect canceller");
         abort();
     }
     cctx_mhd_shutdown(server, server->opt.drain);

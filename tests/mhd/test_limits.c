@@ -517,42 +517,49 @@ TEST(mhd_shutdown_refuses_new_connections_while_it_drains)
     conn_open(&c, port);
     conn_send(&c, "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n");
     CHECK(probe_wait_started(&p, 1, 5000));
-    struct shutting sh = {s, CCTX_SEC(3), -1};
+    struct shutting sh = {s, CCTX_SEC(30), -1};
     pthread_t t;
     int64_t t0 = real_now();
     CHECK_EQ(pthread_create(&t, NULL, shut_down, &sh), 0);
     while (!refused(port)) /* a connect the backlog took, or still queued */
         real_sleep_ms(5);
-    CHECK(real_now() - t0 < CCTX_SEC(2)); /* well within the drain (before: after it) */
+    CHECK(real_now() - t0 < CCTX_SEC(5)); /* before: at the drain's end, 10 s on */
+    conn_close(&c);                       /* the held request ends (499), and with it the drain */
     CHECK_EQ(pthread_join(t, NULL), 0);
     CHECK_EQ(sh.rc, 0);
-    conn_close(&c);
     cctx_mhd_free(s);
     probe_destroy(&p);
 }
 
 /* An after-function of the server's context that shuts the server down
  * runs on the thread of the shutdown that cancels that context: it gets
- * EDEADLK. Before, it waited for the shutdown it was part of, for ever. */
-static cctx_mhd_t *hooked_server;
-static int hook_result = -1;
+ * EDEADLK. Before, it waited for the shutdown it was part of, for ever.
+ * Shutting another server down there first changes nothing. */
+static cctx_mhd_t *hooked_server, *other_server;
+static int hook_result = -1, other_result = -1;
 
 static void shut_down_again(void *arg)
 {
     (void)arg;
+    other_result = cctx_mhd_shutdown(other_server, 0);
     hook_result = cctx_mhd_shutdown(hooked_server, 0);
 }
 
 static void shutdown_runs_a_hook_that_shuts_down(void)
 {
-    struct probe p;
+    struct probe p, q;
     probe_init(&p);
+    probe_init(&q);
     hooked_server = start_probe_server(&p, NULL);
+    other_server = start_probe_server(&q, NULL);
     cctx_after_t reg;
     CHECK_EQ(cctx_after_func(cctx_mhd_context(hooked_server), &reg, shut_down_again, NULL), 0);
     CHECK_EQ(cctx_mhd_shutdown(hooked_server, CCTX_MSEC(10)), 0);
+    CHECK_EQ(other_result, 0);
     CHECK_EQ(hook_result, EDEADLK);
+    cctx_mhd_free(other_server);
     cctx_mhd_free(hooked_server);
+    probe_destroy(&q);
     probe_destroy(&p);
 }
 
