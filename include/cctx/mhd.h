@@ -222,14 +222,16 @@ CCTX_API int cctx_mhd_route(cctx_mhd_t *server, const char *method, const char *
  * running); wait for every handler to return and every suspended
  * connection to be resumed; stop libmicrohttpd (closing idle keep-alive
  * connections, and those whose request is still being received, without
- * an answer) and the server's threads. Returns once all of that is done; waits for handlers without
- * a limit, so a handler must watch its context. A call after the first has returned returns at
- * once; one made while the first runs waits until the first has finished, then returns (its drain
- * is not used). Must not be called from a handler nor from an after-function of a request context;
- * on the server's own threads (a handler; an after-function run by the
- * canceller thread of a client's hang-up), and from an after-function that
- * this shutdown's own cancel runs (of the server's context, or of a request
- * context), it returns EDEADLK. 0, EINVAL, EDEADLK. */
+ * an answer) and the server's threads. Returns once all of that is done;
+ * waits for handlers without a limit, so a handler must watch its context.
+ * A call after the first has returned returns at once; one made while the
+ * first runs waits until the first has finished, then returns (its drain
+ * is not used). Must not be called from a handler nor from an
+ * after-function of a request context; on the server's own threads (a
+ * handler; an after-function run by the canceller thread of a client's
+ * hang-up), and from an after-function that this shutdown's own cancel
+ * runs (of the server's context, or of a request context), it returns
+ * EDEADLK. 0, EINVAL, EDEADLK. */
 CCTX_API int cctx_mhd_shutdown(cctx_mhd_t *server, int64_t drain);
 
 /* Shuts down (with options.drain) if that was not done, releases the server's
