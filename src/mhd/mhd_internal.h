@@ -217,7 +217,10 @@ void cctx__mhd_watch_stop(struct mhd_watch *w);
  * descriptor does: called on libmicrohttpd's thread. */
 void cctx__mhd_watch_open(struct mhd_watch *w, int fd);
 void cctx__mhd_watch_close(struct mhd_watch *w, int fd);
-void cctx__mhd_watch_add(struct mhd_watch *w, struct cctx_mhd_request *req);
+/* Watches req's connection for its hang-up. True when the connection's own
+ * watch had already reported one (or there was none): a hang-up before now
+ * would then reach the request only later, through a watch armed anew. */
+bool cctx__mhd_watch_add(struct mhd_watch *w, struct cctx_mhd_request *req);
 /* Whether req's client has gone (closed, reset, or shut down its writing
  * side, with nothing of its left unread), seen now, without waiting. */
 bool cctx__mhd_peer_gone(const struct cctx_mhd_request *req);

@@ -415,18 +415,18 @@ void cctx__mhd_watch_close(struct mhd_watch *w, int fd)
     pthread_mutex_unlock(&w->lock);
 }
 
-void cctx__mhd_watch_add(struct mhd_watch *w, struct cctx_mhd_request *req)
+bool cctx__mhd_watch_add(struct mhd_watch *w, struct cctx_mhd_request *req)
 {
     req->fd = -1;
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (!ci || ci->connect_fd < 0)
-        return; /* not watched: the request still ends by deadline or shutdown */
+        return true; /* not watched: the request still ends by deadline or shutdown */
     int fd = ci->connect_fd;
     pthread_mutex_lock(&w->lock);
     if (!slots_reach(w, fd)) {
         pthread_mutex_unlock(&w->lock);
-        return;
+        return true;
     }
     struct mhd_watch_slot *slot = &w->slots[fd];
     slot->req = req;
@@ -445,7 +445,7 @@ void cctx__mhd_watch_add(struct mhd_watch *w, struct cctx_mhd_request *req)
     if (armed || arm(w, fd, gen, in_set) == 0) {
         req->fd = fd;
         req->gen = gen;
-        return;
+        return !armed;
     }
     pthread_mutex_lock(&w->lock);
     if (w->slots[fd].req == req && w->slots[fd].gen == gen) {
@@ -453,6 +453,7 @@ void cctx__mhd_watch_add(struct mhd_watch *w, struct cctx_mhd_request *req)
         w->slots[fd].fired = true; /* nothing armed: the next add tries again */
     }
     pthread_mutex_unlock(&w->lock);
+    return true;
 }
 
 bool cctx__mhd_peer_gone(const struct cctx_mhd_request *req)

@@ -55,11 +55,12 @@ static void serve(cctx_mhd_t *s, struct cctx_mhd_request *req)
 {
     cctx_mhd_response_t resp;
     cctx__mhd_response_init(&resp);
-    cctx__mhd_watch_add(&s->watch, req);
-    /* A client that left while the request waited: the watch just armed
-     * reports it on the watcher's thread, a moment from now, while the
-     * handler would already be running. One look here sees it first. */
-    if (cctx__mhd_peer_gone(req))
+    /* A client that left while the request waited: its connection's watch
+     * has reported already, and the one armed anew reports it again on the
+     * watcher's thread, a moment from now, while the handler would already
+     * be running. One look here sees it first; a connection whose watch is
+     * still armed, the most, costs no system call. */
+    if (cctx__mhd_watch_add(&s->watch, req) && cctx__mhd_peer_gone(req))
         cctx_cancel_cause(req->cancel, 499, "client disconnected");
     if (cctx_err(req->run_ctx) != 0) {
         const char *msg;
