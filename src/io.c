@@ -287,6 +287,16 @@ static int wait_ready_to_try(cctx_t *ctx, int fd, short events, short *seen)
     return 0;
 }
 
+/* Readiness misled once more: naps first when it may overstate (but the
+ * first time), and makes the next nap longer. 0, or -1 when ctx ended. */
+static int misled(cctx_t *ctx, int64_t *slice, bool overstates)
+{
+    if (overstates && *slice && nap(ctx, *slice) < 0)
+        return -1;
+    *slice = *slice ? cctx__io_next_slice(*slice) : CCTX__IO_SLICE_MIN;
+    return 0;
+}
+
 /* One successful call (>= 0 bytes), waiting as needed, or -1 with errno. */
 static ssize_t xfer_one(struct xfer *x, char *p, size_t n)
 {
@@ -345,15 +355,10 @@ static ssize_t xfer_one(struct xfer *x, char *p, size_t n)
              * Where the wait comes back at once and the try fails again,
              * nap first (1 ms, doubling to 16 ms, cut short by ctx), or the
              * loop would spin. */
-            if (was_ready) {
-                if ((why == R_OVERSTATED || error_alone) && slice && nap(x->ctx, slice) < 0)
-                    return -1;
-                slice = slice ? cctx__io_next_slice(slice) : CCTX__IO_SLICE_MIN;
-            }
-        } else if (error_alone) {
-            if (slice && nap(x->ctx, slice) < 0)
+            if (was_ready && misled(x->ctx, &slice, why == R_OVERSTATED || error_alone) < 0)
                 return -1;
-            slice = slice ? cctx__io_next_slice(slice) : CCTX__IO_SLICE_MIN;
+        } else if (error_alone && misled(x->ctx, &slice, true) < 0) {
+            return -1;
         }
         if (wait_ready_to_try(x->ctx, x->fd, events, &x->seen) < 0)
             return -1;
