@@ -295,6 +295,7 @@ struct lookup {
     cctx_t *ctx;
     atomic_int tid;
     int rc; /* -1000 until the call returns */
+    int err;
 };
 
 static void *lookup_then_end(void *arg)
@@ -303,6 +304,7 @@ static void *lookup_then_end(void *arg)
     atomic_store(&l->tid, thread_id());
     struct addrinfo *res = NULL;
     l->rc = cctx_getaddrinfo(l->ctx, "localhost", NULL, NULL, &res);
+    l->err = errno;
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
     if (l->rc == 0)
         freeaddrinfo(res);
@@ -347,8 +349,12 @@ static void cancel_in_a_lookup(bool in_the_slot_wait)
     CHECK_EQ(pthread_join(t, &ret), 0);
     CHECK(ret == NULL);
     CHECK(l.rc != -1000); /* it returned */
-    if (in_the_slot_wait)
+    if (in_the_slot_wait) {
+        /* ended by ctx, as a lookup still is */
+        CHECK_EQ(l.rc, EAI_SYSTEM);
+        CHECK_EQ(l.err, ECANCELED);
         atomic_store(&cctx__resolve_helpers_max, 256);
+    }
     helpers_all_finish();
     cctx_release(l.ctx);
 }
