@@ -215,14 +215,17 @@ CCTX_API int cctx_mhd_route(cctx_mhd_t *server, const char *method, const char *
 
 /* Stops the server, in this order: stop accepting connections
  * (MHD_quiesce_daemon, and the listening socket shut down, so that a new
- * client is refused at once); let the requests in flight (queued or
- * running) run until they finish or `drain` nanoseconds have passed (< 0:
- * no wait); then cancel the server's context, so the rest end with code
- * 503 "server shutting down" (queued ones are answered 503 without
- * running); wait for every handler to return and every suspended
- * connection to be resumed; stop libmicrohttpd (closing idle keep-alive
- * connections, and those whose request is still being received, without
- * an answer) and the server's threads. Returns once all of that is done;
+ * client is refused at once; a request that comes on a kept-alive
+ * connection from now on is answered 503); let the requests in flight
+ * (queued or running, and those whose headers came before and whose body
+ * is still arriving: they are served once it is in) run until they finish
+ * or `drain` nanoseconds have passed (< 0: no wait); then cancel the
+ * server's context, so the rest end with code 503 "server shutting down"
+ * (queued ones are answered 503 without running, and a connection whose
+ * body is still arriving is closed without an answer); wait for every
+ * handler to return and every suspended connection to be resumed; stop
+ * libmicrohttpd (closing idle keep-alive connections) and the server's
+ * threads. Returns once all of that is done;
  * waits for handlers without a limit, so a handler must watch its context.
  * A call after the first has returned returns at once; one made while the
  * first runs waits until the first has finished, then returns (its drain

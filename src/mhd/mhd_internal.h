@@ -89,6 +89,7 @@ struct cctx_mhd_request {
     char *body;
     size_t body_len, body_cap;
     bool body_too_large, replied, counted;
+    bool receiving;  /* counted in the server's `receiving` (see there)  */
     bool body_timed; /* the connection's timeout is the deadline's until the body is in */
     int fail_status; /* answered on libmicrohttpd's thread when non-zero */
     char fail_msg[192];
@@ -155,7 +156,7 @@ struct cctx_mhd {
 
     pthread_mutex_t lock; /* routes, queue, counts, stopping */
     pthread_cond_t work;  /* workers: the queue has a request or closes */
-    pthread_cond_t idle;  /* shutdown: inflight or suspended went down */
+    pthread_cond_t idle;  /* shutdown: inflight, receiving or suspended went down */
     /* Append-only lists: appended under the lock, the new entry published
      * with a release store of the link; readers walk them without the lock
      * (acquire loads). */
@@ -168,7 +169,13 @@ struct cctx_mhd {
      * as `stopping`): that thread decrements it without the lock and takes
      * the lock to wake shutdown only once stopping is set. */
     atomic_uint suspended;
+    /* Requests whose headers are in and that are not yet admitted, refused
+     * or closed (their body is still arriving): the drain waits for them as
+     * for those in flight. Atomic (seq_cst) for the same reason as
+     * `suspended`; a request begun counts itself, then looks at `stopping`. */
+    atomic_uint receiving;
     atomic_bool stopping; /* shutdown began: no new request is admitted; written under lock */
+    bool drained;         /* the drain is over: a request still receiving is refused */
     bool closing;       /* workers exit                                */
 
     pthread_t *workers;
@@ -203,6 +210,9 @@ void cctx__mhd_workers_stop(cctx_mhd_t *s);
 /* Called on libmicrohttpd's thread for a complete request: suspends it and
  * queues it, or (queue full, shutdown) resumes it at once with a 503. */
 void cctx__mhd_admit(cctx_mhd_t *s, struct cctx_mhd_request *req);
+/* A request that counted as receiving and was neither admitted nor refused
+ * there (answered early, or closed) stops counting: on libmicrohttpd's thread. */
+void cctx__mhd_stop_receiving(cctx_mhd_t *s, struct cctx_mhd_request *req);
 bool cctx__mhd_on_worker(const cctx_mhd_t *s);
 /* The status for a request whose context ended before its handler ran, or
  * while it ran when the handler answered nothing of its own: the cause's

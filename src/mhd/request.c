@@ -560,6 +560,18 @@ struct cctx_mhd_request *cctx__mhd_request_begin(cctx_mhd_t *s, struct MHD_Conne
     }
     if (derive(req) && !req->fail_status && body)
         time_body_by_deadline(req);
+    if (req->fail_status)
+        return req;
+    /* Counted for the drain from here until it is admitted or ends; counted
+     * first, then `stopping` looked at again (both seq_cst, as shutdown
+     * writes one and reads the other): shutdown sees the count, or this
+     * request sees shutdown and is refused. */
+    req->receiving = true;
+    cctx__atomic_fetch_add_seq_cst(&s->receiving, 1);
+    if (cctx__atomic_load_seq_cst(&s->stopping)) {
+        cctx__mhd_stop_receiving(s, req);
+        reject(req, 503, "server shutting down");
+    }
     return req;
 }
 

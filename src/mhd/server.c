@@ -17,10 +17,11 @@
  *      queued, and the request stops counting as suspended.
  * None of these waits for a worker or runs user code.
  *
- * Shutdown order (cctx_mhd_shutdown): stopping (no admission) ->
- * MHD_quiesce_daemon (no accept) -> drain (wait until nothing is in flight,
- * bounded) -> cancel the server's context ("server shutting down") -> wait
- * until nothing is in flight and every suspended connection is back on
+ * Shutdown order (cctx_mhd_shutdown): stopping (no new request) ->
+ * MHD_quiesce_daemon (no accept) -> drain (wait until nothing is in flight
+ * and no request begun before is still receiving its body, bounded) ->
+ * cancel the server's context ("server shutting down") -> wait until
+ * nothing is in flight and every suspended connection is back on
  * libmicrohttpd's thread -> MHD_stop_daemon -> workers -> watcher.
  *
  * Lock order: server->lock (routes, queue, counts), then watch->lock;
@@ -164,8 +165,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->body_timed = false;
     }
     req->replied = true;
-    if (req->body_too_large)
+    if (req->body_too_large) {
+        cctx__mhd_stop_receiving(s, req);
         return reply_now(conn, 413, "request body too large", false);
+    }
     cctx__mhd_admit(s, req); /* queued, or refused: answered once resumed */
     req->replied = false;
     return MHD_YES;
@@ -182,6 +185,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!req || req == NUL_IN_PATH) /* on_request never ran */
         return;
     uncount(s, req); /* resumed, but closed before the handler was called again */
+    cctx__mhd_stop_receiving(s, req); /* closed while its body was arriving */
     cctx__mhd_request_free(req);
 }
 
@@ -298,6 +302,7 @@ cctx_mhd_t *cctx_mhd_start(cctx_t *parent, const cctx_mhd_options_t *options,
     atomic_init(&s->next_id, 0);
     atomic_init(&s->suspended, 0);
     atomic_init(&s->stopping, false);
+    atomic_init(&s->receiving, 0);
     s->watch.epfd = s->watch.wakefd = -1;
 
     s->opt = o;
@@ -487,8 +492,12 @@ int cctx_mhd_shutdown(cctx_mhd_t *server, int64_t drain)
     if (lfd != MHD_INVALID_SOCKET)
         (void)shutdown(lfd, SHUT_RDWR);
 
-    /* Drain: in-flight requests may finish on their own. The wait is on the
-     * real monotonic clock (a condition variable), whatever clock cctx uses. */
+    /* Drain: in-flight requests may finish on their own, and those whose
+     * body is still arriving may come in and finish. The wait is on the
+     * real monotonic clock (a condition variable), whatever clock cctx uses.
+     * Once it is over, a request still receiving is refused when it comes
+     * in (its context is about to end anyway). */
+    pthread_mutex_lock(&s->lock);
     if (drain > 0) {
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
@@ -496,12 +505,12 @@ int cctx_mhd_shutdown(cctx_mhd_t *server, int64_t drain)
         end = end > INT64_MAX - drain ? INT64_MAX : end + drain;
         struct timespec ts;
         deadline_to_timespec(end, &ts);
-        pthread_mutex_lock(&s->lock);
-        while (s->inflight > 0)
+        while (s->inflight > 0 || cctx__atomic_load_seq_cst(&s->receiving) > 0)
             if (pthread_cond_timedwait(&s->idle, &s->lock, &ts) == ETIMEDOUT)
                 break;
-        pthread_mutex_unlock(&s->lock);
     }
+    s->drained = true;
+    pthread_mutex_unlock(&s->lock);
     cctx_cancel_cause(s->cancel, 503, "server shutting down");
     pthread_mutex_lock(&s->lock);
     while (s->inflight > 0 || cctx__atomic_load_seq_cst(&s->suspended) > 0) {

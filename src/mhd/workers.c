@@ -177,8 +177,16 @@ void cctx__mhd_admit(cctx_mhd_t *s, struct cctx_mhd_request *req)
     MHD_suspend_connection(req->conn);
 
     pthread_mutex_lock(&s->lock);
-    bool stopping = cctx__atomic_load_seq_cst(&s->stopping) || s->closing;
+    /* A request begun before shutdown did is admitted until the drain is
+     * over: the drain waited for its body, and now waits for its handler. */
+    bool begun_before = req->receiving && !s->drained;
+    bool stopping = (cctx__atomic_load_seq_cst(&s->stopping) && !begun_before) || s->closing;
     bool full = s->qlen >= s->opt.queue;
+    if (req->receiving) { /* in flight now, or refused: one lock with inflight++ */
+        req->receiving = false;
+        if (cctx__atomic_fetch_sub_seq_cst(&s->receiving, 1) == 1)
+            pthread_cond_broadcast(&s->idle);
+    }
     if (!stopping && !full) {
         s->inflight++;
         req->next = NULL;
@@ -202,4 +210,18 @@ void cctx__mhd_admit(cctx_mhd_t *s, struct cctx_mhd_request *req)
     if (stopping)
         cctx_mhd_set_header(&resp, MHD_HTTP_HEADER_CONNECTION, "close");
     hand_back(req, &resp);
+}
+
+void cctx__mhd_stop_receiving(cctx_mhd_t *s, struct cctx_mhd_request *req)
+{
+    if (!req->receiving)
+        return;
+    req->receiving = false;
+    /* As `suspended` is uncounted (server.c): the lock only when shutdown may wait. */
+    if (cctx__atomic_fetch_sub_seq_cst(&s->receiving, 1) == 1 &&
+        cctx__atomic_load_seq_cst(&s->stopping)) {
+        pthread_mutex_lock(&s->lock);
+        pthread_cond_broadcast(&s->idle);
+        pthread_mutex_unlock(&s->lock);
+    }
 }

@@ -168,6 +168,14 @@ void probe_destroy(struct probe *p)
     pthread_cond_destroy(&p->cv);
 }
 
+bool server_has_request(cctx_mhd_t *s, const char *name)
+{
+    char *text = dump_to_string(cctx_mhd_context(s), CCTX_DUMP_TEXT);
+    bool has = strstr(text, name) != NULL;
+    free(text);
+    return has;
+}
+
 void probe_handler(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_response_t *resp, void *arg)
 {
     (void)req;

@@ -45,6 +45,10 @@ void http_get(uint16_t port, const char *path, const char *extra, struct http_re
 /* The value of a response header (case-insensitive), copied into out, or false. */
 bool resp_header(const struct http_resp *r, const char *name, char *out, size_t size);
 
+/* Whether the server's context has a request named `name` ("GET /path")
+ * under it: its headers are in, and it is not answered yet. */
+bool server_has_request(cctx_mhd_t *s, const char *name);
+
 /* ---- the probe handler ------------------------------------------------------ */
 
 struct probe {

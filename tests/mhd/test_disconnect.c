@@ -452,15 +452,6 @@ static void gone_handler(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_response
     atomic_fetch_add(&gone_ran, 1);
 }
 
-/* Whether the server's context has a request named `name` under it. */
-static bool has_request(cctx_mhd_t *s, const char *name)
-{
-    char *text = dump_to_string(cctx_mhd_context(s), CCTX_DUMP_TEXT);
-    bool has = strstr(text, name) != NULL;
-    free(text);
-    return has;
-}
-
 TEST(mhd_hang_up_while_queued_runs_no_handler)
 {
     struct probe p;
@@ -477,14 +468,14 @@ TEST(mhd_hang_up_while_queued_runs_no_handler)
         CHECK(probe_wait_started(&p, i + 1, 5000)); /* the one worker is held */
         conn_open(&b, cctx_mhd_port(s));
         conn_send(&b, "GET /gone HTTP/1.1\r\nHost: t\r\n\r\n");
-        for (int k = 0; !has_request(s, "GET /gone"); k++) { /* queued */
+        for (int k = 0; !server_has_request(s, "GET /gone"); k++) { /* queued */
             CHECK(k < 5000);
             real_sleep_ms(1);
         }
         conn_close(&b); /* its client leaves */
         conn_close(&a); /* the held one ends (499): the worker takes the other */
         CHECK(probe_wait_ended(&p, i + 1, 5000));
-        for (int k = 0; has_request(s, "GET /gone"); k++) { /* answered */
+        for (int k = 0; server_has_request(s, "GET /gone"); k++) { /* answered */
             CHECK(k < 5000);
             real_sleep_ms(1);
         }

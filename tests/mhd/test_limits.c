@@ -531,6 +531,75 @@ TEST(mhd_shutdown_refuses_new_connections_while_it_drains)
     probe_destroy(&p);
 }
 
+/* A request whose headers came before shutdown and whose body is still
+ * arriving: the drain waits for it, and it is served once its body is in.
+ * Before, the drain found nothing in flight and ended at once, and
+ * libmicrohttpd closed the connection unanswered. */
+static void echo_body(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_response_t *resp, void *arg)
+{
+    (void)ctx, (void)arg;
+    size_t n;
+    const char *body = cctx_mhd_body(req, &n);
+    cctx_mhd_write(resp, body, n);
+}
+
+/* Starts a shutdown with `drain` on a thread of its own while a request's
+ * body is half in, and returns once shutdown has begun. */
+static void shut_down_mid_body(struct shutting *sh, pthread_t *t, struct conn *c)
+{
+    uint16_t port = cctx_mhd_port(sh->s);
+    conn_open(c, port);
+    conn_send(c, "POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n12345");
+    for (int k = 0; !server_has_request(sh->s, "POST /up"); k++) { /* its headers are in */
+        CHECK(k < 5000);
+        real_sleep_ms(1);
+    }
+    CHECK_EQ(pthread_create(t, NULL, shut_down, sh), 0);
+    while (!refused(port))
+        real_sleep_ms(5);
+}
+
+TEST(mhd_shutdown_drain_waits_for_a_body_still_arriving)
+{
+    cctx_mhd_t *s = cctx_mhd_start(cctx_background(), NULL, echo_body, NULL);
+    CHECK(s);
+    static struct conn c;
+    struct shutting sh = {s, CCTX_SEC(30), -1};
+    pthread_t t;
+    int64_t t0 = real_now();
+    shut_down_mid_body(&sh, &t, &c);
+    conn_send(&c, "67890");
+    conn_read(&c, &r);
+    CHECK_EQ(r.status, 200); /* before: 0, closed without an answer */
+    CHECK_STR(r.body, "1234567890");
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK_EQ(sh.rc, 0);
+    CHECK(real_now() - t0 < CCTX_SEC(20)); /* it ended with the request, not the drain */
+    conn_close(&c);
+    cctx_mhd_free(s);
+}
+
+/* The same body that never comes in: the drain ends at its time, and the
+ * connection is closed without an answer. */
+TEST(mhd_shutdown_drain_ends_at_its_time_for_a_body_that_never_comes)
+{
+    cctx_mhd_t *s = cctx_mhd_start(cctx_background(), NULL, echo_body, NULL);
+    CHECK(s);
+    static struct conn c;
+    struct shutting sh = {s, CCTX_MSEC(300), -1};
+    pthread_t t;
+    int64_t t0 = real_now();
+    shut_down_mid_body(&sh, &t, &c);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    int64_t took = real_now() - t0;
+    CHECK_EQ(sh.rc, 0);
+    CHECK(took >= CCTX_MSEC(300)); /* before: at once */
+    CHECK(took < CCTX_SEC(10));
+    CHECK(conn_closed_within(&c, 5000));
+    conn_close(&c);
+    cctx_mhd_free(s);
+}
+
 /* An after-function of the server's context that shuts the server down
  * runs on the thread of the shutdown that cancels that context: it gets
  * EDEADLK. Before, it waited for the shutdown it was part of, for ever.
