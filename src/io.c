@@ -36,8 +36,9 @@
  * ctx, as long as the terminal is stopped or its reader is away. So a write
  * to a blocking tty goes through a non-blocking descriptor of its own, opened
  * anew through /proc/self/fd (a new open file description, so the caller's
- * flags stay as they are) and closed before the call returns (see
- * fallback_for), unless its node would open another terminal.
+ * flags stay as they are) and closed before the call returns, or as a
+ * cancelled thread unwinds (see write_through_own), unless its node would
+ * open another terminal.
  *
  * Condition variables, locks, semaphores and joins are in src/io_sync.c.
  */
@@ -160,7 +161,15 @@ struct xfer {
     bool ready;     /* poll reported readiness since the last attempt */
     short seen;     /* what poll reported then */
     bool asked;     /* refusal_of asked once: not the disk's refusal */
+    /* A write to a blocking tty needs a descriptor of its own (see the
+     * top), which only write_through_own opens: under a cleanup handler
+     * that closes it should the thread be cancelled in the write. */
+    bool may_own, wants_own;
 };
+
+/* xfer_one's and xfer_all's answer when the write must go on through a
+ * descriptor of its own: nothing was written yet. */
+#define WANTS_OWN (-2)
 
 static ssize_t attempt(const struct xfer *x, char *p, size_t n)
 {
@@ -232,6 +241,10 @@ static enum mode fallback_for(struct xfer *x)
     if (m != M_POLLED || x->kind != K_WRITE || x->own >= 0 || !S_ISCHR(st.st_mode) ||
         !reopens_the_same_tty(&st) || fl < 0 || (fl & O_ACCMODE) == O_RDONLY || !isatty(x->fd))
         return m;
+    if (!x->may_own) {
+        x->wants_own = true;
+        return m;
+    }
     char path[32];
     snprintf(path, sizeof path, "/proc/self/fd/%d", x->fd);
     int fd = open(path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
@@ -325,6 +338,8 @@ static ssize_t xfer_one(struct xfer *x, char *p, size_t n)
         if (rw && x->mode == M_NOWAIT && (e == EOPNOTSUPP || e == ENOSYS)) {
             x->mode = fallback_for(x);
             x->ready = was_ready;
+            if (x->wants_own)
+                return WANTS_OWN;
             continue;
         }
         if ((e != EAGAIN && e != EWOULDBLOCK) || (x->flags & NEVER_WAITS))
@@ -374,7 +389,7 @@ static ssize_t xfer_all(struct xfer *x, char *buf, size_t len)
     do {
         ssize_t r = xfer_one(x, buf + done, len - done);
         if (r < 0)
-            return done ? (ssize_t)done : -1;
+            return done ? (ssize_t)done : r;
         if (r == 0)
             break;
         done += (size_t)r;
@@ -410,6 +425,39 @@ ssize_t cctx_read(cctx_t *ctx, int fd, void *buf, size_t len)
     return xfer_one(&x, buf, len);
 }
 
+static void close_own(void *arg)
+{
+    const struct xfer *x = arg;
+    if (x->own >= 0)
+        close(x->own);
+}
+
+/* The write through x's own descriptor, opened here, under a cleanup
+ * handler: a thread cancelled (pthread_cancel) in the write closes it too.
+ * The count goes through *r: no local of this frame lives across the
+ * handler's setjmp. */
+static void write_owning(struct xfer *x, const void *buf, size_t len, ssize_t *r)
+{
+    x->may_own = true;
+    pthread_cleanup_push(close_own, x);
+    x->mode = fallback_for(x);
+    *r = xfer_all(x, (char *)buf, len);
+    pthread_cleanup_pop(0);
+}
+
+/* A write to a blocking tty (see the top), which fallback_for found needs a
+ * descriptor of its own. */
+static ssize_t write_through_own(struct xfer *x, const void *buf, size_t len)
+{
+    ssize_t r;
+    x->wants_own = false;
+    write_owning(x, buf, len, &r);
+    int e = errno;
+    close_own(x);
+    errno = e;
+    return r;
+}
+
 ssize_t cctx_write(cctx_t *ctx, int fd, const void *buf, size_t len)
 {
     int err = check_xfer(ctx, fd, buf, len);
@@ -430,13 +478,8 @@ ssize_t cctx_write(cctx_t *ctx, int fd, const void *buf, size_t len)
         return r;
     }
     x.mode = initial_mode(&x);
-    ssize_t r = xfer_all(&x, (char *)buf, len);
-    if (x.own >= 0) {
-        int e = errno;
-        close(x.own);
-        errno = e;
-    }
-    return r;
+    ssize_t r = x.wants_own ? WANTS_OWN : xfer_all(&x, (char *)buf, len);
+    return unlikely(r == WANTS_OWN) ? write_through_own(&x, buf, len) : r;
 }
 
 ssize_t cctx_recv(cctx_t *ctx, int fd, void *buf, size_t len, int flags)
@@ -677,6 +720,33 @@ static int poll_wait(cctx_t *ctx, struct pollfd *fds, nfds_t nfds, struct pollfd
     return r;
 }
 
+/* What cctx_poll holds while it waits: given back by a thread
+ * cancellation (pthread_cancel) in the wait, as by a return. */
+struct polling {
+    struct pollfd *p, *stack;
+    cctx_t *child;
+    int r; /* what the wait returned */
+};
+
+static void poll_cancelled(void *arg)
+{
+    struct polling *w = arg;
+    if (w->p != w->stack)
+        free(w->p);
+    cctx_release(w->child);
+}
+
+/* cctx_poll's wait on fds and on wake's done fd, under a cleanup handler;
+ * its result in w->r (no local lives across the handler's setjmp). */
+static void wait_holding(cctx_t *ctx, struct pollfd *fds, nfds_t nfds, struct polling *w,
+                         cctx_t *wake, int64_t until)
+{
+    pthread_cleanup_push(poll_cancelled, w);
+    int wfd = cctx_done_fd(wake);
+    w->r = wfd < 0 ? -1 : poll_wait(ctx, fds, nfds, w->p, wfd, until);
+    pthread_cleanup_pop(0);
+}
+
 int cctx_poll(cctx_t *ctx, struct pollfd *fds, nfds_t nfds, int64_t timeout)
 {
     if (unlikely(!ctx || (!fds && nfds)))
@@ -693,31 +763,30 @@ int cctx_poll(cctx_t *ctx, struct pollfd *fds, nfds_t nfds, int64_t timeout)
         return r;
     if (unlikely(nfds >= SIZE_MAX / sizeof *fds - 1))
         return failed_with(EINVAL);
-    struct pollfd stack[POLL_STACK], *p = stack;
-    if (nfds >= POLL_STACK && !(p = malloc((nfds + 1) * sizeof *p)))
+    struct pollfd stack[POLL_STACK];
+    struct polling w = {.p = stack, .stack = stack};
+    if (nfds >= POLL_STACK && !(w.p = malloc((nfds + 1) * sizeof *w.p)))
         return failed_with(ENOMEM);
     int64_t now;
-    cctx_t *child = NULL, *wake = ctx;
+    cctx_t *wake = ctx;
     int64_t until = CCTX_NO_DEADLINE;
     if (timeout > 0 && cctx_remaining(ctx) > timeout) {
         if (real_clock(&now))
             until = add_sat(now, timeout);
-        else if (!(child = cctx_with_timeout(ctx, timeout, NULL)))
+        else if (!(w.child = cctx_with_timeout(ctx, timeout, NULL)))
             r = -1;
         else
-            wake = child;
+            wake = w.child;
     }
     if (r == 0) {
-        int wfd = cctx_done_fd(wake);
-        r = wfd < 0 ? -1 : poll_wait(ctx, fds, nfds, p, wfd, until);
+        wait_holding(ctx, fds, nfds, &w, wake, until);
+        r = w.r;
         /* A ctx that ended wins over a failed done fd. */
         if (r < 0 && (err = cctx_err(ctx)))
             r = failed_with(err);
     }
     int e = errno;
-    if (p != stack)
-        free(p);
-    cctx_release(child);
+    poll_cancelled(&w);
     errno = e;
     return r;
 }

@@ -334,6 +334,76 @@ static int errno_of_gai(int rc)
     }
 }
 
+/* What cctx_dial holds while it connects: given back by a thread
+ * cancellation (pthread_cancel) in a connect, as by a return. */
+struct dialing {
+    struct addrinfo *list;
+    int fd;        /* the socket being connected, or -1 */
+    int connected; /* the result: a connected socket, or -1 */
+};
+
+static void dial_cancelled(void *arg)
+{
+    struct dialing *d = arg;
+    if (d->fd >= 0)
+        close(d->fd);
+    freeaddrinfo(d->list);
+}
+
+/* Connects to each address of d->list in turn: the first socket that
+ * connects, or -1 with errno. */
+static int connect_to_one(cctx_t *ctx, struct dialing *d)
+{
+    int first = 0;
+    for (struct addrinfo *a = d->list; a; a = a->ai_next) {
+        d->fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+        if (d->fd < 0) {
+            int e = errno;
+            /* ctx may have ended since the resolution or the last connect:
+             * its error, as the next cctx_connect would give, rather than
+             * an earlier failure. */
+            int ce = cctx_err(ctx);
+            if (ce) {
+                errno = ce;
+                return -1;
+            }
+            if (!first)
+                first = e;
+            continue;
+        }
+        if (cctx_connect(ctx, d->fd, a->ai_addr, a->ai_addrlen) == 0) {
+            int fd = d->fd;
+            d->fd = -1;
+            return fd;
+        }
+        int e = errno;
+        close(d->fd);
+        d->fd = -1;
+        if (e == ECANCELED || e == ETIMEDOUT) {
+            /* ctx's end, or a connect that timed out in the kernel: only the
+             * former stops the walk. */
+            int ce = cctx_err(ctx);
+            if (ce) {
+                errno = ce;
+                return -1;
+            }
+        }
+        if (!first)
+            first = e;
+    }
+    errno = first ? first : EADDRNOTAVAIL;
+    return -1;
+}
+
+/* connect_to_one under a cleanup handler; its result in d->connected (no
+ * local lives across the handler's setjmp). */
+static void connect_holding(cctx_t *ctx, struct dialing *d)
+{
+    pthread_cleanup_push(dial_cancelled, d);
+    d->connected = connect_to_one(ctx, d);
+    pthread_cleanup_pop(0);
+}
+
 CCTX_API int cctx_dial(cctx_t *ctx, const char *host, const char *service, int socktype)
 {
     if (!ctx || !host || !service) {
@@ -347,50 +417,15 @@ CCTX_API int cctx_dial(cctx_t *ctx, const char *host, const char *service, int s
         return -1;
     }
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = socktype};
-    struct addrinfo *list = NULL;
-    int rc = cctx_getaddrinfo(ctx, host, service, &hints, &list);
+    struct dialing d = {.fd = -1};
+    int rc = cctx_getaddrinfo(ctx, host, service, &hints, &d.list);
     if (rc != 0) {
         errno = errno_of_gai(rc);
         return -1;
     }
-    int first = 0;
-    for (struct addrinfo *a = list; a; a = a->ai_next) {
-        int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-        if (fd < 0) {
-            int e = errno;
-            /* ctx may have ended since the resolution or the last connect:
-             * its error, as the next cctx_connect would give, rather than
-             * an earlier failure. */
-            int ce = cctx_err(ctx);
-            if (ce) {
-                freeaddrinfo(list);
-                errno = ce;
-                return -1;
-            }
-            if (!first)
-                first = e;
-            continue;
-        }
-        if (cctx_connect(ctx, fd, a->ai_addr, a->ai_addrlen) == 0) {
-            freeaddrinfo(list);
-            return fd;
-        }
-        int e = errno;
-        close(fd);
-        if (e == ECANCELED || e == ETIMEDOUT) {
-            /* ctx's end, or a connect that timed out in the kernel: only the
-             * former stops the walk. */
-            int ce = cctx_err(ctx);
-            if (ce) {
-                freeaddrinfo(list);
-                errno = ce;
-                return -1;
-            }
-        }
-        if (!first)
-            first = e;
-    }
-    freeaddrinfo(list);
-    errno = first ? first : EADDRNOTAVAIL;
-    return -1;
+    connect_holding(ctx, &d);
+    int e = errno;
+    freeaddrinfo(d.list);
+    errno = e;
+    return d.connected;
 }

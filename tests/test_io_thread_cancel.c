@@ -9,6 +9,10 @@
  * the call may still make: the wake-up lives on the waiting thread's stack,
  * and the waker would touch it after the thread was gone.
  *
+ * What cctx_poll and cctx_dial make for their own use (a context and a
+ * large array; a socket and an address list) is given back when a thread
+ * is cancelled in their waits, as when they return.
+ *
  * cctx_connect's connect, with the socket's send timeout cut to one tick,
  * and cctx_getaddrinfo's waits for a slot and for its helper run with
  * cancellation off: acted on there, a cancel left the socket's timeout cut
@@ -18,9 +22,12 @@
 #include <cctx.h>
 #include <cctx/io.h>
 
+#include <cctx/testing.h>
+
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -386,4 +393,140 @@ TEST(resolve_cancelled_in_the_wait_for_a_slot_leaves_no_lock_held)
 TEST(resolve_cancelled_in_the_wait_for_its_helper_leaves_no_lock_held)
 {
     run_with_watchdog(cancel_in_the_wait_for_the_helper, 60);
+}
+
+/* ---- cctx_poll and cctx_dial: what they made given back ---------------------------- */
+
+/* Waits until the thread tid sleeps in poll or ppoll (not in a lock or a
+ * lookup before it), five looks in a row. */
+static void wait_until_polling(pid_t tid)
+{
+    int64_t until = real_now() + CCTX_SEC(10);
+    for (int stable = 0; stable < 5;) {
+        CHECK(real_now() < until);
+        long nr;
+        unsigned long a0, a1;
+        bool in = thread_syscall(tid, &nr, &a0, &a1) && nr == SYS_ppoll;
+#ifdef SYS_poll
+        in = in || nr == SYS_poll;
+#endif
+        stable = in ? stable + 1 : 0;
+        real_sleep_ms(1);
+    }
+}
+
+struct poller {
+    cctx_t *ctx;
+    int fd;
+    atomic_int tid;
+};
+
+static void *poll_until_cancelled(void *arg)
+{
+    struct poller *p = arg;
+    atomic_store(&p->tid, thread_id());
+    struct pollfd fds[40]; /* more than the call keeps on its stack */
+    for (size_t i = 0; i < sizeof fds / sizeof *fds; i++)
+        fds[i] = (struct pollfd){.fd = p->fd, .events = POLLIN};
+    cctx_poll(p->ctx, fds, sizeof fds / sizeof *fds, CCTX_SEC(100));
+    return NULL;
+}
+
+/* Under the fake clock the timeout is a context derived from ctx. Before,
+ * a thread cancelled in the wait left it in ctx's list (and its array of
+ * 41 entries unfreed, which LeakSanitizer reports). */
+static void cancel_in_a_poll(void)
+{
+    cctx_fake_clock_start(CCTX_SEC(1000));
+    cctx_cancel_t *cancel;
+    struct poller p = {.ctx = cctx_with_cancel(cctx_background(), &cancel)};
+    int pipefd[2];
+    CHECK_EQ(pipe(pipefd), 0);
+    p.fd = pipefd[0];
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, poll_until_cancelled, &p), 0);
+    while (!atomic_load(&p.tid))
+        real_sleep_ms(1);
+    wait_until_polling(atomic_load(&p.tid));
+    /* Not under ThreadSanitizer: glibc's cancellation handler is installed
+     * past its sigaction and runs inside its poll interceptor, where it
+     * models no atomic operation, so the cleanup's unlink under ctx's lock
+     * would read as a race with this look. */
+    if (!TEST_UNDER_TSAN)
+        CHECK(anything_registered(p.ctx)); /* the timeout's context */
+    CHECK_EQ(pthread_cancel(t), 0);
+    void *ret;
+    CHECK_EQ(pthread_join(t, &ret), 0);
+    CHECK(ret == PTHREAD_CANCELED);
+    CHECK(!anything_registered(p.ctx));
+    cctx_cancel(cancel);
+    cctx_release(p.ctx);
+    close(pipefd[0]);
+    close(pipefd[1]);
+    cctx_fake_clock_stop();
+}
+
+TEST(io_poll_cancelled_in_its_wait_gives_back_its_context)
+{
+    SKIP_UNDER_ASAN();
+    run_with_watchdog(cancel_in_a_poll, 30);
+}
+
+struct dialer {
+    cctx_t *ctx;
+    char port[8];
+    atomic_int tid;
+};
+
+static void *dial_until_cancelled(void *arg)
+{
+    struct dialer *d = arg;
+    atomic_store(&d->tid, thread_id());
+    cctx_dial(d->ctx, "127.0.0.1", d->port, SOCK_STREAM);
+    return NULL;
+}
+
+/* A listener whose accept queue is full drops new connections' SYNs: a
+ * connect to it waits. Before, a thread cancelled in that wait left the
+ * socket open (and the address list unfreed). */
+static void cancel_in_a_dial(void)
+{
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(l >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    CHECK_EQ(bind(l, (struct sockaddr *)&a, sizeof a), 0);
+    CHECK_EQ(listen(l, 0), 0);
+    CHECK_EQ(getsockname(l, (struct sockaddr *)&a, &len), 0);
+    int queued[4];
+    for (int i = 0; i < 4; i++) { /* the queue's one place, and SYNs dropped after */
+        queued[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        CHECK(queued[i] >= 0);
+        CHECK(connect(queued[i], (struct sockaddr *)&a, sizeof a) == 0 || errno == EINPROGRESS);
+    }
+    int open_fds = count_open_fds();
+    cctx_cancel_t *cancel;
+    struct dialer d = {.ctx = cctx_with_cancel(cctx_background(), &cancel)};
+    snprintf(d.port, sizeof d.port, "%u", (unsigned)ntohs(a.sin_port));
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, dial_until_cancelled, &d), 0);
+    while (!atomic_load(&d.tid))
+        real_sleep_ms(1);
+    wait_until_polling(atomic_load(&d.tid));
+    CHECK_EQ(pthread_cancel(t), 0);
+    void *ret;
+    CHECK_EQ(pthread_join(t, &ret), 0);
+    CHECK(ret == PTHREAD_CANCELED);
+    cctx_cancel(cancel);
+    cctx_release(d.ctx); /* and its done descriptor, which the wait made */
+    CHECK_EQ(count_open_fds(), open_fds);
+    for (int i = 0; i < 4; i++)
+        close(queued[i]);
+    close(l);
+}
+
+TEST(io_dial_cancelled_in_its_connect_closes_its_socket)
+{
+    SKIP_UNDER_ASAN();
+    run_with_watchdog(cancel_in_a_dial, 30);
 }

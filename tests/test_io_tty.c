@@ -140,6 +140,50 @@ TEST(io_write_to_a_blocking_tty_whose_reader_is_away_ends_with_its_context)
     close(away.p.master);
 }
 
+/* A thread cancelled (pthread_cancel) while it waits for the terminal:
+ * the call's own descriptor is closed as it unwinds. Before, it stayed
+ * open. */
+static void *write_big_until_cancelled(void *arg)
+{
+    (void)arg;
+    atomic_store(&away.tid, thread_id());
+    cctx_write(away.ctx, away.p.slave, payload, sizeof payload);
+    return NULL;
+}
+
+static void cancel_while_reader_is_away(void)
+{
+    int free_fd = lowest_free_fd();
+    cctx_cancel_t *cancel;
+    away.ctx = cctx_with_cancel(cctx_background(), &cancel);
+    atomic_store(&away.tid, 0);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, write_big_until_cancelled, NULL), 0);
+    while (!atomic_load(&away.tid))
+        sched_yield();
+    wait_until_blocked(atomic_load(&away.tid));
+    CHECK_EQ(pthread_cancel(t), 0);
+    void *ret;
+    CHECK_EQ(pthread_join(t, &ret), 0);
+    CHECK(ret == PTHREAD_CANCELED);
+    cctx_cancel(cancel);
+    cctx_release(away.ctx); /* and its done descriptor, made by the wait */
+    CHECK_EQ(lowest_free_fd(), free_fd);
+}
+
+TEST(io_write_to_a_blocking_tty_cancelled_in_its_wait_closes_its_own_descriptor)
+{
+    if (TEST_UNDER_ASAN)
+        SKIP_IN_THIS_BUILD("AddressSanitizer takes the unwinding of a cancelled thread for a "
+                           "use after scope");
+    if (!open_pty(&away.p))
+        SKIP("no pseudo-terminal here: %s", strerror(errno));
+    fill_payload();
+    run_with_watchdog(cancel_while_reader_is_away, 20);
+    close(away.p.slave);
+    close(away.p.master);
+}
+
 /* ---- a terminal that is read ---------------------------------------------------- */
 
 struct reader {

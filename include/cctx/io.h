@@ -24,11 +24,11 @@
  *  - Thread cancellation (pthread_cancel): the descriptor calls,
  *    cctx_cond_wait, cctx_sem_wait and cctx_thread_join are cancellation
  *    points, as the calls they stand for are; a thread cancelled in one
- *    leaves no lock held, no descriptor's option changed and nothing
- *    registered on ctx, but what the call made for itself is not given
- *    back: cctx_write's descriptor for a terminal, cctx_poll's context
- *    under the fake clock and its array of 32 or more entries, cctx_dial's
- *    socket and address list. cctx_mutex_lock and cctx_getaddrinfo wait at
+ *    leaves no lock held, no descriptor's option changed, nothing
+ *    registered on ctx, and nothing the call made for itself (cctx_write's
+ *    descriptor for a terminal, cctx_poll's context under the fake clock
+ *    and its array, cctx_dial's socket and address list are given back as
+ *    the thread unwinds). cctx_mutex_lock and cctx_getaddrinfo wait at
  *    no cancellation point: the cancel acts after they return (a lookup
  *    still ends with ctx).
  *
