@@ -5,7 +5,8 @@
  *   server.c      starting, libmicrohttpd's callbacks (its one thread),
  *                 shutdown
  *   request.c     a request's context (deadline, trace, values, name) and
- *                 the request and response accessors
+ *                 the request accessors
+ *   response.c    what a handler answers, built into libmicrohttpd's response
  *   workers.c     the bounded queue and the worker pool that runs
  *                 middleware and handlers
  *   watch.c       the disconnect watcher: one thread, its own epoll set
@@ -187,7 +188,7 @@ struct cctx_mhd {
     bool shut;
 };
 
-/* request.c */
+/* request.c, response.c */
 /* nul_in_path: the undecoded path held "%00" (answered 400). version: the
  * request line's, as libmicrohttpd gives it. */
 struct cctx_mhd_request *cctx__mhd_request_begin(cctx_mhd_t *s, struct MHD_Connection *conn,
@@ -195,8 +196,9 @@ struct cctx_mhd_request *cctx__mhd_request_begin(cctx_mhd_t *s, struct MHD_Conne
                                                  const char *version, bool nul_in_path);
 void cctx__mhd_request_free(struct cctx_mhd_request *req);
 void cctx__mhd_response_init(cctx_mhd_response_t *resp);
-/* Whether s is an HTTP token, what a header field's name must be. */
-bool cctx__mhd_is_token(const char *s);
+/* Whether the len bytes at s are an HTTP token, what a header field's name
+ * must be (response.c). */
+bool cctx__mhd_is_token(const char *s, size_t len);
 /* Turns resp into req->response/status (resp is emptied). */
 void cctx__mhd_response_finish(struct cctx_mhd_request *req, cctx_mhd_response_t *resp);
 /* A duration in the unit letters of grpc-timeout, the largest unit that

@@ -276,7 +276,8 @@ cctx_mhd_t *cctx_mhd_start(cctx_t *parent, const cctx_mhd_options_t *options,
     if (options)
         o = *options;
     /* A deadline header that is no header name would never be seen. */
-    if (!parent || (o.deadline_header && !cctx__mhd_is_token(o.deadline_header)) ||
+    if (!parent ||
+        (o.deadline_header && !cctx__mhd_is_token(o.deadline_header, strlen(o.deadline_header))) ||
         o.max_timeout < 0 || (o.debug_path && o.debug_path[0] != '/')) {
         errno = EINVAL;
         return NULL;
