@@ -88,6 +88,11 @@ static ino_t file_ino;
 static long tail_at = -1; /* where the closing lines start; -1: nothing written */
 static uint64_t dropped_total;
 static int rings_made;
+/* What a flush drains a ring into (rings_lock): made when the file is
+ * opened, so that a flush never fails for memory. One that did left its
+ * ring's events in it, and a thread that exited then handed them, in its
+ * ring, to the next thread to record, under whose name they were written. */
+static struct event *drained;
 static long pid; /* of the process that opened the file */
 
 static int64_t now_ns(void)
@@ -557,12 +562,8 @@ static int flush(struct ring *only)
     }
     /* Drained under each ring's lock into a copy, written outside it, so a
      * thread recording is held up only for the copy. */
-    struct event *copy = malloc(sizeof(struct event) * RING);
-    if (!copy)
-        err = ENOMEM;
-    for (struct ring *r = only ? only : all_rings; r && copy; r = only ? NULL : r->next)
-        write_ring(trace_file, r, copy);
-    free(copy);
+    for (struct ring *r = only ? only : all_rings; r; r = only ? NULL : r->next)
+        write_ring(trace_file, r, drained);
     tail_at = ftell(trace_file);
     fprintf(trace_file, TAIL_FMT, dropped_total, rings_made);
     if (fflush(trace_file) != 0 || ferror(trace_file) ||
@@ -682,7 +683,8 @@ int cctx__trace_start(const char *path)
     free(name);
     file_dev = st.st_dev;
     file_ino = st.st_ino;
-    if (pthread_key_create(&ring_key, thread_exited) != 0 ||
+    if (!(drained = malloc(sizeof(struct event) * RING)) ||
+        pthread_key_create(&ring_key, thread_exited) != 0 ||
         pthread_atfork(trace_fork_prepare, trace_fork_parent, trace_off_in_child) != 0) {
         fputs("cctx: CCTX_TRACE: out of resources, tracing off\n", stderr);
         fclose(trace_file);
