@@ -83,6 +83,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -467,33 +468,11 @@ static void hand_to_runner(int sig, unsigned long long upto)
     deliver(sig, upto);
 }
 
-static void *signal_main(void *arg)
-{
-    int fd = (int)(intptr_t)arg;
-#ifdef PR_SET_NAME
-    prctl(PR_SET_NAME, "cctx-signal", 0UL, 0UL, 0UL);
-#endif
-    char buf[64];
-    for (;;) {
-        /* Flags first: after fork, the child's thread may start with
-         * signals flagged while it did not exist. */
-        for (int sig = 1; sig < NSIG; sig++)
-            if (cctx__atomic_exchange_acquire(&pending[sig], 0))
-                hand_to_runner(sig, cctx__atomic_load_relaxed(&arrived[sig]));
-        ssize_t r = read(fd, buf, sizeof buf);
-        if (r < 0 && errno != EINTR && errno != EAGAIN)
-            return NULL; /* the pipe is never closed in a live process */
-    }
-}
-
 /* The pipe, once per process (dispatcher.lock held). The write end is
  * non-blocking, so the handler never blocks; the read end blocks, so the
  * thread sleeps in read. */
-static int make_pipe_locked(void)
+static int open_pipe(int fds[2])
 {
-    if (dispatcher.wake_r >= 0)
-        return 0;
-    int fds[2];
 #if CCTX_USE_PIPE2
     if (pipe2(fds, O_CLOEXEC) != 0)
         return errno;
@@ -516,9 +495,90 @@ static int make_pipe_locked(void)
         close(fds[1]);
         return err;
     }
+    return 0;
+}
+
+static int make_pipe_locked(void)
+{
+    if (dispatcher.wake_r >= 0)
+        return 0;
+    int fds[2];
+    int err = open_pipe(fds);
+    if (err)
+        return err;
     dispatcher.wake_r = fds[0];
     cctx__atomic_store_release(&wake_w, fds[1]);
     return 0;
+}
+
+/* Whether fd is still the pipe that *st describes (both ends have its inode). */
+static bool same_pipe(int fd, const struct stat *st)
+{
+    struct stat now;
+    return fd >= 0 && fstat(fd, &now) == 0 && now.st_dev == st->st_dev && now.st_ino == st->st_ino;
+}
+
+/* The program closed the pipe, or one end of it: a daemon may close every
+ * descriptor it did not open. Read on, the thread would spin (no write end:
+ * end of file at once) or never wake (no read end), and it might read the
+ * program's own file under the read end's number. So it makes a new pipe,
+ * closes what is left of the old one only where the number is still that
+ * pipe, and says so once on stderr. A handler that read the old write end's
+ * number just before may still write its byte there. The new read end, or
+ * -1 when no pipe can be made now (the caller naps and tries again). */
+static int renew_pipe(int old_r, struct stat *st)
+{
+    static bool said;
+    int fds[2];
+    pthread_mutex_lock(&dispatcher.lock);
+    int err = open_pipe(fds);
+    int old_w = cctx__atomic_exchange_acq_rel(&wake_w, err ? -1 : fds[1]);
+    if (same_pipe(old_w, st))
+        close(old_w);
+    if (same_pipe(old_r, st))
+        close(old_r);
+    dispatcher.wake_r = err ? -1 : fds[0];
+    pthread_mutex_unlock(&dispatcher.lock);
+    if (!said) {
+        said = true;
+        fputs("cctx: the program closed the descriptors of the signal watches' pipe; the "
+              "library makes a new one\n",
+              stderr);
+    }
+    if (err || fstat(fds[0], st) != 0)
+        return -1;
+    return fds[0];
+}
+
+static void *signal_main(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+#ifdef PR_SET_NAME
+    prctl(PR_SET_NAME, "cctx-signal", 0UL, 0UL, 0UL);
+#endif
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        memset(&st, 0, sizeof st);
+    char buf[64];
+    for (;;) {
+        /* Flags first: after fork, the child's thread may start with
+         * signals flagged while it did not exist. */
+        for (int sig = 1; sig < NSIG; sig++)
+            if (cctx__atomic_exchange_acquire(&pending[sig], 0))
+                hand_to_runner(sig, cctx__atomic_load_relaxed(&arrived[sig]));
+        /* Looked at before each read (one fstat per wake-up, which only a
+         * signal causes): see renew_pipe. */
+        bool woken = false;
+        if (fd >= 0 && same_pipe(fd, &st)) {
+            ssize_t r = read(fd, buf, sizeof buf);
+            woken = r > 0 || (r < 0 && (errno == EINTR || errno == EAGAIN));
+        }
+        if (!woken && (fd = renew_pipe(fd, &st)) < 0) {
+            struct timespec nap = {.tv_nsec = 10 * 1000 * 1000};
+            nanosleep(&nap, NULL);
+        }
+    }
+    return NULL; /* never reached: the thread lives as long as the process */
 }
 
 /* The pipe and the thread, once per process (dispatcher.lock held). The

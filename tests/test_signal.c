@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -770,4 +771,111 @@ TEST(signal_stress_create_release_while_signals_arrive)
     check_disposition(SIGUSR2, &m2);
     reset_default(SIGUSR1);
     reset_default(SIGUSR2);
+}
+
+/* ---- the program closes the library's pipe ------------------------------------------ */
+
+enum { MAX_PIPES = 64 };
+
+/* This process's pipe descriptors from 3 up, with their access modes. */
+static int pipes_now(int fds[MAX_PIPES], int modes[MAX_PIPES])
+{
+    DIR *d = opendir("/proc/self/fd");
+    CHECK(d != NULL);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        int fd = atoi(e->d_name);
+        struct stat st;
+        if (e->d_name[0] == '.' || fd < 3 || fd == dirfd(d) || fstat(fd, &st) != 0 ||
+            !S_ISFIFO(st.st_mode))
+            continue;
+        CHECK(n < MAX_PIPES);
+        modes[n] = fcntl(fd, F_GETFL) & O_ACCMODE;
+        fds[n++] = fd;
+    }
+    closedir(d);
+    return n;
+}
+
+static int64_t cpu_used(void)
+{
+    struct timespec ts;
+    CHECK_EQ(clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts), 0);
+    return (int64_t)ts.tv_sec * CCTX_SEC(1) + ts.tv_nsec;
+}
+
+static void raise_and_see_it_delivered(void)
+{
+    static const int usr1[] = {SIGUSR1};
+    cctx_t *c = cctx_with_signals(cctx_background(), usr1, 1, NULL);
+    CHECK(c != NULL);
+    CHECK_EQ(raise(SIGUSR1), 0);
+    CHECK_EQ(cctx_wait(c, CCTX_SEC(5)), ECANCELED);
+    cctx_release(c);
+}
+
+/* A daemon closes the descriptors it did not open: here the ones of the
+ * pipe that cctx_with_signals made (those of access mode `mode`, or both
+ * ends when mode < 0). The watches go on working, without spinning. */
+static void watch_after_the_program_closes_the_pipe(int mode)
+{
+    int before[MAX_PIPES], after[MAX_PIPES], modes[MAX_PIPES], unused[MAX_PIPES];
+    int n_before = pipes_now(before, unused);
+    static const int usr1[] = {SIGUSR1};
+    cctx_t *c = cctx_with_signals(cctx_background(), usr1, 1, NULL); /* the pipe, the thread */
+    CHECK(c != NULL);
+    int n_after = pipes_now(after, modes), closed = 0;
+    for (int i = 0; i < n_after; i++) {
+        bool old = false;
+        for (int k = 0; k < n_before; k++)
+            old = old || before[k] == after[i];
+        if (!old && (mode < 0 || modes[i] == mode)) {
+            CHECK_EQ(close(after[i]), 0);
+            closed++;
+        }
+    }
+    CHECK_EQ(closed, mode < 0 ? 2 : 1);
+    int64_t cpu = cpu_used();
+    real_sleep_ms(300);
+    cpu = cpu_used() - cpu;
+    printf("CPU in 300 ms after the close: %.1f ms\n", (double)cpu / 1e6);
+    CHECK(cpu < CCTX_MSEC(100)); /* before, with the write end closed: the thread spun */
+    CHECK_EQ(raise(SIGUSR1), 0);
+    CHECK_EQ(cctx_wait(c, CCTX_SEC(5)), ECANCELED); /* before, with both closed: never */
+    cctx_release(c);
+    raise_and_see_it_delivered(); /* and a new watch too */
+}
+
+CHILD(signal_pipe_write_end_closed)
+{
+    watch_after_the_program_closes_the_pipe(O_WRONLY);
+}
+
+CHILD(signal_pipe_closed)
+{
+    watch_after_the_program_closes_the_pipe(-1);
+}
+
+static void run_closing_child(const char *name)
+{
+    if (TEST_UNDER_TSAN)
+        SKIP_IN_THIS_BUILD("ThreadSanitizer reports a close of a descriptor that another thread "
+                           "uses, which is what the program here does");
+    static const char *const no_env[] = {NULL};
+    struct child c;
+    run_child(name, no_env, &c);
+    printf("%s: %s%s", name, c.out, c.err);
+    CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
+    CHECK(strstr(c.err, "signal watches' pipe") != NULL); /* said once */
+    child_done(&c);
+}
+
+TEST(signal_watch_goes_on_when_the_program_closes_the_write_end_of_its_pipe)
+{
+    run_closing_child("signal_pipe_write_end_closed");
+}
+
+TEST(signal_watch_goes_on_when_the_program_closes_its_pipe)
+{
+    run_closing_child("signal_pipe_closed");
 }

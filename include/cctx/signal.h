@@ -81,7 +81,13 @@
  *    threads or memory) does the library's thread deliver itself, running
  *    those after-functions in turn, and a blocking one then holds up every
  *    delivery after it. The thread and the pipe (two descriptors,
- *    close-on-exec) stay for the life of the process.
+ *    close-on-exec) stay for the life of the process. A program that
+ *    closes them (as a daemon that closes every descriptor it did not open)
+ *    gets a new pipe, said once on stderr: the thread looks at the pipe's
+ *    descriptors before each read, never reads a file the program opened
+ *    under their numbers, and closes a number only while it is still the
+ *    pipe's. A signal that arrives as the program closes the write end may
+ *    write its byte to whatever the program opened under that number.
  *
  *  - Signal masks are not touched, but for the duration of a fork() (see
  *    below): a signal blocked in every thread of the program stays pending
