@@ -187,10 +187,13 @@ CCTX_API int cctx_traceparent_parse(const char *text, size_t len, cctx_trace_t *
     memcpy(out->trace_id, trace_id, sizeof trace_id);
     memcpy(out->parent_id, parent_id, sizeof parent_id);
     memcpy(out->span_id, parent_id, sizeof parent_id);
-    /* A later version's other bits may mean something else than 00's: of
+    /* Version 00's bits other than "sampled" and "random" are reserved, and
+     * whoever sends the header on must set them to zero (W3C Trace Context).
+     * A later version's other bits may mean something else than 00's: of
      * its flags only "sampled" is read (the W3C rule), so that they are not
      * sent on as 00 flags they never were. */
-    out->flags = version == 0 ? flags : flags & CCTX_TRACE_SAMPLED;
+    out->flags =
+        flags & (version == 0 ? CCTX_TRACE_SAMPLED | CCTX_TRACE_RANDOM : CCTX_TRACE_SAMPLED);
     out->state_len = 0;
     out->state[0] = '\0';
     return 0;

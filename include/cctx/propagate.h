@@ -85,12 +85,13 @@ CCTX_API int cctx_grpc_timeout_of(const cctx_t *ctx, char out[CCTX_GRPC_TIMEOUT_
 #define CCTX_SPAN_ID_HEX_SIZE 17
 #define CCTX_TRACESTATE_MAX 512 /* bytes, kept verbatim; at most 32 members       */
 #define CCTX_TRACE_SAMPLED 0x01 /* bit 0 of trace-flags                            */
+#define CCTX_TRACE_RANDOM 0x02  /* bit 1: the trace-id's right 7 bytes are random   */
 
 typedef struct cctx_trace {
     uint8_t trace_id[16];    /* never all zero in a valid trace                      */
     uint8_t span_id[8];      /* this hop's span: the parent-id a call from here sends */
     uint8_t parent_id[8];    /* the caller's span; all zero for the root of a trace  */
-    uint8_t flags;           /* trace-flags, as received (CCTX_TRACE_SAMPLED, ...)   */
+    uint8_t flags;           /* trace-flags: CCTX_TRACE_SAMPLED, CCTX_TRACE_RANDOM   */
     uint16_t state_len;      /* bytes of tracestate, 0 if none                       */
     char state[CCTX_TRACESTATE_MAX + 1]; /* tracestate, verbatim, NUL-terminated     */
 } cctx_trace_t;
@@ -98,7 +99,9 @@ typedef struct cctx_trace {
 /* Parses a traceparent header into out: out->trace_id and out->parent_id
  * take the header's trace-id and parent-id, out->span_id is set equal to
  * parent_id (cctx_trace_child makes the span of this hop), version 00's
- * flags are kept, the tracestate is cleared. Version 00 is exactly
+ * flags CCTX_TRACE_SAMPLED and CCTX_TRACE_RANDOM are kept and its reserved
+ * bits cleared (W3C: whoever sends the header on sets them to zero), the
+ * tracestate is cleared. Version 00 is exactly
  * "00-<32 hex>-<16 hex>-<2 hex>", lower-case hex only. A version above 00 is
  * read the same way from its first 55 bytes if those are followed by the end
  * or by '-' (the W3C rule for future versions), and is sent on as 00; of its

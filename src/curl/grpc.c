@@ -46,6 +46,11 @@ size_t cctx_curl_grpc_header_cb(char *buffer, size_t size, size_t nitems, void *
         return len;
     }
     if ((v = value_of(buffer, len, "grpc-status", &vlen)) != NULL) {
+        /* A decimal number, a '+' before it allowed (grpc-go reads it with
+         * strconv.Atoi); anything else is malformed, which grpc-go fails
+         * as INTERNAL. A negative one too: -1 here means "none seen". */
+        if (vlen > 1 && v[0] == '+')
+            v++, vlen--;
         int s = 0;
         bool ok = vlen > 0 && vlen <= 9;
         for (size_t i = 0; ok && i < vlen; i++) {
@@ -54,7 +59,7 @@ size_t cctx_curl_grpc_header_cb(char *buffer, size_t size, size_t nitems, void *
             else
                 s = s * 10 + (v[i] - '0');
         }
-        st->status = ok ? s : 2; /* UNKNOWN */
+        st->status = ok ? s : 13; /* INTERNAL */
     } else if ((v = value_of(buffer, len, "grpc-message", &vlen)) != NULL) {
         if (vlen >= sizeof st->message)
             vlen = sizeof st->message - 1;

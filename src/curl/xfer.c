@@ -292,6 +292,24 @@ void cctx__curl_before_abort(struct cc_xfer *x)
     }
 }
 
+/* Whether the failure is a response header past libcurl's limit (100 KB):
+ * the peer's doing, which libcurl before 8.6 reports as out of memory, and
+ * 8.6 and later as CURLE_TOO_LARGE. An out-of-memory failure once the
+ * response has begun is taken for it. */
+static bool header_too_large(CURL *easy, CURLcode code)
+{
+#if LIBCURL_VERSION_NUM >= 0x080600
+    if (code == CURLE_TOO_LARGE)
+        return true;
+#endif
+    if (code != CURLE_OUT_OF_MEMORY)
+        return false;
+    long status = 0, header_bytes = 0;
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(easy, CURLINFO_HEADER_SIZE, &header_bytes);
+    return status != 0 || header_bytes > 0;
+}
+
 void cctx__curl_finish_libcurl(struct cc_xfer *x, cctx_t *ctx, CURLcode code)
 {
     cctx_curl_result_t *r = &x->res;
@@ -313,6 +331,10 @@ void cctx__curl_finish_libcurl(struct cc_xfer *x, cctx_t *ctx, CURLcode code)
     if (os == x->os_errno_before && code != CURLE_COULDNT_CONNECT && cctx__curl_stale_os_errno())
         os = 0;
     r->err = cctx__curl_errno_of(code, os);
+    if (header_too_large(x->easy, code)) {
+        r->err = EMSGSIZE;
+        r->msg = "response header too large";
+    }
     x->done = true;
 }
 

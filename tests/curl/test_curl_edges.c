@@ -167,6 +167,56 @@ TEST(curl_errno_got_nothing_after_refused)
     curl_test_end();
 }
 
+/* Answers one request with a 200 whose one header line is 200,000 bytes. */
+static void *answer_with_a_huge_header(void *arg)
+{
+    int l = *(int *)arg;
+    int c = accept(l, NULL, NULL);
+    if (c >= 0) {
+        char buf[1024];
+        (void)!read(c, buf, sizeof buf);
+        static char line[200000];
+        memset(line, 'a', sizeof line);
+        const char *head = "HTTP/1.1 200 OK\r\nX-Big: ";
+        (void)!send(c, head, strlen(head), MSG_NOSIGNAL);
+        for (size_t off = 0; off < sizeof line;) {
+            ssize_t w = send(c, line + off, sizeof line - off, MSG_NOSIGNAL);
+            if (w <= 0)
+                break; /* libcurl gave up on it and closed */
+            off += (size_t)w;
+        }
+        (void)!send(c, "\r\n\r\n", 4, MSG_NOSIGNAL);
+        close(c);
+    }
+    return NULL;
+}
+
+/* The peer's too large header is the peer's doing, said so: EMSGSIZE.
+ * Before, libcurl 7.x's "out of memory" came out as ENOMEM, a condition of
+ * this machine a caller may shed load for. */
+TEST(curl_response_header_too_large_is_emsgsize)
+{
+    curl_test_begin();
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    CHECK_EQ(bind(l, (struct sockaddr *)&a, sizeof a), 0);
+    CHECK_EQ(listen(l, 4), 0);
+    CHECK_EQ(getsockname(l, (struct sockaddr *)&a, &al), 0);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, answer_with_a_huge_header, &l), 0);
+    CURL *e = easy_for(NULL, "http://127.0.0.1:%d/", ntohs(a.sin_port));
+    cctx_curl_result_t res;
+    int err = cctx_curl_perform(cctx_background(), e, NULL, &res);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    printf("huge header: %s (%s, code %d)\n", strerror(err), res.msg, (int)res.code);
+    CHECK_EQ(err, EMSGSIZE);
+    CHECK_STR(res.msg, "response header too large");
+    curl_easy_cleanup(e);
+    close(l);
+    curl_test_end();
+}
+
 TEST(curl_no_done_fd)
 {
     curl_test_begin();

@@ -183,9 +183,18 @@ TEST(curl_grpc_helpers)
     cctx_curl_grpc_header_cb(l3, 1, strlen(l3), &st);
     CHECK_EQ(st.status, 14);
     CHECK_STR(st.message, "down");
-    char bad[] = "grpc-status: x1\r\n";
+    /* Malformed: INTERNAL, as grpc-go fails it (before: 2, UNKNOWN); a '+'
+     * before the number is read as grpc-go's strconv.Atoi reads it. */
+    char bad[] = "grpc-status: x1\r\n", minus[] = "grpc-status: -1\r\n",
+         plus[] = "grpc-status: +0\r\n", sign[] = "grpc-status: +\r\n";
     cctx_curl_grpc_header_cb(bad, 1, strlen(bad), &st);
-    CHECK_EQ(st.status, 2);
+    CHECK_EQ(st.status, 13);
+    cctx_curl_grpc_header_cb(plus, 1, strlen(plus), &st);
+    CHECK_EQ(st.status, 0);
+    cctx_curl_grpc_header_cb(minus, 1, strlen(minus), &st);
+    CHECK_EQ(st.status, 13);
+    cctx_curl_grpc_header_cb(sign, 1, strlen(sign), &st);
+    CHECK_EQ(st.status, 13);
     /* A redirect said OK, the final answer nothing: no status, not OK (the
      * status line of each response starts the record afresh). */
     char redirect[] = "HTTP/1.1 307 Temporary Redirect\r\n", ok[] = "grpc-status: 0\r\n",
