@@ -51,7 +51,9 @@ struct registry_entry {
 };
 
 #define REGISTRY_SHARDS 64
-static struct registry_shard {
+/* __extension__: the range designator is GNU C, and a parent project that
+ * builds cctx in with -Wpedantic -Werror must still build it. */
+__extension__ static struct registry_shard {
     pthread_mutex_t lock;
     struct registry_entry **b;
     size_t nb, n;

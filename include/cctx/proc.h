@@ -117,10 +117,13 @@ typedef struct cctx_proc_opts {
  * envp (NULL: the caller's environ). Returns the handle, or NULL with errno:
  * EINVAL (NULL ctx, path or argv; a signal out of range; a negative
  * descriptor other than -1), EBADF (a given descriptor is not open),
- * ctx's error if ctx has already ended (nothing is started), ENOMEM, or
- * the error of the exec itself (ENOENT, EACCES, ENOEXEC...), which
- * posix_spawn reports from the child. The handle holds a reference on ctx
- * until cctx_proc_free. */
+ * ctx's error if ctx has already ended (nothing is started), ENOMEM,
+ * EAGAIN (the process limit, RLIMIT_NPROC), EMFILE or ENFILE (no descriptor
+ * for a copy of a given one), or the error of the exec itself (ENOENT,
+ * EACCES, ENOEXEC...), which posix_spawn reports from the child. Where no
+ * descriptor is left for the child's pidfd once it has started, it is kept
+ * and watched by PID, as on a kernel without pidfds. The handle holds a
+ * reference on ctx until cctx_proc_free. */
 CCTX_API cctx_proc_t *cctx_proc_spawn(cctx_t *ctx, const char *path, char *const argv[],
                                       char *const envp[], const cctx_proc_opts_t *opts);
 

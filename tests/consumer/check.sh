@@ -250,4 +250,43 @@ tests=$(ctest --test-dir "$tmp/super/build" -N | awk '/Total Tests:/ {print $3}'
 [[ "$tests" == 1 ]] || fail "the superproject lists $tests tests, expected only its own"
 run_and_compare "$tmp/super/build/consumer"
 
+# Once (with the Release run): it does not depend on the build type.
+if [[ $build_type == Release ]]; then
+    step "as a subproject: the parent's build type, warnings and install stay its own"
+    # A parent with no build type, ISO C's warnings as errors, and an assert:
+    # cctx must build under those flags, leave the build type (and so the
+    # parent's asserts) alone, and add nothing to the parent's install.
+    mkdir -p "$tmp/parent"
+    cat >"$tmp/parent/app.c" <<'EOF'
+#include <assert.h>
+#include <cctx.h>
+int main(void)
+{
+    assert(!"the parent's assert");
+    return cctx_err(cctx_background());
+}
+EOF
+    cat >"$tmp/parent/CMakeLists.txt" <<EOF
+cmake_minimum_required(VERSION 3.16)
+project(parent LANGUAGES C)
+add_subdirectory("$src" cctx)
+add_executable(app app.c)
+target_link_libraries(app PRIVATE cctx::cctx)
+EOF
+    cmake -S "$tmp/parent" -B "$tmp/parent/build" -DCMAKE_C_FLAGS="-Wall -Wextra -Wpedantic -Werror" \
+        >"$tmp/parent-configure.log" || { cat "$tmp/parent-configure.log"; fail "configure the parent"; }
+    grep -q '^CMAKE_BUILD_TYPE:STRING=$' "$tmp/parent/build/CMakeCache.txt" ||
+        fail "cctx set the parent's build type: $(grep '^CMAKE_BUILD_TYPE' "$tmp/parent/build/CMakeCache.txt")"
+    cmake --build "$tmp/parent/build" -j "$jobs" >"$tmp/parent-build.log" 2>&1 ||
+        { grep -E 'error|warning' "$tmp/parent-build.log" | head -n 20; fail "build under -Wpedantic -Werror"; }
+    # It must abort; the subshell, not this shell, says so, to /dev/null.
+    if ("$tmp/parent/build/app"; exit $?) 2>/dev/null; then
+        fail "the parent's assert was compiled out"
+    fi
+    cmake --install "$tmp/parent/build" --prefix "$tmp/parent/inst" >"$tmp/parent-install.log" ||
+        { cat "$tmp/parent-install.log"; fail "install the parent"; }
+    installed_files=$(find "$tmp/parent/inst" -type f 2>/dev/null | head -n 5 || true)
+    [[ -z $installed_files ]] || fail "the subproject installed files of its own: $installed_files"
+fi
+
 printf '\nconsumer [%s]: PASS (static and shared; find_package and pkg-config)\n' "$build_type"
