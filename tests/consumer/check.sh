@@ -186,6 +186,13 @@ for kind in "${kinds[@]}"; do
         fi
         grep -q "libcurl 7.68 or later" "$log" || { cat "$log"; fail "the missing libcurl was not named"; }
         echo "a component whose dependency is missing: not found, the core still is; required, it fails"
+        log=$tmp/consumer-misspelled-$kind.log
+        if cmake -S "$here" -B "$tmp/consumer-misspelled-$kind" -DCMAKE_PREFIX_PATH="$prefix" \
+            -DCONSUMER_COMPONENTS=mdh >"$log" 2>&1; then
+            fail "find_package(cctx COMPONENTS mdh) succeeded"
+        fi
+        grep -q "cctx has no component 'mdh'" "$log" || { cat "$log"; fail "the misspelled component was not named"; }
+        echo "a misspelled component: refused, and named"
     fi
 
     # Before 1.0 a minor version may break the API: asking for an older one
