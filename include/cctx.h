@@ -96,12 +96,20 @@ extern "C" {
  * from CCTX_VERSION_STRING when a shared library was upgraded alone. */
 CCTX_API const char *cctx_version(void);
 
+/* A cast in the macros and inline functions below, spelled so that a C++
+ * program's -Wold-style-cast takes it too. Not for direct use. */
+#ifdef __cplusplus
+#define CCTX__AS(type, v) (static_cast<type>(v))
+#else
+#define CCTX__AS(type, v) ((type)(v))
+#endif
+
 /* ---- Time ---------------------------------------------------------------- */
 
-#define CCTX_NSEC(n) ((int64_t)(n))
-#define CCTX_USEC(n) ((int64_t)(n) * INT64_C(1000))
-#define CCTX_MSEC(n) ((int64_t)(n) * INT64_C(1000000))
-#define CCTX_SEC(n)  ((int64_t)(n) * INT64_C(1000000000))
+#define CCTX_NSEC(n) CCTX__AS(int64_t, n)
+#define CCTX_USEC(n) (CCTX__AS(int64_t, n) * INT64_C(1000))
+#define CCTX_MSEC(n) (CCTX__AS(int64_t, n) * INT64_C(1000000))
+#define CCTX_SEC(n) (CCTX__AS(int64_t, n) * INT64_C(1000000000))
 #define CCTX_NO_DEADLINE INT64_MAX
 
 /* The library's clock: CLOCK_MONOTONIC, or the fake clock of <cctx/testing.h>
@@ -367,9 +375,10 @@ cctx__wait_call(const cctx_t *ctx, const char *file, int line, const char *func)
 static inline int cctx__err_inline(const cctx_t *ctx)
 {
     if (ctx) {
-        uint32_t state = __atomic_load_n((const uint32_t *)(const void *)ctx, __ATOMIC_ACQUIRE);
+        uint32_t state = __atomic_load_n(CCTX__AS(const uint32_t *, CCTX__AS(const void *, ctx)),
+                                         __ATOMIC_ACQUIRE);
         if (__builtin_expect(!(state & ~UINT32_C(0xff)), 1))
-            return (int)state;
+            return CCTX__AS(int, state);
     }
     return cctx__err_call(ctx);
 }
@@ -379,9 +388,10 @@ static inline int cctx__wait_inline(const cctx_t *ctx, int64_t timeout, const ch
     if (timeout != 0)
         return cctx_wait_at(ctx, timeout, file, line, func);
     if (ctx) {
-        uint32_t state = __atomic_load_n((const uint32_t *)(const void *)ctx, __ATOMIC_ACQUIRE);
+        uint32_t state = __atomic_load_n(CCTX__AS(const uint32_t *, CCTX__AS(const void *, ctx)),
+                                         __ATOMIC_ACQUIRE);
         if (__builtin_expect(!(state & ~UINT32_C(0xff)), 1))
-            return (int)state;
+            return CCTX__AS(int, state);
     }
     return cctx__wait_call(ctx, file, line, func);
 }
