@@ -96,9 +96,7 @@ extern "C" {
  * from CCTX_VERSION_STRING when a shared library was upgraded alone. */
 CCTX_API const char *cctx_version(void);
 
-/* A cast in the macros and inline functions below, spelled so that a C++
- * program's -Wold-style-cast takes it too. Not for direct use. */
-#ifdef __cplusplus
+#ifdef __cplusplus /* CCTX__AS: a cast that C++'s -Wold-style-cast takes (internal) */
 #define CCTX__AS(type, v) (static_cast<type>(v))
 #else
 #define CCTX__AS(type, v) ((type)(v))
