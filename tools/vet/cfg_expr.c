@@ -149,8 +149,15 @@ static bool call(struct builder *b, CXCursor c, enum role role, int target, bool
     bool ref = strcmp(name, "cctx_ref") == 0;
     int hand = handover_arg(name);
     int nargs = clang_Cursor_getNumArguments(c);
-    if (!name[0]) /* a call through a pointer: the pointer is an operand too */
-        kids_expr(b, c, ROLE_OTHER);
+    if (!name[0]) { /* a call through a pointer: the pointer is an operand too */
+        /* Only the callee, the first child: the other children are the
+         * arguments, lowered once below (their events, twice, made a
+         * definition overwrite itself). */
+        struct kids ks = kids_of(c);
+        if (ks.n && clang_isExpression(clang_getCursorKind(ks.v[0])))
+            expr(b, ks.v[0], ROLE_OTHER, -1, false);
+        kids_free(&ks);
+    }
     int released = -1;
     for (int i = 0; i < nargs; i++) {
         CXCursor a = clang_Cursor_getArgument(c, (unsigned)i);
