@@ -185,7 +185,14 @@ static bool call(struct builder *b, CXCursor c, enum role role, int target, bool
         emit(b, EV_BLOCKING, -1, at, intern(c, name));
     bool derives = is_derivation(name) && is_ctx_ptr(clang_getCursorType(c));
     bool defined = false;
-    if ((derives || ref) && role == ROLE_ASSIGN && target >= 0) {
+    /* `c = cctx_ref(c)` keeps the reference c holds and adds one: no new
+     * context overwrites the old one. */
+    bool ref_of_itself =
+        ref && nargs >= 1 && target >= 0 && var_of(b, clang_Cursor_getArgument(c, 0)) == target;
+    if (ref_of_itself && role == ROLE_ASSIGN) {
+        emit(b, EV_REF, target, at, NULL);
+        defined = true;
+    } else if ((derives || ref) && role == ROLE_ASSIGN && target >= 0) {
         emit(b, EV_DEF, target, at, intern(c, name));
         defined = true;
     }

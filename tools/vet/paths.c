@@ -166,8 +166,15 @@ static bool step(const struct cfg *g, struct state *s, const struct event *e, in
         } else if (s->kind == S_DEAD && !s->handed)
             report(R_USEAFTERRELEASE, e->at, "%s is used after it was released at line %u",
                    v->name, s->rel.line);
-        else if (s->kind == S_LIVE && s->owed < 7)
+        else if (s->kind == S_LIVE && s->owed < 7) {
+            if (s->owed == 0) {
+                /* The first reference owed on a borrowed context (a
+                 * parameter's) is made here: a leak names this line. */
+                s->def = e->at;
+                s->what = NULL;
+            }
             s->owed++;
+        }
         break;
     case EV_RELEASE:
     case EV_HANDOVER:
