@@ -137,10 +137,13 @@ static struct label *label_of(struct builder *b, CXCursor stmt)
  * project's own macro (systemd's _cleanup_(f)), or the attribute written out.
  * libclang does not expose the attribute (an unexposed one, its tokens those
  * of the macro's call), but the declaration printed back from the tree
- * shows it in one spelling. */
+ * shows it in one spelling. It is printed without its initializer: a
+ * statement expression there may declare a cleanup variable of its own
+ * (`c = ({ CCTX_AUTO cctx_t *t = ...; cctx_ref(t); })`), which is not c's. */
 static bool has_cleanup(CXCursor d)
 {
     CXPrintingPolicy policy = clang_getCursorPrintingPolicy(d);
+    clang_PrintingPolicy_setProperty(policy, CXPrintingPolicy_SuppressInitializers, 1);
     CXString s = clang_getCursorPrettyPrinted(d, policy);
     const char *text = clang_getCString(s);
     bool yes = strstr(text, "__attribute__((cleanup(") || strstr(text, "[[gnu::cleanup(");
