@@ -180,6 +180,23 @@ static char *record_name(CXCursor rec)
     return name;
 }
 
+/* The record is handed to a thread or an after-function, or is written
+ * inside one that is (`struct outer { struct { cctx_t *ctx; } inner; }`):
+ * the struct handed over carries the nested one's fields with it. The
+ * lexical parent, as C gives a named nested struct the file's scope. */
+static bool exempt_record(const struct fields *f, CXCursor rec)
+{
+    for (; clang_getCursorKind(rec) == CXCursor_StructDecl ||
+           clang_getCursorKind(rec) == CXCursor_UnionDecl;
+         rec = clang_getCursorLexicalParent(rec)) {
+        CXCursor canon = clang_getCanonicalCursor(rec);
+        for (int j = 0; j < f->nexempt; j++)
+            if (clang_equalCursors(canon, f->exempt[j]))
+                return true;
+    }
+    return false;
+}
+
 void check_fields(CXTranslationUnit tu)
 {
     if (!rule_on[R_FIELD])
@@ -188,11 +205,7 @@ void check_fields(CXTranslationUnit tu)
     clang_visitChildren(clang_getTranslationUnitCursor(tu), scan, &f);
     for (int i = 0; i < f.ncand; i++) {
         CXCursor rec = clang_getCursorSemanticParent(f.cand[i]);
-        CXCursor canon = clang_getCanonicalCursor(rec);
-        bool exempt = false;
-        for (int j = 0; j < f.nexempt && !exempt; j++)
-            exempt = clang_equalCursors(canon, f.exempt[j]);
-        if (exempt)
+        if (exempt_record(&f, rec))
             continue;
         char *rname = record_name(rec);
         CXString fs = clang_getCursorSpelling(f.cand[i]);
