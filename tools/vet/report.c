@@ -194,6 +194,31 @@ static bool blank(const char *from, const char *to)
     return true;
 }
 
+/* The start of the last `*` `/` in line before limit (the whole line when
+ * limit is NULL), or NULL. */
+static const char *last_close(const char *line, const char *limit)
+{
+    const char *found = NULL;
+    for (const char *p = strstr(line, "*/"); p && (!limit || p < limit); p = strstr(p + 1, "*/"))
+        found = p;
+    return found;
+}
+
+/* Nothing but blanks and whole block comments from the line's start to `to`
+ * (`/` `* a *` `/ /` `* b *` `/` is two comments alone on their line). */
+static bool only_comments(const char *line, const char *to)
+{
+    for (;;) {
+        line += strspn(line, " \t");
+        if (line >= to)
+            return true;
+        const char *close = strncmp(line, "/*", 2) == 0 ? strstr(line + 2, "*/") : NULL;
+        if (!close || close >= to)
+            return false;
+        line = close + 2;
+    }
+}
+
 /* The first line (0-based) of the comment that ends on line `last` when that
  * comment stands alone on its lines, nothing but blanks before or after it:
  * a block comment, or a run of `//` lines. -1 when line `last` holds code
@@ -208,15 +233,26 @@ static int comment_above(char **lines, unsigned last)
             first--;
         return (int)first;
     }
-    const char *end = NULL;
-    for (const char *p = strstr(lines[last], "*/"); p; p = strstr(p + 1, "*/"))
-        end = p;
+    const char *end = last_close(lines[last], NULL);
     if (!end || !blank(end + 2, end + strlen(end)))
         return -1;
+    /* C comments do not nest: the opener is the first `/` `*` after the
+     * end of the comment before this one (or the file's start). The nearest
+     * one above may be text inside the comment (`/var/spool/` `*.job`). */
+    unsigned from = 0;
+    const char *after = lines[0];
     for (unsigned i = last + 1; i-- > 0;) {
-        const char *open = strstr(lines[i], "/*");
+        const char *prev = last_close(lines[i], i == last ? end : NULL);
+        if (prev) {
+            from = i;
+            after = prev + 2;
+            break;
+        }
+    }
+    for (unsigned i = from; i <= last; i++) {
+        const char *open = strstr(i == from ? after : lines[i], "/*");
         if (open && (i < last || open < end))
-            return blank(lines[i], open) ? (int)i : -1;
+            return only_comments(lines[i], open) ? (int)i : -1;
     }
     return -1;
 }
