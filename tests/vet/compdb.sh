@@ -137,6 +137,33 @@ printf '%s\n' "$sarif" | grep -q '"startLine": 3, "startColumn": 51}' ||
     { echo "FAIL: the SARIF column of a UTF-8 line is not in UTF-16 code units"; exit 1; }
 printf '%s\n' "$sarif" | grep -q '"columnKind": "utf16CodeUnits"' ||
     { echo "FAIL: the SARIF run names no columnKind"; exit 1; }
+# A compile-and-link command that names two sources (`cc -o prog a.c b.c`):
+# the other source is left out, and the file is checked.
+mkdir -p "$work/two" || exit 1
+printf 'int other;\n' > "$work/two/other.c"
+cat > "$work/two/compile_commands.json" <<JSON
+[{"directory": "$work/two", "file": "$file",
+  "command": "cc -std=gnu11 -I$src/include -o prog $file other.c -lm"}]
+JSON
+out=$("$vet" -p "$work/two" "$file")
+rc=$?
+n=$(printf '%s\n' "$out" | grep -c 'warning: .*\[cctx-vet:lostrelease\]')
+[ "$rc" -eq 1 ] && [ "$n" -eq 2 ] || { echo "FAIL: two sources in a command: status $rc, $n findings"; exit 1; }
+# A directory is no file to parse, and is named as such.
+err=$("$vet" "$work" -- -std=gnu11 2>&1 >/dev/null)
+rc=$?
+[ "$rc" -eq 2 ] && printf '%s\n' "$err" | grep -q 'not a regular file (a directory)' ||
+    { echo "FAIL: a directory: status $rc, said: $err"; exit 1; }
+# A usage error beside --list-rules or --help is still one.
+for opt in --list-rules --help; do
+    "$vet" "$opt" >/dev/null 2>&1 || { echo "FAIL: $opt alone: not status 0"; exit 1; }
+    "$vet" --frob "$opt" >/dev/null 2>&1
+    rc=$?
+    [ "$rc" -eq 2 ] || { echo "FAIL: an unknown option with $opt: status $rc"; exit 1; }
+    "$vet" --enable=bogus "$opt" >/dev/null 2>&1
+    rc=$?
+    [ "$rc" -eq 2 ] || { echo "FAIL: an unknown rule with $opt: status $rc"; exit 1; }
+done
 # An option whose argument is missing says so, rather than that it is unknown.
 for opt in -p --enable --disable; do
     err=$("$vet" "$file" "$opt" 2>&1 >/dev/null)

@@ -4,9 +4,10 @@
  * compilation database: the directory given with -p, or else the current
  * directory or the nearest parent that has the file. The compiler's name,
  * the source file, -c and -o are dropped (libclang takes the source apart),
- * and so are the options that write a dependency file (-MD, -MMD, -MF and
- * the rest): libclang would write the build's own .d file, and fail the
- * run where its directory does not exist yet. The entry's directory
+ * and so are the other sources of a command that compiles several (of two,
+ * libclang parses neither) and the options that write a dependency file
+ * (-MD, -MMD, -MF and the rest): libclang would write the build's own .d
+ * file, and fail the run where its directory does not exist yet. The entry's directory
  * becomes -working-directory so relative -I work.
  */
 #include "vet.h"
@@ -102,6 +103,36 @@ static unsigned dependency_option(const char *s)
     return 0;
 }
 
+/* Another source file of a command that compiles several at once (`cc -o
+ * prog main.c util.c`, as a compile-and-link build writes it): with two
+ * sources libclang's driver makes two compilations, and parses neither. */
+static bool is_other_source(const char *s)
+{
+    static const char *const suffixes[] = {".c", ".i", ".cc", ".cp", ".cpp", ".cxx", ".c++",
+                                           ".C", ".m", ".mm", ".s",  ".S",   NULL};
+    const char *dot = strrchr(s, '.');
+    if (s[0] == '-' || !dot || strchr(dot, '/'))
+        return false;
+    for (int i = 0; suffixes[i]; i++)
+        if (strcmp(dot, suffixes[i]) == 0)
+            return true;
+    return false;
+}
+
+/* The options whose value, the next argument, may be a file with a
+ * source's name (`-include config.c`): that argument is no source. */
+static bool takes_value(const char *option)
+{
+    static const char *const with_value[] = {
+        "-include",   "-imacros", "-Xclang", "-Xpreprocessor", "-Xlinker",  "-Xassembler",
+        "-Xanalyzer", "-x",       "-T",      "-aux-info",      "-dumpbase", "-main-file-name",
+        NULL};
+    for (int i = 0; with_value[i]; i++)
+        if (strcmp(option, with_value[i]) == 0)
+            return true;
+    return false;
+}
+
 char **compdb_args(const char *dir, const char *path, int *n)
 {
     *n = 0;
@@ -125,6 +156,7 @@ char **compdb_args(const char *dir, const char *path, int *n)
     CXString wd = clang_CompileCommand_getDirectory(cmd);
     args[(*n)++] = copy_str("-working-directory");
     args[(*n)++] = copy_str(clang_getCString(wd));
+    char *prev = copy_str("");
     for (unsigned i = 1; i < na; i++) { /* 0 is the compiler */
         CXString a = clang_CompileCommand_getArg(cmd, i);
         const char *s = clang_getCString(a);
@@ -135,10 +167,14 @@ char **compdb_args(const char *dir, const char *path, int *n)
             i += dep - 1;
         else if (strcmp(s, "-c") != 0 && strcmp(s, clang_getCString(file)) != 0 &&
                  strcmp(s, path) != 0 && strcmp(s, "--") != 0 &&
-                 !names_file(clang_getCString(wd), s, path))
+                 !names_file(clang_getCString(wd), s, path) &&
+                 !(is_other_source(s) && !takes_value(prev)))
             args[(*n)++] = copy_str(s);
+        free(prev);
+        prev = copy_str(s);
         clang_disposeString(a);
     }
+    free(prev);
     clang_disposeString(file);
     clang_disposeString(wd);
     clang_CompileCommands_dispose(cmds);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static void usage(FILE *out)
 {
@@ -133,6 +134,24 @@ static enum CXChildVisitResult functions(CXCursor c, CXCursor parent, CXClientDa
     return CXChildVisit_Continue;
 }
 
+/* What libclang's error code says of a parse that made no tree: it gives no
+ * more, and the usual causes are named for the user to look at. */
+static const char *parse_error(enum CXErrorCode rc)
+{
+    switch (rc) {
+    case CXError_Crashed:
+        return "CXError_Crashed: libclang crashed";
+    case CXError_InvalidArguments:
+        return "CXError_InvalidArguments";
+    case CXError_ASTReadError:
+        return "CXError_ASTReadError: no single compilation of it could be made of its "
+               "arguments (an option the driver refuses, a second source file, or a file "
+               "that is not C)";
+    default:
+        return "CXError_Failure: its compiler arguments may name an input it cannot read";
+    }
+}
+
 /* Checks one file; -1 if it could not be parsed, else the number of findings. */
 static long check_file(CXIndex index, const char *file, const char *abs, const char *pdir,
                        char **extra,
@@ -158,7 +177,7 @@ static long check_file(CXIndex index, const char *file, const char *abs, const c
         CXTranslationUnit_KeepGoing | CXTranslationUnit_DetailedPreprocessingRecord, &tu);
     compdb_free_args(owned, owned ? nargs : 0);
     if (rc != CXError_Success || !tu) {
-        fprintf(stderr, "cctx-vet: %s: libclang could not parse it (error %d)\n", file, (int)rc);
+        fprintf(stderr, "cctx-vet: %s: libclang could not parse it (%s)\n", file, parse_error(rc));
         return -1;
     }
     bool errors = diagnostics(tu, file);
@@ -176,7 +195,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < R_COUNT; i++)
         rule_on[i] = rules[i].on_by_default;
     const char *pdir = NULL;
-    bool sarif = false, use_extra = false, bad = false;
+    bool sarif = false, use_extra = false, bad = false, list_rules = false, help = false;
     char **files = calloc((size_t)argc, sizeof *files);
     int nfiles = 0, nextra = 0;
     char **extra = NULL;
@@ -203,15 +222,9 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--sarif") == 0) {
             sarif = true;
         } else if (strcmp(a, "--list-rules") == 0) {
-            for (int r = 0; r < R_COUNT; r++)
-                printf("%-16s %-3s %s\n", rules[r].name, rules[r].on_by_default ? "on" : "off",
-                       rules[r].summary);
-            free(files);
-            return 0;
+            list_rules = true;
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            usage(stdout);
-            free(files);
-            return 0;
+            help = true;
         } else if (strcmp(a, "-p") == 0 || strcmp(a, "--enable") == 0 ||
                    strcmp(a, "--disable") == 0) {
             fprintf(stderr, "cctx-vet: option %s needs an argument\n", a); /* the last one */
@@ -223,10 +236,22 @@ int main(int argc, char **argv)
             files[nfiles++] = argv[i];
         }
     }
-    if (bad || nfiles == 0) {
+    /* A usage error wins over --list-rules and --help: a script that
+     * misspells an option beside them learns of it. */
+    if (bad || (nfiles == 0 && !list_rules && !help)) {
         usage(stderr);
         free(files);
         return 2;
+    }
+    if (list_rules || help) {
+        if (help)
+            usage(stdout);
+        else
+            for (int r = 0; r < R_COUNT; r++)
+                printf("%-16s %-3s %s\n", rules[r].name, rules[r].on_by_default ? "on" : "off",
+                       rules[r].summary);
+        free(files);
+        return 0;
     }
     /* Every path is made absolute first: a -working-directory from the
      * compile database may change what a relative path means. */
@@ -240,8 +265,15 @@ int main(int argc, char **argv)
     long total = 0;
     bool failed = false;
     for (int i = 0; i < nfiles; i++) {
-        if (!abs[i][0]) {
+        struct stat st;
+        if (!abs[i][0] || stat(abs[i], &st) != 0) {
             fprintf(stderr, "cctx-vet: %s: cannot open\n", files[i]);
+            failed = true;
+            continue;
+        }
+        if (!S_ISREG(st.st_mode)) { /* libclang would say no more than "error 1" */
+            fprintf(stderr, "cctx-vet: %s: not a regular file%s\n", files[i],
+                    S_ISDIR(st.st_mode) ? " (a directory)" : "");
             failed = true;
             continue;
         }
