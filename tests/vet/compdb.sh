@@ -137,6 +137,36 @@ printf '%s\n' "$sarif" | grep -q '"startLine": 3, "startColumn": 51}' ||
     { echo "FAIL: the SARIF column of a UTF-8 line is not in UTF-16 code units"; exit 1; }
 printf '%s\n' "$sarif" | grep -q '"columnKind": "utf16CodeUnits"' ||
     { echo "FAIL: the SARIF run names no columnKind"; exit 1; }
+# A compile database that cannot be read: given with -p, a usage error (status
+# 2, nothing checked); found in the search, the files are checked without
+# flags and the status is 2. The file needs no flags, so that only the
+# database's failure can fail the run. libclang's own complaints are not
+# passed on with its "LIBCLANG TOOLING ERROR" prefix.
+mkdir -p "$work/broken/db" "$work/broken/dir/compile_commands.json" "$work/broken/none" || exit 1
+plain="$work/broken/db/plain.c"
+cat > "$plain" <<'C'
+typedef struct cctx cctx_t;
+cctx_t *cctx_with_cancel_at(cctx_t *parent, void **cancel, const char *file, int line, const char *func);
+int work(cctx_t *c);
+int f(cctx_t *p)
+{
+    cctx_t *c = cctx_with_cancel_at(p, 0, "", 0, "");
+    return work(c);
+}
+C
+printf '[{"directory": "%s",' "$work/broken/db" > "$work/broken/db/compile_commands.json"
+for dir in "$work/broken/missing" "$work/broken/none" "$work/broken/dir" "$work/broken/db" "$plain"; do
+    out=$("$vet" -p "$dir" "$plain" 2>"$work/broken/err")
+    rc=$?
+    [ "$rc" -eq 2 ] && [ -z "$out" ] && grep -q "cannot read" "$work/broken/err" &&
+        ! grep -q "LIBCLANG TOOLING ERROR" "$work/broken/err" ||
+        { cat "$work/broken/err"; echo "FAIL: -p $dir: status $rc, output: $out"; exit 1; }
+done
+out=$(cd "$work/broken/db" && "$vet" plain.c 2>"$work/broken/err")
+rc=$?
+n=$(printf '%s\n' "$out" | grep -c 'warning: .*\[cctx-vet:lostrelease\]')
+[ "$rc" -eq 2 ] && [ "$n" -eq 2 ] && grep -q "cannot read" "$work/broken/err" ||
+    { cat "$work/broken/err"; echo "FAIL: a database found that cannot be read: status $rc, $n findings"; exit 1; }
 # A compile-and-link command that names two sources (`cc -o prog a.c b.c`):
 # the other source is left out, and the file is checked.
 mkdir -p "$work/two" || exit 1

@@ -13,20 +13,88 @@
 #include "vet.h"
 
 #include <clang-c/CXCompilationDatabase.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static CXCompilationDatabase db;
-static bool tried;
+static bool tried, failed;
+static char db_dir[PATH_MAX];
 
+/* Whether dir has a compile_commands.json, readable or not: one found that
+ * cannot be read is an error to tell, not a reason to search on. */
 static bool has_db(const char *dir)
 {
     char path[PATH_MAX + 32];
+    struct stat st;
     snprintf(path, sizeof path, "%s/compile_commands.json", dir);
-    return access(path, R_OK) == 0;
+    return stat(path, &st) == 0;
+}
+
+/* Why dir's database cannot be read, found before libclang is asked
+ * (which says only that a file is missing), or NULL. */
+static const char *unreadable(const char *dir, char *why, size_t size)
+{
+    char path[PATH_MAX + 32];
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return snprintf(why, size, "%s: %s", dir, strerror(errno)), why;
+    if (!S_ISDIR(st.st_mode))
+        return snprintf(why, size, "%s is not a directory", dir), why;
+    snprintf(path, sizeof path, "%s/compile_commands.json", dir);
+    if (stat(path, &st) != 0)
+        return snprintf(why, size, "%s has no compile_commands.json", dir), why;
+    if (!S_ISREG(st.st_mode))
+        return snprintf(why, size, "%s is not a regular file", path), why;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return snprintf(why, size, "%s: %s", path, strerror(errno)), why;
+    fclose(f);
+    return NULL;
+}
+
+/* libclang's compilation database, its complaints kept from stderr: they
+ * come prefixed "LIBCLANG TOOLING ERROR" and name a compile_flags.txt the
+ * user never asked for. Those that say why the JSON was refused are
+ * printed, indented, after cctx-vet's own line when it fails. */
+static CXCompilationDatabase load(const char *dir)
+{
+    CXCompilationDatabase_Error err;
+    FILE *said = tmpfile();
+    int saved = said ? dup(2) : -1;
+    fflush(stderr);
+    if (saved >= 0)
+        dup2(fileno(said), 2);
+    CXCompilationDatabase d = clang_CompilationDatabase_fromDirectory(dir, &err);
+    if (saved >= 0) {
+        fflush(stderr);
+        dup2(saved, 2);
+        close(saved);
+    }
+    if (err != CXCompilationDatabase_NoError) {
+        if (d)
+            clang_CompilationDatabase_dispose(d);
+        d = NULL;
+        fprintf(stderr, "cctx-vet: cannot read %s/compile_commands.json:\n", dir);
+        char line[1024];
+        static const char noise[] = "LIBCLANG TOOLING ERROR: ";
+        if (said)
+            rewind(said);
+        while (said && fgets(line, sizeof line, said)) {
+            const char *text = line;
+            if (strncmp(text, noise, sizeof noise - 1) == 0)
+                text += sizeof noise - 1;
+            if (text[strspn(text, " \t\n")] && !strstr(text, "fixed-compilation-database"))
+                fprintf(stderr, "    %s", text);
+        }
+    }
+    if (said)
+        fclose(said);
+    return d;
 }
 
 static void open_db(const char *dir)
@@ -45,14 +113,27 @@ static void open_db(const char *dir)
             *slash = 0;
         }
     }
-    CXCompilationDatabase_Error err;
-    db = clang_CompilationDatabase_fromDirectory(found, &err);
-    if (err != CXCompilationDatabase_NoError) {
-        if (db)
-            clang_CompilationDatabase_dispose(db);
-        db = NULL;
-        fprintf(stderr, "cctx-vet: cannot read %s/compile_commands.json\n", found);
+    snprintf(db_dir, sizeof db_dir, "%s", found);
+    char why[2 * PATH_MAX + 64];
+    if (unreadable(found, why, sizeof why)) {
+        fprintf(stderr, "cctx-vet: cannot read the compile database: %s\n", why);
+        failed = true;
+        return;
     }
+    db = load(found);
+    failed = !db;
+}
+
+bool compdb_open(const char *dir)
+{
+    if (!tried)
+        open_db(dir);
+    return !failed;
+}
+
+const char *compdb_dir(void)
+{
+    return db ? db_dir : NULL;
 }
 
 static char *copy_str(const char *s)
@@ -193,5 +274,5 @@ void compdb_close(void)
     if (db)
         clang_CompilationDatabase_dispose(db);
     db = NULL;
-    tried = false;
+    tried = failed = false;
 }

@@ -8,7 +8,9 @@
  * Without `--`, each file's flags come from compile_commands.json (-p DIR, or
  * the current directory and its parents). Findings go to stdout as GCC-style
  * warnings or, with --sarif, as one SARIF 2.1.0 log. Exit status: 0 clean,
- * 1 findings, 2 a usage error or a file that could not be parsed.
+ * 1 findings, 2 a usage error (-p naming a database that cannot be read is
+ * one), a file that could not be parsed, or a compile_commands.json found
+ * in the search that could not be read (the files are checked without flags).
  */
 #include "vet.h"
 
@@ -31,7 +33,9 @@ static void usage(FILE *out)
             "  -h, --help         this text\n"
             "Silence a finding with a comment on its line or alone just above it:\n"
             "  // cctx-vet:ignore=RULE[,RULE...]   (why it is fine)\n"
-            "Exit status: 0 no findings, 1 findings, 2 usage or parse errors.\n");
+            "Exit status: 0 no findings, 1 findings, 2 a usage error (a -p DIR whose\n"
+            "compile_commands.json cannot be read too), a file that could not be parsed,\n"
+            "or a compile_commands.json found that could not be read.\n");
 }
 
 static bool set_rules(const char *list, bool on)
@@ -163,9 +167,14 @@ static long check_file(CXIndex index, const char *file, const char *abs, const c
     if (!use_extra) {
         owned = compdb_args(pdir, abs, &nargs);
         args = owned;
-        if (!owned)
+        if (!owned && compdb_dir())
             fprintf(stderr,
-                    "cctx-vet: %s: no entry in compile_commands.json; parsing without flags "
+                    "cctx-vet: %s: no entry in %s/compile_commands.json; parsing without "
+                    "flags (give them after --)\n",
+                    file, compdb_dir());
+        else if (!owned)
+            fprintf(stderr,
+                    "cctx-vet: %s: no compile_commands.json read; parsing without flags "
                     "(give -p BUILD_DIR, or flags after --)\n",
                     file);
     }
@@ -261,9 +270,22 @@ int main(int argc, char **argv)
     for (int i = 0; i < nfiles; i++)
         if (!realpath(files[i], abs[i]))
             abs[i][0] = 0;
+    bool failed = false;
+    if (!use_extra && !compdb_open(pdir)) {
+        if (pdir) {
+            /* The database asked for is not there to give the flags: a
+             * run without them would check something else, or nothing
+             * (a file whose code is under an #ifdef its flags define). */
+            fprintf(stderr, "cctx-vet: -p %s: no file checked\n", pdir);
+            compdb_close();
+            free(abs);
+            free(files);
+            return 2;
+        }
+        failed = true; /* found, but unreadable: checked without flags, and said */
+    }
     CXIndex index = clang_createIndex(0, 0);
     long total = 0;
-    bool failed = false;
     for (int i = 0; i < nfiles; i++) {
         struct stat st;
         if (!abs[i][0] || stat(abs[i], &st) != 0) {

@@ -76,6 +76,12 @@ void report_free(void);
  * dir or, when dir is NULL, in the current directory or its nearest parent
  * that has one. NULL-terminated, malloc'd; *n is the count. NULL if no entry. */
 char **compdb_args(const char *dir, const char *path, int *n);
+/* Opens the database compdb_args reads (once): false, after a message on
+ * stderr, when one was given with dir or found but cannot be read. True
+ * when it was read, or when none was found. */
+bool compdb_open(const char *dir);
+/* The directory of the database read, or NULL when none was. */
+const char *compdb_dir(void);
 void compdb_free_args(char **args, int n);
 void compdb_close(void);
 
