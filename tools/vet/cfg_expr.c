@@ -51,7 +51,13 @@ static void prefix_word(CXTranslationUnit tu, CXSourceRange range, const char *n
 static void written_macro(CXCursor c, const char *name, char *shown, size_t size)
 {
     CXTranslationUnit tu = clang_Cursor_getTranslationUnit(c);
-    CXCursor call = clang_getCursor(tu, clang_getRangeStart(clang_getCursorExtent(c)));
+    /* Where the call is written: in a macro's argument (a derivation as
+     * another's parent), the place of its own macro call, not the outer's. */
+    CXFile file;
+    unsigned off;
+    clang_getFileLocation(clang_getRangeStart(clang_getCursorExtent(c)), &file, NULL, NULL, &off);
+    CXCursor call = file ? clang_getCursor(tu, clang_getLocationForOffset(tu, file, off))
+                         : clang_getNullCursor();
     if (strncmp(name, "cctx_", 5) != 0 || clang_getCursorKind(call) != CXCursor_MacroExpansion)
         return;
     size_t best = 0;
@@ -138,6 +144,35 @@ static void kids_expr(struct builder *b, CXCursor c, enum role role)
     kids_free(&ks);
 }
 
+/* The argument a of the call c (to name) is itself a derivation: the context
+ * it makes has no name left to be released by, as a dropped one (`unchecked`).
+ * The caller leaves out the arguments that take the reference over (a
+ * thread's, cctx_release's). A derivation as another's parent is the same. */
+static void passed_on(CXCursor c, const char *name, CXCursor a)
+{
+    CXCursor inner = strip(a, true);
+    char inner_name[128], outer[128];
+    if (clang_getCursorKind(inner) != CXCursor_CallExpr)
+        return;
+    callee_name(inner, inner_name, sizeof inner_name);
+    if (!is_derivation(inner_name) || !is_ctx_ptr(clang_getCursorType(inner)))
+        return;
+    if (is_derivation(name)) {
+        snprintf(outer, sizeof outer, "%s", intern(c, name));
+    } else if (name[0]) {
+        snprintf(outer, sizeof outer, "%s", name);
+        size_t n = strlen(outer); /* cctx_sleep_at is written cctx_sleep */
+        if (strncmp(outer, "cctx_", 5) == 0 && n > 3 && strcmp(outer + n - 3, "_at") == 0)
+            outer[n - 3] = 0;
+    } else {
+        snprintf(outer, sizeof outer, "a call through a pointer");
+    }
+    report(R_UNCHECKED, written_loc(inner),
+           "the context made by %s is passed straight to %s and never released (keep it in a "
+           "variable, and release it after the call)",
+           intern(inner, inner_name), outer);
+}
+
 /* A call. Returns true when it defined target (a derivation or a cctx_ref
  * whose result is assigned to a tracked variable). */
 static bool call(struct builder *b, CXCursor c, enum role role, int target, bool voided)
@@ -163,6 +198,8 @@ static bool call(struct builder *b, CXCursor c, enum role role, int target, bool
         CXCursor a = clang_Cursor_getArgument(c, (unsigned)i);
         int v = var_of(b, a);
         if (v < 0) {
+            if (i != hand && !(release && i == 0))
+                passed_on(c, name, a);
             expr(b, a, ROLE_OTHER, -1, false);
         } else if (release && i == 0) {
             released = v; /* after the other arguments, which may read it */

@@ -24,7 +24,9 @@ const struct rule_info rules[R_COUNT] = {
     [R_BLOCKING_LOCAL] = {"blocking-local", false, "a blocking call while a local context is live"},
     [R_CTXFIRST] = {"ctxfirst", true, "a context parameter that is not the first"},
     [R_FIELD] = {"field", false, "a context stored in a struct field"},
-    [R_UNCHECKED] = {"unchecked", true, "the result of a derivation or of cctx_wait is ignored"},
+    [R_UNCHECKED] = {"unchecked", true,
+                     "the result of a derivation is ignored or passed straight to a call, or "
+                     "that of cctx_wait is ignored"},
 };
 bool rule_on[R_COUNT];
 
@@ -67,6 +69,16 @@ static struct loc loc_of(CXSourceLocation l)
 struct loc cursor_loc(CXCursor c)
 {
     return loc_of(clang_getCursorLocation(c));
+}
+
+struct loc written_loc(CXCursor c)
+{
+    struct loc at = {0, 0};
+    CXFile f;
+    clang_getFileLocation(clang_getCursorLocation(c), &f, &at.line, &at.col, NULL);
+    if (!f || !main_file || !clang_File_isEqual(f, main_file))
+        return cursor_loc(c);
+    return at;
 }
 
 struct loc end_loc(CXCursor c)

@@ -52,6 +52,9 @@ struct loc {
  * another file (a header): findings are reported in the main file only. */
 struct loc cursor_loc(CXCursor c);
 struct loc end_loc(CXCursor c);
+/* Where c is written when the user wrote it as a macro's argument (a
+ * derivation as the parent of another), else cursor_loc. */
+struct loc written_loc(CXCursor c);
 
 /* Records a finding in the current file unless its rule is off or the
  * location is not in the main file. printf-style message. */
