@@ -552,6 +552,20 @@ static int null_test(struct builder *b, CXCursor c, int *v)
     return r;
 }
 
+/* c is an integer constant expression other than 0 (EAGAIN, -1). */
+static bool nonzero_const(CXCursor c)
+{
+    CXCursor s = strip(c, true);
+    enum CXCursorKind k = clang_getCursorKind(s);
+    if (k != CXCursor_IntegerLiteral && k != CXCursor_UnaryOperator)
+        return false;
+    CXEvalResult r = clang_Cursor_Evaluate(s);
+    bool yes = r && clang_EvalResult_getKind(r) == CXEval_Int && clang_EvalResult_getAsLongLong(r);
+    if (r)
+        clang_EvalResult_dispose(r);
+    return yes;
+}
+
 /* +1: the true branch of c is a failed hand-over (pthread_create(...) != 0);
  * -1: the true branch is the successful one; 0: no hand-over tested. The
  * zero may be on either side (`0 != pthread_create(...)`), and the result
@@ -573,12 +587,23 @@ static int handover_test(CXCursor c)
     else if (k == CXCursor_BinaryOperator && ks.n == 2) {
         op_of(s, op, sizeof op);
         int side = is_null_const(ks.v[1]) ? 0 : is_null_const(ks.v[0]) ? 1 : -1;
+        /* `(rc = pthread_create(...)) == EAGAIN`: a non-zero constant is an
+         * error code; equal to it, the call failed (the retry loop's case),
+         * and the other branch is taken for success, as after `!= 0`. */
+        int error_side = side >= 0                ? -1
+                         : nonzero_const(ks.v[1]) ? 0
+                         : nonzero_const(ks.v[0]) ? 1
+                                                  : -1;
         if (strcmp(op, "=") == 0)
             r = handover_test(ks.v[1]);
         else if (side >= 0 && strcmp(op, "!=") == 0)
             r = handover_test(ks.v[side]);
         else if (side >= 0 && strcmp(op, "==") == 0)
             r = -handover_test(ks.v[side]);
+        else if (error_side >= 0 && strcmp(op, "==") == 0)
+            r = handover_test(ks.v[error_side]);
+        else if (error_side >= 0 && strcmp(op, "!=") == 0)
+            r = -handover_test(ks.v[error_side]);
     }
     kids_free(&ks);
     return r;
