@@ -184,12 +184,34 @@ static void decl(struct builder *b, CXCursor d)
     }
 }
 
-static unsigned start_offset(CXCursor c)
+/* Where l is written in its file: the place itself in code, the text of a
+ * macro's argument for what the user wrote there (`TIMED(for (...) ...)`),
+ * the macro's call for what the macro's own text wrote. */
+static unsigned file_offset(CXSourceLocation l, CXFile *file)
 {
     unsigned off;
-    clang_getExpansionLocation(clang_getRangeStart(clang_getCursorExtent(c)), NULL, NULL, NULL,
-                              &off);
+    clang_getFileLocation(l, file, NULL, NULL, &off);
     return off;
+}
+
+static unsigned start_offset(CXCursor c)
+{
+    return file_offset(clang_getRangeStart(clang_getCursorExtent(c)), NULL);
+}
+
+/* The text of c as written: a statement in a macro's argument has as its
+ * extent the whole macro call, whose first token is the macro's name. */
+static CXSourceRange written_range(CXCursor c)
+{
+    CXTranslationUnit tu = clang_Cursor_getTranslationUnit(c);
+    CXSourceRange extent = clang_getCursorExtent(c);
+    CXFile f1, f2;
+    unsigned from = file_offset(clang_getRangeStart(extent), &f1);
+    unsigned to = file_offset(clang_getRangeEnd(extent), &f2);
+    if (!f1 || !f2 || !clang_File_isEqual(f1, f2) || to <= from)
+        return extent;
+    return clang_getRange(clang_getLocationForOffset(tu, f1, from),
+                          clang_getLocationForOffset(tu, f1, to));
 }
 
 /* Which of init, cond and inc a `for` header written by the macro whose call
@@ -234,7 +256,8 @@ static bool macro_for_parts(CXCursor c, bool present[3])
 }
 
 /* for (init; cond; inc) body: libclang leaves out the missing parts, so the
- * semicolons of the header tell which child is which. A header written by a
+ * semicolons of the header tell which child is which, read where the header
+ * is written (in a macro's argument too, by its places there). A header written by a
  * macro (sys/queue.h's TAILQ_FOREACH, a project's FOR_EACH) has no text here
  * to read: then the macro's definition says which parts there are, and the
  * children before the body are taken in that order. Where the definition
@@ -248,12 +271,11 @@ static void for_parts(CXCursor c, CXCursor part[4])
     unsigned nt, semi[2] = {0, 0}, nsemi = 0, rparen = 0;
     int depth = 0;
     bool header_here = false; /* the tokens are this loop's own `for (...)` */
-    clang_tokenize(tu, clang_getCursorExtent(c), &toks, &nt);
+    clang_tokenize(tu, written_range(c), &toks, &nt);
     for (unsigned i = 0; i < nt && !rparen; i++) {
         CXString s = clang_getTokenSpelling(tu, toks[i]);
         const char *t = clang_getCString(s);
-        unsigned off;
-        clang_getExpansionLocation(clang_getTokenLocation(tu, toks[i]), NULL, NULL, NULL, &off);
+        unsigned off = file_offset(clang_getTokenLocation(tu, toks[i]), NULL);
         if (i == 0)
             header_here = strcmp(t, "for") == 0 && off == start_offset(c);
         if (strcmp(t, "(") == 0)
