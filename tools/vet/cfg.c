@@ -352,7 +352,27 @@ bool statement_expr(struct builder *b, CXCursor block, enum role role, int targe
     return defined;
 }
 
+bool deeper(struct builder *b)
+{
+    if (b->too_deep || b->depth >= VET_MAX_DEPTH) {
+        b->too_deep = true;
+        return false;
+    }
+    b->depth++;
+    return true;
+}
+
+static void lower_stmt(struct builder *b, CXCursor c);
+
 void stmt(struct builder *b, CXCursor c)
+{
+    if (!deeper(b))
+        return;
+    lower_stmt(b, c);
+    b->depth--;
+}
+
+static void lower_stmt(struct builder *b, CXCursor c)
 {
     struct cfg *g = b->g;
     enum CXCursorKind k = clang_getCursorKind(c);
@@ -573,6 +593,7 @@ void cfg_build(struct cfg *g, CXCursor fn)
         goto_leaves(&b, b.gotos[i].node, b.gotos[i].scope, l->scope, b.gotos[i].at);
         edge(g, b.gotos[i].node, l->node);
     }
+    g->too_complex = b.too_deep;
     free(b.labels);
     free(b.scopes);
     free(b.gotos);

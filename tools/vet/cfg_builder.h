@@ -65,7 +65,19 @@ struct builder {
      * macro wrote, which cannot be told): that operand may not run, so a call
      * there that never returns ends no path. */
     int maybe_skipped;
+    /* How deep the lowering's recursion is (statements, expressions,
+     * conditions): a function nested deeper than VET_MAX_DEPTH is left
+     * unchecked (too_deep), said on stderr, rather than crash the checker
+     * on its stack (generated code: `k | k | ...` of 60,000 terms). */
+    int depth;
+    bool too_deep;
 };
+
+/* The deepest recursion lowered. Each level takes about 1 KB of stack (a few
+ * KB under AddressSanitizer): main.c runs the checker on a thread whose stack
+ * holds it with room to spare. */
+#define VET_MAX_DEPTH 50000
+#define VET_STACK_BYTES (1024UL << 20)
 
 enum role { ROLE_OTHER, ROLE_DISCARD, ROLE_ASSIGN, ROLE_STORE };
 
@@ -80,6 +92,10 @@ void emit_at(struct cfg *g, int node, enum ev_kind k, int var, struct loc at, co
 void emit(struct builder *b, enum ev_kind k, int var, struct loc at, const char *what);
 /* Lowers one statement into the graph. */
 void stmt(struct builder *b, CXCursor c);
+/* One level deeper into the recursion: false, with nothing to lower, when
+ * that is past VET_MAX_DEPTH (or was before); else the caller lowers and
+ * then leaves the level (b->depth--). */
+bool deeper(struct builder *b);
 /* Lowers the block of a GNU statement expression, ({ ... }): its statements
  * in order, the last one giving the value with the expression's role. Returns
  * true when that value defined target, as expr does. */

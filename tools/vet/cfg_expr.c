@@ -418,7 +418,18 @@ static bool conditional(struct builder *b, CXCursor s, CXCursor cond, CXCursor y
     return role == ROLE_ASSIGN && target >= 0;
 }
 
+static bool lower_expr(struct builder *b, CXCursor c, enum role role, int target, bool voided);
+
 bool expr(struct builder *b, CXCursor c, enum role role, int target, bool voided)
+{
+    if (!deeper(b))
+        return false;
+    bool defined = lower_expr(b, c, role, target, voided);
+    b->depth--;
+    return defined;
+}
+
+static bool lower_expr(struct builder *b, CXCursor c, enum role role, int target, bool voided)
 {
     CXCursor s = strip(c, false);
     enum CXCursorKind k = clang_getCursorKind(s);
@@ -639,7 +650,20 @@ static void short_circuit_branch(struct builder *b, CXCursor a, CXCursor c, bool
     *f = and? join : cf;
 }
 
+static void lower_branch(struct builder *b, CXCursor cond, int *t, int *f);
+
 void branch(struct builder *b, CXCursor cond, int *t, int *f)
+{
+    if (!deeper(b)) { /* two branches still, for the caller to join */
+        *t = new_node(b->g);
+        *f = new_node(b->g);
+        return;
+    }
+    lower_branch(b, cond, t, f);
+    b->depth--;
+}
+
+static void lower_branch(struct builder *b, CXCursor cond, int *t, int *f)
 {
     CXCursor s = tested(cond);
     enum CXCursorKind k = clang_getCursorKind(s);

@@ -12,9 +12,10 @@
  * one), a file that could not be parsed, or a compile_commands.json found
  * in the search that could not be read (the files are checked without flags).
  */
-#include "vet.h"
+#include "cfg_builder.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,10 +121,17 @@ static bool diagnostics(CXTranslationUnit tu, const char *file)
     return errors;
 }
 
+/* The file whose functions are being checked, and whether one was too
+ * complex to check (which fails the run). */
+struct checking {
+    const char *file;
+    bool skipped;
+};
+
 static enum CXChildVisitResult functions(CXCursor c, CXCursor parent, CXClientData data)
 {
     (void)parent;
-    (void)data;
+    struct checking *in = data;
     if (!in_main_file(c))
         return CXChildVisit_Continue;
     if (clang_getCursorKind(c) == CXCursor_FunctionDecl) {
@@ -131,7 +139,16 @@ static enum CXChildVisitResult functions(CXCursor c, CXCursor parent, CXClientDa
         if (clang_isCursorDefinition(c)) {
             struct cfg g;
             cfg_build(&g, c);
-            check_paths(&g);
+            if (g.too_complex) {
+                struct loc at = cursor_loc(c);
+                fprintf(stderr,
+                        "cctx-vet: %s:%u: %s is too complex to check (statements or "
+                        "expressions nested more than %d deep), skipped\n",
+                        in->file, at.line, g.fname, VET_MAX_DEPTH);
+                in->skipped = true;
+            } else {
+                check_paths(&g);
+            }
             cfg_free(&g);
         }
     }
@@ -191,15 +208,16 @@ static long check_file(CXIndex index, const char *file, const char *abs, const c
     }
     bool errors = diagnostics(tu, file);
     report_begin_file(file, abs, clang_getFile(tu, abs));
-    clang_visitChildren(clang_getTranslationUnitCursor(tu), functions, NULL);
+    struct checking in = {file, false};
+    clang_visitChildren(clang_getTranslationUnitCursor(tu), functions, &in);
     check_fields(tu);
     long n = (long)report_end_file(sarif);
     op_forget();
     clang_disposeTranslationUnit(tu);
-    return errors ? -1 : n;
+    return errors || in.skipped ? -1 : n;
 }
 
-int main(int argc, char **argv)
+static int run(int argc, char **argv)
 {
     for (int i = 0; i < R_COUNT; i++)
         rule_on[i] = rules[i].on_by_default;
@@ -313,4 +331,39 @@ int main(int argc, char **argv)
     free(abs);
     free(files);
     return failed ? 2 : total > 0 ? 1 : 0;
+}
+
+struct command_line {
+    int argc;
+    char **argv;
+    int status;
+};
+
+static void *run_on_thread(void *arg)
+{
+    struct command_line *cl = arg;
+    cl->status = run(cl->argc, cl->argv);
+    return NULL;
+}
+
+/* The checker recurses as deep as a function's code nests (VET_MAX_DEPTH):
+ * it runs on a thread whose stack holds that, reserved and touched only as
+ * deep as it goes. Where no such thread can be made, on this one. */
+int main(int argc, char **argv)
+{
+    struct command_line cl = {argc, argv, 2};
+    /* libclang parses on a thread of its own, of an 8 MB stack, unless told
+     * not to: a long expression (that clang accepts with a larger stack)
+     * overflowed it. Parsed on this thread's, it fits as the lowering does. */
+    setenv("LIBCLANG_NOTHREADS", "1", 0);
+    pthread_attr_t attr;
+    pthread_t t;
+    if (pthread_attr_init(&attr) == 0) {
+        bool started = pthread_attr_setstacksize(&attr, VET_STACK_BYTES) == 0 &&
+                       pthread_create(&t, &attr, run_on_thread, &cl) == 0;
+        pthread_attr_destroy(&attr);
+        if (started && pthread_join(t, NULL) == 0)
+            return cl.status;
+    }
+    return run(argc, argv);
 }

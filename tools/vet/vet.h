@@ -180,6 +180,7 @@ struct cfg {
     int nvars, capvars;
     int entry;
     char fname[128];
+    bool too_complex; /* nested too deep to lower: not checked */
 };
 
 /* Builds the graph of a function definition; also reports `unchecked`. */
