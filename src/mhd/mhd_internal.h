@@ -188,6 +188,12 @@ struct cctx_mhd {
     bool shut;
 };
 
+/* server.c: takes one off a count shutdown waits on (`suspended`,
+ * `receiving`), without the lock unless shutdown may be waiting: seq_cst on
+ * the count and on `stopping`, so either this thread sees stopping and wakes
+ * shutdown, or shutdown sees the new count. */
+void cctx__mhd_count_down(cctx_mhd_t *s, atomic_uint *count);
+
 /* request.c, response.c */
 /* nul_in_path: the undecoded path held "%00" (answered 400). version: the
  * request line's, as libmicrohttpd gives it. */

@@ -59,21 +59,23 @@ static enum MHD_Result reply_now(struct MHD_Connection *conn, int status, const 
     return ret;
 }
 
-/* The request is back on libmicrohttpd's thread. Without the lock unless
- * shutdown is waiting: seq_cst on both `suspended` and `stopping`, so either
- * this thread sees stopping, or shutdown sees the new count (and it also
- * rechecks every 10 ms). */
+void cctx__mhd_count_down(cctx_mhd_t *s, atomic_uint *count)
+{
+    if (cctx__atomic_fetch_sub_seq_cst(count, 1) == 1 && cctx__atomic_load_seq_cst(&s->stopping)) {
+        pthread_mutex_lock(&s->lock);
+        pthread_cond_broadcast(&s->idle);
+        pthread_mutex_unlock(&s->lock);
+    }
+}
+
+/* The request is back on libmicrohttpd's thread (shutdown also rechecks
+ * `suspended` every 10 ms). */
 static void uncount(cctx_mhd_t *s, struct cctx_mhd_request *req)
 {
     if (!req->counted)
         return;
     req->counted = false;
-    if (cctx__atomic_fetch_sub_seq_cst(&s->suspended, 1) == 1 &&
-        cctx__atomic_load_seq_cst(&s->stopping)) {
-        pthread_mutex_lock(&s->lock);
-        pthread_cond_broadcast(&s->idle);
-        pthread_mutex_unlock(&s->lock);
-    }
+    cctx__mhd_count_down(s, &s->suspended);
 }
 
 /* Its address is the *con_cls of a request whose path holds "%00". */

@@ -217,11 +217,5 @@ void cctx__mhd_stop_receiving(cctx_mhd_t *s, struct cctx_mhd_request *req)
     if (!req->receiving)
         return;
     req->receiving = false;
-    /* As `suspended` is uncounted (server.c): the lock only when shutdown may wait. */
-    if (cctx__atomic_fetch_sub_seq_cst(&s->receiving, 1) == 1 &&
-        cctx__atomic_load_seq_cst(&s->stopping)) {
-        pthread_mutex_lock(&s->lock);
-        pthread_cond_broadcast(&s->idle);
-        pthread_mutex_unlock(&s->lock);
-    }
+    cctx__mhd_count_down(s, &s->receiving);
 }

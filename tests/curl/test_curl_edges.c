@@ -123,6 +123,20 @@ TEST(curl_errno_write_abort_after_refused)
     curl_test_end();
 }
 
+/* A listening socket on an ephemeral loopback port, for a peer on a thread. */
+static int loopback_listener(int *port)
+{
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    CHECK(l >= 0);
+    CHECK_EQ(bind(l, (struct sockaddr *)&a, sizeof a), 0);
+    CHECK_EQ(listen(l, 4), 0);
+    CHECK_EQ(getsockname(l, (struct sockaddr *)&a, &al), 0);
+    *port = ntohs(a.sin_port);
+    return l;
+}
+
 static void *accept_and_close(void *arg)
 {
     int l = *(int *)arg;
@@ -144,16 +158,12 @@ TEST(curl_errno_got_nothing_after_refused)
     cctx_curl_result_t res;
     CHECK_EQ(cctx_curl_perform(cctx_background(), e, NULL, &res), ECONNREFUSED);
 
-    int l = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t al = sizeof a;
-    CHECK_EQ(bind(l, (struct sockaddr *)&a, sizeof a), 0);
-    CHECK_EQ(listen(l, 4), 0);
-    CHECK_EQ(getsockname(l, (struct sockaddr *)&a, &al), 0);
+    int port;
+    int l = loopback_listener(&port);
     pthread_t t;
     CHECK_EQ(pthread_create(&t, NULL, accept_and_close, &l), 0);
     char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/", ntohs(a.sin_port));
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
     curl_easy_setopt(e, CURLOPT_URL, url);
     int err = cctx_curl_perform(cctx_background(), e, NULL, &res);
     CHECK_EQ(pthread_join(t, NULL), 0);
@@ -197,15 +207,11 @@ static void *answer_with_a_huge_header(void *arg)
 TEST(curl_response_header_too_large_is_emsgsize)
 {
     curl_test_begin();
-    int l = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t al = sizeof a;
-    CHECK_EQ(bind(l, (struct sockaddr *)&a, sizeof a), 0);
-    CHECK_EQ(listen(l, 4), 0);
-    CHECK_EQ(getsockname(l, (struct sockaddr *)&a, &al), 0);
+    int port;
+    int l = loopback_listener(&port);
     pthread_t t;
     CHECK_EQ(pthread_create(&t, NULL, answer_with_a_huge_header, &l), 0);
-    CURL *e = easy_for(NULL, "http://127.0.0.1:%d/", ntohs(a.sin_port));
+    CURL *e = easy_for(NULL, "http://127.0.0.1:%d/", port);
     cctx_curl_result_t res;
     int err = cctx_curl_perform(cctx_background(), e, NULL, &res);
     CHECK_EQ(pthread_join(t, NULL), 0);
