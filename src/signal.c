@@ -127,6 +127,7 @@ static struct {
                                handler is installed (set up by init()) */
     bool started;           /* the thread exists in this process */
     int wake_r;             /* the pipe's read end, the thread's; -1: no pipe */
+    struct stat pipe_st;    /* the pipe's identity (both ends have its inode) */
     sigset_t fork_mask;     /* the forking thread's mask, kept over a fork */
 } dispatcher = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake_r = -1};
 
@@ -506,6 +507,8 @@ static int make_pipe_locked(void)
     int err = open_pipe(fds);
     if (err)
         return err;
+    if (fstat(fds[0], &dispatcher.pipe_st) != 0)
+        memset(&dispatcher.pipe_st, 0, sizeof dispatcher.pipe_st);
     dispatcher.wake_r = fds[0];
     cctx__atomic_store_release(&wake_w, fds[1]);
     return 0;
@@ -518,14 +521,12 @@ static bool same_pipe(int fd, const struct stat *st)
     return fd >= 0 && fstat(fd, &now) == 0 && now.st_dev == st->st_dev && now.st_ino == st->st_ino;
 }
 
-/* The program closed the pipe, or one end of it: a daemon may close every
- * descriptor it did not open. Read on, the thread would spin (no write end:
- * end of file at once) or never wake (no read end), and it might read the
- * program's own file under the read end's number. So it makes a new pipe,
- * closes what is left of the old one only where the number is still that
- * pipe, and says so once on stderr. A handler that read the old write end's
- * number just before may still write its byte there. The new read end, or
- * -1 when no pipe can be made now (the caller naps and tries again). */
+/* The program closed the pipe or one end of it (a daemon may close every
+ * descriptor it did not open): read on, the thread would spin on end of
+ * file or never wake, or read a file the program opened under the number.
+ * It makes a new pipe, closes only numbers that are still the old pipe's,
+ * and says so once on stderr. The new read end, or -1 when no pipe can be
+ * made now (the caller naps and tries again). */
 static int renew_pipe(int old_r, struct stat *st)
 {
     static bool said;
@@ -538,6 +539,9 @@ static int renew_pipe(int old_r, struct stat *st)
     if (same_pipe(old_r, st))
         close(old_r);
     dispatcher.wake_r = err ? -1 : fds[0];
+    if (!err && fstat(fds[0], &dispatcher.pipe_st) != 0)
+        memset(&dispatcher.pipe_st, 0, sizeof dispatcher.pipe_st);
+    *st = dispatcher.pipe_st;
     pthread_mutex_unlock(&dispatcher.lock);
     if (!said) {
         said = true;
@@ -545,9 +549,7 @@ static int renew_pipe(int old_r, struct stat *st)
               "library makes a new one\n",
               stderr);
     }
-    if (err || fstat(fds[0], st) != 0)
-        return -1;
-    return fds[0];
+    return err ? -1 : fds[0];
 }
 
 static void *signal_main(void *arg)
@@ -556,9 +558,9 @@ static void *signal_main(void *arg)
 #ifdef PR_SET_NAME
     prctl(PR_SET_NAME, "cctx-signal", 0UL, 0UL, 0UL);
 #endif
-    struct stat st;
-    if (fstat(fd, &st) != 0)
-        memset(&st, 0, sizeof st);
+    pthread_mutex_lock(&dispatcher.lock);
+    struct stat st = dispatcher.pipe_st;
+    pthread_mutex_unlock(&dispatcher.lock);
     char buf[64];
     for (;;) {
         /* Flags first: after fork, the child's thread may start with
@@ -645,11 +647,14 @@ static void after_fork_parent(void)
  * dispatcher.lock was taken by this very thread in before_fork. */
 static void after_fork_child(void)
 {
-    if (dispatcher.wake_r >= 0) {
-        close(cctx__atomic_exchange_relaxed(&wake_w, -1));
+    /* fstat is async-signal-safe: a number the program closed and opened
+     * a file of its own under is left to it. */
+    int w = cctx__atomic_exchange_relaxed(&wake_w, -1);
+    if (same_pipe(w, &dispatcher.pipe_st))
+        close(w);
+    if (same_pipe(dispatcher.wake_r, &dispatcher.pipe_st))
         close(dispatcher.wake_r);
-        dispatcher.wake_r = -1;
-    }
+    dispatcher.wake_r = -1;
     dispatcher.started = false;
     for (int sig = 1; sig < NSIG; sig++)
         cctx__atomic_store_relaxed(&pending[sig], 0);

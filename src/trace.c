@@ -689,6 +689,8 @@ int cctx__trace_start(const char *path)
         fputs("cctx: CCTX_TRACE: out of resources, tracing off\n", stderr);
         fclose(trace_file);
         trace_file = NULL;
+        free(drained);
+        drained = NULL;
         return ENOMEM;
     }
     fprintf(trace_file,

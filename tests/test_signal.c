@@ -879,3 +879,41 @@ TEST(signal_watch_goes_on_when_the_program_closes_its_pipe)
 {
     run_closing_child("signal_pipe_closed");
 }
+
+/* A program that closed the read end of the library's pipe and opened a file
+ * of its own under that number, then forks: the child keeps its file.
+ * Before, the fork handler closed the number in the child unlooked. */
+TEST(signal_fork_child_keeps_a_file_opened_under_the_pipe_s_old_number)
+{
+    int before[MAX_PIPES], after[MAX_PIPES], modes[MAX_PIPES], unused[MAX_PIPES];
+    int n_before = pipes_now(before, unused);
+    static const int usr1[] = {SIGUSR1};
+    cctx_t *c = cctx_with_signals(cctx_background(), usr1, 1, NULL); /* the pipe, the thread */
+    CHECK(c != NULL);
+    int n_after = pipes_now(after, modes), read_end = -1;
+    for (int i = 0; i < n_after; i++) {
+        bool old = false;
+        for (int k = 0; k < n_before; k++)
+            old = old || before[k] == after[i];
+        if (!old && modes[i] == O_RDONLY)
+            read_end = after[i];
+    }
+    CHECK(read_end >= 0);
+    int mine = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    CHECK(mine >= 0);
+    CHECK_EQ(dup2(mine, read_end), read_end); /* the program's file, under the old number */
+    close(mine);
+    fflush(stdout);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        struct stat st;
+        _exit(fstat(read_end, &st) == 0 && S_ISCHR(st.st_mode) ? 0 : 1);
+    }
+    int status;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(WEXITSTATUS(status), 0); /* before: 1, the number closed */
+    close(read_end);
+    cctx_release(c);
+}

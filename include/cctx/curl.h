@@ -162,9 +162,9 @@ typedef struct cctx_curl_result {
      *   EINVAL                bad or unsupported URL or option;
      *   ENOMEM                out of memory (libcurl's or cctx's);
      *   EMSGSIZE              a response header past libcurl's limit (100 KB;
-     *                         libcurl before 8.6 says out of memory, which once
-     *                         the response has begun is taken for this); msg
-     *                         "response header too large";
+     *                         a libcurl before 8.6 says out of memory, which
+     *                         there, once the response has begun, is taken
+     *                         for this); msg "response header too large";
      *   EMFILE, ENFILE        no descriptor left for cctx_done_fd(ctx): nothing
      *                         sent, ctx did not end, code CURLE_FAILED_INIT;
      *   EPROTO                HTTP/2, TLS or protocol errors;
@@ -286,7 +286,8 @@ CCTX_API void cctx_curl_grpc_status_init(cctx_curl_grpc_status_t *st);
  * grpc-status and grpc-message, ignores every other line, and returns
  * size * nitems (never fails the transfer). A malformed grpc-status (not
  * a decimal number, which may have a '+' before it) reads as 13
- * (INTERNAL), as grpc-go fails it. Each response's status line
+ * (INTERNAL), as grpc-go fails it; so does a negative one (grpc-go keeps
+ * it as a code). Each response's status line
  * starts the record afresh, so what a redirect or an interim response said
  * is not taken for the final one's status. */
 CCTX_API size_t cctx_curl_grpc_header_cb(char *buffer, size_t size, size_t nitems,

@@ -222,7 +222,8 @@ CCTX_API int cctx_mhd_route(cctx_mhd_t *server, const char *method, const char *
  * or `drain` nanoseconds have passed (< 0: no wait); then cancel the
  * server's context, so the rest end with code 503 "server shutting down"
  * (queued ones are answered 503 without running, and a connection whose
- * body is still arriving is closed without an answer); wait for every
+ * body is still arriving is closed without an answer, or answered 503
+ * should the body complete as the drain ends); wait for every
  * handler to return and every suspended connection to be resumed; stop
  * libmicrohttpd (closing idle keep-alive connections) and the server's
  * threads. Returns once all of that is done;

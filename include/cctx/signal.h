@@ -83,11 +83,12 @@
  *    delivery after it. The thread and the pipe (two descriptors,
  *    close-on-exec) stay for the life of the process. A program that
  *    closes them (as a daemon that closes every descriptor it did not open)
- *    gets a new pipe, said once on stderr: the thread looks at the pipe's
- *    descriptors before each read, never reads a file the program opened
- *    under their numbers, and closes a number only while it is still the
- *    pipe's. A signal that arrives as the program closes the write end may
- *    write its byte to whatever the program opened under that number.
+ *    gets a new pipe, said once on stderr: the library looks at what a
+ *    number is (fstat) before it reads or closes it, here and in a child
+ *    of fork(), so a file the program opened under an old number is left
+ *    alone, but for one it opens between that look and the read or close.
+ *    Until the thread has made the new pipe, a signal's handler writes its
+ *    byte to the old write end's number, whatever the program opened there.
  *
  *  - Signal masks are not touched, but for the duration of a fork() (see
  *    below): a signal blocked in every thread of the program stays pending

@@ -46,9 +46,10 @@ size_t cctx_curl_grpc_header_cb(char *buffer, size_t size, size_t nitems, void *
         return len;
     }
     if ((v = value_of(buffer, len, "grpc-status", &vlen)) != NULL) {
-        /* A decimal number, a '+' before it allowed (grpc-go reads it with
-         * strconv.Atoi); anything else is malformed, which grpc-go fails
-         * as INTERNAL. A negative one too: -1 here means "none seen". */
+        /* A decimal number, a '+' before it allowed (grpc-go parses it
+         * with strconv); anything else is malformed, which grpc-go fails as
+         * INTERNAL. A negative one too, where grpc-go takes it as a code of
+         * its own: -1 here means "none seen". */
         if (vlen > 1 && v[0] == '+')
             v++, vlen--;
         int s = 0;

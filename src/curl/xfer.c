@@ -12,28 +12,30 @@
 #include <string.h>
 #include <strings.h>
 
-bool cctx__curl_old_libcurl(void)
+/* Whether the libcurl running (not the one built against) is older than
+ * `version`, read once into *cache: curl_version_info is cheap but not free,
+ * and the answer never changes within a process. A race only computes it
+ * twice. */
+static bool running_before(int *cache, unsigned version)
 {
-    /* Read once: curl_version_info is cheap but not free, and the answer
-     * never changes within a process. A race only computes it twice. */
-    static int old = -1;
-    int v = cctx__plain_load_relaxed(&old);
+    int v = cctx__plain_load_relaxed(cache);
     if (v < 0) {
-        v = curl_version_info(CURLVERSION_NOW)->version_num < 0x075900;
-        cctx__plain_store_relaxed(&old, v);
+        v = curl_version_info(CURLVERSION_NOW)->version_num < version;
+        cctx__plain_store_relaxed(cache, v);
     }
     return v;
+}
+
+bool cctx__curl_old_libcurl(void)
+{
+    static int old = -1;
+    return running_before(&old, 0x075900);
 }
 
 bool cctx__curl_stale_os_errno(void)
 {
     static int stale = -1;
-    int v = cctx__plain_load_relaxed(&stale);
-    if (v < 0) {
-        v = curl_version_info(CURLVERSION_NOW)->version_num < 0x080800;
-        cctx__plain_store_relaxed(&stale, v);
-    }
-    return v;
+    return running_before(&stale, 0x080800);
 }
 
 /* The count lives here, in cctx-curl: the core's own fork generation is not
@@ -293,15 +295,15 @@ void cctx__curl_before_abort(struct cc_xfer *x)
 }
 
 /* Whether the failure is a response header past libcurl's limit (100 KB):
- * the peer's doing, which libcurl before 8.6 reports as out of memory, and
- * 8.6 and later as CURLE_TOO_LARGE. An out-of-memory failure once the
- * response has begun is taken for it. */
+ * the peer's doing, which the libcurl running reports from 8.6 on as
+ * CURLE_TOO_LARGE (100: the number, for a build against older headers), and
+ * before as out of memory, which once the response has begun is taken for
+ * it. */
 static bool header_too_large(CURL *easy, CURLcode code)
 {
-#if LIBCURL_VERSION_NUM >= 0x080600
-    if (code == CURLE_TOO_LARGE)
-        return true;
-#endif
+    static int before_8_6 = -1;
+    if (!running_before(&before_8_6, 0x080600))
+        return code == (CURLcode)100;
     if (code != CURLE_OUT_OF_MEMORY)
         return false;
     long status = 0, header_bytes = 0;

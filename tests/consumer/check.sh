@@ -260,9 +260,10 @@ run_and_compare "$tmp/super/build/consumer"
 # Once (with the Release run): it does not depend on the build type.
 if [[ $build_type == Release ]]; then
     step "as a subproject: the parent's build type, warnings and install stay its own"
-    # A parent with no build type, ISO C's warnings as errors, and an assert:
-    # cctx must build under those flags, leave the build type (and so the
-    # parent's asserts) alone, and add nothing to the parent's install.
+    # A parent with no build type, ISO C's warnings as errors, shared
+    # libraries, and an assert: cctx must build under those flags, leave the
+    # build type (and so the parent's asserts) alone, and add to the parent's
+    # install only the run-time files its program loads.
     mkdir -p "$tmp/parent"
     cat >"$tmp/parent/app.c" <<'EOF'
 #include <assert.h>
@@ -279,8 +280,10 @@ project(parent LANGUAGES C)
 add_subdirectory("$src" cctx)
 add_executable(app app.c)
 target_link_libraries(app PRIVATE cctx::cctx)
+install(TARGETS app)
 EOF
     cmake -S "$tmp/parent" -B "$tmp/parent/build" -DCMAKE_C_FLAGS="-Wall -Wextra -Wpedantic -Werror" \
+        -DBUILD_SHARED_LIBS=ON \
         >"$tmp/parent-configure.log" || { cat "$tmp/parent-configure.log"; fail "configure the parent"; }
     grep -q '^CMAKE_BUILD_TYPE:STRING=$' "$tmp/parent/build/CMakeCache.txt" ||
         fail "cctx set the parent's build type: $(grep '^CMAKE_BUILD_TYPE' "$tmp/parent/build/CMakeCache.txt")"
@@ -292,8 +295,15 @@ EOF
     fi
     cmake --install "$tmp/parent/build" --prefix "$tmp/parent/inst" >"$tmp/parent-install.log" ||
         { cat "$tmp/parent-install.log"; fail "install the parent"; }
-    installed_files=$(find "$tmp/parent/inst" -type f 2>/dev/null | head -n 5 || true)
-    [[ -z $installed_files ]] || fail "the subproject installed files of its own: $installed_files"
+    # The program and the shared libraries' run-time files (no links for
+    # the linker, headers, package files or tools).
+    extra=$(cd "$tmp/parent/inst" && find . -type f -o -type l | sort |
+        grep -v -E '^\./bin/app$|^\./lib[^/]*/libcctx(-mhd|-curl)?\.so\.[0-9.]+$' || true)
+    [[ -z $extra ]] || fail "the subproject installed files of its own: $(echo $extra)"
+    status=0
+    (LD_LIBRARY_PATH=$(dirname "$(find "$tmp/parent/inst" -name 'libcctx.so.*' | head -n 1)") \
+        "$tmp/parent/inst/bin/app"; exit $?) 2>/dev/null || status=$?
+    [[ $status == 134 ]] || fail "the installed program did not run to its assert (status $status)"
 fi
 
 printf '\nconsumer [%s]: PASS (static and shared; find_package and pkg-config)\n' "$build_type"

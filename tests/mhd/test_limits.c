@@ -544,8 +544,9 @@ static void echo_body(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_response_t 
 }
 
 /* Starts a shutdown with `drain` on a thread of its own while a request's
- * body is half in, and returns once shutdown has begun. */
-static void shut_down_mid_body(struct shutting *sh, pthread_t *t, struct conn *c)
+ * body is half in, and returns once shutdown has begun, with the time it
+ * was started. */
+static int64_t shut_down_mid_body(struct shutting *sh, pthread_t *t, struct conn *c)
 {
     uint16_t port = cctx_mhd_port(sh->s);
     conn_open(c, port);
@@ -554,9 +555,13 @@ static void shut_down_mid_body(struct shutting *sh, pthread_t *t, struct conn *c
         CHECK(k < 5000);
         real_sleep_ms(1);
     }
+    int64_t t0 = real_now();
     CHECK_EQ(pthread_create(t, NULL, shut_down, sh), 0);
-    while (!refused(port))
+    for (int k = 0; !refused(port); k++) {
+        CHECK(k < 2000);
         real_sleep_ms(5);
+    }
+    return t0;
 }
 
 TEST(mhd_shutdown_drain_waits_for_a_body_still_arriving)
@@ -566,8 +571,7 @@ TEST(mhd_shutdown_drain_waits_for_a_body_still_arriving)
     static struct conn c;
     struct shutting sh = {s, CCTX_SEC(30), -1};
     pthread_t t;
-    int64_t t0 = real_now();
-    shut_down_mid_body(&sh, &t, &c);
+    int64_t t0 = shut_down_mid_body(&sh, &t, &c);
     conn_send(&c, "67890");
     conn_read(&c, &r);
     CHECK_EQ(r.status, 200); /* before: 0, closed without an answer */
@@ -588,8 +592,7 @@ TEST(mhd_shutdown_drain_ends_at_its_time_for_a_body_that_never_comes)
     static struct conn c;
     struct shutting sh = {s, CCTX_MSEC(300), -1};
     pthread_t t;
-    int64_t t0 = real_now();
-    shut_down_mid_body(&sh, &t, &c);
+    int64_t t0 = shut_down_mid_body(&sh, &t, &c);
     CHECK_EQ(pthread_join(t, NULL), 0);
     int64_t took = real_now() - t0;
     CHECK_EQ(sh.rc, 0);
