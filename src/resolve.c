@@ -376,9 +376,11 @@ static int connect_to_one(cctx_t *ctx, struct dialing *d)
             d->fd = -1;
             return fd;
         }
-        int e = errno;
-        close(d->fd);
+        /* Forgotten before the close, a cancellation point: the handler
+         * must not close the number again. */
+        int e = errno, fd = d->fd;
         d->fd = -1;
+        close(fd);
         if (e == ECANCELED || e == ETIMEDOUT) {
             /* ctx's end, or a connect that timed out in the kernel: only the
              * former stops the walk. */
