@@ -7,7 +7,8 @@
  *    version ff refused, 00 exactly 55 bytes, a later version's extra fields
  *    behind a '-', no all-zero id); on failure its output is untouched;
  *  - a parsed traceparent formats to 55 characters that parse back to the
- *    same ids and flags, and to the input itself for version 00 (a later
+ *    same ids and flags, and to the input itself for version 00 but for the
+ *    reserved flag bits, cleared ("sampled" and "random" kept; a later
  *    version is sent on as 00, with only the "sampled" bit of its flags);
  *  - the tracestate parser keeps exactly the values of at most 512 bytes,
  *    printable ASCII and tabs, with at most 32 non-blank members, verbatim;
@@ -112,10 +113,13 @@ static bool check_traceparent(const uint8_t *p, size_t n, cctx_trace_t *out)
     FUZZ_CHECK(cctx_traceparent_format(&t, text) == 0);
     FUZZ_CHECK(strlen(text) == 55);
     FUZZ_CHECK(memcmp(text, "00", 2) == 0);
-    /* Only the version changes, and a later version's flags but "sampled". */
+    /* Only the version changes, and the flags: 00's reserved bits are
+     * cleared, and a later version keeps "sampled" alone. */
     FUZZ_CHECK(memcmp(text + 2, s + 2, 51) == 0);
     int flags = hexval(s[53]) * 16 + hexval(s[54]);
-    FUZZ_CHECK(t.flags == (memcmp(s, "00", 2) == 0 ? flags : flags & CCTX_TRACE_SAMPLED));
+    int kept =
+        memcmp(s, "00", 2) == 0 ? CCTX_TRACE_SAMPLED | CCTX_TRACE_RANDOM : CCTX_TRACE_SAMPLED;
+    FUZZ_CHECK(t.flags == (flags & kept));
     FUZZ_CHECK(hexval(text[53]) * 16 + hexval(text[54]) == t.flags);
     cctx_trace_t back;
     FUZZ_CHECK(cctx_traceparent_parse(text, 55, &back) == 0);
