@@ -556,6 +556,58 @@ TEST(signal_fault_repaired_by_the_programs_handler_leaves_the_watch_on)
     munmap(guard_page, page);
 }
 
+/* The program's fault handler runs under the mask it asked for, as the
+ * kernel would have run it without the watch: its sa_mask is blocked, and
+ * the fault's own signal too unless it asked for SA_NODEFER. What it saw
+ * is read back after it returns. */
+static atomic_int saw_own_blocked, saw_masked_blocked;
+
+static void note_fault_mask(int sig, siginfo_t *info, void *uc)
+{
+    (void)uc;
+    sigset_t now;
+    pthread_sigmask(SIG_BLOCK, NULL, &now);
+    atomic_store(&saw_own_blocked, sigismember(&now, sig));
+    atomic_store(&saw_masked_blocked, sigismember(&now, SIGUSR2));
+    if (info->si_code > 0)
+        mprotect(guard_page, (size_t)sysconf(_SC_PAGESIZE), PROT_READ | PROT_WRITE);
+}
+
+static void fault_under_watch_with(int flags)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    guard_page = mmap(NULL, page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(guard_page != MAP_FAILED);
+    struct sigaction note = {.sa_sigaction = note_fault_mask, .sa_flags = SA_SIGINFO | flags};
+    struct sigaction before;
+    sigemptyset(&note.sa_mask);
+    sigaddset(&note.sa_mask, SIGUSR2);
+    CHECK_EQ(sigaction(SIGSEGV, &note, &before), 0);
+    static const int sigs[] = {SIGSEGV};
+    cctx_t *ctx = cctx_with_signals(cctx_background(), sigs, 1, NULL);
+    CHECK(ctx != NULL);
+    atomic_store(&saw_own_blocked, -1);
+    *(volatile char *)guard_page = 1; /* faults once; the handler repairs it */
+    CHECK_EQ(cctx_err(ctx), 0);
+    cctx_release(ctx);
+    CHECK_EQ(sigaction(SIGSEGV, &before, NULL), 0);
+    munmap(guard_page, page);
+}
+
+TEST(signal_fault_forwarded_with_the_handlers_mask)
+{
+    fault_under_watch_with(0);
+    CHECK_EQ(atomic_load(&saw_own_blocked), 1);
+    CHECK_EQ(atomic_load(&saw_masked_blocked), 1);
+}
+
+TEST(signal_fault_forwarded_with_sa_nodefer_leaves_its_signal_open)
+{
+    fault_under_watch_with(SA_NODEFER);
+    CHECK_EQ(atomic_load(&saw_own_blocked), 0);
+    CHECK_EQ(atomic_load(&saw_masked_blocked), 1);
+}
+
 /* ---- a real process shutting down on SIGTERM ------------------------------------------ */
 
 /* The child's side of the next test (a CHILD: ctest never runs it as a
