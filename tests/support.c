@@ -13,6 +13,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h> /* mallinfo2 */
+#endif
 
 #include "cctx_config.h" /* CCTX_HAVE_GETTID */
 #include "harness.h"
@@ -220,6 +223,19 @@ void wait_until_blocked(pid_t tid)
     }
 }
 
+void join_cancelled(pthread_t t)
+{
+    void *ret;
+    CHECK_EQ(pthread_join(t, &ret), 0);
+    CHECK(ret == PTHREAD_CANCELED);
+}
+
+void cancel_and_join(pthread_t t)
+{
+    CHECK_EQ(pthread_cancel(t), 0);
+    join_cancelled(t);
+}
+
 static void *hold_until_the_starter_sleeps(void *arg)
 {
     struct lock_holder *h = arg;
@@ -278,6 +294,17 @@ int count_open_fds(void)
         n += e->d_name[0] != '.';
     closedir(d);
     return n;
+}
+
+long long heap_in_use(void)
+{
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33) && !TEST_UNDER_ASAN &&          \
+    !TEST_UNDER_TSAN
+    struct mallinfo2 m = mallinfo2();
+    return (long long)(m.uordblks + m.hblkhd);
+#else
+    return -1;
+#endif
 }
 
 int read_byte(int fd, int ms)

@@ -107,6 +107,10 @@ pid_t thread_id(void);
  * brief wait on a contended mutex does not last that long); fails the test
  * after 10 s. */
 void wait_until_blocked(pid_t tid);
+/* Joins thread t, which must have ended by a pthread_cancel; and the same
+ * after cancelling it. */
+void join_cancelled(pthread_t t);
+void cancel_and_join(pthread_t t);
 /* A thread that holds one of the library's locks, through a test hook that
  * takes it (true) or lets it go (false), from before lock_holder_start
  * returns until the starting thread sleeps: in a fork() that waits for the
@@ -159,6 +163,10 @@ int read_byte(int fd, int ms);
 
 /* How many descriptors the process has open (/proc/self/fd). */
 int count_open_fds(void);
+
+/* Bytes of the heap in use (glibc's mallinfo2, every arena), or -1 where it
+ * cannot be told: another C library, or a sanitizer's allocator. */
+long long heap_in_use(void);
 
 /* cctx_dump of root in format, as a malloc'd string. */
 char *dump_to_string(cctx_t *root, int format);

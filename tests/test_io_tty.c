@@ -162,10 +162,7 @@ static void cancel_while_reader_is_away(void)
     while (!atomic_load(&away.tid))
         sched_yield();
     wait_until_blocked(atomic_load(&away.tid));
-    CHECK_EQ(pthread_cancel(t), 0);
-    void *ret;
-    CHECK_EQ(pthread_join(t, &ret), 0);
-    CHECK(ret == PTHREAD_CANCELED);
+    cancel_and_join(t);
     cctx_cancel(cancel);
     cctx_release(away.ctx); /* and its done descriptor, made by the wait */
     CHECK_EQ(lowest_free_fd(), free_fd);

@@ -686,9 +686,7 @@ static void cancel_a_waiting_thread(void)
         real_sleep_ms(1);
     CHECK(!atomic_load(&cancelled_in_wait));
     cctx_cancel(cancel); /* wakes it; before, it waited for the dead thread's lock */
-    void *ret;
-    CHECK_EQ(pthread_join(t, &ret), 0);
-    CHECK(ret == PTHREAD_CANCELED);
+    join_cancelled(t);
     cctx_release(c);
 }
 
