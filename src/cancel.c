@@ -178,6 +178,7 @@ static void follow_chain(struct cctx__cancelable *held, struct cctx__cancelable 
             __builtin_prefetch(container_of(n, struct cctx__cancelable, link));
             __builtin_prefetch(n);
         }
+        cctx__prefetch_around(next);
         if (!quiet(next, old) || (cctx__atomic_load_relaxed(&next->head.word) & WORD_AFTERS) ||
             (n && (n->next || (n->pprev & NODE_AFTER)))) {
             cctx__unlock(&next->head);
@@ -223,6 +224,7 @@ static void take_list(struct cctx__node *n, struct marking *m)
             __builtin_prefetch(next);
             __builtin_prefetch((char *)next - offsetof(struct cctx__cancelable, link));
         }
+        cctx__prefetch_around(n);
         int is_after = (n->pprev & NODE_AFTER) != 0;
         n->pprev &= NODE_AFTER; /* in no list: unlinkers leave it alone */
         n->next = NULL;

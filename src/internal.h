@@ -16,6 +16,25 @@
 #include "lock.h"
 #include "os.h"
 
+/* Contexts made one after another mostly lie near one another, as the
+ * allocator hands out neighbouring blocks, but a walk over them need not
+ * meet them in address order: glibc's per-thread cache hands freed blocks
+ * back in runs of eight in falling order, which the hardware prefetcher does
+ * not follow, and a tree built from them costs a cache miss per context to
+ * cancel and release (three times as long). A walk over many contexts (a
+ * chain, a long list, a chain freeing itself) fetches the lines 2 KB either
+ * side of the context it is at: whichever way the walk goes through memory,
+ * the contexts 25 or so ahead are then on their way. The line behind it is
+ * most likely in the cache already, which makes its prefetch nearly free. A
+ * prefetch reads nothing and cannot fault; the addresses are computed as
+ * integers, as they may lie outside any object. */
+static inline void cctx__prefetch_around(const void *p)
+{
+    enum { NEARBY = 2048 };
+    __builtin_prefetch((const void *)((uintptr_t)p + NEARBY));
+    __builtin_prefetch((const void *)((uintptr_t)p - NEARBY));
+}
+
 /* tree.c */
 void cctx__node_push(struct cctx__node **head, struct cctx__node *n, uintptr_t tag);
 void cctx__node_unlink(struct cctx__node *n);

@@ -638,6 +638,7 @@ void cctx_release_at(cctx_t *ctx, const char *file, int line, const char *func)
              * itself in this loop): its line is fetched while this one is
              * freed. A prefetch reads nothing and cannot fault. */
             __builtin_prefetch(ctx->parent);
+            cctx__prefetch_around(ctx);
             /* 0, as the read-modify-write would have left it: a later
              * (mistaken) release or cctx__try_ref sees the context gone. */
             cctx__atomic_store_relaxed(&ctx->refs, 0);
