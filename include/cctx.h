@@ -18,6 +18,8 @@
  *    return a pointer return NULL and set errno.
  *  - Creating, cancelling, releasing and waiting calls are macros over *_at
  *    functions that record the call site; both forms are public.
+ *    cctx_with_deadline and cctx_with_timeout are the *_cause_at forms with
+ *    code 0 and no message: they have no _at function of their own.
  *  - Library threads. Deadlines are fired by one thread, started on first
  *    use. It runs no user code and never waits for a lock or a thread of
  *    yours: after-functions, and value destructors run by a release it would
@@ -334,7 +336,10 @@ CCTX_API int cctx_done_fd(cctx_t *ctx);
  * (a poll, Go's select with a default) it is cctx_err's inline load. */
 CCTX_API int cctx_wait_at(const cctx_t *ctx, int64_t timeout, const char *file, int line,
                           const char *func);
-/* 0 after the full duration, else cctx_err(ctx) (at once if already done). */
+/* 0 after the full duration, else cctx_err(ctx) (at once if already done).
+ * A zero or negative duration returns cctx_err(ctx) at once, as Go's
+ * time.Sleep returns at once (not the wait without limit of a negative
+ * timeout above). */
 CCTX_API int cctx_sleep_at(cctx_t *ctx, int64_t duration, const char *file, int line,
                            const char *func);
 /* The lowest index of a done context, or -1: errno ETIMEDOUT when the timeout
@@ -553,7 +558,9 @@ CCTX_API int cctx_trace_flush(void);
  * renamed or cleared meanwhile (by another thread, say, while a dump reads
  * it): every name ctx was given is kept until then. Setting a name ctx
  * already had costs no memory, so renaming among a few names never grows;
- * a context given ever new names keeps them all while it lives. */
+ * a context given ever new names keeps them all while it lives.
+ * cctx_name returns NULL for a context without a name (errno untouched) and
+ * for NULL ctx (errno EINVAL). */
 CCTX_API int cctx_set_name(cctx_t *ctx, const char *name);
 CCTX_API const char *cctx_name(const cctx_t *ctx);
 
@@ -579,6 +586,13 @@ enum { CCTX_DUMP_TEXT = 0, CCTX_DUMP_JSON = 1, CCTX_DUMP_DOT = 2, CCTX_DUMP_HTML
  * Any dump begun once the leak report at exit (CCTX_DEBUG=leaks) has
  * begun writes nothing and returns ENOTSUP too: its references would be
  * reported as leaks.
+ * The text form writes a line per context, indented two spaces a level;
+ * past 40 levels the indentation stays and the line starts with its depth
+ * ("[41] "), so that the dump of a deep chain stays linear in its size.
+ * DOT labels are shorter than the other forms' lines: kind, name, creation
+ * file and line, state or error with the cause's code and age, and the
+ * deadline (the cause's message and site, the references and the children
+ * are in the text and JSON forms).
  * Times are taken at one moment, the dump's. The text and DOT forms show
  * them as durations from it, to one decimal in ns, us, ms, s, min or h:
  * "deadline in 299.7 ms", "deadline passed 1.2 s ago", a cause's
@@ -642,7 +656,8 @@ CCTX_API CCTX__OWNED cctx_t *cctx_with_grace_at(cctx_t *parent, int64_t grace,
  * negative: no limit;
  * measured as cctx_wait's). Then, if `report` is not NULL, it writes the
  * contexts still held, one line each in cctx_dump's text format (creation
- * site, name, references, cause), indented by depth under the context: the
+ * site, name, references, cause), indented by depth under the context (as
+ * cctx_dump's text form: past 40 levels, the depth in brackets): the
  * context itself, and every cancelable descendant that was alive when the
  * call began (with the value contexts between, as "via" lines) and still is
  * (a context canceled before the call has handed its descendants over to

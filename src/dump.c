@@ -161,8 +161,10 @@ int cctx_set_name(cctx_t *ctx, const char *name)
 
 const char *cctx_name(const cctx_t *ctx)
 {
-    if (!ctx)
+    if (!ctx) {
+        errno = EINVAL;
         return NULL;
+    }
     if (cctx__kind(ctx) == KIND_ROOT)
         return ctx == cctx_background() ? "background" : "todo";
     cctx__check_live(ctx, "cctx_name", NULL, 0, NULL);
@@ -432,10 +434,25 @@ static void put_text_site(FILE *out, const char *file, int line, const char *fun
     put_str(out, CCTX_DUMP_TEXT, or_unknown(func));
 }
 
+/* Two spaces a level down to INDENT_LEVELS; deeper lines keep that
+ * indentation and start with their depth, "[41] ". Indenting all the way
+ * would make the dump of a chain quadratic in its depth (a terabyte for a
+ * million contexts), and a cctx_cancel_and_wait's report with it. */
+enum { INDENT_LEVELS = 40 };
+
+static void put_indent(FILE *out, int depth)
+{
+    if (depth <= INDENT_LEVELS)
+        fprintf(out, "%*s", depth * 2, "");
+    else
+        fprintf(out, "%*s[%d] ", INDENT_LEVELS * 2, "", depth);
+}
+
 static void print_text(FILE *out, const struct frame *f, const struct node_info *in)
 {
     const struct cctx *c = in->c;
-    fprintf(out, "%*s%s %p", f->depth * 2, "", kind_name(c), (void *)c);
+    put_indent(out, f->depth);
+    fprintf(out, "%s %p", kind_name(c), (void *)c);
     if (in->name) {
         fputs(" \"", out);
         put_str(out, CCTX_DUMP_TEXT, in->name);
@@ -461,7 +478,8 @@ static void print_text(FILE *out, const struct frame *f, const struct node_info 
     fprintf(out, ", refs %u, children %zu\n", in->refs, in->children);
     for (struct cctx *v = c->parent; f->lister && v && v != f->lister; v = v->parent) {
         const char *vname = cctx_name(v);
-        fprintf(out, "%*s  via %s %p", f->depth * 2, "", kind_name(v), (void *)v);
+        put_indent(out, f->depth);
+        fprintf(out, "  via %s %p", kind_name(v), (void *)v);
         if (vname) {
             fputs(" \"", out);
             put_str(out, CCTX_DUMP_TEXT, vname);

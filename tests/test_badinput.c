@@ -168,8 +168,8 @@ static void body_null_everywhere(void)
     CHECK_EQ(cctx_set_name(NULL, NULL), EINVAL);
     CHECK_EQ(cctx_set_name(NULL, "x"), EINVAL);
     CHECK_EQ(cctx_set_name(c, NULL), 0);
-    CHECK(cctx_name(NULL) == NULL);
-    CHECK(cctx_name(c) == NULL);
+    CHECK_ERRNO(cctx_name(NULL), NULL, EINVAL);
+    CHECK_ERRNO(cctx_name(c), NULL, 0); /* no name: errno tells the two apart */
     for (int format = -1; format <= CCTX_DUMP_HTML + 1; format++) {
         CHECK_EQ(cctx_dump(c, NULL, format), EINVAL);
         CHECK_EQ(cctx_dump(NULL, NULL, format), EINVAL);

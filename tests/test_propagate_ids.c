@@ -399,8 +399,8 @@ TEST(propagate_with_trace_terminates_the_state)
 TEST(propagate_with_trace_nearest)
 {
     cctx_t *bg = cctx_background();
-    CHECK(cctx_trace_of(bg) == NULL);
-    CHECK(cctx_trace_of(NULL) == NULL);
+    CHECK_ERRNO(cctx_trace_of(bg), NULL, 0); /* no trace: errno untouched */
+    CHECK_ERRNO(cctx_trace_of(NULL), NULL, EINVAL);
 
     cctx_trace_t a, b;
     CHECK_EQ(cctx_trace_new(&a), 0);

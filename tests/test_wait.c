@@ -354,6 +354,11 @@ TEST(wait_sleep_full_duration_returns_zero)
     CHECK(el < CCTX_SEC(5));
     CHECK_EQ(cctx_sleep(c, 0), 0);
     CHECK_EQ(cctx_sleep(cctx_background(), CCTX_MSEC(2)), 0);
+    /* A negative duration returns at once, as Go's time.Sleep, even on a
+     * context that never ends: it is not the wait without limit that a
+     * negative cctx_wait timeout is (which would hang here). */
+    CHECK_EQ(cctx_sleep(c, -1), 0);
+    CHECK_EQ(cctx_sleep(cctx_background(), INT64_MIN), 0);
 
     /* On a context already done: its error, at once. */
     cctx_cancel_t *dc;

@@ -156,6 +156,8 @@ typedef struct cctx_curl_result {
      *                         (CURLINFO_OS_ERRNO, read for these alone: libcurl
      *                         sets it on them only and never clears it);
      *   ECONNREFUSED          connection failed, no system error known;
+     *   EADDRNOTAVAIL         the interface to send from failed (CURLOPT_
+     *                         INTERFACE), no system error known;
      *   ECONNRESET            empty reply, partial file, send or receive
      *                         failed, no system error known;
      *   EHOSTUNREACH          name resolution failed;

@@ -199,7 +199,7 @@ CCTX_API uint16_t cctx_mhd_port(const cctx_mhd_t *server);
 
 /* The server's context, the parent of every request context (for dumps,
  * or to derive background work that must end with the server). Valid until
- * cctx_mhd_free. */
+ * cctx_mhd_free. NULL with errno EINVAL for a NULL server. */
 CCTX_API cctx_t *cctx_mhd_context(const cctx_mhd_t *server);
 
 /* Adds a route: requests whose method equals `method` (NULL: any method) and

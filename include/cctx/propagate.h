@@ -162,8 +162,9 @@ CCTX_API CCTX__OWNED cctx_t *cctx_with_trace_at(cctx_t *parent, const cctx_trace
                                                 const char *file, int line, const char *func);
 #define cctx_with_trace(parent, trace) cctx_with_trace_at((parent), (trace), CCTX__SITE)
 
-/* The trace of the nearest cctx_with_trace on ctx's chain, or NULL (no
- * trace, or NULL ctx). Valid while the caller holds ctx. */
+/* The trace of the nearest cctx_with_trace on ctx's chain, or NULL: no
+ * trace (errno untouched), or NULL ctx (errno EINVAL). Valid while the
+ * caller holds ctx. */
 CCTX_API const cctx_trace_t *cctx_trace_of(const cctx_t *ctx);
 
 #ifdef __cplusplus

@@ -396,7 +396,11 @@ uint16_t cctx_mhd_port(const cctx_mhd_t *server)
 
 cctx_t *cctx_mhd_context(const cctx_mhd_t *server)
 {
-    return server ? server->ctx : NULL;
+    if (!server) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return server->ctx;
 }
 
 int cctx_mhd_route(cctx_mhd_t *server, const char *method, const char *path,

@@ -595,6 +595,7 @@ TEST(mhd_start_errors)
     CHECK_EQ(cctx_mhd_route(a, "GET", "/x", probe_handler, NULL, -1), EINVAL);
     CHECK_EQ(cctx_mhd_shutdown(NULL, 0), EINVAL);
     CHECK_EQ(cctx_mhd_port(NULL), 0);
+    CHECK_ERRNO(cctx_mhd_context(NULL), NULL, EINVAL);
     cctx_mhd_free(a);
     cctx_mhd_free(NULL);
     o.port = 0;
