@@ -14,6 +14,12 @@
 /* Make the library's n-th allocation from now fail (n = 1: the next one);
  * n <= 0 turns failures off. */
 void cctx__test_fail_alloc(long n);
+/* The same, but that allocation and every later one fail, until
+ * cctx__test_fail_alloc(0). */
+void cctx__test_fail_allocs_from(long n);
+/* How many allocations are still to come before the one set to fail: 0 once
+ * it has failed (or when none is set). */
+long cctx__test_fail_alloc_pending(void);
 /* Count the library's live heap blocks (contexts, causes, names, timer heap
  * excluded) from now on; counting is off unless turned on. */
 void cctx__test_count_allocs(bool on);

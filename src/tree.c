@@ -58,15 +58,34 @@ cctx_t *cctx_todo(void)
 enum { HOOK_FAIL = 1, HOOK_COUNT = 2 };
 static _Atomic unsigned hooks;
 static _Atomic long fail_countdown; /* > 0: the allocation that brings it to 0 fails */
+static _Atomic bool fail_on;        /* and so does every later one */
+static _Atomic bool fail_sticky;
 static _Atomic long live_allocs;
 
-void cctx__test_fail_alloc(long n)
+static void fail_set(long n, bool sticky)
 {
+    cctx__atomic_store_seq_cst(&fail_on, false);
+    cctx__atomic_store_seq_cst(&fail_sticky, sticky && n > 0);
     cctx__atomic_store_seq_cst(&fail_countdown, n > 0 ? n : 0);
     if (n > 0)
         cctx__atomic_fetch_or_seq_cst(&hooks, HOOK_FAIL);
     else
         cctx__atomic_fetch_and_seq_cst(&hooks, ~(unsigned)HOOK_FAIL);
+}
+
+void cctx__test_fail_alloc(long n)
+{
+    fail_set(n, false);
+}
+
+void cctx__test_fail_allocs_from(long n)
+{
+    fail_set(n, true);
+}
+
+long cctx__test_fail_alloc_pending(void)
+{
+    return cctx__atomic_load_seq_cst(&fail_countdown);
 }
 
 void cctx__test_count_allocs(bool on)
@@ -84,9 +103,14 @@ long cctx__test_live_allocs(void)
 
 __attribute__((noinline)) static void *alloc_hooked(size_t size)
 {
-    if (cctx__atomic_load_relaxed(&fail_countdown) > 0 &&
-        cctx__atomic_fetch_sub_seq_cst(&fail_countdown, 1) == 1)
+    if (cctx__atomic_load_seq_cst(&fail_on))
         return NULL;
+    if (cctx__atomic_load_relaxed(&fail_countdown) > 0 &&
+        cctx__atomic_fetch_sub_seq_cst(&fail_countdown, 1) == 1) {
+        if (cctx__atomic_load_seq_cst(&fail_sticky))
+            cctx__atomic_store_seq_cst(&fail_on, true);
+        return NULL;
+    }
     void *p = malloc(size);
     if ((cctx__atomic_load_relaxed(&hooks) & HOOK_COUNT) && p)
         cctx__atomic_fetch_add_seq_cst(&live_allocs, 1);
