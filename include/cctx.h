@@ -36,7 +36,10 @@
  *    of a context ended there (by a watched signal, a release, such a
  *    destructor) wait for one of the 256, as a deadline's do. Only when no
  *    runner thread exists and none can be created (out of threads or
- *    memory) does the timer thread run that work itself.
+ *    memory) does the timer thread run that work itself. (Handing work to a
+ *    runner takes a small block; out of memory, a few blocks kept for that
+ *    case serve, and only when they are all in use too does the timer
+ *    thread do the work.)
  *    Library threads have every signal blocked. They keep running while
  *    exit() runs atexit handlers and destructors, so deadlines keep firing
  *    and after-functions keep running until the process ends; nothing of

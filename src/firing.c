@@ -24,6 +24,7 @@ struct handoff {
     struct cctx *release;            /* set: nothing to mark, only this reference to drop */
     bool origin_marked;              /* false: the origin's lock was busy */
 };
+_Static_assert(sizeof(struct handoff) <= CCTX__JOB_BLOCK, "a handoff must fit a spare job block");
 
 /* Drops a reference, quietly (see cctx__release_quietly); false if what is
  * left to release cannot be, and then h is set up to release it. */
@@ -81,7 +82,7 @@ static void run_handoff(struct cctx__job *job)
     if (h->m.tracing && !h->release)
         cctx__trace_busy_handover(1); /* this thread counts it now: see hand_off */
     finish_handoff(h);
-    cctx__free(h);
+    cctx__job_block_free(h);
 }
 
 static void hand_off(struct handoff *h)
@@ -92,7 +93,7 @@ static void hand_off(struct handoff *h)
         cctx__trace_cancel_end(h->m.traced);
         h->m.trace_open = false;
     }
-    struct handoff *copy = cctx__alloc(sizeof *copy);
+    struct handoff *copy = cctx__job_block(sizeof *copy);
     if (copy) {
         *copy = *h;
         copy->job.run = run_handoff;
@@ -109,10 +110,10 @@ static void hand_off(struct handoff *h)
             return;
         if (traced)
             cctx__trace_busy_handover(1);
-        cctx__free(copy);
+        cctx__job_block_free(copy);
     }
-    /* Out of memory or of threads: finish here, waiting if need be, rather
-     * than lose the firing. */
+    /* Out of threads (or of memory and of spare blocks): finish here,
+     * waiting if need be, rather than lose the firing. */
     finish_handoff(h);
 }
 

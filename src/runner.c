@@ -308,6 +308,47 @@ bool cctx__runner_submit(struct cctx__job *job)
     return !ours;
 }
 
+/* Spare blocks for jobs (cctx__job_block): bit i of spare_used is set while
+ * spare_jobs[i] is a job's. Few are needed: a job lives only until a runner
+ * takes it, and the heap is rarely out for long. */
+enum { SPARE_JOBS = 8 };
+static union {
+    max_align_t align;
+    unsigned char bytes[CCTX__JOB_BLOCK];
+} spare_jobs[SPARE_JOBS];
+static _Atomic uint32_t spare_used;
+
+void *cctx__job_block(size_t size)
+{
+    if (size > CCTX__JOB_BLOCK)
+        return cctx__alloc(size);
+    void *p = cctx__alloc(size);
+    if (cctx__likely(p != NULL))
+        return p;
+    uint32_t used = cctx__atomic_load_relaxed(&spare_used);
+    for (;;) {
+        uint32_t free_ones = ~used & ((1u << SPARE_JOBS) - 1);
+        if (!free_ones)
+            return NULL;
+        unsigned i = (unsigned)__builtin_ctz(free_ones);
+        /* Acquire: the last job's accesses to the block happen before ours
+         * (its free is a release). */
+        if (cctx__atomic_cas_weak_acquire(&spare_used, &used, used | 1u << i))
+            return spare_jobs[i].bytes;
+    }
+}
+
+void cctx__job_block_free(void *p)
+{
+    uintptr_t a = (uintptr_t)p, base = (uintptr_t)spare_jobs;
+    if (a >= base && a < base + sizeof spare_jobs) {
+        unsigned i = (unsigned)((a - base) / sizeof spare_jobs[0]);
+        cctx__atomic_fetch_and_release(&spare_used, ~(1u << i));
+        return;
+    }
+    cctx__free(p);
+}
+
 struct release_job {
     struct cctx__job job;
     struct cctx *c;
