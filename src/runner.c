@@ -360,7 +360,7 @@ static void run_release(struct cctx__job *job)
 {
     struct release_job *r = container_of(job, struct release_job, job);
     cctx_release_at(r->c, r->file, r->line, r->func);
-    cctx__free(r);
+    cctx__job_block_free(r);
     cctx__dump_release_dropped();
 }
 
@@ -369,17 +369,18 @@ void cctx__runner_release(struct cctx *c, const char *file, int line, const char
     struct cctx *left = cctx__release_quietly(c, file, line, func);
     if (!left)
         return;
-    struct release_job *r = cctx__alloc(sizeof *r);
+    struct release_job *r = cctx__job_block(sizeof *r);
     if (r) {
         *r = (struct release_job){
             .job.run = run_release, .c = left, .file = file, .line = line, .func = func};
         cctx__dump_release_queued(); /* before a runner can drop it */
         if (cctx__runner_submit(&r->job))
             return;
-        cctx__free(r);
+        cctx__job_block_free(r);
         cctx__dump_release_dropped();
     }
-    /* Out of memory or of threads: here, rather than never. */
+    /* Out of threads (or of memory and of spare blocks): here, rather than
+     * never. */
     cctx_release_at(left, file, line, func);
 }
 

@@ -1,17 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Work the library hands to a runner so that user code never runs on its
- * own threads: a value destructor that the release of a deadline's firing
+ * own threads (the timer thread) nor inside cctx_dump: a value destructor
+ * that the release of a deadline's firing, or of a dump's last reference,
  * would run. Handing it over takes a small block; out of memory for that
  * block, the work must still go to a runner while one exists, not be done
  * on the spot, where a destructor that waits (for a deadline, say, which
- * only the timer thread fires) would hold up every deadline of the process.
+ * only the timer thread fires) would hold up every deadline of the process,
+ * or the dump's caller (the inspect thread).
  */
 #define _GNU_SOURCE
 #include <cctx.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdio.h>
 
 #include "harness.h"
 #include "support.h"
@@ -76,4 +79,49 @@ TEST(oom_firing_release_goes_to_runner)
     atomic_store(&cctx__timer_popped, NULL);
     cctx__test_fail_alloc(0);
     CHECK(!pthread_equal(destroyer, timer_thread));
+}
+
+/* ---- a dump's last reference ------------------------------------------------ */
+
+/* The first write of the dump lets go of x (the dump holds it now) and
+ * makes the next allocation fail: the one that hands x's release to a
+ * runner, once the dump has written x. */
+static ssize_t let_go_on_write(void *cookie, const char *buf, size_t len)
+{
+    cctx_t **x = cookie;
+    (void)buf;
+    if (*x) {
+        cctx_release(*x);
+        *x = NULL;
+        cctx__test_fail_alloc(1);
+    }
+    return (ssize_t)len;
+}
+
+TEST(oom_dump_release_goes_to_runner)
+{
+    atomic_store(&destroyed_flag, false);
+    cctx_cancel_t *rc;
+    cctx_t *root = cctx_with_cancel(cctx_background(), &rc);
+    CHECK(root != NULL);
+    /* root -> v (value) -> x: x is in root's list, and v's last reference
+     * is x's. */
+    cctx_t *v = cctx_with_value(root, &key, NULL, note_destroy);
+    CHECK(v != NULL);
+    cctx_t *x = cctx_with_cancel(v, NULL);
+    CHECK(x != NULL);
+    cctx_release(v);
+
+    cookie_io_functions_t io = {.write = let_go_on_write};
+    FILE *f = fopencookie(&x, "w", io);
+    CHECK(f != NULL);
+    CHECK_EQ(setvbuf(f, NULL, _IONBF, 0), 0);
+    CHECK_EQ(cctx_dump(root, f, CCTX_DUMP_TEXT), 0);
+    CHECK_EQ(fclose(f), 0);
+    CHECK(x == NULL);
+    cctx__test_fail_alloc(0);
+    wait_destroyed();
+    CHECK(!pthread_equal(destroyer, pthread_self()));
+    CHECK_EQ(cctx_cancel_and_wait(rc, -1, NULL), 0);
+    cctx_release(root);
 }
