@@ -118,8 +118,8 @@ struct cctx__job {
 /* A block of up to CCTX__JOB_BLOCK bytes for a job: from the heap, or, out
  * of memory, one of a few kept for that case, so that work handed to a
  * runner to keep it off the calling thread (a firing's releases, which may
- * run value destructors on the timer thread; a dump's last references)
- * still goes to one. NULL only when those are all in use too.
+ * run value destructors on the timer thread; a dump's last references; a
+ * signal's delivery) still goes to one. NULL only when those are all in use too.
  * cctx__job_block_free gives it back. */
 enum { CCTX__JOB_BLOCK = 256 };
 void *cctx__job_block(size_t size);

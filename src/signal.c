@@ -452,20 +452,20 @@ static void run_delivery(struct cctx__job *job)
      * child's first runner) is the parent's signal, not the child's. */
     if (d->pid == getpid())
         deliver(d->sig, d->upto);
-    free(d);
+    cctx__job_block_free(d);
 }
 
 static void hand_to_runner(int sig, unsigned long long upto)
 {
-    struct delivery *d = malloc(sizeof *d);
+    struct delivery *d = cctx__job_block(sizeof *d);
     if (d) {
         *d = (struct delivery){.job.run = run_delivery, .sig = sig, .upto = upto, .pid = getpid()};
         if (cctx__runner_submit(&d->job))
             return;
-        free(d);
+        cctx__job_block_free(d);
     }
-    /* Out of memory or of threads: a late delivery, held up by a blocking
-     * after-function, rather than none. */
+    /* Out of threads (or of memory and of spare blocks): a late delivery,
+     * held up by a blocking after-function, rather than none. */
     deliver(sig, upto);
 }
 

@@ -7,10 +7,13 @@
  * block, the work must still go to a runner while one exists, not be done
  * on the spot, where a destructor that waits (for a deadline, say, which
  * only the timer thread fires) would hold up every deadline of the process,
- * or the dump's caller (the inspect thread).
+ * or the dump's caller (the inspect thread). The same for a signal's
+ * delivery, which runs after-functions: not on the library's signal thread.
  */
 #define _GNU_SOURCE
 #include <cctx.h>
+#include <cctx/signal.h>
+#include <dirent.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -124,4 +127,74 @@ TEST(oom_dump_release_goes_to_runner)
     CHECK(!pthread_equal(destroyer, pthread_self()));
     CHECK_EQ(cctx_cancel_and_wait(rc, -1, NULL), 0);
     cctx_release(root);
+}
+
+/* ---- a signal's delivery ---------------------------------------------------- */
+
+static _Atomic pid_t after_tid;
+
+static void note_thread(void *arg)
+{
+    (void)arg;
+    atomic_store(&after_tid, thread_id());
+}
+
+/* The library's signal thread: the one thread named so, as long as it has
+ * started no runner (a runner takes its creator's name); 0 until it has
+ * named itself. */
+static pid_t find_signal_thread(void)
+{
+    pid_t found = 0;
+    DIR *d = opendir("/proc/self/task");
+    CHECK(d != NULL);
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[320], name[32] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        if (fgets(name, sizeof name, f) && strcmp(name, "cctx-signal\n") == 0) {
+            CHECK_EQ(found, 0);
+            found = (pid_t)atoi(e->d_name);
+        }
+        fclose(f);
+    }
+    closedir(d);
+    return found;
+}
+
+static pid_t signal_thread(void)
+{
+    int64_t until = real_now() + CCTX_SEC(10);
+    pid_t tid;
+    while ((tid = find_signal_thread()) == 0) {
+        CHECK(real_now() < until);
+        sched_yield();
+    }
+    return tid;
+}
+
+TEST(oom_signal_delivery_goes_to_runner)
+{
+    int sigs[] = {SIGUSR1};
+    cctx_t *s = cctx_with_signals(cctx_background(), sigs, 1, NULL);
+    CHECK(s != NULL);
+    pid_t signal_tid = signal_thread();
+    cctx_after_t reg = {{0}};
+    CHECK_EQ(cctx_after_func(s, &reg, note_thread, NULL), 0);
+    /* The next allocation is the signal thread's block for the delivery:
+     * the main thread only waits from here. */
+    cctx__test_fail_alloc(1);
+    CHECK_EQ(raise(SIGUSR1), 0);
+    CHECK_EQ(cctx_wait(s, CCTX_SEC(10)), ECANCELED);
+    int64_t until = real_now() + CCTX_SEC(10);
+    while (!atomic_load(&after_tid)) {
+        CHECK(real_now() < until);
+        sched_yield();
+    }
+    cctx__test_fail_alloc(0);
+    CHECK(atomic_load(&after_tid) != signal_tid);
+    cctx_release(s);
 }
