@@ -339,10 +339,11 @@ CCTX_API int cctx_done_fd(cctx_t *ctx);
  * (a poll, Go's select with a default) it is cctx_err's inline load. */
 CCTX_API int cctx_wait_at(const cctx_t *ctx, int64_t timeout, const char *file, int line,
                           const char *func);
-/* 0 after the full duration, else cctx_err(ctx) (at once if already done).
- * A zero or negative duration returns cctx_err(ctx) at once, as Go's
- * time.Sleep returns at once (not the wait without limit of a negative
- * timeout above). */
+/* 0 after the full duration, else cctx_err(ctx) (at once if already done);
+ * EINVAL for NULL; ENOMEM, at once, if a fake-clock wait could not be set
+ * up (as cctx_wait). A zero or negative duration returns cctx_err(ctx) at
+ * once, as Go's time.Sleep returns at once (not the wait without limit of
+ * a negative timeout above). */
 CCTX_API int cctx_sleep_at(cctx_t *ctx, int64_t duration, const char *file, int line,
                            const char *func);
 /* The lowest index of a done context, or -1: errno ETIMEDOUT when the timeout
