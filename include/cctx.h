@@ -326,7 +326,7 @@ CCTX_API int cctx_cause(const cctx_t *ctx, cctx_cause_t *out);
  * first request (an eventfd on Linux; a pipe elsewhere, and in a build with
  * -DCCTX_PORTABLE=ON). A context that can never end shares one descriptor
  * that never becomes readable. -1 with errno
- * (EINVAL, EMFILE, ENFILE) on failure. */
+ * (EINVAL, EMFILE, ENFILE, ENOMEM) on failure. */
 CCTX_API int cctx_done_fd(cctx_t *ctx);
 
 /* Timeouts below are measured on cctx_now()'s clock: under the fake clock they
