@@ -443,8 +443,12 @@ typedef struct cctx_after {
  * are woken without waiting for ctx's after-functions (before them on the
  * cancelling thread; on runners, at the same time), so fn may wait for a
  * thread blocked in one of them. fn must return: leaving it
- * by longjmp, pthread_exit or a thread cancellation is undefined. 0, or
- * EINVAL for NULL ctx, reg or fn. */
+ * by longjmp, pthread_exit or a thread cancellation is undefined. ctx is
+ * not passed to fn and is not kept alive for it: when the last reference
+ * goes before a runner starts fn, ctx may be freed first, so an fn that
+ * reads ctx (its error, its cause) must hold a reference of its own
+ * (cctx_ref before registering, cctx_release in fn). 0, or EINVAL for
+ * NULL ctx, reg or fn. */
 CCTX_API int cctx_after_func_at(cctx_t *ctx, cctx_after_t *reg, void (*fn)(void *arg), void *arg,
                                 const char *file, int line, const char *func);
 #define cctx_after_func(ctx, reg, fn, arg) cctx_after_func_at((ctx), (reg), (fn), (arg), CCTX__SITE)

@@ -577,6 +577,47 @@ TEST(after_func_on_deadline_runs_on_timer_thread)
     cctx_release(c);
 }
 
+/* An fn that reads its context holds a reference of its own: the owner may
+ * let go before a runner starts fn (here: after the deadline, while fn waits
+ * for that), and fn's reads stay valid. Under ASan, fn without its reference
+ * would read a freed context. */
+struct owned {
+    cctx_t *ctx; /* fn's own reference */
+    pthread_t registrar;
+    atomic_bool owner_let_go, done;
+    int err;
+};
+
+static void owned_fn(void *arg)
+{
+    struct owned *o = arg;
+    /* fn may run at once on the registering thread, if the deadline passed
+     * first; the owner has not let go there yet. */
+    if (!pthread_equal(pthread_self(), o->registrar))
+        while (!atomic_load_explicit(&o->owner_let_go, memory_order_acquire))
+            usleep(100);
+    o->err = cctx_err(o->ctx);
+    cctx_release(o->ctx);
+    atomic_store_explicit(&o->done, true, memory_order_release);
+}
+
+TEST(after_func_holding_its_own_reference_reads_ctx_after_the_owner_let_go)
+{
+    cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(20), NULL);
+    struct owned o = {.ctx = cctx_ref(c), .registrar = pthread_self()};
+    cctx_after_t reg;
+    CHECK_EQ(cctx_after_func(c, &reg, owned_fn, &o), 0);
+    CHECK_EQ(cctx_wait(c, CCTX_SEC(10)), ETIMEDOUT);
+    cctx_release(c); /* the owner's reference: fn's is the last */
+    atomic_store_explicit(&o.owner_let_go, true, memory_order_release);
+    int64_t until = cctx_now() + CCTX_SEC(10);
+    while (!atomic_load_explicit(&o.done, memory_order_acquire) && cctx_now() < until)
+        usleep(200);
+    CHECK(atomic_load_explicit(&o.done, memory_order_acquire));
+    CHECK_EQ(o.err, ETIMEDOUT);
+    CHECK(!cctx_after_stop(&reg));
+}
+
 TEST(after_func_many_registrations_each_run_once)
 {
     enum { N = 2000 };
