@@ -145,11 +145,18 @@ void cctx__runner_job_marked(struct cctx__job *job)
  * one turned away counts itself in `turned_away` and then reads `places`,
  * the one giving its place back writes `places` and then takes the count,
  * all seq_cst; at least one of them sees the other and looks again. */
+/* The job this thread runs: a child of fork() forked from inside it goes on
+ * with it, and its block, if a spare one, stays taken there. */
+static _Thread_local struct cctx__job *running_job;
+
 static bool work_once(void)
 {
     struct cctx__job *job = take_job();
     if (job) {
-        job->run(job);
+        struct cctx__job *outer = running_job;
+        running_job = job;
+        job->run(job); /* may free job */
+        running_job = outer;
         return true;
     }
     /* Never past RUNNERS_MAX, not even for a moment: a count that read too
@@ -318,6 +325,20 @@ static union {
 } spare_jobs[SPARE_JOBS];
 static _Atomic uint32_t spare_used;
 
+/* The bit of the spare block that holds p, or 0 if none does. */
+static uint32_t spare_bit(const void *p)
+{
+    uintptr_t a = (uintptr_t)p, base = (uintptr_t)spare_jobs;
+    if (a < base || a >= base + sizeof spare_jobs)
+        return 0;
+    return 1u << (unsigned)((a - base) / sizeof spare_jobs[0]);
+}
+
+unsigned cctx__test_spare_jobs_used(void)
+{
+    return (unsigned)__builtin_popcount(cctx__atomic_load_relaxed(&spare_used));
+}
+
 void *cctx__job_block(size_t size)
 {
     if (size > CCTX__JOB_BLOCK)
@@ -340,13 +361,11 @@ void *cctx__job_block(size_t size)
 
 void cctx__job_block_free(void *p)
 {
-    uintptr_t a = (uintptr_t)p, base = (uintptr_t)spare_jobs;
-    if (a >= base && a < base + sizeof spare_jobs) {
-        unsigned i = (unsigned)((a - base) / sizeof spare_jobs[0]);
-        cctx__atomic_fetch_and_release(&spare_used, ~(1u << i));
-        return;
-    }
-    cctx__free(p);
+    uint32_t bit = spare_bit(p);
+    if (bit)
+        cctx__atomic_fetch_and_release(&spare_used, ~bit);
+    else
+        cctx__free(p);
 }
 
 struct release_job {
@@ -435,6 +454,15 @@ void cctx__runner_fork(int phase)
         pool.starting = 0;
         pool.unclaimed = 0;
         pool.idle = NULL;
+        /* A spare block stays taken by a queued job, or by the job this
+         * thread runs; one that another thread held (a job it ran, a
+         * hand-off it was making) has nobody in the child to give it back. */
+        {
+            uint32_t used = spare_bit(running_job);
+            for (struct cctx__job *j = pool.jobs; j; j = j->next)
+                used |= spare_bit(j);
+            cctx__atomic_store_relaxed(&spare_used, used);
+        }
         break;
     }
 }

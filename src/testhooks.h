@@ -20,6 +20,8 @@ void cctx__test_fail_allocs_from(long n);
 /* How many allocations are still to come before the one set to fail: 0 once
  * it has failed (or when none is set). */
 long cctx__test_fail_alloc_pending(void);
+/* How many of the spare job blocks (runner.c: cctx__job_block) are taken. */
+unsigned cctx__test_spare_jobs_used(void);
 /* Count the library's live heap blocks (contexts, causes, names, timer heap
  * excluded) from now on; counting is off unless turned on. */
 void cctx__test_count_allocs(bool on);

@@ -18,6 +18,8 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "cctx_config.h" /* CCTX_USE_PRCTL */
 #include "harness.h"
@@ -201,4 +203,110 @@ TEST(oom_signal_delivery_goes_to_runner)
     cctx__test_fail_alloc(0);
     CHECK(atomic_load(&after_tid) != signal_tid);
     cctx_release(s);
+}
+
+/* ---- a spare block at fork() ------------------------------------------------- */
+
+/* A child of fork() has none of the parent's other threads: a spare block
+ * one of them held (here: the runner running a dump's handed-off release,
+ * held up in a value destructor) is free in the child, or eight forks from
+ * such moments would leave it none. The block of the job the forking thread
+ * runs itself stays taken: that job goes on in the child. */
+static atomic_bool destructor_entered, destructor_may_return;
+static atomic_bool fork_in_destructor;
+static _Atomic int child_status = -1;
+
+static int exit_status_of(pid_t pid)
+{
+    int status;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+static void held_destroy(void *value)
+{
+    (void)value;
+    if (atomic_load(&fork_in_destructor)) {
+        fflush(stdout);
+        fflush(stderr);
+        pid_t pid = fork();
+        if (pid == 0)
+            _exit(cctx__test_spare_jobs_used() == 1 ? 0 : 1);
+        atomic_store(&child_status, pid > 0 ? exit_status_of(pid) : 99);
+    }
+    atomic_store(&destructor_entered, true);
+    while (!atomic_load(&destructor_may_return))
+        real_sleep_ms(1);
+    atomic_store(&destroyed_flag, true);
+}
+
+/* A dump hands the last release of x, and with it v's destructor, to a
+ * runner, in a spare block (the heap's block fails); returns once the
+ * destructor runs there. */
+static cctx_t *destructor_held_in_a_spare_block(cctx_cancel_t **rc)
+{
+    atomic_store(&destroyed_flag, false);
+    atomic_store(&destructor_entered, false);
+    atomic_store(&destructor_may_return, false);
+    cctx_t *root = cctx_with_cancel(cctx_background(), rc);
+    CHECK(root != NULL);
+    cctx_t *v = cctx_with_value(root, &key, NULL, held_destroy);
+    CHECK(v != NULL);
+    cctx_t *x = cctx_with_cancel(v, NULL);
+    CHECK(x != NULL);
+    cctx_release(v);
+    CHECK_EQ(cctx__test_spare_jobs_used(), 0);
+    cookie_io_functions_t io = {.write = let_go_on_write};
+    FILE *f = fopencookie(&x, "w", io);
+    CHECK(f != NULL);
+    CHECK_EQ(setvbuf(f, NULL, _IONBF, 0), 0);
+    CHECK_EQ(cctx_dump(root, f, CCTX_DUMP_TEXT), 0);
+    CHECK_EQ(fclose(f), 0);
+    cctx__test_fail_alloc(0);
+    int64_t until = real_now() + CCTX_SEC(10);
+    while (!atomic_load(&destructor_entered)) {
+        CHECK(real_now() < until);
+        real_sleep_ms(1);
+    }
+    return root;
+}
+
+static void let_the_destructor_return(cctx_t *root, cctx_cancel_t *rc)
+{
+    atomic_store(&destructor_may_return, true);
+    wait_destroyed();
+    int64_t until = real_now() + CCTX_SEC(10);
+    while (cctx__test_spare_jobs_used() != 0) { /* given back after the job */
+        CHECK(real_now() < until);
+        real_sleep_ms(1);
+    }
+    CHECK_EQ(cctx_cancel_and_wait(rc, -1, NULL), 0);
+    cctx_release(root);
+}
+
+TEST(oom_spare_block_another_thread_held_is_free_in_a_child_of_fork)
+{
+    atomic_store(&fork_in_destructor, false);
+    cctx_cancel_t *rc;
+    cctx_t *root = destructor_held_in_a_spare_block(&rc);
+    CHECK_EQ(cctx__test_spare_jobs_used(), 1);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(cctx__test_spare_jobs_used() == 0 ? 0 : 1);
+    CHECK(pid > 0);
+    CHECK_EQ(exit_status_of(pid), 0);
+    let_the_destructor_return(root, rc);
+}
+
+TEST(oom_spare_block_of_the_job_that_forks_stays_taken_in_the_child)
+{
+    atomic_store(&fork_in_destructor, true);
+    atomic_store(&child_status, -1);
+    cctx_cancel_t *rc;
+    cctx_t *root = destructor_held_in_a_spare_block(&rc);
+    CHECK_EQ(atomic_load(&child_status), 0);
+    let_the_destructor_return(root, rc);
 }
