@@ -131,6 +131,10 @@ void cctx__runner_job_marked(struct cctx__job *job)
     cctx__word_unlock(&pool.lock);
 }
 
+/* The job this thread runs: a child of fork() forked from inside it goes on
+ * with it, and its block, if a spare one, stays taken there. */
+static _Thread_local struct cctx__job *running_job;
+
 /* Jobs first: a job finishes a firing (marking, releases) that waiters and
  * stoppers may be waiting for, and runs no user code but destructors; or
  * it delivers a signal (signal.c), whose cancellations run after-functions
@@ -145,10 +149,6 @@ void cctx__runner_job_marked(struct cctx__job *job)
  * one turned away counts itself in `turned_away` and then reads `places`,
  * the one giving its place back writes `places` and then takes the count,
  * all seq_cst; at least one of them sees the other and looks again. */
-/* The job this thread runs: a child of fork() forked from inside it goes on
- * with it, and its block, if a spare one, stays taken there. */
-static _Thread_local struct cctx__job *running_job;
-
 static bool work_once(void)
 {
     struct cctx__job *job = take_job();
