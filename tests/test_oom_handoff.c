@@ -104,15 +104,16 @@ static ssize_t let_go_on_write(void *cookie, const char *buf, size_t len)
     return (ssize_t)len;
 }
 
-TEST(oom_dump_release_goes_to_runner)
+/* root -> v (value, destroyed by `destroy`) -> x: x is in root's list, and
+ * v's last reference is x's. A dump of root lets go of x on its first write
+ * (let_go_on_write) and fails the allocation that hands x's release to a
+ * runner. Returns root. */
+static cctx_t *dump_holding_the_last_reference(cctx_cancel_t **rc, void (*destroy)(void *))
 {
     atomic_store(&destroyed_flag, false);
-    cctx_cancel_t *rc;
-    cctx_t *root = cctx_with_cancel(cctx_background(), &rc);
+    cctx_t *root = cctx_with_cancel(cctx_background(), rc);
     CHECK(root != NULL);
-    /* root -> v (value) -> x: x is in root's list, and v's last reference
-     * is x's. */
-    cctx_t *v = cctx_with_value(root, &key, NULL, note_destroy);
+    cctx_t *v = cctx_with_value(root, &key, NULL, destroy);
     CHECK(v != NULL);
     cctx_t *x = cctx_with_cancel(v, NULL);
     CHECK(x != NULL);
@@ -126,6 +127,13 @@ TEST(oom_dump_release_goes_to_runner)
     CHECK_EQ(fclose(f), 0);
     CHECK(x == NULL);
     cctx__test_fail_alloc(0);
+    return root;
+}
+
+TEST(oom_dump_release_goes_to_runner)
+{
+    cctx_cancel_t *rc;
+    cctx_t *root = dump_holding_the_last_reference(&rc, note_destroy);
     wait_destroyed();
     CHECK(!pthread_equal(destroyer, pthread_self()));
     CHECK_EQ(cctx_cancel_and_wait(rc, -1, NULL), 0);
@@ -246,24 +254,10 @@ static void held_destroy(void *value)
  * destructor runs there. */
 static cctx_t *destructor_held_in_a_spare_block(cctx_cancel_t **rc)
 {
-    atomic_store(&destroyed_flag, false);
     atomic_store(&destructor_entered, false);
     atomic_store(&destructor_may_return, false);
-    cctx_t *root = cctx_with_cancel(cctx_background(), rc);
-    CHECK(root != NULL);
-    cctx_t *v = cctx_with_value(root, &key, NULL, held_destroy);
-    CHECK(v != NULL);
-    cctx_t *x = cctx_with_cancel(v, NULL);
-    CHECK(x != NULL);
-    cctx_release(v);
     CHECK_EQ(cctx__test_spare_jobs_used(), 0);
-    cookie_io_functions_t io = {.write = let_go_on_write};
-    FILE *f = fopencookie(&x, "w", io);
-    CHECK(f != NULL);
-    CHECK_EQ(setvbuf(f, NULL, _IONBF, 0), 0);
-    CHECK_EQ(cctx_dump(root, f, CCTX_DUMP_TEXT), 0);
-    CHECK_EQ(fclose(f), 0);
-    cctx__test_fail_alloc(0);
+    cctx_t *root = dump_holding_the_last_reference(rc, held_destroy);
     int64_t until = real_now() + CCTX_SEC(10);
     while (!atomic_load(&destructor_entered)) {
         CHECK(real_now() < until);
