@@ -444,10 +444,12 @@ typedef struct cctx_after {
  * cancelling thread; on runners, at the same time), so fn may wait for a
  * thread blocked in one of them. fn must return: leaving it
  * by longjmp, pthread_exit or a thread cancellation is undefined. ctx is
- * not passed to fn and is not kept alive for it: when the last reference
- * goes before a runner starts fn, ctx may be freed first, so an fn that
- * reads ctx (its error, its cause) must hold a reference of its own
- * (cctx_ref before registering, cctx_release in fn). 0, or EINVAL for
+ * not passed to fn and is not kept alive for it: when fn runs on a runner,
+ * the last reference may go before fn starts or while it runs, and ctx be
+ * freed, so an fn that reads ctx (its error, its cause) must hold a
+ * reference of its own (cctx_ref before registering, cctx_release in fn;
+ * and by the registrant when fn never runs: after a cctx_after_stop that
+ * returned true, or on a context that can never end). 0, or EINVAL for
  * NULL ctx, reg or fn. */
 CCTX_API int cctx_after_func_at(cctx_t *ctx, cctx_after_t *reg, void (*fn)(void *arg), void *arg,
                                 const char *file, int line, const char *func);

@@ -578,9 +578,9 @@ TEST(after_func_on_deadline_runs_on_timer_thread)
 }
 
 /* An fn that reads its context holds a reference of its own: the owner may
- * let go before a runner starts fn (here: after the deadline, while fn waits
- * for that), and fn's reads stay valid. Under ASan, fn without its reference
- * would read a freed context. */
+ * let go before or while a runner runs fn (here: after the deadline, while
+ * fn waits for that), and fn's reads stay valid. Under ASan, fn without its
+ * reference reads a freed context. */
 struct owned {
     cctx_t *ctx; /* fn's own reference */
     pthread_t registrar;
