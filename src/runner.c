@@ -456,7 +456,10 @@ void cctx__runner_fork(int phase)
         pool.idle = NULL;
         /* A spare block stays taken by a queued job, or by the job this
          * thread runs; one that another thread held (a job it ran, a
-         * hand-off it was making) has nobody in the child to give it back. */
+         * hand-off it was making) has nobody in the child to give it back.
+         * A block this thread took and had not queued yet can only be in
+         * hand here if fork() came from a signal handler, which these
+         * handlers (they take locks) do not support anyway. */
         {
             uint32_t used = spare_bit(running_job);
             for (struct cctx__job *j = pool.jobs; j; j = j->next)

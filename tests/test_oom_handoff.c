@@ -295,6 +295,40 @@ TEST(oom_spare_block_another_thread_held_is_free_in_a_child_of_fork)
     let_the_destructor_return(root, rc);
 }
 
+/* No runner can be started: a submitted job stays queued for the one that
+ * exists. */
+static int no_new_runner(void *(*fn)(void *), void *arg)
+{
+    (void)fn;
+    (void)arg;
+    return EAGAIN;
+}
+
+TEST(oom_spare_block_of_a_queued_job_stays_taken_in_a_child_of_fork)
+{
+    atomic_store(&fork_in_destructor, false);
+    cctx_cancel_t *rc, *rc2;
+    cctx_t *root = destructor_held_in_a_spare_block(&rc); /* block 1: the runner's */
+    cctx__thread_start_fn start = atomic_load(&cctx__runner_thread_start);
+    atomic_store(&cctx__runner_thread_start, no_new_runner);
+    /* Block 2: a second dump's release, queued behind the held runner. */
+    cctx_t *root2 = dump_holding_the_last_reference(&rc2, note_destroy);
+    atomic_store(&cctx__runner_thread_start, start);
+    CHECK_EQ(cctx__test_spare_jobs_used(), 2);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) /* the queued job's block stays taken, the runner's is free */
+        _exit(cctx__test_spare_jobs_used() == 1 ? 0 : 1);
+    CHECK(pid > 0);
+    CHECK_EQ(exit_status_of(pid), 0);
+    let_the_destructor_return(root, rc); /* and the runner then runs the queued job */
+    CHECK_EQ(cctx_cancel_and_wait(rc2, -1, NULL), 0);
+    cctx_release(root2);
+}
+
+/* The forking thread's own job goes on in the child: its block stays taken
+ * there (this guards against a child that frees every block). */
 TEST(oom_spare_block_of_the_job_that_forks_stays_taken_in_the_child)
 {
     atomic_store(&fork_in_destructor, true);
