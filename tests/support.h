@@ -42,7 +42,8 @@ struct rec {
 void rec_fn(void *arg);
 /* Zeroes r and registers rec_fn on ctx: it counts the runs and notes the thread. */
 void rec_on(struct rec *r, cctx_t *ctx);
-/* The same, and fn also reads ctx's error and cause and the time. */
+/* The same, and fn also reads ctx's error and cause and the time. fn holds no
+ * reference: the test keeps ctx alive until fn has run (cctx_after_func). */
 void rec_watch(struct rec *r, cctx_t *ctx);
 
 /* ---- causes ------------------------------------------------------------------------ */
