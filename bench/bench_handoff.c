@@ -26,6 +26,11 @@
  *                                  least any sleeping hand-off between two
  *                                  threads can cost on this machine.
  *   FutexHandoff                   the same round trip with no lookup.
+ *   DeepValueSpinHandoff/depth=N   the bare hand-off with the pool thread's
+ *                                  strategy: the worker watches the request
+ *                                  word for up to 20 µs (reading the clock
+ *                                  every 16 turns) before it sleeps on it;
+ *                                  the caller still sleeps for the answer.
  *
  * The same worker also gives DeadlineLateness its floor (registered next to
  * it, by bench_extra.c): how late this machine wakes a thread that sleeps
@@ -173,6 +178,7 @@ struct handoff {
     cctx_t *ctx; /* a reference to look up and release, or NULL: a bare ping */
     int64_t deadline; /* > 0: sleep until then first (CLOCK_MONOTONIC, ns) */
     int64_t woke;     /* the clock when that sleep ended: the answer's payload */
+    int64_t spin_ns;  /* > 0: the worker watches request this long before it sleeps */
     bool stop;
     _Alignas(64) _Atomic uint32_t answer; /* the last request answered */
 };
@@ -207,6 +213,24 @@ static int64_t sleep_until(int64_t deadline)
     return now;
 }
 
+/* futex_await_change, after watching the word for up to spin_ns. */
+static uint32_t spin_await_change(_Atomic uint32_t *word, uint32_t seen, int64_t spin_ns)
+{
+    uint32_t now = atomic_load_explicit(word, memory_order_acquire);
+    if (now != seen || spin_ns <= 0)
+        return futex_await_change(word, seen);
+    int64_t until = bench_now_ns() + spin_ns;
+    for (unsigned turn = 1; (now = atomic_load_explicit(word, memory_order_acquire)) == seen;
+         turn++) {
+        if (turn % 16 == 0 && bench_now_ns() >= until)
+            return futex_await_change(word, seen);
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    }
+    return now;
+}
+
 static void *handoff_worker(void *arg)
 {
     struct handoff *h = arg;
@@ -215,7 +239,7 @@ static void *handoff_worker(void *arg)
     prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
     uint32_t seen = 0;
     for (;;) {
-        seen = futex_await_change(&h->request, seen);
+        seen = spin_await_change(&h->request, seen, h->spin_ns);
         if (h->stop)
             return NULL;
         if (h->deadline)
@@ -237,9 +261,9 @@ static void handoff_round(struct handoff *h, uint32_t seq, cctx_t *ctx)
     futex_await_change(&h->answer, seq - 1);
 }
 
-static void handoff_start(struct handoff *h, pthread_t *t)
+static void handoff_start(struct handoff *h, pthread_t *t, int64_t spin_ns)
 {
-    *h = (struct handoff){0};
+    *h = (struct handoff){.spin_ns = spin_ns};
     if (pthread_create(t, NULL, handoff_worker, h) != 0)
         bench_fatal("pthread_create failed");
 }
@@ -252,12 +276,12 @@ static void handoff_stop(struct handoff *h, pthread_t t)
     pthread_join(t, NULL);
 }
 
-static void futex_handoff(bench_b *b, void *arg)
+/* chain NULL: nothing looked up. */
+static void handoff_rounds(bench_b *b, cctx_t *chain, int64_t spin_ns)
 {
-    cctx_t *chain = arg; /* NULL: FutexHandoff, nothing looked up */
     struct handoff h;
     pthread_t t;
-    handoff_start(&h, &t);
+    handoff_start(&h, &t, spin_ns);
     uint32_t seq = 0;
     /* One untimed round: the worker is up and back asleep when timing starts. */
     handoff_round(&h, ++seq, chain ? cctx_ref(chain) : NULL);
@@ -266,6 +290,16 @@ static void futex_handoff(bench_b *b, void *arg)
         handoff_round(&h, ++seq, chain ? cctx_ref(chain) : NULL);
     bench_stop_timer(b);
     handoff_stop(&h, t);
+}
+
+static void futex_handoff(bench_b *b, void *arg)
+{
+    handoff_rounds(b, arg, 0);
+}
+
+static void spin_handoff(bench_b *b, void *arg)
+{
+    handoff_rounds(b, arg, 20000); /* the group's pool threads' spin */
 }
 
 /* ---- BenchmarkDeadlineLatenessFloor/sleep, /spin --------------------------- */
@@ -278,7 +312,7 @@ void bench_deadline_lateness_floor(bench_b *b, void *arg)
     struct handoff h;
     pthread_t t;
     if (sleeps) {
-        handoff_start(&h, &t);
+        handoff_start(&h, &t, 0);
         handoff_round(&h, 1, NULL); /* untimed: the worker is up and asleep */
     }
     uint64_t rng = BENCH_LATENESS_SEED;
@@ -326,5 +360,6 @@ void bench_handoff(void)
 #ifdef __linux__
     bench_run_deep_value("BenchmarkDeepValueFutexHandoff", futex_handoff);
     bench_run("BenchmarkFutexHandoff", futex_handoff, NULL);
+    bench_run_deep_value("BenchmarkDeepValueSpinHandoff", spin_handoff);
 #endif
 }

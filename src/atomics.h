@@ -79,4 +79,16 @@
 #define cctx__plain_load_relaxed(p) __atomic_load_n((p), __ATOMIC_RELAXED)
 #define cctx__plain_store_relaxed(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
 
+/* The CPU's spin-wait hint, for a loop that watches a word another core is
+ * about to write: it yields the core's resources to a sibling thread and
+ * spares the pipeline a mis-speculated exit from the loop. */
+static inline void cctx__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__) || (defined(__arm__) && __ARM_ARCH >= 7)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 #endif

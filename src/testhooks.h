@@ -39,6 +39,11 @@ void cctx__test_group_hold_lock(struct cctx_group *g, bool hold);
 typedef int (*cctx__pthread_create_fn)(pthread_t *thread, const pthread_attr_t *attr,
                                        void *(*fn)(void *), void *arg);
 extern _Atomic(cctx__pthread_create_fn) cctx__group_thread_create;
+/* How long a group's pool thread back from a task watches for the next one
+ * before it sleeps (group.c: 20 µs), in nanoseconds; 0: it sleeps at once.
+ * And how many times pool threads have gone to sleep since the start. */
+extern _Atomic int64_t cctx__group_idle_spin_ns;
+long cctx__test_group_idle_sleeps(void);
 /* Called, when set, by cctx_cancel_and_wait's walk of the descendants (a
  * report given, the registry off) with each one it watches, before it lets
  * go of its reference to it (quiesce.c). */

@@ -158,15 +158,6 @@ long cctx__test_lock_sleeps(void)
     return cctx__atomic_load_relaxed(&lock_sleeps);
 }
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__) || (defined(__arm__) && __ARM_ARCH >= 7)
-    __asm__ __volatile__("yield");
-#endif
-}
-
 void cctx__word_lock_slow(_Atomic uint32_t *word)
 {
     int64_t spin_until = 0; /* 0: not spinning yet */
@@ -186,7 +177,7 @@ void cctx__word_lock_slow(_Atomic uint32_t *word)
             if (!spin_until)
                 spin_until = cctx__os_now() + LOCK_SPIN_NS;
             if (turn % 16 != 15 || cctx__os_now() < spin_until) {
-                cpu_relax();
+                cctx__cpu_relax();
                 continue;
             }
         }

@@ -6,8 +6,10 @@
  * through a condition variable signalled under the lock, as it was, the
  * thread had to take the lock back before it could return from its wait, and
  * often slept a second time, on the lock, until go let go of it: a second
- * wake-up per task (group.c). And the end of the hand-overs: every wait
- * returns with the pool's threads joined.
+ * wake-up per task (group.c). A thread back from a task watches its turn
+ * word for a while before it sleeps, so that a task handed over soon after
+ * needs no wake-up at all. And the end of the hand-overs: every wait returns
+ * with the pool's threads joined.
  */
 #define _GNU_SOURCE
 #include <cctx.h>
@@ -64,6 +66,69 @@ TEST(group_idle_thread_starts_a_handed_task_while_the_group_lock_is_held)
 
     CHECK(second != 0);
     CHECK_EQ(second, h.first_tid); /* the same thread, reused */
+    CHECK_EQ(cctx_group_wait(g), 0);
+    cctx_group_free(g);
+}
+
+/* ---- the idle spin ------------------------------------------------------------------------ */
+
+struct ping {
+    struct latch ran;
+};
+
+static int ping_task(cctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    latch_open(&((struct ping *)arg)->ran);
+    return 0;
+}
+
+/* Runs one ping task on g and returns once it has run. */
+static void ping(cctx_group_t *g)
+{
+    struct ping p = {.ran = LATCH_INIT};
+    CHECK_EQ(cctx_group_go(g, ping_task, &p), 0);
+    latch_wait_open(&p.ran);
+}
+
+/* With the spin made long (a loaded machine may take a while to issue the
+ * next go), a task handed over a millisecond after the last one ended finds
+ * the thread awake: it never sleeps. Without the spin it slept after each
+ * task, and each go had to wake it. */
+TEST(group_thread_back_from_a_task_takes_the_next_without_sleeping)
+{
+    int64_t spin = atomic_load(&cctx__group_idle_spin_ns);
+    atomic_store(&cctx__group_idle_spin_ns, CCTX_SEC(60));
+    cctx_group_t *g = cctx_group_new(cctx_background());
+    CHECK(g != NULL);
+    /* One at a time, so that one thread takes every task. */
+    CHECK_EQ(cctx_group_limit(g, 1), 0);
+    long slept = cctx__test_group_idle_sleeps();
+    for (int i = 0; i < 10; i++) {
+        ping(g);
+        real_sleep_ms(1); /* long enough for the thread to fall asleep without the spin */
+    }
+    CHECK_EQ(cctx__test_group_idle_sleeps() - slept, 0);
+    CHECK_EQ(cctx_group_wait(g), 0); /* the stop ends the spin too */
+    cctx_group_free(g);
+    atomic_store(&cctx__group_idle_spin_ns, spin);
+}
+
+/* The spin is bounded: with nothing more handed over, the thread sleeps. */
+TEST(group_thread_with_no_next_task_sleeps_once_its_spin_is_over)
+{
+    CHECK(atomic_load(&cctx__group_idle_spin_ns) > 0);
+    CHECK(atomic_load(&cctx__group_idle_spin_ns) <= CCTX_MSEC(1));
+    cctx_group_t *g = cctx_group_new(cctx_background());
+    CHECK(g != NULL);
+    long slept = cctx__test_group_idle_sleeps();
+    ping(g);
+    int64_t give_up = real_now() + CCTX_SEC(10); /* the spin is 20 µs: for a loaded machine */
+    while (cctx__test_group_idle_sleeps() == slept && real_now() < give_up)
+        real_sleep_ms(1);
+    CHECK_EQ(cctx__test_group_idle_sleeps() - slept, 1);
+    /* And a task handed over then wakes it. */
+    ping(g);
     CHECK_EQ(cctx_group_wait(g), 0);
     cctx_group_free(g);
 }
