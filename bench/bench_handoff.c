@@ -26,11 +26,12 @@
  *                                  least any sleeping hand-off between two
  *                                  threads can cost on this machine.
  *   FutexHandoff                   the same round trip with no lookup.
- *   DeepValueSpinHandoff/depth=N   the bare hand-off with the pool thread's
- *                                  strategy: the worker watches the request
- *                                  word for up to 20 µs (reading the clock
- *                                  every 16 turns) before it sleeps on it;
- *                                  the caller still sleeps for the answer.
+ *   DeepValueSpinHandoff/depth=N   DeepValueReusedThread without the library:
+ *                                  the bare hand-off with the pool thread's
+ *                                  strategy (the worker watches the request
+ *                                  word for up to 20 µs, reading the clock
+ *                                  every 16 turns, before it sleeps on it),
+ *                                  answering on a semaphore as the task does.
  *
  * The same worker also gives DeadlineLateness its floor (registered next to
  * it, by bench_extra.c): how late this machine wakes a thread that sleeps
@@ -179,6 +180,8 @@ struct handoff {
     int64_t deadline; /* > 0: sleep until then first (CLOCK_MONOTONIC, ns) */
     int64_t woke;     /* the clock when that sleep ended: the answer's payload */
     int64_t spin_ns;  /* > 0: the worker watches request this long before it sleeps */
+    sem_t *answered;  /* non-NULL: the answer is posted here instead */
+    _Atomic bool asleep; /* with answered: the worker may be asleep on request */
     bool stop;
     _Alignas(64) _Atomic uint32_t answer; /* the last request answered */
 };
@@ -213,17 +216,25 @@ static int64_t sleep_until(int64_t deadline)
     return now;
 }
 
-/* futex_await_change, after watching the word for up to spin_ns. */
-static uint32_t spin_await_change(_Atomic uint32_t *word, uint32_t seen, int64_t spin_ns)
+/* The worker's wait for the next request: futex_await_change, or with
+ * h->spin_ns, a watch of the word for that long first, and a sleep that
+ * the caller learns of through h->asleep (both sides seq_cst: either the
+ * worker sees the new request or the caller sees it asleep). */
+static uint32_t await_request(struct handoff *h, uint32_t seen)
 {
-    uint32_t now = atomic_load_explicit(word, memory_order_acquire);
-    if (now != seen || spin_ns <= 0)
-        return futex_await_change(word, seen);
-    int64_t until = bench_now_ns() + spin_ns;
-    for (unsigned turn = 1; (now = atomic_load_explicit(word, memory_order_acquire)) == seen;
+    if (h->spin_ns <= 0)
+        return futex_await_change(&h->request, seen);
+    uint32_t now;
+    int64_t until = bench_now_ns() + h->spin_ns;
+    for (unsigned turn = 1; (now = atomic_load_explicit(&h->request, memory_order_acquire)) == seen;
          turn++) {
-        if (turn % 16 == 0 && bench_now_ns() >= until)
-            return futex_await_change(word, seen);
+        if (turn % 16 == 0 && bench_now_ns() >= until) {
+            atomic_store_explicit(&h->asleep, true, memory_order_seq_cst);
+            if (atomic_load_explicit(&h->request, memory_order_seq_cst) == seen)
+                now = futex_await_change(&h->request, seen);
+            atomic_store_explicit(&h->asleep, false, memory_order_relaxed);
+            return atomic_load_explicit(&h->request, memory_order_acquire);
+        }
 #if defined(__x86_64__) || defined(__i386__)
         __builtin_ia32_pause();
 #endif
@@ -239,13 +250,17 @@ static void *handoff_worker(void *arg)
     prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
     uint32_t seen = 0;
     for (;;) {
-        seen = spin_await_change(&h->request, seen, h->spin_ns);
+        seen = await_request(h, seen);
         if (h->stop)
             return NULL;
         if (h->deadline)
             h->woke = sleep_until(h->deadline);
         if (h->ctx)
             lookup_and_release(h->ctx);
+        if (h->answered) {
+            sem_post(h->answered);
+            continue;
+        }
         atomic_store_explicit(&h->answer, seen, memory_order_release);
         futex_wake_one(&h->answer);
     }
@@ -256,14 +271,23 @@ static void *handoff_worker(void *arg)
 static void handoff_round(struct handoff *h, uint32_t seq, cctx_t *ctx)
 {
     h->ctx = ctx;
-    atomic_store_explicit(&h->request, seq, memory_order_release);
-    futex_wake_one(&h->request);
-    futex_await_change(&h->answer, seq - 1);
+    atomic_store_explicit(&h->request, seq, memory_order_seq_cst);
+    if (!h->answered) {
+        futex_wake_one(&h->request);
+        futex_await_change(&h->answer, seq - 1);
+        return;
+    }
+    /* As the group's go: a wake only for a worker that may be asleep. */
+    if (atomic_load_explicit(&h->asleep, memory_order_seq_cst))
+        futex_wake_one(&h->request);
+    while (sem_wait(h->answered) != 0)
+        if (errno != EINTR)
+            bench_fatal("sem_wait: %s", strerror(errno));
 }
 
-static void handoff_start(struct handoff *h, pthread_t *t, int64_t spin_ns)
+static void handoff_start(struct handoff *h, pthread_t *t, int64_t spin_ns, sem_t *answered)
 {
-    *h = (struct handoff){.spin_ns = spin_ns};
+    *h = (struct handoff){.spin_ns = spin_ns, .answered = answered};
     if (pthread_create(t, NULL, handoff_worker, h) != 0)
         bench_fatal("pthread_create failed");
 }
@@ -276,12 +300,12 @@ static void handoff_stop(struct handoff *h, pthread_t t)
     pthread_join(t, NULL);
 }
 
-/* chain NULL: nothing looked up. */
-static void handoff_rounds(bench_b *b, cctx_t *chain, int64_t spin_ns)
+/* chain NULL: nothing looked up. answered: see struct handoff. */
+static void handoff_rounds(bench_b *b, cctx_t *chain, int64_t spin_ns, sem_t *answered)
 {
     struct handoff h;
     pthread_t t;
-    handoff_start(&h, &t, spin_ns);
+    handoff_start(&h, &t, spin_ns, answered);
     uint32_t seq = 0;
     /* One untimed round: the worker is up and back asleep when timing starts. */
     handoff_round(&h, ++seq, chain ? cctx_ref(chain) : NULL);
@@ -294,12 +318,16 @@ static void handoff_rounds(bench_b *b, cctx_t *chain, int64_t spin_ns)
 
 static void futex_handoff(bench_b *b, void *arg)
 {
-    handoff_rounds(b, arg, 0);
+    handoff_rounds(b, arg, 0, NULL);
 }
 
 static void spin_handoff(bench_b *b, void *arg)
 {
-    handoff_rounds(b, arg, 20000); /* the group's pool threads' spin */
+    sem_t answered;
+    if (sem_init(&answered, 0, 0) != 0)
+        bench_fatal("sem_init: %s", strerror(errno));
+    handoff_rounds(b, arg, 20000, &answered); /* the group's pool threads' spin */
+    sem_destroy(&answered);
 }
 
 /* ---- BenchmarkDeadlineLatenessFloor/sleep, /spin --------------------------- */
@@ -312,7 +340,7 @@ void bench_deadline_lateness_floor(bench_b *b, void *arg)
     struct handoff h;
     pthread_t t;
     if (sleeps) {
-        handoff_start(&h, &t, 0);
+        handoff_start(&h, &t, 0, NULL);
         handoff_round(&h, 1, NULL); /* untimed: the worker is up and asleep */
     }
     uint64_t rng = BENCH_LATENESS_SEED;

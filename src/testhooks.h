@@ -40,10 +40,13 @@ typedef int (*cctx__pthread_create_fn)(pthread_t *thread, const pthread_attr_t *
                                        void *(*fn)(void *), void *arg);
 extern _Atomic(cctx__pthread_create_fn) cctx__group_thread_create;
 /* How long a group's pool thread back from a task watches for the next one
- * before it sleeps (group.c: 20 µs), in nanoseconds; 0: it sleeps at once.
- * And how many times pool threads have gone to sleep since the start. */
-extern _Atomic int64_t cctx__group_idle_spin_ns;
+ * before it sleeps, and a go on a full group for a free slot before it
+ * waits (group.c: 20 µs), in nanoseconds; 0: no watching. And how many
+ * times pool threads have gone to sleep, and go calls waited for a slot,
+ * since the start. */
+extern _Atomic int64_t cctx__group_spin_ns;
 long cctx__test_group_idle_sleeps(void);
+long cctx__test_group_slot_waits(void);
 /* Called, when set, by cctx_cancel_and_wait's walk of the descendants (a
  * report given, the registry off) with each one it watches, before it lets
  * go of its reference to it (quiesce.c). */
