@@ -30,7 +30,9 @@
  *    A thread back from a task watches for the next one for up to 20 µs
  *    (spinning, with the CPU's spin-wait hint) before it sleeps: a task
  *    handed over within that time starts at once, with no wake-up, at the
- *    price of that much CPU time per task when none comes.
+ *    price of that much CPU time per task when none comes. A go on a full
+ *    group likewise watches for a free slot for up to 20 µs before it
+ *    waits.
  *    Threads have the default attributes (stack size included) and, as
  *    pthread_create gives them, the signal mask of the thread whose
  *    cctx_group_go created them: call go from threads that block the
