@@ -236,7 +236,9 @@ static uint32_t await_request(struct handoff *h, uint32_t seen)
             return atomic_load_explicit(&h->request, memory_order_acquire);
         }
 #if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
+        __builtin_ia32_pause(); /* the library's spin-wait hint (src/atomics.h) */
+#elif defined(__aarch64__) || (defined(__arm__) && __ARM_ARCH >= 7)
+        __asm__ __volatile__("yield");
 #endif
     }
     return now;
@@ -307,7 +309,8 @@ static void handoff_rounds(bench_b *b, cctx_t *chain, int64_t spin_ns, sem_t *an
     pthread_t t;
     handoff_start(&h, &t, spin_ns, answered);
     uint32_t seq = 0;
-    /* One untimed round: the worker is up and back asleep when timing starts. */
+    /* One untimed round: the worker is up, and back waiting (asleep, or
+     * watching the word) when timing starts. */
     handoff_round(&h, ++seq, chain ? cctx_ref(chain) : NULL);
     bench_reset_timer(b);
     for (int64_t i = 0; i < b->n; i++)

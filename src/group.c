@@ -8,7 +8,8 @@
  * through its cctx_cancel_t, and a go blocked on a full group learns that the
  * context ended from an after-function registered on it. Below the API it
  * uses two leaf helpers of the library, the atomics and the OS layer's
- * futex wait and wake (os.h), which know nothing of contexts.
+ * clock, CPU count and futex wait and wake (os.h), which know nothing of
+ * contexts.
  *
  * One mutex per group (g->mu) guards every field below that is not marked
  * immutable, and each worker's hand-over fields (which the worker itself
@@ -57,7 +58,9 @@
  * a go now watches g->active for up to SPIN_NS, without the lock, before it
  * waits on g->slot. With both, the round trip takes 2.6 µs, within 8% of a
  * bare hand-off that spins the same way, and 0.1 lock waits per task are
- * left of the group's own.
+ * left of the group's own. Neither spins where the thread that made the
+ * group may run on one CPU only (a one-CPU machine, or taskset): there the
+ * thread waited for cannot run while the spinner holds the CPU.
  *
  * Ending. g->closed is set by the first wait (or free) that sees no task left;
  * from then on nothing starts, so the pool can be stopped and joined with no
@@ -74,6 +77,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "after.h"
@@ -110,23 +114,28 @@ struct worker {
 };
 
 struct cctx_group {
+    /* What go and a finishing task both touch, on the lock's cache line
+     * (the group is allocated on a line of its own, and on x86-64 glibc
+     * the mutex takes 40 bytes of it): a round trip moves that one line
+     * between their CPUs, where these fields used to lie on three. */
     pthread_mutex_t mu;
-    pthread_cond_t slot;  /* go waits here for a free slot or the context's end */
-    pthread_cond_t quiet; /* for active == 0 (wait, free), and for stopped */
-    pid_t pid;            /* immutable: the process that made it */
+    _Atomic int active;    /* tasks handed over and not yet returned; written
+                            * under mu, read without it by a go's spin */
+    int limit;             /* 0: none */
+    struct worker *idle;
+    bool go_called;        /* limit is fixed from then on */
+    bool closed;           /* a wait saw the group idle: nothing starts any more */
+    bool spins;            /* immutable: its maker may run on several CPUs */
+    bool stopping;         /* a pool_stop took the workers to join them */
+    bool stopped;          /* and has joined them (quiet is broadcast then) */
+    int err;               /* the first non-zero task result */
+    pthread_cond_t slot;   /* go waits here for a free slot or the context's end */
+    pthread_cond_t quiet;  /* for active == 0 (wait, free), and for stopped */
+    pid_t pid;             /* immutable: the process that made it */
     cctx_t *ctx;           /* immutable: the group's reference, released by free */
     cctx_cancel_t *cancel; /* immutable */
     cctx_after_t on_end;   /* wakes the go calls blocked on slot */
-    int limit;             /* 0: none */
-    _Atomic int active;    /* tasks handed over and not yet returned; written
-                            * under mu, read without it by a go's spin */
-    int err;               /* the first non-zero task result */
-    bool go_called;        /* limit is fixed from then on */
-    bool closed;           /* a wait saw the group idle: nothing starts any more */
-    bool stopping;         /* a pool_stop took the workers to join them */
-    bool stopped;          /* and has joined them (quiet is broadcast then) */
     struct worker *workers;
-    struct worker *idle;
 };
 
 /* The group whose pool this thread belongs to: a wait or free from one of the
@@ -173,6 +182,12 @@ static void on_ctx_end(void *arg)
  * a test changes it (testhooks.h). */
 _Atomic int64_t cctx__group_spin_ns = SPIN_NS;
 
+/* How long g's threads and go calls spin: none on one CPU. */
+static int64_t spin_ns(const cctx_group_t *g)
+{
+    return g->spins ? cctx__atomic_load_relaxed(&cctx__group_spin_ns) : 0;
+}
+
 /* How often a pool thread went to sleep on its turn word: for the tests. */
 static _Atomic long idle_sleeps;
 long cctx__test_group_idle_sleeps(void)
@@ -186,7 +201,7 @@ long cctx__test_group_idle_sleeps(void)
 static uint32_t watch_turn(struct worker *w)
 {
     uint32_t t = cctx__atomic_load_acquire(&w->turn);
-    int64_t spin = cctx__atomic_load_relaxed(&cctx__group_spin_ns);
+    int64_t spin = spin_ns(w->g);
     if (t != TURN_IDLE || spin <= 0)
         return t;
     int64_t until = cctx__os_now() + spin; /* a few µs, or a test's seconds */
@@ -251,7 +266,6 @@ static void *worker_main(void *arg)
             cctx_cancel_cause_at(g->cancel, r, task_failed_msg, file, line, func);
             pthread_mutex_lock(&g->mu);
         }
-        add_active(g, -1);
         /* Idle again before it is seen on the stack: a go that pops it
          * next gives it the next turn over this one. */
         cctx__atomic_store_relaxed(&w->turn, TURN_IDLE);
@@ -259,8 +273,11 @@ static void *worker_main(void *arg)
         g->idle = w;
         if (g->limit > 0)
             pthread_cond_signal(&g->slot); /* one slot freed: one go may start */
-        if (active(g) == 0)
+        if (active(g) == 1)
             pthread_cond_broadcast(&g->quiet);
+        /* The count drops last, so that a go that sees it drop
+         * (watch_for_slot) finds the lock about to be free. */
+        add_active(g, -1);
         pthread_mutex_unlock(&g->mu);
     }
     return NULL;
@@ -387,11 +404,14 @@ cctx_group_t *cctx_group_new_at(cctx_t *parent, const char *file, int line, cons
         errno = EINVAL;
         return NULL;
     }
-    cctx_group_t *g = calloc(1, sizeof *g);
+    /* On a cache line of its own: see struct cctx_group. */
+    size_t size = (sizeof(cctx_group_t) + 63) / 64 * 64;
+    cctx_group_t *g = aligned_alloc(64, size);
     if (!g) {
         errno = ENOMEM;
         return NULL;
     }
+    memset(g, 0, size);
     int r = pthread_mutex_init(&g->mu, NULL);
     if (r != 0)
         goto fail_mu;
@@ -402,6 +422,7 @@ cctx_group_t *cctx_group_new_at(cctx_t *parent, const char *file, int line, cons
     if (r != 0)
         goto fail_quiet;
     g->pid = getpid();
+    g->spins = cctx__os_several_cpus();
     g->ctx = cctx_with_cancel_at(parent, &g->cancel, file, line, func);
     if (!g->ctx) {
         r = errno;
@@ -444,8 +465,14 @@ int cctx_group_limit(cctx_group_t *g, int max_running)
     return r;
 }
 
-/* How often a go waited on g->slot: for the tests (testhooks.h). */
-static _Atomic long slot_waits;
+/* How often a go watched for a slot, and waited on g->slot: for the tests
+ * (testhooks.h). */
+static _Atomic long slot_watches, slot_waits;
+long cctx__test_group_slot_watches(void)
+{
+    return cctx__atomic_load_relaxed(&slot_watches);
+}
+
 long cctx__test_group_slot_waits(void)
 {
     return cctx__atomic_load_relaxed(&slot_waits);
@@ -456,9 +483,10 @@ long cctx__test_group_slot_waits(void)
  * under the lock). */
 static void watch_for_slot(cctx_group_t *g, int limit)
 {
-    int64_t spin = cctx__atomic_load_relaxed(&cctx__group_spin_ns);
+    int64_t spin = spin_ns(g);
     if (spin <= 0)
         return;
+    cctx__atomic_fetch_add_relaxed(&slot_watches, 1);
     int64_t until = cctx__os_now() + spin;
     for (unsigned turn = 1; active(g) >= limit; turn++) {
         if (turn % 16 == 0 && (cctx__os_now() >= until || cctx_err(g->ctx) != 0))

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #if CCTX_HAVE_GETAUXVAL
@@ -25,6 +26,24 @@ int64_t cctx__os_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* A test's answer instead of the machine's (testhooks.h): 0 none, 1 one
+ * CPU, 2 several. */
+_Atomic int cctx__test_cpus;
+
+bool cctx__os_several_cpus(void)
+{
+    int forced = cctx__atomic_load_relaxed(&cctx__test_cpus);
+    if (forced)
+        return forced > 1;
+#if CCTX_USE_LINUX
+    /* It fails (EINVAL) with more CPUs than a cpu_set_t holds. */
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        return CPU_COUNT(&set) > 1;
+#endif
+    return sysconf(_SC_NPROCESSORS_ONLN) > 1;
 }
 
 int cctx__os_thread_start(void *(*fn)(void *), void *arg)

@@ -13,10 +13,16 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 int64_t cctx__os_now(void);
+
+/* Whether the calling thread may run on more than one CPU (its affinity
+ * mask on Linux, the CPUs online elsewhere): a spin that waits for another
+ * thread is pure loss where that thread cannot run at the same time. */
+bool cctx__os_several_cpus(void);
 
 /* Sleeps while *word == expected, until woken or until the monotonic clock
  * reaches deadline (CCTX_NO_DEADLINE: no limit). Returns 0 when woken (perhaps

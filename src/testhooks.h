@@ -46,7 +46,11 @@ extern _Atomic(cctx__pthread_create_fn) cctx__group_thread_create;
  * since the start. */
 extern _Atomic int64_t cctx__group_spin_ns;
 long cctx__test_group_idle_sleeps(void);
+long cctx__test_group_slot_watches(void);
 long cctx__test_group_slot_waits(void);
+/* What cctx__os_several_cpus answers (os.c): 0 the machine's answer, 1 one
+ * CPU, 2 several. A group reads it when it is made. */
+extern _Atomic int cctx__test_cpus;
 /* Called, when set, by cctx_cancel_and_wait's walk of the descendants (a
  * report given, the registry off) with each one it watches, before it lets
  * go of its reference to it (quiesce.c). */

@@ -15,9 +15,12 @@
 #include <cctx.h>
 #include <cctx/group.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 
+#include "cctx_config.h" /* CCTX_PORTABLE */
 #include "harness.h"
+#include "os.h"
 #include "support.h"
 #include "testhooks.h"
 
@@ -99,6 +102,7 @@ TEST(group_thread_back_from_a_task_takes_the_next_without_sleeping)
 {
     int64_t spin = atomic_load(&cctx__group_spin_ns);
     atomic_store(&cctx__group_spin_ns, CCTX_SEC(60));
+    atomic_store(&cctx__test_cpus, 2); /* as on any machine */
     cctx_group_t *g = cctx_group_new(cctx_background());
     CHECK(g != NULL);
     /* One at a time, so that one thread takes every task. */
@@ -112,11 +116,13 @@ TEST(group_thread_back_from_a_task_takes_the_next_without_sleeping)
     CHECK_EQ(cctx_group_wait(g), 0); /* the stop ends the spin too */
     cctx_group_free(g);
     atomic_store(&cctx__group_spin_ns, spin);
+    atomic_store(&cctx__test_cpus, 0);
 }
 
 /* The spin is bounded: with nothing more handed over, the thread sleeps. */
 TEST(group_thread_with_no_next_task_sleeps_once_its_spin_is_over)
 {
+    atomic_store(&cctx__test_cpus, 2); /* as on any machine */
     CHECK(atomic_load(&cctx__group_spin_ns) > 0);
     CHECK(atomic_load(&cctx__group_spin_ns) <= CCTX_MSEC(1));
     cctx_group_t *g = cctx_group_new(cctx_background());
@@ -187,37 +193,109 @@ static void finish_full(struct full_group *f, pthread_t t)
     cctx_group_free(f->g);
 }
 
+/* Waits (10 s at most, for a loaded machine) until a go has started to
+ * watch for a slot since the count read `before`. */
+static bool slot_watched_since(long before)
+{
+    int64_t give_up = real_now() + CCTX_SEC(10);
+    while (cctx__test_group_slot_watches() == before && real_now() < give_up)
+        real_sleep_ms(1);
+    return cctx__test_group_slot_watches() != before;
+}
+
 /* With the spin made long, the go sees the slot freed while it watches
  * and never waits on the condition variable; without the spin it did. */
 TEST(group_go_on_a_full_group_takes_a_slot_freed_while_it_watches)
 {
     int64_t spin = atomic_load(&cctx__group_spin_ns);
     atomic_store(&cctx__group_spin_ns, CCTX_SEC(60));
+    atomic_store(&cctx__test_cpus, 2); /* as on any machine */
+    long watched = cctx__test_group_slot_watches();
     long waited = cctx__test_group_slot_waits();
     struct full_group f;
     pthread_t t;
     fill_and_go(&f, &t);
-    real_sleep_ms(1); /* the go is most likely watching by now (or, late, finds the slot free) */
+    CHECK(slot_watched_since(watched));
     latch_open(&f.let_go);
     finish_full(&f, t);
     CHECK_EQ(cctx__test_group_slot_waits() - waited, 0);
     atomic_store(&cctx__group_spin_ns, spin);
+    atomic_store(&cctx__test_cpus, 0);
 }
 
 /* The watch is bounded: a go on a group that stays full waits on the
  * condition variable, and a finishing task then wakes it. */
 TEST(group_go_on_a_group_that_stays_full_waits_once_its_spin_is_over)
 {
+    atomic_store(&cctx__test_cpus, 2); /* as on any machine */
+    long watched = cctx__test_group_slot_watches();
     long waited = cctx__test_group_slot_waits();
     struct full_group f;
     pthread_t t;
     fill_and_go(&f, &t);
+    CHECK(slot_watched_since(watched));
     int64_t give_up = real_now() + CCTX_SEC(10); /* the spin is 20 µs: for a loaded machine */
     while (cctx__test_group_slot_waits() == waited && real_now() < give_up)
         real_sleep_ms(1);
     CHECK(cctx__test_group_slot_waits() - waited >= 1);
     latch_open(&f.let_go);
     finish_full(&f, t);
+}
+
+/* Where the group's maker may run on one CPU only, neither spins: with the
+ * spin made long, the thread sleeps at once after its task, and a go on a
+ * full group waits without watching. */
+TEST(group_made_on_one_cpu_neither_spins)
+{
+    int64_t spin = atomic_load(&cctx__group_spin_ns);
+    atomic_store(&cctx__group_spin_ns, CCTX_SEC(60));
+    atomic_store(&cctx__test_cpus, 1);
+    long slept = cctx__test_group_idle_sleeps();
+    long watched = cctx__test_group_slot_watches();
+    long waited = cctx__test_group_slot_waits();
+    struct full_group f;
+    pthread_t t;
+    fill_and_go(&f, &t);
+    int64_t give_up = real_now() + CCTX_SEC(10); /* the 60 s spin would outlast it */
+    while (cctx__test_group_slot_waits() == waited && real_now() < give_up)
+        real_sleep_ms(1);
+    CHECK(cctx__test_group_slot_waits() - waited >= 1);
+    CHECK_EQ(cctx__test_group_slot_watches() - watched, 0);
+    latch_open(&f.let_go);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK_EQ(f.go_r, 0);
+    latch_wait_open(&f.second_ran);
+    /* The second task's thread, back in the pool, sleeps at once. */
+    while (cctx__test_group_idle_sleeps() == slept && real_now() < give_up)
+        real_sleep_ms(1);
+    CHECK(cctx__test_group_idle_sleeps() - slept >= 1);
+    CHECK_EQ(cctx_group_wait(f.g), 0);
+    cctx_group_free(f.g);
+    atomic_store(&cctx__group_spin_ns, spin);
+    atomic_store(&cctx__test_cpus, 0);
+}
+
+/* The CPU count a group reads when it is made follows the maker's affinity
+ * (taskset), not the machine's size. */
+TEST(os_several_cpus_follows_the_calling_threads_affinity)
+{
+    if (CCTX_PORTABLE)
+        SKIP_IN_THIS_BUILD("a portable build counts the CPUs online");
+    cpu_set_t all, one;
+    CHECK_EQ(sched_getaffinity(0, sizeof all, &all), 0);
+    if (CPU_COUNT(&all) < 2)
+        SKIP_IN_THIS_BUILD("this machine lets the test run on one CPU only");
+    CHECK(cctx__os_several_cpus());
+    CPU_ZERO(&one);
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++)
+        if (CPU_ISSET(cpu, &all)) {
+            CPU_SET(cpu, &one);
+            break;
+        }
+    CHECK_EQ(sched_setaffinity(0, sizeof one, &one), 0);
+    bool several = cctx__os_several_cpus();
+    CHECK_EQ(sched_setaffinity(0, sizeof all, &all), 0);
+    CHECK(!several);
 }
 
 /* ---- two waits at once ---------------------------------------------------------------- */
