@@ -86,6 +86,16 @@ static int ping_task(cctx_t *ctx, void *arg)
     return 0;
 }
 
+/* Waits until count() differs from `before` (10 s at most, for a loaded
+ * machine: the spins last 20 µs) and returns by how much it moved. */
+static long moved_since(long (*count)(void), long before)
+{
+    int64_t give_up = real_now() + CCTX_SEC(10);
+    while (count() == before && real_now() < give_up)
+        real_sleep_ms(1);
+    return count() - before;
+}
+
 /* Runs one ping task on g and returns once it has run. */
 static void ping(cctx_group_t *g)
 {
@@ -129,10 +139,7 @@ TEST(group_thread_with_no_next_task_sleeps_once_its_spin_is_over)
     CHECK(g != NULL);
     long slept = cctx__test_group_idle_sleeps();
     ping(g);
-    int64_t give_up = real_now() + CCTX_SEC(10); /* the spin is 20 µs: for a loaded machine */
-    while (cctx__test_group_idle_sleeps() == slept && real_now() < give_up)
-        real_sleep_ms(1);
-    CHECK(cctx__test_group_idle_sleeps() - slept >= 1); /* more on a spurious wake-up */
+    CHECK(moved_since(cctx__test_group_idle_sleeps, slept) > 0); /* more on a spurious wake-up */
     /* And a task handed over then wakes it. */
     ping(g);
     CHECK_EQ(cctx_group_wait(g), 0);
@@ -143,9 +150,12 @@ TEST(group_thread_with_no_next_task_sleeps_once_its_spin_is_over)
  * before it waits on the group's condition variable. */
 struct full_group {
     cctx_group_t *g;
+    pthread_t t; /* the thread whose go waits for the slot */
     struct latch let_go, second_ran;
     atomic_bool going;
     int go_r;
+    int cpus;
+    long watched, waited; /* the hooks' counts before the group was made */
 };
 
 static int held_task(cctx_t *ctx, void *arg)
@@ -170,37 +180,40 @@ static void *go_on_full(void *arg)
     return NULL;
 }
 
-/* Starts a group of one slot, held by a task until let_go opens, and a
- * thread whose go waits for that slot. */
-static void fill_and_go(struct full_group *f, pthread_t *t)
+/* Starts a group of one slot, made as if on `cpus` CPUs (1 or several),
+ * held by a task until let_go opens, and a thread whose go waits for that
+ * slot. */
+static void fill_and_go(struct full_group *f, int cpus)
 {
-    *f = (struct full_group){.let_go = LATCH_INIT, .second_ran = LATCH_INIT};
+    *f = (struct full_group){.let_go = LATCH_INIT,
+                             .second_ran = LATCH_INIT,
+                             .cpus = cpus,
+                             .watched = cctx__test_group_slot_watches(),
+                             .waited = cctx__test_group_slot_waits()};
+    atomic_store(&cctx__test_cpus, cpus);
     f->g = cctx_group_new(cctx_background());
+    atomic_store(&cctx__test_cpus, 0);
     CHECK(f->g != NULL);
     CHECK_EQ(cctx_group_limit(f->g, 1), 0);
     CHECK_EQ(cctx_group_go(f->g, held_task, f), 0);
-    CHECK_EQ(pthread_create(t, NULL, go_on_full, f), 0);
+    CHECK_EQ(pthread_create(&f->t, NULL, go_on_full, f), 0);
     while (!atomic_load(&f->going))
         real_sleep_ms(1);
 }
 
-static void finish_full(struct full_group *f, pthread_t t)
+/* Lets the held task end, and the group with it. On one CPU the thread
+ * back from the second task sleeps at once: seen before the wait stops it. */
+static void finish_full(struct full_group *f)
 {
-    CHECK_EQ(pthread_join(t, NULL), 0);
+    long slept = cctx__test_group_idle_sleeps();
+    latch_open(&f->let_go);
+    CHECK_EQ(pthread_join(f->t, NULL), 0);
     CHECK_EQ(f->go_r, 0);
     latch_wait_open(&f->second_ran);
+    if (f->cpus == 1)
+        CHECK(moved_since(cctx__test_group_idle_sleeps, slept) > 0);
     CHECK_EQ(cctx_group_wait(f->g), 0);
     cctx_group_free(f->g);
-}
-
-/* Waits (10 s at most, for a loaded machine) until a go has started to
- * watch for a slot since the count read `before`. */
-static bool slot_watched_since(long before)
-{
-    int64_t give_up = real_now() + CCTX_SEC(10);
-    while (cctx__test_group_slot_watches() == before && real_now() < give_up)
-        real_sleep_ms(1);
-    return cctx__test_group_slot_watches() != before;
 }
 
 /* With the spin made long, the go sees the slot freed while it watches
@@ -209,37 +222,23 @@ TEST(group_go_on_a_full_group_takes_a_slot_freed_while_it_watches)
 {
     int64_t spin = atomic_load(&cctx__group_spin_ns);
     atomic_store(&cctx__group_spin_ns, CCTX_SEC(60));
-    atomic_store(&cctx__test_cpus, 2); /* as on any machine */
-    long watched = cctx__test_group_slot_watches();
-    long waited = cctx__test_group_slot_waits();
     struct full_group f;
-    pthread_t t;
-    fill_and_go(&f, &t);
-    CHECK(slot_watched_since(watched));
-    latch_open(&f.let_go);
-    finish_full(&f, t);
-    CHECK_EQ(cctx__test_group_slot_waits() - waited, 0);
+    fill_and_go(&f, 2);
+    CHECK(moved_since(cctx__test_group_slot_watches, f.watched) > 0);
+    finish_full(&f);
+    CHECK_EQ(cctx__test_group_slot_waits() - f.waited, 0);
     atomic_store(&cctx__group_spin_ns, spin);
-    atomic_store(&cctx__test_cpus, 0);
 }
 
 /* The watch is bounded: a go on a group that stays full waits on the
  * condition variable, and a finishing task then wakes it. */
 TEST(group_go_on_a_group_that_stays_full_waits_once_its_spin_is_over)
 {
-    atomic_store(&cctx__test_cpus, 2); /* as on any machine */
-    long watched = cctx__test_group_slot_watches();
-    long waited = cctx__test_group_slot_waits();
     struct full_group f;
-    pthread_t t;
-    fill_and_go(&f, &t);
-    CHECK(slot_watched_since(watched));
-    int64_t give_up = real_now() + CCTX_SEC(10); /* the spin is 20 µs: for a loaded machine */
-    while (cctx__test_group_slot_waits() == waited && real_now() < give_up)
-        real_sleep_ms(1);
-    CHECK(cctx__test_group_slot_waits() - waited >= 1);
-    latch_open(&f.let_go);
-    finish_full(&f, t);
+    fill_and_go(&f, 2);
+    CHECK(moved_since(cctx__test_group_slot_watches, f.watched) > 0);
+    CHECK(moved_since(cctx__test_group_slot_waits, f.waited) > 0);
+    finish_full(&f);
 }
 
 /* Where the group's maker may run on one CPU only, neither spins: with the
@@ -249,30 +248,12 @@ TEST(group_made_on_one_cpu_neither_spins)
 {
     int64_t spin = atomic_load(&cctx__group_spin_ns);
     atomic_store(&cctx__group_spin_ns, CCTX_SEC(60));
-    atomic_store(&cctx__test_cpus, 1);
-    long slept = cctx__test_group_idle_sleeps();
-    long watched = cctx__test_group_slot_watches();
-    long waited = cctx__test_group_slot_waits();
     struct full_group f;
-    pthread_t t;
-    fill_and_go(&f, &t);
-    int64_t give_up = real_now() + CCTX_SEC(10); /* the 60 s spin would outlast it */
-    while (cctx__test_group_slot_waits() == waited && real_now() < give_up)
-        real_sleep_ms(1);
-    CHECK(cctx__test_group_slot_waits() - waited >= 1);
-    CHECK_EQ(cctx__test_group_slot_watches() - watched, 0);
-    latch_open(&f.let_go);
-    CHECK_EQ(pthread_join(t, NULL), 0);
-    CHECK_EQ(f.go_r, 0);
-    latch_wait_open(&f.second_ran);
-    /* The second task's thread, back in the pool, sleeps at once. */
-    while (cctx__test_group_idle_sleeps() == slept && real_now() < give_up)
-        real_sleep_ms(1);
-    CHECK(cctx__test_group_idle_sleeps() - slept >= 1);
-    CHECK_EQ(cctx_group_wait(f.g), 0);
-    cctx_group_free(f.g);
+    fill_and_go(&f, 1);
+    CHECK(moved_since(cctx__test_group_slot_waits, f.waited) > 0); /* not after 60 s */
+    CHECK_EQ(cctx__test_group_slot_watches() - f.watched, 0);
+    finish_full(&f); /* and the pool's thread sleeps at once */
     atomic_store(&cctx__group_spin_ns, spin);
-    atomic_store(&cctx__test_cpus, 0);
 }
 
 /* The CPU count a group reads when it is made follows the maker's affinity
