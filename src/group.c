@@ -75,6 +75,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,8 +117,9 @@ struct worker {
 struct cctx_group {
     /* What go and a finishing task both touch, on the lock's cache line
      * (the group is allocated on a line of its own, and on x86-64 glibc
-     * the mutex takes 40 bytes of it): a round trip moves that one line
-     * between their CPUs, where these fields used to lie on three. */
+     * the mutex takes 40 bytes of it, checked below): a round trip moves
+     * that line between their CPUs, and not the lines these fields lay on
+     * apart from the lock. */
     pthread_mutex_t mu;
     _Atomic int active;    /* tasks handed over and not yet returned; written
                             * under mu, read without it by a go's spin */
@@ -137,6 +139,10 @@ struct cctx_group {
     cctx_after_t on_end;   /* wakes the go calls blocked on slot */
     struct worker *workers;
 };
+
+#if defined(__x86_64__) && defined(__GLIBC__)
+_Static_assert(offsetof(struct cctx_group, stopped) < 64, "go's fields left the lock's line");
+#endif
 
 /* The group whose pool this thread belongs to: a wait or free from one of the
  * group's own tasks would wait for itself. A worker serves one group all its

@@ -33,9 +33,9 @@
  *    price of that much CPU time per task when none comes. A go on a full
  *    group likewise watches for a free slot for up to 20 µs before it
  *    waits. Neither spins in a group made by a thread that may run on one
- *    CPU only (a one-CPU machine, or an affinity mask set with taskset or
- *    sched_setaffinity), where the thread it waits for could not run
- *    meanwhile.
+ *    CPU only (a one-CPU machine, or on Linux an affinity mask set with
+ *    taskset or sched_setaffinity), where the thread it waits for could
+ *    not run meanwhile.
  *    Threads have the default attributes (stack size included) and, as
  *    pthread_create gives them, the signal mask of the thread whose
  *    cctx_group_go created them: call go from threads that block the
