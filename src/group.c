@@ -22,12 +22,13 @@
  *
  * Workers. Every thread of the pool is either idle (on g->idle, watching or
  * asleep on its own turn word) or owns exactly one task (handed over in
- * w->fn, or running). So the number of threads is g->active plus the idle ones, and go
- * creates one only when none is idle: with a limit L, active < L before the
- * hand-over, hence at most L threads ever. A finishing worker returns to the
- * idle stack in the same critical section in which it drops g->active, so a
- * go that a finished task let through always finds an idle worker. The stack
- * is LIFO, so the most recently used (cache-warm) thread is reused first.
+ * w->fn, or running). So the number of threads is g->active plus the idle
+ * ones, and go creates one only when none is idle: with a limit L, active <
+ * L before the hand-over, hence at most L threads ever. A finishing worker
+ * returns to the idle stack in the same critical section in which it drops
+ * g->active, so a go that a finished task let through always finds an idle
+ * worker. The stack is LIFO, so the most recently used (cache-warm) thread
+ * is reused first.
  *
  * The hand-over. go fills in the worker's fields under g->mu and then flips
  * its turn word (release), waking it if it sleeps there; the worker reads the
@@ -518,7 +519,7 @@ int cctx_group_go_at(cctx_group_t *g, task_fn fn, void *arg, const char *file, i
             err = ECANCELED; /* the closing wait is about to cancel */
         if (err != 0 || g->limit == 0 || active(g) < g->limit)
             break;
-        if (!watched) {
+        if (!watched && g->spins) {
             /* A slot about to be freed: watch for it without the lock
              * (the idle spin, above), then look again under it. */
             watched = true;

@@ -42,8 +42,8 @@ extern _Atomic(cctx__pthread_create_fn) cctx__group_thread_create;
 /* How long a group's pool thread back from a task watches for the next one
  * before it sleeps, and a go on a full group for a free slot before it
  * waits (group.c: 20 µs), in nanoseconds; 0: no watching. And how many
- * times pool threads have gone to sleep, and go calls waited for a slot,
- * since the start. */
+ * times, since the start, pool threads have gone to sleep, and go calls
+ * have watched and waited for a slot. */
 extern _Atomic int64_t cctx__group_spin_ns;
 long cctx__test_group_idle_sleeps(void);
 long cctx__test_group_slot_watches(void);
