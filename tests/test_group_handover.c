@@ -14,6 +14,7 @@
 #define _GNU_SOURCE
 #include <cctx.h>
 #include <cctx/group.h>
+#include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -183,7 +184,7 @@ static void *go_on_full(void *arg)
 /* Starts a group of one slot, made as if on `cpus` CPUs (1 or several),
  * held by a task until let_go opens, and a thread whose go waits for that
  * slot. */
-static void fill_and_go(struct full_group *f, int cpus)
+static void fill_and_go_under(struct full_group *f, int cpus, cctx_t *parent)
 {
     *f = (struct full_group){.let_go = LATCH_INIT,
                              .second_ran = LATCH_INIT,
@@ -191,7 +192,7 @@ static void fill_and_go(struct full_group *f, int cpus)
                              .watched = cctx__test_group_slot_watches(),
                              .waited = cctx__test_group_slot_waits()};
     atomic_store(&cctx__test_cpus, cpus);
-    f->g = cctx_group_new(cctx_background());
+    f->g = cctx_group_new(parent);
     atomic_store(&cctx__test_cpus, 0);
     CHECK(f->g != NULL);
     CHECK_EQ(cctx_group_limit(f->g, 1), 0);
@@ -199,6 +200,11 @@ static void fill_and_go(struct full_group *f, int cpus)
     CHECK_EQ(pthread_create(&f->t, NULL, go_on_full, f), 0);
     while (!atomic_load(&f->going))
         real_sleep_ms(1);
+}
+
+static void fill_and_go(struct full_group *f, int cpus)
+{
+    fill_and_go_under(f, cpus, cctx_background());
 }
 
 /* Lets the held task end, and the group with it. On one CPU the thread
@@ -239,6 +245,30 @@ TEST(group_go_on_a_group_that_stays_full_waits_once_its_spin_is_over)
     CHECK(moved_since(cctx__test_group_slot_watches, f.watched) > 0);
     CHECK(moved_since(cctx__test_group_slot_waits, f.waited) > 0);
     finish_full(&f);
+}
+
+/* A go watching for a slot still returns the context's error once the
+ * context ends, not when its watch is over (made 60 s long here). */
+TEST(group_go_watching_for_a_slot_returns_when_the_context_ends)
+{
+    int64_t spin = atomic_load(&cctx__group_spin_ns);
+    atomic_store(&cctx__group_spin_ns, CCTX_SEC(60));
+    cctx_cancel_t *cancel;
+    cctx_t *parent = cctx_with_cancel(cctx_background(), &cancel);
+    CHECK(parent != NULL);
+    struct full_group f;
+    fill_and_go_under(&f, 2, parent);
+    CHECK(moved_since(cctx__test_group_slot_watches, f.watched) > 0);
+    int64_t canceled = real_now();
+    cctx_cancel(cancel);
+    CHECK_EQ(pthread_join(f.t, NULL), 0);
+    CHECK(real_now() - canceled < CCTX_SEC(10)); /* for a loaded machine */
+    CHECK_EQ(f.go_r, ECANCELED);
+    latch_open(&f.let_go);
+    CHECK_EQ(cctx_group_wait(f.g), 0); /* the held task returned 0 */
+    cctx_group_free(f.g);
+    cctx_release(parent);
+    atomic_store(&cctx__group_spin_ns, spin);
 }
 
 /* Where the group's maker may run on one CPU only, neither spins: with the
