@@ -40,7 +40,7 @@ typedef struct bench_b {
 } bench_b;
 
 /* As b.ResetTimer, b.StopTimer, b.StartTimer: allocations are counted only
- * while the timer runs. */
+ * while the timer runs (and only in the run that counts: bench_run). */
 void bench_reset_timer(bench_b *b);
 void bench_stop_timer(bench_b *b);
 void bench_start_timer(bench_b *b);
@@ -82,7 +82,9 @@ void bench_init(int argc, char **argv, const char *banner);
  * call before any costly set-up shared by sub-benchmarks. */
 bool bench_wanted(const char *name);
 /* Runs a leaf benchmark if -bench selects it, growing N as Go does, and prints
- * its line. `name` is the full name without the -N suffix. */
+ * its line. `name` is the full name without the -N suffix. The timed runs
+ * count no allocations; B/op and allocs/op come from one more run of the last
+ * N, untimed, that does (its note is not printed). */
 void bench_run(const char *name, bench_fn fn, void *arg);
 
 /* Threads that RunParallel uses: GOMAXPROCS's twin. */
@@ -90,6 +92,9 @@ int bench_procs(void);
 int64_t bench_now_ns(void);
 /* Process-wide allocation totals since start (alloc.c). */
 void bench_alloc_totals(uint64_t *allocs, uint64_t *bytes);
+/* Stops (true) or resumes the count: the totals stand still while it is
+ * paused, as they do during bench_run's timed runs. */
+void bench_alloc_pause(bool pause);
 
 /* True once thread tid (of this process) is in the kernel's interruptible
  * sleep, state S in /proc/self/task/TID/stat: blocked, not just descheduled. */
