@@ -324,7 +324,8 @@ static void run_once(const char *name, bench_fn fn, void *arg)
         }
     }
     bench_alloc_pause(false);
-    bench_b counted = {0};
+    /* RunParallel's grain from the last timed run, as that run's was. */
+    bench_b counted = {.prev_n = b.prev_n, .prev_duration_ns = b.prev_duration_ns};
     watch_run(full); /* a run of its own, with its own limit */
     run_n(&counted, fn, arg, b.n);
     watch_run(NULL);
