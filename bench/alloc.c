@@ -60,7 +60,7 @@ static uint64_t retired_allocs, retired_bytes; /* under retire_lock */
 static pthread_key_t slot_key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 static __thread struct slot *my_slot;
-static _Atomic bool paused;
+static _Alignas(64) _Atomic bool paused; /* off retire_lock's line */
 
 static void retire_slot(void *p)
 {

@@ -206,7 +206,8 @@ static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 /* A benchmark that hangs would otherwise hold a comparison run, or CI, until
  * someone kills it, with nothing said about which one it was. Like go test's
  * -timeout (default 10m), but the limit applies to each run of a benchmark
- * (one -count round), not to the whole program, so a long -count or a full
+ * (the timed part of one -count round, then its counting run, each with a
+ * limit of its own), not to the whole program, so a long -count or a full
  * run at 1s per benchmark is never cut short; no single run comes near it. */
 static struct {
     pthread_mutex_t lock;
@@ -435,7 +436,7 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: %s [-bench REGEX] [-benchtime 1s|200ms|100x] [-count N] [-benchmem]\n"
-            "          [-timeout 10m]   (the limit on each run; 0: none)\n",
+            "          [-timeout 10m]   (the limit on each run, timed or counting; 0: none)\n",
             program_invocation_short_name);
     exit(2);
 }

@@ -61,7 +61,8 @@ static_assert(sizeof(bench_atomic_u64) == sizeof(uint64_t) &&
  * B/op and allocs/op count what C++ allocates the same way cctx-bench counts
  * what cctx allocates: alloc.c, linked into this program too, defines malloc
  * and counts every block (with its malloc_usable_size) in per-thread
- * counters, and the harness reads them around the timed part. The global
+ * counters, and the harness reads them around the run that counts (the
+ * timed runs do not: harness.h, bench_run). The global
  * operator new and delete are replaced so that every C++ allocation provably
  * takes that path: libstdc++'s own operator new calls malloc too, but the
  * standard does not promise it. (new[], nothrow and sized forms reach these by
