@@ -59,9 +59,10 @@
  * a go now watches g->active for up to SPIN_NS, without the lock, before it
  * waits on g->slot. With both, the round trip took 1.4 to 2.3 µs in
  * later runs, 7 to 20% more than a bare hand-off that spins the same way
- * (BENCHMARKS.md), and 0.1 lock waits per task are left of the group's own. Neither spins where the thread that made the
- * group may run on one CPU only (a one-CPU machine, or taskset): there the
- * thread waited for cannot run while the spinner holds the CPU.
+ * (BENCHMARKS.md), and 0.1 lock waits per task are left of the group's
+ * own. Neither spins where the thread that made the group may run on one
+ * CPU only (a one-CPU machine, or taskset): there the thread waited for
+ * cannot run while the spinner holds the CPU.
  *
  * Ending. g->closed is set by the first wait (or free) that sees no task left;
  * from then on nothing starts, so the pool can be stopped and joined with no
