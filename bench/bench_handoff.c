@@ -231,7 +231,7 @@ static uint32_t await_request(struct handoff *h, uint32_t seen)
         if (turn % 16 == 0 && bench_now_ns() >= until) {
             atomic_store_explicit(&h->asleep, true, memory_order_seq_cst);
             if (atomic_load_explicit(&h->request, memory_order_seq_cst) == seen)
-                now = futex_await_change(&h->request, seen);
+                futex_await_change(&h->request, seen);
             atomic_store_explicit(&h->asleep, false, memory_order_relaxed);
             return atomic_load_explicit(&h->request, memory_order_acquire);
         }
