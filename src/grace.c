@@ -134,15 +134,8 @@ static void end_after(struct cctx__timer *t, int64_t base, const char *parent_ms
         cctx__cancel(&t->c, ETIMEDOUT, 0, t->msg, SITE_OF(t));
         return;
     }
-    /* Its own cancel may have come between the look above and the arm, and
-     * then its disarm found nothing in the heap. That cancel marks t under
-     * t's lock and reads the slot after: so either this look, under the same
-     * lock, sees the error, or that disarm sees the slot this arm wrote. */
-    cctx__lock(&t->c.head);
-    bool ended = cctx__atomic_load_relaxed(&t->c.head.state) & STATE_ERR;
-    cctx__unlock(&t->c.head);
-    if (ended)
-        cctx__timer_disarm(t);
+    /* Its own cancel may have come between the look above and the arm. */
+    cctx__timer_disarm_if_ended(t);
 }
 
 static void parent_ended(void *arg)

@@ -170,6 +170,9 @@ uint32_t cctx__timer_shard(void);
 #define CCTX__TIMER_DUE (-1)
 int cctx__timer_arm(struct cctx__timer *t);
 void cctx__timer_disarm(struct cctx__timer *t);
+/* After an arm that returned 0: disarms t if it ended meanwhile (a cancel
+ * between the caller's last look at it and the arm found nothing to disarm). */
+void cctx__timer_disarm_if_ended(struct cctx__timer *t);
 
 /* fork.c: one set of fork handlers for the core, registered on first need
  * (a library thread started, a done descriptor made). A child starts no

@@ -464,9 +464,11 @@ int cctx__timer_arm(struct cctx__timer *t)
 void cctx__timer_disarm(struct cctx__timer *t)
 {
     /* The slot goes from non-zero to zero once, under the shard lock, and the
-     * armer set it before the context was published: a zero read is final.
-     * A grace context is armed after (grace.c); its arm looks for a cancel
-     * whose disarm came too early, and disarms it itself. */
+     * armer set it before the context was handed to its caller: a zero read
+     * is final, but for two cancels that can come before the arm: one from
+     * above, through the source's list the context was put in first
+     * (tree.c), and a grace context's own (grace.c). Both arms look for such
+     * a cancel after (cctx__timer_disarm_if_ended). */
     if (!cctx__atomic_load_acquire(&t->slot))
         return;
     struct heap_shard *s = &shards[t->shard];
@@ -475,6 +477,18 @@ void cctx__timer_disarm(struct cctx__timer *t)
     if (slot)
         heap_remove(s, slot - 1);
     cctx__word_unlock(&s->lock);
+}
+
+void cctx__timer_disarm_if_ended(struct cctx__timer *t)
+{
+    /* A cancel of t marks it under t's lock and reads the slot after (its
+     * disarm): so either this look, under the same lock, sees the error, or
+     * that disarm sees the slot the arm wrote. */
+    cctx__lock(&t->c.head);
+    bool ended = cctx__atomic_load_relaxed(&t->c.head.state) & STATE_ERR;
+    cctx__unlock(&t->c.head);
+    if (ended)
+        cctx__timer_disarm(t);
 }
 
 struct cctx__timer *cctx__test_timer_in_hand(bool fake)

@@ -394,7 +394,8 @@ cctx_t *cctx__with_deadline(cctx_t *parent, int64_t deadline, int code, const ch
     t->flags = 0;
     t->msg = msg ? memcpy((struct cctx__cause *)(t + 1) + 1, msg, len) : NULL;
 
-    attach(&t->c, cctx__source(parent));
+    struct cctx__cancelable *src = cctx__source(parent);
+    attach(&t->c, src);
     if (cctx__debug_on(CCTX__DEBUG_REGISTRY | CCTX__DEBUG_TRACE))
         cctx__debug_born(&t->c.head);
     if (cctx__atomic_load_relaxed(&t->c.head.state) & STATE_ERR) {
@@ -411,6 +412,12 @@ cctx_t *cctx__with_deadline(cctx_t *parent, int64_t deadline, int code, const ch
         } else if (err) {
             cctx_release_at(&t->c.head, file, line, func);
             return refuse(err, cancel);
+        } else if (src) {
+            /* In its source's list, t may have been ended by a cancellation
+             * from above between its attach and its arm, whose disarm then
+             * found nothing: it would stay in the heap until its deadline
+             * or its release. Nothing else can reach t before we return. */
+            cctx__timer_disarm_if_ended(t);
         }
     }
     if (cancel)

@@ -6,7 +6,9 @@
  * an advance passes between its derivation's look at the clock and its arm
  * ends at once, by the derivation, or by the advance if it took the deadline
  * off the heap first, never by both (the advance is made to come there
- * through timer.c's hooks cctx__timer_arming and cctx__timer_armed).
+ * through timer.c's hooks cctx__timer_arming and cctx__timer_armed); a
+ * deadline whose parent is canceled between its attach and its arm is
+ * left in no heap.
  */
 #define _GNU_SOURCE
 #include <cctx.h>
@@ -246,4 +248,31 @@ static void body_advance_racing_a_stop(void)
 TEST(timer_advance_that_waited_while_the_clock_stopped_leaves_it_stopped)
 {
     run_with_watchdog(body_advance_racing_a_stop, 30);
+}
+
+/* ---- a parent that ends between a deadline's attach and its arm -------------- */
+
+static cctx_cancel_t *parent_to_cancel;
+
+static void parent_cancel_before_the_arm(struct cctx__timer *t)
+{
+    (void)t;
+    atomic_store(&cctx__timer_arming, NULL);
+    cctx_cancel(parent_to_cancel); /* marks the child; its disarm finds no slot */
+}
+
+TEST(deadline_whose_parent_ends_between_its_attach_and_its_arm_leaves_nothing_armed)
+{
+    long armed = cctx__test_armed_timers();
+    cctx_t *parent = cctx_with_cancel(cctx_background(), &parent_to_cancel);
+    atomic_store(&cctx__timer_arming, parent_cancel_before_the_arm);
+    cctx_t *d = cctx_with_timeout(parent, CCTX_SEC(3600), NULL);
+    CHECK(d);
+    CHECK(atomic_load(&cctx__timer_arming) == NULL); /* the hook ran */
+    CHECK_EQ(cctx_err(d), ECANCELED);
+    /* Its deadline is an hour away: in the heap it would stay until then
+     * (or its release), and a timer thread would wake for it. */
+    CHECK_EQ(cctx__test_armed_timers(), armed);
+    cctx_release(d);
+    cctx_release(parent);
 }
