@@ -57,8 +57,8 @@
  * still counting itself done under g->mu, and slept on the mutex in three
  * round trips of four (0.74 lock waits per task, each with its wake). Such
  * a go now watches g->active for up to SPIN_NS, without the lock, before it
- * waits on g->slot. With both, the round trip took 1.4 to 2.3 µs in
- * later runs, 7 to 20% more than a bare hand-off that spins the same way
+ * waits on g->slot. With both, the round trip took 0.6 to 2.3 µs in
+ * later runs, 7 to 31% more than a bare hand-off that spins the same way
  * (BENCHMARKS.md), and 0.1 lock waits per task are left of the group's
  * own. Neither spins where the thread that made the group may run on one
  * CPU only (a one-CPU machine, or taskset): there the thread waited for
