@@ -483,7 +483,9 @@ void cctx__timer_disarm_if_ended(struct cctx__timer *t)
 {
     /* A cancel of t marks it under t's lock and reads the slot after (its
      * disarm): so either this look, under the same lock, sees the error, or
-     * that disarm sees the slot the arm wrote. */
+     * that disarm sees the slot the arm wrote. (A timer is only ever marked
+     * that way, by mark_locked: the marks in place in cancel.c take cancel
+     * contexts only.) */
     cctx__lock(&t->c.head);
     bool ended = cctx__atomic_load_relaxed(&t->c.head.state) & STATE_ERR;
     cctx__unlock(&t->c.head);

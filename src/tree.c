@@ -416,7 +416,8 @@ cctx_t *cctx__with_deadline(cctx_t *parent, int64_t deadline, int code, const ch
             /* In its source's list, t may have been ended by a cancellation
              * from above between its attach and its arm, whose disarm then
              * found nothing: it would stay in the heap until its deadline
-             * or its release. Nothing else can reach t before we return. */
+             * or its release. Nothing else can end t before we return
+             * without disarming it (its handle is not out yet). */
             cctx__timer_disarm_if_ended(t);
         }
     }

@@ -261,7 +261,7 @@ static void parent_cancel_before_the_arm(struct cctx__timer *t)
     cctx_cancel(parent_to_cancel); /* marks the child; its disarm finds no slot */
 }
 
-TEST(deadline_whose_parent_ends_between_its_attach_and_its_arm_leaves_nothing_armed)
+TEST(timer_deadline_canceled_from_above_between_attach_and_arm_leaves_nothing_armed)
 {
     long armed = cctx__test_armed_timers();
     cctx_t *parent = cctx_with_cancel(cctx_background(), &parent_to_cancel);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "stress.h"
+#include "testhooks.h"
 
 /* An after-function that counts its runs and, if ctx is set, keeps the cause
  * it saw. Only where the test holds a reference on ctx until the function has
@@ -391,7 +392,10 @@ static int derive_during_cancel(struct run *r)
         team_add(&t, cancel_it, &cl[0]);
         team_add(&t, cancel_it, &cl[1]);
         team_join(&t);
-        /* Every child was born done or was canceled: none was missed. */
+        /* Every child was born done or was canceled: none was missed, and no
+         * deadline among them is left in the timer's heap (one canceled
+         * between its attach and its arm is disarmed by its derivation). */
+        STRESS_CHECK(cctx__test_armed_timers() == 0);
         cctx_cause_t pc;
         STRESS_CHECK(cctx_cause(p, &pc) == ECANCELED);
         STRESS_CHECK(pc.code == 4 || pc.code == 5);
