@@ -31,7 +31,6 @@
  * so that the runner touches the freed storage no more.
  */
 #define _GNU_SOURCE
-#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -76,22 +75,6 @@ static void ctl_put(struct grace_ctl *x, cctx_after_t *mine)
     cctx__free(x);
 }
 
-/* Go's way of writing a duration, in whole units: 5s, 250ms, 10us, 7ns. */
-static void format_duration(char *out, size_t n, int64_t d)
-{
-    static const struct {
-        int64_t ns;
-        const char *unit;
-    } units[] = {{CCTX_SEC(1), "s"}, {CCTX_MSEC(1), "ms"}, {CCTX_USEC(1), "us"}};
-    for (size_t i = 0; i < sizeof units / sizeof *units; i++) {
-        if (d != 0 && d % units[i].ns == 0) {
-            snprintf(out, n, "%" PRId64 "%s", d / units[i].ns, units[i].unit);
-            return;
-        }
-    }
-    snprintf(out, n, "%" PRId64 "ns", d);
-}
-
 /* Cuts a string that snprintf may have truncated back to a whole UTF-8
  * character: a last character whose lead byte announces more bytes than
  * follow it. One that filled the buffer exactly is whole, and stays. */
@@ -116,7 +99,7 @@ static void end_after(struct cctx__timer *t, int64_t base, const char *parent_ms
 {
     struct grace *x = grace_of(t);
     char d[32];
-    format_duration(d, sizeof d, x->grace);
+    cctx__format_duration(d, sizeof d, x->grace);
     snprintf(x->msg, sizeof x->msg, "grace period of %s after: %s", d,
              parent_msg ? parent_msg : "context canceled");
     fit_utf8(x->msg, sizeof x->msg);

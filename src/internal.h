@@ -207,6 +207,9 @@ extern _Atomic int64_t cctx__fake_now;
 void cctx__timer_set_fake(int on, int64_t now, int64_t advance);
 int64_t cctx__sat_add(int64_t a, int64_t b);
 int64_t cctx__sat_sub(int64_t a, int64_t b);
+/* A duration as written, exactly, in the largest unit that divides it:
+ * 5s, 250ms, 10us, 7ns (a grace period's message, a switch's setting). */
+void cctx__format_duration(char *out, size_t n, int64_t d);
 
 /* Allocation, with the test hooks of testhooks.h. */
 void *cctx__alloc(size_t size);

@@ -68,9 +68,12 @@ static void report(struct found *f)
             size_t len = 0;
             FILE *m = open_memstream(&text, &len);
             if (m) {
-                fprintf(m, "cctx: laggy: a context still referenced %.1f ms after it was "
-                           "canceled (CCTX_DEBUG=laggy=%.1fms):\n",
-                        (double)(f->now - why.when) / 1e6, (double)after / 1e6);
+                char setting[32]; /* as written: 1ns is not "0.0ms" */
+                cctx__format_duration(setting, sizeof setting, after);
+                fprintf(m,
+                        "cctx: laggy: a context still referenced %.1f ms after it was "
+                        "canceled (CCTX_DEBUG=laggy=%s):\n",
+                        (double)(f->now - why.when) / 1e6, setting);
                 cctx__dump_text_line(m, c, NULL, 1, 1, 0);
                 if (fclose(m) == 0)
                     fwrite(text, 1, len, stderr);

@@ -77,7 +77,7 @@ TEST(laggy_reports_a_held_context_once)
     CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
     CHECK_EQ(count_substr(c.err, "\"the deaf one\""), 1);
     CHECK(strstr(c.err, "cctx: laggy: a context still referenced "));
-    CHECK(strstr(c.err, "after it was canceled (CCTX_DEBUG=laggy=50.0ms):\n  cancel 0x"));
+    CHECK(strstr(c.err, "after it was canceled (CCTX_DEBUG=laggy=50ms):\n  cancel 0x"));
     CHECK(strstr(c.err, "\"the deaf one\" made at tests/test_laggy.c:"));
     CHECK(strstr(c.err, "ECANCELED (code 7, \"shutting down\", at tests/test_laggy.c:"));
     CHECK(strstr(c.err, "refs 1, children 0"));
@@ -85,6 +85,30 @@ TEST(laggy_reports_a_held_context_once)
     CHECK(!strstr(c.err, "never canceled"));
     /* The parent, held by its child, is reported once as well. */
     CHECK_EQ(count_substr(c.err, "cctx: laggy:"), 2);
+    child_done(&c);
+}
+
+/* One canceled context, held until its report has come. */
+CHILD(laggy_reports_one)
+{
+    capture_stderr();
+    cctx_cancel_t *cancel;
+    cctx_t *held = cctx_with_cancel(cctx_background(), &cancel);
+    cctx_cancel(cancel);
+    read_stderr("cctx: laggy:", 1, 10000);
+    cctx_release(held);
+    write(real_err, seen, seen_n);
+}
+
+TEST(laggy_report_gives_its_setting_as_written)
+{
+    /* 1 ns, the least there is, printed as "0.0ms" before. */
+    const char *env[] = {"CCTX_DEBUG=laggy=1ns", NULL};
+    struct child c;
+    run_child("laggy_reports_one", env, &c);
+    printf("%s", c.err);
+    CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
+    CHECK(strstr(c.err, "after it was canceled (CCTX_DEBUG=laggy=1ns):\n  cancel 0x"));
     child_done(&c);
 }
 
