@@ -482,13 +482,25 @@ void cctx__timer_disarm(struct cctx__timer *t)
 void cctx__timer_disarm_if_ended(struct cctx__timer *t)
 {
     /* A cancel of t marks it under t's lock and reads the slot after (its
-     * disarm): so either this look, under the same lock, sees the error, or
-     * that disarm sees the slot the arm wrote. (A timer is only ever marked
-     * that way, by mark_locked: the marks in place in cancel.c take cancel
-     * contexts only.) */
-    cctx__lock(&t->c.head);
-    bool ended = cctx__atomic_load_relaxed(&t->c.head.state) & STATE_ERR;
-    cctx__unlock(&t->c.head);
+     * disarm). (A timer is only ever marked that way, by mark_locked: the
+     * marks in place in cancel.c take cancel contexts only.) This look is
+     * one read-modify-write of the lock's word that changes nothing, made
+     * when the lock is free, and all writes of that word are ordered: if it
+     * comes after that cancel's unlock, it reads from it (acquire) and sees
+     * the error; if before its lock, that lock reads from it (release) and
+     * the disarm sees the slot the arm wrote. A lock held now may be that
+     * cancel's: then the look waits for it, under the lock. One locked
+     * instruction on t's own line, where the lock and unlock took two. */
+    _Atomic uint32_t *word = &t->c.head.word;
+    uint32_t w = cctx__atomic_load_relaxed(word);
+    bool ended;
+    if (!(w & WORD_LOCK) && cctx__atomic_cas_strong_acq_rel(word, &w, w)) {
+        ended = cctx__atomic_load_relaxed(&t->c.head.state) & STATE_ERR;
+    } else {
+        cctx__lock(&t->c.head);
+        ended = cctx__atomic_load_relaxed(&t->c.head.state) & STATE_ERR;
+        cctx__unlock(&t->c.head);
+    }
     if (ended)
         cctx__timer_disarm(t);
 }
