@@ -16,6 +16,11 @@
  * with no context lock held, and hold no other lock inside them, except that a
  * trace flush takes each ring's lock inside the file's.
  *
+ * Every write of a live context's word (the lock, the flags) once another
+ * thread can reach the context is a read-modify-write, never a plain store:
+ * the unlock's release then reaches whoever reads the word after, through
+ * any flag set in between, which cctx__timer_disarm_if_ended relies on.
+ *
  * Besides deriving, cancelling, registering and releasing, a context's lock
  * is taken by cctx_done_fd (to publish the descriptor) and by a waiter that
  * sets STATE_WAITERS (wait.c), each with no other lock held: they are the

@@ -487,8 +487,10 @@ void cctx__timer_disarm_if_ended(struct cctx__timer *t)
      * one read-modify-write of the lock's word that changes nothing, made
      * when the lock is free, and all writes of that word are ordered: if it
      * comes after that cancel's unlock, it reads from it (acquire) and sees
-     * the error; if before its lock, that lock reads from it (release) and
-     * the disarm sees the slot the arm wrote. A lock held now may be that
+     * the error; if before its lock, that lock reads from it, or from a
+     * later read-modify-write of the word, which continues its release
+     * (every write of a reachable context's word is one: lock.h), and the
+     * disarm sees the slot the arm wrote. A lock held now may be that
      * cancel's: then the look waits for it, under the lock. One locked
      * instruction on t's own line, where the lock and unlock took two. */
     _Atomic uint32_t *word = &t->c.head.word;
