@@ -18,23 +18,35 @@
  *
  * The two after-functions' registrations are in a block of their own
  * (struct grace_ctl), because a deadline's after-functions run on a runner
- * thread that may still be running one when the timer thread frees the
- * context. parent_ended (on the parent) holds no reference on the grace
- * context between the two (that would keep it alive as long as the parent,
- * the background for instance): grace_ended, on the grace context itself,
- * stops parent_ended, or waits for it to return if it runs, and the grace
- * context always ends before it is freed (it has a registration), so
- * parent_ended only ever sees it alive, and takes a reference while it works
- * (the timer may fire and free it the moment it is armed). The block has two
- * owners, one per after-function; the last to finish frees it, having first
- * stopped its own registration (a stop from inside the function it stops),
- * so that the runner touches the freed storage no more.
+ * thread that may still be running one when the context is freed.
+ * parent_ended (on the parent) holds no reference on the grace context
+ * between the two (that would keep it alive as long as the parent, the
+ * background for instance), so it must be stopped, or have returned,
+ * before the grace context is freed; then it only ever sees it alive, and
+ * takes a reference while it works (the timer may fire and free it the
+ * moment it is armed). Two calls stop it:
+ *  - grace_ended, on the grace context itself, as soon as it ends, so that
+ *    an ended grace context leaves nothing registered on its parent;
+ *  - cctx__grace_freeing, which the release that frees the grace context
+ *    calls first (tree.c). grace_ended cannot be relied on for that: a
+ *    release on a runner that runs a job (a firing's, a dump's) hands the
+ *    after-functions of what it cancels to other runners and frees at once,
+ *    so grace_ended may run after the free.
+ * Whichever stops it first (true) drops its share for it; a stop that finds
+ * it running waits for it to return (after.c), unless it runs below the
+ * caller on the same thread. The block has three owners: each
+ * after-function, and the grace context itself. The last to finish frees
+ * it, having first stopped its own registration if it is one of the
+ * after-functions (a stop from inside the function it stops), so that the
+ * runner touches the freed storage no more; when the context's share is the
+ * last, cctx__grace_freeing's stops have already waited for both.
  */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <string.h>
 
 #include "internal.h"
+#include "testhooks.h"
 
 /* Long enough for any cause the library writes and most a program does;
  * a longer parent message is cut (at a UTF-8 boundary: see fit_utf8). */
@@ -43,6 +55,7 @@
 /* After the timer and its cause record, in the context's allocation. */
 struct grace {
     int64_t grace;
+    struct grace_ctl *ctl; /* the context's share of it: cctx__grace_freeing */
     char msg[GRACE_MSG];
 };
 
@@ -50,7 +63,7 @@ struct grace_ctl {
     cctx_after_t on_parent; /* parent_ended, on the parent */
     cctx_after_t on_end;    /* grace_ended, on the grace context */
     struct cctx__timer *t;  /* no reference: see the top of the file */
-    _Atomic int owners;     /* 2, or 1 without on_parent */
+    _Atomic int owners;     /* 3, or 2 without on_parent */
     bool on_parent_used;
 };
 
@@ -152,6 +165,28 @@ static void grace_ended(void *arg)
     ctl_put(x, &x->on_end);
 }
 
+/* Before t's block is freed, on whichever thread lets go of it last (never
+ * the timer thread: cctx__release_quietly leaves a grace context to a
+ * runner, as the stops here may wait). After it, neither after-function
+ * runs, nor still runs, except below the caller on its own thread, or
+ * one that waits to stop the other there (they drop their shares when they
+ * return, and never touch t again: parent_ended's reference on t was let
+ * go before t could be freed). */
+void cctx__grace_freeing(struct cctx__timer *t)
+{
+    struct grace_ctl *x = grace_of(t)->ctl;
+    if (x->on_parent_used && cctx_after_stop_at(&x->on_parent, __FILE__, __LINE__, __func__))
+        ctl_put(x, NULL);
+    if (cctx_after_stop_at(&x->on_end, __FILE__, __LINE__, __func__))
+        ctl_put(x, NULL);
+    ctl_put(x, NULL);
+}
+
+size_t cctx__test_grace_block_size(void)
+{
+    return sizeof(struct cctx__timer) + sizeof(struct cctx__cause) + sizeof(struct grace);
+}
+
 cctx_t *cctx_with_grace_at(cctx_t *parent, int64_t grace, cctx_cancel_t **cancel,
                            const char *file, int line, const char *func)
 {
@@ -178,6 +213,7 @@ cctx_t *cctx_with_grace_at(cctx_t *parent, int64_t grace, cctx_cancel_t **cancel
     x->t = t;
     struct grace *g = grace_of(t);
     g->grace = grace;
+    g->ctl = x;
     g->msg[0] = '\0';
     t->flags = TIMER_GRACE;
     t->msg = g->msg; /* non-NULL: its firing uses the record after t */
@@ -185,7 +221,7 @@ cctx_t *cctx_with_grace_at(cctx_t *parent, int64_t grace, cctx_cancel_t **cancel
         cctx__debug_born(&t->c.head);
     cctx_cause_t why;
     bool over = cctx_cause(parent, &why) != 0;
-    atomic_init(&x->owners, over ? 1 : 2);
+    atomic_init(&x->owners, over ? 2 : 3);
     x->on_parent_used = !over;
     cctx__after_func_first(&t->c.head, &x->on_end, grace_ended, x, file, line, func);
     if (over)

@@ -174,6 +174,10 @@ void cctx__timer_disarm(struct cctx__timer *t);
  * between the caller's last look at it and the arm found nothing to disarm). */
 void cctx__timer_disarm_if_ended(struct cctx__timer *t);
 
+/* grace.c: called by the release that frees a grace context (TIMER_GRACE),
+ * before the free; it may wait for the grace's own after-functions. */
+void cctx__grace_freeing(struct cctx__timer *t);
+
 /* fork.c: one set of fork handlers for the core, registered on first need
  * (a library thread started, a done descriptor made). A child starts no
  * thread in them: cctx__child_restart starts what the child needs on its

@@ -101,6 +101,8 @@ int cctx__test_timer_orphans(void);
 struct cctx__timer *cctx__test_timer_in_hand(bool fake);
 /* Number of deadlines armed on the process timer. */
 long cctx__test_armed_timers(void);
+/* The size of a grace context's allocation (grace.c). */
+size_t cctx__test_grace_block_size(void);
 /* How cctx_dump grows its stack of contexts to visit (dump.c): realloc, or
  * a test's, to fail it at a chosen moment. */
 typedef void *(*cctx__realloc_fn)(void *p, size_t size);

@@ -555,8 +555,14 @@ destroy(struct cctx *c, const char *file, int line, const char *func)
             if (observed)
                 cctx__cancel(cc, ECANCELED, 0, NULL, file, line, func);
         }
-        if (kind == KIND_TIMER)
-            cctx__timer_disarm((struct cctx__timer *)c);
+        if (kind == KIND_TIMER) {
+            struct cctx__timer *t = (struct cctx__timer *)c;
+            cctx__timer_disarm(t);
+            /* Its after-function on its parent must not outlive it: it may
+             * still be registered here (grace.c). */
+            if (cctx__unlikely(t->flags & TIMER_GRACE))
+                cctx__grace_freeing(t);
+        }
         bool done = cctx__atomic_load_acquire(&c->state) & STATE_ERR;
         /* Out of the list, c needs no unlinking: the source's lock, a shared
          * line in a wide tree and a cold one in a deep chain, is not taken. */
@@ -604,11 +610,14 @@ struct cctx *cctx__release_quietly(struct cctx *c, const char *file, int line, c
                 return NULL;
         /* The last reference. Freeing c is quiet when it is done (no
          * after-function left to run), in no source's list (no lock to
-         * take) and seen by no debugging switch; anything else goes back. */
+         * take), seen by no debugging switch and no grace context (whose
+         * free may wait for its after-functions: grace.c); anything else
+         * goes back. */
         uint32_t w = cctx__atomic_load_relaxed(&c->word);
         enum cctx__kind k = cctx__kind(c);
         if (r != 1 || !(cctx__cancelable_kind(k) || k == KIND_BORN_DONE) ||
             (w & (WORD_LINKED | WORD_NAMED | WORD_WATCHED)) ||
+            (k == KIND_TIMER && (((struct cctx__timer *)c)->flags & TIMER_GRACE)) ||
             !(cctx__atomic_load_acquire(&c->state) & STATE_ERR) ||
             !cctx__atomic_cas_strong_acq_rel(&c->refs, &r, 0))
             return c;

@@ -2,7 +2,9 @@
 /*
  * Scenarios around what observes an ending: after-functions stopped while
  * their context is canceled, or stopping each other; waiters of every kind
- * during a cancellation; fork() while another thread cancels.
+ * during a cancellation; fork() while another thread cancels; grace
+ * contexts (whose after-function on their parent holds no reference on
+ * them) let go of while their parent ends.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -420,6 +422,104 @@ static int after_functions_stop_each_other(struct run *r)
     return 0;
 }
 
+/* ---- grace contexts let go of while their parent ends ----------------------------- */
+
+/* Each grace context has a deadline under it that fires at once: when its
+ * firing holds the last reference, the release that frees the grace context
+ * is a runner's job, which hands the grace context's own after-function to
+ * another runner. Its parent ends meanwhile (its after-function there must
+ * never see the freed context), and some of the grace contexts are canceled
+ * through their handles. */
+enum { GRACES = 8 };
+
+struct grace_race {
+    cctx_cancel_t *end_parent;
+    cctx_cancel_t *cancel[GRACES];
+    cctx_t *grace[GRACES], *deadline[GRACES];
+    unsigned stagger[4];
+};
+
+static void grace_end_parent(void *arg)
+{
+    struct grace_race *gr = arg;
+    spin(gr->stagger[0]);
+    cctx_cancel(gr->end_parent);
+}
+
+static void grace_let_go(struct grace_race *gr, int from)
+{
+    for (int i = from; i < GRACES; i += 2) {
+        cctx_release(gr->deadline[i]);
+        cctx_release(gr->grace[i]);
+    }
+}
+
+static void grace_let_go_even(void *arg)
+{
+    struct grace_race *gr = arg;
+    spin(gr->stagger[1]);
+    grace_let_go(gr, 0);
+}
+
+static void grace_let_go_odd(void *arg)
+{
+    struct grace_race *gr = arg;
+    spin(gr->stagger[2]);
+    grace_let_go(gr, 1);
+}
+
+static void grace_cancel_some(void *arg)
+{
+    struct grace_race *gr = arg;
+    spin(gr->stagger[3]);
+    for (int i = 0; i < GRACES; i += 3)
+        cctx_cancel(gr->cancel[i]); /* valid: the context is still held (below) */
+}
+
+static int grace_release_vs_parent_end(struct run *r)
+{
+    blocks_begin();
+    /* A grace of none, of a few microseconds (fired by the timer thread) or
+     * of an hour (disarmed by its release). */
+    static const int64_t graces[] = {0, CCTX_USEC(2), CCTX_USEC(30), CCTX_SEC(3600)};
+    while (more_rounds(r)) {
+        static struct grace_race gr;
+        memset(&gr, 0, sizeof gr);
+        cctx_t *parent = cctx_with_cancel(cctx_background(), &gr.end_parent);
+        STRESS_CHECK(parent != NULL);
+        cctx_t *held[GRACES]; /* keeps the handles of grace_cancel_some valid */
+        for (int i = 0; i < GRACES; i++) {
+            int64_t grace = graces[rnd_below(r, 4)];
+            gr.grace[i] = cctx_with_grace(parent, grace, &gr.cancel[i]);
+            STRESS_CHECK(gr.grace[i] != NULL);
+            held[i] = cctx_ref(gr.grace[i]);
+            gr.deadline[i] = cctx_with_timeout(gr.grace[i], rnd_below(r, 20000), NULL);
+            STRESS_CHECK(gr.deadline[i] != NULL);
+        }
+        for (int i = 0; i < 4; i++)
+            gr.stagger[i] = rnd_below(r, 20000);
+        struct team t;
+        team_init(&t, 4);
+        team_add(&t, grace_end_parent, &gr);
+        team_add(&t, grace_let_go_even, &gr);
+        team_add(&t, grace_let_go_odd, &gr);
+        team_add(&t, grace_cancel_some, &gr);
+        team_join(&t);
+        /* The parent has ended: each grace context ends within its grace
+         * (an hour at most: canceled here instead), with the error of its
+         * own cancel or of its deadline. */
+        for (int i = 0; i < GRACES; i++) {
+            cctx_cancel(gr.cancel[i]);
+            int err = cctx_err(held[i]);
+            STRESS_CHECK(err == ECANCELED || err == ETIMEDOUT);
+            cctx_release(held[i]);
+        }
+        cctx_release(parent);
+    }
+    blocks_end();
+    return 0;
+}
+
 const struct scenario scenarios_wait[] = {
     {"after_stop_vs_cancel", "stopped (true, never ran) or ran once to the end",
      after_stop_vs_cancel},
@@ -429,5 +529,7 @@ const struct scenario scenarios_wait[] = {
      fork_during_cancel},
     {"after_functions_stop_each_other", "no deadlock; stop's answers agree",
      after_functions_stop_each_other},
+    {"grace_release_vs_parent_end", "a grace context freed as its parent ends: nothing used after",
+     grace_release_vs_parent_end},
 };
 const int n_scenarios_wait = sizeof scenarios_wait / sizeof *scenarios_wait;
