@@ -34,10 +34,14 @@
  *  - The watch ends as soon as the context ends, whatever ended it: the
  *    signal, cancel, the parent, or the last cctx_release. The signals then
  *    get their previous dispositions back at once, ahead of the
- *    after-functions of that end (unlike Go, where they stay
- *    caught until stop is called): a second SIGINT during a graceful
- *    shutdown does what it did before the watch (by default, it terminates
- *    the process), the usual "press Ctrl-C again to force" behaviour.
+ *    after-functions of that end (unlike Go, where they stay caught until
+ *    stop is called): a second SIGINT during a graceful shutdown does what
+ *    it did before the watch (by default, it terminates the process), the
+ *    usual "press Ctrl-C again to force" behaviour. A context that the
+ *    signal's delivery cancels has its watch ended before it is canceled;
+ *    one that anything else ends (its parent's end included, even one the
+ *    delivery caused) has it ended by the first of its after-functions, so
+ *    a thread that a waiting call wakes may run a moment before that.
  *
  *  - Several contexts may watch one signal, from any threads; one delivery
  *    cancels every context that watched that signal when it arrived (each of
