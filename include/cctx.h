@@ -48,9 +48,10 @@
  *    after-function, but starts no thread in the fork handlers: the timer
  *    thread and the runners start on the child's first call that arms a
  *    deadline or may wait for one (a derivation with a deadline, cctx_wait,
- *    cctx_sleep, cctx_wait_any, cctx_done_fd, cctx_after_func, and the waits
- *    of <cctx/io.h>: cctx_mutex_lock, cctx_sem_wait and cctx_thread_join too,
- *    which only look at ctx between slices), and then
+ *    cctx_sleep, cctx_wait_any, cctx_done_fd, cctx_after_func,
+ *    cctx_after_stop, the last cctx_release of a grace context, and the
+ *    waits of <cctx/io.h>: cctx_mutex_lock, cctx_sem_wait and
+ *    cctx_thread_join too, which only look at ctx between slices), and then
  *    inherited deadlines fire in the child too. A child never uses its
  *    parent's done descriptors: cctx_done_fd makes it its own (the inherited
  *    copies stay open, close-on-exec), so neither process's cancellation

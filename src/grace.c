@@ -172,8 +172,13 @@ static void grace_ended(void *arg)
  * one that waits to stop the other there (they drop their shares when they
  * return, and never touch t again: parent_ended's reference on t was let
  * go before t could be freed). */
+_Atomic(cctx__plain_hook_fn) cctx__grace_freeing_hook;
+
 void cctx__grace_freeing(struct cctx__timer *t)
 {
+    cctx__plain_hook_fn hook = cctx__atomic_load_relaxed(&cctx__grace_freeing_hook);
+    if (cctx__unlikely(hook != NULL))
+        hook();
     struct grace_ctl *x = grace_of(t)->ctl;
     if (x->on_parent_used && cctx_after_stop_at(&x->on_parent, __FILE__, __LINE__, __func__))
         ctl_put(x, NULL);

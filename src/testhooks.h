@@ -103,6 +103,9 @@ struct cctx__timer *cctx__test_timer_in_hand(bool fake);
 long cctx__test_armed_timers(void);
 /* The size of a grace context's allocation (grace.c). */
 size_t cctx__test_grace_block_size(void);
+/* Called as the release that frees a grace context begins its stops, on its
+ * thread (grace.c: cctx__grace_freeing). */
+extern _Atomic(cctx__plain_hook_fn) cctx__grace_freeing_hook;
 /* How cctx_dump grows its stack of contexts to visit (dump.c): realloc, or
  * a test's, to fail it at a chosen moment. */
 typedef void *(*cctx__realloc_fn)(void *p, size_t size);

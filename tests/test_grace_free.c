@@ -23,9 +23,15 @@
  * as a live deadline context: had parent_ended run on it, it would have
  * canceled it. Under AddressSanitizer the block is not handed back, and the
  * sanitizer reports parent_ended's read of the freed context instead.
+ *
+ * The release that frees a grace context now stops both after-functions
+ * first, and may wait for them: so the timer thread, which never waits,
+ * leaves that release to a runner when the firing of a grace context's own
+ * deadline holds its last reference (the second test).
  */
 #define _GNU_SOURCE
 #include <cctx.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -127,4 +133,50 @@ TEST(grace_freed_in_a_runner_job_is_left_alone_when_its_parent_ends)
     CHECK_EQ(cctx__test_live_allocs(), before);
     atomic_store(&cctx__runner_thread_start, start);
     free(other_block);
+}
+
+/* ---- a grace context whose own firing holds its last reference ------------------ */
+
+/* The release that frees it may wait for its after-functions, and the timer
+ * thread never waits: it hands that release to a runner. */
+
+static cctx_t *timed_grace;
+static pthread_t timer_thread;
+static _Atomic int popped, freed, freed_on_timer_thread;
+
+/* On the timer thread, holding the firing's reference on the grace context:
+ * the user lets go of it, so that the firing's is the last. */
+static void user_lets_go_of_the_grace(struct cctx__timer *t)
+{
+    if (&t->c.head != timed_grace)
+        return;
+    atomic_store(&cctx__timer_popped, NULL);
+    timer_thread = pthread_self();
+    atomic_store(&popped, 1);
+    cctx_release(timed_grace);
+}
+
+static void grace_being_freed(void)
+{
+    if (atomic_load(&popped) && pthread_equal(pthread_self(), timer_thread))
+        atomic_store(&freed_on_timer_thread, 1);
+    atomic_store(&freed, 1);
+}
+
+TEST(grace_whose_firing_lets_go_last_is_freed_off_the_timer_thread)
+{
+    cctx_cancel_t *cancel_parent;
+    cctx_t *parent = cctx_with_cancel(cctx_background(), &cancel_parent);
+    timed_grace = cctx_with_grace(parent, CCTX_MSEC(1), NULL);
+    CHECK(timed_grace != NULL);
+    atomic_store(&cctx__grace_freeing_hook, grace_being_freed);
+    atomic_store(&cctx__timer_popped, user_lets_go_of_the_grace);
+    cctx_cancel(cancel_parent); /* the grace period starts: 1 ms */
+    for (int i = 0; i < 10000 && !atomic_load(&freed); i++)
+        usleep(1000);
+    CHECK(atomic_load(&popped));
+    CHECK(atomic_load(&freed));
+    CHECK(!atomic_load(&freed_on_timer_thread)); /* before: freed by the timer thread */
+    atomic_store(&cctx__grace_freeing_hook, NULL);
+    cctx_release(parent);
 }
