@@ -165,15 +165,15 @@ static void grace_ended(void *arg)
     ctl_put(x, &x->on_end);
 }
 
-/* Before t's block is freed, on whichever thread lets go of it last (never
- * the timer thread: cctx__release_quietly leaves a grace context to a
- * runner, as the stops here may wait). After it, neither after-function
- * runs, nor still runs, except below the caller on its own thread, or
- * one that waits to stop the other there (they drop their shares when they
- * return, and never touch t again: parent_ended's reference on t was let
- * go before t could be freed). */
 _Atomic(cctx__plain_hook_fn) cctx__grace_freeing_hook;
 
+/* Before t's block is freed, on whichever thread lets go of it last (never
+ * the timer thread: cctx__release_quietly leaves a grace context to a
+ * runner, as the stops here may wait). Once it returns, neither
+ * after-function will run or is running, except one below the caller on
+ * its own thread, or one that waits there to stop the other: those drop
+ * their shares when they return, and never touch t again (parent_ended
+ * let go of its reference on t before t could be freed). */
 void cctx__grace_freeing(struct cctx__timer *t)
 {
     cctx__plain_hook_fn hook = cctx__atomic_load_relaxed(&cctx__grace_freeing_hook);
