@@ -262,8 +262,14 @@ static void on_signal(int sig, siginfo_t *info, void *uc)
         unsigned long long seen = cctx__atomic_load_relaxed(&arrived[sig]);
         while (seen < now && !cctx__atomic_cas_weak_relaxed(&arrived[sig], &seen, now))
             ;
-        cctx__atomic_store_release(&pending[sig], 1);
-        int fd = cctx__atomic_load_acquire(&wake_w);
+        /* seq_cst, as the thread's exchanges of wake_w (renew_pipe) and of
+         * the flags: a handler that reads the old write end, which the
+         * renewal then closes, has its flag seen by the thread's next look
+         * at the flags. With release and acquire both sides could miss the
+         * other's write (store buffering), and the signal wait for the
+         * next one. */
+        cctx__atomic_store_seq_cst(&pending[sig], 1);
+        int fd = cctx__atomic_load_seq_cst(&wake_w);
         if (fd >= 0) {
             ssize_t r = write(fd, "", 1);
             (void)r;
@@ -533,7 +539,7 @@ static int renew_pipe(int old_r, struct stat *st)
     int fds[2];
     pthread_mutex_lock(&dispatcher.lock);
     int err = open_pipe(fds);
-    int old_w = cctx__atomic_exchange_acq_rel(&wake_w, err ? -1 : fds[1]);
+    int old_w = cctx__atomic_exchange_seq_cst(&wake_w, err ? -1 : fds[1]); /* on_signal */
     if (same_pipe(old_w, st))
         close(old_w);
     if (same_pipe(old_r, st))
@@ -566,7 +572,7 @@ static void *signal_main(void *arg)
         /* Flags first: after fork, the child's thread may start with
          * signals flagged while it did not exist. */
         for (int sig = 1; sig < NSIG; sig++)
-            if (cctx__atomic_exchange_acquire(&pending[sig], 0))
+            if (cctx__atomic_exchange_seq_cst(&pending[sig], 0)) /* on_signal */
                 hand_to_runner(sig, cctx__atomic_load_relaxed(&arrived[sig]));
         /* Looked at before each read (one fstat per wake-up, which only a
          * signal causes): see renew_pipe. */

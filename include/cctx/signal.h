@@ -66,7 +66,9 @@
  *    that saved the library's handler and puts it back after the last watch
  *    ended (as system() does with SIGINT and SIGQUIT) leaves it catching
  *    for nobody: the first signal it then catches puts the saved disposition
- *    back and is raised again for it, and a later watch saves that
+ *    back and is raised again for it (unless a new watch of that signal
+ *    started before its delivery ran: it is then dropped, as it came
+ *    before that watch), and a later watch saves that
  *    disposition, never the library's handler, so a fault signal still ends
  *    the process.
  *
