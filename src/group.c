@@ -59,8 +59,10 @@
  * a go now watches g->active for up to SPIN_NS, without the lock, before it
  * waits on g->slot. With both, the round trip took 0.6 to 2.3 µs in
  * later runs, 7 to 31% more than a bare hand-off that spins the same way
- * (BENCHMARKS.md), and 0.1 lock waits per task are left of the group's
- * own. Neither spins where the thread that made the group may run on one
+ * (BENCHMARKS.md). What is left of the group's own lock waits is 0.1 per
+ * task on one guest and 0.002 on another (futex calls counted with perf
+ * against the bare twin's): the rest of the gap is instructions and cache
+ * lines, not sleeps, so an adaptive mutex would not help. Neither spins where the thread that made the group may run on one
  * CPU only (a one-CPU machine, or taskset): there the thread waited for
  * cannot run while the spinner holds the CPU.
  *
