@@ -224,9 +224,12 @@ CCTX_API int cctx_mhd_route(cctx_mhd_t *server, const char *method, const char *
  * (queued ones are answered 503 without running, and a connection whose
  * body is still arriving is closed without an answer, or answered 503
  * should the body complete as the drain ends); wait for every
- * handler to return and every suspended connection to be resumed; stop
- * libmicrohttpd (closing idle keep-alive connections) and the server's
- * threads. Returns once all of that is done;
+ * handler to return and every suspended connection to be resumed; let the
+ * answers still being written (a large one, a client that reads slowly)
+ * go out whole, until what is left of the drain has passed; stop
+ * libmicrohttpd (closing idle keep-alive connections, and any connection
+ * whose answer is still being written then: its client gets it cut short)
+ * and the server's threads. Returns once all of that is done;
  * waits for handlers without a limit, so a handler must watch its context.
  * A call after the first has returned returns at once; one made while the
  * first runs waits until the first has finished, then returns (its drain

@@ -91,6 +91,7 @@ struct cctx_mhd_request {
     size_t body_len, body_cap;
     bool body_too_large, replied, counted;
     bool receiving;  /* counted in the server's `receiving` (see there)  */
+    bool sending;    /* counted in the server's `sending` (see there)    */
     bool body_timed; /* the connection's timeout is the deadline's until the body is in */
     int fail_status; /* answered on libmicrohttpd's thread when non-zero */
     char fail_msg[192];
@@ -157,7 +158,7 @@ struct cctx_mhd {
 
     pthread_mutex_t lock; /* routes, queue, counts, stopping */
     pthread_cond_t work;  /* workers: the queue has a request or closes */
-    pthread_cond_t idle;  /* shutdown: inflight, receiving or suspended went down */
+    pthread_cond_t idle;  /* shutdown: a count it waits on went down */
     /* Append-only lists: appended under the lock, the new entry published
      * with a release store of the link; readers walk them without the lock
      * (acquire loads). */
@@ -175,6 +176,11 @@ struct cctx_mhd {
      * for those in flight. Atomic (seq_cst) for the same reason as
      * `suspended`; a request begun counts itself, then looks at `stopping`. */
     atomic_uint receiving;
+    /* Answers queued with libmicrohttpd and not yet sent whole (from
+     * MHD_queue_response to on_completed): MHD_stop_daemon would close
+     * their connections mid-answer, so shutdown waits for them too, within
+     * what is left of the drain. Atomic (seq_cst) as `suspended`. */
+    atomic_uint sending;
     atomic_bool stopping; /* shutdown began: no new request is admitted; written under lock */
     bool drained;         /* the drain is over: a request still receiving is refused */
     bool closing;       /* workers exit                                */
@@ -189,7 +195,7 @@ struct cctx_mhd {
 };
 
 /* server.c: takes one off a count shutdown waits on (`suspended`,
- * `receiving`), without the lock unless shutdown may be waiting: seq_cst on
+ * `receiving`, `sending`), without the lock unless shutdown may be waiting: seq_cst on
  * the count and on `stopping`, so either this thread sees stopping and wakes
  * shutdown, or shutdown sees the new count. */
 void cctx__mhd_count_down(cctx_mhd_t *s, atomic_uint *count);

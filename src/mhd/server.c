@@ -22,7 +22,8 @@
  * and no request begun before is still receiving its body, bounded) ->
  * cancel the server's context ("server shutting down") -> wait until
  * nothing is in flight and every suspended connection is back on
- * libmicrohttpd's thread -> MHD_stop_daemon -> workers -> watcher.
+ * libmicrohttpd's thread -> wait until no answer is still being written,
+ * within the drain -> MHD_stop_daemon -> workers -> watcher.
  *
  * Lock order: server->lock (routes, queue, counts), then watch->lock;
  * shut_lock is taken first and alone, by shutdown only. No lock is held
@@ -40,6 +41,16 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+/* An answer queued: it counts as being sent until on_completed. */
+static enum MHD_Result queued(cctx_mhd_t *s, struct cctx_mhd_request *req, enum MHD_Result ret)
+{
+    if (ret == MHD_YES && !req->sending) {
+        req->sending = true;
+        cctx__atomic_fetch_add_seq_cst(&s->sending, 1);
+    }
+    return ret;
+}
 
 static enum MHD_Result reply_now(struct MHD_Connection *conn, int status, const char *msg,
                                  bool close)
@@ -112,15 +123,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *con_cls = req;
         if (req->fail_status) {
             req->replied = true;
-            return reply_now(conn, req->fail_status, req->fail_msg,
-                             req->fail_status == 503 || req->fail_close);
+            return queued(s, req,
+                          reply_now(conn, req->fail_status, req->fail_msg,
+                                    req->fail_status == 503 || req->fail_close));
         }
         return MHD_YES;
     }
     if (cctx__atomic_load_acquire(&req->state) == REQ_DONE) {
         enum MHD_Result ret = MHD_NO;
         if (req->response) {
-            ret = MHD_queue_response(conn, req->status, req->response);
+            ret = queued(s, req, MHD_queue_response(conn, req->status, req->response));
             MHD_destroy_response(req->response);
             req->response = NULL;
         }
@@ -169,7 +181,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     req->replied = true;
     if (req->body_too_large) {
         cctx__mhd_stop_receiving(s, req);
-        return reply_now(conn, 413, "request body too large", false);
+        return queued(s, req, reply_now(conn, 413, "request body too large", false));
     }
     cctx__mhd_admit(s, req); /* queued, or refused: answered once resumed */
     req->replied = false;
@@ -188,6 +200,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     uncount(s, req); /* resumed, but closed before the handler was called again */
     cctx__mhd_stop_receiving(s, req); /* closed while its body was arriving */
+    if (req->sending)                 /* sent whole (toe COMPLETED_OK), or the connection ended */
+        cctx__mhd_count_down(s, &s->sending);
     cctx__mhd_request_free(req);
 }
 
@@ -306,6 +320,7 @@ cctx_mhd_t *cctx_mhd_start(cctx_t *parent, const cctx_mhd_options_t *options,
     atomic_init(&s->suspended, 0);
     atomic_init(&s->stopping, false);
     atomic_init(&s->receiving, 0);
+    atomic_init(&s->sending, 0);
     s->watch.epfd = s->watch.wakefd = -1;
 
     s->opt = o;
@@ -450,6 +465,25 @@ static void deadline_to_timespec(int64_t deadline, struct timespec *ts)
     ts->tv_nsec = (long)(deadline % CCTX_SEC(1));
 }
 
+/* The drain's clock: the real monotonic one (the clock of s->idle),
+ * whatever clock cctx uses. */
+static int64_t monotonic_now(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * CCTX_SEC(1) + now.tv_nsec;
+}
+
+/* With s->lock held: sleeps until a count shutdown waits on goes down, or
+ * until `until` (the counts are looked at again after it, as the thread
+ * that counts down wakes shutdown only once stopping is set). */
+static void wait_idle_until(cctx_mhd_t *s, int64_t until)
+{
+    struct timespec ts;
+    deadline_to_timespec(until, &ts);
+    pthread_cond_timedwait(&s->idle, &s->lock, &ts);
+}
+
 /* The servers whose shutdowns this thread runs, innermost first (an
  * after-function of one may shut another down): their cancels run the
  * after-functions of the servers' and the requests' contexts here. */
@@ -504,12 +538,13 @@ int cctx_mhd_shutdown(cctx_mhd_t *server, int64_t drain)
      * real monotonic clock (a condition variable), whatever clock cctx uses.
      * Once it is over, a request still receiving is refused when it comes
      * in (its context is about to end anyway). */
+    int64_t end = 0; /* no drain: nor does anything wait for answers in transit */
+    if (drain > 0) {
+        end = monotonic_now();
+        end = end > INT64_MAX - drain ? INT64_MAX : end + drain;
+    }
     pthread_mutex_lock(&s->lock);
     if (drain > 0) {
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        int64_t end = (int64_t)now.tv_sec * CCTX_SEC(1) + now.tv_nsec;
-        end = end > INT64_MAX - drain ? INT64_MAX : end + drain;
         struct timespec ts;
         deadline_to_timespec(end, &ts);
         while (s->inflight > 0 || cctx__atomic_load_seq_cst(&s->receiving) > 0)
@@ -520,13 +555,13 @@ int cctx_mhd_shutdown(cctx_mhd_t *server, int64_t drain)
     pthread_mutex_unlock(&s->lock);
     cctx_cancel_cause(s->cancel, 503, "server shutting down");
     pthread_mutex_lock(&s->lock);
-    while (s->inflight > 0 || cctx__atomic_load_seq_cst(&s->suspended) > 0) {
-        struct timespec now, ts;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        int64_t t = (int64_t)now.tv_sec * CCTX_SEC(1) + now.tv_nsec + CCTX_MSEC(10);
-        deadline_to_timespec(t, &ts);
-        pthread_cond_timedwait(&s->idle, &s->lock, &ts);
-    }
+    while (s->inflight > 0 || cctx__atomic_load_seq_cst(&s->suspended) > 0)
+        wait_idle_until(s, monotonic_now() + CCTX_MSEC(10));
+    /* Answers still being written: libmicrohttpd's stop would close their
+     * connections mid-answer (a body shorter than its Content-Length), so
+     * they get what is left of the drain to go out whole. */
+    for (int64_t now; cctx__atomic_load_seq_cst(&s->sending) > 0 && (now = monotonic_now()) < end;)
+        wait_idle_until(s, end - now > CCTX_MSEC(10) ? now + CCTX_MSEC(10) : end);
     pthread_mutex_unlock(&s->lock);
 
     MHD_stop_daemon(s->daemon);
