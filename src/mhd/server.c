@@ -200,7 +200,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     uncount(s, req); /* resumed, but closed before the handler was called again */
     cctx__mhd_stop_receiving(s, req); /* closed while its body was arriving */
-    if (req->sending)                 /* sent whole (toe COMPLETED_OK), or the connection ended */
+    /* Its answer went out whole (toe COMPLETED_OK), or its connection ended. */
+    if (req->sending)
         cctx__mhd_count_down(s, &s->sending);
     cctx__mhd_request_free(req);
 }
