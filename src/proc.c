@@ -93,10 +93,11 @@ struct cctx_proc {
     bool group;         /* signals go to the group -pid */
     cctx_t *ctx;        /* our reference, released by free */
     cctx_after_t end_reg;
-    /* Armed by on_end; touched by free only after on_end has finished. */
+    /* Armed by on_end; touched by free only after on_end has finished, or
+     * in a fork child only once arming was over at the fork (kill_state). */
     cctx_t *kill_ctx;
     cctx_after_t kill_reg;
-    bool kill_armed;
+    _Atomic int kill_state; /* KILL_NONE, KILL_ARMING, KILL_ARMED */
     /* Under lock. */
     bool term_sent, kill_sent, exited, reaped;
     bool lost; /* reaped by someone else: no status (ECHILD) */
@@ -261,6 +262,11 @@ static void on_kill(void *arg)
     pthread_mutex_unlock(&p->lock);
 }
 
+/* The SIGKILL's deadline. Stored seq_cst around the arming, so that a fork
+ * child's copy shows ARMING for as long as any of the arming's stores (or a
+ * lock it takes) may be in it: see free_inherited. */
+enum { KILL_NONE, KILL_ARMING, KILL_ARMED };
+
 static void on_end(void *arg)
 {
     struct cctx_proc *p = arg;
@@ -278,16 +284,18 @@ static void on_end(void *arg)
     /* The second signal rides on a deadline of the library's, so it costs no
      * thread of ours and follows the fake clock. A negative kill_after gives
      * a context born done: on_kill runs at once, inside cctx_after_func. */
+    cctx__atomic_store_seq_cst(&p->kill_state, KILL_ARMING);
     cctx_t *k = cctx_with_timeout_cause(cctx_background(), p->kill_after, 0,
                                         "cctx_proc: kill_after", NULL);
     if (!k) {
+        cctx__atomic_store_seq_cst(&p->kill_state, KILL_NONE);
         on_kill(p); /* out of memory: escalate now rather than never */
         return;
     }
     (void)cctx_set_name(k, "cctx_proc kill_after");
     p->kill_ctx = k;
-    p->kill_armed = true;
     cctx__after_func_first(k, &p->kill_reg, on_kill, p, __FILE__, __LINE__, __func__);
+    cctx__atomic_store_seq_cst(&p->kill_state, KILL_ARMED);
 }
 
 /* ---- spawning ------------------------------------------------------------- */
@@ -350,6 +358,7 @@ CCTX_API cctx_proc_t *cctx_proc_spawn(cctx_t *ctx, const char *path, char *const
     if (!p)
         return spawn_failed(ENOMEM);
     pthread_mutex_init(&p->lock, NULL);
+    atomic_init(&p->kill_state, KILL_NONE);
     p->owner = getpid();
     p->pidfd = -1;
     p->sig = opts->signal ? opts->signal : SIGTERM;
@@ -533,26 +542,44 @@ CCTX_API pid_t cctx_proc_pid(const cctx_proc_t *p)
     return p ? p->pid : -1;
 }
 
+/* A fork child's copy of a handle (see ours): nothing to signal or reap,
+ * and p->lock may be held for ever, so it is neither taken nor destroyed.
+ * Nor is the pidfd closed: the number was the parent's, and the child may
+ * have closed it and opened something of its own under it since (as
+ * fork.c leaves an inherited done descriptor open); it is close-on-exec.
+ * on_end arms nothing in the child, but a thread of the parent may have
+ * been arming the SIGKILL at the fork: kill_reg may then be half
+ * registered, under a lock nobody will let go, and the deadline may yet
+ * run on_kill(p) here. p and its kill context are then left (one block
+ * each), as the library leaves the jobs of threads the fork left behind. */
+static void free_inherited(struct cctx_proc *p)
+{
+    cctx_after_stop(&p->end_reg); /* does not wait for a thread the fork left */
+    int kill = cctx__atomic_load_seq_cst(&p->kill_state);
+    if (kill == KILL_ARMING)
+        return;
+    if (kill == KILL_ARMED) {
+        cctx_after_stop(&p->kill_reg);
+        cctx_release(p->kill_ctx);
+    }
+    cctx_release(p->ctx);
+    free(p);
+}
+
 CCTX_API void cctx_proc_free(cctx_proc_t *p)
 {
     if (!p)
         return;
+    if (!ours(p)) {
+        free_inherited(p);
+        return;
+    }
     /* Order matters: once end_reg is stopped (or has finished running),
-     * nobody arms kill_reg any more, so kill_armed can be read. */
+     * nobody arms kill_reg any more, so kill_state can be read. */
     cctx_after_stop(&p->end_reg);
-    if (p->kill_armed) {
+    if (cctx__atomic_load_acquire(&p->kill_state) == KILL_ARMED) {
         cctx_after_stop(&p->kill_reg);
         cctx_release(p->kill_ctx);
-    }
-    if (!ours(p)) {
-        /* A fork child's copy: nothing to signal or reap, and p->lock may
-         * be held for ever (see ours), so it is neither taken nor
-         * destroyed. */
-        if (p->pidfd >= 0)
-            close(p->pidfd);
-        cctx_release(p->ctx);
-        free(p);
-        return;
     }
     pthread_mutex_lock(&p->lock);
     if (!p->reaped) {

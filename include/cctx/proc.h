@@ -79,7 +79,12 @@
  * inherited deadline fires there as well) signals nothing, cctx_proc_wait
  * returns ECHILD, and cctx_proc_free frees the copy without signalling or
  * reaping anything, even if another thread of the parent was using the
- * handle at the moment of the fork.
+ * handle at the moment of the fork. It leaves the copy's descriptor (a
+ * pidfd, close-on-exec) open: its number was the parent's, and the child
+ * may have closed it and opened something of its own under it since. A
+ * copy whose SIGKILL the parent's library was arming at the moment of the
+ * fork is left allocated (a few hundred bytes), as that arming may have
+ * been caught half done.
  */
 #ifndef CCTX_PROC_H
 #define CCTX_PROC_H
