@@ -505,7 +505,9 @@ CCTX_API bool cctx_after_stop_at(cctx_after_t *reg, const char *file, int line, 
  *           1s) is reported once on stderr: creation site, name, references
  *           and cause, as a line of cctx_dump's text form. A library thread
  *           looks every DURATION/2 (1 ms to 1 s), so a report comes between
- *           DURATION and 1.5 DURATION after the cancel.
+ *           DURATION and 1.5 DURATION after the cancel. It lets go of every
+ *           context it looked at before its reports reach stderr, so a
+ *           stderr that blocks holds no context.
  *   inspect (implies trees) the process serves its live tree (cctx_dump(NULL))
  *           on a Unix socket, $CCTX_INSPECT_DIR/PID.sock or /tmp/cctx-EUID/PID.sock,
  *           for `cctx-inspect PID [--json|--dot|--html]`. Only the process's

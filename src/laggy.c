@@ -16,7 +16,8 @@
  *
  * Lock order: the visit runs under one registry shard lock at a time and
  * takes no other (cctx_err and cctx__try_ref take none); the causes are
- * read, the marks set (a shard lock alone) and the lines written after it.
+ * read, the marks set (a shard lock alone) and the lines formatted after
+ * it, into memory; they reach stderr once every reference is let go.
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
@@ -56,33 +57,29 @@ static void look(struct cctx *c, uint8_t *mark, void *arg)
         f->v[f->n++] = c;
 }
 
-static void report(struct found *f)
+/* Formats the pass's reports into *m (NULL: out of memory, none this time)
+ * and lets go of every context it took: no reference is held while the
+ * text goes out, as a stderr that blocks (a full pipe to a stalled logger,
+ * a terminal held with ^S) would keep the program's contexts, and their
+ * ancestors, alive as long, and a cctx_cancel_and_wait waiting on them. */
+static void report(struct found *f, FILE *m)
 {
     for (size_t i = 0; i < f->n; i++) {
         struct cctx *c = f->v[i];
         cctx_cause_t why;
         cctx_cause(c, &why);
-        if (f->now - why.when >= after && !cctx__registry_mark(c)) {
-            /* One write per report, so reports of several threads never mix. */
-            char *text = NULL;
-            size_t len = 0;
-            FILE *m = open_memstream(&text, &len);
-            if (m) {
-                char setting[32]; /* as written: 1ns is not "0.0ms" */
-                cctx__format_duration(setting, sizeof setting, after);
-                fprintf(m,
-                        "cctx: laggy: a context still referenced %.1f ms after it was "
-                        "canceled (CCTX_DEBUG=laggy=%s):\n",
-                        (double)(f->now - why.when) / 1e6, setting);
-                cctx__dump_text_line(m, c, NULL, 1, 1, 0);
-                if (fclose(m) == 0)
-                    fwrite(text, 1, len, stderr);
-                free(text);
-            }
+        int64_t age = cctx__sat_sub(f->now, why.when); /* the fake clock may go back */
+        if (m && age >= after && !cctx__registry_mark(c)) {
+            char setting[32]; /* as written: 1ns is not "0.0ms" */
+            cctx__format_duration(setting, sizeof setting, after);
+            fprintf(m,
+                    "cctx: laggy: a context still referenced %.1f ms after it was "
+                    "canceled (CCTX_DEBUG=laggy=%s):\n",
+                    (double)age / 1e6, setting);
+            cctx__dump_text_line(m, c, NULL, 1, 1, 0);
         }
         cctx__runner_release(c, CCTX__SITE);
     }
-    fflush(stderr);
     f->n = 0;
 }
 
@@ -100,9 +97,19 @@ static void *laggy_main(void *arg)
         if (!cctx__dump_began())
             return NULL;
         f.now = cctx_now();
+        char *text = NULL;
+        size_t len = 0;
+        FILE *m = open_memstream(&text, &len);
         cctx__registry_visit(look, &f);
-        report(&f);
-        cctx__dump_ended();
+        report(&f, m);
+        cctx__dump_ended(); /* before the write: the report at exit need not wait for it */
+        /* One write for the pass, so that other threads' lines never fall
+         * inside a report. */
+        if (m && fclose(m) == 0 && len) {
+            fwrite(text, 1, len, stderr);
+            fflush(stderr);
+        }
+        free(text);
     }
     return NULL;
 }
