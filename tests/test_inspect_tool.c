@@ -222,7 +222,7 @@ TEST(inspect_tool_takes_a_timeout_only_of_seconds)
 {
     struct stand_in s;
     stand_in_listen(&s);
-    const char *bad[] = {"0", "-1", "soon", "1s"};
+    const char *bad[] = {"0", "-1", "soon", "1s", "nan", "inf", "1e7"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         struct tool t;
         tool_start(&t, &s, "--timeout", bad[i]);

@@ -188,7 +188,10 @@ int main(int argc, char **argv)
             format = argv[i] + 2;
         } else if (strcmp(argv[i], "--timeout") == 0) {
             char *end;
-            if (++i == argc || (timeout_s = strtod(argv[i], &end)) <= 0 || *end || timeout_s > 1e6)
+            /* Written so that NaN, which compares false with everything,
+             * is refused too. */
+            if (++i == argc || (timeout_s = strtod(argv[i], &end), *end) ||
+                !(timeout_s > 0 && timeout_s <= 1e6))
                 return usage();
         } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             usage();
