@@ -60,6 +60,11 @@ struct cctx__registered {
     uint64_t seq; /* creation order */
 };
 int cctx__registry_snapshot(struct cctx__registered **out, size_t *n);
+/* dump.c: sorts a snapshot by parent, then creation; in one so sorted, the
+ * entries whose parent is p are [*lo, return value). */
+void cctx__registered_by_parent(struct cctx__registered *v, size_t n);
+size_t cctx__registered_children(const struct cctx__registered *v, size_t n, const struct cctx *p,
+                                 size_t *lo);
 /* A dump (or a held-by report, or a laggy pass) holds references on the
  * contexts it shows from began to ended, and takes none before it began;
  * the leak report at exit waits for those to end. False once that report

@@ -618,21 +618,32 @@ static int by_parent(const void *pa, const void *pb)
     return (a->seq > b->seq) - (a->seq < b->seq);
 }
 
-/* The entries whose parent is p: [*lo, return value). */
-static size_t children_of(const struct everything *all, const struct cctx *p, size_t *lo)
+void cctx__registered_by_parent(struct cctx__registered *v, size_t n)
 {
-    size_t l = 0, h = all->n;
+    if (n > 1) /* an empty registry comes back as NULL, which qsort must not get */
+        qsort(v, n, sizeof *v, by_parent);
+}
+
+size_t cctx__registered_children(const struct cctx__registered *v, size_t n, const struct cctx *p,
+                                 size_t *lo)
+{
+    size_t l = 0, h = n;
     while (l < h) {
         size_t m = l + (h - l) / 2;
-        if ((uintptr_t)all->v[m].ctx->parent < (uintptr_t)p)
+        if ((uintptr_t)v[m].ctx->parent < (uintptr_t)p)
             l = m + 1;
         else
             h = m;
     }
     *lo = l;
-    while (h < all->n && all->v[h].ctx->parent == p)
+    while (h < n && v[h].ctx->parent == p)
         h++;
     return h > l ? h : l;
+}
+
+static size_t children_of(const struct everything *all, const struct cctx *p, size_t *lo)
+{
+    return cctx__registered_children(all->v, all->n, p, lo);
 }
 
 static int push_registered_children(struct stack *s, const struct everything *all,
@@ -709,9 +720,7 @@ int cctx_dump(cctx_t *root, FILE *out, int format)
             cctx__dump_ended();
             return err;
         }
-        /* An empty registry comes back as NULL, which qsort must not get. */
-        if (all.n > 1)
-            qsort(all.v, all.n, sizeof *all.v, by_parent);
+        cctx__registered_by_parent(all.v, all.n);
     }
     /* The dump's moment: every time in it is shown relative to this one. */
     int64_t now = cctx_now();

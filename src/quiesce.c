@@ -257,6 +257,12 @@ static void report_held(FILE *out, struct cctx *c, struct waiter *me)
     for (struct watch *w = me->mine; w; w = w->next_of_his)
         n++;
     struct item *held = n ? malloc(n * sizeof *held) : NULL;
+    /* Each entry's count of children, then a stack of entries (below). */
+    size_t *aux = n ? calloc(2 * n, sizeof *aux) : NULL;
+    if (!aux) {
+        free(held);
+        held = NULL;
+    }
     size_t k = 0;
     pthread_mutex_lock(&watch_lock);
     for (struct watch *w = me->mine; held && w; w = w->next_of_his)
@@ -264,25 +270,30 @@ static void report_held(FILE *out, struct cctx *c, struct waiter *me)
             held[k++] = (struct item){w->ctx, w->depth};
     pthread_mutex_unlock(&watch_lock);
 
-    /* The list is newest first: in walk order (depth first), the children
-     * of an entry are the entries one deeper that follow it before one as
-     * shallow does. */
+    /* The list is newest first: reversed, it is in walk order (depth
+     * first), where an entry's parent is the nearest entry before it that
+     * is one level up with none as shallow as it in between. One pass finds
+     * them all, with a stack of entries of strictly increasing depth (a scan
+     * after each entry for its children took time quadratic in their
+     * number). */
     for (size_t i = 0; i < k / 2; i++) {
         struct item t = held[i];
         held[i] = held[k - 1 - i];
         held[k - 1 - i] = t;
     }
-    size_t top = 0;
-    for (size_t i = 0; i < k; i++)
-        top += held[i].depth == 1;
+    size_t *children = aux, *open = aux ? aux + n : NULL, sp = 0, top = 0;
+    for (size_t j = 0; j < k; j++) {
+        while (sp > 0 && held[open[sp - 1]].depth >= held[j].depth)
+            sp--;
+        if (sp > 0 && held[open[sp - 1]].depth == held[j].depth - 1)
+            children[open[sp - 1]]++;
+        open[sp++] = j;
+        top += held[j].depth == 1;
+    }
     cctx__dump_text_line(out, c, NULL, 0, 0, top);
     for (size_t i = 0; i < k; i++) {
         struct cctx *x = held[i].ctx;
-        size_t children = 0;
-        for (size_t j = i + 1; j < k && held[j].depth > held[i].depth; j++)
-            children += held[j].depth == held[i].depth + 1;
-        cctx__dump_text_line(out, x, &cctx__source(x->parent)->head, held[i].depth, 1,
-                             children);
+        cctx__dump_text_line(out, x, &cctx__source(x->parent)->head, held[i].depth, 1, children[i]);
     }
     if (me->truncated || (n && !held))
         fputs("(out of memory: some descendants may be missing)\n", out);
@@ -290,19 +301,23 @@ static void report_held(FILE *out, struct cctx *c, struct waiter *me)
     for (size_t i = 0; i < k; i++)
         cctx__runner_release(held[i].ctx, CCTX__SITE);
     free(held);
+    free(aux);
 }
 
-static int by_seq(const void *pa, const void *pb)
-{
-    const struct cctx__registered *a = pa, *b = pb;
-    return (a->seq > b->seq) - (a->seq < b->seq);
-}
+/* A line of report_registered: the snapshot's entry `at`. */
+struct line {
+    size_t at;
+    int depth;
+    size_t children;
+};
 
 /* With the registry on (CCTX_DEBUG=trees and the switches that imply it),
  * every live descendant is known, whatever its kind and whenever it was
- * canceled: each one whose parent chain reaches c, in creation order, under
- * its own parent. Out of memory for the registry's snapshot, c alone, and
- * a line that says why. False when the registry is off. */
+ * canceled: each one under its own parent, children oldest first. The
+ * snapshot is sorted as cctx_dump(NULL) sorts it, by parent, so an entry's
+ * children are found by a binary search: n live contexts take O(n log n).
+ * Out of memory for the registry's snapshot, c alone, and a line that says
+ * why. False when the registry is off. */
 static bool report_registered(FILE *out, struct cctx *c)
 {
     struct cctx__registered *all;
@@ -324,50 +339,46 @@ static bool report_registered(FILE *out, struct cctx *c)
         cctx__dump_ended();
         return false;
     }
-    if (n > 1)
-        qsort(all, n, sizeof *all, by_seq);
-    /* c's descendants, oldest first; then a depth-first walk over them
-     * with an explicit stack (each scan for children is linear: a report is
-     * written once, on a timeout). */
-    struct cctx **mine = malloc((n ? n : 1) * sizeof *mine);
-    struct item *stack = malloc((n ? n : 1) * sizeof *stack);
-    size_t k = 0, sp = 0;
-    for (size_t i = 0; mine && stack && i < n; i++) {
-        struct cctx *p = all[i].ctx->parent;
-        while (p && p != c)
-            p = p->parent;
-        if (p) {
-            mine[k++] = all[i].ctx;
-        } else if (all[i].ctx != c) { /* c's is counted out of its line */
-            /* Not c's: let go before writing, so that a stream that blocks
-             * holds up only what it lists. A chain walked later is held by
-             * the context at its foot. */
-            cctx__runner_release(all[i].ctx, CCTX__SITE);
-            all[i].ctx = NULL;
+    cctx__registered_by_parent(all, n);
+    /* The lines, in order, found before any is written (a depth-first walk
+     * with an explicit stack; each entry is pushed once at most), so that
+     * what is not c's is let go first: a stream that blocks then holds up
+     * only what it lists. c's own entry is counted out of its line. */
+    struct line *lines = malloc((n ? n : 1) * sizeof *lines);
+    struct line *stack = malloc((n ? n : 1) * sizeof *stack);
+    bool *listed = calloc(n ? n : 1, sizeof *listed);
+    size_t k = 0, top = 0;
+    if (lines && stack && listed) {
+        size_t sp = 0, lo, hi = cctx__registered_children(all, n, c, &lo);
+        top = hi - lo;
+        for (size_t i = hi; i-- > lo;) /* popped oldest first */
+            stack[sp++] = (struct line){i, 1, 0};
+        while (sp > 0) {
+            struct line x = stack[--sp];
+            hi = cctx__registered_children(all, n, all[x.at].ctx, &lo);
+            x.children = hi - lo;
+            for (size_t i = hi; i-- > lo;)
+                stack[sp++] = (struct line){i, x.depth + 1, 0};
+            listed[x.at] = true;
+            lines[k++] = x;
         }
-    }
-    size_t top = 0;
-    for (size_t i = 0; i < k; i++)
-        top += mine[i]->parent == c;
-    cctx__dump_text_line(out, c, NULL, 0, 1, top);
-    for (size_t i = k; i-- > 0;) /* popped oldest first */
-        if (mine[i]->parent == c)
-            stack[sp++] = (struct item){mine[i], 1};
-    while (sp > 0) {
-        struct item x = stack[--sp];
-        size_t children = 0;
-        for (size_t i = k; i-- > 0;)
-            if (mine[i]->parent == x.ctx) {
-                stack[sp++] = (struct item){mine[i], x.depth + 1};
-                children++;
+        for (size_t i = 0; i < n; i++)
+            if (!listed[i] && all[i].ctx != c) {
+                cctx__runner_release(all[i].ctx, CCTX__SITE);
+                all[i].ctx = NULL;
             }
-        cctx__dump_text_line(out, x.ctx, x.ctx->parent, x.depth, 1, children);
     }
-    if (n && (!mine || !stack))
+    cctx__dump_text_line(out, c, NULL, 0, 1, top);
+    for (size_t i = 0; i < k; i++) {
+        struct cctx *x = all[lines[i].at].ctx;
+        cctx__dump_text_line(out, x, x->parent, lines[i].depth, 1, lines[i].children);
+    }
+    if (n && (!lines || !stack || !listed))
         fputs("(out of memory: descendants not listed)\n", out);
     fflush(out);
-    free(mine);
+    free(lines);
     free(stack);
+    free(listed);
     for (size_t i = 0; i < n; i++)
         if (all[i].ctx)
             cctx__runner_release(all[i].ctx, CCTX__SITE);
