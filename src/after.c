@@ -689,3 +689,31 @@ static bool after_stop(cctx_after_t *reg, const char *file, int line, const char
         }
     }
 }
+
+bool cctx__after_stoppable_in_child(const cctx_after_t *reg)
+{
+    const struct cctx__after *a = (const struct cctx__after *)reg;
+    switch (cctx__atomic_load_acquire(&a->state) & AFTER_STATE) {
+    case AFTER_REGISTERED: /* the stop takes the owner's lock */
+        if (!cctx__try_lock(&a->owner->head))
+            return false;
+        cctx__unlock(&a->owner->head);
+        return true;
+    case AFTER_STOPPING: /* a stopper or a canceller moves it on: waited for */
+    case AFTER_STOPPED:
+    case AFTER_QUEUING:
+    case AFTER_UNQUEUING:
+        return false;
+    default: /* a run of fn on a thread the fork left is not waited for */
+        return true;
+    }
+}
+
+/* For the tests (testhooks.h). */
+const char *cctx__test_after_state(const void *reg)
+{
+    static const char *const names[] = {"idle",     "registered", "never",  "stopping",  "stopped",
+                                        "released", "queuing",    "queued", "unqueuing", "running"};
+    uint32_t s = cctx__atomic_load_acquire(&((const struct cctx__after *)reg)->state) & AFTER_STATE;
+    return s < sizeof names / sizeof *names ? names[s] : "?";
+}

@@ -18,5 +18,12 @@
  * this context or on any other, cannot hold it up. */
 int cctx__after_func_first(cctx_t *ctx, cctx_after_t *reg, void (*fn)(void *arg), void *arg,
                            const char *file, int line, const char *func);
+/* In a child of fork(), about to stop a registration it inherited: false
+ * when that stop could wait for ever on a thread the fork left behind (one
+ * that was queuing, stopping or unqueuing it, or held its owner's lock);
+ * the registration's storage must then be left as it is. Conservative: a
+ * thread of the child itself doing any of that at the moment also gives
+ * false. */
+bool cctx__after_stoppable_in_child(const cctx_after_t *reg);
 
 #endif

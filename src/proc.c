@@ -547,23 +547,30 @@ CCTX_API pid_t cctx_proc_pid(const cctx_proc_t *p)
  * Nor is the pidfd closed: the number was the parent's, and the child may
  * have closed it and opened something of its own under it since (as
  * fork.c leaves an inherited done descriptor open); it is close-on-exec.
- * on_end arms nothing in the child, but a thread of the parent may have
- * been arming the SIGKILL at the fork: kill_reg may then be half
- * registered, under a lock nobody will let go, and the deadline may yet
- * run on_kill(p) here. p and its kill context are then left (one block
- * each), as the library leaves the jobs of threads the fork left behind. */
+ *
+ * The library's threads of the parent may have been at work on the handle
+ * at the fork, and are not in the child to finish: firing the context's
+ * end or the SIGKILL's deadline (a registration being queued, its
+ * context's lock held), or arming the SIGKILL (kill_reg half registered).
+ * A stop of such a registration would wait for ever, and the deadline may
+ * yet run on_kill(p) here. So what may still be reached is left allocated
+ * (p, the kill context; the user's context too while end_reg is caught),
+ * as the library leaves the jobs of threads the fork left behind. */
 static void free_inherited(struct cctx_proc *p)
 {
-    cctx_after_stop(&p->end_reg); /* does not wait for a thread the fork left */
-    int kill = cctx__atomic_load_seq_cst(&p->kill_state);
-    if (kill == KILL_ARMING)
+    if (!cctx__after_stoppable_in_child(&p->end_reg))
         return;
-    if (kill == KILL_ARMED) {
+    cctx_after_stop(&p->end_reg); /* a run on a thread the fork left is not waited for */
+    int kill = cctx__atomic_load_seq_cst(&p->kill_state);
+    bool kill_left = kill == KILL_ARMING ||
+                     (kill == KILL_ARMED && !cctx__after_stoppable_in_child(&p->kill_reg));
+    if (kill == KILL_ARMED && !kill_left) {
         cctx_after_stop(&p->kill_reg);
         cctx_release(p->kill_ctx);
     }
-    cctx_release(p->ctx);
-    free(p);
+    cctx_release(p->ctx); /* on_kill does not read it */
+    if (!kill_left)
+        free(p);
 }
 
 CCTX_API void cctx_proc_free(cctx_proc_t *p)

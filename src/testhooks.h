@@ -22,6 +22,8 @@ void cctx__test_fail_allocs_from(long n);
 long cctx__test_fail_alloc_pending(void);
 /* How many of the spare job blocks (runner.c: cctx__job_block) are taken. */
 unsigned cctx__test_spare_jobs_used(void);
+/* A registration's state, by name: "registered", "queuing", "running"... */
+const char *cctx__test_after_state(const void *reg);
 /* Count the library's live heap blocks (contexts, causes, names, timer heap
  * excluded) from now on; counting is off unless turned on. */
 void cctx__test_count_allocs(bool on);

@@ -9,8 +9,10 @@
 #include <cctx/proc.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -136,4 +138,112 @@ TEST(proc_fork_child_free_leaves_a_kill_armed_at_the_fork)
         fprintf(stderr, "%s%s", c.out, c.err);
     CHECK_EQ(c.status, 0);
     child_done(&c);
+}
+
+/* fork() while the library fires a deadline of the handle in the parent:
+ * the firing holds the deadline context's lock and has the registration
+ * (end_reg on the handle's own context, or kill_reg on the SIGKILL's) half
+ * queued, waiting for the runners' queue, which the library's own fork
+ * handler holds across the fork. In the child that stays so for ever: the
+ * copy's free must leave the registration alone, not wait for it. Before,
+ * it waited for ever. */
+static struct cctx__timer *_Atomic firing;
+static struct cctx__after *_Atomic caught; /* the registration the fork is to catch */
+
+static void note_the_deadline(struct cctx__timer *t)
+{
+    struct cctx__timer *none = NULL;
+    if (t->deadline > cctx_now() + CCTX_MSEC(100))
+        atomic_compare_exchange_strong(&firing, &none, t);
+}
+
+/* A prepare handler of this test's, run after the library's (which holds
+ * the runners' queue from then on): lets the firing go on, and returns once
+ * it has the registration half queued and waits for that queue. */
+static void catch_the_firing(void)
+{
+    struct cctx__after *a = atomic_load(&caught);
+    if (!a)
+        return;
+    cctx__unlock(&atomic_load(&firing)->c.head);
+    for (int i = 0; strcmp(cctx__test_after_state(a), "queuing") != 0; i++) {
+        if (i == 1000000)
+            abort(); /* the child's status says so */
+        sched_yield();
+    }
+    for (int i = 0; !(cctx__atomic_load_relaxed(&cctx__runner_queue.lock) & 2); i++) {
+        if (i == 1000000)
+            abort();
+        sched_yield();
+    }
+}
+
+/* kill: the SIGKILL's deadline is the one caught; else the handle's own
+ * context is a deadline, and its end is caught. */
+static void free_a_copy_caught_mid_firing(bool kill)
+{
+    /* Before the library's first call, so that its prepare handler runs
+     * after the library's. */
+    CHECK_EQ(pthread_atfork(catch_the_firing, NULL, NULL), 0);
+    atomic_store(&cctx__timer_armed, note_the_deadline);
+    cctx_cancel_t *cancel = NULL;
+    cctx_t *ctx = kill ? cctx_with_cancel(cctx_background(), &cancel)
+                       : cctx_with_timeout(cctx_background(), CCTX_MSEC(300), NULL);
+    cctx_proc_opts_t o = CCTX_PROC_OPTS_INIT;
+    o.kill_after = kill ? CCTX_MSEC(300) : CCTX_NO_DEADLINE;
+    cctx_proc_t *p = spawn_sh(ctx, "exec sleep 30", &o);
+    if (kill)
+        cctx_cancel(cancel); /* on_end arms the SIGKILL here */
+    atomic_store(&cctx__timer_armed, NULL);
+    struct cctx__timer *t = atomic_load(&firing);
+    CHECK(t);
+    cctx__lock(&t->c.head); /* the firing waits for it */
+    struct cctx__node *only = t->c.children;
+    CHECK(only && !only->next);
+    atomic_store(&caught, container_of(only, struct cctx__after, link));
+    for (int i = 0; !(cctx__atomic_load_relaxed(&t->c.head.word) & 2); i++) {
+        CHECK(i < 20000);
+        real_sleep_ms(1);
+    }
+    pid_t f = fork_with_alarm();
+    if (f == 0) {
+        cctx_proc_free(p);
+        _exit(0);
+    }
+    atomic_store(&caught, NULL);
+    CHECK_EQ(child_exit_status(f), 0);
+    CHECK_EQ(cctx_proc_wait(p, NULL), 0);
+    cctx_proc_free(p);
+    cctx_release(ctx);
+}
+
+CHILD(proc_fork_mid_end_firing)
+{
+    free_a_copy_caught_mid_firing(false);
+}
+
+CHILD(proc_fork_mid_kill_firing)
+{
+    free_a_copy_caught_mid_firing(true);
+}
+
+static void run_caught(const char *child)
+{
+    SKIP_FORK_UNDER_SANITIZERS();
+    struct child c;
+    run_child(child, NULL, &c);
+    if (c.status != 0)
+        fprintf(stderr, "%s%s", c.out, c.err);
+    CHECK_EQ(c.status, 0);
+    child_done(&c);
+}
+
+TEST(proc_fork_child_free_leaves_an_end_being_fired_at_the_fork)
+{
+    run_caught("proc_fork_mid_end_firing");
+}
+
+TEST(proc_fork_child_free_leaves_a_kill_being_fired_at_the_fork)
+{
+    run_caught("proc_fork_mid_kill_firing");
 }

@@ -82,9 +82,11 @@
  * handle at the moment of the fork. It leaves the copy's descriptor (a
  * pidfd, close-on-exec) open: its number was the parent's, and the child
  * may have closed it and opened something of its own under it since. A
- * copy whose SIGKILL the parent's library was arming at the moment of the
- * fork is left allocated (a few hundred bytes), as that arming may have
- * been caught half done.
+ * copy that the parent's library was at work on at the moment of the fork
+ * (arming the SIGKILL, or firing the context's end or the SIGKILL's
+ * deadline) is left allocated (a few hundred bytes), with the user's
+ * context referenced if its end was being fired: that work may have been
+ * caught half done, and a thread the child lacks would finish it.
  */
 #ifndef CCTX_PROC_H
 #define CCTX_PROC_H
