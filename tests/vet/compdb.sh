@@ -167,6 +167,21 @@ rc=$?
 n=$(printf '%s\n' "$out" | grep -c 'warning: .*\[cctx-vet:lostrelease\]')
 [ "$rc" -eq 2 ] && [ "$n" -eq 2 ] && grep -q "cannot read" "$work/broken/err" ||
     { cat "$work/broken/err"; echo "FAIL: a database found that cannot be read: status $rc, $n findings"; exit 1; }
+# The same -p beside flags after --: the flags are used, but a database
+# that cannot be read is still a usage error.
+out=$("$vet" -p "$work/broken/missing" "$plain" -- -std=gnu11 -I"$src/include" 2>"$work/broken/err")
+rc=$?
+[ "$rc" -eq 2 ] && [ -z "$out" ] && grep -q "cannot read" "$work/broken/err" ||
+    { cat "$work/broken/err"; echo "FAIL: -p beside --: status $rc, output: $out"; exit 1; }
+# A compile_commands.json found in the search that is a dangling link
+# cannot be read either: said, not passed over for a parent's.
+mkdir -p "$work/dangling" || exit 1
+cp "$plain" "$work/dangling/plain.c"
+ln -sf "$work/nowhere/compile_commands.json" "$work/dangling/compile_commands.json"
+out=$(cd "$work/dangling" && "$vet" plain.c 2>"$work/broken/err")
+rc=$?
+[ "$rc" -eq 2 ] && grep -q "cannot read" "$work/broken/err" ||
+    { cat "$work/broken/err"; echo "FAIL: a dangling compile_commands.json: status $rc"; exit 1; }
 # A compile-and-link command that names two sources (`cc -o prog a.c b.c`):
 # the other source is left out, and the file is checked.
 mkdir -p "$work/two" || exit 1

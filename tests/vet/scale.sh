@@ -4,6 +4,9 @@
 # with 6000 guarded cctx_ref/cctx_release pairs, then a leak, is checked well
 # within the test's timeout (ctest's TIMEOUT, 30 s; before, where each
 # release's line made a state of its own, 6000 pairs took minutes).
+# And 30000 silenced blocking calls in one function: a second each
+# before, where every call found the place of its macro call, a walk of the
+# whole function, before asking whether it was the library's.
 # usage: scale.sh CCTX_VET INCLUDE_DIR WORK_DIR
 vet=$1 inc=$2 work=$3
 mkdir -p "$work" || exit 1
@@ -23,3 +26,18 @@ rc=$?
 n=$(printf '%s\n' "$out" | grep -c 'cctx-vet:lostrelease')
 [ "$rc" -eq 1 ] && [ "$n" -eq 2 ] || { printf '%s\n' "$out"; echo "FAIL: status $rc, $n findings"; exit 1; }
 echo "6000 pairs and a leak: the leak found"
+
+file=$work/blocking.c
+{
+    printf '#include <cctx.h>\n#include <unistd.h>\nint big(cctx_t *parent, int n)\n{\n'
+    i=0
+    while [ $i -lt 30000 ]; do
+        printf '    if (n == %d)\n        usleep(1); // cctx-vet:ignore=blocking\n' $i
+        i=$((i + 1))
+    done
+    printf '    return 0;\n}\n'
+} >"$file"
+out=$("$vet" "$file" -- -std=gnu11 -I"$inc")
+rc=$?
+[ "$rc" -eq 0 ] && [ -z "$out" ] || { printf '%s\n' "$out"; echo "FAIL: status $rc"; exit 1; }
+echo "30000 silenced blocking calls: nothing to say"

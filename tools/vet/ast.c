@@ -113,17 +113,40 @@ void callee_name(CXCursor call, char *buf, size_t size)
 bool decl_has_token(CXCursor decl, const char *word, const char *word2)
 {
     CXTranslationUnit tu = clang_Cursor_getTranslationUnit(decl);
+    CXString name = clang_getCursorSpelling(decl);
     CXToken *toks;
     unsigned nt;
     bool found = false;
     clang_tokenize(tu, written_extent(decl), &toks, &nt);
-    for (unsigned i = 0; i < nt && !found; i++) {
+    /* Where the parameters start: the first '(' right after the name. A
+     * declaration a macro writes may not show its name: then every token
+     * up to the body counts. */
+    unsigned params = nt;
+    for (unsigned i = 0; i + 1 < nt && params == nt; i++) {
+        CXString a = clang_getTokenSpelling(tu, toks[i]),
+                 b = clang_getTokenSpelling(tu, toks[i + 1]);
+        if (strcmp(clang_getCString(a), clang_getCString(name)) == 0 &&
+            strcmp(clang_getCString(b), "(") == 0)
+            params = i + 1;
+        clang_disposeString(a);
+        clang_disposeString(b);
+    }
+    for (unsigned i = 0, depth = 0; i < nt && !found; i++) {
         CXString s = clang_getTokenSpelling(tu, toks[i]);
         const char *t = clang_getCString(s);
-        found = strcmp(t, word) == 0 || (word2 && strcmp(t, word2) == 0);
+        bool end = depth == 0 && (strcmp(t, "{") == 0 || strcmp(t, ";") == 0);
+        if (i >= params && strcmp(t, "(") == 0 && (i == params || depth > 0))
+            depth++;
+        else if (depth > 0 && strcmp(t, ")") == 0)
+            depth--;
+        else if (depth == 0 && !end)
+            found = strcmp(t, word) == 0 || (word2 && strcmp(t, word2) == 0);
         clang_disposeString(s);
+        if (end)
+            break;
     }
     clang_disposeTokens(tu, toks, nt);
+    clang_disposeString(name);
     return found;
 }
 

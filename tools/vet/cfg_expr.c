@@ -50,6 +50,10 @@ static void prefix_word(CXTranslationUnit tu, CXSourceRange range, const char *n
  * project's own macro names the one it calls). Unchanged when none. */
 static void written_macro(CXCursor c, const char *name, char *shown, size_t size)
 {
+    /* Asked first: clang_getCursor walks the function to the place, and
+     * most calls (read, usleep) are no library's. */
+    if (strncmp(name, "cctx_", 5) != 0)
+        return;
     CXTranslationUnit tu = clang_Cursor_getTranslationUnit(c);
     /* Where the call is written: in a macro's argument (a derivation as
      * another's parent), the place of its own macro call, not the outer's. */
@@ -58,7 +62,7 @@ static void written_macro(CXCursor c, const char *name, char *shown, size_t size
     clang_getFileLocation(clang_getRangeStart(clang_getCursorExtent(c)), &file, NULL, NULL, &off);
     CXCursor call = file ? clang_getCursor(tu, clang_getLocationForOffset(tu, file, off))
                          : clang_getNullCursor();
-    if (strncmp(name, "cctx_", 5) != 0 || clang_getCursorKind(call) != CXCursor_MacroExpansion)
+    if (clang_getCursorKind(call) != CXCursor_MacroExpansion)
         return;
     size_t best = 0;
     prefix_word(tu, clang_getCursorExtent(call), name, shown, size, &best);

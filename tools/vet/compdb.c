@@ -32,7 +32,7 @@ static bool has_db(const char *dir)
     char path[PATH_MAX + 32];
     struct stat st;
     snprintf(path, sizeof path, "%s/compile_commands.json", dir);
-    return stat(path, &st) == 0;
+    return lstat(path, &st) == 0; /* a dangling link too: it cannot be read, which is said */
 }
 
 /* Why dir's database cannot be read, found before libclang is asked

@@ -289,7 +289,9 @@ static int run(int argc, char **argv)
         if (!realpath(files[i], abs[i]))
             abs[i][0] = 0;
     bool failed = false;
-    if (!use_extra && !compdb_open(pdir)) {
+    /* A -p given with flags after -- is not used, but a database that
+     * cannot be read is still said, and is still a usage error. */
+    if ((!use_extra || pdir) && !compdb_open(pdir)) {
         if (pdir) {
             /* The database asked for is not there to give the flags: a
              * run without them would check something else, or nothing

@@ -126,7 +126,9 @@ bool callee_noreturn(CXCursor call, const char *name);
 void copy_name(char *dst, size_t size, const char *src);
 /* The type is cctx_t * (any qualifiers on the struct). */
 bool is_ctx_ptr(CXType t);
-/* Whether the declaration's tokens include the word (_Noreturn). */
+/* Whether the declaration's own tokens include the word (_Noreturn): its
+ * specifiers and attributes, not its parameters or body, where the same
+ * word may name a parameter or a field. */
 bool decl_has_token(CXCursor decl, const char *word, const char *word2);
 bool in_main_file(CXCursor c);
 
