@@ -499,7 +499,9 @@ static bool lower_expr(struct builder *b, CXCursor c, enum role role, int target
             int v = ks.n ? var_of(b, ks.v[0]) : -1;
             kids_free(&ks);
             if (v >= 0) {
-                emit(b, EV_ESCAPE, v, cursor_loc(s), NULL);
+                /* The variable's address: nothing of the context is read
+                 * (memset(&c, ...), or a call that makes c anew). */
+                emit(b, EV_ESCAPE, v, cursor_loc(s), ESCAPE_ADDRESS);
                 return false;
             }
         }

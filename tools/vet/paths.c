@@ -188,7 +188,7 @@ static bool step(const struct cfg *g, struct state *s, const struct event *e, in
         break;
     case EV_USE:
     case EV_ESCAPE:
-        if (s->kind == S_DEAD && !s->handed)
+        if (s->kind == S_DEAD && !s->handed && !(e->what && strcmp(e->what, ESCAPE_ADDRESS) == 0))
             report(R_USEAFTERRELEASE, e->at, "%s is used after it was released at line %u",
                    v->name, s->rel.line);
         if (e->kind == EV_ESCAPE)

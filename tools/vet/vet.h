@@ -158,8 +158,12 @@ struct event {
     int var;         /* index into cfg.vars, -1 for none */
     struct loc at;
     const char *what; /* the call's name (EV_DEF, EV_BLOCKING, EV_BACKGROUND);
-                         where the reference went (EV_HANDOVER) */
+                         where the reference went (EV_HANDOVER); ESCAPE_ADDRESS
+                         for an EV_ESCAPE that is the variable's address */
 };
+/* Taking a variable's address reads nothing of its context: no use after
+ * release (memset(&c, ...), a call that makes c anew through &c). */
+#define ESCAPE_ADDRESS "address"
 
 struct node {
     struct event *ev;
