@@ -177,6 +177,18 @@ static void passed_on(CXCursor c, const char *name, CXCursor a)
            intern(inner, inner_name), outer);
 }
 
+/* The tracked variable x of an argument written cctx_ref(x) (casts
+ * aside), or -1. */
+static int ref_argument(struct builder *b, CXCursor a)
+{
+    CXCursor in = strip(a, true);
+    char inner[64];
+    if (clang_getCursorKind(in) != CXCursor_CallExpr || clang_Cursor_getNumArguments(in) != 1)
+        return -1;
+    callee_name(in, inner, sizeof inner);
+    return strcmp(inner, "cctx_ref") == 0 ? var_of(b, clang_Cursor_getArgument(in, 0)) : -1;
+}
+
 /* A call. Returns true when it defined target (a derivation or a cctx_ref
  * whose result is assigned to a tracked variable). */
 static bool call(struct builder *b, CXCursor c, enum role role, int target, bool voided)
@@ -205,6 +217,17 @@ static bool call(struct builder *b, CXCursor c, enum role role, int target, bool
             if (i != hand && !(release && i == 0))
                 passed_on(c, name, a);
             expr(b, a, ROLE_OTHER, -1, false);
+            /* A thread handed cctx_ref(x): one more reference on x, which
+             * goes with the thread as x itself would; on a failure branch
+             * (the hand-over deferred to the success) it is still owed. */
+            int w = i == hand ? ref_argument(b, a) : -1;
+            if (w >= 0) {
+                emit(b, EV_REF, w, at, NULL);
+                if (b->defer && b->ndeferred < 8)
+                    b->deferred[b->ndeferred++] = (struct event){EV_HANDOVER, w, at, NULL};
+                else
+                    emit(b, EV_HANDOVER, w, at, NULL);
+            }
         } else if (release && i == 0) {
             released = v; /* after the other arguments, which may read it */
         } else if (i == hand) {
