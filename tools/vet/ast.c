@@ -159,6 +159,13 @@ static const char *const noreturn_names[] = {
     "siglongjmp", "__assert_fail", "err",   "errx",  "verr",       "verrx",        NULL,
 };
 
+bool callee_in_system_header(CXCursor call)
+{
+    CXCursor ref = clang_getCursorReferenced(call);
+    return !clang_Cursor_isNull(ref) &&
+           clang_Location_isInSystemHeader(clang_getCursorLocation(clang_getCanonicalCursor(ref)));
+}
+
 bool callee_noreturn(CXCursor call, const char *name)
 {
     if (strcmp(name, "__builtin_unreachable") == 0 || strcmp(name, "__builtin_trap") == 0)

@@ -245,7 +245,7 @@ static bool call(struct builder *b, CXCursor c, enum role role, int target, bool
         emit(b, EV_RELEASE, released, at, NULL);
     if (strcmp(name, "cctx_background") == 0 || strcmp(name, "cctx_todo") == 0)
         emit(b, EV_BACKGROUND, -1, at, intern(c, name));
-    if (blocking_replacement(name))
+    if (blocking_replacement(name) && callee_in_system_header(c))
         emit(b, EV_BLOCKING, -1, at, intern(c, name));
     bool derives = is_derivation(name) && is_ctx_ptr(clang_getCursorType(c));
     bool defined = false;

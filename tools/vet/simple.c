@@ -60,7 +60,7 @@ static enum CXChildVisitResult calls(CXCursor c, CXCursor parent, CXClientData d
     char name[128];
     callee_name(c, name, sizeof name);
     const char *repl = blocking_replacement(name);
-    if (repl)
+    if (repl && callee_in_system_header(c))
         report(R_BLOCKING, cursor_loc(c),
                "%s() blocks without listening to the context %s: use %s(%s, ...)", name,
                f->param, repl, f->param);
