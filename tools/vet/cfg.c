@@ -567,17 +567,21 @@ void cfg_build(struct cfg *g, CXCursor fn)
     clang_disposeString(s);
     struct builder b = {.g = g, .sw = -1};
     g->entry = b.cur = new_node(g);
-    struct kids ks = kids_of(fn);
-    CXCursor body = clang_getNullCursor();
-    for (unsigned i = 0; i < ks.n; i++) {
-        enum CXCursorKind k = clang_getCursorKind(ks.v[i]);
-        if (k == CXCursor_ParmDecl && is_ctx_ptr(clang_getCursorType(ks.v[i]))) {
-            int v = add_var(g, ks.v[i], true, false);
-            emit(&b, EV_BORROW, v, cursor_loc(ks.v[i]), NULL);
-        } else if (k == CXCursor_CompoundStmt) {
-            body = ks.v[i];
+    /* The function's own parameters: among its children are also those of
+     * a function type it returns (int (*pick(int))(cctx_t *ctx, int)). */
+    int nparams = clang_Cursor_getNumArguments(fn);
+    for (int i = 0; i < nparams; i++) {
+        CXCursor p = clang_Cursor_getArgument(fn, (unsigned)i);
+        if (is_ctx_ptr(clang_getCursorType(p))) {
+            int v = add_var(g, p, true, false);
+            emit(&b, EV_BORROW, v, cursor_loc(p), NULL);
         }
     }
+    struct kids ks = kids_of(fn);
+    CXCursor body = clang_getNullCursor();
+    for (unsigned i = 0; i < ks.n; i++)
+        if (clang_getCursorKind(ks.v[i]) == CXCursor_CompoundStmt)
+            body = ks.v[i];
     kids_free(&ks);
     if (!clang_Cursor_isNull(body)) {
         stmt(&b, body);
