@@ -61,25 +61,44 @@ static bool visit(struct seen *s, uint64_t k)
     return true;
 }
 
-static void leak(const struct var *v, const struct state *s, struct loc at, bool overwritten)
+/* Where a reference still owed is lost: a return (or the function's end),
+ * an assignment over the variable, or the end of a CCTX_AUTO variable's
+ * scope (a break, a goto, a closing brace: its cleanup drops one, and one
+ * more was owed). */
+enum lost_at { LOST_AT_RETURN, LOST_AT_OVERWRITE, LOST_AT_SCOPE_END };
+
+static void leak(const struct var *v, const struct state *s, struct loc at, enum lost_at where)
 {
-    if (overwritten) {
+    const char *from = s->what ? s->what : "cctx_ref";
+    switch (where) {
+    case LOST_AT_OVERWRITE:
         report(R_LOSTRELEASE, s->def,
                "the context %s from %s is not released before it is overwritten at line %u "
                "(a leak)",
-               v->name, s->what ? s->what : "cctx_ref", at.line);
+               v->name, from, at.line);
         report_for(R_LOSTRELEASE, at, s->def,
                    "this assignment overwrites %s, made at line %u and not released", v->name,
                    s->def.line);
         return;
+    case LOST_AT_SCOPE_END:
+        report(R_LOSTRELEASE, s->def,
+               "the context %s from %s is not released on every path (a leak): its scope ends "
+               "at line %u with a reference owed beyond the one CCTX_AUTO releases",
+               v->name, from, at.line);
+        report_for(R_LOSTRELEASE, at, s->def,
+                   "the scope of %s, made at line %u, may end here with a reference still owed",
+                   v->name, s->def.line);
+        return;
+    case LOST_AT_RETURN:
+        report(R_LOSTRELEASE, s->def,
+               "the context %s from %s is not released on every path (a leak): the return at "
+               "line %u is reached without releasing it",
+               v->name, from, at.line);
+        report_for(R_LOSTRELEASE, at, s->def,
+                   "this return may be reached without releasing the context %s made at line %u",
+                   v->name, s->def.line);
+        return;
     }
-    report(R_LOSTRELEASE, s->def,
-           "the context %s from %s is not released on every path (a leak): the return at "
-           "line %u is reached without releasing it",
-           v->name, s->what ? s->what : "cctx_ref", at.line);
-    report_for(R_LOSTRELEASE, at, s->def,
-               "this return may be reached without releasing the context %s made at line %u",
-               v->name, s->def.line);
 }
 
 /* One reference dropped (a release, the CCTX_AUTO cleanup, a hand-over). */
@@ -120,7 +139,7 @@ static void drop(const struct var *v, struct state *s, const struct event *e)
 static void define(const struct var *v, struct state *s, const struct event *e)
 {
     if (s->kind == S_LIVE && s->owed > 0)
-        leak(v, s, e->at, true);
+        leak(v, s, e->at, LOST_AT_OVERWRITE);
     memset(s, 0, sizeof *s);
     s->kind = S_LIVE;
     s->def = e->at;
@@ -183,7 +202,7 @@ static bool step(const struct cfg *g, struct state *s, const struct event *e, in
     case EV_AUTO_END:
         drop(v, s, e);
         if (s->kind == S_LIVE && s->owed > 0)
-            leak(v, s, e->at, false);
+            leak(v, s, e->at, LOST_AT_SCOPE_END);
         s->kind = S_NONE; /* out of scope */
         break;
     case EV_USE:
@@ -222,7 +241,7 @@ static bool step(const struct cfg *g, struct state *s, const struct event *e, in
         /* Every scope was left before (cfg.c ends them at returns and gotos
          * too): a CCTX_AUTO variable has no cleanup left to run here. */
         if (s->kind == S_LIVE && s->owed > 0)
-            leak(v, s, e->at, false);
+            leak(v, s, e->at, LOST_AT_RETURN);
         return false;
     }
     return true;
