@@ -198,14 +198,19 @@ bool callee_noreturn(CXCursor call, const char *name)
 
 void copy_name(char *dst, size_t size, const char *src)
 {
+    static const char mark[] = "\xe2\x80\xa6"; /* U+2026, the ellipsis */
     size_t n = strlen(src);
-    if (n >= size) {
-        n = size - 1;
+    bool cut = n >= size, marked = cut && size > sizeof mark;
+    if (cut) {
+        n = marked ? size - sizeof mark : size - 1; /* room for the mark and the NUL */
         while (n > 0 && ((unsigned char)src[n] & 0xc0) == 0x80)
             n--; /* src[n] continues a character: cut before that character */
     }
     memcpy(dst, src, n);
-    dst[n] = 0;
+    if (marked)
+        memcpy(dst + n, mark, sizeof mark); /* with its NUL */
+    else
+        dst[n] = 0;
 }
 
 bool is_ctx_ptr(CXType t)

@@ -125,7 +125,8 @@ bool callee_noreturn(CXCursor call, const char *name);
  * (the C library's read(), not a project's own of that name). */
 bool callee_in_system_header(CXCursor call);
 /* Copies a name into dst; a name too long for it is cut before the
- * character that does not fit whole (names are UTF-8: SARIF must be too). */
+ * character that does not fit whole (names are UTF-8: SARIF must be too),
+ * and ends in an ellipsis, so that a cut name is seen to be one. */
 void copy_name(char *dst, size_t size, const char *src);
 /* The type is cctx_t * (any qualifiers on the struct). */
 bool is_ctx_ptr(CXType t);
