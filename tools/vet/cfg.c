@@ -226,7 +226,7 @@ static bool macro_for_parts(CXCursor c, bool present[3])
         return false;
     CXToken *toks;
     unsigned nt, part = 0;
-    int depth = 0;
+    int depth = 0, braces = 0; /* braces: a struct declared in the init */
     bool in_header = false, done = false;
     present[0] = present[1] = present[2] = false;
     clang_tokenize(tu, clang_getCursorExtent(def), &toks, &nt);
@@ -244,9 +244,10 @@ static bool macro_for_parts(CXCursor c, bool present[3])
             present[part] = true;
         } else if (strcmp(t, ")") == 0 && --depth == 0) {
             done = true;
-        } else if (strcmp(t, ";") == 0 && depth == 1) {
+        } else if (strcmp(t, ";") == 0 && depth == 1 && braces == 0) {
             part = part < 2 ? part + 1 : 2;
         } else {
+            braces += strcmp(t, "{") == 0 ? 1 : strcmp(t, "}") == 0 ? -1 : 0;
             present[part] = true;
         }
         clang_disposeString(sp);
@@ -269,7 +270,7 @@ static void for_parts(CXCursor c, CXCursor part[4])
     CXTranslationUnit tu = clang_Cursor_getTranslationUnit(c);
     CXToken *toks;
     unsigned nt, semi[2] = {0, 0}, nsemi = 0, rparen = 0;
-    int depth = 0;
+    int depth = 0, braces = 0; /* braces: for (struct { int i; } s = ...; ...) */
     bool header_here = false; /* the tokens are this loop's own `for (...)` */
     clang_tokenize(tu, written_range(c), &toks, &nt);
     for (unsigned i = 0; i < nt && !rparen; i++) {
@@ -282,7 +283,9 @@ static void for_parts(CXCursor c, CXCursor part[4])
             depth++;
         else if (strcmp(t, ")") == 0 && --depth == 0)
             rparen = off;
-        else if (strcmp(t, ";") == 0 && depth == 1 && nsemi < 2)
+        else if (strcmp(t, "{") == 0 || strcmp(t, "}") == 0)
+            braces += t[0] == '{' ? 1 : -1;
+        else if (strcmp(t, ";") == 0 && depth == 1 && braces == 0 && nsemi < 2)
             semi[nsemi++] = off;
         clang_disposeString(s);
     }
