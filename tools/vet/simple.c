@@ -55,6 +55,8 @@ static enum CXChildVisitResult calls(CXCursor c, CXCursor parent, CXClientData d
 {
     (void)parent;
     const struct fnctx *f = data;
+    if (clang_getCursorKind(c) == CXCursor_UnaryExpr)
+        return CXChildVisit_Continue; /* sizeof and _Alignof do not evaluate their operand */
     if (clang_getCursorKind(c) != CXCursor_CallExpr)
         return CXChildVisit_Recurse;
     char name[128];
