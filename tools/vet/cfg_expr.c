@@ -281,6 +281,30 @@ static bool call(struct builder *b, CXCursor c, enum role role, int target, bool
     return defined;
 }
 
+/* The tracked variable that the assignment e assigns (b in a = b = ...),
+ * or -1. */
+static int assigned_var(struct builder *b, CXCursor e)
+{
+    CXCursor s = strip(e, true);
+    char op[8];
+    if (clang_getCursorKind(s) != CXCursor_BinaryOperator || strcmp(op_of(s, op, sizeof op), "="))
+        return -1;
+    struct kids ks = kids_of(s);
+    int w = ks.n == 2 ? var_of(b, ks.v[0]) : -1;
+    kids_free(&ks);
+    return w;
+}
+
+/* An alias: the reference now has two names; follow neither. v's old value
+ * is overwritten, not read: no use after its release, and a leak if a
+ * reference to it was still owed. */
+static void alias(struct builder *b, int v, int w, struct loc at)
+{
+    emit(b, EV_ESCAPE, w, at, NULL);
+    emit(b, EV_BORROW, v, at, NULL);
+    emit(b, EV_ESCAPE, v, at, NULL);
+}
+
 void assign_var(struct builder *b, int v, CXCursor rhs, struct loc at)
 {
     if (is_null_const(rhs)) {
@@ -289,15 +313,16 @@ void assign_var(struct builder *b, int v, CXCursor rhs, struct loc at)
     }
     int w = var_of(b, rhs);
     if (w >= 0) {
-        /* An alias: the reference now has two names; follow neither. v's
-         * old value is overwritten, not read: no use after its release, and a
-         * leak if a reference to it was still owed. */
-        emit(b, EV_ESCAPE, w, at, NULL);
-        emit(b, EV_BORROW, v, at, NULL);
-        emit(b, EV_ESCAPE, v, at, NULL);
+        alias(b, v, w, at);
         return;
     }
-    if (!expr(b, rhs, ROLE_ASSIGN, v, false))
+    if (expr(b, rhs, ROLE_ASSIGN, v, false))
+        return;
+    /* v = w = ...: w is assigned first (just lowered), then v aliases it. */
+    w = assigned_var(b, rhs);
+    if (w >= 0 && w != v)
+        alias(b, v, w, at);
+    else
         emit(b, EV_BORROW, v, at, NULL);
 }
 
