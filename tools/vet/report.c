@@ -142,28 +142,51 @@ void report_begin_file(const char *path, const char *abs, CXFile file)
 }
 
 /* The lines of the file, for the suppression comments. */
+/* The file's lines, each ended where clang ends one: at "\n", "\r\n" or a
+ * lone "\r" (a file of old Mac line ends), so that line numbers agree. */
 static char **read_lines(const char *path, unsigned *n)
 {
     *n = 0;
     FILE *f = fopen(path, "r");
     if (!f)
         return NULL;
-    char **lines = NULL;
+    char **lines = NULL, *line = NULL;
     unsigned cap = 0;
-    char *line = NULL;
-    size_t len = 0;
-    while (getline(&line, &len, f) >= 0) {
+    size_t len = 0, size = 0;
+    for (;;) {
+        int c = getc(f);
+        if (c == EOF && len == 0 && !line)
+            break; /* no line after the last line end */
+        if (c != EOF && c != '\n' && c != '\r') {
+            if (len + 2 > size) {
+                size = size ? 2 * size : 128;
+                line = realloc(line, size);
+                if (!line)
+                    abort();
+            }
+            line[len++] = (char)c;
+            continue;
+        }
+        if (c == '\r') {
+            int d = getc(f);
+            if (d != '\n' && d != EOF)
+                ungetc(d, f);
+        }
         if (*n == cap) {
             cap = cap ? 2 * cap : 256;
             lines = realloc(lines, cap * sizeof *lines);
             if (!lines)
                 abort();
         }
+        if (!line && !(line = malloc(1)))
+            abort();
+        line[len] = '\0';
         lines[(*n)++] = line;
         line = NULL;
-        len = 0;
+        len = size = 0;
+        if (c == EOF)
+            break;
     }
-    free(line);
     fclose(f);
     return lines;
 }
