@@ -58,8 +58,11 @@ CXCursor strip(CXCursor c, bool casts)
         if (!through || is_binary_conditional(c))
             return c;
         struct kids ks = kids_of(c);
-        /* A cast's first child may be its type reference; the operand is last. */
-        if (ks.n == 0) {
+        /* A cast's first child may be its type reference; the operand is
+         * last. An unexposed expression of several operands (an atomic
+         * operation: pointer, value, order; __builtin_choose_expr) is no
+         * wrapper of its last one. */
+        if (ks.n == 0 || (k == CXCursor_UnexposedExpr && ks.n > 1)) {
             kids_free(&ks);
             return c;
         }

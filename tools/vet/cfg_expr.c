@@ -538,7 +538,11 @@ static bool lower_expr(struct builder *b, CXCursor c, enum role role, int target
             kids_free(&ks);
             return r;
         }
-        break;
+        /* Several operands (strip stops here): an atomic store or exchange
+         * keeps its value elsewhere, so a variable among them escapes, as
+         * in an initializer list. */
+        kids_expr(b, s, ROLE_STORE);
+        return false;
     case CXCursor_UnaryExpr:
         return false; /* sizeof and _Alignof do not evaluate their operand */
     case CXCursor_UnaryOperator:
