@@ -73,6 +73,23 @@ TEST(proc_fork_child_free_leaves_a_reused_descriptor_number_alone)
     check_no_children();
 }
 
+/* Once a thread sleeps on the lock of t's context (its waiter's bit is
+ * set), forks; the child frees its copy of p. Returns the child's exit
+ * status. */
+static int fork_once_waited_for(struct cctx__timer *t, cctx_proc_t *p)
+{
+    for (int i = 0; !(cctx__atomic_load_relaxed(&t->c.head.word) & 2); i++) {
+        CHECK(i < 20000);
+        real_sleep_ms(1);
+    }
+    pid_t f = fork_with_alarm();
+    if (f == 0) {
+        cctx_proc_free(p);
+        _exit(0);
+    }
+    return child_exit_status(f);
+}
+
 /* fork() while a thread of the parent arms the SIGKILL of a handle whose
  * context ended: its registration is under way, waiting for the kill
  * context's lock. In the child, the copy's free must not stop that
@@ -105,20 +122,12 @@ CHILD(proc_fork_mid_arm)
     atomic_store(&cctx__timer_armed, hold_the_kill_deadline);
     pthread_t t;
     CHECK_EQ(pthread_create(&t, NULL, cancel_it, cancel), 0);
-    /* The registration waits for the lock: its waiter's bit is set. */
     struct cctx__timer *k;
-    for (int i = 0;
-         !(k = atomic_load(&kill_timer)) || !(cctx__atomic_load_relaxed(&k->c.head.word) & 2);
-         i++) {
+    for (int i = 0; !(k = atomic_load(&kill_timer)); i++) {
         CHECK(i < 20000);
         real_sleep_ms(1);
     }
-    pid_t f = fork_with_alarm();
-    if (f == 0) {
-        cctx_proc_free(p);
-        _exit(0);
-    }
-    int status = child_exit_status(f);
+    int status = fork_once_waited_for(k, p); /* the registration waits for k's lock */
     atomic_store(&cctx__timer_armed, NULL);
     cctx__unlock(&k->c.head);
     CHECK_EQ(pthread_join(t, NULL), 0);
@@ -201,17 +210,9 @@ static void free_a_copy_caught_mid_firing(bool kill)
     struct cctx__node *only = t->c.children;
     CHECK(only && !only->next);
     atomic_store(&caught, container_of(only, struct cctx__after, link));
-    for (int i = 0; !(cctx__atomic_load_relaxed(&t->c.head.word) & 2); i++) {
-        CHECK(i < 20000);
-        real_sleep_ms(1);
-    }
-    pid_t f = fork_with_alarm();
-    if (f == 0) {
-        cctx_proc_free(p);
-        _exit(0);
-    }
+    int status = fork_once_waited_for(t, p); /* the firing waits for t's lock */
     atomic_store(&caught, NULL);
-    CHECK_EQ(child_exit_status(f), 0);
+    CHECK_EQ(status, 0);
     CHECK_EQ(cctx_proc_wait(p, NULL), 0);
     cctx_proc_free(p);
     cctx_release(ctx);
