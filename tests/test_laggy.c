@@ -165,10 +165,14 @@ static bool laggy_thread_blocked_writing_stderr(void)
         FILE *f = fopen(path, "r");
         if (!f)
             continue;
-        char prefix[32]; /* "1 0x2 ..." on x86-64: write(2, ...) */
-        snprintf(prefix, sizeof prefix, "%ld 0x2 ", (long)SYS_write);
+        /* "1 0x2 ..." on x86-64: write(2, ...); musl's stdio writes with
+         * writev. */
+        char write2[32], writev2[32];
+        snprintf(write2, sizeof write2, "%ld 0x2 ", (long)SYS_write);
+        snprintf(writev2, sizeof writev2, "%ld 0x2 ", (long)SYS_writev);
         if (fgets(line, sizeof line, f))
-            blocked = strncmp(line, prefix, strlen(prefix)) == 0;
+            blocked = strncmp(line, write2, strlen(write2)) == 0 ||
+                      strncmp(line, writev2, strlen(writev2)) == 0;
         fclose(f);
     }
     closedir(d);
