@@ -49,6 +49,24 @@ bool is_binary_conditional(CXCursor c)
     return yes;
 }
 
+/* __builtin_choose_expr(cond, a, b): its first operand is an integer
+ * constant (an atomic operation's is a pointer); the operand it chooses
+ * (1 or 2), or -1 when cond is no integer constant. */
+static int chosen_operand(CXCursor cond)
+{
+    enum CXTypeKind t = clang_getCanonicalType(clang_getCursorType(cond)).kind;
+    if (t < CXType_Bool || t > CXType_Int128)
+        return -1;
+    CXEvalResult r = clang_Cursor_Evaluate(cond);
+    if (!r)
+        return -1;
+    int chosen = clang_EvalResult_getKind(r) == CXEval_Int
+                     ? (clang_EvalResult_getAsLongLong(r) != 0 ? 1 : 2)
+                     : -1;
+    clang_EvalResult_dispose(r);
+    return chosen;
+}
+
 CXCursor strip(CXCursor c, bool casts)
 {
     for (;;) {
@@ -62,11 +80,12 @@ CXCursor strip(CXCursor c, bool casts)
          * last. An unexposed expression of several operands (an atomic
          * operation: pointer, value, order; __builtin_choose_expr) is no
          * wrapper of its last one. */
-        if (ks.n == 0 || (k == CXCursor_UnexposedExpr && ks.n > 1)) {
+        int chosen = k == CXCursor_UnexposedExpr && ks.n == 3 ? chosen_operand(ks.v[0]) : -1;
+        if (ks.n == 0 || (k == CXCursor_UnexposedExpr && ks.n > 1 && chosen < 0)) {
             kids_free(&ks);
             return c;
         }
-        CXCursor next = ks.v[ks.n - 1];
+        CXCursor next = chosen >= 0 ? ks.v[chosen] : ks.v[ks.n - 1];
         kids_free(&ks);
         c = next;
     }
@@ -162,11 +181,43 @@ static const char *const noreturn_names[] = {
     "siglongjmp", "__assert_fail", "err",   "errx",  "verr",       "verrx",        NULL,
 };
 
+static bool ends_with(const char *s, const char *tail)
+{
+    size_t n = strlen(s), m = strlen(tail);
+    return n >= m && strcmp(s + n - m, tail) == 0;
+}
+
 bool callee_in_system_header(CXCursor call)
 {
     CXCursor ref = clang_getCursorReferenced(call);
-    return !clang_Cursor_isNull(ref) &&
-           clang_Location_isInSystemHeader(clang_getCursorLocation(clang_getCanonicalCursor(ref)));
+    if (clang_Cursor_isNull(ref))
+        return false;
+    CXCursor canon = clang_getCanonicalCursor(ref);
+    CXSourceLocation l = clang_getCursorLocation(canon);
+    if (clang_Location_isInSystemHeader(l))
+        return true;
+    /* An implicit declaration (a call with no prototype in sight): clang
+     * makes it where the call is; the C library's function is meant. */
+    if (clang_getCursorType(canon).kind == CXType_FunctionNoProto &&
+        clang_Cursor_isNull(clang_getCursorDefinition(ref))) {
+        unsigned a, c0, c1;
+        CXFile fa, fc;
+        CXSourceRange r = clang_getCursorExtent(call);
+        clang_getExpansionLocation(l, &fa, NULL, NULL, &a);
+        clang_getExpansionLocation(clang_getRangeStart(r), &fc, NULL, NULL, &c0);
+        clang_getExpansionLocation(clang_getRangeEnd(r), NULL, NULL, NULL, &c1);
+        if (clang_File_isEqual(fa, fc) && a >= c0 && a <= c1)
+            return true;
+    }
+    /* A library's header found through -I (curl's, installed in a prefix
+     * of its own): named by its path. */
+    CXFile f;
+    clang_getExpansionLocation(l, &f, NULL, NULL, NULL);
+    CXString fn = clang_getFileName(f);
+    const char *path = clang_getCString(fn);
+    bool lib = path && (ends_with(path, "/curl/easy.h") || ends_with(path, "/curl/curl.h"));
+    clang_disposeString(fn);
+    return lib;
 }
 
 bool callee_noreturn(CXCursor call, const char *name)

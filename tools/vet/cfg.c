@@ -156,19 +156,9 @@ static void decl(struct builder *b, CXCursor d)
 {
     if (clang_getCursorKind(d) != CXCursor_VarDecl)
         return;
-    /* The initializer: an expression after the name (a typeof's before it
-     * is no initializer, and calls nothing). */
-    unsigned name_at, at;
-    clang_getFileLocation(clang_getCursorLocation(d), NULL, NULL, NULL, &name_at);
-    struct kids ks = kids_of(d);
-    CXCursor init = clang_getNullCursor();
-    for (unsigned i = 0; i < ks.n; i++) {
-        clang_getFileLocation(clang_getRangeStart(clang_getCursorExtent(ks.v[i])), NULL, NULL, NULL,
-                              &at);
-        if (clang_isExpression(clang_getCursorKind(ks.v[i])) && at >= name_at)
-            init = ks.v[i];
-    }
-    kids_free(&ks);
+    /* The initializer, as clang knows it (a typeof's expression is none,
+     * wherever a macro wrote the name or the expression). */
+    CXCursor init = clang_Cursor_getVarDeclInitializer(d);
     enum CX_StorageClass sc = clang_Cursor_getStorageClass(d);
     bool local = sc != CX_SC_Static && sc != CX_SC_Extern;
     if (local && is_ctx_ptr(clang_getCursorType(d))) {

@@ -47,7 +47,9 @@ static const char *unreadable(const char *dir, char *why, size_t size)
         return snprintf(why, size, "%s is not a directory", dir), why;
     snprintf(path, sizeof path, "%s/compile_commands.json", dir);
     if (stat(path, &st) != 0)
-        return snprintf(why, size, "%s has no compile_commands.json", dir), why;
+        return lstat(path, &st) == 0 ? snprintf(why, size, "%s is a link to a missing file", path)
+                                     : snprintf(why, size, "%s has no compile_commands.json", dir),
+               why;
     if (!S_ISREG(st.st_mode))
         return snprintf(why, size, "%s is not a regular file", path), why;
     FILE *f = fopen(path, "r");
