@@ -121,8 +121,10 @@ bool is_null_const(CXCursor c);
 void callee_name(CXCursor call, char *buf, size_t size);
 /* The called function's declaration says it never returns. */
 bool callee_noreturn(CXCursor call, const char *name);
-/* Whether the function the call calls was first declared in a system header
- * (the C library's read(), not a project's own of that name). */
+/* Whether the function the call calls is a library's, not a project's own
+ * of the same name (a send() of its message queue): first declared in a
+ * system header, or in curl's own header wherever -I finds it, or declared
+ * implicitly by the call. */
 bool callee_in_system_header(CXCursor call);
 /* Copies a name into dst; a name too long for it is cut before the
  * character that does not fit whole (names are UTF-8: SARIF must be too),
