@@ -213,21 +213,27 @@ CCTX_API cctx_t *cctx_mhd_context(const cctx_mhd_t *server);
 CCTX_API int cctx_mhd_route(cctx_mhd_t *server, const char *method, const char *path,
                             cctx_mhd_handler_fn *handler, void *arg, int64_t max_timeout);
 
-/* Stops the server, in this order: stop accepting connections
- * (MHD_quiesce_daemon, and the listening socket shut down, so that a new
- * client is refused at once; a request that comes on a kept-alive
- * connection from now on is answered 503); let the requests in flight
- * (queued or running, and those whose headers came before and whose body
- * is still arriving: they are served once it is in) run until they finish
- * or `drain` nanoseconds have passed (< 0: no wait); then cancel the
- * server's context, so the rest end with code 503 "server shutting down"
- * (queued ones are answered 503 without running, and a connection whose
- * body is still arriving is closed without an answer, or answered 503
- * should the body complete as the drain ends); wait for every
+/* Stops the server, in this order: stop admitting requests; stop
+ * accepting connections (MHD_quiesce_daemon, and the listening socket shut
+ * down, so that a new client is refused at once); end keep-alives, as Go's
+ * Server.Shutdown does: every answer queued from now on (a handler's, a
+ * 503, a 413...) carries "Connection: close" and its connection is closed
+ * after it, and a connection idle between requests is closed at once (one
+ * whose answer, queued before, is still being written, once that is out),
+ * so that a keep-alive client neither waits on it nor sends its next
+ * request into a stopping server (a request already on its way as
+ * shutdown began is answered 503, or meets the close); let the requests
+ * in flight (queued or running, and those whose headers came before and
+ * whose body is still arriving: they are served once it is in) run until
+ * they finish or `drain` nanoseconds have passed (< 0: no wait); then
+ * cancel the server's context, so the rest end with code 503 "server
+ * shutting down" (queued ones are answered 503 without running, and a
+ * connection whose body is still arriving is closed without an answer, or
+ * answered 503 should the body complete as the drain ends); wait for every
  * handler to return and every suspended connection to be resumed; let the
  * answers still being written (a large one, a client that reads slowly)
  * go out whole, until what is left of the drain has passed; stop
- * libmicrohttpd (closing idle keep-alive connections, and any connection
+ * libmicrohttpd (closing any connection still open, and any connection
  * whose answer is still being written then: its client gets it cut short)
  * and the server's threads. Returns once all of that is done;
  * waits for handlers without a limit, so a handler must watch its context.

@@ -118,6 +118,7 @@ struct mhd_watch_slot {
     struct cctx_mhd_request *req; /* suspended and watched for a hang-up */
     bool open;                    /* libmicrohttpd's connection, watched for its peer's end */
     bool fired;                   /* the one-shot registration reported: disabled until armed */
+    bool busy;                    /* a request's line is in, the request not completed */
 };
 
 /* A disconnect waiting for a canceller thread (see watch.c). */
@@ -143,6 +144,7 @@ struct mhd_watch {
     unsigned queued, idle, ncancellers;
     bool closing;
     pthread_t cancellers[MHD_MAX_CANCELLERS];
+    bool close_idle; /* shutdown began: connections idle between requests are closed */
 };
 
 struct cctx_mhd {
@@ -249,6 +251,13 @@ bool cctx__mhd_watch_add(struct mhd_watch *w, struct cctx_mhd_request *req);
  * side, with nothing of its left unread), seen now, without waiting. */
 bool cctx__mhd_peer_gone(const struct cctx_mhd_request *req);
 void cctx__mhd_watch_remove(struct mhd_watch *w, struct cctx_mhd_request *req);
+/* The connection of fd has a request begun (its request line is in) or
+ * completed: on libmicrohttpd's thread. One that completes a request once
+ * cctx__mhd_watch_close_idle has run is closed at once if idle. */
+void cctx__mhd_watch_busy(struct mhd_watch *w, int fd, bool busy);
+/* Shutdown began: closes every connection idle between requests now, and
+ * from now on each that becomes idle (see watch.c). */
+void cctx__mhd_watch_close_idle(struct mhd_watch *w);
 /* Whether this thread is w's watcher or one of its cancellers: it may be
  * running an after-function of a request context, and shutdown joins it. */
 bool cctx__mhd_on_watch(const struct mhd_watch *w);

@@ -18,12 +18,14 @@
  * None of these waits for a worker or runs user code.
  *
  * Shutdown order (cctx_mhd_shutdown): stopping (no new request) ->
- * MHD_quiesce_daemon (no accept) -> drain (wait until nothing is in flight
- * and no request begun before is still receiving its body, bounded) ->
- * cancel the server's context ("server shutting down") -> wait until
- * nothing is in flight and every suspended connection is back on
- * libmicrohttpd's thread -> wait until no answer is still being written,
- * within the drain -> MHD_stop_daemon -> workers -> watcher.
+ * MHD_quiesce_daemon (no accept) -> keep-alives end (every answer queued
+ * from now on closes its connection; idle connections closed) -> drain
+ * (wait until nothing is in flight and no request begun before is still
+ * receiving its body, bounded) -> cancel the server's context ("server
+ * shutting down") -> wait until nothing is in flight and every suspended
+ * connection is back on libmicrohttpd's thread -> wait until no answer is
+ * still being written, within the drain -> MHD_stop_daemon -> workers ->
+ * watcher.
  *
  * Lock order: server->lock (routes, queue, counts), then watch->lock;
  * shut_lock is taken first and alone, by shutdown only. No lock is held
@@ -42,9 +44,23 @@
 #include <time.h>
 #include <unistd.h>
 
-/* An answer queued: it counts as being sent until on_completed. */
-static enum MHD_Result queued(cctx_mhd_t *s, struct cctx_mhd_request *req, enum MHD_Result ret)
+/* Every answer is queued here, and counts as being sent until
+ * on_completed. Once shutdown has begun, each says "Connection: close", as
+ * Go's Server.Shutdown disables keep-alives: libmicrohttpd then closes the
+ * connection after it, so that a keep-alive client neither waits on it
+ * until the daemon stops nor sends its next request into a server that
+ * would refuse it. r was made for this request alone and is queued nowhere
+ * else (response.c, reply_now), so adding the header races with no other
+ * connection. Should the header not be added (out of memory), the answer
+ * still goes out, and the connection is closed at the latest by the stop.
+ * An answer queued just before `stopping` was set goes without it: its
+ * connection is idle once it is sent, and on_completed closes it then. */
+static enum MHD_Result queue_answer(cctx_mhd_t *s, struct cctx_mhd_request *req, unsigned status,
+                                    struct MHD_Response *r)
 {
+    if (cctx__atomic_load_seq_cst(&s->stopping))
+        (void)MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result ret = MHD_queue_response(req->conn, status, r);
     if (ret == MHD_YES && !req->sending) {
         req->sending = true;
         cctx__atomic_fetch_add_seq_cst(&s->sending, 1);
@@ -52,8 +68,8 @@ static enum MHD_Result queued(cctx_mhd_t *s, struct cctx_mhd_request *req, enum 
     return ret;
 }
 
-static enum MHD_Result reply_now(struct MHD_Connection *conn, int status, const char *msg,
-                                 bool close)
+static enum MHD_Result reply_now(cctx_mhd_t *s, struct cctx_mhd_request *req, int status,
+                                 const char *msg, bool close)
 {
     char body[256];
     int n = snprintf(body, sizeof body, "%s\n", msg);
@@ -65,7 +81,7 @@ static enum MHD_Result reply_now(struct MHD_Connection *conn, int status, const 
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
     if (close)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
-    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, r);
+    enum MHD_Result ret = queue_answer(s, req, (unsigned)status, r);
     MHD_destroy_response(r);
     return ret;
 }
@@ -89,6 +105,14 @@ static void uncount(cctx_mhd_t *s, struct cctx_mhd_request *req)
     cctx__mhd_count_down(s, &s->suspended);
 }
 
+/* conn's descriptor, or -1. */
+static int conn_fd(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    return ci ? ci->connect_fd : -1;
+}
+
 /* Its address is the *con_cls of a request whose path holds "%00". */
 static char nul_in_path;
 #define NUL_IN_PATH ((void *)&nul_in_path)
@@ -103,7 +127,10 @@ static char nul_in_path;
  * '#' (which a client never sends) and what follows in it. */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
-    (void)cls, (void)conn;
+    cctx_mhd_t *s = cls;
+    /* The first call for a request: its connection is no longer idle (a
+     * shutdown does not close it, see watch.c) until on_completed. */
+    cctx__mhd_watch_busy(&s->watch, conn_fd(conn), true);
     for (const char *p = uri; *p && *p != '?'; p++)
         if (p[0] == '%' && p[1] == '0' && p[2] == '0') /* short-circuits at the NUL */
             return NUL_IN_PATH;
@@ -123,16 +150,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *con_cls = req;
         if (req->fail_status) {
             req->replied = true;
-            return queued(s, req,
-                          reply_now(conn, req->fail_status, req->fail_msg,
-                                    req->fail_status == 503 || req->fail_close));
+            return reply_now(s, req, req->fail_status, req->fail_msg,
+                             req->fail_status == 503 || req->fail_close);
         }
         return MHD_YES;
     }
     if (cctx__atomic_load_acquire(&req->state) == REQ_DONE) {
         enum MHD_Result ret = MHD_NO;
         if (req->response) {
-            ret = queued(s, req, MHD_queue_response(conn, req->status, req->response));
+            ret = queue_answer(s, req, req->status, req->response);
             MHD_destroy_response(req->response);
             req->response = NULL;
         }
@@ -181,7 +207,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     req->replied = true;
     if (req->body_too_large) {
         cctx__mhd_stop_receiving(s, req);
-        return queued(s, req, reply_now(conn, 413, "request body too large", false));
+        return reply_now(s, req, 413, "request body too large", false);
     }
     cctx__mhd_admit(s, req); /* queued, or refused: answered once resumed */
     req->replied = false;
@@ -191,9 +217,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)conn;
     (void)toe;
     cctx_mhd_t *s = cls;
+    /* Idle now, or closing; once shutdown has begun, closed if idle. */
+    cctx__mhd_watch_busy(&s->watch, conn_fd(conn), false);
     struct cctx_mhd_request *req = *con_cls;
     *con_cls = NULL;
     if (!req || req == NUL_IN_PATH) /* on_request never ran */
@@ -214,14 +241,11 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 {
     (void)socket_context;
     cctx_mhd_t *s = cls;
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    if (!ci)
-        return;
+    int fd = conn_fd(conn);
     if (code == MHD_CONNECTION_NOTIFY_STARTED)
-        cctx__mhd_watch_open(&s->watch, ci->connect_fd);
+        cctx__mhd_watch_open(&s->watch, fd);
     else if (code == MHD_CONNECTION_NOTIFY_CLOSED)
-        cctx__mhd_watch_close(&s->watch, ci->connect_fd);
+        cctx__mhd_watch_close(&s->watch, fd);
 }
 
 static int make_listener(const char *addr, uint16_t port, int *fd_out, bool *v6, uint16_t *bound)
@@ -533,6 +557,10 @@ int cctx_mhd_shutdown(cctx_mhd_t *server, int64_t drain)
      * stopped, as it asks: one of its threads may still hold it. */
     if (lfd != MHD_INVALID_SOCKET)
         (void)shutdown(lfd, SHUT_RDWR);
+    /* Keep-alives end, as in Go's Server.Shutdown: every answer queued from
+     * now on closes its connection (queue_answer), and a connection idle
+     * between requests is closed now, or as soon as it is (watch.c). */
+    cctx__mhd_watch_close_idle(&s->watch);
 
     /* Drain: in-flight requests may finish on their own, and those whose
      * body is still arriving may come in and finish. The wait is on the

@@ -516,6 +516,61 @@ void cctx__mhd_watch_remove(struct mhd_watch *w, struct cctx_mhd_request *req)
     }
 }
 
+/* Closing connections idle between requests at shutdown, as Go's
+ * Server.Shutdown does: a keep-alive client would otherwise hold its
+ * connection open, unused, until libmicrohttpd stops, and could send its
+ * next request into a server that refuses it. libmicrohttpd has no call
+ * for it (MHD_quiesce_daemon only stops accepting, its idle timeout is the
+ * daemon's, fixed at the start, or set per connection from a callback of
+ * that connection, and an idle connection gets none; MHD_stop_daemon closes
+ * everything, and comes at the drain's end). So the socket is shut down,
+ * as the watcher does for a peer's end (see the top): under the lock, so
+ * the descriptor is still the connection's, and libmicrohttpd, woken,
+ * reads the end and closes the connection. The client sees it at once.
+ *
+ * Idle: open, no request line in since the last request completed (busy
+ * is set by on_uri, cleared by on_completed), and no byte waiting in the
+ * socket (FIONREAD). A request whose line comes later came after `stopping`
+ * was set (that store precedes the scan; the line is marked busy under the
+ * lock before the request looks at `stopping`): it would be refused with a
+ * 503 anyway, so no request that would be served is ever cut. Bytes
+ * waiting are a request on its way: libmicrohttpd reads it, and it is
+ * refused with a 503 that closes the connection. An idle connection has no
+ * answer on its way, so none is cut short. */
+
+static void close_if_idle(struct mhd_watch *w, int fd)
+{
+    const struct mhd_watch_slot *slot = &w->slots[fd];
+    int queued = 0;
+    if (!slot->open || slot->busy || slot->req || (ioctl(fd, FIONREAD, &queued) == 0 && queued > 0))
+        return;
+    (void)shutdown(fd, SHUT_RDWR); /* fails only if the socket is gone: nothing to do */
+}
+
+void cctx__mhd_watch_busy(struct mhd_watch *w, int fd, bool busy)
+{
+    if (fd < 0)
+        return;
+    pthread_mutex_lock(&w->lock);
+    if ((size_t)fd < w->nslots && w->slots[fd].open) {
+        w->slots[fd].busy = busy;
+        /* Completed after the scan: an answer queued before `stopping`,
+         * sent since, and the connection kept alive. */
+        if (!busy && w->close_idle)
+            close_if_idle(w, fd);
+    }
+    pthread_mutex_unlock(&w->lock);
+}
+
+void cctx__mhd_watch_close_idle(struct mhd_watch *w)
+{
+    pthread_mutex_lock(&w->lock);
+    w->close_idle = true;
+    for (size_t fd = 0; fd < w->nslots; fd++)
+        close_if_idle(w, (int)fd);
+    pthread_mutex_unlock(&w->lock);
+}
+
 int cctx__mhd_thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const char *name)
 {
     sigset_t all, old;
