@@ -218,8 +218,10 @@ CCTX_API int cctx_mhd_route(cctx_mhd_t *server, const char *method, const char *
  * down, so that a new client is refused at once); end keep-alives, as Go's
  * Server.Shutdown does: every answer queued from now on (a handler's, a
  * 503, a 413...) carries "Connection: close" and its connection is closed
- * after it, and a connection idle between requests is closed at once (one
- * whose answer, queued before, is still being written, once that is out),
+ * after it, and a connection idle after serving a request is closed at
+ * once (one whose answer, queued before, is still being written, once
+ * that is out; a connection not used yet is left to its first request's
+ * 503),
  * so that a keep-alive client neither waits on it nor sends its next
  * request into a stopping server (a request already on its way as
  * shutdown began is answered 503, or meets the close); let the requests

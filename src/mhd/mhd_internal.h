@@ -119,6 +119,7 @@ struct mhd_watch_slot {
     bool open;                    /* libmicrohttpd's connection, watched for its peer's end */
     bool fired;                   /* the one-shot registration reported: disabled until armed */
     bool busy;                    /* a request's line is in, the request not completed */
+    bool served;                  /* a request of it completed */
 };
 
 /* A disconnect waiting for a canceller thread (see watch.c). */

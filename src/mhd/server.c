@@ -54,7 +54,10 @@
  * connection. Should the header not be added (out of memory), the answer
  * still goes out, and the connection is closed at the latest by the stop.
  * An answer queued just before `stopping` was set goes without it: its
- * connection is idle once it is sent, and on_completed closes it then. */
+ * connection is idle once it is sent, and on_completed closes it then.
+ * libmicrohttpd closes after such an answer without lingering: a client
+ * that pipelines behind a large one can lose its tail to a reset (see
+ * docs/mhd.md); clients that wait for each answer are not exposed. */
 static enum MHD_Result queue_answer(cctx_mhd_t *s, struct cctx_mhd_request *req, unsigned status,
                                     struct MHD_Response *r)
 {

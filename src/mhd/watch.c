@@ -523,28 +523,41 @@ void cctx__mhd_watch_remove(struct mhd_watch *w, struct cctx_mhd_request *req)
  * for it (MHD_quiesce_daemon only stops accepting, its idle timeout is the
  * daemon's, fixed at the start, or set per connection from a callback of
  * that connection, and an idle connection gets none; MHD_stop_daemon closes
- * everything, and comes at the drain's end). So the socket is shut down,
- * as the watcher does for a peer's end (see the top): under the lock, so
- * the descriptor is still the connection's, and libmicrohttpd, woken,
- * reads the end and closes the connection. The client sees it at once.
+ * everything, and comes at the drain's end). So the socket's write side is
+ * shut down, under the lock, so that the descriptor is still the
+ * connection's (see the top). The client reads the end at once, after
+ * every byte already queued, and closes its side; libmicrohttpd then reads
+ * that end and closes the connection.
  *
- * Idle: open, no request line in since the last request completed (busy
- * is set by on_uri, cleared by on_completed), and no byte waiting in the
- * socket (FIONREAD). A request whose line comes later came after `stopping`
- * was set (that store precedes the scan; the line is marked busy under the
- * lock before the request looks at `stopping`): it would be refused with a
- * 503 anyway, so no request that would be served is ever cut. Bytes
- * waiting are a request on its way: libmicrohttpd reads it, and it is
- * refused with a 503 that closes the connection. An idle connection has no
- * answer on its way, so none is cut short. */
+ * The write side only: an answer whose last bytes libmicrohttpd has handed
+ * to the kernel may still be queued, megabytes of it. With the read side
+ * shut too, a byte from the client (a request pipelined behind the answer)
+ * would make the kernel reset the connection and drop that tail. With it
+ * open, libmicrohttpd reads such a request and refuses it, and its answer
+ * finds the write side shut: the client gets the whole first answer, then
+ * the end.
+ *
+ * Idle: open, at least one request served on it, no request line in since
+ * the last request completed (busy is set by on_uri, cleared by
+ * on_completed), and no byte waiting in the socket (FIONREAD). A request
+ * whose line comes later came after `stopping` was set (that store
+ * precedes the scan; the line is marked busy under the lock before the
+ * request looks at `stopping`): it would be refused with a 503 anyway, so
+ * no request that would be served is ever cut. Bytes waiting in the socket
+ * are a request on its way: libmicrohttpd reads it and refuses it with a
+ * 503 that closes the connection. Bytes libmicrohttpd has already read,
+ * the first of a request line not yet complete, are not seen: that client
+ * gets the end instead of the 503. A connection never used is left alone,
+ * as Go leaves a new one: its first request gets the 503 that closes it. */
 
 static void close_if_idle(struct mhd_watch *w, int fd)
 {
     const struct mhd_watch_slot *slot = &w->slots[fd];
     int queued = 0;
-    if (!slot->open || slot->busy || slot->req || (ioctl(fd, FIONREAD, &queued) == 0 && queued > 0))
+    if (!slot->open || !slot->served || slot->busy || slot->req ||
+        (ioctl(fd, FIONREAD, &queued) == 0 && queued > 0))
         return;
-    (void)shutdown(fd, SHUT_RDWR); /* fails only if the socket is gone: nothing to do */
+    (void)shutdown(fd, SHUT_WR); /* fails only if the socket is gone: nothing to do */
 }
 
 void cctx__mhd_watch_busy(struct mhd_watch *w, int fd, bool busy)
@@ -554,6 +567,7 @@ void cctx__mhd_watch_busy(struct mhd_watch *w, int fd, bool busy)
     pthread_mutex_lock(&w->lock);
     if ((size_t)fd < w->nslots && w->slots[fd].open) {
         w->slots[fd].busy = busy;
+        w->slots[fd].served |= !busy;
         /* Completed after the scan: an answer queued before `stopping`,
          * sent since, and the connection kept alive. */
         if (!busy && w->close_idle)

@@ -12,6 +12,7 @@
 #include "support.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -325,6 +326,140 @@ TEST(mhd_shutdown_closes_a_keep_alive_connection_once_its_answer_is_out)
     printf("answer out and connection closed %.3f s into shutdown\n", (double)took / 1e9);
     CHECK(took < CCTX_SEC(5));
     CHECK(!atomic_load(&x.sh.done)); /* /b still holds the drain */
+    conn_close(&c);
+    setup_finish(&x);
+}
+
+/* A connection accepted before shutdown began that has served no request
+ * yet is left alone, as Go's Shutdown leaves a new one: its first request,
+ * sent after, gets the 503 that says for sure it was not served. Closed at
+ * once, its client would see the end and could not tell. */
+TEST(mhd_shutdown_leaves_a_connection_not_used_yet_to_its_503)
+{
+    static struct setup x;
+    static struct conn fresh, other;
+    static struct http_resp r;
+    setup_start(&x);
+    conn_open(&fresh, x.port);
+    /* Accepted in order: once a later connection is answered, the first
+     * one is open in the server too, with nothing served on it. */
+    conn_open(&other, x.port);
+    conn_send(&other, "GET /now HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    conn_read(&other, &r);
+    CHECK_EQ(r.status, 200);
+    conn_close(&other);
+    setup_shut_down(&x);
+    conn_send(&fresh, "GET /now HTTP/1.1\r\nHost: t\r\n\r\n");
+    conn_read(&fresh, &r);
+    CHECK_EQ(r.status, 503);
+    CHECK_EQ(x.now.started, 1); /* the one before shutdown, not this one */
+    conn_close(&fresh);
+    setup_finish(&x);
+}
+
+/* The TCP state of the server's end of the connection from client port
+ * cport, from /proc/net/tcp: 4 is FIN_WAIT1 (its end sent, or queued
+ * behind the data). -1 if not found. */
+static int server_end_state(uint16_t sport, uint16_t cport)
+{
+    FILE *f = fopen("/proc/net/tcp", "r");
+    if (!f)
+        return -1;
+    char line[512];
+    int st = -1;
+    while (fgets(line, sizeof line, f)) {
+        unsigned lport, rport, s;
+        if (sscanf(line, " %*d: %*x:%x %*x:%x %x", &lport, &rport, &s) == 3 && lport == sport &&
+            rport == cport)
+            st = (int)s;
+    }
+    fclose(f);
+    return st;
+}
+
+/* Reads up to `more` body bytes of a Content-Length answer on fd (its head
+ * first, once): false at the end of the connection or an error. */
+struct slow_read {
+    char head[4096];
+    size_t have, want, body;
+    int err;
+};
+
+static bool slow_read_more(int fd, struct slow_read *s, size_t more)
+{
+    static char buf[1 << 16];
+    size_t goal = s->body + more;
+    while (s->body < s->want && s->body < goal) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, 10000) != 1)
+            return false;
+        size_t room = s->want == SIZE_MAX ? sizeof s->head - 1 - s->have : sizeof buf;
+        ssize_t n = read(fd, s->want == SIZE_MAX ? s->head + s->have : buf, room);
+        if (n <= 0) {
+            s->err = n < 0 ? errno : 0;
+            return false;
+        }
+        if (s->want != SIZE_MAX) {
+            s->body += (size_t)n;
+            continue;
+        }
+        s->have += (size_t)n;
+        s->head[s->have] = '\0';
+        char *end = strstr(s->head, "\r\n\r\n");
+        if (!end) {
+            CHECK(s->have < sizeof s->head - 1);
+            continue;
+        }
+        char *cl = strcasestr(s->head, "\r\ncontent-length:");
+        CHECK(cl);
+        s->want = strtoul(cl + 17, NULL, 10);
+        s->body = s->have - (size_t)(end + 4 - s->head);
+    }
+    return true;
+}
+
+/* An answer queued before shutdown, kept alive, whose last bytes
+ * libmicrohttpd has handed to the kernel while megabytes of it wait in the
+ * send queue: on_completed closes the connection then. A request the
+ * client pipelines after that must not cost it the answer's tail. With the
+ * read side shut down too, the kernel reset the connection on the
+ * request's bytes and dropped what was still queued. */
+TEST(mhd_shutdown_close_of_a_kept_alive_answer_loses_none_of_it)
+{
+    static struct setup x;
+    static struct conn c;
+    static struct slow_read s;
+    atomic_store(&big_answered, false);
+    setup_start(&x);
+    conn_open(&c, x.port);
+    struct sockaddr_in me;
+    socklen_t len = sizeof me;
+    CHECK_EQ(getsockname(c.fd, (struct sockaddr *)&me, &len), 0);
+    conn_send(&c, "GET /big HTTP/1.1\r\nHost: t\r\n\r\n");
+    struct pollfd pfd = {.fd = c.fd, .events = POLLIN};
+    CHECK_EQ(poll(&pfd, 1, 10000), 1); /* queued: its first bytes are here */
+    for (int k = 0; !atomic_load(&big_answered); k++) {
+        CHECK(k < 2000);
+        real_sleep_ms(5);
+    }
+    setup_shut_down(&x);
+    /* Read until the server's end is queued behind the data (the answer
+     * handed over whole, the connection closed), well before the end. */
+    s = (struct slow_read){.want = SIZE_MAX};
+    int st = -1;
+    for (int k = 0; (st = server_end_state(x.port, ntohs(me.sin_port))) != 4; k++) {
+        CHECK(k < 10000);
+        CHECK(slow_read_more(c.fd, &s, 64 << 10));
+        CHECK(s.body < s.want); /* so much is sent that some is still queued */
+    }
+    printf("server end queued with %zu of %zu bytes read\n", s.body, s.want);
+    conn_send(&c, "GET /now HTTP/1.1\r\nHost: t\r\n\r\n");
+    bool whole = slow_read_more(c.fd, &s, SIZE_MAX / 2);
+    printf("read %zu of %zu (errno %d)\n", s.body, s.want, s.err);
+    CHECK(whole);
+    CHECK_EQ(s.body, (size_t)BIG_BYTES);
+    CHECK(conn_closed_within(&c, 5000)); /* then the end, no answer to /now */
+    CHECK_EQ(x.now.started, 0);
     conn_close(&c);
     setup_finish(&x);
 }
