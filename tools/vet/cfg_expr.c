@@ -50,8 +50,7 @@ static void prefix_word(CXTranslationUnit tu, CXSourceRange range, const char *n
  * project's own macro names the one it calls). Unchanged when none. */
 static void written_macro(CXCursor c, const char *name, char *shown, size_t size)
 {
-    /* Asked first: clang_getCursor walks the function to the place, and
-     * most calls (read, usleep) are no library's. */
+    /* Asked first: most calls (read, usleep) are no library's. */
     if (strncmp(name, "cctx_", 5) != 0)
         return;
     CXTranslationUnit tu = clang_Cursor_getTranslationUnit(c);
@@ -60,8 +59,8 @@ static void written_macro(CXCursor c, const char *name, char *shown, size_t size
     CXFile file;
     unsigned off;
     clang_getFileLocation(clang_getRangeStart(clang_getCursorExtent(c)), &file, NULL, NULL, &off);
-    CXCursor call = file ? clang_getCursor(tu, clang_getLocationForOffset(tu, file, off))
-                         : clang_getNullCursor();
+    CXCursor call =
+        file ? macro_call_at(tu, clang_getLocationForOffset(tu, file, off)) : clang_getNullCursor();
     if (clang_getCursorKind(call) != CXCursor_MacroExpansion)
         return;
     size_t best = 0;

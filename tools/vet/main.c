@@ -213,6 +213,7 @@ static long check_file(CXIndex index, const char *file, const char *abs, const c
     check_fields(tu);
     long n = (long)report_end_file(sarif);
     op_forget();
+    expansions_forget();
     clang_disposeTranslationUnit(tu);
     return errors || in.skipped ? -1 : n;
 }

@@ -177,8 +177,8 @@ static void count_op(struct macro_ops *m, const char *t)
 static struct macro_ops read_macro_ops(CXCursor c);
 
 /* The answers for the last few macro calls, by where the call is written:
- * clang_getCursor walks the function's tree, and a macro that expands to
- * many operators would be looked up once for each. */
+ * a macro that expands to many operators would have its definition read
+ * once for each. */
 #define MACRO_CACHE 16
 static struct {
     CXTranslationUnit tu;
@@ -216,7 +216,7 @@ static struct macro_ops macro_ops_of(CXCursor c)
 bool macro_definition_of(CXCursor c, CXCursor *def)
 {
     CXTranslationUnit tu = clang_Cursor_getTranslationUnit(c);
-    CXCursor call = clang_getCursor(tu, clang_getRangeStart(clang_getCursorExtent(c)));
+    CXCursor call = macro_call_at(tu, clang_getRangeStart(clang_getCursorExtent(c)));
     if (clang_getCursorKind(call) != CXCursor_MacroExpansion)
         return false;
     *def = clang_getCursorReferenced(call);

@@ -112,6 +112,12 @@ const char *op_of(CXCursor c, char *buf, size_t size);
 /* The definition of the macro whose call wrote the start of c; false when
  * no macro wrote it (operator.c). */
 bool macro_definition_of(CXCursor c, CXCursor *def);
+/* The macro call whose text starts where l is (in its file: a token a macro
+ * wrote is at its call), as clang_getCursor finds it there, without its walk
+ * of the function: a null cursor when none starts there (expansions.c). */
+CXCursor macro_call_at(CXTranslationUnit tu, CXSourceLocation l);
+/* Forgets the macro calls listed for a translation unit. */
+void expansions_forget(void);
 /* Forgets what op_of learnt of a translation unit's macros (before it is
  * disposed of: another may come at its address). */
 void op_forget(void);
