@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The CFG builder's state, shared by its two halves: cfg.c lowers statements
+ * The CFG builder's state, shared by its parts: cfg.c lowers statements
  * (the graph's shape: branches, loops, jumps, scopes), cfg_expr.c lowers
- * expressions (the context events in a node, and the conditions of branches).
+ * expressions (the context events in a node), cfg_cond.c the conditions of
+ * branches.
  */
 #ifndef CCTX_VET_CFG_BUILDER_H
 #define CCTX_VET_CFG_BUILDER_H
@@ -111,6 +112,12 @@ int var_of(struct builder *b, CXCursor c);
 bool expr(struct builder *b, CXCursor c, enum role role, int target, bool voided);
 /* v = rhs, for a tracked v (an assignment or an initializer). */
 void assign_var(struct builder *b, int v, CXCursor rhs, struct loc at);
+/* The argument of a call to name that takes over a reference (the thread's
+ * argument of pthread_create and cctx_group_go), or -1. */
+int handover_arg(const char *name);
+
+/* ---- Conditions (cfg_cond.c) ---------------------------------------------- */
+
 /* Evaluates the condition into the current node and makes its two branches. */
 void branch(struct builder *b, CXCursor cond, int *t, int *f);
 

@@ -4,7 +4,8 @@
  *
  * The tool parses each file with libclang, lowers every function body into a
  * small control-flow graph of context events (cfg.c for the statements,
- * cfg_expr.c for the expressions, operator.c to tell their operators),
+ * cfg_expr.c for the expressions, cfg_cond.c for the conditions of branches,
+ * operator.c to tell their operators),
  * searches its paths for lost, double and late releases (paths.c), checks the
  * rules that need no paths (simple.c), filters the findings through the
  * suppression comments and prints them as GCC-style text or SARIF
@@ -144,7 +145,7 @@ bool is_ctx_ptr(CXType t);
 bool decl_has_token(CXCursor decl, const char *word, const char *word2);
 bool in_main_file(CXCursor c);
 
-/* ---- The CFG (cfg.c, cfg_expr.c) ----------------------------------------- */
+/* ---- The CFG (cfg.c, cfg_expr.c, cfg_cond.c) ------------------------------ */
 
 enum ev_kind {
     EV_DEF,        /* var = a new reference (cctx_with_*, cctx_ref)             */

@@ -1,0 +1,211 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The conditions of branches, for the CFG builder: what each branch of a
+ * test knows. A null test of a context variable makes it NULL on one branch
+ * (so the error check after a derivation is no leak), and a tested
+ * pthread_create or cctx_group_go hands its reference over on the success
+ * branch only. `&&`, `||` and `!` are lowered as the branches they make.
+ */
+#include "cfg_builder.h"
+
+#include <string.h>
+
+/* The value a condition tests: c without parentheses and implicit
+ * conversions, and without the __builtin_expect of likely() and unlikely(),
+ * whose value is its first argument's. */
+static CXCursor tested(CXCursor c)
+{
+    for (;;) {
+        CXCursor s = strip(c, false);
+        char name[64];
+        if (clang_getCursorKind(s) != CXCursor_CallExpr || clang_Cursor_getNumArguments(s) < 1)
+            return s;
+        callee_name(s, name, sizeof name);
+        if (strcmp(name, "__builtin_expect") && strcmp(name, "__builtin_expect_with_probability"))
+            return s;
+        c = clang_Cursor_getArgument(s, 0);
+    }
+}
+
+/* +1: on the true branch of c the variable *v is NULL; -1: on the false
+ * branch; 0: c is no null test of a tracked variable. */
+static int null_test(struct builder *b, CXCursor c, int *v)
+{
+    CXCursor s = tested(c);
+    enum CXCursorKind k = clang_getCursorKind(s);
+    char op[8];
+    int r = 0;
+    struct kids ks = kids_of(s);
+    if ((*v = var_of(b, s)) >= 0) {
+        r = -1;
+    } else if (k == CXCursor_UnaryOperator && ks.n == 1 &&
+               strcmp(op_of(s, op, sizeof op), "!") == 0) {
+        r = -null_test(b, ks.v[0], v);
+    } else if (k == CXCursor_BinaryOperator && ks.n == 2) {
+        op_of(s, op, sizeof op);
+        if (strcmp(op, "=") == 0) {
+            r = (*v = var_of(b, ks.v[0])) >= 0 ? -1 : 0;
+        } else if (strcmp(op, "==") == 0 || strcmp(op, "!=") == 0) {
+            int side = is_null_const(ks.v[1]) ? 0 : is_null_const(ks.v[0]) ? 1 : -1;
+            if (side >= 0 && null_test(b, ks.v[side], v) == -1)
+                r = op[0] == '=' ? 1 : -1;
+        }
+    }
+    kids_free(&ks);
+    if (r == 0)
+        *v = -1;
+    return r;
+}
+
+/* c is an integer constant expression other than 0 (EAGAIN, -1). */
+static bool nonzero_const(CXCursor c)
+{
+    CXCursor s = strip(c, true);
+    enum CXCursorKind k = clang_getCursorKind(s);
+    if (k != CXCursor_IntegerLiteral && k != CXCursor_UnaryOperator)
+        return false;
+    CXEvalResult r = clang_Cursor_Evaluate(s);
+    bool yes = r && clang_EvalResult_getKind(r) == CXEval_Int && clang_EvalResult_getAsLongLong(r);
+    if (r)
+        clang_EvalResult_dispose(r);
+    return yes;
+}
+
+/* +1: the true branch of c is a failed hand-over (pthread_create(...) != 0);
+ * -1: the true branch is the successful one; 0: no hand-over tested. The
+ * zero may be on either side (`0 != pthread_create(...)`), and the result
+ * may be kept on the way (`(rc = pthread_create(...)) != 0`): an
+ * assignment's value is the one assigned. */
+static int handover_test(CXCursor c)
+{
+    CXCursor s = tested(c);
+    enum CXCursorKind k = clang_getCursorKind(s);
+    char name[128], op[8];
+    int r = 0;
+    if (k == CXCursor_CallExpr) {
+        callee_name(s, name, sizeof name);
+        return handover_arg(name) >= 0 ? 1 : 0;
+    }
+    struct kids ks = kids_of(s);
+    if (k == CXCursor_UnaryOperator && ks.n == 1 && strcmp(op_of(s, op, sizeof op), "!") == 0)
+        r = -handover_test(ks.v[0]);
+    else if (k == CXCursor_BinaryOperator && ks.n == 2) {
+        op_of(s, op, sizeof op);
+        int side = is_null_const(ks.v[1]) ? 0 : is_null_const(ks.v[0]) ? 1 : -1;
+        /* `(rc = pthread_create(...)) == EAGAIN`: a non-zero constant is an
+         * error code; equal to it, the call failed (the retry loop's case),
+         * and the other branch is taken for success, as after `!= 0`. */
+        int error_side = side >= 0                ? -1
+                         : nonzero_const(ks.v[1]) ? 0
+                         : nonzero_const(ks.v[0]) ? 1
+                                                  : -1;
+        if (strcmp(op, "=") == 0)
+            r = handover_test(ks.v[1]);
+        else if (side >= 0 && strcmp(op, "!=") == 0)
+            r = handover_test(ks.v[side]);
+        else if (side >= 0 && strcmp(op, "==") == 0)
+            r = -handover_test(ks.v[side]);
+        else if (error_side >= 0 && strcmp(op, "==") == 0)
+            r = handover_test(ks.v[error_side]);
+        else if (error_side >= 0 && strcmp(op, "!=") == 0)
+            r = -handover_test(ks.v[error_side]);
+    }
+    kids_free(&ks);
+    return r;
+}
+
+static bool const_value(CXCursor c, long long *value)
+{
+    c = strip(c, true);
+    if (clang_getCursorKind(c) != CXCursor_IntegerLiteral)
+        return false;
+    CXEvalResult r = clang_Cursor_Evaluate(c);
+    bool ok = r && clang_EvalResult_getKind(r) == CXEval_Int;
+    if (ok)
+        *value = clang_EvalResult_getAsLongLong(r);
+    if (r)
+        clang_EvalResult_dispose(r);
+    return ok;
+}
+
+/* The branches of `a && b` or `a || b`: b is tested only where a did not
+ * decide, so what each test tells its side holds there. */
+static void short_circuit_branch(struct builder *b, CXCursor a, CXCursor c, bool and, int *t,
+                                 int *f)
+{
+    int at, af, ct, cf, join;
+    branch(b, a, &at, &af);
+    b->cur = and? at : af;
+    branch(b, c, &ct, &cf);
+    join = new_node(b->g);
+    edge(b->g, and? af : at, join);
+    edge(b->g, and? cf : ct, join);
+    *t = and? ct : join;
+    *f = and? join : cf;
+}
+
+static void lower_branch(struct builder *b, CXCursor cond, int *t, int *f);
+
+void branch(struct builder *b, CXCursor cond, int *t, int *f)
+{
+    if (!deeper(b)) { /* two branches still, for the caller to join */
+        *t = new_node(b->g);
+        *f = new_node(b->g);
+        return;
+    }
+    lower_branch(b, cond, t, f);
+    b->depth--;
+}
+
+static void lower_branch(struct builder *b, CXCursor cond, int *t, int *f)
+{
+    CXCursor s = tested(cond);
+    enum CXCursorKind k = clang_getCursorKind(s);
+    if (k == CXCursor_BinaryOperator || k == CXCursor_UnaryOperator) {
+        char op[8];
+        op_of(s, op, sizeof op);
+        bool and = strcmp(op, "&&") == 0, or = strcmp(op, "||") == 0;
+        bool not = strcmp(op, "!") == 0 && k == CXCursor_UnaryOperator;
+        struct kids ks = kids_of(s);
+        bool done = true;
+        if (not &&ks.n == 1)
+            branch(b, ks.v[0], f, t);
+        else if ((and || or) && ks.n == 2)
+            short_circuit_branch(b, ks.v[0], ks.v[1], and, t, f);
+        else
+            done = false;
+        kids_free(&ks);
+        if (done)
+            return;
+    }
+    /* A condition may be lowered inside another's (a `&&` in a call's
+     * arguments): the outer one's hand-overs wait meanwhile. */
+    bool outer_defer = b->defer;
+    int outer_ndeferred = b->ndeferred;
+    struct event outer_deferred[8];
+    memcpy(outer_deferred, b->deferred, sizeof outer_deferred);
+    int hv = handover_test(cond);
+    b->defer = hv != 0;
+    b->ndeferred = 0;
+    expr(b, cond, ROLE_OTHER, -1, false);
+    b->defer = false;
+    if (b->cur < 0)
+        b->cur = new_node(b->g);
+    long long value = 0;
+    bool known = const_value(cond, &value);
+    *t = new_node(b->g);
+    *f = new_node(b->g);
+    if (!known || value)
+        edge(b->g, b->cur, *t);
+    if (!known || !value)
+        edge(b->g, b->cur, *f);
+    int v;
+    int nt = null_test(b, cond, &v);
+    if (nt)
+        emit_at(b->g, nt > 0 ? *t : *f, EV_NULL, v, cursor_loc(cond), NULL);
+    for (int i = 0; i < b->ndeferred; i++)
+        emit_at(b->g, hv > 0 ? *f : *t, EV_HANDOVER, b->deferred[i].var, b->deferred[i].at, NULL);
+    b->defer = outer_defer;
+    b->ndeferred = outer_ndeferred;
+    memcpy(b->deferred, outer_deferred, sizeof outer_deferred);
+}
