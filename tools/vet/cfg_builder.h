@@ -112,6 +112,10 @@ int var_of(struct builder *b, CXCursor c);
 bool expr(struct builder *b, CXCursor c, enum role role, int target, bool voided);
 /* v = rhs, for a tracked v (an assignment or an initializer). */
 void assign_var(struct builder *b, int v, CXCursor rhs, struct loc at);
+/* The operand a of a test (a comparison, `!`, a condition) is itself a
+ * derivation: its value is tested, then lost, and the context it made can
+ * never be released (`unchecked`). */
+void tested_only(CXCursor a);
 /* The argument of a call to name that takes over a reference (the thread's
  * argument of pthread_create and cctx_group_go), or -1. */
 int handover_arg(const char *name);

@@ -184,6 +184,9 @@ static void lower_branch(struct builder *b, CXCursor cond, int *t, int *f)
     int outer_ndeferred = b->ndeferred;
     struct event outer_deferred[8];
     memcpy(outer_deferred, b->deferred, sizeof outer_deferred);
+    /* A derivation tested and then lost: `if (cctx_with_cancel(p, NULL))`
+     * (its comparisons and `!` are read as the expression is lowered). */
+    tested_only(tested(cond));
     int hv = handover_test(cond);
     b->defer = hv != 0;
     b->ndeferred = 0;

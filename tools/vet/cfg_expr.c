@@ -176,6 +176,21 @@ static void passed_on(CXCursor c, const char *name, CXCursor a)
            intern(inner, inner_name), outer);
 }
 
+void tested_only(CXCursor a)
+{
+    CXCursor inner = strip(a, true);
+    char name[128];
+    if (clang_getCursorKind(inner) != CXCursor_CallExpr)
+        return;
+    callee_name(inner, name, sizeof name);
+    if (!is_derivation(name) || !is_ctx_ptr(clang_getCursorType(inner)))
+        return;
+    report(R_UNCHECKED, written_loc(inner),
+           "the context made by %s is only tested, and never released (assign it to a "
+           "variable, test that, and release it)",
+           intern(inner, name));
+}
+
 /* The tracked variable x of an argument written cctx_ref(x) (casts
  * aside), or -1. */
 static int ref_argument(struct builder *b, CXCursor a)
@@ -509,6 +524,15 @@ static bool lower_expr(struct builder *b, CXCursor c, enum role role, int target
             kids_free(&ks);
             return false;
         }
+        if (clang_getCanonicalType(clang_getCursorType(s)).kind != CXType_Pointer &&
+            strcmp(op, ",") != 0) {
+            /* A comparison, `&&`, `||` (or an operator a macro wrote, which
+             * cannot be told from them): the value keeps no pointer. */
+            struct kids ks = kids_of(s);
+            for (unsigned i = 0; i < ks.n; i++)
+                tested_only(ks.v[i]);
+            kids_free(&ks);
+        }
         if (strcmp(op, "&&") == 0 || strcmp(op, "||") == 0 ||
             (!op[0] && clang_getCanonicalType(clang_getCursorType(s)).kind == CXType_Int)) {
             short_circuit(b, s, op);
@@ -555,6 +579,11 @@ static bool lower_expr(struct builder *b, CXCursor c, enum role role, int target
                 emit(b, EV_ESCAPE, v, cursor_loc(s), ESCAPE_ADDRESS);
                 return false;
             }
+        } else if (strcmp(op, "!") == 0) {
+            struct kids ks = kids_of(s);
+            if (ks.n == 1)
+                tested_only(ks.v[0]);
+            kids_free(&ks);
         }
         break;
     case CXCursor_InitListExpr:

@@ -25,8 +25,8 @@ const struct rule_info rules[R_COUNT] = {
     [R_CTXFIRST] = {"ctxfirst", true, "a context parameter that is not the first"},
     [R_FIELD] = {"field", false, "a context stored in a struct field"},
     [R_UNCHECKED] = {"unchecked", true,
-                     "the result of a derivation is ignored or passed straight to a call, or "
-                     "that of cctx_wait is ignored"},
+                     "the result of a derivation is ignored, passed straight to a call or only "
+                     "tested, or that of cctx_wait is ignored"},
 };
 bool rule_on[R_COUNT];
 
