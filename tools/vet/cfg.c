@@ -382,8 +382,26 @@ static void lower_stmt(struct builder *b, CXCursor c)
     switch (k) {
     case CXCursor_CompoundStmt: {
         int mark = b->nlocals;
-        for (unsigned i = 0; i < ks.n; i++)
+        for (unsigned i = 0; i < ks.n; i++) {
+            CXCursor kept =
+                i + 1 < ks.n ? handover_result(b, ks.v[i], ks.v[i + 1]) : clang_getNullCursor();
+            if (clang_Cursor_isNull(kept)) {
+                stmt(b, ks.v[i]);
+                continue;
+            }
+            /* Its hand-overs wait for the test in the next statement. */
+            b->defer = true;
+            b->ndeferred = 0;
             stmt(b, ks.v[i]);
+            b->defer = false;
+            memcpy(b->pending, b->deferred, sizeof b->pending);
+            b->npending = b->ndeferred;
+            b->ndeferred = 0;
+            b->result = kept;
+            stmt(b, ks.v[++i]);
+            b->result = clang_getNullCursor();
+            b->npending = 0;
+        }
         if (b->cur >= 0)
             scope_ends(b, mark, end_loc(c));
         b->nlocals = mark;
@@ -565,7 +583,7 @@ void cfg_build(struct cfg *g, CXCursor fn)
     CXString s = clang_getCursorSpelling(fn);
     copy_name(g->fname, sizeof g->fname, clang_getCString(s));
     clang_disposeString(s);
-    struct builder b = {.g = g, .sw = -1};
+    struct builder b = {.g = g, .sw = -1, .result = clang_getNullCursor()};
     g->entry = b.cur = new_node(g);
     /* The function's own parameters: among its children are also those of
      * a function type it returns (int (*pick(int))(cctx_t *ctx, int)). */

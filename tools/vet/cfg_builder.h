@@ -62,6 +62,12 @@ struct builder {
     bool defer; /* hand-overs in a condition wait for the success branch */
     struct event deferred[8];
     int ndeferred;
+    /* `rc = pthread_create(...); if (rc)`: the variable that keeps the
+     * result (its declaration), and the hand-overs of that statement,
+     * waiting for the `if` that tests it to know its success branch. */
+    CXCursor result;
+    struct event pending[8];
+    int npending;
     /* Inside the right operand of an operator that may be && or || (one a
      * macro wrote, which cannot be told): that operand may not run, so a call
      * there that never returns ends no path. */
@@ -124,5 +130,11 @@ int handover_arg(const char *name);
 
 /* Evaluates the condition into the current node and makes its two branches. */
 void branch(struct builder *b, CXCursor cond, int *t, int *f);
+/* The variable (its declaration) in which the statement s keeps the result
+ * of a call that hands a reference over (`rc = pthread_create(...);`, `int
+ * rc = cctx_group_go(...);`) when next is an `if` that tests it (`if (rc)`,
+ * `if (rc != 0)`, `if (!rc)`): the hand-over happens on the success branch
+ * of that test only. A null cursor otherwise. */
+CXCursor handover_result(struct builder *b, CXCursor s, CXCursor next);
 
 #endif /* CCTX_VET_CFG_BUILDER_H */

@@ -75,8 +75,10 @@ static bool nonzero_const(CXCursor c)
  * -1: the true branch is the successful one; 0: no hand-over tested. The
  * zero may be on either side (`0 != pthread_create(...)`), and the result
  * may be kept on the way (`(rc = pthread_create(...)) != 0`): an
- * assignment's value is the one assigned. */
-static int handover_test(CXCursor c)
+ * assignment's value is the one assigned. The variable that kept the result
+ * of the statement before (b->result, `rc = pthread_create(...); if (rc)`)
+ * is tested as the call would be, and *kept says it was. */
+static int handover_test(struct builder *b, CXCursor c, bool *kept)
 {
     CXCursor s = tested(c);
     enum CXCursorKind k = clang_getCursorKind(s);
@@ -86,9 +88,15 @@ static int handover_test(CXCursor c)
         callee_name(s, name, sizeof name);
         return handover_arg(name) >= 0 ? 1 : 0;
     }
+    if (k == CXCursor_DeclRefExpr) {
+        bool yes = !clang_Cursor_isNull(b->result) &&
+                   clang_equalCursors(clang_getCursorReferenced(s), b->result);
+        *kept = *kept || yes;
+        return yes;
+    }
     struct kids ks = kids_of(s);
     if (k == CXCursor_UnaryOperator && ks.n == 1 && strcmp(op_of(s, op, sizeof op), "!") == 0)
-        r = -handover_test(ks.v[0]);
+        r = -handover_test(b, ks.v[0], kept);
     else if (k == CXCursor_BinaryOperator && ks.n == 2) {
         op_of(s, op, sizeof op);
         int side = is_null_const(ks.v[1]) ? 0 : is_null_const(ks.v[0]) ? 1 : -1;
@@ -100,15 +108,15 @@ static int handover_test(CXCursor c)
                          : nonzero_const(ks.v[0]) ? 1
                                                   : -1;
         if (strcmp(op, "=") == 0)
-            r = handover_test(ks.v[1]);
+            r = handover_test(b, ks.v[1], kept);
         else if (side >= 0 && strcmp(op, "!=") == 0)
-            r = handover_test(ks.v[side]);
+            r = handover_test(b, ks.v[side], kept);
         else if (side >= 0 && strcmp(op, "==") == 0)
-            r = -handover_test(ks.v[side]);
+            r = -handover_test(b, ks.v[side], kept);
         else if (error_side >= 0 && strcmp(op, "==") == 0)
-            r = handover_test(ks.v[error_side]);
+            r = handover_test(b, ks.v[error_side], kept);
         else if (error_side >= 0 && strcmp(op, "!=") == 0)
-            r = -handover_test(ks.v[error_side]);
+            r = -handover_test(b, ks.v[error_side], kept);
     }
     kids_free(&ks);
     return r;
@@ -187,9 +195,16 @@ static void lower_branch(struct builder *b, CXCursor cond, int *t, int *f)
     /* A derivation tested and then lost: `if (cctx_with_cancel(p, NULL))`
      * (its comparisons and `!` are read as the expression is lowered). */
     tested_only(tested(cond));
-    int hv = handover_test(cond);
+    bool kept = false;
+    int hv = handover_test(b, cond, &kept);
     b->defer = hv != 0;
     b->ndeferred = 0;
+    if (kept) { /* the hand-overs of the statement before wait for this test */
+        memcpy(b->deferred, b->pending, sizeof b->deferred);
+        b->ndeferred = b->npending;
+        b->npending = 0;
+        b->result = clang_getNullCursor();
+    }
     expr(b, cond, ROLE_OTHER, -1, false);
     b->defer = false;
     if (b->cur < 0)
@@ -211,4 +226,45 @@ static void lower_branch(struct builder *b, CXCursor cond, int *t, int *f)
     b->defer = outer_defer;
     b->ndeferred = outer_ndeferred;
     memcpy(b->deferred, outer_deferred, sizeof outer_deferred);
+}
+
+CXCursor handover_result(struct builder *b, CXCursor s, CXCursor next)
+{
+    CXCursor var = clang_getNullCursor(), value = clang_getNullCursor();
+    if (clang_getCursorKind(next) != CXCursor_IfStmt)
+        return var;
+    struct kids ks = kids_of(s);
+    char op[8], name[128];
+    if (clang_getCursorKind(s) == CXCursor_DeclStmt) {
+        if (ks.n == 1 && clang_getCursorKind(ks.v[0]) == CXCursor_VarDecl) {
+            var = ks.v[0];
+            value = clang_Cursor_getVarDeclInitializer(var);
+        }
+    } else if (clang_isExpression(clang_getCursorKind(s))) {
+        CXCursor a = strip(s, false);
+        struct kids sides = kids_of(a);
+        if (clang_getCursorKind(a) == CXCursor_BinaryOperator && sides.n == 2 &&
+            strcmp(op_of(a, op, sizeof op), "=") == 0 &&
+            clang_getCursorKind(strip(sides.v[0], false)) == CXCursor_DeclRefExpr) {
+            var = clang_getCursorReferenced(strip(sides.v[0], false));
+            value = sides.v[1];
+        }
+        kids_free(&sides);
+    }
+    kids_free(&ks);
+    value = clang_Cursor_isNull(value) ? value : strip(value, true);
+    if (clang_getCursorKind(value) != CXCursor_CallExpr)
+        return clang_getNullCursor();
+    callee_name(value, name, sizeof name);
+    if (handover_arg(name) < 0)
+        return clang_getNullCursor();
+    struct kids parts = kids_of(next);
+    CXCursor saved = b->result;
+    bool kept = false;
+    b->result = var;
+    if (parts.n < 2 || handover_test(b, parts.v[0], &kept) == 0 || !kept)
+        var = clang_getNullCursor();
+    b->result = saved;
+    kids_free(&parts);
+    return var;
 }
