@@ -338,7 +338,9 @@ bool statement_expr(struct builder *b, CXCursor block, enum role role, int targe
         CXCursor s = ks.v[i];
         bool value = i + 1 == ks.n && clang_isExpression(clang_getCursorKind(s));
         int v = value ? var_of(b, s) : -1;
-        if (v >= 0 && (role == ROLE_ASSIGN || role == ROLE_STORE))
+        if (v >= 0 && stores(role))
+            kept(b, v, role, cursor_loc(s));
+        else if (v >= 0 && role == ROLE_ASSIGN)
             emit(b, EV_ESCAPE, v, cursor_loc(s), NULL); /* its value is kept elsewhere */
         else if (value)
             defined = expr(b, s, role, target, voided);
@@ -528,14 +530,13 @@ static void lower_stmt(struct builder *b, CXCursor c)
         break;
     case CXCursor_ReturnStmt:
         if (ks.n) {
+            /* The caller takes a reference that the cleanup below drops:
+             * the variable's, or an arm's of `ok ? c : NULL`. */
             int v = var_of(b, ks.v[0]);
-            if (v >= 0 && g->vars[v].autorel)
-                /* The caller takes a reference that the cleanup below drops. */
-                emit(b, EV_HANDOVER, v, at, "returned");
-            else if (v >= 0)
-                emit(b, EV_ESCAPE, v, at, NULL);
+            if (v >= 0)
+                kept(b, v, ROLE_RETURN, at);
             else
-                expr(b, ks.v[0], ROLE_STORE, -1, false);
+                expr(b, ks.v[0], ROLE_RETURN, -1, false);
         }
         scope_ends(b, 0, at);
         emit(b, EV_EXIT, -1, at, NULL);

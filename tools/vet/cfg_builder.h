@@ -86,7 +86,11 @@ struct builder {
 #define VET_MAX_DEPTH 50000
 #define VET_STACK_BYTES (1024UL << 20)
 
-enum role { ROLE_OTHER, ROLE_DISCARD, ROLE_ASSIGN, ROLE_STORE };
+/* What becomes of an expression's value: read, dropped, assigned to a
+ * tracked variable, or kept elsewhere. Of the values kept elsewhere, the
+ * ones the caller gets (returned, or stored through an out-parameter) are
+ * told apart: a CCTX_AUTO variable's cleanup still drops what they hold. */
+enum role { ROLE_OTHER, ROLE_DISCARD, ROLE_ASSIGN, ROLE_STORE, ROLE_RETURN, ROLE_OUT };
 
 /* ---- Graph and builder helpers (cfg.c) ------------------------------------ */
 
@@ -116,6 +120,12 @@ int var_of(struct builder *b, CXCursor c);
  * tracked variable it is assigned to (ROLE_ASSIGN). Returns true when it
  * defined target (a derivation or a cctx_ref). */
 bool expr(struct builder *b, CXCursor c, enum role role, int target, bool voided);
+/* The role keeps the value elsewhere (a store, a return, an out-parameter). */
+bool stores(enum role role);
+/* The tracked variable v is the value kept by role: returned or stored
+ * through an out-parameter, a CCTX_AUTO variable hands the caller one
+ * reference that its cleanup still drops; kept anywhere else, it escapes. */
+void kept(struct builder *b, int v, enum role role, struct loc at);
 /* v = rhs, for a tracked v (an assignment or an initializer). */
 void assign_var(struct builder *b, int v, CXCursor rhs, struct loc at);
 /* The operand a of a test (a comparison, `!`, a condition) is itself a

@@ -354,6 +354,23 @@ static bool through_parameter(CXCursor lhs)
            clang_getCursorKind(clang_getCursorReferenced(p)) == CXCursor_ParmDecl;
 }
 
+bool stores(enum role role)
+{
+    return role == ROLE_STORE || role == ROLE_RETURN || role == ROLE_OUT;
+}
+
+void kept(struct builder *b, int v, enum role role, struct loc at)
+{
+    /* A store anywhere else (a field, a global) may be taken back before
+     * the scope ends: only the caller's reference is known to stay. */
+    if (b->g->vars[v].autorel && role == ROLE_RETURN)
+        emit(b, EV_HANDOVER, v, at, "returned");
+    else if (b->g->vars[v].autorel && role == ROLE_OUT)
+        emit(b, EV_HANDOVER, v, at, VET_STORED_FOR_THE_CALLER);
+    else
+        emit(b, EV_ESCAPE, v, at, NULL);
+}
+
 static void assign(struct builder *b, CXCursor lhs, CXCursor rhs, struct loc at)
 {
     int v = var_of(b, lhs);
@@ -362,17 +379,15 @@ static void assign(struct builder *b, CXCursor lhs, CXCursor rhs, struct loc at)
         return;
     }
     /* A store anywhere else (a field, a global, through a pointer, an array
-     * element) keeps the context beyond what this function can see. */
+     * element) keeps the context beyond what this function can see; through
+     * an out-parameter, the caller gets it. */
     expr(b, lhs, ROLE_OTHER, -1, false);
+    enum role role = through_parameter(lhs) ? ROLE_OUT : ROLE_STORE;
     int w = var_of(b, rhs);
-    if (w >= 0 && b->g->vars[w].autorel && through_parameter(lhs))
-        /* The caller gets a reference that CCTX_AUTO's cleanup still drops
-         * (a store anywhere else may be taken back before the scope ends). */
-        emit(b, EV_HANDOVER, w, at, VET_STORED_FOR_THE_CALLER);
-    else if (w >= 0)
-        emit(b, EV_ESCAPE, w, at, NULL);
+    if (w >= 0)
+        kept(b, w, role, at);
     else
-        expr(b, rhs, ROLE_STORE, -1, false);
+        expr(b, rhs, role, -1, false);
 }
 
 /* The operands of `&&` and `||` (op), the right one on the branch where the
@@ -413,8 +428,8 @@ static void arm(struct builder *b, CXCursor value, enum role role, int target, b
 {
     if (role == ROLE_ASSIGN && target >= 0)
         assign_var(b, target, value, at);
-    else if (role == ROLE_STORE && var_of(b, value) >= 0)
-        emit(b, EV_ESCAPE, var_of(b, value), cursor_loc(value), NULL);
+    else if (stores(role) && var_of(b, value) >= 0)
+        kept(b, var_of(b, value), role, cursor_loc(value));
     else
         expr(b, value, role, target, voided);
 }
@@ -472,7 +487,7 @@ static bool conditional(struct builder *b, CXCursor s, CXCursor cond, CXCursor y
     b->cur = t;
     if (!clang_Cursor_isNull(yes))
         arm(b, yes, role, target, voided, at);
-    else if (var_of(b, cond) >= 0 && (role == ROLE_STORE || (role == ROLE_ASSIGN && target >= 0)))
+    else if (var_of(b, cond) >= 0 && (stores(role) || (role == ROLE_ASSIGN && target >= 0)))
         arm(b, cond, role, target, voided, at); /* the condition's value, read again */
     else if (role == ROLE_ASSIGN && target >= 0)
         emit(b, EV_BORROW, target, at, NULL);
@@ -510,8 +525,10 @@ static bool lower_expr(struct builder *b, CXCursor c, enum role role, int target
     switch (k) {
     case CXCursor_DeclRefExpr: {
         int v = var_of(b, s);
-        if (v >= 0)
-            emit(b, role == ROLE_STORE ? EV_ESCAPE : EV_USE, v, cursor_loc(s), NULL);
+        if (v >= 0 && stores(role))
+            kept(b, v, role, cursor_loc(s));
+        else if (v >= 0)
+            emit(b, EV_USE, v, cursor_loc(s), NULL);
         return false;
     }
     case CXCursor_CallExpr:
