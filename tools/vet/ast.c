@@ -132,6 +132,45 @@ void callee_name(CXCursor call, char *buf, size_t size)
     clang_disposeString(s);
 }
 
+static bool is_word(const char *t, const char *word, const char *word2)
+{
+    return strcmp(t, word) == 0 || (word2 && strcmp(t, word2) == 0);
+}
+
+/* The macro whose call starts at tok (`NORET` for _Noreturn, or a macro
+ * that writes the whole prototype, `DECLARE_DIE(fatal);`) holds the word in
+ * its text before the first `(` of that text: among the specifiers, not in
+ * a parameter list. */
+static bool macro_has_word(CXTranslationUnit tu, CXToken tok, const char *word, const char *word2)
+{
+    if (clang_getTokenKind(tok) != CXToken_Identifier)
+        return false;
+    CXCursor call = macro_call_at(tu, clang_getTokenLocation(tu, tok));
+    CXCursor def = clang_getCursorReferenced(call);
+    if (clang_getCursorKind(call) != CXCursor_MacroExpansion ||
+        clang_getCursorKind(def) != CXCursor_MacroDefinition)
+        return false;
+    CXToken *toks;
+    unsigned nt, i = 1; /* after the macro's name */
+    bool found = false;
+    clang_tokenize(tu, clang_getCursorExtent(def), &toks, &nt);
+    if (clang_Cursor_isMacroFunctionLike(def)) /* after its parameter list */
+        for (bool done = false; i < nt && !done; i++) {
+            CXString s = clang_getTokenSpelling(tu, toks[i]);
+            done = strcmp(clang_getCString(s), ")") == 0;
+            clang_disposeString(s);
+        }
+    for (bool end = false; i < nt && !found && !end; i++) {
+        CXString s = clang_getTokenSpelling(tu, toks[i]);
+        const char *t = clang_getCString(s);
+        end = strcmp(t, "(") == 0 || strcmp(t, "{") == 0 || strcmp(t, ";") == 0;
+        found = !end && is_word(t, word, word2);
+        clang_disposeString(s);
+    }
+    clang_disposeTokens(tu, toks, nt);
+    return found;
+}
+
 bool decl_has_token(CXCursor decl, const char *word, const char *word2)
 {
     CXTranslationUnit tu = clang_Cursor_getTranslationUnit(decl);
@@ -162,7 +201,7 @@ bool decl_has_token(CXCursor decl, const char *word, const char *word2)
         else if (depth > 0 && strcmp(t, ")") == 0)
             depth--;
         else if (depth == 0 && !end)
-            found = strcmp(t, word) == 0 || (word2 && strcmp(t, word2) == 0);
+            found = is_word(t, word, word2) || macro_has_word(tu, toks[i], word, word2);
         clang_disposeString(s);
         if (end)
             break;
