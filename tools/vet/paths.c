@@ -36,9 +36,16 @@ struct state {
  * that differ only there are walked once, and report the first one's line. */
 static uint64_t key(const struct state *s)
 {
+    /* Where the context was made words a leak, and a `background` finding
+     * while it is live: it is read only while the reference may still be
+     * owed, live or handed for the caller (a cctx_ref makes that one owed
+     * again). Released, NULL or escaped, nothing reads it until a new
+     * definition sets it: with it, each of n derivations made a state of
+     * its own at every node after it, n^2 in all. */
+    bool def_read = s->kind == S_LIVE || (s->kind == S_DEAD && s->handed);
+    uint64_t def = def_read ? s->def.line & 0xffffff : 0;
     return (uint64_t)s->kind | (uint64_t)(s->owed & 7) << 3 | (uint64_t)s->borrowed << 6 |
-           (uint64_t)s->handed << 7 | (uint64_t)(s->def.line & 0xffffff) << 8 |
-           (uint64_t)s->gone << 56;
+           (uint64_t)s->handed << 7 | def << 8 | (uint64_t)s->gone << 56;
 }
 
 struct seen {
