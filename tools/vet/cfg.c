@@ -58,11 +58,39 @@ void emit(struct builder *b, enum ev_kind k, int var, struct loc at, const char 
     emit_at(b->g, b->cur, k, var, at, what);
 }
 
+int var_index(const struct cfg *g, CXCursor decl)
+{
+    if (!g->nbyhash)
+        return -1;
+    for (unsigned h = clang_hashCursor(decl);; h++) {
+        int i = g->byhash[h & (g->nbyhash - 1)] - 1;
+        if (i < 0 || clang_equalCursors(decl, g->vars[i].decl))
+            return i;
+    }
+}
+
+static void index_var(struct cfg *g, int v)
+{
+    unsigned h = clang_hashCursor(g->vars[v].decl);
+    while (g->byhash[h & (g->nbyhash - 1)])
+        h++;
+    g->byhash[h & (g->nbyhash - 1)] = v + 1;
+}
+
 static int add_var(struct cfg *g, CXCursor decl, bool param, bool autorel)
 {
-    for (int i = 0; i < g->nvars; i++)
-        if (clang_equalCursors(decl, g->vars[i].decl))
-            return i;
+    int old = var_index(g, decl);
+    if (old >= 0)
+        return old;
+    if (2 * ((unsigned)g->nvars + 1) > g->nbyhash) {
+        free(g->byhash);
+        g->nbyhash = g->nbyhash ? 2 * g->nbyhash : 64;
+        g->byhash = calloc(g->nbyhash, sizeof *g->byhash);
+        if (!g->byhash)
+            abort();
+        for (int i = 0; i < g->nvars; i++)
+            index_var(g, i);
+    }
     g->vars = grow(g->vars, &g->capvars, g->nvars + 1, sizeof *g->vars);
     struct var *v = &g->vars[g->nvars];
     memset(v, 0, sizeof *v);
@@ -73,6 +101,7 @@ static int add_var(struct cfg *g, CXCursor decl, bool param, bool autorel)
     CXString s = clang_getCursorSpelling(decl);
     copy_name(v->name, sizeof v->name, clang_getCString(s));
     clang_disposeString(s);
+    index_var(g, g->nvars);
     return g->nvars++;
 }
 
@@ -632,5 +661,6 @@ void cfg_free(struct cfg *g)
     }
     free(g->nodes);
     free(g->vars);
+    free(g->byhash);
     memset(g, 0, sizeof *g);
 }

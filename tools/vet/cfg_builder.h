@@ -97,6 +97,8 @@ enum role { ROLE_OTHER, ROLE_DISCARD, ROLE_ASSIGN, ROLE_STORE, ROLE_RETURN, ROLE
 /* Grows an array to hold need elements; aborts when out of memory. */
 void *grow(void *p, int *cap, int need, size_t size);
 int new_node(struct cfg *g);
+/* The tracked variable that decl declares, or -1. */
+int var_index(const struct cfg *g, CXCursor decl);
 void edge(struct cfg *g, int from, int to);
 void emit_at(struct cfg *g, int node, enum ev_kind k, int var, struct loc at, const char *what);
 /* An event in the current node (a new one after a jump). */

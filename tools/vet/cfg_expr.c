@@ -112,11 +112,7 @@ int var_of(struct builder *b, CXCursor c)
     c = strip(c, true);
     if (clang_getCursorKind(c) != CXCursor_DeclRefExpr)
         return -1;
-    CXCursor d = clang_getCursorReferenced(c);
-    for (int i = 0; i < b->g->nvars; i++)
-        if (clang_equalCursors(d, b->g->vars[i].decl))
-            return i;
-    return -1;
+    return var_index(b->g, clang_getCursorReferenced(c));
 }
 
 static bool starts(const char *s, const char *prefix)

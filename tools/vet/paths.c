@@ -2,11 +2,13 @@
 /*
  * The path rules: lostrelease, doublerelease, useafterrelease, background
  * and the local-context half of blocking. For each context variable
- * of a function, a depth-first search walks the CFG from the entry carrying
- * the variable's state (how many references the function owes, whether it
- * was released or handed to a thread), as Go's lostcancel searches from the
- * definition to a return that meets no use of the cancel function. A state
- * already seen at a node is not walked again, so loops end.
+ * of a function, a depth-first search walks the CFG carrying the variable's
+ * state (how many references the function owes, whether it was released or
+ * handed to a thread), as Go's lostcancel searches from the definition to a
+ * return that meets no use of the cancel function. A state already seen at a
+ * node is not walked again, so loops end. A parameter's search starts at the
+ * entry; a local's at its own events, and leaves the paths where nothing of
+ * its own follows (search, below).
  */
 #include "vet.h"
 
@@ -259,42 +261,292 @@ struct item {
     struct state s;
 };
 
-static void search(const struct cfg *g, int self)
+/* What every variable's search shares, computed once per graph. */
+struct plan {
+    int *reached;      /* 0, or the order in which the walk from the entry first
+                          meets the node (a return, or a call that never
+                          returns, ends a path) */
+    int *lowest;       /* the lowest node reachable from each node, itself too */
+    int *at, *from;    /* the nodes with events of variable v: at[from[v] ..
+                          from[v + 1]), by index */
+    struct seen *seen; /* the states seen at each node, by the search running */
+    int *touched, ntouched;
+};
+
+static void *alloc(size_t n, size_t size)
 {
-    struct seen *seen = calloc((size_t)g->n, sizeof *seen);
-    int cap = 64, n = 0;
-    struct item *stack = malloc((size_t)cap * sizeof *stack);
-    if (!seen || !stack)
+    void *p = calloc(n ? n : 1, size);
+    if (!p)
         abort();
-    stack[n++] = (struct item){g->entry, {.kind = S_NONE}};
+    return p;
+}
+
+static bool ends_path(const struct node *nd)
+{
+    for (int i = 0; i < nd->nev; i++)
+        if (nd->ev[i].kind == EV_NORETURN || nd->ev[i].kind == EV_EXIT)
+            return true;
+    return false;
+}
+
+/* The nodes reached from the entry, as the search walks (not past a node
+ * whose path ends), numbered from 1 in the order its walk from the entry
+ * first meets them; 0 for the others. */
+static int *reached_nodes(const struct cfg *g)
+{
+    int *rank = alloc((size_t)g->n, sizeof *rank), nranked = 0, n = 0, cap = 64;
+    int *stack = alloc((size_t)cap, sizeof *stack);
+    stack[n++] = g->entry;
     while (n > 0) {
-        struct item it = stack[--n];
-        if (!visit(&seen[it.node], key(&it.s)))
+        int u = stack[--n];
+        if (rank[u])
             continue;
-        const struct node *nd = &g->nodes[it.node];
-        bool go = true;
-        for (int i = 0; i < nd->nev && go; i++)
-            go = step(g, &it.s, &nd->ev[i], self);
-        if (!go)
-            continue;
-        for (int i = 0; i < nd->nsucc; i++) {
+        rank[u] = ++nranked;
+        const struct node *nd = &g->nodes[u];
+        for (int i = 0; i < nd->nsucc && !ends_path(nd); i++) {
             if (n == cap) {
                 cap *= 2;
                 stack = realloc(stack, (size_t)cap * sizeof *stack);
                 if (!stack)
                     abort();
             }
-            stack[n++] = (struct item){nd->succ[i], it.s};
+            stack[n++] = nd->succ[i];
         }
     }
+    free(stack);
+    return rank;
+}
+
+static const int *rank_of; /* for later_first: qsort passes no context */
+
+/* The search's starts, the last met from the entry first: the stack is
+ * taken from its end. */
+static int later_first(const void *a, const void *b)
+{
+    int x = rank_of[((const struct item *)a)->node], y = rank_of[((const struct item *)b)->node];
+    return (x < y) - (x > y);
+}
+
+/* The lowest node reachable from each node. Nodes are made in source order
+ * and only a loop or a goto leads back to an earlier one, so past a
+ * variable's last event a path whose lowest reachable node is later than
+ * that meets none of its events again. Kosaraju's strongly connected
+ * components, with explicit stacks (nesting may be 50,000 deep): the
+ * components come out sources first, and each one's lowest node is the
+ * least of its own and of those of the components it leads to. */
+static int *lowest_reachable(const struct cfg *g)
+{
+    int n = g->n, nfinished = 0, top = 0, nedges = 0;
+    int *finished = alloc((size_t)n, sizeof *finished);
+    int *next = alloc((size_t)n, sizeof *next); /* the next successor to try */
+    int *stack = alloc((size_t)n, sizeof *stack);
+    bool *open = alloc((size_t)n, sizeof *open);
+    for (int root = 0; root < n; root++) {
+        if (open[root])
+            continue;
+        open[root] = true;
+        stack[top++] = root;
+        while (top > 0) {
+            int u = stack[top - 1];
+            if (next[u] < g->nodes[u].nsucc) {
+                int w = g->nodes[u].succ[next[u]++];
+                if (!open[w]) {
+                    open[w] = true;
+                    stack[top++] = w;
+                }
+            } else {
+                finished[nfinished++] = u;
+                top--;
+            }
+        }
+    }
+    /* The predecessors, for the walk of the reversed graph. */
+    int *first = alloc((size_t)n + 1, sizeof *first);
+    for (int u = 0; u < n; u++)
+        for (int i = 0; i < g->nodes[u].nsucc; i++, nedges++)
+            first[g->nodes[u].succ[i] + 1]++;
+    for (int u = 0; u < n; u++)
+        first[u + 1] += first[u];
+    int *pred = alloc((size_t)nedges, sizeof *pred), *fill = alloc((size_t)n, sizeof *fill);
+    for (int u = 0; u < n; u++)
+        for (int i = 0; i < g->nodes[u].nsucc; i++) {
+            int w = g->nodes[u].succ[i];
+            pred[first[w] + fill[w]++] = u;
+        }
+    int *comp = alloc((size_t)n, sizeof *comp), *order = alloc((size_t)n, sizeof *order);
+    int *low = alloc((size_t)n, sizeof *low), ncomp = 0, norder = 0;
+    for (int u = 0; u < n; u++)
+        comp[u] = -1;
+    for (int k = nfinished - 1; k >= 0; k--) {
+        int root = finished[k];
+        if (comp[root] >= 0)
+            continue;
+        low[ncomp] = root;
+        comp[root] = ncomp;
+        stack[top++] = root;
+        while (top > 0) {
+            int u = stack[--top];
+            order[norder++] = u;
+            low[ncomp] = u < low[ncomp] ? u : low[ncomp];
+            for (int i = first[u]; i < first[u + 1]; i++)
+                if (comp[pred[i]] < 0) {
+                    comp[pred[i]] = ncomp;
+                    stack[top++] = pred[i];
+                }
+        }
+        ncomp++;
+    }
+    /* Backwards, the components an edge leads to are done first. */
+    for (int k = norder - 1; k >= 0; k--) {
+        int u = order[k];
+        for (int i = 0; i < g->nodes[u].nsucc; i++) {
+            int d = comp[g->nodes[u].succ[i]];
+            low[comp[u]] = low[d] < low[comp[u]] ? low[d] : low[comp[u]];
+        }
+    }
+    int *lowest = alloc((size_t)n, sizeof *lowest);
+    for (int u = 0; u < n; u++)
+        lowest[u] = low[comp[u]];
+    free(finished);
+    free(next);
+    free(stack);
+    free(open);
+    free(first);
+    free(pred);
+    free(fill);
+    free(comp);
+    free(order);
+    free(low);
+    return lowest;
+}
+
+static void plan_make(const struct cfg *g, struct plan *p)
+{
+    p->reached = reached_nodes(g);
+    p->lowest = lowest_reachable(g);
+    p->from = alloc((size_t)g->nvars + 1, sizeof *p->from);
+    int *last = alloc((size_t)g->nvars, sizeof *last), total = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (int v = 0; v < g->nvars; v++)
+            last[v] = -1;
+        int *fill = pass ? alloc((size_t)g->nvars, sizeof *fill) : NULL;
+        for (int u = 0; u < g->n; u++)
+            for (int i = 0; i < g->nodes[u].nev; i++) {
+                int v = g->nodes[u].ev[i].var;
+                if (v < 0 || last[v] == u)
+                    continue;
+                last[v] = u;
+                if (pass)
+                    p->at[p->from[v] + fill[v]++] = u;
+                else
+                    p->from[v + 1]++;
+            }
+        free(fill);
+        if (!pass) {
+            for (int v = 0; v < g->nvars; v++)
+                p->from[v + 1] += p->from[v];
+            total = p->from[g->nvars];
+            p->at = alloc((size_t)total, sizeof *p->at);
+        }
+    }
+    free(last);
+    p->seen = alloc((size_t)g->n, sizeof *p->seen);
+    p->touched = alloc((size_t)g->n, sizeof *p->touched);
+    p->ntouched = 0;
+}
+
+static void plan_free(const struct cfg *g, struct plan *p)
+{
     for (int i = 0; i < g->n; i++)
-        free(seen[i].k);
-    free(seen);
+        free(p->seen[i].k);
+    free(p->seen);
+    free(p->touched);
+    free(p->reached);
+    free(p->lowest);
+    free(p->at);
+    free(p->from);
+}
+
+/* A local variable's state that no event but its own can make a finding of
+ * (nothing is owed, nothing is live): NONE, NULL and escaped wait for a new
+ * definition, which makes the same state whatever came before; a released
+ * one waits for a use or a release. */
+static bool inert(const struct state *s)
+{
+    return s->kind == S_NONE || s->kind == S_NULL || s->kind == S_ESC;
+}
+
+/* A parameter's search walks every path from the entry. A local's starts
+ * at each node with its events that the entry reaches, in the state it has
+ * before its declaration, and leaves what no event of its own follows: an
+ * inert state (what it meets next is one of those starts, the same state in
+ * effect), and a released one on a path that cannot come back to its
+ * events. Its findings are those of the walk from the entry, without that
+ * walk's cost: a function of n variables, each in a block of its own, cost
+ * n times the function before. */
+static void search(const struct cfg *g, int self, struct plan *p)
+{
+    bool local = !g->vars[self].param;
+    int cap = 64, n = 0;
+    struct item *stack = alloc((size_t)cap, sizeof *stack);
+    if (!local) {
+        stack[n++] = (struct item){g->entry, {.kind = S_NONE}};
+    } else {
+        int need = p->from[self + 1] - p->from[self];
+        if (need > cap) {
+            cap = need;
+            stack = realloc(stack, (size_t)cap * sizeof *stack);
+            if (!stack)
+                abort();
+        }
+        /* The first met from the entry is walked first, as the walk from
+         * the entry would: where two paths make one finding, its message
+         * is the same. */
+        for (int i = p->from[self]; i < p->from[self + 1]; i++)
+            if (p->reached[p->at[i]])
+                stack[n++] = (struct item){p->at[i], {.kind = S_NONE}};
+        rank_of = p->reached;
+        if (n > 1)
+            qsort(stack, (size_t)n, sizeof *stack, later_first);
+    }
+    int last = p->from[self + 1] > p->from[self] ? p->at[p->from[self + 1] - 1] : -1;
+    while (n > 0) {
+        struct item it = stack[--n];
+        if (p->seen[it.node].n == 0)
+            p->touched[p->ntouched++] = it.node;
+        if (!visit(&p->seen[it.node], key(&it.s)))
+            continue;
+        const struct node *nd = &g->nodes[it.node];
+        bool go = true;
+        for (int i = 0; i < nd->nev && go; i++)
+            go = step(g, &it.s, &nd->ev[i], self);
+        if (!go || (local && inert(&it.s)))
+            continue;
+        for (int i = 0; i < nd->nsucc; i++) {
+            int to = nd->succ[i];
+            if (local && it.s.kind == S_DEAD && p->lowest[to] > last)
+                continue;
+            if (n == cap) {
+                cap *= 2;
+                stack = realloc(stack, (size_t)cap * sizeof *stack);
+                if (!stack)
+                    abort();
+            }
+            stack[n++] = (struct item){to, it.s};
+        }
+    }
+    /* The next search starts with nothing seen, in the arrays kept. */
+    for (int i = 0; i < p->ntouched; i++)
+        p->seen[p->touched[i]].n = 0;
+    p->ntouched = 0;
     free(stack);
 }
 
 void check_paths(const struct cfg *g)
 {
+    struct plan p;
+    plan_make(g, &p);
     for (int i = 0; i < g->nvars; i++)
-        search(g, i);
+        search(g, i, &p);
+    plan_free(g, &p);
 }

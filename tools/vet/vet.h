@@ -197,6 +197,11 @@ struct cfg {
     int n, cap;
     struct var *vars;
     int nvars, capvars;
+    /* The variables by their declaration's hash (index + 1, 0 for none;
+     * open addressing, at most half full): a function of n variables looked
+     * each one up in n. */
+    int *byhash;
+    unsigned nbyhash; /* a power of 2, or 0 */
     int entry;
     char fname[128];
     bool too_complex; /* nested too deep to lower: not checked */
