@@ -161,6 +161,7 @@ struct xfer {
     bool ready;     /* poll reported readiness since the last attempt */
     short seen;     /* what poll reported then */
     bool asked;     /* refusal_of asked once: not the disk's refusal */
+    bool probed;    /* polled mode: the call made once with 0 bytes */
     /* A write to a blocking tty needs a descriptor of its own (see the
      * top), which only write_through_own opens: under a cleanup handler
      * that closes it should the thread be cancelled in the write. */
@@ -311,12 +312,33 @@ static int misled(cctx_t *ctx, int64_t *slice, bool overstates)
 }
 
 /* One successful call (>= 0 bytes), waiting as needed, or -1 with errno. */
+/* Polled mode waits for readiness before the call, and a descriptor the
+ * call cannot be made on (a pipe's other end, a terminal open the other
+ * way, an epoll or timer descriptor, an eventfd read of fewer than 8 bytes)
+ * never reports it: the wait would last until ctx ends, and hide read(2)'s
+ * answer. So the call is made once first with 0 bytes, which the kernel
+ * checks as it would the real one and which never waits (a pipe, a
+ * terminal, a device: a read or write of 0 bytes returns at once). The
+ * RWF_NOWAIT path needs none of it: the kernel refuses such a descriptor
+ * there before it looks at the flag. */
+static bool probe_fails(struct xfer *x)
+{
+    x->probed = true;
+    if (x->kind != K_READ && x->kind != K_WRITE)
+        return false; /* a send of 0 bytes would be an empty datagram */
+    char none;
+    ssize_t r = x->kind == K_READ ? read(x->fd, &none, 0) : write(x->fd, &none, 0);
+    return r < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK;
+}
+
 static ssize_t xfer_one(struct xfer *x, char *p, size_t n)
 {
     short events = x->kind == K_READ || x->kind == K_RECV ? POLLIN : POLLOUT;
     int64_t slice = 0; /* the nap before the next wait, once readiness misled */
     for (;;) {
         if (x->mode == M_POLLED && !x->ready) {
+            if (!x->probed && probe_fails(x))
+                return failed_with(errno);
             if (!ready_now(x->fd, events, &x->seen) &&
                 wait_ready_to_try(x->ctx, x->fd, events, &x->seen) < 0)
                 return -1;
