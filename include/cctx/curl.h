@@ -287,7 +287,8 @@ CCTX_API void cctx_curl_grpc_status_init(cctx_curl_grpc_status_t *st);
 /* A CURLOPT_HEADERFUNCTION: userdata is a cctx_curl_grpc_status_t. Records
  * grpc-status and grpc-message, ignores every other line, and returns
  * size * nitems (never fails the transfer). A malformed grpc-status (not
- * a decimal number, which may have a '+' before it) reads as 13
+ * a decimal number that fits 32 bits, which may have a '+' and zeros
+ * before it) reads as 13
  * (INTERNAL), as grpc-go fails it; so does a negative one (grpc-go keeps
  * it as a code). Each response's status line
  * starts the record afresh, so what a redirect or an interim response said

@@ -46,21 +46,22 @@ size_t cctx_curl_grpc_header_cb(char *buffer, size_t size, size_t nitems, void *
         return len;
     }
     if ((v = value_of(buffer, len, "grpc-status", &vlen)) != NULL) {
-        /* A decimal number, a '+' before it allowed (grpc-go parses it
-         * with strconv); anything else is malformed, which grpc-go fails as
-         * INTERNAL. A negative one too, where grpc-go takes it as a code of
-         * its own: -1 here means "none seen". */
+        /* A decimal number that fits 32 bits, a '+' and leading zeros
+         * allowed (grpc-go parses it with strconv.ParseInt(v, 10, 32));
+         * anything else is malformed, which grpc-go fails as INTERNAL. A
+         * negative one too, where grpc-go takes it as a code of its own: -1
+         * here means "none seen". */
         if (vlen > 1 && v[0] == '+')
             v++, vlen--;
-        int s = 0;
-        bool ok = vlen > 0 && vlen <= 9;
+        int64_t s = 0;
+        bool ok = vlen > 0;
         for (size_t i = 0; ok && i < vlen; i++) {
             if (v[i] < '0' || v[i] > '9')
                 ok = false;
             else
-                s = s * 10 + (v[i] - '0');
+                ok = (s = s * 10 + (v[i] - '0')) <= INT32_MAX;
         }
-        st->status = ok ? s : 13; /* INTERNAL */
+        st->status = ok ? (int)s : 13; /* INTERNAL */
     } else if ((v = value_of(buffer, len, "grpc-message", &vlen)) != NULL) {
         if (vlen >= sizeof st->message)
             vlen = sizeof st->message - 1;

@@ -195,6 +195,19 @@ TEST(curl_grpc_helpers)
     CHECK_EQ(st.status, 13);
     cctx_curl_grpc_header_cb(sign, 1, strlen(sign), &st);
     CHECK_EQ(st.status, 13);
+    /* Any number of digits that fits 32 bits, as strconv.ParseInt(v, 10,
+     * 32) takes it (before: more than 9 digits were INTERNAL). */
+    char zeros[] = "grpc-status: 0000000000014\r\n", max[] = "grpc-status: 2147483647\r\n",
+         over[] = "grpc-status: 2147483648\r\n",
+         long_over[] = "grpc-status: 99999999999999999999\r\n";
+    cctx_curl_grpc_header_cb(zeros, 1, strlen(zeros), &st);
+    CHECK_EQ(st.status, 14);
+    cctx_curl_grpc_header_cb(max, 1, strlen(max), &st);
+    CHECK_EQ(st.status, 2147483647);
+    cctx_curl_grpc_header_cb(over, 1, strlen(over), &st);
+    CHECK_EQ(st.status, 13);
+    cctx_curl_grpc_header_cb(long_over, 1, strlen(long_over), &st);
+    CHECK_EQ(st.status, 13);
     /* A redirect said OK, the final answer nothing: no status, not OK (the
      * status line of each response starts the record afresh). */
     char redirect[] = "HTTP/1.1 307 Temporary Redirect\r\n", ok[] = "grpc-status: 0\r\n",
