@@ -667,12 +667,13 @@ static int64_t parse_duration(const char *s, size_t len)
     } units[] = {{"ns", 1}, {"us", 1000}, {"ms", 1000000}, {"s", 1000000000}};
     char *end;
     char buf[32];
-    if (len == 0 || len >= sizeof buf)
+    if (len == 0 || len >= sizeof buf || s[0] < '0' || s[0] > '9') /* no space, no sign */
         return -1;
     memcpy(buf, s, len);
     buf[len] = '\0';
+    errno = 0;
     long long n = strtoll(buf, &end, 10);
-    if (end == buf || n < 0)
+    if (end == buf || errno == ERANGE) /* past 2^63 - 1: a typo, not "never" */
         return -1;
     for (size_t i = 0; i < sizeof units / sizeof *units; i++)
         if (strcmp(end, units[i].unit) == 0)
@@ -681,6 +682,24 @@ static int64_t parse_duration(const char *s, size_t len)
 }
 
 static int64_t laggy_after = CCTX_SEC(1); /* CCTX_DEBUG=laggy=DURATION */
+
+/* One line on stderr about a part of CCTX_DEBUG left out. The part is
+ * quoted with every byte outside printable ASCII as \xNN: the environment
+ * is anybody's, and its bytes must not reach a terminal as controls. */
+static void say_ignored(const char *what, const char *part, size_t len, const char *hint)
+{
+    char quoted[256];
+    size_t n = 0, i = 0;
+    for (; i < len && n + 5 < sizeof quoted; i++) { /* room for \xNN and the NUL */
+        unsigned char c = (unsigned char)part[i];
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
+            quoted[n++] = (char)c;
+        else
+            n += (size_t)snprintf(quoted + n, sizeof quoted - n, "\\x%02x", c);
+    }
+    fprintf(stderr, "cctx: CCTX_DEBUG: %s \"%.*s%s\" ignored%s%s\n", what, (int)n, quoted,
+            i < len ? "..." : "", *hint ? " " : "", hint);
+}
 
 static unsigned parse_debug(const char *s)
 {
@@ -706,11 +725,11 @@ static unsigned parse_debug(const char *s)
         int64_t after = 0;
         if (i < sizeof words / sizeof *words && word < len) {
             /* Only laggy takes a value. */
-            after = words[i].bits & CCTX__DEBUG_LAGGY
-                        ? parse_duration(s + word + 1, len - word - 1) : -1;
+            bool takes = words[i].bits & CCTX__DEBUG_LAGGY;
+            after = takes ? parse_duration(s + word + 1, len - word - 1) : -1;
             if (after < 0) {
-                fprintf(stderr, "cctx: CCTX_DEBUG: bad value in \"%.*s\" ignored "
-                                "(laggy=DURATION, as laggy=200ms)\n", (int)len, s);
+                say_ignored(takes ? "bad value in" : "a value for a switch that takes none in", s,
+                            len, takes ? "(laggy=DURATION, as laggy=200ms)" : "");
                 s += len + (s[len] == ',');
                 continue;
             }
@@ -719,9 +738,8 @@ static unsigned parse_debug(const char *s)
         if (i < sizeof words / sizeof *words)
             d |= words[i].bits;
         else if (len)
-            fprintf(stderr, "cctx: CCTX_DEBUG: unknown switch \"%.*s\" ignored "
-                            "(known: leaks, checks, strict, trees, laggy[=DURATION], "
-                            "inspect)\n", (int)len, s);
+            say_ignored("unknown switch", s, len,
+                        "(known: leaks, checks, strict, trees, laggy[=DURATION], inspect)");
         s += len + (s[len] == ',');
     }
     return d;

@@ -427,6 +427,22 @@ TEST(debug_unknown_switch_is_named_and_ignored)
     child_done(&c);
 }
 
+/* A value given to a switch that takes none is named as such (before: as
+ * a bad laggy value), and a part with bytes that are not printable ASCII
+ * is quoted with them escaped (before: written out raw, a terminal's
+ * controls included). */
+TEST(debug_odd_switches_are_named_as_they_are_and_quoted_safely)
+{
+    const char *env[] = {"CCTX_DEBUG=leaks,trees=1,bo\x1b[2Jgus", NULL};
+    struct child c;
+    run_child("tidy", env, &c);
+    CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
+    check_has(c.err, "a value for a switch that takes none in \"trees=1\" ignored");
+    check_has(c.err, "unknown switch \"bo\\x1b[2Jgus\" ignored");
+    CHECK(!strchr(c.err, '\x1b'));
+    child_done(&c);
+}
+
 /* ---- checks ------------------------------------------------------------------------- */
 
 /* Each child makes a context at "made", releases its last reference at

@@ -148,6 +148,15 @@ TEST(laggy_bad_duration_is_said_and_ignored)
     CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
     CHECK(strstr(c.err, "bad value in \"laggy=soon\" ignored"));
     child_done(&c);
+    /* Past 2^63 - 1 is a typo, not "never" (before: taken silently); a
+     * space or a sign before the number is not a duration (before: read). */
+    const char *huge[] = {"CCTX_DEBUG=laggy=99999999999999999999s,laggy= 1s,laggy=+1s", NULL};
+    run_child("laggy_quiet", huge, &c);
+    CHECK(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
+    CHECK(strstr(c.err, "bad value in \"laggy=99999999999999999999s\" ignored"));
+    CHECK(strstr(c.err, "bad value in \"laggy= 1s\" ignored"));
+    CHECK(strstr(c.err, "bad value in \"laggy=+1s\" ignored"));
+    child_done(&c);
 }
 
 /* The laggy thread's report goes to a stderr that blocks (a full pipe
