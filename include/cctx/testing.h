@@ -45,7 +45,13 @@ CCTX_API void cctx_fake_clock_start(int64_t now);
  * by that derivation, before it returns, unless the advance fires it. */
 CCTX_API void cctx_fake_clock_advance(int64_t d);
 /* Back to the real monotonic clock; deadlines still armed are then measured
- * on it. */
+ * on it, and so are the timeouts of waits in progress (cctx_sleep, and
+ * cctx_wait, cctx_wait_any, cctx_poll and cctx_cancel_and_wait with a
+ * timeout), which end at the time they ended at on the fake clock: a fake
+ * clock started an hour ahead of the real one and stopped during a 1 ms
+ * wait leaves that wait about an hour to run. Stop the clock when no wait
+ * on it is in progress, or start it at the real clock's time
+ * (cctx_fake_clock_start(cctx_now())) so that both read alike. */
 CCTX_API void cctx_fake_clock_stop(void);
 
 #ifdef __cplusplus
