@@ -348,7 +348,8 @@ CCTX_API int cctx_wait_at(const cctx_t *ctx, int64_t timeout, const char *file, 
 CCTX_API int cctx_sleep_at(cctx_t *ctx, int64_t duration, const char *file, int line,
                            const char *func);
 /* The lowest index of a done context, or -1: errno ETIMEDOUT when the timeout
- * passed first, EINVAL for a NULL array or element, or n == 0, ENOMEM. */
+ * passed first, EINVAL for a NULL array or element, n == 0 or n above
+ * INT32_MAX (an index must fit the int returned), ENOMEM. */
 CCTX_API int cctx_wait_any_at(cctx_t *const *ctxs, size_t n, int64_t timeout,
                               const char *file, int line, const char *func);
 #define cctx_wait(ctx, timeout) cctx__wait_inline((ctx), (timeout), CCTX__SITE)

@@ -263,7 +263,9 @@ CCTX_API void cctx_mhd_free(cctx_mhd_t *server);
  * 0, EINVAL (NULL server or fn), ENOMEM. */
 CCTX_API int cctx_mhd_use(cctx_mhd_t *server, cctx_mhd_check_fn *fn, void *arg);
 
-/* Built-in validators, appended like cctx_mhd_use (same errors):
+/* Built-in validators, appended like cctx_mhd_use (same errors, and
+ * EINVAL for a cap_deadline max of 0 or less, and for a require_header
+ * name that is NULL or empty or a status outside 400 to 599):
  *  - min_budget: 504 "deadline budget too small: ..." when the request's
  *    remaining time is below min (also when it is already spent); a request
  *    without a deadline passes.
