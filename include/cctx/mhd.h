@@ -110,7 +110,20 @@
  * body is read, a connection without traffic is closed after the time its
  * request's deadline had left when the headers were in (whole seconds,
  * rounded up) when that is shorter than idle_timeout, so a body that stops
- * arriving does not hold it until idle_timeout.
+ * arriving does not hold it until idle_timeout. As idle_timeout restarts
+ * at every byte, header_timeout (10 s) bounds the time a request's line
+ * and headers may take (Go's ReadHeaderTimeout), against a client that
+ * trickles them: the first request's from the connection's accept (a
+ * connection that sends nothing is closed then), a later one's from the
+ * previous request's completion plus the idle time a keep-alive
+ * connection may wait (idle_timeout, in whole seconds), so an idle
+ * keep-alive connection is still closed by idle_timeout alone and a
+ * client trickling a later request holds its connection for at most
+ * idle_timeout + header_timeout after each answer; with no idle_timeout,
+ * a later request's from its request line (a request line trickled after
+ * an answer then escapes it). Past it, and the headers not all in, the
+ * connection is closed without an answer, within header_timeout / 2 (at
+ * most 2 s) more. The body, the handler and the answer are not timed by it.
  */
 #ifndef CCTX_MHD_H
 #define CCTX_MHD_H
@@ -173,8 +186,18 @@ typedef struct cctx_mhd_options {
                                     is never timed out; 0: 60 s; < 0: none            */
     unsigned max_connections;    /* open connections; beyond, libmicrohttpd accepts no
                                     more (or closes them at once); 0: 1000             */
+    int64_t header_timeout;      /* nanoseconds a request's line and headers may take,
+                                    from the connection's accept for its first request,
+                                    from the previous request's completion plus the
+                                    idle time (idle_timeout in whole seconds) for a
+                                    later one; past it, the connection is closed
+                                    without an answer (see "Connections" at the top);
+                                    0: 10 s; < 0: none                                 */
 } cctx_mhd_options_t;
-#define CCTX_MHD_OPTIONS_INIT {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL, 0, 0}
+#define CCTX_MHD_OPTIONS_INIT                                                                      \
+    {                                                                                              \
+        NULL, 0, 0, 0, 0, NULL, 0, 0, NULL, 0, 0, 0                                                \
+    }
 
 /* Starts serving under parent with a handler for every request no route
  * matches (NULL: those get 404). The options are copied (options may be

@@ -10,6 +10,8 @@
  *   workers.c     the bounded queue and the worker pool that runs
  *                 middleware and handlers
  *   watch.c       the disconnect watcher: one thread, its own epoll set
+ *   header_timeout.c  the deadline of a request's line and headers, which
+ *                 the watcher enforces
  *   middleware.c  the validator chain and the built-in validators
  *   debug_route.c the route serving cctx_dump of the server's tree
  *
@@ -120,7 +122,16 @@ struct mhd_watch_slot {
     bool fired;                   /* the one-shot registration reported: disabled until armed */
     bool busy;                    /* a request's line is in, the request not completed */
     bool served;                  /* a request of it completed */
+    /* Its header deadline (header_timeout.c): 0 none, HDR_* a clock not
+     * yet read, else when (monotonic ns). */
+    _Atomic int64_t hdr;
 };
+
+/* The clock of a header deadline started since the watcher's last look,
+ * which reads the time for it: at the connection's accept (or, without an
+ * idle timeout, its request line), or at the completion of a request. */
+#define HDR_SINCE_START INT64_C(-1)
+#define HDR_SINCE_COMPLETED INT64_C(-2)
 
 /* A disconnect waiting for a canceller thread (see watch.c). */
 struct mhd_hangup {
@@ -146,6 +157,11 @@ struct mhd_watch {
     bool closing;
     pthread_t cancellers[MHD_MAX_CANCELLERS];
     bool close_idle; /* shutdown began: connections idle between requests are closed */
+    /* header_timeout.c: the options (set before the watcher starts), and
+     * the watcher's next look at the header deadlines (its own). */
+    int64_t hdr_timeout;   /* ns; 0: none */
+    int64_t hdr_idle;      /* ns granted an idle keep-alive connection first; < 0: no bound */
+    int64_t hdr_next_look; /* monotonic ns */
 };
 
 struct cctx_mhd {
@@ -238,7 +254,8 @@ bool cctx__mhd_on_worker(const cctx_mhd_t *s);
 int cctx__mhd_status_of_ended(const cctx_t *ctx, const char **msg);
 
 /* watch.c */
-int cctx__mhd_watch_start(struct mhd_watch *w);
+/* header_timeout and idle: see struct mhd_watch (0 and < 0: none). */
+int cctx__mhd_watch_start(struct mhd_watch *w, int64_t header_timeout, int64_t idle);
 void cctx__mhd_watch_stop(struct mhd_watch *w);
 /* A connection libmicrohttpd accepted (fd) starts, or closes before its
  * descriptor does: called on libmicrohttpd's thread. */
@@ -259,6 +276,14 @@ void cctx__mhd_watch_busy(struct mhd_watch *w, int fd, bool busy);
 /* Shutdown began: closes every connection idle between requests now, and
  * from now on each that becomes idle (see watch.c). */
 void cctx__mhd_watch_close_idle(struct mhd_watch *w);
+/* The headers of the request on fd's connection are in (on_request's first
+ * call): its header deadline is off. On libmicrohttpd's thread, without the
+ * lock (header_timeout.c says why that is safe). */
+void cctx__mhd_watch_headers_in(struct mhd_watch *w, int fd);
+/* header_timeout.c, on the watcher: reads the clocks started since the last
+ * look and shuts down the connections past their header deadline, when the
+ * time for a look has come; returns the wait until the next (ms, -1: none). */
+int cctx__mhd_headers_look(struct mhd_watch *w);
 /* Whether this thread is w's watcher or one of its cancellers: it may be
  * running an after-function of a request context, and shutdown joins it. */
 bool cctx__mhd_on_watch(const struct mhd_watch *w);

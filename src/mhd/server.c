@@ -147,6 +147,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     cctx_mhd_t *s = cls;
     struct cctx_mhd_request *req = *con_cls;
     if (!req || *con_cls == NUL_IN_PATH) {
+        /* The first call: the headers are in, the header deadline is off. */
+        cctx__mhd_watch_headers_in(&s->watch, conn_fd(conn));
         req = cctx__mhd_request_begin(s, conn, url, method, version, *con_cls == NUL_IN_PATH);
         if (!req)
             return MHD_NO; /* out of memory: libmicrohttpd closes the connection */
@@ -367,6 +369,8 @@ cctx_mhd_t *cctx_mhd_start(cctx_t *parent, const cctx_mhd_options_t *options,
         s->opt.idle_timeout = CCTX_SEC(60);
     if (!s->opt.max_connections)
         s->opt.max_connections = 1000;
+    if (!s->opt.header_timeout)
+        s->opt.header_timeout = CCTX_SEC(10);
     /* libmicrohttpd counts the timeout in whole seconds (0: none): round up,
      * so that a timeout is never shorter than asked. */
     if (s->opt.idle_timeout < 0)
@@ -394,7 +398,11 @@ cctx_mhd_t *cctx_mhd_start(cctx_t *parent, const cctx_mhd_options_t *options,
     char name[32];
     snprintf(name, sizeof name, "cctx-mhd :%u", (unsigned)s->port);
     cctx_set_name(s->ctx, name);
-    if ((err = cctx__mhd_watch_start(&s->watch)) != 0 || (err = cctx__mhd_workers_start(s)) != 0)
+    /* An idle keep-alive connection may wait what libmicrohttpd gives it
+     * before its next request's header deadline runs (header_timeout.c). */
+    int64_t idle = s->idle_secs ? (int64_t)s->idle_secs * CCTX_SEC(1) : -1;
+    if ((err = cctx__mhd_watch_start(&s->watch, s->opt.header_timeout, idle)) != 0 ||
+        (err = cctx__mhd_workers_start(s)) != 0)
         goto fail_threads;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
     if (v6)

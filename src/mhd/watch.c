@@ -244,7 +244,7 @@ static void *watch_main(void *arg)
     watch_of = w;
     struct epoll_event ev[64];
     struct pending_ends pending = {0};
-    int wait_ms = -1;
+    int wait_ms = cctx__mhd_headers_look(w);
     while (!cctx__atomic_load_acquire(&w->stop)) {
         int n = epoll_wait(w->epfd, ev, 64, wait_ms);
         for (int i = 0; i < n; i++) {
@@ -272,15 +272,20 @@ static void *watch_main(void *arg)
                 hang_up(w, ctx, cancel);
         }
         wait_ms = look_again(w, &pending);
+        int hdr_ms = cctx__mhd_headers_look(w);
+        if (hdr_ms >= 0 && (wait_ms < 0 || hdr_ms < wait_ms))
+            wait_ms = hdr_ms;
     }
     free(pending.v);
     return NULL;
 }
 
-int cctx__mhd_watch_start(struct mhd_watch *w)
+int cctx__mhd_watch_start(struct mhd_watch *w, int64_t header_timeout, int64_t idle)
 {
     memset(w, 0, sizeof *w);
     w->epfd = w->wakefd = -1;
+    w->hdr_timeout = header_timeout > 0 ? header_timeout : 0;
+    w->hdr_idle = idle;
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->hangup_ready, NULL);
     w->tail = &w->head;
@@ -346,7 +351,9 @@ void cctx__mhd_watch_stop(struct mhd_watch *w)
     pthread_mutex_destroy(&w->lock);
 }
 
-/* Makes the slots reach fd; w->lock held. False when memory is short. */
+/* Makes the slots reach fd; w->lock held. False when memory is short. On
+ * libmicrohttpd's thread only (cctx__mhd_watch_open): that thread reads
+ * the table without the lock (header_timeout.c). */
 static bool slots_reach(struct mhd_watch *w, int fd)
 {
     if ((size_t)fd < w->nslots)
@@ -393,6 +400,8 @@ void cctx__mhd_watch_open(struct mhd_watch *w, int fd)
     struct mhd_watch_slot *slot = &w->slots[fd];
     uint32_t gen = ++slot->gen;
     *slot = (struct mhd_watch_slot){.gen = gen, .open = true};
+    /* The first request's header deadline counts from now. */
+    cctx__atomic_store_relaxed(&slot->hdr, w->hdr_timeout ? HDR_SINCE_START : 0);
     pthread_mutex_unlock(&w->lock);
     if (arm(w, fd, gen, false) == 0)
         return;
@@ -424,7 +433,9 @@ bool cctx__mhd_watch_add(struct mhd_watch *w, struct cctx_mhd_request *req)
         return true; /* not watched: the request still ends by deadline or shutdown */
     int fd = ci->connect_fd;
     pthread_mutex_lock(&w->lock);
-    if (!slots_reach(w, fd)) {
+    /* Beyond the table: cctx__mhd_watch_open could not make it reach fd
+     * (memory short), and only it grows the table. */
+    if ((size_t)fd >= w->nslots) {
         pthread_mutex_unlock(&w->lock);
         return true;
     }
@@ -566,6 +577,14 @@ void cctx__mhd_watch_busy(struct mhd_watch *w, int fd, bool busy)
         return;
     pthread_mutex_lock(&w->lock);
     if ((size_t)fd < w->nslots && w->slots[fd].open) {
+        struct mhd_watch_slot *slot = &w->slots[fd];
+        /* A later request's header deadline (header_timeout.c): from the
+         * completion of the one before, after the idle time; without an
+         * idle timeout, from its request line. */
+        if (w->hdr_timeout && !busy)
+            cctx__atomic_store_relaxed(&slot->hdr, w->hdr_idle >= 0 ? HDR_SINCE_COMPLETED : 0);
+        else if (w->hdr_timeout && w->hdr_idle < 0 && slot->served)
+            cctx__atomic_store_relaxed(&slot->hdr, HDR_SINCE_START);
         w->slots[fd].busy = busy;
         w->slots[fd].served |= !busy;
         /* Completed after the scan: an answer queued before `stopping`,
