@@ -118,12 +118,13 @@
  * previous request's completion plus the idle time a keep-alive
  * connection may wait (idle_timeout, in whole seconds), so an idle
  * keep-alive connection is still closed by idle_timeout alone and a
- * client trickling a later request holds its connection for at most
+ * client trickling a later request holds its connection for about
  * idle_timeout + header_timeout after each answer; with no idle_timeout,
  * a later request's from its request line (a request line trickled after
  * an answer then escapes it). Past it, and the headers not all in, the
- * connection is closed without an answer, within header_timeout / 2 (at
- * most 2 s) more. The body, the handler and the answer are not timed by it.
+ * connection is closed without an answer, at most two of the server's
+ * looks later (header_timeout / 4 apart, 10 ms to 1 s: by 12 s for the
+ * default). The body, the handler and the answer are not timed by it.
  */
 #ifndef CCTX_MHD_H
 #define CCTX_MHD_H
