@@ -177,6 +177,19 @@ TEST(mhd_header_timeout_spares_a_trickled_body)
     probe_destroy(&p);
 }
 
+/* Nor is a handler that runs longer than it. */
+TEST(mhd_header_timeout_spares_a_slow_handler)
+{
+    struct probe p;
+    cctx_mhd_t *s = start(&p, HDR_TIMEOUT, 0);
+    p.block = true; /* until its deadline, 1 s: over 3 header timeouts */
+    http_get(cctx_mhd_port(s), "/slow", "grpc-timeout: 1S\r\n", &r);
+    CHECK_EQ(r.status, 200);
+    CHECK_EQ(p.cause.code, 504);
+    cctx_mhd_free(s);
+    probe_destroy(&p);
+}
+
 /* header_timeout < 0: none. The trickle that the first test sees closed
  * within a second goes on for 2 s, then ends and is served. */
 TEST(mhd_header_timeout_negative_is_none)
