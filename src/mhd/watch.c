@@ -60,6 +60,9 @@
  *    join these very threads. Both mark themselves (cctx__mhd_on_watch), and
  *    shutdown refuses to run there (EDEADLK).
  *
+ * Knowing every connection, the watcher also enforces the deadline of a
+ * request's line and headers (header_timeout.c), between its epoll waits.
+ *
  * Lock order: server->lock may be held when taking watch->lock, never the
  * reverse (in practice neither path nests them).
  */
