@@ -32,11 +32,15 @@ struct state {
 };
 
 /* What tells two states apart at a node. Where the last release was is
- * left out: it only words a message, and with it each of n releases on
- * alternative paths made a state of its own at every node after them, n^2
- * in all (a function of 3000 guarded ref-release pairs took 20 s). Two paths
- * that differ only there are walked once, and report the first one's line. */
-static uint64_t key(const struct state *s)
+ * mostly left out: it only words a message, and with it each of n releases
+ * on alternative paths made a state of its own at every node after them,
+ * n^2 in all (a function of 3000 guarded ref-release pairs took 20 s). Two
+ * paths that differ only there are walked once, and report the first one's
+ * line. But a CCTX_AUTO context released outright is a finding of its own
+ * at each release line (its cleanup releases it again, and the finding is
+ * placed at the release): rel_apart keeps those lines apart, for a variable
+ * with few enough releases (AUTO_REL_APART) that the n^2 stays small. */
+static uint64_t key(const struct state *s, bool rel_apart)
 {
     /* Where the context was made words a leak, and a `background` finding
      * while it is live: it is read only while the reference may still be
@@ -46,6 +50,8 @@ static uint64_t key(const struct state *s)
      * its own at every node after it, n^2 in all. */
     bool def_read = s->kind == S_LIVE || (s->kind == S_DEAD && s->handed);
     uint64_t def = def_read ? s->def.line & 0xffffff : 0;
+    if (rel_apart && s->kind == S_DEAD && !s->handed)
+        def = s->rel.line & 0xffffff; /* def is not read here: its bits are free */
     return (uint64_t)s->kind | (uint64_t)(s->owed & 7) << 3 | (uint64_t)s->borrowed << 6 |
            (uint64_t)s->handed << 7 | def << 8 | (uint64_t)s->gone << 56;
 }
@@ -467,6 +473,22 @@ static void plan_free(const struct cfg *g, struct plan *p)
     free(p->from);
 }
 
+/* The most releases of one CCTX_AUTO variable whose lines key its released
+ * states (key): past it, two of its release lines whose paths meet make
+ * one finding, not two. 64 lines cost at most 64 states at a node. */
+enum { AUTO_REL_APART = 64 };
+
+static int releases(const struct cfg *g, int self, const struct plan *p)
+{
+    int n = 0;
+    for (int i = p->from[self]; i < p->from[self + 1]; i++) {
+        const struct node *nd = &g->nodes[p->at[i]];
+        for (int j = 0; j < nd->nev; j++)
+            n += nd->ev[j].var == self && nd->ev[j].kind == EV_RELEASE;
+    }
+    return n;
+}
+
 /* A local variable's state that no event but its own can make a finding of
  * (nothing is owed, nothing is live): NONE, NULL and escaped wait for a new
  * definition, which makes the same state whatever came before; a released
@@ -510,11 +532,12 @@ static void search(const struct cfg *g, int self, struct plan *p)
             qsort(stack, (size_t)n, sizeof *stack, later_first);
     }
     int last = p->from[self + 1] > p->from[self] ? p->at[p->from[self + 1] - 1] : -1;
+    bool rel_apart = g->vars[self].autorel && releases(g, self, p) <= AUTO_REL_APART;
     while (n > 0) {
         struct item it = stack[--n];
         if (p->seen[it.node].n == 0)
             p->touched[p->ntouched++] = it.node;
-        if (!visit(&p->seen[it.node], key(&it.s)))
+        if (!visit(&p->seen[it.node], key(&it.s, rel_apart)))
             continue;
         const struct node *nd = &g->nodes[it.node];
         bool go = true;
