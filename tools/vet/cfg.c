@@ -614,6 +614,8 @@ void cfg_build(struct cfg *g, CXCursor fn)
     copy_name(g->fname, sizeof g->fname, clang_getCString(s));
     clang_disposeString(s);
     struct builder b = {.g = g, .sw = -1, .result = clang_getNullCursor()};
+    CXType ret = clang_getCanonicalType(clang_getResultType(clang_getCursorType(fn)));
+    b.returns_pointer = ret.kind == CXType_Pointer;
     g->entry = b.cur = new_node(g);
     /* The function's own parameters: among its children are also those of
      * a function type it returns (int (*pick(int))(cctx_t *ctx, int)). */

@@ -359,8 +359,10 @@ void kept(struct builder *b, int v, enum role role, struct loc at)
 {
     /* A store anywhere else (a field, a global) may be taken back before
      * the scope ends: only the caller's reference is known to stay. */
-    if (b->g->vars[v].autorel && role == ROLE_RETURN)
+    if (b->g->vars[v].autorel && role == ROLE_RETURN && b->returns_pointer)
         emit(b, EV_HANDOVER, v, at, "returned");
+    else if (b->g->vars[v].autorel && role == ROLE_RETURN)
+        emit(b, EV_USE, v, at, NULL); /* only read: its cleanup is its release */
     else if (b->g->vars[v].autorel && role == ROLE_OUT)
         emit(b, EV_HANDOVER, v, at, VET_STORED_FOR_THE_CALLER);
     else
