@@ -137,11 +137,79 @@ static bool is_word(const char *t, const char *word, const char *word2)
     return strcmp(t, word) == 0 || (word2 && strcmp(t, word2) == 0);
 }
 
+/* The spellings of the tokens in r. */
+static char **spellings(CXTranslationUnit tu, CXSourceRange r, unsigned *n)
+{
+    CXToken *toks;
+    clang_tokenize(tu, r, &toks, n);
+    char **v = calloc(*n ? *n : 1, sizeof *v);
+    if (!v)
+        abort();
+    for (unsigned i = 0; i < *n; i++) {
+        CXString s = clang_getTokenSpelling(tu, toks[i]);
+        v[i] = strdup(clang_getCString(s));
+        clang_disposeString(s);
+        if (!v[i])
+            abort();
+    }
+    clang_disposeTokens(tu, toks, *n);
+    return v;
+}
+
+static void spellings_free(char **v, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+enum { MACRO_PARAMS = 16 };
+
+/* A function-like macro's text (def, nd tokens from its name on): its
+ * parameters' names, and the arguments of its call (call, nc tokens), each
+ * written as one string. Returns where the replacement text starts. */
+static unsigned macro_params(char **def, unsigned nd, char **call, unsigned nc, const char *param[],
+                             char arg[][128], int *nparams)
+{
+    unsigned i = 2; /* past the name and the `(` */
+    *nparams = 0;
+    for (; i < nd && strcmp(def[i], ")") != 0; i++)
+        if (strcmp(def[i], ",") != 0 && *nparams < MACRO_PARAMS)
+            param[(*nparams)++] = def[i];
+    for (int k = 0; k < *nparams; k++)
+        arg[k][0] = 0;
+    for (unsigned j = 2, depth = 0, k = 0; j < nc && k < (unsigned)*nparams; j++) {
+        if (depth == 0 && (strcmp(call[j], ",") == 0 || strcmp(call[j], ")") == 0)) {
+            k++;
+            continue;
+        }
+        depth += strcmp(call[j], "(") == 0;
+        depth -= depth > 0 && strcmp(call[j], ")") == 0;
+        size_t len = strlen(arg[k]);
+        snprintf(arg[k] + len, 128 - len, "%s", call[j]);
+    }
+    return i + 1;
+}
+
+static int param_index(const char *t, const char *param[], int nparams)
+{
+    for (int k = 0; k < nparams; k++)
+        if (strcmp(t, param[k]) == 0)
+            return k;
+    return -1;
+}
+
 /* The macro whose call starts at tok (`NORET` for _Noreturn, or a macro
- * that writes the whole prototype, `DECLARE_DIE(fatal);`) holds the word in
- * its text before the first `(` of that text: among the specifiers, not in
- * a parameter list. */
-static bool macro_has_word(CXTranslationUnit tu, CXToken tok, const char *word, const char *word2)
+ * that writes the whole prototype of fname, `DECLARE_DIE(fatal);`) holds
+ * the word among that declaration's specifiers. A macro may write several
+ * declarations (`_Noreturn void name##_fatal(...); void name(...)`): only
+ * the one whose declarator, its parameters replaced by the call's arguments
+ * and pasted, spells fname counts, up to that name; one that spells no name
+ * (a name another macro makes) counts only when it is the macro's only one,
+ * up to its first `(`. A parameter of the macro is the call's argument,
+ * read where the call is written, not the word. */
+static bool macro_has_word(CXTranslationUnit tu, CXToken tok, const char *fname, const char *word,
+                           const char *word2)
 {
     if (clang_getTokenKind(tok) != CXToken_Identifier)
         return false;
@@ -150,24 +218,56 @@ static bool macro_has_word(CXTranslationUnit tu, CXToken tok, const char *word, 
     if (clang_getCursorKind(call) != CXCursor_MacroExpansion ||
         clang_getCursorKind(def) != CXCursor_MacroDefinition)
         return false;
-    CXToken *toks;
-    unsigned nt, i = 1; /* after the macro's name */
-    bool found = false;
-    clang_tokenize(tu, clang_getCursorExtent(def), &toks, &nt);
-    if (clang_Cursor_isMacroFunctionLike(def)) /* after its parameter list */
-        for (bool done = false; i < nt && !done; i++) {
-            CXString s = clang_getTokenSpelling(tu, toks[i]);
-            done = strcmp(clang_getCString(s), ")") == 0;
-            clang_disposeString(s);
-        }
-    for (bool end = false; i < nt && !found && !end; i++) {
-        CXString s = clang_getTokenSpelling(tu, toks[i]);
-        const char *t = clang_getCString(s);
-        end = strcmp(t, "(") == 0 || strcmp(t, "{") == 0 || strcmp(t, ";") == 0;
-        found = !end && is_word(t, word, word2);
-        clang_disposeString(s);
+    unsigned nd, nc = 0;
+    char **d = spellings(tu, clang_getCursorExtent(def), &nd), **c = NULL;
+    const char *param[MACRO_PARAMS];
+    char arg[MACRO_PARAMS][128];
+    int np = 0;
+    unsigned body = 1; /* after the macro's name */
+    if (clang_Cursor_isMacroFunctionLike(def)) {
+        c = spellings(tu, clang_getCursorExtent(call), &nc);
+        body = macro_params(d, nd, c, nc, param, arg, &np);
     }
-    clang_disposeTokens(tu, toks, nt);
+    /* Each declaration the text writes: [from, to), up to a `;`. */
+    int ndecls = 0, head_end = -1;
+    unsigned only_from = body, only_to = body;
+    bool found = false, matched = false;
+    for (unsigned from = body, to; from < nd && !matched; from = to + 1) {
+        for (to = from; to < nd && strcmp(d[to], ";") != 0;)
+            to++;
+        if (to == from)
+            continue;
+        ndecls++;
+        only_from = from;
+        only_to = to;
+        for (unsigned k = from; k + 1 < to && !matched; k++) {
+            if (strcmp(d[k + 1], "(") != 0)
+                continue;
+            unsigned j = k; /* the name: a ## b ## ... ending at k */
+            while (j >= from + 2 && strcmp(d[j - 1], "##") == 0)
+                j -= 2;
+            char name[256] = "";
+            for (unsigned t = j; t <= k; t += 2) {
+                int a = param_index(d[t], param, np);
+                size_t len = strlen(name);
+                snprintf(name + len, sizeof name - len, "%s", a >= 0 ? arg[a] : d[t]);
+            }
+            matched = strcmp(name, fname) == 0;
+            if (matched) {
+                only_from = from;
+                head_end = (int)j;
+            }
+        }
+    }
+    if (matched || ndecls == 1)
+        for (unsigned i = only_from; i < (matched ? (unsigned)head_end : only_to) && !found; i++) {
+            if (strcmp(d[i], "(") == 0 || strcmp(d[i], "{") == 0)
+                break;
+            found = param_index(d[i], param, np) < 0 && is_word(d[i], word, word2);
+        }
+    spellings_free(d, nd);
+    if (c)
+        spellings_free(c, nc);
     return found;
 }
 
@@ -201,7 +301,8 @@ bool decl_has_token(CXCursor decl, const char *word, const char *word2)
         else if (depth > 0 && strcmp(t, ")") == 0)
             depth--;
         else if (depth == 0 && !end)
-            found = is_word(t, word, word2) || macro_has_word(tu, toks[i], word, word2);
+            found = is_word(t, word, word2) ||
+                    macro_has_word(tu, toks[i], clang_getCString(name), word, word2);
         clang_disposeString(s);
         if (end)
             break;
