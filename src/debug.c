@@ -673,11 +673,12 @@ static int64_t parse_duration(const char *s, size_t len)
     buf[len] = '\0';
     errno = 0;
     long long n = strtoll(buf, &end, 10);
-    if (end == buf || errno == ERANGE) /* past 2^63 - 1: a typo, not "never" */
+    if (end == buf || errno == ERANGE)
         return -1;
     for (size_t i = 0; i < sizeof units / sizeof *units; i++)
         if (strcmp(end, units[i].unit) == 0)
-            return n > INT64_MAX / units[i].ns ? INT64_MAX : n * units[i].ns;
+            /* Past 2^63 - 1 ns is a typo, not "never": refused too. */
+            return n > INT64_MAX / units[i].ns ? -1 : n * units[i].ns;
     return -1;
 }
 

@@ -161,7 +161,7 @@ struct xfer {
     bool ready;     /* poll reported readiness since the last attempt */
     short seen;     /* what poll reported then */
     bool asked;     /* refusal_of asked once: not the disk's refusal */
-    bool probed;    /* polled mode: the call made once with 0 bytes */
+    bool checked;   /* polled mode: the access mode asked */
     /* A write to a blocking tty needs a descriptor of its own (see the
      * top), which only write_through_own opens: under a cleanup handler
      * that closes it should the thread be cancelled in the write. */
@@ -311,34 +311,29 @@ static int misled(cctx_t *ctx, int64_t *slice, bool overstates)
     return 0;
 }
 
-/* One successful call (>= 0 bytes), waiting as needed, or -1 with errno. */
-/* Polled mode waits for readiness before the call, and a descriptor the
- * call cannot be made on (a pipe's other end, a terminal open the other
- * way, an epoll or timer descriptor, an eventfd read of fewer than 8 bytes)
- * never reports it: the wait would last until ctx ends, and hide read(2)'s
- * answer. So the call is made once first with 0 bytes, which the kernel
- * checks as it would the real one and which never waits (a pipe, a
- * terminal, a device: a read or write of 0 bytes returns at once). The
- * RWF_NOWAIT path needs none of it: the kernel refuses such a descriptor
- * there before it looks at the flag. */
-static bool probe_fails(struct xfer *x)
+/* Polled mode waits for readiness first, which a descriptor open the other
+ * way (a pipe's other end) never reports: its access mode is asked once,
+ * rather than wait for ctx and hide read(2)'s EBADF. Not a call of 0 bytes:
+ * drivers take it as a call (an eventfd refuses it, a tty waits, /dev/kmsg
+ * spends a record). */
+static bool open_the_other_way(struct xfer *x)
 {
-    x->probed = true;
-    if (x->kind != K_READ && x->kind != K_WRITE)
-        return false; /* a send of 0 bytes would be an empty datagram */
-    char none;
-    ssize_t r = x->kind == K_READ ? read(x->fd, &none, 0) : write(x->fd, &none, 0);
-    return r < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK;
+    x->checked = true;
+    int fl = fcntl(x->fd, F_GETFL);
+    return fl >= 0 && (x->kind == K_READ    ? (fl & O_ACCMODE) == O_WRONLY
+                       : x->kind == K_WRITE ? (fl & O_ACCMODE) == O_RDONLY
+                                            : false);
 }
 
+/* One successful call (>= 0 bytes), waiting as needed, or -1 with errno. */
 static ssize_t xfer_one(struct xfer *x, char *p, size_t n)
 {
     short events = x->kind == K_READ || x->kind == K_RECV ? POLLIN : POLLOUT;
     int64_t slice = 0; /* the nap before the next wait, once readiness misled */
     for (;;) {
         if (x->mode == M_POLLED && !x->ready) {
-            if (!x->probed && probe_fails(x))
-                return failed_with(errno);
+            if (!x->checked && open_the_other_way(x))
+                return failed_with(EBADF);
             if (!ready_now(x->fd, events, &x->seen) &&
                 wait_ready_to_try(x->ctx, x->fd, events, &x->seen) < 0)
                 return -1;

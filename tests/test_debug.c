@@ -427,10 +427,8 @@ TEST(debug_unknown_switch_is_named_and_ignored)
     child_done(&c);
 }
 
-/* A value given to a switch that takes none is named as such (before: as
- * a bad laggy value), and a part with bytes that are not printable ASCII
- * is quoted with them escaped (before: written out raw, a terminal's
- * controls included). */
+/* A value given a switch that takes none is named so (was: a bad laggy
+ * value); a part's controls are escaped (were written raw). */
 TEST(debug_odd_switches_are_named_as_they_are_and_quoted_safely)
 {
     const char *env[] = {"CCTX_DEBUG=leaks,trees=1,bo\x1b[2Jgus", NULL};

@@ -44,10 +44,11 @@
  * preadv2/pwritev2 with RWF_NOWAIT, recv and send add MSG_DONTWAIT, before
  * any poll. Where the kernel does not take RWF_NOWAIT (ttys, most character
  * devices, pipes on older kernels), the call polls first and then does a
- * plain read or write, after one of 0 bytes, so that a descriptor it cannot
- * be made on (open the other way, a short eventfd read) fails at once with
- * read(2)'s or write(2)'s error rather than wait on a readiness it never
- * reports; on such a descriptor that is blocking, a write goes
+ * plain read or write (a descriptor open the other way, which poll never
+ * reports ready, fails at once with EBADF, as read(2) and write(2) do; one
+ * that never reports readiness for another reason, an epoll descriptor
+ * read, or an eventfd read of fewer than 8 bytes, waits for ctx); on such
+ * a descriptor that is blocking, a write goes
  * PIPE_BUF bytes at a time, which POLLOUT guarantees room for on a pipe. A
  * terminal's POLLOUT promises one byte, so a write to a blocking tty goes
  * through a non-blocking descriptor of the call's own for it (opened through
