@@ -70,13 +70,6 @@
 #define LOOK_MIN CCTX_MSEC(10)
 #define LOOK_MAX CCTX_SEC(1)
 
-static int64_t mono_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * CCTX_SEC(1) + t.tv_nsec;
-}
-
 static int64_t add_sat(int64_t a, int64_t b)
 {
     return a > INT64_MAX - b ? INT64_MAX : a + b;
@@ -99,11 +92,11 @@ int cctx__mhd_headers_look(struct mhd_watch *w)
         return -1;
     int64_t every = w->hdr_timeout / 4;
     every = every < LOOK_MIN ? LOOK_MIN : every > LOOK_MAX ? LOOK_MAX : every;
-    int64_t now = mono_ns();
+    int64_t now = cctx__mhd_mono_ns();
     if (now < w->hdr_next_look)
         return ms_until(w->hdr_next_look - now);
     pthread_mutex_lock(&w->lock);
-    now = mono_ns();
+    now = cctx__mhd_mono_ns();
     int64_t from_start = add_sat(now, w->hdr_timeout);
     int64_t from_completed = w->hdr_idle > 0 ? add_sat(from_start, w->hdr_idle) : from_start;
     for (size_t fd = 0; fd < w->nslots; fd++) {

@@ -36,6 +36,7 @@
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <time.h>
 
 #include "../atomics.h"
 
@@ -252,6 +253,15 @@ bool cctx__mhd_on_worker(const cctx_mhd_t *s);
  * code when it is 400 to 599, else 504 for a deadline, else 503; *msg is
  * the cause's message (valid while ctx is held). */
 int cctx__mhd_status_of_ended(const cctx_t *ctx, const char **msg);
+
+/* CLOCK_MONOTONIC in nanoseconds: the watcher's looks (not cctx_now(),
+ * which the fake clock moves; the watcher lives in real time). */
+static inline int64_t cctx__mhd_mono_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * CCTX_SEC(1) + t.tv_nsec;
+}
 
 /* watch.c */
 /* header_timeout and idle: see struct mhd_watch (0 and < 0: none). */

@@ -176,13 +176,6 @@ struct pending_ends {
 #define END_FIRST_LOOK CCTX_MSEC(1)
 #define END_LAST_LOOK CCTX_MSEC(128)
 
-static int64_t mono_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * CCTX_SEC(1) + t.tv_nsec;
-}
-
 /* Shuts fd's read side down unless bytes are still queued on it (false
  * then). w->lock held, the slot checked. */
 static bool end_if_read(int fd)
@@ -209,7 +202,8 @@ static void peer_ended(struct pending_ends *p, int fd, uint32_t gen)
         p->v = v;
         p->cap = cap;
     }
-    p->v[p->n++] = (struct pending_end){fd, gen, mono_ns() + END_FIRST_LOOK, END_FIRST_LOOK};
+    p->v[p->n++] =
+        (struct pending_end){fd, gen, cctx__mhd_mono_ns() + END_FIRST_LOOK, END_FIRST_LOOK};
 }
 
 /* Looks again at the pending ends whose time has come; returns the wait
@@ -218,7 +212,7 @@ static int look_again(struct mhd_watch *w, struct pending_ends *p)
 {
     if (!p->n)
         return -1;
-    int64_t now = mono_ns(), next = INT64_MAX;
+    int64_t now = cctx__mhd_mono_ns(), next = INT64_MAX;
     size_t kept = 0;
     for (size_t i = 0; i < p->n; i++) {
         struct pending_end e = p->v[i];
