@@ -471,3 +471,51 @@ TEST(mhd_shutdown_close_of_a_kept_alive_answer_loses_none_of_it)
     conn_close(&c);
     setup_finish(&x);
 }
+
+/* Many connections at once: each idle one is closed when shutdown begins,
+ * and each request in its handler then is answered whole, with close. An
+ * HTTP/1.0 client that asked to be kept alive is closed as an HTTP/1.1
+ * one is. */
+TEST(mhd_shutdown_closes_every_idle_connection_and_answers_every_busy_one)
+{
+    enum { NIDLE = 200, NBUSY = 3 };
+    static struct setup x;
+    static struct conn idle[NIDLE], busy[NBUSY], old;
+    static struct http_resp r;
+    setup_start(&x);
+    for (int i = 0; i < NIDLE; i++) {
+        conn_open(&idle[i], x.port);
+        conn_send(&idle[i], "GET /now HTTP/1.1\r\nHost: t\r\n\r\n");
+        conn_read(&idle[i], &r);
+        CHECK_EQ(r.status, 200);
+    }
+    conn_open(&old, x.port);
+    conn_send(&old, "GET /now HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    conn_read(&old, &r);
+    CHECK_EQ(r.status, 200);
+    for (int i = 0; i < NBUSY; i++) {
+        conn_open(&busy[i], x.port);
+        conn_send(&busy[i], "GET /a HTTP/1.1\r\nHost: t\r\n\r\n");
+    }
+    CHECK(gate_wait_started(&x.a, NBUSY));
+    setup_shut_down(&x);
+    for (int i = 0; i < NIDLE; i++)
+        CHECK(conn_closed_within(&idle[i], 5000));
+    CHECK(conn_closed_within(&old, 5000));
+    printf("%d idle connections closed %.3f s into shutdown\n", NIDLE + 1,
+           (double)(real_now() - x.t0) / 1e9);
+    CHECK(!atomic_load(&x.sh.done)); /* /b still holds the drain */
+    gate_open(&x.a);
+    for (int i = 0; i < NBUSY; i++) {
+        char v[32];
+        conn_read(&busy[i], &r);
+        CHECK_EQ(r.status, 200);
+        CHECK(resp_header(&r, "connection", v, sizeof v) && strcasecmp(v, "close") == 0);
+        CHECK(conn_closed_within(&busy[i], 5000));
+        conn_close(&busy[i]);
+    }
+    for (int i = 0; i < NIDLE; i++)
+        conn_close(&idle[i]);
+    conn_close(&old);
+    setup_finish(&x);
+}
