@@ -204,10 +204,11 @@ static int param_index(const char *t, const char *param[], int nparams)
  * the word among that declaration's specifiers. A macro may write several
  * declarations (`_Noreturn void name##_fatal(...); void name(...)`): only
  * the one whose declarator, its parameters replaced by the call's arguments
- * and pasted, spells fname counts, up to that name; one that spells no name
- * (a name another macro makes) counts only when it is the macro's only one,
- * up to its first `(`. A parameter of the macro is the call's argument,
- * read where the call is written, not the word. */
+ * and pasted, spells fname counts, up to that name. When none spells it (a
+ * name in parentheses, `void (name)(...)`, or one another macro makes), the
+ * first declaration counts, up to its first `(`, as for a macro that
+ * writes one. A parameter of the macro is the call's argument, read where
+ * the call is written, not the word. */
 static bool macro_has_word(CXTranslationUnit tu, CXToken tok, const char *fname, const char *word,
                            const char *word2)
 {
@@ -237,9 +238,10 @@ static bool macro_has_word(CXTranslationUnit tu, CXToken tok, const char *fname,
             to++;
         if (to == from)
             continue;
-        ndecls++;
-        only_from = from;
-        only_to = to;
+        if (ndecls++ == 0) {
+            only_from = from;
+            only_to = to;
+        }
         for (unsigned k = from; k + 1 < to && !matched; k++) {
             if (strcmp(d[k + 1], "(") != 0)
                 continue;
@@ -259,7 +261,7 @@ static bool macro_has_word(CXTranslationUnit tu, CXToken tok, const char *fname,
             }
         }
     }
-    if (matched || ndecls == 1)
+    if (ndecls > 0)
         for (unsigned i = only_from; i < (matched ? (unsigned)head_end : only_to) && !found; i++) {
             if (strcmp(d[i], "(") == 0 || strcmp(d[i], "{") == 0)
                 break;

@@ -614,8 +614,15 @@ void cfg_build(struct cfg *g, CXCursor fn)
     copy_name(g->fname, sizeof g->fname, clang_getCString(s));
     clang_disposeString(s);
     struct builder b = {.g = g, .sw = -1, .result = clang_getNullCursor()};
+    /* A pointer, an _Atomic one, or an integer as wide (a uintptr_t made of
+     * the context, a handle): what the caller may turn back into it. */
     CXType ret = clang_getCanonicalType(clang_getResultType(clang_getCursorType(fn)));
-    b.returns_pointer = ret.kind == CXType_Pointer;
+    if (ret.kind == CXType_Atomic)
+        ret = clang_getCanonicalType(clang_Type_getValueType(ret));
+    b.returns_pointer = ret.kind == CXType_Pointer ||
+                        (clang_Type_getSizeOf(ret) == (long long)sizeof(void *) &&
+                         ret.kind >= CXType_FirstBuiltin && ret.kind <= CXType_LastBuiltin &&
+                         ret.kind != CXType_Double && ret.kind != CXType_LongDouble);
     g->entry = b.cur = new_node(g);
     /* The function's own parameters: among its children are also those of
      * a function type it returns (int (*pick(int))(cctx_t *ctx, int)). */

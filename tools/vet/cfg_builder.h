@@ -60,8 +60,9 @@ struct builder {
     int sw; /* the node of the innermost switch, -1 outside */
     bool sw_default;
     bool defer; /* hand-overs in a condition wait for the success branch */
-    /* The function returns a pointer: only then does a returned context
-     * reach the caller (a bool or an int is made of it, and it stays here). */
+    /* The function returns a pointer (or an integer as wide): only then
+     * does a returned context reach the caller (a bool or an int is made of
+     * it, and it stays here). */
     bool returns_pointer;
     struct event deferred[8];
     int ndeferred;
