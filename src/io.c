@@ -161,7 +161,7 @@ struct xfer {
     bool ready;     /* poll reported readiness since the last attempt */
     short seen;     /* what poll reported then */
     bool asked;     /* refusal_of asked once: not the disk's refusal */
-    bool checked;   /* polled mode: the access mode asked */
+    bool other_way; /* polled, and open the other way (fallback_for) */
     /* A write to a blocking tty needs a descriptor of its own (see the
      * top), which only write_through_own opens: under a cleanup handler
      * that closes it should the thread be cancelled in the write. */
@@ -199,15 +199,17 @@ static ssize_t attempt(const struct xfer *x, char *p, size_t n)
 }
 
 /* How to go on without RWF_NOWAIT; *st gets fd's fstat (st_mode 0 if that
- * failed). The flags are read, never written. */
-static enum mode fallback_mode(int fd, struct stat *st)
+ * failed), *fl its flags (-1 if not read: a file). The flags are read,
+ * never written. */
+static enum mode fallback_mode(int fd, struct stat *st, int *fl)
 {
+    *fl = -1;
     if (fstat(fd, st) != 0)
         st->st_mode = 0;
     if (S_ISREG(st->st_mode) || S_ISBLK(st->st_mode))
         return M_PLAIN;
-    int fl = fcntl(fd, F_GETFL);
-    return fl >= 0 && (fl & O_NONBLOCK) ? M_PLAIN : M_POLLED;
+    *fl = fcntl(fd, F_GETFL);
+    return *fl >= 0 && (*fl & O_NONBLOCK) ? M_PLAIN : M_POLLED;
 }
 
 /* Whether opening the node of a tty again reaches the same terminal. Not
@@ -227,7 +229,8 @@ static bool reopens_the_same_tty(const struct stat *st)
 static enum mode fallback_for(struct xfer *x)
 {
     struct stat st, mine;
-    enum mode m = fallback_mode(x->fd, &st);
+    int fl;
+    enum mode m = fallback_mode(x->fd, &st, &fl);
     /* A socket needs no poll first: recv and send take MSG_DONTWAIT. Polled,
      * a write could sleep in the kernel (POLLOUT on TCP promises a part of
      * the send buffer, not a pipe's PIPE_BUF) and the PIPE_BUF pieces would
@@ -236,9 +239,13 @@ static enum mode fallback_for(struct xfer *x)
         x->kind = x->kind == K_READ ? K_RECV : K_SEND;
         return M_NOWAIT;
     }
+    /* Polled, a descriptor open the other way (a pipe's other end) never
+     * reports ready: the call would wait for ctx and hide read(2)'s EBADF,
+     * which xfer_one gives at once instead. */
+    x->other_way =
+        m == M_POLLED && fl >= 0 && (fl & O_ACCMODE) == (x->kind == K_READ ? O_WRONLY : O_RDONLY);
     /* Only for a descriptor open for writing: a new open of the node would
      * write where the caller's descriptor gets EBADF. */
-    int fl = fcntl(x->fd, F_GETFL);
     if (m != M_POLLED || x->kind != K_WRITE || x->own >= 0 || !S_ISCHR(st.st_mode) ||
         !reopens_the_same_tty(&st) || fl < 0 || (fl & O_ACCMODE) == O_RDONLY || !isatty(x->fd))
         return m;
@@ -311,20 +318,6 @@ static int misled(cctx_t *ctx, int64_t *slice, bool overstates)
     return 0;
 }
 
-/* Polled mode waits for readiness first, which a descriptor open the other
- * way (a pipe's other end) never reports: its access mode is asked once,
- * rather than wait for ctx and hide read(2)'s EBADF. Not a call of 0 bytes:
- * drivers take it as a call (an eventfd refuses it, a tty waits, /dev/kmsg
- * spends a record). */
-static bool open_the_other_way(struct xfer *x)
-{
-    x->checked = true;
-    int fl = fcntl(x->fd, F_GETFL);
-    return fl >= 0 && (x->kind == K_READ    ? (fl & O_ACCMODE) == O_WRONLY
-                       : x->kind == K_WRITE ? (fl & O_ACCMODE) == O_RDONLY
-                                            : false);
-}
-
 /* One successful call (>= 0 bytes), waiting as needed, or -1 with errno. */
 static ssize_t xfer_one(struct xfer *x, char *p, size_t n)
 {
@@ -332,7 +325,7 @@ static ssize_t xfer_one(struct xfer *x, char *p, size_t n)
     int64_t slice = 0; /* the nap before the next wait, once readiness misled */
     for (;;) {
         if (x->mode == M_POLLED && !x->ready) {
-            if (!x->checked && open_the_other_way(x))
+            if (x->other_way) /* see fallback_for */
                 return failed_with(EBADF);
             if (!ready_now(x->fd, events, &x->seen) &&
                 wait_ready_to_try(x->ctx, x->fd, events, &x->seen) < 0)
