@@ -11,6 +11,9 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <spawn.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -101,6 +104,28 @@ void exchange(uint16_t port, const char *request, int status, struct http_resp *
     if (status >= 400)
         CHECK(conn_closed_within(&c, 5000));
     conn_close(&c);
+}
+
+bool conn_refused(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool no = connect(fd, (struct sockaddr *)&a, sizeof a) != 0;
+    close(fd);
+    return no;
+}
+
+void answer_big(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_response_t *resp, void *arg)
+{
+    (void)ctx, (void)req;
+    char *body = malloc(BIG_ANSWER_BYTES);
+    CHECK(body);
+    memset(body, 'x', BIG_ANSWER_BYTES);
+    CHECK_EQ(cctx_mhd_write(resp, body, BIG_ANSWER_BYTES), 0);
+    free(body);
+    atomic_store((atomic_bool *)arg, true);
 }
 
 bool conn_closed_within(struct conn *c, int ms)

@@ -34,6 +34,9 @@ void conn_close(struct conn *c);
 /* Waits up to ms for the server to close c (EOF or reset); true if it did.
  * Any bytes it answers with are read over. */
 bool conn_closed_within(struct conn *c, int ms);
+/* Whether a new connection to 127.0.0.1:port is refused now (the
+ * listening socket is shut down once shutdown has begun). */
+bool conn_refused(uint16_t port);
 /* Sends `request` (any bytes, several requests even) on a fresh connection
  * and reads one response into r, whose status must be `status`; a refusal
  * (>= 400) must also close the connection, so that nothing after it is read
@@ -48,6 +51,13 @@ bool resp_header(const struct http_resp *r, const char *name, char *out, size_t 
 /* Whether the server's context has a request named `name` ("GET /path")
  * under it: its headers are in, and it is not answered yet. */
 bool server_has_request(cctx_mhd_t *s, const char *name);
+
+/* A handler that answers BIG_ANSWER_BYTES, far more than loopback's send
+ * and receive buffers hold together (a few MB each at most), so that most
+ * of it is still to be written when it returns; then it sets the
+ * atomic_bool its arg points to. */
+#define BIG_ANSWER_BYTES (32u << 20)
+void answer_big(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_response_t *resp, void *arg);
 
 /* ---- the probe handler ------------------------------------------------------ */
 

@@ -19,23 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Far more than loopback's send and receive buffers hold together (a few
- * MB each at most), so most of it is still to be written when the handler
- * returns. */
-#define ANSWER_BYTES (32u << 20)
-
 static atomic_bool answered;
-
-static void answer_big(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_response_t *resp, void *arg)
-{
-    (void)ctx, (void)req, (void)arg;
-    char *body = malloc(ANSWER_BYTES);
-    CHECK(body);
-    memset(body, 'x', ANSWER_BYTES);
-    CHECK_EQ(cctx_mhd_write(resp, body, ANSWER_BYTES), 0);
-    free(body);
-    atomic_store(&answered, true);
-}
 
 struct shutting {
     cctx_mhd_t *s;
@@ -52,13 +36,13 @@ static void *shut_down(void *arg)
     return NULL;
 }
 
-/* A server answering ANSWER_BYTES, and a client whose request's answer has
+/* A server answering BIG_ANSWER_BYTES, and a client whose request's answer has
  * begun to arrive (so it is queued with libmicrohttpd); the client has read
  * none of it. */
 static cctx_mhd_t *answer_begun(struct conn *c)
 {
     atomic_store(&answered, false);
-    cctx_mhd_t *s = cctx_mhd_start(cctx_background(), NULL, answer_big, NULL);
+    cctx_mhd_t *s = cctx_mhd_start(cctx_background(), NULL, answer_big, &answered);
     CHECK(s);
     conn_open(c, cctx_mhd_port(s));
     conn_send(c, "GET /big HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
@@ -114,8 +98,8 @@ TEST(mhd_shutdown_lets_an_answer_in_transit_go_out_whole)
         real_sleep_ms(5);
     CHECK(!atomic_load(&sh.done));
     size_t got = read_to_close(&c);
-    printf("body: %zu of %u bytes\n", got, ANSWER_BYTES);
-    CHECK_EQ(got, ANSWER_BYTES);
+    printf("body: %zu of %u bytes\n", got, BIG_ANSWER_BYTES);
+    CHECK_EQ(got, BIG_ANSWER_BYTES);
     CHECK_EQ(pthread_join(t, NULL), 0);
     CHECK_EQ(sh.rc, 0);
     CHECK(real_now() - t0 < CCTX_SEC(20)); /* it ended with the answer, not the drain */
@@ -140,7 +124,7 @@ TEST(mhd_shutdown_cuts_an_answer_in_transit_when_the_drain_ends)
         if (drains[i] > 0)
             CHECK(took >= drains[i]);
         CHECK(took < CCTX_SEC(10));
-        CHECK(read_to_close(&c) < ANSWER_BYTES);
+        CHECK(read_to_close(&c) < BIG_ANSWER_BYTES);
         conn_close(&c);
         cctx_mhd_free(s);
     }

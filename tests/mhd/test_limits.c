@@ -490,18 +490,6 @@ static void *shut_down(void *arg)
     return NULL;
 }
 
-/* Whether a new connection to port is refused now. */
-static bool refused(uint16_t port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    CHECK(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bool no = connect(fd, (struct sockaddr *)&a, sizeof a) != 0;
-    close(fd);
-    return no;
-}
-
 /* Once shutdown has begun, a new client is refused at once. Before, the
  * quiesced socket still listened: the kernel took the connection, and its
  * client waited out the whole drain for a reset. */
@@ -512,7 +500,7 @@ TEST(mhd_shutdown_refuses_new_connections_while_it_drains)
     p.block = true; /* holds the drain for its whole length */
     cctx_mhd_t *s = start_probe_server(&p, NULL);
     uint16_t port = cctx_mhd_port(s);
-    CHECK(!refused(port));
+    CHECK(!conn_refused(port));
     struct conn c;
     conn_open(&c, port);
     conn_send(&c, "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -521,7 +509,7 @@ TEST(mhd_shutdown_refuses_new_connections_while_it_drains)
     pthread_t t;
     int64_t t0 = real_now();
     CHECK_EQ(pthread_create(&t, NULL, shut_down, &sh), 0);
-    while (!refused(port)) /* a connect the backlog took, or still queued */
+    while (!conn_refused(port)) /* a connect the backlog took, or still queued */
         real_sleep_ms(5);
     CHECK(real_now() - t0 < CCTX_SEC(5)); /* before: at the drain's end, 10 s on */
     conn_close(&c);                       /* the held request ends (499), and with it the drain */
@@ -557,7 +545,7 @@ static int64_t shut_down_mid_body(struct shutting *sh, pthread_t *t, struct conn
     }
     int64_t t0 = real_now();
     CHECK_EQ(pthread_create(t, NULL, shut_down, sh), 0);
-    for (int k = 0; !refused(port); k++) {
+    for (int k = 0; !conn_refused(port); k++) {
         CHECK(k < 2000);
         real_sleep_ms(5);
     }

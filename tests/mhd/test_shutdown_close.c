@@ -112,34 +112,7 @@ static void *shut_down(void *arg)
     return NULL;
 }
 
-/* Whether a new connection to port is refused now: shutdown has begun
- * (the listening socket is shut down after `stopping` is set). */
-static bool refused(uint16_t port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    CHECK(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bool no = connect(fd, (struct sockaddr *)&a, sizeof a) != 0;
-    close(fd);
-    return no;
-}
-
-/* Far more than loopback's socket buffers hold: most of it is still to be
- * written when its handler has returned. */
-#define BIG_BYTES (32u << 20)
 static atomic_bool big_answered;
-
-static void answer_big(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_response_t *resp, void *arg)
-{
-    (void)ctx, (void)req, (void)arg;
-    char *body = malloc(BIG_BYTES);
-    CHECK(body);
-    memset(body, 'x', BIG_BYTES);
-    CHECK_EQ(cctx_mhd_write(resp, body, BIG_BYTES), 0);
-    free(body);
-    atomic_store(&big_answered, true);
-}
 
 /* The server of these tests: /a and /b gated, /now answered at once. */
 struct setup {
@@ -162,7 +135,7 @@ static void setup_start(struct setup *x)
     CHECK_EQ(cctx_mhd_route(x->s, "GET", "/a", gated, &x->a, 0), 0);
     CHECK_EQ(cctx_mhd_route(x->s, "GET", "/b", gated, &x->b, 0), 0);
     CHECK_EQ(cctx_mhd_route(x->s, "GET", "/now", gated, &x->now, 0), 0);
-    CHECK_EQ(cctx_mhd_route(x->s, "GET", "/big", answer_big, NULL, 0), 0);
+    CHECK_EQ(cctx_mhd_route(x->s, "GET", "/big", answer_big, &big_answered, 0), 0);
     x->port = cctx_mhd_port(x->s);
     conn_open(&x->held, x->port);
     conn_send(&x->held, "GET /b HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -176,7 +149,7 @@ static void setup_shut_down(struct setup *x)
     x->sh = (struct shutting){x->s, CCTX_SEC(10), -1, false};
     x->t0 = real_now();
     CHECK_EQ(pthread_create(&x->t, NULL, shut_down, &x->sh), 0);
-    for (int k = 0; !refused(x->port); k++) {
+    for (int k = 0; !conn_refused(x->port); k++) {
         CHECK(k < 2000);
         real_sleep_ms(5);
     }
@@ -327,7 +300,7 @@ TEST(mhd_shutdown_closes_a_keep_alive_connection_once_its_answer_is_out)
     }
     setup_shut_down(&x);
     size_t got = read_big(&c, head, sizeof head);
-    CHECK_EQ(got, BIG_BYTES);
+    CHECK_EQ(got, BIG_ANSWER_BYTES);
     CHECK(!strcasestr(head, "\r\nconnection:")); /* queued before: kept alive */
     CHECK(conn_closed_within(&c, 5000));
     int64_t took = real_now() - x.t0;
@@ -465,7 +438,7 @@ TEST(mhd_shutdown_close_of_a_kept_alive_answer_loses_none_of_it)
     bool whole = slow_read_more(c.fd, &s, SIZE_MAX / 2);
     printf("read %zu of %zu (errno %d)\n", s.body, s.want, s.err);
     CHECK(whole);
-    CHECK_EQ(s.body, (size_t)BIG_BYTES);
+    CHECK_EQ(s.body, (size_t)BIG_ANSWER_BYTES);
     CHECK(conn_closed_within(&c, 5000)); /* then the end, no answer to /now */
     CHECK_EQ(gate_started(&x.now), 0);
     conn_close(&c);
