@@ -246,38 +246,45 @@ TEST(mhd_shutdown_closes_an_idle_keep_alive_connection_at_once)
     setup_finish(&x);
 }
 
-/* Reads one answer's head and its Content-Length bytes of body from c;
- * returns the body's length read, the head in head. */
-static size_t read_big(struct conn *c, char *head, size_t head_size)
+/* Reads up to `more` body bytes of a Content-Length answer on fd (its head
+ * first, once): false at the end of the connection or an error. */
+struct slow_read {
+    char head[4096];
+    size_t have, want, body;
+    int err;
+};
+
+static bool slow_read_more(int fd, struct slow_read *s, size_t more)
 {
-    static char buf[1 << 20];
-    size_t have = 0, want = SIZE_MAX, body = 0;
-    head[0] = '\0';
-    while (body < want) {
-        struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+    static char buf[1 << 16];
+    size_t goal = s->body + more;
+    while (s->body < s->want && s->body < goal) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
         if (poll(&pfd, 1, 10000) != 1)
-            break;
-        ssize_t n = read(c->fd, buf + have, sizeof buf - have);
-        if (n <= 0)
-            break;
-        if (want != SIZE_MAX) {
-            body += (size_t)n;
+            return false;
+        size_t room = s->want == SIZE_MAX ? sizeof s->head - 1 - s->have : sizeof buf;
+        ssize_t n = read(fd, s->want == SIZE_MAX ? s->head + s->have : buf, room);
+        if (n <= 0) {
+            s->err = n < 0 ? errno : 0;
+            return false;
+        }
+        if (s->want != SIZE_MAX) {
+            s->body += (size_t)n;
             continue;
         }
-        have += (size_t)n;
-        char *end = memmem(buf, have, "\r\n\r\n", 4);
+        s->have += (size_t)n;
+        s->head[s->have] = '\0';
+        char *end = strstr(s->head, "\r\n\r\n");
         if (!end) {
-            CHECK(have < sizeof buf);
+            CHECK(s->have < sizeof s->head - 1);
             continue;
         }
-        size_t hlen = (size_t)(end - buf) + 4;
-        snprintf(head, head_size, "%.*s", (int)hlen, buf);
-        char *cl = strcasestr(head, "\r\ncontent-length:");
+        char *cl = strcasestr(s->head, "\r\ncontent-length:");
         CHECK(cl);
-        want = strtoul(cl + 17, NULL, 10);
-        body = have - hlen;
+        s->want = strtoul(cl + 17, NULL, 10);
+        s->body = s->have - (size_t)(end + 4 - s->head);
     }
-    return body;
+    return true;
 }
 
 /* An answer queued before shutdown began, kept alive, and still being
@@ -287,7 +294,7 @@ TEST(mhd_shutdown_closes_a_keep_alive_connection_once_its_answer_is_out)
 {
     static struct setup x;
     static struct conn c;
-    static char head[4096];
+    static struct slow_read s;
     atomic_store(&big_answered, false);
     setup_start(&x);
     conn_open(&c, x.port);
@@ -299,9 +306,10 @@ TEST(mhd_shutdown_closes_a_keep_alive_connection_once_its_answer_is_out)
         real_sleep_ms(5);
     }
     setup_shut_down(&x);
-    size_t got = read_big(&c, head, sizeof head);
-    CHECK_EQ(got, BIG_ANSWER_BYTES);
-    CHECK(!strcasestr(head, "\r\nconnection:")); /* queued before: kept alive */
+    s = (struct slow_read){.want = SIZE_MAX};
+    CHECK(slow_read_more(c.fd, &s, SIZE_MAX / 2));
+    CHECK_EQ(s.body, (size_t)BIG_ANSWER_BYTES);
+    CHECK(!strcasestr(s.head, "\r\nconnection:")); /* queued before: kept alive */
     CHECK(conn_closed_within(&c, 5000));
     int64_t took = real_now() - x.t0;
     printf("answer out and connection closed %.3f s into shutdown\n", (double)took / 1e9);
@@ -356,47 +364,6 @@ static int server_end_state(uint16_t sport, uint16_t cport)
     }
     fclose(f);
     return st;
-}
-
-/* Reads up to `more` body bytes of a Content-Length answer on fd (its head
- * first, once): false at the end of the connection or an error. */
-struct slow_read {
-    char head[4096];
-    size_t have, want, body;
-    int err;
-};
-
-static bool slow_read_more(int fd, struct slow_read *s, size_t more)
-{
-    static char buf[1 << 16];
-    size_t goal = s->body + more;
-    while (s->body < s->want && s->body < goal) {
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        if (poll(&pfd, 1, 10000) != 1)
-            return false;
-        size_t room = s->want == SIZE_MAX ? sizeof s->head - 1 - s->have : sizeof buf;
-        ssize_t n = read(fd, s->want == SIZE_MAX ? s->head + s->have : buf, room);
-        if (n <= 0) {
-            s->err = n < 0 ? errno : 0;
-            return false;
-        }
-        if (s->want != SIZE_MAX) {
-            s->body += (size_t)n;
-            continue;
-        }
-        s->have += (size_t)n;
-        s->head[s->have] = '\0';
-        char *end = strstr(s->head, "\r\n\r\n");
-        if (!end) {
-            CHECK(s->have < sizeof s->head - 1);
-            continue;
-        }
-        char *cl = strcasestr(s->head, "\r\ncontent-length:");
-        CHECK(cl);
-        s->want = strtoul(cl + 17, NULL, 10);
-        s->body = s->have - (size_t)(end + 4 - s->head);
-    }
-    return true;
 }
 
 /* An answer queued before shutdown, kept alive, whose last bytes
