@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 
-// Package lateness holds Go's side of cctx-bench's DeadlineLateness: the same
-// measure taken on Go's context package, for bench/run-go.sh --compare, which
-// runs it next to Go's own context benchmarks. Standard library only, built
-// in GOPATH mode with no network.
+// Package lateness holds Go's side of cctx-bench rows that Go's own benchmark
+// file lacks, for bench/run-go.sh --compare, which runs them next to Go's own
+// context benchmarks: DeadlineLateness (here), the same measure taken on Go's
+// context package, and CommonParentCancelLoopOnly (loop_only_test.go).
+// Standard library only, built in GOPATH mode with no network.
 package lateness
 
 import (
