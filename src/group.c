@@ -21,10 +21,12 @@
  * keeps the count of threads and tasks in step without a rollback protocol).
  *
  * Workers. Every thread of the pool is either idle (on g->idle, watching or
- * asleep on its own turn word) or owns exactly one task (handed over in
- * w->fn, or running). So the number of threads is g->active plus the idle
- * ones, and go creates one only when none is idle: with a limit L, active <
- * L before the hand-over, hence at most L threads ever. A finishing worker
+ * asleep on its own turn word), owns exactly one task (handed over in
+ * w->fn, or running), or has exited from inside a task (task_unwound: it
+ * only waits on g->workers to be joined). So the number of live threads is
+ * g->active plus the idle ones, and go creates one only when none is
+ * idle: with a limit L, active < L before the hand-over, hence at most L
+ * live threads ever. A finishing worker
  * returns to the idle stack in the same critical section in which it drops
  * g->active, so a go that a finished task let through always finds an idle
  * worker. The stack is LIFO, so the most recently used (cache-warm) thread
@@ -246,6 +248,30 @@ static void give_turn(struct worker *w, uint32_t turn)
         cctx__os_wake(&w->turn);
 }
 
+/* A task that left its thread without returning: it called pthread_exit,
+ * or the thread was cancelled at a cancellation point inside it (a
+ * blocking read, or a descriptor call of <cctx/io.h>). The thread then
+ * unwound past worker_main still counted active, so every cctx_group_wait
+ * and cctx_group_free waited for ever, and with a limit its slot was lost
+ * to every later go. It counts as returned with no result, as a goroutine
+ * ended by runtime.Goexit does for errgroup (it reported no failure, so
+ * the group is not canceled for it), and its thread leaves the pool: it is
+ * not put back on the idle stack, and stays on g->workers for pool_stop to
+ * join. Run by the unwinding thread, with no lock of ours held (fn runs
+ * without g->mu). */
+static void task_unwound(void *arg)
+{
+    struct worker *w = arg;
+    cctx_group_t *g = w->g;
+    pthread_mutex_lock(&g->mu);
+    if (g->limit > 0)
+        pthread_cond_signal(&g->slot); /* its slot is free again */
+    if (active(g) == 1)
+        pthread_cond_broadcast(&g->quiet);
+    add_active(g, -1);
+    pthread_mutex_unlock(&g->mu);
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -265,7 +291,10 @@ static void *worker_main(void *arg)
 
         /* g->ctx stays valid: the group's reference is released only by
          * free, after every task has returned. */
-        int r = fn(g->ctx, fn_arg);
+        int r;
+        pthread_cleanup_push(task_unwound, w);
+        r = fn(g->ctx, fn_arg);
+        pthread_cleanup_pop(0);
 
         pthread_mutex_lock(&g->mu);
         if (r != 0 && g->err == 0) {

@@ -57,6 +57,14 @@
  *    returned 0, even if the context ended meanwhile (read cctx_err of the
  *    context or its parent for that), and never a cctx_group_go failure,
  *    which its caller saw already.
+ *  - A task that leaves its thread without returning (it calls
+ *    pthread_exit, or the thread is cancelled with pthread_cancel at a
+ *    cancellation point inside the task, such as a descriptor call of
+ *    <cctx/io.h>) counts as returned with no result, as a goroutine ended
+ *    by runtime.Goexit does for errgroup: the group is not canceled for it,
+ *    a limit gets its slot back, and cctx_group_wait and cctx_group_free do
+ *    not wait for it. Its thread leaves the pool (a later go creates
+ *    another when it needs one) and is joined with the others.
  *  - After cctx_group_wait the group is finished: its context is canceled
  *    (cause "context canceled", origin: the wait call, unless it had ended
  *    before), its threads are joined, every later cctx_group_go returns the

@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A group task that never returns to its pool thread because the thread
+ * unwinds: the task calls pthread_exit, or the thread is cancelled
+ * (pthread_cancel) at a cancellation point inside the task (a blocking
+ * read here; the descriptor calls of <cctx/io.h> are such points too).
+ * <cctx/group.h> promises that such a task counts as returned with no
+ * result: cctx_group_wait and cctx_group_free return, a limit gets its slot
+ * back, and the group's context is not canceled by it.
+ *
+ * Every call that could hang runs under run_with_watchdog, so a group that
+ * lost count of the task fails the test within seconds instead of at the
+ * ctest timeout.
+ */
+#define _GNU_SOURCE
+#include <cctx.h>
+#include <cctx/group.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "support.h"
+
+/* Its scopes are not unpoisoned when a cancellation unwinds a thread, and
+ * the thread's end then reads as a use after scope (as in the other
+ * cancellation tests). pthread_exit unwinds without that trouble. */
+#define SKIP_CANCEL_UNDER_ASAN()                                                                   \
+    do {                                                                                           \
+        if (TEST_UNDER_ASAN)                                                                       \
+            SKIP_IN_THIS_BUILD("AddressSanitizer takes the unwinding of a cancelled thread for "   \
+                               "a use after scope");                                               \
+    } while (0)
+
+static int exits_its_thread(cctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    (void)arg;
+    pthread_exit(NULL);
+}
+
+static atomic_int ok_ran;
+
+static int returns_zero(cctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    (void)arg;
+    atomic_fetch_add(&ok_ran, 1);
+    return 0;
+}
+
+/* With a limit of 1, the exited task's slot must come back: the second go
+ * blocks for ever otherwise, and so would the wait. */
+static void exit_then_go_and_wait(void)
+{
+    cctx_group_t *g = cctx_group_new(cctx_background());
+    CHECK(g != NULL);
+    CHECK_EQ(cctx_group_limit(g, 1), 0);
+    CHECK_EQ(cctx_group_go(g, exits_its_thread, NULL), 0);
+    CHECK_EQ(cctx_group_go(g, returns_zero, NULL), 0);
+    CHECK_EQ(cctx_group_wait(g), 0);
+    CHECK_EQ(atomic_load(&ok_ran), 1);
+    /* No failure was reported, so the wait's own cancel is the cause. */
+    cctx_cause_t cause;
+    CHECK_EQ(cctx_cause(cctx_group_ctx(g), &cause), ECANCELED);
+    CHECK_EQ(cause.code, 0);
+    cctx_group_free(g);
+}
+
+TEST(group_task_that_calls_pthread_exit_counts_as_returned)
+{
+    run_with_watchdog(exit_then_go_and_wait, 10);
+}
+
+/* The task's thread, published once it is about to block in read. */
+static _Atomic(pthread_t) blocked_thread;
+static atomic_bool blocked_known;
+static int pipe_fds[2];
+
+static int blocks_in_read(cctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    (void)arg;
+    atomic_store(&blocked_thread, pthread_self());
+    atomic_store(&blocked_known, true);
+    char c;
+    /* Nothing is ever written: only the cancellation ends this read. */
+    (void)read(pipe_fds[0], &c, 1);
+    return EIO;
+}
+
+static void cancel_in_read_then_wait_and_free(void)
+{
+    CHECK_EQ(pipe(pipe_fds), 0);
+    cctx_group_t *g = cctx_group_new(cctx_background());
+    CHECK(g != NULL);
+    CHECK_EQ(cctx_group_go(g, blocks_in_read, NULL), 0);
+    while (!atomic_load(&blocked_known))
+        sched_yield();
+    /* Cancellation is deferred: it acts in read, whether the thread is
+     * already blocked there or about to be. */
+    CHECK_EQ(pthread_cancel(atomic_load(&blocked_thread)), 0);
+    CHECK_EQ(cctx_group_wait(g), 0);
+    CHECK_EQ(cctx_err(cctx_group_ctx(g)), ECANCELED);
+    /* The group stays usable for what a finished group answers. */
+    CHECK_EQ(cctx_group_go(g, returns_zero, NULL), ECANCELED);
+    cctx_group_free(g);
+    close(pipe_fds[0]);
+    close(pipe_fds[1]);
+}
+
+TEST(group_task_whose_thread_is_cancelled_counts_as_returned)
+{
+    SKIP_CANCEL_UNDER_ASAN();
+    run_with_watchdog(cancel_in_read_then_wait_and_free, 10);
+}
+
+static void cancel_in_read_then_free(void)
+{
+    CHECK_EQ(pipe(pipe_fds), 0);
+    atomic_store(&blocked_known, false);
+    cctx_group_t *g = cctx_group_new(cctx_background());
+    CHECK(g != NULL);
+    CHECK_EQ(cctx_group_go(g, blocks_in_read, NULL), 0);
+    while (!atomic_load(&blocked_known))
+        sched_yield();
+    CHECK_EQ(pthread_cancel(atomic_load(&blocked_thread)), 0);
+    cctx_group_free(g);
+    close(pipe_fds[0]);
+    close(pipe_fds[1]);
+}
+
+TEST(group_free_returns_after_a_task_whose_thread_is_cancelled)
+{
+    SKIP_CANCEL_UNDER_ASAN();
+    run_with_watchdog(cancel_in_read_then_free, 10);
+}
