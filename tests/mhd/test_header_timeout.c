@@ -196,6 +196,32 @@ TEST(mhd_header_timeout_closes_a_trickled_later_line_without_idle_timeout)
     trickled_later_line(-1);
 }
 
+/* A later request line trickled a byte every 1.2 s, under an idle time of
+ * 2 s (which each byte restarts): its fourth byte, at 4.8 s, would start the
+ * clock too late, so the latest start does, the completion plus the idle
+ * time: closed about 2.3 s after the answer, never before the idle time (Go
+ * closes it then, its four bytes not in). Without that bound it stayed open
+ * until 5.1 s. */
+TEST(mhd_header_timeout_closes_a_slow_later_line_at_the_latest_start)
+{
+    struct probe p;
+    cctx_mhd_t *s = start(&p, HDR_TIMEOUT, CCTX_SEC(2));
+    static struct conn c;
+    conn_open(&c, cctx_mhd_port(s));
+    conn_send(&c, "GET /1 HTTP/1.1\r\nHost: t\r\n\r\n");
+    conn_read(&c, &r);
+    CHECK_EQ(r.status, 200);
+    int64_t took = trickle_every(&c, "GET /aaaaaaaaaaaa", true, 7000, 1200);
+    printf("slow later request line closed %.3f s after the answer\n", (double)took / 1e9);
+    CHECK(took >= 0);
+    CHECK(took >= CCTX_SEC(2));
+    CHECK(took < CCTX_SEC(4));
+    CHECK_EQ(p.started, 1);
+    conn_close(&c);
+    cctx_mhd_free(s);
+    probe_destroy(&p);
+}
+
 /* A later request line that came whole, pipelined behind the request
  * before it (so counted before the answer), then headers a byte a second:
  * its clock starts at that line, as Go's starts once the answer is out
