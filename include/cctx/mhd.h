@@ -114,17 +114,22 @@
  * at every byte, header_timeout (10 s) bounds the time a request's line
  * and headers may take (Go's ReadHeaderTimeout), against a client that
  * trickles them: the first request's from the connection's accept (a
- * connection that sends nothing is closed then), a later one's from the
- * previous request's completion plus the idle time a keep-alive
- * connection may wait (idle_timeout, in whole seconds), so an idle
- * keep-alive connection is still closed by idle_timeout alone and a
- * client trickling a later request holds its connection for about
- * idle_timeout + header_timeout after each answer; with no idle_timeout,
- * a later request's from its request line (a request line trickled after
- * an answer then escapes it). Past it, and the headers not all in, the
- * connection is closed without an answer, at most two of the server's
- * looks later (header_timeout / 4 apart, 10 ms to 1 s: by 12 s for the
- * default). The body, the handler and the answer are not timed by it.
+ * connection that sends nothing is closed then), a later one's from its
+ * first bytes (once the kernel has counted four on the TCP connection,
+ * as Go's server peeks at four; Linux 4.1) or its request line, and at
+ * the latest from the previous request's completion plus the idle time a
+ * keep-alive connection may wait (idle_timeout, in whole seconds; no
+ * latest with no idle_timeout). So an idle keep-alive connection, which
+ * sends nothing, is still closed by idle_timeout alone, and a client
+ * trickling a later request is closed about header_timeout after its
+ * first bytes. Bytes sent before the answer was out (pipelined), or
+ * within one of the server's looks after it, are not seen (four more
+ * are); where there is no count (not TCP, another system) a later request
+ * line may trickle until that latest start, for ever with no
+ * idle_timeout. Past it, and the headers not all in, the connection is
+ * closed without an answer, at most two of the server's looks later
+ * (header_timeout / 4 apart, 10 ms to 1 s: by 12 s for the default). The
+ * body, the handler and the answer are not timed by it.
  */
 #ifndef CCTX_MHD_H
 #define CCTX_MHD_H
@@ -189,11 +194,12 @@ typedef struct cctx_mhd_options {
                                     more (or closes them at once); 0: 1000             */
     int64_t header_timeout;      /* nanoseconds a request's line and headers may take,
                                     from the connection's accept for its first request,
-                                    from the previous request's completion plus the
-                                    idle time (idle_timeout in whole seconds) for a
-                                    later one; past it, the connection is closed
-                                    without an answer (see "Connections" at the top);
-                                    0: 10 s; < 0: none                                 */
+                                    from its first bytes or its request line for a
+                                    later one (at the latest from the previous
+                                    request's completion plus the idle time,
+                                    idle_timeout in whole seconds); past it, the
+                                    connection is closed without an answer (see
+                                    "Connections" at the top); 0: 10 s; < 0: none    */
 } cctx_mhd_options_t;
 #define CCTX_MHD_OPTIONS_INIT                                                                      \
     {                                                                                              \

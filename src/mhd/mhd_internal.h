@@ -123,16 +123,33 @@ struct mhd_watch_slot {
     bool fired;                   /* the one-shot registration reported: disabled until armed */
     bool busy;                    /* a request's line is in, the request not completed */
     bool served;                  /* a request of it completed */
+    /* header_timeout.c: where the watcher stands in its search for the
+     * first bytes of a later request (HDR_NEXT_*), and the kernel's count
+     * of the bytes received when it began (HDR_NEXT_BYTES). Under `lock`. */
+    unsigned char next;
+    uint64_t received;
     /* Its header deadline (header_timeout.c): 0 none, HDR_* a clock not
-     * yet read, else when (monotonic ns). */
+     * yet read, else when (monotonic ns; INT64_MAX: no latest start). */
     _Atomic int64_t hdr;
 };
 
 /* The clock of a header deadline started since the watcher's last look,
- * which reads the time for it: at the connection's accept (or, without an
- * idle timeout, its request line), or at the completion of a request. */
+ * which reads the time for it: at the connection's accept, or at the
+ * completion of a request (the next one's latest start, after the idle
+ * time; the watcher starts it earlier, at that request's first bytes). */
 #define HDR_SINCE_START INT64_C(-1)
 #define HDR_SINCE_COMPLETED INT64_C(-2)
+
+/* A slot's `next` (header_timeout.c). */
+enum {
+    HDR_NEXT_NONE,      /* no later request awaited, or its clock runs       */
+    HDR_NEXT_COUNT,     /* one completed: the next look reads the count      */
+    HDR_NEXT_BYTES,     /* counted: four bytes more start the clock          */
+    HDR_NEXT_LINE_ONLY, /* no count to read: only the request line starts it */
+    HDR_NEXT_LINE,      /* the request line is in: the next look starts it   */
+};
+
+struct mhd_hdr_count; /* header_timeout.c */
 
 /* A disconnect waiting for a canceller thread (see watch.c). */
 struct mhd_hangup {
@@ -163,6 +180,8 @@ struct mhd_watch {
     int64_t hdr_timeout;   /* ns; 0: none */
     int64_t hdr_idle;      /* ns granted an idle keep-alive connection first; < 0: no bound */
     int64_t hdr_next_look; /* monotonic ns */
+    struct mhd_hdr_count *hdr_counts; /* the counts a look reads outside `lock` */
+    size_t hdr_counts_cap;
 };
 
 struct cctx_mhd {
@@ -291,8 +310,9 @@ void cctx__mhd_watch_close_idle(struct mhd_watch *w);
  * lock (header_timeout.c says why that is safe). */
 void cctx__mhd_watch_headers_in(struct mhd_watch *w, int fd);
 /* header_timeout.c, on the watcher: reads the clocks started since the last
- * look and shuts down the connections past their header deadline, when the
- * time for a look has come; returns the wait until the next (ms, -1: none). */
+ * look, starts those of later requests whose first bytes came, and shuts
+ * down the connections past their header deadline, when the time for a
+ * look has come; returns the wait until the next (ms, -1: none). */
 int cctx__mhd_headers_look(struct mhd_watch *w);
 /* Whether this thread is w's watcher or one of its cancellers: it may be
  * running an after-function of a request context, and shutdown joins it. */

@@ -399,7 +399,8 @@ cctx_mhd_t *cctx_mhd_start(cctx_t *parent, const cctx_mhd_options_t *options,
     snprintf(name, sizeof name, "cctx-mhd :%u", (unsigned)s->port);
     cctx_set_name(s->ctx, name);
     /* An idle keep-alive connection may wait what libmicrohttpd gives it
-     * before its next request's header deadline runs (header_timeout.c). */
+     * before its next request's header deadline runs at the latest
+     * (header_timeout.c). */
     int64_t idle = s->idle_secs ? (int64_t)s->idle_secs * CCTX_SEC(1) : -1;
     if ((err = cctx__mhd_watch_start(&s->watch, s->opt.header_timeout, idle)) != 0 ||
         (err = cctx__mhd_workers_start(s)) != 0)

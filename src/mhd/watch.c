@@ -345,6 +345,9 @@ void cctx__mhd_watch_stop(struct mhd_watch *w)
     free(w->slots);
     w->slots = NULL;
     w->nslots = 0;
+    free(w->hdr_counts);
+    w->hdr_counts = NULL;
+    w->hdr_counts_cap = 0;
     pthread_mutex_destroy(&w->lock);
 }
 
@@ -575,13 +578,15 @@ void cctx__mhd_watch_busy(struct mhd_watch *w, int fd, bool busy)
     pthread_mutex_lock(&w->lock);
     if ((size_t)fd < w->nslots && w->slots[fd].open) {
         struct mhd_watch_slot *slot = &w->slots[fd];
-        /* A later request's header deadline (header_timeout.c): from the
-         * completion of the one before, after the idle time; without an
-         * idle timeout, from its request line. */
-        if (w->hdr_timeout && !busy)
-            cctx__atomic_store_relaxed(&slot->hdr, w->hdr_idle >= 0 ? HDR_SINCE_COMPLETED : 0);
-        else if (w->hdr_timeout && w->hdr_idle < 0 && slot->served)
-            cctx__atomic_store_relaxed(&slot->hdr, HDR_SINCE_START);
+        /* A later request's header deadline (header_timeout.c): the
+         * watcher starts it at the request's first bytes or its request
+         * line, at the latest after the idle time from this completion. */
+        if (w->hdr_timeout && !busy) {
+            cctx__atomic_store_relaxed(&slot->hdr, HDR_SINCE_COMPLETED);
+            slot->next = HDR_NEXT_COUNT;
+        } else if (w->hdr_timeout && slot->next != HDR_NEXT_NONE) {
+            slot->next = HDR_NEXT_LINE;
+        }
         w->slots[fd].busy = busy;
         w->slots[fd].served |= !busy;
         /* Completed after the scan: an answer queued before `stopping`,

@@ -13,7 +13,10 @@
 #include "support.h"
 
 #include <errno.h>
+#include <linux/tcp.h> /* tcpi_bytes_received, which glibc's <netinet/tcp.h> lacks */
+#include <netinet/in.h>
 #include <poll.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -22,18 +25,18 @@
 
 static struct http_resp r;
 
-/* Sends `bytes` one by one, TRICKLE_MS apart, watching for the server's
- * end between them; then, if `wait`, nothing more until `ms` have passed
- * since the start. Returns when the server closed the connection (real
- * clock, ns since the start), or -1 when it had not when the bytes were
- * sent (and ms had passed, if `wait`). Any byte the server sends fails the
- * test: no answer is owed. */
-static int64_t trickle(struct conn *c, const char *bytes, bool wait, int ms)
+/* Sends `bytes` one by one, `every` ms apart (the first after `every`),
+ * watching for the server's end between them; then, if `wait`, nothing
+ * more until `ms` have passed since the start. Returns when the server
+ * closed the connection (real clock, ns since the start), or -1 when it
+ * had not when the bytes were sent (and ms had passed, if `wait`). Any
+ * byte the server sends fails the test: no answer is owed. */
+static int64_t trickle_every(struct conn *c, const char *bytes, bool wait, int ms, int every)
 {
     int64_t t0 = real_now(), end = t0 + CCTX_MSEC(ms);
     size_t n = strlen(bytes), sent = 0;
     for (int64_t now; (now = real_now()) < end && (wait || sent < n);) {
-        int64_t next = now + CCTX_MSEC(TRICKLE_MS);
+        int64_t next = now + CCTX_MSEC(every);
         int pause = (int)(((next < end ? next : end) - now) / CCTX_MSEC(1));
         struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
         if (poll(&pfd, 1, pause > 0 ? pause : 1) == 1) {
@@ -51,6 +54,22 @@ static int64_t trickle(struct conn *c, const char *bytes, bool wait, int ms)
         }
     }
     return -1;
+}
+
+static int64_t trickle(struct conn *c, const char *bytes, bool wait, int ms)
+{
+    return trickle_every(c, bytes, wait, ms, TRICKLE_MS);
+}
+
+/* Whether the kernel counts the bytes a TCP socket received (Linux 4.1),
+ * which starts a later request's clock at its first bytes (the client's
+ * socket stands for the server's: same kernel). */
+static bool kernel_counts_bytes(const struct conn *c)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    return getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+           len >= offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received;
 }
 
 static cctx_mhd_t *start(struct probe *p, int64_t header_timeout, int64_t idle_timeout)
@@ -135,29 +154,133 @@ TEST(mhd_header_timeout_spares_an_idle_keep_alive_connection)
     probe_destroy(&p);
 }
 
-/* A later request trickled on a kept-alive connection: closed after the
- * idle time (1 s) plus header_timeout from the answer, though bytes keep
- * coming. Before, the connection stayed open. */
-TEST(mhd_header_timeout_closes_a_trickled_keep_alive_request)
+/* A later request on a kept-alive connection whose line trickles, a byte
+ * every 100 ms: its clock starts once the kernel has counted its first
+ * bytes (four, as Go's server peeks four before it starts its clock), so
+ * it is closed about header_timeout later, well before the idle time
+ * (8 s); the same with no idle time at all (idle_timeout < 0). Before,
+ * the first stayed open until idle_timeout + header_timeout after the
+ * answer, and the second for ever (its clock started at a request line
+ * that never ended). */
+static void trickled_later_line(int64_t idle_timeout)
 {
     struct probe p;
-    cctx_mhd_t *s = start(&p, HDR_TIMEOUT, CCTX_SEC(1));
+    cctx_mhd_t *s = start(&p, HDR_TIMEOUT, idle_timeout);
+    static struct conn c;
+    conn_open(&c, cctx_mhd_port(s));
+    if (!kernel_counts_bytes(&c))
+        SKIP("the kernel gives no count of the bytes a socket received (Linux 4.1)");
+    conn_send(&c, "GET /1 HTTP/1.1\r\nHost: t\r\n\r\n");
+    conn_read(&c, &r);
+    CHECK_EQ(r.status, 200);
+    int64_t took = trickle(&c, "GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                           true, 5000);
+    printf("trickled later request line closed %.3f s after the answer\n", (double)took / 1e9);
+    CHECK(took >= 0);
+    CHECK(took < CCTX_SEC(3));
+    /* Never before header_timeout from the fourth byte. */
+    CHECK(took >= 4 * CCTX_MSEC(TRICKLE_MS) + HDR_TIMEOUT);
+    CHECK_EQ(p.started, 1);
+    conn_close(&c);
+    cctx_mhd_free(s);
+    probe_destroy(&p);
+}
+
+TEST(mhd_header_timeout_closes_a_trickled_keep_alive_request)
+{
+    trickled_later_line(CCTX_SEC(8));
+}
+
+TEST(mhd_header_timeout_closes_a_trickled_later_line_without_idle_timeout)
+{
+    trickled_later_line(-1);
+}
+
+/* A later request line trickled a byte every 1.2 s, under an idle time of
+ * 2 s (which each byte restarts): its fourth byte, at 4.8 s, would start the
+ * clock too late, so the latest start does, the completion plus the idle
+ * time: closed about 2.3 s after the answer, never before the idle time (Go
+ * closes it then, its four bytes not in). Without that bound it stayed open
+ * until 5.1 s. */
+TEST(mhd_header_timeout_closes_a_slow_later_line_at_the_latest_start)
+{
+    struct probe p;
+    cctx_mhd_t *s = start(&p, HDR_TIMEOUT, CCTX_SEC(2));
     static struct conn c;
     conn_open(&c, cctx_mhd_port(s));
     conn_send(&c, "GET /1 HTTP/1.1\r\nHost: t\r\n\r\n");
     conn_read(&c, &r);
     CHECK_EQ(r.status, 200);
-    int64_t took = trickle(
-        &c,
-        "GET /2 HTTP/1.1\r\nHost: t\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-        true, 8000);
-    printf("trickled keep-alive request closed %.3f s after the answer\n", (double)took / 1e9);
+    int64_t took = trickle_every(&c, "GET /aaaaaaaaaaaa", true, 7000, 1200);
+    printf("slow later request line closed %.3f s after the answer\n", (double)took / 1e9);
     CHECK(took >= 0);
-    CHECK(took >= CCTX_SEC(1)); /* never before the idle time */
+    CHECK(took >= CCTX_SEC(2));
+    CHECK(took < CCTX_SEC(4));
     CHECK_EQ(p.started, 1);
     conn_close(&c);
     cctx_mhd_free(s);
     probe_destroy(&p);
+}
+
+/* A later request line that came whole, pipelined behind the request
+ * before it (so counted before the answer), then headers a byte a second:
+ * its clock starts at that line, as Go's starts once the answer is out
+ * (the line already in), and the connection is closed about
+ * header_timeout later, before the first header byte. Counting bytes
+ * alone would start it four header bytes later (4 s); before, it stayed
+ * open until the idle time (8 s) + header_timeout after the answer. */
+TEST(mhd_header_timeout_closes_trickled_headers_after_a_pipelined_line)
+{
+    struct probe p;
+    cctx_mhd_t *s = start(&p, HDR_TIMEOUT, CCTX_SEC(8));
+    static struct conn c;
+    conn_open(&c, cctx_mhd_port(s));
+    conn_send(&c, "GET /1 HTTP/1.1\r\nHost: t\r\n\r\nGET /2 HTTP/1.1\r\n");
+    conn_read(&c, &r);
+    CHECK_EQ(r.status, 200);
+    int64_t took = trickle_every(&c, "Host: t\r\nX-Slow: aaaaaaaa", true, 6000, 1000);
+    printf("trickled headers closed %.3f s after the answer\n", (double)took / 1e9);
+    CHECK(took >= 0);
+    CHECK(took < CCTX_SEC(2));
+    CHECK_EQ(p.started, 1);
+    conn_close(&c);
+    cctx_mhd_free(s);
+    probe_destroy(&p);
+}
+
+/* An honest later request after an idle wait longer than header_timeout
+ * (2 s against 1 s), its line and its headers sent 300 ms apart: served,
+ * with an idle time (8 s) and without one. The wait without a byte does not
+ * start the clock; the line does, and the headers come in time. */
+static void serves_a_later_request_after_a_wait(int64_t idle_timeout)
+{
+    struct probe p;
+    cctx_mhd_t *s = start(&p, CCTX_SEC(1), idle_timeout);
+    static struct conn c;
+    conn_open(&c, cctx_mhd_port(s));
+    conn_send(&c, "GET /1 HTTP/1.1\r\nHost: t\r\n\r\n");
+    conn_read(&c, &r);
+    CHECK_EQ(r.status, 200);
+    CHECK(!conn_closed_within(&c, 2000));
+    conn_send(&c, "GET /2 HTTP/1.1\r\n");
+    CHECK(!conn_closed_within(&c, 300));
+    conn_send(&c, "Host: t\r\n\r\n");
+    conn_read(&c, &r);
+    CHECK_EQ(r.status, 200);
+    CHECK_EQ(p.started, 2);
+    conn_close(&c);
+    cctx_mhd_free(s);
+    probe_destroy(&p);
+}
+
+TEST(mhd_header_timeout_serves_a_later_request_after_a_wait)
+{
+    serves_a_later_request_after_a_wait(CCTX_SEC(8));
+}
+
+TEST(mhd_header_timeout_serves_a_later_request_after_a_wait_without_idle_timeout)
+{
+    serves_a_later_request_after_a_wait(-1);
 }
 
 /* A body that trickles after complete headers is not timed by it. */
