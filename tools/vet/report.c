@@ -44,8 +44,10 @@ struct finding {
     enum rule rule;
     struct loc at;
     struct loc anchor; /* where a comment silences it too; line 0 for none */
+    int var;           /* the variable it is about, -1 for none */
     char *msg;
     unsigned col16; /* the column in UTF-16 code units, as SARIF counts */
+    size_t seq;     /* the order reported, which orders findings at one place */
 };
 
 static struct finding *all; /* kept for SARIF, every file's */
@@ -90,12 +92,13 @@ struct loc end_loc(CXCursor c)
     return at;
 }
 
-/* What tells findings apart: rule, place and (before the comments are
- * read) the anchor. A finding's key is looked up in a hash set, not compared
- * with each finding of the file before it: that was n^2 in a file of n
- * findings, twice (100,000 took 13 s). */
+/* What tells findings apart: rule, place, the variable they are about
+ * and (before the comments are read) the anchor. A finding's key is looked up in a hash set, not
+ * compared with each finding of the file before it: that was n^2 in a file of n findings, twice
+ * (100,000 took 13 s). */
 struct fkey {
     unsigned rule, line, col, aline, acol;
+    int var;
 };
 
 /* Open addressing, at most half full; a slot with rule 0 is empty (rules
@@ -108,7 +111,7 @@ struct fset {
 static uint64_t fkey_hash(const struct fkey *k)
 {
     uint64_t h = 0;
-    const unsigned v[] = {k->rule, k->line, k->col, k->aline, k->acol};
+    const unsigned v[] = {k->rule, k->line, k->col, k->aline, k->acol, (unsigned)k->var};
     for (size_t i = 0; i < sizeof v / sizeof *v; i++) {
         h = (h ^ v[i]) * 0x9e3779b97f4a7c15u;
         h ^= h >> 29;
@@ -119,7 +122,7 @@ static uint64_t fkey_hash(const struct fkey *k)
 static bool fkey_equal(const struct fkey *a, const struct fkey *b)
 {
     return a->rule == b->rule && a->line == b->line && a->col == b->col && a->aline == b->aline &&
-           a->acol == b->acol;
+           a->acol == b->acol && a->var == b->var;
 }
 
 static void fset_put(struct fkey *slot, size_t cap, struct fkey k)
@@ -170,7 +173,8 @@ static void fset_clear(struct fset *s)
 
 static struct fset reported; /* this file's findings, by their whole key */
 
-static void vreport(enum rule r, struct loc at, struct loc anchor, const char *fmt, va_list ap)
+static void vreport(enum rule r, struct loc at, struct loc anchor, int var, const char *fmt,
+                    va_list ap)
 {
     if (!rule_on[r] || at.line == 0)
         return;
@@ -178,7 +182,7 @@ static void vreport(enum rule r, struct loc at, struct loc anchor, const char *f
      * contexts leak at one return) is kept until the comments are read: one
      * of them may be silenced at its definition. */
     if (!fset_add(&reported,
-                  (struct fkey){(unsigned)r + 1, at.line, at.col, anchor.line, anchor.col}))
+                  (struct fkey){(unsigned)r + 1, at.line, at.col, anchor.line, anchor.col, var}))
         return;
     if (nall == capall) {
         capall = capall ? 2 * capall : 32;
@@ -189,22 +193,31 @@ static void vreport(enum rule r, struct loc at, struct loc anchor, const char *f
     char *msg;
     if (vasprintf(&msg, fmt, ap) < 0)
         abort();
-    all[nall++] = (struct finding){cur_file, r, at, anchor, msg, at.col};
+    all[nall] = (struct finding){cur_file, r, at, anchor, var, msg, at.col, nall};
+    nall++;
 }
 
 void report(enum rule r, struct loc at, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vreport(r, at, (struct loc){0, 0}, fmt, ap);
+    vreport(r, at, (struct loc){0, 0}, -1, fmt, ap);
     va_end(ap);
 }
 
-void report_for(enum rule r, struct loc at, struct loc anchor, const char *fmt, ...)
+void report_var(enum rule r, struct loc at, int var, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vreport(r, at, anchor, fmt, ap);
+    vreport(r, at, (struct loc){0, 0}, var, fmt, ap);
+    va_end(ap);
+}
+
+void report_for(enum rule r, struct loc at, struct loc anchor, int var, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(r, at, anchor, var, fmt, ap);
     va_end(ap);
 }
 
@@ -404,14 +417,29 @@ static int by_place(const void *a, const void *b)
         return x->at.line < y->at.line ? -1 : 1;
     if (x->at.col != y->at.col)
         return x->at.col < y->at.col ? -1 : 1;
-    return (int)x->rule - (int)y->rule;
+    if (x->rule != y->rule)
+        return (int)x->rule - (int)y->rule;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/* Of the findings left at one place, the first reported speaks: true for
- * a later one. Asked of the findings no comment silences only. */
+/* Of the findings left at one place, the first reported speaks (true for
+ * a later one): of those about one variable, or about none (an assignment
+ * that overwrites a context and makes the next one is one finding), and of
+ * those that follow from a definition (report_for) whatever their variable
+ * (a return that leaks two contexts is one). Those are keyed once more with
+ * var -2, which no finding has. Asked of the findings no comment silences
+ * only. */
 static bool spoken(struct fset *kept, const struct finding *f)
 {
-    return !fset_add(kept, (struct fkey){(unsigned)f->rule + 1, f->at.line, f->at.col, 0, 0});
+    struct fkey own = {(unsigned)f->rule + 1, f->at.line, f->at.col, 0, 0, f->var};
+    struct fkey follows = own;
+    follows.var = -2;
+    if (fset_has(kept, &own) || (f->anchor.line && fset_has(kept, &follows)))
+        return true;
+    fset_add(kept, own);
+    if (f->anchor.line)
+        fset_add(kept, follows);
+    return false;
 }
 
 size_t report_end_file(bool sarif)
