@@ -163,40 +163,90 @@ static void spellings_free(char **v, unsigned n)
     free(v);
 }
 
-enum { MACRO_PARAMS = 16 };
+/* A function-like macro's parameters, each with its argument in a call:
+ * as many as the macro has. Up to MACRO_PARAMS_KEPT of them are kept in
+ * the struct itself, with no allocation, which is every macro but a few. */
+enum { MACRO_PARAMS_KEPT = 16 };
 
-/* A function-like macro's text (def, nd tokens from its name on): its
- * parameters' names, and the arguments of its call (call, nc tokens), each
- * written as one string. Returns where the replacement text starts. */
-static unsigned macro_params(char **def, unsigned nd, char **call, unsigned nc, const char *param[],
-                             char arg[][128], int *nparams)
+struct macro_param {
+    const char *name;
+    unsigned from, to; /* the argument's tokens in the call, [from, to) */
+};
+
+struct macro_params {
+    struct macro_param *v, kept[MACRO_PARAMS_KEPT];
+    int n;
+};
+
+/* Reads the parameters of a function-like macro's text (def, nd tokens from
+ * its name on) and the arguments of its call (call, nc tokens). Returns
+ * where the replacement text starts. Free with macro_params_free. */
+static unsigned macro_params(char **def, unsigned nd, char **call, unsigned nc,
+                             struct macro_params *p)
 {
-    unsigned i = 2; /* past the name and the `(` */
-    *nparams = 0;
+    unsigned i = 2, n = 0; /* past the name and the `(` */
     for (; i < nd && strcmp(def[i], ")") != 0; i++)
-        if (strcmp(def[i], ",") != 0 && *nparams < MACRO_PARAMS)
-            param[(*nparams)++] = def[i];
-    for (int k = 0; k < *nparams; k++)
-        arg[k][0] = 0;
-    for (unsigned j = 2, depth = 0, k = 0; j < nc && k < (unsigned)*nparams; j++) {
+        n += strcmp(def[i], ",") != 0;
+    p->v = n <= MACRO_PARAMS_KEPT ? p->kept : calloc(n, sizeof *p->v);
+    if (!p->v)
+        abort();
+    p->n = 0;
+    for (unsigned t = 2; t < i; t++)
+        if (strcmp(def[t], ",") != 0)
+            p->v[p->n++] = (struct macro_param){def[t], 0, 0};
+    for (unsigned j = 2, depth = 0, k = 0, from = 2; j < nc && k < n; j++) {
         if (depth == 0 && (strcmp(call[j], ",") == 0 || strcmp(call[j], ")") == 0)) {
-            k++;
+            p->v[k].from = from;
+            p->v[k++].to = j;
+            from = j + 1;
             continue;
         }
         depth += strcmp(call[j], "(") == 0;
         depth -= depth > 0 && strcmp(call[j], ")") == 0;
-        size_t len = strlen(arg[k]);
-        snprintf(arg[k] + len, 128 - len, "%s", call[j]);
     }
     return i + 1;
 }
 
-static int param_index(const char *t, const char *param[], int nparams)
+static void macro_params_free(struct macro_params *p)
 {
-    for (int k = 0; k < nparams; k++)
-        if (strcmp(t, param[k]) == 0)
+    if (p->v != p->kept)
+        free(p->v);
+}
+
+static int param_index(const char *t, const struct macro_params *p)
+{
+    for (int k = 0; k < p->n; k++)
+        if (strcmp(t, p->v[k].name) == 0)
             return k;
     return -1;
+}
+
+/* Whether fname goes on with piece at *at; if so, *at moves past it. */
+static bool goes_on_with(const char *fname, size_t *at, const char *piece)
+{
+    size_t len = strlen(piece);
+    if (strncmp(fname + *at, piece, len) != 0)
+        return false;
+    *at += len;
+    return true;
+}
+
+/* Whether the tokens def[j], def[j + 2], ..., def[k] (a name pasted with
+ * ##: j and k are names, those between them ##), each parameter replaced by
+ * its argument in the call, spell fname, however long either is. */
+static bool spells(char **def, unsigned j, unsigned k, char **call, const struct macro_params *p,
+                   const char *fname)
+{
+    size_t at = 0;
+    for (unsigned t = j; t <= k; t += 2) {
+        int a = param_index(def[t], p);
+        if (a < 0 && !goes_on_with(fname, &at, def[t]))
+            return false;
+        for (unsigned u = a >= 0 ? p->v[a].from : 0; a >= 0 && u < p->v[a].to; u++)
+            if (!goes_on_with(fname, &at, call[u]))
+                return false;
+    }
+    return fname[at] == 0;
 }
 
 /* The macro whose call starts at tok (`NORET` for _Noreturn, or a macro
@@ -221,13 +271,11 @@ static bool macro_has_word(CXTranslationUnit tu, CXToken tok, const char *fname,
         return false;
     unsigned nd, nc = 0;
     char **d = spellings(tu, clang_getCursorExtent(def), &nd), **c = NULL;
-    const char *param[MACRO_PARAMS];
-    char arg[MACRO_PARAMS][128];
-    int np = 0;
+    struct macro_params params = {.n = 0};
     unsigned body = 1; /* after the macro's name */
     if (clang_Cursor_isMacroFunctionLike(def)) {
         c = spellings(tu, clang_getCursorExtent(call), &nc);
-        body = macro_params(d, nd, c, nc, param, arg, &np);
+        body = macro_params(d, nd, c, nc, &params);
     }
     /* Each declaration the text writes: [from, to), up to a `;`. */
     int ndecls = 0, head_end = -1;
@@ -248,13 +296,7 @@ static bool macro_has_word(CXTranslationUnit tu, CXToken tok, const char *fname,
             unsigned j = k; /* the name: a ## b ## ... ending at k */
             while (j >= from + 2 && strcmp(d[j - 1], "##") == 0)
                 j -= 2;
-            char name[256] = "";
-            for (unsigned t = j; t <= k; t += 2) {
-                int a = param_index(d[t], param, np);
-                size_t len = strlen(name);
-                snprintf(name + len, sizeof name - len, "%s", a >= 0 ? arg[a] : d[t]);
-            }
-            matched = strcmp(name, fname) == 0;
+            matched = spells(d, j, k, c, &params, fname);
             if (matched) {
                 only_from = from;
                 head_end = (int)j;
@@ -265,8 +307,9 @@ static bool macro_has_word(CXTranslationUnit tu, CXToken tok, const char *fname,
         for (unsigned i = only_from; i < (matched ? (unsigned)head_end : only_to) && !found; i++) {
             if (strcmp(d[i], "(") == 0 || strcmp(d[i], "{") == 0)
                 break;
-            found = param_index(d[i], param, np) < 0 && is_word(d[i], word, word2);
+            found = param_index(d[i], &params) < 0 && is_word(d[i], word, word2);
         }
+    macro_params_free(&params);
     spellings_free(d, nd);
     if (c)
         spellings_free(c, nc);

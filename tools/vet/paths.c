@@ -31,16 +31,29 @@ struct state {
     const char *what; /* the call that made it */
 };
 
-/* What tells two states apart at a node. Where the last release was is
- * mostly left out: it only words a message, and with it each of n releases
- * on alternative paths made a state of its own at every node after them,
- * n^2 in all (a function of 3000 guarded ref-release pairs took 20 s). Two
- * paths that differ only there are walked once, and report the first one's
- * line. But a CCTX_AUTO context released outright is a finding of its own
- * at each release line (its cleanup releases it again, and the finding is
- * placed at the release): rel_apart keeps those lines apart, for a variable
- * with few enough releases (AUTO_REL_APART) that the n^2 stays small. */
-static uint64_t key(const struct state *s, bool rel_apart)
+/* What tells two states apart at a node: the state's kind and counts, and
+ * the one place a finding of it may still name. Where the last release was
+ * is mostly left out: it only words a message, and with it each of n
+ * releases on alternative paths made a state of its own at every node after
+ * them, n^2 in all (a function of 3000 guarded ref-release pairs took 20 s).
+ * Two paths that differ only there are walked once, and report the first
+ * one's line. But a CCTX_AUTO context released outright is a finding of its
+ * own at each release (its cleanup releases it again, and the finding is
+ * placed at the release): rel_apart keeps those places apart, for a variable
+ * with few enough releases (AUTO_REL_APART) that the n^2 stays small. A place
+ * is a line and a column: two definitions or releases on one line on
+ * alternative paths are two findings, which a key of the line alone made
+ * one (the second path was not walked). */
+struct key {
+    uint64_t bits, place;
+};
+
+static uint64_t place_bits(struct loc at)
+{
+    return (uint64_t)at.line << 32 | at.col;
+}
+
+static struct key key(const struct state *s, bool rel_apart)
 {
     /* Where the context was made words a leak, and a `background` finding
      * while it is live: it is read only while the reference may still be
@@ -49,22 +62,24 @@ static uint64_t key(const struct state *s, bool rel_apart)
      * definition sets it: with it, each of n derivations made a state of
      * its own at every node after it, n^2 in all. */
     bool def_read = s->kind == S_LIVE || (s->kind == S_DEAD && s->handed);
-    uint64_t def = def_read ? s->def.line & 0xffffff : 0;
+    uint64_t place = def_read ? place_bits(s->def) : 0;
     if (rel_apart && s->kind == S_DEAD && !s->handed)
-        def = s->rel.line & 0xffffff; /* def is not read here: its bits are free */
-    return (uint64_t)s->kind | (uint64_t)(s->owed & 7) << 3 | (uint64_t)s->borrowed << 6 |
-           (uint64_t)s->handed << 7 | def << 8 | (uint64_t)s->gone << 56;
+        place = place_bits(s->rel); /* def is not read here */
+    return (struct key){(uint64_t)s->kind | (uint64_t)(s->owed & 7) << 3 |
+                            (uint64_t)s->borrowed << 6 | (uint64_t)s->handed << 7 |
+                            (uint64_t)s->gone << 8,
+                        place};
 }
 
 struct seen {
-    uint64_t *k;
+    struct key *k;
     int n, cap;
 };
 
-static bool visit(struct seen *s, uint64_t k)
+static bool visit(struct seen *s, struct key k)
 {
     for (int i = 0; i < s->n; i++)
-        if (s->k[i] == k)
+        if (s->k[i].bits == k.bits && s->k[i].place == k.place)
             return false;
     if (s->n == s->cap) {
         s->cap = s->cap ? 2 * s->cap : 4;
@@ -82,34 +97,35 @@ static bool visit(struct seen *s, uint64_t k)
  * more was owed). */
 enum lost_at { LOST_AT_RETURN, LOST_AT_OVERWRITE, LOST_AT_SCOPE_END };
 
-static void leak(const struct var *v, const struct state *s, struct loc at, enum lost_at where)
+static void leak(const struct var *v, int self, const struct state *s, struct loc at,
+                 enum lost_at where)
 {
     const char *from = s->what ? s->what : "cctx_ref";
     switch (where) {
     case LOST_AT_OVERWRITE:
-        report(R_LOSTRELEASE, s->def,
-               "the context %s from %s is not released before it is overwritten at line %u "
-               "(a leak)",
-               v->name, from, at.line);
-        report_for(R_LOSTRELEASE, at, s->def,
+        report_var(R_LOSTRELEASE, s->def, self,
+                   "the context %s from %s is not released before it is overwritten at line %u "
+                   "(a leak)",
+                   v->name, from, at.line);
+        report_for(R_LOSTRELEASE, at, s->def, self,
                    "this assignment overwrites %s, made at line %u and not released", v->name,
                    s->def.line);
         return;
     case LOST_AT_SCOPE_END:
-        report(R_LOSTRELEASE, s->def,
-               "the context %s from %s is not released on every path (a leak): its scope ends "
-               "at line %u with a reference owed beyond the one CCTX_AUTO releases",
-               v->name, from, at.line);
-        report_for(R_LOSTRELEASE, at, s->def,
+        report_var(R_LOSTRELEASE, s->def, self,
+                   "the context %s from %s is not released on every path (a leak): its scope ends "
+                   "at line %u with a reference owed beyond the one CCTX_AUTO releases",
+                   v->name, from, at.line);
+        report_for(R_LOSTRELEASE, at, s->def, self,
                    "the scope of %s, made at line %u, may end here with a reference still owed",
                    v->name, s->def.line);
         return;
     case LOST_AT_RETURN:
-        report(R_LOSTRELEASE, s->def,
-               "the context %s from %s is not released on every path (a leak): the return at "
-               "line %u is reached without releasing it",
-               v->name, from, at.line);
-        report_for(R_LOSTRELEASE, at, s->def,
+        report_var(R_LOSTRELEASE, s->def, self,
+                   "the context %s from %s is not released on every path (a leak): the return at "
+                   "line %u is reached without releasing it",
+                   v->name, from, at.line);
+        report_for(R_LOSTRELEASE, at, s->def, self,
                    "this return may be reached without releasing the context %s made at line %u",
                    v->name, s->def.line);
         return;
@@ -117,23 +133,24 @@ static void leak(const struct var *v, const struct state *s, struct loc at, enum
 }
 
 /* One reference dropped (a release, the CCTX_AUTO cleanup, a hand-over). */
-static void drop(const struct var *v, struct state *s, const struct event *e)
+static void drop(const struct var *v, int self, struct state *s, const struct event *e)
 {
     if (s->kind == S_DEAD) {
         const char *was = s->handed ? s->how : "released";
         if (e->kind == EV_AUTO_END && s->handed && strcmp(s->how, "returned") == 0)
-            report(R_DOUBLERELEASE, s->rel,
-                   "%s is returned here but CCTX_AUTO releases it as the function returns: "
-                   "the caller gets a released context (return cctx_ref(%s))",
-                   v->name, v->name);
+            report_var(R_DOUBLERELEASE, s->rel, self,
+                       "%s is returned here but CCTX_AUTO releases it as the function returns: "
+                       "the caller gets a released context (return cctx_ref(%s))",
+                       v->name, v->name);
         else if (e->kind == EV_AUTO_END)
-            report(R_DOUBLERELEASE, s->rel,
-                   "%s is %s here and released again by CCTX_AUTO when it goes out of scope "
-                   "(set it to NULL, or cctx_ref it first)",
-                   v->name, was);
+            report_var(R_DOUBLERELEASE, s->rel, self,
+                       "%s is %s here and released again by CCTX_AUTO when it goes out of scope "
+                       "(set it to NULL, or cctx_ref it first)",
+                       v->name, was);
         else
-            report(R_DOUBLERELEASE, e->at, "%s is %s again: it was already %s at line %u", v->name,
-                   e->kind == EV_HANDOVER ? "handed over" : "released", was, s->rel.line);
+            report_var(R_DOUBLERELEASE, e->at, self, "%s is %s again: it was already %s at line %u",
+                       v->name, e->kind == EV_HANDOVER ? "handed over" : "released", was,
+                       s->rel.line);
         return;
     }
     if (s->kind != S_LIVE)
@@ -151,10 +168,10 @@ static void drop(const struct var *v, struct state *s, const struct event *e)
     s->rel = e->at;
 }
 
-static void define(const struct var *v, struct state *s, const struct event *e)
+static void define(const struct var *v, int self, struct state *s, const struct event *e)
 {
     if (s->kind == S_LIVE && s->owed > 0)
-        leak(v, s, e->at, LOST_AT_OVERWRITE);
+        leak(v, self, s, e->at, LOST_AT_OVERWRITE);
     memset(s, 0, sizeof *s);
     s->kind = S_LIVE;
     s->def = e->at;
@@ -188,7 +205,7 @@ static bool step(const struct cfg *g, struct state *s, const struct event *e, in
     switch (e->kind) {
     case EV_DEF:
     case EV_BORROW:
-        define(v, s, e);
+        define(v, self, s, e);
         break;
     case EV_REF:
         if (s->kind == S_DEAD && s->handed && s->how &&
@@ -198,8 +215,8 @@ static bool step(const struct cfg *g, struct state *s, const struct event *e, in
             s->owed = 1;
             s->handed = false;
         } else if (s->kind == S_DEAD && !s->handed)
-            report(R_USEAFTERRELEASE, e->at, "%s is used after it was released at line %u",
-                   v->name, s->rel.line);
+            report_var(R_USEAFTERRELEASE, e->at, self,
+                       "%s is used after it was released at line %u", v->name, s->rel.line);
         else if (s->kind == S_LIVE && s->owed < 7) {
             if (s->owed == 0) {
                 /* The first reference owed on a borrowed context (a
@@ -212,19 +229,19 @@ static bool step(const struct cfg *g, struct state *s, const struct event *e, in
         break;
     case EV_RELEASE:
     case EV_HANDOVER:
-        drop(v, s, e);
+        drop(v, self, s, e);
         break;
     case EV_AUTO_END:
-        drop(v, s, e);
+        drop(v, self, s, e);
         if (s->kind == S_LIVE && s->owed > 0)
-            leak(v, s, e->at, LOST_AT_SCOPE_END);
+            leak(v, self, s, e->at, LOST_AT_SCOPE_END);
         s->kind = S_NONE; /* out of scope */
         break;
     case EV_USE:
     case EV_ESCAPE:
         if (s->kind == S_DEAD && !s->handed && !(e->what && strcmp(e->what, ESCAPE_ADDRESS) == 0))
-            report(R_USEAFTERRELEASE, e->at, "%s is used after it was released at line %u",
-                   v->name, s->rel.line);
+            report_var(R_USEAFTERRELEASE, e->at, self,
+                       "%s is used after it was released at line %u", v->name, s->rel.line);
         if (e->kind == EV_ESCAPE)
             s->kind = S_ESC;
         break;
@@ -256,7 +273,7 @@ static bool step(const struct cfg *g, struct state *s, const struct event *e, in
         /* Every scope was left before (cfg.c ends them at returns and gotos
          * too): a CCTX_AUTO variable has no cleanup left to run here. */
         if (s->kind == S_LIVE && s->owed > 0)
-            leak(v, s, e->at, LOST_AT_RETURN);
+            leak(v, self, s, e->at, LOST_AT_RETURN);
         return false;
     }
     return true;
@@ -473,9 +490,9 @@ static void plan_free(const struct cfg *g, struct plan *p)
     free(p->from);
 }
 
-/* The most releases of one CCTX_AUTO variable whose lines key its released
- * states (key): past it, two of its release lines whose paths meet make
- * one finding, not two. 64 lines cost at most 64 states at a node. */
+/* The most releases of one CCTX_AUTO variable whose places key its released
+ * states (key): past it, two of its releases whose paths meet make one
+ * finding, not two. 64 places cost at most 64 states at a node. */
 enum { AUTO_REL_APART = 64 };
 
 static int releases(const struct cfg *g, int self, const struct plan *p)

@@ -58,13 +58,20 @@ struct loc end_loc(CXCursor c);
 struct loc written_loc(CXCursor c);
 
 /* Records a finding in the current file unless its rule is off or the
- * location is not in the main file. printf-style message. */
+ * location is not in the main file. printf-style message. The same finding
+ * reached on another path (the same rule at the same place) is kept once. */
 void report(enum rule r, struct loc at, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The same, for a finding about the function's variable var (its index in
+ * the graph): findings about two variables at one place (a macro that
+ * releases both) are two. */
+void report_var(enum rule r, struct loc at, int var, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* The same, for a finding that follows from the one at anchor (a leaking
  * return from the context's definition): a comment that silences the rule at
- * anchor silences it too. */
-void report_for(enum rule r, struct loc at, struct loc anchor, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+ * anchor silences it too. Of those left at one place after the comments are
+ * read (a return that leaks two contexts), the first reported speaks. */
+void report_for(enum rule r, struct loc at, struct loc anchor, int var, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 /* Starts a new file: findings are kept per file until flushed. */
 void report_begin_file(const char *path, const char *abs, CXFile file);
 /* Drops suppressed findings, sorts the rest and prints them (text) or keeps
