@@ -26,7 +26,8 @@
  *    must come within its IdleTimeout); without an idle timeout
  *    (idle_timeout < 0) there is no latest start. So a client that
  *    trickles a later request is closed within header_timeout plus two
- *    looks of its fourth byte (or of its request line); one that sends a
+ *    looks of its fourth byte (the first a look that reads the counts,
+ *    at least 100 ms apart), or of its request line; one that sends a
  *    few bytes at once and trickles the rest slower still keeps its
  *    connection for idle_timeout + header_timeout after each answer, as
  *    one that sends three bytes does with Go. Without the count (not TCP,
@@ -91,13 +92,17 @@
  * one under a lock already taken), no system call; per connection, one;
  * per look, one pass over the slot table (its length the highest
  * descriptor seen, rounded up to a power of two) under the watch's lock, a
- * clock read, one shutdown per connection past its deadline, and, for
- * each connection awaiting a later request, one getsockopt outside the
- * lock and a second, short hold of the lock (measured with 1000 idle
- * keep-alive connections: 1.2 ms of getsockopt, the lock held about 6 and
- * 5 us, once a second by default). The getsockopt calls scale with the
- * idle keep-alive connections times the looks a second: 5000 of them at a
- * 40 ms header_timeout (a look each 10 ms) take 41% of a CPU.
+ * clock read, one shutdown per connection past its deadline, and, at
+ * looks at least COUNT_EVERY_MIN apart, for each connection awaiting a
+ * later request, one getsockopt outside the lock and a second, short hold
+ * of the lock (measured with 1000 idle keep-alive connections: 1.2 ms of
+ * getsockopt, the lock held about 6 and 5 us, once a second by default).
+ * The getsockopt calls scale with the idle keep-alive connections times
+ * the counting looks a second: 5000 of them at a 40 ms header_timeout (a
+ * look each 10 ms) took 35 to 41% of a CPU with a count at every look, and
+ * take 6% with one each 100 ms. The price: with a header_timeout under
+ * 400 ms, a trickled later request is closed up to 100 ms, not a look,
+ * after header_timeout from its fourth byte.
  */
 #define _GNU_SOURCE
 #include "mhd_internal.h"
@@ -114,6 +119,11 @@
 /* The bytes that start a later request's clock: Go's server starts it once
  * it has peeked at four. */
 #define FIRST_BYTES 4
+/* The counts cost a system call per connection awaiting a later request:
+ * they are read at looks at least this far apart, so that a short
+ * header_timeout with thousands of idle keep-alive connections does not
+ * cost the watcher a large share of a CPU. */
+#define COUNT_EVERY_MIN CCTX_MSEC(100)
 
 /* A count a look reads outside the lock, for the slot of fd as it was then
  * (its generation, its `next`, its deadline). */
@@ -229,6 +239,7 @@ int cctx__mhd_headers_look(struct mhd_watch *w)
     size_t ncounts = 0;
     pthread_mutex_lock(&w->lock);
     now = cctx__mhd_mono_ns();
+    bool counting = now >= w->hdr_next_count;
     int64_t from_start = add_sat(now, w->hdr_timeout);
     int64_t from_completed = w->hdr_idle >= 0 ? add_sat(from_start, w->hdr_idle) : INT64_MAX;
     for (size_t fd = 0; fd < w->nslots; fd++) {
@@ -250,7 +261,7 @@ int cctx__mhd_headers_look(struct mhd_watch *w)
         } else if (slot->next == HDR_NEXT_LINE) {
             if (cctx__atomic_cas_weak_relaxed(&slot->hdr, &h, h < from_start ? h : from_start))
                 slot->next = HDR_NEXT_NONE;
-        } else if (slot->next == HDR_NEXT_COUNT || slot->next == HDR_NEXT_BYTES) {
+        } else if (counting && (slot->next == HDR_NEXT_COUNT || slot->next == HDR_NEXT_BYTES)) {
             want_count(w, &ncounts, (int)fd, h);
         }
     }
@@ -267,5 +278,7 @@ int cctx__mhd_headers_look(struct mhd_watch *w)
         pthread_mutex_unlock(&w->lock);
     }
     w->hdr_next_look = now + every;
+    if (counting)
+        w->hdr_next_count = now + (every < COUNT_EVERY_MIN ? COUNT_EVERY_MIN : every);
     return ms_until(every);
 }

@@ -180,6 +180,7 @@ struct mhd_watch {
     int64_t hdr_timeout;   /* ns; 0: none */
     int64_t hdr_idle;      /* ns granted an idle keep-alive connection first; < 0: no bound */
     int64_t hdr_next_look; /* monotonic ns */
+    int64_t hdr_next_count;           /* monotonic ns: the next look that reads the byte counts */
     struct mhd_hdr_count *hdr_counts; /* the counts a look reads outside `lock` */
     size_t hdr_counts_cap;
 };
