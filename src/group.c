@@ -22,7 +22,7 @@
  *
  * Workers. Every thread of the pool is either idle (on g->idle, watching or
  * asleep on its own turn word), owns exactly one task (handed over in
- * w->fn, or running), or has exited from inside a task (task_unwound: it
+ * w->fn, or running), or has exited from a task (task_unwound: it
  * only waits on g->workers to be joined). So the number of live threads is
  * g->active plus the idle ones, and go creates one only when none is
  * idle: with a limit L, active < L before the hand-over, hence at most L
@@ -118,6 +118,7 @@ struct worker {
     const char *file;
     int line;
     const char *func;
+    int result; /* the running task's, once it returned (task_unwound) */
 };
 
 struct cctx_group {
@@ -248,28 +249,54 @@ static void give_turn(struct worker *w, uint32_t turn)
         cctx__os_wake(&w->turn);
 }
 
-/* A task that left its thread without returning: it called pthread_exit,
- * or the thread was cancelled at a cancellation point inside it (a
- * blocking read, or a descriptor call of <cctx/io.h>). The thread then
- * unwound past worker_main still counted active, so every cctx_group_wait
- * and cctx_group_free waited for ever, and with a limit its slot was lost
- * to every later go. It counts as returned with no result, as a goroutine
- * ended by runtime.Goexit does for errgroup (it reported no failure, so
- * the group is not canceled for it), and its thread leaves the pool: it is
- * not put back on the idle stack, and stays on g->workers for pool_stop to
- * join. Run by the unwinding thread, with no lock of ours held (fn runs
- * without g->mu). */
+/* Counts w's task done with result r; called without g->mu. The first
+ * failure cancels the group. A thread that stays in the pool goes back on
+ * the idle stack in the same critical section as it drops g->active (see
+ * Workers above); one that leaves it stays on g->workers for pool_stop to
+ * join. */
+static void task_done(struct worker *w, int r, bool stays)
+{
+    cctx_group_t *g = w->g;
+    pthread_mutex_lock(&g->mu);
+    if (r != 0 && g->err == 0) {
+        g->err = r;
+        /* Cancel before this task stops counting as active, so a wait
+         * (which cancels too, with its own site) cannot get in first. */
+        pthread_mutex_unlock(&g->mu);
+        cctx_cancel_cause_at(g->cancel, r, task_failed_msg, w->file, w->line, w->func);
+        pthread_mutex_lock(&g->mu);
+    }
+    if (stays) {
+        /* Idle again before it is seen on the stack: a go that pops it
+         * next gives it the next turn over this one. */
+        cctx__atomic_store_relaxed(&w->turn, TURN_IDLE);
+        w->next_idle = g->idle;
+        g->idle = w;
+    }
+    if (g->limit > 0)
+        pthread_cond_signal(&g->slot); /* one slot freed: one go may start */
+    if (active(g) == 1)
+        pthread_cond_broadcast(&g->quiet);
+    /* The count drops last, so that a go that sees it drop
+     * (watch_for_slot) finds the lock about to be free. */
+    add_active(g, -1);
+    pthread_mutex_unlock(&g->mu);
+}
+
+/* A task whose thread unwound: it called pthread_exit, or the thread was
+ * cancelled at a cancellation point inside it (a blocking read, or a
+ * descriptor call of <cctx/io.h>), or after it returned (below). The
+ * thread then unwound past worker_main still counted active, so every
+ * cctx_group_wait and cctx_group_free waited for ever, and with a limit
+ * its slot was lost to every later go. It counts as returned, with no
+ * result unless it returned one, as a goroutine ended by runtime.Goexit
+ * does for errgroup (it reported no failure, so the group is not canceled
+ * for it), and its thread leaves the pool. Run by the unwinding thread,
+ * with no lock of ours held (fn runs without g->mu). */
 static void task_unwound(void *arg)
 {
     struct worker *w = arg;
-    cctx_group_t *g = w->g;
-    pthread_mutex_lock(&g->mu);
-    if (g->limit > 0)
-        pthread_cond_signal(&g->slot); /* its slot is free again */
-    if (active(g) == 1)
-        pthread_cond_broadcast(&g->quiet);
-    add_active(g, -1);
-    pthread_mutex_unlock(&g->mu);
+    task_done(w, w->result, false);
 }
 
 static void *worker_main(void *arg)
@@ -286,38 +313,18 @@ static void *worker_main(void *arg)
     while (await_turn(w) == TURN_TASK) {
         task_fn fn = w->fn;
         void *fn_arg = w->arg;
-        const char *file = w->file, *func = w->func;
-        int line = w->line;
 
         /* g->ctx stays valid: the group's reference is released only by
          * free, after every task has returned. */
-        int r;
+        w->result = 0;
         pthread_cleanup_push(task_unwound, w);
-        r = fn(g->ctx, fn_arg);
+        w->result = fn(g->ctx, fn_arg);
+        /* A cancellation that reached the task after its last
+         * cancellation point is still pending: it acts here, on the task
+         * it was sent to, and not in the next task this thread runs. */
+        pthread_testcancel();
         pthread_cleanup_pop(0);
-
-        pthread_mutex_lock(&g->mu);
-        if (r != 0 && g->err == 0) {
-            g->err = r;
-            /* Cancel before this task stops counting as active, so a wait
-             * (which cancels too, with its own site) cannot get in first. */
-            pthread_mutex_unlock(&g->mu);
-            cctx_cancel_cause_at(g->cancel, r, task_failed_msg, file, line, func);
-            pthread_mutex_lock(&g->mu);
-        }
-        /* Idle again before it is seen on the stack: a go that pops it
-         * next gives it the next turn over this one. */
-        cctx__atomic_store_relaxed(&w->turn, TURN_IDLE);
-        w->next_idle = g->idle;
-        g->idle = w;
-        if (g->limit > 0)
-            pthread_cond_signal(&g->slot); /* one slot freed: one go may start */
-        if (active(g) == 1)
-            pthread_cond_broadcast(&g->quiet);
-        /* The count drops last, so that a go that sees it drop
-         * (watch_for_slot) finds the lock about to be free. */
-        add_active(g, -1);
-        pthread_mutex_unlock(&g->mu);
+        task_done(w, w->result, true);
     }
     return NULL;
 }

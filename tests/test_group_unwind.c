@@ -139,3 +139,84 @@ TEST(group_free_returns_after_a_task_whose_thread_is_cancelled)
     SKIP_CANCEL_UNDER_ASAN();
     run_with_watchdog(cancel_in_read_then_free, 10);
 }
+
+/* A cancellation that reaches a task after its last cancellation point is
+ * still pending when the task returns. The thread's next task, another
+ * caller's maybe, must not be the one it acts on: the task that was
+ * cancelled counts as returned with its result, and its thread leaves the
+ * pool as if it had acted inside. */
+static atomic_bool late_ready, late_cancelled, next_ran;
+static _Atomic(pthread_t) late_thread;
+
+static int returns_after_a_late_cancel(cctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    int old;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+    atomic_store(&late_thread, pthread_self());
+    atomic_store(&late_ready, true);
+    while (!atomic_load(&late_cancelled))
+        sched_yield();
+    /* Deferred: enabling does not act on the pending request. */
+    pthread_setcancelstate(old, NULL);
+    return *(int *)arg;
+}
+
+static int reads_a_ready_byte(cctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    (void)arg;
+    char c;
+    /* A cancellation point, though a byte is there to read. */
+    CHECK_EQ(read(pipe_fds[0], &c, 1), 1);
+    atomic_store(&next_ran, true);
+    return 0;
+}
+
+/* Starts the task that returns result with a cancellation pending, and
+ * then (with then_next) a go that waits for its slot. */
+static cctx_group_t *late_cancel(int *result, bool then_next)
+{
+    atomic_store(&late_ready, false);
+    atomic_store(&late_cancelled, false);
+    atomic_store(&next_ran, false);
+    cctx_group_t *g = cctx_group_new(cctx_background());
+    CHECK(g != NULL);
+    /* One slot: the next go waits for the first task, and then found its
+     * thread idle and handed it the next task. */
+    CHECK_EQ(cctx_group_limit(g, 1), 0);
+    CHECK_EQ(cctx_group_go(g, returns_after_a_late_cancel, result), 0);
+    while (!atomic_load(&late_ready))
+        sched_yield();
+    CHECK_EQ(pthread_cancel(atomic_load(&late_thread)), 0);
+    atomic_store(&late_cancelled, true);
+    if (then_next)
+        CHECK_EQ(cctx_group_go(g, reads_a_ready_byte, NULL), 0);
+    return g;
+}
+
+static void late_cancel_then_next_task(void)
+{
+    CHECK_EQ(pipe(pipe_fds), 0);
+    CHECK_EQ(write(pipe_fds[1], "x", 1), 1);
+    int zero = 0, eio = EIO;
+    cctx_group_t *g = late_cancel(&zero, true);
+    CHECK_EQ(cctx_group_wait(g), 0);
+    CHECK(atomic_load(&next_ran));
+    cctx_group_free(g);
+    /* The cancelled task did return: a failure it returned still counts. */
+    g = late_cancel(&eio, false);
+    CHECK_EQ(cctx_group_wait(g), EIO);
+    cctx_cause_t cause;
+    CHECK_EQ(cctx_cause(cctx_group_ctx(g), &cause), ECANCELED);
+    CHECK_EQ(cause.code, EIO);
+    cctx_group_free(g);
+    close(pipe_fds[0]);
+    close(pipe_fds[1]);
+}
+
+TEST(group_cancellation_pending_when_a_task_returns_spares_the_next_task)
+{
+    SKIP_CANCEL_UNDER_ASAN();
+    run_with_watchdog(late_cancel_then_next_task, 10);
+}
