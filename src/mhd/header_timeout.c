@@ -26,7 +26,8 @@
  *    must come within its IdleTimeout); without an idle timeout
  *    (idle_timeout < 0) there is no latest start. So a client that
  *    trickles a later request is closed within header_timeout plus two
- *    looks of its fourth byte (the first a look that reads the counts,
+ *    looks of its fourth byte (plus up to 100 ms with a header_timeout
+ *    under 400 ms: the counts that wait for bytes are read only at looks
  *    at least 100 ms apart), or of its request line; one that sends a
  *    few bytes at once and trickles the rest slower still keeps its
  *    connection for idle_timeout + header_timeout after each answer, as
@@ -100,9 +101,12 @@
  * The getsockopt calls scale with the idle keep-alive connections times
  * the counting looks a second: 5000 of them at a 40 ms header_timeout (a
  * look each 10 ms) took 35 to 41% of a CPU with a count at every look, and
- * take 6% with one each 100 ms. The price: with a header_timeout under
- * 400 ms, a trickled later request is closed up to 100 ms, not a look,
- * after header_timeout from its fourth byte.
+ * take 6% with one each 100 ms. The count before the bytes is still read
+ * at the first look after the completion (one read per completion). The
+ * price: with a header_timeout under 400 ms, the look that finds the four
+ * bytes comes up to 100 ms and a look after them, not a look, so a
+ * trickled later request is closed up to header_timeout + 100 ms + two
+ * looks after its fourth byte.
  */
 #define _GNU_SOURCE
 #include "mhd_internal.h"
@@ -120,9 +124,9 @@
  * it has peeked at four. */
 #define FIRST_BYTES 4
 /* The counts cost a system call per connection awaiting a later request:
- * they are read at looks at least this far apart, so that a short
- * header_timeout with thousands of idle keep-alive connections does not
- * cost the watcher a large share of a CPU. */
+ * those awaiting its bytes are read at looks at least this far apart, so
+ * that a short header_timeout with thousands of idle keep-alive
+ * connections does not cost the watcher a large share of a CPU. */
 #define COUNT_EVERY_MIN CCTX_MSEC(100)
 
 /* A count a look reads outside the lock, for the slot of fd as it was then
@@ -261,7 +265,11 @@ int cctx__mhd_headers_look(struct mhd_watch *w)
         } else if (slot->next == HDR_NEXT_LINE) {
             if (cctx__atomic_cas_weak_relaxed(&slot->hdr, &h, h < from_start ? h : from_start))
                 slot->next = HDR_NEXT_NONE;
-        } else if (counting && (slot->next == HDR_NEXT_COUNT || slot->next == HDR_NEXT_BYTES)) {
+        } else if (slot->next == HDR_NEXT_COUNT || (counting && slot->next == HDR_NEXT_BYTES)) {
+            /* The count before a later request's bytes at every look: one
+             * read per completion whenever it comes, and read late it would
+             * hide the bytes sent meanwhile. Only the wait for them is
+             * thinned out, whose reads grow with the looks. */
             want_count(w, &ncounts, (int)fd, h);
         }
     }

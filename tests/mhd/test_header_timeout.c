@@ -196,6 +196,38 @@ TEST(mhd_header_timeout_closes_a_trickled_later_line_without_idle_timeout)
     trickled_later_line(-1);
 }
 
+/* A later request's first four bytes sent at once, 150 ms after the
+ * answer, then nothing: with a 396 ms header_timeout the looks are 99 ms
+ * apart, so the count before them is read at the first look after the
+ * completion, before they come, and they start the clock: closed about
+ * 0.7 s after the answer, with no idle time. Before, that count waited for
+ * a look that reads the counts of connections awaiting bytes (at least
+ * 100 ms apart, here 198 ms), took the four bytes in, and the connection
+ * stayed open for ever. */
+TEST(mhd_header_timeout_counts_bytes_sent_soon_after_the_answer)
+{
+    for (int i = 0; i < 3; i++) {
+        struct probe p;
+        cctx_mhd_t *s = start(&p, CCTX_MSEC(396), -1);
+        static struct conn c;
+        conn_open(&c, cctx_mhd_port(s));
+        if (!kernel_counts_bytes(&c))
+            SKIP("the kernel gives no count of the bytes a socket received (Linux 4.1)");
+        conn_send(&c, "GET /1 HTTP/1.1\r\nHost: t\r\n\r\n");
+        conn_read(&c, &r);
+        CHECK_EQ(r.status, 200);
+        CHECK(!conn_closed_within(&c, 150));
+        int64_t t0 = real_now();
+        conn_send(&c, "GET ");
+        CHECK(conn_closed_within(&c, 3000));
+        printf("closed %.3f s after the four bytes\n", (double)(real_now() - t0) / 1e9);
+        CHECK_EQ(p.started, 1);
+        conn_close(&c);
+        cctx_mhd_free(s);
+        probe_destroy(&p);
+    }
+}
+
 /* A later request line trickled a byte every 1.2 s, under an idle time of
  * 2 s (which each byte restarts): its fourth byte, at 4.8 s, would start the
  * clock too late, so the latest start does, the completion plus the idle
