@@ -93,17 +93,25 @@ static int blocks_in_read(cctx_t *ctx, void *arg)
     return EIO;
 }
 
-static void cancel_in_read_then_wait_and_free(void)
+/* A new group whose one task's thread has been cancelled in read.
+ * Cancellation is deferred: it acts in read, whether the thread is already
+ * blocked there or about to be. */
+static cctx_group_t *group_with_a_task_cancelled_in_read(void)
 {
     CHECK_EQ(pipe(pipe_fds), 0);
+    atomic_store(&blocked_known, false);
     cctx_group_t *g = cctx_group_new(cctx_background());
     CHECK(g != NULL);
     CHECK_EQ(cctx_group_go(g, blocks_in_read, NULL), 0);
     while (!atomic_load(&blocked_known))
         sched_yield();
-    /* Cancellation is deferred: it acts in read, whether the thread is
-     * already blocked there or about to be. */
     CHECK_EQ(pthread_cancel(atomic_load(&blocked_thread)), 0);
+    return g;
+}
+
+static void cancel_in_read_then_wait_and_free(void)
+{
+    cctx_group_t *g = group_with_a_task_cancelled_in_read();
     CHECK_EQ(cctx_group_wait(g), 0);
     CHECK_EQ(cctx_err(cctx_group_ctx(g)), ECANCELED);
     /* The group stays usable for what a finished group answers. */
@@ -121,14 +129,7 @@ TEST(group_task_whose_thread_is_cancelled_counts_as_returned)
 
 static void cancel_in_read_then_free(void)
 {
-    CHECK_EQ(pipe(pipe_fds), 0);
-    atomic_store(&blocked_known, false);
-    cctx_group_t *g = cctx_group_new(cctx_background());
-    CHECK(g != NULL);
-    CHECK_EQ(cctx_group_go(g, blocks_in_read, NULL), 0);
-    while (!atomic_load(&blocked_known))
-        sched_yield();
-    CHECK_EQ(pthread_cancel(atomic_load(&blocked_thread)), 0);
+    cctx_group_t *g = group_with_a_task_cancelled_in_read();
     cctx_group_free(g);
     close(pipe_fds[0]);
     close(pipe_fds[1]);
