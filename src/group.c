@@ -22,15 +22,14 @@
  *
  * Workers. Every thread of the pool is either idle (on g->idle, watching or
  * asleep on its own turn word), owns exactly one task (handed over in
- * w->fn, or running), or has exited from a task (task_unwound: it
- * only waits on g->workers to be joined). So the number of live threads is
- * g->active plus the idle ones, and go creates one only when none is
- * idle: with a limit L, active < L before the hand-over, hence at most L
- * live threads ever. A finishing worker
- * returns to the idle stack in the same critical section in which it drops
- * g->active, so a go that a finished task let through always finds an idle
- * worker. The stack is LIFO, so the most recently used (cache-warm) thread
- * is reused first.
+ * w->fn, or running), or has exited from a task (task_unwound: it only
+ * waits on g->workers to be joined). So the number of live threads is
+ * g->active plus the idle ones, and go creates one only when none is idle:
+ * with a limit L, active < L before the hand-over, hence at most L live
+ * threads ever. A finishing worker returns to the idle stack in the same
+ * critical section in which it drops g->active, so a go that a finished
+ * task let through always finds an idle worker. The stack is LIFO, so the
+ * most recently used (cache-warm) thread is reused first.
  *
  * The hand-over. go fills in the worker's fields under g->mu and then flips
  * its turn word (release), waking it if it sleeps there; the worker reads the
@@ -64,8 +63,8 @@
  * (BENCHMARKS.md). What is left of the group's own lock waits is 0.1 per
  * task on one guest and 0.002 on another (futex calls counted with perf
  * against the bare twin's): the rest of the gap is instructions and cache
- * lines, not sleeps, so an adaptive mutex would not help. Neither spins where the thread that made the group may run on one
- * CPU only (a one-CPU machine, or taskset): there the thread waited for
+ * lines, not sleeps, so an adaptive mutex would not help. Neither spins where the thread that made
+ * the group may run on one CPU only (a one-CPU machine, or taskset): there the thread waited for
  * cannot run while the spinner holds the CPU.
  *
  * Ending. g->closed is set by the first wait (or free) that sees no task left;

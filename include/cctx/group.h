@@ -67,10 +67,10 @@
  *    another when it needs one) and is joined with the others by
  *    cctx_group_wait or cctx_group_free: until then it keeps its stack, so
  *    a group whose tasks leave this way again and again holds one stack
- *    per such task until it is waited for. A
- *    cancellation that reaches the task after its last cancellation point
- *    acts as the task returns: the task counts with its result, its thread
- *    leaves the pool, and no later task is cancelled for it.
+ *    per such task until it is waited for. A cancellation that reaches
+ *    the task after its last cancellation point acts as the task returns:
+ *    the task counts with its result, its thread leaves the pool, and no
+ *    later task is cancelled for it.
  *  - After cctx_group_wait the group is finished: its context is canceled
  *    (cause "context canceled", origin: the wait call, unless it had ended
  *    before), its threads are joined, every later cctx_group_go returns the
