@@ -63,9 +63,10 @@
  * (BENCHMARKS.md). What is left of the group's own lock waits is 0.1 per
  * task on one guest and 0.002 on another (futex calls counted with perf
  * against the bare twin's): the rest of the gap is instructions and cache
- * lines, not sleeps, so an adaptive mutex would not help. Neither spins where the thread that made
- * the group may run on one CPU only (a one-CPU machine, or taskset): there the thread waited for
- * cannot run while the spinner holds the CPU.
+ * lines, not sleeps, so an adaptive mutex would not help. Neither spins
+ * where the thread that made the group may run on one CPU only (a one-CPU
+ * machine, or taskset): there the thread waited for cannot run while the
+ * spinner holds the CPU.
  *
  * Ending. g->closed is set by the first wait (or free) that sees no task left;
  * from then on nothing starts, so the pool can be stopped and joined with no
