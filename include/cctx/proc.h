@@ -39,12 +39,17 @@
  *    that if the context ends between cctx_proc_wait and cctx_proc_free the
  *    members of its group that outlived it are still signalled safely;
  *  - cctx_proc_free reaps it in every case: no zombie outlives the handle.
- * The one rule for the application: nobody else may reap this child. Do not
+ * Two rules for the application. Nobody else may reap this child: do not
  * call wait(), waitpid(-1, ...) or waitid(P_ALL, ...) for children you did
  * not start, and do not set SIGCHLD to SIG_IGN or SA_NOCLDWAIT (the kernel
  * would then reap it). libuv, GLib and Go's runtime state the same rule.
+ * Nor may anybody close the pidfd the handle holds (below): a program that
+ * closes every descriptor it did not open must spare it. Once it is closed
+ * the library cannot tell its number from whatever reuses it, so the child
+ * is then neither waited for (ECHILD), signalled nor reaped, and
+ * cctx_proc_free closes whatever then has that number.
  * Where pidfd_open(2) exists (Linux 5.3) the library holds a pidfd of the
- * child, which keeps it safe even if that rule is broken, when the child's
+ * child, which keeps it safe even if the first rule is broken, when the child's
  * PID goes to another process: it waits and reaps through the pidfd (Linux
  * 5.4), so that process is never waited for nor reaped (cctx_proc_wait
  * reports ECHILD); the child's own signals (same_group) go through it; the
