@@ -275,11 +275,14 @@ bool cctx__mhd_on_worker(const cctx_mhd_t *s);
  * the cause's message (valid while ctx is held). */
 int cctx__mhd_status_of_ended(const cctx_t *ctx, const char **msg);
 
-/* The longest connection timeout, in seconds, that libmicrohttpd 0.9.75
- * keeps: it turns the seconds given to MHD_OPTION_CONNECTION_TIMEOUT and
- * MHD_CONNECTION_OPTION_TIMEOUT into milliseconds in 32 bits, so one more
- * second (4294968 s, 49.7 days) wrapped to 705 ms. A longer one is given
- * as none (0), never as a shorter one. */
+/* The longest connection timeout, in seconds, that libmicrohttpd before
+ * 1.0 (0.9.75 to 0.9.77) keeps: it turns the seconds given to
+ * MHD_OPTION_CONNECTION_TIMEOUT and MHD_CONNECTION_OPTION_TIMEOUT into
+ * milliseconds in 32 bits, so one more second (4294968 s, 49.7 days)
+ * wrapped to 705 ms. A longer one is given as none (0), never as a shorter
+ * one. Whatever MHD_VERSION says: the shared library run (same soname) may
+ * be older than the headers built against, and none is never shorter than
+ * asked with 1.0 either. */
 #define CCTX__MHD_TIMEOUT_SECS_MAX (UINT32_MAX / 1000u)
 
 /* CLOCK_MONOTONIC in nanoseconds: the watcher's looks (not cctx_now(),
