@@ -189,7 +189,9 @@ typedef struct cctx_mhd_options {
                                     (idle keep-alive, a request trickling in) before
                                     libmicrohttpd closes it; whole seconds, rounded
                                     up; a connection whose request is with a worker
-                                    is never timed out; 0: 60 s; < 0: none            */
+                                    is never timed out; 0: 60 s; < 0: none; past
+                                    4294967 s (49.7 days, the most libmicrohttpd
+                                    before 1.0 keeps): none                           */
     unsigned max_connections;    /* open connections; beyond, libmicrohttpd accepts no
                                     more (or closes them at once); 0: 1000             */
     int64_t header_timeout;      /* nanoseconds a request's line and headers may take,

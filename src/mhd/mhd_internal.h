@@ -191,7 +191,8 @@ struct cctx_mhd {
     cctx_mhd_options_t opt; /* defaults filled in; strings owned */
     struct MHD_Daemon *daemon;
     int listen_fd;       /* ours until handed to libmicrohttpd, then -1 */
-    unsigned idle_secs;  /* opt.idle_timeout for libmicrohttpd (0: none) */
+    unsigned idle_secs;  /* opt.idle_timeout for libmicrohttpd (0: none; at most
+                            CCTX__MHD_TIMEOUT_SECS_MAX) */
     uint16_t port;
     cctx_mhd_handler_fn *handler;
     void *arg;
@@ -273,6 +274,16 @@ bool cctx__mhd_on_worker(const cctx_mhd_t *s);
  * code when it is 400 to 599, else 504 for a deadline, else 503; *msg is
  * the cause's message (valid while ctx is held). */
 int cctx__mhd_status_of_ended(const cctx_t *ctx, const char **msg);
+
+/* The longest connection timeout, in seconds, that libmicrohttpd before
+ * 1.0 (0.9.75 to 0.9.77) keeps: it turns the seconds given to
+ * MHD_OPTION_CONNECTION_TIMEOUT and MHD_CONNECTION_OPTION_TIMEOUT into
+ * milliseconds in 32 bits, so one more second (4294968 s, 49.7 days)
+ * wrapped to 705 ms. A longer one is given as none (0), never as a shorter
+ * one. Whatever MHD_VERSION says: the shared library run (same soname) may
+ * be older than the headers built against, and none is never shorter than
+ * asked with 1.0 either. */
+#define CCTX__MHD_TIMEOUT_SECS_MAX (UINT32_MAX / 1000u)
 
 /* CLOCK_MONOTONIC in nanoseconds: the watcher's looks (not cctx_now(),
  * which the fake clock moves; the watcher lives in real time). */

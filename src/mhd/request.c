@@ -19,7 +19,6 @@
 #define _GNU_SOURCE
 #include "mhd_internal.h"
 
-#include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -476,8 +475,8 @@ static void time_body_by_deadline(struct cctx_mhd_request *req)
      * gets the shortest one. */
     int64_t secs = left <= 0 ? 1 : left / CCTX_SEC(1) + (left % CCTX_SEC(1) != 0);
     unsigned idle = req->server->idle_secs; /* 0: none */
-    if ((idle != 0 && secs >= idle) || secs > UINT_MAX)
-        return;
+    if ((idle != 0 && secs >= idle) || secs > CCTX__MHD_TIMEOUT_SECS_MAX)
+        return; /* longer than libmicrohttpd keeps: the connection's stands */
     MHD_set_connection_option(req->conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)secs);
     req->body_timed = true;
 }

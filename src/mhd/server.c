@@ -35,7 +35,6 @@
 #include "mhd_internal.h"
 
 #include <arpa/inet.h>
-#include <limits.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -372,13 +371,11 @@ cctx_mhd_t *cctx_mhd_start(cctx_t *parent, const cctx_mhd_options_t *options,
     if (!s->opt.header_timeout)
         s->opt.header_timeout = CCTX_SEC(10);
     /* libmicrohttpd counts the timeout in whole seconds (0: none): round up,
-     * so that a timeout is never shorter than asked. */
-    if (s->opt.idle_timeout < 0)
-        s->idle_secs = 0;
-    else if (s->opt.idle_timeout / CCTX_SEC(1) >= UINT_MAX)
-        s->idle_secs = UINT_MAX;
-    else
-        s->idle_secs = (unsigned)((s->opt.idle_timeout + CCTX_SEC(1) - 1) / CCTX_SEC(1));
+     * so that a timeout is never shorter than asked; past what it keeps,
+     * none (a wrapped one would be far shorter). */
+    int64_t idle_secs = s->opt.idle_timeout / CCTX_SEC(1) + (s->opt.idle_timeout % CCTX_SEC(1) > 0);
+    s->idle_secs =
+        s->opt.idle_timeout < 0 || idle_secs > CCTX__MHD_TIMEOUT_SECS_MAX ? 0 : (unsigned)idle_secs;
     int err = 0;
     if (!s->opt.bind_address || !s->opt.deadline_header || (o.debug_path && !s->opt.debug_path)) {
         err = ENOMEM;

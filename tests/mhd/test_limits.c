@@ -66,6 +66,50 @@ TEST(mhd_idle_timeout_spares_running_handler)
     probe_destroy(&p);
 }
 
+/* libmicrohttpd 0.9.75 turns a connection's timeout into milliseconds in 32
+ * bits: 4294968 s (49.7 days) became 705 ms, and a kept-alive connection
+ * was closed within a second. A timeout past what it counts is none. */
+TEST(mhd_idle_timeout_past_what_libmicrohttpd_counts_is_none)
+{
+    struct probe p;
+    probe_init(&p);
+    cctx_mhd_options_t o = CCTX_MHD_OPTIONS_INIT;
+    o.idle_timeout = CCTX_SEC(4294968);
+    cctx_mhd_t *s = start_probe_server(&p, &o);
+    static struct conn c;
+    conn_open(&c, cctx_mhd_port(s));
+    conn_send(&c, "GET /k HTTP/1.1\r\nHost: t\r\n\r\n");
+    conn_read(&c, &r);
+    CHECK_EQ(r.status, 200);
+    CHECK(!conn_closed_within(&c, 2500));
+    conn_close(&c);
+    cctx_mhd_free(s);
+    probe_destroy(&p);
+}
+
+/* The same count for a body timed by its deadline: with no idle timeout, a
+ * grpc-timeout of 4294968 s timed the body out after 705 ms of silence. */
+TEST(mhd_body_deadline_past_what_libmicrohttpd_counts_is_no_timeout)
+{
+    struct probe p;
+    probe_init(&p);
+    cctx_mhd_options_t o = CCTX_MHD_OPTIONS_INIT;
+    o.idle_timeout = -1;
+    cctx_mhd_t *s = start_probe_server(&p, &o);
+    static struct conn c;
+    conn_open(&c, cctx_mhd_port(s));
+    conn_send(&c, "POST /up HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 4294968S\r\n"
+                  "Content-Length: 3\r\n\r\n");
+    CHECK(!conn_closed_within(&c, 2500));
+    conn_send(&c, "abc");
+    conn_read(&c, &r);
+    CHECK_EQ(r.status, 200);
+    CHECK_EQ(p.started, 1);
+    conn_close(&c);
+    cctx_mhd_free(s);
+    probe_destroy(&p);
+}
+
 TEST(mhd_deadline_during_body_closes)
 {
     struct probe p;
