@@ -356,8 +356,9 @@ CCTX_API int cctx_mhd_status(cctx_mhd_response_t *resp, int status);
  * line). 0, EINVAL (NULL, a name that is not an HTTP token, or a value with
  * a control character other than tab: CR and LF included), ENOMEM. A
  * header libmicrohttpd refuses when the response is built (it frames the
- * body itself: Content-Length, a Transfer-Encoding other than chunked) turns
- * the response into a 500 "response header refused: NAME". */
+ * body itself: Content-Length, a Transfer-Encoding other than chunked; it
+ * decides keep-alive itself: a Connection of keep-alive alone) turns the
+ * response into a 500 "response header refused: NAME". */
 CCTX_API int cctx_mhd_set_header(cctx_mhd_response_t *resp, const char *name, const char *value);
 /* Appends len bytes to the body. 0, EINVAL (NULL resp, NULL data with a
  * len, or a body that would pass PTRDIFF_MAX bytes: nothing is appended),

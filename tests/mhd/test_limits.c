@@ -468,6 +468,15 @@ static void bad_header_handler(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_re
     cctx_mhd_write(resp, "hello", 5);
 }
 
+/* A Connection header libmicrohttpd keeps to itself: keep-alive is its call. */
+static void keep_alive_handler(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_response_t *resp,
+                               void *arg)
+{
+    (void)ctx, (void)req, (void)arg;
+    CHECK_EQ(cctx_mhd_set_header(resp, "Connection", "keep-alive"), 0);
+    cctx_mhd_write(resp, "hello", 5);
+}
+
 /* Calls a handler must refuse, each leaving the response as it was: a
  * header name that is no token or a value with a control byte, a write
  * past any object's size, a cctx_mhd_limit outside a validator. */
@@ -516,6 +525,10 @@ TEST(mhd_response_status_and_refused_header)
     http_get(cctx_mhd_port(s), "/cl", "", &r);
     CHECK_EQ(r.status, 500);
     CHECK_STR(r.body, "response header refused: Content-Length\n");
+    CHECK_EQ(cctx_mhd_route(s, "GET", "/ka", keep_alive_handler, NULL, 0), 0);
+    http_get(cctx_mhd_port(s), "/ka", "", &r);
+    CHECK_EQ(r.status, 500);
+    CHECK_STR(r.body, "response header refused: Connection\n");
     cctx_mhd_free(s);
 }
 
