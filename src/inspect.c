@@ -205,10 +205,19 @@ static void serve(int fd)
     char *text = NULL;
     size_t len = 0;
     FILE *m = open_memstream(&text, &len);
-    if (!m)
-        return;
-    int err = cctx_dump(NULL, m, format);
-    if (fclose(m) == 0 && !err) {
+    int err = m ? cctx_dump(NULL, m, format) : ENOMEM;
+    if (m && fclose(m) != 0 && !err)
+        err = ENOMEM; /* a memory stream fails only to grow */
+    if (err) {
+        /* Said, so that the asker does not take silence for another user's
+         * refusal. ENOTSUP: the leak report at exit has begun. */
+        char why[80];
+        int n = snprintf(why, sizeof why, "cctx: no dump: %s\n",
+                         err == ENOMEM    ? "out of memory"
+                         : err == ENOTSUP ? "the program is exiting"
+                                          : "error");
+        send_all(fd, why, (size_t)n, cctx__os_now() + (int64_t)ANSWER_MS * 1000000);
+    } else {
         /* The reader's time starts once the dump is made: making it is ours. */
         int64_t deadline = cctx__os_now() + (int64_t)ANSWER_MS * 1000000;
         char head[32];

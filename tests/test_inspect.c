@@ -25,6 +25,7 @@
 
 #include "harness.h"
 #include "support.h"
+#include "testhooks.h"
 
 extern char **environ;
 
@@ -56,9 +57,19 @@ static void *churn(void *arg)
  * With INSPECT_TEST_CONTEXTS=N, N more contexts make a big dump; with
  * INSPECT_TEST_FORK set, it first forks a child that starts no thread (it may
  * run under ThreadSanitizer) and waits for its standard input to close. An
- * 'f' on its standard input forks such a child at that moment ("forked"). */
+ * 'f' on its standard input forks such a child at that moment ("forked").
+ * With INSPECT_TEST_NO_MEMORY set, the registry's snapshot cannot grow, so
+ * every dump fails with ENOMEM. */
+static void *no_memory(void *p, size_t size)
+{
+    (void)p, (void)size;
+    return NULL;
+}
+
 CHILD(inspect_under_load)
 {
+    if (getenv("INSPECT_TEST_NO_MEMORY"))
+        atomic_store(&cctx__registry_snapshot_realloc, no_memory);
     root = cctx_with_cancel(cctx_background(), NULL);
     cctx_set_name(root, "inspect-root");
     cctx_t *held = cctx_with_timeout(root, CCTX_SEC(3600), NULL);
@@ -318,6 +329,18 @@ static bool closed_within(int fd, int ms)
 
 /* A request line ended by CR LF (as a terminal or a line-minded client
  * sends it) is a request as any other: it was "unknown format". */
+TEST(inspect_says_why_a_dump_could_not_be_made)
+{
+    struct served s;
+    start_served(&s, true, "INSPECT_TEST_NO_MEMORY=1");
+    size_t len;
+    char *answer = ask(s.sock, "json sized", &len);
+    CHECK(answer);
+    CHECK_STR(answer, "cctx: no dump: out of memory\n"); /* before: nothing */
+    free(answer);
+    stop_served(&s);
+}
+
 TEST(inspect_takes_a_request_ended_by_cr_lf)
 {
     struct served s;
