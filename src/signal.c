@@ -79,6 +79,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include "atomics.h"
@@ -546,13 +547,32 @@ static bool same_pipe(int fd, const struct stat *st)
     return fd >= 0 && fstat(fd, &now) == 0 && now.st_dev == st->st_dev && now.st_ino == st->st_ino;
 }
 
+/* renew_pipe's notice. The signal thread must never wait for stderr: a
+ * pipe that nobody drains would hold up every later signal for good. So
+ * the line is written only when poll finds room for it (a pipe's or a
+ * socket's POLLOUT means room for more than this line) and no broken pipe,
+ * and with write(2), not stdio, whose lock another thread may hold while
+ * it waits on that same stderr. One window stays: another thread that
+ * fills stderr between the poll and the write. False when nothing was
+ * written: a later renewal tries again. */
+static bool say_renewed(void)
+{
+    static const char line[] = "cctx: the program closed the descriptors of the signal "
+                               "watches' pipe; the library makes a new one\n";
+    struct pollfd p = {.fd = STDERR_FILENO, .events = POLLOUT};
+    if (poll(&p, 1, 0) != 1 || p.revents != POLLOUT)
+        return false;
+    ssize_t r = write(STDERR_FILENO, line, sizeof line - 1);
+    return r > 0;
+}
+
 /* The program closed the pipe or one end of it (a daemon may close every
  * descriptor it did not open): read on, the thread would spin on end of
  * file or never wake, or read a file the program opened under the number.
  * It makes a new pipe, closes only numbers that are still the old pipe's,
- * and says so once on stderr. The new read end, or -1 when no pipe can be
- * made now (the caller naps and tries again). *st: the read end's identity,
- * old on entry, new on return. */
+ * and says so once on stderr if stderr can take it at once. The new read
+ * end, or -1 when no pipe can be made now (the caller naps and tries
+ * again). *st: the read end's identity, old on entry, new on return. */
 static int renew_pipe(int old_r, struct stat *st)
 {
     static bool said;
@@ -569,12 +589,8 @@ static int renew_pipe(int old_r, struct stat *st)
         note_ends(fds);
     *st = dispatcher.read_st;
     pthread_mutex_unlock(&dispatcher.lock);
-    if (!said) {
-        said = true;
-        fputs("cctx: the program closed the descriptors of the signal watches' pipe; the "
-              "library makes a new one\n",
-              stderr);
-    }
+    if (!said)
+        said = say_renewed();
     return err ? -1 : fds[0];
 }
 

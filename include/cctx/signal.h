@@ -91,10 +91,13 @@
  *    delivery after it. The thread and the pipe (two descriptors,
  *    close-on-exec) stay for the life of the process. A program that
  *    closes them (as a daemon that closes every descriptor it did not open)
- *    gets a new pipe, said once on stderr: the library looks at what a
- *    number is (fstat) before it reads or closes it, here and in a child
- *    of fork(), so a file the program opened under an old number is left
- *    alone, but for one it opens between that look and the read or close.
+ *    gets a new pipe, said once on stderr when stderr has room for the
+ *    line at once (the thread never waits for a stderr that nobody
+ *    drains, which would hold up every later signal; a later renewal tries
+ *    the line again). The library looks at what a number is (fstat) before
+ *    it reads or closes it, here and in a child of fork(), so a file the
+ *    program opened under an old number is left alone, but for one it
+ *    opens between that look and the read or close.
  *    Until the thread has made the new pipe, a signal's handler writes its
  *    byte to the old write end's number if the program opened a socket
  *    there (anything else refuses it).
