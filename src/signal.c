@@ -17,7 +17,11 @@
  *    after-function (unwatch) that unregisters it when the caller's
  *    context ends, however it ends.
  *  - The handler: sets pending[signo] and writes a byte to a pipe, keeping
- *    errno. Nothing else is async-signal-safe enough.
+ *    errno. Nothing else is async-signal-safe enough. The "pipe" is a
+ *    connected pair of sockets, written with MSG_NOSIGNAL: a pipe's write
+ *    with no reader left raises SIGPIPE in whatever thread the handler
+ *    interrupted, and a program that closed the read end (the case
+ *    renew_pipe repairs) would die of it before the thread could notice.
  *  - The signal thread: started on first use with every signal blocked,
  *    it reads the pipe and hands each pending signal's delivery (deliver())
  *    to a runner. A delivery cancels contexts, which runs their
@@ -75,6 +79,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include "atomics.h"
@@ -83,6 +88,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -127,7 +133,8 @@ static struct {
                                handler is installed (set up by init()) */
     bool started;           /* the thread exists in this process */
     int wake_r;             /* the pipe's read end, the thread's; -1: no pipe */
-    struct stat pipe_st;    /* the pipe's identity (both ends have its inode) */
+    struct stat read_st;    /* the identity of each end (a socket each: */
+    struct stat write_st;   /* the two ends have inodes of their own) */
     sigset_t fork_mask;     /* the forking thread's mask, kept over a fork */
 } dispatcher = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake_r = -1};
 
@@ -271,7 +278,10 @@ static void on_signal(int sig, siginfo_t *info, void *uc)
         cctx__atomic_store_seq_cst(&pending[sig], 1);
         int fd = cctx__atomic_load_seq_cst(&wake_w);
         if (fd >= 0) {
-            ssize_t r = write(fd, "", 1);
+            /* MSG_NOSIGNAL: no SIGPIPE once the program closed the read
+             * end; a number it reused for anything but a socket gets
+             * nothing (ENOTSOCK). */
+            ssize_t r = send(fd, "", 1, MSG_NOSIGNAL);
             (void)r;
         }
     }
@@ -475,18 +485,20 @@ static void hand_to_runner(int sig, unsigned long long upto)
     deliver(sig, upto);
 }
 
-/* The pipe, once per process (dispatcher.lock held). The write end is
- * non-blocking, so the handler never blocks; the read end blocks, so the
- * thread sleeps in read. */
+/* The pipe (a socket pair: see the top of the file), once per process
+ * (dispatcher.lock held). The write end is non-blocking, so the handler
+ * never blocks; the read end blocks, so the thread sleeps in read. Either
+ * end's close is seen at the other, as with a pipe: end of file at the read
+ * end, EPIPE (and no signal) at the write end. */
 static int open_pipe(int fds[2])
 {
-#if CCTX_USE_PIPE2
-    if (pipe2(fds, O_CLOEXEC) != 0)
+#if CCTX_USE_PIPE2 && defined(SOCK_CLOEXEC)
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
         return errno;
 #else
-    /* Without pipe2 a fork and exec on another thread right here could
-     * leak the two ends into that program. */
-    if (pipe(fds) != 0)
+    /* Without SOCK_CLOEXEC a fork and exec on another thread right here
+     * could leak the two ends into that program. */
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0)
         return errno;
     if (fcntl(fds[0], F_SETFD, FD_CLOEXEC) < 0 || fcntl(fds[1], F_SETFD, FD_CLOEXEC) < 0) {
         int err = errno;
@@ -505,6 +517,15 @@ static int open_pipe(int fds[2])
     return 0;
 }
 
+/* The identities of a new pipe's ends (dispatcher.lock held). */
+static void note_ends(const int fds[2])
+{
+    if (fstat(fds[0], &dispatcher.read_st) != 0)
+        memset(&dispatcher.read_st, 0, sizeof dispatcher.read_st);
+    if (fstat(fds[1], &dispatcher.write_st) != 0)
+        memset(&dispatcher.write_st, 0, sizeof dispatcher.write_st);
+}
+
 static int make_pipe_locked(void)
 {
     if (dispatcher.wake_r >= 0)
@@ -513,26 +534,45 @@ static int make_pipe_locked(void)
     int err = open_pipe(fds);
     if (err)
         return err;
-    if (fstat(fds[0], &dispatcher.pipe_st) != 0)
-        memset(&dispatcher.pipe_st, 0, sizeof dispatcher.pipe_st);
+    note_ends(fds);
     dispatcher.wake_r = fds[0];
     cctx__atomic_store_release(&wake_w, fds[1]);
     return 0;
 }
 
-/* Whether fd is still the pipe that *st describes (both ends have its inode). */
+/* Whether fd is still the end of the pipe that *st describes. */
 static bool same_pipe(int fd, const struct stat *st)
 {
     struct stat now;
     return fd >= 0 && fstat(fd, &now) == 0 && now.st_dev == st->st_dev && now.st_ino == st->st_ino;
 }
 
+/* renew_pipe's notice. The signal thread must never wait for stderr: a
+ * pipe that nobody drains would hold up every later signal for good. So
+ * the line is written only when poll finds room for it (a pipe's or a
+ * socket's POLLOUT means room for more than this line) and no broken pipe,
+ * and with write(2), not stdio, whose lock another thread may hold while
+ * it waits on that same stderr. One window stays: another thread that
+ * fills stderr between the poll and the write. False when nothing was
+ * written: a later renewal tries again. */
+static bool say_renewed(void)
+{
+    static const char line[] = "cctx: the program closed the descriptors of the signal "
+                               "watches' pipe; the library makes a new one\n";
+    struct pollfd p = {.fd = STDERR_FILENO, .events = POLLOUT};
+    if (poll(&p, 1, 0) != 1 || p.revents != POLLOUT)
+        return false;
+    ssize_t r = write(STDERR_FILENO, line, sizeof line - 1);
+    return r > 0;
+}
+
 /* The program closed the pipe or one end of it (a daemon may close every
  * descriptor it did not open): read on, the thread would spin on end of
  * file or never wake, or read a file the program opened under the number.
  * It makes a new pipe, closes only numbers that are still the old pipe's,
- * and says so once on stderr. The new read end, or -1 when no pipe can be
- * made now (the caller naps and tries again). */
+ * and says so once on stderr if stderr can take it at once. The new read
+ * end, or -1 when no pipe can be made now (the caller naps and tries
+ * again). *st: the read end's identity, old on entry, new on return. */
 static int renew_pipe(int old_r, struct stat *st)
 {
     static bool said;
@@ -540,21 +580,17 @@ static int renew_pipe(int old_r, struct stat *st)
     pthread_mutex_lock(&dispatcher.lock);
     int err = open_pipe(fds);
     int old_w = cctx__atomic_exchange_seq_cst(&wake_w, err ? -1 : fds[1]); /* on_signal */
-    if (same_pipe(old_w, st))
+    if (same_pipe(old_w, &dispatcher.write_st))
         close(old_w);
     if (same_pipe(old_r, st))
         close(old_r);
     dispatcher.wake_r = err ? -1 : fds[0];
-    if (!err && fstat(fds[0], &dispatcher.pipe_st) != 0)
-        memset(&dispatcher.pipe_st, 0, sizeof dispatcher.pipe_st);
-    *st = dispatcher.pipe_st;
+    if (!err)
+        note_ends(fds);
+    *st = dispatcher.read_st;
     pthread_mutex_unlock(&dispatcher.lock);
-    if (!said) {
-        said = true;
-        fputs("cctx: the program closed the descriptors of the signal watches' pipe; the "
-              "library makes a new one\n",
-              stderr);
-    }
+    if (!said)
+        said = say_renewed();
     return err ? -1 : fds[0];
 }
 
@@ -565,7 +601,7 @@ static void *signal_main(void *arg)
     prctl(PR_SET_NAME, "cctx-signal", 0UL, 0UL, 0UL);
 #endif
     pthread_mutex_lock(&dispatcher.lock);
-    struct stat st = dispatcher.pipe_st;
+    struct stat st = dispatcher.read_st;
     pthread_mutex_unlock(&dispatcher.lock);
     char buf[64];
     for (;;) {
@@ -656,9 +692,9 @@ static void after_fork_child(void)
     /* fstat is async-signal-safe: a number the program closed and opened
      * a file of its own under is left to it. */
     int w = cctx__atomic_exchange_relaxed(&wake_w, -1);
-    if (same_pipe(w, &dispatcher.pipe_st))
+    if (same_pipe(w, &dispatcher.write_st))
         close(w);
-    if (same_pipe(dispatcher.wake_r, &dispatcher.pipe_st))
+    if (same_pipe(dispatcher.wake_r, &dispatcher.read_st))
         close(dispatcher.wake_r);
     dispatcher.wake_r = -1;
     dispatcher.started = false;

@@ -784,7 +784,9 @@ TEST(signal_stress_create_release_while_signals_arrive)
 
 enum { MAX_PIPES = 64 };
 
-/* This process's pipe descriptors from 3 up, with their access modes. */
+/* This process's descriptors from 3 up that may be ends of the library's
+ * pipe (a pair of sockets), each with the mode it is used in: O_WRONLY for
+ * the handler's end, the non-blocking one, O_RDONLY for the other. */
 static int pipes_now(int fds[MAX_PIPES], int modes[MAX_PIPES])
 {
     DIR *d = opendir("/proc/self/fd");
@@ -794,10 +796,10 @@ static int pipes_now(int fds[MAX_PIPES], int modes[MAX_PIPES])
         int fd = atoi(e->d_name);
         struct stat st;
         if (e->d_name[0] == '.' || fd < 3 || fd == dirfd(d) || fstat(fd, &st) != 0 ||
-            !S_ISFIFO(st.st_mode))
+            !S_ISSOCK(st.st_mode))
             continue;
         CHECK(n < MAX_PIPES);
-        modes[n] = fcntl(fd, F_GETFL) & O_ACCMODE;
+        modes[n] = fcntl(fd, F_GETFL) & O_NONBLOCK ? O_WRONLY : O_RDONLY;
         fds[n++] = fd;
     }
     closedir(d);

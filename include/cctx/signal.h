@@ -73,9 +73,11 @@
  *    the process.
  *
  *  - The handler does only async-signal-safe work: it sets a per-signal flag
- *    and writes one byte to a pipe, preserving errno. One library thread,
- *    started on first use with every signal blocked, reads the pipe and
- *    hands each signal's delivery to one of the library's runner threads
+ *    and writes one byte to a pipe, preserving errno (the pipe is a pair of
+ *    connected sockets, written with MSG_NOSIGNAL: the write never raises
+ *    SIGPIPE, even once the program has closed the read end). One library
+ *    thread, started on first use with every signal blocked, reads the pipe
+ *    and hands each signal's delivery to one of the library's runner threads
  *    (those that run a deadline's after-functions, see <cctx.h>), which
  *    cancels the contexts, oldest first. The after-functions of those
  *    contexts (and of their descendants) then start each on a runner of
@@ -89,12 +91,16 @@
  *    delivery after it. The thread and the pipe (two descriptors,
  *    close-on-exec) stay for the life of the process. A program that
  *    closes them (as a daemon that closes every descriptor it did not open)
- *    gets a new pipe, said once on stderr: the library looks at what a
- *    number is (fstat) before it reads or closes it, here and in a child
- *    of fork(), so a file the program opened under an old number is left
- *    alone, but for one it opens between that look and the read or close.
+ *    gets a new pipe, said once on stderr when stderr has room for the
+ *    line at once (the thread never waits for a stderr that nobody
+ *    drains, which would hold up every later signal; a later renewal tries
+ *    the line again). The library looks at what a number is (fstat) before
+ *    it reads or closes it, here and in a child of fork(), so a file the
+ *    program opened under an old number is left alone, but for one it
+ *    opens between that look and the read or close.
  *    Until the thread has made the new pipe, a signal's handler writes its
- *    byte to the old write end's number, whatever the program opened there.
+ *    byte to the old write end's number if the program opened a socket
+ *    there (anything else refuses it).
  *
  *  - Signal masks are not touched, but for the duration of a fork() (see
  *    below): a signal blocked in every thread of the program stays pending
