@@ -163,56 +163,6 @@ _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "atomic_ullong must be lock-free");
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
-/* ---- Names ---------------------------------------------------------------------- */
-
-/* Go's names (syscall.Signal.String on Linux), indexed by number so that they
- * follow each architecture's numbering. */
-static const char *const names[NSIG] = {
-    [SIGHUP] = "hangup",
-    [SIGINT] = "interrupt",
-    [SIGQUIT] = "quit",
-    [SIGILL] = "illegal instruction",
-    [SIGTRAP] = "trace/breakpoint trap",
-    [SIGABRT] = "aborted",
-    [SIGBUS] = "bus error",
-    [SIGFPE] = "floating point exception",
-    [SIGKILL] = "killed",
-    [SIGUSR1] = "user defined signal 1",
-    [SIGSEGV] = "segmentation fault",
-    [SIGUSR2] = "user defined signal 2",
-    [SIGPIPE] = "broken pipe",
-    [SIGALRM] = "alarm clock",
-    [SIGTERM] = "terminated",
-#ifdef SIGSTKFLT
-    [SIGSTKFLT] = "stack fault",
-#endif
-    [SIGCHLD] = "child exited",
-    [SIGCONT] = "continued",
-    [SIGSTOP] = "stopped (signal)",
-    [SIGTSTP] = "stopped",
-    [SIGTTIN] = "stopped (tty input)",
-    [SIGTTOU] = "stopped (tty output)",
-    [SIGURG] = "urgent I/O condition",
-    [SIGXCPU] = "CPU time limit exceeded",
-    [SIGXFSZ] = "file size limit exceeded",
-    [SIGVTALRM] = "virtual timer expired",
-    [SIGPROF] = "profiling timer expired",
-    [SIGWINCH] = "window changed",
-    [SIGIO] = "I/O possible",
-#ifdef SIGPWR
-    [SIGPWR] = "power failure",
-#endif
-    [SIGSYS] = "bad system call",
-};
-
-static void signal_message(int sig, char *buf, size_t len)
-{
-    if (sig > 0 && sig < NSIG && names[sig])
-        snprintf(buf, len, "signal: %s", names[sig]);
-    else
-        snprintf(buf, len, "signal %d", sig);
-}
-
 /* ---- The handler ------------------------------------------------------------------ */
 
 static bool is_fault(int sig)
@@ -413,7 +363,7 @@ static int link_watcher(struct watcher *w)
 static void deliver(int sig, unsigned long long upto)
 {
     char msg[48];
-    signal_message(sig, msg, sizeof msg);
+    cctx__signal_message(sig, msg, sizeof msg);
     struct {
         cctx_t *ctx;
         cctx_cancel_t *cancel;
@@ -756,7 +706,7 @@ static void name_inner(cctx_t *inner, const struct watcher *w)
     size_t len = (size_t)snprintf(name, sizeof name, "signal.NotifyContext [");
     for (int i = 0; i < w->n && len < sizeof name; i++) {
         char one[48];
-        signal_message(w->subs[i].signo, one, sizeof one);
+        cctx__signal_message(w->subs[i].signo, one, sizeof one);
         const char *label = strncmp(one, "signal: ", 8) == 0 ? one + 8 : one;
         len += (size_t)snprintf(name + len, sizeof name - len, "%s%s", i ? " " : "", label);
     }
