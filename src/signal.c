@@ -17,7 +17,8 @@
  *    after-function (unwatch) that unregisters it when the caller's
  *    context ends, however it ends.
  *  - The handler: sets pending[signo] and writes a byte to a pipe, keeping
- *    errno. Nothing else is async-signal-safe enough.
+ *    errno and with thread cancellation off. Nothing else is
+ *    async-signal-safe enough.
  *  - The signal thread: started on first use with every signal blocked,
  *    it reads the pipe and hands each pending signal's delivery (deliver())
  *    to a runner. A delivery cancels contexts, which runs their
@@ -271,8 +272,19 @@ static void on_signal(int sig, siginfo_t *info, void *uc)
         cctx__atomic_store_seq_cst(&pending[sig], 1);
         int fd = cctx__atomic_load_seq_cst(&wake_w);
         if (fd >= 0) {
+            /* write is a cancellation point: on a thread with a
+             * pthread_cancel pending it unwound from here, through whatever
+             * code the signal interrupted (in malloc, holding a lock), and
+             * the byte was never written, the delivery left for the next
+             * signal. The cancellation state is a word of the thread's own,
+             * which glibc and musl set with atomic operations alone, no
+             * lock: as safe in a handler as the write. A pending cancel acts
+             * at the interrupted code's next cancellation point. */
+            int state;
+            pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
             ssize_t r = write(fd, "", 1);
             (void)r;
+            pthread_setcancelstate(state, NULL);
         }
     }
     errno = saved_errno;

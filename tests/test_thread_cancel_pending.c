@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A thread with a pthread_cancel pending in library code that is no
+ * cancellation point, but makes calls that are: a watched signal's handler,
+ * a misuse report, a trace's flush, a child process's spawn and free. Acted
+ * on there, the cancel unwound the thread through the handler's interrupted
+ * code, turned the abort of a misuse into the thread's end, or left a lock
+ * held, a child without a handle, a handle never freed. Each call now ends
+ * as it would have, and the cancel acts at the thread's next cancellation
+ * point.
+ *
+ * Each call runs on a thread of its own, with the cancel made pending while
+ * cancellation is off and turned back on just before the call: no
+ * cancellation point lies between. Cancellation is turned off again as soon
+ * as the call returns, so the thread ends normally when the call kept it out.
+ */
+#define _GNU_SOURCE
+#include <cctx.h>
+#include <cctx/proc.h>
+#include <cctx/signal.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "support.h"
+
+struct pending_call {
+    void (*call)(void *arg);
+    void *arg;
+    atomic_int returned;
+};
+
+static void *call_with_cancel_pending(void *arg)
+{
+    struct pending_call *p = arg;
+    CHECK_EQ(pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL), 0);
+    CHECK_EQ(pthread_cancel(pthread_self()), 0);
+    CHECK_EQ(pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL), 0);
+    p->call(p->arg);
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+    atomic_store(&p->returned, 1);
+    return NULL;
+}
+
+/* Runs call(arg) on a thread with a cancel pending; true if it returned. */
+static bool returns_with_cancel_pending(void (*call)(void *), void *arg)
+{
+    struct pending_call p = {.call = call, .arg = arg};
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, call_with_cancel_pending, &p), 0);
+    void *ret;
+    CHECK_EQ(pthread_join(t, &ret), 0);
+    return atomic_load(&p.returned) && ret == NULL;
+}
+
+/* ---- a watched signal's handler ---------------------------------------------------- */
+
+static void signal_myself(void *arg)
+{
+    /* Delivered to this thread as the call returns, before any other code
+     * of it runs. */
+    CHECK_EQ(pthread_kill(pthread_self(), *(int *)arg), 0);
+}
+
+/* The handler's write of the byte that wakes the signal thread was where
+ * the cancel acted: the byte never went, and the watch was not cancelled
+ * until some later signal. */
+TEST(signal_caught_by_a_thread_with_a_cancel_pending_still_cancels_its_watch)
+{
+    static const int sigs[] = {SIGUSR1};
+    cctx_t *c = cctx_with_signals(cctx_background(), sigs, 1, NULL);
+    CHECK(c != NULL);
+    int sig = SIGUSR1;
+    CHECK(returns_with_cancel_pending(signal_myself, &sig));
+    CHECK_EQ(cctx_wait(c, CCTX_SEC(30)), ECANCELED);
+    cctx_cause_t cause;
+    CHECK_EQ(cctx_cause(c, &cause), ECANCELED);
+    CHECK_EQ(cause.code, SIGUSR1);
+    cctx_release(c);
+}
