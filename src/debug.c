@@ -332,6 +332,11 @@ static const char *kind_word(enum cctx__kind k)
 _Noreturn void cctx__misuse(const char *what, const struct cctx *c, const char *file, int line,
                             const char *func, const void *caller)
 {
+    /* The writes to stderr are cancellation points: a thread with a
+     * pthread_cancel pending unwound from the first one, the program went on
+     * past its misuse, and a registry shard's lock could stay held. Never
+     * turned back on: the call ends in abort. */
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
     if (file) {
         fprintf(stderr, "cctx: misuse: %s, at %s:%d in %s\n", what, file, line,
                 func ? func : "?");

@@ -87,3 +87,32 @@ TEST(signal_caught_by_a_thread_with_a_cancel_pending_still_cancels_its_watch)
     CHECK_EQ(cause.code, SIGUSR1);
     cctx_release(c);
 }
+
+/* ---- a misuse report ------------------------------------------------------------------ */
+
+static void release_it(void *arg)
+{
+    cctx_release(arg);
+}
+
+/* The report's first write to stderr acted on the cancel: the thread ended
+ * and the program went on past its misuse. */
+CHILD(over_release_with_a_cancel_pending)
+{
+    cctx_t *c = cctx_with_cancel(cctx_background(), NULL);
+    cctx_release(c);
+    returns_with_cancel_pending(release_it, c);
+    printf("the thread ended without the abort\n");
+}
+
+TEST(debug_misuse_on_a_thread_with_a_cancel_pending_still_aborts)
+{
+    const char *env[] = {"CCTX_DEBUG=checks", NULL};
+    struct child c;
+    run_child("over_release_with_a_cancel_pending", env, &c);
+    if (!WIFSIGNALED(c.status) || WTERMSIG(c.status) != SIGABRT)
+        fprintf(stderr, "child status %#x\n%s%s", c.status, c.out, c.err);
+    CHECK(WIFSIGNALED(c.status) && WTERMSIG(c.status) == SIGABRT);
+    CHECK(strstr(c.err, "misuse: cctx_release of a context with no reference left"));
+    child_done(&c);
+}
