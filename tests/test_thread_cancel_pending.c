@@ -116,3 +116,39 @@ TEST(debug_misuse_on_a_thread_with_a_cancel_pending_still_aborts)
     CHECK(strstr(c.err, "misuse: cctx_release of a context with no reference left"));
     child_done(&c);
 }
+
+/* ---- a trace's flush ------------------------------------------------------------------ */
+
+static void flush_it(void *arg)
+{
+    *(int *)arg = cctx_trace_flush();
+}
+
+static void *make_and_release(void *arg)
+{
+    (void)arg;
+    cctx_release(cctx_with_cancel(cctx_background(), NULL));
+    return NULL;
+}
+
+/* The flush writes holding the lock of the trace's rings: the cancel acted
+ * in a write, and the lock stayed held, so that the next flush, and a new
+ * thread's first event, waited for ever. */
+CHILD(trace_flush_with_a_cancel_pending)
+{
+    cctx_release(cctx_with_cancel(cctx_background(), NULL));
+    int err = -1;
+    CHECK(returns_with_cancel_pending(flush_it, &err));
+    CHECK_EQ(err, 0);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, make_and_release, NULL), 0);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK_EQ(cctx_trace_flush(), 0);
+}
+
+TEST(trace_flush_on_a_thread_with_a_cancel_pending_returns_and_lets_go_of_its_lock)
+{
+    char *path = run_traced("trace_flush_with_a_cancel_pending");
+    unlink(path);
+    free(path);
+}
