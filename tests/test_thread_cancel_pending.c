@@ -152,3 +152,57 @@ TEST(trace_flush_on_a_thread_with_a_cancel_pending_returns_and_lets_go_of_its_lo
     unlink(path);
     free(path);
 }
+
+/* ---- a child process's spawn and free ------------------------------------------------- */
+
+struct spawning {
+    char **argv;
+    cctx_proc_t *p;
+};
+
+static void spawn_it(void *arg)
+{
+    struct spawning *s = arg;
+    s->p = cctx_proc_spawn(cctx_background(), "/bin/sh", s->argv, NULL, NULL);
+}
+
+/* The spawn probes the child's pidfd with a waitid, made after the child
+ * started: the cancel acted there, and the child ran on with no handle to
+ * signal or reap it by. */
+TEST(proc_spawn_on_a_thread_with_a_cancel_pending_returns_the_handle)
+{
+    char *argv[] = {"sh", "-c", "exit 7", NULL};
+    struct spawning s = {.argv = argv};
+    CHECK(returns_with_cancel_pending(spawn_it, &s));
+    CHECK(s.p != NULL);
+    int status;
+    CHECK_EQ(cctx_proc_wait(s.p, &status), 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 7);
+    cctx_proc_free(s.p);
+}
+
+static void free_it(void *arg)
+{
+    cctx_proc_free(arg);
+}
+
+/* The free reaps holding the handle's lock: the cancel acted in its
+ * waitid, and the child stayed a zombie (or ran on), its pidfd open, the
+ * handle and its reference on the context never given back. */
+TEST(proc_free_on_a_thread_with_a_cancel_pending_reaps_and_frees)
+{
+    cctx_cancel_t *cancel;
+    cctx_t *ctx = cctx_with_cancel(cctx_background(), &cancel);
+    int fds = count_open_fds();
+    char *argv[] = {"sh", "-c", "exec sleep 30", NULL};
+    cctx_proc_t *p = cctx_proc_spawn(ctx, "/bin/sh", argv, NULL, NULL);
+    CHECK(p != NULL);
+    pid_t pid = cctx_proc_pid(p);
+    CHECK(returns_with_cancel_pending(free_it, p));
+    CHECK_EQ(waitpid(pid, NULL, WNOHANG), -1); /* reaped */
+    CHECK_EQ(errno, ECHILD);
+    CHECK_EQ(count_open_fds(), fds);
+    /* The handle's reference on ctx went with it: nothing else holds it. */
+    CHECK_EQ(cctx_cancel_and_wait(cancel, 0, NULL), 0);
+    cctx_release(ctx);
+}
