@@ -109,8 +109,13 @@ static void registry_add(struct cctx *c)
     if (!e) {
         /* Debugging aid only: the context works, it is just not listed. */
         static _Atomic int warned;
-        if (!cctx__atomic_exchange_seq_cst(&warned, 1))
+        if (!cctx__atomic_exchange_seq_cst(&warned, 1)) {
+            /* A cancellation point, inside a derivation that must finish. */
+            int state;
+            pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
             fputs("cctx: debug: out of memory, some contexts are not registered\n", stderr);
+            pthread_setcancelstate(state, NULL);
+        }
         return;
     }
     *e = (struct registry_entry){.ctx = c, .seq = cctx__atomic_fetch_add_seq_cst(&next_seq, 1)};

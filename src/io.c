@@ -462,8 +462,14 @@ static ssize_t write_through_own(struct xfer *x, const void *buf, size_t len)
     ssize_t r;
     x->wants_own = false;
     write_owning(x, buf, len, &r);
-    int e = errno;
+    /* Past the handler, and close is a cancellation point: a cancel that
+     * came during the last write acted there and left the descriptor open.
+     * Closing a second descriptor of a terminal does not wait for its
+     * output, so the close runs with cancellation off. */
+    int e = errno, state;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
     close_own(x);
+    pthread_setcancelstate(state, NULL);
     errno = e;
     return r;
 }
