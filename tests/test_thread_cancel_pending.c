@@ -2,10 +2,11 @@
 /*
  * A thread with a pthread_cancel pending in library code that is no
  * cancellation point, but makes calls that are: a watched signal's handler,
- * a misuse report, a trace's flush, a child process's spawn and free. Acted
- * on there, the cancel unwound the thread through the handler's interrupted
- * code, turned the abort of a misuse into the thread's end, or left a lock
- * held, a child without a handle, a handle never freed. Each call now ends
+ * a misuse report, a trace's flush, a child process's spawn and free, a dump
+ * and cctx_cancel_and_wait's report. Acted on there, the cancel unwound the
+ * thread through the handler's interrupted code, turned the abort of a
+ * misuse into the thread's end, or left a lock held, a child without a
+ * handle, a handle never freed, contexts held for good. Each call now ends
  * as it would have, and the cancel acts at the thread's next cancellation
  * point.
  *
@@ -205,4 +206,75 @@ TEST(proc_free_on_a_thread_with_a_cancel_pending_reaps_and_frees)
     /* The handle's reference on ctx went with it: nothing else holds it. */
     CHECK_EQ(cctx_cancel_and_wait(cancel, 0, NULL), 0);
     cctx_release(ctx);
+}
+
+/* ---- a dump and a report ---------------------------------------------------------- */
+
+/* A stream that writes at each call: each write is a cancellation point. */
+static FILE *unbuffered_file(void)
+{
+    FILE *f = tmpfile();
+    CHECK(f != NULL);
+    CHECK_EQ(setvbuf(f, NULL, _IONBF, 0), 0);
+    return f;
+}
+
+struct dumping {
+    cctx_t *root;
+    FILE *out;
+    int err;
+};
+
+static void dump_it(void *arg)
+{
+    struct dumping *d = arg;
+    d->err = cctx_dump(d->root, d->out, CCTX_DUMP_TEXT);
+}
+
+/* The dump writes holding a reference on each context it lists: the cancel
+ * acted in a write, and they were held for good. */
+TEST(dump_on_a_thread_with_a_cancel_pending_lets_go_of_what_it_listed)
+{
+    cctx_cancel_t *cancel;
+    cctx_t *root = cctx_with_cancel(cctx_background(), &cancel);
+    cctx_t *child = cctx_with_cancel(root, NULL);
+    struct dumping d = {.root = root, .out = unbuffered_file(), .err = -1};
+    CHECK(returns_with_cancel_pending(dump_it, &d));
+    CHECK_EQ(d.err, 0);
+    CHECK(ftell(d.out) > 0);
+    fclose(d.out);
+    cctx_release(child);
+    /* The child is freed once the dump's reference, dropped on a runner,
+     * goes: then nothing but this test's reference holds root. */
+    CHECK_EQ(cctx_cancel_and_wait(cancel, CCTX_SEC(30), NULL), 0);
+    cctx_release(root);
+}
+
+struct reporting {
+    cctx_cancel_t *cancel;
+    FILE *out;
+    int err;
+};
+
+static void wait_and_report(void *arg)
+{
+    struct reporting *r = arg;
+    r->err = cctx_cancel_and_wait(r->cancel, 0, r->out);
+}
+
+/* The report writes holding a reference on each descendant it lists: the
+ * cancel acted in a write, and they were held for good. */
+TEST(cancel_and_wait_report_on_a_thread_with_a_cancel_pending_lets_go_of_what_it_listed)
+{
+    cctx_cancel_t *cancel;
+    cctx_t *root = cctx_with_cancel(cctx_background(), &cancel);
+    cctx_t *child = cctx_with_cancel(root, NULL);
+    struct reporting r = {.cancel = cancel, .out = unbuffered_file(), .err = -1};
+    CHECK(returns_with_cancel_pending(wait_and_report, &r));
+    CHECK_EQ(r.err, ETIMEDOUT); /* the child holds root */
+    CHECK(ftell(r.out) > 0);
+    fclose(r.out);
+    cctx_release(child);
+    CHECK_EQ(cctx_cancel_and_wait(cancel, CCTX_SEC(30), NULL), 0); /* as above */
+    cctx_release(root);
 }
