@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * A thread with a pthread_cancel pending in library code that is no
- * cancellation point, but makes calls that are: a watched signal's handler,
- * a misuse report, a trace's flush, a child process's spawn and free, a dump
- * and cctx_cancel_and_wait's report. Acted on there, the cancel unwound the
- * thread through the handler's interrupted code, turned the abort of a
- * misuse into the thread's end, or left a lock held, a child without a
- * handle, a handle never freed, contexts held for good. Each call now ends
+ * cancellation point, but makes calls that are: the signal and the close of
+ * a done descriptor, a watched signal's handler, a misuse report, a trace's
+ * flush, a child process's spawn and free, a dump and cctx_cancel_and_wait's
+ * report. Acted on there, the cancel lost a cancellation, unwound the thread
+ * through the handler's interrupted code, turned the abort of a misuse into
+ * the thread's end, or left a descriptor open, a lock held, a child without
+ * a handle, a handle never freed, contexts held for good. Each call now ends
  * as it would have, and the cancel acts at the thread's next cancellation
  * point.
  *
@@ -21,6 +22,7 @@
 #include <cctx/signal.h>
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -63,6 +65,97 @@ static bool returns_with_cancel_pending(void (*call)(void *), void *arg)
     return atomic_load(&p.returned) && ret == NULL;
 }
 
+/* ---- the done descriptor ------------------------------------------------------------ */
+
+/* The done descriptor is signalled (write) and closed (close) by calls that
+ * are cancellation points. A thread with a pthread_cancel pending that
+ * cancelled, released, or asked for the descriptor of a done context, died
+ * in that write or close: the descriptor never became readable, so whoever
+ * polled it waited for ever, and neither the context's descendants nor its
+ * after-functions were reached; a release left the descriptor open and its
+ * reference on the parent held. The call now returns, and the cancellation
+ * acts at the thread's next cancellation point. */
+static bool readable(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return poll(&p, 1, 0) == 1;
+}
+
+static void cancel_it(void *arg)
+{
+    cctx_cancel(arg);
+}
+
+static void release_it(void *arg)
+{
+    cctx_release(arg);
+}
+
+static void note_ran(void *arg)
+{
+    atomic_store((atomic_int *)arg, 1);
+}
+
+TEST(wait_cancel_with_a_thread_cancel_pending_signals_the_done_fd)
+{
+    cctx_cancel_t *cancel;
+    cctx_t *c = cctx_with_cancel(cctx_background(), &cancel);
+    cctx_t *child = cctx_with_cancel(c, NULL);
+    int fd = cctx_done_fd(c), child_fd = cctx_done_fd(child);
+    CHECK(fd >= 0 && child_fd >= 0);
+    atomic_int ran = 0;
+    cctx_after_t reg = {0};
+    CHECK_EQ(cctx_after_func(c, &reg, note_ran, &ran), 0);
+    CHECK(returns_with_cancel_pending(cancel_it, cancel));
+    CHECK_EQ(cctx_err(c), ECANCELED);
+    CHECK(readable(fd));
+    CHECK(atomic_load(&ran));
+    /* Before, the child was never reached: it stayed active for good. */
+    CHECK_EQ(cctx_err(child), ECANCELED);
+    CHECK(readable(child_fd));
+    cctx_release(child);
+    cctx_release(c);
+}
+
+struct asking {
+    cctx_t *ctx;
+    int fd;
+};
+
+static void ask_done_fd(void *arg)
+{
+    struct asking *a = arg;
+    a->fd = cctx_done_fd(a->ctx);
+}
+
+TEST(wait_done_fd_of_a_done_context_with_a_thread_cancel_pending_is_readable)
+{
+    cctx_cancel_t *cancel;
+    struct asking a = {.ctx = cctx_with_cancel(cctx_background(), &cancel), .fd = -2};
+    cctx_cancel(cancel); /* done before it has a descriptor */
+    CHECK(returns_with_cancel_pending(ask_done_fd, &a));
+    CHECK(a.fd >= 0);
+    int fd = cctx_done_fd(a.ctx); /* the one published */
+    CHECK_EQ(fd, a.fd);
+    CHECK(readable(fd));
+    cctx_release(a.ctx);
+}
+
+TEST(wait_release_with_a_thread_cancel_pending_closes_the_done_fd)
+{
+    cctx_cancel_t *parent_cancel;
+    cctx_t *parent = cctx_with_cancel(cctx_background(), &parent_cancel);
+    cctx_t *c = cctx_with_cancel(parent, NULL);
+    int before = count_open_fds();
+    CHECK(cctx_done_fd(c) >= 0);
+    CHECK(count_open_fds() > before); /* one, or a pipe's two ends */
+    CHECK(returns_with_cancel_pending(release_it, c));
+    CHECK_EQ(count_open_fds(), before);
+    /* c's reference on its parent went with it. */
+    CHECK_EQ(cctx_cancel_and_wait(parent_cancel, 0, NULL), 0);
+    cctx_release(parent);
+}
+
 /* ---- a watched signal's handler ---------------------------------------------------- */
 
 static void signal_myself(void *arg)
@@ -90,11 +183,6 @@ TEST(signal_caught_by_a_thread_with_a_cancel_pending_still_cancels_its_watch)
 }
 
 /* ---- a misuse report ------------------------------------------------------------------ */
-
-static void release_it(void *arg)
-{
-    cctx_release(arg);
-}
 
 /* The report's first write to stderr acted on the cancel: the thread ended
  * and the program went on past its misuse. */
