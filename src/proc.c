@@ -475,6 +475,26 @@ static int status_of(const siginfo_t *si)
     }
 }
 
+/* A waiter cancelled (pthread_cancel) in its waitid is no longer counted:
+ * counted for good, it kept every later wait from reaping. It reaps
+ * nothing: the child may still run, and the reaping would wait for it. */
+static void stop_waiting(void *arg)
+{
+    struct cctx_proc *p = arg;
+    pthread_mutex_lock(&p->lock);
+    p->waiting--;
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* The waitid of cctx_proc_wait under that handler; its result through *r
+ * (no local of this frame lives across the handler's setjmp). */
+static void wait_counted(struct cctx_proc *p, siginfo_t *si, int *r)
+{
+    pthread_cleanup_push(stop_waiting, p);
+    *r = wait_child(p, si, WEXITED | WNOWAIT);
+    pthread_cleanup_pop(0);
+}
+
 CCTX_API int cctx_proc_wait(cctx_proc_t *p, int *status)
 {
     if (!p)
@@ -500,7 +520,8 @@ CCTX_API int cctx_proc_wait(cctx_proc_t *p, int *status)
         if (hook)
             hook(p);
         siginfo_t si;
-        int r = wait_child(p, &si, WEXITED | WNOWAIT);
+        int r;
+        wait_counted(p, &si, &r);
         pthread_mutex_lock(&p->lock);
         p->waiting--;
         if (!p->exited) {

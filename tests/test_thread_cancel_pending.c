@@ -9,7 +9,8 @@
  * the thread's end, or left a descriptor open, a lock held, a child without
  * a handle, a handle never freed, contexts held for good. Each call now ends
  * as it would have, and the cancel acts at the thread's next cancellation
- * point.
+ * point. Last, cctx_proc_wait, which is one: cancelled in its wait, it
+ * leaves the handle as a return would.
  *
  * Each call runs on a thread of its own, with the cancel made pending while
  * cancellation is off and turned back on just before the call: no
@@ -365,4 +366,50 @@ TEST(cancel_and_wait_report_on_a_thread_with_a_cancel_pending_lets_go_of_what_it
     cctx_release(child);
     CHECK_EQ(cctx_cancel_and_wait(cancel, CCTX_SEC(30), NULL), 0); /* as above */
     cctx_release(root);
+}
+
+/* ---- a child process's wait, a cancellation point -------------------------------------- */
+
+static void *wait_for_it(void *arg)
+{
+    int status;
+    cctx_proc_wait(arg, &status);
+    return NULL;
+}
+
+/* cctx_proc_wait counts its waiters, and the last one out reaps: a waiter
+ * cancelled in its waitid stayed counted, and no later wait reaped the
+ * child, which stayed a zombie until cctx_proc_free. The thread has no
+ * cancellation point before that waitid, and the child cannot exit before
+ * the context ends, so the cancel acts in that wait. */
+TEST(proc_wait_cancelled_in_its_wait_leaves_the_reaping_to_the_next_wait)
+{
+    if (TEST_UNDER_ASAN)
+        SKIP_IN_THIS_BUILD("AddressSanitizer takes the unwinding of a cancelled thread for a "
+                           "use after scope");
+    cctx_cancel_t *cancel;
+    cctx_t *ctx = cctx_with_cancel(cctx_background(), &cancel);
+    /* No SIGKILL to come: the child may be reaped once it has its SIGTERM. */
+    cctx_proc_opts_t o = CCTX_PROC_OPTS_INIT;
+    o.kill_after = CCTX_NO_DEADLINE;
+    char *argv[] = {"sh", "-c", "exec sleep 30", NULL};
+    cctx_proc_t *p = cctx_proc_spawn(ctx, "/bin/sh", argv, NULL, &o);
+    CHECK(p != NULL);
+    pid_t pid = cctx_proc_pid(p);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, wait_for_it, p), 0);
+    CHECK_EQ(pthread_cancel(t), 0);
+    void *ret;
+    CHECK_EQ(pthread_join(t, &ret), 0);
+    CHECK(ret == PTHREAD_CANCELED);
+    cctx_cancel(cancel); /* SIGTERM */
+    int status;
+    CHECK_EQ(cctx_proc_wait(p, &status), 0);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
+    /* Reaped by that wait: no zombie is left to find. */
+    siginfo_t si = {0};
+    CHECK_EQ(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT), -1);
+    CHECK_EQ(errno, ECHILD);
+    cctx_proc_free(p);
+    cctx_release(ctx);
 }
