@@ -259,7 +259,13 @@ static enum mode fallback_for(struct xfer *x)
     if (fd < 0)
         return m;
     if (fstat(fd, &mine) != 0 || mine.st_rdev != st.st_rdev) {
-        close(fd); /* not the caller's terminal after all */
+        /* Not the caller's terminal after all. Not yet x->own, which the
+         * cleanup handler closes: a cancel acted on in this close (one that
+         * came during the open) would leave it open. */
+        int state;
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
+        close(fd);
+        pthread_setcancelstate(state, NULL);
         return m;
     }
     x->own = x->fd = fd;
