@@ -9,6 +9,17 @@
  *
  * Conventions:
  *  - Every call is thread-safe on any context the caller holds a reference to.
+ *  - Thread cancellation (pthread_cancel): no call of this header is a
+ *    cancellation point. On a thread with a cancel pending a call finishes
+ *    what it does (cctx_cancel signals the done descriptor and reaches
+ *    every descendant, cctx_release closes the descriptor and lets go of
+ *    the parent, cctx_dump and cctx_cancel_and_wait's report are written
+ *    whole and let go of what they listed, cctx_trace_flush writes the
+ *    trace), and the cancel acts at the thread's next cancellation point.
+ *    The waits (cctx_wait, cctx_sleep, cctx_wait_any, cctx_cancel_and_wait)
+ *    are none either: a cancel sent while one blocks acts after it returns.
+ *    An after-function or a value destructor that a call runs is the
+ *    program's code (see cctx_after_func).
  *  - Time is int64_t nanoseconds on cctx_now()'s monotonic clock. Deadline
  *    arithmetic saturates and never overflows: now + a huge timeout is
  *    CCTX_NO_DEADLINE, "no deadline". Only the fake clock can stand at
@@ -628,7 +639,8 @@ enum { CCTX_DUMP_TEXT = 0, CCTX_DUMP_JSON = 1, CCTX_DUMP_DOT = 2, CCTX_DUMP_HTML
  * otherwise hold up (only when no runner can be started does it run here).
  * The references are held while `out` is written, up to the dump's end:
  * a stream whose writes block keeps the contexts alive meanwhile, and a
- * cctx_cancel_and_wait on any of them waits for it. Where `out` may block
+ * cctx_cancel_and_wait on any of them waits for it; a pthread_cancel sent
+ * meanwhile acts only after the dump returns. Where `out` may block
  * (a pipe, a socket, a cookie stream), dump into memory (open_memstream)
  * and write that, as the inspect switch does.
  * 0, EINVAL (NULL out, unknown format), ENOTSUP, ENOMEM, or EIO. */
@@ -688,7 +700,8 @@ CCTX_API CCTX__OWNED cctx_t *cctx_with_grace_at(cctx_t *parent, int64_t grace,
  * Holders released while the report is written are not listed; the report
  * holds each context it lists while it writes it, so a `report` stream
  * whose writes block keeps that context alive meanwhile (as cctx_dump's
- * stream does). Out of
+ * stream does), and a pthread_cancel sent meanwhile acts only after the
+ * call returns. Out of
  * memory while it gathers them, the report lists what it could (with the
  * registry, the context alone) and says so in a last line,
  * "(out of memory: ...)". With a report, and the registry off, the call

@@ -109,8 +109,13 @@ static void registry_add(struct cctx *c)
     if (!e) {
         /* Debugging aid only: the context works, it is just not listed. */
         static _Atomic int warned;
-        if (!cctx__atomic_exchange_seq_cst(&warned, 1))
+        if (!cctx__atomic_exchange_seq_cst(&warned, 1)) {
+            /* A cancellation point, inside a derivation that must finish. */
+            int state;
+            pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
             fputs("cctx: debug: out of memory, some contexts are not registered\n", stderr);
+            pthread_setcancelstate(state, NULL);
+        }
         return;
     }
     *e = (struct registry_entry){.ctx = c, .seq = cctx__atomic_fetch_add_seq_cst(&next_seq, 1)};
@@ -332,6 +337,11 @@ static const char *kind_word(enum cctx__kind k)
 _Noreturn void cctx__misuse(const char *what, const struct cctx *c, const char *file, int line,
                             const char *func, const void *caller)
 {
+    /* The writes to stderr are cancellation points: a thread with a
+     * pthread_cancel pending unwound from the first one, the program went on
+     * past its misuse, and a registry shard's lock could stay held. Never
+     * turned back on: the call ends in abort. */
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
     if (file) {
         fprintf(stderr, "cctx: misuse: %s, at %s:%d in %s\n", what, file, line,
                 func ? func : "?");

@@ -704,10 +704,8 @@ static void close_json(FILE *out, int open, int64_t now)
         fputs("]}", out);
 }
 
-int cctx_dump(cctx_t *root, FILE *out, int format)
+static int dump(cctx_t *root, FILE *out, int format)
 {
-    if (!out || format < CCTX_DUMP_TEXT || format > CCTX_DUMP_HTML)
-        return EINVAL;
     if (root)
         cctx__check_live(root, "cctx_dump", NULL, 0, NULL);
     /* Counted before any reference is taken (debug.h). */
@@ -776,4 +774,22 @@ int cctx_dump(cctx_t *root, FILE *out, int format)
     if (err)
         return err;
     return ferror(out) ? EIO : 0;
+}
+
+/* The writes to out are cancellation points, made while the dump holds
+ * references on the contexts it lists (and counts as under way, which the
+ * leak report at exit waits for): a thread with a pthread_cancel pending
+ * died in one and left them held for good. So the dump runs with
+ * cancellation off, as a stream whose writes block already holds them
+ * meanwhile (the header says to dump into memory then), and a pending
+ * cancel acts at the thread's next cancellation point. */
+int cctx_dump(cctx_t *root, FILE *out, int format)
+{
+    if (!out || format < CCTX_DUMP_TEXT || format > CCTX_DUMP_HTML)
+        return EINVAL;
+    int state;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
+    int err = dump(root, out, format);
+    pthread_setcancelstate(state, NULL);
+    return err;
 }

@@ -608,6 +608,9 @@ void cctx_group_free_at(cctx_group_t *g, const char *file, int line, const char 
     if (!g)
         return;
     if (worker_of == g) {
+        /* No unwinding out of the write (a cancellation point) instead of
+         * the abort. */
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
         fprintf(stderr,
                 "cctx: cctx_group_free at %s:%d in %s called from a task of the same group: "
                 "it would wait for itself\n",

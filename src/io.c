@@ -259,7 +259,13 @@ static enum mode fallback_for(struct xfer *x)
     if (fd < 0)
         return m;
     if (fstat(fd, &mine) != 0 || mine.st_rdev != st.st_rdev) {
-        close(fd); /* not the caller's terminal after all */
+        /* Not the caller's terminal after all. Not yet x->own, which the
+         * cleanup handler closes: a cancel acted on in this close (one that
+         * came during the open) would leave it open. */
+        int state;
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
+        close(fd);
+        pthread_setcancelstate(state, NULL);
         return m;
     }
     x->own = x->fd = fd;
@@ -462,8 +468,14 @@ static ssize_t write_through_own(struct xfer *x, const void *buf, size_t len)
     ssize_t r;
     x->wants_own = false;
     write_owning(x, buf, len, &r);
-    int e = errno;
+    /* Past the handler, and close is a cancellation point: a cancel that
+     * came during the last write acted there and left the descriptor open.
+     * Closing a second descriptor of a terminal does not wait for its
+     * output, so the close runs with cancellation off. */
+    int e = errno, state;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
     close_own(x);
+    pthread_setcancelstate(state, NULL);
     errno = e;
     return r;
 }

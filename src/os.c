@@ -213,6 +213,28 @@ void cctx__os_wake(_Atomic uint32_t *word)
 }
 #endif
 
+/* write and close are cancellation points, which the library's calls that
+ * signal or close a done descriptor (cctx_cancel, cctx_release, cctx_done_fd)
+ * must not be: a thread with a pthread_cancel pending died in them, the
+ * descriptor never signalled (its pollers waited for ever, and the
+ * cancellation reached neither the context's descendants nor its
+ * after-functions) or never closed (and the release's reference on the
+ * parent never dropped). Neither call blocks here (the descriptors are
+ * non-blocking, and closing an eventfd or a pipe never lingers), so they
+ * run with cancellation off, and a pending cancel acts at the thread's next
+ * cancellation point. */
+static int cancel_off(void)
+{
+    int state;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
+    return state;
+}
+
+static void cancel_back(int state)
+{
+    pthread_setcancelstate(state, NULL);
+}
+
 #if CCTX_USE_EVENTFD
 #include <sys/eventfd.h>
 
@@ -229,14 +251,18 @@ void cctx__test_hold_pipes_lock(bool hold)
 void cctx__os_event_signal(int fd)
 {
     uint64_t one = 1;
+    int state = cancel_off();
     /* EAGAIN only when the counter would overflow: it is readable then anyway. */
     ssize_t r = write(fd, &one, sizeof one);
     (void)r;
+    cancel_back(state);
 }
 
 void cctx__os_event_close(int fd)
 {
+    int state = cancel_off();
     close(fd);
+    cancel_back(state);
 }
 
 #else /* portable fallback: a pipe */
@@ -292,8 +318,10 @@ int cctx__os_event_new(void)
         int *grown = realloc(pipe_writer, sizeof *grown * (size_t)n);
         if (!grown) {
             pthread_mutex_unlock(&pipes_lock);
+            int state = cancel_off();
             close(p[0]);
             close(p[1]);
+            cancel_back(state);
             errno = ENOMEM;
             return -1;
         }
@@ -319,15 +347,19 @@ void cctx__os_event_signal(int fd)
     int w = pipe_writer[fd];
     pthread_mutex_unlock(&pipes_lock);
     char c = 1;
+    int state = cancel_off();
     ssize_t r = write(w, &c, 1);
     (void)r;
+    cancel_back(state);
 }
 
 void cctx__os_event_close(int fd)
 {
+    int state = cancel_off(); /* the first close is made holding the lock */
     pthread_mutex_lock(&pipes_lock);
     close(pipe_writer[fd]);
     pthread_mutex_unlock(&pipes_lock);
     close(fd);
+    cancel_back(state);
 }
 #endif

@@ -333,8 +333,8 @@ static cctx_proc_t *spawn_failed(int err)
     return NULL;
 }
 
-CCTX_API cctx_proc_t *cctx_proc_spawn(cctx_t *ctx, const char *path, char *const argv[],
-                                      char *const envp[], const cctx_proc_opts_t *opts)
+static cctx_proc_t *spawn(cctx_t *ctx, const char *path, char *const argv[], char *const envp[],
+                          const cctx_proc_opts_t *opts)
 {
     static const cctx_proc_opts_t defaults = CCTX_PROC_OPTS_INIT;
     if (!opts)
@@ -475,6 +475,26 @@ static int status_of(const siginfo_t *si)
     }
 }
 
+/* A waiter cancelled (pthread_cancel) in its waitid is no longer counted:
+ * counted for good, it kept every later wait from reaping. It reaps
+ * nothing: the child may still run, and the reaping would wait for it. */
+static void stop_waiting(void *arg)
+{
+    struct cctx_proc *p = arg;
+    pthread_mutex_lock(&p->lock);
+    p->waiting--;
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* The waitid of cctx_proc_wait under that handler; its result through *r
+ * (no local of this frame lives across the handler's setjmp). */
+static void wait_counted(struct cctx_proc *p, siginfo_t *si, int *r)
+{
+    pthread_cleanup_push(stop_waiting, p);
+    *r = wait_child(p, si, WEXITED | WNOWAIT);
+    pthread_cleanup_pop(0);
+}
+
 CCTX_API int cctx_proc_wait(cctx_proc_t *p, int *status)
 {
     if (!p)
@@ -500,7 +520,8 @@ CCTX_API int cctx_proc_wait(cctx_proc_t *p, int *status)
         if (hook)
             hook(p);
         siginfo_t si;
-        int r = wait_child(p, &si, WEXITED | WNOWAIT);
+        int r;
+        wait_counted(p, &si, &r);
         pthread_mutex_lock(&p->lock);
         p->waiting--;
         if (!p->exited) {
@@ -573,10 +594,8 @@ static void free_inherited(struct cctx_proc *p)
         free(p);
 }
 
-CCTX_API void cctx_proc_free(cctx_proc_t *p)
+static void proc_free(cctx_proc_t *p)
 {
-    if (!p)
-        return;
     if (!ours(p)) {
         free_inherited(p);
         return;
@@ -613,4 +632,32 @@ CCTX_API void cctx_proc_free(cctx_proc_t *p)
     cctx_release(p->ctx);
     pthread_mutex_destroy(&p->lock);
     free(p);
+}
+
+/* The spawn's probe of the pidfd and the free's reaping (waitid), and their
+ * closes, are cancellation points, which neither call is: a thread with a
+ * pthread_cancel pending died in the spawn with the child started and no
+ * handle to signal or reap it by, or in the free holding p->lock, the
+ * child a zombie and the handle, its pidfd and its reference on ctx never
+ * given back. Nothing there waits for long (the free's reaping follows a
+ * SIGKILL), so both run with cancellation off, and a pending cancel acts at
+ * the thread's next cancellation point. cctx_proc_wait is one, as waitid. */
+CCTX_API cctx_proc_t *cctx_proc_spawn(cctx_t *ctx, const char *path, char *const argv[],
+                                      char *const envp[], const cctx_proc_opts_t *opts)
+{
+    int state;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
+    cctx_proc_t *p = spawn(ctx, path, argv, envp, opts);
+    pthread_setcancelstate(state, NULL);
+    return p;
+}
+
+CCTX_API void cctx_proc_free(cctx_proc_t *p)
+{
+    if (!p)
+        return;
+    int state;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
+    proc_free(p);
+    pthread_setcancelstate(state, NULL);
 }

@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -258,7 +259,10 @@ CCTX_API int cctx_tracestate_parse(const char *text, size_t len, cctx_trace_t *t
 
 /* ---- random ids ------------------------------------------------------------------ */
 
-static int read_urandom(uint8_t *buf, size_t n)
+/* open, read and close are cancellation points: a cancel that came while
+ * the descriptor was open acted at the next one and left it open. None of
+ * them waits on /dev/urandom, so the whole runs with cancellation off. */
+static int read_urandom_uncancelled(uint8_t *buf, size_t n)
 {
     int fd;
     do
@@ -281,6 +285,15 @@ static int read_urandom(uint8_t *buf, size_t n)
         }
     }
     close(fd);
+    return err;
+}
+
+static int read_urandom(uint8_t *buf, size_t n)
+{
+    int state;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
+    int err = read_urandom_uncancelled(buf, n);
+    pthread_setcancelstate(state, NULL);
     return err;
 }
 

@@ -542,8 +542,17 @@ int cctx_cancel_and_wait_at(cctx_cancel_t *cancel, int64_t timeout, FILE *report
     if (!held && !held_by_others(c))
         return 0;
     int err = wait_alone(c, timeout, file, line, func);
-    if (report && err == ETIMEDOUT && !report_registered(report, c))
-        report_held(report, c, &me);
+    if (report && err == ETIMEDOUT) {
+        /* The report's writes are cancellation points, made holding the
+         * contexts it lists (and the walk's watches): a thread with a
+         * pthread_cancel pending died in one and left them held for good.
+         * It is written with cancellation off, as cctx_dump is. */
+        int state;
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
+        if (!report_registered(report, c))
+            report_held(report, c, &me);
+        pthread_setcancelstate(state, NULL);
+    }
     if (walk) {
         watch_drop_all(&me);
         cctx__atomic_fetch_sub_release(&cctx__watching, 1);

@@ -376,11 +376,16 @@ static int connect_to_one(cctx_t *ctx, struct dialing *d)
             d->fd = -1;
             return fd;
         }
-        /* Forgotten before the close, a cancellation point: the handler
-         * must not close the number again. */
-        int e = errno, fd = d->fd;
+        /* close is a cancellation point, and a cancel acted on there would
+         * leave the socket open: the handler cannot tell whether the close
+         * was made. A socket that never connected does not linger, so it is
+         * closed, and forgotten, with cancellation off; a pending cancel
+         * acts at the next connect's wait, or after the call. */
+        int e = errno, state;
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
+        close(d->fd);
         d->fd = -1;
-        close(fd);
+        pthread_setcancelstate(state, NULL);
         if (e == ECANCELED || e == ETIMEDOUT) {
             /* ctx's end, or a connect that timed out in the kernel: only the
              * former stops the walk. */

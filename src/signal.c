@@ -17,11 +17,12 @@
  *    after-function (unwatch) that unregisters it when the caller's
  *    context ends, however it ends.
  *  - The handler: sets pending[signo] and writes a byte to a pipe, keeping
- *    errno. Nothing else is async-signal-safe enough. The "pipe" is a
- *    connected pair of sockets, written with MSG_NOSIGNAL: a pipe's write
- *    with no reader left raises SIGPIPE in whatever thread the handler
- *    interrupted, and a program that closed the read end (the case
- *    renew_pipe repairs) would die of it before the thread could notice.
+ *    errno and with thread cancellation off. Nothing else is
+ *    async-signal-safe enough. The "pipe" is a connected pair of sockets,
+ *    written with MSG_NOSIGNAL: a pipe's write with no reader left raises
+ *    SIGPIPE in whatever thread the handler interrupted, and a program
+ *    that closed the read end (the case renew_pipe repairs) would die of
+ *    it before the thread could notice.
  *  - The signal thread: started on first use with every signal blocked,
  *    it reads the pipe and hands each pending signal's delivery (deliver())
  *    to a runner. A delivery cancels contexts, which runs their
@@ -228,11 +229,22 @@ static void on_signal(int sig, siginfo_t *info, void *uc)
         cctx__atomic_store_seq_cst(&pending[sig], 1);
         int fd = cctx__atomic_load_seq_cst(&wake_w);
         if (fd >= 0) {
-            /* MSG_NOSIGNAL: no SIGPIPE once the program closed the read
+            /* send is a cancellation point: on a thread with a
+             * pthread_cancel pending it unwound from here, through whatever
+             * code the signal interrupted (in malloc, holding a lock), and
+             * the byte was never sent, the delivery left for the next
+             * signal. The cancellation state is a word of the thread's own,
+             * which glibc and musl set with atomic operations alone, no
+             * lock: as safe in a handler as the send. A pending cancel acts
+             * at the interrupted code's next cancellation point.
+             * MSG_NOSIGNAL: no SIGPIPE once the program closed the read
              * end; a number it reused for anything but a socket gets
              * nothing (ENOTSOCK). */
+            int state;
+            pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
             ssize_t r = send(fd, "", 1, MSG_NOSIGNAL);
             (void)r;
+            pthread_setcancelstate(state, NULL);
         }
     }
     errno = saved_errno;

@@ -551,13 +551,23 @@ static const char TAIL_FMT[] = "\n],\n\"otherData\":{\"producer\":\"cctx\","
                                "\"dropped_events\":\"%" PRIu64
                                "\",\"buffers\":\"%d\"}}\n";
 
-/* Writes `only` (or every ring) to the file and closes the document. */
+/* Writes `only` (or every ring) to the file and closes the document. Its
+ * writes are cancellation points, made holding rings_lock: a thread with a
+ * pthread_cancel pending died in one holding it, the events it had drained
+ * lost, and every later flush, new thread's first event, traced thread's
+ * exit and fork waited for ever. The file is a regular file (see
+ * cctx__trace_start), whose writes wait for no reader, so the flush runs
+ * with cancellation off, and a pending cancel acts at the thread's next
+ * cancellation point. */
 static int flush(struct ring *only)
 {
+    int state;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
     pthread_mutex_lock(&rings_lock);
     int err = file_reopen();
     if (err) {
         pthread_mutex_unlock(&rings_lock);
+        pthread_setcancelstate(state, NULL);
         return err;
     }
     /* Drained under each ring's lock into a copy, written outside it, so a
@@ -570,6 +580,7 @@ static int flush(struct ring *only)
         ftruncate(fileno(trace_file), ftell(trace_file)) != 0)
         err = EIO;
     pthread_mutex_unlock(&rings_lock);
+    pthread_setcancelstate(state, NULL);
     return err;
 }
 

@@ -547,3 +547,46 @@ TEST(io_dial_cancelled_in_its_connect_closes_its_socket)
     SKIP_UNDER_ASAN();
     run_with_watchdog(cancel_in_a_dial_twice, 30);
 }
+
+struct refused_dial {
+    char port[8];
+    int r, err;
+};
+
+static void *dial_refused_with_cancel_pending(void *arg)
+{
+    struct refused_dial *d = arg;
+    make_cancel_pending();
+    d->r = cctx_dial(cctx_background(), "127.0.0.1", d->port, SOCK_STREAM);
+    d->err = errno;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+    return NULL;
+}
+
+/* A loopback port bound but not listening refuses a connect at once: the
+ * connect fails with no wait, so a cancel made pending before the dial
+ * meets no cancellation point until the close of the refused socket.
+ * Before, that close acted on it, with the socket already forgotten by the
+ * cleanup handler (so that it would not be closed twice): the socket leaked.
+ * The close now runs with cancellation off, and the dial returns. */
+TEST(io_dial_refused_with_a_cancel_pending_closes_its_socket)
+{
+    int bound = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(bound >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    CHECK_EQ(bind(bound, (struct sockaddr *)&a, sizeof a), 0);
+    CHECK_EQ(getsockname(bound, (struct sockaddr *)&a, &len), 0);
+    struct refused_dial d = {.r = -2};
+    snprintf(d.port, sizeof d.port, "%u", (unsigned)ntohs(a.sin_port));
+    int open_fds = count_open_fds();
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, dial_refused_with_cancel_pending, &d), 0);
+    void *ret;
+    CHECK_EQ(pthread_join(t, &ret), 0);
+    CHECK(ret == NULL);
+    CHECK_EQ(d.r, -1);
+    CHECK_EQ(d.err, ECONNREFUSED);
+    CHECK_EQ(count_open_fds(), open_fds);
+    close(bound);
+}

@@ -147,7 +147,10 @@ CCTX_API cctx_proc_t *cctx_proc_spawn(cctx_t *ctx, const char *path, char *const
  * child of fork() (see "After fork()" above); *status is not written then.
  * May be called again: it returns the same status. Threads may wait at the
  * same time (the child is reaped only once none of them has still to look
- * at it, so none can wait by a PID already free for reuse). */
+ * at it, so none can wait by a PID already free for reuse). It is a
+ * cancellation point, as waitid is: a thread cancelled in its wait leaves
+ * the reaping to the next wait or to cctx_proc_free. cctx_proc_spawn and
+ * cctx_proc_free are none: a pthread_cancel acts after they return. */
 CCTX_API int cctx_proc_wait(cctx_proc_t *p, int *status);
 
 /* The child's PID (also its process group ID unless same_group); -1 for a
@@ -162,7 +165,8 @@ CCTX_API pid_t cctx_proc_pid(const cctx_proc_t *p);
  * (after free the group could no longer be signalled safely); with
  * kill_after CCTX_NO_DEADLINE none is ever pending. A child this process
  * may not signal (a set-user-ID program that changed its real user) is
- * waited for until it exits by itself. NULL: nothing. */
+ * waited for until it exits by itself, a wait that a pthread_cancel does
+ * not end (the call is no cancellation point). NULL: nothing. */
 CCTX_API void cctx_proc_free(cctx_proc_t *p);
 
 #ifdef __cplusplus

@@ -620,6 +620,9 @@ void cctx_mhd_free(cctx_mhd_t *server)
         return;
     if (cctx__mhd_on_worker(server) || cctx__mhd_on_watch(&server->watch) ||
         shutting_down_here(server)) {
+        /* No unwinding out of the write (a cancellation point) instead of
+         * the abort. */
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
         fprintf(stderr, "cctx-mhd: cctx_mhd_free called from a %s of the same server\n",
                 cctx__mhd_on_worker(server)  ? "handler"
                 : shutting_down_here(server) ? "after-function its shutdown runs"
