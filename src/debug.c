@@ -542,17 +542,25 @@ static size_t report_leaks(FILE *out)
      * Looked at once the walk is over, not as it takes each context: the
      * walk goes on meanwhile, and so do those threads. Newest first, so
      * that a child is let go before its parent is looked at: a parent the
-     * program released is held by its child alone, until ours goes. */
+     * program released is held by its child alone, until ours goes. What
+     * else our last release lets go of, the after-functions it runs, may be
+     * newer: so a pass that let go of something is made again, a few times
+     * at most, since threads still running at exit let go of contexts too,
+     * and following them would hold the exit up for as long as they run.
+     * (For a tree, newest first, the first pass does it.) */
     if (l.n > 1)
         qsort(l.v, l.n, sizeof *l.v, newest_first);
-    size_t kept = 0;
-    for (size_t i = 0; i < l.n; i++) {
-        if (cctx__refs(l.v[i].ctx) == 1)
-            cctx_release_at(l.v[i].ctx, __FILE__, __LINE__, "cctx leak report");
-        else
-            l.v[kept++] = l.v[i];
+    for (size_t pass = 0, before = SIZE_MAX; pass < CCTX__LEAK_PASSES && l.n < before; pass++) {
+        before = l.n;
+        size_t kept = 0;
+        for (size_t i = 0; i < l.n; i++) {
+            if (cctx__refs(l.v[i].ctx) == 1)
+                cctx_release_at(l.v[i].ctx, __FILE__, __LINE__, "cctx leak report");
+            else
+                l.v[kept++] = l.v[i];
+        }
+        l.n = kept;
     }
-    l.n = kept;
     if (l.n == 0) {
         free(l.v);
         return 0;
