@@ -503,10 +503,14 @@ CCTX_API bool cctx_after_stop_at(cctx_after_t *reg, const char *file, int line, 
  *           under way on other threads (cctx_dump, the inspect switch's),
  *           and for the references they left a runner to drop, which are
  *           not leaks; an after-function that such a drop runs and that
- *           blocks delays exit by no more. A child of fork() made while
- *           another thread's dump was under way (the child has no such
- *           thread) lists the contexts that dump held as well: it cannot
- *           tell that reference from the program's.
+ *           blocks delays exit by no more. A context let go of while the
+ *           report walks the registry (by a thread still running at exit)
+ *           is not listed, nor what it alone held: the report's reference
+ *           is then the last, so the context's end and free (after-functions,
+ *           value destructors) run on the exiting thread. A child of fork()
+ *           made while another thread's dump was under way (the child has
+ *           no such thread) lists the contexts that dump held as well: it
+ *           cannot tell that reference from the program's.
  *   strict  with leaks: if any context leaked, exit with status 1 (after
  *           the report; from an atexit handler, so after the program's own).
  *           The stdio streams are flushed first, as exit() would; a stream

@@ -385,7 +385,6 @@ void cctx__check_live_slow(const struct cctx *c, const char *what, const char *f
 struct leak {
     struct cctx *ctx;
     uint64_t seq;
-    bool let_go; /* released meanwhile: held, not leaked (dropped after the walk) */
 };
 
 struct leaks {
@@ -411,14 +410,12 @@ static void leak_one(struct registry_entry *e, void *arg)
         l->v = v;
         l->cap = cap;
     }
-    /* A count of 1 after ours: released meanwhile by a thread still running
-     * at exit, so not a leak (and ours is then the last reference). */
     if (!cctx__try_ref(e->ctx))
         return;
     cctx__ctx_hook_fn hook = cctx__atomic_load_relaxed(&cctx__leak_walk_hook);
     if (hook)
         hook(e->ctx);
-    l->v[l->n++] = (struct leak){e->ctx, e->seq, cctx__refs(e->ctx) == 1};
+    l->v[l->n++] = (struct leak){e->ctx, e->seq};
 }
 
 /* Dumps under way (cctx__dump_began): a program that exits while one runs,
@@ -520,6 +517,13 @@ static int leak_cmp(const void *pa, const void *pb)
     return r ? r : (a->seq > b->seq) - (a->seq < b->seq);
 }
 
+/* A child is made after its parent, so it has the greater seq. */
+static int newest_first(const void *pa, const void *pb)
+{
+    const struct leak *a = pa, *b = pb;
+    return (a->seq < b->seq) - (a->seq > b->seq);
+}
+
 struct group {
     size_t first, n;
 };
@@ -543,14 +547,30 @@ static size_t report_leaks(FILE *out)
     cctx__atomic_store_seq_cst(&leak_report_began, 1);
     await_dumps();
     registry_each(leak_one, &l);
-    size_t kept = 0;
-    for (size_t i = 0; i < l.n; i++) {
-        if (l.v[i].let_go)
-            cctx_release_at(l.v[i].ctx, __FILE__, __LINE__, "cctx leak report");
-        else
-            l.v[kept++] = l.v[i];
+    /* A count of 1, ours: released by a thread still running at exit since
+     * the walk took it, so not a leak (and ours is the last reference).
+     * Looked at once the walk is over, not as it takes each context: the
+     * walk goes on meanwhile, and so do those threads. Newest first, so
+     * that a child is let go before its parent is looked at: a parent the
+     * program released is held by its child alone, until ours goes. What
+     * else our last release lets go of, the after-functions it runs, may be
+     * newer: so a pass that let go of something is made again, a few times
+     * at most, since threads still running at exit let go of contexts too,
+     * and following them would hold the exit up for as long as they run.
+     * (For a tree, newest first, the first pass does it.) */
+    if (l.n > 1)
+        qsort(l.v, l.n, sizeof *l.v, newest_first);
+    for (size_t pass = 0, before = SIZE_MAX; pass < CCTX__LEAK_PASSES && l.n < before; pass++) {
+        before = l.n;
+        size_t kept = 0;
+        for (size_t i = 0; i < l.n; i++) {
+            if (cctx__refs(l.v[i].ctx) == 1)
+                cctx_release_at(l.v[i].ctx, __FILE__, __LINE__, "cctx leak report");
+            else
+                l.v[kept++] = l.v[i];
+        }
+        l.n = kept;
     }
-    l.n = kept;
     if (l.n == 0) {
         free(l.v);
         return 0;

@@ -43,6 +43,8 @@ enum {
     CCTX__DEBUG_INSPECT = 1u << 6,  /* inspect.c serves the tree on a socket   */
 };
 #define CCTX__LEAK_EXIT_STATUS 1
+/* The leak report's passes over the counts, at most (debug.c: report_leaks). */
+#define CCTX__LEAK_PASSES 4
 extern _Atomic unsigned cctx__debug;
 #define cctx__debug_on(bits) cctx__unlikely(cctx__atomic_load_relaxed(&cctx__debug) & (bits))
 /* Turns switches on (the test hooks call it before making any context). */

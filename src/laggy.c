@@ -93,9 +93,12 @@ static void *laggy_main(void *arg)
     for (;;) {
         nanosleep(&ts, NULL);
         /* Its references are a dump's to the leak report at exit, and it
-         * takes none once that report has begun. */
-        if (!cctx__dump_began())
+         * takes none once that report has begun: the thread ends there,
+         * and its list, kept from pass to pass, goes with it. */
+        if (!cctx__dump_began()) {
+            free(f.v);
             return NULL;
+        }
         f.now = cctx_now();
         char *text = NULL;
         size_t len = 0;

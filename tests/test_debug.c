@@ -185,36 +185,6 @@ TEST(debug_leaks_strict_exits_while_another_thread_holds_stdin)
     child_done(&c);
 }
 
-/* The leak report's walk, at exit: the program's other thread lets go of
- * its reference to each of the first 100 contexts just after the walk took
- * its own (the hook stands for that thread). */
-static atomic_int let_go_left = 100;
-
-static void owner_lets_go(cctx_t *c)
-{
-    if (atomic_fetch_sub(&let_go_left, 1) > 0)
-        cctx_release(c);
-}
-
-CHILD(released_during_the_report)
-{
-    for (int i = 0; i < 150; i++)
-        cctx_with_cancel(cctx_background(), NULL);
-    atomic_store(&cctx__leak_walk_hook, owner_lets_go);
-}
-
-TEST(debug_leaks_released_during_the_report_are_not_listed)
-{
-    const char *env[] = {"CCTX_DEBUG=leaks,strict", NULL};
-    struct child c;
-    run_child("released_during_the_report", env, &c);
-    CHECK(WIFEXITED(c.status));
-    CHECK_EQ(WEXITSTATUS(c.status), CCTX__LEAK_EXIT_STATUS);
-    check_has(c.err, "cctx: 50 contexts never released");
-    CHECK(!strstr(c.err, "refs 0"));
-    child_done(&c);
-}
-
 CHILD(tidy)
 {
     cctx_cancel_t *cancel;
