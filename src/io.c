@@ -469,7 +469,8 @@ static ssize_t write_through_own(struct xfer *x, const void *buf, size_t len)
     x->wants_own = false;
     write_owning(x, buf, len, &r);
     /* Past the handler, and close is a cancellation point: a cancel that
-     * came during the last write acted there and left the descriptor open.
+     * came after the last write acted in this close and left the descriptor
+     * open.
      * Closing a second descriptor of a terminal does not wait for its
      * output, so the close runs with cancellation off. */
     int e = errno, state;

@@ -538,6 +538,13 @@ CCTX_API int cctx_proc_wait(cctx_proc_t *p, int *status)
         }
         pthread_mutex_unlock(&p->lock);
     }
+    /* The reaping's waitid is a cancellation point, made holding p->lock
+     * once the exit is known (by this call's wait, or an earlier one): a
+     * cancel acted on there left the lock held for good, and the child a
+     * zombie. The exited child is reaped without waiting, so this runs with
+     * cancellation off: only the wait for the exit is a cancellation point. */
+    int state;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
     pthread_mutex_lock(&p->lock);
     /* The last waiter out reaps (or free, which no wait may overlap). */
     if (p->waiting == 0 && may_reap(p))
@@ -546,6 +553,7 @@ CCTX_API int cctx_proc_wait(cctx_proc_t *p, int *status)
     if (status && !rc)
         *status = p->status;
     pthread_mutex_unlock(&p->lock);
+    pthread_setcancelstate(state, NULL);
     return rc;
 }
 

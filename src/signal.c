@@ -230,13 +230,13 @@ static void on_signal(int sig, siginfo_t *info, void *uc)
         int fd = cctx__atomic_load_seq_cst(&wake_w);
         if (fd >= 0) {
             /* send is a cancellation point: on a thread with a
-             * pthread_cancel pending it unwound from here, through whatever
-             * code the signal interrupted (in malloc, holding a lock), and
-             * the byte was never sent, the delivery left for the next
-             * signal. The cancellation state is a word of the thread's own,
-             * which glibc and musl set with atomic operations alone, no
-             * lock: as safe in a handler as the send. A pending cancel acts
-             * at the interrupted code's next cancellation point.
+             * pthread_cancel pending it unwound from here, through the
+             * interrupted code (in malloc, holding a lock), the byte unsent.
+             * The state is a word of the thread's own (glibc: an atomic
+             * operation; musl: a plain store), as safe here as the send. A
+             * pending cancel acts at the interrupted code's next
+             * cancellation point (on glibc, under asynchronous
+             * cancellation, at the restore, as its own signal would have).
              * MSG_NOSIGNAL: no SIGPIPE once the program closed the read
              * end; a number it reused for anything but a socket gets
              * nothing (ENOTSOCK). */

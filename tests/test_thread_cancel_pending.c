@@ -9,8 +9,8 @@
  * the thread's end, or left a descriptor open, a lock held, a child without
  * a handle, a handle never freed, contexts held for good. Each call now ends
  * as it would have, and the cancel acts at the thread's next cancellation
- * point. Last, cctx_proc_wait, which is one: cancelled in its wait, it
- * leaves the handle as a return would.
+ * point. Last, cctx_proc_wait, whose wait for the exit is one: cancelled in
+ * it, it leaves the handle as a return would; its reaping is none.
  *
  * Each call runs on a thread of its own, with the cancel made pending while
  * cancellation is off and turned back on just before the call: no
@@ -408,6 +408,51 @@ TEST(proc_wait_cancelled_in_its_wait_leaves_the_reaping_to_the_next_wait)
     CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
     /* Reaped by that wait: no zombie is left to find. */
     siginfo_t si = {0};
+    CHECK_EQ(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT), -1);
+    CHECK_EQ(errno, ECHILD);
+    cctx_proc_free(p);
+    cctx_release(ctx);
+}
+
+struct waiting {
+    cctx_proc_t *p;
+    int err, status;
+};
+
+static void wait_it(void *arg)
+{
+    struct waiting *w = arg;
+    w->err = cctx_proc_wait(w->p, &w->status);
+}
+
+/* Once the child's exit is known, cctx_proc_wait reaps it holding the
+ * handle's lock, and the reaping is a waitid: the cancel acted there, the
+ * lock stayed held (cctx_proc_free, and an end of the context, waited for it
+ * for ever) and the child a zombie. The first wait learns of the exit but
+ * does not reap: the child's group is signalled by its ID until the
+ * context's end has sent its signal. */
+TEST(proc_wait_of_a_known_exit_with_a_thread_cancel_pending_reaps_and_returns)
+{
+    cctx_cancel_t *cancel;
+    cctx_t *ctx = cctx_with_cancel(cctx_background(), &cancel);
+    cctx_proc_opts_t o = CCTX_PROC_OPTS_INIT;
+    o.kill_after = CCTX_NO_DEADLINE;
+    char *argv[] = {"sh", "-c", "exit 3", NULL};
+    cctx_proc_t *p = cctx_proc_spawn(ctx, "/bin/sh", argv, NULL, &o);
+    CHECK(p != NULL);
+    pid_t pid = cctx_proc_pid(p);
+    int status;
+    CHECK_EQ(cctx_proc_wait(p, &status), 0);
+    siginfo_t si = {0};
+    CHECK_EQ(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT), 0);
+    CHECK_EQ(si.si_pid, pid); /* a zombie still */
+    /* Its signal sent: the next wait reaps. */
+    cctx_cancel(cancel);
+    struct waiting w = {.p = p, .err = -1};
+    /* A failure here leaves p alone: its lock is held. */
+    CHECK(returns_with_cancel_pending(wait_it, &w));
+    CHECK_EQ(w.err, 0);
+    CHECK(WIFEXITED(w.status) && WEXITSTATUS(w.status) == 3);
     CHECK_EQ(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT), -1);
     CHECK_EQ(errno, ECHILD);
     cctx_proc_free(p);

@@ -147,9 +147,10 @@ CCTX_API cctx_proc_t *cctx_proc_spawn(cctx_t *ctx, const char *path, char *const
  * child of fork() (see "After fork()" above); *status is not written then.
  * May be called again: it returns the same status. Threads may wait at the
  * same time (the child is reaped only once none of them has still to look
- * at it, so none can wait by a PID already free for reuse). It is a
- * cancellation point, as waitid is: a thread cancelled in its wait leaves
- * the reaping to the next wait or to cctx_proc_free. cctx_proc_spawn and
+ * at it, so none can wait by a PID already free for reuse). Its wait for
+ * the exit is a cancellation point, as waitid is: a thread cancelled in it
+ * leaves the reaping to the next wait or to cctx_proc_free. Once the exit
+ * is known the call is none: its reaping does not wait. cctx_proc_spawn and
  * cctx_proc_free are none: a pthread_cancel acts after they return. */
 CCTX_API int cctx_proc_wait(cctx_proc_t *p, int *status);
 
