@@ -510,6 +510,47 @@ TEST(grace_long_chain_ended_by_a_fake_deadline_ends_in_a_loop_not_a_recursion)
     check_grace_chain(true);
 }
 
+/* What a zero grace's end reaches joins the after-functions the cancelling
+ * thread runs for the parent's end: the grace context's then run after the
+ * parent's own (ahead of them once, in a drain nested in parent_ended), and
+ * still before the cancel returns. docs/shutdown.md says so. */
+struct ran_order {
+    int who[3];
+    int n;
+};
+
+static void note_parent(void *arg)
+{
+    struct ran_order *o = arg;
+    o->who[o->n++] = 1;
+}
+
+static void note_grace(void *arg)
+{
+    struct ran_order *o = arg;
+    o->who[o->n++] = 2;
+}
+
+TEST(grace_of_zero_runs_its_after_functions_after_the_parents_on_the_cancelling_thread)
+{
+    struct ran_order o = {.n = 0};
+    cctx_cancel_t *pc;
+    cctx_t *parent = cctx_with_cancel(cctx_background(), &pc);
+    CHECK(parent);
+    cctx_t *g = cctx_with_grace(parent, 0, NULL);
+    CHECK(g);
+    cctx_after_t on_grace, on_parent;
+    CHECK_EQ(cctx_after_func(g, &on_grace, note_grace, &o), 0);
+    CHECK_EQ(cctx_after_func(parent, &on_parent, note_parent, &o), 0);
+    cctx_cancel(pc);
+    CHECK_EQ(o.n, 2);
+    CHECK_EQ(o.who[0], 1);
+    CHECK_EQ(o.who[1], 2);
+    CHECK_EQ(cctx_err(g), ETIMEDOUT);
+    cctx_release(g);
+    cctx_release(parent);
+}
+
 /* The same chain, ended while another thread lets go of it from the leaf
  * up: a grace context freed while its parent_ended waits in the drain it
  * joined is taken out of that drain's queue (a stop of a queued
