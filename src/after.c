@@ -312,10 +312,25 @@ bool cctx__run_queue_run_waker(struct cctx__run_queue *q)
     return run_one(q, true);
 }
 
+/* The local run queue this thread is draining, the innermost one: the
+ * library's own cancellations made from inside its after-functions add to
+ * it instead of draining one of their own (cctx__cancel_joining). */
+static _Thread_local struct cctx__run_queue *draining;
+
+struct cctx__run_queue *cctx__run_queue_draining(void)
+{
+    return draining;
+}
+
 void cctx__run_queue_drain(struct cctx__run_queue *q)
 {
+    /* Only this thread adds to q from here on, from inside run_one, which
+     * runs what it added before it returns false. */
+    struct cctx__run_queue *outer = draining;
+    draining = q;
     while (cctx__run_queue_run_one(q))
         ;
+    draining = outer;
     /* What is left was claimed by stoppers, each between its claim and its
      * unlink, which takes no lock but q's: a matter of instructions. */
     for (;;) {

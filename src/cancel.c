@@ -531,11 +531,10 @@ static bool end_in_place(struct cctx__cancelable *c, const struct own_cause *own
  * func: with it, a cancel context canceled without a message keeps its cause
  * in itself (struct cctx__own_site, or a placed cause) and nothing is
  * allocated. */
-static inline __attribute__((always_inline)) void cancel(struct cctx__cancelable *c, int err,
-                                                         int code, const char *msg,
-                                                         const struct cctx__site *site,
-                                                         const char *file, int line,
-                                                         const char *func, const bool tracing)
+static inline __attribute__((always_inline)) void
+cancel(struct cctx__cancelable *c, int err, int code, const char *msg,
+       const struct cctx__site *site, const char *file, int line, const char *func,
+       struct cctx__run_queue *joined, const bool tracing)
 {
     if (cctx__atomic_load_acquire(&c->head.state) & STATE_ERR) {
         cctx__wait_marked(c);
@@ -570,7 +569,7 @@ static inline __attribute__((always_inline)) void cancel(struct cctx__cancelable
     }
     struct cctx__run_queue queue;
     cctx__run_queue_init(&queue);
-    struct marking m = {.err = err, .tracing = tracing, .local = &queue};
+    struct marking m = {.err = err, .tracing = tracing, .local = joined ? joined : &queue};
     if (link != NOT_FREE)
         m.own = &own;
     else {
@@ -600,8 +599,9 @@ static inline __attribute__((always_inline)) void cancel(struct cctx__cancelable
     if (m.queued) { /* else nothing is in it, nor was: no stopper can hold it */
         if (m.queue == &cctx__runner_queue)
             cctx__runner_notify(m.queued);
-        else
+        else if (m.queue == &queue)
             cctx__run_queue_drain(&queue);
+        /* else the joined queue's drain, below us, runs them */
     }
     cctx__release_done(&m, file, line, func);
     if (tracing)
@@ -610,9 +610,10 @@ static inline __attribute__((always_inline)) void cancel(struct cctx__cancelable
 
 __attribute__((noinline)) static void cancel_traced(struct cctx__cancelable *c, int err, int code,
                                                     const char *msg, const struct cctx__site *site,
-                                                    const char *file, int line, const char *func)
+                                                    const char *file, int line, const char *func,
+                                                    struct cctx__run_queue *joined)
 {
-    cancel(c, err, code, msg, site, file, line, func, true);
+    cancel(c, err, code, msg, site, file, line, func, joined, true);
 }
 
 static void cancel_at_site(struct cctx__cancelable *c, int err, int code, const char *msg,
@@ -620,15 +621,25 @@ static void cancel_at_site(struct cctx__cancelable *c, int err, int code, const 
                            const char *func)
 {
     if (cctx__debug_on(CCTX__DEBUG_TRACE))
-        cancel_traced(c, err, code, msg, site, file, line, func);
+        cancel_traced(c, err, code, msg, site, file, line, func, NULL);
     else
-        cancel(c, err, code, msg, site, file, line, func, false);
+        cancel(c, err, code, msg, site, file, line, func, NULL, false);
 }
 
 void cctx__cancel(struct cctx__cancelable *c, int err, int code, const char *msg, const char *file,
                   int line, const char *func)
 {
     cancel_at_site(c, err, code, msg, NULL, file, line, func);
+}
+
+void cctx__cancel_joining(struct cctx__cancelable *c, int err, int code, const char *msg,
+                          const char *file, int line, const char *func)
+{
+    struct cctx__run_queue *joined = cctx__run_queue_draining();
+    if (cctx__debug_on(CCTX__DEBUG_TRACE))
+        cancel_traced(c, err, code, msg, NULL, file, line, func, joined);
+    else
+        cancel(c, err, code, msg, NULL, file, line, func, joined, false);
 }
 
 __attribute__((noinline, cold)) static void stale_handle(const struct cctx *c, const char *file,

@@ -107,8 +107,12 @@ static void fit_utf8(char *s, size_t n)
         s[i - 1] = '\0';
 }
 
-/* Gives t its deadline, `grace` after `base`, and the message naming why. */
-static void end_after(struct cctx__timer *t, int64_t base, const char *parent_msg)
+/* Gives t its deadline, `grace` after `base`, and the message naming why.
+ * `in_after`: called by parent_ended, an after-function of the parent's end,
+ * so that ending t now joins the drain that runs it (cctx__cancel_joining):
+ * a chain of grace contexts with no grace, each under the one before, ends
+ * in a loop, not in a recursion as deep as the chain. */
+static void end_after(struct cctx__timer *t, int64_t base, const char *parent_msg, bool in_after)
 {
     struct grace *x = grace_of(t);
     char d[32];
@@ -127,7 +131,10 @@ static void end_after(struct cctx__timer *t, int64_t base, const char *parent_ms
      * (early rather than never). Due already on the fake clock
      * (CCTX__TIMER_DUE): ending now is on time. */
     if (deadline <= cctx_now() || cctx__timer_arm(t) != 0) {
-        cctx__cancel(&t->c, ETIMEDOUT, 0, t->msg, SITE_OF(t));
+        if (in_after)
+            cctx__cancel_joining(&t->c, ETIMEDOUT, 0, t->msg, SITE_OF(t));
+        else
+            cctx__cancel(&t->c, ETIMEDOUT, 0, t->msg, SITE_OF(t));
         return;
     }
     /* Its own cancel may have come between the look above and the arm. */
@@ -148,7 +155,7 @@ static void parent_ended(void *arg)
          * at 0 when the parent ends, and move on before we run. */
         const struct cctx__cancelable *src = cctx__source(t->c.head.parent);
         bool timeless = src && cctx__cause_at(src).bare != NULL;
-        end_after(t, timeless ? cctx_now() : why.when, why.msg);
+        end_after(t, timeless ? cctx_now() : why.when, why.msg, true);
         cctx_release_at(&t->c.head, SITE_OF(t));
     }
     ctl_put(x, &x->on_parent);
@@ -230,7 +237,7 @@ cctx_t *cctx_with_grace_at(cctx_t *parent, int64_t grace, cctx_cancel_t **cancel
     x->on_parent_used = !over;
     cctx__after_func_first(&t->c.head, &x->on_end, grace_ended, x, file, line, func);
     if (over)
-        end_after(t, cctx_now(), why.msg); /* already over: grace from now */
+        end_after(t, cctx_now(), why.msg, false); /* already over: grace from now */
     else
         cctx__after_func_first(parent, &x->on_parent, parent_ended, x, file, line, func);
     if (cancel)

@@ -59,6 +59,16 @@ void cctx__release_waited(struct cctx *c, uint32_t old, const char *file, int li
 /* cancel.c */
 void cctx__cancel(struct cctx__cancelable *c, int err, int code, const char *msg, const char *file,
                   int line, const char *func);
+/* The same, for the library's own cancellations from inside an
+ * after-function of a cancellation this thread is running (grace.c): the
+ * after-functions it reaches join the run queue this thread is draining, if
+ * any, and run before that drain ends, instead of in a drain of their own
+ * nested in it. A chain of such cancellations, each made by an
+ * after-function of the one before (a chain of grace contexts ending with
+ * their parents), then runs in a loop instead of a recursion whose depth is
+ * the chain's. */
+void cctx__cancel_joining(struct cctx__cancelable *c, int err, int code, const char *msg,
+                          const char *file, int line, const char *func);
 /* Waits until the marking phase that ended c has reached every descendant. */
 void cctx__wait_marked(struct cctx__cancelable *c);
 struct cctx__cause *cctx__cause_new(struct cctx *origin, int err, int code, const char *msg,
@@ -101,6 +111,8 @@ bool cctx__run_queue_run_waker(struct cctx__run_queue *q);
 /* Runs every registration of q, then waits until stoppers that claimed the
  * others have let go of q, so that q may go out of scope. */
 void cctx__run_queue_drain(struct cctx__run_queue *q);
+/* The local queue this thread is draining (innermost), or NULL. */
+struct cctx__run_queue *cctx__run_queue_draining(void);
 /* Called by a canceller that took a registration a stopper had claimed
  * (STOPPING) out of its list: waits until the stopper is done with the owner,
  * then lets go of the registration for good. */

@@ -410,8 +410,12 @@ cctx_t *cctx__with_deadline(cctx_t *parent, int64_t deadline, int code, const ch
         if (err == CCTX__TIMER_DUE) {
             cctx__cancel(&t->c, ETIMEDOUT, code, t->msg, file, line, func);
         } else if (err) {
+            /* No room in the timer's heap, or no timer thread could be
+             * started (pthread_create's EAGAIN): either way a resource ran
+             * out, which a derivation reports as ENOMEM, the one such
+             * error its callers are told to expect. */
             cctx_release_at(&t->c.head, file, line, func);
-            return refuse(err, cancel);
+            return refuse(ENOMEM, cancel);
         } else if (src) {
             /* In its source's list, t may have been ended by a cancellation
              * from above between its attach and its arm, whose disarm then

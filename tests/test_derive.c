@@ -9,6 +9,8 @@
 #include <cctx/testing.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "support.h"
@@ -555,4 +557,50 @@ TEST(derive_without_cancel_keeps_its_parent_alive_for_values)
     CHECK(cctx_value(w, &key_a) == &a);
     cctx_release(w);
     CHECK_EQ(atomic_load(&destroyed), 1);
+}
+
+/* ---- a deadline whose timer thread cannot start ------------------------------------ */
+
+static int refuse_timer_thread(void *(*fn)(void *), void *arg)
+{
+    (void)fn;
+    (void)arg;
+    return EAGAIN; /* pthread_create's answer at a thread limit */
+}
+
+/* In a process of its own, whose timer thread has not started yet: the
+ * first deadline starts it, and cannot. The derivation fails as the header
+ * says one fails for want of a resource, with ENOMEM (it used to pass on
+ * pthread_create's EAGAIN, which no caller is told to expect), and the next
+ * one, once a thread can start, works. */
+CHILD(deadline_without_a_timer_thread)
+{
+    cctx__thread_start_fn start = atomic_load(&cctx__timer_thread_start);
+    atomic_store(&cctx__timer_thread_start, refuse_timer_thread);
+    cctx_cancel_t *cancel = (cctx_cancel_t *)1;
+    errno = 0;
+    cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_SEC(60), &cancel);
+    if (c || cancel)
+        _exit(10);
+    if (errno != ENOMEM)
+        _exit(11);
+    errno = 0;
+    c = cctx_with_deadline(cctx_background(), cctx_now() + CCTX_SEC(60), NULL);
+    if (c || errno != ENOMEM)
+        _exit(12);
+    atomic_store(&cctx__timer_thread_start, start);
+    c = cctx_with_timeout(cctx_background(), CCTX_SEC(60), NULL);
+    if (!c || cctx_err(c) != 0)
+        _exit(13);
+    cctx_release(c);
+    _exit(0);
+}
+
+TEST(derive_deadline_whose_timer_thread_cannot_start_is_enomem)
+{
+    struct child c;
+    run_child("deadline_without_a_timer_thread", NULL, &c);
+    CHECK(WIFEXITED(c.status));
+    CHECK_EQ(WEXITSTATUS(c.status), 0);
+    child_done(&c);
 }

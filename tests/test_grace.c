@@ -8,6 +8,9 @@
  */
 #include <cctx.h>
 #include <cctx/testing.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
 
 #include "harness.h"
 #include "support.h"
@@ -428,4 +431,162 @@ TEST(grace_own_cancel_while_its_period_is_armed_leaves_nothing_armed)
     cctx_release(g);
     cctx_release(parent);
     cctx_fake_clock_stop();
+}
+
+/* A chain of grace contexts with no grace, each under the one before: the
+ * root's end ends them all, each from an after-function of its parent's end
+ * (parent_ended). Each used to end in a cancellation nested in the one
+ * before, on the same stack, so a long chain overflowed it; now they join
+ * the drain of the first, and run in a loop. Ended on a thread with a small
+ * stack, so that the test does not depend on the process's stack limit. */
+enum { GRACE_CHAIN = 20000, GRACE_CHAIN_STACK = 512 * 1024 };
+
+struct grace_chain {
+    cctx_t *c[GRACE_CHAIN + 1];
+    cctx_after_t reg[GRACE_CHAIN + 1];
+    int ran; /* the after-functions run so far, on the ending thread */
+    cctx_cancel_t *cancel;
+    bool fake;
+};
+
+static void count_run(void *arg)
+{
+    ((struct grace_chain *)arg)->ran++;
+}
+
+static void *end_grace_chain(void *arg)
+{
+    struct grace_chain *ch = arg;
+    if (ch->fake)
+        cctx_fake_clock_advance(CCTX_SEC(1));
+    else
+        cctx_cancel(ch->cancel);
+    return NULL;
+}
+
+static void check_grace_chain(bool fake)
+{
+    struct grace_chain *ch = calloc(1, sizeof *ch);
+    CHECK(ch);
+    ch->fake = fake;
+    if (fake) {
+        cctx_fake_clock_start(T0);
+        ch->c[0] = cctx_with_timeout(cctx_background(), CCTX_SEC(1), &ch->cancel);
+    } else {
+        ch->c[0] = cctx_with_cancel(cctx_background(), &ch->cancel);
+    }
+    CHECK(ch->c[0]);
+    for (int i = 1; i <= GRACE_CHAIN; i++) {
+        ch->c[i] = cctx_with_grace(ch->c[i - 1], 0, NULL);
+        CHECK(ch->c[i]);
+        CHECK_EQ(cctx_after_func(ch->c[i], &ch->reg[i], count_run, ch), 0);
+    }
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, GRACE_CHAIN_STACK);
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, &attr, end_grace_chain, ch), 0);
+    pthread_attr_destroy(&attr);
+    pthread_join(th, NULL);
+    /* Every one ended, and its after-function ran, before the call that
+     * ended the root returned. */
+    CHECK_EQ(ch->ran, GRACE_CHAIN);
+    for (int i = 1; i <= GRACE_CHAIN; i++)
+        CHECK_EQ(cctx_err(ch->c[i]), ETIMEDOUT);
+    for (int i = GRACE_CHAIN; i >= 0; i--)
+        cctx_release(ch->c[i]);
+    if (fake)
+        cctx_fake_clock_stop();
+    free(ch);
+}
+
+TEST(grace_long_chain_ended_by_a_cancel_ends_in_a_loop_not_a_recursion)
+{
+    check_grace_chain(false);
+}
+
+TEST(grace_long_chain_ended_by_a_fake_deadline_ends_in_a_loop_not_a_recursion)
+{
+    check_grace_chain(true);
+}
+
+/* What a zero grace's end reaches joins the after-functions the cancelling
+ * thread runs for the parent's end: the grace context's then run after the
+ * parent's own (ahead of them once, in a drain nested in parent_ended), and
+ * still before the cancel returns. docs/shutdown.md says so. */
+struct ran_order {
+    int who[3];
+    int n;
+};
+
+static void note_parent(void *arg)
+{
+    struct ran_order *o = arg;
+    o->who[o->n++] = 1;
+}
+
+static void note_grace(void *arg)
+{
+    struct ran_order *o = arg;
+    o->who[o->n++] = 2;
+}
+
+TEST(grace_of_zero_runs_its_after_functions_after_the_parents_on_the_cancelling_thread)
+{
+    struct ran_order o = {.n = 0};
+    cctx_cancel_t *pc;
+    cctx_t *parent = cctx_with_cancel(cctx_background(), &pc);
+    CHECK(parent);
+    cctx_t *g = cctx_with_grace(parent, 0, NULL);
+    CHECK(g);
+    cctx_after_t on_grace, on_parent;
+    CHECK_EQ(cctx_after_func(g, &on_grace, note_grace, &o), 0);
+    CHECK_EQ(cctx_after_func(parent, &on_parent, note_parent, &o), 0);
+    cctx_cancel(pc);
+    CHECK_EQ(o.n, 2);
+    CHECK_EQ(o.who[0], 1);
+    CHECK_EQ(o.who[1], 2);
+    CHECK_EQ(cctx_err(g), ETIMEDOUT);
+    cctx_release(g);
+    cctx_release(parent);
+}
+
+/* The same chain, ended while another thread lets go of it from the leaf
+ * up: a grace context freed while its parent_ended waits in the drain it
+ * joined is taken out of that drain's queue (a stop of a queued
+ * registration), and the drain waits for that before it ends. */
+enum { GRACE_RACE_CHAIN = 200, GRACE_RACE_ROUNDS = 50 };
+
+struct grace_race {
+    cctx_t *c[GRACE_RACE_CHAIN + 1];
+    cctx_cancel_t *cancel;
+};
+
+static void *cancel_grace_race(void *arg)
+{
+    cctx_cancel(((struct grace_race *)arg)->cancel);
+    return NULL;
+}
+
+TEST(grace_long_chain_released_while_it_ends_frees_everything)
+{
+    cctx__test_count_allocs(true);
+    long before = cctx__test_live_allocs();
+    for (int round = 0; round < GRACE_RACE_ROUNDS; round++) {
+        struct grace_race r;
+        r.c[0] = cctx_with_cancel(cctx_background(), &r.cancel);
+        CHECK(r.c[0]);
+        for (int i = 1; i <= GRACE_RACE_CHAIN; i++) {
+            r.c[i] = cctx_with_grace(r.c[i - 1], 0, NULL);
+            CHECK(r.c[i]);
+        }
+        pthread_t th;
+        CHECK_EQ(pthread_create(&th, NULL, cancel_grace_race, &r), 0);
+        for (int i = GRACE_RACE_CHAIN; i >= 1; i--)
+            cctx_release(r.c[i]);
+        pthread_join(th, NULL);
+        cctx_release(r.c[0]);
+    }
+    CHECK_EQ(cctx__test_live_allocs(), before);
+    cctx__test_count_allocs(false);
 }
