@@ -81,6 +81,17 @@
  * from inside a libcurl callback of either running on the same thread
  * (EINVAL, nothing sent): the outer transfers would stall meanwhile.
  *
+ * Thread cancellation (pthread_cancel). No call of this header is a
+ * cancellation point, although libcurl makes many (connect, send, recv,
+ * poll, close): libcurl's code cannot be unwound halfway, which left the
+ * easy handle in a multi handle with the options of steps 2 and 3 still
+ * set (the header list pointing into the dead thread's stack), or a
+ * multi handle never freed. A cancel pending or sent while a call runs acts
+ * at the thread's next cancellation point after it returns, so a transfer
+ * waits for ctx (or libcurl's own end) first: end transfers with ctx, not
+ * with pthread_cancel. Callbacks the caller set on the easy handle run with
+ * cancellation off too.
+ *
  * fork(). A child's copy of a multi handle caches its parent's connections,
  * sockets the parent goes on using. cctx-curl counts forks (a
  * pthread_atfork child handler) and tags each multi handle with the count

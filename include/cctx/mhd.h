@@ -278,7 +278,12 @@ CCTX_API int cctx_mhd_route(cctx_mhd_t *server, const char *method, const char *
  * handler; an after-function run by the canceller thread of a client's
  * hang-up), and from an after-function that this shutdown's own cancel
  * runs (of the server's context, or of a request context), it returns
- * EDEADLK. 0, EINVAL, EDEADLK. */
+ * EDEADLK. Thread cancellation (pthread_cancel): cctx_mhd_start,
+ * cctx_mhd_shutdown and cctx_mhd_free are no cancellation points, though
+ * they wait on condition variables, join threads and close descriptors; a
+ * cancel pending or sent while one runs acts at the thread's next
+ * cancellation point after it returns, so a shutdown finishes (its drain
+ * included) first. 0, EINVAL, EDEADLK. */
 CCTX_API int cctx_mhd_shutdown(cctx_mhd_t *server, int64_t drain);
 
 /* Shuts down (with options.drain) if that was not done, releases the server's

@@ -7,6 +7,7 @@
 #include <cctx/curl.h>
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -45,6 +46,29 @@ uint32_t cctx__curl_fork_count(void);
 /* Set on a thread while cctx_curl_perform or cctx_curl_multi_run runs
  * there: a call from inside one of their libcurl callbacks is refused. */
 extern _Thread_local bool cctx__curl_in_call;
+
+/* The calls of cctx-curl are no cancellation points. libcurl reaches many
+ * (connect, send, recv and poll in a transfer, close in a cleanup), and its
+ * code has no cleanup handlers: a thread cancelled in one unwound through
+ * libcurl halfway through updating its handles, and left the caller's easy
+ * handle in a multi handle with the options cctx__curl_prepare set (the
+ * header list pointing into the dead thread's stack), or a handle and its
+ * connections never freed. No handler of ours could put that right, since
+ * libcurl's own state is what is broken. So libcurl runs with cancellation
+ * off, and a pthread_cancel acts at the thread's next cancellation point
+ * after the call; ctx is what ends a transfer early. Returns the state to
+ * give back to cctx__curl_cancellation_back (restored, never forced on). */
+static inline int cctx__curl_cancellation_off(void)
+{
+    int old;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+    return old;
+}
+
+static inline void cctx__curl_cancellation_back(int old)
+{
+    pthread_setcancelstate(old, NULL);
+}
 
 /* Zeroes x and keeps easy and opts (NULL: all zero). */
 void cctx__curl_init(struct cc_xfer *x, CURL *easy, const cctx_curl_opts_t *opts);

@@ -170,6 +170,7 @@ int cctx_curl_multi_run(cctx_curl_multi_t *m, cctx_t *ctx)
         return 0; /* nothing added since: an empty run */
     if (own_multi(m) != 0)
         return ENOMEM;
+    int cancellation = cctx__curl_cancellation_off();
     m->running = true;
     cctx__curl_in_call = true;
     int ret = 0, fd_err = 0;
@@ -259,6 +260,7 @@ end:
     m->ran = true;
     m->running = false;
     cctx__curl_in_call = false;
+    cctx__curl_cancellation_back(cancellation);
     return ret;
 }
 
@@ -268,8 +270,12 @@ void cctx_curl_multi_free(cctx_curl_multi_t *m)
         return;
     forget(m);
     free(m->xfers);
-    /* In a child of fork() the handle is the parent's copy: left alone. */
-    if (m->forks == cctx__curl_fork_count())
+    /* In a child of fork() the handle is the parent's copy: left alone.
+     * The cleanup closes descriptors (see cctx__curl_cancellation_off). */
+    if (m->forks == cctx__curl_fork_count()) {
+        int cancellation = cctx__curl_cancellation_off();
         curl_multi_cleanup(m->multi);
+        cctx__curl_cancellation_back(cancellation);
+    }
     free(m);
 }

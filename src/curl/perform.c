@@ -88,7 +88,10 @@ void cctx_curl_thread_cleanup(void)
      * leak with its connections. The call drops it itself where it must. */
     if (cctx__curl_in_call)
         return;
+    /* The cleanup closes descriptors (see cctx__curl_cancellation_off). */
+    int cancellation = cctx__curl_cancellation_off();
     drop_thread_multi();
+    cctx__curl_cancellation_back(cancellation);
 }
 
 /* The transfer's result, or false while it runs. */
@@ -127,6 +130,7 @@ int cctx_curl_perform(cctx_t *ctx, CURL *easy, const cctx_curl_opts_t *opts,
         return EINVAL;
     }
     cctx__curl_init(&x, easy, opts);
+    int cancellation = cctx__curl_cancellation_off();
     cctx__curl_in_call = true;
     int64_t left = cctx__curl_budget(ctx);
     if (left <= 0) {
@@ -206,6 +210,7 @@ int cctx_curl_perform(cctx_t *ctx, CURL *easy, const cctx_curl_opts_t *opts,
         drop_thread_multi();
 out:
     cctx__curl_in_call = false;
+    cctx__curl_cancellation_back(cancellation);
     if (res)
         *res = x.res;
     return x.res.err;

@@ -314,8 +314,31 @@ static void server_free(cctx_mhd_t *s)
     free(s);
 }
 
-cctx_mhd_t *cctx_mhd_start(cctx_t *parent, const cctx_mhd_options_t *options,
-                           cctx_mhd_handler_fn *handler, void *arg)
+/* The calls a program makes on its server from its own threads (start,
+ * shutdown, free) are no cancellation points. The shutdown waits on
+ * condition variables and joins libmicrohttpd's and our threads holding
+ * shut_lock (and s->lock in its waits), and the start's failures close what
+ * they opened and join what they started: all cancellation points. A thread
+ * cancelled in one died with the shutdown half done and shut_lock held, so
+ * the free that followed, or a second shutdown, waited for ever, or left a
+ * failed start's socket and memory behind. They run with cancellation off
+ * (a shutdown waits for its drain and for handlers in any case), and a
+ * pthread_cancel acts at the thread's next cancellation point after the
+ * call. Returns the state to give back. */
+static int cancellation_off(void)
+{
+    int old;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+    return old;
+}
+
+static void cancellation_back(int old)
+{
+    pthread_setcancelstate(old, NULL);
+}
+
+static cctx_mhd_t *start(cctx_t *parent, const cctx_mhd_options_t *options,
+                         cctx_mhd_handler_fn *handler, void *arg)
 {
     cctx_mhd_options_t o = CCTX_MHD_OPTIONS_INIT;
     if (options)
@@ -438,6 +461,17 @@ fail_early:
     return NULL;
 }
 
+cctx_mhd_t *cctx_mhd_start(cctx_t *parent, const cctx_mhd_options_t *options,
+                           cctx_mhd_handler_fn *handler, void *arg)
+{
+    int cancellation = cancellation_off();
+    cctx_mhd_t *s = start(parent, options, handler, arg);
+    int err = errno;
+    cancellation_back(cancellation);
+    errno = err;
+    return s;
+}
+
 uint16_t cctx_mhd_port(const cctx_mhd_t *server)
 {
     return server ? server->port : 0;
@@ -535,6 +569,8 @@ static bool shutting_down_here(const cctx_mhd_t *server)
     return false;
 }
 
+static void shut_down(cctx_mhd_t *s, int64_t drain);
+
 int cctx_mhd_shutdown(cctx_mhd_t *server, int64_t drain)
 {
     if (!server)
@@ -546,11 +582,19 @@ int cctx_mhd_shutdown(cctx_mhd_t *server, int64_t drain)
     if (cctx__mhd_on_worker(server) || cctx__mhd_on_watch(&server->watch) ||
         shutting_down_here(server))
         return EDEADLK;
-    cctx_mhd_t *s = server;
+    int cancellation = cancellation_off();
+    shut_down(server, drain);
+    cancellation_back(cancellation);
+    return 0;
+}
+
+/* cctx_mhd_shutdown once the calling thread may run it. */
+static void shut_down(cctx_mhd_t *s, int64_t drain)
+{
     pthread_mutex_lock(&s->shut_lock);
     if (s->shut) {
         pthread_mutex_unlock(&s->shut_lock);
-        return 0;
+        return;
     }
     struct shutdown_frame frame = {s, shutting_down};
     shutting_down = &frame;
@@ -611,7 +655,6 @@ int cctx_mhd_shutdown(cctx_mhd_t *server, int64_t drain)
     s->shut = true;
     shutting_down = frame.outer;
     pthread_mutex_unlock(&s->shut_lock);
-    return 0;
 }
 
 void cctx_mhd_free(cctx_mhd_t *server)
