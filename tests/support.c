@@ -680,3 +680,33 @@ void latch_wait_open(struct latch *l)
         latch_timed_wait(l);
     pthread_mutex_unlock(&l->mu);
 }
+
+struct pending_call {
+    void (*call)(void *arg);
+    void *arg;
+    atomic_int returned;
+};
+
+static void *call_with_cancel_pending(void *arg)
+{
+    struct pending_call *p = arg;
+    CHECK_EQ(pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL), 0);
+    CHECK_EQ(pthread_cancel(pthread_self()), 0);
+    CHECK_EQ(pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL), 0);
+    p->call(p->arg);
+    /* Off again at once: a call that kept the cancel out lets the thread
+     * end normally. */
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+    atomic_store(&p->returned, 1);
+    return NULL;
+}
+
+bool returns_with_cancel_pending(void (*call)(void *), void *arg)
+{
+    struct pending_call p = {.call = call, .arg = arg};
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, call_with_cancel_pending, &p), 0);
+    void *ret;
+    CHECK_EQ(pthread_join(t, &ret), 0);
+    return atomic_load(&p.returned) && ret == NULL;
+}

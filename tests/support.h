@@ -108,6 +108,11 @@ pid_t thread_id(void);
  * brief wait on a contended mutex does not last that long); fails the test
  * after 10 s. */
 void wait_until_blocked(pid_t tid);
+/* Runs call(arg) on a thread of its own with a pthread_cancel pending (made
+ * while cancellation is off, turned back on just before the call, so no
+ * cancellation point lies between); true if the call returned, false if the
+ * thread was cancelled in it. */
+bool returns_with_cancel_pending(void (*call)(void *), void *arg);
 /* Joins thread t, which must have ended by a pthread_cancel; and the same
  * after cancelling it. */
 void join_cancelled(pthread_t t);

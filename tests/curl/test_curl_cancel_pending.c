@@ -19,43 +19,13 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <stdatomic.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "harness.h"
 #include "peer.h"
-
-struct pending_call {
-    void (*call)(void *arg);
-    void *arg;
-    atomic_int returned;
-};
-
-static void *call_with_cancel_pending(void *arg)
-{
-    struct pending_call *p = arg;
-    CHECK_EQ(pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL), 0);
-    CHECK_EQ(pthread_cancel(pthread_self()), 0);
-    CHECK_EQ(pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL), 0);
-    p->call(p->arg);
-    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
-    atomic_store(&p->returned, 1);
-    return NULL;
-}
-
-/* Runs call(arg) on a thread with a cancel pending; true if it returned. */
-static bool returns_with_cancel_pending(void (*call)(void *), void *arg)
-{
-    struct pending_call p = {.call = call, .arg = arg};
-    pthread_t t;
-    CHECK_EQ(pthread_create(&t, NULL, call_with_cancel_pending, &p), 0);
-    void *ret;
-    CHECK_EQ(pthread_join(t, &ret), 0);
-    return atomic_load(&p.returned) && ret == NULL;
-}
+#include "support.h"
 
 /* A socket that listens and never answers: a connect succeeds (into the
  * backlog), and the transfer then waits until its context ends. */
