@@ -90,7 +90,9 @@
  * at the thread's next cancellation point after it returns, so a transfer
  * waits for ctx (or libcurl's own end) first: end transfers with ctx, not
  * with pthread_cancel. Callbacks the caller set on the easy handle run with
- * cancellation off too.
+ * cancellation off too, and so does the free of the thread's multi handle
+ * when the thread exits (a cancel held back by the last call is still
+ * pending there).
  *
  * fork(). A child's copy of a multi handle caches its parent's connections,
  * sockets the parent goes on using. cctx-curl counts forks (a

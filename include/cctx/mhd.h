@@ -283,7 +283,8 @@ CCTX_API int cctx_mhd_route(cctx_mhd_t *server, const char *method, const char *
  * they wait on condition variables, join threads and close descriptors; a
  * cancel pending or sent while one runs acts at the thread's next
  * cancellation point after it returns, so a shutdown finishes (its drain
- * included) first. 0, EINVAL, EDEADLK. */
+ * included) first: a handler that does not watch its context keeps it
+ * waiting, and pthread_cancel does not end that wait. 0, EINVAL, EDEADLK. */
 CCTX_API int cctx_mhd_shutdown(cctx_mhd_t *server, int64_t drain);
 
 /* Shuts down (with options.drain) if that was not done, releases the server's

@@ -36,10 +36,17 @@ static void abandon(CURLM *m)
 static void free_multi(void *m)
 {
     thread_multi = NULL; /* runs on the exiting thread itself */
-    if (thread_multi_forks != cctx__curl_fork_count())
+    if (thread_multi_forks != cctx__curl_fork_count()) {
         abandon(m);
-    else
-        curl_multi_cleanup(m);
+        return;
+    }
+    /* A thread that returns from its start function with a cancel pending
+     * (one our calls held back) still acts on it at a cancellation point in
+     * a key's destructor: the cleanup's close would end the thread there,
+     * the handle half freed, and it is never called again. */
+    int cancellation = cctx__curl_cancellation_off();
+    curl_multi_cleanup(m);
+    cctx__curl_cancellation_back(cancellation);
 }
 
 static void make_key(void)

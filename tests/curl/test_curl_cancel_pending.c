@@ -151,3 +151,41 @@ TEST(curl_multi_free_with_a_thread_cancel_pending_returns)
     CHECK(returns_with_cancel_pending(free_it, m));
     curl_test_end();
 }
+
+/* The thread's multi handle is made by a transfer that holds back a cancel
+ * sent while it runs; the thread then returns without reaching another
+ * cancellation point, and the handle is freed by the key's destructor with
+ * the cancel pending and cancellation on. */
+static void *perform_and_return(void *arg)
+{
+    struct transfer *t = arg;
+    CHECK_EQ(pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL), 0);
+    CHECK_EQ(pthread_cancel(pthread_self()), 0);
+    CHECK_EQ(pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL), 0);
+    t->err = cctx_curl_perform(t->ctx, t->easy, NULL, &t->res);
+    return NULL;
+}
+
+TEST(curl_thread_exit_with_a_thread_cancel_pending_frees_the_multi_handle)
+{
+    curl_test_begin();
+    uint16_t port;
+    int lfd = silent_listener(&port);
+    struct transfer t = {.ctx = cctx_with_timeout(cctx_background(), CCTX_MSEC(50), NULL),
+                         .easy = easy_for(NULL, "http://127.0.0.1:%u/x", (unsigned)port),
+                         .err = -1};
+    int before = count_open_fds();
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, perform_and_return, &t), 0);
+    void *ret;
+    CHECK_EQ(pthread_join(th, &ret), 0);
+    CHECK_EQ(t.err, ETIMEDOUT);
+    /* Before, the destructor's first close ended the thread (joined as
+     * canceled), and the handle's descriptors stayed open. */
+    CHECK(ret == NULL);
+    curl_easy_cleanup(t.easy);
+    cctx_release(t.ctx); /* its done descriptor */
+    CHECK_EQ(count_open_fds(), before);
+    close(lfd);
+    curl_test_end();
+}
