@@ -75,7 +75,10 @@
  * from any number of threads at once, each with its own easy handles; each
  * thread keeps one multi handle (its connection cache, so consecutive calls
  * on a thread reuse connections), freed when the thread exits or by
- * cctx_curl_thread_cleanup. The context may be canceled from any thread
+ * cctx_curl_thread_cleanup. (With every thread-specific key of the process
+ * taken, PTHREAD_KEYS_MAX, nothing could free it at the thread's exit: each
+ * call then makes a multi handle for itself and frees it before returning,
+ * and no connection is reused.) The context may be canceled from any thread
  * (or by its deadline) while a call runs: that is what the done descriptor
  * is for. Neither cctx_curl_perform nor cctx_curl_multi_run may be called
  * from inside a libcurl callback of either running on the same thread

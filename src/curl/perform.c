@@ -21,7 +21,13 @@
  * inherited one unclosed (its memory and descriptors stay, as a child's
  * copy of anything of its parent's does) and makes its own. */
 static pthread_key_t thread_key;
-static pthread_once_t thread_once = PTHREAD_ONCE_INIT;
+/* Set (release) once thread_key exists. pthread_key_create fails when
+ * every key of the process is taken (PTHREAD_KEYS_MAX): thread_key is then
+ * no key of ours, and storing the handle under it would hand it to
+ * whoever owns that number (their destructor, at the thread's exit). The
+ * creation is tried again on later calls, under key_lock. */
+static _Atomic bool key_made;
+static pthread_mutex_t key_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Thread_local CURLM *thread_multi;
 static _Thread_local uint32_t thread_multi_forks;
 /* The last handle a child abandoned, kept reachable so that a leak checker
@@ -49,13 +55,28 @@ static void free_multi(void *m)
     cctx__curl_cancellation_back(cancellation);
 }
 
-static void make_key(void)
+static bool have_key(void)
 {
-    (void)pthread_key_create(&thread_key, free_multi);
+    /* Acquire: pairs with the release below, so thread_key is read after
+     * it was written. */
+    if (cctx__atomic_load_acquire(&key_made))
+        return true;
+    pthread_mutex_lock(&key_lock);
+    bool made = cctx__atomic_load_relaxed(&key_made);
+    if (!made && pthread_key_create(&thread_key, free_multi) == 0) {
+        cctx__atomic_store_release(&key_made, true);
+        made = true;
+    }
+    pthread_mutex_unlock(&key_lock);
+    return made;
 }
 
-static CURLM *get_multi(void)
+/* The thread's multi handle, or, when no key is left to free it at the
+ * thread's exit, one for this call alone (*call_only set: the caller
+ * cleans it up when the call ends, and connections are not kept). */
+static CURLM *get_multi(bool *call_only)
 {
+    *call_only = false;
     uint32_t forks = cctx__curl_fork_count();
     if (thread_multi) {
         if (thread_multi_forks == forks)
@@ -64,13 +85,15 @@ static CURLM *get_multi(void)
         thread_multi = NULL;
         (void)pthread_setspecific(thread_key, NULL);
     }
-    pthread_once(&thread_once, make_key);
     CURLM *m = curl_multi_init();
     if (!m)
         return NULL;
+    if (!have_key() || pthread_setspecific(thread_key, m) != 0) {
+        *call_only = true;
+        return m;
+    }
     thread_multi = m;
     thread_multi_forks = forks;
-    (void)pthread_setspecific(thread_key, m);
     return m;
 }
 
@@ -119,6 +142,7 @@ int cctx_curl_perform(cctx_t *ctx, CURL *easy, const cctx_curl_opts_t *opts,
                       cctx_curl_result_t *res)
 {
     struct cc_xfer x;
+    CURLM *call_multi = NULL; /* get_multi's handle for this call alone */
     if (!ctx || !easy) {
         if (res) {
             *res = (cctx_curl_result_t){.err = EINVAL, .code = CURLE_BAD_FUNCTION_ARGUMENT,
@@ -154,7 +178,10 @@ int cctx_curl_perform(cctx_t *ctx, CURL *easy, const cctx_curl_opts_t *opts,
         cctx__curl_finish_no_fd(&x, errno);
         goto out;
     }
-    CURLM *m = get_multi();
+    bool call_only;
+    CURLM *m = get_multi(&call_only);
+    if (call_only)
+        call_multi = m;
     if (!m) {
         x.res.err = ENOMEM;
         x.res.code = CURLE_OUT_OF_MEMORY;
@@ -216,6 +243,8 @@ int cctx_curl_perform(cctx_t *ctx, CURL *easy, const cctx_curl_opts_t *opts,
     if (drop)
         drop_thread_multi();
 out:
+    if (call_multi)
+        curl_multi_cleanup(call_multi); /* with cancellation off: it closes */
     cctx__curl_in_call = false;
     cctx__curl_cancellation_back(cancellation);
     if (res)

@@ -9,6 +9,7 @@
 
 #include "harness.h"
 #include "peer.h"
+#include "support.h"
 
 enum { THREADS = 4 };
 
@@ -109,6 +110,84 @@ TEST(curl_fake_clock_deadline)
     curl_easy_cleanup(e);
     cctx_release(ctx);
     cctx_fake_clock_stop();
+    peer_stop(&p);
+    curl_test_end();
+}
+
+struct keyless {
+    const char *url;
+    pthread_key_t mine; /* a key of the test's, or (pthread_key_t)-1 */
+    int err[2];
+    bool kept; /* the test's value under its key survived the calls */
+};
+
+static void *call_keyless(void *arg)
+{
+    struct keyless *k = arg;
+    int sentinel;
+    if (k->mine != (pthread_key_t)-1)
+        CHECK_EQ(pthread_setspecific(k->mine, &sentinel), 0);
+    CURL *e = easy_for(NULL, "%s/echo?keyless", k->url);
+    cctx_curl_result_t res;
+    for (int i = 0; i < 2; i++)
+        k->err[i] = cctx_curl_perform(cctx_background(), e, NULL, &res);
+    curl_easy_cleanup(e);
+    k->kept = k->mine == (pthread_key_t)-1 || pthread_getspecific(k->mine) == &sentinel;
+    return NULL;
+}
+
+/* With every thread-specific key taken (PTHREAD_KEYS_MAX), the thread's
+ * multi handle has no key whose destructor frees it at the thread's exit.
+ * The calls still work, and a thread that made them leaves nothing behind
+ * when it exits: before, the handle was stored under key 0, whoever owns
+ * it (overwriting that owner's value and handing the handle to its
+ * destructor), and its descriptors outlived the thread. */
+TEST(curl_calls_with_no_thread_key_left_leave_nothing_behind)
+{
+    curl_test_begin();
+    struct peer p;
+    peer_start_go(&p);
+    enum { MAX_KEYS = 1 << 16 };
+    static pthread_key_t keys[MAX_KEYS];
+    size_t n = 0;
+    while (n < MAX_KEYS && pthread_key_create(&keys[n], NULL) == 0)
+        n++;
+    CHECK(n < MAX_KEYS);
+    struct keyless k = {.url = p.url, .mine = (pthread_key_t)-1};
+    for (size_t i = 0; i < n; i++)
+        if (keys[i] == 0)
+            k.mine = 0;
+    /* The descriptor contexts that never end share, made on first use. */
+    CHECK(cctx_done_fd(cctx_background()) >= 0);
+    int fds = count_open_fds();
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, call_keyless, &k), 0);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    int left = count_open_fds() - fds;
+    for (size_t i = 0; i < n; i++)
+        CHECK_EQ(pthread_key_delete(keys[i]), 0);
+    printf("keys taken by the test: %zu, key 0 %s; descriptors left: %d\n", n,
+           k.mine == 0 ? "the test's" : "another's", left);
+    CHECK_EQ(k.err[0], 0);
+    CHECK_EQ(k.err[1], 0);
+    CHECK(peer_line(&p, "req /echo?keyless", 5000, NULL, 0, NULL));
+    CHECK(peer_line(&p, "req /echo?keyless", 5000, NULL, 0, NULL));
+    CHECK(k.kept);
+    CHECK_EQ(left, 0);
+
+    /* With keys free again, a thread keeps its handle: its second call
+     * goes out on the first one's connection. */
+    k.mine = (pthread_key_t)-1;
+    CHECK_EQ(pthread_create(&t, NULL, call_keyless, &k), 0);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK_EQ(k.err[0], 0);
+    CHECK_EQ(k.err[1], 0);
+    char line[1024], first[64], second[64];
+    CHECK(peer_line(&p, "req /echo?keyless", 5000, line, sizeof line, NULL));
+    CHECK(peer_field(line, "remote", first, sizeof first));
+    CHECK(peer_line(&p, "req /echo?keyless", 5000, line, sizeof line, NULL));
+    CHECK(peer_field(line, "remote", second, sizeof second));
+    CHECK_STR(first, second);
     peer_stop(&p);
     curl_test_end();
 }
