@@ -277,7 +277,9 @@ CCTX_API const cctx_curl_result_t *cctx_curl_multi_result(const cctx_curl_multi_
 
 /* Frees m and closes its connections. The easy handles stay the caller's
  * (they are out of m after each run; transfers added but never run are
- * simply forgotten). NULL does nothing. */
+ * simply forgotten). NULL does nothing. Called from inside a libcurl
+ * callback of m's own run, it frees m as that run ends (the run goes on
+ * and returns as usual; its results go with m). */
 CCTX_API void cctx_curl_multi_free(cctx_curl_multi_t *m);
 
 /* ---- gRPC over libcurl ---------------------------------------------------- */

@@ -14,7 +14,13 @@ struct cctx_curl_multi {
     size_t n, cap;
     bool ran;     /* xfers hold the results of a finished run */
     bool running; /* inside cctx_curl_multi_run */
+    /* cctx_curl_multi_free was called from a callback of the run under way,
+     * which still reads the transfers, and whose multi handle libcurl will
+     * not clean up from its own callback: the run frees the set as it ends. */
+    bool free_after_run;
 };
+
+static void destroy(cctx_curl_multi_t *m);
 
 static CURLM *new_multi(void)
 {
@@ -259,23 +265,33 @@ end:
             ret = m->xfers[i]->res.cause.err;
     m->ran = true;
     m->running = false;
+    if (m->free_after_run)
+        destroy(m); /* with cancellation off: the cleanup closes */
     cctx__curl_in_call = false;
     cctx__curl_cancellation_back(cancellation);
     return ret;
+}
+
+static void destroy(cctx_curl_multi_t *m)
+{
+    forget(m);
+    free(m->xfers);
+    /* In a child of fork() the handle is the parent's copy: left alone. */
+    if (m->forks == cctx__curl_fork_count())
+        curl_multi_cleanup(m->multi);
+    free(m);
 }
 
 void cctx_curl_multi_free(cctx_curl_multi_t *m)
 {
     if (!m)
         return;
-    forget(m);
-    free(m->xfers);
-    /* In a child of fork() the handle is the parent's copy: left alone.
-     * The cleanup closes descriptors (see cctx__curl_cancellation_off). */
-    if (m->forks == cctx__curl_fork_count()) {
-        int cancellation = cctx__curl_cancellation_off();
-        curl_multi_cleanup(m->multi);
-        cctx__curl_cancellation_back(cancellation);
+    if (m->running) {
+        m->free_after_run = true;
+        return;
     }
-    free(m);
+    /* The cleanup closes descriptors (see cctx__curl_cancellation_off). */
+    int cancellation = cctx__curl_cancellation_off();
+    destroy(m);
+    cctx__curl_cancellation_back(cancellation);
 }

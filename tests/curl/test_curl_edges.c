@@ -465,6 +465,57 @@ TEST(curl_nested_call_refused)
     curl_test_end();
 }
 
+/* A write callback that frees the set whose run it is called from. */
+static size_t free_set_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    (void)ptr;
+    cctx_curl_multi_t **m = userdata;
+    if (*m) {
+        cctx_curl_multi_free(*m);
+        *m = NULL;
+    }
+    return size * nmemb;
+}
+
+/* cctx_curl_multi_free from a callback of the set's own run freed the set
+ * under the run, which went on reading its transfers (AddressSanitizer:
+ * heap-use-after-free), while libcurl refused to clean up its multi handle
+ * from its own callback, so the handle's descriptors and connections were
+ * never closed. The set is freed when that run ends. */
+TEST(curl_multi_free_inside_its_own_run_frees_the_set_after_it)
+{
+    curl_test_begin();
+    struct peer p;
+    peer_start_go(&p);
+    CHECK(cctx_done_fd(cctx_background()) >= 0); /* made on first use, kept */
+    CURL *e[2];
+    for (int i = 0; i < 2; i++)
+        e[i] = easy_for(NULL, "%s/slow?ms=%d&i=%d", p.url, 200 * i, i);
+    int fds = count_open_fds();
+    cctx_curl_multi_t *m = cctx_curl_multi_new(), *gone = m;
+    CHECK(m);
+    curl_easy_setopt(e[0], CURLOPT_WRITEFUNCTION, free_set_cb);
+    curl_easy_setopt(e[0], CURLOPT_WRITEDATA, &m);
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(cctx_curl_multi_add(gone, e[i], NULL), i);
+    CHECK_EQ(cctx_curl_multi_run(gone, cctx_background()), 0);
+    CHECK(m == NULL); /* the callback ran */
+    for (int i = 0; i < 2; i++)
+        CHECK(peer_line(&p, "req /slow", 5000, NULL, 0, NULL));
+    /* Both handles are out of the freed set's multi handle: plain libcurl
+     * takes them. */
+    for (int i = 0; i < 2; i++) {
+        curl_easy_setopt(e[i], CURLOPT_WRITEFUNCTION, body_cb);
+        curl_easy_setopt(e[i], CURLOPT_WRITEDATA, NULL);
+        CHECK_EQ(curl_easy_perform(e[i]), CURLE_OK);
+        CHECK(peer_line(&p, "req /slow", 5000, NULL, 0, NULL));
+        curl_easy_cleanup(e[i]);
+    }
+    CHECK_EQ(count_open_fds() - fds, 0);
+    peer_stop(&p);
+    curl_test_end();
+}
+
 struct unmarked {
     cctx_t *late; /* its deadline due, not yet marked, when fn runs */
     CURL *easy;
