@@ -38,6 +38,14 @@ static int errno_of_kind(CURLcode code)
         return ECONNRESET;
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
+    case CURLE_HTTP3:
+#if LIBCURL_VERSION_NUM >= 0x074500
+    case CURLE_QUIC_CONNECT_ERROR: /* QUIC's handshake is TLS's */
+#endif
+#if LIBCURL_VERSION_NUM >= 0x074d00
+    /* The server ended the handshake for want of a client certificate. */
+    case CURLE_SSL_CLIENTCERT:
+#endif
     case CURLE_WEIRD_SERVER_REPLY:
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:

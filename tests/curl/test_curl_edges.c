@@ -123,6 +123,25 @@ TEST(curl_errno_write_abort_after_refused)
     curl_test_end();
 }
 
+/* The header promises EPROTO for HTTP/2, TLS and protocol errors. A TLS
+ * handshake the server failed for want of a client certificate (libcurl
+ * 7.77 and later, OpenSSL's TLS 1.3 alert), an HTTP/3 layer error and a
+ * QUIC connection error (its TLS handshake) came out as EIO. */
+TEST(curl_errno_of_tls_and_http3_failures_is_eproto)
+{
+    CHECK_EQ(cctx__curl_errno_of(CURLE_SSL_CONNECT_ERROR, 0), EPROTO);
+    CHECK_EQ(cctx__curl_errno_of(CURLE_HTTP2, 0), EPROTO);
+    CHECK_EQ(cctx__curl_errno_of(CURLE_HTTP3, 0), EPROTO);
+#if LIBCURL_VERSION_NUM >= 0x074500
+    CHECK_EQ(cctx__curl_errno_of(CURLE_QUIC_CONNECT_ERROR, 0), EPROTO);
+#endif
+#if LIBCURL_VERSION_NUM >= 0x074d00
+    CHECK_EQ(cctx__curl_errno_of(CURLE_SSL_CLIENTCERT, 0), EPROTO);
+    /* An OS error left from an earlier failure says nothing about it. */
+    CHECK_EQ(cctx__curl_errno_of(CURLE_SSL_CLIENTCERT, ECONNREFUSED), EPROTO);
+#endif
+}
+
 /* A listening socket on an ephemeral loopback port, for a peer on a thread. */
 static int loopback_listener(int *port)
 {
