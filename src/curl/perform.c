@@ -7,6 +7,7 @@
 #include "curl_internal.h"
 
 #include <pthread.h>
+#include <stdlib.h>
 
 /* Each thread keeps one multi handle, so that the connections a transfer
  * leaves in its cache serve the thread's next call, as curl_easy_perform's
@@ -19,15 +20,16 @@
  * curl_multi_cleanup may write on them (a TLS close_notify). So the handle
  * is tagged with the fork count it was made under, and a child abandons an
  * inherited one unclosed (its memory and descriptors stay, as a child's
- * copy of anything of its parent's does) and makes its own. */
-static pthread_key_t thread_key;
-/* Set (release) once thread_key exists. pthread_key_create fails when
- * every key of the process is taken (PTHREAD_KEYS_MAX): thread_key is then
- * no key of ours, and storing the handle under it would hand it to
- * whoever owns that number (their destructor, at the thread's exit). The
- * creation is tried again on later calls, under key_lock. */
-static _Atomic bool key_made;
-static pthread_mutex_t key_lock = PTHREAD_MUTEX_INITIALIZER;
+ * copy of anything of its parent's does) and makes its own.
+ *
+ * The key: pthread_key_create fails when every key of the process is
+ * taken (PTHREAD_KEYS_MAX). Nothing is stored then (a pthread_key_t never
+ * set is 0, another library's key, whose destructor would get the handle),
+ * and later calls try again, which pthread_once cannot. Made keys are
+ * published in a cell of their own by a compare-and-swap (whatever type
+ * pthread_key_t is), not under a lock: a child forked while another thread
+ * held it would wait for it for ever. */
+static pthread_key_t *_Atomic thread_key;
 static _Thread_local CURLM *thread_multi;
 static _Thread_local uint32_t thread_multi_forks;
 /* The last handle a child abandoned, kept reachable so that a leak checker
@@ -55,20 +57,31 @@ static void free_multi(void *m)
     cctx__curl_cancellation_back(cancellation);
 }
 
-static bool have_key(void)
+/* The key, or NULL while none can be made. */
+static pthread_key_t *the_key(void)
 {
-    /* Acquire: pairs with the release below, so thread_key is read after
-     * it was written. */
-    if (cctx__atomic_load_acquire(&key_made))
-        return true;
-    pthread_mutex_lock(&key_lock);
-    bool made = cctx__atomic_load_relaxed(&key_made);
-    if (!made && pthread_key_create(&thread_key, free_multi) == 0) {
-        cctx__atomic_store_release(&key_made, true);
-        made = true;
+    /* Acquire: pairs with the compare-and-swap's release, so the cell is
+     * read after it was written. */
+    pthread_key_t *k = cctx__atomic_load_acquire(&thread_key);
+    if (k)
+        return k;
+    k = malloc(sizeof *k);
+    if (!k)
+        return NULL;
+    if (pthread_key_create(k, free_multi) != 0) {
+        free(k);
+        return NULL;
     }
-    pthread_mutex_unlock(&key_lock);
-    return made;
+    /* Threads making their first calls at once may each make one: the
+     * first published is the key, and the others, under which nothing was
+     * stored yet, are deleted. A failed exchange reads the winner with
+     * acquire (see above). */
+    pthread_key_t *none = NULL;
+    if (cctx__atomic_cas_strong_acq_rel(&thread_key, &none, k))
+        return k;
+    (void)pthread_key_delete(*k);
+    free(k);
+    return none;
 }
 
 /* The thread's multi handle, or, when no key is left to free it at the
@@ -83,12 +96,13 @@ static CURLM *get_multi(bool *call_only)
             return thread_multi;
         abandon(thread_multi);
         thread_multi = NULL;
-        (void)pthread_setspecific(thread_key, NULL);
+        (void)pthread_setspecific(*the_key(), NULL); /* made: it holds the handle */
     }
     CURLM *m = curl_multi_init();
     if (!m)
         return NULL;
-    if (!have_key() || pthread_setspecific(thread_key, m) != 0) {
+    pthread_key_t *key = the_key();
+    if (!key || pthread_setspecific(*key, m) != 0) {
         *call_only = true;
         return m;
     }
@@ -104,7 +118,7 @@ static void drop_thread_multi(void)
         return;
     CURLM *m = thread_multi;
     thread_multi = NULL;
-    (void)pthread_setspecific(thread_key, NULL);
+    (void)pthread_setspecific(*the_key(), NULL); /* made: it holds the handle */
     if (thread_multi_forks != cctx__curl_fork_count())
         abandon(m); /* the parent's connections: not ours to close */
     else
