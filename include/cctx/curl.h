@@ -186,7 +186,7 @@ typedef struct cctx_curl_result {
      *   EMFILE, ENFILE        no descriptor left for cctx_done_fd(ctx): nothing
      *                         sent, ctx did not end, code CURLE_FAILED_INIT;
      *   EPROTO                HTTP/2, HTTP/3, QUIC, TLS (a client certificate
- *                         the server required, too) or protocol errors;
+     *                         the server required, too) or protocol errors;
      *   ECONNABORTED          the caller's own callback stopped it (a progress
      *                         callback returned non-zero, a write callback took
      *                         less than given, a read callback aborted);
