@@ -46,6 +46,9 @@ static int errno_of_kind(CURLcode code)
     /* The server ended the handshake for want of a client certificate. */
     case CURLE_SSL_CLIENTCERT:
 #endif
+#if LIBCURL_VERSION_NUM >= 0x080800
+    case CURLE_ECH_REQUIRED: /* a TLS handshake without the ECH asked for */
+#endif
     case CURLE_WEIRD_SERVER_REPLY:
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:

@@ -126,7 +126,8 @@ TEST(curl_errno_write_abort_after_refused)
 /* The header promises EPROTO for HTTP/2, TLS and protocol errors. A TLS
  * handshake the server failed for want of a client certificate (libcurl
  * 7.77 and later, OpenSSL's TLS 1.3 alert), an HTTP/3 layer error and a
- * QUIC connection error (its TLS handshake) came out as EIO. */
+ * QUIC connection error (its TLS handshake) came out as EIO, as does a
+ * handshake without the Encrypted Client Hello asked for (libcurl 8.8). */
 TEST(curl_errno_of_tls_and_http3_failures_is_eproto)
 {
     CHECK_EQ(cctx__curl_errno_of(CURLE_SSL_CONNECT_ERROR, 0), EPROTO);
@@ -139,6 +140,9 @@ TEST(curl_errno_of_tls_and_http3_failures_is_eproto)
     CHECK_EQ(cctx__curl_errno_of(CURLE_SSL_CLIENTCERT, 0), EPROTO);
     /* An OS error left from an earlier failure says nothing about it. */
     CHECK_EQ(cctx__curl_errno_of(CURLE_SSL_CLIENTCERT, ECONNREFUSED), EPROTO);
+#endif
+#if LIBCURL_VERSION_NUM >= 0x080800
+    CHECK_EQ(cctx__curl_errno_of(CURLE_ECH_REQUIRED, 0), EPROTO);
 #endif
 }
 
