@@ -41,6 +41,7 @@
 #include "internal.h"
 #include "isolated.h"
 #include "support.h"
+#include "testhooks.h"
 
 static const char hosts[] = "127.0.0.1 two.example three.example\n"
                             "127.0.0.2 two.example three.example\n"
@@ -159,6 +160,17 @@ static bool has_queued(int listener)
     return poll(&p, 1, 0) == 1;
 }
 
+/* Whether ctx, not yet ended, has anything in its list: the share's
+ * context, while an attempt has one, and until it is released. */
+static bool anything_registered(cctx_t *ctx)
+{
+    struct cctx__cancelable *c = (struct cctx__cancelable *)ctx;
+    cctx__lock(ctx);
+    bool any = c->children != NULL;
+    cctx__unlock(ctx);
+    return any;
+}
+
 /* ---- the dial, on a thread ---------------------------------------------------------- */
 
 struct dial {
@@ -226,13 +238,16 @@ static void connected_to(int fd, const struct sockaddr_in *a, int listener)
 
 /* 6 s for two addresses: 3 s each. The first never answers; the second
  * gets its turn when the first's 3 s are up, with 3 s of ctx's left. Before,
- * the first took all 6 s, and the second was never tried. */
+ * the first took all 6 s, and the second was never tried. The share's
+ * context, and the descriptor its wait made, are given back once its
+ * attempt is over. */
 CHILD(resolve_dial_share_body)
 {
     struct scene s;
     scene_open(&s, "two.example", (const enum role[]){HOLE, ACCEPTS}, 2);
     cctx_fake_clock_start(CCTX_SEC(1000));
     cctx_t *ctx = cctx_with_timeout(cctx_background(), CCTX_SEC(6), NULL);
+    int open_fds = count_open_fds();
     struct dial d;
     dial_start(&d, ctx, "two.example", &s);
     await_attempt(&s.addr[0]);
@@ -242,6 +257,8 @@ CHILD(resolve_dial_share_body)
     dial_returns(&d);
     connected_to(d.fd, &s.addr[1], s.listener[1]);
     CHECK_EQ(syn_sent_to(&s.addr[0]), 0); /* the first attempt's socket closed */
+    CHECK(!anything_registered(ctx));
+    CHECK_EQ(count_open_fds(), open_fds);
     CHECK_EQ(cctx_err(ctx), 0);
     cctx_release(ctx);
     cctx_fake_clock_stop();
@@ -311,6 +328,41 @@ CHILD(resolve_dial_share_timeout_body)
 TEST(resolve_dial_share_run_out_is_that_address_timeout)
 {
     free(run_isolated_with_hosts("resolve_dial_share_timeout_body", hosts));
+}
+
+/* Out of memory for the share's context, the attempt has ctx's whole time,
+ * as with one address: the first address's connect outlives its 3 s, and
+ * ctx's end ends the dial. The dial's one allocation of the library's is
+ * that context (the lookup's are libc's). */
+CHILD(resolve_dial_share_out_of_memory_body)
+{
+    struct scene s;
+    scene_open(&s, "two.example", (const enum role[]){HOLE, ACCEPTS}, 2);
+    cctx_fake_clock_start(CCTX_SEC(1000));
+    cctx_t *ctx = cctx_with_timeout(cctx_background(), CCTX_SEC(6), NULL);
+    struct dial d;
+    cctx__test_fail_alloc(1);
+    dial_start(&d, ctx, "two.example", &s);
+    await_attempt(&s.addr[0]);
+    CHECK_EQ(cctx__test_fail_alloc_pending(), 0);
+    cctx__test_fail_alloc(0);
+    CHECK(!anything_registered(ctx));
+    cctx_fake_clock_advance(CCTX_SEC(3));
+    still_connecting(&d, &s.addr[0]);
+    cctx_fake_clock_advance(CCTX_SEC(3));
+    dial_returns(&d);
+    CHECK_EQ(d.fd, -1);
+    CHECK_EQ(d.err, ETIMEDOUT);
+    CHECK_EQ(cctx_err(ctx), ETIMEDOUT);
+    CHECK(!has_queued(s.listener[1]));
+    cctx_release(ctx);
+    cctx_fake_clock_stop();
+    scene_close(&s);
+}
+
+TEST(resolve_dial_share_out_of_memory_has_all_of_ctx_time)
+{
+    free(run_isolated_with_hosts("resolve_dial_share_out_of_memory_body", hosts));
 }
 
 /* ---- what stays as it was ------------------------------------------------------------ */
@@ -406,17 +458,6 @@ TEST(resolve_dial_canceled_in_a_share_stops_the_walk)
 
 /* ---- a thread cancelled in a share ------------------------------------------------------ */
 
-/* Whether ctx, not yet ended, has anything in its list: the share's
- * context, while an attempt has one. */
-static bool anything_registered(cctx_t *ctx)
-{
-    struct cctx__cancelable *c = (struct cctx__cancelable *)ctx;
-    cctx__lock(ctx);
-    bool any = c->children != NULL;
-    cctx__unlock(ctx);
-    return any;
-}
-
 /* A thread cancelled (pthread_cancel) in the first address's connect gives
  * back the share's context, and with it the descriptor its wait made, as
  * well as the socket. */
@@ -450,4 +491,39 @@ TEST(resolve_dial_cancelled_in_a_share_gives_back_its_context)
         SKIP_IN_THIS_BUILD("AddressSanitizer takes the unwinding of a cancelled thread for a "
                            "use after scope");
     free(run_isolated_with_hosts("resolve_dial_cancelled_in_a_share_body", hosts));
+}
+
+/* A thread cancelled in the last address's connect, after the first one's
+ * share ran out: that share's context was given back already, and is not
+ * given back twice; the last attempt, on ctx itself, has none. */
+CHILD(resolve_dial_cancelled_after_a_share_body)
+{
+    struct scene s;
+    scene_open(&s, "two.example", (const enum role[]){HOLE, HOLE}, 2);
+    cctx_fake_clock_start(CCTX_SEC(1000));
+    cctx_t *ctx = cctx_with_timeout(cctx_background(), CCTX_SEC(6), NULL);
+    int open_fds = count_open_fds();
+    struct dial d;
+    dial_start(&d, ctx, "two.example", &s);
+    await_attempt(&s.addr[0]);
+    cctx_fake_clock_advance(CCTX_SEC(3));
+    await_attempt(&s.addr[1]);
+    if (!TEST_UNDER_TSAN) /* as in resolve_dial_cancelled_in_a_share_body */
+        CHECK(!anything_registered(ctx));
+    cancel_and_join(d.thread);
+    CHECK(!anything_registered(ctx));
+    CHECK_EQ(syn_sent_to(&s.addr[1]), 0);
+    CHECK_EQ(cctx_err(ctx), 0);
+    cctx_release(ctx); /* and with it the descriptor the last wait made */
+    CHECK_EQ(count_open_fds(), open_fds);
+    cctx_fake_clock_stop();
+    scene_close(&s);
+}
+
+TEST(resolve_dial_cancelled_after_a_share_gives_nothing_back_twice)
+{
+    if (TEST_UNDER_ASAN)
+        SKIP_IN_THIS_BUILD("AddressSanitizer takes the unwinding of a cancelled thread for a "
+                           "use after scope");
+    free(run_isolated_with_hosts("resolve_dial_cancelled_after_a_share_body", hosts));
 }
