@@ -338,8 +338,9 @@ static int errno_of_gai(int rc)
  * cancellation (pthread_cancel) in a connect, as by a return. */
 struct dialing {
     struct addrinfo *list;
-    int fd;        /* the socket being connected, or -1 */
-    int connected; /* the result: a connected socket, or -1 */
+    cctx_t *attempt; /* the connect's share of ctx's time, or NULL */
+    int fd;          /* the socket being connected, or -1 */
+    int connected;   /* the result: a connected socket, or -1 */
 };
 
 static void dial_cancelled(void *arg)
@@ -347,15 +348,53 @@ static void dial_cancelled(void *arg)
     struct dialing *d = arg;
     if (d->fd >= 0)
         close(d->fd);
+    cctx_release(d->attempt);
     freeaddrinfo(d->list);
 }
 
-/* Connects to each address of d->list in turn: the first socket that
- * connects, or -1 with errno. */
+/* Go's partialDeadline (net/dial.go): the end of the next attempt when
+ * `left` addresses, that one included, share the time from now to ctx's
+ * deadline. An equal share, so that an address that never answers (its
+ * SYNs dropped) cannot take the time of the ones after it; but at least
+ * 2 s, taken from the last ones (a share too short to connect in would
+ * fail every address); and all that remains once less than 2 s does. A
+ * deadline already passed is returned as it is: the attempt is then ctx's
+ * own. */
+static int64_t attempt_deadline(int64_t now, int64_t deadline, int left)
+{
+    int64_t remaining;
+    if (__builtin_sub_overflow(deadline, now, &remaining) || remaining <= 0)
+        return deadline;
+    int64_t share = remaining / left;
+    if (share < CCTX_SEC(2))
+        share = remaining < CCTX_SEC(2) ? remaining : CCTX_SEC(2);
+    return now + share;
+}
+
+/* The context the next connect waits on: ctx, or a child of it that ends
+ * at the connect's share of ctx's time, kept in d->attempt for the caller
+ * (or the cleanup handler) to release. Out of memory for that child the
+ * connect has ctx's whole time, as it would with one address. */
+static cctx_t *attempt_context(cctx_t *ctx, struct dialing *d, int left)
+{
+    int64_t deadline;
+    if (left < 2 || !cctx_deadline(ctx, &deadline))
+        return ctx;
+    int64_t end = attempt_deadline(cctx_now(), deadline, left);
+    if (end >= deadline)
+        return ctx;
+    d->attempt = cctx_with_deadline(ctx, end, NULL);
+    return d->attempt ? d->attempt : ctx;
+}
+
+/* Connects to each address of d->list in turn, each within its share of
+ * ctx's time: the first socket that connects, or -1 with errno. */
 static int connect_to_one(cctx_t *ctx, struct dialing *d)
 {
-    int first = 0;
-    for (struct addrinfo *a = d->list; a; a = a->ai_next) {
+    int first = 0, left = 0;
+    for (struct addrinfo *a = d->list; a; a = a->ai_next)
+        left++;
+    for (struct addrinfo *a = d->list; a; a = a->ai_next, left--) {
         d->fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
         if (d->fd < 0) {
             int e = errno;
@@ -371,7 +410,11 @@ static int connect_to_one(cctx_t *ctx, struct dialing *d)
                 first = e;
             continue;
         }
-        if (cctx_connect(ctx, d->fd, a->ai_addr, a->ai_addrlen) == 0) {
+        int r = cctx_connect(attempt_context(ctx, d, left), d->fd, a->ai_addr, a->ai_addrlen);
+        int e = errno, state;
+        cctx_release(d->attempt); /* no cancellation point: see <cctx.h> */
+        d->attempt = NULL;
+        if (r == 0) {
             int fd = d->fd;
             d->fd = -1;
             return fd;
@@ -381,14 +424,14 @@ static int connect_to_one(cctx_t *ctx, struct dialing *d)
          * was made. A socket that never connected does not linger, so it is
          * closed, and forgotten, with cancellation off; a pending cancel
          * acts at the next connect's wait, or after the call. */
-        int e = errno, state;
         pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
         close(d->fd);
         d->fd = -1;
         pthread_setcancelstate(state, NULL);
         if (e == ECANCELED || e == ETIMEDOUT) {
-            /* ctx's end, or a connect that timed out in the kernel: only the
-             * former stops the walk. */
+            /* ctx's end, or a connect that ran out of its share of ctx's
+             * time or timed out in the kernel: only the former stops the
+             * walk; the others are this address's ETIMEDOUT. */
             int ce = cctx_err(ctx);
             if (ce) {
                 errno = ce;

@@ -2,14 +2,11 @@
 /*
  * Name resolution of <cctx/io.h>: cctx_getaddrinfo and cctx_dial.
  *
- * The resolver that never answers. A test of that kind runs its body in a
- * child process inside new mount and network namespaces (tests run as root;
- * without the privilege the test is skipped): the child brings the new
- * namespace's loopback up, bind-mounts over /etc/resolv.conf a file naming
- * 127.0.0.1 with a 30 s timeout (and over /etc/nsswitch.conf "hosts: files
- * dns"), and then execs this binary's CHILD body, which binds UDP port 53 on
- * 127.0.0.1 itself: a DNS server that receives every query and answers only
- * when the test says so. Nothing leaves the machine.
+ * The resolver that never answers. A test of that kind runs its body in
+ * namespaces of its own (tests/isolated.h), where /etc/resolv.conf names
+ * 127.0.0.1, and the body binds UDP port 53 on 127.0.0.1 itself: a DNS
+ * server that receives every query and answers only when the test says so.
+ * Nothing leaves the machine.
  */
 #define _GNU_SOURCE
 #include <cctx.h>
@@ -17,7 +14,6 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -25,114 +21,14 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
-#include <sys/ioctl.h>
-#include <sys/mount.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "harness.h"
 #include "io_internal.h"
+#include "isolated.h"
 #include "resolve_internal.h"
 #include "support.h"
-
-/* ---- a test in namespaces of its own ------------------------------------------ */
-
-/* Writes `text` to a new file in /tmp and bind-mounts it over `target`
- * (when target exists); the file itself is unlinked at once, the mount keeps
- * it. Only system calls: this runs between fork and exec. */
-static int bind_text(const char *target, const char *text)
-{
-    if (access(target, F_OK) != 0)
-        return 0; /* glibc's default without resolv.conf is 127.0.0.1 anyway */
-    char path[] = "/tmp/cctx-resolve-XXXXXX";
-    int fd = mkstemp(path);
-    if (fd < 0)
-        return -1;
-    size_t len = strlen(text);
-    int ok = write(fd, text, len) == (ssize_t)len;
-    close(fd);
-    ok = ok && mount(path, target, NULL, MS_BIND, NULL) == 0;
-    unlink(path);
-    return ok ? 0 : -1;
-}
-
-static int loopback_up(void)
-{
-    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (s < 0)
-        return -1;
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof ifr);
-    strcpy(ifr.ifr_name, "lo");
-    int rc = ioctl(s, SIOCGIFFLAGS, &ifr);
-    if (rc == 0) {
-        ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-        rc = ioctl(s, SIOCSIFFLAGS, &ifr);
-    }
-    close(s);
-    return rc;
-}
-
-/* Runs CHILD `name` in new namespaces (see the top of the file) and returns
- * its output (freed by the caller); skips the test if namespaces are not
- * permitted; fails it if the child fails. */
-static char *run_isolated(const char *name)
-{
-    int out[2];
-    CHECK(pipe2(out, O_CLOEXEC) == 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        dup2(out[1], 1);
-        dup2(out[1], 2);
-        if (unshare(CLONE_NEWNS | CLONE_NEWNET) != 0)
-            _exit(77);
-        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
-            _exit(77);
-        if (loopback_up() != 0 ||
-            bind_text("/etc/resolv.conf",
-                      "nameserver 127.0.0.1\noptions timeout:30 attempts:1\n") != 0 ||
-            bind_text("/etc/nsswitch.conf", "hosts: files dns\n") != 0)
-            _exit(78);
-        unsetenv("RES_OPTIONS");
-        unsetenv("LOCALDOMAIN");
-        unsetenv("HOSTALIASES");
-        execl("/proc/self/exe", "cctx-tests", "--child", name, (char *)NULL);
-        _exit(127);
-    }
-    close(out[1]);
-    size_t len = 0, cap = 4096;
-    char *text = malloc(cap);
-    CHECK(text != NULL);
-    for (;;) {
-        if (len + 1024 > cap)
-            CHECK((text = realloc(text, cap *= 2)) != NULL);
-        ssize_t n = read(out[0], text + len, cap - len - 1);
-        if (n < 0 && errno == EINTR)
-            continue;
-        CHECK(n >= 0);
-        if (n == 0)
-            break;
-        len += (size_t)n;
-    }
-    text[len] = '\0';
-    close(out[0]);
-    int st;
-    CHECK(waitpid(pid, &st, 0) == pid);
-    if (WIFEXITED(st) && WEXITSTATUS(st) == 77) {
-        free(text);
-        SKIP("new mount and network namespaces not permitted");
-    }
-    fputs(text, stdout);
-    fflush(stdout);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        fprintf(stderr, "isolated child %s failed (status %#x)\n", name, st);
-        abort();
-    }
-    return text;
-}
 
 /* ---- a DNS server that answers when told ------------------------------------------ */
 

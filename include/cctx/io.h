@@ -27,10 +27,10 @@
  *    leaves no lock held, no descriptor's option changed, nothing
  *    registered on ctx, and nothing the call made for itself (cctx_write's
  *    descriptor for a terminal, cctx_poll's context under the fake clock
- *    and its array, cctx_dial's socket and address list are given back as
- *    the thread unwinds). cctx_mutex_lock and cctx_getaddrinfo wait at
- *    no cancellation point: the cancel acts after they return (a lookup
- *    still ends with ctx).
+ *    and its array, cctx_dial's socket, address list and the context of
+ *    its attempt's share of time are given back as the thread unwinds).
+ *    cctx_mutex_lock and cctx_getaddrinfo wait at no cancellation point:
+ *    the cancel acts after they return (a lookup still ends with ctx).
  *
  * Descriptors. The wait is poll(2) on the descriptor and on
  * cctx_done_fd(ctx), so a cancel, a deadline (marked by the library's timer
@@ -293,14 +293,32 @@ CCTX_API int cctx_getaddrinfo(cctx_t *ctx, const char *node, const char *service
  * a connected UDP socket, or SOCK_SEQPACKET; 0 means SOCK_STREAM): resolves with
  * cctx_getaddrinfo (AF_UNSPEC), then tries each address in the order the
  * resolver gave, each with cctx_connect, until one connects. The socket is
- * blocking and close-on-exec. Returns it, or -1 with errno: ctx's error when
- * ctx ends first (during the resolution, a connect, or between the
- * attempts), EINVAL (NULL ctx, host or service, or a bad socktype), the resolution's
- * failure (EADDRNOTAVAIL for a name with no address, as EAI_NONAME,
- * EAI_NODATA, EAI_ADDRFAMILY and EAI_FAIL say; EAGAIN for EAI_AGAIN; ENOMEM;
- * EINVAL for a service or socktype the resolver refuses; the errno of
- * EAI_SYSTEM), or, when every address was tried, the error of the first
- * connect that failed (ECONNREFUSED...). */
+ * blocking and close-on-exec.
+ *
+ * When ctx has a deadline the attempts share the time it leaves, as Go's
+ * net.Dialer shares it (partialDeadline): each ends at now + remaining /
+ * the addresses left (its own included), but has at least 2 s, taken from
+ * the last addresses, unless less than 2 s remain, when it has all of it.
+ * So an address that never answers (its SYNs dropped) leaves time for the
+ * next: two addresses and 6 s give the first 3 s, and the second the rest;
+ * three and 5 s give 2 s, 2 s and 1 s. An attempt that runs out of its
+ * share fails with ETIMEDOUT, for that address, and the next one is tried;
+ * the end of ctx itself ends the dial. The shares are measured on
+ * cctx_now()'s clock (the fake clock of <cctx/testing.h> while it runs). A
+ * share shorter than ctx's time costs a context derived from ctx for that
+ * connect (and the descriptor its wait makes); out of memory for it, the
+ * attempt has ctx's whole time. Without a deadline an attempt has no limit
+ * of its own: the kernel's connect timeout (about two minutes with Linux's
+ * defaults) ends one that gets no answer, unless ctx ends first.
+ *
+ * Returns the socket, or -1 with errno: ctx's error when ctx ends first
+ * (during the resolution, a connect, or between the attempts), EINVAL (NULL
+ * ctx, host or service, or a bad socktype), the resolution's failure
+ * (EADDRNOTAVAIL for a name with no address, as EAI_NONAME, EAI_NODATA,
+ * EAI_ADDRFAMILY and EAI_FAIL say; EAGAIN for EAI_AGAIN; ENOMEM; EINVAL for
+ * a service or socktype the resolver refuses; the errno of EAI_SYSTEM), or,
+ * when every address was tried, the error of the first connect that failed
+ * (ECONNREFUSED, ETIMEDOUT for a share run out...). */
 CCTX_API int cctx_dial(cctx_t *ctx, const char *host, const char *service, int socktype);
 
 #ifdef __cplusplus
