@@ -217,6 +217,13 @@ enum { FORK_PREPARE, FORK_PARENT, FORK_CHILD };
 int cctx__timer_start(void);
 bool cctx__runner_restart(void);
 
+/* value.c */
+/* The earliest deadline that will end ctx: cctx_deadline's, or that of a
+ * grace context above it, when it is earlier (grace.c gives a grace context
+ * its deadline after the contexts under it were born). false when none;
+ * `what` names the caller when ctx was already released. */
+bool cctx__deadline_bound(const cctx_t *ctx, int64_t *deadline, const char *what);
+
 /* clock.c */
 extern _Atomic int cctx__fake_on;
 extern _Atomic int64_t cctx__fake_now;

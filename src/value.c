@@ -46,6 +46,33 @@ bool cctx_deadline(const cctx_t *ctx, int64_t *deadline)
     return true;
 }
 
+bool cctx__deadline_bound(const cctx_t *ctx, int64_t *deadline, const char *what)
+{
+    /* A timer's deadline is the earliest of every timer above it up to the
+     * nearest grace context, whose own is set only when its parent ends, so
+     * it may be earlier than those of timers born under it before that. The
+     * timers above a grace context do not bound it (it outlives its parent
+     * by the grace): the walk stops there. */
+    bool any = false;
+    int64_t d = CCTX_NO_DEADLINE;
+    for (const struct cctx__timer *t = cctx__deadline_of(ctx); t;
+         t = cctx__deadline_of(t->c.head.parent)) {
+        int64_t td = cctx__deadline_load(t);
+        bool grace = t->flags & TIMER_GRACE;
+        if (!grace || td != CCTX_NO_DEADLINE) {
+            any = true;
+            d = td < d ? td : d;
+        }
+        if (grace)
+            break;
+    }
+    if (!any)
+        cctx__check_tombstone(ctx, what, NULL, 0, NULL);
+    else if (deadline)
+        *deadline = d;
+    return any;
+}
+
 int64_t cctx_remaining(const cctx_t *ctx)
 {
     /* A released context is reported under this call's name, and with

@@ -4,7 +4,7 @@
  * everything else refused (sign, space, junk, a NUL inside the length),
  * saturation to no deadline, rounding up at each unit boundary, a spent
  * budget never sent, and the budget of a context on the fake clock (with a
- * deadline, without one, canceled, spent).
+ * deadline, without one, canceled, spent, under a grace context).
  *
  * Parsers are given heap buffers of exactly the length they are told, with
  * no NUL after it, so that under AddressSanitizer a read past the length is
@@ -304,6 +304,53 @@ TEST(propagate_grpc_timeout_of_canceled)
     cctx_release(plain);
     cctx_release(child);
     cctx_release(ctx);
+    cctx_fake_clock_stop();
+}
+
+/* A deadline derived under a grace context before the grace context's parent
+ * ended stays that context's own (cctx_deadline), yet the context ends with
+ * the grace context: the budget sent is the earlier of the two, never more
+ * time than the caller has. */
+TEST(propagate_grpc_timeout_of_under_grace)
+{
+    cctx_fake_clock_start(CCTX_SEC(1000));
+    char out[CCTX_GRPC_TIMEOUT_SIZE];
+    cctx_cancel_t *pc;
+    cctx_t *parent = cctx_with_timeout(cctx_background(), CCTX_SEC(1), &pc);
+    cctx_t *g = cctx_with_grace(parent, CCTX_MSEC(50), NULL);
+    cctx_t *late = cctx_with_timeout(g, CCTX_SEC(10), NULL);
+    cctx_t *mid = cctx_with_cancel(late, NULL);
+    static const char key;
+    cctx_t *below = cctx_with_value(mid, &key, NULL, NULL);
+    cctx_t *early = cctx_with_timeout(g, CCTX_MSEC(20), NULL);
+    /* Before the parent ends the grace context has no deadline, and the
+     * parent's does not bound it (the grace runs on past the parent's end). */
+    CHECK_EQ(cctx_grpc_timeout_of(g, out), ENOENT);
+    CHECK_EQ(cctx_grpc_timeout_of(late, out), 0);
+    CHECK_STR(out, "10000000u");
+    CHECK_EQ(cctx_grpc_timeout_of(below, out), 0);
+    CHECK_STR(out, "10000000u");
+
+    cctx_fake_clock_advance(CCTX_MSEC(5));
+    cctx_cancel(pc); /* the grace context now ends 50 ms from here */
+    CHECK_EQ(cctx_grpc_timeout_of(g, out), 0);
+    CHECK_STR(out, "50000000n");
+    CHECK_EQ(cctx_grpc_timeout_of(late, out), 0);
+    CHECK_STR(out, "50000000n");
+    CHECK_EQ(cctx_grpc_timeout_of(below, out), 0);
+    CHECK_STR(out, "50000000n");
+    CHECK_EQ(cctx_grpc_timeout_of(early, out), 0); /* its own is earlier */
+    CHECK_STR(out, "15000000n");
+
+    cctx_fake_clock_advance(CCTX_MSEC(50));
+    CHECK_EQ(cctx_err(late), ETIMEDOUT); /* it did end with the grace */
+    CHECK_EQ(cctx_grpc_timeout_of(below, out), ETIMEDOUT);
+    cctx_release(early);
+    cctx_release(below);
+    cctx_release(mid);
+    cctx_release(late);
+    cctx_release(g);
+    cctx_release(parent);
     cctx_fake_clock_stop();
 }
 
