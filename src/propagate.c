@@ -113,8 +113,10 @@ CCTX_API int cctx_grpc_timeout_of(const cctx_t *ctx, char out[CCTX_GRPC_TIMEOUT_
         return err;
     /* Not cctx_deadline's: a deadline born under a grace context before
      * the grace context's own was set stays that context's, yet the grace
-     * context's end, if earlier, ends it too; the receiver must not be
-     * given more time than the caller has. */
+     * context's end, if earlier, ends it too, and a grace context whose
+     * parent has not ended has no deadline but ends by the parent's plus
+     * its grace; the receiver must not be given more time than the caller
+     * has. */
     int64_t deadline;
     if (!cctx__deadline_bound(ctx, &deadline, "cctx_grpc_timeout_of"))
         return ENOENT;

@@ -4,7 +4,7 @@
  * everything else refused (sign, space, junk, a NUL inside the length),
  * saturation to no deadline, rounding up at each unit boundary, a spent
  * budget never sent, and the budget of a context on the fake clock (with a
- * deadline, without one, canceled, spent, under a grace context).
+ * deadline, without one, canceled, spent, under grace contexts).
  *
  * Parsers are given heap buffers of exactly the length they are told, with
  * no NUL after it, so that under AddressSanitizer a read past the length is
@@ -323,13 +323,17 @@ TEST(propagate_grpc_timeout_of_under_grace)
     static const char key;
     cctx_t *below = cctx_with_value(mid, &key, NULL, NULL);
     cctx_t *early = cctx_with_timeout(g, CCTX_MSEC(20), NULL);
-    /* Before the parent ends the grace context has no deadline, and the
-     * parent's does not bound it (the grace runs on past the parent's end). */
-    CHECK_EQ(cctx_grpc_timeout_of(g, out), ENOENT);
+    /* Before the parent ends the grace context has no deadline of its own
+     * (cctx_deadline), yet it ends at the latest 50 ms after the parent's
+     * deadline, and so does all that is under it. */
+    int64_t d;
+    CHECK(!cctx_deadline(g, &d));
+    CHECK_EQ(cctx_grpc_timeout_of(g, out), 0);
+    CHECK_STR(out, "1050000u");
     CHECK_EQ(cctx_grpc_timeout_of(late, out), 0);
-    CHECK_STR(out, "10000000u");
+    CHECK_STR(out, "1050000u");
     CHECK_EQ(cctx_grpc_timeout_of(below, out), 0);
-    CHECK_STR(out, "10000000u");
+    CHECK_STR(out, "1050000u");
 
     cctx_fake_clock_advance(CCTX_MSEC(5));
     cctx_cancel(pc); /* the grace context now ends 50 ms from here */
@@ -350,6 +354,56 @@ TEST(propagate_grpc_timeout_of_under_grace)
     cctx_release(mid);
     cctx_release(late);
     cctx_release(g);
+    cctx_release(parent);
+    cctx_fake_clock_stop();
+}
+
+/* Along a chain: a grace context not yet given its deadline is bounded by
+ * its parent's bound plus its grace (a negative grace by the parent's
+ * alone), graces under graces add up, and a without-cancel context, which
+ * nothing above ends, ends the walk. */
+TEST(propagate_grpc_timeout_of_grace_chain)
+{
+    cctx_fake_clock_start(CCTX_SEC(1000));
+    char out[CCTX_GRPC_TIMEOUT_SIZE];
+    cctx_t *parent = cctx_with_timeout(cctx_background(), CCTX_SEC(1), NULL);
+    cctx_t *g1 = cctx_with_grace(parent, CCTX_MSEC(500), NULL);
+    cctx_t *t1 = cctx_with_timeout(g1, CCTX_SEC(10), NULL);
+    cctx_t *g2 = cctx_with_grace(t1, CCTX_MSEC(200), NULL);
+    cctx_t *t2 = cctx_with_timeout(g2, CCTX_SEC(20), NULL);
+    cctx_t *w = cctx_without_cancel(t2);
+    cctx_t *t3 = cctx_with_timeout(w, CCTX_SEC(30), NULL);
+    cctx_t *neg = cctx_with_grace(parent, -CCTX_SEC(5), NULL);
+    CHECK_EQ(cctx_grpc_timeout_of(t1, out), 0);
+    CHECK_STR(out, "1500000u");
+    CHECK_EQ(cctx_grpc_timeout_of(t2, out), 0);
+    CHECK_STR(out, "1700000u");
+    CHECK_EQ(cctx_grpc_timeout_of(w, out), ENOENT);
+    CHECK_EQ(cctx_grpc_timeout_of(t3, out), 0);
+    CHECK_STR(out, "30000000u");
+    CHECK_EQ(cctx_grpc_timeout_of(neg, out), 0);
+    CHECK_STR(out, "1000000u");
+
+    cctx_fake_clock_advance(CCTX_SEC(1)); /* the parent's deadline: g1's is set */
+    CHECK_EQ(cctx_err(neg), ETIMEDOUT);
+    CHECK_EQ(cctx_grpc_timeout_of(t2, out), 0);
+    CHECK_STR(out, "700000u");
+    cctx_fake_clock_advance(CCTX_MSEC(500)); /* g1 and t1 end: g2's is set */
+    CHECK_EQ(cctx_err(t1), ETIMEDOUT);
+    CHECK_EQ(cctx_grpc_timeout_of(t2, out), 0);
+    CHECK_STR(out, "200000u");
+    CHECK_EQ(cctx_grpc_timeout_of(t3, out), 0);
+    CHECK_STR(out, "28500000u");
+    cctx_fake_clock_advance(CCTX_MSEC(200));
+    CHECK_EQ(cctx_err(t2), ETIMEDOUT);
+    CHECK_EQ(cctx_err(t3), 0);
+    cctx_release(neg);
+    cctx_release(t3);
+    cctx_release(w);
+    cctx_release(t2);
+    cctx_release(g2);
+    cctx_release(t1);
+    cctx_release(g1);
     cctx_release(parent);
     cctx_fake_clock_stop();
 }
