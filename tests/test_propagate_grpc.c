@@ -11,6 +11,9 @@
  * a failure; and every failing parse must leave its output as it was.
  */
 #define _GNU_SOURCE
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <cctx.h>
 #include <cctx/propagate.h>
 #include <cctx/testing.h>
@@ -426,4 +429,61 @@ TEST(propagate_grpc_timeout_of_spent)
     cctx_release(ctx);
     cctx_release(now);
     cctx_fake_clock_stop();
+}
+/* A thread reading the budget while another ends the grace context's
+ * parent, which sets the grace context's deadline (one relaxed store, read
+ * relaxed: ThreadSanitizer checks there is no data race). Every read is
+ * either the bound before (the parent's 10 s plus the grace) or after (the
+ * grace), never the 60 s of the context's own deadline. Real clock, with
+ * bounds loose enough for a slow machine. */
+struct grace_reader {
+    cctx_t *ctx;
+    _Atomic int reads, stop;
+    _Atomic int64_t worst;
+    _Atomic int errors;
+};
+
+static void *read_budgets(void *arg)
+{
+    struct grace_reader *r = arg;
+    while (!atomic_load(&r->stop)) {
+        char out[CCTX_GRPC_TIMEOUT_SIZE];
+        int64_t t = 0;
+        if (cctx_grpc_timeout_of(r->ctx, out) != 0 ||
+            cctx_grpc_timeout_parse(out, strlen(out), &t) != 0)
+            atomic_fetch_add(&r->errors, 1);
+        if (t > atomic_load(&r->worst))
+            atomic_store(&r->worst, t);
+        atomic_fetch_add(&r->reads, 1);
+    }
+    return NULL;
+}
+
+TEST(propagate_grpc_timeout_of_while_a_grace_begins)
+{
+    cctx_cancel_t *pc;
+    cctx_t *parent = cctx_with_timeout(cctx_background(), CCTX_SEC(10), &pc);
+    cctx_t *g = cctx_with_grace(parent, CCTX_SEC(1), NULL);
+    cctx_t *late = cctx_with_timeout(g, CCTX_SEC(60), NULL);
+    struct grace_reader r = {.ctx = late};
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, read_budgets, &r), 0);
+    while (atomic_load(&r.reads) < 1000)
+        sched_yield();
+    cctx_cancel(pc);
+    int at_cancel = atomic_load(&r.reads);
+    while (atomic_load(&r.reads) < at_cancel + 1000)
+        sched_yield();
+    atomic_store(&r.stop, 1);
+    CHECK_EQ(pthread_join(th, NULL), 0);
+    CHECK_EQ(atomic_load(&r.errors), 0);
+    CHECK(atomic_load(&r.worst) <= CCTX_SEC(11));
+    char out[CCTX_GRPC_TIMEOUT_SIZE];
+    int64_t t;
+    CHECK_EQ(cctx_grpc_timeout_of(late, out), 0);
+    CHECK_EQ(cctx_grpc_timeout_parse(out, strlen(out), &t), 0);
+    CHECK(t <= CCTX_SEC(1));
+    cctx_release(late);
+    cctx_release(g);
+    cctx_release(parent);
 }
