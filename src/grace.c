@@ -72,6 +72,12 @@ static struct grace *grace_of(struct cctx__timer *t)
     return (struct grace *)((struct cctx__cause *)(t + 1) + 1);
 }
 
+int64_t cctx__grace_period(const struct cctx__timer *t)
+{
+    /* Written before the context is published, never after. */
+    return grace_of((struct cctx__timer *)t)->grace;
+}
+
 #define SITE_OF(t) (t)->c.head.file, cctx__line(&(t)->c.head), (t)->c.head.func
 
 /* Drops one owner's share; the last frees the block, after stopping its own

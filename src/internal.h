@@ -217,6 +217,17 @@ enum { FORK_PREPARE, FORK_PARENT, FORK_CHILD };
 int cctx__timer_start(void);
 bool cctx__runner_restart(void);
 
+/* grace.c: the grace period t, a grace context (TIMER_GRACE), was made with. */
+int64_t cctx__grace_period(const struct cctx__timer *t);
+
+/* value.c */
+/* The earliest deadline that will end ctx: cctx_deadline's, or that of a
+ * grace context above it, when it is earlier (grace.c gives a grace context
+ * its deadline after the contexts under it were born), or, for a grace
+ * context whose parent has not ended, its parent's bound plus the grace.
+ * false when none; `what` names the caller when ctx was already released. */
+bool cctx__deadline_bound(const cctx_t *ctx, int64_t *deadline, const char *what);
+
 /* clock.c */
 extern _Atomic int cctx__fake_on;
 extern _Atomic int64_t cctx__fake_now;

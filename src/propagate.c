@@ -6,7 +6,8 @@
  * Header values come from the network: every parser reads only inside the
  * length it is given, decides validity before writing anything, and rejects
  * rather than repairs, so that what a hop passes on is what it checked.
- * This file uses only the public API of <cctx.h> and libc.
+ * Besides <cctx.h> and libc it uses the fork counter (fork.c) and the
+ * deadline bound of value.c.
  */
 #define _GNU_SOURCE
 #include <cctx.h>
@@ -110,12 +111,18 @@ CCTX_API int cctx_grpc_timeout_of(const cctx_t *ctx, char out[CCTX_GRPC_TIMEOUT_
     int err = cctx_err(ctx);
     if (err)
         return err;
+    /* Not cctx_deadline's: a deadline born under a grace context before
+     * the grace context's own was set stays that context's, yet the grace
+     * context's end, if earlier, ends it too, and a grace context whose
+     * parent has not ended has no deadline but ends by the parent's plus
+     * its grace; the receiver must not be given more time than the caller
+     * has. */
     int64_t deadline;
-    if (!cctx_deadline(ctx, &deadline))
+    if (!cctx__deadline_bound(ctx, &deadline, "cctx_grpc_timeout_of"))
         return ENOENT;
     /* A deadline already passed whose timer has not fired yet reads as
      * active; the remaining time says the budget is spent. */
-    return cctx_grpc_timeout_format(cctx_remaining(ctx), out);
+    return cctx_grpc_timeout_format(cctx__sat_sub(deadline, cctx_now()), out);
 }
 
 /* ---- hex -------------------------------------------------------------------- */

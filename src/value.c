@@ -46,6 +46,46 @@ bool cctx_deadline(const cctx_t *ctx, int64_t *deadline)
     return true;
 }
 
+bool cctx__deadline_bound(const cctx_t *ctx, int64_t *deadline, const char *what)
+{
+    /* A timer's deadline is the earliest of every timer above it up to the
+     * nearest grace context, whose own is set only when its parent ends, so
+     * it may be earlier than those of timers born under it before that. A
+     * grace context whose deadline is set ends the walk: nothing above it
+     * ends it sooner. One whose deadline is not set yet still ends its
+     * grace after its parent does, and the parent by its own bound: the
+     * walk goes on above it, adding its grace to what it finds there. A
+     * without-cancel context or a root ends the walk (cctx__deadline_of
+     * stops there): the end of what is above is not its end.
+     *
+     * The grace context's deadline is stored once, relaxed (grace.c), and
+     * nothing is read through it: a relaxed load is enough. Read as not
+     * set, the answer is the one of an instant before the parent ended. */
+    bool any = false;
+    int64_t d = CCTX_NO_DEADLINE, graces = 0;
+    for (const struct cctx__timer *t = cctx__deadline_of(ctx); t;
+         t = cctx__deadline_of(t->c.head.parent)) {
+        int64_t td = cctx__deadline_load(t);
+        bool grace = t->flags & TIMER_GRACE;
+        if (grace && td == CCTX_NO_DEADLINE) {
+            /* A negative grace ends it with its parent, not before. */
+            int64_t g = cctx__grace_period(t);
+            graces = cctx__sat_add(graces, g > 0 ? g : 0);
+            continue;
+        }
+        td = cctx__sat_add(td, graces);
+        any = true;
+        d = td < d ? td : d;
+        if (grace)
+            break;
+    }
+    if (!any)
+        cctx__check_tombstone(ctx, what, NULL, 0, NULL);
+    else if (deadline)
+        *deadline = d;
+    return any;
+}
+
 int64_t cctx_remaining(const cctx_t *ctx)
 {
     /* A released context is reported under this call's name, and with

@@ -4,13 +4,16 @@
  * everything else refused (sign, space, junk, a NUL inside the length),
  * saturation to no deadline, rounding up at each unit boundary, a spent
  * budget never sent, and the budget of a context on the fake clock (with a
- * deadline, without one, canceled, spent).
+ * deadline, without one, canceled, spent, under grace contexts).
  *
  * Parsers are given heap buffers of exactly the length they are told, with
  * no NUL after it, so that under AddressSanitizer a read past the length is
  * a failure; and every failing parse must leave its output as it was.
  */
 #define _GNU_SOURCE
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <cctx.h>
 #include <cctx/propagate.h>
 #include <cctx/testing.h>
@@ -307,6 +310,107 @@ TEST(propagate_grpc_timeout_of_canceled)
     cctx_fake_clock_stop();
 }
 
+/* A deadline derived under a grace context before the grace context's parent
+ * ended stays that context's own (cctx_deadline), yet the context ends with
+ * the grace context: the budget sent is the earlier of the two, never more
+ * time than the caller has. */
+TEST(propagate_grpc_timeout_of_under_grace)
+{
+    cctx_fake_clock_start(CCTX_SEC(1000));
+    char out[CCTX_GRPC_TIMEOUT_SIZE];
+    cctx_cancel_t *pc;
+    cctx_t *parent = cctx_with_timeout(cctx_background(), CCTX_SEC(1), &pc);
+    cctx_t *g = cctx_with_grace(parent, CCTX_MSEC(50), NULL);
+    cctx_t *late = cctx_with_timeout(g, CCTX_SEC(10), NULL);
+    cctx_t *mid = cctx_with_cancel(late, NULL);
+    static const char key;
+    cctx_t *below = cctx_with_value(mid, &key, NULL, NULL);
+    cctx_t *early = cctx_with_timeout(g, CCTX_MSEC(20), NULL);
+    /* Before the parent ends the grace context has no deadline of its own
+     * (cctx_deadline), yet it ends at the latest 50 ms after the parent's
+     * deadline, and so does all that is under it. */
+    int64_t d;
+    CHECK(!cctx_deadline(g, &d));
+    CHECK_EQ(cctx_grpc_timeout_of(g, out), 0);
+    CHECK_STR(out, "1050000u");
+    CHECK_EQ(cctx_grpc_timeout_of(late, out), 0);
+    CHECK_STR(out, "1050000u");
+    CHECK_EQ(cctx_grpc_timeout_of(below, out), 0);
+    CHECK_STR(out, "1050000u");
+
+    cctx_fake_clock_advance(CCTX_MSEC(5));
+    cctx_cancel(pc); /* the grace context now ends 50 ms from here */
+    CHECK_EQ(cctx_grpc_timeout_of(g, out), 0);
+    CHECK_STR(out, "50000000n");
+    CHECK_EQ(cctx_grpc_timeout_of(late, out), 0);
+    CHECK_STR(out, "50000000n");
+    CHECK_EQ(cctx_grpc_timeout_of(below, out), 0);
+    CHECK_STR(out, "50000000n");
+    CHECK_EQ(cctx_grpc_timeout_of(early, out), 0); /* its own is earlier */
+    CHECK_STR(out, "15000000n");
+
+    cctx_fake_clock_advance(CCTX_MSEC(50));
+    CHECK_EQ(cctx_err(late), ETIMEDOUT); /* it did end with the grace */
+    CHECK_EQ(cctx_grpc_timeout_of(below, out), ETIMEDOUT);
+    cctx_release(early);
+    cctx_release(below);
+    cctx_release(mid);
+    cctx_release(late);
+    cctx_release(g);
+    cctx_release(parent);
+    cctx_fake_clock_stop();
+}
+
+/* Along a chain: a grace context not yet given its deadline is bounded by
+ * its parent's bound plus its grace (a negative grace by the parent's
+ * alone), graces under graces add up, and a without-cancel context, which
+ * nothing above ends, ends the walk. */
+TEST(propagate_grpc_timeout_of_grace_chain)
+{
+    cctx_fake_clock_start(CCTX_SEC(1000));
+    char out[CCTX_GRPC_TIMEOUT_SIZE];
+    cctx_t *parent = cctx_with_timeout(cctx_background(), CCTX_SEC(1), NULL);
+    cctx_t *g1 = cctx_with_grace(parent, CCTX_MSEC(500), NULL);
+    cctx_t *t1 = cctx_with_timeout(g1, CCTX_SEC(10), NULL);
+    cctx_t *g2 = cctx_with_grace(t1, CCTX_MSEC(200), NULL);
+    cctx_t *t2 = cctx_with_timeout(g2, CCTX_SEC(20), NULL);
+    cctx_t *w = cctx_without_cancel(t2);
+    cctx_t *t3 = cctx_with_timeout(w, CCTX_SEC(30), NULL);
+    cctx_t *neg = cctx_with_grace(parent, -CCTX_SEC(5), NULL);
+    CHECK_EQ(cctx_grpc_timeout_of(t1, out), 0);
+    CHECK_STR(out, "1500000u");
+    CHECK_EQ(cctx_grpc_timeout_of(t2, out), 0);
+    CHECK_STR(out, "1700000u");
+    CHECK_EQ(cctx_grpc_timeout_of(w, out), ENOENT);
+    CHECK_EQ(cctx_grpc_timeout_of(t3, out), 0);
+    CHECK_STR(out, "30000000u");
+    CHECK_EQ(cctx_grpc_timeout_of(neg, out), 0);
+    CHECK_STR(out, "1000000u");
+
+    cctx_fake_clock_advance(CCTX_SEC(1)); /* the parent's deadline: g1's is set */
+    CHECK_EQ(cctx_err(neg), ETIMEDOUT);
+    CHECK_EQ(cctx_grpc_timeout_of(t2, out), 0);
+    CHECK_STR(out, "700000u");
+    cctx_fake_clock_advance(CCTX_MSEC(500)); /* g1 and t1 end: g2's is set */
+    CHECK_EQ(cctx_err(t1), ETIMEDOUT);
+    CHECK_EQ(cctx_grpc_timeout_of(t2, out), 0);
+    CHECK_STR(out, "200000u");
+    CHECK_EQ(cctx_grpc_timeout_of(t3, out), 0);
+    CHECK_STR(out, "28500000u");
+    cctx_fake_clock_advance(CCTX_MSEC(200));
+    CHECK_EQ(cctx_err(t2), ETIMEDOUT);
+    CHECK_EQ(cctx_err(t3), 0);
+    cctx_release(neg);
+    cctx_release(t3);
+    cctx_release(w);
+    cctx_release(t2);
+    cctx_release(g2);
+    cctx_release(t1);
+    cctx_release(g1);
+    cctx_release(parent);
+    cctx_fake_clock_stop();
+}
+
 TEST(propagate_grpc_timeout_of_spent)
 {
     cctx_fake_clock_start(CCTX_SEC(1000));
@@ -325,4 +429,61 @@ TEST(propagate_grpc_timeout_of_spent)
     cctx_release(ctx);
     cctx_release(now);
     cctx_fake_clock_stop();
+}
+/* A thread reading the budget while another ends the grace context's
+ * parent, which sets the grace context's deadline (one relaxed store, read
+ * relaxed: ThreadSanitizer checks there is no data race). Every read is
+ * either the bound before (the parent's 10 s plus the grace) or after (the
+ * grace), never the 60 s of the context's own deadline. Real clock, with
+ * bounds loose enough for a slow machine. */
+struct grace_reader {
+    cctx_t *ctx;
+    _Atomic int reads, stop;
+    _Atomic int64_t worst;
+    _Atomic int errors;
+};
+
+static void *read_budgets(void *arg)
+{
+    struct grace_reader *r = arg;
+    while (!atomic_load(&r->stop)) {
+        char out[CCTX_GRPC_TIMEOUT_SIZE];
+        int64_t t = 0;
+        if (cctx_grpc_timeout_of(r->ctx, out) != 0 ||
+            cctx_grpc_timeout_parse(out, strlen(out), &t) != 0)
+            atomic_fetch_add(&r->errors, 1);
+        if (t > atomic_load(&r->worst))
+            atomic_store(&r->worst, t);
+        atomic_fetch_add(&r->reads, 1);
+    }
+    return NULL;
+}
+
+TEST(propagate_grpc_timeout_of_while_a_grace_begins)
+{
+    cctx_cancel_t *pc;
+    cctx_t *parent = cctx_with_timeout(cctx_background(), CCTX_SEC(10), &pc);
+    cctx_t *g = cctx_with_grace(parent, CCTX_SEC(1), NULL);
+    cctx_t *late = cctx_with_timeout(g, CCTX_SEC(60), NULL);
+    struct grace_reader r = {.ctx = late};
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, read_budgets, &r), 0);
+    while (atomic_load(&r.reads) < 1000)
+        sched_yield();
+    cctx_cancel(pc);
+    int at_cancel = atomic_load(&r.reads);
+    while (atomic_load(&r.reads) < at_cancel + 1000)
+        sched_yield();
+    atomic_store(&r.stop, 1);
+    CHECK_EQ(pthread_join(th, NULL), 0);
+    CHECK_EQ(atomic_load(&r.errors), 0);
+    CHECK(atomic_load(&r.worst) <= CCTX_SEC(11));
+    char out[CCTX_GRPC_TIMEOUT_SIZE];
+    int64_t t;
+    CHECK_EQ(cctx_grpc_timeout_of(late, out), 0);
+    CHECK_EQ(cctx_grpc_timeout_parse(out, strlen(out), &t), 0);
+    CHECK(t <= CCTX_SEC(1));
+    cctx_release(late);
+    cctx_release(g);
+    cctx_release(parent);
 }

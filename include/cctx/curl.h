@@ -14,13 +14,18 @@
  *  1. If ctx is already done, or its remaining budget is spent, it fails at
  *     once with ECANCELED or ETIMEDOUT and sends nothing (no connection is
  *     made): a call that could not finish in time is not started, as gRPC
- *     does. It does not wait for the timer to mark a deadline that has
- *     passed: the cause is then made here (ETIMEDOUT, "context deadline
- *     exceeded", when = the deadline, no file or line).
+ *     does. The budget is cctx_grpc_timeout_of's: the time to the earliest
+ *     deadline that will end ctx, a grace context's end above it included
+ *     (cctx_with_grace), read once. It does not wait for the timer to mark
+ *     a deadline that has passed: the cause is then made here (ETIMEDOUT,
+ *     "context deadline exceeded", when = the deadline, or now when ctx's
+ *     own deadline is still ahead and a grace context's end passed; no
+ *     file or line).
  *  2. It adds request headers, each unless the caller's own list (see
  *     cctx_curl_opts_t.headers) already has a header of that name:
- *       grpc-timeout: the remaining budget, rounded up (only when ctx has a
- *                     deadline);
+ *       grpc-timeout: the remaining budget, rounded up (only when ctx has
+ *                     one: a deadline, or a grace context above it whose
+ *                     parent has one);
  *       traceparent:  a new span, child of cctx_trace_of(ctx) (of a new
  *                     trace, without state, when ctx carries none or one
  *                     whose trace-id is all zero), and

@@ -306,7 +306,10 @@ CCTX_API int cctx_mhd_use(cctx_mhd_t *server, cctx_mhd_check_fn *fn, void *arg);
  * name that is NULL or empty or a status outside 400 to 599):
  *  - min_budget: 504 "deadline budget too small: ..." when the request's
  *    remaining time is below min (also when it is already spent); a request
- *    without a deadline passes.
+ *    without a deadline passes. The time is cctx_grpc_timeout_of's: a
+ *    server started under a grace context (cctx_with_grace) counts the
+ *    grace context's end, which may come before the request's own
+ *    deadline when its parent ended after the request came in.
  *  - require_deadline: 400 "<header> header required" when the request came
  *    without the deadline header.
  *  - cap_deadline: narrows every request's deadline to at most max

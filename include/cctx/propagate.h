@@ -72,7 +72,15 @@ CCTX_API int cctx_grpc_timeout_parse(const char *text, size_t len, int64_t *time
  * EINVAL for NULL out. */
 CCTX_API int cctx_grpc_timeout_format(int64_t timeout, char out[CCTX_GRPC_TIMEOUT_SIZE]);
 
-/* The remaining budget of ctx, formatted as above. 0 on success; ENOENT when
+/* The remaining budget of ctx, formatted as above: the time to the earliest
+ * deadline that will end ctx, which is cctx_deadline's, or a grace context's
+ * above it when that is earlier (cctx_with_grace: a deadline derived under
+ * a grace context before its parent ended stays the deadline of what was
+ * derived, yet that ends with the grace context). A grace context whose
+ * parent has not ended counts as ending its grace (if positive) after the
+ * parent's own budget runs out, so it and what is under it have a budget
+ * when the parent has one, though cctx_deadline reports none. A
+ * without-cancel context ends what is above it. 0 on success; ENOENT when
  * ctx has no deadline (nothing to send); ETIMEDOUT when the budget is spent;
  * the context's error (ECANCELED) when it was canceled; EINVAL for NULL. On
  * every error out is "". */

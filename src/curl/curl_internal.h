@@ -72,8 +72,10 @@ static inline void cctx__curl_cancellation_back(int old)
 
 /* Zeroes x and keeps easy and opts (NULL: all zero). */
 void cctx__curl_init(struct cc_xfer *x, CURL *easy, const cctx_curl_opts_t *opts);
-/* ctx's budget for a call starting now: 0 once ctx is done, else
- * cctx_remaining (CCTX_NO_DEADLINE without a deadline). */
+/* ctx's budget for a call starting now: 0 once ctx is done or its budget
+ * spent, else cctx_grpc_timeout_of's (a grace context's end above ctx may
+ * come before ctx's own deadline), rounded up to its unit;
+ * CCTX_NO_DEADLINE without a deadline. */
 int64_t cctx__curl_budget(cctx_t *ctx);
 /* Sets the headers and the timeout on x->easy for budget left (from
  * cctx__curl_budget: the fan-out reads it once for all its transfers). 0,

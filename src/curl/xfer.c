@@ -139,8 +139,11 @@ void cctx__curl_finish_ctx(struct cc_xfer *x, cctx_t *ctx, bool settle)
         r->msg = "context deadline exceeded";
         r->cause.err = ETIMEDOUT;
         r->cause.msg = r->msg;
-        int64_t when;
-        r->cause.when = cctx_deadline(ctx, &when) ? when : cctx_now();
+        /* A grace context's end that came before ctx's own deadline
+         * (cctx__curl_budget) leaves that deadline ahead: the time is then
+         * now, a moment after the grace context's end. */
+        int64_t when, now = cctx_now();
+        r->cause.when = cctx_deadline(ctx, &when) && when <= now ? when : now;
     }
     r->code = r->err == ETIMEDOUT ? CURLE_OPERATION_TIMEDOUT : CURLE_ABORTED_BY_CALLBACK;
     x->done = true;
@@ -168,7 +171,27 @@ static struct curl_slist *push(struct cc_xfer *x, int *n, char *data, struct cur
 
 int64_t cctx__curl_budget(cctx_t *ctx)
 {
-    return cctx_err(ctx) ? 0 : cctx_remaining(ctx);
+    /* cctx_grpc_timeout_of's budget, not cctx_remaining: under a grace
+     * context a context ends when the grace context does, though its own
+     * deadline (cctx_deadline) may be later, and a receiver must not be
+     * given more time than we have. It is read back from the header's
+     * text, so that the header cctx__curl_prepare formats from it is the
+     * one read here, the same for every transfer of a fan-out, and the
+     * context is read once: one that ends after that is sent the budget
+     * as read, and ended through its done descriptor (or not sent at all,
+     * when it ends before the call's first look). Rounded up to the
+     * header's unit (a microsecond below 100 s), which libcurl's timeout,
+     * rounded up to a millisecond, does not see. */
+    char t[CCTX_GRPC_TIMEOUT_SIZE];
+    int err = cctx_grpc_timeout_of(ctx, t);
+    if (err == ENOENT)
+        return CCTX_NO_DEADLINE;
+    int64_t left;
+    if (err || cctx_grpc_timeout_parse(t, strlen(t), &left) != 0)
+        return 0; /* done, or its deadline passed before its timer fired */
+    /* 2562048H, the format of a budget near INT64_MAX nanoseconds, reads
+     * back as no deadline: it is still one. */
+    return left == CCTX_NO_DEADLINE ? CCTX_NO_DEADLINE - 1 : left;
 }
 
 /* A transfer removed while libcurl's resolver thread still looks its host
@@ -315,10 +338,11 @@ static bool header_too_large(CURL *easy, CURLcode code)
 void cctx__curl_finish_libcurl(struct cc_xfer *x, cctx_t *ctx, CURLcode code)
 {
     cctx_curl_result_t *r = &x->res;
-    if (code == CURLE_OPERATION_TIMEDOUT && cctx_remaining(ctx) <= CCTX_MSEC(1)) {
+    if (code == CURLE_OPERATION_TIMEDOUT && cctx__curl_budget(ctx) <= CCTX_MSEC(1)) {
         /* libcurl's timeout is the budget rounded up to a millisecond, so
-         * this is the context's deadline reached a hair before its timer
-         * marked it: report it as the context's, with its cause. */
+         * this is the context's deadline (or a grace context's end above
+         * it) reached a hair before its timer marked it, or the context
+         * ended: report it as the context's, with its cause. */
         cctx__curl_finish_ctx(x, ctx, true);
         return;
     }
