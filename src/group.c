@@ -583,6 +583,11 @@ int cctx_group_go_at(cctx_group_t *g, task_fn fn, void *arg, const char *file, i
             give_turn(w, TURN_TASK);
         } else {
             err = spawn(g, fn, arg, file, line, func);
+            /* The slot this go leaves free may be the one a finishing task
+             * signalled for it (one wake-up for one slot): pass it on to the
+             * next go that waits, or that go sleeps with a slot free. */
+            if (err != 0 && g->limit > 0)
+                pthread_cond_signal(&g->slot);
         }
     }
     pthread_mutex_unlock(&g->mu);
