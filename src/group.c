@@ -319,6 +319,14 @@ static void *worker_main(void *arg)
         w->result = 0;
         pthread_cleanup_push(task_unwound, w);
         w->result = fn(g->ctx, fn_arg);
+        /* The thread is the pool's again, in the state a new thread starts
+         * in: a task that left cancellation disabled (or asynchronous) must
+         * not leave it so for the next one, with, maybe, its own
+         * cancellation pending, which acted in the next task that turned
+         * cancellation on. Deferred first, so that the pending one acts
+         * below, not in the middle of these calls. */
+        pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, NULL);
+        pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
         /* A cancellation that reached the task after its last
          * cancellation point is still pending: it acts here, on the task
          * it was sent to, and not in the next task this thread runs. */
