@@ -258,3 +258,65 @@ TEST(group_task_that_returns_with_cancellation_disabled_spares_the_next_task)
     SKIP_CANCEL_UNDER_ASAN();
     run_with_watchdog(late_cancel_left_off, 10);
 }
+
+/* Each task starts with cancellation enabled and deferred, as on a new
+ * thread, whatever the task before it on the thread left. A task left
+ * asynchronous made the next one (and the pool's own locking between them)
+ * cancellable anywhere. */
+struct cancel_mode {
+    int state, type; /* what the first task leaves */
+    int seen_state, seen_type;
+    pthread_t first, second;
+};
+
+static int leaves_cancel_mode(cctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    struct cancel_mode *m = arg;
+    m->first = pthread_self();
+    pthread_setcanceltype(m->type, NULL);
+    pthread_setcancelstate(m->state, NULL);
+    return 0;
+}
+
+static int reads_cancel_mode(cctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    struct cancel_mode *m = arg;
+    m->second = pthread_self();
+    /* Set back at once: nothing is sent to this thread meanwhile. */
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &m->seen_state);
+    pthread_setcancelstate(m->seen_state, NULL);
+    pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, &m->seen_type);
+    pthread_setcanceltype(m->seen_type, NULL);
+    return 0;
+}
+
+static void next_task_sees_a_fresh_cancel_mode(void)
+{
+    static const int modes[][2] = {
+        {PTHREAD_CANCEL_DISABLE, PTHREAD_CANCEL_DEFERRED},
+        {PTHREAD_CANCEL_ENABLE, PTHREAD_CANCEL_ASYNCHRONOUS},
+        {PTHREAD_CANCEL_DISABLE, PTHREAD_CANCEL_ASYNCHRONOUS},
+    };
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+        struct cancel_mode m = {
+            .state = modes[i][0], .type = modes[i][1], .seen_state = -1, .seen_type = -1};
+        cctx_group_t *g = cctx_group_new(cctx_background());
+        CHECK(g != NULL);
+        /* One slot, so one thread: the second task runs where the first ran. */
+        CHECK_EQ(cctx_group_limit(g, 1), 0);
+        CHECK_EQ(cctx_group_go(g, leaves_cancel_mode, &m), 0);
+        CHECK_EQ(cctx_group_go(g, reads_cancel_mode, &m), 0);
+        CHECK_EQ(cctx_group_wait(g), 0);
+        cctx_group_free(g);
+        CHECK(pthread_equal(m.first, m.second));
+        CHECK_EQ(m.seen_state, PTHREAD_CANCEL_ENABLE);
+        CHECK_EQ(m.seen_type, PTHREAD_CANCEL_DEFERRED);
+    }
+}
+
+TEST(group_task_starts_with_cancellation_enabled_and_deferred)
+{
+    run_with_watchdog(next_task_sees_a_fresh_cancel_mode, 10);
+}
