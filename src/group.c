@@ -28,7 +28,9 @@
  * with a limit L, active < L before the hand-over, hence at most L live
  * threads ever. A finishing worker returns to the idle stack in the same
  * critical section in which it drops g->active, so a go that a finished
- * task let through always finds an idle worker. The stack is LIFO, so the
+ * task let through always finds an idle worker, unless that task's thread
+ * left the pool (task_unwound): that go creates a thread, and when it
+ * cannot it passes the slot's one wake-up on. The stack is LIFO, so the
  * most recently used (cache-warm) thread is reused first.
  *
  * The hand-over. go fills in the worker's fields under g->mu and then flips
