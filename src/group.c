@@ -28,7 +28,9 @@
  * with a limit L, active < L before the hand-over, hence at most L live
  * threads ever. A finishing worker returns to the idle stack in the same
  * critical section in which it drops g->active, so a go that a finished
- * task let through always finds an idle worker. The stack is LIFO, so the
+ * task let through always finds an idle worker, unless that task's thread
+ * left the pool (task_unwound): that go creates a thread, and when it
+ * cannot it passes the slot's one wake-up on. The stack is LIFO, so the
  * most recently used (cache-warm) thread is reused first.
  *
  * The hand-over. go fills in the worker's fields under g->mu and then flips
@@ -319,6 +321,14 @@ static void *worker_main(void *arg)
         w->result = 0;
         pthread_cleanup_push(task_unwound, w);
         w->result = fn(g->ctx, fn_arg);
+        /* The thread is the pool's again, in the state a new thread starts
+         * in: a task that left cancellation disabled (or asynchronous) must
+         * not leave it so for the next one, with, maybe, its own
+         * cancellation pending, which acted in the next task that turned
+         * cancellation on. Deferred first, so that the pending one acts
+         * below, not in the middle of these calls. */
+        pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, NULL);
+        pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
         /* A cancellation that reached the task after its last
          * cancellation point is still pending: it acts here, on the task
          * it was sent to, and not in the next task this thread runs. */
@@ -583,6 +593,11 @@ int cctx_group_go_at(cctx_group_t *g, task_fn fn, void *arg, const char *file, i
             give_turn(w, TURN_TASK);
         } else {
             err = spawn(g, fn, arg, file, line, func);
+            /* The slot this go leaves free may be the one a finishing task
+             * signalled for it (one wake-up for one slot): pass it on to the
+             * next go that waits, or that go sleeps with a slot free. */
+            if (err != 0 && g->limit > 0)
+                pthread_cond_signal(&g->slot);
         }
     }
     pthread_mutex_unlock(&g->mu);

@@ -375,6 +375,60 @@ TEST(group_failed_creation_takes_no_slot_of_the_limit)
     run_with_watchdog(limit_and_failed_creation, 30);
 }
 
+/* Holds its thread until the gate opens, then leaves it (pthread_exit): the
+ * slot comes back with no idle thread to take the next task. */
+static int held_then_exits(cctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    struct held *h = arg;
+    latch_add(&h->started);
+    latch_wait_open(&h->gate);
+    atomic_fetch_add(&h->finished, 1);
+    pthread_exit(NULL);
+}
+
+/* With a limit of 1: two goes wait for the slot of a task whose thread
+ * leaves the pool. The slot's wake-up reaches one of them, which needs a
+ * thread, cannot create one and returns EAGAIN without taking the slot.
+ * The other must then take it: it slept on, with the slot free, until a
+ * wait closed the group (for ever if none came). */
+static void failed_creation_passes_the_slot_on(void)
+{
+    cctx_group_t *g = cctx_group_new(cctx_background());
+    CHECK(g != NULL);
+    CHECK_EQ(cctx_group_limit(g, 1), 0);
+    /* Not counted in threads_live: its thread leaves past the count. */
+    atomic_store(&cctx__group_thread_create, pthread_create);
+    struct held h = {.started = LATCH_INIT, .gate = LATCH_INIT};
+    CHECK_EQ(cctx_group_go(g, held_then_exits, &h), 0);
+    latch_wait_n(&h.started, 1);
+
+    fail_creates(1, 1, EAGAIN); /* the first creation fails, the next works */
+    struct counted c[2] = {{.code = 0}, {.code = 0}};
+    struct go_call calls[2];
+    for (int i = 0; i < 2; i++) {
+        calls[i] = (struct go_call){.g = g, .fn = counted_task, .arg = &c[i], .r = -1};
+        go_call_start(&calls[i]);
+        wait_until_blocked(atomic_load(&calls[i].tid));
+    }
+
+    latch_open(&h.gate);
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(pthread_join(calls[i].thread, NULL), 0); /* before: the watchdog */
+    CHECK((calls[0].r == 0 && calls[1].r == EAGAIN) || (calls[0].r == EAGAIN && calls[1].r == 0));
+    CHECK_EQ(cctx_group_wait(g), 0);
+    CHECK_EQ(atomic_load(&c[0].runs) + atomic_load(&c[1].runs), 1);
+    CHECK_EQ(atomic_load(&creates_tried), 2);
+    CHECK_EQ(atomic_load(&threads_live), 0);
+    creates_as_usual();
+    cctx_group_free(g);
+}
+
+TEST(group_go_whose_creation_fails_passes_the_free_slot_to_the_next_go)
+{
+    run_with_watchdog(failed_creation_passes_the_slot_on, 30);
+}
+
 /* ---- tasks that start tasks ---------------------------------------------------------- */
 
 struct nested {

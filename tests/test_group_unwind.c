@@ -163,20 +163,37 @@ static int returns_after_a_late_cancel(cctx_t *ctx, void *arg)
     return *(int *)arg;
 }
 
+/* The same, but it leaves cancellation disabled when it returns: the
+ * thread's state is the pool's again then, not the next task's to inherit. */
+static int returns_with_cancellation_off(cctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+    atomic_store(&late_thread, pthread_self());
+    atomic_store(&late_ready, true);
+    while (!atomic_load(&late_cancelled))
+        sched_yield();
+    return *(int *)arg;
+}
+
 static int reads_a_ready_byte(cctx_t *ctx, void *arg)
 {
     (void)ctx;
     (void)arg;
     char c;
-    /* A cancellation point, though a byte is there to read. */
+    /* A cancellation point, though a byte is there to read, in a section
+     * that wants cancellation on (as a task on a new thread has it). */
+    int old;
+    pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &old);
     CHECK_EQ(read(pipe_fds[0], &c, 1), 1);
+    pthread_setcancelstate(old, NULL);
     atomic_store(&next_ran, true);
     return 0;
 }
 
 /* Starts the task that returns result with a cancellation pending, and
  * then (with then_next) a go that waits for its slot. */
-static cctx_group_t *late_cancel(int *result, bool then_next)
+static cctx_group_t *late_cancel(int (*task)(cctx_t *, void *), int *result, bool then_next)
 {
     atomic_store(&late_ready, false);
     atomic_store(&late_cancelled, false);
@@ -186,7 +203,7 @@ static cctx_group_t *late_cancel(int *result, bool then_next)
     /* One slot: the next go waits for the first task, and then found its
      * thread idle and handed it the next task. */
     CHECK_EQ(cctx_group_limit(g, 1), 0);
-    CHECK_EQ(cctx_group_go(g, returns_after_a_late_cancel, result), 0);
+    CHECK_EQ(cctx_group_go(g, task, result), 0);
     while (!atomic_load(&late_ready))
         sched_yield();
     CHECK_EQ(pthread_cancel(atomic_load(&late_thread)), 0);
@@ -196,17 +213,17 @@ static cctx_group_t *late_cancel(int *result, bool then_next)
     return g;
 }
 
-static void late_cancel_then_next_task(void)
+static void late_cancel_then_next_task(int (*task)(cctx_t *, void *))
 {
     CHECK_EQ(pipe(pipe_fds), 0);
     CHECK_EQ(write(pipe_fds[1], "x", 1), 1);
     int zero = 0, eio = EIO;
-    cctx_group_t *g = late_cancel(&zero, true);
+    cctx_group_t *g = late_cancel(task, &zero, true);
     CHECK_EQ(cctx_group_wait(g), 0);
     CHECK(atomic_load(&next_ran));
     cctx_group_free(g);
     /* The cancelled task did return: a failure it returned still counts. */
-    g = late_cancel(&eio, false);
+    g = late_cancel(task, &eio, false);
     CHECK_EQ(cctx_group_wait(g), EIO);
     cctx_cause_t cause;
     CHECK_EQ(cctx_cause(cctx_group_ctx(g), &cause), ECANCELED);
@@ -216,8 +233,90 @@ static void late_cancel_then_next_task(void)
     close(pipe_fds[1]);
 }
 
+static void late_cancel_restored(void)
+{
+    late_cancel_then_next_task(returns_after_a_late_cancel);
+}
+
 TEST(group_cancellation_pending_when_a_task_returns_spares_the_next_task)
 {
     SKIP_CANCEL_UNDER_ASAN();
-    run_with_watchdog(late_cancel_then_next_task, 10);
+    run_with_watchdog(late_cancel_restored, 10);
+}
+
+/* A task that returned with cancellation disabled left it so for the next
+ * task on its thread, with the cancellation meant for the first still
+ * pending: it acted in the next task, as soon as that one turned
+ * cancellation on, at its first cancellation point. */
+static void late_cancel_left_off(void)
+{
+    late_cancel_then_next_task(returns_with_cancellation_off);
+}
+
+TEST(group_task_that_returns_with_cancellation_disabled_spares_the_next_task)
+{
+    SKIP_CANCEL_UNDER_ASAN();
+    run_with_watchdog(late_cancel_left_off, 10);
+}
+
+/* Each task starts with cancellation enabled and deferred, as on a new
+ * thread, whatever the task before it on the thread left. A task left
+ * asynchronous made the next one (and the pool's own locking between them)
+ * cancellable anywhere. */
+struct cancel_mode {
+    int state, type; /* what the first task leaves */
+    int seen_state, seen_type;
+    pthread_t first, second;
+};
+
+static int leaves_cancel_mode(cctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    struct cancel_mode *m = arg;
+    m->first = pthread_self();
+    pthread_setcanceltype(m->type, NULL);
+    pthread_setcancelstate(m->state, NULL);
+    return 0;
+}
+
+static int reads_cancel_mode(cctx_t *ctx, void *arg)
+{
+    (void)ctx;
+    struct cancel_mode *m = arg;
+    m->second = pthread_self();
+    /* Set back at once: nothing is sent to this thread meanwhile. */
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &m->seen_state);
+    pthread_setcancelstate(m->seen_state, NULL);
+    pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, &m->seen_type);
+    pthread_setcanceltype(m->seen_type, NULL);
+    return 0;
+}
+
+static void next_task_sees_a_fresh_cancel_mode(void)
+{
+    static const int modes[][2] = {
+        {PTHREAD_CANCEL_DISABLE, PTHREAD_CANCEL_DEFERRED},
+        {PTHREAD_CANCEL_ENABLE, PTHREAD_CANCEL_ASYNCHRONOUS},
+        {PTHREAD_CANCEL_DISABLE, PTHREAD_CANCEL_ASYNCHRONOUS},
+    };
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+        struct cancel_mode m = {
+            .state = modes[i][0], .type = modes[i][1], .seen_state = -1, .seen_type = -1};
+        cctx_group_t *g = cctx_group_new(cctx_background());
+        CHECK(g != NULL);
+        /* One slot, so one thread: the second task runs where the first ran. */
+        CHECK_EQ(cctx_group_limit(g, 1), 0);
+        CHECK_EQ(cctx_group_go(g, leaves_cancel_mode, &m), 0);
+        CHECK_EQ(cctx_group_go(g, reads_cancel_mode, &m), 0);
+        CHECK_EQ(cctx_group_wait(g), 0);
+        cctx_group_free(g);
+        CHECK(pthread_equal(m.first, m.second));
+        CHECK_EQ(m.seen_state, PTHREAD_CANCEL_ENABLE);
+        CHECK_EQ(m.seen_type, PTHREAD_CANCEL_DEFERRED);
+    }
+}
+
+TEST(group_task_starts_with_cancellation_enabled_and_deferred)
+{
+    run_with_watchdog(next_task_sees_a_fresh_cancel_mode, 10);
 }

@@ -70,7 +70,10 @@
  *    per such task until it is waited for. A cancellation that reaches
  *    the task after its last cancellation point acts as the task returns:
  *    the task counts with its result, its thread leaves the pool, and no
- *    later task is cancelled for it.
+ *    later task is cancelled for it, even when the task returned with
+ *    cancellation disabled. Each task starts with cancellation enabled and
+ *    deferred, as on a new thread, whatever an earlier task on the thread
+ *    left (its signal mask, though, stays as the earlier task left it).
  *  - After cctx_group_wait the group is finished: its context is canceled
  *    (cause "context canceled", origin: the wait call, unless it had ended
  *    before), its threads are joined, every later cctx_group_go returns the
