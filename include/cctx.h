@@ -51,10 +51,15 @@
  *    runner takes a small block; out of memory, a few blocks kept for that
  *    case serve, and only when they are all in use too does the timer
  *    thread do the work.)
- *    Library threads have every signal blocked. They keep running while
- *    exit() runs atexit handlers and destructors, so deadlines keep firing
- *    and after-functions keep running until the process ends; nothing of
- *    the library is torn down at exit.
+ *    Library threads have every signal blocked. User code that a library
+ *    thread runs (an after-function, a value destructor) and changes its
+ *    thread's signal mask or cancellation state puts them back before it
+ *    returns: a runner does not reset them between jobs (that would cost a
+ *    system call per after-function), so the next job, and the library's
+ *    own work on that thread, would run with them. Library threads keep
+ *    running while exit() runs atexit handlers and destructors, so
+ *    deadlines keep firing and after-functions keep running until the
+ *    process ends; nothing of the library is torn down at exit.
  *  - fork(). A child keeps every context, armed deadline and queued
  *    after-function, but starts no thread in the fork handlers: the timer
  *    thread and the runners start on the child's first call that arms a
