@@ -78,6 +78,32 @@ int64_t cctx__grace_period(const struct cctx__timer *t)
     return grace_of((struct cctx__timer *)t)->grace;
 }
 
+/* The time the grace counts from once t's parent has ended with cause why.
+ * A cause that could not be recorded has no time: the grace then counts
+ * from now, not from the clock's start. Asked of the cause itself, as its
+ * `when` of 0 cannot tell: the fake clock may stand at 0 when the parent
+ * ends, and move on before parent_ended runs. */
+static int64_t grace_base(const struct cctx__timer *t, const cctx_cause_t *why)
+{
+    const struct cctx__cancelable *src = cctx__source(t->c.head.parent);
+    bool timeless = src && cctx__cause_at(src).bare != NULL;
+    return timeless ? cctx_now() : why->when;
+}
+
+bool cctx__grace_due(const struct cctx__timer *t, int64_t *deadline)
+{
+    /* The parent's error is loaded with acquire ordering (cctx_cause), so
+     * its cause is complete: the deadline is the one parent_ended, which
+     * may not have run yet, stores. */
+    cctx_cause_t why;
+    if (cctx_cause(t->c.head.parent, &why) == 0)
+        return false;
+    *deadline = cctx__sat_add(grace_base(t, &why), cctx__grace_period(t));
+    return true;
+}
+
+_Atomic(cctx__plain_hook_fn) cctx__grace_parent_ended_hook;
+
 #define SITE_OF(t) (t)->c.head.file, cctx__line(&(t)->c.head), (t)->c.head.func
 
 /* Drops one owner's share; the last frees the block, after stopping its own
@@ -151,17 +177,14 @@ static void parent_ended(void *arg)
 {
     struct grace_ctl *x = arg;
     struct cctx__timer *t = x->t;
+    cctx__plain_hook_fn hook = cctx__atomic_load_relaxed(&cctx__grace_parent_ended_hook);
+    if (cctx__unlikely(hook != NULL))
+        hook();
     /* Alive (grace_ended waits for us), but perhaps on its way out. */
     if (cctx__try_ref(&t->c.head)) {
         cctx_cause_t why;
         cctx_cause(t->c.head.parent, &why);
-        /* A cause that could not be recorded has no time: the grace then
-         * counts from now, not from the clock's start. Asked of the cause
-         * itself, as its `when` of 0 cannot tell: the fake clock may stand
-         * at 0 when the parent ends, and move on before we run. */
-        const struct cctx__cancelable *src = cctx__source(t->c.head.parent);
-        bool timeless = src && cctx__cause_at(src).bare != NULL;
-        end_after(t, timeless ? cctx_now() : why.when, why.msg, true);
+        end_after(t, grace_base(t, &why), why.msg, true);
         cctx_release_at(&t->c.head, SITE_OF(t));
     }
     ctl_put(x, &x->on_parent);

@@ -219,6 +219,10 @@ bool cctx__runner_restart(void);
 
 /* grace.c: the grace period t, a grace context (TIMER_GRACE), was made with. */
 int64_t cctx__grace_period(const struct cctx__timer *t);
+/* grace.c: when t's parent has ended, true and the deadline t is given for
+ * it, which t may not have been given yet (an after-function of the
+ * parent's end stores it); false while the parent is active. */
+bool cctx__grace_due(const struct cctx__timer *t, int64_t *deadline);
 
 /* value.c */
 /* The earliest deadline that will end ctx: cctx_deadline's, or that of a

@@ -108,6 +108,9 @@ size_t cctx__test_grace_block_size(void);
 /* Called as the release that frees a grace context begins its stops, on its
  * thread (grace.c: cctx__grace_freeing). */
 extern _Atomic(cctx__plain_hook_fn) cctx__grace_freeing_hook;
+/* Called as the after-function of a grace context's parent's end begins,
+ * before it gives the grace context its deadline (grace.c). */
+extern _Atomic(cctx__plain_hook_fn) cctx__grace_parent_ended_hook;
 /* How cctx_dump grows its stack of contexts to visit (dump.c): realloc, or
  * a test's, to fail it at a chosen moment. */
 typedef void *(*cctx__realloc_fn)(void *p, size_t size);

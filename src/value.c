@@ -60,14 +60,17 @@ bool cctx__deadline_bound(const cctx_t *ctx, int64_t *deadline, const char *what
      *
      * The grace context's deadline is stored once, relaxed (grace.c), and
      * nothing is read through it: a relaxed load is enough. Read as not
-     * set, the answer is the one of an instant before the parent ended. */
+     * set, the parent is asked whether it has ended: between its end and
+     * the after-function that stores the deadline, the parent's own
+     * deadline (later than its end when it was canceled) or none is not
+     * the grace context's end; the one that function will store is. */
     bool any = false;
     int64_t d = CCTX_NO_DEADLINE, graces = 0;
     for (const struct cctx__timer *t = cctx__deadline_of(ctx); t;
          t = cctx__deadline_of(t->c.head.parent)) {
         int64_t td = cctx__deadline_load(t);
         bool grace = t->flags & TIMER_GRACE;
-        if (grace && td == CCTX_NO_DEADLINE) {
+        if (grace && td == CCTX_NO_DEADLINE && !cctx__grace_due(t, &td)) {
             /* A negative grace ends it with its parent, not before. */
             int64_t g = cctx__grace_period(t);
             graces = cctx__sat_add(graces, g > 0 ? g : 0);

@@ -19,7 +19,9 @@
 #include <cctx/testing.h>
 
 #include "harness.h"
+#include "internal.h"
 #include "support.h"
+#include "testhooks.h"
 
 /* ---- helpers ------------------------------------------------------------------ */
 
@@ -486,4 +488,66 @@ TEST(propagate_grpc_timeout_of_while_a_grace_begins)
     cctx_release(late);
     cctx_release(g);
     cctx_release(parent);
+}
+
+/* Between the end of a grace context's parent and the after-function that
+ * gives the grace context its deadline (held there by a hook, on the thread
+ * that cancels), the budget is already the grace after the parent's end:
+ * not the parent's own later deadline plus the grace, nor none when the
+ * parent has no deadline. */
+static struct {
+    cctx_t *ctx;
+    int err;
+    char out[CCTX_GRPC_TIMEOUT_SIZE];
+    int calls;
+} in_gap;
+
+static void read_in_gap(void)
+{
+    if (in_gap.calls++ == 0)
+        in_gap.err = cctx_grpc_timeout_of(in_gap.ctx, in_gap.out);
+}
+
+TEST(propagate_grpc_timeout_of_before_a_grace_is_set)
+{
+    cctx_fake_clock_start(CCTX_SEC(1000));
+    atomic_store(&cctx__grace_parent_ended_hook, read_in_gap);
+    cctx_cancel_t *pc, *qc;
+    cctx_t *parent = cctx_with_timeout(cctx_background(), CCTX_SEC(10), &pc);
+    cctx_t *g = cctx_with_grace(parent, CCTX_SEC(1), NULL);
+    cctx_t *late = cctx_with_timeout(g, CCTX_SEC(60), NULL);
+    cctx_t *plain = cctx_with_cancel(cctx_background(), &qc);
+    cctx_t *pg = cctx_with_grace(plain, CCTX_MSEC(300), NULL);
+    cctx_t *neg = cctx_with_grace(plain, -CCTX_SEC(1), NULL);
+    cctx_fake_clock_advance(CCTX_SEC(2));
+
+    in_gap.ctx = late;
+    in_gap.calls = 0;
+    cctx_cancel(pc);
+    CHECK_EQ(in_gap.calls, 1);
+    CHECK_EQ(in_gap.err, 0);
+    CHECK_STR(in_gap.out, "1000000u"); /* not 9 s: the parent's deadline, 1010 s, plus 1 s */
+
+    in_gap.ctx = pg;
+    in_gap.calls = 0;
+    cctx_cancel(qc);
+    CHECK_EQ(in_gap.calls, 2); /* pg's and neg's */
+    CHECK_EQ(in_gap.err, 0);
+    CHECK_STR(in_gap.out, "300000u"); /* not ENOENT */
+    /* A negative grace ends it with its parent. */
+    char out[CCTX_GRPC_TIMEOUT_SIZE];
+    CHECK_EQ(cctx_grpc_timeout_of(neg, out), ETIMEDOUT);
+
+    atomic_store(&cctx__grace_parent_ended_hook, NULL);
+    CHECK_EQ(cctx_grpc_timeout_of(late, out), 0);
+    CHECK_STR(out, "1000000u");
+    CHECK_EQ(cctx_grpc_timeout_of(pg, out), 0);
+    CHECK_STR(out, "300000u");
+    cctx_release(neg);
+    cctx_release(pg);
+    cctx_release(plain);
+    cctx_release(late);
+    cctx_release(g);
+    cctx_release(parent);
+    cctx_fake_clock_stop();
 }

@@ -85,13 +85,15 @@ static void format_budget(int64_t t, char out[32])
     cctx__mhd_format_duration(t, out, 32);
 }
 
-/* ctx's budget as cctx_grpc_timeout_of counts it, rounded up to its unit
- * (a microsecond below 100 s): not cctx_remaining, since a request context
- * born under a grace context (a server started under one) before the grace
- * context's parent ended keeps its own deadline, yet ends with the grace
- * context, a request queued behind others perhaps long before that
- * deadline. 0 once ctx is done or its budget spent; CCTX_NO_DEADLINE
- * without one. */
+/* ctx's budget as cctx_grpc_timeout_of counts it: not cctx_remaining alone,
+ * since a request context born under a grace context (a server started
+ * under one) before the grace context's parent ended keeps its own
+ * deadline, yet ends with the grace context, a request queued behind others
+ * perhaps long before that deadline. The text is rounded up to its unit (a
+ * millisecond from 100 s), which would admit a request a unit short of min:
+ * cctx_remaining, never below the budget, is exact when ctx's own deadline
+ * is what ends it, as it is without a grace context. 0 once ctx is done or
+ * its budget spent; CCTX_NO_DEADLINE without one. */
 static int64_t budget_of(cctx_t *ctx)
 {
     char t[CCTX_GRPC_TIMEOUT_SIZE];
@@ -102,7 +104,10 @@ static int64_t budget_of(cctx_t *ctx)
     if (err || cctx_grpc_timeout_parse(t, strlen(t), &left) != 0)
         return 0;
     /* 2562048H, near INT64_MAX nanoseconds, reads back as no deadline. */
-    return left == CCTX_NO_DEADLINE ? CCTX_NO_DEADLINE - 1 : left;
+    if (left == CCTX_NO_DEADLINE)
+        left = CCTX_NO_DEADLINE - 1;
+    int64_t own = cctx_remaining(ctx);
+    return own < left ? own : left;
 }
 
 static int check_min_budget(cctx_t *ctx, cctx_mhd_request_t *req, char *msg, size_t size,

@@ -3,11 +3,14 @@
  * A server under a grace context: a request that came in before the grace
  * context's parent ended keeps its own deadline, yet ends with the grace
  * context; the min_budget validator, which runs when a worker takes the
- * request, counts that end.
+ * request, counts that end. Without a grace context it counts to the
+ * nanosecond, not to the unit the grpc-timeout text rounds up to.
  */
 #include "harness.h"
 #include "mhd_support.h"
 #include "support.h"
+
+#include <cctx/testing.h>
 
 #include <unistd.h>
 
@@ -71,6 +74,51 @@ TEST(mhd_min_budget_counts_a_grace_context_end)
     cctx_mhd_free(s);
     cctx_release(g);
     cctx_release(parent);
+    close(hold[0]);
+    close(hold[1]);
+}
+
+/* The request's own deadline, 200 s from its arrival, is what ends it; the
+ * worker takes it half a millisecond later on the fake clock, with
+ * 199.9995 s left: short of 200 s, though the budget as grpc-timeout text
+ * (a millisecond's unit from 100 s) rounds up to 200 s. */
+TEST(mhd_min_budget_exact_below_the_unit)
+{
+    CHECK_EQ(pipe(hold), 0);
+    cctx_fake_clock_start(CCTX_SEC(1000));
+    cctx_mhd_options_t o = CCTX_MHD_OPTIONS_INIT;
+    o.workers = 1; /* /b waits behind /hold */
+    cctx_mhd_t *s = cctx_mhd_start(cctx_background(), &o, ok_handler, NULL);
+    CHECK(s != NULL);
+    CHECK_EQ(cctx_mhd_route(s, "GET", "/hold", hold_handler, NULL, 0), 0);
+    CHECK_EQ(cctx_mhd_use_min_budget(s, CCTX_SEC(200)), 0);
+
+    static struct conn a, b;
+    conn_open(&a, cctx_mhd_port(s));
+    conn_send(&a, "GET /hold HTTP/1.1\r\nHost: t\r\n\r\n");
+    for (int i = 0; i < 10000 && !server_has_request(s, "GET /hold"); i++)
+        usleep(1000);
+    CHECK(server_has_request(s, "GET /hold"));
+    conn_open(&b, cctx_mhd_port(s));
+    conn_send(&b, "GET /b HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 200S\r\n\r\n");
+    for (int i = 0; i < 10000 && !server_has_request(s, "GET /b"); i++)
+        usleep(1000);
+    CHECK(server_has_request(s, "GET /b"));
+
+    cctx_fake_clock_advance(CCTX_USEC(500));
+    CHECK_EQ(write(hold[1], "x", 1), 1);
+    static struct http_resp r;
+    conn_read(&a, &r);
+    CHECK_EQ(r.status, 200);
+    conn_read(&b, &r);
+    printf("/b: %d %s", r.status, r.body);
+    CHECK_EQ(r.status, 504);
+    CHECK(strstr(r.body, "deadline budget too small: 199999500u left, 200S needed") != NULL);
+
+    conn_close(&a);
+    conn_close(&b);
+    cctx_fake_clock_stop();
+    cctx_mhd_free(s);
     close(hold[0]);
     close(hold[1]);
 }
