@@ -342,8 +342,11 @@ CCTX_API int cctx_cause(const cctx_t *ctx, cctx_cause_t *out);
 /* Readable (POLLIN) once ctx is done; never read, write or close it. Made on
  * first request (an eventfd on Linux; a pipe elsewhere, and in a build with
  * -DCCTX_PORTABLE=ON). A context that can never end shares one descriptor
- * that never becomes readable. -1 with errno
- * (EINVAL, EMFILE, ENFILE, ENOMEM) on failure. */
+ * that never becomes readable, one per process: a child of fork() makes its
+ * own, as for any context. -1 with errno (EINVAL, EMFILE, ENFILE, ENOMEM) on
+ * failure; EMFILE also when the lowest free descriptor is numbered 2^21-1 or
+ * more (the library keeps the number in 21 bits; Linux allows no such
+ * number unless fs.nr_open is raised above its default). */
 CCTX_API int cctx_done_fd(cctx_t *ctx);
 
 /* Timeouts below are measured on cctx_now()'s clock: under the fake clock they

@@ -23,23 +23,36 @@
 
 /* ---- The done descriptor ----------------------------------------------------- */
 
-/* Made once, published with a compare-and-swap, never under a lock: a
- * child of fork() taken while another thread made it must not inherit a
- * lock held for ever. Of two made at once, the loser is closed. */
-static _Atomic int never_fd = -1;
+/* Made once per process, published with a compare-and-swap, never under a
+ * lock: a child of fork() taken while another thread made it must not
+ * inherit a lock held for ever. Of two made at once, the loser is closed.
+ * Kept as a descriptor word (layout.h), so that a child of fork() makes its
+ * own rather than hand out the parent's number: the child may have closed
+ * it and opened a file of its own under it (as it may for a context's:
+ * fork.c), which its pollers would take for this one. The parent's is left
+ * open there, as a context's is. */
+static _Atomic uint32_t never_fd1;
 
 static int never_done_fd(void)
 {
-    int fd = cctx__atomic_load_acquire(&never_fd);
-    if (fd >= 0)
-        return fd;
-    int mine = cctx__os_event_new();
-    if (mine < 0)
-        return -1;
-    if (cctx__atomic_cas_strong_acq_rel(&never_fd, &fd, mine))
-        return mine;
-    cctx__os_event_close(mine);
-    return fd;
+    uint32_t w = cctx__atomic_load_acquire(&never_fd1);
+    for (;;) {
+        int fd = cctx__done_fd_of(w);
+        if (fd >= 0)
+            return fd;
+        cctx__fork_watch(); /* forks bump the generation from now on */
+        int mine = cctx__os_event_new();
+        if (mine < 0)
+            return -1;
+        if ((uint32_t)mine >= FD1_MASK) {
+            cctx__os_event_close(mine);
+            errno = EMFILE;
+            return -1;
+        }
+        if (cctx__atomic_cas_strong_acq_rel(&never_fd1, &w, cctx__fd1_make(mine)))
+            return mine;
+        cctx__os_event_close(mine); /* w: the winner's, read again above */
+    }
 }
 
 int cctx_done_fd(cctx_t *ctx)

@@ -651,6 +651,45 @@ TEST(wait_done_fd_in_a_child_forked_while_another_thread_makes_one)
     cctx_release(c);
 }
 
+/* The shared descriptor of contexts that never end, made before a fork, is
+ * the parent's: a child that closes the descriptors it inherited (as a
+ * daemon does) and opens others may get its number back for a file of its
+ * own. The child must then get a descriptor of its own, as it does for a
+ * context that can end, not that number: a readable file there told its
+ * pollers that cctx_background() had ended, and a closed one made poll
+ * report it at once (POLLNVAL), so every wait on it spun or ended early. */
+TEST(wait_never_ending_fd_in_a_child_that_reused_its_number_is_the_childs)
+{
+    SKIP_FORK_UNDER_SANITIZERS();
+    int never = cctx_done_fd(cctx_background());
+    CHECK(never >= 0);
+    CHECK(!fd_readable(never));
+    pid_t pid = fork_with_alarm();
+    if (pid == 0) {
+        /* The number taken over by a pipe that is readable. */
+        int p[2];
+        if (pipe(p) != 0 || write(p[1], "x", 1) != 1 || dup2(p[0], never) != never)
+            _exit(10);
+        int fd = cctx_done_fd(cctx_background());
+        if (fd < 0)
+            _exit(11);
+        if (fd == never)
+            _exit(12);
+        struct pollfd q = {.fd = fd, .events = POLLIN};
+        if (poll(&q, 1, 0) != 0)
+            _exit(13);
+        /* The same one for every context that never ends, from now on. */
+        cctx_t *vbg = cctx_with_value(cctx_background(), &never, NULL, NULL);
+        if (!vbg || cctx_done_fd(vbg) != fd || cctx_done_fd(cctx_todo()) != fd)
+            _exit(14);
+        cctx_release(vbg);
+        _exit(0);
+    }
+    CHECK_EQ(child_exit_status(pid), 0);
+    CHECK_EQ(cctx_done_fd(cctx_background()), never); /* the parent's is unchanged */
+    CHECK(!fd_readable(never));
+}
+
 /* ---- a thread cancelled while it waits ------------------------------------------ */
 
 /* pthread_cancel of a thread in cctx_wait takes effect at its next
