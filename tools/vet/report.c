@@ -343,6 +343,30 @@ static bool only_comments(const char *line, const char *to)
     }
 }
 
+/* The first `/` `*` of text, read as code, that opens a block comment, or
+ * NULL: one after `//` is the line comment's text, and one in a string or
+ * character literal is the literal's (`// reads config/` `*.conf`, a glob
+ * above the comment asked about, must not be taken for its opener). */
+static const char *block_open(const char *text)
+{
+    char quote = 0;
+    for (const char *p = text; *p; p++) {
+        if (quote) {
+            if (*p == '\\' && p[1])
+                p++;
+            else if (*p == quote)
+                quote = 0;
+        } else if (*p == '"' || *p == '\'') {
+            quote = *p;
+        } else if (p[0] == '/' && p[1] == '/') {
+            return NULL;
+        } else if (p[0] == '/' && p[1] == '*') {
+            return p;
+        }
+    }
+    return NULL;
+}
+
 /* The first line (0-based) of the comment that ends on line `last` when that
  * comment stands alone on its lines, nothing but blanks before or after it:
  * a block comment, or a run of `//` lines. -1 when line `last` holds code
@@ -374,7 +398,7 @@ static int comment_above(char **lines, unsigned last)
         }
     }
     for (unsigned i = from; i <= last; i++) {
-        const char *open = strstr(i == from ? after : lines[i], "/*");
+        const char *open = block_open(i == from ? after : lines[i]);
         if (open && (i < last || open < end))
             return only_comments(lines[i], open) ? (int)i : -1;
     }
