@@ -194,6 +194,22 @@ out=$("$vet" -p "$work/two" "$file")
 rc=$?
 n=$(printf '%s\n' "$out" | grep -c 'warning: .*\[cctx-vet:lostrelease\]')
 [ "$rc" -eq 1 ] && [ "$n" -eq 2 ] || { echo "FAIL: two sources in a command: status $rc, $n findings"; exit 1; }
+# An option's value given as the next argument is no other source, though it
+# ends as one does (`-D SRC=main.c`, `-I dir.c`): left out, the option would
+# take the argument after it for its value.
+mkdir -p "$work/valued/inc.c" || exit 1
+valued="$work/valued/valued.c"
+printf '#include <cctx.h>\n#include "inc.h"\n#ifndef SRC\n#error SRC is not defined\n#endif\nint work(cctx_t *);\nint f(cctx_t *p)\n{\n    cctx_t *c = cctx_with_cancel(p, NULL);\n    return work(c);\n}\n' > "$valued"
+printf 'int in_inc;\n' > "$work/valued/inc.c/inc.h"
+cat > "$work/valued/compile_commands.json" <<JSON
+[{"directory": "$work/valued", "file": "$valued",
+  "arguments": ["cc", "-std=gnu11", "-D", "SRC=main.c", "-I", "inc.c", "-isystem", "$src/include",
+                "-c", "-o", "valued.o", "valued.c"]}]
+JSON
+out=$("$vet" -p "$work/valued" "$valued")
+rc=$?
+n=$(printf '%s\n' "$out" | grep -c 'warning: .*\[cctx-vet:lostrelease\]')
+[ "$rc" -eq 1 ] && [ "$n" -eq 2 ] || { echo "FAIL: option values that end as a source does: status $rc, $n findings"; exit 1; }
 # A directory is no file to parse, and is named as such.
 err=$("$vet" "$work" -- -std=gnu11 2>&1 >/dev/null)
 rc=$?

@@ -203,13 +203,40 @@ static bool is_other_source(const char *s)
 }
 
 /* The options whose value, the next argument, may be a file with a
- * source's name (`-include config.c`): that argument is no source. */
+ * source's name (`-include config.c`) or end as one does (`-D SRC=main.c`,
+ * `-I dir.c`): that argument is no source, and left out it would leave its
+ * option to take the argument after it. */
 static bool takes_value(const char *option)
 {
-    static const char *const with_value[] = {
-        "-include",   "-imacros", "-Xclang", "-Xpreprocessor", "-Xlinker",  "-Xassembler",
-        "-Xanalyzer", "-x",       "-T",      "-aux-info",      "-dumpbase", "-main-file-name",
-        NULL};
+    static const char *const with_value[] = {"-include",
+                                             "-imacros",
+                                             "-Xclang",
+                                             "-Xpreprocessor",
+                                             "-Xlinker",
+                                             "-Xassembler",
+                                             "-Xanalyzer",
+                                             "-x",
+                                             "-T",
+                                             "-aux-info",
+                                             "-dumpbase",
+                                             "-main-file-name",
+                                             "-D",
+                                             "-U",
+                                             "-I",
+                                             "-isystem",
+                                             "-iquote",
+                                             "-idirafter",
+                                             "-iprefix",
+                                             "-iwithprefix",
+                                             "-iwithprefixbefore",
+                                             "-isysroot",
+                                             "--sysroot",
+                                             "-imultilib",
+                                             "-B",
+                                             "-L",
+                                             "-F",
+                                             "-A",
+                                             NULL};
     for (int i = 0; with_value[i]; i++)
         if (strcmp(option, with_value[i]) == 0)
             return true;

@@ -318,16 +318,6 @@ static bool blank(const char *from, const char *to)
     return true;
 }
 
-/* The start of the last `*` `/` in line before limit (the whole line when
- * limit is NULL), or NULL. */
-static const char *last_close(const char *line, const char *limit)
-{
-    const char *found = NULL;
-    for (const char *p = strstr(line, "*/"); p && (!limit || p < limit); p = strstr(p + 1, "*/"))
-        found = p;
-    return found;
-}
-
 /* Nothing but blanks and whole block comments from the line's start to `to`
  * (`/` `* a *` `/ /` `* b *` `/` is two comments alone on their line). */
 static bool only_comments(const char *line, const char *to)
@@ -343,11 +333,71 @@ static bool only_comments(const char *line, const char *to)
     }
 }
 
+/* Where a line starts: in code, or in a block comment, a // comment or a
+ * literal that the lines above left open (a block comment runs on to its
+ * `*` `/`; a backslash at a line's end splices the next line on). */
+enum lexstate { IN_CODE, IN_BLOCK, IN_LINE, IN_STRING, IN_CHAR };
+
+/* Reads line from state st as the compiler does: comments do not nest, and
+ * `/` `*` or `*` `/` in a literal or a // comment (`"*` `/"`, a glob such as
+ * config/` `*.conf) neither opens nor closes one. *open is the opener of the
+ * last block comment begun on the line, *close the last end of one (NULL if
+ * none). An unended literal ends with its line, as in GCC's skipped blocks
+ * (`#error don't`). Returns the state the next line starts in. */
+static enum lexstate lex_line(const char *line, enum lexstate st, const char **open,
+                              const char **close)
+{
+    const char *p = line;
+    *open = *close = NULL;
+    for (; *p; p++) {
+        if (st == IN_BLOCK) {
+            if (p[0] == '*' && p[1] == '/') {
+                *close = p++;
+                st = IN_CODE;
+            }
+        } else if (st == IN_STRING || st == IN_CHAR) {
+            if (*p == '\\' && p[1])
+                p++;
+            else if (*p == (st == IN_STRING ? '"' : '\''))
+                st = IN_CODE;
+        } else if (st == IN_CODE) {
+            if (*p == '"')
+                st = IN_STRING;
+            else if (*p == '\'')
+                st = IN_CHAR;
+            else if (p[0] == '/' && p[1] == '/')
+                st = IN_LINE;
+            else if (p[0] == '/' && p[1] == '*') {
+                *open = p++;
+                st = IN_BLOCK;
+            }
+        }
+    }
+    if (st == IN_BLOCK || (p > line && p[-1] == '\\'))
+        return st;
+    return IN_CODE;
+}
+
+/* The state each of the n lines starts in. */
+static unsigned char *line_states(char **lines, unsigned n)
+{
+    unsigned char *state = malloc(n + 1);
+    if (!state)
+        abort();
+    enum lexstate st = IN_CODE;
+    for (unsigned i = 0; i < n; i++) {
+        const char *open, *close;
+        state[i] = (unsigned char)st;
+        st = lex_line(lines[i], st, &open, &close);
+    }
+    return state;
+}
+
 /* The first line (0-based) of the comment that ends on line `last` when that
  * comment stands alone on its lines, nothing but blanks before or after it:
  * a block comment, or a run of `//` lines. -1 when line `last` holds code
  * (a comment after code speaks for its own line only) or no comment. */
-static int comment_above(char **lines, unsigned last)
+static int comment_above(char **lines, const unsigned char *state, unsigned last)
 {
     const char *text = lines[last] + strspn(lines[last], " \t");
     if (strncmp(text, "//", 2) == 0) {
@@ -357,39 +407,32 @@ static int comment_above(char **lines, unsigned last)
             first--;
         return (int)first;
     }
-    const char *end = last_close(lines[last], NULL);
+    const char *open, *end;
+    lex_line(lines[last], state[last], &open, &end);
     if (!end || !blank(end + 2, end + strlen(end)))
         return -1;
-    /* C comments do not nest: the opener is the first `/` `*` after the
-     * end of the comment before this one (or the file's start). The nearest
-     * one above may be text inside the comment (`/var/spool/` `*.job`). */
-    unsigned from = 0;
-    const char *after = lines[0];
-    for (unsigned i = last + 1; i-- > 0;) {
-        const char *prev = last_close(lines[i], i == last ? end : NULL);
-        if (prev) {
-            from = i;
-            after = prev + 2;
-            break;
-        }
+    /* With only blanks after its end, a comment begun on this line is the
+     * last begun on it; else it began on the nearest line above that begins
+     * one (the lines between are all inside it). Line 0 starts in code. */
+    unsigned i = last;
+    while (!open && i > 0) {
+        const char *close;
+        i--;
+        lex_line(lines[i], state[i], &open, &close);
     }
-    for (unsigned i = from; i <= last; i++) {
-        const char *open = strstr(i == from ? after : lines[i], "/*");
-        if (open && (i < last || open < end))
-            return only_comments(lines[i], open) ? (int)i : -1;
-    }
-    return -1;
+    return open && only_comments(lines[i], open) ? (int)i : -1;
 }
 
 /* A finding on line l (1-based) is silenced by a comment on its line, or by
  * the comment standing alone on the lines just above it (any of its lines). */
-static bool silenced(char **lines, unsigned nlines, unsigned l, const char *rule)
+static bool silenced(char **lines, const unsigned char *state, unsigned nlines, unsigned l,
+                     const char *rule)
 {
     if (l < 1 || l > nlines)
         return false;
     if (own_line_ignores(lines[l - 1], rule))
         return true;
-    int first = l >= 2 ? comment_above(lines, l - 2) : -1;
+    int first = l >= 2 ? comment_above(lines, state, l - 2) : -1;
     for (int i = first; i >= 0 && i <= (int)l - 2; i++)
         if (names_rule(lines[i], rule))
             return true;
@@ -446,13 +489,14 @@ size_t report_end_file(bool sarif)
 {
     unsigned nlines;
     char **lines = read_lines(cur_abs, &nlines);
+    unsigned char *state = line_states(lines, nlines);
     struct fset kept_at = {0};
     size_t kept = file_start;
     for (size_t i = file_start; i < nall; i++) {
         unsigned l = all[i].at.line, anchor = all[i].anchor.line;
         const char *name = rules[all[i].rule].name;
-        bool quiet =
-            silenced(lines, nlines, l, name) || (anchor && silenced(lines, nlines, anchor, name));
+        bool quiet = silenced(lines, state, nlines, l, name) ||
+                     (anchor && silenced(lines, state, nlines, anchor, name));
         if (!quiet)
             quiet = spoken(&kept_at, &all[i]);
         if (quiet) {
@@ -469,6 +513,7 @@ size_t report_end_file(bool sarif)
     for (unsigned i = 0; i < nlines; i++)
         free(lines[i]);
     free(lines);
+    free(state);
     if (nall > file_start)
         qsort(all + file_start, nall - file_start, sizeof *all, by_place);
     if (!sarif)
