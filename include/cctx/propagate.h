@@ -79,8 +79,9 @@ CCTX_API int cctx_grpc_timeout_format(int64_t timeout, char out[CCTX_GRPC_TIMEOU
  * derived, yet that ends with the grace context). A grace context whose
  * parent has not ended counts as ending its grace (if positive) after the
  * parent's own budget runs out, so it and what is under it have a budget
- * when the parent has one, though cctx_deadline reports none. A
- * without-cancel context ends what is above it. 0 on success; ENOENT when
+ * when the parent has one, though cctx_deadline reports none. Nothing
+ * above a without-cancel context counts (its parent's end does not end
+ * it). 0 on success; ENOENT when
  * ctx has no deadline (nothing to send); ETIMEDOUT when the budget is spent;
  * the context's error (ECANCELED) when it was canceled; EINVAL for NULL. On
  * every error out is "". */
