@@ -25,7 +25,8 @@
  * runs user code and never waits for a worker: once a request is complete it
  * suspends the connection and puts the request on a bounded queue, served by
  * a fixed pool of worker threads that run the middleware chain and then the
- * handler. When the queue is full the request is answered 503 at once. A
+ * handler. When the queue is full (it counts only the requests no idle
+ * worker is about to take) the request is answered 503 at once. A
  * handler that blocks holds one worker; the server keeps accepting, reading
  * and answering from the queue with the others.
  *

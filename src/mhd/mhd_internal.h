@@ -207,6 +207,7 @@ struct cctx_mhd {
     struct mhd_check *_Atomic checks, *_Atomic *checks_tail;
     struct cctx_mhd_request *qhead, *qtail;
     unsigned qlen;
+    unsigned idle_workers; /* waiting for work; a signalled one until it wakes */
     unsigned inflight;  /* queued or running                           */
     /* Suspended and not yet back on libmicrohttpd's thread. Atomic (seq_cst,
      * as `stopping`): that thread decrements it without the lock and takes

@@ -118,8 +118,11 @@ static void *worker_main(void *arg)
         if (served && --s->inflight == 0)
             pthread_cond_broadcast(&s->idle);
         served = false;
-        while (!s->qhead && !s->closing)
+        while (!s->qhead && !s->closing) {
+            s->idle_workers++;
             pthread_cond_wait(&s->work, &s->lock);
+            s->idle_workers--;
+        }
         if (!s->qhead)
             break; /* closing and nothing left */
         struct cctx_mhd_request *req = s->qhead;
@@ -181,7 +184,13 @@ void cctx__mhd_admit(cctx_mhd_t *s, struct cctx_mhd_request *req)
      * over: the drain waited for its body, and now waits for its handler. */
     bool begun_before = req->receiving && !s->drained;
     bool stopping = (cctx__atomic_load_seq_cst(&s->stopping) && !begun_before) || s->closing;
-    bool full = s->qlen >= s->opt.queue;
+    /* The queue holds the requests waiting for a worker. Those an idle
+     * worker will take (signalled, it counts as idle until it wakes) wait
+     * for none: without them, a burst this thread admits faster than the
+     * woken workers dequeue it would be refused with workers idle. Each
+     * signal below wakes a distinct waiter, so no more than idle_workers
+     * of the queued ones are taken that way. */
+    bool full = s->qlen - (s->qlen < s->idle_workers ? s->qlen : s->idle_workers) >= s->opt.queue;
     if (req->receiving) { /* in flight now, or refused: one lock with inflight++ */
         req->receiving = false;
         if (cctx__atomic_fetch_sub_seq_cst(&s->receiving, 1) == 1)

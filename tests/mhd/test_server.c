@@ -604,3 +604,34 @@ TEST(mhd_start_errors)
     if (b) /* IPv6 may be off here */
         cctx_mhd_free(b);
 }
+
+/* The queue holds requests waiting for a worker: a burst no larger than the
+ * idle workers waits for none, so none of it is refused, however small the
+ * queue (libmicrohttpd's thread admits a burst faster than woken workers
+ * take it). */
+TEST(mhd_queue_burst_within_idle_workers_served)
+{
+    struct probe p;
+    probe_init(&p);
+    cctx_mhd_options_t o = CCTX_MHD_OPTIONS_INIT;
+    o.workers = 8;
+    o.queue = 1;
+    cctx_mhd_t *s = start_probe_server(&p, &o);
+    uint16_t port = cctx_mhd_port(s);
+    static struct conn c[8];
+    int refused = 0;
+    for (int round = 0; round < 50; round++) {
+        for (int i = 0; i < 8; i++)
+            conn_open(&c[i], port);
+        for (int i = 0; i < 8; i++)
+            conn_send(&c[i], "GET /burst HTTP/1.1\r\nHost: t\r\n\r\n");
+        for (int i = 0; i < 8; i++) {
+            conn_read(&c[i], &r);
+            refused += r.status != 200;
+            conn_close(&c[i]);
+        }
+    }
+    CHECK_EQ(refused, 0);
+    cctx_mhd_free(s);
+    probe_destroy(&p);
+}
