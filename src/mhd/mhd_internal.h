@@ -265,6 +265,10 @@ int cctx__mhd_workers_start(cctx_mhd_t *s);
 void cctx__mhd_workers_stop(cctx_mhd_t *s);
 /* Called on libmicrohttpd's thread for a complete request: suspends it and
  * queues it, or (queue full, shutdown) resumes it at once with a 503. */
+/* Test hook: the workers waiting for work now. A test of the queue's bound
+ * waits for all of them first: how fast workers get back to waiting is the
+ * scheduler's business, not the server's. */
+unsigned cctx__mhd_test_idle_workers(cctx_mhd_t *s);
 void cctx__mhd_admit(cctx_mhd_t *s, struct cctx_mhd_request *req);
 /* A request that counted as receiving and was neither admitted nor refused
  * there (answered early, or closed) stops counting: on libmicrohttpd's thread. */

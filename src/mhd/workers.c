@@ -221,6 +221,14 @@ void cctx__mhd_admit(cctx_mhd_t *s, struct cctx_mhd_request *req)
     hand_back(req, &resp);
 }
 
+unsigned cctx__mhd_test_idle_workers(cctx_mhd_t *s)
+{
+    pthread_mutex_lock(&s->lock);
+    unsigned n = s->idle_workers;
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
 void cctx__mhd_stop_receiving(cctx_mhd_t *s, struct cctx_mhd_request *req)
 {
     if (!req->receiving)

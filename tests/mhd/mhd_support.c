@@ -201,6 +201,15 @@ bool server_has_request(cctx_mhd_t *s, const char *name)
     return has;
 }
 
+void wait_idle_workers(cctx_mhd_t *s, unsigned n)
+{
+    int64_t until = real_now() + 10 * (int64_t)1000000000;
+    while (cctx__mhd_test_idle_workers(s) != n) {
+        CHECK(real_now() < until);
+        real_sleep_ms(1);
+    }
+}
+
 void probe_handler(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_response_t *resp, void *arg)
 {
     (void)req;

@@ -50,6 +50,11 @@ bool resp_header(const struct http_resp *r, const char *name, char *out, size_t 
 
 /* Whether the server's context has a request named `name` ("GET /path")
  * under it: its headers are in, and it is not answered yet. */
+/* The library's test hook (src/mhd): the workers waiting for work now. */
+unsigned cctx__mhd_test_idle_workers(cctx_mhd_t *s);
+/* Waits (10 s at most, then fails the test) until every one of the server's
+ * n workers waits for work. */
+void wait_idle_workers(cctx_mhd_t *s, unsigned n);
 bool server_has_request(cctx_mhd_t *s, const char *name);
 
 /* A handler that answers BIG_ANSWER_BYTES, far more than loopback's send
