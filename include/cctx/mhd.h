@@ -368,7 +368,9 @@ CCTX_API int cctx_mhd_status(cctx_mhd_response_t *resp, int status);
  * header libmicrohttpd refuses when the response is built (it frames the
  * body itself: Content-Length, a Transfer-Encoding other than chunked; it
  * decides keep-alive itself: a Connection of keep-alive alone) turns the
- * response into a 500 "response header refused: NAME". */
+ * response into a 500 "response header refused: NAME". "Transfer-Encoding:
+ * chunked" is left out of an answer that has no body (to HEAD, a 204, a
+ * 304), which libmicrohttpd would otherwise end with a last chunk. */
 CCTX_API int cctx_mhd_set_header(cctx_mhd_response_t *resp, const char *name, const char *value);
 /* Appends len bytes to the body. 0, EINVAL (NULL resp, NULL data with a
  * len, or a body that would pass PTRDIFF_MAX bytes: nothing is appended),

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 void cctx__mhd_response_init(cctx_mhd_response_t *resp)
 {
@@ -143,11 +144,24 @@ void cctx__mhd_response_text(cctx_mhd_response_t *resp, int status, const char *
     }
 }
 
+/* Whether h is the "Transfer-Encoding: chunked" libmicrohttpd takes (it
+ * compares both without case). */
+static bool is_chunked_header(const struct mhd_header *h)
+{
+    return strcasecmp(h->name, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0 &&
+           strcasecmp(h->value, "chunked") == 0;
+}
+
 /* resp as a libmicrohttpd response (its body handed over); NULL when out
  * of memory, or with *refused naming a header libmicrohttpd would not take
  * (Content-Length, a Transfer-Encoding other than chunked...: it frames the
- * body itself). */
-static struct MHD_Response *build(cctx_mhd_response_t *resp, const char **refused)
+ * body itself). An answer without a body (bodiless) leaves out a
+ * "Transfer-Encoding: chunked": libmicrohttpd 0.9.75 sends the last chunk
+ * of one even to HEAD and in a 304, where HTTP has the answer end with its
+ * headers (RFC 9112, 6.3), so a client read those five bytes as the start
+ * of the next answer on the connection. Without it, the answer has the
+ * Content-Length of the body that is not sent, as a HEAD answer may. */
+static struct MHD_Response *build(cctx_mhd_response_t *resp, bool bodiless, const char **refused)
 {
     *refused = NULL;
     struct MHD_Response *r;
@@ -161,6 +175,8 @@ static struct MHD_Response *build(cctx_mhd_response_t *resp, const char **refuse
     if (!r)
         return NULL;
     for (struct mhd_header *h = resp->headers; h; h = h->next) {
+        if (bodiless && is_chunked_header(h))
+            continue;
         if (MHD_add_response_header(r, h->name, h->value) != MHD_YES) {
             *refused = h->name;
             return r;
@@ -173,8 +189,11 @@ void cctx__mhd_response_finish(struct cctx_mhd_request *req, cctx_mhd_response_t
 {
     if (resp->err)
         cctx__mhd_response_text(resp, 500, "out of memory");
+    /* 1xx is refused by cctx_mhd_status. */
+    bool bodiless = strcmp(req->method, MHD_HTTP_METHOD_HEAD) == 0 ||
+                    resp->status == MHD_HTTP_NO_CONTENT || resp->status == MHD_HTTP_NOT_MODIFIED;
     const char *refused;
-    struct MHD_Response *r = build(resp, &refused);
+    struct MHD_Response *r = build(resp, bodiless, &refused);
     if (r && refused) {
         /* A header silently dropped would be a different response than the
          * handler wrote: say which one instead. */
@@ -182,7 +201,7 @@ void cctx__mhd_response_finish(struct cctx_mhd_request *req, cctx_mhd_response_t
         char msg[160];
         snprintf(msg, sizeof msg, "response header refused: %.100s", refused);
         cctx__mhd_response_text(resp, 500, msg); /* frees refused: msg holds a copy */
-        r = build(resp, &refused);
+        r = build(resp, bodiless, &refused);
         if (r && refused) { /* not expected for our own content-type */
             MHD_destroy_response(r);
             r = NULL;

@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -529,6 +530,77 @@ TEST(mhd_response_status_and_refused_header)
     http_get(cctx_mhd_port(s), "/ka", "", &r);
     CHECK_EQ(r.status, 500);
     CHECK_STR(r.body, "response header refused: Connection\n");
+    cctx_mhd_free(s);
+}
+
+/* A handler's "Transfer-Encoding: chunked" (libmicrohttpd frames the body
+ * so) on an answer that has no body, HEAD's and a 304: libmicrohttpd 0.9.75
+ * sent the last chunk ("0" and an empty line) all the same, and a client
+ * read those bytes as the start of the next answer on the connection. */
+static void chunked_handler(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_response_t *resp,
+                            void *arg)
+{
+    (void)ctx, (void)arg;
+    const char *status = cctx_mhd_query(req, "status");
+    if (status)
+        CHECK_EQ(cctx_mhd_status(resp, atoi(status)), 0);
+    CHECK_EQ(cctx_mhd_set_header(resp, "Transfer-Encoding", "chunked"), 0);
+    cctx_mhd_write(resp, "hello", 5);
+}
+
+static void after_handler(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_response_t *resp,
+                          void *arg)
+{
+    (void)ctx, (void)req, (void)arg;
+    cctx_mhd_write(resp, "after", 5);
+}
+
+/* Sends `first` and a GET /after behind it on one connection; the bytes
+ * between the end of the first answer's headers and the second answer
+ * must be none. */
+static void no_body_then_next(uint16_t port, const char *first)
+{
+    static struct conn c;
+    conn_open(&c, port);
+    conn_send(&c, first);
+    conn_send(&c, "GET /after HTTP/1.1\r\nHost: t\r\n\r\n");
+    static char got[8192];
+    size_t n = 0;
+    while (!memmem(got, n, "\r\n\r\nafter", 9)) {
+        struct pollfd p = {.fd = c.fd, .events = POLLIN};
+        CHECK(poll(&p, 1, 10000) == 1);
+        ssize_t k = recv(c.fd, got + n, sizeof got - n, 0);
+        CHECK(k > 0);
+        n += (size_t)k;
+    }
+    conn_close(&c);
+    const char *head_end = memmem(got, n, "\r\n\r\n", 4);
+    const char *second = memmem(got + 1, n - 1, "HTTP/1.1 200", 12);
+    CHECK(head_end && second);
+    CHECK_EQ((long)(second - (head_end + 4)), 0L);
+}
+
+TEST(mhd_chunked_answer_without_body_sends_no_last_chunk)
+{
+    cctx_mhd_t *s = cctx_mhd_start(cctx_background(), NULL, chunked_handler, NULL);
+    CHECK(s);
+    CHECK_EQ(cctx_mhd_route(s, "GET", "/after", after_handler, NULL, 0), 0);
+    uint16_t port = cctx_mhd_port(s);
+    no_body_then_next(port, "HEAD /h HTTP/1.1\r\nHost: t\r\n\r\n");
+    no_body_then_next(port, "HEAD /h?status=404 HTTP/1.1\r\nHost: t\r\n\r\n");
+    no_body_then_next(port, "GET /h?status=304 HTTP/1.1\r\nHost: t\r\n\r\n");
+    no_body_then_next(port, "GET /h?status=204 HTTP/1.1\r\nHost: t\r\n\r\n");
+    /* A GET still has its body, chunked. */
+    static struct conn c;
+    conn_open(&c, port);
+    conn_send(&c, "GET /h HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    static char got[4096];
+    size_t n = 0;
+    for (ssize_t k; (k = recv(c.fd, got + n, sizeof got - 1 - n, 0)) > 0;)
+        n += (size_t)k;
+    got[n] = '\0';
+    conn_close(&c);
+    CHECK(strstr(got, "\r\n\r\n5\r\nhello\r\n0\r\n\r\n"));
     cctx_mhd_free(s);
 }
 
