@@ -370,7 +370,9 @@ CCTX_API int cctx_mhd_status(cctx_mhd_response_t *resp, int status);
  * decides keep-alive itself: a Connection of keep-alive alone) turns the
  * response into a 500 "response header refused: NAME". "Transfer-Encoding:
  * chunked" is left out of an answer that has no body (to HEAD, a 204, a
- * 304), which libmicrohttpd would otherwise end with a last chunk. */
+ * 304): libmicrohttpd 0.9.75 would end one to HEAD or a 304 with a last
+ * chunk. An answer to HEAD, or a 304, has the Content-Length of the body
+ * written (0 for none), which is not sent. */
 CCTX_API int cctx_mhd_set_header(cctx_mhd_response_t *resp, const char *name, const char *value);
 /* Appends len bytes to the body. 0, EINVAL (NULL resp, NULL data with a
  * len, or a body that would pass PTRDIFF_MAX bytes: nothing is appended),

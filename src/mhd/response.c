@@ -159,7 +159,8 @@ static bool is_chunked_header(const struct mhd_header *h)
  * "Transfer-Encoding: chunked": libmicrohttpd 0.9.75 sends the last chunk
  * of one even to HEAD and in a 304, where HTTP has the answer end with its
  * headers (RFC 9112, 6.3), so a client read those five bytes as the start
- * of the next answer on the connection. Without it, the answer has the
+ * of the next answer on the connection (1.0.0 no longer does; a 204 lost
+ * the header in libmicrohttpd already). Without it, the answer has the
  * Content-Length of the body that is not sent, as a HEAD answer may. */
 static struct MHD_Response *build(cctx_mhd_response_t *resp, bool bodiless, const char **refused)
 {

@@ -544,7 +544,14 @@ static void chunked_handler(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_respo
     const char *status = cctx_mhd_query(req, "status");
     if (status)
         CHECK_EQ(cctx_mhd_status(resp, atoi(status)), 0);
-    CHECK_EQ(cctx_mhd_set_header(resp, "Transfer-Encoding", "chunked"), 0);
+    /* libmicrohttpd takes the name and the value in any case, and a second
+     * line as the first. */
+    const char *name = cctx_mhd_query(req, "name"), *value = cctx_mhd_query(req, "value");
+    name = name ? name : "Transfer-Encoding";
+    value = value ? value : "chunked";
+    CHECK_EQ(cctx_mhd_set_header(resp, name, value), 0);
+    if (cctx_mhd_query(req, "twice"))
+        CHECK_EQ(cctx_mhd_set_header(resp, name, value), 0);
     cctx_mhd_write(resp, "hello", 5);
 }
 
@@ -557,8 +564,9 @@ static void after_handler(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_respons
 
 /* Sends `first` and a GET /after behind it on one connection; the bytes
  * between the end of the first answer's headers and the second answer
- * must be none. */
-static void no_body_then_next(uint16_t port, const char *first)
+ * must be none. With `length`, the first answer's headers give the length
+ * of the 5 bytes the handler wrote, those a GET would have got. */
+static void no_body_then_next(uint16_t port, const char *first, bool length)
 {
     static struct conn c;
     conn_open(&c, port);
@@ -578,6 +586,8 @@ static void no_body_then_next(uint16_t port, const char *first)
     const char *second = memmem(got + 1, n - 1, "HTTP/1.1 200", 12);
     CHECK(head_end && second);
     CHECK_EQ((long)(second - (head_end + 4)), 0L);
+    CHECK_EQ(memmem(got, (size_t)(head_end + 2 - got), "\r\nContent-Length: 5\r\n", 21) != NULL,
+             length);
 }
 
 TEST(mhd_chunked_answer_without_body_sends_no_last_chunk)
@@ -586,10 +596,16 @@ TEST(mhd_chunked_answer_without_body_sends_no_last_chunk)
     CHECK(s);
     CHECK_EQ(cctx_mhd_route(s, "GET", "/after", after_handler, NULL, 0), 0);
     uint16_t port = cctx_mhd_port(s);
-    no_body_then_next(port, "HEAD /h HTTP/1.1\r\nHost: t\r\n\r\n");
-    no_body_then_next(port, "HEAD /h?status=404 HTTP/1.1\r\nHost: t\r\n\r\n");
-    no_body_then_next(port, "GET /h?status=304 HTTP/1.1\r\nHost: t\r\n\r\n");
-    no_body_then_next(port, "GET /h?status=204 HTTP/1.1\r\nHost: t\r\n\r\n");
+    no_body_then_next(port, "HEAD /h HTTP/1.1\r\nHost: t\r\n\r\n", true);
+    no_body_then_next(port, "HEAD /h?status=404 HTTP/1.1\r\nHost: t\r\n\r\n", true);
+    no_body_then_next(port, "GET /h?status=304 HTTP/1.1\r\nHost: t\r\n\r\n", true);
+    no_body_then_next(port, "HEAD /h?value=Chunked&twice=1 HTTP/1.1\r\nHost: t\r\n\r\n", true);
+    no_body_then_next(port,
+                      "GET /h?status=304&name=transfer-encoding&value=CHUNKED HTTP/1.1\r\n"
+                      "Host: t\r\n\r\n",
+                      true);
+    /* libmicrohttpd drops the header from a 204 itself. */
+    no_body_then_next(port, "GET /h?status=204 HTTP/1.1\r\nHost: t\r\n\r\n", false);
     /* A GET still has its body, chunked. */
     static struct conn c;
     conn_open(&c, port);
