@@ -372,7 +372,10 @@ CCTX_API int cctx_mhd_status(cctx_mhd_response_t *resp, int status);
  * chunked" is left out of an answer that has no body (to HEAD, a 204, a
  * 304): libmicrohttpd 0.9.75 would end one to HEAD or a 304 with a last
  * chunk. An answer to HEAD, or a 304, has the Content-Length of the body
- * written (0 for none), which is not sent. */
+ * written (0 for none), which is not sent. The headers share libmicrohttpd's
+ * 32 KiB of memory per connection with the request's line and headers; when
+ * they do not fit in what the request left (about 4 KiB after 28 KB of
+ * request headers), libmicrohttpd closes the connection without an answer. */
 CCTX_API int cctx_mhd_set_header(cctx_mhd_response_t *resp, const char *name, const char *value);
 /* Appends len bytes to the body. 0, EINVAL (NULL resp, NULL data with a
  * len, or a body that would pass PTRDIFF_MAX bytes: nothing is appended),
