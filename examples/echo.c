@@ -56,6 +56,7 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Connections open at once; a client beyond them is closed at once. */
 enum { MAX_CONNS = 64 };
 /* How long the server waits, after the drain, for connection threads to let
  * go of their contexts before it reports the ones that did not. */
@@ -83,9 +84,13 @@ struct server {
     int listener, port;
     int64_t drain;           /* how long in-flight connections get */
     pthread_mutex_t mu;      /* guards the fields below */
-    pthread_cond_t changed;  /* a connection ended, or accepting stopped */
+    pthread_cond_t changed;  /* a connection began or ended, or accepting stopped */
+    /* The connections not yet reaped: the open ones and those that ended
+     * since the last accept (start_conn joins and frees those). Only the
+     * accepting thread adds or removes entries. */
     struct conn *list[MAX_CONNS];
     int n, open;
+    int served; /* every connection accepted, ever */
     bool accepting;
     int in_flight, drained, cut;
     int let_go;              /* cctx_cancel_and_wait's answer */
@@ -157,8 +162,31 @@ static void *serve(void *arg)
     return NULL;
 }
 
+/* Joins and frees the connections that have ended, so that a long-running
+ * server holds only its open ones and its list never fills with the dead. */
+static void reap_conns(struct server *srv)
+{
+    struct conn *ended[MAX_CONNS];
+    int n_ended = 0, kept = 0;
+    pthread_mutex_lock(&srv->mu);
+    for (int i = 0; i < srv->n; i++) {
+        if (srv->list[i]->done)
+            ended[n_ended++] = srv->list[i];
+        else
+            srv->list[kept++] = srv->list[i];
+    }
+    srv->n = kept;
+    pthread_mutex_unlock(&srv->mu);
+    /* Each has only its cctx_release and return left to run. */
+    for (int i = 0; i < n_ended; i++) {
+        pthread_join(ended[i]->thread, NULL);
+        free(ended[i]);
+    }
+}
+
 static void start_conn(struct server *srv, int fd, const struct sockaddr_in *peer)
 {
+    reap_conns(srv);
     struct conn *c = calloc(1, sizeof *c);
     if (!c || srv->n == MAX_CONNS) {
         free(c);
@@ -182,6 +210,8 @@ static void start_conn(struct server *srv, int fd, const struct sockaddr_in *pee
     pthread_mutex_lock(&srv->mu);
     srv->list[srv->n++] = c;
     srv->open++;
+    srv->served++;
+    pthread_cond_broadcast(&srv->changed);
     pthread_mutex_unlock(&srv->mu);
     say(c->name, "accepted");
     pthread_create(&c->thread, NULL, serve, c);
@@ -264,8 +294,10 @@ static void run_server(struct server *srv)
 
     for (int i = 0; i < srv->n; i++)
         pthread_join(srv->list[i]->thread, NULL);
-    say("server", "done: %d connection(s) served, %d in flight at the signal: "
-        "%d drained, %d cut", srv->n, srv->in_flight, srv->drained, srv->cut);
+    say("server",
+        "done: %d connection(s) served, %d in flight at the signal: "
+        "%d drained, %d cut",
+        srv->served, srv->in_flight, srv->drained, srv->cut);
 }
 
 static void server_init(struct server *srv, int port, int64_t drain)
@@ -343,6 +375,31 @@ static bool echo(cctx_t *ctx, int fd, const char *msg)
     return memcmp(back, msg, len) == 0;
 }
 
+/* The server's connection whose client end is fd, found by the name the
+ * server gave it (the client's address), once the server has accepted it;
+ * NULL if ctx ends first. */
+static struct conn *conn_of(cctx_t *ctx, struct server *srv, int fd)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof a;
+    char name[48];
+    if (getsockname(fd, (struct sockaddr *)&a, &len) != 0)
+        return NULL;
+    snprintf(name, sizeof name, "conn 127.0.0.1:%d", ntohs(a.sin_port));
+    struct conn *found = NULL;
+    if (cctx_mutex_lock(ctx, &srv->mu) != 0)
+        return NULL;
+    for (;;) {
+        for (int i = 0; i < srv->n && !found; i++)
+            if (strcmp(srv->list[i]->name, name) == 0)
+                found = srv->list[i];
+        if (found || cctx_cond_wait(ctx, &srv->changed, &srv->mu) != 0)
+            break;
+    }
+    pthread_mutex_unlock(&srv->mu);
+    return found;
+}
+
 static void *server_thread(void *arg)
 {
     run_server(arg);
@@ -378,10 +435,28 @@ static int self_test(char **argv)
         check(ok, "an echo comes back whole");
         close(fd);
     }
+    /* More clients, one after another, than the server keeps open at once:
+     * each must be served, as the ones before. */
+    enum { MANY = 2 * MAX_CONNS };
+    int many_ok = 0;
+    for (int i = 0; i < MANY; i++) {
+        int fd = dial(test, srv.port);
+        many_ok += fd >= 0 && echo(test, fd, "one of many");
+        if (fd >= 0)
+            close(fd);
+    }
+    say("clients", "%d of %d short connections echoed", many_ok, (int)MANY);
+    check(many_ok == MANY, "every one of many short connections is echoed");
     int slow = dial(test, srv.port), stuck = dial(test, srv.port);
     check(echo(test, slow, "slow: part 1"), "slow client: first part echoed");
     check(echo(test, stuck, "stuck: hello"), "stuck client: echoed, then goes quiet");
     int deaf = dial(test, srv.port);
+    struct conn *c = conn_of(test, &srv, stuck), *d = conn_of(test, &srv, deaf);
+    check(c && d, "the server knows the stuck and the deaf connections");
+    if (!c || !d) {
+        cctx_release(test);
+        return 1;
+    }
 
     /* Let the server see A, B and C go, so that exactly three are in flight. */
     pthread_mutex_lock(&srv.mu);
@@ -421,12 +496,11 @@ static int self_test(char **argv)
 
     pthread_join(st, NULL);
     close(deaf);
-    check(srv.n == 6 && srv.in_flight == 3, "six served, three in flight at the signal");
+    check(srv.served == 6 + MANY && srv.in_flight == 3,
+          "every connection served, three in flight at the signal");
     check(srv.drained == 1 && srv.cut == 2, "one drained, two cut");
-    struct conn *c = srv.list[4];
     check(c->cut && strncmp(c->why, "grace period of 1s after: signal: terminated", 44) == 0,
           "the cut connection's cause names the grace period and the signal");
-    struct conn *d = srv.list[5];
     check(srv.let_go == ETIMEDOUT && srv.report && strstr(srv.report, d->name) &&
               !strstr(srv.report, c->name),
           "the shutdown report names the connection that did not let go, and only it");
