@@ -31,7 +31,10 @@
  * call that ignores the context (it sleeps 2.5 s whatever happens).
  *
  * The self-test starts the server on an ephemeral port, echoes with three
- * clients, keeps three connections open (one finishes its work during the
+ * clients, then with twice as many short ones as the server holds open at
+ * once, runs the server out of descriptors while a client connects (it must
+ * back off, not spin on accept, and serve that client once descriptors are
+ * free), keeps three connections open (one finishes its work during the
  * drain, one never does, one is in a legacy call), sends itself SIGTERM, and
  * checks that accepting stopped, that the first drained, that the second
  * was cut at the end of the grace period with that cause, and that the
@@ -44,6 +47,7 @@
 #include <cctx/signal.h>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -52,6 +56,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -90,9 +95,11 @@ struct server {
      * accepting thread adds or removes entries. */
     struct conn *list[MAX_CONNS];
     int n, open;
-    int served; /* every connection accepted, ever */
+    int served;   /* every connection accepted, ever */
+    int finished; /* connection threads done with their context */
     bool accepting;
     int in_flight, drained, cut;
+    int accept_failures;     /* accept calls that failed, the signal's aside */
     int let_go;              /* cctx_cancel_and_wait's answer */
     char *report;            /* and its report of who did not let go */
 };
@@ -159,6 +166,10 @@ static void *serve(void *arg)
     pthread_mutex_unlock(&srv->mu);
     /* Last: the server's cctx_cancel_and_wait waits for this. */
     cctx_release(c->ctx);
+    pthread_mutex_lock(&srv->mu);
+    srv->finished++;
+    pthread_cond_broadcast(&srv->changed);
+    pthread_mutex_unlock(&srv->mu);
     return NULL;
 }
 
@@ -177,7 +188,8 @@ static void reap_conns(struct server *srv)
     }
     srv->n = kept;
     pthread_mutex_unlock(&srv->mu);
-    /* Each has only its cctx_release and return left to run. */
+    /* Each has only its cctx_release and its count in finished left to run;
+     * joined without srv->mu, which that count takes. */
     for (int i = 0; i < n_ended; i++) {
         pthread_join(ended[i]->thread, NULL);
         free(ended[i]);
@@ -235,16 +247,34 @@ static int listen_on(int port)
 static void run_server(struct server *srv)
 {
     /* Accept until the signal: cctx_accept returns -1 with ECANCELED then. */
+    int64_t backoff = 0;
     for (;;) {
         struct sockaddr_in peer;
         socklen_t len = sizeof peer;
         int fd = cctx_accept(srv->ctx, srv->listener, (struct sockaddr *)&peer, &len);
-        if (fd >= 0)
+        if (fd >= 0) {
+            backoff = 0;
             start_conn(srv, fd, &peer);
-        else if (cctx_err(srv->ctx) != 0)
+            continue;
+        }
+        int err = errno;
+        if (cctx_err(srv->ctx) != 0)
             break;
-        else
-            perror("cctx-echo: accept"); /* e.g. ECONNABORTED: keep going */
+        pthread_mutex_lock(&srv->mu);
+        srv->accept_failures++;
+        pthread_mutex_unlock(&srv->mu);
+        perror("cctx-echo: accept");
+        if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+            /* Out of descriptors or memory: the client stays in the
+             * backlog, so accepting again at once fails again at once, a
+             * loop that burns a CPU and floods the log. Wait, twice as long
+             * each time up to 1 s (as Go's http.Server does), or until the
+             * signal. */
+            backoff = backoff ? backoff * 2 : CCTX_MSEC(5);
+            if (backoff > CCTX_SEC(1))
+                backoff = CCTX_SEC(1);
+            (void)cctx_sleep(srv->ctx, backoff);
+        } /* else, e.g. ECONNABORTED: that client is gone; keep going */
     }
 
     /* Stop accepting: new clients are refused from here on. */
@@ -400,6 +430,67 @@ static struct conn *conn_of(cctx_t *ctx, struct server *srv, int fd)
     return found;
 }
 
+static int accept_failures(struct server *srv)
+{
+    pthread_mutex_lock(&srv->mu);
+    int n = srv->accept_failures;
+    pthread_mutex_unlock(&srv->mu);
+    return n;
+}
+
+/* Runs the server out of descriptors while a client connects: accept fails
+ * with EMFILE for as long as none is free. True if the server failed at
+ * most a few times in that while (it waits, rather than spinning on accept)
+ * and served the client once descriptors were free again. */
+static bool out_of_descriptors(cctx_t *ctx, struct server *srv)
+{
+    enum { ROOM = 64 };
+    struct rlimit old, low;
+    /* Every connection so far must be over, its socket and its context's
+     * descriptors closed: one closed during the shortage would let the
+     * server accept, and then fail to serve, the client below. */
+    if (cctx_mutex_lock(ctx, &srv->mu) != 0)
+        return false;
+    while (srv->finished < srv->served && cctx_cond_wait(ctx, &srv->changed, &srv->mu) == 0)
+        ;
+    bool quiet = srv->finished == srv->served;
+    pthread_mutex_unlock(&srv->mu);
+    if (!quiet)
+        return false;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || getrlimit(RLIMIT_NOFILE, &old) != 0) {
+        close(fd);
+        return false;
+    }
+    /* fd is the lowest free descriptor: below fd + ROOM (or the limit, if
+     * lower), fill every free one. */
+    low = old;
+    if ((rlim_t)fd + ROOM < old.rlim_cur)
+        low.rlim_cur = (rlim_t)fd + ROOM;
+    if (setrlimit(RLIMIT_NOFILE, &low) != 0) {
+        close(fd);
+        return false;
+    }
+    int fill[ROOM], n = 0;
+    while (n < ROOM && (fill[n] = fcntl(fd, F_DUPFD_CLOEXEC, 0)) >= 0)
+        n++;
+    int before = accept_failures(srv);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)srv->port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bool connected = cctx_connect(ctx, fd, (struct sockaddr *)&a, sizeof a) == 0;
+    (void)cctx_sleep(ctx, CCTX_MSEC(300));
+    int failures_while_full = accept_failures(srv) - before;
+    while (n > 0)
+        close(fill[--n]);
+    setrlimit(RLIMIT_NOFILE, &old);
+    bool served = connected && echo(ctx, fd, "after the shortage");
+    close(fd);
+    say("clients", "out of descriptors for 300 ms: %d failed accept(s); then %s",
+        failures_while_full, served ? "served" : "NOT served");
+    return failures_while_full >= 1 && failures_while_full <= 50 && served;
+}
+
 static void *server_thread(void *arg)
 {
     run_server(arg);
@@ -447,6 +538,8 @@ static int self_test(char **argv)
     }
     say("clients", "%d of %d short connections echoed", many_ok, (int)MANY);
     check(many_ok == MANY, "every one of many short connections is echoed");
+    check(out_of_descriptors(test, &srv),
+          "out of descriptors, the server waits instead of spinning, then serves");
     int slow = dial(test, srv.port), stuck = dial(test, srv.port);
     check(echo(test, slow, "slow: part 1"), "slow client: first part echoed");
     check(echo(test, stuck, "stuck: hello"), "stuck client: echoed, then goes quiet");
@@ -496,7 +589,7 @@ static int self_test(char **argv)
 
     pthread_join(st, NULL);
     close(deaf);
-    check(srv.served == 6 + MANY && srv.in_flight == 3,
+    check(srv.served == 7 + MANY && srv.in_flight == 3,
           "every connection served, three in flight at the signal");
     check(srv.drained == 1 && srv.cut == 2, "one drained, two cut");
     check(c->cut && strncmp(c->why, "grace period of 1s after: signal: terminated", 44) == 0,
