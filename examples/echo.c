@@ -30,16 +30,17 @@
  * A line that starts with "legacy" stands for work done with a blocking
  * call that ignores the context (it sleeps 2.5 s whatever happens).
  *
- * The self-test starts the server on an ephemeral port, echoes with three
- * clients, then with twice as many short ones as the server holds open at
- * once, runs the server out of descriptors while a client connects (it must
- * back off, not spin on accept, and serve that client once descriptors are
- * free), keeps three connections open (one finishes its work during the
- * drain, one never does, one is in a legacy call), sends itself SIGTERM, and
- * checks that accepting stopped, that the first drained, that the second
- * was cut at the end of the grace period with that cause, and that the
- * server's shutdown report names the third. It exits 0 only if every check
- * held.
+ * The self-test starts the server on an ephemeral port, connects while no
+ * thread can be started (the server must close that client, not keep it
+ * open with nobody serving it), echoes with three clients, then with twice
+ * as many short ones as the server holds open at once, runs the server out
+ * of descriptors while a client connects (it must back off, not spin on
+ * accept, and serve that client once descriptors are free), keeps three
+ * connections open (one finishes its work during the drain, one never does,
+ * one is in a legacy call), sends itself SIGTERM, and checks that accepting
+ * stopped, that the first drained, that the second was cut at the end of
+ * the grace period with that cause, and that the server's shutdown report
+ * names the third. It exits 0 only if every check held.
  */
 #define _GNU_SOURCE
 #include <cctx.h>
@@ -220,14 +221,27 @@ static void start_conn(struct server *srv, int fd, const struct sockaddr_in *pee
         return;
     }
     cctx_set_name(c->ctx, c->name);
-    pthread_mutex_lock(&srv->mu);
-    srv->list[srv->n++] = c;
-    srv->open++;
-    srv->served++;
-    pthread_cond_broadcast(&srv->changed);
-    pthread_mutex_unlock(&srv->mu);
     say(c->name, "accepted");
-    pthread_create(&c->thread, NULL, serve, c);
+    /* The thread starts under srv->mu, so that the list only ever holds
+     * connections with a thread to join, and one that could not start is
+     * never counted open (the drain would wait for it in vain). serve takes
+     * srv->mu only once it is done. */
+    pthread_mutex_lock(&srv->mu);
+    int err = pthread_create(&c->thread, NULL, serve, c);
+    if (err == 0) {
+        srv->list[srv->n++] = c;
+        srv->open++;
+        srv->served++;
+        pthread_cond_broadcast(&srv->changed);
+    }
+    pthread_mutex_unlock(&srv->mu);
+    if (err != 0) {
+        /* Out of memory or threads: this client is closed, the server goes on. */
+        say(c->name, "closed: no thread to serve it: %s", strerror(err));
+        cctx_release(c->ctx);
+        close(fd);
+        free(c);
+    }
 }
 
 static int listen_on(int port)
@@ -503,6 +517,75 @@ static bool out_of_descriptors(cctx_t *ctx, struct server *srv)
     return failures_while_full >= 1 && failures_while_full <= 50 && served;
 }
 
+/* Built with a sanitizer, whose runtime aborts when it cannot map memory
+ * (for a new thread's signal stack, or its own allocator): the part of the
+ * self-test that caps the address space is left out. */
+#if defined(__has_feature)
+#define ECHO_HAS_FEATURE_(f) __has_feature(f)
+#else
+#define ECHO_HAS_FEATURE_(f) 0
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) ||                               \
+    ECHO_HAS_FEATURE_(address_sanitizer) || ECHO_HAS_FEATURE_(thread_sanitizer)
+#define ECHO_SANITIZED 1
+#else
+#define ECHO_SANITIZED 0
+#endif
+
+/* Connects while the process cannot map a new thread's stack (its address
+ * space capped a little above what it uses), so the server cannot start the
+ * connection's thread. True if the server then closed that client at once
+ * and counted nothing open; *ran is false if the cap could not be set. Runs
+ * before any thread has ended: the C library keeps the stacks of ended
+ * threads for reuse, and one of those would need no new mapping. */
+static bool no_thread(cctx_t *ctx, struct server *srv, bool *ran)
+{
+    *ran = false;
+    if (ECHO_SANITIZED)
+        return true;
+    unsigned long pages = 0;
+    FILE *statm = fopen("/proc/self/statm", "r");
+    if (statm) {
+        if (fscanf(statm, "%lu", &pages) != 1)
+            pages = 0;
+        fclose(statm);
+    }
+    struct rlimit old, low;
+    if (pages == 0 || getrlimit(RLIMIT_AS, &old) != 0)
+        return true;
+    /* Room for the socket and small allocations, not for a stack (128 KiB
+     * with musl, megabytes with glibc). */
+    /* The server ends the connection or not at all: 3 s, not the test's 10.
+     * Made, like the socket, before the cap. */
+    cctx_t *wait = cctx_with_timeout(ctx, CCTX_SEC(3), NULL);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    low = old;
+    low.rlim_cur = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + 64 * 1024;
+    if (!wait || fd < 0 || low.rlim_cur >= old.rlim_cur || setrlimit(RLIMIT_AS, &low) != 0) {
+        cctx_release(wait);
+        close(fd);
+        return true;
+    }
+    *ran = true;
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)srv->port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    char b;
+    bool closed = cctx_connect(wait, fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+                  cctx_read(wait, fd, &b, 1) == 0;
+    setrlimit(RLIMIT_AS, &old);
+    close(fd);
+    cctx_release(wait);
+    bool none_open = false;
+    if (cctx_mutex_lock(ctx, &srv->mu) == 0) {
+        none_open = srv->open == 0 && srv->n == 0 && srv->served == 0;
+        pthread_mutex_unlock(&srv->mu);
+    }
+    say("clients", "no thread for a connection: %s, %s", closed ? "closed at once" : "NOT closed",
+        none_open ? "none open" : "one OPEN");
+    return closed && none_open;
+}
+
 static void *server_thread(void *arg)
 {
     run_server(arg);
@@ -528,6 +611,12 @@ static int self_test(char **argv)
 
     /* Every client step has 10 s at most: a hang fails instead of hanging. */
     cctx_t *test = cctx_with_timeout(cctx_background(), CCTX_SEC(10), NULL);
+    bool ran;
+    bool no_thread_ok = no_thread(test, &srv, &ran);
+    if (ran)
+        check(no_thread_ok, "a connection with no thread to serve it is closed, not kept");
+    else
+        say("self-test", "not run here: a connection with no thread to serve it");
     const char *names[] = {"client A", "client B", "client C"};
     for (int i = 0; i < 3; i++) {
         int fd = dial(test, srv.port);
