@@ -30,13 +30,17 @@
  * A line that starts with "legacy" stands for work done with a blocking
  * call that ignores the context (it sleeps 2.5 s whatever happens).
  *
- * The self-test starts the server on an ephemeral port, echoes with three
- * clients, keeps three connections open (one finishes its work during the
- * drain, one never does, one is in a legacy call), sends itself SIGTERM, and
- * checks that accepting stopped, that the first drained, that the second
- * was cut at the end of the grace period with that cause, and that the
- * server's shutdown report names the third. It exits 0 only if every check
- * held.
+ * The self-test starts the server on an ephemeral port, connects while no
+ * thread can be started (the server must close that client, not keep it
+ * open with nobody serving it), echoes with three clients, then with twice
+ * as many short ones as the server holds open at once, runs the server out
+ * of descriptors while a client connects (it must back off, not spin on
+ * accept, and serve that client once descriptors are free), keeps three
+ * connections open (one finishes its work during the drain, one never does,
+ * one is in a legacy call), sends itself SIGTERM, and checks that accepting
+ * stopped, that the first drained, that the second was cut at the end of
+ * the grace period with that cause, and that the server's shutdown report
+ * names the third. It exits 0 only if every check held.
  */
 #define _GNU_SOURCE
 #include <cctx.h>
@@ -44,6 +48,7 @@
 #include <cctx/signal.h>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -52,10 +57,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+/* Connections open at once; a client beyond them is closed at once. */
 enum { MAX_CONNS = 64 };
 /* How long the server waits, after the drain, for connection threads to let
  * go of their contexts before it reports the ones that did not. */
@@ -83,11 +90,18 @@ struct server {
     int listener, port;
     int64_t drain;           /* how long in-flight connections get */
     pthread_mutex_t mu;      /* guards the fields below */
-    pthread_cond_t changed;  /* a connection ended, or accepting stopped */
+    pthread_cond_t changed;  /* a connection began or ended, accept failed, or
+                                accepting stopped */
+    /* The connections not yet reaped: the open ones and those that ended
+     * since the last accept (start_conn joins and frees those). Only the
+     * accepting thread adds or removes entries. */
     struct conn *list[MAX_CONNS];
     int n, open;
+    int served;   /* every connection accepted, ever */
+    int finished; /* connection threads done with their context */
     bool accepting;
     int in_flight, drained, cut;
+    int accept_failures;     /* accept calls that failed, the signal's aside */
     int let_go;              /* cctx_cancel_and_wait's answer */
     char *report;            /* and its report of who did not let go */
 };
@@ -154,11 +168,39 @@ static void *serve(void *arg)
     pthread_mutex_unlock(&srv->mu);
     /* Last: the server's cctx_cancel_and_wait waits for this. */
     cctx_release(c->ctx);
+    pthread_mutex_lock(&srv->mu);
+    srv->finished++;
+    pthread_cond_broadcast(&srv->changed);
+    pthread_mutex_unlock(&srv->mu);
     return NULL;
+}
+
+/* Joins and frees the connections that have ended, so that a long-running
+ * server holds only its open ones and its list never fills with the dead. */
+static void reap_conns(struct server *srv)
+{
+    struct conn *ended[MAX_CONNS];
+    int n_ended = 0, kept = 0;
+    pthread_mutex_lock(&srv->mu);
+    for (int i = 0; i < srv->n; i++) {
+        if (srv->list[i]->done)
+            ended[n_ended++] = srv->list[i];
+        else
+            srv->list[kept++] = srv->list[i];
+    }
+    srv->n = kept;
+    pthread_mutex_unlock(&srv->mu);
+    /* Each has only its cctx_release and its count in finished left to run;
+     * joined without srv->mu, which that count takes. */
+    for (int i = 0; i < n_ended; i++) {
+        pthread_join(ended[i]->thread, NULL);
+        free(ended[i]);
+    }
 }
 
 static void start_conn(struct server *srv, int fd, const struct sockaddr_in *peer)
 {
+    reap_conns(srv);
     struct conn *c = calloc(1, sizeof *c);
     if (!c || srv->n == MAX_CONNS) {
         free(c);
@@ -179,12 +221,27 @@ static void start_conn(struct server *srv, int fd, const struct sockaddr_in *pee
         return;
     }
     cctx_set_name(c->ctx, c->name);
-    pthread_mutex_lock(&srv->mu);
-    srv->list[srv->n++] = c;
-    srv->open++;
-    pthread_mutex_unlock(&srv->mu);
     say(c->name, "accepted");
-    pthread_create(&c->thread, NULL, serve, c);
+    /* The thread starts under srv->mu, so that the list only ever holds
+     * connections with a thread to join, and one that could not start is
+     * never counted open (the drain would wait for it in vain). serve takes
+     * srv->mu only once it is done. */
+    pthread_mutex_lock(&srv->mu);
+    int err = pthread_create(&c->thread, NULL, serve, c);
+    if (err == 0) {
+        srv->list[srv->n++] = c;
+        srv->open++;
+        srv->served++;
+        pthread_cond_broadcast(&srv->changed);
+    }
+    pthread_mutex_unlock(&srv->mu);
+    if (err != 0) {
+        /* Out of memory or threads: this client is closed, the server goes on. */
+        say(c->name, "closed: no thread to serve it: %s", strerror(err));
+        cctx_release(c->ctx);
+        close(fd);
+        free(c);
+    }
 }
 
 static int listen_on(int port)
@@ -205,16 +262,35 @@ static int listen_on(int port)
 static void run_server(struct server *srv)
 {
     /* Accept until the signal: cctx_accept returns -1 with ECANCELED then. */
+    int64_t backoff = 0;
     for (;;) {
         struct sockaddr_in peer;
         socklen_t len = sizeof peer;
         int fd = cctx_accept(srv->ctx, srv->listener, (struct sockaddr *)&peer, &len);
-        if (fd >= 0)
+        if (fd >= 0) {
+            backoff = 0;
             start_conn(srv, fd, &peer);
-        else if (cctx_err(srv->ctx) != 0)
+            continue;
+        }
+        int err = errno;
+        if (cctx_err(srv->ctx) != 0)
             break;
-        else
-            perror("cctx-echo: accept"); /* e.g. ECONNABORTED: keep going */
+        pthread_mutex_lock(&srv->mu);
+        srv->accept_failures++;
+        pthread_cond_broadcast(&srv->changed);
+        pthread_mutex_unlock(&srv->mu);
+        perror("cctx-echo: accept");
+        if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+            /* Out of descriptors or memory: the client stays in the
+             * backlog, so accepting again at once fails again at once, a
+             * loop that burns a CPU and floods the log. Wait, twice as long
+             * each time up to 1 s (as Go's http.Server does), or until the
+             * signal. */
+            backoff = backoff ? backoff * 2 : CCTX_MSEC(5);
+            if (backoff > CCTX_SEC(1))
+                backoff = CCTX_SEC(1);
+            (void)cctx_sleep(srv->ctx, backoff);
+        } /* else, e.g. ECONNABORTED: that client is gone; keep going */
     }
 
     /* Stop accepting: new clients are refused from here on. */
@@ -264,8 +340,10 @@ static void run_server(struct server *srv)
 
     for (int i = 0; i < srv->n; i++)
         pthread_join(srv->list[i]->thread, NULL);
-    say("server", "done: %d connection(s) served, %d in flight at the signal: "
-        "%d drained, %d cut", srv->n, srv->in_flight, srv->drained, srv->cut);
+    say("server",
+        "done: %d connection(s) served, %d in flight at the signal: "
+        "%d drained, %d cut",
+        srv->served, srv->in_flight, srv->drained, srv->cut);
 }
 
 static void server_init(struct server *srv, int port, int64_t drain)
@@ -343,6 +421,171 @@ static bool echo(cctx_t *ctx, int fd, const char *msg)
     return memcmp(back, msg, len) == 0;
 }
 
+/* The server's connection whose client end is fd, found by the name the
+ * server gave it (the client's address), once the server has accepted it;
+ * NULL if ctx ends first. */
+static struct conn *conn_of(cctx_t *ctx, struct server *srv, int fd)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof a;
+    char name[48];
+    if (getsockname(fd, (struct sockaddr *)&a, &len) != 0)
+        return NULL;
+    snprintf(name, sizeof name, "conn 127.0.0.1:%d", ntohs(a.sin_port));
+    struct conn *found = NULL;
+    if (cctx_mutex_lock(ctx, &srv->mu) != 0)
+        return NULL;
+    for (;;) {
+        for (int i = 0; i < srv->n && !found; i++)
+            if (strcmp(srv->list[i]->name, name) == 0)
+                found = srv->list[i];
+        if (found || cctx_cond_wait(ctx, &srv->changed, &srv->mu) != 0)
+            break;
+    }
+    pthread_mutex_unlock(&srv->mu);
+    return found;
+}
+
+static int accept_failures(struct server *srv)
+{
+    pthread_mutex_lock(&srv->mu);
+    int n = srv->accept_failures;
+    pthread_mutex_unlock(&srv->mu);
+    return n;
+}
+
+/* Runs the server out of descriptors while a client connects: accept fails
+ * with EMFILE for as long as none is free. True if the server failed at
+ * most a few times in that while (it waits, rather than spinning on accept)
+ * and served the client once descriptors were free again. */
+static bool out_of_descriptors(cctx_t *ctx, struct server *srv)
+{
+    enum { ROOM = 64 };
+    struct rlimit old, low;
+    /* Every connection so far must be over, its socket and its context's
+     * descriptors closed: one closed during the shortage would let the
+     * server accept, and then fail to serve, the client below. */
+    if (cctx_mutex_lock(ctx, &srv->mu) != 0)
+        return false;
+    while (srv->finished < srv->served && cctx_cond_wait(ctx, &srv->changed, &srv->mu) == 0)
+        ;
+    bool quiet = srv->finished == srv->served;
+    pthread_mutex_unlock(&srv->mu);
+    if (!quiet)
+        return false;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || getrlimit(RLIMIT_NOFILE, &old) != 0) {
+        close(fd);
+        return false;
+    }
+    /* fd is the lowest free descriptor: below fd + ROOM (or the limit, if
+     * lower), fill every free one. */
+    low = old;
+    if ((rlim_t)fd + ROOM < old.rlim_cur)
+        low.rlim_cur = (rlim_t)fd + ROOM;
+    if (setrlimit(RLIMIT_NOFILE, &low) != 0) {
+        close(fd);
+        return false;
+    }
+    int fill[ROOM], n = 0;
+    while (n < ROOM && (fill[n] = fcntl(fd, F_DUPFD_CLOEXEC, 0)) >= 0)
+        n++;
+    int before = accept_failures(srv);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)srv->port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bool connected = cctx_connect(ctx, fd, (struct sockaddr *)&a, sizeof a) == 0;
+    /* The 300 ms are counted from the first failure, however late a loaded
+     * machine lets the server try. */
+    bool failed = false;
+    if (connected && cctx_mutex_lock(ctx, &srv->mu) == 0) {
+        while (srv->accept_failures == before && cctx_cond_wait(ctx, &srv->changed, &srv->mu) == 0)
+            ;
+        failed = srv->accept_failures > before;
+        pthread_mutex_unlock(&srv->mu);
+    }
+    if (failed)
+        (void)cctx_sleep(ctx, CCTX_MSEC(300));
+    int failures_while_full = accept_failures(srv) - before;
+    while (n > 0)
+        close(fill[--n]);
+    setrlimit(RLIMIT_NOFILE, &old);
+    bool served = connected && echo(ctx, fd, "after the shortage");
+    close(fd);
+    say("clients", "out of descriptors for 300 ms: %d failed accept(s); then %s",
+        failures_while_full, served ? "served" : "NOT served");
+    return failures_while_full >= 1 && failures_while_full <= 50 && served;
+}
+
+/* Built with a sanitizer, whose runtime aborts when it cannot map memory
+ * (for a new thread's signal stack, or its own allocator): the part of the
+ * self-test that caps the address space is left out. */
+#if defined(__has_feature)
+#define ECHO_HAS_FEATURE_(f) __has_feature(f)
+#else
+#define ECHO_HAS_FEATURE_(f) 0
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) ||                               \
+    ECHO_HAS_FEATURE_(address_sanitizer) || ECHO_HAS_FEATURE_(thread_sanitizer)
+#define ECHO_SANITIZED 1
+#else
+#define ECHO_SANITIZED 0
+#endif
+
+/* Connects while the process cannot map a new thread's stack (its address
+ * space capped a little above what it uses), so the server cannot start the
+ * connection's thread. True if the server then closed that client at once
+ * and counted nothing open; *ran is false if the cap could not be set. Runs
+ * before any thread has ended: the C library keeps the stacks of ended
+ * threads for reuse, and one of those would need no new mapping. */
+static bool no_thread(cctx_t *ctx, struct server *srv, bool *ran)
+{
+    *ran = false;
+    if (ECHO_SANITIZED)
+        return true;
+    unsigned long pages = 0;
+    FILE *statm = fopen("/proc/self/statm", "r");
+    if (statm) {
+        if (fscanf(statm, "%lu", &pages) != 1)
+            pages = 0;
+        fclose(statm);
+    }
+    struct rlimit old, low;
+    if (pages == 0 || getrlimit(RLIMIT_AS, &old) != 0)
+        return true;
+    /* Room for the socket and small allocations, not for a stack (128 KiB
+     * with musl, megabytes with glibc). */
+    /* The server ends the connection or not at all: 3 s, not the test's 10.
+     * Made, like the socket, before the cap. */
+    cctx_t *wait = cctx_with_timeout(ctx, CCTX_SEC(3), NULL);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    low = old;
+    low.rlim_cur = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + 64 * 1024;
+    if (!wait || fd < 0 || low.rlim_cur >= old.rlim_cur || setrlimit(RLIMIT_AS, &low) != 0) {
+        cctx_release(wait);
+        close(fd);
+        return true;
+    }
+    *ran = true;
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)srv->port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    char b;
+    bool closed = cctx_connect(wait, fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+                  cctx_read(wait, fd, &b, 1) == 0;
+    setrlimit(RLIMIT_AS, &old);
+    close(fd);
+    cctx_release(wait);
+    bool none_open = false;
+    if (cctx_mutex_lock(ctx, &srv->mu) == 0) {
+        none_open = srv->open == 0 && srv->n == 0 && srv->served == 0;
+        pthread_mutex_unlock(&srv->mu);
+    }
+    say("clients", "no thread for a connection: %s, %s", closed ? "closed at once" : "NOT closed",
+        none_open ? "none open" : "one OPEN");
+    return closed && none_open;
+}
+
 static void *server_thread(void *arg)
 {
     run_server(arg);
@@ -368,6 +611,12 @@ static int self_test(char **argv)
 
     /* Every client step has 10 s at most: a hang fails instead of hanging. */
     cctx_t *test = cctx_with_timeout(cctx_background(), CCTX_SEC(10), NULL);
+    bool ran;
+    bool no_thread_ok = no_thread(test, &srv, &ran);
+    if (ran)
+        check(no_thread_ok, "a connection with no thread to serve it is closed, not kept");
+    else
+        say("self-test", "not run here: a connection with no thread to serve it");
     const char *names[] = {"client A", "client B", "client C"};
     for (int i = 0; i < 3; i++) {
         int fd = dial(test, srv.port);
@@ -378,10 +627,30 @@ static int self_test(char **argv)
         check(ok, "an echo comes back whole");
         close(fd);
     }
+    /* More clients, one after another, than the server keeps open at once:
+     * each must be served, as the ones before. */
+    enum { MANY = 2 * MAX_CONNS };
+    int many_ok = 0;
+    for (int i = 0; i < MANY; i++) {
+        int fd = dial(test, srv.port);
+        many_ok += fd >= 0 && echo(test, fd, "one of many");
+        if (fd >= 0)
+            close(fd);
+    }
+    say("clients", "%d of %d short connections echoed", many_ok, (int)MANY);
+    check(many_ok == MANY, "every one of many short connections is echoed");
+    check(out_of_descriptors(test, &srv),
+          "out of descriptors, the server waits instead of spinning, then serves");
     int slow = dial(test, srv.port), stuck = dial(test, srv.port);
     check(echo(test, slow, "slow: part 1"), "slow client: first part echoed");
     check(echo(test, stuck, "stuck: hello"), "stuck client: echoed, then goes quiet");
     int deaf = dial(test, srv.port);
+    struct conn *c = conn_of(test, &srv, stuck), *d = conn_of(test, &srv, deaf);
+    check(c && d, "the server knows the stuck and the deaf connections");
+    if (!c || !d) {
+        cctx_release(test);
+        return 1;
+    }
 
     /* Let the server see A, B and C go, so that exactly three are in flight. */
     pthread_mutex_lock(&srv.mu);
@@ -421,12 +690,11 @@ static int self_test(char **argv)
 
     pthread_join(st, NULL);
     close(deaf);
-    check(srv.n == 6 && srv.in_flight == 3, "six served, three in flight at the signal");
+    check(srv.served == 7 + MANY && srv.in_flight == 3,
+          "every connection served, three in flight at the signal");
     check(srv.drained == 1 && srv.cut == 2, "one drained, two cut");
-    struct conn *c = srv.list[4];
     check(c->cut && strncmp(c->why, "grace period of 1s after: signal: terminated", 44) == 0,
           "the cut connection's cause names the grace period and the signal");
-    struct conn *d = srv.list[5];
     check(srv.let_go == ETIMEDOUT && srv.report && strstr(srv.report, d->name) &&
               !strstr(srv.report, c->name),
           "the shutdown report names the connection that did not let go, and only it");
