@@ -8,7 +8,9 @@
  * off the heap first, never by both (the advance is made to come there
  * through timer.c's hooks cctx__timer_arming and cctx__timer_armed); a
  * deadline whose parent is canceled between its attach and its arm is
- * left in no heap.
+ * left in no heap; deadlines due together on the real clock fire earliest
+ * first whatever shards they were armed in, so a child whose own deadline
+ * came first reports its own cause, not its parent's.
  */
 #define _GNU_SOURCE
 #include <cctx.h>
@@ -19,6 +21,7 @@
 #include <stdbool.h>
 
 #include "harness.h"
+#include "layout.h"
 #include "support.h"
 #include "testhooks.h"
 
@@ -275,4 +278,101 @@ TEST(timer_deadline_canceled_from_above_between_attach_and_arm_leaves_nothing_ar
     CHECK_EQ(cctx__test_armed_timers(), armed);
     cctx_release(d);
     cctx_release(parent);
+}
+
+/* ---- deadlines due together on the real clock ----------------------------------- */
+
+/* The timer thread is held at its first pop (1: to hold, 2: held, 3: let go),
+ * so that the deadlines derived meanwhile are all due when it scans again. */
+static atomic_int hold_state;
+
+static void hold_the_first_pop(struct cctx__timer *t)
+{
+    (void)t;
+    int want = 1;
+    if (!atomic_compare_exchange_strong(&hold_state, &want, 2))
+        return;
+    int64_t give_up = real_now() + CCTX_SEC(10);
+    while (atomic_load(&hold_state) != 3 && real_now() < give_up)
+        sched_yield();
+}
+
+struct derivation {
+    cctx_t *parent, *made;
+    int64_t deadline;
+    int code;
+};
+
+static void *derive_deadline(void *arg)
+{
+    struct derivation *d = arg;
+    d->made = cctx_with_deadline_cause(d->parent, d->deadline, d->code, NULL, NULL);
+    return NULL;
+}
+
+/* On a thread of its own: a thread arms into a shard of its own (timer.c),
+ * so the parent and the child may lie in either order across shards. */
+static cctx_t *derive_on_a_new_thread(cctx_t *parent, int64_t deadline, int code)
+{
+    struct derivation d = {.parent = parent, .deadline = deadline, .code = code};
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, derive_deadline, &d), 0);
+    CHECK_EQ(pthread_join(th, NULL), 0);
+    CHECK(d.made != NULL);
+    return d.made;
+}
+
+static uint32_t shard_of(cctx_t *c)
+{
+    return ((struct cctx__timer *)c)->shard;
+}
+
+TEST(timer_real_deadlines_due_together_fire_earliest_first_across_shards)
+{
+    atomic_store(&hold_state, 1);
+    atomic_store(&cctx__timer_popped, hold_the_first_pop);
+    cctx_t *first = cctx_with_timeout(cctx_background(), CCTX_MSEC(1), NULL);
+    CHECK(first != NULL);
+    int64_t give_up = real_now() + CCTX_SEC(10);
+    while (atomic_load(&hold_state) != 2) {
+        CHECK(real_now() < give_up);
+        sched_yield();
+    }
+    /* A parent armed in a lower shard than its child, whose own deadline
+     * is earlier. Each new thread takes the next shard, so a few tries
+     * give that order. Both must still be active when made (a slow thread
+     * start would make them born done): else again, with more time. */
+    cctx_t *parent = NULL, *child = NULL;
+    int64_t late = 0, margin = CCTX_MSEC(100);
+    for (int tries = 0; tries < 32; tries++) {
+        int64_t base = cctx_now();
+        late = base + 2 * margin;
+        parent = derive_on_a_new_thread(cctx_background(), late, 1);
+        child = derive_on_a_new_thread(parent, base + margin, 2);
+        bool active = cctx_err(parent) == 0 && cctx_err(child) == 0;
+        if (active && shard_of(parent) < shard_of(child))
+            break;
+        if (!active)
+            margin *= 2;
+        cctx_release(child);
+        cctx_release(parent);
+        parent = child = NULL;
+    }
+    CHECK(parent != NULL);
+    /* Both due before the timer thread looks again. */
+    while (cctx_now() <= late + CCTX_MSEC(1))
+        real_sleep_ms(1);
+    atomic_store(&hold_state, 3);
+    CHECK_EQ(cctx_wait(child, CCTX_SEC(10)), ETIMEDOUT);
+    CHECK_EQ(cctx_wait(parent, CCTX_SEC(10)), ETIMEDOUT);
+    atomic_store(&cctx__timer_popped, NULL);
+    /* The child's deadline came first: its cause is its own. */
+    cctx_cause_t why;
+    CHECK_EQ(cctx_cause(child, &why), ETIMEDOUT);
+    CHECK_EQ(why.code, 2);
+    CHECK_EQ(cctx_cause(parent, &why), ETIMEDOUT);
+    CHECK_EQ(why.code, 1);
+    cctx_release(child);
+    cctx_release(parent);
+    cctx_release(first);
 }
