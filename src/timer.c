@@ -280,8 +280,10 @@ static int64_t fire_due(int64_t now)
         }
         if (best < 0)
             break;
+        /* By the top seen, not by now: that top may be gone (disarmed), and
+         * the shard's next entry may be due after another shard's top. */
         int more;
-        struct cctx__timer *t = pop_due(&shards[best], now, 0, &more);
+        struct cctx__timer *t = pop_due(&shards[best], least, 0, &more);
         if (t)
             fire(t, 0, NULL);
         else if (cctx__atomic_load_seq_cst(&cctx__fake_on))
