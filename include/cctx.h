@@ -208,7 +208,10 @@ static inline void cctx__auto_release(cctx_t **ctx)
  * plain cancelable context (the parent's deadline, if any, wins and its cause
  * is the one reported). A deadline at or before cctx_now() gives a context
  * born done with ETIMEDOUT whose cause names this call. A negative timeout is
- * such a deadline; a timeout too large to add saturates to no deadline. */
+ * such a deadline; a timeout too large to add saturates to no deadline.
+ * Deadlines found due together (the timer thread woke late, or they lie
+ * close) fire earliest first, so a child whose own deadline came before its
+ * parent's reports its own cause. */
 CCTX_API CCTX__OWNED cctx_t *cctx_with_cancel_at(cctx_t *parent, cctx_cancel_t **cancel,
                                      const char *file, int line, const char *func);
 CCTX_API CCTX__OWNED cctx_t *cctx_with_deadline_cause_at(cctx_t *parent, int64_t deadline, int code,

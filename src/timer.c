@@ -26,6 +26,9 @@
  * Firing pops a due entry under its shard lock and takes a reference on the
  * context (skipping one whose count reached zero: its releaser waits for that
  * shard lock to disarm it and finds it unarmed), then fires outside the lock.
+ * Entries due together fire earliest first across shards, on either clock
+ * (fire_due), so that a deadline never ends a context first whose own
+ * deadline, in another shard, came before it.
  *
  * Under the fake clock the thread sleeps, and cctx_fake_clock_advance fires
  * due deadlines itself, on the calling thread, earliest first across shards.
@@ -252,6 +255,47 @@ static struct cctx__timer *take_orphan(void)
     return t;
 }
 
+/* Fires the deadlines due at now on the real clock, earliest first across
+ * the shards, as an advance of the fake clock does: deadlines found due
+ * together (the thread woke late, or they lie close) then end in the order
+ * they were due, so that a child whose own deadline came first reports its
+ * own cause, not that of an ancestor whose deadline came after it (shard
+ * by shard, an ancestor in a lower shard would fire first and reach the
+ * child). Each shard's top is looked at once, then again after each pop
+ * from it; one armed meanwhile kicks the thread, which scans again.
+ * Returns the earliest deadline left, as last seen (INT64_MAX: none). */
+static int64_t fire_due(int64_t now)
+{
+    int64_t tops[HEAP_SHARDS];
+    for (int i = 0; i < HEAP_SHARDS; i++)
+        shard_top(&shards[i], &tops[i]);
+    for (;;) {
+        int best = -1;
+        int64_t least = now;
+        for (int i = 0; i < HEAP_SHARDS; i++) {
+            if (tops[i] <= least) {
+                least = tops[i];
+                best = i;
+            }
+        }
+        if (best < 0)
+            break;
+        /* By the top seen, not by now: that top may be gone (disarmed), and
+         * the shard's next entry may be due after another shard's top. */
+        int more;
+        struct cctx__timer *t = pop_due(&shards[best], least, 0, &more);
+        if (t)
+            fire(t, 0, NULL);
+        else if (cctx__atomic_load_seq_cst(&cctx__fake_on))
+            return INT64_MAX; /* the fake clock came on: its advances fire now */
+        shard_top(&shards[best], &tops[best]);
+    }
+    int64_t next = INT64_MAX;
+    for (int i = 0; i < HEAP_SHARDS; i++)
+        next = tops[i] < next ? tops[i] : next;
+    return next;
+}
+
 static void *timer_main(void *arg)
 {
     (void)arg;
@@ -271,20 +315,8 @@ static void *timer_main(void *arg)
         }
         cctx__atomic_store_seq_cst(&timer_thread.sleep_until, INT64_MAX);
         int64_t next = INT64_MAX;
-        if (!cctx__atomic_load_seq_cst(&cctx__fake_on)) {
-            int64_t now = cctx__os_now();
-            for (int i = 0; i < HEAP_SHARDS; i++) {
-                int more = 1;
-                while (more) {
-                    struct cctx__timer *t = pop_due(&shards[i], now, 0, &more);
-                    if (t)
-                        fire(t, 0, NULL);
-                }
-                int64_t top;
-                shard_top(&shards[i], &top);
-                next = top < next ? top : next;
-            }
-        }
+        if (!cctx__atomic_load_seq_cst(&cctx__fake_on))
+            next = fire_due(cctx__os_now());
         pthread_mutex_lock(&timer_thread.lock);
         if (timer_thread.kicked)
             continue;

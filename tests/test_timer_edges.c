@@ -8,7 +8,10 @@
  * off the heap first, never by both (the advance is made to come there
  * through timer.c's hooks cctx__timer_arming and cctx__timer_armed); a
  * deadline whose parent is canceled between its attach and its arm is
- * left in no heap.
+ * left in no heap; deadlines due together on the real clock fire earliest
+ * first whatever shards they were armed in, so a child whose own deadline
+ * came first reports its own cause, not its parent's, even when a deadline
+ * the scan saw first in a shard is gone before the scan pops there.
  */
 #define _GNU_SOURCE
 #include <cctx.h>
@@ -19,6 +22,7 @@
 #include <stdbool.h>
 
 #include "harness.h"
+#include "layout.h"
 #include "support.h"
 #include "testhooks.h"
 
@@ -275,4 +279,193 @@ TEST(timer_deadline_canceled_from_above_between_attach_and_arm_leaves_nothing_ar
     CHECK_EQ(cctx__test_armed_timers(), armed);
     cctx_release(d);
     cctx_release(parent);
+}
+
+/* ---- deadlines due together on the real clock ----------------------------------- */
+
+/* The timer thread is held at its first pop (1: to hold, 2: held, 3: let go),
+ * so that the deadlines derived meanwhile are all due when it scans again.
+ * With a hold_target, only a pop of that deadline is held; 1 in place of 2
+ * lets one hold go and asks for the next at once. */
+static atomic_int hold_state;
+static _Atomic(struct cctx__timer *) hold_target;
+
+static void hold_the_first_pop(struct cctx__timer *t)
+{
+    struct cctx__timer *target = atomic_load(&hold_target);
+    if (target && t != target)
+        return;
+    int want = 1;
+    if (!atomic_compare_exchange_strong(&hold_state, &want, 2))
+        return;
+    int64_t give_up = real_now() + CCTX_SEC(10);
+    while (atomic_load(&hold_state) == 2 && real_now() < give_up)
+        sched_yield();
+}
+
+struct derivation {
+    cctx_t *parent, *made;
+    int64_t deadline;
+    int code;
+};
+
+static void *derive_deadline(void *arg)
+{
+    struct derivation *d = arg;
+    d->made = cctx_with_deadline_cause(d->parent, d->deadline, d->code, NULL, NULL);
+    return NULL;
+}
+
+/* On a thread of its own: a thread arms into a shard of its own (timer.c),
+ * so the parent and the child may lie in either order across shards. */
+static cctx_t *derive_on_a_new_thread(cctx_t *parent, int64_t deadline, int code)
+{
+    struct derivation d = {.parent = parent, .deadline = deadline, .code = code};
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, derive_deadline, &d), 0);
+    CHECK_EQ(pthread_join(th, NULL), 0);
+    CHECK(d.made != NULL);
+    return d.made;
+}
+
+static uint32_t shard_of(cctx_t *c)
+{
+    return ((struct cctx__timer *)c)->shard;
+}
+
+TEST(timer_real_deadlines_due_together_fire_earliest_first_across_shards)
+{
+    atomic_store(&hold_state, 1);
+    atomic_store(&cctx__timer_popped, hold_the_first_pop);
+    cctx_t *first = cctx_with_timeout(cctx_background(), CCTX_MSEC(1), NULL);
+    CHECK(first != NULL);
+    int64_t give_up = real_now() + CCTX_SEC(10);
+    while (atomic_load(&hold_state) != 2) {
+        CHECK(real_now() < give_up);
+        sched_yield();
+    }
+    /* A parent armed in a lower shard than its child, whose own deadline
+     * is earlier. Each new thread takes the next shard, so a few tries
+     * give that order. Both must still be active when made (a slow thread
+     * start would make them born done): else again, with more time. */
+    cctx_t *parent = NULL, *child = NULL;
+    int64_t late = 0, margin = CCTX_MSEC(100);
+    for (int tries = 0; tries < 32; tries++) {
+        int64_t base = cctx_now();
+        late = base + 2 * margin;
+        parent = derive_on_a_new_thread(cctx_background(), late, 1);
+        child = derive_on_a_new_thread(parent, base + margin, 2);
+        bool active = cctx_err(parent) == 0 && cctx_err(child) == 0;
+        if (active && shard_of(parent) < shard_of(child))
+            break;
+        if (!active)
+            margin *= 2;
+        cctx_release(child);
+        cctx_release(parent);
+        parent = child = NULL;
+    }
+    CHECK(parent != NULL);
+    /* Both due before the timer thread looks again. */
+    while (cctx_now() <= late + CCTX_MSEC(1))
+        real_sleep_ms(1);
+    atomic_store(&hold_state, 3);
+    CHECK_EQ(cctx_wait(child, CCTX_SEC(10)), ETIMEDOUT);
+    CHECK_EQ(cctx_wait(parent, CCTX_SEC(10)), ETIMEDOUT);
+    atomic_store(&cctx__timer_popped, NULL);
+    /* The child's deadline came first: its cause is its own. */
+    cctx_cause_t why;
+    CHECK_EQ(cctx_cause(child, &why), ETIMEDOUT);
+    CHECK_EQ(why.code, 2);
+    CHECK_EQ(cctx_cause(parent, &why), ETIMEDOUT);
+    CHECK_EQ(why.code, 1);
+    cctx_release(child);
+    cctx_release(parent);
+    cctx_release(first);
+}
+
+static void wait_until_held(void)
+{
+    int64_t give_up = real_now() + CCTX_SEC(10);
+    while (atomic_load(&hold_state) != 2) {
+        CHECK(real_now() < give_up);
+        sched_yield();
+    }
+}
+
+struct pair_on_a_thread {
+    int64_t first_deadline, child_deadline;
+    cctx_t *parent, *first, *child;
+};
+
+static void *derive_pair(void *arg)
+{
+    struct pair_on_a_thread *p = arg;
+    p->first = cctx_with_deadline_cause(cctx_background(), p->first_deadline, 4, NULL, NULL);
+    p->child = cctx_with_deadline_cause(p->parent, p->child_deadline, 2, NULL, NULL);
+    return NULL;
+}
+
+/* The scan looks at each shard's top once and then only at the shard it
+ * popped from, so the top it holds for another shard can be gone (released,
+ * canceled) by the time it pops there: it must then not pop that shard's
+ * next entry, due later than another shard's top. Here a parent's deadline
+ * lies behind the one that goes, in the shard of the test's thread; its
+ * child's, earlier than the parent's, lies in another shard, with the
+ * deadline the scan pops first, at which it is held while the other goes. */
+TEST(timer_real_deadline_gone_during_a_scan_keeps_the_order_earliest_first)
+{
+    atomic_store(&hold_target, NULL);
+    atomic_store(&hold_state, 1);
+    atomic_store(&cctx__timer_popped, hold_the_first_pop);
+    cctx_t *hold = cctx_with_timeout(cctx_background(), CCTX_MSEC(1), NULL);
+    CHECK(hold != NULL);
+    wait_until_held();
+    cctx_t *gone = NULL, *parent = NULL;
+    struct pair_on_a_thread p = {0};
+    int64_t late = 0, margin = CCTX_MSEC(100);
+    for (int tries = 0; tries < 32; tries++) {
+        int64_t base = cctx_now();
+        late = base + 4 * margin;
+        gone = cctx_with_deadline_cause(cctx_background(), base + 2 * margin, 3, NULL, NULL);
+        parent = cctx_with_deadline_cause(cctx_background(), late, 1, NULL, NULL);
+        CHECK(gone != NULL && parent != NULL);
+        p = (struct pair_on_a_thread){base + margin, base + 3 * margin, parent, NULL, NULL};
+        pthread_t th;
+        CHECK_EQ(pthread_create(&th, NULL, derive_pair, &p), 0);
+        CHECK_EQ(pthread_join(th, NULL), 0);
+        CHECK(p.first != NULL && p.child != NULL);
+        bool active = cctx_err(gone) == 0 && cctx_err(parent) == 0 && cctx_err(p.first) == 0 &&
+                      cctx_err(p.child) == 0;
+        if (active && shard_of(gone) == shard_of(parent) && shard_of(parent) != shard_of(p.child))
+            break;
+        if (!active)
+            margin *= 2;
+        cctx_release(p.child);
+        cctx_release(p.first);
+        cctx_release(parent);
+        cctx_release(gone);
+        gone = parent = NULL;
+    }
+    CHECK(parent != NULL);
+    /* All four due before the timer thread looks again. */
+    while (cctx_now() <= late + CCTX_MSEC(1))
+        real_sleep_ms(1);
+    atomic_store(&hold_target, (struct cctx__timer *)p.first);
+    atomic_store(&hold_state, 1);
+    wait_until_held();
+    cctx_release(gone);
+    atomic_store(&hold_state, 3);
+    CHECK_EQ(cctx_wait(p.child, CCTX_SEC(10)), ETIMEDOUT);
+    CHECK_EQ(cctx_wait(parent, CCTX_SEC(10)), ETIMEDOUT);
+    atomic_store(&cctx__timer_popped, NULL);
+    atomic_store(&hold_target, NULL);
+    cctx_cause_t why;
+    CHECK_EQ(cctx_cause(p.child, &why), ETIMEDOUT);
+    CHECK_EQ(why.code, 2);
+    CHECK_EQ(cctx_cause(parent, &why), ETIMEDOUT);
+    CHECK_EQ(why.code, 1);
+    cctx_release(p.child);
+    cctx_release(p.first);
+    cctx_release(parent);
+    cctx_release(hold);
 }
