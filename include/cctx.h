@@ -211,7 +211,9 @@ static inline void cctx__auto_release(cctx_t **ctx)
  * such a deadline; a timeout too large to add saturates to no deadline.
  * Deadlines found due together (the timer thread woke late, or they lie
  * close) fire earliest first, so a child whose own deadline came before its
- * parent's reports its own cause. */
+ * parent's reports its own cause, unless another thread held the child's
+ * lock as its deadline fired: marking it is then left to a runner thread,
+ * and the parent's ending may reach it first. */
 CCTX_API CCTX__OWNED cctx_t *cctx_with_cancel_at(cctx_t *parent, cctx_cancel_t **cancel,
                                      const char *file, int line, const char *func);
 CCTX_API CCTX__OWNED cctx_t *cctx_with_deadline_cause_at(cctx_t *parent, int64_t deadline, int code,
