@@ -68,10 +68,13 @@
  *    cctx_after_stop, the last cctx_release of a grace context, and the
  *    waits of <cctx/io.h>: cctx_mutex_lock, cctx_sem_wait and
  *    cctx_thread_join too, which only look at ctx between slices), and then
- *    inherited deadlines fire in the child too. A child never uses its
- *    parent's done descriptors: cctx_done_fd makes it its own (the inherited
- *    copies stay open, close-on-exec), so neither process's cancellation
- *    wakes the other's pollers. As with any lock, a context that another
+ *    inherited deadlines fire in the child too. A thread that cannot start
+ *    then (no memory, a thread limit) is tried again by the next such call,
+ *    and by a cctx_wait, cctx_sleep or cctx_wait_any in progress every
+ *    10 ms, until it starts. A child never uses its parent's done
+ *    descriptors: cctx_done_fd makes it its own (the inherited copies stay
+ *    open, close-on-exec), so neither process's cancellation wakes the
+ *    other's pollers. As with any lock, a context that another
  *    thread was using at the moment of the fork (deriving from it,
  *    cancelling it) may block a child thread that touches it; it never
  *    stalls the child's timer, so the child's own deadlines always fire.

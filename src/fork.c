@@ -87,10 +87,23 @@ void cctx__child_restart_slow(void)
     if (!cctx__atomic_exchange_acq_rel(&cctx__child_stale, 0))
         return;
     /* A thread that cannot start now (a moment without memory, a thread
-     * limit) is tried again by the next call that restarts: else inherited
+     * limit) is tried again by the next call that restarts, and by a wait
+     * in progress every CHILD_RETRY_NS (cctx__child_slice): else inherited
      * deadlines would never fire here, nor queued after-functions run. */
     bool timer = cctx__timer_start() == 0;
     bool runners = cctx__runner_restart();
     if (!timer || !runners)
         cctx__atomic_store_release(&cctx__child_stale, 1);
+}
+
+/* How long a wait sleeps before it tries a failed restart again: a thread
+ * refused for a moment (memory, a thread limit) starts within that much of
+ * being possible, and a wait that lasts costs a wake-up that often only
+ * while no thread can start. */
+enum { CHILD_RETRY_NS = 10 * 1000 * 1000 };
+
+int64_t cctx__child_slice_slow(int64_t deadline)
+{
+    int64_t retry = cctx__sat_add(cctx__os_now(), CHILD_RETRY_NS);
+    return retry < deadline ? retry : deadline;
 }

@@ -314,3 +314,48 @@ TEST(timer_fork_child_whose_first_restart_could_not_start_threads_tries_again)
     CHECK_EQ(child_exit_status(pid), 0);
     cctx_release(c);
 }
+
+/* The call whose restart fails is itself a wait: it tries again while it
+ * waits, or it sleeps through the deadline it waits for (cctx_wait returned
+ * 0 at its timeout, the deadline long past and its context not ended). The
+ * timer thread is refused once only, as a moment without memory or threads
+ * would refuse it. */
+static atomic_int timer_starts;
+static int refuse_first_start(void *(*fn)(void *), void *arg)
+{
+    if (atomic_fetch_add(&timer_starts, 1) == 0)
+        return EAGAIN;
+    return cctx__os_thread_start(fn, arg);
+}
+
+static int wait_fires_after_its_own_failed_restart(cctx_t *c)
+{
+    atomic_store(&timer_starts, 0);
+    atomic_store(&cctx__timer_thread_start, refuse_first_start);
+    if (cctx_wait(c, CCTX_SEC(5)) != ETIMEDOUT)
+        return 10;
+    return atomic_load(&timer_starts) == 2 ? 0 : 11;
+}
+
+static int wait_any_fires_after_its_own_failed_restart(cctx_t *c)
+{
+    atomic_store(&timer_starts, 0);
+    atomic_store(&cctx__timer_thread_start, refuse_first_start);
+    if (cctx_wait_any(&c, 1, CCTX_SEC(5)) != 0)
+        return 10;
+    return atomic_load(&timer_starts) == 2 ? 0 : 11;
+}
+
+TEST(timer_fork_child_wait_whose_restart_could_not_start_the_timer_tries_again_while_it_waits)
+{
+    SKIP_FORK_UNDER_SANITIZERS();
+    int (*checks[])(cctx_t *) = {wait_fires_after_its_own_failed_restart,
+                                 wait_any_fires_after_its_own_failed_restart};
+    for (size_t i = 0; i < sizeof checks / sizeof *checks; i++) {
+        cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(300), NULL);
+        CHECK(c);
+        pid_t pid = fork_to_check(c, checks[i]);
+        CHECK_EQ(child_exit_status(pid), 0);
+        cctx_release(c);
+    }
+}
