@@ -251,9 +251,9 @@ int cctx_wait_any_at(cctx_t *const *ctxs, size_t n, int64_t timeout, const char 
     int64_t deadline = timeout < 0 || fake ? CCTX_NO_DEADLINE
                                            : cctx__sat_add(cctx__os_now(), timeout);
     while (!cctx__atomic_load_acquire(&w.fired)) {
-        int64_t until = cctx__child_slice(deadline);
-        if (cctx__os_wait(&w.fired, 0, until) == ETIMEDOUT) {
-            if (until == deadline)
+        int64_t slice_end = cctx__child_slice(deadline);
+        if (cctx__os_wait(&w.fired, 0, slice_end) == ETIMEDOUT) {
+            if (slice_end == deadline)
                 break;
             cctx__child_restart();
         }
