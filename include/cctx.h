@@ -70,8 +70,11 @@
  *    cctx_thread_join too, which only look at ctx between slices), and then
  *    inherited deadlines fire in the child too. A thread that cannot start
  *    then (no memory, a thread limit) is tried again by the next such call,
- *    and by a cctx_wait, cctx_sleep or cctx_wait_any in progress every
- *    10 ms, until it starts. A child never uses its parent's done
+ *    by a cctx_wait, cctx_sleep or cctx_wait_any in progress every 10 ms,
+ *    and by a cctx_mutex_lock, cctx_sem_wait or cctx_thread_join in
+ *    progress at each slice, until it starts; a wait on a descriptor of
+ *    <cctx/io.h> or a cctx_cond_wait in progress sees such a deadline only
+ *    once another call has started it. A child never uses its parent's done
  *    descriptors: cctx_done_fd makes it its own (the inherited copies stay
  *    open, close-on-exec), so neither process's cancellation wakes the
  *    other's pollers. As with any lock, a context that another

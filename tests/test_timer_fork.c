@@ -10,13 +10,19 @@
  * context's lock busy, by holding that lock: the firing then waits for it on
  * a runner, or on the timer thread when no runner can start (runner.c's hook
  * cctx__runner_thread_start).
+ *
+ * A child whose first start of the timer thread is refused: cctx_wait,
+ * cctx_wait_any and the sliced waits of <cctx/io.h> try again as they wait
+ * (src/fork.c).
  */
 #define _GNU_SOURCE
 #include <cctx.h>
+#include <cctx/io.h>
 #include <cctx/testing.h>
 
 #include <poll.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -358,4 +364,30 @@ TEST(timer_fork_child_wait_whose_restart_could_not_start_the_timer_tries_again_w
         CHECK_EQ(child_exit_status(pid), 0);
         cctx_release(c);
     }
+}
+
+/* A sliced wait of <cctx/io.h> is the call whose restart fails: it tries
+ * again at each slice, or it polls for ever a context whose deadline is
+ * long past. The child's alarm bounds the wait that never ends. */
+static int sem_wait_fires_after_its_own_failed_restart(cctx_t *c)
+{
+    alarm(10);
+    sem_t sem;
+    if (sem_init(&sem, 0, 0) != 0)
+        return 12;
+    atomic_store(&timer_starts, 0);
+    atomic_store(&cctx__timer_thread_start, refuse_first_start);
+    if (cctx_sem_wait(c, &sem) == 0 || errno != ETIMEDOUT)
+        return 10;
+    return atomic_load(&timer_starts) == 2 ? 0 : 11;
+}
+
+TEST(timer_fork_child_sliced_wait_whose_restart_could_not_start_the_timer_tries_again)
+{
+    SKIP_FORK_UNDER_SANITIZERS();
+    cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(300), NULL);
+    CHECK(c);
+    pid_t pid = fork_to_check(c, sem_wait_fires_after_its_own_failed_restart);
+    CHECK_EQ(child_exit_status(pid), 0);
+    cctx_release(c);
 }
