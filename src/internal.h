@@ -196,8 +196,10 @@ void cctx__grace_freeing(struct cctx__timer *t);
  * first call that could wait for one. */
 void cctx__fork_watch(void);
 void cctx__child_restart_slow(void);
-extern _Atomic int cctx__child_stale; /* set in a child until it restarts, and
-                                        again while a thread it needs cannot start */
+/* Set in a child until it restarts, and again while a thread it needs cannot
+ * start: CHILD_STALE, or CHILD_RESTARTING while one thread tries. */
+extern _Atomic int cctx__child_stale;
+enum { CHILD_STALE = 1, CHILD_RESTARTING = 2 };
 static inline void cctx__child_restart(void)
 {
     if (cctx__unlikely(cctx__atomic_load_relaxed(&cctx__child_stale)))

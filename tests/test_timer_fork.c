@@ -391,3 +391,57 @@ TEST(timer_fork_child_sliced_wait_whose_restart_could_not_start_the_timer_tries_
     CHECK_EQ(child_exit_status(pid), 0);
     cctx_release(c);
 }
+
+/* A wait that another thread begins while a restart is under way, which
+ * then fails, tries it again itself: had it found the child no longer stale
+ * it would sleep to its timeout, and the call that failed (cctx_done_fd
+ * here) makes no other. The first start of the timer thread lets that wait
+ * fall asleep before it refuses. */
+static cctx_t *meanwhile_ctx;
+static pthread_t meanwhile;
+static atomic_int meanwhile_tid;
+static int meanwhile_result;
+
+static void *wait_meanwhile(void *arg)
+{
+    (void)arg;
+    atomic_store(&meanwhile_tid, thread_id());
+    meanwhile_result = cctx_wait(meanwhile_ctx, CCTX_SEC(5));
+    return NULL;
+}
+
+static int refuse_first_start_once_a_wait_sleeps(void *(*fn)(void *), void *arg)
+{
+    if (atomic_fetch_add(&timer_starts, 1) > 0)
+        return cctx__os_thread_start(fn, arg);
+    if (pthread_create(&meanwhile, NULL, wait_meanwhile, NULL) != 0)
+        _exit(13);
+    while (!atomic_load(&meanwhile_tid))
+        real_sleep_ms(1);
+    wait_until_blocked(atomic_load(&meanwhile_tid));
+    return EAGAIN;
+}
+
+static int wait_begun_during_a_failing_restart_tries_again(cctx_t *c)
+{
+    meanwhile_ctx = c;
+    atomic_store(&timer_starts, 0);
+    atomic_store(&cctx__timer_thread_start, refuse_first_start_once_a_wait_sleeps);
+    if (cctx_done_fd(c) < 0)
+        return 10;
+    if (pthread_join(meanwhile, NULL) != 0)
+        return 11;
+    if (meanwhile_result != ETIMEDOUT)
+        return 12;
+    return atomic_load(&timer_starts) == 2 ? 0 : 14;
+}
+
+TEST(timer_fork_child_wait_begun_while_another_thread_restarts_in_vain_tries_again)
+{
+    SKIP_FORK_UNDER_SANITIZERS();
+    cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(300), NULL);
+    CHECK(c);
+    pid_t pid = fork_to_check(c, wait_begun_during_a_failing_restart_tries_again);
+    CHECK_EQ(child_exit_status(pid), 0);
+    cctx_release(c);
+}
