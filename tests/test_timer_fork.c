@@ -445,3 +445,44 @@ TEST(timer_fork_child_wait_begun_while_another_thread_restarts_in_vain_tries_aga
     CHECK_EQ(child_exit_status(pid), 0);
     cctx_release(c);
 }
+
+/* cctx_cancel_and_wait is the call whose restart fails: it tries again while
+ * it waits, or it sleeps to its timeout while the holder it waits for is
+ * let go only by an after-function of an inherited deadline, which needs the
+ * timer thread. */
+static cctx_cancel_t *quiesced;
+
+static void let_go(void *arg)
+{
+    cctx_release(arg);
+}
+
+static int cancel_and_wait_sees_a_holder_let_go_after_its_own_failed_restart(cctx_t *deadline)
+{
+    (void)deadline;
+    atomic_store(&timer_starts, 0);
+    atomic_store(&cctx__timer_thread_start, refuse_first_start);
+    if (cctx_cancel_and_wait(quiesced, CCTX_SEC(5), NULL) != 0)
+        return 10;
+    return atomic_load(&timer_starts) == 2 ? 0 : 11;
+}
+
+TEST(timer_fork_child_cancel_and_wait_whose_restart_could_not_start_the_timer_tries_again)
+{
+    SKIP_FORK_UNDER_SANITIZERS();
+    cctx_t *c = cctx_with_cancel(cctx_background(), &quiesced);
+    CHECK(c);
+    cctx_t *holder = cctx_without_cancel(c);
+    CHECK(holder);
+    cctx_t *deadline = cctx_with_timeout(cctx_background(), CCTX_MSEC(300), NULL);
+    CHECK(deadline);
+    cctx_after_t reg;
+    CHECK_EQ(cctx_after_func(deadline, &reg, let_go, holder), 0);
+    pid_t pid =
+        fork_to_check(deadline, cancel_and_wait_sees_a_holder_let_go_after_its_own_failed_restart);
+    CHECK_EQ(child_exit_status(pid), 0);
+    CHECK_EQ(cctx_cancel_and_wait(quiesced, CCTX_SEC(10), NULL), 0);
+    cctx_after_stop(&reg);
+    cctx_release(deadline);
+    cctx_release(c);
+}
