@@ -66,7 +66,7 @@ static void in_child(void)
     cctx__runner_fork(FORK_CHILD);
     cctx__after_fork(FORK_CHILD);
     cctx__after_fork_gate(FORK_CHILD);
-    cctx__atomic_store_relaxed(&cctx__child_stale, 1);
+    cctx__atomic_store_relaxed(&cctx__child_stale, CHILD_STALE);
 }
 
 static pthread_once_t watch_once = PTHREAD_ONCE_INIT;
@@ -84,13 +84,30 @@ void cctx__fork_watch(void)
 
 void cctx__child_restart_slow(void)
 {
-    if (!cctx__atomic_exchange_acq_rel(&cctx__child_stale, 0))
+    /* CHILD_RESTARTING, not 0, while this thread tries: a wait that another
+     * thread begins meanwhile still sleeps in slices (cctx__child_slice), so
+     * that if this attempt fails it tries again itself; with 0 it would
+     * sleep to its end, and a deadline it waits for would not fire. */
+    int stale = CHILD_STALE;
+    if (!cctx__atomic_cas_strong_acq_rel(&cctx__child_stale, &stale, CHILD_RESTARTING))
         return;
     /* A thread that cannot start now (a moment without memory, a thread
-     * limit) is tried again by the next call that restarts: else inherited
+     * limit) is tried again by the next call that restarts, and by a wait
+     * in progress every CHILD_RETRY_NS (cctx__child_slice): else inherited
      * deadlines would never fire here, nor queued after-functions run. */
     bool timer = cctx__timer_start() == 0;
     bool runners = cctx__runner_restart();
-    if (!timer || !runners)
-        cctx__atomic_store_release(&cctx__child_stale, 1);
+    cctx__atomic_store_release(&cctx__child_stale, timer && runners ? 0 : CHILD_STALE);
+}
+
+/* How long a wait sleeps before it tries a failed restart again: a thread
+ * refused for a moment (memory, a thread limit) starts within that much of
+ * being possible, and a wait that lasts costs a wake-up that often only
+ * while no thread can start. */
+enum { CHILD_RETRY_NS = 10 * 1000 * 1000 };
+
+int64_t cctx__child_slice_slow(int64_t deadline)
+{
+    int64_t retry = cctx__sat_add(cctx__os_now(), CHILD_RETRY_NS);
+    return retry < deadline ? retry : deadline;
 }

@@ -196,12 +196,26 @@ void cctx__grace_freeing(struct cctx__timer *t);
  * first call that could wait for one. */
 void cctx__fork_watch(void);
 void cctx__child_restart_slow(void);
-extern _Atomic int cctx__child_stale; /* set in a child until it restarts, and
-                                        again while a thread it needs cannot start */
+/* Set in a child until it restarts, and again while a thread it needs cannot
+ * start: CHILD_STALE, or CHILD_RESTARTING while one thread tries. */
+extern _Atomic int cctx__child_stale;
+enum { CHILD_STALE = 1, CHILD_RESTARTING = 2 };
 static inline void cctx__child_restart(void)
 {
     if (cctx__unlikely(cctx__atomic_load_relaxed(&cctx__child_stale)))
         cctx__child_restart_slow();
+}
+/* The end of a wait's next sleep: `deadline`, or sooner in a child whose
+ * restart could not start a thread, so that the wait tries the restart again
+ * when it wakes (cctx__child_restart): the wait may be the very call whose
+ * restart failed, and asleep it would make no other, so a deadline it waits
+ * for would never fire. */
+int64_t cctx__child_slice_slow(int64_t deadline);
+static inline int64_t cctx__child_slice(int64_t deadline)
+{
+    if (cctx__unlikely(cctx__atomic_load_relaxed(&cctx__child_stale)))
+        return cctx__child_slice_slow(deadline);
+    return deadline;
 }
 /* The parts' side of fork: prepare takes their locks, parent releases them,
  * child makes them fresh (and starts nothing). */

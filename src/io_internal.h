@@ -66,13 +66,17 @@ static inline int64_t cctx__io_next_slice(int64_t slice)
  * register or make a done descriptor do that for themselves. A sliced wait
  * does neither: it only polls cctx_err, which an inherited deadline would
  * then never change, so it restarts them itself. One relaxed load outside a
- * child, as in internal.h. */
+ * child, as in internal.h. Returns whether a thread the child needs is
+ * still to start (this try failed, or another thread's is under way). */
 extern _Atomic int cctx__child_stale;
 void cctx__child_restart_slow(void);
-static inline void cctx__io_child_restart(void)
+static inline bool cctx__io_child_restart(void)
 {
-    if (cctx__io_unlikely(cctx__atomic_load_relaxed(&cctx__child_stale)))
+    if (cctx__io_unlikely(cctx__atomic_load_relaxed(&cctx__child_stale))) {
         cctx__child_restart_slow();
+        return cctx__atomic_load_relaxed(&cctx__child_stale) != 0;
+    }
+    return false;
 }
 
 /* clock.c: whether the fake clock runs (<cctx/testing.h>), when the time

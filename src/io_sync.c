@@ -515,13 +515,18 @@ int cctx_cond_wait(cctx_t *ctx, pthread_cond_t *cond, pthread_mutex_t *mutex)
  * other than a timeout, or ctx ends; returns 0 or the error. */
 static int sliced(cctx_t *ctx, timed_fn timed, void *obj, void **out)
 {
-    cctx__io_child_restart(); /* else an inherited deadline never fires here */
     for (int64_t slice = CCTX__IO_SLICE_MIN;; slice = cctx__io_next_slice(slice)) {
+        /* Each slice, not only the first: a restart that could not start
+         * the timer (no memory, a thread limit) is tried again, else an
+         * inherited deadline never fires here. Until it starts, ctx's
+         * deadline cannot end the wait, so a slice is not cut to it: one
+         * cut to the floor would try a thread every 50 us. */
+        bool stale = cctx__io_child_restart();
         int err = cctx_err(ctx);
         if (err)
             return err;
         int64_t d = slice;
-        if (!cctx__io_fake_clock_on()) {
+        if (!stale && !cctx__io_fake_clock_on()) {
             int64_t left = cctx_remaining(ctx);
             d = left < CCTX__IO_SLICE_FLOOR ? CCTX__IO_SLICE_FLOOR : left > slice ? slice : left;
         }

@@ -493,9 +493,20 @@ static int wait_alone(struct cctx *c, int64_t timeout, const char *file, int lin
             cctx__os_wait(&c->refs, r, cctx__sat_add(cctx__os_now(), FAKE_LOOK_NS));
             continue;
         }
-        if (until || cctx__os_wait(&c->refs, r, deadline) == ETIMEDOUT) {
+        if (until) {
             err = held_by_others(c) ? ETIMEDOUT : 0;
             break;
+        }
+        /* In a child of fork() whose restart failed, a holder may be let go
+         * only by a deadline's after-function, which needs the timer thread
+         * and a runner; asleep, this call would start neither. */
+        int64_t slice_end = cctx__child_slice(deadline);
+        if (cctx__os_wait(&c->refs, r, slice_end) == ETIMEDOUT) {
+            if (slice_end == deadline) {
+                err = held_by_others(c) ? ETIMEDOUT : 0;
+                break;
+            }
+            cctx__child_restart();
         }
     }
     if (cctx__atomic_fetch_and_acq_rel(&c->refs, ~REFS_WAITED) & REFS_WAITED)

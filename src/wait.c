@@ -121,8 +121,12 @@ static int wait_state(struct cctx__cancelable *c, int64_t deadline)
             if (s & STATE_ERR)
                 return (int)(s & STATE_ERR);
         }
-        if (cctx__os_wait(&c->head.state, s, deadline) == ETIMEDOUT)
-            return (int)(cctx__atomic_load_acquire(&c->head.state) & STATE_ERR);
+        int64_t until = cctx__child_slice(deadline);
+        if (cctx__os_wait(&c->head.state, s, until) == ETIMEDOUT) {
+            if (until == deadline)
+                return (int)(cctx__atomic_load_acquire(&c->head.state) & STATE_ERR);
+            cctx__child_restart(); /* a deadline of c's may need the timer */
+        }
     }
 }
 
@@ -246,9 +250,14 @@ int cctx_wait_any_at(cctx_t *const *ctxs, size_t n, int64_t timeout, const char 
 
     int64_t deadline = timeout < 0 || fake ? CCTX_NO_DEADLINE
                                            : cctx__sat_add(cctx__os_now(), timeout);
-    while (!cctx__atomic_load_acquire(&w.fired))
-        if (cctx__os_wait(&w.fired, 0, deadline) == ETIMEDOUT)
-            break;
+    while (!cctx__atomic_load_acquire(&w.fired)) {
+        int64_t slice_end = cctx__child_slice(deadline);
+        if (cctx__os_wait(&w.fired, 0, slice_end) == ETIMEDOUT) {
+            if (slice_end == deadline)
+                break;
+            cctx__child_restart();
+        }
+    }
 
     for (size_t i = 0; i < regs_n; i++)
         cctx_after_stop(&regs[i]);

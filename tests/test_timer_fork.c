@@ -10,13 +10,19 @@
  * context's lock busy, by holding that lock: the firing then waits for it on
  * a runner, or on the timer thread when no runner can start (runner.c's hook
  * cctx__runner_thread_start).
+ *
+ * A child whose first start of the timer thread is refused: cctx_wait,
+ * cctx_wait_any and the sliced waits of <cctx/io.h> try again as they wait
+ * (src/fork.c).
  */
 #define _GNU_SOURCE
 #include <cctx.h>
+#include <cctx/io.h>
 #include <cctx/testing.h>
 
 #include <poll.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -312,5 +318,171 @@ TEST(timer_fork_child_whose_first_restart_could_not_start_threads_tries_again)
     CHECK(c);
     pid_t pid = fork_to_check(c, fires_after_a_failed_restart);
     CHECK_EQ(child_exit_status(pid), 0);
+    cctx_release(c);
+}
+
+/* The call whose restart fails is itself a wait: it tries again while it
+ * waits, or it sleeps through the deadline it waits for (cctx_wait returned
+ * 0 at its timeout, the deadline long past and its context not ended). The
+ * timer thread is refused once only, as a moment without memory or threads
+ * would refuse it. */
+static atomic_int timer_starts;
+static int refuse_first_start(void *(*fn)(void *), void *arg)
+{
+    if (atomic_fetch_add(&timer_starts, 1) == 0)
+        return EAGAIN;
+    return cctx__os_thread_start(fn, arg);
+}
+
+static int wait_fires_after_its_own_failed_restart(cctx_t *c)
+{
+    atomic_store(&timer_starts, 0);
+    atomic_store(&cctx__timer_thread_start, refuse_first_start);
+    if (cctx_wait(c, CCTX_SEC(5)) != ETIMEDOUT)
+        return 10;
+    return atomic_load(&timer_starts) == 2 ? 0 : 11;
+}
+
+static int wait_any_fires_after_its_own_failed_restart(cctx_t *c)
+{
+    atomic_store(&timer_starts, 0);
+    atomic_store(&cctx__timer_thread_start, refuse_first_start);
+    if (cctx_wait_any(&c, 1, CCTX_SEC(5)) != 0)
+        return 10;
+    return atomic_load(&timer_starts) == 2 ? 0 : 11;
+}
+
+TEST(timer_fork_child_wait_whose_restart_could_not_start_the_timer_tries_again_while_it_waits)
+{
+    SKIP_FORK_UNDER_SANITIZERS();
+    int (*checks[])(cctx_t *) = {wait_fires_after_its_own_failed_restart,
+                                 wait_any_fires_after_its_own_failed_restart};
+    for (size_t i = 0; i < sizeof checks / sizeof *checks; i++) {
+        cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(300), NULL);
+        CHECK(c);
+        pid_t pid = fork_to_check(c, checks[i]);
+        CHECK_EQ(child_exit_status(pid), 0);
+        cctx_release(c);
+    }
+}
+
+/* A sliced wait of <cctx/io.h> is the call whose restart fails: it tries
+ * again at each slice, or it polls for ever a context whose deadline is
+ * long past. The child's alarm bounds the wait that never ends. */
+static int sem_wait_fires_after_its_own_failed_restart(cctx_t *c)
+{
+    alarm(10);
+    sem_t sem;
+    if (sem_init(&sem, 0, 0) != 0)
+        return 12;
+    atomic_store(&timer_starts, 0);
+    atomic_store(&cctx__timer_thread_start, refuse_first_start);
+    if (cctx_sem_wait(c, &sem) == 0 || errno != ETIMEDOUT)
+        return 10;
+    return atomic_load(&timer_starts) == 2 ? 0 : 11;
+}
+
+TEST(timer_fork_child_sliced_wait_whose_restart_could_not_start_the_timer_tries_again)
+{
+    SKIP_FORK_UNDER_SANITIZERS();
+    cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(300), NULL);
+    CHECK(c);
+    pid_t pid = fork_to_check(c, sem_wait_fires_after_its_own_failed_restart);
+    CHECK_EQ(child_exit_status(pid), 0);
+    cctx_release(c);
+}
+
+/* A wait that another thread begins while a restart is under way, which
+ * then fails, tries it again itself: had it found the child no longer stale
+ * it would sleep to its timeout, and the call that failed (cctx_done_fd
+ * here) makes no other. The first start of the timer thread lets that wait
+ * fall asleep before it refuses. */
+static cctx_t *meanwhile_ctx;
+static pthread_t meanwhile;
+static atomic_int meanwhile_tid;
+static int meanwhile_result;
+
+static void *wait_meanwhile(void *arg)
+{
+    (void)arg;
+    atomic_store(&meanwhile_tid, thread_id());
+    meanwhile_result = cctx_wait(meanwhile_ctx, CCTX_SEC(5));
+    return NULL;
+}
+
+static int refuse_first_start_once_a_wait_sleeps(void *(*fn)(void *), void *arg)
+{
+    if (atomic_fetch_add(&timer_starts, 1) > 0)
+        return cctx__os_thread_start(fn, arg);
+    if (pthread_create(&meanwhile, NULL, wait_meanwhile, NULL) != 0)
+        _exit(13);
+    while (!atomic_load(&meanwhile_tid))
+        real_sleep_ms(1);
+    wait_until_blocked(atomic_load(&meanwhile_tid));
+    return EAGAIN;
+}
+
+static int wait_begun_during_a_failing_restart_tries_again(cctx_t *c)
+{
+    meanwhile_ctx = c;
+    atomic_store(&timer_starts, 0);
+    atomic_store(&cctx__timer_thread_start, refuse_first_start_once_a_wait_sleeps);
+    if (cctx_done_fd(c) < 0)
+        return 10;
+    if (pthread_join(meanwhile, NULL) != 0)
+        return 11;
+    if (meanwhile_result != ETIMEDOUT)
+        return 12;
+    return atomic_load(&timer_starts) == 2 ? 0 : 14;
+}
+
+TEST(timer_fork_child_wait_begun_while_another_thread_restarts_in_vain_tries_again)
+{
+    SKIP_FORK_UNDER_SANITIZERS();
+    cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(300), NULL);
+    CHECK(c);
+    pid_t pid = fork_to_check(c, wait_begun_during_a_failing_restart_tries_again);
+    CHECK_EQ(child_exit_status(pid), 0);
+    cctx_release(c);
+}
+
+/* cctx_cancel_and_wait is the call whose restart fails: it tries again while
+ * it waits, or it sleeps to its timeout while the holder it waits for is
+ * let go only by an after-function of an inherited deadline, which needs the
+ * timer thread. */
+static cctx_cancel_t *quiesced;
+
+static void let_go(void *arg)
+{
+    cctx_release(arg);
+}
+
+static int cancel_and_wait_sees_a_holder_let_go_after_its_own_failed_restart(cctx_t *deadline)
+{
+    (void)deadline;
+    atomic_store(&timer_starts, 0);
+    atomic_store(&cctx__timer_thread_start, refuse_first_start);
+    if (cctx_cancel_and_wait(quiesced, CCTX_SEC(5), NULL) != 0)
+        return 10;
+    return atomic_load(&timer_starts) == 2 ? 0 : 11;
+}
+
+TEST(timer_fork_child_cancel_and_wait_whose_restart_could_not_start_the_timer_tries_again)
+{
+    SKIP_FORK_UNDER_SANITIZERS();
+    cctx_t *c = cctx_with_cancel(cctx_background(), &quiesced);
+    CHECK(c);
+    cctx_t *holder = cctx_without_cancel(c);
+    CHECK(holder);
+    cctx_t *deadline = cctx_with_timeout(cctx_background(), CCTX_MSEC(300), NULL);
+    CHECK(deadline);
+    cctx_after_t reg;
+    CHECK_EQ(cctx_after_func(deadline, &reg, let_go, holder), 0);
+    pid_t pid =
+        fork_to_check(deadline, cancel_and_wait_sees_a_holder_let_go_after_its_own_failed_restart);
+    CHECK_EQ(child_exit_status(pid), 0);
+    CHECK_EQ(cctx_cancel_and_wait(quiesced, CCTX_SEC(10), NULL), 0);
+    cctx_after_stop(&reg);
+    cctx_release(deadline);
     cctx_release(c);
 }
