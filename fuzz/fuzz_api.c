@@ -5,7 +5,9 @@
  * fake clock. The target keeps a model of what it made (each context's
  * ancestors, values, name, error so far) and after every step checks what
  * must hold whatever the program did:
- *  - a context whose ancestor is done is done (without_cancel cuts the line);
+ *  - a context whose ancestor is done is done (without_cancel and a grace
+ *    context cut the line); a grace context has no deadline while its
+ *    parent is active;
  *  - an error never changes once set, and cctx_cause agrees with cctx_err;
  *  - cctx_remaining is never more than an ancestor's, and is the deadline
  *    minus now; an active context's deadline is still ahead;
@@ -13,8 +15,13 @@
  *    that comes second changes nothing;
  *  - an after-function runs once, as soon as its context is done, unless
  *    cctx_after_stop stopped it first, and stop's answer says which happened;
+ *    one may advance the fake clock, or start it anew, from inside: an
+ *    advance it extends ends no earlier, and leaves nothing due unfired;
  *  - the done descriptor is readable exactly when the context is done, and
  *    cctx_wait(ctx, 0) gives the context's error;
+ *  - cctx_cancel_and_wait(cancel, 0) gives 0 exactly when nothing but the
+ *    caller holds the context (no other reference, no live context derived
+ *    from it), and writes its report exactly when it gives ETIMEDOUT;
  *  - value look-ups find the nearest value of that key;
  *  - every JSON dump, and the JSON inside every HTML dump, is valid;
  * and at the end of each input, with everything released, that the library
@@ -34,7 +41,8 @@
 #include "testhooks.h"
 
 enum { NSLOT = 8, NAFTER = 8, NKEY = 3, MAXHELD = 4, MAXSTEPS = 256, NAMEMAX = 64 };
-enum { K_CANCEL, K_DEADLINE, K_VALUE, K_DETACHED };
+enum { MAXLINE = 64 };
+enum { K_CANCEL, K_DEADLINE, K_VALUE, K_DETACHED, K_GRACE };
 
 static const char keys[NKEY];
 static int value_tokens[4];
@@ -51,6 +59,18 @@ struct slot {
         unsigned gen;
     } anc[NSLOT];           /* ancestors whose end and deadline reach it */
     int nanc;
+    /* A grace context, or one derived from it: its deadline may come after
+     * it was derived, while a context derived from it before keeps its own,
+     * so remaining times are not compared with its ancestors'. */
+    bool under_grace;
+    int gp_slot; /* a grace context's parent, -1 for a root */
+    unsigned gp_gen;
+    /* Every context it holds a reference on, each by its serial: the parent
+     * of any kind, and that one's, up to MAXLINE; line_full past that. */
+    unsigned serial;
+    unsigned line[MAXLINE];
+    int nline;
+    bool line_full;
     void *vals[NKEY];       /* what cctx_value must find for each key */
     int last_err;
     int fd;                 /* -1: not asked for */
@@ -66,8 +86,12 @@ struct after {
     unsigned gen;
     bool never;     /* registered on a context that can never end */
     int runs;
-    int action;     /* what fn does besides counting: 0 nothing, 1 stop another, 2 cancel a slot */
+    /* What fn does besides counting: 0 nothing, 1 stop another, 2 cancel a
+     * slot, 3 move the fake clock (advance by `by`, or start it anew at `by`
+     * when target is 1), which the fake clock allows from inside. */
+    int action;
     int target;
+    int64_t by;
 };
 
 /* FUZZ_VERBOSE=1 in the environment: each step is said on stderr, to read
@@ -82,6 +106,9 @@ static bool verbose;
 static struct slot slots[NSLOT];
 static struct after afters[NAFTER];
 static long values_made, values_destroyed;
+/* An after-function advanced the clock (1) or started it anew (2). */
+static int clock_moved;
+static unsigned next_serial;
 
 /* ---- the model ------------------------------------------------------------- */
 
@@ -150,6 +177,13 @@ static void check_slot(struct slot *s)
         FUZZ_CHECK(d > now); /* a deadline now due has fired */
     if (s->kind == K_DETACHED)
         FUZZ_CHECK(!has_d);
+    if (s->kind == K_GRACE && e == 0) {
+        /* No deadline until the parent ends; then the grace period's end,
+         * which may be past the end of time: no deadline either. */
+        cctx_t *gp = s->gp_slot < 0 ? NULL : slots[s->gp_slot].ctx;
+        if (s->gp_slot < 0 || (gp && slots[s->gp_slot].gen == s->gp_gen && cctx_err(gp) == 0))
+            FUZZ_CHECK(!has_d);
+    }
 
     for (int i = 0; i < s->nanc; i++) {
         if (!anc_live(s, i))
@@ -157,6 +191,8 @@ static void check_slot(struct slot *s)
         cctx_t *a = slots[s->anc[i].slot].ctx;
         if (cctx_err(a))
             FUZZ_CHECK(e != 0);
+        if (s->under_grace)
+            continue;
         FUZZ_CHECK(rem <= cctx_remaining(a));
         int64_t ad;
         if (cctx_deadline(a, &ad))
@@ -216,6 +252,16 @@ static void after_fn(void *arg)
         struct slot *s = &slots[a->target];
         if (s->ctx && s->cancel)
             cctx_cancel_cause(s->cancel, 77, "canceled by an after-function");
+    } else if (a->action == 3) {
+        SAY("after-function %d: clock %s %" PRId64 " (now %" PRId64 ")\n", (int)(a - afters),
+            a->target ? "start" : "advance", a->by, cctx_now());
+        if (a->target) {
+            clock_moved |= 2;
+            cctx_fake_clock_start(a->by);
+        } else {
+            clock_moved |= 1;
+            cctx_fake_clock_advance(a->by);
+        }
     }
 }
 
@@ -285,7 +331,8 @@ static void step_derive(struct input *in)
     int key = 0;
     void *val = NULL;
     bool with_destroy = false;
-    bool want_cancel = in_u8(in) & 1;
+    uint8_t want = in_u8(in);
+    bool want_cancel = want & 1, grace = kind == 6 && (want & 2);
     cctx_cancel_t *cancel = NULL;
     cctx_t *c = NULL;
     int64_t now = cctx_now();
@@ -328,15 +375,21 @@ static void step_derive(struct input *in)
         c = cctx_with_value(parent, &keys[key], val, with_destroy ? value_destroy : NULL);
         break;
     default:
-        c = cctx_without_cancel(parent);
+        /* The bit above want_cancel's: without_cancel or grace. */
+        if (grace) {
+            t = in_time(in);
+            c = cctx_with_grace(parent, t, want_cancel ? &cancel : NULL);
+        } else {
+            c = cctx_without_cancel(parent);
+        }
         break;
     }
     int err = errno;
     cctx__test_fail_alloc(0);
-    SAY("derive kind %d from slot %d into %d: deadline %" PRId64 " (now %" PRId64
+    SAY("derive kind %d%s from slot %d into %d: deadline %" PRId64 " (now %" PRId64
         "), code %d, msg %s, alloc failure %d: %p, err %d\n",
-        kind, ps, to, deadline, now, code, m ? m : "(null)", fail < 24 ? 1 + fail % 3 : 0,
-        (void *)c, c ? cctx_err(c) : err);
+        kind, grace ? " (grace)" : "", ps, to, grace ? t : deadline, now, code, m ? m : "(null)",
+        fail < 24 ? 1 + fail % 3 : 0, (void *)c, c ? cctx_err(c) : err);
     if (!c) {
         FUZZ_CHECK(fail < 24);
         FUZZ_CHECK(err == ENOMEM);
@@ -346,14 +399,35 @@ static void step_derive(struct input *in)
 
     struct slot *s = &slots[to];
     s->ctx = c;
-    s->cancel = kind <= 4 ? cancel : NULL;
-    if (kind <= 4 && want_cancel)
+    s->cancel = kind <= 4 || grace ? cancel : NULL;
+    if ((kind <= 4 || grace) && want_cancel)
         FUZZ_CHECK(cancel != NULL);
     s->held = 1;
-    s->kind = kind == 0 ? K_CANCEL : kind <= 4 ? K_DEADLINE : kind == 5 ? K_VALUE : K_DETACHED;
+    s->kind = kind == 0   ? K_CANCEL
+              : kind <= 4 ? K_DEADLINE
+              : kind == 5 ? K_VALUE
+              : grace     ? K_GRACE
+                          : K_DETACHED;
+    /* A grace context ends at the latest when released, as any cancelable
+     * one: under a parent that never ends it is a plain cancelable context. */
     s->never_ends = s->kind == K_DETACHED || (s->kind == K_VALUE && (!p || p->never_ends));
+    s->under_grace = s->kind == K_GRACE || (p && p->under_grace);
+    s->gp_slot = ps;
+    s->gp_gen = p ? p->gen : 0;
+    s->serial = ++next_serial;
+    s->nline = 0;
+    s->line_full = p && p->line_full;
+    if (p) {
+        if (p->nline + 1 > MAXLINE) {
+            s->line_full = true;
+        } else {
+            memcpy(s->line, p->line, p->nline * sizeof p->line[0]);
+            s->nline = p->nline;
+            s->line[s->nline++] = p->serial;
+        }
+    }
     s->nanc = 0;
-    if (p && s->kind != K_DETACHED) {
+    if (p && s->kind != K_DETACHED && s->kind != K_GRACE) {
         for (int i = 0; i < p->nanc; i++)
             if (anc_live(p, i))
                 s->anc[s->nanc++] = p->anc[i];
@@ -370,7 +444,15 @@ static void step_derive(struct input *in)
 
     /* Born done: from a done parent, with its error and cause... */
     int e = cctx_err(c);
-    if (parent_err && s->kind != K_DETACHED) {
+    if (s->kind == K_GRACE) {
+        /* Born done only by the end of a parent already done, with no grace
+         * left; its own deadline otherwise. */
+        FUZZ_CHECK(e == 0 || e == ETIMEDOUT);
+        if (!parent_err)
+            FUZZ_CHECK(e == 0);
+        else if (t > 0 && now < INT64_MAX)
+            FUZZ_CHECK(e == 0);
+    } else if (parent_err && s->kind != K_DETACHED) {
         FUZZ_CHECK(e == parent_err);
         cctx_cause_t cause;
         cctx_cause(c, &cause);
@@ -385,6 +467,43 @@ static void step_derive(struct input *in)
     } else if (s->kind != K_DETACHED) {
         FUZZ_CHECK(e == 0);
     }
+}
+
+/* cctx_cancel_and_wait(cancel, 0) gives 0 exactly when only the caller's
+ * one reference holds the context: no other of the target's, and no live
+ * context derived from it (each holds its parent), whatever its kind. */
+static void cancel_and_wait_checked(struct slot *s, bool with_report)
+{
+    bool others = s->held > 1, known = true;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *report = NULL;
+    if (with_report) {
+        report = open_memstream(&buf, &len);
+        FUZZ_CHECK(report != NULL);
+    }
+    int r = cctx_cancel_and_wait(s->cancel, 0, report);
+    /* No after-function derives or releases: the slots are as before. */
+    for (int i = 0; i < NSLOT; i++) {
+        const struct slot *d = &slots[i];
+        if (!d->ctx || d == s)
+            continue;
+        known &= !d->line_full;
+        for (int j = 0; j < d->nline; j++)
+            others |= d->line[j] == s->serial;
+    }
+    SAY("cancel_and_wait slot %d (held %d, report %d): %d, others %d\n", (int)(s - slots), s->held,
+        with_report, r, others);
+    if (report) {
+        FUZZ_CHECK(fclose(report) == 0);
+        /* Written only when it timed out: the context itself heads it. */
+        FUZZ_CHECK((len > 0) == (r == ETIMEDOUT));
+        free(buf);
+    }
+    if (others)
+        FUZZ_CHECK(r == ETIMEDOUT);
+    else if (known)
+        FUZZ_CHECK(r == 0);
 }
 
 static void step_cancel(struct input *in)
@@ -404,10 +523,14 @@ static void step_cancel(struct input *in)
     int was = cctx_cause(s->ctx, &before);
     SAY("cancel slot %d (%s, code %d, msg %s), was %d\n", (int)(s - slots),
         how & 1 ? "cause" : "plain", code, m ? m : "(null)", was);
-    if (how & 1)
+    if ((how & 6) == 6) {
+        cancel_and_wait_checked(s, how & 8);
+        how &= ~1; /* as cctx_cancel */
+    } else if (how & 1) {
         cctx_cancel_cause(s->cancel, code, m);
-    else
+    } else {
         cctx_cancel(s->cancel);
+    }
     FUZZ_CHECK(cctx_cause(s->ctx, &after) != 0);
     if (was) {
         FUZZ_CHECK(same_cause(&before, &after)); /* the first one won */
@@ -469,8 +592,9 @@ static void step_after(struct input *in)
     a->slot = ps;
     a->gen = ps >= 0 ? slots[ps].gen : 0;
     a->never = ps < 0 || slots[ps].never_ends;
-    a->action = (what >> 1) % 4 == 1 ? 1 : (what >> 1) % 4 == 2 ? 2 : 0;
-    a->target = (what >> 3) % (a->action == 1 ? NAFTER : NSLOT);
+    a->action = (what >> 1) % 4;
+    a->target = (what >> 3) % (a->action == 1 ? NAFTER : a->action == 3 ? 2 : NSLOT);
+    a->by = a->action == 3 ? in_time(in) : 0;
     bool done = cctx_err(c) != 0;
     FUZZ_CHECK(cctx_after_func(c, &a->reg, after_fn, a) == 0);
     if (done)
@@ -560,10 +684,17 @@ static void step_clock(struct input *in)
         return;
     }
     int64_t before = cctx_now();
+    clock_moved = 0;
     cctx_fake_clock_advance(v);
     int64_t after = cctx_now();
+    /* An after-function that advanced the clock further extends the advance;
+     * one that started it anew ended it, anywhere. */
+    if (clock_moved & 2)
+        return;
     if (v <= 0)
         FUZZ_CHECK(after == before);
+    else if (clock_moved)
+        FUZZ_CHECK(after >= cctx__sat_add(before, v));
     else
         FUZZ_CHECK(after == cctx__sat_add(before, v));
 }
@@ -616,6 +747,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(slots, 0, sizeof slots);
     memset(afters, 0, sizeof afters);
     values_made = values_destroyed = 0;
+    next_serial = 0;
     cctx_fake_clock_start(in_time(&in));
 
     for (int step = 0; step < MAXSTEPS && in.n > 0; step++) {
