@@ -185,6 +185,21 @@ struct mhd_watch {
     size_t hdr_counts_cap;
 };
 
+/* linger.c: sockets closed with bytes unread, kept open a moment after
+ * their FIN so that the client reads its answer before a reset. */
+#define MHD_LINGER_MAX 64
+
+struct mhd_linger {
+    int epfd, wakefd;
+    bool inited, started; /* inited: the lock and descriptors are set up */
+    pthread_t thread;
+    pthread_mutex_t lock; /* the slots and stop; taken by libmicrohttpd's thread */
+    bool stop;
+    unsigned count;
+    int fds[MHD_LINGER_MAX]; /* -1: free; closed by the linger thread alone, or at stop */
+    int64_t until[MHD_LINGER_MAX];
+};
+
 struct cctx_mhd {
     cctx_t *ctx;
     cctx_cancel_t *cancel;
@@ -230,6 +245,7 @@ struct cctx_mhd {
     pthread_t *workers;
     unsigned nworkers;
     struct mhd_watch watch;
+    struct mhd_linger linger;
     atomic_uint_fast64_t next_id;
 
     pthread_mutex_t shut_lock;
@@ -301,6 +317,13 @@ static inline int64_t cctx__mhd_mono_ns(void)
 
 /* watch.c */
 /* header_timeout and idle: see struct mhd_watch (0 and < 0: none). */
+int cctx__mhd_linger_start(struct mhd_linger *l);
+/* Stops the linger thread and closes every socket still lingering. */
+void cctx__mhd_linger_stop(struct mhd_linger *l);
+/* From libmicrohttpd's close report, before it closes fd: when fd has
+ * bytes unread, keeps the socket open (a duplicate, its write side shut
+ * down) for a moment, taken out of the watcher's set watch_epfd. */
+void cctx__mhd_linger_close(struct mhd_linger *l, int fd, int watch_epfd);
 int cctx__mhd_watch_start(struct mhd_watch *w, int64_t header_timeout, int64_t idle);
 void cctx__mhd_watch_stop(struct mhd_watch *w);
 /* A connection libmicrohttpd accepted (fd) starts, or closes before its
