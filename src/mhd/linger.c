@@ -47,12 +47,15 @@ static int64_t mono_now(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Closes slot i; under the lock. */
+/* Closes slot i; under the lock. The close alone would not take the
+ * socket out of the set while a child of fork() still holds the socket:
+ * the registration would outlive the slot and, level-triggered on a
+ * socket at its end, wake the thread at once forever. */
 static void drop(struct mhd_linger *l, unsigned i)
 {
-    close(l->fds[i]); /* also takes it out of the epoll set */
+    (void)epoll_ctl(l->epfd, EPOLL_CTL_DEL, l->fds[i], NULL);
+    close(l->fds[i]);
     l->fds[i] = -1;
-    l->count--;
 }
 
 /* Reads what the peer sent, and drops it; true once the socket is done
@@ -167,7 +170,6 @@ static void linger(struct mhd_linger *l, int fd, int watch_epfd)
     (void)shutdown(d, SHUT_WR);
     l->fds[i] = d;
     l->until[i] = mono_now() + MHD_LINGER_NS;
-    l->count++;
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u64 = i};
     if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, d, &ev) != 0)
         drop(l, i);

@@ -195,7 +195,6 @@ struct mhd_linger {
     pthread_t thread;
     pthread_mutex_t lock; /* the slots and stop; taken by libmicrohttpd's thread */
     bool stop;
-    unsigned count;
     int fds[MHD_LINGER_MAX]; /* -1: free; closed by the linger thread alone, or at stop */
     int64_t until[MHD_LINGER_MAX];
 };
@@ -315,15 +314,17 @@ static inline int64_t cctx__mhd_mono_ns(void)
     return (int64_t)t.tv_sec * CCTX_SEC(1) + t.tv_nsec;
 }
 
-/* watch.c */
-/* header_timeout and idle: see struct mhd_watch (0 and < 0: none). */
+/* linger.c */
 int cctx__mhd_linger_start(struct mhd_linger *l);
 /* Stops the linger thread and closes every socket still lingering. */
 void cctx__mhd_linger_stop(struct mhd_linger *l);
-/* From libmicrohttpd's close report, before it closes fd: when fd has
- * bytes unread, keeps the socket open (a duplicate, its write side shut
+/* From libmicrohttpd's close report, before it closes fd: unless the
+ * peer's end is in, keeps the socket open (a duplicate, its write side shut
  * down) for a moment, taken out of the watcher's set watch_epfd. */
 void cctx__mhd_linger_close(struct mhd_linger *l, int fd, int watch_epfd);
+
+/* watch.c */
+/* header_timeout and idle: see struct mhd_watch (0 and < 0: none). */
 int cctx__mhd_watch_start(struct mhd_watch *w, int64_t header_timeout, int64_t idle);
 void cctx__mhd_watch_stop(struct mhd_watch *w);
 /* A connection libmicrohttpd accepted (fd) starts, or closes before its
