@@ -185,6 +185,20 @@ struct mhd_watch {
     size_t hdr_counts_cap;
 };
 
+/* linger.c: sockets closed with bytes unread, kept open a moment after
+ * their FIN so that the client reads its answer before a reset. */
+#define MHD_LINGER_MAX 64
+
+struct mhd_linger {
+    int epfd, wakefd;
+    bool inited, started; /* inited: the lock and descriptors are set up */
+    pthread_t thread;
+    pthread_mutex_t lock; /* the slots and stop; taken by libmicrohttpd's thread */
+    bool stop;
+    int fds[MHD_LINGER_MAX]; /* -1: free; closed by the linger thread alone, or at stop */
+    int64_t until[MHD_LINGER_MAX];
+};
+
 struct cctx_mhd {
     cctx_t *ctx;
     cctx_cancel_t *cancel;
@@ -230,6 +244,7 @@ struct cctx_mhd {
     pthread_t *workers;
     unsigned nworkers;
     struct mhd_watch watch;
+    struct mhd_linger linger;
     atomic_uint_fast64_t next_id;
 
     pthread_mutex_t shut_lock;
@@ -298,6 +313,15 @@ static inline int64_t cctx__mhd_mono_ns(void)
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (int64_t)t.tv_sec * CCTX_SEC(1) + t.tv_nsec;
 }
+
+/* linger.c */
+int cctx__mhd_linger_start(struct mhd_linger *l);
+/* Stops the linger thread and closes every socket still lingering. */
+void cctx__mhd_linger_stop(struct mhd_linger *l);
+/* From libmicrohttpd's close report, before it closes fd: unless the
+ * peer's end is in, keeps the socket open (a duplicate, its write side shut
+ * down) for a moment, taken out of the watcher's set watch_epfd. */
+void cctx__mhd_linger_close(struct mhd_linger *l, int fd, int watch_epfd);
 
 /* watch.c */
 /* header_timeout and idle: see struct mhd_watch (0 and < 0: none). */

@@ -54,9 +54,9 @@
  * still goes out, and the connection is closed at the latest by the stop.
  * An answer queued just before `stopping` was set goes without it: its
  * connection is idle once it is sent, and on_completed closes it then.
- * libmicrohttpd closes after such an answer without lingering: a client
- * that pipelines behind a large one can lose its tail to a reset (see
- * docs/mhd.md); clients that wait for each answer are not exposed. */
+ * libmicrohttpd closes after such an answer; linger.c keeps the socket
+ * open a moment after its end, so bytes the client still sends (a
+ * pipelined request, the rest of a body) do not reset it. */
 static enum MHD_Result queue_answer(cctx_mhd_t *s, struct cctx_mhd_request *req, unsigned status,
                                     struct MHD_Response *r)
 {
@@ -248,8 +248,10 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     int fd = conn_fd(conn);
     if (code == MHD_CONNECTION_NOTIFY_STARTED)
         cctx__mhd_watch_open(&s->watch, fd);
-    else if (code == MHD_CONNECTION_NOTIFY_CLOSED)
+    else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
         cctx__mhd_watch_close(&s->watch, fd);
+        cctx__mhd_linger_close(&s->linger, fd, s->watch.epfd);
+    }
 }
 
 static int make_listener(const char *addr, uint16_t port, int *fd_out, bool *v6, uint16_t *bound)
@@ -423,7 +425,7 @@ static cctx_mhd_t *start(cctx_t *parent, const cctx_mhd_options_t *options,
      * (header_timeout.c). */
     int64_t idle = s->idle_secs ? (int64_t)s->idle_secs * CCTX_SEC(1) : -1;
     if ((err = cctx__mhd_watch_start(&s->watch, s->opt.header_timeout, idle)) != 0 ||
-        (err = cctx__mhd_workers_start(s)) != 0)
+        (err = cctx__mhd_linger_start(&s->linger)) != 0 || (err = cctx__mhd_workers_start(s)) != 0)
         goto fail_threads;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
     if (v6)
@@ -452,6 +454,7 @@ static cctx_mhd_t *start(cctx_t *parent, const cctx_mhd_options_t *options,
 fail_threads:
     cctx__mhd_workers_stop(s);
     cctx__mhd_watch_stop(&s->watch);
+    cctx__mhd_linger_stop(&s->linger);
     cctx_release(s->ctx);
 fail_early:
     if (s->listen_fd >= 0)
@@ -652,6 +655,7 @@ static void shut_down(cctx_mhd_t *s, int64_t drain)
         close(lfd); /* quiesced: libmicrohttpd handed the listening socket back */
     cctx__mhd_workers_stop(s);
     cctx__mhd_watch_stop(&s->watch);
+    cctx__mhd_linger_stop(&s->linger); /* after the daemon: its last closes linger too */
     s->shut = true;
     shutting_down = frame.outer;
     pthread_mutex_unlock(&s->shut_lock);
