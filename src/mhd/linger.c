@@ -33,12 +33,11 @@
 #include <string.h>
 #include <time.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #define MHD_LINGER_NS CCTX_MSEC(500)
-#define WAKE_TAG UINT64_MAX
+#define WAKE_TAG CCTX__MHD_WAKE_TAG
 
 static int64_t mono_now(void)
 {
@@ -131,16 +130,8 @@ int cctx__mhd_linger_start(struct mhd_linger *l)
         l->fds[i] = -1;
     pthread_mutex_init(&l->lock, NULL);
     l->inited = true;
-    l->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (l->epfd < 0)
-        return errno;
-    l->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (l->wakefd < 0)
-        return errno;
-    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = WAKE_TAG};
-    if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->wakefd, &ev) != 0)
-        return errno;
-    int err = cctx__mhd_thread_start(&l->thread, linger_main, l, "cctx-mhd-linger");
+    int err =
+        cctx__mhd_loop_start(&l->epfd, &l->wakefd, &l->thread, linger_main, l, "cctx-mhd-linger");
     if (err)
         return err;
     l->started = true;

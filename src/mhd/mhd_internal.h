@@ -369,5 +369,11 @@ void cctx__mhd_debug_handler(cctx_t *ctx, cctx_mhd_request_t *req, cctx_mhd_resp
 
 /* A library thread: every signal blocked, named. */
 int cctx__mhd_thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const char *name);
+/* An epoll set with an eventfd in it (tagged CCTX__MHD_WAKE_TAG) to wake
+ * its thread, then that thread: 0 or an errno. *epfd and *wakefd hold what
+ * was made, for the caller's cleanup, also on failure. */
+#define CCTX__MHD_WAKE_TAG UINT64_MAX
+int cctx__mhd_loop_start(int *epfd, int *wakefd, pthread_t *t, void *(*fn)(void *), void *arg,
+                         const char *name);
 
 #endif

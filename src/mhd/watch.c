@@ -82,7 +82,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define WAKE_TAG UINT64_MAX
+#define WAKE_TAG CCTX__MHD_WAKE_TAG
 
 /* The watch whose watcher or canceller this thread is. */
 static _Thread_local const struct mhd_watch *watch_of;
@@ -286,16 +286,8 @@ int cctx__mhd_watch_start(struct mhd_watch *w, int64_t header_timeout, int64_t i
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->hangup_ready, NULL);
     w->tail = &w->head;
-    w->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (w->epfd < 0)
-        return errno;
-    w->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (w->wakefd < 0)
-        return errno;
-    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = WAKE_TAG};
-    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wakefd, &ev) != 0)
-        return errno;
-    int err = cctx__mhd_thread_start(&w->thread, watch_main, w, "cctx-mhd-watch");
+    int err =
+        cctx__mhd_loop_start(&w->epfd, &w->wakefd, &w->thread, watch_main, w, "cctx-mhd-watch");
     if (err)
         return err;
     w->started = true;
@@ -616,4 +608,19 @@ int cctx__mhd_thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const c
     if (err == 0)
         pthread_setname_np(*t, name);
     return err;
+}
+
+int cctx__mhd_loop_start(int *epfd, int *wakefd, pthread_t *t, void *(*fn)(void *), void *arg,
+                         const char *name)
+{
+    *epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (*epfd < 0)
+        return errno;
+    *wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (*wakefd < 0)
+        return errno;
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = CCTX__MHD_WAKE_TAG};
+    if (epoll_ctl(*epfd, EPOLL_CTL_ADD, *wakefd, &ev) != 0)
+        return errno;
+    return cctx__mhd_thread_start(t, fn, arg, name);
 }
