@@ -531,6 +531,16 @@ void real_sleep_ms(int ms)
         ;
 }
 
+cctx_t *armed_timeout(cctx_t *parent, int64_t timeout)
+{
+    for (int tries = 1;; tries++) {
+        cctx_t *c = cctx_with_timeout(parent, timeout, NULL);
+        if (!c || cctx_err(c) == 0 || tries == 100)
+            return c;
+        cctx_release(c);
+    }
+}
+
 /* ---- randomness ------------------------------------------------------------------- */
 
 uint64_t xorshift64(uint64_t *state)

@@ -262,6 +262,13 @@ int traceparent_parse_exact(const char *text, size_t len, cctx_trace_t *out);
 int64_t real_now(void); /* CLOCK_MONOTONIC, in nanoseconds */
 void real_sleep_ms(int ms);
 
+/* cctx_with_timeout(parent, timeout) whose deadline the timer holds: a
+ * thread that runs late past a short deadline before arming it gets a
+ * context born done, which no timer fires, and a test that holds or waits
+ * for that firing would wait in vain: made again then (up to 100 times,
+ * for a parent that is itself done). On the real clock. */
+cctx_t *armed_timeout(cctx_t *parent, int64_t timeout);
+
 /* ---- randomness ------------------------------------------------------------------- */
 
 /* xorshift64: deterministic for a given seed in *state. */

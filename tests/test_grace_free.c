@@ -111,7 +111,7 @@ TEST(grace_freed_in_a_runner_job_is_left_alone_when_its_parent_ends)
     cctx__thread_start_fn start = atomic_load(&cctx__runner_thread_start);
     atomic_store(&cctx__runner_thread_start, one_runner_only);
     atomic_store(&cctx__timer_popped, users_let_go);
-    cctx_t *d = cctx_with_timeout(users_grace, CCTX_MSEC(1), NULL);
+    cctx_t *d = armed_timeout(users_grace, CCTX_MSEC(1));
     CHECK(d != NULL);
     atomic_store(&users_deadline, d);
     /* The job: the deadline freed, the grace context canceled and freed,

@@ -77,7 +77,7 @@ TEST(oom_firing_release_goes_to_runner)
     /* v's last reference is d's: freeing d, the firing frees v. */
     cctx_t *v = cctx_with_value(cctx_background(), &key, NULL, note_destroy);
     CHECK(v != NULL);
-    cctx_t *d = cctx_with_timeout(v, CCTX_MSEC(1), NULL);
+    cctx_t *d = armed_timeout(v, CCTX_MSEC(1));
     CHECK(d != NULL);
     cctx_release(v);
     atomic_store(&popped_ctx, d);

@@ -251,27 +251,38 @@ TEST(runner_wait_any_wakes_while_every_place_runs_a_blocked_after_function)
 }
 
 /* A deadline whose context's lock is held as it fires: the timer thread
- * hands the firing to a runner as a job. */
-static _Atomic(struct cctx__timer *) popping;
+ * hands the firing to a runner as a job. Every pop is counted: the only
+ * deadlines armed once the runners are kept busy are the test's own. */
 static struct latch popped = LATCH_INIT;
 static atomic_int timer_tid;
 
 static void note_popped(struct cctx__timer *t)
 {
-    if (t == atomic_load(&popping)) {
-        atomic_store(&timer_tid, thread_id());
-        latch_add(&popped);
-    }
+    (void)t;
+    atomic_store(&timer_tid, thread_id());
+    latch_add(&popped);
 }
 
 static void handoff_with_every_place_taken(void)
 {
     struct busy *b = keep_runners_busy(RUNNERS_MAX);
-    cctx_t *d = cctx_with_timeout(cctx_background(), CCTX_MSEC(50), NULL);
-    atomic_store(&popping, (struct cctx__timer *)d);
+    cctx_t *d;
+    int pops;
     atomic_store(&cctx__timer_popped, note_popped);
-    cctx__lock(d); /* as a thread deriving from d holds it */
-    latch_wait_n(&popped, 1);
+    for (;;) {
+        /* A deadline that fired before the lock below was counted before
+         * it was marked: the count here is past it. */
+        pops = latch_count(&popped);
+        d = armed_timeout(cctx_background(), CCTX_MSEC(50));
+        cctx__lock(d); /* as a thread deriving from d holds it */
+        /* Active: its firing is yet to come, and will find the lock held.
+         * Else a thread this late saw it fire first. */
+        if (cctx_err(d) == 0)
+            break;
+        cctx__unlock(d);
+        cctx_release(d);
+    }
+    latch_wait_n(&popped, pops + 1);
     /* The timer thread found the lock held, handed the firing over, and
      * sleeps again. */
     wait_until_blocked(atomic_load(&timer_tid));

@@ -337,7 +337,7 @@ TEST(timer_real_deadlines_due_together_fire_earliest_first_across_shards)
 {
     atomic_store(&hold_state, 1);
     atomic_store(&cctx__timer_popped, hold_the_first_pop);
-    cctx_t *first = cctx_with_timeout(cctx_background(), CCTX_MSEC(1), NULL);
+    cctx_t *first = armed_timeout(cctx_background(), CCTX_MSEC(1));
     CHECK(first != NULL);
     int64_t give_up = real_now() + CCTX_SEC(10);
     while (atomic_load(&hold_state) != 2) {
@@ -417,7 +417,7 @@ TEST(timer_real_deadline_gone_during_a_scan_keeps_the_order_earliest_first)
     atomic_store(&hold_target, NULL);
     atomic_store(&hold_state, 1);
     atomic_store(&cctx__timer_popped, hold_the_first_pop);
-    cctx_t *hold = cctx_with_timeout(cctx_background(), CCTX_MSEC(1), NULL);
+    cctx_t *hold = armed_timeout(cctx_background(), CCTX_MSEC(1));
     CHECK(hold != NULL);
     wait_until_held();
     cctx_t *gone = NULL, *parent = NULL;

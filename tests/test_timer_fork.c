@@ -126,7 +126,7 @@ TEST(timer_fork_while_the_timer_thread_holds_a_due_deadline_fires_it_in_the_chil
 {
     SKIP_FORK_UNDER_SANITIZERS();
     hold_the_next_firing();
-    cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(5), NULL);
+    cctx_t *c = armed_timeout(cctx_background(), CCTX_MSEC(5));
     until_held(c);
     pid_t pid = fork_to_check(c, fires_in_the_child);
     atomic_store(&may_fire, 1);
@@ -163,8 +163,17 @@ static int unlock_then_fired_in_the_child(cctx_t *c)
  * it; a fork then, and the child must exit 0 from check. */
 static void fork_while_the_firing_waits_for_the_lock(int (*check)(cctx_t *c))
 {
-    cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(5), NULL);
-    cctx__lock(c);
+    cctx_t *c;
+    for (;;) {
+        c = armed_timeout(cctx_background(), CCTX_MSEC(5));
+        cctx__lock(c);
+        /* Active: its firing is yet to come, and will wait for the lock.
+         * Else it fired before this thread took the lock. */
+        if (cctx_err(c) == 0)
+            break;
+        cctx__unlock(c);
+        cctx_release(c);
+    }
     until_waited_for(c);
     pid_t pid = fork_to_check(c, check);
     cctx__unlock(c);
