@@ -204,7 +204,8 @@ TEST(io_connect_tcp_loopback_blocking_and_nonblocking)
 
 /* A listener whose accept queue is full drops SYNs, so a connect hangs in
  * SYN_SENT for seconds: blocking or not, a cancel ends it at once, and the
- * blocking socket's SO_SNDTIMEO is back. */
+ * blocking socket's SO_SNDTIMEO is back. The attempt goes on, and a later
+ * call reports how it ended. */
 static void tcp_connect_canceled(bool nonblock)
 {
     struct sockaddr_in a;
@@ -226,6 +227,20 @@ static void tcp_connect_canceled(bool nonblock)
     CHECK_EQ(c.err, ECANCELED);
     CHECK_EQ(fd_flags(c.fd), flags);
     check_sndtimeo(c.fd);
+    /* Room in the queue: the attempt left in flight connects with its next
+     * SYN (a second after the first). A call made after that gets 0, as
+     * connect(2) answers there; one after a 0 of connect(2), EISCONN. */
+    int s = accept(l, NULL, NULL);
+    CHECK(s >= 0);
+    struct pollfd p = {.fd = c.fd, .events = POLLOUT};
+    CHECK_EQ(poll(&p, 1, 10 * 1000), 1);
+    cctx_t *ctx = cctx_with_timeout(cctx_background(), CCTX_SEC(30), NULL);
+    CHECK_EQ(cctx_connect(ctx, c.fd, (struct sockaddr *)&a, sizeof a), 0);
+    CHECK_ERRNO(cctx_connect(ctx, c.fd, (struct sockaddr *)&a, sizeof a), -1, EISCONN);
+    CHECK_EQ(fd_flags(c.fd), flags);
+    check_sndtimeo(c.fd);
+    cctx_release(ctx);
+    close(s);
     close(c.fd);
     close(first);
     close(l);

@@ -183,8 +183,9 @@ CCTX_API int cctx_accept(cctx_t *ctx, int fd, struct sockaddr *addr, socklen_t *
  * real time (a wait on the done fd, so a cancel ends it at once).
  * When ctx ends while the attempt is in flight the socket is left connecting
  * (the kernel goes on with it): close it, or call cctx_connect again, which
- * waits for that attempt (EALREADY is waited on) and reports EISCONN if it
- * completed meanwhile. */
+ * waits for that attempt (EALREADY is waited on) and reports how it ended:
+ * 0 if it connected, also when it did so meanwhile (connect(2) answers 0
+ * there, not EISCONN). */
 CCTX_API int cctx_connect(cctx_t *ctx, int fd, const struct sockaddr *addr, socklen_t addrlen);
 
 /* pthread_cond_wait that also wakes when ctx ends. The caller holds mutex;
