@@ -184,10 +184,16 @@ typedef struct cctx_curl_result {
      *   EHOSTUNREACH          name resolution failed;
      *   EINVAL                bad or unsupported URL or option;
      *   ENOMEM                out of memory (libcurl's or cctx's);
-     *   EMSGSIZE              a response header past libcurl's limit (100 KB;
-     *                         a libcurl before 8.6 says out of memory, which
-     *                         there, once the response has begun, is taken
-     *                         for this); msg "response header too large";
+     *   EMSGSIZE              a response header past libcurl's limits, 100 KB
+     *                         for a line (the status line too; a libcurl
+     *                         before 8.6 says out of memory, which there,
+     *                         once the response has begun, is taken for
+     *                         this) and 300 KB for the header block, interim
+     *                         responses included (a receive failure with no
+     *                         system error, past that many header bytes);
+     *                         over HTTP/2 libcurl 7.88 says no more than
+     *                         that receiving failed (ECONNRESET); msg
+     *                         "response header too large";
      *   EMFILE, ENFILE        no descriptor left for cctx_done_fd(ctx): nothing
      *                         sent, ctx did not end, code CURLE_FAILED_INIT;
      *   EPROTO                HTTP/2, HTTP/3, QUIC, TLS (a client certificate
