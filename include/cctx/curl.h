@@ -57,7 +57,16 @@
  *     CURLOPT_QUICK_EXIT, so the removal leaves a lookup in progress to
  *     libcurl's resolver thread, which frees what it holds once the name
  *     server answers, rather than waiting for it (libcurl 7.87.0 or later;
- *     before that, the removal waits for the lookup).
+ *     before that, the removal waits for the lookup). The descriptor is
+ *     looked at between libcurl's steps, not inside curl_multi_perform:
+ *     a callback of the caller's that blocks delays the end by as long,
+ *     and so does content decoding (CURLOPT_ACCEPT_ENCODING), where one
+ *     step reads up to 100 buffers and decodes each in full: 1.6 GB of
+ *     output from a gzip bomb of zeros, seconds (measured 8 to 11 s). A
+ *     write callback that returns 0 once cctx_err(ctx) is set ends such a
+ *     transfer within one call of it (ECONNABORTED: the callback stopped
+ *     it; cctx_cause(ctx) says why). A fan-out's other transfers wait for
+ *     such a step as well.
  *  5. It puts back the options it set, so the easy handle can be reused:
  *     CURLOPT_HTTPHEADER becomes the caller's list again (opts->headers, or
  *     none), CURLOPT_TIMEOUT_MS, CURLOPT_QUICK_EXIT and
@@ -267,7 +276,8 @@ CCTX_API int cctx_curl_multi_add(cctx_curl_multi_t *m, CURL *easy, const cctx_cu
  * transfer gets the same grpc-timeout and libcurl timeout, and all are sent
  * or (budget spent) none (every transfer gets its own span). When ctx
  * ends, every unfinished transfer is aborted at once (within a
- * millisecond) with ctx's error and cause; those already finished keep
+ * millisecond, between libcurl's steps: see step 4 at the top) with ctx's
+ * error and cause; those already finished keep
  * their results. Afterwards every easy handle is out of the multi handle
  * with its options put back, and free for reuse. Returns 0 when ctx did
  * not end the run (each transfer may still have failed on its own: read
