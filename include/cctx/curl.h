@@ -191,7 +191,8 @@ typedef struct cctx_curl_result {
      *   ECONNRESET            empty reply, partial file, send or receive
      *                         failed, no system error known;
      *   EHOSTUNREACH          name resolution failed;
-     *   EINVAL                bad or unsupported URL or option;
+     *   EINVAL                bad or unsupported URL (a redirect's too) or
+     *                         option;
      *   ENOMEM                out of memory (libcurl's or cctx's);
      *   EMSGSIZE              a response header past libcurl's limits, 100 KB
      *                         for a line (the status line too; a libcurl
@@ -206,7 +207,9 @@ typedef struct cctx_curl_result {
      *   EMFILE, ENFILE        no descriptor left for cctx_done_fd(ctx): nothing
      *                         sent, ctx did not end, code CURLE_FAILED_INIT;
      *   EPROTO                HTTP/2, HTTP/3, QUIC, TLS (a client certificate
-     *                         the server required, too) or protocol errors;
+     *                         the server required, too) or protocol errors; a
+     *                         reply that is not HTTP (libcurl's code is then
+     *                         CURLE_UNSUPPORTED_PROTOCOL, as for a URL);
      *   ECONNABORTED          the caller's own callback stopped it (a progress
      *                         callback returned non-zero, a write callback took
      *                         less than given, a read callback aborted);

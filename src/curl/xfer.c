@@ -352,6 +352,22 @@ static bool header_too_large(CURL *easy, CURLcode code, long os)
     return status != 0 || header_bytes > 0 || first_byte > 0;
 }
 
+/* Whether an unsupported protocol is the peer's reply rather than the
+ * caller's URL: libcurl refuses an answer that is not HTTP (it takes it for
+ * HTTP/0.9) with the code it gives a scheme it does not know, but only
+ * after reading it, and before any status (a redirect to such a scheme has
+ * the redirect's status, and its URL is one libcurl cannot use). */
+static bool reply_not_http(CURL *easy, CURLcode code)
+{
+    if (code != CURLE_UNSUPPORTED_PROTOCOL)
+        return false;
+    long status = 0;
+    curl_off_t first_byte = 0;
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(easy, CURLINFO_STARTTRANSFER_TIME_T, &first_byte);
+    return status == 0 && first_byte > 0;
+}
+
 void cctx__curl_finish_libcurl(struct cc_xfer *x, cctx_t *ctx, CURLcode code)
 {
     cctx_curl_result_t *r = &x->res;
@@ -377,6 +393,8 @@ void cctx__curl_finish_libcurl(struct cc_xfer *x, cctx_t *ctx, CURLcode code)
     if (header_too_large(x->easy, code, os)) {
         r->err = EMSGSIZE;
         r->msg = "response header too large";
+    } else if (reply_not_http(x->easy, code)) {
+        r->err = EPROTO;
     }
     x->done = true;
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* cctx-curl against a peer that misbehaves: a response whose header block
  * grows past libcurl's limits (many lines, endless interim responses, a
- * status line with no end), told apart from a connection the peer resets. */
+ * status line with no end), told apart from a connection the peer resets;
+ * a reply that is not HTTP, told apart from a URL libcurl cannot use. */
 #define _GNU_SOURCE
 #include <cctx/curl.h>
 
@@ -149,5 +150,31 @@ TEST(curl_reset_in_the_body_stays_econnreset)
     cctx_curl_result_t res;
     CHECK_EQ(get_answer(&a, &res), ECONNRESET);
     CHECK_EQ(res.code, CURLE_RECV_ERROR);
+    curl_test_end();
+}
+
+/* A peer that answers in something else than HTTP (here an SSH banner):
+ * libcurl refuses the HTTP/0.9 it takes it for as an unsupported protocol,
+ * which came out as EINVAL, a bad URL or option of the caller's. */
+TEST(curl_reply_not_http_is_eproto)
+{
+    curl_test_begin();
+    struct answer a = {.head = "SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n"};
+    cctx_curl_result_t res;
+    CHECK_EQ(get_answer(&a, &res), EPROTO);
+    CHECK_EQ(res.code, CURLE_UNSUPPORTED_PROTOCOL);
+    curl_test_end();
+}
+
+/* What must stay EINVAL: a URL of a scheme libcurl does not know, refused
+ * before anything is sent. */
+TEST(curl_unsupported_scheme_stays_einval)
+{
+    curl_test_begin();
+    cctx_curl_result_t res;
+    CURL *e = easy_for(NULL, "nosuchscheme://127.0.0.1/");
+    CHECK_EQ(cctx_curl_perform(cctx_background(), e, NULL, &res), EINVAL);
+    CHECK_EQ(res.code, CURLE_UNSUPPORTED_PROTOCOL);
+    curl_easy_cleanup(e);
     curl_test_end();
 }
