@@ -209,7 +209,10 @@ typedef struct cctx_curl_result {
      *   EPROTO                HTTP/2, HTTP/3, QUIC, TLS (a client certificate
      *                         the server required, too) or protocol errors; a
      *                         reply that is not HTTP (libcurl's code is then
-     *                         CURLE_UNSUPPORTED_PROTOCOL, as for a URL);
+     *                         CURLE_UNSUPPORTED_PROTOCOL, as for a URL; after
+     *                         a redirect such a reply stays EINVAL: libcurl
+     *                         keeps the redirect's status, as when it refuses
+     *                         the redirect's URL);
      *   ECONNABORTED          the caller's own callback stopped it (a progress
      *                         callback returned non-zero, a write callback took
      *                         less than given, a read callback aborted);

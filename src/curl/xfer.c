@@ -356,7 +356,10 @@ static bool header_too_large(CURL *easy, CURLcode code, long os)
  * caller's URL: libcurl refuses an answer that is not HTTP (it takes it for
  * HTTP/0.9) with the code it gives a scheme it does not know, but only
  * after reading it, and before any status (a redirect to such a scheme has
- * the redirect's status, and its URL is one libcurl cannot use). */
+ * the redirect's status, and its URL is one libcurl cannot use). A reply
+ * that is not HTTP after a redirect keeps the redirect's status too, and
+ * libcurl says nothing else that tells it from a refused redirect: it
+ * stays EINVAL. */
 static bool reply_not_http(CURL *easy, CURLcode code)
 {
     if (code != CURLE_UNSUPPORTED_PROTOCOL)

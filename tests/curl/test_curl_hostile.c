@@ -8,6 +8,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -17,12 +18,14 @@
 #include "peer.h"
 
 /* One scripted answer: head, then unit `count` times, then tail; with
- * reset, the connection is reset (SO_LINGER 0) rather than closed. */
+ * reset, the connection is reset (SO_LINGER 0) rather than closed. next,
+ * when set, is the answer on the next connection (a redirect's). */
 struct answer {
     int listener;
     const char *head, *unit, *tail;
     size_t count;
     bool reset;
+    const struct answer *next;
 };
 
 static bool send_all(int c, const char *s, size_t n)
@@ -37,12 +40,8 @@ static bool send_all(int c, const char *s, size_t n)
     return true;
 }
 
-static void *answer_once(void *arg)
+static void serve(int c, const struct answer *a)
 {
-    struct answer *a = arg;
-    int c = accept(a->listener, NULL, NULL);
-    if (c < 0)
-        return NULL;
     char buf[4096];
     (void)!read(c, buf, sizeof buf); /* the request */
     bool ok = send_all(c, a->head, strlen(a->head));
@@ -55,6 +54,22 @@ static void *answer_once(void *arg)
         (void)setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     }
     close(c);
+}
+
+static void *answer_once(void *arg)
+{
+    struct answer *a = arg;
+    for (const struct answer *s = a; s; s = s->next) {
+        /* A libcurl that does not come (it refused the URL first) fails
+         * the test rather than hanging it. */
+        struct pollfd p = {.fd = a->listener, .events = POLLIN};
+        if (poll(&p, 1, 20000) != 1)
+            return NULL;
+        int c = accept(a->listener, NULL, NULL);
+        if (c < 0)
+            return NULL;
+        serve(c, s);
+    }
     return NULL;
 }
 
@@ -72,6 +87,7 @@ static int get_answer(struct answer *a, cctx_curl_result_t *res)
     pthread_t t;
     CHECK_EQ(pthread_create(&t, NULL, answer_once, a), 0);
     CURL *e = easy_for(NULL, "http://127.0.0.1:%d/", ntohs(sa.sin_port));
+    CHECK_EQ(curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L), CURLE_OK);
     int err = cctx_curl_perform(cctx_background(), e, NULL, res);
     CHECK_EQ(pthread_join(t, NULL), 0);
     printf("%s...: %s (%s, code %d)\n", a->head, strerror(err), res->msg, (int)res->code);
@@ -176,5 +192,34 @@ TEST(curl_unsupported_scheme_stays_einval)
     CHECK_EQ(cctx_curl_perform(cctx_background(), e, NULL, &res), EINVAL);
     CHECK_EQ(res.code, CURLE_UNSUPPORTED_PROTOCOL);
     curl_easy_cleanup(e);
+    curl_test_end();
+}
+
+/* A redirect to a scheme libcurl does not know: the peer's URL, but libcurl
+ * refuses it as it does the caller's, with the redirect's status. */
+TEST(curl_redirect_to_unsupported_scheme_stays_einval)
+{
+    curl_test_begin();
+    struct answer a = {.head = "HTTP/1.1 302 Found\r\nLocation: nosuchscheme://127.0.0.1/\r\n"
+                               "Connection: close\r\nContent-Length: 0\r\n\r\n"};
+    cctx_curl_result_t res;
+    CHECK_EQ(get_answer(&a, &res), EINVAL);
+    CHECK_EQ(res.code, CURLE_UNSUPPORTED_PROTOCOL);
+    curl_test_end();
+}
+
+/* A reply that is not HTTP after a redirect: libcurl keeps the redirect's
+ * status and says nothing else that tells it from the refused redirect
+ * above, so it stays EINVAL, as the documentation says. */
+TEST(curl_reply_not_http_after_redirect_stays_einval)
+{
+    curl_test_begin();
+    static const struct answer ssh = {.head = "SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n"};
+    struct answer a = {.head = "HTTP/1.1 302 Found\r\nLocation: /next\r\n"
+                               "Connection: close\r\nContent-Length: 0\r\n\r\n",
+                       .next = &ssh};
+    cctx_curl_result_t res;
+    CHECK_EQ(get_answer(&a, &res), EINVAL);
+    CHECK_EQ(res.code, CURLE_UNSUPPORTED_PROTOCOL);
     curl_test_end();
 }
