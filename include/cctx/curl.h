@@ -57,7 +57,16 @@
  *     CURLOPT_QUICK_EXIT, so the removal leaves a lookup in progress to
  *     libcurl's resolver thread, which frees what it holds once the name
  *     server answers, rather than waiting for it (libcurl 7.87.0 or later;
- *     before that, the removal waits for the lookup).
+ *     before that, the removal waits for the lookup). The descriptor is
+ *     looked at between libcurl's steps, not inside curl_multi_perform:
+ *     a callback of the caller's that blocks delays the end by as long,
+ *     and so does content decoding (CURLOPT_ACCEPT_ENCODING), where one
+ *     step reads up to 100 buffers and decodes each in full: 1.6 GB of
+ *     output from a gzip bomb of zeros, seconds (measured 8 to 11 s). A
+ *     write callback that returns 0 once cctx_err(ctx) is set ends such a
+ *     transfer within one call of it (ECONNABORTED: the callback stopped
+ *     it; cctx_cause(ctx) says why). A fan-out's other transfers wait for
+ *     such a step as well.
  *  5. It puts back the options it set, so the easy handle can be reused:
  *     CURLOPT_HTTPHEADER becomes the caller's list again (opts->headers, or
  *     none), CURLOPT_TIMEOUT_MS, CURLOPT_QUICK_EXIT and
@@ -182,16 +191,28 @@ typedef struct cctx_curl_result {
      *   ECONNRESET            empty reply, partial file, send or receive
      *                         failed, no system error known;
      *   EHOSTUNREACH          name resolution failed;
-     *   EINVAL                bad or unsupported URL or option;
+     *   EINVAL                bad or unsupported URL (a redirect's too) or
+     *                         option;
      *   ENOMEM                out of memory (libcurl's or cctx's);
-     *   EMSGSIZE              a response header past libcurl's limit (100 KB;
-     *                         a libcurl before 8.6 says out of memory, which
-     *                         there, once the response has begun, is taken
-     *                         for this); msg "response header too large";
+     *   EMSGSIZE              a response header past libcurl's limits, 100 KB
+     *                         for a line (the status line too; a libcurl
+     *                         before 8.6 says out of memory, which there,
+     *                         once the response has begun, is taken for
+     *                         this) and 300 KB for the header block, interim
+     *                         responses included (a receive failure with no
+     *                         system error, past that many header bytes);
+     *                         over HTTP/2 libcurl 7.88 says no more than
+     *                         that receiving failed (ECONNRESET); msg
+     *                         "response header too large";
      *   EMFILE, ENFILE        no descriptor left for cctx_done_fd(ctx): nothing
      *                         sent, ctx did not end, code CURLE_FAILED_INIT;
      *   EPROTO                HTTP/2, HTTP/3, QUIC, TLS (a client certificate
-     *                         the server required, too) or protocol errors;
+     *                         the server required, too) or protocol errors; a
+     *                         reply that is not HTTP (libcurl's code is then
+     *                         CURLE_UNSUPPORTED_PROTOCOL, as for a URL; after
+     *                         a redirect such a reply stays EINVAL: libcurl
+     *                         keeps the redirect's status, as when it refuses
+     *                         the redirect's URL);
      *   ECONNABORTED          the caller's own callback stopped it (a progress
      *                         callback returned non-zero, a write callback took
      *                         less than given, a read callback aborted);
@@ -261,7 +282,8 @@ CCTX_API int cctx_curl_multi_add(cctx_curl_multi_t *m, CURL *easy, const cctx_cu
  * transfer gets the same grpc-timeout and libcurl timeout, and all are sent
  * or (budget spent) none (every transfer gets its own span). When ctx
  * ends, every unfinished transfer is aborted at once (within a
- * millisecond) with ctx's error and cause; those already finished keep
+ * millisecond, between libcurl's steps: see step 4 at the top) with ctx's
+ * error and cause; those already finished keep
  * their results. Afterwards every easy handle is out of the multi handle
  * with its options put back, and free for reuse. Returns 0 when ctx did
  * not end the run (each transfer may still have failed on its own: read

@@ -317,22 +317,58 @@ void cctx__curl_before_abort(struct cc_xfer *x)
     }
 }
 
-/* Whether the failure is a response header past libcurl's limit (100 KB):
- * the peer's doing, which the libcurl running reports from 8.6 on as
+/* libcurl's limit for the header block of one response, interim ones
+ * included (MAX_HTTP_RESP_HEADER_SIZE, from 8.3 and in Debian's 7.88.1):
+ * it fails a transfer that passes it with a receive error and no system
+ * error, in every version since. */
+#define CC_HEADER_BLOCK_MAX (300 * 1024)
+
+/* Whether the failure is the peer's response header past libcurl's limits:
+ * a line past 100 KB, which the libcurl running reports from 8.6 on as
  * CURLE_TOO_LARGE (100: the number, for a build against older headers), and
- * before as out of memory, which once the response has begun is taken for
- * it. */
-static bool header_too_large(CURL *easy, CURLcode code)
+ * before as out of memory, which once the response has begun (a status, a
+ * header line, or its first byte read: a status line with no end has
+ * neither of the others; libcurl also marks that time when it starts to
+ * upload a body, where nothing else fails for want of memory either); or
+ * a header block past 300 KB, a receive error with no system error (os,
+ * as known) after that many header bytes. */
+static bool header_too_large(CURL *easy, CURLcode code, long os)
 {
     static int before_8_6 = -1;
+    long header_bytes = 0;
+    if (code == CURLE_RECV_ERROR && os == 0) {
+        curl_easy_getinfo(easy, CURLINFO_HEADER_SIZE, &header_bytes);
+        return header_bytes > CC_HEADER_BLOCK_MAX;
+    }
     if (!running_before(&before_8_6, 0x080600))
         return code == (CURLcode)100;
     if (code != CURLE_OUT_OF_MEMORY)
         return false;
-    long status = 0, header_bytes = 0;
+    long status = 0;
+    curl_off_t first_byte = 0;
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_getinfo(easy, CURLINFO_HEADER_SIZE, &header_bytes);
-    return status != 0 || header_bytes > 0;
+    curl_easy_getinfo(easy, CURLINFO_STARTTRANSFER_TIME_T, &first_byte);
+    return status != 0 || header_bytes > 0 || first_byte > 0;
+}
+
+/* Whether an unsupported protocol is the peer's reply rather than the
+ * caller's URL: libcurl refuses an answer that is not HTTP (it takes it for
+ * HTTP/0.9) with the code it gives a scheme it does not know, but only
+ * after reading it, and before any status (a redirect to such a scheme has
+ * the redirect's status, and its URL is one libcurl cannot use). A reply
+ * that is not HTTP after a redirect keeps the redirect's status too, and
+ * libcurl says nothing else that tells it from a refused redirect: it
+ * stays EINVAL. */
+static bool reply_not_http(CURL *easy, CURLcode code)
+{
+    if (code != CURLE_UNSUPPORTED_PROTOCOL)
+        return false;
+    long status = 0;
+    curl_off_t first_byte = 0;
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(easy, CURLINFO_STARTTRANSFER_TIME_T, &first_byte);
+    return status == 0 && first_byte > 0;
 }
 
 void cctx__curl_finish_libcurl(struct cc_xfer *x, cctx_t *ctx, CURLcode code)
@@ -357,9 +393,11 @@ void cctx__curl_finish_libcurl(struct cc_xfer *x, cctx_t *ctx, CURLcode code)
     if (os == x->os_errno_before && code != CURLE_COULDNT_CONNECT && cctx__curl_stale_os_errno())
         os = 0;
     r->err = cctx__curl_errno_of(code, os);
-    if (header_too_large(x->easy, code)) {
+    if (header_too_large(x->easy, code, os)) {
         r->err = EMSGSIZE;
         r->msg = "response header too large";
+    } else if (reply_not_http(x->easy, code)) {
+        r->err = EPROTO;
     }
     x->done = true;
 }
