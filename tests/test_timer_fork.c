@@ -486,3 +486,77 @@ TEST(timer_fork_child_cancel_and_wait_whose_restart_could_not_start_the_timer_tr
     cctx_release(deadline);
     cctx_release(c);
 }
+
+/* ---- a marking left to a runner ------------------------------------------------------- */
+
+/* A deadline's firing that finds a descendant's lock busy marks what it
+ * can and hands the rest to a runner as a job (firing.c). Forked while the
+ * job waits in the queue for a runner that has yet to start, the child
+ * inherits the job and the deadline's context ended, its marking not
+ * complete; a cancel there waits for that marking, which only the child's
+ * own runner can finish. If the restart that the cancel makes cannot start
+ * one, the cancel tries again as it waits, or it waits for ever. */
+static atomic_int submitting, may_refuse, runner_starts;
+static cctx_t *busy_below;
+static cctx_cancel_t *ended_above;
+
+/* The firing's runner: held until the fork, then refused, so the timer
+ * thread takes the job back and finishes the marking itself (runner.c). */
+static int hold_then_refuse(void *(*fn)(void *), void *arg)
+{
+    (void)fn, (void)arg;
+    atomic_store(&submitting, 1);
+    while (!atomic_load(&may_refuse))
+        real_sleep_ms(1);
+    return EAGAIN;
+}
+
+static int refuse_first_runner(void *(*fn)(void *), void *arg)
+{
+    if (atomic_fetch_add(&runner_starts, 1) == 0)
+        return EAGAIN;
+    return cctx__os_thread_start(fn, arg);
+}
+
+static int cancel_waits_for_the_runner_it_could_not_start(cctx_t *c)
+{
+    alarm(10); /* the cancel that never returns */
+    atomic_store(&runner_starts, 0);
+    atomic_store(&cctx__runner_thread_start, refuse_first_runner);
+    cctx__unlock(busy_below); /* held here too */
+    cctx_cancel(ended_above); /* ended: waits for its marking */
+    if (cctx_err(c) != ETIMEDOUT || cctx_err(busy_below) != ETIMEDOUT)
+        return 10;
+    return atomic_load(&runner_starts) == 2 ? 0 : 11;
+}
+
+TEST(timer_fork_child_cancel_waiting_for_a_runner_whose_restart_failed_tries_again)
+{
+    SKIP_FORK_UNDER_SANITIZERS();
+    atomic_store(&submitting, 0);
+    atomic_store(&may_refuse, 0);
+    atomic_store(&cctx__runner_thread_start, hold_then_refuse);
+    /* Held until busy_below is busy; and not so near that a slow start
+     * finds it past, which ends it at once, without the timer thread. */
+    hold_the_next_firing();
+    cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(100), &ended_above);
+    CHECK(c);
+    busy_below = cctx_with_cancel(c, NULL);
+    CHECK(busy_below);
+    cctx__lock(busy_below);
+    atomic_store(&may_fire, 1);
+    int64_t give_up = real_now() + CCTX_SEC(10);
+    while (!atomic_load(&submitting) && real_now() < give_up)
+        real_sleep_ms(1);
+    CHECK(atomic_load(&submitting));
+    CHECK_EQ(cctx_err(c), ETIMEDOUT); /* marked, but not below */
+    pid_t pid = fork_to_check(c, cancel_waits_for_the_runner_it_could_not_start);
+    atomic_store(&may_refuse, 1);
+    cctx__unlock(busy_below);
+    CHECK_EQ(child_exit_status(pid), 0);
+    CHECK_EQ(cctx_wait(busy_below, CCTX_SEC(10)), ETIMEDOUT);
+    atomic_store(&cctx__runner_thread_start, cctx__os_thread_start);
+    atomic_store(&cctx__timer_popped, NULL);
+    cctx_release(busy_below);
+    cctx_release(c);
+}
