@@ -12,8 +12,10 @@
  * cctx__runner_thread_start).
  *
  * A child whose first start of the timer thread is refused: cctx_wait,
- * cctx_wait_any and the sliced waits of <cctx/io.h> try again as they wait
- * (src/fork.c).
+ * cctx_wait_any, cctx_cancel_and_wait and the waits of <cctx/io.h> (sliced,
+ * on a descriptor, on a condition variable) try again as they wait
+ * (src/fork.c); so does a cancel that waits for a marking left to a runner
+ * that could not start.
  */
 #define _GNU_SOURCE
 #include <cctx.h>
@@ -444,6 +446,95 @@ TEST(timer_fork_child_wait_begun_while_another_thread_restarts_in_vain_tries_aga
     pid_t pid = fork_to_check(c, wait_begun_during_a_failing_restart_tries_again);
     CHECK_EQ(child_exit_status(pid), 0);
     cctx_release(c);
+}
+
+/* A wait that only ctx's end stops, a wait on a descriptor of <cctx/io.h>
+ * or cctx_cond_wait, whose restart fails: it tries again as it waits, or it
+ * waits for ever through a deadline long past. The timer thread is refused
+ * three times, so that the tries of the wait's own slices are needed. */
+static atomic_int refusals_left;
+
+static int refuse_a_few_starts(void *(*fn)(void *), void *arg)
+{
+    atomic_fetch_add(&timer_starts, 1);
+    if (atomic_fetch_sub(&refusals_left, 1) > 0)
+        return EAGAIN;
+    return cctx__os_thread_start(fn, arg);
+}
+
+static void refuse_the_next_three_starts(void)
+{
+    alarm(10); /* the wait that never ends */
+    atomic_store(&timer_starts, 0);
+    atomic_store(&refusals_left, 3);
+    atomic_store(&cctx__timer_thread_start, refuse_a_few_starts);
+}
+
+static int read_fires_after_its_own_failed_restarts(cctx_t *c)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return 12;
+    refuse_the_next_three_starts();
+    char b;
+    if (cctx_read(c, fds[0], &b, 1) != -1 || errno != ETIMEDOUT)
+        return 10;
+    return atomic_load(&timer_starts) == 4 ? 0 : 11;
+}
+
+/* cctx_poll without a timeout, then with one that comes after c's deadline:
+ * either way only c's deadline ends the wait. */
+static int poll_fires_after_its_own_failed_restarts(cctx_t *c, int64_t timeout)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return 12;
+    refuse_the_next_three_starts();
+    struct pollfd p = {.fd = fds[0], .events = POLLIN};
+    if (cctx_poll(c, &p, 1, timeout) != -1 || errno != ETIMEDOUT)
+        return 10;
+    return atomic_load(&timer_starts) == 4 ? 0 : 11;
+}
+
+static int poll_forever_fires_after_its_own_failed_restarts(cctx_t *c)
+{
+    return poll_fires_after_its_own_failed_restarts(c, -1);
+}
+
+static int poll_longer_fires_after_its_own_failed_restarts(cctx_t *c)
+{
+    return poll_fires_after_its_own_failed_restarts(c, CCTX_SEC(8));
+}
+
+static int cond_wait_fires_after_its_own_failed_restarts(cctx_t *c)
+{
+    pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+    refuse_the_next_three_starts();
+    pthread_mutex_lock(&mutex);
+    int r;
+    while ((r = cctx_cond_wait(c, &cond, &mutex)) == 0)
+        ; /* nobody signals: spurious */
+    pthread_mutex_unlock(&mutex);
+    if (r != ETIMEDOUT)
+        return 10;
+    return atomic_load(&timer_starts) == 4 ? 0 : 11;
+}
+
+TEST(timer_fork_child_descriptor_and_cond_waits_whose_restart_failed_try_again)
+{
+    SKIP_FORK_UNDER_SANITIZERS();
+    int (*checks[])(cctx_t *) = {read_fires_after_its_own_failed_restarts,
+                                 poll_forever_fires_after_its_own_failed_restarts,
+                                 poll_longer_fires_after_its_own_failed_restarts,
+                                 cond_wait_fires_after_its_own_failed_restarts};
+    for (size_t i = 0; i < sizeof checks / sizeof *checks; i++) {
+        cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(300), NULL);
+        CHECK(c);
+        pid_t pid = fork_to_check(c, checks[i]);
+        CHECK_EQ(child_exit_status(pid), 0);
+        cctx_release(c);
+    }
 }
 
 /* cctx_cancel_and_wait is the call whose restart fails: it tries again while
