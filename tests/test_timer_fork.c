@@ -29,6 +29,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cctx_config.h" /* CCTX_USE_COND_CLOCKWAIT */
 #include "harness.h"
 #include "internal.h"
 #include "support.h"
@@ -453,10 +454,14 @@ TEST(timer_fork_child_wait_begun_while_another_thread_restarts_in_vain_tries_aga
  * waits for ever through a deadline long past. The timer thread is refused
  * three times, so that the tries of the wait's own slices are needed. */
 static atomic_int refusals_left;
+static _Atomic int64_t first_start_at, last_start_at;
 
 static int refuse_a_few_starts(void *(*fn)(void *), void *arg)
 {
-    atomic_fetch_add(&timer_starts, 1);
+    int64_t now = real_now();
+    if (atomic_fetch_add(&timer_starts, 1) == 0)
+        atomic_store(&first_start_at, now);
+    atomic_store(&last_start_at, now);
     if (atomic_fetch_sub(&refusals_left, 1) > 0)
         return EAGAIN;
     return cctx__os_thread_start(fn, arg);
@@ -470,6 +475,18 @@ static void refuse_the_next_three_starts(void)
     atomic_store(&cctx__timer_thread_start, refuse_a_few_starts);
 }
 
+/* The four starts, the first two made before the wait sleeps (the call's
+ * own restart, then its wait's first try), spread over two slices (10 ms
+ * each) at least: the slices are waits, not a spin on an end read on the
+ * wrong clock. 15 ms, not 20, for rounding; a loaded machine only spreads
+ * them further. */
+static int started_as_expected(void)
+{
+    if (atomic_load(&timer_starts) != 4)
+        return 11;
+    return atomic_load(&last_start_at) - atomic_load(&first_start_at) >= CCTX_MSEC(15) ? 0 : 13;
+}
+
 static int read_fires_after_its_own_failed_restarts(cctx_t *c)
 {
     int fds[2];
@@ -479,7 +496,7 @@ static int read_fires_after_its_own_failed_restarts(cctx_t *c)
     char b;
     if (cctx_read(c, fds[0], &b, 1) != -1 || errno != ETIMEDOUT)
         return 10;
-    return atomic_load(&timer_starts) == 4 ? 0 : 11;
+    return started_as_expected();
 }
 
 /* cctx_poll without a timeout, then with one that comes after c's deadline:
@@ -493,7 +510,7 @@ static int poll_fires_after_its_own_failed_restarts(cctx_t *c, int64_t timeout)
     struct pollfd p = {.fd = fds[0], .events = POLLIN};
     if (cctx_poll(c, &p, 1, timeout) != -1 || errno != ETIMEDOUT)
         return 10;
-    return atomic_load(&timer_starts) == 4 ? 0 : 11;
+    return started_as_expected();
 }
 
 static int poll_forever_fires_after_its_own_failed_restarts(cctx_t *c)
@@ -506,28 +523,59 @@ static int poll_longer_fires_after_its_own_failed_restarts(cctx_t *c)
     return poll_fires_after_its_own_failed_restarts(c, CCTX_SEC(8));
 }
 
-static int cond_wait_fires_after_its_own_failed_restarts(cctx_t *c)
+/* Nobody signals cond: the wait ends with c's deadline, and a slice that
+ * runs out while c is live is no wake-up (0) to the caller. The mutex is
+ * held on each return. */
+static int cond_wait_fires_on(cctx_t *c, pthread_cond_t *cond)
 {
     pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
-    pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
     refuse_the_next_three_starts();
     pthread_mutex_lock(&mutex);
-    int r;
-    while ((r = cctx_cond_wait(c, &cond, &mutex)) == 0)
-        ; /* nobody signals: spurious */
+    int r, woken = 0;
+    while ((r = cctx_cond_wait(c, cond, &mutex)) == 0)
+        woken++;
+    bool held = pthread_mutex_trylock(&mutex) == EBUSY;
     pthread_mutex_unlock(&mutex);
-    if (r != ETIMEDOUT)
+    if (r != ETIMEDOUT || !held)
         return 10;
-    return atomic_load(&timer_starts) == 4 ? 0 : 11;
+    if (woken)
+        return 14;
+    return started_as_expected();
 }
+
+static int cond_wait_fires_after_its_own_failed_restarts(cctx_t *c)
+{
+    pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+    return cond_wait_fires_on(c, &cond);
+}
+
+#if CCTX_USE_COND_CLOCKWAIT
+/* A condition variable that keeps CLOCK_MONOTONIC: a slice's end read on
+ * CLOCK_REALTIME would be decades away there, and the wait would never try
+ * again (the fallback without pthread_cond_clockwait, <cctx/io.h>). */
+static int monotonic_cond_wait_fires_after_its_own_failed_restarts(cctx_t *c)
+{
+    pthread_condattr_t a;
+    pthread_cond_t cond;
+    if (pthread_condattr_init(&a) || pthread_condattr_setclock(&a, CLOCK_MONOTONIC) ||
+        pthread_cond_init(&cond, &a))
+        return 12;
+    return cond_wait_fires_on(c, &cond);
+}
+#endif
 
 TEST(timer_fork_child_descriptor_and_cond_waits_whose_restart_failed_try_again)
 {
     SKIP_FORK_UNDER_SANITIZERS();
-    int (*checks[])(cctx_t *) = {read_fires_after_its_own_failed_restarts,
-                                 poll_forever_fires_after_its_own_failed_restarts,
-                                 poll_longer_fires_after_its_own_failed_restarts,
-                                 cond_wait_fires_after_its_own_failed_restarts};
+    int (*checks[])(cctx_t *) = {
+        read_fires_after_its_own_failed_restarts,
+        poll_forever_fires_after_its_own_failed_restarts,
+        poll_longer_fires_after_its_own_failed_restarts,
+        cond_wait_fires_after_its_own_failed_restarts,
+#if CCTX_USE_COND_CLOCKWAIT
+        monotonic_cond_wait_fires_after_its_own_failed_restarts,
+#endif
+    };
     for (size_t i = 0; i < sizeof checks / sizeof *checks; i++) {
         cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(300), NULL);
         CHECK(c);
