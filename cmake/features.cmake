@@ -45,6 +45,7 @@ check_symbol_exists(SYS_preadv2 sys/syscall.h CCTX_HAVE_SYS_PREADV2)
 check_symbol_exists(pthread_mutex_clocklock pthread.h CCTX_HAVE_PTHREAD_MUTEX_CLOCKLOCK)
 check_symbol_exists(sem_clockwait semaphore.h CCTX_HAVE_SEM_CLOCKWAIT)
 check_symbol_exists(pthread_clockjoin_np pthread.h CCTX_HAVE_PTHREAD_CLOCKJOIN_NP)
+check_symbol_exists(pthread_cond_clockwait pthread.h CCTX_HAVE_PTHREAD_COND_CLOCKWAIT)
 # glibc and musl both; not POSIX (no macOS).
 check_symbol_exists(pthread_timedjoin_np pthread.h CCTX_HAVE_PTHREAD_TIMEDJOIN_NP)
 check_symbol_exists(pthread_tryjoin_np pthread.h CCTX_HAVE_PTHREAD_TRYJOIN_NP)
@@ -70,8 +71,8 @@ unset(CMAKE_REQUIRED_QUIET)
 
 # #cmakedefine01 wants a defined variable for every answer.
 foreach(_cctx_feature LINUX_FUTEX_H SYS_PRCTL_H EVENTFD SYS_FUTEX PIPE2 PPOLL GETTID SYS_GETTID
-    PREADV2 SYS_PREADV2 PTHREAD_MUTEX_CLOCKLOCK SEM_CLOCKWAIT PTHREAD_CLOCKJOIN_NP PTHREAD_TIMEDJOIN_NP
-    PTHREAD_TRYJOIN_NP PTHREAD_NAMES ADDCLOSEFROM)
+    PREADV2 SYS_PREADV2 PTHREAD_MUTEX_CLOCKLOCK SEM_CLOCKWAIT PTHREAD_CLOCKJOIN_NP
+    PTHREAD_COND_CLOCKWAIT PTHREAD_TIMEDJOIN_NP PTHREAD_TRYJOIN_NP PTHREAD_NAMES ADDCLOSEFROM)
   if(NOT CCTX_HAVE_${_cctx_feature})
     set(CCTX_HAVE_${_cctx_feature} 0)
   endif()

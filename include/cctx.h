@@ -70,14 +70,16 @@
  *    and cctx_thread_join too, which only look at ctx between slices), and
  *    then inherited deadlines fire in the child too. A thread that cannot
  *    start then (no memory, a thread limit) is tried again by the next such
- *    call, by a cctx_wait, cctx_sleep, cctx_wait_any or cctx_cancel_and_wait
- *    in progress every 10 ms, and by a cctx_mutex_lock, cctx_sem_wait or
- *    cctx_thread_join in progress at each slice, until it starts; a wait on
- *    a descriptor of <cctx/io.h> or a cctx_cond_wait in progress sees such
- *    a deadline only once another call has started it. A child never uses
- *    its parent's done descriptors: cctx_done_fd makes it its own (the
- *    inherited copies stay open, close-on-exec), so neither process's
- *    cancellation wakes the other's pollers. As with any lock, a context
+ *    call, by a wait in progress every 10 ms (cctx_wait, cctx_sleep,
+ *    cctx_wait_any, cctx_cancel_and_wait, a cctx_cancel that waits for an
+ *    earlier cancellation's marking to finish, the waits of <cctx/io.h> on
+ *    a descriptor, and cctx_cond_wait, unless its condition variable keeps
+ *    a clock other than CLOCK_REALTIME and the libc lacks glibc 2.30's
+ *    pthread_cond_clockwait), and by a cctx_mutex_lock, cctx_sem_wait or
+ *    cctx_thread_join in progress at each slice, until it starts. A child
+ *    never uses its parent's done descriptors: cctx_done_fd makes it its
+ *    own (the inherited copies stay open, close-on-exec), so neither
+ *    process's cancellation wakes the other's pollers. As with any lock, a context
  *    that another thread was using at the moment of the fork (deriving from it,
  *    cancelling it) may block a child thread that touches it; it never
  *    stalls the child's timer, so the child's own deadlines always fire.

@@ -61,11 +61,13 @@ void cctx__wait_marked(struct cctx__cancelable *c)
         if (m & CAUSE_MARKED)
             return;
         /* In a child of fork(), the marking may be a runner's job that
-         * waits for the child's first runner. */
+         * waits for the child's first runner. While none can start, the
+         * wait sleeps 10 ms at a time and tries again (cctx__child_slice):
+         * asleep, it would make no other try. */
         cctx__child_restart();
         if (!(m & CAUSE_WAITED) && !cctx__atomic_cas_weak_acq_rel(word, &m, m | CAUSE_WAITED))
             continue;
-        cctx__os_wait(word, m | CAUSE_WAITED, CCTX_NO_DEADLINE);
+        cctx__os_wait(word, m | CAUSE_WAITED, cctx__child_slice(CCTX_NO_DEADLINE));
     }
 }
 

@@ -80,6 +80,18 @@ static int failed_with(int err)
 
 /* ---- waiting on a descriptor ------------------------------------------- */
 
+/* poll's timeout for a wait that only ctx's end stops: none (-1), but in a
+ * child of fork() whose library threads could not all start, where ctx's
+ * deadline cannot end it: until the next try to start them (io_internal.h),
+ * rounded up to a millisecond. */
+static int child_retry_ms(void)
+{
+    if (!cctx__io_child_restart())
+        return -1;
+    int64_t left = cctx__io_child_retry_ns();
+    return left <= 0 ? 0 : (int)((left + CCTX_MSEC(1) - 1) / CCTX_MSEC(1));
+}
+
 /* Waits until fd reports one of `events` (or an error or hang-up, which the
  * next call on it will report) or ctx ends. 0, or -1 with errno: ctx's error,
  * the done fd's failure, or poll's. *seen (if given) gets what fd reported. */
@@ -94,8 +106,8 @@ static int wait_ready(cctx_t *ctx, int fd, short events, short *seen)
     struct pollfd p[2] = {{.fd = fd, .events = events}, {.fd = done, .events = POLLIN}};
     int r;
     do {
-        r = poll(p, 2, -1);
-    } while (r < 0 && errno == EINTR && !cctx_err(ctx));
+        r = poll(p, 2, child_retry_ms());
+    } while ((r == 0 || (r < 0 && errno == EINTR)) && !cctx_err(ctx));
     /* A ctx that ended wins over a ready descriptor: nothing is consumed yet. */
     if ((err = cctx_err(ctx)))
         return failed_with(err);
@@ -703,9 +715,13 @@ static int poll_wait(cctx_t *ctx, struct pollfd *fds, nfds_t nfds, struct pollfd
     p[nfds] = (struct pollfd){.fd = wake, .events = POLLIN};
     int r, err;
     for (;;) {
+        /* In a child of fork() whose library threads could not all start,
+         * ctx's deadline cannot end the wait: it tries them again at the
+         * end of each slice (io_internal.h), and waits on. */
+        int64_t end = cctx__io_child_restart() ? cctx__child_slice_slow(until) : until;
         struct timespec ts, *tsp = NULL;
-        if (until != CCTX_NO_DEADLINE) {
-            int64_t left = until - mono_now();
+        if (end != CCTX_NO_DEADLINE) {
+            int64_t left = end - mono_now();
             if (left < 0)
                 left = 0;
             ts.tv_sec = (time_t)(left / CCTX_SEC(1));
@@ -729,7 +745,7 @@ static int poll_wait(cctx_t *ctx, struct pollfd *fds, nfds_t nfds, struct pollfd
             return failed_with(err); /* a ctx that ended wins, even over an EINTR */
         if (r < 0 && errno == EINTR)
             continue;
-        if (r == 0 && until != CCTX_NO_DEADLINE && mono_now() < until)
+        if (r == 0 && (end != until || (until != CCTX_NO_DEADLINE && mono_now() < until)))
             continue;
         break;
     }

@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 /* What this libc offers (cmake/features.cmake). */
 #include "cctx_config.h"
@@ -77,6 +78,20 @@ static inline bool cctx__io_child_restart(void)
         return cctx__atomic_load_relaxed(&cctx__child_stale) != 0;
     }
     return false;
+}
+/* While cctx__io_child_restart says a thread is still to start: the end,
+ * on CLOCK_MONOTONIC, of a wait's next sleep before it tries again (in
+ * 10 ms, as the core's waits), or `deadline` if that comes first. A wait
+ * that only ctx's end could stop (a wait on a descriptor, cctx_cond_wait)
+ * would else sleep for ever through a deadline it inherited. */
+int64_t cctx__child_slice_slow(int64_t deadline);
+/* The same as a length: how long such a wait sleeps before it tries again. */
+static inline int64_t cctx__io_child_retry_ns(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t at = (int64_t)now.tv_sec * CCTX_SEC(1) + now.tv_nsec;
+    return cctx__child_slice_slow(CCTX_NO_DEADLINE) - at;
 }
 
 /* clock.c: whether the fake clock runs (<cctx/testing.h>), when the time

@@ -61,6 +61,7 @@ _Atomic(cctx__io_create_fn) cctx__io_thread_create = pthread_create;
 #define MUTEX_MONOTONIC (CCTX_USE_MUTEX_CLOCKLOCK && !SLICE_TSAN)
 #define SEM_MONOTONIC (CCTX_USE_SEM_CLOCKWAIT && !SLICE_TSAN)
 #define JOIN_MONOTONIC (CCTX_USE_CLOCKJOIN && !SLICE_TSAN)
+#define COND_MONOTONIC (CCTX_USE_COND_CLOCKWAIT && !SLICE_TSAN)
 
 /* Each waits at most d nanoseconds of the real clock; 0 or an error number
  * (ETIMEDOUT when d ran out). */
@@ -114,6 +115,22 @@ static int timed_join(void *obj, void **out, int64_t d)
 #endif
 }
 #endif
+
+/* A condition wait of at most d nanoseconds of the real clock. Without
+ * pthread_cond_clockwait the end is read on CLOCK_REALTIME, the clock of a
+ * condition variable made with default attributes: one made with another
+ * clock (pthread_condattr_setclock) reads that end as a time decades away,
+ * so its wait lasts until woken, as pthread_cond_wait's does. */
+static int timed_cond(pthread_cond_t *cond, pthread_mutex_t *mutex, int64_t d)
+{
+#if COND_MONOTONIC
+    struct timespec until = slice_end(CLOCK_MONOTONIC, d);
+    return pthread_cond_clockwait(cond, mutex, CLOCK_MONOTONIC, &until);
+#else
+    struct timespec until = slice_end(CLOCK_REALTIME, d);
+    return pthread_cond_timedwait(cond, mutex, &until);
+#endif
+}
 
 /* ---- condition variables ---------------------------------------------------------- */
 
@@ -430,6 +447,24 @@ static int await_waker(struct cond_wait *w, int rc)
     return rc;
 }
 
+/* pthread_cond_wait, but in a child of fork() whose library threads could
+ * not all start: ctx's deadline cannot end the wait then, so it wakes at
+ * the end of each slice to try them again (io_internal.h), and waits on
+ * unless ctx has ended meanwhile (what the after-function's broadcast
+ * would have told it: 0, as a spurious wake-up). */
+static int cond_wait_in_slices(cctx_t *ctx, pthread_cond_t *cond, pthread_mutex_t *mutex)
+{
+    for (;;) {
+        if (!cctx__io_child_restart())
+            return pthread_cond_wait(cond, mutex);
+        int rc = timed_cond(cond, mutex, cctx__io_child_retry_ns());
+        if (rc != ETIMEDOUT)
+            return rc;
+        if (cctx_err(ctx))
+            return 0;
+    }
+}
+
 /* The end of a wait that pthread_cond_wait ended with rc: takes w off ctx
  * and out of the waker's hands; returns rc, or EOWNERDEAD (mutex held). */
 static int leave_wait(struct cond_wait *w, int rc)
@@ -481,7 +516,7 @@ int cctx_cond_wait(cctx_t *ctx, pthread_cond_t *cond, pthread_mutex_t *mutex)
      * thread cancelled in it unwinds with mutex taken back, and w, on its
      * stack, must not stay registered on ctx nor be held by the waker. */
     pthread_cleanup_push(cond_wait_cancelled, &w);
-    rc = pthread_cond_wait(cond, mutex);
+    rc = cond_wait_in_slices(ctx, cond, mutex);
     pthread_cleanup_pop(0);
     /* A cancellation still pending (it came as the wait ended) must not act
      * in await_waker's condition wait either, with w in the waker's hands:

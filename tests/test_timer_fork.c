@@ -12,8 +12,10 @@
  * cctx__runner_thread_start).
  *
  * A child whose first start of the timer thread is refused: cctx_wait,
- * cctx_wait_any and the sliced waits of <cctx/io.h> try again as they wait
- * (src/fork.c).
+ * cctx_wait_any, cctx_cancel_and_wait and the waits of <cctx/io.h> (sliced,
+ * on a descriptor, on a condition variable) try again as they wait
+ * (src/fork.c); so does a cancel that waits for a marking left to a runner
+ * that could not start.
  */
 #define _GNU_SOURCE
 #include <cctx.h>
@@ -27,6 +29,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cctx_config.h" /* CCTX_USE_COND_CLOCKWAIT */
 #include "harness.h"
 #include "internal.h"
 #include "support.h"
@@ -455,6 +458,142 @@ TEST(timer_fork_child_wait_begun_while_another_thread_restarts_in_vain_tries_aga
     cctx_release(c);
 }
 
+/* A wait that only ctx's end stops, a wait on a descriptor of <cctx/io.h>
+ * or cctx_cond_wait, whose restart fails: it tries again as it waits, or it
+ * waits for ever through a deadline long past. The timer thread is refused
+ * three times, so that the tries of the wait's own slices are needed. */
+static atomic_int refusals_left;
+static _Atomic int64_t first_start_at, last_start_at;
+
+static int refuse_a_few_starts(void *(*fn)(void *), void *arg)
+{
+    int64_t now = real_now();
+    if (atomic_fetch_add(&timer_starts, 1) == 0)
+        atomic_store(&first_start_at, now);
+    atomic_store(&last_start_at, now);
+    if (atomic_fetch_sub(&refusals_left, 1) > 0)
+        return EAGAIN;
+    return cctx__os_thread_start(fn, arg);
+}
+
+static void refuse_the_next_three_starts(void)
+{
+    alarm(10); /* the wait that never ends */
+    atomic_store(&timer_starts, 0);
+    atomic_store(&refusals_left, 3);
+    atomic_store(&cctx__timer_thread_start, refuse_a_few_starts);
+}
+
+/* The four starts, the first two made before the wait sleeps (the call's
+ * own restart, then its wait's first try), spread over two slices (10 ms
+ * each) at least: the slices are waits, not a spin on an end read on the
+ * wrong clock. 15 ms, not 20, for rounding; a loaded machine only spreads
+ * them further. */
+static int started_as_expected(void)
+{
+    if (atomic_load(&timer_starts) != 4)
+        return 11;
+    return atomic_load(&last_start_at) - atomic_load(&first_start_at) >= CCTX_MSEC(15) ? 0 : 13;
+}
+
+static int read_fires_after_its_own_failed_restarts(cctx_t *c)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return 12;
+    refuse_the_next_three_starts();
+    char b;
+    if (cctx_read(c, fds[0], &b, 1) != -1 || errno != ETIMEDOUT)
+        return 10;
+    return started_as_expected();
+}
+
+/* cctx_poll without a timeout, then with one that comes after c's deadline:
+ * either way only c's deadline ends the wait. */
+static int poll_fires_after_its_own_failed_restarts(cctx_t *c, int64_t timeout)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return 12;
+    refuse_the_next_three_starts();
+    struct pollfd p = {.fd = fds[0], .events = POLLIN};
+    if (cctx_poll(c, &p, 1, timeout) != -1 || errno != ETIMEDOUT)
+        return 10;
+    return started_as_expected();
+}
+
+static int poll_forever_fires_after_its_own_failed_restarts(cctx_t *c)
+{
+    return poll_fires_after_its_own_failed_restarts(c, -1);
+}
+
+static int poll_longer_fires_after_its_own_failed_restarts(cctx_t *c)
+{
+    return poll_fires_after_its_own_failed_restarts(c, CCTX_SEC(8));
+}
+
+/* Nobody signals cond: the wait ends with c's deadline, and a slice that
+ * runs out while c is live is no wake-up (0) to the caller. The mutex is
+ * held on each return. */
+static int cond_wait_fires_on(cctx_t *c, pthread_cond_t *cond)
+{
+    pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
+    refuse_the_next_three_starts();
+    pthread_mutex_lock(&mutex);
+    int r, woken = 0;
+    while ((r = cctx_cond_wait(c, cond, &mutex)) == 0)
+        woken++;
+    bool held = pthread_mutex_trylock(&mutex) == EBUSY;
+    pthread_mutex_unlock(&mutex);
+    if (r != ETIMEDOUT || !held)
+        return 10;
+    if (woken)
+        return 14;
+    return started_as_expected();
+}
+
+static int cond_wait_fires_after_its_own_failed_restarts(cctx_t *c)
+{
+    pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+    return cond_wait_fires_on(c, &cond);
+}
+
+#if CCTX_USE_COND_CLOCKWAIT
+/* A condition variable that keeps CLOCK_MONOTONIC: a slice's end read on
+ * CLOCK_REALTIME would be decades away there, and the wait would never try
+ * again (the fallback without pthread_cond_clockwait, <cctx/io.h>). */
+static int monotonic_cond_wait_fires_after_its_own_failed_restarts(cctx_t *c)
+{
+    pthread_condattr_t a;
+    pthread_cond_t cond;
+    if (pthread_condattr_init(&a) || pthread_condattr_setclock(&a, CLOCK_MONOTONIC) ||
+        pthread_cond_init(&cond, &a))
+        return 12;
+    return cond_wait_fires_on(c, &cond);
+}
+#endif
+
+TEST(timer_fork_child_descriptor_and_cond_waits_whose_restart_failed_try_again)
+{
+    SKIP_FORK_UNDER_SANITIZERS();
+    int (*checks[])(cctx_t *) = {
+        read_fires_after_its_own_failed_restarts,
+        poll_forever_fires_after_its_own_failed_restarts,
+        poll_longer_fires_after_its_own_failed_restarts,
+        cond_wait_fires_after_its_own_failed_restarts,
+#if CCTX_USE_COND_CLOCKWAIT
+        monotonic_cond_wait_fires_after_its_own_failed_restarts,
+#endif
+    };
+    for (size_t i = 0; i < sizeof checks / sizeof *checks; i++) {
+        cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(300), NULL);
+        CHECK(c);
+        pid_t pid = fork_to_check(c, checks[i]);
+        CHECK_EQ(child_exit_status(pid), 0);
+        cctx_release(c);
+    }
+}
+
 /* cctx_cancel_and_wait is the call whose restart fails: it tries again while
  * it waits, or it sleeps to its timeout while the holder it waits for is
  * let go only by an after-function of an inherited deadline, which needs the
@@ -493,5 +632,79 @@ TEST(timer_fork_child_cancel_and_wait_whose_restart_could_not_start_the_timer_tr
     CHECK_EQ(cctx_cancel_and_wait(quiesced, CCTX_SEC(10), NULL), 0);
     cctx_after_stop(&reg);
     cctx_release(deadline);
+    cctx_release(c);
+}
+
+/* ---- a marking left to a runner ------------------------------------------------------- */
+
+/* A deadline's firing that finds a descendant's lock busy marks what it
+ * can and hands the rest to a runner as a job (firing.c). Forked while the
+ * job waits in the queue for a runner that has yet to start, the child
+ * inherits the job and the deadline's context ended, its marking not
+ * complete; a cancel there waits for that marking, which only the child's
+ * own runner can finish. If the restart that the cancel makes cannot start
+ * one, the cancel tries again as it waits, or it waits for ever. */
+static atomic_int submitting, may_refuse, runner_starts;
+static cctx_t *busy_below;
+static cctx_cancel_t *ended_above;
+
+/* The firing's runner: held until the fork, then refused, so the timer
+ * thread takes the job back and finishes the marking itself (runner.c). */
+static int hold_then_refuse(void *(*fn)(void *), void *arg)
+{
+    (void)fn, (void)arg;
+    atomic_store(&submitting, 1);
+    while (!atomic_load(&may_refuse))
+        real_sleep_ms(1);
+    return EAGAIN;
+}
+
+static int refuse_first_runner(void *(*fn)(void *), void *arg)
+{
+    if (atomic_fetch_add(&runner_starts, 1) == 0)
+        return EAGAIN;
+    return cctx__os_thread_start(fn, arg);
+}
+
+static int cancel_waits_for_the_runner_it_could_not_start(cctx_t *c)
+{
+    alarm(10); /* the cancel that never returns */
+    atomic_store(&runner_starts, 0);
+    atomic_store(&cctx__runner_thread_start, refuse_first_runner);
+    cctx__unlock(busy_below); /* held here too */
+    cctx_cancel(ended_above); /* ended: waits for its marking */
+    if (cctx_err(c) != ETIMEDOUT || cctx_err(busy_below) != ETIMEDOUT)
+        return 10;
+    return atomic_load(&runner_starts) == 2 ? 0 : 11;
+}
+
+TEST(timer_fork_child_cancel_waiting_for_a_runner_whose_restart_failed_tries_again)
+{
+    SKIP_FORK_UNDER_SANITIZERS();
+    atomic_store(&submitting, 0);
+    atomic_store(&may_refuse, 0);
+    atomic_store(&cctx__runner_thread_start, hold_then_refuse);
+    /* Held until busy_below is busy; and not so near that a slow start
+     * finds it past, which ends it at once, without the timer thread. */
+    hold_the_next_firing();
+    cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(100), &ended_above);
+    CHECK(c);
+    busy_below = cctx_with_cancel(c, NULL);
+    CHECK(busy_below);
+    cctx__lock(busy_below);
+    atomic_store(&may_fire, 1);
+    int64_t give_up = real_now() + CCTX_SEC(10);
+    while (!atomic_load(&submitting) && real_now() < give_up)
+        real_sleep_ms(1);
+    CHECK(atomic_load(&submitting));
+    CHECK_EQ(cctx_err(c), ETIMEDOUT); /* marked, but not below */
+    pid_t pid = fork_to_check(c, cancel_waits_for_the_runner_it_could_not_start);
+    atomic_store(&may_refuse, 1);
+    cctx__unlock(busy_below);
+    CHECK_EQ(child_exit_status(pid), 0);
+    CHECK_EQ(cctx_wait(busy_below, CCTX_SEC(10)), ETIMEDOUT);
+    atomic_store(&cctx__runner_thread_start, cctx__os_thread_start);
+    atomic_store(&cctx__timer_popped, NULL);
+    cctx_release(busy_below);
     cctx_release(c);
 }

@@ -229,7 +229,11 @@ CCTX_API int cctx_connect(cctx_t *ctx, int fd, const struct sockaddr *addr, sock
  * that has not exec'd). As with a lock, a context on which another thread
  * was waiting in cctx_cond_wait at the moment of the fork must not be ended
  * in the child (that thread's registration is in a stack the child does
- * not have). */
+ * not have). While the child's library threads cannot start (see fork()
+ * in <cctx.h>), the wait is timed, 10 ms at a time, to try them again; it
+ * returns from such a slice only once ctx has ended (on a condition
+ * variable with a clock other than CLOCK_REALTIME, only where the libc has
+ * pthread_cond_clockwait). */
 CCTX_API int cctx_cond_wait(cctx_t *ctx, pthread_cond_t *cond, pthread_mutex_t *mutex);
 
 /* pthread_mutex_lock that gives up when ctx ends: 0 with the mutex locked,
