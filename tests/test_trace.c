@@ -510,3 +510,96 @@ TEST(trace_flush_while_another_thread_drops_events)
     unlink(path);
     free(path);
 }
+
+/* The outer cancellation's after-function flushes the file, the outer
+ * "cancel" and "after-function" slices then open in it, and cancels a
+ * context of 17,000 children: more events than a ring holds, so that the
+ * inner cancellation's start is dropped and its end is kept. */
+static cctx_t *many_kids[17000];
+
+static void cancel_many(void *arg)
+{
+    cctx_cancel_t *cancel;
+    cctx_t *inner = cctx_with_cancel(cctx_background(), &cancel);
+    for (int i = 0; i < 17000; i++)
+        many_kids[i] = cctx_with_cancel(inner, NULL);
+    cctx_cancel(cancel);
+    *(cctx_t **)arg = inner;
+}
+
+static void flush_then_cancel_many(void *arg)
+{
+    CHECK_EQ(cctx_trace_flush(), 0);
+    cancel_many(arg);
+}
+
+CHILD(trace_drop_inside_written_slices)
+{
+    cctx_cancel_t *cancel;
+    cctx_t *outer = cctx_with_cancel(cctx_background(), &cancel), *inner = NULL;
+    cctx_after_t reg;
+    cctx_after_func(outer, &reg, flush_then_cancel_many, &inner);
+    cctx_cancel(cancel);
+    /* Written before the releases below push the ends out of the ring. */
+    CHECK_EQ(cctx_trace_flush(), 0);
+    for (int i = 0; i < 17000; i++)
+        cctx_release(many_kids[i]);
+    cctx_release(inner);
+    cctx_release(outer);
+}
+
+/* Two after-functions of one context: the first to run flushes, so that
+ * its "after-function" slice is open in the file, and returns; the second
+ * cancels a context of 17,000 children, so that the first one's end and
+ * the second's start are dropped, and the second's end and the inner
+ * cancellation's are kept. */
+static void flush_or_cancel_many(void *arg)
+{
+    static int runs;
+    if (runs++ == 0)
+        CHECK_EQ(cctx_trace_flush(), 0);
+    else
+        cancel_many(arg);
+}
+
+CHILD(trace_drop_end_of_written_slice)
+{
+    cctx_cancel_t *cancel;
+    cctx_t *outer = cctx_with_cancel(cctx_background(), &cancel), *inner = NULL;
+    cctx_after_t reg[2];
+    cctx_after_func(outer, &reg[0], flush_or_cancel_many, &inner);
+    cctx_after_func(outer, &reg[1], flush_or_cancel_many, &inner);
+    cctx_cancel(cancel);
+    CHECK_EQ(cctx_trace_flush(), 0);
+    for (int i = 0; i < 17000; i++)
+        cctx_release(many_kids[i]);
+    cctx_release(inner);
+    cctx_release(outer);
+}
+
+/* Every E ends the slice its B began: a viewer pairs an E with the
+ * innermost open B of its thread, whatever their names. */
+static const char nested_slices_match[] =
+    "assert int(t[\"otherData\"][\"dropped_events\"]) > 0\n"
+    "open = {}\n"
+    "for e in ev:\n"
+    "    s = open.setdefault(e.get(\"tid\"), [])\n"
+    "    if e[\"ph\"] == \"B\": s.append(e[\"name\"])\n"
+    "    if e[\"ph\"] == \"E\": assert s and s.pop() == e[\"name\"], (s, e)\n"
+    "assert not any(open.values()), open";
+
+TEST(trace_end_whose_start_was_dropped_closes_no_other_slice)
+{
+    char *path = run_traced("trace_drop_inside_written_slices");
+    check_trace(path, nested_slices_match);
+    unlink(path);
+    free(path);
+}
+
+TEST(trace_slice_whose_end_was_dropped_takes_no_other_end)
+{
+    char *path = run_traced("trace_drop_end_of_written_slice");
+    check_trace(path, nested_slices_match);
+    unlink(path);
+    free(path);
+}
