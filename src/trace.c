@@ -77,6 +77,9 @@ struct ring {
      * not yet ended, innermost last (past OPEN_MAX, only counted). */
     uint32_t begun, depth;
     uint32_t begins[OPEN_MAX];
+    /* The outermost B whose E was dropped since the last drain (ring's
+     * lock; 0: none): that B, and any written after it, are no longer open. */
+    uint32_t end_dropped;
     /* The B events written and not yet closed by an E, innermost last
      * (rings_lock): their numbers, and whether each is an after-function's. */
     struct {
@@ -253,7 +256,11 @@ static int64_t record(const struct event *in)
     pthread_mutex_lock(&r->lock);
     size_t at = (r->head + r->n) % RING;
     if (r->n == RING) {
-        r->lost_until = r->ev[r->head].ts;
+        const struct event *gone = &r->ev[r->head];
+        r->lost_until = gone->ts;
+        if ((gone->type == EV_CANCEL_END || gone->type == EV_AFTER_END) && gone->begin != 0 &&
+            (r->end_dropped == 0 || (int32_t)(gone->begin - r->end_dropped) < 0))
+            r->end_dropped = gone->begin;
         r->head = (r->head + 1) % RING;
         r->dropped++;
     } else {
@@ -455,25 +462,15 @@ static void write_event(FILE *f, struct ring *r, const struct event *e, int64_t 
                         int64_t lost_until)
 {
     /* Dropping the oldest events can cut a slice's start or an arrow's tail
-     * off: an E whose B is not open in the file is left out, and so is an
-     * arrow whose cancel slice may be gone (it started no later than the
-     * newest dropped event). A viewer ends the innermost open B of the
-     * track with each E, whatever its name: an E whose B was dropped while
-     * an outer B was written by an earlier flush would end that one. And
-     * the E of an inner B written earlier may be the one dropped: that B is
-     * ended here, with the outer one, rather than take the outer's E. */
+     * off: an E whose B is not the innermost open in the file is left out,
+     * and so is an arrow whose cancel slice may be gone (it started no
+     * later than the newest dropped event). A viewer ends the innermost
+     * open B of the track with each E, whatever its name: an E whose B was
+     * dropped while an outer B was written by an earlier flush would end
+     * that one. (A written B whose E was dropped is ended by write_ring.) */
     if (e->type == EV_CANCEL_END || e->type == EV_AFTER_END) {
-        if (e->begin == 0)
-            return; /* its B was not followed: it has none in the file */
-        /* Numbered in order, so an inner B's is the later (as 32-bit
-         * numbers, which may wrap). */
-        while (r->n_open > 0 && (int32_t)(r->open[r->n_open - 1].begin - e->begin) > 0) {
-            r->n_open--;
-            put_head(f, r, e->ts, "E", r->open[r->n_open].after ? "after-function" : "cancel");
-            fprintf(f, "}");
-        }
-        if (r->n_open == 0 || r->open[r->n_open - 1].begin != e->begin)
-            return;
+        if (e->begin == 0 || r->n_open == 0 || r->open[r->n_open - 1].begin != e->begin)
+            return; /* its B is not in the file: not followed, or dropped */
         r->n_open--;
     } else if (e->type == EV_CANCEL || e->type == EV_AFTER) {
         if (r->n_open == OPEN_MAX || e->begin == 0)
@@ -579,6 +576,8 @@ static void write_ring(FILE *f, struct ring *r, struct event *copy)
     r->dropped = 0;
     long tid = r->tid;
     int64_t lost_until = r->lost_until;
+    uint32_t end_dropped = r->end_dropped;
+    r->end_dropped = 0;
     pthread_mutex_unlock(&r->lock);
     if (n == 0)
         return;
@@ -588,6 +587,17 @@ static void write_ring(FILE *f, struct ring *r, struct event *copy)
         cctx__json_str(f, r->thread_name);
         fprintf(f, "}}");
         r->named_written = 1;
+    }
+    /* The B events written earlier whose E was dropped: that one's and the
+     * later ones' (nested in it, as each began before it ended), innermost
+     * last, as B numbers go up (as 32-bit numbers, which may wrap). Each
+     * ends with the newest dropped event, before the kept ones, rather
+     * than stay open and take a later slice's E, or hold it inside. */
+    while (end_dropped != 0 && r->n_open > 0 &&
+           (int32_t)(r->open[r->n_open - 1].begin - end_dropped) >= 0) {
+        r->n_open--;
+        put_head(f, r, lost_until, "E", r->open[r->n_open].after ? "after-function" : "cancel");
+        fprintf(f, "}");
     }
     for (size_t i = 0; i < n; i++)
         write_event(f, r, &copy[i], i + 1 < n ? copy[i + 1].ts : copy[i].ts + 1000, lost_until);
