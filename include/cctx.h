@@ -587,6 +587,8 @@ CCTX_API bool cctx_after_stop_at(cctx_after_t *reg, const char *file, int line, 
  *           document after each write. Each thread buffers its last 16,384
  *           events; older ones are dropped and counted in the file's
  *           otherData, and a slice or arrow whose start was dropped is left
+ *           out; a slice whose end was dropped ends at the newest dropped
+ *           event. Slices nested more than 32 deep on a thread are left
  *           out. A child of fork() does not trace (exec'd programs read
  *           CCTX_TRACE anew: use %p to give each its own file). A program
  *           that closes the file's descriptor ends the tracing (said on

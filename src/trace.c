@@ -46,6 +46,7 @@
 
 #define RING 16384 /* events per thread: about 1.6 MB */
 #define TEXT 40    /* bytes of a name or message kept per event */
+#define OPEN_MAX 32 /* B events nested on one track that are followed; deeper ones are left out */
 
 enum ev_type { EV_BORN, EV_FREED, EV_CANCEL, EV_REACHED, EV_CANCEL_END, EV_AFTER, EV_AFTER_END };
 
@@ -54,6 +55,7 @@ struct event {
     uint8_t type, kind;
     int16_t err;
     int32_t line, code;
+    uint32_t begin;          /* B: its number on the thread (from 1); E: its B's */
     const void *ctx, *other; /* other: the parent (create), origin (cancel) */
     const char *file, *func;
     uint64_t flow;           /* REACHED: the flow id; CANCEL: its first id */
@@ -71,7 +73,20 @@ struct ring {
     uint64_t dropped;
     int64_t lost_until;   /* the newest dropped event's time (ring's lock) */
     int named_written;    /* its thread_name metadata is in the file */
-    int open;             /* B events written and not yet closed by an E */
+    /* B events recorded (ring's lock): how many, and the numbers of those
+     * not yet ended, innermost last (past OPEN_MAX, only counted). */
+    uint32_t begun, depth;
+    uint32_t begins[OPEN_MAX];
+    /* The outermost B whose E was dropped since the last drain (ring's
+     * lock; 0: none): that B, and any written after it, are no longer open. */
+    uint32_t end_dropped;
+    /* The B events written and not yet closed by an E, innermost last
+     * (rings_lock): their numbers, and whether each is an after-function's. */
+    struct {
+        uint32_t begin;
+        bool after;
+    } open[OPEN_MAX];
+    int n_open;
     struct event ev[RING];
 };
 
@@ -127,6 +142,8 @@ static struct ring *ring_of_thread(void)
     struct ring *r = free_rings;
     if (r) {
         free_rings = r->next_free; /* written out and empty (thread_exited) */
+        /* What its old thread left open stays on that one's track. */
+        r->n_open = 0;
     } else if ((r = calloc(1, sizeof *r)) != NULL) {
         pthread_mutex_init(&r->lock, NULL);
         r->next = all_rings;
@@ -144,6 +161,7 @@ static struct ring *ring_of_thread(void)
 #endif
         snprintf(r->thread_name, sizeof r->thread_name, "thread %ld", r->tid);
     r->named_written = 0;
+    r->depth = 0;
     pthread_mutex_unlock(&r->lock);
     my_ring = r;
     pthread_setspecific(ring_key, r);
@@ -238,11 +256,28 @@ static int64_t record(const struct event *in)
     pthread_mutex_lock(&r->lock);
     size_t at = (r->head + r->n) % RING;
     if (r->n == RING) {
-        r->lost_until = r->ev[r->head].ts;
+        const struct event *gone = &r->ev[r->head];
+        r->lost_until = gone->ts;
+        if ((gone->type == EV_CANCEL_END || gone->type == EV_AFTER_END) && gone->begin != 0 &&
+            (r->end_dropped == 0 || (int32_t)(gone->begin - r->end_dropped) < 0))
+            r->end_dropped = gone->begin;
         r->head = (r->head + 1) % RING;
         r->dropped++;
     } else {
         r->n++;
+    }
+    /* B and E events nest on a thread: each E is given the number of the B
+     * it ends, so that a flush can tell it from an E whose B was dropped.
+     * 0 is no B: one too deep to be followed, or none recorded. */
+    if (e->type == EV_CANCEL || e->type == EV_AFTER) {
+        if (++r->begun == 0)
+            r->begun = 1;
+        e->begin = r->depth < OPEN_MAX ? r->begun : 0;
+        if (r->depth < OPEN_MAX)
+            r->begins[r->depth] = e->begin;
+        r->depth++;
+    } else if (e->type == EV_CANCEL_END || e->type == EV_AFTER_END) {
+        e->begin = r->depth > 0 && --r->depth < OPEN_MAX ? r->begins[r->depth] : 0;
     }
     int64_t ts = now_ns();
     r->ev[at] = *e;
@@ -427,14 +462,22 @@ static void write_event(FILE *f, struct ring *r, const struct event *e, int64_t 
                         int64_t lost_until)
 {
     /* Dropping the oldest events can cut a slice's start or an arrow's tail
-     * off: an E with no open B is left out, and so is an arrow whose cancel
-     * slice may be gone (it started no later than the newest dropped event). */
+     * off: an E whose B is not the innermost open in the file is left out,
+     * and so is an arrow whose cancel slice may be gone (it started no
+     * later than the newest dropped event). A viewer ends the innermost
+     * open B of the track with each E, whatever its name: an E whose B was
+     * dropped while an outer B was written by an earlier flush would end
+     * that one. (A written B whose E was dropped is ended by write_ring.) */
     if (e->type == EV_CANCEL_END || e->type == EV_AFTER_END) {
-        if (r->open == 0)
-            return;
-        r->open--;
+        if (e->begin == 0 || r->n_open == 0 || r->open[r->n_open - 1].begin != e->begin)
+            return; /* its B is not in the file: not followed, or dropped */
+        r->n_open--;
     } else if (e->type == EV_CANCEL || e->type == EV_AFTER) {
-        r->open++;
+        if (r->n_open == OPEN_MAX || e->begin == 0)
+            return; /* not followed (too deep): left out, and its E with it */
+        r->open[r->n_open].begin = e->begin;
+        r->open[r->n_open].after = e->type == EV_AFTER;
+        r->n_open++;
     }
     bool arrow = e->type == EV_REACHED && e->flow_ts > lost_until;
     /* An X slice ends before the thread's next event, and lasts at most 1 us. */
@@ -533,6 +576,8 @@ static void write_ring(FILE *f, struct ring *r, struct event *copy)
     r->dropped = 0;
     long tid = r->tid;
     int64_t lost_until = r->lost_until;
+    uint32_t end_dropped = r->end_dropped;
+    r->end_dropped = 0;
     pthread_mutex_unlock(&r->lock);
     if (n == 0)
         return;
@@ -542,6 +587,17 @@ static void write_ring(FILE *f, struct ring *r, struct event *copy)
         cctx__json_str(f, r->thread_name);
         fprintf(f, "}}");
         r->named_written = 1;
+    }
+    /* The B events written earlier whose E was dropped: that one's and the
+     * later ones' (nested in it, as each began before it ended), innermost
+     * last, as B numbers go up (as 32-bit numbers, which may wrap). Each
+     * ends with the newest dropped event, before the kept ones, rather
+     * than stay open and take a later slice's E, or hold it inside. */
+    while (end_dropped != 0 && r->n_open > 0 &&
+           (int32_t)(r->open[r->n_open - 1].begin - end_dropped) >= 0) {
+        r->n_open--;
+        put_head(f, r, lost_until, "E", r->open[r->n_open].after ? "after-function" : "cancel");
+        fprintf(f, "}");
     }
     for (size_t i = 0; i < n; i++)
         write_event(f, r, &copy[i], i + 1 < n ? copy[i + 1].ts : copy[i].ts + 1000, lost_until);

@@ -510,3 +510,207 @@ TEST(trace_flush_while_another_thread_drops_events)
     unlink(path);
     free(path);
 }
+
+/* The outer cancellation's after-function flushes the file, the outer
+ * "cancel" and "after-function" slices then open in it, and cancels a
+ * context of 17,000 children: more events than a ring holds, so that the
+ * inner cancellation's start is dropped and its end is kept. */
+static cctx_t *many_kids[17000];
+
+static void cancel_many(void *arg)
+{
+    cctx_cancel_t *cancel;
+    cctx_t *inner = cctx_with_cancel(cctx_background(), &cancel);
+    for (int i = 0; i < 17000; i++)
+        many_kids[i] = cctx_with_cancel(inner, NULL);
+    cctx_cancel(cancel);
+    *(cctx_t **)arg = inner;
+}
+
+static void flush_then_cancel_many(void *arg)
+{
+    CHECK_EQ(cctx_trace_flush(), 0);
+    cancel_many(arg);
+}
+
+CHILD(trace_drop_inside_written_slices)
+{
+    cctx_cancel_t *cancel;
+    cctx_t *outer = cctx_with_cancel(cctx_background(), &cancel), *inner = NULL;
+    cctx_after_t reg;
+    cctx_after_func(outer, &reg, flush_then_cancel_many, &inner);
+    cctx_cancel(cancel);
+    /* Written before the releases below push the ends out of the ring. */
+    CHECK_EQ(cctx_trace_flush(), 0);
+    for (int i = 0; i < 17000; i++)
+        cctx_release(many_kids[i]);
+    cctx_release(inner);
+    cctx_release(outer);
+}
+
+/* Two after-functions of one context: the first to run flushes, so that
+ * its "after-function" slice is open in the file, and returns; the second
+ * cancels a context of 17,000 children, so that the first one's end and
+ * the second's start are dropped, and the second's end and the inner
+ * cancellation's are kept. */
+static void flush_or_cancel_many(void *arg)
+{
+    static int runs;
+    if (runs++ == 0)
+        CHECK_EQ(cctx_trace_flush(), 0);
+    else
+        cancel_many(arg);
+}
+
+CHILD(trace_drop_end_of_written_slice)
+{
+    cctx_cancel_t *cancel;
+    cctx_t *outer = cctx_with_cancel(cctx_background(), &cancel), *inner = NULL;
+    cctx_after_t reg[2];
+    cctx_after_func(outer, &reg[0], flush_or_cancel_many, &inner);
+    cctx_after_func(outer, &reg[1], flush_or_cancel_many, &inner);
+    cctx_cancel(cancel);
+    CHECK_EQ(cctx_trace_flush(), 0);
+    for (int i = 0; i < 17000; i++)
+        cctx_release(many_kids[i]);
+    cctx_release(inner);
+    cctx_release(outer);
+}
+
+/* Every E ends the slice its B began: a viewer pairs an E with the
+ * innermost open B of its thread, whatever their names. */
+static const char nested_slices_match[] =
+    "assert int(t[\"otherData\"][\"dropped_events\"]) > 0\n"
+    "open = {}\n"
+    "for e in ev:\n"
+    "    s = open.setdefault(e.get(\"tid\"), [])\n"
+    "    if e[\"ph\"] == \"B\": s.append(e[\"name\"])\n"
+    "    if e[\"ph\"] == \"E\": assert s and s.pop() == e[\"name\"], (s, e)\n"
+    "assert not any(open.values()), open";
+
+TEST(trace_end_whose_start_was_dropped_closes_no_other_slice)
+{
+    char *path = run_traced("trace_drop_inside_written_slices");
+    check_trace(path, nested_slices_match);
+    unlink(path);
+    free(path);
+}
+
+TEST(trace_slice_whose_end_was_dropped_takes_no_other_end)
+{
+    char *path = run_traced("trace_drop_end_of_written_slice");
+    check_trace(path, nested_slices_match);
+    unlink(path);
+    free(path);
+}
+
+/* Every E ends the slice its B began, in time order, and a slice that
+ * ended is not left open: the two slices of last_cancellation, the
+ * trace's last, begin with none open. */
+static const char ended_slices_closed[] =
+    "assert int(t[\"otherData\"][\"dropped_events\"]) > 0\n"
+    "open, last = {}, {}\n"
+    "for e in ev:\n"
+    "    if e[\"ph\"] not in \"BEX\": continue\n"
+    "    assert e[\"ts\"] >= last.get(e[\"tid\"], 0), e\n"
+    "    last[e[\"tid\"]] = e[\"ts\"]\n"
+    "    s = open.setdefault(e[\"tid\"], [])\n"
+    "    if e[\"ph\"] == \"B\": s.append(e)\n"
+    "    if e[\"ph\"] == \"E\": assert s and s.pop()[\"name\"] == e[\"name\"], (s, e)\n"
+    "assert not any(open.values()), open\n"
+    "last = [e for e in ev if e[\"ph\"] == \"B\" and e[\"args\"][\"func\"] == "
+    "\"last_cancellation\"]\n"
+    "assert [e[\"name\"] for e in last] == [\"cancel\", \"after-function\"], last\n"
+    "open = []\n"
+    "for e in ev:\n"
+    "    if e is last[0]: assert not open, open\n"
+    "    if e[\"ph\"] == \"B\": open.append(e)\n"
+    "    if e[\"ph\"] == \"E\": open.pop()\n";
+
+static void do_nothing(void *arg)
+{
+    (void)arg;
+}
+
+/* A cancellation whose after-function runs nothing: two slices, the last
+ * ones of the trace, on the calling thread. */
+static void last_cancellation(void)
+{
+    cctx_cancel_t *cancel;
+    cctx_t *c = cctx_with_cancel(cctx_background(), &cancel);
+    cctx_after_t reg;
+    cctx_after_func(c, &reg, do_nothing, NULL);
+    cctx_cancel(cancel);
+    cctx_release(c);
+}
+
+static void flood_ring(void)
+{
+    for (int i = 0; i < 17000; i++)
+        cctx_release(cctx_with_cancel(cctx_background(), NULL));
+}
+
+static void flush_and_return(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(cctx_trace_flush(), 0);
+}
+
+/* An after-function flushes, its "cancel" and "after-function" slices then
+ * open in the file, and returns; more events than a ring holds follow, so
+ * both ends are dropped, with no slice around them. */
+CHILD(trace_drop_end_of_outermost_slice)
+{
+    cctx_cancel_t *cancel;
+    cctx_t *c = cctx_with_cancel(cctx_background(), &cancel);
+    cctx_after_t reg;
+    cctx_after_func(c, &reg, flush_and_return, NULL);
+    cctx_cancel(cancel);
+    cctx_release(c);
+    flood_ring();
+    last_cancellation();
+}
+
+TEST(trace_slice_whose_end_was_dropped_with_none_around_it_is_ended)
+{
+    char *path = run_traced("trace_drop_end_of_outermost_slice");
+    check_trace(path, ended_slices_closed);
+    unlink(path);
+    free(path);
+}
+
+/* 40 cancellations, each in the after-function of the one before: 80
+ * slices, of which the 32 outermost are followed. The innermost
+ * after-function flushes, so that 32 are open in the file, and every end
+ * is then dropped. */
+static void cancel_nested(void *arg)
+{
+    int level = (int)(intptr_t)arg;
+    if (level == 40) {
+        CHECK_EQ(cctx_trace_flush(), 0);
+        return;
+    }
+    cctx_cancel_t *cancel;
+    cctx_t *c = cctx_with_cancel(cctx_background(), &cancel);
+    cctx_after_t reg;
+    cctx_after_func(c, &reg, cancel_nested, (void *)(intptr_t)(level + 1));
+    cctx_cancel(cancel);
+    cctx_release(c);
+}
+
+CHILD(trace_drop_ends_of_deep_slices)
+{
+    cancel_nested((void *)(intptr_t)0);
+    flood_ring();
+    last_cancellation();
+}
+
+TEST(trace_deep_slices_whose_ends_were_dropped_leave_later_ones_in)
+{
+    char *path = run_traced("trace_drop_ends_of_deep_slices");
+    check_trace(path, ended_slices_closed);
+    check_trace(path, "n = sum(1 for e in ev if e[\"ph\"] == \"B\" and "
+                      "e[\"args\"][\"func\"] == \"cancel_nested\"); assert n == 32, n");
+    unlink(path);
+    free(path);
+}
