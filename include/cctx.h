@@ -73,9 +73,10 @@
  *    call, by a wait in progress every 10 ms (cctx_wait, cctx_sleep,
  *    cctx_wait_any, cctx_cancel_and_wait, a cctx_cancel that waits for an
  *    earlier cancellation's marking to finish, the waits of <cctx/io.h> on
- *    a descriptor, and cctx_cond_wait, unless its condition variable keeps
- *    a clock other than CLOCK_REALTIME and the libc lacks glibc 2.30's
- *    pthread_cond_clockwait), and by a cctx_mutex_lock, cctx_sem_wait or
+ *    a descriptor, cctx_proc_wait of <cctx/proc.h>, which looks for the
+ *    exit every 10 ms then, and cctx_cond_wait, unless its condition
+ *    variable keeps a clock other than CLOCK_REALTIME and the libc lacks
+ *    glibc 2.30's pthread_cond_clockwait), and by a cctx_mutex_lock, cctx_sem_wait or
  *    cctx_thread_join in progress at each slice, until it starts. A child
  *    never uses its parent's done descriptors: cctx_done_fd makes it its
  *    own (the inherited copies stay open, close-on-exec), so neither

@@ -58,6 +58,7 @@
 #include "after.h"
 #include "atomics.h"
 #include "cctx_config.h"
+#include "io_internal.h" /* a fork child's restart, tried while it waits */
 #include "proc_internal.h"
 
 extern char **environ;
@@ -486,12 +487,31 @@ static void stop_waiting(void *arg)
     pthread_mutex_unlock(&p->lock);
 }
 
-/* The waitid of cctx_proc_wait under that handler; its result through *r
+/* waitid for the exit, but in a child of fork() whose library threads could
+ * not all start: the deadline of the spawn's ctx cannot fire then, nor its
+ * SIGTERM and SIGKILL come, so the wait would last as long as the process
+ * does. It looks (WNOHANG) every slice instead and tries the threads again
+ * (io_internal.h) until they start; then it waits as outside a child. */
+static int wait_exit(const struct cctx_proc *p, siginfo_t *si)
+{
+    while (cctx__io_child_restart()) {
+        int r = wait_child(p, si, WEXITED | WNOWAIT | WNOHANG);
+        if (r != 0 || si->si_pid != 0)
+            return r; /* si zeroed by wait_child: a PID only once it exited */
+        int64_t ns = cctx__io_child_retry_ns();
+        struct timespec nap = {.tv_sec = ns / CCTX_SEC(1), .tv_nsec = ns % CCTX_SEC(1)};
+        if (ns > 0)
+            nanosleep(&nap, NULL); /* a cancellation point, as waitid */
+    }
+    return wait_child(p, si, WEXITED | WNOWAIT);
+}
+
+/* The wait of cctx_proc_wait under that handler; its result through *r
  * (no local of this frame lives across the handler's setjmp). */
 static void wait_counted(struct cctx_proc *p, siginfo_t *si, int *r)
 {
     pthread_cleanup_push(stop_waiting, p);
-    *r = wait_child(p, si, WEXITED | WNOWAIT);
+    *r = wait_exit(p, si);
     pthread_cleanup_pop(0);
 }
 

@@ -13,18 +13,20 @@
  *
  * A child whose first start of the timer thread is refused: cctx_wait,
  * cctx_wait_any, cctx_cancel_and_wait and the waits of <cctx/io.h> (sliced,
- * on a descriptor, on a condition variable) try again as they wait
- * (src/fork.c); so does a cancel that waits for a marking left to a runner
+ * on a descriptor, on a condition variable) and cctx_proc_wait try again as
+ * they wait (src/fork.c); so does a cancel that waits for a marking left to a runner
  * that could not start.
  */
 #define _GNU_SOURCE
 #include <cctx.h>
 #include <cctx/io.h>
+#include <cctx/proc.h>
 #include <cctx/testing.h>
 
 #include <poll.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -592,6 +594,35 @@ TEST(timer_fork_child_descriptor_and_cond_waits_whose_restart_failed_try_again)
         CHECK_EQ(child_exit_status(pid), 0);
         cctx_release(c);
     }
+}
+
+/* cctx_proc_wait for a process that runs on until c's deadline signals it:
+ * only c's deadline, inherited, ends that wait, by the SIGTERM it sends. */
+static int proc_wait_fires_after_its_own_failed_restarts(cctx_t *c)
+{
+    refuse_the_next_three_starts();
+    char *argv[] = {"sleep", "30", NULL};
+    cctx_proc_t *p = cctx_proc_spawn(c, "/bin/sleep", argv, NULL, NULL);
+    if (!p)
+        return 12;
+    int status = 0;
+    int r = cctx_proc_wait(p, &status);
+    cctx_proc_free(p);
+    if (r != 0 || !WIFSIGNALED(status) || WTERMSIG(status) != SIGTERM || cctx_err(c) != ETIMEDOUT)
+        return 10;
+    return started_as_expected();
+}
+
+TEST(timer_fork_child_proc_wait_whose_restart_failed_tries_again)
+{
+    SKIP_FORK_UNDER_SANITIZERS();
+    if (access("/bin/sleep", X_OK) != 0)
+        SKIP("no /bin/sleep");
+    cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(300), NULL);
+    CHECK(c);
+    pid_t pid = fork_to_check(c, proc_wait_fires_after_its_own_failed_restarts);
+    CHECK_EQ(child_exit_status(pid), 0);
+    cctx_release(c);
 }
 
 /* cctx_cancel_and_wait is the call whose restart fails: it tries again while

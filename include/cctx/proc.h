@@ -91,7 +91,11 @@
  * (arming the SIGKILL, or firing the context's end or the SIGKILL's
  * deadline) is left allocated (a few hundred bytes), with the user's
  * context referenced if its end was being fired: that work may have been
- * caught half done, and a thread the child lacks would finish it.
+ * caught half done, and a thread the child lacks would finish it. A handle
+ * the fork child spawns itself is its own: while the child's library
+ * threads cannot start (see fork() in <cctx.h>), cctx_proc_wait looks for
+ * the exit every 10 ms and tries them again, so that a deadline of ctx
+ * inherited from the parent still fires and signals the process.
  */
 #ifndef CCTX_PROC_H
 #define CCTX_PROC_H
