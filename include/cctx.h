@@ -76,8 +76,9 @@
  *    a descriptor, cctx_proc_wait of <cctx/proc.h>, which looks for the
  *    exit every 10 ms then, and cctx_cond_wait, unless its condition
  *    variable keeps a clock other than CLOCK_REALTIME and the libc lacks
- *    glibc 2.30's pthread_cond_clockwait), and by a cctx_mutex_lock, cctx_sem_wait or
- *    cctx_thread_join in progress at each slice, until it starts. A child
+ *    glibc 2.30's pthread_cond_clockwait), and by a cctx_mutex_lock,
+ *    cctx_sem_wait or cctx_thread_join in progress at each slice, until it
+ *    starts. A child
  *    never uses its parent's done descriptors: cctx_done_fd makes it its
  *    own (the inherited copies stay open, close-on-exec), so neither
  *    process's cancellation wakes the other's pollers. As with any lock, a context
