@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The library's own after-functions of a deadline (the wakers of
+ * cctx_wait_any, a grace period's clock) when the only runner runs a
+ * blocked after-function and no other can start (thread creation fails,
+ * as at a thread limit): the thread that fired the deadline runs them, as
+ * they never block, rather than leave them queued until the blocked one
+ * returns. Thread creation is made to fail through runner.c's hook
+ * cctx__runner_thread_start.
+ */
+#define _GNU_SOURCE
+#include <cctx.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "harness.h"
+#include "support.h"
+#include "testhooks.h"
+
+static atomic_int starts_refused;
+
+static int refuse_start(void *(*fn)(void *), void *arg)
+{
+    (void)fn, (void)arg;
+    atomic_fetch_add(&starts_refused, 1);
+    return EAGAIN;
+}
+
+/* One after-function of a deadline, blocked on a runner until `go` opens. */
+struct blocked {
+    pthread_t registrar;
+    atomic_int too_late; /* it ran at registration: the deadline came first */
+    struct latch in, go;
+    cctx_after_t reg;
+    cctx_t *ctx;
+};
+
+static void block(void *arg)
+{
+    struct blocked *b = arg;
+    if (pthread_equal(pthread_self(), b->registrar)) {
+        atomic_store(&b->too_late, 1);
+        return;
+    }
+    latch_add(&b->in);
+    latch_wait_open(&b->go);
+}
+
+static void block_a_runner(struct blocked *b)
+{
+    static const struct latch fresh = LATCH_INIT;
+    for (int64_t timeout = CCTX_MSEC(20);; timeout *= 4) {
+        CHECK(timeout < CCTX_SEC(60));
+        b->in = b->go = fresh;
+        atomic_store(&b->too_late, 0);
+        b->registrar = pthread_self();
+        b->ctx = cctx_with_timeout(cctx_background(), timeout, NULL);
+        CHECK(b->ctx != NULL);
+        CHECK_EQ(cctx_after_func(b->ctx, &b->reg, block, b), 0);
+        if (!atomic_load(&b->too_late)) {
+            latch_wait_n(&b->in, 1);
+            return;
+        }
+        cctx_release(b->ctx);
+    }
+}
+
+static void unblock(struct blocked *b)
+{
+    latch_open(&b->go);
+    cctx_after_stop(&b->reg);
+    cctx_release(b->ctx);
+}
+
+static void wait_any_with_no_runner_free(void)
+{
+    struct blocked b;
+    block_a_runner(&b);
+    cctx__thread_start_fn start = atomic_load(&cctx__runner_thread_start);
+    atomic_store(&cctx__runner_thread_start, refuse_start);
+    cctx_t *d = cctx_with_timeout(cctx_background(), CCTX_MSEC(20), NULL);
+    CHECK(d != NULL);
+    /* Before, the waker stayed queued behind the blocked fn: for ever. */
+    CHECK_EQ(cctx_wait_any(&d, 1, -1), 0);
+    CHECK(atomic_load(&starts_refused) > 0);
+    atomic_store(&cctx__runner_thread_start, start);
+    cctx_release(d);
+    unblock(&b);
+}
+
+TEST(runner_no_thread_wait_any_wakes_while_the_only_runner_blocks)
+{
+    run_with_watchdog(wait_any_with_no_runner_free, 8);
+}
+
+static void grace_with_no_runner_free(void)
+{
+    struct blocked b;
+    block_a_runner(&b);
+    cctx__thread_start_fn start = atomic_load(&cctx__runner_thread_start);
+    atomic_store(&cctx__runner_thread_start, refuse_start);
+    cctx_t *d = cctx_with_timeout(cctx_background(), CCTX_MSEC(20), NULL);
+    cctx_t *g = cctx_with_grace(d, CCTX_MSEC(20), NULL);
+    CHECK(d && g);
+    /* Before, its clock never started while the fn blocked. */
+    CHECK_EQ(cctx_wait(g, -1), ETIMEDOUT);
+    CHECK(atomic_load(&starts_refused) > 0);
+    atomic_store(&cctx__runner_thread_start, start);
+    cctx_release(g);
+    cctx_release(d);
+    unblock(&b);
+}
+
+TEST(runner_no_thread_grace_period_ends_while_the_only_runner_blocks)
+{
+    run_with_watchdog(grace_with_no_runner_free, 8);
+}
