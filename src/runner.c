@@ -326,7 +326,7 @@ void cctx__runner_notify(unsigned n)
         run_wakers_here();
 }
 
-bool cctx__runner_submit(struct cctx__job *job)
+static bool submit(struct cctx__job *job, bool at_once)
 {
     job->next = NULL;
     cctx__word_lock(&pool.lock);
@@ -335,7 +335,8 @@ bool cctx__runner_submit(struct cctx__job *job)
     if (job->firing)
         cctx__timer_fire_committed(); /* the job is its record now */
     cctx__word_unlock(&pool.lock);
-    if (summon() != SUMMON_NONE)
+    enum summoned summoned = summon();
+    if (summoned == SUMMON_CAME || (summoned == SUMMON_COUNTED && !at_once))
         return true;
     /* Take it back, unless a runner that was just leaving took it. */
     cctx__word_lock(&pool.lock);
@@ -353,6 +354,16 @@ bool cctx__runner_submit(struct cctx__job *job)
     }
     cctx__word_unlock(&pool.lock);
     return !ours;
+}
+
+bool cctx__runner_submit(struct cctx__job *job)
+{
+    return submit(job, false);
+}
+
+bool cctx__runner_submit_at_once(struct cctx__job *job)
+{
+    return submit(job, true);
 }
 
 /* Spare blocks for jobs (cctx__job_block): bit i of spare_used is set while

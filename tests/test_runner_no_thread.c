@@ -5,7 +5,8 @@
  * blocked after-function and no other can start (thread creation fails,
  * as at a thread limit): the thread that fired the deadline runs them, as
  * they never block, rather than leave them queued until the blocked one
- * returns. Thread creation is made to fail through runner.c's hook
+ * returns. So does the timer thread with a firing it could not finish in
+ * place (its context's lock was busy). Thread creation is made to fail through runner.c's hook
  * cctx__runner_thread_start.
  */
 #define _GNU_SOURCE
@@ -17,6 +18,7 @@
 
 #include "harness.h"
 #include "support.h"
+#include "internal.h"
 #include "testhooks.h"
 
 static atomic_int starts_refused;
@@ -116,4 +118,46 @@ static void grace_with_no_runner_free(void)
 TEST(runner_no_thread_grace_period_ends_while_the_only_runner_blocks)
 {
     run_with_watchdog(grace_with_no_runner_free, 8);
+}
+
+/* A deadline whose context's lock is held as it fires: the timer thread
+ * cannot mark it in place and hands the firing over. */
+static _Atomic(struct cctx__timer *) popping;
+static struct latch popped = LATCH_INIT;
+static atomic_int timer_tid;
+
+static void note_popped(struct cctx__timer *t)
+{
+    if (t == atomic_load(&popping)) {
+        atomic_store(&timer_tid, thread_id());
+        latch_add(&popped);
+    }
+}
+
+static void handoff_with_no_runner_free(void)
+{
+    struct blocked b;
+    block_a_runner(&b);
+    cctx__thread_start_fn start = atomic_load(&cctx__runner_thread_start);
+    atomic_store(&cctx__runner_thread_start, refuse_start);
+    cctx_t *d = cctx_with_timeout(cctx_background(), CCTX_MSEC(50), NULL);
+    atomic_store(&popping, (struct cctx__timer *)d);
+    atomic_store(&cctx__timer_popped, note_popped);
+    cctx__lock(d); /* as a thread deriving from d holds it */
+    latch_wait_n(&popped, 1);
+    /* The timer thread sleeps: again, or on the lock, finishing itself. */
+    wait_until_blocked(atomic_load(&timer_tid));
+    cctx__unlock(d);
+    atomic_store(&cctx__timer_popped, NULL);
+    /* Before, the firing's job waited behind the blocked fn: for ever. */
+    CHECK_EQ(cctx_wait(d, -1), ETIMEDOUT);
+    CHECK(atomic_load(&starts_refused) > 0);
+    atomic_store(&cctx__runner_thread_start, start);
+    cctx_release(d);
+    unblock(&b);
+}
+
+TEST(runner_no_thread_firing_handed_over_ends_while_the_only_runner_blocks)
+{
+    run_with_watchdog(handoff_with_no_runner_free, 8);
 }
