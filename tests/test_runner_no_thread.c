@@ -6,14 +6,17 @@
  * as at a thread limit): the thread that fired the deadline runs them, as
  * they never block, rather than leave them queued until the blocked one
  * returns. So does the timer thread with a firing it could not finish in
- * place (its context's lock was busy). Thread creation is made to fail through runner.c's hook
+ * place (its context's lock was busy), and the signal thread with a
+ * watched signal's delivery. Thread creation is made to fail through runner.c's hook
  * cctx__runner_thread_start.
  */
 #define _GNU_SOURCE
 #include <cctx.h>
+#include <cctx/signal.h>
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 
 #include "harness.h"
@@ -160,4 +163,27 @@ static void handoff_with_no_runner_free(void)
 TEST(runner_no_thread_firing_handed_over_ends_while_the_only_runner_blocks)
 {
     run_with_watchdog(handoff_with_no_runner_free, 8);
+}
+
+static void signal_with_no_runner_free(void)
+{
+    struct blocked b;
+    block_a_runner(&b);
+    static const int usr2[] = {SIGUSR2};
+    cctx_t *s = cctx_with_signals(cctx_background(), usr2, 1, NULL);
+    CHECK(s != NULL);
+    cctx__thread_start_fn start = atomic_load(&cctx__runner_thread_start);
+    atomic_store(&cctx__runner_thread_start, refuse_start);
+    CHECK_EQ(kill(getpid(), SIGUSR2), 0);
+    /* Before, the delivery's job waited behind the blocked fn: for ever. */
+    CHECK_EQ(cctx_wait(s, -1), ECANCELED);
+    CHECK(atomic_load(&starts_refused) > 0);
+    atomic_store(&cctx__runner_thread_start, start);
+    cctx_release(s);
+    unblock(&b);
+}
+
+TEST(runner_no_thread_signal_ends_its_context_while_the_only_runner_blocks)
+{
+    run_with_watchdog(signal_with_no_runner_free, 8);
 }
