@@ -47,10 +47,16 @@
  *    of a context ended there (by a watched signal, a release, such a
  *    destructor) wait for one of the 256, as a deadline's do. Only when no
  *    runner thread exists and none can be created (out of threads or
- *    memory) does the timer thread run that work itself. (Handing work to a
- *    runner takes a small block; out of memory, a few blocks kept for that
- *    case serve, and only when they are all in use too does the timer
- *    thread do the work.)
+ *    memory) does the timer thread run that work itself. When runners exist
+ *    but all are busy and no more can be created, the thread that ended the
+ *    context (the timer thread, for a deadline) runs the library's wakers
+ *    itself, as they never block, the timer thread finishes a firing
+ *    itself, and the signal thread delivers a watched signal itself
+ *    (<cctx/signal.h>): a blocked after-function still holds up no
+ *    deadline, wait, grace period nor watched signal of another context.
+ *    (Handing work to a runner takes a small block; out of memory, a few
+ *    blocks kept for that case serve, and only when they are all in use
+ *    too does the timer thread do the work.)
  *    Library threads have every signal blocked. User code that a library
  *    thread runs (an after-function, a value destructor) and changes its
  *    thread's signal mask or cancellation state puts them back before it

@@ -106,14 +106,19 @@ static void hand_off(struct handoff *h)
         bool traced = h->m.tracing && !h->release;
         if (traced)
             cctx__trace_busy_handover(-1);
-        if (cctx__runner_submit(&copy->job))
+        /* The waits on the firing's contexts wait for its marking: that
+         * must not wait behind a runner busy in an after-function (a
+         * release with nothing left to mark may). */
+        if (h->release ? cctx__runner_submit(&copy->job) : cctx__runner_submit_at_once(&copy->job))
             return;
         if (traced)
             cctx__trace_busy_handover(1);
         cctx__job_block_free(copy);
     }
-    /* Out of threads (or of memory and of spare blocks): finish here,
-     * waiting if need be, rather than lose the firing. */
+    /* Out of threads, or every runner busy and no more to start (or out
+     * of memory and of spare blocks): finish here, waiting if need be,
+     * rather than lose the firing or leave it behind a blocked
+     * after-function. */
     finish_handoff(h);
 }
 

@@ -151,6 +151,10 @@ void cctx__runner_notify(unsigned n);
  * thread's record of its firing (cctx__timer_fire_committed) as it is
  * queued, and gives it back if the caller gets the job back. */
 bool cctx__runner_submit(struct cctx__job *job);
+/* The same, but also false when every runner is busy and no more can
+ * start (those busy may be blocked in after-functions for ever): for work
+ * that others wait for, which must not wait for them. */
+bool cctx__runner_submit_at_once(struct cctx__job *job);
 /* A firing job taken by a runner has marked its context, or found it ended:
  * a child of fork() need not run it again. */
 void cctx__runner_job_marked(struct cctx__job *job);

@@ -34,7 +34,9 @@
  * list, so "a runner is busy, it will see the work when it is done" is not
  * enough. With no runner at all (thread creation failed and none is left, or
  * only runners whose pthread_create has not returned), the caller does the
- * work itself (cctx__runner_notify, cctx__runner_submit).
+ * work itself (cctx__runner_notify, cctx__runner_submit). With runners that
+ * are all busy, the notifier runs the wakers itself, since the busy ones
+ * may be blocked in after-functions for ever (cctx__runner_notify).
  *
  * Sleeping. An idle runner puts itself on the idle list and sleeps on its
  * own word. A notifier takes one runner off the list, marks it claimed and
@@ -230,10 +232,16 @@ static void *runner_main(void *arg)
     return NULL;
 }
 
+/* What summon did for a piece of work. */
+enum summoned {
+    SUMMON_NONE,    /* no runner exists and none could be started */
+    SUMMON_COUNTED, /* counted unclaimed: a runner takes it once it is free */
+    SUMMON_CAME,    /* an idle runner claimed, or a new one started */
+};
+
 /* Claims an idle runner, or starts one, or else counts the work as
- * unclaimed for the next runner that runs out of work; false if no runner
- * exists and none could be started. */
-static bool summon(void)
+ * unclaimed for the next runner that runs out of work. */
+static enum summoned summon(void)
 {
     cctx__fork_watch();
     cctx__word_lock(&pool.lock);
@@ -246,7 +254,7 @@ static bool summon(void)
             cctx__atomic_store_release(&idler->claimed, 1);
             cctx__os_wake(&idler->claimed);
             cctx__word_unlock(&pool.lock);
-            return true;
+            return SUMMON_CAME;
         }
         if (tried || pool.threads >= RUNNERS_MAX + RUNNERS_SPARE)
             break;
@@ -259,7 +267,7 @@ static bool summon(void)
         pool.starting--;
         if (err == 0) {
             cctx__word_unlock(&pool.lock);
-            return true;
+            return SUMMON_CAME;
         }
         pool.threads--;
         tried = true; /* a runner may have gone idle meanwhile: look again */
@@ -270,23 +278,55 @@ static bool summon(void)
     if (any)
         pool.unclaimed++;
     cctx__word_unlock(&pool.lock);
-    return any;
+    return any ? SUMMON_COUNTED : SUMMON_NONE;
+}
+
+/* Set while this thread runs the library's wakers for runners that could
+ * not come (cctx__runner_notify): a cancellation one of them makes (a
+ * grace period with no time left) queues more, which that loop takes. */
+static _Thread_local bool running_wakers;
+
+/* Runs the library's wakers of the shared queue here, as a spare runner
+ * would: without a place, so the user's after-functions of what they end
+ * go to the runners with places. They never block, so this thread is held
+ * up no longer than a runner would be. */
+static void run_wakers_here(void)
+{
+    if (running_wakers)
+        return;
+    running_wakers = true;
+    bool placeless = cctx__runner_placeless;
+    cctx__runner_placeless = true;
+    while (cctx__run_queue_run_waker(&cctx__runner_queue))
+        ;
+    cctx__runner_placeless = placeless;
+    running_wakers = false;
 }
 
 void cctx__runner_notify(unsigned n)
 {
+    bool counted = false;
     for (; n > 0; n--) {
-        if (!summon()) {
+        enum summoned s = summon();
+        if (s == SUMMON_NONE) {
             /* No runner and none can be made: the queue must not wait for
              * one that may never come. The caller runs them itself. */
             while (cctx__run_queue_run_one(&cctx__runner_queue))
                 ;
             return;
         }
+        counted |= s == SUMMON_COUNTED;
     }
+    /* Every runner is busy and no more can start (a thread limit, or all
+     * RUNNERS_MAX + RUNNERS_SPARE alive): the busy ones may be blocked in
+     * after-functions for as long as those like, and the library's wakers
+     * of this end (a wait to end, a grace period's clock) must not wait
+     * for them. */
+    if (counted)
+        run_wakers_here();
 }
 
-bool cctx__runner_submit(struct cctx__job *job)
+static bool submit(struct cctx__job *job, bool at_once)
 {
     job->next = NULL;
     cctx__word_lock(&pool.lock);
@@ -295,7 +335,8 @@ bool cctx__runner_submit(struct cctx__job *job)
     if (job->firing)
         cctx__timer_fire_committed(); /* the job is its record now */
     cctx__word_unlock(&pool.lock);
-    if (summon())
+    enum summoned summoned = summon();
+    if (summoned == SUMMON_CAME || (summoned == SUMMON_COUNTED && !at_once))
         return true;
     /* Take it back, unless a runner that was just leaving took it. */
     cctx__word_lock(&pool.lock);
@@ -313,6 +354,16 @@ bool cctx__runner_submit(struct cctx__job *job)
     }
     cctx__word_unlock(&pool.lock);
     return !ours;
+}
+
+bool cctx__runner_submit(struct cctx__job *job)
+{
+    return submit(job, false);
+}
+
+bool cctx__runner_submit_at_once(struct cctx__job *job)
+{
+    return submit(job, true);
 }
 
 /* Spare blocks for jobs (cctx__job_block): bit i of spare_used is set while
@@ -415,7 +466,7 @@ bool cctx__runner_restart(void)
         n++;
     cctx__word_unlock(&pool.lock);
     while (n-- > 0)
-        if (!summon())
+        if (summon() == SUMMON_NONE)
             return false; /* no runner at all: the work waits for a retry */
     return true;
 }

@@ -29,8 +29,11 @@
  *    after-functions, and its releases may run value destructors: user code
  *    that may block. On the signal thread one that blocks would hold up every
  *    later signal, of every watcher; on a runner it holds up only the rest
- *    of its own delivery. Only when no runner can be started does the
- *    signal thread deliver itself.
+ *    of its own delivery. Only when no runner can be started, or every
+ *    runner is busy (perhaps blocked in an after-function for ever) and
+ *    no more can start, does the signal thread deliver itself: in the
+ *    second case as a runner without a place, so the after-functions it
+ *    queues still go to runners (hand_to_runner).
  *
  * fork(). The child gets the registry, the flags and the handlers, but not
  * the thread, and must not get the parent's pipe (the parent's thread would
@@ -438,13 +441,22 @@ static void hand_to_runner(int sig, unsigned long long upto)
     struct delivery *d = cctx__job_block(sizeof *d);
     if (d) {
         *d = (struct delivery){.job.run = run_delivery, .sig = sig, .upto = upto, .pid = getpid()};
-        if (cctx__runner_submit(&d->job))
+        /* The contexts it ends must not wait behind a runner blocked in
+         * an after-function. */
+        if (cctx__runner_submit_at_once(&d->job))
             return;
         cctx__job_block_free(d);
     }
-    /* Out of threads (or of memory and of spare blocks): a late delivery,
-     * held up by a blocking after-function, rather than none. */
+    /* Every runner busy and no more to start: here, as a runner without a
+     * place would deliver, so the user's after-functions of what it ends
+     * go to the runners' queue and the library's wakers run here
+     * (cctx__runner_notify). Out of threads (or of memory and of spare
+     * blocks): they run here too, a late delivery held up by a blocking
+     * after-function rather than none. */
+    bool placeless = cctx__runner_placeless;
+    cctx__runner_placeless = true;
     deliver(sig, upto);
+    cctx__runner_placeless = placeless;
 }
 
 /* The pipe (a socket pair: see the top of the file), once per process

@@ -85,7 +85,12 @@
  *    rest of the delivery nor other signals; any value destructor that the
  *    delivery's releases run, runs on the delivering runner, and one that
  *    blocks holds up only the rest of its own delivery (the later watchers
- *    of that same signal). Only when no runner can be started (out of
+ *    of that same signal). When runners exist but all are busy and no
+ *    more can be started (a thread limit), the library's thread delivers
+ *    itself, as a runner would: the after-functions still wait for a
+ *    runner, so the contexts end even while every runner blocks in an
+ *    after-function, but a value destructor the delivery runs holds up
+ *    every delivery after it. Only when no runner can be started (out of
  *    threads or memory) does the library's thread deliver itself, running
  *    those after-functions in turn, and a blocking one then holds up every
  *    delivery after it. The thread and the pipe (two descriptors,
