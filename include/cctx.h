@@ -50,11 +50,13 @@
  *    memory) does the timer thread run that work itself. When runners exist
  *    but all are busy and no more can be created, the thread that ended the
  *    context (the timer thread, for a deadline) runs the library's wakers
- *    itself, as they never block, the timer thread finishes a firing
- *    itself, and the signal thread delivers a watched signal itself
- *    (<cctx/signal.h>): a blocked after-function still holds up no
- *    deadline, wait, grace period nor watched signal of another context.
- *    (Handing work to a runner takes a small block; out of memory, a few
+ *    itself, the timer thread finishes a firing itself, and the signal
+ *    thread delivers a watched signal itself (<cctx/signal.h>): a blocked
+ *    after-function still holds up no deadline, wait, grace period nor
+ *    watched signal of another context. The user's after-functions still go
+ *    to the runners then, but a release made there may be a context's last,
+ *    and then runs its value destructors and a grace context's stops on that
+ *    thread, as when no runner exists. (Handing work to a runner takes a small block; out of memory, a few
  *    blocks kept for that case serve, and only when they are all in use
  *    too does the timer thread do the work.)
  *    Library threads have every signal blocked. User code that a library
@@ -84,13 +86,13 @@
  *    variable keeps a clock other than CLOCK_REALTIME and the libc lacks
  *    glibc 2.30's pthread_cond_clockwait), and by a cctx_mutex_lock,
  *    cctx_sem_wait or cctx_thread_join in progress at each slice, until it
- *    starts. A child
- *    never uses its parent's done descriptors: cctx_done_fd makes it its
- *    own (the inherited copies stay open, close-on-exec), so neither
- *    process's cancellation wakes the other's pollers. As with any lock, a context
- *    that another thread was using at the moment of the fork (deriving from it,
- *    cancelling it) may block a child thread that touches it; it never
- *    stalls the child's timer, so the child's own deadlines always fire.
+ *    starts. A child never uses its parent's done descriptors: cctx_done_fd
+ *    makes it its own (the inherited copies stay open, close-on-exec), so
+ *    neither process's cancellation wakes the other's pollers. As with any
+ *    lock, a context that another thread was using at the moment of the
+ *    fork (deriving from it, cancelling it) may block a child thread that
+ *    touches it; it never stalls the child's timer, so the child's own
+ *    deadlines always fire.
  *    A deadline that the timer thread, a runner or a fake-clock advance on
  *    another thread was firing at that very moment (taken off the timer's
  *    heap, its context not yet marked) is fired in the child too, first
