@@ -56,9 +56,9 @@
  *    watched signal of another context. The user's after-functions still go
  *    to the runners then, but a release made there may be a context's last,
  *    and then runs its value destructors and a grace context's stops on that
- *    thread, as when no runner exists. (Handing work to a runner takes a small block; out of memory, a few
- *    blocks kept for that case serve, and only when they are all in use
- *    too does the timer thread do the work.)
+ *    thread, as when no runner exists. (Handing work to a runner takes a
+ *    small block; out of memory, a few blocks kept for that case serve, and
+ *    only when they are all in use too does the timer thread do the work.)
  *    Library threads have every signal blocked. User code that a library
  *    thread runs (an after-function, a value destructor) and changes its
  *    thread's signal mask or cancellation state puts them back before it
