@@ -309,6 +309,16 @@ TEST(timer_nested_advance_puts_back_the_record_of_the_firing_it_ran_in)
 
 /* ---- a child whose threads could not start at first ------------------------------------ */
 
+/* Forks a child with a 300 ms deadline, which exits with check(c): 0. */
+static void check_in_a_child(int (*check)(cctx_t *c))
+{
+    cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(300), NULL);
+    CHECK(c);
+    pid_t pid = fork_to_check(c, check);
+    CHECK_EQ(child_exit_status(pid), 0);
+    cctx_release(c);
+}
+
 /* The child's first call that restarts finds that no thread can start (a
  * moment without memory, a thread limit): a later call must try again, or
  * the deadlines it inherited never fire. */
@@ -328,11 +338,7 @@ static int fires_after_a_failed_restart(cctx_t *c)
 TEST(timer_fork_child_whose_first_restart_could_not_start_threads_tries_again)
 {
     SKIP_FORK_UNDER_SANITIZERS();
-    cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(300), NULL);
-    CHECK(c);
-    pid_t pid = fork_to_check(c, fires_after_a_failed_restart);
-    CHECK_EQ(child_exit_status(pid), 0);
-    cctx_release(c);
+    check_in_a_child(fires_after_a_failed_restart);
 }
 
 /* The call whose restart fails is itself a wait: it tries again while it
@@ -371,13 +377,8 @@ TEST(timer_fork_child_wait_whose_restart_could_not_start_the_timer_tries_again_w
     SKIP_FORK_UNDER_SANITIZERS();
     int (*checks[])(cctx_t *) = {wait_fires_after_its_own_failed_restart,
                                  wait_any_fires_after_its_own_failed_restart};
-    for (size_t i = 0; i < sizeof checks / sizeof *checks; i++) {
-        cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(300), NULL);
-        CHECK(c);
-        pid_t pid = fork_to_check(c, checks[i]);
-        CHECK_EQ(child_exit_status(pid), 0);
-        cctx_release(c);
-    }
+    for (size_t i = 0; i < sizeof checks / sizeof *checks; i++)
+        check_in_a_child(checks[i]);
 }
 
 /* A sliced wait of <cctx/io.h> is the call whose restart fails: it tries
@@ -399,11 +400,7 @@ static int sem_wait_fires_after_its_own_failed_restart(cctx_t *c)
 TEST(timer_fork_child_sliced_wait_whose_restart_could_not_start_the_timer_tries_again)
 {
     SKIP_FORK_UNDER_SANITIZERS();
-    cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(300), NULL);
-    CHECK(c);
-    pid_t pid = fork_to_check(c, sem_wait_fires_after_its_own_failed_restart);
-    CHECK_EQ(child_exit_status(pid), 0);
-    cctx_release(c);
+    check_in_a_child(sem_wait_fires_after_its_own_failed_restart);
 }
 
 /* A wait that another thread begins while a restart is under way, which
@@ -453,11 +450,7 @@ static int wait_begun_during_a_failing_restart_tries_again(cctx_t *c)
 TEST(timer_fork_child_wait_begun_while_another_thread_restarts_in_vain_tries_again)
 {
     SKIP_FORK_UNDER_SANITIZERS();
-    cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(300), NULL);
-    CHECK(c);
-    pid_t pid = fork_to_check(c, wait_begun_during_a_failing_restart_tries_again);
-    CHECK_EQ(child_exit_status(pid), 0);
-    cctx_release(c);
+    check_in_a_child(wait_begun_during_a_failing_restart_tries_again);
 }
 
 /* A wait that only ctx's end stops, a wait on a descriptor of <cctx/io.h>
@@ -587,13 +580,8 @@ TEST(timer_fork_child_descriptor_and_cond_waits_whose_restart_failed_try_again)
         monotonic_cond_wait_fires_after_its_own_failed_restarts,
 #endif
     };
-    for (size_t i = 0; i < sizeof checks / sizeof *checks; i++) {
-        cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(300), NULL);
-        CHECK(c);
-        pid_t pid = fork_to_check(c, checks[i]);
-        CHECK_EQ(child_exit_status(pid), 0);
-        cctx_release(c);
-    }
+    for (size_t i = 0; i < sizeof checks / sizeof *checks; i++)
+        check_in_a_child(checks[i]);
 }
 
 /* cctx_proc_wait for a process that runs on until c's deadline signals it:
@@ -618,11 +606,7 @@ TEST(timer_fork_child_proc_wait_whose_restart_failed_tries_again)
     SKIP_FORK_UNDER_SANITIZERS();
     if (access("/bin/sleep", X_OK) != 0)
         SKIP("no /bin/sleep");
-    cctx_t *c = cctx_with_timeout(cctx_background(), CCTX_MSEC(300), NULL);
-    CHECK(c);
-    pid_t pid = fork_to_check(c, proc_wait_fires_after_its_own_failed_restarts);
-    CHECK_EQ(child_exit_status(pid), 0);
-    cctx_release(c);
+    check_in_a_child(proc_wait_fires_after_its_own_failed_restarts);
 }
 
 /* cctx_cancel_and_wait is the call whose restart fails: it tries again while

@@ -527,6 +527,15 @@ static void cancel_many(void *arg)
     *(cctx_t **)arg = inner;
 }
 
+/* What cancel_many made, then the two contexts around it. */
+static void release_many(cctx_t *inner, cctx_t *outer)
+{
+    for (int i = 0; i < 17000; i++)
+        cctx_release(many_kids[i]);
+    cctx_release(inner);
+    cctx_release(outer);
+}
+
 static void flush_then_cancel_many(void *arg)
 {
     CHECK_EQ(cctx_trace_flush(), 0);
@@ -542,10 +551,7 @@ CHILD(trace_drop_inside_written_slices)
     cctx_cancel(cancel);
     /* Written before the releases below push the ends out of the ring. */
     CHECK_EQ(cctx_trace_flush(), 0);
-    for (int i = 0; i < 17000; i++)
-        cctx_release(many_kids[i]);
-    cctx_release(inner);
-    cctx_release(outer);
+    release_many(inner, outer);
 }
 
 /* Two after-functions of one context: the first to run flushes, so that
@@ -571,10 +577,7 @@ CHILD(trace_drop_end_of_written_slice)
     cctx_after_func(outer, &reg[1], flush_or_cancel_many, &inner);
     cctx_cancel(cancel);
     CHECK_EQ(cctx_trace_flush(), 0);
-    for (int i = 0; i < 17000; i++)
-        cctx_release(many_kids[i]);
-    cctx_release(inner);
-    cctx_release(outer);
+    release_many(inner, outer);
 }
 
 /* Every E ends the slice its B began: a viewer pairs an E with the
