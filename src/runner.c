@@ -288,8 +288,9 @@ static _Thread_local bool running_wakers;
 
 /* Runs the library's wakers of the shared queue here, as a spare runner
  * would: without a place, so the user's after-functions of what they end
- * go to the runners with places. They never block, so this thread is held
- * up no longer than a runner would be. */
+ * go to the runners with places. They do not wait for user code (a last
+ * release among them may run value destructors, as on any runner), so this
+ * thread is held up no longer than a runner would be. */
 static void run_wakers_here(void)
 {
     if (running_wakers)
