@@ -283,9 +283,9 @@ CCTX_API int cctx_curl_multi_add(cctx_curl_multi_t *m, CURL *easy, const cctx_cu
  * or (budget spent) none (every transfer gets its own span). When ctx
  * ends, every unfinished transfer is aborted at once (within a
  * millisecond, between libcurl's steps: see step 4 at the top) with ctx's
- * error and cause; those already finished keep
- * their results. Afterwards every easy handle is out of the multi handle
- * with its options put back, and free for reuse. Returns 0 when ctx did
+ * error and cause; those already finished keep their results. Afterwards
+ * every easy handle is out of the multi handle with its options put back,
+ * and free for reuse. Returns 0 when ctx did
  * not end the run (each transfer may still have failed on its own: read
  * the results), ctx's error (ECANCELED, ETIMEDOUT) when it did or was
  * already done or spent (nothing is sent then), EMFILE or ENFILE when
