@@ -85,7 +85,7 @@ static void wait_any_with_no_runner_free(void)
     block_a_runner(&b);
     cctx__thread_start_fn start = atomic_load(&cctx__runner_thread_start);
     atomic_store(&cctx__runner_thread_start, refuse_start);
-    cctx_t *d = cctx_with_timeout(cctx_background(), CCTX_MSEC(20), NULL);
+    cctx_t *d = armed_timeout(cctx_background(), CCTX_MSEC(20));
     CHECK(d != NULL);
     /* Before, the waker stayed queued behind the blocked fn: for ever. */
     CHECK_EQ(cctx_wait_any(&d, 1, -1), 0);
@@ -106,7 +106,7 @@ static void grace_with_no_runner_free(void)
     block_a_runner(&b);
     cctx__thread_start_fn start = atomic_load(&cctx__runner_thread_start);
     atomic_store(&cctx__runner_thread_start, refuse_start);
-    cctx_t *d = cctx_with_timeout(cctx_background(), CCTX_MSEC(20), NULL);
+    cctx_t *d = armed_timeout(cctx_background(), CCTX_MSEC(20));
     cctx_t *g = cctx_with_grace(d, CCTX_MSEC(20), NULL);
     CHECK(d && g);
     /* Before, its clock never started while the fn blocked. */
@@ -124,17 +124,16 @@ TEST(runner_no_thread_grace_period_ends_while_the_only_runner_blocks)
 }
 
 /* A deadline whose context's lock is held as it fires: the timer thread
- * cannot mark it in place and hands the firing over. */
-static _Atomic(struct cctx__timer *) popping;
+ * cannot mark it in place and hands the firing over. Every pop is counted:
+ * the only deadline armed once a runner is blocked is the test's own. */
 static struct latch popped = LATCH_INIT;
 static atomic_int timer_tid;
 
 static void note_popped(struct cctx__timer *t)
 {
-    if (t == atomic_load(&popping)) {
-        atomic_store(&timer_tid, thread_id());
-        latch_add(&popped);
-    }
+    (void)t;
+    atomic_store(&timer_tid, thread_id());
+    latch_add(&popped);
 }
 
 static void handoff_with_no_runner_free(void)
@@ -143,11 +142,23 @@ static void handoff_with_no_runner_free(void)
     block_a_runner(&b);
     cctx__thread_start_fn start = atomic_load(&cctx__runner_thread_start);
     atomic_store(&cctx__runner_thread_start, refuse_start);
-    cctx_t *d = cctx_with_timeout(cctx_background(), CCTX_MSEC(50), NULL);
-    atomic_store(&popping, (struct cctx__timer *)d);
+    cctx_t *d;
+    int pops;
     atomic_store(&cctx__timer_popped, note_popped);
-    cctx__lock(d); /* as a thread deriving from d holds it */
-    latch_wait_n(&popped, 1);
+    for (;;) {
+        /* A deadline that fired before the lock below was counted before
+         * it was marked: the count here is past it. */
+        pops = latch_count(&popped);
+        d = armed_timeout(cctx_background(), CCTX_MSEC(50));
+        cctx__lock(d); /* as a thread deriving from d holds it */
+        /* Active: its firing is yet to come, and will find the lock held.
+         * Else a thread this late saw it fire first. */
+        if (cctx_err(d) == 0)
+            break;
+        cctx__unlock(d);
+        cctx_release(d);
+    }
+    latch_wait_n(&popped, pops + 1);
     /* The timer thread sleeps: again, or on the lock, finishing itself. */
     wait_until_blocked(atomic_load(&timer_tid));
     cctx__unlock(d);
