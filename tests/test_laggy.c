@@ -298,15 +298,18 @@ TEST(laggy_age_of_a_cancel_before_the_fake_clock_went_back_is_negative)
  * left it allocated when it ended: with leak checking (LeakSanitizer) on, a
  * program run with CCTX_DEBUG=leaks,laggy failed at exit now and then. The
  * report's walk waits here for the thread to end, so that it always does. */
-static int threads_at_the_walk;
+static int threads_with_laggy; /* counted while the laggy thread runs */
+static bool walked;
 
 static void wait_for_the_laggy_thread_to_end(struct cctx *c)
 {
     (void)c;
-    if (threads_at_the_walk)
+    if (walked)
         return;
-    threads_at_the_walk = thread_count();
-    for (int waited = 0; thread_count() >= threads_at_the_walk; waited++) {
+    walked = true;
+    /* It may have ended already, before the walk: its first wake-up after
+     * the report began. */
+    for (int waited = 0; thread_count() >= threads_with_laggy; waited++) {
         CHECK(waited < 10000);
         real_sleep_ms(1);
     }
@@ -322,6 +325,7 @@ CHILD(laggy_ended_by_the_leak_report)
     read_stderr("cctx: laggy:", 1, 10000);
     CHECK(write(real_err, seen, seen_n) == (ssize_t)seen_n);
     dup2(real_err, 2); /* for the leak report, and LeakSanitizer's */
+    threads_with_laggy = thread_count();
     atomic_store(&cctx__leak_walk_hook, wait_for_the_laggy_thread_to_end);
     (void)held; /* left for the report to find */
 }
