@@ -310,7 +310,10 @@ CCTX_API int cctx_mhd_use(cctx_mhd_t *server, cctx_mhd_check_fn *fn, void *arg);
  *    without a deadline passes. The time is cctx_grpc_timeout_of's: a
  *    server started under a grace context (cctx_with_grace) counts the
  *    grace context's end, which may come before the request's own
- *    deadline when its parent ended after the request came in.
+ *    deadline when its parent ended after the request came in. A request
+ *    whose context has already ended (its parent, a shutdown, a hang-up,
+ *    its deadline fired) passes, and is answered as it ended once the
+ *    chain is through (a shutdown's 503, say), not blamed on its budget.
  *  - require_deadline: 400 "<header> header required" when the request came
  *    without the deadline header.
  *  - cap_deadline: narrows every request's deadline to at most max

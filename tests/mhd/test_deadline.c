@@ -212,6 +212,40 @@ TEST(mhd_min_budget_504)
     probe_destroy(&p);
 }
 
+/* Ends the server's parent while the chain runs, as an upstream cancel or
+ * a shutdown that comes while a slow validator (an auth look-up) runs. */
+static int end_parent(cctx_t *ctx, cctx_mhd_request_t *req, char *msg, size_t size, void *arg)
+{
+    (void)ctx, (void)req, (void)msg, (void)size;
+    cctx_cancel_cause(arg, 0, "upstream gone");
+    return 0;
+}
+
+/* min_budget judges the budget, not why a request ended: a request that
+ * has no deadline at all, ended by its parent before min_budget ran, gets
+ * its ending's answer (503 and the parent's message), not 504 "deadline
+ * budget too small: 0n left" that would send a client looking for a
+ * deadline it never set. */
+TEST(mhd_min_budget_leaves_an_ended_request_its_own_answer)
+{
+    struct probe p;
+    probe_init(&p);
+    cctx_cancel_t *cancel;
+    cctx_t *parent = cctx_with_cancel(cctx_background(), &cancel);
+    CHECK(parent != NULL);
+    cctx_mhd_t *s = cctx_mhd_start(parent, NULL, probe_handler, &p);
+    CHECK(s != NULL);
+    CHECK_EQ(cctx_mhd_use(s, end_parent, cancel), 0);
+    CHECK_EQ(cctx_mhd_use_min_budget(s, CCTX_MSEC(50)), 0);
+    http_get(cctx_mhd_port(s), "/d", "", &r); /* no deadline header */
+    CHECK_EQ(r.status, 503);
+    CHECK_STR(r.body, "upstream gone\n");
+    CHECK_EQ(p.started, 0);
+    cctx_mhd_free(s);
+    cctx_release(parent);
+    probe_destroy(&p);
+}
+
 TEST(mhd_require_deadline_400)
 {
     struct probe p;
