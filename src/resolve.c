@@ -266,19 +266,10 @@ static int run_job(cctx_t *ctx, struct job *j, struct addrinfo **res)
     return rc;
 }
 
-CCTX_API int cctx_getaddrinfo(cctx_t *ctx, const char *node, const char *service,
-                              const struct addrinfo *hints, struct addrinfo **res)
+/* A lookup of a name: copied into a job, run on a helper thread. */
+static int lookup_on_helper(cctx_t *ctx, const char *node, const char *service,
+                            const struct addrinfo *hints, struct addrinfo **res)
 {
-    if (!ctx || !res)
-        return sys_fail(EINVAL);
-    int err = cctx_err(ctx);
-    if (err)
-        return sys_fail(err);
-    if (port_out_of_range(service))
-        return EAI_SERVICE;
-    if (is_local(node, hints))
-        return getaddrinfo(node, service, hints, res);
-
     struct job *j = calloc(1, sizeof *j);
     if (!j)
         return EAI_MEMORY;
@@ -303,13 +294,32 @@ CCTX_API int cctx_getaddrinfo(cctx_t *ctx, const char *node, const char *service
     pthread_mutex_init(&j->lock, NULL);
     pthread_cond_init(&j->cond, NULL);
     pthread_once(&fork_handler_once, watch_fork);
-    /* Its waits are cancellation points (cctx_cond_wait), and a thread
-     * cancelled in one would leave a lock held for good (the slots', or the
-     * job's, with its slot never given back): they wait with cancellation
-     * off, as the group's do; the lookup still ends with ctx. */
+    return run_job(ctx, j, res);
+}
+
+CCTX_API int cctx_getaddrinfo(cctx_t *ctx, const char *node, const char *service,
+                              const struct addrinfo *hints, struct addrinfo **res)
+{
+    if (!ctx || !res)
+        return sys_fail(EINVAL);
+    int err = cctx_err(ctx);
+    if (err)
+        return sys_fail(err);
+    if (port_out_of_range(service))
+        return EAI_SERVICE;
+    /* No cancellation point in either way (see io.h). A name's waits are
+     * cctx_cond_wait's, and a thread cancelled in one would leave a lock
+     * held for good (the slots', or the job's, with its slot never given
+     * back): they wait with cancellation off, as the group's do; the
+     * lookup still ends with ctx. A local lookup is getaddrinfo's own, and
+     * glibc's acts on a cancel where it leaves a socket open: the netlink
+     * one that asks for the interfaces' addresses (AI_ADDRCONFIG, which
+     * NULL hints imply), or the UDP one it connects to each address to
+     * sort several. */
     int state;
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
-    int rc = run_job(ctx, j, res);
+    int rc = is_local(node, hints) ? getaddrinfo(node, service, hints, res)
+                                   : lookup_on_helper(ctx, node, service, hints, res);
     pthread_setcancelstate(state, NULL);
     return rc;
 }

@@ -16,7 +16,9 @@
  * cctx_connect's connect, with the socket's send timeout cut to one tick,
  * and cctx_getaddrinfo's waits for a slot and for its helper run with
  * cancellation off: acted on there, a cancel left the socket's timeout cut
- * for good, or a lock of the resolver's held by a thread that was gone.
+ * for good, or a lock of the resolver's held by a thread that was gone. So
+ * does its getaddrinfo on the calling thread, which left a socket of
+ * glibc's open.
  */
 #define _GNU_SOURCE
 #include <cctx.h>
@@ -388,6 +390,45 @@ TEST(resolve_cancelled_in_the_wait_for_a_slot_leaves_no_lock_held)
 TEST(resolve_cancelled_in_the_wait_for_its_helper_leaves_no_lock_held)
 {
     run_with_watchdog(cancel_in_the_wait_for_the_helper, 60);
+}
+
+/* A numeric host, or none, is looked up on the calling thread, by
+ * getaddrinfo itself, where glibc acts on a cancel: in its netlink query for
+ * the interfaces' addresses (AI_ADDRCONFIG, which NULL hints imply), and in
+ * the connect of a UDP socket to each address that sorts two or more. Acted
+ * on there, the cancel left that socket open and unwound the thread out of
+ * cctx_getaddrinfo. The lookup now returns its answer, and the cancel acts
+ * after it. */
+struct local_lookup {
+    const char *node;
+    const struct addrinfo *hints;
+    int rc;
+};
+
+static void look_up_locally(void *arg)
+{
+    struct local_lookup *l = arg;
+    struct addrinfo *res = NULL;
+    l->rc = cctx_getaddrinfo(cctx_background(), l->node, "80", l->hints, &res);
+    if (l->rc == 0)
+        freeaddrinfo(res);
+}
+
+TEST(resolve_local_lookup_with_a_cancel_pending_returns_and_leaves_no_socket)
+{
+    struct addrinfo stream = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct local_lookup lookups[] = {
+        {.node = "127.0.0.1", .hints = NULL}, /* glibc's AI_ADDRCONFIG: netlink */
+        {.node = NULL, .hints = &stream},     /* ::1 and 127.0.0.1, sorted */
+    };
+    for (size_t i = 0; i < sizeof lookups / sizeof *lookups; i++) {
+        int open_fds = count_open_fds();
+        lookups[i].rc = -1000;
+        CHECK(returns_with_cancel_pending(look_up_locally, &lookups[i]));
+        CHECK_EQ(lookups[i].rc, 0);
+        CHECK_EQ(count_open_fds(), open_fds);
+    }
+    CHECK_EQ(cctx__resolve_in_flight(), 0); /* no helper: on the calling thread */
 }
 
 /* ---- cctx_poll and cctx_dial: what they made given back ---------------------------- */
