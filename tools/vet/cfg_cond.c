@@ -174,14 +174,23 @@ static void lower_branch(struct builder *b, CXCursor cond, int *t, int *f)
         op_of(s, op, sizeof op);
         bool and = strcmp(op, "&&") == 0, or = strcmp(op, "||") == 0;
         bool not = strcmp(op, "!") == 0 && k == CXCursor_UnaryOperator;
+        bool comma = strcmp(op, ",") == 0 && k == CXCursor_BinaryOperator;
         struct kids ks = kids_of(s);
         bool done = true;
-        if (not &&ks.n == 1)
+        if (not &&ks.n == 1) {
             branch(b, ks.v[0], f, t);
-        else if ((and || or) && ks.n == 2)
+        } else if ((and || or) && ks.n == 2) {
             short_circuit_branch(b, ks.v[0], ks.v[1], and, t, f);
-        else
+        } else if (comma && ks.n == 2) {
+            /* `c = cctx_with_cancel(p, NULL), c == NULL`: a's value is
+             * dropped, and b is what the branch tests. */
+            expr(b, ks.v[0], ROLE_DISCARD, -1, false);
+            if (b->cur < 0)
+                b->cur = new_node(b->g);
+            branch(b, ks.v[1], t, f);
+        } else {
             done = false;
+        }
         kids_free(&ks);
         if (done)
             return;
