@@ -238,4 +238,13 @@ for opt in -p --enable --disable; do
     [ "$rc" -eq 2 ] && printf '%s\n' "$err" | grep -q "option $opt needs an argument" ||
         { echo "FAIL: $opt without its argument: status $rc, said: $err"; exit 1; }
 done
+# A file in an encoding Clang does not read (UTF-16, known by its byte order
+# mark) has no tree at all: the run fails, rather than passing with nothing
+# checked, and the parser's complaint is no option left out.
+printf '\377\376i\000n\000t\000 \000x\000;\000\n\000' > "$work/utf16.c"
+err=$("$vet" "$work/utf16.c" -- -std=gnu11 -I"$src/include" 2>&1 >/dev/null)
+rc=$?
+[ "$rc" -eq 2 ] && printf '%s\n' "$err" | grep -q 'byte order mark' &&
+    ! printf '%s\n' "$err" | grep -q 'left out' ||
+    { echo "FAIL: a UTF-16 file: status $rc, said: $err"; exit 1; }
 echo ok

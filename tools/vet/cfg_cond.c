@@ -57,6 +57,45 @@ static int null_test(struct builder *b, CXCursor c, int *v)
     return r;
 }
 
+/* c is a context that a variable holding a derivation of its own cannot
+ * be, as a derivation returns a new context: a parameter other than the
+ * variable v itself. */
+static bool other_context(struct builder *b, CXCursor c, int v)
+{
+    CXCursor s = strip(c, true);
+    if (clang_getCursorKind(s) != CXCursor_DeclRefExpr)
+        return false;
+    CXCursor d = clang_getCursorReferenced(s);
+    return clang_getCursorKind(d) == CXCursor_ParmDecl && var_index(b->g, d) != v;
+}
+
+/* +1: on the true branch of c the variable *v equals another context
+ * (`c == parent`, other_context); -1: on the false branch (`c != parent`,
+ * the test before releasing a context that was either derived or borrowed
+ * from the parameter); 0: c is no such test. */
+static int same_test(struct builder *b, CXCursor c, int *v)
+{
+    CXCursor s = tested(c);
+    char op[8];
+    int r = 0;
+    *v = -1;
+    if (clang_getCursorKind(s) != CXCursor_BinaryOperator)
+        return 0;
+    op_of(s, op, sizeof op);
+    if (strcmp(op, "==") != 0 && strcmp(op, "!=") != 0)
+        return 0;
+    struct kids ks = kids_of(s);
+    for (unsigned side = 0; ks.n == 2 && side < 2 && !r; side++) {
+        int w = var_of(b, ks.v[side]);
+        if (w >= 0 && other_context(b, ks.v[1 - side], w)) {
+            *v = w;
+            r = op[0] == '=' ? 1 : -1;
+        }
+    }
+    kids_free(&ks);
+    return r;
+}
+
 /* c is an integer constant expression other than 0 (EAGAIN, -1). */
 static bool nonzero_const(CXCursor c)
 {
@@ -174,14 +213,23 @@ static void lower_branch(struct builder *b, CXCursor cond, int *t, int *f)
         op_of(s, op, sizeof op);
         bool and = strcmp(op, "&&") == 0, or = strcmp(op, "||") == 0;
         bool not = strcmp(op, "!") == 0 && k == CXCursor_UnaryOperator;
+        bool comma = strcmp(op, ",") == 0 && k == CXCursor_BinaryOperator;
         struct kids ks = kids_of(s);
         bool done = true;
-        if (not &&ks.n == 1)
+        if (not &&ks.n == 1) {
             branch(b, ks.v[0], f, t);
-        else if ((and || or) && ks.n == 2)
+        } else if ((and || or) && ks.n == 2) {
             short_circuit_branch(b, ks.v[0], ks.v[1], and, t, f);
-        else
+        } else if (comma && ks.n == 2) {
+            /* `c = cctx_with_cancel(p, NULL), c == NULL`: a's value is
+             * dropped, and b is what the branch tests. */
+            expr(b, ks.v[0], ROLE_DISCARD, -1, false);
+            if (b->cur < 0)
+                b->cur = new_node(b->g);
+            branch(b, ks.v[1], t, f);
+        } else {
             done = false;
+        }
         kids_free(&ks);
         if (done)
             return;
@@ -221,6 +269,9 @@ static void lower_branch(struct builder *b, CXCursor cond, int *t, int *f)
     int nt = null_test(b, cond, &v);
     if (nt)
         emit_at(b->g, nt > 0 ? *t : *f, EV_NULL, v, cursor_loc(cond), NULL);
+    int st = same_test(b, cond, &v);
+    if (st)
+        emit_at(b->g, st > 0 ? *t : *f, EV_SAME, v, cursor_loc(cond), NULL);
     for (int i = 0; i < b->ndeferred; i++)
         emit_at(b->g, hv > 0 ? *f : *t, EV_HANDOVER, b->deferred[i].var, b->deferred[i].at, NULL);
     b->defer = outer_defer;

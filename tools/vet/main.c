@@ -90,8 +90,11 @@ static bool said_before(const char *text)
  * (-Werror, or a warning that is an error by default: it has a -W option),
  * and a complaint about the command line (no place in a file), such as an
  * option of GCC's that Clang does not know (-fanalyzer, -fconserve-stack),
- * which the driver leaves out before it parses. */
-static bool diagnostics(CXTranslationUnit tu, const char *file)
+ * which the driver leaves out before it parses. But where the file itself
+ * was not read (`read` false: a byte order mark of an encoding Clang does not
+ * take, UTF-16 or UTF-32, refuses the whole buffer), its errors have no
+ * place either, and there is no tree at all. */
+static bool diagnostics(CXTranslationUnit tu, const char *file, bool read)
 {
     bool errors = false;
     unsigned n = clang_getNumDiagnostics(tu);
@@ -102,7 +105,12 @@ static bool diagnostics(CXTranslationUnit tu, const char *file)
         clang_getExpansionLocation(clang_getDiagnosticLocation(d), &in, NULL, NULL, NULL);
         bool warning = clang_getCString(option)[0] != 0;
         if (clang_getDiagnosticSeverity(d) >= CXDiagnostic_Error && !warning) {
-            if (in) {
+            if (!read) {
+                CXString s = clang_getDiagnosticSpelling(d);
+                fprintf(stderr, "cctx-vet: %s: error: %s\n", file, clang_getCString(s));
+                clang_disposeString(s);
+                errors = true;
+            } else if (in) {
                 CXString s = clang_formatDiagnostic(d, clang_defaultDiagnosticDisplayOptions());
                 fprintf(stderr, "%s\n", clang_getCString(s));
                 clang_disposeString(s);
@@ -206,7 +214,9 @@ static long check_file(CXIndex index, const char *file, const char *abs, const c
         fprintf(stderr, "cctx-vet: %s: libclang could not parse it (%s)\n", file, parse_error(rc));
         return -1;
     }
-    bool errors = diagnostics(tu, file);
+    size_t size;
+    bool read = clang_getFileContents(tu, clang_getFile(tu, abs), &size) != NULL;
+    bool errors = diagnostics(tu, file, read) || !read;
     report_begin_file(file, abs, clang_getFile(tu, abs));
     struct checking in = {file, false};
     clang_visitChildren(clang_getTranslationUnitCursor(tu), functions, &in);

@@ -252,6 +252,15 @@ static bool step(const struct cfg *g, struct state *s, const struct event *e, in
         s->kind = S_NULL;
         s->gone = false;
         break;
+    case EV_SAME:
+        /* A context this function derived is new: it is no parameter, so
+         * this branch is not taken on a path that made it (the `c !=
+         * parent` test before a release). A cctx_ref is the context it was
+         * given, and a borrowed one may be the parameter. */
+        if (s->kind == S_LIVE && s->owed > 0 && !s->borrowed && s->what &&
+            strcmp(s->what, "cctx_ref") != 0)
+            return false;
+        break;
     case EV_BACKGROUND:
         if (v->param)
             background_param(g, v, s, e);

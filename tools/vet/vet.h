@@ -167,6 +167,8 @@ enum ev_kind {
     EV_USE,        /* var read (passed to a call, dereferenced, compared)      */
     EV_ESCAPE,     /* var stored outside, returned, address taken: untracked   */
     EV_NULL,       /* var is NULL here (assigned NULL, or a null-test branch)  */
+    EV_SAME,       /* var equals a context it cannot be if it made its own, a
+                      parameter (the == branch of `c == parent`)             */
     EV_BACKGROUND, /* cctx_background()/cctx_todo() called                     */
     EV_BLOCKING,   /* a blocking call that has a cctx_ form                    */
     EV_NORETURN,   /* the path ends: abort, exit, a _Noreturn function         */
