@@ -82,17 +82,24 @@
  *    cctx_wait_any, cctx_cancel_and_wait, a cctx_cancel that waits for an
  *    earlier cancellation's marking to finish, the waits of <cctx/io.h> on
  *    a descriptor, cctx_proc_wait of <cctx/proc.h>, which looks for the
- *    exit every 10 ms then, and cctx_cond_wait, unless its condition
- *    variable keeps a clock other than CLOCK_REALTIME and the libc lacks
- *    glibc 2.30's pthread_cond_clockwait), and by a cctx_mutex_lock,
- *    cctx_sem_wait or cctx_thread_join in progress at each slice, until it
- *    starts. A child never uses its parent's done descriptors: cctx_done_fd
- *    makes it its own (the inherited copies stay open, close-on-exec), so
- *    neither process's cancellation wakes the other's pollers. As with any
- *    lock, a context that another thread was using at the moment of the
- *    fork (deriving from it, cancelling it) may block a child thread that
- *    touches it; it never stalls the child's timer, so the child's own
- *    deadlines always fire.
+ *    exit every 10 ms then, a cctx_group_go blocked on a full group and a
+ *    cctx_group_wait of <cctx/group.h>, and cctx_cond_wait, unless its
+ *    condition variable keeps a clock other than CLOCK_REALTIME and the
+ *    libc lacks glibc 2.30's pthread_cond_clockwait), and by a
+ *    cctx_mutex_lock, cctx_sem_wait or cctx_thread_join in progress at each
+ *    slice, until it starts. A runner that is busy is none there: in a child
+ *    forked from an after-function the runner is the thread that called
+ *    fork(), which goes on in that after-function. While none can start, the
+ *    call that tried runs the library's wakers that the child inherited
+ *    queued (a grace period's clock, its parent ended just before the
+ *    fork), as the thread that ends a context does when every runner is
+ *    busy (above). A child never uses its parent's done descriptors:
+ *    cctx_done_fd makes it its own (the inherited copies stay open,
+ *    close-on-exec), so neither process's cancellation wakes the other's
+ *    pollers. As with any lock, a context that another thread was
+ *    using at the moment of the fork (deriving from it, cancelling it) may
+ *    block a child thread that touches it; it never stalls the child's
+ *    timer, so the child's own deadlines always fire.
  *    A deadline that the timer thread, a runner or a fake-clock advance on
  *    another thread was firing at that very moment (taken off the timer's
  *    heap, its context not yet marked) is fired in the child too, first

@@ -98,6 +98,14 @@ void cctx__child_restart_slow(void)
     bool timer = cctx__timer_start() == 0;
     bool runners = cctx__runner_restart();
     cctx__atomic_store_release(&cctx__child_stale, timer && runners ? 0 : CHILD_STALE);
+    /* No runner can take the queued work now: the library's wakers among
+     * it (a grace period's clock, say) must not wait for one that may
+     * never come, no more than outside a child (cctx__runner_notify). Run
+     * here, once the attempt is over, as they may end contexts, and a
+     * cancellation may run user code, which must not keep the attempt
+     * under way. */
+    if (!runners)
+        cctx__runner_run_wakers();
 }
 
 /* How long a wait sleeps before it tries a failed restart again: a thread

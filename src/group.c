@@ -9,7 +9,8 @@
  * context ended from an after-function registered on it. Below the API it
  * uses two leaf helpers of the library, the atomics and the OS layer's
  * clock, CPU count and futex wait and wake (os.h), which know nothing of
- * contexts.
+ * contexts, and, as <cctx/io.h>'s waits do, a fork child's restart of the
+ * library's threads (io_internal.h, cond_wait below).
  *
  * One mutex per group (g->mu) guards every field below that is not marked
  * immutable, and each worker's hand-over fields (which the worker itself
@@ -92,6 +93,7 @@
 #include "after.h"
 #include "atomics.h"
 #include "cctx_config.h"
+#include "io_internal.h" /* a fork child's restart, tried while it waits */
 #include "os.h"
 #include "testhooks.h"
 
@@ -398,6 +400,37 @@ static void cancellation_back(int old)
     pthread_setcancelstate(old, NULL);
 }
 
+/* pthread_cond_wait on one of g's conditions, g->mu held, with
+ * cancellation off. In a child of fork() whose library threads could not
+ * all start, a deadline that the group's context inherited fires only once
+ * a call tries them again (fork.c), and a thread asleep here makes none: a
+ * go blocked on a full group, or a wait for tasks that watch their context
+ * with cctx_err alone, slept for ever through that deadline. There it
+ * sleeps 10 ms at a time, as the library's own waits do, and tries again at
+ * each slice's end, without g->mu (the try may run the library's wakers,
+ * on_ctx_end among them); it then returns as from a spurious wake-up, and
+ * the caller looks again. The conditions keep CLOCK_MONOTONIC (new), so a
+ * step of the wall clock cannot stretch a slice. */
+static void cond_wait(cctx_group_t *g, pthread_cond_t *cond)
+{
+    int cancellation = cancellation_off();
+    if (!cctx__io_unlikely(cctx__atomic_load_relaxed(&cctx__child_stale))) {
+        pthread_cond_wait(cond, &g->mu);
+    } else {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        int64_t ns = until.tv_nsec + cctx__io_child_retry_ns();
+        until.tv_sec += (time_t)(ns / CCTX_SEC(1));
+        until.tv_nsec = (long)(ns % CCTX_SEC(1));
+        if (pthread_cond_timedwait(cond, &g->mu, &until) == ETIMEDOUT) {
+            pthread_mutex_unlock(&g->mu);
+            cctx__io_child_restart();
+            pthread_mutex_lock(&g->mu);
+        }
+    }
+    cancellation_back(cancellation);
+}
+
 /* Stops and joins every worker. Only once g->closed is set and no task is
  * active, so every worker is idle or about to wait. The first caller takes
  * the list and joins it; a second one (concurrent waits) waits until it has,
@@ -437,12 +470,8 @@ static void pool_stop(cctx_group_t *g)
 static int wait_quiet(cctx_group_t *g)
 {
     pthread_mutex_lock(&g->mu);
-    if (active(g) > 0) {
-        int cancellation = cancellation_off();
-        while (active(g) > 0)
-            pthread_cond_wait(&g->quiet, &g->mu);
-        cancellation_back(cancellation);
-    }
+    while (active(g) > 0)
+        cond_wait(g, &g->quiet);
     g->closed = true;
     /* Go calls that a finished task let through (one signal each) may not
      * have run yet, and others may still sleep: all must see closed. */
@@ -453,6 +482,21 @@ static int wait_quiet(cctx_group_t *g)
 }
 
 /* ---- the public calls --------------------------------------------------------- */
+
+/* A condition variable on CLOCK_MONOTONIC, for cond_wait's slices; 0, or
+ * ENOMEM for any failure (the clock is one every system has, so what can
+ * fail is a resource, and EINVAL would say the caller's parent was NULL). */
+static int cond_init_monotonic(pthread_cond_t *cond)
+{
+    pthread_condattr_t a;
+    if (pthread_condattr_init(&a) != 0)
+        return ENOMEM;
+    int r = pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    if (r == 0)
+        r = pthread_cond_init(cond, &a);
+    pthread_condattr_destroy(&a);
+    return r == 0 ? 0 : ENOMEM;
+}
 
 cctx_group_t *cctx_group_new_at(cctx_t *parent, const char *file, int line, const char *func)
 {
@@ -471,10 +515,10 @@ cctx_group_t *cctx_group_new_at(cctx_t *parent, const char *file, int line, cons
     int r = pthread_mutex_init(&g->mu, NULL);
     if (r != 0)
         goto fail_mu;
-    r = pthread_cond_init(&g->slot, NULL);
+    r = cond_init_monotonic(&g->slot);
     if (r != 0)
         goto fail_slot;
-    r = pthread_cond_init(&g->quiet, NULL);
+    r = cond_init_monotonic(&g->quiet);
     if (r != 0)
         goto fail_quiet;
     g->pid = getpid();
@@ -580,9 +624,7 @@ int cctx_group_go_at(cctx_group_t *g, task_fn fn, void *arg, const char *file, i
         }
         /* Woken by a finishing task (one slot) or by on_ctx_end (all). */
         cctx__atomic_fetch_add_relaxed(&slot_waits, 1);
-        int cancellation = cancellation_off();
-        pthread_cond_wait(&g->slot, &g->mu);
-        cancellation_back(cancellation);
+        cond_wait(g, &g->slot);
     }
     if (err == 0) {
         struct worker *w = g->idle;

@@ -231,9 +231,13 @@ void cctx__after_fork(int phase);
 void cctx__after_fork_gate(int phase);
 enum { FORK_PREPARE, FORK_PARENT, FORK_CHILD };
 /* Starts the timer thread if deadlines are armed (0, or the error of the
- * start), runners if work is queued (false: none could start). */
+ * start), runners if work is queued (false: not every piece of it got a
+ * runner that can take it now, a busy one being none). */
 int cctx__timer_start(void);
 bool cctx__runner_restart(void);
+/* Runs the library's wakers of the runners' queue on the calling thread, as
+ * cctx__runner_notify does when no runner comes. */
+void cctx__runner_run_wakers(void);
 
 /* grace.c: the grace period t, a grace context (TIMER_GRACE), was made with. */
 int64_t cctx__grace_period(const struct cctx__timer *t);

@@ -240,8 +240,12 @@ enum summoned {
 };
 
 /* Claims an idle runner, or starts one, or else counts the work as
- * unclaimed for the next runner that runs out of work. */
-static enum summoned summon(void)
+ * unclaimed for the next runner that runs out of work. Unless `recount`,
+ * it counts nothing when a count waits already: the runner that takes that
+ * one works until the queue and the jobs are empty, so a fork child's
+ * restart that tries again and again (cctx__runner_restart) does not pile
+ * up counts for a runner that may be busy for long. */
+static enum summoned summon(bool recount)
 {
     cctx__fork_watch();
     cctx__word_lock(&pool.lock);
@@ -275,7 +279,7 @@ static enum summoned summon(void)
     /* Only a runner that exists will come back for the work: one whose
      * pthread_create has not returned may never. */
     bool any = pool.threads > pool.starting;
-    if (any)
+    if (any && (recount || pool.unclaimed == 0))
         pool.unclaimed++;
     cctx__word_unlock(&pool.lock);
     return any ? SUMMON_COUNTED : SUMMON_NONE;
@@ -308,7 +312,7 @@ void cctx__runner_notify(unsigned n)
 {
     bool counted = false;
     for (; n > 0; n--) {
-        enum summoned s = summon();
+        enum summoned s = summon(true);
         if (s == SUMMON_NONE) {
             /* No runner and none can be made: the queue must not wait for
              * one that may never come. The caller runs them itself. */
@@ -336,7 +340,7 @@ static bool submit(struct cctx__job *job, bool at_once)
     if (job->firing)
         cctx__timer_fire_committed(); /* the job is its record now */
     cctx__word_unlock(&pool.lock);
-    enum summoned summoned = summon();
+    enum summoned summoned = summon(true);
     if (summoned == SUMMON_CAME || (summoned == SUMMON_COUNTED && !at_once))
         return true;
     /* Take it back, unless a runner that was just leaving took it. */
@@ -466,10 +470,21 @@ bool cctx__runner_restart(void)
     for (struct cctx__job *j = pool.jobs; j; j = j->next)
         n++;
     cctx__word_unlock(&pool.lock);
-    while (n-- > 0)
-        if (summon() == SUMMON_NONE)
-            return false; /* no runner at all: the work waits for a retry */
-    return true;
+    /* No runner came for some of the work: there is none, or the only
+     * ones are busy. In a child forked on a runner that one is, in the
+     * after-function that forked it, which it may never leave here; a
+     * count for it left the work waiting for it, and nothing tried again.
+     * So the restart has failed either way, and the next call that
+     * restarts, and a wait in progress every 10 ms, try again. */
+    bool came = true;
+    while (came && n-- > 0)
+        came = summon(false) == SUMMON_CAME;
+    return came;
+}
+
+void cctx__runner_run_wakers(void)
+{
+    run_wakers_here();
 }
 
 void cctx__runner_fork(int phase)

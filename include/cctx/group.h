@@ -95,12 +95,17 @@
  *    limit that call blocks like any other while the group is full, so tasks
  *    that all wait for a slot deadlock, as in Go.
  *  - Nothing polls: a go blocked on a full group is woken by a finishing
- *    task or by an after-function on the group's context.
+ *    task or by an after-function on the group's context (but see fork()
+ *    below).
  *  - After fork() a child must not use a group made before the fork: its
  *    threads do not exist there. It may still end the group's context or
  *    an ancestor of it (the group's own wake-up does nothing in the child).
  *    The library starts no thread in the child for groups (nothing is done
- *    at fork time); groups the child makes work as anywhere.
+ *    at fork time); groups the child makes work as anywhere. While the
+ *    library's own threads cannot start in the child (<cctx.h>, fork()), a
+ *    go blocked on a full group and a wait wake every 10 ms to try them
+ *    again, so that a deadline the group's context inherited still ends
+ *    it.
  *  - cctx_group_go, cctx_group_wait and cctx_group_free wait at no
  *    cancellation point: a thread cancelled with pthread_cancel while
  *    blocked in one acts on it at its next cancellation point after the
