@@ -773,7 +773,10 @@ static int dump(cctx_t *root, FILE *out, int format)
     }
     if (err)
         return err;
-    return ferror(out) ? EIO : 0;
+    /* A dump that fits in the stream's buffer meets a write error (a full
+     * disk, a closed pipe) only when that is flushed: flushed here, after
+     * the references are gone, so that 0 means the dump was written. */
+    return fflush(out) != 0 || ferror(out) ? EIO : 0;
 }
 
 /* The writes to out are cancellation points, made while the dump holds

@@ -9,7 +9,8 @@
  * and the text form escapes the control characters that UTF-8 can carry.
  * At exit, neither a dump nor a laggy pass makes the leak report count
  * its references as leaks; the report escapes names, and the JSON dump
- * gives an unnamed context on the way a null name.
+ * gives an unnamed context on the way a null name; a dump onto a full disk
+ * says so.
  */
 #define _GNU_SOURCE
 #include <cctx.h>
@@ -355,4 +356,20 @@ TEST(dump_json_via_without_a_name_is_null)
     cctx_release(v);
     cctx_cancel(cancel);
     cctx_release(p);
+}
+
+/* A dump that fits in the stream's buffer reaches the file only when the
+ * buffer is flushed: a dump onto a full disk returned 0 and lost every line
+ * of it at the caller's fclose. The dump flushes at its end, so that its
+ * result says whether it was written. */
+TEST(dump_onto_a_full_disk_is_eio)
+{
+    cctx_t *c = cctx_with_cancel(cctx_background(), NULL);
+    for (int f = CCTX_DUMP_TEXT; f <= CCTX_DUMP_HTML; f++) {
+        FILE *full = fopen("/dev/full", "w");
+        CHECK(full != NULL);
+        CHECK_EQ(cctx_dump(c, full, f), EIO);
+        fclose(full);
+    }
+    cctx_release(c);
 }
