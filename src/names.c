@@ -9,6 +9,7 @@
  * inside nothing.
  */
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -32,16 +33,68 @@ struct name {
     bool cleared;            /* set to NULL since: no current name */
 };
 
-#define NAME_BUCKETS 256
-static struct name *names[NAME_BUCKETS];
+/* The table grows with the contexts named (it doubles past one per
+ * bucket): a fixed one made every name, free and dump line walk a chain as
+ * long as a 256th of the named contexts, under the one lock, so a server
+ * that names each request slowed down quadratically, and the dump of 200,000
+ * named contexts outlasted cctx-inspect's patience. A table that cannot grow
+ * (out of memory) stays as it is, slower but right. */
+static struct name *first_buckets[256];
+static struct name **names = first_buckets;
+static size_t name_buckets = 256, names_count; /* a power of two */
 static pthread_mutex_t names_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static size_t name_bucket(const struct cctx *c, size_t buckets)
+{
+    /* Fibonacci hashing: the address's low bits are the allocator's
+     * alignment, the same for every context. */
+    uint64_t h = (uint64_t)(uintptr_t)c * UINT64_C(0x9e3779b97f4a7c15);
+    return (size_t)(h >> 32) & (buckets - 1);
+}
 
 static struct name **name_slot(const struct cctx *c)
 {
-    struct name **pp = &names[((uintptr_t)c >> 4) % NAME_BUCKETS];
+    struct name **pp = &names[name_bucket(c, name_buckets)];
     while (*pp && (*pp)->ctx != c)
         pp = &(*pp)->next;
     return pp;
+}
+
+/* One more named context (names_lock held): the table doubles when it
+ * would hold more than one per bucket. */
+static void names_grow(void)
+{
+    if (++names_count <= name_buckets || name_buckets > SIZE_MAX / 2 / sizeof *names)
+        return;
+    size_t buckets = name_buckets * 2;
+    struct name **table = calloc(buckets, sizeof *table);
+    if (!table)
+        return;
+    for (size_t i = 0; i < name_buckets; i++)
+        for (struct name *n = names[i], *next; n; n = next) {
+            next = n->next;
+            struct name **head = &table[name_bucket(n->ctx, buckets)];
+            n->next = *head;
+            *head = n;
+        }
+    if (names != first_buckets)
+        free(names);
+    names = table;
+    name_buckets = buckets;
+}
+
+size_t cctx__test_names_longest_chain(void)
+{
+    size_t longest = 0;
+    pthread_mutex_lock(&names_lock);
+    for (size_t i = 0; i < name_buckets; i++) {
+        size_t n = 0;
+        for (const struct name *p = names[i]; p; p = p->next)
+            n++;
+        longest = n > longest ? n : longest;
+    }
+    pthread_mutex_unlock(&names_lock);
+    return longest;
 }
 
 /* Makes `name` n's current name if n ever had it (names_lock held). */
@@ -123,7 +176,8 @@ int cctx_set_name(cctx_t *ctx, const char *name)
         cctx__free(fresh);
         return 0;
     }
-    if (!*pp) {
+    bool added = !*pp;
+    if (added) {
         *fresh = (struct name){.ctx = ctx};
         *pp = fresh;
         fresh = NULL;
@@ -132,6 +186,8 @@ int cctx_set_name(cctx_t *ctx, const char *name)
     t->older = (*pp)->texts;
     (*pp)->texts = t;
     (*pp)->cleared = false;
+    if (added)
+        names_grow(); /* last: it moves the entries, pp with them */
     pthread_mutex_unlock(&names_lock);
     cctx__free(fresh);
     return 0;
@@ -159,8 +215,10 @@ void cctx__name_forget(struct cctx *c)
 {
     pthread_mutex_lock(&names_lock);
     struct name **pp = name_slot(c), *old = *pp;
-    if (old)
+    if (old) {
         *pp = old->next;
+        names_count--;
+    }
     pthread_mutex_unlock(&names_lock);
     if (!old)
         return;
