@@ -687,7 +687,9 @@ enum { CCTX_DUMP_TEXT = 0, CCTX_DUMP_JSON = 1, CCTX_DUMP_DOT = 2, CCTX_DUMP_HTML
  * meanwhile acts only after the dump returns. Where `out` may block
  * (a pipe, a socket, a cookie stream), dump into memory (open_memstream)
  * and write that, as the inspect switch does.
- * 0, EINVAL (NULL out, unknown format), ENOTSUP, ENOMEM, or EIO. */
+ * 0, EINVAL (NULL out, unknown format), ENOTSUP, ENOMEM, or EIO (out could
+ * not be written: the dump flushes out at its end, so that a write error
+ * shows in its result, not only at a later fflush or fclose). */
 CCTX_API int cctx_dump(cctx_t *root, FILE *out, int format);
 
 /* ---- 8. Shutdown ---------------------------------------------------------- */

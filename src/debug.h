@@ -13,8 +13,9 @@
 
 #include "layout.h"
 
-/* dump.c: the name table, and one line of the text dump */
+/* names.c: the name table */
 void cctx__name_forget(struct cctx *c);
+/* dump.c: one line of the text dump */
 /* Writes s as the text form writes a quoted string's body (escaped). */
 void cctx__dump_put_text(FILE *out, const char *s);
 void cctx__dump_text_line(FILE *out, struct cctx *c, struct cctx *lister, int depth,

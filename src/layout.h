@@ -30,7 +30,7 @@
  *   bits 2-4  the kind                     set before the context is
  *   bit 5     LINKED: put in its source's   returned, never changed
  *             list when made
- *   bit 6     NAMED: a name is in the name table (dump.c)
+ *   bit 6     NAMED: a name is in the name table (names.c)
  *   bit 7     AFTERS: an after-function was ever registered on it
  *   bit 8     WATCHED: the debugging switches saw it born (debug.c), so
  *             they want to see it die; tested with NAMED in one go

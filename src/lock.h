@@ -10,7 +10,7 @@
  * canceller queues the registrations it takes) or alone, never around one. The
  * timer's locks (a shard lock, the wake lock: timer.c) and the runners' pool
  * lock (runner.c) are never taken while a context lock is held, and no context
- * lock is taken under them. The name table's lock (dump.c) nests inside
+ * lock is taken under them. The name table's lock (names.c) nests inside
  * nothing. The debugging switches' locks (the registry's shard locks and the
  * quarantine lock: debug.c; the rings' locks and the file's: trace.c) are taken
  * with no context lock held, and hold no other lock inside them, except that a

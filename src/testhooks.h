@@ -119,9 +119,12 @@ extern _Atomic(cctx__realloc_fn) cctx__dump_stack_realloc;
  * cctx_cancel_and_wait's report under CCTX_DEBUG=trees): the same. */
 extern _Atomic(cctx__realloc_fn) cctx__registry_snapshot_realloc;
 /* Takes (hold) or lets go of (!hold) the lock of the table of names
- * (dump.c), or the lock a trace's flush holds while it writes (trace.c). */
+ * (names.c), or the lock a trace's flush holds while it writes (trace.c). */
 void cctx__test_hold_names_lock(bool hold);
 void cctx__test_hold_trace_lock(bool hold);
+/* The longest chain of the table of names (names.c): how many entries a
+ * lookup may walk. */
+size_t cctx__test_names_longest_chain(void);
 /* Takes (hold) or lets go of (!hold) the lock of the table of pipes that
  * stand for done descriptors where there is no eventfd (os.c); a no-op
  * with eventfd. */

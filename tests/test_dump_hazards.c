@@ -9,7 +9,8 @@
  * and the text form escapes the control characters that UTF-8 can carry.
  * At exit, neither a dump nor a laggy pass makes the leak report count
  * its references as leaks; the report escapes names, and the JSON dump
- * gives an unnamed context on the way a null name.
+ * gives an unnamed context on the way a null name; a dump onto a full disk
+ * says so; and the table of names grows with the contexts named.
  */
 #define _GNU_SOURCE
 #include <cctx.h>
@@ -354,5 +355,48 @@ TEST(dump_json_via_without_a_name_is_null)
     cctx_release(c);
     cctx_release(v);
     cctx_cancel(cancel);
+    cctx_release(p);
+}
+
+/* A dump that fits in the stream's buffer reaches the file only when the
+ * buffer is flushed: a dump onto a full disk returned 0 and lost every line
+ * of it at the caller's fclose. The dump flushes at its end, so that its
+ * result says whether it was written. */
+TEST(dump_onto_a_full_disk_is_eio)
+{
+    cctx_t *c = cctx_with_cancel(cctx_background(), NULL);
+    for (int f = CCTX_DUMP_TEXT; f <= CCTX_DUMP_HTML; f++) {
+        FILE *full = fopen("/dev/full", "w");
+        CHECK(full != NULL);
+        CHECK_EQ(cctx_dump(c, full, f), EIO);
+        fclose(full);
+    }
+    cctx_release(c);
+}
+
+/* 100,000 named contexts: a lookup of a name (every name, free and dump
+ * line) walks a short chain. With a fixed table of 256 buckets it walked
+ * some 400 entries, under the one lock, and the dump of 200,000 named
+ * contexts took seconds. */
+TEST(names_table_grows_with_the_contexts_named)
+{
+    enum { N = 100000 };
+    cctx_t *p = cctx_with_cancel(cctx_background(), NULL);
+    cctx_t **c = malloc(N * sizeof *c);
+    CHECK(c != NULL);
+    for (int i = 0; i < N; i++) {
+        c[i] = cctx_with_cancel(p, NULL);
+        CHECK(c[i] != NULL);
+        CHECK_EQ(cctx_set_name(c[i], i % 2 ? "odd" : "even"), 0);
+    }
+    size_t longest = cctx__test_names_longest_chain();
+    if (longest > 32)
+        fprintf(stderr, "longest chain of names: %zu\n", longest);
+    CHECK(longest <= 32);
+    for (int i = 0; i < N; i += 1000)
+        CHECK_STR(cctx_name(c[i]), "even");
+    for (int i = 0; i < N; i++)
+        cctx_release(c[i]);
+    free(c);
     cctx_release(p);
 }

@@ -82,7 +82,10 @@ struct tool {
     int out, err;
 };
 
-static void tool_start(struct tool *t, const struct stand_in *s, const char *opt1, const char *opt2)
+/* The tool's standard output goes to stdout_path when one is given, else
+ * into a pipe the test reads. */
+static void tool_start_to(struct tool *t, const struct stand_in *s, const char *opt1,
+                          const char *opt2, const char *stdout_path)
 {
     char exe[512], pid[32], dirvar[128], tsan[512];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -99,7 +102,10 @@ static void tool_start(struct tool *t, const struct stand_in *s, const char *opt
     CHECK(pipe2(out, O_CLOEXEC) == 0 && pipe2(err, O_CLOEXEC) == 0);
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    if (stdout_path)
+        posix_spawn_file_actions_addopen(&fa, 1, stdout_path, O_WRONLY, 0);
+    else
+        posix_spawn_file_actions_adddup2(&fa, out[1], 1);
     posix_spawn_file_actions_adddup2(&fa, err[1], 2);
     CHECK(posix_spawn(&t->pid, exe, &fa, NULL, argv, env) == 0);
     posix_spawn_file_actions_destroy(&fa);
@@ -107,6 +113,11 @@ static void tool_start(struct tool *t, const struct stand_in *s, const char *opt
     close(err[1]);
     t->out = out[0];
     t->err = err[0];
+}
+
+static void tool_start(struct tool *t, const struct stand_in *s, const char *opt1, const char *opt2)
+{
+    tool_start_to(t, s, opt1, opt2, NULL);
 }
 
 /* Waits for the tool to end (killed past the bound: the test fails) and
@@ -255,5 +266,36 @@ TEST(inspect_tool_reads_a_process_of_an_older_cctx)
     CHECK_EQ(tool_end(&t, out, sizeof out, err, sizeof err), 0);
     CHECK_STR(out, "strict digraph cctx {\n}\n");
     CHECK(strstr(err, "runs an older cctx"));
+    stand_in_done(&s);
+}
+
+/* A whole answer that cannot be written (a full disk): the tool says so,
+ * rather than exit 1 with nothing said. Small and large answers both: one
+ * fails at the final flush, the other in the write itself. */
+TEST(inspect_tool_says_why_it_could_not_write_the_answer)
+{
+    struct stand_in s;
+    stand_in_listen(&s);
+    static char big[200000];
+    memset(big, 'x', sizeof big - 1);
+    const char *bodies[] = {"[\"a\",1]\n", big};
+    for (size_t i = 0; i < sizeof bodies / sizeof *bodies; i++) {
+        struct tool t;
+        tool_start_to(&t, &s, "--json", NULL, "/dev/full");
+        char req[32];
+        int fd = stand_in_accept(&s, req, sizeof req);
+        CHECK(fd >= 0);
+        char head[32];
+        snprintf(head, sizeof head, "size %zu\n", strlen(bodies[i]));
+        send_text(fd, head);
+        send_text(fd, bodies[i]);
+        char out[256], err[512];
+        CHECK_EQ(tool_end(&t, out, sizeof out, err, sizeof err), 1);
+        if (!strstr(err, strerror(ENOSPC)))
+            fprintf(stderr, "answer of %zu bytes, stderr: \"%s\"\n", strlen(bodies[i]), err);
+        CHECK(strstr(err, "cctx-inspect: cannot write the answer: "));
+        CHECK(strstr(err, strerror(ENOSPC)));
+        close(fd);
+    }
     stand_in_done(&s);
 }

@@ -15,7 +15,9 @@
  * reported, never printed as if complete. Each wait for the program (to
  * connect, for the first byte, between bytes) is bounded by the timeout.
  * Exit status: 0; 1 when the program cannot be reached, refuses (another
- * user), does not answer in time or answers short; 2 for a usage error.
+ * user), does not answer in time or answers short, or when the answer
+ * cannot be written (a full disk: said on stderr, as for the others); 2 for
+ * a usage error.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -155,6 +157,18 @@ static int short_answer(const struct answer *a, const char *what)
     return 1;
 }
 
+/* Writes the answer to stdout and flushes it, or says why it could not: a
+ * small answer fails only at the flush, and an exit status of 1 with nothing
+ * said would read as a refusal. 0 or 1, the exit status. */
+static int put_answer(const char *p, size_t n)
+{
+    if ((n && fwrite(p, 1, n, stdout) != n) || fflush(stdout) != 0) {
+        fprintf(stderr, "cctx-inspect: cannot write the answer: %s\n", strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
 /* A program linked with an older cctx knows no sized answers: it is asked
  * again the old way, and read until it closes, which is all it says. */
 static int ask_the_old_way(const struct sockaddr_un *addr, const char *format)
@@ -173,10 +187,9 @@ static int ask_the_old_way(const struct sockaddr_un *addr, const char *format)
             "cctx-inspect: process %ld runs an older cctx, whose answer has no "
             "size: it may be incomplete\n",
             pid);
-    if (a.len && fwrite(a.bytes, 1, a.len, stdout) != a.len)
-        return 1;
+    int status = put_answer(a.bytes, a.len);
     free(a.bytes);
-    return fflush(stdout) == 0 ? 0 : 1;
+    return status;
 }
 
 int main(int argc, char **argv)
@@ -261,9 +274,7 @@ int main(int argc, char **argv)
             snprintf(what, sizeof what, "before the size of its answer");
         return short_answer(&a, what);
     }
-    size_t body = sized_end(&a) - head;
-    if (body && fwrite(a.bytes + head, 1, body, stdout) != body)
-        return 1;
+    int status = put_answer(a.bytes + head, sized_end(&a) - head);
     free(a.bytes);
-    return fflush(stdout) == 0 ? 0 : 1;
+    return status;
 }
