@@ -246,6 +246,29 @@ TEST(mhd_min_budget_leaves_an_ended_request_its_own_answer)
     probe_destroy(&p);
 }
 
+/* cap_deadline narrows an ended request's context to a child born ended by
+ * its parent: the answer stays the parent's, not the cap's 504. */
+TEST(mhd_cap_deadline_leaves_an_ended_request_its_own_answer)
+{
+    struct probe p;
+    probe_init(&p);
+    cctx_cancel_t *cancel;
+    cctx_t *parent = cctx_with_cancel(cctx_background(), &cancel);
+    CHECK(parent != NULL);
+    cctx_mhd_t *s = cctx_mhd_start(parent, NULL, probe_handler, &p);
+    CHECK(s != NULL);
+    CHECK_EQ(cctx_mhd_use(s, end_parent, cancel), 0);
+    CHECK_EQ(cctx_mhd_use_cap_deadline(s, CCTX_MSEC(50)), 0);
+    CHECK_EQ(cctx_mhd_use_min_budget(s, CCTX_MSEC(10)), 0);
+    http_get(cctx_mhd_port(s), "/d", "", &r);
+    CHECK_EQ(r.status, 503);
+    CHECK_STR(r.body, "upstream gone\n");
+    CHECK_EQ(p.started, 0);
+    cctx_mhd_free(s);
+    cctx_release(parent);
+    probe_destroy(&p);
+}
+
 TEST(mhd_require_deadline_400)
 {
     struct probe p;
