@@ -128,7 +128,9 @@ static int check_min_budget(cctx_t *ctx, cctx_mhd_request_t *req, char *msg, siz
         if (cctx_err(ctx) != 0)
             return 0;
         char have[32], need[32];
-        format_budget(left, have);
+        /* Whole milliseconds, rounded down so that it never reads as enough:
+         * "49m left", not the nanoseconds a real clock leaves over. */
+        format_budget(left > CCTX_MSEC(1) ? left - left % CCTX_MSEC(1) : left, have);
         format_budget(c->nanos, need);
         snprintf(msg, size, "deadline budget too small: %s left, %s needed", have, need);
         return 504;
