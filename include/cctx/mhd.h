@@ -311,9 +311,11 @@ CCTX_API int cctx_mhd_use(cctx_mhd_t *server, cctx_mhd_check_fn *fn, void *arg);
  *    server started under a grace context (cctx_with_grace) counts the
  *    grace context's end, which may come before the request's own
  *    deadline when its parent ended after the request came in. A request
- *    whose context has already ended (its parent, a shutdown, a hang-up,
- *    its deadline fired) passes, and is answered as it ended once the
- *    chain is through (a shutdown's 503, say), not blamed on its budget.
+ *    whose context has ended (its parent, a shutdown, a hang-up, its
+ *    deadline fired) by the time its budget is read passes, and is
+ *    answered as it ended once the chain is through (a shutdown's 503,
+ *    say), not blamed on its budget. The time left is shown in whole
+ *    milliseconds, rounded down ("49m left, 50m needed").
  *  - require_deadline: 400 "<header> header required" when the request came
  *    without the deadline header.
  *  - cap_deadline: narrows every request's deadline to at most max

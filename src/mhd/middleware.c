@@ -115,19 +115,22 @@ static int check_min_budget(cctx_t *ctx, cctx_mhd_request_t *req, char *msg, siz
 {
     (void)req;
     const struct mhd_check *c = arg;
-    /* Ended already (the parent, a shutdown, a hang-up, the deadline's
-     * timer) while an earlier validator ran: no budget of its own was too
-     * small, and a request without a deadline has none. Passed, it gets its
-     * ending's answer after the chain (a shutdown's 503), not a 504 that
-     * blames a deadline. */
-    if (cctx_err(ctx) != 0)
-        return 0;
     int64_t left = budget_of(ctx);
     if (left == CCTX_NO_DEADLINE)
         return 0;
     if (left <= 0 || left < c->nanos) {
+        /* Ended (the parent, a shutdown, a hang-up, the deadline's timer)
+         * before or while the budget was read: no budget of its own was too
+         * small, and a request without a deadline, read as 0 left then, has
+         * none. Asked after the read, so an end that comes during it is
+         * seen too. Passed, it gets its ending's answer after the chain (a
+         * shutdown's 503), not a 504 that blames a deadline. */
+        if (cctx_err(ctx) != 0)
+            return 0;
         char have[32], need[32];
-        format_budget(left, have);
+        /* Whole milliseconds, rounded down so that it never reads as enough:
+         * "49m left", not the nanoseconds a real clock leaves over. */
+        format_budget(left > CCTX_MSEC(1) ? left - left % CCTX_MSEC(1) : left, have);
         format_budget(c->nanos, need);
         snprintf(msg, size, "deadline budget too small: %s left, %s needed", have, need);
         return 504;

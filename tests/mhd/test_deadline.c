@@ -212,6 +212,29 @@ TEST(mhd_min_budget_504)
     probe_destroy(&p);
 }
 
+/* A real clock leaves nanoseconds over: the budget left reads in whole
+ * milliseconds, rounded down, as docs/mhd.md shows it ("10m left, 50m
+ * needed"), not as "9999733708n left". */
+TEST(mhd_min_budget_message_in_milliseconds)
+{
+    struct probe p;
+    probe_init(&p);
+    cctx_mhd_t *s = start_probe_server(&p, NULL);
+    CHECK_EQ(cctx_mhd_use_min_budget(s, CCTX_SEC(20)), 0);
+    sent = real_now();
+    http_get(cctx_mhd_port(s), "/d", "grpc-timeout: 10S\r\n", &r);
+    CHECK_EQ(r.status, 504);
+    long long left = 0;
+    int end = 0;
+    CHECK_EQ(sscanf(r.body, "deadline budget too small: %lldm left, 20S needed\n%n", &left, &end),
+             1);
+    CHECK(end > 0 && r.body[end] == '\0');
+    CHECK(left > 0 && left < 10000);
+    CHECK_EQ(p.started, 0);
+    cctx_mhd_free(s);
+    probe_destroy(&p);
+}
+
 /* Ends the server's parent while the chain runs, as an upstream cancel or
  * a shutdown that comes while a slow validator (an auth look-up) runs. */
 static int end_parent(cctx_t *ctx, cctx_mhd_request_t *req, char *msg, size_t size, void *arg)
@@ -238,6 +261,29 @@ TEST(mhd_min_budget_leaves_an_ended_request_its_own_answer)
     CHECK_EQ(cctx_mhd_use(s, end_parent, cancel), 0);
     CHECK_EQ(cctx_mhd_use_min_budget(s, CCTX_MSEC(50)), 0);
     http_get(cctx_mhd_port(s), "/d", "", &r); /* no deadline header */
+    CHECK_EQ(r.status, 503);
+    CHECK_STR(r.body, "upstream gone\n");
+    CHECK_EQ(p.started, 0);
+    cctx_mhd_free(s);
+    cctx_release(parent);
+    probe_destroy(&p);
+}
+
+/* cap_deadline narrows an ended request's context to a child born ended by
+ * its parent: the answer stays the parent's, not the cap's 504. */
+TEST(mhd_cap_deadline_leaves_an_ended_request_its_own_answer)
+{
+    struct probe p;
+    probe_init(&p);
+    cctx_cancel_t *cancel;
+    cctx_t *parent = cctx_with_cancel(cctx_background(), &cancel);
+    CHECK(parent != NULL);
+    cctx_mhd_t *s = cctx_mhd_start(parent, NULL, probe_handler, &p);
+    CHECK(s != NULL);
+    CHECK_EQ(cctx_mhd_use(s, end_parent, cancel), 0);
+    CHECK_EQ(cctx_mhd_use_cap_deadline(s, CCTX_MSEC(50)), 0);
+    CHECK_EQ(cctx_mhd_use_min_budget(s, CCTX_MSEC(10)), 0);
+    http_get(cctx_mhd_port(s), "/d", "", &r);
     CHECK_EQ(r.status, 503);
     CHECK_STR(r.body, "upstream gone\n");
     CHECK_EQ(p.started, 0);

@@ -119,7 +119,7 @@ TEST(mhd_min_budget_exact_below_the_unit)
     conn_read(&b, &r);
     printf("/b: %d %s", r.status, r.body);
     CHECK_EQ(r.status, 504);
-    CHECK(strstr(r.body, "deadline budget too small: 199999500u left, 200S needed") != NULL);
+    CHECK(strstr(r.body, "deadline budget too small: 199999m left, 200S needed") != NULL);
 
     conn_close(&a);
     conn_close(&b);
