@@ -57,16 +57,49 @@ static int null_test(struct builder *b, CXCursor c, int *v)
     return r;
 }
 
+/* The parameter d is written in its function: assigned, incremented, or
+ * its address taken (after which any store may change it). */
+static enum CXChildVisitResult writes(CXCursor c, CXCursor parent, CXClientData data)
+{
+    (void)parent;
+    CXCursor *d = data;
+    enum CXCursorKind k = clang_getCursorKind(c);
+    if (k != CXCursor_BinaryOperator && k != CXCursor_CompoundAssignOperator &&
+        k != CXCursor_UnaryOperator)
+        return CXChildVisit_Recurse;
+    char op[8];
+    op_of(c, op, sizeof op);
+    bool assign = k == CXCursor_CompoundAssignOperator || strcmp(op, "=") == 0;
+    bool unary = k == CXCursor_UnaryOperator &&
+                 (strcmp(op, "&") == 0 || strcmp(op, "++") == 0 || strcmp(op, "--") == 0);
+    if (!assign && !unary)
+        return CXChildVisit_Recurse;
+    struct kids ks = kids_of(c);
+    CXCursor s = ks.n > 0 ? strip(ks.v[0], true) : clang_getNullCursor();
+    bool hit = clang_getCursorKind(s) == CXCursor_DeclRefExpr &&
+               clang_equalCursors(clang_getCursorReferenced(s), *d);
+    kids_free(&ks);
+    if (!hit)
+        return CXChildVisit_Recurse;
+    *d = clang_getNullCursor();
+    return CXChildVisit_Break;
+}
+
 /* c is a context that a variable holding a derivation of its own cannot
  * be, as a derivation returns a new context: a parameter other than the
- * variable v itself. */
+ * variable v itself, never written in the function (`parent = c` or
+ * `parent = cctx_ref(c)` would make it the derivation). */
 static bool other_context(struct builder *b, CXCursor c, int v)
 {
     CXCursor s = strip(c, true);
     if (clang_getCursorKind(s) != CXCursor_DeclRefExpr)
         return false;
     CXCursor d = clang_getCursorReferenced(s);
-    return clang_getCursorKind(d) == CXCursor_ParmDecl && var_index(b->g, d) != v;
+    if (clang_getCursorKind(d) != CXCursor_ParmDecl || var_index(b->g, d) == v)
+        return false;
+    CXCursor seen = d;
+    clang_visitChildren(clang_getCursorSemanticParent(d), writes, &seen);
+    return !clang_Cursor_isNull(seen);
 }
 
 /* +1: on the true branch of c the variable *v equals another context
