@@ -29,8 +29,9 @@
  *    descriptor for a terminal, cctx_poll's context under the fake clock
  *    and its array, cctx_dial's socket, address list and the context of
  *    its attempt's share of time are given back as the thread unwinds).
- *    cctx_mutex_lock and cctx_getaddrinfo wait at no cancellation point:
- *    the cancel acts after they return (a lookup still ends with ctx).
+ *    cctx_mutex_lock and cctx_getaddrinfo are no cancellation points, in
+ *    their waits or in a lookup made on the calling thread: the cancel acts
+ *    after they return (a lookup still ends with ctx).
  *
  * Descriptors. The wait is poll(2) on the descriptor and on
  * cctx_done_fd(ctx), so a cancel, a deadline (marked by the library's timer
