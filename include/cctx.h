@@ -469,7 +469,12 @@ static inline int cctx__wait_inline(const cctx_t *ctx, int64_t timeout, const ch
  * Registering it again while it is still registered is undefined, as a
  * second free of a block is (the list it is in is cut: a cancel may never
  * end, another registration may be lost); CCTX_DEBUG=checks reports a
- * second registration on the same context and aborts. */
+ * second registration on the same context and aborts. A child of fork()
+ * inherits every registration, and reads it when its context ends there;
+ * the stacks of the parent's other threads are not the child's (new
+ * threads may be given their memory), so a registration kept on one of
+ * them must be stopped before the fork, or its context never ended in the
+ * child. */
 typedef struct cctx_after {
     void *opaque[8];
 } cctx_after_t;
